@@ -1,0 +1,15 @@
+{
+  "targets": [
+    {
+      "target_name": "rhumb_native",
+      "sources": [
+        "native/src/addon.c",
+        "native/src/csum.c"
+      ],
+      "include_dirs": ["native/include"],
+      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"],
+      "cflags_c": ["-std=gnu11"],
+      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"]
+    }
+  ]
+}

@@ -1,0 +1,10 @@
+#ifndef RHUMB_CSUM_H
+#define RHUMB_CSUM_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* Internet checksum (RFC 1071) helpers shared by encap, decap and segmentation. */
+uint32_t rhumb_csum_partial(const void *data, size_t len, uint32_t sum);
+uint16_t rhumb_csum_fold(uint32_t sum);
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * rhumb native addon: entry point. Each subsystem (checksum, netlink, fast path)
+ * registers its functions here; JavaScript never touches packets one by one.
+ */
+#include <node_api.h>
+#include <string.h>
+#include "rhumb_csum.h"
+
+#define NAPI_CALL(env, call)                                                   \
+	do {                                                                   \
+		if ((call) != napi_ok) {                                       \
+			napi_throw_error((env), NULL, #call " failed");        \
+			return NULL;                                           \
+		}                                                              \
+	} while (0)
+
+/* inetChecksum(buf): RFC 1071 checksum of a Buffer, as the wire would carry it. */
+static napi_value js_inet_checksum(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1];
+	void *data;
+	size_t len;
+	bool is_buf = false;
+	napi_value out;
+
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	if (argc < 1 || napi_is_buffer(env, argv[0], &is_buf) != napi_ok || !is_buf) {
+		napi_throw_type_error(env, NULL, "inetChecksum expects a Buffer");
+		return NULL;
+	}
+	NAPI_CALL(env, napi_get_buffer_info(env, argv[0], &data, &len));
+	NAPI_CALL(env, napi_create_uint32(env, rhumb_csum_fold(rhumb_csum_partial(data, len, 0)), &out));
+	return out;
+}
+
+static napi_value init(napi_env env, napi_value exports)
+{
+	napi_property_descriptor props[] = {
+		{ "inetChecksum", NULL, js_inet_checksum, NULL, NULL, NULL, napi_default, NULL },
+	};
+	NAPI_CALL(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
+	return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
