@@ -1,0 +1,73 @@
+/** `rhumb controller`: the controller process on the embedded (or etcd) store. */
+import { resolve } from 'node:path';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_ADMIN_UUID, startController } from '../controller/index.js';
+import type { StoreOptions } from '../store/index.js';
+import { formatHostPort, type HostPort, parseHostPort, parseIntArg } from './hostport.js';
+
+interface ControllerFlags {
+  data: string;
+  listen: HostPort;
+  svpListen: HostPort;
+  adminUuid: string;
+  overlayMtu: number;
+  store: 'leveldb' | 'etcd';
+  etcd?: string;
+  logLevel: string;
+  logWait: number;
+}
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export function registerControllerCommand(program: Command): void {
+  program
+    .command('controller')
+    .description('run the controller: NAPI-compatible REST API, SVP mapping service, /metrics')
+    .option('--data <dir>', 'LevelDB data directory (embedded store)', './data')
+    .option('--listen <host:port>', 'REST API address', (v) => parseHostPort(v), parseHostPort('127.0.0.1:8080'))
+    .option('--svp-listen <host:port>', 'SVP (portolan protocol) address', (v) => parseHostPort(v), parseHostPort('127.0.0.1:1296'))
+    .option('--admin-uuid <uuid>', 'operator UUID, owner of every network and pool', (v) => {
+      if (!UUID_RE.test(v)) throw new InvalidArgumentError('expected a lower-case UUID');
+      return v;
+    }, DEFAULT_ADMIN_UUID)
+    .option('--overlay-mtu <n>', 'MTU of fabric networks (underlay MTU is this + 50)', parseIntArg(576, 9000 - 50), 1450)
+    .addOption(new Option('--store <kind>', 'store backend').choices(['leveldb', 'etcd']).default('leveldb'))
+    .option('--etcd <urls>', 'etcd endpoints, comma separated (with --store etcd)')
+    .option('--log-wait <ms>', 'longest a LOG_REQ long-poll is held', parseIntArg(0, 600000), 10000)
+    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
+    .action(async (flags: ControllerFlags) => {
+      let store: StoreOptions;
+      if (flags.store === 'etcd') {
+        if (!flags.etcd) throw new InvalidArgumentError('--store etcd needs --etcd URL[,URL…]');
+        store = { kind: 'etcd', endpoints: flags.etcd.split(',').map((s) => s.trim()).filter(Boolean) };
+      } else {
+        store = { kind: 'leveldb', dir: resolve(flags.data) };
+      }
+      const ctl = await startController({
+        store,
+        listen: flags.listen,
+        svpListen: flags.svpListen,
+        adminUuid: flags.adminUuid,
+        overlayMtu: flags.overlayMtu,
+        logLevel: flags.logLevel,
+        svpLogWaitMs: flags.logWait,
+      });
+      const where = store.kind === 'leveldb' ? `leveldb at ${store.dir}` : `etcd at ${store.endpoints.join(',')}`;
+      // Machine-readable first lines: tests and operators read the bound addresses here.
+      process.stdout.write(`rhumb controller: REST http://${formatHostPort(ctl.restAddress)}\n`);
+      if (ctl.svpAddress) process.stdout.write(`rhumb controller: SVP ${formatHostPort(ctl.svpAddress)}\n`);
+      process.stdout.write(`rhumb controller: store ${where}\n`);
+      let closing = false;
+      const stop = (sig: string) => {
+        if (closing) return;
+        closing = true;
+        process.stdout.write(`rhumb controller: ${sig}, shutting down\n`);
+        ctl.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
+    });
+}

@@ -1,0 +1,23 @@
+/** The `rhumb` command. */
+import { Command } from 'commander';
+import { registerControllerCommand } from './controller.js';
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('rhumb')
+    .description('VXLAN overlay network controller: NAPI-compatible REST API, SVP mapping service, node agent')
+    .showHelpAfterError()
+    .enablePositionalOptions();
+  registerControllerCommand(program);
+  return program;
+}
+
+// A process started with no arguments does something useful: run the controller.
+const argv = process.argv.length <= 2 ? [...process.argv, 'controller'] : process.argv;
+buildProgram()
+  .parseAsync(argv)
+  .catch((err: Error) => {
+    process.stderr.write(`rhumb: ${err.message}\n`);
+    process.exit(1);
+  });

@@ -1,0 +1,81 @@
+/**
+ * The NAPI-compatible REST server: fastify with NAPI's parameter merging, error bodies,
+ * headers and 404s. Route groups live in ./routes and are registered from there.
+ */
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { instrumentHttp } from '../metrics/index.js';
+import { StoreClosedError } from '../store/types.js';
+import type { NapiContext } from './context.js';
+import { NapiError, internalError, invalidContent } from './errors.js';
+import { routeModules } from './routes/index.js';
+import { TxConflictError } from './txn.js';
+
+export interface NapiAppOptions {
+  logger?: FastifyServerOptions['logger'];
+  /** Extra route groups (the firewall API registers here). */
+  extraRoutes?: Array<(app: FastifyInstance, ctx: NapiContext) => void>;
+}
+
+const SERVER_NAME = 'rhumb Networking API';
+
+/** Builds the app; the context's logger is the app's own pino logger. */
+export function buildNapiApp(deps: Omit<NapiContext, 'log'>, opts: NapiAppOptions = {}): FastifyInstance {
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: 1024 * 1024,
+    genReqId: () => randomUUID(),
+    // NAPI's IDs contain no characters that need this, and `admin` must route as a uuid.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+  });
+  const serverName = hostname();
+  const ctx: NapiContext = { ...deps, log: app.log };
+
+  // restify answers 400 InvalidContent for a JSON body that does not parse; an empty body is {}.
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = String(body);
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(invalidContent(`Invalid JSON: ${(err as Error).message}`), undefined);
+    }
+  });
+  // Form-encoded bodies are accepted by restify's bodyParser too.
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(String(body))));
+  });
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('server', SERVER_NAME);
+    reply.header('x-request-id', req.id);
+    reply.header('x-server-name', serverName);
+  });
+  app.addHook('onSend', async (_req, reply, payload) => {
+    reply.header('x-response-time', Math.round(reply.elapsedTime));
+    return payload;
+  });
+
+  app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
+    let e: NapiError;
+    if (err instanceof NapiError) e = err;
+    else if (err instanceof TxConflictError) e = internalError(err.message);
+    else if (err instanceof StoreClosedError) e = new NapiError(503, 'ServiceUnavailable', 'Store is unavailable');
+    else if ((err as { statusCode?: number }).statusCode === 413) e = new NapiError(413, 'RequestEntityTooLarge', err.message);
+    else if ((err as { statusCode?: number }).statusCode === 415) e = new NapiError(415, 'UnsupportedMediaType', err.message);
+    else if ((err as { statusCode?: number }).statusCode === 400) e = invalidContent(err.message);
+    else {
+      req.log.error({ err }, 'unhandled error');
+      e = internalError(err.message || 'Internal error');
+    }
+    reply.status(e.statusCode).send(e.body());
+  });
+  app.setNotFoundHandler((req, reply) => {
+    reply.status(404).send({ code: 'ResourceNotFound', message: `${req.url.split('?')[0]} does not exist` });
+  });
+
+  instrumentHttp(app, ctx.registry);
+  for (const register of [...routeModules, ...(opts.extraRoutes ?? [])]) register(app, ctx);
+  return app;
+}

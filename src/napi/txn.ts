@@ -1,0 +1,123 @@
+/**
+ * Optimistic read-modify-write transactions over the Store (software transactional
+ * memory in the style of etcd's STM): every key read through a Tx becomes a
+ * precondition (unchanged since read, or still absent), every write is buffered, and the
+ * whole thing commits as one atomic batch. A conflicting concurrent writer makes the
+ * commit fail; the body then runs again on fresh data. This is how every API write stays
+ * atomic (no half-written objects) and allocation stays unique under concurrency.
+ */
+import type { KeyValue, Op, Precondition, RangeOptions, Store } from '../store/types.js';
+
+export class TxConflictError extends Error {
+  constructor(attempts: number) {
+    super(`transaction gave up after ${attempts} conflicting attempts`);
+    this.name = 'TxConflictError';
+  }
+}
+
+export class Tx {
+  private readonly reads = new Map<string, KeyValue | undefined>();
+  private readonly writes = new Map<string, Op>();
+  private readonly extraPre: Precondition[] = [];
+
+  constructor(private readonly store: Store) {}
+
+  /** Reads a key (seeing this transaction's own writes) and makes it a precondition. */
+  async get(key: string): Promise<KeyValue | undefined> {
+    const w = this.writes.get(key);
+    if (w) return w.type === 'put' ? { key, value: w.value, createRevision: 0, modRevision: 0 } : undefined;
+    if (this.reads.has(key)) return this.reads.get(key);
+    const kv = await this.store.get(key);
+    this.reads.set(key, kv);
+    return kv;
+  }
+
+  async getJson<T>(key: string): Promise<T | undefined> {
+    const kv = await this.get(key);
+    return kv ? (JSON.parse(kv.value) as T) : undefined;
+  }
+
+  /** Reads several keys at once; each becomes a precondition. */
+  async getMany(keys: string[]): Promise<Map<string, KeyValue>> {
+    const todo = keys.filter((k) => !this.writes.has(k) && !this.reads.has(k));
+    if (todo.length > 0) {
+      const got = await this.store.getMany(todo);
+      for (const k of todo) this.reads.set(k, got.get(k));
+    }
+    const out = new Map<string, KeyValue>();
+    for (const k of keys) {
+      const kv = await this.get(k);
+      if (kv) out.set(k, kv);
+    }
+    return out;
+  }
+
+  /**
+   * A range read. Not tracked as a precondition (ranges cannot be): use it for scans
+   * whose result is re-checked by per-key preconditions (e.g. find a free IP, then get()
+   * that IP's key so a concurrent claim conflicts).
+   */
+  async range(opts: RangeOptions): Promise<KeyValue[]> {
+    return (await this.store.range(opts)).kvs;
+  }
+
+  put(key: string, value: string): void {
+    this.writes.set(key, { type: 'put', key, value });
+  }
+
+  putJson(key: string, value: unknown): void {
+    this.put(key, JSON.stringify(value));
+  }
+
+  del(key: string): void {
+    this.writes.set(key, { type: 'del', key });
+  }
+
+  /** An extra precondition not derived from a read (e.g. "this index key must be absent"). */
+  require(p: Precondition): void {
+    this.extraPre.push(p);
+  }
+
+  /** @internal */
+  batch(): { preconditions: Precondition[]; ops: Op[] } {
+    const preconditions: Precondition[] = [];
+    for (const [key, kv] of this.reads) {
+      preconditions.push(kv ? { key, modRevision: kv.modRevision } : { key, absent: true });
+    }
+    preconditions.push(...this.extraPre);
+    return { preconditions, ops: [...this.writes.values()] };
+  }
+}
+
+export interface TransactOptions {
+  /** Attempts before giving up with TxConflictError (contention is resolved by retrying). */
+  attempts?: number;
+}
+
+export interface TransactResult<T> {
+  value: T;
+  /** Revision of the commit (or the store revision when the body wrote nothing). */
+  revision: number;
+}
+
+/**
+ * Runs body in a Tx and commits it; retries on conflict with a little jitter.
+ * Errors thrown by body (validation, not found, subnet full…) abort without writing.
+ */
+export async function transact<T>(
+  store: Store,
+  body: (tx: Tx) => Promise<T>,
+  opts: TransactOptions = {},
+): Promise<TransactResult<T>> {
+  const attempts = opts.attempts ?? 100;
+  for (let i = 0; i < attempts; i++) {
+    const tx = new Tx(store);
+    const value = await body(tx);
+    const batch = tx.batch();
+    if (batch.ops.length === 0) return { value, revision: await store.revision() };
+    const res = await store.commit(batch);
+    if (res.ok) return { value, revision: res.revision };
+    if (i > 2) await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 * i)));
+  }
+  throw new TxConflictError(attempts);
+}

@@ -1,0 +1,68 @@
+/**
+ * In-process NAPI for route tests: the real fastify app over a fresh store, driven with
+ * app.inject (no sockets). `call` returns status, headers and parsed JSON body.
+ */
+import type { FastifyInstance } from 'fastify';
+import { napiConfigFrom, DEFAULT_ADMIN_UUID } from '../../src/controller/index.js';
+import { createRegistry } from '../../src/metrics/index.js';
+import { buildNapiApp } from '../../src/napi/app.js';
+import { ensureInitialData } from '../../src/napi/bootstrap.js';
+import type { NapiConfig } from '../../src/napi/context.js';
+import { MemoryStore } from '../../src/store/memory.js';
+import type { Store } from '../../src/store/types.js';
+
+export interface TestNapi {
+  app: FastifyInstance;
+  store: Store;
+  config: NapiConfig;
+  call(method: string, url: string, body?: unknown, headers?: Record<string, string>): Promise<Reply>;
+  close(): Promise<void>;
+}
+
+export interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | number | undefined>;
+  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- test convenience
+}
+
+export const ADMIN_UUID = DEFAULT_ADMIN_UUID;
+
+export async function startTestNapi(opts: { store?: Store; overlayMtu?: number } = {}): Promise<TestNapi> {
+  const store = opts.store ?? new MemoryStore();
+  const config = napiConfigFrom({
+    store: { kind: 'memory' },
+    listen: { host: '127.0.0.1', port: 0 },
+    svpListen: { host: '127.0.0.1', port: 0 },
+    adminUuid: ADMIN_UUID,
+    overlayMtu: opts.overlayMtu ?? 1450,
+  });
+  await ensureInitialData({ store, config });
+  const app = buildNapiApp({ store, config, registry: createRegistry('test') });
+  await app.ready();
+  return {
+    app,
+    store,
+    config,
+    async call(method, url, body, headers = {}) {
+      const res = await app.inject({
+        method: method as 'GET',
+        url,
+        headers: body !== undefined && typeof body !== 'string' ? { 'content-type': 'application/json', ...headers } : headers,
+        payload: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      let parsed: unknown = undefined;
+      if (res.body.length > 0) {
+        try {
+          parsed = JSON.parse(res.body);
+        } catch {
+          parsed = res.body;
+        }
+      }
+      return { status: res.statusCode, headers: res.headers, body: parsed };
+    },
+    async close() {
+      await app.close();
+      await store.close();
+    },
+  };
+}
