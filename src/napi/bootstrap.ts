@@ -6,13 +6,9 @@
 import { v4 as uuidv4 } from 'uuid';
 import type { NapiContext } from './context.js';
 import { nicTagKey } from './keys.js';
+import type { NicTagRecord } from './models/records.js';
 import { transact } from './txn.js';
 
-export interface NicTagRecord {
-  name: string;
-  uuid: string;
-  mtu: number;
-}
 
 export async function ensureInitialData(ctx: Pick<NapiContext, 'store' | 'config'>): Promise<void> {
   const { overlay } = ctx.config;
