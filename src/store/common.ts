@@ -44,10 +44,37 @@ export function preconditionHolds(p: Precondition, kv: KeyValue | undefined): bo
 
 export function inRange(key: string, opts: RangeOptions): boolean {
   if (opts.prefix !== undefined && !key.startsWith(opts.prefix)) return false;
-  if (opts.gte !== undefined && key < opts.gte) return false;
-  if (opts.gt !== undefined && key <= opts.gt) return false;
-  if (opts.lt !== undefined && key >= opts.lt) return false;
+  if (opts.gte !== undefined && compareKeys(key, opts.gte) < 0) return false;
+  if (opts.gt !== undefined && compareKeys(key, opts.gt) <= 0) return false;
+  if (opts.lt !== undefined && compareKeys(key, opts.lt) >= 0) return false;
   return true;
+}
+
+/** Rejects range options whose meaning would differ between backends. */
+export function validateRangeOptions(opts: RangeOptions): void {
+  if (opts.limit !== undefined && !(Number.isInteger(opts.limit) && opts.limit >= 0)) {
+    throw new RangeError(`range limit must be a non-negative integer (got ${opts.limit})`);
+  }
+}
+
+/**
+ * Key order as the persistent backends see it: UTF-8 bytewise, which is code point order.
+ * Plain `<` compares UTF-16 code units, which puts characters above U+FFFF (surrogate
+ * pairs) before U+E000..U+FFFF; remap so every backend agrees.
+ */
+export function compareKeys(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) {
+      x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+      y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+    }
+    return x - y;
+  }
+  return a.length - b.length;
 }
 
 /** The part of a change set under prefix, or null when nothing under it changed. */

@@ -17,7 +17,7 @@ import {
   type WatchOptions,
   type Watcher,
 } from './types.js';
-import { checkPreconditions, filterChangeSet, inRange, validateBatch } from './common.js';
+import { checkPreconditions, compareKeys, filterChangeSet, inRange, validateBatch, validateRangeOptions } from './common.js';
 import { FeedHub } from './feed.js';
 
 export class MemoryStore implements Store {
@@ -61,6 +61,7 @@ export class MemoryStore implements Store {
 
   async range(opts: RangeOptions): Promise<RangeResult> {
     this.assertOpen();
+    validateRangeOptions(opts);
     const keys = this.keys();
     const sel = keys.filter((k) => inRange(k, opts));
     if (opts.reverse) sel.reverse();
@@ -104,6 +105,7 @@ export class MemoryStore implements Store {
   }
 
   async revision(): Promise<number> {
+    this.assertOpen();
     return this.rev;
   }
 
@@ -136,6 +138,7 @@ export class MemoryStore implements Store {
   }
 }
 
+/** UTF-8 bytewise key order (kept under this name for existing callers). */
 export function byteCompare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+  return compareKeys(a, b);
 }

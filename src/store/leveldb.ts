@@ -1,0 +1,578 @@
+/**
+ * The embedded Store: one LevelDB directory (via leveldown), one writer process.
+ *
+ * Physical layout (keys are UTF-8 bytes, so the user keyspace keeps its order under d/):
+ *   d/<key>            JSON {v: value, c: createRevision, m: modRevision}
+ *   l/<rev:16 digits>  JSON Change[] — the change log the feed replays
+ *   m/rev              latest committed revision
+ *   m/compacted        change history at or below this revision is gone
+ *   m/format           layout version
+ *
+ * Every commit is one LevelDB write batch (data + log entry + m/rev), so a crash never
+ * leaves half a commit. Commits are serialised in-process with group commit: commits that
+ * queue while a write is in flight are evaluated in order against the database plus the
+ * group's own pending state, then written together with one (synced) batch.
+ *
+ * Reads that must name the revision they reflect (range, the feed's history) create their
+ * LevelDB iterator — which takes a snapshot synchronously — only while no commit batch is
+ * in flight, so the snapshot and this.rev always agree.
+ */
+import { mkdir } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import {
+  type Batch,
+  type Change,
+  type ChangeSet,
+  type CommitResult,
+  CompactedError,
+  type KeyValue,
+  type RangeOptions,
+  type RangeResult,
+  type Store,
+  StoreClosedError,
+  type WatchHandlers,
+  type WatchOptions,
+  type Watcher,
+} from './types.js';
+import { checkPreconditions, filterChangeSet, validateBatch, validateRangeOptions } from './common.js';
+import { FeedHub } from './feed.js';
+
+// ---- the slice of leveldown (abstract-leveldown 7) this module uses -----------------
+
+type Callback = (err?: Error | null) => void;
+type LdOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
+type Bound = string | Buffer;
+
+interface LdIteratorOptions {
+  gt?: Bound;
+  gte?: Bound;
+  lt?: Bound;
+  lte?: Bound;
+  reverse?: boolean;
+  limit?: number;
+  keys?: boolean;
+  values?: boolean;
+  keyAsBuffer?: boolean;
+  valueAsBuffer?: boolean;
+}
+
+interface LdIterator {
+  next(): Promise<[string | Buffer, string | Buffer] | undefined>;
+  end(): Promise<void>;
+}
+
+interface LevelDown {
+  open(opts: { createIfMissing: boolean }, cb: Callback): void;
+  close(cb: Callback): void;
+  get(key: string, opts: { asBuffer: false }, cb: (err: Error | null | undefined, value?: string) => void): void;
+  getMany(keys: string[], opts: { asBuffer: false }): Promise<Array<string | undefined>>;
+  batch(ops: LdOp[], opts: { sync: boolean }, cb: Callback): void;
+  iterator(opts: LdIteratorOptions): LdIterator;
+}
+
+const require = createRequire(import.meta.url);
+const leveldown = require('leveldown') as (location: string) => LevelDown;
+
+function call(fn: (cb: Callback) => void): Promise<void> {
+  return new Promise((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
+}
+
+// ---- layout ----------------------------------------------------------------------
+
+const DATA = 'd/';
+const LOG = 'l/';
+const META_REV = 'm/rev';
+const META_COMPACTED = 'm/compacted';
+const META_FORMAT = 'm/format';
+const FORMAT = '1';
+
+const dataKey = (key: string): string => DATA + key;
+const logKey = (rev: number): string => LOG + String(rev).padStart(16, '0');
+
+/** Every key that starts with `prefix` sorts below prefix + 0xff (0xff never occurs in UTF-8). */
+function afterPrefix(prefix: string): Buffer {
+  return Buffer.concat([Buffer.from(prefix, 'utf8'), Buffer.from([0xff])]);
+}
+
+interface StoredValue {
+  v: string;
+  c: number;
+  m: number;
+}
+
+function decodeValue(key: string, raw: string): KeyValue {
+  const s = JSON.parse(raw) as StoredValue;
+  return { key, value: s.v, createRevision: s.c, modRevision: s.m };
+}
+
+function encodeValue(kv: KeyValue): string {
+  const s: StoredValue = { v: kv.value, c: kv.createRevision, m: kv.modRevision };
+  return JSON.stringify(s);
+}
+
+function str(x: string | Buffer): string {
+  return typeof x === 'string' ? x : x.toString('utf8');
+}
+
+// ---- errors ----------------------------------------------------------------------
+
+export class StoreLockedError extends Error {
+  readonly code = 'StoreLocked';
+  constructor(
+    readonly dir: string,
+    cause: Error,
+  ) {
+    super(`store directory ${dir} is in use by another process (or already open in this one): ${cause.message}`);
+    this.name = 'StoreLockedError';
+  }
+}
+
+// ---- the store -------------------------------------------------------------------
+
+export interface LevelStoreOptions {
+  /** fsync every commit batch before acknowledging it (default true). */
+  sync?: boolean;
+  /** Change history kept for watchers, in revisions (default 100000). Older is trimmed in the background. */
+  retainRevisions?: number;
+  /** Most commits written by one group batch (default 1000). */
+  maxGroupSize?: number;
+}
+
+interface PendingCommit {
+  batch: Batch;
+  resolve(result: CommitResult): void;
+  reject(err: Error): void;
+}
+
+/** Log entries deleted per trim batch. */
+const TRIM_CHUNK = 1000;
+
+export class LevelStore implements Store {
+  readonly kind = 'leveldb' as const;
+  private readonly hub: FeedHub;
+  private readonly sync: boolean;
+  private readonly retain: number;
+  private readonly maxGroup: number;
+
+  private closed = false;
+  private closing: Promise<void> | null = null;
+
+  // writer state
+  private queue: PendingCommit[] = [];
+  private writerBusy = false;
+  private batchInFlight = false;
+  /** Run (synchronously) once no commit batch is in flight; see atStableRevision. */
+  private stableWaiters: Array<() => void> = [];
+  private idleWaiters: Array<() => void> = [];
+  private writeError: Error | null = null;
+
+  // compaction state
+  private trimming: Promise<void> | null = null;
+
+  private readonly reads = new Set<Promise<unknown>>();
+  private counters = { commits: 0, failedCommits: 0, writeBatches: 0, largestGroup: 0 };
+
+  private constructor(
+    private readonly db: LevelDown,
+    readonly dir: string,
+    private rev: number,
+    /** History at or below this is unavailable (may run ahead of what is trimmed on disk). */
+    private compacted: number,
+    /** What the last trim batch recorded in m/compacted. */
+    private persistedCompacted: number,
+    opts: LevelStoreOptions,
+  ) {
+    this.sync = opts.sync ?? true;
+    this.retain = Math.max(1, Math.floor(opts.retainRevisions ?? 100_000));
+    this.maxGroup = Math.max(1, Math.floor(opts.maxGroupSize ?? 1000));
+    this.hub = new FeedHub((from) => this.history(from));
+  }
+
+  /** Opens (creating if missing) the store in dir. Fails with StoreLockedError if another process holds it. */
+  static async open(dir: string, opts: LevelStoreOptions = {}): Promise<LevelStore> {
+    await mkdir(dir, { recursive: true });
+    const db = leveldown(dir);
+    try {
+      await call((cb) => db.open({ createIfMissing: true }, cb));
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err));
+      if (/\block\b/i.test(e.message)) throw new StoreLockedError(dir, e);
+      throw new Error(`cannot open LevelDB store at ${dir}: ${e.message}`);
+    }
+    try {
+      const [format, rev, compacted] = await db.getMany([META_FORMAT, META_REV, META_COMPACTED], { asBuffer: false });
+      if (format === undefined) {
+        if (rev !== undefined) throw new Error(`${dir} has revisions but no format marker: not a rhumb store?`);
+        await call((cb) => db.batch([{ type: 'put', key: META_FORMAT, value: FORMAT }], { sync: true }, cb));
+      } else if (format !== FORMAT) {
+        throw new Error(`${dir} has store format ${format}; this build understands ${FORMAT}`);
+      }
+      const revision = rev === undefined ? 0 : Number(rev);
+      const compactedRevision = compacted === undefined ? 0 : Number(compacted);
+      const store = new LevelStore(db, dir, revision, compactedRevision, compactedRevision, opts);
+      store.maybeAutoCompact();
+      return store;
+    } catch (err) {
+      await call((cb) => db.close(cb)).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StoreClosedError();
+  }
+
+  /** Keeps close() from pulling the database out from under a read. */
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.reads.add(p);
+    const done = (): void => void this.reads.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /**
+   * Runs fn synchronously at a moment when the database holds exactly revision this.rev:
+   * now if no commit batch is in flight, else right after it lands and before the next
+   * one is issued. fn should create its iterator (which snapshots) and return it.
+   */
+  private atStableRevision<T>(fn: (rev: number) => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const run = (): void => {
+        if (this.closed) return reject(new StoreClosedError());
+        try {
+          resolve(fn(this.rev));
+        } catch (err) {
+          reject(err);
+        }
+      };
+      if (this.batchInFlight) this.stableWaiters.push(run);
+      else run();
+    });
+  }
+
+  // ---- reads ---------------------------------------------------------------------
+
+  async get(key: string): Promise<KeyValue | undefined> {
+    this.assertOpen();
+    if (key === '') return undefined;
+    return this.track(
+      new Promise<KeyValue | undefined>((resolve, reject) => {
+        this.db.get(dataKey(key), { asBuffer: false }, (err, value) => {
+          if (err) {
+            if (/^NotFound/.test(err.message)) resolve(undefined);
+            else reject(err);
+          } else resolve(decodeValue(key, value as string));
+        });
+      }),
+    );
+  }
+
+  async getMany(keys: string[]): Promise<Map<string, KeyValue>> {
+    this.assertOpen();
+    const unique = [...new Set(keys)].filter((k) => k !== '');
+    const out = new Map<string, KeyValue>();
+    if (unique.length === 0) return out;
+    // leveldown's getMany reads every key from one snapshot.
+    const values = await this.track(this.db.getMany(unique.map(dataKey), { asBuffer: false }));
+    unique.forEach((k, i) => {
+      const raw = values[i];
+      if (raw !== undefined) out.set(k, decodeValue(k, raw));
+    });
+    return out;
+  }
+
+  async range(opts: RangeOptions): Promise<RangeResult> {
+    this.assertOpen();
+    validateRangeOptions(opts);
+    const bounds = dataBounds(opts);
+    const work = async (): Promise<RangeResult> => {
+      if (bounds === null || opts.limit === 0) return { kvs: [], revision: await this.atStableRevision((r) => r) };
+      const { it, rev } = await this.atStableRevision((r) => ({
+        rev: r,
+        it: this.db.iterator({
+          ...bounds,
+          reverse: opts.reverse === true,
+          limit: opts.limit ?? -1,
+          keyAsBuffer: false,
+          valueAsBuffer: false,
+        }),
+      }));
+      const kvs: KeyValue[] = [];
+      await drain(it, (k, v) => void kvs.push(decodeValue(str(k).slice(DATA.length), str(v))));
+      return { kvs, revision: rev };
+    };
+    return this.track(work());
+  }
+
+  async count(prefix: string): Promise<number> {
+    this.assertOpen();
+    const it = this.db.iterator({
+      gte: dataKey(prefix),
+      lt: afterPrefix(dataKey(prefix)),
+      keys: true,
+      values: false,
+      keyAsBuffer: true,
+    });
+    let n = 0;
+    await this.track(drain(it, () => void n++));
+    return n;
+  }
+
+  async revision(): Promise<number> {
+    this.assertOpen();
+    return this.rev;
+  }
+
+  // ---- commits -------------------------------------------------------------------
+
+  async commit(batch: Batch): Promise<CommitResult> {
+    this.assertOpen();
+    validateBatch(batch);
+    // Copy now: the caller may reuse its objects while this waits for its group.
+    const own: Batch = {
+      preconditions: (batch.preconditions ?? []).map((p) => ({ ...p })),
+      ops: batch.ops.map((o) => ({ ...o })),
+    };
+    return new Promise<CommitResult>((resolve, reject) => {
+      this.queue.push({ batch: own, resolve, reject });
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (this.writerBusy) return;
+    if (this.queue.length === 0) {
+      for (const w of this.idleWaiters.splice(0)) w();
+      return;
+    }
+    const group = this.queue.splice(0, this.maxGroup);
+    this.writerBusy = true;
+    this.runGroup(group)
+      .catch((err: unknown) => {
+        const e = err instanceof Error ? err : new Error(String(err));
+        for (const c of group) c.reject(e);
+      })
+      .finally(() => {
+        this.writerBusy = false;
+        if (this.closed) for (const c of this.queue.splice(0)) c.reject(new StoreClosedError());
+        this.kick();
+      });
+  }
+
+  private async runGroup(group: PendingCommit[]): Promise<void> {
+    // The database cannot change under us here: this is the only writer.
+    const keys = new Set<string>();
+    for (const { batch } of group) {
+      for (const p of batch.preconditions ?? []) if (p.key !== '') keys.add(p.key);
+      for (const op of batch.ops) keys.add(op.key);
+    }
+    const keyList = [...keys];
+    const raw = keyList.length > 0 ? await this.db.getMany(keyList.map(dataKey), { asBuffer: false }) : [];
+    /** Current state as of the commit being evaluated: database + earlier commits of this group. */
+    const state = new Map<string, KeyValue | undefined>();
+    keyList.forEach((k, i) => {
+      const v = raw[i];
+      state.set(k, v === undefined ? undefined : decodeValue(k, v));
+    });
+
+    let rev = this.rev;
+    const results: CommitResult[] = [];
+    const sets: ChangeSet[] = [];
+    const touched = new Set<string>();
+    for (const { batch } of group) {
+      const failed = checkPreconditions(batch.preconditions ?? [], (k) => state.get(k));
+      if (failed.length > 0) {
+        results.push({ ok: false, failed, revision: rev });
+        continue;
+      }
+      rev++;
+      const changes: Change[] = [];
+      for (const op of batch.ops) {
+        const prev = state.get(op.key);
+        if (op.type === 'put') {
+          state.set(op.key, {
+            key: op.key,
+            value: op.value,
+            createRevision: prev ? prev.createRevision : rev,
+            modRevision: rev,
+          });
+          changes.push({ type: 'put', key: op.key, value: op.value });
+          touched.add(op.key);
+        } else if (prev) {
+          state.set(op.key, undefined);
+          changes.push({ type: 'del', key: op.key });
+          touched.add(op.key);
+        }
+      }
+      sets.push({ revision: rev, changes });
+      results.push({ ok: true, revision: rev });
+    }
+
+    if (sets.length > 0) {
+      const ops: LdOp[] = [];
+      for (const k of touched) {
+        const kv = state.get(k);
+        ops.push(kv ? { type: 'put', key: dataKey(k), value: encodeValue(kv) } : { type: 'del', key: dataKey(k) });
+      }
+      for (const s of sets) ops.push({ type: 'put', key: logKey(s.revision), value: JSON.stringify(s.changes) });
+      ops.push({ type: 'put', key: META_REV, value: String(rev) });
+
+      this.batchInFlight = true;
+      let error: Error | null = null;
+      try {
+        await call((cb) => this.db.batch(ops, { sync: this.sync }, cb));
+        this.rev = rev;
+        this.counters.writeBatches++;
+        this.counters.commits += sets.length;
+        this.counters.largestGroup = Math.max(this.counters.largestGroup, sets.length);
+      } catch (err) {
+        error = err instanceof Error ? err : new Error(String(err));
+        this.writeError = error;
+      } finally {
+        this.batchInFlight = false;
+        // Before anything else can issue a write: let waiting readers snapshot this state.
+        for (const w of this.stableWaiters.splice(0)) w();
+      }
+      if (error) throw error;
+      for (const s of sets) this.hub.publish(s);
+    }
+    this.counters.failedCommits += group.length - sets.length;
+    group.forEach((c, i) => c.resolve(results[i] as CommitResult));
+    this.maybeAutoCompact();
+  }
+
+  // ---- change feed and compaction ------------------------------------------------
+
+  private async history(from: number): Promise<ChangeSet[]> {
+    const it = await this.atStableRevision((rev) => {
+      if (from <= this.compacted) throw new CompactedError(from, this.compacted);
+      if (from > rev) return null;
+      return this.db.iterator({ gte: logKey(from), lte: logKey(rev), keyAsBuffer: false, valueAsBuffer: false });
+    });
+    const sets: ChangeSet[] = [];
+    if (it === null) return sets;
+    await this.track(
+      drain(it, (k, v) => {
+        sets.push({ revision: Number(str(k).slice(LOG.length)), changes: JSON.parse(str(v)) as Change[] });
+      }),
+    );
+    return sets;
+  }
+
+  watch(opts: WatchOptions, handlers: WatchHandlers): Watcher {
+    this.assertOpen();
+    return this.hub.subscribe(opts.fromRevision, (set) => filterChangeSet(set, opts.prefix ?? ''), handlers);
+  }
+
+  async compact(revision: number): Promise<void> {
+    this.assertOpen();
+    const upTo = Math.min(Math.floor(revision), this.rev);
+    if (upTo > this.compacted) this.compacted = upTo;
+    await this.trim();
+  }
+
+  /** Commit counters since open: how well group commit is batching (for metrics and tests). */
+  stats(): { commits: number; failedCommits: number; writeBatches: number; largestGroup: number } {
+    return { ...this.counters };
+  }
+
+  /** The revision at or below which history is gone. */
+  compactedRevision(): number {
+    return this.compacted;
+  }
+
+  private maybeAutoCompact(): void {
+    const slack = Math.max(1, Math.min(TRIM_CHUNK, Math.floor(this.retain / 10)));
+    if (this.rev - this.compacted < this.retain + slack) return;
+    this.compacted = this.rev - this.retain;
+    this.trim().catch(() => undefined); // retried on the next trigger; history is just kept longer
+  }
+
+  /** Deletes log entries up to this.compacted in chunks; one trimmer at a time, following the target as it moves. */
+  private trim(): Promise<void> {
+    if (this.trimming) return this.trimming;
+    const run = async (): Promise<void> => {
+      try {
+        while (!this.closed && this.persistedCompacted < this.compacted) {
+          const from = this.persistedCompacted + 1;
+          const to = Math.min(this.compacted, this.persistedCompacted + TRIM_CHUNK);
+          const ops: LdOp[] = [];
+          for (let r = from; r <= to; r++) ops.push({ type: 'del', key: logKey(r) });
+          ops.push({ type: 'put', key: META_COMPACTED, value: String(to) });
+          // Not synced: losing a trim in a crash only means history is kept a little longer.
+          await call((cb) => this.db.batch(ops, { sync: false }, cb));
+          this.persistedCompacted = to;
+        }
+      } finally {
+        this.trimming = null;
+      }
+    };
+    this.trimming = run();
+    return this.trimming;
+  }
+
+  // ---- lifecycle -----------------------------------------------------------------
+
+  async healthy(): Promise<boolean> {
+    if (this.closed || this.writeError) return false;
+    try {
+      await this.track(this.db.getMany([META_REV], { asBuffer: false }));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closed = true;
+    for (const c of this.queue.splice(0)) c.reject(new StoreClosedError());
+    this.hub.close(new StoreClosedError());
+    this.closing = (async () => {
+      // The group being written finishes and is acknowledged normally.
+      if (this.writerBusy) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      await this.trimming?.catch(() => undefined);
+      await Promise.allSettled([...this.reads]);
+      await call((cb) => this.db.close(cb));
+    })();
+    return this.closing;
+  }
+}
+
+/** leveldown range options for the d/ rows that `opts` selects, or null if none can match. */
+function dataBounds(opts: RangeOptions): { gt?: Buffer; gte?: Buffer; lt: Buffer } | null {
+  // Lower bound: the greatest of prefix/gte (inclusive) and gt (exclusive).
+  let lower = Buffer.from(dataKey(opts.prefix ?? ''), 'utf8');
+  let exclusive = false;
+  if (opts.gte !== undefined) {
+    const b = Buffer.from(dataKey(opts.gte), 'utf8');
+    if (Buffer.compare(b, lower) > 0) lower = b;
+  }
+  if (opts.gt !== undefined) {
+    const b = Buffer.from(dataKey(opts.gt), 'utf8');
+    if (Buffer.compare(b, lower) >= 0) {
+      lower = b;
+      exclusive = true;
+    }
+  }
+  // Upper bound (exclusive): the least of lt and the end of the prefix.
+  let upper = afterPrefix(dataKey(opts.prefix ?? ''));
+  if (opts.lt !== undefined) {
+    const b = Buffer.from(dataKey(opts.lt), 'utf8');
+    if (Buffer.compare(b, upper) < 0) upper = b;
+  }
+  if (Buffer.compare(lower, upper) >= 0) return null;
+  return exclusive ? { gt: lower, lt: upper } : { gte: lower, lt: upper };
+}
+
+async function drain(it: LdIterator, each: (key: string | Buffer, value: string | Buffer) => void): Promise<void> {
+  try {
+    for (;;) {
+      const entry = await it.next();
+      if (entry === undefined) return;
+      each(entry[0], entry[1]);
+    }
+  } finally {
+    await it.end();
+  }
+}
