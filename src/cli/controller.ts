@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_ADMIN_UUID, startController } from '../controller/index.js';
-import type { StoreOptions } from '../store/index.js';
+import type { StoreConfig } from '../store/index.js';
 import { formatHostPort, type HostPort, parseHostPort, parseIntArg } from './hostport.js';
 
 interface ControllerFlags {
@@ -36,7 +36,7 @@ export function registerControllerCommand(program: Command): void {
     .option('--log-wait <ms>', 'longest a LOG_REQ long-poll is held', parseIntArg(0, 600000), 10000)
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
     .action(async (flags: ControllerFlags) => {
-      let store: StoreOptions;
+      let store: StoreConfig;
       if (flags.store === 'etcd') {
         if (!flags.etcd) throw new InvalidArgumentError('--store etcd needs --etcd URL[,URL…]');
         store = { kind: 'etcd', endpoints: flags.etcd.split(',').map((s) => s.trim()).filter(Boolean) };

@@ -8,7 +8,7 @@ import { createRegistry } from '../metrics/index.js';
 import { buildNapiApp } from '../napi/app.js';
 import { ensureInitialData } from '../napi/bootstrap.js';
 import { DEFAULT_MAC_OUI, type NapiConfig } from '../napi/context.js';
-import { openStore, type StoreOptions } from '../store/index.js';
+import { openStore, type StoreConfig } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { registerObjectGauges } from './gauges.js';
 
@@ -18,7 +18,7 @@ export interface HostPort {
 }
 
 export interface ControllerOptions {
-  store: StoreOptions;
+  store: StoreConfig;
   listen: HostPort;
   svpListen: HostPort;
   adminUuid: string;
