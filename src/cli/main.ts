@@ -1,6 +1,7 @@
 /** The `rhumb` command. */
 import { Command } from 'commander';
 import { registerControllerCommand } from './controller.js';
+import { registerTraceCommand } from './trace.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -10,6 +11,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .enablePositionalOptions();
   registerControllerCommand(program);
+  registerTraceCommand(program);
   return program;
 }
 
