@@ -15,6 +15,9 @@
  *   napi/fabrics/<owner uuid>                   {owner_uuid, vnet_id}
  *   napi/vnets/<vnet 8 digits>                  owner uuid (makes vnet_id unique)
  *   napi/vlans/<owner uuid>/<vlan 4 digits>     FabricVlan
+ *   napi/gen/networks                           counter bumped by every write that changes
+ *                                               the set of networks or pool memberships, so
+ *                                               scans (overlap, in-use) become CAS-checked
  */
 import ipaddr from 'ipaddr.js';
 import { padVnet } from '../overlay/keys.js';
@@ -30,6 +33,7 @@ export const AGGR_PREFIX = 'napi/aggregations/';
 export const FABRIC_PREFIX = 'napi/fabrics/';
 export const VNET_PREFIX = 'napi/vnets/';
 export const VLAN_PREFIX = 'napi/vlans/';
+export const NETWORK_GEN_KEY = 'napi/gen/networks';
 
 export const nicTagKey = (name: string): string => NIC_TAG_PREFIX + name;
 export const networkKey = (uuid: string): string => NETWORK_PREFIX + uuid;

@@ -95,7 +95,8 @@ export interface FabricVlanRecord {
   owner_uuid: string;
   vlan_id: number;
   vnet_id: number;
-  name: string;
+  /** Optional in NAPI's code although its docs imply it is required. */
+  name?: string;
   description?: string;
 }
 

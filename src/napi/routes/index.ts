@@ -1,10 +1,14 @@
 /** Every NAPI route group; each registers its routes on the app. */
 import type { FastifyInstance } from 'fastify';
 import type { NapiContext } from '../context.js';
+import { registerNetworks } from './networks.js';
+import { registerNicTags } from './nic-tags.js';
 import { registerPing } from './ping.js';
 
 export type RouteModule = (app: FastifyInstance, ctx: NapiContext) => void;
 
 export const routeModules: RouteModule[] = [
   registerPing,
+  registerNicTags,
+  registerNetworks,
 ];

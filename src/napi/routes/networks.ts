@@ -1,0 +1,149 @@
+/**
+ * /networks and /networks/:uuid (sdc-napi lib/endpoints/networks). `:uuid` may be
+ * `admin`. Single networks carry an ETag (the record's modRevision) and honour If-Match.
+ * /networks/:uuid/ips and /networks/:uuid/nics belong to the NIC side.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { NapiContext } from '../context.js';
+import { notAuthorized, notFound } from '../errors.js';
+import { checkIfMatch, napiParams, setEtag } from '../http.js';
+import {
+  NETWORK_FIELDS,
+  createNetworkTx,
+  deleteNetworkTx,
+  isNetworkOwner,
+  listNetworkRecords,
+  loadNetworkKv,
+  mustLoadNetwork,
+  serializeNetwork,
+  sortByName,
+  updateNetworkTx,
+} from '../models/network.js';
+import {
+  type UuidMatch,
+  matchesUuid,
+  vFamilyFilter,
+  vFields,
+  vStrings,
+  vUuidFilter,
+  vUuidPrefix,
+  vVlanFilter,
+} from '../models/params.js';
+import type { NetworkRecord } from '../models/records.js';
+import { Tx, transact } from '../txn.js';
+import { type FieldValidator, type Params, paginate, paginationFields, toList, vBool, vUuid, validateParams } from '../validate.js';
+
+/** ListNetworks' filters (strict). */
+export const networkListFilters: Record<string, FieldValidator> = {
+  uuid: vUuidPrefix,
+  fabric: vBool,
+  family: vFamilyFilter,
+  name: vStrings,
+  nic_tag: vStrings,
+  owner_uuid: vUuidFilter,
+  provisionable_by: vUuid,
+  vlan_id: vVlanFilter,
+  ...paginationFields,
+};
+
+/**
+ * Applies ListNetworks' filters. Names match NAPI's name_str: `global:<name>` by
+ * default, any owner with fabric=true, and also `<U>:<name>` with provisionable_by=U.
+ */
+export function filterNetworks(all: NetworkRecord[], c: Params): NetworkRecord[] {
+  const names = c.name as string[] | undefined;
+  const tags = c.nic_tag as string[] | undefined;
+  const families = c.family as string[] | undefined;
+  const owners = c.owner_uuid as string[] | undefined;
+  const vlans = c.vlan_id as number[] | undefined;
+  const provBy = c.provisionable_by as string | undefined;
+  return all.filter((n) => {
+    if (!matchesUuid(n.uuid, c.uuid as UuidMatch | undefined)) return false;
+    if (c.fabric !== undefined && (n.fabric === true) !== c.fabric) return false;
+    if (families && !families.includes(n.family)) return false;
+    if (tags && !tags.includes(n.nic_tag)) return false;
+    if (vlans && !vlans.includes(n.vlan_id)) return false;
+    if (owners && !owners.some((o) => n.owner_uuids?.includes(o))) return false;
+    if (provBy && n.owner_uuids && n.owner_uuids.length > 0 && !n.owner_uuids.includes(provBy)) return false;
+    if (names) {
+      const wanted = new Set<string>();
+      for (const name of names) {
+        if (c.fabric === true) {
+          if (n.name === name) return true;
+          continue;
+        }
+        wanted.add(`global:${name}`);
+        if (provBy) wanted.add(`${provBy}:${name}`);
+      }
+      if (!wanted.has(n.name_str)) return false;
+    }
+    return true;
+  });
+}
+
+/** `fields` after validation: the list, or undefined. */
+export function fieldsOf(v: unknown): string[] | undefined {
+  if (v === undefined) return undefined;
+  return (toList(v) as string[] | undefined) ?? undefined;
+}
+
+export function registerNetworks(app: FastifyInstance, ctx: NapiContext): void {
+  const { store, config } = ctx;
+
+  app.get('/networks', async (req) => {
+    const c = await validateParams({ optional: networkListFilters, strict: true }, napiParams(req));
+    const tx = new Tx(store);
+    const nets = filterNetworks(await listNetworkRecords(tx), c).sort(sortByName);
+    return paginate(nets, c).map((n) => serializeNetwork(n));
+  });
+
+  app.post('/networks', async (req, reply) => {
+    const raw = napiParams(req);
+    const { value, revision } = await transact(store, (tx) => createNetworkTx(tx, config, raw));
+    setEtag(reply, revision);
+    return serializeNetwork(value, { fields: fieldsOf(raw.fields) });
+  });
+
+  app.get('/networks/:uuid', async (req, reply) => {
+    const raw = napiParams(req);
+    const tx = new Tx(store);
+    const loaded = await loadNetworkKv(tx, String(raw.uuid));
+    const c = await validateParams(
+      { optional: { fields: vFields(NETWORK_FIELDS), provisionable_by: vUuid, owner_uuid: vUuid } },
+      raw,
+    );
+    if (!loaded) throw notFound('network not found');
+    if (c.provisionable_by && !isNetworkOwner(loaded.rec, c.provisionable_by as string, config.adminUuid)) {
+      throw notAuthorized('owner cannot provision on network');
+    }
+    if (c.owner_uuid && !isNetworkOwner(loaded.rec, c.owner_uuid as string, config.adminUuid)) {
+      throw notFound('network not found');
+    }
+    checkIfMatch(req, loaded.modRevision);
+    setEtag(reply, loaded.modRevision);
+    return serializeNetwork(loaded.rec, { fields: c.fields as string[] | undefined });
+  });
+
+  app.put('/networks/:uuid', async (req, reply) => {
+    const raw = napiParams(req);
+    const { value, revision } = await transact(store, async (tx) => {
+      const loaded = await mustLoadNetwork(tx, String(raw.uuid));
+      checkIfMatch(req, loaded.modRevision);
+      const params = { ...raw };
+      delete params.uuid;
+      return updateNetworkTx(tx, config, loaded.rec, params);
+    });
+    setEtag(reply, revision);
+    return serializeNetwork(value);
+  });
+
+  app.delete('/networks/:uuid', async (req, reply) => {
+    const raw = napiParams(req);
+    await transact(store, async (tx) => {
+      const loaded = await mustLoadNetwork(tx, String(raw.uuid));
+      checkIfMatch(req, loaded.modRevision);
+      await deleteNetworkTx(tx, loaded.rec);
+    });
+    reply.status(204);
+  });
+}
