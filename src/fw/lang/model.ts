@@ -28,18 +28,17 @@ function sortPorts(ports: readonly PortTarget[]): PortTarget[] {
 }
 
 /**
- * fwrule's icmpTypeSort(), comparator quirk included: it looks at `a`'s
- * arity for both operands, so "t" vs "t:c" compare by type only. Run through
- * the engine's stable sort exactly as fwrule does.
+ * ICMP types sorted by (type << 8) + code, a missing code counting as 0,
+ * stable. fwrule's icmpTypeSort() means this but its comparator reads `a`'s
+ * arity for both operands, so for lists mixing "t" and "t:c" its result
+ * depends on the JS engine's sort algorithm (old V8 insertion sort and
+ * today's TimSort disagree); we keep the intended, deterministic order.
  */
 function sortIcmpTypes(targets: readonly ParsedIcmpTarget[]): string[] {
+  const key = (parts: string[]) => (Number(parts[0]) << 8) + (parts.length === 1 ? 0 : Number(parts[1]));
   return targets
     .map((t) => String(t).split(':'))
-    .sort((a, b) => {
-      const aTot = (Number(a[0]) << 8) + (a.length === 1 ? 0 : Number(a[1]));
-      const bTot = (Number(b[0]) << 8) + (a.length === 1 ? 0 : Number(b[1]));
-      return aTot - bTot;
-    })
+    .sort((a, b) => key(a) - key(b))
     .map((parts) => parts.join(':'));
 }
 
