@@ -1,0 +1,130 @@
+/**
+ * Network namespaces for test/netns: a Lab names everything with a per-run prefix (so
+ * parallel runs never collide), remembers what it made, and removes all of it in
+ * cleanup() — call that from `after`, it also runs when a test failed half-way.
+ *
+ *   const skip = netnsSkipReason();           // string when not root / no `ip`
+ *   const lab = new NetnsLab('tr');
+ *   const a = await lab.addNetns('a');         // "tr1x2k-a"
+ *   await lab.ip(a, 'link', 'set', 'lo', 'up');
+ *   const child = lab.spawnIn(a, [process.execPath, ...]);
+ *   await lab.cleanup();
+ */
+import { type ChildProcess, type SpawnOptions, execFile, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+
+let cachedSkip: string | false | undefined;
+
+/** Why netns tests cannot run here (not root, no iproute2, no netns support), or false. */
+export function netnsSkipReason(): string | false {
+  if (cachedSkip !== undefined) return cachedSkip;
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return (cachedSkip = 'needs root (network namespaces)');
+  try {
+    execFileSync('ip', ['-V'], { stdio: 'ignore' });
+  } catch {
+    return (cachedSkip = 'needs iproute2 (`ip`)');
+  }
+  const probe = `rhprobe${process.pid.toString(36)}`;
+  try {
+    execFileSync('ip', ['netns', 'add', probe], { stdio: 'ignore' });
+    execFileSync('ip', ['netns', 'del', probe], { stdio: 'ignore' });
+  } catch {
+    return (cachedSkip = 'cannot create network namespaces here');
+  }
+  return (cachedSkip = false);
+}
+
+/** Runs a command; rejects with its stderr in the message. */
+export async function run(cmd: string, args: string[]): Promise<string> {
+  try {
+    const { stdout } = await execFileAsync(cmd, args, { encoding: 'utf8' });
+    return stdout;
+  } catch (err) {
+    const e = err as Error & { stderr?: string };
+    throw new Error(`${cmd} ${args.join(' ')}: ${e.stderr?.trim() || e.message}`);
+  }
+}
+
+export class NetnsLab {
+  /** Short, unique per run: interface names must stay within 15 characters. */
+  readonly prefix: string;
+  private readonly namespaces: string[] = [];
+  private readonly rootLinks: string[] = [];
+  private readonly children = new Set<ChildProcess>();
+
+  constructor(tag: string) {
+    if (!/^[a-z]{1,3}$/.test(tag)) throw new Error('lab tag: 1-3 lower-case letters');
+    this.prefix = `${tag}${randomBytes(3).toString('hex')}`;
+  }
+
+  /** A name under this lab's prefix (≤ 15 characters when suffix is short). */
+  name(suffix: string): string {
+    const n = `${this.prefix}${suffix}`;
+    if (n.length > 15) throw new Error(`name too long for an interface: ${n}`);
+    return n;
+  }
+
+  async addNetns(suffix: string): Promise<string> {
+    const ns = `${this.prefix}-${suffix}`;
+    await run('ip', ['netns', 'add', ns]);
+    this.namespaces.push(ns);
+    await this.ip(ns, 'link', 'set', 'lo', 'up');
+    return ns;
+  }
+
+  /** `ip -n ns …` (ns null: the root namespace). */
+  async ip(ns: string | null, ...args: string[]): Promise<string> {
+    return run('ip', ns ? ['-n', ns, ...args] : args);
+  }
+
+  /** `ip netns exec ns cmd …`. */
+  async exec(ns: string, cmd: string, ...args: string[]): Promise<string> {
+    return run('ip', ['netns', 'exec', ns, cmd, ...args]);
+  }
+
+  /**
+   * A veth pair with each end in a namespace (null: root, then it is removed at cleanup).
+   * Returns the two interface names.
+   */
+  async addVeth(a: { ns: string | null; name: string }, b: { ns: string | null; name: string }): Promise<[string, string]> {
+    const args = ['link', 'add', a.name];
+    if (a.ns) args.push('netns', a.ns);
+    args.push('type', 'veth', 'peer', 'name', b.name);
+    if (b.ns) args.push('netns', b.ns);
+    await run('ip', args);
+    if (!a.ns) this.rootLinks.push(a.name);
+    else if (!b.ns) this.rootLinks.push(b.name);
+    return [a.name, b.name];
+  }
+
+  /** Spawns a process inside ns; killed at cleanup if still running. */
+  spawnIn(ns: string, argv: string[], opts: SpawnOptions = {}): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    this.children.add(child);
+    child.once('exit', () => this.children.delete(child));
+    return child;
+  }
+
+  /** Kills children, deletes namespaces (and so everything inside them) and root links. */
+  async cleanup(): Promise<void> {
+    await Promise.all(
+      [...this.children].map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve();
+            const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+            child.once('exit', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            child.kill('SIGTERM');
+          }),
+      ),
+    );
+    for (const link of this.rootLinks.splice(0)) await run('ip', ['link', 'del', link]).catch(() => undefined);
+    for (const ns of this.namespaces.splice(0).reverse()) await run('ip', ['netns', 'del', ns]).catch(() => undefined);
+  }
+}
