@@ -1,9 +1,13 @@
 /** Every NAPI route group; each registers its routes on the app. */
 import type { FastifyInstance } from 'fastify';
 import type { NapiContext } from '../context.js';
+import { registerAggregations } from './aggregations.js';
+import { registerFabrics } from './fabrics.js';
 import { registerNetworks } from './networks.js';
 import { registerNicTags } from './nic-tags.js';
 import { registerPing } from './ping.js';
+import { registerPools } from './pools.js';
+import { registerSearch } from './search.js';
 
 export type RouteModule = (app: FastifyInstance, ctx: NapiContext) => void;
 
@@ -11,4 +15,8 @@ export const routeModules: RouteModule[] = [
   registerPing,
   registerNicTags,
   registerNetworks,
+  registerPools,
+  registerSearch,
+  registerAggregations,
+  registerFabrics,
 ];

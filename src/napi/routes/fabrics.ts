@@ -1,0 +1,226 @@
+/**
+ * /fabrics/:owner_uuid/vlans[/:vlan_id] and …/vlans/:vlan_id/networks[/:uuid]
+ * (sdc-napi lib/endpoints/fabrics). Every route answers 428 while the overlay is
+ * disabled; network routes first need the VLAN to exist (404 "vlan not found").
+ * Fabric networks are ordinary networks with fabric:true, the overlay nic tag and MTU,
+ * the owner's vnet_id and exactly one owner; here they serialize with `owner_uuid`.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { NapiContext } from '../context.js';
+import { inUse, notFound } from '../errors.js';
+import { checkIfMatch, napiParams, setEtag } from '../http.js';
+import { vlanKey, vlanPrefix } from '../keys.js';
+import { VLAN_FIELDS, ensureFabric, mustLoadVlan, overlayDisabled, serializeVlan } from '../models/fabric.js';
+import {
+  FABRIC_NETWORK_FIELDS,
+  createNetworkTx,
+  deleteNetworkTx,
+  listNetworkRecords,
+  loadNetworkKv,
+  serializeNetwork,
+  sortByName,
+  updateNetworkTx,
+  usedByNoField,
+  watchNetworkGeneration,
+} from '../models/network.js';
+import { vFields } from '../models/params.js';
+import type { FabricVlanRecord, NetworkRecord } from '../models/records.js';
+import { Tx, transact } from '../txn.js';
+import { type Params, paginate, paginationFields, vString, vUuid, vVlan, validateParams } from '../validate.js';
+import { fieldsOf, filterNetworks, networkListFilters } from './networks.js';
+
+interface FabricPath {
+  owner: string;
+  vlan: number;
+}
+
+export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
+  const { store, config } = ctx;
+
+  function guard(): void {
+    if (!config.overlay.enabled) throw overlayDisabled();
+  }
+
+  /** Validates the path's owner (and VLAN id when present). */
+  async function path(raw: Params, withVlan: boolean): Promise<FabricPath> {
+    const c = await validateParams(
+      { required: withVlan ? { owner_uuid: vUuid, vlan_id: vVlan } : { owner_uuid: vUuid } },
+      { owner_uuid: raw.owner_uuid, vlan_id: raw.vlan_id },
+    );
+    return { owner: c.owner_uuid as string, vlan: (c.vlan_id as number | undefined) ?? -1 };
+  }
+
+  const dupVlan = () =>
+    inUse('VLAN ID is already in use', [{ field: 'vlan_id', code: 'Duplicate', message: 'VLAN ID is already in use' }]);
+
+  // ---- VLANs ----
+
+  app.get('/fabrics/:owner_uuid/vlans', async (req) => {
+    guard();
+    const raw = napiParams(req);
+    const p = await path(raw, false);
+    const c = await validateParams({ optional: { fields: vFields(VLAN_FIELDS), ...paginationFields } }, raw);
+    const vlans = (await store.range({ prefix: vlanPrefix(p.owner) })).kvs.map((kv) => JSON.parse(kv.value) as FabricVlanRecord);
+    return paginate(vlans, c).map((v) => serializeVlan(v, c.fields as string[] | undefined));
+  });
+
+  app.post('/fabrics/:owner_uuid/vlans', async (req, reply) => {
+    guard();
+    const raw = napiParams(req);
+    const { value, revision } = await transact(store, async (tx) => {
+      const c = await validateParams(
+        {
+          required: { owner_uuid: vUuid, vlan_id: vVlan },
+          optional: { name: vString, description: vString, fields: vFields(VLAN_FIELDS) },
+        },
+        raw,
+      );
+      const owner = c.owner_uuid as string;
+      const vlanId = c.vlan_id as number;
+      if (await tx.get(vlanKey(owner, vlanId))) throw dupVlan();
+      const fabric = await ensureFabric(tx, owner);
+      const rec: FabricVlanRecord = { owner_uuid: owner, vlan_id: vlanId, vnet_id: fabric.vnet_id };
+      if (c.name !== undefined) rec.name = c.name as string;
+      if (c.description !== undefined) rec.description = c.description as string;
+      tx.putJson(vlanKey(owner, vlanId), rec);
+      return { rec, fields: c.fields as string[] | undefined };
+    });
+    setEtag(reply, revision);
+    return serializeVlan(value.rec, value.fields);
+  });
+
+  app.get('/fabrics/:owner_uuid/vlans/:vlan_id', async (req, reply) => {
+    guard();
+    const raw = napiParams(req);
+    const p = await path(raw, true);
+    const c = await validateParams({ optional: { fields: vFields(VLAN_FIELDS) } }, raw);
+    const v = await mustLoadVlan(new Tx(store), p.owner, p.vlan);
+    checkIfMatch(req, v.modRevision);
+    setEtag(reply, v.modRevision);
+    return serializeVlan(v.rec, c.fields as string[] | undefined);
+  });
+
+  app.put('/fabrics/:owner_uuid/vlans/:vlan_id', async (req, reply) => {
+    guard();
+    const raw = napiParams(req);
+    const p = await path(raw, true);
+    const { value, revision } = await transact(store, async (tx) => {
+      const v = await mustLoadVlan(tx, p.owner, p.vlan);
+      checkIfMatch(req, v.modRevision);
+      const c = await validateParams(
+        { optional: { name: vString, description: vString, fields: vFields(VLAN_FIELDS) } },
+        raw,
+      );
+      const next: FabricVlanRecord = { ...v.rec };
+      if (c.name !== undefined) next.name = c.name as string;
+      if (c.description !== undefined) next.description = c.description as string;
+      tx.putJson(vlanKey(p.owner, p.vlan), next);
+      return { rec: next, fields: c.fields as string[] | undefined };
+    });
+    setEtag(reply, revision);
+    return serializeVlan(value.rec, value.fields);
+  });
+
+  app.delete('/fabrics/:owner_uuid/vlans/:vlan_id', async (req, reply) => {
+    guard();
+    const p = await path(napiParams(req), true);
+    await transact(store, async (tx) => {
+      await mustLoadVlan(tx, p.owner, p.vlan);
+      await watchNetworkGeneration(tx);
+      const nets = (await listNetworkRecords(tx))
+        .filter((n) => isOwnersFabricNet(n, p.owner) && n.vlan_id === p.vlan)
+        .sort((a, b) => (a.uuid < b.uuid ? -1 : 1));
+      if (nets.length > 0) throw inUse('VLAN must have no networks', nets.map((n) => usedByNoField('network', n.uuid)));
+      tx.del(vlanKey(p.owner, p.vlan));
+    });
+    reply.status(204);
+  });
+
+  // ---- fabric networks ----
+
+  const base = '/fabrics/:owner_uuid/vlans/:vlan_id/networks';
+
+  /** Guard, path and VLAN existence (read through tx so it is a precondition). */
+  async function prelude(req: FastifyRequest, tx: Tx): Promise<{ raw: Params; p: FabricPath; vlan: FabricVlanRecord }> {
+    guard();
+    const raw = napiParams(req);
+    const p = await path(raw, true);
+    const vlan = (await mustLoadVlan(tx, p.owner, p.vlan)).rec;
+    return { raw, p, vlan };
+  }
+
+  async function mustLoadFabricNet(tx: Tx, p: FabricPath, uuid: unknown) {
+    const n = await loadNetworkKv(tx, String(uuid));
+    if (!n || !isOwnersFabricNet(n.rec, p.owner)) throw notFound('network not found');
+    return n;
+  }
+
+  app.get(base, async (req) => {
+    const tx = new Tx(store);
+    const { raw, p } = await prelude(req, tx);
+    const c = await validateParams({ optional: networkListFilters, strict: true }, raw);
+    c.fabric = true;
+    const nets = filterNetworks(await listNetworkRecords(tx), c)
+      .filter((n) => isOwnersFabricNet(n, p.owner) && n.vlan_id === p.vlan)
+      .sort(sortByName);
+    return paginate(nets, c).map((n) => serializeNetwork(n, { fabricDisplay: true }));
+  });
+
+  app.post(base, async (req, reply) => {
+    let fields: string[] | undefined;
+    const { value, revision } = await transact(store, async (tx) => {
+      const { raw, p, vlan } = await prelude(req, tx);
+      const params: Params = {
+        ...raw,
+        fabric: true,
+        mtu: config.overlay.defaultOverlayMTU,
+        nic_tag: config.overlay.overlayNicTag,
+        vnet_id: vlan.vnet_id,
+        owner_uuids: [p.owner],
+        vlan_id: p.vlan,
+      };
+      delete params.owner_uuid;
+      fields = fieldsOf(raw.fields);
+      return createNetworkTx(tx, config, params, { fabricRoute: true });
+    });
+    setEtag(reply, revision);
+    return serializeNetwork(value, { fabricDisplay: true, fields });
+  });
+
+  app.get(`${base}/:uuid`, async (req, reply) => {
+    const tx = new Tx(store);
+    const { raw, p } = await prelude(req, tx);
+    const c = await validateParams({ optional: { fields: vFields(FABRIC_NETWORK_FIELDS) } }, raw);
+    const n = await mustLoadFabricNet(tx, p, raw.uuid);
+    checkIfMatch(req, n.modRevision);
+    setEtag(reply, n.modRevision);
+    return serializeNetwork(n.rec, { fabricDisplay: true, fields: c.fields as string[] | undefined });
+  });
+
+  app.put(`${base}/:uuid`, async (req, reply) => {
+    const { value, revision } = await transact(store, async (tx) => {
+      const { raw, p } = await prelude(req, tx);
+      const n = await mustLoadFabricNet(tx, p, raw.uuid);
+      checkIfMatch(req, n.modRevision);
+      const params = { ...raw };
+      for (const k of ['owner_uuid', 'vlan_id', 'uuid', 'fields']) delete params[k];
+      return updateNetworkTx(tx, config, n.rec, params);
+    });
+    setEtag(reply, revision);
+    return serializeNetwork(value, { fabricDisplay: true });
+  });
+
+  app.delete(`${base}/:uuid`, async (req, reply) => {
+    await transact(store, async (tx) => {
+      const { raw, p } = await prelude(req, tx);
+      const n = await mustLoadFabricNet(tx, p, raw.uuid);
+      checkIfMatch(req, n.modRevision);
+      await deleteNetworkTx(tx, n.rec, { skipPoolCheck: true });
+    });
+    reply.status(204);
+  });
+}
+
+function isOwnersFabricNet(n: NetworkRecord, owner: string): boolean {
+  return n.fabric === true && n.owner_uuids?.[0] === owner;
+}
