@@ -4,7 +4,9 @@
       "target_name": "rhumb_native",
       "sources": [
         "native/src/addon.c",
-        "native/src/csum.c"
+        "native/src/csum.c",
+        "native/src/rtnl.c",
+        "native/src/netlink.c"
       ],
       "include_dirs": ["native/include"],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"],

@@ -5,6 +5,7 @@
 #include <node_api.h>
 #include <string.h>
 #include "rhumb_csum.h"
+#include "rhumb_netlink.h"
 
 #define NAPI_CALL(env, call)                                                   \
 	do {                                                                   \
@@ -40,6 +41,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "inetChecksum", NULL, js_inet_checksum, NULL, NULL, NULL, napi_default, NULL },
 	};
 	NAPI_CALL(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
+	NAPI_CALL(env, rhumb_netlink_register(env, exports));
 	return exports;
 }
 

@@ -1,0 +1,1001 @@
+/*
+ * Node-API binding of the rtnetlink module (native/src/rtnl.c).
+ *
+ * class RtnlSocket
+ *   new RtnlSocket(onEvent?)   request socket; with onEvent also a RTNLGRP_NEIGH socket
+ *                              polled on the libuv loop, misses delivered as objects:
+ *                              {kind:'l3', ifindex, ip, mac?, reason:'miss'|'resolving'}
+ *                              {kind:'l2', ifindex, mac, reason:'miss'}
+ *                              {kind:'overflow'}                 (ENOBUFS: misses lost)
+ *                              {kind:'error', code, errno, message} (monitoring stopped)
+ *   neighSet(ifindex, ip, mac, state?)        state 'permanent' (default) | 'reachable'
+ *   neighDel(ifindex, ip)
+ *   fdbSet(ifindex, mac, dst, {port?, vni?, state?}?)
+ *   fdbDel(ifindex, mac, dst?)
+ *   neighList(ifindex?) / fdbList(ifindex?)   dumps
+ *   setFilter(ifindexes | null)              deliver misses for these devices only
+ *   close()
+ * ifIndex(name)
+ *
+ * Requests are synchronous round trips (control plane only). Kernel errors are thrown as
+ * Error with code ('ENODEV'), errno (negative, as Node does) and syscall ('RTM_NEWNEIGH').
+ */
+#include "rhumb_netlink.h"
+#include "rhumb_rtnl.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+#include <linux/neighbour.h>
+#include <linux/rtnetlink.h>
+
+#define REQUEST_TIMEOUT_MS 5000
+#define MONITOR_BUFSZ (64 * 1024)
+#define MONITOR_BATCH 256 /* datagrams per poll wakeup, then yield to the loop */
+
+typedef struct rh_rtnl rh_rtnl;
+
+typedef struct rh_poll {
+	uv_poll_t handle;
+	int fd;
+	rh_rtnl *owner;
+} rh_poll;
+
+struct rh_rtnl {
+	napi_env env;
+	rhumb_rtnl_req req;
+	rh_poll *poll;     /* NULL when not monitoring */
+	uint8_t *mbuf;     /* monitor receive buffer */
+	napi_ref on_event; /* the JS callback */
+	napi_ref self;     /* keeps the wrapper alive while monitoring */
+	napi_async_context actx;
+	bool has_actx;
+	int refs; /* wrapper + open poll handle */
+	bool closed;
+	bool hook_registered;
+	bool filter_on;
+	int32_t *filter;
+	size_t nfilter;
+};
+
+/* ---------- small helpers ---------- */
+
+#define CHECK(env, call)                                                        \
+	do {                                                                    \
+		if ((call) != napi_ok) {                                        \
+			throw_pending_or(env, #call);                           \
+			return NULL;                                            \
+		}                                                               \
+	} while (0)
+
+static void throw_pending_or(napi_env env, const char *what)
+{
+	bool pending = false;
+	if (napi_is_exception_pending(env, &pending) == napi_ok && pending)
+		return;
+	napi_throw_error(env, "ERR_NAPI", what);
+}
+
+static void throw_type(napi_env env, const char *fmt, const char *method, const char *detail)
+{
+	char msg[256];
+	snprintf(msg, sizeof(msg), fmt, method, detail ? detail : "");
+	napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+}
+
+static void throw_range(napi_env env, const char *method, const char *what)
+{
+	char msg[256];
+	snprintf(msg, sizeof(msg), "%s: %s", method, what);
+	napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+}
+
+static const char *errno_code(int err)
+{
+	const char *c = strerrorname_np(err);
+	return c ? c : "EUNKNOWN";
+}
+
+/* Error with code/errno/syscall like Node's system errors; the message names the request. */
+static napi_value make_sys_error(napi_env env, const char *what, const char *syscall, int err,
+				 const char *kmsg)
+{
+	char msg[640];
+	napi_value m, c, e, v;
+
+	snprintf(msg, sizeof(msg), "%s: %s (%s)%s%s", what, strerror(err), errno_code(err),
+		 kmsg && *kmsg ? ": " : "", kmsg ? kmsg : "");
+	if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m) != napi_ok ||
+	    napi_create_string_utf8(env, errno_code(err), NAPI_AUTO_LENGTH, &c) != napi_ok ||
+	    napi_create_error(env, c, m, &e) != napi_ok)
+		return NULL;
+	if (napi_create_int32(env, -err, &v) == napi_ok)
+		napi_set_named_property(env, e, "errno", v);
+	if (syscall && napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &v) == napi_ok)
+		napi_set_named_property(env, e, "syscall", v);
+	return e;
+}
+
+static void throw_sys(napi_env env, const char *what, const char *syscall, int err, const char *kmsg)
+{
+	napi_value e = make_sys_error(env, what, syscall, err, kmsg);
+	if (e)
+		napi_throw(env, e);
+	else
+		napi_throw_error(env, errno_code(err), what);
+}
+
+static napi_status set_str(napi_env env, napi_value obj, const char *key, const char *val)
+{
+	napi_value v;
+	napi_status s = napi_create_string_utf8(env, val, NAPI_AUTO_LENGTH, &v);
+	return s == napi_ok ? napi_set_named_property(env, obj, key, v) : s;
+}
+
+static napi_status set_num(napi_env env, napi_value obj, const char *key, double val)
+{
+	napi_value v;
+	napi_status s = napi_create_double(env, val, &v);
+	return s == napi_ok ? napi_set_named_property(env, obj, key, v) : s;
+}
+
+static napi_status set_bool(napi_env env, napi_value obj, const char *key, bool val)
+{
+	napi_value v;
+	napi_status s = napi_get_boolean(env, val, &v);
+	return s == napi_ok ? napi_set_named_property(env, obj, key, v) : s;
+}
+
+static void format_mac(const uint8_t *mac, char out[18])
+{
+	snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+}
+
+static void format_ip(const rhumb_rtnl_addr *a, char out[INET6_ADDRSTRLEN])
+{
+	if (!inet_ntop(a->family, a->bytes, out, INET6_ADDRSTRLEN))
+		snprintf(out, INET6_ADDRSTRLEN, "?");
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Strict "xx:xx:xx:xx:xx:xx". */
+static bool parse_mac(const char *s, uint8_t out[6])
+{
+	if (strlen(s) != 17)
+		return false;
+	for (int i = 0; i < 6; i++) {
+		int hi = hexval(s[i * 3]), lo = hexval(s[i * 3 + 1]);
+		if (hi < 0 || lo < 0 || (i < 5 && s[i * 3 + 2] != ':'))
+			return false;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return true;
+}
+
+static bool parse_ip(const char *s, rhumb_rtnl_addr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (inet_pton(AF_INET, s, a->bytes) == 1) {
+		a->family = AF_INET;
+		a->len = 4;
+		return true;
+	}
+	if (inet_pton(AF_INET6, s, a->bytes) == 1) {
+		a->family = AF_INET6;
+		a->len = 16;
+		return true;
+	}
+	return false;
+}
+
+static bool is_nullish(napi_env env, napi_value v)
+{
+	napi_valuetype t;
+	return napi_typeof(env, v, &t) == napi_ok && (t == napi_undefined || t == napi_null);
+}
+
+/* Reads a string argument into buf; throws a TypeError naming the argument. */
+static bool arg_string(napi_env env, napi_value v, const char *method, const char *name, char *buf, size_t cap)
+{
+	napi_valuetype t;
+	size_t len = 0;
+
+	if (napi_typeof(env, v, &t) != napi_ok || t != napi_string) {
+		throw_type(env, "%s: %s must be a string", method, name);
+		return false;
+	}
+	if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok || len + 1 > cap) {
+		throw_type(env, "%s: %s is too long", method, name);
+		return false;
+	}
+	napi_get_value_string_utf8(env, v, buf, cap, &len);
+	return true;
+}
+
+/* Integer in [min, max]: TypeError when not an integer number, RangeError when outside. */
+static bool arg_uint(napi_env env, napi_value v, const char *method, const char *name, double min,
+		     double max, uint32_t *out)
+{
+	napi_valuetype t;
+	double d;
+	char what[128];
+
+	if (napi_typeof(env, v, &t) != napi_ok || t != napi_number ||
+	    napi_get_value_double(env, v, &d) != napi_ok || d != (double)(int64_t)d) {
+		throw_type(env, "%s: %s must be an integer", method, name);
+		return false;
+	}
+	if (d < min || d > max) {
+		snprintf(what, sizeof(what), "%s must be in [%.0f, %.0f], got %.0f", name, min, max, d);
+		throw_range(env, method, what);
+		return false;
+	}
+	*out = (uint32_t)d;
+	return true;
+}
+
+static bool arg_ifindex(napi_env env, napi_value v, const char *method, int32_t *out)
+{
+	uint32_t u;
+	if (!arg_uint(env, v, method, "ifindex", 1, INT32_MAX, &u))
+		return false;
+	*out = (int32_t)u;
+	return true;
+}
+
+static bool arg_ip(napi_env env, napi_value v, const char *method, const char *name, rhumb_rtnl_addr *a, char *text)
+{
+	if (!arg_string(env, v, method, name, text, INET6_ADDRSTRLEN + 1))
+		return false;
+	if (!parse_ip(text, a)) {
+		char what[96];
+		snprintf(what, sizeof(what), "%s (an IPv4 or IPv6 address)", name);
+		throw_type(env, "%s: invalid %s", method, what);
+		return false;
+	}
+	return true;
+}
+
+static bool arg_mac(napi_env env, napi_value v, const char *method, uint8_t mac[6])
+{
+	char text[32];
+	if (!arg_string(env, v, method, "mac", text, sizeof(text)))
+		return false;
+	if (!parse_mac(text, mac)) {
+		throw_type(env, "%s: mac must look like 'xx:xx:xx:xx:xx:xx'%s", method, "");
+		return false;
+	}
+	return true;
+}
+
+/* 'permanent' | 'reachable' | undefined (permanent) */
+static bool arg_state(napi_env env, napi_value v, const char *method, uint16_t *state)
+{
+	char text[16];
+	*state = NUD_PERMANENT;
+	if (!v || is_nullish(env, v))
+		return true;
+	if (!arg_string(env, v, method, "state", text, sizeof(text)))
+		return false;
+	if (strcmp(text, "permanent") == 0)
+		*state = NUD_PERMANENT;
+	else if (strcmp(text, "reachable") == 0)
+		*state = NUD_REACHABLE;
+	else {
+		throw_type(env, "%s: state must be 'permanent' or 'reachable'%s", method, "");
+		return false;
+	}
+	return true;
+}
+
+/* ---------- lifetime ---------- */
+
+static void maybe_free(rh_rtnl *r)
+{
+	if (--r->refs > 0)
+		return;
+	rhumb_rtnl_req_close(&r->req);
+	free(r->mbuf);
+	free(r->filter);
+	free(r);
+}
+
+static void on_poll_closed(uv_handle_t *h)
+{
+	rh_poll *p = (rh_poll *)h;
+	rh_rtnl *owner = p->owner;
+
+	close(p->fd); /* only now: libuv must not be watching an fd we close */
+	free(p);
+	maybe_free(owner);
+}
+
+static void stop_monitor(rh_rtnl *r)
+{
+	rh_poll *p = r->poll;
+	if (!p)
+		return;
+	r->poll = NULL;
+	uv_poll_stop(&p->handle);
+	uv_close((uv_handle_t *)&p->handle, on_poll_closed);
+}
+
+/* Native teardown, no JavaScript involved: safe from env cleanup and finalizers. */
+static void close_native(rh_rtnl *r)
+{
+	if (r->closed)
+		return;
+	r->closed = true;
+	stop_monitor(r);
+	rhumb_rtnl_req_close(&r->req);
+}
+
+static void release_js(rh_rtnl *r)
+{
+	if (r->on_event) {
+		napi_delete_reference(r->env, r->on_event);
+		r->on_event = NULL;
+	}
+	if (r->has_actx) {
+		napi_async_destroy(r->env, r->actx);
+		r->has_actx = false;
+	}
+	if (r->self) {
+		napi_delete_reference(r->env, r->self);
+		r->self = NULL;
+	}
+}
+
+static void env_cleanup(void *arg)
+{
+	rh_rtnl *r = arg;
+	r->hook_registered = false;
+	close_native(r);
+}
+
+static void finalize(napi_env env, void *data, void *hint)
+{
+	rh_rtnl *r = data;
+	if (r->hook_registered) {
+		napi_remove_env_cleanup_hook(env, env_cleanup, r);
+		r->hook_registered = false;
+	}
+	close_native(r);
+	maybe_free(r);
+}
+
+/* ---------- notifications ---------- */
+
+static void deliver(rh_rtnl *r, napi_value ev)
+{
+	napi_env env = r->env;
+	napi_value cb, self, exc;
+	napi_status s;
+
+	if (!r->on_event || !r->self || napi_get_reference_value(env, r->on_event, &cb) != napi_ok ||
+	    napi_get_reference_value(env, r->self, &self) != napi_ok || !cb || !self)
+		return;
+	s = napi_make_callback(env, r->actx, self, cb, 1, &ev, NULL);
+	if (s == napi_pending_exception && napi_get_and_clear_last_exception(env, &exc) == napi_ok)
+		napi_fatal_exception(env, exc); /* like any throwing async callback: uncaughtException */
+}
+
+static bool wanted(const rh_rtnl *r, int32_t ifindex)
+{
+	if (!r->filter_on)
+		return true;
+	for (size_t i = 0; i < r->nfilter; i++)
+		if (r->filter[i] == ifindex)
+			return true;
+	return false;
+}
+
+static void deliver_neigh(rh_rtnl *r, const rhumb_rtnl_neigh *n, enum rhumb_rtnl_miss kind)
+{
+	napi_env env = r->env;
+	napi_handle_scope scope;
+	napi_value ev;
+	char ip[INET6_ADDRSTRLEN], mac[18];
+
+	if (napi_open_handle_scope(env, &scope) != napi_ok)
+		return;
+	if (napi_create_object(env, &ev) == napi_ok) {
+		set_str(env, ev, "kind", kind == RHUMB_MISS_L2 ? "l2" : "l3");
+		set_num(env, ev, "ifindex", n->ifindex);
+		if (kind != RHUMB_MISS_L2 && n->has_dst) {
+			format_ip(&n->dst, ip);
+			set_str(env, ev, "ip", ip);
+		}
+		if (n->has_lladdr) {
+			format_mac(n->lladdr, mac);
+			set_str(env, ev, "mac", mac);
+		}
+		set_str(env, ev, "reason", kind == RHUMB_MISS_L3_RESOLVING ? "resolving" : "miss");
+		deliver(r, ev);
+	}
+	napi_close_handle_scope(env, scope);
+}
+
+static void deliver_status(rh_rtnl *r, const char *kind, int err)
+{
+	napi_env env = r->env;
+	napi_handle_scope scope;
+	napi_value ev;
+
+	if (napi_open_handle_scope(env, &scope) != napi_ok)
+		return;
+	if (napi_create_object(env, &ev) == napi_ok) {
+		set_str(env, ev, "kind", kind);
+		if (err) {
+			char msg[160];
+			snprintf(msg, sizeof(msg), "rtnetlink monitor: %s (%s)", strerror(err), errno_code(err));
+			set_str(env, ev, "code", errno_code(err));
+			set_num(env, ev, "errno", -err);
+			set_str(env, ev, "message", msg);
+		}
+		deliver(r, ev);
+	}
+	napi_close_handle_scope(env, scope);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+	rh_poll *p = (rh_poll *)h;
+	rh_rtnl *r = p->owner; /* alive: the open poll handle holds a reference */
+
+	if (r->closed || r->poll != p)
+		return;
+	if (status < 0) {
+		deliver_status(r, "error", -status);
+		stop_monitor(r);
+		return;
+	}
+	for (int i = 0; i < MONITOR_BATCH && !r->closed && r->poll == p; i++) {
+		struct sockaddr_nl from;
+		socklen_t fromlen = sizeof(from);
+		struct nlmsghdr *nh;
+		ssize_t n;
+		size_t left;
+
+		n = recvfrom(p->fd, r->mbuf, MONITOR_BUFSZ, 0, (struct sockaddr *)&from, &fromlen);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			if (errno == ENOBUFS) { /* the kernel dropped notifications */
+				deliver_status(r, "overflow", 0);
+				continue;
+			}
+			deliver_status(r, "error", errno);
+			stop_monitor(r);
+			break;
+		}
+		if (from.nl_pid != 0)
+			continue; /* only the kernel's notifications count */
+		left = (size_t)n;
+		for (nh = (struct nlmsghdr *)r->mbuf; NLMSG_OK(nh, left) && !r->closed; nh = NLMSG_NEXT(nh, left)) {
+			rhumb_rtnl_neigh neigh;
+			enum rhumb_rtnl_miss kind;
+
+			if (nh->nlmsg_type != RTM_GETNEIGH && nh->nlmsg_type != RTM_NEWNEIGH)
+				continue;
+			if (rhumb_rtnl_parse_neigh(nh, &neigh) != 0)
+				continue;
+			kind = rhumb_rtnl_classify(&neigh);
+			if (kind != RHUMB_MISS_NONE && wanted(r, neigh.ifindex))
+				deliver_neigh(r, &neigh, kind);
+		}
+	}
+}
+
+/* ---------- class RtnlSocket ---------- */
+
+static rh_rtnl *this_open(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv, const char *method)
+{
+	napi_value self;
+	rh_rtnl *r = NULL;
+
+	if (napi_get_cb_info(env, info, argc, argv, &self, NULL) != napi_ok)
+		return NULL;
+	if (napi_unwrap(env, self, (void **)&r) != napi_ok || !r) {
+		throw_type(env, "%s: called on an object that is not an RtnlSocket%s", method, "");
+		return NULL;
+	}
+	if (r->closed) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "%s: the rtnetlink socket is closed", method);
+		napi_throw_error(env, "ERR_SOCKET_CLOSED", msg);
+		return NULL;
+	}
+	return r;
+}
+
+static napi_value js_ctor(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1], self, target;
+	napi_valuetype t = napi_undefined;
+	rh_rtnl *r;
+	uv_loop_t *loop;
+	int rc;
+
+	CHECK(env, napi_get_new_target(env, info, &target));
+	if (!target) {
+		napi_throw_type_error(env, "ERR_CONSTRUCT_CALL_REQUIRED", "RtnlSocket: use new");
+		return NULL;
+	}
+	CHECK(env, napi_get_cb_info(env, info, &argc, argv, &self, NULL));
+	if (argc >= 1)
+		CHECK(env, napi_typeof(env, argv[0], &t));
+	if (argc >= 1 && t != napi_function && t != napi_undefined && t != napi_null) {
+		napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "RtnlSocket: onEvent must be a function");
+		return NULL;
+	}
+
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		napi_throw_error(env, "ENOMEM", "RtnlSocket: out of memory");
+		return NULL;
+	}
+	r->env = env;
+	r->refs = 1;
+	rc = rhumb_rtnl_req_open(&r->req, REQUEST_TIMEOUT_MS);
+	if (rc < 0) {
+		free(r);
+		throw_sys(env, "RtnlSocket: opening the request socket", "socket", -rc, NULL);
+		return NULL;
+	}
+
+	if (t == napi_function) {
+		rh_poll *p = calloc(1, sizeof(*p));
+		int fd = rhumb_rtnl_monitor_open();
+
+		r->mbuf = malloc(MONITOR_BUFSZ);
+		if (fd < 0 || !p || !r->mbuf || napi_get_uv_event_loop(env, &loop) != napi_ok ||
+		    uv_poll_init(loop, &p->handle, fd) != 0) {
+			int err = fd < 0 ? -fd : ENOMEM;
+			if (fd >= 0)
+				close(fd);
+			free(p);
+			rhumb_rtnl_req_close(&r->req);
+			free(r->mbuf);
+			free(r);
+			throw_sys(env, "RtnlSocket: joining RTNLGRP_NEIGH", "socket", err, NULL);
+			return NULL;
+		}
+		p->fd = fd;
+		p->owner = r;
+		r->poll = p;
+		r->refs++; /* dropped in on_poll_closed */
+	}
+
+	if (napi_wrap(env, self, r, finalize, NULL, NULL) != napi_ok) {
+		close_native(r);
+		maybe_free(r); /* the poll close callback drops the other reference */
+		throw_pending_or(env, "RtnlSocket: napi_wrap failed");
+		return NULL;
+	}
+	if (napi_add_env_cleanup_hook(env, env_cleanup, r) == napi_ok)
+		r->hook_registered = true;
+
+	if (r->poll) {
+		napi_value name;
+		if (napi_create_reference(env, argv[0], 1, &r->on_event) != napi_ok ||
+		    napi_create_reference(env, self, 1, &r->self) != napi_ok ||
+		    napi_create_string_utf8(env, "rhumb:rtnetlink", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+		    napi_async_init(env, self, name, &r->actx) != napi_ok) {
+			close_native(r);
+			release_js(r);
+			throw_pending_or(env, "RtnlSocket: setting up the notification callback failed");
+			return NULL;
+		}
+		r->has_actx = true;
+		rc = uv_poll_start(&r->poll->handle, UV_READABLE, on_poll);
+		if (rc != 0) {
+			close_native(r);
+			release_js(r);
+			throw_sys(env, "RtnlSocket: polling the notification socket", "uv_poll_start", -rc, NULL);
+			return NULL;
+		}
+	}
+	return self;
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info)
+{
+	napi_value self;
+	rh_rtnl *r = NULL;
+
+	CHECK(env, napi_get_cb_info(env, info, NULL, NULL, &self, NULL));
+	if (napi_unwrap(env, self, (void **)&r) != napi_ok || !r) {
+		napi_throw_type_error(env, "ERR_INVALID_THIS", "close: called on an object that is not an RtnlSocket");
+		return NULL;
+	}
+	if (!r->closed) {
+		close_native(r);
+		release_js(r);
+		if (r->hook_registered) {
+			napi_remove_env_cleanup_hook(env, env_cleanup, r);
+			r->hook_registered = false;
+		}
+	}
+	return NULL;
+}
+
+/* Sends m, expects an ACK; throws on error. Returns false when it threw. */
+static bool transact(napi_env env, rh_rtnl *r, rhumb_rtnl_msg *m, const char *what, const char *syscall)
+{
+	rhumb_rtnl_error e;
+	if (rhumb_rtnl_ack(&r->req, m, &e) == 0)
+		return true;
+	throw_sys(env, what, syscall, e.err, e.msg);
+	return false;
+}
+
+static napi_value js_neigh_set(napi_env env, napi_callback_info info)
+{
+	static const char M[] = "neighSet";
+	size_t argc = 4;
+	napi_value argv[4] = { NULL, NULL, NULL, NULL };
+	rh_rtnl *r = this_open(env, info, &argc, argv, M);
+	int32_t ifindex;
+	rhumb_rtnl_addr ip;
+	char iptext[INET6_ADDRSTRLEN + 1], what[160];
+	uint8_t mac[6];
+	uint16_t state;
+	rhumb_rtnl_msg m;
+
+	if (!r)
+		return NULL;
+	if (argc < 3) {
+		napi_throw_type_error(env, "ERR_MISSING_ARGS", "neighSet(ifindex, ip, mac, state?) needs 3 arguments");
+		return NULL;
+	}
+	if (!arg_ifindex(env, argv[0], M, &ifindex) || !arg_ip(env, argv[1], M, "ip", &ip, iptext) ||
+	    !arg_mac(env, argv[2], M, mac) || !arg_state(env, argc > 3 ? argv[3] : NULL, M, &state))
+		return NULL;
+	rhumb_rtnl_msg_init(&m, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, ip.family, ifindex, state, 0);
+	rhumb_rtnl_msg_put(&m, NDA_DST, ip.bytes, ip.len);
+	rhumb_rtnl_msg_put(&m, NDA_LLADDR, mac, 6);
+	snprintf(what, sizeof(what), "neighSet(ifindex %d, %s)", ifindex, iptext);
+	transact(env, r, &m, what, "RTM_NEWNEIGH");
+	return NULL;
+}
+
+static napi_value js_neigh_del(napi_env env, napi_callback_info info)
+{
+	static const char M[] = "neighDel";
+	size_t argc = 2;
+	napi_value argv[2] = { NULL, NULL };
+	rh_rtnl *r = this_open(env, info, &argc, argv, M);
+	int32_t ifindex;
+	rhumb_rtnl_addr ip;
+	char iptext[INET6_ADDRSTRLEN + 1], what[160];
+	rhumb_rtnl_msg m;
+
+	if (!r)
+		return NULL;
+	if (argc < 2) {
+		napi_throw_type_error(env, "ERR_MISSING_ARGS", "neighDel(ifindex, ip) needs 2 arguments");
+		return NULL;
+	}
+	if (!arg_ifindex(env, argv[0], M, &ifindex) || !arg_ip(env, argv[1], M, "ip", &ip, iptext))
+		return NULL;
+	rhumb_rtnl_msg_init(&m, RTM_DELNEIGH, 0, ip.family, ifindex, 0, 0);
+	rhumb_rtnl_msg_put(&m, NDA_DST, ip.bytes, ip.len);
+	snprintf(what, sizeof(what), "neighDel(ifindex %d, %s)", ifindex, iptext);
+	transact(env, r, &m, what, "RTM_DELNEIGH");
+	return NULL;
+}
+
+/* Optional numeric property of an options object; absent/undefined leaves *present false. */
+static bool opt_uint(napi_env env, napi_value obj, const char *key, const char *method, double max,
+		     bool *present, uint32_t *out)
+{
+	napi_value v;
+	bool has = false;
+
+	*present = false;
+	if (napi_has_named_property(env, obj, key, &has) != napi_ok || !has)
+		return true;
+	if (napi_get_named_property(env, obj, key, &v) != napi_ok)
+		return false;
+	if (is_nullish(env, v))
+		return true;
+	if (!arg_uint(env, v, method, key, 0, max, out))
+		return false;
+	*present = true;
+	return true;
+}
+
+static napi_value js_fdb_set(napi_env env, napi_callback_info info)
+{
+	static const char M[] = "fdbSet";
+	size_t argc = 4;
+	napi_value argv[4] = { NULL, NULL, NULL, NULL };
+	rh_rtnl *r = this_open(env, info, &argc, argv, M);
+	int32_t ifindex;
+	rhumb_rtnl_addr dst;
+	char dsttext[INET6_ADDRSTRLEN + 1], mactext[18], what[200];
+	uint8_t mac[6];
+	uint16_t state = NUD_PERMANENT;
+	bool has_port = false, has_vni = false;
+	uint32_t port = 0, vni = 0;
+	rhumb_rtnl_msg m;
+
+	if (!r)
+		return NULL;
+	if (argc < 3) {
+		napi_throw_type_error(env, "ERR_MISSING_ARGS", "fdbSet(ifindex, mac, dst, opts?) needs 3 arguments");
+		return NULL;
+	}
+	if (!arg_ifindex(env, argv[0], M, &ifindex) || !arg_mac(env, argv[1], M, mac) ||
+	    !arg_ip(env, argv[2], M, "dst", &dst, dsttext))
+		return NULL;
+	if (argc > 3 && !is_nullish(env, argv[3])) {
+		napi_valuetype t;
+		napi_value sv;
+		bool has = false;
+
+		if (napi_typeof(env, argv[3], &t) != napi_ok || t != napi_object) {
+			napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fdbSet: opts must be an object");
+			return NULL;
+		}
+		if (!opt_uint(env, argv[3], "port", M, 65535, &has_port, &port) ||
+		    !opt_uint(env, argv[3], "vni", M, (1 << 24) - 1, &has_vni, &vni))
+			return NULL;
+		if (napi_has_named_property(env, argv[3], "state", &has) == napi_ok && has &&
+		    (napi_get_named_property(env, argv[3], "state", &sv) != napi_ok || !arg_state(env, sv, M, &state)))
+			return NULL;
+	}
+	rhumb_rtnl_msg_init(&m, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, AF_BRIDGE, ifindex, state, NTF_SELF);
+	rhumb_rtnl_msg_put(&m, NDA_LLADDR, mac, 6);
+	rhumb_rtnl_msg_put(&m, NDA_DST, dst.bytes, dst.len);
+	if (has_port) {
+		uint16_t be = htons((uint16_t)port);
+		rhumb_rtnl_msg_put(&m, NDA_PORT, &be, sizeof(be));
+	}
+	if (has_vni)
+		rhumb_rtnl_msg_put(&m, NDA_VNI, &vni, sizeof(vni));
+	format_mac(mac, mactext);
+	snprintf(what, sizeof(what), "fdbSet(ifindex %d, %s, dst %s)", ifindex, mactext, dsttext);
+	transact(env, r, &m, what, "RTM_NEWNEIGH");
+	return NULL;
+}
+
+static napi_value js_fdb_del(napi_env env, napi_callback_info info)
+{
+	static const char M[] = "fdbDel";
+	size_t argc = 3;
+	napi_value argv[3] = { NULL, NULL, NULL };
+	rh_rtnl *r = this_open(env, info, &argc, argv, M);
+	int32_t ifindex;
+	rhumb_rtnl_addr dst;
+	bool has_dst = false;
+	char dsttext[INET6_ADDRSTRLEN + 1] = "", mactext[18], what[200];
+	uint8_t mac[6];
+	rhumb_rtnl_msg m;
+
+	if (!r)
+		return NULL;
+	if (argc < 2) {
+		napi_throw_type_error(env, "ERR_MISSING_ARGS", "fdbDel(ifindex, mac, dst?) needs 2 arguments");
+		return NULL;
+	}
+	if (!arg_ifindex(env, argv[0], M, &ifindex) || !arg_mac(env, argv[1], M, mac))
+		return NULL;
+	if (argc > 2 && !is_nullish(env, argv[2])) {
+		if (!arg_ip(env, argv[2], M, "dst", &dst, dsttext))
+			return NULL;
+		has_dst = true;
+	}
+	rhumb_rtnl_msg_init(&m, RTM_DELNEIGH, 0, AF_BRIDGE, ifindex, 0, NTF_SELF);
+	rhumb_rtnl_msg_put(&m, NDA_LLADDR, mac, 6);
+	if (has_dst)
+		rhumb_rtnl_msg_put(&m, NDA_DST, dst.bytes, dst.len);
+	format_mac(mac, mactext);
+	snprintf(what, sizeof(what), "fdbDel(ifindex %d, %s%s%s)", ifindex, mactext, has_dst ? ", dst " : "", dsttext);
+	transact(env, r, &m, what, "RTM_DELNEIGH");
+	return NULL;
+}
+
+typedef struct dump_ctx {
+	napi_env env;
+	napi_value arr;
+	uint32_t count;
+	int32_t ifindex; /* 0 = all */
+	bool fdb;
+} dump_ctx;
+
+static int dump_row(const rhumb_rtnl_neigh *n, void *arg)
+{
+	dump_ctx *c = arg;
+	napi_env env = c->env;
+	napi_value o;
+	char ip[INET6_ADDRSTRLEN], mac[18];
+
+	if (!n) { /* interrupted dump, starting again */
+		c->count = 0;
+		return napi_create_array(env, &c->arr) == napi_ok ? 0 : -ENOMEM;
+	}
+	if (c->ifindex && n->ifindex != c->ifindex)
+		return 0;
+	if (c->fdb ? (n->family != AF_BRIDGE || !n->has_lladdr)
+		   : ((n->family != AF_INET && n->family != AF_INET6) || !n->has_dst))
+		return 0;
+	if (napi_create_object(env, &o) != napi_ok)
+		return -ENOMEM;
+	set_num(env, o, "ifindex", n->ifindex);
+	if (c->fdb) {
+		format_mac(n->lladdr, mac);
+		set_str(env, o, "mac", mac);
+		if (n->has_dst) {
+			format_ip(&n->dst, ip);
+			set_str(env, o, "dst", ip);
+		}
+		if (n->has_port)
+			set_num(env, o, "port", n->port);
+		if (n->has_vni)
+			set_num(env, o, "vni", n->vni);
+		set_str(env, o, "state", rhumb_rtnl_state_name(n->state));
+		set_bool(env, o, "self", (n->flags & NTF_SELF) != 0);
+		if (n->has_master)
+			set_num(env, o, "masterIfindex", n->master);
+	} else {
+		format_ip(&n->dst, ip);
+		set_str(env, o, "ip", ip);
+		if (n->has_lladdr) {
+			format_mac(n->lladdr, mac);
+			set_str(env, o, "mac", mac);
+		}
+		set_str(env, o, "state", rhumb_rtnl_state_name(n->state));
+		set_bool(env, o, "router", (n->flags & NTF_ROUTER) != 0);
+	}
+	return napi_set_element(env, c->arr, c->count++, o) == napi_ok ? 0 : -ENOMEM;
+}
+
+static napi_value dump(napi_env env, napi_callback_info info, bool fdb)
+{
+	const char *M = fdb ? "fdbList" : "neighList";
+	size_t argc = 1;
+	napi_value argv[1] = { NULL };
+	rh_rtnl *r = this_open(env, info, &argc, argv, M);
+	dump_ctx c = { .env = env, .fdb = fdb };
+	rhumb_rtnl_error e;
+	char what[64];
+	int rc;
+
+	if (!r)
+		return NULL;
+	if (argc > 0 && !is_nullish(env, argv[0]) && !arg_ifindex(env, argv[0], M, &c.ifindex))
+		return NULL;
+	CHECK(env, napi_create_array(env, &c.arr));
+	rc = rhumb_rtnl_dump(&r->req, fdb ? AF_BRIDGE : AF_UNSPEC, dump_row, &c, &e);
+	if (rc < 0) {
+		bool pending = false;
+		if (napi_is_exception_pending(env, &pending) == napi_ok && pending)
+			return NULL;
+		snprintf(what, sizeof(what), "%s", M);
+		throw_sys(env, what, "RTM_GETNEIGH", e.err ? e.err : -rc, e.msg);
+		return NULL;
+	}
+	return c.arr;
+}
+
+static napi_value js_neigh_list(napi_env env, napi_callback_info info) { return dump(env, info, false); }
+static napi_value js_fdb_list(napi_env env, napi_callback_info info) { return dump(env, info, true); }
+
+static napi_value js_set_filter(napi_env env, napi_callback_info info)
+{
+	static const char M[] = "setFilter";
+	size_t argc = 1;
+	napi_value argv[1] = { NULL };
+	rh_rtnl *r = this_open(env, info, &argc, argv, M);
+	bool is_array = false;
+	uint32_t len = 0;
+	int32_t *list = NULL;
+
+	if (!r)
+		return NULL;
+	if (argc < 1 || is_nullish(env, argv[0])) {
+		free(r->filter);
+		r->filter = NULL;
+		r->nfilter = 0;
+		r->filter_on = false;
+		return NULL;
+	}
+	if (napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array) {
+		napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "setFilter: expects an array of ifindexes or null");
+		return NULL;
+	}
+	CHECK(env, napi_get_array_length(env, argv[0], &len));
+	if (len) {
+		list = calloc(len, sizeof(*list));
+		if (!list) {
+			napi_throw_error(env, "ENOMEM", "setFilter: out of memory");
+			return NULL;
+		}
+	}
+	for (uint32_t i = 0; i < len; i++) {
+		napi_value v;
+		if (napi_get_element(env, argv[0], i, &v) != napi_ok || !arg_ifindex(env, v, M, &list[i])) {
+			free(list);
+			return NULL;
+		}
+	}
+	free(r->filter);
+	r->filter = list;
+	r->nfilter = len;
+	r->filter_on = true;
+	return NULL;
+}
+
+static napi_value js_if_index(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1] = { NULL }, out;
+	char name[IF_NAMESIZE + 8], what[64];
+	unsigned idx;
+
+	CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	if (argc < 1 || !arg_string(env, argv[0], "ifIndex", "name", name, sizeof(name)))
+		return NULL;
+	if (name[0] == '\0' || strlen(name) >= IF_NAMESIZE) {
+		napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "ifIndex: name must be 1 to 15 characters");
+		return NULL;
+	}
+	errno = 0;
+	idx = if_nametoindex(name);
+	if (idx == 0) {
+		snprintf(what, sizeof(what), "ifIndex('%s')", name);
+		throw_sys(env, what, "if_nametoindex", errno ? errno : ENODEV, NULL);
+		return NULL;
+	}
+	CHECK(env, napi_create_uint32(env, idx, &out));
+	return out;
+}
+
+napi_status rhumb_netlink_register(napi_env env, napi_value exports)
+{
+	napi_property_descriptor methods[] = {
+		{ "neighSet", NULL, js_neigh_set, NULL, NULL, NULL, napi_default_method, NULL },
+		{ "neighDel", NULL, js_neigh_del, NULL, NULL, NULL, napi_default_method, NULL },
+		{ "fdbSet", NULL, js_fdb_set, NULL, NULL, NULL, napi_default_method, NULL },
+		{ "fdbDel", NULL, js_fdb_del, NULL, NULL, NULL, napi_default_method, NULL },
+		{ "neighList", NULL, js_neigh_list, NULL, NULL, NULL, napi_default_method, NULL },
+		{ "fdbList", NULL, js_fdb_list, NULL, NULL, NULL, napi_default_method, NULL },
+		{ "setFilter", NULL, js_set_filter, NULL, NULL, NULL, napi_default_method, NULL },
+		{ "close", NULL, js_close, NULL, NULL, NULL, napi_default_method, NULL },
+	};
+	napi_value cls, fn;
+	napi_status s;
+
+	s = napi_define_class(env, "RtnlSocket", NAPI_AUTO_LENGTH, js_ctor, NULL,
+			      sizeof(methods) / sizeof(methods[0]), methods, &cls);
+	if (s != napi_ok)
+		return s;
+	s = napi_set_named_property(env, exports, "RtnlSocket", cls);
+	if (s != napi_ok)
+		return s;
+	s = napi_create_function(env, "ifIndex", NAPI_AUTO_LENGTH, js_if_index, NULL, &fn);
+	if (s != napi_ok)
+		return s;
+	return napi_set_named_property(env, exports, "ifIndex", fn);
+}
