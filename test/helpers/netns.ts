@@ -9,9 +9,14 @@
  *   await lab.ip(a, 'link', 'set', 'lo', 'up');
  *   const child = lab.spawnIn(a, [process.execPath, ...]);
  *   await lab.cleanup();
+ *
+ * In a test file: `if (!requireRoot(t)) return;` skips with the reason. Labs that were not
+ * cleaned up (a crash, SIGINT/SIGTERM from the runner) are removed on process exit.
+ * Underlay addresses come from 198.18.0.0/15 (RFC 2544 benchmarking): underlayAddr(n).
  */
 import { type ChildProcess, type SpawnOptions, execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import type { TestContext } from 'node:test';
 import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
@@ -37,6 +42,37 @@ export function netnsSkipReason(): string | false {
   return (cachedSkip = false);
 }
 
+/** Skips the test (with the reason) when netns tests cannot run; true when they can. */
+export function requireRoot(t: TestContext): boolean {
+  const reason = netnsSkipReason();
+  if (reason) t.skip(reason);
+  return !reason;
+}
+
+/** Host n (1 … 131070) of the underlay range 198.18.0.0/15. */
+export function underlayAddr(n: number): string {
+  if (!Number.isInteger(n) || n < 1 || n > 0x1fffe) throw new RangeError(`underlay host number out of range: ${n}`);
+  return `198.${18 + (n >> 16)}.${(n >> 8) & 0xff}.${n & 0xff}`;
+}
+
+/** Labs not yet cleaned up; removed synchronously if the process exits first. */
+const liveLabs = new Set<NetnsLab>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const lab of liveLabs) lab.cleanupSync();
+  });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      for (const lab of liveLabs) lab.cleanupSync();
+      process.kill(process.pid, signal); // our handler is gone: default action now
+    });
+  }
+}
+
 /** Runs a command; rejects with its stderr in the message. */
 export async function run(cmd: string, args: string[]): Promise<string> {
   try {
@@ -58,6 +94,8 @@ export class NetnsLab {
   constructor(tag: string) {
     if (!/^[a-z]{1,3}$/.test(tag)) throw new Error('lab tag: 1-3 lower-case letters');
     this.prefix = `${tag}${randomBytes(3).toString('hex')}`;
+    liveLabs.add(this);
+    installExitHook();
   }
 
   /** A name under this lab's prefix (≤ 15 characters when suffix is short). */
@@ -71,6 +109,7 @@ export class NetnsLab {
     const ns = `${this.prefix}-${suffix}`;
     await run('ip', ['netns', 'add', ns]);
     this.namespaces.push(ns);
+    liveLabs.add(this);
     await this.ip(ns, 'link', 'set', 'lo', 'up');
     return ns;
   }
@@ -97,6 +136,7 @@ export class NetnsLab {
     await run('ip', args);
     if (!a.ns) this.rootLinks.push(a.name);
     else if (!b.ns) this.rootLinks.push(b.name);
+    liveLabs.add(this);
     return [a.name, b.name];
   }
 
@@ -126,5 +166,27 @@ export class NetnsLab {
     );
     for (const link of this.rootLinks.splice(0)) await run('ip', ['link', 'del', link]).catch(() => undefined);
     for (const ns of this.namespaces.splice(0).reverse()) await run('ip', ['netns', 'del', ns]).catch(() => undefined);
+    liveLabs.delete(this);
+  }
+
+  /** Last-resort cleanup from a process 'exit' handler: synchronous, best effort. */
+  cleanupSync(): void {
+    liveLabs.delete(this);
+    for (const child of this.children) child.kill('SIGKILL');
+    this.children.clear();
+    for (const link of this.rootLinks.splice(0)) {
+      try {
+        execFileSync('ip', ['link', 'del', link], { stdio: 'ignore' });
+      } catch {
+        /* already gone */
+      }
+    }
+    for (const ns of this.namespaces.splice(0).reverse()) {
+      try {
+        execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+      } catch {
+        /* already gone */
+      }
+    }
   }
 }
