@@ -20,7 +20,8 @@ export class Tx {
   private readonly writes = new Map<string, Op>();
   private readonly extraPre: Precondition[] = [];
 
-  constructor(private readonly store: Store) {}
+  /** The store this transaction reads from (for per-store caches such as allocation hints). */
+  constructor(readonly store: Store) {}
 
   /** Reads a key (seeing this transaction's own writes) and makes it a precondition. */
   async get(key: string): Promise<KeyValue | undefined> {
@@ -106,13 +107,14 @@ export interface TransactResult<T> {
  */
 export async function transact<T>(
   store: Store,
-  body: (tx: Tx) => Promise<T>,
+  /** attempt counts from 0; allocators use it to spread out under contention. */
+  body: (tx: Tx, attempt: number) => Promise<T>,
   opts: TransactOptions = {},
 ): Promise<TransactResult<T>> {
   const attempts = opts.attempts ?? 100;
   for (let i = 0; i < attempts; i++) {
     const tx = new Tx(store);
-    const value = await body(tx);
+    const value = await body(tx, i);
     const batch = tx.batch();
     if (batch.ops.length === 0) return { value, revision: await store.revision() };
     const res = await store.commit(batch);

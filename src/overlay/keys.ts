@@ -8,6 +8,9 @@
  *   ovl/ul/<cn_uuid>               UnderlayRecord  a node's underlay address and port
  *   ovl/vnode/<vnet:8>/<cn_uuid>   VnetNode     how many mapped NICs a node has on a vnet
  *   ovl/ev/<cn_uuid>/<event id>    OverlayEvent a pending shootdown for that node
+ *   ovl/vgen/<vnet:8>              counter bumped whenever the set of nodes on a vnet
+ *                                  changes, so writes that fan events out to "every node
+ *                                  already on the vnet" read that set consistently
  *
  * vnet ids are zero-padded decimal so that a vnet's rows are one contiguous range; MACs
  * are 12 lowercase hex digits; IPs are in canonical text form (IPv4 dotted quad, IPv6
@@ -20,6 +23,7 @@ export const IP_PREFIX = 'ovl/ip/';
 export const UNDERLAY_PREFIX = 'ovl/ul/';
 export const VNODE_PREFIX = 'ovl/vnode/';
 export const EVENT_PREFIX = 'ovl/ev/';
+export const VNODE_GEN_PREFIX = 'ovl/vgen/';
 
 /** The VXLAN UDP port every underlay record carries unless configured otherwise. */
 export const DEFAULT_VXLAN_PORT = 4789;
@@ -92,4 +96,8 @@ export function eventPrefix(cnUuid: string): string {
 
 export function eventKey(cnUuid: string, id: string): string {
   return `${eventPrefix(cnUuid)}${id}`;
+}
+
+export function vnodeGenKey(vnet: number): string {
+  return `${VNODE_GEN_PREFIX}${padVnet(vnet)}`;
 }

@@ -3,8 +3,10 @@ import type { FastifyInstance } from 'fastify';
 import type { NapiContext } from '../context.js';
 import { registerAggregations } from './aggregations.js';
 import { registerFabrics } from './fabrics.js';
+import { registerIps } from './ips.js';
 import { registerNetworks } from './networks.js';
 import { registerNicTags } from './nic-tags.js';
+import { registerNics } from './nics.js';
 import { registerPing } from './ping.js';
 import { registerPools } from './pools.js';
 import { registerSearch } from './search.js';
@@ -19,4 +21,6 @@ export const routeModules: RouteModule[] = [
   registerSearch,
   registerAggregations,
   registerFabrics,
+  registerIps,
+  registerNics,
 ];

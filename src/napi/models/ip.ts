@@ -1,0 +1,157 @@
+/**
+ * IP records (napi/ips/<network>/<ip sort key>): serialization, NAPI's free/unassign
+ * semantics, and UpdateIP (PUT /networks/:uuid/ips/:ip) inside a transaction.
+ */
+import { type FieldError, invalidParams, missingParam, notFound } from '../errors.js';
+import { familyOf, subnetContains, subnetOf } from '../ipmath.js';
+import { ipKey } from '../keys.js';
+import type { Tx } from '../txn.js';
+import { type FieldValidator, type Params, fail, ipText, parseIp, rejectField, vBool, vUuid, validateParams } from '../validate.js';
+import type { BelongsToType, IpRecord, NetworkRecord } from './records.js';
+
+export const BELONGS_TO_TYPES: readonly BelongsToType[] = ['other', 'server', 'zone'];
+
+export const vBelongsToType: FieldValidator = (field, v) =>
+  typeof v === 'string' && (BELONGS_TO_TYPES as readonly string[]).includes(v)
+    ? v
+    : fail(field, `must be one of: ${BELONGS_TO_TYPES.map((t) => JSON.stringify(t)).join(', ')}`);
+
+export interface SerializedIp {
+  ip: string;
+  network_uuid: string;
+  reserved: boolean;
+  free: boolean;
+  owner_uuid?: string;
+  belongs_to_type?: string;
+  belongs_to_uuid?: string;
+}
+
+export function serializeIp(rec: IpRecord): SerializedIp {
+  const out: SerializedIp = {
+    ip: rec.ip,
+    network_uuid: rec.network_uuid,
+    reserved: rec.reserved === true,
+    free: isFree(rec),
+  };
+  if (rec.owner_uuid) out.owner_uuid = rec.owner_uuid;
+  if (rec.belongs_to_type) out.belongs_to_type = rec.belongs_to_type;
+  if (rec.belongs_to_uuid) out.belongs_to_uuid = rec.belongs_to_uuid;
+  return out;
+}
+
+/** Free: unreserved and none of the three owning fields. */
+export function isFree(rec: IpRecord): boolean {
+  return rec.reserved !== true && !rec.owner_uuid && !rec.belongs_to_type && !rec.belongs_to_uuid;
+}
+
+/** The record NAPI synthesises for an address with nothing stored. */
+export function synthesizedIp(networkUuid: string, ip: string): IpRecord {
+  return { ip, network_uuid: networkUuid, reserved: false, modified_timestamp: '' };
+}
+
+/**
+ * Releases an address held by a NIC: a reserved address keeps its owner and stays
+ * reserved; an ordinary one loses its owner and goes back to the pool as freed now.
+ */
+export function releasedIp(rec: IpRecord, now: string): IpRecord {
+  const out: IpRecord = { ip: rec.ip, network_uuid: rec.network_uuid, reserved: rec.reserved === true, modified_timestamp: now };
+  if (rec.reserved && rec.owner_uuid) out.owner_uuid = rec.owner_uuid;
+  if (!out.reserved) out.freed_timestamp = now;
+  return out;
+}
+
+export type ParsedIpAddr = { ok: true; ip: string } | { ok: false; message: string };
+
+/** The :ip_addr path parameter against a network, with GetIP's 404 messages. */
+export function parseIpForNetwork(raw: unknown, network: NetworkRecord): ParsedIpAddr {
+  const a = parseIp(raw);
+  if (!a) return { ok: false, message: 'Invalid IP address' };
+  const ip = ipText(a);
+  const subnet = subnetOf(network.subnet);
+  if (familyOf(ip) !== subnet.family) return { ok: false, message: 'IP and subnet are of different address families' };
+  if (!subnetContains(subnet, ip)) return { ok: false, message: 'IP is not in subnet' };
+  return { ok: true, ip };
+}
+
+export function mustParseIpForNetwork(raw: unknown, network: NetworkRecord): string {
+  const r = parseIpForNetwork(raw, network);
+  if (!r.ok) throw notFound(r.message);
+  return r.ip;
+}
+
+const UPDATE_IP_SCHEMA = {
+  optional: {
+    owner_uuid: vUuid,
+    belongs_to_uuid: vUuid,
+    belongs_to_type: vBelongsToType,
+    reserved: vBool,
+    unassign: vBool,
+    free: vBool,
+    check_owner: vBool,
+  },
+};
+
+/** Owner check: no owners means anyone; the admin UUID owns everything. */
+function ownsNetwork(network: NetworkRecord, owner: string, adminUuid: string): boolean {
+  if (!network.owner_uuids || network.owner_uuids.length === 0) return true;
+  return owner === adminUuid || network.owner_uuids.includes(owner);
+}
+
+/**
+ * UpdateIP inside tx: free, unassign, reserve, or assign owner/belongs_to. `existing`
+ * is the current record (read through tx) or undefined. Returns the record written.
+ */
+export async function updateIpTx(
+  tx: Tx,
+  network: NetworkRecord,
+  ip: string,
+  existing: IpRecord | undefined,
+  raw: Params,
+  adminUuid: string,
+): Promise<IpRecord> {
+  const c = await validateParams(
+    {
+      ...UPDATE_IP_SCHEMA,
+      after: [
+        (c) => {
+          if (c.free === true && c.unassign === true) rejectField('unassign', 'free and unassign cannot both be set to "true"');
+        },
+        (c) => {
+          if (c.free === true || c.unassign === true) return;
+          const errs: FieldError[] = [];
+          const has = (f: keyof IpRecord): boolean => c[f] !== undefined || (existing !== undefined && existing[f] !== undefined);
+          const givesBelongs = c.belongs_to_uuid !== undefined || c.belongs_to_type !== undefined;
+          if (givesBelongs) {
+            if (!has('belongs_to_uuid')) errs.push(missingParam('belongs_to_uuid'));
+            if (!has('belongs_to_type')) errs.push(missingParam('belongs_to_type'));
+            if (!has('owner_uuid')) errs.push(missingParam('owner_uuid'));
+          }
+          if (errs.length > 0) throw invalidParams(errs);
+        },
+        (c) => {
+          if (c.owner_uuid === undefined || c.check_owner === false) return;
+          if (!ownsNetwork(network, c.owner_uuid as string, adminUuid)) rejectField('owner_uuid', 'network owner_uuids do not match');
+        },
+      ],
+    },
+    raw,
+  );
+  const now = new Date().toISOString();
+  let next: IpRecord;
+  if (c.free === true) {
+    next = { ip, network_uuid: network.uuid, reserved: false, modified_timestamp: now, freed_timestamp: now };
+  } else if (c.unassign === true) {
+    next = { ...(existing ?? synthesizedIp(network.uuid, ip)), modified_timestamp: now };
+    delete next.belongs_to_uuid;
+    delete next.belongs_to_type;
+    if (!next.reserved && !next.owner_uuid) next.freed_timestamp = now;
+  } else {
+    next = { ...(existing ?? synthesizedIp(network.uuid, ip)), modified_timestamp: now };
+    for (const f of ['owner_uuid', 'belongs_to_uuid', 'belongs_to_type', 'reserved'] as const) {
+      if (c[f] !== undefined) (next as unknown as Record<string, unknown>)[f] = c[f];
+    }
+    if (next.belongs_to_uuid || next.reserved) delete next.freed_timestamp;
+  }
+  tx.putJson(ipKey(network.uuid, ip), next);
+  return next;
+}

@@ -1,0 +1,113 @@
+/**
+ * /nics, /nics/:mac and /networks/:network_uuid/nics (NAPI's CreateNic, ProvisionNic,
+ * ListNics, GetNic, UpdateNic, DeleteNic). The logic is in ../models/nic.ts; every
+ * write is one transaction.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { NapiContext } from '../context.js';
+import { notFound } from '../errors.js';
+import { checkIfMatch, napiParams, setEtag } from '../http.js';
+import { networkKey } from '../keys.js';
+import {
+  ALLOW_FLAGS,
+  MSG,
+  type NicFilter,
+  createNicTx,
+  deleteNicTx,
+  listNicRecords,
+  loadNic,
+  serializeNic,
+  updateNicTx,
+} from '../models/nic.js';
+import type { NetworkRecord, NicRecord } from '../models/records.js';
+import { vStrings, vUuidFilter } from '../models/params.js';
+import { Tx, transact } from '../txn.js';
+import { type FieldValidator, type Params, paginate, paginationFields, vBool, validateParams } from '../validate.js';
+
+const LIST_SCHEMA_OPTIONAL: Record<string, FieldValidator> = {
+  ...paginationFields,
+  owner_uuid: vUuidFilter,
+  cn_uuid: vUuidFilter,
+  belongs_to_uuid: vUuidFilter,
+  network_uuid: vUuidFilter,
+  belongs_to_type: vStrings,
+  nic_tag: vStrings,
+  nic_tags_provided: vStrings,
+  state: vStrings,
+  underlay: vBool,
+};
+for (const f of ALLOW_FLAGS) LIST_SCHEMA_OPTIONAL[f] = vBool;
+
+function filterFrom(c: Params): NicFilter {
+  const f: NicFilter = { flags: [] };
+  for (const k of ['owner_uuid', 'cn_uuid', 'belongs_to_uuid', 'network_uuid', 'belongs_to_type', 'nic_tag', 'nic_tags_provided', 'state'] as const) {
+    if (c[k] !== undefined) f[k] = c[k] as string[];
+  }
+  for (const k of ['underlay', ...ALLOW_FLAGS]) if (c[k] !== undefined) f.flags.push([k, c[k] as boolean]);
+  return f;
+}
+
+/** Networks of these NICs, each read once. */
+async function networksFor(tx: Tx, nics: NicRecord[]): Promise<Map<string, NetworkRecord>> {
+  const uuids = [...new Set(nics.filter((n) => n.ip && n.network_uuid).map((n) => n.network_uuid as string))];
+  const got = await tx.store.getMany(uuids.map(networkKey));
+  const out = new Map<string, NetworkRecord>();
+  for (const kv of got.values()) {
+    const rec = JSON.parse(kv.value) as NetworkRecord;
+    out.set(rec.uuid, rec);
+  }
+  return out;
+}
+
+export function registerNics(app: FastifyInstance, ctx: NapiContext): void {
+  const { store, config } = ctx;
+
+  app.get('/nics', async (req) => {
+    const c = await validateParams({ optional: LIST_SCHEMA_OPTIONAL, strict: true }, napiParams(req));
+    const tx = new Tx(store);
+    const page = paginate(await listNicRecords(tx, filterFrom(c)), c);
+    const nets = await networksFor(tx, page);
+    return page.map((n) => serializeNic(n, n.network_uuid ? nets.get(n.network_uuid) : undefined, config));
+  });
+
+  const create = async (req: FastifyRequest, reply: FastifyReply) => {
+    const raw = napiParams(req);
+    const { value, revision } = await transact(store, (tx, attempt) => createNicTx(tx, config, raw, attempt), { attempts: 200 });
+    setEtag(reply, revision);
+    return serializeNic(value.nic, value.network, config);
+  };
+  app.post('/nics', create);
+  app.post('/networks/:network_uuid/nics', create);
+
+  app.get('/nics/:mac', async (req, reply) => {
+    const tx = new Tx(store);
+    const loaded = await loadNic(tx, (req.params as Params).mac);
+    if (!loaded) throw notFound(MSG.nicNotFound);
+    const net = loaded.rec.ip && loaded.rec.network_uuid ? await tx.getJson<NetworkRecord>(networkKey(loaded.rec.network_uuid)) : undefined;
+    setEtag(reply, loaded.modRevision);
+    return serializeNic(loaded.rec, net, config);
+  });
+
+  app.put('/nics/:mac', async (req, reply) => {
+    const raw = napiParams(req);
+    const { value, revision } = await transact(store, async (tx) => {
+      const loaded = await loadNic(tx, (req.params as Params).mac);
+      if (!loaded) throw notFound(MSG.nicNotFound);
+      checkIfMatch(req, loaded.modRevision);
+      return updateNicTx(tx, config, loaded.rec, raw);
+    });
+    setEtag(reply, revision);
+    return serializeNic(value.nic, value.network, config);
+  });
+
+  app.delete('/nics/:mac', async (req, reply) => {
+    await transact(store, async (tx) => {
+      const loaded = await loadNic(tx, (req.params as Params).mac);
+      if (!loaded) throw notFound(MSG.nicNotFound);
+      checkIfMatch(req, loaded.modRevision);
+      await deleteNicTx(tx, config, loaded.rec);
+    });
+    reply.status(204);
+    return reply.send();
+  });
+}
