@@ -955,7 +955,7 @@ static napi_value js_if_index(napi_env env, napi_callback_info info)
 	unsigned idx;
 
 	CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-	if (argc < 1 || !arg_string(env, argv[0], "ifIndex", "name", name, sizeof(name)))
+	if (!arg_string(env, argv[0], "ifIndex", "name", name, sizeof(name)))
 		return NULL;
 	if (name[0] == '\0' || strlen(name) >= IF_NAMESIZE) {
 		napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "ifIndex: name must be 1 to 15 characters");
