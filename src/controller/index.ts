@@ -10,6 +10,8 @@ import { ensureInitialData } from '../napi/bootstrap.js';
 import { DEFAULT_MAC_OUI, type NapiConfig } from '../napi/context.js';
 import { openStore, type StoreConfig } from '../store/index.js';
 import type { Store } from '../store/types.js';
+import { MappingIndex } from '../mapping/index.js';
+import { SvpServer } from '../svp/server.js';
 import { registerObjectGauges } from './gauges.js';
 
 export interface HostPort {
@@ -35,8 +37,10 @@ export interface Controller {
   store: Store;
   registry: Registry;
   app: FastifyInstance;
+  index: MappingIndex;
+  svp: SvpServer;
   restAddress: HostPort;
-  svpAddress: HostPort | null;
+  svpAddress: HostPort;
   close(): Promise<void>;
 }
 
@@ -65,29 +69,60 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   const registry = createRegistry('controller');
   const config = napiConfigFrom(opts);
   const logger = { level: opts.logLevel ?? 'info' };
+  const index = new MappingIndex({ store });
   let app: FastifyInstance | undefined;
+  let svp: SvpServer | undefined;
   try {
     await ensureInitialData({ store, config });
-    app = buildNapiApp({ store, config, registry }, { logger });
+    // The index answers SVP from memory; it must be caught up before SVP opens.
+    await index.start();
+    app = buildNapiApp(
+      { store, config, registry },
+      {
+        logger,
+        // Read-your-writes across protocols: a REST write is acknowledged only once SVP
+        // lookups on this controller reflect it (no stale answer after a commit).
+        beforeWriteReply: async () => {
+          await index.waitForRevision(await store.revision(), 5000);
+        },
+      },
+    );
     registerObjectGauges(registry, store);
+    svp = new SvpServer({
+      store,
+      index,
+      registry,
+      host: opts.svpListen.host,
+      port: opts.svpListen.port,
+      logWaitMs: opts.svpLogWaitMs ?? 10_000,
+      logger: app.log,
+    });
+    const svpBound = await svp.listen();
     await app.listen({ host: opts.listen.host, port: opts.listen.port });
     const addr = app.server.address();
     const restAddress =
       addr && typeof addr === 'object' ? { host: addr.address, port: addr.port } : { host: opts.listen.host, port: opts.listen.port };
     const started = app;
+    const svpServer = svp;
     return {
       store,
       registry,
       app: started,
+      index,
+      svp: svpServer,
       restAddress,
-      svpAddress: null,
+      svpAddress: { host: svpBound.address, port: svpBound.port },
       async close() {
+        await svpServer.close();
         await started.close();
+        index.close();
         await store.close();
       },
     };
   } catch (err) {
+    await svp?.close().catch(() => undefined);
     await app?.close().catch(() => undefined);
+    index.close();
     await store.close().catch(() => undefined);
     throw err;
   }

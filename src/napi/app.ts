@@ -16,6 +16,11 @@ export interface NapiAppOptions {
   logger?: FastifyServerOptions['logger'];
   /** Extra route groups (the firewall API registers here). */
   extraRoutes?: Array<(app: FastifyInstance, ctx: NapiContext) => void>;
+  /**
+   * Called before a successful write's response is sent, so a client that got its answer
+   * can rely on every reader (the SVP mapping index) already reflecting the write.
+   */
+  beforeWriteReply?: () => Promise<void>;
 }
 
 const SERVER_NAME = 'rhumb Networking API';
@@ -52,7 +57,11 @@ export function buildNapiApp(deps: Omit<NapiContext, 'log'>, opts: NapiAppOption
     reply.header('x-request-id', req.id);
     reply.header('x-server-name', serverName);
   });
-  app.addHook('onSend', async (_req, reply, payload) => {
+  const beforeWriteReply = opts.beforeWriteReply;
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (beforeWriteReply && req.method !== 'GET' && req.method !== 'HEAD' && reply.statusCode < 300) {
+      await beforeWriteReply();
+    }
     reply.header('x-response-time', Math.round(reply.elapsedTime));
     return payload;
   });
