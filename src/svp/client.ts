@@ -163,7 +163,8 @@ interface Query {
   timer: NodeJS.Timeout;
   conn: Conn | null;
   id: number;
-  sentAt: number;
+  /** The connection's received-frame count when this query was sent. */
+  rxAtSend: number;
   done: boolean;
 }
 
@@ -177,6 +178,8 @@ class Conn {
   readonly inflight = new Map<number, Query>();
   private failures = 0;
   lastRx = 0;
+  /** Frames received so far (a query timing out with none since it was sent means a dead peer). */
+  private rxFrames = 0;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private keepaliveTimer: NodeJS.Timeout | null = null;
   private pinging = false;
@@ -217,6 +220,7 @@ class Conn {
     if (this.socket !== socket || !this.decoder) return;
     this.lastRx = Date.now();
     const { frames, error } = this.decoder.push(chunk);
+    this.rxFrames += frames.length;
     for (const f of frames) {
       if (!this.onFrame(f)) {
         this.fail(socket, `bad reply ${opName(f.op)}`);
@@ -250,7 +254,7 @@ class Conn {
     this.nextId = id >= 0xffffffff ? 1 : id + 1;
     q.id = id;
     q.conn = this;
-    q.sentAt = Date.now();
+    q.rxAtSend = this.rxFrames;
     this.inflight.set(id, q);
     socket.write(encodeFrame(q.op, id, q.payload));
   }
@@ -258,7 +262,7 @@ class Conn {
   /** Forgets a query (timed out); true when the connection looks dead for it. */
   forget(q: Query): boolean {
     this.inflight.delete(q.id);
-    return this.state === 'active' && this.lastRx < q.sentAt;
+    return this.state === 'active' && this.rxFrames === q.rxAtSend;
   }
 
   private armKeepalive(): void {
@@ -500,7 +504,7 @@ export class SvpClient extends EventEmitter<SvpClientEvents> {
       reject,
       conn: null,
       id: 0,
-      sentAt: 0,
+      rxAtSend: 0,
       done: false,
       timer: setTimeout(() => {
         if (q.done) return;
