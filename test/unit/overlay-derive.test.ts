@@ -1,0 +1,232 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  type NicOverlayView,
+  type VnetNodes,
+  deriveOverlay,
+  derivationOps,
+  fabricPlacement,
+  recipients,
+  underlayOf,
+  vnetsTouched,
+} from '../../src/overlay/derive.js';
+
+const CN_A = 'aaaaaaaa-0000-4000-8000-000000000001';
+const CN_B = 'bbbbbbbb-0000-4000-8000-000000000002';
+const CN_C = 'cccccccc-0000-4000-8000-000000000003';
+const NET = { uuid: '11111111-1111-4111-8111-111111111111', nic_tag: 'sdc_overlay', vlan_id: 5, fabric: true, vnet_id: 4242 };
+const CFG = { underlayNicTag: 'sdc_underlay' };
+const NOW = '2024-01-01T00:00:00.000Z';
+
+function ids(): () => string {
+  let n = 0;
+  return () => `id-${String(++n).padStart(3, '0')}`;
+}
+
+function nic(over: Partial<NicOverlayView> = {}): NicOverlayView {
+  return { mac: '90:b8:d0:00:00:01', belongs_to_type: 'zone', belongs_to_uuid: 'vm', ip: '10.0.0.5', cn_uuid: CN_A, network: NET, ...over };
+}
+
+function nodes(entries: Record<string, number>, vnet = 4242): VnetNodes {
+  return new Map([[vnet, new Map(Object.entries(entries))]]);
+}
+
+const opts = () => ({ now: NOW, newId: ids() });
+
+test('create: puts ip and mac rows, counts the node, VL3 to every node already on the vnet', () => {
+  const d = deriveOverlay(null, nic(), nodes({ [CN_B]: 2, [CN_C]: 1 }), CFG, opts());
+  assert.deepEqual(d.mappings, [
+    {
+      type: 'put',
+      key: 'ovl/ip/00004242/10.0.0.5',
+      value: JSON.stringify({ ip: '10.0.0.5', mac: '90:b8:d0:00:00:01', vnet_id: 4242, cn_uuid: CN_A, vlan_id: 5 }),
+    },
+    {
+      type: 'put',
+      key: 'ovl/mac/00004242/90b8d0000001',
+      value: JSON.stringify({ mac: '90:b8:d0:00:00:01', vnet_id: 4242, cn_uuid: CN_A, vlan_id: 5, ip: '10.0.0.5' }),
+    },
+  ]);
+  assert.deepEqual(d.vnodes, [{ vnet_id: 4242, cn_uuid: CN_A, count: 1, membership: true }]);
+  assert.deepEqual(
+    d.events.map((e) => [e.type, e.cn_uuid, e.type === 'vl3' ? e.ip : e.mac]),
+    [
+      ['vl3', CN_B, '10.0.0.5'],
+      ['vl3', CN_C, '10.0.0.5'],
+    ],
+  );
+  assert.deepEqual(d.events[0], { id: 'id-001', type: 'vl3', cn_uuid: CN_B, vnet_id: 4242, vlan_id: 5, ip: '10.0.0.5', created: NOW });
+  assert.deepEqual(d.underlay, []);
+});
+
+test('create: the first NIC on an empty vnet sends no events; own node already there gets one', () => {
+  assert.deepEqual(deriveOverlay(null, nic(), new Map(), CFG, opts()).events, []);
+  const d = deriveOverlay(null, nic(), nodes({ [CN_A]: 3 }), CFG, opts());
+  assert.deepEqual(d.events.map((e) => e.cn_uuid), [CN_A]);
+  assert.deepEqual(d.vnodes, [{ vnet_id: 4242, cn_uuid: CN_A, count: 4, membership: false }]);
+});
+
+test('update that changes nothing overlay-relevant: no ops, no events, no node reads', () => {
+  const before = nic();
+  const after = nic({ belongs_to_uuid: 'other-vm' });
+  const d = deriveOverlay(before, after, nodes({ [CN_A]: 1, [CN_B]: 1 }), CFG, opts());
+  assert.deepEqual(d, { mappings: [], underlay: [], vnodes: [], events: [] });
+  assert.deepEqual(vnetsTouched(before, after), []);
+});
+
+test('IP change: old ip row removed, new rows put, VL3 for old and new IP to every node', () => {
+  const d = deriveOverlay(nic(), nic({ ip: '10.0.0.9' }), nodes({ [CN_A]: 1, [CN_B]: 1 }), CFG, opts());
+  assert.deepEqual(
+    d.mappings.map((o) => [o.type, o.key]),
+    [
+      ['del', 'ovl/ip/00004242/10.0.0.5'],
+      ['put', 'ovl/ip/00004242/10.0.0.9'],
+      ['put', 'ovl/mac/00004242/90b8d0000001'],
+    ],
+  );
+  assert.deepEqual(d.vnodes, []);
+  assert.deepEqual(
+    d.events.map((e) => [e.type, e.cn_uuid, e.type === 'vl3' ? e.ip : '']),
+    [
+      ['vl3', CN_A, '10.0.0.5'],
+      ['vl3', CN_B, '10.0.0.5'],
+      ['vl3', CN_A, '10.0.0.9'],
+      ['vl3', CN_B, '10.0.0.9'],
+    ],
+  );
+});
+
+test('cn_uuid change (migration): rows put with the new node, VL2 for the MAC then VL3 for the IP; old node included', () => {
+  const d = deriveOverlay(nic(), nic({ cn_uuid: CN_B }), nodes({ [CN_A]: 1, [CN_C]: 4 }), CFG, opts());
+  assert.deepEqual(d.mappings.map((o) => [o.type, o.key]), [
+    ['put', 'ovl/ip/00004242/10.0.0.5'],
+    ['put', 'ovl/mac/00004242/90b8d0000001'],
+  ]);
+  assert.match((d.mappings[0] as { value: string }).value, new RegExp(CN_B));
+  assert.deepEqual(
+    d.vnodes.sort((a, b) => a.cn_uuid.localeCompare(b.cn_uuid)),
+    [
+      { vnet_id: 4242, cn_uuid: CN_A, count: 0, membership: true },
+      { vnet_id: 4242, cn_uuid: CN_B, count: 1, membership: true },
+    ],
+  );
+  assert.deepEqual(
+    d.events.map((e) => [e.type, e.cn_uuid]),
+    [
+      ['vl2', CN_A],
+      ['vl2', CN_C],
+      ['vl3', CN_A],
+      ['vl3', CN_C],
+    ],
+  );
+  assert.deepEqual(d.events[0], { id: 'id-001', type: 'vl2', cn_uuid: CN_A, vnet_id: 4242, mac: '90:b8:d0:00:00:01', created: NOW });
+});
+
+test('delete: both rows removed, node count drops, VL2 to every node (the NIC node included)', () => {
+  const d = deriveOverlay(nic(), null, nodes({ [CN_A]: 2, [CN_B]: 1 }), CFG, opts());
+  assert.deepEqual(d.mappings, [
+    { type: 'del', key: 'ovl/ip/00004242/10.0.0.5' },
+    { type: 'del', key: 'ovl/mac/00004242/90b8d0000001' },
+  ]);
+  assert.deepEqual(d.vnodes, [{ vnet_id: 4242, cn_uuid: CN_A, count: 1, membership: false }]);
+  assert.deepEqual(d.events.map((e) => [e.type, e.cn_uuid]), [
+    ['vl2', CN_A],
+    ['vl2', CN_B],
+  ]);
+});
+
+test('IP and node change together: VL2, VL3 old, VL3 new', () => {
+  const d = deriveOverlay(nic(), nic({ ip: '10.0.0.7', cn_uuid: CN_B }), nodes({ [CN_A]: 1 }), CFG, opts());
+  assert.deepEqual(d.events.map((e) => [e.type, e.type === 'vl3' ? e.ip : e.mac]), [
+    ['vl2', '90:b8:d0:00:00:01'],
+    ['vl3', '10.0.0.5'],
+    ['vl3', '10.0.0.7'],
+  ]);
+});
+
+test('moving to another vnet is a delete on the old one and a create on the new one', () => {
+  const other = { ...NET, uuid: '22222222-2222-4222-8222-222222222222', vnet_id: 77 };
+  const nodesBoth: VnetNodes = new Map([
+    [4242, new Map([[CN_A, 1], [CN_B, 1]])],
+    [77, new Map([[CN_C, 1]])],
+  ]);
+  const before = nic();
+  const after = nic({ network: other, ip: '192.168.0.2' });
+  assert.deepEqual(vnetsTouched(before, after).sort((x, y) => x - y), [77, 4242]);
+  const d = deriveOverlay(before, after, nodesBoth, CFG, opts());
+  assert.deepEqual(d.mappings.map((o) => [o.type, o.key]), [
+    ['del', 'ovl/ip/00004242/10.0.0.5'],
+    ['del', 'ovl/mac/00004242/90b8d0000001'],
+    ['put', 'ovl/ip/00000077/192.168.0.2'],
+    ['put', 'ovl/mac/00000077/90b8d0000001'],
+  ]);
+  assert.deepEqual(d.events.map((e) => [e.type, e.vnet_id, e.cn_uuid]), [
+    ['vl2', 4242, CN_A],
+    ['vl2', 4242, CN_B],
+    ['vl3', 77, CN_C],
+  ]);
+});
+
+test('non-fabric NICs never touch the overlay', () => {
+  const plain = { ...NET, fabric: false, vnet_id: undefined, nic_tag: 'external' };
+  assert.equal(fabricPlacement(nic({ network: plain })), undefined);
+  assert.equal(fabricPlacement(nic({ belongs_to_type: 'server' })), undefined);
+  assert.equal(fabricPlacement(nic({ cn_uuid: undefined })), undefined);
+  assert.equal(fabricPlacement(nic({ ip: undefined })), undefined);
+  const d = deriveOverlay(null, nic({ network: plain }), nodes({ [CN_B]: 1 }), CFG, opts());
+  assert.deepEqual(d, { mappings: [], underlay: [], vnodes: [], events: [] });
+});
+
+test('a NIC that stops being fabric (cn_uuid dropped) is removed with VL2s', () => {
+  const d = deriveOverlay(nic(), nic({ belongs_to_type: 'other' }), nodes({ [CN_B]: 1, [CN_A]: 1 }), CFG, opts());
+  assert.equal(d.mappings.filter((o) => o.type === 'del').length, 2);
+  assert.deepEqual(d.events.map((e) => e.type), ['vl2', 'vl2']);
+});
+
+const UL_NET = { uuid: '33333333-3333-4333-8333-333333333333', nic_tag: 'sdc_underlay', vlan_id: 0 };
+function serverNic(over: Partial<NicOverlayView> = {}): NicOverlayView {
+  return { mac: '90:b8:d0:00:00:99', belongs_to_type: 'server', belongs_to_uuid: CN_A, ip: '172.16.0.10', underlay: true, network: UL_NET, ...over };
+}
+
+test('underlay NIC create puts ovl/ul/<cn> with port 4789; delete removes it; no events', () => {
+  const d = deriveOverlay(null, serverNic(), nodes({ [CN_B]: 1 }), CFG, opts());
+  assert.deepEqual(d.underlay, [
+    { type: 'put', key: `ovl/ul/${CN_A}`, value: JSON.stringify({ cn_uuid: CN_A, ip: '172.16.0.10', port: 4789 }) },
+  ]);
+  assert.deepEqual(d.events, []);
+  assert.deepEqual(deriveOverlay(serverNic(), null, new Map(), CFG, opts()).underlay, [{ type: 'del', key: `ovl/ul/${CN_A}` }]);
+});
+
+test('underlay rules: only server NICs on the underlay tag with underlay=true; IP change rewrites; turning it off deletes', () => {
+  assert.equal(underlayOf(serverNic({ underlay: false }), CFG), undefined);
+  assert.equal(underlayOf(serverNic({ network: { ...UL_NET, nic_tag: 'admin' } }), CFG), undefined);
+  assert.equal(underlayOf(serverNic({ belongs_to_type: 'zone' }), CFG), undefined);
+  assert.deepEqual(deriveOverlay(serverNic(), serverNic({ state: 'x' } as Partial<NicOverlayView>), new Map(), CFG, opts()).underlay, []);
+  const moved = deriveOverlay(serverNic(), serverNic({ ip: '172.16.0.11' }), new Map(), CFG, opts());
+  assert.deepEqual(moved.underlay.map((o) => o.type), ['put']);
+  assert.deepEqual(deriveOverlay(serverNic(), serverNic({ underlay: false }), new Map(), CFG, opts()).underlay, [
+    { type: 'del', key: `ovl/ul/${CN_A}` },
+  ]);
+});
+
+test('derivationOps: vnode rows put or deleted, one key per event under its node', () => {
+  const d = deriveOverlay(nic(), null, nodes({ [CN_A]: 1, [CN_B]: 1 }), CFG, opts());
+  const ops = derivationOps(d);
+  assert.deepEqual(ops.filter((o) => o.key.startsWith('ovl/vnode/')), [{ type: 'del', key: `ovl/vnode/00004242/${CN_A}` }]);
+  assert.deepEqual(
+    ops.filter((o) => o.key.startsWith('ovl/ev/')).map((o) => o.key),
+    [`ovl/ev/${CN_A}/id-001`, `ovl/ev/${CN_B}/id-002`],
+  );
+  const c = derivationOps(deriveOverlay(null, nic(), new Map(), CFG, opts()));
+  assert.deepEqual(c.find((o) => o.key.startsWith('ovl/vnode/')), {
+    type: 'put',
+    key: `ovl/vnode/00004242/${CN_A}`,
+    value: JSON.stringify({ vnet_id: 4242, cn_uuid: CN_A, count: 1 }),
+  });
+});
+
+test('recipients are sorted and skip zero counts; default ids are UUIDv7', () => {
+  assert.deepEqual(recipients(nodes({ [CN_C]: 1, [CN_A]: 0, [CN_B]: 2 }), 4242), [CN_B, CN_C]);
+  const d = deriveOverlay(null, nic(), nodes({ [CN_B]: 1 }), CFG);
+  assert.match(d.events[0].id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+});
