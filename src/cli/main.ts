@@ -1,5 +1,6 @@
 /** The `rhumb` command. */
 import { Command } from 'commander';
+import { registerClientCommands } from './client.js';
 import { registerControllerCommand } from './controller.js';
 import { registerTraceCommand } from './trace.js';
 
@@ -11,6 +12,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .enablePositionalOptions();
   registerControllerCommand(program);
+  registerClientCommands(program);
   registerTraceCommand(program);
   return program;
 }
