@@ -11,7 +11,13 @@
  *   neighSet(ifindex, ip, mac, state?)        state 'permanent' (default) | 'reachable'
  *   neighDel(ifindex, ip)
  *   fdbSet(ifindex, mac, dst, {port?, vni?, state?}?)
- *   fdbDel(ifindex, mac, dst?)
+ *                              unicast MAC: create or replace (the MAC moves to dst);
+ *                              all-zeros/multicast MAC: adds dst to its flood list (the
+ *                              kernel refuses replace there)
+ *   fdbDel(ifindex, mac, dst?, {port?, vni?}?)
+ *                              with dst only that remote, which the kernel matches on
+ *                              dst+port+vni (defaults: the device's); a remote that does
+ *                              not match is silently left alone (kernel returns success)
  *   neighList(ifindex?) / fdbList(ifindex?)   dumps
  *   setFilter(ifindexes | null)              deliver misses for these devices only
  *   close()
@@ -186,6 +192,11 @@ static bool parse_mac(const char *s, uint8_t out[6])
 		out[i] = (uint8_t)(hi << 4 | lo);
 	}
 	return true;
+}
+
+static bool is_zero_mac(const uint8_t mac[6])
+{
+	return !(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]);
 }
 
 static bool parse_ip(const char *s, rhumb_rtnl_addr *a)
@@ -765,7 +776,11 @@ static napi_value js_fdb_set(napi_env env, napi_callback_info info)
 		    (napi_get_named_property(env, argv[3], "state", &sv) != napi_ok || !arg_state(env, sv, M, &state)))
 			return NULL;
 	}
-	rhumb_rtnl_msg_init(&m, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, AF_BRIDGE, ifindex, state, NTF_SELF);
+	/* unicast: replace moves the MAC; zero/multicast entries are remote lists, the kernel
+	 * refuses NLM_F_REPLACE for them (EOPNOTSUPP) and appends instead */
+	rhumb_rtnl_msg_init(&m, RTM_NEWNEIGH,
+			    NLM_F_CREATE | ((mac[0] & 1) || is_zero_mac(mac) ? NLM_F_APPEND : NLM_F_REPLACE),
+			    AF_BRIDGE, ifindex, state, NTF_SELF);
 	rhumb_rtnl_msg_put(&m, NDA_LLADDR, mac, 6);
 	rhumb_rtnl_msg_put(&m, NDA_DST, dst.bytes, dst.len);
 	if (has_port) {
@@ -783,12 +798,13 @@ static napi_value js_fdb_set(napi_env env, napi_callback_info info)
 static napi_value js_fdb_del(napi_env env, napi_callback_info info)
 {
 	static const char M[] = "fdbDel";
-	size_t argc = 3;
-	napi_value argv[3] = { NULL, NULL, NULL };
+	size_t argc = 4;
+	napi_value argv[4] = { NULL, NULL, NULL, NULL };
 	rh_rtnl *r = this_open(env, info, &argc, argv, M);
 	int32_t ifindex;
 	rhumb_rtnl_addr dst;
-	bool has_dst = false;
+	bool has_dst = false, has_port = false, has_vni = false;
+	uint32_t port = 0, vni = 0;
 	char dsttext[INET6_ADDRSTRLEN + 1] = "", mactext[18], what[200];
 	uint8_t mac[6];
 	rhumb_rtnl_msg m;
@@ -796,7 +812,7 @@ static napi_value js_fdb_del(napi_env env, napi_callback_info info)
 	if (!r)
 		return NULL;
 	if (argc < 2) {
-		napi_throw_type_error(env, "ERR_MISSING_ARGS", "fdbDel(ifindex, mac, dst?) needs 2 arguments");
+		napi_throw_type_error(env, "ERR_MISSING_ARGS", "fdbDel(ifindex, mac, dst?, opts?) needs 2 arguments");
 		return NULL;
 	}
 	if (!arg_ifindex(env, argv[0], M, &ifindex) || !arg_mac(env, argv[1], M, mac))
@@ -806,10 +822,26 @@ static napi_value js_fdb_del(napi_env env, napi_callback_info info)
 			return NULL;
 		has_dst = true;
 	}
+	if (argc > 3 && !is_nullish(env, argv[3])) {
+		napi_valuetype t;
+		if (napi_typeof(env, argv[3], &t) != napi_ok || t != napi_object) {
+			napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fdbDel: opts must be an object");
+			return NULL;
+		}
+		if (!opt_uint(env, argv[3], "port", M, 65535, &has_port, &port) ||
+		    !opt_uint(env, argv[3], "vni", M, (1 << 24) - 1, &has_vni, &vni))
+			return NULL;
+	}
 	rhumb_rtnl_msg_init(&m, RTM_DELNEIGH, 0, AF_BRIDGE, ifindex, 0, NTF_SELF);
 	rhumb_rtnl_msg_put(&m, NDA_LLADDR, mac, 6);
 	if (has_dst)
 		rhumb_rtnl_msg_put(&m, NDA_DST, dst.bytes, dst.len);
+	if (has_port) {
+		uint16_t be = htons((uint16_t)port);
+		rhumb_rtnl_msg_put(&m, NDA_PORT, &be, sizeof(be));
+	}
+	if (has_vni)
+		rhumb_rtnl_msg_put(&m, NDA_VNI, &vni, sizeof(vni));
 	format_mac(mac, mactext);
 	snprintf(what, sizeof(what), "fdbDel(ifindex %d, %s%s%s)", ifindex, mactext, has_dst ? ", dst " : "", dsttext);
 	transact(env, r, &m, what, "RTM_DELNEIGH");

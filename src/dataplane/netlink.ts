@@ -79,6 +79,14 @@ export interface FdbOptions {
   state?: InstallState;
 }
 
+/** Which remote of an FDB entry fdbDel removes: the kernel matches dst, port and vni. */
+export interface FdbRemoteMatch {
+  /** Default: the device's dstport. */
+  port?: number;
+  /** Default: the device's VNI. */
+  vni?: number;
+}
+
 export interface RtnetlinkOptions {
   /** Deliver misses only for these devices (default: every device in the namespace). */
   ifindexes?: readonly number[];
@@ -104,7 +112,7 @@ interface NativeRtnlSocket {
   neighSet(ifindex: number, ip: string, mac: string, state?: InstallState): void;
   neighDel(ifindex: number, ip: string): void;
   fdbSet(ifindex: number, mac: string, dst: string, opts?: FdbOptions): void;
-  fdbDel(ifindex: number, mac: string, dst?: string): void;
+  fdbDel(ifindex: number, mac: string, dst?: string, opts?: FdbRemoteMatch): void;
   neighList(ifindex?: number): NeighEntry[];
   fdbList(ifindex?: number): FdbEntry[];
   setFilter(ifindexes: readonly number[] | null): void;
@@ -206,16 +214,25 @@ export class Rtnetlink {
     }
   }
 
-  /** MAC -> remote VTEP in the device's own FDB (AF_BRIDGE, NTF_SELF; create or replace). */
+  /**
+   * MAC -> remote VTEP in the device's own FDB (AF_BRIDGE, NTF_SELF). A unicast MAC is
+   * created or replaced (it moves to dst). The all-zeros and multicast MACs hold lists of
+   * remotes (head-end replication): there dst is added to the list, since the kernel
+   * refuses replace for them.
+   */
   fdbSet(ifindex: number, mac: string, dst: string, opts: FdbOptions = {}): void {
     this.sock.fdbSet(ifindex, mac, dst, opts);
   }
 
-  /** Removes an FDB entry (only the remote dst, when given); false when there was none. */
-  fdbDel(ifindex: number, mac: string, dst?: string): boolean {
+  /**
+   * Removes an FDB entry; false when the MAC had none. With dst only that remote goes
+   * (the whole entry when it was the last). Beware the kernel: a dst that matches no
+   * remote (dst+port+vni, see FdbRemoteMatch) removes nothing and still succeeds.
+   */
+  fdbDel(ifindex: number, mac: string, dst?: string, match?: FdbRemoteMatch): boolean {
     try {
       if (dst === undefined) this.sock.fdbDel(ifindex, mac);
-      else this.sock.fdbDel(ifindex, mac, dst);
+      else this.sock.fdbDel(ifindex, mac, dst, match ?? {});
       return true;
     } catch (err) {
       if (isAbsent(err)) return false;

@@ -79,6 +79,8 @@ test('malformed requests are TypeErrors/RangeErrors, the socket stays usable', (
       ['fdbSet state bad', () => s.fdbSet(1, MAC, '198.18.0.2', { state: 'noarp' })],
       ['fdbDel bad mac', () => s.fdbDel(1, 'ff')],
       ['fdbDel bad dst', () => s.fdbDel(1, MAC, '1.2.3')],
+      ['fdbDel opts not object', () => s.fdbDel(1, MAC, '198.18.0.2', 'vni')],
+      ['fdbDel vni string', () => s.fdbDel(1, MAC, '198.18.0.2', { vni: '7' })],
       ['neighList ifindex string', () => s.neighList('eth0')],
       ['setFilter not array', () => s.setFilter(3)],
       ['setFilter bad element', () => s.setFilter([1, 'two'])],
@@ -92,6 +94,7 @@ test('malformed requests are TypeErrors/RangeErrors, the socket stays usable', (
       ['fdbSet port too big', () => s.fdbSet(1, MAC, '198.18.0.2', { port: 65536 })],
       ['fdbSet vni too big', () => s.fdbSet(1, MAC, '198.18.0.2', { vni: 1 << 24 })],
       ['fdbSet vni negative', () => s.fdbSet(1, MAC, '198.18.0.2', { vni: -1 })],
+      ['fdbDel port too big', () => s.fdbDel(1, MAC, '198.18.0.2', { port: 70000 })],
     ];
     for (const [name, fn] of rangeErrors) assert.throws(fn, RangeError, name);
 
