@@ -5,11 +5,12 @@
 import type { Store } from './types.js';
 import { MemoryStore } from './memory.js';
 import { LevelStore, type LevelStoreOptions } from './leveldb.js';
+import { EtcdStore, type EtcdStoreOptions } from './etcd.js';
 
 export type StoreConfig =
   | ({ kind: 'leveldb'; dir: string } & LevelStoreOptions)
   | { kind: 'memory' }
-  | { kind: 'etcd'; endpoints: string[] };
+  | ({ kind: 'etcd' } & EtcdStoreOptions);
 
 export async function openStore(config: StoreConfig): Promise<Store> {
   switch (config.kind) {
@@ -20,9 +21,10 @@ export async function openStore(config: StoreConfig): Promise<Store> {
     }
     case 'memory':
       return new MemoryStore();
-    case 'etcd':
-      // Replace with: return EtcdStore.open(config) once src/store/etcd.ts exists.
-      throw new Error(`etcd store backend is not implemented yet (endpoints: ${config.endpoints.join(', ')}); use kind 'leveldb'`);
+    case 'etcd': {
+      const { kind: _kind, ...opts } = config;
+      return EtcdStore.open(opts);
+    }
     default:
       throw new Error(`unknown store kind ${(config as { kind: unknown }).kind}`);
   }
@@ -30,4 +32,5 @@ export async function openStore(config: StoreConfig): Promise<Store> {
 
 export { MemoryStore } from './memory.js';
 export { LevelStore, StoreLockedError, type LevelStoreOptions } from './leveldb.js';
+export { EtcdStore, StoreUnavailableError, DEFAULT_ETCD_PREFIX, type EtcdStoreOptions } from './etcd.js';
 export * from './types.js';

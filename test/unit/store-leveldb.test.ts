@@ -198,8 +198,8 @@ describe('openStore', () => {
       await lvl.close();
     }));
 
-  it('says clearly that etcd is not there yet', async () => {
-    await assert.rejects(openStore({ kind: 'etcd', endpoints: ['http://127.0.0.1:2379'] }), /etcd store backend is not implemented yet/);
+  it('says clearly when etcd cannot be reached', async () => {
+    await assert.rejects(openStore({ kind: 'etcd', endpoints: ['http://127.0.0.1:1'], retryTimeoutMs: 200 }), /cannot open etcd store at http:\/\/127\.0\.0\.1:1/);
   });
 
   it('rejects a leveldb config without a directory', async () => {
