@@ -47,7 +47,7 @@ nsum=$(cat binding.gyp native/src/* native/include/* 2>/dev/null | sha256sum | c
 nstamp=build/.rhumb-native-stamp
 if [ ! -f build/Release/rhumb_native.node ] || [ ! -f "$nstamp" ] || [ "$(cat "$nstamp")" != "$nsum" ]; then
   echo "rhumb setup: building the native addon"
-  npx --no-install node-gyp rebuild --loglevel=error >/dev/null || npm run --silent build:native
+  npm run --silent build:native -- --loglevel=error >/dev/null
   echo "$nsum" > "$nstamp"
 fi
 
