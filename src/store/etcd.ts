@@ -190,8 +190,14 @@ export class EtcdStore implements Store {
     const callOptions: CallOptionsFactory = (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout });
     const client = new Etcd3({
       hosts: endpoints,
-      // Responses (a large range, a watch catch-up) may exceed grpc's 4 MiB default.
-      grpcOptions: { 'grpc.max_receive_message_length': -1 },
+      grpcOptions: {
+        // Responses (a large range, a watch catch-up) may exceed grpc's 4 MiB default.
+        'grpc.max_receive_message_length': -1,
+        // Notice a member that vanished without closing its connections (host down,
+        // partition) while calls or watches are open. etcd rejects pings under 5 s apart.
+        'grpc.keepalive_time_ms': 10_000,
+        'grpc.keepalive_timeout_ms': 5_000,
+      },
       defaultCallOptions: callOptions,
       faultHandling: { global: runOnce },
     });
@@ -296,8 +302,8 @@ export class EtcdStore implements Store {
   }
 
   /** A linearizable read of the marker: the cluster's current revision. */
-  private async head(): Promise<number> {
-    const res = await this.client.kv.range({ key: this.ns, count_only: true });
+  private async head(deadlineMs?: number): Promise<number> {
+    const res = await this.client.kv.range({ key: this.ns, count_only: true }, deadlineMs ? { deadline: Date.now() + deadlineMs } : undefined);
     return Number(res.header.revision);
   }
 
@@ -470,7 +476,8 @@ export class EtcdStore implements Store {
   async healthy(): Promise<boolean> {
     if (this.closed) return false;
     try {
-      await this.track(this.head());
+      // Short deadline: /ping should answer promptly, also during an election.
+      await this.track(this.head(2000));
       return true;
     } catch {
       return false;
