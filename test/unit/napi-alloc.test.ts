@@ -198,3 +198,23 @@ test('MACs: inside the OUI; taken ones are skipped; exhaustion is a 500', async 
   );
   assert.equal(calls, MAC_RETRIES);
 });
+
+test('a candidate claimed between the scan and the read is skipped, not reported as SubnetFull', async () => {
+  const store = new MemoryStore();
+  const net = network({ provision_start_ip: '10.0.0.10', provision_end_ip: '10.0.0.12' });
+  await seed(store, net);
+  const realGet = store.get.bind(store);
+  const racedKeys: string[] = [];
+  store.get = async (key: string) => {
+    // A concurrent writer takes each of the first two addresses just before we read them.
+    if (racedKeys.length < 2 && key.startsWith('napi/ips/')) {
+      racedKeys.push(key);
+      await store.commit({ ops: [{ type: 'put', key, value: JSON.stringify(held('x')) }] });
+    }
+    return realGet(key);
+  };
+  const got = await allocateIp(new Tx(store), net);
+  assert.equal(racedKeys.length, 2);
+  assert.ok(!racedKeys.includes(ipKey(NET_UUID, got.ip)), `${got.ip} was taken concurrently`);
+  assert.ok(['10.0.0.10', '10.0.0.11', '10.0.0.12'].includes(got.ip));
+});

@@ -97,6 +97,8 @@ function writeHint(store: Store, key: string, value: bigint): void {
 // ---- transactional allocation ----------------------------------------------------------
 
 const PAGE = 512;
+/** Re-scans when every candidate was taken between scan and read. */
+const MAX_ROUNDS = 50;
 
 export interface AllocatedIp {
   ip: string;
@@ -131,22 +133,31 @@ export async function allocateIpOrNull(tx: Tx, network: NetworkRecord, opts: All
   const hint = readHint(tx.store, hk);
   const scanFrom = hint !== undefined && hint > start ? hint : start;
 
-  // Phase 1: never-used addresses, from the sorted existing keys.
-  const fresh = await neverUsed(tx, network.uuid, family, scanFrom, end, spread, (firstGap) => writeHint(tx.store, hk, firstGap));
-  for (const n of pickOrder(fresh)) {
-    const ip = bigIntToIp(n, family);
-    const kv = await tx.get(ipKey(network.uuid, ip));
-    if (!kv) return { ip };
-    // Someone claimed it after our scan: this tx will conflict; keep looking meanwhile.
+  // Phase 1: never-used addresses, from the sorted existing keys. A candidate can be
+  // claimed by a concurrent commit between our scan and our read of its key; then scan
+  // again (the scan now sees it) rather than report a full subnet.
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const fresh = await neverUsed(tx, network.uuid, family, scanFrom, end, spread * 2 ** Math.min(round, 6), (firstGap) =>
+      writeHint(tx.store, hk, firstGap),
+    );
+    if (fresh.length === 0) break;
+    for (const n of pickOrder(fresh)) {
+      const ip = bigIntToIp(n, family);
+      const kv = await tx.get(ipKey(network.uuid, ip));
+      if (!kv) return { ip };
+    }
   }
 
-  // Phase 2: the longest-free records.
-  const freed = await oldestFreed(tx, network.uuid, family, start, end, spread);
-  for (const rec of pickOrder(freed)) {
-    const kv = await tx.get(ipKey(network.uuid, rec.ip));
-    if (!kv) return { ip: rec.ip };
-    const now = JSON.parse(kv.value) as IpRecord;
-    if (ipReusable(now)) return { ip: rec.ip, previous: now };
+  // Phase 2: the longest-free records (same re-scan rule).
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const freed = await oldestFreed(tx, network.uuid, family, start, end, spread * 2 ** Math.min(round, 6));
+    if (freed.length === 0) break;
+    for (const rec of pickOrder(freed)) {
+      const kv = await tx.get(ipKey(network.uuid, rec.ip));
+      if (!kv) return { ip: rec.ip };
+      const now = JSON.parse(kv.value) as IpRecord;
+      if (ipReusable(now)) return { ip: rec.ip, previous: now };
+    }
   }
   return undefined;
 }

@@ -1,0 +1,168 @@
+/**
+ * NAPI provisioning benchmark: NIC creates per second and p50/p99 latency, through real
+ * HTTP (keep-alive fetch) against a controller in a child process on a LevelDB store
+ * (fsync per group commit, as in production), at concurrency 1 and 32, on:
+ *   - a fresh store, and
+ *   - a store already holding 100,000 NICs (90 /22 networks × 1,000 plus 10,000 on the
+ *     target /16), seeded with direct store batches.
+ * Every create is POST /networks/<target>/nics with automatic IP and MAC allocation.
+ * Prints a table and writes bench/results/napi-provision.json (.quick.json with --quick).
+ *
+ *   node --import tsx bench/napi-provision/run.ts [--quick] [--creates N] [--seed N]
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Table from 'cli-table3';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+const argv = process.argv.slice(2);
+const value = (name: string): string | undefined => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const quick = argv.includes('--quick');
+const CREATES = Number(value('--creates') ?? (quick ? 200 : 2000));
+const SEED = Number(value('--seed') ?? (quick ? 10_000 : 100_000));
+const CONCURRENCY = [1, 32];
+const ADMIN = '930896af-bf8c-48d4-885c-6573a94b1853';
+
+interface Child {
+  proc: ChildProcess;
+  port: number;
+  call(msg: object): Promise<Record<string, unknown>>;
+}
+
+async function startChild(dir: string): Promise<Child> {
+  const proc = fork(join(here, 'server.ts'), [dir], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const queue: Array<(m: Record<string, unknown>) => void> = [];
+  proc.on('message', (m) => queue.shift()?.(m as Record<string, unknown>));
+  const first = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    queue.push(resolve);
+    proc.once('exit', (code) => reject(new Error(`controller exited ${code}`)));
+  });
+  const call = (msg: object) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      queue.push((m) => (m.ok ? resolve(m) : reject(new Error(String(m.error)))));
+      proc.send(msg);
+    });
+  return { proc, port: first.port as number, call };
+}
+
+function pct(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+interface RunResult {
+  store: string;
+  concurrency: number;
+  creates: number;
+  errors: number;
+  creates_per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+}
+
+async function measure(port: number, network: string, concurrency: number, total: number, label: string): Promise<RunResult> {
+  const lat: number[] = [];
+  let errors = 0;
+  let next = 0;
+  const url = `http://127.0.0.1:${port}/networks/${network}/nics`;
+  const worker = async (w: number): Promise<void> => {
+    for (;;) {
+      const i = next++;
+      if (i >= total) return;
+      const body = JSON.stringify({
+        belongs_to_uuid: `be0c0000-0000-4000-8000-${(w * 1_000_000 + i).toString(16).padStart(12, '0')}`,
+        belongs_to_type: 'zone',
+        owner_uuid: ADMIN,
+      });
+      const t0 = performance.now();
+      const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      const text = await r.text();
+      lat.push(performance.now() - t0);
+      if (r.status !== 200) {
+        errors++;
+        if (errors <= 3) process.stderr.write(`  error ${r.status}: ${text.slice(0, 200)}\n`);
+      }
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, (_, w) => worker(w)));
+  const secs = (performance.now() - t0) / 1000;
+  lat.sort((a, b) => a - b);
+  return {
+    store: label,
+    concurrency,
+    creates: total,
+    errors,
+    creates_per_s: Math.round(total / secs),
+    p50_ms: Number(pct(lat, 50).toFixed(2)),
+    p99_ms: Number(pct(lat, 99).toFixed(2)),
+  };
+}
+
+async function scenario(label: string, seed: number): Promise<RunResult[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'rhumb-bench-napi-'));
+  const child = await startChild(dir);
+  try {
+    const target = (await child.call({
+      cmd: 'network',
+      body: { name: 'bench-target', nic_tag: 'sdc_underlay', vlan_id: 0, subnet: '10.128.0.0/16', provision_start_ip: '10.128.0.1', provision_end_ip: '10.128.255.254' },
+    })).network as { uuid: string; provision_start_ip: string };
+    if (seed > 0) {
+      const t0 = performance.now();
+      const onTarget = Math.min(seed, Math.round(seed / 10));
+      await child.call({ cmd: 'seed', network: target, count: onTarget });
+      let left = seed - onTarget;
+      for (let i = 0; left > 0; i++) {
+        const net = (await child.call({
+          cmd: 'network',
+          body: {
+            name: `seed-${i}`, nic_tag: 'sdc_underlay', vlan_id: 0, subnet: `10.${i >> 6}.${(i & 63) * 4}.0/22`,
+            provision_start_ip: `10.${i >> 6}.${(i & 63) * 4}.1`, provision_end_ip: `10.${i >> 6}.${(i & 63) * 4 + 3}.254`,
+          },
+        })).network as { uuid: string; provision_start_ip: string };
+        const n = Math.min(1000, left);
+        await child.call({ cmd: 'seed', network: net, count: n });
+        left -= n;
+      }
+      process.stdout.write(`  seeded ${seed.toLocaleString()} NICs in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+    }
+    const out: RunResult[] = [];
+    // A short warm-up (JIT, connections) that is not measured.
+    await measure(child.port, target.uuid, 4, quick ? 20 : 100, label);
+    for (const c of CONCURRENCY) {
+      const r = await measure(child.port, target.uuid, c, CREATES, label);
+      process.stdout.write(`  ${label} c=${c}: ${r.creates_per_s}/s p50 ${r.p50_ms} ms p99 ${r.p99_ms} ms errors ${r.errors}\n`);
+      out.push(r);
+    }
+    return out;
+  } finally {
+    await child.call({ cmd: 'stop' }).catch(() => undefined);
+    child.proc.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  process.stdout.write(`napi-provision bench: ${CREATES} creates per run${quick ? ' (quick)' : ''}\n`);
+  const results = [
+    ...(await scenario('fresh', 0)),
+    ...(await scenario(`${SEED.toLocaleString()} NICs`, SEED)),
+  ];
+  const t = new Table({ head: ['store', 'concurrency', 'creates/s', 'p50 ms', 'p99 ms', 'errors'] });
+  for (const r of results) t.push([r.store, r.concurrency, r.creates_per_s, r.p50_ms, r.p99_ms, r.errors]);
+  process.stdout.write(`${t.toString()}\n`);
+  const outDir = join(root, 'bench', 'results');
+  mkdirSync(outDir, { recursive: true });
+  const file = join(outDir, quick ? 'napi-provision.quick.json' : 'napi-provision.json');
+  writeFileSync(file, `${JSON.stringify({ bench: 'napi-provision', quick, creates: CREATES, seed: SEED, node: process.version, date: new Date().toISOString(), results }, null, 2)}\n`);
+  process.stdout.write(`wrote ${file}\n`);
+}
+
+await main();
