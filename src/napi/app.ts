@@ -71,6 +71,10 @@ export function buildNapiApp(deps: Omit<NapiContext, 'log'>, opts: NapiAppOption
     if (err instanceof NapiError) e = err;
     else if (err instanceof TxConflictError) e = internalError(err.message);
     else if (err instanceof StoreClosedError) e = new NapiError(503, 'ServiceUnavailable', 'Store is unavailable');
+    else if ((err as { code?: string }).code === 'StoreUnavailable') {
+      // etcd lost quorum or the connection mid-request: the client must re-read before retrying.
+      e = new NapiError(503, 'ServiceUnavailable', `Store is unavailable: ${err.message}`);
+    }
     else if ((err as { statusCode?: number }).statusCode === 413) e = new NapiError(413, 'RequestEntityTooLarge', err.message);
     else if ((err as { statusCode?: number }).statusCode === 415) e = new NapiError(415, 'UnsupportedMediaType', err.message);
     else if ((err as { statusCode?: number }).statusCode === 400) e = invalidContent(err.message);
