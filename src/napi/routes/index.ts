@@ -1,5 +1,6 @@
 /** Every NAPI route group; each registers its routes on the app. */
 import type { FastifyInstance } from 'fastify';
+import { registerFwRoutes } from '../../fw/api.js';
 import type { NapiContext } from '../context.js';
 import { registerAggregations } from './aggregations.js';
 import { registerFabrics } from './fabrics.js';
@@ -23,4 +24,6 @@ export const routeModules: RouteModule[] = [
   registerFabrics,
   registerIps,
   registerNics,
+  // The firewall API (rules, instance registry, agent feed, explain, docker).
+  registerFwRoutes,
 ];

@@ -1,0 +1,597 @@
+/**
+ * The firewall's REST routes on the controller's API port (FWAPI-compatible rules API,
+ * the instance registry, the per-node ruleset feed, explain, Docker containers).
+ *
+ *   GET    /rules                         list (owner_uuid, global, enabled, log, action,
+ *                                         protocol, vm, tag, ip, subnet, wildcard, limit, offset)
+ *   POST   /rules                         create → 202 + rule
+ *   GET    /rules/:uuid                   (owner_uuid must match when given → 403)
+ *   PUT    /rules/:uuid                   merge + revalidate → 202 + rule
+ *   DELETE /rules/:uuid                   → 204
+ *   GET    /rules/:uuid/vms               instances the rule selects
+ *   GET    /firewalls/vms/:uuid           rules that apply to an instance
+ *   GET    /fw/instances                  registry list (with NIC addresses and nodes)
+ *   PUT    /fw/instances/:uuid            {owner_uuid, tags, firewall_enabled}
+ *   GET    /fw/instances/:uuid            the instance as the compiler sees it
+ *   DELETE /fw/instances/:uuid
+ *   GET    /fw/instances/:uuid/ruleset    compiled policy and its nft text
+ *   GET    /fw/nodes/:cn_uuid/rulesets    ?since=REV&wait=MS long-poll (agents)
+ *   GET    /fw/explain                    ?from=ADDR&to=INSTANCE&proto=tcp&port=N
+ *   POST   /fw/docker/containers/:uuid    container spec → rules, link env, hosts
+ *   GET    /fw/docker/containers/:uuid    spec, rules, env, hosts (recomputed now)
+ *   DELETE /fw/docker/containers/:uuid
+ *
+ * Instance registry route name: /fw/instances (not FWAPI's VMAPI lookups — rhumb has no
+ * VMAPI, so owner/tags/firewall_enabled are registered here and addresses come from NICs).
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { NapiContext } from '../napi/context.js';
+import { type FieldError, NapiError, invalidParam, invalidParams, notFound, unknownParams } from '../napi/errors.js';
+import { napiParams } from '../napi/http.js';
+import { transact } from '../napi/txn.js';
+import { canonicalAddress } from './addr.js';
+import { PolicyWorld, ruleSelects } from './compile.js';
+import {
+  DOCKER_CREATED_BY, type DockerContainerRecord, type DockerPort, type DockerRule, dockerRules, linkDetails,
+  parseLink, parsePort, parsePublish, resolveTarget, type ResolvedLink,
+} from './docker.js';
+import { explain, type Probe } from './explain.js';
+import { isValidUuid, type ProtocolName, type TagRef } from './lang/index.js';
+import { checkRuleset, renderRuleset, type CheckResult } from './nft.js';
+import { FwEngine } from './push.js';
+import {
+  DOCKER_CONTAINER_PREFIX, RULE_PARAMS, RULE_PREFIX, buildInstanceRecord, buildStoredRule, dockerContainerKey,
+  dockerOwnerKey, instanceKey, newVersion, ruleKey, serializeRule, toPolicyRule,
+} from './registry.js';
+import type { InstanceRecord, InstanceView, PolicyRule, StoredRule } from './types.js';
+
+export interface FwRoutesOptions {
+  /**
+   * Check rulesets with nft -c before storing a rule and before publishing a compiled
+   * ruleset. Default: only when running as root (nft -c needs CAP_NET_ADMIN).
+   */
+  verify?: boolean | ((text: string) => Promise<CheckResult>);
+  /** Longest a feed request is held open (ms). */
+  maxWaitMs?: number;
+}
+
+/** The engine behind an app's firewall routes (for the controller and tests). */
+const engines = new WeakMap<FastifyInstance, FwEngine>();
+export function fwEngineOf(app: FastifyInstance): FwEngine | undefined {
+  return engines.get(app);
+}
+
+function forbidden(message = 'owner does not match'): NapiError {
+  return new NapiError(403, 'Forbidden', message);
+}
+
+function ruleNotFound(): NapiError {
+  return notFound('Rule not found');
+}
+
+function requireUuid(field: string, v: unknown, message = 'Invalid UUID'): string {
+  if (typeof v !== 'string' || !isValidUuid(v)) throw invalidParams([invalidParam(field, message)]);
+  return v.toLowerCase();
+}
+
+function boolParam(field: string, v: unknown, errors: FieldError[]): boolean | undefined {
+  if (v === undefined) return undefined;
+  if (v === true || v === 'true') return true;
+  if (v === false || v === 'false') return false;
+  errors.push(invalidParam(field, `${field} must be true or false`));
+  return undefined;
+}
+
+function listParam(v: unknown): string[] {
+  if (Array.isArray(v)) return v.map(String);
+  if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter(Boolean);
+  return [String(v)];
+}
+
+const LIST_PARAMS = new Set(['owner_uuid', 'global', 'enabled', 'log', 'action', 'protocol', 'vm', 'tag', 'ip', 'subnet', 'wildcard', 'limit', 'offset']);
+
+type RuleFilter = (r: PolicyRule) => boolean;
+
+/** GET /rules parameters → one predicate (FWAPI: parameters ANDed, each target filter either side). */
+function listFilter(params: Record<string, unknown>): { filter: RuleFilter; limit: number; offset: number } {
+  const errors: FieldError[] = [];
+  const unknown = Object.keys(params).filter((k) => !LIST_PARAMS.has(k));
+  if (unknown.length > 0) errors.push(unknownParams(unknown.sort()));
+  const preds: RuleFilter[] = [];
+  const global = boolParam('global', params.global, errors);
+  let owner: string | undefined;
+  if (params.owner_uuid !== undefined) {
+    if (typeof params.owner_uuid === 'string' && isValidUuid(params.owner_uuid)) owner = params.owner_uuid.toLowerCase();
+    else errors.push(invalidParam('owner_uuid', 'Invalid owner UUID'));
+  }
+  if (owner !== undefined) preds.push((r) => r.stored.owner_uuid === owner || (global === true && r.stored.global === true));
+  else if (global !== undefined) preds.push((r) => (r.stored.global === true) === global);
+  for (const f of ['enabled', 'log'] as const) {
+    const b = boolParam(f, params[f], errors);
+    if (b !== undefined) preds.push((r) => r.stored[f] === b);
+  }
+  if (params.action !== undefined) {
+    const a = String(params.action).toLowerCase();
+    if (a !== 'allow' && a !== 'block') errors.push(invalidParam('action', 'action must be "allow" or "block"'));
+    preds.push((r) => r.model.action === a);
+  }
+  if (params.protocol !== undefined) {
+    const p = String(params.protocol).toLowerCase();
+    if (!['tcp', 'udp', 'icmp', 'icmp6', 'ah', 'esp'].includes(p)) errors.push(invalidParam('protocol', `Invalid protocol "${p}"`));
+    preds.push((r) => r.model.protocol.name === p);
+  }
+  const both = (r: PolicyRule) => [r.model.from, r.model.to];
+  if (params.vm !== undefined) {
+    const vms = listParam(params.vm).map((s) => s.toLowerCase());
+    if (vms.some((v) => !isValidUuid(v))) errors.push(invalidParam('vm', 'Invalid VM UUID'));
+    preds.push((r) => both(r).some((s) => s.vms.some((v) => vms.includes(v))));
+  }
+  if (params.tag !== undefined) {
+    const wanted = listParam(params.tag).map((t) => {
+      const eq = t.indexOf('=');
+      return eq < 0 ? { name: t, value: undefined } : { name: t.slice(0, eq), value: t.slice(eq + 1) };
+    });
+    const refMatches = (ref: TagRef) => {
+      const name = typeof ref === 'string' ? ref : ref[0];
+      const value = typeof ref === 'string' ? undefined : ref[1];
+      return wanted.some((w) => w.name === name && (w.value === undefined || value === undefined || w.value === value));
+    };
+    preds.push((r) => both(r).some((s) => s.tags.some(refMatches)));
+  }
+  if (params.ip !== undefined) {
+    const ips = listParam(params.ip).map((ip) => canonicalAddress(ip) ?? ip);
+    preds.push((r) => both(r).some((s) => s.ips.some((ip) => ips.includes(canonicalAddress(ip) ?? ip))));
+  }
+  if (params.subnet !== undefined) {
+    const subnets = listParam(params.subnet);
+    preds.push((r) => both(r).some((s) => s.subnets.some((n) => subnets.includes(n))));
+  }
+  if (params.wildcard !== undefined) {
+    const w = listParam(params.wildcard).map((x) => (x === 'all vms' || x === 'all' ? 'vmall' : x));
+    preds.push((r) => both(r).some((s) => s.wildcards.some((x) => w.includes(x))));
+  }
+  const int = (f: string, min: number, max: number, dflt: number): number => {
+    const v = params[f];
+    if (v === undefined) return dflt;
+    const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+      errors.push(invalidParam(f, `${f} must be an integer between ${min} and ${max}`));
+      return dflt;
+    }
+    return n;
+  };
+  const limit = int('limit', 1, 1000, 1000);
+  const offset = int('offset', 0, Number.MAX_SAFE_INTEGER, 0);
+  if (errors.length > 0) throw invalidParams(errors);
+  return { filter: (r) => preds.every((p) => p(r)), limit, offset };
+}
+
+/** A throwaway instance that every instance target of the rule selects (for the nft -c probe). */
+function probeRuleset(rule: StoredRule): string {
+  const pr = toPolicyRule(rule);
+  const tags: Record<string, string> = {};
+  for (const side of [pr.model.from, pr.model.to]) {
+    for (const ref of side.tags) tags[typeof ref === 'string' ? ref : ref[0]] = typeof ref === 'string' ? 'x' : ref[1];
+  }
+  const uuid = pr.model.to.vms[0] ?? pr.model.from.vms[0] ?? '00000000-0000-4000-8000-000000000000';
+  const world = new PolicyWorld();
+  world.upsertRule({ ...pr, stored: { ...pr.stored, enabled: true } });
+  const view: InstanceView = { uuid, tags, firewall_enabled: true, addresses: ['192.0.2.1', '2001:db8::1'], nodes: [] };
+  if (rule.owner_uuid) view.owner_uuid = rule.owner_uuid;
+  world.upsertInstance(view);
+  return renderRuleset(uuid, world.compile(uuid));
+}
+
+async function loadRule(ctx: NapiContext, uuid: string): Promise<StoredRule | undefined> {
+  const kv = await ctx.store.get(ruleKey(uuid));
+  return kv ? (JSON.parse(kv.value) as StoredRule) : undefined;
+}
+
+async function allRules(ctx: NapiContext): Promise<PolicyRule[]> {
+  const out: PolicyRule[] = [];
+  let gt: string | undefined;
+  for (;;) {
+    const res = await ctx.store.range({ prefix: RULE_PREFIX, gt, limit: 5000 });
+    for (const kv of res.kvs) {
+      try {
+        out.push(toPolicyRule(JSON.parse(kv.value) as StoredRule));
+      } catch {
+        /* unparseable stored rule: skipped */
+      }
+    }
+    if (res.kvs.length < 5000) return out;
+    gt = res.kvs[res.kvs.length - 1]!.key;
+  }
+}
+
+function serializeInstance(v: InstanceView): Record<string, unknown> {
+  return { uuid: v.uuid, owner_uuid: v.owner_uuid, tags: v.tags, firewall_enabled: v.firewall_enabled, ips: v.addresses, nodes: v.nodes };
+}
+
+function parseProbe(params: Record<string, unknown>, errors: FieldError[]): Probe {
+  const proto = String(params.proto ?? params.protocol ?? 'tcp').toLowerCase();
+  if (!['tcp', 'udp', 'icmp', 'icmp6', 'ah', 'esp'].includes(proto)) errors.push(invalidParam('proto', `Invalid protocol "${proto}"`));
+  const probe: Probe = { protocol: proto as ProtocolName };
+  const num = (f: string, min: number, max: number): number | undefined => {
+    const v = params[f];
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      errors.push(invalidParam(f, `${f} must be an integer between ${min} and ${max}`));
+      return undefined;
+    }
+    return n;
+  };
+  const port = num('port', 1, 65535);
+  const type = num('type', 0, 255);
+  const code = num('code', 0, 255);
+  if (port !== undefined) probe.port = port;
+  if (type !== undefined) probe.type = type;
+  if (code !== undefined) probe.code = code;
+  if ((proto === 'tcp' || proto === 'udp') && port === undefined) errors.push(invalidParam('port', 'port is required for tcp and udp'));
+  return probe;
+}
+
+// ---- Docker containers ----
+
+function parseContainer(uuid: string, params: Record<string, unknown>, base?: DockerContainerRecord): { record: DockerContainerRecord; icc?: boolean } {
+  const errors: FieldError[] = [];
+  const known = new Set(['uuid', 'owner_uuid', 'name', 'links', 'exposed_ports', 'published_ports', 'publish_all', 'env', 'icc']);
+  const unknown = Object.keys(params).filter((k) => !known.has(k));
+  if (unknown.length > 0) errors.push(unknownParams(unknown.sort()));
+  if (!isValidUuid(uuid)) errors.push(invalidParam('uuid', 'Invalid container UUID'));
+  const owner = params.owner_uuid ?? base?.owner_uuid;
+  if (typeof owner !== 'string' || !isValidUuid(owner)) errors.push(invalidParam('owner_uuid', 'Invalid owner UUID'));
+  const name = params.name ?? base?.name;
+  if (typeof name !== 'string' || !/^\/?[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) errors.push(invalidParam('name', 'Invalid container name'));
+  const list = <T>(field: string, parse: (v: unknown) => T | string, dflt: T[]): T[] => {
+    const v = params[field];
+    if (v === undefined) return dflt;
+    if (!Array.isArray(v)) {
+      errors.push(invalidParam(field, `${field} must be an array`));
+      return dflt;
+    }
+    const out: T[] = [];
+    for (const item of v) {
+      const r = parse(item);
+      if (typeof r === 'string') errors.push(invalidParam(field, r));
+      else out.push(r);
+    }
+    return out;
+  };
+  const links = list('links', parseLink, base?.links ?? []);
+  const exposed = list<DockerPort>('exposed_ports', parsePort, base?.exposed ?? []);
+  const published = list<DockerPort>('published_ports', parsePublish, base?.published ?? []);
+  const env = list<string>('env', (v) => (typeof v === 'string' && v.includes('=') ? v : 'env entries must be "KEY=VALUE"'), base?.env ?? []);
+  const publishAll = boolParam('publish_all', params.publish_all, errors) ?? base?.publish_all ?? false;
+  const icc = boolParam('icc', params.icc, errors);
+  if (errors.length > 0) throw invalidParams(errors);
+  const record: DockerContainerRecord = {
+    uuid: uuid.toLowerCase(),
+    owner_uuid: (owner as string).toLowerCase(),
+    name: (name as string).replace(/^\//, ''),
+    links,
+    exposed,
+    published,
+    publish_all: publishAll,
+    env,
+  };
+  return icc === undefined ? { record } : { record, icc };
+}
+
+async function ownerContainers(ctx: NapiContext, owner: string): Promise<DockerContainerRecord[]> {
+  const res = await ctx.store.range({ prefix: DOCKER_CONTAINER_PREFIX });
+  return res.kvs.map((kv) => JSON.parse(kv.value) as DockerContainerRecord).filter((c) => c.owner_uuid === owner);
+}
+
+export function fwRoutes(opts: FwRoutesOptions = {}): (app: FastifyInstance, ctx: NapiContext) => void {
+  return (app, ctx) => {
+    const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+    const verify =
+      typeof opts.verify === 'function' ? opts.verify : (opts.verify ?? isRoot) ? checkRuleset : undefined;
+    const engine = new FwEngine(ctx.store, ctx.registry, verify ? { verify } : {});
+    engines.set(app, engine);
+    app.addHook('onReady', async () => {
+      await engine.start();
+    });
+    app.addHook('onClose', async () => {
+      engine.stop();
+    });
+    const maxWait = opts.maxWaitMs ?? 60_000;
+
+    async function checkCompiles(rule: StoredRule): Promise<void> {
+      if (!verify) return;
+      const res = await verify(probeRuleset(rule));
+      if (!res.ok) {
+        throw invalidParams([invalidParam('rule', `rule compiles to an nftables ruleset nft rejects: ${res.error ?? ''}`.trim())]);
+      }
+    }
+
+    // ---- rules ----
+
+    app.get('/rules', async (req) => {
+      const { filter, limit, offset } = listFilter(napiParams(req));
+      const rules = (await allRules(ctx)).filter(filter).sort((a, b) => (a.stored.uuid < b.stored.uuid ? -1 : 1));
+      return rules.slice(offset, offset + limit).map((r) => serializeRule(r.stored));
+    });
+
+    app.post('/rules', async (req, reply) => {
+      const params = napiParams(req);
+      const unknown = Object.keys(params).filter((k) => !RULE_PARAMS.has(k));
+      if (unknown.length > 0) throw invalidParams([unknownParams(unknown.sort())]);
+      const rule = buildStoredRule(params);
+      await checkCompiles(rule);
+      await transact(ctx.store, async (tx) => {
+        if (await tx.get(ruleKey(rule.uuid))) {
+          throw new NapiError(422, 'RuleExists', `Rule "${rule.uuid}" already exists`, [
+            { field: 'uuid', code: 'Duplicate', message: 'Rule already exists' },
+          ]);
+        }
+        tx.putJson(ruleKey(rule.uuid), rule);
+      });
+      reply.status(202).header('x-update-id', randomUUID());
+      return rule;
+    });
+
+    async function getOwned(req: FastifyRequest): Promise<{ rule: StoredRule; params: Record<string, unknown> }> {
+      const params = napiParams(req);
+      const uuid = requireUuid('uuid', params.uuid, 'Invalid rule UUID');
+      const rule = await loadRule(ctx, uuid);
+      if (!rule) throw ruleNotFound();
+      if (params.owner_uuid !== undefined && req.method !== 'PUT') {
+        const owner = requireUuid('owner_uuid', params.owner_uuid, 'Invalid owner UUID');
+        if (rule.owner_uuid !== owner) throw forbidden();
+      }
+      return { rule, params };
+    }
+
+    app.get('/rules/:uuid', async (req) => serializeRule((await getOwned(req)).rule));
+
+    app.put('/rules/:uuid', async (req, reply) => {
+      const params = napiParams(req);
+      const uuid = requireUuid('uuid', params.uuid, 'Invalid rule UUID');
+      const unknown = Object.keys(params).filter((k) => !RULE_PARAMS.has(k));
+      if (unknown.length > 0) throw invalidParams([unknownParams(unknown.sort())]);
+      const { value } = await transact(ctx.store, async (tx) => {
+        const existing = await tx.getJson<StoredRule>(ruleKey(uuid));
+        if (!existing) throw ruleNotFound();
+        const { uuid: _ignored, ...changes } = params;
+        const next = buildStoredRule(changes, existing);
+        await checkCompiles(next);
+        tx.putJson(ruleKey(uuid), next);
+        return next;
+      });
+      reply.status(202).header('x-update-id', randomUUID());
+      return value;
+    });
+
+    app.delete('/rules/:uuid', async (req, reply) => {
+      const { rule } = await getOwned(req);
+      await transact(ctx.store, async (tx) => {
+        if (!(await tx.get(ruleKey(rule.uuid)))) throw ruleNotFound();
+        tx.del(ruleKey(rule.uuid));
+      });
+      reply.status(204).header('x-update-id', randomUUID());
+      return reply.send();
+    });
+
+    app.get('/rules/:uuid/vms', async (req) => {
+      const { rule } = await getOwned(req);
+      await engine.sync();
+      const pr = toPolicyRule(rule);
+      const uuids = new Set([...engine.world.matches(pr, 'from'), ...engine.world.matches(pr, 'to')]);
+      return [...uuids].sort().map((u) => serializeInstance(engine.world.getInstance(u)!));
+    });
+
+    app.get('/firewalls/vms/:uuid', async (req) => {
+      const params = napiParams(req);
+      const uuid = requireUuid('uuid', params.uuid, 'Invalid VM UUID');
+      await engine.sync();
+      const inst = engine.world.getInstance(uuid);
+      if (!inst) throw notFound('VM not found');
+      if (params.owner_uuid !== undefined && params.owner_uuid !== inst.owner_uuid) throw forbidden();
+      return (await allRules(ctx))
+        .filter((r) => ruleSelects(r, 'from', inst) || ruleSelects(r, 'to', inst))
+        .sort((a, b) => (a.stored.uuid < b.stored.uuid ? -1 : 1))
+        .map((r) => serializeRule(r.stored));
+    });
+
+    // ---- instance registry ----
+
+    app.get('/fw/instances', async () => {
+      await engine.sync();
+      return engine.world.instanceUuids().map((u) => serializeInstance(engine.world.getInstance(u)!));
+    });
+
+    app.put('/fw/instances/:uuid', async (req) => {
+      const { uuid: raw, ...params } = napiParams(req);
+      const uuid = requireUuid('uuid', raw, 'Invalid instance UUID');
+      const { value } = await transact(ctx.store, async (tx) => {
+        const base = await tx.getJson<InstanceRecord>(instanceKey(uuid));
+        const rec = buildInstanceRecord(uuid, params, base);
+        tx.putJson(instanceKey(uuid), rec);
+        return rec;
+      });
+      return value;
+    });
+
+    app.get('/fw/instances/:uuid', async (req) => {
+      const uuid = requireUuid('uuid', napiParams(req).uuid, 'Invalid instance UUID');
+      await engine.sync();
+      const inst = engine.world.getInstance(uuid);
+      if (!inst) throw notFound('Instance not found');
+      return serializeInstance(inst);
+    });
+
+    app.delete('/fw/instances/:uuid', async (req, reply) => {
+      const uuid = requireUuid('uuid', napiParams(req).uuid, 'Invalid instance UUID');
+      await transact(ctx.store, async (tx) => {
+        if (!(await tx.get(instanceKey(uuid)))) throw notFound('Instance not found');
+        tx.del(instanceKey(uuid));
+      });
+      reply.status(204);
+      return reply.send();
+    });
+
+    app.get('/fw/instances/:uuid/ruleset', async (req) => {
+      const uuid = requireUuid('uuid', napiParams(req).uuid, 'Invalid instance UUID');
+      await engine.sync();
+      if (!engine.world.getInstance(uuid)) throw notFound('Instance not found');
+      const rejected = engine.rejections.get(uuid);
+      return { uuid, policy: engine.policy(uuid), text: engine.rulesetText(uuid), ...(rejected ? { rejected } : {}) };
+    });
+
+    // ---- agent feed ----
+
+    app.get('/fw/nodes/:cn_uuid/rulesets', async (req) => {
+      const params = napiParams(req);
+      const cn = requireUuid('cn_uuid', params.cn_uuid, 'Invalid node UUID');
+      const errors: FieldError[] = [];
+      const since = params.since === undefined ? 0 : Number(params.since);
+      if (!Number.isInteger(since) || since < 0) errors.push(invalidParam('since', 'since must be a revision (integer >= 0)'));
+      const wait = params.wait === undefined ? 30_000 : Number(params.wait);
+      if (!Number.isInteger(wait) || wait < 0) errors.push(invalidParam('wait', 'wait must be milliseconds (integer >= 0)'));
+      if (errors.length > 0) throw invalidParams(errors);
+      return engine.feed(cn, since, Math.min(wait, maxWait));
+    });
+
+    // ---- explain ----
+
+    app.get('/fw/explain', async (req) => {
+      const params = napiParams(req);
+      const errors: FieldError[] = [];
+      const from = typeof params.from === 'string' ? canonicalAddress(params.from) : undefined;
+      if (!from) errors.push(invalidParam('from', 'from must be an IP address'));
+      const to = typeof params.to === 'string' && isValidUuid(params.to) ? params.to.toLowerCase() : undefined;
+      if (!to) errors.push(invalidParam('to', 'to must be an instance UUID'));
+      const probe = parseProbe(params, errors);
+      if (errors.length > 0) throw invalidParams(errors);
+      await engine.sync();
+      const dest = engine.world.getInstance(to!);
+      if (!dest) throw notFound('Instance not found');
+      const fam = from!.includes(':') ? ':' : '.';
+      const toAddress = dest.addresses.find((a) => a.includes(fam)) ?? dest.addresses[0] ?? '';
+      const owners = engine.world.instancesWithAddress(from!);
+      const src = owners[0];
+      return explain(
+        {
+          from: from!,
+          to: to!,
+          toAddress,
+          destination: engine.policy(to!),
+          ...(src ? { source: { instance: src, policy: engine.policy(src) } } : {}),
+        },
+        probe,
+      );
+    });
+
+    // ---- Docker containers ----
+
+    async function dockerView(record: DockerContainerRecord): Promise<Record<string, unknown>> {
+      await engine.sync();
+      const containers = await ownerContainers(ctx, record.owner_uuid);
+      const links: ResolvedLink[] = [];
+      for (const l of record.links) {
+        const target = resolveTarget(containers, record.owner_uuid, l.target);
+        if (!target) continue;
+        const addrs = engine.world.getInstance(target.uuid)?.addresses ?? [];
+        links.push({ alias: l.alias, target, ip: addrs.find((a) => !a.includes(':')) ?? addrs[0] });
+      }
+      const rules = (await allRules(ctx))
+        .filter((r) => r.stored.created_by === DOCKER_CREATED_BY && r.stored.owner_uuid === record.owner_uuid)
+        .filter((r) => r.model.from.vms.includes(record.uuid) || r.model.to.vms.includes(record.uuid) || r.model.from.tags.length > 0)
+        .map((r) => serializeRule(r.stored));
+      return { container: record, rules, ...linkDetails(record.name, links) };
+    }
+
+    /** Makes the owner's stored docker rules exactly the wanted set (in the caller's tx). */
+    async function reconcile(
+      tx: Parameters<Parameters<typeof transact>[1]>[0],
+      owner: string,
+      containers: DockerContainerRecord[],
+      icc: boolean,
+    ): Promise<DockerRule[]> {
+      const wanted = dockerRules(owner, containers, icc);
+      const wantedIds = new Set(wanted.map((r) => r.uuid));
+      for (const kv of await tx.range({ prefix: RULE_PREFIX })) {
+        const r = JSON.parse(kv.value) as StoredRule;
+        if (r.created_by === DOCKER_CREATED_BY && r.owner_uuid === owner && !wantedIds.has(r.uuid)) tx.del(kv.key);
+      }
+      for (const w of wanted) {
+        const existing = await tx.getJson<StoredRule>(ruleKey(w.uuid));
+        if (existing && existing.rule === w.rule && existing.enabled) continue;
+        const stored: StoredRule = {
+          uuid: w.uuid, rule: w.rule, enabled: true, log: false, owner_uuid: owner,
+          description: w.description, created_by: DOCKER_CREATED_BY, version: newVersion(),
+        };
+        tx.putJson(ruleKey(w.uuid), serializeRule(stored));
+      }
+      return wanted;
+    }
+
+    async function ownerIcc(tx: Parameters<Parameters<typeof transact>[1]>[0], owner: string): Promise<boolean> {
+      return (await tx.getJson<{ icc: boolean }>(dockerOwnerKey(owner)))?.icc ?? true;
+    }
+
+    app.post('/fw/docker/containers/:uuid', async (req) => {
+      const { uuid: raw, ...params } = napiParams(req);
+      const uuid = typeof raw === 'string' ? raw.toLowerCase() : '';
+      const { value } = await transact(ctx.store, async (tx) => {
+        const base = await tx.getJson<DockerContainerRecord>(dockerContainerKey(uuid));
+        const { record, icc } = parseContainer(uuid, params, base);
+        if (base && base.owner_uuid !== record.owner_uuid) throw forbidden('container belongs to another owner');
+        const others = (await tx.range({ prefix: DOCKER_CONTAINER_PREFIX }))
+          .map((kv) => JSON.parse(kv.value) as DockerContainerRecord)
+          .filter((c) => c.owner_uuid === record.owner_uuid && c.uuid !== record.uuid);
+        if (others.some((c) => c.name === record.name)) {
+          throw invalidParams([{ field: 'name', code: 'Duplicate', message: `container name "${record.name}" is already in use` }]);
+        }
+        const all = [...others, record];
+        const missing = record.links.filter((l) => !resolveTarget(all, record.owner_uuid, l.target));
+        if (missing.length > 0) {
+          throw invalidParams(missing.map((l) => invalidParam('links', `link target "${l.target}" not found`)));
+        }
+        tx.putJson(dockerContainerKey(record.uuid), record);
+        if (icc !== undefined) tx.putJson(dockerOwnerKey(record.owner_uuid), { icc });
+        const effectiveIcc = icc ?? (await ownerIcc(tx, record.owner_uuid));
+        const inst = await tx.getJson<InstanceRecord>(instanceKey(record.uuid));
+        tx.putJson(instanceKey(record.uuid), {
+          uuid: record.uuid,
+          owner_uuid: record.owner_uuid,
+          tags: { ...(inst?.tags ?? {}), sdc_docker: true },
+          firewall_enabled: true,
+        } satisfies InstanceRecord);
+        await reconcile(tx, record.owner_uuid, all, effectiveIcc);
+        return record;
+      });
+      return dockerView(value);
+    });
+
+    app.get('/fw/docker/containers/:uuid', async (req) => {
+      const uuid = requireUuid('uuid', napiParams(req).uuid, 'Invalid container UUID');
+      const kv = await ctx.store.get(dockerContainerKey(uuid));
+      if (!kv) throw notFound('Container not found');
+      return dockerView(JSON.parse(kv.value) as DockerContainerRecord);
+    });
+
+    app.delete('/fw/docker/containers/:uuid', async (req, reply) => {
+      const uuid = requireUuid('uuid', napiParams(req).uuid, 'Invalid container UUID');
+      await transact(ctx.store, async (tx) => {
+        const rec = await tx.getJson<DockerContainerRecord>(dockerContainerKey(uuid));
+        if (!rec) throw notFound('Container not found');
+        tx.del(dockerContainerKey(uuid));
+        tx.del(instanceKey(uuid));
+        const rest = (await tx.range({ prefix: DOCKER_CONTAINER_PREFIX }))
+          .map((kv) => JSON.parse(kv.value) as DockerContainerRecord)
+          .filter((c) => c.owner_uuid === rec.owner_uuid && c.uuid !== uuid);
+        await reconcile(tx, rec.owner_uuid, rest, await ownerIcc(tx, rec.owner_uuid));
+      });
+      reply.status(204);
+      return reply.send();
+    });
+  };
+}
+
+/** The firewall routes with default options (for buildNapiApp's extraRoutes / routes/index.ts). */
+export const registerFwRoutes = fwRoutes();

@@ -1,0 +1,169 @@
+/**
+ * nftables text for a compiled policy, and the `nft -c` check that stops a ruleset the
+ * kernel would reject before anything is applied.
+ *
+ * Every ruleset is a complete transaction file: create the table (a no-op if present),
+ * delete it, and define it afresh — `nft -f` applies all of that atomically, so an
+ * instance never runs without a policy and a failed load leaves the old one in place.
+ */
+import { spawn } from 'node:child_process';
+import type { IcmpType } from './lang/index.js';
+import type { CompiledPolicy, PolicyEntry } from './types.js';
+import { tableName } from './compile.js';
+
+/** IPv6 cannot work without neighbour discovery; the default inbound block keeps it. */
+const ND_TYPES = 'nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert';
+
+function portsMatch(proto: string, ports: Array<[number, number]> | 'all'): string {
+  if (ports === 'all') return `meta l4proto ${proto}`;
+  const items = ports.map(([s, e]) => (s === e ? String(s) : `${s}-${e}`));
+  return `${proto} dport ${items.length === 1 ? items[0] : `{ ${items.join(', ')} }`}`;
+}
+
+/** One match per line: plain types share a set, type+code pairs get their own line. */
+function icmpMatches(proto: 'icmp' | 'icmp6', types: IcmpType[]): string[] {
+  const kw = proto === 'icmp' ? 'icmp' : 'icmpv6';
+  if (types.includes('all')) return [`meta l4proto ${proto === 'icmp' ? 'icmp' : 'ipv6-icmp'}`];
+  const plain: number[] = [];
+  const out: string[] = [];
+  for (const t of types as Array<{ type: number; code?: number }>) {
+    if (t.code === undefined) plain.push(t.type);
+  }
+  const uniquePlain = [...new Set(plain)];
+  if (uniquePlain.length > 0) {
+    out.push(`${kw} type ${uniquePlain.length === 1 ? uniquePlain[0] : `{ ${uniquePlain.join(', ')} }`}`);
+  }
+  for (const t of types as Array<{ type: number; code?: number }>) {
+    if (t.code !== undefined) out.push(`${kw} type ${t.type} ${kw} code ${t.code}`);
+  }
+  return out;
+}
+
+function protoMatches(e: PolicyEntry): string[] {
+  switch (e.protocol) {
+    case 'tcp':
+    case 'udp':
+      return [portsMatch(e.protocol, e.ports ?? 'all')];
+    case 'icmp':
+    case 'icmp6':
+      return icmpMatches(e.protocol, e.types ?? ['all']);
+    default:
+      return [`meta l4proto ${e.protocol}`];
+  }
+}
+
+/** The nft lines for one entry (none when the peer has no addresses). */
+export function entryLines(e: PolicyEntry): string[] {
+  const dirKw = e.direction === 'in' ? 'saddr' : 'daddr';
+  const peers: string[] = [];
+  if (e.peer.any) peers.push('');
+  else {
+    if (e.peer.v4) peers.push(`ip ${dirKw} @${e.peer.v4} `);
+    if (e.peer.v6) peers.push(`ip6 ${dirKw} @${e.peer.v6} `);
+  }
+  const verdict = e.action === 'allow' ? 'accept' : 'drop';
+  const log = e.log ? `log prefix "rhumb-fw ${e.rule_uuid.slice(0, 8)} ${verdict}: " ` : '';
+  const comment = ` comment "rule ${e.rule_uuid}${e.priority > 0 ? ` priority ${e.priority}` : ''}"`;
+  const lines: string[] = [];
+  for (const p of peers) {
+    // An icmp match never pairs with the other family's addresses (compiler drops them).
+    for (const m of protoMatches(e)) lines.push(`${p}${m} ${log}${verdict}${comment}`);
+  }
+  return lines;
+}
+
+/** The table body lines (sets and chains) of a policy. */
+function tableBody(policy: CompiledPolicy): string[] {
+  const out: string[] = [];
+  // Sets only no-op entries use are left out of the text (the model keeps them).
+  const used = new Set<string>();
+  for (const e of [...policy.inbound, ...policy.outbound]) {
+    if (e.noop) continue;
+    if (e.peer.v4) used.add(e.peer.v4);
+    if (e.peer.v6) used.add(e.peer.v6);
+  }
+  for (const set of policy.sets) {
+    if (!used.has(set.name)) continue;
+    out.push(`\tset ${set.name} {`);
+    out.push(`\t\ttype ${set.family === 'ipv4' ? 'ipv4_addr' : 'ipv6_addr'}`);
+    out.push('\t\tflags interval');
+    out.push(`\t\telements = { ${set.elements.join(', ')} }`);
+    out.push('\t}');
+  }
+  out.push('\tchain input {');
+  out.push('\t\ttype filter hook input priority filter; policy drop;');
+  out.push('\t\tct state established,related accept');
+  out.push('\t\tct state invalid drop');
+  out.push('\t\tiifname "lo" accept');
+  out.push(`\t\ticmpv6 type { ${ND_TYPES} } accept`);
+  for (const e of policy.inbound) if (!e.noop) for (const l of entryLines(e)) out.push(`\t\t${l}`);
+  out.push('\t}');
+  out.push('\tchain output {');
+  out.push('\t\ttype filter hook output priority filter; policy accept;');
+  out.push('\t\tct state established,related accept');
+  out.push('\t\toifname "lo" accept');
+  for (const e of policy.outbound) if (!e.noop) for (const l of entryLines(e)) out.push(`\t\t${l}`);
+  out.push('\t}');
+  return out;
+}
+
+/**
+ * The nft -f file replacing an instance's table atomically; with a null policy (firewall
+ * off, instance gone) it only removes the table.
+ */
+export function renderRuleset(instanceUuid: string, policy: CompiledPolicy | null): string {
+  const table = tableName(instanceUuid);
+  const lines = [`table inet ${table}`, `delete table inet ${table}`];
+  if (policy) {
+    lines.push(`table inet ${table} {`, ...tableBody(policy), '}');
+  }
+  return lines.join('\n') + '\n';
+}
+
+export interface CheckResult {
+  ok: boolean;
+  /** nft's complaint when it rejected the text. */
+  error?: string;
+  /** Set when no check could run (no nft, not permitted): the text was not verified. */
+  skipped?: string;
+}
+
+/** Runs a command with stdin; resolves with exit code and output. */
+export function runWithInput(cmd: string, args: string[], input: string): Promise<{ code: number; stdout: string; stderr: string; spawnError?: Error }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', (err) => resolve({ code: -1, stdout, stderr, spawnError: err }));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(input);
+  });
+}
+
+/**
+ * `nft -c -f -` in a throwaway network namespace (so the check sees no existing tables
+ * and touches nothing). Needs root; otherwise it reports `skipped`.
+ */
+export async function checkRuleset(text: string): Promise<CheckResult> {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) return { ok: true, skipped: 'needs root for nft -c' };
+  const res = await runWithInput('unshare', ['--net', 'nft', '-c', '-f', '-'], text);
+  if (res.spawnError) return { ok: true, skipped: `cannot run nft: ${res.spawnError.message}` };
+  if (res.code === 0) return { ok: true };
+  if (/No such file or directory.*nft|command not found|execvp/.test(res.stderr)) return { ok: true, skipped: res.stderr.trim() };
+  return { ok: false, error: res.stderr.trim() || `nft exited with ${res.code}` };
+}
+
+/**
+ * Checks many rulesets with as few nft runs as possible: all in one file (tables have
+ * distinct names), splitting in halves only when that fails, to find the culprits.
+ */
+export async function checkRulesets(texts: string[], check: (text: string) => Promise<CheckResult> = checkRuleset): Promise<CheckResult[]> {
+  if (texts.length === 0) return [];
+  const joint = await check(texts.join(''));
+  if (joint.ok || texts.length === 1) return texts.map(() => joint);
+  const mid = texts.length >> 1;
+  return [...(await checkRulesets(texts.slice(0, mid), check)), ...(await checkRulesets(texts.slice(mid), check))];
+}

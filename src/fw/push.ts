@@ -1,0 +1,376 @@
+/**
+ * The controller side of incremental compilation and push.
+ *
+ * FwEngine loads rules, instance records and NICs from the store, then follows the
+ * store's change feed. Each committed change set updates a PolicyWorld, which says which
+ * instances are affected; only those are recompiled. Changed rulesets are recorded per
+ * hosting node (NIC cn_uuid) at the change set's store revision, so an agent long-polling
+ * `since=REV` gets exactly what changed on its node. Revisions are store revisions: they
+ * survive controller restarts and agree between replicas; an agent whose `since` is
+ * older than what this engine has history for (it started later, or trimmed) gets a full
+ * resync.
+ */
+import { EventEmitter } from 'node:events';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { NIC_PREFIX } from '../napi/keys.js';
+import type { NicRecord } from '../napi/models/records.js';
+import type { ChangeSet, Store, Watcher } from '../store/types.js';
+import { canonicalAddress } from './addr.js';
+import { PolicyWorld, tableName } from './compile.js';
+import { type CheckResult, checkRulesets, renderRuleset } from './nft.js';
+import { FW_PREFIX, INSTANCE_PREFIX, RULE_PREFIX, toPolicyRule } from './registry.js';
+import type { CompiledPolicy, InstanceRecord, InstanceView, StoredRule } from './types.js';
+
+export interface NodeRuleset {
+  uuid: string;
+  table: string;
+  /** Complete nft -f text (a table replacement, or only the table's removal). */
+  text: string;
+  /** Store revision at which this ruleset last changed for this node. */
+  revision: number;
+  /** The instance no longer lives on this node: apply (removes the table) and forget it. */
+  removed?: true;
+}
+
+export interface FeedResponse {
+  revision: number;
+  full: boolean;
+  rulesets: NodeRuleset[];
+}
+
+interface NicFacts {
+  instance: string;
+  owner?: string;
+  ip?: string;
+  cn?: string;
+}
+
+export interface FwMetrics {
+  compileSeconds: Histogram;
+  rulesetsPushed: Counter;
+  rejected: Counter;
+}
+
+/** Metrics live in the given registry; created once per registry. */
+export function fwMetrics(registry: Registry): FwMetrics {
+  const get = <T>(name: string): T | undefined => registry.getSingleMetric(name) as T | undefined;
+  return {
+    compileSeconds:
+      get<Histogram>('rhumb_fw_compile_seconds') ??
+      new Histogram({
+        name: 'rhumb_fw_compile_seconds',
+        help: 'Time to recompile the instances affected by one change set',
+        buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10],
+        registers: [registry],
+      }),
+    rulesetsPushed:
+      get<Counter>('rhumb_fw_rulesets_pushed_total') ??
+      new Counter({ name: 'rhumb_fw_rulesets_pushed_total', help: 'Rulesets delivered to node agents', registers: [registry] }),
+    rejected:
+      get<Counter>('rhumb_fw_rulesets_rejected_total') ??
+      new Counter({
+        name: 'rhumb_fw_rulesets_rejected_total',
+        help: 'Compiled rulesets nft -c rejected (the previous ruleset stays published)',
+        registers: [registry],
+      }),
+  };
+}
+
+export interface FwEngineOptions {
+  /** Check every changed ruleset before publishing it (e.g. checkRuleset: nft -c). */
+  verify?: (text: string) => Promise<CheckResult>;
+  /** Tombstones older than this many revisions are dropped (agents further behind resync). */
+  historyRevisions?: number;
+}
+
+export class FwEngine {
+  readonly world = new PolicyWorld();
+  readonly metrics: FwMetrics;
+  private readonly events = new EventEmitter();
+  private readonly records = new Map<string, InstanceRecord>();
+  private readonly nics = new Map<string, NicFacts>();
+  private readonly nicsByInstance = new Map<string, Set<string>>();
+  /** node -> instance -> latest ruleset published to that node. */
+  private readonly perNode = new Map<string, Map<string, NodeRuleset>>();
+  /** instance -> its current text and nodes. */
+  private readonly published = new Map<string, { text: string; nodes: string[]; policy: CompiledPolicy | null }>();
+  private watcher: Watcher | undefined;
+  private horizon = 0;
+  /** Last store revision fully processed. */
+  revision = 0;
+  private failed: Error | undefined;
+  /** Instances whose latest compiled ruleset nft rejected, with nft's message. */
+  readonly rejections = new Map<string, string>();
+
+  constructor(
+    private readonly store: Store,
+    registry: Registry,
+    private readonly opts: FwEngineOptions = {},
+  ) {
+    this.metrics = fwMetrics(registry);
+    this.events.setMaxListeners(0);
+  }
+
+  async start(): Promise<void> {
+    const rev0 = await this.store.revision();
+    const [rules, instances, nics] = await Promise.all([
+      this.rangeAll(RULE_PREFIX),
+      this.rangeAll(INSTANCE_PREFIX),
+      this.rangeAll(NIC_PREFIX),
+    ]);
+    const changes = [
+      ...rules.map((kv) => ({ type: 'put' as const, key: kv.key, value: kv.value })),
+      ...instances.map((kv) => ({ type: 'put' as const, key: kv.key, value: kv.value })),
+      ...nics.map((kv) => ({ type: 'put' as const, key: kv.key, value: kv.value })),
+    ];
+    await this.apply({ revision: rev0, changes });
+    this.horizon = rev0;
+    this.watcher = this.store.watch(
+      { prefix: '', fromRevision: rev0 + 1 },
+      {
+        onChange: (set) => this.apply(set),
+        onError: (err) => {
+          this.failed = err;
+          this.events.emit('revision');
+        },
+      },
+    );
+  }
+
+  stop(): void {
+    this.watcher?.close();
+    this.watcher = undefined;
+    this.events.emit('revision');
+  }
+
+  private async rangeAll(prefix: string) {
+    const out = [];
+    let gt: string | undefined;
+    for (;;) {
+      const res = await this.store.range({ prefix, gt, limit: 5000 });
+      out.push(...res.kvs);
+      if (res.kvs.length < 5000) return out;
+      gt = res.kvs[res.kvs.length - 1]!.key;
+    }
+  }
+
+  /** Resolves once the engine has processed everything committed before this call. */
+  async sync(timeoutMs = 10_000): Promise<void> {
+    const target = await this.store.revision();
+    await this.waitFor(() => this.revision >= target, timeoutMs);
+  }
+
+  private waitFor(done: () => boolean, timeoutMs: number): Promise<boolean> {
+    if (done()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const check = () => {
+        if (done() || this.failed) finish(done());
+      };
+      const finish = (v: boolean) => {
+        clearTimeout(timer);
+        this.events.off('revision', check);
+        resolve(v);
+      };
+      const timer = setTimeout(() => finish(done()), timeoutMs);
+      this.events.on('revision', check);
+    });
+  }
+
+  // ---- the view of an instance: registry record + NICs ----
+
+  view(uuid: string): InstanceView | undefined {
+    const rec = this.records.get(uuid);
+    const macs = this.nicsByInstance.get(uuid);
+    if (!rec && !macs) return undefined;
+    const addresses = new Set<string>();
+    const nodes = new Set<string>();
+    let nicOwner: string | undefined;
+    for (const mac of macs ?? []) {
+      const n = this.nics.get(mac)!;
+      if (n.ip) addresses.add(n.ip);
+      if (n.cn) nodes.add(n.cn);
+      nicOwner ??= n.owner;
+    }
+    const v: InstanceView = {
+      uuid,
+      tags: rec?.tags ?? {},
+      firewall_enabled: rec?.firewall_enabled ?? false,
+      addresses: [...addresses].sort(),
+      nodes: [...nodes].sort(),
+    };
+    const owner = rec?.owner_uuid ?? nicOwner;
+    if (owner !== undefined) v.owner_uuid = owner;
+    return v;
+  }
+
+  // ---- change processing ----
+
+  private async apply(set: ChangeSet): Promise<void> {
+    const started = process.hrtime.bigint();
+    const touchedInstances = new Set<string>();
+    const affected = new Set<string>();
+    for (const ch of set.changes) {
+      if (ch.key.startsWith(RULE_PREFIX)) {
+        const uuid = ch.key.slice(RULE_PREFIX.length);
+        if (ch.type === 'put' && ch.value !== undefined) {
+          try {
+            for (const u of this.world.upsertRule(toPolicyRule(JSON.parse(ch.value) as StoredRule))) affected.add(u);
+          } catch {
+            // A stored rule that no longer parses is treated as absent.
+            for (const u of this.world.deleteRule(uuid)) affected.add(u);
+          }
+        } else for (const u of this.world.deleteRule(uuid)) affected.add(u);
+      } else if (ch.key.startsWith(INSTANCE_PREFIX)) {
+        const uuid = ch.key.slice(INSTANCE_PREFIX.length);
+        if (ch.type === 'put' && ch.value !== undefined) this.records.set(uuid, JSON.parse(ch.value) as InstanceRecord);
+        else this.records.delete(uuid);
+        touchedInstances.add(uuid);
+      } else if (ch.key.startsWith(NIC_PREFIX)) {
+        const mac = ch.key.slice(NIC_PREFIX.length);
+        const old = this.nics.get(mac);
+        if (old) {
+          touchedInstances.add(old.instance);
+          this.nicsByInstance.get(old.instance)?.delete(mac);
+          if (this.nicsByInstance.get(old.instance)?.size === 0) this.nicsByInstance.delete(old.instance);
+          this.nics.delete(mac);
+        }
+        if (ch.type === 'put' && ch.value !== undefined) {
+          const nic = JSON.parse(ch.value) as NicRecord;
+          if (nic.belongs_to_uuid && nic.belongs_to_type !== 'server') {
+            const facts: NicFacts = { instance: nic.belongs_to_uuid };
+            if (nic.owner_uuid) facts.owner = nic.owner_uuid;
+            const ip = nic.ip ? canonicalAddress(nic.ip) : undefined;
+            if (ip) facts.ip = ip;
+            if (nic.cn_uuid) facts.cn = nic.cn_uuid;
+            this.nics.set(mac, facts);
+            let s = this.nicsByInstance.get(facts.instance);
+            if (!s) this.nicsByInstance.set(facts.instance, (s = new Set()));
+            s.add(mac);
+            touchedInstances.add(facts.instance);
+          }
+        }
+      } else if (!ch.key.startsWith(FW_PREFIX)) {
+        continue;
+      }
+    }
+    for (const uuid of touchedInstances) {
+      const v = this.view(uuid);
+      const res = v ? this.world.upsertInstance(v) : this.world.deleteInstance(uuid);
+      for (const u of res) affected.add(u);
+    }
+    const notify = new Set<string>();
+    if (affected.size > 0) await this.publish(affected, set.revision, notify);
+    if (affected.size > 0) this.metrics.compileSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    this.revision = set.revision;
+    for (const node of notify) this.events.emit(`node:${node}`);
+    this.events.emit('revision');
+  }
+
+  private async publish(affected: Set<string>, revision: number, notify: Set<string>): Promise<void> {
+    const compiled = this.world.compileMany(affected);
+    const texts = new Map<string, string>();
+    for (const [uuid, policy] of compiled) texts.set(uuid, renderRuleset(uuid, policy));
+    if (this.opts.verify) {
+      // Only new table definitions need checking; a removal cannot be rejected.
+      const todo = [...compiled].filter(([uuid, p]) => p !== null && texts.get(uuid) !== this.published.get(uuid)?.text).map(([u]) => u);
+      const results = await checkRulesets(todo.map((u) => texts.get(u)!), this.opts.verify);
+      todo.forEach((uuid, i) => {
+        const res = results[i]!;
+        if (res.ok) {
+          this.rejections.delete(uuid);
+          return;
+        }
+        // Never publish what nft rejects: the previous ruleset stays in force.
+        this.metrics.rejected.inc();
+        this.rejections.set(uuid, res.error ?? 'rejected');
+        const prev = this.published.get(uuid);
+        texts.set(uuid, prev?.text ?? renderRuleset(uuid, null));
+        compiled.set(uuid, prev?.policy ?? null);
+      });
+    }
+    for (const [uuid, policy] of compiled) {
+      const inst = this.world.getInstance(uuid);
+      const nodes = inst?.nodes ?? [];
+      const text = texts.get(uuid)!;
+      const prev = this.published.get(uuid);
+      const prevNodes = prev?.nodes ?? [];
+      for (const node of prevNodes) {
+        if (nodes.includes(node)) continue;
+        this.nodeMap(node).set(uuid, { uuid, table: tableName(uuid), text: renderRuleset(uuid, null), revision, removed: true });
+        notify.add(node);
+      }
+      for (const node of nodes) {
+        const cur = this.perNode.get(node)?.get(uuid);
+        if (cur && !cur.removed && cur.text === text) continue;
+        this.nodeMap(node).set(uuid, { uuid, table: tableName(uuid), text, revision });
+        notify.add(node);
+      }
+      if (inst) this.published.set(uuid, { text, nodes, policy });
+      else this.published.delete(uuid);
+    }
+    this.trim(revision);
+  }
+
+  private nodeMap(node: string): Map<string, NodeRuleset> {
+    let m = this.perNode.get(node);
+    if (!m) this.perNode.set(node, (m = new Map()));
+    return m;
+  }
+
+  /** Drops tombstones older than the history window; agents further behind resync. */
+  private trim(revision: number): void {
+    const keep = this.opts.historyRevisions ?? 100_000;
+    const cutoff = revision - keep;
+    if (cutoff <= this.horizon) return;
+    for (const m of this.perNode.values()) {
+      for (const [uuid, r] of m) if (r.removed && r.revision <= cutoff) m.delete(uuid);
+    }
+    this.horizon = cutoff;
+  }
+
+  /** The compiled policy currently published for an instance (null: no table). */
+  policy(uuid: string): CompiledPolicy | null {
+    return this.published.get(uuid)?.policy ?? null;
+  }
+
+  /** The nft text currently published for an instance. */
+  rulesetText(uuid: string): string | undefined {
+    return this.published.get(uuid)?.text;
+  }
+
+  /** What a node's agent should apply after `since` (long-polls up to waitMs for a change). */
+  async feed(node: string, since: number, waitMs: number): Promise<FeedResponse> {
+    const storeRev = await this.store.revision();
+    if (since <= 0 || since < this.horizon || since > storeRev) return this.full(node);
+    const changed = () => [...(this.perNode.get(node)?.values() ?? [])].some((r) => r.revision > since);
+    if (!changed() && waitMs > 0) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          this.events.off(`node:${node}`, done);
+          this.events.off('revision', onRev);
+          resolve();
+        };
+        const onRev = () => {
+          if (this.failed || !this.watcher) done();
+        };
+        const timer = setTimeout(done, waitMs);
+        this.events.on(`node:${node}`, done);
+        this.events.on('revision', onRev);
+      });
+    }
+    const rulesets = [...(this.perNode.get(node)?.values() ?? [])]
+      .filter((r) => r.revision > since)
+      .sort((a, b) => (a.uuid < b.uuid ? -1 : 1));
+    this.metrics.rulesetsPushed.inc(rulesets.length);
+    return { revision: Math.max(this.revision, since), full: false, rulesets };
+  }
+
+  private full(node: string): FeedResponse {
+    const rulesets = [...(this.perNode.get(node)?.values() ?? [])]
+      .filter((r) => !r.removed)
+      .sort((a, b) => (a.uuid < b.uuid ? -1 : 1));
+    this.metrics.rulesetsPushed.inc(rulesets.length);
+    return { revision: this.revision, full: true, rulesets };
+  }
+}

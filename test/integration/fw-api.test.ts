@@ -1,0 +1,235 @@
+/**
+ * The firewall REST routes over the real app (inject, in-memory store): every route,
+ * FWAPI error bodies, nothing stored on bad input, the per-node feed.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { fwEngineOf } from '../../src/fw/api.js';
+import { RULE_PREFIX } from '../../src/fw/registry.js';
+import { startTestNapi, type TestNapi } from '../helpers/napi.js';
+import { NODE_1, NODE_2, OWNER_A, OWNER_B, putNic, vm } from '../helpers/fw-fixtures.js';
+
+let napi: TestNapi;
+
+async function ruleCount(): Promise<number> {
+  return napi.store.count(RULE_PREFIX);
+}
+
+before(async () => {
+  napi = await startTestNapi();
+});
+after(async () => {
+  await napi.close();
+});
+
+describe('rules API', () => {
+  let ruleUuid = '';
+
+  it('creates a rule (202) with canonical text and FWAPI fields', async () => {
+    const res = await napi.call('POST', '/rules', {
+      rule: 'from tag role = web to tag role = db allow tcp port 5432',
+      owner_uuid: OWNER_A,
+      enabled: true,
+      description: 'web to db',
+    });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    assert.equal(res.body.rule, 'FROM tag "role" = "web" TO tag "role" = "db" ALLOW tcp PORT 5432');
+    assert.equal(res.body.owner_uuid, OWNER_A);
+    assert.equal(res.body.enabled, true);
+    assert.equal(res.body.log, false);
+    assert.equal(res.body.global, undefined);
+    assert.match(res.body.version, /^\d+\.\d{6}$/);
+    assert.deepEqual(Object.keys(res.body), ['description', 'enabled', 'log', 'owner_uuid', 'rule', 'uuid', 'version']);
+    ruleUuid = res.body.uuid;
+    const got = await napi.call('GET', `/rules/${ruleUuid}`);
+    assert.equal(got.status, 200);
+    assert.deepEqual(got.body, res.body);
+  });
+
+  it('rejects a malformed rule with fwrule message in a 422 and stores nothing', async () => {
+    const before = await ruleCount();
+    const res = await napi.call('POST', '/rules', { rule: 'FROM any TO all vms ALLOW tcp PORT 99999', global: true });
+    assert.equal(res.status, 422);
+    assert.equal(res.body.code, 'InvalidParameters');
+    assert.equal(res.body.message, 'Invalid parameters');
+    assert.deepEqual(res.body.errors, [{ field: 'rule', code: 'InvalidParameter', message: 'Port number "99999" is invalid' }]);
+    const syntax = await napi.call('POST', '/rules', { rule: 'FROM any TO all vms ALLOW tcp', global: true });
+    assert.equal(syntax.status, 422);
+    assert.match(syntax.body.errors[0].message, /^Error at character \d+: /);
+    const noVms = await napi.call('POST', '/rules', { rule: 'FROM any TO ip 10.0.0.1 ALLOW tcp PORT 1', global: true });
+    assert.equal(noVms.body.errors[0].message, 'rule does not affect VMs');
+    assert.equal(await ruleCount(), before);
+  });
+
+  it('collects every field error into one 422', async () => {
+    const res = await napi.call('POST', '/rules', {
+      rule: 'FROM any TO all vms ALLOW tcp PORT 80',
+      owner_uuid: 'nope',
+      enabled: 'maybe',
+      description: 5,
+    });
+    assert.equal(res.status, 422);
+    assert.deepEqual(
+      res.body.errors.map((e: { field: string; message: string }) => [e.field, e.message]),
+      [
+        ['description', 'description must be a string'],
+        ['enabled', 'enabled must be true or false'],
+        ['owner_uuid', 'Invalid owner UUID'],
+      ],
+    );
+    const both = await napi.call('POST', '/rules', { rule: 'FROM any TO all vms ALLOW tcp PORT 80', owner_uuid: OWNER_A, global: true });
+    assert.equal(both.body.errors[0].message, 'cannot specify both global and owner_uuid');
+    const neither = await napi.call('POST', '/rules', { rule: 'FROM any TO all vms ALLOW tcp PORT 80' });
+    assert.deepEqual(neither.body.errors, [{ field: 'owner_uuid', code: 'MissingParameter', message: 'owner_uuid required' }]);
+    const missing = await napi.call('POST', '/rules', { global: true });
+    assert.deepEqual(missing.body.errors, [{ field: 'rule', code: 'MissingParameter', message: 'No rule specified' }]);
+    const unknown = await napi.call('POST', '/rules', { rule: 'FROM any TO all vms ALLOW tcp PORT 80', global: true, bogus: 1 });
+    assert.equal(unknown.body.errors[0].code, 'UnknownParameters');
+  });
+
+  it('refuses a duplicate uuid and an invalid one', async () => {
+    const dup = await napi.call('POST', '/rules', { rule: 'FROM any TO all vms ALLOW tcp PORT 80', global: true, uuid: ruleUuid });
+    assert.equal(dup.status, 422);
+    assert.equal(dup.body.code, 'RuleExists');
+    const bad = await napi.call('POST', '/rules', { rule: 'FROM any TO all vms ALLOW tcp PORT 80', global: true, uuid: 'x' });
+    assert.equal(bad.body.errors[0].message, 'Invalid rule UUID');
+  });
+
+  it('GET checks the owner (403) and 404s unknown rules', async () => {
+    assert.equal((await napi.call('GET', `/rules/${ruleUuid}?owner_uuid=${OWNER_A}`)).status, 200);
+    const forbidden = await napi.call('GET', `/rules/${ruleUuid}?owner_uuid=${OWNER_B}`);
+    assert.equal(forbidden.status, 403);
+    assert.deepEqual(forbidden.body, { code: 'Forbidden', message: 'owner does not match' });
+    const missing = await napi.call('GET', '/rules/30000000-0000-4000-8000-000000000000');
+    assert.deepEqual([missing.status, missing.body.code, missing.body.message], [404, 'ResourceNotFound', 'Rule not found']);
+  });
+
+  it('updates by merging, revalidates and changes version; bad update stores nothing', async () => {
+    const before = (await napi.call('GET', `/rules/${ruleUuid}`)).body;
+    await new Promise((r) => setTimeout(r, 2));
+    const res = await napi.call('PUT', `/rules/${ruleUuid}`, { rule: 'FROM tag role = web TO tag role = db ALLOW tcp PORTS 5432-5433 PRIORITY 0' });
+    assert.equal(res.status, 202);
+    assert.equal(res.body.rule, 'FROM tag "role" = "web" TO tag "role" = "db" ALLOW tcp PORTS 5432 - 5433');
+    assert.equal(res.body.description, 'web to db');
+    assert.equal(res.body.uuid, ruleUuid);
+    assert.notEqual(res.body.version, before.version);
+    const bad = await napi.call('PUT', `/rules/${ruleUuid}`, { rule: 'FROM tag role = web TO tag role = db ALLOW tcp PORT 0' });
+    assert.equal(bad.status, 422);
+    assert.equal(bad.body.errors[0].message, 'Port number "0" is invalid');
+    assert.equal((await napi.call('GET', `/rules/${ruleUuid}`)).body.rule, res.body.rule);
+  });
+
+  it('lists with FWAPI filters and pagination', async () => {
+    const g = await napi.call('POST', '/rules', { rule: 'FROM any TO all vms ALLOW icmp TYPE 8', global: true, enabled: true });
+    assert.equal(g.status, 202);
+    const b = await napi.call('POST', '/rules', { rule: `FROM any TO vm ${vm(9)} BLOCK udp PORT 53`, owner_uuid: OWNER_B });
+    assert.equal(b.status, 202);
+    const uuids = (r: { body: Array<{ uuid: string }> }) => r.body.map((x) => x.uuid).sort();
+    assert.deepEqual(uuids(await napi.call('GET', `/rules?owner_uuid=${OWNER_A}`)), [ruleUuid]);
+    assert.deepEqual(uuids(await napi.call('GET', `/rules?owner_uuid=${OWNER_A}&global=true`)), [g.body.uuid, ruleUuid].sort());
+    assert.deepEqual(uuids(await napi.call('GET', '/rules?global=true')), [g.body.uuid]);
+    assert.deepEqual(uuids(await napi.call('GET', '/rules?tag=role')), [ruleUuid]);
+    assert.deepEqual(uuids(await napi.call('GET', '/rules?tag=role=db')), [ruleUuid]);
+    assert.deepEqual(uuids(await napi.call('GET', '/rules?tag=role=nope')), []);
+    assert.deepEqual(uuids(await napi.call('GET', `/rules?vm=${vm(9)}`)), [b.body.uuid]);
+    assert.deepEqual(uuids(await napi.call('GET', '/rules?enabled=false')), [b.body.uuid]);
+    assert.deepEqual(uuids(await napi.call('GET', '/rules?protocol=icmp')), [g.body.uuid]);
+    assert.deepEqual(uuids(await napi.call('GET', '/rules?action=block')), [b.body.uuid]);
+    assert.deepEqual(uuids(await napi.call('GET', '/rules?wildcard=vmall')), [g.body.uuid]);
+    const all = await napi.call('GET', '/rules');
+    assert.equal(all.body.length, 3);
+    const page = await napi.call('GET', '/rules?limit=2&offset=1');
+    assert.deepEqual(page.body.map((r: { uuid: string }) => r.uuid), all.body.slice(1, 3).map((r: { uuid: string }) => r.uuid));
+    const bad = await napi.call('GET', '/rules?enabled=sometimes&foo=1');
+    assert.equal(bad.status, 422);
+    assert.deepEqual(bad.body.errors.map((e: { code: string }) => e.code).sort(), ['InvalidParameter', 'UnknownParameters']);
+  });
+
+  it('instance registry, /rules/:uuid/vms and /firewalls/vms/:uuid', async () => {
+    const put = await napi.call('PUT', `/fw/instances/${vm(1)}`, { owner_uuid: OWNER_A, tags: { role: 'db' }, firewall_enabled: true });
+    assert.equal(put.status, 200);
+    assert.deepEqual(put.body, { uuid: vm(1), owner_uuid: OWNER_A, tags: { role: 'db' }, firewall_enabled: true });
+    await napi.call('PUT', `/fw/instances/${vm(2)}`, { owner_uuid: OWNER_A, tags: { role: 'web' } });
+    await napi.call('PUT', `/fw/instances/${vm(3)}`, { owner_uuid: OWNER_B, tags: { role: 'web' } });
+    await putNic(napi.store, 1, { instance: vm(1), ip: '10.0.0.1', cn: NODE_1 });
+    await putNic(napi.store, 2, { instance: vm(2), ip: '10.0.0.2', cn: NODE_1 });
+    const got = await napi.call('GET', `/fw/instances/${vm(1)}`);
+    assert.deepEqual(got.body, { uuid: vm(1), owner_uuid: OWNER_A, tags: { role: 'db' }, firewall_enabled: true, ips: ['10.0.0.1'], nodes: [NODE_1] });
+    const vms = await napi.call('GET', `/rules/${ruleUuid}/vms`);
+    // Owner-scoped: vm(3) has the tag but another owner.
+    assert.deepEqual(vms.body.map((i: { uuid: string }) => i.uuid), [vm(1), vm(2)]);
+    const applies = await napi.call('GET', `/firewalls/vms/${vm(1)}`);
+    assert.deepEqual(applies.body.map((r: { rule: string }) => r.rule).sort(), [
+      'FROM any TO all vms ALLOW icmp TYPE 8',
+      'FROM tag "role" = "web" TO tag "role" = "db" ALLOW tcp PORTS 5432 - 5433',
+    ]);
+    const badTags = await napi.call('PUT', `/fw/instances/${vm(4)}`, { tags: ['x'], firewall_enabled: 'yes' });
+    assert.equal(badTags.status, 422);
+    assert.equal(badTags.body.errors.length, 2);
+    assert.equal((await napi.call('GET', `/fw/instances/${vm(4)}`)).status, 404);
+    const ruleset = await napi.call('GET', `/fw/instances/${vm(1)}/ruleset`);
+    assert.match(ruleset.body.text, /tcp dport 5432-5433 accept/);
+    assert.match(ruleset.body.text, /elements = \{ 10\.0\.0\.2 \}/);
+  });
+
+  it('explains a decision', async () => {
+    const ok = await napi.call('GET', `/fw/explain?from=10.0.0.2&to=${vm(1)}&proto=tcp&port=5432`);
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    assert.equal(ok.body.allowed, true);
+    assert.equal(ok.body.inbound.entry.rule_uuid, ruleUuid);
+    const no = await napi.call('GET', `/fw/explain?from=10.0.0.2&to=${vm(1)}&proto=tcp&port=22`);
+    assert.equal(no.body.allowed, false);
+    assert.match(no.body.inbound.reason, /blocked by default/);
+    const bad = await napi.call('GET', `/fw/explain?from=nope&to=${vm(1)}&proto=tcp`);
+    assert.equal(bad.status, 422);
+    assert.deepEqual(bad.body.errors.map((e: { field: string }) => e.field).sort(), ['from', 'port']);
+  });
+
+  it('node feed: full resync, then only changes, long-poll wakes on a change', async () => {
+    const full = await napi.call('GET', `/fw/nodes/${NODE_1}/rulesets?since=0`);
+    assert.equal(full.status, 200);
+    assert.equal(full.body.full, true);
+    assert.deepEqual(full.body.rulesets.map((r: { uuid: string }) => r.uuid), [vm(1), vm(2)]);
+    const rev = full.body.revision;
+    const quiet = await napi.call('GET', `/fw/nodes/${NODE_1}/rulesets?since=${rev}&wait=0`);
+    assert.deepEqual([quiet.body.full, quiet.body.rulesets.length], [false, 0]);
+    const pending = napi.call('GET', `/fw/nodes/${NODE_1}/rulesets?since=${rev}&wait=20000`);
+    // vm(2)'s address is in vm(1)'s set; vm(2) itself (firewall off) has nothing to change.
+    await putNic(napi.store, 2, { instance: vm(2), ip: '10.0.0.22', cn: NODE_1 });
+    const changed = await pending;
+    assert.equal(changed.body.full, false);
+    assert.ok(changed.body.revision > rev);
+    assert.deepEqual(changed.body.rulesets.map((r: { uuid: string }) => r.uuid), [vm(1)]);
+    assert.match(changed.body.rulesets[0].text, /10\.0\.0\.22/);
+    // Moving vm(2) to another node: tombstone on node 1, full ruleset on node 2.
+    const rev2 = changed.body.revision;
+    await putNic(napi.store, 2, { instance: vm(2), ip: '10.0.0.22', cn: NODE_2 });
+    const moved = await napi.call('GET', `/fw/nodes/${NODE_1}/rulesets?since=${rev2}&wait=20000`);
+    assert.deepEqual(moved.body.rulesets.map((r: { uuid: string; removed?: boolean }) => [r.uuid, r.removed ?? false]), [[vm(2), true]]);
+    const node2 = await napi.call('GET', `/fw/nodes/${NODE_2}/rulesets?since=0`);
+    assert.deepEqual(node2.body.rulesets.map((r: { uuid: string }) => r.uuid), [vm(2)]);
+    const bad = await napi.call('GET', `/fw/nodes/${NODE_1}/rulesets?since=-1`);
+    assert.equal(bad.status, 422);
+  });
+
+  it('an unrelated rule change leaves other instances alone', async () => {
+    const engine = fwEngineOf(napi.app)!;
+    await engine.sync();
+    const rev = engine.revision;
+    const r = await napi.call('POST', '/rules', { rule: `FROM any TO vm ${vm(1)} ALLOW tcp PORT 22`, owner_uuid: OWNER_A, enabled: true });
+    assert.equal(r.status, 202);
+    const feed = await napi.call('GET', `/fw/nodes/${NODE_1}/rulesets?since=${rev}&wait=20000`);
+    assert.deepEqual(feed.body.rulesets.map((x: { uuid: string }) => x.uuid), [vm(1)]);
+  });
+
+  it('deletes (204) and 404s afterwards; metrics exported', async () => {
+    const del = await napi.call('DELETE', `/rules/${ruleUuid}`);
+    assert.equal(del.status, 204);
+    assert.equal((await napi.call('GET', `/rules/${ruleUuid}`)).status, 404);
+    assert.equal((await napi.call('DELETE', `/rules/${ruleUuid}`)).status, 404);
+    assert.equal((await napi.call('DELETE', `/fw/instances/${vm(3)}`)).status, 204);
+    const metrics = await napi.app.inject({ method: 'GET', url: '/metrics' });
+    assert.match(metrics.body, /rhumb_fw_compile_seconds_count\{process="test"\} [1-9]/);
+    assert.match(metrics.body, /rhumb_fw_rulesets_pushed_total\{process="test"\} [1-9]/);
+  });
+});
