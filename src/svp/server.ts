@@ -10,7 +10,8 @@
  */
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { FastHistogram, type HistogramSeries } from './fast-histogram.js';
 import type { MappingIndex, PendingEvent } from '../mapping/index.js';
 import type { Store } from '../store/types.js';
 import {
@@ -71,7 +72,7 @@ type OpLabel = 'ping' | 'vl2' | 'vl3' | 'bulk' | 'log_req' | 'log_rm';
 
 interface Metrics {
   requests: Counter<'op' | 'status'>;
-  latency: Histogram<'op'>;
+  latency: FastHistogram;
   connections: Gauge;
   accepted: Counter;
   closedForCause: Counter<'cause'>;
@@ -90,8 +91,10 @@ export class SvpServer {
   private readonly server: net.Server;
   private readonly conns = new Set<Connection>();
   private readonly m: Metrics;
-  private readonly requestChildren = new Map<string, { inc(): void }>();
-  private readonly latencyChildren = new Map<string, { observe(v: number): void }>();
+  private readonly requestChildren = new Map<string, { child: { inc(n?: number): void }; pending: number }>();
+  private readonly dirty: { child: { inc(n?: number): void }; pending: number }[] = [];
+  private flushQueued = false;
+  private readonly latencyChildren = new Map<string, HistogramSeries>();
   private listening = false;
 
   constructor(options: SvpServerOptions) {
@@ -113,13 +116,13 @@ export class SvpServer {
         labelNames: ['op', 'status'] as const,
         registers,
       }),
-      latency: new Histogram({
-        name: 'rhumb_svp_request_duration_seconds',
-        help: 'SVP request service time by op (LOG_REQ includes its long-poll wait)',
-        labelNames: ['op'] as const,
-        buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1, 5, 15, 60],
-        registers,
-      }),
+      latency: new FastHistogram(
+        'rhumb_svp_request_duration_seconds',
+        'SVP request service time by op (LOG_REQ includes its long-poll wait)',
+        'op',
+        [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1, 5, 15, 60],
+        options.registry,
+      ),
       connections: new Gauge({ name: 'rhumb_svp_connections', help: 'Open SVP connections', registers }),
       accepted: new Counter({ name: 'rhumb_svp_connections_accepted_total', help: 'SVP connections accepted', registers }),
       closedForCause: new Counter({
@@ -200,16 +203,32 @@ export class SvpServer {
     const key = `${op}:${status}`;
     let c = this.requestChildren.get(key);
     if (!c) {
-      c = this.m.requests.labels(op, statusLabel(status));
+      c = { child: this.m.requests.labels(op, statusLabel(status)), pending: 0 };
       this.requestChildren.set(key, c);
-    }
-    c.inc();
+      this.dirty.push(c);
+    } else if (c.pending === 0) this.dirty.push(c);
+    c.pending++;
     let h = this.latencyChildren.get(op);
     if (!h) {
       h = this.m.latency.labels(op);
       this.latencyChildren.set(op, h);
     }
     h.observe((performance.now() - startedMs) / 1000);
+    if (this.dirty.length > 0 && !this.flushQueued) {
+      // One counter update per op/status per tick, not per request.
+      this.flushQueued = true;
+      queueMicrotask(() => this.flushCounts());
+    }
+  }
+
+  /** Adds the request counts gathered so far to the counter (one inc per op/status). */
+  flushCounts(): void {
+    this.flushQueued = false;
+    for (const c of this.dirty) {
+      if (c.pending > 0) c.child.inc(c.pending);
+      c.pending = 0;
+    }
+    this.dirty.length = 0;
   }
 
   countClose(cause: CloseCause): void {
@@ -234,6 +253,8 @@ class Connection {
   /** Cancel functions of requests still in progress (long-polls, removals). */
   private readonly pending = new Set<() => void>();
   private readonly peer: string;
+  /** Replies collected while a chunk's frames are handled (null outside onData). */
+  private batch: Buffer[] | null = null;
 
   constructor(
     private readonly srv: SvpServer,
@@ -253,15 +274,18 @@ class Connection {
     if (this.closed) return;
     const { frames, error } = this.decoder.push(chunk);
     if (frames.length > 0) {
-      this.socket.cork();
+      // Replies to everything answered synchronously from this chunk go out in one write.
+      const out: Buffer[] = [];
+      this.batch = out;
       try {
         for (const f of frames) {
           this.handle(f);
           if (this.closed) break;
         }
       } finally {
-        this.socket.uncork();
+        this.batch = null;
       }
+      if (!this.closed && out.length > 0) this.socket.write(out.length === 1 ? out[0] : Buffer.concat(out));
     }
     if (error && !this.closed) this.closeForCause(error.reason, error.message);
     // Backpressure: a client that pipelines without reading stops being read.
@@ -281,7 +305,8 @@ class Connection {
 
   private write(buf: Buffer): void {
     if (this.closed) return;
-    this.socket.write(buf);
+    if (this.batch) this.batch.push(buf);
+    else this.socket.write(buf);
   }
 
   private handle(f: Frame): void {

@@ -421,7 +421,8 @@ describe('SvpServer: metrics', () => {
     assert.ok((await metric('rhumb_svp_requests_total', { op: 'vl3', status: 'badl3type' })) > 0);
     assert.ok((await metric('rhumb_svp_log_events_served_total')) > 0);
     const text = await registry.metrics();
-    assert.match(text, /rhumb_svp_request_duration_seconds_bucket\{le="[^"]+",op="vl3"\}/);
+    assert.match(text, /rhumb_svp_request_duration_seconds_bucket\{le="0.001",op="vl3"\} \d+/);
+    assert.match(text, /rhumb_svp_request_duration_seconds_count\{op="vl3"\} [1-9]\d*/);
     assert.match(text, /rhumb_svp_connections \d+/);
   });
 });
