@@ -1,0 +1,448 @@
+/**
+ * The node agent (rhumb's varpd): registers the node's underlay NIC, plumbs fabric NICs
+ * into instance namespaces, answers data-plane misses by asking the controller over SVP
+ * (cached, NOTFOUND briefly negatively cached, one lookup in flight per destination),
+ * and applies shootdowns from the controller's log (LOG_REQ long-poll, LOG_RM).
+ *
+ * Restart-safe: at start it adopts the devices and entries already in the kernel and the
+ * NICs the API places on this node; nothing that carries traffic is torn down.
+ */
+import ipaddr from 'ipaddr.js';
+import type { Registry } from 'prom-client';
+import { SvpStatus } from '../svp/codec.js';
+import type { ClientLogEntry, LogResult, LogRmResult, QueryOptions, Vl2Result, Vl3Result } from '../svp/client.js';
+import type { BackendMiss, DataplaneBackend } from './backend.js';
+import { ResolvingCache, type Vl2Mapping, type Vl3Mapping, vl2Key, vl3Key } from './cache.js';
+import { linkWithAddress } from './kernel/iproute.js';
+import { normalizeMac } from './kernel/names.js';
+import { PlumbingError, plumbingFor } from './kernel/plumbing.js';
+import { type AgentMetrics, createAgentMetrics } from './metrics.js';
+import { type ApiNic, type NapiClient, NapiRequestError } from './napi-client.js';
+
+/** The SVP client calls the agent makes (SvpClient implements it). */
+export interface SvpLookups {
+  vl2(mac: string, vnetId: number, opts?: QueryOptions): Promise<Vl2Result>;
+  vl3(ip: string, vnetId: number, opts?: QueryOptions): Promise<Vl3Result>;
+  logReq(underlayIp: string, count?: number, opts?: QueryOptions): Promise<LogResult>;
+  logRm(ids: readonly string[], opts?: QueryOptions): Promise<LogRmResult>;
+}
+
+export interface PeerProber {
+  add(address: string, peer?: string): void;
+}
+
+export interface AgentOptions {
+  nodeUuid: string;
+  underlayIp: string;
+  underlayDev?: string;
+  napi: NapiClient;
+  svp: SvpLookups;
+  backend: DataplaneBackend;
+  registry: Registry;
+  prober?: PeerProber;
+  /** Owner of the underlay NIC the agent registers. */
+  adminUuid: string;
+  underlayNicTag?: string;
+  /** NOTFOUND answers are remembered this long. Default 2000 ms. */
+  negativeTtlMs?: number;
+  /** LOG_REQ query timeout; must exceed the controller's long-poll wait. Default 30000 ms. */
+  logTimeoutMs?: number;
+  /** Resolve a network's remote NICs when its vnet first appears here. Default true. */
+  prefetch?: boolean;
+  log?: (msg: string) => void;
+}
+
+/** An error with the HTTP status the local API answers with. */
+export class AgentError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'AgentError';
+  }
+}
+
+export interface AttachedNic {
+  mac: string;
+  ip: string;
+  vnet: number;
+  vlan: number;
+  network_uuid?: string;
+  netns?: string;
+  ifname?: string;
+}
+
+export interface AttachRequest {
+  mac: string;
+  netns: string;
+  ifname?: string;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+function inSubnet(ip: string, subnet: string): boolean {
+  try {
+    const addr = ipaddr.parse(ip);
+    const [net, bits] = ipaddr.parseCIDR(subnet);
+    return addr.kind() === net.kind() && addr.match(net, bits);
+  } catch {
+    return false;
+  }
+}
+
+/** IPv6 link-local and multicast addresses are never in the mapping: don't ask. */
+function unmappable(ip: string): boolean {
+  try {
+    const range = ipaddr.parse(ip).range();
+    return range === 'linkLocal' || range === 'multicast' || range === 'unspecified' || range === 'loopback';
+  } catch {
+    return true;
+  }
+}
+
+export class Agent {
+  readonly vl3: ResolvingCache<Vl3Mapping>;
+  readonly vl2: ResolvingCache<Vl2Mapping>;
+  readonly metrics: AgentMetrics;
+  private readonly nics = new Map<string, AttachedNic>();
+  private readonly log: (msg: string) => void;
+  private closed = false;
+  private logLoop: Promise<void> | undefined;
+  shootdownsApplied = 0;
+
+  constructor(private readonly o: AgentOptions) {
+    this.log = o.log ?? (() => {});
+    this.vl3 = new ResolvingCache<Vl3Mapping>({ negativeTtlMs: o.negativeTtlMs });
+    this.vl2 = new ResolvingCache<Vl2Mapping>({ negativeTtlMs: o.negativeTtlMs });
+    this.metrics = createAgentMetrics(
+      o.registry,
+      () => [
+        { kind: 'vl3', ...this.vl3.sizes() },
+        { kind: 'vl2', ...this.vl2.sizes() },
+      ],
+      () => ({ nics: this.nics.size, vnets: o.backend.vnets().length }),
+    );
+  }
+
+  get nodeUuid(): string {
+    return this.o.nodeUuid;
+  }
+
+  get underlayIp(): string {
+    return this.o.underlayIp;
+  }
+
+  // ---- start-up ------------------------------------------------------------------------
+
+  async start(): Promise<void> {
+    await this.registerUnderlay();
+    await this.o.backend.start({
+      underlayIp: this.o.underlayIp,
+      underlayDev: this.o.underlayDev,
+      onMiss: (m) => this.onMiss(m),
+      log: this.log,
+    });
+    await this.rebuild();
+    this.logLoop = this.runShootdowns();
+  }
+
+  /** Registers the node's underlay NIC on the underlay network holding its address, if missing. */
+  async registerUnderlay(): Promise<'present' | 'created'> {
+    const tag = this.o.underlayNicTag ?? 'sdc_underlay';
+    const mine = await this.o.napi.listNics({ belongs_to_uuid: this.o.nodeUuid, belongs_to_type: 'server' });
+    if (mine.some((n) => n.underlay === true && n.ip === this.o.underlayIp)) return 'present';
+    const nets = await this.o.napi.listNetworks({ nic_tag: tag });
+    const net = nets.find((n) => inSubnet(this.o.underlayIp, n.subnet));
+    if (!net) throw new Error(`no network with nic_tag ${tag} contains the underlay address ${this.o.underlayIp}`);
+    const link = await linkWithAddress(this.o.underlayIp);
+    if (!link?.address) throw new Error(`no interface here has the underlay address ${this.o.underlayIp}`);
+    await this.o.napi.createNic({
+      mac: link.address,
+      owner_uuid: this.o.adminUuid,
+      belongs_to_uuid: this.o.nodeUuid,
+      belongs_to_type: 'server',
+      network_uuid: net.uuid,
+      ip: this.o.underlayIp,
+      cn_uuid: this.o.nodeUuid,
+      underlay: true,
+    });
+    this.log(`registered underlay NIC ${link.address} ${this.o.underlayIp} on ${net.name}`);
+    return 'created';
+  }
+
+  /** Adopts NICs the API places here that are plumbed, and the kernel's entries. */
+  private async rebuild(): Promise<void> {
+    const apiNics = await this.o.napi.listNics({ cn_uuid: this.o.nodeUuid, belongs_to_type: 'zone' });
+    const byMac = new Map(apiNics.map((n) => [normalizeMac(n.mac), n]));
+    for (const mac of this.o.backend.plumbedMacs()) {
+      const n = byMac.get(mac);
+      if (!n) {
+        this.log(`NIC ${mac} is plumbed here but the API does not place it on this node; left as is (detach it)`);
+        continue;
+      }
+      try {
+        const p = plumbingFor(n, '/');
+        this.nics.set(mac, { mac, ip: p.ip, vnet: p.vnet, vlan: p.vlan, network_uuid: n.network_uuid });
+      } catch (err) {
+        this.log(`NIC ${mac}: ${(err as Error).message}`);
+      }
+    }
+    let entries = 0;
+    for (const vnet of this.o.backend.vnets()) {
+      const e = this.o.backend.entries(vnet);
+      const where = new Map(e.fdb.map((f) => [f.mac, f.underlay]));
+      for (const f of e.fdb) {
+        this.vl2.set(vl2Key(vnet, f.mac), { underlay: f.underlay, port: 4789 });
+        this.o.prober?.add(f.underlay);
+      }
+      for (const n of e.neighbours) {
+        const underlay = where.get(n.mac);
+        if (underlay) this.vl3.set(vl3Key(vnet, n.ip), { mac: n.mac, underlay, port: 4789 });
+      }
+      entries += e.fdb.length + e.neighbours.length;
+    }
+    if (this.nics.size > 0 || entries > 0) this.log(`rebuilt: ${this.nics.size} NIC(s), ${entries} kernel entries`);
+  }
+
+  // ---- lookups -------------------------------------------------------------------------
+
+  private isLocal(underlay: string): boolean {
+    return underlay === this.o.underlayIp;
+  }
+
+  private async lookupVl3(vnet: number, ip: string): Promise<Vl3Mapping | null> {
+    const end = this.metrics.lookupSeconds.startTimer({ kind: 'vl3' });
+    const r = await this.o.svp.vl3(ip, vnet).finally(end);
+    if (r.status === SvpStatus.OK && r.mac && r.ip) return { mac: normalizeMac(r.mac), underlay: r.ip, port: r.port };
+    if (r.status === SvpStatus.NOTFOUND) return null;
+    throw new Error(`VL3 ${ip} vnet ${vnet}: ${r.statusName}`);
+  }
+
+  private async lookupVl2(vnet: number, mac: string): Promise<Vl2Mapping | null> {
+    const end = this.metrics.lookupSeconds.startTimer({ kind: 'vl2' });
+    const r = await this.o.svp.vl2(mac, vnet).finally(end);
+    if (r.status === SvpStatus.OK && r.ip) return { underlay: r.ip, port: r.port };
+    if (r.status === SvpStatus.NOTFOUND) return null;
+    throw new Error(`VL2 ${mac} vnet ${vnet}: ${r.statusName}`);
+  }
+
+  /** Resolves an IP on a vnet and installs the answer (remote only). */
+  async resolveIp(vnet: number, ip: string): Promise<Vl3Mapping | null> {
+    let result: 'ok' | 'local' | 'notfound' | 'error' = 'error';
+    let source = 'lookup';
+    try {
+      const r = await this.vl3.resolve(vl3Key(vnet, ip), () => this.lookupVl3(vnet, ip));
+      source = r.source;
+      result = r.value === null ? 'notfound' : this.isLocal(r.value.underlay) ? 'local' : 'ok';
+      if (r.value && result === 'ok') this.installIp(vnet, ip, r.value);
+      return r.value;
+    } finally {
+      this.metrics.lookups.inc({ kind: 'vl3', result, source });
+    }
+  }
+
+  async resolveMac(vnet: number, mac: string): Promise<Vl2Mapping | null> {
+    let result: 'ok' | 'local' | 'notfound' | 'error' = 'error';
+    let source = 'lookup';
+    try {
+      const r = await this.vl2.resolve(vl2Key(vnet, mac), () => this.lookupVl2(vnet, mac));
+      source = r.source;
+      result = r.value === null ? 'notfound' : this.isLocal(r.value.underlay) ? 'local' : 'ok';
+      if (r.value && result === 'ok') {
+        this.o.backend.installL2(vnet, mac, r.value.underlay);
+        this.o.prober?.add(r.value.underlay);
+      }
+      return r.value;
+    } finally {
+      this.metrics.lookups.inc({ kind: 'vl2', result, source });
+    }
+  }
+
+  private installIp(vnet: number, ip: string, m: Vl3Mapping): void {
+    this.o.backend.installL3(vnet, ip, m.mac, m.underlay);
+    // The FDB entry came with the answer: the VL2 cache knows it too.
+    this.vl2.set(vl2Key(vnet, m.mac), { underlay: m.underlay, port: m.port });
+    this.o.prober?.add(m.underlay);
+  }
+
+  private onMiss(m: BackendMiss): void {
+    if (this.closed) return;
+    this.metrics.misses.inc({ kind: m.kind });
+    const p = m.kind === 'l3' ? (unmappable(m.ip) ? undefined : this.resolveIp(m.vnet, m.ip)) : this.resolveMac(m.vnet, m.mac);
+    p?.catch((err: Error) => this.log(`${m.kind} miss on vnet ${m.vnet}: ${err.message}`));
+  }
+
+  // ---- shootdowns ----------------------------------------------------------------------
+
+  private async runShootdowns(): Promise<void> {
+    let backoff = 250;
+    while (!this.closed) {
+      try {
+        const r = await this.o.svp.logReq(this.o.underlayIp, 16 * 1024, { timeoutMs: this.o.logTimeoutMs ?? 30_000 });
+        if (this.closed) return;
+        if (r.status !== SvpStatus.OK) {
+          // FATAL: the controller does not know this underlay address (yet).
+          await sleep(1000);
+          continue;
+        }
+        backoff = 250;
+        if (r.entries.length === 0) continue;
+        const done = await this.applyShootdowns(r.entries);
+        if (done.length > 0) await this.o.svp.logRm(done);
+      } catch (err) {
+        if (this.closed) return;
+        this.log(`shootdown log: ${(err as Error).message}`);
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, 8000);
+      }
+    }
+  }
+
+  /** Applies log entries in order; returns the ids applied (the rest are retried). */
+  async applyShootdowns(entries: readonly ClientLogEntry[]): Promise<string[]> {
+    const done: string[] = [];
+    for (const e of entries) {
+      try {
+        if (e.type === 'vl2') await this.applyVl2(e.vnetId, e.mac);
+        else await this.applyVl3(e.vnetId, e.ip);
+        this.metrics.shootdowns.inc({ type: e.type });
+        this.shootdownsApplied++;
+        done.push(e.id);
+      } catch (err) {
+        this.metrics.shootdownErrors.inc({ type: e.type });
+        this.log(`shootdown ${e.type} ${e.type === 'vl2' ? e.mac : e.ip} vnet ${e.vnetId}: ${(err as Error).message}`);
+      }
+    }
+    return done;
+  }
+
+  private async applyVl2(vnet: number, macText: string): Promise<void> {
+    const mac = normalizeMac(macText);
+    this.vl2.invalidate(vl2Key(vnet, mac));
+    const prefix = `${vnet}/`;
+    this.vl3.invalidateWhere((k, v) => k.startsWith(prefix) && v.mac === mac);
+    if (!this.nics.has(mac)) {
+      this.o.backend.removeMac(vnet, mac);
+      return;
+    }
+    // One of ours: a deleted NIC is unplumbed here (a moved one waits for its detach).
+    try {
+      await this.o.napi.getNic(mac);
+    } catch (err) {
+      if (!(err instanceof NapiRequestError && err.status === 404)) throw err;
+      this.log(`NIC ${mac} was deleted: unplumbing it`);
+      await this.detach(mac);
+    }
+  }
+
+  private async applyVl3(vnet: number, ip: string): Promise<void> {
+    const key = vl3Key(vnet, ip);
+    const before = this.vl3.peek(key);
+    if (!this.o.backend.vnets().includes(vnet)) {
+      this.vl3.invalidate(key);
+      return;
+    }
+    const now = await this.vl3.refresh(key, () => this.lookupVl3(vnet, ip));
+    if (now && !this.isLocal(now.underlay)) {
+      this.installIp(vnet, ip, now);
+      await this.o.backend.announce(vnet, ip, now.mac).catch((err: Error) => this.log(`gratuitous ARP ${ip}: ${err.message}`));
+      return;
+    }
+    this.o.backend.removeIp(vnet, ip);
+    if (before && before.mac !== now?.mac && !this.nics.has(before.mac)) this.o.backend.removeMac(vnet, before.mac);
+  }
+
+  // ---- attach / detach -----------------------------------------------------------------
+
+  async attach(req: AttachRequest): Promise<AttachedNic> {
+    let macText: string;
+    try {
+      macText = normalizeMac(req.mac);
+    } catch (err) {
+      throw new AgentError(400, (err as Error).message);
+    }
+    if (this.o.backend.isPlumbed(macText)) throw new AgentError(409, `NIC ${macText} is already attached on this node`);
+    let nic: ApiNic;
+    try {
+      nic = await this.o.napi.getNic(macText);
+    } catch (err) {
+      if (err instanceof NapiRequestError && err.status === 404) throw new AgentError(404, `NIC ${macText} does not exist`);
+      throw err;
+    }
+    if (nic.cn_uuid !== this.o.nodeUuid) {
+      throw new AgentError(409, `NIC ${macText} is placed on node ${nic.cn_uuid ?? '(none)'}, not this node (${this.o.nodeUuid})`);
+    }
+    let p;
+    try {
+      p = plumbingFor(nic, req.netns, req.ifname);
+    } catch (err) {
+      throw new AgentError(400, (err as Error).message);
+    }
+    let firstOnVnet: boolean;
+    try {
+      ({ firstOnVnet } = await this.o.backend.plumb(p));
+    } catch (err) {
+      if (err instanceof PlumbingError) throw new AgentError(422, err.message);
+      throw err;
+    }
+    const attached: AttachedNic = { mac: macText, ip: p.ip, vnet: p.vnet, vlan: p.vlan, network_uuid: nic.network_uuid, netns: p.netns, ifname: p.ifname };
+    this.nics.set(macText, attached);
+    // Answers that placed this NIC elsewhere are stale now.
+    this.vl3.invalidate(vl3Key(p.vnet, p.ip));
+    this.vl2.invalidate(vl2Key(p.vnet, macText));
+    if (firstOnVnet && (this.o.prefetch ?? true) && nic.network_uuid) {
+      await this.prefetch(p.vnet, nic.network_uuid).catch((err: Error) => this.log(`prefetch vnet ${p.vnet}: ${err.message}`));
+    }
+    return attached;
+  }
+
+  /** Resolves the network's NICs on other nodes, so first contact does not wait on a miss. */
+  async prefetch(vnet: number, networkUuid: string): Promise<number> {
+    const peers = (await this.o.napi.listNics({ network_uuid: networkUuid })).filter(
+      (n) => n.ip && n.cn_uuid && n.cn_uuid !== this.o.nodeUuid && n.belongs_to_type === 'zone',
+    );
+    const results = await Promise.allSettled(peers.slice(0, 1024).map((n) => this.resolveIp(vnet, n.ip!)));
+    return results.filter((r) => r.status === 'fulfilled' && r.value && !this.isLocal(r.value.underlay)).length;
+  }
+
+  async detach(macInput: string): Promise<{ mac: string; vnetRemoved: boolean }> {
+    let mac: string;
+    try {
+      mac = normalizeMac(macInput);
+    } catch (err) {
+      throw new AgentError(400, (err as Error).message);
+    }
+    const known = this.nics.get(mac);
+    if (!this.o.backend.isPlumbed(mac) || !known) throw new AgentError(404, `NIC ${mac} is not attached on this node`);
+    const { vnetRemoved } = await this.o.backend.unplumb(mac, known.vnet);
+    this.nics.delete(mac);
+    this.vl3.invalidate(vl3Key(known.vnet, known.ip));
+    this.vl2.invalidate(vl2Key(known.vnet, mac));
+    if (vnetRemoved) {
+      const prefix = `${known.vnet}/`;
+      this.vl3.invalidateWhere((k) => k.startsWith(prefix));
+      this.vl2.invalidateWhere((k) => k.startsWith(prefix));
+    }
+    return { mac, vnetRemoved };
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      node: this.o.nodeUuid,
+      underlay_ip: this.o.underlayIp,
+      backend: this.o.backend.kind,
+      vnets: this.o.backend.vnets(),
+      nics: [...this.nics.values()],
+      cache: { vl3: this.vl3.sizes(), vl2: this.vl2.sizes() },
+      shootdowns_applied: this.shootdownsApplied,
+    };
+  }
+
+  /** Stops listening and polling; devices and entries stay (traffic keeps flowing). */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.o.backend.close();
+    await Promise.race([this.logLoop, sleep(100)]);
+  }
+}

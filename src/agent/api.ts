@@ -1,0 +1,42 @@
+/**
+ * The agent's local API (default 127.0.0.1, ephemeral port):
+ *   GET  /metrics   Prometheus
+ *   GET  /status    node, vnets, attached NICs, cache sizes
+ *   POST /attach    {mac, netns, ifname?}  plumb a NIC placed on this node
+ *   POST /detach    {mac}                  undo it
+ * Errors: {code, message} with 400/404/409/422 (AgentError) or 500.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
+import { instrumentHttp } from '../metrics/index.js';
+import { type Agent, AgentError } from './agent.js';
+
+function str(body: unknown, field: string, required: boolean): string | undefined {
+  const v = body && typeof body === 'object' ? (body as Record<string, unknown>)[field] : undefined;
+  if (v === undefined || v === null || v === '') {
+    if (required) throw new AgentError(400, `${field} is required`);
+    return undefined;
+  }
+  if (typeof v !== 'string') throw new AgentError(400, `${field} must be a string`);
+  return v;
+}
+
+export function buildAgentApi(agent: Agent, registry: Registry): FastifyInstance {
+  const app = Fastify({ logger: false });
+  instrumentHttp(app, registry);
+  app.setErrorHandler((err, _req, reply) => {
+    if (err instanceof AgentError) return reply.status(err.status).send({ code: 'AgentError', message: err.message });
+    const status = (err as { statusCode?: number }).statusCode;
+    if (status && status >= 400 && status < 500) return reply.status(status).send({ code: 'BadRequest', message: (err as Error).message });
+    return reply.status(500).send({ code: 'InternalError', message: (err as Error).message });
+  });
+  app.get('/status', async () => agent.status());
+  app.post('/attach', async (req) => {
+    const mac = str(req.body, 'mac', true)!;
+    const netns = str(req.body, 'netns', true)!;
+    const ifname = str(req.body, 'ifname', false);
+    return agent.attach({ mac, netns, ifname });
+  });
+  app.post('/detach', async (req) => agent.detach(str(req.body, 'mac', true)!));
+  return app;
+}

@@ -1,0 +1,65 @@
+/**
+ * What the agent needs from a data plane. The kernel backend (Linux vxlan + bridge +
+ * rtnetlink) implements it now; a userspace backend (native fast path) plugs in by adding
+ * one entry to BACKENDS.
+ */
+import type { NicPlumbing } from './kernel/plumbing.js';
+
+export type BackendKind = 'kernel';
+
+/** A data-plane miss, already mapped to its vnet. */
+export type BackendMiss = { kind: 'l3'; vnet: number; ip: string } | { kind: 'l2'; vnet: number; mac: string };
+
+/** Entries the data plane holds for a vnet (rebuilt into the cache after a restart). */
+export interface VnetEntries {
+  vnet: number;
+  /** IP -> MAC. */
+  neighbours: Array<{ ip: string; mac: string }>;
+  /** MAC -> remote underlay address. */
+  fdb: Array<{ mac: string; underlay: string }>;
+}
+
+export interface BackendStartOptions {
+  underlayIp: string;
+  underlayDev?: string;
+  onMiss: (miss: BackendMiss) => void;
+  log: (msg: string) => void;
+}
+
+export interface DataplaneBackend {
+  readonly kind: BackendKind;
+  /** Adopts what a previous agent left in the kernel (nothing is torn down). */
+  start(opts: BackendStartOptions): Promise<void>;
+  /** vnets with devices on this node. */
+  vnets(): number[];
+  /** MACs whose NIC is plumbed on this node. */
+  plumbedMacs(): string[];
+  isPlumbed(mac: string): boolean;
+  /** Creates the vnet's devices if needed, then the NIC's; all or nothing. */
+  plumb(p: NicPlumbing): Promise<{ firstOnVnet: boolean }>;
+  /** Removes the NIC's devices, and the vnet's when this was its last NIC. */
+  unplumb(mac: string, vnet: number): Promise<{ vnetRemoved: boolean }>;
+  /** IP -> MAC on the vnet, and MAC -> underlay. */
+  installL3(vnet: number, ip: string, mac: string, underlay: string): void;
+  /** MAC -> underlay. */
+  installL2(vnet: number, mac: string, underlay: string): void;
+  /** Drops the MAC's forwarding entry and every neighbour entry pointing at it. */
+  removeMac(vnet: number, mac: string): void;
+  /** Drops the IP's neighbour entry. */
+  removeIp(vnet: number, ip: string): void;
+  /** Tells the vnet's local instances that ip now lives at mac (gratuitous ARP). */
+  announce(vnet: number, ip: string, mac: string): Promise<void>;
+  entries(vnet: number): VnetEntries;
+  /** Stops listening; leaves every device and entry in place so traffic keeps flowing. */
+  close(): void;
+}
+
+export type BackendFactory = () => Promise<DataplaneBackend>;
+
+export const BACKENDS: Record<BackendKind, BackendFactory> = {
+  kernel: async () => new (await import('./kernel/backend.js')).KernelBackend(),
+};
+
+export function isBackendKind(s: string): s is BackendKind {
+  return Object.hasOwn(BACKENDS, s);
+}

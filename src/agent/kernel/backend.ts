@@ -1,0 +1,227 @@
+/**
+ * The kernel backend: per vnet a Linux vxlan device (nolearning proxy l2miss l3miss) in a
+ * bridge with the instances' veths; misses arrive over rtnetlink (native addon) and the
+ * agent answers them with permanent neighbour and FDB entries. Links are made with
+ * iproute2, entries with the addon. Everything it creates is named after the vnet or the
+ * MAC (./names.ts), which is how a restarted agent adopts its predecessor's devices
+ * without touching them.
+ */
+import { writeFile } from 'node:fs/promises';
+import { type MissEvent, Rtnetlink } from '../../dataplane/netlink.js';
+import type { BackendKind, BackendStartOptions, DataplaneBackend, VnetEntries } from '../backend.js';
+import { sendGarp } from './garp.js';
+import { IpCommandError, inNetns, ip, ipBatch, linkWithAddress, listLinks } from './iproute.js';
+import { bridgeName, hostVethName, normalizeMac, parseDeviceName, vxlanName } from './names.js';
+import { type NicPlumbing, PlumbingError, VXLAN_OVERHEAD, hostSideCommands, instanceCommands, vethCreateArgs, vnetCommands } from './plumbing.js';
+
+interface VnetDevices {
+  vxIfindex: number;
+}
+
+export class KernelBackend implements DataplaneBackend {
+  readonly kind: BackendKind = 'kernel';
+  private rt: Rtnetlink | undefined;
+  private readonly vnetDevs = new Map<number, VnetDevices>();
+  private readonly vnetByIfindex = new Map<number, number>();
+  /** Plumbed NICs: MAC -> vnet. */
+  private readonly veths = new Map<string, number>();
+  private underlayIp = '';
+  private underlayDev: string | undefined;
+  private vxMtu = 1500 - VXLAN_OVERHEAD;
+  private log: (msg: string) => void = () => {};
+  /** Link changes run one at a time (two attaches must not both create a vnet). */
+  private chain: Promise<unknown> = Promise.resolve();
+
+  async start(opts: BackendStartOptions): Promise<void> {
+    this.underlayIp = opts.underlayIp;
+    this.log = opts.log;
+    const ul = await linkWithAddress(opts.underlayIp);
+    if (!ul) throw new Error(`no interface in this network namespace has the underlay address ${opts.underlayIp}`);
+    this.underlayDev = opts.underlayDev ?? ul.name;
+    this.vxMtu = ul.mtu - VXLAN_OVERHEAD;
+    const links = await listLinks();
+    const bridgeVnet = new Map<string, number>();
+    for (const l of links) {
+      const own = parseDeviceName(l.name);
+      if (own?.kind === 'vxlan' && l.kind === 'vxlan') {
+        this.vnetDevs.set(own.vnet, { vxIfindex: l.ifindex });
+        this.vnetByIfindex.set(l.ifindex, own.vnet);
+      } else if (own?.kind === 'bridge') bridgeVnet.set(l.name, own.vnet);
+    }
+    for (const l of links) {
+      const own = parseDeviceName(l.name);
+      if (own?.kind !== 'veth' || l.kind !== 'veth' || !l.master) continue;
+      const vnet = bridgeVnet.get(l.master);
+      if (vnet !== undefined) this.veths.set(own.mac, vnet);
+    }
+    if (this.vnetDevs.size > 0 || this.veths.size > 0) {
+      this.log(`adopted ${this.vnetDevs.size} vnet(s) and ${this.veths.size} NIC(s) already in the kernel`);
+    }
+    this.rt = Rtnetlink.open((ev: MissEvent) => this.onKernelMiss(ev, opts), {
+      ifindexes: [...this.vnetByIfindex.keys()],
+      onOverflow: () => this.log('rtnetlink overflow: some misses were lost (the kernel asks again on retransmit)'),
+      onError: (err) => this.log(`rtnetlink error: ${err.message}`),
+    });
+  }
+
+  private onKernelMiss(ev: MissEvent, opts: BackendStartOptions): void {
+    const vnet = this.vnetByIfindex.get(ev.ifindex);
+    if (vnet === undefined) return;
+    if (ev.kind === 'l3') opts.onMiss({ kind: 'l3', vnet, ip: ev.ip });
+    else opts.onMiss({ kind: 'l2', vnet, mac: normalizeMac(ev.mac) });
+  }
+
+  private get netlink(): Rtnetlink {
+    if (!this.rt) throw new Error('kernel backend not started');
+    return this.rt;
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.chain.then(fn, fn);
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+
+  vnets(): number[] {
+    return [...this.vnetDevs.keys()].sort((a, b) => a - b);
+  }
+
+  plumbedMacs(): string[] {
+    return [...this.veths.keys()].sort();
+  }
+
+  isPlumbed(mac: string): boolean {
+    return this.veths.has(normalizeMac(mac));
+  }
+
+  private async quietIpv6(dev: string): Promise<void> {
+    // Our devices carry no addresses; no router solicitations or MLD from them.
+    await writeFile(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, '1').catch(() => undefined);
+  }
+
+  private async ensureVnet(vnet: number): Promise<boolean> {
+    if (this.vnetDevs.has(vnet)) return false;
+    const lines = vnetCommands({ vnet, underlayIp: this.underlayIp, underlayDev: this.underlayDev, mtu: this.vxMtu });
+    try {
+      await ipBatch(lines);
+    } catch (err) {
+      await this.deleteLinks([vxlanName(vnet), bridgeName(vnet)]);
+      throw err;
+    }
+    const links = await listLinks();
+    const vx = links.find((l) => l.name === vxlanName(vnet));
+    if (!vx) throw new Error(`${vxlanName(vnet)} vanished after creation`);
+    await this.quietIpv6(vxlanName(vnet));
+    await this.quietIpv6(bridgeName(vnet));
+    this.vnetDevs.set(vnet, { vxIfindex: vx.ifindex });
+    this.vnetByIfindex.set(vx.ifindex, vnet);
+    this.netlink.watch([...this.vnetByIfindex.keys()]);
+    return true;
+  }
+
+  private async deleteLinks(names: string[]): Promise<void> {
+    for (const n of names) await ip(['link', 'del', n]).catch(() => undefined);
+  }
+
+  plumb(p: NicPlumbing): Promise<{ firstOnVnet: boolean }> {
+    return this.serial(async () => {
+      const mac = normalizeMac(p.mac);
+      if (this.veths.has(mac)) throw new PlumbingError(`NIC ${mac} is already plumbed on this node`);
+      const firstOnVnet = await this.ensureVnet(p.vnet);
+      const host = hostVethName(mac);
+      try {
+        await ip(vethCreateArgs(p));
+        await ipBatch(hostSideCommands(p));
+        await this.quietIpv6(host);
+        await ipBatch(instanceCommands(p), inNetns(p.netns));
+      } catch (err) {
+        await this.deleteLinks([host]);
+        if (firstOnVnet) await this.removeVnet(p.vnet);
+        throw err instanceof IpCommandError ? new PlumbingError(err.message) : err;
+      }
+      this.veths.set(mac, p.vnet);
+      // The NIC may have lived elsewhere before: entries pointing away from here are stale.
+      const dev = this.vnetDevs.get(p.vnet)!;
+      this.netlink.fdbDel(dev.vxIfindex, mac);
+      this.netlink.neighDel(dev.vxIfindex, p.ip);
+      return { firstOnVnet };
+    });
+  }
+
+  unplumb(mac: string, vnet: number): Promise<{ vnetRemoved: boolean }> {
+    return this.serial(async () => {
+      const m = normalizeMac(mac);
+      await ip(['link', 'del', hostVethName(m)]).catch((err: IpCommandError) => {
+        if (!/Cannot find device/.test(err.stderr)) throw err;
+      });
+      this.veths.delete(m);
+      const stillUsed = [...this.veths.values()].includes(vnet);
+      if (stillUsed || !this.vnetDevs.has(vnet)) return { vnetRemoved: false };
+      await this.removeVnet(vnet);
+      return { vnetRemoved: true };
+    });
+  }
+
+  private async removeVnet(vnet: number): Promise<void> {
+    const dev = this.vnetDevs.get(vnet);
+    await this.deleteLinks([vxlanName(vnet), bridgeName(vnet)]);
+    this.vnetDevs.delete(vnet);
+    if (dev) this.vnetByIfindex.delete(dev.vxIfindex);
+    this.rt?.watch([...this.vnetByIfindex.keys()]);
+  }
+
+  private vx(vnet: number): number | undefined {
+    return this.vnetDevs.get(vnet)?.vxIfindex;
+  }
+
+  installL3(vnet: number, ip: string, mac: string, underlay: string): void {
+    const ifindex = this.vx(vnet);
+    if (ifindex === undefined) return;
+    this.netlink.fdbSet(ifindex, mac, underlay);
+    this.netlink.neighSet(ifindex, ip, mac);
+  }
+
+  installL2(vnet: number, mac: string, underlay: string): void {
+    const ifindex = this.vx(vnet);
+    if (ifindex === undefined) return;
+    this.netlink.fdbSet(ifindex, mac, underlay);
+  }
+
+  removeMac(vnet: number, mac: string): void {
+    const ifindex = this.vx(vnet);
+    if (ifindex === undefined) return;
+    const m = normalizeMac(mac);
+    for (const e of this.netlink.neighList(ifindex)) if (e.mac && normalizeMac(e.mac) === m) this.netlink.neighDel(ifindex, e.ip);
+    this.netlink.fdbDel(ifindex, m);
+  }
+
+  removeIp(vnet: number, ip: string): void {
+    const ifindex = this.vx(vnet);
+    if (ifindex === undefined) return;
+    this.netlink.neighDel(ifindex, ip);
+  }
+
+  async announce(vnet: number, ip: string, mac: string): Promise<void> {
+    if (!this.vnetDevs.has(vnet)) return;
+    sendGarp(bridgeName(vnet), ip, mac);
+  }
+
+  entries(vnet: number): VnetEntries {
+    const ifindex = this.vx(vnet);
+    if (ifindex === undefined) return { vnet, neighbours: [], fdb: [] };
+    const neighbours = this.netlink
+      .neighList(ifindex)
+      .filter((e) => e.mac && e.state === 'permanent')
+      .map((e) => ({ ip: e.ip, mac: normalizeMac(e.mac!) }));
+    const fdb = this.netlink
+      .fdbList(ifindex)
+      .filter((e) => e.self && e.dst && e.mac !== '00:00:00:00:00:00')
+      .map((e) => ({ mac: normalizeMac(e.mac), underlay: e.dst! }));
+    return { vnet, neighbours, fdb };
+  }
+
+  close(): void {
+    this.rt?.close();
+    this.rt = undefined;
+  }
+}

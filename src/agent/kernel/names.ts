@@ -1,0 +1,56 @@
+/**
+ * Device names the kernel backend gives what it creates, derived from the vnet id or the
+ * NIC's MAC alone so that a restarted agent recognises its own devices (and nobody
+ * else's) without any state file. Linux limits names to 15 characters.
+ *
+ *   rvx<vnet>   the vnet's vxlan device      (vnet ≤ 16777215 → at most 11 characters)
+ *   rbr<vnet>   the vnet's bridge
+ *   rv<mac hex> the host end of a NIC's veth (14 characters)
+ */
+
+const VXLAN_PREFIX = 'rvx';
+const BRIDGE_PREFIX = 'rbr';
+const VETH_PREFIX = 'rv';
+
+export function assertVnet(vnet: number): void {
+  if (!Number.isInteger(vnet) || vnet < 0 || vnet > 0xffffff) throw new RangeError(`vnet id must be a 24-bit integer, got ${vnet}`);
+}
+
+export function vxlanName(vnet: number): string {
+  assertVnet(vnet);
+  return `${VXLAN_PREFIX}${vnet}`;
+}
+
+export function bridgeName(vnet: number): string {
+  assertVnet(vnet);
+  return `${BRIDGE_PREFIX}${vnet}`;
+}
+
+/** 'aa:bb:cc:dd:ee:ff' -> 'aabbccddeeff'; throws on anything that is not a MAC. */
+export function macHex(mac: string): string {
+  const hex = mac.replace(/[:-]/g, '').toLowerCase();
+  if (!/^[0-9a-f]{12}$/.test(hex)) throw new TypeError(`not a MAC address: ${JSON.stringify(mac)}`);
+  return hex;
+}
+
+/** Canonical lower-case colon form. */
+export function normalizeMac(mac: string): string {
+  return macHex(mac).replace(/(..)(?!$)/g, '$1:');
+}
+
+export function hostVethName(mac: string): string {
+  return `${VETH_PREFIX}${macHex(mac)}`;
+}
+
+export type OwnDevice = { kind: 'vxlan'; vnet: number } | { kind: 'bridge'; vnet: number } | { kind: 'veth'; mac: string };
+
+/** Which of our devices a name is, or undefined for anything else. */
+export function parseDeviceName(name: string): OwnDevice | undefined {
+  let m = /^rvx(\d{1,8})$/.exec(name);
+  if (m && Number(m[1]) <= 0xffffff && String(Number(m[1])) === m[1]) return { kind: 'vxlan', vnet: Number(m[1]) };
+  m = /^rbr(\d{1,8})$/.exec(name);
+  if (m && Number(m[1]) <= 0xffffff && String(Number(m[1])) === m[1]) return { kind: 'bridge', vnet: Number(m[1]) };
+  m = /^rv([0-9a-f]{12})$/.exec(name);
+  if (m) return { kind: 'veth', mac: normalizeMac(m[1]) };
+  return undefined;
+}

@@ -1,0 +1,133 @@
+/**
+ * What the kernel backend does to plumb a NIC, as data: `ip -batch` lines for the node
+ * namespace (the vnet's vxlan device and bridge, the host end of the veth) and for the
+ * instance namespace (address, MTU, gateway and static routes). Pure, so the exact
+ * commands are unit-tested; src/agent/kernel/backend.ts runs them.
+ *
+ * Fabric VLANs: the kernel backend carries fabric frames untagged, one vxlan device and
+ * one bridge per vnet. Owners are isolated by VNI (each owner's fabric has its own vnet).
+ * Linux vxlan's ARP proxy (arp_reduce, which is what keeps ARP off the wire and raises
+ * l3miss) only recognises untagged ARP, and a second vxlan device with the same VNI and
+ * port cannot exist, so per-(vnet, vlan) tagging would cost the proxy; the VLANs of one
+ * owner therefore share its vnet's segment on this backend (their subnets never overlap:
+ * NAPI refuses overlapping fabric networks of one owner). The 802.1Q inner tag of the
+ * spec is left to the userspace backend.
+ */
+import { isIPv4 } from 'node:net';
+import type { ApiNic } from '../napi-client.js';
+import { vnetFromNicTag } from '../napi-client.js';
+import { bridgeName, hostVethName, normalizeMac, vxlanName } from './names.js';
+
+export const VXLAN_DSTPORT = 4789;
+export const VXLAN_OVERHEAD = 50;
+
+export interface RouteSpec {
+  dst: string;
+  /** Next hop; undefined for an on-link route (NAPI's "linklocal" / macs[…]). */
+  via?: string;
+}
+
+/** Everything needed to plumb one fabric NIC into an instance namespace. */
+export interface NicPlumbing {
+  mac: string;
+  ip: string;
+  prefix: number;
+  mtu: number;
+  gateway?: string;
+  routes: RouteSpec[];
+  vnet: number;
+  vlan: number;
+  /** Path of the instance's network namespace (/run/netns/NAME, /proc/PID/ns/net). */
+  netns: string;
+  ifname: string;
+}
+
+export class PlumbingError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PlumbingError';
+  }
+}
+
+function prefixFromNetmask(mask: string): number {
+  if (!isIPv4(mask)) throw new PlumbingError(`bad netmask ${mask}`);
+  const n = mask.split('.').reduce((acc, o) => (acc << 8) | Number(o), 0) >>> 0;
+  const bits = n.toString(2).replace(/0+$/, '');
+  if (bits.includes('0')) throw new PlumbingError(`netmask ${mask} is not contiguous`);
+  return n === 0 ? 0 : bits.length;
+}
+
+const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
+
+/** A NAPI NIC (as GET /nics/:mac serializes it) -> what to plumb; throws PlumbingError. */
+export function plumbingFor(nic: ApiNic, netns: string, ifname = 'eth0'): NicPlumbing {
+  if (!IFNAME_RE.test(ifname)) throw new PlumbingError(`bad interface name ${JSON.stringify(ifname)}`);
+  if (!netns.startsWith('/')) throw new PlumbingError(`netns must be a path (e.g. /run/netns/NAME), got ${JSON.stringify(netns)}`);
+  if (!nic.fabric) throw new PlumbingError(`NIC ${nic.mac} is not on a fabric network`);
+  const vnet = vnetFromNicTag(nic.nic_tag);
+  if (vnet === undefined) throw new PlumbingError(`NIC ${nic.mac} has no vnet in its nic_tag (${nic.nic_tag ?? 'none'})`);
+  if (!nic.ip || !isIPv4(nic.ip)) throw new PlumbingError(`NIC ${nic.mac} has no IPv4 address`);
+  if (!nic.netmask) throw new PlumbingError(`NIC ${nic.mac} has no netmask`);
+  const routes: RouteSpec[] = [];
+  for (const [dst, hop] of Object.entries(nic.routes ?? {})) {
+    const target = dst.includes('/') ? dst : `${dst}/32`;
+    if (/^macs\[/.test(hop) || hop === 'linklocal') routes.push({ dst: target });
+    else if (isIPv4(hop)) routes.push({ dst: target, via: hop });
+    else throw new PlumbingError(`NIC ${nic.mac}: route ${dst} has an unusable next hop ${hop}`);
+  }
+  return {
+    mac: normalizeMac(nic.mac),
+    ip: nic.ip,
+    prefix: prefixFromNetmask(nic.netmask),
+    mtu: nic.mtu ?? 1500 - VXLAN_OVERHEAD,
+    gateway: nic.gateway && nic.gateway !== nic.ip ? nic.gateway : undefined,
+    routes,
+    vnet,
+    vlan: nic.vlan_id ?? 0,
+    netns,
+    ifname,
+  };
+}
+
+export interface VnetDeviceSpec {
+  vnet: number;
+  underlayIp: string;
+  /** The underlay device (vxlan `dev`), when known. */
+  underlayDev?: string;
+  /** MTU of the vxlan device: underlay MTU − 50. */
+  mtu: number;
+  dstport?: number;
+}
+
+/** `ip -batch` lines creating a vnet's vxlan device and bridge. */
+export function vnetCommands(spec: VnetDeviceSpec): string[] {
+  const vx = vxlanName(spec.vnet);
+  const br = bridgeName(spec.vnet);
+  const dev = spec.underlayDev ? ` dev ${spec.underlayDev}` : '';
+  return [
+    `link add ${vx} mtu ${spec.mtu} type vxlan id ${spec.vnet} dstport ${spec.dstport ?? VXLAN_DSTPORT} local ${spec.underlayIp}${dev} nolearning proxy l2miss l3miss`,
+    `link add name ${br} mtu ${spec.mtu} type bridge`,
+    `link set ${vx} master ${br}`,
+    `link set ${vx} up`,
+    `link set ${br} up`,
+  ];
+}
+
+/** `ip` argv creating the veth pair, the instance end already in its namespace. */
+export function vethCreateArgs(p: NicPlumbing): string[] {
+  return ['link', 'add', hostVethName(p.mac), 'mtu', String(p.mtu), 'type', 'veth', 'peer', 'name', p.ifname, 'mtu', String(p.mtu), 'address', p.mac, 'netns', p.netns];
+}
+
+/** `ip -batch` lines for the host end: into the vnet's bridge, up. */
+export function hostSideCommands(p: NicPlumbing): string[] {
+  const host = hostVethName(p.mac);
+  return [`link set ${host} master ${bridgeName(p.vnet)}`, `link set ${host} up`];
+}
+
+/** `ip -batch` lines run inside the instance namespace. */
+export function instanceCommands(p: NicPlumbing): string[] {
+  const lines = [`link set lo up`, `addr add ${p.ip}/${p.prefix} dev ${p.ifname}`, `link set ${p.ifname} up`];
+  for (const r of p.routes) lines.push(r.via ? `route replace ${r.dst} via ${r.via} dev ${p.ifname}` : `route replace ${r.dst} dev ${p.ifname} scope link`);
+  if (p.gateway) lines.push(`route replace default via ${p.gateway} dev ${p.ifname}`);
+  return lines;
+}

@@ -1,0 +1,115 @@
+/**
+ * The slice of the NAPI REST API the agent uses: its own NICs, the underlay network, and
+ * registering its underlay NIC. Plain fetch with a timeout; NAPI errors become
+ * NapiRequestError with the status and the server's message.
+ */
+
+export interface ApiNic {
+  mac: string;
+  owner_uuid: string;
+  belongs_to_uuid: string;
+  belongs_to_type: string;
+  cn_uuid?: string;
+  ip?: string;
+  netmask?: string;
+  gateway?: string;
+  mtu?: number;
+  nic_tag?: string;
+  vlan_id?: number;
+  network_uuid?: string;
+  routes?: Record<string, string>;
+  fabric?: boolean;
+  underlay?: boolean;
+  state?: string;
+}
+
+export interface ApiNetwork {
+  uuid: string;
+  name: string;
+  subnet: string;
+  nic_tag: string;
+  vlan_id: number;
+  mtu?: number;
+  gateway?: string;
+  routes?: Record<string, string>;
+  fabric?: boolean;
+  vnet_id?: number;
+}
+
+export class NapiRequestError extends Error {
+  constructor(
+    readonly method: string,
+    readonly path: string,
+    readonly status: number,
+    readonly body: unknown,
+  ) {
+    const msg = typeof body === 'object' && body && 'message' in body ? String((body as { message: unknown }).message) : String(body);
+    super(`${method} ${path}: ${status} ${msg}`);
+    this.name = 'NapiRequestError';
+  }
+}
+
+export class NapiClient {
+  private readonly base: string;
+
+  constructor(
+    baseUrl: string,
+    private readonly timeoutMs = 10_000,
+  ) {
+    this.base = baseUrl.replace(/\/+$/, '');
+  }
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await fetch(this.base + path, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(this.timeoutMs),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      /* not JSON */
+    }
+    if (res.status >= 400) throw new NapiRequestError(method, path, res.status, parsed);
+    return parsed as T;
+  }
+
+  getNic(mac: string): Promise<ApiNic> {
+    return this.request('GET', `/nics/${encodeURIComponent(mac)}`);
+  }
+
+  /** Every NIC matching the filter (pages through with limit/offset). */
+  async listNics(filter: Record<string, string | boolean>): Promise<ApiNic[]> {
+    const out: ApiNic[] = [];
+    const limit = 1000;
+    for (let offset = 0; ; offset += limit) {
+      const q = new URLSearchParams({ ...Object.fromEntries(Object.entries(filter).map(([k, v]) => [k, String(v)])), limit: String(limit), offset: String(offset) });
+      const page = await this.request<ApiNic[]>('GET', `/nics?${q}`);
+      out.push(...page);
+      if (page.length < limit) return out;
+    }
+  }
+
+  listNetworks(filter: Record<string, string>): Promise<ApiNetwork[]> {
+    return this.request('GET', `/networks?${new URLSearchParams(filter)}`);
+  }
+
+  getNetwork(uuid: string): Promise<ApiNetwork> {
+    return this.request('GET', `/networks/${encodeURIComponent(uuid)}`);
+  }
+
+  createNic(params: Record<string, unknown>): Promise<ApiNic> {
+    return this.request('POST', '/nics', params);
+  }
+}
+
+/** The vnet id a fabric NIC's nic_tag carries ('sdc_overlay/4242'), or undefined. */
+export function vnetFromNicTag(tag: string | undefined): number | undefined {
+  const m = tag ? /^[A-Za-z0-9_]+\/(\d+)$/.exec(tag) : null;
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  return Number.isInteger(n) && n >= 0 && n <= 0xffffff ? n : undefined;
+}

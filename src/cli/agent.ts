@@ -1,0 +1,142 @@
+/**
+ * `rhumb agent`: the node agent, and `rhumb agent attach|detach` talking to a running one.
+ * The agent prints its local API address first ("rhumb agent: API http://HOST:PORT"),
+ * then "rhumb agent: ready" once it serves.
+ */
+import { type Command, InvalidArgumentError } from 'commander';
+import { isIP } from 'node:net';
+import { Agent } from '../agent/agent.js';
+import { buildAgentApi } from '../agent/api.js';
+import { BACKENDS, isBackendKind } from '../agent/backend.js';
+import { NapiClient } from '../agent/napi-client.js';
+import { Prober } from '../agent/probes.js';
+import { DEFAULT_ADMIN_UUID } from '../controller/index.js';
+import { createRegistry } from '../metrics/index.js';
+import { SvpClient } from '../svp/client.js';
+import { formatHostPort, type HostPort, parseHostPort, parseIntArg } from './hostport.js';
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+interface AgentFlags {
+  node?: string;
+  underlayIp?: string;
+  underlayDev?: string;
+  controller?: string;
+  svp?: string;
+  backend: string;
+  api: HostPort;
+  adminUuid: string;
+  negativeTtl: number;
+  prefetch: boolean;
+  probeInterval: number;
+}
+
+function need<T>(v: T | undefined, flag: string): T {
+  if (v === undefined) throw new InvalidArgumentError(`${flag} is required`);
+  return v;
+}
+
+async function callAgent(agent: HostPort, path: string, body: unknown): Promise<unknown> {
+  const res = await fetch(`http://${formatHostPort(agent)}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(60_000),
+  });
+  const parsed = (await res.json().catch(() => ({}))) as { message?: string };
+  if (res.status >= 400) throw new Error(`${path.slice(1)} failed (${res.status}): ${parsed.message ?? 'no message'}`);
+  return parsed;
+}
+
+async function runAgent(flags: AgentFlags): Promise<void> {
+  const node = need(flags.node, '--node');
+  if (!UUID_RE.test(node)) throw new InvalidArgumentError('--node must be a UUID');
+  const underlayIp = need(flags.underlayIp, '--underlay-ip');
+  if (!isIP(underlayIp)) throw new InvalidArgumentError('--underlay-ip must be an IP address');
+  const controller = need(flags.controller, '--controller');
+  const svpServers = need(flags.svp, '--svp');
+  if (!isBackendKind(flags.backend)) throw new InvalidArgumentError(`--backend must be one of ${Object.keys(BACKENDS).join(', ')}`);
+  const log = (msg: string) => process.stderr.write(`rhumb agent: ${msg}\n`);
+
+  const registry = createRegistry('agent');
+  const svp = new SvpClient({ servers: svpServers.split(','), keepaliveMs: 10_000 });
+  const prober = new Prober({ registry, intervalMs: flags.probeInterval });
+  prober.on('error', (err) => log(`probe: ${err.message}`));
+  const backend = await BACKENDS[flags.backend]();
+  const agent = new Agent({
+    nodeUuid: node.toLowerCase(),
+    underlayIp,
+    underlayDev: flags.underlayDev,
+    napi: new NapiClient(controller),
+    svp,
+    backend,
+    registry,
+    prober,
+    adminUuid: flags.adminUuid,
+    negativeTtlMs: flags.negativeTtl,
+    prefetch: flags.prefetch,
+    log,
+  });
+  await agent.start();
+  prober.start();
+  const app = buildAgentApi(agent, registry);
+  await app.listen({ host: flags.api.host, port: flags.api.port });
+  const addr = app.server.address();
+  const bound = addr && typeof addr === 'object' ? { host: addr.address, port: addr.port } : flags.api;
+  process.stdout.write(`rhumb agent: API http://${formatHostPort(bound)}\n`);
+  process.stdout.write(`rhumb agent: ready node ${node} underlay ${underlayIp} backend ${flags.backend}\n`);
+  let closing = false;
+  const stop = (sig: string) => {
+    if (closing) return;
+    closing = true;
+    log(`${sig}, stopping (devices and entries stay in place)`);
+    prober.stop();
+    Promise.allSettled([app.close(), agent.close()]).finally(() => {
+      svp.close();
+      process.exit(0);
+    });
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+export function registerAgentCommands(program: Command): void {
+  const agent = program
+    .command('agent')
+    .description('run the node agent (kernel backend), or attach/detach NICs through a running one')
+    .enablePositionalOptions()
+    .option('--node <uuid>', "this compute node's UUID (cn_uuid)")
+    .option('--underlay-ip <ip>', "this node's underlay address (VXLAN source)")
+    .option('--underlay-dev <ifname>', 'underlay interface (default: the one holding --underlay-ip)')
+    .option('--controller <url>', 'controller REST API, e.g. http://10.0.0.1:8080')
+    .option('--svp <host:port,...>', 'SVP servers (portolan), comma separated')
+    .option('--backend <kind>', `data plane: ${Object.keys(BACKENDS).join(', ')}`, 'kernel')
+    .option('--api <host:port>', 'local API address', (v) => parseHostPort(v), parseHostPort('127.0.0.1:0'))
+    .option('--admin-uuid <uuid>', 'owner of the underlay NIC the agent registers', DEFAULT_ADMIN_UUID)
+    .option('--negative-ttl <ms>', 'how long NOTFOUND answers are cached', parseIntArg(0, 600_000), 2000)
+    .option('--no-prefetch', "don't resolve a network's remote NICs when its vnet first appears here")
+    .option('--probe-interval <ms>', 'underlay ICMP probe interval', parseIntArg(100, 600_000), 2000)
+    .action(runAgent);
+
+  agent
+    .command('attach')
+    .description('plumb a NIC placed on this node into a network namespace')
+    .requiredOption('--agent <host:port>', 'the agent API', (v) => parseHostPort(v))
+    .requiredOption('--mac <mac>', "the NIC's MAC")
+    .requiredOption('--netns <path>', 'network namespace path, e.g. /run/netns/NAME')
+    .option('--ifname <name>', 'interface name inside the namespace', 'eth0')
+    .action(async (f: { agent: HostPort; mac: string; netns: string; ifname: string }) => {
+      const r = await callAgent(f.agent, '/attach', { mac: f.mac, netns: f.netns, ifname: f.ifname });
+      process.stdout.write(`${JSON.stringify(r)}\n`);
+    });
+
+  agent
+    .command('detach')
+    .description('remove a NIC plumbed by the agent')
+    .requiredOption('--agent <host:port>', 'the agent API', (v) => parseHostPort(v))
+    .requiredOption('--mac <mac>', "the NIC's MAC")
+    .action(async (f: { agent: HostPort; mac: string }) => {
+      const r = await callAgent(f.agent, '/detach', { mac: f.mac });
+      process.stdout.write(`${JSON.stringify(r)}\n`);
+    });
+}

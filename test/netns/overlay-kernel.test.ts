@@ -1,0 +1,480 @@
+/**
+ * A simulated datacenter in network namespaces, driven only through the REST API and the
+ * agents: an underlay bridge, three compute nodes (198.18.0.0/15), the controller in the
+ * root namespace on a veth into the underlay bridge, and instances as namespaces. Two
+ * owners each have a fabric VLAN with the SAME subnet; four instances per owner are spread
+ * over the three nodes. Run once per data-plane backend (BACKENDS_UNDER_TEST).
+ *
+ * Needs root, a built dist/ (npm run build) and the native addon.
+ */
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { randomInt, randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import type { PacketRecord } from '../../src/agent/trace/decode.js';
+import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
+import { CLI, type RunningController, http, startControllerProcess } from '../helpers/processes.js';
+
+/** Adding the userspace backend to this suite is adding it here. */
+const BACKENDS_UNDER_TEST = ['kernel'] as const;
+
+const skip = netnsSkipReason();
+const OWNER_A = 'aaaaaaaa-0000-4000-8000-00000000000a';
+const OWNER_B = 'bbbbbbbb-0000-4000-8000-00000000000b';
+const SUBNET = '10.77.0.0/24';
+const FABRIC_VLAN = 5;
+const TCP_PORT = 7777;
+
+type TraceJson = PacketRecord & { ts: number; line: string };
+
+/** Collects a child's stdout lines and stderr; waits for conditions on them. */
+class Output {
+  lines: string[] = [];
+  stderr = '';
+  private waiters: Array<() => void> = [];
+  constructor(readonly child: ChildProcess) {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        this.lines.push(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+      }
+      this.poke();
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      this.stderr += d.toString();
+      this.poke();
+    });
+    child.once('exit', () => this.poke());
+  }
+  private poke(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+  async until(cond: () => boolean, ms: number, what: string): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!cond()) {
+      if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error(`process exited while waiting for ${what}; stderr: ${this.stderr}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; stderr: ${this.stderr}`);
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 200);
+      });
+    }
+  }
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((r) => child.once('exit', () => r()));
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls fn until it returns true (a safety net with a deadline, not a timing assertion). */
+async function eventually(fn: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await fn()) return;
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await sleep(100);
+  }
+}
+
+// A TCP sink in each instance: counts the bytes of a connection and answers "<name> <bytes>".
+const SINK = `
+const net = require('node:net');
+const [name, port] = process.argv.slice(1);
+net.createServer((s) => {
+  let n = 0;
+  s.on('data', (d) => (n += d.length));
+  s.on('end', () => s.end(name + ' ' + n));
+  s.on('error', () => {});
+}).listen(Number(port), '0.0.0.0', () => console.log('listening'));
+`;
+
+// Sends bytes to each target (optionally paced over ms) and prints one JSON line per target.
+const SEND = `
+const net = require('node:net');
+const [targets, bytes, port, paceMs] = [process.argv[1].split(','), Number(process.argv[2]), Number(process.argv[3]), Number(process.argv[4] || 0)];
+function send(host) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port, timeout: 20000 });
+    let reply = '';
+    s.on('connect', async () => {
+      const chunk = Buffer.alloc(16384, 7);
+      const steps = Math.ceil(bytes / chunk.length);
+      for (let i = 0; i < steps; i++) {
+        const part = i === steps - 1 ? chunk.subarray(0, bytes - i * chunk.length) : chunk;
+        if (!s.write(part)) await new Promise((r) => s.once('drain', r));
+        if (paceMs) await new Promise((r) => setTimeout(r, paceMs / steps));
+      }
+      s.end();
+    });
+    s.on('data', (d) => (reply += d));
+    s.on('end', () => resolve({ host, reply }));
+    s.on('timeout', () => { s.destroy(); resolve({ host, error: 'timeout' }); });
+    s.on('error', (e) => resolve({ host, error: e.code || e.message }));
+  });
+}
+(async () => { for (const t of targets) console.log(JSON.stringify(await send(t))); })();
+`;
+
+interface Node {
+  name: string;
+  ns: string;
+  uuid: string;
+  ip: string;
+  agent?: { proc: ChildProcess; out: Output; api: string };
+}
+
+interface Instance {
+  name: string;
+  ns: string;
+  owner: string;
+  node: Node;
+  mac: string;
+  ip: string;
+}
+
+for (const backend of BACKENDS_UNDER_TEST) {
+  describe(`overlay across three nodes (${backend} backend)`, { skip, timeout: 180_000 }, () => {
+    const lab = new NetnsLab('ovk');
+    const block = randomInt(1, 250);
+    const ulAddr = (host: number) => `198.18.${block}.${host}`;
+    const ctlIp = ulAddr(254);
+    let ctl: RunningController | undefined;
+    let svp = '';
+    const nodes: Node[] = [];
+    const instances: Instance[] = [];
+    const vnets: Record<string, number> = {};
+    const sinks: ChildProcess[] = [];
+
+    const api = async (method: string, path: string, body?: unknown) => {
+      const r = await http(ctl!.restUrl, method, path, body);
+      assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+      return r.body;
+    };
+
+    async function startAgent(n: Node): Promise<void> {
+      const proc = lab.spawnIn(n.ns, [
+        process.execPath,
+        CLI,
+        'agent',
+        '--node',
+        n.uuid,
+        '--underlay-ip',
+        n.ip,
+        '--controller',
+        ctl!.restUrl,
+        '--svp',
+        svp,
+        '--backend',
+        backend,
+        '--api',
+        `${n.ip}:0`,
+        '--probe-interval',
+        '500',
+      ]);
+      const out = new Output(proc);
+      await out.until(() => out.lines.some((l) => /ready/.test(l)), 30_000, `agent on ${n.name}`);
+      const apiLine = out.lines.find((l) => /API http/.test(l))!;
+      n.agent = { proc, out, api: /API (http:\/\/\S+)/.exec(apiLine)![1] };
+    }
+
+    async function stopAgent(n: Node): Promise<void> {
+      const a = n.agent!;
+      a.proc.kill('SIGTERM');
+      await exited(a.proc);
+      n.agent = undefined;
+    }
+
+    async function agentCall(n: Node, path: string, body: unknown): Promise<{ status: number; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+      return http(n.agent!.api, 'POST', path, body);
+    }
+
+    /** `rhumb agent attach|detach` run as an operator would, in the node's namespace. */
+    async function cli(n: Node, ...args: string[]): Promise<string> {
+      return lab.exec(n.ns, process.execPath, CLI, 'agent', ...args, '--agent', n.agent!.api.replace('http://', ''));
+    }
+
+    async function ping(from: Instance, ip: string, count = 1, waitS = 3): Promise<boolean> {
+      try {
+        await lab.exec(from.ns, 'ping', '-c', String(count), '-W', String(waitS), '-q', ip);
+        return true;
+      } catch {
+        return false;
+      }
+    }
+
+    async function send(from: Instance, targets: string[], bytes: number, paceMs = 0): Promise<Array<{ host: string; reply?: string; error?: string }>> {
+      const out = await lab.exec(from.ns, process.execPath, '-e', SEND, targets.join(','), String(bytes), String(TCP_PORT), String(paceMs));
+      return out.trim().split('\n').map((l) => JSON.parse(l));
+    }
+
+    async function vxEntries(n: Node, vnet: number): Promise<{ fdb: string; neigh: string }> {
+      const fdb = await lab.exec(n.ns, 'bridge', 'fdb', 'show', 'dev', `rvx${vnet}`).catch(() => '');
+      const neigh = await lab.exec(n.ns, 'ip', 'neigh', 'show', 'dev', `rvx${vnet}`).catch(() => '');
+      return { fdb, neigh };
+    }
+
+    const ownerOf = (o: string) => instances.filter((i) => i.owner === o);
+
+    before(async () => {
+      // Underlay: a bridge namespace; the controller's address on a veth from the root namespace.
+      const ul = await lab.addNetns('ul');
+      await lab.ip(ul, 'link', 'add', 'name', 'ulbr', 'type', 'bridge');
+      await lab.ip(ul, 'link', 'set', 'ulbr', 'up');
+      const [rootEnd, ulEnd] = await lab.addVeth({ ns: null, name: lab.name('c') }, { ns: ul, name: 'c-ul' });
+      await lab.ip(ul, 'link', 'set', ulEnd, 'master', 'ulbr', 'up');
+      await lab.ip(null, 'addr', 'add', `${ctlIp}/24`, 'dev', rootEnd);
+      await lab.ip(null, 'link', 'set', rootEnd, 'up');
+      for (let i = 1; i <= 3; i++) {
+        const ns = await lab.addNetns(`n${i}`);
+        await lab.addVeth({ ns, name: 'ul0' }, { ns: ul, name: `n${i}-ul` });
+        await lab.ip(ul, 'link', 'set', `n${i}-ul`, 'master', 'ulbr', 'up');
+        await lab.ip(ns, 'addr', 'add', `${ulAddr(i)}/24`, 'dev', 'ul0');
+        await lab.ip(ns, 'link', 'set', 'ul0', 'up');
+        nodes.push({ name: `n${i}`, ns, uuid: randomUUID(), ip: ulAddr(i) });
+      }
+
+      ctl = await startControllerProcess({ args: ['--listen', `${ctlIp}:0`, '--svp-listen', `${ctlIp}:0`] });
+      assert.ok(ctl.svp, 'controller announced its SVP address');
+      svp = `${ctl.svp.host}:${ctl.svp.port}`;
+
+      await api('POST', '/networks', {
+        name: 'underlay',
+        nic_tag: 'sdc_underlay',
+        vlan_id: 0,
+        subnet: `198.18.${block}.0/24`,
+        provision_start_ip: ulAddr(1),
+        provision_end_ip: ulAddr(250),
+      });
+      await Promise.all(nodes.map((n) => startAgent(n)));
+
+      // Two owners, the same VLAN id and the same subnet.
+      const nets: Record<string, string> = {};
+      for (const owner of [OWNER_A, OWNER_B]) {
+        const vlan = await api('POST', `/fabrics/${owner}/vlans`, { vlan_id: FABRIC_VLAN, name: 'prod' });
+        vnets[owner] = vlan.vnet_id;
+        const net = await api('POST', `/fabrics/${owner}/vlans/${FABRIC_VLAN}/networks`, {
+          name: 'prod',
+          subnet: SUBNET,
+          provision_start_ip: '10.77.0.1',
+          provision_end_ip: '10.77.0.200',
+          gateway: '10.77.0.1',
+        });
+        nets[owner] = net.uuid;
+      }
+      assert.notEqual(vnets[OWNER_A], vnets[OWNER_B]);
+
+      // Owner A gets .20-.23, owner B .22-.25: two addresses exist in both fabrics.
+      const placement = [0, 1, 2, 0];
+      for (const [owner, tag, firstIp] of [
+        [OWNER_A, 'a', 20],
+        [OWNER_B, 'b', 22],
+      ] as const) {
+        for (let k = 0; k < 4; k++) {
+          const node = nodes[(placement[k] + (tag === 'b' ? 1 : 0)) % 3];
+          const nic = await api('POST', '/nics', {
+            owner_uuid: owner,
+            belongs_to_uuid: randomUUID(),
+            belongs_to_type: 'zone',
+            network_uuid: nets[owner],
+            ip: `10.77.0.${firstIp + k}`,
+            cn_uuid: node.uuid,
+          });
+          const ns = await lab.addNetns(`${tag}${k + 1}`);
+          instances.push({ name: `${tag}${k + 1}`, ns, owner, node, mac: nic.mac, ip: nic.ip });
+        }
+      }
+      // Plumb everything through the agents' API; start a TCP sink in every instance.
+      for (const inst of instances) {
+        const r = await agentCall(inst.node, '/attach', { mac: inst.mac, netns: `/run/netns/${inst.ns}` });
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        assert.equal(r.body.vnet, vnets[inst.owner]);
+        const sink = lab.spawnIn(inst.ns, [process.execPath, '-e', SINK, inst.name, String(TCP_PORT)]);
+        sinks.push(sink);
+        const out = new Output(sink);
+        await out.until(() => out.lines.includes('listening'), 10_000, `sink in ${inst.name}`);
+      }
+    });
+
+    after(async () => {
+      await lab.cleanup();
+      await ctl?.stop();
+    });
+
+    it('registers each node\'s underlay NIC and plumbs NICs with the API\'s address, MAC and routes', async () => {
+      for (const n of nodes) {
+        const nics = await api('GET', `/nics?belongs_to_uuid=${n.uuid}&underlay=true`);
+        assert.equal(nics.length, 1);
+        assert.equal(nics[0].ip, n.ip);
+        assert.equal(nics[0].belongs_to_type, 'server');
+      }
+      const a1 = instances[0];
+      const link = await lab.exec(a1.ns, 'ip', '-j', 'addr', 'show', 'dev', 'eth0');
+      const [info] = JSON.parse(link);
+      assert.equal(info.address, a1.mac);
+      assert.equal(info.mtu, 1450);
+      assert.ok(info.addr_info.some((x: { local: string; prefixlen: number }) => x.local === a1.ip && x.prefixlen === 24));
+      const routes = await lab.exec(a1.ns, 'ip', 'route', 'show', 'default');
+      assert.match(routes, /default via 10\.77\.0\.1 dev eth0/);
+      // A second attach of the same NIC is refused; a NIC placed on another node too.
+      const again = await agentCall(a1.node, '/attach', { mac: a1.mac, netns: `/run/netns/${a1.ns}` });
+      assert.equal(again.status, 409);
+      const elsewhere = instances.find((i) => i.node !== a1.node)!;
+      const wrong = await agentCall(a1.node, '/attach', { mac: elsewhere.mac, netns: `/run/netns/${a1.ns}`, ifname: 'eth9' });
+      assert.equal(wrong.status, 409);
+      assert.match(wrong.body.message, /not this node/);
+    });
+
+    it('every pair within an owner exchanges ping and a TCP transfer', async () => {
+      const checks: Array<Promise<void>> = [];
+      for (const owner of [OWNER_A, OWNER_B]) {
+        const group = ownerOf(owner);
+        for (const from of group) {
+          for (const to of group) {
+            if (from === to) continue;
+            checks.push(ping(from, to.ip, 1, 4).then((ok) => assert.ok(ok, `${from.name} -> ${to.name} (${to.ip}) ping`)));
+          }
+          checks.push(
+            send(from, group.filter((g) => g !== from).map((g) => g.ip), 256 * 1024).then((rs) => {
+              for (const r of rs) {
+                const to = group.find((g) => g.ip === r.host)!;
+                assert.equal(r.reply, `${to.name} ${256 * 1024}`, `${from.name} -> ${to.name} TCP: ${JSON.stringify(r)}`);
+              }
+            }),
+          );
+        }
+      }
+      await Promise.all(checks);
+    });
+
+    it('nothing crosses between owners, even at addresses both fabrics use', async () => {
+      for (const a of ownerOf(OWNER_A)) {
+        // Addresses only owner B uses are unreachable from owner A.
+        for (const b of ownerOf(OWNER_B).filter((b) => !ownerOf(OWNER_A).some((x) => x.ip === b.ip))) {
+          assert.equal(await ping(a, b.ip, 1, 1), false, `${a.name} must not reach ${b.name}`);
+        }
+      }
+      // At a shared address each owner reaches its own instance.
+      const shared = ownerOf(OWNER_A).find((a) => ownerOf(OWNER_B).some((b) => b.ip === a.ip))!;
+      for (const owner of [OWNER_A, OWNER_B]) {
+        const from = ownerOf(owner).find((i) => i.ip !== shared.ip)!;
+        const target = ownerOf(owner).find((i) => i.ip === shared.ip)!;
+        const [r] = await send(from, [shared.ip], 1000);
+        assert.equal(r.reply, `${target.name} 1000`);
+        const neigh = await lab.exec(from.ns, 'ip', 'neigh', 'show', shared.ip, 'dev', 'eth0');
+        assert.match(neigh, new RegExp(target.mac));
+      }
+    });
+
+    it('on the wire: UDP 4789, the owner\'s VNI, I flag, inner frame intact, no ARP leaves a node', async () => {
+      const from = ownerOf(OWNER_A).find((i) => i.node === nodes[0])!;
+      const to = ownerOf(OWNER_A).find((i) => i.node !== nodes[0])!;
+      const trace = lab.spawnIn(nodes[0].ns, [process.execPath, CLI, 'trace', '--iface', 'ul0', '--json', '--filter', 'udp port 4789', '--timeout', '30']);
+      const out = new Output(trace);
+      await out.until(() => /listening on/.test(out.stderr), 20_000, 'the trace to start');
+      // Forget the neighbour so the instance ARPs: the ARP must be answered on the node.
+      await lab.exec(from.ns, 'ip', 'neigh', 'flush', 'dev', 'eth0');
+      assert.ok(await ping(from, to.ip, 3, 3));
+      const recs = () => out.lines.map((l) => JSON.parse(l) as TraceJson);
+      await out.until(() => recs().filter((r) => r.vxlan?.inner.icmp).length >= 6, 10_000, 'six ICMP packets in VXLAN');
+      trace.kill('SIGTERM');
+      await exited(trace);
+      const vx = recs().filter((r) => r.vxlan);
+      assert.ok(vx.length >= 6);
+      for (const r of vx) {
+        assert.equal(r.udp?.dstPort, 4789);
+        assert.equal(r.vxlan!.i, true);
+        assert.equal(r.vxlan!.vni, vnets[OWNER_A], 'only owner A traffic was sent');
+        assert.equal(r.vxlan!.inner.arp, undefined, `ARP left the node: ${r.line}`);
+        assert.notEqual(r.vxlan!.inner.link?.dst, 'ff:ff:ff:ff:ff:ff', `broadcast left the node: ${r.line}`);
+      }
+      const req = vx.find((r) => r.vxlan!.inner.icmp?.name === 'echo request')!;
+      assert.equal(req.ip?.src, from.node.ip);
+      assert.equal(req.ip?.dst, to.node.ip);
+      assert.equal(req.vxlan!.inner.link?.src, from.mac);
+      assert.equal(req.vxlan!.inner.link?.dst, to.mac);
+      assert.equal(req.vxlan!.inner.ip?.src, from.ip);
+      assert.equal(req.vxlan!.inner.ip?.dst, to.ip);
+      const rep = vx.find((r) => r.vxlan!.inner.icmp?.name === 'echo reply')!;
+      assert.equal(rep.vxlan!.inner.ip?.src, to.ip);
+      assert.equal(rep.vxlan!.inner.link?.src, to.mac);
+    });
+
+    it('agent metrics: misses, lookups, cache sizes, probe results', async () => {
+      const m = await http(nodes[0].agent!.api, 'GET', '/metrics');
+      assert.equal(m.status, 200);
+      const text = String(m.body);
+      assert.match(text, /rhumb_agent_lookups_total\{[^}]*kind="vl3"[^}]*\} [1-9]/);
+      assert.match(text, /rhumb_agent_cache_entries\{[^}]*kind="vl3",state="positive"[^}]*\} [1-9]/);
+      assert.match(text, /rhumb_agent_lookup_seconds_count/);
+      assert.match(text, /rhumb_agent_misses_total/);
+      assert.match(text, new RegExp(`rhumb_probe_reachable\\{[^}]*peer="${nodes[1].ip.replace(/\./g, '\\.')}"[^}]*\\} 1`));
+    });
+
+    it('migration: after PUT cn_uuid, detach and attach elsewhere, every peer reaches it again', async () => {
+      const moving = ownerOf(OWNER_A)[0];
+      const from = moving.node;
+      const to = nodes.find((n) => n !== from && !ownerOf(OWNER_A).some((i) => i !== moving && i.node === n))
+        ?? nodes.find((n) => n !== from)!;
+      await api('PUT', `/nics/${moving.mac}`, { cn_uuid: to.uuid });
+      await cli(from, 'detach', '--mac', moving.mac);
+      await cli(to, 'attach', '--mac', moving.mac, '--netns', `/run/netns/${moving.ns}`);
+      moving.node = to;
+      for (const peer of ownerOf(OWNER_A).filter((i) => i !== moving)) {
+        await eventually(() => ping(peer, moving.ip, 1, 1), 10_000, `${peer.name} reaches ${moving.name} on ${to.name}`);
+        const [r] = await send(peer, [moving.ip], 64 * 1024);
+        assert.equal(r.reply, `${moving.name} ${64 * 1024}`);
+      }
+      // Peers on other nodes now forward its MAC to the new node.
+      for (const peer of ownerOf(OWNER_A).filter((i) => i.node !== to)) {
+        const { fdb } = await vxEntries(peer.node, vnets[OWNER_A]);
+        assert.match(fdb, new RegExp(`${moving.mac} dst ${to.ip.replace(/\./g, '\\.')}`), `${peer.node.name} fdb`);
+      }
+    });
+
+    it('delete: a deleted NIC stops being reachable and its entries leave every peer', async () => {
+      const victim = ownerOf(OWNER_A)[3];
+      const peers = ownerOf(OWNER_A).filter((i) => i !== victim);
+      for (const p of peers) assert.ok(await ping(p, victim.ip, 1, 3));
+      await api('DELETE', `/nics/${victim.mac}`);
+      for (const p of peers.filter((p) => p.node !== victim.node)) {
+        await eventually(
+          async () => {
+            const { fdb, neigh } = await vxEntries(p.node, vnets[OWNER_A]);
+            return !fdb.includes(victim.mac) && !neigh.includes(`${victim.ip} `);
+          },
+          10_000,
+          `entries for ${victim.name} gone on ${p.node.name}`,
+        );
+      }
+      for (const p of peers) assert.equal(await ping(p, victim.ip, 1, 1), false, `${p.name} must not reach deleted ${victim.name}`);
+      // Its own node's agent unplumbed it.
+      await eventually(async () => !(await lab.ip(victim.node.ns, 'link', 'show')).includes(`rv${victim.mac.replace(/:/g, '')}`), 10_000, 'veth removed');
+      instances.splice(instances.indexOf(victim), 1);
+    });
+
+    it('agent restart under traffic: a TCP transfer across the overlay survives it', async () => {
+      const group = ownerOf(OWNER_B);
+      const from = group[0];
+      const to = group.find((i) => i.node !== from.node)!;
+      const node = from.node;
+      const transfer = send(from, [to.ip], 4 * 1024 * 1024, 4000);
+      await sleep(800);
+      await stopAgent(node);
+      await sleep(500);
+      await startAgent(node);
+      const [r] = await transfer;
+      assert.equal(r.reply, `${to.name} ${4 * 1024 * 1024}`, JSON.stringify(r));
+      // The restarted agent adopted what was plumbed, and the overlay still works both ways.
+      const st = await http(node.agent!.api, 'GET', '/status');
+      const macs = (st.body.nics as Array<{ mac: string }>).map((n) => n.mac).sort();
+      assert.deepEqual(macs, instances.filter((i) => i.node === node).map((i) => i.mac).sort());
+      assert.ok(await ping(to, from.ip, 1, 3));
+    });
+  });
+}
