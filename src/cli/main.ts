@@ -1,6 +1,7 @@
 /** The `rhumb` command. */
 import { Command } from 'commander';
 import { registerClientCommands } from './client.js';
+import { registerAgentCommands } from './agent.js';
 import { registerControllerCommand } from './controller.js';
 import { registerTraceCommand } from './trace.js';
 
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .enablePositionalOptions();
   registerControllerCommand(program);
+  registerAgentCommands(program);
   registerClientCommands(program);
   registerTraceCommand(program);
   return program;
