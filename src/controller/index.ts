@@ -11,6 +11,7 @@ import { DEFAULT_MAC_OUI, type NapiConfig } from '../napi/context.js';
 import { openStore, type StoreConfig } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { MappingIndex } from '../mapping/index.js';
+import { startEventGc } from '../overlay/gc.js';
 import { SvpServer } from '../svp/server.js';
 import { registerObjectGauges } from './gauges.js';
 
@@ -98,6 +99,8 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       logger: app.log,
     });
     const svpBound = await svp.listen();
+    // Events a node never consumes (it died, or was removed) are dropped after a day.
+    const eventGc = startEventGc(store, { onError: (err) => app?.log.warn({ err: err.message }, 'event sweep failed') });
     await app.listen({ host: opts.listen.host, port: opts.listen.port });
     const addr = app.server.address();
     const restAddress =
@@ -113,6 +116,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       restAddress,
       svpAddress: { host: svpBound.address, port: svpBound.port },
       async close() {
+        await eventGc.stop();
         await svpServer.close();
         await started.close();
         index.close();

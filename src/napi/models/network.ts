@@ -45,7 +45,8 @@ import {
   nicTagKey,
 } from '../keys.js';
 import type { KeyValue } from '../../store/types.js';
-import type { Tx } from '../txn.js';
+import { type Tx, transact } from '../txn.js';
+import type { Store } from '../../store/types.js';
 import {
   type FieldValidator,
   type Params,
@@ -722,3 +723,36 @@ export async function deleteNetworkTx(tx: Tx, rec: NetworkRecord, opts: { skipPo
 }
 
 export { usedByNoField };
+
+/**
+ * Deletes a network in two commits. The first marks it `deleting`, which changes the
+ * record every NIC write reads, so a NIC create racing with it retries and then finds no
+ * network. The second scans for NICs and pools and deletes; when the network is still in
+ * use it clears the mark instead and the InUse error is returned to the caller.
+ * `load` re-reads (and authorises) the network inside each transaction.
+ */
+export async function deleteNetwork(
+  store: Store,
+  load: (tx: Tx, phase: 'mark' | 'delete' | 'unmark') => Promise<LoadedNetwork>,
+  opts: { skipPoolCheck?: boolean } = {},
+): Promise<void> {
+  await transact(store, async (tx) => {
+    const n = await load(tx, 'mark');
+    if (!n.rec.deleting) tx.putJson(networkKey(n.rec.uuid), { ...n.rec, deleting: true });
+  });
+  try {
+    await transact(store, async (tx) => {
+      const n = await load(tx, 'delete');
+      await deleteNetworkTx(tx, n.rec, opts);
+    });
+  } catch (err) {
+    // Refused (in use) or failed: the network stays, provisionable again.
+    await transact(store, async (tx) => {
+      const n = await load(tx, 'unmark');
+      if (!n.rec.deleting) return;
+      const { deleting: _marked, ...unmarked } = n.rec;
+      tx.putJson(networkKey(n.rec.uuid), unmarked);
+    }).catch(() => undefined);
+    throw err;
+  }
+}

@@ -47,6 +47,7 @@ import type { NicOverlayView } from '../../overlay/derive.js';
 import { subnetFull } from '../errors.js';
 import { BELONGS_TO_TYPES, releasedIp, vBelongsToType } from './ip.js';
 import type { IpRecord, NetworkPoolRecord, NetworkRecord, NicRecord, NicTagRecord } from './records.js';
+import { loadNetwork } from './network.js';
 
 export const NIC_STATES = ['provisioning', 'stopped', 'running'] as const;
 export const ALLOW_FLAGS = [
@@ -169,15 +170,10 @@ export async function loadNic(tx: Tx, macParam: unknown): Promise<LoadedNic | un
   return kv ? { rec: JSON.parse(kv.value) as NicRecord, modRevision: kv.modRevision } : undefined;
 }
 
+/** The network a NIC may be placed on; one being deleted counts as gone. */
 async function loadNetworkRec(tx: Tx, uuidOrAdmin: string): Promise<NetworkRecord | undefined> {
-  let uuid = uuidOrAdmin;
-  if (uuidOrAdmin === 'admin') {
-    const idx = await tx.get('napi/network_names/global:admin');
-    if (!idx) return undefined;
-    uuid = idx.value;
-  }
-  if (!isUuid(uuid)) return undefined;
-  return tx.getJson<NetworkRecord>(networkKey(uuid));
+  const rec = await loadNetwork(tx, uuidOrAdmin);
+  return rec?.deleting ? undefined : rec;
 }
 
 function isOwner(owners: string[] | undefined, owner: string, adminUuid: string): boolean {
@@ -383,6 +379,12 @@ function writeIndexes(tx: Tx, before: NicRecord | undefined, after: NicRecord | 
 
 /** primary=true clears primary on every other NIC of the same belongs_to_uuid. */
 async function clearOtherPrimaries(tx: Tx, nic: NicRecord, now: string): Promise<void> {
+  // The index scan is not a precondition: bumping a per-instance counter makes two
+  // concurrent primary writes for one instance conflict, so the loser retries and sees
+  // the winner's NIC.
+  const genKey = `napi/gen/primary/${nic.belongs_to_uuid}`;
+  const gen = await tx.get(genKey);
+  tx.put(genKey, String(Number(gen?.value ?? '0') + 1));
   const prefix = nicIndexPrefix('belongs_to', nic.belongs_to_uuid);
   for (const kv of await tx.range({ prefix })) {
     const hex = kv.key.slice(prefix.length);

@@ -34,6 +34,11 @@ export interface NetworkRecord {
   vnet_id?: number;
   internet_nat?: boolean;
   gateway_provisioned?: boolean;
+  /**
+   * Set by the first phase of a delete: NIC writes treat the network as gone, so none can
+   * land on it between the delete's in-use scan and its commit.
+   */
+  deleting?: true;
   created_timestamp: string;
   modified_timestamp: string;
 }

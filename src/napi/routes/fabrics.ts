@@ -14,7 +14,7 @@ import { VLAN_FIELDS, ensureFabric, mustLoadVlan, overlayDisabled, serializeVlan
 import {
   FABRIC_NETWORK_FIELDS,
   createNetworkTx,
-  deleteNetworkTx,
+  deleteNetwork,
   listNetworkRecords,
   loadNetworkKv,
   serializeNetwork,
@@ -211,12 +211,16 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
   });
 
   app.delete(`${base}/:uuid`, async (req, reply) => {
-    await transact(store, async (tx) => {
-      const { raw, p } = await prelude(req, tx);
-      const n = await mustLoadFabricNet(tx, p, raw.uuid);
-      checkIfMatch(req, n.modRevision);
-      await deleteNetworkTx(tx, n.rec, { skipPoolCheck: true });
-    });
+    await deleteNetwork(
+      store,
+      async (tx, phase) => {
+        const { raw, p } = await prelude(req, tx);
+        const n = await mustLoadFabricNet(tx, p, raw.uuid);
+        if (phase === 'mark') checkIfMatch(req, n.modRevision);
+        return n;
+      },
+      { skipPoolCheck: true },
+    );
     reply.status(204);
   });
 }

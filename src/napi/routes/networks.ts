@@ -10,7 +10,7 @@ import { checkIfMatch, napiParams, setEtag } from '../http.js';
 import {
   NETWORK_FIELDS,
   createNetworkTx,
-  deleteNetworkTx,
+  deleteNetwork,
   isNetworkOwner,
   listNetworkRecords,
   loadNetworkKv,
@@ -139,10 +139,10 @@ export function registerNetworks(app: FastifyInstance, ctx: NapiContext): void {
 
   app.delete('/networks/:uuid', async (req, reply) => {
     const raw = napiParams(req);
-    await transact(store, async (tx) => {
+    await deleteNetwork(store, async (tx, phase) => {
       const loaded = await mustLoadNetwork(tx, String(raw.uuid));
-      checkIfMatch(req, loaded.modRevision);
-      await deleteNetworkTx(tx, loaded.rec);
+      if (phase === 'mark') checkIfMatch(req, loaded.modRevision);
+      return loaded;
     });
     reply.status(204);
   });
