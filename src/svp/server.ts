@@ -66,7 +66,7 @@ export interface SvpServerOptions {
 }
 
 /** Why a connection was closed by the server (metric label values). */
-export type CloseCause = ProtocolErrorCause | 'shootdown' | 'too_many_pending';
+export type CloseCause = ProtocolErrorCause | 'shootdown' | 'too_many_pending' | 'internal_error';
 
 type OpLabel = 'ping' | 'vl2' | 'vl3' | 'bulk' | 'log_req' | 'log_rm';
 
@@ -364,7 +364,7 @@ class Connection {
       if (err instanceof SvpProtocolError) this.closeForCause(err.reason, err.message);
       else {
         this.srv.logger?.warn({ peer: this.peer, err: (err as Error).message }, 'svp request failed');
-        this.closeForCause('bad_size', (err as Error).message);
+        this.closeForCause('internal_error', (err as Error).message);
       }
     }
   }
