@@ -323,7 +323,7 @@ export class Agent {
     const prefix = `${vnet}/`;
     this.vl3.invalidateWhere((k, v) => k.startsWith(prefix) && v.mac === mac);
     if (!this.nics.has(mac)) {
-      this.o.backend.removeMac(vnet, mac);
+      await this.o.backend.removeMac(vnet, mac);
       return;
     }
     // One of ours: a deleted NIC is unplumbed here (a moved one waits for its detach).
@@ -350,7 +350,7 @@ export class Agent {
       return;
     }
     this.o.backend.removeIp(vnet, ip);
-    if (before && before.mac !== now?.mac && !this.nics.has(before.mac)) this.o.backend.removeMac(vnet, before.mac);
+    if (before && before.mac !== now?.mac && !this.nics.has(before.mac)) await this.o.backend.removeMac(vnet, before.mac);
   }
 
   // ---- attach / detach -----------------------------------------------------------------

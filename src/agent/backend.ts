@@ -43,8 +43,8 @@ export interface DataplaneBackend {
   installL3(vnet: number, ip: string, mac: string, underlay: string): void;
   /** MAC -> underlay. */
   installL2(vnet: number, mac: string, underlay: string): void;
-  /** Drops the MAC's forwarding entry and every neighbour entry pointing at it. */
-  removeMac(vnet: number, mac: string): void;
+  /** Drops the MAC's forwarding entries (also what the bridge learned) and every neighbour entry pointing at it. */
+  removeMac(vnet: number, mac: string): Promise<void>;
   /** Drops the IP's neighbour entry. */
   removeIp(vnet: number, ip: string): void;
   /** Tells the vnet's local instances that ip now lives at mac (gratuitous ARP). */

@@ -353,12 +353,19 @@ for (const backend of BACKENDS_UNDER_TEST) {
     });
 
     it('nothing crosses between owners, even at addresses both fabrics use', async () => {
-      for (const a of ownerOf(OWNER_A)) {
-        // Addresses only owner B uses are unreachable from owner A.
-        for (const b of ownerOf(OWNER_B).filter((b) => !ownerOf(OWNER_A).some((x) => x.ip === b.ip))) {
-          assert.equal(await ping(a, b.ip, 1, 1), false, `${a.name} must not reach ${b.name}`);
+      // Addresses only the other owner uses are unreachable, both ways.
+      const probes: Array<Promise<void>> = [];
+      for (const [mine, theirs] of [
+        [OWNER_A, OWNER_B],
+        [OWNER_B, OWNER_A],
+      ]) {
+        for (const a of ownerOf(mine)) {
+          for (const b of ownerOf(theirs).filter((b) => !ownerOf(mine).some((x) => x.ip === b.ip))) {
+            probes.push(ping(a, b.ip, 2, 1).then((ok) => assert.equal(ok, false, `${a.name} must not reach ${b.name}`)));
+          }
         }
       }
+      await Promise.all(probes);
       // At a shared address each owner reaches its own instance.
       const shared = ownerOf(OWNER_A).find((a) => ownerOf(OWNER_B).some((b) => b.ip === a.ip))!;
       for (const owner of [OWNER_A, OWNER_B]) {
@@ -443,14 +450,17 @@ for (const backend of BACKENDS_UNDER_TEST) {
       for (const p of peers) assert.ok(await ping(p, victim.ip, 1, 3));
       await api('DELETE', `/nics/${victim.mac}`);
       for (const p of peers.filter((p) => p.node !== victim.node)) {
+        let seen = { fdb: '', neigh: '' };
         await eventually(
           async () => {
-            const { fdb, neigh } = await vxEntries(p.node, vnets[OWNER_A]);
-            return !fdb.includes(victim.mac) && !neigh.includes(`${victim.ip} `);
+            seen = await vxEntries(p.node, vnets[OWNER_A]);
+            return !seen.fdb.includes(victim.mac) && !seen.neigh.includes(`${victim.ip} `);
           },
           10_000,
           `entries for ${victim.name} gone on ${p.node.name}`,
-        );
+        ).catch((err: Error) => {
+          throw new Error(`${err.message}; fdb:\n${seen.fdb}\nneigh:\n${seen.neigh}`);
+        });
       }
       for (const p of peers) assert.equal(await ping(p, victim.ip, 1, 1), false, `${p.name} must not reach deleted ${victim.name}`);
       // Its own node's agent unplumbed it.

@@ -10,7 +10,7 @@ import { writeFile } from 'node:fs/promises';
 import { type MissEvent, Rtnetlink } from '../../dataplane/netlink.js';
 import type { BackendKind, BackendStartOptions, DataplaneBackend, VnetEntries } from '../backend.js';
 import { sendGarp } from './garp.js';
-import { IpCommandError, inNetns, ip, ipBatch, linkWithAddress, listLinks } from './iproute.js';
+import { IpCommandError, bridgeCmd, inNetns, ip, ipBatch, linkWithAddress, listLinks } from './iproute.js';
 import { bridgeName, hostVethName, normalizeMac, parseDeviceName, vxlanName } from './names.js';
 import { type NicPlumbing, PlumbingError, VXLAN_OVERHEAD, hostSideCommands, instanceCommands, vethCreateArgs, vnetCommands } from './plumbing.js';
 
@@ -187,12 +187,16 @@ export class KernelBackend implements DataplaneBackend {
     this.netlink.fdbSet(ifindex, mac, underlay);
   }
 
-  removeMac(vnet: number, mac: string): void {
+  async removeMac(vnet: number, mac: string): Promise<void> {
     const ifindex = this.vx(vnet);
     if (ifindex === undefined) return;
     const m = normalizeMac(mac);
     for (const e of this.netlink.neighList(ifindex)) if (e.mac && normalizeMac(e.mac) === m) this.netlink.neighDel(ifindex, e.ip);
     this.netlink.fdbDel(ifindex, m);
+    // The bridge learned the MAC behind the vxlan port from its frames: forget that too.
+    if (this.netlink.fdbList(ifindex).some((e) => !e.self && normalizeMac(e.mac) === m)) {
+      await bridgeCmd(['fdb', 'del', m, 'dev', vxlanName(vnet), 'master']).catch(() => undefined);
+    }
   }
 
   removeIp(vnet: number, ip: string): void {

@@ -26,6 +26,17 @@ export async function ip(args: string[], prefix: string[] = []): Promise<string>
   }
 }
 
+/** `bridge args…` (iproute2). */
+export async function bridgeCmd(args: string[]): Promise<string> {
+  try {
+    const { stdout } = await execFileAsync('bridge', args, { encoding: 'utf8' });
+    return stdout;
+  } catch (err) {
+    const e = err as Error & { stderr?: string };
+    throw new IpCommandError(['bridge', ...args], e.stderr ?? e.message);
+  }
+}
+
 /** `ip -batch -` with these lines; stops at the first failing line. */
 export function ipBatch(lines: readonly string[], prefix: string[] = []): Promise<void> {
   if (lines.length === 0) return Promise.resolve();
