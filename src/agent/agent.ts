@@ -19,6 +19,9 @@ import { PlumbingError, plumbingFor } from './kernel/plumbing.js';
 import { type AgentMetrics, createAgentMetrics } from './metrics.js';
 import { type ApiNic, type NapiClient, NapiRequestError } from './napi-client.js';
 
+/** The NAPI calls the agent makes (NapiClient implements it). */
+export type AgentNapi = Pick<NapiClient, 'getNic' | 'listNics' | 'listNetworks' | 'createNic'>;
+
 /** The SVP client calls the agent makes (SvpClient implements it). */
 export interface SvpLookups {
   vl2(mac: string, vnetId: number, opts?: QueryOptions): Promise<Vl2Result>;
@@ -35,7 +38,7 @@ export interface AgentOptions {
   nodeUuid: string;
   underlayIp: string;
   underlayDev?: string;
-  napi: NapiClient;
+  napi: AgentNapi;
   svp: SvpLookups;
   backend: DataplaneBackend;
   registry: Registry;

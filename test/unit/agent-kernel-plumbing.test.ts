@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { garpFrame } from '../../src/agent/kernel/garp.js';
+import { bridgeName, hostVethName, normalizeMac, parseDeviceName, vxlanName } from '../../src/agent/kernel/names.js';
+import { PlumbingError, hostSideCommands, instanceCommands, plumbingFor, vethCreateArgs, vnetCommands } from '../../src/agent/kernel/plumbing.js';
+import type { ApiNic } from '../../src/agent/napi-client.js';
+import { vnetFromNicTag } from '../../src/agent/napi-client.js';
+
+const NIC: ApiNic = {
+  mac: '90:B8:D0:12:34:56',
+  owner_uuid: 'aaaaaaaa-0000-4000-8000-00000000000a',
+  belongs_to_uuid: 'bbbbbbbb-0000-4000-8000-00000000000b',
+  belongs_to_type: 'zone',
+  cn_uuid: 'cccccccc-0000-4000-8000-00000000000c',
+  ip: '10.77.0.20',
+  netmask: '255.255.255.0',
+  gateway: '10.77.0.1',
+  mtu: 1400,
+  nic_tag: 'sdc_overlay/6568847',
+  vlan_id: 5,
+  fabric: true,
+  routes: { '10.88.0.0/16': '10.77.0.254', '192.0.2.7': 'macs[90:b8:d0:12:34:56]' },
+};
+
+test('device names fit in 15 characters and parse back; foreign names are not ours', () => {
+  assert.equal(vxlanName(16777215), 'rvx16777215');
+  assert.equal(bridgeName(0), 'rbr0');
+  assert.equal(hostVethName('90:B8:D0:12:34:56'), 'rv90b8d0123456');
+  for (const n of [vxlanName(16777215), bridgeName(16777215), hostVethName(NIC.mac)]) assert.ok(n.length <= 15);
+  assert.deepEqual(parseDeviceName('rvx42'), { kind: 'vxlan', vnet: 42 });
+  assert.deepEqual(parseDeviceName('rbr42'), { kind: 'bridge', vnet: 42 });
+  assert.deepEqual(parseDeviceName('rv90b8d0123456'), { kind: 'veth', mac: '90:b8:d0:12:34:56' });
+  for (const foreign of ['eth0', 'rvx042', 'rvx99999999', 'rv90b8d012345', 'rbrx', 'vxlan0']) assert.equal(parseDeviceName(foreign), undefined, foreign);
+  assert.throws(() => vxlanName(1 << 24), RangeError);
+  assert.throws(() => normalizeMac('90:b8:d0:12:34'), TypeError);
+  assert.equal(vnetFromNicTag('sdc_overlay/6568847'), 6568847);
+  assert.equal(vnetFromNicTag('external'), undefined);
+});
+
+test('plumbingFor turns a NAPI NIC into address, prefix, MTU, gateway and routes', () => {
+  const p = plumbingFor(NIC, '/run/netns/inst1');
+  assert.deepEqual(p, {
+    mac: '90:b8:d0:12:34:56',
+    ip: '10.77.0.20',
+    prefix: 24,
+    mtu: 1400,
+    gateway: '10.77.0.1',
+    routes: [{ dst: '10.88.0.0/16', via: '10.77.0.254' }, { dst: '192.0.2.7/32' }],
+    vnet: 6568847,
+    vlan: 5,
+    netns: '/run/netns/inst1',
+    ifname: 'eth0',
+  });
+  assert.deepEqual(vnetCommands({ vnet: 6568847, underlayIp: '198.18.0.1', underlayDev: 'ul0', mtu: 1450 }), [
+    'link add rvx6568847 mtu 1450 type vxlan id 6568847 dstport 4789 local 198.18.0.1 dev ul0 nolearning proxy l2miss l3miss',
+    'link add name rbr6568847 mtu 1450 type bridge',
+    'link set rvx6568847 master rbr6568847',
+    'link set rvx6568847 up',
+    'link set rbr6568847 up',
+  ]);
+  assert.deepEqual(vethCreateArgs(p), [
+    'link', 'add', 'rv90b8d0123456', 'mtu', '1400', 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', '1400', 'address', '90:b8:d0:12:34:56', 'netns', '/run/netns/inst1',
+  ]);
+  assert.deepEqual(hostSideCommands(p), ['link set rv90b8d0123456 master rbr6568847', 'link set rv90b8d0123456 up']);
+  assert.deepEqual(instanceCommands(p), [
+    'link set lo up',
+    'addr add 10.77.0.20/24 dev eth0',
+    'link set eth0 up',
+    'route replace 10.88.0.0/16 via 10.77.0.254 dev eth0',
+    'route replace 192.0.2.7/32 dev eth0 scope link',
+    'route replace default via 10.77.0.1 dev eth0',
+  ]);
+});
+
+test('plumbingFor refuses what it cannot plumb, with the reason', () => {
+  assert.throws(() => plumbingFor({ ...NIC, fabric: undefined }, '/run/netns/x'), /not on a fabric network/);
+  assert.throws(() => plumbingFor({ ...NIC, nic_tag: 'sdc_overlay' }, '/run/netns/x'), /no vnet/);
+  assert.throws(() => plumbingFor({ ...NIC, ip: undefined }, '/run/netns/x'), /no IPv4 address/);
+  assert.throws(() => plumbingFor({ ...NIC, netmask: '255.0.255.0' }, '/run/netns/x'), /not contiguous/);
+  assert.throws(() => plumbingFor(NIC, 'inst1'), /must be a path/);
+  assert.throws(() => plumbingFor(NIC, '/run/netns/x', 'eth0; rm -rf /'), PlumbingError);
+  assert.throws(() => plumbingFor({ ...NIC, routes: { '10.0.0.0/8': 'somewhere' } }, '/run/netns/x'), /unusable next hop/);
+  // A NIC that is its own gateway gets no default route.
+  assert.equal(plumbingFor({ ...NIC, gateway: NIC.ip }, '/run/netns/x').gateway, undefined);
+});
+
+test('gratuitous ARP frame: broadcast ARP reply, sender = target = the IP, at the MAC', () => {
+  const f = garpFrame('10.77.0.20', '90:b8:d0:12:34:56');
+  assert.equal(
+    f.toString('hex'),
+    'ffffffffffff' + '90b8d0123456' + '0806' + '0001' + '0800' + '06' + '04' + '0002' + '90b8d0123456' + '0a4d0014' + 'ffffffffffff' + '0a4d0014',
+  );
+  assert.throws(() => garpFrame('fe80::1', '90:b8:d0:12:34:56'), /IPv4/);
+});

@@ -1,0 +1,221 @@
+/** The agent's miss handling and shootdown application against a fake data plane and controller. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Registry } from 'prom-client';
+import { Agent, type AgentNapi, type SvpLookups } from '../../src/agent/agent.js';
+import type { BackendStartOptions, DataplaneBackend, VnetEntries } from '../../src/agent/backend.js';
+import type { NicPlumbing } from '../../src/agent/kernel/plumbing.js';
+import { NapiRequestError } from '../../src/agent/napi-client.js';
+import { SvpStatus } from '../../src/svp/codec.js';
+
+const SELF = '198.18.0.1';
+const PEER = '198.18.0.2';
+const VNET = 4242;
+
+class FakeBackend implements DataplaneBackend {
+  readonly kind = 'kernel' as const;
+  calls: string[] = [];
+  plumbed = new Map<string, number>();
+  vnetSet = new Set<number>([VNET]);
+  async start(_o: BackendStartOptions): Promise<void> {}
+  vnets(): number[] {
+    return [...this.vnetSet];
+  }
+  plumbedMacs(): string[] {
+    return [...this.plumbed.keys()];
+  }
+  isPlumbed(mac: string): boolean {
+    return this.plumbed.has(mac);
+  }
+  async plumb(p: NicPlumbing): Promise<{ firstOnVnet: boolean }> {
+    this.plumbed.set(p.mac, p.vnet);
+    this.calls.push(`plumb ${p.mac}`);
+    return { firstOnVnet: false };
+  }
+  async unplumb(mac: string, vnet: number): Promise<{ vnetRemoved: boolean }> {
+    this.plumbed.delete(mac);
+    this.calls.push(`unplumb ${mac} ${vnet}`);
+    return { vnetRemoved: false };
+  }
+  installL3(vnet: number, ip: string, mac: string, underlay: string): void {
+    this.calls.push(`l3 ${vnet} ${ip} ${mac} ${underlay}`);
+  }
+  installL2(vnet: number, mac: string, underlay: string): void {
+    this.calls.push(`l2 ${vnet} ${mac} ${underlay}`);
+  }
+  async removeMac(vnet: number, mac: string): Promise<void> {
+    this.calls.push(`rm-mac ${vnet} ${mac}`);
+  }
+  removeIp(vnet: number, ip: string): void {
+    this.calls.push(`rm-ip ${vnet} ${ip}`);
+  }
+  async announce(vnet: number, ip: string, mac: string): Promise<void> {
+    this.calls.push(`garp ${vnet} ${ip} ${mac}`);
+  }
+  entries(vnet: number): VnetEntries {
+    return { vnet, neighbours: [], fdb: [] };
+  }
+  close(): void {}
+}
+
+/** A controller whose answers the test edits; counts the lookups it serves. */
+class FakeSvp implements SvpLookups {
+  ips = new Map<string, { mac: string; ul: string }>();
+  macs = new Map<string, string>();
+  vl3Calls = 0;
+  vl2Calls = 0;
+  fail = false;
+  gate: Promise<void> = Promise.resolve();
+  async vl3(ip: string, _vnet: number) {
+    this.vl3Calls++;
+    await this.gate;
+    if (this.fail) throw new Error('VL3_REQ timed out after 5000 ms');
+    const m = this.ips.get(ip);
+    return m
+      ? { server: 's', status: SvpStatus.OK, statusName: 'OK', mac: m.mac, ip: m.ul, port: 4789 }
+      : { server: 's', status: SvpStatus.NOTFOUND, statusName: 'NOTFOUND', mac: null, ip: null, port: 0 };
+  }
+  async vl2(mac: string, _vnet: number) {
+    this.vl2Calls++;
+    const ul = this.macs.get(mac);
+    return ul
+      ? { server: 's', status: SvpStatus.OK, statusName: 'OK', ip: ul, port: 4789 }
+      : { server: 's', status: SvpStatus.NOTFOUND, statusName: 'NOTFOUND', ip: null, port: 0 };
+  }
+  async logReq() {
+    return { server: 's', status: SvpStatus.OK, statusName: 'OK', entries: [], bytes: 4 };
+  }
+  async logRm() {
+    return { server: 's', status: SvpStatus.OK, statusName: 'OK' };
+  }
+}
+
+function fakeNapi(nics: Record<string, object>): AgentNapi {
+  return {
+    getNic: async (mac: string) => {
+      const n = nics[mac];
+      if (!n) throw new NapiRequestError('GET', `/nics/${mac}`, 404, { message: 'nic not found' });
+      return n as never;
+    },
+    listNics: async () => [],
+    listNetworks: async () => [],
+    createNic: async () => ({}) as never,
+  };
+}
+
+function makeAgent(nics: Record<string, object> = {}) {
+  const backend = new FakeBackend();
+  const svp = new FakeSvp();
+  const probed: string[] = [];
+  const agent = new Agent({
+    nodeUuid: 'cccccccc-0000-4000-8000-00000000000c',
+    underlayIp: SELF,
+    napi: fakeNapi(nics),
+    svp,
+    backend,
+    registry: new Registry(),
+    prober: { add: (a: string) => void probed.push(a) },
+    adminUuid: '930896af-bf8c-48d4-885c-6573a94b1853',
+  });
+  return { agent, backend, svp, probed };
+}
+
+test('an L3 miss installs neighbour and FDB for a remote answer, once, and adds the peer to the prober', async () => {
+  const { agent, backend, svp, probed } = makeAgent();
+  svp.ips.set('10.0.0.7', { mac: '90:b8:d0:00:00:07', ul: PEER });
+  let open!: () => void;
+  svp.gate = new Promise((r) => (open = r));
+  const many = Promise.all([1, 2, 3, 4].map(() => agent.resolveIp(VNET, '10.0.0.7')));
+  open();
+  await many;
+  assert.equal(svp.vl3Calls, 1, 'one lookup in flight for one destination');
+  assert.ok(backend.calls.includes(`l3 ${VNET} 10.0.0.7 90:b8:d0:00:00:07 ${PEER}`));
+  assert.deepEqual(probed.filter((p) => p === PEER).length > 0, true);
+  // Cached: the next miss reinstalls without asking.
+  await agent.resolveIp(VNET, '10.0.0.7');
+  assert.equal(svp.vl3Calls, 1);
+  const text = await agent.metrics.lookups.get();
+  assert.ok(text.values.some((v) => v.labels.source === 'coalesced'));
+});
+
+test('answers for this node install nothing; NOTFOUND is negatively cached', async () => {
+  const { agent, backend, svp } = makeAgent();
+  svp.ips.set('10.0.0.8', { mac: '90:b8:d0:00:00:08', ul: SELF });
+  assert.equal((await agent.resolveIp(VNET, '10.0.0.8'))?.underlay, SELF);
+  assert.equal(await agent.resolveIp(VNET, '10.0.0.99'), null);
+  assert.equal(await agent.resolveIp(VNET, '10.0.0.99'), null);
+  assert.equal(svp.vl3Calls, 2);
+  assert.deepEqual(backend.calls, []);
+  // L2: a remote MAC gets an FDB entry, an unknown one nothing.
+  svp.macs.set('90:b8:d0:00:00:09', PEER);
+  await agent.resolveMac(VNET, '90:b8:d0:00:00:09');
+  await agent.resolveMac(VNET, '90:b8:d0:00:00:10');
+  assert.deepEqual(backend.calls, [`l2 ${VNET} 90:b8:d0:00:00:09 ${PEER}`]);
+});
+
+test('shootdowns: VL2 drops the MAC, VL3 looks up again, replaces and announces; failures are not acknowledged', async () => {
+  const { agent, backend, svp } = makeAgent();
+  svp.ips.set('10.0.0.7', { mac: '90:b8:d0:00:00:07', ul: PEER });
+  await agent.resolveIp(VNET, '10.0.0.7');
+  backend.calls = [];
+  // The NIC moved to another node.
+  svp.ips.set('10.0.0.7', { mac: '90:b8:d0:00:00:07', ul: '198.18.0.3' });
+  const done = await agent.applyShootdowns([
+    { type: 'vl2', id: 'id-1', mac: '90:b8:d0:00:00:07', vnetId: VNET },
+    { type: 'vl3', id: 'id-2', ip: '10.0.0.7', vlan: 5, vnetId: VNET },
+  ]);
+  assert.deepEqual(done, ['id-1', 'id-2']);
+  assert.deepEqual(backend.calls, [
+    `rm-mac ${VNET} 90:b8:d0:00:00:07`,
+    `l3 ${VNET} 10.0.0.7 90:b8:d0:00:00:07 198.18.0.3`,
+    `garp ${VNET} 10.0.0.7 90:b8:d0:00:00:07`,
+  ]);
+  assert.equal(svp.vl3Calls, 2, 'VL3 shootdown looked the IP up again');
+  assert.equal(agent.vl3.peek(`${VNET}/10.0.0.7`)?.underlay, '198.18.0.3');
+
+  // Deleted: NOTFOUND removes the neighbour and the old MAC's entries.
+  svp.ips.delete('10.0.0.7');
+  backend.calls = [];
+  assert.deepEqual(await agent.applyShootdowns([{ type: 'vl3', id: 'id-3', ip: '10.0.0.7', vlan: 5, vnetId: VNET }]), ['id-3']);
+  assert.deepEqual(backend.calls, [`rm-ip ${VNET} 10.0.0.7`, `rm-mac ${VNET} 90:b8:d0:00:00:07`]);
+
+  // The controller does not answer: the entry stays in the log for the next poll.
+  svp.fail = true;
+  assert.deepEqual(await agent.applyShootdowns([{ type: 'vl3', id: 'id-4', ip: '10.0.0.9', vlan: 5, vnetId: VNET }]), []);
+  const errors = await agent.metrics.shootdownErrors.get();
+  assert.equal(errors.values.find((v) => v.labels.type === 'vl3')?.value, 1);
+});
+
+test('a VL2 shootdown for a local NIC that was deleted unplumbs it; a moved one stays until detached', async () => {
+  const mac = '90:b8:d0:00:00:21';
+  const nic = {
+    mac,
+    owner_uuid: 'aaaaaaaa-0000-4000-8000-00000000000a',
+    belongs_to_uuid: 'bbbbbbbb-0000-4000-8000-00000000000b',
+    belongs_to_type: 'zone',
+    cn_uuid: 'cccccccc-0000-4000-8000-00000000000c',
+    ip: '10.0.0.21',
+    netmask: '255.255.255.0',
+    nic_tag: `sdc_overlay/${VNET}`,
+    fabric: true,
+  };
+  const nics: Record<string, object> = { [mac]: nic };
+  const { agent, backend } = makeAgent(nics);
+  await agent.attach({ mac, netns: '/run/netns/x' });
+  assert.deepEqual(backend.calls, [`plumb ${mac}`]);
+  // Moved away (still exists): nothing happens until detach.
+  nics[mac] = { ...nic, cn_uuid: 'dddddddd-0000-4000-8000-00000000000d' };
+  await agent.applyShootdowns([{ type: 'vl2', id: 'a', mac, vnetId: VNET }]);
+  assert.deepEqual(backend.calls, [`plumb ${mac}`]);
+  delete nics[mac];
+  await agent.applyShootdowns([{ type: 'vl2', id: 'b', mac, vnetId: VNET }]);
+  assert.deepEqual(backend.calls, [`plumb ${mac}`, `unplumb ${mac} ${VNET}`]);
+  await assert.rejects(agent.detach(mac), (err: Error & { status?: number }) => err.status === 404);
+});
+
+test('attach refuses NICs that are missing or placed on another node', async () => {
+  const { agent } = makeAgent({ '90:b8:d0:00:00:31': { mac: '90:b8:d0:00:00:31', cn_uuid: 'dddddddd-0000-4000-8000-00000000000d' } });
+  await assert.rejects(agent.attach({ mac: '90:b8:d0:00:00:30', netns: '/run/netns/x' }), (e: Error & { status?: number }) => e.status === 404);
+  await assert.rejects(agent.attach({ mac: '90:b8:d0:00:00:31', netns: '/run/netns/x' }), (e: Error & { status?: number }) => e.status === 409 && /not this node/.test(e.message));
+  await assert.rejects(agent.attach({ mac: 'nonsense', netns: '/run/netns/x' }), (e: Error & { status?: number }) => e.status === 400);
+});
