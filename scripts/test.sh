@@ -7,4 +7,13 @@ bash scripts/setup.sh
 if [ $# -gt 0 ]; then roots=("$@"); else roots=(test/unit test/integration test/netns); fi
 mapfile -t files < <(find "${roots[@]}" -name '*.test.ts' 2>/dev/null | sort)
 if [ ${#files[@]} -eq 0 ]; then echo "no test files under ${roots[*]}" >&2; exit 1; fi
-exec node --import tsx --test --test-reporter=spec --test-concurrency=1 "${files[@]}"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+node --import tsx --test --test-reporter=spec --test-concurrency=1 "${files[@]}" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+count() { grep -E "^ℹ $1 [0-9]+" "$log" | tail -1 | awk '{print $3}'; }
+# A plain closing line any CI log reader understands.
+echo "tests: $(count pass) passed, $(count fail) failed, $(count skipped) skipped"
+exit "$status"
