@@ -11,7 +11,7 @@ import ipaddr from 'ipaddr.js';
 import type { Registry } from 'prom-client';
 import { SvpStatus } from '../svp/codec.js';
 import type { ClientLogEntry, LogResult, LogRmResult, QueryOptions, Vl2Result, Vl3Result } from '../svp/client.js';
-import type { BackendMiss, DataplaneBackend } from './backend.js';
+import type { BackendMiss, DataplaneBackend, VnetEntries } from './backend.js';
 import { ResolvingCache, type Vl2Mapping, type Vl3Mapping, vl2Key, vl3Key } from './cache.js';
 import { linkWithAddress } from './kernel/iproute.js';
 import { normalizeMac } from './kernel/names.js';
@@ -428,6 +428,11 @@ export class Agent {
       this.vl2.invalidateWhere((k) => k.startsWith(prefix));
     }
     return { mac, vnetRemoved };
+  }
+
+  /** The data plane's entries for a vnet (empty when the vnet has no devices here). */
+  entries(vnet: number): VnetEntries {
+    return this.o.backend.entries(vnet);
   }
 
   status(): Record<string, unknown> {

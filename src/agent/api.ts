@@ -2,6 +2,7 @@
  * The agent's local API (default 127.0.0.1, ephemeral port):
  *   GET  /metrics   Prometheus
  *   GET  /status    node, vnets, attached NICs, cache sizes
+ *   GET  /vnets/:vnet/entries   the data plane's IP -> MAC and MAC -> underlay entries
  *   POST /attach    {mac, netns, ifname?}  plumb a NIC placed on this node
  *   POST /detach    {mac}                  undo it
  * Errors: {code, message} with 400/404/409/422 (AgentError) or 500.
@@ -31,6 +32,11 @@ export function buildAgentApi(agent: Agent, registry: Registry): FastifyInstance
     return reply.status(500).send({ code: 'InternalError', message: (err as Error).message });
   });
   app.get('/status', async () => agent.status());
+  app.get('/vnets/:vnet/entries', async (req) => {
+    const vnet = Number((req.params as { vnet: string }).vnet);
+    if (!Number.isInteger(vnet) || vnet < 0 || vnet > 0xffffff) throw new AgentError(400, 'vnet must be a 24-bit integer');
+    return agent.entries(vnet);
+  });
   app.post('/attach', async (req) => {
     const mac = str(req.body, 'mac', true)!;
     const netns = str(req.body, 'netns', true)!;

@@ -5,7 +5,6 @@
  */
 import type { NicPlumbing } from './kernel/plumbing.js';
 
-export type BackendKind = 'kernel';
 
 /** A data-plane miss, already mapped to its vnet. */
 export type BackendMiss = { kind: 'l3'; vnet: number; ip: string } | { kind: 'l2'; vnet: number; mac: string };
@@ -27,7 +26,8 @@ export interface BackendStartOptions {
 }
 
 export interface DataplaneBackend {
-  readonly kind: BackendKind;
+  /** Its name in BACKENDS. */
+  readonly kind: string;
   /** Adopts what a previous agent left in the kernel (nothing is torn down). */
   start(opts: BackendStartOptions): Promise<void>;
   /** vnets with devices on this node. */
@@ -56,9 +56,12 @@ export interface DataplaneBackend {
 
 export type BackendFactory = () => Promise<DataplaneBackend>;
 
-export const BACKENDS: Record<BackendKind, BackendFactory> = {
+/** The data planes `rhumb agent --backend` accepts. */
+export const BACKENDS = {
   kernel: async () => new (await import('./kernel/backend.js')).KernelBackend(),
-};
+} satisfies Record<string, BackendFactory>;
+
+export type BackendKind = keyof typeof BACKENDS;
 
 export function isBackendKind(s: string): s is BackendKind {
   return Object.hasOwn(BACKENDS, s);

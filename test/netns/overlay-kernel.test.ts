@@ -213,10 +213,18 @@ for (const backend of BACKENDS_UNDER_TEST) {
       return out.trim().split('\n').map((l) => JSON.parse(l));
     }
 
-    async function vxEntries(n: Node, vnet: number): Promise<{ fdb: string; neigh: string }> {
+    /** The node's data-plane entries for a vnet, as its agent reports them. */
+    async function entries(n: Node, vnet: number): Promise<{ neighbours: Array<{ ip: string; mac: string }>; fdb: Array<{ mac: string; underlay: string }> }> {
+      const r = await http(n.agent!.api, 'GET', `/vnets/${vnet}/entries`);
+      assert.equal(r.status, 200);
+      return r.body;
+    }
+
+    /** Kernel backend only: every FDB line (the bridge's learned entries too) and neighbour line. */
+    async function kernelEntries(n: Node, vnet: number): Promise<string> {
       const fdb = await lab.exec(n.ns, 'bridge', 'fdb', 'show', 'dev', `rvx${vnet}`).catch(() => '');
       const neigh = await lab.exec(n.ns, 'ip', 'neigh', 'show', 'dev', `rvx${vnet}`).catch(() => '');
-      return { fdb, neigh };
+      return `${fdb}${neigh}`;
     }
 
     const ownerOf = (o: string) => instances.filter((i) => i.owner === o);
@@ -428,6 +436,13 @@ for (const backend of BACKENDS_UNDER_TEST) {
       const from = moving.node;
       const to = nodes.find((n) => n !== from && !ownerOf(OWNER_A).some((i) => i !== moving && i.node === n))
         ?? nodes.find((n) => n !== from)!;
+      // A peer instance watches its own interface for the re-announcement (gratuitous ARP).
+      const watcher = ownerOf(OWNER_A).find((i) => i !== moving && i.node !== to && i.node !== from)
+        ?? ownerOf(OWNER_A).find((i) => i !== moving)!;
+      const arpTrace = lab.spawnIn(watcher.ns, [process.execPath, CLI, 'trace', '--iface', 'eth0', '--json', '--filter', 'arp', '--timeout', '30']);
+      const arpOut = new Output(arpTrace);
+      await arpOut.until(() => /listening on/.test(arpOut.stderr), 20_000, 'the ARP trace to start');
+
       await api('PUT', `/nics/${moving.mac}`, { cn_uuid: to.uuid });
       await cli(from, 'detach', '--mac', moving.mac);
       await cli(to, 'attach', '--mac', moving.mac, '--netns', `/run/netns/${moving.ns}`);
@@ -437,34 +452,56 @@ for (const backend of BACKENDS_UNDER_TEST) {
         const [r] = await send(peer, [moving.ip], 64 * 1024);
         assert.equal(r.reply, `${moving.name} ${64 * 1024}`);
       }
-      // Peers on other nodes now forward its MAC to the new node.
+      // Nodes other than the new one now send its MAC to the new node.
       for (const peer of ownerOf(OWNER_A).filter((i) => i.node !== to)) {
-        const { fdb } = await vxEntries(peer.node, vnets[OWNER_A]);
-        assert.match(fdb, new RegExp(`${moving.mac} dst ${to.ip.replace(/\./g, '\\.')}`), `${peer.node.name} fdb`);
+        const e = await entries(peer.node, vnets[OWNER_A]);
+        assert.deepEqual(e.fdb.filter((f) => f.mac === moving.mac), [{ mac: moving.mac, underlay: to.ip }], `${peer.node.name} fdb`);
       }
+      const garp = () =>
+        arpOut.lines
+          .map((l) => JSON.parse(l) as TraceJson)
+          .find((r) => r.arp?.op === 'reply' && r.arp.senderIp === moving.ip && r.arp.targetIp === moving.ip && r.link?.dst === 'ff:ff:ff:ff:ff:ff');
+      await arpOut.until(() => garp() !== undefined, 10_000, `a gratuitous ARP for ${moving.ip} in ${watcher.name}`);
+      assert.equal(garp()!.arp!.senderMac, moving.mac);
+      arpTrace.kill('SIGTERM');
+      await exited(arpTrace);
     });
 
     it('delete: a deleted NIC stops being reachable and its entries leave every peer', async () => {
       const victim = ownerOf(OWNER_A)[3];
       const peers = ownerOf(OWNER_A).filter((i) => i !== victim);
       for (const p of peers) assert.ok(await ping(p, victim.ip, 1, 3));
+      for (const p of peers.filter((p) => p.node !== victim.node)) {
+        // They had entries for it (the pings above went through them) …
+        const had = await entries(p.node, vnets[OWNER_A]);
+        assert.ok(had.neighbours.some((n) => n.ip === victim.ip) || had.fdb.some((f) => f.mac === victim.mac), `${p.node.name} had entries`);
+      }
       await api('DELETE', `/nics/${victim.mac}`);
       for (const p of peers.filter((p) => p.node !== victim.node)) {
-        let seen = { fdb: '', neigh: '' };
+        // … and lose them.
+        let seen = '';
         await eventually(
           async () => {
-            seen = await vxEntries(p.node, vnets[OWNER_A]);
-            return !seen.fdb.includes(victim.mac) && !seen.neigh.includes(`${victim.ip} `);
+            const e = await entries(p.node, vnets[OWNER_A]);
+            seen = JSON.stringify(e);
+            if (e.neighbours.some((n) => n.ip === victim.ip || n.mac === victim.mac) || e.fdb.some((f) => f.mac === victim.mac)) return false;
+            if (backend !== 'kernel') return true;
+            seen = await kernelEntries(p.node, vnets[OWNER_A]);
+            return !seen.includes(victim.mac) && !seen.includes(`${victim.ip} `);
           },
           10_000,
           `entries for ${victim.name} gone on ${p.node.name}`,
         ).catch((err: Error) => {
-          throw new Error(`${err.message}; fdb:\n${seen.fdb}\nneigh:\n${seen.neigh}`);
+          throw new Error(`${err.message}; still there:\n${seen}`);
         });
       }
       for (const p of peers) assert.equal(await ping(p, victim.ip, 1, 1), false, `${p.name} must not reach deleted ${victim.name}`);
-      // Its own node's agent unplumbed it.
-      await eventually(async () => !(await lab.ip(victim.node.ns, 'link', 'show')).includes(`rv${victim.mac.replace(/:/g, '')}`), 10_000, 'veth removed');
+      // Its own node's agent unplumbed it: the instance has no interface left.
+      await eventually(async () => {
+        const st = await http(victim.node.agent!.api, 'GET', '/status');
+        return !(st.body.nics as Array<{ mac: string }>).some((n) => n.mac === victim.mac);
+      }, 10_000, 'the NIC unplumbed on its node');
+      assert.doesNotMatch(await lab.ip(victim.ns, 'link', 'show'), /eth0/);
       instances.splice(instances.indexOf(victim), 1);
     });
 
@@ -485,6 +522,9 @@ for (const backend of BACKENDS_UNDER_TEST) {
       const macs = (st.body.nics as Array<{ mac: string }>).map((n) => n.mac).sort();
       assert.deepEqual(macs, instances.filter((i) => i.node === node).map((i) => i.mac).sort());
       assert.ok(await ping(to, from.ip, 1, 3));
+      // It found its underlay NIC registered and did not add another.
+      const ul = await api('GET', `/nics?belongs_to_uuid=${node.uuid}&underlay=true`);
+      assert.equal(ul.length, 1);
     });
   });
 }

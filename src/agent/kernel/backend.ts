@@ -8,7 +8,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { type MissEvent, Rtnetlink } from '../../dataplane/netlink.js';
-import type { BackendKind, BackendStartOptions, DataplaneBackend, VnetEntries } from '../backend.js';
+import type { BackendStartOptions, DataplaneBackend, VnetEntries } from '../backend.js';
 import { sendGarp } from './garp.js';
 import { IpCommandError, bridgeCmd, inNetns, ip, ipBatch, linkWithAddress, listLinks } from './iproute.js';
 import { bridgeName, hostVethName, normalizeMac, parseDeviceName, vxlanName } from './names.js';
@@ -19,7 +19,7 @@ interface VnetDevices {
 }
 
 export class KernelBackend implements DataplaneBackend {
-  readonly kind: BackendKind = 'kernel';
+  readonly kind = 'kernel';
   private rt: Rtnetlink | undefined;
   private readonly vnetDevs = new Map<number, VnetDevices>();
   private readonly vnetByIfindex = new Map<number, number>();
