@@ -139,7 +139,18 @@ export class Agent {
   // ---- start-up ------------------------------------------------------------------------
 
   async start(): Promise<void> {
-    await this.registerUnderlay();
+    // The controller may come up after the agent: retry while it cannot be reached.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.registerUnderlay();
+        break;
+      } catch (err) {
+        const unreachable = err instanceof TypeError || (err as Error).name === 'TimeoutError';
+        if (!unreachable || attempt >= 30) throw err;
+        this.log(`controller unreachable (${(err as Error).message}); retrying`);
+        await sleep(1000);
+      }
+    }
     await this.o.backend.start({
       underlayIp: this.o.underlayIp,
       underlayDev: this.o.underlayDev,
@@ -271,9 +282,14 @@ export class Agent {
 
   private onMiss(m: BackendMiss): void {
     if (this.closed) return;
+    if (m.kind === 'l3' && unmappable(m.ip)) {
+      // IPv6 link-local neighbour solicitations and the like: never in the mapping.
+      this.metrics.misses.inc({ kind: 'l3_unmapped' });
+      return;
+    }
     this.metrics.misses.inc({ kind: m.kind });
-    const p = m.kind === 'l3' ? (unmappable(m.ip) ? undefined : this.resolveIp(m.vnet, m.ip)) : this.resolveMac(m.vnet, m.mac);
-    p?.catch((err: Error) => this.log(`${m.kind} miss on vnet ${m.vnet}: ${err.message}`));
+    const p = m.kind === 'l3' ? this.resolveIp(m.vnet, m.ip) : this.resolveMac(m.vnet, m.mac);
+    p.catch((err: Error) => this.log(`${m.kind} miss on vnet ${m.vnet}: ${err.message}`));
   }
 
   // ---- shootdowns ----------------------------------------------------------------------

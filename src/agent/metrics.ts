@@ -28,7 +28,7 @@ export function createAgentMetrics(registry: Registry, collectCaches: () => Arra
   return {
     misses: new Counter({
       name: 'rhumb_agent_misses_total',
-      help: 'Data-plane misses by kind (l2: MAC -> VTEP, l3: IP -> MAC)',
+      help: 'Data-plane misses by kind (l2: MAC -> VTEP, l3: IP -> MAC, l3_unmapped: addresses never mapped, e.g. IPv6 link-local; ignored)',
       labelNames: ['kind'] as const,
       registers: [registry],
     }),
