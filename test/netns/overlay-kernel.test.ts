@@ -433,6 +433,9 @@ for (const backend of BACKENDS_UNDER_TEST) {
         assert.equal(r.vxlan!.vni, vnets[OWNER_A], 'only owner A traffic was sent');
         assert.equal(r.vxlan!.inner.arp, undefined, `ARP left the node: ${r.line}`);
         assert.notEqual(r.vxlan!.inner.link?.dst, 'ff:ff:ff:ff:ff:ff', `broadcast left the node: ${r.line}`);
+        // The kernel backend carries fabric frames untagged (see src/agent/kernel/plumbing.ts).
+        if (backend === 'kernel') assert.equal(r.vxlan!.inner.link?.vlan, undefined);
+        else assert.equal(r.vxlan!.inner.link?.vlan, FABRIC_VLAN);
       }
       const req = vx.find((r) => r.vxlan!.inner.icmp?.name === 'echo request')!;
       assert.equal(req.ip?.src, from.node.ip);
@@ -491,6 +494,8 @@ for (const backend of BACKENDS_UNDER_TEST) {
       assert.equal(garp()!.arp!.senderMac, moving.mac);
       arpTrace.kill('SIGTERM');
       await exited(arpTrace);
+      assert.ok((await agentCounter('rhumb_agent_shootdowns_applied_total', { type: 'vl2' })) > 0);
+      assert.ok((await agentCounter('rhumb_agent_shootdowns_applied_total', { type: 'vl3' })) > 0);
     });
 
     it('delete: a deleted NIC stops being reachable and its entries leave every peer', async () => {
@@ -528,6 +533,12 @@ for (const backend of BACKENDS_UNDER_TEST) {
         return !(st.body.nics as Array<{ mac: string }>).some((n) => n.mac === victim.mac);
       }, 10_000, 'the NIC unplumbed on its node');
       assert.doesNotMatch(await lab.ip(victim.ns, 'link', 'show'), /eth0/);
+      // It was the last owner-A NIC on its node: the vnet's devices went with it.
+      if (!ownerOf(OWNER_A).some((i) => i !== victim && i.node === victim.node)) {
+        const st = await http(victim.node.agent!.api, 'GET', '/status');
+        assert.ok(!(st.body.vnets as number[]).includes(vnets[OWNER_A]));
+        if (backend === 'kernel') await assert.rejects(lab.ip(victim.node.ns, 'link', 'show', `rvx${vnets[OWNER_A]}`));
+      }
       instances.splice(instances.indexOf(victim), 1);
     });
 
@@ -547,6 +558,7 @@ for (const backend of BACKENDS_UNDER_TEST) {
       const st = await http(node.agent!.api, 'GET', '/status');
       const macs = (st.body.nics as Array<{ mac: string }>).map((n) => n.mac).sort();
       assert.deepEqual(macs, instances.filter((i) => i.node === node).map((i) => i.mac).sort());
+      assert.ok(st.body.cache.vl3.positive > 0, 'cache rebuilt from the kernel entries');
       assert.ok(await ping(to, from.ip, 1, 3));
       // It found its underlay NIC registered and did not add another.
       const ul = await api('GET', `/nics?belongs_to_uuid=${node.uuid}&underlay=true`);
