@@ -3,7 +3,7 @@
  * The agent prints its local API address first ("rhumb agent: API http://HOST:PORT"),
  * then "rhumb agent: ready" once it serves.
  */
-import { type Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isIP } from 'node:net';
 import { Agent } from '../agent/agent.js';
 import { buildAgentApi } from '../agent/api.js';
@@ -37,12 +37,18 @@ function need<T>(v: T | undefined, flag: string): T {
 }
 
 async function callAgent(agent: HostPort, path: string, body: unknown): Promise<unknown> {
-  const res = await fetch(`http://${formatHostPort(agent)}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(60_000),
-  });
+  let res: Response;
+  try {
+    res = await fetch(`http://${formatHostPort(agent)}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(60_000),
+    });
+  } catch (err) {
+    const cause = (err as Error & { cause?: Error }).cause;
+    throw new Error(`cannot reach the agent at ${formatHostPort(agent)}: ${cause?.message ?? (err as Error).message}`);
+  }
   const parsed = (await res.json().catch(() => ({}))) as { message?: string };
   if (res.status >= 400) throw new Error(`${path.slice(1)} failed (${res.status}): ${parsed.message ?? 'no message'}`);
   return parsed;
@@ -111,7 +117,7 @@ export function registerAgentCommands(program: Command): void {
     .option('--controller <url>', 'controller REST API, e.g. http://10.0.0.1:8080')
     .option('--svp <host:port,...>', 'SVP servers (portolan), comma separated')
     .option('--backend <kind>', `data plane: ${Object.keys(BACKENDS).join(', ')}`, 'kernel')
-    .option('--api <host:port>', 'local API address', (v) => parseHostPort(v), parseHostPort('127.0.0.1:0'))
+    .addOption(new Option('--api <host:port>', 'local API address (port 0: any free port)').argParser((v) => parseHostPort(v)).default(parseHostPort('127.0.0.1:0'), '127.0.0.1:0'))
     .option('--admin-uuid <uuid>', 'owner of the underlay NIC the agent registers', DEFAULT_ADMIN_UUID)
     .option('--negative-ttl <ms>', 'how long NOTFOUND answers are cached', parseIntArg(0, 600_000), 2000)
     .option('--no-prefetch', "don't resolve a network's remote NICs when its vnet first appears here")
