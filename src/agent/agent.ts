@@ -249,7 +249,9 @@ export class Agent {
       const r = await this.vl3.resolve(vl3Key(vnet, ip), () => this.lookupVl3(vnet, ip));
       source = r.source;
       result = r.value === null ? 'notfound' : this.isLocal(r.value.underlay) ? 'local' : 'ok';
-      if (r.value && result === 'ok') this.installIp(vnet, ip, r.value);
+      // A coalesced caller leaves the install to the first; a stale answer (a shootdown
+      // arrived meanwhile) is not installed: the kernel asks again if it still needs it.
+      if (r.value && result === 'ok' && r.source !== 'coalesced' && !r.stale) this.installIp(vnet, ip, r.value);
       return r.value;
     } finally {
       this.metrics.lookups.inc({ kind: 'vl3', result, source });
@@ -263,7 +265,7 @@ export class Agent {
       const r = await this.vl2.resolve(vl2Key(vnet, mac), () => this.lookupVl2(vnet, mac));
       source = r.source;
       result = r.value === null ? 'notfound' : this.isLocal(r.value.underlay) ? 'local' : 'ok';
-      if (r.value && result === 'ok') {
+      if (r.value && result === 'ok' && r.source !== 'coalesced' && !r.stale) {
         this.o.backend.installL2(vnet, mac, r.value.underlay);
         this.o.prober?.add(r.value.underlay);
       }
@@ -341,6 +343,8 @@ export class Agent {
     this.vl2.invalidate(vl2Key(vnet, mac));
     const prefix = `${vnet}/`;
     this.vl3.invalidateWhere((k, v) => k.startsWith(prefix) && v.mac === mac);
+    // Which IP a lookup in flight will name is unknown yet: none of this vnet's may install.
+    this.vl3.invalidateInflight((k) => k.startsWith(prefix));
     if (!this.nics.has(mac)) {
       await this.o.backend.removeMac(vnet, mac);
       return;
@@ -362,7 +366,9 @@ export class Agent {
       this.vl3.invalidate(key);
       return;
     }
-    const now = await this.vl3.refresh(key, () => this.lookupVl3(vnet, ip));
+    const { value: now, stale } = await this.vl3.refresh(key, () => this.lookupVl3(vnet, ip));
+    // A later shootdown for this IP arrived meanwhile: it will do the work.
+    if (stale) return;
     if (now && !this.isLocal(now.underlay)) {
       this.installIp(vnet, ip, now);
       await this.o.backend.announce(vnet, ip, now.mac).catch((err: Error) => this.log(`gratuitous ARP ${ip}: ${err.message}`));

@@ -21,6 +21,13 @@ export interface CacheResult<T> {
   /** null: the controller said NOTFOUND. */
   value: T | null;
   source: CacheSource;
+  /** The key was invalidated while the lookup was in flight: the answer may predate that change. */
+  stale?: true;
+}
+
+interface Fetched<T> {
+  value: T | null;
+  stale: boolean;
 }
 
 export interface ResolvingCacheOptions {
@@ -37,7 +44,7 @@ interface Entry<T> {
 
 export class ResolvingCache<T> {
   private readonly entries = new Map<string, Entry<T>>();
-  private readonly inflight = new Map<string, Promise<T | null>>();
+  private readonly inflight = new Map<string, Promise<Fetched<T>>>();
   /** Bumped by every invalidation of a key, so a lookup racing it is not cached. */
   private readonly generations = new Map<string, number>();
   private readonly negativeTtlMs: number;
@@ -67,23 +74,24 @@ export class ResolvingCache<T> {
     const cached = this.peek(key);
     if (cached !== undefined) return { value: cached, source: cached === null ? 'negative' : 'hit' };
     const pending = this.inflight.get(key);
-    if (pending) return { value: await pending, source: 'coalesced' };
-    const value = await this.fetch(key, lookup);
-    return { value, source: 'lookup' };
+    const source: CacheSource = pending ? 'coalesced' : 'lookup';
+    const { value, stale } = await (pending ?? this.fetch(key, lookup));
+    return stale ? { value, source, stale } : { value, source };
   }
 
-  /** Looks up again regardless of the cache (coalescing with one in flight started later). */
-  async refresh(key: string, lookup: () => Promise<T | null>): Promise<T | null> {
+  /** Forgets key and looks it up again (later resolves share this lookup). */
+  async refresh(key: string, lookup: () => Promise<T | null>): Promise<Fetched<T>> {
     this.invalidate(key);
     return this.fetch(key, lookup);
   }
 
-  private fetch(key: string, lookup: () => Promise<T | null>): Promise<T | null> {
+  private fetch(key: string, lookup: () => Promise<T | null>): Promise<Fetched<T>> {
     const gen = this.generations.get(key) ?? 0;
-    const p: Promise<T | null> = lookup()
+    const p: Promise<Fetched<T>> = lookup()
       .then((value) => {
-        if ((this.generations.get(key) ?? 0) === gen) this.set(key, value);
-        return value;
+        const stale = (this.generations.get(key) ?? 0) !== gen;
+        if (!stale) this.set(key, value);
+        return { value, stale };
       })
       .finally(() => {
         if (this.inflight.get(key) === p) this.inflight.delete(key);
@@ -110,6 +118,13 @@ export class ResolvingCache<T> {
     for (const [k, e] of this.entries) if (e.value !== null && pred(k, e.value)) gone.push(k);
     for (const k of gone) this.invalidate(k);
     return gone;
+  }
+
+  /** Marks lookups in flight whose key matches as stale (their answers are not cached). */
+  invalidateInflight(pred: (key: string) => boolean): number {
+    const keys = [...this.inflight.keys()].filter(pred);
+    for (const k of keys) this.invalidate(k);
+    return keys.length;
   }
 
   /** Positive and negative entries (expired negatives included until touched). */

@@ -55,7 +55,7 @@ test('an answer that raced an invalidation is returned but not cached', async ()
   const first = cache.resolve('k', () => d.promise);
   cache.invalidate('k'); // a shootdown arrives while the lookup is in flight
   d.resolve('stale');
-  assert.equal((await first).value, 'stale');
+  assert.deepEqual(await first, { value: 'stale', source: 'lookup', stale: true });
   assert.equal(cache.peek('k'), undefined);
   assert.deepEqual(await cache.resolve('k', async () => 'fresh'), { value: 'fresh', source: 'lookup' });
 });
@@ -73,7 +73,7 @@ test('refresh bypasses the cache; invalidateWhere drops matching positive entrie
   cache.set('1/10.0.0.2', { mac: 'b' });
   cache.set('2/10.0.0.1', { mac: 'a' });
   cache.set('1/10.0.0.3', null);
-  assert.deepEqual(await cache.refresh('1/10.0.0.2', async () => ({ mac: 'c' })), { mac: 'c' });
+  assert.deepEqual(await cache.refresh('1/10.0.0.2', async () => ({ mac: 'c' })), { value: { mac: 'c' }, stale: false });
   assert.deepEqual(cache.peek('1/10.0.0.2'), { mac: 'c' });
   const gone = cache.invalidateWhere((k, v) => k.startsWith('1/') && v.mac === 'a');
   assert.deepEqual(gone, ['1/10.0.0.1']);

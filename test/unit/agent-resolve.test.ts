@@ -219,3 +219,17 @@ test('attach refuses NICs that are missing or placed on another node', async () 
   await assert.rejects(agent.attach({ mac: '90:b8:d0:00:00:31', netns: '/run/netns/x' }), (e: Error & { status?: number }) => e.status === 409 && /not this node/.test(e.message));
   await assert.rejects(agent.attach({ mac: 'nonsense', netns: '/run/netns/x' }), (e: Error & { status?: number }) => e.status === 400);
 });
+
+test('an answer that raced a shootdown is not installed', async () => {
+  const { agent, backend, svp } = makeAgent();
+  svp.ips.set('10.0.0.7', { mac: '90:b8:d0:00:00:07', ul: PEER });
+  let open!: () => void;
+  svp.gate = new Promise((r) => (open = r));
+  const pending = agent.resolveIp(VNET, '10.0.0.7');
+  // The NIC is deleted while the lookup is on the wire.
+  const shot = agent.applyShootdowns([{ type: 'vl2', id: 'x', mac: '90:b8:d0:00:00:07', vnetId: VNET }]);
+  open();
+  await Promise.all([pending, shot]);
+  assert.ok(!backend.calls.some((c) => c.startsWith('l3 ')), backend.calls.join('; '));
+  assert.equal(agent.vl3.peek(`${VNET}/10.0.0.7`), undefined);
+});
