@@ -192,7 +192,7 @@ export class Agent {
     for (const mac of this.o.backend.plumbedMacs()) {
       const n = byMac.get(mac);
       if (!n) {
-        this.log(`NIC ${mac} is plumbed here but the API does not place it on this node; left as is (detach it)`);
+        await this.reconcileOrphan(mac);
         continue;
       }
       try {
@@ -217,6 +217,23 @@ export class Agent {
       entries += e.fdb.length + e.neighbours.length;
     }
     if (this.nics.size > 0 || entries > 0) this.log(`rebuilt: ${this.nics.size} NIC(s), ${entries} kernel entries`);
+  }
+
+  /**
+   * A NIC plumbed here that the API does not place here: deleted while the agent was
+   * down (unplumb it), or moved elsewhere (left for the orchestrator's detach).
+   */
+  private async reconcileOrphan(mac: string): Promise<void> {
+    try {
+      await this.o.napi.getNic(mac);
+      this.log(`NIC ${mac} is plumbed here but placed on another node; left until it is detached`);
+    } catch (err) {
+      if (!(err instanceof NapiRequestError && err.status === 404)) throw err;
+      const vnet = this.o.backend.vnetOf(mac);
+      if (vnet === undefined) return;
+      this.log(`NIC ${mac} was deleted while the agent was down: unplumbing it`);
+      await this.o.backend.unplumb(mac, vnet);
+    }
   }
 
   // ---- lookups -------------------------------------------------------------------------

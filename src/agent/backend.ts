@@ -35,6 +35,8 @@ export interface DataplaneBackend {
   /** MACs whose NIC is plumbed on this node. */
   plumbedMacs(): string[];
   isPlumbed(mac: string): boolean;
+  /** The vnet a plumbed NIC is on. */
+  vnetOf(mac: string): number | undefined;
   /** Creates the vnet's devices if needed, then the NIC's; all or nothing. */
   plumb(p: NicPlumbing): Promise<{ firstOnVnet: boolean }>;
   /** Removes the NIC's devices, and the vnet's when this was its last NIC. */

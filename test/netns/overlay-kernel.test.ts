@@ -550,11 +550,21 @@ for (const backend of BACKENDS_UNDER_TEST) {
       const transfer = send(from, [to.ip], 4 * 1024 * 1024, 4000);
       await sleep(800);
       await stopAgent(node);
-      await sleep(500);
+      // While it is down, another NIC on its node is deleted.
+      const gone = group.find((i) => i !== from && i.node === node);
+      if (gone) {
+        await api('DELETE', `/nics/${gone.mac}`);
+        instances.splice(instances.indexOf(gone), 1);
+      }
+      await sleep(300);
       await startAgent(node);
       const [r] = await transfer;
       assert.equal(r.reply, `${to.name} ${4 * 1024 * 1024}`, JSON.stringify(r));
-      // The restarted agent adopted what was plumbed, and the overlay still works both ways.
+      // The restarted agent adopted what was plumbed (and unplumbed the deleted NIC), and the
+      // overlay still works both ways.
+      if (gone) {
+        await eventually(async () => !(await lab.ip(gone.ns, 'link', 'show')).includes('eth0'), 10_000, `${gone.name} unplumbed`);
+      }
       const st = await http(node.agent!.api, 'GET', '/status');
       const macs = (st.body.nics as Array<{ mac: string }>).map((n) => n.mac).sort();
       assert.deepEqual(macs, instances.filter((i) => i.node === node).map((i) => i.mac).sort());

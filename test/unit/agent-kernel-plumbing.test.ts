@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { garpFrame } from '../../src/agent/kernel/garp.js';
 import { bridgeName, hostVethName, normalizeMac, parseDeviceName, vxlanName } from '../../src/agent/kernel/names.js';
-import { PlumbingError, hostSideCommands, instanceCommands, plumbingFor, vethCreateArgs, vnetCommands } from '../../src/agent/kernel/plumbing.js';
+import { PlumbingError, hostSideCommands, instanceCommands, plumbingFor, vnetCommands } from '../../src/agent/kernel/plumbing.js';
 import type { ApiNic } from '../../src/agent/napi-client.js';
 import { vnetFromNicTag } from '../../src/agent/napi-client.js';
 
@@ -58,10 +58,11 @@ test('plumbingFor turns a NAPI NIC into address, prefix, MTU, gateway and routes
     'link set rvx6568847 up',
     'link set rbr6568847 up',
   ]);
-  assert.deepEqual(vethCreateArgs(p), [
-    'link', 'add', 'rv90b8d0123456', 'mtu', '1400', 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', '1400', 'address', '90:b8:d0:12:34:56', 'netns', '/run/netns/inst1',
+  assert.deepEqual(hostSideCommands(p), [
+    'link add rv90b8d0123456 mtu 1400 type veth peer name eth0 mtu 1400 address 90:b8:d0:12:34:56 netns /run/netns/inst1',
+    'link set rv90b8d0123456 master rbr6568847',
+    'link set rv90b8d0123456 up',
   ]);
-  assert.deepEqual(hostSideCommands(p), ['link set rv90b8d0123456 master rbr6568847', 'link set rv90b8d0123456 up']);
   assert.deepEqual(instanceCommands(p), [
     'link set lo up',
     'addr add 10.77.0.20/24 dev eth0',

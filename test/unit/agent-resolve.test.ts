@@ -27,6 +27,9 @@ class FakeBackend implements DataplaneBackend {
   isPlumbed(mac: string): boolean {
     return this.plumbed.has(mac);
   }
+  vnetOf(mac: string): number | undefined {
+    return this.plumbed.get(mac);
+  }
   async plumb(p: NicPlumbing): Promise<{ firstOnVnet: boolean }> {
     this.plumbed.set(p.mac, p.vnet);
     this.calls.push(`plumb ${p.mac}`);

@@ -12,7 +12,7 @@ import type { BackendStartOptions, DataplaneBackend, VnetEntries } from '../back
 import { sendGarp } from './garp.js';
 import { IpCommandError, bridgeCmd, inNetns, ip, ipBatch, linkWithAddress, listLinks } from './iproute.js';
 import { bridgeName, hostVethName, normalizeMac, parseDeviceName, vxlanName } from './names.js';
-import { type NicPlumbing, PlumbingError, VXLAN_OVERHEAD, hostSideCommands, instanceCommands, vethCreateArgs, vnetCommands } from './plumbing.js';
+import { type NicPlumbing, PlumbingError, VXLAN_OVERHEAD, hostSideCommands, instanceCommands, vnetCommands } from './plumbing.js';
 
 interface VnetDevices {
   vxIfindex: number;
@@ -94,6 +94,10 @@ export class KernelBackend implements DataplaneBackend {
     return this.veths.has(normalizeMac(mac));
   }
 
+  vnetOf(mac: string): number | undefined {
+    return this.veths.get(normalizeMac(mac));
+  }
+
   private async quietIpv6(dev: string): Promise<void> {
     // Our devices carry no addresses; no router solicitations or MLD from them.
     await writeFile(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, '1').catch(() => undefined);
@@ -130,7 +134,6 @@ export class KernelBackend implements DataplaneBackend {
       const firstOnVnet = await this.ensureVnet(p.vnet);
       const host = hostVethName(mac);
       try {
-        await ip(vethCreateArgs(p));
         await ipBatch(hostSideCommands(p));
         await this.quietIpv6(host);
         await ipBatch(instanceCommands(p), inNetns(p.netns));

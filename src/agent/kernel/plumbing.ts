@@ -113,15 +113,17 @@ export function vnetCommands(spec: VnetDeviceSpec): string[] {
   ];
 }
 
-/** `ip` argv creating the veth pair, the instance end already in its namespace. */
-export function vethCreateArgs(p: NicPlumbing): string[] {
-  return ['link', 'add', hostVethName(p.mac), 'mtu', String(p.mtu), 'type', 'veth', 'peer', 'name', p.ifname, 'mtu', String(p.mtu), 'address', p.mac, 'netns', p.netns];
-}
-
-/** `ip -batch` lines for the host end: into the vnet's bridge, up. */
+/**
+ * `ip -batch` lines for the node side: the veth pair (the instance end created directly
+ * in its namespace, with the NIC's MAC and MTU), the host end into the vnet's bridge, up.
+ */
 export function hostSideCommands(p: NicPlumbing): string[] {
   const host = hostVethName(p.mac);
-  return [`link set ${host} master ${bridgeName(p.vnet)}`, `link set ${host} up`];
+  return [
+    `link add ${host} mtu ${p.mtu} type veth peer name ${p.ifname} mtu ${p.mtu} address ${p.mac} netns ${p.netns}`,
+    `link set ${host} master ${bridgeName(p.vnet)}`,
+    `link set ${host} up`,
+  ];
 }
 
 /** `ip -batch` lines run inside the instance namespace. */
