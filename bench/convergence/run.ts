@@ -19,6 +19,10 @@
  * the shootdown alone: PUT → the sender's node has its vxlan FDB entry for the mover
  * re-pointed at the new node (`bridge monitor fdb` in that node).
  *
+ * The mover is the only NIC of its vnet on nodes 2 and 3, so every move also creates the
+ * vnet's vxlan device and bridge on the new node and removes them from the old one — the
+ * slow case for plumbing.
+ *
  * Writes bench/results/convergence.json (convergence.quick.json with --quick).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
