@@ -9,34 +9,10 @@ import { napiParams } from '../http.js';
 import { subnetContains, subnetOf } from '../ipmath.js';
 import { ipKey } from '../keys.js';
 import { listNetworkRecords, sortByName } from '../models/network.js';
+import { type SerializedIp, serializeIp, synthesizedIp } from '../models/ip.js';
 import type { IpRecord } from '../models/records.js';
 import { Tx } from '../txn.js';
 import { vBool, vIp, vString, vUuid, validateParams } from '../validate.js';
-
-export interface SerializedIp {
-  ip: string;
-  network_uuid: string;
-  reserved: boolean;
-  free: boolean;
-  owner_uuid?: string;
-  belongs_to_type?: string;
-  belongs_to_uuid?: string;
-}
-
-/** NAPI's IP object: `free` only when unreserved and not owned or assigned. */
-export function serializeIpRecord(rec: IpRecord | undefined, ip: string, networkUuid: string): SerializedIp {
-  if (!rec) return { ip, network_uuid: networkUuid, reserved: false, free: true };
-  const s: SerializedIp = {
-    ip: rec.ip,
-    network_uuid: rec.network_uuid,
-    reserved: rec.reserved,
-    free: !rec.reserved && !rec.owner_uuid && !rec.belongs_to_uuid && !rec.belongs_to_type,
-  };
-  if (rec.owner_uuid) s.owner_uuid = rec.owner_uuid;
-  if (rec.belongs_to_type) s.belongs_to_type = rec.belongs_to_type;
-  if (rec.belongs_to_uuid) s.belongs_to_uuid = rec.belongs_to_uuid;
-  return s;
-}
 
 export function registerSearch(app: FastifyInstance, ctx: NapiContext): void {
   app.get('/search/ips', async (req) => {
@@ -58,7 +34,7 @@ export function registerSearch(app: FastifyInstance, ctx: NapiContext): void {
     const out: SerializedIp[] = [];
     for (const n of nets) {
       const kv = recs.get(ipKey(n.uuid, ip));
-      const s = serializeIpRecord(kv ? (JSON.parse(kv.value) as IpRecord) : undefined, ip, n.uuid);
+      const s = serializeIp(kv ? (JSON.parse(kv.value) as IpRecord) : synthesizedIp(n.uuid, ip));
       const fields = ['belongs_to_type', 'belongs_to_uuid', 'owner_uuid'] as const;
       if (fields.every((f) => c[f] === undefined || s[f] === c[f])) out.push(s);
     }
