@@ -83,8 +83,8 @@ export async function startController(opts: ControllerOptions): Promise<Controll
         logger,
         // Read-your-writes across protocols: a REST write is acknowledged only once SVP
         // lookups on this controller reflect it (no stale answer after a commit).
-        beforeWriteReply: async () => {
-          await index.waitForRevision(await store.revision(), 5000);
+        beforeWriteReply: async (revision) => {
+          await index.waitForRevision(revision, 5000);
         },
       },
     );

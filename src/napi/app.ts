@@ -10,7 +10,7 @@ import { StoreClosedError } from '../store/types.js';
 import type { NapiContext } from './context.js';
 import { NapiError, internalError, invalidContent } from './errors.js';
 import { routeModules } from './routes/index.js';
-import { TxConflictError } from './txn.js';
+import { type CommitRecord, TxConflictError, commitTracker } from './txn.js';
 
 export interface NapiAppOptions {
   logger?: FastifyServerOptions['logger'];
@@ -20,7 +20,7 @@ export interface NapiAppOptions {
    * Called before a successful write's response is sent, so a client that got its answer
    * can rely on every reader (the SVP mapping index) already reflecting the write.
    */
-  beforeWriteReply?: () => Promise<void>;
+  beforeWriteReply?: (revision: number) => Promise<void>;
 }
 
 const SERVER_NAME = 'rhumb Networking API';
@@ -58,10 +58,16 @@ export function buildNapiApp(deps: Omit<NapiContext, 'log'>, opts: NapiAppOption
     reply.header('x-server-name', serverName);
   });
   const beforeWriteReply = opts.beforeWriteReply;
+  const commits = new WeakMap<object, CommitRecord>();
+  // Every transaction of this request reports its commit revision here.
+  app.addHook('onRequest', (req, _reply, done) => {
+    const rec: CommitRecord = { revision: 0 };
+    commits.set(req, rec);
+    commitTracker.run(rec, done);
+  });
   app.addHook('onSend', async (req, reply, payload) => {
-    if (beforeWriteReply && req.method !== 'GET' && req.method !== 'HEAD' && reply.statusCode < 300) {
-      await beforeWriteReply();
-    }
+    const committed = commits.get(req)?.revision ?? 0;
+    if (beforeWriteReply && committed > 0 && reply.statusCode < 300) await beforeWriteReply(committed);
     reply.header('x-response-time', Math.round(reply.elapsedTime));
     return payload;
   });

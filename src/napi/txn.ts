@@ -6,7 +6,17 @@
  * commit fail; the body then runs again on fresh data. This is how every API write stays
  * atomic (no half-written objects) and allocation stays unique under concurrency.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { KeyValue, Op, Precondition, RangeOptions, Store } from '../store/types.js';
+
+/**
+ * The highest revision committed by transactions run within the current request (the
+ * REST layer opens one per request), so the reply can wait until readers reflect it.
+ */
+export interface CommitRecord {
+  revision: number;
+}
+export const commitTracker = new AsyncLocalStorage<CommitRecord>();
 
 export class TxConflictError extends Error {
   constructor(attempts: number) {
@@ -118,7 +128,11 @@ export async function transact<T>(
     const batch = tx.batch();
     if (batch.ops.length === 0) return { value, revision: await store.revision() };
     const res = await store.commit(batch);
-    if (res.ok) return { value, revision: res.revision };
+    if (res.ok) {
+      const rec = commitTracker.getStore();
+      if (rec && res.revision > rec.revision) rec.revision = res.revision;
+      return { value, revision: res.revision };
+    }
     if (i > 2) await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 * i)));
   }
   throw new TxConflictError(attempts);
