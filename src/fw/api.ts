@@ -263,7 +263,7 @@ function parseContainer(uuid: string, params: Record<string, unknown>, base?: Do
   const links = list('links', parseLink, base?.links ?? []);
   const exposed = list<DockerPort>('exposed_ports', parsePort, base?.exposed ?? []);
   const published = list<DockerPort>('published_ports', parsePublish, base?.published ?? []);
-  const env = list<string>('env', (v) => (typeof v === 'string' && v.includes('=') ? v : 'env entries must be "KEY=VALUE"'), base?.env ?? []);
+  const env = list<{ kv: string }>('env', (v) => (typeof v === 'string' && v.indexOf('=') > 0 ? { kv: v } : 'env entries must be "KEY=VALUE"'), (base?.env ?? []).map((kv) => ({ kv }))).map((e) => e.kv);
   const publishAll = boolParam('publish_all', params.publish_all, errors) ?? base?.publish_all ?? false;
   const icc = boolParam('icc', params.icc, errors);
   if (errors.length > 0) throw invalidParams(errors);

@@ -1,0 +1,241 @@
+/**
+ * Agent side of the firewall: applies compiled rulesets into instances' network
+ * namespaces, and the loop that long-polls the controller's per-node feed.
+ *
+ * Each ruleset is a complete `nft -f` transaction (create-if-missing, delete, define the
+ * table), run with `nsenter --net=<netns path> nft -f -`. nft applies a file atomically, so
+ * a rejected ruleset changes nothing: the previous one stays in force, and the failure is
+ * returned, counted and retried on the next round.
+ */
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { renderRuleset, runWithInput } from './nft.js';
+import type { FeedResponse, NodeRuleset } from './push.js';
+
+export interface ApplyResult {
+  ok: boolean;
+  /** nft's message when the ruleset was rejected or nft could not run. */
+  error?: string;
+  /** False when the same text was already applied (nothing run). */
+  changed: boolean;
+}
+
+interface ApplierMetrics {
+  applied: Counter;
+  failures: Counter;
+  seconds: Histogram;
+}
+
+function applierMetrics(registry: Registry | undefined): ApplierMetrics | undefined {
+  if (!registry) return undefined;
+  const get = <T>(name: string): T | undefined => registry.getSingleMetric(name) as T | undefined;
+  return {
+    applied:
+      get<Counter>('rhumb_fw_rulesets_applied_total') ??
+      new Counter({ name: 'rhumb_fw_rulesets_applied_total', help: 'Rulesets applied with nft -f', registers: [registry] }),
+    failures:
+      get<Counter>('rhumb_fw_apply_failures_total') ??
+      new Counter({ name: 'rhumb_fw_apply_failures_total', help: 'Ruleset applies nft rejected or could not run (previous ruleset kept)', registers: [registry] }),
+    seconds:
+      get<Histogram>('rhumb_fw_apply_seconds') ??
+      new Histogram({
+        name: 'rhumb_fw_apply_seconds',
+        help: 'Time to apply one instance ruleset',
+        buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+        registers: [registry],
+      }),
+  };
+}
+
+export class NftApplier {
+  private readonly metrics: ApplierMetrics | undefined;
+  /** instance -> text last applied successfully. */
+  private readonly current = new Map<string, string>();
+
+  constructor(opts: { registry?: Registry } = {}) {
+    this.metrics = applierMetrics(opts.registry);
+  }
+
+  appliedText(instance: string): string | undefined {
+    return this.current.get(instance);
+  }
+
+  /** Replaces the instance's table in the namespace at netnsPath, atomically. */
+  async apply(instance: string, netnsPath: string, text: string): Promise<ApplyResult> {
+    if (this.current.get(instance) === text) return { ok: true, changed: false };
+    const started = process.hrtime.bigint();
+    const res = await runWithInput('nsenter', [`--net=${netnsPath}`, 'nft', '-f', '-'], text);
+    this.metrics?.seconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    if (res.code !== 0) {
+      this.metrics?.failures.inc();
+      return { ok: false, changed: false, error: (res.spawnError?.message ?? res.stderr.trim()) || `nft exited with ${res.code}` };
+    }
+    this.metrics?.applied.inc();
+    this.current.set(instance, text);
+    return { ok: true, changed: true };
+  }
+
+  /** Removes the instance's table (no-op if absent) and forgets it. */
+  async remove(instance: string, netnsPath: string): Promise<ApplyResult> {
+    const res = await this.apply(instance, netnsPath, renderRuleset(instance, null));
+    if (res.ok) this.current.delete(instance);
+    return res;
+  }
+
+  forget(instance: string): void {
+    this.current.delete(instance);
+  }
+}
+
+export type NetnsResolver = (instanceUuid: string) => string | undefined | Promise<string | undefined>;
+
+export interface FwFeedClientOptions {
+  /** Controller REST base URL, e.g. http://10.0.0.1:8080 */
+  controllerUrl: string;
+  nodeUuid: string;
+  /** Instance uuid → network namespace path (/var/run/netns/NAME, /proc/PID/ns/net). */
+  resolveNetns: NetnsResolver;
+  registry?: Registry;
+  applier?: NftApplier;
+  /** Long-poll duration asked of the controller (ms). */
+  waitMs?: number;
+  /** Delay before retrying after an error, and between retries of failed applies (ms). */
+  retryMs?: number;
+  /** Called after each round with what happened (for logs). */
+  onRound?: (round: { revision: number; full: boolean; applied: string[]; failed: Map<string, string> }) => void;
+}
+
+/**
+ * Long-polls GET /fw/nodes/:node/rulesets?since=REV and applies what comes back. A full
+ * resync (first poll, or when the controller has no history for our revision) also
+ * removes tables of instances that are no longer on this node. Rulesets that could not
+ * be applied (namespace not there yet, nft failure) are retried until they succeed or a
+ * newer ruleset replaces them.
+ */
+export class FwFeedClient {
+  readonly applier: NftApplier;
+  /** Last feed revision fully received. */
+  revision = 0;
+  /** Instances with a ruleset we could not apply yet, and why. */
+  readonly failures = new Map<string, string>();
+  private readonly pending = new Map<string, NodeRuleset>();
+  private readonly known = new Map<string, string>();
+  private running = false;
+  private abort: AbortController | undefined;
+  private loop: Promise<void> | undefined;
+  private sleeper: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
+  private readonly listeners = new Set<() => void>();
+
+  constructor(private readonly opts: FwFeedClientOptions) {
+    this.applier = opts.applier ?? new NftApplier(opts.registry ? { registry: opts.registry } : {});
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.abort?.abort();
+    if (this.sleeper) {
+      clearTimeout(this.sleeper.timer);
+      this.sleeper.resolve();
+    }
+    await this.loop;
+  }
+
+  /** Resolves once a round has reached this revision with nothing left pending. */
+  waitForRevision(revision: number, timeoutMs = 15_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (this.revision >= revision && this.pending.size === 0) {
+          clearTimeout(timer);
+          this.listeners.delete(check);
+          resolve();
+        }
+      };
+      const timer = setTimeout(() => {
+        this.listeners.delete(check);
+        reject(new Error(`fw feed: revision ${revision} not applied in ${timeoutMs} ms (at ${this.revision}, pending ${[...this.pending.keys()].join(',')}, failures ${[...this.failures.values()].join('; ')})`));
+      }, timeoutMs);
+      this.listeners.add(check);
+      check();
+    });
+  }
+
+  private async run(): Promise<void> {
+    const retry = this.opts.retryMs ?? 1000;
+    while (this.running) {
+      try {
+        const wait = this.pending.size > 0 ? Math.min(retry, this.opts.waitMs ?? 30_000) : (this.opts.waitMs ?? 30_000);
+        const res = await this.poll(wait);
+        if (!this.running) break;
+        await this.handle(res);
+      } catch (err) {
+        if (!this.running) break;
+        this.failures.set('(feed)', (err as Error).message);
+        await this.sleep(retry);
+      }
+    }
+  }
+
+  private async poll(waitMs: number): Promise<FeedResponse> {
+    this.abort = new AbortController();
+    const url = `${this.opts.controllerUrl.replace(/\/$/, '')}/fw/nodes/${this.opts.nodeUuid}/rulesets?since=${this.revision}&wait=${waitMs}`;
+    const res = await fetch(url, { signal: this.abort.signal });
+    if (!res.ok) throw new Error(`feed ${res.status}: ${await res.text()}`);
+    return (await res.json()) as FeedResponse;
+  }
+
+  private async handle(res: FeedResponse): Promise<void> {
+    this.failures.delete('(feed)');
+    if (res.full) {
+      const present = new Set(res.rulesets.map((r) => r.uuid));
+      for (const uuid of [...this.known.keys()]) {
+        if (present.has(uuid)) continue;
+        this.pending.set(uuid, { uuid, table: '', text: renderRuleset(uuid, null), revision: res.revision, removed: true });
+      }
+    }
+    for (const r of res.rulesets) this.pending.set(r.uuid, r);
+    const applied: string[] = [];
+    for (const [uuid, r] of [...this.pending]) {
+      const ns = await this.opts.resolveNetns(uuid);
+      if (ns === undefined) {
+        if (r.removed) {
+          // Gone from this node and no namespace left: nothing to remove.
+          this.pending.delete(uuid);
+          this.known.delete(uuid);
+          this.applier.forget(uuid);
+          this.failures.delete(uuid);
+        } else this.failures.set(uuid, 'no network namespace for this instance (yet)');
+        continue;
+      }
+      const out = await this.applier.apply(uuid, ns, r.text);
+      if (!out.ok) {
+        this.failures.set(uuid, out.error ?? 'apply failed');
+        continue;
+      }
+      this.pending.delete(uuid);
+      this.failures.delete(uuid);
+      if (r.removed) {
+        this.known.delete(uuid);
+        this.applier.forget(uuid);
+      } else this.known.set(uuid, r.text);
+      if (out.changed) applied.push(uuid);
+    }
+    this.revision = res.revision;
+    this.opts.onRound?.({ revision: res.revision, full: res.full, applied, failed: new Map(this.failures) });
+    for (const l of [...this.listeners]) l();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.sleeper = undefined;
+        resolve();
+      }, ms);
+      this.sleeper = { timer, resolve };
+    });
+  }
+}
