@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { registerClientCommands } from './client.js';
 import { registerAgentCommands } from './agent.js';
 import { registerControllerCommand } from './controller.js';
+import { registerSvpCommands } from './svp.js';
 import { registerTraceCommand } from './trace.js';
 
 export function buildProgram(): Command {
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
   registerControllerCommand(program);
   registerAgentCommands(program);
   registerClientCommands(program);
+  registerSvpCommands(program);
   registerTraceCommand(program);
   return program;
 }

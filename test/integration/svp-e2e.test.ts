@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { SvpClient } from '../../src/svp/client.js';
 import { SvpStatus } from '../../src/svp/codec.js';
-import { http, type RunningController, startControllerProcess } from '../helpers/processes.js';
+import { spawnSync } from 'node:child_process';
+import { CLI, http, type RunningController, startControllerProcess } from '../helpers/processes.js';
 
 const OWNER = '11111111-2222-4333-8444-555555555555';
 const CN = ['c0000000-0000-4000-8000-000000000001', 'c0000000-0000-4000-8000-000000000002', 'c0000000-0000-4000-8000-000000000003', 'c0000000-0000-4000-8000-000000000004'];
@@ -79,6 +80,17 @@ describe('SVP answers what the REST API wrote', () => {
     assert.equal(vl2.status, SvpStatus.OK);
     assert.equal(vl2.ip, UL[0]);
     assert.equal(vl2.port, 4789);
+  });
+
+  it('the operator command `rhumb svp vl3` answers the same, in JSON and in words', () => {
+    const server = `${ctl.svp!.host}:${ctl.svp!.port}`;
+    const json = spawnSync(process.execPath, [CLI, 'svp', 'vl3', '10.20.0.11', String(vnet), '--server', server, '--json'], { encoding: 'utf8', timeout: 15000 });
+    assert.equal(json.status, 0, json.stderr);
+    const parsed = JSON.parse(json.stdout);
+    assert.equal(parsed.ip, UL[0]);
+    const words = spawnSync(process.execPath, [CLI, 'svp', 'vl2', '02:00:00:00:00:99', String(vnet), '--server', server], { encoding: 'utf8', timeout: 15000 });
+    assert.equal(words.status, 2, 'a non-OK status exits 2');
+    assert.match(words.stdout + words.stderr, /NOTFOUND/i);
   });
 
   it('answers NOTFOUND for an unknown MAC, an unknown vnet and a node without underlay record', async () => {
