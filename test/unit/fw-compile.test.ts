@@ -1,0 +1,228 @@
+/**
+ * The pure compiler: which entries each instance gets, in which order, with which peer
+ * sets — one test per semantic rule of the spec — plus the nft text's shape, determinism
+ * and incremental affected-instance computation.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { mergeAddresses } from '../../src/fw/addr.js';
+import { PolicyWorld, setName, tableName } from '../../src/fw/compile.js';
+import { renderRuleset } from '../../src/fw/nft.js';
+import type { CompiledPolicy, PolicyEntry } from '../../src/fw/types.js';
+import { OWNER_A, OWNER_B, instance, policyRule, ruid, vm } from '../helpers/fw-fixtures.js';
+
+function world(): PolicyWorld {
+  const w = new PolicyWorld();
+  w.upsertInstance(instance(1, { tags: { role: 'db' }, addresses: ['10.0.0.1', 'fd00::1'] }));
+  w.upsertInstance(instance(2, { tags: { role: 'web' }, addresses: ['10.0.0.2'] }));
+  w.upsertInstance(instance(3, { tags: { role: 'web' }, addresses: ['10.0.0.3'] }));
+  w.upsertInstance(instance(4, { owner_uuid: OWNER_B, tags: { role: 'web' }, addresses: ['10.0.1.4'] }));
+  w.upsertInstance(instance(5, { tags: { role: 'web' }, firewall_enabled: false, addresses: ['10.0.0.5'] }));
+  return w;
+}
+
+function pol(w: PolicyWorld, n: number): CompiledPolicy {
+  const p = w.compile(vm(n));
+  assert.ok(p, `instance ${n} should have a policy`);
+  return p;
+}
+
+function elements(p: CompiledPolicy, name: string | undefined): string[] {
+  assert.ok(name, 'expected a set');
+  return p.sets.find((s) => s.name === name)!.elements;
+}
+
+const brief = (e: PolicyEntry) => `${e.direction} ${e.action} p${e.priority} ${e.rule_uuid.slice(-2)}`;
+
+describe('compiler semantics', () => {
+  it('applies inbound to TO-side instances with FROM-side addresses, outbound to FROM-side ones', () => {
+    const w = world();
+    w.upsertRule(policyRule(ruid(1), 'FROM tag role = web TO tag role = db ALLOW tcp PORT 5432', { owner_uuid: OWNER_A }));
+    const db = pol(w, 1);
+    assert.equal(db.inbound.length, 1);
+    assert.equal(db.outbound.length, 0);
+    const e = db.inbound[0]!;
+    assert.deepEqual([e.action, e.protocol, e.ports, e.noop], ['allow', 'tcp', [[5432, 5432]], false]);
+    // Owner-scoped: instance 4 (owner B) is not in the set; 5 (firewall off) still is.
+    assert.deepEqual(elements(db, e.peer.v4), ['10.0.0.2/31', '10.0.0.5']);
+    assert.equal(e.peer.v6, undefined);
+    const web = pol(w, 2);
+    assert.equal(web.outbound.length, 1);
+    assert.equal(web.outbound[0]!.noop, true, 'outbound ALLOW at priority 0 is what the default does');
+    assert.deepEqual(elements(web, web.outbound[0]!.peer.v4), ['10.0.0.1']);
+    assert.deepEqual(elements(web, web.outbound[0]!.peer.v6), ['fd00::1']);
+  });
+
+  it('owner-scoped rules never select another owner\'s instances; global rules select all', () => {
+    const w = world();
+    w.upsertRule(policyRule(ruid(1), 'FROM any TO tag role = web ALLOW tcp PORT 80', { owner_uuid: OWNER_A }));
+    w.upsertRule(policyRule(ruid(2), 'FROM any TO tag role = web ALLOW tcp PORT 443'));
+    assert.deepEqual(pol(w, 4).inbound.map((e) => e.rule_uuid), [ruid(2)]);
+    assert.deepEqual(pol(w, 2).inbound.map((e) => e.rule_uuid), [ruid(1), ruid(2)]);
+  });
+
+  it('disabled rules and firewall-disabled instances produce nothing', () => {
+    const w = world();
+    w.upsertRule(policyRule(ruid(1), 'FROM any TO all vms ALLOW tcp PORT 22', { enabled: false }));
+    assert.deepEqual(pol(w, 1).inbound, []);
+    w.upsertRule(policyRule(ruid(1), 'FROM any TO all vms ALLOW tcp PORT 22'));
+    assert.equal(pol(w, 1).inbound.length, 1);
+    assert.equal(w.compile(vm(5)), null);
+    assert.equal(w.compile(vm(99)), null);
+    assert.equal(renderRuleset(vm(5), null), `table inet ${tableName(vm(5))}\ndelete table inet ${tableName(vm(5))}\n`);
+  });
+
+  it('orders by priority, then inbound ALLOW before BLOCK and outbound BLOCK before ALLOW', () => {
+    const w = world();
+    w.upsertRule(policyRule(ruid(1), 'FROM any TO tag role = db BLOCK tcp PORT 22'));
+    w.upsertRule(policyRule(ruid(2), 'FROM any TO tag role = db ALLOW tcp PORT 22'));
+    w.upsertRule(policyRule(ruid(3), 'FROM any TO tag role = db BLOCK tcp PORT 22 PRIORITY 3'));
+    w.upsertRule(policyRule(ruid(4), 'FROM tag role = db TO any ALLOW udp PORT 53'));
+    w.upsertRule(policyRule(ruid(5), 'FROM tag role = db TO any BLOCK udp PORT 53'));
+    w.upsertRule(policyRule(ruid(6), 'FROM tag role = db TO any ALLOW udp PORT 53 PRIORITY 100'));
+    const db = pol(w, 1);
+    assert.deepEqual(db.inbound.map(brief), ['in block p3 03', 'in allow p0 02', 'in block p0 01']);
+    assert.deepEqual(db.outbound.map(brief), ['out allow p100 06', 'out block p0 05', 'out allow p0 04']);
+    assert.deepEqual([db.inbound[2]!.noop, db.outbound[2]!.noop, db.outbound[0]!.noop], [true, true, false]);
+  });
+
+  it('tags with and without values, vm targets, all vms, any, ip and subnet', () => {
+    const w = world();
+    w.upsertInstance(instance(6, { tags: { role: 'db', n: 1 }, addresses: ['10.0.0.6'] }));
+    w.upsertRule(policyRule(ruid(1), 'FROM (ip 192.168.1.1 OR subnet 192.168.2.0/24 OR ip fd00::9) TO tag role ALLOW tcp PORT 1'));
+    w.upsertRule(policyRule(ruid(2), `FROM vm ${vm(2)} TO tag n = 1 ALLOW tcp PORT 2`));
+    w.upsertRule(policyRule(ruid(3), 'FROM any TO all vms ALLOW tcp PORT 3'));
+    w.upsertRule(policyRule(ruid(4), `FROM all vms TO vm ${vm(6)} ALLOW tcp PORT 4`));
+    const p = pol(w, 6);
+    const byRule = new Map(p.inbound.map((e) => [e.rule_uuid, e]));
+    assert.deepEqual(elements(p, byRule.get(ruid(1))!.peer.v4), ['192.168.1.1', '192.168.2.0/24']);
+    assert.deepEqual(elements(p, byRule.get(ruid(1))!.peer.v6), ['fd00::9']);
+    assert.deepEqual(elements(p, byRule.get(ruid(2))!.peer.v4), ['10.0.0.2'], 'tag n = 1 matches the number 1');
+    assert.equal(byRule.get(ruid(3))!.peer.any, true);
+    assert.deepEqual(elements(p, byRule.get(ruid(4))!.peer.v4), ['10.0.0.1-10.0.0.3', '10.0.0.5-10.0.0.6', '10.0.1.4']);
+    // Tag name only matches any value; instance 2 (role=web) also gets rule 1.
+    assert.deepEqual(pol(w, 2).inbound.map((e) => e.rule_uuid), [ruid(1), ruid(3)]);
+  });
+
+  it('icmp uses only IPv4 peers and icmp6 only IPv6 ones; types and codes kept', () => {
+    const w = world();
+    w.upsertRule(policyRule(ruid(1), 'FROM tag role = db TO tag role = web ALLOW icmp (TYPE 8 CODE 0 AND TYPE 0)'));
+    w.upsertRule(policyRule(ruid(2), 'FROM tag role = db TO tag role = web ALLOW icmp6 TYPE all'));
+    const p = pol(w, 2);
+    const [icmp, icmp6] = p.inbound;
+    assert.deepEqual([icmp!.peer.v4 !== undefined, icmp!.peer.v6], [true, undefined]);
+    assert.deepEqual([icmp6!.peer.v4, icmp6!.peer.v6 !== undefined], [undefined, true]);
+    assert.deepEqual(icmp!.types, [{ type: 0 }, { type: 8, code: 0 }]);
+    const text = renderRuleset(vm(2), p);
+    assert.match(text, /ip saddr @\S+ icmp type 0 accept/);
+    assert.match(text, /ip saddr @\S+ icmp type 8 icmp code 0 accept/);
+    assert.match(text, /ip6 saddr @\S+ meta l4proto ipv6-icmp accept/);
+  });
+
+  it('ports: merged spans, ranges and PORT all; ah and esp', () => {
+    const w = world();
+    w.upsertRule(policyRule(ruid(1), 'FROM any TO tag role = db ALLOW tcp PORTS 20 - 30, 25, 31, 80'));
+    w.upsertRule(policyRule(ruid(2), 'FROM any TO tag role = db ALLOW udp PORT all'));
+    w.upsertRule(policyRule(ruid(3), 'FROM any TO tag role = db ALLOW ah'));
+    w.upsertRule(policyRule(ruid(4), 'FROM any TO tag role = db ALLOW esp'));
+    const p = pol(w, 1);
+    assert.deepEqual(p.inbound.map((e) => e.ports ?? e.protocol), [[[20, 31], [80, 80]], 'all', 'ah', 'esp']);
+    const text = renderRuleset(vm(1), p);
+    for (const line of ['tcp dport { 20-31, 80 } accept', 'meta l4proto udp accept', 'meta l4proto ah accept', 'meta l4proto esp accept']) {
+      assert.ok(text.includes(line), `missing: ${line}`);
+    }
+  });
+
+  it('an empty other side produces no line; an unknown vm matches once it appears', () => {
+    const w = world();
+    w.upsertRule(policyRule(ruid(1), `FROM vm ${vm(7)} TO tag role = db ALLOW tcp PORT 9`));
+    const p = pol(w, 1);
+    assert.deepEqual([p.inbound.length, p.inbound[0]!.peer.v4, p.inbound[0]!.peer.v6], [1, undefined, undefined]);
+    assert.ok(!renderRuleset(vm(1), p).includes('dport 9'));
+    const affected = w.upsertInstance(instance(7, { addresses: ['10.9.9.9'] }));
+    assert.deepEqual([...affected].sort(), [vm(1), vm(7)]);
+    assert.match(renderRuleset(vm(1), pol(w, 1)), /tcp dport 9 accept/);
+  });
+});
+
+describe('nft text', () => {
+  it('is a complete atomic replacement with defaults, state, sets and comments', () => {
+    const w = world();
+    w.upsertRule(policyRule(ruid(1), 'FROM tag role = web TO tag role = db ALLOW tcp PORT 5432', { owner_uuid: OWNER_A, log: true }));
+    w.upsertRule(policyRule(ruid(2), 'FROM tag role = db TO any BLOCK udp PORT 53 PRIORITY 2'));
+    const text = renderRuleset(vm(1), pol(w, 1));
+    const t = tableName(vm(1));
+    const set = setName(ruid(1), 'from', 'v4');
+    assert.ok(text.startsWith(`table inet ${t}\ndelete table inet ${t}\ntable inet ${t} {\n`));
+    assert.ok(text.includes(`\tset ${set} {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { 10.0.0.2/31, 10.0.0.5 }\n\t}`));
+    assert.ok(text.includes('type filter hook input priority filter; policy drop;'));
+    assert.ok(text.includes('type filter hook output priority filter; policy accept;'));
+    assert.equal(text.match(/ct state established,related accept/g)?.length, 2);
+    assert.ok(text.includes(`ip saddr @${set} tcp dport 5432 log prefix "rhumb-fw 20000000 accept: " accept comment "rule ${ruid(1)}"`));
+    assert.ok(text.includes(`udp dport 53 drop comment "rule ${ruid(2)} priority 2"`));
+  });
+
+  it('is deterministic whatever the insertion order', () => {
+    const texts = ['FROM tag role = web TO tag role = db ALLOW tcp PORT 1', 'FROM any TO all vms ALLOW tcp PORT 2', 'FROM all vms TO tag role = web BLOCK udp PORT 3 PRIORITY 4'];
+    const build = (order: number[]) => {
+      const w = new PolicyWorld();
+      const insts = [1, 2, 3].map((n) => instance(n, { tags: { role: n === 1 ? 'db' : 'web' }, addresses: [`10.0.0.${n}`] }));
+      for (const i of order) {
+        w.upsertRule(policyRule(ruid(i + 1), texts[i]!));
+        w.upsertInstance(insts[i]!);
+      }
+      return [...w.compileAll()].map(([u, p]) => renderRuleset(u, p)).join('');
+    };
+    assert.equal(build([0, 1, 2]), build([2, 0, 1]));
+    assert.equal(build([1, 2, 0]), build([2, 1, 0]));
+  });
+});
+
+describe('incremental recompilation', () => {
+  it('a rule change affects exactly the instances its sides select (old and new)', () => {
+    const w = world();
+    assert.deepEqual([...w.upsertRule(policyRule(ruid(1), 'FROM tag role = web TO tag role = db ALLOW tcp PORT 1', { owner_uuid: OWNER_A }))].sort(), [vm(1), vm(2), vm(3), vm(5)]);
+    assert.deepEqual([...w.upsertRule(policyRule(ruid(1), `FROM any TO vm ${vm(3)} ALLOW tcp PORT 1`, { owner_uuid: OWNER_A }))].sort(), [vm(1), vm(2), vm(3), vm(5)]);
+    assert.deepEqual([...w.upsertRule(policyRule(ruid(1), `FROM any TO vm ${vm(3)} ALLOW tcp PORT 2`, { owner_uuid: OWNER_A }))], [vm(3)]);
+    assert.deepEqual([...w.deleteRule(ruid(1))], [vm(3)]);
+  });
+
+  it('an instance change affects itself and the other side of rules selecting it', () => {
+    const w = world();
+    w.upsertRule(policyRule(ruid(1), 'FROM tag role = web TO tag role = db ALLOW tcp PORT 1', { owner_uuid: OWNER_A }));
+    w.upsertRule(policyRule(ruid(2), 'FROM any TO tag role = cache ALLOW tcp PORT 2'));
+    // Instance 2's address change: db holds it in a set.
+    assert.deepEqual([...w.upsertInstance(instance(2, { tags: { role: 'web' }, addresses: ['10.0.0.22'] }))].sort(), [vm(1), vm(2)]);
+    assert.deepEqual(elements(pol(w, 1), pol(w, 1).inbound[0]!.peer.v4), ['10.0.0.3', '10.0.0.5', '10.0.0.22']);
+    // Tag change web -> cache: db loses it, and it gains rule 2 (whose other side is any).
+    assert.deepEqual([...w.upsertInstance(instance(2, { tags: { role: 'cache' }, addresses: ['10.0.0.22'] }))].sort(), [vm(1), vm(2)]);
+    assert.deepEqual(pol(w, 2).inbound.map((e) => e.rule_uuid), [ruid(2)]);
+    // An instance no rule selects affects only itself.
+    assert.deepEqual([...w.upsertInstance(instance(8, { tags: { x: 'y' }, addresses: ['10.0.0.8'] }))], [vm(8)]);
+    assert.deepEqual([...w.deleteInstance(vm(3))].sort(), [vm(1), vm(3)]);
+  });
+
+  it('incremental results equal a full recompile from scratch', () => {
+    const w = world();
+    w.upsertRule(policyRule(ruid(1), 'FROM tag role = web TO tag role = db ALLOW tcp PORT 1'));
+    w.upsertRule(policyRule(ruid(2), 'FROM all vms TO tag role = web BLOCK tcp PORT 2 PRIORITY 1'));
+    w.compileAll();
+    w.upsertInstance(instance(3, { tags: { role: 'db' }, addresses: ['10.0.0.33'] }));
+    w.upsertRule(policyRule(ruid(1), 'FROM tag role = web TO tag role = db ALLOW tcp PORT 11'));
+    const fresh = new PolicyWorld();
+    for (const n of [1, 2, 4, 5]) fresh.upsertInstance(w.getInstance(vm(n))!);
+    fresh.upsertInstance(instance(3, { tags: { role: 'db' }, addresses: ['10.0.0.33'] }));
+    for (const r of w.allRules()) fresh.upsertRule(r);
+    assert.deepEqual(w.compileAll(), fresh.compileAll());
+  });
+});
+
+describe('address sets', () => {
+  it('merges overlapping and adjacent addresses and prints CIDRs where exact', () => {
+    assert.deepEqual(mergeAddresses(['10.0.0.0/24', '10.0.0.5', '10.0.1.0', '10.0.1.1', '10.0.2.7', 'fd00::1', 'fd00::/127', '2001:db8::/32']), {
+      v4: ['10.0.0.0-10.0.1.1', '10.0.2.7'],
+      v6: ['2001:db8::/32', 'fd00::/127'],
+    });
+    assert.deepEqual(mergeAddresses(['10.0.0.1', '10.0.0.2', '10.0.0.3']).v4, ['10.0.0.1-10.0.0.3']);
+  });
+});
