@@ -6,7 +6,9 @@
         "native/src/addon.c",
         "native/src/csum.c",
         "native/src/rtnl.c",
-        "native/src/netlink.c"
+        "native/src/netlink.c",
+        "native/src/vxlan.c",
+        "native/src/fastpath.c"
       ],
       "include_dirs": ["native/include"],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"],

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "rhumb_csum.h"
 #include "rhumb_netlink.h"
+#include "rhumb_fastpath.h"
 
 #define NAPI_CALL(env, call)                                                   \
 	do {                                                                   \
@@ -42,6 +43,7 @@ static napi_value init(napi_env env, napi_value exports)
 	};
 	NAPI_CALL(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
 	NAPI_CALL(env, rhumb_netlink_register(env, exports));
+	NAPI_CALL(env, rhumb_fastpath_register(env, exports));
 	return exports;
 }
 
