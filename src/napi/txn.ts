@@ -31,7 +31,32 @@ export class Tx {
   private readonly extraPre: Precondition[] = [];
 
   /** The store this transaction reads from (for per-store caches such as allocation hints). */
-  constructor(readonly store: Store) {}
+  private finishers: Array<() => void> | null;
+
+  /** managed: run by transact(), which tells onFinish callbacks when the attempt ends. */
+  constructor(
+    readonly store: Store,
+    managed = false,
+  ) {
+    this.finishers = managed ? [] : null;
+  }
+
+  /**
+   * Runs fn once this attempt has committed or been abandoned. Returns false (and never
+   * calls fn) for a transaction nobody will finish, e.g. one built by hand in a test.
+   */
+  onFinish(fn: () => void): boolean {
+    if (!this.finishers) return false;
+    this.finishers.push(fn);
+    return true;
+  }
+
+  /** @internal */
+  finish(): void {
+    const fns = this.finishers ?? [];
+    this.finishers = this.finishers && [];
+    for (const fn of fns) fn();
+  }
 
   /** Reads a key (seeing this transaction's own writes) and makes it a precondition. */
   async get(key: string): Promise<KeyValue | undefined> {
@@ -123,11 +148,17 @@ export async function transact<T>(
 ): Promise<TransactResult<T>> {
   const attempts = opts.attempts ?? 100;
   for (let i = 0; i < attempts; i++) {
-    const tx = new Tx(store);
-    const value = await body(tx, i);
-    const batch = tx.batch();
-    if (batch.ops.length === 0) return { value, revision: await store.revision() };
-    const res = await store.commit(batch);
+    const tx = new Tx(store, true);
+    let value: T;
+    let res: Awaited<ReturnType<Store['commit']>>;
+    try {
+      value = await body(tx, i);
+      const batch = tx.batch();
+      if (batch.ops.length === 0) return { value, revision: await store.revision() };
+      res = await store.commit(batch);
+    } finally {
+      tx.finish();
+    }
     if (res.ok) {
       const rec = commitTracker.getStore();
       if (rec && res.revision > rec.revision) rec.revision = res.revision;

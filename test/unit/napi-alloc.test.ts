@@ -218,3 +218,42 @@ test('a candidate claimed between the scan and the read is skipped, not reported
   assert.ok(!racedKeys.includes(ipKey(NET_UUID, got.ip)), `${got.ip} was taken concurrently`);
   assert.ok(['10.0.0.10', '10.0.0.11', '10.0.0.12'].includes(got.ip));
 });
+
+test('an address picked by an attempt still in flight is passed over by the next one, and freed when it ends', async () => {
+  const store = new MemoryStore();
+  const net = network();
+  await seed(store, net);
+  let picked!: () => void;
+  const aPicked = new Promise<void>((r) => (picked = r));
+  let releaseA!: () => void;
+  const aHold = new Promise<void>((r) => (releaseA = r));
+  let bAttempts = 0;
+  const a = transact(store, async (tx, attempt) => {
+    const got = await allocateIp(tx, net, { attempt });
+    picked();
+    await aHold; // still uncommitted while B allocates
+    tx.putJson(ipKey(net.uuid, got.ip), held(got.ip));
+    return got.ip;
+  });
+  await aPicked;
+  const b = await transact(store, async (tx, attempt) => {
+    bAttempts++;
+    const got = await allocateIp(tx, net, { attempt });
+    tx.putJson(ipKey(net.uuid, got.ip), held(got.ip));
+    return got.ip;
+  });
+  releaseA();
+  const aIp = (await a).value;
+  assert.equal(aIp, '10.0.0.10');
+  assert.equal(b.value, '10.0.0.11', 'B did not wait for or collide with A');
+  assert.equal(bAttempts, 1);
+  // A's attempt has ended: its claim is gone, and an abandoned attempt's claim is too.
+  await assert.rejects(
+    transact(store, async (tx) => {
+      await allocateIp(tx, net);
+      throw new Error('abandon');
+    }),
+    /abandon/,
+  );
+  assert.equal(await claim(store, net), '10.0.0.12');
+});

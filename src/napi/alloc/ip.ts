@@ -94,6 +94,36 @@ function writeHint(store: Store, key: string, value: bigint): void {
   if (prev === undefined || value > prev) m.set(key, value);
 }
 
+// ---- in-flight claims ------------------------------------------------------------------
+
+/**
+ * Addresses that transactions in this process have picked but not yet committed. Other
+ * allocations prefer different addresses, so a burst of concurrent creates on one
+ * network spreads out instead of colliding on the lowest free address and retrying.
+ * A claim lasts while its transaction attempt runs (the TTL only guards against one that
+ * never finishes). Purely a hint: the key's CAS precondition is still what guarantees
+ * uniqueness (across processes and replicas too).
+ */
+const CLAIM_TTL_MS = 2000;
+const claims = new WeakMap<Store, Map<string, Map<string, number>>>();
+
+function claimsFor(store: Store, networkUuid: string): Map<string, number> {
+  let perStore = claims.get(store);
+  if (!perStore) {
+    perStore = new Map();
+    claims.set(store, perStore);
+  }
+  let m = perStore.get(networkUuid);
+  if (!m) {
+    m = new Map();
+    perStore.set(networkUuid, m);
+  }
+  const now = Date.now();
+  for (const [ip, expires] of m) if (expires <= now) m.delete(ip);
+  if (perStore.size > 1024) for (const [net, c] of perStore) if (c.size === 0 && c !== m) perStore.delete(net);
+  return m;
+}
+
 // ---- transactional allocation ----------------------------------------------------------
 
 const PAGE = 512;
@@ -127,7 +157,14 @@ export async function allocateIpOrNull(tx: Tx, network: NetworkRecord, opts: All
   const start = ipToBigInt(network.provision_start_ip);
   const end = ipToBigInt(network.provision_end_ip);
   if (end < start) return undefined;
+  const inFlight = claimsFor(tx.store, network.uuid);
   const spread = spreadFor(opts.attempt ?? 0);
+  /** Claims ip for this attempt (synchronously, before any await); false if already claimed. */
+  const claim = (ip: string): boolean => {
+    if (inFlight.has(ip) || !tx.onFinish(() => inFlight.delete(ip))) return false;
+    inFlight.set(ip, Date.now() + CLAIM_TTL_MS);
+    return true;
+  };
   const netKv = await tx.get(networkKey(network.uuid));
   const hk = hintKey(network, netKv?.createRevision ?? 0);
   const hint = readHint(tx.store, hk);
@@ -135,31 +172,45 @@ export async function allocateIpOrNull(tx: Tx, network: NetworkRecord, opts: All
 
   // Phase 1: never-used addresses, from the sorted existing keys. A candidate can be
   // claimed by a concurrent commit between our scan and our read of its key; then scan
-  // again (the scan now sees it) rather than report a full subnet.
+  // again (the scan now sees it) rather than report a full subnet. Candidates another
+  // attempt in this process is working on are passed over while the range has others.
   for (let round = 0; round < MAX_ROUNDS; round++) {
-    const fresh = await neverUsed(tx, network.uuid, family, scanFrom, end, spread * 2 ** Math.min(round, 6), (firstGap) =>
-      writeHint(tx.store, hk, firstGap),
-    );
+    const want = spread * 2 ** Math.min(round, 6) + inFlight.size;
+    const fresh = await neverUsed(tx, network.uuid, family, scanFrom, end, want, (firstGap) => writeHint(tx.store, hk, firstGap));
     if (fresh.length === 0) break;
-    for (const n of pickOrder(fresh)) {
-      const ip = bigIntToIp(n, family);
+    const ips = pickOrder(fresh).map((n) => bigIntToIp(n, family));
+    for (const ip of preferUnclaimed(ips, inFlight, fresh.length < want)) {
+      const mine = claim(ip);
       const kv = await tx.get(ipKey(network.uuid, ip));
       if (!kv) return { ip };
+      if (mine) inFlight.delete(ip);
     }
   }
 
   // Phase 2: the longest-free records (same re-scan rule).
   for (let round = 0; round < MAX_ROUNDS; round++) {
-    const freed = await oldestFreed(tx, network.uuid, family, start, end, spread * 2 ** Math.min(round, 6));
+    const want = spread * 2 ** Math.min(round, 6) + inFlight.size;
+    const freed = await oldestFreed(tx, network.uuid, family, start, end, want);
     if (freed.length === 0) break;
-    for (const rec of pickOrder(freed)) {
-      const kv = await tx.get(ipKey(network.uuid, rec.ip));
-      if (!kv) return { ip: rec.ip };
+    for (const ip of preferUnclaimed(pickOrder(freed).map((r) => r.ip), inFlight, freed.length < want)) {
+      const mine = claim(ip);
+      const kv = await tx.get(ipKey(network.uuid, ip));
+      if (!kv) return { ip };
       const now = JSON.parse(kv.value) as IpRecord;
-      if (ipReusable(now)) return { ip: rec.ip, previous: now };
+      if (ipReusable(now)) return { ip, previous: now };
+      if (mine) inFlight.delete(ip);
     }
   }
   return undefined;
+}
+
+/**
+ * The candidates no attempt in this process has claimed; the claimed ones too only when
+ * the scan reached the end of the range (nothing else is left to try).
+ */
+function preferUnclaimed(ips: string[], inFlight: Map<string, number>, exhausted: boolean): string[] {
+  const free = ips.filter((ip) => !inFlight.has(ip));
+  return free.length > 0 || !exhausted ? free : ips;
 }
 
 /** First candidate is the lowest (serial use stays sequential); then a random order. */
