@@ -17,7 +17,7 @@
  * change recompiles exactly the affected instances (`upsert*` return them).
  */
 import { mergeAddresses } from './addr.js';
-import { tagMatches, type FwRule, type SideTargets, type TagRef } from './lang/index.js';
+import { tagMatches, type FwRule, type SideTargets } from './lang/index.js';
 import type {
   AddressSet, CompiledPolicy, Direction, InstanceView, Peer, PolicyEntry, PolicyRule,
 } from './types.js';
@@ -55,10 +55,6 @@ function sideSelects(side: SideTargets, inst: InstanceView): boolean {
 /** Does this side of the rule select the instance (owner scoping included)? */
 export function ruleSelects(rule: PolicyRule, side: Side, inst: InstanceView): boolean {
   return inScope(rule, inst) && sideSelects(rule.model[side], inst);
-}
-
-function tagName(ref: TagRef): string {
-  return typeof ref === 'string' ? ref : ref[0];
 }
 
 interface SideCache {
@@ -110,6 +106,8 @@ export class PolicyWorld {
   private readonly instances = new Map<string, InstanceView>();
   private readonly byOwner = new Map<string, Set<string>>();
   private readonly byTag = new Map<string, Set<string>>();
+  /** name NUL value (value as a string, as tag matching compares) → instances. */
+  private readonly byTagValue = new Map<string, Set<string>>();
   private readonly cache = new Map<string, Record<Side, SideCache>>();
   /** Addresses of instances → instance uuids (for explain: who owns an address). */
   private readonly byAddress = new Map<string, Set<string>>();
@@ -191,13 +189,19 @@ export class PolicyWorld {
 
   private index(v: InstanceView): void {
     add(this.byOwner, v.owner_uuid ?? '', v.uuid);
-    for (const name of Object.keys(v.tags)) add(this.byTag, name, v.uuid);
+    for (const [name, value] of Object.entries(v.tags)) {
+      add(this.byTag, name, v.uuid);
+      add(this.byTagValue, `${name}\0${String(value)}`, v.uuid);
+    }
     for (const a of v.addresses) add(this.byAddress, a, v.uuid);
   }
 
   private unindex(v: InstanceView): void {
     remove(this.byOwner, v.owner_uuid ?? '', v.uuid);
-    for (const name of Object.keys(v.tags)) remove(this.byTag, name, v.uuid);
+    for (const [name, value] of Object.entries(v.tags)) {
+      remove(this.byTag, name, v.uuid);
+      remove(this.byTagValue, `${name}\0${String(value)}`, v.uuid);
+    }
     for (const a of v.addresses) remove(this.byAddress, a, v.uuid);
   }
 
@@ -222,7 +226,10 @@ export class PolicyWorld {
       for (const u of pool) candidates.add(u);
     } else {
       for (const vm of side.vms) if (this.instances.has(vm)) candidates.add(vm);
-      for (const ref of side.tags) for (const u of this.byTag.get(tagName(ref)) ?? []) candidates.add(u);
+      for (const ref of side.tags) {
+        const index = typeof ref === 'string' ? this.byTag.get(ref) : this.byTagValue.get(`${ref[0]}\0${ref[1]}`);
+        for (const u of index ?? []) candidates.add(u);
+      }
     }
     const out: string[] = [];
     for (const u of candidates) {

@@ -72,6 +72,14 @@ export function entryLines(e: PolicyEntry): string[] {
   return lines;
 }
 
+/** Joined set elements, cached per elements array (shared by every instance using the set). */
+const elementsText = new WeakMap<readonly string[], string>();
+function joinElements(elements: readonly string[]): string {
+  let text = elementsText.get(elements);
+  if (text === undefined) elementsText.set(elements, (text = elements.join(', ')));
+  return text;
+}
+
 /** The table body lines (sets and chains) of a policy. */
 function tableBody(policy: CompiledPolicy): string[] {
   const out: string[] = [];
@@ -87,7 +95,7 @@ function tableBody(policy: CompiledPolicy): string[] {
     out.push(`\tset ${set.name} {`);
     out.push(`\t\ttype ${set.family === 'ipv4' ? 'ipv4_addr' : 'ipv6_addr'}`);
     out.push('\t\tflags interval');
-    out.push(`\t\telements = { ${set.elements.join(', ')} }`);
+    out.push(`\t\telements = { ${joinElements(set.elements)} }`);
     out.push('\t}');
   }
   out.push('\tchain input {');
