@@ -15,7 +15,7 @@ import type { BackendMiss, DataplaneBackend, VnetEntries } from './backend.js';
 import { ResolvingCache, type Vl2Mapping, type Vl3Mapping, vl2Key, vl3Key } from './cache.js';
 import { linkWithAddress } from './kernel/iproute.js';
 import { normalizeMac } from './kernel/names.js';
-import { PlumbingError, plumbingFor } from './kernel/plumbing.js';
+import { type NicPlumbing, PlumbingError, plumbingFor } from './kernel/plumbing.js';
 import { type AgentMetrics, createAgentMetrics } from './metrics.js';
 import { type ApiNic, type NapiClient, NapiRequestError } from './napi-client.js';
 
@@ -189,19 +189,24 @@ export class Agent {
   private async rebuild(): Promise<void> {
     const apiNics = await this.o.napi.listNics({ cn_uuid: this.o.nodeUuid, belongs_to_type: 'zone' });
     const byMac = new Map(apiNics.map((n) => [normalizeMac(n.mac), n]));
+    const adopted: NicPlumbing[] = [];
+    const orphans: string[] = [];
     for (const mac of this.o.backend.plumbedMacs()) {
       const n = byMac.get(mac);
       if (!n) {
-        await this.reconcileOrphan(mac);
+        orphans.push(mac);
         continue;
       }
       try {
         const p = plumbingFor(n, '/');
+        adopted.push(p);
         this.nics.set(mac, { mac, ip: p.ip, vnet: p.vnet, vlan: p.vlan, network_uuid: n.network_uuid });
       } catch (err) {
         this.log(`NIC ${mac}: ${(err as Error).message}`);
       }
     }
+    await this.o.backend.adopt(adopted);
+    for (const mac of orphans) await this.reconcileOrphan(mac);
     let entries = 0;
     for (const vnet of this.o.backend.vnets()) {
       const e = this.o.backend.entries(vnet);
@@ -388,7 +393,8 @@ export class Agent {
     if (stale) return;
     if (now && !this.isLocal(now.underlay)) {
       this.installIp(vnet, ip, now);
-      await this.o.backend.announce(vnet, ip, now.mac).catch((err: Error) => this.log(`gratuitous ARP ${ip}: ${err.message}`));
+      // Not awaited: the next shootdown need not wait for the announcement to go out.
+      void this.o.backend.announce(vnet, ip, now.mac).catch((err: Error) => this.log(`gratuitous ARP ${ip}: ${err.message}`));
       return;
     }
     this.o.backend.removeIp(vnet, ip);

@@ -39,6 +39,11 @@ export interface DataplaneBackend {
   vnetOf(mac: string): number | undefined;
   /** Creates the vnet's devices if needed, then the NIC's; all or nothing. */
   plumb(p: NicPlumbing): Promise<{ firstOnVnet: boolean }>;
+  /**
+   * NICs the API places here that are already plumbed (found at start): record their
+   * policies (anti-spoofing, VLAN) without touching their devices.
+   */
+  adopt(nics: readonly NicPlumbing[]): Promise<void>;
   /** Removes the NIC's devices, and the vnet's when this was its last NIC. */
   unplumb(mac: string, vnet: number): Promise<{ vnetRemoved: boolean }>;
   /** IP -> MAC on the vnet, and MAC -> underlay. */

@@ -21,6 +21,8 @@ export interface ApiNic {
   fabric?: boolean;
   underlay?: boolean;
   state?: string;
+  allow_mac_spoofing?: boolean;
+  allow_ip_spoofing?: boolean;
 }
 
 export interface ApiNetwork {

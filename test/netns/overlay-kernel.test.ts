@@ -181,6 +181,9 @@ for (const backend of BACKENDS_UNDER_TEST) {
         ...(n.prefetch ? [] : ['--no-prefetch']),
       ]);
       const out = new Output(proc);
+      proc.once('exit', (code, signal) => {
+        if (code !== 0 && signal !== 'SIGTERM' && signal !== 'SIGKILL') console.error(`agent on ${n.name} exited (${code ?? signal}): ${out.stderr}`);
+      });
       await out.until(() => out.lines.some((l) => /ready/.test(l)), 30_000, `agent on ${n.name}`);
       const apiLine = out.lines.find((l) => /API http/.test(l))!;
       n.agent = { proc, out, api: /API (http:\/\/\S+)/.exec(apiLine)![1] };
@@ -409,6 +412,71 @@ for (const backend of BACKENDS_UNDER_TEST) {
         assert.equal(r.reply, `${target.name} 1000`);
         const neigh = await lab.exec(from.ns, 'ip', 'neigh', 'show', shared.ip, 'dev', 'eth0');
         assert.match(neigh, new RegExp(target.mac));
+      }
+    });
+
+    /** ICMP seen on an instance's eth0 while fn runs (rhumb trace in its namespace). */
+    async function icmpSeenBy(inst: Instance, fn: () => Promise<void>): Promise<TraceJson[]> {
+      const trace = lab.spawnIn(inst.ns, [process.execPath, CLI, 'trace', '--iface', 'eth0', '--json', '--filter', 'icmp', '--timeout', '60']);
+      const out = new Output(trace);
+      await out.until(() => /listening on/.test(out.stderr), 20_000, `a trace in ${inst.name}`);
+      try {
+        await fn();
+        await sleep(300);
+      } finally {
+        trace.kill('SIGTERM');
+        await exited(trace);
+      }
+      return out.lines.map((l) => JSON.parse(l) as TraceJson);
+    }
+
+    it('instances cannot spoof their MAC or IP; fabric VLANs of one owner are cut off on a node', async () => {
+      const [x, peer] = [ownerOf(OWNER_A)[1], ownerOf(OWNER_A).find((i) => i.node !== ownerOf(OWNER_A)[1].node)!];
+      const seen = await icmpSeenBy(peer, async () => {
+        assert.ok(await ping(x, peer.ip, 1, 3), 'x reaches peer with its own addresses');
+        // A second address the API never gave it …
+        await lab.exec(x.ns, 'ip', 'addr', 'add', '10.77.0.150/24', 'dev', 'eth0');
+        await lab.exec(x.ns, 'ping', '-c', '2', '-W', '1', '-q', '-I', '10.77.0.150', peer.ip).catch(() => undefined);
+        await lab.exec(x.ns, 'ip', 'addr', 'del', '10.77.0.150/24', 'dev', 'eth0');
+        // … and another MAC.
+        await lab.exec(x.ns, 'ip', 'link', 'set', 'eth0', 'address', '02:00:00:00:00:99');
+        await ping(x, peer.ip, 2, 1);
+        await lab.exec(x.ns, 'ip', 'link', 'set', 'eth0', 'address', x.mac);
+      });
+      const requests = seen.filter((r) => r.icmp?.name === 'echo request');
+      assert.ok(requests.some((r) => r.ip?.src === x.ip && r.link?.src === x.mac), 'the genuine echo request arrived');
+      assert.deepEqual(requests.filter((r) => r.ip?.src === '10.77.0.150').map((r) => r.line), [], 'spoofed IP arrived');
+      assert.deepEqual(requests.filter((r) => r.link?.src === '02:00:00:00:00:99').map((r) => r.line), [], 'spoofed MAC arrived');
+      await eventually(() => ping(x, peer.ip, 1, 1), 10_000, 'traffic with the real MAC again');
+
+      // Owner A's second VLAN: one instance next to x, one on another node.
+      await api('POST', `/fabrics/${OWNER_A}/vlans`, { vlan_id: FABRIC_VLAN + 1, name: 'dev' });
+      const net = await api('POST', `/fabrics/${OWNER_A}/vlans/${FABRIC_VLAN + 1}/networks`, {
+        name: 'dev',
+        subnet: '10.78.0.0/24',
+        provision_start_ip: '10.78.0.1',
+        provision_end_ip: '10.78.0.200',
+        gateway: '10.78.0.1',
+      });
+      const other: Instance[] = [];
+      for (const [k, node] of [x.node, peer.node].entries()) {
+        const nic = await api('POST', '/nics', { owner_uuid: OWNER_A, belongs_to_uuid: randomUUID(), belongs_to_type: 'zone', network_uuid: net.uuid, cn_uuid: node.uuid });
+        const ns = await lab.addNetns(`v${k + 1}`);
+        const r = await agentCall(node, '/attach', { mac: nic.mac, netns: `/run/netns/${ns}` });
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        assert.equal(r.body.vnet, vnets[OWNER_A], 'one vnet per owner');
+        other.push({ name: `v${k + 1}`, ns, owner: OWNER_A, node, mac: nic.mac, ip: nic.ip });
+      }
+      assert.ok(await ping(other[0], other[1].ip, 1, 4), 'the second VLAN works across nodes');
+      // Both make the other's subnet on-link: still nothing passes between them on their node.
+      await lab.exec(x.ns, 'ip', 'route', 'add', '10.78.0.0/24', 'dev', 'eth0');
+      await lab.exec(other[0].ns, 'ip', 'route', 'add', '10.77.0.0/24', 'dev', 'eth0');
+      assert.equal(await ping(x, other[0].ip, 2, 1), false, 'VLAN 5 -> VLAN 6 on one node');
+      assert.equal(await ping(other[0], x.ip, 2, 1), false, 'VLAN 6 -> VLAN 5 on one node');
+      await lab.exec(x.ns, 'ip', 'route', 'del', '10.78.0.0/24', 'dev', 'eth0');
+      for (const o of other) {
+        assert.equal((await agentCall(o.node, '/detach', { mac: o.mac })).status, 200);
+        await api('DELETE', `/nics/${o.mac}`);
       }
     });
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { garpFrame } from '../../src/agent/kernel/garp.js';
+import { renderPortFilter } from '../../src/agent/kernel/portfilter.js';
 import { bridgeName, hostVethName, normalizeMac, parseDeviceName, vxlanName } from '../../src/agent/kernel/names.js';
 import { PlumbingError, hostSideCommands, instanceCommands, plumbingFor, vnetCommands } from '../../src/agent/kernel/plumbing.js';
 import type { ApiNic } from '../../src/agent/napi-client.js';
@@ -48,6 +49,8 @@ test('plumbingFor turns a NAPI NIC into address, prefix, MTU, gateway and routes
     routes: [{ dst: '10.88.0.0/16', via: '10.77.0.254' }, { dst: '192.0.2.7/32' }],
     vnet: 6568847,
     vlan: 5,
+    allowMacSpoofing: false,
+    allowIpSpoofing: false,
     netns: '/run/netns/inst1',
     ifname: 'eth0',
   });
@@ -92,4 +95,41 @@ test('gratuitous ARP frame: broadcast ARP reply, sender = target = the IP, at th
     'ffffffffffff' + '90b8d0123456' + '0806' + '0001' + '0800' + '06' + '04' + '0002' + '90b8d0123456' + '0a4d0014' + 'ffffffffffff' + '0a4d0014',
   );
   assert.throws(() => garpFrame('fe80::1', '90:b8:d0:12:34:56'), /IPv4/);
+});
+
+test('port filter: anti-spoofing per port unless allowed, local ports of other VLANs of the vnet cut off', () => {
+  const text = renderPortFilter([
+    { mac: '90:b8:d0:00:00:02', ip: '10.0.0.2', vnet: 7, vlan: 6 },
+    { mac: '90:b8:d0:00:00:01', ip: '10.0.0.1', vnet: 7, vlan: 5 },
+    { mac: '90:b8:d0:00:00:03', ip: '10.0.0.3', vnet: 7, vlan: 5, allowIpSpoofing: true },
+    { mac: '90:b8:d0:00:00:04', ip: '10.9.0.4', vnet: 8, vlan: 6, allowMacSpoofing: true, allowIpSpoofing: true },
+  ]);
+  assert.equal(
+    text,
+    [
+      'table bridge rhumb_ports',
+      'delete table bridge rhumb_ports',
+      'table bridge rhumb_ports {',
+      '  chain forward {',
+      '    type filter hook forward priority 0; policy accept;',
+      '    iifname "rv90b8d0000001" ether saddr != 90:b8:d0:00:00:01 drop',
+      '    iifname "rv90b8d0000001" arp saddr ether != 90:b8:d0:00:00:01 drop',
+      '    iifname "rv90b8d0000001" arp saddr ip != { 10.0.0.1, 0.0.0.0 } drop',
+      '    iifname "rv90b8d0000001" ether type ip ip saddr != { 10.0.0.1, 0.0.0.0 } drop',
+      '    iifname "rv90b8d0000001" oifname { "rv90b8d0000002" } drop',
+      '    iifname "rv90b8d0000003" ether saddr != 90:b8:d0:00:00:03 drop',
+      '    iifname "rv90b8d0000003" arp saddr ether != 90:b8:d0:00:00:03 drop',
+      '    iifname "rv90b8d0000003" oifname { "rv90b8d0000002" } drop',
+      '    iifname "rv90b8d0000002" ether saddr != 90:b8:d0:00:00:02 drop',
+      '    iifname "rv90b8d0000002" arp saddr ether != 90:b8:d0:00:00:02 drop',
+      '    iifname "rv90b8d0000002" arp saddr ip != { 10.0.0.2, 0.0.0.0 } drop',
+      '    iifname "rv90b8d0000002" ether type ip ip saddr != { 10.0.0.2, 0.0.0.0 } drop',
+      '    iifname "rv90b8d0000002" oifname { "rv90b8d0000001", "rv90b8d0000003" } drop',
+      '  }',
+      '}',
+      '',
+    ].join('\n'),
+  );
+  // No NICs: an empty table (replacing whatever was there).
+  assert.match(renderPortFilter([]), /policy accept;\n  \}\n\}/);
 });

@@ -35,6 +35,7 @@ class FakeBackend implements DataplaneBackend {
     this.calls.push(`plumb ${p.mac}`);
     return { firstOnVnet: false };
   }
+  async adopt(_nics: readonly NicPlumbing[]): Promise<void> {}
   async unplumb(mac: string, vnet: number): Promise<{ vnetRemoved: boolean }> {
     this.plumbed.delete(mac);
     this.calls.push(`unplumb ${mac} ${vnet}`);

@@ -10,9 +10,14 @@ import { writeFile } from 'node:fs/promises';
 import { type MissEvent, Rtnetlink } from '../../dataplane/netlink.js';
 import type { BackendStartOptions, DataplaneBackend, VnetEntries } from '../backend.js';
 import { sendGarp } from './garp.js';
-import { IpCommandError, bridgeCmd, inNetns, ip, ipBatch, linkWithAddress, listLinks } from './iproute.js';
+import { IpCommandError, bridgeCmd, inNetns, ip, ipBatch, linkWithAddress, listLinks, nftApply } from './iproute.js';
+import { type PortPolicy, renderPortFilter } from './portfilter.js';
 import { bridgeName, hostVethName, normalizeMac, parseDeviceName, vxlanName } from './names.js';
 import { type NicPlumbing, PlumbingError, VXLAN_OVERHEAD, hostSideCommands, instanceCommands, vnetCommands } from './plumbing.js';
+
+function policyOf(p: NicPlumbing): PortPolicy {
+  return { mac: normalizeMac(p.mac), ip: p.ip, vnet: p.vnet, vlan: p.vlan, allowMacSpoofing: p.allowMacSpoofing, allowIpSpoofing: p.allowIpSpoofing };
+}
 
 interface VnetDevices {
   vxIfindex: number;
@@ -25,6 +30,8 @@ export class KernelBackend implements DataplaneBackend {
   private readonly vnetByIfindex = new Map<number, number>();
   /** Plumbed NICs: MAC -> vnet. */
   private readonly veths = new Map<string, number>();
+  /** Anti-spoofing and VLAN policy of each plumbed NIC whose API record is known. */
+  private readonly ports = new Map<string, PortPolicy>();
   private underlayIp = '';
   private underlayDev: string | undefined;
   private vxMtu = 1500 - VXLAN_OVERHEAD;
@@ -142,6 +149,15 @@ export class KernelBackend implements DataplaneBackend {
         if (firstOnVnet) await this.removeVnet(p.vnet);
         throw err instanceof IpCommandError ? new PlumbingError(err.message) : err;
       }
+      this.ports.set(mac, policyOf(p));
+      try {
+        await this.applyPortFilter();
+      } catch (err) {
+        this.ports.delete(mac);
+        await this.deleteLinks([host]);
+        if (firstOnVnet) await this.removeVnet(p.vnet);
+        throw err instanceof IpCommandError ? new PlumbingError(`port filter: ${err.message}`) : err;
+      }
       this.veths.set(mac, p.vnet);
       // The NIC may have lived elsewhere before: entries pointing away from here are stale.
       const dev = this.vnetDevs.get(p.vnet)!;
@@ -158,11 +174,24 @@ export class KernelBackend implements DataplaneBackend {
         if (!/Cannot find device/.test(err.stderr)) throw err;
       });
       this.veths.delete(m);
+      if (this.ports.delete(m)) await this.applyPortFilter().catch((err: Error) => this.log(`port filter: ${err.message}`));
       const stillUsed = [...this.veths.values()].includes(vnet);
       if (stillUsed || !this.vnetDevs.has(vnet)) return { vnetRemoved: false };
       await this.removeVnet(vnet);
       return { vnetRemoved: true };
     });
+  }
+
+  adopt(nics: readonly NicPlumbing[]): Promise<void> {
+    return this.serial(async () => {
+      for (const p of nics) if (this.veths.has(normalizeMac(p.mac))) this.ports.set(normalizeMac(p.mac), policyOf(p));
+      await this.applyPortFilter();
+    });
+  }
+
+  /** Replaces the node's port filter table in one nft transaction. */
+  private async applyPortFilter(): Promise<void> {
+    await nftApply(renderPortFilter([...this.ports.values()]));
   }
 
   private async removeVnet(vnet: number): Promise<void> {
@@ -210,7 +239,7 @@ export class KernelBackend implements DataplaneBackend {
 
   async announce(vnet: number, ip: string, mac: string): Promise<void> {
     if (!this.vnetDevs.has(vnet)) return;
-    sendGarp(bridgeName(vnet), ip, mac);
+    await sendGarp(bridgeName(vnet), ip, mac);
   }
 
   entries(vnet: number): VnetEntries {

@@ -1,10 +1,10 @@
 /**
  * Gratuitous ARP into a vnet's bridge: an ARP reply "ip is-at mac" to the broadcast
- * address, injected with libpcap (cap) on the bridge device, so every local instance
+ * address, sent out of the bridge device with a raw AF_PACKET socket, so every local instance
  * refreshes its neighbour entry. The vxlan port's ARP proxy consumes it: it never leaves
  * the node. The bridge does not learn source MACs of frames it sends itself.
  */
-import { createRequire } from 'node:module';
+import { execFile } from 'node:child_process';
 import { isIPv4 } from 'node:net';
 import { macHex } from './names.js';
 
@@ -29,23 +29,17 @@ export function garpFrame(ip: string, mac: string): Buffer {
   return f;
 }
 
-interface CapHandle {
-  open(device: string, filter: string, bufSize: number, buffer: Buffer): string;
-  send(buffer: Buffer, nBytes?: number): void;
-  close(): void;
-}
+// One AF_PACKET send. A child process, not libpcap in the agent: cap's handles crash the
+// process when the garbage collector destroys them (Pcap::~Pcap -> AsyncWrap::EmitDestroy).
+const SEND_FRAME = 'import socket,sys\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind((sys.argv[1],0))\ns.send(bytes.fromhex(sys.argv[2]))';
 
-const require = createRequire(import.meta.url);
-
-export function sendGarp(device: string, ip: string, mac: string): void {
-  const { Cap } = require('cap') as { Cap: new () => CapHandle };
-  const cap = new Cap();
+/** Sends the gratuitous ARP out of `device` (python3's AF_PACKET socket; the agent runs as root). */
+export function sendGarp(device: string, ip: string, mac: string): Promise<void> {
   const frame = garpFrame(ip, mac);
-  // The filter matches nothing we care about: the handle is only used to send.
-  cap.open(device, 'arp and ether src 00:00:00:00:00:01', 65536, Buffer.alloc(65536));
-  try {
-    cap.send(frame, frame.length);
-  } finally {
-    cap.close();
-  }
+  return new Promise((resolve, reject) => {
+    execFile('python3', ['-c', SEND_FRAME, device, frame.toString('hex')], { timeout: 5000 }, (err, _stdout, stderr) => {
+      if (err) reject(new Error(`gratuitous ARP on ${device}: ${stderr.trim() || err.message}`));
+      else resolve();
+    });
+  });
 }

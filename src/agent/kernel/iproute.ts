@@ -51,6 +51,18 @@ export function ipBatch(lines: readonly string[], prefix: string[] = []): Promis
   });
 }
 
+/** `nft -f -` with this text (one atomic transaction). */
+export function nftApply(text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('nft', ['-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', (err) => reject(new IpCommandError(['nft', '-f', '-'], err.message)));
+    child.once('close', (code) => (code === 0 ? resolve() : reject(new IpCommandError(['nft', '-f', '-'], stderr))));
+    child.stdin.end(text);
+  });
+}
+
 /** Runs `ip` inside the network namespace at this path. */
 export function inNetns(path: string): string[] {
   return ['nsenter', `--net=${path}`, '--'];

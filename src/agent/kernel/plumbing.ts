@@ -37,6 +37,8 @@ export interface NicPlumbing {
   routes: RouteSpec[];
   vnet: number;
   vlan: number;
+  allowMacSpoofing: boolean;
+  allowIpSpoofing: boolean;
   /** Path of the instance's network namespace (/run/netns/NAME, /proc/PID/ns/net). */
   netns: string;
   ifname: string;
@@ -84,6 +86,8 @@ export function plumbingFor(nic: ApiNic, netns: string, ifname = 'eth0'): NicPlu
     routes,
     vnet,
     vlan: nic.vlan_id ?? 0,
+    allowMacSpoofing: nic.allow_mac_spoofing === true,
+    allowIpSpoofing: nic.allow_ip_spoofing === true,
     netns,
     ifname,
   };
