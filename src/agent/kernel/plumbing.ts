@@ -8,10 +8,15 @@
  * one bridge per vnet. Owners are isolated by VNI (each owner's fabric has its own vnet).
  * Linux vxlan's ARP proxy (arp_reduce, which is what keeps ARP off the wire and raises
  * l3miss) only recognises untagged ARP, and a second vxlan device with the same VNI and
- * port cannot exist, so per-(vnet, vlan) tagging would cost the proxy; the VLANs of one
- * owner therefore share its vnet's segment on this backend (their subnets never overlap:
- * NAPI refuses overlapping fabric networks of one owner). The 802.1Q inner tag of the
- * spec is left to the userspace backend.
+ * port cannot exist, so per-(vnet, vlan) tagging would cost the proxy (and this test
+ * kernel has neither 8021q nor bridge VLAN filtering). So on this backend:
+ * - on a node, the port filter (./portfilter.ts) drops everything between local ports of
+ *   one vnet on different VLANs;
+ * - across nodes, ARP is answered by IP from VL3 (never flooded), and the VLANs' subnets
+ *   never overlap (NAPI refuses overlapping fabric networks of one owner), so an instance
+ *   only reaches another VLAN's instance on another node if it deliberately makes that
+ *   subnet on-link — that case is not isolated here.
+ * The 802.1Q inner tag of the spec is left to the userspace backend.
  */
 import { isIPv4 } from 'node:net';
 import type { ApiNic } from '../napi-client.js';
