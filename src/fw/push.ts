@@ -14,7 +14,7 @@ import { EventEmitter } from 'node:events';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { NIC_PREFIX } from '../napi/keys.js';
 import type { NicRecord } from '../napi/models/records.js';
-import type { ChangeSet, Store, Watcher } from '../store/types.js';
+import { type ChangeSet, type Store, StoreClosedError, type Watcher } from '../store/types.js';
 import { canonicalAddress } from './addr.js';
 import { PolicyWorld, tableName } from './compile.js';
 import { type CheckResult, checkRulesets, renderRuleset } from './nft.js';
@@ -84,7 +84,8 @@ export interface FwEngineOptions {
 }
 
 export class FwEngine {
-  readonly world = new PolicyWorld();
+  /** Replaced (not mutated in place) when the engine reloads after losing the feed. */
+  world = new PolicyWorld();
   readonly metrics: FwMetrics;
   private readonly events = new EventEmitter();
   private readonly records = new Map<string, InstanceRecord>();
@@ -99,6 +100,8 @@ export class FwEngine {
   /** Last store revision fully processed. */
   revision = 0;
   private failed: Error | undefined;
+  private stopped = false;
+  private reloadTimer: NodeJS.Timeout | undefined;
   /** Instances whose latest compiled ruleset nft rejected, with nft's message. */
   readonly rejections = new Map<string, string>();
 
@@ -131,13 +134,39 @@ export class FwEngine {
         onChange: (set) => this.apply(set),
         onError: (err) => {
           this.failed = err;
+          this.watcher = undefined;
           this.events.emit('revision');
+          if (!this.stopped && !(err instanceof StoreClosedError)) this.reloadTimer = setTimeout(() => void this.reload(), 200);
         },
       },
     );
   }
 
+  /**
+   * Lost the change feed (compacted history, backend hiccup): load everything again at a
+   * new revision. Agents then ask with an older `since` than our horizon and resync fully.
+   */
+  private async reload(): Promise<void> {
+    if (this.stopped) return;
+    this.world = new PolicyWorld();
+    this.records.clear();
+    this.nics.clear();
+    this.nicsByInstance.clear();
+    this.perNode.clear();
+    this.published.clear();
+    this.rejections.clear();
+    this.failed = undefined;
+    try {
+      await this.start();
+    } catch (err) {
+      this.failed = err as Error;
+      if (!this.stopped && !(err instanceof StoreClosedError)) this.reloadTimer = setTimeout(() => void this.reload(), 1000);
+    }
+  }
+
   stop(): void {
+    this.stopped = true;
+    if (this.reloadTimer) clearTimeout(this.reloadTimer);
     this.watcher?.close();
     this.watcher = undefined;
     this.events.emit('revision');
