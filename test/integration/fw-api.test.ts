@@ -232,4 +232,40 @@ describe('rules API', () => {
     assert.match(metrics.body, /rhumb_fw_compile_seconds_count\{process="test"\} [1-9]/);
     assert.match(metrics.body, /rhumb_fw_rulesets_pushed_total\{process="test"\} [1-9]/);
   });
+
+  it('docker containers: rules, env and hosts; bad input stores nothing', async () => {
+    const OWNER_D = 'dddddddd-0000-4000-8000-00000000000d';
+    await putNic(napi.store, 21, { instance: vm(21), ip: '10.2.0.21', cn: NODE_1, owner: OWNER_D });
+    const before = await ruleCount();
+    const remap = await napi.call('POST', `/fw/docker/containers/${vm(21)}`, { owner_uuid: OWNER_D, name: 'db', published_ports: ['8080:80'] });
+    assert.equal(remap.status, 422);
+    assert.deepEqual(remap.body.errors, [{ field: 'published_ports', code: 'InvalidParameter', message: 'remapping of port numbers not allowed' }]);
+    const noTarget = await napi.call('POST', `/fw/docker/containers/${vm(22)}`, { owner_uuid: OWNER_D, name: 'web', links: ['nope:db'] });
+    assert.equal(noTarget.status, 422);
+    assert.equal(noTarget.body.errors[0].message, 'link target "nope" not found');
+    assert.equal(await ruleCount(), before);
+    assert.equal((await napi.call('GET', `/fw/docker/containers/${vm(22)}`)).status, 404);
+
+    const db = await napi.call('POST', `/fw/docker/containers/${vm(21)}`, { owner_uuid: OWNER_D, name: 'db', exposed_ports: ['5432'], env: ['A=1'], icc: false });
+    assert.equal(db.status, 200, JSON.stringify(db.body));
+    const web = await napi.call('POST', `/fw/docker/containers/${vm(22)}`, { owner_uuid: OWNER_D, name: 'web', links: ['db:pg'], published_ports: ['80'] });
+    assert.equal(web.status, 200, JSON.stringify(web.body));
+    assert.deepEqual(web.body.hosts, ['10.2.0.21\tpg db']);
+    assert.ok(web.body.env.includes('PG_PORT_5432_TCP=tcp://10.2.0.21:5432'));
+    assert.ok(web.body.env.includes('PG_ENV_A=1'));
+    const rules = (await napi.call('GET', `/rules?owner_uuid=${OWNER_D}`)).body.map((r: { rule: string }) => r.rule).sort();
+    assert.deepEqual(rules, [`FROM any TO vm ${vm(22)} ALLOW tcp PORT 80`, `FROM vm ${vm(22)} TO vm ${vm(21)} ALLOW tcp PORT 5432`]);
+    const dup = await napi.call('POST', `/fw/docker/containers/${vm(23)}`, { owner_uuid: OWNER_D, name: 'db' });
+    assert.equal(dup.body.errors[0].code, 'Duplicate');
+    // Turning icc on replaces the link rule with the owner-wide ones; deleting web drops its rules.
+    await napi.call('POST', `/fw/docker/containers/${vm(21)}`, { icc: true });
+    assert.equal((await napi.call('DELETE', `/fw/docker/containers/${vm(22)}`)).status, 204);
+    const after = (await napi.call('GET', `/rules?owner_uuid=${OWNER_D}`)).body.map((r: { rule: string }) => r.rule).sort();
+    assert.deepEqual(after, [
+      'FROM tag "sdc_docker" TO tag "sdc_docker" ALLOW tcp PORT all',
+      'FROM tag "sdc_docker" TO tag "sdc_docker" ALLOW udp PORT all',
+    ]);
+    const inst = await napi.call('GET', `/fw/instances/${vm(21)}`);
+    assert.deepEqual([inst.body.firewall_enabled, inst.body.tags], [true, { sdc_docker: true }]);
+  });
 });
