@@ -168,10 +168,16 @@ export async function checkRuleset(text: string): Promise<CheckResult> {
  * Checks many rulesets with as few nft runs as possible: all in one file (tables have
  * distinct names), splitting in halves only when that fails, to find the culprits.
  */
-export async function checkRulesets(texts: string[], check: (text: string) => Promise<CheckResult> = checkRuleset): Promise<CheckResult[]> {
+export async function checkRulesets(texts: string[], check: (text: string) => Promise<CheckResult> = checkRuleset, chunk = 200): Promise<CheckResult[]> {
   if (texts.length === 0) return [];
+  if (texts.length > chunk) {
+    // Bounded files: nft's memory grows with the text it parses.
+    const out: CheckResult[] = [];
+    for (let i = 0; i < texts.length; i += chunk) out.push(...(await checkRulesets(texts.slice(i, i + chunk), check, chunk)));
+    return out;
+  }
   const joint = await check(texts.join(''));
   if (joint.ok || texts.length === 1) return texts.map(() => joint);
   const mid = texts.length >> 1;
-  return [...(await checkRulesets(texts.slice(0, mid), check)), ...(await checkRulesets(texts.slice(mid), check))];
+  return [...(await checkRulesets(texts.slice(0, mid), check, chunk)), ...(await checkRulesets(texts.slice(mid), check, chunk))];
 }

@@ -126,7 +126,7 @@ export class FwEngine {
       ...instances.map((kv) => ({ type: 'put' as const, key: kv.key, value: kv.value })),
       ...nics.map((kv) => ({ type: 'put' as const, key: kv.key, value: kv.value })),
     ];
-    await this.apply({ revision: rev0, changes });
+    await this.apply({ revision: rev0, changes }, true);
     this.horizon = rev0;
     this.watcher = this.store.watch(
       { prefix: '', fromRevision: rev0 + 1 },
@@ -234,21 +234,17 @@ export class FwEngine {
 
   // ---- change processing ----
 
-  private async apply(set: ChangeSet): Promise<void> {
+  private async apply(set: ChangeSet, bulk = false): Promise<void> {
     const started = process.hrtime.bigint();
     const touchedInstances = new Set<string>();
     const affected = new Set<string>();
+    // Instances first, rules after: on a bulk load every instance is then indexed before
+    // any rule needs it, instead of each instance upsert re-walking every rule's matches.
+    const ruleChanges: Array<{ uuid: string; value?: string }> = [];
     for (const ch of set.changes) {
       if (ch.key.startsWith(RULE_PREFIX)) {
         const uuid = ch.key.slice(RULE_PREFIX.length);
-        if (ch.type === 'put' && ch.value !== undefined) {
-          try {
-            for (const u of this.world.upsertRule(toPolicyRule(JSON.parse(ch.value) as StoredRule))) affected.add(u);
-          } catch {
-            // A stored rule that no longer parses is treated as absent.
-            for (const u of this.world.deleteRule(uuid)) affected.add(u);
-          }
-        } else for (const u of this.world.deleteRule(uuid)) affected.add(u);
+        ruleChanges.push(ch.type === 'put' && ch.value !== undefined ? { uuid, value: ch.value } : { uuid });
       } else if (ch.key.startsWith(INSTANCE_PREFIX)) {
         const uuid = ch.key.slice(INSTANCE_PREFIX.length);
         if (ch.type === 'put' && ch.value !== undefined) this.records.set(uuid, JSON.parse(ch.value) as InstanceRecord);
@@ -287,19 +283,31 @@ export class FwEngine {
       const res = v ? this.world.upsertInstance(v) : this.world.deleteInstance(uuid);
       for (const u of res) affected.add(u);
     }
+    for (const { uuid, value } of ruleChanges) {
+      let res: Set<string>;
+      try {
+        res = value !== undefined ? this.world.upsertRule(toPolicyRule(JSON.parse(value) as StoredRule)) : this.world.deleteRule(uuid);
+      } catch {
+        // A stored rule that no longer parses is treated as absent.
+        res = this.world.deleteRule(uuid);
+      }
+      for (const u of res) affected.add(u);
+    }
     const notify = new Set<string>();
-    if (affected.size > 0) await this.publish(affected, set.revision, notify);
+    if (affected.size > 0) await this.publish(affected, set.revision, notify, !bulk);
     if (affected.size > 0) this.metrics.compileSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
     this.revision = set.revision;
     for (const node of notify) this.events.emit(`node:${node}`);
     this.events.emit('revision');
   }
 
-  private async publish(affected: Set<string>, revision: number, notify: Set<string>): Promise<void> {
+  private async publish(affected: Set<string>, revision: number, notify: Set<string>, verify: boolean): Promise<void> {
     const compiled = this.world.compileMany(affected);
     const texts = new Map<string, string>();
     for (const [uuid, policy] of compiled) texts.set(uuid, renderRuleset(uuid, policy));
-    if (this.opts.verify) {
+    // The initial load is not re-checked (rules were checked when written; an agent's
+    // nft -f is atomic anyway): checking every instance's table at startup is too slow.
+    if (this.opts.verify && verify) {
       // Only new table definitions need checking; a removal cannot be rejected.
       const todo = [...compiled].filter(([uuid, p]) => p !== null && texts.get(uuid) !== this.published.get(uuid)?.text).map(([u]) => u);
       const results = await checkRulesets(todo.map((u) => texts.get(u)!), this.opts.verify);
