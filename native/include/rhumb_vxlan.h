@@ -85,6 +85,12 @@ size_t rv_icmp_too_big(uint8_t *out, size_t cap, const uint8_t *f, size_t len, u
 /* A gratuitous ARP request announcing ip (network order) at mac. */
 size_t rv_garp(uint8_t out[42], const uint8_t mac[6], const uint8_t ip[4]);
 
+/*
+ * Marks an untagged TCP/UDP frame's L4 checksum as partial (pseudo-header sum in the
+ * field, NEEDS_CSUM in vh) so the receiving stack does not re-verify what the outer
+ * checksum covered; 0 (vh untouched) for anything else.
+ */
+int rv_make_partial(uint8_t *f, size_t len, struct rv_vnet_hdr *vh);
 /* Completes a partial L4 checksum (virtio NEEDS_CSUM). */
 int rv_csum_complete(uint8_t *f, size_t len, uint16_t csum_start, uint16_t csum_offset);
 

@@ -54,7 +54,7 @@
 #define FP_PENDING 512
 #define FP_PARK_BYTES (128 * 1024)
 #define FP_PARK_MS 1000      /* unanswered misses drop their frames after this */
-#define FP_NEG_MS 1000       /* ... and are negatively cached this long */
+#define FP_NEG_MS 2000       /* ... and are negatively cached this long */
 #define FP_GSO_MAX 65000     /* bytes per UDP_SEGMENT send */
 
 enum {
@@ -129,7 +129,7 @@ struct fp {
 	uint16_t port, ul_mtu;
 	/* offloads: probed & wanted */
 	bool vnethdr, tso, uso, gso, gro, coalesce, mmsg;
-	bool probed_tso, probed_uso, probed_gso, probed_gro;
+	bool probed_vnethdr, probed_tso, probed_uso, probed_gso, probed_gro;
 	struct nic nics[FP_MAX_NICS];
 	uint32_t next_gen;
 	struct l2e *l2;
@@ -750,7 +750,9 @@ static void deliver_all(struct fp *f, struct delivery *d, int nd)
 		struct nic *n = &f->nics[d[i].nic];
 		int j = i + 1, cnt;
 		if (!f->coalesce || !rv_gro_start(&g, d[i].frame, d[i].len)) {
-			tap_write(f, n, NULL, d[i].frame, d[i].len);
+			struct rv_vnet_hdr one = { 0 };
+			rv_make_partial(d[i].frame, d[i].len, &one);
+			tap_write(f, n, &one, d[i].frame, d[i].len);
 			i++;
 			continue;
 		}
@@ -1021,6 +1023,7 @@ static void probe_offloads(struct fp *f)
 		ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
 		snprintf(ifr.ifr_name, IFNAMSIZ, "rhprobe%%d");
 		if (ioctl(fd, TUNSETIFF, &ifr) == 0) {
+			f->probed_vnethdr = true;
 			f->probed_tso = ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) == 0;
 			f->probed_uso = ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6) == 0;
 		}
@@ -1241,9 +1244,14 @@ static napi_value js_ctor(napi_env env, napi_callback_info info)
 	f->gro = f->probed_gro && opt_bool(env, argv[0], "gro", true);
 	f->coalesce = opt_bool(env, argv[0], "coalesce", true);
 	f->mmsg = opt_bool(env, argv[0], "mmsg", true);
-	f->vnethdr = f->tso || f->uso || f->coalesce;
+	/*
+	 * The virtio header is kept even with every offload off: frames from the underlay are
+	 * written with a partial L4 checksum (the outer UDP checksum covered them, and kernel
+	 * senders on veth leave the inner one unfinished).
+	 */
+	f->vnethdr = f->probed_vnethdr;
 	if (!f->vnethdr)
-		f->coalesce = false;
+		f->coalesce = f->tso = f->uso = false;
 	f->l2 = calloc(FP_L2CAP, sizeof(*f->l2));
 	f->l3 = calloc(FP_L3CAP, sizeof(*f->l3));
 	f->tapbuf = malloc(sizeof(*f->tapbuf) * FP_BATCH);

@@ -303,6 +303,41 @@ int rv_csum_complete(uint8_t *f, size_t len, uint16_t csum_start, uint16_t csum_
 	return 0;
 }
 
+int rv_make_partial(uint8_t *f, size_t len, struct rv_vnet_hdr *vh)
+{
+	struct rv_l3 l;
+	size_t l4len, coff;
+	uint32_t s;
+	if (rv_parse(f, len, &l) != 0 || l.vlan >= 0 || !l.l4 || (l.proto != 6 && l.proto != 17))
+		return 0;
+	coff = l.proto == 6 ? 16 : 6;
+	if (len < l.l4 + (l.proto == 6 ? 20 : 8))
+		return 0;
+	if (l.ethertype == RV_ETH_P_IP) {
+		const uint8_t *ip = f + l.l3;
+		if (rv_get16(ip + 6) & 0x2000)
+			return 0; /* first fragment: the checksum covers more than this frame */
+		if ((size_t)rv_get16(ip + 2) + l.l3 > len)
+			return 0;
+		l4len = rv_get16(ip + 2) - (l.l4 - l.l3);
+		if (l.proto == 17 && rv_get16(f + l.l4 + 6) == 0)
+			return 0; /* UDP without checksum */
+		s = pseudo4(ip + 12, ip + 16, (uint16_t)l4len, l.proto);
+	} else {
+		const uint8_t *ip = f + l.l3;
+		l4len = rv_get16(ip + 4);
+		if (l.l4 + l4len > len)
+			return 0;
+		s = pseudo6(ip + 8, ip + 24, (uint32_t)l4len, l.proto);
+	}
+	rv_put16(f + l.l4 + coff, (uint16_t)~rhumb_csum_fold(s));
+	vh->flags = RV_VNET_F_NEEDS_CSUM;
+	vh->gso_type = RV_GSO_NONE;
+	vh->csum_start = (uint16_t)l.l4;
+	vh->csum_offset = (uint16_t)coff;
+	return 1;
+}
+
 /* Full L4 checksum of a segment whose checksum field is zero. */
 static uint16_t l4_csum(const uint8_t *f, const struct rv_l3 *l, size_t l4len, uint8_t proto)
 {
@@ -493,6 +528,8 @@ int rv_gro_finish(struct rv_gro *g, struct rv_vnet_hdr *vh, struct iovec *iov, i
 	iov[n++].iov_len = RV_VNET_HLEN;
 	iov[n].iov_base = g->head;
 	iov[n++].iov_len = g->head_len;
+	if (g->nseg == 1)
+		rv_make_partial(g->head, g->head_len, vh);
 	if (g->nseg > 1) {
 		uint8_t *ip = g->head + RV_ETH_HLEN;
 		uint8_t *t = ip + 20;

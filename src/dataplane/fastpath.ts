@@ -1,0 +1,276 @@
+/**
+ * Typed face of the native userspace fast path (native/src/fastpath.c). The C side owns
+ * every packet: TAP devices (one per NIC, created inside the instance's namespace), the
+ * underlay UDP sockets and a forwarding thread. From here we only add and remove NICs,
+ * write the tables in batches, answer misses and read counters.
+ *
+ *   const fp = FastPath.open({ underlayIp: '198.18.0.1', underlayMtu: 1500 }, (miss) => ...);
+ *   const id = fp.addNic({ netns: '/run/netns/i1', ifname: 'eth0', mac, ip, vnet, vlan: 0, mtu: 1450 });
+ *   fp.update([{ op: 'l3set', vnet, ip: '10.0.0.7', mac: '02:08:20:aa:bb:cc' }, { op: 'l2set', vnet, mac, underlay }]);
+ *   fp.counters(id); fp.close();
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { isIPv4, isIPv6 } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Offloads the engine can use; each is probed at start and can be switched off. */
+export const OFFLOADS = ['tso', 'uso', 'gso', 'gro', 'coalesce', 'mmsg'] as const;
+export type Offload = (typeof OFFLOADS)[number];
+
+export interface FastPathOptions {
+  underlayIp: string;
+  underlayMtu?: number;
+  port?: number;
+  /** Offloads not to use (`--no-offload tso,gro`). */
+  disable?: readonly Offload[];
+}
+
+export interface OffloadState {
+  vnethdr: boolean;
+  tso: boolean;
+  uso: boolean;
+  gso: boolean;
+  gro: boolean;
+  coalesce: boolean;
+  mmsg: boolean;
+  probedTso: boolean;
+  probedUso: boolean;
+  probedGso: boolean;
+  probedGro: boolean;
+}
+
+export type FastPathMiss = { kind: 'l2'; vnet: number; mac: string } | { kind: 'l3'; vnet: number; ip: string };
+
+export interface NicSpec {
+  /** Path of the instance's network namespace; '' = this process's namespace. */
+  netns: string;
+  ifname: string;
+  mac: string;
+  ip: string;
+  vnet: number;
+  vlan: number;
+  mtu: number;
+  allowMacSpoofing?: boolean;
+  allowIpSpoofing?: boolean;
+}
+
+export type TableOp =
+  | { op: 'l2set'; vnet: number; mac: string; underlay: string }
+  | { op: 'l2del'; vnet: number; mac: string }
+  | { op: 'l3set'; vnet: number; ip: string; mac: string }
+  | { op: 'l3del'; vnet: number; ip: string }
+  | { op: 'l2notfound'; vnet: number; mac: string }
+  | { op: 'l3notfound'; vnet: number; ip: string };
+
+export type Counters = Record<string, number>;
+
+interface NativeFastPath {
+  addNic(spec: { netns: string; ifname: string; mac: Buffer; ip: Buffer; vnet: number; vlan: number; mtu: number; allowMac: boolean; allowIp: boolean }): number;
+  removeNic(id: number): void;
+  update(records: Buffer): void;
+  entries(vnet: number): Buffer;
+  counters(id?: number): Float64Array;
+  inject(vnet: number, frame: Buffer): void;
+  offloads(): OffloadState;
+  close(): void;
+}
+
+interface NativeFastPathClass {
+  new (opts: Record<string, unknown>, onMiss: (kind: number, vnet: number, key: Buffer) => void): NativeFastPath;
+  counterNames(): string[];
+}
+
+let addon: { FastPath: NativeFastPathClass } | undefined;
+
+function native(): { FastPath: NativeFastPathClass } {
+  if (addon) return addon;
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [join(here, '../../build/Release/rhumb_native.node'), join(here, '../../../build/Release/rhumb_native.node')];
+  const path = candidates.find((p) => existsSync(p));
+  if (!path) throw new Error(`rhumb native addon not built (looked for ${candidates.join(', ')}); run npm run build:native`);
+  addon = createRequire(import.meta.url)(path) as { FastPath: NativeFastPathClass };
+  return addon;
+}
+
+const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+
+export function macBytes(mac: string): Buffer {
+  if (!MAC_RE.test(mac)) throw new TypeError(`bad MAC ${JSON.stringify(mac)}`);
+  return Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
+}
+
+export function macText(b: Buffer | Uint8Array): string {
+  return [...b.subarray(0, 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+export function ipv4Bytes(ip: string): Buffer {
+  if (!isIPv4(ip)) throw new TypeError(`bad IPv4 address ${JSON.stringify(ip)}`);
+  return Buffer.from(ip.split('.').map(Number));
+}
+
+/** 16 bytes: IPv6, or IPv4-mapped (::ffff:a.b.c.d). */
+export function ipKey(ip: string): Buffer {
+  const out = Buffer.alloc(16);
+  if (isIPv4(ip)) {
+    out[10] = out[11] = 0xff;
+    ipv4Bytes(ip).copy(out, 12);
+    return out;
+  }
+  if (!isIPv6(ip)) throw new TypeError(`bad IP address ${JSON.stringify(ip)}`);
+  let [head, tail] = ip.split('::') as [string, string | undefined];
+  const parse = (s: string | undefined): number[] => (s ? s.split(':').map((h) => parseInt(h, 16)) : []);
+  const h = parse(head);
+  const t = tail === undefined ? [] : parse(tail);
+  const groups = tail === undefined ? h : [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
+  groups.forEach((g, i) => out.writeUInt16BE(g, i * 2));
+  return out;
+}
+
+export function ipKeyText(k: Buffer): string {
+  if (k.subarray(0, 10).every((b) => b === 0) && k[10] === 0xff && k[11] === 0xff) return [...k.subarray(12, 16)].join('.');
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(k.readUInt16BE(i).toString(16));
+  // Canonical-ish: compress the longest zero run.
+  let best = -1, bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') { i++; continue; }
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  if (best < 0) return groups.join(':');
+  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+}
+
+const OPCODE = { l2set: 1, l2del: 2, l3set: 3, l3del: 4, l2notfound: 5, l3notfound: 6 } as const;
+
+/** Packs table operations into the engine's 32-byte records (validates everything first). */
+export function encodeOps(ops: readonly TableOp[]): Buffer {
+  const b = Buffer.alloc(ops.length * 32);
+  ops.forEach((o, i) => {
+    const r = b.subarray(i * 32, i * 32 + 32);
+    if (!Number.isInteger(o.vnet) || o.vnet < 0 || o.vnet > 0xffffff) throw new RangeError(`bad vnet ${o.vnet}`);
+    r[0] = OPCODE[o.op];
+    r.writeUInt32LE(o.vnet, 4);
+    if ('mac' in o) macBytes(o.mac).copy(r, 8);
+    if ('ip' in o) ipKey(o.ip).copy(r, 16);
+    if (o.op === 'l2set') ipKey(o.underlay).copy(r, 16);
+  });
+  return b;
+}
+
+export interface TableEntries {
+  fdb: Array<{ mac: string; underlay: string }>;
+  neighbours: Array<{ ip: string; mac: string }>;
+}
+
+export function decodeEntries(b: Buffer): TableEntries {
+  const out: TableEntries = { fdb: [], neighbours: [] };
+  for (let o = 0; o + 32 <= b.length; o += 32) {
+    const r = b.subarray(o, o + 32);
+    if (r[0] === 1) out.fdb.push({ mac: macText(r.subarray(8, 14)), underlay: ipKeyText(r.subarray(16, 32)) });
+    else if (r[0] === 3) out.neighbours.push({ ip: ipKeyText(r.subarray(16, 32)), mac: macText(r.subarray(8, 14)) });
+  }
+  return out;
+}
+
+/** Parses `--no-offload tso,gro` (also 'all'). */
+export function parseOffloadList(s: string): Offload[] {
+  const out: Offload[] = [];
+  for (const raw of s.split(',').map((x) => x.trim()).filter(Boolean)) {
+    if (raw === 'all') return [...OFFLOADS];
+    if (!(OFFLOADS as readonly string[]).includes(raw)) throw new RangeError(`unknown offload ${raw} (one of ${OFFLOADS.join(', ')}, all)`);
+    out.push(raw as Offload);
+  }
+  return out;
+}
+
+export class FastPath {
+  private closed = false;
+  static readonly counterNames: readonly string[] = [];
+
+  private constructor(private readonly n: NativeFastPath, private readonly names: readonly string[]) {}
+
+  static open(opts: FastPathOptions, onMiss: (miss: FastPathMiss) => void): FastPath {
+    const a = native();
+    const off = new Set(opts.disable ?? []);
+    const n = new a.FastPath(
+      {
+        underlayIp: ipv4Bytes(opts.underlayIp),
+        underlayMtu: opts.underlayMtu ?? 1500,
+        port: opts.port ?? 4789,
+        tso: !off.has('tso'),
+        uso: !off.has('uso'),
+        gso: !off.has('gso'),
+        gro: !off.has('gro'),
+        coalesce: !off.has('coalesce'),
+        mmsg: !off.has('mmsg'),
+      },
+      (kind, vnet, key) => {
+        if (kind === 2) onMiss({ kind: 'l2', vnet, mac: macText(key) });
+        else onMiss({ kind: 'l3', vnet, ip: ipKeyText(key) });
+      },
+    );
+    return new FastPath(n, a.FastPath.counterNames());
+  }
+
+  addNic(s: NicSpec): number {
+    return this.n.addNic({
+      netns: s.netns,
+      ifname: s.ifname,
+      mac: macBytes(s.mac),
+      ip: ipv4Bytes(s.ip),
+      vnet: s.vnet,
+      vlan: s.vlan,
+      mtu: s.mtu,
+      allowMac: s.allowMacSpoofing === true,
+      allowIp: s.allowIpSpoofing === true,
+    });
+  }
+
+  removeNic(id: number): void {
+    this.n.removeNic(id);
+  }
+
+  /** Applies every operation, or none (bad input throws before anything changes). */
+  update(ops: readonly TableOp[]): void {
+    if (ops.length > 0) this.n.update(encodeOps(ops));
+  }
+
+  entries(vnet: number): TableEntries {
+    return decodeEntries(this.n.entries(vnet));
+  }
+
+  private named(v: Float64Array): Counters {
+    const out: Counters = {};
+    this.names.forEach((name, i) => (out[name] = v[i]!));
+    return out;
+  }
+
+  /** The NIC's counters, or the engine's (underlay-side drops) without an id. */
+  counters(id?: number): Counters {
+    return this.named(id === undefined ? this.n.counters() : this.n.counters(id));
+  }
+
+  counterNames(): readonly string[] {
+    return this.names;
+  }
+
+  /** Writes a frame into every local TAP of the vnet except the one with the frame's source MAC. */
+  inject(vnet: number, frame: Buffer): void {
+    this.n.inject(vnet, frame);
+  }
+
+  offloads(): OffloadState {
+    return this.n.offloads();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.n.close();
+  }
+}
