@@ -263,8 +263,13 @@ export class Agent {
     throw new Error(`VL2 ${mac} vnet ${vnet}: ${r.statusName}`);
   }
 
-  /** Resolves an IP on a vnet and installs the answer (remote only). */
-  async resolveIp(vnet: number, ip: string): Promise<Vl3Mapping | null> {
+  /**
+   * Resolves an IP on a vnet and installs the answer (remote only). With announce (a
+   * kernel miss: an instance is waiting on ARP, whose request the proxy consumed), the
+   * answer is also sent into the bridge as a gratuitous ARP, which completes the waiting
+   * neighbour entry at once instead of at the instance's ARP retransmit (1 s).
+   */
+  async resolveIp(vnet: number, ip: string, opts: { announce?: boolean } = {}): Promise<Vl3Mapping | null> {
     let result: 'ok' | 'local' | 'notfound' | 'error' = 'error';
     let source = 'lookup';
     try {
@@ -273,7 +278,10 @@ export class Agent {
       result = r.value === null ? 'notfound' : this.isLocal(r.value.underlay) ? 'local' : 'ok';
       // A coalesced caller leaves the install to the first; a stale answer (a shootdown
       // arrived meanwhile) is not installed: the kernel asks again if it still needs it.
-      if (r.value && result === 'ok' && r.source !== 'coalesced' && !r.stale) this.installIp(vnet, ip, r.value);
+      if (r.value && result === 'ok' && r.source !== 'coalesced' && !r.stale) {
+        this.installIp(vnet, ip, r.value);
+        if (opts.announce) void this.o.backend.announce(vnet, ip, r.value.mac).catch((err: Error) => this.log(`gratuitous ARP ${ip}: ${err.message}`));
+      }
       return r.value;
     } finally {
       this.metrics.lookups.inc({ kind: 'vl3', result, source });
@@ -312,7 +320,7 @@ export class Agent {
       return;
     }
     this.metrics.misses.inc({ kind: m.kind });
-    const p = m.kind === 'l3' ? this.resolveIp(m.vnet, m.ip) : this.resolveMac(m.vnet, m.mac);
+    const p = m.kind === 'l3' ? this.resolveIp(m.vnet, m.ip, { announce: true }) : this.resolveMac(m.vnet, m.mac);
     p.catch((err: Error) => this.log(`${m.kind} miss on vnet ${m.vnet}: ${err.message}`));
   }
 

@@ -237,3 +237,12 @@ test('an answer that raced a shootdown is not installed', async () => {
   assert.ok(!backend.calls.some((c) => c.startsWith('l3 ')), backend.calls.join('; '));
   assert.equal(agent.vl3.peek(`${VNET}/10.0.0.7`), undefined);
 });
+
+test('a miss answer is announced into the bridge (the waiting neighbour entry completes at once); prefetch is not', async () => {
+  const { agent, backend, svp } = makeAgent();
+  svp.ips.set('10.0.0.7', { mac: '90:b8:d0:00:00:07', ul: PEER });
+  svp.ips.set('10.0.0.8', { mac: '90:b8:d0:00:00:08', ul: PEER });
+  await agent.resolveIp(VNET, '10.0.0.7', { announce: true });
+  await agent.resolveIp(VNET, '10.0.0.8');
+  assert.deepEqual(backend.calls.filter((c) => c.startsWith('garp')), [`garp ${VNET} 10.0.0.7 90:b8:d0:00:00:07`]);
+});

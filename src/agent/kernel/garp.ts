@@ -5,6 +5,7 @@
  * the node. The bridge does not learn source MACs of frames it sends itself.
  */
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { macHex } from './names.js';
 
@@ -33,11 +34,14 @@ export function garpFrame(ip: string, mac: string): Buffer {
 // process when the garbage collector destroys them (Pcap::~Pcap -> AsyncWrap::EmitDestroy).
 const SEND_FRAME = 'import socket,sys\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind((sys.argv[1],0))\ns.send(bytes.fromhex(sys.argv[2]))';
 
+// The system interpreter when there is one: version-manager shims on PATH cost ~100 ms.
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+
 /** Sends the gratuitous ARP out of `device` (python3's AF_PACKET socket; the agent runs as root). */
 export function sendGarp(device: string, ip: string, mac: string): Promise<void> {
   const frame = garpFrame(ip, mac);
   return new Promise((resolve, reject) => {
-    execFile('python3', ['-c', SEND_FRAME, device, frame.toString('hex')], { timeout: 5000 }, (err, _stdout, stderr) => {
+    execFile(PYTHON, ['-c', SEND_FRAME, device, frame.toString('hex')], { timeout: 5000 }, (err, _stdout, stderr) => {
       if (err) reject(new Error(`gratuitous ARP on ${device}: ${stderr.trim() || err.message}`));
       else resolve();
     });
