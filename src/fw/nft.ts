@@ -110,6 +110,7 @@ function tableBody(policy: CompiledPolicy): string[] {
   out.push('\t\ttype filter hook output priority filter; policy accept;');
   out.push('\t\tct state established,related accept');
   out.push('\t\toifname "lo" accept');
+  out.push(`\t\ticmpv6 type { ${ND_TYPES} } accept`);
   for (const e of policy.outbound) if (!e.noop) for (const l of entryLines(e)) out.push(`\t\t${l}`);
   out.push('\t}');
   return out;
