@@ -77,7 +77,7 @@ export function registerFwCommands(program: Command, io: ClientIo = defaultIo): 
 
   fw.command('explain')
     .description('which rule decides whether traffic from an address reaches an instance, and why')
-    .requiredOption('--from <addr>', 'source IP address')
+    .requiredOption('--from <addr>', 'source IP address (or instance UUID)')
     .requiredOption('--to <instance>', 'destination instance UUID')
     .option('--proto <name>', 'tcp, udp, icmp, icmp6, ah or esp', 'tcp')
     .option('--port <n>', 'destination port (tcp/udp)', intArg(1, 65535))

@@ -461,8 +461,10 @@ export function fwRoutes(opts: FwRoutesOptions = {}): (app: FastifyInstance, ctx
     app.get('/fw/explain', async (req) => {
       const params = napiParams(req);
       const errors: FieldError[] = [];
-      const from = typeof params.from === 'string' ? canonicalAddress(params.from) : undefined;
-      if (!from) errors.push(invalidParam('from', 'from must be an IP address'));
+      // --from is an address, or an instance (then its address of the destination's family).
+      const fromInstance = typeof params.from === 'string' && isValidUuid(params.from) ? params.from.toLowerCase() : undefined;
+      let from = typeof params.from === 'string' && !fromInstance ? canonicalAddress(params.from) : undefined;
+      if (!from && !fromInstance) errors.push(invalidParam('from', 'from must be an IP address or an instance UUID'));
       const to = typeof params.to === 'string' && isValidUuid(params.to) ? params.to.toLowerCase() : undefined;
       if (!to) errors.push(invalidParam('to', 'to must be an instance UUID'));
       const probe = parseProbe(params, errors);
@@ -470,6 +472,13 @@ export function fwRoutes(opts: FwRoutesOptions = {}): (app: FastifyInstance, ctx
       await engine.sync();
       const dest = engine.world.getInstance(to!);
       if (!dest) throw notFound('Instance not found');
+      if (fromInstance) {
+        const src = engine.world.getInstance(fromInstance);
+        if (!src) throw notFound('Source instance not found');
+        const v4First = dest.addresses.some((a) => !a.includes(':'));
+        from = src.addresses.find((a) => a.includes(':') !== v4First) ?? src.addresses[0];
+        if (!from) throw invalidParams([invalidParam('from', 'the source instance has no address')]);
+      }
       const fam = from!.includes(':') ? ':' : '.';
       const toAddress = dest.addresses.find((a) => a.includes(fam)) ?? dest.addresses[0] ?? '';
       const owners = engine.world.instancesWithAddress(from!);

@@ -180,6 +180,9 @@ describe('rules API', () => {
     const no = await napi.call('GET', `/fw/explain?from=10.0.0.2&to=${vm(1)}&proto=tcp&port=22`);
     assert.equal(no.body.allowed, false);
     assert.match(no.body.inbound.reason, /blocked by default/);
+    const byInstance = await napi.call('GET', `/fw/explain?from=${vm(2)}&to=${vm(1)}&proto=tcp&port=5433`);
+    assert.equal(byInstance.body.from, '10.0.0.2');
+    assert.equal(byInstance.body.allowed, true);
     const bad = await napi.call('GET', `/fw/explain?from=nope&to=${vm(1)}&proto=tcp`);
     assert.equal(bad.status, 422);
     assert.deepEqual(bad.body.errors.map((e: { field: string }) => e.field).sort(), ['from', 'port']);
