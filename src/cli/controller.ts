@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_ADMIN_UUID, startController } from '../controller/index.js';
-import type { StoreConfig } from '../store/index.js';
+import { DEFAULT_ETCD_PREFIX, type StoreConfig } from '../store/index.js';
 import { formatHostPort, type HostPort, parseHostPort, parseIntArg } from './hostport.js';
 
 interface ControllerFlags {
@@ -13,9 +13,17 @@ interface ControllerFlags {
   overlayMtu: number;
   store: 'leveldb' | 'etcd';
   etcd?: string;
+  etcdPrefix: string;
+  etcdMaxTxnOps: number;
   logLevel: string;
   logWait: number;
 }
+
+/**
+ * A NIC write is one transaction with one shootdown event per compute node on the vnet,
+ * so etcd's default of 128 ops caps a vnet at ~110 nodes; 4096 allows ~4000.
+ */
+export const DEFAULT_ETCD_MAX_TXN_OPS = 4096;
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -33,13 +41,26 @@ export function registerControllerCommand(program: Command): void {
     .option('--overlay-mtu <n>', 'MTU of fabric networks (underlay MTU is this + 50)', parseIntArg(576, 9000 - 50), 1450)
     .addOption(new Option('--store <kind>', 'store backend').choices(['leveldb', 'etcd']).default('leveldb'))
     .option('--etcd <urls>', 'etcd endpoints, comma separated (with --store etcd)')
+    .option('--etcd-prefix <prefix>', 'key prefix of this deployment in etcd (replicas of one deployment share it)', DEFAULT_ETCD_PREFIX)
+    .option(
+      '--etcd-max-txn-ops <n>',
+      'largest etcd transaction rhumb sends; every etcd member needs --max-txn-ops >= this (checked at start)',
+      parseIntArg(16, 1_000_000),
+      DEFAULT_ETCD_MAX_TXN_OPS,
+    )
     .option('--log-wait <ms>', 'longest a LOG_REQ long-poll is held', parseIntArg(0, 600000), 10000)
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
     .action(async (flags: ControllerFlags) => {
       let store: StoreConfig;
       if (flags.store === 'etcd') {
         if (!flags.etcd) throw new InvalidArgumentError('--store etcd needs --etcd URL[,URL…]');
-        store = { kind: 'etcd', endpoints: flags.etcd.split(',').map((s) => s.trim()).filter(Boolean) };
+        if (flags.etcdPrefix === '') throw new InvalidArgumentError('--etcd-prefix must not be empty');
+        store = {
+          kind: 'etcd',
+          endpoints: flags.etcd.split(',').map((s) => s.trim()).filter(Boolean),
+          prefix: flags.etcdPrefix,
+          maxTxnOps: flags.etcdMaxTxnOps,
+        };
       } else {
         store = { kind: 'leveldb', dir: resolve(flags.data) };
       }
@@ -52,7 +73,7 @@ export function registerControllerCommand(program: Command): void {
         logLevel: flags.logLevel,
         svpLogWaitMs: flags.logWait,
       });
-      const where = store.kind === 'leveldb' ? `leveldb at ${store.dir}` : `etcd at ${store.endpoints.join(',')}`;
+      const where = store.kind === 'leveldb' ? `leveldb at ${store.dir}` : `etcd at ${store.endpoints.join(',')} prefix ${store.prefix}`;
       // Machine-readable first lines: tests and operators read the bound addresses here.
       process.stdout.write(`rhumb controller: REST http://${formatHostPort(ctl.restAddress)}\n`);
       if (ctl.svpAddress) process.stdout.write(`rhumb controller: SVP ${formatHostPort(ctl.svpAddress)}\n`);

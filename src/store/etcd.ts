@@ -86,6 +86,25 @@ export interface EtcdStoreOptions {
   requestTimeoutMs?: number;
   /** How long reads and provably-unapplied commits keep retrying transient failures (default 10000 ms). */
   retryTimeoutMs?: number;
+  /**
+   * Check at open that the cluster accepts a transaction of maxTxnOps puts totalling
+   * maxTxnOps × PROBE_BYTES_PER_OP bytes (nothing is written), so a cluster whose
+   * --max-txn-ops or --max-request-bytes is too low fails at start, not on the first
+   * large NIC write. Default true.
+   */
+  probeLimits?: boolean;
+}
+
+/** Budget per op the limit probe reserves: an overlay event put (key + JSON) is ~250 bytes. */
+export const PROBE_BYTES_PER_OP = 320;
+
+/** The cluster rejected the limit probe: its settings are too low for this store's configuration. */
+export class EtcdLimitsError extends Error {
+  readonly code = 'EtcdLimits';
+  constructor(message: string) {
+    super(message);
+    this.name = 'EtcdLimitsError';
+  }
 }
 
 export const DEFAULT_ETCD_PREFIX = 'rhumb/';
@@ -153,6 +172,40 @@ const utf8 = (s: string): Buffer => Buffer.from(s, 'utf8');
 /** Cockatiel-style policy that runs once: the store decides itself what is safe to retry. */
 const runOnce = { execute: <T>(fn: (ctx: unknown) => T): T => fn({}) } as unknown as NonNullable<IOptions['faultHandling']>['global'];
 
+/** etcd refused a request for its size or its number of operations (never applied). */
+function isOverLimit(err: Error): boolean {
+  return /too many operations in txn request|request is too large|received message larger than max|trying to send message larger than max/i.test(err.message);
+}
+
+/**
+ * Sends one transaction shaped like the largest batch the store will accept: maxTxnOps
+ * puts of PROBE_BYTES_PER_OP bytes each, guarded by a compare that is false (the marker
+ * exists), so etcd checks both limits through raft but applies nothing and keeps the
+ * revision unchanged.
+ */
+async function probeLimits(client: Etcd3, ns: Buffer, maxTxnOps: number): Promise<void> {
+  // etcd refuses a txn that puts one key twice: one key per op, ~PROBE_BYTES_PER_OP each.
+  const probeKey = (i: number): Buffer => Buffer.concat([ns, utf8(`\u0000limit-probe/${String(i).padStart(7, '0')}`)]);
+  const value = Buffer.alloc(Math.max(0, PROBE_BYTES_PER_OP - probeKey(0).length), 'x');
+  try {
+    const res = await client.kv.txn({
+      compare: [{ key: ns, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 }],
+      success: Array.from({ length: maxTxnOps }, (_, i): IRequestOp => ({ request_put: { key: probeKey(i), value } })),
+      failure: [],
+    });
+    if (res.succeeded) throw new Error('etcd limit probe: the namespace marker vanished');
+  } catch (err) {
+    const e = asError(err);
+    if (!isOverLimit(e)) throw e;
+    const bytes = maxTxnOps * PROBE_BYTES_PER_OP;
+    throw new EtcdLimitsError(
+      `the etcd cluster rejected a transaction of ${maxTxnOps} operations (~${Math.ceil(bytes / 1024)} KiB): ${e.message}. ` +
+        `Start every etcd member with --max-txn-ops=${maxTxnOps} (or more) and --max-request-bytes >= ${Math.max(bytes + 65536, 1572864)}, ` +
+        `or lower rhumb's --etcd-max-txn-ops to what the cluster allows (NIC writes on a vnet with more compute nodes than that are then refused).`,
+    );
+  }
+}
+
 // ---- the store ------------------------------------------------------------------------
 
 export class EtcdStore implements Store {
@@ -215,9 +268,13 @@ export class EtcdStore implements Store {
         if (!kv) throw new Error('etcd namespace marker vanished while opening');
         return Number(kv.create_revision);
       });
+      if (opts.probeLimits ?? true) {
+        await retrying(opts.retryTimeoutMs ?? 10_000, () => false, isTransient, () => probeLimits(client, ns, opts.maxTxnOps ?? 128));
+      }
       return new EtcdStore(client, ns, base, endpoints, opts);
     } catch (err) {
       client.close();
+      if (err instanceof EtcdLimitsError) throw err;
       throw new Error(`cannot open etcd store at ${endpoints.join(',')} (prefix ${prefix}): ${asError(err).message}`);
     }
   }
@@ -418,6 +475,7 @@ export class EtcdStore implements Store {
     } catch (err) {
       const e = asError(err);
       if (e instanceof StoreClosedError) throw e;
+      if (isOverLimit(e)) throw new InvalidBatchError(`etcd refused the batch (${batch.ops.length} ops, ${pre.length} preconditions): ${e.message}`);
       if (provablyNotApplied(e)) throw new StoreUnavailableError(`etcd commit not applied: ${e.message}`, 'not-applied', e);
       if (isTransient(e)) {
         throw new StoreUnavailableError(`etcd commit outcome unknown (it may or may not have been applied): ${e.message}`, 'unknown', e);

@@ -36,6 +36,17 @@ export const etcdSkipReason: string | undefined = ETCD_BIN
   ? undefined
   : 'etcd binary not found (install Debian package etcd-server, or set RHUMB_ETCD_BIN)';
 
+/**
+ * The etcd settings rhumb's README requires of a production cluster (NIC writes carry one
+ * event per node on the vnet); start test clusters for controllers with these.
+ */
+export const RHUMB_ETCD_SETTINGS = { maxTxnOps: 4096 } as const satisfies EtcdClusterOptions;
+
+/** `rhumb controller` arguments for a replica on this cluster under its own key prefix. */
+export function etcdControllerArgs(cluster: EtcdCluster, prefix: string, extra: string[] = []): string[] {
+  return ['--store', 'etcd', '--etcd', cluster.endpoints.join(','), '--etcd-prefix', prefix, ...extra];
+}
+
 export interface EtcdMember {
   readonly name: string;
   readonly clientUrl: string;
@@ -53,6 +64,8 @@ export interface EtcdClusterOptions {
   electionMs?: number;
   /** etcd's --max-txn-ops (default: etcd's own, 128). */
   maxTxnOps?: number;
+  /** etcd's --max-request-bytes (default: etcd's own, 1.5 MiB). */
+  maxRequestBytes?: number;
   /** How long start()/restart() wait for a healthy cluster (default 20 s). */
   readyTimeoutMs?: number;
 }
@@ -144,6 +157,7 @@ export class EtcdCluster {
       '--heartbeat-interval', String(opts.heartbeatMs ?? 50),
       '--election-timeout', String(opts.electionMs ?? 500),
       ...(opts.maxTxnOps !== undefined ? ['--max-txn-ops', String(opts.maxTxnOps)] : []),
+      ...(opts.maxRequestBytes !== undefined ? ['--max-request-bytes', String(opts.maxRequestBytes)] : []),
       '--logger', 'zap',
       '--log-outputs', 'stderr',
       '--log-level', 'warn',
