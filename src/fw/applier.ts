@@ -94,6 +94,12 @@ export interface FwFeedClientOptions {
   nodeUuid: string;
   /** Instance uuid → network namespace path (/var/run/netns/NAME, /proc/PID/ns/net). */
   resolveNetns: NetnsResolver;
+  /**
+   * Instances that have a table on this node right now (e.g. found by listing the
+   * namespaces' nft tables at agent start). On a full resync, those missing from the
+   * controller's list lose their table — tables a previous agent run left behind.
+   */
+  listInstalled?: () => Promise<string[]>;
   registry?: Registry;
   applier?: NftApplier;
   /** Long-poll duration asked of the controller (ms). */
@@ -192,7 +198,8 @@ export class FwFeedClient {
     this.failures.delete('(feed)');
     if (res.full) {
       const present = new Set(res.rulesets.map((r) => r.uuid));
-      for (const uuid of [...this.known.keys()]) {
+      const installed = this.opts.listInstalled ? await this.opts.listInstalled() : [];
+      for (const uuid of new Set([...this.known.keys(), ...installed])) {
         if (present.has(uuid)) continue;
         this.pending.set(uuid, { uuid, table: '', text: renderRuleset(uuid, null), revision: res.revision, removed: true });
       }
@@ -238,4 +245,16 @@ export class FwFeedClient {
       this.sleeper = { timer, resolve };
     });
   }
+}
+
+/** Instance uuids whose rhumb tables exist in a namespace (for FwFeedClient's listInstalled). */
+export async function installedInstances(netnsPath: string): Promise<string[]> {
+  const res = await runWithInput('nsenter', [`--net=${netnsPath}`, 'nft', 'list', 'tables'], '');
+  if (res.code !== 0) return [];
+  const out: string[] = [];
+  for (const m of res.stdout.matchAll(/^table inet rhumb_fw_([0-9a-f]{32})$/gm)) {
+    const h = m[1]!;
+    out.push(`${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`);
+  }
+  return out;
 }

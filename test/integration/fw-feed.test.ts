@@ -85,4 +85,25 @@ describe('fw feed client', () => {
     assert.ok(client!.revision > before);
     assert.deepEqual([...applier.tables.keys()], [vm(1)]);
   });
+
+  it('a restarted agent removes tables it finds that are no longer on its node', async () => {
+    await client!.stop();
+    const fresh = new FakeApplier();
+    fresh.tables.set(vm(9), 'table inet x {\n}');
+    const removedTables: string[] = [];
+    const orig = fresh.apply.bind(fresh);
+    fresh.apply = async (instance, ns, text) => {
+      if (!text.includes(' {\n')) removedTables.push(instance);
+      return orig(instance, ns, text);
+    };
+    const url = `http://127.0.0.1:${(napi!.app.server.address() as AddressInfo).port}`;
+    client = new FwFeedClient({
+      controllerUrl: url, nodeUuid: NODE_1, resolveNetns: (u) => `/fake/${u}`, applier: fresh, waitMs: 500, retryMs: 50,
+      listInstalled: async () => [...fresh.tables.keys()],
+    });
+    client.start();
+    await settle(napi!, client);
+    assert.deepEqual(removedTables, [vm(9)]);
+    assert.deepEqual([...fresh.tables.keys()], [vm(1)]);
+  });
 });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { fwEngineOf } from '../../src/fw/api.js';
-import { FwFeedClient, NftApplier } from '../../src/fw/applier.js';
+import { FwFeedClient, NftApplier, installedInstances } from '../../src/fw/applier.js';
 import { checkRuleset, renderRuleset } from '../../src/fw/nft.js';
 import { NODE_1, OWNER_A, OWNER_B, putNic, vm } from '../helpers/fw-fixtures.js';
 import { startTestNapi, type TestNapi } from '../helpers/napi.js';
@@ -250,8 +250,11 @@ describe('firewall in namespaces', { skip: skip || undefined }, () => {
   });
 
   it('disabling an instance\'s firewall removes its table', async () => {
+    const db = insts.get('db')!;
+    assert.deepEqual(await installedInstances(`/var/run/netns/${db.ns}`), [db.uuid]);
     await register('db', { firewall_enabled: false });
     await settle();
+    assert.deepEqual(await installedInstances(`/var/run/netns/${db.ns}`), []);
     assert.deepEqual(await reach('other', [['db', 5432]]), ['db:5432 open']);
   });
 });
