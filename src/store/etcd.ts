@@ -459,7 +459,7 @@ export class EtcdStore implements Store {
       throw new InvalidBatchError(
         `batch has ${batch.ops.length} ops and ${pre.length} preconditions; one etcd transaction allows at most ` +
           `${this.maxTxnOps} of each${hasPut ? '' : ' (one more op is used to give a change-less batch its revision)'}` +
-          ' — split the batch, or raise etcd --max-txn-ops together with the store maxTxnOps setting',
+          ' — split the batch, or raise etcd --max-txn-ops together with rhumb controller --etcd-max-txn-ops (store maxTxnOps)',
       );
     }
     const compare = pre.map((p) => this.compare(p)).filter((c): c is ICompare => c !== null);
