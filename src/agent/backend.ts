@@ -66,6 +66,7 @@ export type BackendFactory = () => Promise<DataplaneBackend>;
 /** The data planes `rhumb agent --backend` accepts. */
 export const BACKENDS = {
   kernel: async () => new (await import('./kernel/backend.js')).KernelBackend(),
+  userspace: async () => new (await import('./userspace/backend.js')).UserspaceBackend(),
 } satisfies Record<string, BackendFactory>;
 
 export type BackendKind = keyof typeof BACKENDS;

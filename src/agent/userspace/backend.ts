@@ -1,0 +1,227 @@
+/**
+ * The userspace backend: the native fast path (src/dataplane/fastpath.ts) moves every
+ * frame; this class plumbs NICs (a TAP created inside the instance's namespace, then the
+ * same address/route commands as the kernel backend), writes the agent's answers into the
+ * engine's tables in batches and hands its misses to the agent.
+ *
+ * Differences from the kernel backend the agent should know:
+ * - TAP devices live as long as this process holds their fds: close() (agent exit) removes
+ *   them, so a restarted agent finds nothing to adopt and plumbs again on attach.
+ * - Anti-spoofing and the 802.1Q inner tag (non-zero fabric VLANs) are done by the engine.
+ * - Offloads: RHUMB_NO_OFFLOAD=tso,gro,… (or setNoOffload()) switches them off.
+ */
+import { Gauge, type Registry } from 'prom-client';
+import { FastPath, type Offload, macBytes, ipv4Bytes, parseOffloadList } from '../../dataplane/fastpath.js';
+import type { BackendStartOptions, DataplaneBackend, VnetEntries } from '../backend.js';
+import { IpCommandError, inNetns, ipBatch, linkWithAddress } from '../kernel/iproute.js';
+import { normalizeMac } from '../kernel/names.js';
+import { type NicPlumbing, PlumbingError, instanceCommands } from '../kernel/plumbing.js';
+
+interface PlumbedNic {
+  id: number;
+  vnet: number;
+  ip: string;
+}
+
+/** A gratuitous ARP request: ip is at mac. */
+export function garpFrame(ip: string, mac: string): Buffer {
+  const m = macBytes(mac);
+  const a = ipv4Bytes(ip);
+  const b = Buffer.alloc(42);
+  b.fill(0xff, 0, 6);
+  m.copy(b, 6);
+  b.writeUInt16BE(0x0806, 12);
+  b.writeUInt16BE(1, 14);
+  b.writeUInt16BE(0x0800, 16);
+  b[18] = 6;
+  b[19] = 4;
+  b.writeUInt16BE(1, 20);
+  m.copy(b, 22);
+  a.copy(b, 28);
+  a.copy(b, 38);
+  return b;
+}
+
+export class UserspaceBackend implements DataplaneBackend {
+  readonly kind = 'userspace';
+  private fp: FastPath | undefined;
+  private readonly nics = new Map<string, PlumbedNic>();
+  private log: (msg: string) => void = () => {};
+  private chain: Promise<unknown> = Promise.resolve();
+  private disable: Offload[];
+
+  constructor(disable?: readonly Offload[]) {
+    this.disable = disable ? [...disable] : parseOffloadList(process.env.RHUMB_NO_OFFLOAD ?? '');
+  }
+
+  /** `--no-offload tso,gro`: before start(). */
+  setNoOffload(list: readonly Offload[]): void {
+    this.disable = [...list];
+  }
+
+  async start(opts: BackendStartOptions): Promise<void> {
+    this.log = opts.log;
+    const ul = await linkWithAddress(opts.underlayIp);
+    if (!ul) throw new Error(`no interface in this network namespace has the underlay address ${opts.underlayIp}`);
+    this.fp = FastPath.open({ underlayIp: opts.underlayIp, underlayMtu: ul.mtu, disable: this.disable }, (miss) => opts.onMiss(miss));
+    const o = this.fp.offloads();
+    const on = (['tso', 'uso', 'gso', 'gro', 'coalesce', 'mmsg'] as const).filter((k) => o[k]);
+    this.log(`userspace fast path on ${opts.underlayIp}:4789 (underlay MTU ${ul.mtu}); offloads: ${on.join(',') || 'none'}`);
+  }
+
+  private get engine(): FastPath {
+    if (!this.fp) throw new Error('userspace backend not started');
+    return this.fp;
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.chain.then(fn, fn);
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+
+  vnets(): number[] {
+    return [...new Set([...this.nics.values()].map((n) => n.vnet))].sort((a, b) => a - b);
+  }
+
+  plumbedMacs(): string[] {
+    return [...this.nics.keys()].sort();
+  }
+
+  isPlumbed(mac: string): boolean {
+    return this.nics.has(normalizeMac(mac));
+  }
+
+  vnetOf(mac: string): number | undefined {
+    return this.nics.get(normalizeMac(mac))?.vnet;
+  }
+
+  plumb(p: NicPlumbing): Promise<{ firstOnVnet: boolean }> {
+    return this.serial(async () => {
+      const mac = normalizeMac(p.mac);
+      if (this.nics.has(mac)) throw new PlumbingError(`NIC ${mac} is already plumbed on this node`);
+      const firstOnVnet = !this.vnets().includes(p.vnet);
+      let id: number;
+      try {
+        id = this.engine.addNic({
+          netns: p.netns,
+          ifname: p.ifname,
+          mac,
+          ip: p.ip,
+          vnet: p.vnet,
+          vlan: p.vlan,
+          mtu: p.mtu,
+          allowMacSpoofing: p.allowMacSpoofing,
+          allowIpSpoofing: p.allowIpSpoofing,
+        });
+      } catch (err) {
+        throw new PlumbingError(`TAP for ${mac}: ${(err as Error).message}`);
+      }
+      try {
+        await ipBatch(instanceCommands(p), inNetns(p.netns));
+      } catch (err) {
+        this.engine.removeNic(id);
+        throw err instanceof IpCommandError ? new PlumbingError(err.message) : err;
+      }
+      this.nics.set(mac, { id, vnet: p.vnet, ip: p.ip });
+      return { firstOnVnet };
+    });
+  }
+
+  async adopt(nics: readonly NicPlumbing[]): Promise<void> {
+    // TAPs die with the process that held them: nothing survives a restart to adopt.
+    void nics;
+  }
+
+  unplumb(mac: string, vnet: number): Promise<{ vnetRemoved: boolean }> {
+    return this.serial(async () => {
+      const m = normalizeMac(mac);
+      const n = this.nics.get(m);
+      if (n) {
+        this.engine.removeNic(n.id);
+        this.nics.delete(m);
+      }
+      const removed = !this.vnets().includes(vnet);
+      if (removed && this.fp) {
+        // The vnet's remote entries go with its last NIC.
+        const e = this.fp.entries(vnet);
+        this.fp.update([
+          ...e.fdb.map((f) => ({ op: 'l2del' as const, vnet, mac: f.mac })),
+          ...e.neighbours.map((x) => ({ op: 'l3del' as const, vnet, ip: x.ip })),
+        ]);
+      }
+      return { vnetRemoved: removed && n !== undefined };
+    });
+  }
+
+  installL3(vnet: number, ip: string, mac: string, underlay: string): void {
+    this.engine.update([
+      { op: 'l2set', vnet, mac: normalizeMac(mac), underlay },
+      { op: 'l3set', vnet, ip, mac: normalizeMac(mac) },
+    ]);
+  }
+
+  installL2(vnet: number, mac: string, underlay: string): void {
+    this.engine.update([{ op: 'l2set', vnet, mac: normalizeMac(mac), underlay }]);
+  }
+
+  async removeMac(vnet: number, mac: string): Promise<void> {
+    const m = normalizeMac(mac);
+    const local = this.nics.get(m);
+    const stale = this.engine
+      .entries(vnet)
+      .neighbours.filter((n) => n.mac === m && !(local && local.ip === n.ip))
+      .map((n) => ({ op: 'l3del' as const, vnet, ip: n.ip }));
+    // One batch: the forwarding thread never sees the IP without its MAC or the reverse.
+    this.engine.update([...stale, { op: 'l2del', vnet, mac: m }]);
+  }
+
+  removeIp(vnet: number, ip: string): void {
+    if ([...this.nics.values()].some((n) => n.vnet === vnet && n.ip === ip)) return;
+    this.engine.update([{ op: 'l3del', vnet, ip }]);
+  }
+
+  async announce(vnet: number, ip: string, mac: string): Promise<void> {
+    this.engine.inject(vnet, garpFrame(ip, normalizeMac(mac)));
+  }
+
+  entries(vnet: number): VnetEntries {
+    if (!this.fp) return { vnet, neighbours: [], fdb: [] };
+    const e = this.fp.entries(vnet);
+    const localIps = new Set([...this.nics.values()].filter((n) => n.vnet === vnet).map((n) => n.ip));
+    return { vnet, fdb: e.fdb, neighbours: e.neighbours.filter((n) => !localIps.has(n.ip)) };
+  }
+
+  /** Per-NIC and engine counters as Prometheus metrics on registry. */
+  registerMetrics(registry: Registry): void {
+    const nicCounters = new Gauge({
+      name: 'rhumb_fastpath_nic_total',
+      help: 'Userspace fast path counters per NIC (frames, bytes, misses, parked, drops by reason); monotonic',
+      labelNames: ['mac', 'vnet', 'counter'] as const,
+      registers: [registry],
+      collect: () => {
+        if (!this.fp) return;
+        for (const [mac, n] of this.nics) {
+          const c = this.fp.counters(n.id);
+          for (const [name, v] of Object.entries(c)) nicCounters.set({ mac, vnet: String(n.vnet), counter: name }, v);
+        }
+      },
+    });
+    const engine = new Gauge({
+      name: 'rhumb_fastpath_engine_total',
+      help: 'Userspace fast path counters not tied to a NIC (underlay drops: bad VXLAN, unknown VNI, no NIC); monotonic',
+      labelNames: ['counter'] as const,
+      registers: [registry],
+      collect: () => {
+        if (!this.fp) return;
+        for (const [name, v] of Object.entries(this.fp.counters())) engine.set({ counter: name }, v);
+      },
+    });
+  }
+
+  close(): void {
+    this.fp?.close();
+    this.fp = undefined;
+    this.nics.clear();
+  }
+}
