@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { registerClientCommands } from './client.js';
 import { registerAgentCommands } from './agent.js';
 import { registerControllerCommand } from './controller.js';
+import { registerFwCommands } from './fw.js';
 import { registerSvpCommands } from './svp.js';
 import { registerTraceCommand } from './trace.js';
 
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerAgentCommands(program);
   registerClientCommands(program);
   registerSvpCommands(program);
+  registerFwCommands(program);
   registerTraceCommand(program);
   return program;
 }
