@@ -5,19 +5,26 @@
  * and applies shootdowns from the controller's log (LOG_REQ long-poll, LOG_RM).
  *
  * Restart-safe: at start it adopts the devices and entries already in the kernel and the
- * NICs the API places on this node; nothing that carries traffic is torn down.
+ * NICs the API places on this node; nothing that carries traffic is torn down. Which
+ * namespace each NIC was plumbed into is kept in a state file (./state.ts), checked
+ * against the kernel at start.
+ *
+ * Firewall: with `firewall` set it follows the controller's per-node ruleset feed and
+ * applies each hosted instance's nftables table in the namespace of its attached NIC.
  */
 import ipaddr from 'ipaddr.js';
 import type { Registry } from 'prom-client';
+import { FwFeedClient, installedInstances } from '../fw/applier.js';
 import { SvpStatus } from '../svp/codec.js';
 import type { ClientLogEntry, LogResult, LogRmResult, QueryOptions, Vl2Result, Vl3Result } from '../svp/client.js';
 import type { BackendMiss, DataplaneBackend, VnetEntries } from './backend.js';
 import { ResolvingCache, type Vl2Mapping, type Vl3Mapping, vl2Key, vl3Key } from './cache.js';
-import { linkWithAddress } from './kernel/iproute.js';
+import { inNetns, ip as ipCmd, linkWithAddress } from './kernel/iproute.js';
 import { normalizeMac } from './kernel/names.js';
 import { type NicPlumbing, PlumbingError, plumbingFor } from './kernel/plumbing.js';
 import { type AgentMetrics, createAgentMetrics } from './metrics.js';
 import { type ApiNic, type NapiClient, NapiRequestError } from './napi-client.js';
+import type { AttachmentRecord, AttachmentState } from './state.js';
 
 /** The NAPI calls the agent makes (NapiClient implements it). */
 export type AgentNapi = Pick<NapiClient, 'getNic' | 'listNics' | 'listNetworks' | 'createNic'>;
@@ -52,6 +59,10 @@ export interface AgentOptions {
   logTimeoutMs?: number;
   /** Resolve a network's remote NICs when its vnet first appears here. Default true. */
   prefetch?: boolean;
+  /** Where attachments (MAC -> namespace, interface, instance) survive a restart. */
+  state?: AttachmentState;
+  /** Apply the instances' firewall rulesets from the controller's feed (GET /fw/nodes/:node/rulesets). */
+  firewall?: { controllerUrl: string; waitMs?: number; retryMs?: number };
   log?: (msg: string) => void;
 }
 
@@ -72,6 +83,9 @@ export interface AttachedNic {
   vnet: number;
   vlan: number;
   network_uuid?: string;
+  /** The instance the NIC belongs to (NAPI belongs_to_uuid). */
+  belongs_to_uuid?: string;
+  /** Unknown only for a NIC adopted at restart without a (valid) state record. */
   netns?: string;
   ifname?: string;
 }
@@ -83,6 +97,16 @@ export interface AttachRequest {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+/** True when the namespace at this path has an interface with this MAC. */
+async function netnsHoldsMac(netns: string, mac: string): Promise<boolean> {
+  try {
+    const links = JSON.parse(await ipCmd(['-j', 'link', 'show'], inNetns(netns))) as Array<{ address?: string }>;
+    return links.some((l) => l.address !== undefined && normalizeMac(l.address) === mac);
+  } catch {
+    return false;
+  }
+}
 
 function inSubnet(ip: string, subnet: string): boolean {
   try {
@@ -112,6 +136,9 @@ export class Agent {
   private readonly log: (msg: string) => void;
   private closed = false;
   private logLoop: Promise<void> | undefined;
+  /** State records of NICs plumbed here (also those placed elsewhere awaiting detach). */
+  private readonly records = new Map<string, AttachmentRecord>();
+  private fw: FwFeedClient | undefined;
   shootdownsApplied = 0;
 
   constructor(private readonly o: AgentOptions) {
@@ -159,6 +186,40 @@ export class Agent {
     });
     await this.rebuild();
     this.logLoop = this.runShootdowns();
+    if (this.o.firewall) {
+      this.fw = new FwFeedClient({
+        controllerUrl: this.o.firewall.controllerUrl,
+        nodeUuid: this.o.nodeUuid,
+        resolveNetns: (uuid) => this.netnsOfInstance(uuid),
+        listInstalled: () => this.installedFirewalls(),
+        registry: this.o.registry,
+        ...(this.o.firewall.waitMs !== undefined ? { waitMs: this.o.firewall.waitMs } : {}),
+        ...(this.o.firewall.retryMs !== undefined ? { retryMs: this.o.firewall.retryMs } : {}),
+        onRound: (r) => {
+          if (r.applied.length > 0) this.log(`firewall: applied ${r.applied.length} ruleset(s) at revision ${r.revision}`);
+          for (const [uuid, why] of r.failed) if (uuid !== '(feed)') this.log(`firewall: ${uuid}: ${why}`);
+        },
+      });
+      this.fw.start();
+    }
+  }
+
+  /** The namespace of an attached NIC of this instance (the firewall's resolveNetns). */
+  netnsOfInstance(instanceUuid: string): string | undefined {
+    for (const n of this.nics.values()) if (n.belongs_to_uuid === instanceUuid && n.netns) return n.netns;
+    return undefined;
+  }
+
+  /** Instances with a firewall table in the namespaces of attached NICs. */
+  private async installedFirewalls(): Promise<string[]> {
+    const spaces = new Set([...this.nics.values()].flatMap((n) => (n.netns ? [n.netns] : [])));
+    const found = await Promise.all([...spaces].map((ns) => installedInstances(ns)));
+    return [...new Set(found.flat())];
+  }
+
+  private async saveState(): Promise<void> {
+    if (!this.o.state) return;
+    await this.o.state.save(this.records).catch((err: Error) => this.log(`state file: ${err.message}`));
   }
 
   /** Registers the node's underlay NIC on the underlay network holding its address, if missing. */
@@ -189,6 +250,20 @@ export class Agent {
   private async rebuild(): Promise<void> {
     const apiNics = await this.o.napi.listNics({ cn_uuid: this.o.nodeUuid, belongs_to_type: 'zone' });
     const byMac = new Map(apiNics.map((n) => [normalizeMac(n.mac), n]));
+    // A record counts only if its NIC is still plumbed and its namespace still holds the NIC.
+    // An unreadable file costs only the namespace paths, not the start.
+    const saved = this.o.state
+      ? await this.o.state.load().catch((err: Error) => {
+          this.log(`state file: ${err.message}; namespaces of adopted NICs are unknown`);
+          return new Map<string, AttachmentRecord>();
+        })
+      : new Map<string, AttachmentRecord>();
+    for (const mac of this.o.backend.plumbedMacs()) {
+      const r = saved.get(mac);
+      if (!r) continue;
+      if (await netnsHoldsMac(r.netns, mac)) this.records.set(mac, r);
+      else this.log(`NIC ${mac}: recorded namespace ${r.netns} no longer holds it; its namespace is unknown`);
+    }
     const adopted: NicPlumbing[] = [];
     const orphans: string[] = [];
     for (const mac of this.o.backend.plumbedMacs()) {
@@ -200,13 +275,25 @@ export class Agent {
       try {
         const p = plumbingFor(n, '/');
         adopted.push(p);
-        this.nics.set(mac, { mac, ip: p.ip, vnet: p.vnet, vlan: p.vlan, network_uuid: n.network_uuid });
+        const r = this.records.get(mac);
+        if (r) this.records.set(mac, { ...r, belongs_to_uuid: n.belongs_to_uuid });
+        this.nics.set(mac, {
+          mac,
+          ip: p.ip,
+          vnet: p.vnet,
+          vlan: p.vlan,
+          network_uuid: n.network_uuid,
+          belongs_to_uuid: n.belongs_to_uuid,
+          ...(r ? { netns: r.netns, ifname: r.ifname } : {}),
+        });
       } catch (err) {
         this.log(`NIC ${mac}: ${(err as Error).message}`);
       }
     }
     await this.o.backend.adopt(adopted);
     for (const mac of orphans) await this.reconcileOrphan(mac);
+    for (const mac of [...this.records.keys()]) if (!this.o.backend.isPlumbed(mac)) this.records.delete(mac);
+    await this.saveState();
     let entries = 0;
     for (const vnet of this.o.backend.vnets()) {
       const e = this.o.backend.entries(vnet);
@@ -442,8 +529,19 @@ export class Agent {
       if (err instanceof PlumbingError) throw new AgentError(422, err.message);
       throw err;
     }
-    const attached: AttachedNic = { mac: macText, ip: p.ip, vnet: p.vnet, vlan: p.vlan, network_uuid: nic.network_uuid, netns: p.netns, ifname: p.ifname };
+    const attached: AttachedNic = {
+      mac: macText,
+      ip: p.ip,
+      vnet: p.vnet,
+      vlan: p.vlan,
+      network_uuid: nic.network_uuid,
+      belongs_to_uuid: nic.belongs_to_uuid,
+      netns: p.netns,
+      ifname: p.ifname,
+    };
     this.nics.set(macText, attached);
+    this.records.set(macText, { netns: p.netns, ifname: p.ifname, belongs_to_uuid: nic.belongs_to_uuid });
+    await this.saveState();
     // Answers that placed this NIC elsewhere are stale now.
     this.vl3.invalidate(vl3Key(p.vnet, p.ip));
     this.vl2.invalidate(vl2Key(p.vnet, macText));
@@ -473,6 +571,8 @@ export class Agent {
     if (!this.o.backend.isPlumbed(mac) || !known) throw new AgentError(404, `NIC ${mac} is not attached on this node`);
     const { vnetRemoved } = await this.o.backend.unplumb(mac, known.vnet);
     this.nics.delete(mac);
+    this.records.delete(mac);
+    await this.saveState();
     this.vl3.invalidate(vl3Key(known.vnet, known.ip));
     this.vl2.invalidate(vl2Key(known.vnet, mac));
     if (vnetRemoved) {
@@ -497,12 +597,17 @@ export class Agent {
       nics: [...this.nics.values()],
       cache: { vl3: this.vl3.sizes(), vl2: this.vl2.sizes() },
       shootdowns_applied: this.shootdownsApplied,
+      firewall: this.fw
+        ? { enabled: true, revision: this.fw.revision, failures: Object.fromEntries(this.fw.failures) }
+        : { enabled: false },
     };
   }
 
   /** Stops listening and polling; devices and entries stay (traffic keeps flowing). */
   async close(): Promise<void> {
     this.closed = true;
+    // Tables stay in the namespaces: the instances stay protected while the agent is down.
+    await this.fw?.stop();
     this.o.backend.close();
     await Promise.race([this.logLoop, sleep(100)]);
   }

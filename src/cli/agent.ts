@@ -2,6 +2,11 @@
  * `rhumb agent`: the node agent, and `rhumb agent attach|detach` talking to a running one.
  * The agent prints its local API address first ("rhumb agent: API http://HOST:PORT"),
  * then "rhumb agent: ready" once it serves.
+ *
+ * State: attachments (NIC MAC -> namespace path, interface, instance) are kept in
+ * --state-dir (default /var/lib/rhumb/agent-<node>, file attachments.json, replaced
+ * atomically), so a restarted agent knows where its NICs live. Firewall: on unless
+ * --no-firewall; the agent applies its instances' rulesets from the controller.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isIP } from 'node:net';
@@ -10,6 +15,7 @@ import { buildAgentApi } from '../agent/api.js';
 import { BACKENDS, isBackendKind } from '../agent/backend.js';
 import { NapiClient } from '../agent/napi-client.js';
 import { Prober } from '../agent/probes.js';
+import { AttachmentState, defaultStateDir } from '../agent/state.js';
 import { DEFAULT_ADMIN_UUID } from '../controller/index.js';
 import { createRegistry } from '../metrics/index.js';
 import { SvpClient } from '../svp/client.js';
@@ -29,6 +35,8 @@ interface AgentFlags {
   negativeTtl: number;
   prefetch: boolean;
   probeInterval: number;
+  stateDir?: string;
+  firewall: boolean;
 }
 
 function need<T>(v: T | undefined, flag: string): T {
@@ -81,6 +89,8 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     adminUuid: flags.adminUuid,
     negativeTtlMs: flags.negativeTtl,
     prefetch: flags.prefetch,
+    state: new AttachmentState(flags.stateDir ?? defaultStateDir(node.toLowerCase())),
+    ...(flags.firewall ? { firewall: { controllerUrl: controller } } : {}),
     log,
   });
   await agent.start();
@@ -122,6 +132,8 @@ export function registerAgentCommands(program: Command): void {
     .option('--negative-ttl <ms>', 'how long NOTFOUND answers are cached', parseIntArg(0, 600_000), 2000)
     .option('--no-prefetch', "don't resolve a network's remote NICs when its vnet first appears here")
     .option('--probe-interval <ms>', 'underlay ICMP probe interval', parseIntArg(100, 600_000), 2000)
+    .option('--state-dir <dir>', 'where attachments survive restarts (default /var/lib/rhumb/agent-<node>)')
+    .option('--no-firewall', "don't apply the instances' firewall rulesets from the controller")
     .action(runAgent);
 
   agent
