@@ -30,6 +30,9 @@
 #include <unistd.h>
 
 #include "rhumb_fastpath.h"
+
+/* <net/if.h> clashes with <linux/if.h>. */
+extern unsigned int if_nametoindex(const char *ifname);
 #include "rhumb_vxlan.h"
 
 #ifndef UDP_SEGMENT
@@ -926,7 +929,7 @@ struct tap_req {
 	const char *netns, *ifname;
 	uint8_t mac[6];
 	uint16_t mtu;
-	bool vnethdr;
+	bool vnethdr, persist, must_exist;
 	unsigned offload;
 	int fd, err;
 	const char *step;
@@ -955,6 +958,11 @@ static void *tap_thread(void *arg)
 		}
 		close(nsfd);
 	}
+	if (r->must_exist && if_nametoindex(r->ifname) == 0) {
+		r->err = ENODEV;
+		r->step = "re-attach (no such device)";
+		return NULL;
+	}
 	r->fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
 	if (r->fd < 0) {
 		r->err = errno;
@@ -972,6 +980,13 @@ static void *tap_thread(void *arg)
 		r->step = "TUNSETOFFLOAD";
 		goto fail;
 	}
+	/* A persistent TAP outlives the agent: a restarted one re-attaches to it by name. */
+	if (r->persist && ioctl(r->fd, TUNSETPERSIST, 1) != 0) {
+		r->step = "TUNSETPERSIST";
+		goto fail;
+	}
+	if (r->must_exist)
+		return NULL; /* re-attached: address and MTU are as the first agent set them */
 	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s < 0) {
 		r->step = "socket";
@@ -1364,6 +1379,8 @@ static napi_value js_add_nic(napi_env env, napi_callback_info info)
 	req.mtu = (uint16_t)opt_u32(env, argv[0], "mtu", (uint32_t)f->ul_mtu - RV_VXLAN_OVERHEAD);
 	req.vnethdr = f->vnethdr;
 	req.offload = tap_offload_flags(f);
+	req.persist = opt_bool(env, argv[0], "persist", false);
+	req.must_exist = opt_bool(env, argv[0], "reattach", false);
 	if (pthread_create(&th, NULL, tap_thread, &req) != 0) {
 		napi_throw_error(env, "EAGAIN", "addNic: cannot start the namespace thread");
 		return NULL;
@@ -1451,6 +1468,8 @@ static napi_value js_remove_nic(napi_env env, napi_callback_info info)
 	}
 	n = &f->nics[slot];
 	epoll_ctl(f->epfd, EPOLL_CTL_DEL, n->fd, NULL);
+	/* Removing a NIC removes its device, persistent or not. */
+	if (ioctl(n->fd, TUNSETPERSIST, 0) != 0) { /* was not persistent */ }
 	close(n->fd);
 	n->used = false;
 	e = l2_find(f, n->vnet, n->mac);

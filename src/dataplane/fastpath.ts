@@ -54,6 +54,10 @@ export interface NicSpec {
   mtu: number;
   allowMacSpoofing?: boolean;
   allowIpSpoofing?: boolean;
+  /** The TAP outlives this process (TUNSETPERSIST); removeNic still deletes it. */
+  persist?: boolean;
+  /** Attach to an existing TAP of that name (after a restart); fails when there is none. */
+  reattach?: boolean;
 }
 
 export type TableOp =
@@ -67,7 +71,7 @@ export type TableOp =
 export type Counters = Record<string, number>;
 
 interface NativeFastPath {
-  addNic(spec: { netns: string; ifname: string; mac: Buffer; ip: Buffer; vnet: number; vlan: number; mtu: number; allowMac: boolean; allowIp: boolean }): number;
+  addNic(spec: { netns: string; ifname: string; mac: Buffer; ip: Buffer; vnet: number; vlan: number; mtu: number; allowMac: boolean; allowIp: boolean; persist: boolean; reattach: boolean }): number;
   removeNic(id: number): void;
   update(records: Buffer): void;
   entries(vnet: number): Buffer;
@@ -228,6 +232,8 @@ export class FastPath {
       mtu: s.mtu,
       allowMac: s.allowMacSpoofing === true,
       allowIp: s.allowIpSpoofing === true,
+      persist: s.persist === true,
+      reattach: s.reattach === true,
     });
   }
 

@@ -5,13 +5,17 @@
  * engine's tables in batches and hands its misses to the agent.
  *
  * Differences from the kernel backend the agent should know:
- * - TAP devices live as long as this process holds their fds: close() (agent exit) removes
- *   them, so a restarted agent finds nothing to adopt and plumbs again on attach.
+ * - TAP devices are persistent: they outlive the agent (traffic stops while no agent runs,
+ *   TCP retransmits across a restart). What is plumbed is recorded in a state file
+ *   (RHUMB_STATE_DIR, default /run/rhumb, one file per underlay address); a restarted agent
+ *   re-attaches to those TAPs. The tables start empty and fill again on misses.
  * - Anti-spoofing and the 802.1Q inner tag (non-zero fabric VLANs) are done by the engine.
  * - Offloads: RHUMB_NO_OFFLOAD=tso,gro,… (or setNoOffload()) switches them off.
  */
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Gauge, type Registry } from 'prom-client';
-import { FastPath, type Offload, macBytes, ipv4Bytes, parseOffloadList } from '../../dataplane/fastpath.js';
+import { FastPath, type NicSpec, type Offload, macBytes, ipv4Bytes, parseOffloadList } from '../../dataplane/fastpath.js';
 import type { BackendStartOptions, DataplaneBackend, VnetEntries } from '../backend.js';
 import { IpCommandError, inNetns, ipBatch, linkWithAddress } from '../kernel/iproute.js';
 import { normalizeMac } from '../kernel/names.js';
@@ -21,9 +25,11 @@ interface PlumbedNic {
   id: number;
   vnet: number;
   ip: string;
+  /** What re-attaching after a restart needs. */
+  spec: NicSpec;
 }
 
-/** A gratuitous ARP request: ip is at mac. */
+/** A gratuitous ARP (reply form, broadcast, like the kernel backend's): ip is at mac. */
 export function garpFrame(ip: string, mac: string): Buffer {
   const m = macBytes(mac);
   const a = ipv4Bytes(ip);
@@ -35,9 +41,10 @@ export function garpFrame(ip: string, mac: string): Buffer {
   b.writeUInt16BE(0x0800, 16);
   b[18] = 6;
   b[19] = 4;
-  b.writeUInt16BE(1, 20);
+  b.writeUInt16BE(2, 20);
   m.copy(b, 22);
   a.copy(b, 28);
+  b.fill(0xff, 32, 38);
   a.copy(b, 38);
   return b;
 }
@@ -64,9 +71,45 @@ export class UserspaceBackend implements DataplaneBackend {
     const ul = await linkWithAddress(opts.underlayIp);
     if (!ul) throw new Error(`no interface in this network namespace has the underlay address ${opts.underlayIp}`);
     this.fp = FastPath.open({ underlayIp: opts.underlayIp, underlayMtu: ul.mtu, disable: this.disable }, (miss) => opts.onMiss(miss));
+    this.statePath = join(process.env.RHUMB_STATE_DIR ?? '/run/rhumb', `userspace-${opts.underlayIp}.json`);
+    this.reattach();
     const o = this.fp.offloads();
     const on = (['tso', 'uso', 'gso', 'gro', 'coalesce', 'mmsg'] as const).filter((k) => o[k]);
     this.log(`userspace fast path on ${opts.underlayIp}:4789 (underlay MTU ${ul.mtu}); offloads: ${on.join(',') || 'none'}`);
+  }
+
+  private statePath = '';
+
+  /** TAPs a previous agent left (persistent devices): attach to them again. */
+  private reattach(): void {
+    let saved: NicSpec[] = [];
+    try {
+      saved = JSON.parse(readFileSync(this.statePath, 'utf8')) as NicSpec[];
+    } catch {
+      return;
+    }
+    for (const spec of saved) {
+      try {
+        const id = this.engine.addNic({ ...spec, persist: true, reattach: true });
+        this.nics.set(normalizeMac(spec.mac), { id, vnet: spec.vnet, ip: spec.ip, spec });
+      } catch (err) {
+        this.log(`NIC ${spec.mac}: its TAP is gone (${(err as Error).message}); forgetting it`);
+      }
+    }
+    if (this.nics.size > 0) this.log(`re-attached ${this.nics.size} TAP(s) left by the previous agent`);
+    this.saveState();
+  }
+
+  private saveState(): void {
+    if (!this.statePath) return;
+    const tmp = `${this.statePath}.${process.pid}.tmp`;
+    try {
+      mkdirSync(join(this.statePath, '..'), { recursive: true });
+      writeFileSync(tmp, JSON.stringify([...this.nics.values()].map((n) => n.spec)));
+      renameSync(tmp, this.statePath);
+    } catch (err) {
+      this.log(`userspace state ${this.statePath}: ${(err as Error).message}`);
+    }
   }
 
   private get engine(): FastPath {
@@ -102,18 +145,19 @@ export class UserspaceBackend implements DataplaneBackend {
       if (this.nics.has(mac)) throw new PlumbingError(`NIC ${mac} is already plumbed on this node`);
       const firstOnVnet = !this.vnets().includes(p.vnet);
       let id: number;
+      const spec: NicSpec = {
+        netns: p.netns,
+        ifname: p.ifname,
+        mac,
+        ip: p.ip,
+        vnet: p.vnet,
+        vlan: p.vlan,
+        mtu: p.mtu,
+        allowMacSpoofing: p.allowMacSpoofing,
+        allowIpSpoofing: p.allowIpSpoofing,
+      };
       try {
-        id = this.engine.addNic({
-          netns: p.netns,
-          ifname: p.ifname,
-          mac,
-          ip: p.ip,
-          vnet: p.vnet,
-          vlan: p.vlan,
-          mtu: p.mtu,
-          allowMacSpoofing: p.allowMacSpoofing,
-          allowIpSpoofing: p.allowIpSpoofing,
-        });
+        id = this.engine.addNic({ ...spec, persist: true });
       } catch (err) {
         throw new PlumbingError(`TAP for ${mac}: ${(err as Error).message}`);
       }
@@ -123,13 +167,14 @@ export class UserspaceBackend implements DataplaneBackend {
         this.engine.removeNic(id);
         throw err instanceof IpCommandError ? new PlumbingError(err.message) : err;
       }
-      this.nics.set(mac, { id, vnet: p.vnet, ip: p.ip });
+      this.nics.set(mac, { id, vnet: p.vnet, ip: p.ip, spec });
+      this.saveState();
       return { firstOnVnet };
     });
   }
 
   async adopt(nics: readonly NicPlumbing[]): Promise<void> {
-    // TAPs die with the process that held them: nothing survives a restart to adopt.
+    // Re-attached TAPs kept their policy (anti-spoofing, VLAN) from the state file.
     void nics;
   }
 
@@ -140,6 +185,7 @@ export class UserspaceBackend implements DataplaneBackend {
       if (n) {
         this.engine.removeNic(n.id);
         this.nics.delete(m);
+        this.saveState();
       }
       const removed = !this.vnets().includes(vnet);
       if (removed && this.fp) {
@@ -219,6 +265,7 @@ export class UserspaceBackend implements DataplaneBackend {
     });
   }
 
+  /** Stops forwarding; the persistent TAPs stay for the next agent. */
   close(): void {
     this.fp?.close();
     this.fp = undefined;

@@ -1,0 +1,225 @@
+/**
+ * Data-plane throughput: two nodes in network namespaces joined by a veth underlay
+ * (MTU 1500), an instance namespace on each, iperf3 across the overlay (inner MTU 1450).
+ *
+ *   node --import tsx bench/dataplane/run.ts [--quick]         (root; iperf3)
+ *
+ * Data planes, each as a ratio to the first:
+ *   kernel-vxlan      Linux vxlan devices configured statically, the instance is the node
+ *                     namespace itself (the ceiling: no bridge, no veth)
+ *   kernel-backend    rhumb's kernel backend layout (vxlan + bridge + veth into the instance,
+ *                     the exact `ip` lines of src/agent/kernel/plumbing.ts), entries static
+ *   userspace-nooff   rhumb's native fast path, every offload off (one frame per read/write,
+ *                     no batching either: mmsg off)
+ *   userspace-mmsg    fast path with recvmmsg/sendmmsg batching, offloads off
+ *   userspace         fast path with every offload it probed (TAP TSO/USO, UDP GSO/GRO,
+ *                     coalescing towards the TAP, batching)
+ * Measures: TCP Gbit/s with 1 and 4 streams, 64-byte UDP datagrams/s received.
+ *
+ * The machine has 2 cores shared by both nodes, iperf3 and the engines; figures are
+ * for comparison on this machine only. Writes bench/results/dataplane.json
+ * (dataplane.quick.json with --quick).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Table from 'cli-table3';
+import type { Offload } from '../../src/dataplane/fastpath.js';
+import { hostSideCommands, instanceCommands, vnetCommands } from '../../src/agent/kernel/plumbing.js';
+import { NetnsLab, netnsSkipReason, underlayAddr } from '../../test/helpers/netns.js';
+import { type FastPathNode, startFastPathNode } from '../../test/netns/fastpath-harness.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+const quick = process.argv.includes('--quick');
+const SECONDS = quick ? 2 : 6;
+const VNET = 7001;
+const MAC = ['02:00:5e:20:00:01', '02:00:5e:20:00:02'] as const;
+const IP = ['10.66.0.1', '10.66.0.2'] as const;
+
+interface Result {
+  plane: string;
+  tcp1Gbps: number | null;
+  tcp4Gbps: number | null;
+  udp64Pps: number | null;
+  note?: string;
+  offloads?: Record<string, boolean>;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+interface Setup {
+  lab: NetnsLab;
+  node: [string, string];
+  /** Where iperf3 runs: the instances. */
+  inst: [string, string];
+  stop: () => Promise<void>;
+  offloads?: Record<string, boolean>;
+}
+
+async function underlay(tag: string): Promise<{ lab: NetnsLab; node: [string, string]; ul: [string, string] }> {
+  const lab = new NetnsLab(tag);
+  const a = await lab.addNetns('a');
+  const b = await lab.addNetns('b');
+  await lab.addVeth({ ns: a, name: 'ul0' }, { ns: b, name: 'ul0' });
+  const ul: [string, string] = [underlayAddr(0x2001), underlayAddr(0x2002)];
+  await lab.ip(a, 'addr', 'add', `${ul[0]}/24`, 'dev', 'ul0');
+  await lab.ip(b, 'addr', 'add', `${ul[1]}/24`, 'dev', 'ul0');
+  await lab.ip(a, 'link', 'set', 'ul0', 'up');
+  await lab.ip(b, 'link', 'set', 'ul0', 'up');
+  return { lab, node: [a, b], ul };
+}
+
+async function kernelVxlan(): Promise<Setup> {
+  const { lab, node, ul } = await underlay('bkv');
+  for (const i of [0, 1] as const) {
+    const o = 1 - i;
+    await lab.ip(node[i], 'link', 'add', 'vx0', 'address', MAC[i], 'mtu', '1450', 'type', 'vxlan', 'id', String(VNET), 'dstport', '4789', 'local', ul[i], 'nolearning', 'udpcsum');
+    await lab.ip(node[i], 'addr', 'add', `${IP[i]}/24`, 'dev', 'vx0');
+    await lab.ip(node[i], 'link', 'set', 'vx0', 'up');
+    await lab.ip(node[i], 'neigh', 'replace', IP[o], 'lladdr', MAC[o], 'dev', 'vx0', 'nud', 'permanent');
+    await lab.exec(node[i], 'bridge', 'fdb', 'add', MAC[o], 'dev', 'vx0', 'dst', ul[o], 'self', 'permanent');
+  }
+  return { lab, node, inst: node, stop: () => lab.cleanup() };
+}
+
+async function ipBatchIn(lab: NetnsLab, ns: string, lines: string[]): Promise<void> {
+  for (const l of lines) await lab.ip(ns, ...l.split(' '));
+}
+
+async function kernelBackendLayout(): Promise<Setup> {
+  const { lab, node, ul } = await underlay('bkb');
+  const inst: [string, string] = [await lab.addNetns('i'), await lab.addNetns('j')];
+  for (const i of [0, 1] as const) {
+    const o = 1 - i;
+    const p = {
+      mac: MAC[i], ip: IP[i], prefix: 24, mtu: 1450, routes: [], vnet: VNET, vlan: 0,
+      allowMacSpoofing: false, allowIpSpoofing: false, netns: inst[i], ifname: 'eth0',
+    };
+    await ipBatchIn(lab, node[i], vnetCommands({ vnet: VNET, underlayIp: ul[i], underlayDev: 'ul0', mtu: 1450 }));
+    await ipBatchIn(lab, node[i], hostSideCommands(p));
+    await ipBatchIn(lab, inst[i], instanceCommands(p));
+    // What the agent installs after the miss: FDB (MAC -> VTEP) and the neighbour entry.
+    await lab.exec(node[i], 'bridge', 'fdb', 'add', MAC[o], 'dev', `rvx${VNET}`, 'dst', ul[o], 'self', 'permanent');
+    await lab.ip(inst[i], 'neigh', 'replace', IP[o], 'lladdr', MAC[o], 'dev', 'eth0', 'nud', 'permanent');
+  }
+  return { lab, node, inst, stop: () => lab.cleanup() };
+}
+
+async function userspace(tag: string, disable: Offload[]): Promise<Setup> {
+  const { lab, node, ul } = await underlay(tag);
+  const inst: [string, string] = [await lab.addNetns('i'), await lab.addNetns('j')];
+  const fps: FastPathNode[] = [];
+  for (const i of [0, 1] as const) {
+    const o = 1 - i;
+    fps.push(
+      await startFastPathNode(lab, node[i], {
+        underlayIp: ul[i],
+        underlayMtu: 1500,
+        disable,
+        nics: [{ netns: `/run/netns/${inst[i]}`, ifname: 'eth0', mac: MAC[i], ip: IP[i], vnet: VNET, vlan: 0, mtu: 1450 }],
+        directory: [{ vnet: VNET, ip: IP[o], mac: MAC[o], underlay: ul[o] }],
+      }),
+    );
+    await lab.ip(inst[i], 'addr', 'add', `${IP[i]}/24`, 'dev', 'eth0');
+    await lab.ip(inst[i], 'link', 'set', 'eth0', 'up');
+  }
+  return {
+    lab,
+    node,
+    inst,
+    offloads: fps[0]!.offloads as unknown as Record<string, boolean>,
+    stop: async () => {
+      for (const f of fps) await f.stop();
+      await lab.cleanup();
+    },
+  };
+}
+
+async function iperf(s: Setup, args: string[]): Promise<Record<string, any> | null> {
+  const server = s.lab.spawnIn(s.inst[1], ['iperf3', '-s', '-1', '-B', IP[1]]);
+  await sleep(400);
+  try {
+    const out = await s.lab.exec(s.inst[0], 'timeout', String(SECONDS + 15), 'iperf3', '-c', IP[1], '-t', String(SECONDS), '-J', ...args);
+    return JSON.parse(out) as Record<string, any>;
+  } catch (err) {
+    console.error(`iperf3 ${args.join(' ')}: ${(err as Error).message.slice(0, 300)}`);
+    return null;
+  } finally {
+    if (server.exitCode === null) server.kill('SIGKILL');
+  }
+}
+
+async function measure(plane: string, make: () => Promise<Setup>): Promise<Result> {
+  const s = await make();
+  try {
+    // Warm up (first contact resolves misses / ARP).
+    await s.lab.exec(s.inst[0], 'ping', '-c', '3', '-i', '0.2', '-W', '2', IP[1]).catch(() => undefined);
+    const t1 = await iperf(s, []);
+    const t4 = await iperf(s, ['-P', '4']);
+    const u = await iperf(s, ['-u', '-l', '64', '-b', '0']);
+    const gbps = (j: Record<string, any> | null): number | null => (j ? j.end.sum_received.bits_per_second / 1e9 : null);
+    let pps: number | null = null;
+    if (u) {
+      const sum = u.end.sum_received ?? u.end.sum;
+      const received = (sum.packets ?? 0) - (sum.lost_packets ?? 0);
+      pps = sum.seconds ? received / sum.seconds : null;
+    }
+    const r: Result = { plane, tcp1Gbps: gbps(t1), tcp4Gbps: gbps(t4), udp64Pps: pps };
+    if (s.offloads) r.offloads = s.offloads;
+    return r;
+  } finally {
+    await s.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const skip = netnsSkipReason();
+  if (skip) {
+    console.error(`bench/dataplane: ${skip}`);
+    process.exit(1);
+  }
+  const results: Result[] = [];
+  const plan: Array<[string, () => Promise<Setup>]> = [
+    ['kernel-vxlan', kernelVxlan],
+    ['kernel-backend', kernelBackendLayout],
+    ['userspace-nooff', () => userspace('bun', ['tso', 'uso', 'gso', 'gro', 'coalesce', 'mmsg'])],
+    ['userspace-mmsg', () => userspace('bum', ['tso', 'uso', 'gso', 'gro', 'coalesce'])],
+    ['userspace', () => userspace('buo', [])],
+  ];
+  for (const [name, make] of plan) {
+    process.stderr.write(`${name} ...\n`);
+    results.push(await measure(name, make));
+  }
+  const base = results[0]!;
+  const ratio = (v: number | null, b: number | null): string => (v !== null && b ? `${(v / b).toFixed(2)}×` : 'n/a');
+  const table = new Table({ head: ['data plane', 'TCP 1 stream Gbit/s', 'ratio', 'TCP 4 streams Gbit/s', 'ratio', 'UDP 64 B pps', 'ratio'] });
+  for (const r of results) {
+    table.push([
+      r.plane,
+      r.tcp1Gbps?.toFixed(2) ?? 'n/a', ratio(r.tcp1Gbps, base.tcp1Gbps),
+      r.tcp4Gbps?.toFixed(2) ?? 'n/a', ratio(r.tcp4Gbps, base.tcp4Gbps),
+      r.udp64Pps !== null ? Math.round(r.udp64Pps).toLocaleString('en') : 'n/a', ratio(r.udp64Pps, base.udp64Pps),
+    ]);
+  }
+  console.log(table.toString());
+  const out = join(root, 'bench', 'results', quick ? 'dataplane.quick.json' : 'dataplane.json');
+  mkdirSync(dirname(out), { recursive: true });
+  const withRatios = results.map((r) => ({
+    ...r,
+    ratioToKernelVxlan: {
+      tcp1: r.tcp1Gbps !== null && base.tcp1Gbps ? r.tcp1Gbps / base.tcp1Gbps : null,
+      tcp4: r.tcp4Gbps !== null && base.tcp4Gbps ? r.tcp4Gbps / base.tcp4Gbps : null,
+      udp64: r.udp64Pps !== null && base.udp64Pps ? r.udp64Pps / base.udp64Pps : null,
+    },
+  }));
+  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), quick, seconds: SECONDS, cores: 2, results: withRatios }, null, 2)}\n`);
+  console.log(`wrote ${out}`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
