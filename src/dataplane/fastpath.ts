@@ -123,7 +123,12 @@ export function ipKey(ip: string): Buffer {
     return out;
   }
   if (!isIPv6(ip)) throw new TypeError(`bad IP address ${JSON.stringify(ip)}`);
-  let [head, tail] = ip.split('::') as [string, string | undefined];
+  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(ip);
+  if (dotted) {
+    const b = ipv4Bytes(dotted[1]!);
+    ip = `${ip.slice(0, -dotted[1]!.length)}${b.readUInt16BE(0).toString(16)}:${b.readUInt16BE(2).toString(16)}`;
+  }
+  const [head, tail] = ip.split('::') as [string, string | undefined];
   const parse = (s: string | undefined): number[] => (s ? s.split(':').map((h) => parseInt(h, 16)) : []);
   const h = parse(head);
   const t = tail === undefined ? [] : parse(tail);
