@@ -57,6 +57,16 @@ function rssMiB(pid: number): number {
   return m ? r2(Number(m[1]) / 1024) : NaN;
 }
 
+/**
+ * V8 heap in use plus external memory (the index's typed arrays), from the controller's
+ * own /metrics: RSS also counts heap V8 has grown to while loading and not returned.
+ */
+async function heapUsedMiB(ctl: RunningController): Promise<number> {
+  const text = await (await fetch(`${ctl.restUrl}/metrics`)).text();
+  const metric = (name: string): number => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return r2((metric('rhumb_nodejs_heap_size_used_bytes') + metric('rhumb_nodejs_external_memory_bytes')) / 1048576);
+}
+
 /** A place for one controller deployment: a LevelDB dir, or a key prefix on the etcd cluster. */
 interface Backend {
   kind: Kind;
@@ -236,6 +246,8 @@ interface ScaleResult {
   rss_empty_mib: number;
   rss_mib: number;
   rss_after_lookups_mib: number;
+  heap_used_empty_mib: number;
+  heap_used_mib: number;
   lookup: LookupResult;
 }
 
@@ -244,10 +256,12 @@ async function scale(kind: Kind, cluster: EtcdCluster | null): Promise<ScaleResu
   const empty = await backend(kind, cluster, 'empty');
   let startupEmpty: number;
   let rssEmpty: number;
+  let heapEmpty: number;
   try {
     const { ctl, startMs } = await startCtl(empty);
     startupEmpty = startMs;
     rssEmpty = rssMiB(ctl.proc.pid!);
+    heapEmpty = await heapUsedMiB(ctl);
     await ctl.stop({ keepData: true });
   } finally {
     await empty.cleanup();
@@ -267,11 +281,12 @@ async function scale(kind: Kind, cluster: EtcdCluster | null): Promise<ScaleResu
     const { ctl, startMs } = await startCtl(b);
     try {
       const rss = rssMiB(ctl.proc.pid!);
+      const heap = await heapUsedMiB(ctl);
       const lookup = await lookups(ctl, NICS, LOOKUP_MS);
       const rssAfter = rssMiB(ctl.proc.pid!);
       process.stdout.write(
         `  ${kind}: start-up ${Math.round(startMs)} ms (empty ${Math.round(startupEmpty)} ms), RSS ${rss} MiB (empty ${rssEmpty} MiB), ` +
-          `VL3 ${lookup.lookups_per_s}/s p50 ${lookup.p50_ms} ms p99 ${lookup.p99_ms} ms errors ${lookup.errors}\n`,
+          `heap+external ${heap} MiB (empty ${heapEmpty} MiB), VL3 ${lookup.lookups_per_s}/s p50 ${lookup.p50_ms} ms p99 ${lookup.p99_ms} ms errors ${lookup.errors}\n`,
       );
       return {
         store: kind,
@@ -282,6 +297,8 @@ async function scale(kind: Kind, cluster: EtcdCluster | null): Promise<ScaleResu
         rss_empty_mib: rssEmpty,
         rss_mib: rss,
         rss_after_lookups_mib: rssAfter,
+        heap_used_empty_mib: heapEmpty,
+        heap_used_mib: heap,
         lookup,
       };
     } finally {
@@ -328,6 +345,7 @@ async function main(): Promise<void> {
   s.push(['controller start-up ms (empty store)', `${sl.startup_ms} (${sl.startup_empty_ms})`, `${se.startup_ms} (${se.startup_empty_ms})`]);
   s.push(['RSS MiB after start (empty store)', `${sl.rss_mib} (${sl.rss_empty_mib})`, `${se.rss_mib} (${se.rss_empty_mib})`]);
   s.push(['RSS MiB after lookups', sl.rss_after_lookups_mib, se.rss_after_lookups_mib]);
+  s.push(['V8 heap used + external MiB (empty store)', `${sl.heap_used_mib} (${sl.heap_used_empty_mib})`, `${se.heap_used_mib} (${se.heap_used_empty_mib})`]);
   s.push(['SVP VL3 lookups/s (32 outstanding)', sl.lookup.lookups_per_s, se.lookup.lookups_per_s]);
   s.push(['VL3 p50 / p99 ms', `${sl.lookup.p50_ms} / ${sl.lookup.p99_ms}`, `${se.lookup.p50_ms} / ${se.lookup.p99_ms}`]);
   s.push(['VL3 errors', sl.lookup.errors, se.lookup.errors]);
