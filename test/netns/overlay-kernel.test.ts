@@ -16,7 +16,7 @@ import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
 import { CLI, type RunningController, http, startControllerProcess } from '../helpers/processes.js';
 
 /** Adding the userspace backend to this suite is adding it here. */
-const BACKENDS_UNDER_TEST = ['kernel'] as const;
+const BACKENDS_UNDER_TEST = ['kernel', 'userspace'] as const;
 
 const skip = netnsSkipReason();
 const OWNER_A = 'aaaaaaaa-0000-4000-8000-00000000000a';
