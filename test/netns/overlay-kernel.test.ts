@@ -10,10 +10,12 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { randomInt, randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { PacketRecord } from '../../src/agent/trace/decode.js';
 import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
-import { CLI, type RunningController, http, startControllerProcess } from '../helpers/processes.js';
+import { CLI, type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
 
 /** Adding the userspace backend to this suite is adding it here. */
 const BACKENDS_UNDER_TEST = ['kernel', 'userspace'] as const;
@@ -152,6 +154,8 @@ for (const backend of BACKENDS_UNDER_TEST) {
     const instances: Instance[] = [];
     const vnets: Record<string, number> = {};
     const sinks: ChildProcess[] = [];
+    /** The agents' --state-dir (attachments across restarts), one per node under this. */
+    let stateRoot = '';
 
     const api = async (method: string, path: string, body?: unknown) => {
       const r = await http(ctl!.restUrl, method, path, body);
@@ -178,6 +182,8 @@ for (const backend of BACKENDS_UNDER_TEST) {
         `${n.ip}:0`,
         '--probe-interval',
         '500',
+        '--state-dir',
+        join(stateRoot, n.name),
         ...(n.prefetch ? [] : ['--no-prefetch']),
       ]);
       const out = new Output(proc);
@@ -236,6 +242,7 @@ for (const backend of BACKENDS_UNDER_TEST) {
     const ownerOf = (o: string) => instances.filter((i) => i.owner === o);
 
     before(async () => {
+      stateRoot = await makeTempDir('ovk-state');
       // Underlay: a bridge namespace; the controller's address on a veth from the root namespace.
       const ul = await lab.addNetns('ul');
       await lab.ip(ul, 'link', 'add', 'name', 'ulbr', 'type', 'bridge');
@@ -318,6 +325,7 @@ for (const backend of BACKENDS_UNDER_TEST) {
     after(async () => {
       await lab.cleanup();
       await ctl?.stop();
+      if (stateRoot) await rm(stateRoot, { recursive: true, force: true });
     });
 
     it('registers each node\'s underlay NIC and plumbs NICs with the API\'s address, MAC and routes', async () => {
@@ -636,6 +644,9 @@ for (const backend of BACKENDS_UNDER_TEST) {
       const st = await http(node.agent!.api, 'GET', '/status');
       const macs = (st.body.nics as Array<{ mac: string }>).map((n) => n.mac).sort();
       assert.deepEqual(macs, instances.filter((i) => i.node === node).map((i) => i.mac).sort());
+      for (const n of st.body.nics as Array<{ mac: string; netns?: string }>) {
+        assert.equal(n.netns, `/run/netns/${instances.find((i) => i.mac === n.mac)!.ns}`, `${n.mac}: namespace known again (state file)`);
+      }
       assert.ok(st.body.cache.vl3.positive > 0, 'cache rebuilt from the kernel entries');
       assert.ok(await ping(to, from.ip, 1, 3));
       // It found its underlay NIC registered and did not add another.
