@@ -32,6 +32,9 @@ import { type FastPathNode, startFastPathNode } from '../../test/netns/fastpath-
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
 const quick = process.argv.includes('--quick');
+/** `--only userspace,kernel-vxlan`: a subset (ratios need kernel-vxlan first). */
+const onlyArg = process.argv.indexOf('--only');
+const only = onlyArg > 0 ? new Set((process.argv[onlyArg + 1] ?? '').split(',')) : undefined;
 const SECONDS = quick ? 2 : 6;
 const VNET = 7001;
 const MAC = ['02:00:5e:20:00:01', '02:00:5e:20:00:02'] as const;
@@ -44,6 +47,7 @@ interface Result {
   udp64Pps: number | null;
   note?: string;
   offloads?: Record<string, boolean>;
+  counters?: unknown;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -57,6 +61,8 @@ interface Setup {
   inst: [string, string];
   stop: () => Promise<void>;
   offloads?: Record<string, boolean>;
+  /** Engine counters of both nodes (userspace only): what the traffic cost in frames and syscalls. */
+  counters?: () => Promise<unknown>;
 }
 
 async function underlay(tag: string): Promise<{ lab: NetnsLab; node: [string, string]; ul: [string, string] }> {
@@ -131,6 +137,11 @@ async function userspace(tag: string, disable: Offload[]): Promise<Setup> {
     node,
     inst,
     offloads: fps[0]!.offloads as unknown as Record<string, boolean>,
+    counters: async () => {
+      const pick = (c: Record<string, number>): Record<string, number> =>
+        Object.fromEntries(Object.entries(c).filter(([, v]) => v > 0));
+      return Promise.all(fps.map(async (f) => pick((await f.counters()).nics[0]!)));
+    },
     stop: async () => {
       for (const f of fps) await f.stop();
       await lab.cleanup();
@@ -169,6 +180,7 @@ async function measure(plane: string, make: () => Promise<Setup>): Promise<Resul
     }
     const r: Result = { plane, tcp1Gbps: gbps(t1), tcp4Gbps: gbps(t4), udp64Pps: pps };
     if (s.offloads) r.offloads = s.offloads;
+    if (s.counters) r.counters = await s.counters();
     return r;
   } finally {
     await s.stop();
@@ -189,7 +201,7 @@ async function main(): Promise<void> {
     ['userspace-mmsg', () => userspace('bum', ['tso', 'uso', 'gso', 'gro', 'coalesce'])],
     ['userspace', () => userspace('buo', [])],
   ];
-  for (const [name, make] of plan) {
+  for (const [name, make] of plan.filter(([n]) => !only || only.has(n))) {
     process.stderr.write(`${name} ...\n`);
     results.push(await measure(name, make));
   }

@@ -227,8 +227,25 @@ static void test_flow_hash(void)
 	CHECK(p >= 32768 && p < 61000, "source port in the ephemeral range (%u)", p);
 }
 
+static void test_fast_csum(void)
+{
+	static uint8_t b[9001];
+	unsigned seed = 7;
+	int same = 1;
+	for (size_t i = 0; i < sizeof(b); i++) { seed = seed * 1103515245u + 12345u; b[i] = (uint8_t)(seed >> 16); }
+	for (size_t len = 0; len < 300; len++)
+		for (size_t off = 0; off < 4; off++)
+			if (rhumb_csum_fold(rv_csum_partial(b + off, len, 0x1234)) != rhumb_csum_fold(rhumb_csum_partial(b + off, len, 0x1234)))
+				same = 0;
+	CHECK(same, "fast checksum equals RFC 1071 reference for lengths 0..299 at every alignment");
+	CHECK(rhumb_csum_fold(rv_csum_partial(b, sizeof(b), 0)) == rhumb_csum_fold(rhumb_csum_partial(b, sizeof(b), 0)), "9001 bytes");
+	memset(b, 0xff, 64);
+	CHECK(rhumb_csum_fold(rv_csum_partial(b, 64, 0xffff)) == rhumb_csum_fold(rhumb_csum_partial(b, 64, 0xffff)), "carries");
+}
+
 int main(void)
 {
+	test_fast_csum();
 	test_vxlan_header();
 	test_vlan();
 	test_arp_nd();
