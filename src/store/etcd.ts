@@ -20,7 +20,11 @@
  * as failed are evaluated at exactly the failed transaction's revision. etcd caps the
  * number of operations in one transaction (--max-txn-ops, default 128): a batch with more
  * ops (or preconditions) than `maxTxnOps` is rejected with InvalidBatchError before
- * anything is sent. Raise both together if larger batches are needed.
+ * anything is sent. Raise both together if larger batches are needed. open() checks that
+ * the cluster really accepts a transaction of maxTxnOps ops of PROBE_BYTES_PER_OP bytes
+ * each (a guarded no-op, see probeLimits) and throws EtcdLimitsError, naming the etcd
+ * settings to raise, if it does not; a batch etcd still refuses for its size becomes
+ * InvalidBatchError (never applied).
  *
  * Failures. Reads retry transient errors (member down, leader election) for up to
  * retryTimeoutMs, moving across endpoints. A commit is retried only when the error proves
