@@ -588,7 +588,13 @@ static void from_tap(struct fp *f, int ni, struct rv_vnet_hdr *vh, uint8_t *fram
 			return;
 		}
 		if (rv_nd_target(frame, len, target)) {
-			struct l3e *t = l3_find(f, n->vnet, target);
+			struct l3e *t;
+			if (memcmp(src, unspec, 16) == 0) {
+				/* Duplicate address detection: nobody else may claim the address. */
+				n->c[D_BCAST]++;
+				return;
+			}
+			t = l3_find(f, n->vnet, target);
 			uint8_t out[RV_ETH_HLEN + 72];
 			size_t r;
 			if (!t) {
