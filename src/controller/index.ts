@@ -13,7 +13,7 @@ import type { Store } from '../store/types.js';
 import { MappingIndex } from '../mapping/index.js';
 import { startEventGc } from '../overlay/gc.js';
 import { SvpServer } from '../svp/server.js';
-import { registerObjectGauges } from './gauges.js';
+import { registerIndexGauges, registerObjectGauges } from './gauges.js';
 
 export interface HostPort {
   host: string;
@@ -70,8 +70,15 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   const registry = createRegistry('controller');
   const config = napiConfigFrom(opts);
   const logger = { level: opts.logLevel ?? 'info' };
-  const index = new MappingIndex({ store });
   let app: FastifyInstance | undefined;
+  // The app (and its logger) is built after the index has loaded; log through it once it exists.
+  const index = new MappingIndex({
+    store,
+    logger: {
+      warn: (obj, msg) => app?.log.warn(obj, msg),
+      info: (obj, msg) => app?.log.info(obj, msg),
+    },
+  });
   let svp: SvpServer | undefined;
   try {
     await ensureInitialData({ store, config });
@@ -89,6 +96,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       },
     );
     registerObjectGauges(registry, store);
+    registerIndexGauges(registry, index);
     svp = new SvpServer({
       store,
       index,

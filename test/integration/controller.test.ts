@@ -34,6 +34,10 @@ describe('controller process', () => {
     assert.match(text, /rhumb_http_request_duration_seconds_bucket/);
     // the overlay and underlay nic tags exist from the first start
     assert.match(text, /rhumb_objects\{[^}]*type="nic_tags"[^}]*\} 2/);
+    // the SVP side: the mapping index has followed the store and SVP counters exist
+    assert.match(text, /rhumb_mapping_index_revision\{[^}]*\} [1-9]\d*/);
+    assert.match(text, /rhumb_mapping_index_entries\{[^}]*kind="mac"[^}]*\} 0/);
+    assert.match(text, /rhumb_svp_connections\{[^}]*\} 0/);
   });
 
   it('answers unknown routes with NAPI\'s 404 body', async () => {
