@@ -804,7 +804,7 @@ static int decap(struct fp *f, uint8_t *p, size_t len, uint8_t **frame, size_t *
 	}
 	fr = p + RV_VXLAN_HLEN;
 	fl = len - RV_VXLAN_HLEN;
-	if (rv_parse(fr, fl, &l) != 0 && fl < RV_ETH_HLEN) {
+	if (rv_parse(fr, fl, &l) != 0) { /* truncated inner frame or IP header */
 		f->c[D_BAD_VXLAN]++;
 		return -1;
 	}

@@ -126,13 +126,13 @@ describe('fast path interop with Linux vxlan', { skip, timeout: 120_000 }, () =>
 
   test('malformed VXLAN, unknown VNI and spoofed local MACs from the underlay: dropped, counted, still forwarding', async () => {
     const before = (await node.counters()).engine;
-    const frame = (vni: number, dst: string, src: string, flags = 0x08): Buffer => {
+    const frame = (vni: number, dst: string, src: string, flags = 0x08, ethertype = 0x88b5): Buffer => {
       const b = Buffer.alloc(8 + 60);
       b[0] = flags;
       b.writeUIntBE(vni, 4, 3);
       Buffer.from(dst.split(':').map((h) => parseInt(h, 16))).copy(b, 8);
       Buffer.from(src.split(':').map((h) => parseInt(h, 16))).copy(b, 14);
-      b.writeUInt16BE(0x0800, 20);
+      b.writeUInt16BE(ethertype, 20);
       return b;
     };
     const script = `
@@ -140,6 +140,7 @@ describe('fast path interop with Linux vxlan', { skip, timeout: 120_000 }, () =>
       const pkts = ${JSON.stringify([
         frame(VNET, MAC_U, MAC_K, 0x00).toString('hex'),
         Buffer.from('0800').toString('hex'),
+        frame(VNET, MAC_U, MAC_K, 0x08, 0x0800).toString('hex'), // IPv4 ethertype, no valid IP header
         frame(999, MAC_U, MAC_K).toString('hex'),
         frame(VNET, '02:00:5e:10:00:77', MAC_K).toString('hex'),
         frame(VNET, MAC_U, MAC_U2).toString('hex'),
@@ -148,7 +149,7 @@ describe('fast path interop with Linux vxlan', { skip, timeout: 120_000 }, () =>
     await lab.exec(nsK, process.execPath, '-e', script);
     await new Promise((r) => setTimeout(r, 300));
     const c = await node.counters();
-    assert.equal(c.engine.drop_bad_vxlan! - before.drop_bad_vxlan!, 2, 'no I flag + too short');
+    assert.equal(c.engine.drop_bad_vxlan! - before.drop_bad_vxlan!, 3, 'no I flag, too short, truncated inner IP');
     assert.equal(c.engine.drop_unknown_vni! - before.drop_unknown_vni!, 1);
     assert.equal(c.engine.drop_no_nic! - before.drop_no_nic!, 1);
     assert.ok(c.nics[0]!.drop_rx_spoof! >= 1, 'inner source claiming a local NIC');
