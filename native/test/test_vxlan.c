@@ -216,6 +216,25 @@ static void test_uso(void)
 	}
 }
 
+static void test_tso6(void)
+{
+	static uint8_t f[9000], out[12000];
+	size_t off[16], sl[16], plen = 3000, hl = 14 + 40 + 20, len = hl + plen;
+	memcpy(f, MAC_B, 6); memcpy(f + 6, MAC_A, 6); rv_put16(f + 12, RV_ETH_P_IPV6);
+	memset(f + 14, 0, 60); f[14] = 0x60; rv_put16(f + 18, (uint16_t)(20 + plen)); f[20] = 6; f[21] = 64;
+	f[22] = 0x20; f[23] = 0x01; f[37] = 1; f[38] = 0x20; f[39] = 0x01; f[53] = 2;
+	rv_put16(f + 54, 1234); rv_put16(f + 56, 80); rv_put32(f + 58, 42); rv_put32(f + 62, 9); f[66] = 5 << 4; f[67] = 0x19; /* ACK|PSH|FIN */
+	for (size_t i = 0; i < plen; i++) f[hl + i] = (uint8_t)(i ^ 0x5a);
+	struct rv_vnet_hdr vh = { RV_VNET_F_NEEDS_CSUM, RV_GSO_TCPV6, (uint16_t)hl, 1400, 54, 16 };
+	int n = rv_segment(&vh, f, len, 0, 8, out, sizeof(out), off, sl, 16);
+	CHECK(n == 3, "TCPv6: 3000 bytes at 1400 = 3 segments (%d)", n);
+	for (int i = 0; i < n; i++) {
+		uint8_t *s = out + off[i] + 8;
+		CHECK(rv_get16(s + 18) == sl[i] - 54 && l4_ok(s, sl[i]), "v6 segment %d payload length and checksum", i);
+		CHECK(((s[67] & 0x09) != 0) == (i == n - 1), "v6 segment %d FIN/PSH only on the last", i);
+	}
+}
+
 static void test_flow_hash(void)
 {
 	uint8_t a[200], b[200];
@@ -253,6 +272,7 @@ int main(void)
 	test_csum_complete_and_partial();
 	test_segment_and_coalesce();
 	test_uso();
+	test_tso6();
 	test_flow_hash();
 	printf("%d checks, %d failed\n", checks, failures);
 	return failures ? 1 : 0;
