@@ -51,7 +51,7 @@ extern unsigned int if_nametoindex(const char *ifname);
 #define FP_BATCH 64         /* frames per TAP wakeup, datagrams per recvmmsg */
 #define FP_TXQ 256          /* queued datagrams per sending socket before sendmmsg */
 #define FP_RXBUF 65536
-#define FP_SEGBUF (RV_MAX_FRAME + 64 * 80)
+#define FP_SEGBUF (RV_MAX_FRAME + 128 * 160) /* payload + per-segment headers at MSS >= 536 */
 #define FP_L2CAP 16384
 #define FP_L3CAP 16384
 #define FP_PENDING 512
@@ -1358,7 +1358,7 @@ static napi_value js_add_nic(napi_env env, napi_callback_info info)
 	napi_value argv[1], v, out;
 	struct fp *f = unwrap(env, info, &argc, argv);
 	struct tap_req req = { 0 };
-	char netns[512] = "", ifname[IFNAMSIZ] = "";
+	char netns[512] = "", ifname[64] = "";
 	uint8_t ip[4], key[16];
 	size_t n;
 	pthread_t th;
@@ -1372,7 +1372,7 @@ static napi_value js_add_nic(napi_env env, napi_callback_info info)
 		return NULL;
 	if (argc < 1 || !get_prop(env, argv[0], "mac", &v) || !buf_arg(env, v, 6, req.mac) ||
 	    !get_prop(env, argv[0], "ip", &v) || !buf_arg(env, v, 4, ip) || !get_prop(env, argv[0], "ifname", &v) ||
-	    napi_get_value_string_utf8(env, v, ifname, sizeof(ifname), &n) != napi_ok || n == 0 || n >= IFNAMSIZ - 1) {
+	    napi_get_value_string_utf8(env, v, ifname, sizeof(ifname), &n) != napi_ok || n == 0 || n > IFNAMSIZ - 1) {
 		napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "addNic: mac (6-byte Buffer), ip (4-byte Buffer) and ifname are required");
 		return NULL;
 	}

@@ -1,0 +1,86 @@
+/**
+ * The fast path's control surface with real TAP devices: a NIC's TAP is born inside the
+ * instance namespace with its MAC and MTU and leaves with removeNic; bad input is a clear
+ * error that leaves nothing behind; table batches are all or nothing; a closed engine
+ * refuses calls.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { FastPath } from '../../src/dataplane/fastpath.js';
+import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
+
+const skip = netnsSkipReason();
+
+describe('fast path control surface', { skip }, () => {
+  const lab = new NetnsLab('fpa');
+  let ns = '';
+  let fp: FastPath;
+
+  before(async () => {
+    ns = await lab.addNetns('i');
+    // Loopback underlay on an ephemeral port: nothing here sends to the network.
+    fp = FastPath.open({ underlayIp: '127.0.0.1', port: 0, underlayMtu: 1500 }, () => undefined);
+  });
+
+  after(async () => {
+    fp?.close();
+    await lab.cleanup();
+  });
+
+  test('a NIC is a TAP inside the instance namespace with its MAC and MTU; removeNic deletes it', async () => {
+    const id = fp.addNic({ netns: `/run/netns/${ns}`, ifname: 'eth7', mac: '02:00:5e:50:00:07', ip: '10.5.0.7', vnet: 12, vlan: 0, mtu: 1400 });
+    const link = await lab.ip(ns, '-d', 'link', 'show', 'eth7');
+    assert.match(link, /link\/ether 02:00:5e:50:00:07/);
+    assert.match(link, /mtu 1400/);
+    assert.match(link, /tun type tap/);
+    assert.deepEqual(fp.counters(id).tx_frames, 0);
+    fp.removeNic(id);
+    await assert.rejects(lab.ip(ns, 'link', 'show', 'eth7'));
+    assert.throws(() => fp.counters(id), /unknown NIC/);
+  });
+
+  test('bad NIC input: clear errors, no device left', async () => {
+    assert.throws(() => fp.addNic({ netns: '/nonexistent/netns', ifname: 'eth0', mac: '02:00:5e:50:00:08', ip: '10.5.0.8', vnet: 12, vlan: 0, mtu: 1400 }), /open netns.*No such file/);
+    assert.throws(() => fp.addNic({ netns: `/run/netns/${ns}`, ifname: 'a-very-long-ifname', mac: '02:00:5e:50:00:08', ip: '10.5.0.8', vnet: 12, vlan: 0, mtu: 1400 }), TypeError);
+    assert.throws(() => fp.addNic({ netns: `/run/netns/${ns}`, ifname: 'eth0', mac: 'zz', ip: '10.5.0.8', vnet: 12, vlan: 0, mtu: 1400 }), /bad MAC/);
+    const links = await lab.ip(ns, '-o', 'link', 'show');
+    assert.equal(links.trim().split('\n').length, 1, `only lo: ${links}`);
+  });
+
+  test('table batches apply whole, or not at all', () => {
+    fp.update([
+      { op: 'l2set', vnet: 12, mac: '02:00:5e:50:00:09', underlay: '198.18.0.9' },
+      { op: 'l3set', vnet: 12, ip: '10.5.0.9', mac: '02:00:5e:50:00:09' },
+    ]);
+    assert.deepEqual(fp.entries(12), { fdb: [{ mac: '02:00:5e:50:00:09', underlay: '198.18.0.9' }], neighbours: [{ ip: '10.5.0.9', mac: '02:00:5e:50:00:09' }] });
+    assert.throws(() => fp.update([{ op: 'l3del', vnet: 12, ip: '10.5.0.9' }, { op: 'l2del', vnet: 12, mac: 'bad' }]), /bad MAC/);
+    assert.equal(fp.entries(12).neighbours.length, 1, 'the valid half of a bad batch was not applied');
+    // A shootdown replaces the IP's MAC and drops the old MAC in one batch.
+    fp.update([{ op: 'l3set', vnet: 12, ip: '10.5.0.9', mac: '02:00:5e:50:00:0a' }, { op: 'l2set', vnet: 12, mac: '02:00:5e:50:00:0a', underlay: '198.18.0.10' }, { op: 'l2del', vnet: 12, mac: '02:00:5e:50:00:09' }]);
+    assert.deepEqual(fp.entries(12), { fdb: [{ mac: '02:00:5e:50:00:0a', underlay: '198.18.0.10' }], neighbours: [{ ip: '10.5.0.9', mac: '02:00:5e:50:00:0a' }] });
+    assert.deepEqual(fp.entries(13), { fdb: [], neighbours: [] }, 'other vnets untouched');
+  });
+
+  test('counters name every drop reason; offloads report what was probed', () => {
+    const names = fp.counterNames();
+    for (const n of ['tx_frames', 'rx_bytes', 'misses', 'parked', 'drop_spoof_mac', 'drop_spoof_ip', 'drop_too_big', 'drop_bad_vxlan', 'drop_unknown_vni']) assert.ok(names.includes(n), n);
+    const o = fp.offloads();
+    assert.equal(o.gso, o.probedGso);
+    assert.equal(o.mmsg, true);
+  });
+
+  test('offloads can be switched off at open', () => {
+    const off = FastPath.open({ underlayIp: '127.0.0.1', port: 0, disable: ['tso', 'gso', 'gro', 'coalesce'] }, () => undefined);
+    try {
+      const o = off.offloads();
+      assert.equal(o.tso, false);
+      assert.equal(o.gso, false);
+      assert.equal(o.gro, false);
+      assert.equal(o.coalesce, false);
+    } finally {
+      off.close();
+    }
+    assert.throws(() => off.entries(1), /closed/);
+    off.close(); // twice is fine
+  });
+});
