@@ -1252,7 +1252,10 @@ static napi_value js_ctor(napi_env env, napi_callback_info info)
 		return NULL;
 	}
 	f->port = (uint16_t)opt_u32(env, argv[0], "port", RV_VXLAN_PORT);
-	f->ul_mtu = (uint16_t)opt_u32(env, argv[0], "underlayMtu", 1500);
+	{
+		uint32_t mtu = opt_u32(env, argv[0], "underlayMtu", 1500);
+		f->ul_mtu = (uint16_t)(mtu > 65535 ? 65535 : mtu); /* loopback: 65536 */
+	}
 	if (f->ul_mtu < 576 + RV_VXLAN_OVERHEAD) {
 		fp_free(f);
 		napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "FastPath: underlayMtu too small");

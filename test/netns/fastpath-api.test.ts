@@ -5,7 +5,13 @@
  * refuses calls.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { Registry } from 'prom-client';
+import type { NicPlumbing } from '../../src/agent/kernel/plumbing.js';
+import { UserspaceBackend } from '../../src/agent/userspace/backend.js';
 import { FastPath } from '../../src/dataplane/fastpath.js';
 import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
 
@@ -82,5 +88,57 @@ describe('fast path control surface', { skip }, () => {
     }
     assert.throws(() => off.entries(1), /closed/);
     off.close(); // twice is fine
+  });
+});
+
+describe('userspace backend: plumbing, restart re-attach, metrics', { skip }, () => {
+  const lab = new NetnsLab('fpb');
+  let ns = '';
+  let stateDir = '';
+
+  before(async () => {
+    ns = await lab.addNetns('i');
+    stateDir = mkdtempSync(join(tmpdir(), 'rhumb-us-'));
+  });
+
+  after(async () => {
+    await lab.cleanup();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  const plumbing = (netns: string): NicPlumbing => ({
+    mac: '02:00:5e:60:00:01', ip: '10.6.0.1', prefix: 24, mtu: 1400, routes: [], gateway: undefined, vnet: 33, vlan: 0,
+    allowMacSpoofing: false, allowIpSpoofing: false, netns, ifname: 'eth0',
+  });
+
+  test('plumb, close (the TAP stays), start again (re-attached), unplumb (gone); counters as metrics', async () => {
+    const logs: string[] = [];
+    const start = { underlayIp: '127.0.0.1', onMiss: () => undefined, log: (m: string) => void logs.push(m) };
+    const b1 = new UserspaceBackend([], { port: 0, stateDir });
+    await b1.start(start);
+    assert.deepEqual(await b1.plumb(plumbing(`/run/netns/${ns}`)), { firstOnVnet: true });
+    assert.match(await lab.ip(ns, 'addr', 'show', 'eth0'), /inet 10\.6\.0\.1\/24/);
+    assert.deepEqual(b1.plumbedMacs(), ['02:00:5e:60:00:01']);
+    const registry = new Registry();
+    b1.registerMetrics(registry);
+    assert.match(await registry.metrics(), /rhumb_fastpath_nic_total\{mac="02:00:5e:60:00:01",vnet="33",counter="tx_frames"\} \d+/);
+    assert.match(await registry.metrics(), /rhumb_fastpath_engine_total\{counter="drop_bad_vxlan"\} 0/);
+    b1.close();
+    assert.match(await lab.ip(ns, 'link', 'show', 'eth0'), /eth0/, 'the persistent TAP outlives the backend');
+
+    const b2 = new UserspaceBackend([], { port: 0, stateDir });
+    await b2.start(start);
+    assert.deepEqual(b2.plumbedMacs(), ['02:00:5e:60:00:01']);
+    assert.equal(b2.vnetOf('02:00:5E:60:00:01'), 33);
+    assert.ok(logs.some((l) => /re-attached 1 TAP/.test(l)), logs.join('\n'));
+    assert.match(await lab.ip(ns, 'addr', 'show', 'eth0'), /inet 10\.6\.0\.1\/24/, 'address kept across the restart');
+    assert.deepEqual(await b2.unplumb('02:00:5e:60:00:01', 33), { vnetRemoved: true });
+    await assert.rejects(lab.ip(ns, 'link', 'show', 'eth0'));
+    b2.close();
+
+    const b3 = new UserspaceBackend([], { port: 0, stateDir });
+    await b3.start(start);
+    assert.deepEqual(b3.plumbedMacs(), [], 'nothing left to re-attach');
+    b3.close();
   });
 });

@@ -57,8 +57,14 @@ export class UserspaceBackend implements DataplaneBackend {
   private chain: Promise<unknown> = Promise.resolve();
   private disable: Offload[];
 
-  constructor(disable?: readonly Offload[]) {
+  private readonly port: number;
+  private readonly stateDir: string;
+
+  /** port: the underlay UDP port (4789; 0 in tests); stateDir: where the plumbed TAPs are recorded. */
+  constructor(disable?: readonly Offload[], opts: { port?: number; stateDir?: string } = {}) {
     this.disable = disable ? [...disable] : parseOffloadList(process.env.RHUMB_NO_OFFLOAD ?? '');
+    this.port = opts.port ?? 4789;
+    this.stateDir = opts.stateDir ?? process.env.RHUMB_STATE_DIR ?? '/run/rhumb';
   }
 
   /** `--no-offload tso,gro`: before start(). */
@@ -70,12 +76,12 @@ export class UserspaceBackend implements DataplaneBackend {
     this.log = opts.log;
     const ul = await linkWithAddress(opts.underlayIp);
     if (!ul) throw new Error(`no interface in this network namespace has the underlay address ${opts.underlayIp}`);
-    this.fp = FastPath.open({ underlayIp: opts.underlayIp, underlayMtu: ul.mtu, disable: this.disable }, (miss) => opts.onMiss(miss));
-    this.statePath = join(process.env.RHUMB_STATE_DIR ?? '/run/rhumb', `userspace-${opts.underlayIp}.json`);
+    this.fp = FastPath.open({ underlayIp: opts.underlayIp, underlayMtu: ul.mtu, port: this.port, disable: this.disable }, (miss) => opts.onMiss(miss));
+    this.statePath = join(this.stateDir, `userspace-${opts.underlayIp}.json`);
     this.reattach();
     const o = this.fp.offloads();
     const on = (['tso', 'uso', 'gso', 'gro', 'coalesce', 'mmsg'] as const).filter((k) => o[k]);
-    this.log(`userspace fast path on ${opts.underlayIp}:4789 (underlay MTU ${ul.mtu}); offloads: ${on.join(',') || 'none'}`);
+    this.log(`userspace fast path on ${opts.underlayIp}:${this.port} (underlay MTU ${ul.mtu}); offloads: ${on.join(',') || 'none'}`);
   }
 
   private statePath = '';
