@@ -12,7 +12,7 @@
  * - Anti-spoofing and the 802.1Q inner tag (non-zero fabric VLANs) are done by the engine.
  * - Offloads: RHUMB_NO_OFFLOAD=tso,gro,… (or setNoOffload()) switches them off.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Gauge, type Registry } from 'prom-client';
 import { FastPath, type NicSpec, type Offload, macBytes, ipv4Bytes, parseOffloadList } from '../../dataplane/fastpath.js';
@@ -110,6 +110,10 @@ export class UserspaceBackend implements DataplaneBackend {
     if (!this.statePath) return;
     const tmp = `${this.statePath}.${process.pid}.tmp`;
     try {
+      if (this.nics.size === 0) {
+        rmSync(this.statePath, { force: true });
+        return;
+      }
       mkdirSync(join(this.statePath, '..'), { recursive: true });
       writeFileSync(tmp, JSON.stringify([...this.nics.values()].map((n) => n.spec)));
       renameSync(tmp, this.statePath);
