@@ -3,6 +3,7 @@
  * rtnetlink) implements it now; a userspace backend (native fast path) plugs in by adding
  * one entry to BACKENDS.
  */
+import type { Registry } from 'prom-client';
 import type { NicPlumbing } from './kernel/plumbing.js';
 
 
@@ -61,12 +62,28 @@ export interface DataplaneBackend {
   close(): void;
 }
 
-export type BackendFactory = () => Promise<DataplaneBackend>;
+/** What the agent hands a data plane when it builds it. */
+export interface BackendOptions {
+  /** The agent's state directory (a backend may keep its own records there). */
+  stateDir: string;
+  /** The agent's metrics registry (a backend may export its counters). */
+  registry: Registry;
+  /** Offloads to leave off (`--no-offload tso,gro,…`); backends without offloads ignore it. */
+  noOffload: string;
+}
+
+export type BackendFactory = (opts: BackendOptions) => Promise<DataplaneBackend>;
 
 /** The data planes `rhumb agent --backend` accepts. */
 export const BACKENDS = {
   kernel: async () => new (await import('./kernel/backend.js')).KernelBackend(),
-  userspace: async () => new (await import('./userspace/backend.js')).UserspaceBackend(),
+  userspace: async (o) => {
+    const { UserspaceBackend } = await import('./userspace/backend.js');
+    const { parseOffloadList } = await import('../dataplane/fastpath.js');
+    const backend = new UserspaceBackend(parseOffloadList(o.noOffload), { stateDir: o.stateDir });
+    backend.registerMetrics(o.registry);
+    return backend;
+  },
 } satisfies Record<string, BackendFactory>;
 
 export type BackendKind = keyof typeof BACKENDS;

@@ -36,6 +36,8 @@ interface AgentFlags {
   prefetch: boolean;
   probeInterval: number;
   stateDir?: string;
+  /** `--no-offload LIST` gives the list; absent, commander leaves `true`. */
+  offload: string | boolean;
   firewall: boolean;
 }
 
@@ -76,7 +78,12 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   const svp = new SvpClient({ servers: svpServers.split(','), keepaliveMs: 10_000 });
   const prober = new Prober({ registry, intervalMs: flags.probeInterval });
   prober.on('error', (err) => log(`probe: ${err.message}`));
-  const backend = await BACKENDS[flags.backend]();
+  const stateDir = flags.stateDir ?? defaultStateDir(node.toLowerCase());
+  const backend = await BACKENDS[flags.backend]({
+    stateDir,
+    registry,
+    noOffload: typeof flags.offload === 'string' ? flags.offload : '',
+  });
   const agent = new Agent({
     nodeUuid: node.toLowerCase(),
     underlayIp,
@@ -89,7 +96,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     adminUuid: flags.adminUuid,
     negativeTtlMs: flags.negativeTtl,
     prefetch: flags.prefetch,
-    state: new AttachmentState(flags.stateDir ?? defaultStateDir(node.toLowerCase())),
+    state: new AttachmentState(stateDir),
     ...(flags.firewall ? { firewall: { controllerUrl: controller } } : {}),
     log,
   });
@@ -133,6 +140,7 @@ export function registerAgentCommands(program: Command): void {
     .option('--no-prefetch', "don't resolve a network's remote NICs when its vnet first appears here")
     .option('--probe-interval <ms>', 'underlay ICMP probe interval', parseIntArg(100, 600_000), 2000)
     .option('--state-dir <dir>', 'where attachments survive restarts (default /var/lib/rhumb/agent-<node>)')
+    .option('--no-offload <list>', 'userspace backend: offloads to leave off (tso,uso,gso,gro,coalesce,mmsg)')
     .option('--no-firewall', "don't apply the instances' firewall rulesets from the controller")
     .action(runAgent);
 

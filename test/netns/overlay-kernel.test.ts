@@ -534,6 +534,11 @@ for (const backend of BACKENDS_UNDER_TEST) {
       assert.match(text, /rhumb_agent_lookup_seconds_count/);
       assert.match(text, /rhumb_agent_misses_total/);
       assert.match(text, new RegExp(`rhumb_probe_reachable\\{[^}]*peer="${nodes[1].ip.replace(/\./g, '\\.')}"[^}]*\\} 1`));
+      if (backend === 'userspace') {
+        // The fast path's own counters, per NIC and per reason.
+        assert.match(text, /rhumb_fastpath_engine_total\{[^}]*\} [1-9]/);
+        assert.match(text, /rhumb_fastpath_nic_total\{[^}]*counter="[a-z_]+"[^}]*\} [1-9]/);
+      }
     });
 
     it('migration: after PUT cn_uuid, detach and attach elsewhere, every peer reaches it again', async () => {

@@ -7,10 +7,11 @@
  * Differences from the kernel backend the agent should know:
  * - TAP devices are persistent: they outlive the agent (traffic stops while no agent runs,
  *   TCP retransmits across a restart). What is plumbed is recorded in a state file
- *   (RHUMB_STATE_DIR, default /run/rhumb, one file per underlay address); a restarted agent
+ *   (the agent's --state-dir, one file per underlay address); a restarted agent
  *   re-attaches to those TAPs. The tables start empty and fill again on misses.
  * - Anti-spoofing and the 802.1Q inner tag (non-zero fabric VLANs) are done by the engine.
- * - Offloads: RHUMB_NO_OFFLOAD=tso,gro,… (or setNoOffload()) switches them off.
+ * - Offloads: `rhumb agent --no-offload tso,gro,…` (setNoOffload()) switches them off;
+ *   the engine's counters are exported on the agent's /metrics (registerMetrics()).
  */
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
