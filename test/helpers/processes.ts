@@ -29,6 +29,7 @@ export async function makeTempDir(tag: string): Promise<string> {
 }
 
 export async function startControllerProcess(opts: { dataDir?: string; args?: string[]; timeoutMs?: number } = {}): Promise<RunningController> {
+  const ownDir = opts.dataDir === undefined;
   const dataDir = opts.dataDir ?? (await makeTempDir('ctl'));
   const args = [
     CLI,
@@ -49,7 +50,7 @@ export async function startControllerProcess(opts: { dataDir?: string; args?: st
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
 
-  const ready = await new Promise<{ restUrl: string; svp: RunningController['svp'] }>((res, rej) => {
+  const starting = new Promise<{ restUrl: string; svp: RunningController['svp'] }>((res, rej) => {
     let restUrl: string | null = null;
     let svp: RunningController['svp'] = null;
     let buf = '';
@@ -76,6 +77,17 @@ export async function startControllerProcess(opts: { dataDir?: string; args?: st
       rej(new Error(`controller exited with ${code}; stderr: ${stderr}`));
     });
   });
+
+  let ready: { restUrl: string; svp: RunningController['svp'] };
+  try {
+    ready = await starting;
+  } catch (err) {
+    // A controller that failed to start leaves neither a process nor a directory behind.
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    await exited;
+    if (ownDir) await rm(dataDir, { recursive: true, force: true });
+    throw err;
+  }
 
   let removed = false;
   return {
