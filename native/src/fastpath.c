@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,99 +172,79 @@ static uint32_t key_hash(uint32_t vnet, const uint8_t *k, size_t n)
 	return h ^ (h >> 15);
 }
 
-static struct l2e *l2_find(struct fp *f, uint32_t vnet, const uint8_t mac[6])
+/*
+ * Both tables are open-addressed arrays (linear probing, tombstones) of entries that
+ * start with {state, vnet} followed by their key; one implementation serves both.
+ */
+_Static_assert(offsetof(struct l2e, state) == 0 && offsetof(struct l3e, state) == 0, "state first");
+_Static_assert(offsetof(struct l2e, vnet) == offsetof(struct l3e, vnet), "vnet at one offset");
+
+struct tab {
+	uint8_t *base;
+	size_t esz, cap, koff, klen;
+	size_t *count;
+};
+
+#define TAB_STATE(e) (*(uint8_t *)(e))
+#define TAB_VNET(e) (*(uint32_t *)((uint8_t *)(e) + offsetof(struct l2e, vnet)))
+
+static inline void *tab_find(const struct tab *t, uint32_t vnet, const uint8_t *key)
 {
-	uint32_t i = key_hash(vnet, mac, 6) & (FP_L2CAP - 1);
-	for (size_t n = 0; n < FP_L2CAP; n++, i = (i + 1) & (FP_L2CAP - 1)) {
-		struct l2e *e = &f->l2[i];
-		if (e->state == E_EMPTY)
+	uint32_t i = key_hash(vnet, key, t->klen) & (t->cap - 1);
+	for (size_t n = 0; n < t->cap; n++, i = (i + 1) & (t->cap - 1)) {
+		uint8_t *e = t->base + i * t->esz;
+		if (TAB_STATE(e) == E_EMPTY)
 			return NULL;
-		if (e->state == E_USED && e->vnet == vnet && memcmp(e->mac, mac, 6) == 0)
+		if (TAB_STATE(e) == E_USED && TAB_VNET(e) == vnet && memcmp(e + t->koff, key, t->klen) == 0)
 			return e;
 	}
 	return NULL;
 }
 
-static struct l2e *l2_slot(struct fp *f, uint32_t vnet, const uint8_t mac[6])
+/* The entry for (vnet, key), created if absent; NULL when the table is 3/4 full. */
+static inline void *tab_slot(const struct tab *t, uint32_t vnet, const uint8_t *key)
 {
-	struct l2e *e = l2_find(f, vnet, mac), *tomb = NULL;
+	uint8_t *e = tab_find(t, vnet, key), *tomb = NULL;
 	uint32_t i;
 	if (e)
 		return e;
-	if (f->l2n >= FP_L2CAP * 3 / 4)
+	if (*t->count >= t->cap * 3 / 4)
 		return NULL;
-	i = key_hash(vnet, mac, 6) & (FP_L2CAP - 1);
-	for (size_t n = 0; n < FP_L2CAP; n++, i = (i + 1) & (FP_L2CAP - 1)) {
-		e = &f->l2[i];
-		if (e->state == E_TOMB && !tomb)
+	i = key_hash(vnet, key, t->klen) & (t->cap - 1);
+	for (size_t n = 0; n < t->cap; n++, i = (i + 1) & (t->cap - 1)) {
+		e = t->base + i * t->esz;
+		if (TAB_STATE(e) == E_TOMB && !tomb)
 			tomb = e;
-		if (e->state == E_EMPTY) {
+		if (TAB_STATE(e) == E_EMPTY) {
 			e = tomb ? tomb : e;
-			e->state = E_USED;
-			e->vnet = vnet;
-			memcpy(e->mac, mac, 6);
-			f->l2n++;
+			TAB_STATE(e) = E_USED;
+			TAB_VNET(e) = vnet;
+			memcpy(e + t->koff, key, t->klen);
+			(*t->count)++;
 			return e;
 		}
 	}
 	return NULL;
 }
 
-static void l2_del(struct fp *f, uint32_t vnet, const uint8_t mac[6])
+static inline void tab_del(const struct tab *t, uint32_t vnet, const uint8_t *key)
 {
-	struct l2e *e = l2_find(f, vnet, mac);
+	uint8_t *e = tab_find(t, vnet, key);
 	if (e) {
-		e->state = E_TOMB;
-		f->l2n--;
+		TAB_STATE(e) = E_TOMB;
+		(*t->count)--;
 	}
 }
 
-static struct l3e *l3_find(struct fp *f, uint32_t vnet, const uint8_t addr[16])
-{
-	uint32_t i = key_hash(vnet, addr, 16) & (FP_L3CAP - 1);
-	for (size_t n = 0; n < FP_L3CAP; n++, i = (i + 1) & (FP_L3CAP - 1)) {
-		struct l3e *e = &f->l3[i];
-		if (e->state == E_EMPTY)
-			return NULL;
-		if (e->state == E_USED && e->vnet == vnet && memcmp(e->addr, addr, 16) == 0)
-			return e;
-	}
-	return NULL;
-}
+#define L2TAB(f) (&(struct tab){ (uint8_t *)(f)->l2, sizeof(struct l2e), FP_L2CAP, offsetof(struct l2e, mac), 6, &(f)->l2n })
+#define L3TAB(f) (&(struct tab){ (uint8_t *)(f)->l3, sizeof(struct l3e), FP_L3CAP, offsetof(struct l3e, addr), 16, &(f)->l3n })
 
-static struct l3e *l3_slot(struct fp *f, uint32_t vnet, const uint8_t addr[16])
-{
-	struct l3e *e = l3_find(f, vnet, addr), *tomb = NULL;
-	uint32_t i;
-	if (e)
-		return e;
-	if (f->l3n >= FP_L3CAP * 3 / 4)
-		return NULL;
-	i = key_hash(vnet, addr, 16) & (FP_L3CAP - 1);
-	for (size_t n = 0; n < FP_L3CAP; n++, i = (i + 1) & (FP_L3CAP - 1)) {
-		e = &f->l3[i];
-		if (e->state == E_TOMB && !tomb)
-			tomb = e;
-		if (e->state == E_EMPTY) {
-			e = tomb ? tomb : e;
-			e->state = E_USED;
-			e->vnet = vnet;
-			memcpy(e->addr, addr, 16);
-			f->l3n++;
-			return e;
-		}
-	}
-	return NULL;
-}
-
-static void l3_del(struct fp *f, uint32_t vnet, const uint8_t addr[16])
-{
-	struct l3e *e = l3_find(f, vnet, addr);
-	if (e) {
-		e->state = E_TOMB;
-		f->l3n--;
-	}
-}
+static struct l2e *l2_find(struct fp *f, uint32_t vnet, const uint8_t mac[6]) { return tab_find(L2TAB(f), vnet, mac); }
+static struct l2e *l2_slot(struct fp *f, uint32_t vnet, const uint8_t mac[6]) { return tab_slot(L2TAB(f), vnet, mac); }
+static void l2_del(struct fp *f, uint32_t vnet, const uint8_t mac[6]) { tab_del(L2TAB(f), vnet, mac); }
+static struct l3e *l3_find(struct fp *f, uint32_t vnet, const uint8_t addr[16]) { return tab_find(L3TAB(f), vnet, addr); }
+static struct l3e *l3_slot(struct fp *f, uint32_t vnet, const uint8_t addr[16]) { return tab_slot(L3TAB(f), vnet, addr); }
+static void l3_del(struct fp *f, uint32_t vnet, const uint8_t addr[16]) { tab_del(L3TAB(f), vnet, addr); }
 
 /* IPv4 addresses are keyed as IPv4-mapped IPv6. */
 static void v4key(uint8_t out[16], const uint8_t ip[4])
