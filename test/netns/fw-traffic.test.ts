@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { fwEngineOf } from '../../src/fw/api.js';
 import { FwFeedClient, NftApplier, installedInstances } from '../../src/fw/applier.js';
 import { checkRuleset, renderRuleset } from '../../src/fw/nft.js';
+import { tcpProbeProgram, tcpServersProgram } from '../helpers/datacenter.js';
 import { NODE_1, OWNER_A, OWNER_B, putNic, vm } from '../helpers/fw-fixtures.js';
 import { startTestNapi, type TestNapi } from '../helpers/napi.js';
 import { NetnsLab, netnsSkipReason, run } from '../helpers/netns.js';
@@ -17,25 +18,9 @@ import { NetnsLab, netnsSkipReason, run } from '../helpers/netns.js';
 const OWNER_C = 'cccccccc-0000-4000-8000-00000000000c';
 const PORTS = [22, 80, 5432, 6000];
 
-const SERVER = `
-const net = require('node:net');
-let n = 0;
-for (const p of ${JSON.stringify(PORTS)}) {
-  net.createServer((s) => { s.on('error', () => {}); s.end('ok\\n'); })
-    .listen({ port: p, host: '::', ipv6Only: false }, () => { if (++n === ${PORTS.length}) console.log('ready'); });
-}`;
+const SERVER = tcpServersProgram(PORTS, '::');
 
-const PROBE = `
-const net = require('node:net');
-const targets = JSON.parse(process.argv[1]);
-Promise.all(targets.map(([host, port]) => new Promise((resolve) => {
-  const s = net.connect({ host, port });
-  let data = '';
-  const t = setTimeout(() => { s.destroy(); resolve('timeout'); }, 1200);
-  s.on('data', (d) => { data += d; });
-  s.on('end', () => { clearTimeout(t); resolve(data.startsWith('ok') ? 'open' : 'eof'); });
-  s.on('error', (e) => { clearTimeout(t); resolve(e.code || 'error'); });
-}))).then((r) => console.log(JSON.stringify(r)));`;
+const PROBE = tcpProbeProgram(1200);
 
 interface Inst {
   n: number;

@@ -14,14 +14,31 @@
  * Needs root, the etcd binary (Debian etcd-server), a built dist/ and the native addon.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { randomInt, randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import {
+  type DatacenterNode,
+  type RunningAgent,
+  type TcpSendResult,
+  attachNic,
+  buildUnderlay,
+  controllerListenArgs,
+  eventually,
+  ping as pingFrom,
+  registerUnderlayNetwork,
+  restClient,
+  sendTcp,
+  sleep,
+  startAgent as startAgentIn,
+  startTcpSink,
+  sumMetric,
+  svpEndpoint,
+} from '../helpers/datacenter.js';
 import { EtcdCluster, etcdControllerArgs, etcdSkipReason, RHUMB_ETCD_SETTINGS } from '../helpers/etcd-cluster.js';
 import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
-import { CLI, type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
+import { type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
 
 const skip = netnsSkipReason() || etcdSkipReason || false;
 const OWNER = 'aaaaaaaa-0000-4000-8000-0000000000fa';
@@ -29,84 +46,8 @@ const FABRIC_VLAN = 9;
 const TCP_PORT = 7777;
 const TRANSFER_BYTES = 4 * 1024 * 1024;
 
-/** A child's stdout lines and stderr. */
-class Output {
-  lines: string[] = [];
-  stderr = '';
-  constructor(readonly child: ChildProcess) {
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        this.lines.push(buf.slice(0, nl));
-        buf = buf.slice(nl + 1);
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-  }
-  async until(cond: () => boolean, ms: number, what: string): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!cond()) {
-      if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error(`process exited while waiting for ${what}; stderr: ${this.stderr}`);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; stderr: ${this.stderr}`);
-      await sleep(100);
-    }
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls fn until it returns true (a safety net with a deadline, not a timing assertion). */
-async function eventually(fn: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await fn()) return;
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await sleep(100);
-  }
-}
-
-// A TCP sink in each instance: counts the bytes of a connection and answers "<name> <bytes>".
-const SINK = `
-const net = require('node:net');
-const [name, port] = process.argv.slice(1);
-net.createServer((s) => {
-  let n = 0;
-  s.on('data', (d) => (n += d.length));
-  s.on('end', () => s.end(name + ' ' + n));
-  s.on('error', () => {});
-}).listen(Number(port), '0.0.0.0', () => console.log('listening'));
-`;
-
-// Sends bytes to one host (paced over ms), prints {host, reply} or {host, error} as JSON.
-const SEND = `
-const net = require('node:net');
-const [host, bytes, port, paceMs] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3]), Number(process.argv[4] || 0)];
-const s = net.connect({ host, port, timeout: 20000 });
-let reply = '';
-s.on('connect', async () => {
-  const chunk = Buffer.alloc(16384, 7);
-  const steps = Math.ceil(bytes / chunk.length);
-  for (let i = 0; i < steps; i++) {
-    const part = i === steps - 1 ? chunk.subarray(0, bytes - i * chunk.length) : chunk;
-    if (!s.write(part)) await new Promise((r) => s.once('drain', r));
-    if (paceMs) await new Promise((r) => setTimeout(r, paceMs / steps));
-  }
-  s.end();
-});
-s.on('data', (d) => (reply += d));
-s.on('end', () => console.log(JSON.stringify({ host, reply })));
-s.on('timeout', () => { s.destroy(); console.log(JSON.stringify({ host, error: 'timeout' })); });
-s.on('error', (e) => console.log(JSON.stringify({ host, error: e.code || e.message })));
-`;
-
-interface Node {
-  name: string;
-  ns: string;
-  uuid: string;
-  ip: string;
-  agent?: { proc: ChildProcess; out: Output; api: string };
+interface Node extends DatacenterNode {
+  agent?: RunningAgent;
 }
 
 interface Instance {
@@ -117,20 +58,11 @@ interface Instance {
   ip: string;
 }
 
-/** Sum of a metric's samples (in Prometheus text) whose labels include all of `labels`. */
-function sumMetric(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!(line.startsWith(`${name}{`) || line.startsWith(`${name} `))) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.split(' ').pop());
-  }
-  return sum;
-}
-
 describe('overlay with two controller replicas on etcd: one killed under the agents', { skip, timeout: 120_000 }, () => {
   const lab = new NetnsLab('ovo');
   const block = randomInt(1, 250);
-  const ulAddr = (host: number) => `198.19.${block}.${host}`;
+  /** This run's /24 of the underlay; replicas A and B at .253 and .254. */
+  const underlay24 = `198.19.${block}`;
   let cluster: EtcdCluster | undefined;
   let a: RunningController | undefined;
   let b: RunningController | undefined;
@@ -141,11 +73,7 @@ describe('overlay with two controller replicas on etcd: one killed under the age
   const instances: Instance[] = [];
 
   /** REST through replica B (the agents' --controller, and the survivor). */
-  const apiB = async (method: string, path: string, body?: unknown) => {
-    const r = await http(b!.restUrl, method, path, body);
-    assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
-    return r.body;
-  };
+  const apiB = restClient(() => b!.restUrl);
 
   async function controllerMetric(ctl: RunningController, name: string, labels: Record<string, string> = {}): Promise<number> {
     const r = await http(ctl.restUrl, 'GET', '/metrics');
@@ -165,61 +93,32 @@ describe('overlay with two controller replicas on etcd: one killed under the age
   }
 
   async function startAgent(n: Node, svp: string): Promise<void> {
-    const proc = lab.spawnIn(n.ns, [
-      process.execPath,
-      CLI,
-      'agent',
-      '--node',
-      n.uuid,
-      '--underlay-ip',
-      n.ip,
-      '--controller',
-      b!.restUrl,
-      '--svp',
+    n.agent = await startAgentIn(lab, n, {
+      controller: b!.restUrl,
       svp,
-      '--backend',
-      'kernel',
-      '--api',
-      `${n.ip}:0`,
-      '--state-dir',
-      join(stateRoot, n.name),
+      stateDir: join(stateRoot, n.name),
       // Every remote destination is resolved over SVP on the data plane's miss.
-      '--no-prefetch',
-      '--no-firewall',
-    ]);
-    const out = new Output(proc);
-    await out.until(() => out.lines.some((l) => /ready/.test(l)), 30_000, `agent on ${n.name}`);
-    const apiLine = out.lines.find((l) => /API http/.test(l))!;
-    n.agent = { proc, out, api: /API (http:\/\/\S+)/.exec(apiLine)![1]! };
+      extraArgs: ['--backend', 'kernel', '--no-prefetch', '--no-firewall'],
+    });
   }
 
   /** A NIC placed on node through replica B, plumbed into a new namespace, with a TCP sink. */
   async function addInstance(name: string, node: Node): Promise<Instance> {
     const nic = await apiB('POST', '/nics', { owner_uuid: OWNER, belongs_to_uuid: randomUUID(), belongs_to_type: 'zone', network_uuid: networkUuid, cn_uuid: node.uuid });
     const ns = await lab.addNetns(name);
-    const r = await http(node.agent!.api, 'POST', '/attach', { mac: nic.mac, netns: `/run/netns/${ns}` });
-    assert.equal(r.status, 200, JSON.stringify(r.body));
-    assert.equal(r.body.vnet, vnet);
-    const sink = lab.spawnIn(ns, [process.execPath, '-e', SINK, name, String(TCP_PORT)]);
-    const out = new Output(sink);
-    await out.until(() => out.lines.includes('listening'), 10_000, `sink in ${name}`);
+    const attached = await attachNic(node.agent!, nic.mac, ns);
+    assert.equal(attached.vnet, vnet);
+    await startTcpSink(lab, ns, name, TCP_PORT);
     const inst = { name, ns, node, mac: nic.mac, ip: nic.ip };
     instances.push(inst);
     return inst;
   }
 
-  async function ping(from: Instance, ip: string, count = 1, waitS = 3): Promise<boolean> {
-    try {
-      await lab.exec(from.ns, 'ping', '-c', String(count), '-W', String(waitS), '-q', ip);
-      return true;
-    } catch {
-      return false;
-    }
-  }
+  const ping = (from: Instance, ip: string, count = 1, waitS = 3) => pingFrom(lab, from.ns, ip, count, waitS);
 
-  async function send(from: Instance, to: Instance, bytes: number, paceMs = 0): Promise<{ host: string; reply?: string; error?: string }> {
-    const out = await lab.exec(from.ns, process.execPath, '-e', SEND, to.ip, String(bytes), String(TCP_PORT), String(paceMs));
-    return JSON.parse(out.trim());
+  async function send(from: Instance, to: Instance, bytes: number, paceMs = 0): Promise<TcpSendResult> {
+    const [result] = await sendTcp(lab, from.ns, [to.ip], bytes, TCP_PORT, paceMs);
+    return result!;
   }
 
   before(async () => {
@@ -227,44 +126,23 @@ describe('overlay with two controller replicas on etcd: one killed under the age
     cluster = await EtcdCluster.start({ members: 3, ...RHUMB_ETCD_SETTINGS });
 
     // Underlay: a bridge namespace; both replicas' addresses on one veth from the root namespace.
-    const ul = await lab.addNetns('ul');
-    await lab.ip(ul, 'link', 'add', 'name', 'ulbr', 'type', 'bridge');
-    await lab.ip(ul, 'link', 'set', 'ulbr', 'up');
-    const [rootEnd, ulEnd] = await lab.addVeth({ ns: null, name: lab.name('c') }, { ns: ul, name: 'c-ul' });
-    await lab.ip(ul, 'link', 'set', ulEnd, 'master', 'ulbr', 'up');
-    await lab.ip(null, 'addr', 'add', `${ulAddr(253)}/24`, 'dev', rootEnd);
-    await lab.ip(null, 'addr', 'add', `${ulAddr(254)}/24`, 'dev', rootEnd);
-    await lab.ip(null, 'link', 'set', rootEnd, 'up');
-    for (let i = 1; i <= 3; i++) {
-      const ns = await lab.addNetns(`n${i}`);
-      await lab.addVeth({ ns, name: 'ul0' }, { ns: ul, name: `n${i}-ul` });
-      await lab.ip(ul, 'link', 'set', `n${i}-ul`, 'master', 'ulbr', 'up');
-      await lab.ip(ns, 'addr', 'add', `${ulAddr(i)}/24`, 'dev', 'ul0');
-      await lab.ip(ns, 'link', 'set', 'ul0', 'up');
-      nodes.push({ name: `n${i}`, ns, uuid: randomUUID(), ip: ulAddr(i) });
-    }
+    const underlay = await buildUnderlay(lab, { subnet24: underlay24, nodeCount: 3, rootHosts: [253, 254] });
+    nodes.push(...underlay.nodes);
 
     // One at a time: the first replica creates the initial data, the second finds it.
     const prefix = `ovo-${lab.prefix}/`;
     for (const [host, set] of [
-      [ulAddr(253), (c: RunningController) => (a = c)],
-      [ulAddr(254), (c: RunningController) => (b = c)],
+      [`${underlay24}.253`, (c: RunningController) => (a = c)],
+      [`${underlay24}.254`, (c: RunningController) => (b = c)],
     ] as const) {
-      const ctl = await startControllerProcess({ args: etcdControllerArgs(cluster, prefix, ['--listen', `${host}:0`, '--svp-listen', `${host}:0`]), timeoutMs: 30_000 });
+      const ctl = await startControllerProcess({ args: etcdControllerArgs(cluster, prefix, controllerListenArgs(host)), timeoutMs: 30_000 });
       set(ctl);
-      assert.ok(ctl.svp, 'replica announced its SVP address');
+      svpEndpoint(ctl, 'replica');
     }
-    const svpA = `${a!.svp!.host}:${a!.svp!.port}`;
-    const svpB = `${b!.svp!.host}:${b!.svp!.port}`;
+    const svpA = svpEndpoint(a!, 'replica');
+    const svpB = svpEndpoint(b!, 'replica');
 
-    await apiB('POST', '/networks', {
-      name: 'underlay',
-      nic_tag: 'sdc_underlay',
-      vlan_id: 0,
-      subnet: `198.19.${block}.0/24`,
-      provision_start_ip: ulAddr(1),
-      provision_end_ip: ulAddr(250),
-    });
+    await registerUnderlayNetwork(apiB, underlay24);
     await Promise.all(nodes.map((n) => startAgent(n, `${svpA},${svpB}`)));
 
     const vlan = await apiB('POST', `/fabrics/${OWNER}/vlans`, { vlan_id: FABRIC_VLAN, name: 'prod' });

@@ -10,91 +10,43 @@
  * Needs root, a built dist/ (npm run build) and the native addon.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { randomInt, randomUUID } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { STATE_FILE } from '../../src/agent/state.js';
 import { tableName } from '../../src/fw/compile.js';
+import {
+  type DatacenterNode,
+  ProcessOutput,
+  type RunningAgent,
+  attachNic,
+  buildUnderlay,
+  controllerListenArgs,
+  eventually,
+  registerUnderlayNetwork,
+  restClient,
+  startAgent as startAgentIn,
+  stopAgent as stopAgentProcess,
+  svpEndpoint,
+  tcpProbeProgram,
+  tcpServersProgram,
+} from '../helpers/datacenter.js';
 import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
-import { CLI, type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
+import { type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
 
 const skip = netnsSkipReason();
 const OWNER = 'aaaaaaaa-0000-4000-8000-0000000000f1';
 const PORTS = [5432, 6000];
 
-const SERVER = `
-const net = require('node:net');
-let n = 0;
-for (const p of ${JSON.stringify(PORTS)}) {
-  net.createServer((s) => { s.on('error', () => {}); s.end('ok\\n'); })
-    .listen(p, '0.0.0.0', () => { if (++n === ${PORTS.length}) console.log('ready'); });
-}`;
+const SERVER = tcpServersProgram(PORTS, '0.0.0.0');
 
 // One line of JSON: for each [host, port], "open" or why not (timeout: dropped).
-const PROBE = `
-const net = require('node:net');
-const targets = JSON.parse(process.argv[1]);
-Promise.all(targets.map(([host, port]) => new Promise((resolve) => {
-  const s = net.connect({ host, port });
-  let data = '';
-  const t = setTimeout(() => { s.destroy(); resolve('timeout'); }, 1500);
-  s.on('data', (d) => { data += d; });
-  s.on('end', () => { clearTimeout(t); resolve(data.startsWith('ok') ? 'open' : 'eof'); });
-  s.on('error', (e) => { clearTimeout(t); resolve(e.code || 'error'); });
-}))).then((r) => console.log(JSON.stringify(r)));`;
+const PROBE = tcpProbeProgram(1500);
 
-/** A child's stdout lines and stderr. */
-class Output {
-  lines: string[] = [];
-  stderr = '';
-  constructor(readonly child: ChildProcess) {
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        this.lines.push(buf.slice(0, nl));
-        buf = buf.slice(nl + 1);
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-  }
-  async until(cond: () => boolean, ms: number, what: string): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!cond()) {
-      if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error(`process exited while waiting for ${what}; stderr: ${this.stderr}`);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; stderr: ${this.stderr}`);
-      await sleep(100);
-    }
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((r) => child.once('exit', () => r()));
-}
-
-/** Polls fn until it returns true (a safety net with a deadline, not a timing assertion). */
-async function eventually(fn: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await fn()) return;
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await sleep(100);
-  }
-}
-
-interface Node {
-  name: string;
-  ns: string;
-  uuid: string;
-  ip: string;
+interface Node extends DatacenterNode {
   stateDir: string;
-  agent?: { proc: ChildProcess; out: Output; api: string };
+  agent?: RunningAgent;
 }
 
 interface Instance {
@@ -109,8 +61,9 @@ interface Instance {
 describe('firewall applied by the agents across the overlay', { skip, timeout: 120_000 }, () => {
   const lab = new NetnsLab('ovf');
   const block = randomInt(1, 250);
-  const ulAddr = (host: number) => `198.19.${block}.${host}`;
-  const ctlIp = ulAddr(254);
+  /** This run's /24 of the underlay; the controller at .254. */
+  const underlay24 = `198.19.${block}`;
+  const ctlIp = `${underlay24}.254`;
   let ctl: RunningController | undefined;
   let svp = '';
   let stateRoot = '';
@@ -119,39 +72,14 @@ describe('firewall applied by the agents across the overlay', { skip, timeout: 1
   let web: Instance;
   let ruleUuid = '';
 
-  const api = async (method: string, path: string, body?: unknown) => {
-    const r = await http(ctl!.restUrl, method, path, body);
-    assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
-    return r.body;
-  };
+  const api = restClient(() => ctl!.restUrl);
 
   async function startAgent(n: Node): Promise<void> {
-    const proc = lab.spawnIn(n.ns, [
-      process.execPath,
-      CLI,
-      'agent',
-      '--node',
-      n.uuid,
-      '--underlay-ip',
-      n.ip,
-      '--controller',
-      ctl!.restUrl,
-      '--svp',
-      svp,
-      '--api',
-      `${n.ip}:0`,
-      '--state-dir',
-      n.stateDir,
-    ]);
-    const out = new Output(proc);
-    await out.until(() => out.lines.some((l) => /ready/.test(l)), 30_000, `agent on ${n.name}`);
-    const apiLine = out.lines.find((l) => /API http/.test(l))!;
-    n.agent = { proc, out, api: /API (http:\/\/\S+)/.exec(apiLine)![1]! };
+    n.agent = await startAgentIn(lab, n, { controller: ctl!.restUrl, svp, stateDir: n.stateDir });
   }
 
   async function stopAgent(n: Node): Promise<void> {
-    n.agent!.proc.kill('SIGTERM');
-    await exited(n.agent!.proc);
+    await stopAgentProcess(n.agent!);
     n.agent = undefined;
   }
 
@@ -199,32 +127,11 @@ describe('firewall applied by the agents across the overlay', { skip, timeout: 1
 
   before(async () => {
     stateRoot = await makeTempDir('ovf-state');
-    const ul = await lab.addNetns('ul');
-    await lab.ip(ul, 'link', 'add', 'name', 'ulbr', 'type', 'bridge');
-    await lab.ip(ul, 'link', 'set', 'ulbr', 'up');
-    const [rootEnd, ulEnd] = await lab.addVeth({ ns: null, name: lab.name('c') }, { ns: ul, name: 'c-ul' });
-    await lab.ip(ul, 'link', 'set', ulEnd, 'master', 'ulbr', 'up');
-    await lab.ip(null, 'addr', 'add', `${ctlIp}/24`, 'dev', rootEnd);
-    await lab.ip(null, 'link', 'set', rootEnd, 'up');
-    for (let i = 1; i <= 2; i++) {
-      const ns = await lab.addNetns(`n${i}`);
-      await lab.addVeth({ ns, name: 'ul0' }, { ns: ul, name: `n${i}-ul` });
-      await lab.ip(ul, 'link', 'set', `n${i}-ul`, 'master', 'ulbr', 'up');
-      await lab.ip(ns, 'addr', 'add', `${ulAddr(i)}/24`, 'dev', 'ul0');
-      await lab.ip(ns, 'link', 'set', 'ul0', 'up');
-      nodes.push({ name: `n${i}`, ns, uuid: randomUUID(), ip: ulAddr(i), stateDir: join(stateRoot, `n${i}`) });
-    }
-    ctl = await startControllerProcess({ args: ['--listen', `${ctlIp}:0`, '--svp-listen', `${ctlIp}:0`] });
-    assert.ok(ctl.svp, 'controller announced its SVP address');
-    svp = `${ctl.svp.host}:${ctl.svp.port}`;
-    await api('POST', '/networks', {
-      name: 'underlay',
-      nic_tag: 'sdc_underlay',
-      vlan_id: 0,
-      subnet: `198.19.${block}.0/24`,
-      provision_start_ip: ulAddr(1),
-      provision_end_ip: ulAddr(250),
-    });
+    const underlay = await buildUnderlay(lab, { subnet24: underlay24, nodeCount: 2, rootHosts: [254] });
+    for (const n of underlay.nodes) nodes.push({ ...n, stateDir: join(stateRoot, n.name) });
+    ctl = await startControllerProcess({ args: controllerListenArgs(ctlIp) });
+    svp = svpEndpoint(ctl);
+    await registerUnderlayNetwork(api, underlay24);
     await Promise.all(nodes.map((n) => startAgent(n)));
 
     await api('POST', `/fabrics/${OWNER}/vlans`, { vlan_id: 7, name: 'prod' });
@@ -243,13 +150,12 @@ describe('firewall applied by the agents across the overlay', { skip, timeout: 1
       const uuid = randomUUID();
       const nic = await api('POST', '/nics', { owner_uuid: OWNER, belongs_to_uuid: uuid, belongs_to_type: 'zone', network_uuid: net.uuid, cn_uuid: node.uuid });
       const ns = await lab.addNetns(name);
-      const r = await http(node.agent!.api, 'POST', '/attach', { mac: nic.mac, netns: `/run/netns/${ns}` });
-      assert.equal(r.status, 200, JSON.stringify(r.body));
+      await attachNic(node.agent!, nic.mac, ns);
       made.push({ name, uuid, ns, node, mac: nic.mac, ip: nic.ip });
     }
     [db, web] = made as [Instance, Instance];
     const server = lab.spawnIn(db.ns, [process.execPath, '-e', SERVER]);
-    const out = new Output(server);
+    const out = new ProcessOutput(server);
     await out.until(() => out.lines.includes('ready'), 10_000, 'the servers in db');
   });
 

@@ -14,6 +14,26 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { PacketRecord } from '../../src/agent/trace/decode.js';
+import {
+  type DatacenterNode,
+  ProcessOutput,
+  type RunningAgent,
+  attachNic,
+  buildUnderlay,
+  controllerListenArgs,
+  eventually,
+  exited,
+  ping as pingFrom,
+  registerUnderlayNetwork,
+  restClient,
+  sendTcp,
+  sleep,
+  startAgent as startAgentIn,
+  startTcpSink,
+  stopAgent as stopAgentProcess,
+  sumMetric,
+  svpEndpoint,
+} from '../helpers/datacenter.js';
 import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
 import { CLI, type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
 
@@ -29,108 +49,10 @@ const TCP_PORT = 7777;
 
 type TraceJson = PacketRecord & { ts: number; line: string };
 
-/** Collects a child's stdout lines and stderr; waits for conditions on them. */
-class Output {
-  lines: string[] = [];
-  stderr = '';
-  private waiters: Array<() => void> = [];
-  constructor(readonly child: ChildProcess) {
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        this.lines.push(buf.slice(0, nl));
-        buf = buf.slice(nl + 1);
-      }
-      this.poke();
-    });
-    child.stderr!.on('data', (d: Buffer) => {
-      this.stderr += d.toString();
-      this.poke();
-    });
-    child.once('exit', () => this.poke());
-  }
-  private poke(): void {
-    for (const w of this.waiters.splice(0)) w();
-  }
-  async until(cond: () => boolean, ms: number, what: string): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!cond()) {
-      if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error(`process exited while waiting for ${what}; stderr: ${this.stderr}`);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; stderr: ${this.stderr}`);
-      await new Promise<void>((r) => {
-        this.waiters.push(r);
-        setTimeout(r, 200);
-      });
-    }
-  }
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((r) => child.once('exit', () => r()));
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls fn until it returns true (a safety net with a deadline, not a timing assertion). */
-async function eventually(fn: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await fn()) return;
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await sleep(100);
-  }
-}
-
-// A TCP sink in each instance: counts the bytes of a connection and answers "<name> <bytes>".
-const SINK = `
-const net = require('node:net');
-const [name, port] = process.argv.slice(1);
-net.createServer((s) => {
-  let n = 0;
-  s.on('data', (d) => (n += d.length));
-  s.on('end', () => s.end(name + ' ' + n));
-  s.on('error', () => {});
-}).listen(Number(port), '0.0.0.0', () => console.log('listening'));
-`;
-
-// Sends bytes to each target (optionally paced over ms) and prints one JSON line per target.
-const SEND = `
-const net = require('node:net');
-const [targets, bytes, port, paceMs] = [process.argv[1].split(','), Number(process.argv[2]), Number(process.argv[3]), Number(process.argv[4] || 0)];
-function send(host) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port, timeout: 20000 });
-    let reply = '';
-    s.on('connect', async () => {
-      const chunk = Buffer.alloc(16384, 7);
-      const steps = Math.ceil(bytes / chunk.length);
-      for (let i = 0; i < steps; i++) {
-        const part = i === steps - 1 ? chunk.subarray(0, bytes - i * chunk.length) : chunk;
-        if (!s.write(part)) await new Promise((r) => s.once('drain', r));
-        if (paceMs) await new Promise((r) => setTimeout(r, paceMs / steps));
-      }
-      s.end();
-    });
-    s.on('data', (d) => (reply += d));
-    s.on('end', () => resolve({ host, reply }));
-    s.on('timeout', () => { s.destroy(); resolve({ host, error: 'timeout' }); });
-    s.on('error', (e) => resolve({ host, error: e.code || e.message }));
-  });
-}
-(async () => { for (const t of targets) console.log(JSON.stringify(await send(t))); })();
-`;
-
-interface Node {
-  name: string;
-  ns: string;
-  uuid: string;
-  ip: string;
+interface Node extends DatacenterNode {
   /** Node 3's agent runs with --no-prefetch: its remote entries come from kernel misses. */
   prefetch: boolean;
-  agent?: { proc: ChildProcess; out: Output; api: string };
+  agent?: RunningAgent;
 }
 
 interface Instance {
@@ -146,8 +68,9 @@ for (const backend of BACKENDS_UNDER_TEST) {
   describe(`overlay across three nodes (${backend} backend)`, { skip, timeout: 180_000 }, () => {
     const lab = new NetnsLab('ovk');
     const block = randomInt(1, 250);
-    const ulAddr = (host: number) => `198.18.${block}.${host}`;
-    const ctlIp = ulAddr(254);
+    /** This run's /24 of the underlay; the controller at .254. */
+    const underlay24 = `198.18.${block}`;
+    const ctlIp = `${underlay24}.254`;
     let ctl: RunningController | undefined;
     let svp = '';
     const nodes: Node[] = [];
@@ -157,48 +80,19 @@ for (const backend of BACKENDS_UNDER_TEST) {
     /** The agents' --state-dir (attachments across restarts), one per node under this. */
     let stateRoot = '';
 
-    const api = async (method: string, path: string, body?: unknown) => {
-      const r = await http(ctl!.restUrl, method, path, body);
-      assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
-      return r.body;
-    };
+    const api = restClient(() => ctl!.restUrl);
 
     async function startAgent(n: Node): Promise<void> {
-      const proc = lab.spawnIn(n.ns, [
-        process.execPath,
-        CLI,
-        'agent',
-        '--node',
-        n.uuid,
-        '--underlay-ip',
-        n.ip,
-        '--controller',
-        ctl!.restUrl,
-        '--svp',
+      n.agent = await startAgentIn(lab, n, {
+        controller: ctl!.restUrl,
         svp,
-        '--backend',
-        backend,
-        '--api',
-        `${n.ip}:0`,
-        '--probe-interval',
-        '500',
-        '--state-dir',
-        join(stateRoot, n.name),
-        ...(n.prefetch ? [] : ['--no-prefetch']),
-      ]);
-      const out = new Output(proc);
-      proc.once('exit', (code, signal) => {
-        if (code !== 0 && signal !== 'SIGTERM' && signal !== 'SIGKILL') console.error(`agent on ${n.name} exited (${code ?? signal}): ${out.stderr}`);
+        stateDir: join(stateRoot, n.name),
+        extraArgs: ['--backend', backend, '--probe-interval', '500', ...(n.prefetch ? [] : ['--no-prefetch'])],
       });
-      await out.until(() => out.lines.some((l) => /ready/.test(l)), 30_000, `agent on ${n.name}`);
-      const apiLine = out.lines.find((l) => /API http/.test(l))!;
-      n.agent = { proc, out, api: /API (http:\/\/\S+)/.exec(apiLine)![1] };
     }
 
     async function stopAgent(n: Node): Promise<void> {
-      const a = n.agent!;
-      a.proc.kill('SIGTERM');
-      await exited(a.proc);
+      await stopAgentProcess(n.agent!);
       n.agent = undefined;
     }
 
@@ -211,19 +105,9 @@ for (const backend of BACKENDS_UNDER_TEST) {
       return lab.exec(n.ns, process.execPath, CLI, 'agent', ...args, '--agent', n.agent!.api.replace('http://', ''));
     }
 
-    async function ping(from: Instance, ip: string, count = 1, waitS = 3): Promise<boolean> {
-      try {
-        await lab.exec(from.ns, 'ping', '-c', String(count), '-W', String(waitS), '-q', ip);
-        return true;
-      } catch {
-        return false;
-      }
-    }
+    const ping = (from: Instance, ip: string, count = 1, waitS = 3) => pingFrom(lab, from.ns, ip, count, waitS);
 
-    async function send(from: Instance, targets: string[], bytes: number, paceMs = 0): Promise<Array<{ host: string; reply?: string; error?: string }>> {
-      const out = await lab.exec(from.ns, process.execPath, '-e', SEND, targets.join(','), String(bytes), String(TCP_PORT), String(paceMs));
-      return out.trim().split('\n').map((l) => JSON.parse(l));
-    }
+    const send = (from: Instance, targets: string[], bytes: number, paceMs = 0) => sendTcp(lab, from.ns, targets, bytes, TCP_PORT, paceMs);
 
     /** The node's data-plane entries for a vnet, as its agent reports them. */
     async function entries(n: Node, vnet: number): Promise<{ neighbours: Array<{ ip: string; mac: string }>; fdb: Array<{ mac: string; underlay: string }> }> {
@@ -244,34 +128,13 @@ for (const backend of BACKENDS_UNDER_TEST) {
     before(async () => {
       stateRoot = await makeTempDir('ovk-state');
       // Underlay: a bridge namespace; the controller's address on a veth from the root namespace.
-      const ul = await lab.addNetns('ul');
-      await lab.ip(ul, 'link', 'add', 'name', 'ulbr', 'type', 'bridge');
-      await lab.ip(ul, 'link', 'set', 'ulbr', 'up');
-      const [rootEnd, ulEnd] = await lab.addVeth({ ns: null, name: lab.name('c') }, { ns: ul, name: 'c-ul' });
-      await lab.ip(ul, 'link', 'set', ulEnd, 'master', 'ulbr', 'up');
-      await lab.ip(null, 'addr', 'add', `${ctlIp}/24`, 'dev', rootEnd);
-      await lab.ip(null, 'link', 'set', rootEnd, 'up');
-      for (let i = 1; i <= 3; i++) {
-        const ns = await lab.addNetns(`n${i}`);
-        await lab.addVeth({ ns, name: 'ul0' }, { ns: ul, name: `n${i}-ul` });
-        await lab.ip(ul, 'link', 'set', `n${i}-ul`, 'master', 'ulbr', 'up');
-        await lab.ip(ns, 'addr', 'add', `${ulAddr(i)}/24`, 'dev', 'ul0');
-        await lab.ip(ns, 'link', 'set', 'ul0', 'up');
-        nodes.push({ name: `n${i}`, ns, uuid: randomUUID(), ip: ulAddr(i), prefetch: i !== 3 });
-      }
+      const underlay = await buildUnderlay(lab, { subnet24: underlay24, nodeCount: 3, rootHosts: [254] });
+      for (const [i, n] of underlay.nodes.entries()) nodes.push({ ...n, prefetch: i + 1 !== 3 });
 
-      ctl = await startControllerProcess({ args: ['--listen', `${ctlIp}:0`, '--svp-listen', `${ctlIp}:0`] });
-      assert.ok(ctl.svp, 'controller announced its SVP address');
-      svp = `${ctl.svp.host}:${ctl.svp.port}`;
+      ctl = await startControllerProcess({ args: controllerListenArgs(ctlIp) });
+      svp = svpEndpoint(ctl);
 
-      await api('POST', '/networks', {
-        name: 'underlay',
-        nic_tag: 'sdc_underlay',
-        vlan_id: 0,
-        subnet: `198.18.${block}.0/24`,
-        provision_start_ip: ulAddr(1),
-        provision_end_ip: ulAddr(250),
-      });
+      await registerUnderlayNetwork(api, underlay24);
       await Promise.all(nodes.map((n) => startAgent(n)));
 
       // Two owners, the same VLAN id and the same subnet.
@@ -312,13 +175,9 @@ for (const backend of BACKENDS_UNDER_TEST) {
       }
       // Plumb everything through the agents' API; start a TCP sink in every instance.
       for (const inst of instances) {
-        const r = await agentCall(inst.node, '/attach', { mac: inst.mac, netns: `/run/netns/${inst.ns}` });
-        assert.equal(r.status, 200, JSON.stringify(r.body));
-        assert.equal(r.body.vnet, vnets[inst.owner]);
-        const sink = lab.spawnIn(inst.ns, [process.execPath, '-e', SINK, inst.name, String(TCP_PORT)]);
-        sinks.push(sink);
-        const out = new Output(sink);
-        await out.until(() => out.lines.includes('listening'), 10_000, `sink in ${inst.name}`);
+        const attached = await attachNic(inst.node.agent!, inst.mac, inst.ns);
+        assert.equal(attached.vnet, vnets[inst.owner]);
+        sinks.push(await startTcpSink(lab, inst.ns, inst.name, TCP_PORT));
       }
     });
 
@@ -355,13 +214,7 @@ for (const backend of BACKENDS_UNDER_TEST) {
     /** Sum over the agents of a counter's samples whose labels include all of `labels`. */
     async function agentCounter(name: string, labels: Record<string, string>, on: Node[] = nodes): Promise<number> {
       let sum = 0;
-      for (const n of on) {
-        const text = String((await http(n.agent!.api, 'GET', '/metrics')).body);
-        for (const line of text.split('\n')) {
-          if (!line.startsWith(`${name}{`)) continue;
-          if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.split(' ').pop());
-        }
-      }
+      for (const n of on) sum += sumMetric(String((await http(n.agent!.api, 'GET', '/metrics')).body), name, labels);
       return sum;
     }
 
@@ -426,7 +279,7 @@ for (const backend of BACKENDS_UNDER_TEST) {
     /** ICMP seen on an instance's eth0 while fn runs (rhumb trace in its namespace). */
     async function icmpSeenBy(inst: Instance, fn: () => Promise<void>): Promise<TraceJson[]> {
       const trace = lab.spawnIn(inst.ns, [process.execPath, CLI, 'trace', '--iface', 'eth0', '--json', '--filter', 'icmp', '--timeout', '60']);
-      const out = new Output(trace);
+      const out = new ProcessOutput(trace);
       await out.until(() => /listening on/.test(out.stderr), 20_000, `a trace in ${inst.name}`);
       try {
         await fn();
@@ -470,9 +323,8 @@ for (const backend of BACKENDS_UNDER_TEST) {
       for (const [k, node] of [x.node, peer.node].entries()) {
         const nic = await api('POST', '/nics', { owner_uuid: OWNER_A, belongs_to_uuid: randomUUID(), belongs_to_type: 'zone', network_uuid: net.uuid, cn_uuid: node.uuid });
         const ns = await lab.addNetns(`v${k + 1}`);
-        const r = await agentCall(node, '/attach', { mac: nic.mac, netns: `/run/netns/${ns}` });
-        assert.equal(r.status, 200, JSON.stringify(r.body));
-        assert.equal(r.body.vnet, vnets[OWNER_A], 'one vnet per owner');
+        const attached = await attachNic(node.agent!, nic.mac, ns);
+        assert.equal(attached.vnet, vnets[OWNER_A], 'one vnet per owner');
         other.push({ name: `v${k + 1}`, ns, owner: OWNER_A, node, mac: nic.mac, ip: nic.ip });
       }
       assert.ok(await ping(other[0], other[1].ip, 1, 4), 'the second VLAN works across nodes');
@@ -492,7 +344,7 @@ for (const backend of BACKENDS_UNDER_TEST) {
       const from = ownerOf(OWNER_A).find((i) => i.node === nodes[0])!;
       const to = ownerOf(OWNER_A).find((i) => i.node !== nodes[0])!;
       const trace = lab.spawnIn(nodes[0].ns, [process.execPath, CLI, 'trace', '--iface', 'ul0', '--json', '--filter', 'udp port 4789', '--timeout', '30']);
-      const out = new Output(trace);
+      const out = new ProcessOutput(trace);
       await out.until(() => /listening on/.test(out.stderr), 20_000, 'the trace to start');
       // Forget the neighbour so the instance ARPs: the ARP must be answered on the node.
       await lab.exec(from.ns, 'ip', 'neigh', 'flush', 'dev', 'eth0');
@@ -550,7 +402,7 @@ for (const backend of BACKENDS_UNDER_TEST) {
       const watcher = ownerOf(OWNER_A).find((i) => i !== moving && i.node !== to && i.node !== from)
         ?? ownerOf(OWNER_A).find((i) => i !== moving)!;
       const arpTrace = lab.spawnIn(watcher.ns, [process.execPath, CLI, 'trace', '--iface', 'eth0', '--json', '--filter', 'arp', '--timeout', '30']);
-      const arpOut = new Output(arpTrace);
+      const arpOut = new ProcessOutput(arpTrace);
       await arpOut.until(() => /listening on/.test(arpOut.stderr), 20_000, 'the ARP trace to start');
 
       await api('PUT', `/nics/${moving.mac}`, { cn_uuid: to.uuid });

@@ -4,13 +4,13 @@
  * both ends, ICMP across the overlay, the trace CLI capturing on the underlay veth.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { PacketRecord } from '../../src/agent/trace/decode.js';
 import { type ProbeResult, internetChecksum } from '../../src/agent/probes.js';
+import { ProcessOutput, exited } from '../helpers/datacenter.js';
 import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
 
 const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -20,49 +20,6 @@ const PROBES = resolve(REPO_ROOT, 'src/agent/probes.ts');
 const skip = netnsSkipReason();
 
 type TraceJson = PacketRecord & { ts: number; iface: string; length: number; line: string };
-
-/** Collects stdout lines and stderr of a child; resolves waits when a predicate holds. */
-class Output {
-  lines: string[] = [];
-  stderr = '';
-  private waiters: Array<() => void> = [];
-  constructor(child: ChildProcess) {
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        this.lines.push(buf.slice(0, nl));
-        buf = buf.slice(nl + 1);
-      }
-      this.poke();
-    });
-    child.stderr!.on('data', (d: Buffer) => {
-      this.stderr += d.toString();
-      this.poke();
-    });
-    child.once('exit', () => this.poke());
-  }
-  private poke(): void {
-    for (const w of this.waiters.splice(0)) w();
-  }
-  /** Waits until cond() holds; rejects after ms (a safety net, not a timing assertion). */
-  async until(cond: () => boolean, ms: number, what: string): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!cond()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; stderr: ${this.stderr}`);
-      await new Promise<void>((r) => {
-        this.waiters.push(r);
-        setTimeout(r, 200);
-      });
-    }
-  }
-}
-
-function exited(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((r) => child.once('exit', (code) => r(code)));
-}
 
 /** Runs a Prober inside ns over the targets for `rounds` rounds; returns its results and metrics text. */
 async function runProber(
@@ -88,7 +45,7 @@ async function runProber(
     cwd: REPO_ROOT,
     env: { ...process.env, PROBE_CFG: JSON.stringify({ targets, ...opts }) },
   });
-  const out = new Output(child);
+  const out = new ProcessOutput(child);
   const code = await exited(child);
   assert.equal(code, 0, `prober exited with ${code}: ${out.stderr}`);
   return JSON.parse(out.lines.join('')) as { results: ProbeResult[]; metrics: string };
@@ -127,7 +84,7 @@ async function injectFrame(lab: NetnsLab, ns: string, iface: string, frame: Buff
     cwd: REPO_ROOT,
     env: { ...process.env, IFACE: iface, FRAME: frame.toString('hex') },
   });
-  const out = new Output(child);
+  const out = new ProcessOutput(child);
   const code = await exited(child);
   assert.equal(code, 0, `inject exited with ${code}: ${out.stderr}`);
 }
@@ -182,7 +139,7 @@ describe('rhumb trace and underlay probes in network namespaces', { skip }, () =
       [process.execPath, '--import', 'tsx', MAIN, 'trace', '--iface', vethA, '--vnet', String(vni), '--json', '--count', '200', '--timeout', '60'],
       { cwd: REPO_ROOT },
     );
-    const out = new Output(trace);
+    const out = new ProcessOutput(trace);
     await out.until(() => /listening on/.test(out.stderr), 30000, 'the trace to start');
     assert.match(out.stderr, new RegExp(`listening on ${vethA} \\(ethernet\\), filter "udp port 4789 or tcp port 1296", vnet ${vni}`));
 
