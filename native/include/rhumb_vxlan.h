@@ -91,11 +91,6 @@ size_t rv_garp(uint8_t out[42], const uint8_t mac[6], const uint8_t ip[4]);
  * checksum covered; 0 (vh untouched) for anything else.
  */
 int rv_make_partial(uint8_t *f, size_t len, struct rv_vnet_hdr *vh);
-/*
- * rhumb_csum_partial, 8 bytes at a time (same result for even-length regions; an odd
- * length is allowed only for the last region of a sum).
- */
-uint32_t rv_csum_partial(const void *data, size_t len, uint32_t sum);
 
 /* Completes a partial L4 checksum (virtio NEEDS_CSUM). */
 int rv_csum_complete(uint8_t *f, size_t len, uint16_t csum_start, uint16_t csum_offset);

@@ -16,46 +16,6 @@
 #define TCP_ECE 0x40
 #define TCP_CWR 0x80
 
-uint32_t rv_csum_partial(const void *data, size_t len, uint32_t sum)
-{
-	const uint8_t *p = data;
-	uint64_t acc = 0;
-	uint32_t folded;
-
-	/* Sum native-order 32-bit words; on little-endian the byte-swapped fold is the
-	 * big-endian ones'-complement sum (RFC 1071, section 2(B)). */
-	while (len >= 32) {
-		uint32_t w[8];
-		memcpy(w, p, 32);
-		acc += (uint64_t)w[0] + w[1] + w[2] + w[3] + w[4] + w[5] + w[6] + w[7];
-		p += 32;
-		len -= 32;
-	}
-	while (len >= 4) {
-		uint32_t w;
-		memcpy(&w, p, 4);
-		acc += w;
-		p += 4;
-		len -= 4;
-	}
-	if (len >= 2) {
-		uint16_t w;
-		memcpy(&w, p, 2);
-		acc += w;
-		p += 2;
-		len -= 2;
-	}
-	if (len)
-		acc += *p; /* odd tail: the high byte of a big-endian word = low byte of a native one */
-	while (acc >> 16)
-		acc = (acc & 0xffff) + (acc >> 16);
-	folded = (uint32_t)acc;
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	folded = (uint32_t)__builtin_bswap16((uint16_t)folded);
-#endif
-	return sum + folded;
-}
-
 int rv_parse(const uint8_t *f, size_t len, struct rv_l3 *o)
 {
 	size_t off = 12;
@@ -338,7 +298,7 @@ int rv_csum_complete(uint8_t *f, size_t len, uint16_t csum_start, uint16_t csum_
 	uint16_t c;
 	if ((size_t)csum_start + csum_offset + 2 > len)
 		return -1;
-	c = rhumb_csum_fold(rv_csum_partial(f + csum_start, len - csum_start, 0));
+	c = rhumb_csum_fold(rhumb_csum_partial(f + csum_start, len - csum_start, 0));
 	rv_put16(f + csum_start + csum_offset, c);
 	return 0;
 }
@@ -386,7 +346,7 @@ static uint16_t l4_csum(const uint8_t *f, const struct rv_l3 *l, size_t l4len, u
 		s = pseudo4(f + l->l3 + 12, f + l->l3 + 16, (uint16_t)l4len, proto);
 	else
 		s = pseudo6(f + l->l3 + 8, f + l->l3 + 24, (uint32_t)l4len, proto);
-	return rhumb_csum_fold(rv_csum_partial(f + l->l4, l4len, s));
+	return rhumb_csum_fold(rhumb_csum_partial(f + l->l4, l4len, s));
 }
 
 int rv_segment(const struct rv_vnet_hdr *h, const uint8_t *f, size_t len, uint16_t vid, size_t headroom,

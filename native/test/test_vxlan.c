@@ -246,6 +246,19 @@ static void test_flow_hash(void)
 	CHECK(p >= 32768 && p < 61000, "source port in the ephemeral range (%u)", p);
 }
 
+/* RFC 1071 as written: big-endian 16-bit words, one at a time. */
+static uint32_t ref_csum(const uint8_t *p, size_t len, uint32_t sum)
+{
+	uint64_t acc = sum;
+	for (; len >= 2; p += 2, len -= 2)
+		acc += (uint32_t)((p[0] << 8) | p[1]);
+	if (len)
+		acc += (uint32_t)(p[0] << 8);
+	while (acc >> 32)
+		acc = (acc & 0xffffffffu) + (acc >> 32);
+	return (uint32_t)acc;
+}
+
 static void test_fast_csum(void)
 {
 	static uint8_t b[9001];
@@ -254,12 +267,12 @@ static void test_fast_csum(void)
 	for (size_t i = 0; i < sizeof(b); i++) { seed = seed * 1103515245u + 12345u; b[i] = (uint8_t)(seed >> 16); }
 	for (size_t len = 0; len < 300; len++)
 		for (size_t off = 0; off < 4; off++)
-			if (rhumb_csum_fold(rv_csum_partial(b + off, len, 0x1234)) != rhumb_csum_fold(rhumb_csum_partial(b + off, len, 0x1234)))
+			if (rhumb_csum_fold(rhumb_csum_partial(b + off, len, 0x1234)) != rhumb_csum_fold(ref_csum(b + off, len, 0x1234)))
 				same = 0;
 	CHECK(same, "fast checksum equals RFC 1071 reference for lengths 0..299 at every alignment");
-	CHECK(rhumb_csum_fold(rv_csum_partial(b, sizeof(b), 0)) == rhumb_csum_fold(rhumb_csum_partial(b, sizeof(b), 0)), "9001 bytes");
+	CHECK(rhumb_csum_fold(rhumb_csum_partial(b, sizeof(b), 0)) == rhumb_csum_fold(ref_csum(b, sizeof(b), 0)), "9001 bytes");
 	memset(b, 0xff, 64);
-	CHECK(rhumb_csum_fold(rv_csum_partial(b, 64, 0xffff)) == rhumb_csum_fold(rhumb_csum_partial(b, 64, 0xffff)), "carries");
+	CHECK(rhumb_csum_fold(rhumb_csum_partial(b, 64, 0xffff)) == rhumb_csum_fold(ref_csum(b, 64, 0xffff)), "carries");
 }
 
 int main(void)
