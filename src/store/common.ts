@@ -83,3 +83,20 @@ export function filterChangeSet(set: ChangeSet, prefix: string): ChangeSet | nul
   const changes = set.changes.filter((c) => c.key.startsWith(prefix));
   return changes.length > 0 ? { revision: set.revision, changes } : null;
 }
+
+/** Operations still running against a backend, so close() can wait for them before tearing it down. */
+export class InFlight {
+  private readonly ops = new Set<Promise<unknown>>();
+
+  track<T>(p: Promise<T>): Promise<T> {
+    this.ops.add(p);
+    const done = (): void => void this.ops.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /** Resolves once everything tracked so far has settled (never rejects). */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.ops]);
+  }
+}

@@ -77,7 +77,7 @@ import {
   type WatchOptions,
   type Watcher,
 } from './types.js';
-import { checkPreconditions, InvalidBatchError, validateBatch, validateRangeOptions } from './common.js';
+import { checkPreconditions, InFlight, InvalidBatchError, validateBatch, validateRangeOptions } from './common.js';
 
 export interface EtcdStoreOptions {
   /** Client URLs of the etcd members, e.g. http://10.0.0.1:2379. */
@@ -216,7 +216,7 @@ export class EtcdStore implements Store {
   readonly kind = 'etcd' as const;
   private closed = false;
   private closing: Promise<void> | null = null;
-  private readonly inflight = new Set<Promise<unknown>>();
+  private readonly inFlight = new InFlight();
   private readonly feeds = new Set<EtcdFeed>();
   private readonly maxTxnOps: number;
   private readonly retryTimeoutMs: number;
@@ -301,10 +301,7 @@ export class EtcdStore implements Store {
 
   /** Keeps close() from tearing the client down under a request. */
   private track<T>(p: Promise<T>): Promise<T> {
-    this.inflight.add(p);
-    const done = (): void => void this.inflight.delete(p);
-    p.then(done, done);
-    return p;
+    return this.inFlight.track(p);
   }
 
   private read<T>(what: string, fn: () => Promise<T>): Promise<T> {
@@ -552,7 +549,7 @@ export class EtcdStore implements Store {
     for (const f of [...this.feeds]) f.fail(new StoreClosedError());
     this.closing = (async () => {
       // Requests already sent finish normally (a commit lands or fails on its own).
-      await Promise.allSettled([...this.inflight]);
+      await this.inFlight.settled();
       this.client.close();
     })();
     return this.closing;

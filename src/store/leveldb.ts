@@ -34,7 +34,7 @@ import {
   type WatchOptions,
   type Watcher,
 } from './types.js';
-import { checkPreconditions, filterChangeSet, validateBatch, validateRangeOptions } from './common.js';
+import { checkPreconditions, filterChangeSet, InFlight, validateBatch, validateRangeOptions } from './common.js';
 import { FeedHub } from './feed.js';
 
 // ---- the slice of leveldown (abstract-leveldown 7) this module uses -----------------
@@ -169,7 +169,7 @@ export class LevelStore implements Store {
   // compaction state
   private trimming: Promise<void> | null = null;
 
-  private readonly reads = new Set<Promise<unknown>>();
+  private readonly inFlight = new InFlight();
   private counters = { commits: 0, failedCommits: 0, writeBatches: 0, largestGroup: 0 };
 
   private constructor(
@@ -224,10 +224,7 @@ export class LevelStore implements Store {
 
   /** Keeps close() from pulling the database out from under a read. */
   private track<T>(p: Promise<T>): Promise<T> {
-    this.reads.add(p);
-    const done = (): void => void this.reads.delete(p);
-    p.then(done, done);
-    return p;
+    return this.inFlight.track(p);
   }
 
   /**
@@ -532,7 +529,7 @@ export class LevelStore implements Store {
       // The group being written finishes and is acknowledged normally.
       if (this.writerBusy) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
       await this.trimming?.catch(() => undefined);
-      await Promise.allSettled([...this.reads]);
+      await this.inFlight.settled();
       await call((cb) => this.db.close(cb));
     })();
     return this.closing;
