@@ -78,6 +78,7 @@ import {
   type Watcher,
 } from './types.js';
 import { checkPreconditions, InFlight, InvalidBatchError, validateBatch, validateRangeOptions } from './common.js';
+import { SerialDelivery } from './feed.js';
 
 export interface EtcdStoreOptions {
   /** Client URLs of the etcd members, e.g. http://10.0.0.1:2379. */
@@ -596,8 +597,7 @@ class EtcdFeed implements Watcher {
   private failures = 0;
   /** etcd revision up to which everything has been received (and queued). */
   private lastSeen: number;
-  private queue: ChangeSet[] = [];
-  private draining = false;
+  private readonly delivery: SerialDelivery;
 
   constructor(
     private readonly ctx: FeedContext,
@@ -605,9 +605,10 @@ class EtcdFeed implements Watcher {
     /** Watching the whole namespace: deliver change sets even when only the marker changed. */
     private readonly wholeNamespace: boolean,
     private readonly fromRevision: number,
-    private readonly handlers: WatchHandlers,
+    handlers: WatchHandlers,
   ) {
     this.lastSeen = fromRevision - 1 + ctx.base;
+    this.delivery = new SerialDelivery(handlers, () => this.release());
   }
 
   start(): void {
@@ -689,38 +690,20 @@ class EtcdFeed implements Watcher {
   private enqueue(set: ChangeSet): void {
     this.lastSeen = set.revision + this.ctx.base;
     if (set.changes.length === 0 && !this.wholeNamespace) return;
-    this.queue.push(set);
-    void this.drain();
-  }
-
-  private async drain(): Promise<void> {
-    if (this.draining) return;
-    this.draining = true;
-    try {
-      while (!this.closed && this.queue.length > 0) {
-        const set = this.queue.shift() as ChangeSet;
-        try {
-          await this.handlers.onChange(set);
-        } catch (err) {
-          this.fail(asError(err));
-          return;
-        }
-      }
-    } finally {
-      this.draining = false;
-    }
+    this.delivery.push(set);
   }
 
   fail(err: Error): void {
-    if (this.closed) return;
-    this.close();
-    this.handlers.onError?.(err);
+    this.delivery.fail(err);
   }
 
   close(): void {
-    if (this.closed) return;
+    this.delivery.close();
+  }
+
+  /** Delivery has ended: stop reconnecting and cancel the stream. */
+  private release(): void {
     this.closed = true;
-    this.queue = [];
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     const stream = this.stream;
     this.stream = null;

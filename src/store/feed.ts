@@ -10,39 +10,30 @@ import type { ChangeSet, WatchHandlers, Watcher } from './types.js';
 type HistoryReader = (fromRevision: number) => Promise<ChangeSet[]>;
 type Filter = (set: ChangeSet) => ChangeSet | null;
 
-class Subscription implements Watcher {
+/**
+ * Hands change sets to a watcher's handlers one at a time, in the order pushed, waiting
+ * for a handler's promise before the next; a throwing handler ends the watch. Shared by
+ * the in-process hub below and the etcd backend's own watch streams.
+ */
+export class SerialDelivery {
   private queue: ChangeSet[] = [];
-  private catchingUp = true;
   private draining = false;
   private closed = false;
-  private next: number;
 
   constructor(
-    private readonly hub: FeedHub,
-    fromRevision: number,
-    private readonly filter: Filter,
     private readonly handlers: WatchHandlers,
-  ) {
-    this.next = fromRevision;
-  }
+    /** Runs once when delivery ends (close or failure): release the source. */
+    private readonly onClosed: () => void,
+  ) {}
 
-  start(history: HistoryReader): void {
-    history(this.next).then(
-      (sets) => {
-        if (this.closed) return;
-        // History first, then whatever arrived live meanwhile (deduplicated in drain).
-        this.queue = [...sets, ...this.queue];
-        this.catchingUp = false;
-        void this.drain();
-      },
-      (err: Error) => this.fail(err),
-    );
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   push(set: ChangeSet): void {
     if (this.closed) return;
     this.queue.push(set);
-    if (!this.catchingUp) void this.drain();
+    void this.drain();
   }
 
   private async drain(): Promise<void> {
@@ -51,12 +42,8 @@ class Subscription implements Watcher {
     try {
       while (!this.closed && this.queue.length > 0) {
         const set = this.queue.shift() as ChangeSet;
-        if (set.revision < this.next) continue;
-        this.next = set.revision + 1;
-        const visible = this.filter(set);
-        if (!visible) continue;
         try {
-          await this.handlers.onChange(visible);
+          await this.handlers.onChange(set);
         } catch (err) {
           this.fail(err instanceof Error ? err : new Error(String(err)));
           return;
@@ -67,6 +54,7 @@ class Subscription implements Watcher {
     }
   }
 
+  /** Ends delivery and reports err to the watcher (once). */
   fail(err: Error): void {
     if (this.closed) return;
     this.close();
@@ -77,7 +65,63 @@ class Subscription implements Watcher {
     if (this.closed) return;
     this.closed = true;
     this.queue = [];
-    this.hub.remove(this);
+    this.onClosed();
+  }
+}
+
+class Subscription implements Watcher {
+  /** Live sets that arrive while history is still being read. */
+  private pending: ChangeSet[] = [];
+  private catchingUp = true;
+  private next: number;
+  private readonly delivery: SerialDelivery;
+
+  constructor(
+    hub: FeedHub,
+    fromRevision: number,
+    private readonly filter: Filter,
+    handlers: WatchHandlers,
+  ) {
+    this.next = fromRevision;
+    this.delivery = new SerialDelivery(handlers, () => {
+      this.pending = [];
+      hub.remove(this);
+    });
+  }
+
+  start(history: HistoryReader): void {
+    history(this.next).then(
+      (sets) => {
+        if (this.delivery.isClosed) return;
+        // History first, then whatever arrived live meanwhile (deduplicated in accept).
+        for (const set of [...sets, ...this.pending]) this.accept(set);
+        this.pending = [];
+        this.catchingUp = false;
+      },
+      (err: Error) => this.fail(err),
+    );
+  }
+
+  push(set: ChangeSet): void {
+    if (this.delivery.isClosed) return;
+    if (this.catchingUp) this.pending.push(set);
+    else this.accept(set);
+  }
+
+  /** Each revision once, in order; only the part under the watched prefix. */
+  private accept(set: ChangeSet): void {
+    if (set.revision < this.next) return;
+    this.next = set.revision + 1;
+    const visible = this.filter(set);
+    if (visible) this.delivery.push(visible);
+  }
+
+  fail(err: Error): void {
+    this.delivery.fail(err);
+  }
+
+  close(): void {
+    this.delivery.close();
   }
 }
 
