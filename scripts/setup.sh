@@ -25,8 +25,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   echo "rhumb setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # etcd-server's package starts a system etcd on the default ports; tests run their own.
   if printf '%s\n' "${missing[@]}" | grep -qx etcd-server; then
     (systemctl disable --now etcd 2>/dev/null || service etcd stop 2>/dev/null || pkill -x etcd) >/dev/null 2>&1 || true
