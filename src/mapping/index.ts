@@ -21,7 +21,8 @@ import {
   type UnderlayRecord,
 } from '../overlay/keys.js';
 import { type Change, type ChangeSet, CompactedError, type Store, StoreClosedError, type Watcher } from '../store/types.js';
-import { LogType, encodeLogEntry, ipFromBytes, ipToBytes, isV4Mapped, macToBytes, uuidToBytes } from '../svp/codec.js';
+import { ipFromBytes, ipToBytes, isV4Mapped, macToBytes, uuidToBytes } from '../net/addr.js';
+import { LogType, encodeLogEntry } from '../svp/codec.js';
 import { U32Table } from './table.js';
 
 export interface IndexLogger {

@@ -17,16 +17,9 @@ import {
   encodeVl2Ack,
   encodeVl3Ack,
   frameCrc,
-  canonicalIp,
-  ipFromBytes,
-  ipToBytes,
-  isV4Mapped,
-  macFromBytes,
-  macToBytes,
-  uuidFromBytes,
-  uuidToBytes,
   type SvpMessage,
 } from '../../src/svp/codec.js';
+import { canonicalIp, ipFromBytes, ipToBytes, isV4Mapped, macFromBytes, macToBytes, uuidFromBytes, uuidToBytes } from '../../src/net/addr.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const ID1 = 0x01000000; // varpd's id 1 on x86: bytes 01 00 00 00
