@@ -2,6 +2,7 @@
 import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_ADMIN_UUID, startController } from '../controller/index.js';
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_PEER } from '../svp/server.js';
 import { DEFAULT_ETCD_PREFIX, type StoreConfig } from '../store/index.js';
 import { formatHostPort, type HostPort, parseHostPort, parseIntArg } from './hostport.js';
 
@@ -17,6 +18,8 @@ interface ControllerFlags {
   etcdMaxTxnOps: number;
   logLevel: string;
   logWait: number;
+  svpMaxConns: number;
+  svpMaxConnsPerPeer: number;
 }
 
 /**
@@ -49,6 +52,13 @@ export function registerControllerCommand(program: Command): void {
       DEFAULT_ETCD_MAX_TXN_OPS,
     )
     .option('--log-wait <ms>', 'longest a LOG_REQ long-poll is held', parseIntArg(0, 600000), 10000)
+    .option('--svp-max-conns <n>', 'open SVP connections allowed in total; more are closed at once', parseIntArg(1, 1_000_000), DEFAULT_MAX_CONNECTIONS)
+    .option(
+      '--svp-max-conns-per-peer <n>',
+      'open SVP connections allowed from one peer address; more are closed at once',
+      parseIntArg(1, 1_000_000),
+      DEFAULT_MAX_CONNECTIONS_PER_PEER,
+    )
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
     .action(async (flags: ControllerFlags) => {
       let store: StoreConfig;
@@ -72,6 +82,8 @@ export function registerControllerCommand(program: Command): void {
         overlayMtu: flags.overlayMtu,
         logLevel: flags.logLevel,
         svpLogWaitMs: flags.logWait,
+        svpMaxConnections: flags.svpMaxConns,
+        svpMaxConnectionsPerPeer: flags.svpMaxConnsPerPeer,
       });
       const where = store.kind === 'leveldb' ? `leveldb at ${store.dir}` : `etcd at ${store.endpoints.join(',')} prefix ${store.prefix}`;
       // Machine-readable first lines: tests and operators read the bound addresses here.

@@ -32,6 +32,10 @@ export interface ControllerOptions {
   logLevel?: string;
   /** Longest a LOG_REQ is held open waiting for events. */
   svpLogWaitMs?: number;
+  /** Open SVP connections allowed in total (default DEFAULT_MAX_CONNECTIONS). */
+  svpMaxConnections?: number;
+  /** Open SVP connections allowed from one peer address (default DEFAULT_MAX_CONNECTIONS_PER_PEER). */
+  svpMaxConnectionsPerPeer?: number;
 }
 
 export interface Controller {
@@ -104,6 +108,8 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       host: opts.svpListen.host,
       port: opts.svpListen.port,
       logWaitMs: opts.svpLogWaitMs ?? 10_000,
+      ...(opts.svpMaxConnections !== undefined ? { maxConnections: opts.svpMaxConnections } : {}),
+      ...(opts.svpMaxConnectionsPerPeer !== undefined ? { maxConnectionsPerPeer: opts.svpMaxConnectionsPerPeer } : {}),
       logger: app.log,
     });
     const svpBound = await svp.listen();
