@@ -6,14 +6,15 @@
  *                                         protocol, vm, tag, ip, subnet, wildcard, limit, offset)
  *   POST   /rules                         create → 202 + rule
  *   GET    /rules/:uuid                   (owner_uuid must match when given → 403)
- *   PUT    /rules/:uuid                   merge + revalidate → 202 + rule
+ *   PUT    /rules/:uuid                   merge + revalidate → 202 + rule (owner_uuid as GET)
  *   DELETE /rules/:uuid                   → 204
  *   GET    /rules/:uuid/vms               instances the rule selects
  *   GET    /firewalls/vms/:uuid           rules that apply to an instance
  *   GET    /fw/instances                  registry list (with NIC addresses and nodes)
- *   PUT    /fw/instances/:uuid            {owner_uuid, tags, firewall_enabled}
+ *   PUT    /fw/instances/:uuid            {owner_uuid, tags, firewall_enabled}; an owned
+ *                                         instance keeps its owner (another → 403)
  *   GET    /fw/instances/:uuid            the instance as the compiler sees it
- *   DELETE /fw/instances/:uuid
+ *   DELETE /fw/instances/:uuid            (owner_uuid, when given, must match → 403)
  *   GET    /fw/instances/:uuid/ruleset    compiled policy and its nft text
  *   GET    /fw/nodes/:cn_uuid/rulesets    ?since=REV&wait=MS long-poll (agents)
  *   GET    /fw/explain                    ?from=ADDR&to=INSTANCE&proto=tcp&port=N
@@ -64,6 +65,27 @@ export function fwEngineOf(app: FastifyInstance): FwEngine | undefined {
 
 function forbidden(message = 'owner does not match'): NapiError {
   return new NapiError(403, 'Forbidden', message);
+}
+
+/** FWAPI's PermissionDeniedError for an owner_uuid that does not match the resource's. */
+function ownerMismatch(): NapiError {
+  return new NapiError(403, 'Forbidden', 'owner does not match', [invalidParam('owner_uuid', 'owner_uuid does not match')]);
+}
+
+/** An owner_uuid given with an instance request must be the instance's (403 otherwise). */
+function assertInstanceOwner(owner: string | undefined, ownerParam: unknown): void {
+  if (ownerParam === undefined) return;
+  if (requireUuid('owner_uuid', ownerParam, 'Invalid owner UUID') !== owner) throw ownerMismatch();
+}
+
+/**
+ * FWAPI's ruleBefore + disallowOwnerForGlobal (GET, PUT, DELETE /rules/:uuid): an
+ * owner_uuid given with the request must be the rule's, and a global rule takes none.
+ */
+function assertRuleOwner(rule: StoredRule, ownerParam: unknown): void {
+  if (ownerParam === undefined) return;
+  const owner = requireUuid('owner_uuid', ownerParam, 'Invalid owner UUID');
+  if (rule.global === true || rule.owner_uuid === undefined || rule.owner_uuid !== owner) throw ownerMismatch();
 }
 
 function ruleNotFound(): NapiError {
@@ -339,10 +361,7 @@ export function fwRoutes(opts: FwRoutesOptions = {}): (app: FastifyInstance, ctx
       const uuid = requireUuid('uuid', params.uuid, 'Invalid rule UUID');
       const rule = await loadRule(ctx, uuid);
       if (!rule) throw ruleNotFound();
-      if (params.owner_uuid !== undefined && req.method !== 'PUT') {
-        const owner = requireUuid('owner_uuid', params.owner_uuid, 'Invalid owner UUID');
-        if (rule.owner_uuid !== owner) throw forbidden();
-      }
+      assertRuleOwner(rule, params.owner_uuid);
       return { rule, params };
     }
 
@@ -356,6 +375,8 @@ export function fwRoutes(opts: FwRoutesOptions = {}): (app: FastifyInstance, ctx
       const { value } = await transact(ctx.store, async (tx) => {
         const existing = await tx.getJson<StoredRule>(ruleKey(uuid));
         if (!existing) throw ruleNotFound();
+        // Checked against the rule this write replaces: a PUT cannot take another owner's rule.
+        assertRuleOwner(existing, params.owner_uuid);
         const { uuid: _ignored, ...changes } = params;
         const next = buildStoredRule(changes, existing);
         await checkCompiles(next);
@@ -409,6 +430,8 @@ export function fwRoutes(opts: FwRoutesOptions = {}): (app: FastifyInstance, ctx
       const uuid = requireUuid('uuid', raw, 'Invalid instance UUID');
       const { value } = await transact(ctx.store, async (tx) => {
         const base = await tx.getJson<InstanceRecord>(instanceKey(uuid));
+        // An instance keeps its owner: a PUT naming another one is refused, not a transfer.
+        if (base?.owner_uuid !== undefined) assertInstanceOwner(base.owner_uuid, params.owner_uuid);
         const rec = buildInstanceRecord(uuid, params, base);
         tx.putJson(instanceKey(uuid), rec);
         return rec;
@@ -417,17 +440,22 @@ export function fwRoutes(opts: FwRoutesOptions = {}): (app: FastifyInstance, ctx
     });
 
     app.get('/fw/instances/:uuid', async (req) => {
-      const uuid = requireUuid('uuid', napiParams(req).uuid, 'Invalid instance UUID');
+      const params = napiParams(req);
+      const uuid = requireUuid('uuid', params.uuid, 'Invalid instance UUID');
       await engine.sync();
       const inst = engine.world.getInstance(uuid);
       if (!inst) throw notFound('Instance not found');
+      assertInstanceOwner(inst.owner_uuid, params.owner_uuid);
       return serializeInstance(inst);
     });
 
     app.delete('/fw/instances/:uuid', async (req, reply) => {
-      const uuid = requireUuid('uuid', napiParams(req).uuid, 'Invalid instance UUID');
+      const params = napiParams(req);
+      const uuid = requireUuid('uuid', params.uuid, 'Invalid instance UUID');
       await transact(ctx.store, async (tx) => {
-        if (!(await tx.get(instanceKey(uuid)))) throw notFound('Instance not found');
+        const rec = await tx.getJson<InstanceRecord>(instanceKey(uuid));
+        if (!rec) throw notFound('Instance not found');
+        assertInstanceOwner(rec.owner_uuid, params.owner_uuid);
         tx.del(instanceKey(uuid));
       });
       reply.status(204);

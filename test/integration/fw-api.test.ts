@@ -99,7 +99,11 @@ describe('rules API', () => {
     assert.equal((await napi.call('GET', `/rules/${ruleUuid}?owner_uuid=${OWNER_A}`)).status, 200);
     const forbidden = await napi.call('GET', `/rules/${ruleUuid}?owner_uuid=${OWNER_B}`);
     assert.equal(forbidden.status, 403);
-    assert.deepEqual(forbidden.body, { code: 'Forbidden', message: 'owner does not match' });
+    assert.deepEqual(forbidden.body, {
+      code: 'Forbidden',
+      message: 'owner does not match',
+      errors: [{ field: 'owner_uuid', code: 'InvalidParameter', message: 'owner_uuid does not match' }],
+    });
     const missing = await napi.call('GET', '/rules/30000000-0000-4000-8000-000000000000');
     assert.deepEqual([missing.status, missing.body.code, missing.body.message], [404, 'ResourceNotFound', 'Rule not found']);
   });
@@ -270,5 +274,72 @@ describe('rules API', () => {
     ]);
     const inst = await napi.call('GET', `/fw/instances/${vm(21)}`);
     assert.deepEqual([inst.body.firewall_enabled, inst.body.tags], [true, { sdc_docker: true }]);
+  });
+});
+
+describe('ownership on writes (issue 17 item 3): FWAPI\'s owner checks on PUT, an instance keeps its owner', () => {
+  const FORBIDDEN = {
+    code: 'Forbidden',
+    message: 'owner does not match',
+    errors: [{ field: 'owner_uuid', code: 'InvalidParameter', message: 'owner_uuid does not match' }],
+  };
+
+  it('PUT /rules/:uuid with another owner_uuid is a 403 and changes nothing (the rule is not handed over)', async () => {
+    const created = await napi.call('POST', '/rules', { rule: `FROM any TO vm ${vm(60)} ALLOW tcp PORT 443`, owner_uuid: OWNER_A, enabled: true });
+    assert.equal(created.status, 202);
+    const uuid = created.body.uuid;
+    const put = await napi.call('PUT', `/rules/${uuid}`, { owner_uuid: OWNER_B, enabled: false });
+    assert.equal(put.status, 403, JSON.stringify(put.body));
+    assert.deepEqual(put.body, FORBIDDEN);
+    assert.deepEqual((await napi.call('GET', `/rules/${uuid}`)).body, created.body, 'stored rule unchanged');
+    // The owner's own PUT (and an operator's, without owner_uuid) still works.
+    const own = await napi.call('PUT', `/rules/${uuid}`, { owner_uuid: OWNER_A, enabled: false });
+    assert.equal(own.status, 202, JSON.stringify(own.body));
+    assert.equal(own.body.enabled, false);
+    assert.equal(own.body.owner_uuid, OWNER_A);
+    const operator = await napi.call('PUT', `/rules/${uuid}`, { description: 'https' });
+    assert.equal(operator.status, 202);
+    assert.equal(operator.body.owner_uuid, OWNER_A);
+    // DELETE by another owner: 403 as well.
+    const del = await napi.call('DELETE', `/rules/${uuid}?owner_uuid=${OWNER_B}`);
+    assert.equal(del.status, 403);
+    assert.deepEqual(del.body, FORBIDDEN);
+    assert.equal((await napi.call('GET', `/rules/${uuid}`)).status, 200);
+  });
+
+  it('PUT of a global rule with an owner_uuid is a 403 (no owner may take or edit it); without one it updates', async () => {
+    const g = await napi.call('POST', '/rules', { rule: 'FROM any TO all vms ALLOW icmp TYPE 0', global: true });
+    assert.equal(g.status, 202);
+    const put = await napi.call('PUT', `/rules/${g.body.uuid}`, { owner_uuid: OWNER_A, enabled: true });
+    assert.equal(put.status, 403, JSON.stringify(put.body));
+    assert.deepEqual(put.body, FORBIDDEN);
+    const after = (await napi.call('GET', `/rules/${g.body.uuid}`)).body;
+    assert.deepEqual([after.global, after.owner_uuid, after.enabled], [true, undefined, false]);
+    assert.equal((await napi.call('GET', `/rules/${g.body.uuid}?owner_uuid=${OWNER_A}`)).status, 403);
+    const operator = await napi.call('PUT', `/rules/${g.body.uuid}`, { enabled: true });
+    assert.equal(operator.status, 202);
+    assert.equal(operator.body.global, true);
+    assert.equal(operator.body.enabled, true);
+  });
+
+  it('PUT /fw/instances/:uuid naming another owner is a 403 and changes nothing; GET and DELETE check owner_uuid too', async () => {
+    const inst = vm(61);
+    const first = await napi.call('PUT', `/fw/instances/${inst}`, { owner_uuid: OWNER_A, tags: { role: 'db' }, firewall_enabled: true });
+    assert.equal(first.status, 200);
+    const steal = await napi.call('PUT', `/fw/instances/${inst}`, { owner_uuid: OWNER_B, tags: { role: 'web' }, firewall_enabled: false });
+    assert.equal(steal.status, 403, JSON.stringify(steal.body));
+    assert.deepEqual(steal.body, FORBIDDEN);
+    const got = await napi.call('GET', `/fw/instances/${inst}`);
+    assert.deepEqual([got.body.owner_uuid, got.body.tags, got.body.firewall_enabled], [OWNER_A, { role: 'db' }, true]);
+    const same = await napi.call('PUT', `/fw/instances/${inst}`, { owner_uuid: OWNER_A, tags: { role: 'web' } });
+    assert.equal(same.status, 200);
+    assert.deepEqual(same.body.tags, { role: 'web' });
+    const bad = await napi.call('PUT', `/fw/instances/${inst}`, { owner_uuid: 'nope' });
+    assert.equal(bad.status, 422);
+    assert.equal((await napi.call('GET', `/fw/instances/${inst}?owner_uuid=${OWNER_B}`)).status, 403);
+    assert.equal((await napi.call('GET', `/fw/instances/${inst}?owner_uuid=${OWNER_A}`)).status, 200);
+    assert.equal((await napi.call('DELETE', `/fw/instances/${inst}?owner_uuid=${OWNER_B}`)).status, 403);
+    assert.equal((await napi.call('GET', `/fw/instances/${inst}`)).status, 200);
+    assert.equal((await napi.call('DELETE', `/fw/instances/${inst}?owner_uuid=${OWNER_A}`)).status, 204);
   });
 });
