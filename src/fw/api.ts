@@ -39,7 +39,8 @@ import {
 } from './docker.js';
 import { explain, type Probe } from './explain.js';
 import { isValidUuid, type ProtocolName, type TagRef } from './lang/index.js';
-import { checkRuleset, renderRuleset, type CheckResult } from './nft.js';
+import { renderRuleset } from './nft.js';
+import { type CheckResult, checkRuleset } from './nft-check.js';
 import { FwEngine } from './push.js';
 import {
   DOCKER_CONTAINER_PREFIX, RULE_PARAMS, RULE_PREFIX, buildInstanceRecord, buildStoredRule, dockerContainerKey,

@@ -17,7 +17,8 @@ import type { NicRecord } from '../napi/models/records.js';
 import { type ChangeSet, type Store, StoreClosedError, type Watcher } from '../store/types.js';
 import { canonicalAddress } from './addr.js';
 import { PolicyWorld, tableName } from './compile.js';
-import { type CheckResult, checkRulesets, renderRuleset } from './nft.js';
+import { renderRuleset } from './nft.js';
+import { type CheckResult, checkRulesets } from './nft-check.js';
 import { FW_PREFIX, INSTANCE_PREFIX, RULE_PREFIX, toPolicyRule } from './registry.js';
 import type { CompiledPolicy, InstanceRecord, InstanceView, StoredRule } from './types.js';
 
