@@ -21,7 +21,9 @@ import type { BackendMiss, DataplaneBackend, VnetEntries } from './backend.js';
 import { ResolvingCache, type Vl2Mapping, type Vl3Mapping, vl2Key, vl3Key } from './cache.js';
 import { inNetns, ip as ipCmd, linkWithAddress } from './kernel/iproute.js';
 import { normalizeMac } from './kernel/names.js';
-import { type NicPlumbing, PlumbingError, plumbingFor } from './kernel/plumbing.js';
+import { ifnameProblem, netnsPathProblem } from './kernel/checks.js';
+import { instanceNetnsProblem } from './kernel/netns.js';
+import { type NicPlumbing, PlumbingError, nicSettings, plumbingFor } from './kernel/plumbing.js';
 import { type AgentMetrics, createAgentMetrics } from './metrics.js';
 import { type ApiNic, type NapiClient, NapiRequestError } from './napi-client.js';
 import type { AttachmentRecord, AttachmentState } from './state.js';
@@ -61,6 +63,11 @@ export interface AgentOptions {
   prefetch?: boolean;
   /** Where attachments (MAC -> namespace, interface, instance) survive a restart. */
   state?: AttachmentState;
+  /**
+   * Why a namespace path (of an accepted shape) is not an instance's, or undefined.
+   * Default: it must be an existing network namespace other than the node's and the host's.
+   */
+  checkNetns?: (path: string) => Promise<string | undefined>;
   /** Apply the instances' firewall rulesets from the controller's feed (GET /fw/nodes/:node/rulesets). */
   firewall?: { controllerUrl: string; waitMs?: number; retryMs?: number };
   log?: (msg: string) => void;
@@ -273,9 +280,10 @@ export class Agent {
         continue;
       }
       try {
-        const p = plumbingFor(n, '/');
-        adopted.push(p);
         const r = this.records.get(mac);
+        // Adoption touches no device: the namespace is only carried along (unknown: empty).
+        const p: NicPlumbing = { ...nicSettings(n), netns: r?.netns ?? '', ifname: r?.ifname ?? '' };
+        adopted.push(p);
         if (r) this.records.set(mac, { ...r, belongs_to_uuid: n.belongs_to_uuid });
         this.nics.set(mac, {
           mac,
@@ -505,6 +513,8 @@ export class Agent {
     } catch (err) {
       throw new AgentError(400, (err as Error).message);
     }
+    const shape = netnsPathProblem(req.netns) ?? (req.ifname === undefined ? undefined : ifnameProblem(req.ifname));
+    if (shape) throw new AgentError(400, shape);
     if (this.o.backend.isPlumbed(macText)) throw new AgentError(409, `NIC ${macText} is already attached on this node`);
     let nic: ApiNic;
     try {
@@ -516,6 +526,8 @@ export class Agent {
     if (nic.cn_uuid !== this.o.nodeUuid) {
       throw new AgentError(409, `NIC ${macText} is placed on node ${nic.cn_uuid ?? '(none)'}, not this node (${this.o.nodeUuid})`);
     }
+    const where = await (this.o.checkNetns ?? instanceNetnsProblem)(req.netns);
+    if (where) throw new AgentError(422, where);
     let p;
     try {
       p = plumbingFor(nic, req.netns, req.ifname);
