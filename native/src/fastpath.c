@@ -55,18 +55,22 @@ extern unsigned int if_nametoindex(const char *ifname);
 #define FP_SEGBUF (RV_MAX_FRAME + 128 * 160) /* payload + per-segment headers at MSS >= 536 */
 #define FP_L2CAP 16384
 #define FP_L3CAP 16384
-#define FP_PENDING 512
-#define FP_PARK_BYTES (128 * 1024)
+#define FP_PEND_PER_NIC 32   /* outstanding misses per NIC: one instance cannot crowd out the others */
+#define FP_PARK_BYTES (128 * 1024)         /* parked per destination */
+#define FP_NIC_PARK_BYTES (1024 * 1024)    /* parked per sending NIC */
+#define FP_PARK_TOTAL (64 * 1024 * 1024)   /* parked in all */
 #define FP_PARK_MS 1000      /* unanswered misses drop their frames after this */
 #define FP_NEG_MS 2000       /* ... and are negatively cached this long */
 #define FP_GSO_MAX 65000     /* bytes per UDP_SEGMENT send */
+#define FP_PEER_MISS_MS 1000 /* at most one "unknown underlay source" upcall per this */
+#define FP_MAX_PEERS 65536
 
 enum {
 	C_TX_FRAMES, C_TX_BYTES, C_RX_FRAMES, C_RX_BYTES, C_ENCAP, C_LOCAL, C_SEGMENTS, C_GSO_SENDS,
 	C_COALESCED, C_MISSES, C_PARKED, C_FLUSHED, C_ARP_REPLIES, C_ND_REPLIES, C_ICMP_TOO_BIG,
 	D_SPOOF_MAC, D_SPOOF_IP, D_BCAST, D_TOO_BIG, D_PARK_FULL, D_PARK_TIMEOUT, D_NEGATIVE, D_MALFORMED,
 	D_TAGGED, D_TAP_WRITE, D_SEND, D_BAD_VXLAN, D_UNKNOWN_VNI, D_NO_NIC, D_RX_SPOOF, D_RX_VLAN,
-	C_COUNT
+	D_VLAN, D_UNKNOWN_PEER, C_COUNT
 };
 static const char *counter_names[C_COUNT] = {
 	"tx_frames", "tx_bytes", "rx_frames", "rx_bytes", "encap", "local", "segments", "gso_sends",
@@ -74,6 +78,32 @@ static const char *counter_names[C_COUNT] = {
 	"drop_spoof_mac", "drop_spoof_ip", "drop_broadcast", "drop_too_big", "drop_park_full",
 	"drop_park_timeout", "drop_negative", "drop_malformed", "drop_tagged", "drop_tap_write",
 	"drop_send", "drop_bad_vxlan", "drop_unknown_vni", "drop_no_nic", "drop_rx_spoof", "drop_rx_vlan",
+	"drop_vlan", "drop_unknown_peer",
+};
+
+struct parked {
+	struct parked *next;
+	int nic;
+	uint32_t gen;
+	size_t len;
+	struct rv_vnet_hdr vh;
+	uint8_t data[];
+};
+
+/*
+ * One destination being asked about (a miss). Each NIC holds its own FP_PEND_PER_NIC of
+ * them: the NIC whose frame missed first owns the entry; frames of other NICs of the vnet
+ * asking for the same destination wait in it too.
+ */
+struct pending {
+	bool used;
+	uint8_t kind; /* 2 = MAC, 3 = IP */
+	uint16_t owner;
+	uint32_t vnet;
+	uint8_t key[16];
+	uint64_t t0, neg_until;
+	size_t bytes;
+	struct parked *head, *tail;
 };
 
 struct nic {
@@ -87,31 +117,17 @@ struct nic {
 	uint16_t mtu;
 	bool allow_mac, allow_ip;
 	uint64_t c[C_COUNT];
+	int npend;
+	size_t parked_bytes; /* frames this NIC sent that wait for an answer */
+	struct pending pend[FP_PEND_PER_NIC];
 };
 
-struct l2e { uint8_t state; uint32_t vnet; uint8_t mac[6]; int16_t nic; uint32_t ul; };
-struct l3e { uint8_t state; uint32_t vnet; uint8_t addr[16]; uint8_t mac[6]; };
+/* Table entries carry the fabric VLAN of the NIC they name: answers never cross VLANs. */
+struct l2e { uint8_t state; uint32_t vnet; uint8_t mac[6]; int16_t nic; uint16_t vlan; uint32_t ul; };
+struct l3e { uint8_t state; uint32_t vnet; uint8_t addr[16]; uint8_t mac[6]; uint16_t vlan; };
 enum { E_EMPTY = 0, E_USED = 1, E_TOMB = 2 };
 
-struct parked {
-	struct parked *next;
-	int nic;
-	uint32_t gen;
-	size_t len;
-	struct rv_vnet_hdr vh;
-	uint8_t data[];
-};
-
-struct pending {
-	bool used;
-	uint8_t kind; /* 2 = MAC, 3 = IP */
-	uint32_t vnet;
-	uint8_t key[16];
-	uint64_t t0, neg_until;
-	size_t bytes;
-	struct parked *head, *tail;
-};
-
+/* kind 2: MAC, 3: IP (vnet, key); 4: a datagram from an unknown underlay address (key: it, v4-mapped). */
 struct upcall { uint8_t kind; uint32_t vnet; uint8_t key[16]; };
 
 struct txq {
@@ -139,7 +155,11 @@ struct fp {
 	struct l2e *l2;
 	struct l3e *l3;
 	size_t l2n, l3n;
-	struct pending pend[FP_PENDING];
+	/* Underlay addresses VXLAN is accepted from (network order, sorted); none until set. */
+	uint32_t *peers;
+	size_t npeers;
+	uint64_t peer_miss_at;
+	size_t parked_bytes;
 	bool flush_wanted;
 	uint64_t c[C_COUNT];
 	napi_threadsafe_function tsfn;
@@ -408,14 +428,81 @@ static void upcall(struct fp *f, uint8_t kind, uint32_t vnet, const uint8_t key[
 		free(u);
 }
 
+/* The entry asking about (kind, vnet, key), whichever NIC of the vnet owns it. */
 static struct pending *pending_find(struct fp *f, uint8_t kind, uint32_t vnet, const uint8_t key[16])
 {
-	for (int i = 0; i < FP_PENDING; i++) {
-		struct pending *p = &f->pend[i];
-		if (p->used && p->kind == kind && p->vnet == vnet && memcmp(p->key, key, 16) == 0)
-			return p;
+	for (int i = 0; i < FP_MAX_NICS; i++) {
+		struct nic *n = &f->nics[i];
+		if (n->npend == 0 || n->vnet != vnet)
+			continue;
+		for (int j = 0; j < FP_PEND_PER_NIC; j++) {
+			struct pending *p = &n->pend[j];
+			if (p->used && p->kind == kind && p->vnet == vnet && memcmp(p->key, key, 16) == 0)
+				return p;
+		}
 	}
 	return NULL;
+}
+
+/* Frees one parked frame: its bytes go back to its NIC's and the engine's budgets. */
+static void parked_free(struct fp *f, struct parked *pk)
+{
+	struct nic *n = &f->nics[pk->nic];
+	if (n->gen == pk->gen)
+		n->parked_bytes -= pk->len;
+	f->parked_bytes -= pk->len;
+	free(pk);
+}
+
+/* Drops the entry's parked frames, counting `reason` for the NICs still there (-1: none). */
+static void pending_drop_frames(struct fp *f, struct pending *p, int reason)
+{
+	for (struct parked *pk = p->head; pk;) {
+		struct parked *next = pk->next;
+		struct nic *n = &f->nics[pk->nic];
+		if (reason >= 0 && n->used && n->gen == pk->gen)
+			n->c[reason]++;
+		parked_free(f, pk);
+		pk = next;
+	}
+	p->head = p->tail = NULL;
+	p->bytes = 0;
+}
+
+/* Frees the entry and its parked frames; the owner gets its share back. */
+static void pending_release(struct fp *f, struct pending *p)
+{
+	pending_drop_frames(f, p, -1);
+	p->used = false;
+	f->nics[p->owner].npend--;
+}
+
+/* A free entry in the NIC's own share, or NULL when the NIC has used all of it. */
+static struct pending *pending_alloc(struct fp *f, int ni)
+{
+	struct nic *n = &f->nics[ni];
+	if (n->npend >= FP_PEND_PER_NIC)
+		return NULL;
+	for (int j = 0; j < FP_PEND_PER_NIC; j++) {
+		struct pending *p = &n->pend[j];
+		if (!p->used) {
+			memset(p, 0, sizeof(*p));
+			p->used = true;
+			p->owner = (uint16_t)ni;
+			n->npend++;
+			return p;
+		}
+	}
+	return NULL;
+}
+
+/* Every entry of the NIC's share (a removed NIC or a stopped engine): frames dropped. */
+static void pending_release_all(struct fp *f, int ni)
+{
+	struct nic *n = &f->nics[ni];
+	for (int j = 0; j < FP_PEND_PER_NIC && n->npend > 0; j++)
+		if (n->pend[j].used)
+			pending_release(f, &n->pend[j]);
 }
 
 /* A frame whose destination is unknown: park it and ask TypeScript once. */
@@ -432,19 +519,15 @@ static void park(struct fp *f, int ni, const struct rv_vnet_hdr *vh, const uint8
 		return;
 	}
 	if (p && p->neg_until && p->neg_until <= now && !p->head) {
-		p->used = false; /* negative entry expired: ask again */
+		pending_release(f, p); /* negative entry expired: ask again */
 		p = NULL;
 	}
 	if (!p) {
-		for (int i = 0; i < FP_PENDING && !p; i++)
-			if (!f->pend[i].used)
-				p = &f->pend[i];
+		p = pending_alloc(f, ni);
 		if (!p) {
 			n->c[D_PARK_FULL]++;
 			return;
 		}
-		memset(p, 0, sizeof(*p));
-		p->used = true;
 		p->kind = kind;
 		p->vnet = vnet;
 		memcpy(p->key, key, 16);
@@ -452,7 +535,8 @@ static void park(struct fp *f, int ni, const struct rv_vnet_hdr *vh, const uint8
 		n->c[C_MISSES]++;
 		upcall(f, kind, vnet, key);
 	}
-	if (p->bytes + len > FP_PARK_BYTES || !(pk = malloc(sizeof(*pk) + len))) {
+	if (p->bytes + len > FP_PARK_BYTES || n->parked_bytes + len > FP_NIC_PARK_BYTES ||
+	    f->parked_bytes + len > FP_PARK_TOTAL || !(pk = malloc(sizeof(*pk) + len))) {
 		n->c[D_PARK_FULL]++;
 		return;
 	}
@@ -468,6 +552,8 @@ static void park(struct fp *f, int ni, const struct rv_vnet_hdr *vh, const uint8
 		p->head = pk;
 	p->tail = pk;
 	p->bytes += len;
+	n->parked_bytes += len;
+	f->parked_bytes += len;
 	n->c[C_PARKED]++;
 }
 
@@ -549,6 +635,10 @@ static void from_tap(struct fp *f, int ni, struct rv_vnet_hdr *vh, uint8_t *fram
 				park(f, ni, vh, frame, len, 3, n->vnet, key);
 				return;
 			}
+			if (t->vlan != n->vlan) {
+				n->c[D_VLAN]++; /* another fabric VLAN's address: not ours to tell */
+				return;
+			}
 			if (rv_arp_reply(reply, frame, len, t->mac)) {
 				reply_to(f, n, reply, 42);
 				n->c[C_ARP_REPLIES]++;
@@ -582,6 +672,10 @@ static void from_tap(struct fp *f, int ni, struct rv_vnet_hdr *vh, uint8_t *fram
 				park(f, ni, vh, frame, len, 3, n->vnet, target);
 				return;
 			}
+			if (t->vlan != n->vlan) {
+				n->c[D_VLAN]++;
+				return;
+			}
 			r = rv_nd_advert(out, sizeof(out), frame, len, t->mac);
 			if (r) {
 				reply_to(f, n, out, r);
@@ -604,9 +698,13 @@ static void from_tap(struct fp *f, int ni, struct rv_vnet_hdr *vh, uint8_t *fram
 		park(f, ni, vh, frame, len, 2, n->vnet, k);
 		return;
 	}
+	if (e->vlan != n->vlan) {
+		n->c[D_VLAN]++;
+		return;
+	}
 	if (e->nic >= 0) {
 		struct nic *d = &f->nics[e->nic];
-		if (d->used && d->vlan == n->vlan) {
+		if (d->used) {
 			tap_write(f, d, vh, frame, len);
 			n->c[C_LOCAL]++;
 		} else {
@@ -657,52 +755,48 @@ static void from_tap(struct fp *f, int ni, struct rv_vnet_hdr *vh, uint8_t *fram
 	}
 }
 
+static void run_pending_one(struct fp *f, struct pending *p, uint64_t now)
+{
+	bool known;
+	if (p->kind == 2)
+		known = l2_find(f, p->vnet, p->key) != NULL;
+	else
+		known = l3_find(f, p->vnet, p->key) != NULL;
+	if (known) {
+		struct parked *pk = p->head;
+		p->head = p->tail = NULL;
+		pending_release(f, p);
+		while (pk) {
+			struct parked *next = pk->next;
+			struct nic *n = &f->nics[pk->nic];
+			if (n->used && n->gen == pk->gen) {
+				n->c[C_FLUSHED]++;
+				/* Segments are built in slot 0; send before it is reused. */
+				from_tap(f, pk->nic, &pk->vh, pk->data, pk->len, 0, true);
+				txq_flush_all(f);
+			}
+			parked_free(f, pk);
+			pk = next;
+		}
+		return;
+	}
+	if (p->head && now - p->t0 >= FP_PARK_MS) {
+		pending_drop_frames(f, p, D_PARK_TIMEOUT);
+		p->neg_until = now + FP_NEG_MS;
+	} else if (!p->head && p->neg_until && p->neg_until <= now) {
+		pending_release(f, p);
+	}
+}
+
 /* Parked frames whose destination is now known go out; expired ones are dropped. */
 static void run_pending(struct fp *f)
 {
 	uint64_t now = now_ms();
-	for (int i = 0; i < FP_PENDING; i++) {
-		struct pending *p = &f->pend[i];
-		bool known;
-		if (!p->used)
-			continue;
-		if (p->kind == 2)
-			known = l2_find(f, p->vnet, p->key) != NULL;
-		else
-			known = l3_find(f, p->vnet, p->key) != NULL;
-		if (known) {
-			struct parked *pk = p->head;
-			p->used = false;
-			p->head = p->tail = NULL;
-			while (pk) {
-				struct parked *next = pk->next;
-				struct nic *n = &f->nics[pk->nic];
-				if (n->used && n->gen == pk->gen) {
-					n->c[C_FLUSHED]++;
-					/* Segments are built in slot 0; send before it is reused. */
-					from_tap(f, pk->nic, &pk->vh, pk->data, pk->len, 0, true);
-					txq_flush_all(f);
-				}
-				free(pk);
-				pk = next;
-			}
-			continue;
-		}
-		if (p->head && now - p->t0 >= FP_PARK_MS) {
-			for (struct parked *pk = p->head; pk;) {
-				struct parked *next = pk->next;
-				struct nic *n = &f->nics[pk->nic];
-				if (n->used && n->gen == pk->gen)
-					n->c[D_PARK_TIMEOUT]++;
-				free(pk);
-				pk = next;
-			}
-			p->head = p->tail = NULL;
-			p->bytes = 0;
-			p->neg_until = now + FP_NEG_MS;
-		} else if (!p->head && p->neg_until && p->neg_until <= now) {
-			p->used = false;
-		}
+	for (int i = 0; i < FP_MAX_NICS; i++) {
+		struct nic *n = &f->nics[i];
+		for (int j = 0; j < FP_PEND_PER_NIC && n->npend > 0; j++)
+			if (n->pend[j].used)
+				run_pending_one(f, &n->pend[j], now);
 	}
 }
 
@@ -769,6 +863,31 @@ static bool vnet_known(struct fp *f, uint32_t vni)
 	return false;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Is addr (network order) the underlay address of a known peer node? */
+static bool peer_known(struct fp *f, uint32_t addr)
+{
+	return f->npeers && bsearch(&addr, f->peers, f->npeers, sizeof(uint32_t), cmp_u32) != NULL;
+}
+
+/* A datagram from an unknown underlay address: dropped; TypeScript hears of it (rate-limited). */
+static void peer_miss(struct fp *f, uint32_t addr, uint64_t datagrams)
+{
+	uint64_t now = now_ms();
+	uint8_t key[16];
+	f->c[D_UNKNOWN_PEER] += datagrams;
+	if (f->peer_miss_at && now - f->peer_miss_at < FP_PEER_MISS_MS)
+		return;
+	f->peer_miss_at = now;
+	v4key(key, (const uint8_t *)&addr);
+	upcall(f, 4, 0, key);
+}
+
 /* Validates one VXLAN datagram; returns the NIC it is for (frame adjusted), or -1. */
 static int decap(struct fp *f, uint8_t *p, size_t len, uint8_t **frame, size_t *flen)
 {
@@ -805,12 +924,16 @@ static int decap(struct fp *f, uint8_t *p, size_t len, uint8_t **frame, size_t *
 		n->c[D_RX_SPOOF]++;
 		return -1;
 	}
-	if (fl >= 18 && rv_get16(fr + 12) == RV_ETH_P_8021Q) {
-		if ((rv_get16(fr + 14) & 0x0fff) != n->vlan) {
+	/* The inner tag must name the NIC's fabric VLAN; untagged frames are for VLAN 0 only. */
+	if (l.vlan >= 0) {
+		if ((uint16_t)l.vlan != n->vlan) {
 			n->c[D_RX_VLAN]++;
 			return -1;
 		}
 		fr = rv_vlan_strip(fr, &fl);
+	} else if (n->vlan != 0) {
+		n->c[D_RX_VLAN]++;
+		return -1;
 	}
 	*frame = fr;
 	*flen = fl;
@@ -823,6 +946,7 @@ static void rx_ready(struct fp *f)
 	struct mmsghdr msg[FP_BATCH];
 	struct iovec iov[FP_BATCH];
 	union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctl[FP_BATCH];
+	struct sockaddr_in from[FP_BATCH];
 	static __thread struct delivery d[FP_BATCH * 64];
 	int nd = 0, r;
 
@@ -833,6 +957,8 @@ static void rx_ready(struct fp *f)
 		msg[i].msg_hdr.msg_iovlen = 1;
 		msg[i].msg_hdr.msg_control = ctl[i].buf;
 		msg[i].msg_hdr.msg_controllen = sizeof(ctl[i].buf);
+		msg[i].msg_hdr.msg_name = &from[i];
+		msg[i].msg_hdr.msg_namelen = sizeof(from[i]);
 	}
 	r = recvmmsg(f->rxfd, msg, (unsigned)batch, MSG_DONTWAIT, NULL);
 	if (r <= 0)
@@ -847,6 +973,11 @@ static void rx_ready(struct fp *f)
 				if (v > 0)
 					gsz = (size_t)v;
 			}
+		}
+		/* VXLAN is accepted only from the underlay addresses of known nodes. */
+		if (msg[i].msg_hdr.msg_namelen < sizeof(from[i]) || !peer_known(f, from[i].sin_addr.s_addr)) {
+			peer_miss(f, from[i].sin_addr.s_addr, len == 0 ? 1 : (len + gsz - 1) / gsz);
+			continue;
 		}
 		for (size_t o = 0; o < len; o += gsz) {
 			size_t dl = len - o < gsz ? len - o : gsz;
@@ -1092,15 +1223,8 @@ static void fp_stop(struct fp *f)
 			f->nics[i].used = false;
 		}
 	}
-	for (int i = 0; i < FP_PENDING; i++) {
-		for (struct parked *p = f->pend[i].head; p;) {
-			struct parked *n = p->next;
-			free(p);
-			p = n;
-		}
-		f->pend[i].head = f->pend[i].tail = NULL;
-		f->pend[i].used = false;
-	}
+	for (int i = 0; i < FP_MAX_NICS; i++)
+		pending_release_all(f, i);
 	if (f->rxfd >= 0)
 		close(f->rxfd);
 	for (int s = 0; s < FP_NTX; s++)
@@ -1128,6 +1252,7 @@ static void fp_free(struct fp *f)
 	free(f->segbuf);
 	free(f->rxbuf);
 	free(f->txq);
+	free(f->peers);
 	pthread_mutex_destroy(&f->mu);
 	free(f);
 }
@@ -1415,8 +1540,10 @@ static napi_value js_add_nic(napi_env env, napi_callback_info info)
 		return NULL;
 	}
 	e->nic = (int16_t)slot;
+	e->vlan = nic->vlan;
 	e->ul = 0;
 	memcpy(e3->mac, nic->mac, 6);
+	e3->vlan = nic->vlan;
 	nic->used = true;
 	ev.events = EPOLLIN;
 	ev.data.u64 = (uint64_t)slot;
@@ -1458,6 +1585,7 @@ static napi_value js_remove_nic(napi_env env, napi_callback_info info)
 	}
 	n = &f->nics[slot];
 	epoll_ctl(f->epfd, EPOLL_CTL_DEL, n->fd, NULL);
+	pending_release_all(f, slot);
 	/* Removing a NIC removes its device, persistent or not. */
 	if (ioctl(n->fd, TUNSETPERSIST, 0) != 0) { /* was not persistent */ }
 	close(n->fd);
@@ -1476,6 +1604,7 @@ static napi_value js_remove_nic(napi_env env, napi_callback_info info)
 /*
  * update(records: Buffer): 32-byte records applied all or nothing, under one lock hold.
  *   [0] op: 1 l2set, 2 l2del, 3 l3set, 4 l3del, 5 l2notfound, 6 l3notfound
+ *   [2..4) fabric VLAN of the named NIC (LE; l2set, l3set)
  *   [4..8) vnet (LE) [8..14) mac [16..32) address (IPv6 or IPv4-mapped; l2set: underlay at 28..32)
  */
 static napi_value js_update(napi_env env, napi_callback_info info)
@@ -1507,6 +1636,7 @@ static napi_value js_update(napi_env env, napi_callback_info info)
 	for (size_t o = 0; o < len; o += 32) {
 		uint8_t *r = b + o;
 		uint32_t vnet = (uint32_t)r[4] | (uint32_t)r[5] << 8 | (uint32_t)r[6] << 16 | (uint32_t)r[7] << 24;
+		uint16_t vlan = (uint16_t)((r[2] | r[3] << 8) & 0x0fff);
 		struct l2e *e;
 		struct l3e *e3;
 		struct pending *p;
@@ -1518,6 +1648,7 @@ static napi_value js_update(napi_env env, napi_callback_info info)
 			e = l2_slot(f, vnet, r + 8);
 			if (e) {
 				e->nic = -1;
+				e->vlan = vlan;
 				memcpy(&e->ul, r + 28, 4);
 			}
 			break;
@@ -1528,8 +1659,10 @@ static napi_value js_update(napi_env env, napi_callback_info info)
 			break;
 		case 3:
 			e3 = l3_slot(f, vnet, r + 16);
-			if (e3)
+			if (e3) {
 				memcpy(e3->mac, r + 8, 6);
+				e3->vlan = vlan;
+			}
 			break;
 		case 4:
 			l3_del(f, vnet, r + 16);
@@ -1543,16 +1676,7 @@ static napi_value js_update(napi_env env, napi_callback_info info)
 				memcpy(key, r + 16, 16);
 			p = pending_find(f, r[0] == 5 ? 2 : 3, vnet, key);
 			if (p) {
-				for (struct parked *pk = p->head; pk;) {
-					struct parked *nx = pk->next;
-					struct nic *n = &f->nics[pk->nic];
-					if (n->used && n->gen == pk->gen)
-						n->c[D_NEGATIVE]++;
-					free(pk);
-					pk = nx;
-				}
-				p->head = p->tail = NULL;
-				p->bytes = 0;
+				pending_drop_frames(f, p, D_NEGATIVE);
 				p->neg_until = now_ms() + FP_NEG_MS;
 			}
 			break;
@@ -1596,6 +1720,8 @@ static napi_value js_entries(napi_env env, napi_callback_info info)
 		if (e->state == E_USED && e->vnet == vnet && e->nic < 0) {
 			uint8_t *r = b + 32 * k++;
 			r[0] = 1;
+			r[2] = (uint8_t)e->vlan;
+			r[3] = (uint8_t)(e->vlan >> 8);
 			memcpy(r + 4, &vnet, 4);
 			memcpy(r + 8, e->mac, 6);
 			r[26] = r[27] = 0xff;
@@ -1607,6 +1733,8 @@ static napi_value js_entries(napi_env env, napi_callback_info info)
 		if (e->state == E_USED && e->vnet == vnet) {
 			uint8_t *r = b + 32 * k++;
 			r[0] = 3;
+			r[2] = (uint8_t)e->vlan;
+			r[3] = (uint8_t)(e->vlan >> 8);
 			memcpy(r + 4, &vnet, 4);
 			memcpy(r + 8, e->mac, 6);
 			memcpy(r + 16, e->addr, 16);
@@ -1614,6 +1742,48 @@ static napi_value js_entries(napi_env env, napi_callback_info info)
 	}
 	pthread_mutex_unlock(&f->mu);
 	return out;
+}
+
+/*
+ * setPeers(addresses: Buffer): the underlay addresses (4 bytes each, network order) VXLAN
+ * is accepted from, replacing the previous set.
+ */
+static napi_value js_set_peers(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1, len, n;
+	napi_value argv[1];
+	struct fp *f = unwrap(env, info, &argc, argv);
+	bool is = false;
+	uint8_t *b;
+	uint32_t *set = NULL, *old;
+	if (!f)
+		return NULL;
+	if (argc < 1 || napi_is_buffer(env, argv[0], &is) != napi_ok || !is ||
+	    napi_get_buffer_info(env, argv[0], (void **)&b, &len) != napi_ok || len % 4 != 0) {
+		napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "setPeers: addresses must be a Buffer of 4-byte IPv4 addresses");
+		return NULL;
+	}
+	n = len / 4;
+	if (n > FP_MAX_PEERS) {
+		napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "setPeers: too many addresses");
+		return NULL;
+	}
+	if (n > 0) {
+		set = malloc(len);
+		if (!set) {
+			napi_throw_error(env, "ENOMEM", "setPeers: out of memory");
+			return NULL;
+		}
+		memcpy(set, b, len);
+		qsort(set, n, sizeof(uint32_t), cmp_u32);
+	}
+	pthread_mutex_lock(&f->mu);
+	old = f->peers;
+	f->peers = set;
+	f->npeers = n;
+	pthread_mutex_unlock(&f->mu);
+	free(old);
+	return NULL;
 }
 
 /* counters(id?) -> Float64Array (per NIC, or the engine's when id is omitted) */
@@ -1648,7 +1818,10 @@ static napi_value js_counters(napi_env env, napi_callback_info info)
 	return out;
 }
 
-/* inject(vnet, frame): writes a frame (a gratuitous ARP) into every local TAP on the vnet. */
+/*
+ * inject(vnet, frame): writes a frame (a gratuitous ARP) into every other local TAP on the
+ * vnet that is on the fabric VLAN of the frame's source MAC (as the table knows it).
+ */
 static napi_value js_inject(napi_env env, napi_callback_info info)
 {
 	size_t argc = 2, len;
@@ -1657,6 +1830,7 @@ static napi_value js_inject(napi_env env, napi_callback_info info)
 	uint32_t vnet;
 	uint8_t *b;
 	bool is = false;
+	struct l2e *src;
 	if (!f)
 		return NULL;
 	if (argc < 2 || napi_get_value_uint32(env, argv[0], &vnet) != napi_ok || napi_is_buffer(env, argv[1], &is) != napi_ok ||
@@ -1665,8 +1839,9 @@ static napi_value js_inject(napi_env env, napi_callback_info info)
 		return NULL;
 	}
 	pthread_mutex_lock(&f->mu);
-	for (int i = 0; i < FP_MAX_NICS; i++)
-		if (f->nics[i].used && f->nics[i].vnet == vnet && memcmp(f->nics[i].mac, b + 6, 6) != 0)
+	src = l2_find(f, vnet, b + 6);
+	for (int i = 0; i < FP_MAX_NICS && src; i++)
+		if (f->nics[i].used && f->nics[i].vnet == vnet && f->nics[i].vlan == src->vlan && memcmp(f->nics[i].mac, b + 6, 6) != 0)
 			tap_write(f, &f->nics[i], NULL, b, len);
 	pthread_mutex_unlock(&f->mu);
 	return NULL;
@@ -1722,6 +1897,7 @@ napi_status rhumb_fastpath_register(napi_env env, napi_value exports)
 		{ "removeNic", NULL, js_remove_nic, NULL, NULL, NULL, napi_default, NULL },
 		{ "update", NULL, js_update, NULL, NULL, NULL, napi_default, NULL },
 		{ "entries", NULL, js_entries, NULL, NULL, NULL, napi_default, NULL },
+		{ "setPeers", NULL, js_set_peers, NULL, NULL, NULL, napi_default, NULL },
 		{ "counters", NULL, js_counters, NULL, NULL, NULL, napi_default, NULL },
 		{ "inject", NULL, js_inject, NULL, NULL, NULL, napi_default, NULL },
 		{ "offloads", NULL, js_offloads, NULL, NULL, NULL, napi_default, NULL },
