@@ -1,15 +1,17 @@
 /*
  * A small hostile-frame fuzz loop: valid frames (TCP/UDP over IPv4/IPv6, ARP, ND, with
  * and without an 802.1Q tag) are mutated (bit flips, truncation, random tails, extreme
- * header fields) and run through what the fast path does to a frame from the underlay
- * (VXLAN parse, tag strip, partial checksum, coalescing) and from an instance
- * (segmentation with random virtio headers, checksum completion, ARP/ND/ICMP answers).
+ * header fields) and run through the forwarding engine (native/src/fp_engine.c) as
+ * datagrams from the underlay (peer check, decap, VLAN check, coalescing towards the TAP)
+ * and as frames from an instance with random virtio headers (anti-spoofing, ARP/ND
+ * answers, misses, segmentation, encapsulation), and through the packet functions
+ * directly (segmentation into tight buffers, checksum completion, ICMP answers).
  * Every input sits in a heap buffer of exactly its length; built with ASan/UBSan, the
  * first out-of-bounds access aborts the run. Deterministic: RHUMB_FUZZ_SEED and
  * RHUMB_FUZZ_ITERS pick the run.
  */
 #include <sys/uio.h>
-#include "testlib.h"
+#include "enginelib.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -89,74 +91,95 @@ static size_t mutate(uint8_t *f, size_t len)
 }
 
 static int violations;
+static struct fp *engine;
+static int peer_a, peer_b;
+#define VNET_TX 1 /* NIC A (T_MAC_A, T_IP_A) sends; T_MAC_B / T_IP_B are remote */
+#define VNET_RX 2 /* NIC B (T_MAC_B) receives from the underlay */
+static const uint8_t UL_PEER[4] = { 198, 18, 0, 2 };
 
-/* What decap and delivery do with one datagram from the underlay. */
-static void from_underlay(const uint8_t *frame, size_t flen, struct rv_gro *g, int *gro_open)
+static void engine_up(void)
 {
-	uint8_t d[MAXF + RV_VXLAN_HLEN];
+	static struct recorded rec;
+	uint8_t ops[3 * FP_RECORD], ipb[16] = { 0 };
+	engine = t_engine(&rec);
+	t_nic(engine, 0, T_MAC_A, T_IP_A, VNET_TX, 0, &peer_a);
+	t_nic(engine, 1, T_MAC_B, T_IP_B, VNET_RX, 0, &peer_b);
+	t_record_op(ops, 1, VNET_TX, 0, T_MAC_B, NULL, UL_PEER);
+	t_record_op(ops + FP_RECORD, 3, VNET_TX, 0, T_MAC_B, T_IP_B, NULL);
+	/* The IPv6 target of t_ns (fe80::2) is known too. */
+	ipb[0] = 0xfe; ipb[1] = 0x80; ipb[15] = 2;
+	t_record_op(ops + 2 * FP_RECORD, 3, VNET_TX, 0, T_MAC_B, NULL, NULL);
+	memcpy(ops + 2 * FP_RECORD + 16, ipb, 16);
+	fp_update(engine, ops, sizeof(ops));
+	fp_set_peers(engine, UL_PEER, 1);
+}
+
+/* Datagrams of one receive batch, each in its own exact-size buffer until delivered. */
+static struct fp_delivery batch[16];
+static uint8_t *held[16];
+static int nbatch;
+
+static void deliver_batch(void)
+{
+	fp_deliver(engine, batch, nbatch);
+	for (int i = 0; i < nbatch; i++)
+		free(held[i]);
+	nbatch = 0;
+	t_drain(peer_b);
+}
+
+/* A datagram from the underlay through the engine: peer check, decap, coalescing. */
+static void from_underlay(const uint8_t *frame, size_t flen)
+{
+	uint8_t d[MAXF + RV_VXLAN_HLEN], *p, *fr;
 	size_t len = flen + RV_VXLAN_HLEN, fl;
-	uint8_t *p, *fr;
-	uint32_t vni;
-	struct rv_l3 l;
-	struct rv_vnet_hdr vh = { 0 };
-	rv_vxlan_hdr(d, (uint32_t)below(1 << 24));
+	uint32_t src;
+	int ni;
+	rv_vxlan_hdr(d, below(8) == 0 ? (uint32_t)below(1 << 24) : VNET_RX);
 	if (below(8) == 0)
 		d[0] = (uint8_t)rnd();
 	memcpy(d + RV_VXLAN_HLEN, frame, flen);
 	if (below(10) == 0)
 		len = below(len + 1);
+	memcpy(&src, UL_PEER, 4);
+	if (below(16) == 0)
+		src ^= 0x01000000u;
+	if (!fp_accept_from(engine, src, 1))
+		return;
 	p = t_exact(d, len);
-	if (rv_vxlan_parse(p, len, &vni) != 0 || len < RV_VXLAN_HLEN + RV_ETH_HLEN)
-		goto out;
-	fr = p + RV_VXLAN_HLEN;
-	fl = len - RV_VXLAN_HLEN;
-	if (rv_parse(fr, fl, &l) != 0)
-		goto out;
-	if (fl >= 18 && rv_get16(fr + 12) == RV_ETH_P_8021Q)
-		fr = rv_vlan_strip(fr, &fl);
-	if (rv_make_partial(fr, fl, &vh) && (size_t)vh.csum_start + vh.csum_offset + 2 > fl)
-		violations++;
-	/* The run keeps its head buffer: coalescing works on frames still held by the caller. */
-	if (*gro_open && rv_gro_append(g, fr, fl)) {
+	ni = fp_decap(engine, p, len, &fr, &fl);
+	if (ni < 0) {
 		free(p);
 		return;
 	}
-	if (*gro_open) {
-		struct rv_vnet_hdr gv;
-		struct iovec iov[RV_GRO_MAXSEG + 1];
-		size_t total = 0;
-		int cnt = rv_gro_finish(g, &gv, iov, RV_GRO_MAXSEG + 1);
-		for (int i = 1; i < cnt; i++)
-			total += iov[i].iov_len;
-		if (cnt < 2 || total != g->total)
-			violations++;
-		free(g->head);
-		*gro_open = 0;
-	}
-	if (rv_gro_start(g, fr, fl)) {
-		/* Keep the datagram alive as the run's head (fr points into it). */
-		uint8_t *head = t_exact(fr, fl);
-		free(p);
-		rv_gro_start(g, head, fl);
-		*gro_open = 1;
-		return;
-	}
-out:
-	free(p);
+	held[nbatch] = p;
+	batch[nbatch++] = (struct fp_delivery){ ni, fr, fl };
+	if (nbatch == 16 || below(4) == 0)
+		deliver_batch();
 }
 
-/* What the fast path does with one frame from an instance's TAP. */
+/* A frame from an instance: the engine (anti-spoofing, answers, segmentation), then the packet functions. */
 static void from_instance(const uint8_t *frame, size_t len)
 {
 	uint8_t *f = t_exact(frame, len), reply[2048];
+	static const uint8_t gso[] = { RV_GSO_NONE, RV_GSO_TCPV4, RV_GSO_UDP, RV_GSO_TCPV6, RV_GSO_UDP_L4, RV_GSO_TCPV4 | RV_GSO_ECN, 0x7f };
+	struct rv_vnet_hdr vh = { (uint8_t)(below(2) ? RV_VNET_F_NEEDS_CSUM : rnd()), gso[below(sizeof(gso))], (uint16_t)rnd(),
+				  (uint16_t)below(3000), (uint16_t)below(len + 4), (uint16_t)below(64) };
 	size_t cap = below(80000), off[128], sl[128];
 	uint8_t *out = malloc(cap ? cap : 1);
-	static const uint8_t gso[] = { RV_GSO_NONE, RV_GSO_TCPV4, RV_GSO_UDP, RV_GSO_TCPV6, RV_GSO_UDP_L4, RV_GSO_TCPV4 | RV_GSO_ECN, 0x7f };
-	struct rv_vnet_hdr vh = { RV_VNET_F_NEEDS_CSUM, gso[below(sizeof(gso))], (uint16_t)rnd(), (uint16_t)below(3000),
-				  (uint16_t)below(len + 4), (uint16_t)below(64) };
 	uint16_t vid = (uint16_t)below(4096);
-	int maxseg = 1 + (int)below(128);
-	int n = rv_segment(&vh, f, len, vid, RV_VXLAN_HLEN, out, cap, off, sl, maxseg);
+	int maxseg = 1 + (int)below(128), n;
+
+	engine->gso = below(2);
+	engine->nics[0].allow_mac = below(8) == 0;
+	engine->nics[0].allow_ip = below(8) == 0;
+	fp_from_tap(engine, 0, below(4) ? &vh : NULL, f, len, (int)below(FP_BATCH), false);
+	fp_flush(engine);
+	t_drain(peer_a);
+	if (below(64) == 0)
+		fp_run_pending(engine);
+
+	n = rv_segment(&vh, f, len, vid, RV_VXLAN_HLEN, out, cap, off, sl, maxseg);
 	for (int i = 0; i < n; i++)
 		if (off[i] + RV_VXLAN_HLEN + sl[i] > cap)
 			violations++;
@@ -177,17 +200,17 @@ static void from_instance(const uint8_t *frame, size_t len)
 	free(f);
 }
 
-/* Valid segments of one flow, some mutated, through coalescing. */
+/* Valid segments of one flow, some mutated, through decap and coalescing. */
 static void gro_chain(void)
 {
 	static uint8_t f[70000], out[80000];
 	size_t off[64], sl[64], len = t_tcp4(f, 500 + below(20000), (uint32_t)rnd(), 0x10, 5 + (unsigned)below(4) * 3);
 	struct rv_vnet_hdr vh = { RV_VNET_F_NEEDS_CSUM, RV_GSO_TCPV4, 0, (uint16_t)(536 + below(1000)), 34, 16 };
-	int n = rv_segment(&vh, f, len, 0, 0, out, sizeof(out), off, sl, 64), open = 0;
+	int n = rv_segment(&vh, f, len, 0, 0, out, sizeof(out), off, sl, 64);
 	/* Sometimes one hostile header field shared by the whole flow (they coalesce together). */
 	size_t common_at = below(4) == 0 ? 14 + below(60) : 0;
 	uint8_t common_val = (uint8_t)rnd();
-	struct rv_gro g;
+	deliver_batch();
 	for (int i = 0; i < n; i++) {
 		uint8_t seg[MAXF];
 		size_t sn = sl[i];
@@ -198,32 +221,44 @@ static void gro_chain(void)
 			seg[common_at] = common_val;
 		if (below(3) == 0)
 			sn = mutate(seg, sn);
-		from_underlay(seg, sn, &g, &open);
+		from_underlay(seg, sn);
 	}
-	if (open)
-		free(g.head);
+	deliver_batch();
 }
 
 int main(void)
 {
 	const char *seed = getenv("RHUMB_FUZZ_SEED"), *iters = getenv("RHUMB_FUZZ_ITERS");
 	long n = iters ? atol(iters) : 20000;
-	struct rv_gro g;
-	int open = 0;
 	t_init();
 	if (seed)
 		rng_state = strtoull(seed, NULL, 0) | 1;
 	printf("fuzz seed %#llx, %ld iterations\n", (unsigned long long)rng_state, n);
+	engine_up();
 	for (long i = 0; i < n; i++) {
 		uint8_t f[MAXF + 64];
 		size_t len = mutate(f, template(f));
-		from_underlay(f, len, &g, &open);
+		from_underlay(f, len);
 		from_instance(f, len);
 		if (i % 64 == 0)
 			gro_chain();
 	}
-	if (open)
-		free(g.head);
+	deliver_batch();
+	{
+		const uint64_t *a = engine->nics[0].c, *b = engine->nics[1].c;
+		printf("reached: rx %llu coalesced %llu rx_vlan %llu | encap %llu segments %llu arp %llu nd %llu misses %llu "
+		       "too_big %llu malformed %llu | bad_vxlan %llu unknown_peer %llu\n",
+		       (unsigned long long)b[C_RX_FRAMES], (unsigned long long)b[C_COALESCED], (unsigned long long)b[D_RX_VLAN],
+		       (unsigned long long)a[C_ENCAP], (unsigned long long)engine->c[C_SEGMENTS], (unsigned long long)a[C_ARP_REPLIES],
+		       (unsigned long long)a[C_ND_REPLIES], (unsigned long long)a[C_MISSES], (unsigned long long)a[C_ICMP_TOO_BIG],
+		       (unsigned long long)a[D_MALFORMED], (unsigned long long)engine->c[D_BAD_VXLAN],
+		       (unsigned long long)engine->c[D_UNKNOWN_PEER]);
+		CHECK(b[C_RX_FRAMES] > 0 && b[C_COALESCED] > 0, "fuzz reached delivery and coalescing");
+		CHECK(a[C_ENCAP] > 0 && engine->c[C_SEGMENTS] > 0 && a[C_ARP_REPLIES] > 0, "fuzz reached encapsulation, segmentation and ARP answers");
+	}
+	close(peer_a);
+	close(peer_b);
+	t_release(engine);
 	CHECK(violations == 0, "fuzz: %d invariant violations", violations);
 	return t_report();
 }

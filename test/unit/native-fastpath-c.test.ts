@@ -6,7 +6,10 @@
  *   coalescing, on crafted frames;
  * - test_hostile: hostile frames (TCP data offsets below 5, headers longer than the frame,
  *   lying IP lengths, every truncation of valid frames) in buffers of exactly their length;
- * - fuzz_frames: a fixed-seed mutation fuzz loop through decap, coalescing and segmentation.
+ * - test_engine: the forwarding engine's data path without sockets or threads (fabric
+ *   VLANs, the per-NIC miss share, the underlay peer check);
+ * - fuzz_frames: a fixed-seed mutation fuzz loop through the engine (decap, coalescing,
+ *   segmentation) and the packet functions.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -47,6 +50,10 @@ test('C unit tests of vxlan.c pass (built with ASan/UBSan)', () => {
 
 test('hostile frames: bad TCP data offsets, oversize headers, every truncation (ASan/UBSan)', () => {
   assert.ok(runC('test_hostile') >= 20, 'expected the full set of checks');
+});
+
+test('the forwarding engine on crafted frames: VLANs, miss share per NIC, underlay peers (ASan/UBSan)', () => {
+  assert.ok(runC('test_engine') >= 25, 'expected the full set of checks');
 });
 
 test('hostile-frame fuzz loop through decap, coalescing and segmentation (ASan/UBSan)', () => {
