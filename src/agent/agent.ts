@@ -63,6 +63,8 @@ export interface AgentOptions {
   state?: AttachmentState;
   /** Apply the instances' firewall rulesets from the controller's feed (GET /fw/nodes/:node/rulesets). */
   firewall?: { controllerUrl: string; waitMs?: number; retryMs?: number };
+  /** Called for each shootdown applied, with the time (Unix ms) it took effect. */
+  onShootdownApplied?: (entry: ClientLogEntry, appliedAt: number) => void;
   log?: (msg: string) => void;
 }
 
@@ -446,6 +448,7 @@ export class Agent {
         else await this.applyVl3(e.vnetId, e.ip);
         this.metrics.shootdowns.inc({ type: e.type });
         this.shootdownsApplied++;
+        this.o.onShootdownApplied?.(e, Date.now());
         done.push(e.id);
       } catch (err) {
         this.metrics.shootdownErrors.inc({ type: e.type });
