@@ -17,6 +17,7 @@ interface ControllerFlags {
   etcdMaxTxnOps: number;
   logLevel: string;
   logWait: number;
+  ui: boolean;
 }
 
 /**
@@ -49,6 +50,7 @@ export function registerControllerCommand(program: Command): void {
       DEFAULT_ETCD_MAX_TXN_OPS,
     )
     .option('--log-wait <ms>', 'longest a LOG_REQ long-poll is held', parseIntArg(0, 600000), 10000)
+    .option('--no-ui', "don't serve the web console at /ui")
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
     .action(async (flags: ControllerFlags) => {
       let store: StoreConfig;
@@ -72,12 +74,14 @@ export function registerControllerCommand(program: Command): void {
         overlayMtu: flags.overlayMtu,
         logLevel: flags.logLevel,
         svpLogWaitMs: flags.logWait,
+        ui: flags.ui,
       });
       const where = store.kind === 'leveldb' ? `leveldb at ${store.dir}` : `etcd at ${store.endpoints.join(',')} prefix ${store.prefix}`;
       // Machine-readable first lines: tests and operators read the bound addresses here.
       process.stdout.write(`rhumb controller: REST http://${formatHostPort(ctl.restAddress)}\n`);
       if (ctl.svpAddress) process.stdout.write(`rhumb controller: SVP ${formatHostPort(ctl.svpAddress)}\n`);
       process.stdout.write(`rhumb controller: store ${where}\n`);
+      if (flags.ui) process.stdout.write(`rhumb controller: console http://${formatHostPort(ctl.restAddress)}/ui/\n`);
       let closing = false;
       const stop = (sig: string) => {
         if (closing) return;
