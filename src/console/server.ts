@@ -79,10 +79,15 @@ export function registerConsole(app: FastifyInstance, ctx: NapiContext, opts: Co
   if (!opts.ui) return { health, feed };
 
   const files = loadStatic();
-  const streams = new Set<{ end(): void }>();
-  // Open event streams would hold the server's close: end them first.
+  const streams = new Set<{ end(): void; socket(): { destroy(): void } | null }>();
+  // Open event streams would hold the server's close: end them and their connections
+  // first (EventSource reconnects by itself, to another replica if there is one).
   app.addHook('preClose', async () => {
-    for (const s of streams) s.end();
+    for (const s of [...streams]) {
+      const socket = s.socket();
+      s.end();
+      socket?.destroy();
+    }
     feed.close();
   });
 
@@ -120,10 +125,12 @@ export function registerConsole(app: FastifyInstance, ctx: NapiContext, opts: Co
         streams.delete(stream);
         if (!res.writableEnded) res.end();
       },
+      socket: () => res.socket,
     };
     streams.add(stream);
     unsubscribe = feed.subscribe(send);
-    req.raw.once('close', () => stream.end());
+    // The response's close: the browser went away (the request's own close fires earlier).
+    res.once('close', () => stream.end());
   });
 
   return { health, feed };
