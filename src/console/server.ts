@@ -28,6 +28,9 @@ export interface ConsoleOptions {
   heartbeatMs?: number;
 }
 
+/** Unsent bytes an event stream may hold before it is dropped. */
+const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+
 const STATIC_FILES: Record<string, string> = {
   'index.html': 'text/html; charset=utf-8',
   'app.js': 'text/javascript; charset=utf-8',
@@ -79,17 +82,7 @@ export function registerConsole(app: FastifyInstance, ctx: NapiContext, opts: Co
   if (!opts.ui) return { health, feed };
 
   const files = loadStatic();
-  const streams = new Set<{ end(): void; socket(): { destroy(): void } | null }>();
-  // Open event streams would hold the server's close: end them and their connections
-  // first (EventSource reconnects by itself, to another replica if there is one).
-  app.addHook('preClose', async () => {
-    for (const s of [...streams]) {
-      const socket = s.socket();
-      s.end();
-      socket?.destroy();
-    }
-    feed.close();
-  });
+  serveEvents(app, feed, opts.heartbeatMs ?? 15_000);
 
   // One route for /ui and /ui/ (the app ignores trailing slashes); the page's relative
   // URLs need the slash.
@@ -105,7 +98,24 @@ export function registerConsole(app: FastifyInstance, ctx: NapiContext, opts: Co
   });
   app.get('/ui/api/snapshot', async (_req, reply) => reply.header('cache-control', 'no-store').send(await feed.snapshot()));
 
-  app.get('/ui/api/events', (req, reply) => {
+  return { health, feed };
+}
+
+/** GET /ui/api/events: a `snapshot` event now and after every change, until the browser leaves. */
+function serveEvents(app: FastifyInstance, feed: ConsoleFeed, heartbeatMs: number): void {
+  const streams = new Set<{ end(): void; socket(): { destroy(): void } | null }>();
+  // Open event streams would hold the server's close: end them and their connections
+  // first (EventSource reconnects by itself, to another replica if there is one).
+  app.addHook('preClose', async () => {
+    for (const s of [...streams]) {
+      const socket = s.socket();
+      s.end();
+      socket?.destroy();
+    }
+    feed.close();
+  });
+
+  app.get('/ui/api/events', (_req, reply) => {
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
@@ -115,8 +125,13 @@ export function registerConsole(app: FastifyInstance, ctx: NapiContext, opts: Co
       'x-content-type-options': 'nosniff',
     });
     res.write('retry: 1000\n\n');
-    const send = (s: unknown) => res.write(`event: snapshot\ndata: ${JSON.stringify(s)}\n\n`);
-    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), opts.heartbeatMs ?? 15_000);
+    const send = (s: unknown) => {
+      // A browser that does not read gets cut off (it reconnects to a fresh snapshot)
+      // rather than the controller buffering snapshots for it.
+      if (res.writableLength > MAX_BUFFERED_BYTES) return stream.end();
+      res.write(`event: snapshot\ndata: ${JSON.stringify(s)}\n\n`);
+    };
+    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), heartbeatMs);
     let unsubscribe = () => {};
     const stream = {
       end: () => {
@@ -133,5 +148,4 @@ export function registerConsole(app: FastifyInstance, ctx: NapiContext, opts: Co
     res.once('close', () => stream.end());
   });
 
-  return { health, feed };
 }

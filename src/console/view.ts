@@ -108,41 +108,45 @@ function isFabricNic(n: NicRecord, nets: Map<string, NetworkRecord>): boolean {
   return n.belongs_to_type === 'zone' && !!n.network_uuid && nets.get(n.network_uuid)?.fabric === true;
 }
 
-export function buildSnapshot(i: ConsoleInputs): ConsoleSnapshot {
-  const nets = new Map(i.networks.map((n) => [n.uuid, n]));
-  const fabricNics = i.nics.filter((n) => isFabricNic(n, nets));
-  const fw = new Map(i.instances.map((r) => [r.uuid, r]));
-  const health = new Map(i.health.map((h) => [h.node, h]));
-  const byUnderlay = new Map(i.underlays.map((u) => [u.ip, u.cn_uuid]));
+/** Where fabric NICs are: per vnet the nodes (with counts), per node its NICs and vnets. */
+interface Placements {
+  vnetNodes: Map<number, Map<string, number>>;
+  nicsPerNode: Map<string, number>;
+  vnetsPerNode: Map<string, Set<number>>;
+}
 
-  // Nodes: those with an underlay record, those that report, and those NICs are placed on.
-  const nodeIds = new Set<string>([...i.underlays.map((u) => u.cn_uuid), ...i.health.map((h) => h.node)]);
-  for (const n of fabricNics) if (n.cn_uuid) nodeIds.add(n.cn_uuid);
-  const underlayOf = new Map(i.underlays.map((u) => [u.cn_uuid, u.ip]));
-
-  const vnetNodes = new Map<number, Map<string, number>>();
-  const nicsPerNode = new Map<string, number>();
-  const vnetsPerNode = new Map<string, Set<number>>();
+function placements(fabricNics: NicRecord[], nets: Map<string, NetworkRecord>): Placements {
+  const p: Placements = { vnetNodes: new Map(), nicsPerNode: new Map(), vnetsPerNode: new Map() };
   for (const n of fabricNics) {
     const vnet = nets.get(n.network_uuid!)!.vnet_id;
     if (vnet === undefined || !n.cn_uuid) continue;
-    const m = vnetNodes.get(vnet) ?? new Map<string, number>();
+    const m = p.vnetNodes.get(vnet) ?? new Map<string, number>();
     m.set(n.cn_uuid, (m.get(n.cn_uuid) ?? 0) + 1);
-    vnetNodes.set(vnet, m);
-    nicsPerNode.set(n.cn_uuid, (nicsPerNode.get(n.cn_uuid) ?? 0) + 1);
-    const s = vnetsPerNode.get(n.cn_uuid) ?? new Set<number>();
+    p.vnetNodes.set(vnet, m);
+    p.nicsPerNode.set(n.cn_uuid, (p.nicsPerNode.get(n.cn_uuid) ?? 0) + 1);
+    const s = p.vnetsPerNode.get(n.cn_uuid) ?? new Set<number>();
     s.add(vnet);
-    vnetsPerNode.set(n.cn_uuid, s);
+    p.vnetsPerNode.set(n.cn_uuid, s);
   }
+  return p;
+}
 
-  // Nodes in underlay address order (then UUID): the order an operator numbers them in.
+/**
+ * Every node with an underlay record, a report, or NICs placed on it, in underlay
+ * address order (then UUID): the order an operator numbers them in.
+ */
+function buildNodes(i: ConsoleInputs, fabricNics: NicRecord[], p: Placements): ConsoleNode[] {
+  const health = new Map(i.health.map((h) => [h.node, h]));
+  const underlayOf = new Map(i.underlays.map((u) => [u.cn_uuid, u.ip]));
+  const byUnderlay = new Map(i.underlays.map((u) => [u.ip, u.cn_uuid]));
+  const ids = new Set<string>([...i.underlays.map((u) => u.cn_uuid), ...i.health.map((h) => h.node)]);
+  for (const n of fabricNics) if (n.cn_uuid) ids.add(n.cn_uuid);
   const addressKey = (uuid: string): string => {
     const ip = underlayOf.get(uuid) ?? health.get(uuid)?.underlay_ip;
     return ip ? ip.split('.').map((o) => o.padStart(3, '0')).join('.') : '~';
   };
-  const ordered = [...nodeIds].sort((a, b) => addressKey(a).localeCompare(addressKey(b)) || a.localeCompare(b));
-  const rank = new Map(ordered.map((u, idx) => [u, idx]));
-  const nodes: ConsoleNode[] = ordered.map((uuid) => {
+  const ordered = [...ids].sort((a, b) => addressKey(a).localeCompare(addressKey(b)) || a.localeCompare(b));
+  return ordered.map((uuid) => {
     const h = health.get(uuid);
     const age = h ? Math.max(0, i.now - h.reported_at) : undefined;
     const ip = underlayOf.get(uuid) ?? h?.underlay_ip;
@@ -152,18 +156,37 @@ export function buildSnapshot(i: ConsoleInputs): ConsoleSnapshot {
       ...(h ? { backend: h.backend } : {}),
       agent: !h ? 'unknown' : age! > SILENT_AFTER_MS ? 'silent' : 'up',
       ...(age !== undefined ? { report_age_ms: age } : {}),
-      nics: nicsPerNode.get(uuid) ?? 0,
-      vnets: [...(vnetsPerNode.get(uuid) ?? [])].sort((a, b) => a - b),
-      peers: (h?.peers ?? []).map((p) => {
-        const peerNode = byUnderlay.get(p.address);
-        return { ...p, ...(peerNode ? { node: peerNode } : {}) };
+      nics: p.nicsPerNode.get(uuid) ?? 0,
+      vnets: [...(p.vnetsPerNode.get(uuid) ?? [])].sort((a, b) => a - b),
+      peers: (h?.peers ?? []).map((peer) => {
+        const peerNode = byUnderlay.get(peer.address);
+        return { ...peer, ...(peerNode ? { node: peerNode } : {}) };
       }),
     };
   });
+}
 
+function buildNetworks(i: ConsoleInputs, fabricNets: NetworkRecord[], fabricNics: NicRecord[]): ConsoleNetwork[] {
+  const fw = new Map(i.instances.map((r) => [r.uuid, r]));
   const vlanName = new Map(i.vlans.map((v) => [`${v.owner_uuid}/${v.vlan_id}`, v.name]));
-  const fabricNets = i.networks.filter((n) => n.fabric === true).sort((a, b) => (a.vnet_id ?? 0) - (b.vnet_id ?? 0) || a.vlan_id - b.vlan_id || a.name.localeCompare(b.name));
-  const networks: ConsoleNetwork[] = fabricNets.map((n) => {
+  const byNetwork = new Map<string, NicRecord[]>();
+  for (const nic of fabricNics) {
+    const list = byNetwork.get(nic.network_uuid!) ?? [];
+    list.push(nic);
+    byNetwork.set(nic.network_uuid!, list);
+  }
+  const instance = (nic: NicRecord): ConsoleInstance => {
+    const rec = fw.get(nic.belongs_to_uuid);
+    return {
+      uuid: nic.belongs_to_uuid,
+      mac: nic.mac,
+      owner_uuid: nic.owner_uuid,
+      ...(nic.ip ? { ip: nic.ip } : {}),
+      ...(nic.cn_uuid ? { cn_uuid: nic.cn_uuid } : {}),
+      ...(rec ? { tags: rec.tags, firewall_enabled: rec.firewall_enabled } : {}),
+    };
+  };
+  return fabricNets.map((n) => {
     const owner = n.owner_uuids?.[0];
     const vname = owner !== undefined ? vlanName.get(`${owner}/${n.vlan_id}`) : undefined;
     return {
@@ -175,37 +198,42 @@ export function buildSnapshot(i: ConsoleInputs): ConsoleSnapshot {
       ...(n.vnet_id !== undefined ? { vnet_id: n.vnet_id } : {}),
       subnet: n.subnet,
       ...(n.gateway ? { gateway: n.gateway } : {}),
-      instances: fabricNics
-        .filter((nic) => nic.network_uuid === n.uuid)
-        .sort((a, b) => (a.ip ?? '').localeCompare(b.ip ?? '', 'en', { numeric: true }))
-        .map((nic) => {
-          const rec = fw.get(nic.belongs_to_uuid);
-          return {
-            uuid: nic.belongs_to_uuid,
-            mac: nic.mac,
-            owner_uuid: nic.owner_uuid,
-            ...(nic.ip ? { ip: nic.ip } : {}),
-            ...(nic.cn_uuid ? { cn_uuid: nic.cn_uuid } : {}),
-            ...(rec ? { tags: rec.tags, firewall_enabled: rec.firewall_enabled } : {}),
-          };
-        }),
+      instances: (byNetwork.get(n.uuid) ?? []).sort((a, b) => (a.ip ?? '').localeCompare(b.ip ?? '', 'en', { numeric: true })).map(instance),
     };
   });
+}
 
-  const vnetIds = new Set<number>([...fabricNets.flatMap((n) => (n.vnet_id !== undefined ? [n.vnet_id] : [])), ...vnetNodes.keys()]);
-  const vnets: ConsoleVnet[] = [...vnetIds]
+function buildVnets(fabricNets: NetworkRecord[], p: Placements, nodeOrder: Map<string, number>): ConsoleVnet[] {
+  const ids = new Set<number>([...fabricNets.flatMap((n) => (n.vnet_id !== undefined ? [n.vnet_id] : [])), ...p.vnetNodes.keys()]);
+  return [...ids]
     .sort((a, b) => a - b)
     .map((vnet) => {
       const onVnet = fabricNets.filter((n) => n.vnet_id === vnet);
       const owner = onVnet.find((n) => n.owner_uuids?.[0])?.owner_uuids?.[0];
+      const nodes = [...(p.vnetNodes.get(vnet) ?? new Map<string, number>())].sort(([a], [b]) => nodeOrder.get(a)! - nodeOrder.get(b)!);
       return {
         vnet_id: vnet,
         ...(owner ? { owner_uuid: owner } : {}),
         networks: onVnet.map((n) => n.uuid),
-        nodes: [...(vnetNodes.get(vnet) ?? new Map<string, number>())].sort(([a], [b]) => rank.get(a)! - rank.get(b)!).map(([uuid, nics]) => ({ uuid, nics })),
+        nodes: nodes.map(([uuid, nics]) => ({ uuid, nics })),
       };
     });
+}
 
+function buildRules(rules: StoredRule[]): ConsoleRule[] {
+  return rules
+    .map((r) => ({
+      uuid: r.uuid,
+      rule: r.rule,
+      enabled: r.enabled,
+      ...(r.owner_uuid ? { owner_uuid: r.owner_uuid } : {}),
+      ...(r.global ? { global: true } : {}),
+      ...(r.description ? { description: r.description } : {}),
+    }))
+    .sort((a, b) => (a.owner_uuid ?? '').localeCompare(b.owner_uuid ?? '') || a.rule.localeCompare(b.rule));
+}
+
+function buildFwInstances(i: ConsoleInputs): ConsoleFwInstance[] {
   const addresses = new Map<string, string[]>();
   for (const n of i.nics) {
     if (!n.ip) continue;
@@ -213,27 +241,28 @@ export function buildSnapshot(i: ConsoleInputs): ConsoleSnapshot {
     list.push(n.ip);
     addresses.set(n.belongs_to_uuid, list);
   }
+  return i.instances
+    .map((r) => ({ uuid: r.uuid, ...(r.owner_uuid ? { owner_uuid: r.owner_uuid } : {}), tags: r.tags, firewall_enabled: r.firewall_enabled, addresses: (addresses.get(r.uuid) ?? []).sort() }))
+    .sort((a, b) => a.uuid.localeCompare(b.uuid));
+}
 
+export function buildSnapshot(i: ConsoleInputs): ConsoleSnapshot {
+  const nets = new Map(i.networks.map((n) => [n.uuid, n]));
+  const fabricNics = i.nics.filter((n) => isFabricNic(n, nets));
+  const fabricNets = i.networks
+    .filter((n) => n.fabric === true)
+    .sort((a, b) => (a.vnet_id ?? 0) - (b.vnet_id ?? 0) || a.vlan_id - b.vlan_id || a.name.localeCompare(b.name));
+  const p = placements(fabricNics, nets);
+  const nodes = buildNodes(i, fabricNics, p);
   return {
     revision: i.revision,
     generated_at: i.now,
     nodes,
-    vnets,
-    networks,
+    vnets: buildVnets(fabricNets, p, new Map(nodes.map((n, idx) => [n.uuid, idx]))),
+    networks: buildNetworks(i, fabricNets, fabricNics),
     shootdowns: i.shootdowns,
-    rules: i.rules
-      .map((r) => ({
-        uuid: r.uuid,
-        rule: r.rule,
-        enabled: r.enabled,
-        ...(r.owner_uuid ? { owner_uuid: r.owner_uuid } : {}),
-        ...(r.global ? { global: true } : {}),
-        ...(r.description ? { description: r.description } : {}),
-      }))
-      .sort((a, b) => (a.owner_uuid ?? '').localeCompare(b.owner_uuid ?? '') || a.rule.localeCompare(b.rule)),
-    instances: i.instances
-      .map((r) => ({ uuid: r.uuid, ...(r.owner_uuid ? { owner_uuid: r.owner_uuid } : {}), tags: r.tags, firewall_enabled: r.firewall_enabled, addresses: (addresses.get(r.uuid) ?? []).sort() }))
-      .sort((a, b) => a.uuid.localeCompare(b.uuid)),
+    rules: buildRules(i.rules),
+    instances: buildFwInstances(i),
     truncated: i.truncated,
   };
 }
