@@ -5,7 +5,7 @@
  * marker in their environment, children included, also after a crash of the CLI).
  */
 import { execFile, spawn } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
@@ -125,6 +125,8 @@ export function spawnDetached(argv: string[], logFile: string, env: Record<strin
   const fd = openSync(logFile, 'a', 0o600);
   try {
     const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
+    // A program that cannot be started reports it as an event; pid is then undefined.
+    child.once('error', () => undefined);
     if (child.pid === undefined) throw new Error(`could not start ${argv[0]}`);
     child.unref();
     const startTime = processStartTime(child.pid);
@@ -136,6 +138,15 @@ export function spawnDetached(argv: string[], logFile: string, env: Record<strin
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The program's path on $PATH, or undefined. */
+export function onPath(program: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+    const p = `${dir || '.'}/${program}`;
+    if (existsSync(p)) return p;
+  }
+  return undefined;
+}
 
 /**
  * Ends every process carrying the marker: SIGTERM, then SIGKILL for those still there

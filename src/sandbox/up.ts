@@ -37,7 +37,7 @@ import {
   saveState,
   statePath,
 } from './state.js';
-import { ip, isSameProcess, listNamespaces, processStartTime, rootAddressesAndRoutes, rootLinkNames, run, setLinkAlias, spawnDetached } from './system.js';
+import { ip, isSameProcess, listNamespaces, onPath, processStartTime, rootAddressesAndRoutes, rootLinkNames, run, setLinkAlias, spawnDetached } from './system.js';
 
 /** The compiled CLI the sandbox starts its processes with. */
 export function cliPath(): string {
@@ -67,6 +67,7 @@ async function preflight(plan: SandboxPlan, stateDir: string): Promise<void> {
         : `a sandbox is already up (made ${existing.createdAt}${existing.phase !== 'up' ? `, ${existing.phase}: a previous run did not finish` : ''}): run \`rhumb sandbox down\` first; nothing was changed`,
     );
   }
+  if (plan.options.store === 'etcd' && !onPath('etcd')) throw new SandboxInputError('--store etcd needs etcd (Debian package etcd-server); nothing was changed');
   const namespaces = await listNamespaces();
   const clash = plannedNamespaces(plan).filter((ns) => namespaces.has(ns));
   if (clash.length > 0) {
