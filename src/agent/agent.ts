@@ -70,6 +70,8 @@ export interface AgentOptions {
   checkNetns?: (path: string) => Promise<string | undefined>;
   /** Apply the instances' firewall rulesets from the controller's feed (GET /fw/nodes/:node/rulesets). */
   firewall?: { controllerUrl: string; waitMs?: number; retryMs?: number };
+  /** Called for each shootdown applied, with the time (Unix ms) it took effect. */
+  onShootdownApplied?: (entry: ClientLogEntry, appliedAt: number) => void;
   log?: (msg: string) => void;
 }
 
@@ -476,6 +478,7 @@ export class Agent {
         else await this.applyVl3(e.vnetId, e.ip);
         this.metrics.shootdowns.inc({ type: e.type });
         this.shootdownsApplied++;
+        this.o.onShootdownApplied?.(e, Date.now());
         done.push(e.id);
       } catch (err) {
         this.metrics.shootdownErrors.inc({ type: e.type });
