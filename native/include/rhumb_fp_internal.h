@@ -31,9 +31,12 @@
 
 #define FP_NTX 8            /* sending sockets: the flow hash picks one (outer source port) */
 #define FP_BATCH 64         /* frames per TAP wakeup, datagrams per recvmmsg */
+#define FP_GRO_BATCH 8      /* datagrams per recvmmsg with UDP_GRO (each up to 64 KiB): stays in cache */
+#define FP_TX_FLUSH 49152   /* bytes queued before they are sent, while the frames are still in cache */
 #define FP_TXQ 256          /* queued datagrams per sending socket before sendmmsg */
+#define FP_TXIOV 1024       /* their iovecs (a segment is its headers + its payload in place) */
 #define FP_RXBUF 65536
-#define FP_SEGBUF (RV_MAX_FRAME + 128 * 160) /* payload + per-segment headers at MSS >= 536 */
+#define FP_MAXSEG 128       /* segments of one superframe (MSS >= 536) */
 #define FP_L2CAP 16384
 #define FP_L3CAP 16384
 #define FP_PEND_PER_NIC 32   /* outstanding misses per NIC: one instance cannot crowd out the others */
@@ -105,9 +108,10 @@ struct l3e { uint8_t state; uint32_t vnet; uint8_t addr[16]; uint8_t mac[6]; uin
 enum { E_EMPTY = 0, E_USED = 1, E_TOMB = 2 };
 
 struct txq {
-	int n;
+	int n, niov;
+	size_t bytes;
 	struct mmsghdr msg[FP_TXQ];
-	struct iovec iov[FP_TXQ][2];
+	struct iovec iov[FP_TXIOV];
 	uint8_t hdr[FP_TXQ][RV_VXLAN_HLEN + 16];
 	struct sockaddr_in dst[FP_TXQ];
 	union { char buf[CMSG_SPACE(sizeof(uint16_t))]; struct cmsghdr align; } cmsg[FP_TXQ];
@@ -140,8 +144,9 @@ struct fp {
 	void *upcall_ctx;
 	/* forwarding-thread buffers */
 	uint8_t (*tapbuf)[RV_VNET_HLEN + RV_MAX_FRAME];
-	uint8_t (*segbuf)[FP_SEGBUF];
+	uint8_t (*hdrbuf)[FP_MAXSEG * RV_SEG_STRIDE]; /* per TAP frame of a batch: its segments' headers */
 	uint8_t *rxbuf;
+	struct fp_delivery *dlv; /* FP_BATCH * 64: the frames of one receive batch */
 	struct txq *txq;
 };
 
@@ -258,7 +263,8 @@ int fp_install_nic(struct fp *f, int slot, int fd, const struct fp_nic_spec *s);
 void fp_uninstall_nic(struct fp *f, int slot);
 /*
  * One frame an instance sent (also re-run for parked frames once their destination is
- * known); slot selects the segmentation buffer.
+ * known); slot selects the buffer for its segments' headers. The frame must stay in
+ * place until the transmit queues are flushed (segments point into it).
  */
 void fp_from_tap(struct fp *f, int ni, struct rv_vnet_hdr *vh, uint8_t *frame, size_t len, int slot, bool rerun);
 /*

@@ -231,6 +231,7 @@ static int fp_start(struct fp *f, struct fp_error *e)
 	epoll_ctl(f->epfd, EPOLL_CTL_ADD, f->evfd, &ev);
 	if (pthread_create(&f->thr, NULL, fp_thread_main, f) != 0)
 		return fail(e, EAGAIN, "cannot start the forwarding thread");
+	pthread_setname_np(f->thr, "rhumb-fp"); /* for top -H, perf, /proc/PID/task */
 	f->thread_started = true;
 	return FP_OK;
 }

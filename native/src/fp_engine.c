@@ -32,10 +32,11 @@ struct fp *fp_alloc(const struct fp_options *o, fp_upcall_fn upcall, void *ctx)
 	f->l2 = calloc(FP_L2CAP, sizeof(*f->l2));
 	f->l3 = calloc(FP_L3CAP, sizeof(*f->l3));
 	f->tapbuf = malloc(sizeof(*f->tapbuf) * FP_BATCH);
-	f->segbuf = malloc(sizeof(*f->segbuf) * FP_BATCH);
+	f->hdrbuf = malloc(sizeof(*f->hdrbuf) * FP_BATCH);
 	f->rxbuf = malloc((size_t)FP_RXBUF * FP_BATCH);
 	f->txq = calloc(FP_NTX, sizeof(*f->txq));
-	if (!f->l2 || !f->l3 || !f->tapbuf || !f->segbuf || !f->rxbuf || !f->txq) {
+	f->dlv = calloc((size_t)FP_BATCH * 64, sizeof(*f->dlv));
+	if (!f->dlv || !f->l2 || !f->l3 || !f->tapbuf || !f->hdrbuf || !f->rxbuf || !f->txq) {
 		fp_free(f);
 		return NULL;
 	}
@@ -47,9 +48,10 @@ void fp_free(struct fp *f)
 	free(f->l2);
 	free(f->l3);
 	free(f->tapbuf);
-	free(f->segbuf);
+	free(f->hdrbuf);
 	free(f->rxbuf);
 	free(f->txq);
+	free(f->dlv);
 	free(f->peers);
 	pthread_mutex_destroy(&f->mu);
 	free(f);
@@ -77,6 +79,16 @@ static void txq_flush(struct fp *f, int s)
 		sent += r;
 	}
 	q->n = 0;
+	q->niov = 0;
+	q->bytes = 0;
+}
+
+static size_t txq_bytes(const struct fp *f)
+{
+	size_t b = 0;
+	for (int s = 0; s < FP_NTX; s++)
+		b += f->txq[s].bytes;
+	return b;
 }
 
 static void txq_flush_all(struct fp *f)
@@ -91,13 +103,15 @@ void fp_flush(struct fp *f)
 	txq_flush_all(f);
 }
 
-static struct mmsghdr *txq_push(struct fp *f, int s, uint32_t ul, int *slot)
+/* A datagram of `bytes` to ul with niov (<= FP_TXIOV) iovecs for the caller to fill: msg_iov. */
+static struct mmsghdr *txq_push(struct fp *f, int s, uint32_t ul, int niov, size_t bytes, int *slot)
 {
 	struct txq *q = &f->txq[s];
 	struct mmsghdr *m;
 	int i;
-	if (q->n == FP_TXQ)
+	if (q->n == FP_TXQ || q->niov + niov > FP_TXIOV)
 		txq_flush(f, s);
+	q->bytes += bytes;
 	i = q->n++;
 	m = &q->msg[i];
 	memset(m, 0, sizeof(*m));
@@ -106,7 +120,9 @@ static struct mmsghdr *txq_push(struct fp *f, int s, uint32_t ul, int *slot)
 	q->dst[i].sin_addr.s_addr = ul;
 	m->msg_hdr.msg_name = &q->dst[i];
 	m->msg_hdr.msg_namelen = sizeof(q->dst[i]);
-	m->msg_hdr.msg_iov = q->iov[i];
+	m->msg_hdr.msg_iov = &q->iov[q->niov];
+	m->msg_hdr.msg_iovlen = (size_t)niov;
+	q->niov += niov;
 	*slot = i;
 	return m;
 }
@@ -115,64 +131,62 @@ static struct mmsghdr *txq_push(struct fp *f, int s, uint32_t ul, int *slot)
 static void send_frame(struct fp *f, int s, uint32_t ul, uint32_t vni, uint16_t vid, uint8_t *frame, size_t len)
 {
 	int i;
-	struct mmsghdr *m = txq_push(f, s, ul, &i);
-	struct txq *q = &f->txq[s];
-	uint8_t *h = q->hdr[i];
+	struct mmsghdr *m = txq_push(f, s, ul, 2, len + 8, &i);
+	struct iovec *iov = m->msg_hdr.msg_iov;
+	uint8_t *h = f->txq[s].hdr[i];
 	rv_vxlan_hdr(h, vni);
 	if (vid) {
 		memcpy(h + 8, frame, 12);
 		rv_put16(h + 20, RV_ETH_P_8021Q);
 		rv_put16(h + 22, vid);
-		q->iov[i][0] = (struct iovec){ h, 24 };
-		q->iov[i][1] = (struct iovec){ frame + 12, len - 12 };
+		iov[0] = (struct iovec){ h, 24 };
+		iov[1] = (struct iovec){ frame + 12, len - 12 };
 	} else {
-		q->iov[i][0] = (struct iovec){ h, 8 };
-		q->iov[i][1] = (struct iovec){ frame, len };
+		iov[0] = (struct iovec){ h, 8 };
+		iov[1] = (struct iovec){ frame, len };
 	}
-	m->msg_hdr.msg_iovlen = 2;
 }
 
-/* Segments laid out back to back, each behind its 8-byte VXLAN header. */
-static void send_segments(struct fp *f, int s, uint32_t ul, uint32_t vni, uint8_t *buf, const size_t *off,
-			  const size_t *seglen, int n)
+/* A run of segments as iovecs: each one's VXLAN + inner headers, then its payload in place. */
+static void fill_segments(struct iovec *iov, const struct rv_seg *seg, int n)
 {
-	for (int i = 0; i < n; i++)
-		rv_vxlan_hdr(buf + off[i], vni);
-	f->c[C_SEGMENTS] += (uint64_t)n;
-	if (!f->gso || n == 1) {
-		for (int i = 0; i < n; i++) {
-			int k;
-			struct mmsghdr *m = txq_push(f, s, ul, &k);
-			f->txq[s].iov[k][0] = (struct iovec){ buf + off[i], RV_VXLAN_HLEN + seglen[i] };
-			m->msg_hdr.msg_iovlen = 1;
-		}
-		return;
+	for (int i = 0; i < n; i++) {
+		iov[2 * i] = (struct iovec){ seg[i].hdr, seg[i].hlen };
+		iov[2 * i + 1] = (struct iovec){ (void *)seg[i].data, seg[i].dlen };
 	}
-	{
-		size_t dgram = RV_VXLAN_HLEN + seglen[0];
-		int per = (int)(FP_GSO_MAX / dgram);
-		if (per > 64)
-			per = 64;
-		if (per < 1)
-			per = 1;
-		for (int i = 0; i < n; i += per) {
-			int cnt = n - i < per ? n - i : per, k;
-			size_t bytes = off[i + cnt - 1] + RV_VXLAN_HLEN + seglen[i + cnt - 1] - off[i];
-			struct mmsghdr *m = txq_push(f, s, ul, &k);
+}
+
+/*
+ * The segments of one superframe, each behind its 8-byte VXLAN header: one datagram each,
+ * or runs of up to 64 sent as one UDP_SEGMENT datagram (all but the last of a run have
+ * the same length, as the kernel requires).
+ */
+static void send_segments(struct fp *f, int s, uint32_t ul, uint32_t vni, const struct rv_seg *seg, int n)
+{
+	size_t dgram = seg[0].hlen + seg[0].dlen;
+	int per = f->gso && n > 1 ? (int)(FP_GSO_MAX / dgram) : 1;
+	for (int i = 0; i < n; i++)
+		rv_vxlan_hdr(seg[i].hdr, vni);
+	f->c[C_SEGMENTS] += (uint64_t)n;
+	if (per > 64)
+		per = 64;
+	if (per < 1)
+		per = 1;
+	for (int i = 0; i < n; i += per) {
+		int cnt = n - i < per ? n - i : per, k;
+		struct mmsghdr *m = txq_push(f, s, ul, 2 * cnt, dgram * (size_t)cnt, &k);
+		fill_segments(m->msg_hdr.msg_iov, seg + i, cnt);
+		if (cnt > 1) {
 			struct txq *q = &f->txq[s];
-			q->iov[k][0] = (struct iovec){ buf + off[i], bytes };
-			m->msg_hdr.msg_iovlen = 1;
-			if (cnt > 1) {
-				struct cmsghdr *c = (struct cmsghdr *)q->cmsg[k].buf;
-				uint16_t g = (uint16_t)dgram;
-				m->msg_hdr.msg_control = q->cmsg[k].buf;
-				m->msg_hdr.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
-				c->cmsg_level = SOL_UDP;
-				c->cmsg_type = UDP_SEGMENT;
-				c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-				memcpy(CMSG_DATA(c), &g, sizeof(g));
-				f->c[C_GSO_SENDS]++;
-			}
+			struct cmsghdr *c = (struct cmsghdr *)q->cmsg[k].buf;
+			uint16_t g = (uint16_t)dgram;
+			m->msg_hdr.msg_control = q->cmsg[k].buf;
+			m->msg_hdr.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+			c->cmsg_level = SOL_UDP;
+			c->cmsg_type = UDP_SEGMENT;
+			c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+			memcpy(CMSG_DATA(c), &g, sizeof(g));
+			f->c[C_GSO_SENDS]++;
 		}
 	}
 }
@@ -485,19 +499,19 @@ void fp_from_tap(struct fp *f, int ni, struct rv_vnet_hdr *vh, uint8_t *frame, s
 		uint16_t limit = (uint16_t)(f->ul_mtu - RV_VXLAN_OVERHEAD - (vid ? 4 : 0));
 		int s = (int)(rv_flow_hash(frame, len) % FP_NTX);
 		if (gso == RV_GSO_TCPV4 || gso == RV_GSO_TCPV6 || gso == RV_GSO_UDP_L4) {
-			size_t off[128], seglen[128];
+			struct rv_seg seg[FP_MAXSEG];
 			size_t hl = l.l4 ? (l.proto == 6 && len >= l.l4 + 20 ? l.l4 + (size_t)(frame[l.l4 + 12] >> 4) * 4 : l.l4 + 8) : 0;
 			int cnt;
 			if (!hl || hl - RV_ETH_HLEN + vh->gso_size > limit) {
 				too_big(f, ni, frame, len, limit);
 				return;
 			}
-			cnt = rv_segment(vh, frame, len, vid, RV_VXLAN_HLEN, f->segbuf[slot], FP_SEGBUF, off, seglen, 128);
+			cnt = rv_segment_hdrs(vh, frame, len, vid, RV_VXLAN_HLEN, f->hdrbuf[slot], RV_SEG_STRIDE, seg, FP_MAXSEG);
 			if (cnt < 0) {
 				n->c[D_MALFORMED]++;
 				return;
 			}
-			send_segments(f, s, e->ul, n->vnet, f->segbuf[slot], off, seglen, cnt);
+			send_segments(f, s, e->ul, n->vnet, seg, cnt);
 			n->c[C_ENCAP]++;
 			return;
 		}
@@ -539,7 +553,7 @@ static void run_pending_one(struct fp *f, struct pending *p, uint64_t now)
 			struct nic *n = &f->nics[pk->nic];
 			if (n->used && n->gen == pk->gen) {
 				n->c[C_FLUSHED]++;
-				/* Segments are built in slot 0; send before it is reused. */
+				/* Segment headers are built in slot 0 and point into pk: send before either is reused. */
 				fp_from_tap(f, pk->nic, &pk->vh, pk->data, pk->len, 0, true);
 				txq_flush_all(f);
 			}
@@ -567,21 +581,32 @@ void fp_run_pending(struct fp *f)
 	}
 }
 
+/*
+ * Frames queued for sending point into their TAP buffers; once about FP_TX_FLUSH bytes
+ * wait, they are sent (the kernel copies them while they are still in cache) and the
+ * buffers are free again: a stream of superframes cycles through one or two of them.
+ */
 static void tap_ready(struct fp *f, int ni)
 {
 	struct nic *n = &f->nics[ni];
-	int batch = f->mmsg ? FP_BATCH : 1;
+	int batch = f->mmsg ? FP_BATCH : 1, slot = 0;
 	for (int i = 0; i < batch && n->used; i++) {
-		uint8_t *b = f->tapbuf[i];
+		uint8_t *b = f->tapbuf[slot];
 		ssize_t r = read(n->fd, b, RV_VNET_HLEN + RV_MAX_FRAME);
 		if (r < 0)
 			break;
 		if (f->vnethdr) {
 			if (r < RV_VNET_HLEN)
 				continue;
-			fp_from_tap(f, ni, (struct rv_vnet_hdr *)b, b + RV_VNET_HLEN, (size_t)r - RV_VNET_HLEN, i, false);
+			fp_from_tap(f, ni, (struct rv_vnet_hdr *)b, b + RV_VNET_HLEN, (size_t)r - RV_VNET_HLEN, slot, false);
 		} else {
-			fp_from_tap(f, ni, NULL, b, (size_t)r, i, false);
+			fp_from_tap(f, ni, NULL, b, (size_t)r, slot, false);
+		}
+		if (txq_bytes(f) >= FP_TX_FLUSH) {
+			txq_flush_all(f);
+			slot = 0;
+		} else {
+			slot++;
 		}
 	}
 	txq_flush_all(f);
@@ -704,12 +729,13 @@ int fp_decap(struct fp *f, uint8_t *p, size_t len, uint8_t **frame, size_t *flen
 
 static void rx_ready(struct fp *f)
 {
-	int batch = f->mmsg ? FP_BATCH : 1;
+	int batch = !f->mmsg ? 1 : f->gro ? FP_GRO_BATCH : FP_BATCH;
 	struct mmsghdr msg[FP_BATCH];
 	struct iovec iov[FP_BATCH];
 	union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctl[FP_BATCH];
 	struct sockaddr_in from[FP_BATCH];
-	static __thread struct fp_delivery d[FP_BATCH * 64];
+	struct fp_delivery *d = f->dlv;
+	const int dcap = FP_BATCH * 64;
 	int nd = 0, r;
 
 	memset(msg, 0, sizeof(msg[0]) * (size_t)batch);
@@ -747,7 +773,7 @@ static void rx_ready(struct fp *f)
 			int ni = fp_decap(f, p + o, dl, &fr, &fl);
 			if (ni < 0)
 				continue;
-			if (nd == (int)(sizeof(d) / sizeof(d[0]))) {
+			if (nd == dcap) {
 				fp_deliver(f, d, nd);
 				nd = 0;
 			}
