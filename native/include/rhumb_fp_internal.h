@@ -5,8 +5,17 @@
  * data path) and fp_control.c (lifecycle and table writes) share. native/test/ includes
  * it to drive the data path on crafted frames without sockets or threads.
  *
- * Locking: one mutex. The forwarding thread holds it while it handles one wakeup's batch
- * (a few hundred microseconds at most); control calls take it briefly.
+ * Two forwarding threads: the transmit thread (TAP -> UDP: anti-spoofing, answers, misses,
+ * parking, encapsulation) and the receive thread (UDP -> TAP: peer check, decap, VLAN
+ * check, coalescing), so that one direction's copies and the instance's TCP work the
+ * kernel does inside our TAP writes do not wait for the other's.
+ *
+ * Locking: the mutex `mu` is held by the transmit thread while it handles one wakeup's
+ * batch (a few hundred microseconds at most) and by every control call; it guards the
+ * misses (pending, parked frames) and the transmit queues. The rwlock `tabs` is held for
+ * reading by the receive thread while it handles one batch, and for writing (with `mu`)
+ * by control calls that change what the receive path reads: tables, NICs, peers. Lock
+ * order: mu, then tabs. Counters are added to atomically (both threads count per NIC).
  */
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -48,9 +57,10 @@
 #define FP_GSO_MAX 65000     /* bytes per UDP_SEGMENT send */
 #define FP_PEER_MISS_MS 1000 /* at most one "unknown underlay source" upcall per this */
 
-/* epoll ids: 0..FP_MAX_NICS-1 are the NICs' TAPs. */
-#define EV_RX FP_MAX_NICS
+/* epoll ids of the transmit thread: 0..FP_MAX_NICS-1 are the NICs' TAPs. */
 #define EV_CTL (FP_MAX_NICS + 1)
+
+#define CNT_ADD(x, v) __atomic_fetch_add(&(x), (uint64_t)(v), __ATOMIC_RELAXED)
 
 /* Counters, per NIC and for the engine; names in fp_counter_names (fp_control.c). */
 enum {
@@ -119,8 +129,9 @@ struct txq {
 
 struct fp {
 	pthread_mutex_t mu;
-	pthread_t thr;
-	bool thread_started;
+	pthread_rwlock_t tabs;
+	pthread_t thr, rx_thr;
+	bool thread_started, rx_started;
 	volatile bool stop;
 	int epfd, evfd, rxfd, txfd[FP_NTX];
 	uint8_t ul_ip[4];
@@ -142,7 +153,7 @@ struct fp {
 	uint64_t c[C_COUNT];
 	fp_upcall_fn upcall;
 	void *upcall_ctx;
-	/* forwarding-thread buffers */
+	/* the forwarding threads' buffers: tapbuf, hdrbuf, txq transmit; rxbuf, dlv receive */
 	uint8_t (*tapbuf)[RV_VNET_HLEN + RV_MAX_FRAME];
 	uint8_t (*hdrbuf)[FP_MAXSEG * RV_SEG_STRIDE]; /* per TAP frame of a batch: its segments' headers */
 	uint8_t *rxbuf;
@@ -274,6 +285,14 @@ void fp_from_tap(struct fp *f, int ni, struct rv_vnet_hdr *vh, uint8_t *frame, s
 bool fp_accept_from(struct fp *f, uint32_t addr, uint64_t datagrams);
 /* Validates one VXLAN datagram; returns the NIC it is for (frame adjusted), or -1. */
 int fp_decap(struct fp *f, uint8_t *p, size_t len, uint8_t **frame, size_t *flen);
+/*
+ * The first FP_DECAP_KEY bytes of a VXLAN datagram (its header, the inner MACs and the
+ * tag or type) are all fp_decap's table lookups depend on: a datagram that starts like
+ * one fp_decap accepted for NIC ni, with the tables unchanged since, gets the same answer
+ * from fp_decap_again (which still checks the inner frame itself).
+ */
+#define FP_DECAP_KEY (RV_VXLAN_HLEN + 16)
+int fp_decap_again(struct fp *f, int ni, uint8_t *p, size_t len, uint8_t **frame, size_t *flen);
 /* Decapsulated frames of one receive batch, written to their TAPs (runs of one flow coalesced). */
 struct fp_delivery { int nic; uint8_t *frame; size_t len; };
 void fp_deliver(struct fp *f, struct fp_delivery *d, int nd);
@@ -287,6 +306,12 @@ void fp_run_pending(struct fp *f);
 void fp_flush(struct fp *f);
 void fp_tap_write(struct fp *f, struct nic *n, const struct rv_vnet_hdr *vh, const uint8_t *frame, size_t len);
 void *fp_thread_main(void *arg);
+void *fp_rx_main(void *arg);
+/* Receives one batch (blocking until there is one, unless nonblocking) and forwards it. */
+int fp_rx_batch(struct fp *f, bool nonblocking);
+/* Control calls that change tables, NICs or peers: mu, then tabs for writing. */
+void fp_lock_write(struct fp *f);
+void fp_unlock_write(struct fp *f);
 void fp_wake(struct fp *f);
 int fp_cmp_u32(const void *a, const void *b);
 

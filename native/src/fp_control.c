@@ -225,14 +225,16 @@ static int fp_start(struct fp *f, struct fp_error *e)
 	if (f->epfd < 0 || f->evfd < 0)
 		return fail(e, errno, "epoll");
 	ev.events = EPOLLIN;
-	ev.data.u64 = EV_RX;
-	epoll_ctl(f->epfd, EPOLL_CTL_ADD, f->rxfd, &ev);
 	ev.data.u64 = EV_CTL;
 	epoll_ctl(f->epfd, EPOLL_CTL_ADD, f->evfd, &ev);
 	if (pthread_create(&f->thr, NULL, fp_thread_main, f) != 0)
 		return fail(e, EAGAIN, "cannot start the forwarding thread");
-	pthread_setname_np(f->thr, "rhumb-fp"); /* for top -H, perf, /proc/PID/task */
+	pthread_setname_np(f->thr, "rhumb-fp-tx"); /* for top -H, perf, /proc/PID/task */
 	f->thread_started = true;
+	if (pthread_create(&f->rx_thr, NULL, fp_rx_main, f) != 0)
+		return fail(e, EAGAIN, "cannot start the receive thread");
+	pthread_setname_np(f->rx_thr, "rhumb-fp-rx");
+	f->rx_started = true;
 	return FP_OK;
 }
 
@@ -267,11 +269,17 @@ struct fp *fp_open(const struct fp_options *o, fp_upcall_fn upcall, void *ctx, s
 
 void fp_close(struct fp *f)
 {
+	f->stop = true;
 	if (f->thread_started) {
-		f->stop = true;
 		fp_wake(f);
 		pthread_join(f->thr, NULL);
 		f->thread_started = false;
+	}
+	if (f->rx_started) {
+		/* Wakes the receive thread out of recvmmsg (it then sees stop). */
+		shutdown(f->rxfd, SHUT_RDWR);
+		pthread_join(f->rx_thr, NULL);
+		f->rx_started = false;
 	}
 	for (int i = 0; i < FP_MAX_NICS; i++) {
 		if (f->nics[i].used) {
@@ -324,13 +332,13 @@ int fp_add_nic(struct fp *f, const struct fp_nic_spec *s, struct fp_error *e)
 	pthread_join(th, NULL);
 	if (req.fd < 0)
 		return fail(e, req.err, req.step ? req.step : "?");
-	pthread_mutex_lock(&f->mu);
+	fp_lock_write(f);
 	for (int i = 0; i < FP_MAX_NICS && slot < 0; i++)
 		if (!f->nics[i].used)
 			slot = i;
 	rc = slot < 0 ? FP_ETOO_MANY : fp_install_nic(f, slot, req.fd, s);
 	if (rc != FP_OK) {
-		pthread_mutex_unlock(&f->mu);
+		fp_unlock_write(f);
 		close(req.fd);
 		return rc;
 	}
@@ -338,7 +346,7 @@ int fp_add_nic(struct fp *f, const struct fp_nic_spec *s, struct fp_error *e)
 	ev.data.u64 = (uint64_t)slot;
 	epoll_ctl(f->epfd, EPOLL_CTL_ADD, req.fd, &ev);
 	f->flush_wanted = true;
-	pthread_mutex_unlock(&f->mu);
+	fp_unlock_write(f);
 	fp_wake(f);
 	return slot;
 }
@@ -351,9 +359,9 @@ bool fp_nic_exists(struct fp *f, int id)
 int fp_remove_nic(struct fp *f, int id)
 {
 	struct nic *n;
-	pthread_mutex_lock(&f->mu);
+	fp_lock_write(f);
 	if (!fp_nic_exists(f, id)) {
-		pthread_mutex_unlock(&f->mu);
+		fp_unlock_write(f);
 		return FP_ENOENT;
 	}
 	n = &f->nics[id];
@@ -362,7 +370,7 @@ int fp_remove_nic(struct fp *f, int id)
 	if (ioctl(n->fd, TUNSETPERSIST, 0) != 0) { /* was not persistent */ }
 	close(n->fd);
 	fp_uninstall_nic(f, id);
-	pthread_mutex_unlock(&f->mu);
+	fp_unlock_write(f);
 	return FP_OK;
 }
 
@@ -428,15 +436,15 @@ int fp_update(struct fp *f, const uint8_t *records, size_t len)
 	for (size_t o = 0; o + FP_RECORD <= len; o += FP_RECORD)
 		if (records[o] < 1 || records[o] > 6)
 			return FP_EBADOP;
-	pthread_mutex_lock(&f->mu);
+	fp_lock_write(f);
 	if (f->l2n + n > FP_L2CAP * 3 / 4 || f->l3n + n > FP_L3CAP * 3 / 4) {
-		pthread_mutex_unlock(&f->mu);
+		fp_unlock_write(f);
 		return FP_EFULL;
 	}
 	for (size_t o = 0; o + FP_RECORD <= len; o += FP_RECORD)
 		apply_record(f, records + o);
 	f->flush_wanted = true;
-	pthread_mutex_unlock(&f->mu);
+	fp_unlock_write(f);
 	fp_wake(f);
 	return FP_OK;
 }
@@ -503,11 +511,11 @@ int fp_set_peers(struct fp *f, const uint8_t *addrs, size_t n)
 		memcpy(set, addrs, n * sizeof(uint32_t));
 		qsort(set, n, sizeof(uint32_t), fp_cmp_u32);
 	}
-	pthread_mutex_lock(&f->mu);
+	fp_lock_write(f);
 	old = f->peers;
 	f->peers = set;
 	f->npeers = n;
-	pthread_mutex_unlock(&f->mu);
+	fp_unlock_write(f);
 	free(old);
 	return FP_OK;
 }
@@ -532,7 +540,9 @@ int fp_counters(struct fp *f, int id, uint64_t *out)
 		pthread_mutex_unlock(&f->mu);
 		return FP_ENOENT;
 	}
-	memcpy(out, id >= 0 ? f->nics[id].c : f->c, sizeof(uint64_t) * C_COUNT);
+	/* The receive thread counts without the mutex. */
+	for (int i = 0; i < C_COUNT; i++)
+		out[i] = __atomic_load_n(id >= 0 ? &f->nics[id].c[i] : &f->c[i], __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&f->mu);
 	return FP_OK;
 }

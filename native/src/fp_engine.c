@@ -2,8 +2,9 @@
  * The forwarding engine's data path: frames from the instances' TAPs (anti-spoofing, ARP
  * and neighbour answers from the tables, misses parked and asked about once, encapsulation
  * with segmentation and UDP_SEGMENT), datagrams from the underlay (peer check, decap,
- * VLAN check, coalescing towards the TAP), and the forwarding thread. Everything here runs
- * on that thread with the engine's mutex held (see rhumb_fp_internal.h).
+ * VLAN check, coalescing towards the TAP), and the two forwarding threads: the transmit
+ * side runs with the engine's mutex held, the receive side with its table lock held for
+ * reading (see rhumb_fp_internal.h).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -20,7 +21,13 @@ struct fp *fp_alloc(const struct fp_options *o, fp_upcall_fn upcall, void *ctx)
 	struct fp *f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
+	pthread_rwlockattr_t ra;
 	pthread_mutex_init(&f->mu, NULL);
+	/* Control writers must not starve behind the receive thread's back-to-back batches. */
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&f->tabs, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	f->epfd = f->evfd = f->rxfd = -1;
 	for (int s = 0; s < FP_NTX; s++)
 		f->txfd[s] = -1;
@@ -54,6 +61,7 @@ void fp_free(struct fp *f)
 	free(f->dlv);
 	free(f->peers);
 	pthread_mutex_destroy(&f->mu);
+	pthread_rwlock_destroy(&f->tabs);
 	free(f);
 }
 
@@ -72,7 +80,7 @@ static void txq_flush(struct fp *f, int s)
 				/* The egress device cannot checksum GSO sends: stop using UDP_SEGMENT. */
 				f->gso = false;
 			}
-			f->c[D_SEND]++;
+			CNT_ADD(f->c[D_SEND], 1);
 			sent++;
 			continue;
 		}
@@ -167,7 +175,7 @@ static void send_segments(struct fp *f, int s, uint32_t ul, uint32_t vni, const 
 	int per = f->gso && n > 1 ? (int)(FP_GSO_MAX / dgram) : 1;
 	for (int i = 0; i < n; i++)
 		rv_vxlan_hdr(seg[i].hdr, vni);
-	f->c[C_SEGMENTS] += (uint64_t)n;
+	CNT_ADD(f->c[C_SEGMENTS], (uint64_t)n);
 	if (per > 64)
 		per = 64;
 	if (per < 1)
@@ -186,7 +194,7 @@ static void send_segments(struct fp *f, int s, uint32_t ul, uint32_t vni, const 
 			c->cmsg_type = UDP_SEGMENT;
 			c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
 			memcpy(CMSG_DATA(c), &g, sizeof(g));
-			f->c[C_GSO_SENDS]++;
+			CNT_ADD(f->c[C_GSO_SENDS], 1);
 		}
 	}
 }
@@ -203,11 +211,11 @@ void fp_tap_write(struct fp *f, struct nic *n, const struct rv_vnet_hdr *vh, con
 	iov[cnt++] = (struct iovec){ (void *)frame, len };
 	r = writev(n->fd, iov, cnt);
 	if (r < 0) {
-		n->c[D_TAP_WRITE]++;
+		CNT_ADD(n->c[D_TAP_WRITE], 1);
 		return;
 	}
-	n->c[C_RX_FRAMES]++;
-	n->c[C_RX_BYTES] += len;
+	CNT_ADD(n->c[C_RX_FRAMES], 1);
+	CNT_ADD(n->c[C_RX_BYTES], len);
 }
 
 static void upcall(struct fp *f, uint8_t kind, uint32_t vnet, const uint8_t key[16])
@@ -247,7 +255,7 @@ void fp_pending_drop(struct fp *f, struct pending *p, int reason)
 		struct parked *next = pk->next;
 		struct nic *n = &f->nics[pk->nic];
 		if (reason >= 0 && n->used && n->gen == pk->gen)
-			n->c[reason]++;
+			CNT_ADD(n->c[reason], 1);
 		parked_free(f, pk);
 		pk = next;
 	}
@@ -301,7 +309,7 @@ static void park(struct fp *f, int ni, const struct rv_vnet_hdr *vh, const uint8
 	struct parked *pk;
 
 	if (p && p->neg_until > now) {
-		n->c[D_NEGATIVE]++;
+		CNT_ADD(n->c[D_NEGATIVE], 1);
 		return;
 	}
 	if (p && p->neg_until && p->neg_until <= now && !p->head) {
@@ -311,19 +319,19 @@ static void park(struct fp *f, int ni, const struct rv_vnet_hdr *vh, const uint8
 	if (!p) {
 		p = pending_alloc(f, ni);
 		if (!p) {
-			n->c[D_PARK_FULL]++;
+			CNT_ADD(n->c[D_PARK_FULL], 1);
 			return;
 		}
 		p->kind = kind;
 		p->vnet = vnet;
 		memcpy(p->key, key, 16);
 		p->t0 = now;
-		n->c[C_MISSES]++;
+		CNT_ADD(n->c[C_MISSES], 1);
 		upcall(f, kind, vnet, key);
 	}
 	if (p->bytes + len > FP_PARK_BYTES || n->parked_bytes + len > FP_NIC_PARK_BYTES ||
 	    f->parked_bytes + len > FP_PARK_TOTAL || !(pk = malloc(sizeof(*pk) + len))) {
-		n->c[D_PARK_FULL]++;
+		CNT_ADD(n->c[D_PARK_FULL], 1);
 		return;
 	}
 	pk->next = NULL;
@@ -340,7 +348,7 @@ static void park(struct fp *f, int ni, const struct rv_vnet_hdr *vh, const uint8
 	p->bytes += len;
 	n->parked_bytes += len;
 	f->parked_bytes += len;
-	n->c[C_PARKED]++;
+	CNT_ADD(n->c[C_PARKED], 1);
 }
 
 static bool src_ip_ok(const struct nic *n, const uint8_t ip[4])
@@ -358,10 +366,10 @@ static void too_big(struct fp *f, int ni, const uint8_t *frame, size_t len, uint
 	uint8_t out[RV_ETH_HLEN + 40 + 8 + 1280];
 	size_t r = rv_icmp_too_big(out, sizeof(out), frame, len, mtu);
 	struct nic *n = &f->nics[ni];
-	n->c[D_TOO_BIG]++;
+	CNT_ADD(n->c[D_TOO_BIG], 1);
 	if (r) {
 		reply_to(f, n, out, r);
-		n->c[C_ICMP_TOO_BIG]++;
+		CNT_ADD(n->c[C_ICMP_TOO_BIG], 1);
 	}
 }
 
@@ -374,19 +382,19 @@ void fp_from_tap(struct fp *f, int ni, struct rv_vnet_hdr *vh, uint8_t *frame, s
 	uint8_t gso = vh ? (vh->gso_type & (uint8_t)~RV_GSO_ECN) : 0;
 
 	if (!rerun) {
-		n->c[C_TX_FRAMES]++;
-		n->c[C_TX_BYTES] += len;
+		CNT_ADD(n->c[C_TX_FRAMES], 1);
+		CNT_ADD(n->c[C_TX_BYTES], len);
 	}
 	if (rv_parse(frame, len, &l) != 0) {
-		n->c[D_MALFORMED]++;
+		CNT_ADD(n->c[D_MALFORMED], 1);
 		return;
 	}
 	if (l.vlan >= 0) {
-		n->c[D_TAGGED]++;
+		CNT_ADD(n->c[D_TAGGED], 1);
 		return;
 	}
 	if (!n->allow_mac && memcmp(frame + 6, n->mac, 6) != 0) {
-		n->c[D_SPOOF_MAC]++;
+		CNT_ADD(n->c[D_SPOOF_MAC], 1);
 		return;
 	}
 	if (l.ethertype == RV_ETH_P_ARP) {
@@ -394,21 +402,21 @@ void fp_from_tap(struct fp *f, int ni, struct rv_vnet_hdr *vh, uint8_t *frame, s
 		struct l3e *t;
 		static const uint8_t zero4[4] = { 0 };
 		if (len < 42) {
-			n->c[D_MALFORMED]++;
+			CNT_ADD(n->c[D_MALFORMED], 1);
 			return;
 		}
 		if (!n->allow_mac && memcmp(a + 8, n->mac, 6) != 0) {
-			n->c[D_SPOOF_MAC]++;
+			CNT_ADD(n->c[D_SPOOF_MAC], 1);
 			return;
 		}
 		if (!src_ip_ok(n, a + 14) && memcmp(a + 14, zero4, 4) != 0) {
-			n->c[D_SPOOF_IP]++;
+			CNT_ADD(n->c[D_SPOOF_IP], 1);
 			return;
 		}
 		if (rv_get16(a + 6) == 1) {
 			uint8_t reply[42];
 			if (memcmp(a + 14, a + 24, 4) == 0) {
-				n->c[D_BCAST]++; /* gratuitous: nobody to tell */
+				CNT_ADD(n->c[D_BCAST], 1); /* gratuitous: nobody to tell */
 				return;
 			}
 			v4key(key, a + 24);
@@ -418,18 +426,18 @@ void fp_from_tap(struct fp *f, int ni, struct rv_vnet_hdr *vh, uint8_t *frame, s
 				return;
 			}
 			if (t->vlan != n->vlan) {
-				n->c[D_VLAN]++; /* another fabric VLAN's address: not ours to tell */
+				CNT_ADD(n->c[D_VLAN], 1); /* another fabric VLAN's address: not ours to tell */
 				return;
 			}
 			if (rv_arp_reply(reply, frame, len, t->mac)) {
 				reply_to(f, n, reply, 42);
-				n->c[C_ARP_REPLIES]++;
+				CNT_ADD(n->c[C_ARP_REPLIES], 1);
 			}
 			return;
 		}
 	} else if (l.ethertype == RV_ETH_P_IP) {
 		if (!src_ip_ok(n, frame + l.l3 + 12)) {
-			n->c[D_SPOOF_IP]++;
+			CNT_ADD(n->c[D_SPOOF_IP], 1);
 			return;
 		}
 	} else if (l.ethertype == RV_ETH_P_IPV6) {
@@ -437,14 +445,14 @@ void fp_from_tap(struct fp *f, int ni, struct rv_vnet_hdr *vh, uint8_t *frame, s
 		static const uint8_t unspec[16] = { 0 };
 		uint8_t target[16];
 		if (!n->allow_ip && !(src[0] == 0xfe && (src[1] & 0xc0) == 0x80) && memcmp(src, unspec, 16) != 0) {
-			n->c[D_SPOOF_IP]++;
+			CNT_ADD(n->c[D_SPOOF_IP], 1);
 			return;
 		}
 		if (rv_nd_target(frame, len, target)) {
 			struct l3e *t;
 			if (memcmp(src, unspec, 16) == 0) {
 				/* Duplicate address detection: nobody else may claim the address. */
-				n->c[D_BCAST]++;
+				CNT_ADD(n->c[D_BCAST], 1);
 				return;
 			}
 			t = l3_find(f, n->vnet, target);
@@ -455,22 +463,22 @@ void fp_from_tap(struct fp *f, int ni, struct rv_vnet_hdr *vh, uint8_t *frame, s
 				return;
 			}
 			if (t->vlan != n->vlan) {
-				n->c[D_VLAN]++;
+				CNT_ADD(n->c[D_VLAN], 1);
 				return;
 			}
 			r = rv_nd_advert(out, sizeof(out), frame, len, t->mac);
 			if (r) {
 				reply_to(f, n, out, r);
-				n->c[C_ND_REPLIES]++;
+				CNT_ADD(n->c[C_ND_REPLIES], 1);
 			}
 			return;
 		}
 	} else if (!n->allow_ip) {
-		n->c[D_MALFORMED]++;
+		CNT_ADD(n->c[D_MALFORMED], 1);
 		return;
 	}
 	if (frame[0] & 1) {
-		n->c[D_BCAST]++; /* broadcast and multicast are never flooded */
+		CNT_ADD(n->c[D_BCAST], 1); /* broadcast and multicast are never flooded */
 		return;
 	}
 	e = l2_find(f, n->vnet, frame);
@@ -481,16 +489,16 @@ void fp_from_tap(struct fp *f, int ni, struct rv_vnet_hdr *vh, uint8_t *frame, s
 		return;
 	}
 	if (e->vlan != n->vlan) {
-		n->c[D_VLAN]++;
+		CNT_ADD(n->c[D_VLAN], 1);
 		return;
 	}
 	if (e->nic >= 0) {
 		struct nic *d = &f->nics[e->nic];
 		if (d->used) {
 			fp_tap_write(f, d, vh, frame, len);
-			n->c[C_LOCAL]++;
+			CNT_ADD(n->c[C_LOCAL], 1);
 		} else {
-			n->c[D_NO_NIC]++;
+			CNT_ADD(n->c[D_NO_NIC], 1);
 		}
 		return;
 	}
@@ -508,20 +516,20 @@ void fp_from_tap(struct fp *f, int ni, struct rv_vnet_hdr *vh, uint8_t *frame, s
 			}
 			cnt = rv_segment_hdrs(vh, frame, len, vid, RV_VXLAN_HLEN, f->hdrbuf[slot], RV_SEG_STRIDE, seg, FP_MAXSEG);
 			if (cnt < 0) {
-				n->c[D_MALFORMED]++;
+				CNT_ADD(n->c[D_MALFORMED], 1);
 				return;
 			}
 			send_segments(f, s, e->ul, n->vnet, seg, cnt);
-			n->c[C_ENCAP]++;
+			CNT_ADD(n->c[C_ENCAP], 1);
 			return;
 		}
 		if (gso != RV_GSO_NONE) {
-			n->c[D_MALFORMED]++;
+			CNT_ADD(n->c[D_MALFORMED], 1);
 			return;
 		}
 		if (vh && (vh->flags & RV_VNET_F_NEEDS_CSUM) &&
 		    rv_csum_complete(frame, len, vh->csum_start, vh->csum_offset) != 0) {
-			n->c[D_MALFORMED]++;
+			CNT_ADD(n->c[D_MALFORMED], 1);
 			return;
 		}
 		if (len - RV_ETH_HLEN > limit) {
@@ -533,7 +541,7 @@ void fp_from_tap(struct fp *f, int ni, struct rv_vnet_hdr *vh, uint8_t *frame, s
 			}
 		}
 		send_frame(f, s, e->ul, n->vnet, vid, frame, len);
-		n->c[C_ENCAP]++;
+		CNT_ADD(n->c[C_ENCAP], 1);
 	}
 }
 
@@ -552,7 +560,7 @@ static void run_pending_one(struct fp *f, struct pending *p, uint64_t now)
 			struct parked *next = pk->next;
 			struct nic *n = &f->nics[pk->nic];
 			if (n->used && n->gen == pk->gen) {
-				n->c[C_FLUSHED]++;
+				CNT_ADD(n->c[C_FLUSHED], 1);
 				/* Segment headers are built in slot 0 and point into pk: send before either is reused. */
 				fp_from_tap(f, pk->nic, &pk->vh, pk->data, pk->len, 0, true);
 				txq_flush_all(f);
@@ -634,12 +642,12 @@ void fp_deliver(struct fp *f, struct fp_delivery *d, int nd)
 			j++;
 		cnt = rv_gro_finish(&g, &vh, iov, RV_GRO_MAXSEG + 1);
 		if (writev(n->fd, iov, cnt) < 0) {
-			n->c[D_TAP_WRITE]++;
+			CNT_ADD(n->c[D_TAP_WRITE], 1);
 		} else {
-			n->c[C_RX_FRAMES]++;
-			n->c[C_RX_BYTES] += g.total;
+			CNT_ADD(n->c[C_RX_FRAMES], 1);
+			CNT_ADD(n->c[C_RX_BYTES], g.total);
 			if (g.nseg > 1)
-				n->c[C_COALESCED] += (uint64_t)g.nseg;
+				CNT_ADD(n->c[C_COALESCED], (uint64_t)g.nseg);
 		}
 		i = j;
 	}
@@ -666,7 +674,7 @@ bool fp_accept_from(struct fp *f, uint32_t addr, uint64_t datagrams)
 	if (f->npeers && bsearch(&addr, f->peers, f->npeers, sizeof(uint32_t), fp_cmp_u32) != NULL)
 		return true;
 	/* Dropped; the owner hears of it (rate-limited) and may list the nodes again. */
-	f->c[D_UNKNOWN_PEER] += datagrams;
+	CNT_ADD(f->c[D_UNKNOWN_PEER], datagrams);
 	now = now_ms();
 	if (f->peer_miss_at && now - f->peer_miss_at < FP_PEER_MISS_MS)
 		return false;
@@ -686,40 +694,40 @@ int fp_decap(struct fp *f, uint8_t *p, size_t len, uint8_t **frame, size_t *flen
 	struct nic *n;
 
 	if (rv_vxlan_parse(p, len, &vni) != 0 || len < RV_VXLAN_HLEN + RV_ETH_HLEN) {
-		f->c[D_BAD_VXLAN]++;
+		CNT_ADD(f->c[D_BAD_VXLAN], 1);
 		return -1;
 	}
 	fr = p + RV_VXLAN_HLEN;
 	fl = len - RV_VXLAN_HLEN;
 	if (rv_parse(fr, fl, &l) != 0) { /* truncated inner frame or IP header */
-		f->c[D_BAD_VXLAN]++;
+		CNT_ADD(f->c[D_BAD_VXLAN], 1);
 		return -1;
 	}
 	if (fr[0] & 1) {
-		f->c[vnet_known(f, vni) ? D_BCAST : D_UNKNOWN_VNI]++;
+		CNT_ADD(f->c[vnet_known(f, vni) ? D_BCAST : D_UNKNOWN_VNI], 1);
 		return -1;
 	}
 	e = l2_find(f, vni, fr);
 	if (!e || e->nic < 0) {
-		f->c[vnet_known(f, vni) ? D_NO_NIC : D_UNKNOWN_VNI]++;
+		CNT_ADD(f->c[vnet_known(f, vni) ? D_NO_NIC : D_UNKNOWN_VNI], 1);
 		return -1;
 	}
 	n = &f->nics[e->nic];
 	/* A frame from the underlay claiming a local NIC's source MAC is a spoof. */
 	se = l2_find(f, vni, fr + 6);
 	if (se && se->nic >= 0) {
-		n->c[D_RX_SPOOF]++;
+		CNT_ADD(n->c[D_RX_SPOOF], 1);
 		return -1;
 	}
 	/* The inner tag must name the NIC's fabric VLAN; untagged frames are for VLAN 0 only. */
 	if (l.vlan >= 0) {
 		if ((uint16_t)l.vlan != n->vlan) {
-			n->c[D_RX_VLAN]++;
+			CNT_ADD(n->c[D_RX_VLAN], 1);
 			return -1;
 		}
 		fr = rv_vlan_strip(fr, &fl);
 	} else if (n->vlan != 0) {
-		n->c[D_RX_VLAN]++;
+		CNT_ADD(n->c[D_RX_VLAN], 1);
 		return -1;
 	}
 	*frame = fr;
@@ -727,7 +735,23 @@ int fp_decap(struct fp *f, uint8_t *p, size_t len, uint8_t **frame, size_t *flen
 	return e->nic;
 }
 
-static void rx_ready(struct fp *f)
+int fp_decap_again(struct fp *f, int ni, uint8_t *p, size_t len, uint8_t **frame, size_t *flen)
+{
+	struct rv_l3 l;
+	uint8_t *fr = p + RV_VXLAN_HLEN;
+	size_t fl = len - RV_VXLAN_HLEN;
+	if (rv_parse(fr, fl, &l) != 0) { /* truncated inner frame or IP header */
+		CNT_ADD(f->c[D_BAD_VXLAN], 1);
+		return -1;
+	}
+	if (l.vlan >= 0)
+		fr = rv_vlan_strip(fr, &fl);
+	*frame = fr;
+	*flen = fl;
+	return ni;
+}
+
+int fp_rx_batch(struct fp *f, bool nonblocking)
 {
 	int batch = !f->mmsg ? 1 : f->gro ? FP_GRO_BATCH : FP_BATCH;
 	struct mmsghdr msg[FP_BATCH];
@@ -736,7 +760,8 @@ static void rx_ready(struct fp *f)
 	struct sockaddr_in from[FP_BATCH];
 	struct fp_delivery *d = f->dlv;
 	const int dcap = FP_BATCH * 64;
-	int nd = 0, r;
+	int nd = 0, r, memo_ni = -1;
+	uint8_t memo[FP_DECAP_KEY];
 
 	memset(msg, 0, sizeof(msg[0]) * (size_t)batch);
 	for (int i = 0; i < batch; i++) {
@@ -748,9 +773,11 @@ static void rx_ready(struct fp *f)
 		msg[i].msg_hdr.msg_name = &from[i];
 		msg[i].msg_hdr.msg_namelen = sizeof(from[i]);
 	}
-	r = recvmmsg(f->rxfd, msg, (unsigned)batch, MSG_DONTWAIT, NULL);
+	/* Blocks until one datagram is there, then takes what else is waiting. */
+	r = recvmmsg(f->rxfd, msg, (unsigned)batch, nonblocking ? MSG_DONTWAIT : MSG_WAITFORONE, NULL);
 	if (r <= 0)
-		return;
+		return r;
+	pthread_rwlock_rdlock(&f->tabs);
 	for (int i = 0; i < r; i++) {
 		uint8_t *p = f->rxbuf + (size_t)i * FP_RXBUF;
 		size_t len = msg[i].msg_len, gsz = len;
@@ -770,7 +797,16 @@ static void rx_ready(struct fp *f)
 			size_t dl = len - o < gsz ? len - o : gsz;
 			uint8_t *fr;
 			size_t fl;
-			int ni = fp_decap(f, p + o, dl, &fr, &fl);
+			int ni;
+			/* The segments of one GRO datagram share their headers: decide once. */
+			if (memo_ni >= 0 && dl >= FP_DECAP_KEY && memcmp(p + o, memo, FP_DECAP_KEY) == 0) {
+				ni = fp_decap_again(f, memo_ni, p + o, dl, &fr, &fl);
+			} else {
+				if (dl >= FP_DECAP_KEY)
+					memcpy(memo, p + o, FP_DECAP_KEY);
+				ni = fp_decap(f, p + o, dl, &fr, &fl);
+				memo_ni = dl >= FP_DECAP_KEY ? ni : -1;
+			}
 			if (ni < 0)
 				continue;
 			if (nd == dcap) {
@@ -781,10 +817,13 @@ static void rx_ready(struct fp *f)
 		}
 	}
 	fp_deliver(f, d, nd);
+	pthread_rwlock_unlock(&f->tabs);
+	return r;
 }
 
-/* ---- the forwarding thread ------------------------------------------------------------ */
+/* ---- the forwarding threads ----------------------------------------------------------- */
 
+/* Transmit: the TAPs, control wakeups, and every 100 ms the parked frames. */
 void *fp_thread_main(void *arg)
 {
 	struct fp *f = arg;
@@ -797,9 +836,7 @@ void *fp_thread_main(void *arg)
 		pthread_mutex_lock(&f->mu);
 		for (int i = 0; i < n && !f->stop; i++) {
 			uint64_t id = ev[i].data.u64;
-			if (id == EV_RX) {
-				rx_ready(f);
-			} else if (id == EV_CTL) {
+			if (id == EV_CTL) {
 				uint64_t v;
 				if (read(f->evfd, &v, sizeof(v)) < 0) { /* nothing to drain */ }
 				f->flush_wanted = true;
@@ -817,6 +854,29 @@ void *fp_thread_main(void *arg)
 		pthread_mutex_unlock(&f->mu);
 	}
 	return NULL;
+}
+
+/* Receive: blocks in recvmmsg; fp_close shuts the socket down to end it. */
+void *fp_rx_main(void *arg)
+{
+	struct fp *f = arg;
+	while (!f->stop) {
+		if (fp_rx_batch(f, false) < 0 && errno != EINTR && errno != EAGAIN && errno != ENOMEM && errno != ENOBUFS)
+			break; /* the socket is gone: nothing more will arrive */
+	}
+	return NULL;
+}
+
+void fp_lock_write(struct fp *f)
+{
+	pthread_mutex_lock(&f->mu);
+	pthread_rwlock_wrlock(&f->tabs);
+}
+
+void fp_unlock_write(struct fp *f)
+{
+	pthread_rwlock_unlock(&f->tabs);
+	pthread_mutex_unlock(&f->mu);
 }
 
 void fp_wake(struct fp *f)
