@@ -10,7 +10,7 @@ import { StoreClosedError } from '../store/types.js';
 import type { NapiContext } from './context.js';
 import { NapiError, internalError, invalidContent } from './errors.js';
 import { routeModules } from './routes/index.js';
-import { type CommitRecord, TxConflictError, commitTracker } from './txn.js';
+import { type CommitRecord, TxConflictError, commitTracker } from '../store/txn.js';
 
 export interface NapiAppOptions {
   logger?: FastifyServerOptions['logger'];

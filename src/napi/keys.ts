@@ -1,6 +1,6 @@
 /**
  * Where NAPI objects live in the Store. One ordered keyspace; every API write is one
- * transaction (src/napi/txn.ts) over these keys plus the overlay keys of
+ * transaction (src/store/txn.ts) over these keys plus the overlay keys of
  * src/overlay/keys.ts.
  *
  *   napi/nic_tags/<name>                        NicTag

@@ -5,7 +5,7 @@
 import { type FieldError, invalidParams, missingParam, notFound } from '../errors.js';
 import { familyOf, subnetContains, subnetOf } from '../ipmath.js';
 import { ipKey } from '../keys.js';
-import type { Tx } from '../txn.js';
+import type { Tx } from '../../store/txn.js';
 import { type FieldValidator, type Params, fail, ipText, parseIp, rejectField, vBool, vUuid, validateParams } from '../validate.js';
 import type { BelongsToType, IpRecord, NetworkRecord } from './records.js';
 

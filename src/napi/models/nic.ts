@@ -2,7 +2,7 @@
  * NICs (napi/nics/<mac>): validation, IP/MAC allocation, serialization, and the create /
  * update / delete logic behind /nics and /networks/:uuid/nics.
  *
- * Every write is one transaction (src/napi/txn.ts) holding: the NIC record, its
+ * Every write is one transaction (src/store/txn.ts) holding: the NIC record, its
  * secondary index keys (napi/idx/nic/{belongs_to,cn,network}/…), the IP record(s), the
  * network record when a fabric gateway is taken or released, the primary-flag clearing
  * on sibling NICs, and the overlay derivation (mappings, underlay record, vnode counts,
@@ -23,7 +23,7 @@ import {
   nicTagKey,
   poolKey,
 } from '../keys.js';
-import type { Tx } from '../txn.js';
+import type { Tx } from '../../store/txn.js';
 import {
   type FieldValidator,
   type Params,

@@ -9,7 +9,7 @@ import { duplicateParam, invalidParam, invalidParams, notFound } from '../errors
 import { checkIfMatch, napiParams, setEtag } from '../http.js';
 import { AGGR_PREFIX, aggrKey, nicKey, nicTagKey } from '../keys.js';
 import type { AggregationRecord, NicRecord } from '../models/records.js';
-import { type Tx, Tx as TxClass, transact } from '../txn.js';
+import { type Tx, Tx as TxClass, transact } from '../../store/txn.js';
 import {
   type FieldValidator,
   Invalid,

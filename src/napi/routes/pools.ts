@@ -16,7 +16,7 @@ import {
   serializePool,
   updatePoolTx,
 } from '../models/pool.js';
-import { Tx, transact } from '../txn.js';
+import { Tx, transact } from '../../store/txn.js';
 import { type FieldValidator, fail, isUuid, paginate, paginationFields, toList, vUuid, validateParams } from '../validate.js';
 
 const vOneNetwork: FieldValidator = (field, v) => {
