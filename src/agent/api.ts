@@ -14,7 +14,7 @@ import type { Registry } from 'prom-client';
 import { instrumentHttp } from '../metrics/index.js';
 import { type Agent, AgentError } from './agent.js';
 import { ifnameProblem, netnsPathProblem } from './kernel/checks.js';
-import { normalizeMac } from './kernel/names.js';
+import { canonicalMac } from '../net/addr.js';
 
 function str(body: unknown, field: string, required: boolean): string | undefined {
   const v = body && typeof body === 'object' ? (body as Record<string, unknown>)[field] : undefined;
@@ -47,7 +47,7 @@ export function buildAgentApi(agent: Agent, registry: Registry): FastifyInstance
     const ifname = str(req.body, 'ifname', false);
     // These reach root's ip and nft input: refuse any other shape here, before anything runs.
     try {
-      normalizeMac(mac);
+      canonicalMac(mac);
     } catch (err) {
       throw new AgentError(400, (err as Error).message);
     }

@@ -11,6 +11,7 @@ import { isIP } from 'node:net';
 import { randomInt } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { ipText } from '../net/addr.js';
 
 // ---------------------------------------------------------------------------------------
 // ICMP echo codec (pure)
@@ -157,8 +158,7 @@ export const rawIcmpSocketFactory: IcmpSocketFactory = (family) => {
 
 /** One spelling per address, so replies' sources match targets however they were written. */
 function canonicalAddress(address: string): string {
-  const a = ipaddr.parse(address);
-  return a.kind() === 'ipv6' ? (a as ipaddr.IPv6).toRFC5952String() : a.toString();
+  return ipText(ipaddr.parse(address));
 }
 
 export type Reachability = 'unknown' | 'up' | 'down';

@@ -20,8 +20,7 @@ import { DEFAULT_ADMIN_UUID } from '../controller/index.js';
 import { createRegistry } from '../metrics/index.js';
 import { SvpClient } from '../svp/client.js';
 import { formatHostPort, type HostPort, parseHostPort, parseIntArg } from './hostport.js';
-
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { isUuid } from '../net/addr.js';
 
 interface AgentFlags {
   node?: string;
@@ -66,7 +65,7 @@ async function callAgent(agent: HostPort, path: string, body: unknown): Promise<
 
 async function runAgent(flags: AgentFlags): Promise<void> {
   const node = need(flags.node, '--node');
-  if (!UUID_RE.test(node)) throw new InvalidArgumentError('--node must be a UUID');
+  if (!isUuid(node.toLowerCase())) throw new InvalidArgumentError('--node must be a UUID');
   const underlayIp = need(flags.underlayIp, '--underlay-ip');
   if (!isIP(underlayIp)) throw new InvalidArgumentError('--underlay-ip must be an IP address');
   const controller = need(flags.controller, '--controller');

@@ -10,9 +10,7 @@
  * 16 raw UUID bytes. See shared/spec/svp.md.
  */
 import { crc32 } from 'node:zlib';
-import { ipFromBytes, ipToBytes, isV4Mapped, macFromBytes, macToBytes, uuidFromBytes, uuidToBytes } from '../net/addr.js';
 
-export { ipFromBytes, ipToBytes, isV4Mapped, macFromBytes, macToBytes, uuidFromBytes, uuidToBytes };
 
 export const SVP_VERSION = 1;
 export const SVP_DEFAULT_PORT = 1296;

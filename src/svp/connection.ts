@@ -33,11 +33,10 @@ import {
   encodePong,
   encodeVl2Ack,
   encodeVl3Ack,
-  isV4Mapped,
   logRmCount,
   opName,
-  uuidFromBytes,
 } from './codec.js';
+import { isV4Mapped, uuidFromBytes } from '../net/addr.js';
 
 export interface SvpLogger {
   warn(obj: object, msg?: string): void;

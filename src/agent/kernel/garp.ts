@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
-import { macHex } from './names.js';
+import { macHex } from '../../net/addr.js';
 
 /** The 42-byte Ethernet frame (pure). */
 export function garpFrame(ip: string, mac: string): Buffer {

@@ -24,7 +24,8 @@ import { vnetFromNicTag } from '../napi-client.js';
 import {
   MAX_MTU, MIN_MTU, firstProblem, ifnameProblem, intProblem, ipv4CidrProblem, ipv4Problem, macProblem, netnsPathProblem,
 } from './checks.js';
-import { bridgeName, hostVethName, normalizeMac, vxlanName } from './names.js';
+import { bridgeName, hostVethName, vxlanName } from './names.js';
+import { canonicalMac } from '../../net/addr.js';
 
 export const VXLAN_DSTPORT = 4789;
 export const VXLAN_OVERHEAD = 50;
@@ -86,7 +87,7 @@ export function nicSettings(nic: ApiNic): NicSettings {
   }
   let mac: string;
   try {
-    mac = normalizeMac(nic.mac);
+    mac = canonicalMac(nic.mac);
   } catch (err) {
     throw new PlumbingError((err as Error).message);
   }

@@ -19,13 +19,12 @@ import {
   SvpOp,
   decodeMessage,
   frameCrc,
-  ipFromBytes,
   isRequestOp,
   isResponseOp,
-  macFromBytes,
   opName,
   statusName,
 } from '../../svp/codec.js';
+import { ipFromBytes, macFromBytes } from '../../net/addr.js';
 
 export const VXLAN_PORT = 4789;
 export const VXLAN_HEADER_BYTES = 8;

@@ -52,7 +52,6 @@ import {
   type Params,
   type Schema,
   fail,
-  macFromNumber,
   rejectField,
   vBool,
   vIp,
@@ -62,6 +61,7 @@ import {
   vVnetId,
   validateParams,
 } from '../validate.js';
+import { macFromNumber } from '../../net/addr.js';
 import {
   vFamily,
   vFields,
