@@ -20,7 +20,7 @@ import type { ClientLogEntry, LogResult, LogRmResult, QueryOptions, Vl2Result, V
 import type { BackendMiss, DataplaneBackend, VnetEntries } from './backend.js';
 import { ResolvingCache, type Vl2Mapping, type Vl3Mapping, vl2Key, vl3Key } from './cache.js';
 import { inNetns, ip as ipCmd, linkWithAddress } from './kernel/iproute.js';
-import { normalizeMac } from './kernel/names.js';
+import { canonicalMac } from '../net/addr.js';
 import { ifnameProblem, netnsPathProblem } from './kernel/checks.js';
 import { instanceNetnsProblem } from './kernel/netns.js';
 import { type NicPlumbing, PlumbingError, nicSettings, plumbingFor } from './kernel/plumbing.js';
@@ -111,7 +111,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref()
 async function netnsHoldsMac(netns: string, mac: string): Promise<boolean> {
   try {
     const links = JSON.parse(await ipCmd(['-j', 'link', 'show'], inNetns(netns))) as Array<{ address?: string }>;
-    return links.some((l) => l.address !== undefined && normalizeMac(l.address) === mac);
+    return links.some((l) => l.address !== undefined && canonicalMac(l.address) === mac);
   } catch {
     return false;
   }
@@ -266,7 +266,7 @@ export class Agent {
   /** Adopts NICs the API places here that are plumbed, and the kernel's entries. */
   private async rebuild(): Promise<void> {
     const apiNics = await this.o.napi.listNics({ cn_uuid: this.o.nodeUuid, belongs_to_type: 'zone' });
-    const byMac = new Map(apiNics.map((n) => [normalizeMac(n.mac), n]));
+    const byMac = new Map(apiNics.map((n) => [canonicalMac(n.mac), n]));
     // A record counts only if its NIC is still plumbed and its namespace still holds the NIC.
     // An unreadable file costs only the namespace paths, not the start.
     const saved = this.o.state
@@ -355,7 +355,7 @@ export class Agent {
   private async lookupVl3(vnet: number, ip: string): Promise<Vl3Mapping | null> {
     const end = this.metrics.lookupSeconds.startTimer({ kind: 'vl3' });
     const r = await this.o.svp.vl3(ip, vnet).finally(end);
-    if (r.status === SvpStatus.OK && r.mac && r.ip) return this.withVlan({ mac: normalizeMac(r.mac), underlay: r.ip, port: r.port }, r.mac);
+    if (r.status === SvpStatus.OK && r.mac && r.ip) return this.withVlan({ mac: canonicalMac(r.mac), underlay: r.ip, port: r.port }, r.mac);
     if (r.status === SvpStatus.NOTFOUND) return null;
     throw new Error(`VL3 ${ip} vnet ${vnet}: ${r.statusName}`);
   }
@@ -375,7 +375,7 @@ export class Agent {
   private async withVlan<T extends Vl2Mapping>(m: T, mac: string): Promise<T | null> {
     if (!this.o.backend.vlanAware) return m;
     try {
-      return { ...m, vlan: (await this.o.napi.getNic(normalizeMac(mac))).vlan_id ?? 0 };
+      return { ...m, vlan: (await this.o.napi.getNic(canonicalMac(mac))).vlan_id ?? 0 };
     } catch (err) {
       if (err instanceof NapiRequestError && err.status === 404) return null;
       throw err;
@@ -489,7 +489,7 @@ export class Agent {
   }
 
   private async applyVl2(vnet: number, macText: string): Promise<void> {
-    const mac = normalizeMac(macText);
+    const mac = canonicalMac(macText);
     this.vl2.invalidate(vl2Key(vnet, mac));
     const prefix = `${vnet}/`;
     this.vl3.invalidateWhere((k, v) => k.startsWith(prefix) && v.mac === mac);
@@ -534,7 +534,7 @@ export class Agent {
   async attach(req: AttachRequest): Promise<AttachedNic> {
     let macText: string;
     try {
-      macText = normalizeMac(req.mac);
+      macText = canonicalMac(req.mac);
     } catch (err) {
       throw new AgentError(400, (err as Error).message);
     }
@@ -600,7 +600,7 @@ export class Agent {
   async detach(macInput: string): Promise<{ mac: string; vnetRemoved: boolean }> {
     let mac: string;
     try {
-      mac = normalizeMac(macInput);
+      mac = canonicalMac(macInput);
     } catch (err) {
       throw new AgentError(400, (err as Error).message);
     }

@@ -43,7 +43,3 @@ export function parseDeviceName(name: string): OwnDevice | undefined {
   if (m) return { kind: 'veth', mac: canonicalMac(m[1]) };
   return undefined;
 }
-
-// Transitional (issue #19): userspace/ and agent.ts move to net/addr's canonicalMac once the
-// branch changing them has landed.
-export { canonicalMac as normalizeMac };

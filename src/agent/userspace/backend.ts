@@ -25,7 +25,7 @@ import { Gauge, type Registry } from 'prom-client';
 import { FastPath, type NicSpec, type Offload, macBytes, ipv4Bytes, parseOffloadList } from '../../dataplane/fastpath.js';
 import type { BackendStartOptions, DataplaneBackend, VnetEntries } from '../backend.js';
 import { IpCommandError, inNetns, ipBatch, linkWithAddress } from '../kernel/iproute.js';
-import { normalizeMac } from '../kernel/names.js';
+import { canonicalMac } from '../../net/addr.js';
 import { type NicPlumbing, PlumbingError, instanceCommands } from '../kernel/plumbing.js';
 import { PeerSet } from './peers.js';
 
@@ -117,7 +117,7 @@ export class UserspaceBackend implements DataplaneBackend {
     for (const spec of saved) {
       try {
         const id = this.engine.addNic({ ...spec, persist: true, reattach: true });
-        this.nics.set(normalizeMac(spec.mac), { id, vnet: spec.vnet, ip: spec.ip, spec });
+        this.nics.set(canonicalMac(spec.mac), { id, vnet: spec.vnet, ip: spec.ip, spec });
       } catch (err) {
         this.log(`NIC ${spec.mac}: its TAP is gone (${(err as Error).message}); forgetting it`);
       }
@@ -163,16 +163,16 @@ export class UserspaceBackend implements DataplaneBackend {
   }
 
   isPlumbed(mac: string): boolean {
-    return this.nics.has(normalizeMac(mac));
+    return this.nics.has(canonicalMac(mac));
   }
 
   vnetOf(mac: string): number | undefined {
-    return this.nics.get(normalizeMac(mac))?.vnet;
+    return this.nics.get(canonicalMac(mac))?.vnet;
   }
 
   plumb(p: NicPlumbing): Promise<{ firstOnVnet: boolean }> {
     return this.serial(async () => {
-      const mac = normalizeMac(p.mac);
+      const mac = canonicalMac(p.mac);
       if (this.nics.has(mac)) throw new PlumbingError(`NIC ${mac} is already plumbed on this node`);
       const firstOnVnet = !this.vnets().includes(p.vnet);
       let id: number;
@@ -213,7 +213,7 @@ export class UserspaceBackend implements DataplaneBackend {
 
   unplumb(mac: string, vnet: number): Promise<{ vnetRemoved: boolean }> {
     return this.serial(async () => {
-      const m = normalizeMac(mac);
+      const m = canonicalMac(mac);
       const n = this.nics.get(m);
       if (n) {
         this.engine.removeNic(n.id);
@@ -235,19 +235,19 @@ export class UserspaceBackend implements DataplaneBackend {
 
   installL3(vnet: number, ip: string, mac: string, underlay: string, vlan = 0): void {
     this.engine.update([
-      { op: 'l2set', vnet, mac: normalizeMac(mac), underlay, vlan },
-      { op: 'l3set', vnet, ip, mac: normalizeMac(mac), vlan },
+      { op: 'l2set', vnet, mac: canonicalMac(mac), underlay, vlan },
+      { op: 'l3set', vnet, ip, mac: canonicalMac(mac), vlan },
     ]);
     this.peers?.learn(underlay);
   }
 
   installL2(vnet: number, mac: string, underlay: string, vlan = 0): void {
-    this.engine.update([{ op: 'l2set', vnet, mac: normalizeMac(mac), underlay, vlan }]);
+    this.engine.update([{ op: 'l2set', vnet, mac: canonicalMac(mac), underlay, vlan }]);
     this.peers?.learn(underlay);
   }
 
   async removeMac(vnet: number, mac: string): Promise<void> {
-    const m = normalizeMac(mac);
+    const m = canonicalMac(mac);
     const local = this.nics.get(m);
     const stale = this.engine
       .entries(vnet)
@@ -263,7 +263,7 @@ export class UserspaceBackend implements DataplaneBackend {
   }
 
   async announce(vnet: number, ip: string, mac: string): Promise<void> {
-    this.engine.inject(vnet, garpFrame(ip, normalizeMac(mac)));
+    this.engine.inject(vnet, garpFrame(ip, canonicalMac(mac)));
   }
 
   entries(vnet: number): VnetEntries {
