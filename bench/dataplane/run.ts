@@ -25,7 +25,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
 import type { Offload } from '../../src/dataplane/fastpath.js';
-import { hostSideCommands, instanceCommands, vnetCommands } from '../../src/agent/kernel/plumbing.js';
+import { hostSideCommands, instanceCommands } from '../../src/agent/plumbing/nic.js';
+import { vnetCommands } from '../../src/agent/kernel/vnet.js';
 import { NetnsLab, netnsSkipReason, underlayAddr } from '../../test/helpers/netns.js';
 import { type FastPathNode, startFastPathNode } from '../../test/netns/fastpath-harness.js';
 

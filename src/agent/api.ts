@@ -5,7 +5,7 @@
  *   GET  /vnets/:vnet/entries   the data plane's IP -> MAC and MAC -> underlay entries
  *   POST /attach    {mac, netns, ifname?}  plumb a NIC placed on this node; netns is
  *                   /run/netns/NAME, /var/run/netns/NAME or /proc/PID/ns/net, ifname a
- *                   plain interface name (./kernel/checks.ts): anything else is a 400
+ *                   plain interface name (./plumbing/checks.ts): anything else is a 400
  *   POST /detach    {mac}                  undo it
  * Errors: {code, message} with 400/404/409/422 (AgentError) or 500.
  */
@@ -13,7 +13,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { instrumentHttp } from '../metrics/index.js';
 import { type Agent, AgentError } from './agent.js';
-import { ifnameProblem, netnsPathProblem } from './kernel/checks.js';
+import { ifnameProblem, netnsPathProblem } from './plumbing/checks.js';
 import { canonicalMac } from '../net/addr.js';
 
 function str(body: unknown, field: string, required: boolean): string | undefined {

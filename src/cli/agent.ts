@@ -12,7 +12,8 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isIP } from 'node:net';
 import { Agent } from '../agent/agent.js';
 import { buildAgentApi } from '../agent/api.js';
-import { BACKENDS, isBackendKind } from '../agent/backend.js';
+import { backendFactory, backendNames } from '../agent/backend.js';
+import '../agent/backends.js';
 import { NapiClient } from '../agent/napi-client.js';
 import { Prober } from '../agent/probes.js';
 import { NodeReporter, ShootdownJournal, probeReport } from '../agent/report.js';
@@ -72,7 +73,8 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   if (!isIP(underlayIp)) throw new InvalidArgumentError('--underlay-ip must be an IP address');
   const controller = need(flags.controller, '--controller');
   const svpServers = need(flags.svp, '--svp');
-  if (!isBackendKind(flags.backend)) throw new InvalidArgumentError(`--backend must be one of ${Object.keys(BACKENDS).join(', ')}`);
+  const createBackend = backendFactory(flags.backend);
+  if (!createBackend) throw new InvalidArgumentError(`--backend must be one of ${backendNames().join(', ')}`);
   const log = (msg: string) => process.stderr.write(`rhumb agent: ${msg}\n`);
 
   const registry = createRegistry('agent');
@@ -80,7 +82,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   const prober = new Prober({ registry, intervalMs: flags.probeInterval });
   prober.on('error', (err) => log(`probe: ${err.message}`));
   const stateDir = flags.stateDir ?? defaultStateDir(node.toLowerCase());
-  const backend = await BACKENDS[flags.backend]({
+  const backend = await createBackend({
     stateDir,
     registry,
     noOffload: typeof flags.offload === 'string' ? flags.offload : '',
@@ -149,14 +151,14 @@ async function runAgent(flags: AgentFlags): Promise<void> {
 export function registerAgentCommands(program: Command): void {
   const agent = program
     .command('agent')
-    .description('run the node agent (kernel backend), or attach/detach NICs through a running one')
+    .description('run the node agent, or attach/detach NICs through a running one')
     .enablePositionalOptions()
     .option('--node <uuid>', "this compute node's UUID (cn_uuid)")
     .option('--underlay-ip <ip>', "this node's underlay address (VXLAN source)")
     .option('--underlay-dev <ifname>', 'underlay interface (default: the one holding --underlay-ip)')
     .option('--controller <url>', 'controller REST API, e.g. http://10.0.0.1:8080')
     .option('--svp <host:port,...>', 'SVP servers (portolan), comma separated')
-    .option('--backend <kind>', `data plane: ${Object.keys(BACKENDS).join(', ')}`, 'kernel')
+    .option('--backend <kind>', `data plane: ${backendNames().join(', ')}`, 'kernel')
     .addOption(new Option('--api <host:port>', 'local API address (port 0: any free port)').argParser((v) => parseHostPort(v)).default(parseHostPort('127.0.0.1:0'), '127.0.0.1:0'))
     .option('--admin-uuid <uuid>', 'owner of the underlay NIC the agent registers', DEFAULT_ADMIN_UUID)
     .option('--negative-ttl <ms>', 'how long NOTFOUND answers are cached', parseIntArg(0, 600_000), 2000)

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { garpFrame } from '../../src/agent/kernel/garp.js';
-import { renderPortFilter } from '../../src/agent/kernel/portfilter.js';
-import { bridgeName, hostVethName, parseDeviceName, vxlanName } from '../../src/agent/kernel/names.js';
+import { garpFrame } from '../../src/agent/plumbing/garp.js';
+import { renderPortFilter } from '../../src/agent/plumbing/portfilter.js';
+import { bridgeName, hostVethName, parseDeviceName, vxlanName } from '../../src/agent/plumbing/names.js';
 import { canonicalMac } from '../../src/net/addr.js';
-import { type NicPlumbing, PlumbingError, hostSideCommands, instanceCommands, plumbingFor, vnetCommands } from '../../src/agent/kernel/plumbing.js';
+import { type NicPlumbing, PlumbingError, hostSideCommands, instanceCommands, plumbingFor } from '../../src/agent/plumbing/nic.js';
+import { vnetCommands } from '../../src/agent/kernel/vnet.js';
 import type { ApiNic } from '../../src/agent/napi-client.js';
 import { vnetFromNicTag } from '../../src/agent/napi-client.js';
 

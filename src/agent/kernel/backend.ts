@@ -3,18 +3,20 @@
  * bridge with the instances' veths; misses arrive over rtnetlink (native addon) and the
  * agent answers them with permanent neighbour and FDB entries. Links are made with
  * iproute2, entries with the addon. Everything it creates is named after the vnet or the
- * MAC (./names.ts), which is how a restarted agent adopts its predecessor's devices
- * without touching them.
+ * MAC (../plumbing/names.ts), which is how a restarted agent adopts its predecessor's
+ * devices without touching them.
  */
 import { writeFile } from 'node:fs/promises';
 import { type MissEvent, Rtnetlink } from '../../dataplane/netlink.js';
-import type { BackendStartOptions, DataplaneBackend, VnetEntries } from '../backend.js';
-import { sendGarp } from './garp.js';
-import { IpCommandError, bridgeCmd, inNetns, ip, ipBatch, linkWithAddress, listLinks, nftApply } from './iproute.js';
-import { type PortPolicy, renderPortFilter } from './portfilter.js';
-import { bridgeName, hostVethName, parseDeviceName, vxlanName } from './names.js';
+import { SerialQueue } from '../serial.js';
+import { type BackendStartOptions, type DataplaneBackend, type VnetEntries, registerBackend } from '../backend.js';
+import { sendGarp } from '../plumbing/garp.js';
+import { IpCommandError, bridgeCmd, inNetns, ip, ipBatch, linkWithAddress, listLinks, nftApply } from '../plumbing/iproute.js';
+import { type PortPolicy, renderPortFilter } from '../plumbing/portfilter.js';
+import { bridgeName, hostVethName, parseDeviceName, vxlanName } from '../plumbing/names.js';
 import { canonicalMac } from '../../net/addr.js';
-import { type NicPlumbing, PlumbingError, VXLAN_OVERHEAD, hostSideCommands, instanceCommands, vnetCommands } from './plumbing.js';
+import { type NicPlumbing, PlumbingError, VXLAN_OVERHEAD, hostSideCommands, instanceCommands } from '../plumbing/nic.js';
+import { vnetCommands } from './vnet.js';
 
 function policyOf(p: NicPlumbing): PortPolicy {
   return { mac: canonicalMac(p.mac), ip: p.ip, vnet: p.vnet, vlan: p.vlan, allowMacSpoofing: p.allowMacSpoofing, allowIpSpoofing: p.allowIpSpoofing };
@@ -38,7 +40,7 @@ export class KernelBackend implements DataplaneBackend {
   private vxMtu = 1500 - VXLAN_OVERHEAD;
   private log: (msg: string) => void = () => {};
   /** Link changes run one at a time (two attaches must not both create a vnet). */
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly serial = new SerialQueue();
 
   async start(opts: BackendStartOptions): Promise<void> {
     this.underlayIp = opts.underlayIp;
@@ -82,12 +84,6 @@ export class KernelBackend implements DataplaneBackend {
   private get netlink(): Rtnetlink {
     if (!this.rt) throw new Error('kernel backend not started');
     return this.rt;
-  }
-
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.chain.then(fn, fn);
-    this.chain = p.catch(() => undefined);
-    return p;
   }
 
   vnets(): number[] {
@@ -136,7 +132,7 @@ export class KernelBackend implements DataplaneBackend {
   }
 
   plumb(p: NicPlumbing): Promise<{ firstOnVnet: boolean }> {
-    return this.serial(async () => {
+    return this.serial.run(async () => {
       const mac = canonicalMac(p.mac);
       if (this.veths.has(mac)) throw new PlumbingError(`NIC ${mac} is already plumbed on this node`);
       const firstOnVnet = await this.ensureVnet(p.vnet);
@@ -169,7 +165,7 @@ export class KernelBackend implements DataplaneBackend {
   }
 
   unplumb(mac: string, vnet: number): Promise<{ vnetRemoved: boolean }> {
-    return this.serial(async () => {
+    return this.serial.run(async () => {
       const m = canonicalMac(mac);
       await ip(['link', 'del', hostVethName(m)]).catch((err: IpCommandError) => {
         if (!/Cannot find device/.test(err.stderr)) throw err;
@@ -184,7 +180,7 @@ export class KernelBackend implements DataplaneBackend {
   }
 
   adopt(nics: readonly NicPlumbing[]): Promise<void> {
-    return this.serial(async () => {
+    return this.serial.run(async () => {
       for (const p of nics) if (this.veths.has(canonicalMac(p.mac))) this.ports.set(canonicalMac(p.mac), policyOf(p));
       await this.applyPortFilter();
     });
@@ -262,3 +258,5 @@ export class KernelBackend implements DataplaneBackend {
     this.rt = undefined;
   }
 }
+
+registerBackend('kernel', async () => new KernelBackend());
