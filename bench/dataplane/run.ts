@@ -8,7 +8,7 @@
  *   kernel-vxlan      Linux vxlan devices configured statically, the instance is the node
  *                     namespace itself (the ceiling: no bridge, no veth)
  *   kernel-backend    rhumb's kernel backend layout (vxlan + bridge + veth into the instance,
- *                     the exact `ip` lines of src/agent/kernel/plumbing.ts), entries static
+ *                     the exact `ip` lines of src/agent/kernel/vnet.ts and plumbing/nic.ts), entries static
  *   userspace-nooff   rhumb's native fast path, every offload off (one frame per read/write,
  *                     no batching either: mmsg off)
  *   userspace-mmsg    fast path with recvmmsg/sendmmsg batching, offloads off

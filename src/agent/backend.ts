@@ -24,6 +24,7 @@ export interface BackendStartOptions {
   underlayIp: string;
   underlayDev?: string;
   onMiss: (miss: BackendMiss) => void;
+  /** One line for the agent's log (the agent hands it to a child of its pino logger). */
   log: (msg: string) => void;
   /** The underlay addresses of the nodes (the API's underlay NICs): whom VXLAN may come from. */
   peerUnderlays?: () => Promise<string[]>;

@@ -22,6 +22,7 @@ import { DEFAULT_ADMIN_UUID } from '../controller/index.js';
 import { createRegistry } from '../metrics/index.js';
 import { SvpClient } from '../svp/client.js';
 import { formatHostPort, type HostPort, parseHostPort, parseIntArg } from './hostport.js';
+import { createLogger } from '../log/index.js';
 import { isUuid } from '../net/addr.js';
 
 interface AgentFlags {
@@ -75,12 +76,13 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   const svpServers = need(flags.svp, '--svp');
   const createBackend = backendFactory(flags.backend);
   if (!createBackend) throw new InvalidArgumentError(`--backend must be one of ${backendNames().join(', ')}`);
-  const log = (msg: string) => process.stderr.write(`rhumb agent: ${msg}\n`);
+  // JSON lines on stderr (stdout carries the ready line scripts wait for).
+  const log = createLogger({ fd: 2, base: { name: 'rhumb-agent' } });
 
   const registry = createRegistry('agent');
   const svp = new SvpClient({ servers: svpServers.split(','), keepaliveMs: 10_000 });
   const prober = new Prober({ registry, intervalMs: flags.probeInterval });
-  prober.on('error', (err) => log(`probe: ${err.message}`));
+  prober.on('error', (err) => log.warn(`probe: ${err.message}`));
   const stateDir = flags.stateDir ?? defaultStateDir(node.toLowerCase());
   const backend = await createBackend({
     stateDir,
@@ -107,7 +109,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
       journal.record(entry, appliedAt);
       reporter?.poke();
     },
-    log,
+    logger: log,
   });
   await agent.start();
   prober.start();
@@ -122,7 +124,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
         const s = agent.status() as { vnets: number[]; nics: unknown[] };
         return { node: node.toLowerCase(), underlay_ip: underlayIp, backend: flags.backend, vnets: s.vnets, nics: s.nics.length, probes: prober.results().map(probeReport) };
       },
-      log,
+      logger: log.child({ component: 'report' }),
     });
     reporter.start();
   }
@@ -136,7 +138,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   const stop = (sig: string) => {
     if (closing) return;
     closing = true;
-    log(`${sig}, stopping (devices and entries stay in place)`);
+    log.info(`${sig}, stopping (devices and entries stay in place)`);
     prober.stop();
     reporter?.stop();
     Promise.allSettled([app.close(), agent.close()]).finally(() => {

@@ -7,7 +7,7 @@
  * big-endian, which writes back the identical bytes.
  *
  * Addresses travel as 16 bytes (IPv4 as ::ffff:a.b.c.d), MACs as 6 raw bytes, log ids as
- * 16 raw UUID bytes. See shared/spec/svp.md.
+ * 16 raw UUID bytes, as the SVP contract specifies.
  */
 import { crc32 } from 'node:zlib';
 

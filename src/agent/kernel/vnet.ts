@@ -14,7 +14,7 @@
  *   never overlap (NAPI refuses overlapping fabric networks of one owner), so an instance
  *   only reaches another VLAN's instance on another node if it deliberately makes that
  *   subnet on-link — that case is not isolated here.
- * The 802.1Q inner tag of the spec is left to the userspace backend.
+ * The 802.1Q inner tag of the dataplane contract is left to the userspace backend.
  */
 import { MAX_MTU, MIN_MTU, firstProblem, ifnameProblem, intProblem, ipv4Problem } from '../plumbing/checks.js';
 import { bridgeName, vxlanName } from '../plumbing/names.js';
