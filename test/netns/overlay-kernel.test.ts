@@ -13,7 +13,7 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { PacketRecord } from '../../src/agent/trace/decode.js';
+import type { PacketRecord } from '../../src/agent/trace/records.js';
 import {
   type DatacenterNode,
   ProcessOutput,

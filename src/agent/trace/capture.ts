@@ -5,7 +5,9 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { type DecodeOptions, type LinkType, type PacketRecord, decodeFrame, matchesVnet, renderRecord } from './decode.js';
+import { decodeFrame, matchesVnet } from './decode.js';
+import type { DecodeOptions, LinkType, PacketRecord } from './records.js';
+import { renderRecord } from './render.js';
 
 /** What rhumb puts on the wire: VXLAN and SVP. */
 export const DEFAULT_FILTER = 'udp port 4789 or tcp port 1296';
