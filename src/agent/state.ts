@@ -51,7 +51,7 @@ export class AttachmentState {
     try {
       parsed = JSON.parse(text);
     } catch (err) {
-      throw new Error(`${this.file.path}: not JSON (${(err as Error).message})`);
+      throw new Error(`${this.file.path}: not JSON (${(err as Error).message})`, { cause: err });
     }
     const nics = (parsed as { nics?: unknown })?.nics;
     if (!nics || typeof nics !== 'object' || Array.isArray(nics)) throw new Error(`${this.file.path}: no "nics" object`);

@@ -60,7 +60,7 @@ async function callAgent(agent: HostPort, path: string, body: unknown): Promise<
     });
   } catch (err) {
     const cause = (err as Error & { cause?: Error }).cause;
-    throw new Error(`cannot reach the agent at ${formatHostPort(agent)}: ${cause?.message ?? (err as Error).message}`);
+    throw new Error(`cannot reach the agent at ${formatHostPort(agent)}: ${cause?.message ?? (err as Error).message}`, { cause: err });
   }
   const parsed = (await res.json().catch(() => ({}))) as { message?: string };
   if (res.status >= 400) throw new Error(`${path.slice(1)} failed (${res.status}): ${parsed.message ?? 'no message'}`);

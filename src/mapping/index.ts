@@ -230,7 +230,7 @@ export class MappingIndex {
     const state = new IndexState();
     let first = true;
     let r0 = 0;
-    let last = 0;
+    let last: number;
     let gt: string | undefined;
     for (;;) {
       const page = await this.store.range({ prefix: OVERLAY_PREFIX, gt, limit: this.pageSize });
@@ -379,7 +379,7 @@ export class MappingIndex {
     } else if (key.startsWith(UNDERLAY_PREFIX)) {
       const cn = key.slice(UNDERLAY_PREFIX.length);
       const rec = parseJson<UnderlayRecord>(value);
-      let ip: Buffer | null = null;
+      let ip: Buffer | null;
       try {
         ip = rec && typeof rec.ip === 'string' ? ipToBytes(rec.ip) : null;
       } catch {

@@ -91,7 +91,7 @@ export class UserspaceBackend implements DataplaneBackend {
 
   /** TAPs a previous agent left (persistent devices): attach to them again. */
   private async reattach(): Promise<void> {
-    let saved: NicSpec[] = [];
+    let saved: NicSpec[];
     try {
       await this.state!.secure();
       const text = await this.state!.read();
