@@ -90,12 +90,16 @@ export function ipFromBytes(buf: Uint8Array, off = 0): string {
 
 // ---- MAC ----
 
+const CANONICAL_MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
 /**
  * Canonical text of a MAC, or undefined. Accepted, as sdc-napi's macaddr does: twelve hex
  * digits, six groups of one or two hex digits separated by ':' or '-', or a 48-bit integer
  * (a JSON number).
  */
 export function tryCanonicalMac(v: unknown): string | undefined {
+  // Already canonical (what stores, the kernel and the agent pass around): no work.
+  if (typeof v === 'string' && CANONICAL_MAC_RE.test(v)) return v;
   if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 48) return macFromNumber(v);
   if (typeof v !== 'string') return undefined;
   let parts: string[];
@@ -119,12 +123,8 @@ export function macHex(text: string): string {
   return canonicalMac(text).replace(/:/g, '');
 }
 
-const CANONICAL_MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
-
 /** 'aa:bb:cc:dd:ee:ff', 'AA-BB-…' or 'aabbccddeeff' -> 6 bytes; throws like canonicalMac. */
 export function macToBytes(text: string): Buffer {
-  // Canonical text (what stores and the kernel hold) skips the general parser: load paths call this per record.
-  if (CANONICAL_MAC_RE.test(text)) return Buffer.from(text.replace(/:/g, ''), 'hex');
   return Buffer.from(macHex(text), 'hex');
 }
 
