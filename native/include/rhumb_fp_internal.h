@@ -262,7 +262,7 @@ static inline void v4key(uint8_t out[16], const uint8_t ip[4])
 	memcpy(out + 12, ip, 4);
 }
 
-/* ---- the data path (fp_engine.c) ----------------------------------------------------- */
+/* ---- the data path (fp_engine.c, fp_tx.c, fp_rx.c, fp_park.c) ------------------------- */
 
 /* Allocates the tables and buffers; no descriptors, no thread (fp_control.c adds those). */
 struct fp *fp_alloc(const struct fp_options *o, fp_upcall_fn upcall, void *ctx);
@@ -305,6 +305,15 @@ void fp_run_pending(struct fp *f);
 /* Sends what the transmit queues hold. */
 void fp_flush(struct fp *f);
 void fp_tap_write(struct fp *f, struct nic *n, const struct rv_vnet_hdr *vh, const uint8_t *frame, size_t len);
+/* A TAP is readable: its frames go through fp_from_tap and out (fp_tx.c). */
+void fp_tap_ready(struct fp *f, int ni);
+/* Tells the owner (the upcall function) about a miss or an unknown underlay source. */
+void fp_upcall(struct fp *f, uint8_t kind, uint32_t vnet, const uint8_t key[16]);
+/* A frame whose destination (kind, vnet, key) is unknown: parked, and asked about once (fp_park.c). */
+void fp_park(struct fp *f, int ni, const struct rv_vnet_hdr *vh, const uint8_t *frame, size_t len, uint8_t kind,
+	     uint32_t vnet, const uint8_t key[16]);
+/* Every pending entry of the NIC's share (a removed NIC or a stopped engine): frames dropped. */
+void fp_pending_release_all(struct fp *f, int ni);
 void *fp_thread_main(void *arg);
 void *fp_rx_main(void *arg);
 /* Receives one batch (blocking until there is one, unless nonblocking) and forwards it. */
