@@ -11,7 +11,8 @@
  * - fuzz_frames: a fixed-seed mutation fuzz loop through the engine (decap, coalescing,
  *   segmentation) and the packet functions;
  * - test_io: the engine's sending (segments around the payload in place, UDP_SEGMENT) and
- *   receiving (the per-batch decap shortcut) through real sockets on loopback.
+ *   receiving (the per-batch decap shortcut) through real sockets on loopback;
+ * - test_names: the interface names and namespace paths the native plumbing accepts.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -60,6 +61,10 @@ test('the forwarding engine on crafted frames: VLANs, miss share per NIC, underl
 
 test('the engine through real sockets: zero-copy segments with and without UDP_SEGMENT, tagged; decap shortcut verdicts (ASan/UBSan)', () => {
   assert.ok(runC('test_io') >= 22, 'expected the full set of checks');
+});
+
+test('the native plumbing refuses the names and paths the agent refuses (ASan/UBSan)', () => {
+  assert.ok(runC('test_names') >= 45, 'expected the full set of checks');
 });
 
 test('hostile-frame fuzz loop through decap, coalescing and segmentation (ASan/UBSan)', () => {
