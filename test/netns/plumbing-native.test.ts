@@ -10,71 +10,16 @@
  */
 import assert from 'node:assert/strict';
 import { writeFile, rm } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { ChildProcess } from 'node:child_process';
 import { NetnsLab, netnsSkipReason, underlayAddr } from '../helpers/netns.js';
+import { type Rpc, startRpc } from '../helpers/rpc-child.js';
 
 const skip = netnsSkipReason();
 const FIXTURE = fileURLToPath(new URL('./plumbing-rpc.fixture.ts', import.meta.url));
 const MAC_A = '02:00:5e:44:00:0a';
 const MAC_B = '02:00:5e:44:00:0b';
 const LOCAL = underlayAddr(0x4401);
-
-interface RpcError {
-  name?: string;
-  code?: string;
-  errno?: number;
-  syscall?: string;
-  message: string;
-}
-
-interface Rpc {
-  child: ChildProcess;
-  call<T = unknown>(op: string, ...args: unknown[]): Promise<T>;
-  /** Resolves the error a call rejected with (fails the test when it succeeded). */
-  fails(op: string, ...args: unknown[]): Promise<RpcError>;
-}
-
-async function startRpc(lab: NetnsLab, ns: string): Promise<Rpc> {
-  const child = lab.spawnIn(ns, [process.execPath, '--import', 'tsx', FIXTURE], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const waiting = new Map<number, (m: { ok: boolean; result?: unknown; error?: RpcError }) => void>();
-  let ready!: () => void;
-  const isReady = new Promise<void>((r) => (ready = r));
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    const m = JSON.parse(line) as { ready?: boolean; id?: number; ok: boolean; result?: unknown; error?: RpcError };
-    if (m.ready) return ready();
-    waiting.get(m.id!)?.(m);
-    waiting.delete(m.id!);
-  });
-  await Promise.race([
-    isReady,
-    new Promise((_, reject) => child.once('exit', () => reject(new Error(`rpc child exited: ${stderr}`)))),
-  ]);
-  let next = 1;
-  const send = (op: string, args: unknown[]) =>
-    new Promise<{ ok: boolean; result?: unknown; error?: RpcError }>((resolve) => {
-      const id = next++;
-      waiting.set(id, resolve);
-      child.stdin!.write(`${JSON.stringify({ id, op, args })}\n`);
-    });
-  return {
-    child,
-    async call<T>(op: string, ...args: unknown[]): Promise<T> {
-      const m = await send(op, args);
-      if (!m.ok) throw Object.assign(new Error(m.error!.message), m.error);
-      return m.result as T;
-    },
-    async fails(op: string, ...args: unknown[]): Promise<RpcError> {
-      const m = await send(op, args);
-      assert.equal(m.ok, false, `${op} should have failed, returned ${JSON.stringify(m.result)}`);
-      return m.error!;
-    },
-  };
-}
 
 interface IpLink {
   ifname: string;
@@ -111,7 +56,7 @@ describe('native plumbing: links, addresses, routes, nftables', { skip, timeout:
     await lab.addVeth({ ns: node, name: 'ul0' }, { ns: await lab.addNetns('u'), name: 'ul0' });
     await lab.ip(node, 'addr', 'add', `${LOCAL}/24`, 'dev', 'ul0');
     await lab.ip(node, 'link', 'set', 'ul0', 'up');
-    rpc = await startRpc(lab, node);
+    rpc = await startRpc(lab, node, FIXTURE);
   });
 
   after(async () => {
