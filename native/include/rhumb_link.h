@@ -62,6 +62,7 @@ struct rl_link {
 	bool has_mac;
 	uint8_t mac[6];
 	uint32_t master;    /* ifindex; 0: none */
+	uint32_t group;     /* IFLA_GROUP; 0: the default group */
 	bool up;
 	struct rl_vxlan vxlan;
 	struct rl_peer peer;
@@ -82,6 +83,9 @@ int rl_link_set(rhumb_rtnl_req *r, const char *name, const struct rl_change *c, 
 
 /* Deletes a link by name (a veth takes its peer along). -ENODEV when there is none. */
 int rl_link_del(rhumb_rtnl_req *r, const char *name, rhumb_rtnl_error *e);
+
+/* Deletes every link of a group in one request (one wait for the kernel, not one per link); -ENODEV when none. */
+int rl_group_del(rhumb_rtnl_req *r, uint32_t group, rhumb_rtnl_error *e);
 
 /* A link's ifindex by name, or -ENODEV. */
 int rl_link_index(rhumb_rtnl_req *r, const char *name, rhumb_rtnl_error *e);

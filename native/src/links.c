@@ -6,11 +6,12 @@
  * Arguments are checked here, before any work starts: a bad name, path or address is a
  * TypeError and nothing is touched.
  *
- *   linkAdd({ kind: 'vxlan'|'bridge'|'veth', name, mtu?, mac?, master?, up?,
+ *   linkAdd({ kind: 'vxlan'|'bridge'|'veth', name, mtu?, mac?, master?, up?, group?,
  *             vxlan?: { vni, port, local, dev?, learning?, proxy?, l2miss?, l3miss? },
  *             peer?: { name, mtu?, mac?, netns? } })              -> ifindex
  *   linkSet(name, { up?, master?: name | null, mtu?, mac? })
  *   linkDel(name)                                                    -> false when absent
+ *   linkDelGroup(group)     every link of the group at once          -> false when none
  *   linkList(netns?)        -> [{ ifindex, name, mtu, master?, up, mac?, kind?, vni? }]
  *   addrList()              -> [{ ifindex, address, prefix }]        (IPv4)
  *   netnsConfigure(netns, { ifname, address?: { ip, prefix }, routes?: [{ dst, prefix, via? }], gateway? })
@@ -260,7 +261,8 @@ static napi_value js_link_add(napi_env env, napi_callback_info info)
 	    !OPT(env, argv[0], "mtu", get_uint(env, m, _v, "mtu", 68, 65535, &j->link.mtu)) ||
 	    !OPT(env, argv[0], "mac", get_mac(env, m, _v, j->link.mac)) ||
 	    !OPT(env, argv[0], "master", get_ifname(env, m, _v, "master", j->master)) ||
-	    !OPT(env, argv[0], "up", get_bool(env, m, _v, "up", &j->link.up)))
+	    !OPT(env, argv[0], "up", get_bool(env, m, _v, "up", &j->link.up)) ||
+	    !OPT(env, argv[0], "group", get_uint(env, m, _v, "group", 1, 4294967295.0, &j->link.group)))
 		goto fail;
 	if (j->link.kind == RL_VXLAN && !read_vxlan(env, m, prop(env, argv[0], "vxlan"), j))
 		goto fail;
@@ -335,6 +337,22 @@ static napi_value js_link_del(napi_env env, napi_callback_info info)
 		free(j);
 		return NULL;
 	}
+	return rhumb_links_start(env, j);
+}
+
+static napi_value js_link_del_group(napi_env env, napi_callback_info info)
+{
+	napi_value argv[1];
+	size_t argc;
+	struct job *j;
+	if (!args(env, info, "linkDelGroup(group)", 1, 1, argv, &argc) || !(j = rhumb_links_new_job(env, J_GROUP_DEL, "linkDelGroup")))
+		return NULL;
+	/* Group 0 is every device's default: never deleted wholesale. */
+	if (!get_uint(env, "linkDelGroup", argv[0], "group", 1, 4294967295.0, &j->group)) {
+		free(j);
+		return NULL;
+	}
+	snprintf(j->name, sizeof(j->name), "group %u", j->group);
 	return rhumb_links_start(env, j);
 }
 
@@ -500,6 +518,7 @@ napi_status rhumb_links_register(napi_env env, napi_value exports)
 		{ "linkAdd", NULL, js_link_add, NULL, NULL, NULL, napi_enumerable, NULL },
 		{ "linkSet", NULL, js_link_set, NULL, NULL, NULL, napi_enumerable, NULL },
 		{ "linkDel", NULL, js_link_del, NULL, NULL, NULL, napi_enumerable, NULL },
+		{ "linkDelGroup", NULL, js_link_del_group, NULL, NULL, NULL, napi_enumerable, NULL },
 		{ "linkList", NULL, js_link_list, NULL, NULL, NULL, napi_enumerable, NULL },
 		{ "addrList", NULL, js_addr_list, NULL, NULL, NULL, napi_enumerable, NULL },
 		{ "netnsConfigure", NULL, js_netns_configure, NULL, NULL, NULL, napi_enumerable, NULL },

@@ -208,6 +208,12 @@ static void run_rtnl(struct job *j)
 		if (rc != -ENODEV)
 			record(j, rc, "RTM_DELLINK");
 		break;
+	case J_GROUP_DEL:
+		rc = rl_group_del(&r, j->group, &j->e);
+		j->existed = rc != -ENODEV;
+		if (rc != -ENODEV)
+			record(j, rc, "RTM_DELLINK");
+		break;
 	case J_LINK_LIST:
 		record(j, rl_link_dump(&r, link_row, j, &j->e), "RTM_GETLINK");
 		break;
@@ -296,6 +302,7 @@ static napi_value result(napi_env env, struct job *j)
 		napi_create_int32(env, j->ifindex, &v);
 		return v;
 	case J_LINK_DEL:
+	case J_GROUP_DEL:
 		napi_get_boolean(env, j->existed, &v);
 		return v;
 	case J_LINK_LIST:

@@ -36,31 +36,62 @@ static void copy_err(struct nft_job *j, const char *msg)
 		j->err[--n] = '\0';
 }
 
-static int nft_run(void *arg)
+/*
+ * The context of the caller's own namespace lives as long as the process: closing an
+ * nftables socket waits for the kernel to finish destroying what the last batch replaced
+ * (an RCU grace period, tens of milliseconds under load), which the agent's port filter
+ * updates on every attach and detach should not pay. Contexts of instance namespaces are
+ * made and freed per use (a kept socket would keep a deleted namespace alive).
+ */
+static struct nft_ctx *own_ctx;
+
+static struct nft_ctx *context(bool own)
 {
-	struct nft_job *j = arg;
-	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+	struct nft_ctx *ctx;
+	if (own && own_ctx)
+		return own_ctx;
+	ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+	if (ctx) {
+		nft_ctx_buffer_output(ctx);
+		nft_ctx_buffer_error(ctx);
+	}
+	if (own)
+		own_ctx = ctx;
+	return ctx;
+}
+
+static int nft_run_in(struct nft_job *j, bool own)
+{
+	struct nft_ctx *ctx = context(own);
+	const char *errtext, *outtext;
 	int rc;
 
 	if (!ctx) {
 		copy_err(j, "cannot create an nftables context");
 		return -1;
 	}
-	nft_ctx_buffer_output(ctx);
-	nft_ctx_buffer_error(ctx);
 	rc = nft_run_cmd_from_buffer(ctx, j->text);
+	/* Both buffers are read (which empties them) every time: a kept context starts clean. */
+	errtext = nft_ctx_get_error_buffer(ctx);
+	outtext = nft_ctx_get_output_buffer(ctx);
 	if (rc != 0) {
-		copy_err(j, nft_ctx_get_error_buffer(ctx));
+		copy_err(j, errtext);
 		rc = -1;
 	} else if (j->listing) {
-		*j->out = strdup(nft_ctx_get_output_buffer(ctx));
+		*j->out = strdup(outtext);
 		if (!*j->out) {
 			copy_err(j, "out of memory");
 			rc = -1;
 		}
 	}
-	nft_ctx_free(ctx);
+	if (!own)
+		nft_ctx_free(ctx);
 	return rc;
+}
+
+static int nft_run_other(void *arg)
+{
+	return nft_run_in(arg, false);
 }
 
 static int run_locked(int nsfd, struct nft_job *j)
@@ -69,7 +100,7 @@ static int run_locked(int nsfd, struct nft_job *j)
 	if (j->errlen)
 		j->err[0] = '\0';
 	pthread_mutex_lock(&nft_mu);
-	rc = nsfd >= 0 ? rhumb_netns_run(nsfd, nft_run, j) : nft_run(j);
+	rc = nsfd >= 0 ? rhumb_netns_run(nsfd, nft_run_other, j) : nft_run_in(j, true);
 	pthread_mutex_unlock(&nft_mu);
 	return rc;
 }

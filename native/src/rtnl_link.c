@@ -148,6 +148,8 @@ int rl_link_add(rhumb_rtnl_req *r, const struct rl_link *l, rhumb_rtnl_error *e)
 		rl_put(&m, IFLA_ADDRESS, l->mac, 6);
 	if (l->master)
 		rl_put_u32(&m, IFLA_MASTER, l->master);
+	if (l->group)
+		rl_put_u32(&m, IFLA_GROUP, l->group);
 	rl_nest(&m, IFLA_LINKINFO);
 	rl_put_str(&m, IFLA_INFO_KIND, kind_name(l->kind));
 	if (l->kind == RL_VXLAN || l->kind == RL_VETH) {
@@ -188,6 +190,15 @@ int rl_link_del(rhumb_rtnl_req *r, const char *name, rhumb_rtnl_error *e)
 	struct rl_msg m;
 	rl_init(&m, RTM_DELLINK, 0, &ifi, sizeof(ifi));
 	rl_put_str(&m, IFLA_IFNAME, name);
+	return rl_talk(r, &m, NULL, NULL, e);
+}
+
+int rl_group_del(rhumb_rtnl_req *r, uint32_t group, rhumb_rtnl_error *e)
+{
+	struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC };
+	struct rl_msg m;
+	rl_init(&m, RTM_DELLINK, 0, &ifi, sizeof(ifi));
+	rl_put_u32(&m, IFLA_GROUP, group);
 	return rl_talk(r, &m, NULL, NULL, e);
 }
 

@@ -5,8 +5,8 @@
  * device in it), a veth whose instance end is born in the instance namespace, address,
  * routes and default route inside it, bridge port flags, traffic between two instances;
  * bad names and paths refused before anything is made; a namespace that vanishes half-way
- * leaves nothing behind; nftables tables loaded in one batch, and a batch the kernel
- * refuses changes nothing.
+ * leaves nothing behind; a device group deleted in one request; nftables tables loaded in
+ * one batch, and a batch the kernel refuses changes nothing.
  */
 import assert from 'node:assert/strict';
 import { writeFile, rm } from 'node:fs/promises';
@@ -198,6 +198,21 @@ describe('native plumbing: links, addresses, routes, nftables', { skip, timeout:
     assert.equal(await rpc.call('del', 'rv02005e44000b'), false);
     await rpc.call('set', 'rv02005e44000a', { master: null });
     assert.equal((await links(lab, node)).find((l) => l.ifname === 'rv02005e44000a')!.master, undefined);
+  });
+
+  test('a device group goes in one request; devices outside it stay', async () => {
+    await rpc.call('add', { kind: 'bridge', name: 'rbrg1', up: true, group: 0x72000101 });
+    await rpc.call('add', { kind: 'vxlan', name: 'rvxg1', master: 'rbrg1', group: 0x72000101, vxlan: { vni: 257, local: LOCAL, dev: 'ul0' } });
+    await rpc.call('add', { kind: 'veth', name: 'rvg1', master: 'rbrg1', group: 0x72000101, peer: { name: 'eth9', netns: `/run/netns/${instB}` } });
+    await rpc.call('add', { kind: 'bridge', name: 'rbrg2', group: 0x72000102 });
+    assert.equal(await rpc.call('delGroup', 0x72000101), true);
+    const left = (await links(lab, node)).map((l) => l.ifname);
+    assert.ok(!left.some((n) => ['rbrg1', 'rvxg1', 'rvg1'].includes(n)), left.join(' '));
+    assert.ok(left.includes('rbrg2'));
+    assert.ok(!(await links(lab, instB)).some((l) => l.ifname === 'eth9'), "the veth's instance end went too");
+    assert.equal(await rpc.call('delGroup', 0x72000101), false, 'an empty group says so');
+    assert.equal((await rpc.fails('delGroup', 0)).name, 'RangeError', 'the default group is never deleted wholesale');
+    await rpc.call('del', 'rbrg2');
   });
 
   test('nftables: a table loaded in one batch, in the node or an instance namespace', async () => {

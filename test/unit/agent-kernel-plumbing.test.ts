@@ -78,14 +78,14 @@ test('plumbingFor turns a NAPI NIC into address, prefix, MTU, gateway and routes
   ]);
   // The same layout as native requests (src/dataplane/links.ts).
   assert.deepEqual(vnetLinks({ vnet: 6568847, underlayIp: '198.18.0.1', underlayDev: 'ul0', mtu: 1450 }), [
-    { kind: 'bridge', name: 'rbr6568847', mtu: 1450, up: true },
+    { kind: 'bridge', name: 'rbr6568847', mtu: 1450, up: true, group: 0x72643b8f },
     {
-      kind: 'vxlan', name: 'rvx6568847', mtu: 1450, master: 'rbr6568847', up: true,
+      kind: 'vxlan', name: 'rvx6568847', mtu: 1450, master: 'rbr6568847', up: true, group: 0x72643b8f,
       vxlan: { vni: 6568847, port: 4789, local: '198.18.0.1', dev: 'ul0', learning: false, proxy: true, l2miss: true, l3miss: true },
     },
   ]);
   assert.deepEqual(hostVeth(p), {
-    kind: 'veth', name: 'rv90b8d0123456', mtu: 1400, peer: { name: 'eth0', mtu: 1400, mac: '90:b8:d0:12:34:56', netns: '/run/netns/inst1' },
+    kind: 'veth', name: 'rv90b8d0123456', mtu: 1400, group: 0x72643b8f, peer: { name: 'eth0', mtu: 1400, mac: '90:b8:d0:12:34:56', netns: '/run/netns/inst1' },
   });
   assert.deepEqual(instanceConfig(p), {
     ifname: 'eth0',

@@ -170,13 +170,14 @@ export class KernelBackend implements DataplaneBackend {
   unplumb(mac: string, vnet: number): Promise<{ vnetRemoved: boolean }> {
     return this.serial.run(async () => {
       const m = canonicalMac(mac);
-      await this.links.deleteNic(m);
+      const last = this.vnetDevs.has(vnet) && ![...this.veths].some(([other, v]) => v === vnet && other !== m);
+      // The port filter and the links change at once (nftables and rtnetlink do not wait on
+      // each other); the last NIC of a vnet goes with the vnet's devices in one request.
+      const filter = this.ports.delete(m) ? this.applyPortFilter().catch((err: Error) => this.log(`port filter: ${err.message}`)) : undefined;
+      const links = last ? this.removeVnet(vnet).then(() => this.links.deleteNic(m)) : this.links.deleteNic(m);
+      await Promise.all([links, filter]);
       this.veths.delete(m);
-      if (this.ports.delete(m)) await this.applyPortFilter().catch((err: Error) => this.log(`port filter: ${err.message}`));
-      const stillUsed = [...this.veths.values()].includes(vnet);
-      if (stillUsed || !this.vnetDevs.has(vnet)) return { vnetRemoved: false };
-      await this.removeVnet(vnet);
-      return { vnetRemoved: true };
+      return { vnetRemoved: last };
     });
   }
 
@@ -193,11 +194,12 @@ export class KernelBackend implements DataplaneBackend {
   }
 
   private async removeVnet(vnet: number): Promise<void> {
+    // Forgotten first: answers arriving while the kernel deletes are not installed on a dying device.
     const dev = this.vnetDevs.get(vnet);
-    await this.links.deleteLinks([vxlanName(vnet), bridgeName(vnet)]);
     this.vnetDevs.delete(vnet);
     if (dev) this.vnetByIfindex.delete(dev.vxIfindex);
     this.rt?.watch([...this.vnetByIfindex.keys()]);
+    await this.links.deleteVnet(vnet);
   }
 
   private vx(vnet: number): number | undefined {

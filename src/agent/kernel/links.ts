@@ -10,7 +10,7 @@
 import { writeFile } from 'node:fs/promises';
 import { Links } from '../../dataplane/links.js';
 import { IpCommandError, inNetns, ip, ipBatch, linkWithAddress, listLinks } from '../plumbing/iproute.js';
-import { bridgeName, hostVethName, vxlanName } from '../plumbing/names.js';
+import { bridgeName, hostVethName, vnetGroup, vxlanName } from '../plumbing/names.js';
 import { type NicPlumbing, hostSideCommands, hostVeth, instanceCommands, instanceConfig } from '../plumbing/nic.js';
 import { asPlumbingError, nativePlumbing } from '../plumbing/run.js';
 import { type VnetDeviceSpec, vnetCommands, vnetLinks } from './vnet.js';
@@ -32,6 +32,8 @@ export interface KernelLinks {
   createNic(p: NicPlumbing): Promise<void>;
   /** Deletes links by name; absent ones are fine. */
   deleteLinks(names: readonly string[]): Promise<void>;
+  /** Deletes the vnet's devices and the veths still in it, at once where the kernel can. */
+  deleteVnet(vnet: number): Promise<void>;
   /** Deletes a NIC's veth; false when there was none. */
   deleteNic(mac: string): Promise<boolean>;
 }
@@ -87,6 +89,12 @@ const native: KernelLinks = {
     for (const n of names) await Links.del(n).catch(() => undefined);
   },
 
+  async deleteVnet(vnet) {
+    // One request for the group; then by name what an older agent made outside it.
+    await Links.delGroup(vnetGroup(vnet)).catch(() => undefined);
+    await native.deleteLinks([vxlanName(vnet), bridgeName(vnet)]);
+  },
+
   async deleteNic(mac) {
     return Links.del(hostVethName(mac));
   },
@@ -131,6 +139,8 @@ const iproute: KernelLinks = {
   async deleteLinks(names) {
     for (const n of names) await ip(['link', 'del', n]).catch(() => undefined);
   },
+
+  deleteVnet: (vnet) => iproute.deleteLinks([vxlanName(vnet), bridgeName(vnet)]),
 
   async deleteNic(mac) {
     try {

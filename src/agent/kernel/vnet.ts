@@ -18,7 +18,7 @@
  * The 802.1Q inner tag of the dataplane contract is left to the userspace backend.
  */
 import { MAX_MTU, MIN_MTU, firstProblem, ifnameProblem, intProblem, ipv4Problem } from '../plumbing/checks.js';
-import { bridgeName, vxlanName } from '../plumbing/names.js';
+import { bridgeName, vnetGroup, vxlanName } from '../plumbing/names.js';
 import { PlumbingError } from '../plumbing/nic.js';
 import type { LinkSpec } from '../../dataplane/links.js';
 
@@ -51,9 +51,13 @@ function assertSpec(spec: VnetDeviceSpec): void {
 export function vnetLinks(spec: VnetDeviceSpec): [LinkSpec, LinkSpec] {
   assertSpec(spec);
   const vxlan = { vni: spec.vnet, port: spec.dstport ?? VXLAN_DSTPORT, local: spec.underlayIp, learning: false, proxy: true, l2miss: true, l3miss: true };
+  const group = vnetGroup(spec.vnet);
   return [
-    { kind: 'bridge', name: bridgeName(spec.vnet), mtu: spec.mtu, up: true },
-    { kind: 'vxlan', name: vxlanName(spec.vnet), mtu: spec.mtu, master: bridgeName(spec.vnet), up: true, vxlan: spec.underlayDev ? { ...vxlan, dev: spec.underlayDev } : vxlan },
+    { kind: 'bridge', name: bridgeName(spec.vnet), mtu: spec.mtu, up: true, group },
+    {
+      kind: 'vxlan', name: vxlanName(spec.vnet), mtu: spec.mtu, master: bridgeName(spec.vnet), up: true, group,
+      vxlan: spec.underlayDev ? { ...vxlan, dev: spec.underlayDev } : vxlan,
+    },
   ];
 }
 

@@ -16,7 +16,7 @@ import { vnetFromNicTag } from '../napi-client.js';
 import {
   MAX_MTU, MIN_MTU, firstProblem, ifnameProblem, intProblem, ipv4CidrProblem, ipv4Problem, macProblem, netnsPathProblem,
 } from './checks.js';
-import { bridgeName, hostVethName } from './names.js';
+import { bridgeName, hostVethName, vnetGroup } from './names.js';
 import { canonicalMac } from '../../net/addr.js';
 import type { LinkSpec, NetnsConfig } from '../../dataplane/links.js';
 
@@ -160,7 +160,10 @@ export function instanceCommands(p: NicPlumbing): string[] {
  */
 export function hostVeth(p: NicPlumbing): LinkSpec {
   assertSafe(p);
-  return { kind: 'veth', name: hostVethName(p.mac), mtu: p.mtu, peer: { name: p.ifname, mtu: p.mtu, mac: p.mac, netns: p.netns } };
+  return {
+    kind: 'veth', name: hostVethName(p.mac), mtu: p.mtu, group: vnetGroup(p.vnet),
+    peer: { name: p.ifname, mtu: p.mtu, mac: p.mac, netns: p.netns },
+  };
 }
 
 /** What instanceCommands does, as one native call inside the instance namespace. */
