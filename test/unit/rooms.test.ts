@@ -32,6 +32,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['svp'],
   ['console'],
   ['controller', 'agent', 'sandbox'],
+  ['cni'],
   ['cli'],
 ];
 
