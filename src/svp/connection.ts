@@ -168,8 +168,9 @@ export class Connection {
   /**
    * Answers the frames received so far, in order, while the unsent replies stay under the
    * bound (checked before each frame); over it, reading stops until 'drain' calls this
-   * again. Lookups and PINGs are answered here, straight into one output buffer; every
-   * reply produced synchronously goes out in one write at the end.
+   * again. Lookups and PINGs are answered here, straight into the output buffer; what is
+   * answered synchronously goes out at the end in one write (more only when a large reply
+   * or a full buffer forces one earlier, order kept).
    */
   private handleInput(): void {
     if (this.closed) return;
