@@ -16,9 +16,10 @@
  * The SVP load generator is bench/svp-lookup/loadgen.c (compiled here with cc): C, one
  * thread, epoll, like redis-benchmark, so that on a 2-core machine the generator takes
  * about as much CPU from the server under test on both sides. --node-client uses the
- * older JS generator instead (it costs the server's core several µs per request at depth 1).
+ * older JS generator instead (at depth 1 it used 10-40 µs of CPU per request, about as
+ * much as the server, on a 2-core machine where the two share the cores).
  * Each server's CPU time per request is reported too (from /proc/PID/stat over the
- * measured window): it does not depend on how busy the machine is, the rates do.
+ * measured window): it moves much less than the rates when the machine is shared.
  */
 import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -50,8 +51,8 @@ const NODE_CLIENT = flag('--node-client');
 /** --only 64x32[,16x32...]: run just these settings (profiling, iteration). */
 const ONLY = value('--only')?.split(',').map((s) => s.trim());
 /**
- * --cpu-prof DIR: the SVP server child records a V8 CPU profile of each measured window
- * (after warm-up, the same window its CPU use is reported for) as DIR/svp-<c>x<P>.cpuprofile.
+ * --cpu-prof DIR: the SVP server child records a V8 CPU profile of each run (its warm-up
+ * included), not of the index load, as DIR/svp-<c>x<P>.cpuprofile.
  */
 const CPU_PROF_DIR = value('--cpu-prof');
 const CONNS = [1, 16, 64];

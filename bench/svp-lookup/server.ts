@@ -81,7 +81,7 @@ async function main(): Promise<void> {
   });
 }
 
-/** V8 CPU profiles of the measured windows only (not the index load), one file per run. */
+/** V8 CPU profiles of the runs only (not the index load), one file per run. */
 function profileWindows(dir: string | undefined): { start(label: string): void; stop(): void } | null {
   if (!dir) return null;
   const session = new Session();
