@@ -33,7 +33,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { NapiContext } from '../napi/context.js';
 import { type FieldError, NapiError, invalidParam, invalidParams, notFound, unknownParams } from '../napi/errors.js';
 import { napiParams } from '../napi/http.js';
-import { transact } from '../napi/txn.js';
+import { transact } from '../store/txn.js';
 import { paginate } from '../napi/validate.js';
 import { canonicalAddress } from './addr.js';
 import {

@@ -6,7 +6,7 @@
  * Strict schemas reject unknown parameters with UnknownParameters.
  * Validators are pure functions: value in, normalised value out, or a FieldError.
  */
-import ipaddr from 'ipaddr.js';
+import { isUuid, tryCanonicalIp, tryCanonicalMac } from '../net/addr.js';
 import { type FieldError, invalidParam, invalidParams, missingParam, unknownParams } from './errors.js';
 
 export type Params = Record<string, unknown>;
@@ -78,12 +78,6 @@ export async function validateParams(schema: Schema, raw: Params): Promise<Param
 
 // ---- field validators (wording from restify-warden and sdc-napi lib/util/validate.js) ----
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-export function isUuid(v: unknown): v is string {
-  return typeof v === 'string' && UUID_RE.test(v);
-}
-
 export const vString: FieldValidator = (field, v) => {
   if (typeof v !== 'string') return fail(field, 'must be a string');
   if (v.length > 64) return fail(field, 'must not be longer than 64 characters');
@@ -115,37 +109,7 @@ export function toList(v: unknown): unknown[] | undefined {
   return undefined;
 }
 
-/** Canonical text of an IP (IPv4 dotted quad; IPv6 RFC 5952), or undefined if invalid. */
-export function parseIp(v: unknown): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
-  if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff) return ipv4FromNumber(v);
-  if (typeof v !== 'string') return undefined;
-  if (/^\d+$/.test(v)) {
-    const n = Number(v);
-    return n <= 0xffffffff ? ipv4FromNumber(n) : undefined;
-  }
-  try {
-    const a = ipaddr.parse(v);
-    if (a.kind() === 'ipv4' && !ipaddr.IPv4.isValidFourPartDecimal(v)) return undefined;
-    // An IPv4-mapped IPv6 address is the IPv4 address, as ip6addr treats it.
-    if (a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress()) return (a as ipaddr.IPv6).toIPv4Address();
-    return a;
-  } catch {
-    return undefined;
-  }
-}
-
-function ipv4FromNumber(n: number): ipaddr.IPv4 {
-  return new ipaddr.IPv4([(n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
-}
-
-export function ipText(a: ipaddr.IPv4 | ipaddr.IPv6): string {
-  return a.kind() === 'ipv4' ? a.toString() : (a as ipaddr.IPv6).toRFC5952String();
-}
-
-export const vIp: FieldValidator = (field, v) => {
-  const a = parseIp(v);
-  return a ? ipText(a) : fail(field, 'invalid IP address');
-};
+export const vIp: FieldValidator = (field, v) => tryCanonicalIp(v) ?? fail(field, 'invalid IP address');
 
 export const vIpArray: FieldValidator = (field, v) => {
   const list = toList(v);
@@ -153,8 +117,8 @@ export const vIpArray: FieldValidator = (field, v) => {
   const out: string[] = [];
   const bad: unknown[] = [];
   for (const x of list) {
-    const a = parseIp(x);
-    if (a) out.push(ipText(a));
+    const ip = tryCanonicalIp(x);
+    if (ip !== undefined) out.push(ip);
     else bad.push(x);
   }
   if (bad.length > 0) return fail(field, 'invalid IPs', { invalid: bad });
@@ -177,30 +141,7 @@ export const vVnetId: FieldValidator = (field, v) => {
   return n;
 };
 
-/** MAC in any macaddr-accepted form -> 'xx:xx:xx:xx:xx:xx'; undefined if invalid. */
-export function parseMac(v: unknown): string | undefined {
-  if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 48) {
-    return macFromNumber(v);
-  }
-  if (typeof v !== 'string') return undefined;
-  let parts: string[];
-  if (/^[0-9a-fA-F]{12}$/.test(v)) parts = v.match(/../g) as string[];
-  else {
-    parts = v.split(/[:-]/);
-    if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{1,2}$/.test(p))) return undefined;
-  }
-  return parts.map((p) => p.toLowerCase().padStart(2, '0')).join(':');
-}
-
-export function macFromNumber(n: number): string {
-  return n.toString(16).padStart(12, '0').match(/../g)!.join(':');
-}
-
-export function macToNumber(mac: string): number {
-  return parseInt(mac.replace(/[:-]/g, ''), 16);
-}
-
-export const vMac: FieldValidator = (field, v) => parseMac(v) ?? fail(field, 'invalid MAC address');
+export const vMac: FieldValidator = (field, v) => tryCanonicalMac(v) ?? fail(field, 'invalid MAC address');
 
 export const vNicTagName: FieldValidator = (field, v) => {
   if (typeof v !== 'string' || v.length === 0 || v.length > 31 || !/^[A-Za-z0-9_]+$/.test(v)) {

@@ -39,18 +39,12 @@ import {
   encodeBulkAck,
   encodeLogAck,
   encodeLogRmAck,
-  isV4Mapped,
   logRmCount,
   opName,
-  uuidFromBytes,
 } from './codec.js';
 import { PONG_FRAME_BYTES, VL2_ACK_FRAME_BYTES, VL3_ACK_FRAME_BYTES, putPong, putVl2Ack, putVl3Ack } from './frame-put.js';
-
-export interface SvpLogger {
-  warn(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  debug?(obj: object, msg?: string): void;
-}
+import type { Logger } from '../log/index.js';
+import { isV4Mapped, uuidFromBytes } from '../net/addr.js';
 
 /** Why a connection was closed by the server (metric label values). */
 export type CloseCause = ProtocolErrorCause | 'shootdown' | 'too_many_pending' | 'internal_error';
@@ -71,7 +65,7 @@ export interface ConnectionLimits {
 export interface ConnectionHost {
   readonly store: Store;
   readonly index: MappingIndex;
-  readonly logger: SvpLogger | undefined;
+  readonly logger: Logger | undefined;
   readonly limits: ConnectionLimits;
   countRequest(op: OpLabel, status: number, startedMs: number): void;
   /** Lookups answered together in one read turn that took elapsedMs. */
@@ -146,7 +140,7 @@ export class Connection {
     this.index = host.index;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
-    socket.on('error', (err) => host.logger?.debug?.({ peer: this.peer, err: err.message }, 'svp connection error'));
+    socket.on('error', (err) => host.logger?.debug({ peer: this.peer, err: err.message }, 'svp connection error'));
     socket.on('drain', () => {
       if (this.blocked) this.handleInput();
     });

@@ -24,10 +24,9 @@ import {
   encodePong,
   encodeVl2Ack,
   encodeVl3Ack,
-  ipToBytes,
-  macToBytes,
   type Frame,
 } from '../../src/svp/codec.js';
+import { ipToBytes, macToBytes } from '../../src/net/addr.js';
 import { SvpServer } from '../../src/svp/server.js';
 import { CN1, CN2, CN3, putEvents, putNic, putUnderlay } from '../helpers/svp-fixtures.js';
 import { RawSvp } from '../helpers/svp-raw.js';

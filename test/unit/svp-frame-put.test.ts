@@ -15,9 +15,8 @@ import {
   encodeVl2Ack,
   encodeVl3Ack,
   frameCrc,
-  ipToBytes,
-  macToBytes,
 } from '../../src/svp/codec.js';
+import { ipToBytes, macToBytes } from '../../src/net/addr.js';
 import { crc32Range, crc32Zero4, frameCrcAt } from '../../src/svp/crc32.js';
 import { putPong, putVl2Ack, putVl3Ack } from '../../src/svp/frame-put.js';
 

@@ -1,7 +1,7 @@
 /**
  * Networks: stored records, serialization, loading, and the create / update / delete
  * logic shared by /networks and /fabrics/…/networks. Every function that writes takes a
- * Tx (src/napi/txn.ts): validation reads go through it, so a concurrent change forces a
+ * Tx (src/store/txn.ts): validation reads go through it, so a concurrent change forces a
  * retry on fresh data and nothing is ever half-written.
  *
  * Exported for the NIC side: loadNetwork, loadNetworkKv, serializeNetwork,
@@ -45,14 +45,13 @@ import {
   nicTagKey,
 } from '../keys.js';
 import type { KeyValue } from '../../store/types.js';
-import { type Tx, transact } from '../txn.js';
+import { type Tx, transact } from '../../store/txn.js';
 import type { Store } from '../../store/types.js';
 import {
   type FieldValidator,
   type Params,
   type Schema,
   fail,
-  macFromNumber,
   rejectField,
   vBool,
   vIp,
@@ -62,6 +61,7 @@ import {
   vVnetId,
   validateParams,
 } from '../validate.js';
+import { macFromNumber } from '../../net/addr.js';
 import {
   vFamily,
   vFields,

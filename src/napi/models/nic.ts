@@ -2,7 +2,7 @@
  * NICs (napi/nics/<mac>): validation, IP/MAC allocation, serialization, and the create /
  * update / delete logic behind /nics and /networks/:uuid/nics.
  *
- * Every write is one transaction (src/napi/txn.ts) holding: the NIC record, its
+ * Every write is one transaction (src/store/txn.ts) holding: the NIC record, its
  * secondary index keys (napi/idx/nic/{belongs_to,cn,network}/…), the IP record(s), the
  * network record when a fabric gateway is taken or released, the primary-flag clearing
  * on sibling NICs, and the overlay derivation (mappings, underlay record, vnode counts,
@@ -23,13 +23,11 @@ import {
   nicTagKey,
   poolKey,
 } from '../keys.js';
-import type { Tx } from '../txn.js';
+import type { Tx } from '../../store/txn.js';
 import {
   type FieldValidator,
   type Params,
   fail,
-  isUuid,
-  parseMac,
   rejectField,
   toList,
   vBool,
@@ -40,6 +38,7 @@ import {
   vVnetId,
   validateParams,
 } from '../validate.js';
+import { isUuid, tryCanonicalMac } from '../../net/addr.js';
 import { allocateIpOrNull, checkExplicitIp } from '../alloc/ip.js';
 import { allocateMac } from '../alloc/mac.js';
 import { applyOverlayWrite } from '../../overlay/write.js';
@@ -164,7 +163,7 @@ export interface LoadedNic {
 
 /** The NIC for a MAC in any accepted form (read through tx), or undefined. */
 export async function loadNic(tx: Tx, macParam: unknown): Promise<LoadedNic | undefined> {
-  const mac = parseMac(macParam);
+  const mac = tryCanonicalMac(macParam);
   if (!mac) return undefined;
   const kv = await tx.get(nicKey(mac));
   return kv ? { rec: JSON.parse(kv.value) as NicRecord, modRevision: kv.modRevision } : undefined;
@@ -221,7 +220,7 @@ function nicFieldValidators(l: Lookups): Record<string, FieldValidator> {
       if (typeof r !== 'string') return r;
       return familyOf(r) === 'ipv4' ? r : fail(field, MSG.ipv4Only);
     },
-    mac: (field, val) => parseMac(val) ?? fail(field, 'invalid MAC address'),
+    mac: (field, val) => tryCanonicalMac(val) ?? fail(field, 'invalid MAC address'),
     model: vString,
     network_uuid: (field, val) => {
       if (typeof val !== 'string' || (val !== 'admin' && !isUuid(val))) return fail(field, 'invalid UUID');

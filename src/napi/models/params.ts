@@ -4,7 +4,8 @@
  * fail(...) out, as src/napi/validate.ts expects.
  */
 import { parseCidr, type Subnet } from '../ipmath.js';
-import { type FieldValidator, fail, ipText, isUuid, parseIp, toList, vVlan } from '../validate.js';
+import { type FieldValidator, fail, toList, vVlan } from '../validate.js';
+import { isUuid, tryCanonicalIp } from '../../net/addr.js';
 
 export const NETWORK_MTU_MSG = 'mtu must be a number between 576 and 9000';
 export const NIC_TAG_MTU_MSG = 'mtu must be a number between 1500 and 9000';
@@ -40,8 +41,8 @@ export const vIps: FieldValidator = (field, v) => {
     }
     const s = x.replace(/\s+/g, '');
     if (s === '') continue;
-    const a = parseIp(s);
-    if (a) out.push(ipText(a));
+    const ip = tryCanonicalIp(s);
+    if (ip !== undefined) out.push(ip);
     else bad.push(s);
   }
   if (bad.length > 0) return fail(field, bad.length === 1 ? 'invalid IP' : 'invalid IPs', { invalid: bad });
@@ -51,8 +52,7 @@ export const vIps: FieldValidator = (field, v) => {
 /** Gateway: '' or null mean "no gateway" (returns undefined, so the field is dropped). */
 export const vGateway: FieldValidator = (field, v) => {
   if (v === null || v === '') return undefined;
-  const a = parseIp(v);
-  return a ? ipText(a) : fail(field, 'invalid IP address');
+  return tryCanonicalIp(v) ?? fail(field, 'invalid IP address');
 };
 
 export const vSubnet: FieldValidator = (field, v): Subnet | ReturnType<typeof fail> => {
@@ -167,16 +167,14 @@ export function vRoutes(allowLinklocal: boolean): FieldValidator {
         const r = parseCidr(dst);
         if (r.ok) key = `${bigCanonical(dst.split('/')[0])}/${r.subnet.bits}`;
       } else {
-        const a = parseIp(dst);
-        if (a) key = ipText(a);
+        key = tryCanonicalIp(dst);
       }
       if (!key) bad.push(dst);
       let hopText: string | undefined;
       if (hop === 'linklocal' && allowLinklocal) hopText = 'linklocal';
       else {
-        const a = parseIp(hop);
-        if (a) hopText = ipText(a);
-        else bad.push(hop);
+        hopText = tryCanonicalIp(hop);
+        if (hopText === undefined) bad.push(hop);
       }
       if (bad.length > before) badRoutes++;
       else out[key as string] = hopText as string;
@@ -187,8 +185,7 @@ export function vRoutes(allowLinklocal: boolean): FieldValidator {
 }
 
 function bigCanonical(ip: string): string {
-  const a = parseIp(ip);
-  return a ? ipText(a) : ip;
+  return tryCanonicalIp(ip) ?? ip;
 }
 
 /** The family of a route destination key (IP or CIDR). */

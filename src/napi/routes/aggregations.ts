@@ -9,7 +9,7 @@ import { duplicateParam, invalidParam, invalidParams, notFound } from '../errors
 import { checkIfMatch, napiParams, setEtag } from '../http.js';
 import { AGGR_PREFIX, aggrKey, nicKey, nicTagKey } from '../keys.js';
 import type { AggregationRecord, NicRecord } from '../models/records.js';
-import { type Tx, Tx as TxClass, transact } from '../txn.js';
+import { type Tx, Tx as TxClass, transact } from '../../store/txn.js';
 import {
   type FieldValidator,
   Invalid,
@@ -17,12 +17,12 @@ import {
   fail,
   paginate,
   paginationFields,
-  parseMac,
   toList,
   vString,
   vUuid,
   validateParams,
 } from '../validate.js';
+import { tryCanonicalMac } from '../../net/addr.js';
 import { vTagName } from './nic-tags.js';
 
 const LACP_MODES = ['off', 'active', 'passive'];
@@ -46,7 +46,7 @@ const vMacs: FieldValidator = (field, v) => {
   const out: string[] = [];
   const bad = new Set<string>();
   for (const m of toList(v) ?? []) {
-    const mac = typeof m === 'string' ? parseMac(m) : undefined;
+    const mac = typeof m === 'string' ? tryCanonicalMac(m) : undefined;
     if (!mac) bad.add(typeof m === 'object' ? 'object' : String(m));
     else if (!out.includes(mac)) out.push(mac);
   }

@@ -25,7 +25,7 @@ import {
 } from '../models/network.js';
 import { vFields } from '../models/params.js';
 import type { FabricVlanRecord, NetworkRecord } from '../models/records.js';
-import { Tx, transact } from '../txn.js';
+import { Tx, transact } from '../../store/txn.js';
 import { type Params, paginate, paginationFields, vString, vUuid, vVlan, validateParams } from '../validate.js';
 import { fieldsOf, filterNetworks, networkListFilters } from './networks.js';
 

@@ -10,8 +10,9 @@ import { checkIfMatch, napiParams, setEtag } from '../http.js';
 import { ipKey, ipPrefix, networkKey, networkNameKey } from '../keys.js';
 import { mustParseIpForNetwork, serializeIp, synthesizedIp, updateIpTx, vBelongsToType } from '../models/ip.js';
 import type { IpRecord, NetworkRecord } from '../models/records.js';
-import { Tx, transact } from '../txn.js';
-import { type Params, isUuid, paginate, paginationFields, vUuid, validateParams } from '../validate.js';
+import { Tx, transact } from '../../store/txn.js';
+import { type Params, paginate, paginationFields, vUuid, validateParams } from '../validate.js';
+import { isUuid } from '../../net/addr.js';
 
 async function loadNetworkOr404(tx: Tx, uuidOrAdmin: unknown): Promise<NetworkRecord> {
   let uuid = typeof uuidOrAdmin === 'string' ? uuidOrAdmin : '';

@@ -30,7 +30,7 @@ import {
   vVlanFilter,
 } from '../models/params.js';
 import type { NetworkRecord } from '../models/records.js';
-import { Tx, transact } from '../txn.js';
+import { Tx, transact } from '../../store/txn.js';
 import { type FieldValidator, type Params, paginate, paginationFields, toList, vBool, vUuid, validateParams } from '../validate.js';
 
 /** ListNetworks' filters (strict). */

@@ -21,7 +21,7 @@ import {
 } from '../models/nic.js';
 import type { NetworkRecord, NicRecord } from '../models/records.js';
 import { vStrings, vUuidFilter } from '../models/params.js';
-import { Tx, transact } from '../txn.js';
+import { Tx, transact } from '../../store/txn.js';
 import { DEFAULT_LIMIT, type FieldValidator, type Params, paginationFields, vBool, validateParams } from '../validate.js';
 
 const LIST_SCHEMA_OPTIONAL: Record<string, FieldValidator> = {

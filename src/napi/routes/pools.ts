@@ -16,8 +16,9 @@ import {
   serializePool,
   updatePoolTx,
 } from '../models/pool.js';
-import { Tx, transact } from '../txn.js';
-import { type FieldValidator, fail, isUuid, paginate, paginationFields, toList, vUuid, validateParams } from '../validate.js';
+import { Tx, transact } from '../../store/txn.js';
+import { type FieldValidator, fail, paginate, paginationFields, toList, vUuid, validateParams } from '../validate.js';
+import { isUuid } from '../../net/addr.js';
 
 const vOneNetwork: FieldValidator = (field, v) => {
   const list = toList(v);
