@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { createRegistry } from '../metrics/index.js';
-import { buildNapiApp } from '../napi/app.js';
+import type { FwEngine } from '../fw/push.js';
 import { ensureInitialData } from '../napi/bootstrap.js';
 import { DEFAULT_MAC_OUI, type NapiConfig } from '../napi/context.js';
 import { openStore, type StoreConfig } from '../store/index.js';
@@ -14,6 +14,7 @@ import { MappingIndex } from '../mapping/index.js';
 import { startEventGc } from '../overlay/gc.js';
 import { SvpServer } from '../svp/server.js';
 import { registerIndexGauges, registerObjectGauges } from './gauges.js';
+import { buildRestApp } from './rest-app.js';
 
 export interface HostPort {
   host: string;
@@ -42,6 +43,8 @@ export interface Controller {
   store: Store;
   registry: Registry;
   app: FastifyInstance;
+  /** The firewall engine behind the REST app's firewall routes. */
+  fwEngine: FwEngine;
   index: MappingIndex;
   svp: SvpServer;
   restAddress: HostPort;
@@ -88,7 +91,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     await ensureInitialData({ store, config });
     // The index answers SVP from memory; it must be caught up before SVP opens.
     await index.start();
-    app = buildNapiApp(
+    const rest = buildRestApp(
       { store, config, registry },
       {
         logger,
@@ -99,6 +102,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
         },
       },
     );
+    app = rest.app;
     registerObjectGauges(registry, store);
     registerIndexGauges(registry, index);
     svp = new SvpServer({
@@ -125,6 +129,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       store,
       registry,
       app: started,
+      fwEngine: rest.fwEngine,
       index,
       svp: svpServer,
       restAddress,

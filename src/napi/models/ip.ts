@@ -2,11 +2,20 @@
  * IP records (napi/ips/<network>/<ip sort key>): serialization, NAPI's free/unassign
  * semantics, and UpdateIP (PUT /networks/:uuid/ips/:ip) inside a transaction.
  */
-import { type FieldError, invalidParams, missingParam, notFound } from '../errors.js';
+import { type FieldError, invalidParams, missingParam, notFound } from '../../rest/errors.js';
 import { familyOf, subnetContains, subnetOf } from '../ipmath.js';
 import { ipKey } from '../keys.js';
 import type { Tx } from '../txn.js';
-import { type FieldValidator, type Params, fail, ipText, parseIp, rejectField, vBool, vUuid, validateParams } from '../validate.js';
+import {
+  type FieldValidator,
+  type Params,
+  fail,
+  rejectField,
+  vBool,
+  vUuid,
+  validateParams,
+} from '../../rest/validate.js';
+import { ipText, parseIp } from '../validate.js';
 import type { BelongsToType, IpRecord, NetworkRecord } from './records.js';
 
 export const BELONGS_TO_TYPES: readonly BelongsToType[] = ['other', 'server', 'zone'];

@@ -19,7 +19,7 @@ import {
   missingParam,
   notFound,
   usedBy,
-} from '../errors.js';
+} from '../../rest/errors.js';
 import {
   broadcastAddress,
   compareIps,
@@ -52,16 +52,13 @@ import {
   type Params,
   type Schema,
   fail,
-  macFromNumber,
   rejectField,
   vBool,
-  vIp,
   vString,
   vUuid,
-  vVlan,
-  vVnetId,
   validateParams,
-} from '../validate.js';
+} from '../../rest/validate.js';
+import { macFromNumber, vIp, vVlan, vVnetId } from '../validate.js';
 import {
   vFamily,
   vFields,

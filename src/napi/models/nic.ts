@@ -10,7 +10,7 @@
  * concurrent writer makes the whole body run again on fresh data.
  */
 import type { NapiConfig } from '../context.js';
-import { type FieldError, duplicateParam, invalidParam, invalidParams, missingParam } from '../errors.js';
+import { type FieldError, duplicateParam, invalidParam, invalidParams, missingParam } from '../../rest/errors.js';
 import { familyOf, subnetContains, subnetOf } from '../ipmath.js';
 import {
   NIC_PREFIX,
@@ -29,22 +29,19 @@ import {
   type Params,
   fail,
   isUuid,
-  parseMac,
   rejectField,
   toList,
   vBool,
-  vIp,
   vString,
   vUuid,
-  vVlan,
-  vVnetId,
   validateParams,
-} from '../validate.js';
+} from '../../rest/validate.js';
+import { parseMac, vIp, vVlan, vVnetId } from '../validate.js';
 import { allocateIpOrNull, checkExplicitIp } from '../alloc/ip.js';
 import { allocateMac } from '../alloc/mac.js';
 import { applyOverlayWrite } from '../../overlay/write.js';
 import type { NicOverlayView } from '../../overlay/derive.js';
-import { subnetFull } from '../errors.js';
+import { subnetFull } from '../../rest/errors.js';
 import { BELONGS_TO_TYPES, releasedIp, vBelongsToType } from './ip.js';
 import type { IpRecord, NetworkPoolRecord, NetworkRecord, NicRecord, NicTagRecord } from './records.js';
 import { loadNetwork } from './network.js';

@@ -4,7 +4,8 @@
  * fail(...) out, as src/napi/validate.ts expects.
  */
 import { parseCidr, type Subnet } from '../ipmath.js';
-import { type FieldValidator, fail, ipText, isUuid, parseIp, toList, vVlan } from '../validate.js';
+import { type FieldValidator, fail, isUuid, toList } from '../../rest/validate.js';
+import { ipText, parseIp, vVlan } from '../validate.js';
 
 export const NETWORK_MTU_MSG = 'mtu must be a number between 576 and 9000';
 export const NIC_TAG_MTU_MSG = 'mtu must be a number between 1500 and 9000';

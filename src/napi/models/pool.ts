@@ -4,10 +4,19 @@
  * loadPool, isPoolOwner, serializePool.
  */
 import { v4 as uuidv4 } from 'uuid';
-import { invalidParams, invalidParam, notFound } from '../errors.js';
+import { invalidParams, invalidParam, notFound } from '../../rest/errors.js';
 import { POOL_PREFIX, networkKey, poolKey } from '../keys.js';
 import type { Tx } from '../txn.js';
-import { type FieldValidator, type Params, fail, isUuid, toList, vString, vUuid, validateParams } from '../validate.js';
+import {
+  type FieldValidator,
+  type Params,
+  fail,
+  isUuid,
+  toList,
+  vString,
+  vUuid,
+  validateParams,
+} from '../../rest/validate.js';
 import { bumpNetworkGeneration } from './network.js';
 import { vUuids, vUuidsOrNull } from './params.js';
 import type { NetworkPoolRecord, NetworkRecord } from './records.js';

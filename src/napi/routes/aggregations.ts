@@ -5,8 +5,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { NapiContext } from '../context.js';
-import { duplicateParam, invalidParam, invalidParams, notFound } from '../errors.js';
-import { checkIfMatch, napiParams, setEtag } from '../http.js';
+import { duplicateParam, invalidParam, invalidParams, notFound } from '../../rest/errors.js';
+import { checkIfMatch, requestParams, setEtag } from '../../rest/http.js';
 import { AGGR_PREFIX, aggrKey, nicKey, nicTagKey } from '../keys.js';
 import type { AggregationRecord, NicRecord } from '../models/records.js';
 import { type Tx, Tx as TxClass, transact } from '../txn.js';
@@ -17,12 +17,12 @@ import {
   fail,
   paginate,
   paginationFields,
-  parseMac,
   toList,
   vString,
   vUuid,
   validateParams,
-} from '../validate.js';
+} from '../../rest/validate.js';
+import { parseMac } from '../validate.js';
 import { vTagName } from './nic-tags.js';
 
 const LACP_MODES = ['off', 'active', 'passive'];
@@ -119,7 +119,7 @@ export function registerAggregations(app: FastifyInstance, ctx: NapiContext): vo
         strict: true,
         optional: { belongs_to_uuid: vUuid, macs: vMacs, nic_tags_provided: vTagList, ...paginationFields },
       },
-      napiParams(req),
+      requestParams(req),
     );
     const tx = new TxClass(store);
     if (c.nic_tags_provided) await checkTags(tx, c.nic_tags_provided as string[]);
@@ -134,7 +134,7 @@ export function registerAggregations(app: FastifyInstance, ctx: NapiContext): vo
   });
 
   app.post('/aggregations', async (req, reply) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const { value, revision } = await transact(store, async (tx) => {
       const c = await validateParams(
         {
@@ -167,7 +167,7 @@ export function registerAggregations(app: FastifyInstance, ctx: NapiContext): vo
   });
 
   app.get('/aggregations/:id', async (req, reply) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const loaded = await mustLoad(new TxClass(store), String(raw.id));
     checkIfMatch(req, loaded.modRevision);
     setEtag(reply, loaded.modRevision);
@@ -175,7 +175,7 @@ export function registerAggregations(app: FastifyInstance, ctx: NapiContext): vo
   });
 
   app.put('/aggregations/:id', async (req, reply) => {
-    const raw: Params = napiParams(req);
+    const raw: Params = requestParams(req);
     const { value, revision } = await transact(store, async (tx) => {
       const loaded = await mustLoad(tx, String(raw.id));
       checkIfMatch(req, loaded.modRevision);
@@ -203,7 +203,7 @@ export function registerAggregations(app: FastifyInstance, ctx: NapiContext): vo
   });
 
   app.delete('/aggregations/:id', async (req, reply) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     await transact(store, async (tx) => {
       const loaded = await mustLoad(tx, String(raw.id));
       checkIfMatch(req, loaded.modRevision);

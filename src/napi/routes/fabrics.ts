@@ -7,8 +7,8 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { NapiContext } from '../context.js';
-import { inUse, notFound } from '../errors.js';
-import { checkIfMatch, napiParams, setEtag } from '../http.js';
+import { inUse, notFound } from '../../rest/errors.js';
+import { checkIfMatch, requestParams, setEtag } from '../../rest/http.js';
 import { vlanKey, vlanPrefix } from '../keys.js';
 import { VLAN_FIELDS, ensureFabric, mustLoadVlan, overlayDisabled, serializeVlan } from '../models/fabric.js';
 import {
@@ -26,7 +26,8 @@ import {
 import { vFields } from '../models/params.js';
 import type { FabricVlanRecord, NetworkRecord } from '../models/records.js';
 import { Tx, transact } from '../txn.js';
-import { type Params, paginate, paginationFields, vString, vUuid, vVlan, validateParams } from '../validate.js';
+import { type Params, paginate, paginationFields, vString, vUuid, validateParams } from '../../rest/validate.js';
+import { vVlan } from '../validate.js';
 import { fieldsOf, filterNetworks, networkListFilters } from './networks.js';
 
 interface FabricPath {
@@ -57,7 +58,7 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
 
   app.get('/fabrics/:owner_uuid/vlans', async (req) => {
     guard();
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const p = await path(raw, false);
     const c = await validateParams({ optional: { fields: vFields(VLAN_FIELDS), ...paginationFields } }, raw);
     const vlans = (await store.range({ prefix: vlanPrefix(p.owner) })).kvs.map((kv) => JSON.parse(kv.value) as FabricVlanRecord);
@@ -66,7 +67,7 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
 
   app.post('/fabrics/:owner_uuid/vlans', async (req, reply) => {
     guard();
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const { value, revision } = await transact(store, async (tx) => {
       const c = await validateParams(
         {
@@ -91,7 +92,7 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
 
   app.get('/fabrics/:owner_uuid/vlans/:vlan_id', async (req, reply) => {
     guard();
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const p = await path(raw, true);
     const c = await validateParams({ optional: { fields: vFields(VLAN_FIELDS) } }, raw);
     const v = await mustLoadVlan(new Tx(store), p.owner, p.vlan);
@@ -102,7 +103,7 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
 
   app.put('/fabrics/:owner_uuid/vlans/:vlan_id', async (req, reply) => {
     guard();
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const p = await path(raw, true);
     const { value, revision } = await transact(store, async (tx) => {
       const v = await mustLoadVlan(tx, p.owner, p.vlan);
@@ -123,7 +124,7 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
 
   app.delete('/fabrics/:owner_uuid/vlans/:vlan_id', async (req, reply) => {
     guard();
-    const p = await path(napiParams(req), true);
+    const p = await path(requestParams(req), true);
     await transact(store, async (tx) => {
       await mustLoadVlan(tx, p.owner, p.vlan);
       await watchNetworkGeneration(tx);
@@ -143,7 +144,7 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
   /** Guard, path and VLAN existence (read through tx so it is a precondition). */
   async function prelude(req: FastifyRequest, tx: Tx): Promise<{ raw: Params; p: FabricPath; vlan: FabricVlanRecord }> {
     guard();
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const p = await path(raw, true);
     const vlan = (await mustLoadVlan(tx, p.owner, p.vlan)).rec;
     return { raw, p, vlan };

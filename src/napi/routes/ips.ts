@@ -5,13 +5,13 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { NapiContext } from '../context.js';
-import { notFound } from '../errors.js';
-import { checkIfMatch, napiParams, setEtag } from '../http.js';
+import { notFound } from '../../rest/errors.js';
+import { checkIfMatch, requestParams, setEtag } from '../../rest/http.js';
 import { ipKey, ipPrefix, networkKey, networkNameKey } from '../keys.js';
 import { mustParseIpForNetwork, serializeIp, synthesizedIp, updateIpTx, vBelongsToType } from '../models/ip.js';
 import type { IpRecord, NetworkRecord } from '../models/records.js';
 import { Tx, transact } from '../txn.js';
-import { type Params, isUuid, paginate, paginationFields, vUuid, validateParams } from '../validate.js';
+import { type Params, isUuid, paginate, paginationFields, vUuid, validateParams } from '../../rest/validate.js';
 
 async function loadNetworkOr404(tx: Tx, uuidOrAdmin: unknown): Promise<NetworkRecord> {
   let uuid = typeof uuidOrAdmin === 'string' ? uuidOrAdmin : '';
@@ -31,7 +31,7 @@ export function registerIps(app: FastifyInstance, ctx: NapiContext): void {
   const { store, config } = ctx;
 
   app.get('/networks/:network_uuid/ips', async (req) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const tx = new Tx(store);
     const network = await loadNetworkOr404(tx, raw.network_uuid);
     const c = await validateParams(LIST_SCHEMA, raw);
@@ -61,7 +61,7 @@ export function registerIps(app: FastifyInstance, ctx: NapiContext): void {
   });
 
   app.put('/networks/:network_uuid/ips/:ip_addr', async (req, reply) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const p = req.params as Params;
     const { value, revision } = await transact(store, async (tx) => {
       const network = await loadNetworkOr404(tx, p.network_uuid);

@@ -5,8 +5,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { NapiContext } from '../context.js';
-import { notAuthorized, notFound } from '../errors.js';
-import { checkIfMatch, napiParams, setEtag } from '../http.js';
+import { notAuthorized, notFound } from '../../rest/errors.js';
+import { checkIfMatch, requestParams, setEtag } from '../../rest/http.js';
 import {
   NETWORK_FIELDS,
   createNetworkTx,
@@ -31,7 +31,16 @@ import {
 } from '../models/params.js';
 import type { NetworkRecord } from '../models/records.js';
 import { Tx, transact } from '../txn.js';
-import { type FieldValidator, type Params, paginate, paginationFields, toList, vBool, vUuid, validateParams } from '../validate.js';
+import {
+  type FieldValidator,
+  type Params,
+  paginate,
+  paginationFields,
+  toList,
+  vBool,
+  vUuid,
+  validateParams,
+} from '../../rest/validate.js';
 
 /** ListNetworks' filters (strict). */
 export const networkListFilters: Record<string, FieldValidator> = {
@@ -91,21 +100,21 @@ export function registerNetworks(app: FastifyInstance, ctx: NapiContext): void {
   const { store, config } = ctx;
 
   app.get('/networks', async (req) => {
-    const c = await validateParams({ optional: networkListFilters, strict: true }, napiParams(req));
+    const c = await validateParams({ optional: networkListFilters, strict: true }, requestParams(req));
     const tx = new Tx(store);
     const nets = filterNetworks(await listNetworkRecords(tx), c).sort(sortByName);
     return paginate(nets, c).map((n) => serializeNetwork(n));
   });
 
   app.post('/networks', async (req, reply) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const { value, revision } = await transact(store, (tx) => createNetworkTx(tx, config, raw));
     setEtag(reply, revision);
     return serializeNetwork(value, { fields: fieldsOf(raw.fields) });
   });
 
   app.get('/networks/:uuid', async (req, reply) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const tx = new Tx(store);
     const loaded = await loadNetworkKv(tx, String(raw.uuid));
     const c = await validateParams(
@@ -125,7 +134,7 @@ export function registerNetworks(app: FastifyInstance, ctx: NapiContext): void {
   });
 
   app.put('/networks/:uuid', async (req, reply) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const { value, revision } = await transact(store, async (tx) => {
       const loaded = await mustLoadNetwork(tx, String(raw.uuid));
       checkIfMatch(req, loaded.modRevision);
@@ -138,7 +147,7 @@ export function registerNetworks(app: FastifyInstance, ctx: NapiContext): void {
   });
 
   app.delete('/networks/:uuid', async (req, reply) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     await deleteNetwork(store, async (tx, phase) => {
       const loaded = await mustLoadNetwork(tx, String(raw.uuid));
       if (phase === 'mark') checkIfMatch(req, loaded.modRevision);

@@ -6,8 +6,16 @@
 import type { FastifyInstance } from 'fastify';
 import { v4 as uuidv4 } from 'uuid';
 import type { NapiContext } from '../context.js';
-import { type FieldError, duplicateParam, invalidParam, invalidParams, missingParam, notFound, usedBy } from '../errors.js';
-import { napiParams } from '../http.js';
+import {
+  type FieldError,
+  duplicateParam,
+  invalidParam,
+  invalidParams,
+  missingParam,
+  notFound,
+  usedBy,
+} from '../../rest/errors.js';
+import { requestParams } from '../../rest/http.js';
 import { NIC_TAG_PREFIX, nicTagKey } from '../keys.js';
 import { listNetworkRecords, watchNetworkGeneration } from '../models/network.js';
 import { vNicTagMtu } from '../models/params.js';
@@ -21,11 +29,11 @@ import {
   paginate,
   paginationFields,
   rejectField,
-  vNicTagName,
   vString,
   vUuid,
   validateParams,
-} from '../validate.js';
+} from '../../rest/validate.js';
+import { vNicTagName } from '../validate.js';
 
 export function serializeNicTag(rec: NicTagRecord): { mtu: number; name: string; uuid: string } {
   return { mtu: rec.mtu, name: rec.name, uuid: rec.uuid };
@@ -55,14 +63,14 @@ export function registerNicTags(app: FastifyInstance, ctx: NapiContext): void {
   const { store } = ctx;
 
   app.get('/nic_tags', async (req) => {
-    const clean = await validateParams({ optional: paginationFields, strict: true }, napiParams(req));
+    const clean = await validateParams({ optional: paginationFields, strict: true }, requestParams(req));
     const kvs = (await store.range({ prefix: NIC_TAG_PREFIX })).kvs;
     const tags = kvs.map((kv) => JSON.parse(kv.value) as NicTagRecord).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     return paginate(tags, clean).map(serializeNicTag);
   });
 
   app.post('/nic_tags', async (req) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const { value } = await transact(store, async (tx) => {
       const c = await validateParams(
         {
@@ -88,14 +96,14 @@ export function registerNicTags(app: FastifyInstance, ctx: NapiContext): void {
   });
 
   app.get('/nic_tags/:name', async (req) => {
-    const c = await validateParams({ required: { name: vTagName } }, napiParams(req));
+    const c = await validateParams({ required: { name: vTagName } }, requestParams(req));
     const kv = await store.get(nicTagKey(c.name as string));
     if (!kv) throw notFound('nic tag not found');
     return serializeNicTag(JSON.parse(kv.value) as NicTagRecord);
   });
 
   app.put('/nic_tags/:name', async (req) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const oldName = String(raw.name);
     // The path's `name` is the old name; a new name comes from the body (or query).
     const params: Params = { ...raw };
@@ -146,7 +154,7 @@ export function registerNicTags(app: FastifyInstance, ctx: NapiContext): void {
   });
 
   app.delete('/nic_tags/:name', async (req, reply) => {
-    const c = await validateParams({ required: { name: vTagName } }, napiParams(req));
+    const c = await validateParams({ required: { name: vTagName } }, requestParams(req));
     await transact(store, async (tx) => {
       const current = await loadNicTag(tx, c.name as string);
       if (!current) throw notFound('nic tag not found');

@@ -5,8 +5,8 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { NapiContext } from '../context.js';
-import { notFound } from '../errors.js';
-import { checkIfMatch, napiParams, setEtag } from '../http.js';
+import { notFound } from '../../rest/errors.js';
+import { checkIfMatch, requestParams, setEtag } from '../../rest/http.js';
 import { networkKey } from '../keys.js';
 import {
   ALLOW_FLAGS,
@@ -22,7 +22,14 @@ import {
 import type { NetworkRecord, NicRecord } from '../models/records.js';
 import { vStrings, vUuidFilter } from '../models/params.js';
 import { Tx, transact } from '../txn.js';
-import { DEFAULT_LIMIT, type FieldValidator, type Params, paginationFields, vBool, validateParams } from '../validate.js';
+import {
+  DEFAULT_LIMIT,
+  type FieldValidator,
+  type Params,
+  paginationFields,
+  vBool,
+  validateParams,
+} from '../../rest/validate.js';
 
 const LIST_SCHEMA_OPTIONAL: Record<string, FieldValidator> = {
   ...paginationFields,
@@ -63,7 +70,7 @@ export function registerNics(app: FastifyInstance, ctx: NapiContext): void {
   const { store, config } = ctx;
 
   app.get('/nics', async (req) => {
-    const c = await validateParams({ optional: LIST_SCHEMA_OPTIONAL, strict: true }, napiParams(req));
+    const c = await validateParams({ optional: LIST_SCHEMA_OPTIONAL, strict: true }, requestParams(req));
     const tx = new Tx(store);
     // Only the page is read and parsed (NIC keys sort by MAC, NAPI's list order).
     const page = await pageNicRecords(tx, filterFrom(c), (c.offset as number | undefined) ?? 0, (c.limit as number | undefined) ?? DEFAULT_LIMIT);
@@ -72,7 +79,7 @@ export function registerNics(app: FastifyInstance, ctx: NapiContext): void {
   });
 
   const create = async (req: FastifyRequest, reply: FastifyReply) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const { value, revision } = await transact(store, (tx, attempt) => createNicTx(tx, config, raw, attempt), { attempts: 200 });
     setEtag(reply, revision);
     return serializeNic(value.nic, value.network, config);
@@ -90,7 +97,7 @@ export function registerNics(app: FastifyInstance, ctx: NapiContext): void {
   });
 
   app.put('/nics/:mac', async (req, reply) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const { value, revision } = await transact(store, async (tx) => {
       const loaded = await loadNic(tx, (req.params as Params).mac);
       if (!loaded) throw notFound(MSG.nicNotFound);

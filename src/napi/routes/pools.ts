@@ -4,8 +4,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { NapiContext } from '../context.js';
-import { notAuthorized } from '../errors.js';
-import { checkIfMatch, napiParams, setEtag } from '../http.js';
+import { notAuthorized } from '../../rest/errors.js';
+import { checkIfMatch, requestParams, setEtag } from '../../rest/http.js';
 import { poolKey } from '../keys.js';
 import { type UuidMatch, matchesUuid, vFamilyFilter, vStrings, vUuidPrefix } from '../models/params.js';
 import {
@@ -17,7 +17,16 @@ import {
   updatePoolTx,
 } from '../models/pool.js';
 import { Tx, transact } from '../txn.js';
-import { type FieldValidator, fail, isUuid, paginate, paginationFields, toList, vUuid, validateParams } from '../validate.js';
+import {
+  type FieldValidator,
+  fail,
+  isUuid,
+  paginate,
+  paginationFields,
+  toList,
+  vUuid,
+  validateParams,
+} from '../../rest/validate.js';
 
 const vOneNetwork: FieldValidator = (field, v) => {
   const list = toList(v);
@@ -42,7 +51,7 @@ export function registerPools(app: FastifyInstance, ctx: NapiContext): void {
           ...paginationFields,
         },
       },
-      napiParams(req),
+      requestParams(req),
     );
     const names = c.name as string[] | undefined;
     const families = c.family as string[] | undefined;
@@ -58,14 +67,14 @@ export function registerPools(app: FastifyInstance, ctx: NapiContext): void {
   });
 
   app.post('/network_pools', async (req, reply) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const { value, revision } = await transact(store, (tx) => createPoolTx(tx, config.adminUuid, raw));
     setEtag(reply, revision);
     return serializePool(value);
   });
 
   app.get('/network_pools/:uuid', async (req, reply) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const c = await validateParams({ optional: { provisionable_by: vUuid } }, raw);
     const loaded = await mustLoadPool(new Tx(store), String(raw.uuid));
     if (c.provisionable_by && !isPoolOwner(loaded.rec, c.provisionable_by as string, config.adminUuid)) {
@@ -77,7 +86,7 @@ export function registerPools(app: FastifyInstance, ctx: NapiContext): void {
   });
 
   app.put('/network_pools/:uuid', async (req, reply) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const { value, revision } = await transact(store, async (tx) => {
       const loaded = await mustLoadPool(tx, String(raw.uuid));
       checkIfMatch(req, loaded.modRevision);
@@ -88,7 +97,7 @@ export function registerPools(app: FastifyInstance, ctx: NapiContext): void {
   });
 
   app.delete('/network_pools/:uuid', async (req, reply) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     await transact(store, async (tx) => {
       const loaded = await mustLoadPool(tx, String(raw.uuid));
       checkIfMatch(req, loaded.modRevision);

@@ -4,15 +4,16 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { NapiContext } from '../context.js';
-import { notFound } from '../errors.js';
-import { napiParams } from '../http.js';
+import { notFound } from '../../rest/errors.js';
+import { requestParams } from '../../rest/http.js';
 import { subnetContains, subnetOf } from '../ipmath.js';
 import { ipKey } from '../keys.js';
 import { listNetworkRecords, sortByName } from '../models/network.js';
 import { type SerializedIp, serializeIp, synthesizedIp } from '../models/ip.js';
 import type { IpRecord } from '../models/records.js';
 import { Tx } from '../txn.js';
-import { vBool, vIp, vString, vUuid, validateParams } from '../validate.js';
+import { vBool, vString, vUuid, validateParams } from '../../rest/validate.js';
+import { vIp } from '../validate.js';
 
 export function registerSearch(app: FastifyInstance, ctx: NapiContext): void {
   app.get('/search/ips', async (req) => {
@@ -22,7 +23,7 @@ export function registerSearch(app: FastifyInstance, ctx: NapiContext): void {
         required: { ip: vIp },
         optional: { belongs_to_type: vString, belongs_to_uuid: vUuid, owner_uuid: vUuid, fabric: vBool },
       },
-      napiParams(req),
+      requestParams(req),
     );
     const ip = c.ip as string;
     const tx = new Tx(ctx.store);
