@@ -70,6 +70,8 @@ export interface AgentOptions {
   checkNetns?: (path: string) => Promise<string | undefined>;
   /** Apply the instances' firewall rulesets from the controller's feed (GET /fw/nodes/:node/rulesets). */
   firewall?: { controllerUrl: string; waitMs?: number; retryMs?: number };
+  /** Called for each shootdown applied, with the time (Unix ms) it took effect. */
+  onShootdownApplied?: (entry: ClientLogEntry, appliedAt: number) => void;
   log?: (msg: string) => void;
 }
 
@@ -190,6 +192,7 @@ export class Agent {
       underlayDev: this.o.underlayDev,
       onMiss: (m) => this.onMiss(m),
       log: this.log,
+      peerUnderlays: () => this.peerUnderlays(),
     });
     await this.rebuild();
     this.logLoop = this.runShootdowns();
@@ -251,6 +254,13 @@ export class Agent {
     });
     this.log(`registered underlay NIC ${link.address} ${this.o.underlayIp} on ${net.name}`);
     return 'created';
+  }
+
+  /** The underlay addresses of the other nodes: their underlay NICs in the API. */
+  private async peerUnderlays(): Promise<string[]> {
+    const tag = this.o.underlayNicTag ?? 'sdc_underlay';
+    const nics = await this.o.napi.listNics({ underlay: true, belongs_to_type: 'server' });
+    return nics.filter((n) => n.ip && n.ip !== this.o.underlayIp && (n.nic_tag === undefined || n.nic_tag === tag)).map((n) => n.ip!);
   }
 
   /** Adopts NICs the API places here that are plumbed, and the kernel's entries. */
@@ -345,7 +355,7 @@ export class Agent {
   private async lookupVl3(vnet: number, ip: string): Promise<Vl3Mapping | null> {
     const end = this.metrics.lookupSeconds.startTimer({ kind: 'vl3' });
     const r = await this.o.svp.vl3(ip, vnet).finally(end);
-    if (r.status === SvpStatus.OK && r.mac && r.ip) return { mac: normalizeMac(r.mac), underlay: r.ip, port: r.port };
+    if (r.status === SvpStatus.OK && r.mac && r.ip) return this.withVlan({ mac: normalizeMac(r.mac), underlay: r.ip, port: r.port }, r.mac);
     if (r.status === SvpStatus.NOTFOUND) return null;
     throw new Error(`VL3 ${ip} vnet ${vnet}: ${r.statusName}`);
   }
@@ -353,9 +363,23 @@ export class Agent {
   private async lookupVl2(vnet: number, mac: string): Promise<Vl2Mapping | null> {
     const end = this.metrics.lookupSeconds.startTimer({ kind: 'vl2' });
     const r = await this.o.svp.vl2(mac, vnet).finally(end);
-    if (r.status === SvpStatus.OK && r.ip) return { underlay: r.ip, port: r.port };
+    if (r.status === SvpStatus.OK && r.ip) return this.withVlan({ underlay: r.ip, port: r.port }, mac);
     if (r.status === SvpStatus.NOTFOUND) return null;
     throw new Error(`VL2 ${mac} vnet ${vnet}: ${r.statusName}`);
+  }
+
+  /**
+   * For a VLAN-aware data plane, the answer with the fabric VLAN of the MAC's NIC (SVP does
+   * not carry it; the API does). A NIC the API no longer has is NOTFOUND.
+   */
+  private async withVlan<T extends Vl2Mapping>(m: T, mac: string): Promise<T | null> {
+    if (!this.o.backend.vlanAware) return m;
+    try {
+      return { ...m, vlan: (await this.o.napi.getNic(normalizeMac(mac))).vlan_id ?? 0 };
+    } catch (err) {
+      if (err instanceof NapiRequestError && err.status === 404) return null;
+      throw err;
+    }
   }
 
   /**
@@ -391,7 +415,7 @@ export class Agent {
       source = r.source;
       result = r.value === null ? 'notfound' : this.isLocal(r.value.underlay) ? 'local' : 'ok';
       if (r.value && result === 'ok' && r.source !== 'coalesced' && !r.stale) {
-        this.o.backend.installL2(vnet, mac, r.value.underlay);
+        this.o.backend.installL2(vnet, mac, r.value.underlay, r.value.vlan);
         this.o.prober?.add(r.value.underlay);
       }
       return r.value;
@@ -401,9 +425,9 @@ export class Agent {
   }
 
   private installIp(vnet: number, ip: string, m: Vl3Mapping): void {
-    this.o.backend.installL3(vnet, ip, m.mac, m.underlay);
+    this.o.backend.installL3(vnet, ip, m.mac, m.underlay, m.vlan);
     // The FDB entry came with the answer: the VL2 cache knows it too.
-    this.vl2.set(vl2Key(vnet, m.mac), { underlay: m.underlay, port: m.port });
+    this.vl2.set(vl2Key(vnet, m.mac), { underlay: m.underlay, port: m.port, ...(m.vlan === undefined ? {} : { vlan: m.vlan }) });
     this.o.prober?.add(m.underlay);
   }
 
@@ -454,6 +478,7 @@ export class Agent {
         else await this.applyVl3(e.vnetId, e.ip);
         this.metrics.shootdowns.inc({ type: e.type });
         this.shootdownsApplied++;
+        this.o.onShootdownApplied?.(e, Date.now());
         done.push(e.id);
       } catch (err) {
         this.metrics.shootdownErrors.inc({ type: e.type });

@@ -20,6 +20,7 @@ interface ControllerFlags {
   logWait: number;
   svpMaxConns: number;
   svpMaxConnsPerPeer: number;
+  ui: boolean;
 }
 
 /**
@@ -59,6 +60,7 @@ export function registerControllerCommand(program: Command): void {
       parseIntArg(1, 1_000_000),
       DEFAULT_MAX_CONNECTIONS_PER_PEER,
     )
+    .option('--no-ui', "don't serve the web console at /ui")
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
     .action(async (flags: ControllerFlags) => {
       let store: StoreConfig;
@@ -84,12 +86,14 @@ export function registerControllerCommand(program: Command): void {
         svpLogWaitMs: flags.logWait,
         svpMaxConnections: flags.svpMaxConns,
         svpMaxConnectionsPerPeer: flags.svpMaxConnsPerPeer,
+        ui: flags.ui,
       });
       const where = store.kind === 'leveldb' ? `leveldb at ${store.dir}` : `etcd at ${store.endpoints.join(',')} prefix ${store.prefix}`;
       // Machine-readable first lines: tests and operators read the bound addresses here.
       process.stdout.write(`rhumb controller: REST http://${formatHostPort(ctl.restAddress)}\n`);
       if (ctl.svpAddress) process.stdout.write(`rhumb controller: SVP ${formatHostPort(ctl.svpAddress)}\n`);
       process.stdout.write(`rhumb controller: store ${where}\n`);
+      if (flags.ui) process.stdout.write(`rhumb controller: console http://${formatHostPort(ctl.restAddress)}/ui/\n`);
       let closing = false;
       const stop = (sig: string) => {
         if (closing) return;

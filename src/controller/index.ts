@@ -13,6 +13,7 @@ import type { Store } from '../store/types.js';
 import { MappingIndex } from '../mapping/index.js';
 import { startEventGc } from '../overlay/gc.js';
 import { SvpServer } from '../svp/server.js';
+import { registerConsole } from '../console/server.js';
 import { registerIndexGauges, registerObjectGauges } from './gauges.js';
 import { buildRestApp } from './rest-app.js';
 
@@ -37,6 +38,8 @@ export interface ControllerOptions {
   svpMaxConnections?: number;
   /** Open SVP connections allowed from one peer address (default DEFAULT_MAX_CONNECTIONS_PER_PEER). */
   svpMaxConnectionsPerPeer?: number;
+  /** Serve the web console at /ui (default true). Agents' reports are accepted either way. */
+  ui?: boolean;
 }
 
 export interface Controller {
@@ -100,6 +103,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
         beforeWriteReply: async (revision) => {
           await index.waitForRevision(revision, 5000);
         },
+        extraRoutes: [(a, ctx) => void registerConsole(a, ctx, { ui: opts.ui ?? true })],
       },
     );
     app = rest.app;
