@@ -21,6 +21,6 @@ export interface RestApp {
 export function buildRestApp(deps: Omit<NapiContext, 'log'>, opts: RestAppOptions = {}): RestApp {
   const { fw: fwOpts, ...napiOpts } = opts;
   const fw = fwApi({ store: deps.store, registry: deps.registry }, fwOpts);
-  const app = buildNapiApp(deps, { ...napiOpts, extraRoutes: [...(napiOpts.extraRoutes ?? []), fw.routes] });
+  const app = buildNapiApp(deps, { ...napiOpts, extraRoutes: [fw.routes, ...(napiOpts.extraRoutes ?? [])] });
   return { app, fwEngine: fw.engine };
 }
