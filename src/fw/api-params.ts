@@ -3,7 +3,7 @@
  * error bodies they answer with. Pure: no store, no engine.
  */
 import { type FieldError, type NapiError, forbidden, invalidParam, invalidParams, notFound, unknownParams } from '../rest/errors.js';
-import { type Params, paginationFields, validateParams } from '../rest/validate.js';
+import { type Page, type Params, paginationFields, schema, validateParams } from '../rest/validate.js';
 import { canonicalAddress } from './addr.js';
 import type { Probe } from './explain.js';
 import { isValidUuid, type ProtocolName, type TagRef } from './lang/index.js';
@@ -131,9 +131,11 @@ export function listFilter(params: Record<string, unknown>): { filter: RuleFilte
   return { filter: (r) => preds.every((p) => p(r)), limit, offset };
 }
 
+const PAGE_SCHEMA = schema({ optional: paginationFields });
+
 /** limit (1..1000, default 1000) and offset, checked with NAPI's messages. */
-export async function pageParams(params: Record<string, unknown>): Promise<Params> {
-  return validateParams({ optional: paginationFields }, params);
+export async function pageParams(params: Params): Promise<Page> {
+  return validateParams(PAGE_SCHEMA, params);
 }
 
 export function parseProbe(params: Record<string, unknown>, errors: FieldError[]): Probe {

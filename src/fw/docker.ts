@@ -260,9 +260,11 @@ export function parseContainer(uuid: string, params: Params, base?: DockerContai
   if (unknown.length > 0) errors.push(unknownParams(unknown.sort()));
   if (!isValidUuid(uuid)) errors.push(invalidParam('uuid', 'Invalid container UUID'));
   const owner = params.owner_uuid ?? base?.owner_uuid;
-  if (typeof owner !== 'string' || !isValidUuid(owner)) errors.push(invalidParam('owner_uuid', 'Invalid owner UUID'));
+  const ownerUuid = typeof owner === 'string' && isValidUuid(owner) ? owner.toLowerCase() : undefined;
+  if (ownerUuid === undefined) errors.push(invalidParam('owner_uuid', 'Invalid owner UUID'));
   const name = params.name ?? base?.name;
-  if (typeof name !== 'string' || !/^\/?[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) errors.push(invalidParam('name', 'Invalid container name'));
+  const validName = typeof name === 'string' && /^\/?[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name) ? name.replace(/^\//, '') : undefined;
+  if (validName === undefined) errors.push(invalidParam('name', 'Invalid container name'));
   const list = <T>(field: string, parse: (v: unknown) => T | string, dflt: T[]): T[] => {
     const v = params[field];
     if (v === undefined) return dflt;
@@ -284,11 +286,11 @@ export function parseContainer(uuid: string, params: Params, base?: DockerContai
   const env = list<{ kv: string }>('env', (v) => (typeof v === 'string' && v.indexOf('=') > 0 ? { kv: v } : 'env entries must be "KEY=VALUE"'), (base?.env ?? []).map((kv) => ({ kv }))).map((e) => e.kv);
   const publishAll = boolParam('publish_all', params.publish_all, errors) ?? base?.publish_all ?? false;
   const icc = boolParam('icc', params.icc, errors);
-  if (errors.length > 0) throw invalidParams(errors);
+  if (errors.length > 0 || ownerUuid === undefined || validName === undefined) throw invalidParams(errors);
   const record: DockerContainerRecord = {
     uuid: uuid.toLowerCase(),
-    owner_uuid: (owner as string).toLowerCase(),
-    name: (name as string).replace(/^\//, ''),
+    owner_uuid: ownerUuid,
+    name: validName,
     links,
     exposed,
     published,

@@ -33,12 +33,12 @@ export function ipText(a: ipaddr.IPv4 | ipaddr.IPv6): string {
   return a.kind() === 'ipv4' ? a.toString() : (a as ipaddr.IPv6).toRFC5952String();
 }
 
-export const vIp: FieldValidator = (field, v) => {
+export const vIp: FieldValidator<string> = (field, v) => {
   const a = parseIp(v);
   return a ? ipText(a) : fail(field, 'invalid IP address');
 };
 
-export const vIpArray: FieldValidator = (field, v) => {
+export const vIpArray: FieldValidator<string[]> = (field, v) => {
   const list = toList(v);
   if (!list) return fail(field, 'must be an array of IP addresses');
   const out: string[] = [];
@@ -52,7 +52,7 @@ export const vIpArray: FieldValidator = (field, v) => {
   return out;
 };
 
-export const vVlan: FieldValidator = (field, v) => {
+export const vVlan: FieldValidator<number> = (field, v) => {
   const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 4094) {
     return fail(field, 'VLAN ID must be a number between 0 and 4094, and not 1');
@@ -60,7 +60,7 @@ export const vVlan: FieldValidator = (field, v) => {
   return n;
 };
 
-export const vVnetId: FieldValidator = (field, v) => {
+export const vVnetId: FieldValidator<number> = (field, v) => {
   const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 16777215) {
     return fail(field, 'VNET ID must be a number between 0 and 16777215');
@@ -91,9 +91,9 @@ export function macToNumber(mac: string): number {
   return parseInt(mac.replace(/[:-]/g, ''), 16);
 }
 
-export const vMac: FieldValidator = (field, v) => parseMac(v) ?? fail(field, 'invalid MAC address');
+export const vMac: FieldValidator<string> = (field, v) => parseMac(v) ?? fail(field, 'invalid MAC address');
 
-export const vNicTagName: FieldValidator = (field, v) => {
+export const vNicTagName: FieldValidator<string> = (field, v) => {
   if (typeof v !== 'string' || v.length === 0 || v.length > 31 || !/^[A-Za-z0-9_]+$/.test(v)) {
     return fail(field, 'must only contain numbers, letters and underscores');
   }

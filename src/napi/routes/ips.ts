@@ -11,7 +11,7 @@ import { ipKey, ipPrefix, networkKey, networkNameKey } from '../keys.js';
 import { mustParseIpForNetwork, serializeIp, synthesizedIp, updateIpTx, vBelongsToType } from '../models/ip.js';
 import type { IpRecord, NetworkRecord } from '../models/records.js';
 import { Tx, transact } from '../txn.js';
-import { type Params, isUuid, paginate, paginationFields, vUuid, validateParams } from '../../rest/validate.js';
+import { type Params, isUuid, paginate, paginationFields, schema, vUuid, validateParams } from '../../rest/validate.js';
 
 async function loadNetworkOr404(tx: Tx, uuidOrAdmin: unknown): Promise<NetworkRecord> {
   let uuid = typeof uuidOrAdmin === 'string' ? uuidOrAdmin : '';
@@ -21,11 +21,11 @@ async function loadNetworkOr404(tx: Tx, uuidOrAdmin: unknown): Promise<NetworkRe
   return rec;
 }
 
-const LIST_SCHEMA = {
+const LIST_SCHEMA = schema({
   strict: true,
   allowed: ['network_uuid'],
   optional: { ...paginationFields, belongs_to_type: vBelongsToType, belongs_to_uuid: vUuid, owner_uuid: vUuid },
-};
+});
 
 export function registerIps(app: FastifyInstance, ctx: NapiContext): void {
   const { store, config } = ctx;

@@ -12,20 +12,19 @@ import { listNetworkRecords, sortByName } from '../models/network.js';
 import { type SerializedIp, serializeIp, synthesizedIp } from '../models/ip.js';
 import type { IpRecord } from '../models/records.js';
 import { Tx } from '../txn.js';
-import { vBool, vString, vUuid, validateParams } from '../../rest/validate.js';
+import { schema, vBool, vString, vUuid, validateParams } from '../../rest/validate.js';
 import { vIp } from '../validate.js';
+
+const SEARCH_IPS_SCHEMA = schema({
+  strict: true,
+  required: { ip: vIp },
+  optional: { belongs_to_type: vString, belongs_to_uuid: vUuid, owner_uuid: vUuid, fabric: vBool },
+});
 
 export function registerSearch(app: FastifyInstance, ctx: NapiContext): void {
   app.get('/search/ips', async (req) => {
-    const c = await validateParams(
-      {
-        strict: true,
-        required: { ip: vIp },
-        optional: { belongs_to_type: vString, belongs_to_uuid: vUuid, owner_uuid: vUuid, fabric: vBool },
-      },
-      requestParams(req),
-    );
-    const ip = c.ip as string;
+    const c = await validateParams(SEARCH_IPS_SCHEMA, requestParams(req));
+    const ip = c.ip;
     const tx = new Tx(ctx.store);
     const nets = (await listNetworkRecords(tx))
       .filter((n) => c.fabric === undefined || (n.fabric === true) === c.fabric)
