@@ -20,7 +20,8 @@ import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
-import { FrameDecoder, SvpOp, SvpStatus, encodeMessage, ipToBytes } from '../../src/svp/codec.js';
+import { FrameDecoder, SvpOp, SvpStatus, encodeMessage } from '../../src/svp/codec.js';
+import { ipToBytes } from '../../src/net/addr.js';
 import { benchNic } from './shape.js';
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
+import { createLogger } from '../log/index.js';
 import { createRegistry } from '../metrics/index.js';
 import type { FwEngine } from '../fw/push.js';
 import { ensureInitialData } from '../napi/bootstrap.js';
@@ -79,16 +80,9 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   const store = await openStore(opts.store);
   const registry = createRegistry('controller');
   const config = napiConfigFrom(opts);
-  const logger = { level: opts.logLevel ?? 'info' };
+  const logger = createLogger({ level: opts.logLevel ?? 'info' });
   let app: FastifyInstance | undefined;
-  // The app (and its logger) is built after the index has loaded; log through it once it exists.
-  const index = new MappingIndex({
-    store,
-    logger: {
-      warn: (obj, msg) => app?.log.warn(obj, msg),
-      info: (obj, msg) => app?.log.info(obj, msg),
-    },
-  });
+  const index = new MappingIndex({ store, logger: logger.child({ component: 'mapping' }) });
   let svp: SvpServer | undefined;
   try {
     await ensureInitialData({ store, config });
@@ -118,11 +112,12 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       logWaitMs: opts.svpLogWaitMs ?? 10_000,
       ...(opts.svpMaxConnections !== undefined ? { maxConnections: opts.svpMaxConnections } : {}),
       ...(opts.svpMaxConnectionsPerPeer !== undefined ? { maxConnectionsPerPeer: opts.svpMaxConnectionsPerPeer } : {}),
-      logger: app.log,
+      logger: logger.child({ component: 'svp' }),
     });
     const svpBound = await svp.listen();
     // Events a node never consumes (it died, or was removed) are dropped after a day.
-    const eventGc = startEventGc(store, { onError: (err) => app?.log.warn({ err: err.message }, 'event sweep failed') });
+    const gcLog = logger.child({ component: 'event-gc' });
+    const eventGc = startEventGc(store, { onError: (err) => gcLog.warn({ err: err.message }, 'event sweep failed') });
     await app.listen({ host: opts.listen.host, port: opts.listen.port });
     const addr = app.server.address();
     const restAddress =

@@ -20,7 +20,7 @@
 import { createHash } from 'node:crypto';
 import { type FieldError, type NapiError, forbidden, invalidParam, invalidParams, notFound, unknownParams } from '../rest/errors.js';
 import type { Params } from '../rest/validate.js';
-import type { Tx } from '../napi/txn.js';
+import type { Tx } from '../store/txn.js';
 import { boolParam } from './api-params.js';
 import { canonicalize, isValidUuid } from './lang/index.js';
 import {

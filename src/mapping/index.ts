@@ -23,12 +23,8 @@ import {
 import { type Change, type ChangeSet, CompactedError, type Store, StoreClosedError, type Watcher } from '../store/types.js';
 import { ipFromBytes, ipToBytes, isV4Mapped, macToBytes, uuidToBytes } from '../net/addr.js';
 import { LogType, encodeLogEntry } from '../svp/codec.js';
+import type { Logger } from '../log/index.js';
 import { U32Table } from './table.js';
-
-export interface IndexLogger {
-  warn(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-}
 
 /** Where a node's VXLAN traffic goes. Shared, immutable objects: do not modify. */
 export interface UnderlayAddress {
@@ -60,7 +56,7 @@ export interface Vl3Lookup {
 
 export interface MappingIndexOptions {
   store: Store;
-  logger?: IndexLogger;
+  logger?: Logger;
   /** Keys per range read while loading. */
   pageSize?: number;
   /** First delay before retrying after the feed fails for a reason other than compaction. */
@@ -140,7 +136,7 @@ type Listener = () => void;
 export class MappingIndex {
   private state = new IndexState();
   private readonly store: Store;
-  private readonly logger: IndexLogger | undefined;
+  private readonly logger: Logger | undefined;
   private readonly pageSize: number;
   private readonly retryBaseMs: number;
   private watcher: Watcher | null = null;
@@ -234,7 +230,7 @@ export class MappingIndex {
     const state = new IndexState();
     let first = true;
     let r0 = 0;
-    let last = 0;
+    let last: number;
     let gt: string | undefined;
     for (;;) {
       const page = await this.store.range({ prefix: OVERLAY_PREFIX, gt, limit: this.pageSize });
@@ -383,7 +379,7 @@ export class MappingIndex {
     } else if (key.startsWith(UNDERLAY_PREFIX)) {
       const cn = key.slice(UNDERLAY_PREFIX.length);
       const rec = parseJson<UnderlayRecord>(value);
-      let ip: Buffer | null = null;
+      let ip: Buffer | null;
       try {
         ip = rec && typeof rec.ip === 'string' ? ipToBytes(rec.ip) : null;
       } catch {

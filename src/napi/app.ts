@@ -5,7 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { instrumentHttp } from '../metrics/index.js';
 import { StoreClosedError } from '../store/types.js';
 import type { RouteModule } from '../rest/context.js';
@@ -19,10 +19,11 @@ import {
   unsupportedMediaType,
 } from '../rest/errors.js';
 import { routeModules } from './routes/index.js';
-import { type CommitRecord, TxConflictError, commitTracker } from './txn.js';
+import { type CommitRecord, TxConflictError, commitTracker } from '../store/txn.js';
 
 export interface NapiAppOptions {
-  logger?: FastifyServerOptions['logger'];
+  /** The process's logger (fastify logs requests through a child of it); none: silent. */
+  logger?: FastifyBaseLogger;
   /** Route groups of other APIs served on the same port (the controller adds the firewall's). */
   extraRoutes?: RouteModule[];
   /**
@@ -37,7 +38,7 @@ const SERVER_NAME = 'rhumb Networking API';
 /** Builds the app; the context's logger is the app's own pino logger. */
 export function buildNapiApp(deps: Omit<NapiContext, 'log'>, opts: NapiAppOptions = {}): FastifyInstance {
   const app = Fastify({
-    logger: opts.logger ?? false,
+    ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
     bodyLimit: 1024 * 1024,
     genReqId: () => randomUUID(),
     // NAPI's IDs contain no characters that need this, and `admin` must route as a uuid.

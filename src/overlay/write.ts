@@ -9,7 +9,7 @@
  * count (another NIC on a node already there) don't touch the counter, so concurrent
  * NIC creates on a busy vnet only collide when they share a node.
  */
-import type { Tx } from '../napi/txn.js';
+import type { Tx } from '../store/txn.js';
 import {
   type DeriveConfig,
   type DeriveOptions,

@@ -8,6 +8,7 @@
  * The field validators here are the generic ones (strings, UUIDs, booleans, integers,
  * pagination); NAPI's network values live in src/napi/validate.ts.
  */
+import { isUuid } from '../net/addr.js';
 import { type FieldError, invalidParam, invalidParams, missingParam, unknownParams } from './errors.js';
 
 export type Params = Record<string, unknown>;
@@ -156,12 +157,6 @@ export function rejectField(field: string, message: string, extra: Partial<Field
 }
 
 // ---- generic field validators (wording from restify-warden and sdc-napi lib/util/validate.js) ----
-
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-export function isUuid(v: unknown): v is string {
-  return typeof v === 'string' && UUID_RE.test(v);
-}
 
 export const vString: FieldValidator<string> = (field, v) => {
   if (typeof v !== 'string') return fail(field, 'must be a string');

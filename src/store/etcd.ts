@@ -280,7 +280,7 @@ export class EtcdStore implements Store {
     } catch (err) {
       client.close();
       if (err instanceof EtcdLimitsError) throw err;
-      throw new Error(`cannot open etcd store at ${endpoints.join(',')} (prefix ${prefix}): ${asError(err).message}`);
+      throw new Error(`cannot open etcd store at ${endpoints.join(',')} (prefix ${prefix}): ${asError(err).message}`, { cause: err });
     }
   }
 

@@ -7,12 +7,10 @@
  * big-endian, which writes back the identical bytes.
  *
  * Addresses travel as 16 bytes (IPv4 as ::ffff:a.b.c.d), MACs as 6 raw bytes, log ids as
- * 16 raw UUID bytes. See shared/spec/svp.md.
+ * 16 raw UUID bytes, as the SVP contract specifies.
  */
 import { crc32 } from 'node:zlib';
-import { ipFromBytes, ipToBytes, isV4Mapped, macFromBytes, macToBytes, uuidFromBytes, uuidToBytes } from '../net/addr.js';
 
-export { ipFromBytes, ipToBytes, isV4Mapped, macFromBytes, macToBytes, uuidFromBytes, uuidToBytes };
 
 export const SVP_VERSION = 1;
 export const SVP_DEFAULT_PORT = 1296;

@@ -33,17 +33,11 @@ import {
   encodePong,
   encodeVl2Ack,
   encodeVl3Ack,
-  isV4Mapped,
   logRmCount,
   opName,
-  uuidFromBytes,
 } from './codec.js';
-
-export interface SvpLogger {
-  warn(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  debug?(obj: object, msg?: string): void;
-}
+import type { Logger } from '../log/index.js';
+import { isV4Mapped, uuidFromBytes } from '../net/addr.js';
 
 /** Why a connection was closed by the server (metric label values). */
 export type CloseCause = ProtocolErrorCause | 'shootdown' | 'too_many_pending' | 'internal_error';
@@ -64,7 +58,7 @@ export interface ConnectionLimits {
 export interface ConnectionHost {
   readonly store: Store;
   readonly index: MappingIndex;
-  readonly logger: SvpLogger | undefined;
+  readonly logger: Logger | undefined;
   readonly limits: ConnectionLimits;
   countRequest(op: OpLabel, status: number, startedMs: number): void;
   countClose(cause: CloseCause): void;
@@ -110,7 +104,7 @@ export class Connection {
     this.backlogBound = Math.max(host.limits.maxWriteBacklogBytes, socket.writableHighWaterMark);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
-    socket.on('error', (err) => host.logger?.debug?.({ peer: this.peer, err: err.message }, 'svp connection error'));
+    socket.on('error', (err) => host.logger?.debug({ peer: this.peer, err: err.message }, 'svp connection error'));
     socket.on('drain', () => this.handleQueued());
   }
 

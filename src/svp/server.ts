@@ -24,10 +24,10 @@ import {
   type ConnectionHost,
   type ConnectionLimits,
   type OpLabel,
-  type SvpLogger,
 } from './connection.js';
+import type { Logger } from '../log/index.js';
 
-export type { CloseCause, SvpLogger } from './connection.js';
+export type { CloseCause } from './connection.js';
 export type { RefusalReason } from './admission.js';
 
 /** Open connections allowed in total (one per compute node and agent endpoint is typical). */
@@ -74,7 +74,7 @@ export interface SvpServerOptions {
   maxConnectionsPerPeer?: number;
   /** Upper bound on waiting for a LOG_RM's deletions to reach the index before acking. */
   logRmVisibleTimeoutMs?: number;
-  logger?: SvpLogger;
+  logger?: Logger;
 }
 
 interface Metrics {
@@ -140,7 +140,7 @@ function statusLabel(status: number): string {
 }
 
 export class SvpServer implements ConnectionHost {
-  private readonly opts: Required<Omit<SvpServerOptions, 'logger'>> & { logger: SvpLogger | undefined };
+  private readonly opts: Required<Omit<SvpServerOptions, 'logger'>> & { logger: Logger | undefined };
   private readonly server: net.Server;
   private readonly conns = new Set<Connection>();
   private readonly m: Metrics;
@@ -242,7 +242,7 @@ export class SvpServer implements ConnectionHost {
 
   private refuse(socket: net.Socket, peer: string, reason: RefusalReason): void {
     this.m.refused.inc({ reason });
-    this.opts.logger?.debug?.({ peer, reason }, 'svp: connection refused (connection cap)');
+    this.opts.logger?.debug({ peer, reason }, 'svp: connection refused (connection cap)');
     socket.on('error', () => undefined);
     socket.destroy();
   }
@@ -255,7 +255,7 @@ export class SvpServer implements ConnectionHost {
   get index(): MappingIndex {
     return this.opts.index;
   }
-  get logger(): SvpLogger | undefined {
+  get logger(): Logger | undefined {
     return this.opts.logger;
   }
 

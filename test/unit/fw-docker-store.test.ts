@@ -11,7 +11,7 @@ import {
 } from '../../src/fw/docker.js';
 import { RULE_PREFIX, dockerContainerKey, instanceKey, ruleKey, toPolicyRule } from '../../src/fw/registry.js';
 import type { InstanceRecord, StoredRule } from '../../src/fw/types.js';
-import { transact } from '../../src/napi/txn.js';
+import { transact } from '../../src/store/txn.js';
 import { NapiError } from '../../src/rest/errors.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import type { Store } from '../../src/store/types.js';

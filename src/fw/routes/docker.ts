@@ -7,7 +7,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { requestParams } from '../../rest/http.js';
-import { transact } from '../../napi/txn.js';
+import { transact } from '../../store/txn.js';
 import { requireUuid } from '../api-params.js';
 import {
   type ContainerView,

@@ -15,7 +15,7 @@ import type { FastifyInstance } from 'fastify';
 import { notFound } from '../../rest/errors.js';
 import { requestParams } from '../../rest/http.js';
 import { paginate } from '../../rest/validate.js';
-import { transact } from '../../napi/txn.js';
+import { transact } from '../../store/txn.js';
 import { assertInstanceOwner, pageParams, requireUuid } from '../api-params.js';
 import { buildInstanceRecord, instanceKey } from '../registry.js';
 import type { InstanceRecord } from '../types.js';

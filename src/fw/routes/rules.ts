@@ -15,7 +15,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { forbidden, invalidParam, invalidParams, notFound, ruleExists, unknownParams } from '../../rest/errors.js';
 import { requestParams } from '../../rest/http.js';
 import { type Params, paginate } from '../../rest/validate.js';
-import { transact } from '../../napi/txn.js';
+import { transact } from '../../store/txn.js';
 import { assertRuleOwner, listFilter, pageParams, requireUuid, ruleNotFound } from '../api-params.js';
 import { PolicyWorld, ruleSelects } from '../compile.js';
 import { renderRuleset } from '../nft.js';

@@ -21,7 +21,7 @@ import { invalidParams, subnetFull, usedBy } from '../../rest/errors.js';
 import { bigIntToIp, familyOf, ipToBigInt, subnetContains, subnetOf, type Family } from '../ipmath.js';
 import { ipKey, ipPrefix, networkKey } from '../keys.js';
 import type { IpRecord, NetworkRecord } from '../models/records.js';
-import type { Tx } from '../txn.js';
+import type { Tx } from '../../store/txn.js';
 
 // ---- pure helpers ------------------------------------------------------------------
 

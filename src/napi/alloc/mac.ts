@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { internalError } from '../../rest/errors.js';
 import { nicKey } from '../keys.js';
-import type { Tx } from '../txn.js';
+import type { Tx } from '../../store/txn.js';
 
 export const MAC_RETRIES = 50;
 

@@ -6,7 +6,7 @@
 import { randomInt } from 'node:crypto';
 import { type NapiError, internalError, notFound, preconditionRequired } from '../../rest/errors.js';
 import { fabricKey, vlanKey, vnetKey } from '../keys.js';
-import type { Tx } from '../txn.js';
+import type { Tx } from '../../store/txn.js';
 import type { FabricRecord, FabricVlanRecord } from './records.js';
 
 export const MAX_VNET_ID = 16777215;

@@ -5,7 +5,7 @@
 import { type FieldError, invalidParams, missingParam, notFound } from '../../rest/errors.js';
 import { familyOf, subnetContains, subnetOf } from '../ipmath.js';
 import { ipKey } from '../keys.js';
-import type { Tx } from '../txn.js';
+import type { Tx } from '../../store/txn.js';
 import {
   type FieldValidator,
   type Params,
@@ -17,7 +17,7 @@ import {
   vUuid,
   validateParams,
 } from '../../rest/validate.js';
-import { ipText, parseIp } from '../validate.js';
+import { tryCanonicalIp } from '../../net/addr.js';
 import type { BelongsToType, IpRecord, NetworkRecord } from './records.js';
 
 export const BELONGS_TO_TYPES: readonly BelongsToType[] = ['other', 'server', 'zone'];
@@ -75,9 +75,8 @@ export type ParsedIpAddr = { ok: true; ip: string } | { ok: false; message: stri
 
 /** The :ip_addr path parameter against a network, with GetIP's 404 messages. */
 export function parseIpForNetwork(raw: unknown, network: NetworkRecord): ParsedIpAddr {
-  const a = parseIp(raw);
-  if (!a) return { ok: false, message: 'Invalid IP address' };
-  const ip = ipText(a);
+  const ip = tryCanonicalIp(raw);
+  if (ip === undefined) return { ok: false, message: 'Invalid IP address' };
   const subnet = subnetOf(network.subnet);
   if (familyOf(ip) !== subnet.family) return { ok: false, message: 'IP and subnet are of different address families' };
   if (!subnetContains(subnet, ip)) return { ok: false, message: 'IP is not in subnet' };

@@ -2,7 +2,7 @@
  * CreateNetwork and UpdateNetwork, shared by /networks and /fabrics/…/networks. Each is
  * validate (a module-level schema: warden's two phases, then the cross-field checks in
  * NAPI's order) → build the record → write it and reserve its addresses, inside the
- * caller's transaction (src/napi/txn.ts): validation reads go through it, so a concurrent
+ * caller's transaction (src/store/txn.ts): validation reads go through it, so a concurrent
  * change forces a retry on fresh data and nothing is ever half-written.
  */
 import { v4 as uuidv4 } from 'uuid';
@@ -22,7 +22,7 @@ import {
 import type { NapiConfig } from '../context.js';
 import { broadcastAddress, isPrivateSubnet, isRfc1918, type Subnet, subnetContains, subnetOf, subnetText } from '../ipmath.js';
 import { ipKey, networkKey, networkNameKey, nicTagKey } from '../keys.js';
-import type { Tx } from '../txn.js';
+import type { Tx } from '../../store/txn.js';
 import { vIp, vVlan, vVnetId } from '../validate.js';
 import {
   IMMUTABLE_FIELDS,

@@ -1,17 +1,17 @@
 /**
  * Networks: stored records, serialization, loading, the generation counter, and the
  * delete logic shared by /networks and /fabrics/…/networks. Create and update are in
- * ./network-write.ts. Every function that writes takes a Tx (src/napi/txn.ts).
+ * ./network-write.ts. Every function that writes takes a Tx (src/store/txn.ts).
  *
  * Exported for the NIC side: loadNetwork, loadNetworkKv, serializeNetwork,
  * isNetworkOwner, listNetworkRecords.
  */
 import { type FieldError, inUse, notFound, usedBy } from '../../rest/errors.js';
+import { macFromNumber } from '../../net/addr.js';
 import { netmaskOf, subnetOf } from '../ipmath.js';
 import { NETWORK_GEN_KEY, NETWORK_PREFIX, POOL_PREFIX, ipPrefix, networkKey, networkNameKey, nicIndexPrefix } from '../keys.js';
 import type { KeyValue, Store } from '../../store/types.js';
-import { type Tx, transact } from '../txn.js';
-import { macFromNumber } from '../validate.js';
+import { type Tx, transact } from '../../store/txn.js';
 import type { NetworkPoolRecord, NetworkRecord } from './records.js';
 
 export const NO_OWNER_UUID = '00000000-0000-0000-0000-000000000000';

@@ -5,13 +5,13 @@
  * placement) and the checks that depend on it run, in that order, stopping at the first
  * failure as restify-warden's "after" validators do.
  */
+import { isUuid, tryCanonicalMac } from '../../net/addr.js';
 import { type FieldError, invalidParams, missingParam } from '../../rest/errors.js';
 import {
   type FieldValidator,
   type Params,
   type Validated,
   fail,
-  isUuid,
   rejectField,
   schema,
   toList,
@@ -24,8 +24,8 @@ import { checkExplicitIp } from '../alloc/ip.js';
 import type { NapiConfig } from '../context.js';
 import { familyOf, subnetContains, subnetOf } from '../ipmath.js';
 import { networkKey, nicTagKey, poolKey } from '../keys.js';
-import type { Tx } from '../txn.js';
-import { parseMac, vIp, vVlan, vVnetId } from '../validate.js';
+import type { Tx } from '../../store/txn.js';
+import { vIp, vVlan, vVnetId } from '../validate.js';
 import { vBelongsToType } from './ip.js';
 import { loadNetwork } from './network.js';
 import { ALLOW_FLAG_FIELDS, MSG, NIC_STATES } from './nic.js';
@@ -87,7 +87,7 @@ const vNicIp: FieldValidator<string> = (field, val, p) => {
   return familyOf(r) === 'ipv4' ? r : fail(field, MSG.ipv4Only);
 };
 
-const vNicMac: FieldValidator<string> = (field, val) => parseMac(val) ?? fail(field, 'invalid MAC address');
+const vNicMac: FieldValidator<string> = (field, val) => tryCanonicalMac(val) ?? fail(field, 'invalid MAC address');
 
 /** The network or pool the lookups found; IPv4 only. */
 const vNetworkUuid: FieldValidator<string, NicLookups> = (field, val, _p, l) => {

@@ -1,5 +1,5 @@
 /**
- * CreateNic / ProvisionNic, UpdateNic and DeleteNic, each one transaction (src/napi/txn.ts)
+ * CreateNic / ProvisionNic, UpdateNic and DeleteNic, each one transaction (src/store/txn.ts)
  * holding: the NIC record, its secondary index keys (napi/idx/nic/{belongs_to,cn,network}/…),
  * the IP record(s), the network record when a fabric gateway is taken or released, the
  * primary-flag clearing on sibling NICs, and the overlay derivation (mappings, underlay
@@ -16,7 +16,7 @@ import { allocateIpOrNull } from '../alloc/ip.js';
 import { allocateMac } from '../alloc/mac.js';
 import type { NapiConfig } from '../context.js';
 import { NIC_PREFIX, type NicIndex, ipKey, networkKey, nicIndexKey, nicIndexPrefix, nicKey } from '../keys.js';
-import type { Tx } from '../txn.js';
+import type { Tx } from '../../store/txn.js';
 import { applyOverlayWrite } from '../../overlay/write.js';
 import { releasedIp } from './ip.js';
 import { ALLOW_FLAGS, overlayView } from './nic.js';

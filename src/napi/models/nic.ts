@@ -5,10 +5,10 @@
  */
 import { type FieldValidator, vBool } from '../../rest/validate.js';
 import type { NapiConfig } from '../context.js';
+import { tryCanonicalMac } from '../../net/addr.js';
 import { subnetOf } from '../ipmath.js';
 import { NIC_PREFIX, nicIndexPrefix, nicKey } from '../keys.js';
-import type { Tx } from '../txn.js';
-import { parseMac } from '../validate.js';
+import type { Tx } from '../../store/txn.js';
 import type { NicOverlayView } from '../../overlay/derive.js';
 import type { NetworkRecord, NicRecord } from './records.js';
 
@@ -126,7 +126,7 @@ export interface LoadedNic {
 
 /** The NIC for a MAC in any accepted form (read through tx), or undefined. */
 export async function loadNic(tx: Tx, macParam: unknown): Promise<LoadedNic | undefined> {
-  const mac = parseMac(macParam);
+  const mac = tryCanonicalMac(macParam);
   if (!mac) return undefined;
   const kv = await tx.get(nicKey(mac));
   return kv ? { rec: JSON.parse(kv.value) as NicRecord, modRevision: kv.modRevision } : undefined;

@@ -4,8 +4,9 @@
  * fail(...) out, as src/rest/validate.ts expects.
  */
 import { parseCidr, type Subnet } from '../ipmath.js';
-import { type FieldValidator, fail, isUuid, toList } from '../../rest/validate.js';
-import { ipText, parseIp, vVlan } from '../validate.js';
+import { isUuid, tryCanonicalIp } from '../../net/addr.js';
+import { type FieldValidator, fail, toList } from '../../rest/validate.js';
+import { vVlan } from '../validate.js';
 
 export const NETWORK_MTU_MSG = 'mtu must be a number between 576 and 9000';
 export const NIC_TAG_MTU_MSG = 'mtu must be a number between 1500 and 9000';
@@ -41,8 +42,8 @@ export const vIps: FieldValidator<string[]> = (field, v) => {
     }
     const s = x.replace(/\s+/g, '');
     if (s === '') continue;
-    const a = parseIp(s);
-    if (a) out.push(ipText(a));
+    const ip = tryCanonicalIp(s);
+    if (ip !== undefined) out.push(ip);
     else bad.push(s);
   }
   if (bad.length > 0) return fail(field, bad.length === 1 ? 'invalid IP' : 'invalid IPs', { invalid: bad });
@@ -52,8 +53,7 @@ export const vIps: FieldValidator<string[]> = (field, v) => {
 /** Gateway: '' or null mean "no gateway" (returns undefined, so the field is dropped). */
 export const vGateway: FieldValidator<string | undefined> = (field, v) => {
   if (v === null || v === '') return undefined;
-  const a = parseIp(v);
-  return a ? ipText(a) : fail(field, 'invalid IP address');
+  return tryCanonicalIp(v) ?? fail(field, 'invalid IP address');
 };
 
 export const vSubnet: FieldValidator<Subnet> = (field, v) => {
@@ -170,16 +170,14 @@ export function vRoutes(allowLinklocal: boolean): FieldValidator<Record<string, 
         const r = parseCidr(dst);
         if (r.ok) key = `${bigCanonical(dst.split('/')[0])}/${r.subnet.bits}`;
       } else {
-        const a = parseIp(dst);
-        if (a) key = ipText(a);
+        key = tryCanonicalIp(dst);
       }
       if (!key) bad.push(dst);
       let hopText: string | undefined;
       if (hop === 'linklocal' && allowLinklocal) hopText = 'linklocal';
       else {
-        const a = parseIp(hop);
-        if (a) hopText = ipText(a);
-        else bad.push(hop);
+        hopText = tryCanonicalIp(hop);
+        if (hopText === undefined) bad.push(hop);
       }
       if (bad.length > before) badRoutes++;
       else out[key as string] = hopText as string;
@@ -190,8 +188,7 @@ export function vRoutes(allowLinklocal: boolean): FieldValidator<Record<string, 
 }
 
 function bigCanonical(ip: string): string {
-  const a = parseIp(ip);
-  return a ? ipText(a) : ip;
+  return tryCanonicalIp(ip) ?? ip;
 }
 
 /** The family of a route destination key (IP or CIDR). */

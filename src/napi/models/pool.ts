@@ -6,12 +6,12 @@
 import { v4 as uuidv4 } from 'uuid';
 import { invalidParams, invalidParam, notFound } from '../../rest/errors.js';
 import { POOL_PREFIX, networkKey, poolKey } from '../keys.js';
-import type { Tx } from '../txn.js';
+import type { Tx } from '../../store/txn.js';
+import { isUuid } from '../../net/addr.js';
 import {
   type FieldValidator,
   type Params,
   fail,
-  isUuid,
   schema,
   toList,
   vString,

@@ -9,7 +9,7 @@ import { duplicateParam, invalidParam, invalidParams, notFound } from '../../res
 import { checkIfMatch, requestParams, setEtag } from '../../rest/http.js';
 import { AGGR_PREFIX, aggrKey, nicKey, nicTagKey } from '../keys.js';
 import type { AggregationRecord, NicRecord } from '../models/records.js';
-import { type Tx, Tx as TxClass, transact } from '../txn.js';
+import { type Tx, Tx as TxClass, transact } from '../../store/txn.js';
 import {
   type FieldValidator,
   type Params,
@@ -23,7 +23,7 @@ import {
   vUuid,
   validateParams,
 } from '../../rest/validate.js';
-import { parseMac } from '../validate.js';
+import { tryCanonicalMac } from '../../net/addr.js';
 import { vTagName } from './nic-tags.js';
 
 type LacpMode = AggregationRecord['lacp_mode'];
@@ -52,7 +52,7 @@ const vMacs: FieldValidator<string[]> = (field, v) => {
   const out: string[] = [];
   const bad = new Set<string>();
   for (const m of toList(v) ?? []) {
-    const mac = typeof m === 'string' ? parseMac(m) : undefined;
+    const mac = typeof m === 'string' ? tryCanonicalMac(m) : undefined;
     if (!mac) bad.add(typeof m === 'object' ? 'object' : String(m));
     else if (!out.includes(mac)) out.push(mac);
   }

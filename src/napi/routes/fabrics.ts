@@ -24,7 +24,7 @@ import {
 import { createNetworkTx, updateNetworkTx } from '../models/network-write.js';
 import { vFields } from '../models/params.js';
 import type { FabricVlanRecord, NetworkRecord } from '../models/records.js';
-import { Tx, transact } from '../txn.js';
+import { Tx, transact } from '../../store/txn.js';
 import {
   type Params,
   paginate,

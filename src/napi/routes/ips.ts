@@ -10,8 +10,9 @@ import { checkIfMatch, requestParams, setEtag } from '../../rest/http.js';
 import { ipKey, ipPrefix, networkKey, networkNameKey } from '../keys.js';
 import { mustParseIpForNetwork, serializeIp, synthesizedIp, updateIpTx, vBelongsToType } from '../models/ip.js';
 import type { IpRecord, NetworkRecord } from '../models/records.js';
-import { Tx, transact } from '../txn.js';
-import { type Params, isUuid, paginate, paginationFields, schema, vUuid, validateParams } from '../../rest/validate.js';
+import { Tx, transact } from '../../store/txn.js';
+import { isUuid } from '../../net/addr.js';
+import { type Params, paginate, paginationFields, schema, vUuid, validateParams } from '../../rest/validate.js';
 
 async function loadNetworkOr404(tx: Tx, uuidOrAdmin: unknown): Promise<NetworkRecord> {
   let uuid = typeof uuidOrAdmin === 'string' ? uuidOrAdmin : '';

@@ -28,7 +28,7 @@ import {
   vVlanFilter,
 } from '../models/params.js';
 import type { NetworkRecord } from '../models/records.js';
-import { Tx, transact } from '../txn.js';
+import { Tx, transact } from '../../store/txn.js';
 import {
   type ValidatedBy,
   paginate,

@@ -20,7 +20,7 @@ import { NIC_TAG_PREFIX, nicTagKey } from '../keys.js';
 import { listNetworkRecords, watchNetworkGeneration } from '../models/network.js';
 import { vNicTagMtu } from '../models/params.js';
 import type { NetworkRecord, NicTagRecord } from '../models/records.js';
-import { type Tx, transact } from '../txn.js';
+import { type Tx, transact } from '../../store/txn.js';
 import {
   type FieldValidator,
   type Params,

@@ -20,7 +20,7 @@ import {
 import { createNicTx, deleteNicTx, updateNicTx } from '../models/nic-write.js';
 import type { NetworkRecord, NicRecord } from '../models/records.js';
 import { vStrings, vUuidFilter } from '../models/params.js';
-import { Tx, transact } from '../txn.js';
+import { Tx, transact } from '../../store/txn.js';
 import {
   type Params,
   type ValidatedBy,

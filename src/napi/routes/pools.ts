@@ -16,11 +16,11 @@ import {
   serializePool,
   updatePoolTx,
 } from '../models/pool.js';
-import { Tx, transact } from '../txn.js';
+import { Tx, transact } from '../../store/txn.js';
+import { isUuid } from '../../net/addr.js';
 import {
   type FieldValidator,
   fail,
-  isUuid,
   paginate,
   paginationFields,
   schema,

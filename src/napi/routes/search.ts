@@ -11,7 +11,7 @@ import { ipKey } from '../keys.js';
 import { listNetworkRecords, sortByName } from '../models/network.js';
 import { type SerializedIp, serializeIp, synthesizedIp } from '../models/ip.js';
 import type { IpRecord } from '../models/records.js';
-import { Tx } from '../txn.js';
+import { Tx } from '../../store/txn.js';
 import { schema, vBool, vString, vUuid, validateParams } from '../../rest/validate.js';
 import { vIp } from '../validate.js';
 
