@@ -553,6 +553,23 @@ export class Agent {
       if (err instanceof NapiRequestError && err.status === 404) throw new AgentError(404, `NIC ${macText} does not exist`);
       throw err;
     }
+    return this.attachNic(nic, req);
+  }
+
+  /**
+   * attach() for a caller that has just read (or created) the NIC's API record, e.g. the
+   * workload attachments: the same checks and plumbing without reading it again.
+   */
+  async attachNic(nic: ApiNic, req: AttachRequest): Promise<AttachedNic> {
+    let macText: string;
+    try {
+      macText = canonicalMac(nic.mac);
+    } catch (err) {
+      throw new AgentError(400, (err as Error).message);
+    }
+    const shape = netnsPathProblem(req.netns) ?? (req.ifname === undefined ? undefined : ifnameProblem(req.ifname));
+    if (shape) throw new AgentError(400, shape);
+    if (this.o.backend.isPlumbed(macText)) throw new AgentError(409, `NIC ${macText} is already attached on this node`);
     if (nic.cn_uuid !== this.o.nodeUuid) {
       throw new AgentError(409, `NIC ${macText} is placed on node ${nic.cn_uuid ?? '(none)'}, not this node (${this.o.nodeUuid})`);
     }

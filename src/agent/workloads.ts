@@ -36,7 +36,8 @@ export function workloadUuid(nodeUuid: string, key: string): string {
 /** What the manager needs from the agent (Agent implements it). */
 export interface WorkloadHost {
   readonly nodeUuid: string;
-  attach(req: AttachRequest): Promise<AttachedNic>;
+  /** Plumbs the NIC whose API record the caller holds (Agent.attachNic). */
+  attachNic(nic: ApiNic, req: AttachRequest): Promise<AttachedNic>;
   detach(mac: string): Promise<unknown>;
   attachment(mac: string): AttachedNic | undefined;
   hostInterfaceOf(mac: string): string | undefined;
@@ -193,7 +194,7 @@ export class WorkloadManager {
     // The workload's namespace changed (a restart without a release): move the NIC there.
     if (at) await this.o.host.detach(nic.mac);
     try {
-      await this.o.host.attach({ mac: nic.mac, netns: req.netns, ifname: req.ifname });
+      await this.o.host.attachNic(nic, { mac: nic.mac, netns: req.netns, ifname: req.ifname });
     } catch (err) {
       await this.rollBack(rec).catch((e: Error) => this.log.warn(`workload ${rec.key}: rollback deferred: ${e.message}`));
       throw err;
@@ -219,14 +220,20 @@ export class WorkloadManager {
       created: new Date().toISOString(),
     };
     // The intent is on disk before anything exists on the controller.
+    const t0 = performance.now();
     this.records.set(rec.key, rec);
     await this.save();
     try {
+      const t1 = performance.now();
       const nic = await this.findOrCreateNic(rec, req);
       rec.mac = nic.mac;
-      await this.o.host.attach({ mac: nic.mac, netns: req.netns, ifname: req.ifname });
+      const t2 = performance.now();
+      await this.o.host.attachNic(nic, { mac: nic.mac, netns: req.netns, ifname: req.ifname });
+      const t3 = performance.now();
       rec.phase = 'attached';
       await this.save();
+      const ms = (a: number, b: number) => (b - a).toFixed(1);
+      this.log.info(`workload ${rec.key}: attached NIC ${nic.mac} ${nic.ip ?? ''} (intent ${ms(t0, t1)} ms, NIC ${ms(t1, t2)} ms, plumbing ${ms(t2, t3)} ms, record ${ms(t3, performance.now())} ms)`);
       return this.describe(rec, nic, net);
     } catch (err) {
       await this.rollBack(rec).catch((e: Error) => this.log.warn(`workload ${rec.key}: rollback deferred: ${e.message}`));
@@ -286,8 +293,10 @@ export class WorkloadManager {
     return this.withKey(key, async () => {
       const rec = this.records.get(key);
       if (rec) {
+        const t0 = performance.now();
         try {
           await this.rollBack(rec);
+          this.log.info(`workload ${key}: released NIC ${rec.mac ?? '(none)'} in ${(performance.now() - t0).toFixed(1)} ms`);
         } catch (err) {
           // Unplumbed here but the controller is away: the sweep deletes the NIC once it
           // answers (the record says so), so the workload's release is done as far as it goes.
