@@ -4,12 +4,15 @@
  * against a fake agent, the agent-error mapping, and the launcher `rhumb cni install` writes.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { REPO_ROOT } from '../helpers/processes.js';
 import type { WorkloadAttachment } from '../../src/agent/workload-api.js';
-import { AgentReplyError, AgentUnreachable, type AgentCall } from '../../src/cni/agent-client.js';
+import { AgentReplyError, AgentUnreachable, type AgentCall, agentClient } from '../../src/cni/agent-client.js';
 import { parseAgentAddress, parseCniArgs, parseNetConf, requestedAddresses, parseEnv } from '../../src/cni/config.js';
 import { CNI } from '../../src/cni/errors.js';
 import { LAUNCHER_MARK, installPlugin, uninstallPlugin } from '../../src/cni/install.js';
@@ -255,5 +258,38 @@ describe('rhumb cni install', () => {
     await assert.rejects(uninstallPlugin({ dir, name: 'other' }), /left alone/);
     assert.equal(await uninstallPlugin({ dir }), true);
     assert.equal(await uninstallPlugin({ dir }), false);
+  });
+});
+
+describe('CNI plugin: the agent client and the shipped launcher', () => {
+  it('talks to an agent on a unix socket; bounds a call that gets no answer', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'rhumb-cni-sock-'));
+    const socketPath = join(dir, 'agent.sock');
+    const server = createServer((req, res) => {
+      if (req.url === '/health') res.end(JSON.stringify({ node: 'n', controller: { reachable: true } }));
+      else if (req.url === '/slow') setTimeout(() => res.end('{}'), 2000);
+      else {
+        res.statusCode = 404;
+        res.end(JSON.stringify({ code: 'NotFound', message: 'no such thing' }));
+      }
+    });
+    await new Promise<void>((r) => server.listen(socketPath, r));
+    try {
+      const call = agentClient({ socketPath }, 300);
+      assert.deepEqual(await call('GET', '/health'), { node: 'n', controller: { reachable: true } });
+      await assert.rejects(call('GET', '/nope'), (e: AgentReplyError) => e.status === 404 && e.code === 'NotFound' && e.reason === 'no such thing');
+      await assert.rejects(call('GET', '/slow'), (e: Error) => e instanceof AgentUnreachable && /no answer in 300 ms/.test(e.message));
+      const out = await run({ CNI_COMMAND: 'STATUS' }, conf({ cniVersion: '1.1.0', agent: socketPath }));
+      assert.deepEqual(out, { stdout: '', exitCode: 0 });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('bin/cni/rhumb runs the compiled plugin', () => {
+    const out = execFileSync(join(REPO_ROOT, 'bin/cni/rhumb'), { input: '{"cniVersion":"0.4.0"}', env: { ...process.env, CNI_COMMAND: 'VERSION' } }).toString();
+    assert.deepEqual(JSON.parse(out), { cniVersion: '0.4.0', supportedVersions: ['0.4.0', '1.0.0', '1.1.0'] });
   });
 });
