@@ -120,12 +120,15 @@ async function main(): Promise<void> {
       direct.del.push(performance.now() - t0);
     }
 
-    // The agent's own account of each rhumb ADD (its log: intent, NIC, plumbing, record).
+    // The agent's own account of each rhumb ADD and DEL (its log lines give the steps).
     const steps: Record<string, number[]> = { intent: [], NIC: [], plumbing: [], record: [] };
+    const delSteps: Record<string, number[]> = { record: [], unplumbing: [], NIC: [], 'final record': [] };
     for (const line of agent.out.stderr.split('\n')) {
-      const m = /attached NIC .*\(intent ([\d.]+) ms, NIC ([\d.]+) ms, plumbing ([\d.]+) ms, record ([\d.]+) ms\)/.exec(line);
-      if (!m || !line.includes('workload cni/bench-')) continue;
-      (['intent', 'NIC', 'plumbing', 'record'] as const).forEach((k, i) => steps[k]!.push(Number(m[i + 1])));
+      if (!line.includes('workload cni/bench-')) continue;
+      const a = /attached NIC .*\(intent ([\d.]+) ms, NIC ([\d.]+) ms, plumbing ([\d.]+) ms, record ([\d.]+) ms\)/.exec(line);
+      if (a) (['intent', 'NIC', 'plumbing', 'record'] as const).forEach((k, i) => steps[k]!.push(Number(a[i + 1])));
+      const d = /released NIC .*\(record ([\d.]+) ms, unplumbing ([\d.]+) ms, NIC ([\d.]+) ms, record ([\d.]+) ms\)/.exec(line);
+      if (d) (['record', 'unplumbing', 'NIC', 'final record'] as const).forEach((k, i) => delSteps[k]!.push(Number(d[i + 1])));
     }
 
     const rows: Array<[string, Series | { add: number[]; del?: undefined }]> = [
@@ -141,6 +144,9 @@ async function main(): Promise<void> {
     console.log('(the VERSION row is one exec each: it is the floor under every ADD and DEL of the plugin)');
     if (steps.intent!.length > 0) {
       console.log(`inside the agent, rhumb ADD p50: ${Object.entries(steps).map(([k, xs]) => `${k} ${pct(xs, 50).toFixed(1)} ms`).join(', ')} (${steps.intent!.length} ADDs)`);
+    }
+    if (delSteps.unplumbing!.length > 0) {
+      console.log(`inside the agent, rhumb DEL p50: ${Object.entries(delSteps).map(([k, xs]) => `${k} ${pct(xs, 50).toFixed(1)} ms`).join(', ')} (${delSteps.unplumbing!.length} DELs)`);
     }
 
     const summary = (s: { add: number[]; del?: number[] }) => ({
@@ -159,6 +165,7 @@ async function main(): Promise<void> {
       rhumb_version_exec: summary({ add: version }),
       rhumb_agent_direct: summary(direct),
       rhumb_add_steps_p50_ms: Object.fromEntries(Object.entries(steps).map(([k, xs]) => [k, xs.length > 0 ? pct(xs, 50) : null])),
+      rhumb_del_steps_p50_ms: Object.fromEntries(Object.entries(delSteps).map(([k, xs]) => [k, xs.length > 0 ? pct(xs, 50) : null])),
     };
     mkdirSync(join(root, 'bench/results'), { recursive: true });
     const file = join(root, 'bench/results', quick ? 'cni.quick.json' : 'cni.json');

@@ -293,10 +293,9 @@ export class WorkloadManager {
     return this.withKey(key, async () => {
       const rec = this.records.get(key);
       if (rec) {
-        const t0 = performance.now();
         try {
-          await this.rollBack(rec);
-          this.log.info(`workload ${key}: released NIC ${rec.mac ?? '(none)'} in ${(performance.now() - t0).toFixed(1)} ms`);
+          const steps = await this.rollBack(rec);
+          this.log.info(`workload ${key}: released NIC ${rec.mac ?? '(none)'} (${steps})`);
         } catch (err) {
           // Unplumbed here but the controller is away: the sweep deletes the NIC once it
           // answers (the record says so), so the workload's release is done as far as it goes.
@@ -321,12 +320,15 @@ export class WorkloadManager {
   }
 
   /** Undoes an attachment whatever its phase: unplumb, delete its NIC(s), drop the record. */
-  private async rollBack(rec: WorkloadRecord): Promise<void> {
+  private async rollBack(rec: WorkloadRecord): Promise<string> {
+    const t0 = performance.now();
     if (rec.phase !== 'releasing') {
       rec.phase = 'releasing';
       await this.save();
     }
+    const t1 = performance.now();
     if (rec.mac) await this.unplumb(rec.mac);
+    const t2 = performance.now();
     let nics: ApiNic[];
     try {
       nics = await this.o.napi.listNics({ belongs_to_uuid: rec.belongs_to_uuid });
@@ -334,8 +336,11 @@ export class WorkloadManager {
       throw controllerError(err, 'release');
     }
     for (const n of nics) await this.unplumbAndDelete(n.mac);
+    const t3 = performance.now();
     this.records.delete(rec.key);
     await this.save();
+    const ms = (a: number, b: number) => (b - a).toFixed(1);
+    return `record ${ms(t0, t1)} ms, unplumbing ${ms(t1, t2)} ms, NIC ${ms(t2, t3)} ms, record ${ms(t3, performance.now())} ms`;
   }
 
   private async unplumb(mac: string): Promise<void> {
