@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { createLogger } from '../log/index.js';
 import { createRegistry } from '../metrics/index.js';
-import { buildNapiApp } from '../napi/app.js';
+import type { FwEngine } from '../fw/push.js';
 import { ensureInitialData } from '../napi/bootstrap.js';
 import { DEFAULT_MAC_OUI, type NapiConfig } from '../napi/context.js';
 import { openStore, type StoreConfig } from '../store/index.js';
@@ -16,6 +16,7 @@ import { startEventGc } from '../overlay/gc.js';
 import { SvpServer } from '../svp/server.js';
 import { registerConsole } from '../console/server.js';
 import { registerIndexGauges, registerObjectGauges } from './gauges.js';
+import { buildRestApp } from './rest-app.js';
 
 export interface HostPort {
   host: string;
@@ -46,6 +47,8 @@ export interface Controller {
   store: Store;
   registry: Registry;
   app: FastifyInstance;
+  /** The firewall engine behind the REST app's firewall routes. */
+  fwEngine: FwEngine;
   index: MappingIndex;
   svp: SvpServer;
   restAddress: HostPort;
@@ -85,7 +88,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     await ensureInitialData({ store, config });
     // The index answers SVP from memory; it must be caught up before SVP opens.
     await index.start();
-    app = buildNapiApp(
+    const rest = buildRestApp(
       { store, config, registry },
       {
         logger,
@@ -97,6 +100,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
         extraRoutes: [(a, ctx) => void registerConsole(a, ctx, { ui: opts.ui ?? true })],
       },
     );
+    app = rest.app;
     registerObjectGauges(registry, store);
     registerIndexGauges(registry, index);
     svp = new SvpServer({
@@ -124,6 +128,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       store,
       registry,
       app: started,
+      fwEngine: rest.fwEngine,
       index,
       svp: svpServer,
       restAddress,

@@ -105,6 +105,11 @@ export class KernelBackend implements DataplaneBackend {
     return this.veths.get(canonicalMac(mac));
   }
 
+  hostInterface(mac: string): string | undefined {
+    const m = canonicalMac(mac);
+    return this.veths.has(m) ? hostVethName(m) : undefined;
+  }
+
   /**
    * What an attach that did not finish left (see ./links.ts): veths of ours in no bridge
    * (their instance ends go with them), and bridges of ours without their vxlan device
