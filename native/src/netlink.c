@@ -14,7 +14,8 @@
  *                              unicast MAC: create or replace (the MAC moves to dst);
  *                              all-zeros/multicast MAC: adds dst to its flood list (the
  *                              kernel refuses replace there)
- *   fdbDel(ifindex, mac, dst?, {port?, vni?}?)
+ *   fdbDel(ifindex, mac, dst?, {port?, vni?, master?}?)
+ *                              master: the bridge's learned entry on that port (NTF_MASTER)
  *                              with dst only that remote, which the kernel matches on
  *                              dst+port+vni (defaults: the device's); a remote that does
  *                              not match is silently left alone (kernel returns success)
@@ -204,9 +205,9 @@ static bool opt_uint(const struct call *c, napi_value obj, const char *key, doub
 	return true;
 }
 
-/* The options of fdbSet / fdbDel: { port?, vni?, state? (fdbSet only) }. */
+/* The options of fdbSet / fdbDel: { port?, vni?, state? (fdbSet only), master? (fdbDel only) }. */
 struct fdb_opts {
-	bool has_port, has_vni;
+	bool has_port, has_vni, master;
 	uint32_t port, vni;
 	uint16_t state;
 };
@@ -232,6 +233,13 @@ static bool arg_fdb_opts(const struct call *c, napi_value v, bool with_state, st
 	if (with_state && napi_has_named_property(c->env, v, "state", &has) == napi_ok && has &&
 	    (napi_get_named_property(c->env, v, "state", &sv) != napi_ok || !arg_state(c, sv, &o->state)))
 		return false;
+	has = false;
+	if (!with_state && napi_has_named_property(c->env, v, "master", &has) == napi_ok && has &&
+	    (napi_get_named_property(c->env, v, "master", &sv) != napi_ok || napi_get_value_bool(c->env, sv, &o->master) != napi_ok)) {
+		snprintf(msg, sizeof(msg), "%s: opts.master must be a boolean", c->method);
+		napi_throw_type_error(c->env, "ERR_INVALID_ARG_TYPE", msg);
+		return false;
+	}
 	return true;
 }
 
@@ -688,7 +696,8 @@ static napi_value js_fdb_del(napi_env env, napi_callback_info info)
 	dstv = optional(&c, 2);
 	if ((dstv && !arg_ip(&c, dstv, "dst", &dst, dsttext)) || !arg_fdb_opts(&c, optional(&c, 3), false, &o))
 		return NULL;
-	rhumb_rtnl_msg_init(&m, RTM_DELNEIGH, 0, AF_BRIDGE, ifindex, 0, NTF_SELF);
+	/* master: the entry the bridge learned on this port, not the device's own (NTF_SELF). */
+	rhumb_rtnl_msg_init(&m, RTM_DELNEIGH, 0, AF_BRIDGE, ifindex, 0, o.master ? NTF_MASTER : NTF_SELF);
 	rhumb_rtnl_msg_put(&m, NDA_LLADDR, mac, 6);
 	if (dstv)
 		rhumb_rtnl_msg_put(&m, NDA_DST, dst.bytes, dst.len);

@@ -12,7 +12,6 @@ import { type MissEvent, Rtnetlink } from '../../dataplane/netlink.js';
 import { SerialQueue } from '../serial.js';
 import { type BackendStartOptions, type DataplaneBackend, type VnetEntries, registerBackend } from '../backend.js';
 import { sendGarp } from '../plumbing/garp.js';
-import { bridgeCmd } from '../plumbing/iproute.js';
 import { type PortPolicy, renderPortFilter } from '../plumbing/portfilter.js';
 import { bridgeName, hostVethName, parseDeviceName, vxlanName } from '../plumbing/names.js';
 import { canonicalMac } from '../../net/addr.js';
@@ -232,7 +231,7 @@ export class KernelBackend implements DataplaneBackend {
     this.netlink.fdbDel(ifindex, m);
     // The bridge learned the MAC behind the vxlan port from its frames: forget that too.
     if (this.netlink.fdbList(ifindex).some((e) => !e.self && canonicalMac(e.mac) === m)) {
-      await bridgeCmd(['fdb', 'del', m, 'dev', vxlanName(vnet), 'master']).catch(() => undefined);
+      this.netlink.fdbDel(ifindex, m, undefined, { master: true });
     }
   }
 
