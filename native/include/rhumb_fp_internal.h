@@ -5,15 +5,16 @@
  * data path) and fp_control.c (lifecycle and table writes) share. native/test/ includes
  * it to drive the data path on crafted frames without sockets or threads.
  *
- * Two forwarding threads: the transmit thread (TAP -> UDP: anti-spoofing, answers, misses,
- * parking, encapsulation) and the receive thread (UDP -> TAP: peer check, decap, VLAN
- * check, coalescing), so that one direction's copies and the instance's TCP work the
- * kernel does inside our TAP writes do not wait for the other's.
+ * Forwarding threads: the transmit thread (TAP -> UDP: anti-spoofing, answers, misses,
+ * parking, encapsulation) and FP_NRX receive threads (UDP -> TAP: peer check, decap, VLAN
+ * check, coalescing), one per receiving socket, so that one direction's copies and the
+ * instance's TCP work the kernel does inside our TAP writes do not wait for the other's,
+ * and flows arriving on different sockets are received in parallel.
  *
  * Locking: the mutex `mu` is held by the transmit thread while it handles one wakeup's
  * batch (a few hundred microseconds at most) and by every control call; it guards the
  * misses (pending, parked frames) and the transmit queues. The rwlock `tabs` is held for
- * reading by the receive thread while it handles one batch, and for writing (with `mu`)
+ * reading by the receive threads while they handle one batch, and for writing (with `mu`)
  * by control calls that change what the receive path reads: tables, NICs, peers. Lock
  * order: mu, then tabs. Counters are added to atomically (both threads count per NIC).
  */
@@ -39,6 +40,8 @@
 #endif
 
 #define FP_NTX 8            /* sending sockets: the flow hash picks one (outer source port) */
+#define FP_NRX 2            /* receiving sockets on the VXLAN port (SO_REUSEPORT: the kernel keeps a
+			     * flow on one by its outer ports), each with its own receive thread */
 #define FP_BATCH 64         /* frames per TAP wakeup, datagrams per recvmmsg */
 #define FP_GRO_BATCH 8      /* datagrams per recvmmsg with UDP_GRO (each up to 64 KiB): stays in cache */
 #define FP_TX_FLUSH 49152   /* bytes queued before they are sent, while the frames are still in cache */
@@ -127,13 +130,25 @@ struct txq {
 	union { char buf[CMSG_SPACE(sizeof(uint16_t))]; struct cmsghdr align; } cmsg[FP_TXQ];
 };
 
+/* One receiving socket, its thread and its buffers. */
+struct rxq {
+	struct fp *f;
+	int fd;
+	pthread_t thr;
+	bool started;
+	uint8_t *buf;            /* FP_BATCH * FP_RXBUF */
+	struct fp_delivery *dlv; /* FP_BATCH * 64: the frames of one receive batch */
+};
+
 struct fp {
 	pthread_mutex_t mu;
 	pthread_rwlock_t tabs;
-	pthread_t thr, rx_thr;
-	bool thread_started, rx_started;
+	pthread_t thr;
+	bool thread_started;
 	volatile bool stop;
-	int epfd, evfd, rxfd, txfd[FP_NTX];
+	int epfd, evfd, txfd[FP_NTX];
+	struct rxq rxq[FP_NRX];
+	int nrx;
 	uint8_t ul_ip[4];
 	uint16_t port, ul_mtu;
 	/* offloads: probed & wanted */
@@ -153,11 +168,9 @@ struct fp {
 	uint64_t c[C_COUNT];
 	fp_upcall_fn upcall;
 	void *upcall_ctx;
-	/* the forwarding threads' buffers: tapbuf, hdrbuf, txq transmit; rxbuf, dlv receive */
+	/* the transmit thread's buffers */
 	uint8_t (*tapbuf)[RV_VNET_HLEN + RV_MAX_FRAME];
 	uint8_t (*hdrbuf)[FP_MAXSEG * RV_SEG_STRIDE]; /* per TAP frame of a batch: its segments' headers */
-	uint8_t *rxbuf;
-	struct fp_delivery *dlv; /* FP_BATCH * 64: the frames of one receive batch */
 	struct txq *txq;
 };
 
@@ -315,9 +328,10 @@ void fp_park(struct fp *f, int ni, const struct rv_vnet_hdr *vh, const uint8_t *
 /* Every pending entry of the NIC's share (a removed NIC or a stopped engine): frames dropped. */
 void fp_pending_release_all(struct fp *f, int ni);
 void *fp_thread_main(void *arg);
+/* A receive thread: arg is its struct rxq. */
 void *fp_rx_main(void *arg);
-/* Receives one batch (blocking until there is one, unless nonblocking) and forwards it. */
-int fp_rx_batch(struct fp *f, bool nonblocking);
+/* Receives one batch on q (blocking until there is one, unless nonblocking) and forwards it. */
+int fp_rx_batch(struct fp *f, struct rxq *q, bool nonblocking);
 /* Control calls that change tables, NICs or peers: mu, then tabs for writing. */
 void fp_lock_write(struct fp *f);
 void fp_unlock_write(struct fp *f);

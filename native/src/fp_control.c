@@ -170,9 +170,9 @@ static void probe_offloads(struct fp *f)
 	}
 }
 
-static int open_udp(struct fp *f, uint16_t port, int *err)
+static int open_udp(struct fp *f, uint16_t port, bool reuseport, int *err)
 {
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), big = 4 << 20, dont = IP_PMTUDISC_DONT;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), big = 4 << 20, dont = IP_PMTUDISC_DONT, one = 1;
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
 	if (s < 0) {
 		*err = errno;
@@ -185,6 +185,12 @@ static int open_udp(struct fp *f, uint16_t port, int *err)
 		setsockopt(s, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
 	/* Inner packets without DF may be larger than the path: let the kernel fragment the outer one. */
 	setsockopt(s, IPPROTO_IP, IP_MTU_DISCOVER, &dont, sizeof(dont));
+	/* The receiving sockets share the port; only sockets of this (root) user may join them. */
+	if (reuseport && setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+		*err = errno;
+		close(s);
+		return -1;
+	}
 	if (bind(s, (struct sockaddr *)&a, sizeof(a)) != 0) {
 		*err = errno;
 		close(s);
@@ -207,16 +213,29 @@ static int fp_start(struct fp *f, struct fp_error *e)
 	struct epoll_event ev;
 	int err = 0;
 
-	f->rxfd = open_udp(f, f->port, &err);
-	if (f->rxfd < 0)
-		return fail(e, err, "bind underlay UDP socket");
-	if (f->gro) {
-		int one = 1;
-		if (setsockopt(f->rxfd, SOL_UDP, UDP_GRO, &one, sizeof(one)) != 0)
-			f->gro = false;
+	uint16_t port = f->port;
+
+	for (int q = 0; q < FP_NRX; q++) {
+		int fd = open_udp(f, port, true, &err);
+		if (fd < 0)
+			return fail(e, err, "bind underlay UDP socket");
+		f->rxq[q].fd = fd;
+		f->nrx = q + 1;
+		if (port == 0) { /* an ephemeral port: the others join the first one's */
+			struct sockaddr_in a;
+			socklen_t al = sizeof(a);
+			if (getsockname(fd, (struct sockaddr *)&a, &al) != 0)
+				return fail(e, errno, "getsockname");
+			port = ntohs(a.sin_port);
+		}
+		if (f->gro) {
+			int one = 1;
+			if (setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) != 0)
+				f->gro = false;
+		}
 	}
 	for (int s = 0; s < FP_NTX; s++) {
-		f->txfd[s] = open_udp(f, 0, &err);
+		f->txfd[s] = open_udp(f, 0, false, &err);
 		if (f->txfd[s] < 0)
 			return fail(e, err, "sending socket");
 	}
@@ -231,10 +250,14 @@ static int fp_start(struct fp *f, struct fp_error *e)
 		return fail(e, EAGAIN, "cannot start the forwarding thread");
 	pthread_setname_np(f->thr, "rhumb-fp-tx"); /* for top -H, perf, /proc/PID/task */
 	f->thread_started = true;
-	if (pthread_create(&f->rx_thr, NULL, fp_rx_main, f) != 0)
-		return fail(e, EAGAIN, "cannot start the receive thread");
-	pthread_setname_np(f->rx_thr, "rhumb-fp-rx");
-	f->rx_started = true;
+	for (int q = 0; q < f->nrx; q++) {
+		char name[16];
+		if (pthread_create(&f->rxq[q].thr, NULL, fp_rx_main, &f->rxq[q]) != 0)
+			return fail(e, EAGAIN, "cannot start a receive thread");
+		snprintf(name, sizeof(name), "rhumb-fp-rx%u", (unsigned)q % 10);
+		pthread_setname_np(f->rxq[q].thr, name);
+		f->rxq[q].started = true;
+	}
 	return FP_OK;
 }
 
@@ -275,11 +298,13 @@ void fp_close(struct fp *f)
 		pthread_join(f->thr, NULL);
 		f->thread_started = false;
 	}
-	if (f->rx_started) {
+	for (int q = 0; q < f->nrx; q++) {
+		if (!f->rxq[q].started)
+			continue;
 		/* Wakes the receive thread out of recvmmsg (it then sees stop). */
-		shutdown(f->rxfd, SHUT_RDWR);
-		pthread_join(f->rx_thr, NULL);
-		f->rx_started = false;
+		shutdown(f->rxq[q].fd, SHUT_RDWR);
+		pthread_join(f->rxq[q].thr, NULL);
+		f->rxq[q].started = false;
 	}
 	for (int i = 0; i < FP_MAX_NICS; i++) {
 		if (f->nics[i].used) {
@@ -287,8 +312,12 @@ void fp_close(struct fp *f)
 			fp_uninstall_nic(f, i);
 		}
 	}
-	if (f->rxfd >= 0)
-		close(f->rxfd);
+	for (int q = 0; q < f->nrx; q++) {
+		if (f->rxq[q].fd >= 0)
+			close(f->rxq[q].fd);
+		f->rxq[q].fd = -1;
+	}
+	f->nrx = 0;
 	for (int s = 0; s < FP_NTX; s++)
 		if (f->txfd[s] >= 0)
 			close(f->txfd[s]);
@@ -296,7 +325,7 @@ void fp_close(struct fp *f)
 		close(f->epfd);
 	if (f->evfd >= 0)
 		close(f->evfd);
-	f->rxfd = f->epfd = f->evfd = -1;
+	f->epfd = f->evfd = -1;
 	for (int s = 0; s < FP_NTX; s++)
 		f->txfd[s] = -1;
 }

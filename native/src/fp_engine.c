@@ -26,7 +26,7 @@ struct fp *fp_alloc(const struct fp_options *o, fp_upcall_fn upcall, void *ctx)
 	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&f->tabs, &ra);
 	pthread_rwlockattr_destroy(&ra);
-	f->epfd = f->evfd = f->rxfd = -1;
+	f->epfd = f->evfd = -1;
 	for (int s = 0; s < FP_NTX; s++)
 		f->txfd[s] = -1;
 	memcpy(f->ul_ip, o->underlay_ip, 4);
@@ -38,10 +38,17 @@ struct fp *fp_alloc(const struct fp_options *o, fp_upcall_fn upcall, void *ctx)
 	f->l3 = calloc(FP_L3CAP, sizeof(*f->l3));
 	f->tapbuf = malloc(sizeof(*f->tapbuf) * FP_BATCH);
 	f->hdrbuf = malloc(sizeof(*f->hdrbuf) * FP_BATCH);
-	f->rxbuf = malloc((size_t)FP_RXBUF * FP_BATCH);
+	for (int q = 0; q < FP_NRX; q++) {
+		f->rxq[q] = (struct rxq){ .f = f, .fd = -1 };
+		f->rxq[q].buf = malloc((size_t)FP_RXBUF * FP_BATCH);
+		f->rxq[q].dlv = calloc((size_t)FP_BATCH * 64, sizeof(struct fp_delivery));
+		if (!f->rxq[q].buf || !f->rxq[q].dlv) {
+			fp_free(f);
+			return NULL;
+		}
+	}
 	f->txq = calloc(FP_NTX, sizeof(*f->txq));
-	f->dlv = calloc((size_t)FP_BATCH * 64, sizeof(*f->dlv));
-	if (!f->dlv || !f->l2 || !f->l3 || !f->tapbuf || !f->hdrbuf || !f->rxbuf || !f->txq) {
+	if (!f->l2 || !f->l3 || !f->tapbuf || !f->hdrbuf || !f->txq) {
 		fp_free(f);
 		return NULL;
 	}
@@ -54,9 +61,11 @@ void fp_free(struct fp *f)
 	free(f->l3);
 	free(f->tapbuf);
 	free(f->hdrbuf);
-	free(f->rxbuf);
+	for (int q = 0; q < FP_NRX; q++) {
+		free(f->rxq[q].buf);
+		free(f->rxq[q].dlv);
+	}
 	free(f->txq);
-	free(f->dlv);
 	free(f->peers);
 	pthread_mutex_destroy(&f->mu);
 	pthread_rwlock_destroy(&f->tabs);
@@ -101,9 +110,10 @@ void *fp_thread_main(void *arg)
 /* Receive: blocks in recvmmsg; fp_close shuts the socket down to end it. */
 void *fp_rx_main(void *arg)
 {
-	struct fp *f = arg;
+	struct rxq *q = arg;
+	struct fp *f = q->f;
 	while (!f->stop) {
-		if (fp_rx_batch(f, false) < 0 && errno != EINTR && errno != EAGAIN && errno != ENOMEM && errno != ENOBUFS)
+		if (fp_rx_batch(f, q, false) < 0 && errno != EINTR && errno != EAGAIN && errno != ENOMEM && errno != ENOBUFS)
 			break; /* the socket is gone: nothing more will arrive */
 	}
 	return NULL;

@@ -60,16 +60,19 @@ int fp_cmp_u32(const void *a, const void *b)
 
 bool fp_accept_from(struct fp *f, uint32_t addr, uint64_t datagrams)
 {
-	uint64_t now;
+	uint64_t now, last;
 	uint8_t key[16];
 	if (f->npeers && bsearch(&addr, f->peers, f->npeers, sizeof(uint32_t), fp_cmp_u32) != NULL)
 		return true;
 	/* Dropped; the owner hears of it (rate-limited) and may list the nodes again. */
 	CNT_ADD(f->c[D_UNKNOWN_PEER], datagrams);
 	now = now_ms();
-	if (f->peer_miss_at && now - f->peer_miss_at < FP_PEER_MISS_MS)
+	last = __atomic_load_n(&f->peer_miss_at, __ATOMIC_RELAXED);
+	if (last && now - last < FP_PEER_MISS_MS)
 		return false;
-	f->peer_miss_at = now;
+	/* Several receive threads: the one that moves the stamp reports. */
+	if (!__atomic_compare_exchange_n(&f->peer_miss_at, &last, now, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		return false;
 	v4key(key, (const uint8_t *)&addr);
 	fp_upcall(f, 4, 0, key);
 	return false;
@@ -142,21 +145,21 @@ int fp_decap_again(struct fp *f, int ni, uint8_t *p, size_t len, uint8_t **frame
 	return ni;
 }
 
-int fp_rx_batch(struct fp *f, bool nonblocking)
+int fp_rx_batch(struct fp *f, struct rxq *q, bool nonblocking)
 {
 	int batch = !f->mmsg ? 1 : f->gro ? FP_GRO_BATCH : FP_BATCH;
 	struct mmsghdr msg[FP_BATCH];
 	struct iovec iov[FP_BATCH];
 	union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctl[FP_BATCH];
 	struct sockaddr_in from[FP_BATCH];
-	struct fp_delivery *d = f->dlv;
+	struct fp_delivery *d = q->dlv;
 	const int dcap = FP_BATCH * 64;
 	int nd = 0, r, memo_ni = -1;
 	uint8_t memo[FP_DECAP_KEY];
 
 	memset(msg, 0, sizeof(msg[0]) * (size_t)batch);
 	for (int i = 0; i < batch; i++) {
-		iov[i] = (struct iovec){ f->rxbuf + (size_t)i * FP_RXBUF, FP_RXBUF };
+		iov[i] = (struct iovec){ q->buf + (size_t)i * FP_RXBUF, FP_RXBUF };
 		msg[i].msg_hdr.msg_iov = &iov[i];
 		msg[i].msg_hdr.msg_iovlen = 1;
 		msg[i].msg_hdr.msg_control = ctl[i].buf;
@@ -165,12 +168,12 @@ int fp_rx_batch(struct fp *f, bool nonblocking)
 		msg[i].msg_hdr.msg_namelen = sizeof(from[i]);
 	}
 	/* Blocks until one datagram is there, then takes what else is waiting. */
-	r = recvmmsg(f->rxfd, msg, (unsigned)batch, nonblocking ? MSG_DONTWAIT : MSG_WAITFORONE, NULL);
+	r = recvmmsg(q->fd, msg, (unsigned)batch, nonblocking ? MSG_DONTWAIT : MSG_WAITFORONE, NULL);
 	if (r <= 0)
 		return r;
 	pthread_rwlock_rdlock(&f->tabs);
 	for (int i = 0; i < r; i++) {
-		uint8_t *p = f->rxbuf + (size_t)i * FP_RXBUF;
+		uint8_t *p = q->buf + (size_t)i * FP_RXBUF;
 		size_t len = msg[i].msg_len, gsz = len;
 		for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg[i].msg_hdr); c; c = CMSG_NXTHDR(&msg[i].msg_hdr, c)) {
 			if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {

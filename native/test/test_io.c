@@ -156,7 +156,7 @@ static void check_receive(void)
 	struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	size_t n;
 
-	f->rxfd = udp_bound(&port);
+	f->rxq[0].fd = udp_bound(&port);
 	to.sin_port = htons(port);
 	tx = udp_bound(&txport);
 	f->coalesce = false; /* one TAP write per delivered frame: the count says what passed */
@@ -185,17 +185,17 @@ static void check_receive(void)
 	/* Another VNI with NIC 0's MAC: unknown. */
 	n = dgram(d, VNET + 1, MAC_L, MAC_R, -1, 100);
 	SEND(d, n);
-	CHECK(fp_rx_batch(f, true) == 9, "one batch of nine datagrams");
+	CHECK(fp_rx_batch(f, &f->rxq[0], true) == 9, "one batch of nine datagrams");
 	CHECK(drain_count(p0) == 3 && drain_count(p1) == 2, "three frames to NIC 0, two to NIC 1");
 	CHECK(f->c[D_BAD_VXLAN] == 1, "the cut one dropped as bad VXLAN (%llu)", (unsigned long long)f->c[D_BAD_VXLAN]);
 	CHECK(f->nics[0].c[D_RX_SPOOF] == 1, "the local source MAC dropped as a spoof");
 	CHECK(f->nics[1].c[D_RX_VLAN] == 1, "the wrong tag dropped");
 	CHECK(f->c[D_UNKNOWN_VNI] == 1, "the unknown VNI dropped");
-	CHECK(fp_rx_batch(f, true) < 0 && errno == EAGAIN, "nothing left");
+	CHECK(fp_rx_batch(f, &f->rxq[0], true) < 0 && errno == EAGAIN, "nothing left");
 #undef SEND
 	close(tx);
-	close(f->rxfd);
-	f->rxfd = -1;
+	close(f->rxq[0].fd);
+	f->rxq[0].fd = -1;
 	close(p0);
 	close(p1);
 	t_release(f);
