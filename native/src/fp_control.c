@@ -215,6 +215,16 @@ static int fp_start(struct fp *f, struct fp_error *e)
 
 	uint16_t port = f->port;
 
+	/*
+	 * Our receiving sockets share the port (SO_REUSEPORT), and so could another engine's:
+	 * a plain bind first makes a second engine on this address fail as it always did.
+	 */
+	if (port != 0) {
+		int probe = open_udp(f, port, false, &err);
+		if (probe < 0)
+			return fail(e, err, "bind underlay UDP socket");
+		close(probe);
+	}
 	for (int q = 0; q < FP_NRX; q++) {
 		int fd = open_udp(f, port, true, &err);
 		if (fd < 0)
