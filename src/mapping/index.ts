@@ -1,9 +1,9 @@
 /**
  * MappingIndex: the in-memory view of the overlay keys (src/overlay/keys.ts) that the SVP
- * server answers from. It loads every `ovl/` key with paged range reads, then follows the
- * store's change feed, so answers are never older than the last commit it has applied
- * (`revision`; `waitForRevision` lets a writer wait until its commit is visible). On
- * CompactedError it reloads.
+ * server answers from: a reducer over a StoreView (src/store/view.ts), which loads every
+ * `ovl/` key, follows the change feed and reloads after compaction, so answers are never
+ * older than the last commit applied (`revision`; `waitForRevision` lets a writer wait
+ * until its commit is visible).
  *
  * Memory: mappings live in typed-array hash tables (U32Table); nodes (compute nodes) are
  * interned to small integers. Per-node shootdown events are kept in id order (UUIDv7, so
@@ -20,7 +20,8 @@ import {
   type OverlayEvent,
   type UnderlayRecord,
 } from '../overlay/keys.js';
-import { type Change, type ChangeSet, CompactedError, type Store, StoreClosedError, type Watcher } from '../store/types.js';
+import type { Change, ChangeSet, Store } from '../store/types.js';
+import { StoreView } from '../store/view.js';
 import { ipFromBytes, ipToBytes, isV4Mapped, macToBytes, uuidToBytes } from '../net/addr.js';
 import { LogType, encodeLogEntry } from '../svp/codec.js';
 import { U32Table } from './table.js';
@@ -139,66 +140,63 @@ type Listener = () => void;
 
 export class MappingIndex {
   private state = new IndexState();
-  private readonly store: Store;
+  /** The state a (re)load is building; swapped in by endLoad. */
+  private loading: IndexState | null = null;
   private readonly logger: IndexLogger | undefined;
-  private readonly pageSize: number;
-  private readonly retryBaseMs: number;
-  private watcher: Watcher | null = null;
-  private closed = false;
-  private started: Promise<void> | null = null;
-  private rev = 0;
-  private readyAt = Infinity;
-  private reloads = 0;
-  private retries = 0;
-  private retryTimer: NodeJS.Timeout | null = null;
-  private revWaiters: { rev: number; resolve: (ok: boolean) => void; timer?: NodeJS.Timeout }[] = [];
+  private readonly view: StoreView;
   private nodeListeners = new Map<string, Set<Listener>>();
-  private readyWaiters: (() => void)[] = [];
-  private generation = 0;
-  private loadedOnce = false;
 
   constructor(opts: MappingIndexOptions) {
-    this.store = opts.store;
     this.logger = opts.logger;
-    this.pageSize = opts.pageSize ?? 20000;
-    this.retryBaseMs = opts.retryBaseMs ?? 500;
+    this.view = new StoreView(
+      {
+        store: opts.store,
+        prefixes: [OVERLAY_PREFIX],
+        // Every key (not just ovl/), so `revision` advances with every commit and
+        // waitForRevision() works for any revision a writer got back.
+        watchPrefix: '',
+        pageSize: opts.pageSize ?? 20000,
+        retryBaseMs: opts.retryBaseMs ?? 500,
+        name: 'mapping index',
+        ...(opts.logger ? { logger: opts.logger } : {}),
+      },
+      {
+        beginLoad: () => {
+          this.loading = new IndexState();
+        },
+        loadPage: (kvs) => {
+          const state = this.loading as IndexState;
+          for (const kv of kvs) this.applyPut(state, kv.key, kv.value);
+        },
+        endLoad: () => {
+          const state = this.loading as IndexState;
+          this.loading = null;
+          this.state = state;
+          // Long-polls may have been waiting on nodes whose events came back with the reload.
+          for (const n of state.nodes) if (n.events.length > 0) this.notifyNode(n.uuid);
+        },
+        apply: (set) => this.applySet(set),
+      },
+    );
   }
 
   /** The last store revision whose changes are reflected in answers. */
   get revision(): number {
-    return this.rev;
+    return this.view.revision;
   }
 
   /** True once the initial load has caught up with the store. */
   get ready(): boolean {
-    return this.rev >= this.readyAt;
+    return this.view.ready;
   }
 
   /** Loads and starts following the feed; resolves once caught up with the store. */
   start(): Promise<void> {
-    if (!this.started) {
-      this.started = this.load().then(() => this.whenReady());
-    }
-    return this.started;
-  }
-
-  private whenReady(): Promise<void> {
-    if (this.ready || this.closed) return Promise.resolve();
-    return new Promise((resolve) => this.readyWaiters.push(resolve));
+    return this.view.start();
   }
 
   close(): void {
-    this.closed = true;
-    this.watcher?.close();
-    this.watcher = null;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    for (const w of this.revWaiters) {
-      if (w.timer) clearTimeout(w.timer);
-      w.resolve(false);
-    }
-    this.revWaiters = [];
-    for (const r of this.readyWaiters) r();
-    this.readyWaiters = [];
+    this.view.close();
   }
 
   /**
@@ -206,109 +204,11 @@ export class MappingIndex {
    * false on timeout or close.
    */
   waitForRevision(rev: number, timeoutMs?: number): Promise<boolean> {
-    if (this.rev >= rev) return Promise.resolve(true);
-    if (this.closed) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const w: { rev: number; resolve: (ok: boolean) => void; timer?: NodeJS.Timeout } = { rev, resolve };
-      if (timeoutMs !== undefined) {
-        w.timer = setTimeout(() => {
-          this.revWaiters = this.revWaiters.filter((x) => x !== w);
-          resolve(false);
-        }, timeoutMs);
-      }
-      this.revWaiters.push(w);
-    });
+    return this.view.waitForRevision(rev, timeoutMs);
   }
 
   // -------------------------------------------------------------------------------------
-  // Loading and following
-
-  /**
-   * Paged load: the first page fixes R0; later pages may be newer. Following the feed from
-   * R0+1 replays every change since, and replaying state-setting puts/deletes over a view
-   * that is already partly newer converges to the right state, so the index is exact
-   * once it has applied the last page's revision.
-   */
-  private async load(): Promise<void> {
-    const gen = ++this.generation;
-    const state = new IndexState();
-    let first = true;
-    let r0 = 0;
-    let last = 0;
-    let gt: string | undefined;
-    for (;;) {
-      const page = await this.store.range({ prefix: OVERLAY_PREFIX, gt, limit: this.pageSize });
-      if (this.closed || gen !== this.generation) return;
-      if (first) {
-        r0 = page.revision;
-        first = false;
-      }
-      last = page.revision;
-      for (const kv of page.kvs) this.applyPut(state, kv.key, kv.value);
-      if (page.kvs.length < this.pageSize) break;
-      gt = page.kvs[page.kvs.length - 1].key;
-    }
-    const reloading = this.loadedOnce;
-    this.loadedOnce = true;
-    this.state = state;
-    this.rev = Math.max(this.rev, r0);
-    this.readyAt = last;
-    if (reloading) this.reloads++;
-    this.follow(r0 + 1, gen);
-    this.settle();
-    // Long-polls may have been waiting on nodes whose events came back with the reload.
-    for (const n of state.nodes) if (n.events.length > 0) this.notifyNode(n.uuid);
-  }
-
-  private follow(fromRevision: number, gen: number): void {
-    this.watcher?.close();
-    // Watch every key (not just ovl/) so `revision` advances with every commit, and
-    // waitForRevision() works for any revision a writer got back.
-    this.watcher = this.store.watch(
-      { prefix: '', fromRevision },
-      {
-        onChange: (set) => {
-          if (gen !== this.generation) return;
-          this.applySet(set);
-        },
-        onError: (err) => {
-          if (gen !== this.generation || this.closed) return;
-          this.onFeedError(err);
-        },
-      },
-    );
-  }
-
-  private onFeedError(err: Error): void {
-    this.watcher = null;
-    if (err instanceof StoreClosedError) {
-      this.logger?.warn({ err: err.message }, 'mapping index: store closed, no longer following');
-      return;
-    }
-    if (err instanceof CompactedError) {
-      this.logger?.info({ err: err.message }, 'mapping index: feed compacted, reloading');
-      this.reload(0);
-      return;
-    }
-    const delay = Math.min(this.retryBaseMs * 2 ** this.retries, 30000);
-    this.retries++;
-    this.logger?.warn({ err: err.message, delayMs: delay }, 'mapping index: feed failed, reloading');
-    this.reload(delay);
-  }
-
-  private reload(delayMs: number): void {
-    if (this.closed) return;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      this.load().then(
-        () => {
-          this.retries = 0;
-        },
-        (err: Error) => this.onFeedError(err),
-      );
-    }, delayMs);
-  }
+  // Applying the feed
 
   private applySet(set: ChangeSet): void {
     const touched = new Set<string>();
@@ -316,8 +216,6 @@ export class MappingIndex {
       if (!c.key.startsWith(OVERLAY_PREFIX)) continue;
       this.applyChange(c, touched);
     }
-    this.rev = set.revision;
-    this.settle();
     for (const cn of touched) this.notifyNode(cn);
   }
 
@@ -327,25 +225,6 @@ export class MappingIndex {
       if (cn) touched.add(cn);
     } else {
       this.applyDel(this.state, c.key);
-    }
-  }
-
-  /** Resolves revision waiters and, once caught up, the start() promise. */
-  private settle(): void {
-    if (this.revWaiters.length > 0) {
-      const keep: typeof this.revWaiters = [];
-      for (const w of this.revWaiters) {
-        if (w.rev <= this.rev) {
-          if (w.timer) clearTimeout(w.timer);
-          w.resolve(true);
-        } else keep.push(w);
-      }
-      this.revWaiters = keep;
-    }
-    if (this.ready && this.readyWaiters.length > 0) {
-      const ws = this.readyWaiters;
-      this.readyWaiters = [];
-      for (const r of ws) r();
     }
   }
 
@@ -629,7 +508,7 @@ export class MappingIndex {
       underlays,
       events: s.eventById.size,
       invalidRecords: s.invalid,
-      reloads: this.reloads,
+      reloads: this.view.reloads,
       tableBytes: s.macs.byteLength + s.ip4.byteLength + s.ip6.byteLength,
     };
   }
