@@ -212,6 +212,7 @@ export class StoreView {
   }
 
   private onFeedError(err: Error): void {
+    this.generation++; // whatever the lost feed still delivers is stale
     this.watcher = null;
     this.reducer.feedLost?.(err);
     if (err instanceof StoreClosedError) {
