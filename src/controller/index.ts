@@ -12,6 +12,8 @@ import { openStore, type StoreConfig } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { MappingIndex } from '../mapping/index.js';
 import { startEventGc } from '../overlay/gc.js';
+import { OVERLAY_PREFIX } from '../overlay/keys.js';
+import type { CommitRecord } from '../napi/txn.js';
 import { SvpServer } from '../svp/server.js';
 import { registerIndexGauges, registerObjectGauges } from './gauges.js';
 
@@ -90,8 +92,10 @@ export async function startController(opts: ControllerOptions): Promise<Controll
         logger,
         // Read-your-writes across protocols: a REST write is acknowledged only once SVP
         // lookups on this controller reflect it (no stale answer after a commit).
-        beforeWriteReply: async (revision) => {
-          await index.waitForRevision(revision, 5000);
+        // The index follows only ovl/: it waits for the last commit that wrote there.
+        beforeWriteReply: async (_revision, rec) => {
+          const rev = latestRevisionUnder(rec, OVERLAY_PREFIX);
+          if (rev > 0) await index.waitForRevision(rev, 5000);
         },
       },
     );
@@ -138,4 +142,11 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     await store.close().catch(() => undefined);
     throw err;
   }
+}
+
+/** The revision of the request's last commit that wrote a key under prefix (0: none). */
+export function latestRevisionUnder(rec: CommitRecord, prefix: string): number {
+  let rev = 0;
+  for (const c of rec.commits ?? []) if (c.revision > rev && c.keys.some((k) => k.startsWith(prefix))) rev = c.revision;
+  return rev;
 }

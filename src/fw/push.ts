@@ -77,6 +77,9 @@ export function fwMetrics(registry: Registry): FwMetrics {
   };
 }
 
+/** Written by the engine's view to learn how far its feed has come (see store/view.ts). */
+const FW_FENCE_KEY = `${FW_PREFIX}fence`;
+
 export interface FwEngineOptions {
   /** Check every changed ruleset before publishing it (e.g. checkRuleset: nft -c). */
   verify?: (text: string) => Promise<CheckResult>;
@@ -114,7 +117,17 @@ export class FwEngine {
     this.metrics = fwMetrics(registry);
     this.events.setMaxListeners(0);
     this.feedView = new StoreView(
-      { store, prefixes: [RULE_PREFIX, INSTANCE_PREFIX, NIC_PREFIX], watchPrefix: '', pageSize: 5000, retryBaseMs: 200, retryMaxMs: 5000, name: 'firewall engine' },
+      {
+        store,
+        prefixes: [RULE_PREFIX, INSTANCE_PREFIX, NIC_PREFIX],
+        // Only what the engine reads (etcd follows the range from fw/ to napi/nics/).
+        watchPrefixes: [FW_PREFIX, NIC_PREFIX],
+        fenceKey: FW_FENCE_KEY,
+        pageSize: 5000,
+        retryBaseMs: 200,
+        retryMaxMs: 5000,
+        name: 'firewall engine',
+      },
       {
         beginLoad: () => {
           this.loaded = [];
@@ -166,6 +179,7 @@ export class FwEngine {
   /** Resolves once the engine has processed everything committed before this call. */
   async sync(timeoutMs = 10_000): Promise<void> {
     const target = await this.store.revision();
+    this.feedView.fence();
     await this.waitFor(() => this.revision >= target, timeoutMs);
   }
 

@@ -13,6 +13,7 @@ import {
   EVENT_PREFIX,
   IP_PREFIX,
   MAC_PREFIX,
+  OVERLAY_FENCE_KEY,
   OVERLAY_PREFIX,
   UNDERLAY_PREFIX,
   type IpMapping,
@@ -152,9 +153,7 @@ export class MappingIndex {
       {
         store: opts.store,
         prefixes: [OVERLAY_PREFIX],
-        // Every key (not just ovl/), so `revision` advances with every commit and
-        // waitForRevision() works for any revision a writer got back.
-        watchPrefix: '',
+        fenceKey: OVERLAY_FENCE_KEY,
         pageSize: opts.pageSize ?? 20000,
         retryBaseMs: opts.retryBaseMs ?? 500,
         name: 'mapping index',

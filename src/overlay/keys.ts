@@ -18,6 +18,8 @@
  */
 
 export const OVERLAY_PREFIX = 'ovl/';
+/** Written by the mapping index's view to learn how far its feed has come (store/view.ts). */
+export const OVERLAY_FENCE_KEY = 'ovl/fence';
 export const MAC_PREFIX = 'ovl/mac/';
 export const IP_PREFIX = 'ovl/ip/';
 export const UNDERLAY_PREFIX = 'ovl/ul/';

@@ -77,7 +77,7 @@ import {
   type WatchOptions,
   type Watcher,
 } from './types.js';
-import { checkPreconditions, InFlight, InvalidBatchError, validateBatch, validateRangeOptions } from './common.js';
+import { checkPreconditions, InFlight, InvalidBatchError, validateBatch, validateRangeOptions, watchedPrefixes, watchFilter } from './common.js';
 import { SerialDelivery } from './feed.js';
 
 export interface EtcdStoreOptions {
@@ -496,8 +496,17 @@ export class EtcdStore implements Store {
 
   watch(opts: WatchOptions, handlers: WatchHandlers): Watcher {
     this.assertOpen();
-    const prefix = opts.prefix ?? '';
-    const range = prefix === '' ? { key: this.ns, range_end: prefixEnd(this.ns) } : { key: this.key(prefix), range_end: prefixEnd(this.key(prefix)) };
+    const prefixes = watchedPrefixes(opts);
+    const wholeNamespace = prefixes[0] === '';
+    // One etcd watch over the smallest range covering every prefix keeps one revision
+    // order; what lies between the prefixes is dropped here.
+    let range = { key: this.ns, range_end: prefixEnd(this.ns) };
+    if (!wholeNamespace) {
+      const starts = prefixes.map((p) => this.key(p)).sort(Buffer.compare);
+      const ends = prefixes.map((p) => prefixEnd(this.key(p))).sort(Buffer.compare);
+      range = { key: starts[0] as Buffer, range_end: ends[ends.length - 1] as Buffer };
+    }
+    const select = watchFilter({ prefixes });
     const feed = new EtcdFeed(
       {
         client: this.client,
@@ -507,7 +516,8 @@ export class EtcdStore implements Store {
         remove: (f) => this.feeds.delete(f),
       },
       range,
-      prefix === '',
+      wholeNamespace,
+      prefixes.length === 1 ? null : select,
       opts.fromRevision,
       handlers,
     );
@@ -604,6 +614,8 @@ class EtcdFeed implements Watcher {
     private readonly range: { key: Buffer; range_end: Buffer },
     /** Watching the whole namespace: deliver change sets even when only the marker changed. */
     private readonly wholeNamespace: boolean,
+    /** Narrows what the etcd range delivers to the watched prefixes (null: all of it). */
+    private readonly select: ((set: ChangeSet) => ChangeSet | null) | null,
     private readonly fromRevision: number,
     handlers: WatchHandlers,
   ) {
@@ -690,7 +702,8 @@ class EtcdFeed implements Watcher {
   private enqueue(set: ChangeSet): void {
     this.lastSeen = set.revision + this.ctx.base;
     if (set.changes.length === 0 && !this.wholeNamespace) return;
-    this.delivery.push(set);
+    const visible = this.select ? this.select(set) : set;
+    if (visible) this.delivery.push(visible);
   }
 
   fail(err: Error): void {

@@ -13,6 +13,14 @@
  * - Generation token: everything from an abandoned load or feed is ignored.
  * - waitForRevision(rev): resolves once the state reflects every watched change up to
  *   store revision rev (a writer waits for its own commit this way).
+ *
+ * Progress. The view follows only its prefixes, so a revision that changed nothing there
+ * never arrives as such. In-process backends report every revision (Store.reportsProgress).
+ * On etcd, whose progress notifications are not ordered with events in every 3.4/3.5
+ * release, the view writes a fence key under its prefixes when it must know: the fence's
+ * own change set, delivered in order, proves every earlier revision has been seen. A
+ * waiter whose revision has not arrived after fenceAfterMs gets one (coalesced: one fence
+ * in flight at a time); fence() asks for one at once.
  */
 import { type ChangeSet, CompactedError, type KeyValue, type Store, StoreClosedError, type Watcher } from './types.js';
 
@@ -37,10 +45,14 @@ export interface ViewReducer {
 
 export interface StoreViewOptions {
   store: Store;
-  /** Key prefixes loaded into the state (and followed). */
+  /** Key prefixes loaded into the state. */
   prefixes: readonly string[];
-  /** Prefix the feed follows (default: the only entry of prefixes, else the whole keyspace). */
-  watchPrefix?: string;
+  /** Prefixes the feed follows (default: prefixes); must cover them. */
+  watchPrefixes?: readonly string[];
+  /** A key under watchPrefixes the view may write to learn how far the feed has come. */
+  fenceKey?: string;
+  /** How long a revision waiter waits for its revision before a fence is written (default 50 ms). */
+  fenceAfterMs?: number;
   /** Keys per range read while loading. */
   pageSize?: number;
   /** First delay before reloading after the feed fails for a reason other than compaction. */
@@ -77,6 +89,9 @@ export class StoreView {
   private generation = 0;
   private revWaiters: RevisionWaiter[] = [];
   private readyWaiters: (() => void)[] = [];
+  private fenceTimer: NodeJS.Timeout | null = null;
+  private fenceRunning = false;
+  private fenceAgain = false;
 
   constructor(
     private readonly opts: StoreViewOptions,
@@ -127,6 +142,8 @@ export class StoreView {
     this.watcher = null;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    if (this.fenceTimer) clearTimeout(this.fenceTimer);
+    this.fenceTimer = null;
     for (const w of this.revWaiters) {
       if (w.timer) clearTimeout(w.timer);
       w.resolve(false);
@@ -152,7 +169,66 @@ export class StoreView {
         }, timeoutMs);
       }
       this.revWaiters.push(w);
+      this.scheduleFence();
     });
+  }
+
+  /**
+   * Makes sure the view soon reflects every revision committed before this call: a no-op
+   * when the store reports progress, else a fence (coalesced with one in flight).
+   */
+  fence(): void {
+    if (!this.canFence()) return;
+    if (this.fenceTimer) clearTimeout(this.fenceTimer);
+    this.fenceTimer = null;
+    this.runFence();
+  }
+
+  /** Resolves true once the view reflects everything committed before this call. */
+  async sync(timeoutMs?: number): Promise<boolean> {
+    const target = await this.store.revision();
+    this.fence();
+    return this.waitForRevision(target, timeoutMs);
+  }
+
+  private canFence(): boolean {
+    return this.opts.fenceKey !== undefined && this.store.reportsProgress !== true && !this.closed;
+  }
+
+  private scheduleFence(): void {
+    if (!this.canFence() || this.fenceTimer || this.fenceRunning) {
+      if (this.fenceRunning) this.fenceAgain = true;
+      return;
+    }
+    this.fenceTimer = setTimeout(() => {
+      this.fenceTimer = null;
+      if (this.revWaiters.some((w) => w.rev > this.rev)) this.runFence();
+    }, this.opts.fenceAfterMs ?? 50);
+  }
+
+  private runFence(): void {
+    if (this.fenceRunning) {
+      this.fenceAgain = true;
+      return;
+    }
+    this.fenceRunning = true;
+    this.fenceAgain = false;
+    const key = this.opts.fenceKey as string;
+    let fenced = Infinity;
+    this.store
+      .commit({ ops: [{ type: 'put', key, value: String(Date.now()) }] })
+      .then(
+        (res) => {
+          fenced = res.revision;
+        },
+        (err: Error) => this.logger?.warn({ err: err.message }, `${this.name}: fence write failed`),
+      )
+      .finally(() => {
+        this.fenceRunning = false;
+        // Waiters that came while the fence was in flight may need a later one.
+        if (this.fenceAgain && this.revWaiters.some((w) => w.rev > fenced)) this.runFence();
+        else this.fenceAgain = false;
+      });
   }
 
   private whenReady(): Promise<void> {
@@ -191,9 +267,9 @@ export class StoreView {
 
   private follow(fromRevision: number, gen: number): void {
     this.watcher?.close();
-    const prefix = this.opts.watchPrefix ?? (this.opts.prefixes.length === 1 ? this.opts.prefixes[0] : '');
+    const prefixes = this.opts.watchPrefixes ?? this.opts.prefixes;
     this.watcher = this.store.watch(
-      { prefix, fromRevision },
+      { prefixes, fromRevision, progress: true },
       {
         onChange: (set) => (gen === this.generation ? this.applySet(set, gen) : undefined),
         onError: (err) => {
