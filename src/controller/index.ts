@@ -11,7 +11,7 @@ import { DEFAULT_MAC_OUI, type NapiConfig } from '../napi/context.js';
 import { openStore, type StoreConfig } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { MappingIndex } from '../mapping/index.js';
-import { startEventGc } from '../overlay/gc.js';
+import { startLogSweep } from '../overlay/gc.js';
 import { OVERLAY_PREFIX } from '../overlay/keys.js';
 import type { CommitRecord } from '../napi/txn.js';
 import { SvpServer } from '../svp/server.js';
@@ -111,8 +111,9 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       logger: app.log,
     });
     const svpBound = await svp.listen();
-    // Events a node never consumes (it died, or was removed) are dropped after a day.
-    const eventGc = startEventGc(store, { onError: (err) => app?.log.warn({ err: err.message }, 'event sweep failed') });
+    // Log entries every recipient has removed go; events a node never consumes (it died,
+    // or was removed) are dropped after a day or beyond 10,000 per node.
+    const eventGc = startLogSweep(store, index, { onError: (err) => app?.log.warn({ err: err.message }, 'log sweep failed') });
     await app.listen({ host: opts.listen.host, port: opts.listen.port });
     const addr = app.server.address();
     const restAddress =

@@ -6,11 +6,11 @@
  * until its commit is visible).
  *
  * Memory: mappings live in typed-array hash tables (U32Table); nodes (compute nodes) are
- * interned to small integers. Per-node shootdown events are kept in id order (UUIDv7, so
- * oldest first) with their SVP log entry bytes precomputed.
+ * interned to small integers. Shootdowns are kept once per write in the vnets' logs
+ * (src/overlay/log.ts), and each node's pending events are derived from them on demand;
+ * LOG_RM writes a node's consumption through ./log-rm.ts.
  */
 import {
-  EVENT_PREFIX,
   IP_PREFIX,
   MAC_PREFIX,
   OVERLAY_FENCE_KEY,
@@ -18,13 +18,13 @@ import {
   UNDERLAY_PREFIX,
   type IpMapping,
   type MacMapping,
-  type OverlayEvent,
   type UnderlayRecord,
 } from '../overlay/keys.js';
+import { ShootdownLog, type TrimOptions, type TrimPlan, encodeEventId } from '../overlay/log.js';
 import type { Change, ChangeSet, Store } from '../store/types.js';
 import { StoreView } from '../store/view.js';
-import { ipFromBytes, ipToBytes, isV4Mapped, macToBytes, uuidToBytes } from '../net/addr.js';
-import { LogType, encodeLogEntry } from '../svp/codec.js';
+import { ipFromBytes, ipToBytes, isV4Mapped, macToBytes } from '../net/addr.js';
+import { LogRemover } from './log-rm.js';
 import { U32Table } from './table.js';
 
 export interface IndexLogger {
@@ -41,13 +41,10 @@ export interface UnderlayAddress {
   readonly port: number;
 }
 
-export interface PendingEvent {
-  readonly id: string;
-  readonly key: string;
-  readonly type: 'vl2' | 'vl3';
-  /** The SVP log entry (32 bytes VL2, 44 bytes VL3). */
-  readonly entry: Buffer;
-}
+/** A shootdown event pending for one node; id is that node's 16-byte event id. */
+export type PendingEvent =
+  | { readonly type: 'vl2'; readonly id: Buffer; readonly vnetId: number; readonly mac: Buffer }
+  | { readonly type: 'vl3'; readonly id: Buffer; readonly vnetId: number; readonly ip: Buffer; readonly vlan: number };
 
 export interface Vl2Lookup {
   cnUuid: string;
@@ -67,6 +64,8 @@ export interface MappingIndexOptions {
   pageSize?: number;
   /** First delay before retrying after the feed fails for a reason other than compaction. */
   retryBaseMs?: number;
+  /** Upper bound on waiting for a LOG_RM's write to reach the index before acking. */
+  removeVisibleTimeoutMs?: number;
 }
 
 export interface MappingIndexStats {
@@ -74,7 +73,9 @@ export interface MappingIndexStats {
   ipMappings: number;
   nodes: number;
   underlays: number;
+  /** Shootdown events held in the vnets' logs (each once, whatever its recipients). */
   events: number;
+  logEntries: number;
   invalidRecords: number;
   reloads: number;
   /** Bytes held by the mapping hash tables. */
@@ -84,8 +85,6 @@ export interface MappingIndexStats {
 interface NodeRec {
   uuid: string;
   underlay: UnderlayAddress | null;
-  /** Pending events sorted by id. */
-  events: PendingEvent[];
 }
 
 /** Everything that a reload rebuilds and swaps in at once. */
@@ -100,14 +99,14 @@ class IndexState {
   readonly nodeByUuid = new Map<string, number>();
   /** hex of the 16-byte underlay address -> node indexes claiming it */
   readonly nodesByUnderlay = new Map<string, number[]>();
-  readonly eventById = new Map<string, { node: number; key: string }>();
+  readonly log = new ShootdownLog();
   invalid = 0;
 
   node(uuid: string): number {
     let n = this.nodeByUuid.get(uuid);
     if (n === undefined) {
       n = this.nodes.length;
-      this.nodes.push({ uuid, underlay: null, events: [] });
+      this.nodes.push({ uuid, underlay: null });
       this.nodeByUuid.set(uuid, n);
     }
     return n;
@@ -145,10 +144,18 @@ export class MappingIndex {
   private loading: IndexState | null = null;
   private readonly logger: IndexLogger | undefined;
   private readonly view: StoreView;
+  private readonly remover: LogRemover;
   private nodeListeners = new Map<string, Set<Listener>>();
 
   constructor(opts: MappingIndexOptions) {
     this.logger = opts.logger;
+    this.remover = new LogRemover({
+      store: opts.store,
+      log: () => this.state.log,
+      revision: () => this.view.revision,
+      waitForRevision: (rev, ms) => this.view.waitForRevision(rev, ms),
+      visibleTimeoutMs: opts.removeVisibleTimeoutMs ?? 2000,
+    });
     this.view = new StoreView(
       {
         store: opts.store,
@@ -165,14 +172,14 @@ export class MappingIndex {
         },
         loadPage: (kvs) => {
           const state = this.loading as IndexState;
-          for (const kv of kvs) this.applyPut(state, kv.key, kv.value);
+          for (const kv of kvs) this.applyPut(state, kv.key, kv.value, kv.modRevision, kv.createRevision);
         },
         endLoad: () => {
           const state = this.loading as IndexState;
           this.loading = null;
           this.state = state;
           // Long-polls may have been waiting on nodes whose events came back with the reload.
-          for (const n of state.nodes) if (n.events.length > 0) this.notifyNode(n.uuid);
+          for (const cn of [...this.nodeListeners.keys()]) if (state.log.pending(cn, 1).length > 0) this.notifyNode(cn);
         },
         apply: (set) => this.applySet(set),
       },
@@ -196,6 +203,7 @@ export class MappingIndex {
 
   close(): void {
     this.view.close();
+    this.remover.close();
   }
 
   /**
@@ -210,18 +218,22 @@ export class MappingIndex {
   // Applying the feed
 
   private applySet(set: ChangeSet): void {
-    const touched = new Set<string>();
+    const arrived: Array<{ vnet: number; rev: number }> = [];
     for (const c of set.changes) {
       if (!c.key.startsWith(OVERLAY_PREFIX)) continue;
-      this.applyChange(c, touched);
+      this.applyChange(c, set.revision, arrived);
     }
+    if (arrived.length === 0 || this.nodeListeners.size === 0) return;
+    // Whoever was on the vnet just before this revision has new events.
+    const touched = new Set<string>();
+    for (const a of arrived) for (const cn of this.state.log.recipients(a.vnet, a.rev)) if (this.nodeListeners.has(cn)) touched.add(cn);
     for (const cn of touched) this.notifyNode(cn);
   }
 
-  private applyChange(c: Change, touched: Set<string>): void {
+  private applyChange(c: Change, revision: number, arrived: Array<{ vnet: number; rev: number }>): void {
     if (c.type === 'put') {
-      const cn = this.applyPut(this.state, c.key, c.value ?? '');
-      if (cn) touched.add(cn);
+      const entry = this.applyPut(this.state, c.key, c.value ?? '', revision);
+      if (entry) arrived.push(entry);
     } else {
       this.applyDel(this.state, c.key);
     }
@@ -233,8 +245,11 @@ export class MappingIndex {
     return undefined;
   }
 
-  /** Applies a put; returns the node uuid when it added a pending event for that node. */
-  private applyPut(state: IndexState, key: string, value: string): string | undefined {
+  /**
+   * Applies a put at modRevision (createRevision when known: a load); returns the vnet and
+   * revision of a log entry it added.
+   */
+  private applyPut(state: IndexState, key: string, value: string, modRevision: number, createRevision?: number): { vnet: number; rev: number } | undefined {
     if (key.startsWith(MAC_PREFIX)) {
       const m = this.macKey(key);
       if (!m) return this.invalid(state, key, 'bad key');
@@ -273,19 +288,10 @@ export class MappingIndex {
         return this.invalid(state, key, 'bad value');
       }
       this.setUnderlay(state, cn, { cnUuid: cn, ip, ipText: ipFromBytes(ip), port });
-    } else if (key.startsWith(EVENT_PREFIX)) {
-      const rest = key.slice(EVENT_PREFIX.length);
-      const slash = rest.indexOf('/');
-      const cn = slash > 0 ? rest.slice(0, slash) : '';
-      const id = slash > 0 ? rest.slice(slash + 1) : '';
-      const ev = parseJson<OverlayEvent>(value);
-      const entry = ev && cn && id ? eventEntry(id, ev) : null;
-      if (!entry) {
-        this.removeEvent(state, key);
-        return this.invalid(state, key, 'bad event');
-      }
-      this.addEvent(state, cn, { id, key, type: ev!.type, entry });
-      return cn;
+    } else if (ShootdownLog.handles(key)) {
+      const res = state.log.put(key, value, modRevision, createRevision);
+      if (res.invalid) return this.invalid(state, key, res.invalid);
+      return res.entry;
     }
     return undefined;
   }
@@ -298,8 +304,8 @@ export class MappingIndex {
       if (table) table.delete(scratchKey);
     } else if (key.startsWith(UNDERLAY_PREFIX)) {
       this.setUnderlay(state, key.slice(UNDERLAY_PREFIX.length), null);
-    } else if (key.startsWith(EVENT_PREFIX)) {
-      this.removeEvent(state, key);
+    } else if (ShootdownLog.handles(key)) {
+      state.log.del(key);
     }
   }
 
@@ -356,34 +362,6 @@ export class MappingIndex {
       list.push(n);
       state.nodesByUnderlay.set(k, list);
     }
-  }
-
-  private addEvent(state: IndexState, cn: string, ev: PendingEvent): void {
-    const existing = state.eventById.get(ev.id);
-    if (existing && existing.key !== ev.key) this.removeEvent(state, existing.key);
-    const n = state.node(cn);
-    const q = state.nodes[n].events;
-    state.eventById.set(ev.id, { node: n, key: ev.key });
-    if (q.length === 0 || q[q.length - 1].id < ev.id) {
-      q.push(ev); // the common case: UUIDv7 ids arrive in order
-      return;
-    }
-    const i = lowerBound(q, ev.id);
-    if (i < q.length && q[i].id === ev.id) q[i] = ev;
-    else q.splice(i, 0, ev);
-  }
-
-  private removeEvent(state: IndexState, key: string): void {
-    const rest = key.slice(EVENT_PREFIX.length);
-    const slash = rest.indexOf('/');
-    if (slash <= 0) return;
-    const id = rest.slice(slash + 1);
-    const where = state.eventById.get(id);
-    if (!where || where.key !== key) return;
-    state.eventById.delete(id);
-    const q = state.nodes[where.node].events;
-    const i = lowerBound(q, id);
-    if (i < q.length && q[i].id === id) q.splice(i, 1);
   }
 
   // -------------------------------------------------------------------------------------
@@ -457,15 +435,31 @@ export class MappingIndex {
     return n === undefined ? null : this.state.nodes[n].underlay;
   }
 
-  /** A node's pending events, oldest first. The array is live: copy what you keep. */
-  pendingEvents(cnUuid: string): readonly PendingEvent[] {
-    const n = this.state.nodeByUuid.get(cnUuid);
-    return n === undefined ? [] : this.state.nodes[n].events;
+  /** A node's pending events, oldest first (at most limit). */
+  pendingEvents(cnUuid: string, limit = Infinity): PendingEvent[] {
+    const log = this.state.log;
+    const pend = log.pending(cnUuid, limit);
+    if (pend.length === 0) return [];
+    const tag = log.tagOf(cnUuid);
+    return pend.map(({ pos, event }) =>
+      event.type === 'vl2'
+        ? { type: 'vl2', id: encodeEventId(pos, tag), vnetId: pos.vnet, mac: event.mac }
+        : { type: 'vl3', id: encodeEventId(pos, tag), vnetId: pos.vnet, ip: event.ip, vlan: event.vlan },
+    );
   }
 
-  /** Store key of a pending event, by its id. */
-  eventKey(id: string): string | undefined {
-    return this.state.eventById.get(id)?.key;
+  /**
+   * LOG_RM: removes events by their 16-byte ids (each names its node), durably, and
+   * resolves once this index no longer serves them with how many were pending. Unknown
+   * and already removed ids are ignored.
+   */
+  removeEvents(ids: readonly Uint8Array[]): Promise<number> {
+    return this.remover.remove(ids);
+  }
+
+  /** What the log sweep may delete (src/overlay/gc.ts); null until the index has caught up. */
+  trimPlan(opts: TrimOptions): TrimPlan | null {
+    return this.view.ready ? this.state.log.trimPlan(opts) : null;
   }
 
   /** Calls fn (synchronously, after the change is applied) whenever the node gains events. */
@@ -505,7 +499,8 @@ export class MappingIndex {
       ipMappings: s.ip4.size + s.ip6.size,
       nodes: s.nodes.length,
       underlays,
-      events: s.eventById.size,
+      events: s.log.events,
+      logEntries: s.log.entries,
       invalidRecords: s.invalid,
       reloads: this.view.reloads,
       tableBytes: s.macs.byteLength + s.ip4.byteLength + s.ip6.byteLength,
@@ -539,29 +534,4 @@ function parseJson<T>(text: string): T | null {
   } catch {
     return null;
   }
-}
-
-/** The SVP log entry for an event, or null if it is malformed. */
-function eventEntry(id: string, ev: OverlayEvent): Buffer | null {
-  try {
-    const idBytes = uuidToBytes(id);
-    if (!Number.isInteger(ev.vnet_id)) return null;
-    if (ev.type === 'vl2') return encodeLogEntry({ type: LogType.VL2, id: idBytes, mac: macToBytes(ev.mac), vnetId: ev.vnet_id });
-    if (ev.type === 'vl3')
-      return encodeLogEntry({ type: LogType.VL3, id: idBytes, ip: ipToBytes(ev.ip), vlan: ev.vlan_id ?? 0, vnetId: ev.vnet_id });
-    return null;
-  } catch {
-    return null;
-  }
-}
-
-function lowerBound(q: readonly PendingEvent[], id: string): number {
-  let lo = 0;
-  let hi = q.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (q[mid].id < id) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }

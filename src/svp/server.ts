@@ -19,6 +19,9 @@ import {
   type Frame,
   FrameDecoder,
   LOG_REQ_BYTES,
+  LOG_VL2_BYTES,
+  type LogEntry,
+  LogType,
   type ProtocolErrorCause,
   SVP_DEFAULT_PORT,
   SvpOp,
@@ -30,6 +33,7 @@ import {
   BULK_REQ_BYTES,
   encodeBulkAck,
   encodeLogAck,
+  encodeLogEntry,
   encodeLogRmAck,
   encodePong,
   encodeVl2Ack,
@@ -37,7 +41,6 @@ import {
   isV4Mapped,
   logRmCount,
   opName,
-  uuidFromBytes,
 } from './codec.js';
 
 export interface SvpLogger {
@@ -60,7 +63,7 @@ export interface SvpServerOptions {
   logWaitMs?: number;
   /** Requests still being worked on (long-polls, removals) allowed per connection. */
   maxPendingPerConnection?: number;
-  /** Upper bound on waiting for a LOG_RM's deletions to reach the index before acking. */
+  /** Unused: the index bounds how long a LOG_RM waits to become visible (MappingIndexOptions). */
   logRmVisibleTimeoutMs?: number;
   logger?: SvpLogger;
 }
@@ -246,6 +249,13 @@ export class SvpServer {
 
 const macScratch = Buffer.alloc(6);
 
+/** The SVP log entry of a pending event. */
+function logEntryOf(e: PendingEvent): LogEntry {
+  return e.type === 'vl2'
+    ? { type: LogType.VL2, id: e.id, mac: e.mac, vnetId: e.vnetId }
+    : { type: LogType.VL3, id: e.id, ip: e.ip, vlan: e.vlan, vnetId: e.vnetId };
+}
+
 class Connection {
   private readonly decoder: FrameDecoder;
   private closed = false;
@@ -396,7 +406,7 @@ class Connection {
       this.srv.countRequest('log_req', SvpStatus.FATAL, t0);
       return;
     }
-    if (this.srv.index.pendingEvents(cn).length > 0) {
+    if (this.srv.index.pendingEvents(cn, 1).length > 0) {
       this.answerLog(id, cn, count, t0);
       return;
     }
@@ -423,32 +433,22 @@ class Connection {
 
   private answerLog(id: number, cn: string, count: number, t0: number): void {
     if (this.closed) return;
-    const picked: PendingEvent[] = [];
+    const picked: Buffer[] = [];
     let size = 4;
-    for (const e of this.srv.index.pendingEvents(cn)) {
-      if (size + e.entry.length > count) break;
-      picked.push(e);
-      size += e.entry.length;
+    for (const e of this.srv.index.pendingEvents(cn, Math.floor((count - 4) / LOG_VL2_BYTES))) {
+      const entry = encodeLogEntry(logEntryOf(e));
+      if (size + entry.length > count) break;
+      picked.push(entry);
+      size += entry.length;
     }
-    this.write(
-      encodeLogAck(
-        id,
-        SvpStatus.OK,
-        picked.map((e) => e.entry),
-      ),
-    );
+    this.write(encodeLogAck(id, SvpStatus.OK, picked));
     this.srv.countServed(picked.length);
     this.srv.countRequest('log_req', SvpStatus.OK, t0);
   }
 
   private logRm(id: number, p: Buffer, t0: number): void {
     const n = logRmCount(p); // throws bad_size -> connection closed
-    const keys = new Set<string>();
-    for (let i = 0; i < n; i++) {
-      const key = this.srv.index.eventKey(uuidFromBytes(p, 4 + 16 * i));
-      if (key) keys.add(key);
-    }
-    if (keys.size === 0) {
+    if (n === 0) {
       this.write(encodeLogRmAck(id, SvpStatus.OK));
       this.srv.countRequest('log_rm', SvpStatus.OK, t0);
       return;
@@ -458,13 +458,14 @@ class Connection {
       cancelled = true;
     };
     if (!this.track(cancel)) return;
-    const ops = [...keys].map((key) => ({ type: 'del' as const, key }));
-    this.srv.store
-      .commit({ ops })
-      .then(async (res) => {
-        // Ack only once the index no longer serves these events: a LOG_REQ sent right
-        // after the ack must not see them again.
-        await this.srv.index.waitForRevision(res.revision, this.srv.options.logRmVisibleTimeoutMs);
+    const ids = Array.from({ length: n }, (_, i) => Buffer.from(p.subarray(4 + 16 * i, 20 + 16 * i)));
+    let removed = 0;
+    // The index acks only once it no longer serves these events: a LOG_REQ sent right
+    // after the ack must not see them again.
+    this.srv.index
+      .removeEvents(ids)
+      .then((count) => {
+        removed = count;
         return SvpStatus.OK;
       })
       .catch((err: Error) => {
@@ -472,7 +473,7 @@ class Connection {
         return SvpStatus.FATAL;
       })
       .then((status) => {
-        if (status === SvpStatus.OK) this.srv.countRemoved(keys.size);
+        if (status === SvpStatus.OK) this.srv.countRemoved(removed);
         this.untrack(cancel);
         if (cancelled || this.closed) return;
         this.write(encodeLogRmAck(id, status));

@@ -5,14 +5,19 @@
 import { v7 as uuidv7 } from 'uuid';
 import {
   type IpMapping,
+  type LogEvent,
   type MacMapping,
-  type OverlayEvent,
   type UnderlayRecord,
-  eventKey,
+  type VnetLogEntry,
+  type VnetNode,
   ipMappingKey,
   macMappingKey,
   underlayKey,
+  vlogKey,
+  vnodeKey,
 } from '../../src/overlay/keys.js';
+import { encodeEventId, nodeTag } from '../../src/overlay/log.js';
+import { uuidFromBytes } from '../../src/net/addr.js';
 import type { Op, Store } from '../../src/store/types.js';
 
 export interface NicSpec {
@@ -56,20 +61,49 @@ export type EventSpec =
   | { type: 'vl2'; cn: string; vnet: number; mac: string }
   | { type: 'vl3'; cn: string; vnet: number; ip: string; vlan?: number };
 
-export function eventOp(e: EventSpec, id = uuidv7()): { op: Op; id: string } {
-  const created = new Date().toISOString();
-  const ev: OverlayEvent =
-    e.type === 'vl2'
-      ? { id, type: 'vl2', cn_uuid: e.cn, vnet_id: e.vnet, mac: e.mac, created }
-      : { id, type: 'vl3', cn_uuid: e.cn, vnet_id: e.vnet, vlan_id: e.vlan ?? 0, ip: e.ip, created };
-  return { op: { type: 'put', key: eventKey(e.cn, id), value: JSON.stringify(ev) }, id };
+/** Puts vnode rows for the nodes not yet on the vnet (they join at the returned revision). */
+export async function joinVnet(store: Store, vnet: number, cns: string[]): Promise<number> {
+  const have = await store.getMany(cns.map((cn) => vnodeKey(vnet, cn)));
+  const ops: Op[] = cns
+    .filter((cn) => !have.has(vnodeKey(vnet, cn)))
+    .map((cn) => {
+      const row: VnetNode = { vnet_id: vnet, cn_uuid: cn, count: 1 };
+      return { type: 'put', key: vnodeKey(vnet, cn), value: JSON.stringify(row) };
+    });
+  if (ops.length === 0) return store.revision();
+  const r = await store.commit({ ops });
+  if (!r.ok) throw new Error('commit failed');
+  return r.revision;
 }
 
-/** Commits events in one batch; returns their ids in order. */
+function logEvent(e: EventSpec): LogEvent {
+  return e.type === 'vl2' ? { type: 'vl2', mac: e.mac } : { type: 'vl3', ip: e.ip, vlan_id: e.vlan ?? 0 };
+}
+
+/**
+ * Records events the way a NIC write does: each spec's node joins the spec's vnet first
+ * (if it is not on it yet), then one commit holds one log entry per vnet. Every node on
+ * a vnet gets that vnet's events; the ids returned are the spec's node's copies, in spec
+ * order.
+ */
 export async function putEvents(store: Store, events: EventSpec[]): Promise<{ ids: string[]; revision: number }> {
-  const made = events.map((e) => eventOp(e));
-  const r = await store.commit({ ops: made.map((m) => m.op) });
-  return { ids: made.map((m) => m.id), revision: r.revision };
+  const byVnet = new Map<number, EventSpec[]>();
+  for (const e of events) byVnet.set(e.vnet, [...(byVnet.get(e.vnet) ?? []), e]);
+  for (const [vnet, list] of byVnet) await joinVnet(store, vnet, [...new Set(list.map((e) => e.cn))]);
+  const created = new Date().toISOString();
+  const ops: Op[] = [...byVnet].map(([vnet, list]) => {
+    const entry: VnetLogEntry = { vnet_id: vnet, created, events: list.map(logEvent) };
+    return { type: 'put', key: vlogKey(vnet, uuidv7()), value: JSON.stringify(entry) };
+  });
+  const r = await store.commit({ ops });
+  if (!r.ok) throw new Error('commit failed');
+  const k = new Map<number, number>();
+  const ids = events.map((e) => {
+    const pos = { rev: r.revision, vnet: e.vnet, k: k.get(e.vnet) ?? 0 };
+    k.set(e.vnet, pos.k + 1);
+    return uuidFromBytes(encodeEventId(pos, nodeTag(e.cn)));
+  });
+  return { ids, revision: r.revision };
 }
 
 export const CN1 = 'b4e5ff64-7b40-11e4-a6fa-d34c824a42cd';

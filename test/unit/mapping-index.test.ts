@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { MappingIndex } from '../../src/mapping/index.js';
 import { U32Table } from '../../src/mapping/table.js';
-import { eventKey, ipMappingKey, macMappingKey, underlayKey } from '../../src/overlay/keys.js';
+import { ipMappingKey, macMappingKey, underlayKey, vlogKey } from '../../src/overlay/keys.js';
+import { uuidFromBytes, uuidToBytes } from '../../src/net/addr.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import type { RangeOptions, RangeResult } from '../../src/store/types.js';
 import { CN1, CN2, deleteNic, putEvents, putNic, putUnderlay } from '../helpers/svp-fixtures.js';
@@ -127,7 +128,7 @@ describe('MappingIndex over a MemoryStore', () => {
     assert.equal(index.nodeByUnderlay(Buffer.from('00000000000000000000ffffc0a80101', 'hex')), CN1);
   });
 
-  it('keeps per-node events oldest first, notifies on arrival, forgets removed ones', async () => {
+  it("derives each node's events from the vnets' logs, notifies on arrival, forgets removed ones", async () => {
     const { store, index } = await setup();
     await index.start();
     let notified = 0;
@@ -135,28 +136,32 @@ describe('MappingIndex over a MemoryStore', () => {
     const { ids, revision } = await putEvents(store, [
       { type: 'vl2', cn: CN1, vnet: 5, mac: '02:00:00:00:00:01' },
       { type: 'vl3', cn: CN1, vnet: 5, ip: '10.0.0.1', vlan: 7 },
-      { type: 'vl3', cn: CN2, vnet: 5, ip: '10.0.0.1' },
+      { type: 'vl3', cn: CN2, vnet: 6, ip: '10.0.0.1' },
     ]);
     await index.waitForRevision(revision);
     assert.equal(notified, 1, 'one notification per commit');
     const q = index.pendingEvents(CN1);
     assert.deepEqual(
-      q.map((e) => e.id),
+      q.map((e) => uuidFromBytes(e.id)),
       ids.slice(0, 2),
     );
-    assert.equal(q[0].entry.length, 32);
-    assert.equal(q[1].entry.length, 44);
-    assert.equal(q[1].entry.readUInt16BE(38), 7, 'vlan in the VL3 entry');
-    assert.equal(index.eventKey(ids[0]), eventKey(CN1, ids[0]));
-    assert.equal(index.pendingEvents(CN2).length, 1);
-
-    const r = await store.commit({ ops: [{ type: 'del', key: eventKey(CN1, ids[0]) }] });
-    await index.waitForRevision(r.revision);
+    assert.equal(q[0].type, 'vl2');
+    assert.ok(q[1].type === 'vl3' && q[1].vlan === 7 && q[1].vnetId === 5, 'vlan and vnet of the VL3');
     assert.deepEqual(
-      index.pendingEvents(CN1).map((e) => e.id),
+      index.pendingEvents(CN2).map((e) => uuidFromBytes(e.id)),
+      [ids[2]],
+      'CN2 is only on vnet 6',
+    );
+    assert.equal(index.stats().events, 3);
+
+    assert.equal(await index.removeEvents([uuidToBytes(ids[0])]), 1);
+    assert.deepEqual(
+      index.pendingEvents(CN1).map((e) => uuidFromBytes(e.id)),
       [ids[1]],
     );
-    assert.equal(index.eventKey(ids[0]), undefined);
+    assert.equal(await index.removeEvents([uuidToBytes(ids[0])]), 0, 'removing again is a no-op');
+    assert.equal(await index.removeEvents([uuidToBytes(ids[2])]), 1, 'each id names its node');
+    assert.equal(index.pendingEvents(CN2).length, 0);
     off();
     await putEvents(store, [{ type: 'vl2', cn: CN1, vnet: 5, mac: '02:00:00:00:00:02' }]);
     assert.equal(notified, 1, 'unsubscribed');
@@ -172,7 +177,7 @@ describe('MappingIndex over a MemoryStore', () => {
         { type: 'put', key: macMappingKey(5, '02:00:00:00:00:01'), value: 'not json' },
         { type: 'put', key: ipMappingKey(5, '10.0.0.1'), value: '{"mac":"zz"}' },
         { type: 'put', key: 'ovl/ip/garbage', value: '{}' },
-        { type: 'put', key: eventKey(CN1, 'not-a-uuid'), value: '{"type":"vl2"}' },
+        { type: 'put', key: vlogKey(5, 'x'), value: '{"events":[{"type":"vl2"}]}' },
       ],
     });
     await index.waitForRevision(r.revision);
