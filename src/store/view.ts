@@ -263,6 +263,8 @@ export class StoreView {
     this.readyAt = last;
     this.follow(r0 + 1, gen);
     this.settle();
+    // Later pages were newer than the first: learn when the feed has passed them.
+    if (!this.ready) this.fence();
   }
 
   private follow(fromRevision: number, gen: number): void {

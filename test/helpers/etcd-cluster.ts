@@ -36,12 +36,6 @@ export const etcdSkipReason: string | undefined = ETCD_BIN
   ? undefined
   : 'etcd binary not found (install Debian package etcd-server, or set RHUMB_ETCD_BIN)';
 
-/**
- * The etcd settings rhumb's README requires of a production cluster (NIC writes carry one
- * event per node on the vnet); start test clusters for controllers with these.
- */
-export const RHUMB_ETCD_SETTINGS = { maxTxnOps: 4096 } as const satisfies EtcdClusterOptions;
-
 /** `rhumb controller` arguments for a replica on this cluster under its own key prefix. */
 export function etcdControllerArgs(cluster: EtcdCluster, prefix: string, extra: string[] = []): string[] {
   return ['--store', 'etcd', '--etcd', cluster.endpoints.join(','), '--etcd-prefix', prefix, ...extra];
@@ -62,10 +56,12 @@ export interface EtcdClusterOptions {
   /** Raft timing; small values make leader elections quick (defaults 50 / 500 ms). */
   heartbeatMs?: number;
   electionMs?: number;
-  /** etcd's --max-txn-ops (default: etcd's own, 128). */
+  /** etcd's --max-txn-ops (default: etcd's own, 128; rhumb needs no more). */
   maxTxnOps?: number;
   /** etcd's --max-request-bytes (default: etcd's own, 1.5 MiB). */
   maxRequestBytes?: number;
+  /** More etcd flags (e.g. the compaction and quota settings README recommends). */
+  extraArgs?: string[];
   /** How long start()/restart() wait for a healthy cluster (default 20 s). */
   readyTimeoutMs?: number;
 }
@@ -158,6 +154,7 @@ export class EtcdCluster {
       '--election-timeout', String(opts.electionMs ?? 500),
       ...(opts.maxTxnOps !== undefined ? ['--max-txn-ops', String(opts.maxTxnOps)] : []),
       ...(opts.maxRequestBytes !== undefined ? ['--max-request-bytes', String(opts.maxRequestBytes)] : []),
+      ...(opts.extraArgs ?? []),
       '--logger', 'zap',
       '--log-outputs', 'stderr',
       '--log-level', 'warn',
