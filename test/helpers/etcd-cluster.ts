@@ -36,6 +36,15 @@ export const etcdSkipReason: string | undefined = ETCD_BIN
   ? undefined
   : 'etcd binary not found (install Debian package etcd-server, or set RHUMB_ETCD_BIN)';
 
+/**
+ * The etcd settings README recommends for a busy site: history compacted automatically
+ * (keeping `retention` of it), and a backend quota well above what that history needs.
+ * Tests pass a short retention to see compaction happen.
+ */
+export function busySiteEtcdArgs(retention = '10m', quotaBytes = 8 * 1024 ** 3): string[] {
+  return ['--auto-compaction-mode', 'periodic', '--auto-compaction-retention', retention, '--quota-backend-bytes', String(quotaBytes)];
+}
+
 /** `rhumb controller` arguments for a replica on this cluster under its own key prefix. */
 export function etcdControllerArgs(cluster: EtcdCluster, prefix: string, extra: string[] = []): string[] {
   return ['--store', 'etcd', '--etcd', cluster.endpoints.join(','), '--etcd-prefix', prefix, ...extra];
@@ -237,6 +246,33 @@ export class EtcdCluster {
       if (leader && leaderId !== '0') return leader.member;
       if (Date.now() > deadline) throw new Error('etcd cluster has no agreed leader');
       await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  /** Each running member's backend size (allocated, in use) in bytes. */
+  async dbSizes(): Promise<Array<{ member: EtcdMember; size: number; inUse: number }>> {
+    return Promise.all(
+      this.members.filter((m) => this.isRunning(m)).map(async (m) => {
+        const c = probeClient(m.clientUrl);
+        try {
+          const s = await c.maintenance.status();
+          return { member: m, size: Number(s.dbSize), inUse: Number(s.dbSizeInUse) };
+        } finally {
+          c.close();
+        }
+      }),
+    );
+  }
+
+  /** Defragments every running member, one at a time (what an operator's cron job does). */
+  async defragment(): Promise<void> {
+    for (const m of this.members.filter((x) => this.isRunning(x))) {
+      const c = new Etcd3({ hosts: [m.clientUrl], defaultCallOptions: () => ({ deadline: Date.now() + 30_000 }) });
+      try {
+        await c.maintenance.defragment();
+      } finally {
+        c.close();
+      }
     }
   }
 
