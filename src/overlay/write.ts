@@ -11,6 +11,7 @@
  * the write needs no consistent read of the vnet's node set.
  */
 import type { Tx } from '../napi/txn.js';
+import type { KeyValue } from '../store/types.js';
 import {
   type DeriveConfig,
   type DeriveOptions,
@@ -23,9 +24,8 @@ import {
 } from './derive.js';
 import { type VnetNode, vnodeKey } from './keys.js';
 
-/** A node's vnode row as the transaction sees it (a precondition of the commit). */
-export async function readVnodeRow(tx: Tx, vnet: number, cn: string): Promise<VnodeRow | undefined> {
-  const kv = await tx.get(vnodeKey(vnet, cn));
+/** A node's vnode row as read (a precondition of the commit); undefined when absent. */
+function vnodeRow(kv: KeyValue | undefined): VnodeRow | undefined {
   if (!kv) return undefined;
   try {
     const row = JSON.parse(kv.value) as VnetNode;
@@ -43,8 +43,11 @@ export async function applyOverlayWrite(
   opts: DeriveOptions = {},
 ): Promise<OverlayDerivation> {
   const nodes = new Map<number, Map<string, VnodeRow>>();
-  for (const { vnet, cn } of rowsTouched(before, after)) {
-    const row = await readVnodeRow(tx, vnet, cn);
+  const rows = rowsTouched(before, after);
+  // One read for both rows of a migration.
+  const kvs = rows.length > 0 ? await tx.getMany(rows.map((r) => vnodeKey(r.vnet, r.cn))) : new Map<string, KeyValue>();
+  for (const { vnet, cn } of rows) {
+    const row = vnodeRow(kvs.get(vnodeKey(vnet, cn)));
     let m = nodes.get(vnet);
     if (!m) nodes.set(vnet, (m = new Map()));
     if (row) m.set(cn, row);
