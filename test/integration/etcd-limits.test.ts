@@ -2,7 +2,8 @@
  * rhumb on a stock etcd: Debian's etcd with its default limits (--max-txn-ops 128,
  * --max-request-bytes 1.5 MiB). A NIC write is a constant number of operations, so a vnet
  * with more nodes than etcd allows operations in one transaction takes NIC writes, and
- * every node on it gets its shootdowns. A flag from older deployments is accepted and
+ * every node on it gets its shootdowns; deleting a network that held more IP records than
+ * one transaction may carry works too. A flag from older deployments is accepted and
  * ignored.
  */
 import assert from 'node:assert/strict';
@@ -10,10 +11,12 @@ import { it } from 'node:test';
 import { SvpClient } from '../../src/svp/client.js';
 import { SvpStatus } from '../../src/svp/codec.js';
 import { EtcdCluster, etcdControllerArgs, etcdSkipReason } from '../helpers/etcd-cluster.js';
-import { api, makeFabric, nicBody, underlayIp } from '../helpers/etcd-replicas.js';
+import { api, makeFabric, nicBody, OWNER, underlayIp } from '../helpers/etcd-replicas.js';
+import { EtcdStore } from '../../src/store/etcd.js';
+import { ipPrefix } from '../../src/napi/keys.js';
 import { http, startControllerProcess } from '../helpers/processes.js';
 
-it('on etcd defaults, a vnet with 140 nodes takes NIC writes and every node gets the move; --etcd-max-txn-ops is ignored', { skip: etcdSkipReason, timeout: 120_000 }, async () => {
+it('on etcd defaults, a vnet with 140 nodes takes NIC writes and every node gets the move; its network (140 IP records) deletes; --etcd-max-txn-ops is ignored', { skip: etcdSkipReason, timeout: 120_000 }, async () => {
   const NODES = 140;
   const cluster = await EtcdCluster.start({ members: 1 });
   const ctl = await startControllerProcess({ args: etcdControllerArgs(cluster, 'vnet140/', ['--etcd-max-txn-ops', '4096', '--log-wait', '2000']) });
@@ -47,6 +50,17 @@ it('on etcd defaults, a vnet with 140 nodes takes NIC writes and every node gets
         `node ${i}`,
       );
       await svp.logRm(r.entries.map((e) => e.id));
+    }
+    // Every NIC goes, then the network with its 140+ IP records.
+    for (const n of nics) assert.equal((await http(ctl.restUrl, 'DELETE', `/nics/${n.mac}`)).status, 204);
+    const admin = await EtcdStore.open({ endpoints: cluster.endpoints, prefix: 'vnet140/' });
+    try {
+      assert.ok((await admin.count(ipPrefix(fabric.networkUuid))) > 128, 'more IP records than one etcd transaction may delete');
+      const del = await http(ctl.restUrl, 'DELETE', `/fabrics/${OWNER}/vlans/40/networks/${fabric.networkUuid}`);
+      assert.equal(del.status, 204, JSON.stringify(del.body));
+      assert.equal(await admin.count(ipPrefix(fabric.networkUuid)), 0);
+    } finally {
+      await admin.close();
     }
   } finally {
     svp.close();
