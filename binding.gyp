@@ -8,6 +8,8 @@
         "native/src/rtnl.c",
         "native/src/netlink.c",
         "native/src/vxlan.c",
+        "native/src/fp_engine.c",
+        "native/src/fp_control.c",
         "native/src/fastpath.c"
       ],
       "include_dirs": ["native/include"],

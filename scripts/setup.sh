@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 profile=${RHUMB_SETUP_PROFILE:-test}
 runtime_pkgs=(libpcap-dev iproute2 python3 make g++)
-test_pkgs=(nftables iperf3 etcd-server tcpdump procps iputils-ping iputils-arping redis-server redis-tools)
+test_pkgs=(nftables iperf3 etcd-server tcpdump procps iputils-ping iputils-arping redis-server redis-tools chromium)
 
 want=("${runtime_pkgs[@]}")
 [ "$profile" = test ] && want+=("${test_pkgs[@]}")

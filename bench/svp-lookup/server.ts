@@ -39,7 +39,9 @@ async function main(): Promise<void> {
   const stats = index.stats();
   if (stats.ipMappings !== mappings || stats.macMappings !== mappings) throw new Error(`index holds ${stats.ipMappings} IP mappings, want ${mappings}`);
 
-  const server = new SvpServer({ store, index, registry: new Registry(), host: '127.0.0.1', port: 0 });
+  // Every benchmark connection comes from 127.0.0.1: lift the per-peer cap (64 by default)
+  // so a run at 64 connections is never refused while the previous run's are still closing.
+  const server = new SvpServer({ store, index, registry: new Registry(), host: '127.0.0.1', port: 0, maxConnectionsPerPeer: 4096 });
   const addr = await server.listen();
   send({
     type: 'ready',

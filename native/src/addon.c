@@ -7,14 +7,7 @@
 #include "rhumb_csum.h"
 #include "rhumb_netlink.h"
 #include "rhumb_fastpath.h"
-
-#define NAPI_CALL(env, call)                                                   \
-	do {                                                                   \
-		if ((call) != napi_ok) {                                       \
-			napi_throw_error((env), NULL, #call " failed");        \
-			return NULL;                                           \
-		}                                                              \
-	} while (0)
+#include "rhumb_napi.h"
 
 /* inetChecksum(buf): RFC 1071 checksum of a Buffer, as the wire would carry it. */
 static napi_value js_inet_checksum(napi_env env, napi_callback_info info)
@@ -26,13 +19,13 @@ static napi_value js_inet_checksum(napi_env env, napi_callback_info info)
 	bool is_buf = false;
 	napi_value out;
 
-	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	RHUMB_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
 	if (argc < 1 || napi_is_buffer(env, argv[0], &is_buf) != napi_ok || !is_buf) {
 		napi_throw_type_error(env, NULL, "inetChecksum expects a Buffer");
 		return NULL;
 	}
-	NAPI_CALL(env, napi_get_buffer_info(env, argv[0], &data, &len));
-	NAPI_CALL(env, napi_create_uint32(env, rhumb_csum_fold(rhumb_csum_partial(data, len, 0)), &out));
+	RHUMB_CHECK(env, napi_get_buffer_info(env, argv[0], &data, &len));
+	RHUMB_CHECK(env, napi_create_uint32(env, rhumb_csum_fold(rhumb_csum_partial(data, len, 0)), &out));
 	return out;
 }
 
@@ -41,9 +34,9 @@ static napi_value init(napi_env env, napi_value exports)
 	napi_property_descriptor props[] = {
 		{ "inetChecksum", NULL, js_inet_checksum, NULL, NULL, NULL, napi_default, NULL },
 	};
-	NAPI_CALL(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
-	NAPI_CALL(env, rhumb_netlink_register(env, exports));
-	NAPI_CALL(env, rhumb_fastpath_register(env, exports));
+	RHUMB_CHECK(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
+	RHUMB_CHECK(env, rhumb_netlink_register(env, exports));
+	RHUMB_CHECK(env, rhumb_fastpath_register(env, exports));
 	return exports;
 }
 

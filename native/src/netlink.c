@@ -26,6 +26,7 @@
  * Requests are synchronous round trips (control plane only). Kernel errors are thrown as
  * Error with code ('ENODEV'), errno (negative, as Node does) and syscall ('RTM_NEWNEIGH').
  */
+#include "rhumb_napi.h"
 #include "rhumb_netlink.h"
 #include "rhumb_rtnl.h"
 
@@ -72,22 +73,6 @@ struct rh_rtnl {
 
 /* ---------- small helpers ---------- */
 
-#define CHECK(env, call)                                                        \
-	do {                                                                    \
-		if ((call) != napi_ok) {                                        \
-			throw_pending_or(env, #call);                           \
-			return NULL;                                            \
-		}                                                               \
-	} while (0)
-
-static void throw_pending_or(napi_env env, const char *what)
-{
-	bool pending = false;
-	if (napi_is_exception_pending(env, &pending) == napi_ok && pending)
-		return;
-	napi_throw_error(env, "ERR_NAPI", what);
-}
-
 static void throw_type(napi_env env, const char *fmt, const char *method, const char *detail)
 {
 	char msg[256];
@@ -102,12 +87,6 @@ static void throw_range(napi_env env, const char *method, const char *what)
 	napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
 }
 
-static const char *errno_code(int err)
-{
-	const char *c = strerrorname_np(err);
-	return c ? c : "EUNKNOWN";
-}
-
 /* Error with code/errno/syscall like Node's system errors; the message names the request. */
 static napi_value make_sys_error(napi_env env, const char *what, const char *syscall, int err,
 				 const char *kmsg)
@@ -115,10 +94,10 @@ static napi_value make_sys_error(napi_env env, const char *what, const char *sys
 	char msg[640];
 	napi_value m, c, e, v;
 
-	snprintf(msg, sizeof(msg), "%s: %s (%s)%s%s", what, strerror(err), errno_code(err),
+	snprintf(msg, sizeof(msg), "%s: %s (%s)%s%s", what, strerror(err), rhumb_errno_code(err),
 		 kmsg && *kmsg ? ": " : "", kmsg ? kmsg : "");
 	if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m) != napi_ok ||
-	    napi_create_string_utf8(env, errno_code(err), NAPI_AUTO_LENGTH, &c) != napi_ok ||
+	    napi_create_string_utf8(env, rhumb_errno_code(err), NAPI_AUTO_LENGTH, &c) != napi_ok ||
 	    napi_create_error(env, c, m, &e) != napi_ok)
 		return NULL;
 	if (napi_create_int32(env, -err, &v) == napi_ok)
@@ -134,7 +113,7 @@ static void throw_sys(napi_env env, const char *what, const char *syscall, int e
 	if (e)
 		napi_throw(env, e);
 	else
-		napi_throw_error(env, errno_code(err), what);
+		napi_throw_error(env, rhumb_errno_code(err), what);
 }
 
 static napi_status set_str(napi_env env, napi_value obj, const char *key, const char *val)
@@ -221,98 +200,176 @@ static bool is_nullish(napi_env env, napi_value v)
 	return napi_typeof(env, v, &t) == napi_ok && (t == napi_undefined || t == napi_null);
 }
 
+/*
+ * One call of a binding function: its arguments (up to four are read) and its name, which
+ * every error message starts with. For RtnlSocket methods also the open socket.
+ */
+struct call {
+	napi_env env;
+	const char *method;
+	rh_rtnl *r;
+	size_t argc; /* given, at most 4 */
+	napi_value argv[4];
+};
+
+/* Argument i, or NULL when it is absent, undefined or null. */
+static napi_value optional(const struct call *c, size_t i)
+{
+	return i < c->argc && !is_nullish(c->env, c->argv[i]) ? c->argv[i] : NULL;
+}
+
 /* Reads a string argument into buf; throws a TypeError naming the argument. */
-static bool arg_string(napi_env env, napi_value v, const char *method, const char *name, char *buf, size_t cap)
+static bool arg_string(const struct call *c, napi_value v, const char *name, char *buf, size_t cap)
 {
 	napi_valuetype t;
 	size_t len = 0;
 
-	if (napi_typeof(env, v, &t) != napi_ok || t != napi_string) {
-		throw_type(env, "%s: %s must be a string", method, name);
+	if (napi_typeof(c->env, v, &t) != napi_ok || t != napi_string) {
+		throw_type(c->env, "%s: %s must be a string", c->method, name);
 		return false;
 	}
-	if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok || len + 1 > cap) {
-		throw_type(env, "%s: %s is too long", method, name);
+	if (napi_get_value_string_utf8(c->env, v, NULL, 0, &len) != napi_ok || len + 1 > cap) {
+		throw_type(c->env, "%s: %s is too long", c->method, name);
 		return false;
 	}
-	napi_get_value_string_utf8(env, v, buf, cap, &len);
+	napi_get_value_string_utf8(c->env, v, buf, cap, &len);
 	return true;
 }
 
 /* Integer in [min, max]: TypeError when not an integer number, RangeError when outside. */
-static bool arg_uint(napi_env env, napi_value v, const char *method, const char *name, double min,
-		     double max, uint32_t *out)
+static bool arg_uint(const struct call *c, napi_value v, const char *name, double min, double max, uint32_t *out)
 {
 	napi_valuetype t;
 	double d;
 	char what[128];
 
-	if (napi_typeof(env, v, &t) != napi_ok || t != napi_number ||
-	    napi_get_value_double(env, v, &d) != napi_ok || d != (double)(int64_t)d) {
-		throw_type(env, "%s: %s must be an integer", method, name);
+	if (napi_typeof(c->env, v, &t) != napi_ok || t != napi_number ||
+	    napi_get_value_double(c->env, v, &d) != napi_ok || d != (double)(int64_t)d) {
+		throw_type(c->env, "%s: %s must be an integer", c->method, name);
 		return false;
 	}
 	if (d < min || d > max) {
 		snprintf(what, sizeof(what), "%s must be in [%.0f, %.0f], got %.0f", name, min, max, d);
-		throw_range(env, method, what);
+		throw_range(c->env, c->method, what);
 		return false;
 	}
 	*out = (uint32_t)d;
 	return true;
 }
 
-static bool arg_ifindex(napi_env env, napi_value v, const char *method, int32_t *out)
+static bool arg_ifindex(const struct call *c, napi_value v, int32_t *out)
 {
 	uint32_t u;
-	if (!arg_uint(env, v, method, "ifindex", 1, INT32_MAX, &u))
+	if (!arg_uint(c, v, "ifindex", 1, INT32_MAX, &u))
 		return false;
 	*out = (int32_t)u;
 	return true;
 }
 
-static bool arg_ip(napi_env env, napi_value v, const char *method, const char *name, rhumb_rtnl_addr *a, char *text)
+static bool arg_ip(const struct call *c, napi_value v, const char *name, rhumb_rtnl_addr *a, char *text)
 {
-	if (!arg_string(env, v, method, name, text, INET6_ADDRSTRLEN + 1))
+	if (!arg_string(c, v, name, text, INET6_ADDRSTRLEN + 1))
 		return false;
 	if (!parse_ip(text, a)) {
 		char what[96];
 		snprintf(what, sizeof(what), "%s (an IPv4 or IPv6 address)", name);
-		throw_type(env, "%s: invalid %s", method, what);
+		throw_type(c->env, "%s: invalid %s", c->method, what);
 		return false;
 	}
 	return true;
 }
 
-static bool arg_mac(napi_env env, napi_value v, const char *method, uint8_t mac[6])
+static bool arg_mac(const struct call *c, napi_value v, uint8_t mac[6])
 {
 	char text[32];
-	if (!arg_string(env, v, method, "mac", text, sizeof(text)))
+	if (!arg_string(c, v, "mac", text, sizeof(text)))
 		return false;
 	if (!parse_mac(text, mac)) {
-		throw_type(env, "%s: mac must look like 'xx:xx:xx:xx:xx:xx'%s", method, "");
+		throw_type(c->env, "%s: mac must look like 'xx:xx:xx:xx:xx:xx'%s", c->method, "");
 		return false;
 	}
 	return true;
 }
 
 /* 'permanent' | 'reachable' | undefined (permanent) */
-static bool arg_state(napi_env env, napi_value v, const char *method, uint16_t *state)
+static bool arg_state(const struct call *c, napi_value v, uint16_t *state)
 {
 	char text[16];
 	*state = NUD_PERMANENT;
-	if (!v || is_nullish(env, v))
+	if (!v || is_nullish(c->env, v))
 		return true;
-	if (!arg_string(env, v, method, "state", text, sizeof(text)))
+	if (!arg_string(c, v, "state", text, sizeof(text)))
 		return false;
 	if (strcmp(text, "permanent") == 0)
 		*state = NUD_PERMANENT;
 	else if (strcmp(text, "reachable") == 0)
 		*state = NUD_REACHABLE;
 	else {
-		throw_type(env, "%s: state must be 'permanent' or 'reachable'%s", method, "");
+		throw_type(c->env, "%s: state must be 'permanent' or 'reachable'%s", c->method, "");
 		return false;
 	}
 	return true;
+}
+
+/* Optional numeric property of an options object; absent/undefined leaves *present false. */
+static bool opt_uint(const struct call *c, napi_value obj, const char *key, double max, bool *present, uint32_t *out)
+{
+	napi_value v;
+	bool has = false;
+
+	*present = false;
+	if (napi_has_named_property(c->env, obj, key, &has) != napi_ok || !has)
+		return true;
+	if (napi_get_named_property(c->env, obj, key, &v) != napi_ok)
+		return false;
+	if (is_nullish(c->env, v))
+		return true;
+	if (!arg_uint(c, v, key, 0, max, out))
+		return false;
+	*present = true;
+	return true;
+}
+
+/* The options of fdbSet / fdbDel: { port?, vni?, state? (fdbSet only) }. */
+struct fdb_opts {
+	bool has_port, has_vni;
+	uint32_t port, vni;
+	uint16_t state;
+};
+
+static bool arg_fdb_opts(const struct call *c, napi_value v, bool with_state, struct fdb_opts *o)
+{
+	napi_valuetype t;
+	napi_value sv;
+	bool has = false;
+	char msg[96];
+
+	*o = (struct fdb_opts){ .state = NUD_PERMANENT };
+	if (!v)
+		return true;
+	if (napi_typeof(c->env, v, &t) != napi_ok || t != napi_object) {
+		snprintf(msg, sizeof(msg), "%s: opts must be an object", c->method);
+		napi_throw_type_error(c->env, "ERR_INVALID_ARG_TYPE", msg);
+		return false;
+	}
+	if (!opt_uint(c, v, "port", 65535, &o->has_port, &o->port) ||
+	    !opt_uint(c, v, "vni", (1 << 24) - 1, &o->has_vni, &o->vni))
+		return false;
+	if (with_state && napi_has_named_property(c->env, v, "state", &has) == napi_ok && has &&
+	    (napi_get_named_property(c->env, v, "state", &sv) != napi_ok || !arg_state(c, sv, &o->state)))
+		return false;
+	return true;
+}
+
+/* NDA_PORT and NDA_VNI when the options name them. */
+static void put_port_vni(rhumb_rtnl_msg *m, const struct fdb_opts *o)
+{
+	if (o->has_port) {
+		uint16_t be = htons((uint16_t)o->port);
+		rhumb_rtnl_msg_put(m, NDA_PORT, &be, sizeof(be));
+	}
+	if (o->has_vni)
+		rhumb_rtnl_msg_put(m, NDA_VNI, &o->vni, sizeof(o->vni));
 }
 
 /* ---------- lifetime ---------- */
@@ -455,8 +512,8 @@ static void deliver_status(rh_rtnl *r, const char *kind, int err)
 		set_str(env, ev, "kind", kind);
 		if (err) {
 			char msg[160];
-			snprintf(msg, sizeof(msg), "rtnetlink monitor: %s (%s)", strerror(err), errno_code(err));
-			set_str(env, ev, "code", errno_code(err));
+			snprintf(msg, sizeof(msg), "rtnetlink monitor: %s (%s)", strerror(err), rhumb_errno_code(err));
+			set_str(env, ev, "code", rhumb_errno_code(err));
 			set_num(env, ev, "errno", -err);
 			set_str(env, ev, "message", msg);
 		}
@@ -518,24 +575,37 @@ static void on_poll(uv_poll_t *h, int status, int events)
 
 /* ---------- class RtnlSocket ---------- */
 
-static rh_rtnl *this_open(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv, const char *method)
+/*
+ * Starts an RtnlSocket method call: `this` must be an open socket and at least `required`
+ * arguments given (else a TypeError quoting `usage`). False when it threw.
+ */
+static bool begin(napi_env env, napi_callback_info info, const char *method, size_t required, const char *usage,
+		  struct call *c)
 {
 	napi_value self;
-	rh_rtnl *r = NULL;
 
-	if (napi_get_cb_info(env, info, argc, argv, &self, NULL) != napi_ok)
-		return NULL;
-	if (napi_unwrap(env, self, (void **)&r) != napi_ok || !r) {
+	*c = (struct call){ .env = env, .method = method, .argc = 4 };
+	if (napi_get_cb_info(env, info, &c->argc, c->argv, &self, NULL) != napi_ok)
+		return false;
+	if (napi_unwrap(env, self, (void **)&c->r) != napi_ok || !c->r) {
 		throw_type(env, "%s: called on an object that is not an RtnlSocket%s", method, "");
-		return NULL;
+		return false;
 	}
-	if (r->closed) {
+	if (c->r->closed) {
 		char msg[128];
 		snprintf(msg, sizeof(msg), "%s: the rtnetlink socket is closed", method);
 		napi_throw_error(env, "ERR_SOCKET_CLOSED", msg);
-		return NULL;
+		return false;
 	}
-	return r;
+	if (c->argc < required) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "%s needs %zu arguments", usage, required);
+		napi_throw_type_error(env, "ERR_MISSING_ARGS", msg);
+		return false;
+	}
+	if (c->argc > 4)
+		c->argc = 4;
+	return true;
 }
 
 static napi_value js_ctor(napi_env env, napi_callback_info info)
@@ -547,14 +617,14 @@ static napi_value js_ctor(napi_env env, napi_callback_info info)
 	uv_loop_t *loop;
 	int rc;
 
-	CHECK(env, napi_get_new_target(env, info, &target));
+	RHUMB_CHECK(env, napi_get_new_target(env, info, &target));
 	if (!target) {
 		napi_throw_type_error(env, "ERR_CONSTRUCT_CALL_REQUIRED", "RtnlSocket: use new");
 		return NULL;
 	}
-	CHECK(env, napi_get_cb_info(env, info, &argc, argv, &self, NULL));
+	RHUMB_CHECK(env, napi_get_cb_info(env, info, &argc, argv, &self, NULL));
 	if (argc >= 1)
-		CHECK(env, napi_typeof(env, argv[0], &t));
+		RHUMB_CHECK(env, napi_typeof(env, argv[0], &t));
 	if (argc >= 1 && t != napi_function && t != napi_undefined && t != napi_null) {
 		napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "RtnlSocket: onEvent must be a function");
 		return NULL;
@@ -600,7 +670,7 @@ static napi_value js_ctor(napi_env env, napi_callback_info info)
 	if (napi_wrap(env, self, r, finalize, NULL, NULL) != napi_ok) {
 		close_native(r);
 		maybe_free(r); /* the poll close callback drops the other reference */
-		throw_pending_or(env, "RtnlSocket: napi_wrap failed");
+		rhumb_throw_pending_or(env, "RtnlSocket: napi_wrap failed");
 		return NULL;
 	}
 	if (napi_add_env_cleanup_hook(env, env_cleanup, r) == napi_ok)
@@ -614,7 +684,7 @@ static napi_value js_ctor(napi_env env, napi_callback_info info)
 		    napi_async_init(env, self, name, &r->actx) != napi_ok) {
 			close_native(r);
 			release_js(r);
-			throw_pending_or(env, "RtnlSocket: setting up the notification callback failed");
+			rhumb_throw_pending_or(env, "RtnlSocket: setting up the notification callback failed");
 			return NULL;
 		}
 		r->has_actx = true;
@@ -634,7 +704,7 @@ static napi_value js_close(napi_env env, napi_callback_info info)
 	napi_value self;
 	rh_rtnl *r = NULL;
 
-	CHECK(env, napi_get_cb_info(env, info, NULL, NULL, &self, NULL));
+	RHUMB_CHECK(env, napi_get_cb_info(env, info, NULL, NULL, &self, NULL));
 	if (napi_unwrap(env, self, (void **)&r) != napi_ok || !r) {
 		napi_throw_type_error(env, "ERR_INVALID_THIS", "close: called on an object that is not an RtnlSocket");
 		return NULL;
@@ -662,10 +732,7 @@ static bool transact(napi_env env, rh_rtnl *r, rhumb_rtnl_msg *m, const char *wh
 
 static napi_value js_neigh_set(napi_env env, napi_callback_info info)
 {
-	static const char M[] = "neighSet";
-	size_t argc = 4;
-	napi_value argv[4] = { NULL, NULL, NULL, NULL };
-	rh_rtnl *r = this_open(env, info, &argc, argv, M);
+	struct call c;
 	int32_t ifindex;
 	rhumb_rtnl_addr ip;
 	char iptext[INET6_ADDRSTRLEN + 1], what[160];
@@ -673,178 +740,88 @@ static napi_value js_neigh_set(napi_env env, napi_callback_info info)
 	uint16_t state;
 	rhumb_rtnl_msg m;
 
-	if (!r)
-		return NULL;
-	if (argc < 3) {
-		napi_throw_type_error(env, "ERR_MISSING_ARGS", "neighSet(ifindex, ip, mac, state?) needs 3 arguments");
-		return NULL;
-	}
-	if (!arg_ifindex(env, argv[0], M, &ifindex) || !arg_ip(env, argv[1], M, "ip", &ip, iptext) ||
-	    !arg_mac(env, argv[2], M, mac) || !arg_state(env, argc > 3 ? argv[3] : NULL, M, &state))
+	if (!begin(env, info, "neighSet", 3, "neighSet(ifindex, ip, mac, state?)", &c) || !arg_ifindex(&c, c.argv[0], &ifindex) ||
+	    !arg_ip(&c, c.argv[1], "ip", &ip, iptext) || !arg_mac(&c, c.argv[2], mac) || !arg_state(&c, optional(&c, 3), &state))
 		return NULL;
 	rhumb_rtnl_msg_init(&m, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, ip.family, ifindex, state, 0);
 	rhumb_rtnl_msg_put(&m, NDA_DST, ip.bytes, ip.len);
 	rhumb_rtnl_msg_put(&m, NDA_LLADDR, mac, 6);
 	snprintf(what, sizeof(what), "neighSet(ifindex %d, %s)", ifindex, iptext);
-	transact(env, r, &m, what, "RTM_NEWNEIGH");
+	transact(env, c.r, &m, what, "RTM_NEWNEIGH");
 	return NULL;
 }
 
 static napi_value js_neigh_del(napi_env env, napi_callback_info info)
 {
-	static const char M[] = "neighDel";
-	size_t argc = 2;
-	napi_value argv[2] = { NULL, NULL };
-	rh_rtnl *r = this_open(env, info, &argc, argv, M);
+	struct call c;
 	int32_t ifindex;
 	rhumb_rtnl_addr ip;
 	char iptext[INET6_ADDRSTRLEN + 1], what[160];
 	rhumb_rtnl_msg m;
 
-	if (!r)
-		return NULL;
-	if (argc < 2) {
-		napi_throw_type_error(env, "ERR_MISSING_ARGS", "neighDel(ifindex, ip) needs 2 arguments");
-		return NULL;
-	}
-	if (!arg_ifindex(env, argv[0], M, &ifindex) || !arg_ip(env, argv[1], M, "ip", &ip, iptext))
+	if (!begin(env, info, "neighDel", 2, "neighDel(ifindex, ip)", &c) || !arg_ifindex(&c, c.argv[0], &ifindex) ||
+	    !arg_ip(&c, c.argv[1], "ip", &ip, iptext))
 		return NULL;
 	rhumb_rtnl_msg_init(&m, RTM_DELNEIGH, 0, ip.family, ifindex, 0, 0);
 	rhumb_rtnl_msg_put(&m, NDA_DST, ip.bytes, ip.len);
 	snprintf(what, sizeof(what), "neighDel(ifindex %d, %s)", ifindex, iptext);
-	transact(env, r, &m, what, "RTM_DELNEIGH");
+	transact(env, c.r, &m, what, "RTM_DELNEIGH");
 	return NULL;
-}
-
-/* Optional numeric property of an options object; absent/undefined leaves *present false. */
-static bool opt_uint(napi_env env, napi_value obj, const char *key, const char *method, double max,
-		     bool *present, uint32_t *out)
-{
-	napi_value v;
-	bool has = false;
-
-	*present = false;
-	if (napi_has_named_property(env, obj, key, &has) != napi_ok || !has)
-		return true;
-	if (napi_get_named_property(env, obj, key, &v) != napi_ok)
-		return false;
-	if (is_nullish(env, v))
-		return true;
-	if (!arg_uint(env, v, method, key, 0, max, out))
-		return false;
-	*present = true;
-	return true;
 }
 
 static napi_value js_fdb_set(napi_env env, napi_callback_info info)
 {
-	static const char M[] = "fdbSet";
-	size_t argc = 4;
-	napi_value argv[4] = { NULL, NULL, NULL, NULL };
-	rh_rtnl *r = this_open(env, info, &argc, argv, M);
+	struct call c;
 	int32_t ifindex;
 	rhumb_rtnl_addr dst;
 	char dsttext[INET6_ADDRSTRLEN + 1], mactext[18], what[200];
 	uint8_t mac[6];
-	uint16_t state = NUD_PERMANENT;
-	bool has_port = false, has_vni = false;
-	uint32_t port = 0, vni = 0;
+	struct fdb_opts o;
 	rhumb_rtnl_msg m;
 
-	if (!r)
+	if (!begin(env, info, "fdbSet", 3, "fdbSet(ifindex, mac, dst, opts?)", &c) || !arg_ifindex(&c, c.argv[0], &ifindex) ||
+	    !arg_mac(&c, c.argv[1], mac) || !arg_ip(&c, c.argv[2], "dst", &dst, dsttext) ||
+	    !arg_fdb_opts(&c, optional(&c, 3), true, &o))
 		return NULL;
-	if (argc < 3) {
-		napi_throw_type_error(env, "ERR_MISSING_ARGS", "fdbSet(ifindex, mac, dst, opts?) needs 3 arguments");
-		return NULL;
-	}
-	if (!arg_ifindex(env, argv[0], M, &ifindex) || !arg_mac(env, argv[1], M, mac) ||
-	    !arg_ip(env, argv[2], M, "dst", &dst, dsttext))
-		return NULL;
-	if (argc > 3 && !is_nullish(env, argv[3])) {
-		napi_valuetype t;
-		napi_value sv;
-		bool has = false;
-
-		if (napi_typeof(env, argv[3], &t) != napi_ok || t != napi_object) {
-			napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fdbSet: opts must be an object");
-			return NULL;
-		}
-		if (!opt_uint(env, argv[3], "port", M, 65535, &has_port, &port) ||
-		    !opt_uint(env, argv[3], "vni", M, (1 << 24) - 1, &has_vni, &vni))
-			return NULL;
-		if (napi_has_named_property(env, argv[3], "state", &has) == napi_ok && has &&
-		    (napi_get_named_property(env, argv[3], "state", &sv) != napi_ok || !arg_state(env, sv, M, &state)))
-			return NULL;
-	}
 	/* unicast: replace moves the MAC; zero/multicast entries are remote lists, the kernel
 	 * refuses NLM_F_REPLACE for them (EOPNOTSUPP) and appends instead */
 	rhumb_rtnl_msg_init(&m, RTM_NEWNEIGH,
 			    NLM_F_CREATE | ((mac[0] & 1) || is_zero_mac(mac) ? NLM_F_APPEND : NLM_F_REPLACE),
-			    AF_BRIDGE, ifindex, state, NTF_SELF);
+			    AF_BRIDGE, ifindex, o.state, NTF_SELF);
 	rhumb_rtnl_msg_put(&m, NDA_LLADDR, mac, 6);
 	rhumb_rtnl_msg_put(&m, NDA_DST, dst.bytes, dst.len);
-	if (has_port) {
-		uint16_t be = htons((uint16_t)port);
-		rhumb_rtnl_msg_put(&m, NDA_PORT, &be, sizeof(be));
-	}
-	if (has_vni)
-		rhumb_rtnl_msg_put(&m, NDA_VNI, &vni, sizeof(vni));
+	put_port_vni(&m, &o);
 	format_mac(mac, mactext);
 	snprintf(what, sizeof(what), "fdbSet(ifindex %d, %s, dst %s)", ifindex, mactext, dsttext);
-	transact(env, r, &m, what, "RTM_NEWNEIGH");
+	transact(env, c.r, &m, what, "RTM_NEWNEIGH");
 	return NULL;
 }
 
 static napi_value js_fdb_del(napi_env env, napi_callback_info info)
 {
-	static const char M[] = "fdbDel";
-	size_t argc = 4;
-	napi_value argv[4] = { NULL, NULL, NULL, NULL };
-	rh_rtnl *r = this_open(env, info, &argc, argv, M);
+	struct call c;
 	int32_t ifindex;
 	rhumb_rtnl_addr dst;
-	bool has_dst = false, has_port = false, has_vni = false;
-	uint32_t port = 0, vni = 0;
 	char dsttext[INET6_ADDRSTRLEN + 1] = "", mactext[18], what[200];
 	uint8_t mac[6];
+	napi_value dstv;
+	struct fdb_opts o;
 	rhumb_rtnl_msg m;
 
-	if (!r)
+	if (!begin(env, info, "fdbDel", 2, "fdbDel(ifindex, mac, dst?, opts?)", &c) || !arg_ifindex(&c, c.argv[0], &ifindex) ||
+	    !arg_mac(&c, c.argv[1], mac))
 		return NULL;
-	if (argc < 2) {
-		napi_throw_type_error(env, "ERR_MISSING_ARGS", "fdbDel(ifindex, mac, dst?, opts?) needs 2 arguments");
+	dstv = optional(&c, 2);
+	if ((dstv && !arg_ip(&c, dstv, "dst", &dst, dsttext)) || !arg_fdb_opts(&c, optional(&c, 3), false, &o))
 		return NULL;
-	}
-	if (!arg_ifindex(env, argv[0], M, &ifindex) || !arg_mac(env, argv[1], M, mac))
-		return NULL;
-	if (argc > 2 && !is_nullish(env, argv[2])) {
-		if (!arg_ip(env, argv[2], M, "dst", &dst, dsttext))
-			return NULL;
-		has_dst = true;
-	}
-	if (argc > 3 && !is_nullish(env, argv[3])) {
-		napi_valuetype t;
-		if (napi_typeof(env, argv[3], &t) != napi_ok || t != napi_object) {
-			napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fdbDel: opts must be an object");
-			return NULL;
-		}
-		if (!opt_uint(env, argv[3], "port", M, 65535, &has_port, &port) ||
-		    !opt_uint(env, argv[3], "vni", M, (1 << 24) - 1, &has_vni, &vni))
-			return NULL;
-	}
 	rhumb_rtnl_msg_init(&m, RTM_DELNEIGH, 0, AF_BRIDGE, ifindex, 0, NTF_SELF);
 	rhumb_rtnl_msg_put(&m, NDA_LLADDR, mac, 6);
-	if (has_dst)
+	if (dstv)
 		rhumb_rtnl_msg_put(&m, NDA_DST, dst.bytes, dst.len);
-	if (has_port) {
-		uint16_t be = htons((uint16_t)port);
-		rhumb_rtnl_msg_put(&m, NDA_PORT, &be, sizeof(be));
-	}
-	if (has_vni)
-		rhumb_rtnl_msg_put(&m, NDA_VNI, &vni, sizeof(vni));
+	put_port_vni(&m, &o);
 	format_mac(mac, mactext);
-	snprintf(what, sizeof(what), "fdbDel(ifindex %d, %s%s%s)", ifindex, mactext, has_dst ? ", dst " : "", dsttext);
-	transact(env, r, &m, what, "RTM_DELNEIGH");
+	snprintf(what, sizeof(what), "fdbDel(ifindex %d, %s%s%s)", ifindex, mactext, dstv ? ", dst " : "", dsttext);
+	transact(env, c.r, &m, what, "RTM_DELNEIGH");
 	return NULL;
 }
 
@@ -905,30 +882,27 @@ static int dump_row(const rhumb_rtnl_neigh *n, void *arg)
 
 static napi_value dump(napi_env env, napi_callback_info info, bool fdb)
 {
-	const char *M = fdb ? "fdbList" : "neighList";
-	size_t argc = 1;
-	napi_value argv[1] = { NULL };
-	rh_rtnl *r = this_open(env, info, &argc, argv, M);
-	dump_ctx c = { .env = env, .fdb = fdb };
+	struct call c;
+	dump_ctx d = { .env = env, .fdb = fdb };
 	rhumb_rtnl_error e;
-	char what[64];
+	napi_value ifv;
 	int rc;
 
-	if (!r)
+	if (!begin(env, info, fdb ? "fdbList" : "neighList", 0, NULL, &c))
 		return NULL;
-	if (argc > 0 && !is_nullish(env, argv[0]) && !arg_ifindex(env, argv[0], M, &c.ifindex))
+	ifv = optional(&c, 0);
+	if (ifv && !arg_ifindex(&c, ifv, &d.ifindex))
 		return NULL;
-	CHECK(env, napi_create_array(env, &c.arr));
-	rc = rhumb_rtnl_dump(&r->req, fdb ? AF_BRIDGE : AF_UNSPEC, dump_row, &c, &e);
+	RHUMB_CHECK(env, napi_create_array(env, &d.arr));
+	rc = rhumb_rtnl_dump(&c.r->req, fdb ? AF_BRIDGE : AF_UNSPEC, dump_row, &d, &e);
 	if (rc < 0) {
 		bool pending = false;
 		if (napi_is_exception_pending(env, &pending) == napi_ok && pending)
 			return NULL;
-		snprintf(what, sizeof(what), "%s", M);
-		throw_sys(env, what, "RTM_GETNEIGH", e.err ? e.err : -rc, e.msg);
+		throw_sys(env, c.method, "RTM_GETNEIGH", e.err ? e.err : -rc, e.msg);
 		return NULL;
 	}
-	return c.arr;
+	return d.arr;
 }
 
 static napi_value js_neigh_list(napi_env env, napi_callback_info info) { return dump(env, info, false); }
@@ -936,28 +910,29 @@ static napi_value js_fdb_list(napi_env env, napi_callback_info info) { return du
 
 static napi_value js_set_filter(napi_env env, napi_callback_info info)
 {
-	static const char M[] = "setFilter";
-	size_t argc = 1;
-	napi_value argv[1] = { NULL };
-	rh_rtnl *r = this_open(env, info, &argc, argv, M);
+	struct call c;
 	bool is_array = false;
 	uint32_t len = 0;
 	int32_t *list = NULL;
+	napi_value arr;
+	rh_rtnl *r;
 
-	if (!r)
+	if (!begin(env, info, "setFilter", 0, NULL, &c))
 		return NULL;
-	if (argc < 1 || is_nullish(env, argv[0])) {
+	r = c.r;
+	arr = optional(&c, 0);
+	if (!arr) {
 		free(r->filter);
 		r->filter = NULL;
 		r->nfilter = 0;
 		r->filter_on = false;
 		return NULL;
 	}
-	if (napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array) {
+	if (napi_is_array(env, arr, &is_array) != napi_ok || !is_array) {
 		napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "setFilter: expects an array of ifindexes or null");
 		return NULL;
 	}
-	CHECK(env, napi_get_array_length(env, argv[0], &len));
+	RHUMB_CHECK(env, napi_get_array_length(env, arr, &len));
 	if (len) {
 		list = calloc(len, sizeof(*list));
 		if (!list) {
@@ -967,7 +942,7 @@ static napi_value js_set_filter(napi_env env, napi_callback_info info)
 	}
 	for (uint32_t i = 0; i < len; i++) {
 		napi_value v;
-		if (napi_get_element(env, argv[0], i, &v) != napi_ok || !arg_ifindex(env, v, M, &list[i])) {
+		if (napi_get_element(env, arr, i, &v) != napi_ok || !arg_ifindex(&c, v, &list[i])) {
 			free(list);
 			return NULL;
 		}
@@ -981,13 +956,13 @@ static napi_value js_set_filter(napi_env env, napi_callback_info info)
 
 static napi_value js_if_index(napi_env env, napi_callback_info info)
 {
-	size_t argc = 1;
-	napi_value argv[1] = { NULL }, out;
+	struct call c = { .env = env, .method = "ifIndex", .argc = 1 };
+	napi_value out;
 	char name[IF_NAMESIZE + 8], what[64];
 	unsigned idx;
 
-	CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-	if (!arg_string(env, argv[0], "ifIndex", "name", name, sizeof(name)))
+	RHUMB_CHECK(env, napi_get_cb_info(env, info, &c.argc, c.argv, NULL, NULL));
+	if (!arg_string(&c, c.argv[0], "name", name, sizeof(name)))
 		return NULL;
 	if (name[0] == '\0' || strlen(name) >= IF_NAMESIZE) {
 		napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "ifIndex: name must be 1 to 15 characters");
@@ -1000,7 +975,7 @@ static napi_value js_if_index(napi_env env, napi_callback_info info)
 		throw_sys(env, what, "if_nametoindex", errno ? errno : ENODEV, NULL);
 		return NULL;
 	}
-	CHECK(env, napi_create_uint32(env, idx, &out));
+	RHUMB_CHECK(env, napi_create_uint32(env, idx, &out));
 	return out;
 }
 

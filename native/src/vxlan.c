@@ -317,8 +317,8 @@ int rv_make_partial(uint8_t *f, size_t len, struct rv_vnet_hdr *vh)
 		const uint8_t *ip = f + l.l3;
 		if (rv_get16(ip + 6) & 0x2000)
 			return 0; /* first fragment: the checksum covers more than this frame */
-		if ((size_t)rv_get16(ip + 2) + l.l3 > len)
-			return 0;
+		if ((size_t)rv_get16(ip + 2) + l.l3 > len || rv_get16(ip + 2) < l.l4 - l.l3 + (l.proto == 6 ? 20 : 8))
+			return 0; /* the IP length must cover the headers it carries */
 		l4len = rv_get16(ip + 2) - (l.l4 - l.l3);
 		if (l.proto == 17 && rv_get16(f + l.l4 + 6) == 0)
 			return 0; /* UDP without checksum */
@@ -326,7 +326,7 @@ int rv_make_partial(uint8_t *f, size_t len, struct rv_vnet_hdr *vh)
 	} else {
 		const uint8_t *ip = f + l.l3;
 		l4len = rv_get16(ip + 4);
-		if (l.l4 + l4len > len)
+		if (l.l4 + l4len > len || l4len < (l.proto == 6 ? 20u : 8u))
 			return 0;
 		s = pseudo6(ip + 8, ip + 24, (uint32_t)l4len, l.proto);
 	}
@@ -363,8 +363,8 @@ int rv_segment(const struct rv_vnet_hdr *h, const uint8_t *f, size_t len, uint16
 	if (rv_parse(f, len, &l) != 0 || l.vlan >= 0 || !l.l4 || mss == 0)
 		return -1;
 	if (tcp) {
-		if (l.proto != 6 || len < l.l4 + 20)
-			return -1;
+		if (l.proto != 6 || len < l.l4 + 20 || (f[l.l4 + 12] >> 4) < 5)
+			return -1; /* every segment's TCP fields must lie inside its header */
 		hl = l.l4 + (size_t)(f[l.l4 + 12] >> 4) * 4;
 		seq0 = rv_get32(f + l.l4 + 4);
 	} else if (gso == RV_GSO_UDP_L4) {
@@ -458,8 +458,11 @@ static int gro_shape(const uint8_t *f, size_t len, size_t *hl, size_t *plen)
 		return 0;
 	if (!(t[13] & TCP_ACK))
 		return 0;
+	/* A data offset below 5 would put the options' length (hl - 54) below zero. */
+	if ((t[12] >> 4) < 5)
+		return 0;
 	*hl = l.l4 + (size_t)(t[12] >> 4) * 4;
-	if (*hl > len || *hl == len)
+	if (*hl >= len)
 		return 0;
 	*plen = len - *hl;
 	return 1;

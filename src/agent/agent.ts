@@ -21,7 +21,9 @@ import type { BackendMiss, DataplaneBackend, VnetEntries } from './backend.js';
 import { ResolvingCache, type Vl2Mapping, type Vl3Mapping, vl2Key, vl3Key } from './cache.js';
 import { inNetns, ip as ipCmd, linkWithAddress } from './kernel/iproute.js';
 import { normalizeMac } from './kernel/names.js';
-import { type NicPlumbing, PlumbingError, plumbingFor } from './kernel/plumbing.js';
+import { ifnameProblem, netnsPathProblem } from './kernel/checks.js';
+import { instanceNetnsProblem } from './kernel/netns.js';
+import { type NicPlumbing, PlumbingError, nicSettings, plumbingFor } from './kernel/plumbing.js';
 import { type AgentMetrics, createAgentMetrics } from './metrics.js';
 import { type ApiNic, type NapiClient, NapiRequestError } from './napi-client.js';
 import type { AttachmentRecord, AttachmentState } from './state.js';
@@ -61,8 +63,15 @@ export interface AgentOptions {
   prefetch?: boolean;
   /** Where attachments (MAC -> namespace, interface, instance) survive a restart. */
   state?: AttachmentState;
+  /**
+   * Why a namespace path (of an accepted shape) is not an instance's, or undefined.
+   * Default: it must be an existing network namespace other than the node's and the host's.
+   */
+  checkNetns?: (path: string) => Promise<string | undefined>;
   /** Apply the instances' firewall rulesets from the controller's feed (GET /fw/nodes/:node/rulesets). */
   firewall?: { controllerUrl: string; waitMs?: number; retryMs?: number };
+  /** Called for each shootdown applied, with the time (Unix ms) it took effect. */
+  onShootdownApplied?: (entry: ClientLogEntry, appliedAt: number) => void;
   log?: (msg: string) => void;
 }
 
@@ -183,6 +192,7 @@ export class Agent {
       underlayDev: this.o.underlayDev,
       onMiss: (m) => this.onMiss(m),
       log: this.log,
+      peerUnderlays: () => this.peerUnderlays(),
     });
     await this.rebuild();
     this.logLoop = this.runShootdowns();
@@ -246,6 +256,13 @@ export class Agent {
     return 'created';
   }
 
+  /** The underlay addresses of the other nodes: their underlay NICs in the API. */
+  private async peerUnderlays(): Promise<string[]> {
+    const tag = this.o.underlayNicTag ?? 'sdc_underlay';
+    const nics = await this.o.napi.listNics({ underlay: true, belongs_to_type: 'server' });
+    return nics.filter((n) => n.ip && n.ip !== this.o.underlayIp && (n.nic_tag === undefined || n.nic_tag === tag)).map((n) => n.ip!);
+  }
+
   /** Adopts NICs the API places here that are plumbed, and the kernel's entries. */
   private async rebuild(): Promise<void> {
     const apiNics = await this.o.napi.listNics({ cn_uuid: this.o.nodeUuid, belongs_to_type: 'zone' });
@@ -273,9 +290,10 @@ export class Agent {
         continue;
       }
       try {
-        const p = plumbingFor(n, '/');
-        adopted.push(p);
         const r = this.records.get(mac);
+        // Adoption touches no device: the namespace is only carried along (unknown: empty).
+        const p: NicPlumbing = { ...nicSettings(n), netns: r?.netns ?? '', ifname: r?.ifname ?? '' };
+        adopted.push(p);
         if (r) this.records.set(mac, { ...r, belongs_to_uuid: n.belongs_to_uuid });
         this.nics.set(mac, {
           mac,
@@ -337,7 +355,7 @@ export class Agent {
   private async lookupVl3(vnet: number, ip: string): Promise<Vl3Mapping | null> {
     const end = this.metrics.lookupSeconds.startTimer({ kind: 'vl3' });
     const r = await this.o.svp.vl3(ip, vnet).finally(end);
-    if (r.status === SvpStatus.OK && r.mac && r.ip) return { mac: normalizeMac(r.mac), underlay: r.ip, port: r.port };
+    if (r.status === SvpStatus.OK && r.mac && r.ip) return this.withVlan({ mac: normalizeMac(r.mac), underlay: r.ip, port: r.port }, r.mac);
     if (r.status === SvpStatus.NOTFOUND) return null;
     throw new Error(`VL3 ${ip} vnet ${vnet}: ${r.statusName}`);
   }
@@ -345,9 +363,23 @@ export class Agent {
   private async lookupVl2(vnet: number, mac: string): Promise<Vl2Mapping | null> {
     const end = this.metrics.lookupSeconds.startTimer({ kind: 'vl2' });
     const r = await this.o.svp.vl2(mac, vnet).finally(end);
-    if (r.status === SvpStatus.OK && r.ip) return { underlay: r.ip, port: r.port };
+    if (r.status === SvpStatus.OK && r.ip) return this.withVlan({ underlay: r.ip, port: r.port }, mac);
     if (r.status === SvpStatus.NOTFOUND) return null;
     throw new Error(`VL2 ${mac} vnet ${vnet}: ${r.statusName}`);
+  }
+
+  /**
+   * For a VLAN-aware data plane, the answer with the fabric VLAN of the MAC's NIC (SVP does
+   * not carry it; the API does). A NIC the API no longer has is NOTFOUND.
+   */
+  private async withVlan<T extends Vl2Mapping>(m: T, mac: string): Promise<T | null> {
+    if (!this.o.backend.vlanAware) return m;
+    try {
+      return { ...m, vlan: (await this.o.napi.getNic(normalizeMac(mac))).vlan_id ?? 0 };
+    } catch (err) {
+      if (err instanceof NapiRequestError && err.status === 404) return null;
+      throw err;
+    }
   }
 
   /**
@@ -383,7 +415,7 @@ export class Agent {
       source = r.source;
       result = r.value === null ? 'notfound' : this.isLocal(r.value.underlay) ? 'local' : 'ok';
       if (r.value && result === 'ok' && r.source !== 'coalesced' && !r.stale) {
-        this.o.backend.installL2(vnet, mac, r.value.underlay);
+        this.o.backend.installL2(vnet, mac, r.value.underlay, r.value.vlan);
         this.o.prober?.add(r.value.underlay);
       }
       return r.value;
@@ -393,9 +425,9 @@ export class Agent {
   }
 
   private installIp(vnet: number, ip: string, m: Vl3Mapping): void {
-    this.o.backend.installL3(vnet, ip, m.mac, m.underlay);
+    this.o.backend.installL3(vnet, ip, m.mac, m.underlay, m.vlan);
     // The FDB entry came with the answer: the VL2 cache knows it too.
-    this.vl2.set(vl2Key(vnet, m.mac), { underlay: m.underlay, port: m.port });
+    this.vl2.set(vl2Key(vnet, m.mac), { underlay: m.underlay, port: m.port, ...(m.vlan === undefined ? {} : { vlan: m.vlan }) });
     this.o.prober?.add(m.underlay);
   }
 
@@ -446,6 +478,7 @@ export class Agent {
         else await this.applyVl3(e.vnetId, e.ip);
         this.metrics.shootdowns.inc({ type: e.type });
         this.shootdownsApplied++;
+        this.o.onShootdownApplied?.(e, Date.now());
         done.push(e.id);
       } catch (err) {
         this.metrics.shootdownErrors.inc({ type: e.type });
@@ -505,6 +538,8 @@ export class Agent {
     } catch (err) {
       throw new AgentError(400, (err as Error).message);
     }
+    const shape = netnsPathProblem(req.netns) ?? (req.ifname === undefined ? undefined : ifnameProblem(req.ifname));
+    if (shape) throw new AgentError(400, shape);
     if (this.o.backend.isPlumbed(macText)) throw new AgentError(409, `NIC ${macText} is already attached on this node`);
     let nic: ApiNic;
     try {
@@ -516,6 +551,8 @@ export class Agent {
     if (nic.cn_uuid !== this.o.nodeUuid) {
       throw new AgentError(409, `NIC ${macText} is placed on node ${nic.cn_uuid ?? '(none)'}, not this node (${this.o.nodeUuid})`);
     }
+    const where = await (this.o.checkNetns ?? instanceNetnsProblem)(req.netns);
+    if (where) throw new AgentError(422, where);
     let p;
     try {
       p = plumbingFor(nic, req.netns, req.ifname);

@@ -3,7 +3,9 @@
  *   GET  /metrics   Prometheus
  *   GET  /status    node, vnets, attached NICs, cache sizes
  *   GET  /vnets/:vnet/entries   the data plane's IP -> MAC and MAC -> underlay entries
- *   POST /attach    {mac, netns, ifname?}  plumb a NIC placed on this node
+ *   POST /attach    {mac, netns, ifname?}  plumb a NIC placed on this node; netns is
+ *                   /run/netns/NAME, /var/run/netns/NAME or /proc/PID/ns/net, ifname a
+ *                   plain interface name (./kernel/checks.ts): anything else is a 400
  *   POST /detach    {mac}                  undo it
  * Errors: {code, message} with 400/404/409/422 (AgentError) or 500.
  */
@@ -11,6 +13,8 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { instrumentHttp } from '../metrics/index.js';
 import { type Agent, AgentError } from './agent.js';
+import { ifnameProblem, netnsPathProblem } from './kernel/checks.js';
+import { normalizeMac } from './kernel/names.js';
 
 function str(body: unknown, field: string, required: boolean): string | undefined {
   const v = body && typeof body === 'object' ? (body as Record<string, unknown>)[field] : undefined;
@@ -41,6 +45,14 @@ export function buildAgentApi(agent: Agent, registry: Registry): FastifyInstance
     const mac = str(req.body, 'mac', true)!;
     const netns = str(req.body, 'netns', true)!;
     const ifname = str(req.body, 'ifname', false);
+    // These reach root's ip and nft input: refuse any other shape here, before anything runs.
+    try {
+      normalizeMac(mac);
+    } catch (err) {
+      throw new AgentError(400, (err as Error).message);
+    }
+    const problem = netnsPathProblem(netns) ?? (ifname === undefined ? undefined : ifnameProblem(ifname));
+    if (problem) throw new AgentError(400, problem);
     return agent.attach({ mac, netns, ifname });
   });
   app.post('/detach', async (req) => agent.detach(str(req.body, 'mac', true)!));

@@ -24,11 +24,18 @@ export interface BackendStartOptions {
   underlayDev?: string;
   onMiss: (miss: BackendMiss) => void;
   log: (msg: string) => void;
+  /** The underlay addresses of the nodes (the API's underlay NICs): whom VXLAN may come from. */
+  peerUnderlays?: () => Promise<string[]>;
 }
 
 export interface DataplaneBackend {
   /** Its name in BACKENDS. */
   readonly kind: string;
+  /**
+   * installL3/installL2 want the fabric VLAN of the NIC an answer names (the agent then
+   * looks it up) and use an entry only for NICs on that VLAN.
+   */
+  readonly vlanAware?: boolean;
   /** Adopts what a previous agent left in the kernel (nothing is torn down). */
   start(opts: BackendStartOptions): Promise<void>;
   /** vnets with devices on this node. */
@@ -47,10 +54,10 @@ export interface DataplaneBackend {
   adopt(nics: readonly NicPlumbing[]): Promise<void>;
   /** Removes the NIC's devices, and the vnet's when this was its last NIC. */
   unplumb(mac: string, vnet: number): Promise<{ vnetRemoved: boolean }>;
-  /** IP -> MAC on the vnet, and MAC -> underlay. */
-  installL3(vnet: number, ip: string, mac: string, underlay: string): void;
-  /** MAC -> underlay. */
-  installL2(vnet: number, mac: string, underlay: string): void;
+  /** IP -> MAC on the vnet, and MAC -> underlay; vlan: the MAC's fabric VLAN (when vlanAware). */
+  installL3(vnet: number, ip: string, mac: string, underlay: string, vlan?: number): void;
+  /** MAC -> underlay; vlan: the MAC's fabric VLAN (when vlanAware). */
+  installL2(vnet: number, mac: string, underlay: string, vlan?: number): void;
   /** Drops the MAC's forwarding entries (also what the bridge learned) and every neighbour entry pointing at it. */
   removeMac(vnet: number, mac: string): Promise<void>;
   /** Drops the IP's neighbour entry. */

@@ -151,12 +151,16 @@ export interface Vl3Mapping {
   mac: string;
   underlay: string;
   port: number;
+  /** The fabric VLAN of the MAC's NIC (looked up for VLAN-aware data planes). */
+  vlan?: number;
 }
 
 /** What a VL2 lookup tells the agent: the node holding the MAC. */
 export interface Vl2Mapping {
   underlay: string;
   port: number;
+  /** The fabric VLAN of the MAC's NIC (looked up for VLAN-aware data planes). */
+  vlan?: number;
 }
 
 export function vl3Key(vnet: number, ip: string): string {

@@ -6,9 +6,15 @@
  *
  * One JSON file, `attachments.json` in the state directory, replaced atomically (write to a
  * temporary file, fsync, rename), so a crash leaves either the old or the new content.
+ *
+ * The records say which namespaces the agent (root) enters: only root reads or writes
+ * them. The directory is 0700 and the file 0600, also when an older agent left them with
+ * wider modes (fixed at load). Records whose namespace or interface name is not of an
+ * accepted shape are dropped at load, like malformed ones.
  */
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ifnameProblem, netnsPathProblem } from './kernel/checks.js';
 
 export interface AttachmentRecord {
   /** Network namespace path (/run/netns/NAME, /proc/PID/ns/net). */
@@ -20,6 +26,16 @@ export interface AttachmentRecord {
 
 export const STATE_FILE = 'attachments.json';
 const VERSION = 1;
+export const STATE_DIR_MODE = 0o700;
+export const STATE_FILE_MODE = 0o600;
+
+async function chmodIfPresent(path: string, mode: number): Promise<void> {
+  try {
+    await chmod(path, mode);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
 
 /** Default state directory of the agent for a node. */
 export function defaultStateDir(nodeUuid: string): string {
@@ -35,8 +51,15 @@ export class AttachmentState {
     this.file = join(dir, STATE_FILE);
   }
 
+  /** Narrows the modes of the directory and the file if they exist (0700, 0600). */
+  async secure(): Promise<void> {
+    await chmodIfPresent(this.dir, STATE_DIR_MODE);
+    await chmodIfPresent(this.file, STATE_FILE_MODE);
+  }
+
   /** MAC -> record; empty when there is no file yet. A file that does not parse is an error. */
   async load(): Promise<Map<string, AttachmentRecord>> {
+    await this.secure();
     let text: string;
     try {
       text = await readFile(this.file, 'utf8');
@@ -56,6 +79,7 @@ export class AttachmentState {
     for (const [mac, v] of Object.entries(nics as Record<string, unknown>)) {
       const r = v as Partial<AttachmentRecord> | null;
       if (!r || typeof r.netns !== 'string' || typeof r.ifname !== 'string') continue;
+      if (netnsPathProblem(r.netns) || ifnameProblem(r.ifname)) continue;
       out.set(mac, { netns: r.netns, ifname: r.ifname, ...(typeof r.belongs_to_uuid === 'string' ? { belongs_to_uuid: r.belongs_to_uuid } : {}) });
     }
     return out;
@@ -65,10 +89,14 @@ export class AttachmentState {
   save(records: ReadonlyMap<string, AttachmentRecord>): Promise<void> {
     const snapshot = Object.fromEntries([...records].sort(([a], [b]) => a.localeCompare(b)));
     const run = async () => {
-      await mkdir(this.dir, { recursive: true, mode: 0o755 });
+      await mkdir(this.dir, { recursive: true, mode: STATE_DIR_MODE });
+      await chmod(this.dir, STATE_DIR_MODE);
       const tmp = `${this.file}.${process.pid}.tmp`;
-      const fh = await open(tmp, 'w', 0o644);
+      // A leftover temporary file may have any mode: start afresh, exclusively.
+      await rm(tmp, { force: true });
+      const fh = await open(tmp, 'wx', STATE_FILE_MODE);
       try {
+        await fh.chmod(STATE_FILE_MODE);
         await fh.writeFile(`${JSON.stringify({ version: VERSION, nics: snapshot }, null, 2)}\n`);
         await fh.sync();
       } finally {

@@ -15,6 +15,7 @@ import { buildAgentApi } from '../agent/api.js';
 import { BACKENDS, isBackendKind } from '../agent/backend.js';
 import { NapiClient } from '../agent/napi-client.js';
 import { Prober } from '../agent/probes.js';
+import { NodeReporter, ShootdownJournal, probeReport } from '../agent/report.js';
 import { AttachmentState, defaultStateDir } from '../agent/state.js';
 import { DEFAULT_ADMIN_UUID } from '../controller/index.js';
 import { createRegistry } from '../metrics/index.js';
@@ -39,6 +40,7 @@ interface AgentFlags {
   /** `--no-offload LIST` gives the list; absent, commander leaves `true`. */
   offload: string | boolean;
   firewall: boolean;
+  reportInterval: number;
 }
 
 function need<T>(v: T | undefined, flag: string): T {
@@ -84,6 +86,8 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     registry,
     noOffload: typeof flags.offload === 'string' ? flags.offload : '',
   });
+  const journal = new ShootdownJournal(registry);
+  let reporter: NodeReporter | undefined;
   const agent = new Agent({
     nodeUuid: node.toLowerCase(),
     underlayIp,
@@ -98,10 +102,29 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     prefetch: flags.prefetch,
     state: new AttachmentState(stateDir),
     ...(flags.firewall ? { firewall: { controllerUrl: controller } } : {}),
+    onShootdownApplied: (entry, appliedAt) => {
+      journal.record(entry, appliedAt);
+      reporter?.poke();
+    },
     log,
   });
   await agent.start();
   prober.start();
+  if (flags.reportInterval > 0) {
+    // Probe results and applied shootdowns, for the controller's web console.
+    reporter = new NodeReporter({
+      controllerUrl: controller,
+      nodeUuid: node.toLowerCase(),
+      intervalMs: flags.reportInterval,
+      journal,
+      snapshot: () => {
+        const s = agent.status() as { vnets: number[]; nics: unknown[] };
+        return { node: node.toLowerCase(), underlay_ip: underlayIp, backend: flags.backend, vnets: s.vnets, nics: s.nics.length, probes: prober.results().map(probeReport) };
+      },
+      log,
+    });
+    reporter.start();
+  }
   const app = buildAgentApi(agent, registry);
   await app.listen({ host: flags.api.host, port: flags.api.port });
   const addr = app.server.address();
@@ -114,6 +137,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     closing = true;
     log(`${sig}, stopping (devices and entries stay in place)`);
     prober.stop();
+    reporter?.stop();
     Promise.allSettled([app.close(), agent.close()]).finally(() => {
       svp.close();
       process.exit(0);
@@ -142,6 +166,7 @@ export function registerAgentCommands(program: Command): void {
     .option('--state-dir <dir>', 'where attachments survive restarts (default /var/lib/rhumb/agent-<node>)')
     .option('--no-offload <list>', 'userspace backend: offloads to leave off (tso,uso,gso,gro,coalesce,mmsg)')
     .option('--no-firewall', "don't apply the instances' firewall rulesets from the controller")
+    .option('--report-interval <ms>', 'how often probe results and applied shootdowns are reported to the controller (0: never)', parseIntArg(0, 600_000), 2000)
     .action(runAgent);
 
   agent

@@ -2,6 +2,7 @@
 import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_ADMIN_UUID, startController } from '../controller/index.js';
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_PEER } from '../svp/server.js';
 import { DEFAULT_ETCD_PREFIX, type StoreConfig } from '../store/index.js';
 import { formatHostPort, type HostPort, parseHostPort, parseIntArg } from './hostport.js';
 
@@ -18,6 +19,9 @@ interface ControllerFlags {
   etcdMaxTxnOps?: number;
   logLevel: string;
   logWait: number;
+  svpMaxConns: number;
+  svpMaxConnsPerPeer: number;
+  ui: boolean;
 }
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -40,6 +44,14 @@ export function registerControllerCommand(program: Command): void {
     // NIC writes are a constant number of operations now: a stock etcd needs no setting.
     .addOption(new Option('--etcd-max-txn-ops <n>', 'no longer needed (ignored)').argParser(parseIntArg(1, 1_000_000)).hideHelp())
     .option('--log-wait <ms>', 'longest a LOG_REQ long-poll is held', parseIntArg(0, 600000), 10000)
+    .option('--svp-max-conns <n>', 'open SVP connections allowed in total; more are closed at once', parseIntArg(1, 1_000_000), DEFAULT_MAX_CONNECTIONS)
+    .option(
+      '--svp-max-conns-per-peer <n>',
+      'open SVP connections allowed from one peer address; more are closed at once',
+      parseIntArg(1, 1_000_000),
+      DEFAULT_MAX_CONNECTIONS_PER_PEER,
+    )
+    .option('--no-ui', "don't serve the web console at /ui")
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
     .action(async (flags: ControllerFlags) => {
       let store: StoreConfig;
@@ -65,12 +77,16 @@ export function registerControllerCommand(program: Command): void {
         overlayMtu: flags.overlayMtu,
         logLevel: flags.logLevel,
         svpLogWaitMs: flags.logWait,
+        svpMaxConnections: flags.svpMaxConns,
+        svpMaxConnectionsPerPeer: flags.svpMaxConnsPerPeer,
+        ui: flags.ui,
       });
       const where = store.kind === 'leveldb' ? `leveldb at ${store.dir}` : `etcd at ${store.endpoints.join(',')} prefix ${store.prefix}`;
       // Machine-readable first lines: tests and operators read the bound addresses here.
       process.stdout.write(`rhumb controller: REST http://${formatHostPort(ctl.restAddress)}\n`);
       if (ctl.svpAddress) process.stdout.write(`rhumb controller: SVP ${formatHostPort(ctl.svpAddress)}\n`);
       process.stdout.write(`rhumb controller: store ${where}\n`);
+      if (flags.ui) process.stdout.write(`rhumb controller: console http://${formatHostPort(ctl.restAddress)}/ui/\n`);
       let closing = false;
       const stop = (sig: string) => {
         if (closing) return;

@@ -4,6 +4,7 @@ import { registerClientCommands } from './client.js';
 import { registerAgentCommands } from './agent.js';
 import { registerControllerCommand } from './controller.js';
 import { registerFwCommands } from './fw.js';
+import { registerSandboxCommands } from './sandbox.js';
 import { registerSvpCommands } from './svp.js';
 import { registerTraceCommand } from './trace.js';
 
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerSvpCommands(program);
   registerFwCommands(program);
   registerTraceCommand(program);
+  registerSandboxCommands(program);
   return program;
 }
 

@@ -15,6 +15,7 @@ import { startLogSweep } from '../overlay/gc.js';
 import { OVERLAY_PREFIX } from '../overlay/keys.js';
 import type { CommitRecord } from '../napi/txn.js';
 import { SvpServer } from '../svp/server.js';
+import { registerConsole } from '../console/server.js';
 import { registerIndexGauges, registerObjectGauges } from './gauges.js';
 
 export interface HostPort {
@@ -34,6 +35,12 @@ export interface ControllerOptions {
   logLevel?: string;
   /** Longest a LOG_REQ is held open waiting for events. */
   svpLogWaitMs?: number;
+  /** Open SVP connections allowed in total (default DEFAULT_MAX_CONNECTIONS). */
+  svpMaxConnections?: number;
+  /** Open SVP connections allowed from one peer address (default DEFAULT_MAX_CONNECTIONS_PER_PEER). */
+  svpMaxConnectionsPerPeer?: number;
+  /** Serve the web console at /ui (default true). Agents' reports are accepted either way. */
+  ui?: boolean;
 }
 
 export interface Controller {
@@ -97,6 +104,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
           const rev = latestRevisionUnder(rec, OVERLAY_PREFIX);
           if (rev > 0) await index.waitForRevision(rev, 5000);
         },
+        extraRoutes: [(a, ctx) => void registerConsole(a, ctx, { ui: opts.ui ?? true })],
       },
     );
     registerObjectGauges(registry, store);
@@ -108,6 +116,8 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       host: opts.svpListen.host,
       port: opts.svpListen.port,
       logWaitMs: opts.svpLogWaitMs ?? 10_000,
+      ...(opts.svpMaxConnections !== undefined ? { maxConnections: opts.svpMaxConnections } : {}),
+      ...(opts.svpMaxConnectionsPerPeer !== undefined ? { maxConnectionsPerPeer: opts.svpMaxConnectionsPerPeer } : {}),
       logger: app.log,
     });
     const svpBound = await svp.listen();

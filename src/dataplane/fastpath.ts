@@ -6,7 +6,8 @@
  *
  *   const fp = FastPath.open({ underlayIp: '198.18.0.1', underlayMtu: 1500 }, (miss) => ...);
  *   const id = fp.addNic({ netns: '/run/netns/i1', ifname: 'eth0', mac, ip, vnet, vlan: 0, mtu: 1450 });
- *   fp.update([{ op: 'l3set', vnet, ip: '10.0.0.7', mac: '02:08:20:aa:bb:cc' }, { op: 'l2set', vnet, mac, underlay }]);
+ *   fp.update([{ op: 'l3set', vnet, ip: '10.0.0.7', mac: '02:08:20:aa:bb:cc', vlan: 0 }, { op: 'l2set', vnet, mac, underlay, vlan: 0 }]);
+ *   fp.setPeers(['198.18.0.2', '198.18.0.3']);   // VXLAN is accepted from these only
  *   fp.counters(id); fp.close();
  */
 import { existsSync } from 'node:fs';
@@ -41,7 +42,12 @@ export interface OffloadState {
   probedGro: boolean;
 }
 
-export type FastPathMiss = { kind: 'l2'; vnet: number; mac: string } | { kind: 'l3'; vnet: number; ip: string };
+/**
+ * What the engine asks about: a MAC or an IP on a vnet (a frame waits for the answer), or
+ * an underlay address VXLAN arrived from that is not a known peer (the datagram was
+ * dropped; at most one such upcall a second).
+ */
+export type FastPathMiss = { kind: 'l2'; vnet: number; mac: string } | { kind: 'l3'; vnet: number; ip: string } | { kind: 'peer'; address: string };
 
 export interface NicSpec {
   /** Path of the instance's network namespace; '' = this process's namespace. */
@@ -60,10 +66,14 @@ export interface NicSpec {
   reattach?: boolean;
 }
 
+/**
+ * Table writes. `vlan` (l2set, l3set) is the fabric VLAN of the NIC the entry names
+ * (default 0): the engine answers ARP/ND and forwards only between NICs of one VLAN.
+ */
 export type TableOp =
-  | { op: 'l2set'; vnet: number; mac: string; underlay: string }
+  | { op: 'l2set'; vnet: number; mac: string; underlay: string; vlan?: number }
   | { op: 'l2del'; vnet: number; mac: string }
-  | { op: 'l3set'; vnet: number; ip: string; mac: string }
+  | { op: 'l3set'; vnet: number; ip: string; mac: string; vlan?: number }
   | { op: 'l3del'; vnet: number; ip: string }
   | { op: 'l2notfound'; vnet: number; mac: string }
   | { op: 'l3notfound'; vnet: number; ip: string };
@@ -75,6 +85,7 @@ interface NativeFastPath {
   removeNic(id: number): void;
   update(records: Buffer): void;
   entries(vnet: number): Buffer;
+  setPeers(addresses: Buffer): void;
   counters(id?: number): Float64Array;
   inject(vnet: number, frame: Buffer): void;
   offloads(): OffloadState;
@@ -163,6 +174,10 @@ export function encodeOps(ops: readonly TableOp[]): Buffer {
     const r = b.subarray(i * 32, i * 32 + 32);
     if (!Number.isInteger(o.vnet) || o.vnet < 0 || o.vnet > 0xffffff) throw new RangeError(`bad vnet ${o.vnet}`);
     r[0] = OPCODE[o.op];
+    if ('vlan' in o && o.vlan !== undefined) {
+      if (!Number.isInteger(o.vlan) || o.vlan < 0 || o.vlan > 4095) throw new RangeError(`bad vlan ${o.vlan}`);
+      r.writeUInt16LE(o.vlan, 2);
+    }
     r.writeUInt32LE(o.vnet, 4);
     if ('mac' in o) macBytes(o.mac).copy(r, 8);
     if ('ip' in o) ipKey(o.ip).copy(r, 16);
@@ -220,6 +235,7 @@ export class FastPath {
       },
       (kind, vnet, key) => {
         if (kind === 2) onMiss({ kind: 'l2', vnet, mac: macText(key) });
+        else if (kind === 4) onMiss({ kind: 'peer', address: ipKeyText(key) });
         else onMiss({ kind: 'l3', vnet, ip: ipKeyText(key) });
       },
     );
@@ -253,6 +269,17 @@ export class FastPath {
 
   entries(vnet: number): TableEntries {
     return decodeEntries(this.n.entries(vnet));
+  }
+
+  /**
+   * The underlay addresses of the other nodes: VXLAN from any other address is dropped
+   * (counted as drop_unknown_peer). Replaces the previous set; none until first set.
+   */
+  setPeers(addresses: readonly string[]): void {
+    const unique = [...new Set(addresses)];
+    const b = Buffer.alloc(unique.length * 4);
+    unique.forEach((a, i) => ipv4Bytes(a).copy(b, i * 4));
+    this.n.setPeers(b);
   }
 
   private named(v: Float64Array): Counters {

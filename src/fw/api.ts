@@ -6,20 +6,24 @@
  *                                         protocol, vm, tag, ip, subnet, wildcard, limit, offset)
  *   POST   /rules                         create → 202 + rule
  *   GET    /rules/:uuid                   (owner_uuid must match when given → 403)
- *   PUT    /rules/:uuid                   merge + revalidate → 202 + rule
+ *   PUT    /rules/:uuid                   merge + revalidate → 202 + rule (owner_uuid as GET)
  *   DELETE /rules/:uuid                   → 204
- *   GET    /rules/:uuid/vms               instances the rule selects
- *   GET    /firewalls/vms/:uuid           rules that apply to an instance
- *   GET    /fw/instances                  registry list (with NIC addresses and nodes)
- *   PUT    /fw/instances/:uuid            {owner_uuid, tags, firewall_enabled}
+ *   GET    /rules/:uuid/vms               instances the rule selects (limit, offset)
+ *   GET    /firewalls/vms/:uuid           rules that apply to an instance (limit, offset)
+ *   GET    /fw/instances                  registry list (with NIC addresses and nodes; limit, offset)
+ *   PUT    /fw/instances/:uuid            {owner_uuid, tags, firewall_enabled}; an owned
+ *                                         instance keeps its owner (another → 403)
  *   GET    /fw/instances/:uuid            the instance as the compiler sees it
- *   DELETE /fw/instances/:uuid
+ *   DELETE /fw/instances/:uuid            (owner_uuid, when given, must match → 403)
  *   GET    /fw/instances/:uuid/ruleset    compiled policy and its nft text
- *   GET    /fw/nodes/:cn_uuid/rulesets    ?since=REV&wait=MS long-poll (agents)
+ *   GET    /fw/nodes/:cn_uuid/rulesets    ?since=REV&wait=MS long-poll (agents); wait capped,
+ *                                         and so are held requests (per node, in all) → 429
  *   GET    /fw/explain                    ?from=ADDR&to=INSTANCE&proto=tcp&port=N
  *   POST   /fw/docker/containers/:uuid    container spec → rules, link env, hosts
  *   GET    /fw/docker/containers/:uuid    spec, rules, env, hosts (recomputed now)
  *   DELETE /fw/docker/containers/:uuid
+ *
+ * List routes take limit (1..1000, default 1000) and offset, with NAPI's messages.
  *
  * Instance registry route name: /fw/instances (not FWAPI's VMAPI lookups — rhumb has no
  * VMAPI, so owner/tags/firewall_enabled are registered here and addresses come from NICs).
@@ -30,15 +34,21 @@ import type { NapiContext } from '../napi/context.js';
 import { type FieldError, NapiError, invalidParam, invalidParams, notFound, unknownParams } from '../napi/errors.js';
 import { napiParams } from '../napi/http.js';
 import { transact } from '../napi/txn.js';
+import { paginate } from '../napi/validate.js';
 import { canonicalAddress } from './addr.js';
+import {
+  assertInstanceOwner, assertRuleOwner, forbidden, listFilter, pageParams, parseContainer, parseProbe, requireUuid,
+  ruleNotFound,
+} from './api-params.js';
 import { PolicyWorld, ruleSelects } from './compile.js';
 import {
-  DOCKER_CREATED_BY, type DockerContainerRecord, type DockerPort, type DockerRule, dockerRules, linkDetails,
-  parseLink, parsePort, parsePublish, resolveTarget, type ResolvedLink,
+  DOCKER_CREATED_BY, type DockerContainerRecord, type DockerRule, dockerRules, linkDetails, resolveTarget,
+  type ResolvedLink,
 } from './docker.js';
-import { explain, type Probe } from './explain.js';
-import { isValidUuid, type ProtocolName, type TagRef } from './lang/index.js';
-import { checkRuleset, renderRuleset, type CheckResult } from './nft.js';
+import { explain } from './explain.js';
+import { isValidUuid } from './lang/index.js';
+import { renderRuleset } from './nft.js';
+import { type CheckResult, checkRuleset } from './nft-check.js';
 import { FwEngine } from './push.js';
 import {
   DOCKER_CONTAINER_PREFIX, RULE_PARAMS, RULE_PREFIX, buildInstanceRecord, buildStoredRule, dockerContainerKey,
@@ -52,119 +62,18 @@ export interface FwRoutesOptions {
    * ruleset. Default: only when running as root (nft -c needs CAP_NET_ADMIN).
    */
   verify?: boolean | ((text: string) => Promise<CheckResult>);
-  /** Longest a feed request is held open (ms). */
+  /** Longest a feed request is held open (ms). Default 60000. */
   maxWaitMs?: number;
+  /** Feed requests that may wait at once for one node (more get 429). Default 4. */
+  maxWaitersPerNode?: number;
+  /** Feed requests that may wait at once in all (more get 429). Default 1024. */
+  maxWaiters?: number;
 }
 
 /** The engine behind an app's firewall routes (for the controller and tests). */
 const engines = new WeakMap<FastifyInstance, FwEngine>();
 export function fwEngineOf(app: FastifyInstance): FwEngine | undefined {
   return engines.get(app);
-}
-
-function forbidden(message = 'owner does not match'): NapiError {
-  return new NapiError(403, 'Forbidden', message);
-}
-
-function ruleNotFound(): NapiError {
-  return notFound('Rule not found');
-}
-
-function requireUuid(field: string, v: unknown, message = 'Invalid UUID'): string {
-  if (typeof v !== 'string' || !isValidUuid(v)) throw invalidParams([invalidParam(field, message)]);
-  return v.toLowerCase();
-}
-
-function boolParam(field: string, v: unknown, errors: FieldError[]): boolean | undefined {
-  if (v === undefined) return undefined;
-  if (v === true || v === 'true') return true;
-  if (v === false || v === 'false') return false;
-  errors.push(invalidParam(field, `${field} must be true or false`));
-  return undefined;
-}
-
-function listParam(v: unknown): string[] {
-  if (Array.isArray(v)) return v.map(String);
-  if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter(Boolean);
-  return [String(v)];
-}
-
-const LIST_PARAMS = new Set(['owner_uuid', 'global', 'enabled', 'log', 'action', 'protocol', 'vm', 'tag', 'ip', 'subnet', 'wildcard', 'limit', 'offset']);
-
-type RuleFilter = (r: PolicyRule) => boolean;
-
-/** GET /rules parameters → one predicate (FWAPI: parameters ANDed, each target filter either side). */
-function listFilter(params: Record<string, unknown>): { filter: RuleFilter; limit: number; offset: number } {
-  const errors: FieldError[] = [];
-  const unknown = Object.keys(params).filter((k) => !LIST_PARAMS.has(k));
-  if (unknown.length > 0) errors.push(unknownParams(unknown.sort()));
-  const preds: RuleFilter[] = [];
-  const global = boolParam('global', params.global, errors);
-  let owner: string | undefined;
-  if (params.owner_uuid !== undefined) {
-    if (typeof params.owner_uuid === 'string' && isValidUuid(params.owner_uuid)) owner = params.owner_uuid.toLowerCase();
-    else errors.push(invalidParam('owner_uuid', 'Invalid owner UUID'));
-  }
-  if (owner !== undefined) preds.push((r) => r.stored.owner_uuid === owner || (global === true && r.stored.global === true));
-  else if (global !== undefined) preds.push((r) => (r.stored.global === true) === global);
-  for (const f of ['enabled', 'log'] as const) {
-    const b = boolParam(f, params[f], errors);
-    if (b !== undefined) preds.push((r) => r.stored[f] === b);
-  }
-  if (params.action !== undefined) {
-    const a = String(params.action).toLowerCase();
-    if (a !== 'allow' && a !== 'block') errors.push(invalidParam('action', 'action must be "allow" or "block"'));
-    preds.push((r) => r.model.action === a);
-  }
-  if (params.protocol !== undefined) {
-    const p = String(params.protocol).toLowerCase();
-    if (!['tcp', 'udp', 'icmp', 'icmp6', 'ah', 'esp'].includes(p)) errors.push(invalidParam('protocol', `Invalid protocol "${p}"`));
-    preds.push((r) => r.model.protocol.name === p);
-  }
-  const both = (r: PolicyRule) => [r.model.from, r.model.to];
-  if (params.vm !== undefined) {
-    const vms = listParam(params.vm).map((s) => s.toLowerCase());
-    if (vms.some((v) => !isValidUuid(v))) errors.push(invalidParam('vm', 'Invalid VM UUID'));
-    preds.push((r) => both(r).some((s) => s.vms.some((v) => vms.includes(v))));
-  }
-  if (params.tag !== undefined) {
-    const wanted = listParam(params.tag).map((t) => {
-      const eq = t.indexOf('=');
-      return eq < 0 ? { name: t, value: undefined } : { name: t.slice(0, eq), value: t.slice(eq + 1) };
-    });
-    const refMatches = (ref: TagRef) => {
-      const name = typeof ref === 'string' ? ref : ref[0];
-      const value = typeof ref === 'string' ? undefined : ref[1];
-      return wanted.some((w) => w.name === name && (w.value === undefined || value === undefined || w.value === value));
-    };
-    preds.push((r) => both(r).some((s) => s.tags.some(refMatches)));
-  }
-  if (params.ip !== undefined) {
-    const ips = listParam(params.ip).map((ip) => canonicalAddress(ip) ?? ip);
-    preds.push((r) => both(r).some((s) => s.ips.some((ip) => ips.includes(canonicalAddress(ip) ?? ip))));
-  }
-  if (params.subnet !== undefined) {
-    const subnets = listParam(params.subnet);
-    preds.push((r) => both(r).some((s) => s.subnets.some((n) => subnets.includes(n))));
-  }
-  if (params.wildcard !== undefined) {
-    const w = listParam(params.wildcard).map((x) => (x === 'all vms' || x === 'all' ? 'vmall' : x));
-    preds.push((r) => both(r).some((s) => s.wildcards.some((x) => w.includes(x))));
-  }
-  const int = (f: string, min: number, max: number, dflt: number): number => {
-    const v = params[f];
-    if (v === undefined) return dflt;
-    const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-      errors.push(invalidParam(f, `${f} must be an integer between ${min} and ${max}`));
-      return dflt;
-    }
-    return n;
-  };
-  const limit = int('limit', 1, 1000, 1000);
-  const offset = int('offset', 0, Number.MAX_SAFE_INTEGER, 0);
-  if (errors.length > 0) throw invalidParams(errors);
-  return { filter: (r) => preds.every((p) => p(r)), limit, offset };
 }
 
 /** A throwaway instance that every instance target of the rule selects (for the nft -c probe). */
@@ -209,76 +118,7 @@ function serializeInstance(v: InstanceView): Record<string, unknown> {
   return { uuid: v.uuid, owner_uuid: v.owner_uuid, tags: v.tags, firewall_enabled: v.firewall_enabled, ips: v.addresses, nodes: v.nodes };
 }
 
-function parseProbe(params: Record<string, unknown>, errors: FieldError[]): Probe {
-  const proto = String(params.proto ?? params.protocol ?? 'tcp').toLowerCase();
-  if (!['tcp', 'udp', 'icmp', 'icmp6', 'ah', 'esp'].includes(proto)) errors.push(invalidParam('proto', `Invalid protocol "${proto}"`));
-  const probe: Probe = { protocol: proto as ProtocolName };
-  const num = (f: string, min: number, max: number): number | undefined => {
-    const v = params[f];
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      errors.push(invalidParam(f, `${f} must be an integer between ${min} and ${max}`));
-      return undefined;
-    }
-    return n;
-  };
-  const port = num('port', 1, 65535);
-  const type = num('type', 0, 255);
-  const code = num('code', 0, 255);
-  if (port !== undefined) probe.port = port;
-  if (type !== undefined) probe.type = type;
-  if (code !== undefined) probe.code = code;
-  if ((proto === 'tcp' || proto === 'udp') && port === undefined) errors.push(invalidParam('port', 'port is required for tcp and udp'));
-  return probe;
-}
-
 // ---- Docker containers ----
-
-function parseContainer(uuid: string, params: Record<string, unknown>, base?: DockerContainerRecord): { record: DockerContainerRecord; icc?: boolean } {
-  const errors: FieldError[] = [];
-  const known = new Set(['uuid', 'owner_uuid', 'name', 'links', 'exposed_ports', 'published_ports', 'publish_all', 'env', 'icc']);
-  const unknown = Object.keys(params).filter((k) => !known.has(k));
-  if (unknown.length > 0) errors.push(unknownParams(unknown.sort()));
-  if (!isValidUuid(uuid)) errors.push(invalidParam('uuid', 'Invalid container UUID'));
-  const owner = params.owner_uuid ?? base?.owner_uuid;
-  if (typeof owner !== 'string' || !isValidUuid(owner)) errors.push(invalidParam('owner_uuid', 'Invalid owner UUID'));
-  const name = params.name ?? base?.name;
-  if (typeof name !== 'string' || !/^\/?[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) errors.push(invalidParam('name', 'Invalid container name'));
-  const list = <T>(field: string, parse: (v: unknown) => T | string, dflt: T[]): T[] => {
-    const v = params[field];
-    if (v === undefined) return dflt;
-    if (!Array.isArray(v)) {
-      errors.push(invalidParam(field, `${field} must be an array`));
-      return dflt;
-    }
-    const out: T[] = [];
-    for (const item of v) {
-      const r = parse(item);
-      if (typeof r === 'string') errors.push(invalidParam(field, r));
-      else out.push(r);
-    }
-    return out;
-  };
-  const links = list('links', parseLink, base?.links ?? []);
-  const exposed = list<DockerPort>('exposed_ports', parsePort, base?.exposed ?? []);
-  const published = list<DockerPort>('published_ports', parsePublish, base?.published ?? []);
-  const env = list<{ kv: string }>('env', (v) => (typeof v === 'string' && v.indexOf('=') > 0 ? { kv: v } : 'env entries must be "KEY=VALUE"'), (base?.env ?? []).map((kv) => ({ kv }))).map((e) => e.kv);
-  const publishAll = boolParam('publish_all', params.publish_all, errors) ?? base?.publish_all ?? false;
-  const icc = boolParam('icc', params.icc, errors);
-  if (errors.length > 0) throw invalidParams(errors);
-  const record: DockerContainerRecord = {
-    uuid: uuid.toLowerCase(),
-    owner_uuid: (owner as string).toLowerCase(),
-    name: (name as string).replace(/^\//, ''),
-    links,
-    exposed,
-    published,
-    publish_all: publishAll,
-    env,
-  };
-  return icc === undefined ? { record } : { record, icc };
-}
 
 async function ownerContainers(ctx: NapiContext, owner: string): Promise<DockerContainerRecord[]> {
   const res = await ctx.store.range({ prefix: DOCKER_CONTAINER_PREFIX });
@@ -299,6 +139,10 @@ export function fwRoutes(opts: FwRoutesOptions = {}): (app: FastifyInstance, ctx
       engine.stop();
     });
     const maxWait = opts.maxWaitMs ?? 60_000;
+    const maxWaitersPerNode = opts.maxWaitersPerNode ?? 4;
+    const maxWaiters = opts.maxWaiters ?? 1024;
+    const waiters = new Map<string, number>();
+    let totalWaiters = 0;
 
     async function checkCompiles(rule: StoredRule): Promise<void> {
       if (!verify) return;
@@ -339,10 +183,7 @@ export function fwRoutes(opts: FwRoutesOptions = {}): (app: FastifyInstance, ctx
       const uuid = requireUuid('uuid', params.uuid, 'Invalid rule UUID');
       const rule = await loadRule(ctx, uuid);
       if (!rule) throw ruleNotFound();
-      if (params.owner_uuid !== undefined && req.method !== 'PUT') {
-        const owner = requireUuid('owner_uuid', params.owner_uuid, 'Invalid owner UUID');
-        if (rule.owner_uuid !== owner) throw forbidden();
-      }
+      assertRuleOwner(rule, params.owner_uuid);
       return { rule, params };
     }
 
@@ -356,6 +197,8 @@ export function fwRoutes(opts: FwRoutesOptions = {}): (app: FastifyInstance, ctx
       const { value } = await transact(ctx.store, async (tx) => {
         const existing = await tx.getJson<StoredRule>(ruleKey(uuid));
         if (!existing) throw ruleNotFound();
+        // Checked against the rule this write replaces: a PUT cannot take another owner's rule.
+        assertRuleOwner(existing, params.owner_uuid);
         const { uuid: _ignored, ...changes } = params;
         const next = buildStoredRule(changes, existing);
         await checkCompiles(next);
@@ -377,31 +220,34 @@ export function fwRoutes(opts: FwRoutesOptions = {}): (app: FastifyInstance, ctx
     });
 
     app.get('/rules/:uuid/vms', async (req) => {
-      const { rule } = await getOwned(req);
+      const { rule, params } = await getOwned(req);
+      const page = await pageParams(params);
       await engine.sync();
       const pr = toPolicyRule(rule);
       const uuids = new Set([...engine.world.matches(pr, 'from'), ...engine.world.matches(pr, 'to')]);
-      return [...uuids].sort().map((u) => serializeInstance(engine.world.getInstance(u)!));
+      return paginate([...uuids].sort(), page).map((u) => serializeInstance(engine.world.getInstance(u)!));
     });
 
     app.get('/firewalls/vms/:uuid', async (req) => {
       const params = napiParams(req);
       const uuid = requireUuid('uuid', params.uuid, 'Invalid VM UUID');
+      const page = await pageParams(params);
       await engine.sync();
       const inst = engine.world.getInstance(uuid);
       if (!inst) throw notFound('VM not found');
       if (params.owner_uuid !== undefined && params.owner_uuid !== inst.owner_uuid) throw forbidden();
-      return (await allRules(ctx))
+      const rules = (await allRules(ctx))
         .filter((r) => ruleSelects(r, 'from', inst) || ruleSelects(r, 'to', inst))
-        .sort((a, b) => (a.stored.uuid < b.stored.uuid ? -1 : 1))
-        .map((r) => serializeRule(r.stored));
+        .sort((a, b) => (a.stored.uuid < b.stored.uuid ? -1 : 1));
+      return paginate(rules, page).map((r) => serializeRule(r.stored));
     });
 
     // ---- instance registry ----
 
-    app.get('/fw/instances', async () => {
+    app.get('/fw/instances', async (req) => {
+      const page = await pageParams(napiParams(req));
       await engine.sync();
-      return engine.world.instanceUuids().map((u) => serializeInstance(engine.world.getInstance(u)!));
+      return paginate(engine.world.instanceUuids(), page).map((u) => serializeInstance(engine.world.getInstance(u)!));
     });
 
     app.put('/fw/instances/:uuid', async (req) => {
@@ -409,6 +255,8 @@ export function fwRoutes(opts: FwRoutesOptions = {}): (app: FastifyInstance, ctx
       const uuid = requireUuid('uuid', raw, 'Invalid instance UUID');
       const { value } = await transact(ctx.store, async (tx) => {
         const base = await tx.getJson<InstanceRecord>(instanceKey(uuid));
+        // An instance keeps its owner: a PUT naming another one is refused, not a transfer.
+        if (base?.owner_uuid !== undefined) assertInstanceOwner(base.owner_uuid, params.owner_uuid);
         const rec = buildInstanceRecord(uuid, params, base);
         tx.putJson(instanceKey(uuid), rec);
         return rec;
@@ -417,17 +265,22 @@ export function fwRoutes(opts: FwRoutesOptions = {}): (app: FastifyInstance, ctx
     });
 
     app.get('/fw/instances/:uuid', async (req) => {
-      const uuid = requireUuid('uuid', napiParams(req).uuid, 'Invalid instance UUID');
+      const params = napiParams(req);
+      const uuid = requireUuid('uuid', params.uuid, 'Invalid instance UUID');
       await engine.sync();
       const inst = engine.world.getInstance(uuid);
       if (!inst) throw notFound('Instance not found');
+      assertInstanceOwner(inst.owner_uuid, params.owner_uuid);
       return serializeInstance(inst);
     });
 
     app.delete('/fw/instances/:uuid', async (req, reply) => {
-      const uuid = requireUuid('uuid', napiParams(req).uuid, 'Invalid instance UUID');
+      const params = napiParams(req);
+      const uuid = requireUuid('uuid', params.uuid, 'Invalid instance UUID');
       await transact(ctx.store, async (tx) => {
-        if (!(await tx.get(instanceKey(uuid)))) throw notFound('Instance not found');
+        const rec = await tx.getJson<InstanceRecord>(instanceKey(uuid));
+        if (!rec) throw notFound('Instance not found');
+        assertInstanceOwner(rec.owner_uuid, params.owner_uuid);
         tx.del(instanceKey(uuid));
       });
       reply.status(204);
@@ -453,7 +306,29 @@ export function fwRoutes(opts: FwRoutesOptions = {}): (app: FastifyInstance, ctx
       const wait = params.wait === undefined ? 30_000 : Number(params.wait);
       if (!Number.isInteger(wait) || wait < 0) errors.push(invalidParam('wait', 'wait must be milliseconds (integer >= 0)'));
       if (errors.length > 0) throw invalidParams(errors);
-      return engine.feed(cn, since, Math.min(wait, maxWait));
+      const waitMs = Math.min(wait, maxWait);
+      if (waitMs === 0) return engine.feed(cn, since, 0);
+      // Held requests are bounded per node and in all: each one holds a socket and listeners.
+      const mine = waiters.get(cn) ?? 0;
+      if (mine >= maxWaitersPerNode || totalWaiters >= maxWaiters) {
+        throw new NapiError(
+          429,
+          'TooManyRequests',
+          `too many requests are waiting on rulesets (at most ${maxWaitersPerNode} per node, ${maxWaiters} in all); retry later`,
+        );
+      }
+      waiters.set(cn, mine + 1);
+      totalWaiters++;
+      engine.metrics.feedWaiting.inc();
+      try {
+        return await engine.feed(cn, since, waitMs);
+      } finally {
+        totalWaiters--;
+        engine.metrics.feedWaiting.dec();
+        const left = (waiters.get(cn) ?? 1) - 1;
+        if (left > 0) waiters.set(cn, left);
+        else waiters.delete(cn);
+      }
     });
 
     // ---- explain ----

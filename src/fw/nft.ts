@@ -1,6 +1,6 @@
 /**
- * nftables text for a compiled policy, and the `nft -c` check that stops a ruleset the
- * kernel would reject before anything is applied.
+ * nftables text for a compiled policy (checked with `nft -c` by ./nft-check.ts before it
+ * is stored or published).
  *
  * Every ruleset is a complete transaction file: create the table (a no-op if present),
  * delete it, and define it afresh — `nft -f` applies all of that atomically, so an
@@ -129,14 +129,6 @@ export function renderRuleset(instanceUuid: string, policy: CompiledPolicy | nul
   return lines.join('\n') + '\n';
 }
 
-export interface CheckResult {
-  ok: boolean;
-  /** nft's complaint when it rejected the text. */
-  error?: string;
-  /** Set when no check could run (no nft, not permitted): the text was not verified. */
-  skipped?: string;
-}
-
 /** Runs a command with stdin; resolves with exit code and output. */
 export function runWithInput(cmd: string, args: string[], input: string): Promise<{ code: number; stdout: string; stderr: string; spawnError?: Error }> {
   return new Promise((resolve) => {
@@ -150,35 +142,4 @@ export function runWithInput(cmd: string, args: string[], input: string): Promis
     child.stdin.on('error', () => undefined);
     child.stdin.end(input);
   });
-}
-
-/**
- * `nft -c -f -` in a throwaway network namespace (so the check sees no existing tables
- * and touches nothing). Needs root; otherwise it reports `skipped`.
- */
-export async function checkRuleset(text: string): Promise<CheckResult> {
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) return { ok: true, skipped: 'needs root for nft -c' };
-  const res = await runWithInput('unshare', ['--net', 'nft', '-c', '-f', '-'], text);
-  if (res.spawnError) return { ok: true, skipped: `cannot run nft: ${res.spawnError.message}` };
-  if (res.code === 0) return { ok: true };
-  if (/No such file or directory.*nft|command not found|execvp/.test(res.stderr)) return { ok: true, skipped: res.stderr.trim() };
-  return { ok: false, error: res.stderr.trim() || `nft exited with ${res.code}` };
-}
-
-/**
- * Checks many rulesets with as few nft runs as possible: all in one file (tables have
- * distinct names), splitting in halves only when that fails, to find the culprits.
- */
-export async function checkRulesets(texts: string[], check: (text: string) => Promise<CheckResult> = checkRuleset, chunk = 200): Promise<CheckResult[]> {
-  if (texts.length === 0) return [];
-  if (texts.length > chunk) {
-    // Bounded files: nft's memory grows with the text it parses.
-    const out: CheckResult[] = [];
-    for (let i = 0; i < texts.length; i += chunk) out.push(...(await checkRulesets(texts.slice(i, i + chunk), check, chunk)));
-    return out;
-  }
-  const joint = await check(texts.join(''));
-  if (joint.ok || texts.length === 1) return texts.map(() => joint);
-  const mid = texts.length >> 1;
-  return [...(await checkRulesets(texts.slice(0, mid), check, chunk)), ...(await checkRulesets(texts.slice(mid), check, chunk))];
 }

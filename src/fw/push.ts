@@ -11,14 +11,15 @@
  * resync.
  */
 import { EventEmitter } from 'node:events';
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { NIC_PREFIX } from '../napi/keys.js';
 import type { NicRecord } from '../napi/models/records.js';
 import type { Change, ChangeSet, Store } from '../store/types.js';
 import { StoreView } from '../store/view.js';
 import { canonicalAddress } from './addr.js';
 import { PolicyWorld, tableName } from './compile.js';
-import { type CheckResult, checkRulesets, renderRuleset } from './nft.js';
+import { renderRuleset } from './nft.js';
+import { type CheckResult, checkRulesets } from './nft-check.js';
 import { FW_PREFIX, INSTANCE_PREFIX, RULE_PREFIX, toPolicyRule } from './registry.js';
 import type { CompiledPolicy, InstanceRecord, InstanceView, StoredRule } from './types.js';
 
@@ -50,6 +51,8 @@ export interface FwMetrics {
   compileSeconds: Histogram;
   rulesetsPushed: Counter;
   rejected: Counter;
+  /** Feed requests held open right now (the routes bound them). */
+  feedWaiting: Gauge;
 }
 
 /** Metrics live in the given registry; created once per registry. */
@@ -67,6 +70,9 @@ export function fwMetrics(registry: Registry): FwMetrics {
     rulesetsPushed:
       get<Counter>('rhumb_fw_rulesets_pushed_total') ??
       new Counter({ name: 'rhumb_fw_rulesets_pushed_total', help: 'Rulesets delivered to node agents', registers: [registry] }),
+    feedWaiting:
+      get<Gauge>('rhumb_fw_feed_waiting') ??
+      new Gauge({ name: 'rhumb_fw_feed_waiting', help: 'Ruleset feed requests held open (long-poll)', registers: [registry] }),
     rejected:
       get<Counter>('rhumb_fw_rulesets_rejected_total') ??
       new Counter({

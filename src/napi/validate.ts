@@ -224,10 +224,13 @@ export const vOffset = vInt(0, Number.MAX_SAFE_INTEGER, 'invalid value, offset m
 /** Pagination fields every list route takes. */
 export const paginationFields: Record<string, FieldValidator> = { limit: vLimit, offset: vOffset };
 
+/** limit when none is given (also the largest accepted). */
+export const DEFAULT_LIMIT = 1000;
+
 /** Applies limit/offset (defaults 1000/0) to an already sorted list. */
 export function paginate<T>(items: T[], clean: Params): T[] {
   const offset = (clean.offset as number | undefined) ?? 0;
-  const limit = (clean.limit as number | undefined) ?? 1000;
+  const limit = (clean.limit as number | undefined) ?? DEFAULT_LIMIT;
   return items.slice(offset, offset + limit);
 }
 

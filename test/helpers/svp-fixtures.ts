@@ -80,30 +80,58 @@ function logEvent(e: EventSpec): LogEvent {
   return e.type === 'vl2' ? { type: 'vl2', mac: e.mac } : { type: 'vl3', ip: e.ip, vlan_id: e.vlan ?? 0 };
 }
 
+/** Events one fixture commit records (a revision numbers at most 256 events). */
+const EVENTS_PER_COMMIT = 128;
+
 /**
- * Records events the way a NIC write does: each spec's node joins the spec's vnet first
- * (if it is not on it yet), then one commit holds one log entry per vnet. Every node on
- * a vnet gets that vnet's events; the ids returned are the spec's node's copies, in spec
- * order.
+ * Records events the way NIC writes do: each spec's node joins the spec's vnet first (if
+ * it is not on it yet), then commits of up to 128 events hold one log entry per vnet.
+ * Every node on a vnet gets that vnet's events; the ids returned are the spec's node's
+ * copies, in spec order, and revision is the last commit's.
  */
 export async function putEvents(store: Store, events: EventSpec[]): Promise<{ ids: string[]; revision: number }> {
-  const byVnet = new Map<number, EventSpec[]>();
-  for (const e of events) byVnet.set(e.vnet, [...(byVnet.get(e.vnet) ?? []), e]);
-  for (const [vnet, list] of byVnet) await joinVnet(store, vnet, [...new Set(list.map((e) => e.cn))]);
-  const created = new Date().toISOString();
-  const ops: Op[] = [...byVnet].map(([vnet, list]) => {
-    const entry: VnetLogEntry = { vnet_id: vnet, created, events: list.map(logEvent) };
-    return { type: 'put', key: vlogKey(vnet, uuidv7()), value: JSON.stringify(entry) };
-  });
-  const r = await store.commit({ ops });
-  if (!r.ok) throw new Error('commit failed');
-  const k = new Map<number, number>();
-  const ids = events.map((e) => {
-    const pos = { rev: r.revision, vnet: e.vnet, k: k.get(e.vnet) ?? 0 };
-    k.set(e.vnet, pos.k + 1);
-    return uuidFromBytes(encodeEventId(pos, nodeTag(e.cn)));
-  });
-  return { ids, revision: r.revision };
+  for (const [vnet, cns] of groupBy(events, (e) => e.vnet)) await joinVnet(store, vnet, [...new Set(cns.map((e) => e.cn))]);
+  const ids: string[] = [];
+  let revision = 0;
+  for (let i = 0; i < events.length; i += EVENTS_PER_COMMIT) {
+    const chunk = events.slice(i, i + EVENTS_PER_COMMIT);
+    const created = new Date().toISOString();
+    const byVnet = [...groupBy(chunk, (e) => e.vnet)].sort(([a], [b]) => a - b);
+    const ops: Op[] = byVnet.map(([vnet, list]) => {
+      const entry: VnetLogEntry = { vnet_id: vnet, created, events: list.map(logEvent) };
+      return { type: 'put', key: vlogKey(vnet, uuidv7()), value: JSON.stringify(entry) };
+    });
+    const r = await store.commit({ ops });
+    if (!r.ok) throw new Error('commit failed');
+    revision = r.revision;
+    // k numbers the revision's events, vnet by vnet.
+    const first = new Map<number, number>();
+    let k = 0;
+    for (const [vnet, list] of byVnet) {
+      first.set(vnet, k);
+      k += list.length;
+    }
+    const seen = new Map<number, number>();
+    for (const e of chunk) {
+      const n = seen.get(e.vnet) ?? 0;
+      seen.set(e.vnet, n + 1);
+      const pos = { rev: r.revision, vnet: e.vnet, k: n };
+      void first;
+      ids.push(uuidFromBytes(encodeEventId(pos, nodeTag(e.cn))));
+    }
+  }
+  return { ids, revision };
+}
+
+function groupBy<T, K>(list: readonly T[], key: (t: T) => K): Map<K, T[]> {
+  const m = new Map<K, T[]>();
+  for (const t of list) {
+    const k = key(t);
+    const l = m.get(k);
+    if (l) l.push(t);
+    else m.set(k, [t]);
+  }
+  return m;
 }
 
 export const CN1 = 'b4e5ff64-7b40-11e4-a6fa-d34c824a42cd';

@@ -31,9 +31,10 @@ export class RawSvp {
     );
   }
 
-  static connect(port: number, host = '127.0.0.1'): Promise<RawSvp> {
+  /** localAddress picks the source address (any 127.x.y.z works on loopback). */
+  static connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<RawSvp> {
     return new Promise((resolve, reject) => {
-      const s = net.connect({ port, host, noDelay: true }, () => {
+      const s = net.connect({ port, host, noDelay: true, ...(localAddress ? { localAddress } : {}) }, () => {
         s.off('error', reject);
         resolve(new RawSvp(s));
       });

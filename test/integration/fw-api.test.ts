@@ -99,7 +99,11 @@ describe('rules API', () => {
     assert.equal((await napi.call('GET', `/rules/${ruleUuid}?owner_uuid=${OWNER_A}`)).status, 200);
     const forbidden = await napi.call('GET', `/rules/${ruleUuid}?owner_uuid=${OWNER_B}`);
     assert.equal(forbidden.status, 403);
-    assert.deepEqual(forbidden.body, { code: 'Forbidden', message: 'owner does not match' });
+    assert.deepEqual(forbidden.body, {
+      code: 'Forbidden',
+      message: 'owner does not match',
+      errors: [{ field: 'owner_uuid', code: 'InvalidParameter', message: 'owner_uuid does not match' }],
+    });
     const missing = await napi.call('GET', '/rules/30000000-0000-4000-8000-000000000000');
     assert.deepEqual([missing.status, missing.body.code, missing.body.message], [404, 'ResourceNotFound', 'Rule not found']);
   });
@@ -270,5 +274,139 @@ describe('rules API', () => {
     ]);
     const inst = await napi.call('GET', `/fw/instances/${vm(21)}`);
     assert.deepEqual([inst.body.firewall_enabled, inst.body.tags], [true, { sdc_docker: true }]);
+  });
+});
+
+describe('ownership on writes (issue 17 item 3): FWAPI\'s owner checks on PUT, an instance keeps its owner', () => {
+  const FORBIDDEN = {
+    code: 'Forbidden',
+    message: 'owner does not match',
+    errors: [{ field: 'owner_uuid', code: 'InvalidParameter', message: 'owner_uuid does not match' }],
+  };
+
+  it('PUT /rules/:uuid with another owner_uuid is a 403 and changes nothing (the rule is not handed over)', async () => {
+    const created = await napi.call('POST', '/rules', { rule: `FROM any TO vm ${vm(60)} ALLOW tcp PORT 443`, owner_uuid: OWNER_A, enabled: true });
+    assert.equal(created.status, 202);
+    const uuid = created.body.uuid;
+    const put = await napi.call('PUT', `/rules/${uuid}`, { owner_uuid: OWNER_B, enabled: false });
+    assert.equal(put.status, 403, JSON.stringify(put.body));
+    assert.deepEqual(put.body, FORBIDDEN);
+    assert.deepEqual((await napi.call('GET', `/rules/${uuid}`)).body, created.body, 'stored rule unchanged');
+    // The owner's own PUT (and an operator's, without owner_uuid) still works.
+    const own = await napi.call('PUT', `/rules/${uuid}`, { owner_uuid: OWNER_A, enabled: false });
+    assert.equal(own.status, 202, JSON.stringify(own.body));
+    assert.equal(own.body.enabled, false);
+    assert.equal(own.body.owner_uuid, OWNER_A);
+    const operator = await napi.call('PUT', `/rules/${uuid}`, { description: 'https' });
+    assert.equal(operator.status, 202);
+    assert.equal(operator.body.owner_uuid, OWNER_A);
+    // DELETE by another owner: 403 as well.
+    const del = await napi.call('DELETE', `/rules/${uuid}?owner_uuid=${OWNER_B}`);
+    assert.equal(del.status, 403);
+    assert.deepEqual(del.body, FORBIDDEN);
+    assert.equal((await napi.call('GET', `/rules/${uuid}`)).status, 200);
+  });
+
+  it('PUT of a global rule with an owner_uuid is a 403 (no owner may take or edit it); without one it updates', async () => {
+    const g = await napi.call('POST', '/rules', { rule: 'FROM any TO all vms ALLOW icmp TYPE 0', global: true });
+    assert.equal(g.status, 202);
+    const put = await napi.call('PUT', `/rules/${g.body.uuid}`, { owner_uuid: OWNER_A, enabled: true });
+    assert.equal(put.status, 403, JSON.stringify(put.body));
+    assert.deepEqual(put.body, FORBIDDEN);
+    const after = (await napi.call('GET', `/rules/${g.body.uuid}`)).body;
+    assert.deepEqual([after.global, after.owner_uuid, after.enabled], [true, undefined, false]);
+    assert.equal((await napi.call('GET', `/rules/${g.body.uuid}?owner_uuid=${OWNER_A}`)).status, 403);
+    const operator = await napi.call('PUT', `/rules/${g.body.uuid}`, { enabled: true });
+    assert.equal(operator.status, 202);
+    assert.equal(operator.body.global, true);
+    assert.equal(operator.body.enabled, true);
+  });
+
+  it('PUT /fw/instances/:uuid naming another owner is a 403 and changes nothing; GET and DELETE check owner_uuid too', async () => {
+    const inst = vm(61);
+    const first = await napi.call('PUT', `/fw/instances/${inst}`, { owner_uuid: OWNER_A, tags: { role: 'db' }, firewall_enabled: true });
+    assert.equal(first.status, 200);
+    const steal = await napi.call('PUT', `/fw/instances/${inst}`, { owner_uuid: OWNER_B, tags: { role: 'web' }, firewall_enabled: false });
+    assert.equal(steal.status, 403, JSON.stringify(steal.body));
+    assert.deepEqual(steal.body, FORBIDDEN);
+    const got = await napi.call('GET', `/fw/instances/${inst}`);
+    assert.deepEqual([got.body.owner_uuid, got.body.tags, got.body.firewall_enabled], [OWNER_A, { role: 'db' }, true]);
+    const same = await napi.call('PUT', `/fw/instances/${inst}`, { owner_uuid: OWNER_A, tags: { role: 'web' } });
+    assert.equal(same.status, 200);
+    assert.deepEqual(same.body.tags, { role: 'web' });
+    const bad = await napi.call('PUT', `/fw/instances/${inst}`, { owner_uuid: 'nope' });
+    assert.equal(bad.status, 422);
+    assert.equal((await napi.call('GET', `/fw/instances/${inst}?owner_uuid=${OWNER_B}`)).status, 403);
+    assert.equal((await napi.call('GET', `/fw/instances/${inst}?owner_uuid=${OWNER_A}`)).status, 200);
+    assert.equal((await napi.call('DELETE', `/fw/instances/${inst}?owner_uuid=${OWNER_B}`)).status, 403);
+    assert.equal((await napi.call('GET', `/fw/instances/${inst}`)).status, 200);
+    assert.equal((await napi.call('DELETE', `/fw/instances/${inst}?owner_uuid=${OWNER_A}`)).status, 204);
+  });
+});
+
+describe('bounded requests (issue 17 item 8): held feed requests capped per node, registry lists paginated', () => {
+  const NODE_3 = 'c0000000-0000-4000-8000-000000000003';
+  const waitingNow = async (): Promise<number> => {
+    const m = await napi.app.inject({ method: 'GET', url: '/metrics' });
+    const line = /^rhumb_fw_feed_waiting\{[^}]*\} (\d+)/m.exec(m.body);
+    return line ? Number(line[1]) : 0;
+  };
+
+  it('at most 4 requests wait on one node\'s rulesets: the 5th is a 429 at once; other nodes and wait=0 are unaffected', async () => {
+    const since = (await napi.call('GET', `/fw/nodes/${NODE_3}/rulesets?since=0`)).body.revision;
+    const settled: boolean[] = [];
+    const held = Array.from({ length: 4 }, (_, i) => {
+      settled[i] = false;
+      return napi.call('GET', `/fw/nodes/${NODE_3}/rulesets?since=${since}&wait=30000`).then((r) => {
+        settled[i] = true;
+        return r;
+      });
+    });
+    for (let i = 0; i < 200 && (await waitingNow()) < 4; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(await waitingNow(), 4);
+    const fifth = await napi.call('GET', `/fw/nodes/${NODE_3}/rulesets?since=${since}&wait=30000`);
+    assert.equal(fifth.status, 429, JSON.stringify(fifth.body));
+    assert.equal(fifth.body.code, 'TooManyRequests');
+    assert.match(fifth.body.message, /at most 4 per node/);
+    assert.deepEqual(settled, [false, false, false, false], 'the held requests are still waiting');
+    // Not waiting is never refused; another node may wait.
+    assert.equal((await napi.call('GET', `/fw/nodes/${NODE_3}/rulesets?since=${since}&wait=0`)).status, 200);
+    const other = await napi.call('GET', `/fw/nodes/${NODE_2}/rulesets?since=0&wait=30000`);
+    assert.equal(other.status, 200);
+    // A change for the node releases the held requests; then new ones may wait again.
+    assert.equal((await napi.call('PUT', `/fw/instances/${vm(70)}`, { owner_uuid: OWNER_A, firewall_enabled: true })).status, 200);
+    await putNic(napi.store, 70, { instance: vm(70), ip: '10.0.7.70', cn: NODE_3 });
+    const released = await Promise.all(held);
+    assert.deepEqual(released.map((r) => [r.status, r.body.rulesets.map((x: { uuid: string }) => x.uuid)]), Array(4).fill([200, [vm(70)]]));
+    assert.equal(await waitingNow(), 0);
+  });
+
+  it('/fw/instances, /rules/:uuid/vms and /firewalls/vms/:uuid take limit and offset like NAPI', async () => {
+    for (let n = 80; n < 86; n++) {
+      assert.equal((await napi.call('PUT', `/fw/instances/${vm(n)}`, { owner_uuid: OWNER_A, tags: { page: 'yes' } })).status, 200);
+    }
+    const all = (await napi.call('GET', '/fw/instances')).body.map((i: { uuid: string }) => i.uuid);
+    assert.ok(all.length >= 6);
+    assert.deepEqual(all, [...all].sort());
+    const page = await napi.call('GET', '/fw/instances?limit=2&offset=3');
+    assert.deepEqual(page.body.map((i: { uuid: string }) => i.uuid), all.slice(3, 5));
+    assert.deepEqual((await napi.call('GET', `/fw/instances?offset=${all.length}`)).body, []);
+    const rule = await napi.call('POST', '/rules', { rule: 'FROM tag page TO tag page ALLOW tcp PORT 8080', owner_uuid: OWNER_A, enabled: true });
+    assert.equal(rule.status, 202);
+    const vms = (await napi.call('GET', `/rules/${rule.body.uuid}/vms?owner_uuid=${OWNER_A}`)).body.map((i: { uuid: string }) => i.uuid);
+    assert.deepEqual(vms, [80, 81, 82, 83, 84, 85].map(vm));
+    const vmsPage = await napi.call('GET', `/rules/${rule.body.uuid}/vms?owner_uuid=${OWNER_A}&limit=2&offset=1`);
+    assert.deepEqual(vmsPage.body.map((i: { uuid: string }) => i.uuid), vms.slice(1, 3));
+    const second = await napi.call('POST', '/rules', { rule: `FROM any TO vm ${vm(80)} ALLOW tcp PORT 8081`, owner_uuid: OWNER_A, enabled: true });
+    assert.equal(second.status, 202);
+    const applies = (await napi.call('GET', `/firewalls/vms/${vm(80)}`)).body.map((r: { uuid: string }) => r.uuid);
+    assert.ok(applies.includes(rule.body.uuid) && applies.includes(second.body.uuid));
+    const one = await napi.call('GET', `/firewalls/vms/${vm(80)}?limit=1&offset=1`);
+    assert.deepEqual(one.body.map((r: { uuid: string }) => r.uuid), applies.slice(1, 2));
+    for (const url of ['/fw/instances?limit=0', `/rules/${rule.body.uuid}/vms?limit=1001`, `/firewalls/vms/${vm(80)}?offset=-1`]) {
+      const bad = await napi.call('GET', url);
+      assert.equal(bad.status, 422, url);
+      assert.match(bad.body.errors[0].message, /^invalid (limit, must be an integer greater than 0 or less than or equal to 1000|value, offset must be an integer greater than or equal to 0)$/, url);
+    }
   });
 });

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -19,6 +20,7 @@ import {
   decodeMessage,
   encodeFrame,
   encodeMessage,
+  FrameDecoder,
   ipToBytes,
   macFromBytes,
   macToBytes,
@@ -26,8 +28,8 @@ import {
   uuidToBytes,
   type SvpMessage,
 } from '../../src/svp/codec.js';
-import { SvpServer } from '../../src/svp/server.js';
-import { CN1, CN2, CN3, putEvents, putNic, putUnderlay } from '../helpers/svp-fixtures.js';
+import { DEFAULT_MAX_LOG_ACK_BYTES, SvpServer } from '../../src/svp/server.js';
+import { CN1, CN2, CN3, type EventSpec, putEvents, putNic, putUnderlay } from '../helpers/svp-fixtures.js';
 import { RawSvp } from '../helpers/svp-raw.js';
 
 const VNET = 12340;
@@ -50,6 +52,8 @@ async function connect(): Promise<RawSvp> {
   raws.push(r);
   return r;
 }
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let nextId = 1000;
 async function ask(raw: RawSvp, msg: SvpMessage, id = nextId++): Promise<SvpMessage> {
@@ -312,6 +316,152 @@ describe('SvpServer: LOG_REQ / LOG_RM', () => {
     assert.deepEqual(await ask(raw, { op: SvpOp.LOG_RM, ids: [] }), { op: SvpOp.LOG_RM_ACK, status: 0 });
     assert.equal(index.pendingEvents(CN1).length, 0);
     assert.equal((await metric('rhumb_svp_log_events_removed_total')) - removedBefore, 2);
+  });
+});
+
+describe('SvpServer: what one connection can make the server hold is bounded', () => {
+  const manyEvents = (n: number): EventSpec[] =>
+    Array.from({ length: n }, (_, i): EventSpec =>
+      i % 3 === 0
+        ? { type: 'vl3', cn: CN1, vnet: VNET, ip: `10.2.${i >> 8}.${i & 0xff}` }
+        : { type: 'vl2', cn: CN1, vnet: VNET, mac: `02:00:00:02:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}` },
+    );
+  const logReqAll = (id: number, ul = UL_CN1) => encodeMessage({ op: SvpOp.LOG_REQ, count: 0xffffffff, ip: ipToBytes(ul) }, id);
+
+  it('a LOG_ACK never exceeds the cap whatever count asks; the client gets the rest by asking again', async () => {
+    const raw = await connect();
+    const evs = manyEvents(1000);
+    const { ids, revision } = await putEvents(store, evs);
+    await index.waitForRevision(revision, 5000);
+    try {
+      const got: string[] = [];
+      while (got.length < ids.length) {
+        const id = nextId++;
+        raw.send(logReqAll(id));
+        const f = await raw.reply(id);
+        assert.ok(f.payload.length <= DEFAULT_MAX_LOG_ACK_BYTES, `LOG_ACK of ${f.payload.length} bytes`);
+        const msg = decodeMessage(f);
+        assert.ok(msg.op === SvpOp.LOG_ACK && msg.status === SvpStatus.OK && msg.entries.length > 0);
+        const batch = msg.entries.map((e) => uuidFromBytes(e.id));
+        const left = ids.length - got.length - batch.length;
+        // Packed as full as the cap allows: the next entry would not have fit.
+        if (left > 0) assert.ok(f.payload.length + 44 > DEFAULT_MAX_LOG_ACK_BYTES - 32, `only ${f.payload.length} bytes`);
+        got.push(...batch);
+        assert.deepEqual(await ask(raw, { op: SvpOp.LOG_RM, ids: msg.entries.map((e) => e.id) }), { op: SvpOp.LOG_RM_ACK, status: 0 });
+      }
+      assert.deepEqual(got, ids, 'every event, oldest first, over several LOG_ACKs');
+    } finally {
+      await index.removeEvents(ids.map(uuidToBytes));
+    }
+  });
+
+  it('a reader that stops reading stops being served (and read) until it reads again; then every request is answered', async () => {
+    const { ids, revision } = await putEvents(store, manyEvents(1000));
+    await index.waitForRevision(revision, 5000);
+    const s = net.connect({ port, host: '127.0.0.1' });
+    s.on('error', () => {});
+    await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+    s.pause();
+    try {
+      const pausesBefore = await metric('rhumb_svp_backlog_pauses_total');
+      const handledBefore = await metric('rhumb_svp_requests_total', { op: 'log_req' });
+      const total = 3600;
+      for (let i = 0; i < total; i += 1800) s.write(Buffer.concat(Array.from({ length: 1800 }, (_, k) => logReqAll(2_000_000 + i + k))));
+      for (let i = 0; i < 200 && (await metric('rhumb_svp_backlog_pauses_total')) === pausesBefore; i++) await sleep(10);
+      assert.equal((await metric('rhumb_svp_backlog_pauses_total')) - pausesBefore, 1, 'the connection was paused once');
+      await sleep(200);
+      const handled = (await metric('rhumb_svp_requests_total', { op: 'log_req' })) - handledBefore;
+      // Only what the kernel's socket buffers and the bounded backlog hold was answered.
+      assert.ok(handled < 1800, `${handled} of ${total} LOG_REQs answered while nobody read`);
+      // Reading again resumes the connection: every request gets its (capped) answer.
+      const decoder = new FrameDecoder({ role: 'client', maxFrameBytes: 1 << 20 });
+      const answered = new Set<number>();
+      await new Promise<void>((resolve, reject) => {
+        s.on('data', (chunk: Buffer) => {
+          const { frames, error } = decoder.push(chunk);
+          if (error) reject(error);
+          for (const f of frames) {
+            assert.equal(f.op, SvpOp.LOG_ACK);
+            assert.ok(f.payload.length <= DEFAULT_MAX_LOG_ACK_BYTES);
+            answered.add(f.id);
+          }
+          if (answered.size === total) resolve();
+        });
+        s.resume();
+      });
+      assert.equal(answered.size, total);
+    } finally {
+      s.destroy();
+      await index.removeEvents(ids.map(uuidToBytes));
+    }
+  });
+
+  it('holds at most maxHeldLogReqsPerConnection long-polls; more are answered at once; closing releases them', async () => {
+    const reg = new Registry();
+    const srv = new SvpServer({ store, index, registry: reg, port: 0, logWaitMs: 60_000, maxHeldLogReqsPerConnection: 4 });
+    const held = async () => (await reg.getSingleMetric('rhumb_svp_log_reqs_held')!.get()).values[0]?.value ?? 0;
+    const p = (await srv.listen()).port;
+    const a = await RawSvp.connect(p);
+    const b = await RawSvp.connect(p);
+    let eventId: string | undefined;
+    try {
+      // CN2's queue is empty: 4 of a's 50 LOG_REQs are held, 46 answered OK with no entries.
+      a.send(Buffer.concat(Array.from({ length: 50 }, (_, i) => logReqAll(i, UL_CN2))));
+      const early = await Promise.all(Array.from({ length: 50 }, (_, i) => i).slice(4).map((i) => a.reply(i, 5000)));
+      for (const f of early) assert.deepEqual(decodeMessage(f), { op: SvpOp.LOG_ACK, status: SvpStatus.OK, entries: [] });
+      assert.equal(await held(), 4);
+      assert.equal(a.frames.length, 0, 'the first four are still held');
+      // Each connection has its own share.
+      b.send(Buffer.concat(Array.from({ length: 6 }, (_, i) => logReqAll(100 + i, UL_CN2))));
+      await b.reply(104, 5000);
+      await b.reply(105, 5000);
+      assert.equal(await held(), 8);
+      // An event answers the held ones with it.
+      // A vnet only CN2 is on.
+      const { ids } = await putEvents(store, [{ type: 'vl2', cn: CN2, vnet: VNET + 1, mac: VM6.mac }]);
+      eventId = ids[0];
+      for (let i = 0; i < 4; i++) {
+        const msg = decodeMessage(await a.reply(i, 5000));
+        assert.ok(msg.op === SvpOp.LOG_ACK && msg.entries.length === 1 && uuidFromBytes(msg.entries[0].id) === eventId);
+      }
+      await index.removeEvents([uuidToBytes(eventId)]);
+      eventId = undefined;
+      // b's were answered too; hold four more on b, then reset it: nothing stays held.
+      for (let i = 0; i < 4; i++) await b.reply(100 + i, 5000);
+      await sleep(50);
+      assert.equal(await held(), 0);
+      b.send(Buffer.concat(Array.from({ length: 4 }, (_, i) => logReqAll(200 + i, UL_CN2))));
+      for (let i = 0; i < 100 && (await held()) < 4; i++) await sleep(10);
+      assert.equal(await held(), 4);
+      // A reset, not a half-close: a half-closed client still gets the answers it waits for.
+      b.socket.resetAndDestroy();
+      for (let i = 0; i < 100 && (await held()) > 0; i++) await sleep(10);
+      assert.equal(await held(), 0, 'closing the connection released its held LOG_REQs');
+    } finally {
+      a.destroy();
+      b.destroy();
+      if (eventId) await index.removeEvents([uuidToBytes(eventId)]);
+      await srv.close();
+    }
+  });
+
+  it('closes a connection that pipelines more LOG_RMs than maxPendingPerConnection (default 64)', async () => {
+    const { ids, revision } = await putEvents(store, manyEvents(200));
+    await index.waitForRevision(revision, 5000);
+    try {
+      const raw = await connect();
+      const before = await metric('rhumb_svp_connections_closed_for_cause_total', { cause: 'too_many_pending' });
+      // Every LOG_RM names real events, so each one is a store commit in progress.
+      raw.send(Buffer.concat(Array.from({ length: 100 }, (_, i) => encodeMessage({ op: SvpOp.LOG_RM, ids: [uuidToBytes(ids[i])] }, 3_000_000 + i))));
+      assert.ok(await raw.closesWithin(3000), 'the connection is closed');
+      assert.equal((await metric('rhumb_svp_connections_closed_for_cause_total', { cause: 'too_many_pending' })) - before, 1);
+    } finally {
+      await index.removeEvents(ids.map(uuidToBytes));
+    }
+  });
+
+  it('rejects a LOG_ACK cap too small for one entry', () => {
+    assert.throws(() => new SvpServer({ store, index, registry: new Registry(), port: 0, maxLogAckBytes: 47 }), /maxLogAckBytes must be an integer of at least 48/);
   });
 });
 

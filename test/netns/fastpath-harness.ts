@@ -14,7 +14,9 @@ export interface FastPathNodeConfig {
   underlayMtu?: number;
   disable?: Offload[];
   nics: NicSpec[];
-  directory: Array<{ vnet: number; ip: string; mac: string; underlay: string }>;
+  directory: Array<{ vnet: number; ip: string; mac: string; underlay: string; vlan?: number }>;
+  /** Underlay addresses VXLAN is accepted from; default: the directory's underlays. */
+  peers?: string[];
 }
 
 export interface FastPathNode {
@@ -23,6 +25,8 @@ export interface FastPathNode {
   misses: FastPathMiss[];
   counters(): Promise<{ engine: Counters; nics: Counters[] }>;
   ops(ops: TableOp[]): Promise<void>;
+  /** Replaces the underlay addresses VXLAN is accepted from. */
+  peers(addresses: string[]): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -74,6 +78,12 @@ export async function startFastPathNode(lab: NetnsLab, ns: string, cfg: FastPath
     ops: async (ops) => {
       const p = next((m) => (m.ok || m.error ? m : undefined), 'ops answer');
       send({ ops });
+      const r = await p;
+      if (r.error) throw new Error(String(r.error));
+    },
+    peers: async (addresses) => {
+      const p = next((m) => (m.ok || m.error ? m : undefined), 'peers answer');
+      send({ peers: addresses });
       const r = await p;
       if (r.error) throw new Error(String(r.error));
     },

@@ -37,6 +37,7 @@ import { type RunningController, http, makeTempDir, startControllerProcess } fro
 
 const skip = netnsSkipReason();
 const OWNER = 'aaaaaaaa-0000-4000-8000-0000000000f1';
+const OTHER_OWNER = 'bbbbbbbb-0000-4000-8000-0000000000f2';
 const PORTS = [5432, 6000];
 
 const SERVER = tcpServersProgram(PORTS, '0.0.0.0');
@@ -186,6 +187,20 @@ describe('firewall applied by the agents across the overlay', { skip, timeout: 1
     assert.deepEqual(await reach(PORTS), ['5432 blocked', '6000 open']);
     assert.equal(db.node.agent!.proc.pid, pid);
     assert.equal(db.node.agent!.proc.exitCode, null);
+  });
+
+  it('another owner can neither take the rule over nor switch the instance\'s firewall off (issue 17 item 3)', async () => {
+    const tableBefore = await dbTable();
+    const takeRule = await http(ctl!.restUrl, 'PUT', `/rules/${ruleUuid}`, { owner_uuid: OTHER_OWNER, enabled: false });
+    assert.equal(takeRule.status, 403, JSON.stringify(takeRule.body));
+    assert.equal(takeRule.body.message, 'owner does not match');
+    const takeDb = await http(ctl!.restUrl, 'PUT', `/fw/instances/${db.uuid}`, { owner_uuid: OTHER_OWNER, firewall_enabled: false });
+    assert.equal(takeDb.status, 403, JSON.stringify(takeDb.body));
+    const rule = await api('GET', `/rules/${ruleUuid}`);
+    assert.deepEqual([rule.owner_uuid, rule.enabled], [OWNER, true]);
+    await settled();
+    assert.equal(await dbTable(), tableBefore, 'db\'s table is unchanged');
+    assert.deepEqual(await reach(PORTS), ['5432 blocked', '6000 open']);
   });
 
   it('after an agent restart the NIC\'s namespace is known again and the table stays in force', async () => {

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { garpFrame } from '../../src/agent/kernel/garp.js';
 import { renderPortFilter } from '../../src/agent/kernel/portfilter.js';
 import { bridgeName, hostVethName, normalizeMac, parseDeviceName, vxlanName } from '../../src/agent/kernel/names.js';
-import { PlumbingError, hostSideCommands, instanceCommands, plumbingFor, vnetCommands } from '../../src/agent/kernel/plumbing.js';
+import { type NicPlumbing, PlumbingError, hostSideCommands, instanceCommands, plumbingFor, vnetCommands } from '../../src/agent/kernel/plumbing.js';
 import type { ApiNic } from '../../src/agent/napi-client.js';
 import { vnetFromNicTag } from '../../src/agent/napi-client.js';
 
@@ -81,7 +81,7 @@ test('plumbingFor refuses what it cannot plumb, with the reason', () => {
   assert.throws(() => plumbingFor({ ...NIC, nic_tag: 'sdc_overlay' }, '/run/netns/x'), /no vnet/);
   assert.throws(() => plumbingFor({ ...NIC, ip: undefined }, '/run/netns/x'), /no IPv4 address/);
   assert.throws(() => plumbingFor({ ...NIC, netmask: '255.0.255.0' }, '/run/netns/x'), /not contiguous/);
-  assert.throws(() => plumbingFor(NIC, 'inst1'), /must be a path/);
+  assert.throws(() => plumbingFor(NIC, 'inst1'), /netns must be \/run\/netns\/NAME/);
   assert.throws(() => plumbingFor(NIC, '/run/netns/x', 'eth0; rm -rf /'), PlumbingError);
   assert.throws(() => plumbingFor({ ...NIC, routes: { '10.0.0.0/8': 'somewhere' } }, '/run/netns/x'), /unusable next hop/);
   // A NIC that is its own gateway gets no default route.
@@ -132,4 +132,102 @@ test('port filter: anti-spoofing per port unless allowed, local ports of other V
   );
   // No NICs: an empty table (replacing whatever was there).
   assert.match(renderPortFilter([]), /policy accept;\n  \}\n\}/);
+});
+
+// ---- issue 17 item 1: nothing but plain values reaches root's `ip -batch` / `nft -f` text ----
+
+/** The exploit from the issue: a newline in netns adds an `ip -batch` line that runs a shell. */
+const EXPLOIT_NETNS = '/run/netns/x\nnetns exec y /bin/sh -c "id > /tmp/f"';
+
+test('netns: only /run/netns/NAME, /var/run/netns/NAME and /proc/PID/ns/net, with a plain NAME', () => {
+  for (const ok of ['/run/netns/x', '/var/run/netns/cni-0f4c1b2e-9d3a-4b7e-8c21-5a6b7c8d9e0f', '/run/netns/ovk1a2b3c-a1', '/run/netns/A_b.c-1', '/proc/1/ns/net', '/proc/4194304/ns/net']) {
+    assert.equal(plumbingFor(NIC, ok).netns, ok, ok);
+  }
+  const refused = [
+    EXPLOIT_NETNS,
+    '/run/netns/x\n',
+    '/run/netns/x y',
+    '/run/netns/x\tnetns',
+    '/run/netns/"x"',
+    '/run/netns/x#',
+    '/etc/passwd',
+    '/tmp/ns',
+    '/',
+    '/run/netns/',
+    '/run/netns/.',
+    '/run/netns/..',
+    '/run/netns/../../etc/shadow',
+    '/run/netns/a/b',
+    '/run/netns/.hidden',
+    '/run/netns/-x',
+    `/run/netns/${'a'.repeat(129)}`,
+    '/var/run/netns/x/',
+    '//run/netns/x',
+    '/proc/self/ns/net',
+    '/proc/thread-self/ns/net',
+    '/proc/0/ns/net',
+    '/proc/01/ns/net',
+    '/proc/1/ns/mnt',
+    '/proc/1/ns/net/',
+    '/proc/1/root/run/netns/x',
+    '/proc/99999999999/ns/net',
+    'run/netns/x',
+    '',
+  ];
+  for (const bad of refused) {
+    assert.throws(() => plumbingFor(NIC, bad), (e: Error) => e instanceof PlumbingError && /netns must be/.test(e.message), JSON.stringify(bad));
+  }
+});
+
+test('interface names: what Linux accepts (1-15 bytes, no "/", ":" or whitespace), in plain characters', () => {
+  for (const ok of ['eth0', 'net1', 'e.1', 'a_b-c', 'x'.repeat(15), '_x']) assert.equal(plumbingFor(NIC, '/run/netns/x', ok).ifname, ok, ok);
+  for (const bad of ['', 'x'.repeat(16), 'a b', 'a/b', 'a:b', '.', '..', 'eth0\n', 'eth0\nnetns', 'a#b', 'a"b', "a'b", 'a\\b', '-x', 'é', 'eth0;id']) {
+    assert.throws(() => plumbingFor(NIC, '/run/netns/x', bad), PlumbingError, JSON.stringify(bad));
+  }
+});
+
+test('every NAPI field that reaches the batch text is checked: addresses, routes, MTU, MAC', () => {
+  const inject = '\nnetns exec y /bin/sh -c id';
+  const bad: Array<[string, Partial<typeof NIC>]> = [
+    ['gateway', { gateway: `10.77.0.1${inject}` }],
+    ['route destination', { routes: { [`10.9.0.0/16${inject}`]: '10.77.0.254' } }],
+    ['route destination', { routes: { '10.9.0.0/33': '10.77.0.254' } }],
+    ['route destination', { routes: { 'not-an-ip': 'linklocal' } }],
+    ['ip', { ip: `10.77.0.20${inject}` }],
+    ['mtu', { mtu: 70000 }],
+    ['mtu', { mtu: 1400.5 }],
+    ['mtu', { mtu: `1400${inject}` as unknown as number }],
+    ['vlan', { vlan_id: `5${inject}` as unknown as number }],
+    ['MAC', { mac: `90:b8:d0:12:34:56${inject}` }],
+  ];
+  for (const [what, patch] of bad) {
+    assert.throws(() => plumbingFor({ ...NIC, ...patch }, '/run/netns/x'), PlumbingError, `${what}: ${JSON.stringify(patch)}`);
+  }
+});
+
+test('the command builders refuse a hand-made plumbing with unsafe fields (defence in depth)', () => {
+  const good = plumbingFor(NIC, '/run/netns/inst1');
+  const unsafe: Array<Partial<NicPlumbing>> = [
+    { netns: EXPLOIT_NETNS },
+    { netns: '/etc/passwd' },
+    { ifname: 'eth0\nnetns exec y id' },
+    { ip: '10.77.0.20\nnetns exec y id' },
+    { gateway: '10.77.0.1 dev lo\nnetns exec y id' },
+    { routes: [{ dst: '10.0.0.0/8\nnetns exec y id' }] },
+    { routes: [{ dst: '10.0.0.0/8', via: '10.77.0.254\nnetns exec y id' }] },
+    { mtu: Number.NaN },
+    { mac: '90:b8:d0:12:34:56 netns /run/netns/y' },
+    { prefix: 33 },
+  ];
+  for (const patch of unsafe) {
+    const p = { ...good, ...patch };
+    assert.throws(() => hostSideCommands(p), PlumbingError, `host side: ${JSON.stringify(patch)}`);
+    assert.throws(() => instanceCommands(p), PlumbingError, `instance: ${JSON.stringify(patch)}`);
+  }
+  const spec = { vnet: 6568847, underlayIp: '198.18.0.1', underlayDev: 'ul0', mtu: 1450 };
+  for (const patch of [{ underlayDev: 'ul0\nnetns exec y id' }, { underlayIp: '198.18.0.1 dev lo' }, { mtu: 1e6 }, { dstport: 0 }]) {
+    assert.throws(() => vnetCommands({ ...spec, ...patch }), PlumbingError, JSON.stringify(patch));
+  }
+  assert.throws(() => renderPortFilter([{ mac: '90:b8:d0:00:00:01', ip: '10.0.0.1 } accept; drop', vnet: 7, vlan: 5 }]), /port filter/);
+  assert.throws(() => renderPortFilter([{ mac: '90:b8:d0:00:00:01 accept', ip: '10.0.0.1', vnet: 7, vlan: 5 }]), /port filter/);
 });

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Registry } from 'prom-client';
 import { Agent, type AgentNapi, type SvpLookups } from '../../src/agent/agent.js';
+import { buildAgentApi } from '../../src/agent/api.js';
 import type { BackendStartOptions, DataplaneBackend, VnetEntries } from '../../src/agent/backend.js';
 import type { NicPlumbing } from '../../src/agent/kernel/plumbing.js';
 import { NapiRequestError } from '../../src/agent/napi-client.js';
@@ -107,7 +108,7 @@ function fakeNapi(nics: Record<string, object>): AgentNapi {
   };
 }
 
-function makeAgent(nics: Record<string, object> = {}) {
+function makeAgent(nics: Record<string, object> = {}, checkNetns: (path: string) => Promise<string | undefined> = async () => undefined) {
   const backend = new FakeBackend();
   const svp = new FakeSvp();
   const probed: string[] = [];
@@ -120,6 +121,8 @@ function makeAgent(nics: Record<string, object> = {}) {
     registry: new Registry(),
     prober: { add: (a: string) => void probed.push(a) },
     adminUuid: '930896af-bf8c-48d4-885c-6573a94b1853',
+    // No namespaces here: by default every path of an accepted shape counts as an instance's.
+    checkNetns,
   });
   return { agent, backend, svp, probed };
 }
@@ -245,4 +248,56 @@ test('a miss answer is announced into the bridge (the waiting neighbour entry co
   await agent.resolveIp(VNET, '10.0.0.7', { announce: true });
   await agent.resolveIp(VNET, '10.0.0.8');
   assert.deepEqual(backend.calls.filter((c) => c.startsWith('garp')), [`garp ${VNET} 10.0.0.7 90:b8:d0:00:00:07`]);
+});
+
+test('attach: a namespace path or interface name of any other shape is a 400 before anything runs (API and agent)', async () => {
+  const mac = '90:b8:d0:00:00:41';
+  const nic = {
+    mac,
+    belongs_to_type: 'zone',
+    cn_uuid: 'cccccccc-0000-4000-8000-00000000000c',
+    ip: '10.0.0.41',
+    netmask: '255.255.255.0',
+    nic_tag: `sdc_overlay/${VNET}`,
+    fabric: true,
+  };
+  const { agent, backend } = makeAgent({ [mac]: nic });
+  const exploit = '/run/netns/x\nnetns exec y /bin/sh -c "id > /tmp/f"';
+  for (const netns of [exploit, '/proc/self/ns/net', '/etc/passwd', '/run/netns/../../tmp/x']) {
+    await assert.rejects(agent.attach({ mac, netns }), (e: Error & { status?: number }) => e.status === 400 && /netns must be/.test(e.message), netns);
+  }
+  await assert.rejects(agent.attach({ mac, netns: '/run/netns/x', ifname: 'eth0\nnetns exec y id' }), (e: Error & { status?: number }) => e.status === 400);
+  const app = buildAgentApi(agent, new Registry());
+  try {
+    const r = await app.inject({ method: 'POST', url: '/attach', payload: { mac, netns: exploit } });
+    assert.equal(r.statusCode, 400);
+    assert.match(r.json().message, /netns must be \/run\/netns\/NAME, \/var\/run\/netns\/NAME or \/proc\/PID\/ns\/net/);
+    const r2 = await app.inject({ method: 'POST', url: '/attach', payload: { mac, netns: '/run/netns/x', ifname: 'a:b' } });
+    assert.equal(r2.statusCode, 400);
+    assert.match(r2.json().message, /interface names/);
+  } finally {
+    await app.close();
+  }
+  assert.deepEqual(backend.calls, [], 'nothing was plumbed');
+});
+
+test('attach: a namespace that is not an instance\'s (missing, the node\'s own) is a 422; nothing is plumbed', async () => {
+  const mac = '90:b8:d0:00:00:42';
+  const nic = {
+    mac,
+    belongs_to_type: 'zone',
+    cn_uuid: 'cccccccc-0000-4000-8000-00000000000c',
+    ip: '10.0.0.42',
+    netmask: '255.255.255.0',
+    nic_tag: `sdc_overlay/${VNET}`,
+    fabric: true,
+  };
+  const asked: string[] = [];
+  const { agent, backend } = makeAgent({ [mac]: nic }, async (path) => {
+    asked.push(path);
+    return `netns ${path} is the node's own network namespace, not an instance's`;
+  });
+  await assert.rejects(agent.attach({ mac, netns: '/proc/1/ns/net' }), (e: Error & { status?: number }) => e.status === 422 && /node's own/.test(e.message));
+  assert.deepEqual(asked, ['/proc/1/ns/net']);
+  assert.deepEqual(backend.calls, []);
 });

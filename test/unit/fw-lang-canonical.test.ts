@@ -40,7 +40,8 @@ test('fwrule examples: any, all vms, tags, multiple ports, icmp', () => {
     ['FROM ip 10.88.88.1 TO tag "tag2" ALLOW tcp PORTS 1002, 1052',
       'FROM ip 10.88.88.1 TO tag "tag2" ALLOW tcp (PORT 1002 AND PORT 1052)'],
     [`FROM any TO vm ${VM1} ALLOW icmp TYPE 8 CODE 0`, `FROM any TO vm ${VM1} ALLOW icmp TYPE 8 CODE 0`],
-    [`FROM any TO vm ${VM1} ALLOW icmp (TYPE 30 AND TYPE 11 CODE 0 AND TYPE 8 CODE 0)`,
+    // fwrule's test 'icmp: multiple types' (its input is already in its order).
+    [`FROM any TO vm ${VM1} ALLOW icmp (TYPE 8 CODE 0 AND TYPE 11 CODE 0 AND TYPE 30)`,
       `FROM any TO vm ${VM1} ALLOW icmp (TYPE 8 CODE 0 AND TYPE 11 CODE 0 AND TYPE 30)`],
     // Notes §3.5 worked example
     ['FROM tag role = www TO tag role = db ALLOW tcp PORT 5432',
@@ -137,11 +138,117 @@ test('ports: sorted by start, not deduplicated; any range switches to PORTS a - 
     { name: 'tcp', ports: [5, { start: 10, end: 20 }] });
 });
 
-test('icmp types: sorted by (type << 8) + code, a missing code counting as 0, stable', () => {
+// ---- ICMP type lists in fwrule's order (issue 18) ----
+//
+// fwrule sorts with Array.prototype.sort and a comparator that reads the first operand's
+// arity for both: plain a -> by type alone; coded a, coded b -> by (type, code); coded a,
+// plain b -> NaN, taken as "equal". The expected values below are fwrule 2.1.1's output.
+
+test('icmp types: the issue\'s three rules get fwrule 2.1.1\'s canonical text', () => {
+  const cases: Array<[string, string]> = [
+    ['FROM any TO (vm b1d6e0a4-1111-4c2b-8d3e-5f6a7b8c9d0e or IP 10.48.172.91) allow icmp (TYPE 250 AND type 225 CODE 239)',
+      'FROM any TO (ip 10.48.172.91 OR vm b1d6e0a4-1111-4c2b-8d3e-5f6a7b8c9d0e) ALLOW icmp (TYPE 250 AND TYPE 225 CODE 239)'],
+    ['FROM any TO (vm b1d6e0a4-1111-4c2b-8d3e-5f6a7b8c9d0e or IP fd00::91) allow icmp6 (TYPE 241 and type 156 code 192)',
+      'FROM any TO (ip fd00::91 OR vm b1d6e0a4-1111-4c2b-8d3e-5f6a7b8c9d0e) ALLOW icmp6 (TYPE 241 AND TYPE 156 CODE 192)'],
+    ['FROM any TO (vm b1d6e0a4-1111-4c2b-8d3e-5f6a7b8c9d0e or IP 10.48.172.91) BLOCK icmp (TYPE 78 AND type 62 CODE 253)',
+      'FROM any TO (ip 10.48.172.91 OR vm b1d6e0a4-1111-4c2b-8d3e-5f6a7b8c9d0e) BLOCK icmp (TYPE 78 AND TYPE 62 CODE 253)'],
+  ];
+  for (const [input, canonical] of cases) {
+    assert.equal(canonicalize(input), canonical, input);
+    assert.equal(canonicalize(canonical), canonical, 'the canonical text is a fixed point');
+  }
+  assert.deepEqual(parseRule(cases[0]![0]).protocol, { name: 'icmp', types: [{ type: 250 }, { type: 225, code: 239 }] });
+});
+
+test('icmp types: fwrule\'s own sorting tests, plain-only and coded-only lists, duplicates, all', () => {
+  // fwrule test/rule.test.js 'sorting: icmp codes' and 'sorting: icmp6 codes'.
+  for (const proto of ['icmp', 'icmp6']) {
+    assert.equal(canonicalize(`FROM any TO vm ${VM1} ALLOW ${proto} (TYPE 8 CODE 0 AND TYPE 3 CODE 11 AND TYPE 40 AND TYPE 3 CODE 1 AND TYPE 30 AND TYPE 3 CODE 5)`),
+      `FROM any TO vm ${VM1} ALLOW ${proto} (TYPE 3 CODE 1 AND TYPE 3 CODE 5 AND TYPE 3 CODE 11 AND TYPE 8 CODE 0 AND TYPE 30 AND TYPE 40)`);
+  }
+  // Only plain types, or only coded ones: sorted by (type, code), duplicates kept.
+  assert.equal(canonicalize('FROM any TO all vms ALLOW icmp (TYPE 30 AND TYPE 8 AND TYPE 0 AND TYPE 8)'),
+    'FROM any TO all vms ALLOW icmp (TYPE 0 AND TYPE 8 AND TYPE 8 AND TYPE 30)');
+  assert.equal(canonicalize('FROM any TO all vms ALLOW icmp (TYPE 8 CODE 1 AND TYPE 3 CODE 4 AND TYPE 8 CODE 0 AND TYPE 3 CODE 4)'),
+    'FROM any TO all vms ALLOW icmp (TYPE 3 CODE 4 AND TYPE 3 CODE 4 AND TYPE 8 CODE 0 AND TYPE 8 CODE 1)');
+  // Mixed: a coded type never moves behind a plain one it met first (they compare equal that way round).
   assert.deepEqual(parseRule('FROM any TO all vms ALLOW icmp (TYPE 8 CODE 1 AND TYPE 3 AND TYPE 8)').protocol,
-    { name: 'icmp', types: [{ type: 3 }, { type: 8 }, { type: 8, code: 1 }] });
+    { name: 'icmp', types: [{ type: 3 }, { type: 8, code: 1 }, { type: 8 }] });
   assert.equal(canonicalize('FROM any TO all vms ALLOW icmp (TYPE 8 CODE 0 AND TYPE 8 AND TYPE 0 CODE 255)'),
-    'FROM any TO all vms ALLOW icmp (TYPE 0 CODE 255 AND TYPE 8 CODE 0 AND TYPE 8)');
+    'FROM any TO all vms ALLOW icmp (TYPE 8 CODE 0 AND TYPE 8 AND TYPE 0 CODE 255)');
+  assert.equal(canonicalize(`FROM any TO vm ${VM1} ALLOW icmp (TYPE 30 AND TYPE 11 CODE 0 AND TYPE 8 CODE 0)`),
+    `FROM any TO vm ${VM1} ALLOW icmp (TYPE 30 AND TYPE 8 CODE 0 AND TYPE 11 CODE 0)`);
+  assert.equal(canonicalize('FROM any TO all vms ALLOW icmp (TYPE 5 AND TYPE 5 CODE 1 AND TYPE 5)'),
+    'FROM any TO all vms ALLOW icmp (TYPE 5 AND TYPE 5 CODE 1 AND TYPE 5)');
+  assert.equal(canonicalize('FROM any TO all vms ALLOW icmp (TYPE all)'), 'FROM any TO all vms ALLOW icmp TYPE all');
+});
+
+/**
+ * The reference for generated lists, written from V8's Array.prototype.sort for arrays
+ * shorter than 64 (TimSort: find the first run, reverse it if strictly descending, then
+ * binary-insert the rest), with fwrule's comparator — i.e. what fwrule 2.1.1 computes
+ * on Node >= 11. Independent of the implementation under test.
+ */
+function fwruleOrderReference(types: string[]): string[] {
+  const cmp = (a: string, b: string): number => {
+    const pa = a.split(':');
+    const pb = b.split(':');
+    const v = (Number(pa[0]) * 256 + (pa.length === 1 ? 0 : Number(pa[1]))) - (Number(pb[0]) * 256 + (pa.length === 1 ? 0 : Number(pb[1])));
+    return Number.isNaN(v) ? 0 : v;
+  };
+  const arr = [...types];
+  if (arr.length < 2) return arr;
+  let run = 2;
+  const descending = cmp(arr[1]!, arr[0]!) < 0;
+  for (let i = 2; i < arr.length; i++) {
+    const order = cmp(arr[i]!, arr[i - 1]!);
+    if (descending ? order >= 0 : order < 0) break;
+    run++;
+  }
+  if (descending) arr.splice(0, run, ...arr.slice(0, run).reverse());
+  for (let start = run; start < arr.length; start++) {
+    const pivot = arr[start]!;
+    let left = 0;
+    let right = start;
+    while (left < right) {
+      const mid = left + ((right - left) >> 1);
+      if (cmp(pivot, arr[mid]!) < 0) right = mid;
+      else left = mid + 1;
+    }
+    arr.splice(start, 1);
+    arr.splice(left, 0, pivot);
+  }
+  return arr;
+}
+
+test('icmp types: 600 generated lists mixing plain and coded types get fwrule\'s order', () => {
+  let seed = 0x18;
+  const next = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  const text = (t: string) => (t.includes(':') ? `TYPE ${t.split(':')[0]} CODE ${t.split(':')[1]}` : `TYPE ${t}`);
+  let mixed = 0;
+  for (let i = 0; i < 600; i++) {
+    const n = 1 + next(24);
+    // Small type ranges on some lists, so equal types (plain next to coded) are common.
+    const typeRange = next(2) === 0 ? 6 : 256;
+    const types: string[] = [];
+    for (let k = 0; k < n; k++) {
+      const t = next(typeRange);
+      types.push(next(2) === 0 ? String(t) : `${t}:${next(typeRange === 6 ? 3 : 256)}`);
+    }
+    if (types.some((t) => t.includes(':')) && types.some((t) => !t.includes(':'))) mixed++;
+    const proto = next(2) === 0 ? 'icmp' : 'icmp6';
+    const list = types.length === 1 ? text(types[0]!) : `(${types.map(text).join(' AND ')})`;
+    const input = `FROM any TO all vms ${next(2) === 0 ? 'ALLOW' : 'BLOCK'} ${proto} ${list}`;
+    const want = fwruleOrderReference(types);
+    const wantList = want.length === 1 ? text(want[0]!) : `(${want.map(text).join(' AND ')})`;
+    const canonical = canonicalize(input);
+    assert.equal(canonical, input.replace(list, wantList), input);
+    assert.equal(canonicalize(canonical), canonical, `fixed point: ${canonical}`);
+  }
+  assert.ok(mixed > 200, `many lists mix plain and coded types (${mixed})`);
 });
 
 test('PRIORITY 0 is dropped, leading zeros are not kept', () => {

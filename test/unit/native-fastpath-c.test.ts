@@ -1,31 +1,62 @@
 /**
- * Runs the C unit tests of the fast path's packet functions (native/test/test_vxlan.c:
- * VXLAN encap/decap, checksums, ARP/ND/ICMP answers, TSO/USO segmentation, coalescing),
- * built with the sanitizers by native/test/Makefile into a temporary directory.
+ * Runs the C tests of the fast path's packet functions, built by native/test/Makefile into
+ * a temporary directory with AddressSanitizer and UndefinedBehaviorSanitizer (any report
+ * aborts the program: -fno-sanitize-recover=all, halt_on_error):
+ * - test_vxlan: VXLAN encap/decap, checksums, ARP/ND/ICMP answers, TSO/USO segmentation,
+ *   coalescing, on crafted frames;
+ * - test_hostile: hostile frames (TCP data offsets below 5, headers longer than the frame,
+ *   lying IP lengths, every truncation of valid frames) in buffers of exactly their length;
+ * - test_engine: the forwarding engine's data path without sockets or threads (fabric
+ *   VLANs, the per-NIC miss share, the underlay peer check);
+ * - fuzz_frames: a fixed-seed mutation fuzz loop through the engine (decap, coalescing,
+ *   segmentation) and the packet functions.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const dir = join(fileURLToPath(new URL('../..', import.meta.url)), 'native/test');
 const out = mkdtempSync(join(tmpdir(), 'rhumb-ctest-'));
 after(() => rmSync(out, { recursive: true, force: true }));
 
-test('C unit tests of vxlan.c pass (built with ASan/UBSan)', () => {
+const SANITIZER_ENV = {
+  ASAN_OPTIONS: 'halt_on_error=1:abort_on_error=0:detect_leaks=1:exitcode=86',
+  UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1:exitcode=87',
+};
+
+before(() => {
   execFileSync('make', ['-s', '-C', dir, `OUT=${out}`], { stdio: 'pipe' });
-  let text: string;
-  try {
-    text = execFileSync(join(out, 'test_vxlan'), { encoding: 'utf8' });
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string };
-    assert.fail(`C tests failed:\n${e.stdout ?? ''}${e.stderr ?? ''}`);
-  }
+});
+
+/** Runs one C test program; fails on a non-zero exit or any sanitizer output. Returns its checks count. */
+function runC(name: string, env: Record<string, string> = {}): number {
+  const r = spawnSync(join(out, name), { encoding: 'utf8', env: { ...process.env, ...SANITIZER_ENV, ...env }, timeout: 120_000 });
+  const text = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+  assert.doesNotMatch(text, /AddressSanitizer|LeakSanitizer|runtime error:|UndefinedBehaviorSanitizer/, `${name}: sanitizer report:\n${text}`);
+  assert.equal(r.status, 0, `${name} failed (status ${r.status}, signal ${r.signal}):\n${text}`);
   const m = /(\d+) checks, (\d+) failed/.exec(text);
   assert.ok(m, text);
   assert.equal(Number(m[2]), 0, text);
-  assert.ok(Number(m[1]) >= 80, `expected the full set of checks, got ${m[1]}`);
+  return Number(m[1]);
+}
+
+test('C unit tests of vxlan.c pass (built with ASan/UBSan)', () => {
+  assert.ok(runC('test_vxlan') >= 80, 'expected the full set of checks');
+});
+
+test('hostile frames: bad TCP data offsets, oversize headers, every truncation (ASan/UBSan)', () => {
+  assert.ok(runC('test_hostile') >= 20, 'expected the full set of checks');
+});
+
+test('the forwarding engine on crafted frames: VLANs, miss share per NIC, underlay peers (ASan/UBSan)', () => {
+  assert.ok(runC('test_engine') >= 25, 'expected the full set of checks');
+});
+
+test('hostile-frame fuzz loop through decap, coalescing and segmentation (ASan/UBSan)', () => {
+  runC('fuzz_frames', { RHUMB_FUZZ_SEED: '0x5eed1', RHUMB_FUZZ_ITERS: '50000' });
+  runC('fuzz_frames', { RHUMB_FUZZ_SEED: '0x5eed2', RHUMB_FUZZ_ITERS: '50000' });
 });

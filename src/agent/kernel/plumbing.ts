@@ -21,6 +21,9 @@
 import { isIPv4 } from 'node:net';
 import type { ApiNic } from '../napi-client.js';
 import { vnetFromNicTag } from '../napi-client.js';
+import {
+  MAX_MTU, MIN_MTU, firstProblem, ifnameProblem, intProblem, ipv4CidrProblem, ipv4Problem, macProblem, netnsPathProblem,
+} from './checks.js';
 import { bridgeName, hostVethName, normalizeMac, vxlanName } from './names.js';
 
 export const VXLAN_DSTPORT = 4789;
@@ -44,7 +47,7 @@ export interface NicPlumbing {
   vlan: number;
   allowMacSpoofing: boolean;
   allowIpSpoofing: boolean;
-  /** Path of the instance's network namespace (/run/netns/NAME, /proc/PID/ns/net). */
+  /** Path of the instance's network namespace (/run/netns/NAME, /var/run/netns/NAME, /proc/PID/ns/net). */
   netns: string;
   ifname: string;
 }
@@ -64,12 +67,11 @@ function prefixFromNetmask(mask: string): number {
   return n === 0 ? 0 : bits.length;
 }
 
-const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
+/** The NIC's own settings (what NAPI says), without where it goes. */
+export type NicSettings = Omit<NicPlumbing, 'netns' | 'ifname'>;
 
-/** A NAPI NIC (as GET /nics/:mac serializes it) -> what to plumb; throws PlumbingError. */
-export function plumbingFor(nic: ApiNic, netns: string, ifname = 'eth0'): NicPlumbing {
-  if (!IFNAME_RE.test(ifname)) throw new PlumbingError(`bad interface name ${JSON.stringify(ifname)}`);
-  if (!netns.startsWith('/')) throw new PlumbingError(`netns must be a path (e.g. /run/netns/NAME), got ${JSON.stringify(netns)}`);
+/** A NAPI NIC (as GET /nics/:mac serializes it) -> its settings; throws PlumbingError. */
+export function nicSettings(nic: ApiNic): NicSettings {
   if (!nic.fabric) throw new PlumbingError(`NIC ${nic.mac} is not on a fabric network`);
   const vnet = vnetFromNicTag(nic.nic_tag);
   if (vnet === undefined) throw new PlumbingError(`NIC ${nic.mac} has no vnet in its nic_tag (${nic.nic_tag ?? 'none'})`);
@@ -82,8 +84,14 @@ export function plumbingFor(nic: ApiNic, netns: string, ifname = 'eth0'): NicPlu
     else if (isIPv4(hop)) routes.push({ dst: target, via: hop });
     else throw new PlumbingError(`NIC ${nic.mac}: route ${dst} has an unusable next hop ${hop}`);
   }
-  return {
-    mac: normalizeMac(nic.mac),
+  let mac: string;
+  try {
+    mac = normalizeMac(nic.mac);
+  } catch (err) {
+    throw new PlumbingError((err as Error).message);
+  }
+  const settings: NicSettings = {
+    mac,
     ip: nic.ip,
     prefix: prefixFromNetmask(nic.netmask),
     mtu: nic.mtu ?? 1500 - VXLAN_OVERHEAD,
@@ -93,9 +101,40 @@ export function plumbingFor(nic: ApiNic, netns: string, ifname = 'eth0'): NicPlu
     vlan: nic.vlan_id ?? 0,
     allowMacSpoofing: nic.allow_mac_spoofing === true,
     allowIpSpoofing: nic.allow_ip_spoofing === true,
-    netns,
-    ifname,
   };
+  const problem = settingsProblem(settings);
+  if (problem) throw new PlumbingError(`NIC ${mac}: ${problem}`);
+  return settings;
+}
+
+/** A NAPI NIC placed in the namespace at netns as ifname -> what to plumb; throws PlumbingError. */
+export function plumbingFor(nic: ApiNic, netns: string, ifname = 'eth0'): NicPlumbing {
+  const problem = firstProblem(ifnameProblem(ifname), netnsPathProblem(netns));
+  if (problem) throw new PlumbingError(problem);
+  return { ...nicSettings(nic), netns, ifname };
+}
+
+/** Every field of a NIC's settings that ends up in ip or nft text, checked. */
+function settingsProblem(s: NicSettings): string | undefined {
+  return firstProblem(
+    macProblem(s.mac),
+    ipv4Problem('ip', s.ip),
+    intProblem('prefix', s.prefix, 0, 32),
+    intProblem('mtu', s.mtu, MIN_MTU, MAX_MTU),
+    s.gateway === undefined ? undefined : ipv4Problem('gateway', s.gateway),
+    ...s.routes.flatMap((r) => [ipv4CidrProblem('route destination', r.dst), r.via === undefined ? undefined : ipv4Problem('route next hop', r.via)]),
+    intProblem('vnet', s.vnet, 0, 0xffffff),
+    intProblem('vlan', s.vlan, 0, 4095),
+  );
+}
+
+/**
+ * Defence in depth: the command builders below refuse a plumbing whose fields could
+ * carry anything but their own value into the batch text, whoever built it.
+ */
+function assertSafe(p: NicPlumbing): void {
+  const problem = firstProblem(settingsProblem(p), ifnameProblem(p.ifname), netnsPathProblem(p.netns));
+  if (problem) throw new PlumbingError(problem);
 }
 
 export interface VnetDeviceSpec {
@@ -110,6 +149,13 @@ export interface VnetDeviceSpec {
 
 /** `ip -batch` lines creating a vnet's vxlan device and bridge. */
 export function vnetCommands(spec: VnetDeviceSpec): string[] {
+  const problem = firstProblem(
+    ipv4Problem('underlay address', spec.underlayIp),
+    spec.underlayDev === undefined ? undefined : ifnameProblem(spec.underlayDev),
+    intProblem('vxlan MTU', spec.mtu, MIN_MTU, MAX_MTU),
+    intProblem('VXLAN port', spec.dstport ?? VXLAN_DSTPORT, 1, 65535),
+  );
+  if (problem) throw new PlumbingError(problem);
   const vx = vxlanName(spec.vnet);
   const br = bridgeName(spec.vnet);
   const dev = spec.underlayDev ? ` dev ${spec.underlayDev}` : '';
@@ -127,6 +173,7 @@ export function vnetCommands(spec: VnetDeviceSpec): string[] {
  * in its namespace, with the NIC's MAC and MTU), the host end into the vnet's bridge, up.
  */
 export function hostSideCommands(p: NicPlumbing): string[] {
+  assertSafe(p);
   const host = hostVethName(p.mac);
   return [
     `link add ${host} mtu ${p.mtu} type veth peer name ${p.ifname} mtu ${p.mtu} address ${p.mac} netns ${p.netns}`,
@@ -137,6 +184,7 @@ export function hostSideCommands(p: NicPlumbing): string[] {
 
 /** `ip -batch` lines run inside the instance namespace. */
 export function instanceCommands(p: NicPlumbing): string[] {
+  assertSafe(p);
   const lines = [`link set lo up`, `addr add ${p.ip}/${p.prefix} dev ${p.ifname}`, `link set ${p.ifname} up`];
   for (const r of p.routes) lines.push(r.via ? `route replace ${r.dst} via ${r.via} dev ${p.ifname}` : `route replace ${r.dst} dev ${p.ifname} scope link`);
   if (p.gateway) lines.push(`route replace default via ${p.gateway} dev ${p.ifname}`);

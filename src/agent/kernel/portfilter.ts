@@ -11,6 +11,7 @@
  *
  * Pure rendering here; KernelBackend applies it.
  */
+import { firstProblem, ipv4Problem, macProblem } from './checks.js';
 import { hostVethName } from './names.js';
 
 export const PORT_TABLE = 'rhumb_ports';
@@ -26,6 +27,11 @@ export interface PortPolicy {
 
 /** A complete `nft -f` transaction replacing the table (creating it first if missing). */
 export function renderPortFilter(ports: readonly PortPolicy[]): string {
+  for (const p of ports) {
+    // Only plain values reach the nft text (it runs as root).
+    const problem = firstProblem(macProblem(p.mac), ipv4Problem('ip', p.ip));
+    if (problem) throw new TypeError(`port filter: ${problem}`);
+  }
   const sorted = [...ports].sort((a, b) => a.vnet - b.vnet || a.vlan - b.vlan || a.mac.localeCompare(b.mac));
   const rules: string[] = [];
   for (const p of sorted) {

@@ -9,11 +9,17 @@
  *   TCP retransmits across a restart). What is plumbed is recorded in a state file
  *   (the agent's --state-dir, one file per underlay address); a restarted agent
  *   re-attaches to those TAPs. The tables start empty and fill again on misses.
- * - Anti-spoofing and the 802.1Q inner tag (non-zero fabric VLANs) are done by the engine.
+ * - Anti-spoofing and the 802.1Q inner tag (non-zero fabric VLANs) are done by the engine;
+ *   its entries carry the fabric VLAN of the NIC they name (vlanAware), so ARP/ND answers
+ *   and forwarding never cross VLANs.
+ * - VXLAN is accepted only from the other nodes' underlay addresses (./peers.ts keeps the
+ *   engine's set); datagrams from elsewhere are counted as drop_unknown_peer.
+ * - Its files (the state file, the state directory it creates) are private: 0600 / 0700.
  * - Offloads: `rhumb agent --no-offload tso,gro,…` (setNoOffload()) switches them off;
  *   the engine's counters are exported on the agent's /metrics (registerMetrics()).
  */
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import { Gauge, type Registry } from 'prom-client';
 import { FastPath, type NicSpec, type Offload, macBytes, ipv4Bytes, parseOffloadList } from '../../dataplane/fastpath.js';
@@ -21,6 +27,7 @@ import type { BackendStartOptions, DataplaneBackend, VnetEntries } from '../back
 import { IpCommandError, inNetns, ipBatch, linkWithAddress } from '../kernel/iproute.js';
 import { normalizeMac } from '../kernel/names.js';
 import { type NicPlumbing, PlumbingError, instanceCommands } from '../kernel/plumbing.js';
+import { PeerSet } from './peers.js';
 
 interface PlumbedNic {
   id: number;
@@ -52,7 +59,9 @@ export function garpFrame(ip: string, mac: string): Buffer {
 
 export class UserspaceBackend implements DataplaneBackend {
   readonly kind = 'userspace';
+  readonly vlanAware = true;
   private fp: FastPath | undefined;
+  private peers: PeerSet | undefined;
   private readonly nics = new Map<string, PlumbedNic>();
   private log: (msg: string) => void = () => {};
   private chain: Promise<unknown> = Promise.resolve();
@@ -77,7 +86,17 @@ export class UserspaceBackend implements DataplaneBackend {
     this.log = opts.log;
     const ul = await linkWithAddress(opts.underlayIp);
     if (!ul) throw new Error(`no interface in this network namespace has the underlay address ${opts.underlayIp}`);
-    this.fp = FastPath.open({ underlayIp: opts.underlayIp, underlayMtu: ul.mtu, port: this.port, disable: this.disable }, (miss) => opts.onMiss(miss));
+    this.fp = FastPath.open({ underlayIp: opts.underlayIp, underlayMtu: ul.mtu, port: this.port, disable: this.disable }, (miss) => {
+      if (miss.kind === 'peer') this.peers?.unknownSource();
+      else opts.onMiss(miss);
+    });
+    const list = opts.peerUnderlays;
+    this.peers = new PeerSet({
+      ...(list ? { list: async () => (await list()).filter((a) => isIPv4(a) && a !== opts.underlayIp) } : {}),
+      apply: (addresses) => this.fp?.setPeers(addresses.filter((a) => isIPv4(a))),
+      log: this.log,
+    });
+    await this.peers.start();
     this.statePath = join(this.stateDir, `userspace-${opts.underlayIp}.json`);
     this.reattach();
     const o = this.fp.offloads();
@@ -115,8 +134,9 @@ export class UserspaceBackend implements DataplaneBackend {
         rmSync(this.statePath, { force: true });
         return;
       }
-      mkdirSync(join(this.statePath, '..'), { recursive: true });
-      writeFileSync(tmp, JSON.stringify([...this.nics.values()].map((n) => n.spec)));
+      // Namespace paths and policies: for root's eyes only.
+      mkdirSync(join(this.statePath, '..'), { recursive: true, mode: 0o700 });
+      writeFileSync(tmp, JSON.stringify([...this.nics.values()].map((n) => n.spec)), { mode: 0o600 });
       renameSync(tmp, this.statePath);
     } catch (err) {
       this.log(`userspace state ${this.statePath}: ${(err as Error).message}`);
@@ -180,6 +200,8 @@ export class UserspaceBackend implements DataplaneBackend {
       }
       this.nics.set(mac, { id, vnet: p.vnet, ip: p.ip, spec });
       this.saveState();
+      // A node that joined since the last listing may be about to send here.
+      await this.peers?.refresh();
       return { firstOnVnet };
     });
   }
@@ -211,15 +233,17 @@ export class UserspaceBackend implements DataplaneBackend {
     });
   }
 
-  installL3(vnet: number, ip: string, mac: string, underlay: string): void {
+  installL3(vnet: number, ip: string, mac: string, underlay: string, vlan = 0): void {
     this.engine.update([
-      { op: 'l2set', vnet, mac: normalizeMac(mac), underlay },
-      { op: 'l3set', vnet, ip, mac: normalizeMac(mac) },
+      { op: 'l2set', vnet, mac: normalizeMac(mac), underlay, vlan },
+      { op: 'l3set', vnet, ip, mac: normalizeMac(mac), vlan },
     ]);
+    this.peers?.learn(underlay);
   }
 
-  installL2(vnet: number, mac: string, underlay: string): void {
-    this.engine.update([{ op: 'l2set', vnet, mac: normalizeMac(mac), underlay }]);
+  installL2(vnet: number, mac: string, underlay: string, vlan = 0): void {
+    this.engine.update([{ op: 'l2set', vnet, mac: normalizeMac(mac), underlay, vlan }]);
+    this.peers?.learn(underlay);
   }
 
   async removeMac(vnet: number, mac: string): Promise<void> {
@@ -278,6 +302,8 @@ export class UserspaceBackend implements DataplaneBackend {
 
   /** Stops forwarding; the persistent TAPs stay for the next agent. */
   close(): void {
+    this.peers?.close();
+    this.peers = undefined;
     this.fp?.close();
     this.fp = undefined;
     this.nics.clear();

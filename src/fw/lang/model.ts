@@ -28,18 +28,40 @@ function sortPorts(ports: readonly PortTarget[]): PortTarget[] {
 }
 
 /**
- * ICMP types sorted by (type << 8) + code, a missing code counting as 0,
- * stable. fwrule's icmpTypeSort() means this but its comparator reads `a`'s
- * arity for both operands, so for lists mixing "t" and "t:c" its result
- * depends on the JS engine's sort algorithm (old V8 insertion sort and
- * today's TimSort disagree); we keep the intended, deterministic order.
+ * fwrule's order for ICMP type lists (lib/rule.js icmpTypeSort, fwrule 2.1.x): the
+ * targets ("t" or "t:c") go through Array.prototype.sort with keys (type << 8) + code,
+ * but the comparator looks at the FIRST operand to decide whether either operand's code
+ * counts. Spelled out, compare(a, b) is:
+ *   a plain            -> a.type - b.type (b's code ignored)
+ *   a coded, b coded   -> (a.type, a.code) - (b.type, b.code)
+ *   a coded, b plain   -> fwrule computes NaN, which sort takes as "equal"
+ * That is no consistent order, so the result depends on the sort algorithm; fwrule 2.1.1
+ * on Node >= 11 (V8's TimSort, the engine rhumb runs on) gives what the same comparator
+ * gives here: a list of plain types only, or of coded types only, comes out sorted by
+ * (type, code); in a mixed list a coded type can stay ahead of a smaller plain one
+ * ("TYPE 250 AND TYPE 225 CODE 239" is kept as is). Duplicates are kept, and 'all'
+ * stands alone.
  */
+function fwruleIcmpCompare(a: IcmpKey, b: IcmpKey): number {
+  if (a.code === undefined) return (a.type - b.type) * 256;
+  if (b.code === undefined) return 0;
+  return (a.type - b.type) * 256 + (a.code - b.code);
+}
+
+interface IcmpKey {
+  type: number;
+  code?: number;
+  text: string;
+}
+
 function sortIcmpTypes(targets: readonly ParsedIcmpTarget[]): string[] {
-  const key = (parts: string[]) => (Number(parts[0]) << 8) + (parts.length === 1 ? 0 : Number(parts[1]));
   return targets
-    .map((t) => String(t).split(':'))
-    .sort((a, b) => key(a) - key(b))
-    .map((parts) => parts.join(':'));
+    .map((t): IcmpKey => {
+      const [type, code] = String(t).split(':');
+      return { type: Number(type), ...(code === undefined ? {} : { code: Number(code) }), text: String(t) };
+    })
+    .sort(fwruleIcmpCompare)
+    .map((k) => k.text);
 }
 
 function toIcmpType(text: string): IcmpType {

@@ -681,19 +681,58 @@ export function indexPrefixesFor(f: NicFilter): string[] | undefined {
   return undefined;
 }
 
-/** NIC records matching the filter, sorted by MAC. Reads through tx (no preconditions on scans). */
-export async function listNicRecords(tx: Tx, f: NicFilter): Promise<NicRecord[]> {
+/** Keys read per store round trip while paging through NICs. */
+const NIC_SCAN_CHUNK = 256;
+
+/**
+ * One page (offset, limit) of the NIC records matching the filter, in MAC order — the
+ * page paginate() would cut from the whole sorted list, without reading the whole list:
+ * NIC keys (and each index's keys) sort by MAC, so records are read and parsed in key
+ * order, a chunk at a time, and the scan stops once the page is full. An index scan over
+ * several values merges their MACs (keys only) before reading any record.
+ */
+export async function pageNicRecords(tx: Tx, f: NicFilter, offset: number, limit: number): Promise<NicRecord[]> {
+  const out: NicRecord[] = [];
+  let skip = offset;
+  const take = (recs: NicRecord[]): boolean => {
+    for (const n of recs) {
+      if (!nicMatches(n, f)) continue;
+      if (skip > 0) skip--;
+      else out.push(n);
+      if (out.length >= limit) return true;
+    }
+    return false;
+  };
+  if (limit <= 0) return out;
   const prefixes = indexPrefixesFor(f);
-  let recs: NicRecord[];
   if (prefixes) {
-    const keys = new Set<string>();
-    for (const p of prefixes) for (const kv of await tx.range({ prefix: p })) keys.add(NIC_PREFIX + kv.key.slice(p.length));
-    const got = await tx.store.getMany([...keys]);
-    recs = [...got.values()].map((kv) => JSON.parse(kv.value) as NicRecord);
-  } else {
-    recs = (await tx.range({ prefix: NIC_PREFIX })).map((kv) => JSON.parse(kv.value) as NicRecord);
+    const macs = new Set<string>();
+    for (const p of prefixes) for (const kv of await tx.range({ prefix: p })) macs.add(kv.key.slice(p.length));
+    const ordered = [...macs].sort();
+    for (let i = 0; i < ordered.length; i += NIC_SCAN_CHUNK) {
+      const keys = ordered.slice(i, i + NIC_SCAN_CHUNK).map((m) => NIC_PREFIX + m);
+      const got = await tx.store.getMany(keys);
+      const recs = keys.flatMap((k) => {
+        const kv = got.get(k);
+        return kv ? [JSON.parse(kv.value) as NicRecord] : [];
+      });
+      if (take(recs)) break;
+    }
+    return out;
   }
-  return recs.filter((n) => nicMatches(n, f)).sort((a, b) => (a.mac < b.mac ? -1 : a.mac > b.mac ? 1 : 0));
+  let gt: string | undefined;
+  for (;;) {
+    const kvs = await tx.range({ prefix: NIC_PREFIX, ...(gt === undefined ? {} : { gt }), limit: NIC_SCAN_CHUNK });
+    if (take(kvs.map((kv) => JSON.parse(kv.value) as NicRecord))) break;
+    if (kvs.length < NIC_SCAN_CHUNK) break;
+    gt = kvs[kvs.length - 1]!.key;
+  }
+  return out;
+}
+
+/** Every NIC record matching the filter, sorted by MAC. Reads through tx (no preconditions on scans). */
+export async function listNicRecords(tx: Tx, f: NicFilter): Promise<NicRecord[]> {
+  return pageNicRecords(tx, f, 0, Number.POSITIVE_INFINITY);
 }
 
 export { BELONGS_TO_TYPES, invalidParam };

@@ -14,15 +14,15 @@ import {
   type NicFilter,
   createNicTx,
   deleteNicTx,
-  listNicRecords,
   loadNic,
+  pageNicRecords,
   serializeNic,
   updateNicTx,
 } from '../models/nic.js';
 import type { NetworkRecord, NicRecord } from '../models/records.js';
 import { vStrings, vUuidFilter } from '../models/params.js';
 import { Tx, transact } from '../txn.js';
-import { type FieldValidator, type Params, paginate, paginationFields, vBool, validateParams } from '../validate.js';
+import { DEFAULT_LIMIT, type FieldValidator, type Params, paginationFields, vBool, validateParams } from '../validate.js';
 
 const LIST_SCHEMA_OPTIONAL: Record<string, FieldValidator> = {
   ...paginationFields,
@@ -65,7 +65,8 @@ export function registerNics(app: FastifyInstance, ctx: NapiContext): void {
   app.get('/nics', async (req) => {
     const c = await validateParams({ optional: LIST_SCHEMA_OPTIONAL, strict: true }, napiParams(req));
     const tx = new Tx(store);
-    const page = paginate(await listNicRecords(tx, filterFrom(c)), c);
+    // Only the page is read and parsed (NIC keys sort by MAC, NAPI's list order).
+    const page = await pageNicRecords(tx, filterFrom(c), (c.offset as number | undefined) ?? 0, (c.limit as number | undefined) ?? DEFAULT_LIMIT);
     const nets = await networksFor(tx, page);
     return page.map((n) => serializeNic(n, n.network_uuid ? nets.get(n.network_uuid) : undefined, config));
   });

@@ -1,0 +1,287 @@
+#ifndef RHUMB_FP_INTERNAL_H
+#define RHUMB_FP_INTERNAL_H
+/*
+ * Inside the forwarding engine: its state, tables and the functions fp_engine.c (the
+ * data path) and fp_control.c (lifecycle and table writes) share. native/test/ includes
+ * it to drive the data path on crafted frames without sockets or threads.
+ *
+ * Locking: one mutex. The forwarding thread holds it while it handles one wakeup's batch
+ * (a few hundred microseconds at most); control calls take it briefly.
+ */
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include "rhumb_fp.h"
+#include "rhumb_vxlan.h"
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
+#define FP_NTX 8            /* sending sockets: the flow hash picks one (outer source port) */
+#define FP_BATCH 64         /* frames per TAP wakeup, datagrams per recvmmsg */
+#define FP_TXQ 256          /* queued datagrams per sending socket before sendmmsg */
+#define FP_RXBUF 65536
+#define FP_SEGBUF (RV_MAX_FRAME + 128 * 160) /* payload + per-segment headers at MSS >= 536 */
+#define FP_L2CAP 16384
+#define FP_L3CAP 16384
+#define FP_PEND_PER_NIC 32   /* outstanding misses per NIC: one instance cannot crowd out the others */
+#define FP_PARK_BYTES (128 * 1024)         /* parked per destination */
+#define FP_NIC_PARK_BYTES (1024 * 1024)    /* parked per sending NIC */
+#define FP_PARK_TOTAL (64 * 1024 * 1024)   /* parked in all */
+#define FP_PARK_MS 1000      /* unanswered misses drop their frames after this */
+#define FP_NEG_MS 2000       /* ... and are negatively cached this long */
+#define FP_GSO_MAX 65000     /* bytes per UDP_SEGMENT send */
+#define FP_PEER_MISS_MS 1000 /* at most one "unknown underlay source" upcall per this */
+
+/* epoll ids: 0..FP_MAX_NICS-1 are the NICs' TAPs. */
+#define EV_RX FP_MAX_NICS
+#define EV_CTL (FP_MAX_NICS + 1)
+
+/* Counters, per NIC and for the engine; names in fp_counter_names (fp_control.c). */
+enum {
+	C_TX_FRAMES, C_TX_BYTES, C_RX_FRAMES, C_RX_BYTES, C_ENCAP, C_LOCAL, C_SEGMENTS, C_GSO_SENDS,
+	C_COALESCED, C_MISSES, C_PARKED, C_FLUSHED, C_ARP_REPLIES, C_ND_REPLIES, C_ICMP_TOO_BIG,
+	D_SPOOF_MAC, D_SPOOF_IP, D_BCAST, D_TOO_BIG, D_PARK_FULL, D_PARK_TIMEOUT, D_NEGATIVE, D_MALFORMED,
+	D_TAGGED, D_TAP_WRITE, D_SEND, D_BAD_VXLAN, D_UNKNOWN_VNI, D_NO_NIC, D_RX_SPOOF, D_RX_VLAN,
+	D_VLAN, D_UNKNOWN_PEER, C_COUNT
+};
+
+struct parked {
+	struct parked *next;
+	int nic;
+	uint32_t gen;
+	size_t len;
+	struct rv_vnet_hdr vh;
+	uint8_t data[];
+};
+
+/*
+ * One destination being asked about (a miss). Each NIC holds its own FP_PEND_PER_NIC of
+ * them: the NIC whose frame missed first owns the entry; frames of other NICs of the vnet
+ * asking for the same destination wait in it too.
+ */
+struct pending {
+	bool used;
+	uint8_t kind; /* 2 = MAC, 3 = IP */
+	uint16_t owner;
+	uint32_t vnet;
+	uint8_t key[16];
+	uint64_t t0, neg_until;
+	size_t bytes;
+	struct parked *head, *tail;
+};
+
+struct nic {
+	bool used;
+	uint32_t gen;
+	int fd;
+	uint8_t mac[6];
+	uint8_t ip[4];
+	uint32_t vnet;
+	uint16_t vlan;
+	uint16_t mtu;
+	bool allow_mac, allow_ip;
+	uint64_t c[C_COUNT];
+	int npend;
+	size_t parked_bytes; /* frames this NIC sent that wait for an answer */
+	struct pending pend[FP_PEND_PER_NIC];
+};
+
+/* Table entries carry the fabric VLAN of the NIC they name: answers never cross VLANs. */
+struct l2e { uint8_t state; uint32_t vnet; uint8_t mac[6]; int16_t nic; uint16_t vlan; uint32_t ul; };
+struct l3e { uint8_t state; uint32_t vnet; uint8_t addr[16]; uint8_t mac[6]; uint16_t vlan; };
+enum { E_EMPTY = 0, E_USED = 1, E_TOMB = 2 };
+
+struct txq {
+	int n;
+	struct mmsghdr msg[FP_TXQ];
+	struct iovec iov[FP_TXQ][2];
+	uint8_t hdr[FP_TXQ][RV_VXLAN_HLEN + 16];
+	struct sockaddr_in dst[FP_TXQ];
+	union { char buf[CMSG_SPACE(sizeof(uint16_t))]; struct cmsghdr align; } cmsg[FP_TXQ];
+};
+
+struct fp {
+	pthread_mutex_t mu;
+	pthread_t thr;
+	bool thread_started;
+	volatile bool stop;
+	int epfd, evfd, rxfd, txfd[FP_NTX];
+	uint8_t ul_ip[4];
+	uint16_t port, ul_mtu;
+	/* offloads: probed & wanted */
+	bool vnethdr, tso, uso, gso, gro, coalesce, mmsg;
+	bool probed_vnethdr, probed_tso, probed_uso, probed_gso, probed_gro;
+	struct nic nics[FP_MAX_NICS];
+	uint32_t next_gen;
+	struct l2e *l2;
+	struct l3e *l3;
+	size_t l2n, l3n;
+	/* Underlay addresses VXLAN is accepted from (network order, sorted); none until set. */
+	uint32_t *peers;
+	size_t npeers;
+	uint64_t peer_miss_at;
+	size_t parked_bytes;
+	bool flush_wanted;
+	uint64_t c[C_COUNT];
+	fp_upcall_fn upcall;
+	void *upcall_ctx;
+	/* forwarding-thread buffers */
+	uint8_t (*tapbuf)[RV_VNET_HLEN + RV_MAX_FRAME];
+	uint8_t (*segbuf)[FP_SEGBUF];
+	uint8_t *rxbuf;
+	struct txq *txq;
+};
+
+static inline uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- tables -------------------------------------------------------------------------- */
+
+static inline uint32_t key_hash(uint32_t vnet, const uint8_t *k, size_t n)
+{
+	uint32_t h = 2166136261u ^ vnet;
+	for (size_t i = 0; i < n; i++) {
+		h ^= k[i];
+		h *= 16777619u;
+	}
+	return h ^ (h >> 15);
+}
+
+/*
+ * Both tables are open-addressed arrays (linear probing, tombstones) of entries that
+ * start with {state, vnet} followed by their key; one implementation serves both.
+ */
+_Static_assert(offsetof(struct l2e, state) == 0 && offsetof(struct l3e, state) == 0, "state first");
+_Static_assert(offsetof(struct l2e, vnet) == offsetof(struct l3e, vnet), "vnet at one offset");
+
+struct tab {
+	uint8_t *base;
+	size_t esz, cap, koff, klen;
+	size_t *count;
+};
+
+#define TAB_STATE(e) (*(uint8_t *)(e))
+#define TAB_VNET(e) (*(uint32_t *)((uint8_t *)(e) + offsetof(struct l2e, vnet)))
+
+static inline void *tab_find(const struct tab *t, uint32_t vnet, const uint8_t *key)
+{
+	uint32_t i = key_hash(vnet, key, t->klen) & (t->cap - 1);
+	for (size_t n = 0; n < t->cap; n++, i = (i + 1) & (t->cap - 1)) {
+		uint8_t *e = t->base + i * t->esz;
+		if (TAB_STATE(e) == E_EMPTY)
+			return NULL;
+		if (TAB_STATE(e) == E_USED && TAB_VNET(e) == vnet && memcmp(e + t->koff, key, t->klen) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+/* The entry for (vnet, key), created if absent; NULL when the table is 3/4 full. */
+static inline void *tab_slot(const struct tab *t, uint32_t vnet, const uint8_t *key)
+{
+	uint8_t *e = tab_find(t, vnet, key), *tomb = NULL;
+	uint32_t i;
+	if (e)
+		return e;
+	if (*t->count >= t->cap * 3 / 4)
+		return NULL;
+	i = key_hash(vnet, key, t->klen) & (t->cap - 1);
+	for (size_t n = 0; n < t->cap; n++, i = (i + 1) & (t->cap - 1)) {
+		e = t->base + i * t->esz;
+		if (TAB_STATE(e) == E_TOMB && !tomb)
+			tomb = e;
+		if (TAB_STATE(e) == E_EMPTY) {
+			e = tomb ? tomb : e;
+			TAB_STATE(e) = E_USED;
+			TAB_VNET(e) = vnet;
+			memcpy(e + t->koff, key, t->klen);
+			(*t->count)++;
+			return e;
+		}
+	}
+	return NULL;
+}
+
+static inline void tab_del(const struct tab *t, uint32_t vnet, const uint8_t *key)
+{
+	uint8_t *e = tab_find(t, vnet, key);
+	if (e) {
+		TAB_STATE(e) = E_TOMB;
+		(*t->count)--;
+	}
+}
+
+#define L2TAB(f) (&(struct tab){ (uint8_t *)(f)->l2, sizeof(struct l2e), FP_L2CAP, offsetof(struct l2e, mac), 6, &(f)->l2n })
+#define L3TAB(f) (&(struct tab){ (uint8_t *)(f)->l3, sizeof(struct l3e), FP_L3CAP, offsetof(struct l3e, addr), 16, &(f)->l3n })
+
+static inline struct l2e *l2_find(struct fp *f, uint32_t vnet, const uint8_t mac[6]) { return tab_find(L2TAB(f), vnet, mac); }
+static inline struct l2e *l2_slot(struct fp *f, uint32_t vnet, const uint8_t mac[6]) { return tab_slot(L2TAB(f), vnet, mac); }
+static inline void l2_del(struct fp *f, uint32_t vnet, const uint8_t mac[6]) { tab_del(L2TAB(f), vnet, mac); }
+static inline struct l3e *l3_find(struct fp *f, uint32_t vnet, const uint8_t addr[16]) { return tab_find(L3TAB(f), vnet, addr); }
+static inline struct l3e *l3_slot(struct fp *f, uint32_t vnet, const uint8_t addr[16]) { return tab_slot(L3TAB(f), vnet, addr); }
+static inline void l3_del(struct fp *f, uint32_t vnet, const uint8_t addr[16]) { tab_del(L3TAB(f), vnet, addr); }
+
+/* IPv4 addresses are keyed as IPv4-mapped IPv6. */
+static inline void v4key(uint8_t out[16], const uint8_t ip[4])
+{
+	memset(out, 0, 10);
+	out[10] = out[11] = 0xff;
+	memcpy(out + 12, ip, 4);
+}
+
+/* ---- the data path (fp_engine.c) ----------------------------------------------------- */
+
+/* Allocates the tables and buffers; no descriptors, no thread (fp_control.c adds those). */
+struct fp *fp_alloc(const struct fp_options *o, fp_upcall_fn upcall, void *ctx);
+/* Frees what fp_alloc allocated (the caller has closed everything). */
+void fp_free(struct fp *f);
+/* Puts a NIC into slot with its TAP fd: its own table entries, counters reset. FP_OK or FP_EFULL. */
+int fp_install_nic(struct fp *f, int slot, int fd, const struct fp_nic_spec *s);
+/* Takes the NIC out of the tables and drops what it has parked (its fd is the caller's). */
+void fp_uninstall_nic(struct fp *f, int slot);
+/*
+ * One frame an instance sent (also re-run for parked frames once their destination is
+ * known); slot selects the segmentation buffer.
+ */
+void fp_from_tap(struct fp *f, int ni, struct rv_vnet_hdr *vh, uint8_t *frame, size_t len, int slot, bool rerun);
+/*
+ * Is VXLAN from underlay address addr (network order) accepted? When not, its datagrams
+ * are counted (drop_unknown_peer) and the owner is told (upcall 4, at most once a second).
+ */
+bool fp_accept_from(struct fp *f, uint32_t addr, uint64_t datagrams);
+/* Validates one VXLAN datagram; returns the NIC it is for (frame adjusted), or -1. */
+int fp_decap(struct fp *f, uint8_t *p, size_t len, uint8_t **frame, size_t *flen);
+/* Decapsulated frames of one receive batch, written to their TAPs (runs of one flow coalesced). */
+struct fp_delivery { int nic; uint8_t *frame; size_t len; };
+void fp_deliver(struct fp *f, struct fp_delivery *d, int nd);
+/* The entry asking about (kind, vnet, key), whichever NIC of the vnet owns it. */
+struct pending *fp_pending_find(struct fp *f, uint8_t kind, uint32_t vnet, const uint8_t key[16]);
+/* Drops the entry's parked frames, counting `reason` for the NICs still there (-1: none). */
+void fp_pending_drop(struct fp *f, struct pending *p, int reason);
+/* Parked frames whose destination is now known go out; expired ones are dropped. */
+void fp_run_pending(struct fp *f);
+/* Sends what the transmit queues hold. */
+void fp_flush(struct fp *f);
+void fp_tap_write(struct fp *f, struct nic *n, const struct rv_vnet_hdr *vh, const uint8_t *frame, size_t len);
+void *fp_thread_main(void *arg);
+void fp_wake(struct fp *f);
+int fp_cmp_u32(const void *a, const void *b);
+
+#endif
