@@ -20,7 +20,8 @@ import {
   type MacMapping,
   type UnderlayRecord,
 } from '../overlay/keys.js';
-import { ShootdownLog, type TrimOptions, type TrimPlan, encodeEventId } from '../overlay/log.js';
+import { encodeEventId } from '../overlay/event-id.js';
+import { ShootdownLog, type TrimOptions, type TrimPlan } from '../overlay/log.js';
 import type { Change, ChangeSet, Store } from '../store/types.js';
 import { StoreView } from '../store/view.js';
 import { ipFromBytes, ipToBytes, isV4Mapped, macToBytes } from '../net/addr.js';
@@ -441,11 +442,10 @@ export class MappingIndex {
     const pend = log.pending(cnUuid, limit);
     if (pend.length === 0) return [];
     const tag = log.tagOf(cnUuid);
-    return pend.map(({ pos, event }) =>
-      event.type === 'vl2'
-        ? { type: 'vl2', id: encodeEventId(pos, tag), vnetId: pos.vnet, mac: event.mac }
-        : { type: 'vl3', id: encodeEventId(pos, tag), vnetId: pos.vnet, ip: event.ip, vlan: event.vlan },
-    );
+    return pend.map(({ pos, timeMs, event }) => {
+      const id = encodeEventId({ timeMs, rev: pos.rev, k: pos.k }, tag);
+      return event.type === 'vl2' ? { type: 'vl2', id, vnetId: pos.vnet, mac: event.mac } : { type: 'vl3', id, vnetId: pos.vnet, ip: event.ip, vlan: event.vlan };
+    });
   }
 
   /**

@@ -7,11 +7,13 @@
  * LOG_RMs under load. A removal resolves once the index has seen its commit: a LOG_REQ
  * sent after the ack cannot get the events again.
  *
- * Event ids name their node and revision. An id whose revision the index has not reached
- * yet is waited for (the LOG_REQ that served it came from a replica further ahead); one
- * beyond the store's revision is nobody's and is ignored, like an unknown id.
+ * Event ids name their node and their entry (src/overlay/event-id.ts). An id whose entry
+ * this index does not hold may come from a replica further ahead: the index catches up
+ * with the store once and looks again; what it still cannot find (removed long ago,
+ * trimmed, or nobody's) is ignored.
  */
-import { type LogPos, type StateUpdate, type ShootdownLog, decodeEventId, posKey } from '../overlay/log.js';
+import { decodeEventId } from '../overlay/event-id.js';
+import { type LogPos, type StateUpdate, type ShootdownLog, posKey } from '../overlay/log.js';
 import { nodeStateKey } from '../overlay/keys.js';
 import { type Op, type Precondition, type Store, StoreClosedError } from '../store/types.js';
 
@@ -52,22 +54,29 @@ export class LogRemover {
   async remove(ids: readonly Uint8Array[]): Promise<number> {
     if (ids.length === 0) return 0;
     const decoded = ids.map((id) => decodeEventId(id));
-    let maxRev = 0;
-    for (const d of decoded) maxRev = Math.max(maxRev, d.pos.rev);
-    let limit = Infinity;
-    if (maxRev > this.deps.revision()) {
-      limit = await this.deps.store.revision();
-      await this.deps.waitForRevision(Math.min(maxRev, limit), this.deps.visibleTimeoutMs);
-    }
     const byNode = new Map<string, LogPos[]>();
-    const log = this.deps.log();
-    for (const { pos, tag } of decoded) {
-      if (pos.rev > limit) continue;
-      for (const cn of log.nodesByTag(tag)) {
-        const list = byNode.get(cn);
-        if (list) list.push(pos);
-        else byNode.set(cn, [pos]);
+    const resolve = (): boolean => {
+      const log = this.deps.log();
+      let missing = false;
+      byNode.clear();
+      for (const d of decoded) {
+        const pos = log.locate(d.timeMs, d.revLow, d.k);
+        if (!pos) {
+          missing = true;
+          continue;
+        }
+        for (const cn of log.nodesByTag(d.tag)) {
+          const list = byNode.get(cn);
+          if (list) list.push(pos);
+          else byNode.set(cn, [pos]);
+        }
       }
+      return !missing;
+    };
+    if (!resolve()) {
+      // Served by a replica further ahead? Catch up once.
+      const head = await this.deps.store.revision();
+      if (head > this.deps.revision() && (await this.deps.waitForRevision(head, this.deps.visibleTimeoutMs))) resolve();
     }
     if (byNode.size === 0) return 0;
     if (this.closed) throw new StoreClosedError();

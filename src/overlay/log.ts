@@ -9,19 +9,19 @@
  * ovl/vgone/<vnet>/<cn>/<J> (createRevision L: that stint ended at L) and node states
  * ovl/vrm/<cn> (a cursor and removed positions).
  *
- * Invariant (who gets what). Event k of vnet V's entries at revision R — position
- * (R, V, k), k numbering the events of V's entries at R in key order — is pending for
- * node X iff X was on V just before R (a row with J < R, or a gone stint with
+ * Invariant (who gets what). Event k of revision R — position (R, V, k), k numbering the
+ * events of all of R's entries, vnet by vnet and in key order within a vnet — is pending
+ * for node X iff X was on V just before R (a row with J < R, or a gone stint with
  * J < R <= L), its entry is still stored, and the position is after X's cursor and not
  * among X's removed positions. Everything here is a function of the records, so every
- * replica, and a replica that restarts, derives the same pending events.
+ * replica, and a replica that restarts, derives the same pending events. The entries of
+ * one revision are trimmed together, so k never shifts.
  *
- * Event ids on the wire (16 bytes): R (6 bytes) | V (3) | k (1) | node tag (6, from a
- * hash of the node's uuid). They are the same on every replica and differ per node, so a
- * LOG_RM names both the node and its events, whichever replica it reaches.
+ * Each node's copy of an event has its own wire id (./event-id.ts): the same on every
+ * replica, naming node and event.
  */
-import { createHash } from 'node:crypto';
 import { ipToBytes, macToBytes } from '../net/addr.js';
+import { MAX_EVENTS_PER_REVISION, nodeTag, stampKey } from './event-id.js';
 import {
   GONE_PREFIX,
   type GoneNode,
@@ -32,11 +32,9 @@ import {
   type VnetLogEntry,
 } from './keys.js';
 
-export const EVENT_ID_BYTES = 16;
-const TAG_BYTES = 6;
 const MAX_REVISION = 2 ** 48 - 1;
 const MAX_VNET = 0xffffff;
-const MAX_K = 0xff;
+const MAX_K = MAX_EVENTS_PER_REVISION - 1;
 
 export interface LogPos {
   rev: number;
@@ -53,42 +51,23 @@ export function posKey(p: LogPos): string {
   return `${p.rev}.${p.vnet}.${p.k}`;
 }
 
-/** The 6-byte tag of a node in its event ids (hex). */
-export function nodeTag(cn: string): string {
-  return createHash('sha256').update(cn).digest().subarray(0, TAG_BYTES).toString('hex');
-}
-
-/** The 16-byte event id of position p for the node with this tag. */
-export function encodeEventId(p: LogPos, tagHex: string, out: Buffer = Buffer.alloc(EVENT_ID_BYTES), off = 0): Buffer {
-  out.writeUIntBE(p.rev, off, 6);
-  out.writeUIntBE(p.vnet, off + 6, 3);
-  out.writeUInt8(p.k, off + 9);
-  out.write(tagHex, off + 10, TAG_BYTES, 'hex');
-  return out;
-}
-
-export function decodeEventId(buf: Uint8Array, off = 0): { pos: LogPos; tag: string } {
-  const b = Buffer.from(buf.buffer, buf.byteOffset + off, EVENT_ID_BYTES);
-  return {
-    pos: { rev: b.readUIntBE(0, 6), vnet: b.readUIntBE(6, 3), k: b.readUInt8(9) },
-    tag: b.subarray(10, 16).toString('hex'),
-  };
-}
-
 /** A log event with its address bytes parsed once. */
 export type ParsedEvent = { type: 'vl2'; mac: Buffer } | { type: 'vl3'; ip: Buffer; vlan: number };
 
 export interface PendingLogEvent {
   pos: LogPos;
+  /** The entry's creation time (Unix ms), part of the event's wire id. */
+  timeMs: number;
   event: ParsedEvent;
 }
 
 interface EntryRec {
   key: string;
+  vnet: number;
   rev: number;
   timeMs: number;
   events: ParsedEvent[];
-  /** k of the first event (entries of one vnet and revision share the k space, in key order). */
+  /** k of the first event (the revision's entries share the k space, vnet by vnet). */
   k0: number;
 }
 
@@ -129,22 +108,6 @@ class VnetRec {
     return lo;
   }
 
-  /** Events of the entries at revision rev. */
-  eventsAt(rev: number): number {
-    let n = 0;
-    for (let i = this.firstAt(rev); i < this.entries.length && (this.entries[i] as EntryRec).rev === rev; i++) n += (this.entries[i] as EntryRec).events.length;
-    return n;
-  }
-
-  /** Renumbers k0 of the entries at revision rev. */
-  renumber(rev: number): void {
-    let k = 0;
-    for (let i = this.firstAt(rev); i < this.entries.length && (this.entries[i] as EntryRec).rev === rev; i++) {
-      const e = this.entries[i] as EntryRec;
-      e.k0 = k;
-      k += e.events.length;
-    }
-  }
 }
 
 interface NodeState {
@@ -157,7 +120,7 @@ interface NodeState {
 }
 
 class NodeRec {
-  readonly tag: string;
+  readonly tag: bigint;
   readonly vnets = new Set<VnetRec>();
   state: NodeState = emptyState();
 
@@ -241,8 +204,12 @@ const posArray = (p: LogPos): [number, number, number] => [p.rev, p.vnet, p.k];
 export class ShootdownLog {
   private readonly vnets = new Map<number, VnetRec>();
   private readonly nodes = new Map<string, NodeRec>();
-  private readonly byTag = new Map<string, string[]>();
-  private readonly entryKeys = new Map<string, VnetRec>();
+  private readonly byTag = new Map<bigint, string[]>();
+  private readonly entryKeys = new Map<string, EntryRec>();
+  /** revision -> its entries, sorted by (vnet, key). */
+  private readonly byRev = new Map<number, EntryRec[]>();
+  /** (created, revision mod 2^16) -> revisions: how wire ids find their entries. */
+  private readonly byStamp = new Map<string, Set<number>>();
   private eventCount = 0;
 
   /** Log events held (each counted once, whatever the number of recipients). */
@@ -337,9 +304,11 @@ export class ShootdownLog {
     const events = Array.isArray(rec?.events) ? rec.events.map(parseEvent) : null;
     this.delEntry(key);
     if (vnet < 0 || rev > MAX_REVISION || !events || events.length === 0 || events.some((e) => e === null)) return { invalid: 'bad log entry' };
+    const group = this.byRev.get(rev) ?? [];
+    if (group.reduce((n, e) => n + e.events.length, events.length) > MAX_K + 1) return { invalid: 'too many events at one revision' };
     const v = this.vnet(vnet);
     const created = typeof rec?.created === 'string' ? Date.parse(rec.created) : NaN;
-    const entry: EntryRec = { key, rev, timeMs: Number.isFinite(created) ? created : 0, events: events as ParsedEvent[], k0: 0 };
+    const entry: EntryRec = { key, vnet, rev, timeMs: Number.isFinite(created) && created > 0 ? created : 0, events: events as ParsedEvent[], k0: 0 };
     // Usually the newest: append; else insert in (rev, key) order.
     let i = v.entries.length;
     while (i > 0) {
@@ -348,27 +317,42 @@ export class ShootdownLog {
       i--;
     }
     v.entries.splice(i, 0, entry);
-    v.renumber(rev);
-    if (v.eventsAt(rev) > MAX_K + 1) {
-      this.delEntry(key);
-      return { invalid: 'too many events at one revision' };
-    }
+    group.push(entry);
+    group.sort((a, b) => a.vnet - b.vnet || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    this.byRev.set(rev, group);
+    renumber(group);
+    const stamp = stampKey(entry.timeMs, rev & 0xffff);
+    const revs = this.byStamp.get(stamp) ?? new Set<number>();
+    revs.add(rev);
+    this.byStamp.set(stamp, revs);
     v.events += entry.events.length;
     this.eventCount += entry.events.length;
-    this.entryKeys.set(key, v);
+    this.entryKeys.set(key, entry);
     return { entry: { vnet, rev } };
   }
 
   private delEntry(key: string): void {
-    const v = this.entryKeys.get(key);
-    if (!v) return;
+    const e = this.entryKeys.get(key);
+    if (!e) return;
     this.entryKeys.delete(key);
-    const i = v.entries.findIndex((e) => e.key === key);
-    if (i < 0) return;
-    const [e] = v.entries.splice(i, 1) as [EntryRec];
-    v.events -= e.events.length;
+    const v = this.vnets.get(e.vnet);
+    const i = v ? v.entries.indexOf(e) : -1;
+    if (v && i >= 0) {
+      v.entries.splice(i, 1);
+      v.events -= e.events.length;
+    }
     this.eventCount -= e.events.length;
-    v.renumber(e.rev);
+    const group = (this.byRev.get(e.rev) ?? []).filter((x) => x !== e);
+    if (group.length > 0) {
+      this.byRev.set(e.rev, group);
+      renumber(group);
+    } else {
+      this.byRev.delete(e.rev);
+      const stamp = stampKey(e.timeMs, e.rev & 0xffff);
+      const revs = this.byStamp.get(stamp);
+      revs?.delete(e.rev);
+      if (revs?.size === 0) this.byStamp.delete(stamp);
+    }
   }
 
   private putGone(key: string, value: string, left: number): PutResult {
@@ -428,12 +412,22 @@ export class ShootdownLog {
   }
 
   /** Nodes whose uuid has this event-id tag (normally one). */
-  nodesByTag(tag: string): readonly string[] {
+  nodesByTag(tag: bigint): readonly string[] {
     return this.byTag.get(tag) ?? [];
   }
 
-  tagOf(cn: string): string {
+  tagOf(cn: string): bigint {
     return this.nodes.get(cn)?.tag ?? nodeTag(cn);
+  }
+
+  /** The position of event k of the entry created at timeMs at a revision ≡ revLow (mod 2^16), if stored. */
+  locate(timeMs: number, revLow: number, k: number): LogPos | undefined {
+    for (const rev of this.byStamp.get(stampKey(timeMs, revLow)) ?? []) {
+      for (const e of this.byRev.get(rev) ?? []) {
+        if (e.timeMs === timeMs && k >= e.k0 && k < e.k0 + e.events.length) return { rev, vnet: e.vnet, k };
+      }
+    }
+    return undefined;
   }
 
   /** A node's state key revision as known here (0: absent). */
@@ -454,7 +448,7 @@ export class ShootdownLog {
         for (let j = 0; j < e.events.length; j++) {
           const pos = { rev: e.rev, vnet: v.vnet, k: e.k0 + j };
           if (comparePos(pos, cursor) <= 0 || removedKeys.has(posKey(pos))) continue;
-          out.push({ pos, event: e.events[j] as ParsedEvent });
+          out.push({ pos, timeMs: e.timeMs, event: e.events[j] as ParsedEvent });
         }
       }
     }
@@ -509,21 +503,17 @@ export class ShootdownLog {
       states.push({ cn: n.cn, state, modRevision: n.state.modRevision });
     }
     const cutoff = opts.nowMs - opts.maxAgeMs;
+    // The entries of one revision go together: their k numbering must not shift.
+    const kept = new Set<EntryRec>();
+    for (const group of this.byRev.values()) {
+      const expired = group.every((e) => e.timeMs < cutoff);
+      if (!expired && group.some((e) => this.entryNeeded(e))) for (const e of group) kept.add(e);
+      else deletes.push(group.map((e) => e.key));
+    }
     for (const v of this.vnets.values()) {
-      const kept: EntryRec[] = [];
-      // Entries of one revision go together: their k numbering must not shift.
-      for (let i = 0; i < v.entries.length; ) {
-        let j = i;
-        while (j < v.entries.length && (v.entries[j] as EntryRec).rev === (v.entries[i] as EntryRec).rev) j++;
-        const group = v.entries.slice(i, j);
-        const expired = group.every((e) => e.timeMs < cutoff);
-        if (!expired && this.groupNeeded(v, group)) kept.push(...group);
-        else deletes.push(group.map((e) => e.key));
-        i = j;
-      }
       for (const stints of v.gone.values()) {
         for (const s of stints) {
-          if (!kept.some((e) => s.joined < e.rev && e.rev <= s.left)) deletes.push([s.key]);
+          if (!v.entries.some((e) => kept.has(e) && s.joined < e.rev && e.rev <= s.left)) deletes.push([s.key]);
         }
       }
     }
@@ -540,19 +530,17 @@ export class ShootdownLog {
     return { deletes, states };
   }
 
-  /** Does any recipient of these entries (one revision of vnet v) still have one of their events pending? */
-  private groupNeeded(v: VnetRec, group: EntryRec[]): boolean {
-    const rev = (group[0] as EntryRec).rev;
-    const candidates = new Set<string>([...v.members.keys(), ...v.gone.keys()]);
-    for (const cn of candidates) {
-      if (!v.had(cn, rev)) continue;
+  /** Does any recipient of this entry still have one of its events pending? */
+  private entryNeeded(e: EntryRec): boolean {
+    const v = this.vnets.get(e.vnet);
+    if (!v) return false;
+    for (const cn of new Set<string>([...v.members.keys(), ...v.gone.keys()])) {
+      if (!v.had(cn, e.rev)) continue;
       const st = this.nodes.get(cn)?.state ?? emptyState();
-      if (rev < st.cursor.rev) continue;
-      for (const e of group) {
-        for (let k = e.k0; k < e.k0 + e.events.length; k++) {
-          const pos = { rev, vnet: v.vnet, k };
-          if (comparePos(pos, st.cursor) > 0 && !st.removedKeys.has(posKey(pos))) return true;
-        }
+      if (e.rev < st.cursor.rev) continue;
+      for (let k = e.k0; k < e.k0 + e.events.length; k++) {
+        const pos = { rev: e.rev, vnet: e.vnet, k };
+        if (comparePos(pos, st.cursor) > 0 && !st.removedKeys.has(posKey(pos))) return true;
       }
     }
     return false;
@@ -560,5 +548,14 @@ export class ShootdownLog {
 
   stats(): { vnets: number; nodes: number; entries: number; events: number } {
     return { vnets: this.vnets.size, nodes: this.nodes.size, entries: this.entryKeys.size, events: this.eventCount };
+  }
+}
+
+/** Numbers the events of one revision's entries (sorted by vnet, then key). */
+function renumber(group: EntryRec[]): void {
+  let k = 0;
+  for (const e of group) {
+    e.k0 = k;
+    k += e.events.length;
   }
 }

@@ -16,7 +16,7 @@ import {
   vlogKey,
   vnodeKey,
 } from '../../src/overlay/keys.js';
-import { encodeEventId, nodeTag } from '../../src/overlay/log.js';
+import { encodeEventId, nodeTag } from '../../src/overlay/event-id.js';
 import { uuidFromBytes } from '../../src/net/addr.js';
 import type { Op, Store } from '../../src/store/types.js';
 
@@ -115,9 +115,8 @@ export async function putEvents(store: Store, events: EventSpec[]): Promise<{ id
     for (const e of chunk) {
       const n = seen.get(e.vnet) ?? 0;
       seen.set(e.vnet, n + 1);
-      const pos = { rev: r.revision, vnet: e.vnet, k: n };
-      void first;
-      ids.push(uuidFromBytes(encodeEventId(pos, nodeTag(e.cn))));
+      const ref = { timeMs: Date.parse(created), rev: r.revision, k: (first.get(e.vnet) as number) + n };
+      ids.push(uuidFromBytes(encodeEventId(ref, nodeTag(e.cn))));
     }
   }
   return { ids, revision };

@@ -5,7 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { goneKey, nodeStateKey, vlogKey, vnodeKey } from '../../src/overlay/keys.js';
-import { type LogPos, ShootdownLog, decodeEventId, encodeEventId, nodeTag } from '../../src/overlay/log.js';
+import { ShootdownLog } from '../../src/overlay/log.js';
+import { decodeEventId, encodeEventId, nodeTag } from '../../src/overlay/event-id.js';
+import { uuidFromBytes } from '../../src/net/addr.js';
 
 const A = 'aaaaaaaa-0000-4000-8000-000000000001';
 const B = 'bbbbbbbb-0000-4000-8000-000000000002';
@@ -41,13 +43,30 @@ class Records {
   }
 }
 
-test('event ids carry revision, vnet, k and the node tag, and differ per node', () => {
-  const pos: LogPos = { rev: 123456789012, vnet: 0xabcdef, k: 7 };
-  const a = encodeEventId(pos, nodeTag(A));
-  const b = encodeEventId(pos, nodeTag(B));
+test("event ids are UUIDv7s of the entry's creation time, carrying revision bits, k and the node tag", () => {
+  const ref = { timeMs: NOW + 123, rev: 123456789012, k: 7 };
+  const a = encodeEventId(ref, nodeTag(A));
+  const b = encodeEventId(ref, nodeTag(B));
   assert.equal(a.length, 16);
-  assert.notDeepEqual(a, b);
-  assert.deepEqual(decodeEventId(a), { pos, tag: nodeTag(A) });
+  assert.notDeepEqual(a, b, 'each node has its own id');
+  assert.match(uuidFromBytes(a), /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.equal(parseInt(uuidFromBytes(a).replace(/-/g, '').slice(0, 12), 16), NOW + 123, 'the UUIDv7 time');
+  assert.deepEqual(decodeEventId(a), { timeMs: NOW + 123, revLow: 123456789012 & 0xffff, k: 7, tag: nodeTag(A) });
+  assert.deepEqual(decodeEventId(encodeEventId({ timeMs: 0, rev: 0xffff, k: 255 }, nodeTag(C))), { timeMs: 0, revLow: 0xffff, k: 255, tag: nodeTag(C) });
+});
+
+test('an id finds its entry: locate by creation time, revision bits and k', () => {
+  const r = new Records();
+  r.join(A, 1, 7);
+  r.join(A, 1, 9);
+  r.entry(70000, [vl3('10.0.0.1')], 9, NOW);
+  r.entry(70000, [vl2('02:00:00:00:00:01'), vl3('10.0.0.2')], 7, NOW);
+  r.entry(70000 + 65536, [vl3('10.0.0.3')], 7, NOW + 1);
+  assert.deepEqual(r.log.locate(NOW, 70000 & 0xffff, 0), { rev: 70000, vnet: 7, k: 0 });
+  assert.deepEqual(r.log.locate(NOW, 70000 & 0xffff, 2), { rev: 70000, vnet: 9, k: 2 }, 'k runs across the revision, vnet by vnet');
+  assert.equal(r.log.locate(NOW, 70000 & 0xffff, 3), undefined);
+  assert.deepEqual(r.log.locate(NOW + 1, 70000 & 0xffff, 0), { rev: 70000 + 65536, vnet: 7, k: 0 });
+  assert.equal(r.log.locate(NOW + 2, 70000 & 0xffff, 0), undefined);
 });
 
 test('recipients: the nodes on the vnet just before the entry; a node joining with the write gets nothing, one leaving with it gets it', () => {
@@ -85,7 +104,7 @@ test('events of several vnets come oldest first; limit cuts the newest', () => {
   r.entry(5, [vl3('10.0.0.1')], 9);
   r.entry(5, [vl2('02:00:00:00:00:01')], 7);
   r.entry(3, [vl3('10.0.0.3')], 9);
-  assert.deepEqual(r.pending(A), ['3/9/0:vl3', '5/7/0:vl2', '5/9/0:vl3']);
+  assert.deepEqual(r.pending(A), ['3/9/0:vl3', '5/7/0:vl2', '5/9/1:vl3']);
   assert.deepEqual(
     r.log.pending(A, 2).map((p) => p.pos.rev),
     [3, 5],
