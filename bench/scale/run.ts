@@ -24,6 +24,7 @@
  *
  *   node --import tsx bench/scale/run.ts [--quick] [--stores leveldb,etcd] [--nodes N]
  *        [--vnets N] [--per-node K] [--nics N] [--moves-per-s R] [--seconds S]
+ *        [--seed-dir DIR]   keep the seeded LevelDB in DIR and reuse it when it matches
  */
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -56,6 +57,7 @@ const LOOKUP_S = quick ? 4 : 10;
 /** Lookups each node paces during the notification phase. */
 const PACED_PER_NODE = 5;
 const STORES = (value('--stores') ?? 'leveldb,etcd').split(',') as Array<'leveldb' | 'etcd'>;
+const SEED_DIR = value('--seed-dir');
 const MEMBERS = 3;
 const LOG_WAIT_MS = 10_000;
 
@@ -242,9 +244,26 @@ interface StoreResult {
   load_avg: number[];
 }
 
-/** Seeds a LevelDB directory once; every run starts from a copy of it. */
-async function seedOnce(topo: Topology): Promise<{ dir: string; seeded: Seeded; costs: WriteCosts }> {
-  const dir = await makeTempDir('bench-scale-seed');
+/** Seeds a LevelDB directory once (or reuses --seed-dir's); every run starts from a copy of it. */
+async function seedOnce(topo: Topology): Promise<{ dir: string; seeded: Seeded; costs: WriteCosts; keep: boolean }> {
+  const shape = { nodes: topo.nodes, vnets: topo.vnets, perNode: topo.perNode, nics: topo.nics.length };
+  if (SEED_DIR) {
+    try {
+      const saved = JSON.parse(readFileSync(join(SEED_DIR, 'bench-seed.json'), 'utf8')) as { shape: typeof shape; seeded: Seeded; costs: WriteCosts };
+      if (JSON.stringify(saved.shape) === JSON.stringify(shape)) {
+        say(`reusing the seeded store in ${SEED_DIR}`);
+        await purgeLog(join(SEED_DIR, 'db'));
+        return { dir: join(SEED_DIR, 'db'), seeded: saved.seeded, costs: saved.costs, keep: true };
+      }
+    } catch {
+      // Not there yet: seed it.
+    }
+  }
+  const dir = SEED_DIR ? join(SEED_DIR, 'db') : await makeTempDir('bench-scale-seed');
+  if (SEED_DIR) {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+  }
   say(`seeding ${topo.nodes} nodes, ${topo.vnets} vnets, ${topo.nics.length.toLocaleString()} NICs through the REST app (LevelDB)`);
   const store = await LevelStore.open(dir, { sync: false });
   try {
@@ -252,7 +271,28 @@ async function seedOnce(topo: Topology): Promise<{ dir: string; seeded: Seeded; 
     say(`  seeded in ${seeded.seconds.toFixed(0)} s`);
     const costs = await measureWriteCosts(store, topo, seeded);
     say(`  a NIC move: ${costs.move.ops} ops + ${costs.move.preconditions} preconditions, ${costs.move.bytes} bytes; a LOG_RM commit: ${costs.logRm.ops} ops, ${costs.logRm.bytes} bytes`);
-    return { dir, seeded, costs };
+    if (SEED_DIR) writeFileSync(join(SEED_DIR, 'bench-seed.json'), JSON.stringify({ shape, seeded, costs }));
+    return { dir, seeded, costs, keep: SEED_DIR !== undefined };
+  } finally {
+    await store.close();
+    await purgeLog(dir);
+  }
+}
+
+/**
+ * Drops the shootdown log the seeding wrote (every create told the nodes already on its
+ * vnet): the measured fabric starts with nothing pending, on either store.
+ */
+async function purgeLog(dir: string): Promise<void> {
+  const store = await LevelStore.open(dir, { sync: false });
+  try {
+    for (const prefix of [VLOG_PREFIX, GONE_PREFIX, NODE_STATE_PREFIX]) {
+      for (;;) {
+        const { kvs } = await store.range({ prefix, limit: 5000 });
+        if (kvs.length === 0) break;
+        await store.commit({ ops: kvs.map((kv): Op => ({ type: 'del', key: kv.key })) });
+      }
+    }
   } finally {
     await store.close();
   }
@@ -339,14 +379,8 @@ async function runStore(kind: 'leveldb' | 'etcd', cluster: EtcdCluster | null, t
       void s.logLoop().catch(() => undefined);
       void s.lookupLoop().catch(() => undefined);
     }
-    // Warm-up: every node drains what the seeding told it; then the sweep trims the log.
-    for (;;) {
-      await sleep(1000);
-      const now = performance.now();
-      if (nodes.every((s) => s.stats.logAcks > 0 && now - s.lastEventAt > 3000)) break;
-    }
-    say(`  nodes drained the seeding's shootdowns (${nodes.reduce((a, s) => a + s.stats.events, 0).toLocaleString()} events); waiting for the sweep`);
-    await sleep(6000);
+    // Warm-up: every node has its LOG_REQ held (nothing is pending after the seeding).
+    await sleep(3000);
 
     // Phase 1: notification latency under churn, nodes pacing lookups.
     for (const s of nodes) {
@@ -474,7 +508,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    rmSync(base.dir, { recursive: true, force: true });
+    if (!base.keep) rmSync(base.dir, { recursive: true, force: true });
   }
   const costs = base.costs;
 

@@ -81,7 +81,8 @@ export async function seed(store: Store, topo: Topology, log: (s: string) => voi
     await pool(topo.nodes, 32, (n) =>
       call(a, 'POST', `/networks/${ul.uuid}/nics`, { belongs_to_uuid: nodeUuid(n), belongs_to_type: 'server', owner_uuid: DEFAULT_ADMIN_UUID, ip: underlayIp(n), underlay: true }),
     );
-    const nets = await pool(topo.vnets, 16, async (v) => {
+    // One at a time: network creates all touch one generation key and would only conflict.
+    const nets = await pool(topo.vnets, 1, async (v) => {
       const vlan = await call(a, 'POST', `/fabrics/${ownerUuid(v)}/vlans`, { vlan_id: 10, name: 'v10' });
       const net = await call(a, 'POST', `/fabrics/${ownerUuid(v)}/vlans/10/networks`, {
         name: 'net',

@@ -439,21 +439,43 @@ export class ShootdownLog {
   pending(cn: string, limit = Infinity): PendingLogEvent[] {
     const n = this.nodes.get(cn);
     if (!n || limit <= 0) return [];
-    const { cursor, removedKeys } = n.state;
     const out: PendingLogEvent[] = [];
+    // The oldest `limit` overall are among the oldest `limit` of each vnet.
     for (const v of n.vnets) {
-      for (let i = v.firstAt(cursor.rev); i < v.entries.length; i++) {
-        const e = v.entries[i] as EntryRec;
-        if (!v.had(cn, e.rev)) continue;
-        for (let j = 0; j < e.events.length; j++) {
-          const pos = { rev: e.rev, vnet: v.vnet, k: e.k0 + j };
-          if (comparePos(pos, cursor) <= 0 || removedKeys.has(posKey(pos))) continue;
-          out.push({ pos, timeMs: e.timeMs, event: e.events[j] as ParsedEvent });
-        }
-      }
+      let taken = 0;
+      this.scan(n, v, (e, j, pos) => {
+        out.push({ pos, timeMs: e.timeMs, event: e.events[j] as ParsedEvent });
+        return ++taken < limit;
+      });
     }
     if (n.vnets.size > 1) out.sort((a, b) => comparePos(a.pos, b.pos));
     return out.length > limit ? out.slice(0, limit) : out;
+  }
+
+  /** How many events are pending for the node, counting no further than stopAt. */
+  pendingCount(cn: string, stopAt = Infinity): number {
+    const n = this.nodes.get(cn);
+    if (!n) return 0;
+    let count = 0;
+    for (const v of n.vnets) {
+      this.scan(n, v, () => ++count < stopAt);
+      if (count >= stopAt) break;
+    }
+    return count;
+  }
+
+  /** Calls each(entry, event index, position) for n's pending events on v, oldest first, while it returns true. */
+  private scan(n: NodeRec, v: VnetRec, each: (e: EntryRec, j: number, pos: LogPos) => boolean): void {
+    const { cursor, removed, removedKeys } = n.state;
+    for (let i = v.firstAt(cursor.rev); i < v.entries.length; i++) {
+      const e = v.entries[i] as EntryRec;
+      if (!v.had(n.cn, e.rev)) continue;
+      for (let j = 0; j < e.events.length; j++) {
+        const pos = { rev: e.rev, vnet: v.vnet, k: e.k0 + j };
+        if (comparePos(pos, cursor) <= 0 || (removed.length > 0 && removedKeys.has(posKey(pos)))) continue;
+        if (!each(e, j, pos)) return;
+      }
+    }
   }
 
   /**
@@ -495,8 +517,8 @@ export class ShootdownLog {
     const states: StateUpdate[] = [];
     // Nodes over the cap lose their oldest events: their cursor moves.
     for (const n of this.nodes.values()) {
+      if (this.pendingCount(n.cn, opts.maxPerNode + 1) <= opts.maxPerNode) continue;
       const pend = this.pending(n.cn);
-      if (pend.length <= opts.maxPerNode) continue;
       const last = (pend[pend.length - opts.maxPerNode - 1] as PendingLogEvent).pos;
       const removed = n.state.removed.filter((p) => comparePos(p, last) > 0).map(posArray);
       const state: NodeLogState = removed.length > 0 ? { cursor: posArray(last), removed } : { cursor: posArray(last) };
@@ -540,7 +562,7 @@ export class ShootdownLog {
       if (e.rev < st.cursor.rev) continue;
       for (let k = e.k0; k < e.k0 + e.events.length; k++) {
         const pos = { rev: e.rev, vnet: e.vnet, k };
-        if (comparePos(pos, st.cursor) > 0 && !st.removedKeys.has(posKey(pos))) return true;
+        if (comparePos(pos, st.cursor) > 0 && (st.removed.length === 0 || !st.removedKeys.has(posKey(pos)))) return true;
       }
     }
     return false;

@@ -109,6 +109,21 @@ test('events of several vnets come oldest first; limit cuts the newest', () => {
     r.log.pending(A, 2).map((p) => p.pos.rev),
     [3, 5],
   );
+  // The oldest overall, whichever vnet was looked at first.
+  r.state(A, [5, 9, 1], 13);
+  r.entry(14, [vl3('10.0.9.14')], 9);
+  r.entry(15, [vl3('10.0.9.15')], 9);
+  for (const rev of [20, 21, 22]) r.entry(rev, [vl3(`10.0.7.${rev}`)], 7);
+  assert.deepEqual(
+    r.log.pending(A, 2).map((p) => p.pos.rev),
+    [14, 15],
+  );
+  assert.deepEqual(
+    r.log.pending(A, 4).map((p) => p.pos.rev),
+    [14, 15, 20, 21],
+  );
+  assert.equal(r.log.pendingCount(A), 5);
+  assert.equal(r.log.pendingCount(A, 3), 3);
 });
 
 test('consume: the cursor moves over leading removed events; out-of-order removals are listed', () => {
