@@ -40,9 +40,6 @@ export class SimNode {
   lookupMode: 'off' | 'closed' | number = 'off';
   recordLookups = false;
   readonly stats: NodeStats = { lookups: 0, lookupErrors: 0, lookupMs: [], logAcks: 0, events: 0 };
-  /** When the node last received an event (ms, performance.now()). */
-  lastEventAt = 0;
-  drained = false;
 
   constructor(
     readonly index: number,
@@ -91,12 +88,8 @@ export class SimNode {
         await new Promise((r) => setTimeout(r, 500));
         continue;
       }
-      if (m.entries.length === 0) {
-        this.drained = true;
-        continue;
-      }
+      if (m.entries.length === 0) continue;
       this.stats.events += m.entries.length;
-      this.lastEventAt = at;
       for (const e of m.entries) if (e.type === LogType.VL2) this.onVl2(this.index, macFromBytes(e.mac), e.vnetId, at);
       await this.ask({ op: SvpOp.LOG_RM, ids: m.entries.map((e) => e.id) });
     }
