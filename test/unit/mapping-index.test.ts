@@ -218,3 +218,38 @@ describe('MappingIndex over a MemoryStore', () => {
     assert.equal(index.lookupVl2(5, '02:00:00:00:00:02')?.cnUuid, CN1);
   });
 });
+
+describe('LOG_RM through two replicas at once', () => {
+  it('keeps both removals: the later commit conflicts, catches up and writes the union', async () => {
+    const inner = new MemoryStore();
+    // Commits take a while, so each replica computes its write before seeing the other's.
+    const store = Object.create(inner) as MemoryStore;
+    store.commit = async (batch) => {
+      await new Promise((r) => setTimeout(r, 5));
+      return inner.commit(batch);
+    };
+    store.range = (opts) => inner.range(opts);
+    const a = new MappingIndex({ store });
+    const b = new MappingIndex({ store });
+    try {
+      await Promise.all([a.start(), b.start()]);
+      const { ids, revision } = await putEvents(store, [
+        { type: 'vl2', cn: CN1, vnet: 5, mac: '02:00:00:00:00:01' },
+        { type: 'vl3', cn: CN1, vnet: 5, ip: '10.0.0.1' },
+        { type: 'vl3', cn: CN1, vnet: 5, ip: '10.0.0.2' },
+      ]);
+      await Promise.all([a.waitForRevision(revision), b.waitForRevision(revision)]);
+      // The node's first and third events through replica A, the second through B, at once.
+      const [ra, rb] = await Promise.all([a.removeEvents([uuidToBytes(ids[0]), uuidToBytes(ids[2])]), b.removeEvents([uuidToBytes(ids[1])])]);
+      assert.equal(ra, 2);
+      assert.equal(rb, 1);
+      await Promise.all([a.waitForRevision(await store.revision()), b.waitForRevision(await store.revision())]);
+      assert.equal(a.pendingEvents(CN1).length, 0, 'replica A serves none of them');
+      assert.equal(b.pendingEvents(CN1).length, 0, 'replica B serves none of them');
+    } finally {
+      a.close();
+      b.close();
+      await inner.close();
+    }
+  });
+});
