@@ -153,8 +153,8 @@ export class MappingIndex {
     this.remover = new LogRemover({
       store: opts.store,
       log: () => this.state.log,
-      revision: () => this.view.revision,
       waitForRevision: (rev, ms) => this.view.waitForRevision(rev, ms),
+      sync: (ms) => this.view.sync(ms),
       visibleTimeoutMs: opts.removeVisibleTimeoutMs ?? 2000,
     });
     this.view = new StoreView(
@@ -162,6 +162,9 @@ export class MappingIndex {
         store: opts.store,
         prefixes: [OVERLAY_PREFIX],
         fenceKey: OVERLAY_FENCE_KEY,
+        // Writers wait for revisions that changed ovl/ (they arrive by themselves): fence
+        // only for a waiter that has waited long (LOG_RM's catch-up fences at once).
+        fenceAfterMs: 1000,
         pageSize: opts.pageSize ?? 20000,
         retryBaseMs: opts.retryBaseMs ?? 500,
         name: 'mapping index',

@@ -21,8 +21,9 @@ export interface LogRemoverDeps {
   store: Store;
   /** The index's current log (replaced when the index reloads). */
   log: () => ShootdownLog;
-  revision: () => number;
   waitForRevision: (rev: number, timeoutMs?: number) => Promise<boolean>;
+  /** Waits until the index reflects everything committed so far. */
+  sync: (timeoutMs?: number) => Promise<boolean>;
   visibleTimeoutMs: number;
   /** Nodes whose states one commit writes (each a put and a precondition). */
   nodesPerCommit?: number;
@@ -73,11 +74,8 @@ export class LogRemover {
       }
       return !missing;
     };
-    if (!resolve()) {
-      // Served by a replica further ahead? Catch up once.
-      const head = await this.deps.store.revision();
-      if (head > this.deps.revision() && (await this.deps.waitForRevision(head, this.deps.visibleTimeoutMs))) resolve();
-    }
+    // Served by a replica further ahead? Catch up once.
+    if (!resolve() && (await this.deps.sync(this.deps.visibleTimeoutMs))) resolve();
     if (byNode.size === 0) return 0;
     if (this.closed) throw new StoreClosedError();
     return new Promise<number>((resolve, reject) => {

@@ -253,3 +253,33 @@ describe('LOG_RM through two replicas at once', () => {
     }
   });
 });
+
+describe('LOG_RM at a replica that has not seen the event yet', () => {
+  it('catches up with the store and removes it', async () => {
+    const inner = new MemoryStore();
+    // Replica B's feed runs 200 ms behind.
+    const slow = Object.create(inner) as MemoryStore;
+    slow.range = (opts) => inner.range(opts);
+    slow.watch = (opts, handlers) =>
+      inner.watch(opts, {
+        onChange: (set) => new Promise<void>((resolve) => setTimeout(() => resolve(handlers.onChange(set)), 200)),
+        onError: (err) => handlers.onError?.(err),
+      });
+    const a = new MappingIndex({ store: inner });
+    const b = new MappingIndex({ store: slow });
+    try {
+      await Promise.all([a.start(), b.start()]);
+      const { ids, revision } = await putEvents(inner, [{ type: 'vl3', cn: CN1, vnet: 5, ip: '10.0.0.1' }]);
+      await a.waitForRevision(revision);
+      assert.equal(b.pendingEvents(CN1).length, 0, 'B has not seen it');
+      assert.equal(await b.removeEvents([uuidToBytes(ids[0])]), 1, 'B waited for it and removed it');
+      await a.waitForRevision(await inner.revision());
+      assert.equal(a.pendingEvents(CN1).length, 0);
+      assert.equal(await b.removeEvents([uuidToBytes('01234567-89ab-7def-8123-456789abcdef')]), 0, 'an id nobody has is ignored');
+    } finally {
+      a.close();
+      b.close();
+      await inner.close();
+    }
+  });
+});
