@@ -8,7 +8,7 @@
  *   kernel-vxlan      Linux vxlan devices configured statically, the instance is the node
  *                     namespace itself (the ceiling: no bridge, no veth)
  *   kernel-backend    rhumb's kernel backend layout (vxlan + bridge + veth into the instance,
- *                     the exact `ip` lines of src/agent/kernel/plumbing.ts), entries static
+ *                     the exact `ip` lines of src/agent/kernel/vnet.ts and plumbing/nic.ts), entries static
  *   userspace-nooff   rhumb's native fast path, every offload off (one frame per read/write,
  *                     no batching either: mmsg off)
  *   userspace-mmsg    fast path with recvmmsg/sendmmsg batching, offloads off
@@ -25,7 +25,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
 import type { Offload } from '../../src/dataplane/fastpath.js';
-import { hostSideCommands, instanceCommands, vnetCommands } from '../../src/agent/kernel/plumbing.js';
+import { hostSideCommands, instanceCommands } from '../../src/agent/plumbing/nic.js';
+import { vnetCommands } from '../../src/agent/kernel/vnet.js';
 import { NetnsLab, netnsSkipReason, underlayAddr } from '../../test/helpers/netns.js';
 import { type FastPathNode, startFastPathNode } from '../../test/netns/fastpath-harness.js';
 
@@ -149,12 +150,23 @@ async function userspace(tag: string, disable: Offload[]): Promise<Setup> {
   };
 }
 
-async function iperf(s: Setup, args: string[]): Promise<Record<string, any> | null> {
+/** The parts of `iperf3 -J` output read here. */
+interface IperfSum {
+  bits_per_second: number;
+  seconds?: number;
+  packets?: number;
+  lost_packets?: number;
+}
+interface IperfReport {
+  end: { sum_received?: IperfSum; sum?: IperfSum };
+}
+
+async function iperf(s: Setup, args: string[]): Promise<IperfReport | null> {
   const server = s.lab.spawnIn(s.inst[1], ['iperf3', '-s', '-1', '-B', IP[1]]);
   await sleep(400);
   try {
     const out = await s.lab.exec(s.inst[0], 'timeout', String(SECONDS + 15), 'iperf3', '-c', IP[1], '-t', String(SECONDS), '-J', ...args);
-    return JSON.parse(out) as Record<string, any>;
+    return JSON.parse(out) as IperfReport;
   } catch (err) {
     console.error(`iperf3 ${args.join(' ')}: ${(err as Error).message.slice(0, 300)}`);
     return null;
@@ -171,10 +183,10 @@ async function measure(plane: string, make: () => Promise<Setup>): Promise<Resul
     const t1 = await iperf(s, []);
     const t4 = await iperf(s, ['-P', '4']);
     const u = await iperf(s, ['-u', '-l', '64', '-b', '0']);
-    const gbps = (j: Record<string, any> | null): number | null => (j ? j.end.sum_received.bits_per_second / 1e9 : null);
+    const gbps = (j: IperfReport | null): number | null => (j ? j.end.sum_received!.bits_per_second / 1e9 : null);
     let pps: number | null = null;
     if (u) {
-      const sum = u.end.sum_received ?? u.end.sum;
+      const sum = (u.end.sum_received ?? u.end.sum)!;
       const received = (sum.packets ?? 0) - (sum.lost_packets ?? 0);
       pps = sum.seconds ? received / sum.seconds : null;
     }

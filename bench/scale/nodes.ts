@@ -13,9 +13,8 @@ import {
   type SvpMessage,
   decodeMessage,
   encodeMessage,
-  ipToBytes,
-  macFromBytes,
 } from '../../src/svp/codec.js';
+import { ipToBytes, macFromBytes } from '../../src/net/addr.js';
 
 export interface LookupTarget {
   ip: Buffer;

@@ -35,7 +35,7 @@ import { EtcdStore } from '../../src/store/etcd.js';
 import { LevelStore } from '../../src/store/leveldb.js';
 import type { Op } from '../../src/store/types.js';
 import { GONE_PREFIX, NODE_STATE_PREFIX, VLOG_PREFIX } from '../../src/overlay/keys.js';
-import { ipToBytes } from '../../src/svp/codec.js';
+import { ipToBytes } from '../../src/net/addr.js';
 import { busySiteEtcdArgs, EtcdCluster, ETCD_BIN, etcdControllerArgs } from '../../test/helpers/etcd-cluster.js';
 import { makeTempDir, REPO_ROOT, type RunningController, startControllerProcess } from '../../test/helpers/processes.js';
 import { type LookupTarget, SimNode } from './nodes.js';

@@ -19,11 +19,12 @@ import { SvpStatus } from '../svp/codec.js';
 import type { ClientLogEntry, LogResult, LogRmResult, QueryOptions, Vl2Result, Vl3Result } from '../svp/client.js';
 import type { BackendMiss, DataplaneBackend, VnetEntries } from './backend.js';
 import { ResolvingCache, type Vl2Mapping, type Vl3Mapping, vl2Key, vl3Key } from './cache.js';
-import { inNetns, ip as ipCmd, linkWithAddress } from './kernel/iproute.js';
-import { normalizeMac } from './kernel/names.js';
-import { ifnameProblem, netnsPathProblem } from './kernel/checks.js';
-import { instanceNetnsProblem } from './kernel/netns.js';
-import { type NicPlumbing, PlumbingError, nicSettings, plumbingFor } from './kernel/plumbing.js';
+import { inNetns, ip as ipCmd, linkWithAddress } from './plumbing/iproute.js';
+import { canonicalMac } from '../net/addr.js';
+import { ifnameProblem, netnsPathProblem } from './plumbing/checks.js';
+import { instanceNetnsProblem } from './plumbing/netns.js';
+import { type NicPlumbing, PlumbingError, nicSettings, plumbingFor } from './plumbing/nic.js';
+import { type Logger, silentLogger } from '../log/index.js';
 import { type AgentMetrics, createAgentMetrics } from './metrics.js';
 import { type ApiNic, type NapiClient, NapiRequestError } from './napi-client.js';
 import type { AttachmentRecord, AttachmentState } from './state.js';
@@ -72,7 +73,8 @@ export interface AgentOptions {
   firewall?: { controllerUrl: string; waitMs?: number; retryMs?: number };
   /** Called for each shootdown applied, with the time (Unix ms) it took effect. */
   onShootdownApplied?: (entry: ClientLogEntry, appliedAt: number) => void;
-  log?: (msg: string) => void;
+  /** The agent's logger (pino; the CLI's root logger); none: silent. */
+  logger?: Logger;
 }
 
 /** An error with the HTTP status the local API answers with. */
@@ -111,7 +113,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref()
 async function netnsHoldsMac(netns: string, mac: string): Promise<boolean> {
   try {
     const links = JSON.parse(await ipCmd(['-j', 'link', 'show'], inNetns(netns))) as Array<{ address?: string }>;
-    return links.some((l) => l.address !== undefined && normalizeMac(l.address) === mac);
+    return links.some((l) => l.address !== undefined && canonicalMac(l.address) === mac);
   } catch {
     return false;
   }
@@ -142,7 +144,7 @@ export class Agent {
   readonly vl2: ResolvingCache<Vl2Mapping>;
   readonly metrics: AgentMetrics;
   private readonly nics = new Map<string, AttachedNic>();
-  private readonly log: (msg: string) => void;
+  private readonly log: Logger;
   private closed = false;
   private logLoop: Promise<void> | undefined;
   /** State records of NICs plumbed here (also those placed elsewhere awaiting detach). */
@@ -151,7 +153,7 @@ export class Agent {
   shootdownsApplied = 0;
 
   constructor(private readonly o: AgentOptions) {
-    this.log = o.log ?? (() => {});
+    this.log = o.logger ?? silentLogger();
     this.vl3 = new ResolvingCache<Vl3Mapping>({ negativeTtlMs: o.negativeTtlMs });
     this.vl2 = new ResolvingCache<Vl2Mapping>({ negativeTtlMs: o.negativeTtlMs });
     this.metrics = createAgentMetrics(
@@ -183,15 +185,16 @@ export class Agent {
       } catch (err) {
         const unreachable = err instanceof TypeError || (err as Error).name === 'TimeoutError';
         if (!unreachable || attempt >= 30) throw err;
-        this.log(`controller unreachable (${(err as Error).message}); retrying`);
+        this.log.warn(`controller unreachable (${(err as Error).message}); retrying`);
         await sleep(1000);
       }
     }
+    const backendLog = this.log.child({ component: `backend-${this.o.backend.kind}` });
     await this.o.backend.start({
       underlayIp: this.o.underlayIp,
       underlayDev: this.o.underlayDev,
       onMiss: (m) => this.onMiss(m),
-      log: this.log,
+      log: (msg) => backendLog.info(msg),
       peerUnderlays: () => this.peerUnderlays(),
     });
     await this.rebuild();
@@ -206,8 +209,8 @@ export class Agent {
         ...(this.o.firewall.waitMs !== undefined ? { waitMs: this.o.firewall.waitMs } : {}),
         ...(this.o.firewall.retryMs !== undefined ? { retryMs: this.o.firewall.retryMs } : {}),
         onRound: (r) => {
-          if (r.applied.length > 0) this.log(`firewall: applied ${r.applied.length} ruleset(s) at revision ${r.revision}`);
-          for (const [uuid, why] of r.failed) if (uuid !== '(feed)') this.log(`firewall: ${uuid}: ${why}`);
+          if (r.applied.length > 0) this.log.info(`firewall: applied ${r.applied.length} ruleset(s) at revision ${r.revision}`);
+          for (const [uuid, why] of r.failed) if (uuid !== '(feed)') this.log.warn(`firewall: ${uuid}: ${why}`);
         },
       });
       this.fw.start();
@@ -229,7 +232,7 @@ export class Agent {
 
   private async saveState(): Promise<void> {
     if (!this.o.state) return;
-    await this.o.state.save(this.records).catch((err: Error) => this.log(`state file: ${err.message}`));
+    await this.o.state.save(this.records).catch((err: Error) => this.log.warn(`state file: ${err.message}`));
   }
 
   /** Registers the node's underlay NIC on the underlay network holding its address, if missing. */
@@ -252,7 +255,7 @@ export class Agent {
       cn_uuid: this.o.nodeUuid,
       underlay: true,
     });
-    this.log(`registered underlay NIC ${link.address} ${this.o.underlayIp} on ${net.name}`);
+    this.log.info(`registered underlay NIC ${link.address} ${this.o.underlayIp} on ${net.name}`);
     return 'created';
   }
 
@@ -266,12 +269,12 @@ export class Agent {
   /** Adopts NICs the API places here that are plumbed, and the kernel's entries. */
   private async rebuild(): Promise<void> {
     const apiNics = await this.o.napi.listNics({ cn_uuid: this.o.nodeUuid, belongs_to_type: 'zone' });
-    const byMac = new Map(apiNics.map((n) => [normalizeMac(n.mac), n]));
+    const byMac = new Map(apiNics.map((n) => [canonicalMac(n.mac), n]));
     // A record counts only if its NIC is still plumbed and its namespace still holds the NIC.
     // An unreadable file costs only the namespace paths, not the start.
     const saved = this.o.state
       ? await this.o.state.load().catch((err: Error) => {
-          this.log(`state file: ${err.message}; namespaces of adopted NICs are unknown`);
+          this.log.warn(`state file: ${err.message}; namespaces of adopted NICs are unknown`);
           return new Map<string, AttachmentRecord>();
         })
       : new Map<string, AttachmentRecord>();
@@ -279,7 +282,7 @@ export class Agent {
       const r = saved.get(mac);
       if (!r) continue;
       if (await netnsHoldsMac(r.netns, mac)) this.records.set(mac, r);
-      else this.log(`NIC ${mac}: recorded namespace ${r.netns} no longer holds it; its namespace is unknown`);
+      else this.log.warn(`NIC ${mac}: recorded namespace ${r.netns} no longer holds it; its namespace is unknown`);
     }
     const adopted: NicPlumbing[] = [];
     const orphans: string[] = [];
@@ -305,7 +308,7 @@ export class Agent {
           ...(r ? { netns: r.netns, ifname: r.ifname } : {}),
         });
       } catch (err) {
-        this.log(`NIC ${mac}: ${(err as Error).message}`);
+        this.log.warn(`NIC ${mac}: ${(err as Error).message}`);
       }
     }
     await this.o.backend.adopt(adopted);
@@ -326,7 +329,7 @@ export class Agent {
       }
       entries += e.fdb.length + e.neighbours.length;
     }
-    if (this.nics.size > 0 || entries > 0) this.log(`rebuilt: ${this.nics.size} NIC(s), ${entries} kernel entries`);
+    if (this.nics.size > 0 || entries > 0) this.log.info(`rebuilt: ${this.nics.size} NIC(s), ${entries} kernel entries`);
   }
 
   /**
@@ -336,12 +339,12 @@ export class Agent {
   private async reconcileOrphan(mac: string): Promise<void> {
     try {
       await this.o.napi.getNic(mac);
-      this.log(`NIC ${mac} is plumbed here but placed on another node; left until it is detached`);
+      this.log.warn(`NIC ${mac} is plumbed here but placed on another node; left until it is detached`);
     } catch (err) {
       if (!(err instanceof NapiRequestError && err.status === 404)) throw err;
       const vnet = this.o.backend.vnetOf(mac);
       if (vnet === undefined) return;
-      this.log(`NIC ${mac} was deleted while the agent was down: unplumbing it`);
+      this.log.info(`NIC ${mac} was deleted while the agent was down: unplumbing it`);
       await this.o.backend.unplumb(mac, vnet);
     }
   }
@@ -355,7 +358,7 @@ export class Agent {
   private async lookupVl3(vnet: number, ip: string): Promise<Vl3Mapping | null> {
     const end = this.metrics.lookupSeconds.startTimer({ kind: 'vl3' });
     const r = await this.o.svp.vl3(ip, vnet).finally(end);
-    if (r.status === SvpStatus.OK && r.mac && r.ip) return this.withVlan({ mac: normalizeMac(r.mac), underlay: r.ip, port: r.port }, r.mac);
+    if (r.status === SvpStatus.OK && r.mac && r.ip) return this.withVlan({ mac: canonicalMac(r.mac), underlay: r.ip, port: r.port }, r.mac);
     if (r.status === SvpStatus.NOTFOUND) return null;
     throw new Error(`VL3 ${ip} vnet ${vnet}: ${r.statusName}`);
   }
@@ -375,7 +378,7 @@ export class Agent {
   private async withVlan<T extends Vl2Mapping>(m: T, mac: string): Promise<T | null> {
     if (!this.o.backend.vlanAware) return m;
     try {
-      return { ...m, vlan: (await this.o.napi.getNic(normalizeMac(mac))).vlan_id ?? 0 };
+      return { ...m, vlan: (await this.o.napi.getNic(canonicalMac(mac))).vlan_id ?? 0 };
     } catch (err) {
       if (err instanceof NapiRequestError && err.status === 404) return null;
       throw err;
@@ -399,7 +402,7 @@ export class Agent {
       // arrived meanwhile) is not installed: the kernel asks again if it still needs it.
       if (r.value && result === 'ok' && r.source !== 'coalesced' && !r.stale) {
         this.installIp(vnet, ip, r.value);
-        if (opts.announce) void this.o.backend.announce(vnet, ip, r.value.mac).catch((err: Error) => this.log(`gratuitous ARP ${ip}: ${err.message}`));
+        if (opts.announce) void this.o.backend.announce(vnet, ip, r.value.mac).catch((err: Error) => this.log.warn(`gratuitous ARP ${ip}: ${err.message}`));
       }
       return r.value;
     } finally {
@@ -440,7 +443,7 @@ export class Agent {
     }
     this.metrics.misses.inc({ kind: m.kind });
     const p = m.kind === 'l3' ? this.resolveIp(m.vnet, m.ip, { announce: true }) : this.resolveMac(m.vnet, m.mac);
-    p.catch((err: Error) => this.log(`${m.kind} miss on vnet ${m.vnet}: ${err.message}`));
+    p.catch((err: Error) => this.log.warn(`${m.kind} miss on vnet ${m.vnet}: ${err.message}`));
   }
 
   // ---- shootdowns ----------------------------------------------------------------------
@@ -462,7 +465,7 @@ export class Agent {
         if (done.length > 0) await this.o.svp.logRm(done);
       } catch (err) {
         if (this.closed) return;
-        this.log(`shootdown log: ${(err as Error).message}`);
+        this.log.warn(`shootdown log: ${(err as Error).message}`);
         await sleep(backoff);
         backoff = Math.min(backoff * 2, 8000);
       }
@@ -482,14 +485,14 @@ export class Agent {
         done.push(e.id);
       } catch (err) {
         this.metrics.shootdownErrors.inc({ type: e.type });
-        this.log(`shootdown ${e.type} ${e.type === 'vl2' ? e.mac : e.ip} vnet ${e.vnetId}: ${(err as Error).message}`);
+        this.log.warn(`shootdown ${e.type} ${e.type === 'vl2' ? e.mac : e.ip} vnet ${e.vnetId}: ${(err as Error).message}`);
       }
     }
     return done;
   }
 
   private async applyVl2(vnet: number, macText: string): Promise<void> {
-    const mac = normalizeMac(macText);
+    const mac = canonicalMac(macText);
     this.vl2.invalidate(vl2Key(vnet, mac));
     const prefix = `${vnet}/`;
     this.vl3.invalidateWhere((k, v) => k.startsWith(prefix) && v.mac === mac);
@@ -504,7 +507,7 @@ export class Agent {
       await this.o.napi.getNic(mac);
     } catch (err) {
       if (!(err instanceof NapiRequestError && err.status === 404)) throw err;
-      this.log(`NIC ${mac} was deleted: unplumbing it`);
+      this.log.info(`NIC ${mac} was deleted: unplumbing it`);
       await this.detach(mac);
     }
   }
@@ -522,7 +525,7 @@ export class Agent {
     if (now && !this.isLocal(now.underlay)) {
       this.installIp(vnet, ip, now);
       // Not awaited: the next shootdown need not wait for the announcement to go out.
-      void this.o.backend.announce(vnet, ip, now.mac).catch((err: Error) => this.log(`gratuitous ARP ${ip}: ${err.message}`));
+      void this.o.backend.announce(vnet, ip, now.mac).catch((err: Error) => this.log.warn(`gratuitous ARP ${ip}: ${err.message}`));
       return;
     }
     this.o.backend.removeIp(vnet, ip);
@@ -534,7 +537,7 @@ export class Agent {
   async attach(req: AttachRequest): Promise<AttachedNic> {
     let macText: string;
     try {
-      macText = normalizeMac(req.mac);
+      macText = canonicalMac(req.mac);
     } catch (err) {
       throw new AgentError(400, (err as Error).message);
     }
@@ -583,7 +586,7 @@ export class Agent {
     this.vl3.invalidate(vl3Key(p.vnet, p.ip));
     this.vl2.invalidate(vl2Key(p.vnet, macText));
     if (firstOnVnet && (this.o.prefetch ?? true) && nic.network_uuid) {
-      await this.prefetch(p.vnet, nic.network_uuid).catch((err: Error) => this.log(`prefetch vnet ${p.vnet}: ${err.message}`));
+      await this.prefetch(p.vnet, nic.network_uuid).catch((err: Error) => this.log.warn(`prefetch vnet ${p.vnet}: ${err.message}`));
     }
     return attached;
   }
@@ -600,7 +603,7 @@ export class Agent {
   async detach(macInput: string): Promise<{ mac: string; vnetRemoved: boolean }> {
     let mac: string;
     try {
-      mac = normalizeMac(macInput);
+      mac = canonicalMac(macInput);
     } catch (err) {
       throw new AgentError(400, (err as Error).message);
     }

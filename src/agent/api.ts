@@ -5,7 +5,7 @@
  *   GET  /vnets/:vnet/entries   the data plane's IP -> MAC and MAC -> underlay entries
  *   POST /attach    {mac, netns, ifname?}  plumb a NIC placed on this node; netns is
  *                   /run/netns/NAME, /var/run/netns/NAME or /proc/PID/ns/net, ifname a
- *                   plain interface name (./kernel/checks.ts): anything else is a 400
+ *                   plain interface name (./plumbing/checks.ts): anything else is a 400
  *   POST /detach    {mac}                  undo it
  * Errors: {code, message} with 400/404/409/422 (AgentError) or 500.
  */
@@ -13,8 +13,8 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { instrumentHttp } from '../metrics/index.js';
 import { type Agent, AgentError } from './agent.js';
-import { ifnameProblem, netnsPathProblem } from './kernel/checks.js';
-import { normalizeMac } from './kernel/names.js';
+import { ifnameProblem, netnsPathProblem } from './plumbing/checks.js';
+import { canonicalMac } from '../net/addr.js';
 
 function str(body: unknown, field: string, required: boolean): string | undefined {
   const v = body && typeof body === 'object' ? (body as Record<string, unknown>)[field] : undefined;
@@ -47,7 +47,7 @@ export function buildAgentApi(agent: Agent, registry: Registry): FastifyInstance
     const ifname = str(req.body, 'ifname', false);
     // These reach root's ip and nft input: refuse any other shape here, before anything runs.
     try {
-      normalizeMac(mac);
+      canonicalMac(mac);
     } catch (err) {
       throw new AgentError(400, (err as Error).message);
     }

@@ -1,10 +1,11 @@
 /**
- * What the agent needs from a data plane. The kernel backend (Linux vxlan + bridge +
- * rtnetlink) implements it now; a userspace backend (native fast path) plugs in by adding
- * one entry to BACKENDS.
+ * What the agent needs from a data plane, and the registry of data planes. Two implement
+ * it: kernel/ (Linux vxlan + bridge + rtnetlink) and userspace/ (the native fast path).
+ * Each backend module registers itself by name as it loads (flannel's backend.Register);
+ * ./backends.ts is the list of modules compiled in. This module imports no backend.
  */
 import type { Registry } from 'prom-client';
-import type { NicPlumbing } from './kernel/plumbing.js';
+import type { NicPlumbing } from './plumbing/nic.js';
 
 
 /** A data-plane miss, already mapped to its vnet. */
@@ -23,13 +24,14 @@ export interface BackendStartOptions {
   underlayIp: string;
   underlayDev?: string;
   onMiss: (miss: BackendMiss) => void;
+  /** One line for the agent's log (the agent hands it to a child of its pino logger). */
   log: (msg: string) => void;
   /** The underlay addresses of the nodes (the API's underlay NICs): whom VXLAN may come from. */
   peerUnderlays?: () => Promise<string[]>;
 }
 
 export interface DataplaneBackend {
-  /** Its name in BACKENDS. */
+  /** The name it registered under. */
   readonly kind: string;
   /**
    * installL3/installL2 want the fabric VLAN of the NIC an answer names (the agent then
@@ -81,20 +83,20 @@ export interface BackendOptions {
 
 export type BackendFactory = (opts: BackendOptions) => Promise<DataplaneBackend>;
 
-/** The data planes `rhumb agent --backend` accepts. */
-export const BACKENDS = {
-  kernel: async () => new (await import('./kernel/backend.js')).KernelBackend(),
-  userspace: async (o) => {
-    const { UserspaceBackend } = await import('./userspace/backend.js');
-    const { parseOffloadList } = await import('../dataplane/fastpath.js');
-    const backend = new UserspaceBackend(parseOffloadList(o.noOffload), { stateDir: o.stateDir });
-    backend.registerMetrics(o.registry);
-    return backend;
-  },
-} satisfies Record<string, BackendFactory>;
+const registry = new Map<string, BackendFactory>();
 
-export type BackendKind = keyof typeof BACKENDS;
+/** Makes a data plane available to `rhumb agent --backend NAME`; each backend module calls it once. */
+export function registerBackend(name: string, factory: BackendFactory): void {
+  if (registry.has(name)) throw new Error(`data plane backend ${name} is registered twice`);
+  registry.set(name, factory);
+}
 
-export function isBackendKind(s: string): s is BackendKind {
-  return Object.hasOwn(BACKENDS, s);
+/** Registered names, in registration order. */
+export function backendNames(): string[] {
+  return [...registry.keys()];
+}
+
+/** The factory registered under name, or undefined. */
+export function backendFactory(name: string): BackendFactory | undefined {
+  return registry.get(name);
 }

@@ -11,6 +11,7 @@ import { isIP } from 'node:net';
 import { randomInt } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { ipText } from '../net/addr.js';
 
 // ---------------------------------------------------------------------------------------
 // ICMP echo codec (pure)
@@ -72,10 +73,9 @@ export interface EchoMessage extends EchoFields {
  */
 export function parseEcho(family: IpFamily, packet: Uint8Array): EchoMessage | null {
   const buf = Buffer.from(packet.buffer, packet.byteOffset, packet.byteLength);
-  let off = 0;
   if (family === 4) {
     if (buf.length < 20 || buf[0] >> 4 !== 4) return null;
-    off = (buf[0] & 0x0f) * 4;
+    const off = (buf[0] & 0x0f) * 4;
     if (off < 20) return null;
     const total = buf.readUInt16BE(2);
     // Trust the IP length when it is sane; the kernel may hand us trailing bytes otherwise.
@@ -157,8 +157,7 @@ export const rawIcmpSocketFactory: IcmpSocketFactory = (family) => {
 
 /** One spelling per address, so replies' sources match targets however they were written. */
 function canonicalAddress(address: string): string {
-  const a = ipaddr.parse(address);
-  return a.kind() === 'ipv6' ? (a as ipaddr.IPv6).toRFC5952String() : a.toString();
+  return ipText(ipaddr.parse(address));
 }
 
 export type Reachability = 'unknown' | 'up' | 'down';
@@ -243,16 +242,17 @@ function createMetrics(registry: Registry): ProberMetrics {
   };
 }
 
-export declare interface Prober {
-  on(event: 'change', fn: (r: ProbeResult) => void): this;
-  on(event: 'error', fn: (err: Error) => void): this;
+/** What a Prober emits. */
+export interface ProberEvents {
+  change: [result: ProbeResult];
+  error: [err: Error];
 }
 
 /**
  * Probes every target once per interval. A reply marks the peer up; `downAfter` losses in
  * a row mark it down. 'change' is emitted on every state transition.
  */
-export class Prober extends EventEmitter {
+export class Prober extends EventEmitter<ProberEvents> {
   readonly intervalMs: number;
   readonly timeoutMs: number;
   readonly downAfter: number;

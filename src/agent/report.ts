@@ -13,6 +13,7 @@
  * adds in; on one machine (the sandbox) there is none.
  */
 import { Histogram, type Registry } from 'prom-client';
+import type { Logger } from '../log/index.js';
 import type { ClientLogEntry } from '../svp/client.js';
 import type { ProbeResult } from './probes.js';
 
@@ -127,7 +128,7 @@ export interface NodeReporterOptions {
   journal: ShootdownJournal;
   /** The rest of the report (everything but shootdowns and sent_at). */
   snapshot: () => Omit<NodeReport, 'shootdowns' | 'sent_at'>;
-  log?: (msg: string) => void;
+  logger?: Logger;
 }
 
 /** Sends a NodeReport every interval, and soon after poke() (a shootdown was applied). */
@@ -182,12 +183,12 @@ export class NodeReporter {
       });
       await res.arrayBuffer().catch(() => undefined);
       if (res.status >= 400) throw new Error(`HTTP ${res.status}`);
-      if (this.failing) this.o.log?.('node report: the controller accepts reports again');
+      if (this.failing) this.o.logger?.info('node report: the controller accepts reports again');
       this.failing = false;
     } catch (err) {
       this.o.journal.requeue(shootdowns);
       // Said once per outage, not every interval.
-      if (!this.failing) this.o.log?.(`node report: ${(err as Error).message} (will retry)`);
+      if (!this.failing) this.o.logger?.warn(`node report: ${(err as Error).message} (will retry)`);
       this.failing = true;
     } finally {
       this.lastSent = Date.now();

@@ -4,17 +4,15 @@
  * restart but cannot say which namespace path a veth's peer is in, and the firewall needs
  * that path to apply an instance's table — so the agent writes it down.
  *
- * One JSON file, `attachments.json` in the state directory, replaced atomically (write to a
- * temporary file, fsync, rename), so a crash leaves either the old or the new content.
- *
+ * One JSON file, `attachments.json` in the state directory, written through StateFile
+ * (./state-file.ts): replaced atomically, 0600 in a 0700 directory, modes narrowed at load.
  * The records say which namespaces the agent (root) enters: only root reads or writes
- * them. The directory is 0700 and the file 0600, also when an older agent left them with
- * wider modes (fixed at load). Records whose namespace or interface name is not of an
- * accepted shape are dropped at load, like malformed ones.
+ * them. Records whose namespace or interface name is not of an accepted shape are dropped
+ * at load, like malformed ones.
  */
-import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ifnameProblem, netnsPathProblem } from './kernel/checks.js';
+import { ifnameProblem, netnsPathProblem } from './plumbing/checks.js';
+import { StateFile } from './state-file.js';
 
 export interface AttachmentRecord {
   /** Network namespace path (/run/netns/NAME, /proc/PID/ns/net). */
@@ -26,16 +24,6 @@ export interface AttachmentRecord {
 
 export const STATE_FILE = 'attachments.json';
 const VERSION = 1;
-export const STATE_DIR_MODE = 0o700;
-export const STATE_FILE_MODE = 0o600;
-
-async function chmodIfPresent(path: string, mode: number): Promise<void> {
-  try {
-    await chmod(path, mode);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-}
 
 /** Default state directory of the agent for a node. */
 export function defaultStateDir(nodeUuid: string): string {
@@ -43,38 +31,30 @@ export function defaultStateDir(nodeUuid: string): string {
 }
 
 export class AttachmentState {
-  private readonly file: string;
-  /** Saves run one at a time, each writing the map as it is when it starts. */
-  private chain: Promise<void> = Promise.resolve();
+  private readonly file: StateFile;
 
   constructor(readonly dir: string) {
-    this.file = join(dir, STATE_FILE);
+    this.file = new StateFile(join(dir, STATE_FILE));
   }
 
   /** Narrows the modes of the directory and the file if they exist (0700, 0600). */
-  async secure(): Promise<void> {
-    await chmodIfPresent(this.dir, STATE_DIR_MODE);
-    await chmodIfPresent(this.file, STATE_FILE_MODE);
+  secure(): Promise<void> {
+    return this.file.secure();
   }
 
   /** MAC -> record; empty when there is no file yet. A file that does not parse is an error. */
   async load(): Promise<Map<string, AttachmentRecord>> {
     await this.secure();
-    let text: string;
-    try {
-      text = await readFile(this.file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
-      throw err;
-    }
+    const text = await this.file.read();
+    if (text === undefined) return new Map();
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch (err) {
-      throw new Error(`${this.file}: not JSON (${(err as Error).message})`);
+      throw new Error(`${this.file.path}: not JSON (${(err as Error).message})`, { cause: err });
     }
     const nics = (parsed as { nics?: unknown })?.nics;
-    if (!nics || typeof nics !== 'object' || Array.isArray(nics)) throw new Error(`${this.file}: no "nics" object`);
+    if (!nics || typeof nics !== 'object' || Array.isArray(nics)) throw new Error(`${this.file.path}: no "nics" object`);
     const out = new Map<string, AttachmentRecord>();
     for (const [mac, v] of Object.entries(nics as Record<string, unknown>)) {
       const r = v as Partial<AttachmentRecord> | null;
@@ -85,32 +65,9 @@ export class AttachmentState {
     return out;
   }
 
-  /** Replaces the file with these records (atomically). */
+  /** Replaces the file with these records (atomically; saves run one at a time). */
   save(records: ReadonlyMap<string, AttachmentRecord>): Promise<void> {
     const snapshot = Object.fromEntries([...records].sort(([a], [b]) => a.localeCompare(b)));
-    const run = async () => {
-      await mkdir(this.dir, { recursive: true, mode: STATE_DIR_MODE });
-      await chmod(this.dir, STATE_DIR_MODE);
-      const tmp = `${this.file}.${process.pid}.tmp`;
-      // A leftover temporary file may have any mode: start afresh, exclusively.
-      await rm(tmp, { force: true });
-      const fh = await open(tmp, 'wx', STATE_FILE_MODE);
-      try {
-        await fh.chmod(STATE_FILE_MODE);
-        await fh.writeFile(`${JSON.stringify({ version: VERSION, nics: snapshot }, null, 2)}\n`);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      try {
-        await rename(tmp, this.file);
-      } catch (err) {
-        await rm(tmp, { force: true });
-        throw err;
-      }
-    };
-    const p = this.chain.then(run, run);
-    this.chain = p.catch(() => undefined);
-    return p;
+    return this.file.write(`${JSON.stringify({ version: VERSION, nics: snapshot }, null, 2)}\n`);
   }
 }

@@ -12,7 +12,8 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isIP } from 'node:net';
 import { Agent } from '../agent/agent.js';
 import { buildAgentApi } from '../agent/api.js';
-import { BACKENDS, isBackendKind } from '../agent/backend.js';
+import { backendFactory, backendNames } from '../agent/backend.js';
+import '../agent/backends.js';
 import { NapiClient } from '../agent/napi-client.js';
 import { Prober } from '../agent/probes.js';
 import { NodeReporter, ShootdownJournal, probeReport } from '../agent/report.js';
@@ -21,8 +22,8 @@ import { DEFAULT_ADMIN_UUID } from '../controller/index.js';
 import { createRegistry } from '../metrics/index.js';
 import { SvpClient } from '../svp/client.js';
 import { formatHostPort, type HostPort, parseHostPort, parseIntArg } from './hostport.js';
-
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { createLogger } from '../log/index.js';
+import { isUuid } from '../net/addr.js';
 
 interface AgentFlags {
   node?: string;
@@ -59,7 +60,7 @@ async function callAgent(agent: HostPort, path: string, body: unknown): Promise<
     });
   } catch (err) {
     const cause = (err as Error & { cause?: Error }).cause;
-    throw new Error(`cannot reach the agent at ${formatHostPort(agent)}: ${cause?.message ?? (err as Error).message}`);
+    throw new Error(`cannot reach the agent at ${formatHostPort(agent)}: ${cause?.message ?? (err as Error).message}`, { cause: err });
   }
   const parsed = (await res.json().catch(() => ({}))) as { message?: string };
   if (res.status >= 400) throw new Error(`${path.slice(1)} failed (${res.status}): ${parsed.message ?? 'no message'}`);
@@ -68,20 +69,22 @@ async function callAgent(agent: HostPort, path: string, body: unknown): Promise<
 
 async function runAgent(flags: AgentFlags): Promise<void> {
   const node = need(flags.node, '--node');
-  if (!UUID_RE.test(node)) throw new InvalidArgumentError('--node must be a UUID');
+  if (!isUuid(node.toLowerCase())) throw new InvalidArgumentError('--node must be a UUID');
   const underlayIp = need(flags.underlayIp, '--underlay-ip');
   if (!isIP(underlayIp)) throw new InvalidArgumentError('--underlay-ip must be an IP address');
   const controller = need(flags.controller, '--controller');
   const svpServers = need(flags.svp, '--svp');
-  if (!isBackendKind(flags.backend)) throw new InvalidArgumentError(`--backend must be one of ${Object.keys(BACKENDS).join(', ')}`);
-  const log = (msg: string) => process.stderr.write(`rhumb agent: ${msg}\n`);
+  const createBackend = backendFactory(flags.backend);
+  if (!createBackend) throw new InvalidArgumentError(`--backend must be one of ${backendNames().join(', ')}`);
+  // JSON lines on stderr (stdout carries the ready line scripts wait for).
+  const log = createLogger({ fd: 2, base: { name: 'rhumb-agent' } });
 
   const registry = createRegistry('agent');
   const svp = new SvpClient({ servers: svpServers.split(','), keepaliveMs: 10_000 });
   const prober = new Prober({ registry, intervalMs: flags.probeInterval });
-  prober.on('error', (err) => log(`probe: ${err.message}`));
+  prober.on('error', (err) => log.warn(`probe: ${err.message}`));
   const stateDir = flags.stateDir ?? defaultStateDir(node.toLowerCase());
-  const backend = await BACKENDS[flags.backend]({
+  const backend = await createBackend({
     stateDir,
     registry,
     noOffload: typeof flags.offload === 'string' ? flags.offload : '',
@@ -106,7 +109,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
       journal.record(entry, appliedAt);
       reporter?.poke();
     },
-    log,
+    logger: log,
   });
   await agent.start();
   prober.start();
@@ -121,7 +124,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
         const s = agent.status() as { vnets: number[]; nics: unknown[] };
         return { node: node.toLowerCase(), underlay_ip: underlayIp, backend: flags.backend, vnets: s.vnets, nics: s.nics.length, probes: prober.results().map(probeReport) };
       },
-      log,
+      logger: log.child({ component: 'report' }),
     });
     reporter.start();
   }
@@ -135,7 +138,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   const stop = (sig: string) => {
     if (closing) return;
     closing = true;
-    log(`${sig}, stopping (devices and entries stay in place)`);
+    log.info(`${sig}, stopping (devices and entries stay in place)`);
     prober.stop();
     reporter?.stop();
     Promise.allSettled([app.close(), agent.close()]).finally(() => {
@@ -150,14 +153,14 @@ async function runAgent(flags: AgentFlags): Promise<void> {
 export function registerAgentCommands(program: Command): void {
   const agent = program
     .command('agent')
-    .description('run the node agent (kernel backend), or attach/detach NICs through a running one')
+    .description('run the node agent, or attach/detach NICs through a running one')
     .enablePositionalOptions()
     .option('--node <uuid>', "this compute node's UUID (cn_uuid)")
     .option('--underlay-ip <ip>', "this node's underlay address (VXLAN source)")
     .option('--underlay-dev <ifname>', 'underlay interface (default: the one holding --underlay-ip)')
     .option('--controller <url>', 'controller REST API, e.g. http://10.0.0.1:8080')
     .option('--svp <host:port,...>', 'SVP servers (portolan), comma separated')
-    .option('--backend <kind>', `data plane: ${Object.keys(BACKENDS).join(', ')}`, 'kernel')
+    .option('--backend <kind>', `data plane: ${backendNames().join(', ')}`, 'kernel')
     .addOption(new Option('--api <host:port>', 'local API address (port 0: any free port)').argParser((v) => parseHostPort(v)).default(parseHostPort('127.0.0.1:0'), '127.0.0.1:0'))
     .option('--admin-uuid <uuid>', 'owner of the underlay NIC the agent registers', DEFAULT_ADMIN_UUID)
     .option('--negative-ttl <ms>', 'how long NOTFOUND answers are cached', parseIntArg(0, 600_000), 2000)

@@ -59,7 +59,7 @@ export function parseAssignments(pairs: string[], data?: string): Record<string,
     try {
       parsed = JSON.parse(data);
     } catch (e) {
-      throw new Error(`--data is not valid JSON: ${(e as Error).message}`);
+      throw new Error(`--data is not valid JSON: ${(e as Error).message}`, { cause: e });
     }
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('--data must be a JSON object');
     out = { ...(parsed as Record<string, unknown>) };

@@ -5,6 +5,7 @@ import { DEFAULT_ADMIN_UUID, startController } from '../controller/index.js';
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_PEER } from '../svp/server.js';
 import { DEFAULT_ETCD_PREFIX, type StoreConfig } from '../store/index.js';
 import { formatHostPort, type HostPort, parseHostPort, parseIntArg } from './hostport.js';
+import { isUuid } from '../net/addr.js';
 
 interface ControllerFlags {
   data: string;
@@ -24,7 +25,6 @@ interface ControllerFlags {
   ui: boolean;
 }
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export function registerControllerCommand(program: Command): void {
   program
@@ -34,7 +34,7 @@ export function registerControllerCommand(program: Command): void {
     .option('--listen <host:port>', 'REST API address', (v) => parseHostPort(v), parseHostPort('127.0.0.1:8080'))
     .option('--svp-listen <host:port>', 'SVP (portolan protocol) address', (v) => parseHostPort(v), parseHostPort('127.0.0.1:1296'))
     .option('--admin-uuid <uuid>', 'operator UUID, owner of every network and pool', (v) => {
-      if (!UUID_RE.test(v)) throw new InvalidArgumentError('expected a lower-case UUID');
+      if (!isUuid(v)) throw new InvalidArgumentError('expected a lower-case UUID');
       return v;
     }, DEFAULT_ADMIN_UUID)
     .option('--overlay-mtu <n>', 'MTU of fabric networks (underlay MTU is this + 50)', parseIntArg(576, 9000 - 50), 1450)

@@ -9,7 +9,8 @@
 import Table from 'cli-table3';
 import { type Command, InvalidArgumentError } from 'commander';
 import { SvpClient, parseServer } from '../svp/client.js';
-import { SVP_DEFAULT_PORT, SvpStatus, ipToBytes, macToBytes } from '../svp/codec.js';
+import { SVP_DEFAULT_PORT, SvpStatus } from '../svp/codec.js';
+import { ipToBytes, macToBytes } from '../net/addr.js';
 
 export interface SvpCliIo {
   stdout(text: string): void;

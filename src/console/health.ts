@@ -6,10 +6,10 @@
  * parseNodeReport() and everything in HealthBook are pure (time is passed in).
  */
 import type { NodeReport, ProbeReport, ShootdownReport } from '../agent/report.js';
+import { isUuid } from '../net/addr.js';
 
 export type { NodeReport, ProbeReport, ShootdownReport };
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_PROBES = 4096;
 const MAX_SHOOTDOWNS = 4096;
 
@@ -18,7 +18,7 @@ export function parseNodeReport(node: string, body: unknown): NodeReport {
   const bad = (field: string, why: string): never => {
     throw new Error(`${field}: ${why}`);
   };
-  if (!UUID_RE.test(node)) bad('cn_uuid', 'must be a UUID');
+  if (!isUuid(node.toLowerCase())) bad('cn_uuid', 'must be a UUID');
   if (!body || typeof body !== 'object' || Array.isArray(body)) bad('body', 'must be a JSON object');
   const b = body as Record<string, unknown>;
   const str = (f: string, max = 256): string => (typeof b[f] === 'string' && (b[f] as string).length <= max ? (b[f] as string) : bad(f, 'must be a string'));

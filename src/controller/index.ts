@@ -4,8 +4,9 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
+import { createLogger } from '../log/index.js';
 import { createRegistry } from '../metrics/index.js';
-import { buildNapiApp } from '../napi/app.js';
+import type { FwEngine } from '../fw/push.js';
 import { ensureInitialData } from '../napi/bootstrap.js';
 import { DEFAULT_MAC_OUI, type NapiConfig } from '../napi/context.js';
 import { openStore, type StoreConfig } from '../store/index.js';
@@ -13,10 +14,11 @@ import type { Store } from '../store/types.js';
 import { MappingIndex } from '../mapping/index.js';
 import { startLogSweep } from '../overlay/gc.js';
 import { OVERLAY_PREFIX } from '../overlay/keys.js';
-import type { CommitRecord } from '../napi/txn.js';
+import type { CommitRecord } from '../store/txn.js';
 import { SvpServer } from '../svp/server.js';
 import { registerConsole } from '../console/server.js';
 import { registerIndexGauges, registerObjectGauges } from './gauges.js';
+import { buildRestApp } from './rest-app.js';
 
 export interface HostPort {
   host: string;
@@ -47,6 +49,8 @@ export interface Controller {
   store: Store;
   registry: Registry;
   app: FastifyInstance;
+  /** The firewall engine behind the REST app's firewall routes. */
+  fwEngine: FwEngine;
   index: MappingIndex;
   svp: SvpServer;
   restAddress: HostPort;
@@ -78,22 +82,15 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   const store = await openStore(opts.store);
   const registry = createRegistry('controller');
   const config = napiConfigFrom(opts);
-  const logger = { level: opts.logLevel ?? 'info' };
+  const logger = createLogger({ level: opts.logLevel ?? 'info' });
   let app: FastifyInstance | undefined;
-  // The app (and its logger) is built after the index has loaded; log through it once it exists.
-  const index = new MappingIndex({
-    store,
-    logger: {
-      warn: (obj, msg) => app?.log.warn(obj, msg),
-      info: (obj, msg) => app?.log.info(obj, msg),
-    },
-  });
+  const index = new MappingIndex({ store, logger: logger.child({ component: 'mapping' }) });
   let svp: SvpServer | undefined;
   try {
     await ensureInitialData({ store, config });
     // The index answers SVP from memory; it must be caught up before SVP opens.
     await index.start();
-    app = buildNapiApp(
+    const rest = buildRestApp(
       { store, config, registry },
       {
         logger,
@@ -107,6 +104,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
         extraRoutes: [(a, ctx) => void registerConsole(a, ctx, { ui: opts.ui ?? true })],
       },
     );
+    app = rest.app;
     registerObjectGauges(registry, store);
     registerIndexGauges(registry, index);
     svp = new SvpServer({
@@ -118,12 +116,13 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       logWaitMs: opts.svpLogWaitMs ?? 10_000,
       ...(opts.svpMaxConnections !== undefined ? { maxConnections: opts.svpMaxConnections } : {}),
       ...(opts.svpMaxConnectionsPerPeer !== undefined ? { maxConnectionsPerPeer: opts.svpMaxConnectionsPerPeer } : {}),
-      logger: app.log,
+      logger: logger.child({ component: 'svp' }),
     });
     const svpBound = await svp.listen();
     // Log entries every recipient has removed go; events a node never consumes (it died,
     // or was removed) are dropped after a day or beyond 10,000 per node.
-    const eventGc = startLogSweep(store, index, { onError: (err) => app?.log.warn({ err: err.message }, 'log sweep failed') });
+    const gcLog = logger.child({ component: 'log-sweep' });
+    const eventGc = startLogSweep(store, index, { onError: (err) => gcLog.warn({ err: err.message }, 'log sweep failed') });
     await app.listen({ host: opts.listen.host, port: opts.listen.port });
     const addr = app.server.address();
     const restAddress =
@@ -134,6 +133,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       store,
       registry,
       app: started,
+      fwEngine: rest.fwEngine,
       index,
       svp: svpServer,
       restAddress,

@@ -12,9 +12,10 @@
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIP, isIPv4 } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ipFromBytes, ipToBytes, macFromBytes, macToBytes } from '../net/addr.js';
 
 /** Offloads the engine can use; each is probed at start and can be switched off. */
 export const OFFLOADS = ['tso', 'uso', 'gso', 'gro', 'coalesce', 'mmsg'] as const;
@@ -109,60 +110,30 @@ function native(): { FastPath: NativeFastPathClass } {
   return addon;
 }
 
-const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+// The conversions are net/addr's; these wrappers keep the data plane's own error wording.
 
 export function macBytes(mac: string): Buffer {
-  if (!MAC_RE.test(mac)) throw new TypeError(`bad MAC ${JSON.stringify(mac)}`);
-  return Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
-}
-
-export function macText(b: Buffer | Uint8Array): string {
-  return [...b.subarray(0, 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+  try {
+    return macToBytes(mac);
+  } catch {
+    throw new TypeError(`bad MAC ${JSON.stringify(mac)}`);
+  }
 }
 
 export function ipv4Bytes(ip: string): Buffer {
   if (!isIPv4(ip)) throw new TypeError(`bad IPv4 address ${JSON.stringify(ip)}`);
-  return Buffer.from(ip.split('.').map(Number));
+  return Buffer.from(ipToBytes(ip).subarray(12));
 }
 
 /** 16 bytes: IPv6, or IPv4-mapped (::ffff:a.b.c.d). */
 export function ipKey(ip: string): Buffer {
-  const out = Buffer.alloc(16);
-  if (isIPv4(ip)) {
-    out[10] = out[11] = 0xff;
-    ipv4Bytes(ip).copy(out, 12);
-    return out;
-  }
-  if (!isIPv6(ip)) throw new TypeError(`bad IP address ${JSON.stringify(ip)}`);
-  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(ip);
-  if (dotted) {
-    const b = ipv4Bytes(dotted[1]!);
-    ip = `${ip.slice(0, -dotted[1]!.length)}${b.readUInt16BE(0).toString(16)}:${b.readUInt16BE(2).toString(16)}`;
-  }
-  const [head, tail] = ip.split('::') as [string, string | undefined];
-  const parse = (s: string | undefined): number[] => (s ? s.split(':').map((h) => parseInt(h, 16)) : []);
-  const h = parse(head);
-  const t = tail === undefined ? [] : parse(tail);
-  const groups = tail === undefined ? h : [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
-  groups.forEach((g, i) => out.writeUInt16BE(g, i * 2));
-  return out;
+  if (!isIP(ip)) throw new TypeError(`bad IP address ${JSON.stringify(ip)}`);
+  return ipToBytes(ip);
 }
 
+/** Canonical text of a 16-byte key (IPv4-mapped as the dotted quad). */
 export function ipKeyText(k: Buffer): string {
-  if (k.subarray(0, 10).every((b) => b === 0) && k[10] === 0xff && k[11] === 0xff) return [...k.subarray(12, 16)].join('.');
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(k.readUInt16BE(i).toString(16));
-  // Canonical-ish: compress the longest zero run.
-  let best = -1, bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== '0') { i++; continue; }
-    let j = i;
-    while (j < 8 && groups[j] === '0') j++;
-    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  if (best < 0) return groups.join(':');
-  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+  return ipFromBytes(k);
 }
 
 const OPCODE = { l2set: 1, l2del: 2, l3set: 3, l3del: 4, l2notfound: 5, l3notfound: 6 } as const;
@@ -195,8 +166,8 @@ export function decodeEntries(b: Buffer): TableEntries {
   const out: TableEntries = { fdb: [], neighbours: [] };
   for (let o = 0; o + 32 <= b.length; o += 32) {
     const r = b.subarray(o, o + 32);
-    if (r[0] === 1) out.fdb.push({ mac: macText(r.subarray(8, 14)), underlay: ipKeyText(r.subarray(16, 32)) });
-    else if (r[0] === 3) out.neighbours.push({ ip: ipKeyText(r.subarray(16, 32)), mac: macText(r.subarray(8, 14)) });
+    if (r[0] === 1) out.fdb.push({ mac: macFromBytes(r.subarray(8, 14)), underlay: ipKeyText(r.subarray(16, 32)) });
+    else if (r[0] === 3) out.neighbours.push({ ip: ipKeyText(r.subarray(16, 32)), mac: macFromBytes(r.subarray(8, 14)) });
   }
   return out;
 }
@@ -234,7 +205,7 @@ export class FastPath {
         mmsg: !off.has('mmsg'),
       },
       (kind, vnet, key) => {
-        if (kind === 2) onMiss({ kind: 'l2', vnet, mac: macText(key) });
+        if (kind === 2) onMiss({ kind: 'l2', vnet, mac: macFromBytes(key) });
         else if (kind === 4) onMiss({ kind: 'peer', address: ipKeyText(key) });
         else onMiss({ kind: 'l3', vnet, ip: ipKeyText(key) });
       },

@@ -4,6 +4,7 @@
  * (which `nft` rejects), printed back as address, CIDR or "a-b" range.
  */
 import ipaddr from 'ipaddr.js';
+import { ipText } from '../net/addr.js';
 
 export type Family = 'ipv4' | 'ipv6';
 
@@ -25,15 +26,13 @@ function fromBig(n: bigint, family: Family): string {
   const bytes: number[] = [];
   const count = BITS[family] / 8;
   for (let i = count - 1; i >= 0; i--) bytes.push(Number((n >> BigInt(i * 8)) & 0xffn));
-  const a = ipaddr.fromByteArray(bytes);
-  return family === 'ipv4' ? a.toString() : (a as ipaddr.IPv6).toRFC5952String();
+  return ipText(ipaddr.fromByteArray(bytes));
 }
 
 /** Canonical text of an address (IPv6 as RFC 5952), or undefined if it is not one. */
 export function canonicalAddress(text: string): string | undefined {
   try {
-    const a = ipaddr.parse(text);
-    return a.kind() === 'ipv4' ? a.toString() : (a as ipaddr.IPv6).toRFC5952String();
+    return ipText(ipaddr.parse(text));
   } catch {
     return undefined;
   }

@@ -26,12 +26,8 @@ import type { Change, ChangeSet, Store } from '../store/types.js';
 import { StoreView } from '../store/view.js';
 import { ipFromBytes, ipToBytes, isV4Mapped, macToBytes } from '../net/addr.js';
 import { LogRemover } from './log-rm.js';
+import type { Logger } from '../log/index.js';
 import { U32Table } from './table.js';
-
-export interface IndexLogger {
-  warn(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-}
 
 /** Where a node's VXLAN traffic goes. Shared, immutable objects: do not modify. */
 export interface UnderlayAddress {
@@ -60,7 +56,7 @@ export interface Vl3Lookup {
 
 export interface MappingIndexOptions {
   store: Store;
-  logger?: IndexLogger;
+  logger?: Logger;
   /** Keys per range read while loading. */
   pageSize?: number;
   /** First delay before retrying after the feed fails for a reason other than compaction. */
@@ -143,7 +139,7 @@ export class MappingIndex {
   private state = new IndexState();
   /** The state a (re)load is building; swapped in by endLoad. */
   private loading: IndexState | null = null;
-  private readonly logger: IndexLogger | undefined;
+  private readonly logger: Logger | undefined;
   private readonly view: StoreView;
   private readonly remover: LogRemover;
   private nodeListeners = new Map<string, Set<Listener>>();
@@ -280,7 +276,7 @@ export class MappingIndex {
     } else if (key.startsWith(UNDERLAY_PREFIX)) {
       const cn = key.slice(UNDERLAY_PREFIX.length);
       const rec = parseJson<UnderlayRecord>(value);
-      let ip: Buffer | null = null;
+      let ip: Buffer | null;
       try {
         ip = rec && typeof rec.ip === 'string' ? ipToBytes(rec.ip) : null;
       } catch {

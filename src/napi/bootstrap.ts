@@ -7,7 +7,7 @@ import { v4 as uuidv4 } from 'uuid';
 import type { NapiContext } from './context.js';
 import { nicTagKey } from './keys.js';
 import type { NicTagRecord } from './models/records.js';
-import { transact } from './txn.js';
+import { transact } from '../store/txn.js';
 
 
 export async function ensureInitialData(ctx: Pick<NapiContext, 'store' | 'config'>): Promise<void> {

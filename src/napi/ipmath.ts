@@ -4,7 +4,7 @@
  * (IPv4 dotted quad, IPv6 RFC 5952).
  */
 import ipaddr from 'ipaddr.js';
-import { ipText, parseIp } from './validate.js';
+import { ipText, parseIp } from '../net/addr.js';
 
 export type Family = 'ipv4' | 'ipv6';
 
@@ -37,12 +37,6 @@ export function bigIntToIp(n: bigint, family: Family): string {
     v >>= 8n;
   }
   return ipText(ipaddr.fromByteArray(bytes) as ipaddr.IPv4 | ipaddr.IPv6);
-}
-
-/** Canonical text of any accepted IP form (see parseIp), or undefined. */
-export function canonicalIp(v: unknown): string | undefined {
-  const a = parseIp(v);
-  return a ? ipText(a) : undefined;
 }
 
 export type CidrResult = { ok: true; subnet: Subnet } | { ok: false; message: string };

@@ -1,6 +1,6 @@
 /**
  * Where NAPI objects live in the Store. One ordered keyspace; every API write is one
- * transaction (src/napi/txn.ts) over these keys plus the overlay keys of
+ * transaction (src/store/txn.ts) over these keys plus the overlay keys of
  * src/overlay/keys.ts.
  *
  *   napi/nic_tags/<name>                        NicTag
@@ -21,6 +21,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import { padVnet } from '../overlay/keys.js';
+import { ipText } from '../net/addr.js';
 
 export const NIC_TAG_PREFIX = 'napi/nic_tags/';
 export const NETWORK_PREFIX = 'napi/networks/';
@@ -68,6 +69,5 @@ export function ipSortKey(ip: string): string {
 /** Inverse of ipSortKey. */
 export function ipFromSortKey(hex: string): string {
   const bytes = hex.match(/../g)!.map((h) => parseInt(h, 16));
-  const a = ipaddr.fromByteArray(bytes);
-  return a.kind() === 'ipv4' ? a.toString() : (a as ipaddr.IPv6).toRFC5952String();
+  return ipText(ipaddr.fromByteArray(bytes));
 }

@@ -1,5 +1,5 @@
 /**
- * What a NIC write does to the overlay (spec napi.md, "What a NIC write does to the
+ * What a NIC write does to the overlay (the NAPI contract, "What a NIC write does to the
  * overlay"), as a pure function of the NIC before and after the write:
  *
  * | change to a fabric NIC      | mapping                     | events, for every node already on the vnet |

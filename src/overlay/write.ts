@@ -10,7 +10,7 @@
  * from its commit revision and the vnode rows' create revisions (src/overlay/log.ts), so
  * the write needs no consistent read of the vnet's node set.
  */
-import type { Tx } from '../napi/txn.js';
+import type { Tx } from '../store/txn.js';
 import type { KeyValue } from '../store/types.js';
 import {
   type DeriveConfig,

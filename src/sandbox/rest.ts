@@ -24,7 +24,7 @@ export async function rest<T = unknown>(base: string, method: string, path: stri
     throw new RestError(0, `${method} ${base}${path}: ${cause?.message ?? (err as Error).message}`);
   }
   const text = await res.text();
-  let parsed: unknown = undefined;
+  let parsed: unknown;
   try {
     parsed = text ? JSON.parse(text) : undefined;
   } catch {

@@ -142,7 +142,7 @@ export async function loadState(dir: string): Promise<SandboxState | undefined> 
   try {
     s = JSON.parse(text) as SandboxState;
   } catch (err) {
-    throw new Error(`${statePath(dir)} does not parse (${(err as Error).message}); remove what the sandbox made by hand`);
+    throw new Error(`${statePath(dir)} does not parse (${(err as Error).message}); remove what the sandbox made by hand`, { cause: err });
   }
   if (s.version !== VERSION || typeof s.runId !== 'string' || !/^[0-9a-f]{12}$/.test(s.runId)) {
     throw new Error(`${statePath(dir)} is not a rhumb sandbox state file this version understands`);

@@ -228,7 +228,7 @@ export class EtcdStore implements Store {
       return new EtcdStore(client, ns, base, endpoints, opts);
     } catch (err) {
       client.close();
-      throw new Error(`cannot open etcd store at ${endpoints.join(',')} (prefix ${prefix}): ${asError(err).message}`);
+      throw new Error(`cannot open etcd store at ${endpoints.join(',')} (prefix ${prefix}): ${asError(err).message}`, { cause: err });
     }
   }
 

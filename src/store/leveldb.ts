@@ -198,7 +198,7 @@ export class LevelStore implements Store {
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
       if (/\block\b/i.test(e.message)) throw new StoreLockedError(dir, e);
-      throw new Error(`cannot open LevelDB store at ${dir}: ${e.message}`);
+      throw new Error(`cannot open LevelDB store at ${dir}: ${e.message}`, { cause: err });
     }
     try {
       const [format, rev, compacted] = await db.getMany([META_FORMAT, META_REV, META_COMPACTED], { asBuffer: false });

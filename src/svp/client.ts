@@ -25,18 +25,12 @@ import {
   decodeMessage,
   encodeFrame,
   encodePayload,
-  ipFromBytes,
-  ipToBytes,
-  isV4Mapped,
-  macFromBytes,
-  macToBytes,
   opName,
   statusName,
-  uuidFromBytes,
-  uuidToBytes,
   type SvpMessage,
   type SvpRequest,
 } from './codec.js';
+import { ipFromBytes, ipToBytes, isV4Mapped, macFromBytes, macToBytes, uuidFromBytes, uuidToBytes } from '../net/addr.js';
 
 export interface SvpClientOptions {
   /** 'host:port', '[v6addr]:port', 'host' (port 1296). */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { ensureFabric } from '../../src/napi/models/fabric.js';
-import { Tx, transact } from '../../src/napi/txn.js';
+import { Tx, transact } from '../../src/store/txn.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { ADMIN_UUID, type TestNapi, startTestNapi } from '../helpers/napi.js';
 import { OWNER_A, OWNER_B, assertUnchanged, keysUnder, makeTag, seedNic } from '../helpers/napi-fixtures.js';

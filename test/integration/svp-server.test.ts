@@ -21,13 +21,9 @@ import {
   encodeFrame,
   encodeMessage,
   FrameDecoder,
-  ipToBytes,
-  macFromBytes,
-  macToBytes,
-  uuidFromBytes,
-  uuidToBytes,
   type SvpMessage,
 } from '../../src/svp/codec.js';
+import { ipToBytes, macFromBytes, macToBytes, uuidFromBytes, uuidToBytes } from '../../src/net/addr.js';
 import { DEFAULT_MAX_LOG_ACK_BYTES, SvpServer } from '../../src/svp/server.js';
 import { CN1, CN2, CN3, type EventSpec, putEvents, putNic, putUnderlay } from '../helpers/svp-fixtures.js';
 import { RawSvp } from '../helpers/svp-raw.js';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Registry } from 'prom-client';
-import type { NicPlumbing } from '../../src/agent/kernel/plumbing.js';
+import type { NicPlumbing } from '../../src/agent/plumbing/nic.js';
 import { UserspaceBackend } from '../../src/agent/userspace/backend.js';
 import { FastPath } from '../../src/dataplane/fastpath.js';
 import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';

@@ -13,7 +13,7 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { PacketRecord } from '../../src/agent/trace/decode.js';
+import type { PacketRecord } from '../../src/agent/trace/records.js';
 import {
   type DatacenterNode,
   ProcessOutput,
@@ -361,7 +361,7 @@ for (const backend of BACKENDS_UNDER_TEST) {
         assert.equal(r.vxlan!.vni, vnets[OWNER_A], 'only owner A traffic was sent');
         assert.equal(r.vxlan!.inner.arp, undefined, `ARP left the node: ${r.line}`);
         assert.notEqual(r.vxlan!.inner.link?.dst, 'ff:ff:ff:ff:ff:ff', `broadcast left the node: ${r.line}`);
-        // The kernel backend carries fabric frames untagged (see src/agent/kernel/plumbing.ts).
+        // The kernel backend carries fabric frames untagged (see src/agent/kernel/vnet.ts).
         if (backend === 'kernel') assert.equal(r.vxlan!.inner.link?.vlan, undefined);
         else assert.equal(r.vxlan!.inner.link?.vlan, FABRIC_VLAN);
       }

@@ -8,7 +8,7 @@ import { randomInt } from 'node:crypto';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import type { PacketRecord } from '../../src/agent/trace/decode.js';
+import type { PacketRecord } from '../../src/agent/trace/records.js';
 import { type ProbeResult, internetChecksum } from '../../src/agent/probes.js';
 import { ProcessOutput, exited } from '../helpers/datacenter.js';
 import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';

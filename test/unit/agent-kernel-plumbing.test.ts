@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { garpFrame } from '../../src/agent/kernel/garp.js';
-import { renderPortFilter } from '../../src/agent/kernel/portfilter.js';
-import { bridgeName, hostVethName, normalizeMac, parseDeviceName, vxlanName } from '../../src/agent/kernel/names.js';
-import { type NicPlumbing, PlumbingError, hostSideCommands, instanceCommands, plumbingFor, vnetCommands } from '../../src/agent/kernel/plumbing.js';
+import { garpFrame } from '../../src/agent/plumbing/garp.js';
+import { renderPortFilter } from '../../src/agent/plumbing/portfilter.js';
+import { bridgeName, hostVethName, parseDeviceName, vxlanName } from '../../src/agent/plumbing/names.js';
+import { canonicalMac } from '../../src/net/addr.js';
+import { type NicPlumbing, PlumbingError, hostSideCommands, instanceCommands, plumbingFor } from '../../src/agent/plumbing/nic.js';
+import { vnetCommands } from '../../src/agent/kernel/vnet.js';
 import type { ApiNic } from '../../src/agent/napi-client.js';
 import { vnetFromNicTag } from '../../src/agent/napi-client.js';
 
@@ -33,7 +35,7 @@ test('device names fit in 15 characters and parse back; foreign names are not ou
   assert.deepEqual(parseDeviceName('rv90b8d0123456'), { kind: 'veth', mac: '90:b8:d0:12:34:56' });
   for (const foreign of ['eth0', 'rvx042', 'rvx99999999', 'rv90b8d012345', 'rbrx', 'vxlan0']) assert.equal(parseDeviceName(foreign), undefined, foreign);
   assert.throws(() => vxlanName(1 << 24), RangeError);
-  assert.throws(() => normalizeMac('90:b8:d0:12:34'), TypeError);
+  assert.throws(() => canonicalMac('90:b8:d0:12:34'), TypeError);
   assert.equal(vnetFromNicTag('sdc_overlay/6568847'), 6568847);
   assert.equal(vnetFromNicTag('external'), undefined);
 });

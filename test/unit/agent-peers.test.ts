@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { Registry } from 'prom-client';
 import { Agent, type AgentNapi, type SvpLookups } from '../../src/agent/agent.js';
 import type { BackendStartOptions, DataplaneBackend, VnetEntries } from '../../src/agent/backend.js';
-import type { NicPlumbing } from '../../src/agent/kernel/plumbing.js';
+import type { NicPlumbing } from '../../src/agent/plumbing/nic.js';
 import { NapiRequestError } from '../../src/agent/napi-client.js';
 import { PeerSet } from '../../src/agent/userspace/peers.js';
 import { SvpStatus } from '../../src/svp/codec.js';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeEntries, encodeOps, ipKey, ipKeyText, macBytes, parseOffloadList } from '../../src/dataplane/fastpath.js';
 import { decodeFrame } from '../../src/agent/trace/decode.js';
-import { garpFrame } from '../../src/agent/userspace/backend.js';
+import { garpFrame } from '../../src/agent/plumbing/garp.js';
 
 test('table operations pack into 32-byte records the engine reads', () => {
   const b = encodeOps([

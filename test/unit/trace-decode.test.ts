@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeFrame, decodePacket, decodeSvpSegment, matchesVnet, renderRecord } from '../../src/agent/trace/decode.js';
-import { LogType, SvpOp, encodeFrame, encodeMessage, ipToBytes, macToBytes } from '../../src/svp/codec.js';
+import { decodeFrame, decodePacket, matchesVnet } from '../../src/agent/trace/decode.js';
+import { renderRecord } from '../../src/agent/trace/render.js';
+import { decodeSvpSegment } from '../../src/agent/trace/svp.js';
+import { LogType, SvpOp, encodeFrame, encodeMessage } from '../../src/svp/codec.js';
+import { ipToBytes, macToBytes } from '../../src/net/addr.js';
 
 // ---------------------------------------------------------------------------------------
 // Frame builders (checksums are left zero: the decoder does not verify them)

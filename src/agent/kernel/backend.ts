@@ -3,20 +3,23 @@
  * bridge with the instances' veths; misses arrive over rtnetlink (native addon) and the
  * agent answers them with permanent neighbour and FDB entries. Links are made with
  * iproute2, entries with the addon. Everything it creates is named after the vnet or the
- * MAC (./names.ts), which is how a restarted agent adopts its predecessor's devices
- * without touching them.
+ * MAC (../plumbing/names.ts), which is how a restarted agent adopts its predecessor's
+ * devices without touching them.
  */
 import { writeFile } from 'node:fs/promises';
 import { type MissEvent, Rtnetlink } from '../../dataplane/netlink.js';
-import type { BackendStartOptions, DataplaneBackend, VnetEntries } from '../backend.js';
-import { sendGarp } from './garp.js';
-import { IpCommandError, bridgeCmd, inNetns, ip, ipBatch, linkWithAddress, listLinks, nftApply } from './iproute.js';
-import { type PortPolicy, renderPortFilter } from './portfilter.js';
-import { bridgeName, hostVethName, normalizeMac, parseDeviceName, vxlanName } from './names.js';
-import { type NicPlumbing, PlumbingError, VXLAN_OVERHEAD, hostSideCommands, instanceCommands, vnetCommands } from './plumbing.js';
+import { SerialQueue } from '../serial.js';
+import { type BackendStartOptions, type DataplaneBackend, type VnetEntries, registerBackend } from '../backend.js';
+import { sendGarp } from '../plumbing/garp.js';
+import { IpCommandError, bridgeCmd, inNetns, ip, ipBatch, linkWithAddress, listLinks, nftApply } from '../plumbing/iproute.js';
+import { type PortPolicy, renderPortFilter } from '../plumbing/portfilter.js';
+import { bridgeName, hostVethName, parseDeviceName, vxlanName } from '../plumbing/names.js';
+import { canonicalMac } from '../../net/addr.js';
+import { type NicPlumbing, PlumbingError, VXLAN_OVERHEAD, hostSideCommands, instanceCommands } from '../plumbing/nic.js';
+import { vnetCommands } from './vnet.js';
 
 function policyOf(p: NicPlumbing): PortPolicy {
-  return { mac: normalizeMac(p.mac), ip: p.ip, vnet: p.vnet, vlan: p.vlan, allowMacSpoofing: p.allowMacSpoofing, allowIpSpoofing: p.allowIpSpoofing };
+  return { mac: canonicalMac(p.mac), ip: p.ip, vnet: p.vnet, vlan: p.vlan, allowMacSpoofing: p.allowMacSpoofing, allowIpSpoofing: p.allowIpSpoofing };
 }
 
 interface VnetDevices {
@@ -37,7 +40,7 @@ export class KernelBackend implements DataplaneBackend {
   private vxMtu = 1500 - VXLAN_OVERHEAD;
   private log: (msg: string) => void = () => {};
   /** Link changes run one at a time (two attaches must not both create a vnet). */
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly serial = new SerialQueue();
 
   async start(opts: BackendStartOptions): Promise<void> {
     this.underlayIp = opts.underlayIp;
@@ -75,18 +78,12 @@ export class KernelBackend implements DataplaneBackend {
     const vnet = this.vnetByIfindex.get(ev.ifindex);
     if (vnet === undefined) return;
     if (ev.kind === 'l3') opts.onMiss({ kind: 'l3', vnet, ip: ev.ip });
-    else opts.onMiss({ kind: 'l2', vnet, mac: normalizeMac(ev.mac) });
+    else opts.onMiss({ kind: 'l2', vnet, mac: canonicalMac(ev.mac) });
   }
 
   private get netlink(): Rtnetlink {
     if (!this.rt) throw new Error('kernel backend not started');
     return this.rt;
-  }
-
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.chain.then(fn, fn);
-    this.chain = p.catch(() => undefined);
-    return p;
   }
 
   vnets(): number[] {
@@ -98,11 +95,11 @@ export class KernelBackend implements DataplaneBackend {
   }
 
   isPlumbed(mac: string): boolean {
-    return this.veths.has(normalizeMac(mac));
+    return this.veths.has(canonicalMac(mac));
   }
 
   vnetOf(mac: string): number | undefined {
-    return this.veths.get(normalizeMac(mac));
+    return this.veths.get(canonicalMac(mac));
   }
 
   private async quietIpv6(dev: string): Promise<void> {
@@ -135,8 +132,8 @@ export class KernelBackend implements DataplaneBackend {
   }
 
   plumb(p: NicPlumbing): Promise<{ firstOnVnet: boolean }> {
-    return this.serial(async () => {
-      const mac = normalizeMac(p.mac);
+    return this.serial.run(async () => {
+      const mac = canonicalMac(p.mac);
       if (this.veths.has(mac)) throw new PlumbingError(`NIC ${mac} is already plumbed on this node`);
       const firstOnVnet = await this.ensureVnet(p.vnet);
       const host = hostVethName(mac);
@@ -168,8 +165,8 @@ export class KernelBackend implements DataplaneBackend {
   }
 
   unplumb(mac: string, vnet: number): Promise<{ vnetRemoved: boolean }> {
-    return this.serial(async () => {
-      const m = normalizeMac(mac);
+    return this.serial.run(async () => {
+      const m = canonicalMac(mac);
       await ip(['link', 'del', hostVethName(m)]).catch((err: IpCommandError) => {
         if (!/Cannot find device/.test(err.stderr)) throw err;
       });
@@ -183,8 +180,8 @@ export class KernelBackend implements DataplaneBackend {
   }
 
   adopt(nics: readonly NicPlumbing[]): Promise<void> {
-    return this.serial(async () => {
-      for (const p of nics) if (this.veths.has(normalizeMac(p.mac))) this.ports.set(normalizeMac(p.mac), policyOf(p));
+    return this.serial.run(async () => {
+      for (const p of nics) if (this.veths.has(canonicalMac(p.mac))) this.ports.set(canonicalMac(p.mac), policyOf(p));
       await this.applyPortFilter();
     });
   }
@@ -222,11 +219,11 @@ export class KernelBackend implements DataplaneBackend {
   async removeMac(vnet: number, mac: string): Promise<void> {
     const ifindex = this.vx(vnet);
     if (ifindex === undefined) return;
-    const m = normalizeMac(mac);
-    for (const e of this.netlink.neighList(ifindex)) if (e.mac && normalizeMac(e.mac) === m) this.netlink.neighDel(ifindex, e.ip);
+    const m = canonicalMac(mac);
+    for (const e of this.netlink.neighList(ifindex)) if (e.mac && canonicalMac(e.mac) === m) this.netlink.neighDel(ifindex, e.ip);
     this.netlink.fdbDel(ifindex, m);
     // The bridge learned the MAC behind the vxlan port from its frames: forget that too.
-    if (this.netlink.fdbList(ifindex).some((e) => !e.self && normalizeMac(e.mac) === m)) {
+    if (this.netlink.fdbList(ifindex).some((e) => !e.self && canonicalMac(e.mac) === m)) {
       await bridgeCmd(['fdb', 'del', m, 'dev', vxlanName(vnet), 'master']).catch(() => undefined);
     }
   }
@@ -248,11 +245,11 @@ export class KernelBackend implements DataplaneBackend {
     const neighbours = this.netlink
       .neighList(ifindex)
       .filter((e) => e.mac && e.state === 'permanent')
-      .map((e) => ({ ip: e.ip, mac: normalizeMac(e.mac!) }));
+      .map((e) => ({ ip: e.ip, mac: canonicalMac(e.mac!) }));
     const fdb = this.netlink
       .fdbList(ifindex)
       .filter((e) => e.self && e.dst && e.mac !== '00:00:00:00:00:00')
-      .map((e) => ({ mac: normalizeMac(e.mac), underlay: e.dst! }));
+      .map((e) => ({ mac: canonicalMac(e.mac), underlay: e.dst! }));
     return { vnet, neighbours, fdb };
   }
 
@@ -261,3 +258,5 @@ export class KernelBackend implements DataplaneBackend {
     this.rt = undefined;
   }
 }
+
+registerBackend('kernel', async () => new KernelBackend());

@@ -5,7 +5,9 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { type DecodeOptions, type LinkType, type PacketRecord, decodeFrame, matchesVnet, renderRecord } from './decode.js';
+import { decodeFrame, matchesVnet } from './decode.js';
+import type { DecodeOptions, LinkType, PacketRecord } from './records.js';
+import { renderRecord } from './render.js';
 
 /** What rhumb puts on the wire: VXLAN and SVP. */
 export const DEFAULT_FILTER = 'udp port 4789 or tcp port 1296';
@@ -106,17 +108,18 @@ export function listInterfaces(): InterfaceInfo[] {
   return out.sort((a, b) => a.index - b.index).map(({ name, up, loopback }) => ({ name, up, loopback }));
 }
 
-export declare interface PacketCapture {
-  on(event: 'packet', fn: (p: CapturedPacket) => void): this;
-  on(event: 'close', fn: () => void): this;
-  on(event: 'error', fn: (err: Error) => void): this;
+/** What a PacketCapture emits. */
+export interface PacketCaptureEvents {
+  packet: [packet: CapturedPacket];
+  close: [];
+  error: [err: Error];
 }
 
 /**
  * An open capture. Packets are decoded synchronously in cap's callback (its buffer is
  * reused for the next packet); records matching the vnet filter are emitted.
  */
-export class PacketCapture extends EventEmitter implements AsyncIterable<CapturedPacket> {
+export class PacketCapture extends EventEmitter<PacketCaptureEvents> implements AsyncIterable<CapturedPacket> {
   readonly iface: string;
   readonly filter: string;
   readonly linkType: LinkType;
@@ -143,13 +146,13 @@ export class PacketCapture extends EventEmitter implements AsyncIterable<Capture
     try {
       linkName = cap.open(this.iface, this.filter, opts.bufferBytes ?? DEFAULT_BUFFER_BYTES, this.buffer);
     } catch (err) {
-      throw new Error(`cannot capture on ${this.iface}: ${(err as Error).message}`);
+      throw new Error(`cannot capture on ${this.iface}: ${(err as Error).message}`, { cause: err });
     }
     try {
       this.linkType = linkTypeFromCap(linkName);
     } catch (err) {
       cap.close();
-      throw new Error(`cannot capture on ${this.iface}: ${(err as Error).message}`);
+      throw new Error(`cannot capture on ${this.iface}: ${(err as Error).message}`, { cause: err });
     }
     this.cap = cap;
     cap.on('packet', (nbytes) => this.onPacket(nbytes));

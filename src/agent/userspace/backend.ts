@@ -18,15 +18,17 @@
  * - Offloads: `rhumb agent --no-offload tso,gro,…` (setNoOffload()) switches them off;
  *   the engine's counters are exported on the agent's /metrics (registerMetrics()).
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import { Gauge, type Registry } from 'prom-client';
-import { FastPath, type NicSpec, type Offload, macBytes, ipv4Bytes, parseOffloadList } from '../../dataplane/fastpath.js';
-import type { BackendStartOptions, DataplaneBackend, VnetEntries } from '../backend.js';
-import { IpCommandError, inNetns, ipBatch, linkWithAddress } from '../kernel/iproute.js';
-import { normalizeMac } from '../kernel/names.js';
-import { type NicPlumbing, PlumbingError, instanceCommands } from '../kernel/plumbing.js';
+import { FastPath, type NicSpec, type Offload, parseOffloadList } from '../../dataplane/fastpath.js';
+import { SerialQueue } from '../serial.js';
+import { StateFile } from '../state-file.js';
+import { type BackendStartOptions, type DataplaneBackend, type VnetEntries, registerBackend } from '../backend.js';
+import { garpFrame } from '../plumbing/garp.js';
+import { IpCommandError, inNetns, ipBatch, linkWithAddress } from '../plumbing/iproute.js';
+import { canonicalMac } from '../../net/addr.js';
+import { type NicPlumbing, PlumbingError, instanceCommands } from '../plumbing/nic.js';
 import { PeerSet } from './peers.js';
 
 interface PlumbedNic {
@@ -37,26 +39,6 @@ interface PlumbedNic {
   spec: NicSpec;
 }
 
-/** A gratuitous ARP (reply form, broadcast, like the kernel backend's): ip is at mac. */
-export function garpFrame(ip: string, mac: string): Buffer {
-  const m = macBytes(mac);
-  const a = ipv4Bytes(ip);
-  const b = Buffer.alloc(42);
-  b.fill(0xff, 0, 6);
-  m.copy(b, 6);
-  b.writeUInt16BE(0x0806, 12);
-  b.writeUInt16BE(1, 14);
-  b.writeUInt16BE(0x0800, 16);
-  b[18] = 6;
-  b[19] = 4;
-  b.writeUInt16BE(2, 20);
-  m.copy(b, 22);
-  a.copy(b, 28);
-  b.fill(0xff, 32, 38);
-  a.copy(b, 38);
-  return b;
-}
-
 export class UserspaceBackend implements DataplaneBackend {
   readonly kind = 'userspace';
   readonly vlanAware = true;
@@ -64,7 +46,8 @@ export class UserspaceBackend implements DataplaneBackend {
   private peers: PeerSet | undefined;
   private readonly nics = new Map<string, PlumbedNic>();
   private log: (msg: string) => void = () => {};
-  private chain: Promise<unknown> = Promise.resolve();
+  /** Plumbing changes run one at a time. */
+  private readonly serial = new SerialQueue();
   private disable: Offload[];
 
   private readonly port: number;
@@ -97,61 +80,52 @@ export class UserspaceBackend implements DataplaneBackend {
       log: this.log,
     });
     await this.peers.start();
-    this.statePath = join(this.stateDir, `userspace-${opts.underlayIp}.json`);
-    this.reattach();
+    this.state = new StateFile(join(this.stateDir, `userspace-${opts.underlayIp}.json`));
+    await this.reattach();
     const o = this.fp.offloads();
     const on = (['tso', 'uso', 'gso', 'gro', 'coalesce', 'mmsg'] as const).filter((k) => o[k]);
     this.log(`userspace fast path on ${opts.underlayIp}:${this.port} (underlay MTU ${ul.mtu}); offloads: ${on.join(',') || 'none'}`);
   }
 
-  private statePath = '';
+  private state: StateFile | undefined;
 
   /** TAPs a previous agent left (persistent devices): attach to them again. */
-  private reattach(): void {
-    let saved: NicSpec[] = [];
+  private async reattach(): Promise<void> {
+    let saved: NicSpec[];
     try {
-      saved = JSON.parse(readFileSync(this.statePath, 'utf8')) as NicSpec[];
+      await this.state!.secure();
+      const text = await this.state!.read();
+      if (text === undefined) return;
+      saved = JSON.parse(text) as NicSpec[];
     } catch {
       return;
     }
     for (const spec of saved) {
       try {
         const id = this.engine.addNic({ ...spec, persist: true, reattach: true });
-        this.nics.set(normalizeMac(spec.mac), { id, vnet: spec.vnet, ip: spec.ip, spec });
+        this.nics.set(canonicalMac(spec.mac), { id, vnet: spec.vnet, ip: spec.ip, spec });
       } catch (err) {
         this.log(`NIC ${spec.mac}: its TAP is gone (${(err as Error).message}); forgetting it`);
       }
     }
     if (this.nics.size > 0) this.log(`re-attached ${this.nics.size} TAP(s) left by the previous agent`);
-    this.saveState();
+    await this.saveState();
   }
 
-  private saveState(): void {
-    if (!this.statePath) return;
-    const tmp = `${this.statePath}.${process.pid}.tmp`;
+  /** Records the plumbed NICs (namespace paths and policies: root's eyes only); failures are logged. */
+  private async saveState(): Promise<void> {
+    if (!this.state) return;
     try {
-      if (this.nics.size === 0) {
-        rmSync(this.statePath, { force: true });
-        return;
-      }
-      // Namespace paths and policies: for root's eyes only.
-      mkdirSync(join(this.statePath, '..'), { recursive: true, mode: 0o700 });
-      writeFileSync(tmp, JSON.stringify([...this.nics.values()].map((n) => n.spec)), { mode: 0o600 });
-      renameSync(tmp, this.statePath);
+      if (this.nics.size === 0) await this.state.remove();
+      else await this.state.write(JSON.stringify([...this.nics.values()].map((n) => n.spec)));
     } catch (err) {
-      this.log(`userspace state ${this.statePath}: ${(err as Error).message}`);
+      this.log(`userspace state ${this.state.path}: ${(err as Error).message}`);
     }
   }
 
   private get engine(): FastPath {
     if (!this.fp) throw new Error('userspace backend not started');
     return this.fp;
-  }
-
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.chain.then(fn, fn);
-    this.chain = p.catch(() => undefined);
-    return p;
   }
 
   vnets(): number[] {
@@ -163,16 +137,16 @@ export class UserspaceBackend implements DataplaneBackend {
   }
 
   isPlumbed(mac: string): boolean {
-    return this.nics.has(normalizeMac(mac));
+    return this.nics.has(canonicalMac(mac));
   }
 
   vnetOf(mac: string): number | undefined {
-    return this.nics.get(normalizeMac(mac))?.vnet;
+    return this.nics.get(canonicalMac(mac))?.vnet;
   }
 
   plumb(p: NicPlumbing): Promise<{ firstOnVnet: boolean }> {
-    return this.serial(async () => {
-      const mac = normalizeMac(p.mac);
+    return this.serial.run(async () => {
+      const mac = canonicalMac(p.mac);
       if (this.nics.has(mac)) throw new PlumbingError(`NIC ${mac} is already plumbed on this node`);
       const firstOnVnet = !this.vnets().includes(p.vnet);
       let id: number;
@@ -199,7 +173,7 @@ export class UserspaceBackend implements DataplaneBackend {
         throw err instanceof IpCommandError ? new PlumbingError(err.message) : err;
       }
       this.nics.set(mac, { id, vnet: p.vnet, ip: p.ip, spec });
-      this.saveState();
+      await this.saveState();
       // A node that joined since the last listing may be about to send here.
       await this.peers?.refresh();
       return { firstOnVnet };
@@ -212,13 +186,13 @@ export class UserspaceBackend implements DataplaneBackend {
   }
 
   unplumb(mac: string, vnet: number): Promise<{ vnetRemoved: boolean }> {
-    return this.serial(async () => {
-      const m = normalizeMac(mac);
+    return this.serial.run(async () => {
+      const m = canonicalMac(mac);
       const n = this.nics.get(m);
       if (n) {
         this.engine.removeNic(n.id);
         this.nics.delete(m);
-        this.saveState();
+        await this.saveState();
       }
       const removed = !this.vnets().includes(vnet);
       if (removed && this.fp) {
@@ -235,19 +209,19 @@ export class UserspaceBackend implements DataplaneBackend {
 
   installL3(vnet: number, ip: string, mac: string, underlay: string, vlan = 0): void {
     this.engine.update([
-      { op: 'l2set', vnet, mac: normalizeMac(mac), underlay, vlan },
-      { op: 'l3set', vnet, ip, mac: normalizeMac(mac), vlan },
+      { op: 'l2set', vnet, mac: canonicalMac(mac), underlay, vlan },
+      { op: 'l3set', vnet, ip, mac: canonicalMac(mac), vlan },
     ]);
     this.peers?.learn(underlay);
   }
 
   installL2(vnet: number, mac: string, underlay: string, vlan = 0): void {
-    this.engine.update([{ op: 'l2set', vnet, mac: normalizeMac(mac), underlay, vlan }]);
+    this.engine.update([{ op: 'l2set', vnet, mac: canonicalMac(mac), underlay, vlan }]);
     this.peers?.learn(underlay);
   }
 
   async removeMac(vnet: number, mac: string): Promise<void> {
-    const m = normalizeMac(mac);
+    const m = canonicalMac(mac);
     const local = this.nics.get(m);
     const stale = this.engine
       .entries(vnet)
@@ -263,7 +237,7 @@ export class UserspaceBackend implements DataplaneBackend {
   }
 
   async announce(vnet: number, ip: string, mac: string): Promise<void> {
-    this.engine.inject(vnet, garpFrame(ip, normalizeMac(mac)));
+    this.engine.inject(vnet, garpFrame(ip, canonicalMac(mac)));
   }
 
   entries(vnet: number): VnetEntries {
@@ -309,3 +283,9 @@ export class UserspaceBackend implements DataplaneBackend {
     this.nics.clear();
   }
 }
+
+registerBackend('userspace', async (o) => {
+  const backend = new UserspaceBackend(parseOffloadList(o.noOffload), { stateDir: o.stateDir });
+  backend.registerMetrics(o.registry);
+  return backend;
+});

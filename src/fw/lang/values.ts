@@ -4,12 +4,12 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { valueError } from './errors.js';
+import { isUuid } from '../../net/addr.js';
 
 const NON_DIGIT_RE = /[^0-9]/;
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export function isValidUuid(text: string): boolean {
-  return UUID_RE.test(text);
+  return isUuid(text);
 }
 
 /** fwrule also refuses the all-zeroes and broadcast addresses. */

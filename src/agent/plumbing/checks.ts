@@ -46,7 +46,7 @@ export function ifnameProblem(name: unknown): string | undefined {
   return undefined;
 }
 
-/** Canonical lower-case colon form only (normalizeMac's output). */
+/** Canonical lower-case colon form only (canonicalMac's output). */
 export function macProblem(mac: unknown): string | undefined {
   return typeof mac === 'string' && /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/.test(mac) ? undefined : `not a MAC address: ${JSON.stringify(mac)}`;
 }

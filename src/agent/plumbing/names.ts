@@ -7,6 +7,7 @@
  *   rbr<vnet>   the vnet's bridge
  *   rv<mac hex> the host end of a NIC's veth (14 characters)
  */
+import { canonicalMac, macHex } from '../../net/addr.js';
 
 const VXLAN_PREFIX = 'rvx';
 const BRIDGE_PREFIX = 'rbr';
@@ -26,18 +27,6 @@ export function bridgeName(vnet: number): string {
   return `${BRIDGE_PREFIX}${vnet}`;
 }
 
-/** 'aa:bb:cc:dd:ee:ff' -> 'aabbccddeeff'; throws on anything that is not a MAC. */
-export function macHex(mac: string): string {
-  const hex = mac.replace(/[:-]/g, '').toLowerCase();
-  if (!/^[0-9a-f]{12}$/.test(hex)) throw new TypeError(`not a MAC address: ${JSON.stringify(mac)}`);
-  return hex;
-}
-
-/** Canonical lower-case colon form. */
-export function normalizeMac(mac: string): string {
-  return macHex(mac).replace(/(..)(?!$)/g, '$1:');
-}
-
 export function hostVethName(mac: string): string {
   return `${VETH_PREFIX}${macHex(mac)}`;
 }
@@ -51,6 +40,6 @@ export function parseDeviceName(name: string): OwnDevice | undefined {
   m = /^rbr(\d{1,8})$/.exec(name);
   if (m && Number(m[1]) <= 0xffffff && String(Number(m[1])) === m[1]) return { kind: 'bridge', vnet: Number(m[1]) };
   m = /^rv([0-9a-f]{12})$/.exec(name);
-  if (m) return { kind: 'veth', mac: normalizeMac(m[1]) };
+  if (m) return { kind: 'veth', mac: canonicalMac(m[1]) };
   return undefined;
 }

@@ -7,7 +7,7 @@
  * atomic (no half-written objects) and allocation stays unique under concurrency.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { KeyValue, Op, Precondition, RangeOptions, Store } from '../store/types.js';
+import type { KeyValue, Op, Precondition, RangeOptions, Store } from './types.js';
 
 /**
  * The highest revision committed by transactions run within the current request (the

@@ -1,13 +1,15 @@
 /**
- * Gratuitous ARP into a vnet's bridge: an ARP reply "ip is-at mac" to the broadcast
- * address, sent out of the bridge device with a raw AF_PACKET socket, so every local instance
- * refreshes its neighbour entry. The vxlan port's ARP proxy consumes it: it never leaves
- * the node. The bridge does not learn source MACs of frames it sends itself.
+ * Gratuitous ARP: an ARP reply "ip is-at mac" to the broadcast address, so every local
+ * instance refreshes its neighbour entry. garpFrame builds the frame (both backends send
+ * it: the userspace one injects it into the vnet's TAPs); sendGarp sends it out of a vnet's
+ * bridge with a raw AF_PACKET socket (kernel backend). There the vxlan port's ARP proxy
+ * consumes it, so it never leaves the node, and the bridge does not learn source MACs of
+ * frames it sends itself.
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
-import { macHex } from './names.js';
+import { macHex } from '../../net/addr.js';
 
 /** The 42-byte Ethernet frame (pure). */
 export function garpFrame(ip: string, mac: string): Buffer {

@@ -1,22 +1,12 @@
 /**
- * What the kernel backend does to plumb a NIC, as data: `ip -batch` lines for the node
- * namespace (the vnet's vxlan device and bridge, the host end of the veth) and for the
- * instance namespace (address, MTU, gateway and static routes). Pure, so the exact
- * commands are unit-tested; src/agent/kernel/backend.ts runs them.
+ * A NIC to plumb, as data: its settings from the API record (checked: every field ends up
+ * in root's `ip -batch` text), and the `ip -batch` lines every backend runs for it. Pure,
+ * so the exact commands are unit-tested; the backends run them.
  *
- * Fabric VLANs: the kernel backend carries fabric frames untagged, one vxlan device and
- * one bridge per vnet. Owners are isolated by VNI (each owner's fabric has its own vnet).
- * Linux vxlan's ARP proxy (arp_reduce, which is what keeps ARP off the wire and raises
- * l3miss) only recognises untagged ARP, and a second vxlan device with the same VNI and
- * port cannot exist, so per-(vnet, vlan) tagging would cost the proxy (and this test
- * kernel has neither 8021q nor bridge VLAN filtering). So on this backend:
- * - on a node, the port filter (./portfilter.ts) drops everything between local ports of
- *   one vnet on different VLANs;
- * - across nodes, ARP is answered by IP from VL3 (never flooded), and the VLANs' subnets
- *   never overlap (NAPI refuses overlapping fabric networks of one owner), so an instance
- *   only reaches another VLAN's instance on another node if it deliberately makes that
- *   subnet on-link — that case is not isolated here.
- * The 802.1Q inner tag of the spec is left to the userspace backend.
+ * - instanceCommands: inside the instance namespace (address, MTU, gateway, static routes);
+ *   the kernel and userspace backends share them.
+ * - hostSideCommands: the node side of a bridge-based backend (a veth pair, the host end in
+ *   the vnet's bridge).
  */
 import { isIPv4 } from 'node:net';
 import type { ApiNic } from '../napi-client.js';
@@ -24,9 +14,9 @@ import { vnetFromNicTag } from '../napi-client.js';
 import {
   MAX_MTU, MIN_MTU, firstProblem, ifnameProblem, intProblem, ipv4CidrProblem, ipv4Problem, macProblem, netnsPathProblem,
 } from './checks.js';
-import { bridgeName, hostVethName, normalizeMac, vxlanName } from './names.js';
+import { bridgeName, hostVethName } from './names.js';
+import { canonicalMac } from '../../net/addr.js';
 
-export const VXLAN_DSTPORT = 4789;
 export const VXLAN_OVERHEAD = 50;
 
 export interface RouteSpec {
@@ -86,7 +76,7 @@ export function nicSettings(nic: ApiNic): NicSettings {
   }
   let mac: string;
   try {
-    mac = normalizeMac(nic.mac);
+    mac = canonicalMac(nic.mac);
   } catch (err) {
     throw new PlumbingError((err as Error).message);
   }
@@ -135,37 +125,6 @@ function settingsProblem(s: NicSettings): string | undefined {
 function assertSafe(p: NicPlumbing): void {
   const problem = firstProblem(settingsProblem(p), ifnameProblem(p.ifname), netnsPathProblem(p.netns));
   if (problem) throw new PlumbingError(problem);
-}
-
-export interface VnetDeviceSpec {
-  vnet: number;
-  underlayIp: string;
-  /** The underlay device (vxlan `dev`), when known. */
-  underlayDev?: string;
-  /** MTU of the vxlan device: underlay MTU − 50. */
-  mtu: number;
-  dstport?: number;
-}
-
-/** `ip -batch` lines creating a vnet's vxlan device and bridge. */
-export function vnetCommands(spec: VnetDeviceSpec): string[] {
-  const problem = firstProblem(
-    ipv4Problem('underlay address', spec.underlayIp),
-    spec.underlayDev === undefined ? undefined : ifnameProblem(spec.underlayDev),
-    intProblem('vxlan MTU', spec.mtu, MIN_MTU, MAX_MTU),
-    intProblem('VXLAN port', spec.dstport ?? VXLAN_DSTPORT, 1, 65535),
-  );
-  if (problem) throw new PlumbingError(problem);
-  const vx = vxlanName(spec.vnet);
-  const br = bridgeName(spec.vnet);
-  const dev = spec.underlayDev ? ` dev ${spec.underlayDev}` : '';
-  return [
-    `link add ${vx} mtu ${spec.mtu} type vxlan id ${spec.vnet} dstport ${spec.dstport ?? VXLAN_DSTPORT} local ${spec.underlayIp}${dev} nolearning proxy l2miss l3miss`,
-    `link add name ${br} mtu ${spec.mtu} type bridge`,
-    `link set ${vx} master ${br}`,
-    `link set ${vx} up`,
-    `link set ${br} up`,
-  ];
 }
 
 /**

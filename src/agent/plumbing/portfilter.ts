@@ -7,7 +7,7 @@
  *   the NIC has allow_mac_spoofing / allow_ip_spoofing.
  * - VLAN isolation on the node: two local ports of one vnet on different fabric VLANs
  *   exchange nothing. (Across nodes the kernel backend carries frames untagged: see
- *   ./plumbing.ts.)
+ *   ../kernel/vnet.ts.)
  *
  * Pure rendering here; KernelBackend applies it.
  */

@@ -1,0 +1,54 @@
+/**
+ * The kernel backend's per-vnet devices, as `ip -batch` lines: a Linux vxlan device
+ * (nolearning proxy l2miss l3miss) in a bridge. Pure; ./backend.ts runs them.
+ *
+ * Fabric VLANs: the kernel backend carries fabric frames untagged, one vxlan device and
+ * one bridge per vnet. Owners are isolated by VNI (each owner's fabric has its own vnet).
+ * Linux vxlan's ARP proxy (arp_reduce, which is what keeps ARP off the wire and raises
+ * l3miss) only recognises untagged ARP, and a second vxlan device with the same VNI and
+ * port cannot exist, so per-(vnet, vlan) tagging would cost the proxy (and this test
+ * kernel has neither 8021q nor bridge VLAN filtering). So on this backend:
+ * - on a node, the port filter (../plumbing/portfilter.ts) drops everything between local
+ *   ports of one vnet on different VLANs;
+ * - across nodes, ARP is answered by IP from VL3 (never flooded), and the VLANs' subnets
+ *   never overlap (NAPI refuses overlapping fabric networks of one owner), so an instance
+ *   only reaches another VLAN's instance on another node if it deliberately makes that
+ *   subnet on-link — that case is not isolated here.
+ * The 802.1Q inner tag of the dataplane contract is left to the userspace backend.
+ */
+import { MAX_MTU, MIN_MTU, firstProblem, ifnameProblem, intProblem, ipv4Problem } from '../plumbing/checks.js';
+import { bridgeName, vxlanName } from '../plumbing/names.js';
+import { PlumbingError } from '../plumbing/nic.js';
+
+export const VXLAN_DSTPORT = 4789;
+
+export interface VnetDeviceSpec {
+  vnet: number;
+  underlayIp: string;
+  /** The underlay device (vxlan `dev`), when known. */
+  underlayDev?: string;
+  /** MTU of the vxlan device: underlay MTU − 50. */
+  mtu: number;
+  dstport?: number;
+}
+
+/** `ip -batch` lines creating a vnet's vxlan device and bridge. */
+export function vnetCommands(spec: VnetDeviceSpec): string[] {
+  const problem = firstProblem(
+    ipv4Problem('underlay address', spec.underlayIp),
+    spec.underlayDev === undefined ? undefined : ifnameProblem(spec.underlayDev),
+    intProblem('vxlan MTU', spec.mtu, MIN_MTU, MAX_MTU),
+    intProblem('VXLAN port', spec.dstport ?? VXLAN_DSTPORT, 1, 65535),
+  );
+  if (problem) throw new PlumbingError(problem);
+  const vx = vxlanName(spec.vnet);
+  const br = bridgeName(spec.vnet);
+  const dev = spec.underlayDev ? ` dev ${spec.underlayDev}` : '';
+  return [
+    `link add ${vx} mtu ${spec.mtu} type vxlan id ${spec.vnet} dstport ${spec.dstport ?? VXLAN_DSTPORT} local ${spec.underlayIp}${dev} nolearning proxy l2miss l3miss`,
+    `link add name ${br} mtu ${spec.mtu} type bridge`,
+    `link set ${vx} master ${br}`,
+    `link set ${vx} up`,
+    `link set ${br} up`,
+  ];
+}
