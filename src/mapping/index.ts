@@ -456,6 +456,11 @@ export class MappingIndex {
     return this.remover.remove(ids);
   }
 
+  /** False when removing these ids cannot change anything (none is held or recent): ack at once. */
+  mayRemoveEvents(ids: readonly Uint8Array[]): boolean {
+    return this.remover.mayRemove(ids);
+  }
+
   /** What the log sweep may delete (src/overlay/gc.ts); null until the index has caught up. */
   trimPlan(opts: TrimOptions): TrimPlan | null {
     return this.view.ready ? this.state.log.trimPlan(opts) : null;

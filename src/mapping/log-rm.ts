@@ -31,6 +31,9 @@ export interface LogRemoverDeps {
   attempts?: number;
 }
 
+/** An id of an entry created this recently may be from a replica further ahead. */
+const RECENT_MS = 5 * 60_000;
+
 interface Request {
   byNode: Map<string, LogPos[]>;
   removed: number;
@@ -51,6 +54,20 @@ export class LogRemover {
   private closed = false;
 
   constructor(private readonly deps: LogRemoverDeps) {}
+
+  /**
+   * Whether removing these ids may change anything: one names an event this index holds,
+   * or a recent one it may not have seen yet. When not, the LOG_RM can be acked at once
+   * (unknown ids are fine).
+   */
+  mayRemove(ids: readonly Uint8Array[], nowMs = Date.now()): boolean {
+    const log = this.deps.log();
+    for (const id of ids) {
+      const d = decodeEventId(id);
+      if (Math.abs(nowMs - d.timeMs) < RECENT_MS || log.locate(d.timeMs, d.revLow, d.k)) return true;
+    }
+    return false;
+  }
 
   async remove(ids: readonly Uint8Array[]): Promise<number> {
     if (ids.length === 0) return 0;

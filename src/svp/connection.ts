@@ -450,7 +450,9 @@ export class Connection {
 
   private logRm(id: number, p: Buffer, t0: number): void {
     const n = logRmCount(p); // throws bad_size -> connection closed
-    if (n === 0) {
+    const ids = Array.from({ length: n }, (_, i) => Buffer.from(p.subarray(4 + 16 * i, 20 + 16 * i)));
+    // Nothing to remove (no id names an event the index holds or may soon): ack at once.
+    if (!this.host.index.mayRemoveEvents(ids)) {
       this.write(encodeLogRmAck(id, SvpStatus.OK));
       this.host.countRequest('log_rm', SvpStatus.OK, t0);
       return;
@@ -460,7 +462,6 @@ export class Connection {
       cancelled = true;
     };
     if (!this.track(cancel)) return;
-    const ids = Array.from({ length: n }, (_, i) => Buffer.from(p.subarray(4 + 16 * i, 20 + 16 * i)));
     let removed = 0;
     // The index acks only once it no longer serves these events: a LOG_REQ sent right
     // after the ack must not see them again.
