@@ -7,6 +7,7 @@
  *                   /run/netns/NAME, /var/run/netns/NAME or /proc/PID/ns/net, ifname a
  *                   plain interface name (./plumbing/checks.ts): anything else is a 400
  *   POST /detach    {mac}                  undo it
+ *   POST /wireguard/rotate-key             replace the node's WireGuard key (encrypted underlay)
  * Errors: {code, message} with 400/404/409/422 (AgentError) or 500.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -26,7 +27,12 @@ function str(body: unknown, field: string, required: boolean): string | undefine
   return v;
 }
 
-export function buildAgentApi(agent: Agent, registry: Registry): FastifyInstance {
+export interface AgentApiOptions {
+  /** Rotates the node's WireGuard key; absent: 404. */
+  rotateKey?: () => Promise<{ public_key: string }>;
+}
+
+export function buildAgentApi(agent: Agent, registry: Registry, opts: AgentApiOptions = {}): FastifyInstance {
   const app = Fastify({ logger: false });
   instrumentHttp(app, registry);
   app.setErrorHandler((err, _req, reply) => {
@@ -56,5 +62,13 @@ export function buildAgentApi(agent: Agent, registry: Registry): FastifyInstance
     return agent.attach({ mac, netns, ifname });
   });
   app.post('/detach', async (req) => agent.detach(str(req.body, 'mac', true)!));
+  app.post('/wireguard/rotate-key', async () => {
+    if (!opts.rotateKey) throw new AgentError(404, 'this agent has no encrypted underlay');
+    try {
+      return await opts.rotateKey();
+    } catch (err) {
+      throw new AgentError(409, (err as Error).message);
+    }
+  });
   return app;
 }

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { registerClientCommands } from './client.js';
 import { registerAgentCommands } from './agent.js';
 import { registerControllerCommand } from './controller.js';
+import { registerEncryptionCommands } from './encryption.js';
 import { registerFwCommands } from './fw.js';
 import { registerSandboxCommands } from './sandbox.js';
 import { registerSvpCommands } from './svp.js';
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerClientCommands(program);
   registerSvpCommands(program);
   registerFwCommands(program);
+  registerEncryptionCommands(program);
   registerTraceCommand(program);
   registerSandboxCommands(program);
   return program;
