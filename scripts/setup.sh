@@ -9,7 +9,10 @@ cd "$(dirname "$0")/.."
 
 profile=${RHUMB_SETUP_PROFILE:-test}
 runtime_pkgs=(libpcap-dev iproute2 python3 make g++)
-test_pkgs=(nftables iperf3 etcd-server tcpdump procps iputils-ping iputils-arping redis-server redis-tools chromium)
+# wireguard-tools (wg) and wireguard-go: the encrypted underlay's tests (this kernel has no
+# WireGuard module). A compute node running an agent of a deployment that encrypts needs
+# wireguard-tools, and wireguard-go where its kernel lacks the module.
+test_pkgs=(nftables iperf3 etcd-server tcpdump procps iputils-ping iputils-arping redis-server redis-tools chromium wireguard-tools wireguard-go)
 
 want=("${runtime_pkgs[@]}")
 [ "$profile" = test ] && want+=("${test_pkgs[@]}")
