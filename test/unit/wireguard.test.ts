@@ -15,6 +15,7 @@ import { type PeerConfig, peerCommands, planPeers } from '../../src/agent/wiregu
 import { wireguardIfname } from '../../src/agent/wireguard/device.js';
 import {
   type PeerView,
+  type WireguardNodeRecord,
   endpointProblem,
   parseEndpoint,
   peerViews,
@@ -92,7 +93,7 @@ describe('overlay/wireguard: peer views', () => {
         ['c', '198.18.0.3'],
         ['d', '198.18.0.4'],
       ]),
-      new Map([['a', rec(ALICE_PUB)], ['b', rec(BOB_PUB)], ['c', rec(K3)], ['d', { ...rec(K4), next_public_key: K3 }]]),
+      new Map<string, Partial<WireguardNodeRecord>>([['a', rec(ALICE_PUB)], ['b', rec(BOB_PUB)], ['c', rec(K3)], ['d', { ...rec(K4), next_public_key: K3 }]]),
       SUBNET,
     );
     assert.match(views.get('a')!.problem!, /tunnel address 100\.82\.0\.1 is also that of node\(s\) b/);
