@@ -17,13 +17,14 @@ import type { Registry } from 'prom-client';
 import { FwFeedClient, installedInstances } from '../fw/applier.js';
 import { SvpStatus } from '../svp/codec.js';
 import type { ClientLogEntry, LogResult, LogRmResult, QueryOptions, Vl2Result, Vl3Result } from '../svp/client.js';
-import type { BackendMiss, DataplaneBackend, UnderlayPath, VnetEntries } from './backend.js';
+import type { BackendMiss, DataplaneBackend, VnetEntries } from './backend.js';
+import { type UnderlayRouting, repointEntries } from './underlay-routing.js';
 import { ResolvingCache, type Vl2Mapping, type Vl3Mapping, vl2Key, vl3Key } from './cache.js';
 import { inNetns, ip as ipCmd, linkWithAddress } from './plumbing/iproute.js';
 import { canonicalMac } from '../net/addr.js';
 import { ifnameProblem, netnsPathProblem } from './plumbing/checks.js';
 import { instanceNetnsProblem } from './plumbing/netns.js';
-import { type NicPlumbing, PlumbingError, VXLAN_OVERHEAD, nicSettings, plumbingFor } from './plumbing/nic.js';
+import { type NicPlumbing, PlumbingError, nicSettings, plumbingFor } from './plumbing/nic.js';
 import { type Logger, silentLogger } from '../log/index.js';
 import { type AgentMetrics, createAgentMetrics } from './metrics.js';
 import { type ApiNic, type NapiClient, NapiRequestError } from './napi-client.js';
@@ -42,27 +43,6 @@ export interface SvpLookups {
 
 export interface PeerProber {
   add(address: string, peer?: string): void;
-}
-
-/**
- * Where VXLAN for another node goes: its underlay address, or its WireGuard tunnel address
- * when the deployment encrypts (./wireguard/manager.ts implements it). SVP answers name
- * underlay addresses; the agent maps them before anything reaches the data plane.
- */
-export interface UnderlayRouting {
-  /** Learns the deployment's setting and brings the node in line (before the data plane starts). */
-  init(): Promise<void>;
-  /** Follows the controller; onChange re-points the data plane when where VXLAN goes changes. */
-  start(onChange: () => Promise<void>): void;
-  stop(): Promise<void>;
-  path(): UnderlayPath;
-  /** The data-plane destination for the node at this underlay address; undefined: none it may use. */
-  destination(underlay: string): string | undefined;
-  /** The underlay address a data-plane destination stands for. */
-  underlayOf(dst: string): string;
-  /** Addresses VXLAN from the nodes at these underlay addresses may arrive from. */
-  sources(underlays: readonly string[]): string[];
-  status(): Record<string, unknown>;
 }
 
 export interface AgentOptions {
@@ -303,25 +283,10 @@ export class Agent {
     return d;
   }
 
-  /**
-   * Where VXLAN goes changed (encryption turned on or off): the data plane's path first,
-   * then every remote entry again with its new destination, then whom VXLAN may come from.
-   */
+  /** Where VXLAN goes changed (encryption turned on or off): the data plane follows. */
   private async repoint(): Promise<void> {
-    const routing = this.o.routing!;
-    await this.o.backend.setPath?.(routing.path());
-    let moved = 0;
-    for (const vnet of this.o.backend.vnets()) {
-      for (const f of this.o.backend.entries(vnet).fdb) {
-        const dst = routing.destination(routing.underlayOf(f.underlay));
-        if (dst === f.underlay) continue;
-        if (dst === undefined) await this.o.backend.removeMac(vnet, f.mac);
-        else this.o.backend.installL2(vnet, f.mac, dst, this.vl2.peek(vl2Key(vnet, f.mac))?.vlan);
-        moved++;
-      }
-    }
-    await this.o.backend.refreshPeers?.();
-    if (moved > 0) this.log.info(`${moved} remote entries re-pointed (VXLAN from ${routing.path().local})`);
+    const moved = await repointEntries(this.o.backend, this.o.routing!, (vnet, mac) => this.vl2.peek(vl2Key(vnet, mac))?.vlan);
+    if (moved > 0) this.log.info(`${moved} remote entries re-pointed (VXLAN from ${this.o.routing!.path().local})`);
   }
 
   /** Adopts NICs the API places here that are plumbed, and the kernel's entries. */
@@ -626,8 +591,8 @@ export class Agent {
       throw new AgentError(400, (err as Error).message);
     }
     // Inside WireGuard the path is shorter: the instance gets no more than fits.
-    const pathMtu = this.o.routing?.path().mtu;
-    if (pathMtu !== undefined) p = { ...p, mtu: Math.min(p.mtu, pathMtu - VXLAN_OVERHEAD) };
+    const limit = this.o.routing?.instanceMtu();
+    if (limit !== undefined && p.mtu > limit) p = { ...p, mtu: limit };
     let firstOnVnet: boolean;
     try {
       ({ firstOnVnet } = await this.o.backend.plumb(p));

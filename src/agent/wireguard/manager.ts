@@ -18,7 +18,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { Logger } from '../../log/index.js';
 import {
   DEFAULT_SETTING,
@@ -34,11 +34,13 @@ import {
 } from '../../overlay/wireguard.js';
 import type { UnderlayPath } from '../backend.js';
 import { linkWithAddress, nftApply } from '../plumbing/iproute.js';
+import { VXLAN_OVERHEAD } from '../plumbing/nic.js';
 import { SerialQueue } from '../serial.js';
 import { ControllerCallError, WireguardClient } from './client.js';
 import { type WireguardImpl, applyPeerCommands, dump, ensureDevice, removeDevice, setPrivateKey, wireguardIfname } from './device.js';
 import { GUARD_TABLE, type GuardSpec, guardCounters, guardRuleset } from './guard.js';
 import { type KeyPair, NodeKeys } from './keys.js';
+import { type WireguardMetrics, wireguardMetrics } from './metrics.js';
 import { type PeerConfig, type PeerProblem, peerCommands, planPeers } from './plan.js';
 
 const execFileAsync = promisify(execFile);
@@ -63,61 +65,6 @@ export interface EncryptionManagerOptions {
   lockdownGraceMs?: number;
   /** How long a rotation announces the next key before switching to it. Default 1000 ms. */
   rotationAnnounceMs?: number;
-}
-
-interface Metrics {
-  errors: Counter<'reason'>;
-  rotations: Counter;
-}
-
-function metrics(registry: Registry, m: EncryptionManager): Metrics {
-  new Gauge({
-    name: 'rhumb_wireguard_mode',
-    help: "The deployment's underlay encryption as this agent applies it (1 for the current mode)",
-    labelNames: ['mode'] as const,
-    registers: [registry],
-    collect() {
-      for (const mode of ['none', 'prepare', 'wireguard']) this.set({ mode }, m.mode === mode ? 1 : 0);
-    },
-  });
-  new Gauge({
-    name: 'rhumb_wireguard_device_up',
-    help: "1 when the node's WireGuard interface is up and configured",
-    registers: [registry],
-    collect() {
-      this.set(m.deviceUp ? 1 : 0);
-    },
-  });
-  new Gauge({
-    name: 'rhumb_wireguard_peers',
-    help: 'Other nodes configured as WireGuard peers, and those left out (no key yet, bad record, collision)',
-    labelNames: ['state'] as const,
-    registers: [registry],
-    collect() {
-      this.set({ state: 'configured' }, m.configured);
-      this.set({ state: 'left_out' }, m.leftOut.length);
-    },
-  });
-  new Gauge({
-    name: 'rhumb_wireguard_cleartext_dropped_total',
-    help: 'Cleartext VXLAN packets the guard dropped (output: would have left unencrypted; input: arrived unencrypted); monotonic',
-    labelNames: ['direction'] as const,
-    registers: [registry],
-    async collect() {
-      const c = await m.guardDrops();
-      this.set({ direction: 'output' }, c.output);
-      this.set({ direction: 'input' }, c.input);
-    },
-  });
-  return {
-    errors: new Counter({
-      name: 'rhumb_wireguard_errors_total',
-      help: 'Encrypted underlay failures: device, publish, feed, guard, configure, and peers left out by reason (bad_record, no_key, no_endpoint, bad_tunnel, duplicate)',
-      labelNames: ['reason'] as const,
-      registers: [registry],
-    }),
-    rotations: new Counter({ name: 'rhumb_wireguard_key_rotations_total', help: "Rotations of this node's WireGuard key", registers: [registry] }),
-  };
 }
 
 export class EncryptionManager {
@@ -149,7 +96,7 @@ export class EncryptionManager {
   private ulFamily: 'ipv4' | 'ipv6' = 'ipv4';
   private readonly client: WireguardClient;
   private readonly queue = new SerialQueue();
-  private readonly m: Metrics;
+  private readonly m: WireguardMetrics;
   private readonly log: Logger;
   private closed = false;
   private loop: Promise<void> | undefined;
@@ -161,7 +108,7 @@ export class EncryptionManager {
     this.keys = new NodeKeys(o.stateDir);
     this.client = new WireguardClient(o.controllerUrl, o.nodeUuid);
     this.log = o.logger;
-    this.m = metrics(o.registry, this);
+    this.m = wireguardMetrics(o.registry, this);
     this.ulFamily = o.underlayIp.includes(':') ? 'ipv6' : 'ipv4';
   }
 
@@ -184,6 +131,11 @@ export class EncryptionManager {
     if (this.mode === 'none') return { local: this.o.underlayIp, anyLocal: false, mtu: this.ulMtu };
     const mtu = this.ulMtu - WIREGUARD_OVERHEAD[this.ulFamily];
     return { local: this.mode === 'wireguard' ? (this.tunnelIp ?? this.o.underlayIp) : this.o.underlayIp, anyLocal: true, mtu };
+  }
+
+  /** Instances get at most this MTU while encrypting: VXLAN (50) inside WireGuard. */
+  instanceMtu(): number | undefined {
+    return this.mode === 'none' ? undefined : this.path().mtu - VXLAN_OVERHEAD;
   }
 
   /** Where VXLAN for the node at this underlay address goes; undefined: nowhere it may. */
