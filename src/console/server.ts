@@ -15,8 +15,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import type { NapiContext } from '../napi/context.js';
-import { invalidParam, invalidParams } from '../napi/errors.js';
+import type { RestContext } from '../rest/context.js';
+import { invalidParam, invalidParams } from '../rest/errors.js';
 import { ConsoleFeed } from './feed.js';
 import { HealthBook, parseNodeReport } from './health.js';
 
@@ -61,7 +61,7 @@ function loadStatic(): Map<string, Buffer> {
   return new Map(Object.keys(STATIC_FILES).map((f) => [f, readFileSync(join(dir, f))]));
 }
 
-export function registerConsole(app: FastifyInstance, ctx: NapiContext, opts: ConsoleOptions): { health: HealthBook; feed: ConsoleFeed } {
+export function registerConsole(app: FastifyInstance, ctx: RestContext, opts: ConsoleOptions): { health: HealthBook; feed: ConsoleFeed } {
   const health = opts.health ?? new HealthBook();
   const feed = new ConsoleFeed({ store: ctx.store, health, onError: (err) => ctx.log.warn({ err: err.message }, 'console feed') });
 

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { createLogger } from '../log/index.js';
 import { createRegistry } from '../metrics/index.js';
-import { buildNapiApp } from '../napi/app.js';
+import type { FwEngine } from '../fw/push.js';
 import { ensureInitialData } from '../napi/bootstrap.js';
 import { DEFAULT_MAC_OUI, type NapiConfig } from '../napi/context.js';
 import { openStore, type StoreConfig } from '../store/index.js';
@@ -16,6 +16,7 @@ import { startEventGc } from '../overlay/gc.js';
 import { SvpServer } from '../svp/server.js';
 import { registerConsole } from '../console/server.js';
 import { registerIndexGauges, registerObjectGauges } from './gauges.js';
+import { buildRestApp } from './rest-app.js';
 import { WireguardDirectory } from '../overlay/wireguard-directory.js';
 import type { EncryptionMode } from '../overlay/wireguard.js';
 import { registerWireguardRoutes } from '../napi/routes/wireguard.js';
@@ -56,6 +57,8 @@ export interface Controller {
   store: Store;
   registry: Registry;
   app: FastifyInstance;
+  /** The firewall engine behind the REST app's firewall routes. */
+  fwEngine: FwEngine;
   index: MappingIndex;
   svp: SvpServer;
   wireguard: WireguardDirectory;
@@ -103,7 +106,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       const set = await wireguard.request(opts.encryption ?? wireguard.encryption.target ?? wireguard.encryption.mode, opts.tunnelSubnet ? { tunnelSubnet: opts.tunnelSubnet } : {});
       wgLog.info(`underlay encryption: ${set.mode}${set.target ? ` (until every node is ready, then ${set.target})` : ''}, tunnel subnet ${set.tunnel_subnet}`);
     }
-    app = buildNapiApp(
+    const rest = buildRestApp(
       { store, config, registry },
       {
         logger,
@@ -115,6 +118,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
         extraRoutes: [(a, ctx) => void registerConsole(a, ctx, { ui: opts.ui ?? true }), (a, ctx) => registerWireguardRoutes(a, ctx, wireguard)],
       },
     );
+    app = rest.app;
     registerObjectGauges(registry, store);
     registerIndexGauges(registry, index);
     svp = new SvpServer({
@@ -142,6 +146,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       store,
       registry,
       app: started,
+      fwEngine: rest.fwEngine,
       index,
       svp: svpServer,
       wireguard,

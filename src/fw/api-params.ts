@@ -1,22 +1,17 @@
 /**
- * Request parameters of the firewall routes (./api.ts): parsing, the FWAPI checks and
+ * Request parameters of the firewall routes (./routes/): parsing, the FWAPI checks and
  * error bodies they answer with. Pure: no store, no engine.
  */
-import { type FieldError, NapiError, invalidParam, invalidParams, notFound, unknownParams } from '../napi/errors.js';
-import { type Params, paginationFields, validateParams } from '../napi/validate.js';
+import { type FieldError, type NapiError, forbidden, invalidParam, invalidParams, notFound, unknownParams } from '../rest/errors.js';
+import { type Page, type Params, paginationFields, schema, validateParams } from '../rest/validate.js';
 import { canonicalAddress } from './addr.js';
-import { type DockerContainerRecord, type DockerPort, parseLink, parsePort, parsePublish } from './docker.js';
 import type { Probe } from './explain.js';
 import { isValidUuid, type ProtocolName, type TagRef } from './lang/index.js';
 import type { PolicyRule, StoredRule } from './types.js';
 
-export function forbidden(message = 'owner does not match'): NapiError {
-  return new NapiError(403, 'Forbidden', message);
-}
-
 /** FWAPI's PermissionDeniedError for an owner_uuid that does not match the resource's. */
 export function ownerMismatch(): NapiError {
-  return new NapiError(403, 'Forbidden', 'owner does not match', [invalidParam('owner_uuid', 'owner_uuid does not match')]);
+  return forbidden('owner does not match', [invalidParam('owner_uuid', 'owner_uuid does not match')]);
 }
 
 /** An owner_uuid given with an instance request must be the instance's (403 otherwise). */
@@ -136,9 +131,11 @@ export function listFilter(params: Record<string, unknown>): { filter: RuleFilte
   return { filter: (r) => preds.every((p) => p(r)), limit, offset };
 }
 
+const PAGE_SCHEMA = schema({ optional: paginationFields });
+
 /** limit (1..1000, default 1000) and offset, checked with NAPI's messages. */
-export async function pageParams(params: Record<string, unknown>): Promise<Params> {
-  return validateParams({ optional: paginationFields }, params);
+export async function pageParams(params: Params): Promise<Page> {
+  return validateParams(PAGE_SCHEMA, params);
 }
 
 export function parseProbe(params: Record<string, unknown>, errors: FieldError[]): Probe {
@@ -163,49 +160,4 @@ export function parseProbe(params: Record<string, unknown>, errors: FieldError[]
   if (code !== undefined) probe.code = code;
   if ((proto === 'tcp' || proto === 'udp') && port === undefined) errors.push(invalidParam('port', 'port is required for tcp and udp'));
   return probe;
-}
-
-export function parseContainer(uuid: string, params: Record<string, unknown>, base?: DockerContainerRecord): { record: DockerContainerRecord; icc?: boolean } {
-  const errors: FieldError[] = [];
-  const known = new Set(['uuid', 'owner_uuid', 'name', 'links', 'exposed_ports', 'published_ports', 'publish_all', 'env', 'icc']);
-  const unknown = Object.keys(params).filter((k) => !known.has(k));
-  if (unknown.length > 0) errors.push(unknownParams(unknown.sort()));
-  if (!isValidUuid(uuid)) errors.push(invalidParam('uuid', 'Invalid container UUID'));
-  const owner = params.owner_uuid ?? base?.owner_uuid;
-  if (typeof owner !== 'string' || !isValidUuid(owner)) errors.push(invalidParam('owner_uuid', 'Invalid owner UUID'));
-  const name = params.name ?? base?.name;
-  if (typeof name !== 'string' || !/^\/?[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) errors.push(invalidParam('name', 'Invalid container name'));
-  const list = <T>(field: string, parse: (v: unknown) => T | string, dflt: T[]): T[] => {
-    const v = params[field];
-    if (v === undefined) return dflt;
-    if (!Array.isArray(v)) {
-      errors.push(invalidParam(field, `${field} must be an array`));
-      return dflt;
-    }
-    const out: T[] = [];
-    for (const item of v) {
-      const r = parse(item);
-      if (typeof r === 'string') errors.push(invalidParam(field, r));
-      else out.push(r);
-    }
-    return out;
-  };
-  const links = list('links', parseLink, base?.links ?? []);
-  const exposed = list<DockerPort>('exposed_ports', parsePort, base?.exposed ?? []);
-  const published = list<DockerPort>('published_ports', parsePublish, base?.published ?? []);
-  const env = list<{ kv: string }>('env', (v) => (typeof v === 'string' && v.indexOf('=') > 0 ? { kv: v } : 'env entries must be "KEY=VALUE"'), (base?.env ?? []).map((kv) => ({ kv }))).map((e) => e.kv);
-  const publishAll = boolParam('publish_all', params.publish_all, errors) ?? base?.publish_all ?? false;
-  const icc = boolParam('icc', params.icc, errors);
-  if (errors.length > 0) throw invalidParams(errors);
-  const record: DockerContainerRecord = {
-    uuid: uuid.toLowerCase(),
-    owner_uuid: (owner as string).toLowerCase(),
-    name: (name as string).replace(/^\//, ''),
-    links,
-    exposed,
-    published,
-    publish_all: publishAll,
-    env,
-  };
-  return icc === undefined ? { record } : { record, icc };
 }

@@ -1,5 +1,5 @@
 /**
- * Docker networking semantics over the firewall (pure).
+ * Docker networking semantics over the firewall.
  *
  * - icc on (Docker's default; sdc-docker's model): owner-scoped
  *   `FROM tag "sdc_docker" TO tag "sdc_docker" ALLOW tcp|udp PORT all` — one rule per
@@ -12,9 +12,28 @@
  *
  * Rules are owned by the container's owner and get uuids derived from (owner, text), so
  * reconciling the wanted set with the stored one is idempotent.
+ *
+ * The semantics and the parsing of the API's container spec are pure; saving and removing
+ * a container (its record, its instance record, the owner's reconciled rules) work inside
+ * a caller's transaction, with no HTTP.
  */
 import { createHash } from 'node:crypto';
-import { canonicalize } from './lang/index.js';
+import { type FieldError, type NapiError, forbidden, invalidParam, invalidParams, notFound, unknownParams } from '../rest/errors.js';
+import type { Params } from '../rest/validate.js';
+import type { Tx } from '../store/txn.js';
+import { boolParam } from './api-params.js';
+import { canonicalize, isValidUuid } from './lang/index.js';
+import {
+  DOCKER_CONTAINER_PREFIX,
+  RULE_PREFIX,
+  dockerContainerKey,
+  dockerOwnerKey,
+  instanceKey,
+  newVersion,
+  ruleKey,
+  serializeRule,
+} from './registry.js';
+import type { InstanceRecord, PolicyRule, StoredRule } from './types.js';
 
 export type DockerProto = 'tcp' | 'udp';
 
@@ -224,4 +243,181 @@ export function parseLink(v: unknown): DockerLink | string {
   if (typeof v !== 'string' || v === '') return 'link must be "target:alias"';
   const [target, alias = target] = v.split(':');
   return parseLink({ target, alias });
+}
+
+// ---- the API's container spec ----
+
+const CONTAINER_PARAMS = new Set(['uuid', 'owner_uuid', 'name', 'links', 'exposed_ports', 'published_ports', 'publish_all', 'env', 'icc']);
+
+/**
+ * POST /fw/docker/containers/:uuid parameters → the container record, merged over `base`
+ * (the stored one), and the owner's icc setting when given. Every field is checked; all
+ * errors in one 422.
+ */
+export function parseContainer(uuid: string, params: Params, base?: DockerContainerRecord): { record: DockerContainerRecord; icc?: boolean } {
+  const errors: FieldError[] = [];
+  const unknown = Object.keys(params).filter((k) => !CONTAINER_PARAMS.has(k));
+  if (unknown.length > 0) errors.push(unknownParams(unknown.sort()));
+  if (!isValidUuid(uuid)) errors.push(invalidParam('uuid', 'Invalid container UUID'));
+  const owner = params.owner_uuid ?? base?.owner_uuid;
+  const ownerUuid = typeof owner === 'string' && isValidUuid(owner) ? owner.toLowerCase() : undefined;
+  if (ownerUuid === undefined) errors.push(invalidParam('owner_uuid', 'Invalid owner UUID'));
+  const name = params.name ?? base?.name;
+  const validName = typeof name === 'string' && /^\/?[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name) ? name.replace(/^\//, '') : undefined;
+  if (validName === undefined) errors.push(invalidParam('name', 'Invalid container name'));
+  const list = <T>(field: string, parse: (v: unknown) => T | string, dflt: T[]): T[] => {
+    const v = params[field];
+    if (v === undefined) return dflt;
+    if (!Array.isArray(v)) {
+      errors.push(invalidParam(field, `${field} must be an array`));
+      return dflt;
+    }
+    const out: T[] = [];
+    for (const item of v) {
+      const r = parse(item);
+      if (typeof r === 'string') errors.push(invalidParam(field, r));
+      else out.push(r);
+    }
+    return out;
+  };
+  const links = list('links', parseLink, base?.links ?? []);
+  const exposed = list<DockerPort>('exposed_ports', parsePort, base?.exposed ?? []);
+  const published = list<DockerPort>('published_ports', parsePublish, base?.published ?? []);
+  const env = list<{ kv: string }>('env', (v) => (typeof v === 'string' && v.indexOf('=') > 0 ? { kv: v } : 'env entries must be "KEY=VALUE"'), (base?.env ?? []).map((kv) => ({ kv }))).map((e) => e.kv);
+  const publishAll = boolParam('publish_all', params.publish_all, errors) ?? base?.publish_all ?? false;
+  const icc = boolParam('icc', params.icc, errors);
+  if (errors.length > 0 || ownerUuid === undefined || validName === undefined) throw invalidParams(errors);
+  const record: DockerContainerRecord = {
+    uuid: uuid.toLowerCase(),
+    owner_uuid: ownerUuid,
+    name: validName,
+    links,
+    exposed,
+    published,
+    publish_all: publishAll,
+    env,
+  };
+  return icc === undefined ? { record } : { record, icc };
+}
+
+// ---- stored containers and their rules (inside a caller's transaction) ----
+
+export function containerNotFound(): NapiError {
+  return notFound('Container not found');
+}
+
+/** The owner's stored containers, except `except` (read through tx). */
+async function ownerContainers(tx: Tx, owner: string, except: string): Promise<DockerContainerRecord[]> {
+  return (await tx.range({ prefix: DOCKER_CONTAINER_PREFIX }))
+    .map((kv) => JSON.parse(kv.value) as DockerContainerRecord)
+    .filter((c) => c.owner_uuid === owner && c.uuid !== except);
+}
+
+/** The owner's inter-container communication setting (on unless turned off). */
+async function ownerIcc(tx: Tx, owner: string): Promise<boolean> {
+  return (await tx.getJson<{ icc: boolean }>(dockerOwnerKey(owner)))?.icc ?? true;
+}
+
+/**
+ * Makes the owner's stored docker rules exactly the set `containers` want: rules no
+ * longer wanted are deleted, missing or changed ones written. Returns the wanted set.
+ */
+export async function reconcileDockerRules(
+  tx: Tx,
+  owner: string,
+  containers: DockerContainerRecord[],
+  icc: boolean,
+): Promise<DockerRule[]> {
+  const wanted = dockerRules(owner, containers, icc);
+  const wantedIds = new Set(wanted.map((r) => r.uuid));
+  for (const kv of await tx.range({ prefix: RULE_PREFIX })) {
+    const r = JSON.parse(kv.value) as StoredRule;
+    if (r.created_by === DOCKER_CREATED_BY && r.owner_uuid === owner && !wantedIds.has(r.uuid)) tx.del(kv.key);
+  }
+  for (const w of wanted) {
+    const existing = await tx.getJson<StoredRule>(ruleKey(w.uuid));
+    if (existing && existing.rule === w.rule && existing.enabled) continue;
+    const stored: StoredRule = {
+      uuid: w.uuid, rule: w.rule, enabled: true, log: false, owner_uuid: owner,
+      description: w.description, created_by: DOCKER_CREATED_BY, version: newVersion(),
+    };
+    tx.putJson(ruleKey(w.uuid), serializeRule(stored));
+  }
+  return wanted;
+}
+
+/**
+ * Creates or updates a container from the API's spec: its record, its instance record
+ * (tagged sdc_docker, firewall on), the owner's icc setting when given, and the owner's
+ * reconciled rules. Names are unique per owner; link targets must exist; a container
+ * keeps its owner (another → 403).
+ */
+export async function saveContainer(tx: Tx, uuid: string, params: Params): Promise<DockerContainerRecord> {
+  const base = await tx.getJson<DockerContainerRecord>(dockerContainerKey(uuid));
+  const { record, icc } = parseContainer(uuid, params, base);
+  if (base && base.owner_uuid !== record.owner_uuid) throw forbidden('container belongs to another owner');
+  const others = await ownerContainers(tx, record.owner_uuid, record.uuid);
+  if (others.some((c) => c.name === record.name)) {
+    throw invalidParams([{ field: 'name', code: 'Duplicate', message: `container name "${record.name}" is already in use` }]);
+  }
+  const all = [...others, record];
+  const missing = record.links.filter((l) => !resolveTarget(all, record.owner_uuid, l.target));
+  if (missing.length > 0) {
+    throw invalidParams(missing.map((l) => invalidParam('links', `link target "${l.target}" not found`)));
+  }
+  tx.putJson(dockerContainerKey(record.uuid), record);
+  if (icc !== undefined) tx.putJson(dockerOwnerKey(record.owner_uuid), { icc });
+  const effectiveIcc = icc ?? (await ownerIcc(tx, record.owner_uuid));
+  const inst = await tx.getJson<InstanceRecord>(instanceKey(record.uuid));
+  tx.putJson(instanceKey(record.uuid), {
+    uuid: record.uuid,
+    owner_uuid: record.owner_uuid,
+    tags: { ...(inst?.tags ?? {}), [DOCKER_TAG]: true },
+    firewall_enabled: true,
+  } satisfies InstanceRecord);
+  await reconcileDockerRules(tx, record.owner_uuid, all, effectiveIcc);
+  return record;
+}
+
+/** Removes a container, its instance record, and the rules only it needed (404 when absent). */
+export async function removeContainer(tx: Tx, uuid: string): Promise<void> {
+  const rec = await tx.getJson<DockerContainerRecord>(dockerContainerKey(uuid));
+  if (!rec) throw containerNotFound();
+  tx.del(dockerContainerKey(uuid));
+  tx.del(instanceKey(uuid));
+  const rest = await ownerContainers(tx, rec.owner_uuid, uuid);
+  await reconcileDockerRules(tx, rec.owner_uuid, rest, await ownerIcc(tx, rec.owner_uuid));
+}
+
+// ---- what the API shows for a container ----
+
+export interface ContainerView extends LinkDetails {
+  container: DockerContainerRecord;
+  rules: StoredRule[];
+}
+
+/**
+ * A container as GET answers it: the spec, the owner's docker rules that concern it, and
+ * its links' environment and hosts lines from the targets' current addresses.
+ * `containers` are the owner's, `rules` every stored rule, `addressesOf` an instance's
+ * current addresses.
+ */
+export function containerView(
+  record: DockerContainerRecord,
+  containers: readonly DockerContainerRecord[],
+  rules: readonly PolicyRule[],
+  addressesOf: (uuid: string) => string[],
+): ContainerView {
+  const links: ResolvedLink[] = [];
+  for (const l of record.links) {
+    const target = resolveTarget(containers, record.owner_uuid, l.target);
+    if (!target) continue;
+    const addrs = addressesOf(target.uuid);
+    links.push({ alias: l.alias, target, ip: addrs.find((a) => !a.includes(':')) ?? addrs[0] });
+  }
+  const mine = rules
+    .filter((r) => r.stored.created_by === DOCKER_CREATED_BY && r.stored.owner_uuid === record.owner_uuid)
+    .filter((r) => r.model.from.vms.includes(record.uuid) || r.model.to.vms.includes(record.uuid) || r.model.from.tags.length > 0)
+    .map((r) => serializeRule(r.stored));
+  return { container: record, rules: mine, ...linkDetails(record.name, links) };
 }

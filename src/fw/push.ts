@@ -12,8 +12,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { NIC_PREFIX } from '../napi/keys.js';
-import type { NicRecord } from '../napi/models/records.js';
+import { NIC_PREFIX, type NicRecord } from './nics.js';
 import { type ChangeSet, type Store, StoreClosedError, type Watcher } from '../store/types.js';
 import { canonicalAddress } from './addr.js';
 import { PolicyWorld, tableName } from './compile.js';

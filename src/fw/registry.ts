@@ -12,7 +12,7 @@
  * (napi/nics/…, belongs_to_uuid, ip, cn_uuid).
  */
 import { randomUUID } from 'node:crypto';
-import { type FieldError, invalidParam, invalidParams, missingParam } from '../napi/errors.js';
+import { type FieldError, invalidParam, invalidParams, missingParam } from '../rest/errors.js';
 import { FwRuleError, isValidUuid, parseRule, validateRule } from './lang/index.js';
 import type { InstanceRecord, PolicyRule, StoredRule } from './types.js';
 

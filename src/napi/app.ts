@@ -1,22 +1,31 @@
 /**
  * The NAPI-compatible REST server: fastify with NAPI's parameter merging, error bodies,
- * headers and 404s. Route groups live in ./routes and are registered from there.
+ * headers and 404s. NAPI's route groups live in ./routes; the controller adds others
+ * (the firewall API) through `extraRoutes`.
  */
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { instrumentHttp } from '../metrics/index.js';
 import { StoreClosedError } from '../store/types.js';
+import type { RouteModule } from '../rest/context.js';
 import type { NapiContext } from './context.js';
-import { NapiError, internalError, invalidContent } from './errors.js';
+import {
+  NapiError,
+  internalError,
+  invalidContent,
+  requestTooLarge,
+  serviceUnavailable,
+  unsupportedMediaType,
+} from '../rest/errors.js';
 import { routeModules } from './routes/index.js';
 import { type CommitRecord, TxConflictError, commitTracker } from '../store/txn.js';
 
 export interface NapiAppOptions {
   /** The process's logger (fastify logs requests through a child of it); none: silent. */
   logger?: FastifyBaseLogger;
-  /** Extra route groups (the firewall API registers here). */
-  extraRoutes?: Array<(app: FastifyInstance, ctx: NapiContext) => void>;
+  /** Route groups of other APIs served on the same port (the controller adds the firewall's). */
+  extraRoutes?: RouteModule[];
   /**
    * Called before a successful write's response is sent, so a client that got its answer
    * can rely on every reader (the SVP mapping index) already reflecting the write.
@@ -77,13 +86,13 @@ export function buildNapiApp(deps: Omit<NapiContext, 'log'>, opts: NapiAppOption
     let e: NapiError;
     if (err instanceof NapiError) e = err;
     else if (err instanceof TxConflictError) e = internalError(err.message);
-    else if (err instanceof StoreClosedError) e = new NapiError(503, 'ServiceUnavailable', 'Store is unavailable');
+    else if (err instanceof StoreClosedError) e = serviceUnavailable('Store is unavailable');
     else if ((err as { code?: string }).code === 'StoreUnavailable') {
       // etcd lost quorum or the connection mid-request: the client must re-read before retrying.
-      e = new NapiError(503, 'ServiceUnavailable', `Store is unavailable: ${err.message}`);
+      e = serviceUnavailable(`Store is unavailable: ${err.message}`);
     }
-    else if ((err as { statusCode?: number }).statusCode === 413) e = new NapiError(413, 'RequestEntityTooLarge', err.message);
-    else if ((err as { statusCode?: number }).statusCode === 415) e = new NapiError(415, 'UnsupportedMediaType', err.message);
+    else if ((err as { statusCode?: number }).statusCode === 413) e = requestTooLarge(err.message);
+    else if ((err as { statusCode?: number }).statusCode === 415) e = unsupportedMediaType(err.message);
     else if ((err as { statusCode?: number }).statusCode === 400) e = invalidContent(err.message);
     else {
       req.log.error({ err }, 'unhandled error');
@@ -96,6 +105,7 @@ export function buildNapiApp(deps: Omit<NapiContext, 'log'>, opts: NapiAppOption
   });
 
   instrumentHttp(app, ctx.registry);
-  for (const register of [...routeModules, ...(opts.extraRoutes ?? [])]) register(app, ctx);
+  for (const register of routeModules) register(app, ctx);
+  for (const register of opts.extraRoutes ?? []) register(app, ctx);
   return app;
 }

@@ -1,7 +1,5 @@
-/** What every NAPI route handler gets: the store, configuration and shared services. */
-import type { FastifyBaseLogger } from 'fastify';
-import type { Registry } from 'prom-client';
-import type { Store } from '../store/types.js';
+/** What every NAPI route handler gets: the REST context plus NAPI's configuration. */
+import type { RestContext } from '../rest/context.js';
 
 export interface OverlayConfig {
   enabled: boolean;
@@ -23,11 +21,8 @@ export interface NapiConfig {
   allowLinklocal: boolean;
 }
 
-export interface NapiContext {
-  store: Store;
+export interface NapiContext extends RestContext {
   config: NapiConfig;
-  log: FastifyBaseLogger;
-  registry: Registry;
 }
 
 export const DEFAULT_MAC_OUI = '90b8d0';

@@ -5,7 +5,8 @@
 import type { FastifyInstance } from 'fastify';
 import { napiConfigFrom, DEFAULT_ADMIN_UUID } from '../../src/controller/index.js';
 import { createRegistry } from '../../src/metrics/index.js';
-import { buildNapiApp } from '../../src/napi/app.js';
+import { buildRestApp } from '../../src/controller/rest-app.js';
+import type { FwEngine } from '../../src/fw/push.js';
 import { ensureInitialData } from '../../src/napi/bootstrap.js';
 import type { NapiConfig } from '../../src/napi/context.js';
 import { MemoryStore } from '../../src/store/memory.js';
@@ -13,6 +14,8 @@ import type { Store } from '../../src/store/types.js';
 
 export interface TestNapi {
   app: FastifyInstance;
+  /** The firewall engine behind the app's firewall routes. */
+  fwEngine: FwEngine;
   store: Store;
   config: NapiConfig;
   call(method: string, url: string, body?: unknown, headers?: Record<string, string>): Promise<Reply>;
@@ -37,10 +40,11 @@ export async function startTestNapi(opts: { store?: Store; overlayMtu?: number }
     overlayMtu: opts.overlayMtu ?? 1450,
   });
   await ensureInitialData({ store, config });
-  const app = buildNapiApp({ store, config, registry: createRegistry('test') });
+  const { app, fwEngine } = buildRestApp({ store, config, registry: createRegistry('test') });
   await app.ready();
   return {
     app,
+    fwEngine,
     store,
     config,
     async call(method, url, body, headers = {}) {

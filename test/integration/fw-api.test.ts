@@ -4,7 +4,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { fwEngineOf } from '../../src/fw/api.js';
 import { RULE_PREFIX } from '../../src/fw/registry.js';
 import { startTestNapi, type TestNapi } from '../helpers/napi.js';
 import { NODE_1, NODE_2, OWNER_A, OWNER_B, putNic, vm } from '../helpers/fw-fixtures.js';
@@ -220,7 +219,7 @@ describe('rules API', () => {
   });
 
   it('an unrelated rule change leaves other instances alone', async () => {
-    const engine = fwEngineOf(napi.app)!;
+    const engine = napi.fwEngine;
     await engine.sync();
     const rev = engine.revision;
     const r = await napi.call('POST', '/rules', { rule: `FROM any TO vm ${vm(1)} ALLOW tcp PORT 22`, owner_uuid: OWNER_A, enabled: true });

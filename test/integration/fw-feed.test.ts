@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { fwEngineOf } from '../../src/fw/api.js';
 import { type ApplyResult, FwFeedClient, NftApplier } from '../../src/fw/applier.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { NODE_1, NODE_2, OWNER_A, putNic, vm } from '../helpers/fw-fixtures.js';
@@ -41,7 +40,7 @@ after(async () => {
 });
 
 async function settle(n: TestNapi, c: FwFeedClient): Promise<void> {
-  const engine = fwEngineOf(n.app)!;
+  const engine = n.fwEngine;
   await engine.sync();
   await c.waitForRevision(engine.revision);
 }

@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { fwEngineOf } from '../../src/fw/api.js';
 import { FwFeedClient, NftApplier, installedInstances } from '../../src/fw/applier.js';
 import { renderRuleset } from '../../src/fw/nft.js';
 import { checkRuleset } from '../../src/fw/nft-check.js';
@@ -73,7 +72,7 @@ describe('firewall in namespaces', { skip: skip || undefined }, () => {
   }
 
   async function settle(): Promise<void> {
-    const engine = fwEngineOf(napi.app)!;
+    const engine = napi.fwEngine;
     await engine.sync();
     await client.waitForRevision(engine.revision);
   }
@@ -230,7 +229,7 @@ describe('firewall in namespaces', { skip: skip || undefined }, () => {
     assert.equal(afterText, before);
     const check = await checkRuleset(bad);
     assert.equal(check.ok, false);
-    assert.ok((await checkRuleset(renderRuleset(db.uuid, fwEngineOf(napi.app)!.policy(db.uuid)))).ok);
+    assert.ok((await checkRuleset(renderRuleset(db.uuid, napi.fwEngine.policy(db.uuid)))).ok);
     // Traffic still follows the old ruleset.
     assert.deepEqual(await reach('out', [['db', 22]]), ['db:22 open']);
   });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { MemoryStore } from '../../src/store/memory.js';
 import type { RangeOptions, RangeResult } from '../../src/store/types.js';
 import { Tx, transact } from '../../src/store/txn.js';
-import { NapiError } from '../../src/napi/errors.js';
+import { NapiError } from '../../src/rest/errors.js';
 import { ipKey, networkKey, nicKey } from '../../src/napi/keys.js';
 import type { IpRecord, NetworkRecord } from '../../src/napi/models/records.js';
 import {

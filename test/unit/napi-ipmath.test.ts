@@ -18,7 +18,7 @@ import {
   subnetText,
 } from '../../src/napi/ipmath.js';
 import { matchesUuid, vFields, vIps, vRoutes, vUuidPrefix, vUuids } from '../../src/napi/models/params.js';
-import { Invalid } from '../../src/napi/validate.js';
+import { Invalid } from '../../src/rest/validate.js';
 
 test('parseCidr accepts network addresses and canonicalises', () => {
   const r = parseCidr('10.0.0.0/8');

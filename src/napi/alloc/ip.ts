@@ -17,7 +17,7 @@
  */
 import { randomInt } from 'node:crypto';
 import type { Store } from '../../store/types.js';
-import { invalidParams, subnetFull, usedBy } from '../errors.js';
+import { invalidParams, subnetFull, usedBy } from '../../rest/errors.js';
 import { bigIntToIp, familyOf, ipToBigInt, subnetContains, subnetOf, type Family } from '../ipmath.js';
 import { ipKey, ipPrefix, networkKey } from '../keys.js';
 import type { IpRecord, NetworkRecord } from '../models/records.js';

@@ -5,7 +5,7 @@
  * taken: 500 "no more free MAC addresses".
  */
 import { randomBytes } from 'node:crypto';
-import { internalError } from '../errors.js';
+import { internalError } from '../../rest/errors.js';
 import { nicKey } from '../keys.js';
 import type { Tx } from '../../store/txn.js';
 

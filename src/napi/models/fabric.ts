@@ -4,7 +4,7 @@
  * (sdc-napi lib/models/fabric.js, lib/models/vlan.js).
  */
 import { randomInt } from 'node:crypto';
-import { NapiError, internalError, notFound } from '../errors.js';
+import { type NapiError, internalError, notFound, preconditionRequired } from '../../rest/errors.js';
 import { fabricKey, vlanKey, vnetKey } from '../keys.js';
 import type { Tx } from '../../store/txn.js';
 import type { FabricRecord, FabricVlanRecord } from './records.js';
@@ -69,4 +69,4 @@ export async function mustLoadVlan(tx: Tx, owner: string, vlan: number): Promise
   return v;
 }
 
-export const overlayDisabled = (): NapiError => new NapiError(428, 'PreconditionRequired', 'overlay networking is not enabled');
+export const overlayDisabled = (): NapiError => preconditionRequired('overlay networking is not enabled');

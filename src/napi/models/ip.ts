@@ -2,19 +2,29 @@
  * IP records (napi/ips/<network>/<ip sort key>): serialization, NAPI's free/unassign
  * semantics, and UpdateIP (PUT /networks/:uuid/ips/:ip) inside a transaction.
  */
-import { type FieldError, invalidParams, missingParam, notFound } from '../errors.js';
+import { type FieldError, invalidParams, missingParam, notFound } from '../../rest/errors.js';
 import { familyOf, subnetContains, subnetOf } from '../ipmath.js';
 import { ipKey } from '../keys.js';
 import type { Tx } from '../../store/txn.js';
-import { type FieldValidator, type Params, fail, rejectField, vBool, vUuid, validateParams } from '../validate.js';
+import {
+  type FieldValidator,
+  type Params,
+  type Validated,
+  fail,
+  rejectField,
+  schema,
+  vBool,
+  vUuid,
+  validateParams,
+} from '../../rest/validate.js';
 import { tryCanonicalIp } from '../../net/addr.js';
 import type { BelongsToType, IpRecord, NetworkRecord } from './records.js';
 
 export const BELONGS_TO_TYPES: readonly BelongsToType[] = ['other', 'server', 'zone'];
 
-export const vBelongsToType: FieldValidator = (field, v) =>
+export const vBelongsToType: FieldValidator<BelongsToType> = (field, v) =>
   typeof v === 'string' && (BELONGS_TO_TYPES as readonly string[]).includes(v)
-    ? v
+    ? (v as BelongsToType)
     : fail(field, `must be one of: ${BELONGS_TO_TYPES.map((t) => JSON.stringify(t)).join(', ')}`);
 
 export interface SerializedIp {
@@ -79,7 +89,14 @@ export function mustParseIpForNetwork(raw: unknown, network: NetworkRecord): str
   return r.ip;
 }
 
-const UPDATE_IP_SCHEMA = {
+/** What UpdateIP's checks look at besides the parameters. */
+interface UpdateIpContext {
+  network: NetworkRecord;
+  existing: IpRecord | undefined;
+  adminUuid: string;
+}
+
+const UPDATE_IP_FIELDS = {
   optional: {
     owner_uuid: vUuid,
     belongs_to_uuid: vUuid,
@@ -90,6 +107,33 @@ const UPDATE_IP_SCHEMA = {
     check_owner: vBool,
   },
 };
+type UpdateIpParams = Validated<typeof UPDATE_IP_FIELDS>;
+
+function notFreeAndUnassign(c: UpdateIpParams): void {
+  if (c.free === true && c.unassign === true) rejectField('unassign', 'free and unassign cannot both be set to "true"');
+}
+
+/** Giving belongs_to_* needs all three owning fields, given now or already stored. */
+function ownershipComplete(c: UpdateIpParams, _raw: Params, ctx: UpdateIpContext): void {
+  if (c.free === true || c.unassign === true) return;
+  const errs: FieldError[] = [];
+  const has = (f: 'belongs_to_uuid' | 'belongs_to_type' | 'owner_uuid'): boolean =>
+    c[f] !== undefined || (ctx.existing !== undefined && ctx.existing[f] !== undefined);
+  const givesBelongs = c.belongs_to_uuid !== undefined || c.belongs_to_type !== undefined;
+  if (givesBelongs) {
+    if (!has('belongs_to_uuid')) errs.push(missingParam('belongs_to_uuid'));
+    if (!has('belongs_to_type')) errs.push(missingParam('belongs_to_type'));
+    if (!has('owner_uuid')) errs.push(missingParam('owner_uuid'));
+  }
+  if (errs.length > 0) throw invalidParams(errs);
+}
+
+function ownerMayUseNetwork(c: UpdateIpParams, _raw: Params, ctx: UpdateIpContext): void {
+  if (c.owner_uuid === undefined || c.check_owner === false) return;
+  if (!ownsNetwork(ctx.network, c.owner_uuid, ctx.adminUuid)) rejectField('owner_uuid', 'network owner_uuids do not match');
+}
+
+const UPDATE_IP_SCHEMA = schema(UPDATE_IP_FIELDS, [notFreeAndUnassign, ownershipComplete, ownerMayUseNetwork]);
 
 /** Owner check: no owners means anyone; the admin UUID owns everything. */
 function ownsNetwork(network: NetworkRecord, owner: string, adminUuid: string): boolean {
@@ -109,33 +153,7 @@ export async function updateIpTx(
   raw: Params,
   adminUuid: string,
 ): Promise<IpRecord> {
-  const c = await validateParams(
-    {
-      ...UPDATE_IP_SCHEMA,
-      after: [
-        (c) => {
-          if (c.free === true && c.unassign === true) rejectField('unassign', 'free and unassign cannot both be set to "true"');
-        },
-        (c) => {
-          if (c.free === true || c.unassign === true) return;
-          const errs: FieldError[] = [];
-          const has = (f: keyof IpRecord): boolean => c[f] !== undefined || (existing !== undefined && existing[f] !== undefined);
-          const givesBelongs = c.belongs_to_uuid !== undefined || c.belongs_to_type !== undefined;
-          if (givesBelongs) {
-            if (!has('belongs_to_uuid')) errs.push(missingParam('belongs_to_uuid'));
-            if (!has('belongs_to_type')) errs.push(missingParam('belongs_to_type'));
-            if (!has('owner_uuid')) errs.push(missingParam('owner_uuid'));
-          }
-          if (errs.length > 0) throw invalidParams(errs);
-        },
-        (c) => {
-          if (c.owner_uuid === undefined || c.check_owner === false) return;
-          if (!ownsNetwork(network, c.owner_uuid as string, adminUuid)) rejectField('owner_uuid', 'network owner_uuids do not match');
-        },
-      ],
-    },
-    raw,
-  );
+  const c = await validateParams(UPDATE_IP_SCHEMA, raw, { network, existing, adminUuid });
   const now = new Date().toISOString();
   let next: IpRecord;
   if (c.free === true) {
@@ -147,9 +165,10 @@ export async function updateIpTx(
     if (!next.reserved && !next.owner_uuid) next.freed_timestamp = now;
   } else {
     next = { ...(existing ?? synthesizedIp(network.uuid, ip)), modified_timestamp: now };
-    for (const f of ['owner_uuid', 'belongs_to_uuid', 'belongs_to_type', 'reserved'] as const) {
-      if (c[f] !== undefined) (next as unknown as Record<string, unknown>)[f] = c[f];
-    }
+    if (c.owner_uuid !== undefined) next.owner_uuid = c.owner_uuid;
+    if (c.belongs_to_uuid !== undefined) next.belongs_to_uuid = c.belongs_to_uuid;
+    if (c.belongs_to_type !== undefined) next.belongs_to_type = c.belongs_to_type;
+    if (c.reserved !== undefined) next.reserved = c.reserved;
     if (next.belongs_to_uuid || next.reserved) delete next.freed_timestamp;
   }
   tx.putJson(ipKey(network.uuid, ip), next);

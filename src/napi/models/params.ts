@@ -1,24 +1,25 @@
 /**
  * Field validators for the network-side routes (nic tags, networks, pools, fabrics,
  * aggregations, search) with sdc-napi's wording. Pure: value in, clean value or
- * fail(...) out, as src/napi/validate.ts expects.
+ * fail(...) out, as src/rest/validate.ts expects.
  */
 import { parseCidr, type Subnet } from '../ipmath.js';
-import { type FieldValidator, fail, toList, vVlan } from '../validate.js';
 import { isUuid, tryCanonicalIp } from '../../net/addr.js';
+import { type FieldValidator, fail, toList } from '../../rest/validate.js';
+import { vVlan } from '../validate.js';
 
 export const NETWORK_MTU_MSG = 'mtu must be a number between 576 and 9000';
 export const NIC_TAG_MTU_MSG = 'mtu must be a number between 1500 and 9000';
 
 /** MTUs must be JSON numbers, as in NAPI. */
-function vMtu(min: number, message: string): FieldValidator {
+function vMtu(min: number, message: string): FieldValidator<number> {
   return (field, v) => (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= 9000 ? v : fail(field, message));
 }
 export const vNetworkMtu = vMtu(576, NETWORK_MTU_MSG);
 export const vNicTagMtu = vMtu(1500, NIC_TAG_MTU_MSG);
 
 /** NAPI's UUID array: array or CSV, 'invalid UUID' with the sorted offending values. */
-export const vUuids: FieldValidator = (field, v) => {
+export const vUuids: FieldValidator<string[]> = (field, v) => {
   const list = toList(v);
   if (!list) return fail(field, 'invalid UUID', { invalid: [v] });
   const bad = [...new Set(list.filter((x) => !isUuid(x)).map(String))].sort();
@@ -27,10 +28,10 @@ export const vUuids: FieldValidator = (field, v) => {
 };
 
 /** Like vUuids, but null also clears (owner_uuids on update). */
-export const vUuidsOrNull: FieldValidator = (field, v, p) => (v === null ? [] : vUuids(field, v, p));
+export const vUuidsOrNull: FieldValidator<string[]> = (field, v, p, ctx) => (v === null ? [] : vUuids(field, v, p, ctx));
 
 /** NAPI's IP array: array or CSV; 'invalid IP' / 'invalid IPs' with the offending values. */
-export const vIps: FieldValidator = (field, v) => {
+export const vIps: FieldValidator<string[]> = (field, v) => {
   if (!Array.isArray(v) && typeof v !== 'string') return fail(field, 'must be an array of strings');
   const out: string[] = [];
   const bad: unknown[] = [];
@@ -50,21 +51,21 @@ export const vIps: FieldValidator = (field, v) => {
 };
 
 /** Gateway: '' or null mean "no gateway" (returns undefined, so the field is dropped). */
-export const vGateway: FieldValidator = (field, v) => {
+export const vGateway: FieldValidator<string | undefined> = (field, v) => {
   if (v === null || v === '') return undefined;
   return tryCanonicalIp(v) ?? fail(field, 'invalid IP address');
 };
 
-export const vSubnet: FieldValidator = (field, v): Subnet | ReturnType<typeof fail> => {
+export const vSubnet: FieldValidator<Subnet> = (field, v) => {
   const r = parseCidr(v);
   return r.ok ? r.subnet : fail(field, r.message);
 };
 
-export const vFamily: FieldValidator = (field, v) =>
+export const vFamily: FieldValidator<'ipv4' | 'ipv6'> = (field, v) =>
   v === 'ipv4' || v === 'ipv6' ? v : fail(field, 'must be one of: "ipv4", "ipv6"');
 
 /** A string, or an array/CSV of strings meaning OR (list filters). Always a list. */
-export const vStrings: FieldValidator = (field, v) => {
+export const vStrings: FieldValidator<string[]> = (field, v) => {
   const list = toList(v);
   if (!list || list.length === 0 || list.some((x) => typeof x !== 'string' || x.length > 64)) {
     return fail(field, 'must be a string or an array of strings');
@@ -73,40 +74,42 @@ export const vStrings: FieldValidator = (field, v) => {
 };
 
 /** UUIDs as an OR filter (CSV or array). */
-export const vUuidFilter: FieldValidator = (field, v) => {
+export const vUuidFilter: FieldValidator<string[]> = (field, v) => {
   const list = toList(v);
   if (!list || list.length === 0 || list.some((x) => !isUuid(x))) return fail(field, 'invalid UUID');
   return list as string[];
 };
 
 /** VLAN IDs as an OR filter. */
-export const vVlanFilter: FieldValidator = (field, v, p) => {
+export const vVlanFilter: FieldValidator<number[]> = (field, v, p, ctx) => {
   const list = typeof v === 'number' ? [v] : toList(v);
   if (!list || list.length === 0) return fail(field, 'VLAN ID must be a number between 0 and 4094, and not 1');
   const out: number[] = [];
   for (const x of list) {
-    const r = vVlan(field, x, p);
+    const r = vVlan(field, x, p, ctx);
     if (typeof r !== 'number') return r;
     out.push(r);
   }
   return out;
 };
 
-export const vFamilyFilter: FieldValidator = (field, v, p) => {
+export const vFamilyFilter: FieldValidator<Array<'ipv4' | 'ipv6'>> = (field, v, p, ctx) => {
   const list = toList(v);
   if (!list || list.length === 0) return fail(field, 'must be one of: "ipv4", "ipv6"');
+  const out: Array<'ipv4' | 'ipv6'> = [];
   for (const x of list) {
-    const r = vFamily(field, x, p);
+    const r = vFamily(field, x, p, ctx);
     if (typeof r !== 'string') return r;
+    out.push(r);
   }
-  return list as string[];
+  return out;
 };
 
 /**
  * The `uuid` list filter: a full UUID, or a prefix ending in a single `*`
  * (NAPI-409). Returns {exact} or {prefix}.
  */
-export const vUuidPrefix: FieldValidator = (field, v) => {
+export const vUuidPrefix: FieldValidator<UuidMatch> = (field, v) => {
   if (typeof v !== 'string') return fail(field, 'invalid UUID');
   const stars = v.split('*').length - 1;
   if (stars === 0) return isUuid(v) ? { exact: v } : fail(field, 'invalid UUID');
@@ -128,7 +131,7 @@ export function matchesUuid(uuid: string, m: UuidMatch | undefined): boolean {
  * `fields`: which keys of the object to return. Array or CSV of known names, fewer
  * than all of them (restify-warden's validateFieldsArray).
  */
-export function vFields(allowed: readonly string[]): FieldValidator {
+export function vFields(allowed: readonly string[]): FieldValidator<string[]> {
   return (field, v) => {
     const list = typeof v === 'string' ? toList(v) : v;
     if (!Array.isArray(list)) return fail(field, 'must be an array of strings');
@@ -154,7 +157,7 @@ export function pickFields<T extends object>(obj: T, fields: string[] | undefine
  * Routes: {destination IP or CIDR: next hop IP (or 'linklocal' when allowed)}.
  * Keys come back canonical; 'invalid route(s)' lists every bad destination or hop.
  */
-export function vRoutes(allowLinklocal: boolean): FieldValidator {
+export function vRoutes(allowLinklocal: boolean): FieldValidator<Record<string, string>> {
   return (field, v) => {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) return fail(field, 'must be an object');
     const out: Record<string, string> = {};

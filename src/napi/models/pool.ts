@@ -4,11 +4,20 @@
  * loadPool, isPoolOwner, serializePool.
  */
 import { v4 as uuidv4 } from 'uuid';
-import { invalidParams, invalidParam, notFound } from '../errors.js';
+import { invalidParams, invalidParam, notFound } from '../../rest/errors.js';
 import { POOL_PREFIX, networkKey, poolKey } from '../keys.js';
 import type { Tx } from '../../store/txn.js';
-import { type FieldValidator, type Params, fail, toList, vString, vUuid, validateParams } from '../validate.js';
 import { isUuid } from '../../net/addr.js';
+import {
+  type FieldValidator,
+  type Params,
+  fail,
+  schema,
+  toList,
+  vString,
+  vUuid,
+  validateParams,
+} from '../../rest/validate.js';
 import { bumpNetworkGeneration } from './network.js';
 import { vUuids, vUuidsOrNull } from './params.js';
 import type { NetworkPoolRecord, NetworkRecord } from './records.js';
@@ -72,10 +81,10 @@ export function serializePool(rec: NetworkPoolRecord): SerializedPool {
 }
 
 /** Field check for `networks`: 1–64 UUIDs (existence is checked after). */
-const vPoolNetworks: FieldValidator = (field, v, p) => {
+const vPoolNetworks: FieldValidator<string[]> = (field, v, p, ctx) => {
   const list = toList(v);
   if (list && list.length === 0) return fail(field, 'network pool must contain at least one network');
-  const uuids = vUuids(field, v, p);
+  const uuids = vUuids(field, v, p, ctx);
   if (!Array.isArray(uuids)) return uuids;
   if (uuids.length > MAX_POOL_NETWORKS) return fail(field, `maximum ${MAX_POOL_NETWORKS} networks per network pool`);
   return uuids;
@@ -112,28 +121,31 @@ function tagsPresent(nets: NetworkRecord[]): string[] {
   return [...new Set(nets.map((n) => n.nic_tag))];
 }
 
+const CREATE_POOL_SCHEMA = schema({
+  required: { name: vString, networks: vPoolNetworks },
+  optional: { description: vString, owner_uuids: vUuids, uuid: vUuid },
+});
+
+const UPDATE_POOL_SCHEMA = schema({
+  optional: { name: vString, description: vString, networks: vPoolNetworks, owner_uuids: vUuidsOrNull },
+});
+
 /** CreateNetworkPool inside a transaction. */
 export async function createPoolTx(tx: Tx, adminUuid: string, raw: Params): Promise<NetworkPoolRecord> {
-  const c = await validateParams(
-    {
-      required: { name: vString, networks: vPoolNetworks },
-      optional: { description: vString, owner_uuids: vUuids, uuid: vUuid },
-    },
-    raw,
-  );
-  const uuids = c.networks as string[];
+  const c = await validateParams(CREATE_POOL_SCHEMA, raw);
+  const uuids = c.networks;
   const nets = await readMembers(tx, uuids);
   const family = nets[0].family;
   if (nets.some((n) => n.family !== family)) throw invalidParams([invalidParam('networks', FAMILY_MSG)]);
-  const owners = c.owner_uuids as string[] | undefined;
+  const owners = c.owner_uuids;
   checkOwners(nets, owners, adminUuid);
-  const uuid = (c.uuid as string | undefined) ?? uuidv4();
+  const uuid = c.uuid ?? uuidv4();
   if (c.uuid !== undefined && (await tx.get(poolKey(uuid)))) {
     throw invalidParams([{ field: 'uuid', code: 'Duplicate', message: 'Already exists' }]);
   }
   const tags = tagsPresent(nets);
-  const rec: NetworkPoolRecord = { uuid, name: c.name as string, family, networks: uuids, nic_tag: tags[0], nic_tags_present: tags };
-  if (c.description !== undefined) rec.description = c.description as string;
+  const rec: NetworkPoolRecord = { uuid, name: c.name, family, networks: uuids, nic_tag: tags[0], nic_tags_present: tags };
+  if (c.description !== undefined) rec.description = c.description;
   if (owners && owners.length > 0) rec.owner_uuids = owners;
   await bumpNetworkGeneration(tx);
   tx.putJson(poolKey(uuid), rec);
@@ -142,20 +154,17 @@ export async function createPoolTx(tx: Tx, adminUuid: string, raw: Params): Prom
 
 /** UpdateNetworkPool inside a transaction; the pool's family cannot change. */
 export async function updatePoolTx(tx: Tx, adminUuid: string, current: NetworkPoolRecord, raw: Params): Promise<NetworkPoolRecord> {
-  const c = await validateParams(
-    { optional: { name: vString, description: vString, networks: vPoolNetworks, owner_uuids: vUuidsOrNull } },
-    raw,
-  );
+  const c = await validateParams(UPDATE_POOL_SCHEMA, raw);
   const next: NetworkPoolRecord = { ...current };
-  if (c.name !== undefined) next.name = c.name as string;
-  if (c.description !== undefined) next.description = c.description as string;
+  if (c.name !== undefined) next.name = c.name;
+  if (c.description !== undefined) next.description = c.description;
   if (c.owner_uuids !== undefined) {
-    const owners = c.owner_uuids as string[];
+    const owners = c.owner_uuids;
     if (owners.length > 0) next.owner_uuids = owners;
     else delete next.owner_uuids;
   }
   if (c.networks !== undefined || c.owner_uuids !== undefined) {
-    const uuids = (c.networks as string[] | undefined) ?? current.networks;
+    const uuids = c.networks ?? current.networks;
     const nets = await readMembers(tx, uuids);
     if (nets.some((n) => n.family !== current.family)) throw invalidParams([invalidParam('networks', FAMILY_MSG)]);
     checkOwners(nets, next.owner_uuids, adminUuid);

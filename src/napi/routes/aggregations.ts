@@ -5,43 +5,49 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { NapiContext } from '../context.js';
-import { duplicateParam, invalidParam, invalidParams, notFound } from '../errors.js';
-import { checkIfMatch, napiParams, setEtag } from '../http.js';
+import { duplicateParam, invalidParam, invalidParams, notFound } from '../../rest/errors.js';
+import { checkIfMatch, requestParams, setEtag } from '../../rest/http.js';
 import { AGGR_PREFIX, aggrKey, nicKey, nicTagKey } from '../keys.js';
 import type { AggregationRecord, NicRecord } from '../models/records.js';
 import { type Tx, Tx as TxClass, transact } from '../../store/txn.js';
 import {
   type FieldValidator,
-  Invalid,
   type Params,
+  Invalid,
   fail,
   paginate,
   paginationFields,
+  schema,
   toList,
   vString,
   vUuid,
   validateParams,
-} from '../validate.js';
+} from '../../rest/validate.js';
 import { tryCanonicalMac } from '../../net/addr.js';
 import { vTagName } from './nic-tags.js';
 
-const LACP_MODES = ['off', 'active', 'passive'];
+type LacpMode = AggregationRecord['lacp_mode'];
+const LACP_MODES: readonly LacpMode[] = ['off', 'active', 'passive'];
+
+function isLacpMode(s: string): s is LacpMode {
+  return (LACP_MODES as readonly string[]).includes(s);
+}
 const MAX_MACS = 16;
 
-const vInterfaceName: FieldValidator = (field, v, p) => {
-  const r = vTagName(field, v, p);
+const vInterfaceName: FieldValidator<string> = (field, v, p, ctx) => {
+  const r = vTagName(field, v, p, ctx);
   if (r instanceof Invalid) return r;
-  return /[0-9]$/.test(v as string) ? v : fail(field, 'must end in a number');
+  return /[0-9]$/.test(r) ? r : fail(field, 'must end in a number');
 };
 
-const vLacpMode: FieldValidator = (field, v, p) => {
-  const r = vString(field, v, p);
+const vLacpMode: FieldValidator<LacpMode> = (field, v, p, ctx) => {
+  const r = vString(field, v, p, ctx);
   if (r instanceof Invalid) return r;
-  return LACP_MODES.includes(v as string) ? v : fail(field, `Invalid LACP mode. Supported modes: ${LACP_MODES.join(', ')}`);
+  return isLacpMode(r) ? r : fail(field, `Invalid LACP mode. Supported modes: ${LACP_MODES.join(', ')}`);
 };
 
 /** MAC list: array or CSV, deduplicated, colon form; 1 to 16 of them. */
-const vMacs: FieldValidator = (field, v) => {
+const vMacs: FieldValidator<string[]> = (field, v) => {
   if (typeof v !== 'string' && !Array.isArray(v)) return fail(field, 'must be an array of MAC addresses');
   const out: string[] = [];
   const bad = new Set<string>();
@@ -56,11 +62,23 @@ const vMacs: FieldValidator = (field, v) => {
   return out;
 };
 
-const vTagList: FieldValidator = (field, v) => {
+const vTagList: FieldValidator<string[]> = (field, v) => {
   const list = toList(v);
   if (!list || list.some((t) => typeof t !== 'string')) return fail(field, 'must be an array of strings');
   return list as string[];
 };
+
+const LIST_SCHEMA = schema({
+  strict: true,
+  optional: { belongs_to_uuid: vUuid, macs: vMacs, nic_tags_provided: vTagList, ...paginationFields },
+});
+
+const CREATE_SCHEMA = schema({
+  required: { name: vInterfaceName, macs: vMacs },
+  optional: { lacp_mode: vLacpMode, nic_tags_provided: vTagList },
+});
+
+const UPDATE_SCHEMA = schema({ optional: { lacp_mode: vLacpMode, macs: vMacs, nic_tags_provided: vTagList } });
 
 /** The NICs behind the MACs; they must exist, share one server and be server NICs. */
 async function checkMembers(tx: Tx, macs: string[]): Promise<string> {
@@ -114,17 +132,10 @@ export function registerAggregations(app: FastifyInstance, ctx: NapiContext): vo
   const { store } = ctx;
 
   app.get('/aggregations', async (req) => {
-    const c = await validateParams(
-      {
-        strict: true,
-        optional: { belongs_to_uuid: vUuid, macs: vMacs, nic_tags_provided: vTagList, ...paginationFields },
-      },
-      napiParams(req),
-    );
+    const c = await validateParams(LIST_SCHEMA, requestParams(req));
     const tx = new TxClass(store);
-    if (c.nic_tags_provided) await checkTags(tx, c.nic_tags_provided as string[]);
-    const macs = c.macs as string[] | undefined;
-    const tags = c.nic_tags_provided as string[] | undefined;
+    if (c.nic_tags_provided) await checkTags(tx, c.nic_tags_provided);
+    const { macs, nic_tags_provided: tags } = c;
     const aggrs = (await tx.range({ prefix: AGGR_PREFIX }))
       .map((kv) => JSON.parse(kv.value) as AggregationRecord)
       .filter((a) => !c.belongs_to_uuid || a.belongs_to_uuid === c.belongs_to_uuid)
@@ -134,29 +145,23 @@ export function registerAggregations(app: FastifyInstance, ctx: NapiContext): vo
   });
 
   app.post('/aggregations', async (req, reply) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const { value, revision } = await transact(store, async (tx) => {
-      const c = await validateParams(
-        {
-          required: { name: vInterfaceName, macs: vMacs },
-          optional: { lacp_mode: vLacpMode, nic_tags_provided: vTagList },
-        },
-        raw,
-      );
-      const macs = c.macs as string[];
+      const c = await validateParams(CREATE_SCHEMA, raw);
+      const macs = c.macs;
       const owner = await checkMembers(tx, macs);
-      const tags = c.nic_tags_provided as string[] | undefined;
+      const tags = c.nic_tags_provided;
       if (tags) await checkTags(tx, tags);
-      const id = `${owner}-${c.name as string}`;
+      const id = `${owner}-${c.name}`;
       if (await tx.get(aggrKey(id))) {
         throw invalidParams([duplicateParam('name', 'aggregation with same belongs_to_uuid and name already exists')]);
       }
       const rec: AggregationRecord = {
         id,
-        name: c.name as string,
+        name: c.name,
         belongs_to_uuid: owner,
         macs,
-        lacp_mode: ((c.lacp_mode as string | undefined) ?? 'off') as AggregationRecord['lacp_mode'],
+        lacp_mode: c.lacp_mode ?? 'off',
       };
       if (tags && tags.length > 0) rec.nic_tags_provided = tags;
       tx.putJson(aggrKey(id), rec);
@@ -167,7 +172,7 @@ export function registerAggregations(app: FastifyInstance, ctx: NapiContext): vo
   });
 
   app.get('/aggregations/:id', async (req, reply) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const loaded = await mustLoad(new TxClass(store), String(raw.id));
     checkIfMatch(req, loaded.modRevision);
     setEtag(reply, loaded.modRevision);
@@ -175,26 +180,26 @@ export function registerAggregations(app: FastifyInstance, ctx: NapiContext): vo
   });
 
   app.put('/aggregations/:id', async (req, reply) => {
-    const raw: Params = napiParams(req);
+    const raw: Params = requestParams(req);
     const { value, revision } = await transact(store, async (tx) => {
       const loaded = await mustLoad(tx, String(raw.id));
       checkIfMatch(req, loaded.modRevision);
-      const c = await validateParams({ optional: { lacp_mode: vLacpMode, macs: vMacs, nic_tags_provided: vTagList } }, raw);
+      const c = await validateParams(UPDATE_SCHEMA, raw);
       const next: AggregationRecord = { ...loaded.rec };
       if (c.macs) {
-        const owner = await checkMembers(tx, c.macs as string[]);
+        const owner = await checkMembers(tx, c.macs);
         if (owner !== loaded.rec.belongs_to_uuid) {
           throw invalidParams([invalidParam('macs', 'belongs_to_uuid must match for all nics in the aggregation')]);
         }
-        next.macs = c.macs as string[];
+        next.macs = c.macs;
       }
       if (c.nic_tags_provided) {
-        const tags = c.nic_tags_provided as string[];
+        const tags = c.nic_tags_provided;
         await checkTags(tx, tags);
         if (tags.length > 0) next.nic_tags_provided = tags;
         else delete next.nic_tags_provided;
       }
-      if (c.lacp_mode) next.lacp_mode = c.lacp_mode as AggregationRecord['lacp_mode'];
+      if (c.lacp_mode) next.lacp_mode = c.lacp_mode;
       tx.putJson(aggrKey(next.id), next);
       return next;
     });
@@ -203,7 +208,7 @@ export function registerAggregations(app: FastifyInstance, ctx: NapiContext): vo
   });
 
   app.delete('/aggregations/:id', async (req, reply) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     await transact(store, async (tx) => {
       const loaded = await mustLoad(tx, String(raw.id));
       checkIfMatch(req, loaded.modRevision);

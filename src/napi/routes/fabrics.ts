@@ -7,32 +7,53 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { NapiContext } from '../context.js';
-import { inUse, notFound } from '../errors.js';
-import { checkIfMatch, napiParams, setEtag } from '../http.js';
+import { inUse, notFound } from '../../rest/errors.js';
+import { checkIfMatch, requestParams, setEtag } from '../../rest/http.js';
 import { vlanKey, vlanPrefix } from '../keys.js';
 import { VLAN_FIELDS, ensureFabric, mustLoadVlan, overlayDisabled, serializeVlan } from '../models/fabric.js';
 import {
   FABRIC_NETWORK_FIELDS,
-  createNetworkTx,
   deleteNetwork,
   listNetworkRecords,
   loadNetworkKv,
   serializeNetwork,
   sortByName,
-  updateNetworkTx,
   usedByNoField,
   watchNetworkGeneration,
 } from '../models/network.js';
+import { createNetworkTx, updateNetworkTx } from '../models/network-write.js';
 import { vFields } from '../models/params.js';
 import type { FabricVlanRecord, NetworkRecord } from '../models/records.js';
 import { Tx, transact } from '../../store/txn.js';
-import { type Params, paginate, paginationFields, vString, vUuid, vVlan, validateParams } from '../validate.js';
-import { fieldsOf, filterNetworks, networkListFilters } from './networks.js';
+import {
+  type Params,
+  paginate,
+  paginationFields,
+  schema,
+  vString,
+  vUuid,
+  validateParams,
+} from '../../rest/validate.js';
+import { vVlan } from '../validate.js';
+import { NETWORK_LIST_SCHEMA, fieldsOf, filterNetworks } from './networks.js';
 
 interface FabricPath {
   owner: string;
   vlan: number;
 }
+
+const OWNER_PATH_SCHEMA = schema({ required: { owner_uuid: vUuid } });
+const VLAN_PATH_SCHEMA = schema({ required: { owner_uuid: vUuid, vlan_id: vVlan } });
+
+const LIST_VLANS_SCHEMA = schema({ optional: { fields: vFields(VLAN_FIELDS), ...paginationFields } });
+const GET_VLAN_SCHEMA = schema({ optional: { fields: vFields(VLAN_FIELDS) } });
+const CREATE_VLAN_SCHEMA = schema({
+  required: { owner_uuid: vUuid, vlan_id: vVlan },
+  optional: { name: vString, description: vString, fields: vFields(VLAN_FIELDS) },
+});
+const UPDATE_VLAN_SCHEMA = schema({ optional: { name: vString, description: vString, fields: vFields(VLAN_FIELDS) } });
+
+const GET_NETWORK_SCHEMA = schema({ optional: { fields: vFields(FABRIC_NETWORK_FIELDS) } });
 
 export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
   const { store, config } = ctx;
@@ -43,11 +64,10 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
 
   /** Validates the path's owner (and VLAN id when present). */
   async function path(raw: Params, withVlan: boolean): Promise<FabricPath> {
-    const c = await validateParams(
-      { required: withVlan ? { owner_uuid: vUuid, vlan_id: vVlan } : { owner_uuid: vUuid } },
-      { owner_uuid: raw.owner_uuid, vlan_id: raw.vlan_id },
-    );
-    return { owner: c.owner_uuid as string, vlan: (c.vlan_id as number | undefined) ?? -1 };
+    const pathParams = { owner_uuid: raw.owner_uuid, vlan_id: raw.vlan_id };
+    if (!withVlan) return { owner: (await validateParams(OWNER_PATH_SCHEMA, pathParams)).owner_uuid, vlan: -1 };
+    const c = await validateParams(VLAN_PATH_SCHEMA, pathParams);
+    return { owner: c.owner_uuid, vlan: c.vlan_id };
   }
 
   const dupVlan = () =>
@@ -57,33 +77,27 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
 
   app.get('/fabrics/:owner_uuid/vlans', async (req) => {
     guard();
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const p = await path(raw, false);
-    const c = await validateParams({ optional: { fields: vFields(VLAN_FIELDS), ...paginationFields } }, raw);
+    const c = await validateParams(LIST_VLANS_SCHEMA, raw);
     const vlans = (await store.range({ prefix: vlanPrefix(p.owner) })).kvs.map((kv) => JSON.parse(kv.value) as FabricVlanRecord);
-    return paginate(vlans, c).map((v) => serializeVlan(v, c.fields as string[] | undefined));
+    return paginate(vlans, c).map((v) => serializeVlan(v, c.fields));
   });
 
   app.post('/fabrics/:owner_uuid/vlans', async (req, reply) => {
     guard();
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const { value, revision } = await transact(store, async (tx) => {
-      const c = await validateParams(
-        {
-          required: { owner_uuid: vUuid, vlan_id: vVlan },
-          optional: { name: vString, description: vString, fields: vFields(VLAN_FIELDS) },
-        },
-        raw,
-      );
-      const owner = c.owner_uuid as string;
-      const vlanId = c.vlan_id as number;
+      const c = await validateParams(CREATE_VLAN_SCHEMA, raw);
+      const owner = c.owner_uuid;
+      const vlanId = c.vlan_id;
       if (await tx.get(vlanKey(owner, vlanId))) throw dupVlan();
       const fabric = await ensureFabric(tx, owner);
       const rec: FabricVlanRecord = { owner_uuid: owner, vlan_id: vlanId, vnet_id: fabric.vnet_id };
-      if (c.name !== undefined) rec.name = c.name as string;
-      if (c.description !== undefined) rec.description = c.description as string;
+      if (c.name !== undefined) rec.name = c.name;
+      if (c.description !== undefined) rec.description = c.description;
       tx.putJson(vlanKey(owner, vlanId), rec);
-      return { rec, fields: c.fields as string[] | undefined };
+      return { rec, fields: c.fields };
     });
     setEtag(reply, revision);
     return serializeVlan(value.rec, value.fields);
@@ -91,31 +105,28 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
 
   app.get('/fabrics/:owner_uuid/vlans/:vlan_id', async (req, reply) => {
     guard();
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const p = await path(raw, true);
-    const c = await validateParams({ optional: { fields: vFields(VLAN_FIELDS) } }, raw);
+    const c = await validateParams(GET_VLAN_SCHEMA, raw);
     const v = await mustLoadVlan(new Tx(store), p.owner, p.vlan);
     checkIfMatch(req, v.modRevision);
     setEtag(reply, v.modRevision);
-    return serializeVlan(v.rec, c.fields as string[] | undefined);
+    return serializeVlan(v.rec, c.fields);
   });
 
   app.put('/fabrics/:owner_uuid/vlans/:vlan_id', async (req, reply) => {
     guard();
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const p = await path(raw, true);
     const { value, revision } = await transact(store, async (tx) => {
       const v = await mustLoadVlan(tx, p.owner, p.vlan);
       checkIfMatch(req, v.modRevision);
-      const c = await validateParams(
-        { optional: { name: vString, description: vString, fields: vFields(VLAN_FIELDS) } },
-        raw,
-      );
+      const c = await validateParams(UPDATE_VLAN_SCHEMA, raw);
       const next: FabricVlanRecord = { ...v.rec };
-      if (c.name !== undefined) next.name = c.name as string;
-      if (c.description !== undefined) next.description = c.description as string;
+      if (c.name !== undefined) next.name = c.name;
+      if (c.description !== undefined) next.description = c.description;
       tx.putJson(vlanKey(p.owner, p.vlan), next);
-      return { rec: next, fields: c.fields as string[] | undefined };
+      return { rec: next, fields: c.fields };
     });
     setEtag(reply, revision);
     return serializeVlan(value.rec, value.fields);
@@ -123,7 +134,7 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
 
   app.delete('/fabrics/:owner_uuid/vlans/:vlan_id', async (req, reply) => {
     guard();
-    const p = await path(napiParams(req), true);
+    const p = await path(requestParams(req), true);
     await transact(store, async (tx) => {
       await mustLoadVlan(tx, p.owner, p.vlan);
       await watchNetworkGeneration(tx);
@@ -143,7 +154,7 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
   /** Guard, path and VLAN existence (read through tx so it is a precondition). */
   async function prelude(req: FastifyRequest, tx: Tx): Promise<{ raw: Params; p: FabricPath; vlan: FabricVlanRecord }> {
     guard();
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const p = await path(raw, true);
     const vlan = (await mustLoadVlan(tx, p.owner, p.vlan)).rec;
     return { raw, p, vlan };
@@ -158,7 +169,7 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
   app.get(base, async (req) => {
     const tx = new Tx(store);
     const { raw, p } = await prelude(req, tx);
-    const c = await validateParams({ optional: networkListFilters, strict: true }, raw);
+    const c = await validateParams(NETWORK_LIST_SCHEMA, raw);
     c.fabric = true;
     const nets = filterNetworks(await listNetworkRecords(tx), c)
       .filter((n) => isOwnersFabricNet(n, p.owner) && n.vlan_id === p.vlan)
@@ -190,11 +201,11 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
   app.get(`${base}/:uuid`, async (req, reply) => {
     const tx = new Tx(store);
     const { raw, p } = await prelude(req, tx);
-    const c = await validateParams({ optional: { fields: vFields(FABRIC_NETWORK_FIELDS) } }, raw);
+    const c = await validateParams(GET_NETWORK_SCHEMA, raw);
     const n = await mustLoadFabricNet(tx, p, raw.uuid);
     checkIfMatch(req, n.modRevision);
     setEtag(reply, n.modRevision);
-    return serializeNetwork(n.rec, { fabricDisplay: true, fields: c.fields as string[] | undefined });
+    return serializeNetwork(n.rec, { fabricDisplay: true, fields: c.fields });
   });
 
   app.put(`${base}/:uuid`, async (req, reply) => {

@@ -1,6 +1,5 @@
 /** Every NAPI route group; each registers its routes on the app. */
-import type { FastifyInstance } from 'fastify';
-import { registerFwRoutes } from '../../fw/api.js';
+import type { RouteModule } from '../../rest/context.js';
 import type { NapiContext } from '../context.js';
 import { registerAggregations } from './aggregations.js';
 import { registerFabrics } from './fabrics.js';
@@ -12,9 +11,7 @@ import { registerPing } from './ping.js';
 import { registerPools } from './pools.js';
 import { registerSearch } from './search.js';
 
-export type RouteModule = (app: FastifyInstance, ctx: NapiContext) => void;
-
-export const routeModules: RouteModule[] = [
+export const routeModules: Array<RouteModule<NapiContext>> = [
   registerPing,
   registerNicTags,
   registerNetworks,
@@ -24,6 +21,4 @@ export const routeModules: RouteModule[] = [
   registerFabrics,
   registerIps,
   registerNics,
-  // The firewall API (rules, instance registry, agent feed, explain, docker).
-  registerFwRoutes,
 ];

@@ -5,14 +5,14 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { NapiContext } from '../context.js';
-import { notFound } from '../errors.js';
-import { checkIfMatch, napiParams, setEtag } from '../http.js';
+import { notFound } from '../../rest/errors.js';
+import { checkIfMatch, requestParams, setEtag } from '../../rest/http.js';
 import { ipKey, ipPrefix, networkKey, networkNameKey } from '../keys.js';
 import { mustParseIpForNetwork, serializeIp, synthesizedIp, updateIpTx, vBelongsToType } from '../models/ip.js';
 import type { IpRecord, NetworkRecord } from '../models/records.js';
 import { Tx, transact } from '../../store/txn.js';
-import { type Params, paginate, paginationFields, vUuid, validateParams } from '../validate.js';
 import { isUuid } from '../../net/addr.js';
+import { type Params, paginate, paginationFields, schema, vUuid, validateParams } from '../../rest/validate.js';
 
 async function loadNetworkOr404(tx: Tx, uuidOrAdmin: unknown): Promise<NetworkRecord> {
   let uuid = typeof uuidOrAdmin === 'string' ? uuidOrAdmin : '';
@@ -22,17 +22,17 @@ async function loadNetworkOr404(tx: Tx, uuidOrAdmin: unknown): Promise<NetworkRe
   return rec;
 }
 
-const LIST_SCHEMA = {
+const LIST_SCHEMA = schema({
   strict: true,
   allowed: ['network_uuid'],
   optional: { ...paginationFields, belongs_to_type: vBelongsToType, belongs_to_uuid: vUuid, owner_uuid: vUuid },
-};
+});
 
 export function registerIps(app: FastifyInstance, ctx: NapiContext): void {
   const { store, config } = ctx;
 
   app.get('/networks/:network_uuid/ips', async (req) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const tx = new Tx(store);
     const network = await loadNetworkOr404(tx, raw.network_uuid);
     const c = await validateParams(LIST_SCHEMA, raw);
@@ -62,7 +62,7 @@ export function registerIps(app: FastifyInstance, ctx: NapiContext): void {
   });
 
   app.put('/networks/:network_uuid/ips/:ip_addr', async (req, reply) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const p = req.params as Params;
     const { value, revision } = await transact(store, async (tx) => {
       const network = await loadNetworkOr404(tx, p.network_uuid);

@@ -5,11 +5,10 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { NapiContext } from '../context.js';
-import { notAuthorized, notFound } from '../errors.js';
-import { checkIfMatch, napiParams, setEtag } from '../http.js';
+import { notAuthorized, notFound } from '../../rest/errors.js';
+import { checkIfMatch, requestParams, setEtag } from '../../rest/http.js';
 import {
   NETWORK_FIELDS,
-  createNetworkTx,
   deleteNetwork,
   isNetworkOwner,
   listNetworkRecords,
@@ -17,10 +16,9 @@ import {
   mustLoadNetwork,
   serializeNetwork,
   sortByName,
-  updateNetworkTx,
 } from '../models/network.js';
+import { createNetworkTx, updateNetworkTx } from '../models/network-write.js';
 import {
-  type UuidMatch,
   matchesUuid,
   vFamilyFilter,
   vFields,
@@ -31,34 +29,47 @@ import {
 } from '../models/params.js';
 import type { NetworkRecord } from '../models/records.js';
 import { Tx, transact } from '../../store/txn.js';
-import { type FieldValidator, type Params, paginate, paginationFields, toList, vBool, vUuid, validateParams } from '../validate.js';
+import {
+  type ValidatedBy,
+  paginate,
+  paginationFields,
+  schema,
+  toList,
+  vBool,
+  vUuid,
+  validateParams,
+} from '../../rest/validate.js';
 
 /** ListNetworks' filters (strict). */
-export const networkListFilters: Record<string, FieldValidator> = {
-  uuid: vUuidPrefix,
-  fabric: vBool,
-  family: vFamilyFilter,
-  name: vStrings,
-  nic_tag: vStrings,
-  owner_uuid: vUuidFilter,
-  provisionable_by: vUuid,
-  vlan_id: vVlanFilter,
-  ...paginationFields,
-};
+export const NETWORK_LIST_SCHEMA = schema({
+  strict: true,
+  optional: {
+    uuid: vUuidPrefix,
+    fabric: vBool,
+    family: vFamilyFilter,
+    name: vStrings,
+    nic_tag: vStrings,
+    owner_uuid: vUuidFilter,
+    provisionable_by: vUuid,
+    vlan_id: vVlanFilter,
+    ...paginationFields,
+  },
+});
+
+export type NetworkListFilter = ValidatedBy<typeof NETWORK_LIST_SCHEMA>;
+
+const GET_NETWORK_SCHEMA = schema({
+  optional: { fields: vFields(NETWORK_FIELDS), provisionable_by: vUuid, owner_uuid: vUuid },
+});
 
 /**
  * Applies ListNetworks' filters. Names match NAPI's name_str: `global:<name>` by
  * default, any owner with fabric=true, and also `<U>:<name>` with provisionable_by=U.
  */
-export function filterNetworks(all: NetworkRecord[], c: Params): NetworkRecord[] {
-  const names = c.name as string[] | undefined;
-  const tags = c.nic_tag as string[] | undefined;
-  const families = c.family as string[] | undefined;
-  const owners = c.owner_uuid as string[] | undefined;
-  const vlans = c.vlan_id as number[] | undefined;
-  const provBy = c.provisionable_by as string | undefined;
+export function filterNetworks(all: NetworkRecord[], c: NetworkListFilter): NetworkRecord[] {
+  const { name: names, nic_tag: tags, family: families, owner_uuid: owners, vlan_id: vlans, provisionable_by: provBy } = c;
   return all.filter((n) => {
-    if (!matchesUuid(n.uuid, c.uuid as UuidMatch | undefined)) return false;
+    if (!matchesUuid(n.uuid, c.uuid)) return false;
     if (c.fabric !== undefined && (n.fabric === true) !== c.fabric) return false;
     if (families && !families.includes(n.family)) return false;
     if (tags && !tags.includes(n.nic_tag)) return false;
@@ -91,41 +102,38 @@ export function registerNetworks(app: FastifyInstance, ctx: NapiContext): void {
   const { store, config } = ctx;
 
   app.get('/networks', async (req) => {
-    const c = await validateParams({ optional: networkListFilters, strict: true }, napiParams(req));
+    const c = await validateParams(NETWORK_LIST_SCHEMA, requestParams(req));
     const tx = new Tx(store);
     const nets = filterNetworks(await listNetworkRecords(tx), c).sort(sortByName);
     return paginate(nets, c).map((n) => serializeNetwork(n));
   });
 
   app.post('/networks', async (req, reply) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const { value, revision } = await transact(store, (tx) => createNetworkTx(tx, config, raw));
     setEtag(reply, revision);
     return serializeNetwork(value, { fields: fieldsOf(raw.fields) });
   });
 
   app.get('/networks/:uuid', async (req, reply) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const tx = new Tx(store);
     const loaded = await loadNetworkKv(tx, String(raw.uuid));
-    const c = await validateParams(
-      { optional: { fields: vFields(NETWORK_FIELDS), provisionable_by: vUuid, owner_uuid: vUuid } },
-      raw,
-    );
+    const c = await validateParams(GET_NETWORK_SCHEMA, raw);
     if (!loaded) throw notFound('network not found');
-    if (c.provisionable_by && !isNetworkOwner(loaded.rec, c.provisionable_by as string, config.adminUuid)) {
+    if (c.provisionable_by && !isNetworkOwner(loaded.rec, c.provisionable_by, config.adminUuid)) {
       throw notAuthorized('owner cannot provision on network');
     }
-    if (c.owner_uuid && !isNetworkOwner(loaded.rec, c.owner_uuid as string, config.adminUuid)) {
+    if (c.owner_uuid && !isNetworkOwner(loaded.rec, c.owner_uuid, config.adminUuid)) {
       throw notFound('network not found');
     }
     checkIfMatch(req, loaded.modRevision);
     setEtag(reply, loaded.modRevision);
-    return serializeNetwork(loaded.rec, { fields: c.fields as string[] | undefined });
+    return serializeNetwork(loaded.rec, { fields: c.fields });
   });
 
   app.put('/networks/:uuid', async (req, reply) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const { value, revision } = await transact(store, async (tx) => {
       const loaded = await mustLoadNetwork(tx, String(raw.uuid));
       checkIfMatch(req, loaded.modRevision);
@@ -138,7 +146,7 @@ export function registerNetworks(app: FastifyInstance, ctx: NapiContext): void {
   });
 
   app.delete('/networks/:uuid', async (req, reply) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     await deleteNetwork(store, async (tx, phase) => {
       const loaded = await mustLoadNetwork(tx, String(raw.uuid));
       if (phase === 'mark') checkIfMatch(req, loaded.modRevision);

@@ -5,45 +5,59 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { NapiContext } from '../context.js';
-import { notFound } from '../errors.js';
-import { checkIfMatch, napiParams, setEtag } from '../http.js';
+import { notFound } from '../../rest/errors.js';
+import { checkIfMatch, requestParams, setEtag } from '../../rest/http.js';
 import { networkKey } from '../keys.js';
 import {
-  ALLOW_FLAGS,
-  MSG,
   type NicFilter,
-  createNicTx,
-  deleteNicTx,
+  ALLOW_FLAGS,
+  ALLOW_FLAG_FIELDS,
+  MSG,
   loadNic,
   pageNicRecords,
   serializeNic,
-  updateNicTx,
 } from '../models/nic.js';
+import { createNicTx, deleteNicTx, updateNicTx } from '../models/nic-write.js';
 import type { NetworkRecord, NicRecord } from '../models/records.js';
 import { vStrings, vUuidFilter } from '../models/params.js';
 import { Tx, transact } from '../../store/txn.js';
-import { DEFAULT_LIMIT, type FieldValidator, type Params, paginationFields, vBool, validateParams } from '../validate.js';
+import {
+  type Params,
+  type ValidatedBy,
+  DEFAULT_LIMIT,
+  paginationFields,
+  schema,
+  vBool,
+  validateParams,
+} from '../../rest/validate.js';
 
-const LIST_SCHEMA_OPTIONAL: Record<string, FieldValidator> = {
-  ...paginationFields,
-  owner_uuid: vUuidFilter,
-  cn_uuid: vUuidFilter,
-  belongs_to_uuid: vUuidFilter,
-  network_uuid: vUuidFilter,
-  belongs_to_type: vStrings,
-  nic_tag: vStrings,
-  nic_tags_provided: vStrings,
-  state: vStrings,
-  underlay: vBool,
-};
-for (const f of ALLOW_FLAGS) LIST_SCHEMA_OPTIONAL[f] = vBool;
+const LIST_SCHEMA = schema({
+  strict: true,
+  optional: {
+    ...paginationFields,
+    owner_uuid: vUuidFilter,
+    cn_uuid: vUuidFilter,
+    belongs_to_uuid: vUuidFilter,
+    network_uuid: vUuidFilter,
+    belongs_to_type: vStrings,
+    nic_tag: vStrings,
+    nic_tags_provided: vStrings,
+    state: vStrings,
+    underlay: vBool,
+    ...ALLOW_FLAG_FIELDS,
+  },
+});
 
-function filterFrom(c: Params): NicFilter {
+function filterFrom(c: ValidatedBy<typeof LIST_SCHEMA>): NicFilter {
   const f: NicFilter = { flags: [] };
   for (const k of ['owner_uuid', 'cn_uuid', 'belongs_to_uuid', 'network_uuid', 'belongs_to_type', 'nic_tag', 'nic_tags_provided', 'state'] as const) {
-    if (c[k] !== undefined) f[k] = c[k] as string[];
+    const v = c[k];
+    if (v !== undefined) f[k] = v;
   }
-  for (const k of ['underlay', ...ALLOW_FLAGS]) if (c[k] !== undefined) f.flags.push([k, c[k] as boolean]);
+  for (const k of ['underlay', ...ALLOW_FLAGS] as const) {
+    const v = c[k];
+    if (v !== undefined) f.flags.push([k, v]);
+  }
   return f;
 }
 
@@ -63,16 +77,16 @@ export function registerNics(app: FastifyInstance, ctx: NapiContext): void {
   const { store, config } = ctx;
 
   app.get('/nics', async (req) => {
-    const c = await validateParams({ optional: LIST_SCHEMA_OPTIONAL, strict: true }, napiParams(req));
+    const c = await validateParams(LIST_SCHEMA, requestParams(req));
     const tx = new Tx(store);
     // Only the page is read and parsed (NIC keys sort by MAC, NAPI's list order).
-    const page = await pageNicRecords(tx, filterFrom(c), (c.offset as number | undefined) ?? 0, (c.limit as number | undefined) ?? DEFAULT_LIMIT);
+    const page = await pageNicRecords(tx, filterFrom(c), c.offset ?? 0, c.limit ?? DEFAULT_LIMIT);
     const nets = await networksFor(tx, page);
     return page.map((n) => serializeNic(n, n.network_uuid ? nets.get(n.network_uuid) : undefined, config));
   });
 
   const create = async (req: FastifyRequest, reply: FastifyReply) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const { value, revision } = await transact(store, (tx, attempt) => createNicTx(tx, config, raw, attempt), { attempts: 200 });
     setEtag(reply, revision);
     return serializeNic(value.nic, value.network, config);
@@ -90,7 +104,7 @@ export function registerNics(app: FastifyInstance, ctx: NapiContext): void {
   });
 
   app.put('/nics/:mac', async (req, reply) => {
-    const raw = napiParams(req);
+    const raw = requestParams(req);
     const { value, revision } = await transact(store, async (tx) => {
       const loaded = await loadNic(tx, (req.params as Params).mac);
       if (!loaded) throw notFound(MSG.nicNotFound);

@@ -4,27 +4,27 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { NapiContext } from '../context.js';
-import { notFound } from '../errors.js';
-import { napiParams } from '../http.js';
+import { notFound } from '../../rest/errors.js';
+import { requestParams } from '../../rest/http.js';
 import { subnetContains, subnetOf } from '../ipmath.js';
 import { ipKey } from '../keys.js';
 import { listNetworkRecords, sortByName } from '../models/network.js';
 import { type SerializedIp, serializeIp, synthesizedIp } from '../models/ip.js';
 import type { IpRecord } from '../models/records.js';
 import { Tx } from '../../store/txn.js';
-import { vBool, vIp, vString, vUuid, validateParams } from '../validate.js';
+import { schema, vBool, vString, vUuid, validateParams } from '../../rest/validate.js';
+import { vIp } from '../validate.js';
+
+const SEARCH_IPS_SCHEMA = schema({
+  strict: true,
+  required: { ip: vIp },
+  optional: { belongs_to_type: vString, belongs_to_uuid: vUuid, owner_uuid: vUuid, fabric: vBool },
+});
 
 export function registerSearch(app: FastifyInstance, ctx: NapiContext): void {
   app.get('/search/ips', async (req) => {
-    const c = await validateParams(
-      {
-        strict: true,
-        required: { ip: vIp },
-        optional: { belongs_to_type: vString, belongs_to_uuid: vUuid, owner_uuid: vUuid, fabric: vBool },
-      },
-      napiParams(req),
-    );
-    const ip = c.ip as string;
+    const c = await validateParams(SEARCH_IPS_SCHEMA, requestParams(req));
+    const ip = c.ip;
     const tx = new Tx(ctx.store);
     const nets = (await listNetworkRecords(tx))
       .filter((n) => c.fabric === undefined || (n.fabric === true) === c.fabric)

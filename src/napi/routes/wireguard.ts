@@ -24,9 +24,9 @@ import {
   wireguardKeyProblem,
 } from '../../overlay/wireguard.js';
 import { transact } from '../../store/txn.js';
-import type { NapiContext } from '../context.js';
-import { type FieldError, NapiError, invalidParam, invalidParams, notFound } from '../errors.js';
-import { napiParams } from '../http.js';
+import { type FieldError, invalidParam, invalidParams, notFound, tooManyRequests } from '../../rest/errors.js';
+import type { RestContext } from '../../rest/context.js';
+import { requestParams } from '../../rest/http.js';
 
 export interface WireguardRouteOptions {
   /** Longest a peers request is held (ms). Default 60000. */
@@ -48,7 +48,7 @@ function nonNegativeInt(raw: unknown, field: string, dflt: number, errors: Field
   return n;
 }
 
-export function registerWireguardRoutes(app: FastifyInstance, ctx: NapiContext, dir: WireguardDirectory, opts: WireguardRouteOptions = {}): void {
+export function registerWireguardRoutes(app: FastifyInstance, ctx: RestContext, dir: WireguardDirectory, opts: WireguardRouteOptions = {}): void {
   const maxWait = opts.maxWaitMs ?? 60_000;
   const maxWaiters = opts.maxWaiters ?? 8192;
   let waiting = 0;
@@ -56,7 +56,7 @@ export function registerWireguardRoutes(app: FastifyInstance, ctx: NapiContext, 
   app.get('/encryption', async () => ({ ...dir.encryption, ...dir.readiness() }));
 
   app.put('/encryption', async (req) => {
-    const p = napiParams(req);
+    const p = requestParams(req);
     const errors: FieldError[] = [];
     if (!isEncryptionMode(p.mode)) errors.push(invalidParam('mode', 'mode must be none, prepare or wireguard'));
     if (p.force !== undefined && typeof p.force !== 'boolean' && p.force !== 'true' && p.force !== 'false') {
@@ -73,14 +73,14 @@ export function registerWireguardRoutes(app: FastifyInstance, ctx: NapiContext, 
   });
 
   app.get('/wireguard/peers', async (req) => {
-    const p = napiParams(req);
+    const p = requestParams(req);
     const errors: FieldError[] = [];
     const since = nonNegativeInt(p.since, 'since', 0, errors);
     const wait = nonNegativeInt(p.wait, 'wait', 0, errors);
     if (errors.length > 0) throw invalidParams(errors);
     const waitMs = Math.min(wait, maxWait);
     if (waitMs === 0) return dir.feed(since, 0);
-    if (waiting >= maxWaiters) throw new NapiError(429, 'TooManyRequests', `too many requests are waiting on peers (at most ${maxWaiters}); retry later`);
+    if (waiting >= maxWaiters) throw tooManyRequests(`too many requests are waiting on peers (at most ${maxWaiters}); retry later`);
     waiting++;
     try {
       return await dir.feed(since, waitMs);
@@ -97,7 +97,7 @@ export function registerWireguardRoutes(app: FastifyInstance, ctx: NapiContext, 
   });
 
   app.put('/wireguard/nodes/:cn_uuid', async (req) => {
-    const p = napiParams(req);
+    const p = requestParams(req);
     const cn = nodeUuid(p.cn_uuid);
     const errors: FieldError[] = [];
     const key = wireguardKeyProblem(p.public_key);

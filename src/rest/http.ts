@@ -1,16 +1,16 @@
 /**
- * Per-request helpers for route modules: NAPI's merged parameters (path wins over body
+ * Per-request helpers for route groups: NAPI's merged parameters (path wins over body
  * over query), ETags derived from the store's modRevision, If-Match handling.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { NapiError, preconditionFailed } from './errors.js';
+import { paramsNotObject, preconditionFailed } from './errors.js';
 import type { Params } from './validate.js';
 
 /** Path, query and body merged into one flat set; a path parameter always wins. */
-export function napiParams(req: FastifyRequest): Params {
+export function requestParams(req: FastifyRequest): Params {
   const body = req.body;
   if (body !== undefined && body !== null && (typeof body !== 'object' || Array.isArray(body))) {
-    throw new NapiError(422, 'InvalidParameters', 'Parameters must be objects', []);
+    throw paramsNotObject();
   }
   return {
     ...((req.query as Params | undefined) ?? {}),

@@ -1,0 +1,56 @@
+/**
+ * Docker containers (../docker.ts has the semantics):
+ *
+ *   POST   /fw/docker/containers/:uuid   container spec → rules, link env, hosts
+ *   GET    /fw/docker/containers/:uuid   spec, rules, env, hosts (recomputed now)
+ *   DELETE /fw/docker/containers/:uuid
+ */
+import type { FastifyInstance } from 'fastify';
+import { requestParams } from '../../rest/http.js';
+import { transact } from '../../store/txn.js';
+import { requireUuid } from '../api-params.js';
+import {
+  type ContainerView,
+  type DockerContainerRecord,
+  containerNotFound,
+  containerView,
+  removeContainer,
+  saveContainer,
+} from '../docker.js';
+import { DOCKER_CONTAINER_PREFIX, dockerContainerKey } from '../registry.js';
+import { type FwRouteDeps, allRules } from './common.js';
+
+export function registerDockerRoutes(app: FastifyInstance, deps: FwRouteDeps): void {
+  const { store, engine } = deps;
+
+  /** The view on the engine's current addresses and the stored containers and rules. */
+  async function view(record: DockerContainerRecord): Promise<ContainerView> {
+    await engine.sync();
+    const containers = (await store.range({ prefix: DOCKER_CONTAINER_PREFIX })).kvs
+      .map((kv) => JSON.parse(kv.value) as DockerContainerRecord)
+      .filter((c) => c.owner_uuid === record.owner_uuid);
+    const rules = await allRules(store);
+    return containerView(record, containers, rules, (uuid) => engine.world.getInstance(uuid)?.addresses ?? []);
+  }
+
+  app.post('/fw/docker/containers/:uuid', async (req) => {
+    const { uuid: raw, ...params } = requestParams(req);
+    const uuid = typeof raw === 'string' ? raw.toLowerCase() : '';
+    const { value } = await transact(store, (tx) => saveContainer(tx, uuid, params));
+    return view(value);
+  });
+
+  app.get('/fw/docker/containers/:uuid', async (req) => {
+    const uuid = requireUuid('uuid', requestParams(req).uuid, 'Invalid container UUID');
+    const kv = await store.get(dockerContainerKey(uuid));
+    if (!kv) throw containerNotFound();
+    return view(JSON.parse(kv.value) as DockerContainerRecord);
+  });
+
+  app.delete('/fw/docker/containers/:uuid', async (req, reply) => {
+    const uuid = requireUuid('uuid', requestParams(req).uuid, 'Invalid container UUID');
+    await transact(store, (tx) => removeContainer(tx, uuid));
+    reply.status(204);
+    return reply.send();
+  });
+}

@@ -1,0 +1,77 @@
+/**
+ * The instance registry: what the compiler knows about an instance besides its NICs.
+ *
+ *   GET    /fw/instances                 list (with NIC addresses and nodes; limit, offset)
+ *   PUT    /fw/instances/:uuid           {owner_uuid, tags, firewall_enabled}; an owned
+ *                                        instance keeps its owner (another → 403)
+ *   GET    /fw/instances/:uuid           the instance as the compiler sees it
+ *   DELETE /fw/instances/:uuid           (owner_uuid, when given, must match → 403)
+ *   GET    /fw/instances/:uuid/ruleset   compiled policy and its nft text
+ *
+ * Route name: /fw/instances, not FWAPI's VMAPI lookups — rhumb has no VMAPI, so owner,
+ * tags and firewall_enabled are registered here and addresses come from NICs.
+ */
+import type { FastifyInstance } from 'fastify';
+import { notFound } from '../../rest/errors.js';
+import { requestParams } from '../../rest/http.js';
+import { paginate } from '../../rest/validate.js';
+import { transact } from '../../store/txn.js';
+import { assertInstanceOwner, pageParams, requireUuid } from '../api-params.js';
+import { buildInstanceRecord, instanceKey } from '../registry.js';
+import type { InstanceRecord } from '../types.js';
+import { type FwRouteDeps, serializeInstance } from './common.js';
+
+export function registerInstanceRoutes(app: FastifyInstance, deps: FwRouteDeps): void {
+  const { store, engine } = deps;
+
+  app.get('/fw/instances', async (req) => {
+    const page = await pageParams(requestParams(req));
+    await engine.sync();
+    return paginate(engine.world.instanceUuids(), page).map((u) => serializeInstance(engine.world.getInstance(u)!));
+  });
+
+  app.put('/fw/instances/:uuid', async (req) => {
+    const { uuid: raw, ...params } = requestParams(req);
+    const uuid = requireUuid('uuid', raw, 'Invalid instance UUID');
+    const { value } = await transact(store, async (tx) => {
+      const base = await tx.getJson<InstanceRecord>(instanceKey(uuid));
+      // An instance keeps its owner: a PUT naming another one is refused, not a transfer.
+      if (base?.owner_uuid !== undefined) assertInstanceOwner(base.owner_uuid, params.owner_uuid);
+      const rec = buildInstanceRecord(uuid, params, base);
+      tx.putJson(instanceKey(uuid), rec);
+      return rec;
+    });
+    return value;
+  });
+
+  app.get('/fw/instances/:uuid', async (req) => {
+    const params = requestParams(req);
+    const uuid = requireUuid('uuid', params.uuid, 'Invalid instance UUID');
+    await engine.sync();
+    const inst = engine.world.getInstance(uuid);
+    if (!inst) throw notFound('Instance not found');
+    assertInstanceOwner(inst.owner_uuid, params.owner_uuid);
+    return serializeInstance(inst);
+  });
+
+  app.delete('/fw/instances/:uuid', async (req, reply) => {
+    const params = requestParams(req);
+    const uuid = requireUuid('uuid', params.uuid, 'Invalid instance UUID');
+    await transact(store, async (tx) => {
+      const rec = await tx.getJson<InstanceRecord>(instanceKey(uuid));
+      if (!rec) throw notFound('Instance not found');
+      assertInstanceOwner(rec.owner_uuid, params.owner_uuid);
+      tx.del(instanceKey(uuid));
+    });
+    reply.status(204);
+    return reply.send();
+  });
+
+  app.get('/fw/instances/:uuid/ruleset', async (req) => {
+    const uuid = requireUuid('uuid', requestParams(req).uuid, 'Invalid instance UUID');
+    await engine.sync();
+    if (!engine.world.getInstance(uuid)) throw notFound('Instance not found');
+    const rejected = engine.rejections.get(uuid);
+    return { uuid, policy: engine.policy(uuid), text: engine.rulesetText(uuid), ...(rejected ? { rejected } : {}) };
+  });
+}
