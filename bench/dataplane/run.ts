@@ -130,7 +130,7 @@ async function kernelBackendWireguard(): Promise<Setup> {
     const o = 1 - i;
     const p = {
       mac: MAC[i], ip: IP[i], prefix: 24, mtu: WG_INSTANCE_MTU, routes: [], vnet: VNET, vlan: 0,
-      allowMacSpoofing: false, allowIpSpoofing: false, netns: inst[i], ifname: 'eth0',
+      allowMacSpoofing: false, allowIpSpoofing: false, netns: `/run/netns/${inst[i]}`, ifname: 'eth0',
     };
     await ipBatchIn(lab, node[i], vnetCommands({ vnet: VNET, underlayIp: TUNNEL[i], mtu: 1450 }));
     await ipBatchIn(lab, node[i], hostSideCommands(p));
@@ -165,7 +165,7 @@ async function kernelBackendLayout(): Promise<Setup> {
     const o = 1 - i;
     const p = {
       mac: MAC[i], ip: IP[i], prefix: 24, mtu: 1450, routes: [], vnet: VNET, vlan: 0,
-      allowMacSpoofing: false, allowIpSpoofing: false, netns: inst[i], ifname: 'eth0',
+      allowMacSpoofing: false, allowIpSpoofing: false, netns: `/run/netns/${inst[i]}`, ifname: 'eth0',
     };
     await ipBatchIn(lab, node[i], vnetCommands({ vnet: VNET, underlayIp: ul[i], underlayDev: 'ul0', mtu: 1450 }));
     await ipBatchIn(lab, node[i], hostSideCommands(p));
