@@ -371,5 +371,18 @@ for (const backend of BACKENDS) {
       });
       assert.ok(dc.assertOnlyWireguard(cap, marker).length > 10);
     });
+
+    it('turned off again: cleartext VXLAN, interfaces removed, keys withdrawn', async () => {
+      const [a, b] = dc.instances;
+      await run(process.execPath, [CLI, 'encryption', 'set', 'none', '--api', dc.ctl!.restUrl]);
+      for (const n of dc.nodes) {
+        await eventually(async () => (await dc.status(n)).encryption.mode === 'none' && (await dc.publishedKey(n)) === undefined, 10_000, `${n.name} off`);
+        assert.equal(await dc.lab.exec(n.ns, 'ip', 'link', 'show', wireguardIfname(n.uuid)).catch(() => 'gone'), 'gone');
+      }
+      const cap = await dc.capture(async () => {
+        await eventually(() => dc.sendMarker(a!, b!, marker), 10_000, 'cleartext traffic again');
+      });
+      assert.ok(cap.udp.some((l) => /\.4789[:\s]/.test(l)), 'cleartext VXLAN again');
+    });
   });
 }
