@@ -287,14 +287,13 @@ export class EncryptionManager {
       this.deviceFailed(`no tunnel address: ${this.o.underlayIp} maps to the network or broadcast address of ${this.subnet}`);
       return;
     }
-    const pending = await this.keys.pendingNext();
     const mtu = this.ulMtu - WIREGUARD_OVERHEAD[this.ulFamily];
     const spec = { name: this.ifname, listenPort: this.port, privateKeyFile: this.key!.file, address, prefix: tunnelPrefix(this.subnet), mtu };
-    const specKey = JSON.stringify(spec);
-    if (this.deviceUp && specKey === this.deviceSpec) return;
+    if (this.deviceUp && JSON.stringify(spec) === this.deviceSpec) return;
     try {
       // A rotation interrupted after the interface switched: keep the key it uses.
-      if (pending && !this.next) {
+      const pending = this.next ? undefined : await this.keys.pendingNext();
+      if (pending) {
         const cur = await dump(this.ifname).catch(() => undefined);
         if (cur?.publicKey === pending.publicKey) this.key = await this.keys.promoteNext();
         else await this.keys.dropNext();
