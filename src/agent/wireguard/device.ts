@@ -76,9 +76,11 @@ async function existing(name: string): Promise<WireguardImpl | undefined> {
 
 async function startWireguardGo(name: string): Promise<void> {
   try {
-    // Daemonises once the interface and its socket exist; the daemon keeps none of our pipes.
+    // Daemonises once the interface and its socket exist. Without LOG_LEVEL the daemon
+    // keeps none of our pipes (with it, it would log into them and execFile would wait).
+    const { LOG_LEVEL: _level, WG_PROCESS_FOREGROUND: _fg, ...env } = process.env;
     await execFileAsync('wireguard-go', [name], {
-      env: { ...process.env, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1' },
+      env: { ...env, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1' },
       timeout: 15_000,
     });
   } catch (err) {
