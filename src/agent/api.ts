@@ -8,6 +8,7 @@
  *                   plain interface name (./plumbing/checks.ts): anything else is a 400
  *   POST /detach    {mac}                  undo it
  *   POST /wireguard/rotate-key             replace the node's WireGuard key (encrypted underlay)
+ *   /workloads…, /health   workload attachments (CNI, Docker): ./workload-routes.ts
  * Errors: {code, message} with 400/404/409/422 (AgentError) or 500.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -16,6 +17,11 @@ import { instrumentHttp } from '../metrics/index.js';
 import { type Agent, AgentError } from './agent.js';
 import { ifnameProblem, netnsPathProblem } from './plumbing/checks.js';
 import { canonicalMac } from '../net/addr.js';
+import { registerWorkloadRoutes } from './workload-routes.js';
+import type { WorkloadManager } from './workloads.js';
+
+/** Where the agent's API listens unless told otherwise (`rhumb agent --api`), and where its clients look. */
+export { DEFAULT_AGENT_API } from './defaults.js';
 
 function str(body: unknown, field: string, required: boolean): string | undefined {
   const v = body && typeof body === 'object' ? (body as Record<string, unknown>)[field] : undefined;
@@ -28,15 +34,17 @@ function str(body: unknown, field: string, required: boolean): string | undefine
 }
 
 export interface AgentApiOptions {
+  workloads?: WorkloadManager;
   /** Rotates the node's WireGuard key; absent: 404. */
   rotateKey?: () => Promise<{ public_key: string }>;
 }
 
 export function buildAgentApi(agent: Agent, registry: Registry, opts: AgentApiOptions = {}): FastifyInstance {
-  const app = Fastify({ logger: false });
+  // Workload keys travel in the path, URL-encoded (up to 512 characters, each up to 3 encoded).
+  const app = Fastify({ logger: false, maxParamLength: 2048 });
   instrumentHttp(app, registry);
   app.setErrorHandler((err, _req, reply) => {
-    if (err instanceof AgentError) return reply.status(err.status).send({ code: 'AgentError', message: err.message });
+    if (err instanceof AgentError) return reply.status(err.status).send({ code: err.code, message: err.message });
     const status = (err as { statusCode?: number }).statusCode;
     if (status && status >= 400 && status < 500) return reply.status(status).send({ code: 'BadRequest', message: (err as Error).message });
     return reply.status(500).send({ code: 'InternalError', message: (err as Error).message });
@@ -70,5 +78,6 @@ export function buildAgentApi(agent: Agent, registry: Registry, opts: AgentApiOp
       throw new AgentError(409, (err as Error).message);
     }
   });
+  if (opts.workloads) registerWorkloadRoutes(app, opts.workloads);
   return app;
 }

@@ -89,6 +89,11 @@ export interface DataplaneBackend {
   setPath?(path: UnderlayPath): Promise<void>;
   /** Asks the agent again whom VXLAN may come from (peerUnderlays changed). */
   refreshPeers?(): Promise<void>;
+  /**
+   * The node-side interface of a plumbed NIC, if the data plane has one (the kernel
+   * backend's host veth); CNI results list it so chained plugins (bandwidth) find it.
+   */
+  hostInterface?(mac: string): string | undefined;
   /** Stops listening; leaves every device and entry in place so traffic keeps flowing. */
   close(): void;
 }

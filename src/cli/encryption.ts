@@ -4,13 +4,14 @@
  *   rhumb encryption show                          the deployment's mode and which nodes are ready
  *   rhumb encryption set wireguard [--wait] [--force] [--tunnel-subnet CIDR]
  *   rhumb encryption set none
- *   rhumb node rotate-key --agent HOST:PORT        replace that node's WireGuard key
+ *   rhumb node rotate-key [--agent HOST:PORT]      replace that node's WireGuard key (default agent 127.0.0.1:8090)
  *
  * `set wireguard` on a running deployment goes through prepare (every node brings up
  * WireGuard and publishes its key while VXLAN stays cleartext) and switches once every
  * node is ready; --wait returns when it has.
  */
 import type { Command } from 'commander';
+import { DEFAULT_AGENT_API } from '../agent/defaults.js';
 import { DEFAULT_API } from './client.js';
 import { formatHostPort, type HostPort, parseHostPort } from './hostport.js';
 
@@ -77,7 +78,7 @@ export function registerEncryptionCommands(program: Command): void {
   node
     .command('rotate-key')
     .description("replace the node's WireGuard key (peers learn the new one first; traffic pauses for a feed round trip)")
-    .requiredOption('--agent <host:port>', 'the agent API', (v) => parseHostPort(v))
+    .option('--agent <host:port>', 'the agent API', (v) => parseHostPort(v), parseHostPort(DEFAULT_AGENT_API))
     .action(async (o: { agent: HostPort }) => {
       const r = await call<{ public_key: string }>(`http://${formatHostPort(o.agent)}/wireguard/rotate-key`, 'POST', {});
       process.stdout.write(`${JSON.stringify(r)}\n`);
