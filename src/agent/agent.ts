@@ -104,6 +104,8 @@ export interface AttachedNic {
   /** Unknown only for a NIC adopted at restart without a (valid) state record. */
   netns?: string;
   ifname?: string;
+  /** The MTU it was plumbed with (the network's, or less while the underlay is encrypted); unknown for adopted NICs. */
+  mtu?: number;
 }
 
 export interface AttachRequest {
@@ -628,6 +630,7 @@ export class Agent {
       belongs_to_uuid: nic.belongs_to_uuid,
       netns: p.netns,
       ifname: p.ifname,
+      mtu: p.mtu,
     };
     this.nics.set(macText, attached);
     this.records.set(macText, { netns: p.netns, ifname: p.ifname, belongs_to_uuid: nic.belongs_to_uuid });
