@@ -11,19 +11,23 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isIP } from 'node:net';
 import { Agent } from '../agent/agent.js';
-import { buildAgentApi } from '../agent/api.js';
+import { DEFAULT_AGENT_API, buildAgentApi } from '../agent/api.js';
 import { backendFactory, backendNames } from '../agent/backend.js';
 import '../agent/backends.js';
 import { NapiClient } from '../agent/napi-client.js';
 import { Prober } from '../agent/probes.js';
 import { NodeReporter, ShootdownJournal, probeReport } from '../agent/report.js';
 import { AttachmentState, defaultStateDir } from '../agent/state.js';
+import { WorkloadState } from '../agent/workload-state.js';
+import { WorkloadManager } from '../agent/workloads.js';
 import { DEFAULT_ADMIN_UUID } from '../controller/index.js';
 import { createRegistry } from '../metrics/index.js';
 import { SvpClient } from '../svp/client.js';
 import { formatHostPort, type HostPort, parseHostPort, parseIntArg } from './hostport.js';
 import { createLogger } from '../log/index.js';
 import { isUuid } from '../net/addr.js';
+import { EncryptionManager } from '../agent/wireguard/manager.js';
+import { DEFAULT_WIREGUARD_PORT } from '../overlay/wireguard.js';
 
 interface AgentFlags {
   node?: string;
@@ -42,6 +46,7 @@ interface AgentFlags {
   offload: string | boolean;
   firewall: boolean;
   reportInterval: number;
+  wireguardPort: number;
 }
 
 function need<T>(v: T | undefined, flag: string): T {
@@ -89,13 +94,24 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     registry,
     noOffload: typeof flags.offload === 'string' ? flags.offload : '',
   });
+  // Follows the deployment's underlay encryption (WireGuard), whatever it is now.
+  const routing = new EncryptionManager({
+    controllerUrl: controller,
+    nodeUuid: node.toLowerCase(),
+    underlayIp,
+    stateDir,
+    registry,
+    logger: log.child({ component: 'wireguard' }),
+    listenPort: flags.wireguardPort,
+  });
   const journal = new ShootdownJournal(registry);
   let reporter: NodeReporter | undefined;
+  const napi = new NapiClient(controller);
   const agent = new Agent({
     nodeUuid: node.toLowerCase(),
     underlayIp,
     underlayDev: flags.underlayDev,
-    napi: new NapiClient(controller),
+    napi,
     svp,
     backend,
     registry,
@@ -110,8 +126,12 @@ async function runAgent(flags: AgentFlags): Promise<void> {
       reporter?.poke();
     },
     logger: log,
+    routing,
   });
   await agent.start();
+  // Workload attachments (CNI, Docker): after the agent's start, which adopts what is plumbed.
+  const workloads = new WorkloadManager({ host: agent, napi, state: new WorkloadState(stateDir), logger: log.child({ component: 'workloads' }) });
+  await workloads.start();
   prober.start();
   if (flags.reportInterval > 0) {
     // Probe results and applied shootdowns, for the controller's web console.
@@ -128,7 +148,8 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     });
     reporter.start();
   }
-  const app = buildAgentApi(agent, registry);
+  const rotateKey = () => routing.rotateKey();
+  const app = buildAgentApi(agent, registry, { workloads, rotateKey });
   await app.listen({ host: flags.api.host, port: flags.api.port });
   const addr = app.server.address();
   const bound = addr && typeof addr === 'object' ? { host: addr.address, port: addr.port } : flags.api;
@@ -141,6 +162,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     log.info(`${sig}, stopping (devices and entries stay in place)`);
     prober.stop();
     reporter?.stop();
+    workloads.stop();
     Promise.allSettled([app.close(), agent.close()]).finally(() => {
       svp.close();
       process.exit(0);
@@ -148,6 +170,13 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // SIGUSR2: rotate the node's WireGuard key (as `rhumb node rotate-key` does).
+  process.on('SIGUSR2', () => {
+    rotateKey().then(
+      (r) => log.info(`SIGUSR2: WireGuard key rotated to ${r.public_key}`),
+      (err: Error) => log.error(`SIGUSR2: key rotation failed: ${err.message}`),
+    );
+  });
 }
 
 export function registerAgentCommands(program: Command): void {
@@ -161,7 +190,7 @@ export function registerAgentCommands(program: Command): void {
     .option('--controller <url>', 'controller REST API, e.g. http://10.0.0.1:8080')
     .option('--svp <host:port,...>', 'SVP servers (portolan), comma separated')
     .option('--backend <kind>', `data plane: ${backendNames().join(', ')}`, 'kernel')
-    .addOption(new Option('--api <host:port>', 'local API address (port 0: any free port)').argParser((v) => parseHostPort(v)).default(parseHostPort('127.0.0.1:0'), '127.0.0.1:0'))
+    .addOption(new Option('--api <host:port>', 'local API address (port 0: any free port)').argParser((v) => parseHostPort(v)).default(parseHostPort(DEFAULT_AGENT_API), DEFAULT_AGENT_API))
     .option('--admin-uuid <uuid>', 'owner of the underlay NIC the agent registers', DEFAULT_ADMIN_UUID)
     .option('--negative-ttl <ms>', 'how long NOTFOUND answers are cached', parseIntArg(0, 600_000), 2000)
     .option('--no-prefetch', "don't resolve a network's remote NICs when its vnet first appears here")
@@ -170,6 +199,7 @@ export function registerAgentCommands(program: Command): void {
     .option('--no-offload <list>', 'userspace backend: offloads to leave off (tso,uso,gso,gro,coalesce,mmsg)')
     .option('--no-firewall', "don't apply the instances' firewall rulesets from the controller")
     .option('--report-interval <ms>', 'how often probe results and applied shootdowns are reported to the controller (0: never)', parseIntArg(0, 600_000), 2000)
+    .option('--wireguard-port <port>', 'UDP port of the WireGuard interface (encrypted underlay)', parseIntArg(1, 65535), DEFAULT_WIREGUARD_PORT)
     .action(runAgent);
 
   agent
