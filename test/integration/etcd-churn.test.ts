@@ -49,7 +49,14 @@ it('under continuous churn, history is compacted, the live keyspace stays bounde
     const firstRev = await admin.revision();
     const live: number[] = [];
     const at = nics.map((_, i) => i % NODES);
+    // Paced to at least 2 s per 50 moves, so that log sweeps (every 5 s) and etcd's
+    // compactions (every 3 s here) happen during the churn even on a fast machine.
+    let blockStart = Date.now();
     for (let m = 0; m < MOVES; m++) {
+      if (m % 50 === 0) {
+        await new Promise((r) => setTimeout(r, Math.max(0, blockStart + 2000 - Date.now())));
+        blockStart = Date.now();
+      }
       const i = m % NICS;
       at[i] = (at[i]! + 1) % NODES;
       await api(ctl.restUrl, 'PUT', `/nics/${nics[i].mac}`, { cn_uuid: nicBody(at[i]!, NODES).cn_uuid });
@@ -58,14 +65,19 @@ it('under continuous churn, history is compacted, the live keyspace stays bounde
     const lastRev = await admin.revision();
     t.diagnostic(`${MOVES} moves took ${lastRev - firstRev} revisions; live log entries every 50 moves: ${live.join(', ')}`);
 
-    // The history before the churn has been compacted away by etcd itself.
-    const compacted = await new Promise<Error | null>((resolve) => {
-      const w = admin.watch({ prefix: 'ovl/', fromRevision: firstRev }, { onChange: () => undefined, onError: (err) => resolve(err) });
-      setTimeout(() => {
-        w.close();
-        resolve(null);
-      }, 3000);
-    });
+    // The history before the churn has been compacted away by etcd itself. Its periodic
+    // compactor compacts to the revision it sampled one retention period ago, so on a fast
+    // machine the churn can end before that passes firstRev: ask again for a few periods.
+    const watchFrom = (rev: number) =>
+      new Promise<Error | null>((resolve) => {
+        const w = admin.watch({ prefix: 'ovl/', fromRevision: rev }, { onChange: () => undefined, onError: (err) => resolve(err) });
+        setTimeout(() => {
+          w.close();
+          resolve(null);
+        }, 1000);
+      });
+    let compacted = await watchFrom(firstRev);
+    for (let tries = 0; !(compacted instanceof CompactedError) && tries < 15; tries++) compacted = await watchFrom(firstRev);
     assert.ok(compacted instanceof CompactedError, `history from revision ${firstRev} should be compacted, got ${compacted}`);
 
     // Once the nodes have drained and the sweep has run, the log is as small as the fabric.
