@@ -101,6 +101,8 @@ struct rl_link_info {
 	char kind[16];      /* "" when the link has no IFLA_INFO_KIND */
 	bool has_vni;
 	uint32_t vni;
+	bool has_vxlan_local;
+	uint8_t vxlan_local[4]; /* IPv4 source address of a vxlan device */
 };
 /* Every link; cb(NULL) announces a restarted dump. */
 typedef int (*rl_link_cb)(const struct rl_link_info *l, void *ctx);

@@ -291,6 +291,11 @@ static napi_value link_object(napi_env env, const struct rl_link_info *l)
 		rhumb_set_str(env, o, "kind", l->kind);
 	if (l->has_vni)
 		rhumb_set_num(env, o, "vni", l->vni);
+	if (l->has_vxlan_local) {
+		char ip[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, l->vxlan_local, ip, sizeof(ip));
+		rhumb_set_str(env, o, "vxlanLocal", ip);
+	}
 	return o;
 }
 

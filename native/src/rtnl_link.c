@@ -254,6 +254,9 @@ int rl_parse_link(const struct nlmsghdr *nh, struct rl_link_info *out)
 						if (d->rta_type == IFLA_VXLAN_ID && RTA_PAYLOAD(d) == 4) {
 							out->has_vni = true;
 							memcpy(&out->vni, RTA_DATA(d), 4);
+						} else if (d->rta_type == IFLA_VXLAN_LOCAL && RTA_PAYLOAD(d) == 4) {
+							out->has_vxlan_local = true;
+							memcpy(out->vxlan_local, RTA_DATA(d), 4);
 						}
 				}
 			}

@@ -26,6 +26,8 @@ import { SvpClient } from '../svp/client.js';
 import { formatHostPort, type HostPort, parseHostPort, parseIntArg } from './hostport.js';
 import { createLogger } from '../log/index.js';
 import { isUuid } from '../net/addr.js';
+import { EncryptionManager } from '../agent/wireguard/manager.js';
+import { DEFAULT_WIREGUARD_PORT } from '../overlay/wireguard.js';
 
 interface AgentFlags {
   node?: string;
@@ -44,6 +46,7 @@ interface AgentFlags {
   offload: string | boolean;
   firewall: boolean;
   reportInterval: number;
+  wireguardPort: number;
 }
 
 function need<T>(v: T | undefined, flag: string): T {
@@ -91,6 +94,16 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     registry,
     noOffload: typeof flags.offload === 'string' ? flags.offload : '',
   });
+  // Follows the deployment's underlay encryption (WireGuard), whatever it is now.
+  const routing = new EncryptionManager({
+    controllerUrl: controller,
+    nodeUuid: node.toLowerCase(),
+    underlayIp,
+    stateDir,
+    registry,
+    logger: log.child({ component: 'wireguard' }),
+    listenPort: flags.wireguardPort,
+  });
   const journal = new ShootdownJournal(registry);
   let reporter: NodeReporter | undefined;
   const napi = new NapiClient(controller);
@@ -113,6 +126,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
       reporter?.poke();
     },
     logger: log,
+    routing,
   });
   await agent.start();
   // Workload attachments (CNI, Docker): after the agent's start, which adopts what is plumbed.
@@ -134,7 +148,8 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     });
     reporter.start();
   }
-  const app = buildAgentApi(agent, registry, { workloads });
+  const rotateKey = () => routing.rotateKey();
+  const app = buildAgentApi(agent, registry, { workloads, rotateKey });
   await app.listen({ host: flags.api.host, port: flags.api.port });
   const addr = app.server.address();
   const bound = addr && typeof addr === 'object' ? { host: addr.address, port: addr.port } : flags.api;
@@ -155,6 +170,13 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // SIGUSR2: rotate the node's WireGuard key (as `rhumb node rotate-key` does).
+  process.on('SIGUSR2', () => {
+    rotateKey().then(
+      (r) => log.info(`SIGUSR2: WireGuard key rotated to ${r.public_key}`),
+      (err: Error) => log.error(`SIGUSR2: key rotation failed: ${err.message}`),
+    );
+  });
 }
 
 export function registerAgentCommands(program: Command): void {
@@ -177,6 +199,7 @@ export function registerAgentCommands(program: Command): void {
     .option('--no-offload <list>', 'userspace backend: offloads to leave off (tso,uso,gso,gro,coalesce,mmsg)')
     .option('--no-firewall', "don't apply the instances' firewall rulesets from the controller")
     .option('--report-interval <ms>', 'how often probe results and applied shootdowns are reported to the controller (0: never)', parseIntArg(0, 600_000), 2000)
+    .option('--wireguard-port <port>', 'UDP port of the WireGuard interface (encrypted underlay)', parseIntArg(1, 65535), DEFAULT_WIREGUARD_PORT)
     .action(runAgent);
 
   agent

@@ -63,6 +63,8 @@ export interface LinkInfo {
   kind?: string;
   /** vxlan devices. */
   vni?: number;
+  /** A vxlan device's source address. */
+  vxlanLocal?: string;
   masterIfindex?: number;
   /** The master's name (when it is in the same namespace). */
   master?: string;

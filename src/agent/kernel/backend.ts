@@ -10,13 +10,14 @@
  */
 import { type MissEvent, Rtnetlink } from '../../dataplane/netlink.js';
 import { SerialQueue } from '../serial.js';
-import { type BackendStartOptions, type DataplaneBackend, type VnetEntries, registerBackend } from '../backend.js';
+import { type BackendStartOptions, type DataplaneBackend, type UnderlayPath, type VnetEntries, registerBackend } from '../backend.js';
 import { sendGarp } from '../plumbing/garp.js';
 import { type PortPolicy, renderPortFilter } from '../plumbing/portfilter.js';
 import { bridgeName, hostVethName, parseDeviceName, vxlanName } from '../plumbing/names.js';
 import { canonicalMac } from '../../net/addr.js';
 import { type NicPlumbing, PlumbingError, VXLAN_OVERHEAD } from '../plumbing/nic.js';
 import { applyNftables } from '../plumbing/run.js';
+import { ip } from '../plumbing/iproute.js';
 import { type KernelLink, type KernelLinks, kernelLinks } from './links.js';
 
 function policyOf(p: NicPlumbing): PortPolicy {
@@ -37,6 +38,8 @@ export class KernelBackend implements DataplaneBackend {
   /** Anti-spoofing and VLAN policy of each plumbed NIC whose API record is known. */
   private readonly ports = new Map<string, PortPolicy>();
   private underlayIp = '';
+  /** Source address of VXLAN: the underlay address, or the tunnel address when encrypted. */
+  private local = '';
   private underlayDev: string | undefined;
   private vxMtu = 1500 - VXLAN_OVERHEAD;
   private log: (msg: string) => void = () => {};
@@ -46,6 +49,7 @@ export class KernelBackend implements DataplaneBackend {
 
   async start(opts: BackendStartOptions): Promise<void> {
     this.underlayIp = opts.underlayIp;
+    this.local = opts.path?.local ?? opts.underlayIp;
     this.log = opts.log;
     const ul = await this.links.underlay(opts.underlayIp);
     if (!ul) throw new Error(`no interface in this network namespace has the underlay address ${opts.underlayIp}`);
@@ -58,6 +62,8 @@ export class KernelBackend implements DataplaneBackend {
       if (own?.kind === 'vxlan' && l.kind === 'vxlan') {
         this.vnetDevs.set(own.vnet, { vxIfindex: l.ifindex });
         this.vnetByIfindex.set(l.ifindex, own.vnet);
+        // Encryption turned on or off while no agent ran.
+        if (l.vxlanLocal !== undefined && l.vxlanLocal !== this.local) await this.setLocal(own.vnet);
       } else if (own?.kind === 'bridge') bridgeVnet.set(l.name, own.vnet);
     }
     for (const l of links) {
@@ -134,11 +140,28 @@ export class KernelBackend implements DataplaneBackend {
     if (this.vnetDevs.has(vnet)) return false;
     // A bridge of an unfinished vnet creation may be there (no vxlan device, no port): start afresh.
     await this.links.deleteLinks([bridgeName(vnet)]);
-    const vxIfindex = await this.links.createVnet({ vnet, underlayIp: this.underlayIp, underlayDev: this.underlayDev, mtu: this.vxMtu });
+    // Over the tunnel the route picks the WireGuard interface: no underlay device then.
+    const dev = this.local === this.underlayIp ? this.underlayDev : undefined;
+    const vxIfindex = await this.links.createVnet({ vnet, underlayIp: this.local, underlayDev: dev, mtu: this.vxMtu });
     this.vnetDevs.set(vnet, { vxIfindex });
     this.vnetByIfindex.set(vxIfindex, vnet);
     this.netlink.watch([...this.vnetByIfindex.keys()]);
     return true;
+  }
+
+  /** Points the vnet's vxlan device's source address at this.local. */
+  private async setLocal(vnet: number): Promise<void> {
+    // Rare (the encryption setting changed): iproute2 rather than a native request for it.
+    await ip(['link', 'set', vxlanName(vnet), 'type', 'vxlan', 'local', this.local]);
+  }
+
+  setPath(path: UnderlayPath): Promise<void> {
+    return this.serial.run(async () => {
+      if (path.local === this.local) return;
+      this.local = path.local;
+      for (const vnet of this.vnetDevs.keys()) await this.setLocal(vnet);
+      this.log(`VXLAN now leaves from ${path.local}`);
+    });
   }
 
   plumb(p: NicPlumbing): Promise<{ firstOnVnet: boolean }> {

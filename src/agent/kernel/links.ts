@@ -20,6 +20,8 @@ export interface KernelLink {
   name: string;
   kind?: string;
   master?: string;
+  /** A vxlan device's source address. */
+  vxlanLocal?: string;
 }
 
 export interface KernelLinks {
@@ -51,7 +53,7 @@ const native: KernelLinks = {
   },
 
   async list() {
-    return (await Links.list()).map(({ ifindex, name, kind, master }) => ({ ifindex, name, kind, master }));
+    return (await Links.list()).map(({ ifindex, name, kind, master, vxlanLocal }) => ({ ifindex, name, kind, master, vxlanLocal }));
   },
 
   async createVnet(spec) {
@@ -104,7 +106,7 @@ const iproute: KernelLinks = {
   underlay: (address) => linkWithAddress(address),
 
   async list() {
-    return (await listLinks()).map(({ ifindex, name, kind, master }) => ({ ifindex, name, kind, master }));
+    return (await listLinks()).map(({ ifindex, name, kind, master, vxlanLocal }) => ({ ifindex, name, kind, master, vxlanLocal }));
   },
 
   async createVnet(spec) {
