@@ -10,11 +10,15 @@
  * against the kernel at start.
  *
  * Firewall: with `firewall` set it follows the controller's per-node ruleset feed and
- * applies each hosted instance's nftables table in the namespace of its attached NIC.
+ * applies each hosted instance's nftables table where the backend says: on the instance's
+ * ports in the node's namespace (kernel backend: out of the instance's reach), or inside
+ * the namespace of its attached NIC.
  */
+import { readFile, writeFile } from 'node:fs/promises';
 import ipaddr from 'ipaddr.js';
 import type { Registry } from 'prom-client';
-import { FwFeedClient, installedInstances } from '../fw/applier.js';
+import { FwFeedClient, installedInstances, loadNft } from '../fw/applier.js';
+import { renderNetnsRuleset } from '../fw/nft.js';
 import { SvpStatus } from '../svp/codec.js';
 import type { ClientLogEntry, LogResult, LogRmResult, QueryOptions, Vl2Result, Vl3Result } from '../svp/client.js';
 import type { BackendMiss, DataplaneBackend, VnetEntries } from './backend.js';
@@ -212,11 +216,17 @@ export class Agent {
     this.o.routing?.start(() => this.repoint());
     this.logLoop = this.runShootdowns();
     if (this.o.firewall) {
+      const placement = this.o.backend.firewallPlacement ?? 'netns';
+      if (placement === 'node') {
+        await ensureBridgeNetfilter((msg) => this.log.warn(msg));
+        await this.removeNetnsFirewalls();
+      }
       this.fw = new FwFeedClient({
         controllerUrl: this.o.firewall.controllerUrl,
         nodeUuid: this.o.nodeUuid,
+        placement,
         resolveNetns: (uuid) => this.netnsOfInstance(uuid),
-        listInstalled: () => this.installedFirewalls(),
+        listInstalled: () => (placement === 'node' ? installedInstances(undefined, 'node') : this.installedFirewalls()),
         registry: this.o.registry,
         ...(this.o.firewall.waitMs !== undefined ? { waitMs: this.o.firewall.waitMs } : {}),
         ...(this.o.firewall.retryMs !== undefined ? { retryMs: this.o.firewall.retryMs } : {}),
@@ -233,6 +243,19 @@ export class Agent {
   netnsOfInstance(instanceUuid: string): string | undefined {
     for (const n of this.nics.values()) if (n.belongs_to_uuid === instanceUuid && n.netns) return n.netns;
     return undefined;
+  }
+
+  /**
+   * Tables an agent that enforced inside instances' namespaces left there: with node-side
+   * enforcement they would only hold stale rules.
+   */
+  private async removeNetnsFirewalls(): Promise<void> {
+    for (const ns of new Set([...this.nics.values()].flatMap((n) => (n.netns ? [n.netns] : [])))) {
+      for (const uuid of await installedInstances(ns)) {
+        const error = await loadNft(ns, renderNetnsRuleset(uuid, null));
+        if (error !== undefined) this.log.warn(`firewall: removing ${uuid}'s table in ${ns}: ${error}`);
+      }
+    }
   }
 
   /** Instances with a firewall table in the namespaces of attached NICs. */
@@ -717,5 +740,24 @@ export class Agent {
     await this.o.routing?.stop();
     this.o.backend.close();
     await Promise.race([this.logLoop, sleep(100)]);
+  }
+}
+
+/**
+ * Node-side firewalls read conntrack state that br_netfilter gives bridged IP traffic (on
+ * by default in every namespace where the module is loaded): switch it on if someone
+ * turned it off.
+ */
+async function ensureBridgeNetfilter(warn: (msg: string) => void): Promise<void> {
+  for (const family of ['iptables', 'ip6tables']) {
+    const path = `/proc/sys/net/bridge/bridge-nf-call-${family}`;
+    try {
+      if ((await readFile(path, 'utf8')).trim() !== '1') {
+        warn(`firewall: ${path} was off; node-side firewalls need it: switching it on`);
+        await writeFile(path, '1\n');
+      }
+    } catch (err) {
+      warn(`firewall: ${path}: ${(err as Error).message} (node-side firewalls cannot see connection state)`);
+    }
   }
 }

@@ -53,6 +53,12 @@ export interface DataplaneBackend {
    * looks it up) and use an entry only for NICs on that VLAN.
    */
   readonly vlanAware?: boolean;
+  /**
+   * Where instances' firewalls are enforced: 'node' when a NIC's port is a node-side
+   * device named from its MAC (a veth's host end: the policy sits there, out of the
+   * instance's reach); 'netns' (the default) inside the instance's namespace.
+   */
+  readonly firewallPlacement?: 'node' | 'netns';
   /** Adopts what a previous agent left in the kernel (nothing is torn down). */
   start(opts: BackendStartOptions): Promise<void>;
   /** vnets with devices on this node. */

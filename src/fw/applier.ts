@@ -1,9 +1,16 @@
 /**
- * Agent side of the firewall: applies compiled rulesets into instances' network
- * namespaces, and the loop that long-polls the controller's per-node feed.
+ * Agent side of the firewall: applies compiled rulesets, and the loop that long-polls the
+ * controller's per-node feed.
+ *
+ * Where a policy is enforced (FwFeedClientOptions.placement):
+ * - 'node' (bridge-based backends): each instance's table lives in the node's namespace and
+ *   filters its ports (./nft.ts renderRuleset), next to the node-wide state table
+ *   (renderStateTable); nothing the instance does in its own namespace reaches them;
+ * - 'netns': inside the instance's namespace (renderNetnsRuleset), for backends whose
+ *   ports have no node-side device.
  *
  * Each ruleset is a complete `nft -f` transaction (create-if-missing, delete, define the
- * table), loaded inside the instance's namespace as one nftables netlink batch by the
+ * table), loaded as one nftables netlink batch by the
  * native module (libnftables in process, src/dataplane/nftables.ts; without it, with
  * `nsenter --net=<netns path> nft -f -`). A batch applies whole or not at all, so a
  * rejected ruleset changes nothing: the previous one stays in force, and the failure is
@@ -11,7 +18,7 @@
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { nativeNftAvailable, nftApply, nftList } from '../dataplane/nftables.js';
-import { renderRuleset, runWithInput } from './nft.js';
+import { renderNetnsRuleset, renderRuleset, renderStateTable, runWithInput } from './nft.js';
 import type { FeedResponse, NodeRuleset } from './push.js';
 
 export interface ApplyResult {
@@ -62,8 +69,8 @@ export class NftApplier {
     return this.current.get(instance);
   }
 
-  /** Replaces the instance's table in the namespace at netnsPath, atomically. */
-  async apply(instance: string, netnsPath: string, text: string): Promise<ApplyResult> {
+  /** Replaces the instance's table in the namespace at netnsPath (undefined: this one), atomically. */
+  async apply(instance: string, netnsPath: string | undefined, text: string): Promise<ApplyResult> {
     if (this.current.get(instance) === text) return { ok: true, changed: false };
     const started = process.hrtime.bigint();
     const error = await loadNft(netnsPath, text);
@@ -78,8 +85,8 @@ export class NftApplier {
   }
 
   /** Removes the instance's table (no-op if absent) and forgets it. */
-  async remove(instance: string, netnsPath: string): Promise<ApplyResult> {
-    const res = await this.apply(instance, netnsPath, renderRuleset(instance, null));
+  async remove(instance: string, netnsPath: string | undefined, placement: Placement = 'node'): Promise<ApplyResult> {
+    const res = await this.apply(instance, netnsPath, placement === 'node' ? renderRuleset(instance, null) : renderNetnsRuleset(instance, null));
     if (res.ok) this.current.delete(instance);
     return res;
   }
@@ -89,8 +96,8 @@ export class NftApplier {
   }
 }
 
-/** Loads text in the namespace at netnsPath; nftables' (or nft's) message when it was refused. */
-async function loadNft(netnsPath: string, text: string): Promise<string | undefined> {
+/** Loads text in the namespace at netnsPath (undefined: this one); nftables' (or nft's) message when it was refused. */
+export async function loadNft(netnsPath: string | undefined, text: string): Promise<string | undefined> {
   if (nativeNftAvailable()) {
     try {
       await nftApply(text, netnsPath);
@@ -99,18 +106,26 @@ async function loadNft(netnsPath: string, text: string): Promise<string | undefi
       return (err as Error).message;
     }
   }
-  const res = await runWithInput('nsenter', [`--net=${netnsPath}`, 'nft', '-f', '-'], text);
+  const nft = ['nft', '-f', '-'];
+  const res = await runWithInput(netnsPath === undefined ? 'nft' : 'nsenter', netnsPath === undefined ? nft.slice(1) : [`--net=${netnsPath}`, ...nft], text);
   return res.code === 0 ? undefined : (res.spawnError?.message ?? res.stderr.trim()) || `nft exited with ${res.code}`;
 }
 
 export type NetnsResolver = (instanceUuid: string) => string | undefined | Promise<string | undefined>;
 
+/** Where instances' policies are enforced (see the top of this file). */
+export type Placement = 'node' | 'netns';
+
 export interface FwFeedClientOptions {
   /** Controller REST base URL, e.g. http://10.0.0.1:8080 */
   controllerUrl: string;
   nodeUuid: string;
-  /** Instance uuid → network namespace path (/var/run/netns/NAME, /proc/PID/ns/net). */
-  resolveNetns: NetnsResolver;
+  /** 'node' (default): tables in the node's namespace, on the instances' ports; 'netns': in theirs. */
+  placement?: Placement;
+  /** The node's namespace for 'node' placement (default: the agent's own). */
+  nodeNetns?: string;
+  /** Instance uuid → network namespace path (/var/run/netns/NAME, /proc/PID/ns/net); 'netns' placement. */
+  resolveNetns?: NetnsResolver;
   /**
    * Instances that have a table on this node right now (e.g. found by listing the
    * namespaces' nft tables at agent start). On a full resync, those missing from the
@@ -147,9 +162,21 @@ export class FwFeedClient {
   private loop: Promise<void> | undefined;
   private sleeper: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
   private readonly listeners = new Set<() => void>();
+  readonly placement: Placement;
+  /** The node-wide state table is in place (loaded before any instance table). */
+  private stateLoaded = false;
 
   constructor(private readonly opts: FwFeedClientOptions) {
     this.applier = opts.applier ?? new NftApplier(opts.registry ? { registry: opts.registry } : {});
+    this.placement = opts.placement ?? 'node';
+    if (this.placement === 'netns' && !opts.resolveNetns) throw new TypeError('fw feed: netns placement needs resolveNetns');
+  }
+
+  /** Where an instance's table goes: the node's namespace, or the instance's (undefined: not here yet). */
+  private async target(uuid: string): Promise<{ ns: string | undefined } | undefined> {
+    if (this.placement === 'node') return { ns: this.opts.nodeNetns };
+    const ns = await this.opts.resolveNetns!(uuid);
+    return ns === undefined ? undefined : { ns };
   }
 
   start(): void {
@@ -213,19 +240,27 @@ export class FwFeedClient {
 
   private async handle(res: FeedResponse): Promise<void> {
     this.failures.delete('(feed)');
+    if (this.placement === 'node' && (res.full || !this.stateLoaded)) {
+      // Instance tables read the state table's marks: it goes first (again on a resync).
+      const error = await loadNft(this.opts.nodeNetns, renderStateTable());
+      if (error !== undefined) throw new Error(`node state table: ${error}`);
+      this.stateLoaded = true;
+    }
     if (res.full) {
       const present = new Set(res.rulesets.map((r) => r.uuid));
       const installed = this.opts.listInstalled ? await this.opts.listInstalled() : [];
       for (const uuid of new Set([...this.known.keys(), ...installed])) {
         if (present.has(uuid)) continue;
-        this.pending.set(uuid, { uuid, table: '', text: renderRuleset(uuid, null), revision: res.revision, removed: true });
+        this.pending.set(uuid, {
+          uuid, table: '', text: renderRuleset(uuid, null), netnsText: renderNetnsRuleset(uuid, null), revision: res.revision, removed: true,
+        });
       }
     }
     for (const r of res.rulesets) this.pending.set(r.uuid, r);
     const applied: string[] = [];
     for (const [uuid, r] of [...this.pending]) {
-      const ns = await this.opts.resolveNetns(uuid);
-      if (ns === undefined) {
+      const where = await this.target(uuid);
+      if (where === undefined) {
         if (r.removed) {
           // Gone from this node and no namespace left: nothing to remove.
           this.pending.delete(uuid);
@@ -235,7 +270,7 @@ export class FwFeedClient {
         } else this.failures.set(uuid, 'no network namespace for this instance (yet)');
         continue;
       }
-      const out = await this.applier.apply(uuid, ns, r.text);
+      const out = await this.applier.apply(uuid, where.ns, this.placement === 'node' ? r.text : r.netnsText);
       if (!out.ok) {
         this.failures.set(uuid, out.error ?? 'apply failed');
         continue;
@@ -264,8 +299,12 @@ export class FwFeedClient {
   }
 }
 
-/** Instance uuids whose rhumb tables exist in a namespace (for FwFeedClient's listInstalled). */
-export async function installedInstances(netnsPath: string): Promise<string[]> {
+/**
+ * Instance uuids whose rhumb tables exist in a namespace (undefined: this one) for
+ * FwFeedClient's listInstalled: node-side tables (family bridge) for 'node' placement,
+ * in-namespace ones (family inet) for 'netns'.
+ */
+export async function installedInstances(netnsPath: string | undefined, placement: Placement = 'netns'): Promise<string[]> {
   let tables: string;
   if (nativeNftAvailable()) {
     try {
@@ -274,12 +313,14 @@ export async function installedInstances(netnsPath: string): Promise<string[]> {
       return [];
     }
   } else {
-    const res = await runWithInput('nsenter', [`--net=${netnsPath}`, 'nft', 'list', 'tables'], '');
+    const args = ['nft', 'list', 'tables'];
+    const res = await runWithInput(netnsPath === undefined ? 'nft' : 'nsenter', netnsPath === undefined ? args.slice(1) : [`--net=${netnsPath}`, ...args], '');
     if (res.code !== 0) return [];
     tables = res.stdout;
   }
+  const family = placement === 'node' ? 'bridge' : 'inet';
   const out: string[] = [];
-  for (const m of tables.matchAll(/^table inet rhumb_fw_([0-9a-f]{32})$/gm)) {
+  for (const m of tables.matchAll(new RegExp(`^table ${family} rhumb_fw_([0-9a-f]{32})$`, 'gm'))) {
     const h = m[1]!;
     out.push(`${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`);
   }

@@ -31,7 +31,7 @@ export function uuidHex(uuid: string): string {
   return uuid.replace(/-/g, '').toLowerCase();
 }
 
-/** The nftables table (family inet) holding an instance's policy. */
+/** The nftables table holding an instance's policy (family bridge on the node, inet in its namespace). */
 export function tableName(instanceUuid: string): string {
   return `rhumb_fw_${uuidHex(instanceUuid)}`;
 }

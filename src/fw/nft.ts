@@ -3,13 +3,25 @@
  * is stored or published).
  *
  * Every ruleset is a complete transaction file: create the table (a no-op if present),
- * delete it, and define it afresh — `nft -f` applies all of that atomically, so an
+ * delete it, and define it afresh — loaded as one batch it applies atomically, so an
  * instance never runs without a policy and a failed load leaves the old one in place.
+ *
+ * Two forms of the same policy (same entries, same order, same verdicts):
+ * - renderRuleset: the node-side table (family bridge, in the node's namespace), filtering
+ *   the frames that leave or reach the instance's ports (host ends of its veths, named
+ *   from its MACs). The instance cannot touch it: flushing every table in its own
+ *   namespace changes nothing. The bridge family has no conntrack on kernels without
+ *   nf_conntrack_bridge, so the node-wide table of renderStateTable (family inet, seeing
+ *   bridged IP traffic through br_netfilter) copies each packet's conntrack state into two
+ *   mark bits, which the per-instance tables read.
+ * - renderNetnsRuleset: the table inside the instance's own namespace (family inet), for
+ *   backends without a node-side port to filter on.
  */
 import { spawn } from 'node:child_process';
 import type { IcmpType } from './lang/index.js';
 import type { CompiledPolicy, PolicyEntry } from './types.js';
 import { tableName } from './compile.js';
+import { VNET_GROUP_BASE, VNET_GROUP_LAST } from '../net/ports.js';
 
 /** IPv6 cannot work without neighbour discovery; the default inbound block keeps it. */
 const ND_TYPES = 'nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert';
@@ -52,8 +64,15 @@ function protoMatches(e: PolicyEntry): string[] {
   }
 }
 
+/** The statement that ends evaluation on a match: the node-side outbound chain returns an allow. */
+export interface Verdicts {
+  allow: string;
+  block: string;
+}
+const PLAIN: Verdicts = { allow: 'accept', block: 'drop' };
+
 /** The nft lines for one entry (none when the peer has no addresses). */
-export function entryLines(e: PolicyEntry): string[] {
+export function entryLines(e: PolicyEntry, verdicts: Verdicts = PLAIN): string[] {
   const dirKw = e.direction === 'in' ? 'saddr' : 'daddr';
   const peers: string[] = [];
   if (e.peer.any) peers.push('');
@@ -61,8 +80,9 @@ export function entryLines(e: PolicyEntry): string[] {
     if (e.peer.v4) peers.push(`ip ${dirKw} @${e.peer.v4} `);
     if (e.peer.v6) peers.push(`ip6 ${dirKw} @${e.peer.v6} `);
   }
-  const verdict = e.action === 'allow' ? 'accept' : 'drop';
-  const log = e.log ? `log prefix "rhumb-fw ${e.rule_uuid.slice(0, 8)} ${verdict}: " ` : '';
+  const verdict = e.action === 'allow' ? verdicts.allow : verdicts.block;
+  const word = e.action === 'allow' ? 'accept' : 'drop';
+  const log = e.log ? `log prefix "rhumb-fw ${e.rule_uuid.slice(0, 8)} ${word}: " ` : '';
   const comment = ` comment "rule ${e.rule_uuid}${e.priority > 0 ? ` priority ${e.priority}` : ''}"`;
   const lines: string[] = [];
   for (const p of peers) {
@@ -80,8 +100,8 @@ function joinElements(elements: readonly string[]): string {
   return text;
 }
 
-/** The table body lines (sets and chains) of a policy. */
-function tableBody(policy: CompiledPolicy): string[] {
+/** The address sets the emitted entries use (no-op entries are left out of the text). */
+function setLines(policy: CompiledPolicy): string[] {
   const out: string[] = [];
   // Sets only no-op entries use are left out of the text (the model keeps them).
   const used = new Set<string>();
@@ -98,6 +118,12 @@ function tableBody(policy: CompiledPolicy): string[] {
     out.push(`\t\telements = { ${joinElements(set.elements)} }`);
     out.push('\t}');
   }
+  return out;
+}
+
+/** The in-namespace table body (sets and chains) of a policy. */
+function netnsTableBody(policy: CompiledPolicy): string[] {
+  const out = setLines(policy);
   out.push('\tchain input {');
   out.push('\t\ttype filter hook input priority filter; policy drop;');
   out.push('\t\tct state established,related accept');
@@ -117,14 +143,112 @@ function tableBody(policy: CompiledPolicy): string[] {
 }
 
 /**
- * The nft -f file replacing an instance's table atomically; with a null policy (firewall
- * off, instance gone) it only removes the table.
+ * The in-namespace form: the nft -f file replacing an instance's table (family inet) in its
+ * own namespace atomically; with a null policy (firewall off, instance gone) it only
+ * removes the table.
  */
-export function renderRuleset(instanceUuid: string, policy: CompiledPolicy | null): string {
+export function renderNetnsRuleset(instanceUuid: string, policy: CompiledPolicy | null): string {
   const table = tableName(instanceUuid);
   const lines = [`table inet ${table}`, `delete table inet ${table}`];
   if (policy) {
-    lines.push(`table inet ${table} {`, ...tableBody(policy), '}');
+    lines.push(`table inet ${table} {`, ...netnsTableBody(policy), '}');
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** The node-wide table (family inet) that copies conntrack state into mark bits. */
+export const STATE_TABLE = 'rhumb_fw_state';
+/** Set on a packet of an established or related connection (conntrack's word). */
+export const MARK_ESTABLISHED = 0x10000000;
+/** Set on a packet conntrack calls invalid. */
+export const MARK_INVALID = 0x20000000;
+const MARK_BITS = MARK_ESTABLISHED | MARK_INVALID;
+const hex = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
+
+/**
+ * The node-wide state table: for IP traffic of the overlay's devices (their device group;
+ * bridged frames reach these inet hooks through br_netfilter, with the bridge as device),
+ * after conntrack has classified the packet, two mark bits say established/related and
+ * invalid. A packet crossing into another namespace loses its mark, so an instance cannot
+ * forge them.
+ */
+export function renderStateTable(): string {
+  const groups = `${hex(VNET_GROUP_BASE)}-${hex(VNET_GROUP_LAST)}`;
+  return [
+    `table inet ${STATE_TABLE}`,
+    `delete table inet ${STATE_TABLE}`,
+    `table inet ${STATE_TABLE} {`,
+    '\tchain prerouting {',
+    '\t\ttype filter hook prerouting priority mangle; policy accept;',
+    `\t\tiifgroup ${groups} jump classify`,
+    '\t}',
+    '\tchain output {',
+    '\t\ttype filter hook output priority mangle; policy accept;',
+    `\t\toifgroup ${groups} jump classify`,
+    '\t}',
+    '\tchain classify {',
+    `\t\tmeta mark set meta mark & ${hex(~MARK_BITS >>> 0)}`,
+    `\t\tct state established,related meta mark set meta mark | ${hex(MARK_ESTABLISHED)}`,
+    `\t\tct state invalid meta mark set meta mark | ${hex(MARK_INVALID)}`,
+    '\t}',
+    '}',
+    '',
+  ].join('\n');
+}
+
+function portMatch(kw: 'iifname' | 'oifname', ports: readonly string[]): string {
+  return `${kw} ${ports.length === 1 ? `"${ports[0]}"` : `{ ${ports.map((p) => `"${p}"`).join(', ')} }`}`;
+}
+
+/**
+ * The node-side table body. Frames from the instance's ports run its outbound chain
+ * (an allow returns, so a frame between two ports of one instance also meets the inbound
+ * chain), frames to them its inbound chain: on the bridge (forward) and to or from the
+ * node itself (input, output). Non-IP frames (ARP) pass, as the in-namespace table never
+ * saw them.
+ */
+function nodeTableBody(policy: CompiledPolicy, ports: readonly string[]): string[] {
+  const out = setLines(policy);
+  const hooks: Array<[string, Array<[string, string]>]> = [
+    ['forward', [['iifname', 'outbound'], ['oifname', 'inbound']]],
+    ['input', [['iifname', 'outbound']]],
+    ['output', [['oifname', 'inbound']]],
+  ];
+  for (const [hook, dispatch] of hooks) {
+    out.push(`\tchain ${hook} {`);
+    out.push(`\t\ttype filter hook ${hook} priority 10; policy accept;`);
+    if (ports.length > 0) for (const [kw, chain] of dispatch) out.push(`\t\t${portMatch(kw as 'iifname', ports)} jump ${chain}`);
+    out.push('\t}');
+  }
+  const established = `meta mark & ${hex(MARK_ESTABLISHED)} == ${hex(MARK_ESTABLISHED)}`;
+  out.push('\tchain inbound {');
+  out.push('\t\tmeta protocol != { ip, ip6 } accept');
+  out.push(`\t\t${established} accept`);
+  out.push(`\t\tmeta mark & ${hex(MARK_INVALID)} == ${hex(MARK_INVALID)} drop`);
+  out.push(`\t\ticmpv6 type { ${ND_TYPES} } accept`);
+  for (const e of policy.inbound) if (!e.noop) for (const l of entryLines(e)) out.push(`\t\t${l}`);
+  out.push('\t\tdrop');
+  out.push('\t}');
+  out.push('\tchain outbound {');
+  out.push('\t\tmeta protocol != { ip, ip6 } return');
+  out.push(`\t\t${established} return`);
+  out.push(`\t\ticmpv6 type { ${ND_TYPES} } return`);
+  for (const e of policy.outbound) if (!e.noop) for (const l of entryLines(e, { allow: 'return', block: 'drop' })) out.push(`\t\t${l}`);
+  out.push('\t}');
+  return out;
+}
+
+/**
+ * The node-side form: the nft -f file replacing an instance's table (family bridge) in the
+ * node's namespace atomically, filtering on its ports (host ends of its NICs' veths); with
+ * a null policy it only removes the table.
+ */
+export function renderRuleset(instanceUuid: string, policy: CompiledPolicy | null, ports: readonly string[] = []): string {
+  const table = tableName(instanceUuid);
+  for (const p of ports) if (!/^[A-Za-z0-9_.-]{1,15}$/.test(p)) throw new TypeError(`firewall: bad port name ${JSON.stringify(p)}`);
+  const lines = [`table bridge ${table}`, `delete table bridge ${table}`];
+  if (policy) {
+    lines.push(`table bridge ${table} {`, ...nodeTableBody(policy, [...new Set(ports)].sort()), '}');
   }
   return lines.join('\n') + '\n';
 }

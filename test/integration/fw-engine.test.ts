@@ -65,7 +65,10 @@ describe('FwEngine', () => {
       await putNic(store, 2, { instance: vm(2), ip: '10.0.0.2', cn: NODE_1 });
       const got = await waiting;
       assert.deepEqual(got.rulesets.map((r) => r.uuid), [vm(2)]);
-      assert.match(got.rulesets[0]!.text, /policy drop/);
+      // Node-side: on the NIC's port (named from its MAC), default inbound drop.
+      assert.match(got.rulesets[0]!.text, /oifname "rv90b8d0000002" jump inbound/);
+      assert.match(got.rulesets[0]!.text, /\n\t\tdrop\n\t\}/);
+      assert.match(got.rulesets[0]!.netnsText, /policy drop/);
     } finally {
       engine.stop();
       await store.close();

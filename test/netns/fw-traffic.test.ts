@@ -1,17 +1,22 @@
 /**
  * The firewall end to end with real traffic: instances are network namespaces on one
- * bridge; the controller's rules API compiles, the agent's feed client applies nftables
- * tables inside each namespace; TCP connections (node's net module inside `ip netns
- * exec`) show what passes. Nothing is restarted between rule changes.
+ * bridge (in a "hub" namespace standing for the node); the controller's rules API
+ * compiles, the agent's feed client applies the nftables tables; TCP connections (node's
+ * net module inside `ip netns exec`) show what passes. Nothing is restarted between rule
+ * changes. Run twice: with the tables on the instances' ports in the node's namespace
+ * (bridge-based backends; the instance cannot remove them), and inside each instance's
+ * namespace (backends without a node-side port).
  */
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { FwFeedClient, NftApplier, installedInstances } from '../../src/fw/applier.js';
-import { renderRuleset } from '../../src/fw/nft.js';
+import { renderNetnsRuleset, renderRuleset } from '../../src/fw/nft.js';
+import { tableName } from '../../src/fw/compile.js';
+import { hostPortName } from '../../src/net/ports.js';
 import { checkRuleset } from '../../src/fw/nft-check.js';
 import { tcpProbeProgram, tcpServersProgram } from '../helpers/datacenter.js';
-import { NODE_1, OWNER_A, OWNER_B, putNic, vm } from '../helpers/fw-fixtures.js';
+import { NODE_1, OWNER_A, OWNER_B, mac, putNic, vm } from '../helpers/fw-fixtures.js';
 import { startTestNapi, type TestNapi } from '../helpers/napi.js';
 import { NetnsLab, netnsSkipReason, run } from '../helpers/netns.js';
 
@@ -32,7 +37,8 @@ interface Inst {
 
 const skip = netnsSkipReason();
 
-describe('firewall in namespaces', { skip: skip || undefined }, () => {
+for (const placement of ['node', 'netns'] as const)
+describe(`firewall in namespaces (${placement} placement)`, { skip: skip || undefined }, () => {
   let lab: NetnsLab;
   let napi: TestNapi;
   let client: FwFeedClient;
@@ -41,7 +47,8 @@ describe('firewall in namespaces', { skip: skip || undefined }, () => {
   async function addInstance(name: string, n: number): Promise<Inst> {
     const ns = await lab.addNetns(name);
     const inside = lab.name(`i${n}`);
-    const outside = lab.name(`h${n}`);
+    // Node placement filters on ports named from the NIC's MAC, as the kernel backend names them.
+    const outside = placement === 'node' ? hostPortName(mac(n * 2)) : lab.name(`h${n}`);
     await lab.addVeth({ ns, name: inside }, { ns: hub, name: outside });
     await lab.ip(hub, 'link', 'set', outside, 'master', 'br0', 'up');
     const v4 = `10.77.0.${n}`;
@@ -59,6 +66,10 @@ describe('firewall in namespaces', { skip: skip || undefined }, () => {
     return inst;
   }
   let hub = '';
+  const hubPath = () => `/var/run/netns/${hub}`;
+  /** Where an instance's table lives: the node's namespace (bridge family) or its own (inet). */
+  const home = (i: Inst) => (placement === 'node' ? { ns: hub, family: 'bridge' } : { ns: i.ns, family: 'inet' });
+  const listTable = (i: Inst) => run('ip', ['netns', 'exec', home(i).ns, 'nft', 'list', 'table', home(i).family, tableName(i.uuid)]);
 
   async function probe(from: string, targets: Array<[string, number]>): Promise<string[]> {
     const out = await lab.exec(insts.get(from)!.ns, process.execPath, '-e', PROBE, JSON.stringify(targets));
@@ -89,9 +100,10 @@ describe('firewall in namespaces', { skip: skip || undefined }, () => {
   }
 
   before(async () => {
-    lab = new NetnsLab('fw');
+    lab = new NetnsLab(placement === 'node' ? 'fwn' : 'fw');
     hub = await lab.addNetns('hub');
-    await lab.ip(hub, 'link', 'add', 'br0', 'type', 'bridge');
+    // In a vnet's device group, as the kernel backend's bridges are (the state table's match).
+    await lab.ip(hub, 'link', 'add', 'br0', 'group', '0x72000001', 'type', 'bridge');
     await lab.ip(hub, 'link', 'set', 'br0', 'up');
     const names: Array<[string, number]> = [['db', 1], ['web', 2], ['other', 3], ['out', 4], ['cdb', 11], ['cweb', 12], ['cmisc', 13]];
     for (const [name, n] of names) await addInstance(name, n);
@@ -104,7 +116,9 @@ describe('firewall in namespaces', { skip: skip || undefined }, () => {
       await putNic(napi.store, n * 2 + 1, { instance: vm(n), ip: `fd77::${n}`, cn: NODE_1, owner });
     }
     const byUuid = new Map([...insts.values()].map((i) => [i.uuid, `/var/run/netns/${i.ns}`]));
-    client = new FwFeedClient({ controllerUrl: `http://127.0.0.1:${port}`, nodeUuid: NODE_1, resolveNetns: (u) => byUuid.get(u), waitMs: 1000, retryMs: 200 });
+    client = new FwFeedClient({
+      controllerUrl: `http://127.0.0.1:${port}`, nodeUuid: NODE_1, placement, nodeNetns: hubPath(), resolveNetns: (u) => byUuid.get(u), waitMs: 1000, retryMs: 200,
+    });
     client.start();
   });
 
@@ -159,6 +173,18 @@ describe('firewall in namespaces', { skip: skip || undefined }, () => {
     await settle();
     assert.deepEqual(await reach('web', [['db', 80]]), ['db:80 open']);
     assert.deepEqual(await reach('web', [['out', 80]]), ['out:80 blocked']);
+  });
+
+  it('an instance that flushes every nftables table in its own namespace is still blocked as its rules say', { skip: placement === 'netns' && 'in-namespace tables are the instance\'s to remove' }, async () => {
+    const before = [await reach('web', [['out', 80], ['db', 22], ['db', 80]]), await reach('other', [['db', 5432]])];
+    assert.deepEqual(before, [['out:80 blocked', 'db:22 blocked', 'db:80 open'], ['db:5432 blocked']]);
+    for (const name of ['web', 'db']) {
+      await lab.exec(insts.get(name)!.ns, 'nft', 'flush', 'ruleset');
+      assert.equal(await lab.exec(insts.get(name)!.ns, 'nft', 'list', 'ruleset'), '');
+    }
+    // Outbound (web's BLOCK tcp 80) and inbound (db's default and priority-5 BLOCK) still hold.
+    assert.deepEqual([await reach('web', [['out', 80], ['db', 22], ['db', 80]]), await reach('other', [['db', 5432]])], before);
+    assert.match(await listTable(insts.get('db')!), /chain inbound/);
   });
 
   it('tag rules follow tag changes', async () => {
@@ -219,27 +245,29 @@ describe('firewall in namespaces', { skip: skip || undefined }, () => {
   it('a ruleset nft rejects is reported and the previous one stays in force', async () => {
     const db = insts.get('db')!;
     const applier = new NftApplier();
-    const path = `/var/run/netns/${db.ns}`;
-    const before = await run('ip', ['netns', 'exec', db.ns, 'nft', 'list', 'table', 'inet', `rhumb_fw_${db.uuid.replace(/-/g, '')}`]);
-    const bad = renderRuleset(db.uuid, null).replace(/delete table.*\n/, '') + `table inet rhumb_fw_${db.uuid.replace(/-/g, '')} {\n\tchain input {\n\t\ttcp dport 70000 accept\n\t}\n}\n`;
+    const path = `/var/run/netns/${home(db).ns}`;
+    const before = await listTable(db);
+    const empty = placement === 'node' ? renderRuleset(db.uuid, null) : renderNetnsRuleset(db.uuid, null);
+    const bad = empty.replace(/delete table.*\n/, '') + `table ${home(db).family} ${tableName(db.uuid)} {\n\tchain input {\n\t\ttcp dport 70000 accept\n\t}\n}\n`;
     const res = await applier.apply(db.uuid, path, bad);
     assert.equal(res.ok, false);
     assert.match(res.error ?? '', /70000|out of range|Error/);
-    const afterText = await run('ip', ['netns', 'exec', db.ns, 'nft', 'list', 'table', 'inet', `rhumb_fw_${db.uuid.replace(/-/g, '')}`]);
-    assert.equal(afterText, before);
+    assert.equal(await listTable(db), before);
     const check = await checkRuleset(bad);
     assert.equal(check.ok, false);
-    assert.ok((await checkRuleset(renderRuleset(db.uuid, napi.fwEngine.policy(db.uuid)))).ok);
+    assert.ok((await checkRuleset(renderRuleset(db.uuid, napi.fwEngine.policy(db.uuid), [hostPortName(mac(2))]))).ok);
+    assert.ok((await checkRuleset(renderNetnsRuleset(db.uuid, napi.fwEngine.policy(db.uuid)))).ok);
     // Traffic still follows the old ruleset.
     assert.deepEqual(await reach('out', [['db', 22]]), ['db:22 open']);
   });
 
   it('disabling an instance\'s firewall removes its table', async () => {
     const db = insts.get('db')!;
-    assert.deepEqual(await installedInstances(`/var/run/netns/${db.ns}`), [db.uuid]);
+    const installed = () => installedInstances(`/var/run/netns/${home(db).ns}`, placement);
+    assert.ok((await installed()).includes(db.uuid));
     await register('db', { firewall_enabled: false });
     await settle();
-    assert.deepEqual(await installedInstances(`/var/run/netns/${db.ns}`), []);
+    assert.ok(!(await installed()).includes(db.uuid));
     assert.deepEqual(await reach('other', [['db', 5432]]), ['db:5432 open']);
   });
 });

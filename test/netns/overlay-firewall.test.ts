@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { STATE_FILE } from '../../src/agent/state.js';
 import { tableName } from '../../src/fw/compile.js';
+import { hostVethName } from '../../src/agent/plumbing/names.js';
 import {
   type DatacenterNode,
   ProcessOutput,
@@ -99,9 +100,12 @@ describe('firewall applied by the agents across the overlay', { skip, timeout: 1
     return (JSON.parse(out) as string[]).map((r, i) => `${ports[i]} ${r === 'open' ? 'open' : 'blocked'}`);
   }
 
-  /** db's firewall table as nft lists it in db's namespace ('' when there is none). */
+  /**
+   * db's firewall table as nft lists it ('' when there is none): in its node's namespace,
+   * on db's port (the kernel backend enforces outside the instance).
+   */
   async function dbTable(): Promise<string> {
-    return lab.exec(db.ns, 'nft', 'list', 'table', 'inet', tableName(db.uuid)).catch(() => '');
+    return lab.exec(db.node.ns, 'nft', 'list', 'table', 'bridge', tableName(db.uuid)).catch(() => '');
   }
 
   /**
@@ -178,9 +182,19 @@ describe('firewall applied by the agents across the overlay', { skip, timeout: 1
     ruleUuid = rule.uuid;
     await settled();
     assert.match(await dbTable(), /5432/);
+    assert.match(await dbTable(), new RegExp(`oifname "${hostVethName(db.mac)}" jump inbound`));
+    assert.equal(await lab.exec(db.ns, 'nft', 'list', 'tables'), '', 'nothing inside db\'s namespace');
     assert.deepEqual(await reach(PORTS), ['5432 open', '6000 blocked']);
     const metrics = String((await http(db.node.agent!.api, 'GET', '/metrics')).body);
     assert.match(metrics, /rhumb_fw_rulesets_applied_total\{[^}]*\} [1-9]/);
+  });
+
+  it('db flushing every nftables table in its own namespace changes nothing', async () => {
+    await lab.exec(db.ns, 'nft', 'flush', 'ruleset');
+    await lab.exec(db.ns, 'nft', 'add', 'table', 'inet', 'mine');
+    await lab.exec(db.ns, 'nft', 'flush', 'ruleset');
+    assert.deepEqual(await reach(PORTS), ['5432 open', '6000 blocked']);
+    assert.match(await dbTable(), /5432/);
   });
 
   it('a rule change takes effect without restarting anything', async () => {

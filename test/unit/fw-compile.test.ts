@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { mergeAddresses } from '../../src/fw/addr.js';
 import { PolicyWorld, setName, tableName } from '../../src/fw/compile.js';
-import { renderRuleset } from '../../src/fw/nft.js';
+import { MARK_ESTABLISHED, MARK_INVALID, STATE_TABLE, renderNetnsRuleset, renderRuleset, renderStateTable } from '../../src/fw/nft.js';
 import type { CompiledPolicy, PolicyEntry } from '../../src/fw/types.js';
 import { OWNER_A, OWNER_B, instance, policyRule, ruid, vm } from '../helpers/fw-fixtures.js';
 
@@ -69,7 +69,8 @@ describe('compiler semantics', () => {
     assert.equal(pol(w, 1).inbound.length, 1);
     assert.equal(w.compile(vm(5)), null);
     assert.equal(w.compile(vm(99)), null);
-    assert.equal(renderRuleset(vm(5), null), `table inet ${tableName(vm(5))}\ndelete table inet ${tableName(vm(5))}\n`);
+    assert.equal(renderRuleset(vm(5), null), `table bridge ${tableName(vm(5))}\ndelete table bridge ${tableName(vm(5))}\n`);
+    assert.equal(renderNetnsRuleset(vm(5), null), `table inet ${tableName(vm(5))}\ndelete table inet ${tableName(vm(5))}\n`);
   });
 
   it('orders by priority, then inbound ALLOW before BLOCK and outbound BLOCK before ALLOW', () => {
@@ -146,20 +147,58 @@ describe('compiler semantics', () => {
 });
 
 describe('nft text', () => {
-  it('is a complete atomic replacement with defaults, state, sets and comments', () => {
+  const PORTS = ['rv90b8d0000002', 'rv90b8d0000001'];
+  function twoRules(): PolicyWorld {
     const w = world();
     w.upsertRule(policyRule(ruid(1), 'FROM tag role = web TO tag role = db ALLOW tcp PORT 5432', { owner_uuid: OWNER_A, log: true }));
     w.upsertRule(policyRule(ruid(2), 'FROM tag role = db TO any BLOCK udp PORT 53 PRIORITY 2'));
-    const text = renderRuleset(vm(1), pol(w, 1));
+    w.upsertRule(policyRule(ruid(3), 'FROM tag role = db TO any ALLOW tcp PORT 80 PRIORITY 1'));
+    return w;
+  }
+
+  it('node-side form: a bridge table on the instance\'s ports, complete and atomic, with sets, defaults, state and comments', () => {
+    const text = renderRuleset(vm(1), pol(twoRules(), 1), PORTS);
     const t = tableName(vm(1));
     const set = setName(ruid(1), 'from', 'v4');
-    assert.ok(text.startsWith(`table inet ${t}\ndelete table inet ${t}\ntable inet ${t} {\n`));
+    assert.ok(text.startsWith(`table bridge ${t}\ndelete table bridge ${t}\ntable bridge ${t} {\n`));
     assert.ok(text.includes(`\tset ${set} {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { 10.0.0.2/31, 10.0.0.5 }\n\t}`));
+    // Frames from its ports meet its outbound chain, frames to them its inbound chain.
+    const ports = '{ "rv90b8d0000001", "rv90b8d0000002" }';
+    assert.ok(text.includes(`\tchain forward {\n\t\ttype filter hook forward priority 10; policy accept;\n\t\tiifname ${ports} jump outbound\n\t\toifname ${ports} jump inbound\n\t}`));
+    assert.ok(text.includes(`\tchain input {\n\t\ttype filter hook input priority 10; policy accept;\n\t\tiifname ${ports} jump outbound\n\t}`));
+    assert.ok(text.includes(`\tchain output {\n\t\ttype filter hook output priority 10; policy accept;\n\t\toifname ${ports} jump inbound\n\t}`));
+    // Default inbound drop (the chain's last statement), outbound allow (falls through).
+    assert.match(text, /\tchain inbound \{\n(?:\t\t.*\n)*\t\tdrop\n\t\}/);
+    assert.ok(text.includes(`meta mark & 0x${MARK_ESTABLISHED.toString(16)} == 0x${MARK_ESTABLISHED.toString(16)} accept`));
+    assert.ok(text.includes(`meta mark & 0x${MARK_INVALID.toString(16)} == 0x${MARK_INVALID.toString(16)} drop`));
+    assert.ok(text.includes(`ip saddr @${set} tcp dport 5432 log prefix "rhumb-fw 20000000 accept: " accept comment "rule ${ruid(1)}"`));
+    assert.ok(text.includes(`udp dport 53 drop comment "rule ${ruid(2)} priority 2"`));
+    // An outbound allow returns: a frame between two ports of the instance meets inbound too.
+    assert.ok(text.includes(`tcp dport 80 return comment "rule ${ruid(3)} priority 1"`));
+    assert.throws(() => renderRuleset(vm(1), pol(twoRules(), 1), ['rv"; flush ruleset']), /bad port name/);
+  });
+
+  it('in-namespace form: an inet table with the same entries in the same order', () => {
+    const p = pol(twoRules(), 1);
+    const text = renderNetnsRuleset(vm(1), p);
+    const t = tableName(vm(1));
+    assert.ok(text.startsWith(`table inet ${t}\ndelete table inet ${t}\ntable inet ${t} {\n`));
     assert.ok(text.includes('type filter hook input priority filter; policy drop;'));
     assert.ok(text.includes('type filter hook output priority filter; policy accept;'));
     assert.equal(text.match(/ct state established,related accept/g)?.length, 2);
-    assert.ok(text.includes(`ip saddr @${set} tcp dport 5432 log prefix "rhumb-fw 20000000 accept: " accept comment "rule ${ruid(1)}"`));
-    assert.ok(text.includes(`udp dport 53 drop comment "rule ${ruid(2)} priority 2"`));
+    const entries = (s: string) => s.split('\n').filter((l) => l.includes('comment "rule ')).map((l) => l.trim().replace(/ (accept|return|drop) comment/, ' VERDICT comment'));
+    assert.deepEqual(entries(renderRuleset(vm(1), p, PORTS)), entries(text));
+    assert.equal(entries(text).length, 3);
+  });
+
+  it('the node-wide state table copies conntrack state into mark bits for the overlay\'s devices only', () => {
+    const text = renderStateTable();
+    assert.ok(text.startsWith(`table inet ${STATE_TABLE}\ndelete table inet ${STATE_TABLE}\n`));
+    assert.ok(text.includes('iifgroup 0x72000000-0x72ffffff jump classify'));
+    assert.ok(text.includes('oifgroup 0x72000000-0x72ffffff jump classify'));
+    assert.ok(text.includes('meta mark set meta mark & 0xcfffffff\n'));
+    assert.ok(text.includes('ct state established,related meta mark set meta mark | 0x10000000'));
+    assert.ok(text.includes('ct state invalid meta mark set meta mark | 0x20000000'));
   });
 
   it('is deterministic whatever the insertion order', () => {

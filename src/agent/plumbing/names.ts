@@ -10,11 +10,11 @@
  * A vnet's devices (bridge, vxlan device, host veths) are also in one device group,
  * 0x72000000 + vnet, so that the last NIC's veth and the vnet's devices go in one request.
  */
-import { canonicalMac, macHex } from '../../net/addr.js';
+import { canonicalMac } from '../../net/addr.js';
+import { VNET_GROUP_BASE, hostPortName } from '../../net/ports.js';
 
 const VXLAN_PREFIX = 'rvx';
 const BRIDGE_PREFIX = 'rbr';
-const VETH_PREFIX = 'rv';
 
 export function assertVnet(vnet: number): void {
   if (!Number.isInteger(vnet) || vnet < 0 || vnet > 0xffffff) throw new RangeError(`vnet id must be a 24-bit integer, got ${vnet}`);
@@ -23,7 +23,7 @@ export function assertVnet(vnet: number): void {
 /** The device group of a vnet's bridge, vxlan device and host veths. */
 export function vnetGroup(vnet: number): number {
   assertVnet(vnet);
-  return 0x72000000 + vnet;
+  return VNET_GROUP_BASE + vnet;
 }
 
 export function vxlanName(vnet: number): string {
@@ -36,8 +36,9 @@ export function bridgeName(vnet: number): string {
   return `${BRIDGE_PREFIX}${vnet}`;
 }
 
+/** The host end of a NIC's veth (named in src/net: the firewall filters on it too). */
 export function hostVethName(mac: string): string {
-  return `${VETH_PREFIX}${macHex(mac)}`;
+  return hostPortName(mac);
 }
 
 export type OwnDevice = { kind: 'vxlan'; vnet: number } | { kind: 'bridge'; vnet: number } | { kind: 'veth'; mac: string };
