@@ -23,6 +23,7 @@ import { SvpStatus } from '../svp/codec.js';
 import type { ClientLogEntry, LogResult, LogRmResult, QueryOptions, Vl2Result, Vl3Result } from '../svp/client.js';
 import type { BackendMiss, DataplaneBackend, VnetEntries } from './backend.js';
 import { type UnderlayRouting, repointEntries } from './underlay-routing.js';
+import { UnderlayFollower, localIpv4Addresses } from './underlay-follow.js';
 import { ResolvingCache, type Vl2Mapping, type Vl3Mapping, vl2Key, vl3Key } from './cache.js';
 import { inNetns, ip as ipCmd, linkWithAddress } from './plumbing/iproute.js';
 import { canonicalMac } from '../net/addr.js';
@@ -52,6 +53,8 @@ export interface PeerProber {
 export interface AgentOptions {
   nodeUuid: string;
   underlayIp: string;
+  /** How often the node's own underlay address is checked for a change (ms, default 500). */
+  underlayFollowMs?: number;
   underlayDev?: string;
   napi: AgentNapi;
   svp: SvpLookups;
@@ -162,8 +165,12 @@ export class Agent {
   private readonly records = new Map<string, AttachmentRecord>();
   private fw: FwFeedClient | undefined;
   shootdownsApplied = 0;
+  /** The underlay address in use (follows the node's when it changes: ./underlay-follow.ts). */
+  private ownUnderlay: string;
+  private follower: UnderlayFollower | undefined;
 
   constructor(private readonly o: AgentOptions) {
+    this.ownUnderlay = o.underlayIp;
     this.log = o.logger ?? silentLogger();
     this.vl3 = new ResolvingCache<Vl3Mapping>({ negativeTtlMs: o.negativeTtlMs });
     this.vl2 = new ResolvingCache<Vl2Mapping>({ negativeTtlMs: o.negativeTtlMs });
@@ -182,7 +189,7 @@ export class Agent {
   }
 
   get underlayIp(): string {
-    return this.o.underlayIp;
+    return this.ownUnderlay;
   }
 
   // ---- start-up ------------------------------------------------------------------------
@@ -203,7 +210,7 @@ export class Agent {
     await this.o.routing?.init();
     const backendLog = this.log.child({ component: `backend-${this.o.backend.kind}` });
     await this.o.backend.start({
-      underlayIp: this.o.underlayIp,
+      underlayIp: this.ownUnderlay,
       underlayDev: this.o.underlayDev,
       ...(this.o.routing ? { path: this.o.routing.path() } : {}),
       onMiss: (m) => this.onMiss(m),
@@ -215,6 +222,15 @@ export class Agent {
     if (this.o.routing) await this.repoint();
     this.o.routing?.start(() => this.repoint());
     this.logLoop = this.runShootdowns();
+    this.follower = new UnderlayFollower({
+      localAddresses: localIpv4Addresses,
+      recorded: async () =>
+        (await this.o.napi.listNics({ belongs_to_uuid: this.o.nodeUuid, belongs_to_type: 'server' }, { fresh: true })).flatMap((n) => (n.underlay === true && n.ip ? [n.ip] : [])),
+      current: () => this.ownUnderlay,
+      move: (to) => this.moveUnderlay(to),
+      log: (msg) => this.log.info(msg),
+    });
+    this.follower.start(this.o.underlayFollowMs);
     if (this.o.firewall) {
       const placement = this.o.backend.firewallPlacement ?? 'netns';
       if (placement === 'node') {
@@ -274,23 +290,23 @@ export class Agent {
   async registerUnderlay(): Promise<'present' | 'created'> {
     const tag = this.o.underlayNicTag ?? 'sdc_underlay';
     const mine = await this.o.napi.listNics({ belongs_to_uuid: this.o.nodeUuid, belongs_to_type: 'server' });
-    if (mine.some((n) => n.underlay === true && n.ip === this.o.underlayIp)) return 'present';
+    if (mine.some((n) => n.underlay === true && n.ip === this.ownUnderlay)) return 'present';
     const nets = await this.o.napi.listNetworks({ nic_tag: tag });
-    const net = nets.find((n) => inSubnet(this.o.underlayIp, n.subnet));
-    if (!net) throw new Error(`no network with nic_tag ${tag} contains the underlay address ${this.o.underlayIp}`);
-    const link = await linkWithAddress(this.o.underlayIp);
-    if (!link?.address) throw new Error(`no interface here has the underlay address ${this.o.underlayIp}`);
+    const net = nets.find((n) => inSubnet(this.ownUnderlay, n.subnet));
+    if (!net) throw new Error(`no network with nic_tag ${tag} contains the underlay address ${this.ownUnderlay}`);
+    const link = await linkWithAddress(this.ownUnderlay);
+    if (!link?.address) throw new Error(`no interface here has the underlay address ${this.ownUnderlay}`);
     await this.o.napi.createNic({
       mac: link.address,
       owner_uuid: this.o.adminUuid,
       belongs_to_uuid: this.o.nodeUuid,
       belongs_to_type: 'server',
       network_uuid: net.uuid,
-      ip: this.o.underlayIp,
+      ip: this.ownUnderlay,
       cn_uuid: this.o.nodeUuid,
       underlay: true,
     });
-    this.log.info(`registered underlay NIC ${link.address} ${this.o.underlayIp} on ${net.name}`);
+    this.log.info(`registered underlay NIC ${link.address} ${this.ownUnderlay} on ${net.name}`);
     return 'created';
   }
 
@@ -298,8 +314,24 @@ export class Agent {
   private async peerUnderlays(): Promise<string[]> {
     const tag = this.o.underlayNicTag ?? 'sdc_underlay';
     const nics = await this.o.napi.listNics({ underlay: true, belongs_to_type: 'server' });
-    const underlays = nics.filter((n) => n.ip && n.ip !== this.o.underlayIp && (n.nic_tag === undefined || n.nic_tag === tag)).map((n) => n.ip!);
+    const underlays = nics.filter((n) => n.ip && n.ip !== this.ownUnderlay && (n.nic_tag === undefined || n.nic_tag === tag)).map((n) => n.ip!);
     return this.o.routing ? this.o.routing.sources(underlays) : underlays;
+  }
+
+  /**
+   * The node's underlay address changed (the API and its interface agree): VXLAN leaves
+   * from the new one and LOG_REQ names it. Peers' entries follow the controller's
+   * shootdowns. Not under encryption (the tunnel's addressing derives from it).
+   */
+  private async moveUnderlay(to: string): Promise<void> {
+    const mtu = (await linkWithAddress(to))?.mtu ?? 1500;
+    const routing = this.o.routing;
+    if (routing && !routing.moveUnderlay?.(to, mtu)) {
+      this.log.warn(`underlay address is now ${to}: not followed while the underlay is encrypted (restart the agent)`);
+      return;
+    }
+    await this.o.backend.setPath?.(routing ? routing.path() : { local: to, anyLocal: false, mtu });
+    this.ownUnderlay = to;
   }
 
   /** Where VXLAN for the node at this underlay address goes (undefined: nowhere it may). */
@@ -404,7 +436,7 @@ export class Agent {
   // ---- lookups -------------------------------------------------------------------------
 
   private isLocal(underlay: string): boolean {
-    return underlay === this.o.underlayIp;
+    return underlay === this.ownUnderlay;
   }
 
   private async lookupVl3(vnet: number, ip: string): Promise<Vl3Mapping | null> {
@@ -507,7 +539,7 @@ export class Agent {
     let backoff = 250;
     while (!this.closed) {
       try {
-        const r = await this.o.svp.logReq(this.o.underlayIp, 16 * 1024, { timeoutMs: this.o.logTimeoutMs ?? 30_000 });
+        const r = await this.o.svp.logReq(this.ownUnderlay, 16 * 1024, { timeoutMs: this.o.logTimeoutMs ?? 30_000 });
         if (this.closed) return;
         if (r.status !== SvpStatus.OK) {
           // FATAL: the controller does not know this underlay address (yet).
@@ -719,7 +751,7 @@ export class Agent {
   status(): Record<string, unknown> {
     return {
       node: this.o.nodeUuid,
-      underlay_ip: this.o.underlayIp,
+      underlay_ip: this.ownUnderlay,
       backend: this.o.backend.kind,
       vnets: this.o.backend.vnets(),
       nics: [...this.nics.values()],
@@ -735,6 +767,7 @@ export class Agent {
   /** Stops listening and polling; devices and entries stay (traffic keeps flowing). */
   async close(): Promise<void> {
     this.closed = true;
+    await this.follower?.stop();
     // Tables stay in the namespaces: the instances stay protected while the agent is down.
     await this.fw?.stop();
     await this.o.routing?.stop();

@@ -22,6 +22,8 @@ export interface UnderlayRouting {
   /** Addresses VXLAN from the nodes at these underlay addresses may arrive from. */
   sources(underlays: readonly string[]): string[];
   status(): Record<string, unknown>;
+  /** The node's underlay address moved: false when the routing cannot follow (encrypted). */
+  moveUnderlay?(ip: string, mtu: number): boolean;
 }
 
 /**

@@ -29,8 +29,10 @@
  * vlan alone re-puts the rows and sends a VL3 (the VL3 event carries the vlan).
  *
  * Underlay NICs (server NIC, underlay=true, on the underlay nic tag) define their
- * node's underlay address: put/delete ovl/ul/<belongs_to_uuid> {cn_uuid, ip, port}. No
- * events. Unlike upstream, a NIC that stops being an underlay NIC removes the record.
+ * node's underlay address: put/delete ovl/ul/<belongs_to_uuid> {cn_uuid, ip, port}.
+ * Unlike upstream, a NIC that stops being an underlay NIC removes the record, and a node
+ * whose recorded address changes or goes is shot down on every vnet it has fabric NICs
+ * on (deriveUnderlayMove: a VL2 per NIC, so any SVP client forgets where they were).
  *
  * Mappings are deleted outright (no tombstones).
  */
@@ -232,6 +234,44 @@ export function deriveOverlay(
   const log: LoggedEvents[] = [];
   for (const [vnet, list] of events) log.push({ id: newId(), entry: { vnet_id: vnet, created: now, events: list } });
   return { mappings, underlay, vnodes, log };
+}
+
+/** Whether replacing a node's underlay record `before` with `after` (undefined: deleted) moves it. */
+export function underlayMoved(before: UnderlayRecord | undefined, after: UnderlayRecord | undefined): boolean {
+  return before !== undefined && (after === undefined || after.ip !== before.ip || after.port !== before.port);
+}
+
+/**
+ * The shootdowns for a node whose underlay address changed or went (underlayMoved): peers
+ * cache, per MAC, the address of the node it lives on. One log entry per vnet the node
+ * has fabric NICs on, with a VL2 for each of them (at most `limit` events in all: the
+ * log's per-revision budget), so every node on those vnets forgets them and asks again.
+ * A write's store ops grow with the moved node's vnets, never with the number of peers.
+ */
+export function deriveUnderlayMove(
+  cn: string,
+  nics: ReadonlyArray<NicOverlayView>,
+  limit: number,
+  opts: DeriveOptions = {},
+): LoggedEvents[] {
+  const now = opts.now ?? new Date().toISOString();
+  const newId = opts.newId ?? (() => uuidv7());
+  const byVnet = new Map<number, Set<string>>();
+  for (const v of nics) {
+    const p = fabricPlacement(v);
+    if (!p || p.cn !== cn) continue;
+    let macs = byVnet.get(p.vnet);
+    if (!macs) byVnet.set(p.vnet, (macs = new Set()));
+    macs.add(p.mac);
+  }
+  const log: LoggedEvents[] = [];
+  let budget = limit;
+  for (const vnet of [...byVnet.keys()].sort((a, b) => a - b)) {
+    const events: LogEvent[] = [...byVnet.get(vnet)!].sort().slice(0, Math.max(0, budget)).map((mac) => ({ type: 'vl2', mac }));
+    budget -= events.length;
+    if (events.length > 0) log.push({ id: newId(), entry: { vnet_id: vnet, created: now, events } });
+  }
+  return log;
 }
 
 /**

@@ -8,7 +8,9 @@
  * never reads or writes a per-vnet counter: concurrent NIC writes on one vnet conflict
  * only when they change the same node's row. Who receives the entry's events follows
  * from its commit revision and the vnode rows' create revisions (src/overlay/log.ts), so
- * the write needs no consistent read of the vnet's node set.
+ * the write needs no consistent read of the vnet's node set. The one exception is rare by
+ * nature: a write that moves a node's underlay address also writes one log entry per
+ * vnet that node has NICs on (still nothing per peer node).
  */
 import type { Tx } from '../store/txn.js';
 import type { KeyValue } from '../store/types.js';
@@ -19,10 +21,13 @@ import {
   type OverlayDerivation,
   type VnodeRow,
   deriveOverlay,
+  deriveUnderlayMove,
   derivationOps,
   rowsTouched,
+  underlayMoved,
 } from './derive.js';
-import { type VnetNode, vnodeKey } from './keys.js';
+import { MAX_EVENTS_PER_REVISION } from './event-id.js';
+import { UNDERLAY_PREFIX, type UnderlayRecord, type VnetNode, underlayKey, vlogKey, vnodeKey } from './keys.js';
 
 /** A node's vnode row as read (a precondition of the commit); undefined when absent. */
 function vnodeRow(kv: KeyValue | undefined): VnodeRow | undefined {
@@ -41,6 +46,7 @@ export async function applyOverlayWrite(
   after: NicOverlayView | null,
   cfg: DeriveConfig,
   opts: DeriveOptions = {},
+  nodeNics?: NodeNics,
 ): Promise<OverlayDerivation> {
   const nodes = new Map<number, Map<string, VnodeRow>>();
   const rows = rowsTouched(before, after);
@@ -53,9 +59,39 @@ export async function applyOverlayWrite(
     if (row) m.set(cn, row);
   }
   const d = deriveOverlay(before, after, nodes, cfg, opts);
+  // The stored underlay records, read before this write's own ops are buffered.
+  const moves = d.underlay.length > 0 && nodeNics ? await underlayMoves(tx, d) : [];
   for (const op of derivationOps(d)) {
     if (op.type === 'put') tx.put(op.key, op.value);
     else tx.del(op.key);
   }
+  if (moves.length > 0) await shootUnderlayMoves(tx, d, moves, nodeNics!, opts);
   return d;
+}
+
+/** The fabric NICs placed on a node (the NAPI layer reads them through its cn index). */
+export type NodeNics = (tx: Tx, cn: string) => Promise<NicOverlayView[]>;
+
+/** The nodes whose underlay record the write changes or deletes (compared with what is stored). */
+async function underlayMoves(tx: Tx, d: OverlayDerivation): Promise<string[]> {
+  const moved: string[] = [];
+  for (const op of d.underlay) {
+    const cn = op.key.slice(UNDERLAY_PREFIX.length);
+    const after = op.type === 'put' && op.value !== undefined ? (JSON.parse(op.value) as UnderlayRecord) : undefined;
+    if (underlayMoved(await tx.getJson<UnderlayRecord>(underlayKey(cn)), after)) moved.push(cn);
+  }
+  return moved;
+}
+
+/** Shootdowns for the NICs of nodes whose underlay moved (deriveUnderlayMove), in the same transaction. */
+async function shootUnderlayMoves(tx: Tx, d: OverlayDerivation, moved: string[], nodeNics: NodeNics, opts: DeriveOptions): Promise<void> {
+  let budget = MAX_EVENTS_PER_REVISION - d.log.reduce((n, l) => n + l.entry.events.length, 0);
+  for (const cn of moved) {
+    const log = deriveUnderlayMove(cn, await nodeNics(tx, cn), budget, opts);
+    for (const l of log) {
+      budget -= l.entry.events.length;
+      tx.putJson(vlogKey(l.entry.vnet_id, l.id), l.entry);
+      d.log.push(l);
+    }
+  }
 }

@@ -220,3 +220,37 @@ test('underlay NICs define the node underlay record; other server NICs do not', 
   assert.deepEqual(await overlayKeys('ovl/ul/'), {});
   assert.deepEqual(await takeEvents(), {});
 });
+
+test('an underlay NIC whose address changes or goes shoots down its node\'s NICs on every vnet it shares (issue 21)', async () => {
+  const ul = await napi.call('POST', '/networks', {
+    name: 'underlay-move', nic_tag: 'sdc_underlay', vlan_id: 0, subnet: '172.21.0.0/24', provision_start_ip: '172.21.0.10', provision_end_ip: '172.21.0.100',
+  });
+  assert.equal(ul.status, 200, JSON.stringify(ul.body));
+  const a = await createFabricNic(VM(1), CN1);
+  const b1 = await createFabricNic(VM(2), CN2);
+  const b2 = await createFabricNic(VM(3), CN2);
+  let r = await napi.call('POST', `/networks/${ul.body.uuid}/nics`, { belongs_to_uuid: CN2, belongs_to_type: 'server', owner_uuid: ADMIN_UUID, underlay: true });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const ulMac = r.body.mac as string;
+  await takeEvents();
+  const vl2s = [b1.mac, b2.mac].sort().map((m): [string, string] => ['vl2', m]);
+
+  // The address changes: every node on the vnet (CN1; CN2 itself) forgets CN2's MACs.
+  r = await napi.call('PUT', `/nics/${ulMac}`, { ip: '172.21.0.50' });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.deepEqual(await takeEvents(), { [CN1]: vl2s, [CN2]: vl2s });
+  // One log entry for the vnet, whatever the number of peers.
+  const entries = (await napi.store.range({ prefix: `${VLOG_PREFIX}${vnet}/` })).kvs.map((kv) => JSON.parse(kv.value) as { events: unknown[] });
+  assert.ok(entries.some((e) => e.events.length === 2));
+
+  // A write that keeps the address: nothing.
+  r = await napi.call('PUT', `/nics/${ulMac}`, { state: 'running' });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.deepEqual(await takeEvents(), {});
+
+  // The underlay NIC goes: the node is unreachable, peers forget its NICs too.
+  assert.equal((await napi.call('DELETE', `/nics/${ulMac}`)).status, 204);
+  assert.deepEqual(await takeEvents(), { [CN1]: vl2s, [CN2]: vl2s });
+  for (const n of [a, b1, b2]) assert.equal((await napi.call('DELETE', `/nics/${n.mac}`)).status, 204);
+  await takeEvents();
+});

@@ -9,9 +9,11 @@ import {
   type NicOverlayView,
   type VnetNodes,
   deriveOverlay,
+  deriveUnderlayMove,
   derivationOps,
   fabricPlacement,
   rowsTouched,
+  underlayMoved,
   underlayOf,
 } from '../../src/overlay/derive.js';
 
@@ -233,4 +235,36 @@ test('the ops of a write do not depend on how many nodes are on the vnet; defaul
   const d = deriveOverlay(nic(), nic({ cn_uuid: CN_B }), nodes({ [CN_A]: 1, [CN_C]: 7 }), CFG);
   assert.equal(derivationOps(d).length, few.length);
   assert.match(d.log[0].id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+});
+
+test('a node whose underlay address changes or goes is moved; a new record or the same address is not', () => {
+  const rec = { cn_uuid: CN_B, ip: '198.18.0.2', port: 4789 };
+  assert.equal(underlayMoved(rec, { ...rec, ip: '198.18.0.12' }), true);
+  assert.equal(underlayMoved(rec, { ...rec, port: 4790 }), true);
+  assert.equal(underlayMoved(rec, undefined), true);
+  assert.equal(underlayMoved(rec, { ...rec }), false);
+  assert.equal(underlayMoved(undefined, rec), false);
+});
+
+test('an underlay move: one log entry per vnet of the node, a VL2 for each of its fabric NICs there', () => {
+  const NET2 = { ...NET, uuid: '22222222-2222-4222-8222-222222222222', vnet_id: 7 };
+  const nics = [
+    nic({ mac: '90:b8:d0:00:00:02', cn_uuid: CN_B }),
+    nic({ mac: '90:B8:D0:00:00:01', cn_uuid: CN_B }),
+    nic({ mac: '90:b8:d0:00:00:03', cn_uuid: CN_B, network: NET2 }),
+    // Not on the node, not a fabric NIC, no IP: nothing.
+    nic({ mac: '90:b8:d0:00:00:04', cn_uuid: CN_A }),
+    nic({ mac: '90:b8:d0:00:00:05', cn_uuid: CN_B, belongs_to_type: 'server' }),
+    nic({ mac: '90:b8:d0:00:00:06', cn_uuid: CN_B, ip: undefined }),
+  ];
+  assert.deepEqual(deriveUnderlayMove(CN_B, nics, 256, opts()), [
+    { id: 'id-001', entry: { vnet_id: 7, created: NOW, events: [{ type: 'vl2', mac: '90:b8:d0:00:00:03' }] } },
+    {
+      id: 'id-002',
+      entry: { vnet_id: 4242, created: NOW, events: [{ type: 'vl2', mac: '90:b8:d0:00:00:01' }, { type: 'vl2', mac: '90:b8:d0:00:00:02' }] },
+    },
+  ]);
+  // The revision's event budget bounds it; a node without fabric NICs writes nothing.
+  assert.deepEqual(deriveUnderlayMove(CN_B, nics, 2, opts()).map((l) => l.entry.events.length), [1, 1]);
+  assert.deepEqual(deriveUnderlayMove(CN_C, nics, 256, opts()), []);
 });

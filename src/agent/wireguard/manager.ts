@@ -126,6 +126,17 @@ export class EncryptionManager {
 
   // ---- what the agent asks -------------------------------------------------------------
 
+  /**
+   * The node's underlay address moved (./underlay-follow.ts): taken on in cleartext; under
+   * encryption the tunnel's address and peers' endpoints derive from it, so not (false).
+   */
+  moveUnderlay(ip: string, mtu: number): boolean {
+    if (this.mode !== 'none') return false;
+    this.o.underlayIp = ip;
+    this.ulMtu = mtu;
+    return true;
+  }
+
   /** Where VXLAN leaves from, and how much room the path below it leaves. */
   path(): UnderlayPath {
     if (this.mode === 'none') return { local: this.o.underlayIp, anyLocal: false, mtu: this.ulMtu };

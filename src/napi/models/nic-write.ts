@@ -17,7 +17,8 @@ import { allocateMac } from '../alloc/mac.js';
 import type { NapiConfig } from '../context.js';
 import { NIC_PREFIX, type NicIndex, ipKey, networkKey, nicIndexKey, nicIndexPrefix, nicKey } from '../keys.js';
 import type { Tx } from '../../store/txn.js';
-import { applyOverlayWrite } from '../../overlay/write.js';
+import { type NodeNics, applyOverlayWrite } from '../../overlay/write.js';
+import type { NicOverlayView } from '../../overlay/derive.js';
 import { releasedIp } from './ip.js';
 import { ALLOW_FLAGS, overlayView } from './nic.js';
 import {
@@ -98,6 +99,22 @@ async function releaseNicIp(tx: Tx, nic: NicRecord, now: string): Promise<void> 
 function overlayConfig(config: NapiConfig): { underlayNicTag: string } {
   return { underlayNicTag: config.overlay.underlayNicTag };
 }
+
+/** The NICs placed on a node, with their networks (an underlay move shoots them down). */
+const nodeNics: NodeNics = async (tx, cn) => {
+  const prefix = nicIndexPrefix('cn', cn);
+  const macs = (await tx.range({ prefix })).map((kv) => kv.key.slice(prefix.length));
+  const nics = await tx.getMany(macs.map((m) => nicKey(m)));
+  const networks = new Map<string, NetworkRecord | undefined>();
+  const out: NicOverlayView[] = [];
+  for (const kv of nics.values()) {
+    const nic = JSON.parse(kv.value) as NicRecord;
+    if (nic.network_uuid && !networks.has(nic.network_uuid)) networks.set(nic.network_uuid, await tx.getJson<NetworkRecord>(networkKey(nic.network_uuid)));
+    const view = overlayView(nic, nic.network_uuid ? networks.get(nic.network_uuid) : undefined);
+    if (view) out.push(view);
+  }
+  return out;
+};
 
 export interface NicWriteResult {
   nic: NicRecord;
@@ -193,7 +210,7 @@ export async function createNicTx(tx: Tx, config: NapiConfig, raw: Params, attem
   if (nic.primary) await clearOtherPrimaries(tx, nic, now);
   tx.putJson(nicKey(nic.mac), nic);
   writeIndexes(tx, undefined, nic);
-  await applyOverlayWrite(tx, null, overlayView(nic, network), overlayConfig(config), { now });
+  await applyOverlayWrite(tx, null, overlayView(nic, network), overlayConfig(config), { now }, nodeNics);
   return { nic, network };
 }
 
@@ -279,7 +296,7 @@ export async function updateNicTx(tx: Tx, config: NapiConfig, existing: NicRecor
   if (next.primary && (c.primary === true || c.belongs_to_uuid !== undefined)) await clearOtherPrimaries(tx, next, now);
   tx.putJson(nicKey(next.mac), next);
   writeIndexes(tx, existing, next);
-  await applyOverlayWrite(tx, overlayView(existing, currentNetwork), overlayView(next, network), overlayConfig(config), { now });
+  await applyOverlayWrite(tx, overlayView(existing, currentNetwork), overlayView(next, network), overlayConfig(config), { now }, nodeNics);
   return { nic: next, network };
 }
 
@@ -291,5 +308,5 @@ export async function deleteNicTx(tx: Tx, config: NapiConfig, existing: NicRecor
   await releaseNicIp(tx, existing, now);
   tx.del(nicKey(existing.mac));
   writeIndexes(tx, existing, undefined);
-  await applyOverlayWrite(tx, overlayView(existing, network), null, overlayConfig(config), { now });
+  await applyOverlayWrite(tx, overlayView(existing, network), null, overlayConfig(config), { now }, nodeNics);
 }
