@@ -11,6 +11,7 @@
         "native/src/nft.c",
         "native/src/napi_util.c",
         "native/src/netlink.c",
+        "native/src/nflog.c",
         "native/src/links.c",
         "native/src/links_work.c",
         "native/src/vxlan.c",

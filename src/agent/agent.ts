@@ -24,6 +24,8 @@ import type { ClientLogEntry, LogResult, LogRmResult, QueryOptions, Vl2Result, V
 import type { BackendMiss, DataplaneBackend, VnetEntries } from './backend.js';
 import { type UnderlayRouting, repointEntries } from './underlay-routing.js';
 import { UnderlayFollower, localIpv4Addresses } from './underlay-follow.js';
+import { FlowLog } from './flowlog.js';
+import { nativeNflogAvailable } from '../dataplane/nflog.js';
 import { ResolvingCache, type Vl2Mapping, type Vl3Mapping, vl2Key, vl3Key } from './cache.js';
 import { inNetns, ip as ipCmd, linkWithAddress } from './plumbing/iproute.js';
 import { canonicalMac } from '../net/addr.js';
@@ -78,7 +80,13 @@ export interface AgentOptions {
    */
   checkNetns?: (path: string) => Promise<string | undefined>;
   /** Apply the instances' firewall rulesets from the controller's feed (GET /fw/nodes/:node/rulesets). */
-  firewall?: { controllerUrl: string; waitMs?: number; retryMs?: number };
+  firewall?: {
+    controllerUrl: string;
+    waitMs?: number;
+    retryMs?: number;
+    /** Node-side placement: where logged rules' connections are written (./flowlog.ts), rotated past maxBytes. */
+    flowLog?: { path: string; maxBytes?: number };
+  };
   /** Called for each shootdown applied, with the time (Unix ms) it took effect. */
   onShootdownApplied?: (entry: ClientLogEntry, appliedAt: number) => void;
   /** The agent's logger (pino; the CLI's root logger); none: silent. */
@@ -108,6 +116,8 @@ export interface AttachedNic {
   network_uuid?: string;
   /** The instance the NIC belongs to (NAPI belongs_to_uuid). */
   belongs_to_uuid?: string;
+  /** Its owner (flow log records name it). */
+  owner_uuid?: string;
   /** Unknown only for a NIC adopted at restart without a (valid) state record. */
   netns?: string;
   ifname?: string;
@@ -168,6 +178,7 @@ export class Agent {
   /** The underlay address in use (follows the node's when it changes: ./underlay-follow.ts). */
   private ownUnderlay: string;
   private follower: UnderlayFollower | undefined;
+  private flowLog: FlowLog | undefined;
 
   constructor(private readonly o: AgentOptions) {
     this.ownUnderlay = o.underlayIp;
@@ -236,6 +247,7 @@ export class Agent {
       if (placement === 'node') {
         await ensureBridgeNetfilter((msg) => this.log.warn(msg));
         await this.removeNetnsFirewalls();
+        this.startFlowLog();
       }
       this.fw = new FwFeedClient({
         controllerUrl: this.o.firewall.controllerUrl,
@@ -259,6 +271,30 @@ export class Agent {
   netnsOfInstance(instanceUuid: string): string | undefined {
     for (const n of this.nics.values()) if (n.belongs_to_uuid === instanceUuid && n.netns) return n.netns;
     return undefined;
+  }
+
+  private startFlowLog(): void {
+    const cfg = this.o.firewall?.flowLog;
+    if (!cfg) return;
+    if (!nativeNflogAvailable()) {
+      this.log.warn('firewall: flow logs need the native addon (NFLOG); not collected');
+      return;
+    }
+    const flows = new FlowLog({
+      path: cfg.path,
+      node: this.o.nodeUuid,
+      ownerOf: (instance) => [...this.nics.values()].find((n) => n.belongs_to_uuid === instance && n.owner_uuid)?.owner_uuid,
+      ...(cfg.maxBytes !== undefined ? { maxBytes: cfg.maxBytes } : {}),
+      ...(this.o.registry ? { registry: this.o.registry } : {}),
+      log: (msg) => this.log.warn(msg),
+    });
+    try {
+      flows.start();
+      this.flowLog = flows;
+      this.log.info(`firewall: flow logs to ${cfg.path}`);
+    } catch (err) {
+      this.log.warn(`firewall: flow logs not collected: ${(err as Error).message}`);
+    }
   }
 
   /**
@@ -387,6 +423,7 @@ export class Agent {
           vlan: p.vlan,
           network_uuid: n.network_uuid,
           belongs_to_uuid: n.belongs_to_uuid,
+          owner_uuid: n.owner_uuid,
           ...(r ? { netns: r.netns, ifname: r.ifname } : {}),
         });
       } catch (err) {
@@ -683,6 +720,7 @@ export class Agent {
       vlan: p.vlan,
       network_uuid: nic.network_uuid,
       belongs_to_uuid: nic.belongs_to_uuid,
+      owner_uuid: nic.owner_uuid,
       netns: p.netns,
       ifname: p.ifname,
       mtu: p.mtu,
@@ -770,6 +808,7 @@ export class Agent {
     await this.follower?.stop();
     // Tables stay in the namespaces: the instances stay protected while the agent is down.
     await this.fw?.stop();
+    await this.flowLog?.close();
     await this.o.routing?.stop();
     this.o.backend.close();
     await Promise.race([this.logLoop, sleep(100)]);

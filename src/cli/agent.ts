@@ -14,6 +14,7 @@ import { Agent } from '../agent/agent.js';
 import { DEFAULT_AGENT_API, buildAgentApi } from '../agent/api.js';
 import { backendFactory, backendNames } from '../agent/backend.js';
 import '../agent/backends.js';
+import { DEFAULT_FLOW_LOG } from './fw-log.js';
 import { NapiClient } from '../agent/napi-client.js';
 import { Prober } from '../agent/probes.js';
 import { NodeReporter, ShootdownJournal, probeReport } from '../agent/report.js';
@@ -45,6 +46,8 @@ interface AgentFlags {
   /** `--no-offload LIST` gives the list; absent, commander leaves `true`. */
   offload: string | boolean;
   firewall: boolean;
+  flowLog: string;
+  flowLogMaxBytes: number;
   reportInterval: number;
   wireguardPort: number;
 }
@@ -120,7 +123,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     negativeTtlMs: flags.negativeTtl,
     prefetch: flags.prefetch,
     state: new AttachmentState(stateDir),
-    ...(flags.firewall ? { firewall: { controllerUrl: controller } } : {}),
+    ...(flags.firewall ? { firewall: { controllerUrl: controller, flowLog: { path: flags.flowLog, maxBytes: flags.flowLogMaxBytes } } } : {}),
     onShootdownApplied: (entry, appliedAt) => {
       journal.record(entry, appliedAt);
       reporter?.poke();
@@ -198,6 +201,8 @@ export function registerAgentCommands(program: Command): void {
     .option('--state-dir <dir>', 'where attachments survive restarts (default /var/lib/rhumb/agent-<node>)')
     .option('--no-offload <list>', 'userspace backend: offloads to leave off (tso,uso,gso,gro,coalesce,mmsg)')
     .option('--no-firewall', "don't apply the instances' firewall rulesets from the controller")
+    .option('--flow-log <path>', 'where connections of logged firewall rules are written (JSON lines; kernel backend)', DEFAULT_FLOW_LOG)
+    .option('--flow-log-max-bytes <n>', 'rotate the flow log past this size (keeps 3 older files)', parseIntArg(4096, 2 ** 40), 16 * 1024 * 1024)
     .option('--report-interval <ms>', 'how often probe results and applied shootdowns are reported to the controller (0: never)', parseIntArg(0, 600_000), 2000)
     .option('--wireguard-port <port>', 'UDP port of the WireGuard interface (encrypted underlay)', parseIntArg(1, 65535), DEFAULT_WIREGUARD_PORT)
     .action(runAgent);

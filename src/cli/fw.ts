@@ -7,9 +7,11 @@
  *   rhumb fw rules create --rule TEXT (--owner UUID | --global) [--enabled] [--log] [--description D]
  *   rhumb fw rules update UUID [--rule TEXT] [--enabled true|false] [--log true|false] [--description D]
  *   rhumb fw rules delete UUID
+ *   rhumb fw log [--file PATH] [--follow] [--instance UUID] [--rule UUID]   (./fw-log.ts)
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ApiError, type ClientIo, DEFAULT_API, NapiClient, formatList, formatObject } from './client.js';
+import { registerFwLog } from './fw-log.js';
 
 const defaultIo: ClientIo = {
   out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
@@ -73,7 +75,8 @@ export function formatExplanation(v: { allowed: boolean; summary: string; inboun
 }
 
 export function registerFwCommands(program: Command, io: ClientIo = defaultIo): void {
-  const fw = program.command('fw').description('cloud firewall: rules and explanations');
+  const fw = program.command('fw').description('cloud firewall: rules, explanations and flow logs');
+  registerFwLog(fw, io);
 
   fw.command('explain')
     .description('which rule decides whether traffic from an address reaches an instance, and why')

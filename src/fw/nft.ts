@@ -19,8 +19,8 @@
  */
 import { spawn } from 'node:child_process';
 import type { IcmpType } from './lang/index.js';
-import type { CompiledPolicy, PolicyEntry } from './types.js';
-import { tableName } from './compile.js';
+import type { CompiledPolicy, Direction, PolicyEntry } from './types.js';
+import { tableName, uuidHex } from './compile.js';
 import { VNET_GROUP_BASE, VNET_GROUP_LAST } from '../net/ports.js';
 
 /** IPv6 cannot work without neighbour discovery; the default inbound block keeps it. */
@@ -68,8 +68,37 @@ function protoMatches(e: PolicyEntry): string[] {
 export interface Verdicts {
   allow: string;
   block: string;
+  /** Node-side: a logged rule sends its matches to the node's NFLOG group, naming this instance. */
+  flowLogInstance?: string;
 }
 const PLAIN: Verdicts = { allow: 'accept', block: 'drop' };
+
+/** The NFLOG group of a node's logged rules (one per node namespace; the agent reads it). */
+export const FLOW_LOG_GROUP = 2701;
+
+/** What a logged rule's NFLOG prefix names (at most 80 characters; nft allows 127). */
+export interface FlowLogTag {
+  rule_uuid: string;
+  action: 'allow' | 'block';
+  direction: Direction;
+  instance: string;
+}
+
+const FLOW_PREFIX = 'rfw';
+const HEX32 = /^[0-9a-f]{32}$/;
+const dashed = (h: string): string => `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+
+export function flowLogPrefix(t: FlowLogTag): string {
+  return `${FLOW_PREFIX} ${uuidHex(t.rule_uuid)} ${t.action} ${t.direction} ${uuidHex(t.instance)}`;
+}
+
+/** The tag of a prefix flowLogPrefix made; undefined for anything else. */
+export function parseFlowLogPrefix(prefix: string): FlowLogTag | undefined {
+  const [tag, rule, action, direction, instance, ...rest] = prefix.trim().split(' ');
+  if (tag !== FLOW_PREFIX || rest.length > 0 || !rule || !instance || !HEX32.test(rule) || !HEX32.test(instance)) return undefined;
+  if ((action !== 'allow' && action !== 'block') || (direction !== 'in' && direction !== 'out')) return undefined;
+  return { rule_uuid: dashed(rule), action, direction, instance: dashed(instance) };
+}
 
 /** The nft lines for one entry (none when the peer has no addresses). */
 export function entryLines(e: PolicyEntry, verdicts: Verdicts = PLAIN): string[] {
@@ -82,7 +111,12 @@ export function entryLines(e: PolicyEntry, verdicts: Verdicts = PLAIN): string[]
   }
   const verdict = e.action === 'allow' ? verdicts.allow : verdicts.block;
   const word = e.action === 'allow' ? 'accept' : 'drop';
-  const log = e.log ? `log prefix "rhumb-fw ${e.rule_uuid.slice(0, 8)} ${word}: " ` : '';
+  const flow = verdicts.flowLogInstance;
+  const log = !e.log
+    ? ''
+    : flow !== undefined
+      ? `log prefix "${flowLogPrefix({ rule_uuid: e.rule_uuid, action: e.action, direction: e.direction, instance: flow })}" group ${FLOW_LOG_GROUP} `
+      : `log prefix "rhumb-fw ${e.rule_uuid.slice(0, 8)} ${word}: " `;
   const comment = ` comment "rule ${e.rule_uuid}${e.priority > 0 ? ` priority ${e.priority}` : ''}"`;
   const lines: string[] = [];
   for (const p of peers) {
@@ -226,14 +260,15 @@ function nodeTableBody(policy: CompiledPolicy, ports: readonly string[]): string
   out.push(`\t\t${established} accept`);
   out.push(`\t\tmeta mark & ${hex(MARK_INVALID)} == ${hex(MARK_INVALID)} drop`);
   out.push(`\t\ticmpv6 type { ${ND_TYPES} } accept`);
-  for (const e of policy.inbound) if (!e.noop) for (const l of entryLines(e)) out.push(`\t\t${l}`);
+  const flowLogInstance = policy.instance;
+  for (const e of policy.inbound) if (!e.noop) for (const l of entryLines(e, { ...PLAIN, flowLogInstance })) out.push(`\t\t${l}`);
   out.push('\t\tdrop');
   out.push('\t}');
   out.push('\tchain outbound {');
   out.push('\t\tmeta protocol != { ip, ip6 } return');
   out.push(`\t\t${established} return`);
   out.push(`\t\ticmpv6 type { ${ND_TYPES} } return`);
-  for (const e of policy.outbound) if (!e.noop) for (const l of entryLines(e, { allow: 'return', block: 'drop' })) out.push(`\t\t${l}`);
+  for (const e of policy.outbound) if (!e.noop) for (const l of entryLines(e, { allow: 'return', block: 'drop', flowLogInstance })) out.push(`\t\t${l}`);
   out.push('\t}');
   return out;
 }

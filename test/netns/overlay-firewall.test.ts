@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { randomInt, randomUUID } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { STATE_FILE } from '../../src/agent/state.js';
 import { tableName } from '../../src/fw/compile.js';
@@ -33,8 +34,8 @@ import {
   tcpProbeProgram,
   tcpServersProgram,
 } from '../helpers/datacenter.js';
-import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
-import { type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
+import { NetnsLab, netnsSkipReason, run } from '../helpers/netns.js';
+import { CLI, type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
 
 const skip = netnsSkipReason();
 const OWNER = 'aaaaaaaa-0000-4000-8000-0000000000f1';
@@ -75,9 +76,10 @@ describe('firewall applied by the agents across the overlay', { skip, timeout: 1
   let ruleUuid = '';
 
   const api = restClient(() => ctl!.restUrl);
+  const flowFile = (n: Node) => join(n.stateDir, 'fw-flows.jsonl');
 
   async function startAgent(n: Node): Promise<void> {
-    n.agent = await startAgentIn(lab, n, { controller: ctl!.restUrl, svp, stateDir: n.stateDir });
+    n.agent = await startAgentIn(lab, n, { controller: ctl!.restUrl, svp, stateDir: n.stateDir, extraArgs: ['--flow-log', flowFile(n)] });
   }
 
   async function stopAgent(n: Node): Promise<void> {
@@ -245,5 +247,37 @@ describe('firewall applied by the agents across the overlay', { skip, timeout: 1
     await api('PUT', `/rules/${ruleUuid}`, { rule: 'FROM tag role = web TO tag role = db ALLOW tcp PORT 5432' });
     await settled();
     assert.deepEqual(await reach(PORTS), ['5432 open', '6000 blocked']);
+  });
+
+  it('a logged rule\'s allowed and blocked connections are JSON lines with its rule uuid, and fw log --follow prints them', async () => {
+    await api('PUT', `/rules/${ruleUuid}`, { log: true });
+    const block = await api('POST', '/rules', { rule: 'FROM tag role = web TO tag role = db BLOCK tcp PORT 6000 PRIORITY 1', owner_uuid: OWNER, enabled: true, log: true });
+    await settled();
+    const file = flowFile(db.node);
+    const follower = spawn(process.execPath, [CLI, 'fw', 'log', '--follow', '--interval', '50', '--file', file, '--rule', ruleUuid]);
+    const followed = new ProcessOutput(follower);
+    try {
+      assert.deepEqual(await reach(PORTS), ['5432 open', '6000 blocked']);
+      type Line = Record<string, unknown>;
+      const lines = async (): Promise<Line[]> =>
+        (await readFile(file, 'utf8').catch(() => '')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line);
+      const want = (rule: string, action: string, port: number) => (l: Line) => l.rule === rule && l.action === action && l.dport === port;
+      await eventually(async () => (await lines()).some(want(ruleUuid, 'allow', 5432)) && (await lines()).some(want(block.uuid, 'block', 6000)), 10_000, 'both connections in the flow log');
+      const allowed = (await lines()).find(want(ruleUuid, 'allow', 5432))!;
+      assert.deepEqual(
+        { ...allowed, time: typeof allowed.time, sport: typeof allowed.sport },
+        { time: 'string', node: db.node.uuid, instance: db.uuid, owner: OWNER, rule: ruleUuid, action: 'allow', direction: 'in', protocol: 'tcp', src: web.ip, dst: db.ip, sport: 'number', dport: 5432 },
+      );
+      // --follow with --rule: the allowed connection, not the other rule's.
+      await followed.until(() => followed.lines.some((l) => l.includes('"dport":5432')), 10_000, 'fw log --follow');
+      assert.ok(followed.lines.every((l) => (JSON.parse(l) as Line).rule === ruleUuid));
+      const listed = await run(process.execPath, [CLI, 'fw', 'log', '--file', file, '--instance', db.uuid]);
+      assert.ok(listed.includes(`"rule":"${block.uuid}","action":"block"`), listed);
+      const metrics = String((await http(db.node.agent!.api, 'GET', '/metrics')).body);
+      assert.match(metrics, /rhumb_fw_flow_logs_total\{action="allow"[^}]*\} [1-9]/);
+      assert.match(metrics, /rhumb_fw_flow_logs_total\{action="block"[^}]*\} [1-9]/);
+    } finally {
+      follower.kill('SIGTERM');
+    }
   });
 });

@@ -6,8 +6,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { mergeAddresses } from '../../src/fw/addr.js';
-import { PolicyWorld, setName, tableName } from '../../src/fw/compile.js';
-import { MARK_ESTABLISHED, MARK_INVALID, STATE_TABLE, renderNetnsRuleset, renderRuleset, renderStateTable } from '../../src/fw/nft.js';
+import { PolicyWorld, setName, tableName, uuidHex } from '../../src/fw/compile.js';
+import {
+  FLOW_LOG_GROUP, MARK_ESTABLISHED, MARK_INVALID, STATE_TABLE, parseFlowLogPrefix, renderNetnsRuleset, renderRuleset, renderStateTable,
+} from '../../src/fw/nft.js';
 import type { CompiledPolicy, PolicyEntry } from '../../src/fw/types.js';
 import { OWNER_A, OWNER_B, instance, policyRule, ruid, vm } from '../helpers/fw-fixtures.js';
 
@@ -171,7 +173,12 @@ describe('nft text', () => {
     assert.match(text, /\tchain inbound \{\n(?:\t\t.*\n)*\t\tdrop\n\t\}/);
     assert.ok(text.includes(`meta mark & 0x${MARK_ESTABLISHED.toString(16)} == 0x${MARK_ESTABLISHED.toString(16)} accept`));
     assert.ok(text.includes(`meta mark & 0x${MARK_INVALID.toString(16)} == 0x${MARK_INVALID.toString(16)} drop`));
-    assert.ok(text.includes(`ip saddr @${set} tcp dport 5432 log prefix "rhumb-fw 20000000 accept: " accept comment "rule ${ruid(1)}"`));
+    // A logged rule sends its matches to the node's NFLOG group, naming rule, action, direction and instance.
+    const tag = `rfw ${uuidHex(ruid(1))} allow in ${uuidHex(vm(1))}`;
+    assert.ok(text.includes(`ip saddr @${set} tcp dport 5432 log prefix "${tag}" group ${FLOW_LOG_GROUP} accept comment "rule ${ruid(1)}"`));
+    assert.deepEqual(parseFlowLogPrefix(tag), { rule_uuid: ruid(1), action: 'allow', direction: 'in', instance: vm(1) });
+    assert.equal(parseFlowLogPrefix(`${tag} x`), undefined);
+    assert.equal(parseFlowLogPrefix('rhumb-fw 20000000 accept: '), undefined);
     assert.ok(text.includes(`udp dport 53 drop comment "rule ${ruid(2)} priority 2"`));
     // An outbound allow returns: a frame between two ports of the instance meets inbound too.
     assert.ok(text.includes(`tcp dport 80 return comment "rule ${ruid(3)} priority 1"`));
@@ -186,7 +193,9 @@ describe('nft text', () => {
     assert.ok(text.includes('type filter hook input priority filter; policy drop;'));
     assert.ok(text.includes('type filter hook output priority filter; policy accept;'));
     assert.equal(text.match(/ct state established,related accept/g)?.length, 2);
-    const entries = (s: string) => s.split('\n').filter((l) => l.includes('comment "rule ')).map((l) => l.trim().replace(/ (accept|return|drop) comment/, ' VERDICT comment'));
+    assert.ok(text.includes('log prefix "rhumb-fw 20000000 accept: " accept'));
+    const entries = (s: string) =>
+      s.split('\n').filter((l) => l.includes('comment "rule ')).map((l) => l.trim().replace(/log prefix "[^"]*" (group \d+ )?/, 'LOG ').replace(/ (accept|return|drop) comment/, ' VERDICT comment'));
     assert.deepEqual(entries(renderRuleset(vm(1), p, PORTS)), entries(text));
     assert.equal(entries(text).length, 3);
   });
