@@ -11,8 +11,10 @@
  * - one-rule change: recompile + render of just the affected instances (median of runs),
  *   and the same for one instance's tag change;
  * - ruleset size per instance (bytes, lines);
- * - apply time per instance: a sample of rulesets applied with `nft -f` into a throwaway
- *   network namespace (root only; skipped otherwise), plus one `nft -c` of the sample.
+ * - apply time per instance: a sample of rulesets applied into a throwaway network
+ *   namespace (root only; skipped otherwise), in both forms: node-side (the bridge table on
+ *   the instance's port, after the node-wide state table: what the kernel backend loads)
+ *   and in-namespace (the userspace backend's); plus one `nft -c` of the node-side sample.
  * Prints a table and writes bench/results/fw-compile.json (fw-compile.quick.json).
  */
 import { execFileSync } from 'node:child_process';
@@ -23,7 +25,7 @@ import Table from 'cli-table3';
 import { PolicyWorld } from '../../src/fw/compile.js';
 import { parseRule, serialize } from '../../src/fw/lang/index.js';
 import { NftApplier } from '../../src/fw/applier.js';
-import { renderRuleset } from '../../src/fw/nft.js';
+import { renderNetnsRuleset, renderRuleset, renderStateTable } from '../../src/fw/nft.js';
 import { checkRuleset } from '../../src/fw/nft-check.js';
 import type { InstanceView, PolicyRule } from '../../src/fw/types.js';
 import { FwEngine } from '../../src/fw/push.js';
@@ -133,7 +135,9 @@ const compileMs = ms(t);
 
 t = process.hrtime.bigint();
 const texts = new Map<string, string>();
-for (const [uuid, p] of compiled) texts.set(uuid, renderRuleset(uuid, p));
+// Each instance's port, as the kernel backend names the host end of its veth.
+const portOf = (uuid: string) => `rv${uuid.slice(-12)}`;
+for (const [uuid, p] of compiled) texts.set(uuid, renderRuleset(uuid, p, [portOf(uuid)]));
 const renderMs = ms(t);
 
 const withTable = [...compiled].filter(([, p]) => p !== null).map(([u]) => u);
@@ -150,7 +154,7 @@ for (let k = 0; k < CHANGE_RUNS; k++) {
   const changed = policyRule(r.stored.uuid, r.model.protocol.name === 'tcp' || r.model.protocol.name === 'udp' ? r.stored.rule.replace(/PORT(S?) (\d+)/, (_m, s, p) => `PORT${s} ${Number(p) + 1}`) : r.stored.rule, r.stored.owner_uuid);
   const start = process.hrtime.bigint();
   const affected = world.upsertRule(changed);
-  for (const [uuid, p] of world.compileMany(affected)) texts.set(uuid, renderRuleset(uuid, p));
+  for (const [uuid, p] of world.compileMany(affected)) texts.set(uuid, renderRuleset(uuid, p, [portOf(uuid)]));
   ruleChange.push(ms(start));
   ruleAffected.push(affected.size);
 }
@@ -162,7 +166,7 @@ for (let k = 0; k < CHANGE_RUNS; k++) {
   const inst = world.getInstance(instances[(k * 97) % instances.length]!.uuid)!;
   const start = process.hrtime.bigint();
   const affected = world.upsertInstance({ ...inst, tags: { ...inst.tags, role: pick(ROLES) } });
-  for (const [uuid, p] of world.compileMany(affected)) texts.set(uuid, renderRuleset(uuid, p));
+  for (const [uuid, p] of world.compileMany(affected)) texts.set(uuid, renderRuleset(uuid, p, [portOf(uuid)]));
   tagChange.push(ms(start));
   tagAffected.push(affected.size);
 }
@@ -201,7 +205,8 @@ engine.stop();
 await store.close();
 
 // Apply time per instance: a sample (including the largest ruleset) into a throwaway netns.
-interface ApplyStats { samples: number; p50_ms: number; p99_ms: number; max_ms: number; largest_bytes: number; largest_ms: number; check_ms: number }
+interface FormStats { p50_ms: number; p99_ms: number; max_ms: number; largest_bytes: number; largest_ms: number }
+interface ApplyStats { samples: number; node_side: FormStats; in_namespace: FormStats; check_ms: number }
 let apply: ApplyStats | { skipped: string };
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 if (!isRoot) apply = { skipped: 'needs root' };
@@ -217,33 +222,33 @@ else {
   process.once('exit', cleanup);
   try {
     execFileSync('ip', ['netns', 'add', ns]);
-    const applier = new NftApplier();
+    const path = `/var/run/netns/${ns}`;
     const order = [...withTable].sort((a, b) => Buffer.byteLength(texts.get(b)!) - Buffer.byteLength(texts.get(a)!));
     const largest = order[0]!;
     const sample = [largest, ...Array.from({ length: APPLY_SAMPLES - 1 }, (_, i) => withTable[Math.floor((i * withTable.length) / APPLY_SAMPLES)]!)];
-    const times: number[] = [];
-    let largestMs = 0;
-    for (const uuid of sample) {
-      const start = process.hrtime.bigint();
-      const res = await applier.apply(uuid, `/var/run/netns/${ns}`, texts.get(uuid)!);
-      const took = ms(start);
-      if (!res.ok) throw new Error(`apply failed for ${uuid}: ${res.error}`);
-      if (uuid === largest) largestMs = took;
-      times.push(took);
-    }
+    const measure = async (textOf: (uuid: string) => string): Promise<FormStats> => {
+      const applier = new NftApplier();
+      const times: number[] = [];
+      let largestMs = 0;
+      for (const uuid of sample) {
+        const start = process.hrtime.bigint();
+        const res = await applier.apply(uuid, path, textOf(uuid));
+        const took = ms(start);
+        if (!res.ok) throw new Error(`apply failed for ${uuid}: ${res.error}`);
+        if (uuid === largest) largestMs = took;
+        times.push(took);
+      }
+      return { p50_ms: pct(times, 50), p99_ms: pct(times, 99), max_ms: Math.max(...times), largest_bytes: Buffer.byteLength(textOf(largest)), largest_ms: largestMs };
+    };
+    const stateOk = await new NftApplier().apply('(state)', path, renderStateTable());
+    if (!stateOk.ok) throw new Error(`state table: ${stateOk.error}`);
+    const nodeSide = await measure((u) => texts.get(u)!);
+    const inNamespace = await measure((u) => renderNetnsRuleset(u, compiled.get(u) ?? null));
     const cstart = process.hrtime.bigint();
     const check = await checkRuleset(sample.map((u) => texts.get(u)!).join(''));
     const checkMs = ms(cstart);
     if (!check.ok) throw new Error(`nft -c rejected the sample: ${check.error}`);
-    apply = {
-      samples: sample.length,
-      p50_ms: pct(times, 50),
-      p99_ms: pct(times, 99),
-      max_ms: Math.max(...times),
-      largest_bytes: Buffer.byteLength(texts.get(largest)!),
-      largest_ms: largestMs,
-      check_ms: checkMs,
-    };
+    apply = { samples: sample.length, node_side: nodeSide, in_namespace: inNamespace, check_ms: checkMs };
   } finally {
     cleanup();
   }
@@ -291,8 +296,10 @@ table.push(
 if ('skipped' in apply) table.push(['apply per instance', `skipped (${apply.skipped})`]);
 else {
   table.push(
-    ['apply per instance p50 / p99 / max', `${f(apply.p50_ms)} / ${f(apply.p99_ms)} / ${f(apply.max_ms)} ms (${apply.samples} samples, nft -f via nsenter)`],
-    ['apply largest ruleset', `${apply.largest_bytes} bytes in ${f(apply.largest_ms)} ms`],
+    ['node-side apply per instance p50 / p99 / max', `${f(apply.node_side.p50_ms)} / ${f(apply.node_side.p99_ms)} / ${f(apply.node_side.max_ms)} ms (${apply.samples} samples)`],
+    ['node-side apply, largest ruleset', `${apply.node_side.largest_bytes} bytes in ${f(apply.node_side.largest_ms)} ms`],
+    ['in-namespace apply per instance p50 / p99 / max', `${f(apply.in_namespace.p50_ms)} / ${f(apply.in_namespace.p99_ms)} / ${f(apply.in_namespace.max_ms)} ms`],
+    ['in-namespace apply, largest ruleset', `${apply.in_namespace.largest_bytes} bytes in ${f(apply.in_namespace.largest_ms)} ms`],
     ['nft -c of the whole sample', `${f(apply.check_ms)} ms`],
   );
 }
