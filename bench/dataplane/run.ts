@@ -9,6 +9,9 @@
  *                     namespace itself (the ceiling: no bridge, no veth)
  *   kernel-backend    rhumb's kernel backend layout (vxlan + bridge + veth into the instance,
  *                     the exact `ip` lines of src/agent/kernel/vnet.ts and plumbing/nic.ts), entries static
+ *   kernel-backend-fw100  the same with both instances firewalled on the node side as the
+ *                     agent does it (conntrack zones, the state table, each instance's bridge
+ *                     table on its port) under a 100-rule policy whose last rule admits iperf3
  *   userspace-nooff   rhumb's native fast path, every offload off (one frame per read/write,
  *                     no batching either: mmsg off)
  *   userspace-mmsg    fast path with recvmmsg/sendmmsg batching, offloads off
@@ -37,6 +40,12 @@ import type { Offload } from '../../src/dataplane/fastpath.js';
 import { hostSideCommands, instanceCommands } from '../../src/agent/plumbing/nic.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/agent/wireguard/keys.js';
 import { vnetCommands } from '../../src/agent/kernel/vnet.js';
+import { hostVethName } from '../../src/agent/plumbing/names.js';
+import { renderConntrackZones } from '../../src/agent/plumbing/portfilter.js';
+import { loadNft } from '../../src/fw/applier.js';
+import { PolicyWorld } from '../../src/fw/compile.js';
+import { parseRule, serialize } from '../../src/fw/lang/index.js';
+import { renderRuleset, renderStateTable } from '../../src/fw/nft.js';
 import { NetnsLab, netnsSkipReason, underlayAddr } from '../../test/helpers/netns.js';
 import { type FastPathNode, startFastPathNode } from '../../test/netns/fastpath-harness.js';
 
@@ -158,8 +167,8 @@ async function ipBatchIn(lab: NetnsLab, ns: string, lines: string[]): Promise<vo
   for (const l of lines) await lab.ip(ns, ...l.split(' '));
 }
 
-async function kernelBackendLayout(): Promise<Setup> {
-  const { lab, node, ul } = await underlay('bkb');
+async function kernelBackendLayout(tag = 'bkb'): Promise<Setup> {
+  const { lab, node, ul } = await underlay(tag);
   const inst: [string, string] = [await lab.addNetns('i'), await lab.addNetns('j')];
   for (const i of [0, 1] as const) {
     const o = 1 - i;
@@ -175,6 +184,32 @@ async function kernelBackendLayout(): Promise<Setup> {
     await lab.ip(inst[i], 'neigh', 'replace', IP[o], 'lladdr', MAC[o], 'dev', 'eth0', 'nud', 'permanent');
   }
   return { lab, node, inst, stop: () => lab.cleanup() };
+}
+
+/** 100 rules on each instance: 99 that never match iperf3 (other ports), then its port. */
+async function kernelBackendFirewall(): Promise<Setup> {
+  const s = await kernelBackendLayout('bkf');
+  const owner = 'aaaaaaaa-0000-4000-8000-00000000be01';
+  const uuids = ['b0000000-0000-4000-8000-000000000001', 'b0000000-0000-4000-8000-000000000002'] as const;
+  const world = new PolicyWorld();
+  for (const i of [0, 1] as const) world.upsertInstance({ uuid: uuids[i], owner_uuid: owner, tags: { role: 'bench' }, firewall_enabled: true, addresses: [IP[i]], nodes: [] });
+  const texts = [
+    ...Array.from({ length: 97 }, (_, k) => `FROM tag role = bench TO tag role = bench ALLOW tcp PORT ${10_000 + k}`),
+    'FROM any TO tag role = bench BLOCK udp PORT 9999 PRIORITY 1',
+    'FROM tag role = bench TO tag role = bench ALLOW tcp PORT 5201',
+    'FROM tag role = bench TO tag role = bench ALLOW udp PORT 5201',
+  ];
+  texts.forEach((text, k) => {
+    const model = parseRule(text);
+    const uuid = `c0000000-0000-4000-8000-${k.toString(16).padStart(12, '0')}`;
+    world.upsertRule({ stored: { uuid, rule: serialize(model), enabled: true, log: false, version: '1', owner_uuid: owner }, model });
+  });
+  for (const i of [0, 1] as const) {
+    const text = renderConntrackZones([VNET]) + renderStateTable() + renderRuleset(uuids[i], world.compile(uuids[i]), [hostVethName(MAC[i])]);
+    const error = await loadNft(`/run/netns/${s.node[i]}`, text);
+    if (error !== undefined) throw new Error(`firewall on ${s.node[i]}: ${error}`);
+  }
+  return s;
 }
 
 async function userspace(tag: string, disable: Offload[], encrypted = false): Promise<Setup> {
@@ -273,7 +308,8 @@ async function main(): Promise<void> {
   const results: Result[] = [];
   const plan: Array<[string, () => Promise<Setup>]> = [
     ['kernel-vxlan', kernelVxlan],
-    ['kernel-backend', kernelBackendLayout],
+    ['kernel-backend', () => kernelBackendLayout()],
+    ['kernel-backend-fw100', kernelBackendFirewall],
     ['userspace-nooff', () => userspace('bun', ['tso', 'uso', 'gso', 'gro', 'coalesce', 'mmsg'])],
     ['userspace-mmsg', () => userspace('bum', ['tso', 'uso', 'gso', 'gro', 'coalesce'])],
     ['userspace', () => userspace('buo', [])],

@@ -58,7 +58,7 @@ test('plumbingFor turns a NAPI NIC into address, prefix, MTU, gateway and routes
   });
   assert.deepEqual(vnetCommands({ vnet: 6568847, underlayIp: '198.18.0.1', underlayDev: 'ul0', mtu: 1450 }), [
     'link add rvx6568847 mtu 1450 type vxlan id 6568847 dstport 4789 local 198.18.0.1 dev ul0 nolearning proxy l2miss l3miss',
-    'link add name rbr6568847 mtu 1450 type bridge',
+    'link add name rbr6568847 mtu 1450 group 0x72643b8f type bridge',
     'link set rvx6568847 master rbr6568847',
     'link set rvx6568847 up',
     'link set rbr6568847 up',

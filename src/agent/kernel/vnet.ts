@@ -68,9 +68,11 @@ export function vnetCommands(spec: VnetDeviceSpec): string[] {
   const vx = vxlanName(spec.vnet);
   const br = bridgeName(spec.vnet);
   const dev = spec.underlayDev ? ` dev ${spec.underlayDev}` : '';
+  // In the vnet's device group, as natively: the firewall's conntrack zones and state marks match on it.
+  const group = `0x${vnetGroup(spec.vnet).toString(16)}`;
   return [
     `link add ${vx} mtu ${spec.mtu} type vxlan id ${spec.vnet} dstport ${spec.dstport ?? VXLAN_DSTPORT} local ${spec.underlayIp}${dev} nolearning proxy l2miss l3miss`,
-    `link add name ${br} mtu ${spec.mtu} type bridge`,
+    `link add name ${br} mtu ${spec.mtu} group ${group} type bridge`,
     `link set ${vx} master ${br}`,
     `link set ${vx} up`,
     `link set ${br} up`,
