@@ -10,7 +10,7 @@
  *   kernel-backend    rhumb's kernel backend layout (vxlan + bridge + veth into the instance,
  *                     the exact `ip` lines of src/agent/kernel/vnet.ts and plumbing/nic.ts), entries static
  *   kernel-backend-fw100  the same with both instances firewalled on the node side as the
- *                     agent does it (conntrack zones, the state table, each instance's bridge
+ *                     agent does it (the node-wide state table, each instance's bridge
  *                     table on its port) under a 100-rule policy whose last rule admits iperf3
  *   userspace-nooff   rhumb's native fast path, every offload off (one frame per read/write,
  *                     no batching either: mmsg off)
@@ -41,7 +41,6 @@ import { hostSideCommands, instanceCommands } from '../../src/agent/plumbing/nic
 import { generatePrivateKey, publicKeyOf } from '../../src/agent/wireguard/keys.js';
 import { vnetCommands } from '../../src/agent/kernel/vnet.js';
 import { hostVethName } from '../../src/agent/plumbing/names.js';
-import { renderConntrackZones } from '../../src/agent/plumbing/portfilter.js';
 import { loadNft } from '../../src/fw/applier.js';
 import { PolicyWorld } from '../../src/fw/compile.js';
 import { parseRule, serialize } from '../../src/fw/lang/index.js';
@@ -205,7 +204,7 @@ async function kernelBackendFirewall(): Promise<Setup> {
     world.upsertRule({ stored: { uuid, rule: serialize(model), enabled: true, log: false, version: '1', owner_uuid: owner }, model });
   });
   for (const i of [0, 1] as const) {
-    const text = renderConntrackZones([VNET]) + renderStateTable() + renderRuleset(uuids[i], world.compile(uuids[i]), [hostVethName(MAC[i])]);
+    const text = renderStateTable() + renderRuleset(uuids[i], world.compile(uuids[i]), [hostVethName(MAC[i])]);
     const error = await loadNft(`/run/netns/${s.node[i]}`, text);
     if (error !== undefined) throw new Error(`firewall on ${s.node[i]}: ${error}`);
   }

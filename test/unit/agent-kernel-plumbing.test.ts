@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { garpFrame } from '../../src/agent/plumbing/garp.js';
-import { conntrackZone, renderConntrackZones, renderPortFilter } from '../../src/agent/plumbing/portfilter.js';
+import { renderPortFilter } from '../../src/agent/plumbing/portfilter.js';
 import { bridgeName, hostVethName, parseDeviceName, vxlanName } from '../../src/agent/plumbing/names.js';
 import { canonicalMac } from '../../src/net/addr.js';
 import { type NicPlumbing, PlumbingError, hostSideCommands, hostVeth, instanceCommands, instanceConfig, plumbingFor } from '../../src/agent/plumbing/nic.js';
@@ -252,29 +252,4 @@ test('the command builders refuse a hand-made plumbing with unsafe fields (defen
   }
   assert.throws(() => renderPortFilter([{ mac: '90:b8:d0:00:00:01', ip: '10.0.0.1 } accept; drop', vnet: 7, vlan: 5 }]), /port filter/);
   assert.throws(() => renderPortFilter([{ mac: '90:b8:d0:00:00:01 accept', ip: '10.0.0.1', vnet: 7, vlan: 5 }]), /port filter/);
-});
-
-test('conntrack zones: each vnet\'s device group gets its own zone (never 0), for bridged and local traffic', () => {
-  const text = renderConntrackZones([70000, 7, 7]);
-  assert.equal(conntrackZone(7), 8);
-  assert.equal(conntrackZone(65535), 1);
-  assert.equal(
-    text,
-    [
-      'table inet rhumb_ct_zones',
-      'delete table inet rhumb_ct_zones',
-      'table inet rhumb_ct_zones {',
-      '  chain prerouting {',
-      '    type filter hook prerouting priority raw; policy accept;',
-      '    ct zone set iifgroup map { 0x72000007 : 8, 0x72011170 : 4466 }',
-      '  }',
-      '  chain output {',
-      '    type filter hook output priority raw; policy accept;',
-      '    ct zone set oifgroup map { 0x72000007 : 8, 0x72011170 : 4466 }',
-      '  }',
-      '}',
-      '',
-    ].join('\n'),
-  );
-  assert.doesNotMatch(renderConntrackZones([]), /ct zone/);
 });

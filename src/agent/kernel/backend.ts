@@ -12,7 +12,7 @@ import { type MissEvent, Rtnetlink } from '../../dataplane/netlink.js';
 import { SerialQueue } from '../serial.js';
 import { type BackendStartOptions, type DataplaneBackend, type UnderlayPath, type VnetEntries, registerBackend } from '../backend.js';
 import { sendGarp } from '../plumbing/garp.js';
-import { type PortPolicy, renderConntrackZones, renderPortFilter } from '../plumbing/portfilter.js';
+import { type PortPolicy, renderPortFilter } from '../plumbing/portfilter.js';
 import { bridgeName, hostVethName, parseDeviceName, vxlanName } from '../plumbing/names.js';
 import { canonicalMac } from '../../net/addr.js';
 import { type NicPlumbing, PlumbingError, VXLAN_OVERHEAD } from '../plumbing/nic.js';
@@ -217,10 +217,9 @@ export class KernelBackend implements DataplaneBackend {
     });
   }
 
-  /** Replaces the node's port filter and conntrack zone tables in one nftables transaction. */
+  /** Replaces the node's port filter table in one nftables transaction. */
   private async applyPortFilter(): Promise<void> {
-    const ports = [...this.ports.values()];
-    await applyNftables(renderPortFilter(ports) + renderConntrackZones(ports.map((p) => p.vnet)));
+    await applyNftables(renderPortFilter([...this.ports.values()]));
   }
 
   private async removeVnet(vnet: number): Promise<void> {

@@ -68,7 +68,7 @@ export function vnetCommands(spec: VnetDeviceSpec): string[] {
   const vx = vxlanName(spec.vnet);
   const br = bridgeName(spec.vnet);
   const dev = spec.underlayDev ? ` dev ${spec.underlayDev}` : '';
-  // In the vnet's device group, as natively: the firewall's conntrack zones and state marks match on it.
+  // In the vnet's device group, as natively: the firewall's state table matches on it.
   const group = `0x${vnetGroup(spec.vnet).toString(16)}`;
   return [
     `link add ${vx} mtu ${spec.mtu} type vxlan id ${spec.vnet} dstport ${spec.dstport ?? VXLAN_DSTPORT} local ${spec.underlayIp}${dev} nolearning proxy l2miss l3miss`,

@@ -12,7 +12,7 @@
  * Pure rendering here; KernelBackend applies it.
  */
 import { firstProblem, ipv4Problem, macProblem } from './checks.js';
-import { hostVethName, vnetGroup } from './names.js';
+import { hostVethName } from './names.js';
 
 export const PORT_TABLE = 'rhumb_ports';
 
@@ -55,40 +55,6 @@ export function renderPortFilter(ports: readonly PortPolicy[]): string {
     '    type filter hook forward priority 0; policy accept;',
     ...rules.map((r) => `    ${r}`),
     '  }',
-    '}',
-    '',
-  ].join('\n');
-}
-
-export const ZONE_TABLE = 'rhumb_ct_zones';
-
-/** The conntrack zone of a vnet's traffic on this node (16 bits, never 0, the default zone). */
-export function conntrackZone(vnet: number): number {
-  return (vnet % 65535) + 1;
-}
-
-/**
- * Conntrack zones per vnet (table `rhumb_ct_zones`, family inet, replaced atomically): the
- * node-side firewalls read connection state from the node's conntrack (br_netfilter), and
- * two owners' vnets may use the same addresses; a zone per vnet keeps one tenant's
- * connection from counting as another's. Bridged packets reach these hooks with the
- * bridge as device, and a vnet's bridge is in the vnet's device group.
- */
-export function renderConntrackZones(vnets: readonly number[]): string {
-  const sorted = [...new Set(vnets)].sort((a, b) => a - b);
-  const map = sorted.map((v) => `0x${vnetGroup(v).toString(16)} : ${conntrackZone(v)}`).join(', ');
-  const chain = (hook: string, dev: string): string[] => [
-    `  chain ${hook} {`,
-    `    type filter hook ${hook} priority raw; policy accept;`,
-    ...(sorted.length > 0 ? [`    ct zone set ${dev} map { ${map} }`] : []),
-    '  }',
-  ];
-  return [
-    `table inet ${ZONE_TABLE}`,
-    `delete table inet ${ZONE_TABLE}`,
-    `table inet ${ZONE_TABLE} {`,
-    ...chain('prerouting', 'iifgroup'),
-    ...chain('output', 'oifgroup'),
     '}',
     '',
   ].join('\n');
