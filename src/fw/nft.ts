@@ -201,7 +201,8 @@ const hex = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
 
 /**
  * The node-wide state table: for IP traffic of the overlay's devices (their device group;
- * bridged frames reach these inet hooks through br_netfilter, with the bridge as device),
+ * bridged frames reach these inet hooks through br_netfilter, with the bridge as device:
+ * from a bridge at prerouting, into one when routed or sent by the node itself),
  * after conntrack has classified the packet, two mark bits say established/related and
  * invalid. A packet crossing into another namespace loses its mark, so an instance cannot
  * forge them.
@@ -215,6 +216,11 @@ export function renderStateTable(): string {
     '\tchain prerouting {',
     '\t\ttype filter hook prerouting priority mangle; policy accept;',
     `\t\tiifgroup ${groups} jump classify`,
+    '\t}',
+    // Routed towards an instance (the node forwards into a bridge): the bridge's output hook reads it.
+    '\tchain forward {',
+    '\t\ttype filter hook forward priority mangle; policy accept;',
+    `\t\toifgroup ${groups} jump classify`,
     '\t}',
     '\tchain output {',
     '\t\ttype filter hook output priority mangle; policy accept;',
