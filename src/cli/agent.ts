@@ -1,7 +1,7 @@
 /**
  * `rhumb agent`: the node agent, and `rhumb agent attach|detach` talking to a running one.
- * The agent prints its local API address first ("rhumb agent: API http://HOST:PORT"),
- * then "rhumb agent: ready" once it serves.
+ * The agent prints its local API address first ("rhumb agent: API unix:/run/rhumb/agent.sock"
+ * or "rhumb agent: API http://HOST:PORT"), then "rhumb agent: ready" once it serves.
  *
  * State: attachments (NIC MAC -> namespace path, interface, instance) are kept in
  * --state-dir (default /var/lib/rhumb/agent-<node>, file attachments.json, replaced
@@ -11,7 +11,8 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isIP } from 'node:net';
 import { Agent } from '../agent/agent.js';
-import { buildAgentApi } from '../agent/api.js';
+import { type AgentAddress, AgentAddressError, DEFAULT_AGENT_SOCKET, agentRequest, describeAgentAddress, isUnixAddress, parseAgentAddress } from '../agent/address.js';
+import { buildAgentApi, listenAgentApi } from '../agent/api.js';
 import { backendFactory, backendNames } from '../agent/backend.js';
 import '../agent/backends.js';
 import { NapiClient } from '../agent/napi-client.js';
@@ -21,7 +22,7 @@ import { AttachmentState, defaultStateDir } from '../agent/state.js';
 import { DEFAULT_ADMIN_UUID } from '../controller/index.js';
 import { createRegistry } from '../metrics/index.js';
 import { SvpClient } from '../svp/client.js';
-import { formatHostPort, type HostPort, parseHostPort, parseIntArg } from './hostport.js';
+import { parseIntArg } from './hostport.js';
 import { createLogger } from '../log/index.js';
 import { isUuid } from '../net/addr.js';
 
@@ -32,7 +33,8 @@ interface AgentFlags {
   controller?: string;
   svp?: string;
   backend: string;
-  api: HostPort;
+  api: AgentAddress;
+  apiListen?: AgentAddress;
   adminUuid: string;
   negativeTtl: number;
   prefetch: boolean;
@@ -49,22 +51,22 @@ function need<T>(v: T | undefined, flag: string): T {
   return v;
 }
 
-async function callAgent(agent: HostPort, path: string, body: unknown): Promise<unknown> {
-  let res: Response;
-  try {
-    res = await fetch(`http://${formatHostPort(agent)}${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(60_000),
-    });
-  } catch (err) {
-    const cause = (err as Error & { cause?: Error }).cause;
-    throw new Error(`cannot reach the agent at ${formatHostPort(agent)}: ${cause?.message ?? (err as Error).message}`, { cause: err });
-  }
-  const parsed = (await res.json().catch(() => ({}))) as { message?: string };
-  if (res.status >= 400) throw new Error(`${path.slice(1)} failed (${res.status}): ${parsed.message ?? 'no message'}`);
-  return parsed;
+/** An agent API address flag: a unix socket path or HOST:PORT. */
+function agentAddressArg(listening: boolean) {
+  return (v: string): AgentAddress => {
+    try {
+      return parseAgentAddress(v, { listening });
+    } catch (err) {
+      if (err instanceof AgentAddressError) throw new InvalidArgumentError(err.message);
+      throw err;
+    }
+  };
+}
+
+async function callAgent(agent: AgentAddress, path: string, body: unknown): Promise<unknown> {
+  const res = await agentRequest<{ message?: string } | undefined>(agent, 'POST', path, body, 60_000);
+  if (res.status >= 400) throw new Error(`${path.slice(1)} failed (${res.status}): ${res.body?.message ?? 'no message'}`);
+  return res.body;
 }
 
 async function runAgent(flags: AgentFlags): Promise<void> {
@@ -129,10 +131,11 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     reporter.start();
   }
   const app = buildAgentApi(agent, registry);
-  await app.listen({ host: flags.api.host, port: flags.api.port });
-  const addr = app.server.address();
-  const bound = addr && typeof addr === 'object' ? { host: addr.address, port: addr.port } : flags.api;
-  process.stdout.write(`rhumb agent: API http://${formatHostPort(bound)}\n`);
+  const bound = await listenAgentApi(app, flags.apiListen ?? flags.api);
+  if (!isUnixAddress(bound) && !isLoopback(bound.host)) {
+    log.warn(`the agent API listens on ${describeAgentAddress(bound)} over TCP without authentication: anyone who reaches it can plumb NICs as root`);
+  }
+  process.stdout.write(`rhumb agent: API ${isUnixAddress(bound) ? describeAgentAddress(bound) : `http://${describeAgentAddress(bound)}`}\n`);
   process.stdout.write(`rhumb agent: ready node ${node} underlay ${underlayIp} backend ${flags.backend}\n`);
   let closing = false;
   const stop = (sig: string) => {
@@ -150,6 +153,18 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
+/** `--agent`: where a running agent's API is (RHUMB_AGENT; default its unix socket). */
+function agentOption(): Option {
+  return new Option('--agent <path|host:port>', 'the agent API: its unix socket or HOST:PORT')
+    .env('RHUMB_AGENT')
+    .argParser(agentAddressArg(false))
+    .default(parseAgentAddress(DEFAULT_AGENT_SOCKET), DEFAULT_AGENT_SOCKET);
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
 export function registerAgentCommands(program: Command): void {
   const agent = program
     .command('agent')
@@ -161,7 +176,12 @@ export function registerAgentCommands(program: Command): void {
     .option('--controller <url>', 'controller REST API, e.g. http://10.0.0.1:8080')
     .option('--svp <host:port,...>', 'SVP servers (portolan), comma separated')
     .option('--backend <kind>', `data plane: ${backendNames().join(', ')}`, 'kernel')
-    .addOption(new Option('--api <host:port>', 'local API address (port 0: any free port)').argParser((v) => parseHostPort(v)).default(parseHostPort('127.0.0.1:0'), '127.0.0.1:0'))
+    .addOption(
+      new Option('--api <path|host:port>', 'local API: a unix socket (mode 0600) or HOST:PORT (port 0: any free port)')
+        .argParser(agentAddressArg(true))
+        .default(parseAgentAddress(DEFAULT_AGENT_SOCKET), DEFAULT_AGENT_SOCKET),
+    )
+    .addOption(new Option('--api-listen <host:port>', 'serve the local API over TCP instead of the unix socket').argParser(agentAddressArg(true)))
     .option('--admin-uuid <uuid>', 'owner of the underlay NIC the agent registers', DEFAULT_ADMIN_UUID)
     .option('--negative-ttl <ms>', 'how long NOTFOUND answers are cached', parseIntArg(0, 600_000), 2000)
     .option('--no-prefetch', "don't resolve a network's remote NICs when its vnet first appears here")
@@ -175,11 +195,11 @@ export function registerAgentCommands(program: Command): void {
   agent
     .command('attach')
     .description('plumb a NIC placed on this node into a network namespace')
-    .requiredOption('--agent <host:port>', 'the agent API', (v) => parseHostPort(v))
+    .addOption(agentOption())
     .requiredOption('--mac <mac>', "the NIC's MAC")
     .requiredOption('--netns <path>', 'network namespace path, e.g. /run/netns/NAME')
     .option('--ifname <name>', 'interface name inside the namespace', 'eth0')
-    .action(async (f: { agent: HostPort; mac: string; netns: string; ifname: string }) => {
+    .action(async (f: { agent: AgentAddress; mac: string; netns: string; ifname: string }) => {
       const r = await callAgent(f.agent, '/attach', { mac: f.mac, netns: f.netns, ifname: f.ifname });
       process.stdout.write(`${JSON.stringify(r)}\n`);
     });
@@ -187,9 +207,9 @@ export function registerAgentCommands(program: Command): void {
   agent
     .command('detach')
     .description('remove a NIC plumbed by the agent')
-    .requiredOption('--agent <host:port>', 'the agent API', (v) => parseHostPort(v))
+    .addOption(agentOption())
     .requiredOption('--mac <mac>', "the NIC's MAC")
-    .action(async (f: { agent: HostPort; mac: string }) => {
+    .action(async (f: { agent: AgentAddress; mac: string }) => {
       const r = await callAgent(f.agent, '/detach', { mac: f.mac });
       process.stdout.write(`${JSON.stringify(r)}\n`);
     });
