@@ -23,10 +23,12 @@ import { DEFAULT_ADMIN_UUID } from '../controller/index.js';
 import { createRegistry } from '../metrics/index.js';
 import { SvpClient } from '../svp/client.js';
 import { parseIntArg } from './hostport.js';
+import { type CredentialFlags, addCredentialOptions, tlsFrom, tokenFrom } from './credentials.js';
+import { restFetch } from '../security/http-client.js';
 import { createLogger } from '../log/index.js';
 import { isUuid } from '../net/addr.js';
 
-interface AgentFlags {
+interface AgentFlags extends CredentialFlags {
   node?: string;
   underlayIp?: string;
   underlayDev?: string;
@@ -81,8 +83,15 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   // JSON lines on stderr (stdout carries the ready line scripts wait for).
   const log = createLogger({ fd: 2, base: { name: 'rhumb-agent' } });
 
+  // Credentials: TLS verifies the controller (REST and SVP) and shows our node certificate.
+  const tls = await tlsFrom(flags);
+  const token = await tokenFrom(flags);
+  if (controller.startsWith('https:') !== (tls !== undefined)) {
+    throw new InvalidArgumentError(tls ? '--controller must be an https:// URL with TLS' : 'an https:// --controller needs --tls-dir or --ca');
+  }
+  const controllerFetch = restFetch({ tls, token });
   const registry = createRegistry('agent');
-  const svp = new SvpClient({ servers: svpServers.split(','), keepaliveMs: 10_000 });
+  const svp = new SvpClient({ servers: svpServers.split(','), keepaliveMs: 10_000, tls });
   const prober = new Prober({ registry, intervalMs: flags.probeInterval });
   prober.on('error', (err) => log.warn(`probe: ${err.message}`));
   const stateDir = flags.stateDir ?? defaultStateDir(node.toLowerCase());
@@ -97,7 +106,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     nodeUuid: node.toLowerCase(),
     underlayIp,
     underlayDev: flags.underlayDev,
-    napi: new NapiClient(controller),
+    napi: new NapiClient(controller, undefined, controllerFetch),
     svp,
     backend,
     registry,
@@ -106,7 +115,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     negativeTtlMs: flags.negativeTtl,
     prefetch: flags.prefetch,
     state: new AttachmentState(stateDir),
-    ...(flags.firewall ? { firewall: { controllerUrl: controller } } : {}),
+    ...(flags.firewall ? { firewall: { controllerUrl: controller, fetch: controllerFetch } } : {}),
     onShootdownApplied: (entry, appliedAt) => {
       journal.record(entry, appliedAt);
       reporter?.poke();
@@ -119,6 +128,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     // Probe results and applied shootdowns, for the controller's web console.
     reporter = new NodeReporter({
       controllerUrl: controller,
+      fetch: controllerFetch,
       nodeUuid: node.toLowerCase(),
       intervalMs: flags.reportInterval,
       journal,
@@ -189,8 +199,9 @@ export function registerAgentCommands(program: Command): void {
     .option('--state-dir <dir>', 'where attachments survive restarts (default /var/lib/rhumb/agent-<node>)')
     .option('--no-offload <list>', 'userspace backend: offloads to leave off (tso,uso,gso,gro,coalesce,mmsg)')
     .option('--no-firewall', "don't apply the instances' firewall rulesets from the controller")
-    .option('--report-interval <ms>', 'how often probe results and applied shootdowns are reported to the controller (0: never)', parseIntArg(0, 600_000), 2000)
-    .action(runAgent);
+    .option('--report-interval <ms>', 'how often probe results and applied shootdowns are reported to the controller (0: never)', parseIntArg(0, 600_000), 2000);
+  // TLS towards the controller (a node certificate: `rhumb pki issue DIR --name N --node UUID`) and a token.
+  addCredentialOptions(agent).action(runAgent);
 
   agent
     .command('attach')

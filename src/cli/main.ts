@@ -4,6 +4,7 @@ import { registerClientCommands } from './client.js';
 import { registerAgentCommands } from './agent.js';
 import { registerControllerCommand } from './controller.js';
 import { registerFwCommands } from './fw.js';
+import { registerPkiCommands } from './pki.js';
 import { registerSandboxCommands } from './sandbox.js';
 import { registerSvpCommands } from './svp.js';
 import { registerTraceCommand } from './trace.js';
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerFwCommands(program);
   registerTraceCommand(program);
   registerSandboxCommands(program);
+  registerPkiCommands(program);
   return program;
 }
 

@@ -91,6 +91,8 @@ export type NetnsResolver = (instanceUuid: string) => string | undefined | Promi
 export interface FwFeedClientOptions {
   /** Controller REST base URL, e.g. http://10.0.0.1:8080 */
   controllerUrl: string;
+  /** fetch carrying the node's credentials (TLS, token); default the global fetch. */
+  fetch?: typeof fetch;
   nodeUuid: string;
   /** Instance uuid → network namespace path (/var/run/netns/NAME, /proc/PID/ns/net). */
   resolveNetns: NetnsResolver;
@@ -189,7 +191,7 @@ export class FwFeedClient {
   private async poll(waitMs: number): Promise<FeedResponse> {
     this.abort = new AbortController();
     const url = `${this.opts.controllerUrl.replace(/\/$/, '')}/fw/nodes/${this.opts.nodeUuid}/rulesets?since=${this.revision}&wait=${waitMs}`;
-    const res = await fetch(url, { signal: this.abort.signal });
+    const res = await (this.opts.fetch ?? fetch)(url, { signal: this.abort.signal });
     if (!res.ok) throw new Error(`feed ${res.status}: ${await res.text()}`);
     return (await res.json()) as FeedResponse;
   }

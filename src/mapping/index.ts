@@ -586,6 +586,12 @@ export class MappingIndex {
     return this.state.eventById.get(id)?.key;
   }
 
+  /** A pending event by id: its store key and the node it is for. */
+  eventRef(id: string): { key: string; cn: string } | undefined {
+    const e = this.state.eventById.get(id);
+    return e ? { key: e.key, cn: this.state.nodes[e.node]!.uuid } : undefined;
+  }
+
   /** Calls fn (synchronously, after the change is applied) whenever the node gains events. */
   onNodeEvents(cnUuid: string, fn: Listener): () => void {
     let set = this.nodeListeners.get(cnUuid);

@@ -107,7 +107,7 @@ export function installRestGate(app: FastifyInstance, ctx: RestContext, opts: Re
     if (p.role === 'admin') return;
     if ((p.role === 'owner' || p.role === 'node') && a.allow !== 'metrics' && a.allow.includes(p.role)) return;
     refused.inc({ reason: 'forbidden' });
-    throw forbidden(`${p.role === 'client' ? 'this certificate carries no role' : `a ${p.role} may not call`} ${routeLabel(a)}`);
+    throw forbidden(p.role === 'client' ? 'this certificate carries no rhumb role' : `${p.role === 'owner' ? 'an owner' : 'a node'} may not call ${routeLabel(a)}`);
   }
 
   // Set on every request by the first hook (a decorator's initial value must not be an object).

@@ -12,10 +12,13 @@ export type Fetch = typeof fetch;
 export interface RestClientAuth {
   tls?: ClientTls | undefined;
   token?: string | undefined;
+  /** The fetch to use without TLS (tests inject theirs). Default: the global fetch. */
+  plain?: Fetch | undefined;
 }
 
 export function restFetch(auth: RestClientAuth = {}): Fetch {
-  const base: Fetch = auth.tls ? tlsFetch(auth.tls) : (input, init) => fetch(input, init);
+  const plain = auth.plain ?? ((input, init) => fetch(input, init));
+  const base: Fetch = auth.tls ? tlsFetch(auth.tls) : plain;
   const token = auth.token;
   if (!token) return base;
   return (input, init) => {

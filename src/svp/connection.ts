@@ -10,6 +10,9 @@
  *   once (OK, no entries, as when the wait expires);
  * - other requests in progress (LOG_RM commits): at most `maxPending`, or the connection
  *   is closed.
+ * Who the peer is (the server's business: TLS, listeners) reaches a connection only as its
+ * policy: a read-only connection answers lookups only, a node's LOG_REQ and LOG_RM only
+ * for that node.
  */
 import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -40,9 +43,23 @@ import type { Logger } from '../log/index.js';
 import { isV4Mapped, uuidFromBytes } from '../net/addr.js';
 
 /** Why a connection was closed by the server (metric label values). */
-export type CloseCause = ProtocolErrorCause | 'shootdown' | 'too_many_pending' | 'internal_error';
+export type CloseCause = ProtocolErrorCause | 'shootdown' | 'too_many_pending' | 'internal_error' | 'idle_timeout';
 
 export type OpLabel = 'ping' | 'vl2' | 'vl3' | 'bulk' | 'log_req' | 'log_rm';
+
+/** Why a request was refused by the connection's policy (metric label values). */
+export type PolicyRefusal = 'read_only' | 'not_own_node';
+
+/** What the peer may ask, decided by the server from the listener and the peer's certificate. */
+export interface ConnectionPolicy {
+  /** Lookups only: LOG_REQ and LOG_RM are answered FATAL. */
+  readOnly: boolean;
+  /** LOG_REQ and LOG_RM only for this node (a node certificate); undefined: any node. */
+  node: string | undefined;
+}
+
+/** Everything allowed (a plaintext listener, an operator's certificate). */
+export const OPEN_POLICY: ConnectionPolicy = { readOnly: false, node: undefined };
 
 export interface ConnectionLimits {
   maxFrameBytes: number;
@@ -66,8 +83,15 @@ export interface ConnectionHost {
   countRemoved(n: number): void;
   /** The connection stopped reading because its replies are not being read. */
   countBacklogPause(): void;
-  /** A LOG_REQ started (+1) or stopped (-1) being held. */
-  countHeld(delta: 1 | -1): void;
+  /** A LOG_REQ for node cn started (+1) or stopped (-1) being held. */
+  countHeld(delta: 1 | -1, cn: string): void;
+  /**
+   * Whether another LOG_REQ of node cn may be held (the per-node cap, over all its
+   * connections); false is counted, and the request answered at once.
+   */
+  mayHold(cn: string): boolean;
+  /** A request the connection's policy does not allow was answered FATAL. */
+  countRefused(reason: PolicyRefusal): void;
 }
 
 const macScratch = Buffer.alloc(6);
@@ -98,6 +122,7 @@ export class Connection {
   constructor(
     private readonly host: ConnectionHost,
     private readonly socket: net.Socket,
+    private readonly policy: ConnectionPolicy = OPEN_POLICY,
   ) {
     this.decoder = new FrameDecoder({ maxFrameBytes: host.limits.maxFrameBytes, role: 'server' });
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
@@ -278,16 +303,23 @@ export class Connection {
     this.maybeFinish();
   }
 
+  /** True (and counted) when the policy forbids this connection the log of node cn. */
+  private refusesLog(cn: string | undefined): boolean {
+    const reason: PolicyRefusal | undefined = this.policy.readOnly ? 'read_only' : this.policy.node !== undefined && cn !== this.policy.node ? 'not_own_node' : undefined;
+    if (reason) this.host.countRefused(reason);
+    return reason !== undefined;
+  }
+
   private logReq(id: number, count: number, p: Buffer, t0: number): void {
     const cn = this.host.index.nodeByUnderlay(p, 4);
-    if (cn === undefined || cn === 'ambiguous' || count < 4) {
+    if (cn === undefined || cn === 'ambiguous' || count < 4 || this.refusesLog(cn)) {
       this.write(encodeLogAck(id, SvpStatus.FATAL, []));
       this.host.countRequest('log_req', SvpStatus.FATAL, t0);
       return;
     }
     // Something to send, or enough held already: answer now (an empty answer is what an
     // expired wait gives too, and the client just asks again).
-    if (this.host.index.pendingEvents(cn).length > 0 || this.held >= this.host.limits.maxHeldLogReqs) {
+    if (this.host.index.pendingEvents(cn).length > 0 || this.held >= this.host.limits.maxHeldLogReqs || !this.host.mayHold(cn)) {
       this.answerLog(id, cn, count, t0);
       return;
     }
@@ -305,11 +337,11 @@ export class Connection {
       if (timer) clearTimeout(timer);
       unsubscribe?.();
       this.held--;
-      this.host.countHeld(-1);
+      this.host.countHeld(-1, cn);
     };
     if (!this.track(release)) return;
     this.held++;
-    this.host.countHeld(1);
+    this.host.countHeld(1, cn);
     const respond = (): void => {
       release();
       this.untrack(release);
@@ -343,9 +375,18 @@ export class Connection {
   private logRm(id: number, p: Buffer, t0: number): void {
     const n = logRmCount(p); // throws bad_size -> connection closed
     const keys = new Set<string>();
+    let foreign = false;
     for (let i = 0; i < n; i++) {
-      const key = this.host.index.eventKey(uuidFromBytes(p, 4 + 16 * i));
-      if (key) keys.add(key);
+      const ev = this.host.index.eventRef(uuidFromBytes(p, 4 + 16 * i));
+      if (!ev) continue;
+      keys.add(ev.key);
+      if (this.policy.node !== undefined && ev.cn !== this.policy.node) foreign = true;
+    }
+    // A node removes only its own events; a read-only connection none.
+    if ((this.policy.readOnly || foreign) && this.refusesLog(foreign ? undefined : this.policy.node)) {
+      this.write(encodeLogRmAck(id, SvpStatus.FATAL));
+      this.host.countRequest('log_rm', SvpStatus.FATAL, t0);
+      return;
     }
     if (keys.size === 0) {
       this.write(encodeLogRmAck(id, SvpStatus.OK));

@@ -62,7 +62,7 @@ export async function startControllerProcess(opts: { dataDir?: string; args?: st
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
         stdout.push(line);
-        const rest = /REST (http:\/\/\S+)/.exec(line);
+        const rest = /REST (https?:\/\/\S+)/.exec(line);
         if (rest) restUrl = rest[1]!;
         const s = /SVP (\S+):(\d+)$/.exec(line);
         if (s) svp = { host: s[1]!.replace(/^\[|\]$/g, ''), port: Number(s[2]) };
