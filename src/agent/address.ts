@@ -3,12 +3,13 @@
  * attach|detach`, the CNI and Docker plugins): a unix socket path (the default; mode 0600,
  * so only root reaches it) or HOST:PORT (TCP, when asked for). One parser, one way to
  * describe it, one small client, all on node:http only so a plugin started once per
- * container loads it in a few milliseconds. Imports nothing from rhumb.
+ * container loads it in a few milliseconds. Imports nothing from rhumb but its defaults.
  */
 import { request } from 'node:http';
+import { DEFAULT_AGENT_API } from './defaults.js';
 
 /** The agent API's socket when `rhumb agent --api` is not given. */
-export const DEFAULT_AGENT_SOCKET = '/run/rhumb/agent.sock';
+export const DEFAULT_AGENT_SOCKET = DEFAULT_AGENT_API;
 
 /** Longest unix socket path Linux accepts (sun_path is 108 bytes with its NUL). */
 export const MAX_SOCKET_PATH_BYTES = 107;

@@ -82,6 +82,8 @@ export class AgentError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** Machine-readable reason for API clients (default 'AgentError'), e.g. 'SubnetFull'. */
+    readonly code = 'AgentError',
   ) {
     super(message);
     this.name = 'AgentError';
@@ -552,6 +554,23 @@ export class Agent {
       if (err instanceof NapiRequestError && err.status === 404) throw new AgentError(404, `NIC ${macText} does not exist`);
       throw err;
     }
+    return this.attachNic(nic, req);
+  }
+
+  /**
+   * attach() for a caller that has just read (or created) the NIC's API record, e.g. the
+   * workload attachments: the same checks and plumbing without reading it again.
+   */
+  async attachNic(nic: ApiNic, req: AttachRequest): Promise<AttachedNic> {
+    let macText: string;
+    try {
+      macText = canonicalMac(nic.mac);
+    } catch (err) {
+      throw new AgentError(400, (err as Error).message);
+    }
+    const shape = netnsPathProblem(req.netns) ?? (req.ifname === undefined ? undefined : ifnameProblem(req.ifname));
+    if (shape) throw new AgentError(400, shape);
+    if (this.o.backend.isPlumbed(macText)) throw new AgentError(409, `NIC ${macText} is already attached on this node`);
     if (nic.cn_uuid !== this.o.nodeUuid) {
       throw new AgentError(409, `NIC ${macText} is placed on node ${nic.cn_uuid ?? '(none)'}, not this node (${this.o.nodeUuid})`);
     }
@@ -622,6 +641,18 @@ export class Agent {
       this.vl2.invalidateWhere((k) => k.startsWith(prefix));
     }
     return { mac, vnetRemoved };
+  }
+
+  /** The attachment of a NIC plumbed here (and known to the agent), or undefined. */
+  attachment(macInput: string): AttachedNic | undefined {
+    const mac = canonicalMac(macInput);
+    const n = this.nics.get(mac);
+    return n && this.o.backend.isPlumbed(mac) ? { ...n } : undefined;
+  }
+
+  /** The node-side interface of a plumbed NIC, when the data plane has one (kernel: the host veth). */
+  hostInterfaceOf(mac: string): string | undefined {
+    return this.o.backend.hostInterface?.(canonicalMac(mac));
   }
 
   /** The data plane's entries for a vnet (empty when the vnet has no devices here). */

@@ -19,6 +19,8 @@ import { NapiClient } from '../agent/napi-client.js';
 import { Prober } from '../agent/probes.js';
 import { NodeReporter, ShootdownJournal, probeReport } from '../agent/report.js';
 import { AttachmentState, defaultStateDir } from '../agent/state.js';
+import { WorkloadState } from '../agent/workload-state.js';
+import { WorkloadManager } from '../agent/workloads.js';
 import { DEFAULT_ADMIN_UUID } from '../controller/index.js';
 import { createRegistry } from '../metrics/index.js';
 import { SvpClient } from '../svp/client.js';
@@ -102,11 +104,12 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   });
   const journal = new ShootdownJournal(registry);
   let reporter: NodeReporter | undefined;
+  const napi = new NapiClient(controller, undefined, controllerFetch);
   const agent = new Agent({
     nodeUuid: node.toLowerCase(),
     underlayIp,
     underlayDev: flags.underlayDev,
-    napi: new NapiClient(controller, undefined, controllerFetch),
+    napi,
     svp,
     backend,
     registry,
@@ -123,6 +126,9 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     logger: log,
   });
   await agent.start();
+  // Workload attachments (CNI, Docker): after the agent's start, which adopts what is plumbed.
+  const workloads = new WorkloadManager({ host: agent, napi, state: new WorkloadState(stateDir), logger: log.child({ component: 'workloads' }) });
+  await workloads.start();
   prober.start();
   if (flags.reportInterval > 0) {
     // Probe results and applied shootdowns, for the controller's web console.
@@ -140,7 +146,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     });
     reporter.start();
   }
-  const app = buildAgentApi(agent, registry);
+  const app = buildAgentApi(agent, registry, { workloads });
   const bound = await listenAgentApi(app, flags.apiListen ?? flags.api);
   if (!isUnixAddress(bound) && !isLoopback(bound.host)) {
     log.warn(`the agent API listens on ${describeAgentAddress(bound)} over TCP without authentication: anyone who reaches it can plumb NICs as root`);
@@ -154,6 +160,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     log.info(`${sig}, stopping (devices and entries stay in place)`);
     prober.stop();
     reporter?.stop();
+    workloads.stop();
     Promise.allSettled([app.close(), agent.close()]).finally(() => {
       svp.close();
       process.exit(0);

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { registerClientCommands } from './client.js';
 import { registerAgentCommands } from './agent.js';
+import { registerCniCommands } from './cni.js';
 import { registerControllerCommand } from './controller.js';
 import { registerFwCommands } from './fw.js';
 import { registerPkiCommands } from './pki.js';
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
     .enablePositionalOptions();
   registerControllerCommand(program);
   registerAgentCommands(program);
+  registerCniCommands(program);
   registerClientCommands(program);
   registerSvpCommands(program);
   registerFwCommands(program);

@@ -33,6 +33,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['svp'],
   ['console'],
   ['controller', 'agent', 'sandbox'],
+  ['cni'],
   ['cli'],
 ];
 
