@@ -8,7 +8,7 @@
  * returned, counted and retried on the next round.
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { renderRuleset, runWithInput } from './nft.js';
+import { renderRuleset, rulesetProblem, runWithInput } from './nft.js';
 import type { FeedResponse, NodeRuleset } from './push.js';
 
 export interface ApplyResult {
@@ -62,6 +62,11 @@ export class NftApplier {
   /** Replaces the instance's table in the namespace at netnsPath, atomically. */
   async apply(instance: string, netnsPath: string, text: string): Promise<ApplyResult> {
     if (this.current.get(instance) === text) return { ok: true, changed: false };
+    const problem = rulesetProblem(instance, text);
+    if (problem) {
+      this.metrics?.failures.inc();
+      return { ok: false, changed: false, error: `refused: ${problem}` };
+    }
     const started = process.hrtime.bigint();
     const res = await runWithInput('nsenter', [`--net=${netnsPath}`, 'nft', '-f', '-'], text);
     this.metrics?.seconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
