@@ -48,6 +48,20 @@ export interface RestGate {
   refused: Counter<'reason'>;
 }
 
+/** A route as registered, with what it declared about access (undefined: admins only). */
+export interface RouteRecord {
+  method: string;
+  url: string;
+  access: RouteAccess | undefined;
+}
+
+const routeTables = new WeakMap<FastifyInstance, RouteRecord[]>();
+
+/** Every route of an app built with the gate, in registration order (tests walk them all). */
+export function registeredRoutes(app: FastifyInstance): readonly RouteRecord[] {
+  return routeTables.get(app) ?? [];
+}
+
 function isTlsSocket(s: Socket): s is TLSSocket {
   return (s as TLSSocket).encrypted === true;
 }
@@ -112,6 +126,11 @@ export function installRestGate(app: FastifyInstance, ctx: RestContext, opts: Re
 
   // Set on every request by the first hook (a decorator's initial value must not be an object).
   app.decorateRequest('principal');
+  const table: RouteRecord[] = [];
+  routeTables.set(app, table);
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) if (method !== 'HEAD') table.push({ method, url: r.url, access: r.config?.access });
+  });
 
   app.addHook('onRequest', async (req, reply) => {
     const { principal, credentialed } = identify(req);

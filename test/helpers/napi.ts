@@ -11,6 +11,8 @@ import { ensureInitialData } from '../../src/napi/bootstrap.js';
 import type { NapiConfig } from '../../src/napi/context.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import type { Store } from '../../src/store/types.js';
+import type { RestAuthOptions } from '../../src/rest/auth.js';
+import { registerConsole } from '../../src/console/server.js';
 
 export interface TestNapi {
   app: FastifyInstance;
@@ -30,7 +32,16 @@ export interface Reply {
 
 export const ADMIN_UUID = DEFAULT_ADMIN_UUID;
 
-export async function startTestNapi(opts: { store?: Store; overlayMtu?: number } = {}): Promise<TestNapi> {
+export async function startTestNapi(
+  opts: {
+    store?: Store;
+    overlayMtu?: number;
+    /** Tokens, metrics and limits (default: open, as NAPI). */
+    auth?: RestAuthOptions;
+    /** Also the console's routes (agents' reports, /ui): what the controller serves. */
+    console?: boolean;
+  } = {},
+): Promise<TestNapi> {
   const store = opts.store ?? new MemoryStore();
   const config = napiConfigFrom({
     store: { kind: 'memory' },
@@ -40,7 +51,13 @@ export async function startTestNapi(opts: { store?: Store; overlayMtu?: number }
     overlayMtu: opts.overlayMtu ?? 1450,
   });
   await ensureInitialData({ store, config });
-  const { app, fwEngine } = buildRestApp({ store, config, registry: createRegistry('test') });
+  const { app, fwEngine } = buildRestApp(
+    { store, config, registry: createRegistry('test') },
+    {
+      ...(opts.auth ? { auth: opts.auth } : {}),
+      ...(opts.console ? { extraRoutes: [(a, ctx) => void registerConsole(a, ctx, { ui: true })] } : {}),
+    },
+  );
   await app.ready();
   return {
     app,
