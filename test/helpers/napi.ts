@@ -7,6 +7,7 @@ import { napiConfigFrom, DEFAULT_ADMIN_UUID } from '../../src/controller/index.j
 import { createRegistry } from '../../src/metrics/index.js';
 import { buildRestApp } from '../../src/controller/rest-app.js';
 import type { FwEngine } from '../../src/fw/push.js';
+import type { FwApiOptions } from '../../src/fw/routes/index.js';
 import { ensureInitialData } from '../../src/napi/bootstrap.js';
 import type { NapiConfig } from '../../src/napi/context.js';
 import { MemoryStore } from '../../src/store/memory.js';
@@ -40,6 +41,8 @@ export async function startTestNapi(
     auth?: RestAuthOptions;
     /** Also the console's routes (agents' reports, /ui): what the controller serves. */
     console?: boolean;
+    /** The firewall routes' options (feed long-poll caps, nft -c verification). */
+    fw?: FwApiOptions;
   } = {},
 ): Promise<TestNapi> {
   const store = opts.store ?? new MemoryStore();
@@ -55,6 +58,7 @@ export async function startTestNapi(
     { store, config, registry: createRegistry('test') },
     {
       ...(opts.auth ? { auth: opts.auth } : {}),
+      ...(opts.fw ? { fw: opts.fw } : {}),
       ...(opts.console ? { extraRoutes: [(a, ctx) => void registerConsole(a, ctx, { ui: true })] } : {}),
     },
   );
