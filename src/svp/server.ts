@@ -61,6 +61,12 @@ export const DEFAULT_MAX_PENDING = 64;
 export const DEFAULT_MAX_HELD_LOG_REQS = 4;
 /** Long-polled LOG_REQs held per node, over all its connections. */
 export const DEFAULT_MAX_HELD_LOG_REQS_PER_NODE = 16;
+/**
+ * With every connection slot taken, a new connection may take the slot of one that has
+ * said nothing (TLS: not finished its handshake) for this long: idle floods cannot keep
+ * clients that talk out.
+ */
+const SILENT_GRACE_MS = 1000;
 /** A TLS handshake must be done within this. */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** A connection with no traffic at all for this long is closed (agents ping every 10 s). */
@@ -163,7 +169,7 @@ function createMetrics(registry: Registry, collectRequests: () => void): Metrics
     }),
     refused: new Counter({
       name: 'rhumb_svp_connections_refused_total',
-      help: 'SVP connections refused, by reason (total, per_peer: the connection caps; tls: a failed handshake, no or a foreign certificate, plaintext on the TLS port)',
+      help: 'SVP connections refused, by reason (total, per_peer: the connection caps; evicted_silent: a connection that had said nothing, closed to make room; tls: a failed handshake, no or a foreign certificate, plaintext on the TLS port)',
       labelNames: ['reason'] as const,
       registers,
     }),
@@ -285,6 +291,7 @@ export class SvpServer implements ConnectionHost {
         socket.destroy(); // rejectUnauthorized already refuses these; never serve one
         return;
       }
+      this.silent.delete(`${socket.remoteAddress}:${socket.remotePort}`);
       this.armIdle(socket);
       this.serve(socket, policyFor(principal));
     });
@@ -345,18 +352,45 @@ export class SvpServer implements ConnectionHost {
   /** Takes a slot for the TCP connection (released when it closes); false when refused. */
   private admit(socket: net.Socket, idle: boolean): boolean {
     const peer = peerKey(socket.remoteAddress);
-    const refused = this.admission.admit(peer);
+    let refused = this.admission.admit(peer);
+    // Full: a connection that never said anything makes room for this one.
+    if (refused === 'total' && this.evictSilent()) refused = this.admission.admit(peer);
     if (refused) {
       this.refuse(socket, peer, refused);
       return false;
     }
-    this.pendingSockets.add(socket);
-    socket.once('close', () => {
+    let released = false;
+    const key = `${socket.remoteAddress}:${socket.remotePort}`;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.silent.delete(key);
       this.pendingSockets.delete(socket);
       this.admission.release(peer);
-    });
+    };
+    this.pendingSockets.add(socket);
+    this.silent.set(key, { since: Date.now(), socket, release });
+    socket.once('close', release);
+    // Plaintext: any byte ends the silence. TLS: a finished handshake does (serveTls).
+    if (idle) socket.once('data', () => this.silent.delete(key));
     // TLS: the handshake timeout covers the start, the TLS socket's own idle timer the rest.
     if (idle) this.armIdle(socket);
+    return true;
+  }
+
+  /**
+   * Admitted connections that have not spoken yet (no byte; TLS: no finished handshake),
+   * oldest first, by remote address and port.
+   */
+  private readonly silent = new Map<string, { since: number; socket: net.Socket; release: () => void }>();
+
+  /** Closes the oldest silent connection if it has had SILENT_GRACE_MS; true if one went. */
+  private evictSilent(): boolean {
+    const oldest = this.silent.values().next().value;
+    if (!oldest || Date.now() - oldest.since < SILENT_GRACE_MS) return false;
+    oldest.release();
+    oldest.socket.destroy();
+    this.m.refused.inc({ reason: 'evicted_silent' });
     return true;
   }
 
