@@ -115,14 +115,15 @@ export async function startControllerProcess(opts: { dataDir?: string; args?: st
   };
 }
 
-/** fetch + JSON for tests. */
+/** fetch + JSON for tests (doFetch: one carrying TLS and a token, src/security/http-client.ts). */
 export async function http(
   base: string,
   method: string,
   path: string,
   body?: unknown,
+  doFetch: typeof fetch = fetch,
 ): Promise<{ status: number; headers: Headers; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
-  const res = await fetch(base + path, {
+  const res = await doFetch(base + path, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
