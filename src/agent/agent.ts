@@ -18,6 +18,7 @@ import { FwFeedClient, installedInstances } from '../fw/applier.js';
 import { SvpStatus } from '../svp/codec.js';
 import type { ClientLogEntry, LogResult, LogRmResult, QueryOptions, Vl2Result, Vl3Result } from '../svp/client.js';
 import type { BackendMiss, DataplaneBackend, VnetEntries } from './backend.js';
+import { type UnderlayRouting, repointEntries } from './underlay-routing.js';
 import { ResolvingCache, type Vl2Mapping, type Vl3Mapping, vl2Key, vl3Key } from './cache.js';
 import { inNetns, ip as ipCmd, linkWithAddress } from './plumbing/iproute.js';
 import { canonicalMac } from '../net/addr.js';
@@ -75,6 +76,8 @@ export interface AgentOptions {
   onShootdownApplied?: (entry: ClientLogEntry, appliedAt: number) => void;
   /** The agent's logger (pino; the CLI's root logger); none: silent. */
   logger?: Logger;
+  /** The encrypted underlay (absent: VXLAN always between underlay addresses). */
+  routing?: UnderlayRouting;
 }
 
 /** An error with the HTTP status the local API answers with. */
@@ -101,6 +104,8 @@ export interface AttachedNic {
   /** Unknown only for a NIC adopted at restart without a (valid) state record. */
   netns?: string;
   ifname?: string;
+  /** The MTU it was plumbed with (the network's, or less while the underlay is encrypted); unknown for adopted NICs. */
+  mtu?: number;
 }
 
 export interface AttachRequest {
@@ -191,15 +196,20 @@ export class Agent {
         await sleep(1000);
       }
     }
+    await this.o.routing?.init();
     const backendLog = this.log.child({ component: `backend-${this.o.backend.kind}` });
     await this.o.backend.start({
       underlayIp: this.o.underlayIp,
       underlayDev: this.o.underlayDev,
+      ...(this.o.routing ? { path: this.o.routing.path() } : {}),
       onMiss: (m) => this.onMiss(m),
       log: (msg) => backendLog.info(msg),
       peerUnderlays: () => this.peerUnderlays(),
     });
     await this.rebuild();
+    // Entries adopted from before a change of path (encryption turned on or off meanwhile).
+    if (this.o.routing) await this.repoint();
+    this.o.routing?.start(() => this.repoint());
     this.logLoop = this.runShootdowns();
     if (this.o.firewall) {
       this.fw = new FwFeedClient({
@@ -266,7 +276,22 @@ export class Agent {
   private async peerUnderlays(): Promise<string[]> {
     const tag = this.o.underlayNicTag ?? 'sdc_underlay';
     const nics = await this.o.napi.listNics({ underlay: true, belongs_to_type: 'server' });
-    return nics.filter((n) => n.ip && n.ip !== this.o.underlayIp && (n.nic_tag === undefined || n.nic_tag === tag)).map((n) => n.ip!);
+    const underlays = nics.filter((n) => n.ip && n.ip !== this.o.underlayIp && (n.nic_tag === undefined || n.nic_tag === tag)).map((n) => n.ip!);
+    return this.o.routing ? this.o.routing.sources(underlays) : underlays;
+  }
+
+  /** Where VXLAN for the node at this underlay address goes (undefined: nowhere it may). */
+  private dst(underlay: string): string | undefined {
+    if (!this.o.routing) return underlay;
+    const d = this.o.routing.destination(underlay);
+    if (d === undefined) this.log.warn(`node at ${underlay} has no tunnel address: nothing is sent to it`);
+    return d;
+  }
+
+  /** Where VXLAN goes changed (encryption turned on or off): the data plane follows. */
+  private async repoint(): Promise<void> {
+    const moved = await repointEntries(this.o.backend, this.o.routing!, (vnet, mac) => this.vl2.peek(vl2Key(vnet, mac))?.vlan);
+    if (moved > 0) this.log.info(`${moved} remote entries re-pointed (VXLAN from ${this.o.routing!.path().local})`);
   }
 
   /** Adopts NICs the API places here that are plumbed, and the kernel's entries. */
@@ -321,10 +346,12 @@ export class Agent {
     let entries = 0;
     for (const vnet of this.o.backend.vnets()) {
       const e = this.o.backend.entries(vnet);
-      const where = new Map(e.fdb.map((f) => [f.mac, f.underlay]));
+      // Entries name tunnel addresses when encrypted; the caches hold underlay addresses.
+      const underlayOf = (dst: string) => this.o.routing?.underlayOf(dst) ?? dst;
+      const where = new Map(e.fdb.map((f) => [f.mac, underlayOf(f.underlay)]));
       for (const f of e.fdb) {
-        this.vl2.set(vl2Key(vnet, f.mac), { underlay: f.underlay, port: 4789 });
-        this.o.prober?.add(f.underlay);
+        this.vl2.set(vl2Key(vnet, f.mac), { underlay: underlayOf(f.underlay), port: 4789 });
+        this.o.prober?.add(underlayOf(f.underlay));
       }
       for (const n of e.neighbours) {
         const underlay = where.get(n.mac);
@@ -421,7 +448,8 @@ export class Agent {
       source = r.source;
       result = r.value === null ? 'notfound' : this.isLocal(r.value.underlay) ? 'local' : 'ok';
       if (r.value && result === 'ok' && r.source !== 'coalesced' && !r.stale) {
-        this.o.backend.installL2(vnet, mac, r.value.underlay, r.value.vlan);
+        const dst = this.dst(r.value.underlay);
+        if (dst !== undefined) this.o.backend.installL2(vnet, mac, dst, r.value.vlan);
         this.o.prober?.add(r.value.underlay);
       }
       return r.value;
@@ -431,7 +459,9 @@ export class Agent {
   }
 
   private installIp(vnet: number, ip: string, m: Vl3Mapping): void {
-    this.o.backend.installL3(vnet, ip, m.mac, m.underlay, m.vlan);
+    const dst = this.dst(m.underlay);
+    if (dst === undefined) return;
+    this.o.backend.installL3(vnet, ip, m.mac, dst, m.vlan);
     // The FDB entry came with the answer: the VL2 cache knows it too.
     this.vl2.set(vl2Key(vnet, m.mac), { underlay: m.underlay, port: m.port, ...(m.vlan === undefined ? {} : { vlan: m.vlan }) });
     this.o.prober?.add(m.underlay);
@@ -582,6 +612,9 @@ export class Agent {
     } catch (err) {
       throw new AgentError(400, (err as Error).message);
     }
+    // Inside WireGuard the path is shorter: the instance gets no more than fits.
+    const limit = this.o.routing?.instanceMtu();
+    if (limit !== undefined && p.mtu > limit) p = { ...p, mtu: limit };
     let firstOnVnet: boolean;
     try {
       ({ firstOnVnet } = await this.o.backend.plumb(p));
@@ -598,6 +631,7 @@ export class Agent {
       belongs_to_uuid: nic.belongs_to_uuid,
       netns: p.netns,
       ifname: p.ifname,
+      mtu: p.mtu,
     };
     this.nics.set(macText, attached);
     this.records.set(macText, { netns: p.netns, ifname: p.ifname, belongs_to_uuid: nic.belongs_to_uuid });
@@ -669,6 +703,7 @@ export class Agent {
       nics: [...this.nics.values()],
       cache: { vl3: this.vl3.sizes(), vl2: this.vl2.sizes() },
       shootdowns_applied: this.shootdownsApplied,
+      ...(this.o.routing ? { encryption: this.o.routing.status() } : {}),
       firewall: this.fw
         ? { enabled: true, revision: this.fw.revision, failures: Object.fromEntries(this.fw.failures) }
         : { enabled: false },
@@ -680,6 +715,7 @@ export class Agent {
     this.closed = true;
     // Tables stay in the namespaces: the instances stay protected while the agent is down.
     await this.fw?.stop();
+    await this.o.routing?.stop();
     this.o.backend.close();
     await Promise.race([this.logLoop, sleep(100)]);
   }

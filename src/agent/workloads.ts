@@ -272,7 +272,8 @@ export class WorkloadManager {
       ...this.entry(rec),
       mac: s.mac,
       ...(hostIf ? { host_ifname: hostIf } : {}),
-      mtu: s.mtu,
+      // The MTU it was plumbed with (smaller than the network's while the underlay is encrypted).
+      mtu: this.o.host.attachment(s.mac)?.mtu ?? s.mtu,
       ips: [{ address: `${s.ip}/${s.prefix}`, ...(s.gateway ? { gateway: s.gateway } : {}) }],
       routes,
       resolvers: net.resolvers ?? [],

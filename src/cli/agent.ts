@@ -11,7 +11,8 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isIP } from 'node:net';
 import { Agent } from '../agent/agent.js';
-import { type AgentAddress, AgentAddressError, DEFAULT_AGENT_SOCKET, agentRequest, describeAgentAddress, isUnixAddress, parseAgentAddress } from '../agent/address.js';
+import { type AgentAddress, DEFAULT_AGENT_SOCKET, describeAgentAddress, isUnixAddress, parseAgentAddress } from '../agent/address.js';
+import { agentAddressArg, agentOption, callAgent } from './agent-address.js';
 import { buildAgentApi, listenAgentApi } from '../agent/api.js';
 import { backendFactory, backendNames } from '../agent/backend.js';
 import '../agent/backends.js';
@@ -29,6 +30,8 @@ import { type CredentialFlags, addCredentialOptions, tlsFrom, tokenFrom } from '
 import { restFetch } from '../security/http-client.js';
 import { createLogger } from '../log/index.js';
 import { isUuid } from '../net/addr.js';
+import { EncryptionManager } from '../agent/wireguard/manager.js';
+import { DEFAULT_WIREGUARD_PORT } from '../overlay/wireguard.js';
 
 interface AgentFlags extends CredentialFlags {
   node?: string;
@@ -48,29 +51,12 @@ interface AgentFlags extends CredentialFlags {
   offload: string | boolean;
   firewall: boolean;
   reportInterval: number;
+  wireguardPort: number;
 }
 
 function need<T>(v: T | undefined, flag: string): T {
   if (v === undefined) throw new InvalidArgumentError(`${flag} is required`);
   return v;
-}
-
-/** An agent API address flag: a unix socket path or HOST:PORT. */
-function agentAddressArg(listening: boolean) {
-  return (v: string): AgentAddress => {
-    try {
-      return parseAgentAddress(v, { listening });
-    } catch (err) {
-      if (err instanceof AgentAddressError) throw new InvalidArgumentError(err.message);
-      throw err;
-    }
-  };
-}
-
-async function callAgent(agent: AgentAddress, path: string, body: unknown): Promise<unknown> {
-  const res = await agentRequest<{ message?: string } | undefined>(agent, 'POST', path, body, 60_000);
-  if (res.status >= 400) throw new Error(`${path.slice(1)} failed (${res.status}): ${res.body?.message ?? 'no message'}`);
-  return res.body;
 }
 
 async function runAgent(flags: AgentFlags): Promise<void> {
@@ -102,6 +88,17 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     registry,
     noOffload: typeof flags.offload === 'string' ? flags.offload : '',
   });
+  // Follows the deployment's underlay encryption (WireGuard), whatever it is now.
+  const routing = new EncryptionManager({
+    controllerUrl: controller,
+    controllerFetch,
+    nodeUuid: node.toLowerCase(),
+    underlayIp,
+    stateDir,
+    registry,
+    logger: log.child({ component: 'wireguard' }),
+    listenPort: flags.wireguardPort,
+  });
   const journal = new ShootdownJournal(registry);
   let reporter: NodeReporter | undefined;
   const napi = new NapiClient(controller, undefined, controllerFetch);
@@ -124,6 +121,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
       reporter?.poke();
     },
     logger: log,
+    routing,
   });
   await agent.start();
   // Workload attachments (CNI, Docker): after the agent's start, which adopts what is plumbed.
@@ -146,7 +144,8 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     });
     reporter.start();
   }
-  const app = buildAgentApi(agent, registry, { workloads });
+  const rotateKey = () => routing.rotateKey();
+  const app = buildAgentApi(agent, registry, { workloads, rotateKey });
   const bound = await listenAgentApi(app, flags.apiListen ?? flags.api);
   if (!isUnixAddress(bound) && !isLoopback(bound.host)) {
     log.warn(`the agent API listens on ${describeAgentAddress(bound)} over TCP without authentication: anyone who reaches it can plumb NICs as root`);
@@ -168,14 +167,13 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
-}
-
-/** `--agent`: where a running agent's API is (RHUMB_AGENT; default its unix socket). */
-function agentOption(): Option {
-  return new Option('--agent <path|host:port>', 'the agent API: its unix socket or HOST:PORT')
-    .env('RHUMB_AGENT')
-    .argParser(agentAddressArg(false))
-    .default(parseAgentAddress(DEFAULT_AGENT_SOCKET), DEFAULT_AGENT_SOCKET);
+  // SIGUSR2: rotate the node's WireGuard key (as `rhumb node rotate-key` does).
+  process.on('SIGUSR2', () => {
+    rotateKey().then(
+      (r) => log.info(`SIGUSR2: WireGuard key rotated to ${r.public_key}`),
+      (err: Error) => log.error(`SIGUSR2: key rotation failed: ${err.message}`),
+    );
+  });
 }
 
 function isLoopback(host: string): boolean {
@@ -206,7 +204,8 @@ export function registerAgentCommands(program: Command): void {
     .option('--state-dir <dir>', 'where attachments survive restarts (default /var/lib/rhumb/agent-<node>)')
     .option('--no-offload <list>', 'userspace backend: offloads to leave off (tso,uso,gso,gro,coalesce,mmsg)')
     .option('--no-firewall', "don't apply the instances' firewall rulesets from the controller")
-    .option('--report-interval <ms>', 'how often probe results and applied shootdowns are reported to the controller (0: never)', parseIntArg(0, 600_000), 2000);
+    .option('--report-interval <ms>', 'how often probe results and applied shootdowns are reported to the controller (0: never)', parseIntArg(0, 600_000), 2000)
+    .option('--wireguard-port <port>', 'UDP port of the WireGuard interface (encrypted underlay)', parseIntArg(1, 65535), DEFAULT_WIREGUARD_PORT);
   // TLS towards the controller (a node certificate: `rhumb pki issue DIR --name N --node UUID`) and a token.
   addCredentialOptions(agent).action(runAgent);
 

@@ -14,17 +14,21 @@ import { DEFAULT_REST_MAX_CONNECTIONS, DEFAULT_REST_TIMEOUTS } from '../rest/ser
 import { DEFAULT_ETCD_PREFIX, type StoreConfig } from '../store/index.js';
 import { formatHostPort, type HostPort, parseHostPort, parseIntArg } from './hostport.js';
 import { isUuid } from '../net/addr.js';
+import { WIREGUARD_OVERHEAD, tunnelSubnetProblem } from '../overlay/wireguard.js';
 
 interface ControllerFlags {
   data: string;
   listen: HostPort;
   svpListen: HostPort;
   adminUuid: string;
-  overlayMtu: number;
+  overlayMtu?: number;
+  encryption?: 'none' | 'wireguard';
+  wireguardSubnet?: string;
   store: 'leveldb' | 'etcd';
   etcd?: string;
   etcdPrefix: string;
-  etcdMaxTxnOps: number;
+  /** Accepted from older deployments and ignored. */
+  etcdMaxTxnOps?: number;
   logLevel: string;
   logWait: number;
   svpMaxConns: number;
@@ -50,11 +54,6 @@ interface ControllerFlags {
   feedMaxWaiters: number;
 }
 
-/**
- * A NIC write is one transaction with one shootdown event per compute node on the vnet,
- * so etcd's default of 128 ops caps a vnet at ~110 nodes; 4096 allows ~4000.
- */
-export const DEFAULT_ETCD_MAX_TXN_OPS = 4096;
 
 export function registerControllerCommand(program: Command): void {
   program
@@ -67,16 +66,20 @@ export function registerControllerCommand(program: Command): void {
       if (!isUuid(v)) throw new InvalidArgumentError('expected a lower-case UUID');
       return v;
     }, DEFAULT_ADMIN_UUID)
-    .option('--overlay-mtu <n>', 'MTU of fabric networks (underlay MTU is this + 50)', parseIntArg(576, 9000 - 50), 1450)
+    .option('--overlay-mtu <n>', 'MTU of fabric networks (underlay MTU is this + 50; default 1450, 1390 with --encryption wireguard)', parseIntArg(576, 9000 - 50))
+    .addOption(
+      new Option('--encryption <kind>', "the deployment's underlay encryption (absent: as stored, none on a new deployment)").choices(['none', 'wireguard']),
+    )
+    .option('--wireguard-subnet <cidr>', 'tunnel addresses of the nodes (absent: as stored, 100.64.0.0/10 on a new deployment)', (v) => {
+      const problem = tunnelSubnetProblem(v);
+      if (problem) throw new InvalidArgumentError(problem);
+      return v;
+    })
     .addOption(new Option('--store <kind>', 'store backend').choices(['leveldb', 'etcd']).default('leveldb'))
     .option('--etcd <urls>', 'etcd endpoints, comma separated (with --store etcd)')
     .option('--etcd-prefix <prefix>', 'key prefix of this deployment in etcd (replicas of one deployment share it)', DEFAULT_ETCD_PREFIX)
-    .option(
-      '--etcd-max-txn-ops <n>',
-      'largest etcd transaction rhumb sends; every etcd member needs --max-txn-ops >= this (checked at start)',
-      parseIntArg(16, 1_000_000),
-      DEFAULT_ETCD_MAX_TXN_OPS,
-    )
+    // NIC writes are a constant number of operations now: a stock etcd needs no setting.
+    .addOption(new Option('--etcd-max-txn-ops <n>', 'no longer needed (ignored)').argParser(parseIntArg(1, 1_000_000)).hideHelp())
     .option('--log-wait <ms>', 'longest a LOG_REQ long-poll is held', parseIntArg(0, 600000), 10000)
     .option('--svp-max-conns <n>', 'open SVP connections allowed in total; more are closed at once', parseIntArg(1, 1_000_000), DEFAULT_MAX_CONNECTIONS)
     .option(
@@ -116,8 +119,10 @@ export function registerControllerCommand(program: Command): void {
           kind: 'etcd',
           endpoints: flags.etcd.split(',').map((s) => s.trim()).filter(Boolean),
           prefix: flags.etcdPrefix,
-          maxTxnOps: flags.etcdMaxTxnOps,
         };
+        if (flags.etcdMaxTxnOps !== undefined) {
+          process.stderr.write('rhumb controller: --etcd-max-txn-ops is no longer needed and is ignored (any etcd 3.4/3.5 with its default limits works)\n');
+        }
       } else {
         store = { kind: 'leveldb', dir: resolve(flags.data) };
       }
@@ -126,7 +131,10 @@ export function registerControllerCommand(program: Command): void {
         listen: flags.listen,
         svpListen: flags.svpListen,
         adminUuid: flags.adminUuid,
-        overlayMtu: flags.overlayMtu,
+        // VXLAN (50) inside WireGuard (60 over an IPv4 underlay) inside a 1500-byte underlay.
+        overlayMtu: flags.overlayMtu ?? (flags.encryption === 'wireguard' ? 1500 - 50 - WIREGUARD_OVERHEAD.ipv4 : 1450),
+        ...(flags.encryption !== undefined ? { encryption: flags.encryption } : {}),
+        ...(flags.wireguardSubnet !== undefined ? { tunnelSubnet: flags.wireguardSubnet } : {}),
         logLevel: flags.logLevel,
         svpLogWaitMs: flags.logWait,
         svpMaxConnections: flags.svpMaxConns,

@@ -4,6 +4,7 @@ import { registerClientCommands } from './client.js';
 import { registerAgentCommands } from './agent.js';
 import { registerCniCommands } from './cni.js';
 import { registerControllerCommand } from './controller.js';
+import { registerEncryptionCommands } from './encryption.js';
 import { registerFwCommands } from './fw.js';
 import { registerPkiCommands } from './pki.js';
 import { registerSandboxCommands } from './sandbox.js';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerClientCommands(program);
   registerSvpCommands(program);
   registerFwCommands(program);
+  registerEncryptionCommands(program);
   registerTraceCommand(program);
   registerSandboxCommands(program);
   registerPkiCommands(program);

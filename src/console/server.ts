@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { RestContext } from '../rest/context.js';
-import { ANYONE, access, pathIs } from '../rest/access.js';
+import { access, pathIs } from '../rest/access.js';
 import { invalidParam, invalidParams, notFound } from '../rest/errors.js';
 import { ConsoleFeed } from './feed.js';
 import { HealthBook, parseNodeReport } from './health.js';
@@ -66,7 +66,8 @@ export function registerConsole(app: FastifyInstance, ctx: RestContext, opts: Co
   const health = opts.health ?? new HealthBook();
   const feed = new ConsoleFeed({ store: ctx.store, health, onError: (err) => ctx.log.warn({ err: err.message }, 'console feed') });
 
-  // A node reports for itself; the console's pages are static (anyone), its data is admins'.
+  // A node reports for itself; the console (pages, snapshot, event stream) is operators'
+  // (admins') when auth is on: with TLS a browser shows an operator certificate.
   app.post('/nodes/:cn_uuid/report', access({ allow: ['node'], node: [pathIs('cn_uuid', () => notFound('node not found'))] }), async (req, reply) => {
     let report;
     try {
@@ -88,11 +89,11 @@ export function registerConsole(app: FastifyInstance, ctx: RestContext, opts: Co
 
   // One route for /ui and /ui/ (the app ignores trailing slashes); the page's relative
   // URLs need the slash.
-  app.get('/ui/', access(ANYONE), async (req, reply) => {
+  app.get('/ui/', async (req, reply) => {
     if (!req.url.split('?')[0]!.endsWith('/')) return reply.redirect('/ui/');
     return reply.headers(SECURITY_HEADERS).type(STATIC_FILES['index.html']!).send(files.get('index.html'));
   });
-  app.get('/ui/:file', access(ANYONE), async (req, reply) => {
+  app.get('/ui/:file', async (req, reply) => {
     const file = (req.params as { file: string }).file;
     const body = Object.hasOwn(STATIC_FILES, file) ? files.get(file) : undefined;
     if (!body) return reply.status(404).send({ code: 'ResourceNotFound', message: `/ui/${file} does not exist` });

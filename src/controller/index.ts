@@ -12,7 +12,9 @@ import { DEFAULT_MAC_OUI, type NapiConfig } from '../napi/context.js';
 import { openStore, type StoreConfig } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { MappingIndex } from '../mapping/index.js';
-import { startEventGc } from '../overlay/gc.js';
+import { startLogSweep } from '../overlay/gc.js';
+import { OVERLAY_PREFIX } from '../overlay/keys.js';
+import type { CommitRecord } from '../store/txn.js';
 import { SvpServer } from '../svp/server.js';
 import { registerConsole } from '../console/server.js';
 import { registerIndexGauges, registerObjectGauges } from './gauges.js';
@@ -24,6 +26,9 @@ import { type ServerTls, loadServerTls } from '../security/tls.js';
 import { TokenBook } from '../security/tokens.js';
 import { Counter, Gauge } from 'prom-client';
 import { startupWarnings } from './warnings.js';
+import { WireguardDirectory } from '../overlay/wireguard-directory.js';
+import type { EncryptionMode } from '../overlay/wireguard.js';
+import { registerWireguardRoutes } from '../napi/routes/wireguard.js';
 
 export interface HostPort {
   host: string;
@@ -65,6 +70,13 @@ export interface ControllerOptions {
   restMaxConnections?: number | undefined;
   /** The ruleset feed's long-poll caps. */
   feed?: Pick<FwApiOptions, 'maxWaitMs' | 'maxWaitersPerNode' | 'maxWaiters'> | undefined;
+  /**
+   * The deployment's underlay encryption, written at start (absent: what the store has,
+   * none on a new deployment). wireguard while some node is not ready goes through prepare.
+   */
+  encryption?: Exclude<EncryptionMode, 'prepare'>;
+  /** The WireGuard tunnel subnet (absent: what the store has, 100.64.0.0/10 on a new deployment). */
+  tunnelSubnet?: string;
 }
 
 export interface Controller {
@@ -75,6 +87,7 @@ export interface Controller {
   fwEngine: FwEngine;
   index: MappingIndex;
   svp: SvpServer;
+  wireguard: WireguardDirectory;
   restAddress: HostPort;
   svpAddress: HostPort;
   /** The plaintext read-only SVP listener, when asked for. */
@@ -123,20 +136,29 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   let app: FastifyInstance | undefined;
   const index = new MappingIndex({ store, logger: logger.child({ component: 'mapping' }) });
   let svp: SvpServer | undefined;
+  const wgLog = logger.child({ component: 'wireguard' });
+  const wireguard = new WireguardDirectory(store, { onError: (err) => wgLog.warn({ err: err.message }, 'peer directory') });
   try {
     await ensureInitialData({ store, config });
     // The index answers SVP from memory; it must be caught up before SVP opens.
     await index.start();
+    await wireguard.start();
+    if (opts.encryption !== undefined || opts.tunnelSubnet !== undefined) {
+      const set = await wireguard.request(opts.encryption ?? wireguard.encryption.target ?? wireguard.encryption.mode, opts.tunnelSubnet ? { tunnelSubnet: opts.tunnelSubnet } : {});
+      wgLog.info(`underlay encryption: ${set.mode}${set.target ? ` (until every node is ready, then ${set.target})` : ''}, tunnel subnet ${set.tunnel_subnet}`);
+    }
     const rest = buildRestApp(
       { store, config, registry },
       {
         logger,
         // Read-your-writes across protocols: a REST write is acknowledged only once SVP
         // lookups on this controller reflect it (no stale answer after a commit).
-        beforeWriteReply: async (revision) => {
-          await index.waitForRevision(revision, 5000);
+        // The index follows only ovl/: it waits for the last commit that wrote there.
+        beforeWriteReply: async (_revision, rec) => {
+          const rev = latestRevisionUnder(rec, OVERLAY_PREFIX);
+          if (rev > 0) await index.waitForRevision(rev, 5000);
         },
-        extraRoutes: [(a, ctx) => void registerConsole(a, ctx, { ui: opts.ui ?? true })],
+        extraRoutes: [(a, ctx) => void registerConsole(a, ctx, { ui: opts.ui ?? true }), (a, ctx) => registerWireguardRoutes(a, ctx, wireguard)],
         auth: { tokens, metricsOpen: opts.metricsOpen, limits: opts.restLimits },
         server: { tls: serverTls, timeouts: opts.restTimeouts, maxConnections: opts.restMaxConnections },
         ...(opts.feed ? { fw: opts.feed } : {}),
@@ -162,9 +184,10 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       logger: logger.child({ component: 'svp' }),
     });
     const svpBound = await svp.listen();
-    // Events a node never consumes (it died, or was removed) are dropped after a day.
-    const gcLog = logger.child({ component: 'event-gc' });
-    const eventGc = startEventGc(store, { onError: (err) => gcLog.warn({ err: err.message }, 'event sweep failed') });
+    // Log entries every recipient has removed go; events a node never consumes (it died,
+    // or was removed) are dropped after a day or beyond 10,000 per node.
+    const gcLog = logger.child({ component: 'log-sweep' });
+    const eventGc = startLogSweep(store, index, { onError: (err) => gcLog.warn({ err: err.message }, 'log sweep failed') });
     await app.listen({ host: opts.listen.host, port: opts.listen.port });
     const addr = app.server.address();
     const restAddress =
@@ -189,6 +212,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       fwEngine: rest.fwEngine,
       index,
       svp: svpServer,
+      wireguard,
       restAddress,
       svpAddress: { host: svpBound.address, port: svpBound.port },
       svpPlaintextAddress: plain ? { host: plain.address, port: plain.port } : null,
@@ -222,6 +246,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
         await eventGc.stop();
         await svpServer.close();
         await started.close();
+        wireguard.stop();
         index.close();
         await store.close();
       },
@@ -229,6 +254,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   } catch (err) {
     await svp?.close().catch(() => undefined);
     await app?.close().catch(() => undefined);
+    wireguard.stop();
     index.close();
     await store.close().catch(() => undefined);
     throw err;
@@ -251,4 +277,11 @@ function registerAuthMetrics(registry: Registry, tokens: TokenBook) {
     registers: [registry],
   });
   return { reloads };
+}
+
+/** The revision of the request's last commit that wrote a key under prefix (0: none). */
+export function latestRevisionUnder(rec: CommitRecord, prefix: string): number {
+  let rev = 0;
+  for (const c of rec.commits ?? []) if (c.revision > rev && c.keys.some((k) => k.startsWith(prefix))) rev = c.revision;
+  return rev;
 }

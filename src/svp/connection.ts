@@ -27,6 +27,9 @@ import {
   type Frame,
   HEADER_BYTES,
   LOG_REQ_BYTES,
+  LOG_VL2_BYTES,
+  type LogEntry,
+  LogType,
   SVP_VERSION,
   checkFrameCrc,
   checkFrameHeader,
@@ -41,13 +44,22 @@ import {
   BULK_REQ_BYTES,
   encodeBulkAck,
   encodeLogAck,
+  encodeLogEntry,
   encodeLogRmAck,
   logRmCount,
   opName,
 } from './codec.js';
 import { PONG_FRAME_BYTES, VL2_ACK_FRAME_BYTES, VL3_ACK_FRAME_BYTES, putPong, putVl2Ack, putVl3Ack } from './frame-put.js';
 import type { Logger } from '../log/index.js';
-import { isV4Mapped, uuidFromBytes } from '../net/addr.js';
+import { isV4Mapped } from '../net/addr.js';
+import { decodeEventId, nodeTag } from '../overlay/event-id.js';
+
+/** The SVP log entry of a pending event (the index keeps events, not wire bytes). */
+function logEntryOf(e: PendingEvent): LogEntry {
+  return e.type === 'vl2'
+    ? { type: LogType.VL2, id: e.id, mac: e.mac, vnetId: e.vnetId }
+    : { type: LogType.VL3, id: e.id, ip: e.ip, vlan: e.vlan, vnetId: e.vnetId };
+}
 
 /** Why a connection was closed by the server (metric label values). */
 export type CloseCause = ProtocolErrorCause | 'shootdown' | 'too_many_pending' | 'internal_error' | 'idle_timeout';
@@ -153,6 +165,8 @@ export class Connection {
   private readonly backlogBound: number;
   private readonly maxFrameBytes: number;
   private readonly index: MappingIndex;
+  /** The node tag its event ids carry, for a connection bound to one node (computed once). */
+  private nodeTagCache: bigint | undefined;
 
   constructor(
     private readonly host: ConnectionHost,
@@ -405,6 +419,11 @@ export class Connection {
     this.maybeFinish();
   }
 
+  private ownTag(): bigint {
+    this.nodeTagCache ??= nodeTag(this.policy.node ?? '');
+    return this.nodeTagCache;
+  }
+
   /** True (and counted) when the policy forbids this connection the log of node cn. */
   private refusesLog(cn: string | undefined): boolean {
     const reason: PolicyRefusal | undefined = this.policy.readOnly ? 'read_only' : this.policy.node !== undefined && cn !== this.policy.node ? 'not_own_node' : undefined;
@@ -421,7 +440,7 @@ export class Connection {
     }
     // Something to send, or enough held already: answer now (an empty answer is what an
     // expired wait gives too, and the client just asks again).
-    if (this.host.index.pendingEvents(cn).length > 0 || this.held >= this.host.limits.maxHeldLogReqs || !this.host.mayHold(cn)) {
+    if (this.host.index.pendingEvents(cn, 1).length > 0 || this.held >= this.host.limits.maxHeldLogReqs || !this.host.mayHold(cn)) {
       this.answerLog(id, cn, count, t0);
       return;
     }
@@ -456,41 +475,32 @@ export class Connection {
   private answerLog(id: number, cn: string, count: number, t0: number): void {
     if (this.closed) return;
     const budget = Math.min(count, this.host.limits.maxLogAckBytes);
-    const picked: PendingEvent[] = [];
+    const picked: Buffer[] = [];
     let size = 4;
-    for (const e of this.host.index.pendingEvents(cn)) {
-      if (size + e.entry.length > budget) break;
-      picked.push(e);
-      size += e.entry.length;
+    for (const e of this.host.index.pendingEvents(cn, Math.floor((budget - 4) / LOG_VL2_BYTES))) {
+      const entry = encodeLogEntry(logEntryOf(e));
+      if (size + entry.length > budget) break;
+      picked.push(entry);
+      size += entry.length;
     }
-    this.write(
-      encodeLogAck(
-        id,
-        SvpStatus.OK,
-        picked.map((e) => e.entry),
-      ),
-    );
+    this.write(encodeLogAck(id, SvpStatus.OK, picked));
     this.host.countServed(picked.length);
     this.host.countRequest('log_req', SvpStatus.OK, t0);
   }
 
   private logRm(id: number, p: Buffer, t0: number): void {
     const n = logRmCount(p); // throws bad_size -> connection closed
-    const keys = new Set<string>();
-    let foreign = false;
-    for (let i = 0; i < n; i++) {
-      const ev = this.host.index.eventRef(uuidFromBytes(p, 4 + 16 * i));
-      if (!ev) continue;
-      keys.add(ev.key);
-      if (this.policy.node !== undefined && ev.cn !== this.policy.node) foreign = true;
-    }
-    // A node removes only its own events; a read-only connection none.
+    const ids = Array.from({ length: n }, (_, i) => Buffer.from(p.subarray(4 + 16 * i, 20 + 16 * i)));
+    // A node removes only its own copies (an id names its node by tag); a read-only
+    // connection nothing.
+    const foreign = this.policy.node !== undefined && ids.some((e) => decodeEventId(e).tag !== this.ownTag());
     if ((this.policy.readOnly || foreign) && this.refusesLog(foreign ? undefined : this.policy.node)) {
       this.write(encodeLogRmAck(id, SvpStatus.FATAL));
       this.host.countRequest('log_rm', SvpStatus.FATAL, t0);
       return;
     }
-    if (keys.size === 0) {
+    // Nothing to remove (no id names an event the index holds or may soon): ack at once.
+    if (!this.host.index.mayRemoveEvents(ids)) {
       this.write(encodeLogRmAck(id, SvpStatus.OK));
       this.host.countRequest('log_rm', SvpStatus.OK, t0);
       return;
@@ -500,13 +510,13 @@ export class Connection {
       cancelled = true;
     };
     if (!this.track(cancel)) return;
-    const ops = [...keys].map((key) => ({ type: 'del' as const, key }));
-    this.host.store
-      .commit({ ops })
-      .then(async (res) => {
-        // Ack only once the index no longer serves these events: a LOG_REQ sent right
-        // after the ack must not see them again.
-        await this.host.index.waitForRevision(res.revision, this.host.limits.logRmVisibleTimeoutMs);
+    let removed = 0;
+    // The index acks only once it no longer serves these events: a LOG_REQ sent right
+    // after the ack must not see them again.
+    this.host.index
+      .removeEvents(ids)
+      .then((count) => {
+        removed = count;
         return SvpStatus.OK;
       })
       .catch((err: Error) => {
@@ -514,7 +524,7 @@ export class Connection {
         return SvpStatus.FATAL;
       })
       .then((status) => {
-        if (status === SvpStatus.OK) this.host.countRemoved(keys.size);
+        if (status === SvpStatus.OK) this.host.countRemoved(removed);
         if (cancelled || this.closed) return;
         // Written before untrack, which may end the connection once nothing is pending.
         this.write(encodeLogRmAck(id, status));

@@ -13,7 +13,10 @@ import type { NapiConfig } from '../../src/napi/context.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import type { Store } from '../../src/store/types.js';
 import type { RestAuthOptions } from '../../src/rest/auth.js';
+import type { RestContext } from '../../src/rest/context.js';
 import { registerConsole } from '../../src/console/server.js';
+import { type WireguardRouteOptions, registerWireguardRoutes } from '../../src/napi/routes/wireguard.js';
+import { WireguardDirectory } from '../../src/overlay/wireguard-directory.js';
 
 export interface TestNapi {
   app: FastifyInstance;
@@ -43,6 +46,8 @@ export async function startTestNapi(
     console?: boolean;
     /** The firewall routes' options (feed long-poll caps, nft -c verification). */
     fw?: FwApiOptions;
+    /** Also the encrypted underlay's routes (/encryption, /wireguard/...) over a directory of this store. */
+    wireguard?: WireguardRouteOptions;
   } = {},
 ): Promise<TestNapi> {
   const store = opts.store ?? new MemoryStore();
@@ -54,12 +59,18 @@ export async function startTestNapi(
     overlayMtu: opts.overlayMtu ?? 1450,
   });
   await ensureInitialData({ store, config });
+  const wireguard = opts.wireguard ? new WireguardDirectory(store) : undefined;
+  await wireguard?.start();
+  const extraRoutes: NonNullable<Parameters<typeof buildRestApp>[1]>['extraRoutes'] = [
+    ...(opts.console ? [(a: FastifyInstance, ctx: RestContext) => void registerConsole(a, ctx, { ui: true })] : []),
+    ...(wireguard ? [(a: FastifyInstance, ctx: RestContext) => registerWireguardRoutes(a, ctx, wireguard, opts.wireguard)] : []),
+  ];
   const { app, fwEngine } = buildRestApp(
     { store, config, registry: createRegistry('test') },
     {
       ...(opts.auth ? { auth: opts.auth } : {}),
       ...(opts.fw ? { fw: opts.fw } : {}),
-      ...(opts.console ? { extraRoutes: [(a, ctx) => void registerConsole(a, ctx, { ui: true })] } : {}),
+      ...(extraRoutes.length > 0 ? { extraRoutes } : {}),
     },
   );
   await app.ready();
@@ -86,6 +97,7 @@ export async function startTestNapi(
       return { status: res.statusCode, headers: res.headers, body: parsed };
     },
     async close() {
+      wireguard?.stop();
       await app.close();
       await store.close();
     },

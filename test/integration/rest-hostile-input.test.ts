@@ -34,7 +34,7 @@ async function ok(method: string, url: string, body?: unknown) {
 
 before(async () => {
   // No nft -c here (the fw-hostile-text suite runs it): a fuzzed valid rule would spawn nft.
-  napi = await startTestNapi({ console: true, fw: { verify: false, maxWaitMs: 20 }, auth: { limits: { maxInFlight: 64, rate: null } } });
+  napi = await startTestNapi({ console: true, wireguard: { maxWaitMs: 20 }, fw: { verify: false, maxWaitMs: 20 }, auth: { limits: { maxInFlight: 64, rate: null } } });
   await ok('POST', '/nic_tags', { name: 'external' });
   ids.net = (await ok('POST', '/networks', { name: 'ext', nic_tag: 'external', vlan_id: 0, subnet: '198.18.7.0/24', provision_start_ip: '198.18.7.10', provision_end_ip: '198.18.7.250', gateway: '198.18.7.1' })).uuid!;
   ids.underlay = (await ok('POST', '/networks', { name: 'underlay', nic_tag: 'sdc_underlay', vlan_id: 0, subnet: '198.18.0.0/24', provision_start_ip: '198.18.0.10', provision_end_ip: '198.18.0.250' })).uuid!;
@@ -104,6 +104,9 @@ function template(method: string, url: string): Record<string, Json> {
     [/^\/fw\/nodes/, { since: 0, wait: 0 }],
     [/^\/fw\/explain/, { from: '10.0.0.9', to: VM, proto: 'tcp', port: 22 }],
     [/^\/fw\/docker/, { owner_uuid: A, name: 'web2', links: [], exposed_ports: ['80/tcp'], published_ports: [{ host_port: 8080, container_port: 80 }], icc: false }],
+    [/^\/encryption/, { mode: 'none', tunnel_subnet: '100.64.0.0/10', force: false }],
+    [/^\/wireguard\/peers/, { since: 0, wait: 0 }],
+    [/^\/wireguard\/nodes/, { public_key: Buffer.alloc(32, 7).toString('base64'), next_public_key: Buffer.alloc(32, 8).toString('base64'), endpoint: '198.18.0.11:51820' }],
     [/^\/nodes/, { node: N1, underlay_ip: '198.18.0.11', backend: 'kernel', vnets: [1], nics: 1, probes: [], sent_at: 1, shootdowns: [] }],
   ];
   const found = t.find(([re]) => re.test(url));
@@ -113,7 +116,7 @@ function template(method: string, url: string): Record<string, Json> {
 
 describe(`hostile input on every REST route (seed ${SEED}, ${ROUNDS} per route)`, () => {
   it('answers 4xx with a NAPI error body, never 5xx, and a refused request changes nothing', async () => {
-    const routes = registeredRoutes(napi.app).filter((x) => !x.access?.longPoll || x.url.startsWith('/fw/nodes'));
+    const routes = registeredRoutes(napi.app).filter((x) => !x.access?.longPoll || x.url.startsWith('/fw/nodes') || x.url === '/wireguard/peers');
     assert.ok(routes.length >= 60, `only ${routes.length} routes found`);
     // Deletions last, so the objects the other routes name exist while they are fuzzed.
     routes.sort((a, b) => Number(a.method === 'DELETE') - Number(b.method === 'DELETE'));

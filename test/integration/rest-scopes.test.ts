@@ -3,7 +3,8 @@
  * what, an owner sees and changes only its own fabrics, NICs, rules and instances (others'
  * are 404 and never listed), a node only what its agent needs for itself; refused writes
  * leave the store unchanged; the token file is re-read on reload; every route declares
- * its access or is admin-only.
+ * its access or is admin-only. The console and the encryption setting are admins'; a node
+ * writes only its own report and WireGuard record.
  */
 import assert from 'node:assert/strict';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -73,7 +74,7 @@ before(async () => {
   await chmod(authFile, 0o600);
   tokens = new TokenBook(authFile);
   await tokens.load();
-  napi = await startTestNapi({ auth: { tokens, limits: { maxInFlight: 512, rate: null } }, console: true });
+  napi = await startTestNapi({ auth: { tokens, limits: { maxInFlight: 512, rate: null } }, console: true, wireguard: { maxWaitMs: 1000 } });
   made.underlay = (await ok(admin('POST', '/networks', { name: 'underlay', nic_tag: 'sdc_underlay', vlan_id: 0, subnet: '198.18.0.0/24', provision_start_ip: '198.18.0.10', provision_end_ip: '198.18.0.250' }))).uuid;
   for (const [owner, key] of [[A, 'netA'], [B, 'netB']] as const) {
     await ok(admin('POST', `/fabrics/${owner}/vlans`, { vlan_id: 5, name: 'blue' }));
@@ -95,13 +96,13 @@ after(async () => {
 describe('authentication', () => {
   it('no token: 401 with NAPI error body; /ping stays open; an unknown token is 401', async () => {
     const anon = as(undefined);
-    for (const url of ['/networks', '/nics', '/rules', `/fabrics/${A}/vlans`, '/metrics', '/ui/api/snapshot']) {
+    for (const url of ['/networks', '/nics', '/rules', `/fabrics/${A}/vlans`, '/metrics', '/ui/', '/ui/app.js', '/ui/api/snapshot', '/ui/api/events', '/wireguard/peers', '/encryption']) {
       const r = await anon('GET', url);
       assert.equal(r.status, 401, url);
       assert.equal(r.body.code, 'Unauthorized');
     }
     assert.equal((await anon('GET', '/ping')).status, 200);
-    assert.equal((await anon('GET', '/ui/')).status, 200, 'the console page itself is static');
+    assert.equal((await admin('GET', '/ui/')).status, 200, 'the console is operators\'');
     const bogus = await as('not-a-token-0123456789')('GET', '/nics');
     assert.equal(bogus.status, 401);
     assert.match(bogus.body.message, /unknown bearer token/);
@@ -111,8 +112,8 @@ describe('authentication', () => {
 
   it('an owner or a node calling an admin route: 403', async () => {
     for (const call of [ownerA, node1]) {
-      for (const [m, url] of [['GET', '/nic_tags'], ['POST', '/nic_tags'], ['GET', '/network_pools'], ['GET', '/aggregations'], ['GET', '/search/ips?ip=10.0.0.1'], ['GET', `/networks/${made.underlay}/ips`], ['GET', '/ui/api/snapshot']]) {
-        const r = await call(m!, url!, m === 'POST' ? { name: 'x' } : undefined);
+      for (const [m, url] of [['GET', '/nic_tags'], ['POST', '/nic_tags'], ['GET', '/network_pools'], ['GET', '/aggregations'], ['GET', '/search/ips?ip=10.0.0.1'], ['GET', `/networks/${made.underlay}/ips`], ['GET', '/ui/'], ['GET', '/ui/app.js'], ['GET', '/ui/api/snapshot'], ['GET', '/ui/api/events'], ['GET', '/encryption'], ['PUT', '/encryption']]) {
+        const r = await call(m!, url!, m === 'POST' ? { name: 'x' } : m === 'PUT' ? { mode: 'wireguard', force: true } : undefined);
         assert.equal(r.status, 403, `${m} ${url}: ${JSON.stringify(r.body)}`);
         assert.equal(r.body.code, 'Forbidden');
       }
@@ -262,6 +263,31 @@ describe('node scope', () => {
   });
 });
 
+describe('encrypted underlay (WireGuard)', () => {
+  const key = (b: number) => Buffer.alloc(32, b).toString('base64');
+  it("a node publishes, reads and withdraws only its own record, follows the peers feed; another node's record is 404 and unchanged", async () => {
+    const mine = await ok(node1('PUT', `/wireguard/nodes/${N1}`, { public_key: key(1), endpoint: '198.18.0.11:51820' }));
+    assert.equal(mine.cn_uuid, N1);
+    await ok(node1('GET', `/wireguard/nodes/${N1}`));
+    await ok(as(T.n2)('PUT', `/wireguard/nodes/${N2}`, { public_key: key(2), endpoint: '198.18.0.12:51820' }));
+    const feed = await ok(node1('GET', '/wireguard/peers?since=0&wait=0'));
+    assert.ok(Array.isArray(feed.peers), 'the feed: every node\'s view');
+    await assertUnchanged(napi.store, async () => {
+      assert.equal((await node1('PUT', `/wireguard/nodes/${N2}`, { public_key: key(3), endpoint: '198.18.0.99:51820' })).status, 404, "overwriting another node's key");
+      assert.equal((await node1('DELETE', `/wireguard/nodes/${N2}`)).status, 404, "withdrawing another node's key");
+      assert.equal((await node1('GET', `/wireguard/nodes/${N2}`)).status, 404);
+      assert.equal((await node1('PUT', '/encryption', { mode: 'none' })).status, 403, 'the setting is an admin\'s');
+      for (const [m, url] of [['GET', '/wireguard/peers'], ['GET', `/wireguard/nodes/${N1}`], ['PUT', `/wireguard/nodes/${A}`], ['GET', '/encryption']] as const) {
+        const r = await ownerA(m, url, m === 'PUT' ? { public_key: key(4), endpoint: '198.18.0.13:51820' } : undefined);
+        assert.equal(r.status, 403, `owner ${m} ${url}`);
+      }
+    });
+    assert.equal((await ok(admin('GET', `/wireguard/nodes/${N2}`))).public_key, key(2));
+    assert.equal((await node1('DELETE', `/wireguard/nodes/${N1}`)).status, 204);
+    assert.equal((await admin('GET', `/wireguard/nodes/${N1}`)).status, 404);
+  });
+});
+
 describe('the token file', () => {
   it('reload: a new token works at once, a removed one stops; a broken file keeps the tokens in force', async () => {
     const fresh = 'fresh-0123456789abcdef';
@@ -291,6 +317,7 @@ describe('every route declares who may call it', () => {
       'DELETE /fw/instances/:uuid owner',
       'DELETE /nics/:mac owner+node',
       'DELETE /rules/:uuid owner',
+      'DELETE /wireguard/nodes/:cn_uuid node',
       'GET /fabrics/:owner_uuid/vlans owner',
       'GET /fabrics/:owner_uuid/vlans/:vlan_id owner',
       'GET /fabrics/:owner_uuid/vlans/:vlan_id/networks owner',
@@ -311,8 +338,8 @@ describe('every route declares who may call it', () => {
       'GET /rules owner',
       'GET /rules/:uuid owner',
       'GET /rules/:uuid/vms owner',
-      'GET /ui/ anyone',
-      'GET /ui/:file anyone',
+      'GET /wireguard/nodes/:cn_uuid node',
+      'GET /wireguard/peers node',
       'POST /fabrics/:owner_uuid/vlans owner',
       'POST /fabrics/:owner_uuid/vlans/:vlan_id/networks owner',
       'POST /fw/docker/containers/:uuid owner',
@@ -325,6 +352,7 @@ describe('every route declares who may call it', () => {
       'PUT /fw/instances/:uuid owner',
       'PUT /nics/:mac owner+node',
       'PUT /rules/:uuid owner',
+      'PUT /wireguard/nodes/:cn_uuid node',
     ]);
     // Every role a declaration admits says how it is bounded.
     for (const r of registeredRoutes(napi.app)) {
