@@ -415,6 +415,15 @@ for (const { backend, tls } of VARIANTS) {
     });
 
     it('TLS: each agent acts as its node only; its certificate reads no other node\'s shootdowns', { skip: !tls }, async () => {
+      // Everything the agents asked for so far (NICs, rulesets, reports, the WireGuard peers
+      // feed) was theirs to ask: nothing refused, the feed followed over TLS.
+      const before = String((await api('GET', '/metrics')) as string);
+      assert.equal(sumMetric(before, 'rhumb_rest_refused_total', { reason: 'forbidden' }), 0, 'no agent request refused');
+      for (const n of nodes) {
+        const am = String((await http(n.agent!.api, 'GET', '/metrics')).body);
+        assert.equal(sumMetric(am, 'rhumb_wireguard_errors_total', { reason: 'feed' }), 0, `${n.name}: the peers feed over TLS`);
+        assert.equal((await http(n.agent!.api, 'GET', '/status')).body.encryption?.mode, 'none', `${n.name}: learnt the setting from the feed`);
+      }
       const creds = await loadClientTls({ tlsDir: pki, cert: `${nodes[0]!.name}.pem`, key: `${nodes[0]!.name}-key.pem` });
       const asNode1 = new SvpClient({ servers: [svp], tls: creds, timeoutMs: 5000, keepaliveMs: 0, resolveIntervalMs: 0 });
       try {
