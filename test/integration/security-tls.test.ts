@@ -218,6 +218,20 @@ describe('SVP: who may read and remove which shootdowns', () => {
     const out = cli('svp', 'vl3', '10.20.0.12', String(vnet), '--server', svpAddr(), '--tls-dir', pki, '--cert', 'ops.pem', '--key', 'ops-key.pem', '--json');
     assert.equal(JSON.parse(out).ip, UL[N2]);
   });
+
+  it('`rhumb encryption show` verifies the controller and sends RHUMB_TOKEN; a node certificate may not', () => {
+    const run = (env: Record<string, string>, ...extra: string[]) =>
+      execFileSync(process.execPath, [CLI, 'encryption', 'show', '--api', ctl.restUrl, '--tls-dir', pki, '--json', ...extra], {
+        encoding: 'utf8',
+        timeout: 60_000,
+        env: { ...process.env, RHUMB_TOKEN: '', ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    assert.equal(JSON.parse(run({ RHUMB_TOKEN: ADMIN_TOKEN })).mode, 'none');
+    assert.equal(JSON.parse(run({}, '--cert', 'ops.pem', '--key', 'ops-key.pem')).mode, 'none', 'an operator certificate');
+    assert.throws(() => run({}), /401/);
+    assert.throws(() => run({}, '--cert', 'n1.pem', '--key', 'n1-key.pem'), /403/);
+  });
 });
 
 describe('SVP fuzzing over TLS', () => {
