@@ -107,7 +107,7 @@ export function registerControllerCommand(program: Command): void {
     .option('--rest-idle-timeout <ms>', 'close a REST connection with no traffic for this long (above the longest long-poll)', parseIntArg(1000, 86_400_000), DEFAULT_REST_TIMEOUTS.idleMs)
     .option('--rest-max-conns <n>', 'open REST connections; more are closed at once', parseIntArg(1, 1_000_000), DEFAULT_REST_MAX_CONNECTIONS)
     .option('--feed-max-wait <ms>', 'longest a ruleset feed long-poll is held', parseIntArg(0, 600_000), 60_000)
-    .option('--feed-max-per-node <n>', 'ruleset feed long-polls held at once per node; more get 429', parseIntArg(1, 10_000), 4)
+    .option('--feed-max-per-node <n>', 'long-polls held at once per node on each feed (rulesets, WireGuard peers); more get 429', parseIntArg(1, 10_000), 4)
     .option('--feed-max-waiters <n>', 'ruleset feed long-polls held at once in all; more get 429', parseIntArg(1, 1_000_000), 1024)
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
     .action(async (flags: ControllerFlags) => {

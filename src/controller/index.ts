@@ -158,7 +158,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
           const rev = latestRevisionUnder(rec, OVERLAY_PREFIX);
           if (rev > 0) await index.waitForRevision(rev, 5000);
         },
-        extraRoutes: [(a, ctx) => void registerConsole(a, ctx, { ui: opts.ui ?? true }), (a, ctx) => registerWireguardRoutes(a, ctx, wireguard)],
+        extraRoutes: [(a, ctx) => void registerConsole(a, ctx, { ui: opts.ui ?? true }), (a, ctx) => registerWireguardRoutes(a, ctx, wireguard, { maxWaitersPerNode: opts.feed?.maxWaitersPerNode })],
         auth: { tokens, metricsOpen: opts.metricsOpen, limits: opts.restLimits },
         server: { tls: serverTls, timeouts: opts.restTimeouts, maxConnections: opts.restMaxConnections },
         ...(opts.feed ? { fw: opts.feed } : {}),

@@ -282,6 +282,16 @@ describe('encrypted underlay (WireGuard)', () => {
         assert.equal(r.status, 403, `owner ${m} ${url}`);
       }
     });
+    // The peers long-poll: at most 4 held per node; the fifth of one node is 429, another node is still held.
+    const rev = (await ok(node1('GET', '/wireguard/peers?since=0&wait=0'))).revision as number;
+    const held = Array.from({ length: 4 }, () => node1('GET', `/wireguard/peers?since=${rev}&wait=800`));
+    await new Promise((r) => setTimeout(r, 100));
+    const fifth = await node1('GET', `/wireguard/peers?since=${rev}&wait=800`);
+    assert.equal(fifth.status, 429, JSON.stringify(fifth.body));
+    assert.equal(fifth.body.code, 'TooManyRequests');
+    assert.equal((await as(T.n2)('GET', `/wireguard/peers?since=${rev}&wait=50`)).status, 200, 'another node');
+    for (const r of await Promise.all(held)) assert.equal(r.status, 200);
+    assert.equal((await node1('GET', `/wireguard/peers?since=${rev}&wait=50`)).status, 200, 'slots given back');
     assert.equal((await ok(admin('GET', `/wireguard/nodes/${N2}`))).public_key, key(2));
     assert.equal((await node1('DELETE', `/wireguard/nodes/${N1}`)).status, 204);
     assert.equal((await admin('GET', `/wireguard/nodes/${N1}`)).status, 404);

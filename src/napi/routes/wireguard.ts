@@ -4,7 +4,8 @@
  *   GET    /encryption                  the deployment's setting, and which nodes are ready
  *   PUT    /encryption                  {mode: none|prepare|wireguard, force?, tunnel_subnet?}
  *   GET    /wireguard/peers             ?since=REV&wait=MS: every node's view (full), or what
- *                                       changed after since (long-poll; agents follow this)
+ *                                       changed after since (long-poll; agents follow this;
+ *                                       at most maxWaitersPerNode held per node, 429 beyond)
  *   GET    /wireguard/nodes/:cn_uuid    a node's published record
  *   PUT    /wireguard/nodes/:cn_uuid    {public_key, next_public_key?, endpoint}: an agent publishes
  *   DELETE /wireguard/nodes/:cn_uuid
@@ -38,6 +39,8 @@ export interface WireguardRouteOptions {
   maxWaitMs?: number;
   /** Peers requests that may wait at once (more get 429). Default 8192. */
   maxWaiters?: number;
+  /** Peers requests one node (a node token or certificate) may have waiting at once. Default 4. */
+  maxWaitersPerNode?: number;
 }
 
 /** A node's own record only; another node's is answered as absent. */
@@ -59,7 +62,10 @@ function nonNegativeInt(raw: unknown, field: string, dflt: number, errors: Field
 export function registerWireguardRoutes(app: FastifyInstance, ctx: RestContext, dir: WireguardDirectory, opts: WireguardRouteOptions = {}): void {
   const maxWait = opts.maxWaitMs ?? 60_000;
   const maxWaiters = opts.maxWaiters ?? 8192;
+  const maxPerNode = opts.maxWaitersPerNode ?? 4;
   let waiting = 0;
+  /** Waiting requests per node principal: one node cannot take every slot. */
+  const waitingByNode = new Map<string, number>();
 
   app.get('/encryption', async () => ({ ...dir.encryption, ...dir.readiness() }));
 
@@ -90,11 +96,20 @@ export function registerWireguardRoutes(app: FastifyInstance, ctx: RestContext, 
     const waitMs = Math.min(wait, maxWait);
     if (waitMs === 0) return dir.feed(since, 0);
     if (waiting >= maxWaiters) throw tooManyRequests(`too many requests are waiting on peers (at most ${maxWaiters}); retry later`);
+    const who = req.principal?.role === 'node' ? req.principal.node : undefined;
+    const mine = who === undefined ? 0 : (waitingByNode.get(who) ?? 0);
+    if (mine >= maxPerNode) throw tooManyRequests(`too many requests of this node are waiting on peers (at most ${maxPerNode}); retry later`);
     waiting++;
+    if (who !== undefined) waitingByNode.set(who, mine + 1);
     try {
       return await dir.feed(since, waitMs);
     } finally {
       waiting--;
+      if (who !== undefined) {
+        const left = (waitingByNode.get(who) ?? 1) - 1;
+        if (left > 0) waitingByNode.set(who, left);
+        else waitingByNode.delete(who);
+      }
     }
   });
 
