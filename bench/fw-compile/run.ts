@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
 import { PolicyWorld } from '../../src/fw/compile.js';
 import { parseRule, serialize } from '../../src/fw/lang/index.js';
-import { NftApplier } from '../../src/fw/applier.js';
+import { NftApplier, loadNft } from '../../src/fw/applier.js';
 import { renderNetnsRuleset, renderRuleset, renderStateTable } from '../../src/fw/nft.js';
 import { checkRuleset } from '../../src/fw/nft-check.js';
 import type { InstanceView, PolicyRule } from '../../src/fw/types.js';
@@ -240,8 +240,8 @@ else {
       }
       return { p50_ms: pct(times, 50), p99_ms: pct(times, 99), max_ms: Math.max(...times), largest_bytes: Buffer.byteLength(textOf(largest)), largest_ms: largestMs };
     };
-    const stateOk = await new NftApplier().apply('(state)', path, renderStateTable());
-    if (!stateOk.ok) throw new Error(`state table: ${stateOk.error}`);
+    const stateError = await loadNft(path, renderStateTable());
+    if (stateError !== undefined) throw new Error(`state table: ${stateError}`);
     const nodeSide = await measure((u) => texts.get(u)!);
     const inNamespace = await measure((u) => renderNetnsRuleset(u, compiled.get(u) ?? null));
     const cstart = process.hrtime.bigint();

@@ -82,6 +82,8 @@ export interface AgentOptions {
   /** Apply the instances' firewall rulesets from the controller's feed (GET /fw/nodes/:node/rulesets). */
   firewall?: {
     controllerUrl: string;
+    /** fetch carrying the node's credentials (TLS, token). */
+    fetch?: typeof fetch;
     waitMs?: number;
     retryMs?: number;
     /** Node-side placement: where logged rules' connections are written (./flowlog.ts), rotated past maxBytes. */
@@ -236,7 +238,7 @@ export class Agent {
     this.follower = new UnderlayFollower({
       localAddresses: localIpv4Addresses,
       recorded: async () =>
-        (await this.o.napi.listNics({ belongs_to_uuid: this.o.nodeUuid, belongs_to_type: 'server' }, { fresh: true })).flatMap((n) => (n.underlay === true && n.ip ? [n.ip] : [])),
+        (await this.o.napi.listNics({ belongs_to_uuid: this.o.nodeUuid, belongs_to_type: 'server' }, { timeoutMs: 1500 })).flatMap((n) => (n.underlay === true && n.ip ? [n.ip] : [])),
       current: () => this.ownUnderlay,
       move: (to) => this.moveUnderlay(to),
       log: (msg) => this.log.info(msg),
@@ -251,6 +253,7 @@ export class Agent {
       }
       this.fw = new FwFeedClient({
         controllerUrl: this.o.firewall.controllerUrl,
+        ...(this.o.firewall.fetch ? { fetch: this.o.firewall.fetch } : {}),
         nodeUuid: this.o.nodeUuid,
         placement,
         resolveNetns: (uuid) => this.netnsOfInstance(uuid),

@@ -3,8 +3,6 @@
  * registering its underlay NIC. Plain fetch with a timeout; NAPI errors become
  * NapiRequestError with the status and the server's message.
  */
-import { get as httpGet } from 'node:http';
-import { get as httpsGet } from 'node:https';
 
 export interface ApiNic {
   mac: string;
@@ -61,31 +59,27 @@ export class NapiClient {
   constructor(
     baseUrl: string,
     private readonly timeoutMs = 10_000,
+    /** fetch carrying the node's credentials (TLS, token); default the global fetch. */
+    private readonly doFetch: typeof fetch = (input, init) => fetch(input, init),
   ) {
     this.base = baseUrl.replace(/\/+$/, '');
   }
 
-  async request<T>(method: string, path: string, body?: unknown, timeoutMs = this.timeoutMs, fresh = false): Promise<T> {
-    let status: number;
-    let text: string;
-    if (fresh) ({ status, text } = await freshGet(this.base + path, timeoutMs));
-    else {
-      const res = await fetch(this.base + path, {
-        method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      status = res.status;
-      text = await res.text();
-    }
+  async request<T>(method: string, path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<T> {
+    const res = await this.doFetch(this.base + path, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await res.text();
     let parsed: unknown = text;
     try {
       parsed = text ? JSON.parse(text) : undefined;
     } catch {
       /* not JSON */
     }
-    if (status >= 400) throw new NapiRequestError(method, path, status, parsed);
+    if (res.status >= 400) throw new NapiRequestError(method, path, res.status, parsed);
     return parsed as T;
   }
 
@@ -94,15 +88,16 @@ export class NapiClient {
   }
 
   /**
-   * Every NIC matching the filter (pages through with limit/offset). fresh: each page on a new connection (not a pooled one), e.g. right after this node's
-   * address changed, when a kept-alive connection may still name the old one.
+   * Every NIC matching the filter (pages through with limit/offset). timeoutMs per page:
+   * short right after this node's address changed, when a kept-alive connection may still
+   * name the old address (the timeout drops it; the caller asks again).
    */
-  async listNics(filter: Record<string, string | boolean>, opts: { fresh?: boolean } = {}): Promise<ApiNic[]> {
+  async listNics(filter: Record<string, string | boolean>, opts: { timeoutMs?: number } = {}): Promise<ApiNic[]> {
     const out: ApiNic[] = [];
     const limit = 1000;
     for (let offset = 0; ; offset += limit) {
       const q = new URLSearchParams({ ...Object.fromEntries(Object.entries(filter).map(([k, v]) => [k, String(v)])), limit: String(limit), offset: String(offset) });
-      const page = await this.request<ApiNic[]>('GET', `/nics?${q}`, undefined, this.timeoutMs, opts.fresh === true);
+      const page = await this.request<ApiNic[]>('GET', `/nics?${q}`, undefined, opts.timeoutMs ?? this.timeoutMs);
       out.push(...page);
       if (page.length < limit) return out;
     }
@@ -152,20 +147,4 @@ export function vnetFromNicTag(tag: string | undefined): number | undefined {
   if (!m) return undefined;
   const n = Number(m[1]);
   return Number.isInteger(n) && n >= 0 && n <= 0xffffff ? n : undefined;
-}
-
-/** A GET on its own connection (no keep-alive pool): status and body text. */
-function freshGet(url: string, timeoutMs: number): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const get = url.startsWith('https:') ? httpsGet : httpGet;
-    const req = get(url, { agent: false, timeout: timeoutMs }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${url}: no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-  });
 }

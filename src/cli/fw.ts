@@ -11,6 +11,7 @@
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ApiError, type ClientIo, DEFAULT_API, NapiClient, formatList, formatObject } from './client.js';
+import { type CredentialFlags, addCredentialOptions, credentialedFetch } from './credentials.js';
 import { registerFwLog } from './fw-log.js';
 
 const defaultIo: ClientIo = {
@@ -22,7 +23,7 @@ const defaultIo: ClientIo = {
   fetch: (...args) => fetch(...args),
 };
 
-interface Flags {
+interface Flags extends CredentialFlags {
   api: string;
   json?: boolean;
 }
@@ -47,7 +48,7 @@ function intArg(min: number, max: number) {
 
 async function call(io: ClientIo, flags: Flags, fn: (c: NapiClient) => Promise<unknown>, show: (v: unknown) => string): Promise<void> {
   try {
-    const v = await fn(new NapiClient(flags.api, io.fetch));
+    const v = await fn(new NapiClient(flags.api, await credentialedFetch(flags, io.fetch)));
     if (v === undefined) return;
     io.out(flags.json ? JSON.stringify(v, null, 2) : show(v));
   } catch (e) {
@@ -78,7 +79,8 @@ export function registerFwCommands(program: Command, io: ClientIo = defaultIo): 
   const fw = program.command('fw').description('cloud firewall: rules, explanations and flow logs');
   registerFwLog(fw, io);
 
-  fw.command('explain')
+  const explain = fw
+    .command('explain')
     .description('which rule decides whether traffic from an address reaches an instance, and why')
     .requiredOption('--from <addr>', 'source IP address (or instance UUID)')
     .requiredOption('--to <instance>', 'destination instance UUID')
@@ -87,8 +89,8 @@ export function registerFwCommands(program: Command, io: ClientIo = defaultIo): 
     .option('--type <n>', 'ICMP type', intArg(0, 255))
     .option('--code <n>', 'ICMP code', intArg(0, 255))
     .addOption(apiOption())
-    .option('--json', 'print raw JSON')
-    .action(async (f: Flags & { from: string; to: string; proto: string; port?: number; type?: number; code?: number }) => {
+    .option('--json', 'print raw JSON');
+  addCredentialOptions(explain).action(async (f: Flags & { from: string; to: string; proto: string; port?: number; type?: number; code?: number }) => {
       await call(
         io,
         f,
@@ -98,7 +100,7 @@ export function registerFwCommands(program: Command, io: ClientIo = defaultIo): 
     });
 
   const rules = fw.command('rules').description('list and edit firewall rules (FWAPI-compatible /rules)');
-  const common = (c: Command): Command => c.addOption(apiOption()).option('--json', 'print raw JSON');
+  const common = (c: Command): Command => addCredentialOptions(c.addOption(apiOption()).option('--json', 'print raw JSON'));
 
   common(rules.command('list').description('list rules'))
     .option('--owner <uuid>', 'rules of this owner')

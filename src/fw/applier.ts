@@ -18,7 +18,7 @@
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { nativeNftAvailable, nftApply, nftList } from '../dataplane/nftables.js';
-import { renderNetnsRuleset, renderRuleset, renderStateTable, runWithInput } from './nft.js';
+import { renderNetnsRuleset, renderRuleset, renderStateTable, rulesetProblem, runWithInput } from './nft.js';
 import type { FeedResponse, NodeRuleset } from './push.js';
 
 export interface ApplyResult {
@@ -72,6 +72,11 @@ export class NftApplier {
   /** Replaces the instance's table in the namespace at netnsPath (undefined: this one), atomically. */
   async apply(instance: string, netnsPath: string | undefined, text: string): Promise<ApplyResult> {
     if (this.current.get(instance) === text) return { ok: true, changed: false };
+    const problem = rulesetProblem(instance, text);
+    if (problem) {
+      this.metrics?.failures.inc();
+      return { ok: false, changed: false, error: `refused: ${problem}` };
+    }
     const started = process.hrtime.bigint();
     const error = await loadNft(netnsPath, text);
     this.metrics?.seconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
@@ -119,6 +124,8 @@ export type Placement = 'node' | 'netns';
 export interface FwFeedClientOptions {
   /** Controller REST base URL, e.g. http://10.0.0.1:8080 */
   controllerUrl: string;
+  /** fetch carrying the node's credentials (TLS, token); default the global fetch. */
+  fetch?: typeof fetch;
   nodeUuid: string;
   /** 'node' (default): tables in the node's namespace, on the instances' ports; 'netns': in theirs. */
   placement?: Placement;
@@ -233,7 +240,7 @@ export class FwFeedClient {
   private async poll(waitMs: number): Promise<FeedResponse> {
     this.abort = new AbortController();
     const url = `${this.opts.controllerUrl.replace(/\/$/, '')}/fw/nodes/${this.opts.nodeUuid}/rulesets?since=${this.revision}&wait=${waitMs}`;
-    const res = await fetch(url, { signal: this.abort.signal });
+    const res = await (this.opts.fetch ?? fetch)(url, { signal: this.abort.signal });
     if (!res.ok) throw new Error(`feed ${res.status}: ${await res.text()}`);
     return (await res.json()) as FeedResponse;
   }
