@@ -10,7 +10,7 @@ import { after, describe, it } from 'node:test';
 import { PolicyWorld, setName, tableName, uuidHex } from '../../src/fw/compile.js';
 import { NftApplier } from '../../src/fw/applier.js';
 import { checkRuleset, sharedChecker } from '../../src/fw/nft-check.js';
-import { renderRuleset, rulesetProblem } from '../../src/fw/nft.js';
+import { renderNetnsRuleset, renderRuleset, rulesetProblem } from '../../src/fw/nft.js';
 import { buildStoredRule, toPolicyRule } from '../../src/fw/registry.js';
 import { OWNER_A, instance, ruid, vm } from '../helpers/fw-fixtures.js';
 
@@ -90,19 +90,31 @@ describe('what may reach nft names, and what the agent applies', () => {
     const w = new PolicyWorld();
     w.upsertRule(toPolicyRule(buildStoredRule({ rule: 'FROM any TO all vms ALLOW icmp TYPE 8 CODE 0', owner_uuid: OWNER_A, uuid: ruid(99), enabled: true })));
     w.upsertInstance(instance(1, { addresses: ['10.0.0.1', 'fd00::1'] }));
-    const good = renderRuleset(vm(1), w.compile(vm(1)));
-    assert.equal(rulesetProblem(vm(1), good), undefined);
-    assert.equal(rulesetProblem(vm(1), renderRuleset(vm(1), null)), undefined);
     const t = tableName(vm(1));
-    const tampered = [
-      renderRuleset(vm(2), w.compile(vm(1))), // another instance's table
-      good.replace('\t\tct state invalid drop', '\t\tct state invalid drop\n\tinclude "/etc/shadow"'),
-      `${good}table inet rhumb_fw_other { }\n`,
-      good.replace(`table inet ${t} {`, 'flush ruleset\n' + `table inet ${t} {`),
-      good.replace('policy drop;', 'policy accept; $x'),
-      `table inet ${t}\ndelete table inet ${t}\ndelete table inet filter\n`,
+    // Both forms of the policy: on the node (bridge family) and inside the instance (inet).
+    const forms = [
+      { family: 'bridge', good: renderRuleset(vm(1), w.compile(vm(1)), ['rv90b8d0000001']), other: renderRuleset(vm(2), w.compile(vm(1))), empty: renderRuleset(vm(1), null), line: '\t\tmeta mark & 0x20000000 == 0x20000000 drop', policy: 'policy accept;' },
+      { family: 'inet', good: renderNetnsRuleset(vm(1), w.compile(vm(1))), other: renderNetnsRuleset(vm(2), w.compile(vm(1))), empty: renderNetnsRuleset(vm(1), null), line: '\t\tct state invalid drop', policy: 'policy drop;' },
     ];
-    for (const text of tampered) assert.ok(rulesetProblem(vm(1), text), text);
+    for (const f of forms) {
+      assert.equal(rulesetProblem(vm(1), f.good), undefined, f.family);
+      assert.equal(rulesetProblem(vm(1), f.empty), undefined, f.family);
+      const tampered = [
+        f.other, // another instance's table
+        f.good.replace(f.line, `${f.line}\n\tinclude "/etc/shadow"`),
+        `${f.good}table inet rhumb_fw_other { }\n`,
+        `${f.good}table bridge rhumb_fw_other { }\n`,
+        f.good.replace(`table ${f.family} ${t} {`, 'flush ruleset\n' + `table ${f.family} ${t} {`),
+        f.good.replace(f.policy, `${f.policy} $x`),
+        `table ${f.family} ${t}\ndelete table ${f.family} ${t}\ndelete table inet filter\n`,
+        // One family's header, the other's table.
+        f.good.replace(`table ${f.family} ${t} {`, `table ${f.family === 'bridge' ? 'inet' : 'bridge'} ${t} {`),
+      ];
+      for (const text of tampered) {
+        assert.notEqual(text, f.good, 'the tampering changed the text');
+        assert.ok(rulesetProblem(vm(1), text), text);
+      }
+    }
   });
 
   it('the applier refuses a tampered ruleset without running nft', async () => {
