@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { FwFeedClient, NftApplier, installedInstances } from '../../src/fw/applier.js';
-import { renderNetnsRuleset, renderRuleset } from '../../src/fw/nft.js';
+import { renderNetnsRuleset, renderRuleset, rulesetProblem } from '../../src/fw/nft.js';
 import { tableName } from '../../src/fw/compile.js';
 import { hostPortName } from '../../src/net/ports.js';
 import { checkRuleset } from '../../src/fw/nft-check.js';
@@ -248,7 +248,9 @@ describe(`firewall in namespaces (${placement} placement)`, { skip: skip || unde
     const path = `/var/run/netns/${home(db).ns}`;
     const before = await listTable(db);
     const empty = placement === 'node' ? renderRuleset(db.uuid, null) : renderNetnsRuleset(db.uuid, null);
-    const bad = empty.replace(/delete table.*\n/, '') + `table ${home(db).family} ${tableName(db.uuid)} {\n\tchain input {\n\t\ttcp dport 70000 accept\n\t}\n}\n`;
+    // Shaped like a replacement of db's own table (the agent's check passes it), but nft refuses it.
+    const bad = `${empty}table ${home(db).family} ${tableName(db.uuid)} {\n\tchain input {\n\t\ttcp dport 70000 accept\n\t}\n}\n`;
+    assert.equal(rulesetProblem(db.uuid, bad), undefined);
     const res = await applier.apply(db.uuid, path, bad);
     assert.equal(res.ok, false);
     assert.match(res.error ?? '', /70000|out of range|Error/);
