@@ -9,6 +9,8 @@
  * Prints a table and writes bench/results/napi-provision.json (.quick.json with --quick).
  *
  *   node --import tsx bench/napi-provision/run.ts [--quick] [--creates N] [--seed N]
+ *        [--only fresh|seeded] [--cpu-prof DIR]
+ * --cpu-prof writes a V8 CPU profile of each controller child into DIR.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,6 +30,8 @@ const quick = argv.includes('--quick');
 const CREATES = Number(value('--creates') ?? (quick ? 200 : 2000));
 const SEED = Number(value('--seed') ?? (quick ? 10_000 : 100_000));
 const CONCURRENCY = [1, 32];
+const ONLY = value('--only');
+const PROFILE_DIR = value('--cpu-prof');
 const ADMIN = '930896af-bf8c-48d4-885c-6573a94b1853';
 
 interface Child {
@@ -37,7 +41,7 @@ interface Child {
 }
 
 async function startChild(dir: string): Promise<Child> {
-  const proc = fork(join(here, 'server.ts'), [dir], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const proc = fork(join(here, 'server.ts'), [dir], { execArgv: ['--import', 'tsx', ...(PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const queue: Array<(m: Record<string, unknown>) => void> = [];
   proc.on('message', (m) => queue.shift()?.(m as Record<string, unknown>));
   const first = await new Promise<Record<string, unknown>>((resolve, reject) => {
@@ -143,7 +147,10 @@ async function scenario(label: string, seed: number): Promise<RunResult[]> {
     }
     return out;
   } finally {
+    const exited = new Promise<void>((resolve) => child.proc.once('exit', () => resolve()));
     await child.call({ cmd: 'stop' }).catch(() => undefined);
+    // Let it exit by itself (a CPU profile is written at exit), then make sure.
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
     child.proc.kill();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -152,8 +159,8 @@ async function scenario(label: string, seed: number): Promise<RunResult[]> {
 async function main(): Promise<void> {
   process.stdout.write(`napi-provision bench: ${CREATES} creates per run${quick ? ' (quick)' : ''}\n`);
   const results = [
-    ...(await scenario('fresh', 0)),
-    ...(await scenario(`${SEED.toLocaleString()} NICs`, SEED)),
+    ...(ONLY === 'seeded' ? [] : await scenario('fresh', 0)),
+    ...(ONLY === 'fresh' ? [] : await scenario(`${SEED.toLocaleString()} NICs`, SEED)),
   ];
   const t = new Table({ head: ['store', 'concurrency', 'creates/s', 'p50 ms', 'p99 ms', 'errors'] });
   for (const r of results) t.push([r.store, r.concurrency, r.creates_per_s, r.p50_ms, r.p99_ms, r.errors]);
