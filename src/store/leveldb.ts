@@ -16,6 +16,12 @@
  * Reads that must name the revision they reflect (range, the feed's history) create their
  * LevelDB iterator — which takes a snapshot synchronously — only while no commit batch is
  * in flight, so the snapshot and this.rev always agree.
+ *
+ * Point reads go through a bounded cache of current values (./read-cache.ts): the writer
+ * refreshes every key it commits once the batch is durable, and a database read fills it
+ * only if no commit batch was in flight at any time during the read. So a cached entry
+ * is always the value at this.rev, and a group whose keys are all cached is evaluated
+ * without reading the database.
  */
 import { mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -36,6 +42,7 @@ import {
 } from './types.js';
 import { checkPreconditions, watchFilter, InFlight, validateBatch, validateRangeOptions } from './common.js';
 import { FeedHub } from './feed.js';
+import { ReadCache } from './read-cache.js';
 
 // ---- the slice of leveldown (abstract-leveldown 7) this module uses -----------------
 
@@ -136,6 +143,8 @@ export interface LevelStoreOptions {
   retainRevisions?: number;
   /** Most commits written by one group batch (default 1000). */
   maxGroupSize?: number;
+  /** Keys whose current value (or absence) point reads keep in memory (default 20000; 0: none). */
+  cacheEntries?: number;
 }
 
 interface PendingCommit {
@@ -162,6 +171,9 @@ export class LevelStore implements Store {
   private queue: PendingCommit[] = [];
   private writerBusy = false;
   private batchInFlight = false;
+  /** Commit batches issued so far: a read that saw this unchanged, and none in flight, raced no write. */
+  private batchesIssued = 0;
+  private readonly cache: ReadCache;
   /** Run (synchronously) once no commit batch is in flight; see atStableRevision. */
   private stableWaiters: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
@@ -186,6 +198,7 @@ export class LevelStore implements Store {
     this.sync = opts.sync ?? true;
     this.retain = Math.max(1, Math.floor(opts.retainRevisions ?? 100_000));
     this.maxGroup = Math.max(1, Math.floor(opts.maxGroupSize ?? 1000));
+    this.cache = new ReadCache(Math.max(0, Math.floor(opts.cacheEntries ?? 20_000)));
     this.hub = new FeedHub((from) => this.history(from));
   }
 
@@ -253,13 +266,21 @@ export class LevelStore implements Store {
   async get(key: string): Promise<KeyValue | undefined> {
     this.assertOpen();
     if (key === '') return undefined;
+    const cached = this.cache.lookup(key);
+    if (cached !== undefined) return cached ?? undefined;
+    const fill = this.cacheFiller();
     return this.track(
       new Promise<KeyValue | undefined>((resolve, reject) => {
         this.db.get(dataKey(key), { asBuffer: false }, (err, value) => {
           if (err) {
-            if (/^NotFound/.test(err.message)) resolve(undefined);
-            else reject(err);
-          } else resolve(decodeValue(key, value as string));
+            if (!/^NotFound/.test(err.message)) return reject(err);
+            fill(key, undefined);
+            resolve(undefined);
+          } else {
+            const kv = decodeValue(key, value as string);
+            fill(key, kv);
+            resolve(kv);
+          }
         });
       }),
     );
@@ -270,13 +291,35 @@ export class LevelStore implements Store {
     const unique = [...new Set(keys)].filter((k) => k !== '');
     const out = new Map<string, KeyValue>();
     if (unique.length === 0) return out;
-    // leveldown's getMany reads every key from one snapshot.
+    // All cached: every entry is the value at this.rev, so together they are one snapshot.
+    const cached = unique.map((k) => this.cache.lookup(k));
+    if (cached.every((c) => c !== undefined)) {
+      unique.forEach((k, i) => cached[i] && out.set(k, cached[i]));
+      return out;
+    }
+    // Otherwise all from the database: leveldown's getMany reads every key from one snapshot.
+    const fill = this.cacheFiller();
     const values = await this.track(this.db.getMany(unique.map(dataKey), { asBuffer: false }));
     unique.forEach((k, i) => {
       const raw = values[i];
-      if (raw !== undefined) out.set(k, decodeValue(k, raw));
+      const kv = raw === undefined ? undefined : decodeValue(k, raw);
+      fill(k, kv);
+      if (kv) out.set(k, kv);
     });
     return out;
+  }
+
+  /**
+   * For a database read about to be issued: records what it returns in the cache, unless
+   * a commit batch was in flight when it started or was issued before it finished (then
+   * the read may reflect a write not yet acknowledged, or miss one just acknowledged).
+   */
+  private cacheFiller(): (key: string, kv: KeyValue | undefined) => void {
+    if (this.batchInFlight) return () => undefined;
+    const issued = this.batchesIssued;
+    return (key, kv) => {
+      if (this.batchesIssued === issued && !this.closed) this.cache.store(key, kv);
+    };
   }
 
   async range(opts: RangeOptions): Promise<RangeResult> {
@@ -364,14 +407,24 @@ export class LevelStore implements Store {
       for (const p of batch.preconditions ?? []) if (p.key !== '') keys.add(p.key);
       for (const op of batch.ops) keys.add(op.key);
     }
-    const keyList = [...keys];
-    const raw = keyList.length > 0 ? await this.db.getMany(keyList.map(dataKey), { asBuffer: false }) : [];
     /** Current state as of the commit being evaluated: database + earlier commits of this group. */
     const state = new Map<string, KeyValue | undefined>();
-    keyList.forEach((k, i) => {
-      const v = raw[i];
-      state.set(k, v === undefined ? undefined : decodeValue(k, v));
-    });
+    const toRead: string[] = [];
+    for (const k of keys) {
+      const c = this.cache.lookup(k);
+      if (c === undefined) toRead.push(k);
+      else state.set(k, c ?? undefined);
+    }
+    if (toRead.length > 0) {
+      // No batch is in flight here, so the database is exactly at this.rev.
+      const raw = await this.db.getMany(toRead.map(dataKey), { asBuffer: false });
+      toRead.forEach((k, i) => {
+        const v = raw[i];
+        const kv = v === undefined ? undefined : decodeValue(k, v);
+        state.set(k, kv);
+        this.cache.store(k, kv);
+      });
+    }
 
     let rev = this.rev;
     const results: CommitResult[] = [];
@@ -416,16 +469,19 @@ export class LevelStore implements Store {
       ops.push({ type: 'put', key: META_REV, value: String(rev) });
 
       this.batchInFlight = true;
+      this.batchesIssued++;
       let error: Error | null = null;
       try {
         await call((cb) => this.db.batch(ops, { sync: this.sync }, cb));
         this.rev = rev;
+        for (const k of touched) this.cache.store(k, state.get(k));
         this.counters.writeBatches++;
         this.counters.commits += sets.length;
         this.counters.largestGroup = Math.max(this.counters.largestGroup, sets.length);
       } catch (err) {
         error = err instanceof Error ? err : new Error(String(err));
         this.writeError = error;
+        this.cache.clear();
       } finally {
         this.batchInFlight = false;
         // Before anything else can issue a write: let waiting readers snapshot this state.
@@ -524,6 +580,7 @@ export class LevelStore implements Store {
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.closed = true;
+    this.cache.clear();
     for (const c of this.queue.splice(0)) c.reject(new StoreClosedError());
     this.hub.close(new StoreClosedError());
     this.closing = (async () => {
