@@ -4,7 +4,8 @@
  * NICs directly through store batches (records, index keys and IP records exactly as
  * the NIC model writes them), so 100,000 NICs take seconds rather than minutes.
  *
- * IPC: parent sends {cmd:'seed', nics, perNetwork} or {cmd:'network', ...body};
+ * IPC: parent sends {cmd:'seed', network, count}, {cmd:'network', body}, {cmd:'cpu'} (the
+ * process's CPU time so far) or {cmd:'stop'};
  * the child answers {ok:true, ...} or {ok:false, error}.
  */
 import { startController } from '../../src/controller/index.js';
@@ -70,6 +71,10 @@ process.on('message', async (msg: { cmd: string; [k: string]: unknown }) => {
     } else if (msg.cmd === 'seed') {
       await seedNetwork(msg.network as { uuid: string; provision_start_ip: string }, msg.count as number);
       process.send!({ ok: true });
+    } else if (msg.cmd === 'cpu') {
+      // CPU time is a steadier cost measure than wall time on a shared machine.
+      const u = process.cpuUsage();
+      process.send!({ ok: true, cpu_us: u.user + u.system });
     } else if (msg.cmd === 'stop') {
       await ctl.close();
       process.send!({ ok: true });
