@@ -71,7 +71,6 @@ interface LdIterator {
 interface LevelDown {
   open(opts: { createIfMissing: boolean }, cb: Callback): void;
   close(cb: Callback): void;
-  get(key: string, opts: { asBuffer: false }, cb: (err: Error | null | undefined, value?: string) => void): void;
   getMany(keys: string[], opts: { asBuffer: false }): Promise<Array<string | undefined>>;
   batch(ops: LdOp[], opts: { sync: boolean }, cb: Callback): void;
   iterator(opts: LdIteratorOptions): LdIterator;
@@ -174,6 +173,7 @@ export class LevelStore implements Store {
   /** Commit batches issued so far: a read that saw this unchanged, and none in flight, raced no write. */
   private batchesIssued = 0;
   private readonly cache: ReadCache;
+  private pendingGets: Array<{ key: string; resolve(kv: KeyValue | undefined): void; reject(err: Error): void }> = [];
   /** Run (synchronously) once no commit batch is in flight; see atStableRevision. */
   private stableWaiters: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
@@ -268,21 +268,40 @@ export class LevelStore implements Store {
     if (key === '') return undefined;
     const cached = this.cache.lookup(key);
     if (cached !== undefined) return cached ?? undefined;
-    const fill = this.cacheFiller();
     return this.track(
       new Promise<KeyValue | undefined>((resolve, reject) => {
-        this.db.get(dataKey(key), { asBuffer: false }, (err, value) => {
-          if (err) {
-            if (!/^NotFound/.test(err.message)) return reject(err);
-            fill(key, undefined);
-            resolve(undefined);
-          } else {
-            const kv = decodeValue(key, value as string);
-            fill(key, kv);
-            resolve(kv);
-          }
-        });
+        this.pendingGets.push({ key, resolve, reject });
+        if (this.pendingGets.length === 1) setImmediate(() => this.flushGets());
       }),
+    );
+  }
+
+  /**
+   * Point reads that missed the cache during one turn of the event loop (across requests)
+   * go to the database together: one getMany, one thread-pool round trip.
+   */
+  private flushGets(): void {
+    const gets = this.pendingGets.splice(0);
+    if (this.closed) {
+      for (const g of gets) g.reject(new StoreClosedError());
+      return;
+    }
+    const keys = [...new Set(gets.map((g) => g.key))];
+    const fill = this.cacheFiller();
+    this.track(this.db.getMany(keys.map(dataKey), { asBuffer: false })).then(
+      (values) => {
+        const got = new Map<string, KeyValue | undefined>();
+        keys.forEach((k, i) => {
+          const raw = values[i];
+          const kv = raw === undefined ? undefined : decodeValue(k, raw);
+          fill(k, kv);
+          got.set(k, kv);
+        });
+        for (const g of gets) g.resolve(got.get(g.key));
+      },
+      (err: unknown) => {
+        for (const g of gets) g.reject(err instanceof Error ? err : new Error(String(err)));
+      },
     );
   }
 

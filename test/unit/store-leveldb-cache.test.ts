@@ -24,7 +24,6 @@ async function withDir(body: (dir: string) => Promise<void>): Promise<void> {
 type Callback = (err?: Error | null, value?: unknown) => void;
 /** The slice of the private leveldown handle the tests intercept. */
 interface DbHooks {
-  get(key: string, opts: object, cb: Callback): void;
   getMany(keys: string[], opts: object): Promise<unknown[]>;
   batch(ops: unknown[], opts: object, cb: Callback): void;
 }
@@ -57,19 +56,56 @@ describe('LevelStore read cache', () => {
       s = await LevelStore.open(dir); // empty cache
       try {
         const db = dbOf(s);
-        const realGet = db.get.bind(db);
+        const realGetMany = db.getMany.bind(db);
         let release!: () => void;
         const held = new Promise<void>((r) => (release = r));
-        db.get = (key, opts, cb) => realGet(key, opts, (err, value) => void held.then(() => cb(err, value)));
+        let reads = 0;
+        db.getMany = async (keys, opts) => {
+          const values = await realGetMany(keys, opts);
+          if (reads++ === 0) await held;
+          return values;
+        };
         const early = s.get('k'); // reads v1 now, answers after the commit below
+        await new Promise((r) => setImmediate(r));
         assert.equal((await s.commit({ ops: [{ type: 'put', key: 'k', value: 'v2' }] })).ok, true);
         release();
         assert.equal((await early)?.value, 'v1');
-        db.get = realGet;
+        db.getMany = realGetMany;
         assert.equal((await s.get('k'))?.value, 'v2');
         assert.equal((await s.getMany(['k'])).get('k')?.value, 'v2');
       } finally {
         await s.close();
+      }
+    }));
+
+  it('point reads missing the cache in one event-loop turn share one database read', () =>
+    withDir(async (dir) => {
+      const s = await LevelStore.open(dir);
+      try {
+        await s.commit({ ops: [{ type: 'put', key: 'a', value: '1' }, { type: 'put', key: 'b', value: '2' }] });
+        await s.close();
+      } catch (err) {
+        await s.close();
+        throw err;
+      }
+      const t = await LevelStore.open(dir); // empty cache
+      try {
+        const db = dbOf(t);
+        const realGetMany = db.getMany.bind(db);
+        const calls: string[][] = [];
+        db.getMany = (keys, opts) => {
+          calls.push(keys);
+          return realGetMany(keys, opts);
+        };
+        const got = await Promise.all([t.get('a'), t.get('b'), t.get('a'), t.get('nope')]);
+        assert.deepEqual(got.map((kv) => kv?.value), ['1', '2', '1', undefined]);
+        assert.deepEqual(calls, [['d/a', 'd/b', 'd/nope']]);
+        // Now cached, absence included: no further database reads.
+        assert.equal((await t.get('nope')), undefined);
+        assert.equal((await t.get('b'))?.value, '2');
+        assert.equal(calls.length, 1);
+      } finally {
+        await t.close();
       }
     }));
 
