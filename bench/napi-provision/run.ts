@@ -165,7 +165,8 @@ async function scenario(label: string, seed: number): Promise<RunResult[]> {
         await child.call({ cmd: 'seed', network: net, count: n });
         left -= n;
       }
-      process.stdout.write(`  seeded ${seed.toLocaleString()} NICs in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+      const settled = (await child.call({ cmd: 'settle' })).ms as number;
+      process.stdout.write(`  seeded ${seed.toLocaleString()} NICs in ${((performance.now() - t0) / 1000).toFixed(1)} s (LevelDB compaction after it: ${settled} ms)\n`);
     }
     const out: RunResult[] = [];
     // A short warm-up (JIT, connections) that is not measured.
