@@ -24,7 +24,6 @@
  * without reading the database.
  */
 import { mkdir } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import {
   type Batch,
   type Change,
@@ -43,82 +42,26 @@ import {
 import { checkPreconditions, watchFilter, InFlight, validateBatch, validateRangeOptions } from './common.js';
 import { FeedHub } from './feed.js';
 import { ReadCache } from './read-cache.js';
-
-// ---- the slice of leveldown (abstract-leveldown 7) this module uses -----------------
-
-type Callback = (err?: Error | null) => void;
-type LdOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
-type Bound = string | Buffer;
-
-interface LdIteratorOptions {
-  gt?: Bound;
-  gte?: Bound;
-  lt?: Bound;
-  lte?: Bound;
-  reverse?: boolean;
-  limit?: number;
-  keys?: boolean;
-  values?: boolean;
-  keyAsBuffer?: boolean;
-  valueAsBuffer?: boolean;
-}
-
-interface LdIterator {
-  next(): Promise<[string | Buffer, string | Buffer] | undefined>;
-  end(): Promise<void>;
-}
-
-interface LevelDown {
-  open(opts: { createIfMissing: boolean }, cb: Callback): void;
-  close(cb: Callback): void;
-  getMany(keys: string[], opts: { asBuffer: false }): Promise<Array<string | undefined>>;
-  batch(ops: LdOp[], opts: { sync: boolean }, cb: Callback): void;
-  iterator(opts: LdIteratorOptions): LdIterator;
-}
-
-const require = createRequire(import.meta.url);
-const leveldown = require('leveldown') as (location: string) => LevelDown;
-
-function call(fn: (cb: Callback) => void): Promise<void> {
-  return new Promise((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
-}
-
-// ---- layout ----------------------------------------------------------------------
-
-const DATA = 'd/';
-const LOG = 'l/';
-const META_REV = 'm/rev';
-const META_COMPACTED = 'm/compacted';
-const META_FORMAT = 'm/format';
-const FORMAT = '1';
-
-const dataKey = (key: string): string => DATA + key;
-const logKey = (rev: number): string => LOG + String(rev).padStart(16, '0');
-
-/** Every key that starts with `prefix` sorts below prefix + 0xff (0xff never occurs in UTF-8). */
-function afterPrefix(prefix: string): Buffer {
-  return Buffer.concat([Buffer.from(prefix, 'utf8'), Buffer.from([0xff])]);
-}
-
-interface StoredValue {
-  v: string;
-  c: number;
-  m: number;
-}
-
-function decodeValue(key: string, raw: string): KeyValue {
-  const s = JSON.parse(raw) as StoredValue;
-  return { key, value: s.v, createRevision: s.c, modRevision: s.m };
-}
-
-function encodeValue(kv: KeyValue): string {
-  const s: StoredValue = { v: kv.value, c: kv.createRevision, m: kv.modRevision };
-  return JSON.stringify(s);
-}
-
-function str(x: string | Buffer): string {
-  return typeof x === 'string' ? x : x.toString('utf8');
-}
+import {
+  type LdOp,
+  type LevelDown,
+  DATA,
+  LOG,
+  META_COMPACTED,
+  META_FORMAT,
+  META_REV,
+  FORMAT,
+  afterPrefix,
+  call,
+  dataBounds,
+  dataKey,
+  decodeValue,
+  drain,
+  encodeValue,
+  leveldown,
+  logKey,
+  str,
+} from './leveldb-io.js';
 
 // ---- errors ----------------------------------------------------------------------
 
@@ -281,11 +224,8 @@ export class LevelStore implements Store {
    * go to the database together: one getMany, one thread-pool round trip.
    */
   private flushGets(): void {
+    // Even once close() has begun: it waits for these tracked reads before closing LevelDB.
     const gets = this.pendingGets.splice(0);
-    if (this.closed) {
-      for (const g of gets) g.reject(new StoreClosedError());
-      return;
-    }
     const keys = [...new Set(gets.map((g) => g.key))];
     const fill = this.cacheFiller();
     this.track(this.db.getMany(keys.map(dataKey), { asBuffer: false })).then(
@@ -610,43 +550,5 @@ export class LevelStore implements Store {
       await call((cb) => this.db.close(cb));
     })();
     return this.closing;
-  }
-}
-
-/** leveldown range options for the d/ rows that `opts` selects, or null if none can match. */
-function dataBounds(opts: RangeOptions): { gt?: Buffer; gte?: Buffer; lt: Buffer } | null {
-  // Lower bound: the greatest of prefix/gte (inclusive) and gt (exclusive).
-  let lower = Buffer.from(dataKey(opts.prefix ?? ''), 'utf8');
-  let exclusive = false;
-  if (opts.gte !== undefined) {
-    const b = Buffer.from(dataKey(opts.gte), 'utf8');
-    if (Buffer.compare(b, lower) > 0) lower = b;
-  }
-  if (opts.gt !== undefined) {
-    const b = Buffer.from(dataKey(opts.gt), 'utf8');
-    if (Buffer.compare(b, lower) >= 0) {
-      lower = b;
-      exclusive = true;
-    }
-  }
-  // Upper bound (exclusive): the least of lt and the end of the prefix.
-  let upper = afterPrefix(dataKey(opts.prefix ?? ''));
-  if (opts.lt !== undefined) {
-    const b = Buffer.from(dataKey(opts.lt), 'utf8');
-    if (Buffer.compare(b, upper) < 0) upper = b;
-  }
-  if (Buffer.compare(lower, upper) >= 0) return null;
-  return exclusive ? { gt: lower, lt: upper } : { gte: lower, lt: upper };
-}
-
-async function drain(it: LdIterator, each: (key: string | Buffer, value: string | Buffer) => void): Promise<void> {
-  try {
-    for (;;) {
-      const entry = await it.next();
-      if (entry === undefined) return;
-      each(entry[0], entry[1]);
-    }
-  } finally {
-    await it.end();
   }
 }
