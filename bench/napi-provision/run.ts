@@ -165,8 +165,12 @@ async function scenario(label: string, seed: number): Promise<RunResult[]> {
         await child.call({ cmd: 'seed', network: net, count: n });
         left -= n;
       }
-      const settled = (await child.call({ cmd: 'settle' })).ms as number;
-      process.stdout.write(`  seeded ${seed.toLocaleString()} NICs in ${((performance.now() - t0) / 1000).toFixed(1)} s (LevelDB compaction after it: ${settled} ms)\n`);
+      const seedS = (performance.now() - t0) / 1000;
+      const settled = await child.call({ cmd: 'settle' });
+      process.stdout.write(
+        `  seeded ${seed.toLocaleString()} NICs in ${seedS.toFixed(1)} s; then LevelDB compaction ${settled.compact_ms} ms, ` +
+          `firewall engine and mapping index caught up ${settled.followers_ms} ms later\n`,
+      );
     }
     const out: RunResult[] = [];
     // A short warm-up (JIT, connections) that is not measured.

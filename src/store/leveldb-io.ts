@@ -30,7 +30,7 @@ export interface LdIterator {
 }
 
 export interface LevelDown {
-  open(opts: { createIfMissing: boolean }, cb: Callback): void;
+  open(opts: { createIfMissing: boolean; writeBufferSize?: number }, cb: Callback): void;
   close(cb: Callback): void;
   getMany(keys: string[], opts: { asBuffer: false }): Promise<Array<string | undefined>>;
   batch(ops: LdOp[], opts: { sync: boolean }, cb: Callback): void;

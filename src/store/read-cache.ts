@@ -6,7 +6,8 @@
  * when nothing could have changed underneath them (see LevelStore): the cache never
  * holds a value a reader could not have read from the database at that revision.
  *
- * Eviction is least-recently-used by insertion order of a Map (a hit re-inserts).
+ * Eviction is least-recently-used by insertion order of a Map (a hit re-inserts), a
+ * tenth of the capacity at a time.
  */
 import type { KeyValue } from './types.js';
 
@@ -36,9 +37,19 @@ export class ReadCache {
     if (this.capacity <= 0) return;
     this.entries.delete(key);
     this.entries.set(key, kv ?? null);
-    if (this.entries.size > this.capacity) {
-      const oldest = this.entries.keys().next();
-      if (!oldest.done) this.entries.delete(oldest.value);
+    if (this.entries.size > this.capacity) this.evict();
+  }
+
+  /**
+   * Drops the least recently used tenth in one pass. One at a time would be slow: a Map
+   * keeps deleted slots until it rehashes, and every keys().next() from the start would
+   * step over all of them again.
+   */
+  private evict(): void {
+    let drop = this.entries.size - Math.floor(this.capacity * 0.9);
+    for (const key of this.entries.keys()) {
+      if (drop-- <= 0) break;
+      this.entries.delete(key);
     }
   }
 

@@ -31,16 +31,24 @@ const dbOf = (s: LevelStore): DbHooks => (s as unknown as { db: DbHooks }).db;
 
 describe('ReadCache', () => {
   it('keeps at most capacity entries, evicting the least recently used, and remembers absence', () => {
-    const c = new ReadCache(2);
     const kv = (key: string) => ({ key, value: key, createRevision: 1, modRevision: 1 });
+    const c = new ReadCache(10);
     c.store('a', kv('a'));
     c.store('b', undefined);
     assert.equal(c.lookup('b'), null); // cached as absent
+    for (let i = 0; i < 8; i++) c.store(`k${i}`, kv(`k${i}`));
     assert.deepEqual(c.lookup('a'), kv('a')); // a is now the most recent
-    c.store('c', kv('c'));
-    assert.equal(c.size, 2);
-    assert.equal(c.lookup('b'), undefined); // evicted
+    assert.equal(c.size, 10);
+    c.store('c', kv('c')); // one over: down to nine tenths, least recently used first (b, k0)
+    assert.equal(c.size, 9);
+    assert.equal(c.lookup('b'), undefined);
+    assert.equal(c.lookup('k0'), undefined);
+    assert.deepEqual(c.lookup('k1'), kv('k1'));
+    assert.deepEqual(c.lookup('a'), kv('a'));
     assert.deepEqual(c.lookup('c'), kv('c'));
+    for (let i = 0; i < 1000; i++) c.store(`x${i}`, kv(`x${i}`));
+    assert.ok(c.size <= 10);
+    assert.deepEqual(c.lookup('x999'), kv('x999'));
     const off = new ReadCache(0);
     off.store('a', kv('a'));
     assert.equal(off.lookup('a'), undefined);
