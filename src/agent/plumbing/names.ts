@@ -6,6 +6,9 @@
  *   rvx<vnet>   the vnet's vxlan device      (vnet ≤ 16777215 → at most 11 characters)
  *   rbr<vnet>   the vnet's bridge
  *   rv<mac hex> the host end of a NIC's veth (14 characters)
+ *
+ * A vnet's devices (bridge, vxlan device, host veths) are also in one device group,
+ * 0x72000000 + vnet, so that the last NIC's veth and the vnet's devices go in one request.
  */
 import { canonicalMac, macHex } from '../../net/addr.js';
 
@@ -15,6 +18,12 @@ const VETH_PREFIX = 'rv';
 
 export function assertVnet(vnet: number): void {
   if (!Number.isInteger(vnet) || vnet < 0 || vnet > 0xffffff) throw new RangeError(`vnet id must be a 24-bit integer, got ${vnet}`);
+}
+
+/** The device group of a vnet's bridge, vxlan device and host veths. */
+export function vnetGroup(vnet: number): number {
+  assertVnet(vnet);
+  return 0x72000000 + vnet;
 }
 
 export function vxlanName(vnet: number): string {

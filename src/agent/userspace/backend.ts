@@ -26,9 +26,10 @@ import { SerialQueue } from '../serial.js';
 import { StateFile } from '../state-file.js';
 import { type BackendStartOptions, type DataplaneBackend, type UnderlayPath, type VnetEntries, registerBackend } from '../backend.js';
 import { garpFrame } from '../plumbing/garp.js';
-import { IpCommandError, inNetns, ipBatch, linkWithAddress } from '../plumbing/iproute.js';
+import { linkWithAddress } from '../plumbing/iproute.js';
+import { configureInstance } from '../plumbing/run.js';
 import { canonicalMac } from '../../net/addr.js';
-import { type NicPlumbing, PlumbingError, instanceCommands } from '../plumbing/nic.js';
+import { type NicPlumbing, PlumbingError } from '../plumbing/nic.js';
 import { PeerSet } from './peers.js';
 
 interface PlumbedNic {
@@ -212,10 +213,10 @@ export class UserspaceBackend implements DataplaneBackend {
         throw new PlumbingError(`TAP for ${mac}: ${(err as Error).message}`);
       }
       try {
-        await ipBatch(instanceCommands(p), inNetns(p.netns));
+        await configureInstance(p);
       } catch (err) {
         this.engine.removeNic(id);
-        throw err instanceof IpCommandError ? new PlumbingError(err.message) : err;
+        throw err;
       }
       this.nics.set(mac, { id, vnet: p.vnet, ip: p.ip, spec });
       await this.saveState();
