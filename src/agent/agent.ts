@@ -29,6 +29,7 @@ import { type Logger, silentLogger } from '../log/index.js';
 import { type AgentMetrics, createAgentMetrics } from './metrics.js';
 import { type ApiNic, type NapiClient, NapiRequestError } from './napi-client.js';
 import type { AttachmentRecord, AttachmentState } from './state.js';
+import type { ExternalSide } from '../edge/plan.js';
 
 /** The NAPI calls the agent makes (NapiClient implements it). */
 export type AgentNapi = Pick<NapiClient, 'getNic' | 'listNics' | 'listNetworks' | 'createNic'>;
@@ -78,6 +79,8 @@ export interface AgentOptions {
   logger?: Logger;
   /** The encrypted underlay (absent: VXLAN always between underlay addresses). */
   routing?: UnderlayRouting;
+  /** The node's external side (egress NAT), resolved from `--external-iface`. */
+  external?: ExternalSide;
 }
 
 /** An error with the HTTP status the local API answers with. */
@@ -205,6 +208,7 @@ export class Agent {
       onMiss: (m) => this.onMiss(m),
       log: (msg) => backendLog.info(msg),
       peerUnderlays: () => this.peerUnderlays(),
+      ...(this.o.external ? { external: this.o.external } : {}),
     });
     await this.rebuild();
     // Entries adopted from before a change of path (encryption turned on or off meanwhile).

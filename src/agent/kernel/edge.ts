@@ -1,0 +1,81 @@
+/**
+ * Carries an edge plan out in the node's namespace for the kernel backend (the pure part
+ * is ./edge-rules.ts): the vnets' bridges get the shared gateway MAC, the gateway
+ * addresses, their tables, routes and rules (iproute2: a rare control-path change, the
+ * native module has no request for tables and rules), then the edge's nftables table
+ * in one transaction (natively when built). What of ours is there is read back each
+ * time, so a restarted agent converges from whatever the last one left.
+ */
+import { writeFile } from 'node:fs/promises';
+import { Links, nativeLinksAvailable } from '../../dataplane/links.js';
+import { type EdgePlan, EDGE_RULE_PREF, vnetOfMark } from '../../edge/plan.js';
+import { canonicalMac } from '../../net/addr.js';
+import { ip, ipBatch, listLinks } from '../plumbing/iproute.js';
+import { bridgeName, parseDeviceName } from '../plumbing/names.js';
+import { asPlumbingError, applyNftables } from '../plumbing/run.js';
+import { type EdgeKernelState, edgeIpCommands, edgeKernelState, renderEdgeNft } from './edge-rules.js';
+
+async function sysctl(path: string, value: string): Promise<void> {
+  await writeFile(`/proc/sys/net/${path}`, value);
+}
+
+/** Addresses, routes and rules of ours in this namespace now. */
+async function currentState(): Promise<EdgeKernelState> {
+  const [addrs, routes, rules] = await Promise.all([
+    ip(['-j', '-4', 'addr', 'show']),
+    ip(['-j', '-4', 'route', 'show', 'table', 'all']),
+    ip(['-j', '-4', 'rule', 'show']),
+  ]);
+  const out: EdgeKernelState = { addresses: [], routes: [], rules: [] };
+  for (const l of JSON.parse(addrs) as Array<{ ifname: string; addr_info?: Array<{ family: string; local: string; prefixlen: number }> }>) {
+    if (parseDeviceName(l.ifname)?.kind !== 'bridge') continue;
+    for (const a of l.addr_info ?? []) if (a.family === 'inet') out.addresses.push({ dev: l.ifname, address: a.local, prefix: a.prefixlen });
+  }
+  for (const r of JSON.parse(routes) as Array<{ dst: string; dev?: string; table?: string; prefsrc?: string; type?: string }>) {
+    const table = Number(r.table);
+    if (r.type !== undefined && r.type !== 'unicast') continue;
+    if (!Number.isInteger(table) || vnetOfMark(table) === undefined || !r.dev) continue;
+    out.routes.push({ table, dst: r.dst.includes('/') ? r.dst : `${r.dst}/32`, dev: r.dev, src: r.prefsrc ?? '' });
+  }
+  for (const u of JSON.parse(rules) as Array<{ priority: number; fwmark?: string; table?: string }>) {
+    if (u.priority !== EDGE_RULE_PREF || !u.fwmark || !u.table) continue;
+    out.rules.push({ mark: Number(u.fwmark), table: Number(u.table) });
+  }
+  return out;
+}
+
+/** Gives a bridge the vnet's gateway MAC (bridges made before the edge existed lack it). */
+async function setBridgeMacs(plan: EdgePlan): Promise<void> {
+  const native = nativeLinksAvailable();
+  const links = native ? (await Links.list()).map((l) => ({ name: l.name, mac: l.mac })) : (await listLinks()).map((l) => ({ name: l.name, mac: l.address }));
+  const macOf = new Map(links.map((l) => [l.name, l.mac]));
+  for (const v of plan.vnets) {
+    const br = bridgeName(v.vnet);
+    const now = macOf.get(br);
+    if (now === undefined || canonicalMac(now) === v.mac) continue;
+    if (native) await Links.set(br, { mac: v.mac });
+    else await ip(['link', 'set', br, 'address', v.mac]);
+  }
+}
+
+/** Makes the node's edge what the plan says (an empty plan removes it). */
+export async function applyEdge(plan: EdgePlan): Promise<void> {
+  try {
+    if (plan.vnets.length > 0) {
+      await sysctl('ipv4/ip_forward', '1');
+      // The node's own answers (pings to a gateway, ICMP errors) carry the request's mark.
+      await sysctl('ipv4/fwmark_reflect', '1');
+    }
+    for (const v of plan.vnets) {
+      const br = bridgeName(v.vnet);
+      // Reverse-path checks with the mark (the vnet's table); ARP answered only for the bridge's own addresses.
+      await sysctl(`ipv4/conf/${br}/src_valid_mark`, '1');
+      await sysctl(`ipv4/conf/${br}/arp_ignore`, '1');
+    }
+    await setBridgeMacs(plan);
+    await ipBatch(edgeIpCommands(edgeKernelState(plan, bridgeName), await currentState()));
+    await applyNftables(renderEdgeNft(plan, bridgeName));
+  } catch (err) {
+    throw asPlumbingError(err, 'edge');
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * The distributed gateway, as data: what a node's edge must hold for the fabric networks
+ * it has instances on, derived from those networks (and, later, the routers connecting
+ * them) alone. Pure; a backend carries the plan out (../agent/kernel/edge.ts).
+ *
+ * Every node with an instance on a fabric network answers that network's gateway address
+ * itself, with one MAC per vnet shared by all nodes (gatewayMac), and routes what is sent
+ * to it on that node: into the internet through SNAT to the node's external address
+ * (networks with internet_nat), or nowhere. Owners' subnets may overlap, so a vnet's
+ * routes live in a table of its own (edgeTable), chosen by the packet mark every packet
+ * routed from the vnet carries (edgeMark); replies from outside get the mark back from
+ * their connection.
+ */
+import ipaddr from 'ipaddr.js';
+
+/** Marks, routing tables and device groups of ours: 0x72 in the top byte, the vnet below. */
+export const EDGE_BASE = 0x72000000;
+export const EDGE_MASK = 0xff000000;
+/** Priority of the policy-routing rules (fwmark → the vnet's table). */
+export const EDGE_RULE_PREF = 1100;
+
+function assertVnet(vnet: number): void {
+  if (!Number.isInteger(vnet) || vnet < 0 || vnet > 0xffffff) throw new RangeError(`vnet id must be a 24-bit integer, got ${vnet}`);
+}
+
+/**
+ * The gateway MAC of a vnet, the same on every node: locally administered, unicast,
+ * 02:72:67 then the vnet's 24 bits.
+ */
+export function gatewayMac(vnet: number): string {
+  assertVnet(vnet);
+  const hex = vnet.toString(16).padStart(6, '0');
+  return `02:72:67:${hex.slice(0, 2)}:${hex.slice(2, 4)}:${hex.slice(4, 6)}`;
+}
+
+/** The packet (and connection) mark of traffic routed from a vnet. */
+export function edgeMark(vnet: number): number {
+  assertVnet(vnet);
+  return EDGE_BASE + vnet;
+}
+
+/** The routing table of a vnet's edge. */
+export function edgeTable(vnet: number): number {
+  return edgeMark(vnet);
+}
+
+/** The vnet a mark or table id of ours names, or undefined. */
+export function vnetOfMark(mark: number): number | undefined {
+  return (mark & EDGE_MASK) >>> 0 === EDGE_BASE ? mark & 0xffffff : undefined;
+}
+
+/** A fabric network as the edge sees it. */
+export interface EdgeNetwork {
+  vnet: number;
+  /** Canonical a.b.c.d/n. */
+  subnet: string;
+  /** Absent: the network has no gateway (nothing is routed for it). */
+  gateway?: string;
+  internetNat: boolean;
+  network_uuid?: string;
+}
+
+/** The node's external side: the interface and its address (the SNAT address). */
+export interface ExternalSide {
+  iface: string;
+  address: string;
+}
+
+export interface VnetEdge {
+  vnet: number;
+  mac: string;
+  mark: number;
+  table: number;
+  /** Gateway addresses answered here (on the vnet's bridge), with their prefix lengths. */
+  gateways: Array<{ address: string; prefix: number; subnet: string }>;
+  /** Subnets routed into the vnet, each with the source address used towards it. */
+  routes: Array<{ subnet: string; src: string }>;
+  /** Source subnets allowed out through SNAT (their network has internet_nat). */
+  nat: string[];
+  /** Routed between subnets of the vnet: [from, to] pairs (a router connects them). */
+  routed: Array<[string, string]>;
+}
+
+export interface EdgePlan {
+  external?: ExternalSide;
+  vnets: VnetEdge[];
+}
+
+/** a.b.c.d/n with the host bits cleared. */
+export function subnetOf(ip: string, prefix: number): string {
+  const [net] = ipaddr.IPv4.networkAddressFromCIDR(`${ip}/${prefix}`).toString().split('/');
+  return `${net}/${prefix}`;
+}
+
+function prefixOf(subnet: string): number {
+  return Number(subnet.slice(subnet.indexOf('/') + 1));
+}
+
+/** The network of a NIC (its address, prefix length, gateway and NAT flag). */
+export function edgeNetworkOf(nic: { vnet: number; ip: string; prefix: number; gateway?: string; internetNat?: boolean; networkUuid?: string }): EdgeNetwork {
+  return {
+    vnet: nic.vnet,
+    subnet: subnetOf(nic.ip, nic.prefix),
+    ...(nic.gateway ? { gateway: nic.gateway } : {}),
+    internetNat: nic.internetNat !== false,
+    ...(nic.networkUuid ? { network_uuid: nic.networkUuid } : {}),
+  };
+}
+
+/** Networks connected by one router (every one of them reaches every other). */
+export interface EdgeRouter {
+  networks: EdgeNetwork[];
+}
+
+function sortedUnique<T>(items: T[], key: (t: T) => string): T[] {
+  const m = new Map<string, T>();
+  for (const i of items) if (!m.has(key(i))) m.set(key(i), i);
+  return [...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, v]) => v);
+}
+
+/**
+ * The edge of a node whose instances are on `local` networks (one entry per NIC is fine):
+ * per vnet the gateways, the routes into the vnet (its local networks, and the networks
+ * routers connect to them), the subnets allowed out, and the routed pairs.
+ */
+export function planEdge(local: readonly EdgeNetwork[], opts: { external?: ExternalSide; routers?: readonly EdgeRouter[] } = {}): EdgePlan {
+  const byVnet = new Map<number, EdgeNetwork[]>();
+  for (const n of local) {
+    if (!n.gateway) continue;
+    byVnet.set(n.vnet, [...(byVnet.get(n.vnet) ?? []), n]);
+  }
+  const vnets: VnetEdge[] = [];
+  for (const [vnet, nets] of [...byVnet.entries()].sort(([a], [b]) => a - b)) {
+    const here = sortedUnique(nets, (n) => n.subnet);
+    const gateways = here.map((n) => ({ address: n.gateway!, prefix: prefixOf(n.subnet), subnet: n.subnet }));
+    const routes = new Map<string, string>(here.map((n) => [n.subnet, n.gateway!]));
+    const routed: Array<[string, string]> = [];
+    for (const r of opts.routers ?? []) {
+      const members = r.networks.filter((n) => n.vnet === vnet && n.gateway);
+      const mine = members.filter((m) => here.some((h) => h.subnet === m.subnet));
+      if (mine.length === 0) continue;
+      // Towards a connected network not here, packets leave from a local gateway address.
+      const src = mine[0]!.gateway!;
+      for (const m of members) if (!routes.has(m.subnet)) routes.set(m.subnet, src);
+      for (const a of members) for (const b of members) if (a.subnet !== b.subnet) routed.push([a.subnet, b.subnet]);
+    }
+    vnets.push({
+      vnet,
+      mac: gatewayMac(vnet),
+      mark: edgeMark(vnet),
+      table: edgeTable(vnet),
+      gateways,
+      routes: [...routes.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([subnet, src]) => ({ subnet, src })),
+      nat: opts.external ? here.filter((n) => n.internetNat).map((n) => n.subnet) : [],
+      routed: sortedUnique(routed, ([a, b]) => `${a} ${b}`),
+    });
+  }
+  return { ...(opts.external ? { external: opts.external } : {}), vnets };
+}

@@ -1,0 +1,165 @@
+/**
+ * The distributed gateway and egress NAT (issue #12), kernel backend, IPv4: two nodes with
+ * an "internet" namespace on their external side (ext0). Every node with an instance on
+ * a fabric network answers the network's gateway itself (with the vnet's shared gateway
+ * MAC); a network with internet_nat reaches the internet host through SNAT to the node's
+ * external address; one without reaches its gateway and nothing beyond; nothing of the
+ * node's own services is reachable through the gateway.
+ *
+ * Needs root, a built dist/ (npm run build) and the native addon.
+ */
+import assert from 'node:assert/strict';
+import { randomInt, randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { gatewayMac } from '../../src/edge/plan.js';
+import {
+  type DatacenterNode,
+  ProcessOutput,
+  type RunningAgent,
+  attachNic,
+  buildInternet,
+  buildUnderlay,
+  controllerListenArgs,
+  exited,
+  ping,
+  registerUnderlayNetwork,
+  restClient,
+  startAgent,
+  svpEndpoint,
+} from '../helpers/datacenter.js';
+import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
+import { CLI, type RunningController, makeTempDir, startControllerProcess } from '../helpers/processes.js';
+
+const skip = netnsSkipReason();
+const OWNER = 'aaaaaaaa-0000-4000-8000-0000000000e1';
+const WHOAMI_PORT = 8099;
+
+/** In the internet namespace: answers each TCP connection with the address it came from. */
+const WHOAMI = `
+require('node:net').createServer((s) => { s.on('error', () => {}); s.end(s.remoteAddress + '\\n'); })
+  .listen(${WHOAMI_PORT}, '0.0.0.0', () => console.log('listening'));`;
+
+/** From an instance: connects to host:port, prints what came back or the error ("timeout" when dropped). */
+const ASK = `
+const s = require('node:net').connect({ host: process.argv[1], port: Number(process.argv[2]) });
+let d = '';
+const t = setTimeout(() => { console.log('timeout'); process.exit(0); }, 3000);
+s.on('data', (x) => (d += x));
+s.on('end', () => { clearTimeout(t); console.log(d.trim()); });
+s.on('error', (e) => { clearTimeout(t); console.log(e.code); });`;
+
+interface Instance {
+  name: string;
+  ns: string;
+  node: DatacenterNode & { agent?: RunningAgent };
+  mac: string;
+  ip: string;
+}
+
+describe('distributed gateway and egress NAT (kernel backend)', { skip, timeout: 120_000 }, () => {
+  const lab = new NetnsLab('edg');
+  const block = randomInt(1, 250);
+  const underlay24 = `198.18.${block}`;
+  const internet24 = `198.19.${block}`;
+  let ctl: RunningController | undefined;
+  let stateRoot = '';
+  let internet: Awaited<ReturnType<typeof buildInternet>>;
+  const nodes: Array<DatacenterNode & { agent?: RunningAgent }> = [];
+  const inst: Record<string, Instance> = {};
+  let vnet = 0;
+  const api = restClient(() => ctl!.restUrl);
+
+  const ask = async (from: Instance, host: string, port: number) =>
+    (await lab.exec(from.ns, process.execPath, '-e', ASK, host, String(port))).trim();
+
+  before(async () => {
+    stateRoot = await makeTempDir('edg-state');
+    const underlay = await buildUnderlay(lab, { subnet24: underlay24, nodeCount: 2, rootHosts: [254] });
+    nodes.push(...underlay.nodes);
+    internet = await buildInternet(lab, nodes, internet24);
+    ctl = await startControllerProcess({ args: controllerListenArgs(`${underlay24}.254`) });
+    await registerUnderlayNetwork(api, underlay24);
+    for (const n of nodes) {
+      n.agent = await startAgent(lab, n, {
+        controller: ctl.restUrl,
+        svp: svpEndpoint(ctl),
+        stateDir: join(stateRoot, n.name),
+        extraArgs: ['--backend', 'kernel', '--external-iface', 'ext0', '--no-firewall'],
+      });
+    }
+    const vlanNat = await api('POST', `/fabrics/${OWNER}/vlans`, { vlan_id: 10, name: 'nat' });
+    await api('POST', `/fabrics/${OWNER}/vlans`, { vlan_id: 11, name: 'private' });
+    vnet = vlanNat.vnet_id;
+    // internet_nat defaults to true for fabric networks.
+    const nat = await api('POST', `/fabrics/${OWNER}/vlans/10/networks`, {
+      name: 'nat', subnet: '10.91.0.0/24', provision_start_ip: '10.91.0.10', provision_end_ip: '10.91.0.200', gateway: '10.91.0.1',
+    });
+    assert.equal(nat.internet_nat, true);
+    const priv = await api('POST', `/fabrics/${OWNER}/vlans/11/networks`, {
+      name: 'private', subnet: '10.91.1.0/24', provision_start_ip: '10.91.1.10', provision_end_ip: '10.91.1.200', gateway: '10.91.1.1', internet_nat: false,
+    });
+    assert.equal(priv.internet_nat, false);
+    const place = async (name: string, node: (typeof nodes)[number], network: string) => {
+      const nic = await api('POST', '/nics', { owner_uuid: OWNER, belongs_to_uuid: randomUUID(), belongs_to_type: 'zone', network_uuid: network, cn_uuid: node.uuid });
+      const ns = await lab.addNetns(name);
+      await attachNic(node.agent!, nic.mac, ns);
+      inst[name] = { name, ns, node, mac: nic.mac, ip: nic.ip };
+    };
+    await place('a1', nodes[0]!, nat.uuid);
+    await place('a2', nodes[1]!, nat.uuid);
+    await place('p1', nodes[0]!, priv.uuid);
+    const whoami = lab.spawnIn(internet.ns, [process.execPath, '-e', WHOAMI]);
+    const out = new ProcessOutput(whoami);
+    await out.until(() => out.lines.includes('listening'), 10_000, 'whoami server');
+  });
+
+  after(async () => {
+    await lab.cleanup();
+    await ctl?.stop();
+    if (stateRoot) await rm(stateRoot, { recursive: true, force: true });
+  });
+
+  it('answers the gateway on every node with an instance, with the shared gateway MAC', async () => {
+    for (const i of [inst.a1!, inst.a2!]) {
+      assert.ok(await ping(lab, i.ns, '10.91.0.1'), `${i.name} pings its gateway`);
+      const neigh = await lab.exec(i.ns, 'ip', 'neigh', 'show', '10.91.0.1');
+      assert.match(neigh, new RegExp(`lladdr ${gatewayMac(vnet)}`), `${i.name}: ${neigh}`);
+    }
+    assert.ok(await ping(lab, inst.p1!.ns, '10.91.1.1'), 'a network without NAT still has its gateway');
+  });
+
+  it('takes a NAT network to the internet from the node\'s external address', async () => {
+    for (const i of [inst.a1!, inst.a2!]) {
+      assert.ok(await ping(lab, i.ns, internet.host), `${i.name} pings the internet host`);
+      // The internet host sees the node's external address, never the overlay address.
+      assert.equal(await ask(i, internet.host, WHOAMI_PORT), internet.addressOf(i.node));
+    }
+  });
+
+  it('lets nothing out of a network with internet_nat false', async () => {
+    assert.equal(await ping(lab, inst.p1!.ns, internet.host, 1, 2), false);
+    assert.equal(await ask(inst.p1!, internet.host, WHOAMI_PORT), 'timeout');
+  });
+
+  it('keeps the node\'s own services out of reach through the gateway', async () => {
+    const agentPort = Number(new URL(nodes[0]!.agent!.api).port);
+    // The agent API listens on the node's underlay address: not through the gateway.
+    assert.equal(await ask(inst.a1!, nodes[0]!.ip, agentPort), 'timeout');
+    assert.equal(await ping(lab, inst.a1!.ns, internet.addressOf(nodes[0]!), 1, 2), false);
+  });
+
+  it('refuses to start an agent whose external interface does not exist', async () => {
+    const n = nodes[0]!;
+    const proc = lab.spawnIn(n.ns, [
+      process.execPath, CLI, 'agent', '--node', n.uuid, '--underlay-ip', n.ip, '--controller', ctl!.restUrl,
+      '--svp', svpEndpoint(ctl!), '--api', `${n.ip}:0`, '--state-dir', join(stateRoot, 'bad'), '--external-iface', 'nosuch0',
+    ]);
+    const out = new ProcessOutput(proc);
+    const code = await exited(proc);
+    await out.until(() => true, 1000, 'output');
+    assert.notEqual(code, 0);
+    assert.match(out.stderr, /--external-iface nosuch0: no such interface/);
+  });
+});

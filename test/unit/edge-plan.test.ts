@@ -1,0 +1,120 @@
+/**
+ * The distributed gateway's pure parts: the shared gateway MAC, marks and tables, the
+ * per-node plan from the local networks (and routers), and the kernel backend's rendering
+ * (nftables text, addresses/routes/rules and the ip commands between two states).
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { edgeIpCommands, edgeKernelState, renderEdgeNft } from '../../src/agent/kernel/edge-rules.js';
+import { bridgeName } from '../../src/agent/plumbing/names.js';
+import { edgeMark, edgeNetworkOf, edgeTable, gatewayMac, planEdge, subnetOf, vnetOfMark } from '../../src/edge/plan.js';
+
+const EXT = { iface: 'ext0', address: '198.19.0.1' };
+
+describe('gateway MAC, marks and tables', () => {
+  test('one locally administered unicast MAC per vnet, the same everywhere', () => {
+    assert.equal(gatewayMac(0), '02:72:67:00:00:00');
+    assert.equal(gatewayMac(0x123456), '02:72:67:12:34:56');
+    assert.equal(gatewayMac(4242), gatewayMac(4242));
+    assert.notEqual(gatewayMac(1), gatewayMac(2));
+    const first = parseInt(gatewayMac(77).slice(0, 2), 16);
+    assert.equal(first & 0x02, 0x02, 'locally administered');
+    assert.equal(first & 0x01, 0, 'unicast');
+    assert.throws(() => gatewayMac(0x1000000), RangeError);
+    assert.throws(() => gatewayMac(-1), RangeError);
+  });
+
+  test('marks and tables carry the vnet under 0x72', () => {
+    assert.equal(edgeMark(5), 0x72000005);
+    assert.equal(edgeTable(0xffffff), 0x72ffffff);
+    assert.equal(vnetOfMark(0x72000005), 5);
+    assert.equal(vnetOfMark(0x71000005), undefined);
+    assert.equal(vnetOfMark(254), undefined);
+  });
+});
+
+describe('planEdge', () => {
+  const a = { vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true };
+  const b = { vnet: 7, subnet: '10.0.1.0/24', gateway: '10.0.1.1', internetNat: false };
+  const c = { vnet: 7, subnet: '10.0.2.0/24', gateway: '10.0.2.1', internetNat: true };
+
+  test('a NIC\'s network from its address, prefix and flags', () => {
+    assert.equal(subnetOf('10.0.0.77', 24), '10.0.0.0/24');
+    assert.equal(subnetOf('172.16.5.9', 20), '172.16.0.0/20');
+    assert.deepEqual(edgeNetworkOf({ vnet: 7, ip: '10.0.0.5', prefix: 24, gateway: '10.0.0.1' }), a);
+    assert.equal(edgeNetworkOf({ vnet: 7, ip: '10.0.1.5', prefix: 24, gateway: '10.0.1.1', internetNat: false }).internetNat, false);
+  });
+
+  test('gateways and routes of the local networks, NAT only with an external side', () => {
+    const plan = planEdge([a, b, a], { external: EXT });
+    assert.equal(plan.vnets.length, 1);
+    const v = plan.vnets[0]!;
+    assert.deepEqual(v.gateways, [
+      { address: '10.0.0.1', prefix: 24, subnet: '10.0.0.0/24' },
+      { address: '10.0.1.1', prefix: 24, subnet: '10.0.1.0/24' },
+    ]);
+    assert.deepEqual(v.routes, [{ subnet: '10.0.0.0/24', src: '10.0.0.1' }, { subnet: '10.0.1.0/24', src: '10.0.1.1' }]);
+    assert.deepEqual(v.nat, ['10.0.0.0/24']);
+    assert.deepEqual(v.routed, []);
+    assert.equal(v.mac, gatewayMac(7));
+    assert.deepEqual(planEdge([a]).vnets[0]!.nat, [], 'no external side: nothing is NATed');
+  });
+
+  test('a network without a gateway gets no edge', () => {
+    assert.deepEqual(planEdge([{ vnet: 7, subnet: '10.0.0.0/24', internetNat: true }]).vnets, []);
+  });
+
+  test('a router connects its networks both ways; routes towards members not here', () => {
+    const plan = planEdge([a], { routers: [{ networks: [a, c] }, { networks: [b, c] }] });
+    const v = plan.vnets[0]!;
+    assert.deepEqual(v.routes, [{ subnet: '10.0.0.0/24', src: '10.0.0.1' }, { subnet: '10.0.2.0/24', src: '10.0.0.1' }]);
+    assert.deepEqual(v.routed, [['10.0.0.0/24', '10.0.2.0/24'], ['10.0.2.0/24', '10.0.0.0/24']]);
+  });
+});
+
+describe('kernel rendering', () => {
+  test('the nftables table: marks, input guard, forward allow-list, SNAT', () => {
+    const plan = planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true }, { vnet: 9, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: false }], { external: EXT });
+    const text = renderEdgeNft(plan, bridgeName);
+    assert.match(text, /^table ip rhumb_edge\ndelete table ip rhumb_edge\n/);
+    assert.match(text, /iifname "rbr7" meta mark set 0x72000007 ct mark set 0x72000007/);
+    assert.match(text, /iifname "ext0" ct mark & 0xff000000 == 0x72000000 meta mark set ct mark/);
+    assert.match(text, /meta mark 0x72000007 oifname "ext0" ip saddr 10\.0\.0\.0\/24 accept/);
+    assert.doesNotMatch(text, /meta mark 0x72000009 oifname "ext0"/, 'vnet 9 has no NAT network');
+    assert.match(text, /meta mark 0x72000009 ip daddr 10\.0\.0\.1 icmp type echo-request accept/);
+    assert.match(text, /meta mark & 0xff000000 == 0x72000000 oifname "ext0" snat to 198\.19\.0\.1/);
+    // The allow rules come before the drop.
+    const fwd = text.slice(text.indexOf('chain forward'));
+    assert.ok(fwd.indexOf('saddr 10.0.0.0/24 accept') < fwd.indexOf('== 0x72000000 drop'));
+  });
+
+  test('an empty plan removes the table; no external side, no SNAT', () => {
+    assert.equal(renderEdgeNft({ vnets: [] }, bridgeName), 'table ip rhumb_edge\ndelete table ip rhumb_edge\n');
+    assert.doesNotMatch(renderEdgeNft(planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true }]), bridgeName), /snat/);
+  });
+
+  test('values that could smuggle text into nft are refused', () => {
+    const bad = { vnets: [], external: { iface: 'ext0"; flush ruleset', address: '1.2.3.4' } };
+    assert.throws(() => renderEdgeNft(bad, bridgeName), /edge: interface names/);
+    const plan = planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true }]);
+    plan.vnets[0]!.gateways[0]!.address = '10.0.0.1 accept';
+    assert.throws(() => renderEdgeNft(plan, bridgeName), /gateway is not an IPv4 address/);
+  });
+
+  test('ip commands add what is missing, remove what is not wanted, keep the rest', () => {
+    const before = edgeKernelState(planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true }, { vnet: 8, subnet: '10.5.0.0/16', gateway: '10.5.0.1', internetNat: true }]), bridgeName);
+    const after = edgeKernelState(planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true }, { vnet: 7, subnet: '10.0.1.0/24', gateway: '10.0.1.1', internetNat: true }]), bridgeName);
+    assert.deepEqual(edgeIpCommands(after, before), [
+      'addr add 10.0.1.1/24 dev rbr7 noprefixroute',
+      'route replace 10.0.1.0/24 dev rbr7 src 10.0.1.1 table 1912602631',
+      'route del 10.5.0.0/16 table 1912602632',
+      'addr del 10.5.0.1/16 dev rbr8',
+      'rule del pref 1100 fwmark 0x72000008 lookup 1912602632',
+    ]);
+    assert.deepEqual(edgeIpCommands(after, after), []);
+    assert.deepEqual(edgeIpCommands(before, { addresses: [], routes: [], rules: [] }).filter((l) => l.startsWith('rule')), [
+      'rule add pref 1100 fwmark 0x72000007 lookup 1912602631',
+      'rule add pref 1100 fwmark 0x72000008 lookup 1912602632',
+    ]);
+  });
+});
