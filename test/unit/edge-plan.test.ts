@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { edgeIpCommands, edgeKernelState, renderEdgeNft } from '../../src/agent/kernel/edge-rules.js';
 import { bridgeName } from '../../src/agent/plumbing/names.js';
+import { routerProblems } from '../../src/napi/models/router.js';
+import type { NetworkRecord } from '../../src/napi/models/records.js';
 import { edgeMark, edgeNetworkOf, edgeTable, gatewayMac, planEdge, subnetOf, vnetOfMark } from '../../src/edge/plan.js';
 
 const EXT = { iface: 'ext0', address: '198.19.0.1' };
@@ -77,7 +79,7 @@ describe('kernel rendering', () => {
     const plan = planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true }, { vnet: 9, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: false }], { external: EXT });
     const text = renderEdgeNft(plan, bridgeName);
     assert.match(text, /^table ip rhumb_edge\ndelete table ip rhumb_edge\n/);
-    assert.match(text, /iifname "rbr7" meta mark set 0x72000007 ct mark set 0x72000007/);
+    assert.match(text, /iifname "rbr7" ether daddr 02:72:67:00:00:07 meta mark set 0x72000007 ct mark set 0x72000007/);
     assert.match(text, /iifname "ext0" ct mark & 0xff000000 == 0x72000000 meta mark set ct mark/);
     assert.match(text, /meta mark 0x72000007 oifname "ext0" ip saddr 10\.0\.0\.0\/24 accept/);
     assert.doesNotMatch(text, /meta mark 0x72000009 oifname "ext0"/, 'vnet 9 has no NAT network');
@@ -116,5 +118,28 @@ describe('kernel rendering', () => {
       'rule add pref 1100 fwmark 0x72000007 lookup 1912602631',
       'rule add pref 1100 fwmark 0x72000008 lookup 1912602632',
     ]);
+  });
+});
+
+describe('routerProblems', () => {
+  const OWNER = 'aaaaaaaa-1111-4111-8111-111111111111';
+  const rec = (uuid: string, subnet: string, extra: Partial<NetworkRecord> = {}): NetworkRecord => ({
+    uuid, name: uuid, name_str: `${OWNER}:${uuid}`, family: 'ipv4', subnet, provision_start_ip: '', provision_end_ip: '', vlan_id: 2, nic_tag: 'sdc_overlay',
+    mtu: 1400, resolvers: [], gateway: subnet.replace(/0\/\d+$/, '1'), fabric: true, owner_uuids: [OWNER], vnet_id: 7, created_timestamp: '', modified_timestamp: '', ...extra,
+  });
+  const found = (...recs: NetworkRecord[]) => new Map(recs.map((r) => [r.uuid, r]));
+
+  test('overlapping subnets name every network involved', () => {
+    const p = routerProblems(OWNER, ['n1', 'n2', 'n3'], found(rec('n1', '10.0.0.0/24'), rec('n2', '10.0.0.0/16'), rec('n3', '10.1.0.0/24')));
+    assert.deepEqual(p, [{ field: 'networks', code: 'InvalidParameter', message: 'subnets of networks on one router must not overlap', invalid: ['n1', 'n2'] }]);
+    assert.deepEqual(routerProblems(OWNER, ['n1', 'n3'], found(rec('n1', '10.0.0.0/24'), rec('n3', '10.1.0.0/24'))), []);
+  });
+
+  test('unknown, foreign, gatewayless and mixed-family networks', () => {
+    assert.match(routerProblems(OWNER, ['n1', 'zz'], found(rec('n1', '10.0.0.0/24')))[0]!.message, /^unknown network$/);
+    assert.deepEqual(routerProblems(OWNER, ['n1', 'b'], found(rec('n1', '10.0.0.0/24'), rec('b', '10.2.0.0/24', { owner_uuids: ['bbbbbbbb-2222-4222-8222-222222222222'] })))[0]!.invalid, ['b']);
+    assert.deepEqual(routerProblems(OWNER, ['p'], found(rec('p', '10.2.0.0/24', { fabric: undefined })))[0]!.invalid, ['p']);
+    assert.match(routerProblems(OWNER, ['g'], found(rec('g', '10.2.0.0/24', { gateway: undefined })))[0]!.message, /gateway/);
+    assert.match(routerProblems(OWNER, ['n1', 'v6'], found(rec('n1', '10.0.0.0/24'), rec('v6', 'fd00::/64', { family: 'ipv6', gateway: 'fd00::1' })))[0]!.message, /family/);
   });
 });

@@ -16,7 +16,7 @@
  *   between subnets a router connects; replies follow their connection;
  * - postrouting: SNAT to the external address.
  */
-import { firstProblem, ifnameProblem, ipv4CidrProblem, ipv4Problem } from '../plumbing/checks.js';
+import { firstProblem, ifnameProblem, ipv4CidrProblem, ipv4Problem, macProblem } from '../plumbing/checks.js';
 import { EDGE_BASE, EDGE_MASK, EDGE_RULE_PREF, type EdgePlan, type VnetEdge } from '../../edge/plan.js';
 
 export const EDGE_NFT_TABLE = 'rhumb_edge';
@@ -25,6 +25,7 @@ const hex = (n: number) => `0x${n.toString(16).padStart(8, '0')}`;
 
 function assertPlan(plan: EdgePlan, devOf: (vnet: number) => string): void {
   const problems: Array<string | undefined> = [];
+  for (const v of plan.vnets) problems.push(macProblem(v.mac));
   if (plan.external) problems.push(ifnameProblem(plan.external.iface), ipv4Problem('external address', plan.external.address));
   for (const v of plan.vnets) {
     problems.push(ifnameProblem(devOf(v.vnet)));
@@ -42,7 +43,9 @@ const set = (items: readonly string[]) => (items.length === 1 ? items[0]! : `{ $
 
 function vnetRules(v: VnetEdge, dev: string, plan: EdgePlan): { pre: string[]; input: string[]; forward: string[] } {
   const mark = hex(v.mark);
-  const pre = [`iifname "${dev}" meta mark set ${mark} ct mark set ${mark}`];
+  // With br_netfilter the IP hooks also see bridged frames, with the bridge as their
+  // device: only frames sent to the gateway MAC are the vnet's routed traffic.
+  const pre = [`iifname "${dev}" ether daddr ${v.mac} meta mark set ${mark} ct mark set ${mark}`];
   const input = v.gateways.length > 0 ? [`meta mark ${mark} ip daddr ${set(v.gateways.map((g) => g.address))} icmp type echo-request accept`] : [];
   const forward: string[] = [];
   if (plan.external && v.nat.length > 0) forward.push(`meta mark ${mark} oifname "${plan.external.iface}" ip saddr ${set(v.nat)} accept`);
