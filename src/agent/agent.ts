@@ -30,9 +30,11 @@ import { type AgentMetrics, createAgentMetrics } from './metrics.js';
 import { type ApiNic, type NapiClient, NapiRequestError } from './napi-client.js';
 import type { AttachmentRecord, AttachmentState } from './state.js';
 import type { ExternalSide } from '../edge/plan.js';
+import { RouterFollower } from './routers.js';
 
 /** The NAPI calls the agent makes (NapiClient implements it). */
-export type AgentNapi = Pick<NapiClient, 'getNic' | 'listNics' | 'listNetworks' | 'createNic'>;
+/** (request: for following routers; a NAPI without it leaves the gateway without routers.) */
+export type AgentNapi = Pick<NapiClient, 'getNic' | 'listNics' | 'listNetworks' | 'createNic'> & Partial<Pick<NapiClient, 'request'>>;
 
 /** The SVP client calls the agent makes (SvpClient implements it). */
 export interface SvpLookups {
@@ -81,6 +83,8 @@ export interface AgentOptions {
   routing?: UnderlayRouting;
   /** The node's external side (egress NAT), resolved from `--external-iface`. */
   external?: ExternalSide;
+  /** How often the routers of this node's owners are read again (ms). Default 5000. */
+  routerPollMs?: number;
 }
 
 /** An error with the HTTP status the local API answers with. */
@@ -104,6 +108,7 @@ export interface AttachedNic {
   network_uuid?: string;
   /** The instance the NIC belongs to (NAPI belongs_to_uuid). */
   belongs_to_uuid?: string;
+  owner_uuid?: string;
   /** Unknown only for a NIC adopted at restart without a (valid) state record. */
   netns?: string;
   ifname?: string;
@@ -160,6 +165,7 @@ export class Agent {
   /** State records of NICs plumbed here (also those placed elsewhere awaiting detach). */
   private readonly records = new Map<string, AttachmentRecord>();
   private fw: FwFeedClient | undefined;
+  private routers: RouterFollower | undefined;
   shootdownsApplied = 0;
 
   constructor(private readonly o: AgentOptions) {
@@ -211,6 +217,19 @@ export class Agent {
       ...(this.o.external ? { external: this.o.external } : {}),
     });
     await this.rebuild();
+    const setRouters = this.o.backend.setRouters?.bind(this.o.backend);
+    const request = this.o.napi.request?.bind(this.o.napi);
+    if (setRouters && request) {
+      this.routers = new RouterFollower({
+        napi: { request },
+        owners: () => [...this.nics.values()].flatMap((n) => (n.owner_uuid ? [n.owner_uuid] : [])),
+        apply: setRouters,
+        intervalMs: this.o.routerPollMs ?? 5000,
+        log: this.log.child({ component: 'routers' }),
+      });
+      await this.refreshRouters();
+      this.routers.start();
+    }
     // Entries adopted from before a change of path (encryption turned on or off meanwhile).
     if (this.o.routing) await this.repoint();
     this.o.routing?.start(() => this.repoint());
@@ -231,6 +250,11 @@ export class Agent {
       });
       this.fw.start();
     }
+  }
+
+  /** Reads the routers of this node's owners again (after a NIC came or went). */
+  private async refreshRouters(): Promise<void> {
+    await this.routers?.refresh().catch((err: Error) => this.log.warn(`routers: ${err.message}`));
   }
 
   /** The namespace of an attached NIC of this instance (the firewall's resolveNetns). */
@@ -336,6 +360,7 @@ export class Agent {
           vlan: p.vlan,
           network_uuid: n.network_uuid,
           belongs_to_uuid: n.belongs_to_uuid,
+          owner_uuid: n.owner_uuid,
           ...(r ? { netns: r.netns, ifname: r.ifname } : {}),
         });
       } catch (err) {
@@ -632,6 +657,7 @@ export class Agent {
       vlan: p.vlan,
       network_uuid: nic.network_uuid,
       belongs_to_uuid: nic.belongs_to_uuid,
+      owner_uuid: nic.owner_uuid,
       netns: p.netns,
       ifname: p.ifname,
       mtu: p.mtu,
@@ -642,6 +668,7 @@ export class Agent {
     // Answers that placed this NIC elsewhere are stale now.
     this.vl3.invalidate(vl3Key(p.vnet, p.ip));
     this.vl2.invalidate(vl2Key(p.vnet, macText));
+    await this.refreshRouters();
     if (firstOnVnet && (this.o.prefetch ?? true) && nic.network_uuid) {
       await this.prefetch(p.vnet, nic.network_uuid).catch((err: Error) => this.log.warn(`prefetch vnet ${p.vnet}: ${err.message}`));
     }
@@ -672,6 +699,7 @@ export class Agent {
     await this.saveState();
     this.vl3.invalidate(vl3Key(known.vnet, known.ip));
     this.vl2.invalidate(vl2Key(known.vnet, mac));
+    await this.refreshRouters();
     if (vnetRemoved) {
       const prefix = `${known.vnet}/`;
       this.vl3.invalidateWhere((k) => k.startsWith(prefix));
@@ -716,6 +744,7 @@ export class Agent {
   /** Stops listening and polling; devices and entries stay (traffic keeps flowing). */
   async close(): Promise<void> {
     this.closed = true;
+    this.routers?.stop();
     // Tables stay in the namespaces: the instances stay protected while the agent is down.
     await this.fw?.stop();
     await this.o.routing?.stop();

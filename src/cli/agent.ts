@@ -38,6 +38,7 @@ interface AgentFlags {
   svp?: string;
   backend: string;
   externalIface?: string;
+  routerPoll: number;
   api: HostPort;
   adminUuid: string;
   negativeTtl: number;
@@ -132,6 +133,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     logger: log,
     routing,
     ...(external ? { external } : {}),
+    routerPollMs: flags.routerPoll,
   });
   await agent.start();
   // Workload attachments (CNI, Docker): after the agent's start, which adopts what is plumbed.
@@ -203,6 +205,7 @@ export function registerAgentCommands(program: Command): void {
     .option('--state-dir <dir>', 'where attachments survive restarts (default /var/lib/rhumb/agent-<node>)')
     .option('--no-offload <list>', 'userspace backend: offloads to leave off (tso,uso,gso,gro,coalesce,mmsg)')
     .option('--external-iface <ifname>', "the node's external interface: fabric networks with internet_nat reach beyond the overlay through SNAT to its address")
+    .option('--router-poll <ms>', "how often the routers of this node's owners are read again", parseIntArg(100, 600_000), 5000)
     .option('--no-firewall', "don't apply the instances' firewall rulesets from the controller")
     .option('--report-interval <ms>', 'how often probe results and applied shootdowns are reported to the controller (0: never)', parseIntArg(0, 600_000), 2000)
     .option('--wireguard-port <port>', 'UDP port of the WireGuard interface (encrypted underlay)', parseIntArg(1, 65535), DEFAULT_WIREGUARD_PORT)
