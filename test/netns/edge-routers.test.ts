@@ -126,7 +126,7 @@ describe('routers between an owner\'s fabric networks (kernel backend)', { skip,
   it('a router connects two networks across nodes and on one node, both ways', async () => {
     const r = await api('POST', `/fabrics/${OWNER_A}/routers`, { name: 'front-back', networks: [net.a1, net.a2] });
     routerUuid = r.uuid;
-    await expectReach(inst.a1!, [[inst.a2!, 7001], [inst.a2near!, 7001]], ['a2:7001 open', 'a2near:7001 open'], 'a1 reaches both a2s');
+    await expectReach(inst.a1!, [[inst.a2!, 7001], [inst.a2!, 7002], [inst.a2near!, 7001]], ['a2:7001 open', 'a2:7002 open', 'a2near:7001 open'], 'a1 reaches both a2s');
     assert.deepEqual(await reach(inst.a2!, [[inst.a1!, 7002]]), ['a1:7002 open']);
     assert.deepEqual(await reach(inst.a2near!, [[inst.a1!, 7002]]), ['a1:7002 open']);
     // The destination saw the sender's own address: routed, not NATed. (The server's
