@@ -25,12 +25,18 @@ function assertVnet(vnet: number): void {
 
 /**
  * The gateway MAC of a vnet, the same on every node: locally administered, unicast,
- * 02:72:67 then the vnet's 24 bits.
+ * 02:72:67 then the vnet's 24 bits. A backend that keeps a vnet's fabric VLANs apart (the
+ * userspace fast path) has one gateway port per VLAN, each with its own MAC:
+ * 06|vlan's top 4 bits, the vlan's low 8 bits, 67, then the vnet.
  */
-export function gatewayMac(vnet: number): string {
+export function gatewayMac(vnet: number, vlan = 0): string {
   assertVnet(vnet);
+  if (!Number.isInteger(vlan) || vlan < 0 || vlan > 4095) throw new RangeError(`vlan must be 0..4095, got ${vlan}`);
   const hex = vnet.toString(16).padStart(6, '0');
-  return `02:72:67:${hex.slice(0, 2)}:${hex.slice(2, 4)}:${hex.slice(4, 6)}`;
+  const tail = `67:${hex.slice(0, 2)}:${hex.slice(2, 4)}:${hex.slice(4, 6)}`;
+  if (vlan === 0) return `02:72:${tail}`;
+  const h = (n: number) => n.toString(16).padStart(2, '0');
+  return `${h(0x06 | ((vlan >> 8) << 4))}:${h(vlan & 0xff)}:${tail}`;
 }
 
 /** The packet (and connection) mark of traffic routed from a vnet. */
@@ -52,6 +58,8 @@ export function vnetOfMark(mark: number): number | undefined {
 /** A fabric network as the edge sees it. */
 export interface EdgeNetwork {
   vnet: number;
+  /** The network's fabric VLAN (default 0). */
+  vlan?: number;
   /** Canonical a.b.c.d/n. */
   subnet: string;
   /** Absent: the network has no gateway (nothing is routed for it). */
@@ -71,10 +79,10 @@ export interface VnetEdge {
   mac: string;
   mark: number;
   table: number;
-  /** Gateway addresses answered here (on the vnet's bridge), with their prefix lengths. */
-  gateways: Array<{ address: string; prefix: number; subnet: string }>;
-  /** Subnets routed into the vnet, each with the source address used towards it. */
-  routes: Array<{ subnet: string; src: string }>;
+  /** Gateway addresses answered here, with their prefix lengths and their network's VLAN. */
+  gateways: Array<{ address: string; prefix: number; subnet: string; vlan: number }>;
+  /** Subnets routed into the vnet, each with the source address used towards it and its VLAN. */
+  routes: Array<{ subnet: string; src: string; vlan: number }>;
   /** Source subnets allowed out through SNAT (their network has internet_nat). */
   nat: string[];
   /** Routed between subnets of the vnet: [from, to] pairs (a router connects them). */
@@ -97,9 +105,10 @@ function prefixOf(subnet: string): number {
 }
 
 /** The network of a NIC (its address, prefix length, gateway and NAT flag). */
-export function edgeNetworkOf(nic: { vnet: number; ip: string; prefix: number; gateway?: string; internetNat?: boolean; networkUuid?: string }): EdgeNetwork {
+export function edgeNetworkOf(nic: { vnet: number; vlan?: number; ip: string; prefix: number; gateway?: string; internetNat?: boolean; networkUuid?: string }): EdgeNetwork {
   return {
     vnet: nic.vnet,
+    vlan: nic.vlan ?? 0,
     subnet: subnetOf(nic.ip, nic.prefix),
     ...(nic.gateway ? { gateway: nic.gateway } : {}),
     internetNat: nic.internetNat !== false,
@@ -132,8 +141,8 @@ export function planEdge(local: readonly EdgeNetwork[], opts: { external?: Exter
   const vnets: VnetEdge[] = [];
   for (const [vnet, nets] of [...byVnet.entries()].sort(([a], [b]) => a - b)) {
     const here = sortedUnique(nets, (n) => n.subnet);
-    const gateways = here.map((n) => ({ address: n.gateway!, prefix: prefixOf(n.subnet), subnet: n.subnet }));
-    const routes = new Map<string, string>(here.map((n) => [n.subnet, n.gateway!]));
+    const gateways = here.map((n) => ({ address: n.gateway!, prefix: prefixOf(n.subnet), subnet: n.subnet, vlan: n.vlan ?? 0 }));
+    const routes = new Map<string, { src: string; vlan: number }>(here.map((n) => [n.subnet, { src: n.gateway!, vlan: n.vlan ?? 0 }]));
     const routed: Array<[string, string]> = [];
     for (const r of opts.routers ?? []) {
       const members = r.networks.filter((n) => n.vnet === vnet && n.gateway);
@@ -141,7 +150,7 @@ export function planEdge(local: readonly EdgeNetwork[], opts: { external?: Exter
       if (mine.length === 0) continue;
       // Towards a connected network not here, packets leave from a local gateway address.
       const src = mine[0]!.gateway!;
-      for (const m of members) if (!routes.has(m.subnet)) routes.set(m.subnet, src);
+      for (const m of members) if (!routes.has(m.subnet)) routes.set(m.subnet, { src, vlan: m.vlan ?? 0 });
       for (const a of members) for (const b of members) if (a.subnet !== b.subnet) routed.push([a.subnet, b.subnet]);
     }
     vnets.push({
@@ -150,7 +159,7 @@ export function planEdge(local: readonly EdgeNetwork[], opts: { external?: Exter
       mark: edgeMark(vnet),
       table: edgeTable(vnet),
       gateways,
-      routes: [...routes.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([subnet, src]) => ({ subnet, src })),
+      routes: [...routes.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([subnet, r]) => ({ subnet, ...r })),
       nat: opts.external ? here.filter((n) => n.internetNat).map((n) => n.subnet) : [],
       routed: sortedUnique(routed, ([a, b]) => `${a} ${b}`),
     });

@@ -1,5 +1,5 @@
 /**
- * Routers (issue #12), kernel backend: an owner's fabric networks connected by a router
+ * Routers (issue #12), on both backends: an owner's fabric networks connected by a router
  * exchange TCP across nodes (and on one node) through the distributed gateway, the
  * sender's node routing straight into the destination network (one VXLAN hop);
  * an unconnected network of the owner and another owner's networks with the same subnets
@@ -29,7 +29,7 @@ import {
   tcpServersProgram,
 } from '../helpers/datacenter.js';
 import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
-import { type RunningController, makeTempDir, startControllerProcess } from '../helpers/processes.js';
+import { type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
 
 const skip = netnsSkipReason();
 const OWNER_A = 'aaaaaaaa-0000-4000-8000-0000000000e2';
@@ -45,8 +45,8 @@ interface Instance {
   ip: string;
 }
 
-describe('routers between an owner\'s fabric networks (kernel backend)', { skip, timeout: 150_000 }, () => {
-  const lab = new NetnsLab('edr');
+for (const backend of ['kernel', 'userspace'] as const) describe(`routers between an owner's fabric networks (${backend} backend)`, { skip, timeout: 150_000 }, () => {
+  const lab = new NetnsLab(backend === 'kernel' ? 'erk' : 'eru');
   const block = randomInt(1, 250);
   const underlay24 = `198.18.${block}`;
   let ctl: RunningController | undefined;
@@ -68,10 +68,22 @@ describe('routers between an owner\'s fabric networks (kernel backend)', { skip,
     return eventually(async () => {
       last = await reach(from, targets);
       return JSON.stringify(last) === JSON.stringify(want);
-    }, 20_000, what).catch((err: Error) => {
-      throw new Error(`${err.message}: got ${JSON.stringify(last)}`);
+    }, 20_000, what).catch(async (err: Error) => {
+      throw new Error(`${err.message}: got ${JSON.stringify(last)}; ${await diagnostics()}`);
     });
   };
+
+  /** The nodes' drop counters and neighbours, for a failure's message. */
+  async function diagnostics(): Promise<string> {
+    const out: string[] = [];
+    for (const n of nodes) {
+      const m = String((await http(n.agent!.api, 'GET', '/metrics')).body);
+      const drops = m.split('\n').filter((l) => /^rhumb_fastpath_(nic|engine)_total\{.*counter="drop_/.test(l) && !/ 0$/.test(l));
+      const neigh = await lab.exec(n.ns, 'ip', 'neigh', 'show').catch(() => '');
+      out.push(`${n.name}: ${drops.join('; ')} | neigh ${neigh.replace(/\n/g, '; ')}`);
+    }
+    return out.join(' || ');
+  }
 
   before(async () => {
     stateRoot = await makeTempDir('edr-state');
@@ -82,7 +94,7 @@ describe('routers between an owner\'s fabric networks (kernel backend)', { skip,
     for (const n of nodes) {
       n.agent = await startAgent(lab, n, {
         controller: ctl.restUrl, svp: svpEndpoint(ctl), stateDir: join(stateRoot, n.name),
-        extraArgs: ['--backend', 'kernel', '--router-poll', '300'],
+        extraArgs: ['--backend', backend, '--router-poll', '300'],
       });
     }
     for (const [owner, tag, vlans] of [[OWNER_A, 'a', [20, 21, 22]], [OWNER_B, 'b', [20, 21]]] as const) {
@@ -132,7 +144,7 @@ describe('routers between an owner\'s fabric networks (kernel backend)', { skip,
     // The destination saw the sender's own address: routed, not NATed. (The server's
     // reply reached the sender, which only happens if it went to a1's address.)
     const routes = await lab.exec(nodes[0]!.ns, 'ip', 'route', 'show', 'table', 'all');
-    assert.match(routes, /10\.92\.2\.0\/24 dev rbr\d+ table \d+/);
+    assert.match(routes, /10\.92\.2\.0\/24 dev (rbr\d+|rg\d+v21) table \d+/);
   });
 
   it('an unconnected network and another owner\'s same subnets get nothing', async () => {

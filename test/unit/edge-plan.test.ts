@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { edgeIpCommands, edgeKernelState, renderEdgeNft } from '../../src/agent/kernel/edge-rules.js';
-import { bridgeName } from '../../src/agent/plumbing/names.js';
+import { bridgePort } from '../../src/agent/kernel/edge.js';
+import { gatewayTapName, parseDeviceName } from '../../src/agent/plumbing/names.js';
 import { routerProblems } from '../../src/napi/models/router.js';
 import type { NetworkRecord } from '../../src/napi/models/records.js';
 import { edgeMark, edgeNetworkOf, edgeTable, gatewayMac, planEdge, subnetOf, vnetOfMark } from '../../src/edge/plan.js';
@@ -26,6 +27,20 @@ describe('gateway MAC, marks and tables', () => {
     assert.throws(() => gatewayMac(-1), RangeError);
   });
 
+  test('per-VLAN gateway MACs (the userspace backend\'s ports) differ from each other and from the vnet\'s', () => {
+    assert.equal(gatewayMac(5, 0), gatewayMac(5));
+    assert.equal(gatewayMac(5, 20), '06:14:67:00:00:05');
+    assert.equal(gatewayMac(5, 4095), 'f6:ff:67:00:00:05');
+    const first = parseInt(gatewayMac(5, 4095).slice(0, 2), 16);
+    assert.equal(first & 0x03, 0x02, 'locally administered unicast');
+    assert.notEqual(gatewayMac(5, 20), gatewayMac(5, 21));
+    assert.throws(() => gatewayMac(5, 4096), RangeError);
+    assert.equal(gatewayTapName(16777215, 4095), 'rg16777215v4095');
+    assert.ok(gatewayTapName(16777215, 4095).length <= 15);
+    assert.deepEqual(parseDeviceName('rg42v7'), { kind: 'gateway', vnet: 42, vlan: 7 });
+    assert.equal(parseDeviceName('rg42v07'), undefined);
+  });
+
   test('marks and tables carry the vnet under 0x72', () => {
     assert.equal(edgeMark(5), 0x72000005);
     assert.equal(edgeTable(0xffffff), 0x72ffffff);
@@ -43,7 +58,7 @@ describe('planEdge', () => {
   test('a NIC\'s network from its address, prefix and flags', () => {
     assert.equal(subnetOf('10.0.0.77', 24), '10.0.0.0/24');
     assert.equal(subnetOf('172.16.5.9', 20), '172.16.0.0/20');
-    assert.deepEqual(edgeNetworkOf({ vnet: 7, ip: '10.0.0.5', prefix: 24, gateway: '10.0.0.1' }), a);
+    assert.deepEqual(edgeNetworkOf({ vnet: 7, ip: '10.0.0.5', prefix: 24, gateway: '10.0.0.1' }), { ...a, vlan: 0 });
     assert.equal(edgeNetworkOf({ vnet: 7, ip: '10.0.1.5', prefix: 24, gateway: '10.0.1.1', internetNat: false }).internetNat, false);
   });
 
@@ -52,10 +67,10 @@ describe('planEdge', () => {
     assert.equal(plan.vnets.length, 1);
     const v = plan.vnets[0]!;
     assert.deepEqual(v.gateways, [
-      { address: '10.0.0.1', prefix: 24, subnet: '10.0.0.0/24' },
-      { address: '10.0.1.1', prefix: 24, subnet: '10.0.1.0/24' },
+      { address: '10.0.0.1', prefix: 24, subnet: '10.0.0.0/24', vlan: 0 },
+      { address: '10.0.1.1', prefix: 24, subnet: '10.0.1.0/24', vlan: 0 },
     ]);
-    assert.deepEqual(v.routes, [{ subnet: '10.0.0.0/24', src: '10.0.0.1' }, { subnet: '10.0.1.0/24', src: '10.0.1.1' }]);
+    assert.deepEqual(v.routes, [{ subnet: '10.0.0.0/24', src: '10.0.0.1', vlan: 0 }, { subnet: '10.0.1.0/24', src: '10.0.1.1', vlan: 0 }]);
     assert.deepEqual(v.nat, ['10.0.0.0/24']);
     assert.deepEqual(v.routed, []);
     assert.equal(v.mac, gatewayMac(7));
@@ -67,9 +82,14 @@ describe('planEdge', () => {
   });
 
   test('a router connects its networks both ways; routes towards members not here', () => {
-    const plan = planEdge([a], { routers: [{ networks: [a, c] }, { networks: [b, c] }] });
+    const plan = planEdge([a], { routers: [{ networks: [a, { ...c, vlan: 30 }] }, { networks: [b, c] }] });
     const v = plan.vnets[0]!;
-    assert.deepEqual(v.routes, [{ subnet: '10.0.0.0/24', src: '10.0.0.1' }, { subnet: '10.0.2.0/24', src: '10.0.0.1' }]);
+    assert.deepEqual(v.routes, [{ subnet: '10.0.0.0/24', src: '10.0.0.1', vlan: 0 }, { subnet: '10.0.2.0/24', src: '10.0.0.1', vlan: 30 }]);
+    // The userspace backend's ports: one per VLAN, each with its own MAC; the routed rule names no device.
+    const text = renderEdgeNft(plan, (vnet, vlan) => ({ dev: gatewayTapName(vnet, vlan), mac: gatewayMac(vnet, vlan) }));
+    assert.match(text, /iifname "rg7v0" ether daddr 02:72:67:00:00:07 meta mark set/);
+    assert.match(text, /iifname "rg7v30" ether daddr 06:1e:67:00:00:07 meta mark set/);
+    assert.match(text, /meta mark 0x72000007 ip saddr 10\.0\.0\.0\/24 ip daddr 10\.0\.2\.0\/24 accept/);
     assert.deepEqual(v.routed, [['10.0.0.0/24', '10.0.2.0/24'], ['10.0.2.0/24', '10.0.0.0/24']]);
   });
 });
@@ -77,7 +97,7 @@ describe('planEdge', () => {
 describe('kernel rendering', () => {
   test('the nftables table: marks, input guard, forward allow-list, SNAT', () => {
     const plan = planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true }, { vnet: 9, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: false }], { external: EXT });
-    const text = renderEdgeNft(plan, bridgeName);
+    const text = renderEdgeNft(plan, bridgePort);
     assert.match(text, /^table ip rhumb_edge\ndelete table ip rhumb_edge\n/);
     assert.match(text, /iifname "rbr7" ether daddr 02:72:67:00:00:07 meta mark set 0x72000007 ct mark set 0x72000007/);
     assert.match(text, /iifname "ext0" ct mark & 0xff000000 == 0x72000000 meta mark set ct mark/);
@@ -91,21 +111,21 @@ describe('kernel rendering', () => {
   });
 
   test('an empty plan removes the table; no external side, no SNAT', () => {
-    assert.equal(renderEdgeNft({ vnets: [] }, bridgeName), 'table ip rhumb_edge\ndelete table ip rhumb_edge\n');
-    assert.doesNotMatch(renderEdgeNft(planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true }]), bridgeName), /snat/);
+    assert.equal(renderEdgeNft({ vnets: [] }, bridgePort), 'table ip rhumb_edge\ndelete table ip rhumb_edge\n');
+    assert.doesNotMatch(renderEdgeNft(planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true }]), bridgePort), /snat/);
   });
 
   test('values that could smuggle text into nft are refused', () => {
     const bad = { vnets: [], external: { iface: 'ext0"; flush ruleset', address: '1.2.3.4' } };
-    assert.throws(() => renderEdgeNft(bad, bridgeName), /edge: interface names/);
+    assert.throws(() => renderEdgeNft(bad, bridgePort), /edge: interface names/);
     const plan = planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true }]);
     plan.vnets[0]!.gateways[0]!.address = '10.0.0.1 accept';
-    assert.throws(() => renderEdgeNft(plan, bridgeName), /gateway is not an IPv4 address/);
+    assert.throws(() => renderEdgeNft(plan, bridgePort), /gateway is not an IPv4 address/);
   });
 
   test('ip commands add what is missing, remove what is not wanted, keep the rest', () => {
-    const before = edgeKernelState(planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true }, { vnet: 8, subnet: '10.5.0.0/16', gateway: '10.5.0.1', internetNat: true }]), bridgeName);
-    const after = edgeKernelState(planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true }, { vnet: 7, subnet: '10.0.1.0/24', gateway: '10.0.1.1', internetNat: true }]), bridgeName);
+    const before = edgeKernelState(planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true }, { vnet: 8, subnet: '10.5.0.0/16', gateway: '10.5.0.1', internetNat: true }]), bridgePort);
+    const after = edgeKernelState(planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true }, { vnet: 7, subnet: '10.0.1.0/24', gateway: '10.0.1.1', internetNat: true }]), bridgePort);
     assert.deepEqual(edgeIpCommands(after, before), [
       'addr add 10.0.1.1/24 dev rbr7 noprefixroute',
       'route replace 10.0.1.0/24 dev rbr7 src 10.0.1.1 table 1912602631',

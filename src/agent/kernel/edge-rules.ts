@@ -23,12 +23,34 @@ export const EDGE_NFT_TABLE = 'rhumb_edge';
 
 const hex = (n: number) => `0x${n.toString(16).padStart(8, '0')}`;
 
-function assertPlan(plan: EdgePlan, devOf: (vnet: number) => string): void {
+/**
+ * Where a vnet's routed traffic meets the node: the device and the gateway MAC frames to
+ * be routed are sent to. The kernel backend: the vnet's bridge (every VLAN); the userspace
+ * backend: a TAP per (vnet, VLAN).
+ */
+export interface EdgePort {
+  dev: string;
+  mac: string;
+}
+
+export type PortOf = (vnet: number, vlan: number) => EdgePort;
+
+/** The distinct ports a vnet's gateways and routes use. */
+export function portsOf(v: VnetEdge, portOf: PortOf): EdgePort[] {
+  const vlans = [...new Set([...v.gateways.map((g) => g.vlan), ...v.routes.map((r) => r.vlan)])].sort((a, b) => a - b);
+  const byDev = new Map<string, EdgePort>();
+  for (const vlan of vlans) {
+    const p = portOf(v.vnet, vlan);
+    if (!byDev.has(p.dev)) byDev.set(p.dev, p);
+  }
+  return [...byDev.values()];
+}
+
+function assertPlan(plan: EdgePlan, portOf: PortOf): void {
   const problems: Array<string | undefined> = [];
-  for (const v of plan.vnets) problems.push(macProblem(v.mac));
   if (plan.external) problems.push(ifnameProblem(plan.external.iface), ipv4Problem('external address', plan.external.address));
   for (const v of plan.vnets) {
-    problems.push(ifnameProblem(devOf(v.vnet)));
+    for (const p of portsOf(v, portOf)) problems.push(ifnameProblem(p.dev), macProblem(p.mac));
     for (const g of v.gateways) problems.push(ipv4Problem('gateway', g.address), ipv4CidrProblem('subnet', g.subnet));
     for (const r of v.routes) problems.push(ipv4CidrProblem('route', r.subnet), ipv4Problem('route source', r.src));
     for (const s of v.nat) problems.push(ipv4CidrProblem('NAT subnet', s));
@@ -41,21 +63,21 @@ function assertPlan(plan: EdgePlan, devOf: (vnet: number) => string): void {
 
 const set = (items: readonly string[]) => (items.length === 1 ? items[0]! : `{ ${items.join(', ')} }`);
 
-function vnetRules(v: VnetEdge, dev: string, plan: EdgePlan): { pre: string[]; input: string[]; forward: string[] } {
+function vnetRules(v: VnetEdge, ports: EdgePort[], plan: EdgePlan): { pre: string[]; input: string[]; forward: string[] } {
   const mark = hex(v.mark);
   // With br_netfilter the IP hooks also see bridged frames, with the bridge as their
   // device: only frames sent to the gateway MAC are the vnet's routed traffic.
-  const pre = [`iifname "${dev}" ether daddr ${v.mac} meta mark set ${mark} ct mark set ${mark}`];
+  const pre = ports.map((p) => `iifname "${p.dev}" ether daddr ${p.mac} meta mark set ${mark} ct mark set ${mark}`);
   const input = v.gateways.length > 0 ? [`meta mark ${mark} ip daddr ${set(v.gateways.map((g) => g.address))} icmp type echo-request accept`] : [];
   const forward: string[] = [];
   if (plan.external && v.nat.length > 0) forward.push(`meta mark ${mark} oifname "${plan.external.iface}" ip saddr ${set(v.nat)} accept`);
-  for (const [a, b] of v.routed) forward.push(`meta mark ${mark} oifname "${dev}" ip saddr ${a} ip daddr ${b} accept`);
+  for (const [a, b] of v.routed) forward.push(`meta mark ${mark} ip saddr ${a} ip daddr ${b} accept`);
   return { pre, input, forward };
 }
 
 /** A complete `nft -f` transaction replacing the edge table (removing it when the plan is empty). */
-export function renderEdgeNft(plan: EdgePlan, devOf: (vnet: number) => string): string {
-  assertPlan(plan, devOf);
+export function renderEdgeNft(plan: EdgePlan, portOf: PortOf): string {
+  assertPlan(plan, portOf);
   const head = [`table ip ${EDGE_NFT_TABLE}`, `delete table ip ${EDGE_NFT_TABLE}`];
   if (plan.vnets.length === 0) return [...head, ''].join('\n');
   const ours = `meta mark & ${hex(EDGE_MASK)} == ${hex(EDGE_BASE)}`;
@@ -63,7 +85,7 @@ export function renderEdgeNft(plan: EdgePlan, devOf: (vnet: number) => string): 
   const input: string[] = [];
   const forward: string[] = [];
   for (const v of plan.vnets) {
-    const r = vnetRules(v, devOf(v.vnet), plan);
+    const r = vnetRules(v, portsOf(v, portOf), plan);
     pre.push(...r.pre);
     input.push(...r.input);
     forward.push(...r.forward);
@@ -114,13 +136,12 @@ export interface EdgeKernelState {
 }
 
 /** The addresses, routes and rules the plan wants in the node's namespace. */
-export function edgeKernelState(plan: EdgePlan, devOf: (vnet: number) => string): EdgeKernelState {
-  assertPlan(plan, devOf);
+export function edgeKernelState(plan: EdgePlan, portOf: PortOf): EdgeKernelState {
+  assertPlan(plan, portOf);
   const out: EdgeKernelState = { addresses: [], routes: [], rules: [] };
   for (const v of plan.vnets) {
-    const dev = devOf(v.vnet);
-    for (const g of v.gateways) out.addresses.push({ dev, address: g.address, prefix: g.prefix });
-    for (const r of v.routes) out.routes.push({ table: v.table, dst: r.subnet, dev, src: r.src });
+    for (const g of v.gateways) out.addresses.push({ dev: portOf(v.vnet, g.vlan).dev, address: g.address, prefix: g.prefix });
+    for (const r of v.routes) out.routes.push({ table: v.table, dst: r.subnet, dev: portOf(v.vnet, r.vlan).dev, src: r.src });
     out.rules.push({ mark: v.mark, table: v.table });
   }
   return out;

@@ -13,7 +13,17 @@ import { canonicalMac } from '../../net/addr.js';
 import { ip, ipBatch, listLinks } from '../plumbing/iproute.js';
 import { bridgeName, parseDeviceName } from '../plumbing/names.js';
 import { asPlumbingError, applyNftables } from '../plumbing/run.js';
-import { type EdgeKernelState, edgeIpCommands, edgeKernelState, renderEdgeNft } from './edge-rules.js';
+import { type EdgeKernelState, type PortOf, edgeIpCommands, edgeKernelState, portsOf, renderEdgeNft } from './edge-rules.js';
+import { gatewayMac } from '../../edge/plan.js';
+
+/** The kernel backend's gateway port: the vnet's bridge, for all its VLANs. */
+export const bridgePort: PortOf = (vnet) => ({ dev: bridgeName(vnet), mac: gatewayMac(vnet) });
+
+/** Whether a device name is one of our gateway ports (a bridge or a gateway TAP). */
+const isPortName = (name: string) => {
+  const own = parseDeviceName(name);
+  return own?.kind === 'bridge' || own?.kind === 'gateway';
+};
 
 async function sysctl(path: string, value: string): Promise<void> {
   await writeFile(`/proc/sys/net/${path}`, value);
@@ -28,7 +38,7 @@ async function currentState(): Promise<EdgeKernelState> {
   ]);
   const out: EdgeKernelState = { addresses: [], routes: [], rules: [] };
   for (const l of JSON.parse(addrs) as Array<{ ifname: string; addr_info?: Array<{ family: string; local: string; prefixlen: number }> }>) {
-    if (parseDeviceName(l.ifname)?.kind !== 'bridge') continue;
+    if (!isPortName(l.ifname)) continue;
     for (const a of l.addr_info ?? []) if (a.family === 'inet') out.addresses.push({ dev: l.ifname, address: a.local, prefix: a.prefixlen });
   }
   for (const r of JSON.parse(routes) as Array<{ dst: string; dev?: string; table?: string; prefsrc?: string; type?: string }>) {
@@ -58,8 +68,11 @@ async function setBridgeMacs(plan: EdgePlan): Promise<void> {
   }
 }
 
-/** Makes the node's edge what the plan says (an empty plan removes it). */
-export async function applyEdge(plan: EdgePlan): Promise<void> {
+/**
+ * Makes the node's edge what the plan says (an empty plan removes it); the ports (portOf)
+ * must exist. Default: the kernel backend's bridges, given the gateway MAC here.
+ */
+export async function applyEdge(plan: EdgePlan, portOf: PortOf = bridgePort): Promise<void> {
   try {
     if (plan.vnets.length > 0) {
       await sysctl('ipv4/ip_forward', '1');
@@ -67,14 +80,15 @@ export async function applyEdge(plan: EdgePlan): Promise<void> {
       await sysctl('ipv4/fwmark_reflect', '1');
     }
     for (const v of plan.vnets) {
-      const br = bridgeName(v.vnet);
-      // Reverse-path checks with the mark (the vnet's table); ARP answered only for the bridge's own addresses.
-      await sysctl(`ipv4/conf/${br}/src_valid_mark`, '1');
-      await sysctl(`ipv4/conf/${br}/arp_ignore`, '1');
+      for (const p of portsOf(v, portOf)) {
+        // Reverse-path checks with the mark (the vnet's table); ARP answered only for the port's own addresses.
+        await sysctl(`ipv4/conf/${p.dev}/src_valid_mark`, '1');
+        await sysctl(`ipv4/conf/${p.dev}/arp_ignore`, '1');
+      }
     }
-    await setBridgeMacs(plan);
-    await ipBatch(edgeIpCommands(edgeKernelState(plan, bridgeName), await currentState()));
-    await applyNftables(renderEdgeNft(plan, bridgeName));
+    if (portOf === bridgePort) await setBridgeMacs(plan);
+    await ipBatch(edgeIpCommands(edgeKernelState(plan, portOf), await currentState()));
+    await applyNftables(renderEdgeNft(plan, portOf));
   } catch (err) {
     throw asPlumbingError(err, 'edge');
   }
