@@ -31,6 +31,8 @@ import { type ApiNic, type NapiClient, NapiRequestError } from './napi-client.js
 import type { AttachmentRecord, AttachmentState } from './state.js';
 import type { ExternalSide } from '../edge/plan.js';
 import { RouterFollower } from './routers.js';
+import { type PortMapping, PublishedPorts, parseMappings } from './published.js';
+import type { StateFile } from './state-file.js';
 
 /** The NAPI calls the agent makes (NapiClient implements it). */
 /** (request: for following routers; a NAPI without it leaves the gateway without routers.) */
@@ -85,6 +87,8 @@ export interface AgentOptions {
   external?: ExternalSide;
   /** How often the routers of this node's owners are read again (ms). Default 5000. */
   routerPollMs?: number;
+  /** Where published ports survive a restart (absent: memory only). */
+  publishedState?: StateFile;
 }
 
 /** An error with the HTTP status the local API answers with. */
@@ -166,10 +170,12 @@ export class Agent {
   private readonly records = new Map<string, AttachmentRecord>();
   private fw: FwFeedClient | undefined;
   private routers: RouterFollower | undefined;
+  private readonly published: PublishedPorts;
   shootdownsApplied = 0;
 
   constructor(private readonly o: AgentOptions) {
     this.log = o.logger ?? silentLogger();
+    this.published = new PublishedPorts(o.publishedState);
     this.vl3 = new ResolvingCache<Vl3Mapping>({ negativeTtlMs: o.negativeTtlMs });
     this.vl2 = new ResolvingCache<Vl2Mapping>({ negativeTtlMs: o.negativeTtlMs });
     this.metrics = createAgentMetrics(
@@ -217,6 +223,8 @@ export class Agent {
       ...(this.o.external ? { external: this.o.external } : {}),
     });
     await this.rebuild();
+    await this.published.load().catch((err: Error) => this.log.warn(`published ports: ${err.message}`));
+    await this.applyPublished();
     const setRouters = this.o.backend.setRouters?.bind(this.o.backend);
     const request = this.o.napi.request?.bind(this.o.napi);
     if (setRouters && request) {
@@ -250,6 +258,47 @@ export class Agent {
       });
       this.fw.start();
     }
+  }
+
+  /** Hands the data plane the published ports of the NICs attached here. */
+  private async applyPublished(): Promise<void> {
+    if (!this.o.backend.setPublished) return;
+    await this.o.backend.setPublished(this.published.resolve((mac) => this.nics.get(mac)));
+  }
+
+  /** The published ports of every NIC (MAC -> mappings). */
+  publishedPorts(): Record<string, PortMapping[]> {
+    return this.published.all();
+  }
+
+  /**
+   * Publishes a NIC's ports on the node's external address (an empty list withdraws them).
+   * The NIC must be attached here, the host ports free; nothing changes on a refusal.
+   */
+  async publish(macInput: string, body: unknown): Promise<PortMapping[]> {
+    let mac: string;
+    try {
+      mac = canonicalMac(macInput);
+    } catch (err) {
+      throw new AgentError(400, (err as Error).message);
+    }
+    const ports = parseMappings(body && typeof body === 'object' ? (body as { ports?: unknown }).ports : undefined);
+    if (typeof ports === 'string') throw new AgentError(400, ports);
+    if (!this.nics.has(mac) || !this.o.backend.isPlumbed(mac)) throw new AgentError(404, `NIC ${mac} is not attached on this node`);
+    if (ports.length > 0 && !this.o.external) throw new AgentError(422, 'this agent has no external side (--external-iface): nothing can be published');
+    if (ports.length > 0 && !this.o.backend.setPublished) throw new AgentError(422, `the ${this.o.backend.kind} backend cannot publish ports`);
+    const conflict = this.published.conflict(mac, ports);
+    if (conflict) throw new AgentError(409, conflict);
+    const before = this.published.get(mac);
+    await this.published.set(mac, ports);
+    try {
+      await this.applyPublished();
+    } catch (err) {
+      await this.published.set(mac, before);
+      await this.applyPublished().catch(() => undefined);
+      throw err;
+    }
+    return ports;
   }
 
   /** Reads the routers of this node's owners again (after a NIC came or went). */
@@ -669,6 +718,7 @@ export class Agent {
     this.vl3.invalidate(vl3Key(p.vnet, p.ip));
     this.vl2.invalidate(vl2Key(p.vnet, macText));
     await this.refreshRouters();
+    await this.applyPublished().catch((err: Error) => this.log.warn(`published ports: ${err.message}`));
     if (firstOnVnet && (this.o.prefetch ?? true) && nic.network_uuid) {
       await this.prefetch(p.vnet, nic.network_uuid).catch((err: Error) => this.log.warn(`prefetch vnet ${p.vnet}: ${err.message}`));
     }
@@ -700,6 +750,9 @@ export class Agent {
     this.vl3.invalidate(vl3Key(known.vnet, known.ip));
     this.vl2.invalidate(vl2Key(known.vnet, mac));
     await this.refreshRouters();
+    // A detached NIC's ports go with it.
+    if (this.published.get(mac).length > 0) await this.published.set(mac, []);
+    await this.applyPublished().catch((err: Error) => this.log.warn(`published ports: ${err.message}`));
     if (vnetRemoved) {
       const prefix = `${known.vnet}/`;
       this.vl3.invalidateWhere((k) => k.startsWith(prefix));

@@ -6,7 +6,7 @@
  */
 import type { Registry } from 'prom-client';
 import type { NicPlumbing } from './plumbing/nic.js';
-import type { EdgeRouter, ExternalSide } from '../edge/plan.js';
+import type { EdgeRouter, ExternalSide, PublishedPort } from '../edge/plan.js';
 
 
 /** A data-plane miss, already mapped to its vnet. */
@@ -102,6 +102,8 @@ export interface DataplaneBackend {
    * distributed gateway routes between them. Backends without a gateway ignore it.
    */
   setRouters?(routers: readonly EdgeRouter[]): Promise<void>;
+  /** Instance ports published on the external address (DNAT). Backends without a gateway ignore it. */
+  setPublished?(ports: readonly PublishedPort[]): Promise<void>;
   /** Stops listening; leaves every device and entry in place so traffic keeps flowing. */
   close(): void;
 }

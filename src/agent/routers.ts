@@ -20,6 +20,7 @@ interface ApiFabricNetwork {
   gateway?: string;
   vnet_id?: number;
   vlan_id?: number;
+  mtu?: number;
   internet_nat?: boolean;
   fabric?: boolean;
 }
@@ -75,7 +76,7 @@ export class RouterFollower {
     const network = async (uuid: string): Promise<EdgeNetwork | null> => {
       if (!networks.has(uuid)) {
         const n = await this.o.napi.request<ApiFabricNetwork>('GET', `/networks/${encodeURIComponent(uuid)}`).catch(() => undefined);
-        networks.set(uuid, n && n.fabric && n.vnet_id !== undefined ? { vnet: n.vnet_id, vlan: n.vlan_id ?? 0, subnet: n.subnet, ...(n.gateway ? { gateway: n.gateway } : {}), internetNat: n.internet_nat !== false, network_uuid: n.uuid } : null);
+        networks.set(uuid, n && n.fabric && n.vnet_id !== undefined ? { vnet: n.vnet_id, vlan: n.vlan_id ?? 0, subnet: n.subnet, ...(n.gateway ? { gateway: n.gateway } : {}), internetNat: n.internet_nat !== false, network_uuid: n.uuid, ...(n.mtu ? { mtu: n.mtu } : {}) } : null);
       }
       return networks.get(uuid)!;
     };

@@ -19,6 +19,8 @@ import { NapiClient } from '../agent/napi-client.js';
 import { Prober } from '../agent/probes.js';
 import { NodeReporter, ShootdownJournal, probeReport } from '../agent/report.js';
 import { AttachmentState, defaultStateDir } from '../agent/state.js';
+import { StateFile } from '../agent/state-file.js';
+import { join } from 'node:path';
 import { WorkloadState } from '../agent/workload-state.js';
 import { WorkloadManager } from '../agent/workloads.js';
 import { DEFAULT_ADMIN_UUID } from '../controller/index.js';
@@ -134,6 +136,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     routing,
     ...(external ? { external } : {}),
     routerPollMs: flags.routerPoll,
+    publishedState: new StateFile(join(stateDir, 'published-ports.json')),
   });
   await agent.start();
   // Workload attachments (CNI, Docker): after the agent's start, which adopts what is plumbed.

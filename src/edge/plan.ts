@@ -66,12 +66,41 @@ export interface EdgeNetwork {
   gateway?: string;
   internetNat: boolean;
   network_uuid?: string;
+  /** The network's MTU: routed packets towards it that are larger and may not be fragmented get ICMP "fragmentation needed". */
+  mtu?: number;
 }
 
 /** The node's external side: the interface and its address (the SNAT address). */
 export interface ExternalSide {
   iface: string;
   address: string;
+}
+
+/** A port of an instance published on the node's external address (DNAT). */
+export interface PublishedPort {
+  vnet: number;
+  /** The instance's address (its NIC's). */
+  ip: string;
+  protocol: 'tcp' | 'udp';
+  /** The instance's port. */
+  port: number;
+  /** The port on the node's external address. */
+  hostPort: number;
+}
+
+/** Why a node's published ports cannot all hold (a host port twice for one protocol), or undefined. */
+export function publishedProblem(ports: readonly Pick<PublishedPort, 'protocol' | 'port' | 'hostPort'>[]): string | undefined {
+  const seen = new Set<string>();
+  for (const p of ports) {
+    if (p.protocol !== 'tcp' && p.protocol !== 'udp') return `protocol must be tcp or udp, got ${JSON.stringify(p.protocol)}`;
+    for (const [what, v] of [['port', p.port], ['host_port', p.hostPort]] as const) {
+      if (!Number.isInteger(v) || v < 1 || v > 65535) return `${what} must be an integer in 1..65535, got ${JSON.stringify(v)}`;
+    }
+    const key = `${p.protocol}/${p.hostPort}`;
+    if (seen.has(key)) return `${p.protocol} host port ${p.hostPort} is published twice`;
+    seen.add(key);
+  }
+  return undefined;
 }
 
 export interface VnetEdge {
@@ -82,11 +111,13 @@ export interface VnetEdge {
   /** Gateway addresses answered here, with their prefix lengths and their network's VLAN. */
   gateways: Array<{ address: string; prefix: number; subnet: string; vlan: number }>;
   /** Subnets routed into the vnet, each with the source address used towards it and its VLAN. */
-  routes: Array<{ subnet: string; src: string; vlan: number }>;
+  routes: Array<{ subnet: string; src: string; vlan: number; mtu?: number }>;
   /** Source subnets allowed out through SNAT (their network has internet_nat). */
   nat: string[];
   /** Routed between subnets of the vnet: [from, to] pairs (a router connects them). */
   routed: Array<[string, string]>;
+  /** Instance ports reachable on the external address (only with an external side). */
+  published: Array<Omit<PublishedPort, 'vnet'>>;
 }
 
 export interface EdgePlan {
@@ -100,12 +131,20 @@ export function subnetOf(ip: string, prefix: number): string {
   return `${net}/${prefix}`;
 }
 
+function subnetContains(subnet: string, ip: string): boolean {
+  try {
+    return ipaddr.IPv4.parse(ip).match(ipaddr.IPv4.parseCIDR(subnet));
+  } catch {
+    return false;
+  }
+}
+
 function prefixOf(subnet: string): number {
   return Number(subnet.slice(subnet.indexOf('/') + 1));
 }
 
 /** The network of a NIC (its address, prefix length, gateway and NAT flag). */
-export function edgeNetworkOf(nic: { vnet: number; vlan?: number; ip: string; prefix: number; gateway?: string; internetNat?: boolean; networkUuid?: string }): EdgeNetwork {
+export function edgeNetworkOf(nic: { vnet: number; vlan?: number; ip: string; prefix: number; gateway?: string; internetNat?: boolean; networkUuid?: string; mtu?: number }): EdgeNetwork {
   return {
     vnet: nic.vnet,
     vlan: nic.vlan ?? 0,
@@ -113,6 +152,7 @@ export function edgeNetworkOf(nic: { vnet: number; vlan?: number; ip: string; pr
     ...(nic.gateway ? { gateway: nic.gateway } : {}),
     internetNat: nic.internetNat !== false,
     ...(nic.networkUuid ? { network_uuid: nic.networkUuid } : {}),
+    ...(nic.mtu ? { mtu: nic.mtu } : {}),
   };
 }
 
@@ -132,7 +172,10 @@ function sortedUnique<T>(items: T[], key: (t: T) => string): T[] {
  * per vnet the gateways, the routes into the vnet (its local networks, and the networks
  * routers connect to them), the subnets allowed out, and the routed pairs.
  */
-export function planEdge(local: readonly EdgeNetwork[], opts: { external?: ExternalSide; routers?: readonly EdgeRouter[] } = {}): EdgePlan {
+export function planEdge(
+  local: readonly EdgeNetwork[],
+  opts: { external?: ExternalSide; routers?: readonly EdgeRouter[]; published?: readonly PublishedPort[] } = {},
+): EdgePlan {
   const byVnet = new Map<number, EdgeNetwork[]>();
   for (const n of local) {
     if (!n.gateway) continue;
@@ -142,7 +185,8 @@ export function planEdge(local: readonly EdgeNetwork[], opts: { external?: Exter
   for (const [vnet, nets] of [...byVnet.entries()].sort(([a], [b]) => a - b)) {
     const here = sortedUnique(nets, (n) => n.subnet);
     const gateways = here.map((n) => ({ address: n.gateway!, prefix: prefixOf(n.subnet), subnet: n.subnet, vlan: n.vlan ?? 0 }));
-    const routes = new Map<string, { src: string; vlan: number }>(here.map((n) => [n.subnet, { src: n.gateway!, vlan: n.vlan ?? 0 }]));
+    const withMtu = (n: EdgeNetwork) => (n.mtu ? { mtu: n.mtu } : {});
+    const routes = new Map<string, { src: string; vlan: number; mtu?: number }>(here.map((n) => [n.subnet, { src: n.gateway!, vlan: n.vlan ?? 0, ...withMtu(n) }]));
     const routed: Array<[string, string]> = [];
     for (const r of opts.routers ?? []) {
       const members = r.networks.filter((n) => n.vnet === vnet && n.gateway);
@@ -150,7 +194,7 @@ export function planEdge(local: readonly EdgeNetwork[], opts: { external?: Exter
       if (mine.length === 0) continue;
       // Towards a connected network not here, packets leave from a local gateway address.
       const src = mine[0]!.gateway!;
-      for (const m of members) if (!routes.has(m.subnet)) routes.set(m.subnet, { src, vlan: m.vlan ?? 0 });
+      for (const m of members) if (!routes.has(m.subnet)) routes.set(m.subnet, { src, vlan: m.vlan ?? 0, ...withMtu(m) });
       for (const a of members) for (const b of members) if (a.subnet !== b.subnet) routed.push([a.subnet, b.subnet]);
     }
     vnets.push({
@@ -162,6 +206,12 @@ export function planEdge(local: readonly EdgeNetwork[], opts: { external?: Exter
       routes: [...routes.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([subnet, r]) => ({ subnet, ...r })),
       nat: opts.external ? here.filter((n) => n.internetNat).map((n) => n.subnet) : [],
       routed: sortedUnique(routed, ([a, b]) => `${a} ${b}`),
+      published: opts.external
+        ? (opts.published ?? [])
+            .filter((p) => p.vnet === vnet && here.some((n) => subnetContains(n.subnet, p.ip)))
+            .map(({ ip, protocol, port, hostPort }) => ({ ip, protocol, port, hostPort }))
+            .sort((a, b) => a.hostPort - b.hostPort || (a.protocol < b.protocol ? -1 : 1))
+        : [],
     });
   }
   return { ...(opts.external ? { external: opts.external } : {}), vnets };

@@ -28,9 +28,11 @@ import {
   restClient,
   startAgent,
   svpEndpoint,
+  tcpProbeProgram,
+  tcpServersProgram,
 } from '../helpers/datacenter.js';
 import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
-import { CLI, type RunningController, makeTempDir, startControllerProcess } from '../helpers/processes.js';
+import { CLI, type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
 
 const skip = netnsSkipReason();
 const OWNER = 'aaaaaaaa-0000-4000-8000-0000000000e1';
@@ -110,6 +112,9 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`distributed ga
     await place('a1', nodes[0]!, nat.uuid);
     await place('a2', nodes[1]!, nat.uuid);
     await place('p1', nodes[0]!, priv.uuid);
+    const server = lab.spawnIn(inst.a1!.ns, [process.execPath, '-e', tcpServersProgram([7001, 7002], '0.0.0.0')]);
+    const ready = new ProcessOutput(server);
+    await ready.until(() => ready.lines.includes('ready'), 10_000, 'servers in a1');
     const whoami = lab.spawnIn(internet.ns, [process.execPath, '-e', WHOAMI]);
     const out = new ProcessOutput(whoami);
     await out.until(() => out.lines.includes('listening'), 10_000, 'whoami server');
@@ -150,6 +155,33 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`distributed ga
     // The agent API listens on the node's underlay address: not through the gateway.
     assert.equal(await ask(inst.a1!, nodes[0]!.ip, agentPort), 'timeout');
     assert.equal(await ping(lab, inst.a1!.ns, internet.addressOf(nodes[0]!), 1, 2), false);
+  });
+
+  it('publishes an instance\'s port on the node\'s external address (DNAT), and withdraws it', async () => {
+    const a1 = inst.a1!;
+    const probe = async (targets: Array<[string, number]>) =>
+      JSON.parse(await lab.exec(internet.ns, process.execPath, '-e', tcpProbeProgram(1500), JSON.stringify(targets))) as string[];
+    const n1 = internet.addressOf(nodes[0]!);
+    const n2 = internet.addressOf(nodes[1]!);
+    assert.deepEqual((await probe([[n1, 8080]])).map((r) => r === 'open'), [false], 'nothing published yet');
+    const put = await http(nodes[0]!.agent!.api, 'PUT', `/published-ports/${a1.mac}`, { ports: [{ protocol: 'tcp', port: 7001, host_port: 8080 }] });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    assert.deepEqual((await http(nodes[0]!.agent!.api, 'GET', '/published-ports')).body, { [a1.mac]: [{ protocol: 'tcp', port: 7001, host_port: 8080 }] });
+    // The published port answers; a port not published (7002 behind 8081), or another node's address, does not.
+    const got = await probe([[n1, 8080], [n1, 8081], [n2, 8080]]);
+    assert.deepEqual(got.map((r) => r === 'open'), [true, false, false], JSON.stringify(got));
+    // Bad requests change nothing.
+    const other = await http(nodes[0]!.agent!.api, 'PUT', `/published-ports/${inst.a2!.mac}`, { ports: [{ protocol: 'tcp', port: 7001, host_port: 9090 }] });
+    assert.equal(other.status, 404, 'a NIC attached elsewhere');
+    const taken = await http(nodes[0]!.agent!.api, 'PUT', `/published-ports/${inst.p1!.mac}`, { ports: [{ protocol: 'tcp', port: 22, host_port: 8080 }] });
+    assert.equal(taken.status, 409);
+    assert.match(taken.body.message, /host port 8080 is published twice/);
+    const bad = await http(nodes[0]!.agent!.api, 'PUT', `/published-ports/${a1.mac}`, { ports: [{ protocol: 'sctp', port: 1 }] });
+    assert.equal(bad.status, 400);
+    assert.deepEqual((await probe([[n1, 8080]])).map((r) => r === 'open'), [true]);
+    const off = await http(nodes[0]!.agent!.api, 'PUT', `/published-ports/${a1.mac}`, { ports: [] });
+    assert.equal(off.status, 200);
+    assert.deepEqual((await probe([[n1, 8080]])).map((r) => r === 'open'), [false], 'withdrawn');
   });
 
   it('refuses to start an agent whose external interface does not exist', async () => {

@@ -21,9 +21,12 @@ import {
   buildUnderlay,
   controllerListenArgs,
   eventually,
+  ping,
   registerUnderlayNetwork,
   restClient,
+  sendTcp,
   startAgent,
+  startTcpSink,
   svpEndpoint,
   tcpProbeProgram,
   tcpServersProgram,
@@ -161,6 +164,32 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`routers betwee
     await api('PUT', `/fw/instances/${inst.a1!.uuid}`, { owner_uuid: OWNER_A, tags: { role: 'web' }, firewall_enabled: false });
     await api('POST', '/rules', { rule: 'FROM tag role = web TO tag role = db ALLOW tcp PORT 7001', owner_uuid: OWNER_A, enabled: true });
     await expectReach(inst.a1!, [[inst.a2!, 7001], [inst.a2!, 7002]], ['a2:7001 open', 'a2:7002 blocked'], 'the firewall on a2');
+  });
+
+  it('a smaller MTU behind the router: "fragmentation needed" from the gateway, TCP completes (PMTU)', async () => {
+    await api('POST', `/fabrics/${OWNER_A}/vlans`, { vlan_id: 23 });
+    const small = await api('POST', `/fabrics/${OWNER_A}/vlans/23/networks`, {
+      name: 'a4', subnet: '10.92.4.0/24', provision_start_ip: '10.92.4.10', provision_end_ip: '10.92.4.200', gateway: '10.92.4.1',
+    });
+    await api('PUT', `/fabrics/${OWNER_A}/vlans/23/networks/${small.uuid}`, { mtu: 1300 });
+    const uuid = randomUUID();
+    const nic = await api('POST', '/nics', { owner_uuid: OWNER_A, belongs_to_uuid: uuid, belongs_to_type: 'zone', network_uuid: small.uuid, cn_uuid: nodes[1]!.uuid });
+    assert.equal(nic.mtu, 1300);
+    const ns = await lab.addNetns('a4');
+    await attachNic(nodes[1]!.agent!, nic.mac, ns);
+    inst.a4 = { name: 'a4', uuid, ns, node: nodes[1]!, ip: nic.ip };
+    const sink = lab.spawnIn(ns, [process.execPath, '-e', tcpServersProgram([7001], '0.0.0.0')]);
+    const out = new ProcessOutput(sink);
+    await out.until(() => out.lines.includes('ready'), 10_000, 'server in a4');
+    await api('PUT', `/fabrics/${OWNER_A}/routers/${routerUuid}`, { networks: [net.a1, net.a2, small.uuid] });
+    await expectReach(inst.a1!, [[inst.a4!, 7001]], ['a4:7001 open'], 'a1 reaches a4');
+    // a1's MTU is 1450: a 1428-byte ping fits a1's link but not a4's network.
+    const big = await lab.exec(inst.a1!.ns, 'sh', '-c', `ping -c 1 -W 2 -M do -s 1400 ${inst.a4!.ip} 2>&1; true`);
+    assert.match(big, /[Ff]rag needed and DF set \(mtu = 1300\)/, big);
+    assert.ok(await ping(lab, inst.a1!.ns, inst.a4!.ip), 'an ordinary ping passes');
+    await startTcpSink(lab, ns, 'a4', 7003);
+    const [sent] = await sendTcp(lab, inst.a1!.ns, [inst.a4!.ip], 1400 * 200, 7003);
+    assert.equal(sent!.reply, `a4 ${1400 * 200}`, JSON.stringify(sent));
   });
 
   it('deleting the router cuts the networks apart again', async () => {

@@ -10,7 +10,8 @@ import { bridgePort } from '../../src/agent/kernel/edge.js';
 import { gatewayTapName, parseDeviceName } from '../../src/agent/plumbing/names.js';
 import { routerProblems } from '../../src/napi/models/router.js';
 import type { NetworkRecord } from '../../src/napi/models/records.js';
-import { edgeMark, edgeNetworkOf, edgeTable, gatewayMac, planEdge, subnetOf, vnetOfMark } from '../../src/edge/plan.js';
+import { edgeMark, edgeNetworkOf, edgeTable, gatewayMac, planEdge, publishedProblem, subnetOf, vnetOfMark } from '../../src/edge/plan.js';
+import { parseMappings } from '../../src/agent/published.js';
 
 const EXT = { iface: 'ext0', address: '198.19.0.1' };
 
@@ -134,6 +135,9 @@ describe('kernel rendering', () => {
       'rule del pref 1100 fwmark 0x72000008 lookup 1912602632',
     ]);
     assert.deepEqual(edgeIpCommands(after, after), []);
+    // A network with a smaller MTU: its route carries it (the kernel answers "fragmentation needed" when forwarding).
+    const small = edgeKernelState(planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true, mtu: 1300 }]), bridgePort);
+    assert.deepEqual(edgeIpCommands(small, after).filter((l) => l.startsWith('route replace')), ['route replace 10.0.0.0/24 dev rbr7 src 10.0.0.1 table 1912602631 mtu 1300']);
     assert.deepEqual(edgeIpCommands(before, { addresses: [], routes: [], rules: [] }).filter((l) => l.startsWith('rule')), [
       'rule add pref 1100 fwmark 0x72000007 lookup 1912602631',
       'rule add pref 1100 fwmark 0x72000008 lookup 1912602632',
@@ -161,5 +165,31 @@ describe('routerProblems', () => {
     assert.deepEqual(routerProblems(OWNER, ['p'], found(rec('p', '10.2.0.0/24', { fabric: undefined })))[0]!.invalid, ['p']);
     assert.match(routerProblems(OWNER, ['g'], found(rec('g', '10.2.0.0/24', { gateway: undefined })))[0]!.message, /gateway/);
     assert.match(routerProblems(OWNER, ['n1', 'v6'], found(rec('n1', '10.0.0.0/24'), rec('v6', 'fd00::/64', { family: 'ipv6', gateway: 'fd00::1' })))[0]!.message, /family/);
+  });
+});
+
+describe('published ports', () => {
+  const net = { vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: false };
+  const web = { vnet: 7, ip: '10.0.0.5', protocol: 'tcp' as const, port: 80, hostPort: 8080 };
+
+  test('DNAT on the external address with the vnet\'s mark; only with an external side and a local network', () => {
+    const plan = planEdge([net], { external: EXT, published: [web, { ...web, ip: '10.9.9.9', hostPort: 9000 }, { ...web, vnet: 8 }] });
+    assert.deepEqual(plan.vnets[0]!.published, [{ ip: '10.0.0.5', protocol: 'tcp', port: 80, hostPort: 8080 }]);
+    const text = renderEdgeNft(plan, bridgePort);
+    assert.match(text, /chain dstnat \{\n\s+type nat hook prerouting priority dstnat; policy accept;\n\s+iifname "ext0" ip daddr 198\.19\.0\.1 tcp dport 8080 meta mark set 0x72000007 ct mark set 0x72000007 dnat to 10\.0\.0\.5:80\n/);
+    assert.match(text, /ct status dnat accept/);
+    assert.deepEqual(planEdge([net], { published: [web] }).vnets[0]!.published, [], 'no external side');
+    assert.doesNotMatch(renderEdgeNft(planEdge([net], { external: EXT }), bridgePort), /dstnat/);
+  });
+
+  test('a host port twice for one protocol, bad protocols and ports are refused', () => {
+    assert.equal(publishedProblem([{ protocol: 'tcp', port: 80, hostPort: 8080 }, { protocol: 'udp', port: 80, hostPort: 8080 }]), undefined);
+    assert.match(publishedProblem([{ protocol: 'tcp', port: 80, hostPort: 8080 }, { protocol: 'tcp', port: 81, hostPort: 8080 }])!, /tcp host port 8080 is published twice/);
+    assert.match(publishedProblem([{ protocol: 'tcp', port: 0, hostPort: 1 }])!, /port must be/);
+    assert.match(parseMappings([{ protocol: 'sctp', port: 1 }]) as string, /protocol must be tcp or udp/);
+    assert.deepEqual(parseMappings([{ port: 80 }]), [{ protocol: 'tcp', port: 80, host_port: 80 }]);
+    assert.match(parseMappings({}) as string, /must be a list/);
+    const plan = planEdge([net], { external: EXT, published: [web, { ...web, port: 81 }] });
+    assert.throws(() => renderEdgeNft(plan, bridgePort), /published twice/);
   });
 });

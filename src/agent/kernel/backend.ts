@@ -19,7 +19,7 @@ import { type NicPlumbing, PlumbingError, VXLAN_OVERHEAD } from '../plumbing/nic
 import { applyNftables } from '../plumbing/run.js';
 import { ip } from '../plumbing/iproute.js';
 import { type KernelLink, type KernelLinks, kernelLinks } from './links.js';
-import { type EdgeNetwork, type EdgeRouter, type ExternalSide, edgeNetworkOf, planEdge } from '../../edge/plan.js';
+import { type EdgeNetwork, type EdgeRouter, type ExternalSide, type PublishedPort, edgeNetworkOf, planEdge } from '../../edge/plan.js';
 import { applyEdge as applyEdgePlan } from './edge.js';
 
 function policyOf(p: NicPlumbing): PortPolicy {
@@ -52,6 +52,7 @@ export class KernelBackend implements DataplaneBackend {
   private readonly edgeNets = new Map<string, EdgeNetwork>();
   private external: ExternalSide | undefined;
   private routers: EdgeRouter[] = [];
+  private published: PublishedPort[] = [];
 
   async start(opts: BackendStartOptions): Promise<void> {
     this.underlayIp = opts.underlayIp;
@@ -231,6 +232,13 @@ export class KernelBackend implements DataplaneBackend {
   }
 
   /** Routers connecting fabric networks (the agent follows them): routes between connected networks. */
+  setPublished(ports: readonly PublishedPort[]): Promise<void> {
+    return this.serial.run(async () => {
+      this.published = [...ports];
+      await this.applyEdge();
+    });
+  }
+
   setRouters(routers: readonly EdgeRouter[]): Promise<void> {
     return this.serial.run(async () => {
       this.routers = [...routers];
@@ -242,7 +250,7 @@ export class KernelBackend implements DataplaneBackend {
   private async applyEdge(): Promise<void> {
     // Only vnets whose devices exist (a NIC whose plumbing failed is not in edgeNets).
     const nets = [...this.edgeNets.values()].filter((n) => this.vnetDevs.has(n.vnet));
-    await applyEdgePlan(planEdge(nets, { external: this.external, routers: this.routers }));
+    await applyEdgePlan(planEdge(nets, { external: this.external, routers: this.routers, published: this.published }));
   }
 
   /** The NIC itself is plumbed either way: a gateway that could not follow is logged, and fixed by the next change. */

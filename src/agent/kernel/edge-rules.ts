@@ -16,8 +16,8 @@
  *   between subnets a router connects; replies follow their connection;
  * - postrouting: SNAT to the external address.
  */
-import { firstProblem, ifnameProblem, ipv4CidrProblem, ipv4Problem, macProblem } from '../plumbing/checks.js';
-import { EDGE_BASE, EDGE_MASK, EDGE_RULE_PREF, type EdgePlan, type VnetEdge } from '../../edge/plan.js';
+import { firstProblem, ifnameProblem, intProblem, ipv4CidrProblem, ipv4Problem, macProblem } from '../plumbing/checks.js';
+import { EDGE_BASE, EDGE_MASK, EDGE_RULE_PREF, type EdgePlan, type VnetEdge, publishedProblem } from '../../edge/plan.js';
 
 export const EDGE_NFT_TABLE = 'rhumb_edge';
 
@@ -52,9 +52,11 @@ function assertPlan(plan: EdgePlan, portOf: PortOf): void {
   for (const v of plan.vnets) {
     for (const p of portsOf(v, portOf)) problems.push(ifnameProblem(p.dev), macProblem(p.mac));
     for (const g of v.gateways) problems.push(ipv4Problem('gateway', g.address), ipv4CidrProblem('subnet', g.subnet));
-    for (const r of v.routes) problems.push(ipv4CidrProblem('route', r.subnet), ipv4Problem('route source', r.src));
+    for (const r of v.routes) problems.push(ipv4CidrProblem('route', r.subnet), ipv4Problem('route source', r.src), r.mtu === undefined ? undefined : intProblem('route MTU', r.mtu, 68, 65535));
     for (const s of v.nat) problems.push(ipv4CidrProblem('NAT subnet', s));
     for (const [a, b] of v.routed) problems.push(ipv4CidrProblem('routed subnet', a), ipv4CidrProblem('routed subnet', b));
+    problems.push(publishedProblem(v.published));
+    for (const p of v.published) problems.push(ipv4Problem('published address', p.ip));
   }
   const problem = firstProblem(...problems);
   // Only plain values reach the nft text (it runs as root).
@@ -91,6 +93,13 @@ export function renderEdgeNft(plan: EdgePlan, portOf: PortOf): string {
     forward.push(...r.forward);
   }
   const ext = plan.external;
+  // Published ports: DNAT on the external address; the connection carries the vnet's mark
+  // (its packets are routed by the vnet's table, its replies leave as the external address).
+  const dnat = ext
+    ? plan.vnets.flatMap((v) =>
+        v.published.map((p) => `iifname "${ext.iface}" ip daddr ${ext.address} ${p.protocol} dport ${p.hostPort} meta mark set ${hex(v.mark)} ct mark set ${hex(v.mark)} dnat to ${p.ip}:${p.port}`),
+      )
+    : [];
   if (ext) pre.push(`iifname "${ext.iface}" ct mark & ${hex(EDGE_MASK)} == ${hex(EDGE_BASE)} meta mark set ct mark`);
   const chain = (name: string, hook: string, rules: string[]) => [`  chain ${name} {`, `    ${hook}`, ...rules.map((r) => `    ${r}`), '  }'];
   return [
@@ -101,8 +110,10 @@ export function renderEdgeNft(plan: EdgePlan, portOf: PortOf): string {
     ...chain('forward', 'type filter hook forward priority filter; policy accept;', [
       `${ours} ct state established,related accept`,
       ...forward,
+      ...(dnat.length > 0 ? [`${ours} ct status dnat accept`] : []),
       `${ours} drop`,
     ]),
+    ...(dnat.length > 0 ? chain('dstnat', 'type nat hook prerouting priority dstnat; policy accept;', dnat) : []),
     ...chain('postrouting', 'type nat hook postrouting priority srcnat; policy accept;', ext ? [`${ours} oifname "${ext.iface}" snat to ${ext.address}`] : []),
     '}',
     '',
@@ -122,6 +133,8 @@ export interface EdgeRoute {
   dst: string;
   dev: string;
   src: string;
+  /** Route MTU: forwarded packets above it get "fragmentation needed" (the kernel honours it when forwarding). */
+  mtu?: number;
 }
 
 export interface EdgeRule {
@@ -141,14 +154,14 @@ export function edgeKernelState(plan: EdgePlan, portOf: PortOf): EdgeKernelState
   const out: EdgeKernelState = { addresses: [], routes: [], rules: [] };
   for (const v of plan.vnets) {
     for (const g of v.gateways) out.addresses.push({ dev: portOf(v.vnet, g.vlan).dev, address: g.address, prefix: g.prefix });
-    for (const r of v.routes) out.routes.push({ table: v.table, dst: r.subnet, dev: portOf(v.vnet, r.vlan).dev, src: r.src });
+    for (const r of v.routes) out.routes.push({ table: v.table, dst: r.subnet, dev: portOf(v.vnet, r.vlan).dev, src: r.src, ...(r.mtu ? { mtu: r.mtu } : {}) });
     out.rules.push({ mark: v.mark, table: v.table });
   }
   return out;
 }
 
 const addrKey = (a: EdgeAddress) => `${a.dev} ${a.address}/${a.prefix}`;
-const routeKey = (r: EdgeRoute) => `${r.table} ${r.dst} ${r.dev} ${r.src}`;
+const routeKey = (r: EdgeRoute) => `${r.table} ${r.dst} ${r.dev} ${r.src} ${r.mtu ?? ''}`;
 const ruleKey = (r: EdgeRule) => `${r.mark} ${r.table}`;
 
 /**
@@ -161,7 +174,7 @@ export function edgeIpCommands(want: EdgeKernelState, current: EdgeKernelState):
   const have = { a: new Set(current.addresses.map(addrKey)), r: new Set(current.routes.map(routeKey)), u: new Set(current.rules.map(ruleKey)) };
   const keep = { a: new Set(want.addresses.map(addrKey)), r: new Set(want.routes.map(routeKey)), u: new Set(want.rules.map(ruleKey)) };
   for (const a of want.addresses) if (!have.a.has(addrKey(a))) lines.push(`addr add ${a.address}/${a.prefix} dev ${a.dev} noprefixroute`);
-  for (const r of want.routes) if (!have.r.has(routeKey(r))) lines.push(`route replace ${r.dst} dev ${r.dev} src ${r.src} table ${r.table}`);
+  for (const r of want.routes) if (!have.r.has(routeKey(r))) lines.push(`route replace ${r.dst} dev ${r.dev} src ${r.src} table ${r.table}${r.mtu ? ` mtu ${r.mtu}` : ''}`);
   for (const u of want.rules) if (!have.u.has(ruleKey(u))) lines.push(`rule add pref ${EDGE_RULE_PREF} fwmark ${hex(u.mark)} lookup ${u.table}`);
   const wantedDst = new Set(want.routes.map((r) => `${r.table} ${r.dst}`));
   for (const r of current.routes) if (!keep.r.has(routeKey(r)) && !wantedDst.has(`${r.table} ${r.dst}`)) lines.push(`route del ${r.dst} table ${r.table}`);

@@ -41,11 +41,12 @@ async function currentState(): Promise<EdgeKernelState> {
     if (!isPortName(l.ifname)) continue;
     for (const a of l.addr_info ?? []) if (a.family === 'inet') out.addresses.push({ dev: l.ifname, address: a.local, prefix: a.prefixlen });
   }
-  for (const r of JSON.parse(routes) as Array<{ dst: string; dev?: string; table?: string; prefsrc?: string; type?: string }>) {
+  for (const r of JSON.parse(routes) as Array<{ dst: string; dev?: string; table?: string; prefsrc?: string; type?: string; metrics?: Array<{ mtu?: number }> }>) {
     const table = Number(r.table);
     if (r.type !== undefined && r.type !== 'unicast') continue;
     if (!Number.isInteger(table) || vnetOfMark(table) === undefined || !r.dev) continue;
-    out.routes.push({ table, dst: r.dst.includes('/') ? r.dst : `${r.dst}/32`, dev: r.dev, src: r.prefsrc ?? '' });
+    const mtu = r.metrics?.find((m) => m.mtu !== undefined)?.mtu;
+    out.routes.push({ table, dst: r.dst.includes('/') ? r.dst : `${r.dst}/32`, dev: r.dev, src: r.prefsrc ?? '', ...(mtu ? { mtu } : {}) });
   }
   for (const u of JSON.parse(rules) as Array<{ priority: number; fwmark?: string; table?: string }>) {
     if (u.priority !== EDGE_RULE_PREF || !u.fwmark || !u.table) continue;

@@ -31,7 +31,7 @@ import { configureInstance } from '../plumbing/run.js';
 import { canonicalMac } from '../../net/addr.js';
 import { type NicPlumbing, PlumbingError, VXLAN_OVERHEAD } from '../plumbing/nic.js';
 import { PeerSet } from './peers.js';
-import { type EdgeNetwork, type EdgePlan, type EdgeRouter, type ExternalSide, edgeNetworkOf, gatewayMac, planEdge } from '../../edge/plan.js';
+import { type EdgeNetwork, type EdgePlan, type EdgeRouter, type ExternalSide, type PublishedPort, edgeNetworkOf, gatewayMac, planEdge } from '../../edge/plan.js';
 import { applyEdge as applyEdgePlan } from '../kernel/edge.js';
 import type { PortOf } from '../kernel/edge-rules.js';
 import { gatewayTapName } from '../plumbing/names.js';
@@ -72,6 +72,7 @@ export class UserspaceBackend implements DataplaneBackend {
   private readonly edgeNets = new Map<string, EdgeNetwork>();
   private external: ExternalSide | undefined;
   private routers: EdgeRouter[] = [];
+  private published: PublishedPort[] = [];
   private readonly gatewayTaps = new Map<string, { id: number; addresses: string[] }>();
 
   /** port: the underlay UDP port (4789; 0 in tests); stateDir: where the plumbed TAPs are recorded. */
@@ -261,6 +262,13 @@ export class UserspaceBackend implements DataplaneBackend {
     });
   }
 
+  setPublished(ports: readonly PublishedPort[]): Promise<void> {
+    return this.serial.run(async () => {
+      this.published = [...ports];
+      await this.applyEdge();
+    });
+  }
+
   setRouters(routers: readonly EdgeRouter[]): Promise<void> {
     return this.serial.run(async () => {
       this.routers = [...routers];
@@ -276,7 +284,7 @@ export class UserspaceBackend implements DataplaneBackend {
   private async applyEdge(): Promise<void> {
     if (!this.fp) return;
     const vnets = new Set(this.vnets());
-    const plan = planEdge([...this.edgeNets.values()].filter((n) => vnets.has(n.vnet)), { external: this.external, routers: this.routers });
+    const plan = planEdge([...this.edgeNets.values()].filter((n) => vnets.has(n.vnet)), { external: this.external, routers: this.routers, published: this.published });
     const wanted = this.gatewayPorts(plan);
     for (const [name, want] of wanted) {
       let tap = this.gatewayTaps.get(name);
