@@ -108,6 +108,12 @@ export interface VnetEdge {
   mac: string;
   mark: number;
   table: number;
+  /**
+   * Conntrack zone of the vnet's routed connections (original direction; replies are
+   * found by their reply tuple, which NAT keeps unique): two owners' connections with
+   * the same addresses and ports stay two connections on the node.
+   */
+  zone: number;
   /** Gateway addresses answered here, with their prefix lengths and their network's VLAN. */
   gateways: Array<{ address: string; prefix: number; subnet: string; vlan: number }>;
   /** Subnets routed into the vnet, each with the source address used towards it and its VLAN. */
@@ -123,6 +129,23 @@ export interface VnetEdge {
 export interface EdgePlan {
   external?: ExternalSide;
   vnets: VnetEdge[];
+}
+
+/**
+ * Conntrack zones (16 bits) for a node's vnets (24 bits): vnet mod 65535, plus one; a
+ * collision between two of the node's vnets takes the next free zone, in vnet order (so
+ * the same vnets get the same zones).
+ */
+export function edgeZones(vnets: readonly number[]): Map<number, number> {
+  const used = new Set<number>();
+  const out = new Map<number, number>();
+  for (const vnet of [...new Set(vnets)].sort((a, b) => a - b)) {
+    let z = (vnet % 65535) + 1;
+    while (used.has(z)) z = (z % 65535) + 1;
+    used.add(z);
+    out.set(vnet, z);
+  }
+  return out;
 }
 
 /** a.b.c.d/n with the host bits cleared. */
@@ -182,6 +205,7 @@ export function planEdge(
     byVnet.set(n.vnet, [...(byVnet.get(n.vnet) ?? []), n]);
   }
   const vnets: VnetEdge[] = [];
+  const zones = edgeZones([...byVnet.keys()]);
   for (const [vnet, nets] of [...byVnet.entries()].sort(([a], [b]) => a - b)) {
     const here = sortedUnique(nets, (n) => n.subnet);
     const gateways = here.map((n) => ({ address: n.gateway!, prefix: prefixOf(n.subnet), subnet: n.subnet, vlan: n.vlan ?? 0 }));
@@ -202,6 +226,7 @@ export function planEdge(
       mac: gatewayMac(vnet),
       mark: edgeMark(vnet),
       table: edgeTable(vnet),
+      zone: zones.get(vnet)!,
       gateways,
       routes: [...routes.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([subnet, r]) => ({ subnet, ...r })),
       nat: opts.external ? here.filter((n) => n.internetNat).map((n) => n.subnet) : [],

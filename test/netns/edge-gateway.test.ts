@@ -52,6 +52,22 @@ s.on('data', (x) => (d += x));
 s.on('end', () => { clearTimeout(t); console.log(d.trim()); });
 s.on('error', (e) => { clearTimeout(t); console.log(e.code); });`;
 
+/** In the internet namespace: answers each connection with "address:port" it came from, after a pause (both stay open together). */
+const SLOW_WHOAMI = `
+require('node:net').createServer((s) => { s.on('error', () => {}); setTimeout(() => s.end(s.remoteAddress + ':' + s.remotePort + '\\n'), 1500); })
+  .listen(${WHOAMI_PORT + 1}, '0.0.0.0', () => console.log('listening'));`;
+
+/** From an instance: connects from a fixed local port, prints what came back or the error. */
+const ASK_FROM = `
+const s = require('node:net').connect({ host: process.argv[1], port: Number(process.argv[2]), localPort: Number(process.argv[3]) });
+let d = '';
+const t = setTimeout(() => { console.log('timeout'); process.exit(0); }, 6000);
+s.on('data', (x) => (d += x));
+s.on('end', () => { clearTimeout(t); console.log(d.trim()); });
+s.on('error', (e) => { clearTimeout(t); console.log(e.code); });`;
+
+const OTHER_OWNER = 'cccccccc-0000-4000-8000-0000000000e4';
+
 interface Instance {
   name: string;
   ns: string;
@@ -112,9 +128,21 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`distributed ga
     await place('a1', nodes[0]!, nat.uuid);
     await place('a2', nodes[1]!, nat.uuid);
     await place('p1', nodes[0]!, priv.uuid);
+    // Another owner with the same subnet: its first instance gets a1's address, on a1's node.
+    await api('POST', `/fabrics/${OTHER_OWNER}/vlans`, { vlan_id: 10, name: 'nat' });
+    const twin = await api('POST', `/fabrics/${OTHER_OWNER}/vlans/10/networks`, {
+      name: 'nat', subnet: '10.91.0.0/24', provision_start_ip: '10.91.0.10', provision_end_ip: '10.91.0.200', gateway: '10.91.0.1',
+    });
+    const nic = await api('POST', '/nics', { owner_uuid: OTHER_OWNER, belongs_to_uuid: randomUUID(), belongs_to_type: 'zone', network_uuid: twin.uuid, cn_uuid: nodes[0]!.uuid });
+    const twinNs = await lab.addNetns('c1');
+    await attachNic(nodes[0]!.agent!, nic.mac, twinNs);
+    inst.c1 = { name: 'c1', ns: twinNs, node: nodes[0]!, mac: nic.mac, ip: nic.ip };
     const server = lab.spawnIn(inst.a1!.ns, [process.execPath, '-e', tcpServersProgram([7001, 7002], '0.0.0.0')]);
     const ready = new ProcessOutput(server);
     await ready.until(() => ready.lines.includes('ready'), 10_000, 'servers in a1');
+    const slow = lab.spawnIn(internet.ns, [process.execPath, '-e', SLOW_WHOAMI]);
+    const slowOut = new ProcessOutput(slow);
+    await slowOut.until(() => slowOut.lines.includes('listening'), 10_000, 'slow whoami server');
     const whoami = lab.spawnIn(internet.ns, [process.execPath, '-e', WHOAMI]);
     const out = new ProcessOutput(whoami);
     await out.until(() => out.lines.includes('listening'), 10_000, 'whoami server');
@@ -143,6 +171,17 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`distributed ga
       // The internet host sees the node's external address, never the overlay address.
       assert.equal(await ask(i, internet.host, WHOAMI_PORT), internet.addressOf(i.node));
     }
+  });
+
+  it('keeps two owners\' connections with the same addresses and ports apart (conntrack zones)', async () => {
+    assert.equal(inst.c1!.ip, inst.a1!.ip, 'the two instances share an address');
+    const ask = (i: Instance) => lab.exec(i.ns, process.execPath, '-e', ASK_FROM, internet.host, String(WHOAMI_PORT + 1), '40123');
+    // Both open at once from the same address and port to the same server.
+    const [a, c] = (await Promise.all([ask(inst.a1!), ask(inst.c1!)])).map((s) => s.trim());
+    const node = internet.addressOf(nodes[0]!);
+    assert.match(a!, new RegExp(`^${node.replace(/\./g, '\\.')}:\\d+$`), `a1 got ${a}`);
+    assert.match(c!, new RegExp(`^${node.replace(/\./g, '\\.')}:\\d+$`), `c1 got ${c}`);
+    assert.notEqual(a, c, 'two connections, two source ports after SNAT');
   });
 
   it('lets nothing out of a network with internet_nat false', async () => {

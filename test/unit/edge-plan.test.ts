@@ -10,7 +10,7 @@ import { bridgePort } from '../../src/agent/kernel/edge.js';
 import { gatewayTapName, parseDeviceName } from '../../src/agent/plumbing/names.js';
 import { routerProblems } from '../../src/napi/models/router.js';
 import type { NetworkRecord } from '../../src/napi/models/records.js';
-import { edgeMark, edgeNetworkOf, edgeTable, gatewayMac, planEdge, publishedProblem, subnetOf, vnetOfMark } from '../../src/edge/plan.js';
+import { edgeMark, edgeNetworkOf, edgeZones, edgeTable, gatewayMac, planEdge, publishedProblem, subnetOf, vnetOfMark } from '../../src/edge/plan.js';
 import { parseMappings } from '../../src/agent/published.js';
 
 const EXT = { iface: 'ext0', address: '198.19.0.1' };
@@ -40,6 +40,12 @@ describe('gateway MAC, marks and tables', () => {
     assert.ok(gatewayTapName(16777215, 4095).length <= 15);
     assert.deepEqual(parseDeviceName('rg42v7'), { kind: 'gateway', vnet: 42, vlan: 7 });
     assert.equal(parseDeviceName('rg42v07'), undefined);
+  });
+
+  test('conntrack zones: one per vnet of the node, stable, collisions take the next free one', () => {
+    assert.deepEqual([...edgeZones([7, 65542, 3]).entries()], [[3, 4], [7, 8], [65542, 9]]);
+    assert.deepEqual([...edgeZones([65534, 131069]).entries()], [[65534, 65535], [131069, 1]]);
+    assert.equal(new Set(edgeZones([1, 65536, 131071, 196606]).values()).size, 4);
   });
 
   test('marks and tables carry the vnet under 0x72', () => {
@@ -102,6 +108,7 @@ describe('kernel rendering', () => {
     assert.match(text, /^table ip rhumb_edge\ndelete table ip rhumb_edge\n/);
     assert.match(text, /iifname "rbr7" ether daddr 02:72:67:00:00:07 meta mark set 0x72000007 ct mark set 0x72000007/);
     assert.match(text, /iifname "ext0" ct mark & 0xff000000 == 0x72000000 meta mark set ct mark/);
+    assert.match(text, /chain raw \{\n\s+type filter hook prerouting priority raw; policy accept;\n\s+iifname "rbr7" ether daddr 02:72:67:00:00:07 ct original zone set 8\n/);
     assert.match(text, /meta mark 0x72000007 oifname "ext0" ip saddr 10\.0\.0\.0\/24 accept/);
     assert.doesNotMatch(text, /meta mark 0x72000009 oifname "ext0"/, 'vnet 9 has no NAT network');
     assert.match(text, /meta mark 0x72000009 ip daddr 10\.0\.0\.1 icmp type echo-request accept/);

@@ -50,6 +50,7 @@ function assertPlan(plan: EdgePlan, portOf: PortOf): void {
   const problems: Array<string | undefined> = [];
   if (plan.external) problems.push(ifnameProblem(plan.external.iface), ipv4Problem('external address', plan.external.address));
   for (const v of plan.vnets) {
+    problems.push(intProblem('conntrack zone', v.zone, 1, 65535));
     for (const p of portsOf(v, portOf)) problems.push(ifnameProblem(p.dev), macProblem(p.mac));
     for (const g of v.gateways) problems.push(ipv4Problem('gateway', g.address), ipv4CidrProblem('subnet', g.subnet));
     for (const r of v.routes) problems.push(ipv4CidrProblem('route', r.subnet), ipv4Problem('route source', r.src), r.mtu === undefined ? undefined : intProblem('route MTU', r.mtu, 68, 65535));
@@ -65,8 +66,10 @@ function assertPlan(plan: EdgePlan, portOf: PortOf): void {
 
 const set = (items: readonly string[]) => (items.length === 1 ? items[0]! : `{ ${items.join(', ')} }`);
 
-function vnetRules(v: VnetEdge, ports: EdgePort[], plan: EdgePlan): { pre: string[]; input: string[]; forward: string[] } {
+function vnetRules(v: VnetEdge, ports: EdgePort[], plan: EdgePlan): { raw: string[]; pre: string[]; input: string[]; forward: string[] } {
   const mark = hex(v.mark);
+  // Before conntrack: the vnet's routed connections in its own zone (original direction).
+  const raw = ports.map((p) => `iifname "${p.dev}" ether daddr ${p.mac} ct original zone set ${v.zone}`);
   // With br_netfilter the IP hooks also see bridged frames, with the bridge as their
   // device: only frames sent to the gateway MAC are the vnet's routed traffic.
   const pre = ports.map((p) => `iifname "${p.dev}" ether daddr ${p.mac} meta mark set ${mark} ct mark set ${mark}`);
@@ -74,7 +77,7 @@ function vnetRules(v: VnetEdge, ports: EdgePort[], plan: EdgePlan): { pre: strin
   const forward: string[] = [];
   if (plan.external && v.nat.length > 0) forward.push(`meta mark ${mark} oifname "${plan.external.iface}" ip saddr ${set(v.nat)} accept`);
   for (const [a, b] of v.routed) forward.push(`meta mark ${mark} ip saddr ${a} ip daddr ${b} accept`);
-  return { pre, input, forward };
+  return { raw, pre, input, forward };
 }
 
 /** A complete `nft -f` transaction replacing the edge table (removing it when the plan is empty). */
@@ -83,11 +86,13 @@ export function renderEdgeNft(plan: EdgePlan, portOf: PortOf): string {
   const head = [`table ip ${EDGE_NFT_TABLE}`, `delete table ip ${EDGE_NFT_TABLE}`];
   if (plan.vnets.length === 0) return [...head, ''].join('\n');
   const ours = `meta mark & ${hex(EDGE_MASK)} == ${hex(EDGE_BASE)}`;
+  const raw: string[] = [];
   const pre: string[] = [];
   const input: string[] = [];
   const forward: string[] = [];
   for (const v of plan.vnets) {
     const r = vnetRules(v, portsOf(v, portOf), plan);
+    raw.push(...r.raw);
     pre.push(...r.pre);
     input.push(...r.input);
     forward.push(...r.forward);
@@ -105,6 +110,7 @@ export function renderEdgeNft(plan: EdgePlan, portOf: PortOf): string {
   return [
     ...head,
     `table ip ${EDGE_NFT_TABLE} {`,
+    ...chain('raw', 'type filter hook prerouting priority raw; policy accept;', raw),
     ...chain('prerouting', 'type filter hook prerouting priority mangle; policy accept;', pre),
     ...chain('input', 'type filter hook input priority filter; policy accept;', [...input, `${ours} ct state established,related accept`, `${ours} drop`]),
     ...chain('forward', 'type filter hook forward priority filter; policy accept;', [
