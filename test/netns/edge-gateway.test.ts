@@ -27,6 +27,7 @@ import {
   registerUnderlayNetwork,
   restClient,
   startAgent,
+  stopAgent,
   svpEndpoint,
   tcpProbeProgram,
   tcpServersProgram,
@@ -221,6 +222,22 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`distributed ga
     const off = await http(nodes[0]!.agent!.api, 'PUT', `/published-ports/${a1.mac}`, { ports: [] });
     assert.equal(off.status, 200);
     assert.deepEqual((await probe([[n1, 8080]])).map((r) => r === 'open'), [false], 'withdrawn');
+  });
+
+  it('after an agent restart the gateway, NAT and published ports are back', async () => {
+    const n = nodes[0]!;
+    const put = await http(n.agent!.api, 'PUT', `/published-ports/${inst.a1!.mac}`, { ports: [{ protocol: 'tcp', port: 7001, host_port: 8088 }] });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    await stopAgent(n.agent!);
+    n.agent = await startAgent(lab, n, {
+      controller: ctl!.restUrl, svp: svpEndpoint(ctl!), stateDir: join(stateRoot, n.name),
+      extraArgs: ['--backend', backend, '--external-iface', 'ext0', '--no-firewall'],
+    });
+    assert.ok(await ping(lab, inst.a1!.ns, '10.91.0.1', 3, 2), 'the gateway');
+    assert.equal(await ask(inst.a1!, internet.host, WHOAMI_PORT), internet.addressOf(n), 'NAT');
+    const probe = JSON.parse(await lab.exec(internet.ns, process.execPath, '-e', tcpProbeProgram(1500), JSON.stringify([[internet.addressOf(n), 8088]]))) as string[];
+    assert.deepEqual(probe, ['open'], 'the published port, from the state directory');
+    assert.deepEqual((await http(n.agent!.api, 'GET', '/published-ports')).body, { [inst.a1!.mac]: [{ protocol: 'tcp', port: 7001, host_port: 8088 }] });
   });
 
   it('refuses to start an agent whose external interface does not exist', async () => {
