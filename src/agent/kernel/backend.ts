@@ -20,7 +20,7 @@ import { applyNftables } from '../plumbing/run.js';
 import { ip } from '../plumbing/iproute.js';
 import { type KernelLink, type KernelLinks, kernelLinks } from './links.js';
 import { type EdgeNetwork, type EdgeRouter, type ExternalSide, type PublishedPort, edgeNetworkOf, planEdge } from '../../edge/plan.js';
-import { applyEdge as applyEdgePlan } from './edge.js';
+import { EdgeApplier } from './edge.js';
 
 function policyOf(p: NicPlumbing): PortPolicy {
   return { mac: canonicalMac(p.mac), ip: p.ip, vnet: p.vnet, vlan: p.vlan, allowMacSpoofing: p.allowMacSpoofing, allowIpSpoofing: p.allowIpSpoofing };
@@ -53,6 +53,7 @@ export class KernelBackend implements DataplaneBackend {
   private external: ExternalSide | undefined;
   private routers: EdgeRouter[] = [];
   private published: PublishedPort[] = [];
+  private readonly edge = new EdgeApplier();
 
   async start(opts: BackendStartOptions): Promise<void> {
     this.underlayIp = opts.underlayIp;
@@ -250,7 +251,7 @@ export class KernelBackend implements DataplaneBackend {
   private async applyEdge(): Promise<void> {
     // Only vnets whose devices exist (a NIC whose plumbing failed is not in edgeNets).
     const nets = [...this.edgeNets.values()].filter((n) => this.vnetDevs.has(n.vnet));
-    await applyEdgePlan(planEdge(nets, { external: this.external, routers: this.routers, published: this.published }));
+    await this.edge.apply(planEdge(nets, { external: this.external, routers: this.routers, published: this.published }));
   }
 
   /** The NIC itself is plumbed either way: a gateway that could not follow is logged, and fixed by the next change. */

@@ -70,6 +70,26 @@ async function setBridgeMacs(plan: EdgePlan): Promise<void> {
 }
 
 /**
+ * Applies edge plans, skipping one that would change nothing (most attaches and detaches:
+ * a second NIC on a network changes no address, route or rule, and then no process runs).
+ * The first plan is always applied: the node converges from what a previous agent left.
+ */
+export class EdgeApplier {
+  private last: string | undefined;
+
+  constructor(private readonly portOf: PortOf = bridgePort) {}
+
+  /** force: the ports were made again (their addresses went with them). */
+  async apply(plan: EdgePlan, opts: { force?: boolean } = {}): Promise<void> {
+    const key = JSON.stringify([edgeKernelState(plan, this.portOf), renderEdgeNft(plan, this.portOf)]);
+    if (!opts.force && key === this.last) return;
+    this.last = undefined;
+    await applyEdge(plan, this.portOf);
+    this.last = key;
+  }
+}
+
+/**
  * Makes the node's edge what the plan says (an empty plan removes it); the ports (portOf)
  * must exist. Default: the kernel backend's bridges, given the gateway MAC here.
  */

@@ -32,7 +32,7 @@ import { canonicalMac } from '../../net/addr.js';
 import { type NicPlumbing, PlumbingError, VXLAN_OVERHEAD } from '../plumbing/nic.js';
 import { PeerSet } from './peers.js';
 import { type EdgeNetwork, type EdgePlan, type EdgeRouter, type ExternalSide, type PublishedPort, edgeNetworkOf, gatewayMac, planEdge } from '../../edge/plan.js';
-import { applyEdge as applyEdgePlan } from '../kernel/edge.js';
+import { EdgeApplier } from '../kernel/edge.js';
 import type { PortOf } from '../kernel/edge-rules.js';
 import { gatewayTapName } from '../plumbing/names.js';
 import { ip as ipCmd } from '../plumbing/iproute.js';
@@ -73,6 +73,7 @@ export class UserspaceBackend implements DataplaneBackend {
   private external: ExternalSide | undefined;
   private routers: EdgeRouter[] = [];
   private published: PublishedPort[] = [];
+  private readonly edge = new EdgeApplier(gatewayPort);
   private readonly gatewayTaps = new Map<string, { id: number; addresses: string[] }>();
 
   /** port: the underlay UDP port (4789; 0 in tests); stateDir: where the plumbed TAPs are recorded. */
@@ -286,9 +287,11 @@ export class UserspaceBackend implements DataplaneBackend {
     const vnets = new Set(this.vnets());
     const plan = planEdge([...this.edgeNets.values()].filter((n) => vnets.has(n.vnet)), { external: this.external, routers: this.routers, published: this.published });
     const wanted = this.gatewayPorts(plan);
+    let made = false;
     for (const [name, want] of wanted) {
       let tap = this.gatewayTaps.get(name);
       if (!tap) {
+        made = true;
         const id = this.engine.addNic({
           netns: '', ifname: name, mac: gatewayMac(want.vnet, want.vlan), ip: want.addresses[0] ?? '0.0.0.0', vnet: want.vnet, vlan: want.vlan,
           mtu: this.path.mtu - VXLAN_OVERHEAD, allowMacSpoofing: false, allowIpSpoofing: true, sharedMac: true, persist: false,
@@ -306,7 +309,7 @@ export class UserspaceBackend implements DataplaneBackend {
       ]);
       tap.addresses = want.addresses;
     }
-    await applyEdgePlan(plan, gatewayPort);
+    await this.edge.apply(plan, { force: made });
     for (const [name, tap] of this.gatewayTaps) {
       if (wanted.has(name)) continue;
       const vnet = parseGatewayVnet(name);
