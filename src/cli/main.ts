@@ -6,6 +6,7 @@ import { registerCniCommands } from './cni.js';
 import { registerControllerCommand } from './controller.js';
 import { registerEncryptionCommands } from './encryption.js';
 import { registerFwCommands } from './fw.js';
+import { registerPkiCommands } from './pki.js';
 import { registerSandboxCommands } from './sandbox.js';
 import { registerSvpCommands } from './svp.js';
 import { registerTraceCommand } from './trace.js';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerEncryptionCommands(program);
   registerTraceCommand(program);
   registerSandboxCommands(program);
+  registerPkiCommands(program);
   return program;
 }
 

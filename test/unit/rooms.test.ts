@@ -25,7 +25,7 @@ import {
  * controller and agent processes) beside them.
  */
 const LAYERS: readonly (readonly string[])[] = [
-  ['log', 'metrics'],
+  ['log', 'metrics', 'security'],
   ['store'],
   ['net'],
   ['overlay', 'dataplane', 'rest', 'edge'],
