@@ -6,6 +6,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { NapiContext } from '../context.js';
+import { NAPI_ACCESS } from '../access.js';
+import { access } from '../../rest/access.js';
 import { checkIfMatch, requestParams, setEtag } from '../../rest/http.js';
 import { routerKey } from '../keys.js';
 import { overlayDisabled } from '../models/fabric.js';
@@ -23,13 +25,16 @@ const LIST_ROUTERS_SCHEMA = schema({
 export function registerRouters(app: FastifyInstance, ctx: NapiContext): void {
   const { store, config } = ctx;
   const base = '/fabrics/:owner_uuid/routers';
+  // An owner manages its own routers; a node (its agent) reads them.
+  const READ = access(NAPI_ACCESS.routerRead);
+  const WRITE = access(NAPI_ACCESS.router);
 
   async function owner(raw: Params): Promise<string> {
     if (!config.overlay.enabled) throw overlayDisabled();
     return (await validateParams(OWNER_PATH_SCHEMA, { owner_uuid: raw.owner_uuid })).owner_uuid;
   }
 
-  app.get(base, async (req) => {
+  app.get(base, READ, async (req) => {
     const raw = requestParams(req);
     const o = await owner(raw);
     const c = await validateParams(LIST_ROUTERS_SCHEMA, raw);
@@ -40,7 +45,7 @@ export function registerRouters(app: FastifyInstance, ctx: NapiContext): void {
     return paginate(routers, c).map(serializeRouter);
   });
 
-  app.post(base, async (req, reply) => {
+  app.post(base, WRITE, async (req, reply) => {
     const raw = requestParams(req);
     await owner(raw);
     const { value, revision } = await transact(store, (tx) => createRouterTx(tx, raw));
@@ -48,7 +53,7 @@ export function registerRouters(app: FastifyInstance, ctx: NapiContext): void {
     return serializeRouter(value);
   });
 
-  app.get(`${base}/:uuid`, async (req, reply) => {
+  app.get(`${base}/:uuid`, READ, async (req, reply) => {
     const raw = requestParams(req);
     const r = await mustLoadRouter(new Tx(store), await owner(raw), raw.uuid);
     checkIfMatch(req, r.modRevision);
@@ -56,7 +61,7 @@ export function registerRouters(app: FastifyInstance, ctx: NapiContext): void {
     return serializeRouter(r.rec);
   });
 
-  app.put(`${base}/:uuid`, async (req, reply) => {
+  app.put(`${base}/:uuid`, WRITE, async (req, reply) => {
     const raw = requestParams(req);
     const o = await owner(raw);
     const { value, revision } = await transact(store, async (tx) => {
@@ -70,7 +75,7 @@ export function registerRouters(app: FastifyInstance, ctx: NapiContext): void {
     return serializeRouter(value);
   });
 
-  app.delete(`${base}/:uuid`, async (req, reply) => {
+  app.delete(`${base}/:uuid`, WRITE, async (req, reply) => {
     const raw = requestParams(req);
     const o = await owner(raw);
     await transact(store, async (tx) => {
