@@ -29,9 +29,14 @@ import { type Logger, silentLogger } from '../log/index.js';
 import { type AgentMetrics, createAgentMetrics } from './metrics.js';
 import { type ApiNic, type NapiClient, NapiRequestError } from './napi-client.js';
 import type { AttachmentRecord, AttachmentState } from './state.js';
+import type { ExternalSide } from '../edge/plan.js';
+import { RouterFollower } from './routers.js';
+import { type PortMapping, PublishedPorts, parseMappings } from './published.js';
+import type { StateFile } from './state-file.js';
 
 /** The NAPI calls the agent makes (NapiClient implements it). */
-export type AgentNapi = Pick<NapiClient, 'getNic' | 'listNics' | 'listNetworks' | 'createNic'>;
+/** (request: for following routers; a NAPI without it leaves the gateway without routers.) */
+export type AgentNapi = Pick<NapiClient, 'getNic' | 'listNics' | 'listNetworks' | 'createNic'> & Partial<Pick<NapiClient, 'request'>>;
 
 /** The SVP client calls the agent makes (SvpClient implements it). */
 export interface SvpLookups {
@@ -78,6 +83,12 @@ export interface AgentOptions {
   logger?: Logger;
   /** The encrypted underlay (absent: VXLAN always between underlay addresses). */
   routing?: UnderlayRouting;
+  /** The node's external side (egress NAT), resolved from `--external-iface`. */
+  external?: ExternalSide;
+  /** How often the routers of this node's owners are read again (ms). Default 5000. */
+  routerPollMs?: number;
+  /** Where published ports survive a restart (absent: memory only). */
+  publishedState?: StateFile;
 }
 
 /** An error with the HTTP status the local API answers with. */
@@ -101,6 +112,7 @@ export interface AttachedNic {
   network_uuid?: string;
   /** The instance the NIC belongs to (NAPI belongs_to_uuid). */
   belongs_to_uuid?: string;
+  owner_uuid?: string;
   /** Unknown only for a NIC adopted at restart without a (valid) state record. */
   netns?: string;
   ifname?: string;
@@ -157,10 +169,13 @@ export class Agent {
   /** State records of NICs plumbed here (also those placed elsewhere awaiting detach). */
   private readonly records = new Map<string, AttachmentRecord>();
   private fw: FwFeedClient | undefined;
+  private routers: RouterFollower | undefined;
+  private readonly published: PublishedPorts;
   shootdownsApplied = 0;
 
   constructor(private readonly o: AgentOptions) {
     this.log = o.logger ?? silentLogger();
+    this.published = new PublishedPorts(o.publishedState);
     this.vl3 = new ResolvingCache<Vl3Mapping>({ negativeTtlMs: o.negativeTtlMs });
     this.vl2 = new ResolvingCache<Vl2Mapping>({ negativeTtlMs: o.negativeTtlMs });
     this.metrics = createAgentMetrics(
@@ -205,8 +220,24 @@ export class Agent {
       onMiss: (m) => this.onMiss(m),
       log: (msg) => backendLog.info(msg),
       peerUnderlays: () => this.peerUnderlays(),
+      ...(this.o.external ? { external: this.o.external } : {}),
     });
     await this.rebuild();
+    await this.published.load().catch((err: Error) => this.log.warn(`published ports: ${err.message}`));
+    await this.applyPublished();
+    const setRouters = this.o.backend.setRouters?.bind(this.o.backend);
+    const request = this.o.napi.request?.bind(this.o.napi);
+    if (setRouters && request) {
+      this.routers = new RouterFollower({
+        napi: { request },
+        owners: () => [...this.nics.values()].flatMap((n) => (n.owner_uuid ? [n.owner_uuid] : [])),
+        apply: setRouters,
+        intervalMs: this.o.routerPollMs ?? 5000,
+        log: this.log.child({ component: 'routers' }),
+      });
+      await this.refreshRouters();
+      this.routers.start();
+    }
     // Entries adopted from before a change of path (encryption turned on or off meanwhile).
     if (this.o.routing) await this.repoint();
     this.o.routing?.start(() => this.repoint());
@@ -228,6 +259,52 @@ export class Agent {
       });
       this.fw.start();
     }
+  }
+
+  /** Hands the data plane the published ports of the NICs attached here. */
+  private async applyPublished(): Promise<void> {
+    if (!this.o.backend.setPublished) return;
+    await this.o.backend.setPublished(this.published.resolve((mac) => this.nics.get(mac)));
+  }
+
+  /** The published ports of every NIC (MAC -> mappings). */
+  publishedPorts(): Record<string, PortMapping[]> {
+    return this.published.all();
+  }
+
+  /**
+   * Publishes a NIC's ports on the node's external address (an empty list withdraws them).
+   * The NIC must be attached here, the host ports free; nothing changes on a refusal.
+   */
+  async publish(macInput: string, body: unknown): Promise<PortMapping[]> {
+    let mac: string;
+    try {
+      mac = canonicalMac(macInput);
+    } catch (err) {
+      throw new AgentError(400, (err as Error).message);
+    }
+    const ports = parseMappings(body && typeof body === 'object' ? (body as { ports?: unknown }).ports : undefined);
+    if (typeof ports === 'string') throw new AgentError(400, ports);
+    if (!this.nics.has(mac) || !this.o.backend.isPlumbed(mac)) throw new AgentError(404, `NIC ${mac} is not attached on this node`);
+    if (ports.length > 0 && !this.o.external) throw new AgentError(422, 'this agent has no external side (--external-iface): nothing can be published');
+    if (ports.length > 0 && !this.o.backend.setPublished) throw new AgentError(422, `the ${this.o.backend.kind} backend cannot publish ports`);
+    const conflict = this.published.conflict(mac, ports);
+    if (conflict) throw new AgentError(409, conflict);
+    const before = this.published.get(mac);
+    await this.published.set(mac, ports);
+    try {
+      await this.applyPublished();
+    } catch (err) {
+      await this.published.set(mac, before);
+      await this.applyPublished().catch(() => undefined);
+      throw err;
+    }
+    return ports;
+  }
+
+  /** Reads the routers of this node's owners again (after a NIC came or went). */
+  private async refreshRouters(): Promise<void> {
+    await this.routers?.refresh().catch((err: Error) => this.log.warn(`routers: ${err.message}`));
   }
 
   /** The namespace of an attached NIC of this instance (the firewall's resolveNetns). */
@@ -333,6 +410,7 @@ export class Agent {
           vlan: p.vlan,
           network_uuid: n.network_uuid,
           belongs_to_uuid: n.belongs_to_uuid,
+          owner_uuid: n.owner_uuid,
           ...(r ? { netns: r.netns, ifname: r.ifname } : {}),
         });
       } catch (err) {
@@ -629,6 +707,7 @@ export class Agent {
       vlan: p.vlan,
       network_uuid: nic.network_uuid,
       belongs_to_uuid: nic.belongs_to_uuid,
+      owner_uuid: nic.owner_uuid,
       netns: p.netns,
       ifname: p.ifname,
       mtu: p.mtu,
@@ -639,6 +718,8 @@ export class Agent {
     // Answers that placed this NIC elsewhere are stale now.
     this.vl3.invalidate(vl3Key(p.vnet, p.ip));
     this.vl2.invalidate(vl2Key(p.vnet, macText));
+    await this.refreshRouters();
+    await this.applyPublished().catch((err: Error) => this.log.warn(`published ports: ${err.message}`));
     if (firstOnVnet && (this.o.prefetch ?? true) && nic.network_uuid) {
       await this.prefetch(p.vnet, nic.network_uuid).catch((err: Error) => this.log.warn(`prefetch vnet ${p.vnet}: ${err.message}`));
     }
@@ -669,6 +750,10 @@ export class Agent {
     await this.saveState();
     this.vl3.invalidate(vl3Key(known.vnet, known.ip));
     this.vl2.invalidate(vl2Key(known.vnet, mac));
+    await this.refreshRouters();
+    // A detached NIC's ports go with it.
+    if (this.published.get(mac).length > 0) await this.published.set(mac, []);
+    await this.applyPublished().catch((err: Error) => this.log.warn(`published ports: ${err.message}`));
     if (vnetRemoved) {
       const prefix = `${known.vnet}/`;
       this.vl3.invalidateWhere((k) => k.startsWith(prefix));
@@ -713,6 +798,7 @@ export class Agent {
   /** Stops listening and polling; devices and entries stay (traffic keeps flowing). */
   async close(): Promise<void> {
     this.closed = true;
+    this.routers?.stop();
     // Tables stay in the namespaces: the instances stay protected while the agent is down.
     await this.fw?.stop();
     await this.o.routing?.stop();

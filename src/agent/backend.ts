@@ -6,6 +6,7 @@
  */
 import type { Registry } from 'prom-client';
 import type { NicPlumbing } from './plumbing/nic.js';
+import type { EdgeRouter, ExternalSide, PublishedPort } from '../edge/plan.js';
 
 
 /** A data-plane miss, already mapped to its vnet. */
@@ -43,6 +44,8 @@ export interface BackendStartOptions {
   log: (msg: string) => void;
   /** The underlay addresses of the nodes (the API's underlay NICs): whom VXLAN may come from. */
   peerUnderlays?: () => Promise<string[]>;
+  /** The node's external side (`--external-iface`): egress NAT goes out there, from its address. */
+  external?: ExternalSide;
 }
 
 export interface DataplaneBackend {
@@ -94,6 +97,13 @@ export interface DataplaneBackend {
    * backend's host veth); CNI results list it so chained plugins (bandwidth) find it.
    */
   hostInterface?(mac: string): string | undefined;
+  /**
+   * The routers connecting fabric networks (each with every network it connects): the
+   * distributed gateway routes between them. Backends without a gateway ignore it.
+   */
+  setRouters?(routers: readonly EdgeRouter[]): Promise<void>;
+  /** Instance ports published on the external address (DNAT). Backends without a gateway ignore it. */
+  setPublished?(ports: readonly PublishedPort[]): Promise<void>;
   /** Stops listening; leaves every device and entry in place so traffic keeps flowing. */
   close(): void;
 }

@@ -16,10 +16,13 @@ import { agentAddressArg, agentOption, callAgent } from './agent-address.js';
 import { buildAgentApi, listenAgentApi } from '../agent/api.js';
 import { backendFactory, backendNames } from '../agent/backend.js';
 import '../agent/backends.js';
+import { resolveExternal } from '../agent/external.js';
 import { NapiClient } from '../agent/napi-client.js';
 import { Prober } from '../agent/probes.js';
 import { NodeReporter, ShootdownJournal, probeReport } from '../agent/report.js';
 import { AttachmentState, defaultStateDir } from '../agent/state.js';
+import { StateFile } from '../agent/state-file.js';
+import { join } from 'node:path';
 import { WorkloadState } from '../agent/workload-state.js';
 import { WorkloadManager } from '../agent/workloads.js';
 import { DEFAULT_ADMIN_UUID } from '../controller/index.js';
@@ -40,6 +43,8 @@ interface AgentFlags extends CredentialFlags {
   controller?: string;
   svp?: string;
   backend: string;
+  externalIface?: string;
+  routerPoll: number;
   api: AgentAddress;
   apiListen?: AgentAddress;
   adminUuid: string;
@@ -68,6 +73,8 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   const svpServers = need(flags.svp, '--svp');
   const createBackend = backendFactory(flags.backend);
   if (!createBackend) throw new InvalidArgumentError(`--backend must be one of ${backendNames().join(', ')}`);
+  // Before anything is touched: a bad external interface stops the start.
+  const external = flags.externalIface === undefined ? undefined : await resolveExternal(flags.externalIface);
   // JSON lines on stderr (stdout carries the ready line scripts wait for).
   const log = createLogger({ fd: 2, base: { name: 'rhumb-agent' } });
 
@@ -122,6 +129,9 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     },
     logger: log,
     routing,
+    ...(external ? { external } : {}),
+    routerPollMs: flags.routerPoll,
+    publishedState: new StateFile(join(stateDir, 'published-ports.json')),
   });
   await agent.start();
   // Workload attachments (CNI, Docker): after the agent's start, which adopts what is plumbed.
@@ -203,6 +213,8 @@ export function registerAgentCommands(program: Command): void {
     .option('--probe-interval <ms>', 'underlay ICMP probe interval', parseIntArg(100, 600_000), 2000)
     .option('--state-dir <dir>', 'where attachments survive restarts (default /var/lib/rhumb/agent-<node>)')
     .option('--no-offload <list>', 'userspace backend: offloads to leave off (tso,uso,gso,gro,coalesce,mmsg)')
+    .option('--external-iface <ifname>', "the node's external interface: fabric networks with internet_nat reach beyond the overlay through SNAT to its address")
+    .option('--router-poll <ms>', "how often the routers of this node's owners are read again", parseIntArg(100, 600_000), 5000)
     .option('--no-firewall', "don't apply the instances' firewall rulesets from the controller")
     .option('--report-interval <ms>', 'how often probe results and applied shootdowns are reported to the controller (0: never)', parseIntArg(0, 600_000), 2000)
     .option('--wireguard-port <port>', 'UDP port of the WireGuard interface (encrypted underlay)', parseIntArg(1, 65535), DEFAULT_WIREGUARD_PORT);

@@ -161,6 +161,29 @@ export async function buildUnderlay(
   return { underlayNs: ul, nodes };
 }
 
+/**
+ * "The internet" on the nodes' external side: a namespace ("wan", bridge "wanbr") whose
+ * bridge holds `${subnet24}.254` (the internet host); each node gets `ext0` on a veth into
+ * it with `${subnet24}.<i>` and its default route via .254. Pass
+ * `--external-iface ext0` to the agents.
+ */
+export async function buildInternet(lab: NetnsLab, nodes: readonly DatacenterNode[], subnet24: string): Promise<{ ns: string; host: string; addressOf: (n: DatacenterNode) => string }> {
+  const wan = await lab.addNetns('wan');
+  await lab.ip(wan, 'link', 'add', 'name', 'wanbr', 'type', 'bridge');
+  await lab.ip(wan, 'addr', 'add', `${subnet24}.254/24`, 'dev', 'wanbr');
+  await lab.ip(wan, 'link', 'set', 'wanbr', 'up');
+  await lab.ip(wan, 'link', 'set', 'lo', 'up');
+  const addressOf = (n: DatacenterNode) => `${subnet24}.${nodes.indexOf(n) + 1}`;
+  for (const n of nodes) {
+    await lab.addVeth({ ns: n.ns, name: 'ext0' }, { ns: wan, name: `${n.name}-wan` });
+    await lab.ip(wan, 'link', 'set', `${n.name}-wan`, 'master', 'wanbr', 'up');
+    await lab.ip(n.ns, 'addr', 'add', `${addressOf(n)}/24`, 'dev', 'ext0');
+    await lab.ip(n.ns, 'link', 'set', 'ext0', 'up');
+    await lab.ip(n.ns, 'route', 'add', 'default', 'via', `${subnet24}.254`);
+  }
+  return { ns: wan, host: `${subnet24}.254`, addressOf };
+}
+
 /** `rhumb controller` flags: REST and SVP on host (ephemeral ports). */
 export function controllerListenArgs(host: string): string[] {
   return ['--listen', `${host}:0`, '--svp-listen', `${host}:0`];

@@ -53,12 +53,13 @@ test('plumbingFor turns a NAPI NIC into address, prefix, MTU, gateway and routes
     vlan: 5,
     allowMacSpoofing: false,
     allowIpSpoofing: false,
+    internetNat: true,
     netns: '/run/netns/inst1',
     ifname: 'eth0',
   });
   assert.deepEqual(vnetCommands({ vnet: 6568847, underlayIp: '198.18.0.1', underlayDev: 'ul0', mtu: 1450 }), [
     'link add rvx6568847 mtu 1450 type vxlan id 6568847 dstport 4789 local 198.18.0.1 dev ul0 nolearning proxy l2miss l3miss',
-    'link add name rbr6568847 mtu 1450 type bridge',
+    'link add name rbr6568847 mtu 1450 address 02:72:67:64:3b:8f type bridge',
     'link set rvx6568847 master rbr6568847',
     'link set rvx6568847 up',
     'link set rbr6568847 up',
@@ -78,7 +79,7 @@ test('plumbingFor turns a NAPI NIC into address, prefix, MTU, gateway and routes
   ]);
   // The same layout as native requests (src/dataplane/links.ts).
   assert.deepEqual(vnetLinks({ vnet: 6568847, underlayIp: '198.18.0.1', underlayDev: 'ul0', mtu: 1450 }), [
-    { kind: 'bridge', name: 'rbr6568847', mtu: 1450, up: true, group: 0x72643b8f },
+    { kind: 'bridge', name: 'rbr6568847', mtu: 1450, mac: '02:72:67:64:3b:8f', up: true, group: 0x72643b8f },
     {
       kind: 'vxlan', name: 'rvx6568847', mtu: 1450, master: 'rbr6568847', up: true, group: 0x72643b8f,
       vxlan: { vni: 6568847, port: 4789, local: '198.18.0.1', dev: 'ul0', learning: false, proxy: true, l2miss: true, l3miss: true },

@@ -28,7 +28,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['log', 'metrics', 'security'],
   ['store'],
   ['net'],
-  ['overlay', 'dataplane', 'rest'],
+  ['overlay', 'dataplane', 'rest', 'edge'],
   ['napi', 'fw', 'mapping'],
   ['svp'],
   ['console'],

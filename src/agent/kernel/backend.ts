@@ -19,6 +19,8 @@ import { type NicPlumbing, PlumbingError, VXLAN_OVERHEAD } from '../plumbing/nic
 import { applyNftables } from '../plumbing/run.js';
 import { ip } from '../plumbing/iproute.js';
 import { type KernelLink, type KernelLinks, kernelLinks } from './links.js';
+import { type EdgeNetwork, type EdgeRouter, type ExternalSide, type PublishedPort, edgeNetworkOf, planEdge } from '../../edge/plan.js';
+import { EdgeApplier } from './edge.js';
 
 function policyOf(p: NicPlumbing): PortPolicy {
   return { mac: canonicalMac(p.mac), ip: p.ip, vnet: p.vnet, vlan: p.vlan, allowMacSpoofing: p.allowMacSpoofing, allowIpSpoofing: p.allowIpSpoofing };
@@ -46,11 +48,18 @@ export class KernelBackend implements DataplaneBackend {
   /** Link changes run one at a time (two attaches must not both create a vnet). */
   private readonly serial = new SerialQueue();
   private readonly links: KernelLinks = kernelLinks();
+  /** The distributed gateway: each plumbed NIC's network, the node's external side, the routers. */
+  private readonly edgeNets = new Map<string, EdgeNetwork>();
+  private external: ExternalSide | undefined;
+  private routers: EdgeRouter[] = [];
+  private published: PublishedPort[] = [];
+  private readonly edge = new EdgeApplier();
 
   async start(opts: BackendStartOptions): Promise<void> {
     this.underlayIp = opts.underlayIp;
     this.local = opts.path?.local ?? opts.underlayIp;
     this.log = opts.log;
+    this.external = opts.external;
     const ul = await this.links.underlay(opts.underlayIp);
     if (!ul) throw new Error(`no interface in this network namespace has the underlay address ${opts.underlayIp}`);
     this.underlayDev = opts.underlayDev ?? ul.name;
@@ -186,6 +195,8 @@ export class KernelBackend implements DataplaneBackend {
         throw err instanceof PlumbingError ? new PlumbingError(`port filter: ${err.message}`) : err;
       }
       this.veths.set(mac, p.vnet);
+      this.edgeNets.set(mac, edgeNetworkOf(p));
+      await this.applyEdgeLogged();
       // The NIC may have lived elsewhere before: entries pointing away from here are stale.
       const dev = this.vnetDevs.get(p.vnet)!;
       this.netlink.fdbDel(dev.vxIfindex, mac);
@@ -204,15 +215,48 @@ export class KernelBackend implements DataplaneBackend {
       const links = last ? this.removeVnet(vnet).then(() => this.links.deleteNic(m)) : this.links.deleteNic(m);
       await Promise.all([links, filter]);
       this.veths.delete(m);
+      if (this.edgeNets.delete(m)) await this.applyEdgeLogged();
       return { vnetRemoved: last };
     });
   }
 
   adopt(nics: readonly NicPlumbing[]): Promise<void> {
     return this.serial.run(async () => {
-      for (const p of nics) if (this.veths.has(canonicalMac(p.mac))) this.ports.set(canonicalMac(p.mac), policyOf(p));
+      for (const p of nics) {
+        if (!this.veths.has(canonicalMac(p.mac))) continue;
+        this.ports.set(canonicalMac(p.mac), policyOf(p));
+        this.edgeNets.set(canonicalMac(p.mac), edgeNetworkOf(p));
+      }
       await this.applyPortFilter();
+      await this.applyEdgeLogged();
     });
+  }
+
+  /** Routers connecting fabric networks (the agent follows them): routes between connected networks. */
+  setPublished(ports: readonly PublishedPort[]): Promise<void> {
+    return this.serial.run(async () => {
+      this.published = [...ports];
+      await this.applyEdge();
+    });
+  }
+
+  setRouters(routers: readonly EdgeRouter[]): Promise<void> {
+    return this.serial.run(async () => {
+      this.routers = [...routers];
+      await this.applyEdge();
+    });
+  }
+
+  /** The distributed gateway for the networks of the NICs plumbed here (../../edge/plan.ts). */
+  private async applyEdge(): Promise<void> {
+    // Only vnets whose devices exist (a NIC whose plumbing failed is not in edgeNets).
+    const nets = [...this.edgeNets.values()].filter((n) => this.vnetDevs.has(n.vnet));
+    await this.edge.apply(planEdge(nets, { external: this.external, routers: this.routers, published: this.published }));
+  }
+
+  /** The NIC itself is plumbed either way: a gateway that could not follow is logged, and fixed by the next change. */
+  private async applyEdgeLogged(): Promise<void> {
+    await this.applyEdge().catch((err: Error) => this.log(`distributed gateway: ${err.message}`));
   }
 
   /** Replaces the node's port filter table in one nftables transaction. */

@@ -40,6 +40,9 @@ export interface NicPlumbing {
   vlan: number;
   allowMacSpoofing: boolean;
   allowIpSpoofing: boolean;
+  /** The network's internet_nat (egress through the node's external address); default true. */
+  internetNat?: boolean;
+  networkUuid?: string;
   /** Path of the instance's network namespace (/run/netns/NAME, /var/run/netns/NAME, /proc/PID/ns/net). */
   netns: string;
   ifname: string;
@@ -94,6 +97,8 @@ export function nicSettings(nic: ApiNic): NicSettings {
     vlan: nic.vlan_id ?? 0,
     allowMacSpoofing: nic.allow_mac_spoofing === true,
     allowIpSpoofing: nic.allow_ip_spoofing === true,
+    internetNat: nic.internet_nat !== false,
+    ...(nic.network_uuid ? { networkUuid: nic.network_uuid } : {}),
   };
   const problem = settingsProblem(settings);
   if (problem) throw new PlumbingError(`NIC ${mac}: ${problem}`);

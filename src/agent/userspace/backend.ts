@@ -29,8 +29,23 @@ import { garpFrame } from '../plumbing/garp.js';
 import { linkWithAddress } from '../plumbing/iproute.js';
 import { configureInstance } from '../plumbing/run.js';
 import { canonicalMac } from '../../net/addr.js';
-import { type NicPlumbing, PlumbingError } from '../plumbing/nic.js';
+import { type NicPlumbing, PlumbingError, VXLAN_OVERHEAD } from '../plumbing/nic.js';
 import { PeerSet } from './peers.js';
+import { type EdgeNetwork, type EdgePlan, type EdgeRouter, type ExternalSide, type PublishedPort, edgeNetworkOf, gatewayMac, planEdge } from '../../edge/plan.js';
+import { EdgeApplier } from '../kernel/edge.js';
+import type { PortOf } from '../kernel/edge-rules.js';
+import { gatewayTapName } from '../plumbing/names.js';
+import { ip as ipCmd } from '../plumbing/iproute.js';
+import { writeFile } from 'node:fs/promises';
+
+/**
+ * The distributed gateway on this backend: one TAP per (vnet, fabric VLAN) in the node's
+ * namespace, a NIC of the engine with that VLAN's gateway MAC. The engine answers the
+ * instances' ARP for the gateway addresses and delivers frames sent to the gateway MAC
+ * to the TAP; the node's kernel routes them as on the kernel backend (../kernel/edge.ts)
+ * and sends what goes into the vnet back through the TAP of the destination's VLAN.
+ */
+const gatewayPort: PortOf = (vnet, vlan) => ({ dev: gatewayTapName(vnet, vlan), mac: gatewayMac(vnet, vlan) });
 
 interface PlumbedNic {
   id: number;
@@ -53,6 +68,13 @@ export class UserspaceBackend implements DataplaneBackend {
 
   private readonly port: number;
   private readonly stateDir: string;
+  /** The distributed gateway: each plumbed NIC's network, the external side, the routers, the gateway TAPs. */
+  private readonly edgeNets = new Map<string, EdgeNetwork>();
+  private external: ExternalSide | undefined;
+  private routers: EdgeRouter[] = [];
+  private published: PublishedPort[] = [];
+  private readonly edge = new EdgeApplier(gatewayPort);
+  private readonly gatewayTaps = new Map<string, { id: number; addresses: string[] }>();
 
   /** port: the underlay UDP port (4789; 0 in tests); stateDir: where the plumbed TAPs are recorded. */
   constructor(disable?: readonly Offload[], opts: { port?: number; stateDir?: string } = {}) {
@@ -68,6 +90,7 @@ export class UserspaceBackend implements DataplaneBackend {
 
   async start(opts: BackendStartOptions): Promise<void> {
     this.log = opts.log;
+    this.external = opts.external;
     const ul = await linkWithAddress(opts.underlayIp);
     if (!ul) throw new Error(`no interface in this network namespace has the underlay address ${opts.underlayIp}`);
     this.onMiss = opts.onMiss;
@@ -125,6 +148,9 @@ export class UserspaceBackend implements DataplaneBackend {
       }
       await this.saveState();
       this.engine.setPeers((this.peers?.addresses() ?? []).filter((a) => isIPv4(a)));
+      // The gateway TAPs went with the old engine.
+      this.gatewayTaps.clear();
+      await this.applyEdgeLogged();
       this.log(`fast path re-opened on ${this.bindAddress}:${this.port} (path MTU ${path.mtu})`);
     });
   }
@@ -219,16 +245,89 @@ export class UserspaceBackend implements DataplaneBackend {
         throw err;
       }
       this.nics.set(mac, { id, vnet: p.vnet, ip: p.ip, spec });
+      this.edgeNets.set(mac, edgeNetworkOf(p));
       await this.saveState();
+      await this.applyEdgeLogged();
       // A node that joined since the last listing may be about to send here.
       await this.peers?.refresh();
       return { firstOnVnet };
     });
   }
 
-  async adopt(nics: readonly NicPlumbing[]): Promise<void> {
-    // Re-attached TAPs kept their policy (anti-spoofing, VLAN) from the state file.
-    void nics;
+  adopt(nics: readonly NicPlumbing[]): Promise<void> {
+    // Re-attached TAPs kept their policy (anti-spoofing, VLAN) from the state file; the
+    // API's records give their networks (the gateway).
+    return this.serial.run(async () => {
+      for (const p of nics) if (this.nics.has(canonicalMac(p.mac))) this.edgeNets.set(canonicalMac(p.mac), edgeNetworkOf(p));
+      await this.applyEdgeLogged();
+    });
+  }
+
+  setPublished(ports: readonly PublishedPort[]): Promise<void> {
+    return this.serial.run(async () => {
+      this.published = [...ports];
+      await this.applyEdge();
+    });
+  }
+
+  setRouters(routers: readonly EdgeRouter[]): Promise<void> {
+    return this.serial.run(async () => {
+      this.routers = [...routers];
+      await this.applyEdge();
+    });
+  }
+
+  private async applyEdgeLogged(): Promise<void> {
+    await this.applyEdge().catch((err: Error) => this.log(`distributed gateway: ${err.message}`));
+  }
+
+  /** Gateway TAPs for the plan's (vnet, VLAN)s, the gateway addresses in the engine, then the node's routing. */
+  private async applyEdge(): Promise<void> {
+    if (!this.fp) return;
+    const vnets = new Set(this.vnets());
+    const plan = planEdge([...this.edgeNets.values()].filter((n) => vnets.has(n.vnet)), { external: this.external, routers: this.routers, published: this.published });
+    const wanted = this.gatewayPorts(plan);
+    let made = false;
+    for (const [name, want] of wanted) {
+      let tap = this.gatewayTaps.get(name);
+      if (!tap) {
+        made = true;
+        const id = this.engine.addNic({
+          netns: '', ifname: name, mac: gatewayMac(want.vnet, want.vlan), ip: want.addresses[0] ?? '0.0.0.0', vnet: want.vnet, vlan: want.vlan,
+          mtu: this.path.mtu - VXLAN_OVERHEAD, allowMacSpoofing: false, allowIpSpoofing: true, sharedMac: true, persist: false,
+        });
+        tap = { id, addresses: [] };
+        this.gatewayTaps.set(name, tap);
+        await writeFile(`/proc/sys/net/ipv6/conf/${name}/disable_ipv6`, '1').catch(() => undefined);
+        await ipCmd(['link', 'set', name, 'up']);
+      }
+      const mac = gatewayMac(want.vnet, want.vlan);
+      const gone = tap.addresses.filter((a) => !want.addresses.includes(a));
+      this.engine.update([
+        ...want.addresses.map((a) => ({ op: 'l3set' as const, vnet: want.vnet, ip: a, mac, vlan: want.vlan })),
+        ...gone.map((a) => ({ op: 'l3del' as const, vnet: want.vnet, ip: a })),
+      ]);
+      tap.addresses = want.addresses;
+    }
+    await this.edge.apply(plan, { force: made });
+    for (const [name, tap] of this.gatewayTaps) {
+      if (wanted.has(name)) continue;
+      const vnet = parseGatewayVnet(name);
+      if (vnet !== undefined) this.engine.update(tap.addresses.map((a) => ({ op: 'l3del' as const, vnet, ip: a })));
+      this.engine.removeNic(tap.id);
+      this.gatewayTaps.delete(name);
+    }
+  }
+
+  /** The gateway TAPs a plan needs: per (vnet, VLAN) of its gateways and routes, with the gateway addresses on it. */
+  private gatewayPorts(plan: EdgePlan): Map<string, { vnet: number; vlan: number; addresses: string[] }> {
+    const out = new Map<string, { vnet: number; vlan: number; addresses: string[] }>();
+    for (const v of plan.vnets) {
+      for (const vlan of new Set([...v.gateways.map((g) => g.vlan), ...v.routes.map((r) => r.vlan)])) {
+        out.set(gatewayTapName(v.vnet, vlan), { vnet: v.vnet, vlan, addresses: v.gateways.filter((g) => g.vlan === vlan).map((g) => g.address) });
+      }
+    }
+    return out;
   }
 
   unplumb(mac: string, vnet: number): Promise<{ vnetRemoved: boolean }> {
@@ -240,6 +339,7 @@ export class UserspaceBackend implements DataplaneBackend {
         this.nics.delete(m);
         await this.saveState();
       }
+      if (this.edgeNets.delete(m)) await this.applyEdgeLogged();
       const removed = !this.vnets().includes(vnet);
       if (removed && this.fp) {
         // The vnet's remote entries go with its last NIC.
@@ -327,7 +427,14 @@ export class UserspaceBackend implements DataplaneBackend {
     this.fp?.close();
     this.fp = undefined;
     this.nics.clear();
+    // Gateway TAPs are not persistent: they went with the engine (the next agent makes them again).
+    this.gatewayTaps.clear();
   }
+}
+
+function parseGatewayVnet(name: string): number | undefined {
+  const m = /^rg(\d+)v\d+$/.exec(name);
+  return m ? Number(m[1]) : undefined;
 }
 
 registerBackend('userspace', async (o) => {
