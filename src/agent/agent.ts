@@ -82,6 +82,8 @@ export class AgentError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** Machine-readable reason for API clients (default 'AgentError'), e.g. 'SubnetFull'. */
+    readonly code = 'AgentError',
   ) {
     super(message);
     this.name = 'AgentError';
@@ -621,6 +623,18 @@ export class Agent {
       this.vl2.invalidateWhere((k) => k.startsWith(prefix));
     }
     return { mac, vnetRemoved };
+  }
+
+  /** The attachment of a NIC plumbed here (and known to the agent), or undefined. */
+  attachment(macInput: string): AttachedNic | undefined {
+    const mac = canonicalMac(macInput);
+    const n = this.nics.get(mac);
+    return n && this.o.backend.isPlumbed(mac) ? { ...n } : undefined;
+  }
+
+  /** The node-side interface of a plumbed NIC, when the data plane has one (kernel: the host veth). */
+  hostInterfaceOf(mac: string): string | undefined {
+    return this.o.backend.hostInterface?.(canonicalMac(mac));
   }
 
   /** The data plane's entries for a vnet (empty when the vnet has no devices here). */

@@ -7,6 +7,7 @@
  *                   /run/netns/NAME, /var/run/netns/NAME or /proc/PID/ns/net, ifname a
  *                   plain interface name (./plumbing/checks.ts): anything else is a 400
  *   POST /detach    {mac}                  undo it
+ *   /workloads…, /health   workload attachments (CNI, Docker): ./workload-routes.ts
  * Errors: {code, message} with 400/404/409/422 (AgentError) or 500.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -15,6 +16,11 @@ import { instrumentHttp } from '../metrics/index.js';
 import { type Agent, AgentError } from './agent.js';
 import { ifnameProblem, netnsPathProblem } from './plumbing/checks.js';
 import { canonicalMac } from '../net/addr.js';
+import { registerWorkloadRoutes } from './workload-routes.js';
+import type { WorkloadManager } from './workloads.js';
+
+/** Where the agent's API listens unless told otherwise (`rhumb agent --api`), and where its clients look. */
+export { DEFAULT_AGENT_API } from './defaults.js';
 
 function str(body: unknown, field: string, required: boolean): string | undefined {
   const v = body && typeof body === 'object' ? (body as Record<string, unknown>)[field] : undefined;
@@ -26,11 +32,12 @@ function str(body: unknown, field: string, required: boolean): string | undefine
   return v;
 }
 
-export function buildAgentApi(agent: Agent, registry: Registry): FastifyInstance {
-  const app = Fastify({ logger: false });
+export function buildAgentApi(agent: Agent, registry: Registry, opts: { workloads?: WorkloadManager } = {}): FastifyInstance {
+  // Workload keys travel in the path, URL-encoded (up to 512 characters, each up to 3 encoded).
+  const app = Fastify({ logger: false, maxParamLength: 2048 });
   instrumentHttp(app, registry);
   app.setErrorHandler((err, _req, reply) => {
-    if (err instanceof AgentError) return reply.status(err.status).send({ code: 'AgentError', message: err.message });
+    if (err instanceof AgentError) return reply.status(err.status).send({ code: err.code, message: err.message });
     const status = (err as { statusCode?: number }).statusCode;
     if (status && status >= 400 && status < 500) return reply.status(status).send({ code: 'BadRequest', message: (err as Error).message });
     return reply.status(500).send({ code: 'InternalError', message: (err as Error).message });
@@ -56,5 +63,6 @@ export function buildAgentApi(agent: Agent, registry: Registry): FastifyInstance
     return agent.attach({ mac, netns, ifname });
   });
   app.post('/detach', async (req) => agent.detach(str(req.body, 'mac', true)!));
+  if (opts.workloads) registerWorkloadRoutes(app, opts.workloads);
   return app;
 }

@@ -67,6 +67,11 @@ export interface DataplaneBackend {
   /** Tells the vnet's local instances that ip now lives at mac (gratuitous ARP). */
   announce(vnet: number, ip: string, mac: string): Promise<void>;
   entries(vnet: number): VnetEntries;
+  /**
+   * The node-side interface of a plumbed NIC, if the data plane has one (the kernel
+   * backend's host veth); CNI results list it so chained plugins (bandwidth) find it.
+   */
+  hostInterface?(mac: string): string | undefined;
   /** Stops listening; leaves every device and entry in place so traffic keeps flowing. */
   close(): void;
 }

@@ -36,6 +36,8 @@ export interface ApiNetwork {
   routes?: Record<string, string>;
   fabric?: boolean;
   vnet_id?: number;
+  owner_uuids?: string[];
+  resolvers?: string[];
 }
 
 export class NapiRequestError extends Error {
@@ -61,12 +63,12 @@ export class NapiClient {
     this.base = baseUrl.replace(/\/+$/, '');
   }
 
-  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  async request<T>(method: string, path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<T> {
     const res = await fetch(this.base + path, {
       method,
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(this.timeoutMs),
+      signal: AbortSignal.timeout(timeoutMs),
     });
     const text = await res.text();
     let parsed: unknown = text;
@@ -99,13 +101,38 @@ export class NapiClient {
     return this.request('GET', `/networks?${new URLSearchParams(filter)}`);
   }
 
-  getNetwork(uuid: string): Promise<ApiNetwork> {
-    return this.request('GET', `/networks/${encodeURIComponent(uuid)}`);
+  /** One network; with provisionableBy, NAPI answers 403 when that owner may not use it. */
+  getNetwork(uuid: string, provisionableBy?: string): Promise<ApiNetwork> {
+    const q = provisionableBy ? `?${new URLSearchParams({ provisionable_by: provisionableBy })}` : '';
+    return this.request('GET', `/networks/${encodeURIComponent(uuid)}${q}`);
   }
 
   createNic(params: Record<string, unknown>): Promise<ApiNic> {
     return this.request('POST', '/nics', params);
   }
+
+  async deleteNic(mac: string): Promise<void> {
+    await this.request('DELETE', `/nics/${encodeURIComponent(mac)}`);
+  }
+
+  /** GET /ping with its own (short) timeout: is the controller there and its store healthy? */
+  ping(timeoutMs = 2000): Promise<{ healthy?: boolean; status?: string }> {
+    return this.request('GET', '/ping', undefined, timeoutMs);
+  }
+}
+
+/** True for a failure to reach the controller at all (refused, unreachable, timed out). */
+export function isUnreachable(err: unknown): boolean {
+  const name = (err as Error | undefined)?.name;
+  return err instanceof TypeError || name === 'TimeoutError' || name === 'AbortError';
+}
+
+/** The message of a NAPI error with its per-field reasons (NAPI's errors[]), for people. */
+export function napiErrorText(err: NapiRequestError): string {
+  const body = err.body as { message?: unknown; errors?: Array<{ field?: unknown; message?: unknown }> } | undefined;
+  const base = typeof body?.message === 'string' ? body.message : `HTTP ${err.status}`;
+  const fields = Array.isArray(body?.errors) ? body.errors.map((e) => `${String(e.field)}: ${String(e.message)}`) : [];
+  return fields.length > 0 ? `${base} (${fields.join('; ')})` : base;
 }
 
 /** The vnet id a fabric NIC's nic_tag carries ('sdc_overlay/4242'), or undefined. */

@@ -11,13 +11,15 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isIP } from 'node:net';
 import { Agent } from '../agent/agent.js';
-import { buildAgentApi } from '../agent/api.js';
+import { DEFAULT_AGENT_API, buildAgentApi } from '../agent/api.js';
 import { backendFactory, backendNames } from '../agent/backend.js';
 import '../agent/backends.js';
 import { NapiClient } from '../agent/napi-client.js';
 import { Prober } from '../agent/probes.js';
 import { NodeReporter, ShootdownJournal, probeReport } from '../agent/report.js';
 import { AttachmentState, defaultStateDir } from '../agent/state.js';
+import { WorkloadState } from '../agent/workload-state.js';
+import { WorkloadManager } from '../agent/workloads.js';
 import { DEFAULT_ADMIN_UUID } from '../controller/index.js';
 import { createRegistry } from '../metrics/index.js';
 import { SvpClient } from '../svp/client.js';
@@ -91,11 +93,12 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   });
   const journal = new ShootdownJournal(registry);
   let reporter: NodeReporter | undefined;
+  const napi = new NapiClient(controller);
   const agent = new Agent({
     nodeUuid: node.toLowerCase(),
     underlayIp,
     underlayDev: flags.underlayDev,
-    napi: new NapiClient(controller),
+    napi,
     svp,
     backend,
     registry,
@@ -112,6 +115,9 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     logger: log,
   });
   await agent.start();
+  // Workload attachments (CNI, Docker): after the agent's start, which adopts what is plumbed.
+  const workloads = new WorkloadManager({ host: agent, napi, state: new WorkloadState(stateDir), logger: log.child({ component: 'workloads' }) });
+  await workloads.start();
   prober.start();
   if (flags.reportInterval > 0) {
     // Probe results and applied shootdowns, for the controller's web console.
@@ -128,7 +134,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     });
     reporter.start();
   }
-  const app = buildAgentApi(agent, registry);
+  const app = buildAgentApi(agent, registry, { workloads });
   await app.listen({ host: flags.api.host, port: flags.api.port });
   const addr = app.server.address();
   const bound = addr && typeof addr === 'object' ? { host: addr.address, port: addr.port } : flags.api;
@@ -141,6 +147,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     log.info(`${sig}, stopping (devices and entries stay in place)`);
     prober.stop();
     reporter?.stop();
+    workloads.stop();
     Promise.allSettled([app.close(), agent.close()]).finally(() => {
       svp.close();
       process.exit(0);
@@ -161,7 +168,7 @@ export function registerAgentCommands(program: Command): void {
     .option('--controller <url>', 'controller REST API, e.g. http://10.0.0.1:8080')
     .option('--svp <host:port,...>', 'SVP servers (portolan), comma separated')
     .option('--backend <kind>', `data plane: ${backendNames().join(', ')}`, 'kernel')
-    .addOption(new Option('--api <host:port>', 'local API address (port 0: any free port)').argParser((v) => parseHostPort(v)).default(parseHostPort('127.0.0.1:0'), '127.0.0.1:0'))
+    .addOption(new Option('--api <host:port>', 'local API address (port 0: any free port)').argParser((v) => parseHostPort(v)).default(parseHostPort(DEFAULT_AGENT_API), DEFAULT_AGENT_API))
     .option('--admin-uuid <uuid>', 'owner of the underlay NIC the agent registers', DEFAULT_ADMIN_UUID)
     .option('--negative-ttl <ms>', 'how long NOTFOUND answers are cached', parseIntArg(0, 600_000), 2000)
     .option('--no-prefetch', "don't resolve a network's remote NICs when its vnet first appears here")

@@ -102,6 +102,11 @@ export class KernelBackend implements DataplaneBackend {
     return this.veths.get(canonicalMac(mac));
   }
 
+  hostInterface(mac: string): string | undefined {
+    const m = canonicalMac(mac);
+    return this.veths.has(m) ? hostVethName(m) : undefined;
+  }
+
   private async quietIpv6(dev: string): Promise<void> {
     // Our devices carry no addresses; no router solicitations or MLD from them.
     await writeFile(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, '1').catch(() => undefined);
