@@ -6,12 +6,15 @@
  *   rvx<vnet>   the vnet's vxlan device      (vnet ≤ 16777215 → at most 11 characters)
  *   rbr<vnet>   the vnet's bridge
  *   rv<mac hex> the host end of a NIC's veth (14 characters)
+ *   rs<mac hex> a staged NIC's instance end while it waits in the node's namespace for
+ *               its runtime to move it (Docker's libnetwork; 14 characters)
  */
 import { canonicalMac, macHex } from '../../net/addr.js';
 
 const VXLAN_PREFIX = 'rvx';
 const BRIDGE_PREFIX = 'rbr';
 const VETH_PREFIX = 'rv';
+const STAGED_PREFIX = 'rs';
 
 export function assertVnet(vnet: number): void {
   if (!Number.isInteger(vnet) || vnet < 0 || vnet > 0xffffff) throw new RangeError(`vnet id must be a 24-bit integer, got ${vnet}`);
@@ -29,6 +32,11 @@ export function bridgeName(vnet: number): string {
 
 export function hostVethName(mac: string): string {
   return `${VETH_PREFIX}${macHex(mac)}`;
+}
+
+/** The instance end of a staged NIC while it is in the node's namespace. */
+export function stagedName(mac: string): string {
+  return `${STAGED_PREFIX}${macHex(mac)}`;
 }
 
 export type OwnDevice = { kind: 'vxlan'; vnet: number } | { kind: 'bridge'; vnet: number } | { kind: 'veth'; mac: string };

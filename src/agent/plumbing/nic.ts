@@ -149,3 +149,44 @@ export function instanceCommands(p: NicPlumbing): string[] {
   if (p.gateway) lines.push(`route replace default via ${p.gateway} dev ${p.ifname}`);
   return lines;
 }
+
+/**
+ * A NIC plumbed for a runtime that moves the interface into the workload itself (Docker's
+ * libnetwork): its settings, and the name its instance end has meanwhile in the node's
+ * namespace (../plumbing/names.ts stagedName).
+ */
+export type StagedPlumbing = NicSettings & { ifname: string };
+
+function assertStagedSafe(p: StagedPlumbing): void {
+  const problem = firstProblem(settingsProblem(p), ifnameProblem(p.ifname));
+  if (problem) throw new PlumbingError(problem);
+}
+
+/** A NAPI NIC staged under ifname -> what to plumb; throws PlumbingError. */
+export function stagedPlumbingFor(nic: ApiNic, ifname: string): StagedPlumbing {
+  const p = { ...nicSettings(nic), ifname };
+  assertStagedSafe(p);
+  return p;
+}
+
+/**
+ * `ip -batch` lines staging a NIC on a bridge-based backend: the veth pair with both ends
+ * in the node's namespace, the instance end named ifname with the NIC's MAC and MTU (its
+ * runtime moves it and sets its address), the host end in the vnet's bridge but left
+ * down. A veth whose peer is down has no carrier: nothing passes until activation brings
+ * the host end up, once the workload's firewall is in place.
+ */
+export function stagedHostSideCommands(p: StagedPlumbing): string[] {
+  assertStagedSafe(p);
+  const host = hostVethName(p.mac);
+  return [
+    `link add ${host} mtu ${p.mtu} type veth peer name ${p.ifname} mtu ${p.mtu} address ${p.mac}`,
+    `link set ${host} master ${bridgeName(p.vnet)}`,
+  ];
+}
+
+/** `ip -batch` lines staging a NIC on the userspace backend: a persistent TAP with no reader (no carrier). */
+export function stagedTapCommands(p: StagedPlumbing): string[] {
+  assertStagedSafe(p);
+  return [`tuntap add dev ${p.ifname} mode tap`, `link set dev ${p.ifname} address ${p.mac} mtu ${p.mtu}`];
+}
