@@ -7,6 +7,8 @@
  * --state-dir (default /var/lib/rhumb/agent-<node>, file attachments.json, replaced
  * atomically), so a restarted agent knows where its NICs live. Firewall: on unless
  * --no-firewall; the agent applies its instances' rulesets from the controller.
+ * Docker: `--docker-plugin ADDR` serves Docker's network and IPAM plugin protocol there
+ * (src/docker), reading the daemon at --docker-host.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isIP } from 'node:net';
@@ -20,6 +22,10 @@ import { NodeReporter, ShootdownJournal, probeReport } from '../agent/report.js'
 import { AttachmentState, defaultStateDir } from '../agent/state.js';
 import { WorkloadState } from '../agent/workload-state.js';
 import { WorkloadManager } from '../agent/workloads.js';
+import { type RunningDockerPlugin, startDockerPlugin } from '../docker/index.js';
+import { DEFAULT_DOCKER_HOST, parseDockerHost } from '../docker/engine.js';
+import { type PluginAddress, parsePluginAddress } from '../docker/server.js';
+import { DEFAULT_PLUGIN_NAME, pluginNameProblem } from '../docker/spec.js';
 import { DEFAULT_ADMIN_UUID } from '../controller/index.js';
 import { createRegistry } from '../metrics/index.js';
 import { SvpClient } from '../svp/client.js';
@@ -44,6 +50,9 @@ interface AgentFlags {
   offload: string | boolean;
   firewall: boolean;
   reportInterval: number;
+  dockerPlugin?: PluginAddress;
+  dockerHost: string;
+  dockerPluginName: string;
 }
 
 function need<T>(v: T | undefined, flag: string): T {
@@ -76,6 +85,11 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   if (!isIP(underlayIp)) throw new InvalidArgumentError('--underlay-ip must be an IP address');
   const controller = need(flags.controller, '--controller');
   const svpServers = need(flags.svp, '--svp');
+  if (flags.dockerPlugin) {
+    parseDockerHost(flags.dockerHost);
+    const problem = pluginNameProblem(flags.dockerPluginName);
+    if (problem) throw new InvalidArgumentError(`--docker-plugin-name: ${problem}`);
+  }
   const createBackend = backendFactory(flags.backend);
   if (!createBackend) throw new InvalidArgumentError(`--backend must be one of ${backendNames().join(', ')}`);
   // JSON lines on stderr (stdout carries the ready line scripts wait for).
@@ -134,6 +148,19 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     });
     reporter.start();
   }
+  let docker: RunningDockerPlugin | undefined;
+  if (flags.dockerPlugin) {
+    docker = await startDockerPlugin({
+      address: flags.dockerPlugin,
+      dockerHost: flags.dockerHost,
+      pluginName: flags.dockerPluginName,
+      agent,
+      workloads,
+      api: napi,
+      logger: log.child({ component: 'docker' }),
+    });
+    process.stdout.write(`rhumb agent: Docker plugin ${docker.url} (driver ${flags.dockerPluginName}, Docker ${flags.dockerHost})\n`);
+  }
   const app = buildAgentApi(agent, registry, { workloads });
   await app.listen({ host: flags.api.host, port: flags.api.port });
   const addr = app.server.address();
@@ -148,7 +175,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     prober.stop();
     reporter?.stop();
     workloads.stop();
-    Promise.allSettled([app.close(), agent.close()]).finally(() => {
+    Promise.allSettled([app.close(), docker?.close(), agent.close()]).finally(() => {
       svp.close();
       process.exit(0);
     });
@@ -177,6 +204,19 @@ export function registerAgentCommands(program: Command): void {
     .option('--no-offload <list>', 'userspace backend: offloads to leave off (tso,uso,gso,gro,coalesce,mmsg)')
     .option('--no-firewall', "don't apply the instances' firewall rulesets from the controller")
     .option('--report-interval <ms>', 'how often probe results and applied shootdowns are reported to the controller (0: never)', parseIntArg(0, 600_000), 2000)
+    .addOption(
+      new Option('--docker-plugin <addr>', 'serve Docker\'s network + IPAM plugin protocol on a unix socket path (e.g. /run/docker/plugins/rhumb.sock) or HOST:PORT').argParser(
+        (v) => {
+          try {
+            return parsePluginAddress(v);
+          } catch (err) {
+            throw new InvalidArgumentError((err as Error).message);
+          }
+        },
+      ),
+    )
+    .option('--docker-host <url>', 'the Docker Engine API the plugin reads (unix:///path or tcp://HOST:PORT)', DEFAULT_DOCKER_HOST)
+    .option('--docker-plugin-name <name>', 'the name Docker knows the plugin by (docker network create -d NAME)', DEFAULT_PLUGIN_NAME)
     .action(runAgent);
 
   agent

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { registerClientCommands } from './client.js';
 import { registerAgentCommands } from './agent.js';
 import { registerControllerCommand } from './controller.js';
+import { registerDockerCommands } from './docker.js';
 import { registerFwCommands } from './fw.js';
 import { registerSandboxCommands } from './sandbox.js';
 import { registerSvpCommands } from './svp.js';
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerFwCommands(program);
   registerTraceCommand(program);
   registerSandboxCommands(program);
+  registerDockerCommands(program);
   return program;
 }
 
