@@ -228,16 +228,15 @@ export class DockerDriver {
 
   private async deleteNetwork(body: unknown): Promise<unknown> {
     const { networkId } = parseNetworkRef(body);
-    let info: NetInfo | undefined;
-    try {
-      info = await this.netInfo(networkId);
-    } catch (err) {
-      // Nothing left to map it to (the daemon forgot it, or the fabric network is gone).
-      this.log.warn(`Docker network ${networkId.slice(0, 12)} removed; its fabric network is unknown (${(err as Error).message})`);
+    // The daemon no longer shows the network by now: the cache, else the controller's records.
+    const cached = this.nets.get(networkId);
+    const found = cached ? { owner: cached.owner, network: cached.fabric } : await this.fabric.byDockerId(networkId);
+    this.nets.delete(networkId);
+    if (!found) {
+      this.log.warn(`Docker network ${networkId.slice(0, 12)} removed; no fabric network is recorded for it on this node`);
       return {};
     }
-    this.nets.delete(networkId);
-    this.log.info(await this.fabric.leave(info.owner, info.fabric));
+    this.log.info(await this.fabric.leave(found.owner, found.network));
     return {};
   }
 
@@ -436,9 +435,15 @@ export class DockerDriver {
     if (r.deferred) this.log.warn(`attachment ${w.key}: NIC deletion deferred until the controller answers`);
   }
 
-  /** Forgets what it knows of a Docker network (its record changed). */
+  /** Forgets what it knows of a Docker network (the daemon destroyed it). */
   forgetNetwork(dockerId: string): void {
     this.nets.delete(dockerId);
+  }
+
+  /** The fabric network of a Docker network took a new name. */
+  renamed(dockerId: string, name: string): void {
+    const info = this.nets.get(dockerId);
+    if (info) info.fabric = { ...info.fabric, name };
   }
 
   /** The endpoint state for recovery (./maintenance.ts). */

@@ -79,6 +79,7 @@ export interface DockerNetworkRecord {
   owner_uuid: string;
   icc: boolean;
   nodes: string[];
+  docker_ids?: Record<string, string>;
   managed: boolean;
   vlan_created: boolean;
 }
@@ -148,6 +149,7 @@ export class FabricNetworks {
         const record = await this.api.request<DockerNetworkRecord>('PUT', `/fw/docker/networks/${enc(network.uuid)}`, {
           owner_uuid: owner,
           node: this.nodeUuid,
+          docker_id: req.dockerId,
           icc: req.options.icc,
           managed: created !== undefined,
           vlan_created: created?.vlanCreated ?? false,
@@ -205,6 +207,29 @@ export class FabricNetworks {
       return `network ${network.name}: not deleted (${controllerFailure(err, 'delete').message})`;
     }
     return `network ${network.name} (${network.subnet}) deleted with its last Docker network`;
+  }
+
+  /**
+   * The fabric network this node's daemon knows by a Docker id, from the controller's
+   * records (what a daemon removing a network, or a restarted agent, has to go by).
+   */
+  async byDockerId(dockerId: string): Promise<{ owner: string; network: FabricNetwork } | undefined> {
+    let recs: DockerNetworkRecord[];
+    try {
+      recs = await this.api.request<DockerNetworkRecord[]>('GET', `/fw/docker/networks?${new URLSearchParams({ node: this.nodeUuid })}`);
+    } catch (err) {
+      throw controllerFailure(err, 'Docker network records');
+    }
+    const rec = recs.find((r) => r.docker_ids?.[this.nodeUuid] === dockerId);
+    if (!rec) return undefined;
+    try {
+      const n = await this.api.request<FabricNetwork & { owner_uuids?: string[] }>('GET', `/networks/${enc(rec.uuid)}`);
+      return { owner: rec.owner_uuid, network: { uuid: n.uuid, name: n.name, subnet: n.subnet, vlan_id: n.vlan_id, ...(n.gateway ? { gateway: n.gateway } : {}) } };
+    } catch (err) {
+      // The fabric network is gone (deleted by hand): leave the record all the same.
+      if (err instanceof NapiRequestError && err.status === 404) return { owner: rec.owner_uuid, network: { uuid: rec.uuid, name: rec.uuid, subnet: '', vlan_id: -1 } };
+      throw controllerFailure(err, 'fabric network lookup');
+    }
   }
 
   /** Renames a network the plugin created to its Docker name (when the owner has no other network of that name). */

@@ -132,7 +132,7 @@ function intToV4(n: number): string {
 export function parseSubnet(text: unknown): Subnet {
   if (typeof text !== 'string' || !ipaddr.IPv4.isValidCIDR(text)) throw new PluginRequestError(`subnet must be an IPv4 CIDR (a.b.c.d/n), not ${JSON.stringify(text)}`);
   const [addr, prefix] = ipaddr.IPv4.parseCIDR(text);
-  if (prefix < 8 || prefix > 29) throw new PluginRequestError(`subnet ${text}: the prefix length must be 8-29`);
+  if (prefix < 8 || prefix > 30) throw new PluginRequestError(`subnet ${text}: the prefix length must be 8-30`);
   const n = v4ToInt(addr);
   const size = 2 ** (32 - prefix);
   if (n % size !== 0) throw new PluginRequestError(`subnet ${text} has host bits set: did you mean ${intToV4(n - (n % size))}/${prefix}?`);

@@ -3,7 +3,8 @@
  * served on a unix socket (mode 0600: Docker's plugin calls carry no credentials) or on
  * HOST:PORT. Handlers are looked up by path; an unknown path is a 404 (Docker takes that
  * as "not implemented"), a body that is not JSON a 400, and any failure of a handler is
- * answered 200 {"Err": message}, which Docker shows the user as the cause.
+ * answered 200 {"Err": message, "Error": message} (the network driver protocol reads the
+ * first, the IPAM protocol the second), which Docker shows the user as the cause.
  */
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
@@ -115,7 +116,8 @@ export class PluginServer {
         } catch (err) {
           o.onCall?.(method, Date.now() - started, false);
           o.onError?.(method, err as Error);
-          send(res, 200, { Err: (err as Error).message });
+          // Network driver answers carry "Err", IPAM answers "Error" (libnetwork reads one each).
+          send(res, 200, { Err: (err as Error).message, Error: (err as Error).message });
         }
       })();
     });

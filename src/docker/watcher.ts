@@ -94,7 +94,7 @@ export class DockerWatcher {
       if (!id) return;
       if (e.Action === 'create' && attrs.name) void this.named(id, attrs.name);
       else if (e.Action === 'connect' || e.Action === 'disconnect') this.mark(id);
-      else if (e.Action === 'destroy') this.o.driver.forgetNetwork(id);
+      // 'destroy' follows DeleteNetwork, which already let go of the network.
     } else if (e.Type === 'container' && (e.Action === 'start' || e.Action === 'die')) {
       this.markAll();
     }
@@ -105,7 +105,7 @@ export class DockerWatcher {
     try {
       const info = await this.o.driver.netInfo(id);
       if (await this.o.driver.fabric.rename(info.owner, info.fabric, name)) {
-        this.o.driver.forgetNetwork(id);
+        this.o.driver.renamed(id, name);
         this.log.info(`fabric network ${info.fabric.uuid} renamed ${name} after its Docker network`);
       }
     } catch (err) {

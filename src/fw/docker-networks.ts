@@ -6,6 +6,7 @@
  *          every node's daemon must agree, the first one to create the network sets it
  *   nodes  compute nodes whose daemon has the network: removing it on one node never
  *          touches the fabric network while another node still has it
+ *   docker_ids  each node's Docker id for it (a daemon removing a network names only that id)
  *   managed / vlan_created
  *          whether the plugin created the fabric network (and its VLAN): only then does
  *          the last node's removal delete them; an adopted network is left alone
@@ -27,13 +28,15 @@ export interface DockerNetworkRecord {
   icc: boolean;
   /** cn_uuids whose Docker daemon has the network, sorted. */
   nodes: string[];
+  /** cn_uuid -> that daemon's network id. */
+  docker_ids: Record<string, string>;
   /** The plugin created the fabric network (delete it with the last node). */
   managed: boolean;
   /** The plugin created the network's fabric VLAN too. */
   vlan_created: boolean;
 }
 
-const JOIN_PARAMS = new Set(['uuid', 'owner_uuid', 'icc', 'node', 'managed', 'vlan_created']);
+const JOIN_PARAMS = new Set(['uuid', 'owner_uuid', 'icc', 'node', 'docker_id', 'managed', 'vlan_created']);
 
 export function dockerNetworkNotFound(): ReturnType<typeof notFound> {
   return notFound('Docker network not found');
@@ -60,15 +63,18 @@ export async function joinDockerNetwork(tx: Tx, uuid: string, params: Params): P
   const icc = boolParam('icc', params.icc, errors) ?? true;
   const managed = boolParam('managed', params.managed, errors) ?? false;
   const vlanCreated = boolParam('vlan_created', params.vlan_created, errors) ?? false;
+  const dockerId = params.docker_id;
+  if (dockerId !== undefined && !(typeof dockerId === 'string' && /^[0-9a-f]{64}$/.test(dockerId))) errors.push(invalidParam('docker_id', 'docker_id must be 64 hex digits'));
   if (errors.length > 0 || !net || !owner || !node) throw invalidParams(errors);
   const base = await tx.getJson<DockerNetworkRecord>(dockerNetworkKey(net));
   if (base && base.owner_uuid !== owner) throw forbidden('network belongs to another owner');
   if (base && base.icc !== icc) {
     throw invalidParams([invalidParam('icc', `the network already exists with icc=${base.icc} on node(s) ${base.nodes.join(', ') || '(none)'}`)]);
   }
+  const ids = { ...(base?.docker_ids ?? {}), ...(typeof dockerId === 'string' ? { [node]: dockerId } : {}) };
   const rec: DockerNetworkRecord = base
-    ? { ...base, nodes: [...new Set([...base.nodes, node])].sort() }
-    : { uuid: net, owner_uuid: owner, icc, nodes: [node], managed, vlan_created: managed && vlanCreated };
+    ? { ...base, nodes: [...new Set([...base.nodes, node])].sort(), docker_ids: ids }
+    : { uuid: net, owner_uuid: owner, icc, nodes: [node], docker_ids: ids, managed, vlan_created: managed && vlanCreated };
   tx.putJson(dockerNetworkKey(net), rec);
   return rec;
 }
@@ -80,7 +86,8 @@ export async function joinDockerNetwork(tx: Tx, uuid: string, params: Params): P
 export async function leaveDockerNetwork(tx: Tx, uuid: string, node: string): Promise<DockerNetworkRecord> {
   const base = await tx.getJson<DockerNetworkRecord>(dockerNetworkKey(uuid));
   if (!base) throw dockerNetworkNotFound();
-  const rec = { ...base, nodes: base.nodes.filter((n) => n !== node) };
+  const { [node]: _gone, ...ids } = base.docker_ids ?? {};
+  const rec = { ...base, nodes: base.nodes.filter((n) => n !== node), docker_ids: ids };
   if (rec.nodes.length === 0) tx.del(dockerNetworkKey(uuid));
   else tx.putJson(dockerNetworkKey(uuid), rec);
   return rec;
@@ -94,6 +101,13 @@ export async function ownerNetworkIcc(tx: Tx, owner: string): Promise<Map<string
     if (r.owner_uuid === owner) out.set(r.uuid, r.icc);
   }
   return out;
+}
+
+/** GET /fw/docker/networks?node=UUID: the records naming that node. */
+export async function nodeDockerNetworks(tx: Tx, node: string): Promise<DockerNetworkRecord[]> {
+  return (await tx.range({ prefix: DOCKER_NETWORK_PREFIX }))
+    .map((kv) => JSON.parse(kv.value) as DockerNetworkRecord)
+    .filter((r) => r.nodes.includes(node));
 }
 
 /** GET /fw/docker/networks/:uuid (404 when absent). */

@@ -87,6 +87,12 @@ export class DockerLab {
     for (const f of HOST_FILES) this.preexisting.set(f, existsSync(f));
   }
 
+  /** Stops a daemon and starts it again on the same directories (its containers stop: no live-restore). */
+  async restart(d: Dockerd): Promise<Dockerd> {
+    await this.stop(d);
+    return this.start(d.node);
+  }
+
   /** Starts dockerd inside the node's namespace and waits until it answers. */
   async start(node: DatacenterNode, extraArgs: string[] = []): Promise<Dockerd> {
     const dir = join(this.base, node.name);
@@ -148,10 +154,16 @@ export class DockerLab {
     }
   }
 
+  private tar: Promise<string> | undefined;
+
   /** A busybox rootfs tarball (static binary, one symlink per applet), built once per lab. */
-  async busyboxTar(): Promise<string> {
+  busyboxTar(): Promise<string> {
+    this.tar ??= this.buildBusyboxTar();
+    return this.tar;
+  }
+
+  private async buildBusyboxTar(): Promise<string> {
     const tar = join(this.base, 'busybox.tar');
-    if (existsSync(tar)) return tar;
     const root = join(this.base, 'rootfs');
     for (const d of ['bin', 'etc', 'tmp', 'proc', 'sys', 'dev', 'www']) await mkdir(join(root, d), { recursive: true });
     await copyFile(BUSYBOX, join(root, 'bin/busybox'));
@@ -216,8 +228,7 @@ export class DockerLab {
     const out: number[] = [];
     for (const e of await readdir('/proc')) {
       if (!/^\d+$/.test(e)) continue;
-      const cmd = await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => '');
-      if (cmd.includes(dir) && Number(e) !== process.pid) out.push(Number(e));
+      if (isDockerProcess(await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => ''), dir)) out.push(Number(e));
     }
     return out;
   }
@@ -257,7 +268,7 @@ export class DockerLab {
       } catch {
         continue;
       }
-      if (!cmd.includes(this.base)) continue;
+      if (!isDockerProcess(cmd, this.base)) continue;
       try {
         process.kill(Number(e), 'SIGKILL');
       } catch {
@@ -265,6 +276,15 @@ export class DockerLab {
       }
     }
   }
+}
+
+/** Docker's own programs (not, say, an agent pointed at the daemon's socket). */
+const DOCKER_PROGRAMS = new Set(['dockerd', 'containerd', 'containerd-shim', 'containerd-shim-runc-v2', 'runc', 'docker-init', 'docker-proxy']);
+
+/** A process of Docker's whose command line names dir. */
+function isDockerProcess(cmdline: string, dir: string): boolean {
+  const argv0 = cmdline.split('\0')[0] ?? '';
+  return cmdline.includes(dir) && DOCKER_PROGRAMS.has(argv0.split('/').pop() ?? '');
 }
 
 /** rmdir a cgroup and its children (empty ones only: the kernel refuses the others). */

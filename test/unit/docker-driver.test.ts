@@ -181,7 +181,7 @@ describe('Docker plugin driver (protocol level)', () => {
     const r = await post(await plugin(ctl.api, docker.socket), 'NetworkDriver.CreateNetwork', createNetworkBody());
     assert.deepEqual(r.body, {});
     assert.deepEqual(ctl.calls.filter(([m]) => m !== 'GET'), [
-      ['PUT', '/fw/docker/networks/f0000000-0000-4000-8000-000000000001', { owner_uuid: OWNER, node: NODE, icc: true, managed: false, vlan_created: false }],
+      ['PUT', '/fw/docker/networks/f0000000-0000-4000-8000-000000000001', { owner_uuid: OWNER, node: NODE, docker_id: NET_ID, icc: true, managed: false, vlan_created: false }],
     ]);
   });
 });

@@ -40,6 +40,7 @@ describe('subnets and pools', () => {
     assert.deepEqual(parseSubnet('10.60.0.0/24'), { cidr: '10.60.0.0/24', network: '10.60.0.0', prefix: 24, first: '10.60.0.1', last: '10.60.0.254' });
     refuses(() => parseSubnet('10.60.0.1/24'), /host bits set: did you mean 10\.60\.0\.0\/24/);
     refuses(() => parseSubnet('10.60.0.0/31'), /prefix length/);
+    assert.deepEqual([parseSubnet('10.60.0.4/30').first, parseSubnet('10.60.0.4/30').last], ['10.60.0.5', '10.60.0.6']);
     refuses(() => parseSubnet('fd00::/64'), /IPv4 CIDR/);
   });
 

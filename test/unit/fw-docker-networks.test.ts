@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { joinDockerNetwork, leaveDockerNetwork, loadDockerNetwork } from '../../src/fw/docker-networks.js';
+import { joinDockerNetwork, leaveDockerNetwork, loadDockerNetwork, nodeDockerNetworks } from '../../src/fw/docker-networks.js';
 import { type DockerContainerRecord, dockerRules, saveContainer } from '../../src/fw/docker.js';
 import { RULE_PREFIX, dockerNetworkKey, instanceKey } from '../../src/fw/registry.js';
 import type { InstanceRecord, StoredRule } from '../../src/fw/types.js';
@@ -26,13 +26,15 @@ const rec = (n: number, over: Partial<DockerContainerRecord> = {}): DockerContai
 describe('Docker network records', () => {
   it('nodes join (icc set by the first) and leave; the record goes with the last node', async () => {
     const store = new MemoryStore();
-    const first = (await transact(store, (tx) => joinDockerNetwork(tx, NET_1, { owner_uuid: OWNER_A, node: NODE_1, icc: 'false', managed: true, vlan_created: true }))).value;
-    assert.deepEqual(first, { uuid: NET_1, owner_uuid: OWNER_A, icc: false, nodes: [NODE_1], managed: true, vlan_created: true });
-    const second = (await transact(store, (tx) => joinDockerNetwork(tx, NET_1, { owner_uuid: OWNER_A, node: NODE_2, icc: false }))).value;
+    const first = (await transact(store, (tx) => joinDockerNetwork(tx, NET_1, { owner_uuid: OWNER_A, node: NODE_1, docker_id: 'a'.repeat(64), icc: 'false', managed: true, vlan_created: true }))).value;
+    assert.deepEqual(first, { uuid: NET_1, owner_uuid: OWNER_A, icc: false, nodes: [NODE_1], docker_ids: { [NODE_1]: 'a'.repeat(64) }, managed: true, vlan_created: true });
+    const second = (await transact(store, (tx) => joinDockerNetwork(tx, NET_1, { owner_uuid: OWNER_A, node: NODE_2, docker_id: 'b'.repeat(64), icc: false }))).value;
     assert.deepEqual(second.nodes, [NODE_1, NODE_2]);
+    assert.deepEqual((await transact(store, (tx) => nodeDockerNetworks(tx, NODE_2))).value.map((r) => r.docker_ids[NODE_2]), ['b'.repeat(64)]);
     assert.equal(second.managed, true, 'a joining node does not change who made the network');
     const left = (await transact(store, (tx) => leaveDockerNetwork(tx, NET_1, NODE_1))).value;
     assert.deepEqual(left.nodes, [NODE_2]);
+    assert.deepEqual(left.docker_ids, { [NODE_2]: 'b'.repeat(64) });
     assert.deepEqual((await transact(store, (tx) => loadDockerNetwork(tx, NET_1))).value.nodes, [NODE_2]);
     assert.deepEqual((await transact(store, (tx) => leaveDockerNetwork(tx, NET_1, NODE_2))).value.nodes, []);
     assert.equal(await store.get(dockerNetworkKey(NET_1)), undefined);
@@ -48,8 +50,8 @@ describe('Docker network records', () => {
     );
     await assert.rejects(transact(store, (tx) => joinDockerNetwork(tx, NET_1, { owner_uuid: OWNER_B, node: NODE_2, icc: false })), (err) => err instanceof NapiError && err.statusCode === 403);
     await assert.rejects(
-      transact(store, (tx) => joinDockerNetwork(tx, 'nope', { owner_uuid: 'x', node: 'y', icc: 'maybe', colour: 1 })),
-      (err) => err instanceof NapiError && err.statusCode === 422 && err.errors?.length === 5,
+      transact(store, (tx) => joinDockerNetwork(tx, 'nope', { owner_uuid: 'x', node: 'y', docker_id: 'z', icc: 'maybe', colour: 1 })),
+      (err) => err instanceof NapiError && err.statusCode === 422 && err.errors?.length === 6,
     );
     assert.equal(JSON.stringify((await store.range({ prefix: '' })).kvs), before);
     await assert.rejects(transact(store, (tx) => leaveDockerNetwork(tx, NET_2, NODE_1)), (err) => err instanceof NapiError && err.statusCode === 404);

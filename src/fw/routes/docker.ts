@@ -7,8 +7,9 @@
  *
  * Docker networks (../docker-networks.ts), written by the Docker plugin in node agents:
  *
- *   PUT    /fw/docker/networks/:uuid              {owner_uuid, node, icc, managed, vlan_created}
+ *   PUT    /fw/docker/networks/:uuid              {owner_uuid, node, docker_id, icc, managed, vlan_created}
  *                                                 a node's daemon has the network
+ *   GET    /fw/docker/networks?node=UUID          the networks that node's daemon has
  *   GET    /fw/docker/networks/:uuid
  *   DELETE /fw/docker/networks/:uuid/nodes/:node  that node's daemon removed it; answers
  *                                                 what is left (no nodes: the record went)
@@ -17,7 +18,7 @@ import type { FastifyInstance } from 'fastify';
 import { requestParams } from '../../rest/http.js';
 import { transact } from '../../store/txn.js';
 import { requireUuid } from '../api-params.js';
-import { joinDockerNetwork, leaveDockerNetwork, loadDockerNetwork } from '../docker-networks.js';
+import { joinDockerNetwork, leaveDockerNetwork, loadDockerNetwork, nodeDockerNetworks } from '../docker-networks.js';
 import {
   type ContainerView,
   type DockerContainerRecord,
@@ -72,6 +73,12 @@ export function registerDockerRoutes(app: FastifyInstance, deps: FwRouteDeps): v
       await reconcileOwner(tx, rec.owner_uuid);
       return rec;
     });
+    return value;
+  });
+
+  app.get('/fw/docker/networks', async (req) => {
+    const node = requireUuid('node', requestParams(req).node, 'Invalid node UUID');
+    const { value } = await transact(store, (tx) => nodeDockerNetworks(tx, node));
     return value;
   });
 
