@@ -9,7 +9,16 @@ cd "$(dirname "$0")/.."
 
 profile=${RHUMB_SETUP_PROFILE:-test}
 runtime_pkgs=(libpcap-dev iproute2 python3 make g++)
-test_pkgs=(nftables iperf3 etcd-server tcpdump procps iputils-ping iputils-arping redis-server redis-tools chromium docker.io busybox-static)
+test_pkgs=(nftables iperf3 etcd-server tcpdump procps iputils-ping iputils-arping redis-server redis-tools chromium)
+# The CNI tests: the reference plugins rhumb chains with, and a real runtime (Podman with
+# runc: crun refuses this kind of host's cgroups) running busybox images built offline.
+test_pkgs+=(containernetworking-plugins iptables podman runc busybox-static)
+# wireguard-tools (wg) and wireguard-go: the encrypted underlay's tests (this kernel has no
+# WireGuard module). A compute node running an agent of a deployment that encrypts needs
+# wireguard-tools, and wireguard-go where its kernel lacks the module.
+test_pkgs+=(wireguard-tools wireguard-go)
+# The Docker tests: a real Docker Engine per node namespace (busybox images built offline).
+test_pkgs+=(docker.io)
 
 want=("${runtime_pkgs[@]}")
 [ "$profile" = test ] && want+=("${test_pkgs[@]}")

@@ -14,6 +14,13 @@
  *   userspace-mmsg    fast path with recvmmsg/sendmmsg batching, offloads off
  *   userspace         fast path with every offload it probed (TAP TSO/USO, UDP GSO/GRO,
  *                     coalescing towards the TAP, batching)
+ * Encrypted underlay (issue #20; this kernel has no WireGuard module: wireguard-go):
+ *   wireguard-go      wireguard-go alone between the two node namespaces, iperf3 between
+ *                     their tunnel addresses (the ceiling of anything carried inside it)
+ *   kernel-backend-wg the kernel backend's layout with VXLAN between tunnel addresses
+ *                     (vxlan `local` and FDB dst), inside wireguard-go; instance MTU 1390
+ *   userspace-wg      the fast path (every offload) bound to the tunnel address, path MTU
+ *                     1440, inside wireguard-go; instance MTU 1390
  * Measures: TCP Gbit/s with 1 and 4 streams, 64-byte UDP datagrams/s received.
  *
  * The machine has 2 cores shared by both nodes, iperf3 and the engines; figures are
@@ -21,11 +28,14 @@
  * (dataplane.quick.json with --quick).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
 import type { Offload } from '../../src/dataplane/fastpath.js';
 import { hostSideCommands, instanceCommands } from '../../src/agent/plumbing/nic.js';
+import { generatePrivateKey, publicKeyOf } from '../../src/agent/wireguard/keys.js';
 import { vnetCommands } from '../../src/agent/kernel/vnet.js';
 import { NetnsLab, netnsSkipReason, underlayAddr } from '../../test/helpers/netns.js';
 import { type FastPathNode, startFastPathNode } from '../../test/netns/fastpath-harness.js';
@@ -60,6 +70,8 @@ interface Setup {
   node: [string, string];
   /** Where iperf3 runs: the instances. */
   inst: [string, string];
+  /** The address iperf3's server listens on (default: the second instance's). */
+  server?: string;
   stop: () => Promise<void>;
   offloads?: Record<string, boolean>;
   /** Engine counters of both nodes (userspace only): what the traffic cost in frames and syscalls. */
@@ -77,6 +89,56 @@ async function underlay(tag: string): Promise<{ lab: NetnsLab; node: [string, st
   await lab.ip(a, 'link', 'set', 'ul0', 'up');
   await lab.ip(b, 'link', 'set', 'ul0', 'up');
   return { lab, node: [a, b], ul };
+}
+
+/** Tunnel addresses of the two nodes (as 198.18.32.1/2 derive to in 100.64.0.0/10). */
+const TUNNEL = ['100.82.32.1', '100.82.32.2'] as const;
+const WG_MTU = 1500 - 60;
+const WG_INSTANCE_MTU = WG_MTU - 50;
+
+/** wireguard-go in both node namespaces, each the other's peer; tunnel addresses on them. */
+async function wireguardPair(lab: NetnsLab, node: [string, string], ul: [string, string]): Promise<void> {
+  const keys = [generatePrivateKey(), generatePrivateKey()];
+  const names = [lab.name('wa'), lab.name('wb')];
+  for (const i of [0, 1] as const) {
+    const file = join(tmpdir(), `${names[i]}.key`);
+    await writeFile(file, `${keys[i]}\n`, { mode: 0o600 });
+    await lab.exec(node[i], 'env', 'WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1', 'wireguard-go', names[i]!);
+    await lab.exec(node[i], 'wg', 'set', names[i]!, 'listen-port', '51820', 'private-key', file);
+    await rm(file, { force: true });
+    await lab.ip(node[i], 'addr', 'add', `${TUNNEL[i]}/10`, 'dev', names[i]!);
+    await lab.ip(node[i], 'link', 'set', names[i]!, 'mtu', String(WG_MTU), 'up');
+  }
+  for (const i of [0, 1] as const) {
+    const o = 1 - i;
+    await lab.exec(node[i], 'wg', 'set', names[i]!, 'peer', publicKeyOf(keys[o]!), 'endpoint', `${ul[o]}:51820`, 'allowed-ips', `${TUNNEL[o]}/32`);
+  }
+}
+
+async function wireguardGo(): Promise<Setup> {
+  const { lab, node, ul } = await underlay('bwg');
+  await wireguardPair(lab, node, ul);
+  // iperf3 between the tunnel addresses: the instances are the nodes.
+  return { lab, node, inst: node, server: TUNNEL[1], stop: () => lab.cleanup() };
+}
+
+async function kernelBackendWireguard(): Promise<Setup> {
+  const { lab, node, ul } = await underlay('bkw');
+  await wireguardPair(lab, node, ul);
+  const inst: [string, string] = [await lab.addNetns('i'), await lab.addNetns('j')];
+  for (const i of [0, 1] as const) {
+    const o = 1 - i;
+    const p = {
+      mac: MAC[i], ip: IP[i], prefix: 24, mtu: WG_INSTANCE_MTU, routes: [], vnet: VNET, vlan: 0,
+      allowMacSpoofing: false, allowIpSpoofing: false, netns: `/run/netns/${inst[i]}`, ifname: 'eth0',
+    };
+    await ipBatchIn(lab, node[i], vnetCommands({ vnet: VNET, underlayIp: TUNNEL[i], mtu: 1450 }));
+    await ipBatchIn(lab, node[i], hostSideCommands(p));
+    await ipBatchIn(lab, inst[i], instanceCommands(p));
+    await lab.exec(node[i], 'bridge', 'fdb', 'add', MAC[o], 'dev', `rvx${VNET}`, 'dst', TUNNEL[o], 'self', 'permanent');
+    await lab.ip(inst[i], 'neigh', 'replace', IP[o], 'lladdr', MAC[o], 'dev', 'eth0', 'nud', 'permanent');
+  }
+  return { lab, node, inst, stop: () => lab.cleanup() };
 }
 
 async function kernelVxlan(): Promise<Setup> {
@@ -103,7 +165,7 @@ async function kernelBackendLayout(): Promise<Setup> {
     const o = 1 - i;
     const p = {
       mac: MAC[i], ip: IP[i], prefix: 24, mtu: 1450, routes: [], vnet: VNET, vlan: 0,
-      allowMacSpoofing: false, allowIpSpoofing: false, netns: inst[i], ifname: 'eth0',
+      allowMacSpoofing: false, allowIpSpoofing: false, netns: `/run/netns/${inst[i]}`, ifname: 'eth0',
     };
     await ipBatchIn(lab, node[i], vnetCommands({ vnet: VNET, underlayIp: ul[i], underlayDev: 'ul0', mtu: 1450 }));
     await ipBatchIn(lab, node[i], hostSideCommands(p));
@@ -115,19 +177,21 @@ async function kernelBackendLayout(): Promise<Setup> {
   return { lab, node, inst, stop: () => lab.cleanup() };
 }
 
-async function userspace(tag: string, disable: Offload[]): Promise<Setup> {
+async function userspace(tag: string, disable: Offload[], encrypted = false): Promise<Setup> {
   const { lab, node, ul } = await underlay(tag);
+  if (encrypted) await wireguardPair(lab, node, ul);
+  const vtep = encrypted ? TUNNEL : ul;
   const inst: [string, string] = [await lab.addNetns('i'), await lab.addNetns('j')];
   const fps: FastPathNode[] = [];
   for (const i of [0, 1] as const) {
     const o = 1 - i;
     fps.push(
       await startFastPathNode(lab, node[i], {
-        underlayIp: ul[i],
-        underlayMtu: 1500,
+        underlayIp: vtep[i],
+        underlayMtu: encrypted ? WG_MTU : 1500,
         disable,
-        nics: [{ netns: `/run/netns/${inst[i]}`, ifname: 'eth0', mac: MAC[i], ip: IP[i], vnet: VNET, vlan: 0, mtu: 1450 }],
-        directory: [{ vnet: VNET, ip: IP[o], mac: MAC[o], underlay: ul[o] }],
+        nics: [{ netns: `/run/netns/${inst[i]}`, ifname: 'eth0', mac: MAC[i], ip: IP[i], vnet: VNET, vlan: 0, mtu: encrypted ? WG_INSTANCE_MTU : 1450 }],
+        directory: [{ vnet: VNET, ip: IP[o], mac: MAC[o], underlay: vtep[o] }],
       }),
     );
     await lab.ip(inst[i], 'addr', 'add', `${IP[i]}/24`, 'dev', 'eth0');
@@ -162,10 +226,11 @@ interface IperfReport {
 }
 
 async function iperf(s: Setup, args: string[]): Promise<IperfReport | null> {
-  const server = s.lab.spawnIn(s.inst[1], ['iperf3', '-s', '-1', '-B', IP[1]]);
+  const at = s.server ?? IP[1];
+  const server = s.lab.spawnIn(s.inst[1], ['iperf3', '-s', '-1', '-B', at]);
   await sleep(400);
   try {
-    const out = await s.lab.exec(s.inst[0], 'timeout', String(SECONDS + 15), 'iperf3', '-c', IP[1], '-t', String(SECONDS), '-J', ...args);
+    const out = await s.lab.exec(s.inst[0], 'timeout', String(SECONDS + 15), 'iperf3', '-c', at, '-t', String(SECONDS), '-J', ...args);
     return JSON.parse(out) as IperfReport;
   } catch (err) {
     console.error(`iperf3 ${args.join(' ')}: ${(err as Error).message.slice(0, 300)}`);
@@ -179,7 +244,7 @@ async function measure(plane: string, make: () => Promise<Setup>): Promise<Resul
   const s = await make();
   try {
     // Warm up (first contact resolves misses / ARP).
-    await s.lab.exec(s.inst[0], 'ping', '-c', '3', '-i', '0.2', '-W', '2', IP[1]).catch(() => undefined);
+    await s.lab.exec(s.inst[0], 'ping', '-c', '3', '-i', '0.2', '-W', '2', s.server ?? IP[1]).catch(() => undefined);
     const t1 = await iperf(s, []);
     const t4 = await iperf(s, ['-P', '4']);
     const u = await iperf(s, ['-u', '-l', '64', '-b', '0']);
@@ -212,6 +277,9 @@ async function main(): Promise<void> {
     ['userspace-nooff', () => userspace('bun', ['tso', 'uso', 'gso', 'gro', 'coalesce', 'mmsg'])],
     ['userspace-mmsg', () => userspace('bum', ['tso', 'uso', 'gso', 'gro', 'coalesce'])],
     ['userspace', () => userspace('buo', [])],
+    ['wireguard-go', wireguardGo],
+    ['kernel-backend-wg', kernelBackendWireguard],
+    ['userspace-wg', () => userspace('buw', [], true)],
   ];
   for (const [name, make] of plan.filter(([n]) => !only || only.has(n))) {
     process.stderr.write(`${name} ...\n`);
@@ -229,6 +297,12 @@ async function main(): Promise<void> {
     ]);
   }
   console.log(table.toString());
+  // Encrypted next to cleartext, where both ran.
+  for (const [wg, clear] of [['kernel-backend-wg', 'kernel-backend'], ['userspace-wg', 'userspace']] as const) {
+    const e = results.find((r) => r.plane === wg);
+    const c = results.find((r) => r.plane === clear);
+    if (e && c) console.log(`${wg} / ${clear}: TCP 1 stream ${ratio(e.tcp1Gbps, c.tcp1Gbps)}, 4 streams ${ratio(e.tcp4Gbps, c.tcp4Gbps)}`);
+  }
   const out = join(root, 'bench', 'results', quick ? 'dataplane.quick.json' : 'dataplane.json');
   mkdirSync(dirname(out), { recursive: true });
   const withRatios = results.map((r) => ({

@@ -6,16 +6,23 @@
  * with the ratio, memory per mapping for both, and writes bench/results/svp-lookup.json.
  *
  *   node --import tsx bench/svp-lookup/run.ts [--quick] [--mappings N] [--duration S] [--no-redis]
+ *       [--node-client] [--only 64x32,...] [--cpu-prof DIR]
  *
  * Method (same as redis-benchmark): each connection writes a batch of `depth` requests,
- * waits for all replies, repeats; a request's latency is from its batch's write to its
- * reply. Keys are uniform random over all N mappings (all hits). The SVP server runs in
- * its own process (bench/svp-lookup/server.ts) so the load generator does not share its
- * event loop; both sides' CPU use is reported, because a JS load generator can saturate
- * before the server does.
+ * waits for all replies, repeats; a request's latency is from its batch's write to the
+ * batch's first read event. Keys are uniform random over all N mappings (all hits), fresh
+ * for every batch. The SVP server runs in its own process (bench/svp-lookup/server.ts).
+ *
+ * The SVP load generator is bench/svp-lookup/loadgen.c (compiled here with cc): C, one
+ * thread, epoll, like redis-benchmark, so that on a 2-core machine the generator takes
+ * about as much CPU from the server under test on both sides. --node-client uses the
+ * older JS generator instead (at depth 1 it used 10-40 µs of CPU per request, about as
+ * much as the server, on a 2-core machine where the two share the cores).
+ * Each server's CPU time per request is reported too (from /proc/PID/stat over the
+ * measured window): it moves much less than the rates when the machine is shared.
  */
 import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,6 +48,14 @@ const MAPPINGS = Number(value('--mappings') ?? (quick ? 100_000 : 1_000_000));
 const DURATION_MS = Number(value('--duration') ?? (quick ? 0.5 : 3)) * 1000;
 const WARMUP_MS = quick ? 100 : 500;
 const WITH_REDIS = !flag('--no-redis');
+const NODE_CLIENT = flag('--node-client');
+/** --only 64x32[,16x32...]: run just these settings (profiling, iteration). */
+const ONLY = value('--only')?.split(',').map((s) => s.trim());
+/**
+ * --cpu-prof DIR: the SVP server child records a V8 CPU profile of each run (its warm-up
+ * included), not of the index load, as DIR/svp-<c>x<P>.cpuprofile.
+ */
+const CPU_PROF_DIR = value('--cpu-prof');
 const CONNS = [1, 16, 64];
 const DEPTHS = [1, 32];
 
@@ -89,6 +104,7 @@ function startServerChild(): Promise<{ child: ChildProcess; ready: ReadyMsg }> {
   const child = fork(join(here, 'server.ts'), [String(MAPPINGS)], {
     execArgv: ['--expose-gc', '--max-old-space-size=8192', '--import', 'tsx'],
     cwd: root,
+    env: CPU_PROF_DIR ? { ...process.env, SVP_BENCH_CPU_PROF_DIR: CPU_PROF_DIR } : process.env,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   return new Promise((resolve, reject) => {
@@ -99,7 +115,7 @@ function startServerChild(): Promise<{ child: ChildProcess; ready: ReadyMsg }> {
   });
 }
 
-function ask<T>(child: ChildProcess, msg: { type: string }, replyType: string): Promise<T> {
+function ask<T>(child: ChildProcess, msg: { type: string; label?: string }, replyType: string): Promise<T> {
   return new Promise((resolve) => {
     const on = (m: { type: string }): void => {
       if (m.type !== replyType) return;
@@ -137,13 +153,66 @@ interface RunResult {
   p50ms: number;
   p99ms: number;
   errors: number;
-  clientCpuPct?: number;
-  serverCpuPct?: number;
+  /** The load generator's CPU time per request (µs), where measured. */
+  clientCpuUsPerReq?: number;
+  /** The server's CPU time per request (µs), where measured. */
+  serverCpuUsPerReq?: number;
+}
+
+// ---------------------------------------------------------------------------------------
+// C load generator (loadgen.c)
+
+const LOADGEN_SRC = join(here, 'loadgen.c');
+const LOADGEN_BIN = join(root, 'bench', 'results', 'bin', 'svp-loadgen');
+
+/** Compiles loadgen.c unless the binary is newer than the source. */
+function buildLoadgen(): void {
+  if (existsSync(LOADGEN_BIN) && statSync(LOADGEN_BIN).mtimeMs >= statSync(LOADGEN_SRC).mtimeMs) return;
+  mkdirSync(dirname(LOADGEN_BIN), { recursive: true });
+  execFileSync('cc', ['-O2', '-std=c11', '-D_GNU_SOURCE', '-Wall', '-Wextra', '-Werror', '-o', LOADGEN_BIN, LOADGEN_SRC], { stdio: 'inherit' });
+}
+
+interface LoadgenOut {
+  requests: number;
+  seconds: number;
+  p50ms: number;
+  p99ms: number;
+  errors: number;
+  clientCpuMicros: number;
+  serverCpuMicros: number;
+}
+
+async function svpRunC(port: number, conns: number, depth: number, child: ChildProcess): Promise<RunResult> {
+  // The server child profiles the same window when --cpu-prof is given.
+  if (CPU_PROF_DIR) await ask(child, { type: 'cpu-mark', label: `${conns}x${depth}` }, 'cpu-marked');
+  const out = await new Promise<string>((resolve, reject) => {
+    const args = [port, conns, depth, MAPPINGS, WARMUP_MS, DURATION_MS, child.pid ?? 0].map(String);
+    const gen = spawn(LOADGEN_BIN, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let text = '';
+    gen.stdout.on('data', (d: Buffer) => (text += d.toString()));
+    gen.once('error', reject);
+    gen.once('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`svp-loadgen exited with ${code}`))));
+  });
+  if (CPU_PROF_DIR) await ask(child, { type: 'cpu-read' }, 'cpu');
+  const r = JSON.parse(out) as LoadgenOut;
+  return {
+    conns,
+    depth,
+    requests: r.requests,
+    seconds: r.seconds,
+    rps: r.requests / r.seconds,
+    p50ms: r.p50ms,
+    p99ms: r.p99ms,
+    errors: r.errors,
+    clientCpuUsPerReq: r.clientCpuMicros / r.requests,
+    serverCpuUsPerReq: r.serverCpuMicros >= 0 ? r.serverCpuMicros / r.requests : undefined,
+  };
 }
 
 const ACK_BYTES = 16 + 28;
 
-async function svpRun(port: number, conns: number, depth: number, child: ChildProcess): Promise<RunResult> {
+/** The JS load generator (--node-client): one event loop for every connection. */
+async function svpRunNode(port: number, conns: number, depth: number, child: ChildProcess): Promise<RunResult> {
   const batches = makeBatches(depth, 4096);
   const histo = new Histo();
   let requests = 0;
@@ -171,6 +240,8 @@ async function svpRun(port: number, conns: number, depth: number, child: ChildPr
 
   for (const s of sockets) {
     let sentAt = 0;
+    /** From the batch's write to its first read event (redis-benchmark's definition). */
+    let latency = -1;
     let remaining = 0;
     let leftover: Buffer | null = null;
     const send = (): void => {
@@ -179,11 +250,12 @@ async function svpRun(port: number, conns: number, depth: number, child: ChildPr
         return;
       }
       remaining = depth;
+      latency = -1;
       sentAt = performance.now();
       s.write(batches[nextBatch++ & 4095]);
     };
     s.on('data', (chunk: Buffer) => {
-      const now = performance.now();
+      if (latency < 0) latency = performance.now() - sentAt;
       let buf = chunk;
       if (leftover) {
         buf = Buffer.concat([leftover, chunk]);
@@ -198,7 +270,7 @@ async function svpRun(port: number, conns: number, depth: number, child: ChildPr
           verified++;
         }
         if (recording) {
-          histo.add(now - sentAt);
+          histo.add(latency);
           requests++;
         }
         remaining--;
@@ -213,7 +285,7 @@ async function svpRun(port: number, conns: number, depth: number, child: ChildPr
   }
 
   await sleep(WARMUP_MS);
-  await ask(child, { type: 'cpu-mark' }, 'cpu-marked');
+  await ask(child, { type: 'cpu-mark', label: `${conns}x${depth}` }, 'cpu-marked');
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   recording = true;
@@ -234,8 +306,8 @@ async function svpRun(port: number, conns: number, depth: number, child: ChildPr
     p50ms: histo.pct(50),
     p99ms: histo.pct(99),
     errors,
-    clientCpuPct: ((cpu.user + cpu.system) / 1e4 / seconds),
-    serverCpuPct: server.micros / 1e4 / seconds,
+    clientCpuUsPerReq: (cpu.user + cpu.system) / requests,
+    serverCpuUsPerReq: server.micros / requests,
   };
 }
 
@@ -378,7 +450,26 @@ async function startRedis(): Promise<RedisInfo> {
   return { child, port, bytesPerKey: (after - before) / MAPPINGS, version };
 }
 
-function redisRun(port: number, conns: number, depth: number, n: number): RunResult {
+/** CPU time (user + system) a process has used, in µs, from /proc/PID/stat. */
+function procCpuMicros(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
+  const ticks = Number(f[11]) + Number(f[12]); // utime, stime: fields 14 and 15
+  return (ticks * 1e6) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+/** CPU time (µs) used by this process's children that have been waited for (cutime + cstime). */
+function waitedChildrenCpuMicros(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[13]) + Number(f[14])) * 1e6) / CLOCK_TICKS; // fields 16 and 17
+}
+
+function redisRun(redis: RedisInfo, conns: number, depth: number, n: number): RunResult {
+  const port = redis.port;
+  const cpu0 = procCpuMicros(redis.child.pid!);
+  const gen0 = waitedChildrenCpuMicros();
   const out = execFileSync(
     'redis-benchmark',
     ['-h', '127.0.0.1', '-p', String(port), '-c', String(conns), '-P', String(depth), '-t', 'get', '-r', String(MAPPINGS), '-n', String(n), '--csv'],
@@ -391,21 +482,24 @@ function redisRun(port: number, conns: number, depth: number, n: number): RunRes
   if (!line) throw new Error(`unexpected redis-benchmark output: ${out}`);
   const f = line.split(',').map((x) => Number(x.replace(/"/g, '')));
   const rps = f[1];
-  return { conns, depth, requests: n, seconds: n / rps, rps, p50ms: f[4], p99ms: f[6], errors: 0 };
+  const serverCpuUsPerReq = (procCpuMicros(redis.child.pid!) - cpu0) / n;
+  const clientCpuUsPerReq = (waitedChildrenCpuMicros() - gen0) / n; // redis-benchmark's, set-up included
+  return { conns, depth, requests: n, seconds: n / rps, rps, p50ms: f[4], p99ms: f[6], errors: 0, serverCpuUsPerReq, clientCpuUsPerReq };
 }
 
 /** Runs redis-benchmark sized to last about DURATION_MS (one short calibration run first). */
-function redisRunTimed(port: number, conns: number, depth: number): RunResult {
+function redisRunTimed(redis: RedisInfo, conns: number, depth: number): RunResult {
   const probeN = Math.max(conns * depth * 20, 20_000);
-  const probe = redisRun(port, conns, depth, probeN);
+  const probe = redisRun(redis, conns, depth, probeN);
   const n = Math.max(probeN, Math.round((probe.rps * DURATION_MS) / 1000));
-  return redisRun(port, conns, depth, n);
+  return redisRun(redis, conns, depth, n);
 }
 
 // ---------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
   process.stdout.write(`svp-lookup bench: ${MAPPINGS.toLocaleString()} mappings, ${DURATION_MS / 1000} s per run${quick ? ' (quick)' : ''}\n`);
+  if (!NODE_CLIENT) buildLoadgen();
   const { child, ready } = await startServerChild();
   process.stdout.write(
     `index: loaded ${(ready.index.ipMappings).toLocaleString()} VL3 + ${(ready.index.macMappings).toLocaleString()} VL2 mappings in ${(ready.loadMs / 1000).toFixed(1)} s; ` +
@@ -420,8 +514,9 @@ async function main(): Promise<void> {
     }
     for (const depth of DEPTHS) {
       for (const conns of CONNS) {
-        const svp = await svpRun(ready.port, conns, depth, child);
-        const red = redis ? redisRunTimed(redis.port, conns, depth) : null;
+        if (ONLY && !ONLY.includes(`${conns}x${depth}`)) continue;
+        const svp = NODE_CLIENT ? await svpRunNode(ready.port, conns, depth, child) : await svpRunC(ready.port, conns, depth, child);
+        const red = redis ? redisRunTimed(redis, conns, depth) : null;
         rows.push({ svp, redis: red });
         process.stdout.write(
           `  c=${conns} P=${depth}: svp ${Math.round(svp.rps).toLocaleString()}/s` +
@@ -436,8 +531,9 @@ async function main(): Promise<void> {
     if (redis) redis.child.kill('SIGTERM');
   }
 
+  const us = (v: number | undefined): string => (v === undefined ? '-' : v.toFixed(2));
   const t = new Table({
-    head: ['conns', 'depth', 'SVP VL3/s', 'p50 ms', 'p99 ms', 'srv CPU', 'gen CPU', 'redis GET/s', 'p50 ms', 'p99 ms', 'SVP/redis'],
+    head: ['conns', 'depth', 'SVP VL3/s', 'p50 ms', 'p99 ms', 'srv µs/req', 'gen µs/req', 'redis GET/s', 'p50 ms', 'p99 ms', 'srv µs/req', 'gen µs/req', 'SVP/redis', 'p99 SVP/redis'],
     style: { head: [], border: [] },
   });
   for (const { svp, redis: r } of rows)
@@ -447,14 +543,21 @@ async function main(): Promise<void> {
       Math.round(svp.rps).toLocaleString(),
       svp.p50ms.toFixed(3),
       svp.p99ms.toFixed(3),
-      `${svp.serverCpuPct?.toFixed(0)}%`,
-      `${svp.clientCpuPct?.toFixed(0)}%`,
+      us(svp.serverCpuUsPerReq),
+      us(svp.clientCpuUsPerReq),
       r ? Math.round(r.rps).toLocaleString() : '-',
       r ? r.p50ms.toFixed(3) : '-',
       r ? r.p99ms.toFixed(3) : '-',
+      r ? us(r.serverCpuUsPerReq) : '-',
+      r ? us(r.clientCpuUsPerReq) : '-',
       r ? (svp.rps / r.rps).toFixed(2) : '-',
+      r ? (svp.p99ms / r.p99ms).toFixed(2) : '-',
     ]);
   process.stdout.write(`${t.toString()}\n`);
+  process.stdout.write(
+    `load generator: ${NODE_CLIENT ? 'JS (--node-client)' : 'svp-loadgen (C)'}; µs/req = CPU time per request over the measured window; ` +
+      `load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(2)).join(' ')}\n`,
+  );
   process.stdout.write(
     `memory: SVP index ${ready.index.bytesPerMapping.toFixed(1)} B/mapping (one MAC + one IP mapping per NIC)` +
       (redis ? `; redis ${redis.bytesPerKey.toFixed(1)} B/key (24-byte values)` : '') +
@@ -469,6 +572,8 @@ async function main(): Promise<void> {
     durationSeconds: DURATION_MS / 1000,
     node: process.version,
     cpus: (await import('node:os')).cpus().length,
+    loadAverage: (await import('node:os')).loadavg(),
+    loadGenerator: NODE_CLIENT ? 'node' : 'svp-loadgen',
     index: { ...ready.index, loadMs: ready.loadMs },
     redis: redis ? { version: redis.version, bytesPerKey: redis.bytesPerKey } : null,
     runs: rows.map(({ svp, redis: r }) => ({ conns: svp.conns, depth: svp.depth, svp, redis: r, ratio: r ? svp.rps / r.rps : null })),

@@ -6,6 +6,9 @@
  *
  * Run by run.ts: node --expose-gc --import tsx bench/svp-lookup/server.ts <mappings>
  */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
+import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { MappingIndex } from '../../src/mapping/index.js';
 import { SvpServer } from '../../src/svp/server.js';
@@ -58,14 +61,17 @@ async function main(): Promise<void> {
     },
   });
 
+  const profiler = profileWindows(process.env.SVP_BENCH_CPU_PROF_DIR);
   let cpuMark = process.cpuUsage();
-  process.on('message', (msg: { type: string }) => {
+  process.on('message', (msg: { type: string; label?: string }) => {
     if (msg.type === 'cpu-mark') {
+      profiler?.start(msg.label ?? 'run');
       cpuMark = process.cpuUsage();
       send({ type: 'cpu-marked' });
     } else if (msg.type === 'cpu-read') {
       const d = process.cpuUsage(cpuMark);
-      send({ type: 'cpu', micros: d.user + d.system });
+      profiler?.stop();
+      send({ type: 'cpu', micros: d.user + d.system, userMicros: d.user, systemMicros: d.system });
     } else if (msg.type === 'stop') {
       void server.close().then(() => {
         index.close();
@@ -73,6 +79,25 @@ async function main(): Promise<void> {
       });
     }
   });
+}
+
+/** V8 CPU profiles of the runs only (not the index load), one file per run. */
+function profileWindows(dir: string | undefined): { start(label: string): void; stop(): void } | null {
+  if (!dir) return null;
+  const session = new Session();
+  session.connect();
+  let label = 'run';
+  return {
+    start(l) {
+      label = l;
+      session.post('Profiler.enable', () => session.post('Profiler.start'));
+    },
+    stop() {
+      session.post('Profiler.stop', (err, res) => {
+        if (!err) writeFileSync(join(dir, `svp-${label}.cpuprofile`), JSON.stringify(res.profile));
+      });
+    },
+  };
 }
 
 main().catch((err: Error) => {

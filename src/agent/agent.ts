@@ -18,6 +18,7 @@ import { FwFeedClient, installedInstances } from '../fw/applier.js';
 import { SvpStatus } from '../svp/codec.js';
 import type { ClientLogEntry, LogResult, LogRmResult, QueryOptions, Vl2Result, Vl3Result } from '../svp/client.js';
 import type { BackendMiss, DataplaneBackend, VnetEntries } from './backend.js';
+import { type UnderlayRouting, repointEntries } from './underlay-routing.js';
 import { ResolvingCache, type Vl2Mapping, type Vl3Mapping, vl2Key, vl3Key } from './cache.js';
 import { inNetns, ip as ipCmd, linkWithAddress } from './plumbing/iproute.js';
 import { canonicalMac } from '../net/addr.js';
@@ -77,6 +78,8 @@ export interface AgentOptions {
   onShootdownApplied?: (entry: ClientLogEntry, appliedAt: number) => void;
   /** The agent's logger (pino; the CLI's root logger); none: silent. */
   logger?: Logger;
+  /** The encrypted underlay (absent: VXLAN always between underlay addresses). */
+  routing?: UnderlayRouting;
 }
 
 /** An error with the HTTP status the local API answers with. */
@@ -103,6 +106,8 @@ export interface AttachedNic {
   /** Unknown only for a NIC adopted at restart without a (valid) state record. */
   netns?: string;
   ifname?: string;
+  /** The MTU it was plumbed with (the network's, or less while the underlay is encrypted); unknown for adopted NICs. */
+  mtu?: number;
 }
 
 export interface AttachRequest {
@@ -205,15 +210,20 @@ export class Agent {
         await sleep(1000);
       }
     }
+    await this.o.routing?.init();
     const backendLog = this.log.child({ component: `backend-${this.o.backend.kind}` });
     await this.o.backend.start({
       underlayIp: this.o.underlayIp,
       underlayDev: this.o.underlayDev,
+      ...(this.o.routing ? { path: this.o.routing.path() } : {}),
       onMiss: (m) => this.onMiss(m),
       log: (msg) => backendLog.info(msg),
       peerUnderlays: () => this.peerUnderlays(),
     });
     await this.rebuild();
+    // Entries adopted from before a change of path (encryption turned on or off meanwhile).
+    if (this.o.routing) await this.repoint();
+    this.o.routing?.start(() => this.repoint());
     this.logLoop = this.runShootdowns();
     if (this.o.firewall) {
       this.fw = new FwFeedClient({
@@ -288,7 +298,22 @@ export class Agent {
   private async peerUnderlays(): Promise<string[]> {
     const tag = this.o.underlayNicTag ?? 'sdc_underlay';
     const nics = await this.o.napi.listNics({ underlay: true, belongs_to_type: 'server' });
-    return nics.filter((n) => n.ip && n.ip !== this.o.underlayIp && (n.nic_tag === undefined || n.nic_tag === tag)).map((n) => n.ip!);
+    const underlays = nics.filter((n) => n.ip && n.ip !== this.o.underlayIp && (n.nic_tag === undefined || n.nic_tag === tag)).map((n) => n.ip!);
+    return this.o.routing ? this.o.routing.sources(underlays) : underlays;
+  }
+
+  /** Where VXLAN for the node at this underlay address goes (undefined: nowhere it may). */
+  private dst(underlay: string): string | undefined {
+    if (!this.o.routing) return underlay;
+    const d = this.o.routing.destination(underlay);
+    if (d === undefined) this.log.warn(`node at ${underlay} has no tunnel address: nothing is sent to it`);
+    return d;
+  }
+
+  /** Where VXLAN goes changed (encryption turned on or off): the data plane follows. */
+  private async repoint(): Promise<void> {
+    const moved = await repointEntries(this.o.backend, this.o.routing!, (vnet, mac) => this.vl2.peek(vl2Key(vnet, mac))?.vlan);
+    if (moved > 0) this.log.info(`${moved} remote entries re-pointed (VXLAN from ${this.o.routing!.path().local})`);
   }
 
   /** Adopts NICs the API places here that are plumbed, and the kernel's entries. */
@@ -343,10 +368,12 @@ export class Agent {
     let entries = 0;
     for (const vnet of this.o.backend.vnets()) {
       const e = this.o.backend.entries(vnet);
-      const where = new Map(e.fdb.map((f) => [f.mac, f.underlay]));
+      // Entries name tunnel addresses when encrypted; the caches hold underlay addresses.
+      const underlayOf = (dst: string) => this.o.routing?.underlayOf(dst) ?? dst;
+      const where = new Map(e.fdb.map((f) => [f.mac, underlayOf(f.underlay)]));
       for (const f of e.fdb) {
-        this.vl2.set(vl2Key(vnet, f.mac), { underlay: f.underlay, port: 4789 });
-        this.o.prober?.add(f.underlay);
+        this.vl2.set(vl2Key(vnet, f.mac), { underlay: underlayOf(f.underlay), port: 4789 });
+        this.o.prober?.add(underlayOf(f.underlay));
       }
       for (const n of e.neighbours) {
         const underlay = where.get(n.mac);
@@ -443,7 +470,8 @@ export class Agent {
       source = r.source;
       result = r.value === null ? 'notfound' : this.isLocal(r.value.underlay) ? 'local' : 'ok';
       if (r.value && result === 'ok' && r.source !== 'coalesced' && !r.stale) {
-        this.o.backend.installL2(vnet, mac, r.value.underlay, r.value.vlan);
+        const dst = this.dst(r.value.underlay);
+        if (dst !== undefined) this.o.backend.installL2(vnet, mac, dst, r.value.vlan);
         this.o.prober?.add(r.value.underlay);
       }
       return r.value;
@@ -453,7 +481,9 @@ export class Agent {
   }
 
   private installIp(vnet: number, ip: string, m: Vl3Mapping): void {
-    this.o.backend.installL3(vnet, ip, m.mac, m.underlay, m.vlan);
+    const dst = this.dst(m.underlay);
+    if (dst === undefined) return;
+    this.o.backend.installL3(vnet, ip, m.mac, dst, m.vlan);
     // The FDB entry came with the answer: the VL2 cache knows it too.
     this.vl2.set(vl2Key(vnet, m.mac), { underlay: m.underlay, port: m.port, ...(m.vlan === undefined ? {} : { vlan: m.vlan }) });
     this.o.prober?.add(m.underlay);
@@ -576,6 +606,23 @@ export class Agent {
       if (err instanceof NapiRequestError && err.status === 404) throw new AgentError(404, `NIC ${macText} does not exist`);
       throw err;
     }
+    return this.attachNic(nic, req);
+  }
+
+  /**
+   * attach() for a caller that has just read (or created) the NIC's API record, e.g. the
+   * workload attachments: the same checks and plumbing without reading it again.
+   */
+  async attachNic(nic: ApiNic, req: AttachRequest): Promise<AttachedNic> {
+    let macText: string;
+    try {
+      macText = canonicalMac(nic.mac);
+    } catch (err) {
+      throw new AgentError(400, (err as Error).message);
+    }
+    const shape = netnsPathProblem(req.netns) ?? (req.ifname === undefined ? undefined : ifnameProblem(req.ifname));
+    if (shape) throw new AgentError(400, shape);
+    if (this.o.backend.isPlumbed(macText)) throw new AgentError(409, `NIC ${macText} is already attached on this node`);
     if (nic.cn_uuid !== this.o.nodeUuid) {
       throw new AgentError(409, `NIC ${macText} is placed on node ${nic.cn_uuid ?? '(none)'}, not this node (${this.o.nodeUuid})`);
     }
@@ -587,6 +634,9 @@ export class Agent {
     } catch (err) {
       throw new AgentError(400, (err as Error).message);
     }
+    // Inside WireGuard the path is shorter: the instance gets no more than fits.
+    const limit = this.o.routing?.instanceMtu();
+    if (limit !== undefined && p.mtu > limit) p = { ...p, mtu: limit };
     let firstOnVnet: boolean;
     try {
       ({ firstOnVnet } = await this.o.backend.plumb(p));
@@ -603,6 +653,7 @@ export class Agent {
       belongs_to_uuid: nic.belongs_to_uuid,
       netns: p.netns,
       ifname: p.ifname,
+      mtu: p.mtu,
     };
     this.nics.set(macText, attached);
     this.records.set(macText, { netns: p.netns, ifname: p.ifname, belongs_to_uuid: nic.belongs_to_uuid });
@@ -622,14 +673,25 @@ export class Agent {
    * nothing until activate().
    */
   async stage(req: StageRequest): Promise<AttachedNic> {
-    const nic = await this.placedNic(req.mac);
-    const macText = canonicalMac(nic.mac);
+    return this.stageNic(await this.placedNic(req.mac), req);
+  }
+
+  /** stage() for a caller holding the NIC's API record (the workload attachments). */
+  async stageNic(nic: ApiNic, req: StageRequest): Promise<AttachedNic> {
+    const macText = this.macParam(nic.mac);
+    if (this.o.backend.isPlumbed(macText)) throw new AgentError(409, `NIC ${macText} is already attached on this node`);
+    if (nic.cn_uuid !== this.o.nodeUuid) {
+      throw new AgentError(409, `NIC ${macText} is placed on node ${nic.cn_uuid ?? '(none)'}, not this node (${this.o.nodeUuid})`);
+    }
     let p;
     try {
       p = stagedPlumbingFor(nic, req.ifname);
     } catch (err) {
       throw new AgentError(400, (err as Error).message);
     }
+    // Inside WireGuard the path is shorter: the workload gets no more than fits.
+    const limit = this.o.routing?.instanceMtu();
+    if (limit !== undefined && p.mtu > limit) p = { ...p, mtu: limit };
     let firstOnVnet: boolean;
     try {
       ({ firstOnVnet } = await this.o.backend.stage(p));
@@ -637,7 +699,9 @@ export class Agent {
       if (err instanceof PlumbingError) throw new AgentError(422, err.message);
       throw err;
     }
-    const attached: AttachedNic = { mac: macText, ip: p.ip, vnet: p.vnet, vlan: p.vlan, network_uuid: nic.network_uuid, belongs_to_uuid: nic.belongs_to_uuid };
+    const attached: AttachedNic = {
+      mac: macText, ip: p.ip, vnet: p.vnet, vlan: p.vlan, network_uuid: nic.network_uuid, belongs_to_uuid: nic.belongs_to_uuid, mtu: p.mtu,
+    };
     this.nics.set(macText, attached);
     this.vl3.invalidate(vl3Key(p.vnet, p.ip));
     this.vl2.invalidate(vl2Key(p.vnet, macText));
@@ -684,21 +748,15 @@ export class Agent {
     }
   }
 
-  /** The API's record of a NIC that may be plumbed here now (placed on this node, not plumbed yet). */
+  /** The API's record of a NIC (404 when it does not exist). */
   private async placedNic(input: string): Promise<ApiNic> {
     const mac = this.macParam(input);
-    if (this.o.backend.isPlumbed(mac)) throw new AgentError(409, `NIC ${mac} is already attached on this node`);
-    let nic: ApiNic;
     try {
-      nic = await this.o.napi.getNic(mac);
+      return await this.o.napi.getNic(mac);
     } catch (err) {
       if (err instanceof NapiRequestError && err.status === 404) throw new AgentError(404, `NIC ${mac} does not exist`);
       throw err;
     }
-    if (nic.cn_uuid !== this.o.nodeUuid) {
-      throw new AgentError(409, `NIC ${mac} is placed on node ${nic.cn_uuid ?? '(none)'}, not this node (${this.o.nodeUuid})`);
-    }
-    return nic;
   }
 
   /** Resolves the network's NICs on other nodes, so first contact does not wait on a miss. */
@@ -759,6 +817,7 @@ export class Agent {
       nics: [...this.nics.values()],
       cache: { vl3: this.vl3.sizes(), vl2: this.vl2.sizes() },
       shootdowns_applied: this.shootdownsApplied,
+      ...(this.o.routing ? { encryption: this.o.routing.status() } : {}),
       firewall: this.fw
         ? { enabled: true, revision: this.fw.revision, failures: Object.fromEntries(this.fw.failures) }
         : { enabled: false },
@@ -770,6 +829,7 @@ export class Agent {
     this.closed = true;
     // Tables stay in the namespaces: the instances stay protected while the agent is down.
     await this.fw?.stop();
+    await this.o.routing?.stop();
     this.o.backend.close();
     await Promise.race([this.logLoop, sleep(100)]);
   }

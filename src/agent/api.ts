@@ -7,6 +7,7 @@
  *                   /run/netns/NAME, /var/run/netns/NAME or /proc/PID/ns/net, ifname a
  *                   plain interface name (./plumbing/checks.ts): anything else is a 400
  *   POST /detach    {mac}                  undo it
+ *   POST /wireguard/rotate-key             replace the node's WireGuard key (encrypted underlay)
  *   /workloads…, /health   workload attachments (CNI, Docker): ./workload-routes.ts
  * Errors: {code, message} with 400/404/409/422 (AgentError) or 500.
  */
@@ -32,7 +33,13 @@ function str(body: unknown, field: string, required: boolean): string | undefine
   return v;
 }
 
-export function buildAgentApi(agent: Agent, registry: Registry, opts: { workloads?: WorkloadManager } = {}): FastifyInstance {
+export interface AgentApiOptions {
+  workloads?: WorkloadManager;
+  /** Rotates the node's WireGuard key; absent: 404. */
+  rotateKey?: () => Promise<{ public_key: string }>;
+}
+
+export function buildAgentApi(agent: Agent, registry: Registry, opts: AgentApiOptions = {}): FastifyInstance {
   // Workload keys travel in the path, URL-encoded (up to 512 characters, each up to 3 encoded).
   const app = Fastify({ logger: false, maxParamLength: 2048 });
   instrumentHttp(app, registry);
@@ -63,6 +70,14 @@ export function buildAgentApi(agent: Agent, registry: Registry, opts: { workload
     return agent.attach({ mac, netns, ifname });
   });
   app.post('/detach', async (req) => agent.detach(str(req.body, 'mac', true)!));
+  app.post('/wireguard/rotate-key', async () => {
+    if (!opts.rotateKey) throw new AgentError(404, 'this agent has no encrypted underlay');
+    try {
+      return await opts.rotateKey();
+    } catch (err) {
+      throw new AgentError(409, (err as Error).message);
+    }
+  });
   if (opts.workloads) registerWorkloadRoutes(app, opts.workloads);
   return app;
 }

@@ -20,9 +20,24 @@ export interface VnetEntries {
   fdb: Array<{ mac: string; underlay: string }>;
 }
 
+/**
+ * Where VXLAN leaves from and how much room the path below it leaves: the underlay itself,
+ * or (encrypted underlay) the node's WireGuard tunnel. Destinations come with each entry.
+ */
+export interface UnderlayPath {
+  /** Source address of VXLAN: the underlay address, or the node's tunnel address. */
+  local: string;
+  /** Also take VXLAN addressed to the node's other addresses (its tunnel address while the deployment changes over). */
+  anyLocal: boolean;
+  /** MTU of the path below VXLAN: the underlay's, less WireGuard's overhead when encrypted. */
+  mtu: number;
+}
+
 export interface BackendStartOptions {
   underlayIp: string;
   underlayDev?: string;
+  /** Where VXLAN goes from (default: the underlay address, its interface's MTU). */
+  path?: UnderlayPath;
   onMiss: (miss: BackendMiss) => void;
   /** One line for the agent's log (the agent hands it to a child of its pino logger). */
   log: (msg: string) => void;
@@ -80,6 +95,13 @@ export interface DataplaneBackend {
   /** Tells the vnet's local instances that ip now lives at mac (gratuitous ARP). */
   announce(vnet: number, ip: string, mac: string): Promise<void>;
   entries(vnet: number): VnetEntries;
+  /**
+   * The path changed (encryption turned on or off): VXLAN leaves from path.local from now
+   * on. Entries are re-installed by the agent afterwards (with their new destinations).
+   */
+  setPath?(path: UnderlayPath): Promise<void>;
+  /** Asks the agent again whom VXLAN may come from (peerUnderlays changed). */
+  refreshPeers?(): Promise<void>;
   /**
    * The node-side interface of a plumbed NIC, if the data plane has one (the kernel
    * backend's host veth); CNI results list it so chained plugins (bandwidth) find it.

@@ -42,8 +42,10 @@ export function workloadUuid(nodeUuid: string, key: string): string {
 /** What the manager needs from the agent (Agent implements it). */
 export interface WorkloadHost {
   readonly nodeUuid: string;
-  attach(req: AttachRequest): Promise<AttachedNic>;
-  stage(req: StageRequest): Promise<AttachedNic>;
+  /** Plumbs the NIC whose API record the caller holds (Agent.attachNic). */
+  attachNic(nic: ApiNic, req: AttachRequest): Promise<AttachedNic>;
+  /** Stages the NIC whose API record the caller holds (Agent.stageNic): its runtime moves the interface. */
+  stageNic(nic: ApiNic, req: StageRequest): Promise<AttachedNic>;
   activate(mac: string, netns: string, opts?: ActivateOptions): Promise<AttachedNic>;
   detach(mac: string): Promise<unknown>;
   attachment(mac: string): AttachedNic | undefined;
@@ -206,7 +208,7 @@ export class WorkloadManager {
     // The workload's namespace changed (a restart without a release): move the NIC there.
     if (at) await this.o.host.detach(nic.mac);
     try {
-      await this.o.host.attach({ mac: nic.mac, netns: req.netns, ifname: req.ifname });
+      await this.o.host.attachNic(nic, { mac: nic.mac, netns: req.netns, ifname: req.ifname });
     } catch (err) {
       await this.rollBack(rec).catch((e: Error) => this.log.warn(`workload ${rec.key}: rollback deferred: ${e.message}`));
       throw err;
@@ -281,17 +283,23 @@ export class WorkloadManager {
       created: new Date().toISOString(),
     };
     // The intent is on disk before anything exists on the controller.
+    const t0 = performance.now();
     this.records.set(rec.key, rec);
     await this.save();
     try {
+      const t1 = performance.now();
       const nic = await this.findOrCreateNic(rec, req);
       rec.mac = nic.mac;
+      const t2 = performance.now();
       if (how === 'stage') {
         rec.ifname = stagedName(nic.mac);
-        await this.o.host.stage({ mac: nic.mac, ifname: rec.ifname });
-      } else await this.o.host.attach({ mac: nic.mac, netns: req.netns, ifname: req.ifname });
+        await this.o.host.stageNic(nic, { mac: nic.mac, ifname: rec.ifname });
+      } else await this.o.host.attachNic(nic, { mac: nic.mac, netns: req.netns, ifname: req.ifname });
+      const t3 = performance.now();
       rec.phase = 'attached';
       await this.save();
+      const ms = (a: number, b: number) => (b - a).toFixed(1);
+      this.log.info(`workload ${rec.key}: attached NIC ${nic.mac} ${nic.ip ?? ''} (intent ${ms(t0, t1)} ms, NIC ${ms(t1, t2)} ms, plumbing ${ms(t2, t3)} ms, record ${ms(t3, performance.now())} ms)`);
       return this.describe(rec, nic, net);
     } catch (err) {
       await this.rollBack(rec).catch((e: Error) => this.log.warn(`workload ${rec.key}: rollback deferred: ${e.message}`));
@@ -330,7 +338,8 @@ export class WorkloadManager {
       ...this.entry(rec),
       mac: s.mac,
       ...(hostIf ? { host_ifname: hostIf } : {}),
-      mtu: s.mtu,
+      // The MTU it was plumbed with (smaller than the network's while the underlay is encrypted).
+      mtu: this.o.host.attachment(s.mac)?.mtu ?? s.mtu,
       ips: [{ address: `${s.ip}/${s.prefix}`, ...(s.gateway ? { gateway: s.gateway } : {}) }],
       routes,
       resolvers: net.resolvers ?? [],
@@ -352,7 +361,8 @@ export class WorkloadManager {
       const rec = this.records.get(key);
       if (rec) {
         try {
-          await this.rollBack(rec);
+          const steps = await this.rollBack(rec);
+          this.log.info(`workload ${key}: released NIC ${rec.mac ?? '(none)'} (${steps})`);
         } catch (err) {
           // Unplumbed here but the controller is away: the sweep deletes the NIC once it
           // answers (the record says so), so the workload's release is done as far as it goes.
@@ -377,12 +387,15 @@ export class WorkloadManager {
   }
 
   /** Undoes an attachment whatever its phase: unplumb, delete its NIC(s), drop the record. */
-  private async rollBack(rec: WorkloadRecord): Promise<void> {
+  private async rollBack(rec: WorkloadRecord): Promise<string> {
+    const t0 = performance.now();
     if (rec.phase !== 'releasing') {
       rec.phase = 'releasing';
       await this.save();
     }
+    const t1 = performance.now();
     if (rec.mac) await this.unplumb(rec.mac);
+    const t2 = performance.now();
     let nics: ApiNic[];
     try {
       nics = await this.o.napi.listNics({ belongs_to_uuid: rec.belongs_to_uuid });
@@ -390,8 +403,11 @@ export class WorkloadManager {
       throw controllerError(err, 'release');
     }
     for (const n of nics) await this.unplumbAndDelete(n.mac);
+    const t3 = performance.now();
     this.records.delete(rec.key);
     await this.save();
+    const ms = (a: number, b: number) => (b - a).toFixed(1);
+    return `record ${ms(t0, t1)} ms, unplumbing ${ms(t1, t2)} ms, NIC ${ms(t2, t3)} ms, record ${ms(t3, performance.now())} ms`;
   }
 
   private async unplumb(mac: string): Promise<void> {

@@ -32,6 +32,8 @@ import { SvpClient } from '../svp/client.js';
 import { formatHostPort, type HostPort, parseHostPort, parseIntArg } from './hostport.js';
 import { createLogger } from '../log/index.js';
 import { isUuid } from '../net/addr.js';
+import { EncryptionManager } from '../agent/wireguard/manager.js';
+import { DEFAULT_WIREGUARD_PORT } from '../overlay/wireguard.js';
 
 interface AgentFlags {
   node?: string;
@@ -53,6 +55,7 @@ interface AgentFlags {
   dockerPlugin?: PluginAddress;
   dockerHost: string;
   dockerPluginName: string;
+  wireguardPort: number;
 }
 
 function need<T>(v: T | undefined, flag: string): T {
@@ -105,6 +108,16 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     registry,
     noOffload: typeof flags.offload === 'string' ? flags.offload : '',
   });
+  // Follows the deployment's underlay encryption (WireGuard), whatever it is now.
+  const routing = new EncryptionManager({
+    controllerUrl: controller,
+    nodeUuid: node.toLowerCase(),
+    underlayIp,
+    stateDir,
+    registry,
+    logger: log.child({ component: 'wireguard' }),
+    listenPort: flags.wireguardPort,
+  });
   const journal = new ShootdownJournal(registry);
   let reporter: NodeReporter | undefined;
   const napi = new NapiClient(controller);
@@ -127,6 +140,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
       reporter?.poke();
     },
     logger: log,
+    routing,
   });
   await agent.start();
   // Workload attachments (CNI, Docker): after the agent's start, which adopts what is plumbed.
@@ -161,7 +175,8 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     });
     process.stdout.write(`rhumb agent: Docker plugin ${docker.url} (driver ${flags.dockerPluginName}, Docker ${flags.dockerHost})\n`);
   }
-  const app = buildAgentApi(agent, registry, { workloads });
+  const rotateKey = () => routing.rotateKey();
+  const app = buildAgentApi(agent, registry, { workloads, rotateKey });
   await app.listen({ host: flags.api.host, port: flags.api.port });
   const addr = app.server.address();
   const bound = addr && typeof addr === 'object' ? { host: addr.address, port: addr.port } : flags.api;
@@ -182,6 +197,13 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // SIGUSR2: rotate the node's WireGuard key (as `rhumb node rotate-key` does).
+  process.on('SIGUSR2', () => {
+    rotateKey().then(
+      (r) => log.info(`SIGUSR2: WireGuard key rotated to ${r.public_key}`),
+      (err: Error) => log.error(`SIGUSR2: key rotation failed: ${err.message}`),
+    );
+  });
 }
 
 export function registerAgentCommands(program: Command): void {
@@ -217,6 +239,7 @@ export function registerAgentCommands(program: Command): void {
     )
     .option('--docker-host <url>', 'the Docker Engine API the plugin reads (unix:///path or tcp://HOST:PORT)', DEFAULT_DOCKER_HOST)
     .option('--docker-plugin-name <name>', 'the name Docker knows the plugin by (docker network create -d NAME)', DEFAULT_PLUGIN_NAME)
+    .option('--wireguard-port <port>', 'UDP port of the WireGuard interface (encrypted underlay)', parseIntArg(1, 65535), DEFAULT_WIREGUARD_PORT)
     .action(runAgent);
 
   agent

@@ -6,13 +6,16 @@ import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_PEER } from '../sv
 import { DEFAULT_ETCD_PREFIX, type StoreConfig } from '../store/index.js';
 import { formatHostPort, type HostPort, parseHostPort, parseIntArg } from './hostport.js';
 import { isUuid } from '../net/addr.js';
+import { WIREGUARD_OVERHEAD, tunnelSubnetProblem } from '../overlay/wireguard.js';
 
 interface ControllerFlags {
   data: string;
   listen: HostPort;
   svpListen: HostPort;
   adminUuid: string;
-  overlayMtu: number;
+  overlayMtu?: number;
+  encryption?: 'none' | 'wireguard';
+  wireguardSubnet?: string;
   store: 'leveldb' | 'etcd';
   etcd?: string;
   etcdPrefix: string;
@@ -41,7 +44,15 @@ export function registerControllerCommand(program: Command): void {
       if (!isUuid(v)) throw new InvalidArgumentError('expected a lower-case UUID');
       return v;
     }, DEFAULT_ADMIN_UUID)
-    .option('--overlay-mtu <n>', 'MTU of fabric networks (underlay MTU is this + 50)', parseIntArg(576, 9000 - 50), 1450)
+    .option('--overlay-mtu <n>', 'MTU of fabric networks (underlay MTU is this + 50; default 1450, 1390 with --encryption wireguard)', parseIntArg(576, 9000 - 50))
+    .addOption(
+      new Option('--encryption <kind>', "the deployment's underlay encryption (absent: as stored, none on a new deployment)").choices(['none', 'wireguard']),
+    )
+    .option('--wireguard-subnet <cidr>', 'tunnel addresses of the nodes (absent: as stored, 100.64.0.0/10 on a new deployment)', (v) => {
+      const problem = tunnelSubnetProblem(v);
+      if (problem) throw new InvalidArgumentError(problem);
+      return v;
+    })
     .addOption(new Option('--store <kind>', 'store backend').choices(['leveldb', 'etcd']).default('leveldb'))
     .option('--etcd <urls>', 'etcd endpoints, comma separated (with --store etcd)')
     .option('--etcd-prefix <prefix>', 'key prefix of this deployment in etcd (replicas of one deployment share it)', DEFAULT_ETCD_PREFIX)
@@ -80,7 +91,10 @@ export function registerControllerCommand(program: Command): void {
         listen: flags.listen,
         svpListen: flags.svpListen,
         adminUuid: flags.adminUuid,
-        overlayMtu: flags.overlayMtu,
+        // VXLAN (50) inside WireGuard (60 over an IPv4 underlay) inside a 1500-byte underlay.
+        overlayMtu: flags.overlayMtu ?? (flags.encryption === 'wireguard' ? 1500 - 50 - WIREGUARD_OVERHEAD.ipv4 : 1450),
+        ...(flags.encryption !== undefined ? { encryption: flags.encryption } : {}),
+        ...(flags.wireguardSubnet !== undefined ? { tunnelSubnet: flags.wireguardSubnet } : {}),
         logLevel: flags.logLevel,
         svpLogWaitMs: flags.logWait,
         svpMaxConnections: flags.svpMaxConns,

@@ -2,8 +2,10 @@
 import { Command } from 'commander';
 import { registerClientCommands } from './client.js';
 import { registerAgentCommands } from './agent.js';
+import { registerCniCommands } from './cni.js';
 import { registerControllerCommand } from './controller.js';
 import { registerDockerCommands } from './docker.js';
+import { registerEncryptionCommands } from './encryption.js';
 import { registerFwCommands } from './fw.js';
 import { registerSandboxCommands } from './sandbox.js';
 import { registerSvpCommands } from './svp.js';
@@ -18,9 +20,11 @@ export function buildProgram(): Command {
     .enablePositionalOptions();
   registerControllerCommand(program);
   registerAgentCommands(program);
+  registerCniCommands(program);
   registerClientCommands(program);
   registerSvpCommands(program);
   registerFwCommands(program);
+  registerEncryptionCommands(program);
   registerTraceCommand(program);
   registerSandboxCommands(program);
   registerDockerCommands(program);

@@ -17,6 +17,9 @@ import { SvpServer } from '../svp/server.js';
 import { registerConsole } from '../console/server.js';
 import { registerIndexGauges, registerObjectGauges } from './gauges.js';
 import { buildRestApp } from './rest-app.js';
+import { WireguardDirectory } from '../overlay/wireguard-directory.js';
+import type { EncryptionMode } from '../overlay/wireguard.js';
+import { registerWireguardRoutes } from '../napi/routes/wireguard.js';
 
 export interface HostPort {
   host: string;
@@ -41,6 +44,13 @@ export interface ControllerOptions {
   svpMaxConnectionsPerPeer?: number;
   /** Serve the web console at /ui (default true). Agents' reports are accepted either way. */
   ui?: boolean;
+  /**
+   * The deployment's underlay encryption, written at start (absent: what the store has,
+   * none on a new deployment). wireguard while some node is not ready goes through prepare.
+   */
+  encryption?: Exclude<EncryptionMode, 'prepare'>;
+  /** The WireGuard tunnel subnet (absent: what the store has, 100.64.0.0/10 on a new deployment). */
+  tunnelSubnet?: string;
 }
 
 export interface Controller {
@@ -51,6 +61,7 @@ export interface Controller {
   fwEngine: FwEngine;
   index: MappingIndex;
   svp: SvpServer;
+  wireguard: WireguardDirectory;
   restAddress: HostPort;
   svpAddress: HostPort;
   close(): Promise<void>;
@@ -84,10 +95,17 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   let app: FastifyInstance | undefined;
   const index = new MappingIndex({ store, logger: logger.child({ component: 'mapping' }) });
   let svp: SvpServer | undefined;
+  const wgLog = logger.child({ component: 'wireguard' });
+  const wireguard = new WireguardDirectory(store, { onError: (err) => wgLog.warn({ err: err.message }, 'peer directory') });
   try {
     await ensureInitialData({ store, config });
     // The index answers SVP from memory; it must be caught up before SVP opens.
     await index.start();
+    await wireguard.start();
+    if (opts.encryption !== undefined || opts.tunnelSubnet !== undefined) {
+      const set = await wireguard.request(opts.encryption ?? wireguard.encryption.target ?? wireguard.encryption.mode, opts.tunnelSubnet ? { tunnelSubnet: opts.tunnelSubnet } : {});
+      wgLog.info(`underlay encryption: ${set.mode}${set.target ? ` (until every node is ready, then ${set.target})` : ''}, tunnel subnet ${set.tunnel_subnet}`);
+    }
     const rest = buildRestApp(
       { store, config, registry },
       {
@@ -97,7 +115,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
         beforeWriteReply: async (revision) => {
           await index.waitForRevision(revision, 5000);
         },
-        extraRoutes: [(a, ctx) => void registerConsole(a, ctx, { ui: opts.ui ?? true })],
+        extraRoutes: [(a, ctx) => void registerConsole(a, ctx, { ui: opts.ui ?? true }), (a, ctx) => registerWireguardRoutes(a, ctx, wireguard)],
       },
     );
     app = rest.app;
@@ -131,12 +149,14 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       fwEngine: rest.fwEngine,
       index,
       svp: svpServer,
+      wireguard,
       restAddress,
       svpAddress: { host: svpBound.address, port: svpBound.port },
       async close() {
         await eventGc.stop();
         await svpServer.close();
         await started.close();
+        wireguard.stop();
         index.close();
         await store.close();
       },
@@ -144,6 +164,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   } catch (err) {
     await svp?.close().catch(() => undefined);
     await app?.close().catch(() => undefined);
+    wireguard.stop();
     index.close();
     await store.close().catch(() => undefined);
     throw err;

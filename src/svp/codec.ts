@@ -9,8 +9,7 @@
  * Addresses travel as 16 bytes (IPv4 as ::ffff:a.b.c.d), MACs as 6 raw bytes, log ids as
  * 16 raw UUID bytes, as the SVP contract specifies.
  */
-import { crc32 } from 'node:zlib';
-
+import { crc32Range, crc32Zero4, frameCrcAt } from './crc32.js';
 
 export const SVP_VERSION = 1;
 export const SVP_DEFAULT_PORT = 1296;
@@ -168,15 +167,10 @@ export interface Frame {
   payload: Buffer;
 }
 
-const crcScratch = Buffer.alloc(HEADER_BYTES);
-
 /** CRC of a frame given its header (crc field ignored) and payload. */
 export function frameCrc(header: Uint8Array, payload: Uint8Array): number {
-  crcScratch.set(header.subarray(0, 12), 0);
-  crcScratch.writeUInt32BE(0, 12);
-  let crc = crc32(crcScratch);
-  if (payload.length > 0) crc = crc32(payload, crc);
-  return crc >>> 0;
+  const crc = crc32Zero4(crc32Range(header, 0, 12));
+  return payload.length > 0 ? crc32Range(payload, 0, payload.length, crc) : crc;
 }
 
 /** Allocates a frame with the header filled in (crc left zero) and `size` payload bytes. */
@@ -192,8 +186,7 @@ export function allocFrame(op: number, id: number, size: number): Buffer {
 
 /** Computes and stores the CRC of a complete frame in place; returns the frame. */
 export function sealFrame(frame: Buffer): Buffer {
-  frame.writeUInt32BE(0, 12);
-  frame.writeUInt32BE(crc32(frame) >>> 0, 12);
+  frame.writeUInt32BE(frameCrcAt(frame, 0, frame.length - HEADER_BYTES), 12);
   return frame;
 }
 
@@ -262,23 +255,18 @@ export class FrameDecoder {
     const len = buf.length;
     while (len - off >= HEADER_BYTES) {
       const size = buf.readUInt32BE(off + 4);
-      const headerError = this.checkHeader(buf.readUInt16BE(off), buf.readUInt16BE(off + 2), size);
+      const headerError = checkFrameHeader(buf.readUInt16BE(off), buf.readUInt16BE(off + 2), size, this.role, this.maxFrameBytes);
       if (headerError) {
         this.failed = headerError;
         return { frames, error: headerError };
       }
       if (len - off < HEADER_BYTES + size) break;
-      const header = buf.subarray(off, off + HEADER_BYTES);
-      const payload = buf.subarray(off + HEADER_BYTES, off + HEADER_BYTES + size);
-      const crc = buf.readUInt32BE(off + 12);
-      const want = frameCrc(header, payload);
-      if (crc !== want) {
-        this.failed = new SvpProtocolError(
-          'bad_crc',
-          `bad CRC on ${opName(buf.readUInt16BE(off + 2))}: got 0x${crc.toString(16)}, want 0x${want.toString(16)}`,
-        );
+      const crcError = checkFrameCrc(buf, off, size);
+      if (crcError) {
+        this.failed = crcError;
         return { frames, error: this.failed };
       }
+      const payload = buf.subarray(off + HEADER_BYTES, off + HEADER_BYTES + size);
       frames.push({ version: SVP_VERSION, op: buf.readUInt16BE(off + 2), id: buf.readUInt32BE(off + 8), payload });
       off += HEADER_BYTES + size;
     }
@@ -297,17 +285,38 @@ export class FrameDecoder {
     return undefined;
   }
 
-  private checkHeader(version: number, op: number, size: number): SvpProtocolError | undefined {
-    if (version !== SVP_VERSION) return new SvpProtocolError('bad_version', `unsupported SVP version ${version}`);
-    if (!isRequestOp(op) && !isResponseOp(op)) return new SvpProtocolError('unknown_op', `unknown ${opName(op)}`);
-    if (this.role === 'server' && !isRequestOp(op))
-      return new SvpProtocolError('response_op', `${opName(op)} is a response; a server only takes requests`);
-    if (this.role === 'client' && !isResponseOp(op))
-      return new SvpProtocolError('request_op', `${opName(op)} is a request; a client only takes responses`);
-    if (size > this.maxFrameBytes)
-      return new SvpProtocolError('oversize', `${opName(op)} size ${size} exceeds the ${this.maxFrameBytes}-byte bound`);
-    return undefined;
-  }
+}
+
+/**
+ * Why a receiver in `role` refuses a frame header (checked as soon as its 16 bytes are in,
+ * before any payload is buffered), or undefined when it is acceptable.
+ */
+export function checkFrameHeader(
+  version: number,
+  op: number,
+  size: number,
+  role: DecoderRole,
+  maxFrameBytes: number,
+): SvpProtocolError | undefined {
+  if (version !== SVP_VERSION) return new SvpProtocolError('bad_version', `unsupported SVP version ${version}`);
+  if (!isRequestOp(op) && !isResponseOp(op)) return new SvpProtocolError('unknown_op', `unknown ${opName(op)}`);
+  if (role === 'server' && !isRequestOp(op))
+    return new SvpProtocolError('response_op', `${opName(op)} is a response; a server only takes requests`);
+  if (role === 'client' && !isResponseOp(op))
+    return new SvpProtocolError('request_op', `${opName(op)} is a request; a client only takes responses`);
+  if (size > maxFrameBytes) return new SvpProtocolError('oversize', `${opName(op)} size ${size} exceeds the ${maxFrameBytes}-byte bound`);
+  return undefined;
+}
+
+/** A bad_crc error if the complete frame at buf[off] (payload `size` bytes) fails its CRC. */
+export function checkFrameCrc(buf: Buffer, off: number, size: number): SvpProtocolError | undefined {
+  const crc = buf.readUInt32BE(off + 12);
+  const want = frameCrcAt(buf, off, size);
+  if (crc === want) return undefined;
+  return new SvpProtocolError(
+    'bad_crc',
+    `bad CRC on ${opName(buf.readUInt16BE(off + 2))}: got 0x${crc.toString(16)}, want 0x${want.toString(16)}`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------

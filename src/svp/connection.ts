@@ -1,6 +1,11 @@
 /**
- * One SVP server connection: decodes frames, answers them, and keeps what a client can
- * make it hold bounded whatever the client does:
+ * One SVP server connection: cuts frames out of what it reads, answers them, and keeps
+ * what a client can make it hold bounded whatever the client does.
+ *
+ * Lookups (VL2_REQ, VL3_REQ) and PINGs take a fast path: checked and answered straight
+ * from the received bytes into one output buffer per read, with no per-request objects,
+ * and sent in one write; the other requests go through `handle` as decoded frames, their
+ * replies joining the same output in order. The bounds:
  * - the write backlog: before each frame is handled the unsent replies are checked, and
  *   over the bound the connection stops handling frames and reading until the socket
  *   drains (a client that pipelines without reading stops being read);
@@ -17,8 +22,12 @@ import type { MappingIndex, PendingEvent } from '../mapping/index.js';
 import type { Store } from '../store/types.js';
 import {
   type Frame,
-  FrameDecoder,
+  HEADER_BYTES,
   LOG_REQ_BYTES,
+  SVP_VERSION,
+  checkFrameCrc,
+  checkFrameHeader,
+  isRequestOp,
   type ProtocolErrorCause,
   SvpOp,
   SvpProtocolError,
@@ -30,12 +39,10 @@ import {
   encodeBulkAck,
   encodeLogAck,
   encodeLogRmAck,
-  encodePong,
-  encodeVl2Ack,
-  encodeVl3Ack,
   logRmCount,
   opName,
 } from './codec.js';
+import { PONG_FRAME_BYTES, VL2_ACK_FRAME_BYTES, VL3_ACK_FRAME_BYTES, putPong, putVl2Ack, putVl3Ack } from './frame-put.js';
 import type { Logger } from '../log/index.js';
 import { isV4Mapped, uuidFromBytes } from '../net/addr.js';
 
@@ -61,6 +68,8 @@ export interface ConnectionHost {
   readonly logger: Logger | undefined;
   readonly limits: ConnectionLimits;
   countRequest(op: OpLabel, status: number, startedMs: number): void;
+  /** Lookups answered together in one read turn that took elapsedMs. */
+  countLookups(tally: LookupTally, elapsedMs: number): void;
   countClose(cause: CloseCause): void;
   countServed(n: number): void;
   countRemoved(n: number): void;
@@ -70,13 +79,33 @@ export interface ConnectionHost {
   countHeld(delta: 1 | -1): void;
 }
 
+/** Lookups answered on the fast path in one read turn, counted in bulk by the server. */
+export interface LookupTally {
+  ping: number;
+  vl2Ok: number;
+  vl2NotFound: number;
+  vl3Ok: number;
+  vl3NotFound: number;
+  vl3BadType: number;
+}
+
 const macScratch = Buffer.alloc(6);
-const NO_FRAMES: Frame[] = [];
-/** Replies at least this big are written on their own rather than copied into a batch. */
+const EMPTY = Buffer.alloc(0);
+/** Replies at least this big are written on their own rather than copied into the output. */
 const DIRECT_WRITE_BYTES = 4096;
+/** Fast-path replies are at most 9/7 of their requests' bytes (VL2: 28 in, 36 out). */
+const REPLY_PER_REQUEST_BYTE = 9 / 7;
+
+function badSize(f: Frame, want: number): SvpProtocolError {
+  return new SvpProtocolError('bad_size', `${opName(f.op)} payload must be ${want} bytes, got ${f.payload.length}`);
+}
+
+/** The frame at buf[off] for the general path (its payload is a view into buf). */
+function frameAt(buf: Buffer, off: number, op: number, size: number): Frame {
+  return { version: SVP_VERSION, op, id: buf.readUInt32BE(off + 8), payload: buf.subarray(off + HEADER_BYTES, off + HEADER_BYTES + size) };
+}
 
 export class Connection {
-  private readonly decoder: FrameDecoder;
   private closed = false;
   private readEnded = false;
   private ending = false;
@@ -84,38 +113,45 @@ export class Connection {
   private readonly pending = new Set<() => void>();
   private held = 0;
   readonly peer: string;
-  /** Decoded frames not handled yet (the backlog was over the bound), from `next`. */
-  private queue: Frame[] = NO_FRAMES;
-  private next = 0;
-  /** A decode error to act on once the frames before it are handled. */
-  private decodeError: SvpProtocolError | undefined;
-  /** Small replies collected while frames are handled (null outside handleQueued). */
-  private batch: Buffer[] | null = null;
-  private batchBytes = 0;
+  /** Received bytes not handled yet, from `inOff`: a partial frame, or frames held back. */
+  private input: Buffer = EMPTY;
+  private inOff = 0;
+  /** Frames are held back (and reading paused) until the unsent replies drain. */
+  private blocked = false;
+  /** A protocol error at `inOff`, acted on once the frames before it are answered. */
+  private inputError: SvpProtocolError | undefined;
+  /** Inside handleInput: replies are collected into `out` and sent in one write. */
+  private inTurn = false;
+  private out: Buffer | null = null;
+  private outLen = 0;
+  private readonly tally: LookupTally = { ping: 0, vl2Ok: 0, vl2NotFound: 0, vl3Ok: 0, vl3NotFound: 0, vl3BadType: 0 };
   /** Backlog bound; at least the socket's high-water mark, so that 'drain' always follows. */
   private readonly backlogBound: number;
+  private readonly maxFrameBytes: number;
+  private readonly index: MappingIndex;
 
   constructor(
     private readonly host: ConnectionHost,
     private readonly socket: net.Socket,
   ) {
-    this.decoder = new FrameDecoder({ maxFrameBytes: host.limits.maxFrameBytes, role: 'server' });
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
     this.backlogBound = Math.max(host.limits.maxWriteBacklogBytes, socket.writableHighWaterMark);
+    this.maxFrameBytes = host.limits.maxFrameBytes;
+    this.index = host.index;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
     socket.on('error', (err) => host.logger?.debug({ peer: this.peer, err: err.message }, 'svp connection error'));
-    socket.on('drain', () => this.handleQueued());
+    socket.on('drain', () => {
+      if (this.blocked) this.handleInput();
+    });
   }
 
   private onData(chunk: Buffer): void {
-    if (this.closed) return;
-    const { frames, error } = this.decoder.push(chunk);
-    // Reading is paused while frames wait, so this append is a defensive no-op in practice.
-    this.queue = this.next < this.queue.length ? this.queue.slice(this.next).concat(frames) : frames;
-    this.next = 0;
-    if (error) this.decodeError = error;
-    this.handleQueued();
+    if (this.closed || this.inputError) return;
+    // What is left is a partial frame (reading is paused while whole frames wait).
+    this.input = this.inOff < this.input.length ? Buffer.concat([this.input.subarray(this.inOff), chunk]) : chunk;
+    this.inOff = 0;
+    this.handleInput();
   }
 
   private onEnd(): void {
@@ -124,60 +160,145 @@ export class Connection {
   }
 
   /**
-   * Handles queued frames while the unsent replies stay under the bound. Replies answered
-   * synchronously go out together in one write. Over the bound, reading stops until
-   * 'drain' calls this again.
+   * Answers the frames received so far, in order, while the unsent replies stay under the
+   * bound (checked before each frame); over it, reading stops until 'drain' calls this
+   * again. Lookups and PINGs are answered here, straight into the output buffer; what is
+   * answered synchronously goes out at the end in one write (more only when a large reply
+   * or a full buffer forces one earlier, order kept).
    */
-  private handleQueued(): void {
+  private handleInput(): void {
     if (this.closed) return;
-    this.batch = [];
-    this.batchBytes = 0;
-    let blocked = false;
+    const t0 = performance.now();
+    const input = this.input;
+    this.blocked = false;
+    this.inTurn = true;
     try {
-      while (this.next < this.queue.length && !this.closed) {
-        if (this.socket.writableLength + this.batchBytes > this.backlogBound) {
-          blocked = true;
+      while (!this.closed) {
+        const off = this.inOff;
+        const avail = input.length - off;
+        if (avail < HEADER_BYTES) break;
+        const op = (input[off + 2] << 8) | input[off + 3];
+        const size = input.readUInt32BE(off + 4);
+        if (input[off] !== 0 || input[off + 1] !== SVP_VERSION || size > this.maxFrameBytes || !isRequestOp(op)) {
+          this.inputError = checkFrameHeader(input.readUInt16BE(off), op, size, 'server', this.maxFrameBytes);
+          if (this.inputError) break;
+        }
+        if (avail < HEADER_BYTES + size) break;
+        if (this.socket.writableLength + this.outLen > this.backlogBound) {
+          this.blocked = true;
           break;
         }
-        this.handle(this.queue[this.next++]);
+        this.inputError = checkFrameCrc(input, off, size);
+        if (this.inputError) break;
+        this.inOff = off + HEADER_BYTES + size;
+        if (!this.answerFast(op, input, off, size)) this.handle(frameAt(input, off, op, size));
       }
-      this.flushBatch();
+      this.flushOutput();
     } finally {
-      this.batch = null;
+      this.inTurn = false;
+      this.out = null;
+      this.outLen = 0;
     }
+    this.host.countLookups(this.tally, performance.now() - t0);
+    const t = this.tally;
+    t.ping = t.vl2Ok = t.vl2NotFound = t.vl3Ok = t.vl3NotFound = t.vl3BadType = 0;
     if (this.closed) return;
-    if (blocked) {
+    if (this.blocked) {
       if (!this.socket.isPaused()) this.host.countBacklogPause();
       this.socket.pause();
       // 'drain' follows whenever the backlog is over the bound; this covers the rest.
-      if (!this.socket.writableNeedDrain) setImmediate(() => this.handleQueued());
+      if (!this.socket.writableNeedDrain) setImmediate(() => this.handleInput());
       return;
     }
-    this.queue = NO_FRAMES; // drop the references to the received chunk
-    this.next = 0;
-    if (this.decodeError) {
-      this.closeForCause(this.decodeError.reason, this.decodeError.message);
+    if (this.inputError) {
+      this.closeForCause(this.inputError.reason, this.inputError.message);
       return;
     }
+    // Keep only the partial frame, copied: not the whole chunk it came in.
+    this.input = this.inOff < input.length ? Buffer.from(input.subarray(this.inOff)) : EMPTY;
+    this.inOff = 0;
     if (this.socket.isPaused()) this.socket.resume();
     this.maybeFinish();
   }
 
-  /** Writes the replies batched so far in one write. */
-  private flushBatch(): void {
-    const out = this.batch;
-    if (!out || out.length === 0) return;
-    if (!this.closed) this.socket.write(out.length === 1 ? out[0] : Buffer.concat(out, this.batchBytes));
-    out.length = 0;
-    this.batchBytes = 0;
+  /**
+   * PING, VL2_REQ and VL3_REQ of the right size, answered into the output buffer with no
+   * per-request objects. false: not one of those, take the general path.
+   */
+  private answerFast(op: number, input: Buffer, off: number, size: number): boolean {
+    const p = off + HEADER_BYTES;
+    const idOff = off + 8;
+    const t = this.tally;
+    if (op === SvpOp.VL3_REQ && size === VL3_REQ_BYTES) {
+      const o = this.reserve(VL3_ACK_FRAME_BYTES);
+      const type = input.readUInt32BE(p + 16);
+      if ((type !== Vl3Type.IPV4 && type !== Vl3Type.IPV6) || (type === Vl3Type.IPV4 && !isV4Mapped(input, p))) {
+        this.outLen = putVl3Ack(this.out!, o, input, idOff, SvpStatus.BADL3TYPE, null, 0, null);
+        t.vl3BadType++;
+        return true;
+      }
+      const ul = this.index.resolveVl3(input.readUInt32BE(p + 20), input, p, macScratch);
+      if (ul) {
+        this.outLen = putVl3Ack(this.out!, o, input, idOff, SvpStatus.OK, macScratch, ul.port, ul.ip);
+        t.vl3Ok++;
+      } else {
+        this.outLen = putVl3Ack(this.out!, o, input, idOff, SvpStatus.NOTFOUND, null, 0, null);
+        t.vl3NotFound++;
+      }
+      return true;
+    }
+    if (op === SvpOp.VL2_REQ && size === VL2_REQ_BYTES) {
+      const o = this.reserve(VL2_ACK_FRAME_BYTES);
+      const ul = this.index.resolveVl2(input.readUInt32BE(p + 8), input, p);
+      if (ul) {
+        this.outLen = putVl2Ack(this.out!, o, input, idOff, SvpStatus.OK, ul.port, ul.ip);
+        t.vl2Ok++;
+      } else {
+        this.outLen = putVl2Ack(this.out!, o, input, idOff, SvpStatus.NOTFOUND, 0, null);
+        t.vl2NotFound++;
+      }
+      return true;
+    }
+    if (op === SvpOp.PING && size === 0) {
+      const o = this.reserve(PONG_FRAME_BYTES);
+      this.outLen = putPong(this.out!, o, input, idOff);
+      t.ping++;
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * Room for n more bytes in the output buffer; returns where they go. The buffer is sized
+   * for the fast-path replies to everything still unread in the input.
+   */
+  private reserve(n: number): number {
+    if (this.out !== null && this.outLen + n <= this.out.length) return this.outLen;
+    this.flushOutput();
+    const want = Math.ceil((this.input.length - this.inOff) * REPLY_PER_REQUEST_BYTE) + n;
+    this.out = Buffer.allocUnsafe(Math.min(Math.max(want, 256), this.backlogBound + n));
+    return 0;
+  }
+
+  /** Writes the replies collected so far in one write. */
+  private flushOutput(): void {
+    if (this.outLen === 0) return;
+    const out = this.out!;
+    if (!this.closed) this.socket.write(this.outLen === out.length ? out : out.subarray(0, this.outLen));
+    this.out = null;
+    this.outLen = 0;
   }
 
   /** After the client's end: close our side once everything read has been answered. */
   private maybeFinish(): void {
-    if (!this.readEnded || this.closed || this.next < this.queue.length) return;
-    const err = this.decoder.end();
-    if (err) {
-      this.closeForCause(err.reason, err.message);
+    if (!this.readEnded || this.closed || this.blocked) return;
+    if (this.inputError) {
+      this.closeForCause(this.inputError.reason, this.inputError.message);
+      return;
+    }
+    const partial = this.input.length - this.inOff;
+    if (partial > 0) {
+      this.closeForCause('truncated', `stream ended inside a frame (${partial} bytes buffered)`);
       return;
     }
     if (this.pending.size === 0 && !this.ending) {
@@ -188,48 +309,30 @@ export class Connection {
 
   private write(buf: Buffer): void {
     if (this.closed) return;
-    if (this.batch && buf.length < DIRECT_WRITE_BYTES) {
-      this.batch.push(buf);
-      this.batchBytes += buf.length;
+    if (this.inTurn && buf.length < DIRECT_WRITE_BYTES) {
+      const o = this.reserve(buf.length);
+      buf.copy(this.out!, o);
+      this.outLen = o + buf.length;
       return;
     }
-    // Large replies (LOG_ACKs) are not worth copying into a batch; keep the order though.
-    this.flushBatch();
+    // Large replies (LOG_ACKs) are not worth copying; keep the order though.
+    this.flushOutput();
     this.socket.write(buf);
   }
 
+  /** The general path: every request, as a decoded frame. */
   private handle(f: Frame): void {
     const t0 = performance.now();
     const p = f.payload;
     try {
       switch (f.op) {
+        // answerFast takes these when their size is right.
         case SvpOp.PING:
-          this.expectSize(f, 0);
-          this.write(encodePong(f.id));
-          this.host.countRequest('ping', SvpStatus.OK, t0);
-          return;
-        case SvpOp.VL2_REQ: {
-          this.expectSize(f, VL2_REQ_BYTES);
-          const ul = this.host.index.resolveVl2(p.readUInt32BE(8), p, 0);
-          if (ul) this.write(encodeVl2Ack(f.id, SvpStatus.OK, ul.port, ul.ip));
-          else this.write(encodeVl2Ack(f.id, SvpStatus.NOTFOUND, 0, null));
-          this.host.countRequest('vl2', ul ? SvpStatus.OK : SvpStatus.NOTFOUND, t0);
-          return;
-        }
-        case SvpOp.VL3_REQ: {
-          this.expectSize(f, VL3_REQ_BYTES);
-          const type = p.readUInt32BE(16);
-          if ((type !== Vl3Type.IPV4 && type !== Vl3Type.IPV6) || (type === Vl3Type.IPV4 && !isV4Mapped(p, 0))) {
-            this.write(encodeVl3Ack(f.id, SvpStatus.BADL3TYPE, null, 0, null));
-            this.host.countRequest('vl3', SvpStatus.BADL3TYPE, t0);
-            return;
-          }
-          const ul = this.host.index.resolveVl3(p.readUInt32BE(20), p, 0, macScratch);
-          if (ul) this.write(encodeVl3Ack(f.id, SvpStatus.OK, macScratch, ul.port, ul.ip));
-          else this.write(encodeVl3Ack(f.id, SvpStatus.NOTFOUND, null, 0, null));
-          this.host.countRequest('vl3', ul ? SvpStatus.OK : SvpStatus.NOTFOUND, t0);
-          return;
-        }
+          throw badSize(f, 0);
+        case SvpOp.VL2_REQ:
+          throw badSize(f, VL2_REQ_BYTES);
+        case SvpOp.VL3_REQ:
+          throw badSize(f, VL3_REQ_BYTES);
         case SvpOp.BULK_REQ:
           this.expectSize(f, BULK_REQ_BYTES);
           this.write(encodeBulkAck(f.id, SvpStatus.FATAL, p.readUInt32BE(0)));
@@ -259,8 +362,7 @@ export class Connection {
   }
 
   private expectSize(f: Frame, n: number): void {
-    if (f.payload.length !== n)
-      throw new SvpProtocolError('bad_size', `${opName(f.op)} payload must be ${n} bytes, got ${f.payload.length}`);
+    if (f.payload.length !== n) throw badSize(f, n);
   }
 
   /** Registers an in-progress request; false (and the connection closed) when over the cap. */
@@ -382,6 +484,8 @@ export class Connection {
 
   closeForCause(cause: CloseCause, detail: string): void {
     if (this.closed) return;
+    // Replies to the requests before the bad one still go out (as for a bad frame header).
+    if (this.inTurn) this.flushOutput();
     this.host.countClose(cause);
     this.host.logger?.warn({ peer: this.peer, cause, detail }, 'svp: closing connection for bad input');
     this.destroy();
@@ -398,8 +502,8 @@ export class Connection {
     this.closed = true;
     for (const cancel of this.pending) cancel();
     this.pending.clear();
-    this.queue = NO_FRAMES;
-    this.next = 0;
-    this.decodeError = undefined;
+    this.input = EMPTY;
+    this.inOff = 0;
+    this.inputError = undefined;
   }
 }

@@ -14,12 +14,16 @@ export class HistogramSeries {
     this.counts = new Float64Array(bounds.length);
   }
   observe(v: number): void {
-    this.sum += v;
-    this.count++;
+    this.observeMany(v, 1);
+  }
+  /** n observations of the same value (requests answered together, timed together). */
+  observeMany(v: number, n: number): void {
+    this.sum += v * n;
+    this.count += n;
     const b = this.bounds;
     for (let i = 0; i < b.length; i++) {
       if (v <= b[i]) {
-        this.counts[i]++;
+        this.counts[i] += n;
         return;
       }
     }

@@ -23,6 +23,7 @@ import {
   Connection,
   type ConnectionHost,
   type ConnectionLimits,
+  type LookupTally,
   type OpLabel,
 } from './connection.js';
 import type { Logger } from '../log/index.js';
@@ -90,7 +91,7 @@ interface Metrics {
   heldLogReqs: Gauge;
 }
 
-function createMetrics(registry: Registry): Metrics {
+function createMetrics(registry: Registry, collectRequests: () => void): Metrics {
   const registers = [registry];
   return {
     requests: new Counter({
@@ -98,6 +99,8 @@ function createMetrics(registry: Registry): Metrics {
       help: 'SVP requests answered, by op and status',
       labelNames: ['op', 'status'] as const,
       registers,
+      // Requests are tallied in plain numbers and added to the counter when it is read.
+      collect: collectRequests,
     }),
     latency: new FastHistogram(
       'rhumb_svp_request_duration_seconds',
@@ -139,15 +142,21 @@ function statusLabel(status: number): string {
   return (SvpStatus[status] ?? String(status)).toLowerCase();
 }
 
+const OP_INDEX: Record<OpLabel, number> = { ping: 0, vl2: 1, vl3: 2, bulk: 3, log_req: 4, log_rm: 5 };
+/** Request counts per op and status not yet added to the counter. */
+interface PendingCount {
+  child: { inc(n?: number): void };
+  pending: number;
+}
+
 export class SvpServer implements ConnectionHost {
   private readonly opts: Required<Omit<SvpServerOptions, 'logger'>> & { logger: Logger | undefined };
   private readonly server: net.Server;
   private readonly conns = new Set<Connection>();
   private readonly m: Metrics;
-  private readonly requestChildren = new Map<string, { child: { inc(n?: number): void }; pending: number }>();
-  private readonly dirty: { child: { inc(n?: number): void }; pending: number }[] = [];
-  private flushQueued = false;
-  private readonly latencyChildren = new Map<string, HistogramSeries>();
+  /** By OP_INDEX[op] * 8 + status (statuses are 0..4), created on first use. */
+  private readonly requestCounts: (PendingCount | undefined)[] = [];
+  private readonly latencySeries: (HistogramSeries | undefined)[] = [];
   private listening = false;
   private readonly admission: PeerAdmission;
   readonly limits: ConnectionLimits;
@@ -183,7 +192,7 @@ export class SvpServer implements ConnectionHost {
       maxWriteBacklogBytes: o.maxWriteBacklogBytes,
       logRmVisibleTimeoutMs: o.logRmVisibleTimeoutMs,
     };
-    this.m = createMetrics(options.registry);
+    this.m = createMetrics(options.registry, () => this.flushCounts());
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
     this.server.on('error', (err) => this.opts.logger?.warn({ err: err.message }, 'svp server error'));
   }
@@ -260,35 +269,56 @@ export class SvpServer implements ConnectionHost {
   }
 
   countRequest(op: OpLabel, status: number, startedMs: number): void {
-    const key = `${op}:${status}`;
-    let c = this.requestChildren.get(key);
-    if (!c) {
-      c = { child: this.m.requests.labels(op, statusLabel(status)), pending: 0 };
-      this.requestChildren.set(key, c);
-      this.dirty.push(c);
-    } else if (c.pending === 0) this.dirty.push(c);
-    c.pending++;
-    let h = this.latencyChildren.get(op);
-    if (!h) {
-      h = this.m.latency.labels(op);
-      this.latencyChildren.set(op, h);
-    }
-    h.observe((performance.now() - startedMs) / 1000);
-    if (this.dirty.length > 0 && !this.flushQueued) {
-      // One counter update per op/status per tick, not per request.
-      this.flushQueued = true;
-      queueMicrotask(() => this.flushCounts());
-    }
+    this.requestCount(op, status).pending++;
+    this.latency(op).observe((performance.now() - startedMs) / 1000);
   }
 
-  /** Adds the request counts gathered so far to the counter (one inc per op/status). */
-  flushCounts(): void {
-    this.flushQueued = false;
-    for (const c of this.dirty) {
-      if (c.pending > 0) c.child.inc(c.pending);
-      c.pending = 0;
+  countLookups(t: LookupTally, elapsedMs: number): void {
+    const n = t.ping + t.vl2Ok + t.vl2NotFound + t.vl3Ok + t.vl3NotFound + t.vl3BadType;
+    if (n === 0) return;
+    // Lookups answered in one read turn are timed together: each is given the average.
+    const each = elapsedMs / 1000 / n;
+    if (t.ping > 0) this.countMany('ping', SvpStatus.OK, t.ping, each);
+    if (t.vl2Ok > 0) this.countMany('vl2', SvpStatus.OK, t.vl2Ok, each);
+    if (t.vl2NotFound > 0) this.countMany('vl2', SvpStatus.NOTFOUND, t.vl2NotFound, each);
+    if (t.vl3Ok > 0) this.countMany('vl3', SvpStatus.OK, t.vl3Ok, each);
+    if (t.vl3NotFound > 0) this.countMany('vl3', SvpStatus.NOTFOUND, t.vl3NotFound, each);
+    if (t.vl3BadType > 0) this.countMany('vl3', SvpStatus.BADL3TYPE, t.vl3BadType, each);
+  }
+
+  private countMany(op: OpLabel, status: number, n: number, eachSeconds: number): void {
+    this.requestCount(op, status).pending += n;
+    this.latency(op).observeMany(eachSeconds, n);
+  }
+
+  private requestCount(op: OpLabel, status: number): PendingCount {
+    const i = OP_INDEX[op] * 8 + status;
+    let c = this.requestCounts[i];
+    if (!c) {
+      c = { child: this.m.requests.labels(op, statusLabel(status)), pending: 0 };
+      this.requestCounts[i] = c;
     }
-    this.dirty.length = 0;
+    return c;
+  }
+
+  private latency(op: OpLabel): HistogramSeries {
+    const i = OP_INDEX[op];
+    let h = this.latencySeries[i];
+    if (!h) {
+      h = this.m.latency.labels(op);
+      this.latencySeries[i] = h;
+    }
+    return h;
+  }
+
+  /** Adds the request counts gathered so far to the counter (runs when it is read). */
+  private flushCounts(): void {
+    for (const c of this.requestCounts) {
+      if (c && c.pending > 0) {
+        c.child.inc(c.pending);
+        c.pending = 0;
+      }
+    }
   }
 
   countClose(cause: CloseCause): void {

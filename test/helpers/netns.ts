@@ -1,7 +1,8 @@
 /**
  * Network namespaces for test/netns: a Lab names everything with a per-run prefix (so
  * parallel runs never collide), remembers what it made, and removes all of it in
- * cleanup() — call that from `after`, it also runs when a test failed half-way.
+ * cleanup() — call that from `after`, it also runs when a test failed half-way. Daemons
+ * left running inside the lab's namespaces (wireguard-go) are ended by pid first.
  *
  *   const skip = netnsSkipReason();           // string when not root / no `ip`
  *   const lab = new NetnsLab('tr');
@@ -16,6 +17,7 @@
  */
 import { type ChildProcess, type SpawnOptions, execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { TestContext } from 'node:test';
 import { promisify } from 'node:util';
 
@@ -176,9 +178,36 @@ export class NetnsLab {
           }),
       ),
     );
+    await this.endDaemons();
     for (const link of this.rootLinks.splice(0)) await run('ip', ['link', 'del', link]).catch(() => undefined);
     for (const ns of this.namespaces.splice(0).reverse()) await run('ip', ['netns', 'del', ns]).catch(() => undefined);
     liveLabs.delete(this);
+  }
+
+  /**
+   * Processes still running inside our namespaces that are not our children (daemons a
+   * test started there, e.g. wireguard-go, which would keep a deleted namespace alive):
+   * SIGTERM by pid, SIGKILL after 2 s.
+   */
+  private async endDaemons(): Promise<void> {
+    const pids = new Set<number>();
+    for (const ns of this.namespaces) {
+      const out = await run('ip', ['netns', 'pids', ns]).catch(() => '');
+      for (const p of out.split(/\s+/).filter(Boolean)) pids.add(Number(p));
+    }
+    if (pids.size === 0) return;
+    // Gone, or a zombie waiting for whoever adopted it.
+    const alive = (pid: number) => {
+      try {
+        return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        return false;
+      }
+    };
+    for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + 2000;
+    while ([...pids].some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
   }
 
   /** Last-resort cleanup from a process 'exit' handler: synchronous, best effort. */
@@ -186,6 +215,14 @@ export class NetnsLab {
     liveLabs.delete(this);
     for (const child of this.children) child.kill('SIGKILL');
     this.children.clear();
+    for (const ns of this.namespaces) {
+      try {
+        const out = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' });
+        for (const p of out.split(/\s+/).filter(Boolean)) process.kill(Number(p), 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
     for (const link of this.rootLinks.splice(0)) {
       try {
         execFileSync('ip', ['link', 'del', link], { stdio: 'ignore' });

@@ -91,19 +91,16 @@ class FakeHost implements WorkloadHost {
   readonly nodeUuid = NODE;
   plumbed = new Map<string, AttachedNic>();
   failAttach: string | undefined;
-  constructor(private readonly napi: FakeNapi) {}
 
-  async attach(req: AttachRequest): Promise<AttachedNic> {
+  async attachNic(nic: ApiNic, req: AttachRequest): Promise<AttachedNic> {
     if (this.failAttach) throw new AgentError(422, this.failAttach);
-    const nic = await this.napi.getNic(req.mac);
     const a: AttachedNic = { mac: req.mac, ip: nic.ip!, vnet: 77, vlan: 5, netns: req.netns, ifname: req.ifname ?? 'eth0' };
     this.plumbed.set(req.mac, a);
     return a;
   }
 
-  async stage(req: StageRequest): Promise<AttachedNic> {
+  async stageNic(nic: ApiNic, req: StageRequest): Promise<AttachedNic> {
     if (this.failAttach) throw new AgentError(422, this.failAttach);
-    const nic = await this.napi.getNic(req.mac);
     const a: AttachedNic = { mac: req.mac, ip: nic.ip!, vnet: 77, vlan: 5, ifname: req.ifname };
     this.plumbed.set(req.mac, a);
     return a;
@@ -139,7 +136,7 @@ describe('workload attachments (agent)', () => {
   let n = 0;
   const setup = async (size?: number) => {
     const napi = new FakeNapi(size);
-    const host = new FakeHost(napi);
+    const host = new FakeHost();
     const state = new WorkloadState(join(root, `s${++n}`));
     const m = new WorkloadManager({ host, napi, state, sweepIntervalMs: 0 });
     await m.start();

@@ -34,7 +34,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['svp'],
   ['console'],
   ['controller', 'agent', 'sandbox'],
-  ['docker'],
+  ['docker', 'cni'],
   ['cli'],
 ];
 

@@ -9,7 +9,7 @@
 import { writeFile } from 'node:fs/promises';
 import { type MissEvent, Rtnetlink } from '../../dataplane/netlink.js';
 import { SerialQueue } from '../serial.js';
-import { type BackendStartOptions, type DataplaneBackend, type VnetEntries, registerBackend } from '../backend.js';
+import { type BackendStartOptions, type DataplaneBackend, type UnderlayPath, type VnetEntries, registerBackend } from '../backend.js';
 import { sendGarp } from '../plumbing/garp.js';
 import { IpCommandError, bridgeCmd, inNetns, ip, ipBatch, linkWithAddress, listLinks, nftApply } from '../plumbing/iproute.js';
 import { type PortPolicy, renderPortFilter } from '../plumbing/portfilter.js';
@@ -40,6 +40,8 @@ export class KernelBackend implements DataplaneBackend {
   /** Anti-spoofing and VLAN policy of each plumbed NIC whose API record is known. */
   private readonly ports = new Map<string, PortPolicy>();
   private underlayIp = '';
+  /** Source address of VXLAN: the underlay address, or the tunnel address when encrypted. */
+  private local = '';
   private underlayDev: string | undefined;
   private vxMtu = 1500 - VXLAN_OVERHEAD;
   private log: (msg: string) => void = () => {};
@@ -48,6 +50,7 @@ export class KernelBackend implements DataplaneBackend {
 
   async start(opts: BackendStartOptions): Promise<void> {
     this.underlayIp = opts.underlayIp;
+    this.local = opts.path?.local ?? opts.underlayIp;
     this.log = opts.log;
     const ul = await linkWithAddress(opts.underlayIp);
     if (!ul) throw new Error(`no interface in this network namespace has the underlay address ${opts.underlayIp}`);
@@ -60,6 +63,8 @@ export class KernelBackend implements DataplaneBackend {
       if (own?.kind === 'vxlan' && l.kind === 'vxlan') {
         this.vnetDevs.set(own.vnet, { vxIfindex: l.ifindex });
         this.vnetByIfindex.set(l.ifindex, own.vnet);
+        // Encryption turned on or off while no agent ran.
+        if (l.vxlanLocal !== undefined && l.vxlanLocal !== this.local) await this.setLocal(own.vnet);
       } else if (own?.kind === 'bridge') bridgeVnet.set(l.name, own.vnet);
     }
     for (const l of links) {
@@ -120,7 +125,9 @@ export class KernelBackend implements DataplaneBackend {
 
   private async ensureVnet(vnet: number): Promise<boolean> {
     if (this.vnetDevs.has(vnet)) return false;
-    const lines = vnetCommands({ vnet, underlayIp: this.underlayIp, underlayDev: this.underlayDev, mtu: this.vxMtu });
+    // Over the tunnel the route picks the WireGuard interface: no underlay device then.
+    const dev = this.local === this.underlayIp ? this.underlayDev : undefined;
+    const lines = vnetCommands({ vnet, underlayIp: this.local, underlayDev: dev, mtu: this.vxMtu });
     try {
       await ipBatch(lines);
     } catch (err) {
@@ -136,6 +143,20 @@ export class KernelBackend implements DataplaneBackend {
     this.vnetByIfindex.set(vx.ifindex, vnet);
     this.netlink.watch([...this.vnetByIfindex.keys()]);
     return true;
+  }
+
+  /** Points the vnet's vxlan device's source address at this.local. */
+  private async setLocal(vnet: number): Promise<void> {
+    await ip(['link', 'set', vxlanName(vnet), 'type', 'vxlan', 'local', this.local]);
+  }
+
+  setPath(path: UnderlayPath): Promise<void> {
+    return this.serial.run(async () => {
+      if (path.local === this.local) return;
+      this.local = path.local;
+      for (const vnet of this.vnetDevs.keys()) await this.setLocal(vnet);
+      this.log(`VXLAN now leaves from ${path.local}`);
+    });
   }
 
   private async deleteLinks(names: string[]): Promise<void> {

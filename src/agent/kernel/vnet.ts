@@ -24,6 +24,7 @@ export const VXLAN_DSTPORT = 4789;
 
 export interface VnetDeviceSpec {
   vnet: number;
+  /** VXLAN source address: the underlay address, or the node's tunnel address when encrypted. */
   underlayIp: string;
   /** The underlay device (vxlan `dev`), when known. */
   underlayDev?: string;

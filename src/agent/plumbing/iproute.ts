@@ -77,6 +77,8 @@ export interface LinkInfo {
   kind?: string;
   /** vxlan id, for vxlan devices. */
   vxlanId?: number;
+  /** vxlan source address (`local`), for vxlan devices that have one. */
+  vxlanLocal?: string;
   up: boolean;
 }
 
@@ -87,7 +89,7 @@ interface IpJsonLink {
   address?: string;
   master?: string;
   flags?: string[];
-  linkinfo?: { info_kind?: string; info_data?: { id?: number } };
+  linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string } };
 }
 
 /** Every link in the current namespace (`ip -j -d link show`). */
@@ -101,6 +103,7 @@ export async function listLinks(): Promise<LinkInfo[]> {
     master: l.master,
     kind: l.linkinfo?.info_kind,
     vxlanId: l.linkinfo?.info_kind === 'vxlan' ? l.linkinfo.info_data?.id : undefined,
+    vxlanLocal: l.linkinfo?.info_kind === 'vxlan' ? l.linkinfo.info_data?.local : undefined,
     up: l.flags?.includes('UP') ?? false,
   }));
 }

@@ -24,7 +24,7 @@ import { Gauge, type Registry } from 'prom-client';
 import { FastPath, type NicSpec, type Offload, parseOffloadList } from '../../dataplane/fastpath.js';
 import { SerialQueue } from '../serial.js';
 import { StateFile } from '../state-file.js';
-import { type BackendStartOptions, type DataplaneBackend, type VnetEntries, registerBackend } from '../backend.js';
+import { type BackendStartOptions, type DataplaneBackend, type UnderlayPath, type VnetEntries, registerBackend } from '../backend.js';
 import { garpFrame } from '../plumbing/garp.js';
 import { IpCommandError, inNetns, ip, ipBatch, linkWithAddress } from '../plumbing/iproute.js';
 import { canonicalMac } from '../../net/addr.js';
@@ -70,22 +70,67 @@ export class UserspaceBackend implements DataplaneBackend {
     this.log = opts.log;
     const ul = await linkWithAddress(opts.underlayIp);
     if (!ul) throw new Error(`no interface in this network namespace has the underlay address ${opts.underlayIp}`);
-    this.fp = FastPath.open({ underlayIp: opts.underlayIp, underlayMtu: ul.mtu, port: this.port, disable: this.disable }, (miss) => {
-      if (miss.kind === 'peer') this.peers?.unknownSource();
-      else opts.onMiss(miss);
-    });
+    this.onMiss = opts.onMiss;
+    this.path = opts.path ?? { local: opts.underlayIp, anyLocal: false, mtu: ul.mtu };
+    this.openEngine();
     const list = opts.peerUnderlays;
     this.peers = new PeerSet({
-      ...(list ? { list: async () => (await list()).filter((a) => isIPv4(a) && a !== opts.underlayIp) } : {}),
+      ...(list ? { list: async () => (await list()).filter((a) => isIPv4(a) && a !== opts.underlayIp && a !== this.path.local) } : {}),
       apply: (addresses) => this.fp?.setPeers(addresses.filter((a) => isIPv4(a))),
       log: this.log,
     });
     await this.peers.start();
     this.state = new StateFile(join(this.stateDir, `userspace-${opts.underlayIp}.json`));
     await this.reattach();
-    const o = this.fp.offloads();
+    const o = this.fp!.offloads();
     const on = (['tso', 'uso', 'gso', 'gro', 'coalesce', 'mmsg'] as const).filter((k) => o[k]);
-    this.log(`userspace fast path on ${opts.underlayIp}:${this.port} (underlay MTU ${ul.mtu}); offloads: ${on.join(',') || 'none'}`);
+    this.log(`userspace fast path on ${this.bindAddress}:${this.port} (path MTU ${this.path.mtu}); offloads: ${on.join(',') || 'none'}`);
+  }
+
+  private onMiss: BackendStartOptions['onMiss'] = () => {};
+  private path: UnderlayPath = { local: '', anyLocal: false, mtu: 1500 };
+
+  /** The address the engine's sockets bind: the path's source, or any (the tunnel address too). */
+  private get bindAddress(): string {
+    return this.path.anyLocal ? '0.0.0.0' : this.path.local;
+  }
+
+  private openEngine(): void {
+    this.fp = FastPath.open({ underlayIp: this.bindAddress, underlayMtu: this.path.mtu, port: this.port, disable: this.disable }, (miss) => {
+      if (miss.kind === 'peer') this.peers?.unknownSource();
+      else this.onMiss(miss);
+    });
+  }
+
+  /**
+   * Encryption turned on or off: the engine's sockets bind elsewhere or its path MTU
+   * changed, so it is opened again on the same (persistent) TAPs; its tables fill again
+   * from misses, which the agent answers from its cache.
+   */
+  setPath(path: UnderlayPath): Promise<void> {
+    return this.serial.run(async () => {
+      const before = { bind: this.bindAddress, mtu: this.path.mtu };
+      this.path = path;
+      if (!this.fp || (before.bind === this.bindAddress && before.mtu === path.mtu)) return;
+      this.fp.close();
+      this.fp = undefined;
+      this.openEngine();
+      for (const [mac, n] of this.nics) {
+        try {
+          n.id = this.engine.addNic({ ...n.spec, persist: true, reattach: true });
+        } catch (err) {
+          this.nics.delete(mac);
+          this.log(`NIC ${mac}: its TAP is gone (${(err as Error).message}); forgetting it`);
+        }
+      }
+      await this.saveState();
+      this.engine.setPeers((this.peers?.addresses() ?? []).filter((a) => isIPv4(a)));
+      this.log(`fast path re-opened on ${this.bindAddress}:${this.port} (path MTU ${path.mtu})`);
+    });
+  }
+
+  refreshPeers(): Promise<void> {
+    return this.peers?.refresh() ?? Promise.resolve();
   }
 
   private state: StateFile | undefined;

@@ -1,0 +1,137 @@
+/**
+ * The encrypted underlay's REST face (not part of NAPI):
+ *
+ *   GET    /encryption                  the deployment's setting, and which nodes are ready
+ *   PUT    /encryption                  {mode: none|prepare|wireguard, force?, tunnel_subnet?}
+ *   GET    /wireguard/peers             ?since=REV&wait=MS: every node's view (full), or what
+ *                                       changed after since (long-poll; agents follow this)
+ *   GET    /wireguard/nodes/:cn_uuid    a node's published record
+ *   PUT    /wireguard/nodes/:cn_uuid    {public_key, next_public_key?, endpoint}: an agent publishes
+ *   DELETE /wireguard/nodes/:cn_uuid
+ *
+ * Records are checked here (a malformed key or endpoint is a 422 naming the field), and
+ * again by every agent that receives them.
+ */
+import type { FastifyInstance } from 'fastify';
+import { isUuid } from '../../net/addr.js';
+import type { WireguardDirectory } from '../../overlay/wireguard-directory.js';
+import {
+  type WireguardNodeRecord,
+  endpointProblem,
+  isEncryptionMode,
+  tunnelSubnetProblem,
+  wgNodeKey,
+  wireguardKeyProblem,
+} from '../../overlay/wireguard.js';
+import { transact } from '../../store/txn.js';
+import { type FieldError, invalidParam, invalidParams, notFound, tooManyRequests } from '../../rest/errors.js';
+import type { RestContext } from '../../rest/context.js';
+import { requestParams } from '../../rest/http.js';
+
+export interface WireguardRouteOptions {
+  /** Longest a peers request is held (ms). Default 60000. */
+  maxWaitMs?: number;
+  /** Peers requests that may wait at once (more get 429). Default 8192. */
+  maxWaiters?: number;
+}
+
+function nodeUuid(raw: unknown): string {
+  const cn = typeof raw === 'string' ? raw.toLowerCase() : '';
+  if (!isUuid(cn)) throw invalidParams([invalidParam('cn_uuid', 'Invalid node UUID')]);
+  return cn;
+}
+
+function nonNegativeInt(raw: unknown, field: string, dflt: number, errors: FieldError[]): number {
+  if (raw === undefined) return dflt;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) errors.push(invalidParam(field, `${field} must be an integer >= 0`));
+  return n;
+}
+
+export function registerWireguardRoutes(app: FastifyInstance, ctx: RestContext, dir: WireguardDirectory, opts: WireguardRouteOptions = {}): void {
+  const maxWait = opts.maxWaitMs ?? 60_000;
+  const maxWaiters = opts.maxWaiters ?? 8192;
+  let waiting = 0;
+
+  app.get('/encryption', async () => ({ ...dir.encryption, ...dir.readiness() }));
+
+  app.put('/encryption', async (req) => {
+    const p = requestParams(req);
+    const errors: FieldError[] = [];
+    if (!isEncryptionMode(p.mode)) errors.push(invalidParam('mode', 'mode must be none, prepare or wireguard'));
+    if (p.force !== undefined && typeof p.force !== 'boolean' && p.force !== 'true' && p.force !== 'false') {
+      errors.push(invalidParam('force', 'force must be a boolean'));
+    }
+    const subnetProblem = p.tunnel_subnet === undefined ? undefined : tunnelSubnetProblem(p.tunnel_subnet);
+    if (subnetProblem) errors.push(invalidParam('tunnel_subnet', subnetProblem));
+    if (errors.length > 0) throw invalidParams(errors);
+    const setting = await dir.request(p.mode as 'none' | 'prepare' | 'wireguard', {
+      force: p.force === true || p.force === 'true',
+      ...(p.tunnel_subnet !== undefined ? { tunnelSubnet: p.tunnel_subnet as string } : {}),
+    });
+    return { ...setting, ...dir.readiness() };
+  });
+
+  app.get('/wireguard/peers', async (req) => {
+    const p = requestParams(req);
+    const errors: FieldError[] = [];
+    const since = nonNegativeInt(p.since, 'since', 0, errors);
+    const wait = nonNegativeInt(p.wait, 'wait', 0, errors);
+    if (errors.length > 0) throw invalidParams(errors);
+    const waitMs = Math.min(wait, maxWait);
+    if (waitMs === 0) return dir.feed(since, 0);
+    if (waiting >= maxWaiters) throw tooManyRequests(`too many requests are waiting on peers (at most ${maxWaiters}); retry later`);
+    waiting++;
+    try {
+      return await dir.feed(since, waitMs);
+    } finally {
+      waiting--;
+    }
+  });
+
+  app.get('/wireguard/nodes/:cn_uuid', async (req) => {
+    const cn = nodeUuid((req.params as { cn_uuid?: string }).cn_uuid);
+    const kv = await ctx.store.get(wgNodeKey(cn));
+    if (!kv) throw notFound(`node ${cn} has published no WireGuard key`);
+    return JSON.parse(kv.value) as WireguardNodeRecord;
+  });
+
+  app.put('/wireguard/nodes/:cn_uuid', async (req) => {
+    const p = requestParams(req);
+    const cn = nodeUuid(p.cn_uuid);
+    const errors: FieldError[] = [];
+    const key = wireguardKeyProblem(p.public_key);
+    if (key) errors.push(invalidParam('public_key', key));
+    if (p.next_public_key !== undefined && p.next_public_key !== null) {
+      const next = wireguardKeyProblem(p.next_public_key);
+      if (next) errors.push(invalidParam('next_public_key', next));
+      else if (next === undefined && p.next_public_key === p.public_key) errors.push(invalidParam('next_public_key', 'next_public_key must differ from public_key'));
+    }
+    const ep = endpointProblem(p.endpoint);
+    if (ep) errors.push(invalidParam('endpoint', ep));
+    if (errors.length > 0) throw invalidParams(errors, `invalid WireGuard record for node ${cn}: ${errors.map((e) => `${e.field}: ${e.message}`).join('; ')}`);
+    const rec: WireguardNodeRecord = {
+      cn_uuid: cn,
+      public_key: p.public_key as string,
+      ...(typeof p.next_public_key === 'string' ? { next_public_key: p.next_public_key } : {}),
+      endpoint: p.endpoint as string,
+      updated: new Date().toISOString(),
+    };
+    const { revision } = await transact(ctx.store, async (tx) => {
+      tx.putJson(wgNodeKey(cn), rec);
+    });
+    // The publisher's next feed answer reflects its own write.
+    await dir.waitForRevision(revision);
+    return rec;
+  });
+
+  app.delete('/wireguard/nodes/:cn_uuid', async (req, reply) => {
+    const cn = nodeUuid((req.params as { cn_uuid?: string }).cn_uuid);
+    await transact(ctx.store, async (tx) => {
+      if (!(await tx.get(wgNodeKey(cn)))) throw notFound(`node ${cn} has published no WireGuard key`);
+      tx.del(wgNodeKey(cn));
+    });
+    reply.status(204);
+    return reply.send();
+  });
+}
