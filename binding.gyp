@@ -6,16 +6,26 @@
         "native/src/addon.c",
         "native/src/csum.c",
         "native/src/rtnl.c",
+        "native/src/rtnl_link.c",
+        "native/src/netns.c",
+        "native/src/nft.c",
+        "native/src/napi_util.c",
         "native/src/netlink.c",
+        "native/src/links.c",
+        "native/src/links_work.c",
         "native/src/vxlan.c",
         "native/src/fp_engine.c",
+        "native/src/fp_tx.c",
+        "native/src/fp_rx.c",
+        "native/src/fp_park.c",
         "native/src/fp_control.c",
         "native/src/fastpath.c"
       ],
       "include_dirs": ["native/include"],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"],
       "cflags_c": ["-std=gnu11"],
-      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"]
+      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
+      "libraries": ["-lnftables"]
     }
   ]
 }

@@ -197,7 +197,7 @@ async function main(): Promise<void> {
     table.push(
       row('PUT cn_uuid → first packet at new node', conv),
       row('  of which: PUT latency', put),
-      row('  of which: detach + attach (iproute2, nft)', plumb),
+      row('  of which: detach + attach (agent API)', plumb),
       row('  after attach returned', afterPlumb),
       row('PUT cn_uuid → peer node FDB re-pointed (shootdown)', peerFdb),
     );

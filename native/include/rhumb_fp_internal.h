@@ -5,8 +5,18 @@
  * data path) and fp_control.c (lifecycle and table writes) share. native/test/ includes
  * it to drive the data path on crafted frames without sockets or threads.
  *
- * Locking: one mutex. The forwarding thread holds it while it handles one wakeup's batch
- * (a few hundred microseconds at most); control calls take it briefly.
+ * Forwarding threads: the transmit thread (TAP -> UDP: anti-spoofing, answers, misses,
+ * parking, encapsulation) and FP_NRX receive threads (UDP -> TAP: peer check, decap, VLAN
+ * check, coalescing), one per receiving socket, so that one direction's copies and the
+ * instance's TCP work the kernel does inside our TAP writes do not wait for the other's,
+ * and flows arriving on different sockets are received in parallel.
+ *
+ * Locking: the mutex `mu` is held by the transmit thread while it handles one wakeup's
+ * batch (a few hundred microseconds at most) and by every control call; it guards the
+ * misses (pending, parked frames) and the transmit queues. The rwlock `tabs` is held for
+ * reading by the receive threads while they handle one batch, and for writing (with `mu`)
+ * by control calls that change what the receive path reads: tables, NICs, peers. Lock
+ * order: mu, then tabs. Counters are added to atomically (both threads count per NIC).
  */
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -30,10 +40,15 @@
 #endif
 
 #define FP_NTX 8            /* sending sockets: the flow hash picks one (outer source port) */
+#define FP_NRX 2            /* receiving sockets on the VXLAN port (SO_REUSEPORT: the kernel keeps a
+			     * flow on one by its outer ports), each with its own receive thread */
 #define FP_BATCH 64         /* frames per TAP wakeup, datagrams per recvmmsg */
+#define FP_GRO_BATCH 8      /* datagrams per recvmmsg with UDP_GRO (each up to 64 KiB): stays in cache */
+#define FP_TX_FLUSH 49152   /* bytes queued before they are sent, while the frames are still in cache */
 #define FP_TXQ 256          /* queued datagrams per sending socket before sendmmsg */
+#define FP_TXIOV 1024       /* their iovecs (a segment is its headers + its payload in place) */
 #define FP_RXBUF 65536
-#define FP_SEGBUF (RV_MAX_FRAME + 128 * 160) /* payload + per-segment headers at MSS >= 536 */
+#define FP_MAXSEG 128       /* segments of one superframe (MSS >= 536) */
 #define FP_L2CAP 16384
 #define FP_L3CAP 16384
 #define FP_PEND_PER_NIC 32   /* outstanding misses per NIC: one instance cannot crowd out the others */
@@ -45,9 +60,10 @@
 #define FP_GSO_MAX 65000     /* bytes per UDP_SEGMENT send */
 #define FP_PEER_MISS_MS 1000 /* at most one "unknown underlay source" upcall per this */
 
-/* epoll ids: 0..FP_MAX_NICS-1 are the NICs' TAPs. */
-#define EV_RX FP_MAX_NICS
+/* epoll ids of the transmit thread: 0..FP_MAX_NICS-1 are the NICs' TAPs. */
 #define EV_CTL (FP_MAX_NICS + 1)
+
+#define CNT_ADD(x, v) __atomic_fetch_add(&(x), (uint64_t)(v), __ATOMIC_RELAXED)
 
 /* Counters, per NIC and for the engine; names in fp_counter_names (fp_control.c). */
 enum {
@@ -105,20 +121,34 @@ struct l3e { uint8_t state; uint32_t vnet; uint8_t addr[16]; uint8_t mac[6]; uin
 enum { E_EMPTY = 0, E_USED = 1, E_TOMB = 2 };
 
 struct txq {
-	int n;
+	int n, niov;
+	size_t bytes;
 	struct mmsghdr msg[FP_TXQ];
-	struct iovec iov[FP_TXQ][2];
+	struct iovec iov[FP_TXIOV];
 	uint8_t hdr[FP_TXQ][RV_VXLAN_HLEN + 16];
 	struct sockaddr_in dst[FP_TXQ];
 	union { char buf[CMSG_SPACE(sizeof(uint16_t))]; struct cmsghdr align; } cmsg[FP_TXQ];
 };
 
+/* One receiving socket, its thread and its buffers. */
+struct rxq {
+	struct fp *f;
+	int fd;
+	pthread_t thr;
+	bool started;
+	uint8_t *buf;            /* FP_BATCH * FP_RXBUF */
+	struct fp_delivery *dlv; /* FP_BATCH * 64: the frames of one receive batch */
+};
+
 struct fp {
 	pthread_mutex_t mu;
+	pthread_rwlock_t tabs;
 	pthread_t thr;
 	bool thread_started;
 	volatile bool stop;
-	int epfd, evfd, rxfd, txfd[FP_NTX];
+	int epfd, evfd, txfd[FP_NTX];
+	struct rxq rxq[FP_NRX];
+	int nrx;
 	uint8_t ul_ip[4];
 	uint16_t port, ul_mtu;
 	/* offloads: probed & wanted */
@@ -138,10 +168,9 @@ struct fp {
 	uint64_t c[C_COUNT];
 	fp_upcall_fn upcall;
 	void *upcall_ctx;
-	/* forwarding-thread buffers */
+	/* the transmit thread's buffers */
 	uint8_t (*tapbuf)[RV_VNET_HLEN + RV_MAX_FRAME];
-	uint8_t (*segbuf)[FP_SEGBUF];
-	uint8_t *rxbuf;
+	uint8_t (*hdrbuf)[FP_MAXSEG * RV_SEG_STRIDE]; /* per TAP frame of a batch: its segments' headers */
 	struct txq *txq;
 };
 
@@ -246,7 +275,7 @@ static inline void v4key(uint8_t out[16], const uint8_t ip[4])
 	memcpy(out + 12, ip, 4);
 }
 
-/* ---- the data path (fp_engine.c) ----------------------------------------------------- */
+/* ---- the data path (fp_engine.c, fp_tx.c, fp_rx.c, fp_park.c) ------------------------- */
 
 /* Allocates the tables and buffers; no descriptors, no thread (fp_control.c adds those). */
 struct fp *fp_alloc(const struct fp_options *o, fp_upcall_fn upcall, void *ctx);
@@ -258,7 +287,8 @@ int fp_install_nic(struct fp *f, int slot, int fd, const struct fp_nic_spec *s);
 void fp_uninstall_nic(struct fp *f, int slot);
 /*
  * One frame an instance sent (also re-run for parked frames once their destination is
- * known); slot selects the segmentation buffer.
+ * known); slot selects the buffer for its segments' headers. The frame must stay in
+ * place until the transmit queues are flushed (segments point into it).
  */
 void fp_from_tap(struct fp *f, int ni, struct rv_vnet_hdr *vh, uint8_t *frame, size_t len, int slot, bool rerun);
 /*
@@ -268,6 +298,14 @@ void fp_from_tap(struct fp *f, int ni, struct rv_vnet_hdr *vh, uint8_t *frame, s
 bool fp_accept_from(struct fp *f, uint32_t addr, uint64_t datagrams);
 /* Validates one VXLAN datagram; returns the NIC it is for (frame adjusted), or -1. */
 int fp_decap(struct fp *f, uint8_t *p, size_t len, uint8_t **frame, size_t *flen);
+/*
+ * The first FP_DECAP_KEY bytes of a VXLAN datagram (its header, the inner MACs and the
+ * tag or type) are all fp_decap's table lookups depend on: a datagram that starts like
+ * one fp_decap accepted for NIC ni, with the tables unchanged since, gets the same answer
+ * from fp_decap_again (which still checks the inner frame itself).
+ */
+#define FP_DECAP_KEY (RV_VXLAN_HLEN + 16)
+int fp_decap_again(struct fp *f, int ni, uint8_t *p, size_t len, uint8_t **frame, size_t *flen);
 /* Decapsulated frames of one receive batch, written to their TAPs (runs of one flow coalesced). */
 struct fp_delivery { int nic; uint8_t *frame; size_t len; };
 void fp_deliver(struct fp *f, struct fp_delivery *d, int nd);
@@ -280,7 +318,23 @@ void fp_run_pending(struct fp *f);
 /* Sends what the transmit queues hold. */
 void fp_flush(struct fp *f);
 void fp_tap_write(struct fp *f, struct nic *n, const struct rv_vnet_hdr *vh, const uint8_t *frame, size_t len);
+/* A TAP is readable: its frames go through fp_from_tap and out (fp_tx.c). */
+void fp_tap_ready(struct fp *f, int ni);
+/* Tells the owner (the upcall function) about a miss or an unknown underlay source. */
+void fp_upcall(struct fp *f, uint8_t kind, uint32_t vnet, const uint8_t key[16]);
+/* A frame whose destination (kind, vnet, key) is unknown: parked, and asked about once (fp_park.c). */
+void fp_park(struct fp *f, int ni, const struct rv_vnet_hdr *vh, const uint8_t *frame, size_t len, uint8_t kind,
+	     uint32_t vnet, const uint8_t key[16]);
+/* Every pending entry of the NIC's share (a removed NIC or a stopped engine): frames dropped. */
+void fp_pending_release_all(struct fp *f, int ni);
 void *fp_thread_main(void *arg);
+/* A receive thread: arg is its struct rxq. */
+void *fp_rx_main(void *arg);
+/* Receives one batch on q (blocking until there is one, unless nonblocking) and forwards it. */
+int fp_rx_batch(struct fp *f, struct rxq *q, bool nonblocking);
+/* Control calls that change tables, NICs or peers: mu, then tabs for writing. */
+void fp_lock_write(struct fp *f);
+void fp_unlock_write(struct fp *f);
 void fp_wake(struct fp *f);
 int fp_cmp_u32(const void *a, const void *b);
 

@@ -80,6 +80,22 @@ int rhumb_rtnl_msg_put(rhumb_rtnl_msg *m, uint16_t type, const void *data, size_
 int rhumb_rtnl_ack(rhumb_rtnl_req *r, rhumb_rtnl_msg *m, rhumb_rtnl_error *e);
 
 /*
+ * Sends any request (NLM_F_ACK is added) and waits for its ACK; the replies before it
+ * (a GET's answer) go to cb when given. Returns 0 or -errno (details in *e).
+ */
+typedef void (*rhumb_rtnl_reply_cb)(const struct nlmsghdr *nh, void *ctx);
+int rhumb_rtnl_exchange(rhumb_rtnl_req *r, struct nlmsghdr *req, rhumb_rtnl_reply_cb cb, void *ctx, rhumb_rtnl_error *e);
+
+/*
+ * Sends a dump request (NLM_F_DUMP is added) and calls cb with every message of the
+ * answer; like rhumb_rtnl_dump for the rest (cb(NULL) announces a retry of an
+ * interrupted dump, a non-zero return stops the callbacks and is returned).
+ */
+typedef int (*rhumb_rtnl_dump_raw_cb)(const struct nlmsghdr *nh, void *ctx);
+int rhumb_rtnl_dump_raw(rhumb_rtnl_req *r, struct nlmsghdr *req, rhumb_rtnl_dump_raw_cb cb, void *ctx,
+			rhumb_rtnl_error *e);
+
+/*
  * Sends a dump request and calls cb for every neighbour message. A non-zero return from
  * cb stops further callbacks (the dump is still drained) and is returned. An interrupted
  * dump (NLM_F_DUMP_INTR) is retried a few times; cb(NULL, ctx) announces a retry, so

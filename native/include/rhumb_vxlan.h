@@ -105,6 +105,25 @@ int rv_segment(const struct rv_vnet_hdr *h, const uint8_t *f, size_t len, uint16
 	       uint8_t *out, size_t cap, size_t *off, size_t *seglen, int maxseg);
 
 /*
+ * The same segmentation without copying the payload (what the engine sends with): segment
+ * i's headers (Ethernet [+ 802.1Q] + IP + L4, every length, ID, sequence number and
+ * checksum set) are written at hdrs + i * stride + headroom, its payload stays in f.
+ * seg[i].hdr/hlen cover headroom + headers, seg[i].data/dlen the payload. Returns the
+ * number of segments, or -1 (malformed, more than maxseg, headers longer than stride).
+ * RV_SEG_STRIDE fits the longest headers (IPv4 and TCP with options, a tag) after 16
+ * bytes of headroom.
+ */
+#define RV_SEG_STRIDE 160
+struct rv_seg {
+	uint8_t *hdr;
+	size_t hlen;
+	const uint8_t *data;
+	size_t dlen;
+};
+int rv_segment_hdrs(const struct rv_vnet_hdr *h, const uint8_t *f, size_t len, uint16_t vid, size_t headroom,
+		    uint8_t *hdrs, size_t stride, struct rv_seg *seg, int maxseg);
+
+/*
  * Coalescing of consecutive TCP/IPv4 segments of one flow into a superframe towards the
  * TAP (zero copy: the result is an iovec list over the caller's buffers).
  */

@@ -1,11 +1,12 @@
 /*
- * rhumb native addon: entry point. Each subsystem (checksum, netlink, fast path)
+ * rhumb native addon: entry point. Each subsystem (checksum, netlink, fast path, plumbing)
  * registers its functions here; JavaScript never touches packets one by one.
  */
 #include <node_api.h>
 #include <string.h>
 #include "rhumb_csum.h"
 #include "rhumb_netlink.h"
+#include "rhumb_links.h"
 #include "rhumb_fastpath.h"
 #include "rhumb_napi.h"
 
@@ -37,6 +38,7 @@ static napi_value init(napi_env env, napi_value exports)
 	RHUMB_CHECK(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
 	RHUMB_CHECK(env, rhumb_netlink_register(env, exports));
 	RHUMB_CHECK(env, rhumb_fastpath_register(env, exports));
+	RHUMB_CHECK(env, rhumb_links_register(env, exports));
 	return exports;
 }
 

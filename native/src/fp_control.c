@@ -170,9 +170,9 @@ static void probe_offloads(struct fp *f)
 	}
 }
 
-static int open_udp(struct fp *f, uint16_t port, int *err)
+static int open_udp(struct fp *f, uint16_t port, bool reuseport, int *err)
 {
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), big = 4 << 20, dont = IP_PMTUDISC_DONT;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), big = 4 << 20, dont = IP_PMTUDISC_DONT, one = 1;
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
 	if (s < 0) {
 		*err = errno;
@@ -185,6 +185,12 @@ static int open_udp(struct fp *f, uint16_t port, int *err)
 		setsockopt(s, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
 	/* Inner packets without DF may be larger than the path: let the kernel fragment the outer one. */
 	setsockopt(s, IPPROTO_IP, IP_MTU_DISCOVER, &dont, sizeof(dont));
+	/* The receiving sockets share the port; only sockets of this (root) user may join them. */
+	if (reuseport && setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+		*err = errno;
+		close(s);
+		return -1;
+	}
 	if (bind(s, (struct sockaddr *)&a, sizeof(a)) != 0) {
 		*err = errno;
 		close(s);
@@ -207,16 +213,39 @@ static int fp_start(struct fp *f, struct fp_error *e)
 	struct epoll_event ev;
 	int err = 0;
 
-	f->rxfd = open_udp(f, f->port, &err);
-	if (f->rxfd < 0)
-		return fail(e, err, "bind underlay UDP socket");
-	if (f->gro) {
-		int one = 1;
-		if (setsockopt(f->rxfd, SOL_UDP, UDP_GRO, &one, sizeof(one)) != 0)
-			f->gro = false;
+	uint16_t port = f->port;
+
+	/*
+	 * Our receiving sockets share the port (SO_REUSEPORT), and so could another engine's:
+	 * a plain bind first makes a second engine on this address fail as it always did.
+	 */
+	if (port != 0) {
+		int probe = open_udp(f, port, false, &err);
+		if (probe < 0)
+			return fail(e, err, "bind underlay UDP socket");
+		close(probe);
+	}
+	for (int q = 0; q < FP_NRX; q++) {
+		int fd = open_udp(f, port, true, &err);
+		if (fd < 0)
+			return fail(e, err, "bind underlay UDP socket");
+		f->rxq[q].fd = fd;
+		f->nrx = q + 1;
+		if (port == 0) { /* an ephemeral port: the others join the first one's */
+			struct sockaddr_in a;
+			socklen_t al = sizeof(a);
+			if (getsockname(fd, (struct sockaddr *)&a, &al) != 0)
+				return fail(e, errno, "getsockname");
+			port = ntohs(a.sin_port);
+		}
+		if (f->gro) {
+			int one = 1;
+			if (setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) != 0)
+				f->gro = false;
+		}
 	}
 	for (int s = 0; s < FP_NTX; s++) {
-		f->txfd[s] = open_udp(f, 0, &err);
+		f->txfd[s] = open_udp(f, 0, false, &err);
 		if (f->txfd[s] < 0)
 			return fail(e, err, "sending socket");
 	}
@@ -225,13 +254,20 @@ static int fp_start(struct fp *f, struct fp_error *e)
 	if (f->epfd < 0 || f->evfd < 0)
 		return fail(e, errno, "epoll");
 	ev.events = EPOLLIN;
-	ev.data.u64 = EV_RX;
-	epoll_ctl(f->epfd, EPOLL_CTL_ADD, f->rxfd, &ev);
 	ev.data.u64 = EV_CTL;
 	epoll_ctl(f->epfd, EPOLL_CTL_ADD, f->evfd, &ev);
 	if (pthread_create(&f->thr, NULL, fp_thread_main, f) != 0)
 		return fail(e, EAGAIN, "cannot start the forwarding thread");
+	pthread_setname_np(f->thr, "rhumb-fp-tx"); /* for top -H, perf, /proc/PID/task */
 	f->thread_started = true;
+	for (int q = 0; q < f->nrx; q++) {
+		char name[16];
+		if (pthread_create(&f->rxq[q].thr, NULL, fp_rx_main, &f->rxq[q]) != 0)
+			return fail(e, EAGAIN, "cannot start a receive thread");
+		snprintf(name, sizeof(name), "rhumb-fp-rx%u", (unsigned)q % 10);
+		pthread_setname_np(f->rxq[q].thr, name);
+		f->rxq[q].started = true;
+	}
 	return FP_OK;
 }
 
@@ -266,11 +302,19 @@ struct fp *fp_open(const struct fp_options *o, fp_upcall_fn upcall, void *ctx, s
 
 void fp_close(struct fp *f)
 {
+	f->stop = true;
 	if (f->thread_started) {
-		f->stop = true;
 		fp_wake(f);
 		pthread_join(f->thr, NULL);
 		f->thread_started = false;
+	}
+	for (int q = 0; q < f->nrx; q++) {
+		if (!f->rxq[q].started)
+			continue;
+		/* Wakes the receive thread out of recvmmsg (it then sees stop). */
+		shutdown(f->rxq[q].fd, SHUT_RDWR);
+		pthread_join(f->rxq[q].thr, NULL);
+		f->rxq[q].started = false;
 	}
 	for (int i = 0; i < FP_MAX_NICS; i++) {
 		if (f->nics[i].used) {
@@ -278,8 +322,12 @@ void fp_close(struct fp *f)
 			fp_uninstall_nic(f, i);
 		}
 	}
-	if (f->rxfd >= 0)
-		close(f->rxfd);
+	for (int q = 0; q < f->nrx; q++) {
+		if (f->rxq[q].fd >= 0)
+			close(f->rxq[q].fd);
+		f->rxq[q].fd = -1;
+	}
+	f->nrx = 0;
 	for (int s = 0; s < FP_NTX; s++)
 		if (f->txfd[s] >= 0)
 			close(f->txfd[s]);
@@ -287,7 +335,7 @@ void fp_close(struct fp *f)
 		close(f->epfd);
 	if (f->evfd >= 0)
 		close(f->evfd);
-	f->rxfd = f->epfd = f->evfd = -1;
+	f->epfd = f->evfd = -1;
 	for (int s = 0; s < FP_NTX; s++)
 		f->txfd[s] = -1;
 }
@@ -323,13 +371,13 @@ int fp_add_nic(struct fp *f, const struct fp_nic_spec *s, struct fp_error *e)
 	pthread_join(th, NULL);
 	if (req.fd < 0)
 		return fail(e, req.err, req.step ? req.step : "?");
-	pthread_mutex_lock(&f->mu);
+	fp_lock_write(f);
 	for (int i = 0; i < FP_MAX_NICS && slot < 0; i++)
 		if (!f->nics[i].used)
 			slot = i;
 	rc = slot < 0 ? FP_ETOO_MANY : fp_install_nic(f, slot, req.fd, s);
 	if (rc != FP_OK) {
-		pthread_mutex_unlock(&f->mu);
+		fp_unlock_write(f);
 		close(req.fd);
 		return rc;
 	}
@@ -337,7 +385,7 @@ int fp_add_nic(struct fp *f, const struct fp_nic_spec *s, struct fp_error *e)
 	ev.data.u64 = (uint64_t)slot;
 	epoll_ctl(f->epfd, EPOLL_CTL_ADD, req.fd, &ev);
 	f->flush_wanted = true;
-	pthread_mutex_unlock(&f->mu);
+	fp_unlock_write(f);
 	fp_wake(f);
 	return slot;
 }
@@ -350,9 +398,9 @@ bool fp_nic_exists(struct fp *f, int id)
 int fp_remove_nic(struct fp *f, int id)
 {
 	struct nic *n;
-	pthread_mutex_lock(&f->mu);
+	fp_lock_write(f);
 	if (!fp_nic_exists(f, id)) {
-		pthread_mutex_unlock(&f->mu);
+		fp_unlock_write(f);
 		return FP_ENOENT;
 	}
 	n = &f->nics[id];
@@ -361,7 +409,7 @@ int fp_remove_nic(struct fp *f, int id)
 	if (ioctl(n->fd, TUNSETPERSIST, 0) != 0) { /* was not persistent */ }
 	close(n->fd);
 	fp_uninstall_nic(f, id);
-	pthread_mutex_unlock(&f->mu);
+	fp_unlock_write(f);
 	return FP_OK;
 }
 
@@ -427,15 +475,15 @@ int fp_update(struct fp *f, const uint8_t *records, size_t len)
 	for (size_t o = 0; o + FP_RECORD <= len; o += FP_RECORD)
 		if (records[o] < 1 || records[o] > 6)
 			return FP_EBADOP;
-	pthread_mutex_lock(&f->mu);
+	fp_lock_write(f);
 	if (f->l2n + n > FP_L2CAP * 3 / 4 || f->l3n + n > FP_L3CAP * 3 / 4) {
-		pthread_mutex_unlock(&f->mu);
+		fp_unlock_write(f);
 		return FP_EFULL;
 	}
 	for (size_t o = 0; o + FP_RECORD <= len; o += FP_RECORD)
 		apply_record(f, records + o);
 	f->flush_wanted = true;
-	pthread_mutex_unlock(&f->mu);
+	fp_unlock_write(f);
 	fp_wake(f);
 	return FP_OK;
 }
@@ -502,11 +550,11 @@ int fp_set_peers(struct fp *f, const uint8_t *addrs, size_t n)
 		memcpy(set, addrs, n * sizeof(uint32_t));
 		qsort(set, n, sizeof(uint32_t), fp_cmp_u32);
 	}
-	pthread_mutex_lock(&f->mu);
+	fp_lock_write(f);
 	old = f->peers;
 	f->peers = set;
 	f->npeers = n;
-	pthread_mutex_unlock(&f->mu);
+	fp_unlock_write(f);
 	free(old);
 	return FP_OK;
 }
@@ -531,7 +579,9 @@ int fp_counters(struct fp *f, int id, uint64_t *out)
 		pthread_mutex_unlock(&f->mu);
 		return FP_ENOENT;
 	}
-	memcpy(out, id >= 0 ? f->nics[id].c : f->c, sizeof(uint64_t) * C_COUNT);
+	/* The receive thread counts without the mutex. */
+	for (int i = 0; i < C_COUNT; i++)
+		out[i] = __atomic_load_n(id >= 0 ? &f->nics[id].c[i] : &f->c[i], __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&f->mu);
 	return FP_OK;
 }

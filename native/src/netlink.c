@@ -14,7 +14,8 @@
  *                              unicast MAC: create or replace (the MAC moves to dst);
  *                              all-zeros/multicast MAC: adds dst to its flood list (the
  *                              kernel refuses replace there)
- *   fdbDel(ifindex, mac, dst?, {port?, vni?}?)
+ *   fdbDel(ifindex, mac, dst?, {port?, vni?, master?}?)
+ *                              master: the bridge's learned entry on that port (NTF_MASTER)
  *                              with dst only that remote, which the kernel matches on
  *                              dst+port+vni (defaults: the device's); a remote that does
  *                              not match is silently left alone (kernel returns success)
@@ -28,6 +29,7 @@
  */
 #include "rhumb_napi.h"
 #include "rhumb_netlink.h"
+#include "rhumb_napi_util.h"
 #include "rhumb_rtnl.h"
 
 #include <arpa/inet.h>
@@ -73,133 +75,6 @@ struct rh_rtnl {
 
 /* ---------- small helpers ---------- */
 
-static void throw_type(napi_env env, const char *fmt, const char *method, const char *detail)
-{
-	char msg[256];
-	snprintf(msg, sizeof(msg), fmt, method, detail ? detail : "");
-	napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
-}
-
-static void throw_range(napi_env env, const char *method, const char *what)
-{
-	char msg[256];
-	snprintf(msg, sizeof(msg), "%s: %s", method, what);
-	napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
-}
-
-/* Error with code/errno/syscall like Node's system errors; the message names the request. */
-static napi_value make_sys_error(napi_env env, const char *what, const char *syscall, int err,
-				 const char *kmsg)
-{
-	char msg[640];
-	napi_value m, c, e, v;
-
-	snprintf(msg, sizeof(msg), "%s: %s (%s)%s%s", what, strerror(err), rhumb_errno_code(err),
-		 kmsg && *kmsg ? ": " : "", kmsg ? kmsg : "");
-	if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m) != napi_ok ||
-	    napi_create_string_utf8(env, rhumb_errno_code(err), NAPI_AUTO_LENGTH, &c) != napi_ok ||
-	    napi_create_error(env, c, m, &e) != napi_ok)
-		return NULL;
-	if (napi_create_int32(env, -err, &v) == napi_ok)
-		napi_set_named_property(env, e, "errno", v);
-	if (syscall && napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &v) == napi_ok)
-		napi_set_named_property(env, e, "syscall", v);
-	return e;
-}
-
-static void throw_sys(napi_env env, const char *what, const char *syscall, int err, const char *kmsg)
-{
-	napi_value e = make_sys_error(env, what, syscall, err, kmsg);
-	if (e)
-		napi_throw(env, e);
-	else
-		napi_throw_error(env, rhumb_errno_code(err), what);
-}
-
-static napi_status set_str(napi_env env, napi_value obj, const char *key, const char *val)
-{
-	napi_value v;
-	napi_status s = napi_create_string_utf8(env, val, NAPI_AUTO_LENGTH, &v);
-	return s == napi_ok ? napi_set_named_property(env, obj, key, v) : s;
-}
-
-static napi_status set_num(napi_env env, napi_value obj, const char *key, double val)
-{
-	napi_value v;
-	napi_status s = napi_create_double(env, val, &v);
-	return s == napi_ok ? napi_set_named_property(env, obj, key, v) : s;
-}
-
-static napi_status set_bool(napi_env env, napi_value obj, const char *key, bool val)
-{
-	napi_value v;
-	napi_status s = napi_get_boolean(env, val, &v);
-	return s == napi_ok ? napi_set_named_property(env, obj, key, v) : s;
-}
-
-static void format_mac(const uint8_t *mac, char out[18])
-{
-	snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
-}
-
-static void format_ip(const rhumb_rtnl_addr *a, char out[INET6_ADDRSTRLEN])
-{
-	if (!inet_ntop(a->family, a->bytes, out, INET6_ADDRSTRLEN))
-		snprintf(out, INET6_ADDRSTRLEN, "?");
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Strict "xx:xx:xx:xx:xx:xx". */
-static bool parse_mac(const char *s, uint8_t out[6])
-{
-	if (strlen(s) != 17)
-		return false;
-	for (int i = 0; i < 6; i++) {
-		int hi = hexval(s[i * 3]), lo = hexval(s[i * 3 + 1]);
-		if (hi < 0 || lo < 0 || (i < 5 && s[i * 3 + 2] != ':'))
-			return false;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return true;
-}
-
-static bool is_zero_mac(const uint8_t mac[6])
-{
-	return !(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]);
-}
-
-static bool parse_ip(const char *s, rhumb_rtnl_addr *a)
-{
-	memset(a, 0, sizeof(*a));
-	if (inet_pton(AF_INET, s, a->bytes) == 1) {
-		a->family = AF_INET;
-		a->len = 4;
-		return true;
-	}
-	if (inet_pton(AF_INET6, s, a->bytes) == 1) {
-		a->family = AF_INET6;
-		a->len = 16;
-		return true;
-	}
-	return false;
-}
-
-static bool is_nullish(napi_env env, napi_value v)
-{
-	napi_valuetype t;
-	return napi_typeof(env, v, &t) == napi_ok && (t == napi_undefined || t == napi_null);
-}
-
 /*
  * One call of a binding function: its arguments (up to four are read) and its name, which
  * every error message starts with. For RtnlSocket methods also the open socket.
@@ -215,7 +90,7 @@ struct call {
 /* Argument i, or NULL when it is absent, undefined or null. */
 static napi_value optional(const struct call *c, size_t i)
 {
-	return i < c->argc && !is_nullish(c->env, c->argv[i]) ? c->argv[i] : NULL;
+	return i < c->argc && !rhumb_is_nullish(c->env, c->argv[i]) ? c->argv[i] : NULL;
 }
 
 /* Reads a string argument into buf; throws a TypeError naming the argument. */
@@ -225,11 +100,11 @@ static bool arg_string(const struct call *c, napi_value v, const char *name, cha
 	size_t len = 0;
 
 	if (napi_typeof(c->env, v, &t) != napi_ok || t != napi_string) {
-		throw_type(c->env, "%s: %s must be a string", c->method, name);
+		rhumb_throw_type(c->env, "%s: %s must be a string", c->method, name);
 		return false;
 	}
 	if (napi_get_value_string_utf8(c->env, v, NULL, 0, &len) != napi_ok || len + 1 > cap) {
-		throw_type(c->env, "%s: %s is too long", c->method, name);
+		rhumb_throw_type(c->env, "%s: %s is too long", c->method, name);
 		return false;
 	}
 	napi_get_value_string_utf8(c->env, v, buf, cap, &len);
@@ -245,12 +120,12 @@ static bool arg_uint(const struct call *c, napi_value v, const char *name, doubl
 
 	if (napi_typeof(c->env, v, &t) != napi_ok || t != napi_number ||
 	    napi_get_value_double(c->env, v, &d) != napi_ok || d != (double)(int64_t)d) {
-		throw_type(c->env, "%s: %s must be an integer", c->method, name);
+		rhumb_throw_type(c->env, "%s: %s must be an integer", c->method, name);
 		return false;
 	}
 	if (d < min || d > max) {
 		snprintf(what, sizeof(what), "%s must be in [%.0f, %.0f], got %.0f", name, min, max, d);
-		throw_range(c->env, c->method, what);
+		rhumb_throw_range(c->env, c->method, what);
 		return false;
 	}
 	*out = (uint32_t)d;
@@ -270,10 +145,10 @@ static bool arg_ip(const struct call *c, napi_value v, const char *name, rhumb_r
 {
 	if (!arg_string(c, v, name, text, INET6_ADDRSTRLEN + 1))
 		return false;
-	if (!parse_ip(text, a)) {
+	if (!rhumb_parse_ip(text, a)) {
 		char what[96];
 		snprintf(what, sizeof(what), "%s (an IPv4 or IPv6 address)", name);
-		throw_type(c->env, "%s: invalid %s", c->method, what);
+		rhumb_throw_type(c->env, "%s: invalid %s", c->method, what);
 		return false;
 	}
 	return true;
@@ -284,8 +159,8 @@ static bool arg_mac(const struct call *c, napi_value v, uint8_t mac[6])
 	char text[32];
 	if (!arg_string(c, v, "mac", text, sizeof(text)))
 		return false;
-	if (!parse_mac(text, mac)) {
-		throw_type(c->env, "%s: mac must look like 'xx:xx:xx:xx:xx:xx'%s", c->method, "");
+	if (!rhumb_parse_mac(text, mac)) {
+		rhumb_throw_type(c->env, "%s: mac must look like 'xx:xx:xx:xx:xx:xx'%s", c->method, "");
 		return false;
 	}
 	return true;
@@ -296,7 +171,7 @@ static bool arg_state(const struct call *c, napi_value v, uint16_t *state)
 {
 	char text[16];
 	*state = NUD_PERMANENT;
-	if (!v || is_nullish(c->env, v))
+	if (!v || rhumb_is_nullish(c->env, v))
 		return true;
 	if (!arg_string(c, v, "state", text, sizeof(text)))
 		return false;
@@ -305,7 +180,7 @@ static bool arg_state(const struct call *c, napi_value v, uint16_t *state)
 	else if (strcmp(text, "reachable") == 0)
 		*state = NUD_REACHABLE;
 	else {
-		throw_type(c->env, "%s: state must be 'permanent' or 'reachable'%s", c->method, "");
+		rhumb_throw_type(c->env, "%s: state must be 'permanent' or 'reachable'%s", c->method, "");
 		return false;
 	}
 	return true;
@@ -322,7 +197,7 @@ static bool opt_uint(const struct call *c, napi_value obj, const char *key, doub
 		return true;
 	if (napi_get_named_property(c->env, obj, key, &v) != napi_ok)
 		return false;
-	if (is_nullish(c->env, v))
+	if (rhumb_is_nullish(c->env, v))
 		return true;
 	if (!arg_uint(c, v, key, 0, max, out))
 		return false;
@@ -330,9 +205,9 @@ static bool opt_uint(const struct call *c, napi_value obj, const char *key, doub
 	return true;
 }
 
-/* The options of fdbSet / fdbDel: { port?, vni?, state? (fdbSet only) }. */
+/* The options of fdbSet / fdbDel: { port?, vni?, state? (fdbSet only), master? (fdbDel only) }. */
 struct fdb_opts {
-	bool has_port, has_vni;
+	bool has_port, has_vni, master;
 	uint32_t port, vni;
 	uint16_t state;
 };
@@ -358,6 +233,13 @@ static bool arg_fdb_opts(const struct call *c, napi_value v, bool with_state, st
 	if (with_state && napi_has_named_property(c->env, v, "state", &has) == napi_ok && has &&
 	    (napi_get_named_property(c->env, v, "state", &sv) != napi_ok || !arg_state(c, sv, &o->state)))
 		return false;
+	has = false;
+	if (!with_state && napi_has_named_property(c->env, v, "master", &has) == napi_ok && has &&
+	    (napi_get_named_property(c->env, v, "master", &sv) != napi_ok || napi_get_value_bool(c->env, sv, &o->master) != napi_ok)) {
+		snprintf(msg, sizeof(msg), "%s: opts.master must be a boolean", c->method);
+		napi_throw_type_error(c->env, "ERR_INVALID_ARG_TYPE", msg);
+		return false;
+	}
 	return true;
 }
 
@@ -484,17 +366,17 @@ static void deliver_neigh(rh_rtnl *r, const rhumb_rtnl_neigh *n, enum rhumb_rtnl
 	if (napi_open_handle_scope(env, &scope) != napi_ok)
 		return;
 	if (napi_create_object(env, &ev) == napi_ok) {
-		set_str(env, ev, "kind", kind == RHUMB_MISS_L2 ? "l2" : "l3");
-		set_num(env, ev, "ifindex", n->ifindex);
+		rhumb_set_str(env, ev, "kind", kind == RHUMB_MISS_L2 ? "l2" : "l3");
+		rhumb_set_num(env, ev, "ifindex", n->ifindex);
 		if (kind != RHUMB_MISS_L2 && n->has_dst) {
-			format_ip(&n->dst, ip);
-			set_str(env, ev, "ip", ip);
+			rhumb_format_ip(&n->dst, ip);
+			rhumb_set_str(env, ev, "ip", ip);
 		}
 		if (n->has_lladdr) {
-			format_mac(n->lladdr, mac);
-			set_str(env, ev, "mac", mac);
+			rhumb_format_mac(n->lladdr, mac);
+			rhumb_set_str(env, ev, "mac", mac);
 		}
-		set_str(env, ev, "reason", kind == RHUMB_MISS_L3_RESOLVING ? "resolving" : "miss");
+		rhumb_set_str(env, ev, "reason", kind == RHUMB_MISS_L3_RESOLVING ? "resolving" : "miss");
 		deliver(r, ev);
 	}
 	napi_close_handle_scope(env, scope);
@@ -509,13 +391,13 @@ static void deliver_status(rh_rtnl *r, const char *kind, int err)
 	if (napi_open_handle_scope(env, &scope) != napi_ok)
 		return;
 	if (napi_create_object(env, &ev) == napi_ok) {
-		set_str(env, ev, "kind", kind);
+		rhumb_set_str(env, ev, "kind", kind);
 		if (err) {
 			char msg[160];
 			snprintf(msg, sizeof(msg), "rtnetlink monitor: %s (%s)", strerror(err), rhumb_errno_code(err));
-			set_str(env, ev, "code", rhumb_errno_code(err));
-			set_num(env, ev, "errno", -err);
-			set_str(env, ev, "message", msg);
+			rhumb_set_str(env, ev, "code", rhumb_errno_code(err));
+			rhumb_set_num(env, ev, "errno", -err);
+			rhumb_set_str(env, ev, "message", msg);
 		}
 		deliver(r, ev);
 	}
@@ -588,7 +470,7 @@ static bool begin(napi_env env, napi_callback_info info, const char *method, siz
 	if (napi_get_cb_info(env, info, &c->argc, c->argv, &self, NULL) != napi_ok)
 		return false;
 	if (napi_unwrap(env, self, (void **)&c->r) != napi_ok || !c->r) {
-		throw_type(env, "%s: called on an object that is not an RtnlSocket%s", method, "");
+		rhumb_throw_type(env, "%s: called on an object that is not an RtnlSocket%s", method, "");
 		return false;
 	}
 	if (c->r->closed) {
@@ -640,7 +522,7 @@ static napi_value js_ctor(napi_env env, napi_callback_info info)
 	rc = rhumb_rtnl_req_open(&r->req, REQUEST_TIMEOUT_MS);
 	if (rc < 0) {
 		free(r);
-		throw_sys(env, "RtnlSocket: opening the request socket", "socket", -rc, NULL);
+		rhumb_throw_sys(env, "RtnlSocket: opening the request socket", "socket", -rc, NULL);
 		return NULL;
 	}
 
@@ -658,7 +540,7 @@ static napi_value js_ctor(napi_env env, napi_callback_info info)
 			rhumb_rtnl_req_close(&r->req);
 			free(r->mbuf);
 			free(r);
-			throw_sys(env, "RtnlSocket: joining RTNLGRP_NEIGH", "socket", err, NULL);
+			rhumb_throw_sys(env, "RtnlSocket: joining RTNLGRP_NEIGH", "socket", err, NULL);
 			return NULL;
 		}
 		p->fd = fd;
@@ -692,7 +574,7 @@ static napi_value js_ctor(napi_env env, napi_callback_info info)
 		if (rc != 0) {
 			close_native(r);
 			release_js(r);
-			throw_sys(env, "RtnlSocket: polling the notification socket", "uv_poll_start", -rc, NULL);
+			rhumb_throw_sys(env, "RtnlSocket: polling the notification socket", "uv_poll_start", -rc, NULL);
 			return NULL;
 		}
 	}
@@ -726,7 +608,7 @@ static bool transact(napi_env env, rh_rtnl *r, rhumb_rtnl_msg *m, const char *wh
 	rhumb_rtnl_error e;
 	if (rhumb_rtnl_ack(&r->req, m, &e) == 0)
 		return true;
-	throw_sys(env, what, syscall, e.err, e.msg);
+	rhumb_throw_sys(env, what, syscall, e.err, e.msg);
 	return false;
 }
 
@@ -786,12 +668,12 @@ static napi_value js_fdb_set(napi_env env, napi_callback_info info)
 	/* unicast: replace moves the MAC; zero/multicast entries are remote lists, the kernel
 	 * refuses NLM_F_REPLACE for them (EOPNOTSUPP) and appends instead */
 	rhumb_rtnl_msg_init(&m, RTM_NEWNEIGH,
-			    NLM_F_CREATE | ((mac[0] & 1) || is_zero_mac(mac) ? NLM_F_APPEND : NLM_F_REPLACE),
+			    NLM_F_CREATE | ((mac[0] & 1) || rhumb_is_zero_mac(mac) ? NLM_F_APPEND : NLM_F_REPLACE),
 			    AF_BRIDGE, ifindex, o.state, NTF_SELF);
 	rhumb_rtnl_msg_put(&m, NDA_LLADDR, mac, 6);
 	rhumb_rtnl_msg_put(&m, NDA_DST, dst.bytes, dst.len);
 	put_port_vni(&m, &o);
-	format_mac(mac, mactext);
+	rhumb_format_mac(mac, mactext);
 	snprintf(what, sizeof(what), "fdbSet(ifindex %d, %s, dst %s)", ifindex, mactext, dsttext);
 	transact(env, c.r, &m, what, "RTM_NEWNEIGH");
 	return NULL;
@@ -814,12 +696,13 @@ static napi_value js_fdb_del(napi_env env, napi_callback_info info)
 	dstv = optional(&c, 2);
 	if ((dstv && !arg_ip(&c, dstv, "dst", &dst, dsttext)) || !arg_fdb_opts(&c, optional(&c, 3), false, &o))
 		return NULL;
-	rhumb_rtnl_msg_init(&m, RTM_DELNEIGH, 0, AF_BRIDGE, ifindex, 0, NTF_SELF);
+	/* master: the entry the bridge learned on this port, not the device's own (NTF_SELF). */
+	rhumb_rtnl_msg_init(&m, RTM_DELNEIGH, 0, AF_BRIDGE, ifindex, 0, o.master ? NTF_MASTER : NTF_SELF);
 	rhumb_rtnl_msg_put(&m, NDA_LLADDR, mac, 6);
 	if (dstv)
 		rhumb_rtnl_msg_put(&m, NDA_DST, dst.bytes, dst.len);
 	put_port_vni(&m, &o);
-	format_mac(mac, mactext);
+	rhumb_format_mac(mac, mactext);
 	snprintf(what, sizeof(what), "fdbDel(ifindex %d, %s%s%s)", ifindex, mactext, dstv ? ", dst " : "", dsttext);
 	transact(env, c.r, &m, what, "RTM_DELNEIGH");
 	return NULL;
@@ -851,31 +734,31 @@ static int dump_row(const rhumb_rtnl_neigh *n, void *arg)
 		return 0;
 	if (napi_create_object(env, &o) != napi_ok)
 		return -ENOMEM;
-	set_num(env, o, "ifindex", n->ifindex);
+	rhumb_set_num(env, o, "ifindex", n->ifindex);
 	if (c->fdb) {
-		format_mac(n->lladdr, mac);
-		set_str(env, o, "mac", mac);
+		rhumb_format_mac(n->lladdr, mac);
+		rhumb_set_str(env, o, "mac", mac);
 		if (n->has_dst) {
-			format_ip(&n->dst, ip);
-			set_str(env, o, "dst", ip);
+			rhumb_format_ip(&n->dst, ip);
+			rhumb_set_str(env, o, "dst", ip);
 		}
 		if (n->has_port)
-			set_num(env, o, "port", n->port);
+			rhumb_set_num(env, o, "port", n->port);
 		if (n->has_vni)
-			set_num(env, o, "vni", n->vni);
-		set_str(env, o, "state", rhumb_rtnl_state_name(n->state));
-		set_bool(env, o, "self", (n->flags & NTF_SELF) != 0);
+			rhumb_set_num(env, o, "vni", n->vni);
+		rhumb_set_str(env, o, "state", rhumb_rtnl_state_name(n->state));
+		rhumb_set_bool(env, o, "self", (n->flags & NTF_SELF) != 0);
 		if (n->has_master)
-			set_num(env, o, "masterIfindex", n->master);
+			rhumb_set_num(env, o, "masterIfindex", n->master);
 	} else {
-		format_ip(&n->dst, ip);
-		set_str(env, o, "ip", ip);
+		rhumb_format_ip(&n->dst, ip);
+		rhumb_set_str(env, o, "ip", ip);
 		if (n->has_lladdr) {
-			format_mac(n->lladdr, mac);
-			set_str(env, o, "mac", mac);
+			rhumb_format_mac(n->lladdr, mac);
+			rhumb_set_str(env, o, "mac", mac);
 		}
-		set_str(env, o, "state", rhumb_rtnl_state_name(n->state));
-		set_bool(env, o, "router", (n->flags & NTF_ROUTER) != 0);
+		rhumb_set_str(env, o, "state", rhumb_rtnl_state_name(n->state));
+		rhumb_set_bool(env, o, "router", (n->flags & NTF_ROUTER) != 0);
 	}
 	return napi_set_element(env, c->arr, c->count++, o) == napi_ok ? 0 : -ENOMEM;
 }
@@ -899,7 +782,7 @@ static napi_value dump(napi_env env, napi_callback_info info, bool fdb)
 		bool pending = false;
 		if (napi_is_exception_pending(env, &pending) == napi_ok && pending)
 			return NULL;
-		throw_sys(env, c.method, "RTM_GETNEIGH", e.err ? e.err : -rc, e.msg);
+		rhumb_throw_sys(env, c.method, "RTM_GETNEIGH", e.err ? e.err : -rc, e.msg);
 		return NULL;
 	}
 	return d.arr;
@@ -972,7 +855,7 @@ static napi_value js_if_index(napi_env env, napi_callback_info info)
 	idx = if_nametoindex(name);
 	if (idx == 0) {
 		snprintf(what, sizeof(what), "ifIndex('%s')", name);
-		throw_sys(env, what, "if_nametoindex", errno ? errno : ENODEV, NULL);
+		rhumb_throw_sys(env, what, "if_nametoindex", errno ? errno : ENODEV, NULL);
 		return NULL;
 	}
 	RHUMB_CHECK(env, napi_create_uint32(env, idx, &out));

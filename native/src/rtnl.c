@@ -214,14 +214,14 @@ static int fail(rhumb_rtnl_error *e, int neg_err)
 	return neg_err;
 }
 
-int rhumb_rtnl_ack(rhumb_rtnl_req *r, rhumb_rtnl_msg *m, rhumb_rtnl_error *e)
+int rhumb_rtnl_exchange(rhumb_rtnl_req *r, struct nlmsghdr *req, rhumb_rtnl_reply_cb cb, void *ctx, rhumb_rtnl_error *e)
 {
 	int rc;
 
 	e->err = 0;
 	e->msg[0] = '\0';
-	m->u.nh.nlmsg_flags |= NLM_F_ACK;
-	rc = send_msg(r, &m->u.nh);
+	req->nlmsg_flags |= NLM_F_ACK;
+	rc = send_msg(r, req);
 	if (rc < 0)
 		return fail(e, rc);
 	for (;;) {
@@ -237,22 +237,28 @@ int rhumb_rtnl_ack(rhumb_rtnl_req *r, rhumb_rtnl_msg *m, rhumb_rtnl_error *e)
 				continue; /* a late answer to an earlier, timed-out request */
 			if (nh->nlmsg_type == NLMSG_ERROR)
 				return parse_error(nh, e);
+			if (cb)
+				cb(nh, ctx);
 		}
 	}
 }
 
-int rhumb_rtnl_dump(rhumb_rtnl_req *r, uint8_t family, rhumb_rtnl_dump_cb cb, void *ctx,
-		    rhumb_rtnl_error *e)
+int rhumb_rtnl_ack(rhumb_rtnl_req *r, rhumb_rtnl_msg *m, rhumb_rtnl_error *e)
+{
+	return rhumb_rtnl_exchange(r, &m->u.nh, NULL, NULL, e);
+}
+
+int rhumb_rtnl_dump_raw(rhumb_rtnl_req *r, struct nlmsghdr *req, rhumb_rtnl_dump_raw_cb cb, void *ctx,
+			rhumb_rtnl_error *e)
 {
 	for (int attempt = 0; attempt < DUMP_RETRIES; attempt++) {
-		rhumb_rtnl_msg m;
 		bool done = false, interrupted = false;
 		int cb_rc = 0, rc;
 
 		e->err = 0;
 		e->msg[0] = '\0';
-		rhumb_rtnl_msg_init(&m, RTM_GETNEIGH, NLM_F_DUMP, family, 0, 0, 0);
-		rc = send_msg(r, &m.u.nh);
+		req->nlmsg_flags |= NLM_F_DUMP;
+		rc = send_msg(r, req);
 		if (rc < 0)
 			return fail(e, rc);
 		while (!done) {
@@ -264,8 +270,6 @@ int rhumb_rtnl_dump(rhumb_rtnl_req *r, uint8_t family, rhumb_rtnl_dump_cb cb, vo
 				return fail(e, (int)len);
 			left = (size_t)len;
 			for (nh = (struct nlmsghdr *)r->buf; NLMSG_OK(nh, left); nh = NLMSG_NEXT(nh, left)) {
-				rhumb_rtnl_neigh n;
-
 				if (nh->nlmsg_seq != r->seq || nh->nlmsg_pid != r->portid)
 					continue;
 				if (nh->nlmsg_flags & NLM_F_DUMP_INTR)
@@ -286,10 +290,8 @@ int rhumb_rtnl_dump(rhumb_rtnl_req *r, uint8_t family, rhumb_rtnl_dump_cb cb, vo
 						return rc;
 					continue;
 				}
-				if (nh->nlmsg_type != RTM_NEWNEIGH || cb_rc != 0)
-					continue;
-				if (rhumb_rtnl_parse_neigh(nh, &n) == 0)
-					cb_rc = cb(&n, ctx);
+				if (cb_rc == 0)
+					cb_rc = cb(nh, ctx);
 			}
 		}
 		if (cb_rc != 0)
@@ -302,6 +304,33 @@ int rhumb_rtnl_dump(rhumb_rtnl_req *r, uint8_t family, rhumb_rtnl_dump_cb cb, vo
 			return cb_rc;
 	}
 	return fail(e, -EAGAIN);
+}
+
+struct neigh_dump {
+	rhumb_rtnl_dump_cb cb;
+	void *ctx;
+};
+
+static int neigh_row(const struct nlmsghdr *nh, void *arg)
+{
+	struct neigh_dump *d = arg;
+	rhumb_rtnl_neigh n;
+
+	if (!nh)
+		return d->cb(NULL, d->ctx);
+	if (nh->nlmsg_type != RTM_NEWNEIGH || rhumb_rtnl_parse_neigh(nh, &n) != 0)
+		return 0;
+	return d->cb(&n, d->ctx);
+}
+
+int rhumb_rtnl_dump(rhumb_rtnl_req *r, uint8_t family, rhumb_rtnl_dump_cb cb, void *ctx,
+		    rhumb_rtnl_error *e)
+{
+	rhumb_rtnl_msg m;
+	struct neigh_dump d = { cb, ctx };
+
+	rhumb_rtnl_msg_init(&m, RTM_GETNEIGH, NLM_F_DUMP, family, 0, 0, 0);
+	return rhumb_rtnl_dump_raw(r, &m.u.nh, neigh_row, &d, e);
 }
 
 int rhumb_rtnl_parse_neigh(const struct nlmsghdr *nh, rhumb_rtnl_neigh *out)

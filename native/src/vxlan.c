@@ -338,27 +338,17 @@ int rv_make_partial(uint8_t *f, size_t len, struct rv_vnet_hdr *vh)
 	return 1;
 }
 
-/* Full L4 checksum of a segment whose checksum field is zero. */
-static uint16_t l4_csum(const uint8_t *f, const struct rv_l3 *l, size_t l4len, uint8_t proto)
-{
-	uint32_t s;
-	if (l->ethertype == RV_ETH_P_IP)
-		s = pseudo4(f + l->l3 + 12, f + l->l3 + 16, (uint16_t)l4len, proto);
-	else
-		s = pseudo6(f + l->l3 + 8, f + l->l3 + 24, (uint32_t)l4len, proto);
-	return rhumb_csum_fold(rhumb_csum_partial(f + l->l4, l4len, s));
-}
-
-int rv_segment(const struct rv_vnet_hdr *h, const uint8_t *f, size_t len, uint16_t vid, size_t headroom,
-	       uint8_t *out, size_t cap, size_t *off, size_t *seglen, int maxseg)
+int rv_segment_hdrs(const struct rv_vnet_hdr *h, const uint8_t *f, size_t len, uint16_t vid, size_t headroom,
+		    uint8_t *hdrs, size_t stride, struct rv_seg *seg, int maxseg)
 {
 	struct rv_l3 l;
 	uint8_t gso = h->gso_type & (uint8_t)~RV_GSO_ECN;
 	int tcp = gso == RV_GSO_TCPV4 || gso == RV_GSO_TCPV6;
-	size_t hl, plen, mss = h->gso_size, pos = 0, tag = vid ? 4 : 0;
+	size_t hl, plen, mss = h->gso_size, tag = vid ? 4 : 0;
 	int nseg;
 	uint32_t seq0 = 0;
 	uint16_t id0 = 0;
+	struct rv_l3 sl;
 
 	if (rv_parse(f, len, &l) != 0 || l.vlan >= 0 || !l.l4 || mss == 0)
 		return -1;
@@ -374,7 +364,7 @@ int rv_segment(const struct rv_vnet_hdr *h, const uint8_t *f, size_t len, uint16
 	} else {
 		return -1;
 	}
-	if (hl > len)
+	if (hl > len || headroom + hl + tag > stride)
 		return -1;
 	if (l.ethertype == RV_ETH_P_IP)
 		id0 = rv_get16(f + l.l3 + 4);
@@ -382,62 +372,79 @@ int rv_segment(const struct rv_vnet_hdr *h, const uint8_t *f, size_t len, uint16
 	nseg = plen == 0 ? 1 : (int)((plen + mss - 1) / mss);
 	if (nseg > maxseg)
 		return -1;
+	sl = l;
+	sl.l3 += tag;
+	sl.l4 += tag;
 	for (int i = 0; i < nseg; i++) {
 		size_t chunk = plen - (size_t)i * mss < mss ? plen - (size_t)i * mss : mss;
-		size_t flen = hl + chunk + tag;
-		uint8_t *s;
-		struct rv_l3 sl = l;
-		size_t l4len;
+		const uint8_t *data = f + hl + (size_t)i * mss;
+		uint8_t *s = hdrs + (size_t)i * stride + headroom;
+		size_t l4len = hl - l.l4 + chunk, l4hl = hl - l.l4;
+		uint32_t ps;
 
-		if (pos + headroom + flen > cap)
-			return -1;
-		s = out + pos + headroom;
 		if (tag) {
 			memcpy(s, f, 12);
 			rv_put16(s + 12, RV_ETH_P_8021Q);
 			rv_put16(s + 14, vid & 0x0fff);
 			memcpy(s + 16, f + 12, hl - 12);
-			sl.l3 += 4;
-			sl.l4 += 4;
 		} else {
 			memcpy(s, f, hl);
 		}
-		memcpy(s + hl + tag, f + hl + (size_t)i * mss, chunk);
-		l4len = hl - l.l4 + chunk;
 		if (l.ethertype == RV_ETH_P_IP) {
 			uint8_t *ip = s + sl.l3;
 			rv_put16(ip + 2, (uint16_t)(sl.l4 - sl.l3 + l4len));
-			if (tcp)
-				rv_put16(ip + 4, (uint16_t)(id0 + i));
-			else
-				rv_put16(ip + 4, (uint16_t)(id0 + i));
+			rv_put16(ip + 4, (uint16_t)(id0 + i));
 			rv_put16(ip + 10, 0);
 			rv_put16(ip + 10, rhumb_csum_fold(rhumb_csum_partial(ip, sl.l4 - sl.l3, 0)));
+			ps = pseudo4(ip + 12, ip + 16, (uint16_t)l4len, tcp ? 6 : 17);
 		} else {
 			rv_put16(s + sl.l3 + 4, (uint16_t)(sl.l4 - sl.l3 - 40 + l4len));
+			ps = pseudo6(s + sl.l3 + 8, s + sl.l3 + 24, (uint32_t)l4len, tcp ? 6 : 17);
 		}
 		if (tcp) {
 			uint8_t *t = s + sl.l4;
-			rv_put32(t + 4, seq0 + (uint32_t)(i * mss));
+			rv_put32(t + 4, seq0 + (uint32_t)((size_t)i * mss));
 			if (i != nseg - 1)
 				t[13] &= (uint8_t)~(TCP_FIN | TCP_PSH);
 			if (i != 0)
 				t[13] &= (uint8_t)~TCP_CWR;
 			rv_put16(t + 16, 0);
-			rv_put16(t + 16, l4_csum(s, &sl, l4len, 6));
+			/* The header's length is a multiple of 4, so the payload's sum chains after it. */
+			rv_put16(t + 16, rhumb_csum_fold(rhumb_csum_partial(data, chunk, rhumb_csum_partial(t, l4hl, ps))));
 		} else {
 			uint8_t *u = s + sl.l4;
 			uint16_t c;
 			rv_put16(u + 4, (uint16_t)l4len);
 			rv_put16(u + 6, 0);
-			c = l4_csum(s, &sl, l4len, 17);
+			c = rhumb_csum_fold(rhumb_csum_partial(data, chunk, rhumb_csum_partial(u, 8, ps)));
 			rv_put16(u + 6, c ? c : 0xffff);
 		}
-		off[i] = pos;
-		seglen[i] = flen;
-		pos += headroom + flen;
+		seg[i] = (struct rv_seg){ s - headroom, headroom + hl + tag, data, chunk };
 	}
 	return nseg;
+}
+
+int rv_segment(const struct rv_vnet_hdr *h, const uint8_t *f, size_t len, uint16_t vid, size_t headroom,
+	       uint8_t *out, size_t cap, size_t *off, size_t *seglen, int maxseg)
+{
+	struct rv_seg seg[128];
+	uint8_t hdrs[128 * RV_SEG_STRIDE];
+	size_t pos = 0;
+	int n;
+
+	if (maxseg > 128)
+		maxseg = 128;
+	n = rv_segment_hdrs(h, f, len, vid, headroom, hdrs, RV_SEG_STRIDE, seg, maxseg);
+	for (int i = 0; i < n; i++) {
+		if (pos + seg[i].hlen + seg[i].dlen > cap)
+			return -1;
+		memcpy(out + pos, seg[i].hdr, seg[i].hlen);
+		memcpy(out + pos + seg[i].hlen, seg[i].data, seg[i].dlen);
+		off[i] = pos;
+		seglen[i] = seg[i].hlen - headroom + seg[i].dlen;
+		pos += seg[i].hlen + seg[i].dlen;
+	}
+	return n;
 }
 
 /* A TCP/IPv4 segment that may join a run: its header length and payload length. */

@@ -273,6 +273,20 @@ static void test_fast_csum(void)
 	CHECK(rhumb_csum_fold(rhumb_csum_partial(b, sizeof(b), 0)) == rhumb_csum_fold(ref_csum(b, sizeof(b), 0)), "9001 bytes");
 	memset(b, 0xff, 64);
 	CHECK(rhumb_csum_fold(rhumb_csum_partial(b, 64, 0xffff)) == rhumb_csum_fold(ref_csum(b, 64, 0xffff)), "carries");
+	/* Every bulk implementation (scalar, SSE2, AVX2) across the 32- and 64-byte block edges. */
+	for (int impl = 0; impl < 3; impl++) {
+		int agree = 1;
+		for (size_t i = 0; i < sizeof(b); i++) { seed = seed * 1103515245u + 12345u; b[i] = (uint8_t)(seed >> 16); }
+		for (size_t len = 0; len < 1600; len += len < 200 ? 1 : 7)
+			for (size_t off = 0; off < 4; off++)
+				if (rhumb_csum_fold(rhumb_csum_partial_with(impl, b + off, len, 0x1234)) != rhumb_csum_fold(ref_csum(b + off, len, 0x1234)))
+					agree = 0;
+		memset(b, 0xff, sizeof(b)); /* the largest carries */
+		if (rhumb_csum_fold(rhumb_csum_partial_with(impl, b, sizeof(b), 0xffff)) != rhumb_csum_fold(ref_csum(b, sizeof(b), 0xffff)))
+			agree = 0;
+		CHECK(agree, "bulk implementation %d equals the reference at every length and alignment", impl);
+	}
+	printf("checksum implementation in use: %s\n", rhumb_csum_impl());
 }
 
 int main(void)

@@ -19,7 +19,8 @@ interface ControllerFlags {
   store: 'leveldb' | 'etcd';
   etcd?: string;
   etcdPrefix: string;
-  etcdMaxTxnOps: number;
+  /** Accepted from older deployments and ignored. */
+  etcdMaxTxnOps?: number;
   logLevel: string;
   logWait: number;
   svpMaxConns: number;
@@ -27,11 +28,6 @@ interface ControllerFlags {
   ui: boolean;
 }
 
-/**
- * A NIC write is one transaction with one shootdown event per compute node on the vnet,
- * so etcd's default of 128 ops caps a vnet at ~110 nodes; 4096 allows ~4000.
- */
-export const DEFAULT_ETCD_MAX_TXN_OPS = 4096;
 
 export function registerControllerCommand(program: Command): void {
   program
@@ -56,12 +52,8 @@ export function registerControllerCommand(program: Command): void {
     .addOption(new Option('--store <kind>', 'store backend').choices(['leveldb', 'etcd']).default('leveldb'))
     .option('--etcd <urls>', 'etcd endpoints, comma separated (with --store etcd)')
     .option('--etcd-prefix <prefix>', 'key prefix of this deployment in etcd (replicas of one deployment share it)', DEFAULT_ETCD_PREFIX)
-    .option(
-      '--etcd-max-txn-ops <n>',
-      'largest etcd transaction rhumb sends; every etcd member needs --max-txn-ops >= this (checked at start)',
-      parseIntArg(16, 1_000_000),
-      DEFAULT_ETCD_MAX_TXN_OPS,
-    )
+    // NIC writes are a constant number of operations now: a stock etcd needs no setting.
+    .addOption(new Option('--etcd-max-txn-ops <n>', 'no longer needed (ignored)').argParser(parseIntArg(1, 1_000_000)).hideHelp())
     .option('--log-wait <ms>', 'longest a LOG_REQ long-poll is held', parseIntArg(0, 600000), 10000)
     .option('--svp-max-conns <n>', 'open SVP connections allowed in total; more are closed at once', parseIntArg(1, 1_000_000), DEFAULT_MAX_CONNECTIONS)
     .option(
@@ -81,8 +73,10 @@ export function registerControllerCommand(program: Command): void {
           kind: 'etcd',
           endpoints: flags.etcd.split(',').map((s) => s.trim()).filter(Boolean),
           prefix: flags.etcdPrefix,
-          maxTxnOps: flags.etcdMaxTxnOps,
         };
+        if (flags.etcdMaxTxnOps !== undefined) {
+          process.stderr.write('rhumb controller: --etcd-max-txn-ops is no longer needed and is ignored (any etcd 3.4/3.5 with its default limits works)\n');
+        }
       } else {
         store = { kind: 'leveldb', dir: resolve(flags.data) };
       }

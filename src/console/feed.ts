@@ -8,7 +8,7 @@ import type { FabricVlanRecord, NetworkRecord, NicRecord } from '../napi/models/
 import { NETWORK_PREFIX, NIC_PREFIX, VLAN_PREFIX } from '../napi/keys.js';
 import { INSTANCE_PREFIX, RULE_PREFIX } from '../fw/registry.js';
 import type { InstanceRecord, StoredRule } from '../fw/types.js';
-import { EVENT_PREFIX, UNDERLAY_PREFIX, VNODE_GEN_PREFIX, type UnderlayRecord } from '../overlay/keys.js';
+import { GONE_PREFIX, NODE_STATE_PREFIX, OVERLAY_FENCE_KEY, UNDERLAY_PREFIX, VLOG_PREFIX, VNODE_PREFIX, type UnderlayRecord } from '../overlay/keys.js';
 import type { Store, Watcher } from '../store/types.js';
 import type { HealthBook } from './health.js';
 import { type ConsoleSnapshot, buildSnapshot } from './view.js';
@@ -16,9 +16,9 @@ import { type ConsoleSnapshot, buildSnapshot } from './view.js';
 /** Largest number of records of one kind the console reads (the view says it was cut). */
 export const MAX_RECORDS = 20_000;
 
-/** Keys whose changes the view does not show (pending shootdown events churn constantly). */
+/** Keys whose changes the view does not show (the shootdown log and its consumption churn constantly). */
 function irrelevant(key: string): boolean {
-  return key.startsWith(EVENT_PREFIX) || key.startsWith(VNODE_GEN_PREFIX);
+  return [VLOG_PREFIX, NODE_STATE_PREFIX, GONE_PREFIX, VNODE_PREFIX, OVERLAY_FENCE_KEY].some((p) => key.startsWith(p));
 }
 
 export type SnapshotListener = (s: ConsoleSnapshot) => void;

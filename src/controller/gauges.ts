@@ -1,6 +1,6 @@
 /** Object counts (networks, NICs, mappings…) as gauges, read from the store on scrape. */
 import { Gauge, type Registry } from 'prom-client';
-import { IP_PREFIX as MAPPING_IP_PREFIX, MAC_PREFIX as MAPPING_MAC_PREFIX, EVENT_PREFIX } from '../overlay/keys.js';
+import { IP_PREFIX as MAPPING_IP_PREFIX, MAC_PREFIX as MAPPING_MAC_PREFIX, VLOG_PREFIX } from '../overlay/keys.js';
 import { AGGR_PREFIX, NETWORK_PREFIX, NIC_PREFIX, NIC_TAG_PREFIX, POOL_PREFIX, VLAN_PREFIX } from '../napi/keys.js';
 import type { MappingIndex } from '../mapping/index.js';
 import type { Store } from '../store/types.js';
@@ -14,7 +14,7 @@ const OBJECTS: Record<string, string> = {
   fabric_vlans: VLAN_PREFIX,
   overlay_mac_mappings: MAPPING_MAC_PREFIX,
   overlay_ip_mappings: MAPPING_IP_PREFIX,
-  overlay_pending_events: EVENT_PREFIX,
+  overlay_log_entries: VLOG_PREFIX,
 };
 
 export function registerObjectGauges(registry: Registry, store: Store): void {
@@ -45,6 +45,7 @@ export function registerIndexGauges(registry: Registry, index: MappingIndex): vo
       this.set({ kind: 'node' }, s.nodes);
       this.set({ kind: 'underlay' }, s.underlays);
       this.set({ kind: 'event' }, s.events);
+      this.set({ kind: 'log_entry' }, s.logEntries);
       this.set({ kind: 'invalid' }, s.invalidRecords);
     },
   });

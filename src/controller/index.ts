@@ -12,7 +12,9 @@ import { DEFAULT_MAC_OUI, type NapiConfig } from '../napi/context.js';
 import { openStore, type StoreConfig } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { MappingIndex } from '../mapping/index.js';
-import { startEventGc } from '../overlay/gc.js';
+import { startLogSweep } from '../overlay/gc.js';
+import { OVERLAY_PREFIX } from '../overlay/keys.js';
+import type { CommitRecord } from '../store/txn.js';
 import { SvpServer } from '../svp/server.js';
 import { registerConsole } from '../console/server.js';
 import { registerIndexGauges, registerObjectGauges } from './gauges.js';
@@ -112,8 +114,10 @@ export async function startController(opts: ControllerOptions): Promise<Controll
         logger,
         // Read-your-writes across protocols: a REST write is acknowledged only once SVP
         // lookups on this controller reflect it (no stale answer after a commit).
-        beforeWriteReply: async (revision) => {
-          await index.waitForRevision(revision, 5000);
+        // The index follows only ovl/: it waits for the last commit that wrote there.
+        beforeWriteReply: async (_revision, rec) => {
+          const rev = latestRevisionUnder(rec, OVERLAY_PREFIX);
+          if (rev > 0) await index.waitForRevision(rev, 5000);
         },
         extraRoutes: [(a, ctx) => void registerConsole(a, ctx, { ui: opts.ui ?? true }), (a, ctx) => registerWireguardRoutes(a, ctx, wireguard)],
       },
@@ -133,9 +137,10 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       logger: logger.child({ component: 'svp' }),
     });
     const svpBound = await svp.listen();
-    // Events a node never consumes (it died, or was removed) are dropped after a day.
-    const gcLog = logger.child({ component: 'event-gc' });
-    const eventGc = startEventGc(store, { onError: (err) => gcLog.warn({ err: err.message }, 'event sweep failed') });
+    // Log entries every recipient has removed go; events a node never consumes (it died,
+    // or was removed) are dropped after a day or beyond 10,000 per node.
+    const gcLog = logger.child({ component: 'log-sweep' });
+    const eventGc = startLogSweep(store, index, { onError: (err) => gcLog.warn({ err: err.message }, 'log sweep failed') });
     await app.listen({ host: opts.listen.host, port: opts.listen.port });
     const addr = app.server.address();
     const restAddress =
@@ -169,4 +174,11 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     await store.close().catch(() => undefined);
     throw err;
   }
+}
+
+/** The revision of the request's last commit that wrote a key under prefix (0: none). */
+export function latestRevisionUnder(rec: CommitRecord, prefix: string): number {
+  let rev = 0;
+  for (const c of rec.commits ?? []) if (c.revision > rev && c.keys.some((k) => k.startsWith(prefix))) rev = c.revision;
+  return rev;
 }

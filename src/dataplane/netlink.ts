@@ -85,6 +85,8 @@ export interface FdbRemoteMatch {
   port?: number;
   /** Default: the device's VNI. */
   vni?: number;
+  /** The entry the bridge learned on this port (its master's table), not the device's own. */
+  master?: boolean;
 }
 
 export interface RtnetlinkOptions {
@@ -225,13 +227,14 @@ export class Rtnetlink {
   }
 
   /**
-   * Removes an FDB entry; false when the MAC had none. With dst only that remote goes
+   * Removes an FDB entry; false when the MAC had none. With match.master the entry the
+   * bridge learned on this port goes instead of the device's own. With dst only that remote goes
    * (the whole entry when it was the last). Beware the kernel: a dst that matches no
    * remote (dst+port+vni, see FdbRemoteMatch) removes nothing and still succeeds.
    */
   fdbDel(ifindex: number, mac: string, dst?: string, match?: FdbRemoteMatch): boolean {
     try {
-      if (dst === undefined) this.sock.fdbDel(ifindex, mac);
+      if (dst === undefined && match === undefined) this.sock.fdbDel(ifindex, mac);
       else this.sock.fdbDel(ifindex, mac, dst, match ?? {});
       return true;
     } catch (err) {

@@ -3,11 +3,14 @@
  * namespaces, and the loop that long-polls the controller's per-node feed.
  *
  * Each ruleset is a complete `nft -f` transaction (create-if-missing, delete, define the
- * table), run with `nsenter --net=<netns path> nft -f -`. nft applies a file atomically, so
- * a rejected ruleset changes nothing: the previous one stays in force, and the failure is
+ * table), loaded inside the instance's namespace as one nftables netlink batch by the
+ * native module (libnftables in process, src/dataplane/nftables.ts; without it, with
+ * `nsenter --net=<netns path> nft -f -`). A batch applies whole or not at all, so a
+ * rejected ruleset changes nothing: the previous one stays in force, and the failure is
  * returned, counted and retried on the next round.
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { nativeNftAvailable, nftApply, nftList } from '../dataplane/nftables.js';
 import { tableName } from './compile.js';
 import { renderRuleset, runWithInput } from './nft.js';
 import type { FeedResponse, NodeRuleset } from './push.js';
@@ -64,11 +67,11 @@ export class NftApplier {
   async apply(instance: string, netnsPath: string, text: string): Promise<ApplyResult> {
     if (this.current.get(instance) === text) return { ok: true, changed: false };
     const started = process.hrtime.bigint();
-    const res = await runWithInput('nsenter', [`--net=${netnsPath}`, 'nft', '-f', '-'], text);
+    const error = await loadNft(netnsPath, text);
     this.metrics?.seconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    if (res.code !== 0) {
+    if (error !== undefined) {
       this.metrics?.failures.inc();
-      return { ok: false, changed: false, error: (res.spawnError?.message ?? res.stderr.trim()) || `nft exited with ${res.code}` };
+      return { ok: false, changed: false, error };
     }
     this.metrics?.applied.inc();
     this.current.set(instance, text);
@@ -90,6 +93,20 @@ export class NftApplier {
 /** An instance's table before its compiled ruleset arrives: the default policy alone (inbound blocked, outbound allowed). */
 export function defaultRuleset(instanceUuid: string): string {
   return renderRuleset(instanceUuid, { instance: instanceUuid, table: tableName(instanceUuid), sets: [], inbound: [], outbound: [] });
+}
+
+/** Loads text in the namespace at netnsPath; nftables' (or nft's) message when it was refused. */
+async function loadNft(netnsPath: string, text: string): Promise<string | undefined> {
+  if (nativeNftAvailable()) {
+    try {
+      await nftApply(text, netnsPath);
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+  const res = await runWithInput('nsenter', [`--net=${netnsPath}`, 'nft', '-f', '-'], text);
+  return res.code === 0 ? undefined : (res.spawnError?.message ?? res.stderr.trim()) || `nft exited with ${res.code}`;
 }
 
 export type NetnsResolver = (instanceUuid: string) => string | undefined | Promise<string | undefined>;
@@ -287,10 +304,20 @@ export class FwFeedClient {
 
 /** Instance uuids whose rhumb tables exist in a namespace (for FwFeedClient's listInstalled). */
 export async function installedInstances(netnsPath: string): Promise<string[]> {
-  const res = await runWithInput('nsenter', [`--net=${netnsPath}`, 'nft', 'list', 'tables'], '');
-  if (res.code !== 0) return [];
+  let tables: string;
+  if (nativeNftAvailable()) {
+    try {
+      tables = await nftList('list tables', netnsPath);
+    } catch {
+      return [];
+    }
+  } else {
+    const res = await runWithInput('nsenter', [`--net=${netnsPath}`, 'nft', 'list', 'tables'], '');
+    if (res.code !== 0) return [];
+    tables = res.stdout;
+  }
   const out: string[] = [];
-  for (const m of res.stdout.matchAll(/^table inet rhumb_fw_([0-9a-f]{32})$/gm)) {
+  for (const m of tables.matchAll(/^table inet rhumb_fw_([0-9a-f]{32})$/gm)) {
     const h = m[1]!;
     out.push(`${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`);
   }

@@ -1,8 +1,8 @@
 /**
  * The controller side of incremental compilation and push.
  *
- * FwEngine loads rules, instance records and NICs from the store, then follows the
- * store's change feed. Each committed change set updates a PolicyWorld, which says which
+ * FwEngine is a reducer over a StoreView (src/store/view.ts): the view loads rules,
+ * instance records and NICs from the store, then follows the store's change feed. Each committed change set updates a PolicyWorld, which says which
  * instances are affected; only those are recompiled. Changed rulesets are recorded per
  * hosting node (NIC cn_uuid) at the change set's store revision, so an agent long-polling
  * `since=REV` gets exactly what changed on its node. Revisions are store revisions: they
@@ -13,7 +13,8 @@
 import { EventEmitter } from 'node:events';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { NIC_PREFIX, type NicRecord } from './nics.js';
-import { type ChangeSet, type Store, StoreClosedError, type Watcher } from '../store/types.js';
+import type { Change, ChangeSet, Store } from '../store/types.js';
+import { StoreView } from '../store/view.js';
 import { canonicalAddress } from './addr.js';
 import { PolicyWorld, tableName } from './compile.js';
 import { renderRuleset } from './nft.js';
@@ -81,6 +82,9 @@ export function fwMetrics(registry: Registry): FwMetrics {
   };
 }
 
+/** Written by the engine's view to learn how far its feed has come (see store/view.ts). */
+const FW_FENCE_KEY = `${FW_PREFIX}fence`;
+
 export interface FwEngineOptions {
   /** Check every changed ruleset before publishing it (e.g. checkRuleset: nft -c). */
   verify?: (text: string) => Promise<CheckResult>;
@@ -100,13 +104,13 @@ export class FwEngine {
   private readonly perNode = new Map<string, Map<string, NodeRuleset>>();
   /** instance -> its current text and nodes. */
   private readonly published = new Map<string, { text: string; nodes: string[]; policy: CompiledPolicy | null }>();
-  private watcher: Watcher | undefined;
+  private readonly feedView: StoreView;
+  /** Changes of a load in progress, applied as one bulk set when it ends. */
+  private loaded: Change[] = [];
   private horizon = 0;
   /** Last store revision fully processed. */
   revision = 0;
   private failed: Error | undefined;
-  private stopped = false;
-  private reloadTimer: NodeJS.Timeout | undefined;
   /** Instances whose latest compiled ruleset nft rejected, with nft's message. */
   readonly rejections = new Map<string, string>();
 
@@ -117,80 +121,70 @@ export class FwEngine {
   ) {
     this.metrics = fwMetrics(registry);
     this.events.setMaxListeners(0);
-  }
-
-  async start(): Promise<void> {
-    const rev0 = await this.store.revision();
-    const [rules, instances, nics] = await Promise.all([
-      this.rangeAll(RULE_PREFIX),
-      this.rangeAll(INSTANCE_PREFIX),
-      this.rangeAll(NIC_PREFIX),
-    ]);
-    const changes = [
-      ...rules.map((kv) => ({ type: 'put' as const, key: kv.key, value: kv.value })),
-      ...instances.map((kv) => ({ type: 'put' as const, key: kv.key, value: kv.value })),
-      ...nics.map((kv) => ({ type: 'put' as const, key: kv.key, value: kv.value })),
-    ];
-    await this.apply({ revision: rev0, changes }, true);
-    this.horizon = rev0;
-    this.watcher = this.store.watch(
-      { prefix: '', fromRevision: rev0 + 1 },
+    this.feedView = new StoreView(
       {
-        onChange: (set) => this.apply(set),
-        onError: (err) => {
+        store,
+        prefixes: [RULE_PREFIX, INSTANCE_PREFIX, NIC_PREFIX],
+        // Only what the engine reads (etcd follows the range from fw/ to napi/nics/).
+        watchPrefixes: [FW_PREFIX, NIC_PREFIX],
+        fenceKey: FW_FENCE_KEY,
+        pageSize: 5000,
+        retryBaseMs: 200,
+        retryMaxMs: 5000,
+        name: 'firewall engine',
+      },
+      {
+        beginLoad: () => {
+          this.loaded = [];
+        },
+        loadPage: (kvs) => {
+          for (const kv of kvs) this.loaded.push({ type: 'put', key: kv.key, value: kv.value });
+        },
+        endLoad: (rev0, reload) => this.endLoad(rev0, reload),
+        apply: (set) => this.apply(set),
+        feedLost: (err) => {
           this.failed = err;
-          this.watcher = undefined;
           this.events.emit('revision');
-          if (!this.stopped && !(err instanceof StoreClosedError)) this.reloadTimer = setTimeout(() => void this.reload(), 200);
         },
       },
     );
   }
 
+  async start(): Promise<void> {
+    await this.feedView.start();
+  }
+
   /**
-   * Lost the change feed (compacted history, backend hiccup): load everything again at a
-   * new revision. Agents then ask with an older `since` than our horizon and resync fully.
+   * A (re)load: on a reload (the feed was lost: compacted history, backend hiccup) every
+   * state is rebuilt at the new revision. Agents then ask with an older `since` than our
+   * horizon and resync fully.
    */
-  private async reload(): Promise<void> {
-    if (this.stopped) return;
-    this.world = new PolicyWorld();
-    this.records.clear();
-    this.nics.clear();
-    this.nicsByInstance.clear();
-    this.perNode.clear();
-    this.published.clear();
-    this.rejections.clear();
-    this.failed = undefined;
-    try {
-      await this.start();
-    } catch (err) {
-      this.failed = err as Error;
-      if (!this.stopped && !(err instanceof StoreClosedError)) this.reloadTimer = setTimeout(() => void this.reload(), 1000);
+  private async endLoad(rev0: number, reload: boolean): Promise<void> {
+    const changes = this.loaded;
+    this.loaded = [];
+    if (reload) {
+      this.world = new PolicyWorld();
+      this.records.clear();
+      this.nics.clear();
+      this.nicsByInstance.clear();
+      this.perNode.clear();
+      this.published.clear();
+      this.rejections.clear();
     }
+    this.failed = undefined;
+    await this.apply({ revision: rev0, changes }, true);
+    this.horizon = rev0;
   }
 
   stop(): void {
-    this.stopped = true;
-    if (this.reloadTimer) clearTimeout(this.reloadTimer);
-    this.watcher?.close();
-    this.watcher = undefined;
+    this.feedView.close();
     this.events.emit('revision');
-  }
-
-  private async rangeAll(prefix: string) {
-    const out = [];
-    let gt: string | undefined;
-    for (;;) {
-      const res = await this.store.range({ prefix, gt, limit: 5000 });
-      out.push(...res.kvs);
-      if (res.kvs.length < 5000) return out;
-      gt = res.kvs[res.kvs.length - 1]!.key;
-    }
   }
 
   /** Resolves once the engine has processed everything committed before this call. */
   async sync(timeoutMs = 10_000): Promise<void> {
     const target = await this.store.revision();
+    this.feedView.fence();
     await this.waitFor(() => this.revision >= target, timeoutMs);
   }
 
@@ -394,7 +388,7 @@ export class FwEngine {
           resolve();
         };
         const onRev = () => {
-          if (this.failed || !this.watcher) done();
+          if (this.failed || !this.feedView.following) done();
         };
         const timer = setTimeout(done, waitMs);
         this.events.on(`node:${node}`, done);

@@ -1,28 +1,31 @@
 /**
  * MappingIndex: the in-memory view of the overlay keys (src/overlay/keys.ts) that the SVP
- * server answers from. It loads every `ovl/` key with paged range reads, then follows the
- * store's change feed, so answers are never older than the last commit it has applied
- * (`revision`; `waitForRevision` lets a writer wait until its commit is visible). On
- * CompactedError it reloads.
+ * server answers from: a reducer over a StoreView (src/store/view.ts), which loads every
+ * `ovl/` key, follows the change feed and reloads after compaction, so answers are never
+ * older than the last commit applied (`revision`; `waitForRevision` lets a writer wait
+ * until its commit is visible).
  *
  * Memory: mappings live in typed-array hash tables (U32Table); nodes (compute nodes) are
- * interned to small integers. Per-node shootdown events are kept in id order (UUIDv7, so
- * oldest first) with their SVP log entry bytes precomputed.
+ * interned to small integers. Shootdowns are kept once per write in the vnets' logs
+ * (src/overlay/log.ts), and each node's pending events are derived from them on demand;
+ * LOG_RM writes a node's consumption through ./log-rm.ts.
  */
 import {
-  EVENT_PREFIX,
   IP_PREFIX,
   MAC_PREFIX,
+  OVERLAY_FENCE_KEY,
   OVERLAY_PREFIX,
   UNDERLAY_PREFIX,
   type IpMapping,
   type MacMapping,
-  type OverlayEvent,
   type UnderlayRecord,
 } from '../overlay/keys.js';
-import { type Change, type ChangeSet, CompactedError, type Store, StoreClosedError, type Watcher } from '../store/types.js';
-import { ipFromBytes, ipToBytes, isV4Mapped, macToBytes, uuidToBytes } from '../net/addr.js';
-import { LogType, encodeLogEntry } from '../svp/codec.js';
+import { encodeEventId } from '../overlay/event-id.js';
+import { ShootdownLog, type TrimOptions, type TrimPlan } from '../overlay/log.js';
+import type { Change, ChangeSet, Store } from '../store/types.js';
+import { StoreView } from '../store/view.js';
+import { ipFromBytes, ipToBytes, isV4Mapped, macToBytes } from '../net/addr.js';
+import { LogRemover } from './log-rm.js';
 import type { Logger } from '../log/index.js';
 import { U32Table } from './table.js';
 
@@ -35,13 +38,10 @@ export interface UnderlayAddress {
   readonly port: number;
 }
 
-export interface PendingEvent {
-  readonly id: string;
-  readonly key: string;
-  readonly type: 'vl2' | 'vl3';
-  /** The SVP log entry (32 bytes VL2, 44 bytes VL3). */
-  readonly entry: Buffer;
-}
+/** A shootdown event pending for one node; id is that node's 16-byte event id. */
+export type PendingEvent =
+  | { readonly type: 'vl2'; readonly id: Buffer; readonly vnetId: number; readonly mac: Buffer }
+  | { readonly type: 'vl3'; readonly id: Buffer; readonly vnetId: number; readonly ip: Buffer; readonly vlan: number };
 
 export interface Vl2Lookup {
   cnUuid: string;
@@ -61,6 +61,8 @@ export interface MappingIndexOptions {
   pageSize?: number;
   /** First delay before retrying after the feed fails for a reason other than compaction. */
   retryBaseMs?: number;
+  /** Upper bound on waiting for a LOG_RM's write to reach the index before acking. */
+  removeVisibleTimeoutMs?: number;
 }
 
 export interface MappingIndexStats {
@@ -68,7 +70,9 @@ export interface MappingIndexStats {
   ipMappings: number;
   nodes: number;
   underlays: number;
+  /** Shootdown events held in the vnets' logs (each once, whatever its recipients). */
   events: number;
+  logEntries: number;
   invalidRecords: number;
   reloads: number;
   /** Bytes held by the mapping hash tables. */
@@ -78,8 +82,6 @@ export interface MappingIndexStats {
 interface NodeRec {
   uuid: string;
   underlay: UnderlayAddress | null;
-  /** Pending events sorted by id. */
-  events: PendingEvent[];
 }
 
 /** Everything that a reload rebuilds and swaps in at once. */
@@ -94,14 +96,14 @@ class IndexState {
   readonly nodeByUuid = new Map<string, number>();
   /** hex of the 16-byte underlay address -> node indexes claiming it */
   readonly nodesByUnderlay = new Map<string, number[]>();
-  readonly eventById = new Map<string, { node: number; key: string }>();
+  readonly log = new ShootdownLog();
   invalid = 0;
 
   node(uuid: string): number {
     let n = this.nodeByUuid.get(uuid);
     if (n === undefined) {
       n = this.nodes.length;
-      this.nodes.push({ uuid, underlay: null, events: [] });
+      this.nodes.push({ uuid, underlay: null });
       this.nodeByUuid.set(uuid, n);
     }
     return n;
@@ -135,66 +137,73 @@ type Listener = () => void;
 
 export class MappingIndex {
   private state = new IndexState();
-  private readonly store: Store;
+  /** The state a (re)load is building; swapped in by endLoad. */
+  private loading: IndexState | null = null;
   private readonly logger: Logger | undefined;
-  private readonly pageSize: number;
-  private readonly retryBaseMs: number;
-  private watcher: Watcher | null = null;
-  private closed = false;
-  private started: Promise<void> | null = null;
-  private rev = 0;
-  private readyAt = Infinity;
-  private reloads = 0;
-  private retries = 0;
-  private retryTimer: NodeJS.Timeout | null = null;
-  private revWaiters: { rev: number; resolve: (ok: boolean) => void; timer?: NodeJS.Timeout }[] = [];
+  private readonly view: StoreView;
+  private readonly remover: LogRemover;
   private nodeListeners = new Map<string, Set<Listener>>();
-  private readyWaiters: (() => void)[] = [];
-  private generation = 0;
-  private loadedOnce = false;
 
   constructor(opts: MappingIndexOptions) {
-    this.store = opts.store;
     this.logger = opts.logger;
-    this.pageSize = opts.pageSize ?? 20000;
-    this.retryBaseMs = opts.retryBaseMs ?? 500;
+    this.remover = new LogRemover({
+      store: opts.store,
+      log: () => this.state.log,
+      waitForRevision: (rev, ms) => this.view.waitForRevision(rev, ms),
+      sync: (ms) => this.view.sync(ms),
+      visibleTimeoutMs: opts.removeVisibleTimeoutMs ?? 2000,
+    });
+    this.view = new StoreView(
+      {
+        store: opts.store,
+        prefixes: [OVERLAY_PREFIX],
+        fenceKey: OVERLAY_FENCE_KEY,
+        // Writers wait for revisions that changed ovl/ (they arrive by themselves): fence
+        // only for a waiter that has waited long (LOG_RM's catch-up fences at once).
+        fenceAfterMs: 1000,
+        pageSize: opts.pageSize ?? 20000,
+        retryBaseMs: opts.retryBaseMs ?? 500,
+        name: 'mapping index',
+        ...(opts.logger ? { logger: opts.logger } : {}),
+      },
+      {
+        beginLoad: () => {
+          this.loading = new IndexState();
+        },
+        loadPage: (kvs) => {
+          const state = this.loading as IndexState;
+          for (const kv of kvs) this.applyPut(state, kv.key, kv.value, kv.modRevision, kv.createRevision);
+        },
+        endLoad: () => {
+          const state = this.loading as IndexState;
+          this.loading = null;
+          this.state = state;
+          // Long-polls may have been waiting on nodes whose events came back with the reload.
+          for (const cn of [...this.nodeListeners.keys()]) if (state.log.pending(cn, 1).length > 0) this.notifyNode(cn);
+        },
+        apply: (set) => this.applySet(set),
+      },
+    );
   }
 
   /** The last store revision whose changes are reflected in answers. */
   get revision(): number {
-    return this.rev;
+    return this.view.revision;
   }
 
   /** True once the initial load has caught up with the store. */
   get ready(): boolean {
-    return this.rev >= this.readyAt;
+    return this.view.ready;
   }
 
   /** Loads and starts following the feed; resolves once caught up with the store. */
   start(): Promise<void> {
-    if (!this.started) {
-      this.started = this.load().then(() => this.whenReady());
-    }
-    return this.started;
-  }
-
-  private whenReady(): Promise<void> {
-    if (this.ready || this.closed) return Promise.resolve();
-    return new Promise((resolve) => this.readyWaiters.push(resolve));
+    return this.view.start();
   }
 
   close(): void {
-    this.closed = true;
-    this.watcher?.close();
-    this.watcher = null;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    for (const w of this.revWaiters) {
-      if (w.timer) clearTimeout(w.timer);
-      w.resolve(false);
-    }
-    this.revWaiters = [];
-    for (const r of this.readyWaiters) r();
-    this.readyWaiters = [];
+    this.view.close();
+    this.remover.close();
   }
 
   /**
@@ -202,146 +211,31 @@ export class MappingIndex {
    * false on timeout or close.
    */
   waitForRevision(rev: number, timeoutMs?: number): Promise<boolean> {
-    if (this.rev >= rev) return Promise.resolve(true);
-    if (this.closed) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const w: { rev: number; resolve: (ok: boolean) => void; timer?: NodeJS.Timeout } = { rev, resolve };
-      if (timeoutMs !== undefined) {
-        w.timer = setTimeout(() => {
-          this.revWaiters = this.revWaiters.filter((x) => x !== w);
-          resolve(false);
-        }, timeoutMs);
-      }
-      this.revWaiters.push(w);
-    });
+    return this.view.waitForRevision(rev, timeoutMs);
   }
 
   // -------------------------------------------------------------------------------------
-  // Loading and following
-
-  /**
-   * Paged load: the first page fixes R0; later pages may be newer. Following the feed from
-   * R0+1 replays every change since, and replaying state-setting puts/deletes over a view
-   * that is already partly newer converges to the right state, so the index is exact
-   * once it has applied the last page's revision.
-   */
-  private async load(): Promise<void> {
-    const gen = ++this.generation;
-    const state = new IndexState();
-    let first = true;
-    let r0 = 0;
-    let last: number;
-    let gt: string | undefined;
-    for (;;) {
-      const page = await this.store.range({ prefix: OVERLAY_PREFIX, gt, limit: this.pageSize });
-      if (this.closed || gen !== this.generation) return;
-      if (first) {
-        r0 = page.revision;
-        first = false;
-      }
-      last = page.revision;
-      for (const kv of page.kvs) this.applyPut(state, kv.key, kv.value);
-      if (page.kvs.length < this.pageSize) break;
-      gt = page.kvs[page.kvs.length - 1].key;
-    }
-    const reloading = this.loadedOnce;
-    this.loadedOnce = true;
-    this.state = state;
-    this.rev = Math.max(this.rev, r0);
-    this.readyAt = last;
-    if (reloading) this.reloads++;
-    this.follow(r0 + 1, gen);
-    this.settle();
-    // Long-polls may have been waiting on nodes whose events came back with the reload.
-    for (const n of state.nodes) if (n.events.length > 0) this.notifyNode(n.uuid);
-  }
-
-  private follow(fromRevision: number, gen: number): void {
-    this.watcher?.close();
-    // Watch every key (not just ovl/) so `revision` advances with every commit, and
-    // waitForRevision() works for any revision a writer got back.
-    this.watcher = this.store.watch(
-      { prefix: '', fromRevision },
-      {
-        onChange: (set) => {
-          if (gen !== this.generation) return;
-          this.applySet(set);
-        },
-        onError: (err) => {
-          if (gen !== this.generation || this.closed) return;
-          this.onFeedError(err);
-        },
-      },
-    );
-  }
-
-  private onFeedError(err: Error): void {
-    this.watcher = null;
-    if (err instanceof StoreClosedError) {
-      this.logger?.warn({ err: err.message }, 'mapping index: store closed, no longer following');
-      return;
-    }
-    if (err instanceof CompactedError) {
-      this.logger?.info({ err: err.message }, 'mapping index: feed compacted, reloading');
-      this.reload(0);
-      return;
-    }
-    const delay = Math.min(this.retryBaseMs * 2 ** this.retries, 30000);
-    this.retries++;
-    this.logger?.warn({ err: err.message, delayMs: delay }, 'mapping index: feed failed, reloading');
-    this.reload(delay);
-  }
-
-  private reload(delayMs: number): void {
-    if (this.closed) return;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      this.load().then(
-        () => {
-          this.retries = 0;
-        },
-        (err: Error) => this.onFeedError(err),
-      );
-    }, delayMs);
-  }
+  // Applying the feed
 
   private applySet(set: ChangeSet): void {
-    const touched = new Set<string>();
+    const arrived: Array<{ vnet: number; rev: number }> = [];
     for (const c of set.changes) {
       if (!c.key.startsWith(OVERLAY_PREFIX)) continue;
-      this.applyChange(c, touched);
+      this.applyChange(c, set.revision, arrived);
     }
-    this.rev = set.revision;
-    this.settle();
+    if (arrived.length === 0 || this.nodeListeners.size === 0) return;
+    // Whoever was on the vnet just before this revision has new events.
+    const touched = new Set<string>();
+    for (const a of arrived) for (const cn of this.state.log.recipients(a.vnet, a.rev)) if (this.nodeListeners.has(cn)) touched.add(cn);
     for (const cn of touched) this.notifyNode(cn);
   }
 
-  private applyChange(c: Change, touched: Set<string>): void {
+  private applyChange(c: Change, revision: number, arrived: Array<{ vnet: number; rev: number }>): void {
     if (c.type === 'put') {
-      const cn = this.applyPut(this.state, c.key, c.value ?? '');
-      if (cn) touched.add(cn);
+      const entry = this.applyPut(this.state, c.key, c.value ?? '', revision);
+      if (entry) arrived.push(entry);
     } else {
       this.applyDel(this.state, c.key);
-    }
-  }
-
-  /** Resolves revision waiters and, once caught up, the start() promise. */
-  private settle(): void {
-    if (this.revWaiters.length > 0) {
-      const keep: typeof this.revWaiters = [];
-      for (const w of this.revWaiters) {
-        if (w.rev <= this.rev) {
-          if (w.timer) clearTimeout(w.timer);
-          w.resolve(true);
-        } else keep.push(w);
-      }
-      this.revWaiters = keep;
-    }
-    if (this.ready && this.readyWaiters.length > 0) {
-      const ws = this.readyWaiters;
-      this.readyWaiters = [];
-      for (const r of ws) r();
     }
   }
 
@@ -351,8 +245,11 @@ export class MappingIndex {
     return undefined;
   }
 
-  /** Applies a put; returns the node uuid when it added a pending event for that node. */
-  private applyPut(state: IndexState, key: string, value: string): string | undefined {
+  /**
+   * Applies a put at modRevision (createRevision when known: a load); returns the vnet and
+   * revision of a log entry it added.
+   */
+  private applyPut(state: IndexState, key: string, value: string, modRevision: number, createRevision?: number): { vnet: number; rev: number } | undefined {
     if (key.startsWith(MAC_PREFIX)) {
       const m = this.macKey(key);
       if (!m) return this.invalid(state, key, 'bad key');
@@ -391,19 +288,10 @@ export class MappingIndex {
         return this.invalid(state, key, 'bad value');
       }
       this.setUnderlay(state, cn, { cnUuid: cn, ip, ipText: ipFromBytes(ip), port });
-    } else if (key.startsWith(EVENT_PREFIX)) {
-      const rest = key.slice(EVENT_PREFIX.length);
-      const slash = rest.indexOf('/');
-      const cn = slash > 0 ? rest.slice(0, slash) : '';
-      const id = slash > 0 ? rest.slice(slash + 1) : '';
-      const ev = parseJson<OverlayEvent>(value);
-      const entry = ev && cn && id ? eventEntry(id, ev) : null;
-      if (!entry) {
-        this.removeEvent(state, key);
-        return this.invalid(state, key, 'bad event');
-      }
-      this.addEvent(state, cn, { id, key, type: ev!.type, entry });
-      return cn;
+    } else if (ShootdownLog.handles(key)) {
+      const res = state.log.put(key, value, modRevision, createRevision);
+      if (res.invalid) return this.invalid(state, key, res.invalid);
+      return res.entry;
     }
     return undefined;
   }
@@ -416,8 +304,8 @@ export class MappingIndex {
       if (table) table.delete(scratchKey);
     } else if (key.startsWith(UNDERLAY_PREFIX)) {
       this.setUnderlay(state, key.slice(UNDERLAY_PREFIX.length), null);
-    } else if (key.startsWith(EVENT_PREFIX)) {
-      this.removeEvent(state, key);
+    } else if (ShootdownLog.handles(key)) {
+      state.log.del(key);
     }
   }
 
@@ -474,34 +362,6 @@ export class MappingIndex {
       list.push(n);
       state.nodesByUnderlay.set(k, list);
     }
-  }
-
-  private addEvent(state: IndexState, cn: string, ev: PendingEvent): void {
-    const existing = state.eventById.get(ev.id);
-    if (existing && existing.key !== ev.key) this.removeEvent(state, existing.key);
-    const n = state.node(cn);
-    const q = state.nodes[n].events;
-    state.eventById.set(ev.id, { node: n, key: ev.key });
-    if (q.length === 0 || q[q.length - 1].id < ev.id) {
-      q.push(ev); // the common case: UUIDv7 ids arrive in order
-      return;
-    }
-    const i = lowerBound(q, ev.id);
-    if (i < q.length && q[i].id === ev.id) q[i] = ev;
-    else q.splice(i, 0, ev);
-  }
-
-  private removeEvent(state: IndexState, key: string): void {
-    const rest = key.slice(EVENT_PREFIX.length);
-    const slash = rest.indexOf('/');
-    if (slash <= 0) return;
-    const id = rest.slice(slash + 1);
-    const where = state.eventById.get(id);
-    if (!where || where.key !== key) return;
-    state.eventById.delete(id);
-    const q = state.nodes[where.node].events;
-    const i = lowerBound(q, id);
-    if (i < q.length && q[i].id === id) q.splice(i, 1);
   }
 
   // -------------------------------------------------------------------------------------
@@ -575,15 +435,35 @@ export class MappingIndex {
     return n === undefined ? null : this.state.nodes[n].underlay;
   }
 
-  /** A node's pending events, oldest first. The array is live: copy what you keep. */
-  pendingEvents(cnUuid: string): readonly PendingEvent[] {
-    const n = this.state.nodeByUuid.get(cnUuid);
-    return n === undefined ? [] : this.state.nodes[n].events;
+  /** A node's pending events, oldest first (at most limit). */
+  pendingEvents(cnUuid: string, limit = Infinity): PendingEvent[] {
+    const log = this.state.log;
+    const pend = log.pending(cnUuid, limit);
+    if (pend.length === 0) return [];
+    const tag = log.tagOf(cnUuid);
+    return pend.map(({ pos, timeMs, event }) => {
+      const id = encodeEventId({ timeMs, rev: pos.rev, k: pos.k }, tag);
+      return event.type === 'vl2' ? { type: 'vl2', id, vnetId: pos.vnet, mac: event.mac } : { type: 'vl3', id, vnetId: pos.vnet, ip: event.ip, vlan: event.vlan };
+    });
   }
 
-  /** Store key of a pending event, by its id. */
-  eventKey(id: string): string | undefined {
-    return this.state.eventById.get(id)?.key;
+  /**
+   * LOG_RM: removes events by their 16-byte ids (each names its node), durably, and
+   * resolves once this index no longer serves them with how many were pending. Unknown
+   * and already removed ids are ignored.
+   */
+  removeEvents(ids: readonly Uint8Array[]): Promise<number> {
+    return this.remover.remove(ids);
+  }
+
+  /** False when removing these ids cannot change anything (none is held or recent): ack at once. */
+  mayRemoveEvents(ids: readonly Uint8Array[]): boolean {
+    return this.remover.mayRemove(ids);
+  }
+
+  /** What the log sweep may delete (src/overlay/gc.ts); null until the index has caught up. */
+  trimPlan(opts: TrimOptions): TrimPlan | null {
+    return this.view.ready ? this.state.log.trimPlan(opts) : null;
   }
 
   /** Calls fn (synchronously, after the change is applied) whenever the node gains events. */
@@ -623,9 +503,10 @@ export class MappingIndex {
       ipMappings: s.ip4.size + s.ip6.size,
       nodes: s.nodes.length,
       underlays,
-      events: s.eventById.size,
+      events: s.log.events,
+      logEntries: s.log.entries,
       invalidRecords: s.invalid,
-      reloads: this.reloads,
+      reloads: this.view.reloads,
       tableBytes: s.macs.byteLength + s.ip4.byteLength + s.ip6.byteLength,
     };
   }
@@ -657,29 +538,4 @@ function parseJson<T>(text: string): T | null {
   } catch {
     return null;
   }
-}
-
-/** The SVP log entry for an event, or null if it is malformed. */
-function eventEntry(id: string, ev: OverlayEvent): Buffer | null {
-  try {
-    const idBytes = uuidToBytes(id);
-    if (!Number.isInteger(ev.vnet_id)) return null;
-    if (ev.type === 'vl2') return encodeLogEntry({ type: LogType.VL2, id: idBytes, mac: macToBytes(ev.mac), vnetId: ev.vnet_id });
-    if (ev.type === 'vl3')
-      return encodeLogEntry({ type: LogType.VL3, id: idBytes, ip: ipToBytes(ev.ip), vlan: ev.vlan_id ?? 0, vnetId: ev.vnet_id });
-    return null;
-  } catch {
-    return null;
-  }
-}
-
-function lowerBound(q: readonly PendingEvent[], id: string): number {
-  let lo = 0;
-  let hi = q.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (q[mid].id < id) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }

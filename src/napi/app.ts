@@ -30,7 +30,7 @@ export interface NapiAppOptions {
    * Called before a successful write's response is sent, so a client that got its answer
    * can rely on every reader (the SVP mapping index) already reflecting the write.
    */
-  beforeWriteReply?: (revision: number) => Promise<void>;
+  beforeWriteReply?: (revision: number, commits: CommitRecord) => Promise<void>;
 }
 
 const SERVER_NAME = 'rhumb Networking API';
@@ -71,13 +71,14 @@ export function buildNapiApp(deps: Omit<NapiContext, 'log'>, opts: NapiAppOption
   const commits = new WeakMap<object, CommitRecord>();
   // Every transaction of this request reports its commit revision here.
   app.addHook('onRequest', (req, _reply, done) => {
-    const rec: CommitRecord = { revision: 0 };
+    const rec: CommitRecord = { revision: 0, commits: [] };
     commits.set(req, rec);
     commitTracker.run(rec, done);
   });
   app.addHook('onSend', async (req, reply, payload) => {
-    const committed = commits.get(req)?.revision ?? 0;
-    if (beforeWriteReply && committed > 0 && reply.statusCode < 300) await beforeWriteReply(committed);
+    const rec = commits.get(req);
+    const committed = rec?.revision ?? 0;
+    if (beforeWriteReply && rec && committed > 0 && reply.statusCode < 300) await beforeWriteReply(committed, rec);
     reply.header('x-response-time', Math.round(reply.elapsedTime));
     return payload;
   });

@@ -2,22 +2,28 @@
  * What a NIC write does to the overlay (the NAPI contract, "What a NIC write does to the
  * overlay"), as a pure function of the NIC before and after the write:
  *
- * | change to a fabric NIC      | mapping                     | events, one per node already on the vnet |
- * |-----------------------------|-----------------------------|-------------------------------------------|
- * | create                      | put (vnet,ip) and (vnet,mac)| VL3 for the IP                            |
- * | nothing overlay-relevant    | nothing                     | nothing                                   |
- * | IP change                   | old ip row removed, new put | VL3 for the old IP, VL3 for the new IP    |
- * | cn_uuid change (migration)  | put with the new node       | VL2 for the MAC, then VL3 for the IP      |
- * | delete                      | both rows removed           | VL2 for the MAC                           |
+ * | change to a fabric NIC      | mapping                     | events, for every node already on the vnet |
+ * |-----------------------------|-----------------------------|---------------------------------------------|
+ * | create                      | put (vnet,ip) and (vnet,mac)| VL3 for the IP                              |
+ * | nothing overlay-relevant    | nothing                     | nothing                                     |
+ * | IP change                   | old ip row removed, new put | VL3 for the old IP, VL3 for the new IP      |
+ * | cn_uuid change (migration)  | put with the new node       | VL2 for the MAC, then VL3 for the IP        |
+ * | delete                      | both rows removed           | VL2 for the MAC                             |
  *
  * A fabric NIC is a zone NIC with an IP on a fabric network (which carries a vnet_id)
  * and a cn_uuid. A change of vnet (or a NIC that stops or starts being a fabric NIC) is a
  * delete on the old placement plus a create on the new one.
  *
- * Recipients: every node that had a vnode row on the vnet before the write (upstream's
- * vnetCns, computed before the change), the NIC's own node included when it already
- * had NICs there. So a migration's old node gets the VL2, and a node that joins the vnet
- * with this very write gets nothing (it has nothing cached yet).
+ * The events are recorded once per vnet, in one log entry (ovl/vlog/<vnet>/<id>), whatever
+ * the number of nodes: a write is a constant number of store operations. Who receives
+ * them is decided by the entry's revision (src/overlay/log.ts): every node that had a
+ * vnode row on the vnet just before it (upstream's vnetCns, computed before the change),
+ * the NIC's own node included when it already had NICs there. So a migration's old node
+ * gets the VL2, and a node that joins the vnet with this very write gets nothing (it has
+ * nothing cached yet). The write only reads and rewrites the vnode rows of the nodes its
+ * NIC leaves or joins; a row's createRevision is when its node joined, and a node that
+ * leaves (count 0) leaves a gone record naming that revision, so membership at any
+ * revision a log entry can have is recoverable from the store.
  *
  * Overlay-relevant fields: ip, cn_uuid, the network's vlan_id and vnet_id. A change of
  * vlan alone re-puts the rows and sends a VL3 (the VL3 event carries the vlan).
@@ -32,15 +38,18 @@ import { v7 as uuidv7 } from 'uuid';
 import type { Op } from '../store/types.js';
 import {
   DEFAULT_VXLAN_PORT,
+  type GoneNode,
   type IpMapping,
+  type LogEvent,
   type MacMapping,
-  type OverlayEvent,
   type UnderlayRecord,
+  type VnetLogEntry,
   type VnetNode,
-  eventKey,
+  goneKey,
   ipMappingKey,
   macMappingKey,
   underlayKey,
+  vlogKey,
   vnodeKey,
 } from './keys.js';
 
@@ -68,13 +77,23 @@ export interface DeriveConfig {
   vxlanPort?: number;
 }
 
-/** vnet_id -> (cn_uuid -> mapped NIC count) as it was before the write. */
-export type VnetNodes = ReadonlyMap<number, ReadonlyMap<string, number>>;
+/** A node's vnode row on a vnet as the write read it. */
+export interface VnodeRow {
+  count: number;
+  /** The row's createRevision: when the node joined the vnet. */
+  joined: number;
+}
+
+/**
+ * vnet_id -> (cn_uuid -> row) as it was before the write, for the rows the write changes
+ * (rowsTouched); a missing row means the node is not on the vnet.
+ */
+export type VnetNodes = ReadonlyMap<number, ReadonlyMap<string, VnodeRow>>;
 
 export interface DeriveOptions {
-  /** ISO time stamped on events. */
+  /** ISO time stamped on log entries. */
   now?: string;
-  /** Event id generator (UUIDv7 by default, so a node's events sort oldest first). */
+  /** Log entry id generator (UUIDv7 by default, so a vnet's entries sort oldest first). */
   newId?: () => string;
 }
 
@@ -85,6 +104,13 @@ export interface VnodeChange {
   count: number;
   /** True when the node joins (0 -> n) or leaves (n -> 0) the vnet. */
   membership: boolean;
+  /** For a node that leaves: the revision it had joined (its gone record names it). */
+  joined?: number;
+}
+
+export interface LoggedEvents {
+  id: string;
+  entry: VnetLogEntry;
 }
 
 export interface OverlayDerivation {
@@ -93,7 +119,8 @@ export interface OverlayDerivation {
   /** ovl/ul puts and deletes. */
   underlay: Op[];
   vnodes: VnodeChange[];
-  events: OverlayEvent[];
+  /** One log entry per vnet whose nodes get events. */
+  log: LoggedEvents[];
 }
 
 interface Placement {
@@ -119,16 +146,6 @@ export function underlayOf(v: NicOverlayView | null | undefined, cfg: DeriveConf
   return { cn_uuid: v.belongs_to_uuid, ip: v.ip, port: cfg.vxlanPort ?? DEFAULT_VXLAN_PORT };
 }
 
-/** The nodes that receive events for a write on this vnet: sorted, count > 0. */
-export function recipients(nodes: VnetNodes, vnet: number): string[] {
-  const m = nodes.get(vnet);
-  if (!m) return [];
-  return [...m.entries()]
-    .filter(([, c]) => c > 0)
-    .map(([cn]) => cn)
-    .sort();
-}
-
 export function deriveOverlay(
   before: NicOverlayView | null,
   after: NicOverlayView | null,
@@ -139,7 +156,12 @@ export function deriveOverlay(
   const now = opts.now ?? new Date().toISOString();
   const newId = opts.newId ?? (() => uuidv7());
   const mappings: Op[] = [];
-  const events: OverlayEvent[] = [];
+  const events = new Map<number, LogEvent[]>();
+  const record = (vnet: number, e: LogEvent): void => {
+    const list = events.get(vnet);
+    if (list) list.push(e);
+    else events.set(vnet, [e]);
+  };
   const deltas = new Map<string, { vnet: number; cn: string; delta: number }>();
 
   const bump = (vnet: number, cn: string, delta: number): void => {
@@ -154,16 +176,8 @@ export function deriveOverlay(
     mappings.push({ type: 'put', key: ipMappingKey(p.vnet, p.ip), value: JSON.stringify(ipRow) });
     mappings.push({ type: 'put', key: macMappingKey(p.vnet, p.mac), value: JSON.stringify(macRow) });
   };
-  const vl2 = (p: Placement): void => {
-    for (const cn of recipients(nodes, p.vnet)) {
-      events.push({ id: newId(), type: 'vl2', cn_uuid: cn, vnet_id: p.vnet, mac: p.mac, created: now });
-    }
-  };
-  const vl3 = (p: Placement): void => {
-    for (const cn of recipients(nodes, p.vnet)) {
-      events.push({ id: newId(), type: 'vl3', cn_uuid: cn, vnet_id: p.vnet, vlan_id: p.vlan, ip: p.ip, created: now });
-    }
-  };
+  const vl2 = (p: Placement): void => record(p.vnet, { type: 'vl2', mac: p.mac });
+  const vl3 = (p: Placement): void => record(p.vnet, { type: 'vl3', ip: p.ip, vlan_id: p.vlan });
 
   const b = fabricPlacement(before);
   const a = fabricPlacement(after);
@@ -199,9 +213,12 @@ export function deriveOverlay(
   const vnodes: VnodeChange[] = [];
   for (const { vnet, cn, delta } of deltas.values()) {
     if (delta === 0) continue;
-    const was = nodes.get(vnet)?.get(cn) ?? 0;
+    const row = nodes.get(vnet)?.get(cn);
+    const was = row && row.count > 0 ? row.count : 0;
     const count = Math.max(0, was + delta);
-    vnodes.push({ vnet_id: vnet, cn_uuid: cn, count, membership: (was > 0) !== (count > 0) });
+    const change: VnodeChange = { vnet_id: vnet, cn_uuid: cn, count, membership: (was > 0) !== (count > 0) };
+    if (was > 0 && count === 0 && row) change.joined = row.joined;
+    vnodes.push(change);
   }
 
   const underlay: Op[] = [];
@@ -212,31 +229,44 @@ export function deriveOverlay(
     underlay.push({ type: 'put', key: underlayKey(ua.cn_uuid), value: JSON.stringify(ua) });
   }
 
-  return { mappings, underlay, vnodes, events };
+  const log: LoggedEvents[] = [];
+  for (const [vnet, list] of events) log.push({ id: newId(), entry: { vnet_id: vnet, created: now, events: list } });
+  return { mappings, underlay, vnodes, log };
 }
 
-/** Every store op of a derivation: mappings, underlay, vnode rows, one key per event. */
+/**
+ * Every store op of a derivation: mappings, underlay, vnode rows (a node that leaves
+ * also gets its gone record), one log entry per vnet with events.
+ */
 export function derivationOps(d: OverlayDerivation): Op[] {
   const ops: Op[] = [...d.mappings, ...d.underlay];
   for (const v of d.vnodes) {
     const key = vnodeKey(v.vnet_id, v.cn_uuid);
-    if (v.count === 0) ops.push({ type: 'del', key });
-    else {
+    if (v.count === 0) {
+      ops.push({ type: 'del', key });
+      if (v.joined !== undefined) {
+        const gone: GoneNode = { vnet_id: v.vnet_id, cn_uuid: v.cn_uuid, joined: v.joined };
+        ops.push({ type: 'put', key: goneKey(v.vnet_id, v.cn_uuid, v.joined), value: JSON.stringify(gone) });
+      }
+    } else {
       const row: VnetNode = { vnet_id: v.vnet_id, cn_uuid: v.cn_uuid, count: v.count };
       ops.push({ type: 'put', key, value: JSON.stringify(row) });
     }
   }
-  for (const e of d.events) ops.push({ type: 'put', key: eventKey(e.cn_uuid, e.id), value: JSON.stringify(e) });
+  for (const l of d.log) ops.push({ type: 'put', key: vlogKey(l.entry.vnet_id, l.id), value: JSON.stringify(l.entry) });
   return ops;
 }
 
-/** Vnets whose nodes a write must read (none when nothing overlay-relevant changes). */
-export function vnetsTouched(before: NicOverlayView | null, after: NicOverlayView | null): number[] {
-  const s = new Set<number>();
+/**
+ * The vnode rows (vnet, node) whose counts a write changes and must read: the NIC's
+ * placement before and after (none when nothing overlay-relevant changes).
+ */
+export function rowsTouched(before: NicOverlayView | null, after: NicOverlayView | null): Array<{ vnet: number; cn: string }> {
   const b = fabricPlacement(before);
   const a = fabricPlacement(after);
-  if (b && a && b.vnet === a.vnet && b.mac === a.mac && b.ip === a.ip && b.cn === a.cn && b.vlan === a.vlan) return [];
-  if (b) s.add(b.vnet);
-  if (a) s.add(a.vnet);
-  return [...s];
+  if (b && a && b.vnet === a.vnet && b.mac === a.mac && b.cn === a.cn) return [];
+  const rows: Array<{ vnet: number; cn: string }> = [];
+  if (b) rows.push({ vnet: b.vnet, cn: b.cn });
+  if (a && !(b && b.vnet === a.vnet && b.cn === a.cn)) rows.push({ vnet: a.vnet, cn: a.cn });
+  return rows;
 }

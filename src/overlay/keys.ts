@@ -1,29 +1,39 @@
 /**
  * Where overlay state lives in the Store, and its value shapes. Written by the NIC write
- * path (src/napi + src/overlay derivation) in the same batch as the NIC; read by the
- * mapping index (src/mapping) that the SVP server answers from.
+ * path (src/napi + src/overlay derivation) in the same batch as the NIC, by LOG_RM and by
+ * the log sweep (src/overlay/gc.ts); read by the mapping index (src/mapping) that the SVP
+ * server answers from.
  *
- *   ovl/mac/<vnet:8>/<mac:12hex>   MacMapping   where a virtual MAC lives
- *   ovl/ip/<vnet:8>/<ip>           IpMapping    which MAC owns a virtual IP (and where)
- *   ovl/ul/<cn_uuid>               UnderlayRecord  a node's underlay address and port
- *   ovl/vnode/<vnet:8>/<cn_uuid>   VnetNode     how many mapped NICs a node has on a vnet
- *   ovl/ev/<cn_uuid>/<event id>    OverlayEvent a pending shootdown for that node
- *   ovl/vgen/<vnet:8>              counter bumped whenever the set of nodes on a vnet
- *                                  changes, so writes that fan events out to "every node
- *                                  already on the vnet" read that set consistently
+ *   ovl/mac/<vnet:8>/<mac:12hex>          MacMapping      where a virtual MAC lives
+ *   ovl/ip/<vnet:8>/<ip>                  IpMapping       which MAC owns a virtual IP (and where)
+ *   ovl/ul/<cn_uuid>                      UnderlayRecord  a node's underlay address and port
+ *   ovl/vnode/<vnet:8>/<cn_uuid>          VnetNode        a node's mapped NICs on a vnet; the
+ *                                                         key's createRevision is when it joined
+ *   ovl/vgone/<vnet:8>/<cn_uuid>/<joined:12>  GoneNode    a stint of a node that has left the vnet;
+ *                                                         createRevision is when it left
+ *   ovl/vlog/<vnet:8>/<uuidv7>            VnetLogEntry    one write's shootdown events on a vnet
+ *   ovl/vrm/<cn_uuid>                     NodeLogState    how far the node has removed its events
+ *   ovl/fence                             written by the mapping index to learn how far its
+ *                                         feed has come (src/store/view.ts)
  *
- * vnet ids are zero-padded decimal so that a vnet's rows are one contiguous range; MACs
- * are 12 lowercase hex digits; IPs are in canonical text form (IPv4 dotted quad, IPv6
- * RFC 5952). Event ids are UUIDv7, so a node's events sort oldest first.
+ * A log entry's events go to the nodes that were on its vnet just before the entry's
+ * revision (src/overlay/log.ts). vnet ids are zero-padded decimal so that a vnet's rows
+ * are one contiguous range; MACs are 12 lowercase hex digits; IPs are in canonical text
+ * form (IPv4 dotted quad, IPv6 RFC 5952); revisions in keys are 12 decimal digits.
  */
 
 export const OVERLAY_PREFIX = 'ovl/';
+/** Written by the mapping index's view to learn how far its feed has come (store/view.ts). */
+export const OVERLAY_FENCE_KEY = 'ovl/fence';
 export const MAC_PREFIX = 'ovl/mac/';
 export const IP_PREFIX = 'ovl/ip/';
 export const UNDERLAY_PREFIX = 'ovl/ul/';
 export const VNODE_PREFIX = 'ovl/vnode/';
-export const EVENT_PREFIX = 'ovl/ev/';
-export const VNODE_GEN_PREFIX = 'ovl/vgen/';
+export const GONE_PREFIX = 'ovl/vgone/';
+export const VLOG_PREFIX = 'ovl/vlog/';
+export const NODE_STATE_PREFIX = 'ovl/vrm/';
+/** Keys of the earlier per-node event format (one event key per node per write); the sweep deletes them. */
+export const LEGACY_PREFIXES = ['ovl/ev/', 'ovl/vgen/'] as const;
 
 /** The VXLAN UDP port every underlay record carries unless configured otherwise. */
 export const DEFAULT_VXLAN_PORT = 4789;
@@ -57,9 +67,32 @@ export interface VnetNode {
   count: number;
 }
 
-export type OverlayEvent =
-  | { id: string; type: 'vl2'; cn_uuid: string; vnet_id: number; mac: string; created: string }
-  | { id: string; type: 'vl3'; cn_uuid: string; vnet_id: number; vlan_id: number; ip: string; created: string };
+export interface GoneNode {
+  vnet_id: number;
+  cn_uuid: string;
+  /** The revision the node joined (its vnode row's createRevision). */
+  joined: number;
+}
+
+/** A shootdown event as recorded in a log entry (SVP VL2 / VL3 log entries). */
+export type LogEvent = { type: 'vl2'; mac: string } | { type: 'vl3'; ip: string; vlan_id: number };
+
+export interface VnetLogEntry {
+  vnet_id: number;
+  /** ISO time of the write. */
+  created: string;
+  events: LogEvent[];
+}
+
+/**
+ * A node's consumption of its events. Positions are [revision, vnet, k] (k: the event's
+ * index among its revision's events on that vnet). Every event at or before `cursor` is
+ * removed, and so are those listed in `removed` (all after the cursor).
+ */
+export interface NodeLogState {
+  cursor: [number, number, number];
+  removed?: Array<[number, number, number]>;
+}
 
 export function padVnet(vnet: number): string {
   return String(vnet).padStart(8, '0');
@@ -90,14 +123,22 @@ export function vnodeKey(vnet: number, cnUuid: string): string {
   return `${vnodePrefix(vnet)}${cnUuid}`;
 }
 
-export function eventPrefix(cnUuid: string): string {
-  return `${EVENT_PREFIX}${cnUuid}/`;
+export function padRevision(rev: number): string {
+  return String(rev).padStart(12, '0');
 }
 
-export function eventKey(cnUuid: string, id: string): string {
-  return `${eventPrefix(cnUuid)}${id}`;
+export function goneKey(vnet: number, cnUuid: string, joined: number): string {
+  return `${GONE_PREFIX}${padVnet(vnet)}/${cnUuid}/${padRevision(joined)}`;
 }
 
-export function vnodeGenKey(vnet: number): string {
-  return `${VNODE_GEN_PREFIX}${padVnet(vnet)}`;
+export function vlogPrefix(vnet: number): string {
+  return `${VLOG_PREFIX}${padVnet(vnet)}/`;
+}
+
+export function vlogKey(vnet: number, id: string): string {
+  return `${vlogPrefix(vnet)}${id}`;
+}
+
+export function nodeStateKey(cnUuid: string): string {
+  return `${NODE_STATE_PREFIX}${cnUuid}`;
 }

@@ -1,7 +1,8 @@
 /**
  * The controller's directory of WireGuard peers: the nodes' underlay records (ovl/ul/) and
- * WireGuard records (wg/node/) and the deployment's setting (wg/cfg), followed from the
- * store's change feed, answering agents' long-polls with what changed since the revision
+ * WireGuard records (ovl/ulwg/node/) and the deployment's setting (ovl/ulwg/cfg), a reducer over a
+ * StoreView of those prefixes only (../store/view.ts: load, follow, reload on a lost
+ * feed, fences on etcd), answering agents' long-polls with what changed since the revision
  * they last saw (every node's view once, then only the nodes that changed: one small
  * answer per change, however many nodes there are).
  *
@@ -11,7 +12,8 @@
  * Replicas may all try: the write is conditional on the setting they read, one wins.
  */
 import { EventEmitter } from 'node:events';
-import { type ChangeSet, type Store, StoreClosedError, type Watcher } from '../store/types.js';
+import { type ChangeSet, type KeyValue, type Store, StoreClosedError } from '../store/types.js';
+import { StoreView } from '../store/view.js';
 import { UNDERLAY_PREFIX, type UnderlayRecord } from './keys.js';
 import {
   DEFAULT_SETTING,
@@ -20,6 +22,7 @@ import {
   type PeerView,
   type PeersFeed,
   WG_NODE_PREFIX,
+  WG_PREFIX,
   type WireguardNodeRecord,
   isEncryptionMode,
   peerViews,
@@ -33,6 +36,9 @@ export interface DirectoryOptions {
   maxTombstones?: number;
   onError?: (err: Error) => void;
 }
+
+/** Written by the view on etcd to learn how far its feed has come (see ../store/view.ts). */
+const WG_FENCE_KEY = `${WG_PREFIX}fence`;
 
 export interface Readiness {
   nodes: number;
@@ -72,75 +78,86 @@ export class WireguardDirectory {
   private settingChangedAt = 0;
   /** Incremental answers need since >= horizon. */
   private horizon = 0;
-  /** Last store revision processed. */
-  revision = 0;
   /** Last revision that changed a view or the setting. */
   private lastRelevant = 0;
   private readonly events = new EventEmitter();
-  private watcher: Watcher | undefined;
   private stopped = false;
-  private reloadTimer: NodeJS.Timeout | undefined;
   private settleTimer: NodeJS.Timeout | undefined;
+  private readonly view: StoreView;
+  /** What a (re)load has read so far, applied as one change set at its end. */
+  private loading: KeyValue[] = [];
+  /** The revision of the last load or change set reduced. */
+  private reduced = 0;
 
   constructor(
     private readonly store: Store,
     private readonly opts: DirectoryOptions = {},
   ) {
     this.events.setMaxListeners(0);
-  }
-
-  async start(): Promise<void> {
-    const rev0 = await this.store.revision();
-    this.underlay.clear();
-    this.records.clear();
-    const changes: ChangeSet['changes'] = [];
-    for (const prefix of [UNDERLAY_PREFIX, WG_NODE_PREFIX]) {
-      let gt: string | undefined;
-      for (;;) {
-        const res = await this.store.range({ prefix, gt, limit: 5000 });
-        for (const kv of res.kvs) changes.push({ type: 'put', key: kv.key, value: kv.value });
-        if (res.kvs.length < 5000) break;
-        gt = res.kvs[res.kvs.length - 1]!.key;
-      }
-    }
-    const cfg = await this.store.get(ENCRYPTION_KEY);
-    this.setting = parseSetting(cfg?.value);
-    this.settingRev = cfg?.modRevision ?? 0;
-    this.apply({ revision: rev0, changes });
-    this.horizon = rev0;
-    this.settingChangedAt = rev0;
-    this.watcher = this.store.watch(
-      { prefix: '', fromRevision: rev0 + 1 },
+    this.view = new StoreView(
       {
-        onChange: (set) => this.apply(set),
-        onError: (err) => {
-          this.watcher = undefined;
-          if (this.stopped || err instanceof StoreClosedError) return;
-          this.opts.onError?.(err);
-          this.reloadTimer = setTimeout(() => void this.reload(), 500);
+        store,
+        prefixes: [UNDERLAY_PREFIX, WG_PREFIX],
+        fenceKey: WG_FENCE_KEY,
+        name: 'WireGuard peer directory',
+        logger: {
+          warn: (obj, msg) => this.opts.onError?.(new Error(`${msg ?? 'peer directory'}: ${JSON.stringify(obj)}`)),
+          info: () => undefined,
         },
+      },
+      {
+        beginLoad: () => {
+          this.loading = [];
+        },
+        loadPage: (kvs) => {
+          this.loading.push(...kvs);
+        },
+        endLoad: (revision, reload) => this.endLoad(revision, reload),
+        apply: (set) => this.apply(set),
       },
     );
   }
 
-  /** Lost the feed (compacted history): load everything again; agents resync fully. */
-  private async reload(): Promise<void> {
-    if (this.stopped) return;
-    try {
-      await this.start();
-      this.events.emit('change');
-    } catch (err) {
-      this.opts.onError?.(err as Error);
-      if (!this.stopped) this.reloadTimer = setTimeout(() => void this.reload(), 1000);
-    }
+  /**
+   * Last store revision whose changes the directory reflects. The view advances its own
+   * revision only after the reducer returns, and answers to waiting long-polls are made
+   * before that: so the reducer's last revision counts too.
+   */
+  get revision(): number {
+    return Math.max(this.view.revision, this.reduced);
+  }
+
+  /** Loads and follows; resolves once caught up with the store. */
+  start(): Promise<void> {
+    return this.view.start();
+  }
+
+  /**
+   * A (re)load's state replaces the old one. After a reload (the feed was lost) every
+   * answer from before it is answered in full: agents resync.
+   */
+  private endLoad(revision: number, reload: boolean): void {
+    const kvs = this.loading;
+    this.loading = [];
+    this.reduced = revision;
+    this.underlay.clear();
+    this.records.clear();
+    const cfg = kvs.find((kv) => kv.key === ENCRYPTION_KEY);
+    this.setting = parseSetting(cfg?.value);
+    this.settingRev = cfg?.modRevision ?? 0;
+    for (const kv of kvs) this.applyRecord({ type: 'put', key: kv.key, value: kv.value });
+    this.recompute(revision);
+    this.horizon = revision;
+    this.settingChangedAt = revision;
+    this.lastRelevant = revision;
+    if (reload) this.events.emit('change');
+    this.maybeAdvance();
   }
 
   stop(): void {
     this.stopped = true;
-    clearTimeout(this.reloadTimer);
     clearTimeout(this.settleTimer);
-    this.watcher?.close();
-    this.watcher = undefined;
+    this.view.close();
     this.events.emit('change');
   }
 
@@ -153,25 +170,35 @@ export class WireguardDirectory {
     return this.settingRev;
   }
 
+  /** A node's underlay or WireGuard record changed; false for any other key. */
+  private applyRecord(ch: ChangeSet['changes'][number]): boolean {
+    if (ch.key.startsWith(UNDERLAY_PREFIX)) {
+      const cn = ch.key.slice(UNDERLAY_PREFIX.length);
+      const rec = ch.type === 'put' && ch.value !== undefined ? (JSON.parse(ch.value) as UnderlayRecord) : undefined;
+      if (rec?.ip) this.underlay.set(cn, rec.ip);
+      else this.underlay.delete(cn);
+      return true;
+    }
+    if (ch.key.startsWith(WG_NODE_PREFIX)) {
+      const cn = ch.key.slice(WG_NODE_PREFIX.length);
+      if (ch.type === 'put' && ch.value !== undefined) {
+        try {
+          this.records.set(cn, JSON.parse(ch.value) as Partial<WireguardNodeRecord>);
+        } catch {
+          this.records.set(cn, {});
+        }
+      } else this.records.delete(cn);
+      return true;
+    }
+    return false;
+  }
+
   private apply(set: ChangeSet): void {
     let touched = false;
     let settingChanged = false;
+    this.reduced = Math.max(this.reduced, set.revision);
     for (const ch of set.changes) {
-      if (ch.key.startsWith(UNDERLAY_PREFIX)) {
-        const cn = ch.key.slice(UNDERLAY_PREFIX.length);
-        const rec = ch.type === 'put' && ch.value !== undefined ? (JSON.parse(ch.value) as UnderlayRecord) : undefined;
-        if (rec?.ip) this.underlay.set(cn, rec.ip);
-        else this.underlay.delete(cn);
-        touched = true;
-      } else if (ch.key.startsWith(WG_NODE_PREFIX)) {
-        const cn = ch.key.slice(WG_NODE_PREFIX.length);
-        if (ch.type === 'put' && ch.value !== undefined) {
-          try {
-            this.records.set(cn, JSON.parse(ch.value) as Partial<WireguardNodeRecord>);
-          } catch {
-            this.records.set(cn, {});
-          }
-        } else this.records.delete(cn);
+      if (this.applyRecord(ch)) {
         touched = true;
       } else if (ch.key === ENCRYPTION_KEY) {
         const next = parseSetting(ch.type === 'put' ? ch.value : undefined);
@@ -183,7 +210,6 @@ export class WireguardDirectory {
     }
     if (settingChanged) this.settingChangedAt = set.revision;
     if (touched) this.recompute(set.revision);
-    this.revision = set.revision;
     if (touched || settingChanged) {
       this.lastRelevant = set.revision;
       this.events.emit('change');
@@ -269,10 +295,7 @@ export class WireguardDirectory {
 
   /** Resolves once the directory has processed the store up to rev (or after timeoutMs). */
   async waitForRevision(rev: number, timeoutMs = 5000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.revision < rev && Date.now() < deadline && !this.stopped) {
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    if (!this.stopped) await this.view.waitForRevision(rev, timeoutMs);
   }
 
   // ---- changing the setting ----

@@ -4,8 +4,11 @@
  * addressing, shared by the controller (which stores and serves them) and the agent
  * (which checks again what it is served before configuring anything).
  *
- *   wg/cfg               EncryptionSetting    the deployment's mode and tunnel subnet
- *   wg/node/<cn_uuid>    WireguardNodeRecord  a node's public key(s) and endpoint
+ *   ovl/ulwg/cfg             EncryptionSetting    the deployment's mode and tunnel subnet
+ *   ovl/ulwg/node/<cn_uuid>  WireguardNodeRecord  a node's public key(s) and endpoint
+ *
+ * They sort right after the underlay records (ovl/ul/<cn_uuid>) so that the peer
+ * directory's one watch over both covers nothing else: etcd watches a key range.
  *
  * A node's peer view joins its underlay record (ovl/ul/<cn_uuid>) with its WireGuard
  * record: a node is a peer exactly while it has an underlay address, and it can be
@@ -19,9 +22,9 @@
  */
 import ipaddr from 'ipaddr.js';
 
-export const WG_PREFIX = 'wg/';
-export const ENCRYPTION_KEY = 'wg/cfg';
-export const WG_NODE_PREFIX = 'wg/node/';
+export const WG_PREFIX = 'ovl/ulwg/';
+export const ENCRYPTION_KEY = 'ovl/ulwg/cfg';
+export const WG_NODE_PREFIX = 'ovl/ulwg/node/';
 
 export const DEFAULT_TUNNEL_SUBNET = '100.64.0.0/10';
 export const DEFAULT_WIREGUARD_PORT = 51820;

@@ -1,40 +1,38 @@
 /**
  * Applies a NIC write's overlay derivation (./derive.ts) inside the NIC's transaction:
- * reads the vnet's node set consistently, derives, and buffers every op in the same tx.
+ * reads the vnode rows the write changes, derives, and buffers every op in the same tx.
  *
- * Consistency of the recipient set: the tx reads ovl/vgen/<vnet> (a precondition), then
- * scans the vnet's vnode rows. Every write that makes a node join or leave a vnet bumps
- * that counter, so if the set changes between our read and our commit, the commit
- * conflicts and the NIC write is retried on fresh data. Writes that only change a node's
- * count (another NIC on a node already there) don't touch the counter, so concurrent
- * NIC creates on a busy vnet only collide when they share a node.
+ * Invariant: a NIC write is a constant number of store operations whatever the number of
+ * nodes on its vnet. It reads (as preconditions) only the vnode rows of the node(s) its
+ * NIC leaves or joins, writes its shootdown events once, as a log entry per vnet, and
+ * never reads or writes a per-vnet counter: concurrent NIC writes on one vnet conflict
+ * only when they change the same node's row. Who receives the entry's events follows
+ * from its commit revision and the vnode rows' create revisions (src/overlay/log.ts), so
+ * the write needs no consistent read of the vnet's node set.
  */
 import type { Tx } from '../store/txn.js';
+import type { KeyValue } from '../store/types.js';
 import {
   type DeriveConfig,
   type DeriveOptions,
   type NicOverlayView,
   type OverlayDerivation,
+  type VnodeRow,
   deriveOverlay,
   derivationOps,
-  fabricPlacement,
-  vnetsTouched,
+  rowsTouched,
 } from './derive.js';
-import { type VnetNode, vnodeGenKey, vnodeKey, vnodePrefix } from './keys.js';
+import { type VnetNode, vnodeKey } from './keys.js';
 
-export async function readVnetNodes(tx: Tx, vnet: number): Promise<Map<string, number>> {
-  await tx.get(vnodeGenKey(vnet));
-  const m = new Map<string, number>();
-  const prefix = vnodePrefix(vnet);
-  for (const kv of await tx.range({ prefix })) {
-    try {
-      const row = JSON.parse(kv.value) as VnetNode;
-      if (typeof row.count === 'number' && row.count > 0) m.set(kv.key.slice(prefix.length), row.count);
-    } catch {
-      // A malformed row counts as absent.
-    }
+/** A node's vnode row as read (a precondition of the commit); undefined when absent. */
+function vnodeRow(kv: KeyValue | undefined): VnodeRow | undefined {
+  if (!kv) return undefined;
+  try {
+    const row = JSON.parse(kv.value) as VnetNode;
+    return typeof row.count === 'number' && row.count > 0 ? { count: row.count, joined: kv.createRevision } : undefined;
+  } catch {
+    return undefined; // a malformed row counts as absent
   }
-  return m;
 }
 
 export async function applyOverlayWrite(
@@ -44,24 +42,20 @@ export async function applyOverlayWrite(
   cfg: DeriveConfig,
   opts: DeriveOptions = {},
 ): Promise<OverlayDerivation> {
-  const nodes = new Map<number, Map<string, number>>();
-  for (const vnet of vnetsTouched(before, after)) nodes.set(vnet, await readVnetNodes(tx, vnet));
-  // Exact counts (as preconditions) for the rows this write rewrites.
-  for (const p of [fabricPlacement(before), fabricPlacement(after)]) {
-    if (!p || !nodes.has(p.vnet)) continue;
-    const row = await tx.getJson<VnetNode>(vnodeKey(p.vnet, p.cn));
-    const m = nodes.get(p.vnet)!;
-    if (row && row.count > 0) m.set(p.cn, row.count);
-    else m.delete(p.cn);
+  const nodes = new Map<number, Map<string, VnodeRow>>();
+  const rows = rowsTouched(before, after);
+  // One read for both rows of a migration.
+  const kvs = rows.length > 0 ? await tx.getMany(rows.map((r) => vnodeKey(r.vnet, r.cn))) : new Map<string, KeyValue>();
+  for (const { vnet, cn } of rows) {
+    const row = vnodeRow(kvs.get(vnodeKey(vnet, cn)));
+    let m = nodes.get(vnet);
+    if (!m) nodes.set(vnet, (m = new Map()));
+    if (row) m.set(cn, row);
   }
   const d = deriveOverlay(before, after, nodes, cfg, opts);
   for (const op of derivationOps(d)) {
     if (op.type === 'put') tx.put(op.key, op.value);
     else tx.del(op.key);
-  }
-  for (const vnet of new Set(d.vnodes.filter((v) => v.membership).map((v) => v.vnet_id))) {
-    const kv = await tx.get(vnodeGenKey(vnet));
-    tx.put(vnodeGenKey(vnet), String((kv ? Number(kv.value) || 0 : 0) + 1));
   }
   return d;
 }

@@ -248,7 +248,7 @@ class Builder {
       '--listen-client-urls', client, '--advertise-client-urls', client,
       '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
       '--initial-cluster', `sandbox=${peer}`, '--initial-cluster-state', 'new',
-      '--max-txn-ops', '4096', '--logger', 'zap', '--log-level', 'warn',
+      '--logger', 'zap', '--log-level', 'warn',
     ]);
     await this.waitProcess('etcd', async () => ((await rest<{ health?: string }>(client, 'GET', '/health', undefined, 2000)).health === 'true' ? true : undefined), 'etcd to be healthy');
     this.state.etcd = { client };

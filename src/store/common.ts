@@ -1,5 +1,5 @@
 /** Pure helpers shared by every Store backend. */
-import type { Batch, ChangeSet, KeyValue, Precondition, RangeOptions } from './types.js';
+import type { Batch, ChangeSet, KeyValue, Precondition, RangeOptions, WatchOptions } from './types.js';
 
 export class InvalidBatchError extends Error {
   readonly code = 'InvalidBatch';
@@ -82,6 +82,31 @@ export function filterChangeSet(set: ChangeSet, prefix: string): ChangeSet | nul
   if (prefix === '') return set;
   const changes = set.changes.filter((c) => c.key.startsWith(prefix));
   return changes.length > 0 ? { revision: set.revision, changes } : null;
+}
+
+/** The prefixes a watch selects ('' selects everything). */
+export function watchedPrefixes(opts: Pick<WatchOptions, 'prefix' | 'prefixes'>): string[] {
+  const list = opts.prefixes !== undefined ? [...opts.prefixes] : [opts.prefix ?? ''];
+  if (list.length === 0) throw new RangeError('watch prefixes must not be empty');
+  return list.includes('') ? [''] : list;
+}
+
+/**
+ * What a watcher with these options is handed of a committed set: the changes under its
+ * prefixes, an empty set when it asked for progress, or null.
+ */
+export function watchFilter(opts: Pick<WatchOptions, 'prefix' | 'prefixes' | 'progress'>): (set: ChangeSet) => ChangeSet | null {
+  const prefixes = watchedPrefixes(opts);
+  const progress = opts.progress === true;
+  if (prefixes.length === 1) {
+    const only = prefixes[0];
+    return (set) => filterChangeSet(set, only) ?? (progress ? { revision: set.revision, changes: [] } : null);
+  }
+  return (set) => {
+    const changes = set.changes.filter((c) => prefixes.some((p) => c.key.startsWith(p)));
+    if (changes.length > 0) return { revision: set.revision, changes };
+    return progress ? { revision: set.revision, changes: [] } : null;
+  };
 }
 
 /** Operations still running against a backend, so close() can wait for them before tearing it down. */

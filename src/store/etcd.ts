@@ -18,13 +18,13 @@
  * Commits are one etcd transaction: the preconditions become compare clauses, the ops the
  * success branch; the failure branch reads every precondition key, so the indexes reported
  * as failed are evaluated at exactly the failed transaction's revision. etcd caps the
- * number of operations in one transaction (--max-txn-ops, default 128): a batch with more
- * ops (or preconditions) than `maxTxnOps` is rejected with InvalidBatchError before
- * anything is sent. Raise both together if larger batches are needed. open() checks that
- * the cluster really accepts a transaction of maxTxnOps ops of PROBE_BYTES_PER_OP bytes
- * each (a guarded no-op, see probeLimits) and throws EtcdLimitsError, naming the etcd
- * settings to raise, if it does not; a batch etcd still refuses for its size becomes
- * InvalidBatchError (never applied).
+ * number of operations in one transaction (--max-txn-ops, default 128) and its size
+ * (--max-request-bytes, default 1.5 MiB). rhumb's batches are small and bounded (a NIC
+ * write is a constant number of operations whatever the size of its vnet; sweeps and
+ * LOG_RM group commits stop at 100), so a stock cluster needs no setting changed. As a
+ * guard, a batch with more ops (or preconditions) than `maxTxnOps` (default etcd's 128)
+ * is rejected with InvalidBatchError before anything is sent, and one etcd still refuses
+ * for its size becomes InvalidBatchError too (never applied).
  *
  * Failures. Reads retry transient errors (member down, leader election) for up to
  * retryTimeoutMs, moving across endpoints. A commit is retried only when the error proves
@@ -77,7 +77,7 @@ import {
   type WatchOptions,
   type Watcher,
 } from './types.js';
-import { checkPreconditions, InFlight, InvalidBatchError, validateBatch, validateRangeOptions } from './common.js';
+import { checkPreconditions, InFlight, InvalidBatchError, validateBatch, validateRangeOptions, watchedPrefixes, watchFilter } from './common.js';
 import { SerialDelivery } from './feed.js';
 
 export interface EtcdStoreOptions {
@@ -85,31 +85,12 @@ export interface EtcdStoreOptions {
   endpoints: string[];
   /** Namespace prefix for every rhumb key (default 'rhumb/'). */
   prefix?: string;
-  /** The cluster's --max-txn-ops (default 128, etcd's default). */
+  /** Largest transaction sent (default 128, etcd's default --max-txn-ops); larger batches are refused. */
   maxTxnOps?: number;
   /** Deadline of one etcd request (default 5000 ms). */
   requestTimeoutMs?: number;
   /** How long reads and provably-unapplied commits keep retrying transient failures (default 10000 ms). */
   retryTimeoutMs?: number;
-  /**
-   * Check at open that the cluster accepts a transaction of maxTxnOps puts totalling
-   * maxTxnOps × PROBE_BYTES_PER_OP bytes (nothing is written), so a cluster whose
-   * --max-txn-ops or --max-request-bytes is too low fails at start, not on the first
-   * large NIC write. Default true.
-   */
-  probeLimits?: boolean;
-}
-
-/** Budget per op the limit probe reserves: an overlay event put (key + JSON) is ~250 bytes. */
-export const PROBE_BYTES_PER_OP = 320;
-
-/** The cluster rejected the limit probe: its settings are too low for this store's configuration. */
-export class EtcdLimitsError extends Error {
-  readonly code = 'EtcdLimits';
-  constructor(message: string) {
-    super(message);
-    this.name = 'EtcdLimitsError';
-  }
 }
 
 export const DEFAULT_ETCD_PREFIX = 'rhumb/';
@@ -182,35 +163,6 @@ function isOverLimit(err: Error): boolean {
   return /too many operations in txn request|request is too large|received message larger than max|trying to send message larger than max/i.test(err.message);
 }
 
-/**
- * Sends one transaction shaped like the largest batch the store will accept: maxTxnOps
- * puts of PROBE_BYTES_PER_OP bytes each, guarded by a compare that is false (the marker
- * exists), so etcd checks both limits through raft but applies nothing and keeps the
- * revision unchanged.
- */
-async function probeLimits(client: Etcd3, ns: Buffer, maxTxnOps: number): Promise<void> {
-  // etcd refuses a txn that puts one key twice: one key per op, ~PROBE_BYTES_PER_OP each.
-  const probeKey = (i: number): Buffer => Buffer.concat([ns, utf8(`\u0000limit-probe/${String(i).padStart(7, '0')}`)]);
-  const value = Buffer.alloc(Math.max(0, PROBE_BYTES_PER_OP - probeKey(0).length), 'x');
-  try {
-    const res = await client.kv.txn({
-      compare: [{ key: ns, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 }],
-      success: Array.from({ length: maxTxnOps }, (_, i): IRequestOp => ({ request_put: { key: probeKey(i), value } })),
-      failure: [],
-    });
-    if (res.succeeded) throw new Error('etcd limit probe: the namespace marker vanished');
-  } catch (err) {
-    const e = asError(err);
-    if (!isOverLimit(e)) throw e;
-    const bytes = maxTxnOps * PROBE_BYTES_PER_OP;
-    throw new EtcdLimitsError(
-      `the etcd cluster rejected a transaction of ${maxTxnOps} operations (~${Math.ceil(bytes / 1024)} KiB): ${e.message}. ` +
-        `Start every etcd member with --max-txn-ops=${maxTxnOps} (or more) and --max-request-bytes >= ${Math.max(bytes + 65536, 1572864)}, ` +
-        `or lower rhumb's --etcd-max-txn-ops to what the cluster allows (NIC writes on a vnet with more compute nodes than that are then refused).`,
-    );
-  }
-}
-
 // ---- the store ------------------------------------------------------------------------
 
 export class EtcdStore implements Store {
@@ -273,13 +225,9 @@ export class EtcdStore implements Store {
         if (!kv) throw new Error('etcd namespace marker vanished while opening');
         return Number(kv.create_revision);
       });
-      if (opts.probeLimits ?? true) {
-        await retrying(opts.retryTimeoutMs ?? 10_000, () => false, isTransient, () => probeLimits(client, ns, opts.maxTxnOps ?? 128));
-      }
       return new EtcdStore(client, ns, base, endpoints, opts);
     } catch (err) {
       client.close();
-      if (err instanceof EtcdLimitsError) throw err;
       throw new Error(`cannot open etcd store at ${endpoints.join(',')} (prefix ${prefix}): ${asError(err).message}`, { cause: err });
     }
   }
@@ -461,7 +409,7 @@ export class EtcdStore implements Store {
       throw new InvalidBatchError(
         `batch has ${batch.ops.length} ops and ${pre.length} preconditions; one etcd transaction allows at most ` +
           `${this.maxTxnOps} of each${hasPut ? '' : ' (one more op is used to give a change-less batch its revision)'}` +
-          ' — split the batch, or raise etcd --max-txn-ops together with rhumb controller --etcd-max-txn-ops (store maxTxnOps)',
+          ' (etcd --max-txn-ops) — split the batch',
       );
     }
     const compare = pre.map((p) => this.compare(p)).filter((c): c is ICompare => c !== null);
@@ -496,8 +444,17 @@ export class EtcdStore implements Store {
 
   watch(opts: WatchOptions, handlers: WatchHandlers): Watcher {
     this.assertOpen();
-    const prefix = opts.prefix ?? '';
-    const range = prefix === '' ? { key: this.ns, range_end: prefixEnd(this.ns) } : { key: this.key(prefix), range_end: prefixEnd(this.key(prefix)) };
+    const prefixes = watchedPrefixes(opts);
+    const wholeNamespace = prefixes[0] === '';
+    // One etcd watch over the smallest range covering every prefix keeps one revision
+    // order; what lies between the prefixes is dropped here.
+    let range = { key: this.ns, range_end: prefixEnd(this.ns) };
+    if (!wholeNamespace) {
+      const starts = prefixes.map((p) => this.key(p)).sort(Buffer.compare);
+      const ends = prefixes.map((p) => prefixEnd(this.key(p))).sort(Buffer.compare);
+      range = { key: starts[0] as Buffer, range_end: ends[ends.length - 1] as Buffer };
+    }
+    const select = watchFilter({ prefixes });
     const feed = new EtcdFeed(
       {
         client: this.client,
@@ -507,7 +464,8 @@ export class EtcdStore implements Store {
         remove: (f) => this.feeds.delete(f),
       },
       range,
-      prefix === '',
+      wholeNamespace,
+      prefixes.length === 1 ? null : select,
       opts.fromRevision,
       handlers,
     );
@@ -604,6 +562,8 @@ class EtcdFeed implements Watcher {
     private readonly range: { key: Buffer; range_end: Buffer },
     /** Watching the whole namespace: deliver change sets even when only the marker changed. */
     private readonly wholeNamespace: boolean,
+    /** Narrows what the etcd range delivers to the watched prefixes (null: all of it). */
+    private readonly select: ((set: ChangeSet) => ChangeSet | null) | null,
     private readonly fromRevision: number,
     handlers: WatchHandlers,
   ) {
@@ -690,7 +650,8 @@ class EtcdFeed implements Watcher {
   private enqueue(set: ChangeSet): void {
     this.lastSeen = set.revision + this.ctx.base;
     if (set.changes.length === 0 && !this.wholeNamespace) return;
-    this.delivery.push(set);
+    const visible = this.select ? this.select(set) : set;
+    if (visible) this.delivery.push(visible);
   }
 
   fail(err: Error): void {

@@ -34,7 +34,7 @@ import {
   type WatchOptions,
   type Watcher,
 } from './types.js';
-import { checkPreconditions, filterChangeSet, InFlight, validateBatch, validateRangeOptions } from './common.js';
+import { checkPreconditions, watchFilter, InFlight, validateBatch, validateRangeOptions } from './common.js';
 import { FeedHub } from './feed.js';
 
 // ---- the slice of leveldown (abstract-leveldown 7) this module uses -----------------
@@ -149,6 +149,7 @@ const TRIM_CHUNK = 1000;
 
 export class LevelStore implements Store {
   readonly kind = 'leveldb' as const;
+  readonly reportsProgress = true;
   private readonly hub: FeedHub;
   private readonly sync: boolean;
   private readonly retain: number;
@@ -458,7 +459,7 @@ export class LevelStore implements Store {
 
   watch(opts: WatchOptions, handlers: WatchHandlers): Watcher {
     this.assertOpen();
-    return this.hub.subscribe(opts.fromRevision, (set) => filterChangeSet(set, opts.prefix ?? ''), handlers);
+    return this.hub.subscribe(opts.fromRevision, watchFilter(opts), handlers);
   }
 
   async compact(revision: number): Promise<void> {

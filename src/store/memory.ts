@@ -17,11 +17,12 @@ import {
   type WatchOptions,
   type Watcher,
 } from './types.js';
-import { checkPreconditions, compareKeys, filterChangeSet, inRange, validateBatch, validateRangeOptions } from './common.js';
+import { checkPreconditions, compareKeys, watchFilter, inRange, validateBatch, validateRangeOptions } from './common.js';
 import { FeedHub } from './feed.js';
 
 export class MemoryStore implements Store {
   readonly kind = 'memory' as const;
+  readonly reportsProgress = true;
   private data = new Map<string, KeyValue>();
   private sortedKeys: string[] | null = [];
   private rev = 0;
@@ -116,7 +117,7 @@ export class MemoryStore implements Store {
 
   watch(opts: WatchOptions, handlers: WatchHandlers): Watcher {
     this.assertOpen();
-    return this.hub.subscribe(opts.fromRevision, (set) => filterChangeSet(set, opts.prefix ?? ''), handlers);
+    return this.hub.subscribe(opts.fromRevision, watchFilter(opts), handlers);
   }
 
   async compact(revision: number): Promise<void> {

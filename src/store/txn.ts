@@ -15,6 +15,11 @@ import type { KeyValue, Op, Precondition, RangeOptions, Store } from './types.js
  */
 export interface CommitRecord {
   revision: number;
+  /**
+   * Each commit's revision and the keys it wrote, when the request asked for them: a reader
+   * that follows only part of the keyspace waits only for the commits that touch it.
+   */
+  commits?: Array<{ revision: number; keys: string[] }>;
 }
 export const commitTracker = new AsyncLocalStorage<CommitRecord>();
 
@@ -151,9 +156,10 @@ export async function transact<T>(
     const tx = new Tx(store, true);
     let value: T;
     let res: Awaited<ReturnType<Store['commit']>>;
+    let batch: ReturnType<Tx['batch']>;
     try {
       value = await body(tx, i);
-      const batch = tx.batch();
+      batch = tx.batch();
       if (batch.ops.length === 0) return { value, revision: await store.revision() };
       res = await store.commit(batch);
     } finally {
@@ -162,6 +168,7 @@ export async function transact<T>(
     if (res.ok) {
       const rec = commitTracker.getStore();
       if (rec && res.revision > rec.revision) rec.revision = res.revision;
+      rec?.commits?.push({ revision: res.revision, keys: batch.ops.map((op) => op.key) });
       return { value, revision: res.revision };
     }
     if (i > 2) await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 * i)));

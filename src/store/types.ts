@@ -82,8 +82,20 @@ export interface ChangeSet {
 export interface WatchOptions {
   /** Only changes to keys with this prefix ('' = all). */
   prefix?: string;
+  /**
+   * Instead of prefix: changes under any of these prefixes, as one feed in revision order.
+   * A backend may read more than that to follow them (etcd watches the smallest key range
+   * covering them all) but delivers only what they select.
+   */
+  prefixes?: readonly string[];
   /** First revision to deliver. Must be > compactedRevision. */
   fromRevision: number;
+  /**
+   * Also deliver, as change sets with no changes, revisions that changed nothing watched —
+   * on backends that know them without extra reads (Store.reportsProgress). A watcher of
+   * part of the keyspace then knows how far the store has gone.
+   */
+  progress?: boolean;
 }
 
 export interface Watcher {
@@ -118,6 +130,8 @@ export class StoreClosedError extends Error {
 
 export interface Store {
   readonly kind: 'leveldb' | 'etcd' | 'memory';
+  /** Watchers asking for `progress` get every revision (true for the in-process backends). */
+  readonly reportsProgress?: boolean;
   get(key: string): Promise<KeyValue | undefined>;
   /** Several keys read at one revision; missing keys are absent from the map. */
   getMany(keys: string[]): Promise<Map<string, KeyValue>>;

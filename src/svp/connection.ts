@@ -24,6 +24,9 @@ import {
   type Frame,
   HEADER_BYTES,
   LOG_REQ_BYTES,
+  LOG_VL2_BYTES,
+  type LogEntry,
+  LogType,
   SVP_VERSION,
   checkFrameCrc,
   checkFrameHeader,
@@ -38,13 +41,21 @@ import {
   BULK_REQ_BYTES,
   encodeBulkAck,
   encodeLogAck,
+  encodeLogEntry,
   encodeLogRmAck,
   logRmCount,
   opName,
 } from './codec.js';
 import { PONG_FRAME_BYTES, VL2_ACK_FRAME_BYTES, VL3_ACK_FRAME_BYTES, putPong, putVl2Ack, putVl3Ack } from './frame-put.js';
 import type { Logger } from '../log/index.js';
-import { isV4Mapped, uuidFromBytes } from '../net/addr.js';
+import { isV4Mapped } from '../net/addr.js';
+
+/** The SVP log entry of a pending event (the index keeps events, not wire bytes). */
+function logEntryOf(e: PendingEvent): LogEntry {
+  return e.type === 'vl2'
+    ? { type: LogType.VL2, id: e.id, mac: e.mac, vnetId: e.vnetId }
+    : { type: LogType.VL3, id: e.id, ip: e.ip, vlan: e.vlan, vnetId: e.vnetId };
+}
 
 /** Why a connection was closed by the server (metric label values). */
 export type CloseCause = ProtocolErrorCause | 'shootdown' | 'too_many_pending' | 'internal_error';
@@ -389,7 +400,7 @@ export class Connection {
     }
     // Something to send, or enough held already: answer now (an empty answer is what an
     // expired wait gives too, and the client just asks again).
-    if (this.host.index.pendingEvents(cn).length > 0 || this.held >= this.host.limits.maxHeldLogReqs) {
+    if (this.host.index.pendingEvents(cn, 1).length > 0 || this.held >= this.host.limits.maxHeldLogReqs) {
       this.answerLog(id, cn, count, t0);
       return;
     }
@@ -424,32 +435,24 @@ export class Connection {
   private answerLog(id: number, cn: string, count: number, t0: number): void {
     if (this.closed) return;
     const budget = Math.min(count, this.host.limits.maxLogAckBytes);
-    const picked: PendingEvent[] = [];
+    const picked: Buffer[] = [];
     let size = 4;
-    for (const e of this.host.index.pendingEvents(cn)) {
-      if (size + e.entry.length > budget) break;
-      picked.push(e);
-      size += e.entry.length;
+    for (const e of this.host.index.pendingEvents(cn, Math.floor((budget - 4) / LOG_VL2_BYTES))) {
+      const entry = encodeLogEntry(logEntryOf(e));
+      if (size + entry.length > budget) break;
+      picked.push(entry);
+      size += entry.length;
     }
-    this.write(
-      encodeLogAck(
-        id,
-        SvpStatus.OK,
-        picked.map((e) => e.entry),
-      ),
-    );
+    this.write(encodeLogAck(id, SvpStatus.OK, picked));
     this.host.countServed(picked.length);
     this.host.countRequest('log_req', SvpStatus.OK, t0);
   }
 
   private logRm(id: number, p: Buffer, t0: number): void {
     const n = logRmCount(p); // throws bad_size -> connection closed
-    const keys = new Set<string>();
-    for (let i = 0; i < n; i++) {
-      const key = this.host.index.eventKey(uuidFromBytes(p, 4 + 16 * i));
-      if (key) keys.add(key);
-    }
-    if (keys.size === 0) {
+    const ids = Array.from({ length: n }, (_, i) => Buffer.from(p.subarray(4 + 16 * i, 20 + 16 * i)));
+    // Nothing to remove (no id names an event the index holds or may soon): ack at once.
+    if (!this.host.index.mayRemoveEvents(ids)) {
       this.write(encodeLogRmAck(id, SvpStatus.OK));
       this.host.countRequest('log_rm', SvpStatus.OK, t0);
       return;
@@ -459,13 +462,13 @@ export class Connection {
       cancelled = true;
     };
     if (!this.track(cancel)) return;
-    const ops = [...keys].map((key) => ({ type: 'del' as const, key }));
-    this.host.store
-      .commit({ ops })
-      .then(async (res) => {
-        // Ack only once the index no longer serves these events: a LOG_REQ sent right
-        // after the ack must not see them again.
-        await this.host.index.waitForRevision(res.revision, this.host.limits.logRmVisibleTimeoutMs);
+    let removed = 0;
+    // The index acks only once it no longer serves these events: a LOG_REQ sent right
+    // after the ack must not see them again.
+    this.host.index
+      .removeEvents(ids)
+      .then((count) => {
+        removed = count;
         return SvpStatus.OK;
       })
       .catch((err: Error) => {
@@ -473,7 +476,7 @@ export class Connection {
         return SvpStatus.FATAL;
       })
       .then((status) => {
-        if (status === SvpStatus.OK) this.host.countRemoved(keys.size);
+        if (status === SvpStatus.OK) this.host.countRemoved(removed);
         if (cancelled || this.closed) return;
         // Written before untrack, which may end the connection once nothing is pending.
         this.write(encodeLogRmAck(id, status));

@@ -37,10 +37,13 @@ export const etcdSkipReason: string | undefined = ETCD_BIN
   : 'etcd binary not found (install Debian package etcd-server, or set RHUMB_ETCD_BIN)';
 
 /**
- * The etcd settings rhumb's README requires of a production cluster (NIC writes carry one
- * event per node on the vnet); start test clusters for controllers with these.
+ * The etcd settings README recommends for a busy site: history compacted automatically
+ * (keeping `retention` of it), and a backend quota well above what that history needs.
+ * Tests pass a short retention to see compaction happen.
  */
-export const RHUMB_ETCD_SETTINGS = { maxTxnOps: 4096 } as const satisfies EtcdClusterOptions;
+export function busySiteEtcdArgs(retention = '10m', quotaBytes = 8 * 1024 ** 3): string[] {
+  return ['--auto-compaction-mode', 'periodic', '--auto-compaction-retention', retention, '--quota-backend-bytes', String(quotaBytes)];
+}
 
 /** `rhumb controller` arguments for a replica on this cluster under its own key prefix. */
 export function etcdControllerArgs(cluster: EtcdCluster, prefix: string, extra: string[] = []): string[] {
@@ -62,10 +65,12 @@ export interface EtcdClusterOptions {
   /** Raft timing; small values make leader elections quick (defaults 50 / 500 ms). */
   heartbeatMs?: number;
   electionMs?: number;
-  /** etcd's --max-txn-ops (default: etcd's own, 128). */
+  /** etcd's --max-txn-ops (default: etcd's own, 128; rhumb needs no more). */
   maxTxnOps?: number;
   /** etcd's --max-request-bytes (default: etcd's own, 1.5 MiB). */
   maxRequestBytes?: number;
+  /** More etcd flags (e.g. the compaction and quota settings README recommends). */
+  extraArgs?: string[];
   /** How long start()/restart() wait for a healthy cluster (default 20 s). */
   readyTimeoutMs?: number;
 }
@@ -158,6 +163,7 @@ export class EtcdCluster {
       '--election-timeout', String(opts.electionMs ?? 500),
       ...(opts.maxTxnOps !== undefined ? ['--max-txn-ops', String(opts.maxTxnOps)] : []),
       ...(opts.maxRequestBytes !== undefined ? ['--max-request-bytes', String(opts.maxRequestBytes)] : []),
+      ...(opts.extraArgs ?? []),
       '--logger', 'zap',
       '--log-outputs', 'stderr',
       '--log-level', 'warn',
@@ -240,6 +246,33 @@ export class EtcdCluster {
       if (leader && leaderId !== '0') return leader.member;
       if (Date.now() > deadline) throw new Error('etcd cluster has no agreed leader');
       await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  /** Each running member's backend size (allocated, in use) in bytes. */
+  async dbSizes(): Promise<Array<{ member: EtcdMember; size: number; inUse: number }>> {
+    return Promise.all(
+      this.members.filter((m) => this.isRunning(m)).map(async (m) => {
+        const c = probeClient(m.clientUrl);
+        try {
+          const s = await c.maintenance.status();
+          return { member: m, size: Number(s.dbSize), inUse: Number(s.dbSizeInUse) };
+        } finally {
+          c.close();
+        }
+      }),
+    );
+  }
+
+  /** Defragments every running member, one at a time (what an operator's cron job does). */
+  async defragment(): Promise<void> {
+    for (const m of this.members.filter((x) => this.isRunning(x))) {
+      const c = new Etcd3({ hosts: [m.clientUrl], defaultCallOptions: () => ({ deadline: Date.now() + 30_000 }) });
+      try {
+        await c.maintenance.defragment();
+      } finally {
+        c.close();
+      }
     }
   }
 

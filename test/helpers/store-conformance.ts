@@ -467,6 +467,37 @@ export function runStoreConformance(name: string, factory: StoreFactory): void {
         ]);
       }));
 
+      it('watches several prefixes as one feed in revision order, nothing between them', withStore(async (s) => {
+        const c = new Collector(s, { prefixes: ['fw/', 'napi/nics/'], fromRevision: 1 });
+        await ok(s.commit(put('napi/nics/1', 'n')));
+        await ok(s.commit({ ops: [{ type: 'put', key: 'fw/r/1', value: 'r' }, { type: 'put', key: 'napi/ips/1', value: 'i' }] }));
+        await ok(s.commit(put('napi/ips/2', 'between')));
+        await ok(s.commit(put('ovl/x', 'outside')));
+        await ok(s.commit({ ops: [{ type: 'del', key: 'napi/nics/1' }, { type: 'put', key: 'fw/r/2', value: 'r' }] }));
+        await c.untilRevision(5);
+        c.watcher.close();
+        assert.deepEqual(c.sets, [
+          { revision: 1, changes: [{ type: 'put', key: 'napi/nics/1', value: 'n' }] },
+          { revision: 2, changes: [{ type: 'put', key: 'fw/r/1', value: 'r' }] },
+          { revision: 5, changes: [{ type: 'del', key: 'napi/nics/1' }, { type: 'put', key: 'fw/r/2', value: 'r' }] },
+        ]);
+      }));
+
+      it("reports progress on revisions that changed nothing watched, when the backend can", withStore(async (s) => {
+        if (!s.reportsProgress) return;
+        const c = new Collector(s, { prefix: 'ovl/', fromRevision: 1, progress: true });
+        await ok(s.commit(put('napi/1', 'x')));
+        await ok(s.commit(put('ovl/1', 'y')));
+        const last = await ok(s.commit(put('napi/2', 'z')));
+        await c.untilRevision(last);
+        c.watcher.close();
+        assert.deepEqual(c.sets, [
+          { revision: 1, changes: [] },
+          { revision: 2, changes: [{ type: 'put', key: 'ovl/1', value: 'y' }] },
+          { revision: 3, changes: [] },
+        ]);
+      }));
+
       it('a closed watcher receives nothing more', withStore(async (s) => {
         const c = new Collector(s, { fromRevision: 1 });
         await ok(s.commit(put('a', '1')));

@@ -5,14 +5,19 @@
 import { v7 as uuidv7 } from 'uuid';
 import {
   type IpMapping,
+  type LogEvent,
   type MacMapping,
-  type OverlayEvent,
   type UnderlayRecord,
-  eventKey,
+  type VnetLogEntry,
+  type VnetNode,
   ipMappingKey,
   macMappingKey,
   underlayKey,
+  vlogKey,
+  vnodeKey,
 } from '../../src/overlay/keys.js';
+import { encodeEventId, nodeTag } from '../../src/overlay/event-id.js';
+import { uuidFromBytes } from '../../src/net/addr.js';
 import type { Op, Store } from '../../src/store/types.js';
 
 export interface NicSpec {
@@ -56,20 +61,76 @@ export type EventSpec =
   | { type: 'vl2'; cn: string; vnet: number; mac: string }
   | { type: 'vl3'; cn: string; vnet: number; ip: string; vlan?: number };
 
-export function eventOp(e: EventSpec, id = uuidv7()): { op: Op; id: string } {
-  const created = new Date().toISOString();
-  const ev: OverlayEvent =
-    e.type === 'vl2'
-      ? { id, type: 'vl2', cn_uuid: e.cn, vnet_id: e.vnet, mac: e.mac, created }
-      : { id, type: 'vl3', cn_uuid: e.cn, vnet_id: e.vnet, vlan_id: e.vlan ?? 0, ip: e.ip, created };
-  return { op: { type: 'put', key: eventKey(e.cn, id), value: JSON.stringify(ev) }, id };
+/** Puts vnode rows for the nodes not yet on the vnet (they join at the returned revision). */
+export async function joinVnet(store: Store, vnet: number, cns: string[]): Promise<number> {
+  const have = await store.getMany(cns.map((cn) => vnodeKey(vnet, cn)));
+  const ops: Op[] = cns
+    .filter((cn) => !have.has(vnodeKey(vnet, cn)))
+    .map((cn) => {
+      const row: VnetNode = { vnet_id: vnet, cn_uuid: cn, count: 1 };
+      return { type: 'put', key: vnodeKey(vnet, cn), value: JSON.stringify(row) };
+    });
+  if (ops.length === 0) return store.revision();
+  const r = await store.commit({ ops });
+  if (!r.ok) throw new Error('commit failed');
+  return r.revision;
 }
 
-/** Commits events in one batch; returns their ids in order. */
+function logEvent(e: EventSpec): LogEvent {
+  return e.type === 'vl2' ? { type: 'vl2', mac: e.mac } : { type: 'vl3', ip: e.ip, vlan_id: e.vlan ?? 0 };
+}
+
+/** Events one fixture commit records (a revision numbers at most 256 events). */
+const EVENTS_PER_COMMIT = 128;
+
+/**
+ * Records events the way NIC writes do: each spec's node joins the spec's vnet first (if
+ * it is not on it yet), then commits of up to 128 events hold one log entry per vnet.
+ * Every node on a vnet gets that vnet's events; the ids returned are the spec's node's
+ * copies, in spec order, and revision is the last commit's.
+ */
 export async function putEvents(store: Store, events: EventSpec[]): Promise<{ ids: string[]; revision: number }> {
-  const made = events.map((e) => eventOp(e));
-  const r = await store.commit({ ops: made.map((m) => m.op) });
-  return { ids: made.map((m) => m.id), revision: r.revision };
+  for (const [vnet, cns] of groupBy(events, (e) => e.vnet)) await joinVnet(store, vnet, [...new Set(cns.map((e) => e.cn))]);
+  const ids: string[] = [];
+  let revision = 0;
+  for (let i = 0; i < events.length; i += EVENTS_PER_COMMIT) {
+    const chunk = events.slice(i, i + EVENTS_PER_COMMIT);
+    const created = new Date().toISOString();
+    const byVnet = [...groupBy(chunk, (e) => e.vnet)].sort(([a], [b]) => a - b);
+    const ops: Op[] = byVnet.map(([vnet, list]) => {
+      const entry: VnetLogEntry = { vnet_id: vnet, created, events: list.map(logEvent) };
+      return { type: 'put', key: vlogKey(vnet, uuidv7()), value: JSON.stringify(entry) };
+    });
+    const r = await store.commit({ ops });
+    if (!r.ok) throw new Error('commit failed');
+    revision = r.revision;
+    // k numbers the revision's events, vnet by vnet.
+    const first = new Map<number, number>();
+    let k = 0;
+    for (const [vnet, list] of byVnet) {
+      first.set(vnet, k);
+      k += list.length;
+    }
+    const seen = new Map<number, number>();
+    for (const e of chunk) {
+      const n = seen.get(e.vnet) ?? 0;
+      seen.set(e.vnet, n + 1);
+      const ref = { timeMs: Date.parse(created), rev: r.revision, k: (first.get(e.vnet) as number) + n };
+      ids.push(uuidFromBytes(encodeEventId(ref, nodeTag(e.cn))));
+    }
+  }
+  return { ids, revision };
+}
+
+function groupBy<T, K>(list: readonly T[], key: (t: T) => K): Map<K, T[]> {
+  const m = new Map<K, T[]>();
+  for (const t of list) {
+    const k = key(t);
+    const l = m.get(k);
+    if (l) l.push(t);
+    else m.set(k, [t]);
+  }
+  return m;
 }
 
 export const CN1 = 'b4e5ff64-7b40-11e4-a6fa-d34c824a42cd';

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { EtcdCluster, etcdControllerArgs, etcdSkipReason, RHUMB_ETCD_SETTINGS } from '../helpers/etcd-cluster.js';
+import { EtcdCluster, etcdControllerArgs, etcdSkipReason } from '../helpers/etcd-cluster.js';
 import { api, makeFabric, nicBody, underlayIp } from '../helpers/etcd-replicas.js';
 import { http, type RunningController, startControllerProcess } from '../helpers/processes.js';
 import { EtcdStore } from '../../src/store/etcd.js';
@@ -19,7 +19,7 @@ const NODES = 3;
 const PREFIX = 'compaction/';
 
 it('a replica whose watch fell behind an etcd compaction reloads its index and answers the current state', { skip: etcdSkipReason, timeout: 90_000 }, async (t) => {
-  const cluster = await EtcdCluster.start({ members: 3, ...RHUMB_ETCD_SETTINGS });
+  const cluster = await EtcdCluster.start({ members: 3 });
   const [m0, m1, m2] = cluster.members as [(typeof cluster.members)[0], (typeof cluster.members)[0], (typeof cluster.members)[0]];
   const ctls: RunningController[] = [];
   let svpB: SvpClient | null = null;
@@ -48,7 +48,7 @@ it('a replica whose watch fell behind an etcd compaction reloads its index and a
     const during = [];
     for (let i = 2; i < 8; i++) during.push({ i, ...(await api(a.restUrl, 'POST', `/networks/${fabric.networkUuid}/nics`, nicBody(i, NODES))) });
     await api(a.restUrl, 'DELETE', `/nics/${doomed.mac}`);
-    admin = await EtcdStore.open({ endpoints: [m1.clientUrl, m2.clientUrl], prefix: PREFIX, probeLimits: false });
+    admin = await EtcdStore.open({ endpoints: [m1.clientUrl, m2.clientUrl], prefix: PREFIX });
     const head = await admin.revision();
     await admin.compact(head);
     t.diagnostic(`compacted etcd at store revision ${head} while B was cut off`);

@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { EtcdCluster, etcdSkipReason, RHUMB_ETCD_SETTINGS } from '../helpers/etcd-cluster.js';
+import { EtcdCluster, etcdSkipReason } from '../helpers/etcd-cluster.js';
 import { api, type Fabric, makeFabric, nicBody, startReplicas, underlayIp } from '../helpers/etcd-replicas.js';
 import { http, type RunningController } from '../helpers/processes.js';
 import { SvpClient } from '../../src/svp/client.js';
@@ -37,7 +37,7 @@ describe('distributed mode failover', { skip: etcdSkipReason, timeout: 90_000 },
   const acked: Acked[] = [];
 
   before(async () => {
-    cluster = await EtcdCluster.start({ members: 3, ...RHUMB_ETCD_SETTINGS });
+    cluster = await EtcdCluster.start({ members: 3 });
     [a, b] = (await startReplicas(cluster, 2, 'failover/')) as [RunningController, RunningController];
     fabric = await makeFabric(a.restUrl, { nodes: NODES, vlanId: 50, subnet: '10.50.0.0/16', provisionStart: '10.50.0.10', provisionEnd: '10.50.250.250' });
   });

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { EtcdCluster, etcdSkipReason, RHUMB_ETCD_SETTINGS } from '../helpers/etcd-cluster.js';
+import { EtcdCluster, etcdSkipReason } from '../helpers/etcd-cluster.js';
 import { api, makeFabric, nicBody, startReplicas, underlayIp } from '../helpers/etcd-replicas.js';
 import { http, type RunningController } from '../helpers/processes.js';
 import { SvpClient } from '../../src/svp/client.js';
@@ -16,7 +16,7 @@ import { SvpStatus } from '../../src/svp/codec.js';
 const NODES = 4;
 
 it('quorum lost and regained: 503 and SVP from memory meanwhile, writes resume afterwards on both replicas', { skip: etcdSkipReason, timeout: 90_000 }, async (t) => {
-  const cluster = await EtcdCluster.start({ members: 3, ...RHUMB_ETCD_SETTINGS });
+  const cluster = await EtcdCluster.start({ members: 3 });
   let replicas: RunningController[] = [];
   const svps: SvpClient[] = [];
   try {

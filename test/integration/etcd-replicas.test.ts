@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { EtcdCluster, etcdSkipReason, RHUMB_ETCD_SETTINGS } from '../helpers/etcd-cluster.js';
+import { EtcdCluster, etcdSkipReason } from '../helpers/etcd-cluster.js';
 import { api, cnUuid, type Fabric, listNics, makeFabric, nicBody, underlayIp, startReplicas } from '../helpers/etcd-replicas.js';
 import { http, type RunningController } from '../helpers/processes.js';
 import { SvpClient } from '../../src/svp/client.js';
@@ -28,7 +28,7 @@ describe('two controller replicas on a three-member etcd cluster', { skip: etcdS
   const created: Array<{ mac: string; ip: string; vm: string; via: 'A' | 'B' }> = [];
 
   before(async () => {
-    cluster = await EtcdCluster.start({ members: 3, ...RHUMB_ETCD_SETTINGS });
+    cluster = await EtcdCluster.start({ members: 3 });
     [a, b] = (await startReplicas(cluster, 2, 'replicas/', ['--log-wait', String(LOG_WAIT_MS)])) as [RunningController, RunningController];
     fabric = await makeFabric(a.restUrl, { nodes: NODES, vlanId: 30, subnet: '10.30.0.0/24', provisionStart: '10.30.0.10', provisionEnd: '10.30.0.199' });
   });

@@ -1,12 +1,16 @@
 /**
  * The overlay side of NIC writes, end to end through the API: create, IP change, node
- * change and delete produce exactly the spec's mappings and per-node events (asserted
- * on the store's ovl/ keys), plus underlay records for underlay NICs.
+ * change and delete produce exactly the spec's mappings (asserted on the store's ovl/
+ * keys) and per-node events (as a mapping index on the same store derives them from the
+ * vnet's log), plus underlay records for underlay NICs.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ADMIN_UUID, type TestNapi, startTestNapi } from '../helpers/napi.js';
-import { EVENT_PREFIX, OVERLAY_PREFIX } from '../../src/overlay/keys.js';
+import { MappingIndex } from '../../src/mapping/index.js';
+import { sweepLog } from '../../src/overlay/gc.js';
+import { GONE_PREFIX, NODE_STATE_PREFIX, OVERLAY_PREFIX, VLOG_PREFIX } from '../../src/overlay/keys.js';
+import { ipFromBytes, macFromBytes } from '../../src/net/addr.js';
 
 const OWNER = 'abcdef00-0000-4000-8000-00000000aaaa';
 const CN1 = '11111111-0000-4000-8000-000000000001';
@@ -15,11 +19,14 @@ const CN3 = '33333333-0000-4000-8000-000000000003';
 const VM = (n: number): string => `0000000${n}-aaaa-4000-8000-000000000000`;
 
 let napi: TestNapi;
+let index: MappingIndex;
 let net: { uuid: string; vnet_id: number; vlan_id: number };
 let vnet: string;
 
 before(async () => {
   napi = await startTestNapi();
+  index = new MappingIndex({ store: napi.store });
+  await index.start();
   let r = await napi.call('POST', `/fabrics/${OWNER}/vlans`, { vlan_id: 12, name: 'v12' });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   r = await napi.call('POST', `/fabrics/${OWNER}/vlans/12/networks`, {
@@ -33,26 +40,34 @@ before(async () => {
   net = r.body;
   vnet = String(net.vnet_id).padStart(8, '0');
 });
-after(() => napi.close());
+after(async () => {
+  index.close();
+  await napi.close();
+});
 
-async function overlayKeys(prefix = OVERLAY_PREFIX): Promise<Record<string, unknown>> {
+/** The log's own keys (entries, gone records, node states) are left out unless asked for. */
+async function overlayKeys(prefix = OVERLAY_PREFIX, withLog = false): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
-  for (const kv of (await napi.store.range({ prefix })).kvs) out[kv.key] = JSON.parse(kv.value);
+  for (const kv of (await napi.store.range({ prefix })).kvs) {
+    if (!withLog && [VLOG_PREFIX, GONE_PREFIX, NODE_STATE_PREFIX].some((p) => kv.key.startsWith(p))) continue;
+    out[kv.key] = JSON.parse(kv.value);
+  }
   return out;
 }
 
-/** Events per node as [type, ip-or-mac], oldest first; then clears them (as LOG_RM would). */
+/** Events per node as [type, ip-or-mac], oldest first; then removes them (LOG_RM). */
 async function takeEvents(): Promise<Record<string, Array<[string, string]>>> {
+  await index.waitForRevision(await napi.store.revision());
   const out: Record<string, Array<[string, string]>> = {};
-  const kvs = (await napi.store.range({ prefix: EVENT_PREFIX })).kvs;
-  for (const kv of kvs) {
-    const ev = JSON.parse(kv.value);
-    assert.equal(kv.key, `${EVENT_PREFIX}${ev.cn_uuid}/${ev.id}`);
-    assert.equal(ev.vnet_id, net.vnet_id);
-    (out[ev.cn_uuid] ??= []).push([ev.type, ev.type === 'vl3' ? ev.ip : ev.mac]);
-    if (ev.type === 'vl3') assert.equal(ev.vlan_id, 12);
+  for (const cn of [CN1, CN2, CN3]) {
+    const evs = index.pendingEvents(cn);
+    for (const ev of evs) {
+      assert.equal(ev.vnetId, net.vnet_id);
+      (out[cn] ??= []).push([ev.type, ev.type === 'vl3' ? ipFromBytes(ev.ip) : macFromBytes(ev.mac)]);
+      if (ev.type === 'vl3') assert.equal(ev.vlan, 12);
+    }
+    if (evs.length > 0) assert.equal(await index.removeEvents(evs.map((e) => e.id)), evs.length);
   }
-  if (kvs.length > 0) await napi.store.commit({ ops: kvs.map((kv) => ({ type: 'del' as const, key: kv.key })) });
   return out;
 }
 
@@ -78,8 +93,10 @@ test('create, IP change, node change, delete: mappings, node counts and per-node
     [`ovl/ip/${vnet}/${a.ip}`]: { ip: a.ip, mac: a.mac, vnet_id: net.vnet_id, cn_uuid: CN1, vlan_id: 12 },
     [`ovl/mac/${vnet}/${macA}`]: { mac: a.mac, vnet_id: net.vnet_id, cn_uuid: CN1, vlan_id: 12, ip: a.ip },
     [`ovl/vnode/${vnet}/${CN1}`]: { vnet_id: net.vnet_id, cn_uuid: CN1, count: 1 },
-    [`ovl/vgen/${vnet}`]: 1,
   });
+  // The VL3 is recorded once, for the vnet, whoever is on it.
+  const logged = Object.values(await overlayKeys(VLOG_PREFIX, true));
+  assert.deepEqual(logged.map((e) => (e as { events: unknown }).events), [[{ type: 'vl3', ip: a.ip, vlan_id: 12 }]]);
 
   // Second NIC, on CN2: only CN1 was on the vnet before the write.
   const b = await createFabricNic(VM(2), CN2);
@@ -133,10 +150,14 @@ test('create, IP change, node change, delete: mappings, node counts and per-node
   assert.equal(keys[`ovl/mac/${vnet}/${b.mac.replace(/:/g, '')}`], undefined);
   assert.equal(keys[`ovl/vnode/${vnet}/${CN2}`], undefined);
 
-  // Clean up the rest: nothing overlay is left but the membership counter.
+  // Clean up the rest: once every node removed its events, the sweep leaves nothing.
   for (const m of [a.mac, c.mac]) assert.equal((await napi.call('DELETE', `/nics/${m}`)).status, 204);
   await takeEvents();
-  assert.deepEqual(Object.keys(await overlayKeys()), [`ovl/vgen/${vnet}`]);
+  for (let i = 0; i < 3; i++) {
+    await sweepLog(napi.store, index);
+    await index.waitForRevision(await napi.store.revision());
+  }
+  assert.deepEqual(await overlayKeys(OVERLAY_PREFIX, true), {});
 });
 
 test('fabric NICs need cn_uuid; non-fabric and non-zone NICs write no overlay rows', async () => {

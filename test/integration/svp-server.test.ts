@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { crc32 } from 'node:zlib';
 import { Registry } from 'prom-client';
 import { MappingIndex } from '../../src/mapping/index.js';
-import { eventKey } from '../../src/overlay/keys.js';
+import { nodeStateKey } from '../../src/overlay/keys.js';
 import { LevelStore } from '../../src/store/leveldb.js';
 import {
   LogType,
@@ -247,7 +247,7 @@ describe('SvpServer: LOG_REQ / LOG_RM', () => {
         if (msg.entries[1]?.type === LogType.VL2) assert.equal(macFromBytes(msg.entries[1].mac), '02:00:00:00:01:01');
       }
     } finally {
-      await store.commit({ ops: ids.map((id) => ({ type: 'del' as const, key: eventKey(CN1, id) })) });
+      assert.equal(await index.removeEvents(ids.map(uuidToBytes)), ids.length);
     }
   });
 
@@ -257,7 +257,8 @@ describe('SvpServer: LOG_REQ / LOG_RM', () => {
     await new Promise((r) => setTimeout(r, 100)); // the request is now held
     assert.equal(raw.frames.length, 0);
     const replied = raw.reply(77);
-    const { ids } = await putEvents(store, [{ type: 'vl2', cn: CN2, vnet: VNET, mac: VM6.mac }]);
+    // A vnet only CN2 is on.
+    const { ids } = await putEvents(store, [{ type: 'vl2', cn: CN2, vnet: VNET + 1, mac: VM6.mac }]);
     const committedAt = performance.now();
     const f = await replied;
     const elapsed = performance.now() - committedAt;
@@ -265,7 +266,7 @@ describe('SvpServer: LOG_REQ / LOG_RM', () => {
     const msg = decodeMessage(f);
     assert.ok(msg.op === SvpOp.LOG_ACK && msg.entries.length === 1);
     assert.equal(uuidFromBytes(msg.entries[0].id), ids[0]);
-    await store.commit({ ops: [{ type: 'del', key: eventKey(CN2, ids[0]) }] });
+    assert.equal(await index.removeEvents(ids.map(uuidToBytes)), 1);
   });
 
   it('an empty queue answers OK with no entries when the wait expires', async () => {
@@ -276,7 +277,7 @@ describe('SvpServer: LOG_REQ / LOG_RM', () => {
     assert.ok(performance.now() - t0 >= 350, 'was held for logWaitMs');
   });
 
-  it('LOG_RM deletes the events from the store, is idempotent, and they are not served again', async () => {
+  it('LOG_RM records the removal in the store, is idempotent, and the events are not served again', async () => {
     const raw = await connect();
     const { ids, revision } = await putEvents(store, [
       { type: 'vl2', cn: CN1, vnet: VNET, mac: VM0.mac },
@@ -287,8 +288,18 @@ describe('SvpServer: LOG_REQ / LOG_RM', () => {
     const unknown = '0190a6f4-1c2b-7def-8abc-0123456789ab';
     const ack = await ask(raw, { op: SvpOp.LOG_RM, ids: [uuidToBytes(ids[0]), uuidToBytes(unknown), uuidToBytes(ids[0])] });
     assert.deepEqual(ack, { op: SvpOp.LOG_RM_ACK, status: SvpStatus.OK });
-    assert.equal(await store.get(eventKey(CN1, ids[0])), undefined);
-    assert.ok(await store.get(eventKey(CN1, ids[1])));
+    assert.ok(await store.get(nodeStateKey(CN1)), 'the node state is stored');
+    // A second index on the same store (a replica, or this one restarted) agrees.
+    const replica = new MappingIndex({ store });
+    await replica.start();
+    try {
+      assert.deepEqual(
+        replica.pendingEvents(CN1).map((e) => uuidFromBytes(e.id)),
+        [ids[1]],
+      );
+    } finally {
+      replica.close();
+    }
     // Right after the ack, the removed event is no longer served.
     const log = await ask(raw, { op: SvpOp.LOG_REQ, count: 1024, ip: ipToBytes(UL_CN1) });
     assert.ok(log.op === SvpOp.LOG_ACK);
@@ -299,7 +310,7 @@ describe('SvpServer: LOG_REQ / LOG_RM', () => {
     assert.deepEqual(await ask(raw, { op: SvpOp.LOG_RM, ids: [uuidToBytes(ids[0])] }), { op: SvpOp.LOG_RM_ACK, status: 0 });
     assert.deepEqual(await ask(raw, { op: SvpOp.LOG_RM, ids: [uuidToBytes(ids[1])] }), { op: SvpOp.LOG_RM_ACK, status: 0 });
     assert.deepEqual(await ask(raw, { op: SvpOp.LOG_RM, ids: [] }), { op: SvpOp.LOG_RM_ACK, status: 0 });
-    assert.equal(await store.get(eventKey(CN1, ids[1])), undefined);
+    assert.equal(index.pendingEvents(CN1).length, 0);
     assert.equal((await metric('rhumb_svp_log_events_removed_total')) - removedBefore, 2);
   });
 });
@@ -336,7 +347,7 @@ describe('SvpServer: what one connection can make the server hold is bounded', (
       }
       assert.deepEqual(got, ids, 'every event, oldest first, over several LOG_ACKs');
     } finally {
-      await store.commit({ ops: ids.map((id) => ({ type: 'del' as const, key: eventKey(CN1, id) })) });
+      await index.removeEvents(ids.map(uuidToBytes));
     }
   });
 
@@ -377,7 +388,7 @@ describe('SvpServer: what one connection can make the server hold is bounded', (
       assert.equal(answered.size, total);
     } finally {
       s.destroy();
-      await store.commit({ ops: ids.map((id) => ({ type: 'del' as const, key: eventKey(CN1, id) })) });
+      await index.removeEvents(ids.map(uuidToBytes));
     }
   });
 
@@ -402,13 +413,14 @@ describe('SvpServer: what one connection can make the server hold is bounded', (
       await b.reply(105, 5000);
       assert.equal(await held(), 8);
       // An event answers the held ones with it.
-      const { ids } = await putEvents(store, [{ type: 'vl2', cn: CN2, vnet: VNET, mac: VM6.mac }]);
+      // A vnet only CN2 is on.
+      const { ids } = await putEvents(store, [{ type: 'vl2', cn: CN2, vnet: VNET + 1, mac: VM6.mac }]);
       eventId = ids[0];
       for (let i = 0; i < 4; i++) {
         const msg = decodeMessage(await a.reply(i, 5000));
         assert.ok(msg.op === SvpOp.LOG_ACK && msg.entries.length === 1 && uuidFromBytes(msg.entries[0].id) === eventId);
       }
-      await store.commit({ ops: [{ type: 'del', key: eventKey(CN2, eventId) }] });
+      await index.removeEvents([uuidToBytes(eventId)]);
       eventId = undefined;
       // b's were answered too; hold four more on b, then reset it: nothing stays held.
       for (let i = 0; i < 4; i++) await b.reply(100 + i, 5000);
@@ -424,7 +436,7 @@ describe('SvpServer: what one connection can make the server hold is bounded', (
     } finally {
       a.destroy();
       b.destroy();
-      if (eventId) await store.commit({ ops: [{ type: 'del', key: eventKey(CN2, eventId) }] });
+      if (eventId) await index.removeEvents([uuidToBytes(eventId)]);
       await srv.close();
     }
   });
@@ -440,7 +452,7 @@ describe('SvpServer: what one connection can make the server hold is bounded', (
       assert.ok(await raw.closesWithin(3000), 'the connection is closed');
       assert.equal((await metric('rhumb_svp_connections_closed_for_cause_total', { cause: 'too_many_pending' })) - before, 1);
     } finally {
-      await store.commit({ ops: ids.map((id) => ({ type: 'del' as const, key: eventKey(CN1, id) })) });
+      await index.removeEvents(ids.map(uuidToBytes));
     }
   });
 

@@ -17,6 +17,7 @@ import { registerWireguardRoutes } from '../../src/napi/routes/wireguard.js';
 import { underlayKey } from '../../src/overlay/keys.js';
 import { WireguardDirectory } from '../../src/overlay/wireguard-directory.js';
 import { MemoryStore } from '../../src/store/memory.js';
+import type { WatchHandlers, WatchOptions } from '../../src/store/types.js';
 
 const A = '0000000a-0000-4000-8000-000000000001';
 const B = '0000000b-0000-4000-8000-000000000002';
@@ -66,6 +67,24 @@ after(async () => {
 });
 
 describe('encrypted underlay API', () => {
+  test('the directory follows only node and WireGuard records, not the whole keyspace', async () => {
+    const watched: string[] = [];
+    const spy = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === 'watch') return (opts: WatchOptions, h: WatchHandlers) => (watched.push(...(opts.prefixes ?? [opts.prefix ?? ""])), target.watch(opts, h));
+        const v = Reflect.get(target, prop, receiver);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    const d = new WireguardDirectory(spy);
+    await d.start();
+    d.stop();
+    assert.ok(watched.length > 0);
+    assert.deepEqual([...new Set(watched)].sort(), ['ovl/ul/', 'ovl/ulwg/']);
+    // etcd watches the range from the first prefix to the end of the last: nothing else is in it.
+    assert.ok(!'ovl/vlog/'.startsWith('ovl/ul') && 'ovl/ulwg/' > 'ovl/ul/' && 'ovl/ulwg0' < 'ovl/vgone/' && 'ovl/ulwg0' < 'ovl/vlog/');
+  });
+
   test('a new deployment does not encrypt; its setting is visible', async () => {
     const r = await call('GET', '/encryption');
     assert.equal(r.status, 200);

@@ -100,7 +100,13 @@ describe('web console', { skip, timeout: 180_000 }, () => {
     assert.equal(await row.locator('td').nth(1).textContent(), nic.ip);
     assert.equal(await page.evaluate('window.notReloaded'), true, 'the page was not reloaded');
     // Both nodes were on the vnet: each applied a VL3 shootdown and reported when.
-    await page.waitForFunction(`document.querySelectorAll('#shootdowns tr[data-shootdown]').length >= ${shootdownsBefore + 2}`, undefined, { timeout: 10_000 });
+    // Polled from here: waitForFunction evaluates in the page, which the console's CSP forbids.
+    const shootdowns = page.locator('#shootdowns tr[data-shootdown]');
+    const until = Date.now() + 10_000;
+    while ((await shootdowns.count()) < shootdownsBefore + 2) {
+      assert.ok(Date.now() < until, `shootdowns shown: ${await shootdowns.count()}, expected ${shootdownsBefore + 2}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
     const newest = page.locator('#shootdowns tbody tr[data-shootdown]').first();
     assert.equal(await newest.locator('td').nth(4).textContent(), nic.ip);
     assert.match((await newest.locator('td.latency').textContent())!, /^\d+ ms$/);

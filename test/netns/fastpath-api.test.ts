@@ -5,6 +5,7 @@
  * refuses calls.
  */
 import assert from 'node:assert/strict';
+import { randomInt } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,6 +74,25 @@ describe('fast path control surface', { skip }, () => {
     const o = fp.offloads();
     assert.equal(o.gso, o.probedGso);
     assert.equal(o.mmsg, true);
+  });
+
+  test('a second engine on the same address and port is refused, though the first one shares it among its own sockets', () => {
+    let first: FastPath | undefined;
+    let port = 0;
+    for (let i = 0; i < 20 && !first; i++) {
+      port = 20000 + randomInt(20000);
+      try {
+        first = FastPath.open({ underlayIp: '127.0.0.1', port, underlayMtu: 1500 }, () => undefined);
+      } catch {
+        /* taken by someone else: another port */
+      }
+    }
+    assert.ok(first, 'no free port found');
+    try {
+      assert.throws(() => FastPath.open({ underlayIp: '127.0.0.1', port, underlayMtu: 1500 }, () => undefined), /bind underlay UDP socket.*(in use|EADDRINUSE)/i);
+    } finally {
+      first.close();
+    }
   });
 
   test('offloads can be switched off at open', () => {

@@ -27,6 +27,8 @@ export interface FastPathNode {
   ops(ops: TableOp[]): Promise<void>;
   /** Replaces the underlay addresses VXLAN is accepted from. */
   peers(addresses: string[]): Promise<void>;
+  /** Removes NIC id (its TAP goes with it). */
+  removeNic(id: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -84,6 +86,12 @@ export async function startFastPathNode(lab: NetnsLab, ns: string, cfg: FastPath
     peers: async (addresses) => {
       const p = next((m) => (m.ok || m.error ? m : undefined), 'peers answer');
       send({ peers: addresses });
+      const r = await p;
+      if (r.error) throw new Error(String(r.error));
+    },
+    removeNic: async (id) => {
+      const p = next((m) => (m.ok || m.error ? m : undefined), 'remove answer');
+      send({ remove: id });
       const r = await p;
       if (r.error) throw new Error(String(r.error));
     },

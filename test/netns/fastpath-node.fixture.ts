@@ -9,7 +9,7 @@
  *             (a directory entry's vlan defaults to the VLAN of the first NIC on its vnet)
  * stdout: JSON lines — {"ready":true,"nics":[ids],"offloads":{…}}, {"miss":…}
  * stdin:  JSON lines — {"counters":true} → {"counters":{engine, nics:[…]}}; {"ops":[…]} → {"ok":true};
- *         {"peers":[…]} → {"ok":true}
+ *         {"peers":[…]} → {"ok":true}; {"remove":id} → {"ok":true} (the NIC and its TAP go)
  */
 import { createInterface } from 'node:readline';
 import { FastPath, type NicSpec, type Offload, type TableOp } from '../../src/dataplane/fastpath.js';
@@ -53,13 +53,19 @@ const fp = FastPath.open({ underlayIp: cfg.underlayIp, underlayMtu: cfg.underlay
 fp.setPeers(peers);
 
 const ids = cfg.nics.map((n) => fp.addNic(n));
+const removed = new Set<number>();
 say({ ready: true, nics: ids, offloads: fp.offloads() });
 
 const rl = createInterface({ input: process.stdin });
 rl.on('line', (line) => {
-  const msg = JSON.parse(line) as { counters?: boolean; ops?: TableOp[]; entries?: number; peers?: string[] };
+  const msg = JSON.parse(line) as { counters?: boolean; ops?: TableOp[]; entries?: number; peers?: string[]; remove?: number };
   try {
-    if (msg.counters) say({ counters: { engine: fp.counters(), nics: ids.map((id) => fp.counters(id)) } });
+    if (msg.counters) say({ counters: { engine: fp.counters(), nics: ids.filter((id) => !removed.has(id)).map((id) => fp.counters(id)) } });
+    if (msg.remove !== undefined) {
+      fp.removeNic(msg.remove);
+      removed.add(msg.remove);
+      say({ ok: true });
+    }
     if (msg.ops) {
       fp.update(msg.ops);
       say({ ok: true });

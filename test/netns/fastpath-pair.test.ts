@@ -2,7 +2,9 @@
  * Two fast-path nodes (one with every offload, one with none) on a fabric VLAN: the inner
  * frames carry the 802.1Q tag on the wire, TCP crosses both ways through segmentation and
  * coalescing, and a frame that misses on the destination MAC is parked and delivered once
- * the answer is installed (the first ping is not lost).
+ * the answer is installed (the first ping is not lost). Last, table writes and a NIC's
+ * removal while both directions carry traffic (the receive and transmit threads run
+ * beside the control calls).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -97,5 +99,30 @@ describe('two fast-path nodes on a fabric VLAN', { skip, timeout: 120_000 }, () 
     assert.equal(b.engine.segments ?? 0, 0, 'no offloads on the other node');
     assert.equal(a.engine.drop_rx_vlan, 0);
     assert.equal(b.engine.drop_bad_vxlan, 0);
+  });
+
+  // Last: it removes node 0's NIC.
+  test('table writes and a NIC removal while traffic flows both ways', async () => {
+    const server = lab.spawnIn(inst[1], ['iperf3', '-s', '-1', '-B', IP[1]]);
+    await new Promise((r) => setTimeout(r, 300));
+    const client = lab.exec(inst[0], 'timeout', '8', 'iperf3', '-c', IP[1], '--bidir', '-t', '3', '-J').catch((err: Error) => err);
+    const entry = (o: 0 | 1) => ({ op: 'l2set' as const, vnet: VNET, mac: MAC[o], underlay: ul[o], vlan: VLAN });
+    const before = (await nodes[0]!.counters()).nics[0]!;
+    for (let i = 0; i < 40; i++) {
+      await nodes[0]!.ops([entry(1)]);
+      await nodes[1]!.ops([entry(0)]);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const during = (await nodes[0]!.counters()).nics[0]!;
+    assert.ok(during.rx_frames! > before.rx_frames! && during.tx_frames! > before.tx_frames!, 'traffic flowed both ways during the writes');
+    await nodes[0]!.removeNic(0); // the TAP goes away under the forwarding threads
+    await client;
+    if (server.exitCode === null) server.kill('SIGKILL');
+    const after0 = await nodes[0]!.counters(); // both engines still answer: no deadlock, no crash
+    const after1 = await nodes[1]!.counters();
+    assert.equal(after0.nics.length, 0);
+    assert.ok(after1.nics[0]!.rx_frames! > 0);
+    assert.equal(nodes[0]!.child.exitCode, null);
+    assert.equal(nodes[1]!.child.exitCode, null);
   });
 });

@@ -333,6 +333,19 @@ test('rtnetlink module against a kernel vxlan device', async (t) => {
     assert.equal(await w.ok('fdbDel', [vx, MAC3]), false);
   });
 
+  await t.test("fdbDel with master removes the bridge's entry for the port, not the device's own", async () => {
+    await w.ok('fdbSet', [vx, MAC4, PEER]);
+    await nodeSh(`bridge fdb add ${MAC4} dev vx0 master static`);
+    const lines = async (): Promise<string[]> => (await nodeSh('bridge fdb show dev vx0')).split('\n').filter((l) => l.startsWith(`${MAC4} `));
+    assert.equal((await lines()).length, 2, (await lines()).join('\n'));
+    assert.equal(await w.ok('fdbDel', [vx, MAC4, null, { master: true }]), true);
+    const left = await lines();
+    assert.equal(left.length, 1, left.join('\n'));
+    assert.match(left[0]!, /self permanent/);
+    assert.equal(await w.ok('fdbDel', [vx, MAC4, null, { master: true }]), false, 'nothing left to remove there');
+    assert.equal(await w.ok('fdbDel', [vx, MAC4]), true);
+  });
+
   await t.test('IPv6 underlay: fdbSet with an IPv6 VTEP on an IPv6 vxlan device', async () => {
     await w.ok('fdbSet', [vx6, MAC2, '2001:2::2', { vni: 4344 }]);
     const out = await nodeSh(`bridge fdb show dev vx6 | grep -i '^${MAC2} '`);

@@ -36,7 +36,7 @@ import {
   sumMetric,
   svpEndpoint,
 } from '../helpers/datacenter.js';
-import { EtcdCluster, etcdControllerArgs, etcdSkipReason, RHUMB_ETCD_SETTINGS } from '../helpers/etcd-cluster.js';
+import { EtcdCluster, etcdControllerArgs, etcdSkipReason } from '../helpers/etcd-cluster.js';
 import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
 import { type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
 
@@ -123,7 +123,7 @@ describe('overlay with two controller replicas on etcd: one killed under the age
 
   before(async () => {
     stateRoot = await makeTempDir('ovo-state');
-    cluster = await EtcdCluster.start({ members: 3, ...RHUMB_ETCD_SETTINGS });
+    cluster = await EtcdCluster.start({ members: 3 });
 
     // Underlay: a bridge namespace; both replicas' addresses on one veth from the root namespace.
     const underlay = await buildUnderlay(lab, { subnet24: underlay24, nodeCount: 3, rootHosts: [253, 254] });

@@ -106,12 +106,15 @@ describe('firewall applied by the agents across the overlay', { skip, timeout: 1
 
   /**
    * Waits until db's agent has applied everything the controller has published for its
-   * node: the engine is synced (GET …/ruleset), its node feed revision read, and the
-   * agent reports at least that revision with nothing pending for db.
+   * node: the engine is synced (GET …/ruleset), the newest ruleset revision on the node's
+   * feed read, and the agent reports at least that revision with nothing pending for db.
+   * (Not the feed's own revision: that is the store's, which unrelated writes such as SVP
+   * log cursors advance without waking the agent's long-poll.)
    */
   async function settled(): Promise<void> {
     await api('GET', `/fw/instances/${db.uuid}/ruleset`);
-    const feed = await api('GET', `/fw/nodes/${db.node.uuid}/rulesets?since=0&wait=0`);
+    const full = await api('GET', `/fw/nodes/${db.node.uuid}/rulesets?since=0&wait=0`);
+    const feed = { revision: Math.max(0, ...full.rulesets.map((r: { revision: number }) => r.revision)) };
     let last = {};
     await eventually(
       async () => {

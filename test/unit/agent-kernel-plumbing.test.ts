@@ -4,8 +4,8 @@ import { garpFrame } from '../../src/agent/plumbing/garp.js';
 import { renderPortFilter } from '../../src/agent/plumbing/portfilter.js';
 import { bridgeName, hostVethName, parseDeviceName, vxlanName } from '../../src/agent/plumbing/names.js';
 import { canonicalMac } from '../../src/net/addr.js';
-import { type NicPlumbing, PlumbingError, hostSideCommands, instanceCommands, plumbingFor } from '../../src/agent/plumbing/nic.js';
-import { vnetCommands } from '../../src/agent/kernel/vnet.js';
+import { type NicPlumbing, PlumbingError, hostSideCommands, hostVeth, instanceCommands, instanceConfig, plumbingFor } from '../../src/agent/plumbing/nic.js';
+import { vnetCommands, vnetLinks } from '../../src/agent/kernel/vnet.js';
 import type { ApiNic } from '../../src/agent/napi-client.js';
 import { vnetFromNicTag } from '../../src/agent/napi-client.js';
 
@@ -76,6 +76,23 @@ test('plumbingFor turns a NAPI NIC into address, prefix, MTU, gateway and routes
     'route replace 192.0.2.7/32 dev eth0 scope link',
     'route replace default via 10.77.0.1 dev eth0',
   ]);
+  // The same layout as native requests (src/dataplane/links.ts).
+  assert.deepEqual(vnetLinks({ vnet: 6568847, underlayIp: '198.18.0.1', underlayDev: 'ul0', mtu: 1450 }), [
+    { kind: 'bridge', name: 'rbr6568847', mtu: 1450, up: true, group: 0x72643b8f },
+    {
+      kind: 'vxlan', name: 'rvx6568847', mtu: 1450, master: 'rbr6568847', up: true, group: 0x72643b8f,
+      vxlan: { vni: 6568847, port: 4789, local: '198.18.0.1', dev: 'ul0', learning: false, proxy: true, l2miss: true, l3miss: true },
+    },
+  ]);
+  assert.deepEqual(hostVeth(p), {
+    kind: 'veth', name: 'rv90b8d0123456', mtu: 1400, group: 0x72643b8f, peer: { name: 'eth0', mtu: 1400, mac: '90:b8:d0:12:34:56', netns: '/run/netns/inst1' },
+  });
+  assert.deepEqual(instanceConfig(p), {
+    ifname: 'eth0',
+    address: { ip: '10.77.0.20', prefix: 24 },
+    routes: [{ dst: '10.88.0.0/16', via: '10.77.0.254' }, { dst: '192.0.2.7/32' }],
+    gateway: '10.77.0.1',
+  });
 });
 
 test('plumbingFor refuses what it cannot plumb, with the reason', () => {
@@ -225,10 +242,13 @@ test('the command builders refuse a hand-made plumbing with unsafe fields (defen
     const p = { ...good, ...patch };
     assert.throws(() => hostSideCommands(p), PlumbingError, `host side: ${JSON.stringify(patch)}`);
     assert.throws(() => instanceCommands(p), PlumbingError, `instance: ${JSON.stringify(patch)}`);
+    assert.throws(() => hostVeth(p), PlumbingError, `native host side: ${JSON.stringify(patch)}`);
+    assert.throws(() => instanceConfig(p), PlumbingError, `native instance: ${JSON.stringify(patch)}`);
   }
   const spec = { vnet: 6568847, underlayIp: '198.18.0.1', underlayDev: 'ul0', mtu: 1450 };
   for (const patch of [{ underlayDev: 'ul0\nnetns exec y id' }, { underlayIp: '198.18.0.1 dev lo' }, { mtu: 1e6 }, { dstport: 0 }]) {
     assert.throws(() => vnetCommands({ ...spec, ...patch }), PlumbingError, JSON.stringify(patch));
+    assert.throws(() => vnetLinks({ ...spec, ...patch }), PlumbingError, JSON.stringify(patch));
   }
   assert.throws(() => renderPortFilter([{ mac: '90:b8:d0:00:00:01', ip: '10.0.0.1 } accept; drop', vnet: 7, vlan: 5 }]), /port filter/);
   assert.throws(() => renderPortFilter([{ mac: '90:b8:d0:00:00:01 accept', ip: '10.0.0.1', vnet: 7, vlan: 5 }]), /port filter/);

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { MappingIndex } from '../../src/mapping/index.js';
 import { U32Table } from '../../src/mapping/table.js';
-import { eventKey, ipMappingKey, macMappingKey, underlayKey } from '../../src/overlay/keys.js';
+import { ipMappingKey, macMappingKey, underlayKey, vlogKey } from '../../src/overlay/keys.js';
+import { uuidFromBytes, uuidToBytes } from '../../src/net/addr.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import type { RangeOptions, RangeResult } from '../../src/store/types.js';
 import { CN1, CN2, deleteNic, putEvents, putNic, putUnderlay } from '../helpers/svp-fixtures.js';
@@ -127,7 +128,7 @@ describe('MappingIndex over a MemoryStore', () => {
     assert.equal(index.nodeByUnderlay(Buffer.from('00000000000000000000ffffc0a80101', 'hex')), CN1);
   });
 
-  it('keeps per-node events oldest first, notifies on arrival, forgets removed ones', async () => {
+  it("derives each node's events from the vnets' logs, notifies on arrival, forgets removed ones", async () => {
     const { store, index } = await setup();
     await index.start();
     let notified = 0;
@@ -135,28 +136,32 @@ describe('MappingIndex over a MemoryStore', () => {
     const { ids, revision } = await putEvents(store, [
       { type: 'vl2', cn: CN1, vnet: 5, mac: '02:00:00:00:00:01' },
       { type: 'vl3', cn: CN1, vnet: 5, ip: '10.0.0.1', vlan: 7 },
-      { type: 'vl3', cn: CN2, vnet: 5, ip: '10.0.0.1' },
+      { type: 'vl3', cn: CN2, vnet: 6, ip: '10.0.0.1' },
     ]);
     await index.waitForRevision(revision);
     assert.equal(notified, 1, 'one notification per commit');
     const q = index.pendingEvents(CN1);
     assert.deepEqual(
-      q.map((e) => e.id),
+      q.map((e) => uuidFromBytes(e.id)),
       ids.slice(0, 2),
     );
-    assert.equal(q[0].entry.length, 32);
-    assert.equal(q[1].entry.length, 44);
-    assert.equal(q[1].entry.readUInt16BE(38), 7, 'vlan in the VL3 entry');
-    assert.equal(index.eventKey(ids[0]), eventKey(CN1, ids[0]));
-    assert.equal(index.pendingEvents(CN2).length, 1);
-
-    const r = await store.commit({ ops: [{ type: 'del', key: eventKey(CN1, ids[0]) }] });
-    await index.waitForRevision(r.revision);
+    assert.equal(q[0].type, 'vl2');
+    assert.ok(q[1].type === 'vl3' && q[1].vlan === 7 && q[1].vnetId === 5, 'vlan and vnet of the VL3');
     assert.deepEqual(
-      index.pendingEvents(CN1).map((e) => e.id),
+      index.pendingEvents(CN2).map((e) => uuidFromBytes(e.id)),
+      [ids[2]],
+      'CN2 is only on vnet 6',
+    );
+    assert.equal(index.stats().events, 3);
+
+    assert.equal(await index.removeEvents([uuidToBytes(ids[0])]), 1);
+    assert.deepEqual(
+      index.pendingEvents(CN1).map((e) => uuidFromBytes(e.id)),
       [ids[1]],
     );
-    assert.equal(index.eventKey(ids[0]), undefined);
+    assert.equal(await index.removeEvents([uuidToBytes(ids[0])]), 0, 'removing again is a no-op');
+    assert.equal(await index.removeEvents([uuidToBytes(ids[2])]), 1, 'each id names its node');
+    assert.equal(index.pendingEvents(CN2).length, 0);
     off();
     await putEvents(store, [{ type: 'vl2', cn: CN1, vnet: 5, mac: '02:00:00:00:00:02' }]);
     assert.equal(notified, 1, 'unsubscribed');
@@ -172,7 +177,7 @@ describe('MappingIndex over a MemoryStore', () => {
         { type: 'put', key: macMappingKey(5, '02:00:00:00:00:01'), value: 'not json' },
         { type: 'put', key: ipMappingKey(5, '10.0.0.1'), value: '{"mac":"zz"}' },
         { type: 'put', key: 'ovl/ip/garbage', value: '{}' },
-        { type: 'put', key: eventKey(CN1, 'not-a-uuid'), value: '{"type":"vl2"}' },
+        { type: 'put', key: vlogKey(5, 'x'), value: '{"events":[{"type":"vl2"}]}' },
       ],
     });
     await index.waitForRevision(r.revision);
@@ -211,5 +216,70 @@ describe('MappingIndex over a MemoryStore', () => {
     const r2 = await putNic(inner, { mac: '02:00:00:00:00:02', vnet: 5, cn: CN1 });
     assert.ok(await index.waitForRevision(r2, 1000));
     assert.equal(index.lookupVl2(5, '02:00:00:00:00:02')?.cnUuid, CN1);
+  });
+});
+
+describe('LOG_RM through two replicas at once', () => {
+  it('keeps both removals: the later commit conflicts, catches up and writes the union', async () => {
+    const inner = new MemoryStore();
+    // Commits take a while, so each replica computes its write before seeing the other's.
+    const store = Object.create(inner) as MemoryStore;
+    store.commit = async (batch) => {
+      await new Promise((r) => setTimeout(r, 5));
+      return inner.commit(batch);
+    };
+    store.range = (opts) => inner.range(opts);
+    const a = new MappingIndex({ store });
+    const b = new MappingIndex({ store });
+    try {
+      await Promise.all([a.start(), b.start()]);
+      const { ids, revision } = await putEvents(store, [
+        { type: 'vl2', cn: CN1, vnet: 5, mac: '02:00:00:00:00:01' },
+        { type: 'vl3', cn: CN1, vnet: 5, ip: '10.0.0.1' },
+        { type: 'vl3', cn: CN1, vnet: 5, ip: '10.0.0.2' },
+      ]);
+      await Promise.all([a.waitForRevision(revision), b.waitForRevision(revision)]);
+      // The node's first and third events through replica A, the second through B, at once.
+      const [ra, rb] = await Promise.all([a.removeEvents([uuidToBytes(ids[0]), uuidToBytes(ids[2])]), b.removeEvents([uuidToBytes(ids[1])])]);
+      assert.equal(ra, 2);
+      assert.equal(rb, 1);
+      await Promise.all([a.waitForRevision(await store.revision()), b.waitForRevision(await store.revision())]);
+      assert.equal(a.pendingEvents(CN1).length, 0, 'replica A serves none of them');
+      assert.equal(b.pendingEvents(CN1).length, 0, 'replica B serves none of them');
+    } finally {
+      a.close();
+      b.close();
+      await inner.close();
+    }
+  });
+});
+
+describe('LOG_RM at a replica that has not seen the event yet', () => {
+  it('catches up with the store and removes it', async () => {
+    const inner = new MemoryStore();
+    // Replica B's feed runs 200 ms behind.
+    const slow = Object.create(inner) as MemoryStore;
+    slow.range = (opts) => inner.range(opts);
+    slow.watch = (opts, handlers) =>
+      inner.watch(opts, {
+        onChange: (set) => new Promise<void>((resolve) => setTimeout(() => resolve(handlers.onChange(set)), 200)),
+        onError: (err) => handlers.onError?.(err),
+      });
+    const a = new MappingIndex({ store: inner });
+    const b = new MappingIndex({ store: slow });
+    try {
+      await Promise.all([a.start(), b.start()]);
+      const { ids, revision } = await putEvents(inner, [{ type: 'vl3', cn: CN1, vnet: 5, ip: '10.0.0.1' }]);
+      await a.waitForRevision(revision);
+      assert.equal(b.pendingEvents(CN1).length, 0, 'B has not seen it');
+      assert.equal(await b.removeEvents([uuidToBytes(ids[0])]), 1, 'B waited for it and removed it');
+      await a.waitForRevision(await inner.revision());
+      assert.equal(a.pendingEvents(CN1).length, 0);
+      assert.equal(await b.removeEvents([uuidToBytes('01234567-89ab-7def-8123-456789abcdef')]), 0, 'an id nobody has is ignored');
+    } finally {
+      a.close();
+      b.close();
+      await inner.close();
+    }
   });
 });

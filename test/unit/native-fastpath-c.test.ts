@@ -9,7 +9,10 @@
  * - test_engine: the forwarding engine's data path without sockets or threads (fabric
  *   VLANs, the per-NIC miss share, the underlay peer check);
  * - fuzz_frames: a fixed-seed mutation fuzz loop through the engine (decap, coalescing,
- *   segmentation) and the packet functions.
+ *   segmentation) and the packet functions;
+ * - test_io: the engine's sending (segments around the payload in place, UDP_SEGMENT) and
+ *   receiving (the per-batch decap shortcut) through real sockets on loopback;
+ * - test_names: the interface names and namespace paths the native plumbing accepts.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -54,6 +57,14 @@ test('hostile frames: bad TCP data offsets, oversize headers, every truncation (
 
 test('the forwarding engine on crafted frames: VLANs, miss share per NIC, underlay peers (ASan/UBSan)', () => {
   assert.ok(runC('test_engine') >= 25, 'expected the full set of checks');
+});
+
+test('the engine through real sockets: zero-copy segments with and without UDP_SEGMENT, tagged; decap shortcut verdicts (ASan/UBSan)', () => {
+  assert.ok(runC('test_io') >= 22, 'expected the full set of checks');
+});
+
+test('the native plumbing refuses the names and paths the agent refuses (ASan/UBSan)', () => {
+  assert.ok(runC('test_names') >= 45, 'expected the full set of checks');
 });
 
 test('hostile-frame fuzz loop through decap, coalescing and segmentation (ASan/UBSan)', () => {

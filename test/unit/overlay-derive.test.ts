@@ -1,3 +1,8 @@
+/**
+ * deriveOverlay: the spec's table (napi.md, "What a NIC write does to the overlay") as a
+ * pure function. Events are recorded once per vnet (a log entry); who receives them is
+ * the log's business (test/unit/overlay-log.test.ts).
+ */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -6,9 +11,8 @@ import {
   deriveOverlay,
   derivationOps,
   fabricPlacement,
-  recipients,
+  rowsTouched,
   underlayOf,
-  vnetsTouched,
 } from '../../src/overlay/derive.js';
 
 const CN_A = 'aaaaaaaa-0000-4000-8000-000000000001';
@@ -27,14 +31,20 @@ function nic(over: Partial<NicOverlayView> = {}): NicOverlayView {
   return { mac: '90:b8:d0:00:00:01', belongs_to_type: 'zone', belongs_to_uuid: 'vm', ip: '10.0.0.5', cn_uuid: CN_A, network: NET, ...over };
 }
 
+/** Rows as a write reads them: count and the revision the node joined. */
 function nodes(entries: Record<string, number>, vnet = 4242): VnetNodes {
-  return new Map([[vnet, new Map(Object.entries(entries))]]);
+  return new Map([[vnet, new Map(Object.entries(entries).map(([cn, count], i) => [cn, { count, joined: 10 + i }]))]]);
 }
 
 const opts = () => ({ now: NOW, newId: ids() });
 
-test('create: puts ip and mac rows, counts the node, VL3 to every node already on the vnet', () => {
-  const d = deriveOverlay(null, nic(), nodes({ [CN_B]: 2, [CN_C]: 1 }), CFG, opts());
+/** The log's events as [vnet, type, ip-or-mac]. */
+function events(d: ReturnType<typeof deriveOverlay>): Array<[number, string, string]> {
+  return d.log.flatMap((l) => l.entry.events.map((e): [number, string, string] => [l.entry.vnet_id, e.type, e.type === 'vl3' ? e.ip : e.mac]));
+}
+
+test('create: puts ip and mac rows, counts the node, one VL3 recorded for the vnet', () => {
+  const d = deriveOverlay(null, nic(), nodes({}), CFG, opts());
   assert.deepEqual(d.mappings, [
     {
       type: 'put',
@@ -48,34 +58,26 @@ test('create: puts ip and mac rows, counts the node, VL3 to every node already o
     },
   ]);
   assert.deepEqual(d.vnodes, [{ vnet_id: 4242, cn_uuid: CN_A, count: 1, membership: true }]);
-  assert.deepEqual(
-    d.events.map((e) => [e.type, e.cn_uuid, e.type === 'vl3' ? e.ip : e.mac]),
-    [
-      ['vl3', CN_B, '10.0.0.5'],
-      ['vl3', CN_C, '10.0.0.5'],
-    ],
-  );
-  assert.deepEqual(d.events[0], { id: 'id-001', type: 'vl3', cn_uuid: CN_B, vnet_id: 4242, vlan_id: 5, ip: '10.0.0.5', created: NOW });
+  assert.deepEqual(d.log, [{ id: 'id-001', entry: { vnet_id: 4242, created: NOW, events: [{ type: 'vl3', ip: '10.0.0.5', vlan_id: 5 }] } }]);
   assert.deepEqual(d.underlay, []);
 });
 
-test('create: the first NIC on an empty vnet sends no events; own node already there gets one', () => {
-  assert.deepEqual(deriveOverlay(null, nic(), new Map(), CFG, opts()).events, []);
+test('create on a node already on the vnet: its count grows, no membership change', () => {
   const d = deriveOverlay(null, nic(), nodes({ [CN_A]: 3 }), CFG, opts());
-  assert.deepEqual(d.events.map((e) => e.cn_uuid), [CN_A]);
   assert.deepEqual(d.vnodes, [{ vnet_id: 4242, cn_uuid: CN_A, count: 4, membership: false }]);
+  assert.deepEqual(events(d), [[4242, 'vl3', '10.0.0.5']]);
 });
 
 test('update that changes nothing overlay-relevant: no ops, no events, no node reads', () => {
   const before = nic();
   const after = nic({ belongs_to_uuid: 'other-vm' });
   const d = deriveOverlay(before, after, nodes({ [CN_A]: 1, [CN_B]: 1 }), CFG, opts());
-  assert.deepEqual(d, { mappings: [], underlay: [], vnodes: [], events: [] });
-  assert.deepEqual(vnetsTouched(before, after), []);
+  assert.deepEqual(d, { mappings: [], underlay: [], vnodes: [], log: [] });
+  assert.deepEqual(rowsTouched(before, after), []);
 });
 
-test('IP change: old ip row removed, new rows put, VL3 for old and new IP to every node', () => {
-  const d = deriveOverlay(nic(), nic({ ip: '10.0.0.9' }), nodes({ [CN_A]: 1, [CN_B]: 1 }), CFG, opts());
+test('IP change: old ip row removed, new rows put, VL3 for the old and the new IP; no row read', () => {
+  const d = deriveOverlay(nic(), nic({ ip: '10.0.0.9' }), nodes({}), CFG, opts());
   assert.deepEqual(
     d.mappings.map((o) => [o.type, o.key]),
     [
@@ -85,19 +87,15 @@ test('IP change: old ip row removed, new rows put, VL3 for old and new IP to eve
     ],
   );
   assert.deepEqual(d.vnodes, []);
-  assert.deepEqual(
-    d.events.map((e) => [e.type, e.cn_uuid, e.type === 'vl3' ? e.ip : '']),
-    [
-      ['vl3', CN_A, '10.0.0.5'],
-      ['vl3', CN_B, '10.0.0.5'],
-      ['vl3', CN_A, '10.0.0.9'],
-      ['vl3', CN_B, '10.0.0.9'],
-    ],
-  );
+  assert.deepEqual(events(d), [
+    [4242, 'vl3', '10.0.0.5'],
+    [4242, 'vl3', '10.0.0.9'],
+  ]);
+  assert.deepEqual(rowsTouched(nic(), nic({ ip: '10.0.0.9' })), []);
 });
 
-test('cn_uuid change (migration): rows put with the new node, VL2 for the MAC then VL3 for the IP; old node included', () => {
-  const d = deriveOverlay(nic(), nic({ cn_uuid: CN_B }), nodes({ [CN_A]: 1, [CN_C]: 4 }), CFG, opts());
+test('cn_uuid change (migration): rows put with the new node, VL2 for the MAC then VL3 for the IP, in one entry', () => {
+  const d = deriveOverlay(nic(), nic({ cn_uuid: CN_B }), nodes({ [CN_A]: 1 }), CFG, opts());
   assert.deepEqual(d.mappings.map((o) => [o.type, o.key]), [
     ['put', 'ovl/ip/00004242/10.0.0.5'],
     ['put', 'ovl/mac/00004242/90b8d0000001'],
@@ -106,65 +104,67 @@ test('cn_uuid change (migration): rows put with the new node, VL2 for the MAC th
   assert.deepEqual(
     d.vnodes.sort((a, b) => a.cn_uuid.localeCompare(b.cn_uuid)),
     [
-      { vnet_id: 4242, cn_uuid: CN_A, count: 0, membership: true },
+      { vnet_id: 4242, cn_uuid: CN_A, count: 0, membership: true, joined: 10 },
       { vnet_id: 4242, cn_uuid: CN_B, count: 1, membership: true },
     ],
   );
-  assert.deepEqual(
-    d.events.map((e) => [e.type, e.cn_uuid]),
-    [
-      ['vl2', CN_A],
-      ['vl2', CN_C],
-      ['vl3', CN_A],
-      ['vl3', CN_C],
-    ],
-  );
-  assert.deepEqual(d.events[0], { id: 'id-001', type: 'vl2', cn_uuid: CN_A, vnet_id: 4242, mac: '90:b8:d0:00:00:01', created: NOW });
+  assert.equal(d.log.length, 1);
+  assert.deepEqual(d.log[0].entry.events, [
+    { type: 'vl2', mac: '90:b8:d0:00:00:01' },
+    { type: 'vl3', ip: '10.0.0.5', vlan_id: 5 },
+  ]);
+  assert.deepEqual(rowsTouched(nic(), nic({ cn_uuid: CN_B })), [
+    { vnet: 4242, cn: CN_A },
+    { vnet: 4242, cn: CN_B },
+  ]);
 });
 
-test('delete: both rows removed, node count drops, VL2 to every node (the NIC node included)', () => {
+test('delete: both rows removed, node count drops, one VL2', () => {
   const d = deriveOverlay(nic(), null, nodes({ [CN_A]: 2, [CN_B]: 1 }), CFG, opts());
   assert.deepEqual(d.mappings, [
     { type: 'del', key: 'ovl/ip/00004242/10.0.0.5' },
     { type: 'del', key: 'ovl/mac/00004242/90b8d0000001' },
   ]);
   assert.deepEqual(d.vnodes, [{ vnet_id: 4242, cn_uuid: CN_A, count: 1, membership: false }]);
-  assert.deepEqual(d.events.map((e) => [e.type, e.cn_uuid]), [
-    ['vl2', CN_A],
-    ['vl2', CN_B],
-  ]);
+  assert.deepEqual(events(d), [[4242, 'vl2', '90:b8:d0:00:00:01']]);
 });
 
 test('IP and node change together: VL2, VL3 old, VL3 new', () => {
   const d = deriveOverlay(nic(), nic({ ip: '10.0.0.7', cn_uuid: CN_B }), nodes({ [CN_A]: 1 }), CFG, opts());
-  assert.deepEqual(d.events.map((e) => [e.type, e.type === 'vl3' ? e.ip : e.mac]), [
-    ['vl2', '90:b8:d0:00:00:01'],
-    ['vl3', '10.0.0.5'],
-    ['vl3', '10.0.0.7'],
+  assert.deepEqual(events(d), [
+    [4242, 'vl2', '90:b8:d0:00:00:01'],
+    [4242, 'vl3', '10.0.0.5'],
+    [4242, 'vl3', '10.0.0.7'],
   ]);
 });
 
-test('moving to another vnet is a delete on the old one and a create on the new one', () => {
+test('moving to another vnet is a delete on the old one and a create on the new one: one entry each', () => {
   const other = { ...NET, uuid: '22222222-2222-4222-8222-222222222222', vnet_id: 77 };
-  const nodesBoth: VnetNodes = new Map([
-    [4242, new Map([[CN_A, 1], [CN_B, 1]])],
-    [77, new Map([[CN_C, 1]])],
+  const rows: VnetNodes = new Map([
+    [4242, new Map([[CN_A, { count: 1, joined: 5 }]])],
+    [77, new Map()],
   ]);
   const before = nic();
   const after = nic({ network: other, ip: '192.168.0.2' });
-  assert.deepEqual(vnetsTouched(before, after).sort((x, y) => x - y), [77, 4242]);
-  const d = deriveOverlay(before, after, nodesBoth, CFG, opts());
+  assert.deepEqual(rowsTouched(before, after), [
+    { vnet: 4242, cn: CN_A },
+    { vnet: 77, cn: CN_A },
+  ]);
+  const d = deriveOverlay(before, after, rows, CFG, opts());
   assert.deepEqual(d.mappings.map((o) => [o.type, o.key]), [
     ['del', 'ovl/ip/00004242/10.0.0.5'],
     ['del', 'ovl/mac/00004242/90b8d0000001'],
     ['put', 'ovl/ip/00000077/192.168.0.2'],
     ['put', 'ovl/mac/00000077/90b8d0000001'],
   ]);
-  assert.deepEqual(d.events.map((e) => [e.type, e.vnet_id, e.cn_uuid]), [
-    ['vl2', 4242, CN_A],
-    ['vl2', 4242, CN_B],
-    ['vl3', 77, CN_C],
+  assert.deepEqual(events(d), [
+    [4242, 'vl2', '90:b8:d0:00:00:01'],
+    [77, 'vl3', '192.168.0.2'],
   ]);
+  assert.deepEqual(
+    d.log.map((l) => l.id),
+    ['id-001', 'id-002'],
+  );
 });
 
 test('non-fabric NICs never touch the overlay', () => {
@@ -174,13 +174,13 @@ test('non-fabric NICs never touch the overlay', () => {
   assert.equal(fabricPlacement(nic({ cn_uuid: undefined })), undefined);
   assert.equal(fabricPlacement(nic({ ip: undefined })), undefined);
   const d = deriveOverlay(null, nic({ network: plain }), nodes({ [CN_B]: 1 }), CFG, opts());
-  assert.deepEqual(d, { mappings: [], underlay: [], vnodes: [], events: [] });
+  assert.deepEqual(d, { mappings: [], underlay: [], vnodes: [], log: [] });
 });
 
-test('a NIC that stops being fabric (cn_uuid dropped) is removed with VL2s', () => {
+test('a NIC that stops being fabric (cn_uuid dropped) is removed with a VL2', () => {
   const d = deriveOverlay(nic(), nic({ belongs_to_type: 'other' }), nodes({ [CN_B]: 1, [CN_A]: 1 }), CFG, opts());
   assert.equal(d.mappings.filter((o) => o.type === 'del').length, 2);
-  assert.deepEqual(d.events.map((e) => e.type), ['vl2', 'vl2']);
+  assert.deepEqual(events(d).map((e) => e[1]), ['vl2']);
 });
 
 const UL_NET = { uuid: '33333333-3333-4333-8333-333333333333', nic_tag: 'sdc_underlay', vlan_id: 0 };
@@ -193,7 +193,7 @@ test('underlay NIC create puts ovl/ul/<cn> with port 4789; delete removes it; no
   assert.deepEqual(d.underlay, [
     { type: 'put', key: `ovl/ul/${CN_A}`, value: JSON.stringify({ cn_uuid: CN_A, ip: '172.16.0.10', port: 4789 }) },
   ]);
-  assert.deepEqual(d.events, []);
+  assert.deepEqual(d.log, []);
   assert.deepEqual(deriveOverlay(serverNic(), null, new Map(), CFG, opts()).underlay, [{ type: 'del', key: `ovl/ul/${CN_A}` }]);
 });
 
@@ -209,13 +209,16 @@ test('underlay rules: only server NICs on the underlay tag with underlay=true; I
   ]);
 });
 
-test('derivationOps: vnode rows put or deleted, one key per event under its node', () => {
+test('derivationOps: a leaving node leaves a gone record naming when it joined; one log key per vnet', () => {
   const d = deriveOverlay(nic(), null, nodes({ [CN_A]: 1, [CN_B]: 1 }), CFG, opts());
   const ops = derivationOps(d);
-  assert.deepEqual(ops.filter((o) => o.key.startsWith('ovl/vnode/')), [{ type: 'del', key: `ovl/vnode/00004242/${CN_A}` }]);
   assert.deepEqual(
-    ops.filter((o) => o.key.startsWith('ovl/ev/')).map((o) => o.key),
-    [`ovl/ev/${CN_A}/id-001`, `ovl/ev/${CN_B}/id-002`],
+    ops.filter((o) => !o.key.startsWith('ovl/ip/') && !o.key.startsWith('ovl/mac/')),
+    [
+      { type: 'del', key: `ovl/vnode/00004242/${CN_A}` },
+      { type: 'put', key: `ovl/vgone/00004242/${CN_A}/000000000010`, value: JSON.stringify({ vnet_id: 4242, cn_uuid: CN_A, joined: 10 }) },
+      { type: 'put', key: 'ovl/vlog/00004242/id-001', value: JSON.stringify({ vnet_id: 4242, created: NOW, events: [{ type: 'vl2', mac: '90:b8:d0:00:00:01' }] }) },
+    ],
   );
   const c = derivationOps(deriveOverlay(null, nic(), new Map(), CFG, opts()));
   assert.deepEqual(c.find((o) => o.key.startsWith('ovl/vnode/')), {
@@ -225,8 +228,9 @@ test('derivationOps: vnode rows put or deleted, one key per event under its node
   });
 });
 
-test('recipients are sorted and skip zero counts; default ids are UUIDv7', () => {
-  assert.deepEqual(recipients(nodes({ [CN_C]: 1, [CN_A]: 0, [CN_B]: 2 }), 4242), [CN_B, CN_C]);
-  const d = deriveOverlay(null, nic(), nodes({ [CN_B]: 1 }), CFG);
-  assert.match(d.events[0].id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+test('the ops of a write do not depend on how many nodes are on the vnet; default ids are UUIDv7', () => {
+  const few = derivationOps(deriveOverlay(nic(), nic({ cn_uuid: CN_B }), nodes({ [CN_A]: 1 }), CFG, opts()));
+  const d = deriveOverlay(nic(), nic({ cn_uuid: CN_B }), nodes({ [CN_A]: 1, [CN_C]: 7 }), CFG);
+  assert.equal(derivationOps(d).length, few.length);
+  assert.match(d.log[0].id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
 });

@@ -1,54 +1,126 @@
-import { test } from 'node:test';
+/**
+ * The log sweep (src/overlay/gc.ts) against a mapping index on a MemoryStore: consumed
+ * and expired log entries go, gone records and idle nodes' states with them, the cap
+ * moves a stuck node's cursor, and replicas sweeping at once do not write twice.
+ */
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { v7 as uuidv7 } from 'uuid';
+import { MappingIndex } from '../../src/mapping/index.js';
+import { GONE_PREFIX, NODE_STATE_PREFIX, VLOG_PREFIX, goneKey, vlogKey, vnodeKey } from '../../src/overlay/keys.js';
+import { startLogSweep, sweepLog } from '../../src/overlay/gc.js';
 import { MemoryStore } from '../../src/store/memory.js';
-import { eventKey, EVENT_PREFIX } from '../../src/overlay/keys.js';
-import { startEventGc, sweepEvents, uuidv7Time } from '../../src/overlay/gc.js';
+import { uuidToBytes } from '../../src/net/addr.js';
+import { CN1, CN2, putEvents } from '../helpers/svp-fixtures.js';
 
-const CN_A = 'aaaaaaaa-0000-4000-8000-000000000001';
-const CN_B = 'bbbbbbbb-0000-4000-8000-000000000002';
 const DAY = 24 * 3600 * 1000;
-const NOW = Date.UTC(2024, 5, 1);
+const cleanup: Array<() => Promise<void> | void> = [];
+after(async () => {
+  for (const c of cleanup) await c();
+});
 
-async function putEvents(store: MemoryStore, cn: string, times: number[]): Promise<string[]> {
-  const keys = times.map((t) => eventKey(cn, uuidv7({ msecs: t })));
-  await store.commit({ ops: keys.map((key) => ({ type: 'put' as const, key, value: '{}' })) });
-  return keys;
+async function setup(): Promise<{ store: MemoryStore; index: MappingIndex }> {
+  const store = new MemoryStore();
+  const index = new MappingIndex({ store });
+  await index.start();
+  cleanup.push(() => index.close(), () => store.close());
+  return { store, index };
 }
 
-test('uuidv7Time reads the embedded timestamp', () => {
-  assert.equal(uuidv7Time(uuidv7({ msecs: NOW })), NOW);
-  assert.equal(uuidv7Time('not-a-uuid'), undefined);
-  assert.equal(uuidv7Time('6ba7b810-9dad-41d1-80b4-00c04fd430c8'), undefined);
+async function keys(store: MemoryStore, prefix: string): Promise<string[]> {
+  return (await store.range({ prefix })).kvs.map((kv) => kv.key);
+}
+
+test('entries every recipient removed go; the rest stay; a second sweep finds nothing', async () => {
+  const { store, index } = await setup();
+  const a = await putEvents(store, [{ type: 'vl3', cn: CN1, vnet: 5, ip: '10.0.0.1' }]);
+  const b = await putEvents(store, [{ type: 'vl3', cn: CN2, vnet: 5, ip: '10.0.0.2' }]); // CN1 gets it too
+  await index.waitForRevision(b.revision);
+  assert.equal((await keys(store, VLOG_PREFIX)).length, 2);
+  assert.equal(await index.removeEvents([uuidToBytes(a.ids[0])]), 1);
+  let res = await sweepLog(store, index);
+  assert.deepEqual(res, { deleted: 1, states: 0, legacy: 0 });
+  await index.waitForRevision(await store.revision());
+  assert.equal((await keys(store, VLOG_PREFIX)).length, 1, 'CN1 and CN2 still have the second');
+  const pending1 = index.pendingEvents(CN1).map((e) => e.id);
+  const pending2 = index.pendingEvents(CN2).map((e) => e.id);
+  assert.equal(pending1.length, 1);
+  assert.equal(pending2.length, 1);
+  await index.removeEvents([...pending1, ...pending2]);
+  res = await sweepLog(store, index);
+  assert.equal(res.deleted, 1);
+  await index.waitForRevision(await store.revision());
+  assert.deepEqual(await keys(store, VLOG_PREFIX), []);
+  const rev = await store.revision();
+  assert.deepEqual(await sweepLog(store, index), { deleted: 0, states: 0, legacy: 0 });
+  assert.equal(await store.revision(), rev, 'nothing written');
 });
 
-test('sweep deletes events older than the max age, per node, and keeps the rest', async () => {
-  const store = new MemoryStore();
-  const oldA = await putEvents(store, CN_A, [NOW - 3 * DAY, NOW - 2 * DAY]);
-  const newA = await putEvents(store, CN_A, [NOW - 1000]);
-  const newB = await putEvents(store, CN_B, [NOW - DAY + 5000, NOW]);
-  const res = await sweepEvents(store, { now: () => NOW, pageSize: 2 });
-  assert.deepEqual(res, { deleted: 2, nodes: 2 });
-  const left = (await store.range({ prefix: EVENT_PREFIX })).kvs.map((kv) => kv.key);
-  assert.deepEqual(left, [...newA, ...newB].sort());
-  for (const k of oldA) assert.equal(await store.get(k), undefined);
+test('expired entries go whoever still needs them; a node leaving takes its gone record and state with its last entry', async () => {
+  const { store, index } = await setup();
+  const { revision } = await putEvents(store, [{ type: 'vl2', cn: CN1, vnet: 9, mac: '02:00:00:00:00:01' }]);
+  // CN1 leaves vnet 9 (its row goes, a gone record stays while the entry exists).
+  const row = (await store.get(vnodeKey(9, CN1)))!;
+  const left = await store.commit({
+    ops: [
+      { type: 'del', key: vnodeKey(9, CN1) },
+      { type: 'put', key: goneKey(9, CN1, row.createRevision), value: JSON.stringify({ vnet_id: 9, cn_uuid: CN1, joined: row.createRevision }) },
+    ],
+  });
+  await index.waitForRevision(left.revision);
+  assert.ok(revision < left.revision);
+  assert.equal(index.pendingEvents(CN1).length, 1, 'still pending after leaving');
+  // CN1 removes nothing; a day later the entry expires.
+  let res = await sweepLog(store, index, { now: () => Date.now() + 2 * DAY });
+  assert.equal(res.deleted, 2, 'the entry, and the gone record nothing falls into any more');
+  await index.waitForRevision(await store.revision());
+  res = await sweepLog(store, index);
+  assert.equal(res.states, 0, 'CN1 never removed anything: it has no state');
+  await index.waitForRevision(await store.revision());
+  assert.deepEqual(await keys(store, GONE_PREFIX), []);
+  assert.equal(index.pendingEvents(CN1).length, 0);
+  assert.deepEqual(await keys(store, VLOG_PREFIX), []);
 });
 
-test('sweep caps each node at maxPerNode, dropping the oldest', async () => {
-  const store = new MemoryStore();
-  const a = await putEvents(store, CN_A, Array.from({ length: 25 }, (_, i) => NOW - 25 + i));
-  const b = await putEvents(store, CN_B, [NOW]);
-  const res = await sweepEvents(store, { now: () => NOW, maxPerNode: 10, pageSize: 7 });
-  assert.equal(res.deleted, 15);
-  const left = (await store.range({ prefix: EVENT_PREFIX })).kvs.map((kv) => kv.key);
-  assert.deepEqual(left, [...a.slice(15), ...b].sort());
+test('a node over the cap keeps only its newest events; its state records it', async () => {
+  const { store, index } = await setup();
+  for (let i = 0; i < 5; i++) await putEvents(store, [{ type: 'vl3', cn: CN1, vnet: 5, ip: `10.0.0.${i}` }]);
+  await index.waitForRevision(await store.revision());
+  const res = await sweepLog(store, index, { maxPerNode: 2 });
+  assert.equal(res.states, 1);
+  await index.waitForRevision(await store.revision());
+  assert.deepEqual(
+    index.pendingEvents(CN1).map((e) => (e.type === 'vl3' ? e.ip.subarray(12).join('.') : '')),
+    ['10.0.0.3', '10.0.0.4'],
+  );
+  await sweepLog(store, index, { maxPerNode: 2 });
+  await index.waitForRevision(await store.revision());
+  assert.equal((await keys(store, VLOG_PREFIX)).length, 2, 'the dropped entries are trimmed');
+  assert.deepEqual(await keys(store, NODE_STATE_PREFIX), [`${NODE_STATE_PREFIX}${CN1}`]);
 });
 
-test('startEventGc sweeps on demand and stops cleanly', async () => {
-  const store = new MemoryStore();
-  await putEvents(store, CN_A, [NOW - 2 * DAY]);
-  const gc = startEventGc(store, { now: () => NOW, intervalMs: 3_600_000 });
-  assert.deepEqual(await gc.sweepNow(), { deleted: 1, nodes: 1 });
-  await gc.stop();
-  assert.equal(await store.count(EVENT_PREFIX), 0);
+test('two replicas sweeping at once: the second commit fails and writes nothing; legacy keys go', async () => {
+  const { store, index } = await setup();
+  const other = new MappingIndex({ store });
+  await other.start();
+  cleanup.push(() => other.close());
+  const { ids } = await putEvents(store, [{ type: 'vl3', cn: CN1, vnet: 5, ip: '10.0.0.1' }]);
+  await index.removeEvents(ids.map(uuidToBytes));
+  await other.waitForRevision(await store.revision());
+  await store.commit({ ops: [{ type: 'put', key: `ovl/ev/${CN1}/x`, value: '{}' }, { type: 'put', key: 'ovl/vgen/00000005', value: '1' }] });
+  const [r1, r2] = await Promise.all([sweepLog(store, index), sweepLog(store, other)]);
+  assert.equal(r1.deleted + r2.deleted, 1, 'one of them deleted the entry');
+  assert.equal(r1.legacy + r2.legacy >= 2, true);
+  assert.deepEqual(await keys(store, 'ovl/ev/'), []);
+  assert.deepEqual(await keys(store, 'ovl/vgen/'), []);
+  assert.deepEqual(await keys(store, vlogKey(5, '')), []);
+});
+
+test('startLogSweep sweeps on demand and stops cleanly', async () => {
+  const { store, index } = await setup();
+  const { ids } = await putEvents(store, [{ type: 'vl3', cn: CN1, vnet: 5, ip: '10.0.0.1' }]);
+  await index.removeEvents(ids.map(uuidToBytes));
+  const sweep = startLogSweep(store, index, { intervalMs: 3_600_000 });
+  assert.equal((await sweep.sweepNow()).deleted, 1);
+  await sweep.stop();
+  assert.equal(await store.count(VLOG_PREFIX), 0);
 });

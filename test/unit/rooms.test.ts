@@ -50,11 +50,8 @@ const EXCEPTIONS: ReadonlyArray<{ from: string; to: string; why: string }> = [
 /**
  * Violations being removed on other branches of issue #19. When one lands this test
  * says its entry is stale: delete the entry (the list only shrinks).
- *   mapping -> svp  branch scale: the mapping index stops importing the SVP codec.
  */
-const KNOWN_VIOLATIONS: ReadonlyArray<{ from: string; to: string }> = [
-  { from: 'mapping', to: 'svp' },
-];
+const KNOWN_VIOLATIONS: ReadonlyArray<{ from: string; to: string }> = [];
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const { rooms, graph } = readRoomGraph(repoRoot);

@@ -1,24 +1,24 @@
 /**
  * The kernel backend: per vnet a Linux vxlan device (nolearning proxy l2miss l3miss) in a
  * bridge with the instances' veths; misses arrive over rtnetlink (native addon) and the
- * agent answers them with permanent neighbour and FDB entries. Links are made with
- * iproute2, entries with the addon. Everything it creates is named after the vnet or the
- * MAC (../plumbing/names.ts), which is how a restarted agent adopts its predecessor's
- * devices without touching them.
+ * agent answers them with permanent neighbour and FDB entries. Links, addresses, routes and
+ * the port filter are made by the native module without starting a process (./links.ts;
+ * iproute2 and nft when it is not built), entries with the addon. Everything it creates
+ * is named after the vnet or the MAC (../plumbing/names.ts), which is how a restarted agent
+ * adopts its predecessor's devices without touching them, and recognises what an attach
+ * that did not finish left (removed at start).
  */
-import { writeFile } from 'node:fs/promises';
 import { type MissEvent, Rtnetlink } from '../../dataplane/netlink.js';
 import { SerialQueue } from '../serial.js';
 import { type BackendStartOptions, type DataplaneBackend, type UnderlayPath, type VnetEntries, registerBackend } from '../backend.js';
 import { sendGarp } from '../plumbing/garp.js';
-import { IpCommandError, bridgeCmd, inNetns, ip, ipBatch, linkWithAddress, listLinks, nftApply } from '../plumbing/iproute.js';
 import { type PortPolicy, renderPortFilter } from '../plumbing/portfilter.js';
 import { bridgeName, hostVethName, parseDeviceName, vxlanName } from '../plumbing/names.js';
 import { canonicalMac } from '../../net/addr.js';
-import {
-  type NicPlumbing, PlumbingError, type StagedPlumbing, VXLAN_OVERHEAD, hostSideCommands, instanceCommands, stagedHostSideCommands,
-} from '../plumbing/nic.js';
-import { vnetCommands } from './vnet.js';
+import { type NicPlumbing, PlumbingError, type StagedPlumbing, VXLAN_OVERHEAD } from '../plumbing/nic.js';
+import { applyNftables } from '../plumbing/run.js';
+import { ip } from '../plumbing/iproute.js';
+import { type KernelLink, type KernelLinks, kernelLinks } from './links.js';
 
 function policyOf(p: NicPlumbing | StagedPlumbing): PortPolicy {
   return { mac: canonicalMac(p.mac), ip: p.ip, vnet: p.vnet, vlan: p.vlan, allowMacSpoofing: p.allowMacSpoofing, allowIpSpoofing: p.allowIpSpoofing };
@@ -47,16 +47,17 @@ export class KernelBackend implements DataplaneBackend {
   private log: (msg: string) => void = () => {};
   /** Link changes run one at a time (two attaches must not both create a vnet). */
   private readonly serial = new SerialQueue();
+  private readonly links: KernelLinks = kernelLinks();
 
   async start(opts: BackendStartOptions): Promise<void> {
     this.underlayIp = opts.underlayIp;
     this.local = opts.path?.local ?? opts.underlayIp;
     this.log = opts.log;
-    const ul = await linkWithAddress(opts.underlayIp);
+    const ul = await this.links.underlay(opts.underlayIp);
     if (!ul) throw new Error(`no interface in this network namespace has the underlay address ${opts.underlayIp}`);
     this.underlayDev = opts.underlayDev ?? ul.name;
     this.vxMtu = ul.mtu - VXLAN_OVERHEAD;
-    const links = await listLinks();
+    const links = await this.removeLeftovers(await this.links.list());
     const bridgeVnet = new Map<string, number>();
     for (const l of links) {
       const own = parseDeviceName(l.name);
@@ -118,35 +119,43 @@ export class KernelBackend implements DataplaneBackend {
     return this.veths.has(m) ? hostVethName(m) : undefined;
   }
 
-  private async quietIpv6(dev: string): Promise<void> {
-    // Our devices carry no addresses; no router solicitations or MLD from them.
-    await writeFile(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, '1').catch(() => undefined);
+  /**
+   * What an attach that did not finish left (see ./links.ts): veths of ours in no bridge
+   * (their instance ends go with them), and bridges of ours without their vxlan device
+   * and without ports. Returns the links that remain.
+   */
+  private async removeLeftovers(links: KernelLink[]): Promise<KernelLink[]> {
+    const names = new Set(links.map((l) => l.name));
+    const ported = new Set(links.map((l) => l.master).filter((m) => m !== undefined));
+    const leftovers = links.filter((l) => {
+      const own = parseDeviceName(l.name);
+      if (own?.kind === 'veth' && l.kind === 'veth') return !l.master;
+      if (own?.kind === 'bridge' && l.kind === 'bridge') return !names.has(vxlanName(own.vnet)) && !ported.has(l.name);
+      return false;
+    });
+    if (leftovers.length === 0) return links;
+    this.log(`removing what an unfinished attach left: ${leftovers.map((l) => l.name).join(', ')}`);
+    await this.links.deleteLinks(leftovers.map((l) => l.name));
+    const gone = new Set(leftovers.map((l) => l.name));
+    return links.filter((l) => !gone.has(l.name));
   }
 
   private async ensureVnet(vnet: number): Promise<boolean> {
     if (this.vnetDevs.has(vnet)) return false;
+    // A bridge of an unfinished vnet creation may be there (no vxlan device, no port): start afresh.
+    await this.links.deleteLinks([bridgeName(vnet)]);
     // Over the tunnel the route picks the WireGuard interface: no underlay device then.
     const dev = this.local === this.underlayIp ? this.underlayDev : undefined;
-    const lines = vnetCommands({ vnet, underlayIp: this.local, underlayDev: dev, mtu: this.vxMtu });
-    try {
-      await ipBatch(lines);
-    } catch (err) {
-      await this.deleteLinks([vxlanName(vnet), bridgeName(vnet)]);
-      throw err;
-    }
-    const links = await listLinks();
-    const vx = links.find((l) => l.name === vxlanName(vnet));
-    if (!vx) throw new Error(`${vxlanName(vnet)} vanished after creation`);
-    await this.quietIpv6(vxlanName(vnet));
-    await this.quietIpv6(bridgeName(vnet));
-    this.vnetDevs.set(vnet, { vxIfindex: vx.ifindex });
-    this.vnetByIfindex.set(vx.ifindex, vnet);
+    const vxIfindex = await this.links.createVnet({ vnet, underlayIp: this.local, underlayDev: dev, mtu: this.vxMtu });
+    this.vnetDevs.set(vnet, { vxIfindex });
+    this.vnetByIfindex.set(vxIfindex, vnet);
     this.netlink.watch([...this.vnetByIfindex.keys()]);
     return true;
   }
 
   /** Points the vnet's vxlan device's source address at this.local. */
   private async setLocal(vnet: number): Promise<void> {
+    // Rare (the encryption setting changed): iproute2 rather than a native request for it.
     await ip(['link', 'set', vxlanName(vnet), 'type', 'vxlan', 'local', this.local]);
   }
 
@@ -159,10 +168,6 @@ export class KernelBackend implements DataplaneBackend {
     });
   }
 
-  private async deleteLinks(names: string[]): Promise<void> {
-    for (const n of names) await ip(['link', 'del', n]).catch(() => undefined);
-  }
-
   plumb(p: NicPlumbing): Promise<{ firstOnVnet: boolean }> {
     return this.serial.run(async () => {
       const mac = canonicalMac(p.mac);
@@ -170,22 +175,19 @@ export class KernelBackend implements DataplaneBackend {
       const firstOnVnet = await this.ensureVnet(p.vnet);
       const host = hostVethName(mac);
       try {
-        await ipBatch(hostSideCommands(p));
-        await this.quietIpv6(host);
-        await ipBatch(instanceCommands(p), inNetns(p.netns));
+        await this.links.createNic(p);
       } catch (err) {
-        await this.deleteLinks([host]);
         if (firstOnVnet) await this.removeVnet(p.vnet);
-        throw err instanceof IpCommandError ? new PlumbingError(err.message) : err;
+        throw err;
       }
       this.ports.set(mac, policyOf(p));
       try {
         await this.applyPortFilter();
       } catch (err) {
         this.ports.delete(mac);
-        await this.deleteLinks([host]);
+        await this.links.deleteLinks([host]);
         if (firstOnVnet) await this.removeVnet(p.vnet);
-        throw err instanceof IpCommandError ? new PlumbingError(`port filter: ${err.message}`) : err;
+        throw err instanceof PlumbingError ? new PlumbingError(`port filter: ${err.message}`) : err;
       }
       this.veths.set(mac, p.vnet);
       // The NIC may have lived elsewhere before: entries pointing away from here are stale.
@@ -202,16 +204,20 @@ export class KernelBackend implements DataplaneBackend {
       if (this.veths.has(mac)) throw new PlumbingError(`NIC ${mac} is already plumbed on this node`);
       const firstOnVnet = await this.ensureVnet(p.vnet);
       const host = hostVethName(mac);
+      try {
+        await this.links.stageNic(p);
+      } catch (err) {
+        if (firstOnVnet) await this.removeVnet(p.vnet);
+        throw err;
+      }
       this.ports.set(mac, policyOf(p));
       try {
-        await ipBatch(stagedHostSideCommands(p));
-        await this.quietIpv6(host);
         await this.applyPortFilter();
       } catch (err) {
         this.ports.delete(mac);
-        await this.deleteLinks([host]);
+        await this.links.deleteLinks([host]);
         if (firstOnVnet) await this.removeVnet(p.vnet);
-        throw err instanceof IpCommandError ? new PlumbingError(err.message) : err;
+        throw err instanceof PlumbingError ? new PlumbingError(`port filter: ${err.message}`) : err;
       }
       this.veths.set(mac, p.vnet);
       this.staged.add(mac);
@@ -227,9 +233,7 @@ export class KernelBackend implements DataplaneBackend {
     return this.serial.run(async () => {
       const m = canonicalMac(mac);
       if (!this.veths.has(m)) throw new PlumbingError(`NIC ${m} is not plumbed on this node`);
-      await ip(['link', 'set', hostVethName(m), 'up']).catch((err: IpCommandError) => {
-        throw new PlumbingError(err.message);
-      });
+      await this.links.activateNic(m);
       this.staged.delete(m);
     });
   }
@@ -241,17 +245,16 @@ export class KernelBackend implements DataplaneBackend {
   unplumb(mac: string, vnet: number): Promise<{ vnetRemoved: boolean }> {
     return this.serial.run(async () => {
       const m = canonicalMac(mac);
-      await ip(['link', 'del', hostVethName(m)]).catch((err: IpCommandError) => {
-        if (!/Cannot find device/.test(err.stderr)) throw err;
-      });
+      const last = this.vnetDevs.has(vnet) && ![...this.veths].some(([other, v]) => v === vnet && other !== m);
+      // The port filter and the links change at once (nftables and rtnetlink do not wait on
+      // each other); the last NIC of a vnet goes with the vnet's devices in one request.
+      const filter = this.ports.delete(m) ? this.applyPortFilter().catch((err: Error) => this.log(`port filter: ${err.message}`)) : undefined;
+      const links = last ? this.removeVnet(vnet).then(() => this.links.deleteNic(m)) : this.links.deleteNic(m);
+      await Promise.all([links, filter]);
       // A staged instance end still in this namespace goes with its peer.
       this.staged.delete(m);
       this.veths.delete(m);
-      if (this.ports.delete(m)) await this.applyPortFilter().catch((err: Error) => this.log(`port filter: ${err.message}`));
-      const stillUsed = [...this.veths.values()].includes(vnet);
-      if (stillUsed || !this.vnetDevs.has(vnet)) return { vnetRemoved: false };
-      await this.removeVnet(vnet);
-      return { vnetRemoved: true };
+      return { vnetRemoved: last };
     });
   }
 
@@ -262,17 +265,18 @@ export class KernelBackend implements DataplaneBackend {
     });
   }
 
-  /** Replaces the node's port filter table in one nft transaction. */
+  /** Replaces the node's port filter table in one nftables transaction. */
   private async applyPortFilter(): Promise<void> {
-    await nftApply(renderPortFilter([...this.ports.values()]));
+    await applyNftables(renderPortFilter([...this.ports.values()]));
   }
 
   private async removeVnet(vnet: number): Promise<void> {
+    // Forgotten first: answers arriving while the kernel deletes are not installed on a dying device.
     const dev = this.vnetDevs.get(vnet);
-    await this.deleteLinks([vxlanName(vnet), bridgeName(vnet)]);
     this.vnetDevs.delete(vnet);
     if (dev) this.vnetByIfindex.delete(dev.vxIfindex);
     this.rt?.watch([...this.vnetByIfindex.keys()]);
+    await this.links.deleteVnet(vnet);
   }
 
   private vx(vnet: number): number | undefined {
@@ -300,7 +304,7 @@ export class KernelBackend implements DataplaneBackend {
     this.netlink.fdbDel(ifindex, m);
     // The bridge learned the MAC behind the vxlan port from its frames: forget that too.
     if (this.netlink.fdbList(ifindex).some((e) => !e.self && canonicalMac(e.mac) === m)) {
-      await bridgeCmd(['fdb', 'del', m, 'dev', vxlanName(vnet), 'master']).catch(() => undefined);
+      this.netlink.fdbDel(ifindex, m, undefined, { master: true });
     }
   }
 

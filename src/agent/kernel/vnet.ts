@@ -1,6 +1,7 @@
 /**
- * The kernel backend's per-vnet devices, as `ip -batch` lines: a Linux vxlan device
- * (nolearning proxy l2miss l3miss) in a bridge. Pure; ./backend.ts runs them.
+ * The kernel backend's per-vnet devices: a Linux vxlan device (nolearning proxy l2miss
+ * l3miss) in a bridge, as native requests (vnetLinks) and as the `ip -batch` lines of the
+ * fallback (vnetCommands). Pure; ./links.ts carries them out.
  *
  * Fabric VLANs: the kernel backend carries fabric frames untagged, one vxlan device and
  * one bridge per vnet. Owners are isolated by VNI (each owner's fabric has its own vnet).
@@ -17,8 +18,9 @@
  * The 802.1Q inner tag of the dataplane contract is left to the userspace backend.
  */
 import { MAX_MTU, MIN_MTU, firstProblem, ifnameProblem, intProblem, ipv4Problem } from '../plumbing/checks.js';
-import { bridgeName, vxlanName } from '../plumbing/names.js';
+import { bridgeName, vnetGroup, vxlanName } from '../plumbing/names.js';
 import { PlumbingError } from '../plumbing/nic.js';
+import type { LinkSpec } from '../../dataplane/links.js';
 
 export const VXLAN_DSTPORT = 4789;
 
@@ -33,8 +35,7 @@ export interface VnetDeviceSpec {
   dstport?: number;
 }
 
-/** `ip -batch` lines creating a vnet's vxlan device and bridge. */
-export function vnetCommands(spec: VnetDeviceSpec): string[] {
+function assertSpec(spec: VnetDeviceSpec): void {
   const problem = firstProblem(
     ipv4Problem('underlay address', spec.underlayIp),
     spec.underlayDev === undefined ? undefined : ifnameProblem(spec.underlayDev),
@@ -42,6 +43,28 @@ export function vnetCommands(spec: VnetDeviceSpec): string[] {
     intProblem('VXLAN port', spec.dstport ?? VXLAN_DSTPORT, 1, 65535),
   );
   if (problem) throw new PlumbingError(problem);
+}
+
+/**
+ * The vnet's bridge, then its vxlan device created inside it and up, as two native
+ * requests: a vxlan device of ours never exists outside its bridge.
+ */
+export function vnetLinks(spec: VnetDeviceSpec): [LinkSpec, LinkSpec] {
+  assertSpec(spec);
+  const vxlan = { vni: spec.vnet, port: spec.dstport ?? VXLAN_DSTPORT, local: spec.underlayIp, learning: false, proxy: true, l2miss: true, l3miss: true };
+  const group = vnetGroup(spec.vnet);
+  return [
+    { kind: 'bridge', name: bridgeName(spec.vnet), mtu: spec.mtu, up: true, group },
+    {
+      kind: 'vxlan', name: vxlanName(spec.vnet), mtu: spec.mtu, master: bridgeName(spec.vnet), up: true, group,
+      vxlan: spec.underlayDev ? { ...vxlan, dev: spec.underlayDev } : vxlan,
+    },
+  ];
+}
+
+/** `ip -batch` lines creating a vnet's vxlan device and bridge. */
+export function vnetCommands(spec: VnetDeviceSpec): string[] {
+  assertSpec(spec);
   const vx = vxlanName(spec.vnet);
   const br = bridgeName(spec.vnet);
   const dev = spec.underlayDev ? ` dev ${spec.underlayDev}` : '';

@@ -8,6 +8,10 @@
  *   rv<mac hex> the host end of a NIC's veth (14 characters)
  *   rs<mac hex> a staged NIC's instance end while it waits in the node's namespace for
  *               its runtime to move it (Docker's libnetwork; 14 characters)
+ *
+ * A vnet's devices (bridge, vxlan device, host veths, staged ones too) are also in one
+ * device group, 0x72000000 + vnet, so that the last NIC's veth and the vnet's devices go
+ * in one request.
  */
 import { canonicalMac, macHex } from '../../net/addr.js';
 
@@ -18,6 +22,12 @@ const STAGED_PREFIX = 'rs';
 
 export function assertVnet(vnet: number): void {
   if (!Number.isInteger(vnet) || vnet < 0 || vnet > 0xffffff) throw new RangeError(`vnet id must be a 24-bit integer, got ${vnet}`);
+}
+
+/** The device group of a vnet's bridge, vxlan device and host veths. */
+export function vnetGroup(vnet: number): number {
+  assertVnet(vnet);
+  return 0x72000000 + vnet;
 }
 
 export function vxlanName(vnet: number): string {

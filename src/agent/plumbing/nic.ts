@@ -1,12 +1,16 @@
 /**
  * A NIC to plumb, as data: its settings from the API record (checked: every field ends up
- * in root's `ip -batch` text), and the `ip -batch` lines every backend runs for it. Pure,
- * so the exact commands are unit-tested; the backends run them.
+ * in a netlink request, or in root's `ip -batch` text on the fallback path), and what every
+ * backend does for it, both as native requests (src/dataplane/links.ts: no process) and as
+ * the `ip -batch` lines of the fallback when the native module is not built. Pure, so the
+ * exact requests and commands are unit-tested; ./run.ts carries them out.
  *
- * - instanceCommands: inside the instance namespace (address, MTU, gateway, static routes);
- *   the kernel and userspace backends share them.
- * - hostSideCommands: the node side of a bridge-based backend (a veth pair, the host end in
- *   the vnet's bridge).
+ * - instanceConfig / instanceCommands: inside the instance namespace (address, MTU,
+ *   gateway, static routes); the kernel and userspace backends share them.
+ * - hostVeth / hostSideCommands: the node side of a bridge-based backend (a veth pair, the
+ *   host end in the vnet's bridge).
+ * - stagedHostVeth / stagedHostSideCommands, stagedTapCommands: a NIC staged for a runtime
+ *   that moves the interface itself (Docker), without carrier until it is activated.
  */
 import { isIPv4 } from 'node:net';
 import type { ApiNic } from '../napi-client.js';
@@ -14,8 +18,9 @@ import { vnetFromNicTag } from '../napi-client.js';
 import {
   MAX_MTU, MIN_MTU, firstProblem, ifnameProblem, intProblem, ipv4CidrProblem, ipv4Problem, macProblem, netnsPathProblem,
 } from './checks.js';
-import { bridgeName, hostVethName } from './names.js';
+import { bridgeName, hostVethName, vnetGroup } from './names.js';
 import { canonicalMac } from '../../net/addr.js';
+import type { LinkSpec, NetnsConfig } from '../../dataplane/links.js';
 
 export const VXLAN_OVERHEAD = 50;
 
@@ -151,6 +156,30 @@ export function instanceCommands(p: NicPlumbing): string[] {
 }
 
 /**
+ * The veth of a NIC as one native request: the host end (down, in no bridge yet) in the
+ * node namespace, the instance end created directly in the instance namespace with the
+ * NIC's MAC and MTU. The host end joins the bridge last (see ../kernel/links.ts).
+ */
+export function hostVeth(p: NicPlumbing): LinkSpec {
+  assertSafe(p);
+  return {
+    kind: 'veth', name: hostVethName(p.mac), mtu: p.mtu, group: vnetGroup(p.vnet),
+    peer: { name: p.ifname, mtu: p.mtu, mac: p.mac, netns: p.netns },
+  };
+}
+
+/** What instanceCommands does, as one native call inside the instance namespace. */
+export function instanceConfig(p: NicPlumbing): NetnsConfig {
+  assertSafe(p);
+  return {
+    ifname: p.ifname,
+    address: { ip: p.ip, prefix: p.prefix },
+    routes: p.routes.map((r) => (r.via ? { dst: r.dst, via: r.via } : { dst: r.dst })),
+    ...(p.gateway ? { gateway: p.gateway } : {}),
+  };
+}
+
+/**
  * A NIC plumbed for a runtime that moves the interface into the workload itself (Docker's
  * libnetwork): its settings, and the name its instance end has meanwhile in the node's
  * namespace (../plumbing/names.ts stagedName).
@@ -183,6 +212,16 @@ export function stagedHostSideCommands(p: StagedPlumbing): string[] {
     `link add ${host} mtu ${p.mtu} type veth peer name ${p.ifname} mtu ${p.mtu} address ${p.mac}`,
     `link set ${host} master ${bridgeName(p.vnet)}`,
   ];
+}
+
+/**
+ * The staged veth as one native request: both ends in the node's namespace (the instance
+ * end as ifname, with the NIC's MAC and MTU), the host end down and in the vnet's device
+ * group; ../kernel/links.ts then puts it in the bridge, still down.
+ */
+export function stagedHostVeth(p: StagedPlumbing): LinkSpec {
+  assertStagedSafe(p);
+  return { kind: 'veth', name: hostVethName(p.mac), mtu: p.mtu, group: vnetGroup(p.vnet), peer: { name: p.ifname, mtu: p.mtu, mac: p.mac } };
 }
 
 /** `ip -batch` lines staging a NIC on the userspace backend: a persistent TAP with no reader (no carrier). */

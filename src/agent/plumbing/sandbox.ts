@@ -5,9 +5,11 @@
  * apart, bounded by a deadline and an abort signal): the runtime tells nobody.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Links } from '../../dataplane/links.js';
 import { canonicalMac } from '../../net/addr.js';
 import { inNetns, ip } from './iproute.js';
 import { instanceNetnsProblem } from './netns.js';
+import { nativePlumbing } from './run.js';
 
 export interface WaitOptions {
   /** Give up after this long (ms). */
@@ -44,7 +46,9 @@ export async function waitForInterface(path: string, macInput: string, notNamed:
     async () => {
       let links: Array<{ ifname?: string; address?: string }>;
       try {
-        links = JSON.parse(await ip(['-j', 'link', 'show'], inNetns(path))) as Array<{ ifname?: string; address?: string }>;
+        links = nativePlumbing()
+          ? (await Links.list(path)).map((l) => ({ ifname: l.name, address: l.mac }))
+          : (JSON.parse(await ip(['-j', 'link', 'show'], inNetns(path))) as Array<{ ifname?: string; address?: string }>);
       } catch {
         return undefined;
       }

@@ -26,9 +26,10 @@ import { SerialQueue } from '../serial.js';
 import { StateFile } from '../state-file.js';
 import { type BackendStartOptions, type DataplaneBackend, type UnderlayPath, type VnetEntries, registerBackend } from '../backend.js';
 import { garpFrame } from '../plumbing/garp.js';
-import { IpCommandError, inNetns, ip, ipBatch, linkWithAddress } from '../plumbing/iproute.js';
+import { linkWithAddress } from '../plumbing/iproute.js';
+import { configureInstance, deleteLink, stageTap } from '../plumbing/run.js';
 import { canonicalMac } from '../../net/addr.js';
-import { type NicPlumbing, PlumbingError, type StagedPlumbing, instanceCommands, stagedTapCommands } from '../plumbing/nic.js';
+import { type NicPlumbing, PlumbingError, type StagedPlumbing } from '../plumbing/nic.js';
 import { PeerSet } from './peers.js';
 
 interface PlumbedNic {
@@ -218,10 +219,10 @@ export class UserspaceBackend implements DataplaneBackend {
         throw new PlumbingError(`TAP for ${mac}: ${(err as Error).message}`);
       }
       try {
-        await ipBatch(instanceCommands(p), inNetns(p.netns));
+        await configureInstance(p);
       } catch (err) {
         this.engine.removeNic(id);
-        throw err instanceof IpCommandError ? new PlumbingError(err.message) : err;
+        throw err;
       }
       this.nics.set(mac, { id, vnet: p.vnet, ip: p.ip, spec });
       await this.saveState();
@@ -240,12 +241,7 @@ export class UserspaceBackend implements DataplaneBackend {
       const mac = canonicalMac(p.mac);
       if (this.nics.has(mac)) throw new PlumbingError(`NIC ${mac} is already plumbed on this node`);
       const firstOnVnet = !this.vnets().includes(p.vnet);
-      try {
-        await ipBatch(stagedTapCommands(p));
-      } catch (err) {
-        await ip(['link', 'del', p.ifname]).catch(() => undefined);
-        throw err instanceof IpCommandError ? new PlumbingError(err.message) : err;
-      }
+      await stageTap(p);
       const spec: PlumbedNic['spec'] = {
         netns: '',
         ifname: p.ifname,
@@ -299,7 +295,7 @@ export class UserspaceBackend implements DataplaneBackend {
       const n = this.nics.get(m);
       if (n && n.id < 0) {
         // Staged: the TAP is back in (or never left) this namespace under its staged name.
-        await ip(['link', 'del', n.spec.ifname]).catch(() => undefined);
+        await deleteLink(n.spec.ifname).catch(() => undefined);
         this.nics.delete(m);
         await this.saveState();
       } else if (n) {

@@ -198,8 +198,16 @@ function usedByNoField(type: string, id: string): FieldError {
 }
 
 /**
+ * IP records deleted with the network in its own transaction; deleteNetwork removes the
+ * rest in batches of this size afterwards, so every transaction fits etcd's default limit
+ * of 128 operations.
+ */
+const IP_RECORDS_PER_COMMIT = 64;
+
+/**
  * DeleteNetwork inside a transaction: refuses while NICs are on it (and, unless
- * skipPools, while a pool holds it); removes the record, its name and its IP records.
+ * skipPools, while a pool holds it); removes the record, its name and (the first of) its
+ * IP records.
  */
 export async function deleteNetworkTx(tx: Tx, rec: NetworkRecord, opts: { skipPoolCheck?: boolean } = {}): Promise<void> {
   await bumpNetworkGeneration(tx);
@@ -217,7 +225,19 @@ export async function deleteNetworkTx(tx: Tx, rec: NetworkRecord, opts: { skipPo
   const nameKey = networkNameKey(rec.name_str);
   const holder = await tx.get(nameKey);
   if (holder?.value === rec.uuid) tx.del(nameKey);
-  for (const kv of await tx.range({ prefix: ipPrefix(rec.uuid) })) tx.del(kv.key);
+  for (const kv of await tx.range({ prefix: ipPrefix(rec.uuid), limit: IP_RECORDS_PER_COMMIT })) tx.del(kv.key);
+}
+
+/**
+ * The IP records of a deleted network that did not fit in its delete, in batches. They
+ * are unreachable once the network record is gone (a new network gets a new uuid).
+ */
+async function deleteLeftoverIps(store: Store, uuid: string): Promise<void> {
+  for (;;) {
+    const { kvs } = await store.range({ prefix: ipPrefix(uuid), limit: IP_RECORDS_PER_COMMIT });
+    if (kvs.length === 0) return;
+    await store.commit({ ops: kvs.map((kv) => ({ type: 'del' as const, key: kv.key })) });
+  }
 }
 
 export { usedByNoField };
@@ -238,11 +258,15 @@ export async function deleteNetwork(
     const n = await load(tx, 'mark');
     if (!n.rec.deleting) tx.putJson(networkKey(n.rec.uuid), { ...n.rec, deleting: true });
   });
+  let deleted: string;
   try {
-    await transact(store, async (tx) => {
-      const n = await load(tx, 'delete');
-      await deleteNetworkTx(tx, n.rec, opts);
-    });
+    deleted = (
+      await transact(store, async (tx) => {
+        const n = await load(tx, 'delete');
+        await deleteNetworkTx(tx, n.rec, opts);
+        return n.rec.uuid;
+      })
+    ).value;
   } catch (err) {
     // Refused (in use) or failed: the network stays, provisionable again.
     await transact(store, async (tx) => {
@@ -253,4 +277,5 @@ export async function deleteNetwork(
     }).catch(() => undefined);
     throw err;
   }
+  await deleteLeftoverIps(store, deleted);
 }

@@ -1,0 +1,114 @@
+/**
+ * The kernel backend's attach and detach through the native plumbing, from a process
+ * inside a node namespace whose PATH is empty (so neither may start `ip` or `nft`): the
+ * vnet's devices, the veth, the instance side and the port filter are made and removed;
+ * a plumbing that fails half-way (a route the kernel refuses, a namespace that is gone)
+ * leaves nothing behind; a backend started after an agent died half-way through an attach
+ * removes what it left (a veth outside any bridge, a bridge without its vxlan device)
+ * and keeps the NICs that were plumbed.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { NicPlumbing } from '../../src/agent/plumbing/nic.js';
+import { NetnsLab, netnsSkipReason, underlayAddr } from '../helpers/netns.js';
+import { type Rpc, startRpc } from '../helpers/rpc-child.js';
+
+const skip = netnsSkipReason();
+const FIXTURE = fileURLToPath(new URL('./kernel-backend.fixture.ts', import.meta.url));
+const LOCAL = underlayAddr(0x4501);
+const VNET = 4545;
+
+interface IpLink {
+  ifname: string;
+  master?: string;
+  flags: string[];
+  linkinfo?: { info_kind?: string };
+}
+
+describe('kernel backend: attach and detach through the native plumbing', { skip, timeout: 120_000 }, () => {
+  const lab = new NetnsLab('kpl');
+  let node = '';
+  let instA = '';
+  let instB = '';
+  let backend: Rpc;
+
+  const nic = (mac: string, ns: string, ip: string, extra: Partial<NicPlumbing> = {}): NicPlumbing => ({
+    mac, ip, prefix: 24, mtu: 1450, gateway: '10.45.0.1', routes: [{ dst: '10.46.0.0/16', via: '10.45.0.254' }], vnet: VNET, vlan: 0,
+    allowMacSpoofing: false, allowIpSpoofing: false, netns: `/run/netns/${ns}`, ifname: 'eth0', ...extra,
+  });
+  const links = async (ns: string): Promise<IpLink[]> => JSON.parse(await lab.ip(ns, '-d', '-j', 'link', 'show')) as IpLink[];
+  const names = async (ns: string): Promise<string[]> => (await links(ns)).map((l) => l.ifname).sort();
+  const ours = async (): Promise<string[]> => (await names(node)).filter((n) => /^(rv|rbr|rvx)/.test(n));
+
+  before(async () => {
+    node = await lab.addNetns('n');
+    instA = await lab.addNetns('a');
+    instB = await lab.addNetns('b');
+    await lab.addVeth({ ns: node, name: 'ul0' }, { ns: await lab.addNetns('u'), name: 'ul0' });
+    await lab.ip(node, 'addr', 'add', `${LOCAL}/24`, 'dev', 'ul0');
+    await lab.ip(node, 'link', 'set', 'ul0', 'up');
+    backend = await startRpc(lab, node, FIXTURE);
+    await backend.call('start', LOCAL);
+  });
+
+  after(() => lab.cleanup());
+
+  test('attach makes the vnet, the veth, the instance side and the port filter; detach removes them; nothing spawned', async () => {
+    const p = nic('02:00:5e:45:00:01', instA, '10.45.0.10');
+    assert.deepEqual(await backend.call('plumb', p), { firstOnVnet: true });
+    const l = await links(node);
+    assert.equal(l.find((x) => x.ifname === `rvx${VNET}`)?.master, `rbr${VNET}`);
+    const host = l.find((x) => x.ifname === 'rv02005e450001')!;
+    assert.equal(host.master, `rbr${VNET}`);
+    assert.ok(host.flags.includes('UP'));
+    const routes = await lab.ip(instA, 'route', 'show');
+    assert.match(routes, /default via 10\.45\.0\.1 dev eth0/);
+    assert.match(routes, /10\.46\.0\.0\/16 via 10\.45\.0\.254 dev eth0/);
+    assert.match(await lab.ip(instA, 'addr', 'show', 'dev', 'eth0'), /inet 10\.45\.0\.10\/24/);
+    assert.match(await lab.exec(node, 'nft', 'list', 'table', 'bridge', 'rhumb_ports'), /iifname "rv02005e450001" ether saddr != 02:00:5e:45:00:01 drop/);
+    assert.deepEqual(await backend.call('unplumb', p.mac, VNET), { vnetRemoved: true });
+    assert.deepEqual(await ours(), []);
+    assert.deepEqual(await names(instA), ['lo']);
+    assert.doesNotMatch(await lab.exec(node, 'nft', 'list', 'table', 'bridge', 'rhumb_ports'), /rv02005e450001/);
+  });
+
+  test('a plumbing the kernel refuses half-way (a route through an unreachable gateway) leaves nothing', async () => {
+    const p = nic('02:00:5e:45:00:02', instA, '10.45.0.11', { routes: [{ dst: '10.47.0.0/16', via: '10.200.0.1' }] });
+    const err = await backend.fails('plumb', p);
+    assert.equal(err.name, 'PlumbingError', err.message);
+    assert.match(err.message, /RTM_NEWROUTE/);
+    assert.deepEqual(await ours(), [], 'no veth, no vnet devices');
+    assert.deepEqual(await names(instA), ['lo'], 'no interface left in the instance');
+    assert.deepEqual(await backend.call('vnets'), []);
+    assert.deepEqual(await backend.call('plumbedMacs'), []);
+  });
+
+  test('a namespace that is gone: refused, nothing made', async () => {
+    const gone = await lab.addNetns('g');
+    await lab.ip(null, 'netns', 'del', gone);
+    const err = await backend.fails('plumb', nic('02:00:5e:45:00:03', gone, '10.45.0.12'));
+    assert.equal(err.name, 'PlumbingError', err.message);
+    assert.deepEqual(await ours(), []);
+  });
+
+  test('restarted after dying half-way through an attach: the leftovers go, plumbed NICs stay', async () => {
+    const kept = nic('02:00:5e:45:00:04', instA, '10.45.0.13');
+    await backend.call('plumb', kept);
+    backend.child.kill('SIGKILL');
+    await new Promise((r) => backend.child.once('exit', r));
+    // What an agent killed between creating a veth (its instance end already configured)
+    // and putting it into the bridge leaves, and a bridge whose vxlan device was never made.
+    await lab.ip(node, 'link', 'add', 'rv02005e450005', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', instB);
+    await lab.ip(instB, 'addr', 'add', '10.45.0.14/24', 'dev', 'eth0');
+    await lab.ip(node, 'link', 'add', 'rbr4546', 'type', 'bridge');
+    backend = await startRpc(lab, node, FIXTURE);
+    await backend.call('start', LOCAL);
+    assert.deepEqual(await ours(), ['rbr4545', 'rv02005e450004', 'rvx4545'], 'the stray veth and bridge are gone');
+    assert.deepEqual(await names(instB), ['lo'], "the stray veth's instance end went with it");
+    assert.deepEqual(await backend.call('plumbedMacs'), [kept.mac]);
+    assert.match((await backend.call<string[]>('logs')).join('\n'), /rbr4546.*rv02005e450005|rv02005e450005.*rbr4546/);
+    assert.deepEqual(await backend.call('plumb', nic('02:00:5e:45:00:05', instB, '10.45.0.14')), { firstOnVnet: false });
+    await lab.exec(instB, 'ping', '-c', '1', '-W', '2', '10.45.0.13');
+  });
+});
