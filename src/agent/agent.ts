@@ -725,10 +725,20 @@ export class Agent {
     if (!this.o.backend.isStaged(mac)) return { ...known };
     const wait = { timeoutMs: opts.timeoutMs ?? 60_000, ...(opts.signal ? { signal: opts.signal } : {}) };
     await waitForNetns(netns, wait);
-    const ifname = await waitForInterface(netns, mac, stagedName(mac), wait);
+    // The namespace is the workload's from here on: its firewall goes in while the runtime
+    // moves the interface, so that carrier follows the move as closely as it can (the
+    // workload's process may start right after the move; its first packets are lost
+    // until then).
+    const uuid = known.belongs_to_uuid;
+    const [moved, protectedFw] = await Promise.allSettled([
+      waitForInterface(netns, mac, stagedName(mac), wait),
+      this.fw && uuid ? this.fw.protect(uuid, netns) : Promise.resolve(),
+    ]);
+    if (protectedFw.status === 'rejected') throw protectedFw.reason;
+    if (moved.status === 'rejected') throw moved.reason;
+    const ifname = moved.value;
     const attached: AttachedNic = { ...known, netns, ifname };
     this.nics.set(mac, attached);
-    if (this.fw && known.belongs_to_uuid) await this.fw.protect(known.belongs_to_uuid, netns);
     try {
       await this.o.backend.activate(mac, netns, ifname);
     } catch (err) {

@@ -15,7 +15,7 @@ export interface WaitOptions {
   /** Give up after this long (ms). */
   timeoutMs: number;
   signal?: AbortSignal;
-  /** Between polls (ms). Default 5. */
+  /** Between polls (ms). Default 2. */
   intervalMs?: number;
 }
 
@@ -26,7 +26,7 @@ async function pollUntil<T>(what: string, probe: () => Promise<T | undefined>, o
     const v = await probe();
     if (v !== undefined) return v;
     if (Date.now() > deadline) throw new Error(`timed out after ${o.timeoutMs} ms waiting for ${what}`);
-    await sleep(o.intervalMs ?? 5, undefined, o.signal ? { signal: o.signal } : undefined);
+    await sleep(o.intervalMs ?? 2, undefined, o.signal ? { signal: o.signal } : undefined);
   }
 }
 
@@ -55,6 +55,6 @@ export async function waitForInterface(path: string, macInput: string, notNamed:
       const l = links.find((x) => x.address !== undefined && x.ifname !== undefined && x.ifname !== notNamed && canonicalMac(x.address) === mac);
       return l?.ifname;
     },
-    { ...o, intervalMs: o.intervalMs ?? 10 },
+    { ...o, intervalMs: o.intervalMs ?? 2 },
   );
 }
