@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 profile=${RHUMB_SETUP_PROFILE:-test}
-runtime_pkgs=(libpcap-dev libnftables-dev iproute2 python3 make g++)
+runtime_pkgs=(libpcap-dev libnftables-dev iproute2 python3 make g++ openssl)
 test_pkgs=(nftables iperf3 etcd-server tcpdump procps iputils-ping iputils-arping redis-server redis-tools chromium)
 # The CNI tests: the reference plugins rhumb chains with, and a real runtime (Podman with
 # runc: crun refuses this kind of host's cgroups) running busybox images built offline.

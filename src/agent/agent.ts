@@ -73,7 +73,7 @@ export interface AgentOptions {
    */
   checkNetns?: (path: string) => Promise<string | undefined>;
   /** Apply the instances' firewall rulesets from the controller's feed (GET /fw/nodes/:node/rulesets). */
-  firewall?: { controllerUrl: string; waitMs?: number; retryMs?: number };
+  firewall?: { controllerUrl: string; fetch?: typeof fetch; waitMs?: number; retryMs?: number };
   /** Called for each shootdown applied, with the time (Unix ms) it took effect. */
   onShootdownApplied?: (entry: ClientLogEntry, appliedAt: number) => void;
   /** The agent's logger (pino; the CLI's root logger); none: silent. */
@@ -228,6 +228,7 @@ export class Agent {
     if (this.o.firewall) {
       this.fw = new FwFeedClient({
         controllerUrl: this.o.firewall.controllerUrl,
+        ...(this.o.firewall.fetch ? { fetch: this.o.firewall.fetch } : {}),
         nodeUuid: this.o.nodeUuid,
         resolveNetns: (uuid) => this.netnsOfInstance(uuid),
         listInstalled: () => this.installedFirewalls(),

@@ -1,5 +1,6 @@
 /**
- * The agent's local API (default 127.0.0.1, ephemeral port):
+ * The agent's local API, on a unix socket (default /run/rhumb/agent.sock, mode 0600: root
+ * only) or TCP when asked (./address.ts):
  *   GET  /metrics   Prometheus
  *   GET  /status    node, vnets, attached NICs, cache sizes
  *   GET  /vnets/:vnet/entries   the data plane's IP -> MAC and MAC -> underlay entries
@@ -11,8 +12,12 @@
  *   /workloads…, /health   workload attachments (CNI, Docker): ./workload-routes.ts
  * Errors: {code, message} with 400/404/409/422 (AgentError) or 500.
  */
+import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { dirname } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
+import { type AgentAddress, describeAgentAddress, isUnixAddress } from './address.js';
 import { instrumentHttp } from '../metrics/index.js';
 import { type Agent, AgentError } from './agent.js';
 import { ifnameProblem, netnsPathProblem } from './plumbing/checks.js';
@@ -80,4 +85,49 @@ export function buildAgentApi(agent: Agent, registry: Registry, opts: AgentApiOp
   });
   if (opts.workloads) registerWorkloadRoutes(app, opts.workloads);
   return app;
+}
+
+/** Mode of the API socket: the API plumbs namespaces as root, so only root may call it. */
+export const AGENT_SOCKET_MODE = 0o600;
+
+/** Whether something accepts connections on this unix socket (false: nothing, or a stale file). */
+function socketInUse(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ path });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * Serves the app at the address: TCP, or a unix socket made 0600 before anyone can use it
+ * (bound under a 0077 umask). A stale socket left by a previous agent is replaced; a live
+ * one, or a path that is not a socket, is refused. Resolves with the bound address.
+ */
+export async function listenAgentApi(app: FastifyInstance, address: AgentAddress): Promise<AgentAddress> {
+  if (!isUnixAddress(address)) {
+    await app.listen({ host: address.host, port: address.port });
+    const a = app.server.address();
+    return a && typeof a === 'object' ? { host: a.address, port: a.port } : address;
+  }
+  const path = address.socketPath;
+  await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+  const existing = await lstat(path).catch(() => undefined);
+  if (existing) {
+    if (!existing.isSocket()) throw new Error(`${path} exists and is not a socket: refusing to replace it`);
+    if (await socketInUse(path)) throw new Error(`another process serves ${describeAgentAddress(address)} (is an agent already running?)`);
+    await unlink(path);
+  }
+  const mask = process.umask(0o077);
+  try {
+    await app.listen({ path });
+  } finally {
+    process.umask(mask);
+  }
+  // The umask made it 0600 already; say so explicitly. The server's close removes the file.
+  await chmod(path, AGENT_SOCKET_MODE);
+  return address;
 }

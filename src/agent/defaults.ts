@@ -4,5 +4,8 @@
  * nothing for it.
  */
 
-/** The agent's API address when `rhumb agent --api` is not given: TCP on loopback. */
-export const DEFAULT_AGENT_API = '127.0.0.1:8090';
+/**
+ * The agent's API address when `rhumb agent --api` is not given: a unix socket, mode 0600
+ * (root only: the API plumbs namespaces). `--api HOST:PORT` serves TCP instead.
+ */
+export const DEFAULT_AGENT_API = '/run/rhumb/agent.sock';

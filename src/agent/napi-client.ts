@@ -59,12 +59,14 @@ export class NapiClient {
   constructor(
     baseUrl: string,
     private readonly timeoutMs = 10_000,
+    /** fetch carrying the node's credentials (TLS, token); default the global fetch. */
+    private readonly doFetch: typeof fetch = (input, init) => fetch(input, init),
   ) {
     this.base = baseUrl.replace(/\/+$/, '');
   }
 
   async request<T>(method: string, path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<T> {
-    const res = await fetch(this.base + path, {
+    const res = await this.doFetch(this.base + path, {
       method,
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),

@@ -120,6 +120,8 @@ export class ShootdownJournal {
 
 export interface NodeReporterOptions {
   controllerUrl: string;
+  /** fetch carrying the node's credentials (TLS, token); default the global fetch. */
+  fetch?: typeof fetch;
   nodeUuid: string;
   /** Time between reports when nothing happens. */
   intervalMs: number;
@@ -175,7 +177,7 @@ export class NodeReporter {
     const shootdowns = this.o.journal.take();
     const report: NodeReport = { ...this.o.snapshot(), sent_at: Date.now(), shootdowns };
     try {
-      const res = await fetch(`${this.o.controllerUrl.replace(/\/$/, '')}/nodes/${this.o.nodeUuid}/report`, {
+      const res = await (this.o.fetch ?? fetch)(`${this.o.controllerUrl.replace(/\/$/, '')}/nodes/${this.o.nodeUuid}/report`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(report),

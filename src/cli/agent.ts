@@ -1,7 +1,7 @@
 /**
  * `rhumb agent`: the node agent, and `rhumb agent attach|detach` talking to a running one.
- * The agent prints its local API address first ("rhumb agent: API http://HOST:PORT"),
- * then "rhumb agent: ready" once it serves.
+ * The agent prints its local API address first ("rhumb agent: API unix:/run/rhumb/agent.sock"
+ * or "rhumb agent: API http://HOST:PORT"), then "rhumb agent: ready" once it serves.
  *
  * State: attachments (NIC MAC -> namespace path, interface, instance) are kept in
  * --state-dir (default /var/lib/rhumb/agent-<node>, file attachments.json, replaced
@@ -13,7 +13,9 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isIP } from 'node:net';
 import { Agent } from '../agent/agent.js';
-import { DEFAULT_AGENT_API, buildAgentApi } from '../agent/api.js';
+import { type AgentAddress, DEFAULT_AGENT_SOCKET, describeAgentAddress, isUnixAddress, parseAgentAddress } from '../agent/address.js';
+import { agentAddressArg, agentOption, callAgent } from './agent-address.js';
+import { buildAgentApi, listenAgentApi } from '../agent/api.js';
 import { backendFactory, backendNames } from '../agent/backend.js';
 import '../agent/backends.js';
 import { NapiClient } from '../agent/napi-client.js';
@@ -29,20 +31,23 @@ import { DEFAULT_PLUGIN_NAME, pluginNameProblem } from '../docker/spec.js';
 import { DEFAULT_ADMIN_UUID } from '../controller/index.js';
 import { createRegistry } from '../metrics/index.js';
 import { SvpClient } from '../svp/client.js';
-import { formatHostPort, type HostPort, parseHostPort, parseIntArg } from './hostport.js';
+import { parseIntArg } from './hostport.js';
+import { type CredentialFlags, addCredentialOptions, tlsFrom, tokenFrom } from './credentials.js';
+import { restFetch } from '../security/http-client.js';
 import { createLogger } from '../log/index.js';
 import { isUuid } from '../net/addr.js';
 import { EncryptionManager } from '../agent/wireguard/manager.js';
 import { DEFAULT_WIREGUARD_PORT } from '../overlay/wireguard.js';
 
-interface AgentFlags {
+interface AgentFlags extends CredentialFlags {
   node?: string;
   underlayIp?: string;
   underlayDev?: string;
   controller?: string;
   svp?: string;
   backend: string;
-  api: HostPort;
+  api: AgentAddress;
+  apiListen?: AgentAddress;
   adminUuid: string;
   negativeTtl: number;
   prefetch: boolean;
@@ -63,24 +68,6 @@ function need<T>(v: T | undefined, flag: string): T {
   return v;
 }
 
-async function callAgent(agent: HostPort, path: string, body: unknown): Promise<unknown> {
-  let res: Response;
-  try {
-    res = await fetch(`http://${formatHostPort(agent)}${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(60_000),
-    });
-  } catch (err) {
-    const cause = (err as Error & { cause?: Error }).cause;
-    throw new Error(`cannot reach the agent at ${formatHostPort(agent)}: ${cause?.message ?? (err as Error).message}`, { cause: err });
-  }
-  const parsed = (await res.json().catch(() => ({}))) as { message?: string };
-  if (res.status >= 400) throw new Error(`${path.slice(1)} failed (${res.status}): ${parsed.message ?? 'no message'}`);
-  return parsed;
-}
-
 async function runAgent(flags: AgentFlags): Promise<void> {
   const node = need(flags.node, '--node');
   if (!isUuid(node.toLowerCase())) throw new InvalidArgumentError('--node must be a UUID');
@@ -98,8 +85,15 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   // JSON lines on stderr (stdout carries the ready line scripts wait for).
   const log = createLogger({ fd: 2, base: { name: 'rhumb-agent' } });
 
+  // Credentials: TLS verifies the controller (REST and SVP) and shows our node certificate.
+  const tls = await tlsFrom(flags);
+  const token = await tokenFrom(flags);
+  if (controller.startsWith('https:') !== (tls !== undefined)) {
+    throw new InvalidArgumentError(tls ? '--controller must be an https:// URL with TLS' : 'an https:// --controller needs --tls-dir or --ca');
+  }
+  const controllerFetch = restFetch({ tls, token });
   const registry = createRegistry('agent');
-  const svp = new SvpClient({ servers: svpServers.split(','), keepaliveMs: 10_000 });
+  const svp = new SvpClient({ servers: svpServers.split(','), keepaliveMs: 10_000, tls });
   const prober = new Prober({ registry, intervalMs: flags.probeInterval });
   prober.on('error', (err) => log.warn(`probe: ${err.message}`));
   const stateDir = flags.stateDir ?? defaultStateDir(node.toLowerCase());
@@ -111,6 +105,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   // Follows the deployment's underlay encryption (WireGuard), whatever it is now.
   const routing = new EncryptionManager({
     controllerUrl: controller,
+    controllerFetch,
     nodeUuid: node.toLowerCase(),
     underlayIp,
     stateDir,
@@ -120,7 +115,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   });
   const journal = new ShootdownJournal(registry);
   let reporter: NodeReporter | undefined;
-  const napi = new NapiClient(controller);
+  const napi = new NapiClient(controller, undefined, controllerFetch);
   const agent = new Agent({
     nodeUuid: node.toLowerCase(),
     underlayIp,
@@ -134,7 +129,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     negativeTtlMs: flags.negativeTtl,
     prefetch: flags.prefetch,
     state: new AttachmentState(stateDir),
-    ...(flags.firewall ? { firewall: { controllerUrl: controller } } : {}),
+    ...(flags.firewall ? { firewall: { controllerUrl: controller, fetch: controllerFetch } } : {}),
     onShootdownApplied: (entry, appliedAt) => {
       journal.record(entry, appliedAt);
       reporter?.poke();
@@ -151,6 +146,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     // Probe results and applied shootdowns, for the controller's web console.
     reporter = new NodeReporter({
       controllerUrl: controller,
+      fetch: controllerFetch,
       nodeUuid: node.toLowerCase(),
       intervalMs: flags.reportInterval,
       journal,
@@ -177,10 +173,11 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   }
   const rotateKey = () => routing.rotateKey();
   const app = buildAgentApi(agent, registry, { workloads, rotateKey });
-  await app.listen({ host: flags.api.host, port: flags.api.port });
-  const addr = app.server.address();
-  const bound = addr && typeof addr === 'object' ? { host: addr.address, port: addr.port } : flags.api;
-  process.stdout.write(`rhumb agent: API http://${formatHostPort(bound)}\n`);
+  const bound = await listenAgentApi(app, flags.apiListen ?? flags.api);
+  if (!isUnixAddress(bound) && !isLoopback(bound.host)) {
+    log.warn(`the agent API listens on ${describeAgentAddress(bound)} over TCP without authentication: anyone who reaches it can plumb NICs as root`);
+  }
+  process.stdout.write(`rhumb agent: API ${isUnixAddress(bound) ? describeAgentAddress(bound) : `http://${describeAgentAddress(bound)}`}\n`);
   process.stdout.write(`rhumb agent: ready node ${node} underlay ${underlayIp} backend ${flags.backend}\n`);
   let closing = false;
   const stop = (sig: string) => {
@@ -206,6 +203,10 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   });
 }
 
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
 export function registerAgentCommands(program: Command): void {
   const agent = program
     .command('agent')
@@ -217,7 +218,12 @@ export function registerAgentCommands(program: Command): void {
     .option('--controller <url>', 'controller REST API, e.g. http://10.0.0.1:8080')
     .option('--svp <host:port,...>', 'SVP servers (portolan), comma separated')
     .option('--backend <kind>', `data plane: ${backendNames().join(', ')}`, 'kernel')
-    .addOption(new Option('--api <host:port>', 'local API address (port 0: any free port)').argParser((v) => parseHostPort(v)).default(parseHostPort(DEFAULT_AGENT_API), DEFAULT_AGENT_API))
+    .addOption(
+      new Option('--api <path|host:port>', 'local API: a unix socket (mode 0600) or HOST:PORT (port 0: any free port)')
+        .argParser(agentAddressArg(true))
+        .default(parseAgentAddress(DEFAULT_AGENT_SOCKET), DEFAULT_AGENT_SOCKET),
+    )
+    .addOption(new Option('--api-listen <host:port>', 'serve the local API over TCP instead of the unix socket').argParser(agentAddressArg(true)))
     .option('--admin-uuid <uuid>', 'owner of the underlay NIC the agent registers', DEFAULT_ADMIN_UUID)
     .option('--negative-ttl <ms>', 'how long NOTFOUND answers are cached', parseIntArg(0, 600_000), 2000)
     .option('--no-prefetch', "don't resolve a network's remote NICs when its vnet first appears here")
@@ -239,17 +245,18 @@ export function registerAgentCommands(program: Command): void {
     )
     .option('--docker-host <url>', 'the Docker Engine API the plugin reads (unix:///path or tcp://HOST:PORT)', DEFAULT_DOCKER_HOST)
     .option('--docker-plugin-name <name>', 'the name Docker knows the plugin by (docker network create -d NAME)', DEFAULT_PLUGIN_NAME)
-    .option('--wireguard-port <port>', 'UDP port of the WireGuard interface (encrypted underlay)', parseIntArg(1, 65535), DEFAULT_WIREGUARD_PORT)
-    .action(runAgent);
+    .option('--wireguard-port <port>', 'UDP port of the WireGuard interface (encrypted underlay)', parseIntArg(1, 65535), DEFAULT_WIREGUARD_PORT);
+  // TLS towards the controller (a node certificate: `rhumb pki issue DIR --name N --node UUID`) and a token.
+  addCredentialOptions(agent).action(runAgent);
 
   agent
     .command('attach')
     .description('plumb a NIC placed on this node into a network namespace')
-    .requiredOption('--agent <host:port>', 'the agent API', (v) => parseHostPort(v))
+    .addOption(agentOption())
     .requiredOption('--mac <mac>', "the NIC's MAC")
     .requiredOption('--netns <path>', 'network namespace path, e.g. /run/netns/NAME')
     .option('--ifname <name>', 'interface name inside the namespace', 'eth0')
-    .action(async (f: { agent: HostPort; mac: string; netns: string; ifname: string }) => {
+    .action(async (f: { agent: AgentAddress; mac: string; netns: string; ifname: string }) => {
       const r = await callAgent(f.agent, '/attach', { mac: f.mac, netns: f.netns, ifname: f.ifname });
       process.stdout.write(`${JSON.stringify(r)}\n`);
     });
@@ -257,9 +264,9 @@ export function registerAgentCommands(program: Command): void {
   agent
     .command('detach')
     .description('remove a NIC plumbed by the agent')
-    .requiredOption('--agent <host:port>', 'the agent API', (v) => parseHostPort(v))
+    .addOption(agentOption())
     .requiredOption('--mac <mac>', "the NIC's MAC")
-    .action(async (f: { agent: HostPort; mac: string }) => {
+    .action(async (f: { agent: AgentAddress; mac: string }) => {
       const r = await callAgent(f.agent, '/detach', { mac: f.mac });
       process.stdout.write(`${JSON.stringify(r)}\n`);
     });

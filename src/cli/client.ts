@@ -6,6 +6,7 @@
  */
 import { type Command, Option } from 'commander';
 import Table from 'cli-table3';
+import { type CredentialFlags, addCredentialOptions, credentialedFetch } from './credentials.js';
 
 export const DEFAULT_API = 'http://127.0.0.1:8080';
 
@@ -137,7 +138,7 @@ export class NapiClient {
   }
 }
 
-interface CommonFlags {
+interface CommonFlags extends CredentialFlags {
   api: string;
   json?: boolean;
   data?: string;
@@ -203,8 +204,8 @@ function apiOption(): Option {
 }
 
 async function run(io: ClientIo, flags: CommonFlags, fn: (c: NapiClient) => Promise<unknown>, show: (v: unknown) => string): Promise<void> {
-  const client = new NapiClient(flags.api, io.fetch);
   try {
+    const client = new NapiClient(flags.api, await credentialedFetch(flags, io.fetch));
     const v = await fn(client);
     if (v === undefined) return;
     io.out(flags.json ? JSON.stringify(v, null, 2) : show(v));
@@ -235,7 +236,7 @@ export function registerClientCommands(program: Command, io: ClientIo = defaultI
   for (const spec of RESOURCES) {
     const group = program.command(spec.name).description(`manage ${spec.description}`);
     const common = (c: Command): Command => {
-      c.addOption(apiOption()).option('--json', 'print raw JSON');
+      addCredentialOptions(c.addOption(apiOption()).option('--json', 'print raw JSON'));
       if (spec.needs?.includes('owner')) c.option('--owner <uuid>', 'fabric owner UUID');
       if (spec.needs?.includes('vlan')) c.option('--vlan <id>', 'fabric VLAN id');
       return c;

@@ -2,7 +2,15 @@
 import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_ADMIN_UUID, startController } from '../controller/index.js';
-import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_PEER } from '../svp/server.js';
+import {
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_PEER,
+  DEFAULT_MAX_HELD_LOG_REQS_PER_NODE,
+} from '../svp/server.js';
+import { DEFAULT_REST_LIMITS } from '../rest/auth.js';
+import { DEFAULT_REST_MAX_CONNECTIONS, DEFAULT_REST_TIMEOUTS } from '../rest/server.js';
 import { DEFAULT_ETCD_PREFIX, type StoreConfig } from '../store/index.js';
 import { formatHostPort, type HostPort, parseHostPort, parseIntArg } from './hostport.js';
 import { isUuid } from '../net/addr.js';
@@ -26,6 +34,24 @@ interface ControllerFlags {
   svpMaxConns: number;
   svpMaxConnsPerPeer: number;
   ui: boolean;
+  tlsDir?: string;
+  authFile?: string;
+  metricsOpen: boolean;
+  svpPlaintextListen?: HostPort;
+  svpHandshakeTimeout: number;
+  svpIdleTimeout: number;
+  svpMaxLogReqsPerNode: number;
+  restMaxInflight: number;
+  restRate: number;
+  restBurst: number;
+  restHeaderTimeout: number;
+  restRequestTimeout: number;
+  restKeepaliveTimeout: number;
+  restIdleTimeout: number;
+  restMaxConns: number;
+  feedMaxWait: number;
+  feedMaxPerNode: number;
+  feedMaxWaiters: number;
 }
 
 
@@ -63,6 +89,26 @@ export function registerControllerCommand(program: Command): void {
       DEFAULT_MAX_CONNECTIONS_PER_PEER,
     )
     .option('--no-ui', "don't serve the web console at /ui")
+    // Security: TLS, tokens (README "Security").
+    .option('--tls-dir <dir>', 'serve REST over HTTPS and SVP over TLS with DIR/ca.pem, server.pem, server-key.pem (rhumb pki init)')
+    .option('--auth-file <file>', 'bearer tokens for REST, JSON {"tokens": [...]}; re-read on SIGHUP')
+    .option('--metrics-open', '/metrics without credentials (with --auth-file)', false)
+    .option('--svp-plaintext-listen <host:port>', 'also a plaintext SVP listener answering lookups only (varpd-compatible clients)', (v) => parseHostPort(v))
+    // Limits: each refusal is counted in rhumb_rest_refused_total / rhumb_svp_*_refused_total.
+    .option('--svp-handshake-timeout <ms>', 'an SVP TLS handshake must finish within this', parseIntArg(100, 600_000), DEFAULT_HANDSHAKE_TIMEOUT_MS)
+    .option('--svp-idle-timeout <ms>', 'close SVP connections silent for this long (0: never)', parseIntArg(0, 86_400_000), DEFAULT_IDLE_TIMEOUT_MS)
+    .option('--svp-max-log-reqs-per-node <n>', 'LOG_REQ long-polls held per node over all its connections', parseIntArg(1, 100_000), DEFAULT_MAX_HELD_LOG_REQS_PER_NODE)
+    .option('--rest-max-inflight <n>', 'REST requests handled at once (long-polls aside); more get 503', parseIntArg(1, 1_000_000), DEFAULT_REST_LIMITS.maxInFlight)
+    .option('--rest-rate <n>', 'REST requests per second per client (its token, certificate or address); more get 429 (0: no limit)', parseIntArg(0, 1_000_000), DEFAULT_REST_LIMITS.rate!.perSecond)
+    .option('--rest-burst <n>', 'REST requests a quiet client may send at once', parseIntArg(1, 10_000_000), DEFAULT_REST_LIMITS.rate!.burst)
+    .option('--rest-header-timeout <ms>', "a REST request's headers must arrive within this", parseIntArg(100, 600_000), DEFAULT_REST_TIMEOUTS.headersMs)
+    .option('--rest-request-timeout <ms>', 'a whole REST request, body included, must arrive within this', parseIntArg(100, 3_600_000), DEFAULT_REST_TIMEOUTS.requestMs)
+    .option('--rest-keepalive-timeout <ms>', 'close an idle kept-alive REST connection after this', parseIntArg(100, 600_000), DEFAULT_REST_TIMEOUTS.keepAliveMs)
+    .option('--rest-idle-timeout <ms>', 'close a REST connection with no traffic for this long (above the longest long-poll)', parseIntArg(1000, 86_400_000), DEFAULT_REST_TIMEOUTS.idleMs)
+    .option('--rest-max-conns <n>', 'open REST connections; more are closed at once', parseIntArg(1, 1_000_000), DEFAULT_REST_MAX_CONNECTIONS)
+    .option('--feed-max-wait <ms>', 'longest a ruleset feed long-poll is held', parseIntArg(0, 600_000), 60_000)
+    .option('--feed-max-per-node <n>', 'long-polls held at once per node on each feed (rulesets, WireGuard peers); more get 429', parseIntArg(1, 10_000), 4)
+    .option('--feed-max-waiters <n>', 'ruleset feed long-polls held at once in all; more get 429', parseIntArg(1, 1_000_000), 1024)
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
     .action(async (flags: ControllerFlags) => {
       let store: StoreConfig;
@@ -94,13 +140,35 @@ export function registerControllerCommand(program: Command): void {
         svpMaxConnections: flags.svpMaxConns,
         svpMaxConnectionsPerPeer: flags.svpMaxConnsPerPeer,
         ui: flags.ui,
+        tlsDir: flags.tlsDir ? resolve(flags.tlsDir) : undefined,
+        authFile: flags.authFile ? resolve(flags.authFile) : undefined,
+        metricsOpen: flags.metricsOpen,
+        svpPlaintextListen: flags.svpPlaintextListen,
+        svpHandshakeTimeoutMs: flags.svpHandshakeTimeout,
+        svpIdleTimeoutMs: flags.svpIdleTimeout,
+        svpMaxLogReqsPerNode: flags.svpMaxLogReqsPerNode,
+        restLimits: {
+          maxInFlight: flags.restMaxInflight,
+          rate: flags.restRate > 0 ? { perSecond: flags.restRate, burst: Math.max(flags.restBurst, 1) } : null,
+        },
+        restTimeouts: {
+          headersMs: flags.restHeaderTimeout,
+          requestMs: flags.restRequestTimeout,
+          keepAliveMs: flags.restKeepaliveTimeout,
+          idleMs: Math.max(flags.restIdleTimeout, flags.feedMaxWait + 10_000),
+        },
+        restMaxConnections: flags.restMaxConns,
+        feed: { maxWaitMs: flags.feedMaxWait, maxWaitersPerNode: flags.feedMaxPerNode, maxWaiters: flags.feedMaxWaiters },
       });
       const where = store.kind === 'leveldb' ? `leveldb at ${store.dir}` : `etcd at ${store.endpoints.join(',')} prefix ${store.prefix}`;
       // Machine-readable first lines: tests and operators read the bound addresses here.
-      process.stdout.write(`rhumb controller: REST http://${formatHostPort(ctl.restAddress)}\n`);
+      const scheme = ctl.tls ? 'https' : 'http';
+      process.stdout.write(`rhumb controller: REST ${scheme}://${formatHostPort(ctl.restAddress)}\n`);
       if (ctl.svpAddress) process.stdout.write(`rhumb controller: SVP ${formatHostPort(ctl.svpAddress)}\n`);
+      if (ctl.tls) process.stdout.write(`rhumb controller: TLS on REST and SVP, client certificates from ${resolve(flags.tlsDir!)}/ca.pem\n`);
+      if (ctl.svpPlaintextAddress) process.stdout.write(`rhumb controller: SVP plaintext read-only ${formatHostPort(ctl.svpPlaintextAddress)}\n`);
       process.stdout.write(`rhumb controller: store ${where}\n`);
-      if (flags.ui) process.stdout.write(`rhumb controller: console http://${formatHostPort(ctl.restAddress)}/ui/\n`);
+      if (flags.ui) process.stdout.write(`rhumb controller: console ${scheme}://${formatHostPort(ctl.restAddress)}/ui/\n`);
       let closing = false;
       const stop = (sig: string) => {
         if (closing) return;
@@ -113,5 +181,9 @@ export function registerControllerCommand(program: Command): void {
       };
       process.on('SIGINT', () => stop('SIGINT'));
       process.on('SIGTERM', () => stop('SIGTERM'));
+      // SIGHUP: the auth file and the TLS certificates are read again.
+      process.on('SIGHUP', () => {
+        void ctl.reload().then(() => process.stdout.write('rhumb controller: SIGHUP, credentials reloaded\n'));
+      });
     });
 }

@@ -10,6 +10,7 @@
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ApiError, type ClientIo, DEFAULT_API, NapiClient, formatList, formatObject } from './client.js';
+import { type CredentialFlags, addCredentialOptions, credentialedFetch } from './credentials.js';
 
 const defaultIo: ClientIo = {
   out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
@@ -20,7 +21,7 @@ const defaultIo: ClientIo = {
   fetch: (...args) => fetch(...args),
 };
 
-interface Flags {
+interface Flags extends CredentialFlags {
   api: string;
   json?: boolean;
 }
@@ -45,7 +46,7 @@ function intArg(min: number, max: number) {
 
 async function call(io: ClientIo, flags: Flags, fn: (c: NapiClient) => Promise<unknown>, show: (v: unknown) => string): Promise<void> {
   try {
-    const v = await fn(new NapiClient(flags.api, io.fetch));
+    const v = await fn(new NapiClient(flags.api, await credentialedFetch(flags, io.fetch)));
     if (v === undefined) return;
     io.out(flags.json ? JSON.stringify(v, null, 2) : show(v));
   } catch (e) {
@@ -75,7 +76,8 @@ export function formatExplanation(v: { allowed: boolean; summary: string; inboun
 export function registerFwCommands(program: Command, io: ClientIo = defaultIo): void {
   const fw = program.command('fw').description('cloud firewall: rules and explanations');
 
-  fw.command('explain')
+  const explain = fw
+    .command('explain')
     .description('which rule decides whether traffic from an address reaches an instance, and why')
     .requiredOption('--from <addr>', 'source IP address (or instance UUID)')
     .requiredOption('--to <instance>', 'destination instance UUID')
@@ -84,8 +86,8 @@ export function registerFwCommands(program: Command, io: ClientIo = defaultIo): 
     .option('--type <n>', 'ICMP type', intArg(0, 255))
     .option('--code <n>', 'ICMP code', intArg(0, 255))
     .addOption(apiOption())
-    .option('--json', 'print raw JSON')
-    .action(async (f: Flags & { from: string; to: string; proto: string; port?: number; type?: number; code?: number }) => {
+    .option('--json', 'print raw JSON');
+  addCredentialOptions(explain).action(async (f: Flags & { from: string; to: string; proto: string; port?: number; type?: number; code?: number }) => {
       await call(
         io,
         f,
@@ -95,7 +97,7 @@ export function registerFwCommands(program: Command, io: ClientIo = defaultIo): 
     });
 
   const rules = fw.command('rules').description('list and edit firewall rules (FWAPI-compatible /rules)');
-  const common = (c: Command): Command => c.addOption(apiOption()).option('--json', 'print raw JSON');
+  const common = (c: Command): Command => addCredentialOptions(c.addOption(apiOption()).option('--json', 'print raw JSON'));
 
   common(rules.command('list').description('list rules'))
     .option('--owner <uuid>', 'rules of this owner')

@@ -7,6 +7,7 @@ import { registerControllerCommand } from './controller.js';
 import { registerDockerCommands } from './docker.js';
 import { registerEncryptionCommands } from './encryption.js';
 import { registerFwCommands } from './fw.js';
+import { registerPkiCommands } from './pki.js';
 import { registerSandboxCommands } from './sandbox.js';
 import { registerSvpCommands } from './svp.js';
 import { registerTraceCommand } from './trace.js';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerTraceCommand(program);
   registerSandboxCommands(program);
   registerDockerCommands(program);
+  registerPkiCommands(program);
   return program;
 }
 

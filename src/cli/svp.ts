@@ -11,6 +11,8 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { SvpClient, parseServer } from '../svp/client.js';
 import { SVP_DEFAULT_PORT, SvpStatus } from '../svp/codec.js';
 import { ipToBytes, macToBytes } from '../net/addr.js';
+import type { ClientTlsFlags } from '../security/tls.js';
+import { addTlsOptions, tlsFrom } from './credentials.js';
 
 export interface SvpCliIo {
   stdout(text: string): void;
@@ -19,7 +21,7 @@ export interface SvpCliIo {
   setExitCode(code: number): void;
 }
 
-interface CommonFlags {
+interface CommonFlags extends ClientTlsFlags {
   server: string[];
   json?: boolean;
   timeout?: number;
@@ -80,10 +82,13 @@ function checkIp(text: string): string {
 }
 
 function withCommon(cmd: Command): Command {
-  return cmd
-    .option('-s, --server <host:port>', `SVP server, repeatable or comma separated (default ${DEFAULT_SVP_SERVER})`, collectServers)
-    .option('--json', 'print JSON')
-    .option('--timeout <ms>', 'per-query timeout', parseMs);
+  // TLS: an SVP server with --tls-dir wants a client certificate (an operator's sees every node's log).
+  return addTlsOptions(
+    cmd
+      .option('-s, --server <host:port>', `SVP server, repeatable or comma separated (default ${DEFAULT_SVP_SERVER})`, collectServers)
+      .option('--json', 'print JSON')
+      .option('--timeout <ms>', 'per-query timeout', parseMs),
+  );
 }
 
 const defaultIo: SvpCliIo = {
@@ -101,8 +106,8 @@ export function registerSvpCommands(program: Command, ioOverride?: Partial<SvpCl
     io.stdout(f.json ? `${JSON.stringify(json, null, 2)}\n` : `${human}\n`);
   };
   /** One client for the command, closed afterwards; waits up to the timeout to connect. */
-  const withClient = async <T>(list: string[], timeoutMs: number, fn: (c: SvpClient) => Promise<T>): Promise<T> => {
-    const c = new SvpClient({ servers: list, timeoutMs, keepaliveMs: 0, resolveIntervalMs: 0 });
+  const withClient = async <T>(f: CommonFlags, list: string[], timeoutMs: number, fn: (c: SvpClient) => Promise<T>): Promise<T> => {
+    const c = new SvpClient({ servers: list, timeoutMs, keepaliveMs: 0, resolveIntervalMs: 0, tls: await tlsFrom(f) });
     try {
       return await fn(c);
     } finally {
@@ -116,7 +121,7 @@ export function registerSvpCommands(program: Command, ioOverride?: Partial<SvpCl
     const results = await Promise.all(
       servers(f).map(async (server) => {
         try {
-          const r = await withClient([server], f.timeout ?? 5000, (c) => c.ping());
+          const r = await withClient(f, [server], f.timeout ?? 5000, (c) => c.ping());
           return { server: r.server, ok: true, rttMs: Number(r.rttMs.toFixed(3)) };
         } catch (err) {
           return { server, ok: false, error: (err as Error).message };
@@ -133,7 +138,7 @@ export function registerSvpCommands(program: Command, ioOverride?: Partial<SvpCl
 
   withCommon(svp.command('vl2').description('where does MAC live on VNET').argument('<mac>', 'MAC address', checkMac).argument('<vnet>', 'vnet id', parseVnet)).action(
     async (mac: string, vnet: number, f: CommonFlags) => {
-      const r = await withClient(servers(f), f.timeout ?? 5000, (c) => c.vl2(mac, vnet));
+      const r = await withClient(f, servers(f), f.timeout ?? 5000, (c) => c.vl2(mac, vnet));
       print(
         f,
         r,
@@ -151,7 +156,7 @@ export function registerSvpCommands(program: Command, ioOverride?: Partial<SvpCl
       .argument('<vnet>', 'vnet id', parseVnet)
       .option('--type <n>', 'VL3 type to send (1 IPv4, 2 IPv6; default from the address)', (v) => Number(v)),
   ).action(async (ip: string, vnet: number, f: CommonFlags & { type?: number }) => {
-    const r = await withClient(servers(f), f.timeout ?? 5000, (c) => c.vl3(ip, vnet, f.type !== undefined ? { type: f.type } : {}));
+    const r = await withClient(f, servers(f), f.timeout ?? 5000, (c) => c.vl3(ip, vnet, f.type !== undefined ? { type: f.type } : {}));
     print(
       f,
       r,
@@ -171,7 +176,7 @@ export function registerSvpCommands(program: Command, ioOverride?: Partial<SvpCl
       .option('--rm', 'remove (acknowledge) the events read, as a node does'),
   ).action(async (underlayIp: string, f: CommonFlags & { count: number; rm?: boolean }) => {
     const timeout = f.timeout ?? 15000; // above the server's default 10 s long-poll
-    const out = await withClient(servers(f), timeout, async (c) => {
+    const out = await withClient(f, servers(f), timeout, async (c) => {
       const log = await c.logReq(underlayIp, f.count);
       let removed: { status: string } | undefined;
       if (f.rm && log.status === SvpStatus.OK && log.entries.length > 0) {

@@ -16,7 +16,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { RestContext } from '../rest/context.js';
-import { invalidParam, invalidParams } from '../rest/errors.js';
+import { access, pathIs } from '../rest/access.js';
+import { invalidParam, invalidParams, notFound } from '../rest/errors.js';
 import { ConsoleFeed } from './feed.js';
 import { HealthBook, parseNodeReport } from './health.js';
 
@@ -65,7 +66,9 @@ export function registerConsole(app: FastifyInstance, ctx: RestContext, opts: Co
   const health = opts.health ?? new HealthBook();
   const feed = new ConsoleFeed({ store: ctx.store, health, onError: (err) => ctx.log.warn({ err: err.message }, 'console feed') });
 
-  app.post('/nodes/:cn_uuid/report', async (req, reply) => {
+  // A node reports for itself; the console (pages, snapshot, event stream) is operators'
+  // (admins') when auth is on: with TLS a browser shows an operator certificate.
+  app.post('/nodes/:cn_uuid/report', access({ allow: ['node'], node: [pathIs('cn_uuid', () => notFound('node not found'))] }), async (req, reply) => {
     let report;
     try {
       report = parseNodeReport((req.params as { cn_uuid: string }).cn_uuid, req.body);
@@ -115,7 +118,7 @@ function serveEvents(app: FastifyInstance, feed: ConsoleFeed, heartbeatMs: numbe
     feed.close();
   });
 
-  app.get('/ui/api/events', (_req, reply) => {
+  app.get('/ui/api/events', access({ allow: [], longPoll: true }), (_req, reply) => {
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {

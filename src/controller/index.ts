@@ -19,6 +19,13 @@ import { SvpServer } from '../svp/server.js';
 import { registerConsole } from '../console/server.js';
 import { registerIndexGauges, registerObjectGauges } from './gauges.js';
 import { buildRestApp } from './rest-app.js';
+import type { FwApiOptions } from '../fw/routes/index.js';
+import type { RestLimits } from '../rest/auth.js';
+import type { RestTimeouts } from '../rest/server.js';
+import { type ServerTls, loadServerTls } from '../security/tls.js';
+import { TokenBook } from '../security/tokens.js';
+import { Counter, Gauge } from 'prom-client';
+import { startupWarnings } from './warnings.js';
 import { WireguardDirectory } from '../overlay/wireguard-directory.js';
 import type { EncryptionMode } from '../overlay/wireguard.js';
 import { registerWireguardRoutes } from '../napi/routes/wireguard.js';
@@ -46,6 +53,23 @@ export interface ControllerOptions {
   svpMaxConnectionsPerPeer?: number;
   /** Serve the web console at /ui (default true). Agents' reports are accepted either way. */
   ui?: boolean;
+  /** TLS on REST and SVP from this directory (ca.pem, server.pem, server-key.pem). */
+  tlsDir?: string | undefined;
+  /** Bearer tokens for REST (reloaded by reload()). Absent: REST is open, as NAPI. */
+  authFile?: string | undefined;
+  /** /metrics without credentials. */
+  metricsOpen?: boolean | undefined;
+  /** A plaintext SVP listener answering lookups only (for varpd-compatible clients). */
+  svpPlaintextListen?: HostPort | undefined;
+  svpHandshakeTimeoutMs?: number | undefined;
+  svpIdleTimeoutMs?: number | undefined;
+  /** Long-polled LOG_REQs held at once per node, over all its connections. */
+  svpMaxLogReqsPerNode?: number | undefined;
+  restLimits?: RestLimits | undefined;
+  restTimeouts?: Partial<RestTimeouts> | undefined;
+  restMaxConnections?: number | undefined;
+  /** The ruleset feed's long-poll caps. */
+  feed?: Pick<FwApiOptions, 'maxWaitMs' | 'maxWaitersPerNode' | 'maxWaiters'> | undefined;
   /**
    * The deployment's underlay encryption, written at start (absent: what the store has,
    * none on a new deployment). wireguard while some node is not ready goes through prepare.
@@ -66,6 +90,14 @@ export interface Controller {
   wireguard: WireguardDirectory;
   restAddress: HostPort;
   svpAddress: HostPort;
+  /** The plaintext read-only SVP listener, when asked for. */
+  svpPlaintextAddress: HostPort | null;
+  /** Whether REST and SVP speak TLS. */
+  tls: boolean;
+  /** Things an operator should know about this configuration (also logged at start). */
+  warnings: string[];
+  /** SIGHUP: re-reads the auth file and the TLS material; a bad file keeps what is in force. */
+  reload(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -90,10 +122,17 @@ export function napiConfigFrom(opts: ControllerOptions): NapiConfig {
 }
 
 export async function startController(opts: ControllerOptions): Promise<Controller> {
+  // Credentials first: a missing certificate or a bad auth file stops the start before
+  // anything is opened.
+  const serverTls = opts.tlsDir ? await loadServerTls(opts.tlsDir) : undefined;
+  const tokens = opts.authFile ? new TokenBook(opts.authFile) : undefined;
+  const tokenLoad = tokens ? await tokens.load() : undefined;
   const store = await openStore(opts.store);
   const registry = createRegistry('controller');
   const config = napiConfigFrom(opts);
   const logger = createLogger({ level: opts.logLevel ?? 'info' });
+  for (const w of tokenLoad?.warnings ?? []) logger.warn(w);
+  const authMetrics = tokens ? registerAuthMetrics(registry, tokens) : undefined;
   let app: FastifyInstance | undefined;
   const index = new MappingIndex({ store, logger: logger.child({ component: 'mapping' }) });
   let svp: SvpServer | undefined;
@@ -119,7 +158,10 @@ export async function startController(opts: ControllerOptions): Promise<Controll
           const rev = latestRevisionUnder(rec, OVERLAY_PREFIX);
           if (rev > 0) await index.waitForRevision(rev, 5000);
         },
-        extraRoutes: [(a, ctx) => void registerConsole(a, ctx, { ui: opts.ui ?? true }), (a, ctx) => registerWireguardRoutes(a, ctx, wireguard)],
+        extraRoutes: [(a, ctx) => void registerConsole(a, ctx, { ui: opts.ui ?? true }), (a, ctx) => registerWireguardRoutes(a, ctx, wireguard, { maxWaitersPerNode: opts.feed?.maxWaitersPerNode })],
+        auth: { tokens, metricsOpen: opts.metricsOpen, limits: opts.restLimits },
+        server: { tls: serverTls, timeouts: opts.restTimeouts, maxConnections: opts.restMaxConnections },
+        ...(opts.feed ? { fw: opts.feed } : {}),
       },
     );
     app = rest.app;
@@ -134,6 +176,11 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       logWaitMs: opts.svpLogWaitMs ?? 10_000,
       ...(opts.svpMaxConnections !== undefined ? { maxConnections: opts.svpMaxConnections } : {}),
       ...(opts.svpMaxConnectionsPerPeer !== undefined ? { maxConnectionsPerPeer: opts.svpMaxConnectionsPerPeer } : {}),
+      ...(opts.svpHandshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: opts.svpHandshakeTimeoutMs } : {}),
+      ...(opts.svpIdleTimeoutMs !== undefined ? { idleTimeoutMs: opts.svpIdleTimeoutMs } : {}),
+      ...(opts.svpMaxLogReqsPerNode !== undefined ? { maxHeldLogReqsPerNode: opts.svpMaxLogReqsPerNode } : {}),
+      tls: serverTls,
+      plaintextReadOnly: opts.svpPlaintextListen,
       logger: logger.child({ component: 'svp' }),
     });
     const svpBound = await svp.listen();
@@ -147,6 +194,17 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       addr && typeof addr === 'object' ? { host: addr.address, port: addr.port } : { host: opts.listen.host, port: opts.listen.port };
     const started = app;
     const svpServer = svp;
+    const plain = svpServer.plaintextAddress();
+    const warnings = startupWarnings({
+      rest: restAddress,
+      svp: svpBound.address,
+      svpPlaintext: plain?.address,
+      tls: serverTls !== undefined,
+      tokens: tokens !== undefined,
+      metricsOpen: opts.metricsOpen === true,
+    });
+    for (const w of warnings) logger.warn(w);
+    let tlsInForce: ServerTls | undefined = serverTls;
     return {
       store,
       registry,
@@ -157,6 +215,33 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       wireguard,
       restAddress,
       svpAddress: { host: svpBound.address, port: svpBound.port },
+      svpPlaintextAddress: plain ? { host: plain.address, port: plain.port } : null,
+      tls: serverTls !== undefined,
+      warnings,
+      async reload() {
+        if (tokens) {
+          try {
+            const r = await tokens.load();
+            authMetrics?.reloads.inc({ result: 'ok' });
+            logger.info({ tokens: r.count }, 'auth file reloaded');
+            for (const w of r.warnings) logger.warn(w);
+          } catch (err) {
+            authMetrics?.reloads.inc({ result: 'error' });
+            logger.error({ err: (err as Error).message }, 'auth file not reloaded: the tokens in force stay');
+          }
+        }
+        if (tlsInForce) {
+          try {
+            const next = await loadServerTls(tlsInForce.dir);
+            (started.server as unknown as { setSecureContext(o: object): void }).setSecureContext({ ca: next.ca, cert: next.cert, key: next.key });
+            svpServer.setTls(next);
+            tlsInForce = next;
+            logger.info('TLS certificates reloaded');
+          } catch (err) {
+            logger.error({ err: (err as Error).message }, 'TLS certificates not reloaded: the ones in force stay');
+          }
+        }
+      },
       async close() {
         await eventGc.stop();
         await svpServer.close();
@@ -174,6 +259,24 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     await store.close().catch(() => undefined);
     throw err;
   }
+}
+
+function registerAuthMetrics(registry: Registry, tokens: TokenBook) {
+  new Gauge({
+    name: 'rhumb_auth_tokens',
+    help: 'Bearer tokens in force (from --auth-file)',
+    registers: [registry],
+    collect() {
+      this.set(tokens.size);
+    },
+  });
+  const reloads = new Counter({
+    name: 'rhumb_auth_reloads_total',
+    help: 'Auth file reloads (SIGHUP), by result (ok, error: the tokens in force stayed)',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+  return { reloads };
 }
 
 /** The revision of the request's last commit that wrote a key under prefix (0: none). */

@@ -3,7 +3,7 @@
  * error bodies they answer with. Pure: no store, no engine.
  */
 import { type FieldError, type NapiError, forbidden, invalidParam, invalidParams, notFound, unknownParams } from '../rest/errors.js';
-import { type Page, type Params, paginationFields, schema, validateParams } from '../rest/validate.js';
+import { type Page, type Params, paginationFields, schema, textOf, validateParams } from '../rest/validate.js';
 import { canonicalAddress } from './addr.js';
 import type { Probe } from './explain.js';
 import { isValidUuid, type ProtocolName, type TagRef } from './lang/index.js';
@@ -50,7 +50,7 @@ export function boolParam(field: string, v: unknown, errors: FieldError[]): bool
 export function listParam(v: unknown): string[] {
   if (Array.isArray(v)) return v.map(String);
   if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter(Boolean);
-  return [String(v)];
+  return [textOf(v)];
 }
 
 const LIST_PARAMS = new Set(['owner_uuid', 'global', 'enabled', 'log', 'action', 'protocol', 'vm', 'tag', 'ip', 'subnet', 'wildcard', 'limit', 'offset']);
@@ -76,12 +76,12 @@ export function listFilter(params: Record<string, unknown>): { filter: RuleFilte
     if (b !== undefined) preds.push((r) => r.stored[f] === b);
   }
   if (params.action !== undefined) {
-    const a = String(params.action).toLowerCase();
+    const a = textOf(params.action).toLowerCase();
     if (a !== 'allow' && a !== 'block') errors.push(invalidParam('action', 'action must be "allow" or "block"'));
     preds.push((r) => r.model.action === a);
   }
   if (params.protocol !== undefined) {
-    const p = String(params.protocol).toLowerCase();
+    const p = textOf(params.protocol).toLowerCase();
     if (!['tcp', 'udp', 'icmp', 'icmp6', 'ah', 'esp'].includes(p)) errors.push(invalidParam('protocol', `Invalid protocol "${p}"`));
     preds.push((r) => r.model.protocol.name === p);
   }
@@ -139,7 +139,7 @@ export async function pageParams(params: Params): Promise<Page> {
 }
 
 export function parseProbe(params: Record<string, unknown>, errors: FieldError[]): Probe {
-  const proto = String(params.proto ?? params.protocol ?? 'tcp').toLowerCase();
+  const proto = textOf(params.proto ?? params.protocol ?? 'tcp').toLowerCase();
   if (!['tcp', 'udp', 'icmp', 'icmp6', 'ah', 'esp'].includes(proto)) errors.push(invalidParam('proto', `Invalid protocol "${proto}"`));
   const probe: Probe = { protocol: proto as ProtocolName };
   const num = (f: string, min: number, max: number): number | undefined => {

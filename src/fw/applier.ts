@@ -12,7 +12,7 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { nativeNftAvailable, nftApply, nftList } from '../dataplane/nftables.js';
 import { tableName } from './compile.js';
-import { renderRuleset, runWithInput } from './nft.js';
+import { renderRuleset, rulesetProblem, runWithInput } from './nft.js';
 import type { FeedResponse, NodeRuleset } from './push.js';
 
 export interface ApplyResult {
@@ -66,6 +66,11 @@ export class NftApplier {
   /** Replaces the instance's table in the namespace at netnsPath, atomically. */
   async apply(instance: string, netnsPath: string, text: string): Promise<ApplyResult> {
     if (this.current.get(instance) === text) return { ok: true, changed: false };
+    const problem = rulesetProblem(instance, text);
+    if (problem) {
+      this.metrics?.failures.inc();
+      return { ok: false, changed: false, error: `refused: ${problem}` };
+    }
     const started = process.hrtime.bigint();
     const error = await loadNft(netnsPath, text);
     this.metrics?.seconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
@@ -114,6 +119,8 @@ export type NetnsResolver = (instanceUuid: string) => string | undefined | Promi
 export interface FwFeedClientOptions {
   /** Controller REST base URL, e.g. http://10.0.0.1:8080 */
   controllerUrl: string;
+  /** fetch carrying the node's credentials (TLS, token); default the global fetch. */
+  fetch?: typeof fetch;
   nodeUuid: string;
   /** Instance uuid → network namespace path (/var/run/netns/NAME, /proc/PID/ns/net). */
   resolveNetns: NetnsResolver;
@@ -214,7 +221,7 @@ export class FwFeedClient {
   private async poll(waitMs: number): Promise<FeedResponse> {
     this.abort = new AbortController();
     const url = `${this.opts.controllerUrl.replace(/\/$/, '')}/fw/nodes/${this.opts.nodeUuid}/rulesets?since=${this.revision}&wait=${waitMs}`;
-    const res = await fetch(url, { signal: this.abort.signal });
+    const res = await (this.opts.fetch ?? fetch)(url, { signal: this.abort.signal });
     if (!res.ok) throw new Error(`feed ${res.status}: ${await res.text()}`);
     return (await res.json()) as FeedResponse;
   }

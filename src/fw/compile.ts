@@ -26,9 +26,15 @@ type Side = 'from' | 'to';
 const SIDES: readonly Side[] = ['from', 'to'];
 const other = (s: Side): Side => (s === 'from' ? 'to' : 'from');
 
-/** Hex of a uuid without dashes (set and table names). */
+/**
+ * Hex of a uuid without dashes (set and table names): the only instance or rule data that
+ * reaches nft text besides numbers and canonical addresses, so anything but a UUID's 32
+ * hex digits is refused here, whoever stored it.
+ */
 export function uuidHex(uuid: string): string {
-  return uuid.replace(/-/g, '').toLowerCase();
+  const hex = uuid.replace(/-/g, '').toLowerCase();
+  if (!/^[0-9a-f]{32}$/.test(hex)) throw new TypeError(`not a UUID, refused in nft names: ${JSON.stringify(uuid).slice(0, 80)}`);
+  return hex;
 }
 
 /** The nftables table (family inet) holding an instance's policy. */

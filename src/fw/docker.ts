@@ -24,7 +24,7 @@
  */
 import { createHash } from 'node:crypto';
 import { type FieldError, type NapiError, forbidden, invalidParam, invalidParams, notFound, unknownParams } from '../rest/errors.js';
-import type { Params } from '../rest/validate.js';
+import { type Params, textOf } from '../rest/validate.js';
 import type { Tx } from '../store/txn.js';
 import { boolParam } from './api-params.js';
 import { ownerNetworkIcc } from './docker-networks.js';
@@ -234,7 +234,7 @@ export function parsePort(v: unknown): DockerPort | string {
   if (typeof v === 'number') v = String(v);
   if (v && typeof v === 'object' && !Array.isArray(v)) {
     const o = v as { port?: unknown; proto?: unknown };
-    v = `${String(o.port)}/${String(o.proto ?? 'tcp')}`;
+    v = `${textOf(o.port)}/${textOf(o.proto ?? 'tcp')}`;
   }
   if (typeof v !== 'string') return 'must be a port like "80" or "53/udp"';
   const m = /^(\d{1,5})(?:\/(tcp|udp))?$/.exec(v.trim());
@@ -262,7 +262,7 @@ export function parseLink(v: unknown): DockerLink | string {
     const o = v as { target?: unknown; alias?: unknown };
     if (typeof o.target !== 'string' || o.target === '') return 'link target must be a string';
     const alias = o.alias === undefined ? o.target : o.alias;
-    if (typeof alias !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(alias)) return `invalid link alias "${String(alias)}"`;
+    if (typeof alias !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(alias)) return `invalid link alias "${textOf(alias)}"`;
     return { target: o.target, alias };
   }
   if (typeof v !== 'string' || v === '') return 'link must be "target:alias"';

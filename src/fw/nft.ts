@@ -129,6 +129,33 @@ export function renderRuleset(instanceUuid: string, policy: CompiledPolicy | nul
   return lines.join('\n') + '\n';
 }
 
+/**
+ * Why the agent must not apply this text for this instance (undefined: it may): the text
+ * must be what renderRuleset makes — the instance's own table replaced, nothing else
+ * touched, nothing read from files. The controller renders it; the agent checks before
+ * handing it to root's nft, so a ruleset can never reach beyond its instance's table.
+ */
+export function rulesetProblem(instanceUuid: string, text: string): string | undefined {
+  let table: string;
+  try {
+    table = tableName(instanceUuid);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  const lines = text.split('\n');
+  if (lines[0] !== `table inet ${table}` || lines[1] !== `delete table inet ${table}`) return `the ruleset does not start by replacing table inet ${table}`;
+  const body = lines.slice(2).filter((l) => l !== '');
+  if (body.length > 0 && (body[0] !== `table inet ${table} {` || body[body.length - 1] !== '}')) return `the ruleset defines something other than table inet ${table}`;
+  for (const l of body.slice(1, -1)) {
+    if (!l.startsWith('\t')) return `a line outside the table: ${JSON.stringify(l.slice(0, 80))}`;
+    if (/^\s*(table|include|define|flush|delete|add|insert|replace|reset|destroy|create|list|monitor|import|export)\b/.test(l)) {
+      return `a statement the renderer never writes: ${JSON.stringify(l.slice(0, 80))}`;
+    }
+  }
+  if (/[\\`$]|\binclude\b/.test(text)) return 'the ruleset has characters or statements the renderer never writes';
+  return undefined;
+}
+
 /** Runs a command with stdin; resolves with exit code and output. */
 export function runWithInput(cmd: string, args: string[], input: string): Promise<{ code: number; stdout: string; stderr: string; spawnError?: Error }> {
   return new Promise((resolve) => {

@@ -206,6 +206,21 @@ export class FwEngine {
 
   // ---- the view of an instance: registry record + NICs ----
 
+  /**
+   * Who owns an instance, for access checks: the one owner its registry record and its
+   * NICs all name; undefined when they disagree or name none; null when the instance is
+   * unknown. Current as of the last sync().
+   */
+  instanceOwner(uuid: string): string | undefined | null {
+    const rec = this.records.get(uuid);
+    const macs = this.nicsByInstance.get(uuid);
+    if (!rec && !macs) return null;
+    const owners = new Set<string | undefined>();
+    if (rec) owners.add(rec.owner_uuid);
+    for (const mac of macs ?? []) owners.add(this.nics.get(mac)?.owner);
+    return owners.size === 1 ? [...owners][0] : undefined;
+  }
+
   view(uuid: string): InstanceView | undefined {
     const rec = this.records.get(uuid);
     const macs = this.nicsByInstance.get(uuid);

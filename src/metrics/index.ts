@@ -36,7 +36,8 @@ export function instrumentHttp(app: FastifyInstance, registry: Registry): void {
     requests.inc(labels);
     latency.observe(labels, reply.elapsedTime / 1000);
   });
-  app.get('/metrics', async (_req, reply) => {
+  // Any identity may read the metrics (or anyone, with --metrics-open): see src/rest/access.ts.
+  app.get('/metrics', { config: { access: { allow: 'metrics' } } }, async (_req, reply) => {
     reply.header('content-type', registry.contentType);
     return registry.metrics();
   });

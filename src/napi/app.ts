@@ -9,6 +9,8 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { instrumentHttp } from '../metrics/index.js';
 import { StoreClosedError } from '../store/types.js';
 import type { RouteModule } from '../rest/context.js';
+import { type RestAuthOptions, installRestGate } from '../rest/auth.js';
+import { type RestServerOptions, fastifyServerOptions, guardRestServer } from '../rest/server.js';
 import type { NapiContext } from './context.js';
 import {
   NapiError,
@@ -31,6 +33,10 @@ export interface NapiAppOptions {
    * can rely on every reader (the SVP mapping index) already reflecting the write.
    */
   beforeWriteReply?: (revision: number, commits: CommitRecord) => Promise<void>;
+  /** Who may call what (tokens, certificates), and the request limits. Default: open, as NAPI. */
+  auth?: RestAuthOptions;
+  /** HTTPS, timeouts, connection cap. */
+  server?: RestServerOptions;
 }
 
 const SERVER_NAME = 'rhumb Networking API';
@@ -38,6 +44,7 @@ const SERVER_NAME = 'rhumb Networking API';
 /** Builds the app; the context's logger is the app's own pino logger. */
 export function buildNapiApp(deps: Omit<NapiContext, 'log'>, opts: NapiAppOptions = {}): FastifyInstance {
   const app = Fastify({
+    ...fastifyServerOptions(opts.server),
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
     bodyLimit: 1024 * 1024,
     genReqId: () => randomUUID(),
@@ -46,6 +53,9 @@ export function buildNapiApp(deps: Omit<NapiContext, 'log'>, opts: NapiAppOption
   });
   const serverName = hostname();
   const ctx: NapiContext = { ...deps, log: app.log };
+  // First of all hooks: who calls, and whether they may, before anything else is done.
+  const gate = installRestGate(app, ctx, opts.auth ?? {});
+  guardRestServer(app.server, gate.refused, opts.server?.maxConnections);
 
   // restify answers 400 InvalidContent for a JSON body that does not parse; an empty body is {}.
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {

@@ -9,6 +9,7 @@
 /** Every top-level error code and its HTTP status. */
 export const ERROR_STATUS = {
   InvalidContent: 400,
+  Unauthorized: 401,
   NotAuthorized: 403,
   Forbidden: 403,
   ResourceNotFound: 404,
@@ -100,6 +101,11 @@ export function usedBy(field: string, type: string, id: string, message?: string
 /** 400: a body that does not parse. */
 export function invalidContent(message: string): NapiError {
   return new NapiError('InvalidContent', message);
+}
+
+/** 401: no credentials, or credentials nobody issued (a bearer token or a client certificate). */
+export function unauthorized(message = 'authentication required: a bearer token or a client certificate'): NapiError {
+  return new NapiError('Unauthorized', message);
 }
 
 /** 403: the provisionable_by checks of GET /networks/:uuid and /network_pools/:uuid. */

@@ -13,6 +13,21 @@ import { type FieldError, invalidParam, invalidParams, missingParam, unknownPara
 
 export type Params = Record<string, unknown>;
 
+/**
+ * Any request value as text, for messages and comparisons, without ever throwing: String()
+ * throws on a JSON object whose "toString" and "valueOf" keys are not functions, and on
+ * objects nested too deep to stringify.
+ */
+export function textOf(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (v === null || v === undefined || typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
+  try {
+    return JSON.stringify(v) ?? typeof v;
+  } catch {
+    return Array.isArray(v) ? '[array]' : `[${typeof v}]`;
+  }
+}
+
 export class Invalid {
   constructor(readonly errors: FieldError[]) {}
 }

@@ -13,6 +13,8 @@
 import dns from 'node:dns';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import tls from 'node:tls';
+import { type ClientTls, clientTlsOptions } from '../security/tls.js';
 import {
   type Frame,
   FrameDecoder,
@@ -49,6 +51,11 @@ export interface SvpClientOptions {
   maxFrameBytes?: number;
   /** Name resolution (tests inject their own). Default: dns.lookup with all addresses. */
   lookup?: (host: string) => Promise<string[]>;
+  /**
+   * TLS: the CA that verifies the servers (their certificates must name the address or
+   * host name connected to) and this client's certificate. Absent: plaintext.
+   */
+  tls?: ClientTls | undefined;
 }
 
 export interface ServerEndpoint {
@@ -189,13 +196,15 @@ class Conn {
     if (this.state === 'closed' || this.state === 'connecting' || this.state === 'active') return;
     this.state = 'connecting';
     const cfg = this.client.config;
-    const socket = net.connect({ host: this.ep.host, port: this.ep.port, noDelay: true });
+    const socket = cfg.tls
+      ? tls.connect({ host: this.ep.host, port: this.ep.port, ...clientTlsOptions(cfg.tls), ...(net.isIP(this.origin) ? {} : { servername: this.origin }) }).setNoDelay(true)
+      : net.connect({ host: this.ep.host, port: this.ep.port, noDelay: true });
     this.socket = socket;
     this.decoder = new FrameDecoder({ maxFrameBytes: cfg.maxFrameBytes, role: 'client' });
     socket.setTimeout(cfg.timeoutMs, () => {
       if (this.state === 'connecting') this.fail(socket, 'connect timed out');
     });
-    socket.once('connect', () => {
+    socket.once(cfg.tls ? 'secureConnect' : 'connect', () => {
       if (this.socket !== socket) return;
       socket.setTimeout(0);
       this.state = 'active';
@@ -328,6 +337,7 @@ interface ResolvedConfig {
   keepaliveMs: number;
   resolveIntervalMs: number;
   maxFrameBytes: number;
+  tls: ClientTls | undefined;
 }
 
 export class SvpClient extends EventEmitter<SvpClientEvents> {
@@ -354,6 +364,7 @@ export class SvpClient extends EventEmitter<SvpClientEvents> {
       keepaliveMs: opts.keepaliveMs ?? 30000,
       resolveIntervalMs: opts.resolveIntervalMs ?? 30000,
       maxFrameBytes: opts.maxFrameBytes ?? 64 * 1024,
+      tls: opts.tls,
     };
   }
 

@@ -15,6 +15,9 @@
  *   once (OK, no entries, as when the wait expires);
  * - other requests in progress (LOG_RM commits): at most `maxPending`, or the connection
  *   is closed.
+ * Who the peer is (the server's business: TLS, listeners) reaches a connection only as its
+ * policy: a read-only connection answers lookups only, a node's LOG_REQ and LOG_RM only
+ * for that node.
  */
 import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -49,6 +52,7 @@ import {
 import { PONG_FRAME_BYTES, VL2_ACK_FRAME_BYTES, VL3_ACK_FRAME_BYTES, putPong, putVl2Ack, putVl3Ack } from './frame-put.js';
 import type { Logger } from '../log/index.js';
 import { isV4Mapped } from '../net/addr.js';
+import { decodeEventId, nodeTag } from '../overlay/event-id.js';
 
 /** The SVP log entry of a pending event (the index keeps events, not wire bytes). */
 function logEntryOf(e: PendingEvent): LogEntry {
@@ -58,9 +62,23 @@ function logEntryOf(e: PendingEvent): LogEntry {
 }
 
 /** Why a connection was closed by the server (metric label values). */
-export type CloseCause = ProtocolErrorCause | 'shootdown' | 'too_many_pending' | 'internal_error';
+export type CloseCause = ProtocolErrorCause | 'shootdown' | 'too_many_pending' | 'internal_error' | 'idle_timeout';
 
 export type OpLabel = 'ping' | 'vl2' | 'vl3' | 'bulk' | 'log_req' | 'log_rm';
+
+/** Why a request was refused by the connection's policy (metric label values). */
+export type PolicyRefusal = 'read_only' | 'not_own_node';
+
+/** What the peer may ask, decided by the server from the listener and the peer's certificate. */
+export interface ConnectionPolicy {
+  /** Lookups only: LOG_REQ and LOG_RM are answered FATAL. */
+  readOnly: boolean;
+  /** LOG_REQ and LOG_RM only for this node (a node certificate); undefined: any node. */
+  node: string | undefined;
+}
+
+/** Everything allowed (a plaintext listener, an operator's certificate). */
+export const OPEN_POLICY: ConnectionPolicy = { readOnly: false, node: undefined };
 
 export interface ConnectionLimits {
   maxFrameBytes: number;
@@ -86,8 +104,15 @@ export interface ConnectionHost {
   countRemoved(n: number): void;
   /** The connection stopped reading because its replies are not being read. */
   countBacklogPause(): void;
-  /** A LOG_REQ started (+1) or stopped (-1) being held. */
-  countHeld(delta: 1 | -1): void;
+  /** A LOG_REQ for node cn started (+1) or stopped (-1) being held. */
+  countHeld(delta: 1 | -1, cn: string): void;
+  /**
+   * Whether another LOG_REQ of node cn may be held (the per-node cap, over all its
+   * connections); false is counted, and the request answered at once.
+   */
+  mayHold(cn: string): boolean;
+  /** A request the connection's policy does not allow was answered FATAL. */
+  countRefused(reason: PolicyRefusal): void;
 }
 
 /** Lookups answered on the fast path in one read turn, counted in bulk by the server. */
@@ -140,10 +165,13 @@ export class Connection {
   private readonly backlogBound: number;
   private readonly maxFrameBytes: number;
   private readonly index: MappingIndex;
+  /** The node tag its event ids carry, for a connection bound to one node (computed once). */
+  private nodeTagCache: bigint | undefined;
 
   constructor(
     private readonly host: ConnectionHost,
     private readonly socket: net.Socket,
+    private readonly policy: ConnectionPolicy = OPEN_POLICY,
   ) {
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
     this.backlogBound = Math.max(host.limits.maxWriteBacklogBytes, socket.writableHighWaterMark);
@@ -391,16 +419,28 @@ export class Connection {
     this.maybeFinish();
   }
 
+  private ownTag(): bigint {
+    this.nodeTagCache ??= nodeTag(this.policy.node ?? '');
+    return this.nodeTagCache;
+  }
+
+  /** True (and counted) when the policy forbids this connection the log of node cn. */
+  private refusesLog(cn: string | undefined): boolean {
+    const reason: PolicyRefusal | undefined = this.policy.readOnly ? 'read_only' : this.policy.node !== undefined && cn !== this.policy.node ? 'not_own_node' : undefined;
+    if (reason) this.host.countRefused(reason);
+    return reason !== undefined;
+  }
+
   private logReq(id: number, count: number, p: Buffer, t0: number): void {
     const cn = this.host.index.nodeByUnderlay(p, 4);
-    if (cn === undefined || cn === 'ambiguous' || count < 4) {
+    if (cn === undefined || cn === 'ambiguous' || count < 4 || this.refusesLog(cn)) {
       this.write(encodeLogAck(id, SvpStatus.FATAL, []));
       this.host.countRequest('log_req', SvpStatus.FATAL, t0);
       return;
     }
     // Something to send, or enough held already: answer now (an empty answer is what an
     // expired wait gives too, and the client just asks again).
-    if (this.host.index.pendingEvents(cn, 1).length > 0 || this.held >= this.host.limits.maxHeldLogReqs) {
+    if (this.host.index.pendingEvents(cn, 1).length > 0 || this.held >= this.host.limits.maxHeldLogReqs || !this.host.mayHold(cn)) {
       this.answerLog(id, cn, count, t0);
       return;
     }
@@ -418,11 +458,11 @@ export class Connection {
       if (timer) clearTimeout(timer);
       unsubscribe?.();
       this.held--;
-      this.host.countHeld(-1);
+      this.host.countHeld(-1, cn);
     };
     if (!this.track(release)) return;
     this.held++;
-    this.host.countHeld(1);
+    this.host.countHeld(1, cn);
     const respond = (): void => {
       release();
       this.untrack(release);
@@ -451,6 +491,14 @@ export class Connection {
   private logRm(id: number, p: Buffer, t0: number): void {
     const n = logRmCount(p); // throws bad_size -> connection closed
     const ids = Array.from({ length: n }, (_, i) => Buffer.from(p.subarray(4 + 16 * i, 20 + 16 * i)));
+    // A node removes only its own copies (an id names its node by tag); a read-only
+    // connection nothing.
+    const foreign = this.policy.node !== undefined && ids.some((e) => decodeEventId(e).tag !== this.ownTag());
+    if ((this.policy.readOnly || foreign) && this.refusesLog(foreign ? undefined : this.policy.node)) {
+      this.write(encodeLogRmAck(id, SvpStatus.FATAL));
+      this.host.countRequest('log_rm', SvpStatus.FATAL, t0);
+      return;
+    }
     // Nothing to remove (no id names an event the index holds or may soon): ack at once.
     if (!this.host.index.mayRemoveEvents(ids)) {
       this.write(encodeLogRmAck(id, SvpStatus.OK));

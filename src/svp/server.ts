@@ -9,8 +9,16 @@
  * - LOG_ACK never exceeds the requested count, status word included, nor `maxLogAckBytes`;
  * - what one client can make the server hold is bounded (connection.ts), and connections
  *   are capped in total and per peer address; refusals are counted.
+ *
+ * With TLS material the listener speaks TLS and every client must show a certificate from
+ * the CA: a node's certificate may LOG_REQ/LOG_RM only for that node, an operator's for
+ * any, a certificate with no rhumb role only look up. A plaintext read-only listener can
+ * be added for varpd-compatible clients (lookups only). Connections are admitted (caps)
+ * at TCP accept, before any handshake; a handshake must finish within handshakeTimeoutMs,
+ * and a connection with no traffic either way for idleTimeoutMs is closed.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { FastHistogram, type HistogramSeries } from './fast-histogram.js';
@@ -23,10 +31,15 @@ import {
   Connection,
   type ConnectionHost,
   type ConnectionLimits,
+  type ConnectionPolicy,
   type LookupTally,
+  OPEN_POLICY,
   type OpLabel,
+  type PolicyRefusal,
 } from './connection.js';
 import type { Logger } from '../log/index.js';
+import type { Principal } from '../security/identity.js';
+import { type ServerTls, serverTlsOptions, tlsPeerPrincipal } from '../security/tls.js';
 
 export type { CloseCause } from './connection.js';
 export type { RefusalReason } from './admission.js';
@@ -46,6 +59,18 @@ export const DEFAULT_MAX_WRITE_BACKLOG_BYTES = 128 * 1024;
 export const DEFAULT_MAX_PENDING = 64;
 /** Long-polled LOG_REQs held per connection (varpd and the agent hold one). */
 export const DEFAULT_MAX_HELD_LOG_REQS = 4;
+/** Long-polled LOG_REQs held per node, over all its connections. */
+export const DEFAULT_MAX_HELD_LOG_REQS_PER_NODE = 16;
+/**
+ * With every connection slot taken, a new connection may take the slot of one that has
+ * said nothing (TLS: not finished its handshake) for this long: idle floods cannot keep
+ * clients that talk out.
+ */
+const SILENT_GRACE_MS = 1000;
+/** A TLS handshake must be done within this. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** A connection with no traffic at all for this long is closed (agents ping every 10 s). */
+export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
 /** The smallest LOG_ACK cap that still fits a status word and the largest entry (VL3). */
 const MIN_LOG_ACK_BYTES = 4 + 44;
 
@@ -65,6 +90,8 @@ export interface SvpServerOptions {
   maxPendingPerConnection?: number;
   /** Long-polled LOG_REQs held per connection; more are answered at once with no entries. */
   maxHeldLogReqsPerConnection?: number;
+  /** Long-polled LOG_REQs held per node over all connections; more are answered at once (counted). */
+  maxHeldLogReqsPerNode?: number;
   /** Largest LOG_ACK payload (status word included), whatever count the client asks. */
   maxLogAckBytes?: number;
   /** Unsent reply bytes per connection above which it stops being read until it drains. */
@@ -75,7 +102,22 @@ export interface SvpServerOptions {
   maxConnectionsPerPeer?: number;
   /** Upper bound on waiting for a LOG_RM's deletions to reach the index before acking. */
   logRmVisibleTimeoutMs?: number;
+  /** TLS on the listener (client certificates from the CA required); absent: plaintext. */
+  tls?: ServerTls | undefined;
+  /** A second, plaintext listener answering lookups only (LOG_REQ/LOG_RM refused). */
+  plaintextReadOnly?: { host: string; port: number } | undefined;
+  /** A TLS handshake must finish within this (ms). */
+  handshakeTimeoutMs?: number;
+  /** Close a connection with no traffic either way for this long (ms); 0: never. Raised to logWaitMs + 5 s if below. */
+  idleTimeoutMs?: number;
   logger?: Logger;
+}
+
+/** What a TLS client's certificate lets it do on SVP. */
+export function policyFor(p: Principal): ConnectionPolicy {
+  if (p.role === 'admin') return OPEN_POLICY;
+  if (p.role === 'node') return { readOnly: false, node: p.node };
+  return { readOnly: true, node: undefined };
 }
 
 interface Metrics {
@@ -87,6 +129,8 @@ interface Metrics {
   logServed: Counter;
   logRemoved: Counter;
   refused: Counter<'reason'>;
+  requestsRefused: Counter<'reason'>;
+  notHeldPerNode: Counter;
   backlogPauses: Counter;
   heldLogReqs: Gauge;
 }
@@ -125,8 +169,19 @@ function createMetrics(registry: Registry, collectRequests: () => void): Metrics
     }),
     refused: new Counter({
       name: 'rhumb_svp_connections_refused_total',
-      help: 'SVP connections closed on accept because of the connection caps, by reason (total, per_peer)',
+      help: 'SVP connections refused, by reason (total, per_peer: the connection caps; evicted_silent: a connection that had said nothing, closed to make room; tls: a failed handshake, no or a foreign certificate, plaintext on the TLS port)',
       labelNames: ['reason'] as const,
+      registers,
+    }),
+    requestsRefused: new Counter({
+      name: 'rhumb_svp_requests_refused_total',
+      help: "SVP requests answered FATAL by the connection's policy, by reason (read_only listener, not_own_node certificate)",
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    notHeldPerNode: new Counter({
+      name: 'rhumb_svp_log_reqs_not_held_total',
+      help: 'LOG_REQs answered at once, not long-polled, because their node already had its most held (per node, over all its connections)',
       registers,
     }),
     backlogPauses: new Counter({
@@ -142,6 +197,8 @@ function statusLabel(status: number): string {
   return (SvpStatus[status] ?? String(status)).toLowerCase();
 }
 
+type ResolvedOptions = Required<Omit<SvpServerOptions, 'logger' | 'tls' | 'plaintextReadOnly'>> & Pick<SvpServerOptions, 'tls' | 'plaintextReadOnly'> & { logger: Logger | undefined };
+
 const OP_INDEX: Record<OpLabel, number> = { ping: 0, vl2: 1, vl3: 2, bulk: 3, log_req: 4, log_rm: 5 };
 /** Request counts per op and status not yet added to the counter. */
 interface PendingCount {
@@ -150,8 +207,10 @@ interface PendingCount {
 }
 
 export class SvpServer implements ConnectionHost {
-  private readonly opts: Required<Omit<SvpServerOptions, 'logger'>> & { logger: Logger | undefined };
+  private readonly opts: ResolvedOptions;
   private readonly server: net.Server;
+  /** The plaintext read-only listener, when asked for. */
+  private readonly plainServer: net.Server | undefined;
   private readonly conns = new Set<Connection>();
   private readonly m: Metrics;
   /** By OP_INDEX[op] * 8 + status (statuses are 0..4), created on first use. */
@@ -169,18 +228,23 @@ export class SvpServer implements ConnectionHost {
       logWaitMs: 10_000,
       maxPendingPerConnection: DEFAULT_MAX_PENDING,
       maxHeldLogReqsPerConnection: DEFAULT_MAX_HELD_LOG_REQS,
+      maxHeldLogReqsPerNode: DEFAULT_MAX_HELD_LOG_REQS_PER_NODE,
       maxLogAckBytes: DEFAULT_MAX_LOG_ACK_BYTES,
       maxWriteBacklogBytes: DEFAULT_MAX_WRITE_BACKLOG_BYTES,
       maxConnections: DEFAULT_MAX_CONNECTIONS,
       maxConnectionsPerPeer: DEFAULT_MAX_CONNECTIONS_PER_PEER,
       logRmVisibleTimeoutMs: 2000,
+      handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
       ...options,
       logger: options.logger,
     };
+    // A held LOG_REQ is silence by design: never cut it for idleness.
+    if (this.opts.idleTimeoutMs > 0) this.opts.idleTimeoutMs = Math.max(this.opts.idleTimeoutMs, this.opts.logWaitMs + 5000);
     const o = this.opts;
     if (!Number.isInteger(o.maxLogAckBytes) || o.maxLogAckBytes < MIN_LOG_ACK_BYTES)
       throw new RangeError(`maxLogAckBytes must be an integer of at least ${MIN_LOG_ACK_BYTES}, got ${o.maxLogAckBytes}`);
-    for (const name of ['maxPendingPerConnection', 'maxHeldLogReqsPerConnection', 'maxWriteBacklogBytes'] as const)
+    for (const name of ['maxPendingPerConnection', 'maxHeldLogReqsPerConnection', 'maxHeldLogReqsPerNode', 'maxWriteBacklogBytes'] as const)
       if (!Number.isInteger(o[name]) || o[name] < 1) throw new RangeError(`${name} must be a positive integer, got ${o[name]}`);
     this.admission = new PeerAdmission({ maxTotal: o.maxConnections, maxPerPeer: o.maxConnectionsPerPeer });
     this.limits = {
@@ -193,29 +257,79 @@ export class SvpServer implements ConnectionHost {
       logRmVisibleTimeoutMs: o.logRmVisibleTimeoutMs,
     };
     this.m = createMetrics(options.registry, () => this.flushCounts());
-    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
+    this.server = o.tls ? this.tlsServer(o.tls) : this.plainListener(OPEN_POLICY);
     this.server.on('error', (err) => this.opts.logger?.warn({ err: err.message }, 'svp server error'));
+    if (o.plaintextReadOnly) {
+      this.plainServer = this.plainListener({ readOnly: true, node: undefined });
+      this.plainServer.on('error', (err) => this.opts.logger?.warn({ err: err.message }, 'svp plaintext listener error'));
+    }
   }
 
-  get options(): Readonly<Required<Omit<SvpServerOptions, 'logger'>>> {
+  private plainListener(policy: ConnectionPolicy): net.Server {
+    return net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+      if (this.admit(socket, true)) this.serve(socket, policy);
+    });
+  }
+
+  /**
+   * TLS: admitted (caps) on the TCP connection, served once the handshake verified the
+   * client's certificate; its principal gives the policy.
+   */
+  private tlsServer(t: ServerTls): tls.Server {
+    const server = tls.createServer({
+      ...serverTlsOptions(t, true),
+      allowHalfOpen: true,
+      noDelay: true,
+      handshakeTimeout: this.opts.handshakeTimeoutMs,
+    });
+    // The caps apply to the TCP connection, before any handshake work; the slot is freed
+    // when it closes (the TLS socket's close closes it too).
+    server.on('connection', (raw: net.Socket) => void this.admit(raw, false));
+    server.on('secureConnection', (socket: tls.TLSSocket) => {
+      const principal = tlsPeerPrincipal(socket);
+      if (!principal) {
+        socket.destroy(); // rejectUnauthorized already refuses these; never serve one
+        return;
+      }
+      this.silent.delete(`${socket.remoteAddress}:${socket.remotePort}`);
+      this.armIdle(socket);
+      this.serve(socket, policyFor(principal));
+    });
+    server.on('tlsClientError', (err, socket) => {
+      this.m.refused.inc({ reason: 'tls' });
+      this.opts.logger?.debug({ peer: socket.remoteAddress, err: err.message }, 'svp: TLS handshake failed');
+      // A handshake timeout leaves the connection open otherwise.
+      socket.destroy();
+    });
+    return server;
+  }
+
+  get options(): Readonly<ResolvedOptions> {
     return this.opts;
   }
 
-  /** Binds host:port; resolves with the bound address (port is real when 0 was asked). */
-  listen(): Promise<net.AddressInfo> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
-      this.server.once('error', onError);
-      this.server.listen(this.opts.port, this.opts.host, () => {
-        this.server.off('error', onError);
-        this.listening = true;
-        resolve(this.server.address() as net.AddressInfo);
-      });
-    });
+  /** Binds host:port (and the plaintext read-only listener); resolves with the main bound address. */
+  async listen(): Promise<net.AddressInfo> {
+    const main = await bind(this.server, this.opts.port, this.opts.host);
+    if (this.plainServer && this.opts.plaintextReadOnly) {
+      try {
+        await bind(this.plainServer, this.opts.plaintextReadOnly.port, this.opts.plaintextReadOnly.host);
+      } catch (err) {
+        await new Promise<void>((r) => this.server.close(() => r()));
+        throw err;
+      }
+    }
+    this.listening = true;
+    return main;
   }
 
   address(): net.AddressInfo | null {
     return (this.server.address() as net.AddressInfo | null) ?? null;
+  }
+
+  /** The plaintext read-only listener's address, when there is one. */
+  plaintextAddress(): net.AddressInfo | null {
+    return (this.plainServer?.address() as net.AddressInfo | null | undefined) ?? null;
   }
 
   get connectionCount(): number {
@@ -224,26 +338,78 @@ export class SvpServer implements ConnectionHost {
 
   /** Stops listening and ends every connection (held long-polls are dropped). */
   async close(): Promise<void> {
-    const closed = this.listening ? new Promise<void>((resolve) => this.server.close(() => resolve())) : Promise.resolve();
+    const servers = this.listening ? [this.server, ...(this.plainServer ? [this.plainServer] : [])] : [];
+    const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     this.listening = false;
     for (const c of [...this.conns]) c.destroy();
+    for (const s of [...this.pendingSockets]) s.destroy();
     await closed;
   }
 
-  private accept(socket: net.Socket): void {
+  /** TCP connections admitted and not closed yet (TLS ones may still be in their handshake). */
+  private readonly pendingSockets = new Set<net.Socket>();
+
+  /** Takes a slot for the TCP connection (released when it closes); false when refused. */
+  private admit(socket: net.Socket, idle: boolean): boolean {
     const peer = peerKey(socket.remoteAddress);
-    const refused = this.admission.admit(peer);
+    let refused = this.admission.admit(peer);
+    // Full: a connection that never said anything makes room for this one.
+    if (refused === 'total' && this.evictSilent()) refused = this.admission.admit(peer);
     if (refused) {
       this.refuse(socket, peer, refused);
-      return;
+      return false;
     }
-    const conn = new Connection(this, socket);
+    let released = false;
+    const key = `${socket.remoteAddress}:${socket.remotePort}`;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.silent.delete(key);
+      this.pendingSockets.delete(socket);
+      this.admission.release(peer);
+    };
+    this.pendingSockets.add(socket);
+    this.silent.set(key, { since: Date.now(), socket, release });
+    socket.once('close', release);
+    // Plaintext: any byte ends the silence. TLS: a finished handshake does (serveTls).
+    if (idle) socket.once('data', () => this.silent.delete(key));
+    // TLS: the handshake timeout covers the start, the TLS socket's own idle timer the rest.
+    if (idle) this.armIdle(socket);
+    return true;
+  }
+
+  /**
+   * Admitted connections that have not spoken yet (no byte; TLS: no finished handshake),
+   * oldest first, by remote address and port.
+   */
+  private readonly silent = new Map<string, { since: number; socket: net.Socket; release: () => void }>();
+
+  /** Closes the oldest silent connection if it has had SILENT_GRACE_MS; true if one went. */
+  private evictSilent(): boolean {
+    const oldest = this.silent.values().next().value;
+    if (!oldest || Date.now() - oldest.since < SILENT_GRACE_MS) return false;
+    oldest.release();
+    oldest.socket.destroy();
+    this.m.refused.inc({ reason: 'evicted_silent' });
+    return true;
+  }
+
+  /** Closes the connection after idleTimeoutMs without traffic either way. */
+  private armIdle(socket: net.Socket): void {
+    if (this.opts.idleTimeoutMs <= 0) return;
+    socket.setTimeout(this.opts.idleTimeoutMs, () => {
+      this.countClose('idle_timeout');
+      socket.destroy();
+    });
+  }
+
+  private serve(socket: net.Socket, policy: ConnectionPolicy): void {
+    const conn = new Connection(this, socket, policy);
     this.conns.add(conn);
     this.m.accepted.inc();
     this.m.connections.inc();
     socket.once('close', () => {
       this.conns.delete(conn);
-      this.admission.release(peer);
       this.m.connections.dec();
       conn.cleanup();
     });
@@ -337,7 +503,39 @@ export class SvpServer implements ConnectionHost {
     this.m.backlogPauses.inc();
   }
 
-  countHeld(delta: 1 | -1): void {
+  private readonly heldPerNode = new Map<string, number>();
+
+  countHeld(delta: 1 | -1, cn: string): void {
     this.m.heldLogReqs.inc(delta);
+    const n = (this.heldPerNode.get(cn) ?? 0) + delta;
+    if (n > 0) this.heldPerNode.set(cn, n);
+    else this.heldPerNode.delete(cn);
   }
+
+  mayHold(cn: string): boolean {
+    if ((this.heldPerNode.get(cn) ?? 0) < this.opts.maxHeldLogReqsPerNode) return true;
+    this.m.notHeldPerNode.inc();
+    return false;
+  }
+
+  /** New TLS material (SIGHUP); new connections get it, open ones keep theirs. */
+  setTls(t: ServerTls): void {
+    if (!(this.server instanceof tls.Server)) throw new Error('the SVP listener does not speak TLS');
+    this.server.setSecureContext(serverTlsOptions(t, true));
+  }
+
+  countRefused(reason: PolicyRefusal): void {
+    this.m.requestsRefused.inc({ reason });
+  }
+}
+
+function bind(server: net.Server, port: number, host: string): Promise<net.AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve(server.address() as net.AddressInfo);
+    });
+  });
 }

@@ -102,10 +102,13 @@ export function sumMetric(text: string, name: string, labels: Record<string, str
 /** A REST call that must succeed (status < 300); resolves with the body. */
 export type RestCall = (method: string, path: string, body?: unknown) => Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-/** REST calls against the controller at baseUrl() (read at each call: it may be set later). */
-export function restClient(baseUrl: () => string): RestCall {
+/**
+ * REST calls against the controller at baseUrl() (read at each call: it may be set later),
+ * through doFetch() when given (TLS and a token).
+ */
+export function restClient(baseUrl: () => string, doFetch?: () => typeof fetch): RestCall {
   return async (method, path, body) => {
-    const r = await http(baseUrl(), method, path, body);
+    const r = await http(baseUrl(), method, path, body, doFetch?.());
     assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
     return r.body;
   };

@@ -7,10 +7,16 @@ import { napiConfigFrom, DEFAULT_ADMIN_UUID } from '../../src/controller/index.j
 import { createRegistry } from '../../src/metrics/index.js';
 import { buildRestApp } from '../../src/controller/rest-app.js';
 import type { FwEngine } from '../../src/fw/push.js';
+import type { FwApiOptions } from '../../src/fw/routes/index.js';
 import { ensureInitialData } from '../../src/napi/bootstrap.js';
 import type { NapiConfig } from '../../src/napi/context.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import type { Store } from '../../src/store/types.js';
+import type { RestAuthOptions } from '../../src/rest/auth.js';
+import type { RestContext } from '../../src/rest/context.js';
+import { registerConsole } from '../../src/console/server.js';
+import { type WireguardRouteOptions, registerWireguardRoutes } from '../../src/napi/routes/wireguard.js';
+import { WireguardDirectory } from '../../src/overlay/wireguard-directory.js';
 
 export interface TestNapi {
   app: FastifyInstance;
@@ -30,7 +36,20 @@ export interface Reply {
 
 export const ADMIN_UUID = DEFAULT_ADMIN_UUID;
 
-export async function startTestNapi(opts: { store?: Store; overlayMtu?: number } = {}): Promise<TestNapi> {
+export async function startTestNapi(
+  opts: {
+    store?: Store;
+    overlayMtu?: number;
+    /** Tokens, metrics and limits (default: open, as NAPI). */
+    auth?: RestAuthOptions;
+    /** Also the console's routes (agents' reports, /ui): what the controller serves. */
+    console?: boolean;
+    /** The firewall routes' options (feed long-poll caps, nft -c verification). */
+    fw?: FwApiOptions;
+    /** Also the encrypted underlay's routes (/encryption, /wireguard/...) over a directory of this store. */
+    wireguard?: WireguardRouteOptions;
+  } = {},
+): Promise<TestNapi> {
   const store = opts.store ?? new MemoryStore();
   const config = napiConfigFrom({
     store: { kind: 'memory' },
@@ -40,7 +59,20 @@ export async function startTestNapi(opts: { store?: Store; overlayMtu?: number }
     overlayMtu: opts.overlayMtu ?? 1450,
   });
   await ensureInitialData({ store, config });
-  const { app, fwEngine } = buildRestApp({ store, config, registry: createRegistry('test') });
+  const wireguard = opts.wireguard ? new WireguardDirectory(store) : undefined;
+  await wireguard?.start();
+  const extraRoutes: NonNullable<Parameters<typeof buildRestApp>[1]>['extraRoutes'] = [
+    ...(opts.console ? [(a: FastifyInstance, ctx: RestContext) => void registerConsole(a, ctx, { ui: true })] : []),
+    ...(wireguard ? [(a: FastifyInstance, ctx: RestContext) => registerWireguardRoutes(a, ctx, wireguard, opts.wireguard)] : []),
+  ];
+  const { app, fwEngine } = buildRestApp(
+    { store, config, registry: createRegistry('test') },
+    {
+      ...(opts.auth ? { auth: opts.auth } : {}),
+      ...(opts.fw ? { fw: opts.fw } : {}),
+      ...(extraRoutes.length > 0 ? { extraRoutes } : {}),
+    },
+  );
   await app.ready();
   return {
     app,
@@ -65,6 +97,7 @@ export async function startTestNapi(opts: { store?: Store; overlayMtu?: number }
       return { status: res.statusCode, headers: res.headers, body: parsed };
     },
     async close() {
+      wireguard?.stop();
       await app.close();
       await store.close();
     },

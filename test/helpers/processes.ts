@@ -62,7 +62,7 @@ export async function startControllerProcess(opts: { dataDir?: string; args?: st
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
         stdout.push(line);
-        const rest = /REST (http:\/\/\S+)/.exec(line);
+        const rest = /REST (https?:\/\/\S+)/.exec(line);
         if (rest) restUrl = rest[1]!;
         const s = /SVP (\S+):(\d+)$/.exec(line);
         if (s) svp = { host: s[1]!.replace(/^\[|\]$/g, ''), port: Number(s[2]) };
@@ -115,14 +115,15 @@ export async function startControllerProcess(opts: { dataDir?: string; args?: st
   };
 }
 
-/** fetch + JSON for tests. */
+/** fetch + JSON for tests (doFetch: one carrying TLS and a token, src/security/http-client.ts). */
 export async function http(
   base: string,
   method: string,
   path: string,
   body?: unknown,
+  doFetch: typeof fetch = fetch,
 ): Promise<{ status: number; headers: Headers; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
-  const res = await fetch(base + path, {
+  const res = await doFetch(base + path, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),

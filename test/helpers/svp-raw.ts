@@ -1,5 +1,6 @@
 /** A raw SVP connection for tests: send arbitrary bytes, wait for frames by id or for close. */
 import net from 'node:net';
+import tls from 'node:tls';
 import { type Frame, FrameDecoder } from '../../src/svp/codec.js';
 
 export class RawSvp {
@@ -39,6 +40,19 @@ export class RawSvp {
         resolve(new RawSvp(s));
       });
       s.once('error', reject);
+    });
+  }
+
+  /** Over TLS (a client certificate in opts when the server wants one); rejects when the handshake fails. */
+  static connectTls(port: number, opts: tls.ConnectionOptions, host = '127.0.0.1'): Promise<RawSvp> {
+    return new Promise((resolve, reject) => {
+      const s = tls.connect({ port, host, ...opts }, () => {
+        s.off('error', reject);
+        s.setNoDelay(true);
+        resolve(new RawSvp(s));
+      });
+      s.once('error', reject);
+      s.once('close', () => reject(new Error('closed during the handshake')));
     });
   }
 

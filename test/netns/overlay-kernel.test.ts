@@ -3,14 +3,17 @@
  * agents: an underlay bridge, three compute nodes (198.18.0.0/15), the controller in the
  * root namespace on a veth into the underlay bridge, and instances as namespaces. Two
  * owners each have a fabric VLAN with the SAME subnet; four instances per owner are spread
- * over the three nodes. Run once per data-plane backend (BACKENDS_UNDER_TEST).
+ * over the three nodes. Run once per data-plane backend (BACKENDS_UNDER_TEST), and once
+ * more with security on (issue #13): the controller with --tls-dir and --auth-file, each
+ * agent with its node certificate (REST over HTTPS and SVP over TLS, scoped to its node),
+ * the test itself with an admin token.
  *
  * Needs root, a built dist/ (npm run build) and the native addon.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { randomInt, randomUUID } from 'node:crypto';
-import { rm } from 'node:fs/promises';
+import { chmod, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { PacketRecord } from '../../src/agent/trace/records.js';
@@ -36,9 +39,19 @@ import {
 } from '../helpers/datacenter.js';
 import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
 import { CLI, type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
+import { restFetch } from '../../src/security/http-client.js';
+import { loadClientTls } from '../../src/security/tls.js';
+import { SvpClient } from '../../src/svp/client.js';
+import { SvpStatus } from '../../src/svp/codec.js';
 
 /** Adding the userspace backend to this suite is adding it here. */
 const BACKENDS_UNDER_TEST = ['kernel', 'userspace'] as const;
+/** Every backend in plaintext, and the kernel backend again over TLS with node certificates and tokens. */
+const VARIANTS: ReadonlyArray<{ backend: (typeof BACKENDS_UNDER_TEST)[number]; tls: boolean }> = [
+  ...BACKENDS_UNDER_TEST.map((backend) => ({ backend, tls: false })),
+  { backend: 'kernel', tls: true },
+];
+const ADMIN_TOKEN = 'overlay-admin-0123456789';
 
 const skip = netnsSkipReason();
 const OWNER_A = 'aaaaaaaa-0000-4000-8000-00000000000a';
@@ -64,8 +77,8 @@ interface Instance {
   ip: string;
 }
 
-for (const backend of BACKENDS_UNDER_TEST) {
-  describe(`overlay across three nodes (${backend} backend)`, { skip, timeout: 180_000 }, () => {
+for (const { backend, tls } of VARIANTS) {
+  describe(`overlay across three nodes (${backend} backend${tls ? ', TLS and tokens' : ''})`, { skip, timeout: 180_000 }, () => {
     const lab = new NetnsLab('ovk');
     const block = randomInt(1, 250);
     /** This run's /24 of the underlay; the controller at .254. */
@@ -80,14 +93,21 @@ for (const backend of BACKENDS_UNDER_TEST) {
     /** The agents' --state-dir (attachments across restarts), one per node under this. */
     let stateRoot = '';
 
-    const api = restClient(() => ctl!.restUrl);
+    /** TLS: the deployment's PKI (the controller's certificate names ctlIp) and the admin's fetch. */
+    let pki = '';
+    let adminFetch: typeof fetch | undefined;
+    const api = restClient(() => ctl!.restUrl, tls ? () => adminFetch! : undefined);
 
     async function startAgent(n: Node): Promise<void> {
       n.agent = await startAgentIn(lab, n, {
         controller: ctl!.restUrl,
         svp,
         stateDir: join(stateRoot, n.name),
-        extraArgs: ['--backend', backend, '--probe-interval', '500', ...(n.prefetch ? [] : ['--no-prefetch'])],
+        extraArgs: [
+          '--backend', backend, '--probe-interval', '500', ...(n.prefetch ? [] : ['--no-prefetch']),
+          // The node's own certificate: REST and SVP as this node only.
+          ...(tls ? ['--tls-dir', pki, '--cert', `${n.name}.pem`, '--key', `${n.name}-key.pem`] : []),
+        ],
       });
     }
 
@@ -131,7 +151,24 @@ for (const backend of BACKENDS_UNDER_TEST) {
       const underlay = await buildUnderlay(lab, { subnet24: underlay24, nodeCount: 3, rootHosts: [254] });
       for (const [i, n] of underlay.nodes.entries()) nodes.push({ ...n, prefetch: i + 1 !== 3 });
 
-      ctl = await startControllerProcess({ args: controllerListenArgs(ctlIp) });
+      const secure: string[] = [];
+      if (tls) {
+        pki = join(stateRoot, 'pki');
+        const rhumb = (...args: string[]) => execFileSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
+        rhumb('pki', 'init', pki, '--san', ctlIp);
+        for (const n of nodes) rhumb('pki', 'issue', pki, '--name', n.name, '--node', n.uuid);
+        const authFile = join(stateRoot, 'auth.json');
+        await writeFile(authFile, JSON.stringify({ tokens: [{ token: ADMIN_TOKEN, role: 'admin' }] }));
+        await chmod(authFile, 0o600);
+        secure.push('--tls-dir', pki, '--auth-file', authFile);
+        adminFetch = restFetch({ tls: await loadClientTls({ tlsDir: pki }), token: ADMIN_TOKEN });
+      }
+      ctl = await startControllerProcess({ args: [...controllerListenArgs(ctlIp), ...secure] });
+      if (tls) {
+        assert.match(ctl.restUrl, /^https:/);
+        // Nothing answers without credentials.
+        assert.equal((await http(ctl.restUrl, 'GET', '/nics', undefined, restFetch({ tls: await loadClientTls({ tlsDir: pki }) }))).status, 401);
+      }
       svp = svpEndpoint(ctl);
 
       await registerUnderlayNetwork(api, underlay24);
@@ -375,6 +412,36 @@ for (const backend of BACKENDS_UNDER_TEST) {
       const rep = vx.find((r) => r.vxlan!.inner.icmp?.name === 'echo reply')!;
       assert.equal(rep.vxlan!.inner.ip?.src, to.ip);
       assert.equal(rep.vxlan!.inner.link?.src, to.mac);
+    });
+
+    it('TLS: each agent acts as its node only; its certificate reads no other node\'s shootdowns', { skip: !tls }, async () => {
+      // Everything the agents asked for so far (NICs, rulesets, reports, the WireGuard peers
+      // feed) was theirs to ask: nothing refused, the feed followed over TLS.
+      const before = String((await api('GET', '/metrics')) as string);
+      assert.equal(sumMetric(before, 'rhumb_rest_refused_total', { reason: 'forbidden' }), 0, 'no agent request refused');
+      for (const n of nodes) {
+        const am = String((await http(n.agent!.api, 'GET', '/metrics')).body);
+        assert.equal(sumMetric(am, 'rhumb_wireguard_errors_total', { reason: 'feed' }), 0, `${n.name}: the peers feed over TLS`);
+        assert.equal((await http(n.agent!.api, 'GET', '/status')).body.encryption?.mode, 'none', `${n.name}: learnt the setting from the feed`);
+      }
+      const creds = await loadClientTls({ tlsDir: pki, cert: `${nodes[0]!.name}.pem`, key: `${nodes[0]!.name}-key.pem` });
+      const asNode1 = new SvpClient({ servers: [svp], tls: creds, timeoutMs: 5000, keepaliveMs: 0, resolveIntervalMs: 0 });
+      try {
+        const a = instances[0]!;
+        assert.equal((await asNode1.vl3(a.ip, vnets[a.owner]!)).ip, a.node.ip, 'lookups answered');
+        // (Its own log is what its agent long-polls all along.) Another node's: FATAL at once.
+        assert.equal((await asNode1.logReq(nodes[1]!.ip, 65536)).status, SvpStatus.FATAL);
+      } finally {
+        asNode1.close();
+      }
+      const node1 = restFetch({ tls: creds });
+      assert.equal((await http(ctl!.restUrl, 'GET', `/fw/nodes/${nodes[0]!.uuid}/rulesets?wait=0`, undefined, node1)).status, 200);
+      assert.equal((await http(ctl!.restUrl, 'GET', `/fw/nodes/${nodes[1]!.uuid}/rulesets?wait=0`, undefined, node1)).status, 404);
+      assert.equal((await http(ctl!.restUrl, 'GET', '/rules', undefined, node1)).status, 403);
+      // The agents did all of the above over TLS with their certificates: no refusal was needed.
+      const m = String((await api('GET', '/metrics')) as string);
+      assert.equal(sumMetric(m, 'rhumb_rest_refused_total', { reason: 'tls' }), 0);
+      assert.ok(sumMetric(m, 'rhumb_svp_requests_total', { op: 'log_req' }) > 0);
     });
 
     it('agent metrics: misses, lookups, cache sizes, probe results', async () => {

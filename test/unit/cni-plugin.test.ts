@@ -60,7 +60,7 @@ describe('CNI plugin: environment and configuration', () => {
 
   it('the default agent address is the agent default', () => {
     const c = parseNetConf(JSON.parse(conf({ agent: undefined })));
-    assert.deepEqual(c.agent, { host: '127.0.0.1', port: 8090 });
+    assert.deepEqual(c.agent, { socketPath: '/run/rhumb/agent.sock' });
   });
 
   it('requests: runtimeConfig before args.cni before CNI_ARGS; IPv6 ignored; prefixes stripped', () => {

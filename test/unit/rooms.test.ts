@@ -26,7 +26,7 @@ import {
  * process serves, above the agent.
  */
 const LAYERS: readonly (readonly string[])[] = [
-  ['log', 'metrics'],
+  ['log', 'metrics', 'security'],
   ['store'],
   ['net'],
   ['overlay', 'dataplane', 'rest'],

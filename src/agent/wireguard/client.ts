@@ -1,6 +1,7 @@
 /**
  * The agent's calls to the controller for the encrypted underlay: the peers feed
- * (long-poll) and publishing or withdrawing the node's record. Plain fetch.
+ * (long-poll) and publishing or withdrawing the node's record, through the agent's fetch
+ * (TLS and token when configured).
  */
 import type { PeersFeed, WireguardNodeRecord } from '../../overlay/wireguard.js';
 
@@ -20,12 +21,13 @@ export class WireguardClient {
   constructor(
     controllerUrl: string,
     private readonly nodeUuid: string,
+    private readonly doFetch: typeof fetch = fetch,
   ) {
     this.base = controllerUrl.replace(/\/+$/, '');
   }
 
   private async call<T>(method: string, path: string, body: unknown, timeoutMs: number): Promise<T | undefined> {
-    const res = await fetch(this.base + path, {
+    const res = await this.doFetch(this.base + path, {
       method,
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),

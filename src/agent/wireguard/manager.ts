@@ -48,6 +48,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref()
 
 export interface EncryptionManagerOptions {
   controllerUrl: string;
+  /** fetch carrying the agent's TLS credentials and token (default: plain fetch). */
+  controllerFetch?: typeof fetch;
   nodeUuid: string;
   underlayIp: string;
   stateDir: string;
@@ -106,7 +108,7 @@ export class EncryptionManager {
   constructor(private readonly o: EncryptionManagerOptions) {
     this.ifname = wireguardIfname(o.nodeUuid);
     this.keys = new NodeKeys(o.stateDir);
-    this.client = new WireguardClient(o.controllerUrl, o.nodeUuid);
+    this.client = new WireguardClient(o.controllerUrl, o.nodeUuid, o.controllerFetch);
     this.log = o.logger;
     this.m = wireguardMetrics(o.registry, this);
     this.ulFamily = o.underlayIp.includes(':') ? 'ipv6' : 'ipv4';

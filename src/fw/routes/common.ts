@@ -1,6 +1,7 @@
 /** What the firewall's route groups share: their dependencies and the store reads they all make. */
 import type { Store } from '../../store/types.js';
 import type { FwEngine } from '../push.js';
+import type { fwAccess } from './access.js';
 import { RULE_PREFIX, ruleKey, toPolicyRule } from '../registry.js';
 import type { InstanceView, PolicyRule, StoredRule } from '../types.js';
 
@@ -8,6 +9,8 @@ export interface FwRouteDeps {
   store: Store;
   /** Compiled state: the instance registry joined with NICs, policies, the node feed. */
   engine: FwEngine;
+  /** Who may call each route (./access.ts). */
+  access: ReturnType<typeof fwAccess>;
 }
 
 /** Rules are read in pages of this many. */

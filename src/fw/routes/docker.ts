@@ -29,6 +29,7 @@ import {
   saveContainer,
 } from '../docker.js';
 import { DOCKER_CONTAINER_PREFIX, dockerContainerKey } from '../registry.js';
+import { access } from '../../rest/access.js';
 import { type FwRouteDeps, allRules } from './common.js';
 
 export function registerDockerRoutes(app: FastifyInstance, deps: FwRouteDeps): void {
@@ -44,21 +45,21 @@ export function registerDockerRoutes(app: FastifyInstance, deps: FwRouteDeps): v
     return containerView(record, containers, rules, (uuid) => engine.world.getInstance(uuid)?.addresses ?? []);
   }
 
-  app.post('/fw/docker/containers/:uuid', async (req) => {
+  app.post('/fw/docker/containers/:uuid', access(deps.access.containerWrite), async (req) => {
     const { uuid: raw, ...params } = requestParams(req);
     const uuid = typeof raw === 'string' ? raw.toLowerCase() : '';
     const { value } = await transact(store, (tx) => saveContainer(tx, uuid, params));
     return view(value);
   });
 
-  app.get('/fw/docker/containers/:uuid', async (req) => {
+  app.get('/fw/docker/containers/:uuid', access(deps.access.container), async (req) => {
     const uuid = requireUuid('uuid', requestParams(req).uuid, 'Invalid container UUID');
     const kv = await store.get(dockerContainerKey(uuid));
     if (!kv) throw containerNotFound();
     return view(JSON.parse(kv.value) as DockerContainerRecord);
   });
 
-  app.delete('/fw/docker/containers/:uuid', async (req, reply) => {
+  app.delete('/fw/docker/containers/:uuid', access(deps.access.container), async (req, reply) => {
     const uuid = requireUuid('uuid', requestParams(req).uuid, 'Invalid container UUID');
     await transact(store, (tx) => removeContainer(tx, uuid));
     reply.status(204);

@@ -11,6 +11,7 @@ import { canonicalAddress } from '../addr.js';
 import { parseProbe } from '../api-params.js';
 import { type Probe, explain } from '../explain.js';
 import { isValidUuid } from '../lang/index.js';
+import { access } from '../../rest/access.js';
 import type { FwRouteDeps } from './common.js';
 
 interface ExplainQuery {
@@ -37,7 +38,7 @@ function parseExplainQuery(params: Params): ExplainQuery {
 export function registerExplainRoute(app: FastifyInstance, deps: FwRouteDeps): void {
   const { engine } = deps;
 
-  app.get('/fw/explain', async (req) => {
+  app.get('/fw/explain', access(deps.access.explain), async (req) => {
     const { fromInstance, to, probe, ...q } = parseExplainQuery(requestParams(req));
     let from = q.from;
     await engine.sync();

@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { type FieldError, invalidParam, invalidParams, tooManyRequests } from '../../rest/errors.js';
 import { requestParams } from '../../rest/http.js';
 import { requireUuid } from '../api-params.js';
+import { access } from '../../rest/access.js';
 import type { FwRouteDeps } from './common.js';
 
 export interface FeedLimits {
@@ -27,7 +28,7 @@ export function registerFeedRoutes(app: FastifyInstance, deps: FwRouteDeps, limi
   const waiters = new Map<string, number>();
   let totalWaiters = 0;
 
-  app.get('/fw/nodes/:cn_uuid/rulesets', async (req) => {
+  app.get('/fw/nodes/:cn_uuid/rulesets', access(deps.access.feed), async (req) => {
     const params = requestParams(req);
     const cn = requireUuid('cn_uuid', params.cn_uuid, 'Invalid node UUID');
     const errors: FieldError[] = [];

@@ -13,6 +13,7 @@ import type { RouteModule } from '../../rest/context.js';
 import type { Store } from '../../store/types.js';
 import { type CheckResult, checkRuleset } from '../nft-check.js';
 import { FwEngine } from '../push.js';
+import { fwAccess } from './access.js';
 import { registerDockerRoutes } from './docker.js';
 import { registerExplainRoute } from './explain.js';
 import { registerFeedRoutes } from './feed.js';
@@ -51,7 +52,7 @@ export function fwApi(deps: { store: Store; registry: Registry }, opts: FwApiOpt
     app.addHook('onClose', async () => {
       engine.stop();
     });
-    const shared = { store: deps.store, engine };
+    const shared = { store: deps.store, engine, access: fwAccess(deps.store, engine) };
     registerRuleRoutes(app, { ...shared, verify });
     registerInstanceRoutes(app, shared);
     registerFeedRoutes(app, shared, {

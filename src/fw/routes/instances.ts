@@ -1,7 +1,7 @@
 /**
  * The instance registry: what the compiler knows about an instance besides its NICs.
  *
- *   GET    /fw/instances                 list (with NIC addresses and nodes; limit, offset)
+ *   GET    /fw/instances                 list (with NIC addresses and nodes; owner_uuid, limit, offset)
  *   PUT    /fw/instances/:uuid           {owner_uuid, tags, firewall_enabled}; an owned
  *                                        instance keeps its owner (another → 403)
  *   GET    /fw/instances/:uuid           the instance as the compiler sees it
@@ -19,18 +19,24 @@ import { transact } from '../../store/txn.js';
 import { assertInstanceOwner, pageParams, requireUuid } from '../api-params.js';
 import { buildInstanceRecord, instanceKey } from '../registry.js';
 import type { InstanceRecord } from '../types.js';
+import { access } from '../../rest/access.js';
 import { type FwRouteDeps, serializeInstance } from './common.js';
 
 export function registerInstanceRoutes(app: FastifyInstance, deps: FwRouteDeps): void {
   const { store, engine } = deps;
+  const a = deps.access;
 
-  app.get('/fw/instances', async (req) => {
-    const page = await pageParams(requestParams(req));
+  app.get('/fw/instances', access(a.instanceList), async (req) => {
+    const params = requestParams(req);
+    const page = await pageParams(params);
+    const owner = params.owner_uuid === undefined ? undefined : requireUuid('owner_uuid', params.owner_uuid, 'Invalid owner UUID');
     await engine.sync();
-    return paginate(engine.world.instanceUuids(), page).map((u) => serializeInstance(engine.world.getInstance(u)!));
+    // An owner filter keeps the instances wholly the owner's (record and NICs alike).
+    const uuids = owner === undefined ? engine.world.instanceUuids() : engine.world.instanceUuids().filter((u) => engine.instanceOwner(u) === owner);
+    return paginate(uuids, page).map((u) => serializeInstance(engine.world.getInstance(u)!));
   });
 
-  app.put('/fw/instances/:uuid', async (req) => {
+  app.put('/fw/instances/:uuid', access(a.instanceWrite), async (req) => {
     const { uuid: raw, ...params } = requestParams(req);
     const uuid = requireUuid('uuid', raw, 'Invalid instance UUID');
     const { value } = await transact(store, async (tx) => {
@@ -44,7 +50,7 @@ export function registerInstanceRoutes(app: FastifyInstance, deps: FwRouteDeps):
     return value;
   });
 
-  app.get('/fw/instances/:uuid', async (req) => {
+  app.get('/fw/instances/:uuid', access(a.instanceRead), async (req) => {
     const params = requestParams(req);
     const uuid = requireUuid('uuid', params.uuid, 'Invalid instance UUID');
     await engine.sync();
@@ -54,7 +60,7 @@ export function registerInstanceRoutes(app: FastifyInstance, deps: FwRouteDeps):
     return serializeInstance(inst);
   });
 
-  app.delete('/fw/instances/:uuid', async (req, reply) => {
+  app.delete('/fw/instances/:uuid', access(a.instanceRead), async (req, reply) => {
     const params = requestParams(req);
     const uuid = requireUuid('uuid', params.uuid, 'Invalid instance UUID');
     await transact(store, async (tx) => {
@@ -67,7 +73,7 @@ export function registerInstanceRoutes(app: FastifyInstance, deps: FwRouteDeps):
     return reply.send();
   });
 
-  app.get('/fw/instances/:uuid/ruleset', async (req) => {
+  app.get('/fw/instances/:uuid/ruleset', access(a.instanceRead), async (req) => {
     const uuid = requireUuid('uuid', requestParams(req).uuid, 'Invalid instance UUID');
     await engine.sync();
     if (!engine.world.getInstance(uuid)) throw notFound('Instance not found');

@@ -22,6 +22,7 @@ import { renderRuleset } from '../nft.js';
 import type { CheckResult } from '../nft-check.js';
 import { RULE_PARAMS, buildStoredRule, ruleKey, serializeRule, toPolicyRule } from '../registry.js';
 import type { InstanceView, StoredRule } from '../types.js';
+import { access } from '../../rest/access.js';
 import { type FwRouteDeps, allRules, byRuleUuid, loadRule, serializeInstance } from './common.js';
 
 export interface RuleRouteDeps extends FwRouteDeps {
@@ -52,6 +53,7 @@ function rejectUnknownRuleParams(params: Params): void {
 
 export function registerRuleRoutes(app: FastifyInstance, deps: RuleRouteDeps): void {
   const { store, engine, verify } = deps;
+  const a = deps.access;
 
   async function checkCompiles(rule: StoredRule): Promise<void> {
     if (!verify) return;
@@ -71,13 +73,13 @@ export function registerRuleRoutes(app: FastifyInstance, deps: RuleRouteDeps): v
     return { rule, params };
   }
 
-  app.get('/rules', async (req) => {
+  app.get('/rules', access(a.ruleList), async (req) => {
     const { filter, limit, offset } = listFilter(requestParams(req));
     const rules = (await allRules(store)).filter(filter).sort(byRuleUuid);
     return rules.slice(offset, offset + limit).map((r) => serializeRule(r.stored));
   });
 
-  app.post('/rules', async (req, reply) => {
+  app.post('/rules', access(a.ruleCreate), async (req, reply) => {
     const params = requestParams(req);
     rejectUnknownRuleParams(params);
     const rule = buildStoredRule(params);
@@ -90,9 +92,9 @@ export function registerRuleRoutes(app: FastifyInstance, deps: RuleRouteDeps): v
     return rule;
   });
 
-  app.get('/rules/:uuid', async (req) => serializeRule((await getOwned(req)).rule));
+  app.get('/rules/:uuid', access(a.ruleRead), async (req) => serializeRule((await getOwned(req)).rule));
 
-  app.put('/rules/:uuid', async (req, reply) => {
+  app.put('/rules/:uuid', access(a.ruleUpdate), async (req, reply) => {
     const params = requestParams(req);
     const uuid = requireUuid('uuid', params.uuid, 'Invalid rule UUID');
     rejectUnknownRuleParams(params);
@@ -111,7 +113,7 @@ export function registerRuleRoutes(app: FastifyInstance, deps: RuleRouteDeps): v
     return value;
   });
 
-  app.delete('/rules/:uuid', async (req, reply) => {
+  app.delete('/rules/:uuid', access(a.ruleRead), async (req, reply) => {
     const { rule } = await getOwned(req);
     await transact(store, async (tx) => {
       if (!(await tx.get(ruleKey(rule.uuid)))) throw ruleNotFound();
@@ -121,7 +123,7 @@ export function registerRuleRoutes(app: FastifyInstance, deps: RuleRouteDeps): v
     return reply.send();
   });
 
-  app.get('/rules/:uuid/vms', async (req) => {
+  app.get('/rules/:uuid/vms', access(a.ruleRead), async (req) => {
     const { rule, params } = await getOwned(req);
     const page = await pageParams(params);
     await engine.sync();
@@ -130,7 +132,7 @@ export function registerRuleRoutes(app: FastifyInstance, deps: RuleRouteDeps): v
     return paginate([...uuids].sort(), page).map((u) => serializeInstance(engine.world.getInstance(u)!));
   });
 
-  app.get('/firewalls/vms/:uuid', async (req) => {
+  app.get('/firewalls/vms/:uuid', access(a.vmRules), async (req) => {
     const params = requestParams(req);
     const uuid = requireUuid('uuid', params.uuid, 'Invalid VM UUID');
     const page = await pageParams(params);

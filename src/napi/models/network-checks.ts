@@ -7,6 +7,7 @@ import { type FieldError, type NapiError, duplicateParam, invalidParam, invalidP
 import { broadcastAddress, compareIps, familyOf, type Subnet, subnetContains, subnetOf, subnetsOverlap, subnetText } from '../ipmath.js';
 import { routeFamily } from './params.js';
 import type { NetworkRecord } from './records.js';
+import { textOf } from '../../rest/validate.js';
 
 /** The address parameters of a network create or update, as validated. */
 export interface AddressParams {
@@ -127,11 +128,11 @@ export function sameValue(field: string, sent: unknown, rec: NetworkRecord): boo
     }
     case 'vlan_id':
     case 'vnet_id':
-      return String(sent) === String(stored);
+      return textOf(sent) === textOf(stored);
     case 'subnet': {
       const r = typeof sent === 'string' ? sent.trim() : sent;
       try {
-        return subnetText(subnetOf(String(r))) === stored;
+        return subnetText(subnetOf(textOf(r))) === stored;
       } catch {
         return false;
       }

@@ -5,7 +5,7 @@
  */
 import { parseCidr, type Subnet } from '../ipmath.js';
 import { isUuid, tryCanonicalIp } from '../../net/addr.js';
-import { type FieldValidator, fail, toList } from '../../rest/validate.js';
+import { type FieldValidator, fail, textOf, toList } from '../../rest/validate.js';
 import { vVlan } from '../validate.js';
 
 export const NETWORK_MTU_MSG = 'mtu must be a number between 576 and 9000';
@@ -22,7 +22,7 @@ export const vNicTagMtu = vMtu(1500, NIC_TAG_MTU_MSG);
 export const vUuids: FieldValidator<string[]> = (field, v) => {
   const list = toList(v);
   if (!list) return fail(field, 'invalid UUID', { invalid: [v] });
-  const bad = [...new Set(list.filter((x) => !isUuid(x)).map(String))].sort();
+  const bad = [...new Set(list.filter((x) => !isUuid(x)).map(textOf))].sort();
   if (bad.length > 0) return fail(field, 'invalid UUID', { invalid: bad });
   return [...new Set(list as string[])].sort();
 };

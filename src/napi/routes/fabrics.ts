@@ -7,6 +7,8 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { NapiContext } from '../context.js';
+import { NAPI_ACCESS } from '../access.js';
+import { access } from '../../rest/access.js';
 import { inUse, notFound } from '../../rest/errors.js';
 import { checkIfMatch, requestParams, setEtag } from '../../rest/http.js';
 import { vlanKey, vlanPrefix } from '../keys.js';
@@ -55,6 +57,9 @@ const UPDATE_VLAN_SCHEMA = schema({ optional: { name: vString, description: vStr
 
 const GET_NETWORK_SCHEMA = schema({ optional: { fields: vFields(FABRIC_NETWORK_FIELDS) } });
 
+/** Fabric routes: an owner reaches those of the owner in the path. */
+const OWNER_PATH = access(NAPI_ACCESS.fabric);
+
 export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
   const { store, config } = ctx;
 
@@ -75,7 +80,7 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
 
   // ---- VLANs ----
 
-  app.get('/fabrics/:owner_uuid/vlans', async (req) => {
+  app.get('/fabrics/:owner_uuid/vlans', OWNER_PATH, async (req) => {
     guard();
     const raw = requestParams(req);
     const p = await path(raw, false);
@@ -84,7 +89,7 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
     return paginate(vlans, c).map((v) => serializeVlan(v, c.fields));
   });
 
-  app.post('/fabrics/:owner_uuid/vlans', async (req, reply) => {
+  app.post('/fabrics/:owner_uuid/vlans', OWNER_PATH, async (req, reply) => {
     guard();
     const raw = requestParams(req);
     const { value, revision } = await transact(store, async (tx) => {
@@ -103,7 +108,7 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
     return serializeVlan(value.rec, value.fields);
   });
 
-  app.get('/fabrics/:owner_uuid/vlans/:vlan_id', async (req, reply) => {
+  app.get('/fabrics/:owner_uuid/vlans/:vlan_id', OWNER_PATH, async (req, reply) => {
     guard();
     const raw = requestParams(req);
     const p = await path(raw, true);
@@ -114,7 +119,7 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
     return serializeVlan(v.rec, c.fields);
   });
 
-  app.put('/fabrics/:owner_uuid/vlans/:vlan_id', async (req, reply) => {
+  app.put('/fabrics/:owner_uuid/vlans/:vlan_id', OWNER_PATH, async (req, reply) => {
     guard();
     const raw = requestParams(req);
     const p = await path(raw, true);
@@ -132,7 +137,7 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
     return serializeVlan(value.rec, value.fields);
   });
 
-  app.delete('/fabrics/:owner_uuid/vlans/:vlan_id', async (req, reply) => {
+  app.delete('/fabrics/:owner_uuid/vlans/:vlan_id', OWNER_PATH, async (req, reply) => {
     guard();
     const p = await path(requestParams(req), true);
     await transact(store, async (tx) => {
@@ -166,7 +171,7 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
     return n;
   }
 
-  app.get(base, async (req) => {
+  app.get(base, OWNER_PATH, async (req) => {
     const tx = new Tx(store);
     const { raw, p } = await prelude(req, tx);
     const c = await validateParams(NETWORK_LIST_SCHEMA, raw);
@@ -177,7 +182,7 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
     return paginate(nets, c).map((n) => serializeNetwork(n, { fabricDisplay: true }));
   });
 
-  app.post(base, async (req, reply) => {
+  app.post(base, OWNER_PATH, async (req, reply) => {
     let fields: string[] | undefined;
     const { value, revision } = await transact(store, async (tx) => {
       const { raw, p, vlan } = await prelude(req, tx);
@@ -198,7 +203,7 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
     return serializeNetwork(value, { fabricDisplay: true, fields });
   });
 
-  app.get(`${base}/:uuid`, async (req, reply) => {
+  app.get(`${base}/:uuid`, OWNER_PATH, async (req, reply) => {
     const tx = new Tx(store);
     const { raw, p } = await prelude(req, tx);
     const c = await validateParams(GET_NETWORK_SCHEMA, raw);
@@ -208,7 +213,7 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
     return serializeNetwork(n.rec, { fabricDisplay: true, fields: c.fields });
   });
 
-  app.put(`${base}/:uuid`, async (req, reply) => {
+  app.put(`${base}/:uuid`, OWNER_PATH, async (req, reply) => {
     const { value, revision } = await transact(store, async (tx) => {
       const { raw, p } = await prelude(req, tx);
       const n = await mustLoadFabricNet(tx, p, raw.uuid);
@@ -221,7 +226,7 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
     return serializeNetwork(value, { fabricDisplay: true });
   });
 
-  app.delete(`${base}/:uuid`, async (req, reply) => {
+  app.delete(`${base}/:uuid`, OWNER_PATH, async (req, reply) => {
     await deleteNetwork(
       store,
       async (tx, phase) => {

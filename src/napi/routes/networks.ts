@@ -5,6 +5,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { NapiContext } from '../context.js';
+import { NAPI_ACCESS } from '../access.js';
+import { access } from '../../rest/access.js';
 import { notAuthorized, notFound } from '../../rest/errors.js';
 import { checkIfMatch, requestParams, setEtag } from '../../rest/http.js';
 import {
@@ -101,7 +103,7 @@ export function fieldsOf(v: unknown): string[] | undefined {
 export function registerNetworks(app: FastifyInstance, ctx: NapiContext): void {
   const { store, config } = ctx;
 
-  app.get('/networks', async (req) => {
+  app.get('/networks', access(NAPI_ACCESS.networkRead), async (req) => {
     const c = await validateParams(NETWORK_LIST_SCHEMA, requestParams(req));
     const tx = new Tx(store);
     const nets = filterNetworks(await listNetworkRecords(tx), c).sort(sortByName);
@@ -115,7 +117,7 @@ export function registerNetworks(app: FastifyInstance, ctx: NapiContext): void {
     return serializeNetwork(value, { fields: fieldsOf(raw.fields) });
   });
 
-  app.get('/networks/:uuid', async (req, reply) => {
+  app.get('/networks/:uuid', access(NAPI_ACCESS.networkRead), async (req, reply) => {
     const raw = requestParams(req);
     const tx = new Tx(store);
     const loaded = await loadNetworkKv(tx, String(raw.uuid));

@@ -5,6 +5,8 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { NapiContext } from '../context.js';
+import { NAPI_ACCESS } from '../access.js';
+import { access } from '../../rest/access.js';
 import { notFound } from '../../rest/errors.js';
 import { checkIfMatch, requestParams, setEtag } from '../../rest/http.js';
 import { networkKey } from '../keys.js';
@@ -76,7 +78,7 @@ async function networksFor(tx: Tx, nics: NicRecord[]): Promise<Map<string, Netwo
 export function registerNics(app: FastifyInstance, ctx: NapiContext): void {
   const { store, config } = ctx;
 
-  app.get('/nics', async (req) => {
+  app.get('/nics', access(NAPI_ACCESS.nicList), async (req) => {
     const c = await validateParams(LIST_SCHEMA, requestParams(req));
     const tx = new Tx(store);
     // Only the page is read and parsed (NIC keys sort by MAC, NAPI's list order).
@@ -91,10 +93,10 @@ export function registerNics(app: FastifyInstance, ctx: NapiContext): void {
     setEtag(reply, revision);
     return serializeNic(value.nic, value.network, config);
   };
-  app.post('/nics', create);
-  app.post('/networks/:network_uuid/nics', create);
+  app.post('/nics', access(NAPI_ACCESS.nicCreate), create);
+  app.post('/networks/:network_uuid/nics', access(NAPI_ACCESS.nicCreate), create);
 
-  app.get('/nics/:mac', async (req, reply) => {
+  app.get('/nics/:mac', access(NAPI_ACCESS.nicGet), async (req, reply) => {
     const tx = new Tx(store);
     const loaded = await loadNic(tx, (req.params as Params).mac);
     if (!loaded) throw notFound(MSG.nicNotFound);
@@ -103,7 +105,7 @@ export function registerNics(app: FastifyInstance, ctx: NapiContext): void {
     return serializeNic(loaded.rec, net, config);
   });
 
-  app.put('/nics/:mac', async (req, reply) => {
+  app.put('/nics/:mac', access(NAPI_ACCESS.nicUpdate), async (req, reply) => {
     const raw = requestParams(req);
     const { value, revision } = await transact(store, async (tx) => {
       const loaded = await loadNic(tx, (req.params as Params).mac);
@@ -115,7 +117,7 @@ export function registerNics(app: FastifyInstance, ctx: NapiContext): void {
     return serializeNic(value.nic, value.network, config);
   });
 
-  app.delete('/nics/:mac', async (req, reply) => {
+  app.delete('/nics/:mac', access(NAPI_ACCESS.nicDelete), async (req, reply) => {
     await transact(store, async (tx) => {
       const loaded = await loadNic(tx, (req.params as Params).mac);
       if (!loaded) throw notFound(MSG.nicNotFound);

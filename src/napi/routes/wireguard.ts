@@ -4,13 +4,18 @@
  *   GET    /encryption                  the deployment's setting, and which nodes are ready
  *   PUT    /encryption                  {mode: none|prepare|wireguard, force?, tunnel_subnet?}
  *   GET    /wireguard/peers             ?since=REV&wait=MS: every node's view (full), or what
- *                                       changed after since (long-poll; agents follow this)
+ *                                       changed after since (long-poll; agents follow this;
+ *                                       at most maxWaitersPerNode held per node, 429 beyond)
  *   GET    /wireguard/nodes/:cn_uuid    a node's published record
  *   PUT    /wireguard/nodes/:cn_uuid    {public_key, next_public_key?, endpoint}: an agent publishes
  *   DELETE /wireguard/nodes/:cn_uuid
  *
  * Records are checked here (a malformed key or endpoint is a 422 naming the field), and
  * again by every agent that receives them.
+ *
+ * Access (with --auth-file or TLS): the setting is an admin's; a node follows the peers
+ * feed (every node's public key and endpoint: what its WireGuard interface needs) and
+ * reads, publishes or withdraws only its own record; owners none of it.
  */
 import type { FastifyInstance } from 'fastify';
 import { isUuid } from '../../net/addr.js';
@@ -27,13 +32,19 @@ import { transact } from '../../store/txn.js';
 import { type FieldError, invalidParam, invalidParams, notFound, tooManyRequests } from '../../rest/errors.js';
 import type { RestContext } from '../../rest/context.js';
 import { requestParams } from '../../rest/http.js';
+import { type RouteAccess, access, pathIs } from '../../rest/access.js';
 
 export interface WireguardRouteOptions {
   /** Longest a peers request is held (ms). Default 60000. */
   maxWaitMs?: number;
   /** Peers requests that may wait at once (more get 429). Default 8192. */
   maxWaiters?: number;
+  /** Peers requests one node (a node token or certificate) may have waiting at once. Default 4. */
+  maxWaitersPerNode?: number;
 }
+
+/** A node's own record only; another node's is answered as absent. */
+const OWN_RECORD: RouteAccess = { allow: ['node'], node: [pathIs('cn_uuid', () => notFound('node not found'))] };
 
 function nodeUuid(raw: unknown): string {
   const cn = typeof raw === 'string' ? raw.toLowerCase() : '';
@@ -51,7 +62,10 @@ function nonNegativeInt(raw: unknown, field: string, dflt: number, errors: Field
 export function registerWireguardRoutes(app: FastifyInstance, ctx: RestContext, dir: WireguardDirectory, opts: WireguardRouteOptions = {}): void {
   const maxWait = opts.maxWaitMs ?? 60_000;
   const maxWaiters = opts.maxWaiters ?? 8192;
+  const maxPerNode = opts.maxWaitersPerNode ?? 4;
   let waiting = 0;
+  /** Waiting requests per node principal: one node cannot take every slot. */
+  const waitingByNode = new Map<string, number>();
 
   app.get('/encryption', async () => ({ ...dir.encryption, ...dir.readiness() }));
 
@@ -72,7 +86,8 @@ export function registerWireguardRoutes(app: FastifyInstance, ctx: RestContext, 
     return { ...setting, ...dir.readiness() };
   });
 
-  app.get('/wireguard/peers', async (req) => {
+  // Held open by design (capped by maxWaiters, not by the requests in flight).
+  app.get('/wireguard/peers', access({ allow: ['node'], node: [], longPoll: true }), async (req) => {
     const p = requestParams(req);
     const errors: FieldError[] = [];
     const since = nonNegativeInt(p.since, 'since', 0, errors);
@@ -81,22 +96,31 @@ export function registerWireguardRoutes(app: FastifyInstance, ctx: RestContext, 
     const waitMs = Math.min(wait, maxWait);
     if (waitMs === 0) return dir.feed(since, 0);
     if (waiting >= maxWaiters) throw tooManyRequests(`too many requests are waiting on peers (at most ${maxWaiters}); retry later`);
+    const who = req.principal?.role === 'node' ? req.principal.node : undefined;
+    const mine = who === undefined ? 0 : (waitingByNode.get(who) ?? 0);
+    if (mine >= maxPerNode) throw tooManyRequests(`too many requests of this node are waiting on peers (at most ${maxPerNode}); retry later`);
     waiting++;
+    if (who !== undefined) waitingByNode.set(who, mine + 1);
     try {
       return await dir.feed(since, waitMs);
     } finally {
       waiting--;
+      if (who !== undefined) {
+        const left = (waitingByNode.get(who) ?? 1) - 1;
+        if (left > 0) waitingByNode.set(who, left);
+        else waitingByNode.delete(who);
+      }
     }
   });
 
-  app.get('/wireguard/nodes/:cn_uuid', async (req) => {
+  app.get('/wireguard/nodes/:cn_uuid', access(OWN_RECORD), async (req) => {
     const cn = nodeUuid((req.params as { cn_uuid?: string }).cn_uuid);
     const kv = await ctx.store.get(wgNodeKey(cn));
     if (!kv) throw notFound(`node ${cn} has published no WireGuard key`);
     return JSON.parse(kv.value) as WireguardNodeRecord;
   });
 
-  app.put('/wireguard/nodes/:cn_uuid', async (req) => {
+  app.put('/wireguard/nodes/:cn_uuid', access(OWN_RECORD), async (req) => {
     const p = requestParams(req);
     const cn = nodeUuid(p.cn_uuid);
     const errors: FieldError[] = [];
@@ -125,7 +149,7 @@ export function registerWireguardRoutes(app: FastifyInstance, ctx: RestContext, 
     return rec;
   });
 
-  app.delete('/wireguard/nodes/:cn_uuid', async (req, reply) => {
+  app.delete('/wireguard/nodes/:cn_uuid', access(OWN_RECORD), async (req, reply) => {
     const cn = nodeUuid((req.params as { cn_uuid?: string }).cn_uuid);
     await transact(ctx.store, async (tx) => {
       if (!(await tx.get(wgNodeKey(cn)))) throw notFound(`node ${cn} has published no WireGuard key`);

@@ -1,0 +1,42 @@
+/**
+ * fetch for clients of the controller's REST API (the agent's NAPI client, ruleset feed
+ * and reports; the CLI): over HTTPS it verifies the controller against the CA and shows
+ * the client's certificate when it has one; with a token every request carries
+ * `Authorization: Bearer …`. Without either it is the global fetch, unchanged.
+ */
+import { Agent, fetch as undiciFetch } from 'undici';
+import { type ClientTls, clientTlsOptions } from './tls.js';
+
+export type Fetch = typeof fetch;
+
+export interface RestClientAuth {
+  tls?: ClientTls | undefined;
+  token?: string | undefined;
+  /** The fetch to use without TLS (tests inject theirs). Default: the global fetch. */
+  plain?: Fetch | undefined;
+}
+
+export function restFetch(auth: RestClientAuth = {}): Fetch {
+  const plain = auth.plain ?? ((input, init) => fetch(input, init));
+  const base: Fetch = auth.tls ? tlsFetch(auth.tls) : plain;
+  const token = auth.token;
+  if (!token) return base;
+  return (input, init) => {
+    const headers = new Headers(init?.headers);
+    headers.set('authorization', `Bearer ${token}`);
+    return base(input, { ...init, headers });
+  };
+}
+
+function tlsFetch(tls: ClientTls): Fetch {
+  const dispatcher = new Agent({ connect: clientTlsOptions(tls) });
+  // undici's own fetch with its own dispatcher (the same API as the global fetch).
+  return ((input: Parameters<Fetch>[0], init?: Parameters<Fetch>[1]) =>
+    undiciFetch(input as Parameters<typeof undiciFetch>[0], { ...(init as Parameters<typeof undiciFetch>[1]), dispatcher })) as unknown as Fetch;
+}
+
+/** The token the CLI and the agent use when no flag gives one. */
+export function tokenFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const t = env.RHUMB_TOKEN?.trim();
+  return t ? t : undefined;
+}
