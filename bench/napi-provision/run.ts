@@ -1,6 +1,6 @@
 /**
  * NAPI provisioning benchmark: NIC creates per second and p50/p99 latency, through real
- * HTTP (keep-alive fetch) against a controller in a child process on a LevelDB store
+ * HTTP (node:http keep-alive) against a controller in a child process on a LevelDB store
  * (fsync per group commit, as in production), at concurrency 1 and 32, on:
  *   - a fresh store, and
  *   - a store already holding 100,000 NICs (90 /22 networks × 1,000 plus 10,000 on the
@@ -9,10 +9,13 @@
  * Prints a table and writes bench/results/napi-provision.json (.quick.json with --quick).
  *
  *   node --import tsx bench/napi-provision/run.ts [--quick] [--creates N] [--seed N]
+ *        [--only fresh|seeded] [--cpu-prof DIR]
+ * --cpu-prof writes a V8 CPU profile of each controller child into DIR.
  */
 import { type ChildProcess, fork } from 'node:child_process';
+import { Agent, request } from 'node:http';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
@@ -28,6 +31,8 @@ const quick = argv.includes('--quick');
 const CREATES = Number(value('--creates') ?? (quick ? 200 : 2000));
 const SEED = Number(value('--seed') ?? (quick ? 10_000 : 100_000));
 const CONCURRENCY = [1, 32];
+const ONLY = value('--only');
+const PROFILE_DIR = value('--cpu-prof');
 const ADMIN = '930896af-bf8c-48d4-885c-6573a94b1853';
 
 interface Child {
@@ -37,7 +42,7 @@ interface Child {
 }
 
 async function startChild(dir: string): Promise<Child> {
-  const proc = fork(join(here, 'server.ts'), [dir], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const proc = fork(join(here, 'server.ts'), [dir], { execArgv: ['--import', 'tsx', ...(PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const queue: Array<(m: Record<string, unknown>) => void> = [];
   proc.on('message', (m) => queue.shift()?.(m as Record<string, unknown>));
   const first = await new Promise<Record<string, unknown>>((resolve, reject) => {
@@ -65,13 +70,36 @@ interface RunResult {
   creates_per_s: number;
   p50_ms: number;
   p99_ms: number;
+  /** Controller CPU time (user + system) per create, in microseconds. */
+  cpu_us_per_create: number;
+  /** The load generator's own CPU time per create (it shares the machine). */
+  client_cpu_us_per_create: number;
 }
 
-async function measure(port: number, network: string, concurrency: number, total: number, label: string): Promise<RunResult> {
+async function measure(child: Child, network: string, concurrency: number, total: number, label: string): Promise<RunResult> {
+  const port = child.port;
   const lat: number[] = [];
   let errors = 0;
   let next = 0;
-  const url = `http://127.0.0.1:${port}/networks/${network}/nics`;
+  const path = `/networks/${network}/nics`;
+  // node:http with keep-alive: a lighter load generator than fetch, which matters when
+  // client and controller share two cores.
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  const post = (body: string): Promise<{ status: number; text: string }> =>
+    new Promise((resolve, reject) => {
+      const req = request(
+        { agent, host: '127.0.0.1', port, path, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => (text += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
   const worker = async (w: number): Promise<void> => {
     for (;;) {
       const i = next++;
@@ -82,18 +110,22 @@ async function measure(port: number, network: string, concurrency: number, total
         owner_uuid: ADMIN,
       });
       const t0 = performance.now();
-      const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-      const text = await r.text();
+      const { status, text } = await post(body);
       lat.push(performance.now() - t0);
-      if (r.status !== 200) {
+      if (status !== 200) {
         errors++;
-        if (errors <= 3) process.stderr.write(`  error ${r.status}: ${text.slice(0, 200)}\n`);
+        if (errors <= 3) process.stderr.write(`  error ${status}: ${text.slice(0, 200)}\n`);
       }
     }
   };
+  const cpu0 = (await child.call({ cmd: 'cpu' })).cpu_us as number;
+  const own0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(Array.from({ length: concurrency }, (_, w) => worker(w)));
   const secs = (performance.now() - t0) / 1000;
+  agent.destroy();
+  const own = process.cpuUsage(own0);
+  const cpu = ((await child.call({ cmd: 'cpu' })).cpu_us as number) - cpu0;
   lat.sort((a, b) => a - b);
   return {
     store: label,
@@ -103,6 +135,8 @@ async function measure(port: number, network: string, concurrency: number, total
     creates_per_s: Math.round(total / secs),
     p50_ms: Number(pct(lat, 50).toFixed(2)),
     p99_ms: Number(pct(lat, 99).toFixed(2)),
+    cpu_us_per_create: Math.round(cpu / total),
+    client_cpu_us_per_create: Math.round((own.user + own.system) / total),
   };
 }
 
@@ -131,19 +165,27 @@ async function scenario(label: string, seed: number): Promise<RunResult[]> {
         await child.call({ cmd: 'seed', network: net, count: n });
         left -= n;
       }
-      process.stdout.write(`  seeded ${seed.toLocaleString()} NICs in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+      const seedS = (performance.now() - t0) / 1000;
+      const settled = await child.call({ cmd: 'settle' });
+      process.stdout.write(
+        `  seeded ${seed.toLocaleString()} NICs in ${seedS.toFixed(1)} s; then LevelDB compaction ${settled.compact_ms} ms, ` +
+          `firewall engine and mapping index caught up ${settled.followers_ms} ms later\n`,
+      );
     }
     const out: RunResult[] = [];
     // A short warm-up (JIT, connections) that is not measured.
-    await measure(child.port, target.uuid, 4, quick ? 20 : 100, label);
+    await measure(child, target.uuid, 4, quick ? 20 : 100, label);
     for (const c of CONCURRENCY) {
-      const r = await measure(child.port, target.uuid, c, CREATES, label);
-      process.stdout.write(`  ${label} c=${c}: ${r.creates_per_s}/s p50 ${r.p50_ms} ms p99 ${r.p99_ms} ms errors ${r.errors}\n`);
+      const r = await measure(child, target.uuid, c, CREATES, label);
+      process.stdout.write(`  ${label} c=${c}: ${r.creates_per_s}/s p50 ${r.p50_ms} ms p99 ${r.p99_ms} ms controller CPU ${r.cpu_us_per_create} µs/create (client ${r.client_cpu_us_per_create}) errors ${r.errors}\n`);
       out.push(r);
     }
     return out;
   } finally {
+    const exited = new Promise<void>((resolve) => child.proc.once('exit', () => resolve()));
     await child.call({ cmd: 'stop' }).catch(() => undefined);
+    // Let it exit by itself (a CPU profile is written at exit), then make sure.
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
     child.proc.kill();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -152,16 +194,16 @@ async function scenario(label: string, seed: number): Promise<RunResult[]> {
 async function main(): Promise<void> {
   process.stdout.write(`napi-provision bench: ${CREATES} creates per run${quick ? ' (quick)' : ''}\n`);
   const results = [
-    ...(await scenario('fresh', 0)),
-    ...(await scenario(`${SEED.toLocaleString()} NICs`, SEED)),
+    ...(ONLY === 'seeded' ? [] : await scenario('fresh', 0)),
+    ...(ONLY === 'fresh' ? [] : await scenario(`${SEED.toLocaleString()} NICs`, SEED)),
   ];
-  const t = new Table({ head: ['store', 'concurrency', 'creates/s', 'p50 ms', 'p99 ms', 'errors'] });
-  for (const r of results) t.push([r.store, r.concurrency, r.creates_per_s, r.p50_ms, r.p99_ms, r.errors]);
+  const t = new Table({ head: ['store', 'concurrency', 'creates/s', 'p50 ms', 'p99 ms', 'CPU µs/create', 'errors'] });
+  for (const r of results) t.push([r.store, r.concurrency, r.creates_per_s, r.p50_ms, r.p99_ms, r.cpu_us_per_create, r.errors]);
   process.stdout.write(`${t.toString()}\n`);
   const outDir = join(root, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
   const file = join(outDir, quick ? 'napi-provision.quick.json' : 'napi-provision.json');
-  writeFileSync(file, `${JSON.stringify({ bench: 'napi-provision', quick, creates: CREATES, seed: SEED, node: process.version, date: new Date().toISOString(), results }, null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify({ bench: 'napi-provision', quick, creates: CREATES, seed: SEED, node: process.version, date: new Date().toISOString(), loadavg: loadavg(), results }, null, 2)}\n`);
   process.stdout.write(`wrote ${file}\n`);
 }
 

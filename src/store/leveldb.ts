@@ -16,9 +16,14 @@
  * Reads that must name the revision they reflect (range, the feed's history) create their
  * LevelDB iterator — which takes a snapshot synchronously — only while no commit batch is
  * in flight, so the snapshot and this.rev always agree.
+ *
+ * Point reads go through a bounded cache of current values (./read-cache.ts): the writer
+ * refreshes every key it commits once the batch is durable, and a database read fills it
+ * only if no commit batch was in flight at any time during the read. So a cached entry
+ * is always the value at this.rev, and a group whose keys are all cached is evaluated
+ * without reading the database.
  */
 import { mkdir } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import {
   type Batch,
   type Change,
@@ -36,83 +41,27 @@ import {
 } from './types.js';
 import { checkPreconditions, watchFilter, InFlight, validateBatch, validateRangeOptions } from './common.js';
 import { FeedHub } from './feed.js';
-
-// ---- the slice of leveldown (abstract-leveldown 7) this module uses -----------------
-
-type Callback = (err?: Error | null) => void;
-type LdOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
-type Bound = string | Buffer;
-
-interface LdIteratorOptions {
-  gt?: Bound;
-  gte?: Bound;
-  lt?: Bound;
-  lte?: Bound;
-  reverse?: boolean;
-  limit?: number;
-  keys?: boolean;
-  values?: boolean;
-  keyAsBuffer?: boolean;
-  valueAsBuffer?: boolean;
-}
-
-interface LdIterator {
-  next(): Promise<[string | Buffer, string | Buffer] | undefined>;
-  end(): Promise<void>;
-}
-
-interface LevelDown {
-  open(opts: { createIfMissing: boolean }, cb: Callback): void;
-  close(cb: Callback): void;
-  get(key: string, opts: { asBuffer: false }, cb: (err: Error | null | undefined, value?: string) => void): void;
-  getMany(keys: string[], opts: { asBuffer: false }): Promise<Array<string | undefined>>;
-  batch(ops: LdOp[], opts: { sync: boolean }, cb: Callback): void;
-  iterator(opts: LdIteratorOptions): LdIterator;
-}
-
-const require = createRequire(import.meta.url);
-const leveldown = require('leveldown') as (location: string) => LevelDown;
-
-function call(fn: (cb: Callback) => void): Promise<void> {
-  return new Promise((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
-}
-
-// ---- layout ----------------------------------------------------------------------
-
-const DATA = 'd/';
-const LOG = 'l/';
-const META_REV = 'm/rev';
-const META_COMPACTED = 'm/compacted';
-const META_FORMAT = 'm/format';
-const FORMAT = '1';
-
-const dataKey = (key: string): string => DATA + key;
-const logKey = (rev: number): string => LOG + String(rev).padStart(16, '0');
-
-/** Every key that starts with `prefix` sorts below prefix + 0xff (0xff never occurs in UTF-8). */
-function afterPrefix(prefix: string): Buffer {
-  return Buffer.concat([Buffer.from(prefix, 'utf8'), Buffer.from([0xff])]);
-}
-
-interface StoredValue {
-  v: string;
-  c: number;
-  m: number;
-}
-
-function decodeValue(key: string, raw: string): KeyValue {
-  const s = JSON.parse(raw) as StoredValue;
-  return { key, value: s.v, createRevision: s.c, modRevision: s.m };
-}
-
-function encodeValue(kv: KeyValue): string {
-  const s: StoredValue = { v: kv.value, c: kv.createRevision, m: kv.modRevision };
-  return JSON.stringify(s);
-}
-
-function str(x: string | Buffer): string {
-  return typeof x === 'string' ? x : x.toString('utf8');
-}
+import { ReadCache } from './read-cache.js';
+import {
+  type LdOp,
+  type LevelDown,
+  DATA,
+  LOG,
+  META_COMPACTED,
+  META_FORMAT,
+  META_REV,
+  FORMAT,
+  afterPrefix,
+  call,
+  dataBounds,
+  dataKey,
+  decodeValue,
+  drain,
+  encodeValue,
+  leveldown,
+  logKey,
+  str,
+} from './leveldb-io.js';
 
 // ---- errors ----------------------------------------------------------------------
 
@@ -136,7 +85,13 @@ export interface LevelStoreOptions {
   retainRevisions?: number;
   /** Most commits written by one group batch (default 1000). */
   maxGroupSize?: number;
+  /** Keys whose current value (or absence) point reads keep in memory (default 20000; 0: none). */
+  cacheEntries?: number;
+  /** LevelDB's memtable size (default 32 MiB; LevelDB's own 4 MiB makes compaction a large share of write cost). */
+  writeBufferBytes?: number;
 }
+
+const DEFAULT_WRITE_BUFFER = 32 << 20;
 
 interface PendingCommit {
   batch: Batch;
@@ -162,6 +117,10 @@ export class LevelStore implements Store {
   private queue: PendingCommit[] = [];
   private writerBusy = false;
   private batchInFlight = false;
+  /** Commit batches issued so far: a read that saw this unchanged, and none in flight, raced no write. */
+  private batchesIssued = 0;
+  private readonly cache: ReadCache;
+  private pendingGets: Array<{ key: string; resolve(kv: KeyValue | undefined): void; reject(err: Error): void }> = [];
   /** Run (synchronously) once no commit batch is in flight; see atStableRevision. */
   private stableWaiters: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
@@ -186,6 +145,7 @@ export class LevelStore implements Store {
     this.sync = opts.sync ?? true;
     this.retain = Math.max(1, Math.floor(opts.retainRevisions ?? 100_000));
     this.maxGroup = Math.max(1, Math.floor(opts.maxGroupSize ?? 1000));
+    this.cache = new ReadCache(Math.max(0, Math.floor(opts.cacheEntries ?? 20_000)));
     this.hub = new FeedHub((from) => this.history(from));
   }
 
@@ -194,7 +154,7 @@ export class LevelStore implements Store {
     await mkdir(dir, { recursive: true });
     const db = leveldown(dir);
     try {
-      await call((cb) => db.open({ createIfMissing: true }, cb));
+      await call((cb) => db.open({ createIfMissing: true, writeBufferSize: opts.writeBufferBytes ?? DEFAULT_WRITE_BUFFER }, cb));
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
       if (/\block\b/i.test(e.message)) throw new StoreLockedError(dir, e);
@@ -253,15 +213,39 @@ export class LevelStore implements Store {
   async get(key: string): Promise<KeyValue | undefined> {
     this.assertOpen();
     if (key === '') return undefined;
+    const cached = this.cache.lookup(key);
+    if (cached !== undefined) return cached ?? undefined;
     return this.track(
       new Promise<KeyValue | undefined>((resolve, reject) => {
-        this.db.get(dataKey(key), { asBuffer: false }, (err, value) => {
-          if (err) {
-            if (/^NotFound/.test(err.message)) resolve(undefined);
-            else reject(err);
-          } else resolve(decodeValue(key, value as string));
-        });
+        this.pendingGets.push({ key, resolve, reject });
+        if (this.pendingGets.length === 1) setImmediate(() => this.flushGets());
       }),
+    );
+  }
+
+  /**
+   * Point reads that missed the cache during one turn of the event loop (across requests)
+   * go to the database together: one getMany, one thread-pool round trip.
+   */
+  private flushGets(): void {
+    // Even once close() has begun: it waits for these tracked reads before closing LevelDB.
+    const gets = this.pendingGets.splice(0);
+    const keys = [...new Set(gets.map((g) => g.key))];
+    const fill = this.cacheFiller();
+    this.track(this.db.getMany(keys.map(dataKey), { asBuffer: false })).then(
+      (values) => {
+        const got = new Map<string, KeyValue | undefined>();
+        keys.forEach((k, i) => {
+          const raw = values[i];
+          const kv = raw === undefined ? undefined : decodeValue(k, raw);
+          fill(k, kv);
+          got.set(k, kv);
+        });
+        for (const g of gets) g.resolve(got.get(g.key));
+      },
+      (err: unknown) => {
+        for (const g of gets) g.reject(err instanceof Error ? err : new Error(String(err)));
+      },
     );
   }
 
@@ -270,13 +254,35 @@ export class LevelStore implements Store {
     const unique = [...new Set(keys)].filter((k) => k !== '');
     const out = new Map<string, KeyValue>();
     if (unique.length === 0) return out;
-    // leveldown's getMany reads every key from one snapshot.
+    // All cached: every entry is the value at this.rev, so together they are one snapshot.
+    const cached = unique.map((k) => this.cache.lookup(k));
+    if (cached.every((c) => c !== undefined)) {
+      unique.forEach((k, i) => cached[i] && out.set(k, cached[i]));
+      return out;
+    }
+    // Otherwise all from the database: leveldown's getMany reads every key from one snapshot.
+    const fill = this.cacheFiller();
     const values = await this.track(this.db.getMany(unique.map(dataKey), { asBuffer: false }));
     unique.forEach((k, i) => {
       const raw = values[i];
-      if (raw !== undefined) out.set(k, decodeValue(k, raw));
+      const kv = raw === undefined ? undefined : decodeValue(k, raw);
+      fill(k, kv);
+      if (kv) out.set(k, kv);
     });
     return out;
+  }
+
+  /**
+   * For a database read about to be issued: records what it returns in the cache, unless
+   * a commit batch was in flight when it started or was issued before it finished (then
+   * the read may reflect a write not yet acknowledged, or miss one just acknowledged).
+   */
+  private cacheFiller(): (key: string, kv: KeyValue | undefined) => void {
+    if (this.batchInFlight) return () => undefined;
+    const issued = this.batchesIssued;
+    return (key, kv) => {
+      if (this.batchesIssued === issued && !this.closed) this.cache.store(key, kv);
+    };
   }
 
   async range(opts: RangeOptions): Promise<RangeResult> {
@@ -364,14 +370,24 @@ export class LevelStore implements Store {
       for (const p of batch.preconditions ?? []) if (p.key !== '') keys.add(p.key);
       for (const op of batch.ops) keys.add(op.key);
     }
-    const keyList = [...keys];
-    const raw = keyList.length > 0 ? await this.db.getMany(keyList.map(dataKey), { asBuffer: false }) : [];
     /** Current state as of the commit being evaluated: database + earlier commits of this group. */
     const state = new Map<string, KeyValue | undefined>();
-    keyList.forEach((k, i) => {
-      const v = raw[i];
-      state.set(k, v === undefined ? undefined : decodeValue(k, v));
-    });
+    const toRead: string[] = [];
+    for (const k of keys) {
+      const c = this.cache.lookup(k);
+      if (c === undefined) toRead.push(k);
+      else state.set(k, c ?? undefined);
+    }
+    if (toRead.length > 0) {
+      // No batch is in flight here, so the database is exactly at this.rev.
+      const raw = await this.db.getMany(toRead.map(dataKey), { asBuffer: false });
+      toRead.forEach((k, i) => {
+        const v = raw[i];
+        const kv = v === undefined ? undefined : decodeValue(k, v);
+        state.set(k, kv);
+        this.cache.store(k, kv);
+      });
+    }
 
     let rev = this.rev;
     const results: CommitResult[] = [];
@@ -416,16 +432,19 @@ export class LevelStore implements Store {
       ops.push({ type: 'put', key: META_REV, value: String(rev) });
 
       this.batchInFlight = true;
+      this.batchesIssued++;
       let error: Error | null = null;
       try {
         await call((cb) => this.db.batch(ops, { sync: this.sync }, cb));
         this.rev = rev;
+        for (const k of touched) this.cache.store(k, state.get(k));
         this.counters.writeBatches++;
         this.counters.commits += sets.length;
         this.counters.largestGroup = Math.max(this.counters.largestGroup, sets.length);
       } catch (err) {
         error = err instanceof Error ? err : new Error(String(err));
         this.writeError = error;
+        this.cache.clear();
       } finally {
         this.batchInFlight = false;
         // Before anything else can issue a write: let waiting readers snapshot this state.
@@ -524,6 +543,7 @@ export class LevelStore implements Store {
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.closed = true;
+    this.cache.clear();
     for (const c of this.queue.splice(0)) c.reject(new StoreClosedError());
     this.hub.close(new StoreClosedError());
     this.closing = (async () => {
@@ -534,43 +554,5 @@ export class LevelStore implements Store {
       await call((cb) => this.db.close(cb));
     })();
     return this.closing;
-  }
-}
-
-/** leveldown range options for the d/ rows that `opts` selects, or null if none can match. */
-function dataBounds(opts: RangeOptions): { gt?: Buffer; gte?: Buffer; lt: Buffer } | null {
-  // Lower bound: the greatest of prefix/gte (inclusive) and gt (exclusive).
-  let lower = Buffer.from(dataKey(opts.prefix ?? ''), 'utf8');
-  let exclusive = false;
-  if (opts.gte !== undefined) {
-    const b = Buffer.from(dataKey(opts.gte), 'utf8');
-    if (Buffer.compare(b, lower) > 0) lower = b;
-  }
-  if (opts.gt !== undefined) {
-    const b = Buffer.from(dataKey(opts.gt), 'utf8');
-    if (Buffer.compare(b, lower) >= 0) {
-      lower = b;
-      exclusive = true;
-    }
-  }
-  // Upper bound (exclusive): the least of lt and the end of the prefix.
-  let upper = afterPrefix(dataKey(opts.prefix ?? ''));
-  if (opts.lt !== undefined) {
-    const b = Buffer.from(dataKey(opts.lt), 'utf8');
-    if (Buffer.compare(b, upper) < 0) upper = b;
-  }
-  if (Buffer.compare(lower, upper) >= 0) return null;
-  return exclusive ? { gt: lower, lt: upper } : { gte: lower, lt: upper };
-}
-
-async function drain(it: LdIterator, each: (key: string | Buffer, value: string | Buffer) => void): Promise<void> {
-  try {
-    for (;;) {
-      const entry = await it.next();
-      if (entry === undefined) return;
-      each(entry[0], entry[1]);
-    }
-  } finally {
-    await it.end();
   }
 }

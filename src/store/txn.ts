@@ -32,11 +32,11 @@ export class TxConflictError extends Error {
 
 export class Tx {
   private readonly reads = new Map<string, KeyValue | undefined>();
-  private readonly writes = new Map<string, Op>();
+  private readonly buffered = new Map<string, Op>();
   private readonly extraPre: Precondition[] = [];
 
   /** The store this transaction reads from (for per-store caches such as allocation hints). */
-  private finishers: Array<() => void> | null;
+  private finishers: Array<(committed: boolean) => void> | null;
 
   /** managed: run by transact(), which tells onFinish callbacks when the attempt ends. */
   constructor(
@@ -47,25 +47,26 @@ export class Tx {
   }
 
   /**
-   * Runs fn once this attempt has committed or been abandoned. Returns false (and never
-   * calls fn) for a transaction nobody will finish, e.g. one built by hand in a test.
+   * Runs fn once this attempt has committed (committed: true) or been abandoned. Returns
+   * false (and never calls fn) for a transaction nobody will finish, e.g. one built by
+   * hand in a test.
    */
-  onFinish(fn: () => void): boolean {
+  onFinish(fn: (committed: boolean) => void): boolean {
     if (!this.finishers) return false;
     this.finishers.push(fn);
     return true;
   }
 
   /** @internal */
-  finish(): void {
+  finish(committed: boolean): void {
     const fns = this.finishers ?? [];
     this.finishers = this.finishers && [];
-    for (const fn of fns) fn();
+    for (const fn of fns) fn(committed);
   }
 
   /** Reads a key (seeing this transaction's own writes) and makes it a precondition. */
   async get(key: string): Promise<KeyValue | undefined> {
-    const w = this.writes.get(key);
+    const w = this.buffered.get(key);
     if (w) return w.type === 'put' ? { key, value: w.value, createRevision: 0, modRevision: 0 } : undefined;
     if (this.reads.has(key)) return this.reads.get(key);
     const kv = await this.store.get(key);
@@ -80,7 +81,7 @@ export class Tx {
 
   /** Reads several keys at once; each becomes a precondition. */
   async getMany(keys: string[]): Promise<Map<string, KeyValue>> {
-    const todo = keys.filter((k) => !this.writes.has(k) && !this.reads.has(k));
+    const todo = keys.filter((k) => !this.buffered.has(k) && !this.reads.has(k));
     if (todo.length > 0) {
       const got = await this.store.getMany(todo);
       for (const k of todo) this.reads.set(k, got.get(k));
@@ -103,7 +104,7 @@ export class Tx {
   }
 
   put(key: string, value: string): void {
-    this.writes.set(key, { type: 'put', key, value });
+    this.buffered.set(key, { type: 'put', key, value });
   }
 
   putJson(key: string, value: unknown): void {
@@ -111,7 +112,12 @@ export class Tx {
   }
 
   del(key: string): void {
-    this.writes.set(key, { type: 'del', key });
+    this.buffered.set(key, { type: 'del', key });
+  }
+
+  /** Whether this transaction writes (puts or deletes) key. */
+  writes(key: string): boolean {
+    return this.buffered.has(key);
   }
 
   /** An extra precondition not derived from a read (e.g. "this index key must be absent"). */
@@ -126,7 +132,7 @@ export class Tx {
       preconditions.push(kv ? { key, modRevision: kv.modRevision } : { key, absent: true });
     }
     preconditions.push(...this.extraPre);
-    return { preconditions, ops: [...this.writes.values()] };
+    return { preconditions, ops: [...this.buffered.values()] };
   }
 }
 
@@ -155,7 +161,7 @@ export async function transact<T>(
   for (let i = 0; i < attempts; i++) {
     const tx = new Tx(store, true);
     let value: T;
-    let res: Awaited<ReturnType<Store['commit']>>;
+    let res: Awaited<ReturnType<Store['commit']>> | undefined;
     let batch: ReturnType<Tx['batch']>;
     try {
       value = await body(tx, i);
@@ -163,7 +169,7 @@ export async function transact<T>(
       if (batch.ops.length === 0) return { value, revision: await store.revision() };
       res = await store.commit(batch);
     } finally {
-      tx.finish();
+      tx.finish(res?.ok === true);
     }
     if (res.ok) {
       const rec = commitTracker.getStore();

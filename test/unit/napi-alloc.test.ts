@@ -257,3 +257,72 @@ test('an address picked by an attempt still in flight is passed over by the next
   );
   assert.equal(await claim(store, net), '10.0.0.12');
 });
+
+/** Counts range scans and reads of address keys on the store. */
+function countReads(store: MemoryStore): { ranges: number; ipGets: number } {
+  const c = { ranges: 0, ipGets: 0 };
+  const realRange = store.range.bind(store);
+  const realGet = store.get.bind(store);
+  store.range = async (o: RangeOptions): Promise<RangeResult> => {
+    c.ranges++;
+    return realRange(o);
+  };
+  store.get = async (key: string) => {
+    if (key.startsWith('napi/ips/')) c.ipGets++;
+    return realGet(key);
+  };
+  return c;
+}
+
+test('once the hint is known, an allocation reads one address key and scans nothing', async () => {
+  const store = new MemoryStore();
+  const net = network({ provision_start_ip: '10.0.0.1', provision_end_ip: '10.0.0.60' });
+  await seed(store, net, [held('10.0.0.1'), held('10.0.0.2')]);
+  assert.equal(await claim(store, net), '10.0.0.3'); // the first one scans and learns the hint
+  const c = countReads(store);
+  for (let i = 4; i <= 8; i++) assert.equal(await claim(store, net), `10.0.0.${i}`);
+  assert.deepEqual(c, { ranges: 0, ipGets: 5 });
+});
+
+test('the fast path steps over records written behind its back, lowest never-used first', async () => {
+  const store = new MemoryStore();
+  const net = network({ provision_start_ip: '10.0.0.1', provision_end_ip: '10.0.0.60' });
+  await seed(store, net);
+  assert.equal(await claim(store, net), '10.0.0.1');
+  // Another controller (or an explicit provision) takes .2 and .3 without this process knowing.
+  await store.commit({ ops: ['10.0.0.2', '10.0.0.3'].map((ip) => ({ type: 'put' as const, key: ipKey(NET_UUID, ip), value: JSON.stringify(held(ip)) })) });
+  assert.equal(await claim(store, net), '10.0.0.4');
+  // Past more taken addresses than the fast path reads, the scan takes over.
+  await store.commit({ ops: [5, 6, 7, 8, 9, 10].map((i) => ({ type: 'put' as const, key: ipKey(NET_UUID, `10.0.0.${i}`), value: JSON.stringify(held(`10.0.0.${i}`)) })) });
+  assert.equal(await claim(store, net), '10.0.0.11');
+  const c = countReads(store);
+  assert.equal(await claim(store, net), '10.0.0.12');
+  assert.deepEqual(c, { ranges: 0, ipGets: 1 }, 'the hint moved past what the fast path and the scan saw');
+});
+
+test('the hint passes an address only once its record is committed, not when its attempt is abandoned', async () => {
+  const store = new MemoryStore();
+  const net = network({ provision_start_ip: '10.0.0.1', provision_end_ip: '10.0.0.60' });
+  await seed(store, net);
+  assert.equal(await claim(store, net), '10.0.0.1');
+  // A picks .2 and is abandoned after B (which passes over .2) committed .3.
+  let picked!: () => void;
+  const aPicked = new Promise<void>((r) => (picked = r));
+  let releaseA!: () => void;
+  const aHold = new Promise<void>((r) => (releaseA = r));
+  const a = transact(store, async (tx, attempt) => {
+    const got = await allocateIp(tx, net, { attempt });
+    picked();
+    await aHold;
+    throw new Error(`abandon ${got.ip}`);
+  });
+  await aPicked;
+  assert.equal(await claim(store, net), '10.0.0.3');
+  releaseA();
+  await assert.rejects(a, /abandon 10\.0\.0\.2/);
+  assert.equal(await claim(store, net), '10.0.0.2', 'the abandoned address is still handed out');
+  // Now .1-.3 are all committed: the next allocation reads just .4.
+  const c = countReads(store);
+  assert.equal(await claim(store, net), '10.0.0.4');
+  assert.deepEqual(c, { ranges: 0, ipGets: 1 });
+});

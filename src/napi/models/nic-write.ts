@@ -129,27 +129,38 @@ async function allocateFromPool(tx: Tx, c: CreateNicParams, pool: NonNullable<Pl
   return rejectField('network_uuid', `All networks in pool ${pool.uuid} are full`);
 }
 
-/** Claims the NIC's MAC (given, or allocated) and its address (explicit, or allocated). */
-async function reserveNicAddresses(tx: Tx, config: NapiConfig, c: CreateNicParams, placement: Placement, attempt: number): Promise<NicAddresses> {
-  let mac: string;
-  if (c.mac !== undefined) {
-    mac = c.mac;
-    if (await tx.get(nicKey(mac))) throw invalidParams([duplicateParam('mac')]);
-  } else {
-    mac = await allocateMac(tx, config.macOUI);
-  }
+async function reserveMac(tx: Tx, config: NapiConfig, c: CreateNicParams): Promise<string> {
+  if (c.mac === undefined) return allocateMac(tx, config.macOUI);
+  if (await tx.get(nicKey(c.mac))) throw invalidParams([duplicateParam('mac')]);
+  return c.mac;
+}
+
+async function reserveAddress(tx: Tx, c: CreateNicParams, placement: Placement, attempt: number): Promise<Omit<NicAddresses, 'mac'>> {
   if (placement.pool) {
     const got = await allocateFromPool(tx, c, placement.pool, attempt);
     if (got.network.fabric && c.cn_uuid === undefined) throw invalidParams([missingParam('cn_uuid')]);
-    return { mac, ...got };
+    return got;
   }
   const { network, ip, ipRecord } = placement;
   if (network && !ip) {
     const got = await allocateIpOrNull(tx, network, { attempt });
     if (!got) throw subnetFull(network.uuid);
-    return { mac, network, ip: got.ip, previous: got.previous };
+    return { network, ip: got.ip, previous: got.previous };
   }
-  return { mac, network, ip, previous: ipRecord };
+  return { network, ip, previous: ipRecord };
+}
+
+/**
+ * Claims the NIC's MAC (given, or allocated) and its address (explicit, or allocated).
+ * The two are independent, so they run side by side: the store can serve their key reads
+ * in one round trip. Both finish before an error is reported (a MAC error first), so
+ * nothing of this attempt is still running when it ends.
+ */
+async function reserveNicAddresses(tx: Tx, config: NapiConfig, c: CreateNicParams, placement: Placement, attempt: number): Promise<NicAddresses> {
+  const [mac, addr] = await Promise.allSettled([reserveMac(tx, config, c), reserveAddress(tx, c, placement, attempt)]);
+  if (mac.status === 'rejected') throw mac.reason;
+  if (addr.status === 'rejected') throw addr.reason;
+  return { mac: mac.value, ...addr.value };
 }
 
 /** The record a validated create describes, on the addresses it reserved. */
