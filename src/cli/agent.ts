@@ -169,6 +169,9 @@ async function runAgent(flags: AgentFlags): Promise<void> {
       api: napi,
       logger: log.child({ component: 'docker' }),
     });
+    if ('host' in flags.dockerPlugin && !isLoopback(flags.dockerPlugin.host)) {
+      log.warn(`the Docker plugin listens on ${docker.url} without authentication: anyone who reaches it can create fabric networks and NICs with the agent's credentials`);
+    }
     process.stdout.write(`rhumb agent: Docker plugin ${docker.url} (driver ${flags.dockerPluginName}, Docker ${flags.dockerHost})\n`);
   }
   const rotateKey = () => routing.rotateKey();
