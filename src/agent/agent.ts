@@ -22,9 +22,11 @@ import { type UnderlayRouting, repointEntries } from './underlay-routing.js';
 import { ResolvingCache, type Vl2Mapping, type Vl3Mapping, vl2Key, vl3Key } from './cache.js';
 import { inNetns, ip as ipCmd, linkWithAddress } from './plumbing/iproute.js';
 import { canonicalMac } from '../net/addr.js';
-import { ifnameProblem, netnsPathProblem } from './plumbing/checks.js';
+import { ifnameProblem, netnsPathProblem, sandboxPathProblem } from './plumbing/checks.js';
 import { instanceNetnsProblem } from './plumbing/netns.js';
-import { type NicPlumbing, PlumbingError, nicSettings, plumbingFor } from './plumbing/nic.js';
+import { type NicPlumbing, PlumbingError, nicSettings, plumbingFor, stagedPlumbingFor } from './plumbing/nic.js';
+import { stagedName } from './plumbing/names.js';
+import { waitForInterface, waitForNetns } from './plumbing/sandbox.js';
 import { type Logger, silentLogger } from '../log/index.js';
 import { type AgentMetrics, createAgentMetrics } from './metrics.js';
 import { type ApiNic, type NapiClient, NapiRequestError } from './napi-client.js';
@@ -124,6 +126,18 @@ export interface AttachRequest {
   mac: string;
   netns: string;
   ifname?: string;
+}
+
+/** A NIC staged for a runtime that moves the interface itself: its name meanwhile, in the node's namespace. */
+export interface StageRequest {
+  mac: string;
+  ifname: string;
+}
+
+export interface ActivateOptions {
+  /** How long to wait for the runtime to mount the namespace and move the interface (default 60000 ms). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
@@ -254,7 +268,10 @@ export class Agent {
         ...(this.o.firewall.retryMs !== undefined ? { retryMs: this.o.firewall.retryMs } : {}),
         onRound: (r) => {
           if (r.applied.length > 0) this.log.info(`firewall: applied ${r.applied.length} ruleset(s) at revision ${r.revision}`);
-          for (const [uuid, why] of r.failed) if (uuid !== '(feed)') this.log.warn(`firewall: ${uuid}: ${why}`);
+          for (const [uuid, why] of r.failed) {
+            // A staged NIC's workload has no namespace yet by design: activation applies its table.
+            if (uuid !== '(feed)' && !this.stagedInstance(uuid)) this.log.warn(`firewall: ${uuid}: ${why}`);
+          }
         },
       });
       this.fw.start();
@@ -311,6 +328,12 @@ export class Agent {
   netnsOfInstance(instanceUuid: string): string | undefined {
     for (const n of this.nics.values()) if (n.belongs_to_uuid === instanceUuid && n.netns) return n.netns;
     return undefined;
+  }
+
+  /** True when an instance's NICs here are all staged (waiting for their runtime to move them). */
+  private stagedInstance(uuid: string): boolean {
+    const mine = [...this.nics.values()].filter((n) => n.belongs_to_uuid === uuid);
+    return mine.length > 0 && mine.every((n) => this.o.backend.isStaged(n.mac));
   }
 
   /** Instances with a firewall table in the namespaces of attached NICs. */
@@ -724,6 +747,108 @@ export class Agent {
       await this.prefetch(p.vnet, nic.network_uuid).catch((err: Error) => this.log.warn(`prefetch vnet ${p.vnet}: ${err.message}`));
     }
     return attached;
+  }
+
+  /**
+   * Plumbs a NIC placed here for a runtime that moves the interface into the workload
+   * itself (Docker): the instance end waits in this namespace as req.ifname, carrying
+   * nothing until activate().
+   */
+  async stage(req: StageRequest): Promise<AttachedNic> {
+    return this.stageNic(await this.placedNic(req.mac), req);
+  }
+
+  /** stage() for a caller holding the NIC's API record (the workload attachments). */
+  async stageNic(nic: ApiNic, req: StageRequest): Promise<AttachedNic> {
+    const macText = this.macParam(nic.mac);
+    if (this.o.backend.isPlumbed(macText)) throw new AgentError(409, `NIC ${macText} is already attached on this node`);
+    if (nic.cn_uuid !== this.o.nodeUuid) {
+      throw new AgentError(409, `NIC ${macText} is placed on node ${nic.cn_uuid ?? '(none)'}, not this node (${this.o.nodeUuid})`);
+    }
+    let p;
+    try {
+      p = stagedPlumbingFor(nic, req.ifname);
+    } catch (err) {
+      throw new AgentError(400, (err as Error).message);
+    }
+    // Inside WireGuard the path is shorter: the workload gets no more than fits.
+    const limit = this.o.routing?.instanceMtu();
+    if (limit !== undefined && p.mtu > limit) p = { ...p, mtu: limit };
+    let firstOnVnet: boolean;
+    try {
+      ({ firstOnVnet } = await this.o.backend.stage(p));
+    } catch (err) {
+      if (err instanceof PlumbingError) throw new AgentError(422, err.message);
+      throw err;
+    }
+    const attached: AttachedNic = {
+      mac: macText, ip: p.ip, vnet: p.vnet, vlan: p.vlan, network_uuid: nic.network_uuid, belongs_to_uuid: nic.belongs_to_uuid, mtu: p.mtu,
+    };
+    this.nics.set(macText, attached);
+    this.vl3.invalidate(vl3Key(p.vnet, p.ip));
+    this.vl2.invalidate(vl2Key(p.vnet, macText));
+    if (firstOnVnet && (this.o.prefetch ?? true) && nic.network_uuid) {
+      await this.prefetch(p.vnet, nic.network_uuid).catch((err: Error) => this.log.warn(`prefetch vnet ${p.vnet}: ${err.message}`));
+    }
+    return attached;
+  }
+
+  /**
+   * A staged NIC's workload namespace is (about to be) at netns, a Docker sandbox key:
+   * waits for the namespace and for the interface to be moved in, puts the workload's
+   * firewall in place there (its compiled ruleset if the agent has it, else the default
+   * policy: inbound blocked), and only then lets the NIC carry traffic.
+   */
+  async activate(macInput: string, netns: string, opts: ActivateOptions = {}): Promise<AttachedNic> {
+    const mac = this.macParam(macInput);
+    if (netnsPathProblem(netns) && sandboxPathProblem(netns)) throw new AgentError(400, sandboxPathProblem(netns)!);
+    const known = this.nics.get(mac);
+    if (!known || !this.o.backend.isPlumbed(mac)) throw new AgentError(404, `NIC ${mac} is not attached on this node`);
+    if (!this.o.backend.isStaged(mac)) return { ...known };
+    const wait = { timeoutMs: opts.timeoutMs ?? 60_000, ...(opts.signal ? { signal: opts.signal } : {}) };
+    await waitForNetns(netns, wait);
+    // The namespace is the workload's from here on: its firewall goes in while the runtime
+    // moves the interface, so that carrier follows the move as closely as it can (the
+    // workload's process may start right after the move; its first packets are lost
+    // until then).
+    const uuid = known.belongs_to_uuid;
+    const [moved, protectedFw] = await Promise.allSettled([
+      waitForInterface(netns, mac, stagedName(mac), wait),
+      this.fw && uuid ? this.fw.protect(uuid, netns) : Promise.resolve(),
+    ]);
+    if (protectedFw.status === 'rejected') throw protectedFw.reason;
+    if (moved.status === 'rejected') throw moved.reason;
+    const ifname = moved.value;
+    const attached: AttachedNic = { ...known, netns, ifname };
+    this.nics.set(mac, attached);
+    try {
+      await this.o.backend.activate(mac, netns, ifname);
+    } catch (err) {
+      if (err instanceof PlumbingError) throw new AgentError(422, err.message);
+      throw err;
+    }
+    this.records.set(mac, { netns, ifname, ...(known.belongs_to_uuid ? { belongs_to_uuid: known.belongs_to_uuid } : {}) });
+    await this.saveState();
+    return { ...attached };
+  }
+
+  private macParam(input: string): string {
+    try {
+      return canonicalMac(input);
+    } catch (err) {
+      throw new AgentError(400, (err as Error).message);
+    }
+  }
+
+  /** The API's record of a NIC (404 when it does not exist). */
+  private async placedNic(input: string): Promise<ApiNic> {
+    const mac = this.macParam(input);
+    try {
+      return await this.o.napi.getNic(mac);
+    } catch (err) {
+      if (err instanceof NapiRequestError && err.status === 404) throw new AgentError(404, `NIC ${mac} does not exist`);
+      throw err;
+    }
   }
 
   /** Resolves the network's NICs on other nodes, so first contact does not wait on a miss. */

@@ -5,7 +5,7 @@
  * ./backends.ts is the list of modules compiled in. This module imports no backend.
  */
 import type { Registry } from 'prom-client';
-import type { NicPlumbing } from './plumbing/nic.js';
+import type { NicPlumbing, StagedPlumbing } from './plumbing/nic.js';
 import type { EdgeRouter, ExternalSide, PublishedPort } from '../edge/plan.js';
 
 
@@ -67,6 +67,19 @@ export interface DataplaneBackend {
   vnetOf(mac: string): number | undefined;
   /** Creates the vnet's devices if needed, then the NIC's; all or nothing. */
   plumb(p: NicPlumbing): Promise<{ firstOnVnet: boolean }>;
+  /**
+   * Like plumb, for a runtime that moves the interface into the workload itself (Docker):
+   * the instance end stays in the node's namespace as p.ifname, and the NIC carries
+   * nothing (no carrier) until activate(). unplumb removes a staged NIC too.
+   */
+  stage(p: StagedPlumbing): Promise<{ firstOnVnet: boolean }>;
+  /**
+   * A staged NIC's interface is now in the workload's namespace (netns, as ifname), whose
+   * firewall is in place: let it carry traffic. Idempotent.
+   */
+  activate(mac: string, netns: string, ifname: string): Promise<void>;
+  /** True for a staged NIC not activated yet. */
+  isStaged(mac: string): boolean;
   /**
    * NICs the API places here that are already plumbed (found at start): record their
    * policies (anti-spoofing, VLAN) without touching their devices.

@@ -11,6 +11,7 @@
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { nativeNftAvailable, nftApply, nftList } from '../dataplane/nftables.js';
+import { tableName } from './compile.js';
 import { renderRuleset, rulesetProblem, runWithInput } from './nft.js';
 import type { FeedResponse, NodeRuleset } from './push.js';
 
@@ -94,6 +95,11 @@ export class NftApplier {
   }
 }
 
+/** An instance's table before its compiled ruleset arrives: the default policy alone (inbound blocked, outbound allowed). */
+export function defaultRuleset(instanceUuid: string): string {
+  return renderRuleset(instanceUuid, { instance: instanceUuid, table: tableName(instanceUuid), sets: [], inbound: [], outbound: [] });
+}
+
 /** Loads text in the namespace at netnsPath; nftables' (or nft's) message when it was refused. */
 async function loadNft(netnsPath: string, text: string): Promise<string | undefined> {
   if (nativeNftAvailable()) {
@@ -154,6 +160,8 @@ export class FwFeedClient {
   private loop: Promise<void> | undefined;
   private sleeper: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
   private readonly listeners = new Set<() => void>();
+  /** Applying a round and protect() never interleave (an instance's tables go in order). */
+  private applying: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: FwFeedClientOptions) {
     this.applier = opts.applier ?? new NftApplier(opts.registry ? { registry: opts.registry } : {});
@@ -201,7 +209,7 @@ export class FwFeedClient {
         const wait = this.pending.size > 0 ? Math.min(retry, this.opts.waitMs ?? 30_000) : (this.opts.waitMs ?? 30_000);
         const res = await this.poll(wait);
         if (!this.running) break;
-        await this.handle(res);
+        await this.exclusive(() => this.handle(res));
       } catch (err) {
         if (!this.running) break;
         this.failures.set('(feed)', (err as Error).message);
@@ -258,6 +266,36 @@ export class FwFeedClient {
     this.revision = res.revision;
     this.opts.onRound?.({ revision: res.revision, full: res.full, applied, failed: new Map(this.failures) });
     for (const l of [...this.listeners]) l();
+  }
+
+  private exclusive<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.applying.then(job, job);
+    this.applying = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Puts an instance's firewall in place in netns now, before its first packet (a NIC
+   * about to carry traffic there): the ruleset the feed already has for it, or else the
+   * default policy, which the compiled ruleset replaces when it arrives. Throws when nft
+   * refuses (the caller must not let traffic through).
+   */
+  protect(uuid: string, netns: string): Promise<'ruleset' | 'default'> {
+    return this.exclusive(async () => {
+      const pending = this.pending.get(uuid);
+      const text = pending && !pending.removed ? pending.text : this.known.get(uuid);
+      // A namespace it was never in: whatever was applied elsewhere does not count.
+      this.applier.forget(uuid);
+      const out = await this.applier.apply(uuid, netns, text ?? defaultRuleset(uuid));
+      if (!out.ok) throw new Error(`firewall of ${uuid} in ${netns}: ${out.error ?? 'nft failed'}`);
+      if (text === undefined) return 'default';
+      if (pending && !pending.removed) {
+        this.pending.delete(uuid);
+        this.failures.delete(uuid);
+        this.known.set(uuid, pending.text);
+      }
+      return 'ruleset';
+    });
   }
 
   private sleep(ms: number): Promise<void> {

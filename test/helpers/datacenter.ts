@@ -209,14 +209,17 @@ export async function registerUnderlayNetwork(api: RestCall, subnet24: string): 
 
 /**
  * Starts `rhumb agent` in the node's namespace (API on its underlay address) and waits
- * for "ready". extraArgs: e.g. --backend, --no-prefetch, --no-firewall.
+ * for "ready". extraArgs: e.g. --backend, --no-prefetch, --no-firewall. netOnly: started with
+ * `nsenter --net` (see NetnsLab.spawnNetOnly) instead of `ip netns exec`.
  */
 export async function startAgent(
   lab: NetnsLab,
   node: DatacenterNode,
-  opts: { controller: string; svp: string; stateDir: string; extraArgs?: string[] },
+  opts: { controller: string; svp: string; stateDir: string; extraArgs?: string[]; netOnly?: boolean },
 ): Promise<RunningAgent> {
-  const proc = lab.spawnIn(node.ns, [
+  // netOnly: the host's mount namespace (the Docker plugin must see the daemon's sandbox mounts).
+  const spawnIn = opts.netOnly ? lab.spawnNetOnly.bind(lab) : lab.spawnIn.bind(lab);
+  const proc = spawnIn(node.ns, [
     process.execPath,
     CLI,
     'agent',

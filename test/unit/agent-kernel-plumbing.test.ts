@@ -4,7 +4,10 @@ import { garpFrame } from '../../src/agent/plumbing/garp.js';
 import { renderPortFilter } from '../../src/agent/plumbing/portfilter.js';
 import { bridgeName, hostVethName, parseDeviceName, vxlanName } from '../../src/agent/plumbing/names.js';
 import { canonicalMac } from '../../src/net/addr.js';
-import { type NicPlumbing, PlumbingError, hostSideCommands, hostVeth, instanceCommands, instanceConfig, plumbingFor } from '../../src/agent/plumbing/nic.js';
+import {
+  type NicPlumbing, PlumbingError, hostSideCommands, hostVeth, instanceCommands, instanceConfig, plumbingFor, stagedHostSideCommands, stagedHostVeth,
+  stagedPlumbingFor, stagedTapCommands,
+} from '../../src/agent/plumbing/nic.js';
 import { vnetCommands, vnetLinks } from '../../src/agent/kernel/vnet.js';
 import type { ApiNic } from '../../src/agent/napi-client.js';
 import { vnetFromNicTag } from '../../src/agent/napi-client.js';
@@ -253,4 +256,21 @@ test('the command builders refuse a hand-made plumbing with unsafe fields (defen
   }
   assert.throws(() => renderPortFilter([{ mac: '90:b8:d0:00:00:01', ip: '10.0.0.1 } accept; drop', vnet: 7, vlan: 5 }]), /port filter/);
   assert.throws(() => renderPortFilter([{ mac: '90:b8:d0:00:00:01 accept', ip: '10.0.0.1', vnet: 7, vlan: 5 }]), /port filter/);
+});
+
+test('a staged NIC (Docker): both veth ends on the node, the host end in the vnet\'s group and bridge but not up; a TAP alike', () => {
+  const p = stagedPlumbingFor(NIC, 'rs90b8d0123456');
+  assert.deepEqual(stagedHostVeth(p), {
+    kind: 'veth', name: 'rv90b8d0123456', mtu: 1400, group: 0x72000000 + 6568847, peer: { name: 'rs90b8d0123456', mtu: 1400, mac: '90:b8:d0:12:34:56' },
+  });
+  assert.deepEqual(stagedHostSideCommands(p), [
+    'link add rv90b8d0123456 mtu 1400 type veth peer name rs90b8d0123456 mtu 1400 address 90:b8:d0:12:34:56',
+    'link set rv90b8d0123456 master rbr6568847',
+  ]);
+  assert.deepEqual(stagedTapCommands(p), ['tuntap add dev rs90b8d0123456 mode tap', 'link set dev rs90b8d0123456 address 90:b8:d0:12:34:56 mtu 1400']);
+  for (const ifname of ['', 'a b', 'x;reboot', '1234567890123456']) {
+    assert.throws(() => stagedPlumbingFor(NIC, ifname), PlumbingError, ifname);
+    assert.throws(() => stagedHostVeth({ ...p, ifname }), PlumbingError, ifname);
+    assert.throws(() => stagedTapCommands({ ...p, ifname }), PlumbingError, ifname);
+  }
 });

@@ -15,14 +15,14 @@ import { sendGarp } from '../plumbing/garp.js';
 import { type PortPolicy, renderPortFilter } from '../plumbing/portfilter.js';
 import { bridgeName, hostVethName, parseDeviceName, vxlanName } from '../plumbing/names.js';
 import { canonicalMac } from '../../net/addr.js';
-import { type NicPlumbing, PlumbingError, VXLAN_OVERHEAD } from '../plumbing/nic.js';
+import { type NicPlumbing, PlumbingError, type StagedPlumbing, VXLAN_OVERHEAD } from '../plumbing/nic.js';
 import { applyNftables } from '../plumbing/run.js';
 import { ip } from '../plumbing/iproute.js';
 import { type KernelLink, type KernelLinks, kernelLinks } from './links.js';
 import { type EdgeNetwork, type EdgeRouter, type ExternalSide, type PublishedPort, edgeNetworkOf, planEdge } from '../../edge/plan.js';
 import { EdgeApplier } from './edge.js';
 
-function policyOf(p: NicPlumbing): PortPolicy {
+function policyOf(p: NicPlumbing | StagedPlumbing): PortPolicy {
   return { mac: canonicalMac(p.mac), ip: p.ip, vnet: p.vnet, vlan: p.vlan, allowMacSpoofing: p.allowMacSpoofing, allowIpSpoofing: p.allowIpSpoofing };
 }
 
@@ -37,6 +37,8 @@ export class KernelBackend implements DataplaneBackend {
   private readonly vnetByIfindex = new Map<number, number>();
   /** Plumbed NICs: MAC -> vnet. */
   private readonly veths = new Map<string, number>();
+  /** Staged NICs whose host end is still down (the kernel says so: adopted at start). */
+  private readonly staged = new Set<string>();
   /** Anti-spoofing and VLAN policy of each plumbed NIC whose API record is known. */
   private readonly ports = new Map<string, PortPolicy>();
   private underlayIp = '';
@@ -79,7 +81,9 @@ export class KernelBackend implements DataplaneBackend {
       const own = parseDeviceName(l.name);
       if (own?.kind !== 'veth' || l.kind !== 'veth' || !l.master) continue;
       const vnet = bridgeVnet.get(l.master);
-      if (vnet !== undefined) this.veths.set(own.mac, vnet);
+      if (vnet === undefined) continue;
+      this.veths.set(own.mac, vnet);
+      if (!l.up) this.staged.add(own.mac);
     }
     if (this.vnetDevs.size > 0 || this.veths.size > 0) {
       this.log(`adopted ${this.vnetDevs.size} vnet(s) and ${this.veths.size} NIC(s) already in the kernel`);
@@ -205,6 +209,50 @@ export class KernelBackend implements DataplaneBackend {
     });
   }
 
+  stage(p: StagedPlumbing): Promise<{ firstOnVnet: boolean }> {
+    return this.serial.run(async () => {
+      const mac = canonicalMac(p.mac);
+      if (this.veths.has(mac)) throw new PlumbingError(`NIC ${mac} is already plumbed on this node`);
+      const firstOnVnet = await this.ensureVnet(p.vnet);
+      const host = hostVethName(mac);
+      try {
+        await this.links.stageNic(p);
+      } catch (err) {
+        if (firstOnVnet) await this.removeVnet(p.vnet);
+        throw err;
+      }
+      this.ports.set(mac, policyOf(p));
+      try {
+        await this.applyPortFilter();
+      } catch (err) {
+        this.ports.delete(mac);
+        await this.links.deleteLinks([host]);
+        if (firstOnVnet) await this.removeVnet(p.vnet);
+        throw err instanceof PlumbingError ? new PlumbingError(`port filter: ${err.message}`) : err;
+      }
+      this.veths.set(mac, p.vnet);
+      this.staged.add(mac);
+      const dev = this.vnetDevs.get(p.vnet)!;
+      this.netlink.fdbDel(dev.vxIfindex, mac);
+      this.netlink.neighDel(dev.vxIfindex, p.ip);
+      return { firstOnVnet };
+    });
+  }
+
+  /** The host end comes up: the peer (in the workload now) gets its carrier. */
+  activate(mac: string): Promise<void> {
+    return this.serial.run(async () => {
+      const m = canonicalMac(mac);
+      if (!this.veths.has(m)) throw new PlumbingError(`NIC ${m} is not plumbed on this node`);
+      await this.links.activateNic(m);
+      this.staged.delete(m);
+    });
+  }
+
+  isStaged(mac: string): boolean {
+    return this.staged.has(canonicalMac(mac));
+  }
+
   unplumb(mac: string, vnet: number): Promise<{ vnetRemoved: boolean }> {
     return this.serial.run(async () => {
       const m = canonicalMac(mac);
@@ -214,6 +262,8 @@ export class KernelBackend implements DataplaneBackend {
       const filter = this.ports.delete(m) ? this.applyPortFilter().catch((err: Error) => this.log(`port filter: ${err.message}`)) : undefined;
       const links = last ? this.removeVnet(vnet).then(() => this.links.deleteNic(m)) : this.links.deleteNic(m);
       await Promise.all([links, filter]);
+      // A staged instance end still in this namespace goes with its peer.
+      this.staged.delete(m);
       this.veths.delete(m);
       if (this.edgeNets.delete(m)) await this.applyEdgeLogged();
       return { vnetRemoved: last };

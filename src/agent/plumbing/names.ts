@@ -7,15 +7,19 @@
  *   rbr<vnet>   the vnet's bridge
  *   rv<mac hex> the host end of a NIC's veth (14 characters)
  *   rg<vnet>v<vlan>  the userspace backend's gateway TAP of a fabric VLAN (at most 15)
+ *   rs<mac hex> a staged NIC's instance end while it waits in the node's namespace for
+ *               its runtime to move it (Docker's libnetwork; 14 characters)
  *
- * A vnet's devices (bridge, vxlan device, host veths) are also in one device group,
- * 0x72000000 + vnet, so that the last NIC's veth and the vnet's devices go in one request.
+ * A vnet's devices (bridge, vxlan device, host veths, staged ones too) are also in one
+ * device group, 0x72000000 + vnet, so that the last NIC's veth and the vnet's devices go
+ * in one request.
  */
 import { canonicalMac, macHex } from '../../net/addr.js';
 
 const VXLAN_PREFIX = 'rvx';
 const BRIDGE_PREFIX = 'rbr';
 const VETH_PREFIX = 'rv';
+const STAGED_PREFIX = 'rs';
 
 export function assertVnet(vnet: number): void {
   if (!Number.isInteger(vnet) || vnet < 0 || vnet > 0xffffff) throw new RangeError(`vnet id must be a 24-bit integer, got ${vnet}`);
@@ -46,6 +50,11 @@ export function gatewayTapName(vnet: number, vlan: number): string {
   assertVnet(vnet);
   if (!Number.isInteger(vlan) || vlan < 0 || vlan > 4095) throw new RangeError(`vlan must be 0..4095, got ${vlan}`);
   return `rg${vnet}v${vlan}`;
+}
+
+/** The instance end of a staged NIC while it is in the node's namespace. */
+export function stagedName(mac: string): string {
+  return `${STAGED_PREFIX}${macHex(mac)}`;
 }
 
 export type OwnDevice =

@@ -27,9 +27,9 @@ import { StateFile } from '../state-file.js';
 import { type BackendStartOptions, type DataplaneBackend, type UnderlayPath, type VnetEntries, registerBackend } from '../backend.js';
 import { garpFrame } from '../plumbing/garp.js';
 import { linkWithAddress } from '../plumbing/iproute.js';
-import { configureInstance } from '../plumbing/run.js';
+import { configureInstance, deleteLink, stageTap } from '../plumbing/run.js';
 import { canonicalMac } from '../../net/addr.js';
-import { type NicPlumbing, PlumbingError, VXLAN_OVERHEAD } from '../plumbing/nic.js';
+import { type NicPlumbing, PlumbingError, type StagedPlumbing, VXLAN_OVERHEAD } from '../plumbing/nic.js';
 import { PeerSet } from './peers.js';
 import { type EdgeNetwork, type EdgePlan, type EdgeRouter, type ExternalSide, type PublishedPort, edgeNetworkOf, gatewayMac, planEdge } from '../../edge/plan.js';
 import { EdgeApplier } from '../kernel/edge.js';
@@ -48,11 +48,12 @@ import { writeFile } from 'node:fs/promises';
 const gatewayPort: PortOf = (vnet, vlan) => ({ dev: gatewayTapName(vnet, vlan), mac: gatewayMac(vnet, vlan) });
 
 interface PlumbedNic {
+  /** The engine's NIC id; -1 while staged (its TAP exists, the engine does not read it). */
   id: number;
   vnet: number;
   ip: string;
-  /** What re-attaching after a restart needs. */
-  spec: NicSpec;
+  /** What re-attaching after a restart needs (staged: netns '' and the staged name). */
+  spec: NicSpec & { staged?: boolean };
 }
 
 export class UserspaceBackend implements DataplaneBackend {
@@ -172,7 +173,12 @@ export class UserspaceBackend implements DataplaneBackend {
     } catch {
       return;
     }
-    for (const spec of saved) {
+    for (const spec of saved as PlumbedNic['spec'][]) {
+      if (spec.staged) {
+        // A TAP nobody reads yet: it stays staged until activate().
+        this.nics.set(canonicalMac(spec.mac), { id: -1, vnet: spec.vnet, ip: spec.ip, spec });
+        continue;
+      }
       try {
         const id = this.engine.addNic({ ...spec, persist: true, reattach: true });
         this.nics.set(canonicalMac(spec.mac), { id, vnet: spec.vnet, ip: spec.ip, spec });
@@ -330,11 +336,68 @@ export class UserspaceBackend implements DataplaneBackend {
     return out;
   }
 
+  /**
+   * A persistent TAP in the node's namespace with no reader: the instance end has no
+   * carrier until activate() attaches the engine to it where its runtime moved it.
+   */
+  stage(p: StagedPlumbing): Promise<{ firstOnVnet: boolean }> {
+    return this.serial.run(async () => {
+      const mac = canonicalMac(p.mac);
+      if (this.nics.has(mac)) throw new PlumbingError(`NIC ${mac} is already plumbed on this node`);
+      const firstOnVnet = !this.vnets().includes(p.vnet);
+      await stageTap(p);
+      const spec: PlumbedNic['spec'] = {
+        netns: '',
+        ifname: p.ifname,
+        mac,
+        ip: p.ip,
+        vnet: p.vnet,
+        vlan: p.vlan,
+        mtu: p.mtu,
+        allowMacSpoofing: p.allowMacSpoofing,
+        allowIpSpoofing: p.allowIpSpoofing,
+        staged: true,
+      };
+      this.nics.set(mac, { id: -1, vnet: p.vnet, ip: p.ip, spec });
+      await this.saveState();
+      return { firstOnVnet };
+    });
+  }
+
+  activate(mac: string, netns: string, ifname: string): Promise<void> {
+    return this.serial.run(async () => {
+      const m = canonicalMac(mac);
+      const n = this.nics.get(m);
+      if (!n) throw new PlumbingError(`NIC ${m} is not plumbed on this node`);
+      if (n.id >= 0) return;
+      const spec: NicSpec = { ...n.spec, netns, ifname };
+      delete (spec as PlumbedNic['spec']).staged;
+      let id: number;
+      try {
+        id = this.engine.addNic({ ...spec, persist: true, reattach: true });
+      } catch (err) {
+        throw new PlumbingError(`TAP for ${m} in ${netns}: ${(err as Error).message}`);
+      }
+      this.nics.set(m, { ...n, id, spec });
+      await this.saveState();
+      await this.peers?.refresh();
+    });
+  }
+
+  isStaged(mac: string): boolean {
+    return (this.nics.get(canonicalMac(mac))?.id ?? 0) < 0;
+  }
+
   unplumb(mac: string, vnet: number): Promise<{ vnetRemoved: boolean }> {
     return this.serial.run(async () => {
       const m = canonicalMac(mac);
       const n = this.nics.get(m);
-      if (n) {
+      if (n && n.id < 0) {
+        // Staged: the TAP is back in (or never left) this namespace under its staged name.
+        await deleteLink(n.spec.ifname).catch(() => undefined);
+        this.nics.delete(m);
+        await this.saveState();
+      } else if (n) {
         this.engine.removeNic(n.id);
         this.nics.delete(m);
         await this.saveState();
