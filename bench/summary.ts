@@ -129,6 +129,22 @@ const extractors: Record<string, (r: Json) => Figure[]> = {
     { bench: 'cni', figure: 'CNI ADD p50 (rhumb plugin)', value: num(r.rhumb?.add?.p50), unit: 'ms', comparesTo: 'bridge + host-local plugins', ratio: ratioOf(r.rhumb?.add?.p50, r.bridge_host_local?.add?.p50) },
     { bench: 'cni', figure: 'CNI DEL p50 (rhumb plugin)', value: num(r.rhumb?.del?.p50), unit: 'ms', comparesTo: 'bridge + host-local plugins', ratio: ratioOf(r.rhumb?.del?.p50, r.bridge_host_local?.del?.p50) },
   ],
+  docker: (r) => {
+    const s = r.summary ?? {};
+    const bridge = s['Docker bridge, one node'];
+    return [
+      ['rhumb kernel, across nodes', 'across nodes, kernel backend'],
+      ['rhumb userspace, across nodes', 'across nodes, userspace backend'],
+      ['rhumb kernel, one node', 'one node, kernel backend'],
+    ].map(([key, label]) => ({
+      bench: 'docker',
+      figure: `docker run → first ping p50, ${label}`,
+      value: num(s[key!]?.run_to_ping_p50_ms),
+      unit: 'ms',
+      comparesTo: "Docker's bridge, one node",
+      ratio: ratioOf(s[key!]?.run_to_ping_p50_ms, bridge?.run_to_ping_p50_ms),
+    }));
+  },
   'fw-compile': (r) => [
     { bench: 'fw-compile', figure: `full compile, ${r.rules ?? '?'} rules × ${r.instances ?? '?'} instances`, value: num(r.full_compile?.total_ms), unit: 'ms', comparesTo: '—' },
     { bench: 'fw-compile', figure: 'one-rule change, median', value: num(r.one_rule_change?.median_ms), unit: 'ms', comparesTo: '—' },

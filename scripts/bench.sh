@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
 done
 
 # In the order they run: the in-process ones first, the namespace ones after.
-benches=(napi-provision svp-lookup fw-compile convergence dataplane cni distributed scale)
+benches=(napi-provision svp-lookup fw-compile convergence dataplane cni docker distributed scale)
 if [ -n "$only" ]; then
   IFS=',' read -r -a wanted <<<"$only"
   for w in "${wanted[@]}"; do
@@ -56,6 +56,9 @@ skip_reason() {
     cni)
       [ -n "$netns_reason" ] && { echo "$netns_reason"; return; }
       [ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] || echo "needs the reference CNI plugins (Debian containernetworking-plugins)" ;;
+    docker)
+      [ -n "$netns_reason" ] && { echo "$netns_reason"; return; }
+      [ -x /usr/sbin/dockerd ] && [ -x /usr/bin/docker ] && [ -x /bin/busybox ] || echo "needs docker.io and busybox-static" ;;
     distributed)
       have etcd || [ -x /usr/bin/etcd ] || [ -n "${RHUMB_ETCD_BIN:-}" ] || echo "needs etcd (Debian etcd-server, or RHUMB_ETCD_BIN)" ;;
     scale)

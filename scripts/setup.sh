@@ -17,6 +17,8 @@ test_pkgs+=(containernetworking-plugins iptables podman runc busybox-static)
 # WireGuard module). A compute node running an agent of a deployment that encrypts needs
 # wireguard-tools, and wireguard-go where its kernel lacks the module.
 test_pkgs+=(wireguard-tools wireguard-go)
+# The Docker tests: a real Docker Engine per node namespace (busybox images built offline).
+test_pkgs+=(docker.io)
 
 want=("${runtime_pkgs[@]}")
 [ "$profile" = test ] && want+=("${test_pkgs[@]}")
@@ -33,10 +35,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "rhumb setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get -o DPkg::Lock::Timeout=600 update -qq
+  # docker.io's package would start a host dockerd (and its iptables rules); tests start their own.
+  if printf '%s\n' "${missing[@]}" | grep -qx docker.io && [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && rhumb_policy_rc=1
+  fi
   apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ "${rhumb_policy_rc:-0}" = 1 ] && rm -f /usr/sbin/policy-rc.d
   # etcd-server's package starts a system etcd on the default ports; tests run their own.
   if printf '%s\n' "${missing[@]}" | grep -qx etcd-server; then
     (systemctl disable --now etcd 2>/dev/null || service etcd stop 2>/dev/null || pkill -x etcd) >/dev/null 2>&1 || true
+  fi
+  if printf '%s\n' "${missing[@]}" | grep -qx docker.io; then
+    (systemctl disable --now docker.service docker.socket 2>/dev/null) >/dev/null 2>&1 || true
   fi
 fi
 

@@ -58,6 +58,7 @@ struct fp_nic_spec {
 	uint16_t vlan;
 	int mtu;            /* < 0: the underlay MTU - 50 */
 	bool allow_mac, allow_ip;
+	bool shared_mac;    /* a gateway port: every node's has this MAC, frames from it may arrive */
 	bool persist;       /* TUNSETPERSIST: the TAP outlives this process */
 	bool reattach;      /* attach to the existing TAP of that name */
 };

@@ -109,6 +109,7 @@ struct nic {
 	uint16_t vlan;
 	uint16_t mtu;
 	bool allow_mac, allow_ip;
+	bool shared_mac; /* the distributed gateway's MAC: also the source of frames other nodes route here */
 	uint64_t c[C_COUNT];
 	int npend;
 	size_t parked_bytes; /* frames this NIC sent that wait for an answer */

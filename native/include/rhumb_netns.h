@@ -14,7 +14,11 @@
 /* 1-15 letters, digits, '_', '.', '-'; not '.', '..' or a leading '-'. */
 bool rhumb_ifname_ok(const char *name);
 
-/* /run/netns/NAME, /var/run/netns/NAME (NAME: 1-128 of [A-Za-z0-9_.-], first [A-Za-z0-9]) or /proc/PID/ns/net. */
+/*
+ * /run/netns/NAME, /var/run/netns/NAME (NAME: 1-128 of [A-Za-z0-9_.-], first [A-Za-z0-9]),
+ * /proc/PID/ns/net, or a Docker sandbox key: /DIR/.../netns/ID (ID: 12 or 64 lower-case hex
+ * digits; components of [A-Za-z0-9_.-], not '.' or '..'; at most 256 characters).
+ */
 bool rhumb_netns_path_ok(const char *path);
 
 /*

@@ -5,7 +5,7 @@
  * class FastPath
  *   new FastPath({ underlayIp: Buffer(4), port, underlayMtu, tso, uso, gso, gro, coalesce, mmsg }, onMiss)
  *                       onMiss(kind, vnet, key: Buffer(16)) on the JS thread (threadsafe function)
- *   addNic({ netns, ifname, mac: Buffer(6), ip: Buffer(4), vnet, vlan, mtu, allowMac, allowIp, persist, reattach }) -> id
+ *   addNic({ netns, ifname, mac: Buffer(6), ip: Buffer(4), vnet, vlan, mtu, allowMac, allowIp, sharedMac, persist, reattach }) -> id
  *   removeNic(id)
  *   update(records: Buffer)          32-byte records, all or nothing (rhumb_fp.h: fp_update)
  *   entries(vnet) -> Buffer          the vnet's remote l2set and l3set records
@@ -269,6 +269,7 @@ static napi_value js_add_nic(napi_env env, napi_callback_info info)
 	s.vlan = (uint16_t)opt_u32(env, argv[0], "vlan", 0);
 	s.allow_mac = opt_bool(env, argv[0], "allowMac", false);
 	s.allow_ip = opt_bool(env, argv[0], "allowIp", false);
+	s.shared_mac = opt_bool(env, argv[0], "sharedMac", false);
 	s.persist = opt_bool(env, argv[0], "persist", false);
 	s.reattach = opt_bool(env, argv[0], "reattach", false);
 	id = fp_add_nic(f, &s, &e);

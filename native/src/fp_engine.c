@@ -156,6 +156,7 @@ int fp_install_nic(struct fp *f, int slot, int fd, const struct fp_nic_spec *s)
 	nic->mtu = (uint16_t)(s->mtu < 0 ? f->ul_mtu - RV_VXLAN_OVERHEAD : s->mtu);
 	nic->allow_mac = s->allow_mac;
 	nic->allow_ip = s->allow_ip;
+	nic->shared_mac = s->shared_mac;
 	e = l2_slot(f, nic->vnet, nic->mac);
 	v4key(key, s->ip);
 	e3 = e ? l3_slot(f, nic->vnet, key) : NULL;

@@ -107,9 +107,12 @@ int fp_decap(struct fp *f, uint8_t *p, size_t len, uint8_t **frame, size_t *flen
 		return -1;
 	}
 	n = &f->nics[e->nic];
-	/* A frame from the underlay claiming a local NIC's source MAC is a spoof. */
+	/*
+	 * A frame from the underlay claiming a local NIC's source MAC is a spoof, unless that
+	 * NIC is a gateway port: another node's gateway routed the frame here.
+	 */
 	se = l2_find(f, vni, fr + 6);
-	if (se && se->nic >= 0) {
+	if (se && se->nic >= 0 && !f->nics[se->nic].shared_mac) {
 		CNT_ADD(n->c[D_RX_SPOOF], 1);
 		return -1;
 	}

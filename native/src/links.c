@@ -118,7 +118,7 @@ static bool get_netns(napi_env env, const char *method, napi_value v, char out[P
 		return false;
 	if (!rhumb_netns_path_ok(out)) {
 		char msg[200];
-		snprintf(msg, sizeof(msg), "%s: netns must be /run/netns/NAME, /var/run/netns/NAME or /proc/PID/ns/net", method);
+		snprintf(msg, sizeof(msg), "%s: netns must be /run/netns/NAME, /var/run/netns/NAME, /proc/PID/ns/net or a Docker sandbox key (.../netns/ID)", method);
 		napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", msg);
 		return false;
 	}

@@ -4,6 +4,7 @@
 #include "rhumb_netns.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -47,6 +48,47 @@ static bool netns_name_ok(const char *s)
 	return true;
 }
 
+static bool hex_id(const char *s)
+{
+	size_t n = strlen(s);
+	if (n != 12 && n != 64)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/*
+ * A Docker sandbox key, the namespace file libnetwork bind-mounts for a container:
+ * <exec-root>/netns/<12 or 64 hex digits>, an absolute path of plain components (no '.'
+ * or '..'), at most 256 characters (src/agent/plumbing/checks.ts sandboxPathProblem).
+ */
+static bool sandbox_key_ok(const char *path)
+{
+	static const char dir[] = "/netns/";
+	size_t n = strlen(path);
+	const char *last, *c;
+
+	if (n > 256 || path[0] != '/')
+		return false;
+	last = strrchr(path, '/');
+	if (last - path < (ptrdiff_t)(sizeof(dir) - 1) || strncmp(last - (sizeof(dir) - 2), dir, sizeof(dir) - 1) != 0 || !hex_id(last + 1))
+		return false;
+	/* Every component: 1+ name characters, not '.' or '..'. */
+	for (c = path; *c; ) {
+		const char *start = ++c;
+		while (*c && *c != '/') {
+			if (!name_char(*c))
+				return false;
+			c++;
+		}
+		if (c == start || (c - start == 1 && start[0] == '.') || (c - start == 2 && start[0] == '.' && start[1] == '.'))
+			return false;
+	}
+	return true;
+}
+
 bool rhumb_netns_path_ok(const char *path)
 {
 	static const char run[] = "/run/netns/", varrun[] = "/var/run/netns/", proc[] = "/proc/", tail[] = "/ns/net";
@@ -59,7 +101,7 @@ bool rhumb_netns_path_ok(const char *path)
 	if (strncmp(path, varrun, sizeof(varrun) - 1) == 0)
 		return netns_name_ok(path + sizeof(varrun) - 1);
 	if (strncmp(path, proc, sizeof(proc) - 1) != 0)
-		return false;
+		return sandbox_key_ok(path);
 	p = path + sizeof(proc) - 1;
 	if (*p == '0')
 		return false;

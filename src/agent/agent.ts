@@ -29,16 +29,24 @@ import { nativeNflogAvailable } from '../dataplane/nflog.js';
 import { ResolvingCache, type Vl2Mapping, type Vl3Mapping, vl2Key, vl3Key } from './cache.js';
 import { inNetns, ip as ipCmd, linkWithAddress } from './plumbing/iproute.js';
 import { canonicalMac } from '../net/addr.js';
-import { ifnameProblem, netnsPathProblem } from './plumbing/checks.js';
+import { hostPortName } from '../net/ports.js';
+import { ifnameProblem, netnsPathProblem, sandboxPathProblem } from './plumbing/checks.js';
 import { instanceNetnsProblem } from './plumbing/netns.js';
-import { type NicPlumbing, PlumbingError, nicSettings, plumbingFor } from './plumbing/nic.js';
+import { type NicPlumbing, PlumbingError, nicSettings, plumbingFor, stagedPlumbingFor } from './plumbing/nic.js';
+import { stagedName } from './plumbing/names.js';
+import { waitForInterface, waitForNetns } from './plumbing/sandbox.js';
 import { type Logger, silentLogger } from '../log/index.js';
 import { type AgentMetrics, createAgentMetrics } from './metrics.js';
 import { type ApiNic, type NapiClient, NapiRequestError } from './napi-client.js';
 import type { AttachmentRecord, AttachmentState } from './state.js';
+import type { ExternalSide } from '../edge/plan.js';
+import { RouterFollower } from './routers.js';
+import { type PortMapping, PublishedPorts, parseMappings } from './published.js';
+import type { StateFile } from './state-file.js';
 
 /** The NAPI calls the agent makes (NapiClient implements it). */
-export type AgentNapi = Pick<NapiClient, 'getNic' | 'listNics' | 'listNetworks' | 'createNic'>;
+/** (request: for following routers; a NAPI without it leaves the gateway without routers.) */
+export type AgentNapi = Pick<NapiClient, 'getNic' | 'listNics' | 'listNetworks' | 'createNic'> & Partial<Pick<NapiClient, 'request'>>;
 
 /** The SVP client calls the agent makes (SvpClient implements it). */
 export interface SvpLookups {
@@ -95,6 +103,12 @@ export interface AgentOptions {
   logger?: Logger;
   /** The encrypted underlay (absent: VXLAN always between underlay addresses). */
   routing?: UnderlayRouting;
+  /** The node's external side (egress NAT), resolved from `--external-iface`. */
+  external?: ExternalSide;
+  /** How often the routers of this node's owners are read again (ms). Default 5000. */
+  routerPollMs?: number;
+  /** Where published ports survive a restart (absent: memory only). */
+  publishedState?: StateFile;
 }
 
 /** An error with the HTTP status the local API answers with. */
@@ -131,6 +145,18 @@ export interface AttachRequest {
   mac: string;
   netns: string;
   ifname?: string;
+}
+
+/** A NIC staged for a runtime that moves the interface itself: its name meanwhile, in the node's namespace. */
+export interface StageRequest {
+  mac: string;
+  ifname: string;
+}
+
+export interface ActivateOptions {
+  /** How long to wait for the runtime to mount the namespace and move the interface (default 60000 ms). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
@@ -176,6 +202,8 @@ export class Agent {
   /** State records of NICs plumbed here (also those placed elsewhere awaiting detach). */
   private readonly records = new Map<string, AttachmentRecord>();
   private fw: FwFeedClient | undefined;
+  private routers: RouterFollower | undefined;
+  private readonly published: PublishedPorts;
   shootdownsApplied = 0;
   /** The underlay address in use (follows the node's when it changes: ./underlay-follow.ts). */
   private ownUnderlay: string;
@@ -185,6 +213,7 @@ export class Agent {
   constructor(private readonly o: AgentOptions) {
     this.ownUnderlay = o.underlayIp;
     this.log = o.logger ?? silentLogger();
+    this.published = new PublishedPorts(o.publishedState);
     this.vl3 = new ResolvingCache<Vl3Mapping>({ negativeTtlMs: o.negativeTtlMs });
     this.vl2 = new ResolvingCache<Vl2Mapping>({ negativeTtlMs: o.negativeTtlMs });
     this.metrics = createAgentMetrics(
@@ -229,8 +258,24 @@ export class Agent {
       onMiss: (m) => this.onMiss(m),
       log: (msg) => backendLog.info(msg),
       peerUnderlays: () => this.peerUnderlays(),
+      ...(this.o.external ? { external: this.o.external } : {}),
     });
     await this.rebuild();
+    await this.published.load().catch((err: Error) => this.log.warn(`published ports: ${err.message}`));
+    await this.applyPublished();
+    const setRouters = this.o.backend.setRouters?.bind(this.o.backend);
+    const request = this.o.napi.request?.bind(this.o.napi);
+    if (setRouters && request) {
+      this.routers = new RouterFollower({
+        napi: { request },
+        owners: () => [...this.nics.values()].flatMap((n) => (n.owner_uuid ? [n.owner_uuid] : [])),
+        apply: setRouters,
+        intervalMs: this.o.routerPollMs ?? 5000,
+        log: this.log.child({ component: 'routers' }),
+      });
+      await this.refreshRouters();
+      this.routers.start();
+    }
     // Entries adopted from before a change of path (encryption turned on or off meanwhile).
     if (this.o.routing) await this.repoint();
     this.o.routing?.start(() => this.repoint());
@@ -257,17 +302,67 @@ export class Agent {
         nodeUuid: this.o.nodeUuid,
         placement,
         resolveNetns: (uuid) => this.netnsOfInstance(uuid),
+        portsOf: (uuid) => [...this.nics.values()].filter((n) => n.belongs_to_uuid === uuid).map((n) => hostPortName(n.mac)),
         listInstalled: () => (placement === 'node' ? installedInstances(undefined, 'node') : this.installedFirewalls()),
         registry: this.o.registry,
         ...(this.o.firewall.waitMs !== undefined ? { waitMs: this.o.firewall.waitMs } : {}),
         ...(this.o.firewall.retryMs !== undefined ? { retryMs: this.o.firewall.retryMs } : {}),
         onRound: (r) => {
           if (r.applied.length > 0) this.log.info(`firewall: applied ${r.applied.length} ruleset(s) at revision ${r.revision}`);
-          for (const [uuid, why] of r.failed) if (uuid !== '(feed)') this.log.warn(`firewall: ${uuid}: ${why}`);
+          for (const [uuid, why] of r.failed) {
+            // A staged NIC's workload has no namespace yet by design: activation applies its table.
+            if (uuid !== '(feed)' && !this.stagedInstance(uuid)) this.log.warn(`firewall: ${uuid}: ${why}`);
+          }
         },
       });
       this.fw.start();
     }
+  }
+
+  /** Hands the data plane the published ports of the NICs attached here. */
+  private async applyPublished(): Promise<void> {
+    if (!this.o.backend.setPublished) return;
+    await this.o.backend.setPublished(this.published.resolve((mac) => this.nics.get(mac)));
+  }
+
+  /** The published ports of every NIC (MAC -> mappings). */
+  publishedPorts(): Record<string, PortMapping[]> {
+    return this.published.all();
+  }
+
+  /**
+   * Publishes a NIC's ports on the node's external address (an empty list withdraws them).
+   * The NIC must be attached here, the host ports free; nothing changes on a refusal.
+   */
+  async publish(macInput: string, body: unknown): Promise<PortMapping[]> {
+    let mac: string;
+    try {
+      mac = canonicalMac(macInput);
+    } catch (err) {
+      throw new AgentError(400, (err as Error).message);
+    }
+    const ports = parseMappings(body && typeof body === 'object' ? (body as { ports?: unknown }).ports : undefined);
+    if (typeof ports === 'string') throw new AgentError(400, ports);
+    if (!this.nics.has(mac) || !this.o.backend.isPlumbed(mac)) throw new AgentError(404, `NIC ${mac} is not attached on this node`);
+    if (ports.length > 0 && !this.o.external) throw new AgentError(422, 'this agent has no external side (--external-iface): nothing can be published');
+    if (ports.length > 0 && !this.o.backend.setPublished) throw new AgentError(422, `the ${this.o.backend.kind} backend cannot publish ports`);
+    const conflict = this.published.conflict(mac, ports);
+    if (conflict) throw new AgentError(409, conflict);
+    const before = this.published.get(mac);
+    await this.published.set(mac, ports);
+    try {
+      await this.applyPublished();
+    } catch (err) {
+      await this.published.set(mac, before);
+      await this.applyPublished().catch(() => undefined);
+      throw err;
+    }
+    return ports;
+  }
+
+  /** Reads the routers of this node's owners again (after a NIC came or went). */
+  private async refreshRouters(): Promise<void> {
+    await this.routers?.refresh().catch((err: Error) => this.log.warn(`routers: ${err.message}`));
   }
 
   /** The namespace of an attached NIC of this instance (the firewall's resolveNetns). */
@@ -311,6 +406,12 @@ export class Agent {
         if (error !== undefined) this.log.warn(`firewall: removing ${uuid}'s table in ${ns}: ${error}`);
       }
     }
+  }
+
+  /** True when an instance's NICs here are all staged (waiting for their runtime to move them). */
+  private stagedInstance(uuid: string): boolean {
+    const mine = [...this.nics.values()].filter((n) => n.belongs_to_uuid === uuid);
+    return mine.length > 0 && mine.every((n) => this.o.backend.isStaged(n.mac));
   }
 
   /** Instances with a firewall table in the namespaces of attached NICs. */
@@ -734,10 +835,115 @@ export class Agent {
     // Answers that placed this NIC elsewhere are stale now.
     this.vl3.invalidate(vl3Key(p.vnet, p.ip));
     this.vl2.invalidate(vl2Key(p.vnet, macText));
+    await this.refreshRouters();
+    await this.applyPublished().catch((err: Error) => this.log.warn(`published ports: ${err.message}`));
     if (firstOnVnet && (this.o.prefetch ?? true) && nic.network_uuid) {
       await this.prefetch(p.vnet, nic.network_uuid).catch((err: Error) => this.log.warn(`prefetch vnet ${p.vnet}: ${err.message}`));
     }
     return attached;
+  }
+
+  /**
+   * Plumbs a NIC placed here for a runtime that moves the interface into the workload
+   * itself (Docker): the instance end waits in this namespace as req.ifname, carrying
+   * nothing until activate().
+   */
+  async stage(req: StageRequest): Promise<AttachedNic> {
+    return this.stageNic(await this.placedNic(req.mac), req);
+  }
+
+  /** stage() for a caller holding the NIC's API record (the workload attachments). */
+  async stageNic(nic: ApiNic, req: StageRequest): Promise<AttachedNic> {
+    const macText = this.macParam(nic.mac);
+    if (this.o.backend.isPlumbed(macText)) throw new AgentError(409, `NIC ${macText} is already attached on this node`);
+    if (nic.cn_uuid !== this.o.nodeUuid) {
+      throw new AgentError(409, `NIC ${macText} is placed on node ${nic.cn_uuid ?? '(none)'}, not this node (${this.o.nodeUuid})`);
+    }
+    let p;
+    try {
+      p = stagedPlumbingFor(nic, req.ifname);
+    } catch (err) {
+      throw new AgentError(400, (err as Error).message);
+    }
+    // Inside WireGuard the path is shorter: the workload gets no more than fits.
+    const limit = this.o.routing?.instanceMtu();
+    if (limit !== undefined && p.mtu > limit) p = { ...p, mtu: limit };
+    let firstOnVnet: boolean;
+    try {
+      ({ firstOnVnet } = await this.o.backend.stage(p));
+    } catch (err) {
+      if (err instanceof PlumbingError) throw new AgentError(422, err.message);
+      throw err;
+    }
+    const attached: AttachedNic = {
+      mac: macText, ip: p.ip, vnet: p.vnet, vlan: p.vlan, network_uuid: nic.network_uuid, belongs_to_uuid: nic.belongs_to_uuid, mtu: p.mtu,
+    };
+    this.nics.set(macText, attached);
+    this.vl3.invalidate(vl3Key(p.vnet, p.ip));
+    this.vl2.invalidate(vl2Key(p.vnet, macText));
+    if (firstOnVnet && (this.o.prefetch ?? true) && nic.network_uuid) {
+      await this.prefetch(p.vnet, nic.network_uuid).catch((err: Error) => this.log.warn(`prefetch vnet ${p.vnet}: ${err.message}`));
+    }
+    return attached;
+  }
+
+  /**
+   * A staged NIC's workload namespace is (about to be) at netns, a Docker sandbox key:
+   * waits for the namespace and for the interface to be moved in, puts the workload's
+   * firewall in place (its compiled ruleset if the agent has it, else the default policy:
+   * inbound blocked; node-side on the NIC's port or inside the namespace, as the backend
+   * places firewalls), and only then lets the NIC carry traffic.
+   */
+  async activate(macInput: string, netns: string, opts: ActivateOptions = {}): Promise<AttachedNic> {
+    const mac = this.macParam(macInput);
+    if (netnsPathProblem(netns) && sandboxPathProblem(netns)) throw new AgentError(400, sandboxPathProblem(netns)!);
+    const known = this.nics.get(mac);
+    if (!known || !this.o.backend.isPlumbed(mac)) throw new AgentError(404, `NIC ${mac} is not attached on this node`);
+    if (!this.o.backend.isStaged(mac)) return { ...known };
+    const wait = { timeoutMs: opts.timeoutMs ?? 60_000, ...(opts.signal ? { signal: opts.signal } : {}) };
+    await waitForNetns(netns, wait);
+    // The namespace is the workload's from here on: its firewall goes in while the runtime
+    // moves the interface, so that carrier follows the move as closely as it can (the
+    // workload's process may start right after the move; its first packets are lost
+    // until then).
+    const uuid = known.belongs_to_uuid;
+    const [moved, protectedFw] = await Promise.allSettled([
+      waitForInterface(netns, mac, stagedName(mac), wait),
+      this.fw && uuid ? this.fw.protect(uuid, netns) : Promise.resolve(),
+    ]);
+    if (protectedFw.status === 'rejected') throw protectedFw.reason;
+    if (moved.status === 'rejected') throw moved.reason;
+    const ifname = moved.value;
+    const attached: AttachedNic = { ...known, netns, ifname };
+    this.nics.set(mac, attached);
+    try {
+      await this.o.backend.activate(mac, netns, ifname);
+    } catch (err) {
+      if (err instanceof PlumbingError) throw new AgentError(422, err.message);
+      throw err;
+    }
+    this.records.set(mac, { netns, ifname, ...(known.belongs_to_uuid ? { belongs_to_uuid: known.belongs_to_uuid } : {}) });
+    await this.saveState();
+    return { ...attached };
+  }
+
+  private macParam(input: string): string {
+    try {
+      return canonicalMac(input);
+    } catch (err) {
+      throw new AgentError(400, (err as Error).message);
+    }
+  }
+
+  /** The API's record of a NIC (404 when it does not exist). */
+  private async placedNic(input: string): Promise<ApiNic> {
+    const mac = this.macParam(input);
+    try {
+      return await this.o.napi.getNic(mac);
+    } catch (err) {
+      if (err instanceof NapiRequestError && err.status === 404) throw new AgentError(404, `NIC ${mac} does not exist`);
+      throw err;
+    }
   }
 
   /** Resolves the network's NICs on other nodes, so first contact does not wait on a miss. */
@@ -764,6 +970,10 @@ export class Agent {
     await this.saveState();
     this.vl3.invalidate(vl3Key(known.vnet, known.ip));
     this.vl2.invalidate(vl2Key(known.vnet, mac));
+    await this.refreshRouters();
+    // A detached NIC's ports go with it.
+    if (this.published.get(mac).length > 0) await this.published.set(mac, []);
+    await this.applyPublished().catch((err: Error) => this.log.warn(`published ports: ${err.message}`));
     if (vnetRemoved) {
       const prefix = `${known.vnet}/`;
       this.vl3.invalidateWhere((k) => k.startsWith(prefix));
@@ -808,6 +1018,7 @@ export class Agent {
   /** Stops listening and polling; devices and entries stay (traffic keeps flowing). */
   async close(): Promise<void> {
     this.closed = true;
+    this.routers?.stop();
     await this.follower?.stop();
     // Tables stay in the namespaces: the instances stay protected while the agent is down.
     await this.fw?.stop();

@@ -8,6 +8,9 @@
  *                   /run/netns/NAME, /var/run/netns/NAME or /proc/PID/ns/net, ifname a
  *                   plain interface name (./plumbing/checks.ts): anything else is a 400
  *   POST /detach    {mac}                  undo it
+ *   GET  /published-ports                 MAC -> [{protocol, port, host_port}] of the NICs here
+ *   PUT  /published-ports/:mac  {ports: [{protocol: tcp|udp, port, host_port}]}  publish the
+ *                   NIC's ports on the node's external address (DNAT; [] withdraws them)
  *   POST /wireguard/rotate-key             replace the node's WireGuard key (encrypted underlay)
  *   /workloads…, /health   workload attachments (CNI, Docker): ./workload-routes.ts
  * Errors: {code, message} with 400/404/409/422 (AgentError) or 500.
@@ -75,6 +78,8 @@ export function buildAgentApi(agent: Agent, registry: Registry, opts: AgentApiOp
     return agent.attach({ mac, netns, ifname });
   });
   app.post('/detach', async (req) => agent.detach(str(req.body, 'mac', true)!));
+  app.get('/published-ports', async () => agent.publishedPorts());
+  app.put('/published-ports/:mac', async (req) => ({ ports: await agent.publish((req.params as { mac: string }).mac, req.body) }));
   app.post('/wireguard/rotate-key', async () => {
     if (!opts.rotateKey) throw new AgentError(404, 'this agent has no encrypted underlay');
     try {

@@ -5,7 +5,8 @@
  * ./backends.ts is the list of modules compiled in. This module imports no backend.
  */
 import type { Registry } from 'prom-client';
-import type { NicPlumbing } from './plumbing/nic.js';
+import type { NicPlumbing, StagedPlumbing } from './plumbing/nic.js';
+import type { EdgeRouter, ExternalSide, PublishedPort } from '../edge/plan.js';
 
 
 /** A data-plane miss, already mapped to its vnet. */
@@ -43,6 +44,8 @@ export interface BackendStartOptions {
   log: (msg: string) => void;
   /** The underlay addresses of the nodes (the API's underlay NICs): whom VXLAN may come from. */
   peerUnderlays?: () => Promise<string[]>;
+  /** The node's external side (`--external-iface`): egress NAT goes out there, from its address. */
+  external?: ExternalSide;
 }
 
 export interface DataplaneBackend {
@@ -70,6 +73,19 @@ export interface DataplaneBackend {
   vnetOf(mac: string): number | undefined;
   /** Creates the vnet's devices if needed, then the NIC's; all or nothing. */
   plumb(p: NicPlumbing): Promise<{ firstOnVnet: boolean }>;
+  /**
+   * Like plumb, for a runtime that moves the interface into the workload itself (Docker):
+   * the instance end stays in the node's namespace as p.ifname, and the NIC carries
+   * nothing (no carrier) until activate(). unplumb removes a staged NIC too.
+   */
+  stage(p: StagedPlumbing): Promise<{ firstOnVnet: boolean }>;
+  /**
+   * A staged NIC's interface is now in the workload's namespace (netns, as ifname), whose
+   * firewall is in place: let it carry traffic. Idempotent.
+   */
+  activate(mac: string, netns: string, ifname: string): Promise<void>;
+  /** True for a staged NIC not activated yet. */
+  isStaged(mac: string): boolean;
   /**
    * NICs the API places here that are already plumbed (found at start): record their
    * policies (anti-spoofing, VLAN) without touching their devices.
@@ -100,6 +116,13 @@ export interface DataplaneBackend {
    * backend's host veth); CNI results list it so chained plugins (bandwidth) find it.
    */
   hostInterface?(mac: string): string | undefined;
+  /**
+   * The routers connecting fabric networks (each with every network it connects): the
+   * distributed gateway routes between them. Backends without a gateway ignore it.
+   */
+  setRouters?(routers: readonly EdgeRouter[]): Promise<void>;
+  /** Instance ports published on the external address (DNAT). Backends without a gateway ignore it. */
+  setPublished?(ports: readonly PublishedPort[]): Promise<void>;
   /** Stops listening; leaves every device and entry in place so traffic keeps flowing. */
   close(): void;
 }

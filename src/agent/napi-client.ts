@@ -19,6 +19,7 @@ export interface ApiNic {
   network_uuid?: string;
   routes?: Record<string, string>;
   fabric?: boolean;
+  internet_nat?: boolean;
   underlay?: boolean;
   state?: string;
   allow_mac_spoofing?: boolean;

@@ -11,11 +11,11 @@
  * at load, like malformed ones.
  */
 import { join } from 'node:path';
-import { ifnameProblem, netnsPathProblem } from './plumbing/checks.js';
+import { ifnameProblem, netnsPathProblem, sandboxPathProblem } from './plumbing/checks.js';
 import { StateFile } from './state-file.js';
 
 export interface AttachmentRecord {
-  /** Network namespace path (/run/netns/NAME, /proc/PID/ns/net). */
+  /** Network namespace path (/run/netns/NAME, /proc/PID/ns/net, or a Docker sandbox key). */
   netns: string;
   ifname: string;
   /** The instance the NIC belongs to (NAPI belongs_to_uuid). */
@@ -59,7 +59,7 @@ export class AttachmentState {
     for (const [mac, v] of Object.entries(nics as Record<string, unknown>)) {
       const r = v as Partial<AttachmentRecord> | null;
       if (!r || typeof r.netns !== 'string' || typeof r.ifname !== 'string') continue;
-      if (netnsPathProblem(r.netns) || ifnameProblem(r.ifname)) continue;
+      if ((netnsPathProblem(r.netns) && sandboxPathProblem(r.netns)) || ifnameProblem(r.ifname)) continue;
       out.set(mac, { netns: r.netns, ifname: r.ifname, ...(typeof r.belongs_to_uuid === 'string' ? { belongs_to_uuid: r.belongs_to_uuid } : {}) });
     }
     return out;

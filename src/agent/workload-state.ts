@@ -10,7 +10,7 @@
  */
 import { join } from 'node:path';
 import { isUuid, tryCanonicalMac } from '../net/addr.js';
-import { ifnameProblem, netnsPathProblem } from './plumbing/checks.js';
+import { ifnameProblem, netnsPathProblem, sandboxPathProblem } from './plumbing/checks.js';
 import { StateFile } from './state-file.js';
 import { keyProblem, labelsProblem, scopeProblem } from './workload-api.js';
 
@@ -22,6 +22,7 @@ export interface WorkloadRecord {
   belongs_to_uuid: string;
   network_uuid: string;
   owner_uuid: string;
+  /** '' while staged (the runtime has not given the namespace yet); may be a Docker sandbox key. */
   netns: string;
   ifname: string;
   /** Unknown until the NIC exists (phase creating). */
@@ -38,7 +39,9 @@ function validRecord(key: string, v: unknown): WorkloadRecord | undefined {
   if (!r || typeof r !== 'object' || r.key !== key || keyProblem(key)) return undefined;
   if (r.phase !== 'creating' && r.phase !== 'attached' && r.phase !== 'releasing') return undefined;
   if (!isUuid(r.belongs_to_uuid) || !isUuid(r.network_uuid) || !isUuid(r.owner_uuid)) return undefined;
-  if (netnsPathProblem(r.netns) || ifnameProblem(r.ifname)) return undefined;
+  const staged = r.netns === '' && (r.phase !== 'attached' || (typeof r.ifname === 'string' && /^rs[0-9a-f]{12}$/.test(r.ifname)));
+  if (!staged && netnsPathProblem(r.netns) && sandboxPathProblem(r.netns)) return undefined;
+  if (r.ifname !== '' && ifnameProblem(r.ifname)) return undefined;
   if (r.mac !== undefined && tryCanonicalMac(r.mac) !== r.mac) return undefined;
   if (r.scope !== undefined && scopeProblem(r.scope)) return undefined;
   if (r.labels !== undefined && labelsProblem(r.labels)) return undefined;

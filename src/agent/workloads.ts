@@ -12,14 +12,20 @@
  *   while the controller was unreachable.
  * - Release is idempotent: an unknown key, a missing namespace, or a second release succeed.
  * - Operations on one key run one at a time; different keys run in parallel.
+ * - Staged attachments (Docker): stage() creates the NIC and plumbs it with its instance
+ *   end left in the node's namespace (the runtime moves it), carrying nothing; activate()
+ *   names the workload's namespace once the runtime has one, and the NIC starts carrying
+ *   traffic behind the workload's firewall. The record's netns is '' until then.
  */
 import { access } from 'node:fs/promises';
 import { v5 as uuidv5 } from 'uuid';
 import { inNetns, ip as ipCmd } from './plumbing/iproute.js';
+import { stagedName } from './plumbing/names.js';
 import { nicSettings } from './plumbing/nic.js';
 import { type Logger, silentLogger } from '../log/index.js';
-import { AgentError, type AttachRequest, type AttachedNic } from './agent.js';
+import { type ActivateOptions, AgentError, type AttachRequest, type AttachedNic, type StageRequest } from './agent.js';
 import { type ApiNetwork, type ApiNic, type NapiClient, NapiRequestError, isUnreachable, napiErrorText } from './napi-client.js';
+import { labelsProblem } from './workload-api.js';
 import type {
   AgentHealth, WorkloadAttachRequest, WorkloadAttachment, WorkloadCheckResult, WorkloadReleaseResult,
 } from './workload-api.js';
@@ -38,10 +44,18 @@ export interface WorkloadHost {
   readonly nodeUuid: string;
   /** Plumbs the NIC whose API record the caller holds (Agent.attachNic). */
   attachNic(nic: ApiNic, req: AttachRequest): Promise<AttachedNic>;
+  /** Stages the NIC whose API record the caller holds (Agent.stageNic): its runtime moves the interface. */
+  stageNic(nic: ApiNic, req: StageRequest): Promise<AttachedNic>;
+  activate(mac: string, netns: string, opts?: ActivateOptions): Promise<AttachedNic>;
   detach(mac: string): Promise<unknown>;
   attachment(mac: string): AttachedNic | undefined;
   hostInterfaceOf(mac: string): string | undefined;
 }
+
+/** A staged attachment: no namespace yet (./workloads.ts stage()). */
+export type WorkloadStageRequest = Omit<WorkloadAttachRequest, 'netns' | 'ifname'>;
+
+type NetworkRef = Pick<WorkloadAttachRequest, 'network_uuid' | 'network_name' | 'owner_uuid'>;
 
 export type WorkloadNapi = Pick<NapiClient, 'getNetwork' | 'listNetworks' | 'listNics' | 'createNic' | 'deleteNic' | 'getNic' | 'ping'>;
 
@@ -152,7 +166,7 @@ export class WorkloadManager {
     });
   }
 
-  private async resolveNetwork(req: WorkloadAttachRequest): Promise<ApiNetwork> {
+  private async resolveNetwork(req: NetworkRef): Promise<ApiNetwork> {
     let net: ApiNetwork | undefined;
     try {
       if (req.network_uuid) net = await this.o.napi.getNetwork(req.network_uuid, req.owner_uuid);
@@ -204,7 +218,56 @@ export class WorkloadManager {
     return this.describe(this.records.get(rec.key)!, nic, net);
   }
 
-  private async create(req: WorkloadAttachRequest, net: ApiNetwork): Promise<WorkloadAttachment> {
+  /**
+   * Creates the NIC and plumbs it staged (see the header): idempotent per key like
+   * attach; a recorded attachment on another network or with another MAC is a conflict.
+   */
+  stage(req: WorkloadStageRequest): Promise<WorkloadAttachment> {
+    return this.withKey(req.key, async () => {
+      const net = await this.resolveNetwork(req);
+      const existing = this.records.get(req.key);
+      if (existing && existing.phase === 'attached' && existing.network_uuid === net.uuid && existing.mac && this.o.host.attachment(existing.mac)) {
+        if (req.mac && req.mac !== existing.mac) throw new AgentError(409, `attachment ${req.key} has MAC ${existing.mac}, not ${req.mac}`, 'Conflict');
+        try {
+          return this.describe(existing, await this.o.napi.getNic(existing.mac), net);
+        } catch (err) {
+          throw controllerError(err, 'NIC lookup');
+        }
+      }
+      if (existing) await this.rollBack(existing);
+      return this.create({ ...req, netns: '', ifname: '' }, net, 'stage');
+    });
+  }
+
+  /** Merges labels into an attachment's record (e.g. the Docker endpoint it became); 404 when unknown. */
+  label(key: string, labels: Record<string, string>): Promise<WorkloadAttachment> {
+    return this.withKey(key, async () => {
+      const rec = this.records.get(key);
+      if (!rec) throw new AgentError(404, `no workload attachment ${key} on this node`, 'NotFound');
+      const merged = { ...(rec.labels ?? {}), ...labels };
+      const problem = labelsProblem(merged);
+      if (problem) throw new AgentError(400, problem, 'InvalidRequest');
+      this.records.set(key, { ...rec, labels: merged });
+      await this.save();
+      return this.entry(this.records.get(key)!);
+    });
+  }
+
+  /** The staged attachment's workload namespace (a Docker sandbox key): waits, firewalls, lets traffic through. */
+  activate(key: string, netns: string, opts: ActivateOptions = {}): Promise<WorkloadAttachment> {
+    return this.withKey(key, async () => {
+      const rec = this.records.get(key);
+      if (!rec || rec.phase !== 'attached' || !rec.mac) throw new AgentError(404, `no workload attachment ${key} on this node`, 'NotFound');
+      const at = await this.o.host.activate(rec.mac, netns, opts);
+      if (rec.netns !== netns || rec.ifname !== at.ifname) {
+        this.records.set(key, { ...rec, netns, ifname: at.ifname ?? rec.ifname });
+        await this.save();
+      }
+      return this.entry(this.records.get(key)!);
+    });
+  }
+
+  private async create(req: WorkloadAttachRequest, net: ApiNetwork, how: 'attach' | 'stage' = 'attach'): Promise<WorkloadAttachment> {
     const owner = req.owner_uuid ?? net.owner_uuids?.[0];
     if (!owner) throw new AgentError(422, `network ${net.uuid} has no owner: give owner_uuid`, 'InvalidParameters');
     const rec: WorkloadRecord = {
@@ -228,7 +291,10 @@ export class WorkloadManager {
       const nic = await this.findOrCreateNic(rec, req);
       rec.mac = nic.mac;
       const t2 = performance.now();
-      await this.o.host.attachNic(nic, { mac: nic.mac, netns: req.netns, ifname: req.ifname });
+      if (how === 'stage') {
+        rec.ifname = stagedName(nic.mac);
+        await this.o.host.stageNic(nic, { mac: nic.mac, ifname: rec.ifname });
+      } else await this.o.host.attachNic(nic, { mac: nic.mac, netns: req.netns, ifname: req.ifname });
       const t3 = performance.now();
       rec.phase = 'attached';
       await this.save();
@@ -385,7 +451,8 @@ export class WorkloadManager {
     const problems: string[] = [];
     if (rec.phase !== 'attached' || !rec.mac) problems.push(`attachment is ${rec.phase}`);
     else if (!this.o.host.attachment(rec.mac)) problems.push(`NIC ${rec.mac} is not plumbed on this node`);
-    if (!(await exists(rec.netns))) problems.push(`namespace ${rec.netns} does not exist`);
+    if (rec.netns === '') problems.push('attachment is staged: its workload has no namespace yet');
+    else if (!(await exists(rec.netns))) problems.push(`namespace ${rec.netns} does not exist`);
     else problems.push(...(await this.interfaceProblems(rec)));
     return { key, ok: problems.length === 0, problems };
   }

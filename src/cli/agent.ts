@@ -7,6 +7,8 @@
  * --state-dir (default /var/lib/rhumb/agent-<node>, file attachments.json, replaced
  * atomically), so a restarted agent knows where its NICs live. Firewall: on unless
  * --no-firewall; the agent applies its instances' rulesets from the controller.
+ * Docker: `--docker-plugin ADDR` serves Docker's network and IPAM plugin protocol there
+ * (src/docker), reading the daemon at --docker-host.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isIP } from 'node:net';
@@ -17,12 +19,19 @@ import { buildAgentApi, listenAgentApi } from '../agent/api.js';
 import { backendFactory, backendNames } from '../agent/backend.js';
 import '../agent/backends.js';
 import { DEFAULT_FLOW_LOG } from './fw-log.js';
+import { resolveExternal } from '../agent/external.js';
 import { NapiClient } from '../agent/napi-client.js';
 import { Prober } from '../agent/probes.js';
 import { NodeReporter, ShootdownJournal, probeReport } from '../agent/report.js';
 import { AttachmentState, defaultStateDir } from '../agent/state.js';
+import { StateFile } from '../agent/state-file.js';
+import { join } from 'node:path';
 import { WorkloadState } from '../agent/workload-state.js';
 import { WorkloadManager } from '../agent/workloads.js';
+import { type RunningDockerPlugin, startDockerPlugin } from '../docker/index.js';
+import { DEFAULT_DOCKER_HOST, parseDockerHost } from '../docker/engine.js';
+import { type PluginAddress, parsePluginAddress } from '../docker/server.js';
+import { DEFAULT_PLUGIN_NAME, pluginNameProblem } from '../docker/spec.js';
 import { DEFAULT_ADMIN_UUID } from '../controller/index.js';
 import { createRegistry } from '../metrics/index.js';
 import { SvpClient } from '../svp/client.js';
@@ -41,6 +50,8 @@ interface AgentFlags extends CredentialFlags {
   controller?: string;
   svp?: string;
   backend: string;
+  externalIface?: string;
+  routerPoll: number;
   api: AgentAddress;
   apiListen?: AgentAddress;
   adminUuid: string;
@@ -54,6 +65,9 @@ interface AgentFlags extends CredentialFlags {
   flowLog: string;
   flowLogMaxBytes: number;
   reportInterval: number;
+  dockerPlugin?: PluginAddress;
+  dockerHost: string;
+  dockerPluginName: string;
   wireguardPort: number;
 }
 
@@ -69,8 +83,15 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   if (!isIP(underlayIp)) throw new InvalidArgumentError('--underlay-ip must be an IP address');
   const controller = need(flags.controller, '--controller');
   const svpServers = need(flags.svp, '--svp');
+  if (flags.dockerPlugin) {
+    parseDockerHost(flags.dockerHost);
+    const problem = pluginNameProblem(flags.dockerPluginName);
+    if (problem) throw new InvalidArgumentError(`--docker-plugin-name: ${problem}`);
+  }
   const createBackend = backendFactory(flags.backend);
   if (!createBackend) throw new InvalidArgumentError(`--backend must be one of ${backendNames().join(', ')}`);
+  // Before anything is touched: a bad external interface stops the start.
+  const external = flags.externalIface === undefined ? undefined : await resolveExternal(flags.externalIface);
   // JSON lines on stderr (stdout carries the ready line scripts wait for).
   const log = createLogger({ fd: 2, base: { name: 'rhumb-agent' } });
 
@@ -127,6 +148,9 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     },
     logger: log,
     routing,
+    ...(external ? { external } : {}),
+    routerPollMs: flags.routerPoll,
+    publishedState: new StateFile(join(stateDir, 'published-ports.json')),
   });
   await agent.start();
   // Workload attachments (CNI, Docker): after the agent's start, which adopts what is plumbed.
@@ -149,6 +173,22 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     });
     reporter.start();
   }
+  let docker: RunningDockerPlugin | undefined;
+  if (flags.dockerPlugin) {
+    docker = await startDockerPlugin({
+      address: flags.dockerPlugin,
+      dockerHost: flags.dockerHost,
+      pluginName: flags.dockerPluginName,
+      agent,
+      workloads,
+      api: napi,
+      logger: log.child({ component: 'docker' }),
+    });
+    if ('host' in flags.dockerPlugin && !isLoopback(flags.dockerPlugin.host)) {
+      log.warn(`the Docker plugin listens on ${docker.url} without authentication: anyone who reaches it can create fabric networks and NICs with the agent's credentials`);
+    }
+    process.stdout.write(`rhumb agent: Docker plugin ${docker.url} (driver ${flags.dockerPluginName}, Docker ${flags.dockerHost})\n`);
+  }
   const rotateKey = () => routing.rotateKey();
   const app = buildAgentApi(agent, registry, { workloads, rotateKey });
   const bound = await listenAgentApi(app, flags.apiListen ?? flags.api);
@@ -165,7 +205,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     prober.stop();
     reporter?.stop();
     workloads.stop();
-    Promise.allSettled([app.close(), agent.close()]).finally(() => {
+    Promise.allSettled([app.close(), docker?.close(), agent.close()]).finally(() => {
       svp.close();
       process.exit(0);
     });
@@ -208,10 +248,25 @@ export function registerAgentCommands(program: Command): void {
     .option('--probe-interval <ms>', 'underlay ICMP probe interval', parseIntArg(100, 600_000), 2000)
     .option('--state-dir <dir>', 'where attachments survive restarts (default /var/lib/rhumb/agent-<node>)')
     .option('--no-offload <list>', 'userspace backend: offloads to leave off (tso,uso,gso,gro,coalesce,mmsg)')
+    .option('--external-iface <ifname>', "the node's external interface: fabric networks with internet_nat reach beyond the overlay through SNAT to its address")
+    .option('--router-poll <ms>', "how often the routers of this node's owners are read again", parseIntArg(100, 600_000), 5000)
     .option('--no-firewall', "don't apply the instances' firewall rulesets from the controller")
     .option('--flow-log <path>', 'where connections of logged firewall rules are written (JSON lines; kernel backend)', DEFAULT_FLOW_LOG)
     .option('--flow-log-max-bytes <n>', 'rotate the flow log past this size (keeps 3 older files)', parseIntArg(4096, 2 ** 40), 16 * 1024 * 1024)
     .option('--report-interval <ms>', 'how often probe results and applied shootdowns are reported to the controller (0: never)', parseIntArg(0, 600_000), 2000)
+    .addOption(
+      new Option('--docker-plugin <addr>', 'serve Docker\'s network + IPAM plugin protocol on a unix socket path (e.g. /run/docker/plugins/rhumb.sock) or HOST:PORT').argParser(
+        (v) => {
+          try {
+            return parsePluginAddress(v);
+          } catch (err) {
+            throw new InvalidArgumentError((err as Error).message);
+          }
+        },
+      ),
+    )
+    .option('--docker-host <url>', 'the Docker Engine API the plugin reads (unix:///path or tcp://HOST:PORT)', DEFAULT_DOCKER_HOST)
+    .option('--docker-plugin-name <name>', 'the name Docker knows the plugin by (docker network create -d NAME)', DEFAULT_PLUGIN_NAME)
     .option('--wireguard-port <port>', 'UDP port of the WireGuard interface (encrypted underlay)', parseIntArg(1, 65535), DEFAULT_WIREGUARD_PORT);
   // TLS towards the controller (a node certificate: `rhumb pki issue DIR --name N --node UUID`) and a token.
   addCredentialOptions(agent).action(runAgent);

@@ -197,6 +197,14 @@ const RESOURCES: ResourceSpec[] = [
     columns: ['uuid', 'name', 'subnet', 'gateway', 'vnet_id', 'internet_nat'],
     needs: ['owner', 'vlan'],
   },
+  {
+    name: 'router',
+    description: "an owner's routers connecting its fabric networks (--owner; networks=UUID,UUID)",
+    path: (f) => `fabrics/${enc(f.owner ?? '')}/routers`,
+    idName: 'uuid',
+    columns: ['uuid', 'name', 'networks', 'description'],
+    needs: ['owner'],
+  },
 ];
 
 function apiOption(): Option {

@@ -4,6 +4,7 @@ import { registerClientCommands } from './client.js';
 import { registerAgentCommands } from './agent.js';
 import { registerCniCommands } from './cni.js';
 import { registerControllerCommand } from './controller.js';
+import { registerDockerCommands } from './docker.js';
 import { registerEncryptionCommands } from './encryption.js';
 import { registerFwCommands } from './fw.js';
 import { registerPkiCommands } from './pki.js';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerEncryptionCommands(program);
   registerTraceCommand(program);
   registerSandboxCommands(program);
+  registerDockerCommands(program);
   registerPkiCommands(program);
   return program;
 }

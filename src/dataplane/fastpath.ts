@@ -61,6 +61,8 @@ export interface NicSpec {
   mtu: number;
   allowMacSpoofing?: boolean;
   allowIpSpoofing?: boolean;
+  /** A gateway port: its MAC is every node's gateway's, so frames from the underlay may carry it as their source. */
+  sharedMac?: boolean;
   /** The TAP outlives this process (TUNSETPERSIST); removeNic still deletes it. */
   persist?: boolean;
   /** Attach to an existing TAP of that name (after a restart); fails when there is none. */
@@ -82,7 +84,7 @@ export type TableOp =
 export type Counters = Record<string, number>;
 
 interface NativeFastPath {
-  addNic(spec: { netns: string; ifname: string; mac: Buffer; ip: Buffer; vnet: number; vlan: number; mtu: number; allowMac: boolean; allowIp: boolean; persist: boolean; reattach: boolean }): number;
+  addNic(spec: { netns: string; ifname: string; mac: Buffer; ip: Buffer; vnet: number; vlan: number; mtu: number; allowMac: boolean; allowIp: boolean; sharedMac: boolean; persist: boolean; reattach: boolean }): number;
   removeNic(id: number): void;
   update(records: Buffer): void;
   entries(vnet: number): Buffer;
@@ -224,6 +226,7 @@ export class FastPath {
       mtu: s.mtu,
       allowMac: s.allowMacSpoofing === true,
       allowIp: s.allowIpSpoofing === true,
+      sharedMac: s.sharedMac === true,
       persist: s.persist === true,
       reattach: s.reattach === true,
     });

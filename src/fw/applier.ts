@@ -18,7 +18,8 @@
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { nativeNftAvailable, nftApply, nftList } from '../dataplane/nftables.js';
-import { renderNetnsRuleset, renderRuleset, renderStateTable, rulesetProblem, runWithInput } from './nft.js';
+import { tableName } from './compile.js';
+import { renderNetnsRuleset, renderRuleset, renderStateTable, rulesetProblem, runWithInput, withNodePorts } from './nft.js';
 import type { FeedResponse, NodeRuleset } from './push.js';
 
 export interface ApplyResult {
@@ -101,6 +102,18 @@ export class NftApplier {
   }
 }
 
+/**
+ * An instance's table before its compiled ruleset arrives: the default policy alone
+ * (inbound blocked, outbound allowed), in the form its placement loads — node-side on the
+ * instance's ports (an empty list would filter nothing), or inside its namespace.
+ */
+export function defaultRuleset(instanceUuid: string, placement: Placement, ports: readonly string[] = []): string {
+  const policy = { instance: instanceUuid, table: tableName(instanceUuid), sets: [], inbound: [], outbound: [] };
+  if (placement === 'netns') return renderNetnsRuleset(instanceUuid, policy);
+  if (ports.length === 0) throw new TypeError(`firewall: the node-side default policy of ${instanceUuid} needs its ports`);
+  return renderRuleset(instanceUuid, policy, ports);
+}
+
 /** Loads text in the namespace at netnsPath (undefined: this one); nftables' (or nft's) message when it was refused. */
 export async function loadNft(netnsPath: string | undefined, text: string): Promise<string | undefined> {
   if (nativeNftAvailable()) {
@@ -134,6 +147,12 @@ export interface FwFeedClientOptions {
   /** Instance uuid → network namespace path (/var/run/netns/NAME, /proc/PID/ns/net); 'netns' placement. */
   resolveNetns?: NetnsResolver;
   /**
+   * 'node' placement: the node-side ports of the instance's NICs plumbed here. Its table
+   * filters on them as well as on those the controller's text names, which may not know
+   * a NIC plumbed a moment ago yet.
+   */
+  portsOf?: (instanceUuid: string) => readonly string[];
+  /**
    * Instances that have a table on this node right now (e.g. found by listing the
    * namespaces' nft tables at agent start). On a full resync, those missing from the
    * controller's list lose their table — tables a previous agent run left behind.
@@ -163,7 +182,8 @@ export class FwFeedClient {
   /** Instances with a ruleset we could not apply yet, and why. */
   readonly failures = new Map<string, string>();
   private readonly pending = new Map<string, NodeRuleset>();
-  private readonly known = new Map<string, string>();
+  /** Rulesets applied (both forms: which text is loaded depends on the placement and the ports here). */
+  private readonly known = new Map<string, { text: string; netnsText: string }>();
   private running = false;
   private abort: AbortController | undefined;
   private loop: Promise<void> | undefined;
@@ -172,6 +192,8 @@ export class FwFeedClient {
   readonly placement: Placement;
   /** The node-wide state table is in place (loaded before any instance table). */
   private stateLoaded = false;
+  /** Applying a round and protect() never interleave (an instance's tables go in order). */
+  private applying: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: FwFeedClientOptions) {
     this.applier = opts.applier ?? new NftApplier(opts.registry ? { registry: opts.registry } : {});
@@ -228,7 +250,7 @@ export class FwFeedClient {
         const wait = this.pending.size > 0 ? Math.min(retry, this.opts.waitMs ?? 30_000) : (this.opts.waitMs ?? 30_000);
         const res = await this.poll(wait);
         if (!this.running) break;
-        await this.handle(res);
+        await this.exclusive(() => this.handle(res));
       } catch (err) {
         if (!this.running) break;
         this.failures.set('(feed)', (err as Error).message);
@@ -245,14 +267,23 @@ export class FwFeedClient {
     return (await res.json()) as FeedResponse;
   }
 
+  /** Instance tables read the state table's marks: it goes first (again on a resync: force). */
+  private async ensureStateTable(force: boolean): Promise<void> {
+    if (this.placement !== 'node' || (this.stateLoaded && !force)) return;
+    const error = await loadNft(this.opts.nodeNetns, renderStateTable());
+    if (error !== undefined) throw new Error(`node state table: ${error}`);
+    this.stateLoaded = true;
+  }
+
+  /** The text this placement loads for a ruleset (node-side: on the instance's ports here too). */
+  private textFor(uuid: string, r: { text: string; netnsText: string }): string {
+    if (this.placement === 'netns') return r.netnsText;
+    return withNodePorts(r.text, this.opts.portsOf?.(uuid) ?? []);
+  }
+
   private async handle(res: FeedResponse): Promise<void> {
     this.failures.delete('(feed)');
-    if (this.placement === 'node' && (res.full || !this.stateLoaded)) {
-      // Instance tables read the state table's marks: it goes first (again on a resync).
-      const error = await loadNft(this.opts.nodeNetns, renderStateTable());
-      if (error !== undefined) throw new Error(`node state table: ${error}`);
-      this.stateLoaded = true;
-    }
+    await this.ensureStateTable(res.full);
     if (res.full) {
       const present = new Set(res.rulesets.map((r) => r.uuid));
       const installed = this.opts.listInstalled ? await this.opts.listInstalled() : [];
@@ -277,7 +308,7 @@ export class FwFeedClient {
         } else this.failures.set(uuid, 'no network namespace for this instance (yet)');
         continue;
       }
-      const out = await this.applier.apply(uuid, where.ns, this.placement === 'node' ? r.text : r.netnsText);
+      const out = await this.applier.apply(uuid, where.ns, this.textFor(uuid, r));
       if (!out.ok) {
         this.failures.set(uuid, out.error ?? 'apply failed');
         continue;
@@ -287,12 +318,53 @@ export class FwFeedClient {
       if (r.removed) {
         this.known.delete(uuid);
         this.applier.forget(uuid);
-      } else this.known.set(uuid, r.text);
+      } else this.known.set(uuid, r);
       if (out.changed) applied.push(uuid);
     }
     this.revision = res.revision;
     this.opts.onRound?.({ revision: res.revision, full: res.full, applied, failed: new Map(this.failures) });
     for (const l of [...this.listeners]) l();
+  }
+
+  private exclusive<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.applying.then(job, job);
+    this.applying = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Puts an instance's firewall in place now, before the first packet of a NIC about to
+   * carry traffic in netns: the ruleset the feed already has for it, or else the default
+   * policy, which the compiled ruleset replaces when it arrives. Where its placement says:
+   * node-side on the ports of its NICs here (portsOf, the new one among them), or inside
+   * netns. Throws when nft refuses (the caller must not let traffic through).
+   */
+  protect(uuid: string, netns: string): Promise<'ruleset' | 'default'> {
+    return this.exclusive(async () => {
+      const pending = this.pending.get(uuid);
+      const ruleset = pending && !pending.removed ? pending : this.known.get(uuid);
+      let text: string;
+      let where: string | undefined;
+      if (this.placement === 'node') {
+        await this.ensureStateTable(false);
+        where = this.opts.nodeNetns;
+        text = ruleset ? this.textFor(uuid, ruleset) : defaultRuleset(uuid, 'node', this.opts.portsOf?.(uuid) ?? []);
+      } else {
+        where = netns;
+        text = ruleset ? ruleset.netnsText : defaultRuleset(uuid, 'netns');
+        // A namespace it was never in: whatever was applied elsewhere does not count.
+        this.applier.forget(uuid);
+      }
+      const out = await this.applier.apply(uuid, where, text);
+      if (!out.ok) throw new Error(`firewall of ${uuid} ${where === undefined ? "in the node's namespace" : `in ${where}`}: ${out.error ?? 'nft failed'}`);
+      if (ruleset === undefined) return 'default';
+      if (pending && !pending.removed) {
+        this.pending.delete(uuid);
+        this.failures.delete(uuid);
+        this.known.set(uuid, pending);
+      }
+      return 'ruleset';
+    });
   }
 
   private sleep(ms: number): Promise<void> {

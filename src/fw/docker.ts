@@ -4,6 +4,11 @@
  * - icc on (Docker's default; sdc-docker's model): owner-scoped
  *   `FROM tag "sdc_docker" TO tag "sdc_docker" ALLOW tcp|udp PORT all` — one rule per
  *   protocol, since a fwrule names one protocol.
+ * - containers of a Docker network (`network`: the fabric network's uuid, from the Docker
+ *   plugin) take icc from that network's record (./docker-networks.ts) instead of the
+ *   owner's, and are tagged `sdc_docker_network = <uuid>` rather than `sdc_docker`: with
+ *   icc on, every container of that network reaches every other (tcp, udp and icmp, as
+ *   Docker's bridge allows everything), and no other network's.
  * - icc off: only a container linking to a target reaches it, and only on the target's
  *   exposed ports: `FROM vm <linker> TO vm <target> ALLOW tcp|udp PORTS …`.
  * - published ports (-p, or every exposed port with -P): `FROM any TO vm <uuid> ALLOW …`.
@@ -22,6 +27,7 @@ import { type FieldError, type NapiError, forbidden, invalidParam, invalidParams
 import { type Params, textOf } from '../rest/validate.js';
 import type { Tx } from '../store/txn.js';
 import { boolParam } from './api-params.js';
+import { ownerNetworkIcc } from './docker-networks.js';
 import { canonicalize, isValidUuid } from './lang/index.js';
 import {
   DOCKER_CONTAINER_PREFIX,
@@ -59,6 +65,8 @@ export interface DockerContainerRecord {
   publish_all: boolean;
   /** The container's own environment (KEY=VALUE), exported to linkers as ALIAS_ENV_*. */
   env: string[];
+  /** The fabric network of its Docker network (Docker plugin containers); icc is that network's. */
+  network?: string;
 }
 
 /** A rule the Docker semantics want to exist. */
@@ -70,6 +78,8 @@ export interface DockerRule {
 }
 
 export const DOCKER_TAG = 'sdc_docker';
+/** Tag of a Docker network's containers; its value is the fabric network's uuid. */
+export const DOCKER_NETWORK_TAG = 'sdc_docker_network';
 export const DOCKER_CREATED_BY = 'rhumb-docker';
 /** fwrule v4 allows 24 ports per rule. */
 const PORTS_PER_RULE = 24;
@@ -108,17 +118,32 @@ export function publishedPorts(c: DockerContainerRecord): DockerPort[] {
   return c.publish_all ? [...c.exposed, ...c.published] : c.published;
 }
 
-/** Every rule one owner's containers need, sorted by text. */
-export function dockerRules(owner: string, containers: readonly DockerContainerRecord[], icc: boolean): DockerRule[] {
+/**
+ * Every rule one owner's containers need, sorted by text. `icc` is the owner's setting
+ * (containers without a network); `networkIcc` a network's (default on).
+ */
+export function dockerRules(
+  owner: string,
+  containers: readonly DockerContainerRecord[],
+  icc: boolean,
+  networkIcc: ReadonlyMap<string, boolean> = new Map(),
+): DockerRule[] {
   const texts = new Map<string, string>();
   const mine = containers.filter((c) => c.owner_uuid === owner);
-  if (mine.length > 0 && icc) {
+  const iccOf = (c: DockerContainerRecord): boolean => (c.network === undefined ? icc : (networkIcc.get(c.network) ?? true));
+  if (icc && mine.some((c) => c.network === undefined)) {
     for (const proto of ['tcp', 'udp'] as const) {
       texts.set(`FROM tag "${DOCKER_TAG}" TO tag "${DOCKER_TAG}" ALLOW ${proto} PORT all`, 'docker: inter-container communication');
     }
   }
+  for (const net of new Set(mine.flatMap((c) => (c.network !== undefined && iccOf(c) ? [c.network] : [])))) {
+    const tag = `tag "${DOCKER_NETWORK_TAG}" = "${net}"`;
+    for (const what of ['tcp PORT all', 'udp PORT all', 'icmp TYPE all']) {
+      texts.set(`FROM ${tag} TO ${tag} ALLOW ${what}`, `docker: inter-container communication on network ${net}`);
+    }
+  }
   for (const c of mine) {
-    if (!icc) {
+    if (!iccOf(c)) {
       for (const link of c.links) {
         const t = resolveTarget(mine, owner, link.target);
         if (!t || t.uuid === c.uuid) continue;
@@ -247,7 +272,7 @@ export function parseLink(v: unknown): DockerLink | string {
 
 // ---- the API's container spec ----
 
-const CONTAINER_PARAMS = new Set(['uuid', 'owner_uuid', 'name', 'links', 'exposed_ports', 'published_ports', 'publish_all', 'env', 'icc']);
+const CONTAINER_PARAMS = new Set(['uuid', 'owner_uuid', 'name', 'links', 'exposed_ports', 'published_ports', 'publish_all', 'env', 'icc', 'network']);
 
 /**
  * POST /fw/docker/containers/:uuid parameters → the container record, merged over `base`
@@ -286,6 +311,12 @@ export function parseContainer(uuid: string, params: Params, base?: DockerContai
   const env = list<{ kv: string }>('env', (v) => (typeof v === 'string' && v.indexOf('=') > 0 ? { kv: v } : 'env entries must be "KEY=VALUE"'), (base?.env ?? []).map((kv) => ({ kv }))).map((e) => e.kv);
   const publishAll = boolParam('publish_all', params.publish_all, errors) ?? base?.publish_all ?? false;
   const icc = boolParam('icc', params.icc, errors);
+  let network = base?.network;
+  if (params.network !== undefined) {
+    if (typeof params.network === 'string' && isValidUuid(params.network)) network = params.network.toLowerCase();
+    else errors.push(invalidParam('network', 'Invalid network UUID'));
+  }
+  if (network !== undefined && icc !== undefined) errors.push(invalidParam('icc', "a Docker network's containers take icc from the network"));
   if (errors.length > 0 || ownerUuid === undefined || validName === undefined) throw invalidParams(errors);
   const record: DockerContainerRecord = {
     uuid: uuid.toLowerCase(),
@@ -296,6 +327,7 @@ export function parseContainer(uuid: string, params: Params, base?: DockerContai
     published,
     publish_all: publishAll,
     env,
+    ...(network !== undefined ? { network } : {}),
   };
   return icc === undefined ? { record } : { record, icc };
 }
@@ -328,7 +360,7 @@ export async function reconcileDockerRules(
   containers: DockerContainerRecord[],
   icc: boolean,
 ): Promise<DockerRule[]> {
-  const wanted = dockerRules(owner, containers, icc);
+  const wanted = dockerRules(owner, containers, icc, await ownerNetworkIcc(tx, owner));
   const wantedIds = new Set(wanted.map((r) => r.uuid));
   for (const kv of await tx.range({ prefix: RULE_PREFIX })) {
     const r = JSON.parse(kv.value) as StoredRule;
@@ -369,14 +401,20 @@ export async function saveContainer(tx: Tx, uuid: string, params: Params): Promi
   if (icc !== undefined) tx.putJson(dockerOwnerKey(record.owner_uuid), { icc });
   const effectiveIcc = icc ?? (await ownerIcc(tx, record.owner_uuid));
   const inst = await tx.getJson<InstanceRecord>(instanceKey(record.uuid));
+  const { [DOCKER_TAG]: _docker, [DOCKER_NETWORK_TAG]: _network, ...otherTags } = inst?.tags ?? {};
   tx.putJson(instanceKey(record.uuid), {
     uuid: record.uuid,
     owner_uuid: record.owner_uuid,
-    tags: { ...(inst?.tags ?? {}), [DOCKER_TAG]: true },
+    tags: { ...otherTags, ...(record.network === undefined ? { [DOCKER_TAG]: true } : { [DOCKER_NETWORK_TAG]: record.network }) },
     firewall_enabled: true,
   } satisfies InstanceRecord);
   await reconcileDockerRules(tx, record.owner_uuid, all, effectiveIcc);
   return record;
+}
+
+/** Makes the owner's docker rules what its stored containers and networks want now. */
+export async function reconcileOwner(tx: Tx, owner: string): Promise<DockerRule[]> {
+  return reconcileDockerRules(tx, owner, await ownerContainers(tx, owner, ''), await ownerIcc(tx, owner));
 }
 
 /** Removes a container, its instance record, and the rules only it needed (404 when absent). */

@@ -22,6 +22,7 @@ import type { IcmpType } from './lang/index.js';
 import type { CompiledPolicy, Direction, PolicyEntry } from './types.js';
 import { tableName, uuidHex } from './compile.js';
 import { VNET_GROUP_BASE, VNET_GROUP_LAST } from '../net/ports.js';
+import { FW_BITS, FW_CLASSIFY_PRIORITY, FW_ESTABLISHED, FW_INVALID, markHex as hex } from '../net/marks.js';
 
 /** IPv6 cannot work without neighbour discovery; the default inbound block keeps it. */
 const ND_TYPES = 'nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert';
@@ -192,12 +193,9 @@ export function renderNetnsRuleset(instanceUuid: string, policy: CompiledPolicy 
 
 /** The node-wide table (family inet) that copies conntrack state into mark bits. */
 export const STATE_TABLE = 'rhumb_fw_state';
-/** Set on a packet of an established or related connection (conntrack's word). */
-export const MARK_ESTABLISHED = 0x10000000;
-/** Set on a packet conntrack calls invalid. */
-export const MARK_INVALID = 0x20000000;
-const MARK_BITS = MARK_ESTABLISHED | MARK_INVALID;
-const hex = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
+/** The state bits of the packet mark (../net/marks.ts has the node's whole mark layout, shared with the edge). */
+export const MARK_ESTABLISHED = FW_ESTABLISHED;
+export const MARK_INVALID = FW_INVALID;
 
 /**
  * The node-wide state table: for IP traffic of the overlay's devices (their device group;
@@ -214,7 +212,8 @@ export function renderStateTable(): string {
     `delete table inet ${STATE_TABLE}`,
     `table inet ${STATE_TABLE} {`,
     '\tchain prerouting {',
-    '\t\ttype filter hook prerouting priority mangle; policy accept;',
+    // After the edge has marked a vnet's routed packets (it sets the whole mark).
+    `\t\ttype filter hook prerouting priority ${FW_CLASSIFY_PRIORITY}; policy accept;`,
     `\t\tiifgroup ${groups} jump classify`,
     '\t}',
     // Routed towards an instance (the node forwards into a bridge): the bridge's output hook reads it.
@@ -227,7 +226,7 @@ export function renderStateTable(): string {
     `\t\toifgroup ${groups} jump classify`,
     '\t}',
     '\tchain classify {',
-    `\t\tmeta mark set meta mark & ${hex(~MARK_BITS >>> 0)}`,
+    `\t\tmeta mark set meta mark & ${hex(~FW_BITS >>> 0)}`,
     `\t\tct state established,related meta mark set meta mark | ${hex(MARK_ESTABLISHED)}`,
     `\t\tct state invalid meta mark set meta mark | ${hex(MARK_INVALID)}`,
     '\t}',
@@ -240,6 +239,62 @@ function portMatch(kw: 'iifname' | 'oifname', ports: readonly string[]): string 
   return `${kw} ${ports.length === 1 ? `"${ports[0]}"` : `{ ${ports.map((p) => `"${p}"`).join(', ')} }`}`;
 }
 
+/** Which of an instance's chains a node-side hook sends frames from (iifname) or to (oifname) its ports. */
+const NODE_DISPATCH = {
+  forward: [['iifname', 'outbound'], ['oifname', 'inbound']],
+  input: [['iifname', 'outbound']],
+  output: [['oifname', 'inbound']],
+} as const;
+type NodeHook = keyof typeof NODE_DISPATCH;
+
+const nodeHookLine = (hook: NodeHook): string => `\t\ttype filter hook ${hook} priority 10; policy accept;`;
+
+function dispatchLines(hook: NodeHook, ports: readonly string[]): string[] {
+  return ports.length === 0 ? [] : NODE_DISPATCH[hook].map(([kw, chain]) => `\t\t${portMatch(kw, ports)} jump ${chain}`);
+}
+
+const PORT_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
+const DISPATCH_LINE = /^\t\t(?:iifname|oifname) (?:"([^"]+)"|\{ ([^}]+) \}) jump (?:inbound|outbound)$/;
+
+function assertPorts(ports: readonly string[]): void {
+  for (const p of ports) if (!PORT_NAME.test(p)) throw new TypeError(`firewall: bad port name ${JSON.stringify(p)}`);
+}
+
+/** The ports a node-side text (renderRuleset's) filters on, sorted. */
+export function nodeRulesetPorts(text: string): string[] {
+  const ports = new Set<string>();
+  for (const line of text.split('\n')) {
+    const m = DISPATCH_LINE.exec(line);
+    if (!m) continue;
+    if (m[1] !== undefined) ports.add(m[1]);
+    else for (const q of m[2]!.split(', ')) ports.add(q.replace(/^"|"$/g, ''));
+  }
+  return [...ports].sort();
+}
+
+/**
+ * A node-side text (renderRuleset's) that also filters on these ports: same policy, its
+ * hooks' port matches widened. The agent adds the ports of an instance's NICs it plumbed
+ * before the controller's text names them (a staged NIC gets carrier only once covered).
+ * A text that removes the table, or already names every port, comes back as it was.
+ */
+export function withNodePorts(text: string, ports: readonly string[]): string {
+  assertPorts(ports);
+  const lines = text.split('\n');
+  if (!lines[0]?.startsWith('table bridge ') || !lines.includes(`${lines[0]} {`)) return text;
+  const have = nodeRulesetPorts(text);
+  const all = [...new Set([...have, ...ports])].sort();
+  if (all.length === have.length) return text;
+  const out: string[] = [];
+  for (const line of lines) {
+    if (DISPATCH_LINE.test(line)) continue;
+    out.push(line);
+    const hook = (Object.keys(NODE_DISPATCH) as NodeHook[]).find((h) => line === nodeHookLine(h));
+    if (hook) out.push(...dispatchLines(hook, all));
+  }
+  return out.join('\n');
+}
+
 /**
  * The node-side table body. Frames from the instance's ports run its outbound chain
  * (an allow returns, so a frame between two ports of one instance also meets the inbound
@@ -249,15 +304,10 @@ function portMatch(kw: 'iifname' | 'oifname', ports: readonly string[]): string 
  */
 function nodeTableBody(policy: CompiledPolicy, ports: readonly string[]): string[] {
   const out = setLines(policy);
-  const hooks: Array<[string, Array<[string, string]>]> = [
-    ['forward', [['iifname', 'outbound'], ['oifname', 'inbound']]],
-    ['input', [['iifname', 'outbound']]],
-    ['output', [['oifname', 'inbound']]],
-  ];
-  for (const [hook, dispatch] of hooks) {
+  for (const hook of Object.keys(NODE_DISPATCH) as NodeHook[]) {
     out.push(`\tchain ${hook} {`);
-    out.push(`\t\ttype filter hook ${hook} priority 10; policy accept;`);
-    if (ports.length > 0) for (const [kw, chain] of dispatch) out.push(`\t\t${portMatch(kw as 'iifname', ports)} jump ${chain}`);
+    out.push(nodeHookLine(hook));
+    out.push(...dispatchLines(hook, ports));
     out.push('\t}');
   }
   const established = `meta mark & ${hex(MARK_ESTABLISHED)} == ${hex(MARK_ESTABLISHED)}`;
@@ -286,7 +336,7 @@ function nodeTableBody(policy: CompiledPolicy, ports: readonly string[]): string
  */
 export function renderRuleset(instanceUuid: string, policy: CompiledPolicy | null, ports: readonly string[] = []): string {
   const table = tableName(instanceUuid);
-  for (const p of ports) if (!/^[A-Za-z0-9_.-]{1,15}$/.test(p)) throw new TypeError(`firewall: bad port name ${JSON.stringify(p)}`);
+  assertPorts(ports);
   const lines = [`table bridge ${table}`, `delete table bridge ${table}`];
   if (policy) {
     lines.push(`table bridge ${table} {`, ...nodeTableBody(policy, [...new Set(ports)].sort()), '}');

@@ -7,6 +7,7 @@
  *   fw/instances/<uuid>                InstanceRecord (owner_uuid, tags, firewall_enabled)
  *   fw/docker/containers/<uuid>        DockerContainerRecord (./docker.ts)
  *   fw/docker/owners/<owner uuid>      { icc: boolean }
+ *   fw/docker/networks/<network uuid>  DockerNetworkRecord (./docker-networks.ts)
  *
  * Instance addresses and hosting nodes are not stored here: they come from the NICs
  * (napi/nics/…, belongs_to_uuid, ip, cn_uuid).
@@ -21,11 +22,13 @@ export const RULE_PREFIX = 'fw/rules/';
 export const INSTANCE_PREFIX = 'fw/instances/';
 export const DOCKER_CONTAINER_PREFIX = 'fw/docker/containers/';
 export const DOCKER_OWNER_PREFIX = 'fw/docker/owners/';
+export const DOCKER_NETWORK_PREFIX = 'fw/docker/networks/';
 
 export const ruleKey = (uuid: string): string => RULE_PREFIX + uuid;
 export const instanceKey = (uuid: string): string => INSTANCE_PREFIX + uuid;
 export const dockerContainerKey = (uuid: string): string => DOCKER_CONTAINER_PREFIX + uuid;
 export const dockerOwnerKey = (owner: string): string => DOCKER_OWNER_PREFIX + owner;
+export const dockerNetworkKey = (network: string): string => DOCKER_NETWORK_PREFIX + network;
 
 /** FWAPI's serialized field order (fwrule's FIELDS). */
 export const RULE_FIELDS = ['created_by', 'description', 'enabled', 'global', 'log', 'owner_uuid', 'rule', 'uuid', 'version'] as const;

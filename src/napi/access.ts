@@ -9,6 +9,8 @@
  *                                 a node: reads NICs; writes only NICs placed on it
  *                                 (cn_uuid), and an underlay NIC only as its own server's
  *   networks (read)               a node (the agent finds the underlay network, a NIC's network)
+ *   routers                       an owner, for the owner in the path; a node reads them (its
+ *                                 agent routes between the networks they connect)
  */
 import type { FastifyRequest } from 'fastify';
 import { type RouteAccess, bodyIs, existing, filterBy, forbidFields, param, pathIs, refersToOwn, requireThat } from '../rest/access.js';
@@ -76,6 +78,8 @@ export const NAPI_ACCESS = {
     node: [existing(async (req, ctx) => nicNode(await nicOf(req, ctx)), nicNotFound)],
   },
   networkRead: { allow: ['node'], node: [] },
+  router: { allow: ['owner'], owner: [pathIs('owner_uuid', () => notFound('router not found'))] },
+  routerRead: { allow: ['owner', 'node'], owner: [pathIs('owner_uuid', () => notFound('router not found'))], node: [] },
 } satisfies Record<string, RouteAccess>;
 
 /** A NIC's node (undefined: placed nowhere, so no node's); null when there is no such NIC. */

@@ -15,6 +15,7 @@
  *   napi/fabrics/<owner uuid>                   {owner_uuid, vnet_id}
  *   napi/vnets/<vnet 8 digits>                  owner uuid (makes vnet_id unique)
  *   napi/vlans/<owner uuid>/<vlan 4 digits>     FabricVlan
+ *   napi/routers/<owner uuid>/<uuid>            Router (connects fabric networks of one owner)
  *   napi/gen/networks                           counter bumped by every write that changes
  *                                               the set of networks or pool memberships, so
  *                                               scans (overlap, in-use) become CAS-checked
@@ -34,6 +35,7 @@ export const AGGR_PREFIX = 'napi/aggregations/';
 export const FABRIC_PREFIX = 'napi/fabrics/';
 export const VNET_PREFIX = 'napi/vnets/';
 export const VLAN_PREFIX = 'napi/vlans/';
+export const ROUTER_PREFIX = 'napi/routers/';
 export const NETWORK_GEN_KEY = 'napi/gen/networks';
 
 export const nicTagKey = (name: string): string => NIC_TAG_PREFIX + name;
@@ -48,6 +50,8 @@ export const fabricKey = (owner: string): string => FABRIC_PREFIX + owner;
 export const vnetKey = (vnet: number): string => VNET_PREFIX + padVnet(vnet);
 export const vlanPrefix = (owner: string): string => `${VLAN_PREFIX}${owner}/`;
 export const vlanKey = (owner: string, vlan: number): string => vlanPrefix(owner) + String(vlan).padStart(4, '0');
+export const routerPrefix = (owner: string): string => `${ROUTER_PREFIX}${owner}/`;
+export const routerKey = (owner: string, uuid: string): string => routerPrefix(owner) + uuid;
 
 export type NicIndex = 'belongs_to' | 'cn' | 'network';
 export const nicIndexPrefix = (index: NicIndex, value: string): string => `${NIC_INDEX_PREFIX}${index}/${value}/`;

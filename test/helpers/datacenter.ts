@@ -161,6 +161,29 @@ export async function buildUnderlay(
   return { underlayNs: ul, nodes };
 }
 
+/**
+ * "The internet" on the nodes' external side: a namespace ("wan", bridge "wanbr") whose
+ * bridge holds `${subnet24}.254` (the internet host); each node gets `ext0` on a veth into
+ * it with `${subnet24}.<i>` and its default route via .254. Pass
+ * `--external-iface ext0` to the agents.
+ */
+export async function buildInternet(lab: NetnsLab, nodes: readonly DatacenterNode[], subnet24: string): Promise<{ ns: string; host: string; addressOf: (n: DatacenterNode) => string }> {
+  const wan = await lab.addNetns('wan');
+  await lab.ip(wan, 'link', 'add', 'name', 'wanbr', 'type', 'bridge');
+  await lab.ip(wan, 'addr', 'add', `${subnet24}.254/24`, 'dev', 'wanbr');
+  await lab.ip(wan, 'link', 'set', 'wanbr', 'up');
+  await lab.ip(wan, 'link', 'set', 'lo', 'up');
+  const addressOf = (n: DatacenterNode) => `${subnet24}.${nodes.indexOf(n) + 1}`;
+  for (const n of nodes) {
+    await lab.addVeth({ ns: n.ns, name: 'ext0' }, { ns: wan, name: `${n.name}-wan` });
+    await lab.ip(wan, 'link', 'set', `${n.name}-wan`, 'master', 'wanbr', 'up');
+    await lab.ip(n.ns, 'addr', 'add', `${addressOf(n)}/24`, 'dev', 'ext0');
+    await lab.ip(n.ns, 'link', 'set', 'ext0', 'up');
+    await lab.ip(n.ns, 'route', 'add', 'default', 'via', `${subnet24}.254`);
+  }
+  return { ns: wan, host: `${subnet24}.254`, addressOf };
+}
+
 /** `rhumb controller` flags: REST and SVP on host (ephemeral ports). */
 export function controllerListenArgs(host: string): string[] {
   return ['--listen', `${host}:0`, '--svp-listen', `${host}:0`];
@@ -186,14 +209,17 @@ export async function registerUnderlayNetwork(api: RestCall, subnet24: string): 
 
 /**
  * Starts `rhumb agent` in the node's namespace (API on its underlay address) and waits
- * for "ready". extraArgs: e.g. --backend, --no-prefetch, --no-firewall.
+ * for "ready". extraArgs: e.g. --backend, --no-prefetch, --no-firewall. netOnly: started with
+ * `nsenter --net` (see NetnsLab.spawnNetOnly) instead of `ip netns exec`.
  */
 export async function startAgent(
   lab: NetnsLab,
   node: DatacenterNode,
-  opts: { controller: string; svp: string; stateDir: string; extraArgs?: string[] },
+  opts: { controller: string; svp: string; stateDir: string; extraArgs?: string[]; netOnly?: boolean },
 ): Promise<RunningAgent> {
-  const proc = lab.spawnIn(node.ns, [
+  // netOnly: the host's mount namespace (the Docker plugin must see the daemon's sandbox mounts).
+  const spawnIn = opts.netOnly ? lab.spawnNetOnly.bind(lab) : lab.spawnIn.bind(lab);
+  const proc = spawnIn(node.ns, [
     process.execPath,
     CLI,
     'agent',

@@ -150,6 +150,18 @@ export class NetnsLab {
     return child;
   }
 
+  /**
+   * Spawns a process in ns's network namespace only (`nsenter --net`), sharing this mount
+   * namespace (`ip netns exec` gives it a private one, so it would not see mounts made
+   * later, such as Docker's sandbox namespaces); killed at cleanup if still running.
+   */
+  spawnNetOnly(ns: string, argv: string[], opts: SpawnOptions = {}): ChildProcess {
+    const child = spawn('nsenter', [`--net=/run/netns/${ns}`, '--', ...argv], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    this.children.add(child);
+    child.once('exit', () => this.children.delete(child));
+    return child;
+  }
+
   /** Kills children, deletes namespaces (and so everything inside them) and root links. */
   async cleanup(): Promise<void> {
     await Promise.all(

@@ -57,7 +57,8 @@ describe('fw feed client', () => {
     }
     await putNic(store, 3, { instance: vm(3), ip: '10.0.0.3', cn: NODE_2 });
     const url = await listen(napi);
-    client = new FwFeedClient({ controllerUrl: url, nodeUuid: NODE_1, resolveNetns: (u) => `/fake/${u}`, applier, waitMs: 500, retryMs: 50 });
+    // In-namespace placement (node placement would load the node's state table here, for real).
+    client = new FwFeedClient({ controllerUrl: url, nodeUuid: NODE_1, placement: 'netns', resolveNetns: (u) => `/fake/${u}`, applier, waitMs: 500, retryMs: 50 });
     client.start();
     await settle(napi, client);
     assert.deepEqual([...applier.tables.keys()].sort(), [vm(1), vm(2)]);
@@ -97,7 +98,7 @@ describe('fw feed client', () => {
     };
     const url = `http://127.0.0.1:${(napi!.app.server.address() as AddressInfo).port}`;
     client = new FwFeedClient({
-      controllerUrl: url, nodeUuid: NODE_1, resolveNetns: (u) => `/fake/${u}`, applier: fresh, waitMs: 500, retryMs: 50,
+      controllerUrl: url, nodeUuid: NODE_1, placement: 'netns', resolveNetns: (u) => `/fake/${u}`, applier: fresh, waitMs: 500, retryMs: 50,
       listInstalled: async () => [...fresh.tables.keys()],
     });
     client.start();

@@ -321,6 +321,7 @@ describe('every route declares who may call it', () => {
       .map((r) => `${r.method} ${r.url} ${typeof r.access!.allow === 'string' ? r.access!.allow : r.access!.allow.join('+')}`)
       .sort();
     assert.deepEqual(open, [
+      'DELETE /fabrics/:owner_uuid/routers/:uuid owner',
       'DELETE /fabrics/:owner_uuid/vlans/:vlan_id owner',
       'DELETE /fabrics/:owner_uuid/vlans/:vlan_id/networks/:uuid owner',
       'DELETE /fw/docker/containers/:uuid owner',
@@ -328,6 +329,8 @@ describe('every route declares who may call it', () => {
       'DELETE /nics/:mac owner+node',
       'DELETE /rules/:uuid owner',
       'DELETE /wireguard/nodes/:cn_uuid node',
+      'GET /fabrics/:owner_uuid/routers owner+node',
+      'GET /fabrics/:owner_uuid/routers/:uuid owner+node',
       'GET /fabrics/:owner_uuid/vlans owner',
       'GET /fabrics/:owner_uuid/vlans/:vlan_id owner',
       'GET /fabrics/:owner_uuid/vlans/:vlan_id/networks owner',
@@ -350,6 +353,7 @@ describe('every route declares who may call it', () => {
       'GET /rules/:uuid/vms owner',
       'GET /wireguard/nodes/:cn_uuid node',
       'GET /wireguard/peers node',
+      'POST /fabrics/:owner_uuid/routers owner',
       'POST /fabrics/:owner_uuid/vlans owner',
       'POST /fabrics/:owner_uuid/vlans/:vlan_id/networks owner',
       'POST /fw/docker/containers/:uuid owner',
@@ -357,6 +361,7 @@ describe('every route declares who may call it', () => {
       'POST /nics owner+node',
       'POST /nodes/:cn_uuid/report node',
       'POST /rules owner',
+      'PUT /fabrics/:owner_uuid/routers/:uuid owner',
       'PUT /fabrics/:owner_uuid/vlans/:vlan_id owner',
       'PUT /fabrics/:owner_uuid/vlans/:vlan_id/networks/:uuid owner',
       'PUT /fw/instances/:uuid owner',

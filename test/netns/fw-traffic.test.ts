@@ -43,6 +43,9 @@ describe(`firewall in namespaces (${placement} placement)`, { skip: skip || unde
   let napi: TestNapi;
   let client: FwFeedClient;
   const insts = new Map<string, Inst>();
+  /** What the agent would tell the feed client: instances' namespaces, and their ports on this node. */
+  const netnsOf = new Map<string, string>();
+  const localPorts = new Map<string, string[]>();
 
   async function addInstance(name: string, n: number): Promise<Inst> {
     const ns = await lab.addNetns(name);
@@ -115,9 +118,11 @@ describe(`firewall in namespaces (${placement} placement)`, { skip: skip || unde
       await putNic(napi.store, n * 2, { instance: vm(n), ip: `10.77.0.${n}`, cn: NODE_1, owner });
       await putNic(napi.store, n * 2 + 1, { instance: vm(n), ip: `fd77::${n}`, cn: NODE_1, owner });
     }
-    const byUuid = new Map([...insts.values()].map((i) => [i.uuid, `/var/run/netns/${i.ns}`]));
+    for (const i of insts.values()) netnsOf.set(i.uuid, `/var/run/netns/${i.ns}`);
     client = new FwFeedClient({
-      controllerUrl: `http://127.0.0.1:${port}`, nodeUuid: NODE_1, placement, nodeNetns: hubPath(), resolveNetns: (u) => byUuid.get(u), waitMs: 1000, retryMs: 200,
+      controllerUrl: `http://127.0.0.1:${port}`, nodeUuid: NODE_1, placement, nodeNetns: hubPath(), waitMs: 1000, retryMs: 200,
+      resolveNetns: (u) => netnsOf.get(u),
+      portsOf: (u) => localPorts.get(u) ?? [],
     });
     client.start();
   });
@@ -261,6 +266,27 @@ describe(`firewall in namespaces (${placement} placement)`, { skip: skip || unde
     assert.ok((await checkRuleset(renderNetnsRuleset(db.uuid, napi.fwEngine.policy(db.uuid)))).ok);
     // Traffic still follows the old ruleset.
     assert.deepEqual(await reach('out', [['db', 22]]), ['db:22 open']);
+  });
+
+  it('protect(): a workload the feed has no ruleset for yet gets the default policy where its placement enforces it, then its own', async () => {
+    // A container about to get carrier (Docker's activate): the controller does not place it here yet.
+    const late = await addInstance('late', 5);
+    netnsOf.set(late.uuid, `/var/run/netns/${late.ns}`);
+    localPorts.set(late.uuid, [hostPortName(mac(10))]);
+    assert.deepEqual(await reach('out', [['late', 22]]), ['late:22 open']);
+    assert.equal(await client.protect(late.uuid, `/var/run/netns/${late.ns}`), 'default');
+    assert.match(await listTable(late), placement === 'node' ? /iifname "rv[0-9a-f]{12}" jump outbound/ : /chain input/);
+    assert.deepEqual(await reach('out', [['late', 22]]), ['late:22 blocked']);
+    assert.deepEqual(await reach('late', [['out', 22]]), ['out:22 open'], 'outbound allowed, its replies pass');
+    if (placement === 'node') {
+      await lab.exec(late.ns, 'nft', 'flush', 'ruleset');
+      assert.deepEqual(await reach('out', [['late', 22]]), ['late:22 blocked'], 'out of the workload\'s reach');
+    }
+    // Its compiled ruleset replaces the default once the controller places it here (role=db: tcp 22 from anyone).
+    await register('late', { owner_uuid: OWNER_A, tags: { role: 'db' }, firewall_enabled: true });
+    await putNic(napi.store, 10, { instance: late.uuid, ip: late.v4, cn: NODE_1, owner: OWNER_A });
+    await settle();
+    assert.deepEqual(await reach('out', [['late', 22], ['late', 80]]), ['late:22 open', 'late:80 blocked']);
   });
 
   it('disabling an instance\'s firewall removes its table', async () => {

@@ -1,7 +1,7 @@
 /**
  * The kernel backend alone, inside a lab's node namespace, for
  * test/netns/kernel-plumbing.test.ts: JSON lines {"id","op","args"} on stdin (op: start,
- * plumb, unplumb, vnets, plumbedMacs), {"id","ok","result"|"error"} on stdout.
+ * plumb, unplumb, stage, activate, isStaged, vnets, plumbedMacs), {"id","ok","result"|"error"} on stdout.
  *
  * PATH is emptied first: attaching and detaching must not start `ip`, `nft` or anything
  * else (the native plumbing does it all from this process).
@@ -18,6 +18,9 @@ const ops: Record<string, (...args: never[]) => unknown> = {
   start: (underlayIp: string) => backend.start({ underlayIp, onMiss: () => undefined, log: (m: string) => void logs.push(m) }),
   plumb: (p: Parameters<typeof backend.plumb>[0]) => backend.plumb(p),
   unplumb: (mac: string, vnet: number) => backend.unplumb(mac, vnet),
+  stage: (p: Parameters<typeof backend.stage>[0]) => backend.stage(p),
+  activate: (mac: string) => backend.activate(mac),
+  isStaged: (mac: string) => backend.isStaged(mac),
   vnets: () => backend.vnets(),
   plumbedMacs: () => backend.plumbedMacs(),
   logs: () => logs,

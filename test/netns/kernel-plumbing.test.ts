@@ -5,12 +5,13 @@
  * a plumbing that fails half-way (a route the kernel refuses, a namespace that is gone)
  * leaves nothing behind; a backend started after an agent died half-way through an attach
  * removes what it left (a veth outside any bridge, a bridge without its vxlan device)
- * and keeps the NICs that were plumbed.
+ * and keeps the NICs that were plumbed. A staged NIC (Docker's libnetwork moves it itself)
+ * waits without carrier, survives a restart staged, and carries once activated.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { NicPlumbing } from '../../src/agent/plumbing/nic.js';
+import type { NicPlumbing, StagedPlumbing } from '../../src/agent/plumbing/nic.js';
 import { NetnsLab, netnsSkipReason, underlayAddr } from '../helpers/netns.js';
 import { type Rpc, startRpc } from '../helpers/rpc-child.js';
 
@@ -110,5 +111,42 @@ describe('kernel backend: attach and detach through the native plumbing', { skip
     assert.match((await backend.call<string[]>('logs')).join('\n'), /rbr4546.*rv02005e450005|rv02005e450005.*rbr4546/);
     assert.deepEqual(await backend.call('plumb', nic('02:00:5e:45:00:05', instB, '10.45.0.14')), { firstOnVnet: false });
     await lab.exec(instB, 'ping', '-c', '1', '-W', '2', '10.45.0.13');
+  });
+
+  test('a staged NIC: both ends on the node, no carrier until activated where the runtime moved it; kept staged over a restart', async () => {
+    const vnet = 4547;
+    const staged = (mac: string, ifname: string): StagedPlumbing => ({
+      mac, ip: '10.45.7.10', prefix: 24, mtu: 1450, routes: [], vnet, vlan: 0, allowMacSpoofing: false, allowIpSpoofing: false, ifname,
+    });
+    const instC = await lab.addNetns('c');
+    const flags = async (ns: string, name: string) => (await links(ns)).find((l) => l.ifname === name)?.flags ?? [];
+    assert.deepEqual(await backend.call('stage', staged('02:00:5e:45:00:06', 'rs02005e450006')), { firstOnVnet: true });
+    const host = (await links(node)).find((l) => l.ifname === 'rv02005e450006')!;
+    assert.equal(host.master, `rbr${vnet}`);
+    assert.ok(!host.flags.includes('UP'), 'the host end waits down');
+    assert.ok((await names(node)).includes('rs02005e450006'), 'the instance end waits on the node');
+    assert.equal(await backend.call('isStaged', '02:00:5e:45:00:06'), true);
+    // Restarted while staged: adopted as staged, not removed as an unfinished attach.
+    backend.child.kill('SIGKILL');
+    await new Promise((r) => backend.child.once('exit', r));
+    backend = await startRpc(lab, node, FIXTURE);
+    await backend.call('start', LOCAL);
+    assert.equal(await backend.call('isStaged', '02:00:5e:45:00:06'), true);
+    // What libnetwork does: move the instance end into the sandbox, rename it, configure it.
+    await lab.ip(node, 'link', 'set', 'rs02005e450006', 'netns', instC, 'name', 'eth0');
+    await lab.ip(instC, 'addr', 'add', '10.45.7.10/24', 'dev', 'eth0');
+    await lab.ip(instC, 'link', 'set', 'eth0', 'up');
+    assert.ok((await flags(instC, 'eth0')).includes('NO-CARRIER'), 'no carrier before activation');
+    await backend.call('activate', '02:00:5e:45:00:06', `/run/netns/${instC}`, 'eth0');
+    assert.ok((await flags(node, 'rv02005e450006')).includes('UP'));
+    assert.ok((await flags(instC, 'eth0')).includes('LOWER_UP'), 'carrier once activated');
+    assert.equal(await backend.call('isStaged', '02:00:5e:45:00:06'), false);
+    // A staged NIC never moved goes with both ends; the vnet with its last NIC.
+    await backend.call('stage', staged('02:00:5e:45:00:07', 'rs02005e450007'));
+    await backend.call('unplumb', '02:00:5e:45:00:07', vnet);
+    assert.ok(!(await names(node)).some((n) => n.endsWith('02005e450007')), 'both ends of the unmoved staged NIC are gone');
+    assert.deepEqual(await backend.call('unplumb', '02:00:5e:45:00:06', vnet), { vnetRemoved: true });
+    assert.ok(!(await ours()).some((n) => n.endsWith(String(vnet))), 'the vnet went with its last NIC');
+    assert.deepEqual(await names(instC), ['lo']);
   });
 });

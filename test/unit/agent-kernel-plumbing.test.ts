@@ -4,7 +4,10 @@ import { garpFrame } from '../../src/agent/plumbing/garp.js';
 import { renderPortFilter } from '../../src/agent/plumbing/portfilter.js';
 import { bridgeName, hostVethName, parseDeviceName, vxlanName } from '../../src/agent/plumbing/names.js';
 import { canonicalMac } from '../../src/net/addr.js';
-import { type NicPlumbing, PlumbingError, hostSideCommands, hostVeth, instanceCommands, instanceConfig, plumbingFor } from '../../src/agent/plumbing/nic.js';
+import {
+  type NicPlumbing, PlumbingError, hostSideCommands, hostVeth, instanceCommands, instanceConfig, plumbingFor, stagedHostSideCommands, stagedHostVeth,
+  stagedPlumbingFor, stagedTapCommands,
+} from '../../src/agent/plumbing/nic.js';
 import { vnetCommands, vnetLinks } from '../../src/agent/kernel/vnet.js';
 import type { ApiNic } from '../../src/agent/napi-client.js';
 import { vnetFromNicTag } from '../../src/agent/napi-client.js';
@@ -53,12 +56,13 @@ test('plumbingFor turns a NAPI NIC into address, prefix, MTU, gateway and routes
     vlan: 5,
     allowMacSpoofing: false,
     allowIpSpoofing: false,
+    internetNat: true,
     netns: '/run/netns/inst1',
     ifname: 'eth0',
   });
   assert.deepEqual(vnetCommands({ vnet: 6568847, underlayIp: '198.18.0.1', underlayDev: 'ul0', mtu: 1450 }), [
     'link add rvx6568847 mtu 1450 type vxlan id 6568847 dstport 4789 local 198.18.0.1 dev ul0 nolearning proxy l2miss l3miss',
-    'link add name rbr6568847 mtu 1450 group 0x72643b8f type bridge',
+    'link add name rbr6568847 mtu 1450 address 02:72:67:64:3b:8f group 0x72643b8f type bridge',
     'link set rvx6568847 master rbr6568847',
     'link set rvx6568847 up',
     'link set rbr6568847 up',
@@ -78,7 +82,7 @@ test('plumbingFor turns a NAPI NIC into address, prefix, MTU, gateway and routes
   ]);
   // The same layout as native requests (src/dataplane/links.ts).
   assert.deepEqual(vnetLinks({ vnet: 6568847, underlayIp: '198.18.0.1', underlayDev: 'ul0', mtu: 1450 }), [
-    { kind: 'bridge', name: 'rbr6568847', mtu: 1450, up: true, group: 0x72643b8f },
+    { kind: 'bridge', name: 'rbr6568847', mtu: 1450, mac: '02:72:67:64:3b:8f', up: true, group: 0x72643b8f },
     {
       kind: 'vxlan', name: 'rvx6568847', mtu: 1450, master: 'rbr6568847', up: true, group: 0x72643b8f,
       vxlan: { vni: 6568847, port: 4789, local: '198.18.0.1', dev: 'ul0', learning: false, proxy: true, l2miss: true, l3miss: true },
@@ -252,4 +256,21 @@ test('the command builders refuse a hand-made plumbing with unsafe fields (defen
   }
   assert.throws(() => renderPortFilter([{ mac: '90:b8:d0:00:00:01', ip: '10.0.0.1 } accept; drop', vnet: 7, vlan: 5 }]), /port filter/);
   assert.throws(() => renderPortFilter([{ mac: '90:b8:d0:00:00:01 accept', ip: '10.0.0.1', vnet: 7, vlan: 5 }]), /port filter/);
+});
+
+test('a staged NIC (Docker): both veth ends on the node, the host end in the vnet\'s group and bridge but not up; a TAP alike', () => {
+  const p = stagedPlumbingFor(NIC, 'rs90b8d0123456');
+  assert.deepEqual(stagedHostVeth(p), {
+    kind: 'veth', name: 'rv90b8d0123456', mtu: 1400, group: 0x72000000 + 6568847, peer: { name: 'rs90b8d0123456', mtu: 1400, mac: '90:b8:d0:12:34:56' },
+  });
+  assert.deepEqual(stagedHostSideCommands(p), [
+    'link add rv90b8d0123456 mtu 1400 type veth peer name rs90b8d0123456 mtu 1400 address 90:b8:d0:12:34:56',
+    'link set rv90b8d0123456 master rbr6568847',
+  ]);
+  assert.deepEqual(stagedTapCommands(p), ['tuntap add dev rs90b8d0123456 mode tap', 'link set dev rs90b8d0123456 address 90:b8:d0:12:34:56 mtu 1400']);
+  for (const ifname of ['', 'a b', 'x;reboot', '1234567890123456']) {
+    assert.throws(() => stagedPlumbingFor(NIC, ifname), PlumbingError, ifname);
+    assert.throws(() => stagedHostVeth({ ...p, ifname }), PlumbingError, ifname);
+    assert.throws(() => stagedTapCommands({ ...p, ifname }), PlumbingError, ifname);
+  }
 });

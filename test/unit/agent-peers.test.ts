@@ -118,6 +118,13 @@ class VlanBackend implements DataplaneBackend {
   async plumb(_p: NicPlumbing): Promise<{ firstOnVnet: boolean }> {
     return { firstOnVnet: false };
   }
+  async stage(): Promise<{ firstOnVnet: boolean }> {
+    return { firstOnVnet: false };
+  }
+  async activate(): Promise<void> {}
+  isStaged(): boolean {
+    return false;
+  }
   async adopt(): Promise<void> {}
   async unplumb(): Promise<{ vnetRemoved: boolean }> {
     return { vnetRemoved: false };

@@ -5,7 +5,7 @@ import { Registry } from 'prom-client';
 import { Agent, type AgentNapi, type SvpLookups } from '../../src/agent/agent.js';
 import { buildAgentApi } from '../../src/agent/api.js';
 import type { BackendStartOptions, DataplaneBackend, VnetEntries } from '../../src/agent/backend.js';
-import type { NicPlumbing } from '../../src/agent/plumbing/nic.js';
+import type { NicPlumbing, StagedPlumbing } from '../../src/agent/plumbing/nic.js';
 import { NapiRequestError } from '../../src/agent/napi-client.js';
 import { SvpStatus } from '../../src/svp/codec.js';
 
@@ -35,6 +35,20 @@ class FakeBackend implements DataplaneBackend {
     this.plumbed.set(p.mac, p.vnet);
     this.calls.push(`plumb ${p.mac}`);
     return { firstOnVnet: false };
+  }
+  staged = new Set<string>();
+  async stage(p: StagedPlumbing): Promise<{ firstOnVnet: boolean }> {
+    this.plumbed.set(p.mac, p.vnet);
+    this.staged.add(p.mac);
+    this.calls.push(`stage ${p.mac} ${p.ifname}`);
+    return { firstOnVnet: false };
+  }
+  async activate(mac: string, netns: string, ifname: string): Promise<void> {
+    this.staged.delete(mac);
+    this.calls.push(`activate ${mac} ${netns} ${ifname}`);
+  }
+  isStaged(mac: string): boolean {
+    return this.staged.has(mac);
   }
   async adopt(_nics: readonly NicPlumbing[]): Promise<void> {}
   async unplumb(mac: string, vnet: number): Promise<{ vnetRemoved: boolean }> {

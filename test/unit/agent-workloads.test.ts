@@ -9,7 +9,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { AgentError, type AttachRequest, type AttachedNic } from '../../src/agent/agent.js';
+import { AgentError, type AttachRequest, type StageRequest, type AttachedNic } from '../../src/agent/agent.js';
 import { type ApiNetwork, type ApiNic, NapiRequestError } from '../../src/agent/napi-client.js';
 import { parseAttachRequest } from '../../src/agent/workload-api.js';
 import { WORKLOAD_STATE_FILE, WorkloadState } from '../../src/agent/workload-state.js';
@@ -97,6 +97,21 @@ class FakeHost implements WorkloadHost {
     const a: AttachedNic = { mac: req.mac, ip: nic.ip!, vnet: 77, vlan: 5, netns: req.netns, ifname: req.ifname ?? 'eth0' };
     this.plumbed.set(req.mac, a);
     return a;
+  }
+
+  async stageNic(nic: ApiNic, req: StageRequest): Promise<AttachedNic> {
+    if (this.failAttach) throw new AgentError(422, this.failAttach);
+    const a: AttachedNic = { mac: req.mac, ip: nic.ip!, vnet: 77, vlan: 5, ifname: req.ifname };
+    this.plumbed.set(req.mac, a);
+    return a;
+  }
+
+  async activate(mac: string, netns: string): Promise<AttachedNic> {
+    const a = this.plumbed.get(mac);
+    if (!a) throw new AgentError(404, 'not attached');
+    const now = { ...a, netns, ifname: 'eth0' };
+    this.plumbed.set(mac, now);
+    return now;
   }
 
   async detach(mac: string): Promise<unknown> {

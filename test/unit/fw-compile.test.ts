@@ -8,8 +8,11 @@ import { describe, it } from 'node:test';
 import { mergeAddresses } from '../../src/fw/addr.js';
 import { PolicyWorld, setName, tableName, uuidHex } from '../../src/fw/compile.js';
 import {
-  FLOW_LOG_GROUP, MARK_ESTABLISHED, MARK_INVALID, STATE_TABLE, parseFlowLogPrefix, renderNetnsRuleset, renderRuleset, renderStateTable,
+  FLOW_LOG_GROUP, MARK_ESTABLISHED, MARK_INVALID, STATE_TABLE, nodeRulesetPorts, parseFlowLogPrefix, renderNetnsRuleset, renderRuleset, renderStateTable,
+  rulesetProblem, withNodePorts,
 } from '../../src/fw/nft.js';
+import { defaultRuleset } from '../../src/fw/applier.js';
+import { markHex } from '../../src/net/marks.js';
 import type { CompiledPolicy, PolicyEntry } from '../../src/fw/types.js';
 import { OWNER_A, OWNER_B, instance, policyRule, ruid, vm } from '../helpers/fw-fixtures.js';
 
@@ -171,8 +174,8 @@ describe('nft text', () => {
     assert.ok(text.includes(`\tchain output {\n\t\ttype filter hook output priority 10; policy accept;\n\t\toifname ${ports} jump inbound\n\t}`));
     // Default inbound drop (the chain's last statement), outbound allow (falls through).
     assert.match(text, /\tchain inbound \{\n(?:\t\t.*\n)*\t\tdrop\n\t\}/);
-    assert.ok(text.includes(`meta mark & 0x${MARK_ESTABLISHED.toString(16)} == 0x${MARK_ESTABLISHED.toString(16)} accept`));
-    assert.ok(text.includes(`meta mark & 0x${MARK_INVALID.toString(16)} == 0x${MARK_INVALID.toString(16)} drop`));
+    assert.ok(text.includes(`meta mark & ${markHex(MARK_ESTABLISHED)} == ${markHex(MARK_ESTABLISHED)} accept`));
+    assert.ok(text.includes(`meta mark & ${markHex(MARK_INVALID)} == ${markHex(MARK_INVALID)} drop`));
     // A logged rule sends its matches to the node's NFLOG group, naming rule, action, direction and instance.
     const tag = `rfw ${uuidHex(ruid(1))} allow in ${uuidHex(vm(1))}`;
     assert.ok(text.includes(`ip saddr @${set} tcp dport 5432 log prefix "${tag}" group ${FLOW_LOG_GROUP} accept comment "rule ${ruid(1)}"`));
@@ -183,6 +186,32 @@ describe('nft text', () => {
     // An outbound allow returns: a frame between two ports of the instance meets inbound too.
     assert.ok(text.includes(`tcp dport 80 return comment "rule ${ruid(3)} priority 1"`));
     assert.throws(() => renderRuleset(vm(1), pol(twoRules(), 1), ['rv"; flush ruleset']), /bad port name/);
+  });
+
+  it('node-side form, widened: the agent adds ports of NICs it plumbed before the controller\'s text names them', () => {
+    const p = pol(twoRules(), 1);
+    const one = renderRuleset(vm(1), p, ['rv90b8d0000001']);
+    assert.deepEqual(nodeRulesetPorts(one), ['rv90b8d0000001']);
+    // Same text as if the controller had rendered both ports; unchanged when it already names them.
+    assert.equal(withNodePorts(one, ['rv90b8d0000002']), renderRuleset(vm(1), p, PORTS));
+    assert.equal(withNodePorts(renderRuleset(vm(1), p, PORTS), ['rv90b8d0000001']), renderRuleset(vm(1), p, PORTS));
+    // From a text with no ports yet (no dispatch at all), and a removal stays a removal.
+    assert.equal(withNodePorts(renderRuleset(vm(1), p, []), PORTS), renderRuleset(vm(1), p, PORTS));
+    assert.equal(withNodePorts(renderRuleset(vm(1), null), PORTS), renderRuleset(vm(1), null));
+    assert.equal(rulesetProblem(vm(1), withNodePorts(one, ['rv90b8d0000002'])), undefined);
+    assert.throws(() => withNodePorts(one, ['rv"; flush ruleset']), /bad port name/);
+  });
+
+  it('the default policy (before a compiled ruleset arrives) in the form of its placement', () => {
+    const node = defaultRuleset(vm(1), 'node', ['rv90b8d0000001']);
+    assert.ok(node.startsWith(`table bridge ${tableName(vm(1))}\n`));
+    assert.ok(node.includes('iifname "rv90b8d0000001" jump outbound'));
+    assert.match(node, /\tchain inbound \{\n(?:\t\t.*\n)*\t\tdrop\n\t\}/);
+    // Node-side without ports it would filter nothing: refused.
+    assert.throws(() => defaultRuleset(vm(1), 'node', []), /needs its ports/);
+    const netns = defaultRuleset(vm(1), 'netns');
+    assert.ok(netns.startsWith(`table inet ${tableName(vm(1))}\n`));
+    assert.ok(netns.includes('type filter hook input priority filter; policy drop;'));
   });
 
   it('in-namespace form: an inet table with the same entries in the same order', () => {
@@ -204,10 +233,14 @@ describe('nft text', () => {
     const text = renderStateTable();
     assert.ok(text.startsWith(`table inet ${STATE_TABLE}\ndelete table inet ${STATE_TABLE}\n`));
     assert.ok(text.includes('iifgroup 0x72000000-0x72ffffff jump classify'));
+    // In prerouting after the edge has set a routed packet's whole mark (priority mangle).
+    assert.ok(text.includes('\t\ttype filter hook prerouting priority mangle + 10; policy accept;\n\t\tiifgroup'));
     assert.equal(text.match(/oifgroup 0x72000000-0x72ffffff jump classify/g)?.length, 2, 'routed into a bridge, and sent by the node');
-    assert.ok(text.includes('meta mark set meta mark & 0xcfffffff\n'));
-    assert.ok(text.includes('ct state established,related meta mark set meta mark | 0x10000000'));
-    assert.ok(text.includes('ct state invalid meta mark set meta mark | 0x20000000'));
+    // Bits outside the edge's tag (0x72): its marks keep their meaning (../../src/net/marks.ts).
+    assert.ok(text.includes('meta mark set meta mark & 0xfaffffff\n'));
+    assert.ok(text.includes('ct state established,related meta mark set meta mark | 0x01000000'));
+    assert.ok(text.includes('ct state invalid meta mark set meta mark | 0x04000000'));
+    assert.equal((MARK_ESTABLISHED | MARK_INVALID) & 0x72ffffff, 0);
   });
 
   it('is deterministic whatever the insertion order', () => {

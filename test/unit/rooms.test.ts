@@ -22,18 +22,19 @@ import {
  * mapping → svp} → controller / agent → cli", with the utility rooms at the bottom, the
  * data plane's typed face and what the REST APIs share (rest) beside overlay, the web
  * console under the controller that serves it, and the sandbox (which runs real
- * controller and agent processes) beside them.
+ * controller and agent processes) beside them; the Docker plugin, which the agent's
+ * process serves, above the agent.
  */
 const LAYERS: readonly (readonly string[])[] = [
   ['log', 'metrics', 'security'],
   ['store'],
   ['net'],
-  ['overlay', 'dataplane', 'rest'],
+  ['overlay', 'dataplane', 'rest', 'edge'],
   ['napi', 'fw', 'mapping'],
   ['svp'],
   ['console'],
   ['controller', 'agent', 'sandbox'],
-  ['cni'],
+  ['docker', 'cni'],
   ['cli'],
 ];
 

@@ -15,12 +15,14 @@ import { sendGarp } from '../plumbing/garp.js';
 import { type PortPolicy, renderPortFilter } from '../plumbing/portfilter.js';
 import { bridgeName, hostVethName, parseDeviceName, vxlanName } from '../plumbing/names.js';
 import { canonicalMac } from '../../net/addr.js';
-import { type NicPlumbing, PlumbingError, VXLAN_OVERHEAD } from '../plumbing/nic.js';
+import { type NicPlumbing, PlumbingError, type StagedPlumbing, VXLAN_OVERHEAD } from '../plumbing/nic.js';
 import { applyNftables } from '../plumbing/run.js';
 import { ip } from '../plumbing/iproute.js';
 import { type KernelLink, type KernelLinks, kernelLinks } from './links.js';
+import { type EdgeNetwork, type EdgeRouter, type ExternalSide, type PublishedPort, edgeNetworkOf, planEdge } from '../../edge/plan.js';
+import { EdgeApplier } from './edge.js';
 
-function policyOf(p: NicPlumbing): PortPolicy {
+function policyOf(p: NicPlumbing | StagedPlumbing): PortPolicy {
   return { mac: canonicalMac(p.mac), ip: p.ip, vnet: p.vnet, vlan: p.vlan, allowMacSpoofing: p.allowMacSpoofing, allowIpSpoofing: p.allowIpSpoofing };
 }
 
@@ -37,6 +39,8 @@ export class KernelBackend implements DataplaneBackend {
   private readonly vnetByIfindex = new Map<number, number>();
   /** Plumbed NICs: MAC -> vnet. */
   private readonly veths = new Map<string, number>();
+  /** Staged NICs whose host end is still down (the kernel says so: adopted at start). */
+  private readonly staged = new Set<string>();
   /** Anti-spoofing and VLAN policy of each plumbed NIC whose API record is known. */
   private readonly ports = new Map<string, PortPolicy>();
   private underlayIp = '';
@@ -48,11 +52,18 @@ export class KernelBackend implements DataplaneBackend {
   /** Link changes run one at a time (two attaches must not both create a vnet). */
   private readonly serial = new SerialQueue();
   private readonly links: KernelLinks = kernelLinks();
+  /** The distributed gateway: each plumbed NIC's network, the node's external side, the routers. */
+  private readonly edgeNets = new Map<string, EdgeNetwork>();
+  private external: ExternalSide | undefined;
+  private routers: EdgeRouter[] = [];
+  private published: PublishedPort[] = [];
+  private readonly edge = new EdgeApplier();
 
   async start(opts: BackendStartOptions): Promise<void> {
     this.underlayIp = opts.underlayIp;
     this.local = opts.path?.local ?? opts.underlayIp;
     this.log = opts.log;
+    this.external = opts.external;
     const ul = await this.links.underlay(opts.underlayIp);
     if (!ul) throw new Error(`no interface in this network namespace has the underlay address ${opts.underlayIp}`);
     this.underlayDev = opts.underlayDev ?? ul.name;
@@ -72,7 +83,9 @@ export class KernelBackend implements DataplaneBackend {
       const own = parseDeviceName(l.name);
       if (own?.kind !== 'veth' || l.kind !== 'veth' || !l.master) continue;
       const vnet = bridgeVnet.get(l.master);
-      if (vnet !== undefined) this.veths.set(own.mac, vnet);
+      if (vnet === undefined) continue;
+      this.veths.set(own.mac, vnet);
+      if (!l.up) this.staged.add(own.mac);
     }
     if (this.vnetDevs.size > 0 || this.veths.size > 0) {
       this.log(`adopted ${this.vnetDevs.size} vnet(s) and ${this.veths.size} NIC(s) already in the kernel`);
@@ -188,12 +201,58 @@ export class KernelBackend implements DataplaneBackend {
         throw err instanceof PlumbingError ? new PlumbingError(`port filter: ${err.message}`) : err;
       }
       this.veths.set(mac, p.vnet);
+      this.edgeNets.set(mac, edgeNetworkOf(p));
+      await this.applyEdgeLogged();
       // The NIC may have lived elsewhere before: entries pointing away from here are stale.
       const dev = this.vnetDevs.get(p.vnet)!;
       this.netlink.fdbDel(dev.vxIfindex, mac);
       this.netlink.neighDel(dev.vxIfindex, p.ip);
       return { firstOnVnet };
     });
+  }
+
+  stage(p: StagedPlumbing): Promise<{ firstOnVnet: boolean }> {
+    return this.serial.run(async () => {
+      const mac = canonicalMac(p.mac);
+      if (this.veths.has(mac)) throw new PlumbingError(`NIC ${mac} is already plumbed on this node`);
+      const firstOnVnet = await this.ensureVnet(p.vnet);
+      const host = hostVethName(mac);
+      try {
+        await this.links.stageNic(p);
+      } catch (err) {
+        if (firstOnVnet) await this.removeVnet(p.vnet);
+        throw err;
+      }
+      this.ports.set(mac, policyOf(p));
+      try {
+        await this.applyPortFilter();
+      } catch (err) {
+        this.ports.delete(mac);
+        await this.links.deleteLinks([host]);
+        if (firstOnVnet) await this.removeVnet(p.vnet);
+        throw err instanceof PlumbingError ? new PlumbingError(`port filter: ${err.message}`) : err;
+      }
+      this.veths.set(mac, p.vnet);
+      this.staged.add(mac);
+      const dev = this.vnetDevs.get(p.vnet)!;
+      this.netlink.fdbDel(dev.vxIfindex, mac);
+      this.netlink.neighDel(dev.vxIfindex, p.ip);
+      return { firstOnVnet };
+    });
+  }
+
+  /** The host end comes up: the peer (in the workload now) gets its carrier. */
+  activate(mac: string): Promise<void> {
+    return this.serial.run(async () => {
+      const m = canonicalMac(mac);
+      if (!this.veths.has(m)) throw new PlumbingError(`NIC ${m} is not plumbed on this node`);
+      await this.links.activateNic(m);
+      this.staged.delete(m);
+    });
+  }
+
+  isStaged(mac: string): boolean {
+    return this.staged.has(canonicalMac(mac));
   }
 
   unplumb(mac: string, vnet: number): Promise<{ vnetRemoved: boolean }> {
@@ -205,16 +264,51 @@ export class KernelBackend implements DataplaneBackend {
       const filter = this.ports.delete(m) ? this.applyPortFilter().catch((err: Error) => this.log(`port filter: ${err.message}`)) : undefined;
       const links = last ? this.removeVnet(vnet).then(() => this.links.deleteNic(m)) : this.links.deleteNic(m);
       await Promise.all([links, filter]);
+      // A staged instance end still in this namespace goes with its peer.
+      this.staged.delete(m);
       this.veths.delete(m);
+      if (this.edgeNets.delete(m)) await this.applyEdgeLogged();
       return { vnetRemoved: last };
     });
   }
 
   adopt(nics: readonly NicPlumbing[]): Promise<void> {
     return this.serial.run(async () => {
-      for (const p of nics) if (this.veths.has(canonicalMac(p.mac))) this.ports.set(canonicalMac(p.mac), policyOf(p));
+      for (const p of nics) {
+        if (!this.veths.has(canonicalMac(p.mac))) continue;
+        this.ports.set(canonicalMac(p.mac), policyOf(p));
+        this.edgeNets.set(canonicalMac(p.mac), edgeNetworkOf(p));
+      }
       await this.applyPortFilter();
+      await this.applyEdgeLogged();
     });
+  }
+
+  /** Routers connecting fabric networks (the agent follows them): routes between connected networks. */
+  setPublished(ports: readonly PublishedPort[]): Promise<void> {
+    return this.serial.run(async () => {
+      this.published = [...ports];
+      await this.applyEdge();
+    });
+  }
+
+  setRouters(routers: readonly EdgeRouter[]): Promise<void> {
+    return this.serial.run(async () => {
+      this.routers = [...routers];
+      await this.applyEdge();
+    });
+  }
+
+  /** The distributed gateway for the networks of the NICs plumbed here (../../edge/plan.ts). */
+  private async applyEdge(): Promise<void> {
+    // Only vnets whose devices exist (a NIC whose plumbing failed is not in edgeNets).
+    const nets = [...this.edgeNets.values()].filter((n) => this.vnetDevs.has(n.vnet));
+    await this.edge.apply(planEdge(nets, { external: this.external, routers: this.routers, published: this.published }));
+  }
+
+  /** The NIC itself is plumbed either way: a gateway that could not follow is logged, and fixed by the next change. */
+  private async applyEdgeLogged(): Promise<void> {
+    await this.applyEdge().catch((err: Error) => this.log(`distributed gateway: ${err.message}`));
   }
 
   /** Replaces the node's port filter table in one nftables transaction. */

@@ -5,13 +5,17 @@
  * created inside its bridge in one request (the vnet exists once it does), and a NIC's
  * host veth joins the bridge only after the instance side is configured — so a veth of
  * ours outside any bridge, or a bridge without its vxlan device, is what an attach that
- * did not finish (an error, or the agent killed half-way) left, and is removed.
+ * did not finish (an error, or the agent killed half-way) left, and is removed. A staged
+ * NIC (Docker) has both veth ends here and its host end in the bridge from the start,
+ * down until it is activated.
  */
 import { writeFile } from 'node:fs/promises';
 import { Links } from '../../dataplane/links.js';
 import { IpCommandError, inNetns, ip, ipBatch, linkWithAddress, listLinks } from '../plumbing/iproute.js';
 import { bridgeName, hostVethName, vnetGroup, vxlanName } from '../plumbing/names.js';
-import { type NicPlumbing, hostSideCommands, hostVeth, instanceCommands, instanceConfig } from '../plumbing/nic.js';
+import {
+  type NicPlumbing, type StagedPlumbing, hostSideCommands, hostVeth, instanceCommands, instanceConfig, stagedHostSideCommands, stagedHostVeth,
+} from '../plumbing/nic.js';
 import { asPlumbingError, nativePlumbing } from '../plumbing/run.js';
 import { type VnetDeviceSpec, vnetCommands, vnetLinks } from './vnet.js';
 
@@ -22,6 +26,8 @@ export interface KernelLink {
   master?: string;
   /** A vxlan device's source address. */
   vxlanLocal?: string;
+  /** Administratively up (a staged NIC's host end is not). */
+  up: boolean;
 }
 
 export interface KernelLinks {
@@ -32,6 +38,10 @@ export interface KernelLinks {
   createVnet(spec: VnetDeviceSpec): Promise<number>;
   /** A NIC's veth with its instance side configured, in the vnet's bridge (all or nothing). */
   createNic(p: NicPlumbing): Promise<void>;
+  /** A staged NIC's veth, both ends here, the host end in the vnet's bridge but down (all or nothing). */
+  stageNic(p: StagedPlumbing): Promise<void>;
+  /** Brings a NIC's host end up: its peer gets its carrier. */
+  activateNic(mac: string): Promise<void>;
   /** Deletes links by name; absent ones are fine. */
   deleteLinks(names: readonly string[]): Promise<void>;
   /** Deletes the vnet's devices and the veths still in it, at once where the kernel can. */
@@ -53,7 +63,7 @@ const native: KernelLinks = {
   },
 
   async list() {
-    return (await Links.list()).map(({ ifindex, name, kind, master, vxlanLocal }) => ({ ifindex, name, kind, master, vxlanLocal }));
+    return (await Links.list()).map(({ ifindex, name, kind, master, vxlanLocal, up }) => ({ ifindex, name, kind, master, vxlanLocal, up }));
   },
 
   async createVnet(spec) {
@@ -87,6 +97,30 @@ const native: KernelLinks = {
     }
   },
 
+  async stageNic(p) {
+    const veth = stagedHostVeth(p);
+    try {
+      await Links.add(veth);
+    } catch (err) {
+      throw asPlumbingError(err);
+    }
+    try {
+      await quietIpv6(veth.name);
+      await Links.set(veth.name, { master: bridgeName(p.vnet) });
+    } catch (err) {
+      await Links.del(veth.name).catch(() => undefined);
+      throw asPlumbingError(err);
+    }
+  },
+
+  async activateNic(mac) {
+    try {
+      await Links.set(hostVethName(mac), { up: true });
+    } catch (err) {
+      throw asPlumbingError(err);
+    }
+  },
+
   async deleteLinks(names) {
     for (const n of names) await Links.del(n).catch(() => undefined);
   },
@@ -106,7 +140,7 @@ const iproute: KernelLinks = {
   underlay: (address) => linkWithAddress(address),
 
   async list() {
-    return (await listLinks()).map(({ ifindex, name, kind, master, vxlanLocal }) => ({ ifindex, name, kind, master, vxlanLocal }));
+    return (await listLinks()).map(({ ifindex, name, kind, master, vxlanLocal, up }) => ({ ifindex, name, kind, master, vxlanLocal, up }));
   },
 
   async createVnet(spec) {
@@ -134,6 +168,25 @@ const iproute: KernelLinks = {
       await ipBatch([master!, up!]);
     } catch (err) {
       await iproute.deleteLinks([host]);
+      throw asPlumbingError(err);
+    }
+  },
+
+  async stageNic(p) {
+    const host = hostVethName(p.mac);
+    try {
+      await ipBatch(stagedHostSideCommands(p));
+      await quietIpv6(host);
+    } catch (err) {
+      await iproute.deleteLinks([host]);
+      throw asPlumbingError(err);
+    }
+  },
+
+  async activateNic(mac) {
+    try {
+      await ip(['link', 'set', hostVethName(mac), 'up']);
+    } catch (err) {
       throw asPlumbingError(err);
     }
   },

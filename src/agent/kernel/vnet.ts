@@ -19,6 +19,7 @@
  */
 import { MAX_MTU, MIN_MTU, firstProblem, ifnameProblem, intProblem, ipv4Problem } from '../plumbing/checks.js';
 import { bridgeName, vnetGroup, vxlanName } from '../plumbing/names.js';
+import { gatewayMac } from '../../edge/plan.js';
 import { PlumbingError } from '../plumbing/nic.js';
 import type { LinkSpec } from '../../dataplane/links.js';
 
@@ -54,7 +55,8 @@ export function vnetLinks(spec: VnetDeviceSpec): [LinkSpec, LinkSpec] {
   const vxlan = { vni: spec.vnet, port: spec.dstport ?? VXLAN_DSTPORT, local: spec.underlayIp, learning: false, proxy: true, l2miss: true, l3miss: true };
   const group = vnetGroup(spec.vnet);
   return [
-    { kind: 'bridge', name: bridgeName(spec.vnet), mtu: spec.mtu, up: true, group },
+    // The bridge carries the vnet's gateway MAC (the distributed gateway, ../../edge/plan.ts).
+    { kind: 'bridge', name: bridgeName(spec.vnet), mtu: spec.mtu, mac: gatewayMac(spec.vnet), up: true, group },
     {
       kind: 'vxlan', name: vxlanName(spec.vnet), mtu: spec.mtu, master: bridgeName(spec.vnet), up: true, group,
       vxlan: spec.underlayDev ? { ...vxlan, dev: spec.underlayDev } : vxlan,
@@ -72,7 +74,7 @@ export function vnetCommands(spec: VnetDeviceSpec): string[] {
   const group = `0x${vnetGroup(spec.vnet).toString(16)}`;
   return [
     `link add ${vx} mtu ${spec.mtu} type vxlan id ${spec.vnet} dstport ${spec.dstport ?? VXLAN_DSTPORT} local ${spec.underlayIp}${dev} nolearning proxy l2miss l3miss`,
-    `link add name ${br} mtu ${spec.mtu} group ${group} type bridge`,
+    `link add name ${br} mtu ${spec.mtu} address ${gatewayMac(spec.vnet)} group ${group} type bridge`,
     `link set ${vx} master ${br}`,
     `link set ${vx} up`,
     `link set ${br} up`,

@@ -33,6 +33,25 @@ export function netnsPathProblem(path: unknown): string | undefined {
   return `${shape} (got ${JSON.stringify(path)})`;
 }
 
+/** Longest Docker sandbox path accepted (an exec-root is a short directory). */
+export const MAX_SANDBOX_PATH = 256;
+
+/**
+ * A Docker sandbox key, the namespace file libnetwork bind-mounts for a container:
+ * `<exec-root>/netns/<sandbox id>` (the id is 12 or 64 hex digits). An absolute path of
+ * plain components (letters, digits, `_ . -`; no `.` or `..` component), nothing else. It
+ * reaches nsenter's argv only (never `ip -batch` or nft text), and the agent accepts it
+ * from its in-process Docker plugin, not from its HTTP API.
+ */
+export function sandboxPathProblem(path: unknown): string | undefined {
+  const shape = 'a Docker sandbox key is an absolute path ending in /netns/<hex id>';
+  if (typeof path !== 'string' || path.length > MAX_SANDBOX_PATH || !/^(?:\/[A-Za-z0-9_.-]+)+\/netns\/(?:[0-9a-f]{12}|[0-9a-f]{64})$/.test(path)) {
+    return `${shape} (got ${JSON.stringify(path)?.slice(0, 300)})`;
+  }
+  if (path.split('/').some((c) => c === '.' || c === '..')) return `${shape}, without . or .. components (got ${JSON.stringify(path)})`;
+  return undefined;
+}
+
 /**
  * A network interface name as Linux accepts it (dev_valid_name: 1-15 bytes, not `.` or
  * `..`, no `/`, `:` or whitespace), further limited to letters, digits, `_ . -` (not

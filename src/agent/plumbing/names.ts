@@ -6,15 +6,20 @@
  *   rvx<vnet>   the vnet's vxlan device      (vnet ≤ 16777215 → at most 11 characters)
  *   rbr<vnet>   the vnet's bridge
  *   rv<mac hex> the host end of a NIC's veth (14 characters)
+ *   rg<vnet>v<vlan>  the userspace backend's gateway TAP of a fabric VLAN (at most 15)
+ *   rs<mac hex> a staged NIC's instance end while it waits in the node's namespace for
+ *               its runtime to move it (Docker's libnetwork; 14 characters)
  *
- * A vnet's devices (bridge, vxlan device, host veths) are also in one device group,
- * 0x72000000 + vnet, so that the last NIC's veth and the vnet's devices go in one request.
+ * A vnet's devices (bridge, vxlan device, host veths, staged ones too) are also in one
+ * device group, 0x72000000 + vnet, so that the last NIC's veth and the vnet's devices go
+ * in one request.
  */
-import { canonicalMac } from '../../net/addr.js';
+import { canonicalMac, macHex } from '../../net/addr.js';
 import { VNET_GROUP_BASE, hostPortName } from '../../net/ports.js';
 
 const VXLAN_PREFIX = 'rvx';
 const BRIDGE_PREFIX = 'rbr';
+const STAGED_PREFIX = 'rs';
 
 export function assertVnet(vnet: number): void {
   if (!Number.isInteger(vnet) || vnet < 0 || vnet > 0xffffff) throw new RangeError(`vnet id must be a 24-bit integer, got ${vnet}`);
@@ -41,7 +46,23 @@ export function hostVethName(mac: string): string {
   return hostPortName(mac);
 }
 
-export type OwnDevice = { kind: 'vxlan'; vnet: number } | { kind: 'bridge'; vnet: number } | { kind: 'veth'; mac: string };
+/** The userspace backend's gateway port of a vnet's fabric VLAN (a TAP in the node's namespace). */
+export function gatewayTapName(vnet: number, vlan: number): string {
+  assertVnet(vnet);
+  if (!Number.isInteger(vlan) || vlan < 0 || vlan > 4095) throw new RangeError(`vlan must be 0..4095, got ${vlan}`);
+  return `rg${vnet}v${vlan}`;
+}
+
+/** The instance end of a staged NIC while it is in the node's namespace. */
+export function stagedName(mac: string): string {
+  return `${STAGED_PREFIX}${macHex(mac)}`;
+}
+
+export type OwnDevice =
+  | { kind: 'vxlan'; vnet: number }
+  | { kind: 'bridge'; vnet: number }
+  | { kind: 'veth'; mac: string }
+  | { kind: 'gateway'; vnet: number; vlan: number };
 
 /** Which of our devices a name is, or undefined for anything else. */
 export function parseDeviceName(name: string): OwnDevice | undefined {
@@ -49,6 +70,10 @@ export function parseDeviceName(name: string): OwnDevice | undefined {
   if (m && Number(m[1]) <= 0xffffff && String(Number(m[1])) === m[1]) return { kind: 'vxlan', vnet: Number(m[1]) };
   m = /^rbr(\d{1,8})$/.exec(name);
   if (m && Number(m[1]) <= 0xffffff && String(Number(m[1])) === m[1]) return { kind: 'bridge', vnet: Number(m[1]) };
+  m = /^rg(\d{1,8})v(\d{1,4})$/.exec(name);
+  if (m && Number(m[1]) <= 0xffffff && Number(m[2]) <= 4095 && String(Number(m[1])) === m[1] && String(Number(m[2])) === m[2]) {
+    return { kind: 'gateway', vnet: Number(m[1]), vlan: Number(m[2]) };
+  }
   m = /^rv([0-9a-f]{12})$/.exec(name);
   if (m) return { kind: 'veth', mac: canonicalMac(m[1]) };
   return undefined;

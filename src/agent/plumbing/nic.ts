@@ -9,6 +9,8 @@
  *   gateway, static routes); the kernel and userspace backends share them.
  * - hostVeth / hostSideCommands: the node side of a bridge-based backend (a veth pair, the
  *   host end in the vnet's bridge).
+ * - stagedHostVeth / stagedHostSideCommands, stagedTapCommands: a NIC staged for a runtime
+ *   that moves the interface itself (Docker), without carrier until it is activated.
  */
 import { isIPv4 } from 'node:net';
 import type { ApiNic } from '../napi-client.js';
@@ -40,6 +42,9 @@ export interface NicPlumbing {
   vlan: number;
   allowMacSpoofing: boolean;
   allowIpSpoofing: boolean;
+  /** The network's internet_nat (egress through the node's external address); default true. */
+  internetNat?: boolean;
+  networkUuid?: string;
   /** Path of the instance's network namespace (/run/netns/NAME, /var/run/netns/NAME, /proc/PID/ns/net). */
   netns: string;
   ifname: string;
@@ -94,6 +99,8 @@ export function nicSettings(nic: ApiNic): NicSettings {
     vlan: nic.vlan_id ?? 0,
     allowMacSpoofing: nic.allow_mac_spoofing === true,
     allowIpSpoofing: nic.allow_ip_spoofing === true,
+    internetNat: nic.internet_nat !== false,
+    ...(nic.network_uuid ? { networkUuid: nic.network_uuid } : {}),
   };
   const problem = settingsProblem(settings);
   if (problem) throw new PlumbingError(`NIC ${mac}: ${problem}`);
@@ -175,4 +182,55 @@ export function instanceConfig(p: NicPlumbing): NetnsConfig {
     routes: p.routes.map((r) => (r.via ? { dst: r.dst, via: r.via } : { dst: r.dst })),
     ...(p.gateway ? { gateway: p.gateway } : {}),
   };
+}
+
+/**
+ * A NIC plumbed for a runtime that moves the interface into the workload itself (Docker's
+ * libnetwork): its settings, and the name its instance end has meanwhile in the node's
+ * namespace (../plumbing/names.ts stagedName).
+ */
+export type StagedPlumbing = NicSettings & { ifname: string };
+
+function assertStagedSafe(p: StagedPlumbing): void {
+  const problem = firstProblem(settingsProblem(p), ifnameProblem(p.ifname));
+  if (problem) throw new PlumbingError(problem);
+}
+
+/** A NAPI NIC staged under ifname -> what to plumb; throws PlumbingError. */
+export function stagedPlumbingFor(nic: ApiNic, ifname: string): StagedPlumbing {
+  const p = { ...nicSettings(nic), ifname };
+  assertStagedSafe(p);
+  return p;
+}
+
+/**
+ * `ip -batch` lines staging a NIC on a bridge-based backend: the veth pair with both ends
+ * in the node's namespace, the instance end named ifname with the NIC's MAC and MTU (its
+ * runtime moves it and sets its address), the host end in the vnet's bridge but left
+ * down. A veth whose peer is down has no carrier: nothing passes until activation brings
+ * the host end up, once the workload's firewall is in place.
+ */
+export function stagedHostSideCommands(p: StagedPlumbing): string[] {
+  assertStagedSafe(p);
+  const host = hostVethName(p.mac);
+  return [
+    `link add ${host} mtu ${p.mtu} type veth peer name ${p.ifname} mtu ${p.mtu} address ${p.mac}`,
+    `link set ${host} master ${bridgeName(p.vnet)}`,
+  ];
+}
+
+/**
+ * The staged veth as one native request: both ends in the node's namespace (the instance
+ * end as ifname, with the NIC's MAC and MTU), the host end down and in the vnet's device
+ * group; ../kernel/links.ts then puts it in the bridge, still down.
+ */
+export function stagedHostVeth(p: StagedPlumbing): LinkSpec {
+  assertStagedSafe(p);
+  return { kind: 'veth', name: hostVethName(p.mac), mtu: p.mtu, group: vnetGroup(p.vnet), peer: { name: p.ifname, mtu: p.mtu, mac: p.mac } };
+}
+
+/** `ip -batch` lines staging a NIC on the userspace backend: a persistent TAP with no reader (no carrier). */
+export function stagedTapCommands(p: StagedPlumbing): string[] {
+  assertStagedSafe(p);
+  return [`tuntap add dev ${p.ifname} mode tap`, `link set dev ${p.ifname} address ${p.mac} mtu ${p.mtu}`];
 }

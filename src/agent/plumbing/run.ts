@@ -9,8 +9,8 @@
 import { isNativeError } from '../../dataplane/addon.js';
 import { Links, nativeLinksAvailable } from '../../dataplane/links.js';
 import { nativeNftAvailable, nftApply as nativeNftApply } from '../../dataplane/nftables.js';
-import { IpCommandError, inNetns, ipBatch, nftApply as spawnNftApply } from './iproute.js';
-import { type NicPlumbing, PlumbingError, instanceCommands, instanceConfig } from './nic.js';
+import { IpCommandError, inNetns, ip, ipBatch, nftApply as spawnNftApply } from './iproute.js';
+import { type NicPlumbing, PlumbingError, type StagedPlumbing, instanceCommands, instanceConfig, stagedTapCommands } from './nic.js';
 
 let native: boolean | undefined;
 
@@ -45,5 +45,31 @@ export async function applyNftables(text: string, netns?: string): Promise<void>
     else throw new PlumbingError('nftables in another namespace needs the native module');
   } catch (err) {
     throw asPlumbingError(err, 'nftables');
+  }
+}
+
+/** Deletes a link of this namespace by name; false when there was none. */
+export async function deleteLink(name: string): Promise<boolean> {
+  try {
+    if (nativePlumbing()) return await Links.del(name);
+    await ip(['link', 'del', name]);
+    return true;
+  } catch (err) {
+    if (err instanceof IpCommandError && /Cannot find device/.test(err.stderr)) return false;
+    throw asPlumbingError(err);
+  }
+}
+
+/**
+ * A staged NIC's TAP in this namespace (userspace backend): persistent, with the NIC's MAC
+ * and MTU, and no reader, so no carrier. iproute2 on either path: the native module makes
+ * veths, bridges and vxlan devices, and the fast path's TAPs only with their reader.
+ */
+export async function stageTap(p: StagedPlumbing): Promise<void> {
+  try {
+    await ipBatch(stagedTapCommands(p));
+  } catch (err) {
+    await deleteLink(p.ifname).catch(() => undefined);
+    throw asPlumbingError(err);
   }
 }

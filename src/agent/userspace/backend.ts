@@ -27,17 +27,33 @@ import { StateFile } from '../state-file.js';
 import { type BackendStartOptions, type DataplaneBackend, type UnderlayPath, type VnetEntries, registerBackend } from '../backend.js';
 import { garpFrame } from '../plumbing/garp.js';
 import { linkWithAddress } from '../plumbing/iproute.js';
-import { configureInstance } from '../plumbing/run.js';
+import { configureInstance, deleteLink, stageTap } from '../plumbing/run.js';
 import { canonicalMac } from '../../net/addr.js';
-import { type NicPlumbing, PlumbingError } from '../plumbing/nic.js';
+import { type NicPlumbing, PlumbingError, type StagedPlumbing, VXLAN_OVERHEAD } from '../plumbing/nic.js';
 import { PeerSet } from './peers.js';
+import { type EdgeNetwork, type EdgePlan, type EdgeRouter, type ExternalSide, type PublishedPort, edgeNetworkOf, gatewayMac, planEdge } from '../../edge/plan.js';
+import { EdgeApplier } from '../kernel/edge.js';
+import type { PortOf } from '../kernel/edge-rules.js';
+import { gatewayTapName } from '../plumbing/names.js';
+import { ip as ipCmd } from '../plumbing/iproute.js';
+import { writeFile } from 'node:fs/promises';
+
+/**
+ * The distributed gateway on this backend: one TAP per (vnet, fabric VLAN) in the node's
+ * namespace, a NIC of the engine with that VLAN's gateway MAC. The engine answers the
+ * instances' ARP for the gateway addresses and delivers frames sent to the gateway MAC
+ * to the TAP; the node's kernel routes them as on the kernel backend (../kernel/edge.ts)
+ * and sends what goes into the vnet back through the TAP of the destination's VLAN.
+ */
+const gatewayPort: PortOf = (vnet, vlan) => ({ dev: gatewayTapName(vnet, vlan), mac: gatewayMac(vnet, vlan) });
 
 interface PlumbedNic {
+  /** The engine's NIC id; -1 while staged (its TAP exists, the engine does not read it). */
   id: number;
   vnet: number;
   ip: string;
-  /** What re-attaching after a restart needs. */
-  spec: NicSpec;
+  /** What re-attaching after a restart needs (staged: netns '' and the staged name). */
+  spec: NicSpec & { staged?: boolean };
 }
 
 export class UserspaceBackend implements DataplaneBackend {
@@ -53,6 +69,13 @@ export class UserspaceBackend implements DataplaneBackend {
 
   private readonly port: number;
   private readonly stateDir: string;
+  /** The distributed gateway: each plumbed NIC's network, the external side, the routers, the gateway TAPs. */
+  private readonly edgeNets = new Map<string, EdgeNetwork>();
+  private external: ExternalSide | undefined;
+  private routers: EdgeRouter[] = [];
+  private published: PublishedPort[] = [];
+  private readonly edge = new EdgeApplier(gatewayPort);
+  private readonly gatewayTaps = new Map<string, { id: number; addresses: string[] }>();
 
   /** port: the underlay UDP port (4789; 0 in tests); stateDir: where the plumbed TAPs are recorded. */
   constructor(disable?: readonly Offload[], opts: { port?: number; stateDir?: string } = {}) {
@@ -68,6 +91,7 @@ export class UserspaceBackend implements DataplaneBackend {
 
   async start(opts: BackendStartOptions): Promise<void> {
     this.log = opts.log;
+    this.external = opts.external;
     const ul = await linkWithAddress(opts.underlayIp);
     if (!ul) throw new Error(`no interface in this network namespace has the underlay address ${opts.underlayIp}`);
     this.onMiss = opts.onMiss;
@@ -125,6 +149,9 @@ export class UserspaceBackend implements DataplaneBackend {
       }
       await this.saveState();
       this.engine.setPeers((this.peers?.addresses() ?? []).filter((a) => isIPv4(a)));
+      // The gateway TAPs went with the old engine.
+      this.gatewayTaps.clear();
+      await this.applyEdgeLogged();
       this.log(`fast path re-opened on ${this.bindAddress}:${this.port} (path MTU ${path.mtu})`);
     });
   }
@@ -146,7 +173,12 @@ export class UserspaceBackend implements DataplaneBackend {
     } catch {
       return;
     }
-    for (const spec of saved) {
+    for (const spec of saved as PlumbedNic['spec'][]) {
+      if (spec.staged) {
+        // A TAP nobody reads yet: it stays staged until activate().
+        this.nics.set(canonicalMac(spec.mac), { id: -1, vnet: spec.vnet, ip: spec.ip, spec });
+        continue;
+      }
       try {
         const id = this.engine.addNic({ ...spec, persist: true, reattach: true });
         this.nics.set(canonicalMac(spec.mac), { id, vnet: spec.vnet, ip: spec.ip, spec });
@@ -219,27 +251,158 @@ export class UserspaceBackend implements DataplaneBackend {
         throw err;
       }
       this.nics.set(mac, { id, vnet: p.vnet, ip: p.ip, spec });
+      this.edgeNets.set(mac, edgeNetworkOf(p));
       await this.saveState();
+      await this.applyEdgeLogged();
       // A node that joined since the last listing may be about to send here.
       await this.peers?.refresh();
       return { firstOnVnet };
     });
   }
 
-  async adopt(nics: readonly NicPlumbing[]): Promise<void> {
-    // Re-attached TAPs kept their policy (anti-spoofing, VLAN) from the state file.
-    void nics;
+  adopt(nics: readonly NicPlumbing[]): Promise<void> {
+    // Re-attached TAPs kept their policy (anti-spoofing, VLAN) from the state file; the
+    // API's records give their networks (the gateway).
+    return this.serial.run(async () => {
+      for (const p of nics) if (this.nics.has(canonicalMac(p.mac))) this.edgeNets.set(canonicalMac(p.mac), edgeNetworkOf(p));
+      await this.applyEdgeLogged();
+    });
+  }
+
+  setPublished(ports: readonly PublishedPort[]): Promise<void> {
+    return this.serial.run(async () => {
+      this.published = [...ports];
+      await this.applyEdge();
+    });
+  }
+
+  setRouters(routers: readonly EdgeRouter[]): Promise<void> {
+    return this.serial.run(async () => {
+      this.routers = [...routers];
+      await this.applyEdge();
+    });
+  }
+
+  private async applyEdgeLogged(): Promise<void> {
+    await this.applyEdge().catch((err: Error) => this.log(`distributed gateway: ${err.message}`));
+  }
+
+  /** Gateway TAPs for the plan's (vnet, VLAN)s, the gateway addresses in the engine, then the node's routing. */
+  private async applyEdge(): Promise<void> {
+    if (!this.fp) return;
+    const vnets = new Set(this.vnets());
+    const plan = planEdge([...this.edgeNets.values()].filter((n) => vnets.has(n.vnet)), { external: this.external, routers: this.routers, published: this.published });
+    const wanted = this.gatewayPorts(plan);
+    let made = false;
+    for (const [name, want] of wanted) {
+      let tap = this.gatewayTaps.get(name);
+      if (!tap) {
+        made = true;
+        const id = this.engine.addNic({
+          netns: '', ifname: name, mac: gatewayMac(want.vnet, want.vlan), ip: want.addresses[0] ?? '0.0.0.0', vnet: want.vnet, vlan: want.vlan,
+          mtu: this.path.mtu - VXLAN_OVERHEAD, allowMacSpoofing: false, allowIpSpoofing: true, sharedMac: true, persist: false,
+        });
+        tap = { id, addresses: [] };
+        this.gatewayTaps.set(name, tap);
+        await writeFile(`/proc/sys/net/ipv6/conf/${name}/disable_ipv6`, '1').catch(() => undefined);
+        await ipCmd(['link', 'set', name, 'up']);
+      }
+      const mac = gatewayMac(want.vnet, want.vlan);
+      const gone = tap.addresses.filter((a) => !want.addresses.includes(a));
+      this.engine.update([
+        ...want.addresses.map((a) => ({ op: 'l3set' as const, vnet: want.vnet, ip: a, mac, vlan: want.vlan })),
+        ...gone.map((a) => ({ op: 'l3del' as const, vnet: want.vnet, ip: a })),
+      ]);
+      tap.addresses = want.addresses;
+    }
+    await this.edge.apply(plan, { force: made });
+    for (const [name, tap] of this.gatewayTaps) {
+      if (wanted.has(name)) continue;
+      const vnet = parseGatewayVnet(name);
+      if (vnet !== undefined) this.engine.update(tap.addresses.map((a) => ({ op: 'l3del' as const, vnet, ip: a })));
+      this.engine.removeNic(tap.id);
+      this.gatewayTaps.delete(name);
+    }
+  }
+
+  /** The gateway TAPs a plan needs: per (vnet, VLAN) of its gateways and routes, with the gateway addresses on it. */
+  private gatewayPorts(plan: EdgePlan): Map<string, { vnet: number; vlan: number; addresses: string[] }> {
+    const out = new Map<string, { vnet: number; vlan: number; addresses: string[] }>();
+    for (const v of plan.vnets) {
+      for (const vlan of new Set([...v.gateways.map((g) => g.vlan), ...v.routes.map((r) => r.vlan)])) {
+        out.set(gatewayTapName(v.vnet, vlan), { vnet: v.vnet, vlan, addresses: v.gateways.filter((g) => g.vlan === vlan).map((g) => g.address) });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * A persistent TAP in the node's namespace with no reader: the instance end has no
+   * carrier until activate() attaches the engine to it where its runtime moved it.
+   */
+  stage(p: StagedPlumbing): Promise<{ firstOnVnet: boolean }> {
+    return this.serial.run(async () => {
+      const mac = canonicalMac(p.mac);
+      if (this.nics.has(mac)) throw new PlumbingError(`NIC ${mac} is already plumbed on this node`);
+      const firstOnVnet = !this.vnets().includes(p.vnet);
+      await stageTap(p);
+      const spec: PlumbedNic['spec'] = {
+        netns: '',
+        ifname: p.ifname,
+        mac,
+        ip: p.ip,
+        vnet: p.vnet,
+        vlan: p.vlan,
+        mtu: p.mtu,
+        allowMacSpoofing: p.allowMacSpoofing,
+        allowIpSpoofing: p.allowIpSpoofing,
+        staged: true,
+      };
+      this.nics.set(mac, { id: -1, vnet: p.vnet, ip: p.ip, spec });
+      await this.saveState();
+      return { firstOnVnet };
+    });
+  }
+
+  activate(mac: string, netns: string, ifname: string): Promise<void> {
+    return this.serial.run(async () => {
+      const m = canonicalMac(mac);
+      const n = this.nics.get(m);
+      if (!n) throw new PlumbingError(`NIC ${m} is not plumbed on this node`);
+      if (n.id >= 0) return;
+      const spec: NicSpec = { ...n.spec, netns, ifname };
+      delete (spec as PlumbedNic['spec']).staged;
+      let id: number;
+      try {
+        id = this.engine.addNic({ ...spec, persist: true, reattach: true });
+      } catch (err) {
+        throw new PlumbingError(`TAP for ${m} in ${netns}: ${(err as Error).message}`);
+      }
+      this.nics.set(m, { ...n, id, spec });
+      await this.saveState();
+      await this.peers?.refresh();
+    });
+  }
+
+  isStaged(mac: string): boolean {
+    return (this.nics.get(canonicalMac(mac))?.id ?? 0) < 0;
   }
 
   unplumb(mac: string, vnet: number): Promise<{ vnetRemoved: boolean }> {
     return this.serial.run(async () => {
       const m = canonicalMac(mac);
       const n = this.nics.get(m);
-      if (n) {
+      if (n && n.id < 0) {
+        // Staged: the TAP is back in (or never left) this namespace under its staged name.
+        await deleteLink(n.spec.ifname).catch(() => undefined);
+        this.nics.delete(m);
+        await this.saveState();
+      } else if (n) {
         this.engine.removeNic(n.id);
         this.nics.delete(m);
         await this.saveState();
       }
+      if (this.edgeNets.delete(m)) await this.applyEdgeLogged();
       const removed = !this.vnets().includes(vnet);
       if (removed && this.fp) {
         // The vnet's remote entries go with its last NIC.
@@ -327,7 +490,14 @@ export class UserspaceBackend implements DataplaneBackend {
     this.fp?.close();
     this.fp = undefined;
     this.nics.clear();
+    // Gateway TAPs are not persistent: they went with the engine (the next agent makes them again).
+    this.gatewayTaps.clear();
   }
+}
+
+function parseGatewayVnet(name: string): number | undefined {
+  const m = /^rg(\d+)v\d+$/.exec(name);
+  return m ? Number(m[1]) : undefined;
 }
 
 registerBackend('userspace', async (o) => {

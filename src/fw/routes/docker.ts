@@ -4,16 +4,27 @@
  *   POST   /fw/docker/containers/:uuid   container spec → rules, link env, hosts
  *   GET    /fw/docker/containers/:uuid   spec, rules, env, hosts (recomputed now)
  *   DELETE /fw/docker/containers/:uuid
+ *
+ * Docker networks (../docker-networks.ts), written by the Docker plugin in node agents:
+ *
+ *   PUT    /fw/docker/networks/:uuid              {owner_uuid, node, docker_id, icc, managed, vlan_created}
+ *                                                 a node's daemon has the network
+ *   GET    /fw/docker/networks?node=UUID          the networks that node's daemon has
+ *   GET    /fw/docker/networks/:uuid
+ *   DELETE /fw/docker/networks/:uuid/nodes/:node  that node's daemon removed it; answers
+ *                                                 what is left (no nodes: the record went)
  */
 import type { FastifyInstance } from 'fastify';
 import { requestParams } from '../../rest/http.js';
 import { transact } from '../../store/txn.js';
 import { requireUuid } from '../api-params.js';
+import { joinDockerNetwork, leaveDockerNetwork, loadDockerNetwork, nodeDockerNetworks } from '../docker-networks.js';
 import {
   type ContainerView,
   type DockerContainerRecord,
   containerNotFound,
   containerView,
+  reconcileOwner,
   removeContainer,
   saveContainer,
 } from '../docker.js';
@@ -53,5 +64,40 @@ export function registerDockerRoutes(app: FastifyInstance, deps: FwRouteDeps): v
     await transact(store, (tx) => removeContainer(tx, uuid));
     reply.status(204);
     return reply.send();
+  });
+
+  app.put('/fw/docker/networks/:uuid', async (req) => {
+    const { uuid: raw, ...params } = requestParams(req);
+    const uuid = typeof raw === 'string' ? raw.toLowerCase() : '';
+    const { value } = await transact(store, async (tx) => {
+      const rec = await joinDockerNetwork(tx, uuid, params);
+      await reconcileOwner(tx, rec.owner_uuid);
+      return rec;
+    });
+    return value;
+  });
+
+  app.get('/fw/docker/networks', async (req) => {
+    const node = requireUuid('node', requestParams(req).node, 'Invalid node UUID');
+    const { value } = await transact(store, (tx) => nodeDockerNetworks(tx, node));
+    return value;
+  });
+
+  app.get('/fw/docker/networks/:uuid', async (req) => {
+    const uuid = requireUuid('uuid', requestParams(req).uuid, 'Invalid network UUID');
+    const { value } = await transact(store, (tx) => loadDockerNetwork(tx, uuid));
+    return value;
+  });
+
+  app.delete('/fw/docker/networks/:uuid/nodes/:node', async (req) => {
+    const p = requestParams(req);
+    const uuid = requireUuid('uuid', p.uuid, 'Invalid network UUID');
+    const node = requireUuid('node', p.node, 'Invalid node UUID');
+    const { value } = await transact(store, async (tx) => {
+      const rec = await leaveDockerNetwork(tx, uuid, node);
+      await reconcileOwner(tx, rec.owner_uuid);
+      return rec;
+    });
+    return value;
   });
 }

@@ -9,10 +9,10 @@
 import { type FieldError, inUse, notFound, usedBy } from '../../rest/errors.js';
 import { macFromNumber } from '../../net/addr.js';
 import { netmaskOf, subnetOf } from '../ipmath.js';
-import { NETWORK_GEN_KEY, NETWORK_PREFIX, POOL_PREFIX, ipPrefix, networkKey, networkNameKey, nicIndexPrefix } from '../keys.js';
+import { NETWORK_GEN_KEY, NETWORK_PREFIX, POOL_PREFIX, ROUTER_PREFIX, ipPrefix, networkKey, networkNameKey, nicIndexPrefix } from '../keys.js';
 import type { KeyValue, Store } from '../../store/types.js';
 import { type Tx, transact } from '../../store/txn.js';
-import type { NetworkPoolRecord, NetworkRecord } from './records.js';
+import type { NetworkPoolRecord, NetworkRecord, RouterRecord } from './records.js';
 
 export const NO_OWNER_UUID = '00000000-0000-0000-0000-000000000000';
 
@@ -191,6 +191,12 @@ export async function poolsWithNetwork(tx: Pick<Tx, 'range'>, uuid: string): Pro
   return kvs.map((kv) => JSON.parse(kv.value) as NetworkPoolRecord).filter((p) => p.networks.includes(uuid));
 }
 
+/** Routers (of any owner) that connect this network. */
+export async function routersWithNetwork(tx: Pick<Tx, 'range'>, uuid: string): Promise<RouterRecord[]> {
+  const kvs = await tx.range({ prefix: ROUTER_PREFIX });
+  return kvs.map((kv) => JSON.parse(kv.value) as RouterRecord).filter((r) => r.networks.includes(uuid));
+}
+
 function usedByNoField(type: string, id: string): FieldError {
   const e = usedBy('', type, id) as Partial<FieldError>;
   delete e.field;
@@ -221,6 +227,9 @@ export async function deleteNetworkTx(tx: Tx, rec: NetworkRecord, opts: { skipPo
       throw inUse('Network is in use', pools.map((p) => usedByNoField('network pool', p.uuid)));
     }
   }
+  // A router still naming the network would route into nothing: disconnect it first.
+  const routers = await routersWithNetwork(tx, rec.uuid);
+  if (routers.length > 0) throw inUse('Network is in use', routers.map((r) => usedByNoField('router', r.uuid)));
   tx.del(networkKey(rec.uuid));
   const nameKey = networkNameKey(rec.name_str);
   const holder = await tx.get(nameKey);

@@ -113,3 +113,15 @@ export interface AggregationRecord {
   lacp_mode: 'off' | 'active' | 'passive';
   nic_tags_provided?: string[];
 }
+
+/** A router: fabric networks of one owner that reach each other through the distributed gateway. */
+export interface RouterRecord {
+  uuid: string;
+  owner_uuid: string;
+  name: string;
+  /** Network uuids, sorted. */
+  networks: string[];
+  description?: string;
+  created_timestamp: string;
+  modified_timestamp: string;
+}

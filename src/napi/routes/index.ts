@@ -9,6 +9,7 @@ import { registerNicTags } from './nic-tags.js';
 import { registerNics } from './nics.js';
 import { registerPing } from './ping.js';
 import { registerPools } from './pools.js';
+import { registerRouters } from './routers.js';
 import { registerSearch } from './search.js';
 
 export const routeModules: Array<RouteModule<NapiContext>> = [
@@ -19,6 +20,7 @@ export const routeModules: Array<RouteModule<NapiContext>> = [
   registerSearch,
   registerAggregations,
   registerFabrics,
+  registerRouters,
   registerIps,
   registerNics,
 ];

@@ -1,0 +1,195 @@
+/**
+ * An edge plan (./plan.ts) for the kernel backend: the node's nftables table and the
+ * addresses, routes and rules it holds, as text and data. Pure; ./edge.ts applies them.
+ *
+ * Per vnet: the gateway addresses on the vnet's bridge (noprefixroute: owners' subnets
+ * may overlap, so nothing of theirs goes into the main table); the vnet's subnets routed
+ * to the bridge in the vnet's own table; `fwmark <mark> lookup <table>`. Packets the bridge
+ * receives to route are marked with the vnet's mark (and their connection with it, so
+ * replies from outside find their way back, and net.ipv4.fwmark_reflect makes the node's
+ * own answers follow it too). nftables (table ip rhumb_edge):
+ * - prerouting: mark what the vnets' bridges hand to IP; give replies from outside the
+ *   mark of their connection;
+ * - input: from a vnet, only pings to its gateways (and answers to the node) — nothing of
+ *   the node's own services;
+ * - forward: a vnet's packets leave only to the external side from a NAT subnet, or
+ *   between subnets a router connects; replies follow their connection;
+ * - postrouting: SNAT to the external address.
+ */
+import { firstProblem, ifnameProblem, intProblem, ipv4CidrProblem, ipv4Problem, macProblem } from '../plumbing/checks.js';
+import { EDGE_BASE, EDGE_MARK_MASK, EDGE_RULE_PREF, EDGE_TAG_MASK, type EdgePlan, type VnetEdge, publishedProblem } from '../../edge/plan.js';
+import { markHex as hex } from '../../net/marks.js';
+
+export const EDGE_NFT_TABLE = 'rhumb_edge';
+
+/**
+ * Where a vnet's routed traffic meets the node: the device and the gateway MAC frames to
+ * be routed are sent to. The kernel backend: the vnet's bridge (every VLAN); the userspace
+ * backend: a TAP per (vnet, VLAN).
+ */
+export interface EdgePort {
+  dev: string;
+  mac: string;
+}
+
+export type PortOf = (vnet: number, vlan: number) => EdgePort;
+
+/** The distinct ports a vnet's gateways and routes use. */
+export function portsOf(v: VnetEdge, portOf: PortOf): EdgePort[] {
+  const vlans = [...new Set([...v.gateways.map((g) => g.vlan), ...v.routes.map((r) => r.vlan)])].sort((a, b) => a - b);
+  const byDev = new Map<string, EdgePort>();
+  for (const vlan of vlans) {
+    const p = portOf(v.vnet, vlan);
+    if (!byDev.has(p.dev)) byDev.set(p.dev, p);
+  }
+  return [...byDev.values()];
+}
+
+function assertPlan(plan: EdgePlan, portOf: PortOf): void {
+  const problems: Array<string | undefined> = [];
+  if (plan.external) problems.push(ifnameProblem(plan.external.iface), ipv4Problem('external address', plan.external.address));
+  for (const v of plan.vnets) {
+    problems.push(intProblem('conntrack zone', v.zone, 1, 65535));
+    for (const p of portsOf(v, portOf)) problems.push(ifnameProblem(p.dev), macProblem(p.mac));
+    for (const g of v.gateways) problems.push(ipv4Problem('gateway', g.address), ipv4CidrProblem('subnet', g.subnet));
+    for (const r of v.routes) problems.push(ipv4CidrProblem('route', r.subnet), ipv4Problem('route source', r.src), r.mtu === undefined ? undefined : intProblem('route MTU', r.mtu, 68, 65535));
+    for (const s of v.nat) problems.push(ipv4CidrProblem('NAT subnet', s));
+    for (const [a, b] of v.routed) problems.push(ipv4CidrProblem('routed subnet', a), ipv4CidrProblem('routed subnet', b));
+    problems.push(publishedProblem(v.published));
+    for (const p of v.published) problems.push(ipv4Problem('published address', p.ip));
+  }
+  const problem = firstProblem(...problems);
+  // Only plain values reach the nft text (it runs as root).
+  if (problem) throw new TypeError(`edge: ${problem}`);
+}
+
+const set = (items: readonly string[]) => (items.length === 1 ? items[0]! : `{ ${items.join(', ')} }`);
+
+function vnetRules(v: VnetEdge, ports: EdgePort[], plan: EdgePlan): { raw: string[]; pre: string[]; input: string[]; forward: string[] } {
+  const mark = hex(v.mark);
+  // The firewall's state bits may be set beside the vnet's mark (../../net/marks.ts).
+  const marked = `meta mark & ${hex(EDGE_MARK_MASK)} == ${mark}`;
+  // Before conntrack: the vnet's routed connections in its own zone (original direction).
+  const raw = ports.map((p) => `iifname "${p.dev}" ether daddr ${p.mac} ct original zone set ${v.zone}`);
+  // With br_netfilter the IP hooks also see bridged frames, with the bridge as their
+  // device: only frames sent to the gateway MAC are the vnet's routed traffic.
+  const pre = ports.map((p) => `iifname "${p.dev}" ether daddr ${p.mac} meta mark set ${mark} ct mark set ${mark}`);
+  const input = v.gateways.length > 0 ? [`${marked} ip daddr ${set(v.gateways.map((g) => g.address))} icmp type echo-request accept`] : [];
+  const forward: string[] = [];
+  if (plan.external && v.nat.length > 0) forward.push(`${marked} oifname "${plan.external.iface}" ip saddr ${set(v.nat)} accept`);
+  for (const [a, b] of v.routed) forward.push(`${marked} ip saddr ${a} ip daddr ${b} accept`);
+  return { raw, pre, input, forward };
+}
+
+/** A complete `nft -f` transaction replacing the edge table (removing it when the plan is empty). */
+export function renderEdgeNft(plan: EdgePlan, portOf: PortOf): string {
+  assertPlan(plan, portOf);
+  const head = [`table ip ${EDGE_NFT_TABLE}`, `delete table ip ${EDGE_NFT_TABLE}`];
+  if (plan.vnets.length === 0) return [...head, ''].join('\n');
+  const ours = `meta mark & ${hex(EDGE_TAG_MASK)} == ${hex(EDGE_BASE)}`;
+  const raw: string[] = [];
+  const pre: string[] = [];
+  const input: string[] = [];
+  const forward: string[] = [];
+  for (const v of plan.vnets) {
+    const r = vnetRules(v, portsOf(v, portOf), plan);
+    raw.push(...r.raw);
+    pre.push(...r.pre);
+    input.push(...r.input);
+    forward.push(...r.forward);
+  }
+  const ext = plan.external;
+  // Published ports: DNAT on the external address; the connection carries the vnet's mark
+  // (its packets are routed by the vnet's table, its replies leave as the external address).
+  const dnat = ext
+    ? plan.vnets.flatMap((v) =>
+        v.published.map((p) => `iifname "${ext.iface}" ip daddr ${ext.address} ${p.protocol} dport ${p.hostPort} meta mark set ${hex(v.mark)} ct mark set ${hex(v.mark)} dnat to ${p.ip}:${p.port}`),
+      )
+    : [];
+  if (ext) pre.push(`iifname "${ext.iface}" ct mark & ${hex(EDGE_TAG_MASK)} == ${hex(EDGE_BASE)} meta mark set ct mark`);
+  const chain = (name: string, hook: string, rules: string[]) => [`  chain ${name} {`, `    ${hook}`, ...rules.map((r) => `    ${r}`), '  }'];
+  return [
+    ...head,
+    `table ip ${EDGE_NFT_TABLE} {`,
+    ...chain('raw', 'type filter hook prerouting priority raw; policy accept;', raw),
+    ...chain('prerouting', 'type filter hook prerouting priority mangle; policy accept;', pre),
+    ...chain('input', 'type filter hook input priority filter; policy accept;', [...input, `${ours} ct state established,related accept`, `${ours} drop`]),
+    ...chain('forward', 'type filter hook forward priority filter; policy accept;', [
+      `${ours} ct state established,related accept`,
+      ...forward,
+      ...(dnat.length > 0 ? [`${ours} ct status dnat accept`] : []),
+      `${ours} drop`,
+    ]),
+    ...(dnat.length > 0 ? chain('dstnat', 'type nat hook prerouting priority dstnat; policy accept;', dnat) : []),
+    ...chain('postrouting', 'type nat hook postrouting priority srcnat; policy accept;', ext ? [`${ours} oifname "${ext.iface}" snat to ${ext.address}`] : []),
+    '}',
+    '',
+  ].join('\n');
+}
+
+/** An address the edge puts on a vnet's bridge. */
+export interface EdgeAddress {
+  dev: string;
+  address: string;
+  prefix: number;
+}
+
+/** A route in a vnet's table. */
+export interface EdgeRoute {
+  table: number;
+  dst: string;
+  dev: string;
+  src: string;
+  /** Route MTU: forwarded packets above it get "fragmentation needed" (the kernel honours it when forwarding). */
+  mtu?: number;
+}
+
+export interface EdgeRule {
+  mark: number;
+  /** Which bits of the packet's mark the rule compares (iproute2's fwmask; 0xffffffff when a rule has none). */
+  mask: number;
+  table: number;
+}
+
+export interface EdgeKernelState {
+  addresses: EdgeAddress[];
+  routes: EdgeRoute[];
+  rules: EdgeRule[];
+}
+
+/** The addresses, routes and rules the plan wants in the node's namespace. */
+export function edgeKernelState(plan: EdgePlan, portOf: PortOf): EdgeKernelState {
+  assertPlan(plan, portOf);
+  const out: EdgeKernelState = { addresses: [], routes: [], rules: [] };
+  for (const v of plan.vnets) {
+    for (const g of v.gateways) out.addresses.push({ dev: portOf(v.vnet, g.vlan).dev, address: g.address, prefix: g.prefix });
+    for (const r of v.routes) out.routes.push({ table: v.table, dst: r.subnet, dev: portOf(v.vnet, r.vlan).dev, src: r.src, ...(r.mtu ? { mtu: r.mtu } : {}) });
+    out.rules.push({ mark: v.mark, mask: EDGE_MARK_MASK, table: v.table });
+  }
+  return out;
+}
+
+const addrKey = (a: EdgeAddress) => `${a.dev} ${a.address}/${a.prefix}`;
+const routeKey = (r: EdgeRoute) => `${r.table} ${r.dst} ${r.dev} ${r.src} ${r.mtu ?? ''}`;
+const ruleKey = (r: EdgeRule) => `${r.mark}/${r.mask} ${r.table}`;
+const fwmark = (r: EdgeRule) => (r.mask >>> 0 === 0xffffffff ? hex(r.mark) : `${hex(r.mark)}/${hex(r.mask)}`);
+
+/**
+ * `ip -batch` lines taking the node from `current` (what of ours is there: addresses on
+ * the vnets' bridges, routes in our tables, our rules) to `want`. Additions first, then
+ * removals, so nothing that stays blinks.
+ */
+export function edgeIpCommands(want: EdgeKernelState, current: EdgeKernelState): string[] {
+  const lines: string[] = [];
+  const have = { a: new Set(current.addresses.map(addrKey)), r: new Set(current.routes.map(routeKey)), u: new Set(current.rules.map(ruleKey)) };
+  const keep = { a: new Set(want.addresses.map(addrKey)), r: new Set(want.routes.map(routeKey)), u: new Set(want.rules.map(ruleKey)) };
+  for (const a of want.addresses) if (!have.a.has(addrKey(a))) lines.push(`addr add ${a.address}/${a.prefix} dev ${a.dev} noprefixroute`);
+  for (const r of want.routes) if (!have.r.has(routeKey(r))) lines.push(`route replace ${r.dst} dev ${r.dev} src ${r.src} table ${r.table}${r.mtu ? ` mtu ${r.mtu}` : ''}`);
+  for (const u of want.rules) if (!have.u.has(ruleKey(u))) lines.push(`rule add pref ${EDGE_RULE_PREF} fwmark ${fwmark(u)} lookup ${u.table}`);
+  const wantedDst = new Set(want.routes.map((r) => `${r.table} ${r.dst}`));
+  for (const r of current.routes) if (!keep.r.has(routeKey(r)) && !wantedDst.has(`${r.table} ${r.dst}`)) lines.push(`route del ${r.dst} table ${r.table}`);
+  for (const a of current.addresses) if (!keep.a.has(addrKey(a))) lines.push(`addr del ${a.address}/${a.prefix} dev ${a.dev}`);
+  for (const u of current.rules) if (!keep.u.has(ruleKey(u))) lines.push(`rule del pref ${EDGE_RULE_PREF} fwmark ${fwmark(u)} lookup ${u.table}`);
+  return lines;
+}
+

@@ -1,0 +1,79 @@
+/**
+ * Published ports (issue #12, ingress): an instance's port reachable on the node's
+ * external address, DNAT'ed by the distributed gateway (../edge/plan.ts). Node-local,
+ * like the host port it takes: set through the agent's API per attached NIC
+ * (`PUT /published-ports/:mac {"ports":[{"protocol":"tcp","port":80,"host_port":8080}]}`)
+ * and kept in the agent's state directory, so a restarted agent publishes them again.
+ * The instance's firewall still decides what it accepts.
+ */
+import { type PublishedPort, publishedProblem } from '../edge/plan.js';
+import type { StateFile } from './state-file.js';
+
+/** One published port of a NIC, as the API takes and answers it. */
+export interface PortMapping {
+  protocol: 'tcp' | 'udp';
+  port: number;
+  host_port: number;
+}
+
+/** The API body's `ports` checked: a list of mappings, or the reason it is not one. */
+export function parseMappings(v: unknown): PortMapping[] | string {
+  if (!Array.isArray(v)) return 'ports must be a list of {protocol, port, host_port}';
+  const out: PortMapping[] = [];
+  for (const m of v) {
+    if (!m || typeof m !== 'object') return 'ports must be a list of {protocol, port, host_port}';
+    const { protocol = 'tcp', port, host_port: hostPort = port } = m as Record<string, unknown>;
+    const mapping = { protocol, port, host_port: hostPort } as PortMapping;
+    const problem = publishedProblem([{ protocol: mapping.protocol, port: mapping.port, hostPort: mapping.host_port }]);
+    if (problem) return problem;
+    out.push(mapping);
+  }
+  return out;
+}
+
+export class PublishedPorts {
+  private byMac = new Map<string, PortMapping[]>();
+
+  constructor(private readonly file?: StateFile) {}
+
+  async load(): Promise<void> {
+    const text = await this.file?.read().catch(() => undefined);
+    if (!text) return;
+    const saved = JSON.parse(text) as Record<string, PortMapping[]>;
+    this.byMac = new Map(Object.entries(saved));
+  }
+
+  get(mac: string): PortMapping[] {
+    return this.byMac.get(mac) ?? [];
+  }
+
+  all(): Record<string, PortMapping[]> {
+    return Object.fromEntries([...this.byMac.entries()].sort(([a], [b]) => (a < b ? -1 : 1)));
+  }
+
+  /** Why mac cannot have these mappings next to the other NICs' (a host port taken), or undefined. */
+  conflict(mac: string, ports: readonly PortMapping[]): string | undefined {
+    const others = [...this.byMac.entries()].filter(([m]) => m !== mac).flatMap(([, list]) => list);
+    const all = [...others, ...ports].map((p) => ({ protocol: p.protocol, port: p.port, hostPort: p.host_port }));
+    return publishedProblem(all);
+  }
+
+  async set(mac: string, ports: readonly PortMapping[]): Promise<void> {
+    if (ports.length === 0) this.byMac.delete(mac);
+    else this.byMac.set(mac, [...ports]);
+    if (!this.file) return;
+    if (this.byMac.size === 0) await this.file.remove();
+    else await this.file.write(JSON.stringify(this.all()));
+  }
+
+  /** The data plane's view: every mapping of a NIC attached here (ip and vnet from its attachment). */
+  resolve(attached: (mac: string) => { ip: string; vnet: number } | undefined): PublishedPort[] {
+    const out: PublishedPort[] = [];
+    for (const [mac, list] of this.byMac) {
+      const a = attached(mac);
+      if (!a) continue;
+      for (const p of list) out.push({ vnet: a.vnet, ip: a.ip, protocol: p.protocol, port: p.port, hostPort: p.host_port });
+    }
+    return out;
+  }
+}

@@ -1,0 +1,255 @@
+/**
+ * The distributed gateway and egress NAT (issue #12), on both backends, IPv4: two nodes with
+ * an "internet" namespace on their external side (ext0). Every node with an instance on
+ * a fabric network answers the network's gateway itself (with the vnet's shared gateway
+ * MAC); a network with internet_nat reaches the internet host through SNAT to the node's
+ * external address; one without reaches its gateway and nothing beyond; nothing of the
+ * node's own services is reachable through the gateway.
+ *
+ * Needs root, a built dist/ (npm run build) and the native addon.
+ */
+import assert from 'node:assert/strict';
+import { randomInt, randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { gatewayMac } from '../../src/edge/plan.js';
+import {
+  type DatacenterNode,
+  ProcessOutput,
+  type RunningAgent,
+  attachNic,
+  buildInternet,
+  buildUnderlay,
+  controllerListenArgs,
+  exited,
+  ping,
+  registerUnderlayNetwork,
+  restClient,
+  startAgent,
+  stopAgent,
+  svpEndpoint,
+  tcpProbeProgram,
+  tcpServersProgram,
+} from '../helpers/datacenter.js';
+import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
+import { CLI, type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
+
+const skip = netnsSkipReason();
+const OWNER = 'aaaaaaaa-0000-4000-8000-0000000000e1';
+const WHOAMI_PORT = 8099;
+
+/** In the internet namespace: answers each TCP connection with the address it came from. */
+const WHOAMI = `
+require('node:net').createServer((s) => { s.on('error', () => {}); s.end(s.remoteAddress + '\\n'); })
+  .listen(${WHOAMI_PORT}, '0.0.0.0', () => console.log('listening'));`;
+
+/** From an instance: connects to host:port, prints what came back or the error ("timeout" when dropped). */
+const ASK = `
+const s = require('node:net').connect({ host: process.argv[1], port: Number(process.argv[2]) });
+let d = '';
+const t = setTimeout(() => { console.log('timeout'); process.exit(0); }, 3000);
+s.on('data', (x) => (d += x));
+s.on('end', () => { clearTimeout(t); console.log(d.trim()); });
+s.on('error', (e) => { clearTimeout(t); console.log(e.code); });`;
+
+/** In the internet namespace: answers each connection with "address:port" it came from, after a pause (both stay open together). */
+const SLOW_WHOAMI = `
+require('node:net').createServer((s) => { s.on('error', () => {}); setTimeout(() => s.end(s.remoteAddress + ':' + s.remotePort + '\\n'), 1500); })
+  .listen(${WHOAMI_PORT + 1}, '0.0.0.0', () => console.log('listening'));`;
+
+/** From an instance: connects from a fixed local port, prints what came back or the error. */
+const ASK_FROM = `
+const s = require('node:net').connect({ host: process.argv[1], port: Number(process.argv[2]), localPort: Number(process.argv[3]) });
+let d = '';
+const t = setTimeout(() => { console.log('timeout'); process.exit(0); }, 6000);
+s.on('data', (x) => (d += x));
+s.on('end', () => { clearTimeout(t); console.log(d.trim()); });
+s.on('error', (e) => { clearTimeout(t); console.log(e.code); });`;
+
+const OTHER_OWNER = 'cccccccc-0000-4000-8000-0000000000e4';
+
+interface Instance {
+  name: string;
+  ns: string;
+  node: DatacenterNode & { agent?: RunningAgent };
+  mac: string;
+  ip: string;
+}
+
+for (const backend of ['kernel', 'userspace'] as const) describe(`distributed gateway and egress NAT (${backend} backend)`, { skip, timeout: 120_000 }, () => {
+  const lab = new NetnsLab(backend === 'kernel' ? 'egk' : 'egu');
+  const block = randomInt(1, 250);
+  const underlay24 = `198.18.${block}`;
+  const internet24 = `198.19.${block}`;
+  let ctl: RunningController | undefined;
+  let stateRoot = '';
+  let internet: Awaited<ReturnType<typeof buildInternet>>;
+  const nodes: Array<DatacenterNode & { agent?: RunningAgent }> = [];
+  const inst: Record<string, Instance> = {};
+  let vnet = 0;
+  const api = restClient(() => ctl!.restUrl);
+
+  const ask = async (from: Instance, host: string, port: number) =>
+    (await lab.exec(from.ns, process.execPath, '-e', ASK, host, String(port))).trim();
+
+  before(async () => {
+    stateRoot = await makeTempDir('edg-state');
+    const underlay = await buildUnderlay(lab, { subnet24: underlay24, nodeCount: 2, rootHosts: [254] });
+    nodes.push(...underlay.nodes);
+    internet = await buildInternet(lab, nodes, internet24);
+    ctl = await startControllerProcess({ args: controllerListenArgs(`${underlay24}.254`) });
+    await registerUnderlayNetwork(api, underlay24);
+    for (const n of nodes) {
+      n.agent = await startAgent(lab, n, {
+        controller: ctl.restUrl,
+        svp: svpEndpoint(ctl),
+        stateDir: join(stateRoot, n.name),
+        extraArgs: ['--backend', backend, '--external-iface', 'ext0', '--no-firewall'],
+      });
+    }
+    const vlanNat = await api('POST', `/fabrics/${OWNER}/vlans`, { vlan_id: 10, name: 'nat' });
+    await api('POST', `/fabrics/${OWNER}/vlans`, { vlan_id: 11, name: 'private' });
+    vnet = vlanNat.vnet_id;
+    // internet_nat defaults to true for fabric networks.
+    const nat = await api('POST', `/fabrics/${OWNER}/vlans/10/networks`, {
+      name: 'nat', subnet: '10.91.0.0/24', provision_start_ip: '10.91.0.10', provision_end_ip: '10.91.0.200', gateway: '10.91.0.1',
+    });
+    assert.equal(nat.internet_nat, true);
+    const priv = await api('POST', `/fabrics/${OWNER}/vlans/11/networks`, {
+      name: 'private', subnet: '10.91.1.0/24', provision_start_ip: '10.91.1.10', provision_end_ip: '10.91.1.200', gateway: '10.91.1.1', internet_nat: false,
+    });
+    assert.equal(priv.internet_nat, false);
+    const place = async (name: string, node: (typeof nodes)[number], network: string) => {
+      const nic = await api('POST', '/nics', { owner_uuid: OWNER, belongs_to_uuid: randomUUID(), belongs_to_type: 'zone', network_uuid: network, cn_uuid: node.uuid });
+      const ns = await lab.addNetns(name);
+      await attachNic(node.agent!, nic.mac, ns);
+      inst[name] = { name, ns, node, mac: nic.mac, ip: nic.ip };
+    };
+    await place('a1', nodes[0]!, nat.uuid);
+    await place('a2', nodes[1]!, nat.uuid);
+    await place('p1', nodes[0]!, priv.uuid);
+    // Another owner with the same subnet: its first instance gets a1's address, on a1's node.
+    await api('POST', `/fabrics/${OTHER_OWNER}/vlans`, { vlan_id: 10, name: 'nat' });
+    const twin = await api('POST', `/fabrics/${OTHER_OWNER}/vlans/10/networks`, {
+      name: 'nat', subnet: '10.91.0.0/24', provision_start_ip: '10.91.0.10', provision_end_ip: '10.91.0.200', gateway: '10.91.0.1',
+    });
+    const nic = await api('POST', '/nics', { owner_uuid: OTHER_OWNER, belongs_to_uuid: randomUUID(), belongs_to_type: 'zone', network_uuid: twin.uuid, cn_uuid: nodes[0]!.uuid });
+    const twinNs = await lab.addNetns('c1');
+    await attachNic(nodes[0]!.agent!, nic.mac, twinNs);
+    inst.c1 = { name: 'c1', ns: twinNs, node: nodes[0]!, mac: nic.mac, ip: nic.ip };
+    const server = lab.spawnIn(inst.a1!.ns, [process.execPath, '-e', tcpServersProgram([7001, 7002], '0.0.0.0')]);
+    const ready = new ProcessOutput(server);
+    await ready.until(() => ready.lines.includes('ready'), 10_000, 'servers in a1');
+    const slow = lab.spawnIn(internet.ns, [process.execPath, '-e', SLOW_WHOAMI]);
+    const slowOut = new ProcessOutput(slow);
+    await slowOut.until(() => slowOut.lines.includes('listening'), 10_000, 'slow whoami server');
+    const whoami = lab.spawnIn(internet.ns, [process.execPath, '-e', WHOAMI]);
+    const out = new ProcessOutput(whoami);
+    await out.until(() => out.lines.includes('listening'), 10_000, 'whoami server');
+  });
+
+  after(async () => {
+    await lab.cleanup();
+    await ctl?.stop();
+    if (stateRoot) await rm(stateRoot, { recursive: true, force: true });
+  });
+
+  it('answers the gateway on every node with an instance, with the shared gateway MAC', async () => {
+    for (const i of [inst.a1!, inst.a2!]) {
+      assert.ok(await ping(lab, i.ns, '10.91.0.1'), `${i.name} pings its gateway`);
+      const neigh = await lab.exec(i.ns, 'ip', 'neigh', 'show', '10.91.0.1');
+      // The kernel backend's bridge carries every VLAN of the vnet; the fast path has a port per VLAN (10 here).
+      const mac = backend === 'kernel' ? gatewayMac(vnet) : gatewayMac(vnet, 10);
+      assert.match(neigh, new RegExp(`lladdr ${mac}`), `${i.name}: ${neigh}`);
+    }
+    assert.ok(await ping(lab, inst.p1!.ns, '10.91.1.1'), 'a network without NAT still has its gateway');
+  });
+
+  it('takes a NAT network to the internet from the node\'s external address', async () => {
+    for (const i of [inst.a1!, inst.a2!]) {
+      assert.ok(await ping(lab, i.ns, internet.host), `${i.name} pings the internet host`);
+      // The internet host sees the node's external address, never the overlay address.
+      assert.equal(await ask(i, internet.host, WHOAMI_PORT), internet.addressOf(i.node));
+    }
+  });
+
+  it('keeps two owners\' connections with the same addresses and ports apart (conntrack zones)', async () => {
+    assert.equal(inst.c1!.ip, inst.a1!.ip, 'the two instances share an address');
+    const ask = (i: Instance) => lab.exec(i.ns, process.execPath, '-e', ASK_FROM, internet.host, String(WHOAMI_PORT + 1), '40123');
+    // Both open at once from the same address and port to the same server.
+    const [a, c] = (await Promise.all([ask(inst.a1!), ask(inst.c1!)])).map((s) => s.trim());
+    const node = internet.addressOf(nodes[0]!);
+    assert.match(a!, new RegExp(`^${node.replace(/\./g, '\\.')}:\\d+$`), `a1 got ${a}`);
+    assert.match(c!, new RegExp(`^${node.replace(/\./g, '\\.')}:\\d+$`), `c1 got ${c}`);
+    assert.notEqual(a, c, 'two connections, two source ports after SNAT');
+  });
+
+  it('lets nothing out of a network with internet_nat false', async () => {
+    assert.equal(await ping(lab, inst.p1!.ns, internet.host, 1, 2), false);
+    assert.equal(await ask(inst.p1!, internet.host, WHOAMI_PORT), 'timeout');
+  });
+
+  it('keeps the node\'s own services out of reach through the gateway', async () => {
+    const agentPort = Number(new URL(nodes[0]!.agent!.api).port);
+    // The agent API listens on the node's underlay address: not through the gateway.
+    assert.equal(await ask(inst.a1!, nodes[0]!.ip, agentPort), 'timeout');
+    assert.equal(await ping(lab, inst.a1!.ns, internet.addressOf(nodes[0]!), 1, 2), false);
+  });
+
+  it('publishes an instance\'s port on the node\'s external address (DNAT), and withdraws it', async () => {
+    const a1 = inst.a1!;
+    const probe = async (targets: Array<[string, number]>) =>
+      JSON.parse(await lab.exec(internet.ns, process.execPath, '-e', tcpProbeProgram(1500), JSON.stringify(targets))) as string[];
+    const n1 = internet.addressOf(nodes[0]!);
+    const n2 = internet.addressOf(nodes[1]!);
+    assert.deepEqual((await probe([[n1, 8080]])).map((r) => r === 'open'), [false], 'nothing published yet');
+    const put = await http(nodes[0]!.agent!.api, 'PUT', `/published-ports/${a1.mac}`, { ports: [{ protocol: 'tcp', port: 7001, host_port: 8080 }] });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    assert.deepEqual((await http(nodes[0]!.agent!.api, 'GET', '/published-ports')).body, { [a1.mac]: [{ protocol: 'tcp', port: 7001, host_port: 8080 }] });
+    // The published port answers; a port not published (7002 behind 8081), or another node's address, does not.
+    const got = await probe([[n1, 8080], [n1, 8081], [n2, 8080]]);
+    assert.deepEqual(got.map((r) => r === 'open'), [true, false, false], JSON.stringify(got));
+    // Bad requests change nothing.
+    const other = await http(nodes[0]!.agent!.api, 'PUT', `/published-ports/${inst.a2!.mac}`, { ports: [{ protocol: 'tcp', port: 7001, host_port: 9090 }] });
+    assert.equal(other.status, 404, 'a NIC attached elsewhere');
+    const taken = await http(nodes[0]!.agent!.api, 'PUT', `/published-ports/${inst.p1!.mac}`, { ports: [{ protocol: 'tcp', port: 22, host_port: 8080 }] });
+    assert.equal(taken.status, 409);
+    assert.match(taken.body.message, /host port 8080 is published twice/);
+    const bad = await http(nodes[0]!.agent!.api, 'PUT', `/published-ports/${a1.mac}`, { ports: [{ protocol: 'sctp', port: 1 }] });
+    assert.equal(bad.status, 400);
+    assert.deepEqual((await probe([[n1, 8080]])).map((r) => r === 'open'), [true]);
+    const off = await http(nodes[0]!.agent!.api, 'PUT', `/published-ports/${a1.mac}`, { ports: [] });
+    assert.equal(off.status, 200);
+    assert.deepEqual((await probe([[n1, 8080]])).map((r) => r === 'open'), [false], 'withdrawn');
+  });
+
+  it('after an agent restart the gateway, NAT and published ports are back', async () => {
+    const n = nodes[0]!;
+    const put = await http(n.agent!.api, 'PUT', `/published-ports/${inst.a1!.mac}`, { ports: [{ protocol: 'tcp', port: 7001, host_port: 8088 }] });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    await stopAgent(n.agent!);
+    n.agent = await startAgent(lab, n, {
+      controller: ctl!.restUrl, svp: svpEndpoint(ctl!), stateDir: join(stateRoot, n.name),
+      extraArgs: ['--backend', backend, '--external-iface', 'ext0', '--no-firewall'],
+    });
+    assert.ok(await ping(lab, inst.a1!.ns, '10.91.0.1', 3, 2), 'the gateway');
+    assert.equal(await ask(inst.a1!, internet.host, WHOAMI_PORT), internet.addressOf(n), 'NAT');
+    const probe = JSON.parse(await lab.exec(internet.ns, process.execPath, '-e', tcpProbeProgram(1500), JSON.stringify([[internet.addressOf(n), 8088]]))) as string[];
+    assert.deepEqual(probe, ['open'], 'the published port, from the state directory');
+    assert.deepEqual((await http(n.agent!.api, 'GET', '/published-ports')).body, { [inst.a1!.mac]: [{ protocol: 'tcp', port: 7001, host_port: 8088 }] });
+  });
+
+  it('refuses to start an agent whose external interface does not exist', async () => {
+    const n = nodes[0]!;
+    const proc = lab.spawnIn(n.ns, [
+      process.execPath, CLI, 'agent', '--node', n.uuid, '--underlay-ip', n.ip, '--controller', ctl!.restUrl,
+      '--svp', svpEndpoint(ctl!), '--api', `${n.ip}:0`, '--state-dir', join(stateRoot, 'bad'), '--external-iface', 'nosuch0',
+    ]);
+    const out = new ProcessOutput(proc);
+    const code = await exited(proc);
+    await out.until(() => true, 1000, 'output');
+    assert.notEqual(code, 0);
+    assert.match(out.stderr, /--external-iface nosuch0: no such interface/);
+  });
+});

@@ -1,0 +1,215 @@
+/**
+ * The distributed gateway's pure parts: the shared gateway MAC, marks and tables, the
+ * per-node plan from the local networks (and routers), and the kernel backend's rendering
+ * (nftables text, addresses/routes/rules and the ip commands between two states).
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { edgeIpCommands, edgeKernelState, renderEdgeNft } from '../../src/agent/kernel/edge-rules.js';
+import { bridgePort } from '../../src/agent/kernel/edge.js';
+import { gatewayTapName, parseDeviceName } from '../../src/agent/plumbing/names.js';
+import { routerProblems } from '../../src/napi/models/router.js';
+import type { NetworkRecord } from '../../src/napi/models/records.js';
+import { edgeMark, edgeNetworkOf, edgeZones, edgeTable, gatewayMac, planEdge, publishedProblem, subnetOf, vnetOfMark, vnetOfTable } from '../../src/edge/plan.js';
+import { FW_ESTABLISHED, FW_INVALID } from '../../src/net/marks.js';
+import { parseMappings } from '../../src/agent/published.js';
+
+const EXT = { iface: 'ext0', address: '198.19.0.1' };
+
+describe('gateway MAC, marks and tables', () => {
+  test('one locally administered unicast MAC per vnet, the same everywhere', () => {
+    assert.equal(gatewayMac(0), '02:72:67:00:00:00');
+    assert.equal(gatewayMac(0x123456), '02:72:67:12:34:56');
+    assert.equal(gatewayMac(4242), gatewayMac(4242));
+    assert.notEqual(gatewayMac(1), gatewayMac(2));
+    const first = parseInt(gatewayMac(77).slice(0, 2), 16);
+    assert.equal(first & 0x02, 0x02, 'locally administered');
+    assert.equal(first & 0x01, 0, 'unicast');
+    assert.throws(() => gatewayMac(0x1000000), RangeError);
+    assert.throws(() => gatewayMac(-1), RangeError);
+  });
+
+  test('per-VLAN gateway MACs (the userspace backend\'s ports) differ from each other and from the vnet\'s', () => {
+    assert.equal(gatewayMac(5, 0), gatewayMac(5));
+    assert.equal(gatewayMac(5, 20), '06:14:67:00:00:05');
+    assert.equal(gatewayMac(5, 4095), 'f6:ff:67:00:00:05');
+    const first = parseInt(gatewayMac(5, 4095).slice(0, 2), 16);
+    assert.equal(first & 0x03, 0x02, 'locally administered unicast');
+    assert.notEqual(gatewayMac(5, 20), gatewayMac(5, 21));
+    assert.throws(() => gatewayMac(5, 4096), RangeError);
+    assert.equal(gatewayTapName(16777215, 4095), 'rg16777215v4095');
+    assert.ok(gatewayTapName(16777215, 4095).length <= 15);
+    assert.deepEqual(parseDeviceName('rg42v7'), { kind: 'gateway', vnet: 42, vlan: 7 });
+    assert.equal(parseDeviceName('rg42v07'), undefined);
+  });
+
+  test('conntrack zones: one per vnet of the node, stable, collisions take the next free one', () => {
+    assert.deepEqual([...edgeZones([7, 65542, 3]).entries()], [[3, 4], [7, 8], [65542, 9]]);
+    assert.deepEqual([...edgeZones([65534, 131069]).entries()], [[65534, 65535], [131069, 1]]);
+    assert.equal(new Set(edgeZones([1, 65536, 131071, 196606]).values()).size, 4);
+  });
+
+  test('marks and tables carry the vnet under 0x72', () => {
+    assert.equal(edgeMark(5), 0x72000005);
+    assert.equal(edgeTable(0xffffff), 0x72ffffff);
+    assert.equal(vnetOfMark(0x72000005), 5);
+    assert.equal(vnetOfMark(0x71000005), undefined);
+    assert.equal(vnetOfMark(254), undefined);
+    // The firewall's state bits beside an edge mark (../../src/net/marks.ts): still vnet 5's; never in a table id.
+    assert.equal(vnetOfMark(0x72000005 | FW_ESTABLISHED | FW_INVALID), 5);
+    assert.equal(vnetOfTable(0x72000005), 5);
+    assert.equal(vnetOfTable(0x73000005), undefined);
+  });
+});
+
+describe('planEdge', () => {
+  const a = { vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true };
+  const b = { vnet: 7, subnet: '10.0.1.0/24', gateway: '10.0.1.1', internetNat: false };
+  const c = { vnet: 7, subnet: '10.0.2.0/24', gateway: '10.0.2.1', internetNat: true };
+
+  test('a NIC\'s network from its address, prefix and flags', () => {
+    assert.equal(subnetOf('10.0.0.77', 24), '10.0.0.0/24');
+    assert.equal(subnetOf('172.16.5.9', 20), '172.16.0.0/20');
+    assert.deepEqual(edgeNetworkOf({ vnet: 7, ip: '10.0.0.5', prefix: 24, gateway: '10.0.0.1' }), { ...a, vlan: 0 });
+    assert.equal(edgeNetworkOf({ vnet: 7, ip: '10.0.1.5', prefix: 24, gateway: '10.0.1.1', internetNat: false }).internetNat, false);
+  });
+
+  test('gateways and routes of the local networks, NAT only with an external side', () => {
+    const plan = planEdge([a, b, a], { external: EXT });
+    assert.equal(plan.vnets.length, 1);
+    const v = plan.vnets[0]!;
+    assert.deepEqual(v.gateways, [
+      { address: '10.0.0.1', prefix: 24, subnet: '10.0.0.0/24', vlan: 0 },
+      { address: '10.0.1.1', prefix: 24, subnet: '10.0.1.0/24', vlan: 0 },
+    ]);
+    assert.deepEqual(v.routes, [{ subnet: '10.0.0.0/24', src: '10.0.0.1', vlan: 0 }, { subnet: '10.0.1.0/24', src: '10.0.1.1', vlan: 0 }]);
+    assert.deepEqual(v.nat, ['10.0.0.0/24']);
+    assert.deepEqual(v.routed, []);
+    assert.equal(v.mac, gatewayMac(7));
+    assert.deepEqual(planEdge([a]).vnets[0]!.nat, [], 'no external side: nothing is NATed');
+  });
+
+  test('a network without a gateway gets no edge', () => {
+    assert.deepEqual(planEdge([{ vnet: 7, subnet: '10.0.0.0/24', internetNat: true }]).vnets, []);
+  });
+
+  test('a router connects its networks both ways; routes towards members not here', () => {
+    const plan = planEdge([a], { routers: [{ networks: [a, { ...c, vlan: 30 }] }, { networks: [b, c] }] });
+    const v = plan.vnets[0]!;
+    assert.deepEqual(v.routes, [{ subnet: '10.0.0.0/24', src: '10.0.0.1', vlan: 0 }, { subnet: '10.0.2.0/24', src: '10.0.0.1', vlan: 30 }]);
+    // The userspace backend's ports: one per VLAN, each with its own MAC; the routed rule names no device.
+    const text = renderEdgeNft(plan, (vnet, vlan) => ({ dev: gatewayTapName(vnet, vlan), mac: gatewayMac(vnet, vlan) }));
+    assert.match(text, /iifname "rg7v0" ether daddr 02:72:67:00:00:07 meta mark set/);
+    assert.match(text, /iifname "rg7v30" ether daddr 06:1e:67:00:00:07 meta mark set/);
+    assert.match(text, /meta mark & 0xfaffffff == 0x72000007 ip saddr 10\.0\.0\.0\/24 ip daddr 10\.0\.2\.0\/24 accept/);
+    assert.deepEqual(v.routed, [['10.0.0.0/24', '10.0.2.0/24'], ['10.0.2.0/24', '10.0.0.0/24']]);
+  });
+});
+
+describe('kernel rendering', () => {
+  test('the nftables table: marks, input guard, forward allow-list, SNAT', () => {
+    const plan = planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true }, { vnet: 9, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: false }], { external: EXT });
+    const text = renderEdgeNft(plan, bridgePort);
+    assert.match(text, /^table ip rhumb_edge\ndelete table ip rhumb_edge\n/);
+    assert.match(text, /iifname "rbr7" ether daddr 02:72:67:00:00:07 meta mark set 0x72000007 ct mark set 0x72000007/);
+    assert.match(text, /iifname "ext0" ct mark & 0xfa000000 == 0x72000000 meta mark set ct mark/);
+    assert.match(text, /chain raw \{\n\s+type filter hook prerouting priority raw; policy accept;\n\s+iifname "rbr7" ether daddr 02:72:67:00:00:07 ct original zone set 8\n/);
+    // The firewall's state bits beside the vnet's mark change nothing (../../src/net/marks.ts).
+    assert.match(text, /meta mark & 0xfaffffff == 0x72000007 oifname "ext0" ip saddr 10\.0\.0\.0\/24 accept/);
+    assert.doesNotMatch(text, /== 0x72000009 oifname "ext0"/, 'vnet 9 has no NAT network');
+    assert.match(text, /meta mark & 0xfaffffff == 0x72000009 ip daddr 10\.0\.0\.1 icmp type echo-request accept/);
+    assert.doesNotMatch(text, /meta mark 0x72/, 'no exact mark match');
+    assert.match(text, /meta mark & 0xfa000000 == 0x72000000 oifname "ext0" snat to 198\.19\.0\.1/);
+    // The allow rules come before the drop.
+    const fwd = text.slice(text.indexOf('chain forward'));
+    assert.ok(fwd.indexOf('saddr 10.0.0.0/24 accept') < fwd.indexOf('== 0x72000000 drop'));
+  });
+
+  test('an empty plan removes the table; no external side, no SNAT', () => {
+    assert.equal(renderEdgeNft({ vnets: [] }, bridgePort), 'table ip rhumb_edge\ndelete table ip rhumb_edge\n');
+    assert.doesNotMatch(renderEdgeNft(planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true }]), bridgePort), /snat/);
+  });
+
+  test('values that could smuggle text into nft are refused', () => {
+    const bad = { vnets: [], external: { iface: 'ext0"; flush ruleset', address: '1.2.3.4' } };
+    assert.throws(() => renderEdgeNft(bad, bridgePort), /edge: interface names/);
+    const plan = planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true }]);
+    plan.vnets[0]!.gateways[0]!.address = '10.0.0.1 accept';
+    assert.throws(() => renderEdgeNft(plan, bridgePort), /gateway is not an IPv4 address/);
+  });
+
+  test('ip commands add what is missing, remove what is not wanted, keep the rest', () => {
+    const before = edgeKernelState(planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true }, { vnet: 8, subnet: '10.5.0.0/16', gateway: '10.5.0.1', internetNat: true }]), bridgePort);
+    const after = edgeKernelState(planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true }, { vnet: 7, subnet: '10.0.1.0/24', gateway: '10.0.1.1', internetNat: true }]), bridgePort);
+    assert.deepEqual(edgeIpCommands(after, before), [
+      'addr add 10.0.1.1/24 dev rbr7 noprefixroute',
+      'route replace 10.0.1.0/24 dev rbr7 src 10.0.1.1 table 1912602631',
+      'route del 10.5.0.0/16 table 1912602632',
+      'addr del 10.5.0.1/16 dev rbr8',
+      'rule del pref 1100 fwmark 0x72000008/0xfaffffff lookup 1912602632',
+    ]);
+    assert.deepEqual(edgeIpCommands(after, after), []);
+    // A network with a smaller MTU: its route carries it (the kernel answers "fragmentation needed" when forwarding).
+    const small = edgeKernelState(planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true, mtu: 1300 }]), bridgePort);
+    assert.deepEqual(edgeIpCommands(small, after).filter((l) => l.startsWith('route replace')), ['route replace 10.0.0.0/24 dev rbr7 src 10.0.0.1 table 1912602631 mtu 1300']);
+    assert.deepEqual(edgeIpCommands(before, { addresses: [], routes: [], rules: [] }).filter((l) => l.startsWith('rule')), [
+      'rule add pref 1100 fwmark 0x72000007/0xfaffffff lookup 1912602631',
+      'rule add pref 1100 fwmark 0x72000008/0xfaffffff lookup 1912602632',
+    ]);
+    // An exact rule a previous agent left (before the firewall shared the mark) is replaced by a masked one.
+    const exact = { ...after, rules: after.rules.map((r) => ({ ...r, mask: 0xffffffff })) };
+    assert.deepEqual(edgeIpCommands(after, exact).filter((l) => l.startsWith('rule')), [
+      'rule add pref 1100 fwmark 0x72000007/0xfaffffff lookup 1912602631',
+      'rule del pref 1100 fwmark 0x72000007 lookup 1912602631',
+    ]);
+  });
+});
+
+describe('routerProblems', () => {
+  const OWNER = 'aaaaaaaa-1111-4111-8111-111111111111';
+  const rec = (uuid: string, subnet: string, extra: Partial<NetworkRecord> = {}): NetworkRecord => ({
+    uuid, name: uuid, name_str: `${OWNER}:${uuid}`, family: 'ipv4', subnet, provision_start_ip: '', provision_end_ip: '', vlan_id: 2, nic_tag: 'sdc_overlay',
+    mtu: 1400, resolvers: [], gateway: subnet.replace(/0\/\d+$/, '1'), fabric: true, owner_uuids: [OWNER], vnet_id: 7, created_timestamp: '', modified_timestamp: '', ...extra,
+  });
+  const found = (...recs: NetworkRecord[]) => new Map(recs.map((r) => [r.uuid, r]));
+
+  test('overlapping subnets name every network involved', () => {
+    const p = routerProblems(OWNER, ['n1', 'n2', 'n3'], found(rec('n1', '10.0.0.0/24'), rec('n2', '10.0.0.0/16'), rec('n3', '10.1.0.0/24')));
+    assert.deepEqual(p, [{ field: 'networks', code: 'InvalidParameter', message: 'subnets of networks on one router must not overlap', invalid: ['n1', 'n2'] }]);
+    assert.deepEqual(routerProblems(OWNER, ['n1', 'n3'], found(rec('n1', '10.0.0.0/24'), rec('n3', '10.1.0.0/24'))), []);
+  });
+
+  test('unknown, foreign, gatewayless and mixed-family networks', () => {
+    assert.match(routerProblems(OWNER, ['n1', 'zz'], found(rec('n1', '10.0.0.0/24')))[0]!.message, /^unknown network$/);
+    assert.deepEqual(routerProblems(OWNER, ['n1', 'b'], found(rec('n1', '10.0.0.0/24'), rec('b', '10.2.0.0/24', { owner_uuids: ['bbbbbbbb-2222-4222-8222-222222222222'] })))[0]!.invalid, ['b']);
+    assert.deepEqual(routerProblems(OWNER, ['p'], found(rec('p', '10.2.0.0/24', { fabric: undefined })))[0]!.invalid, ['p']);
+    assert.match(routerProblems(OWNER, ['g'], found(rec('g', '10.2.0.0/24', { gateway: undefined })))[0]!.message, /gateway/);
+    assert.match(routerProblems(OWNER, ['n1', 'v6'], found(rec('n1', '10.0.0.0/24'), rec('v6', 'fd00::/64', { family: 'ipv6', gateway: 'fd00::1' })))[0]!.message, /family/);
+  });
+});
+
+describe('published ports', () => {
+  const net = { vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: false };
+  const web = { vnet: 7, ip: '10.0.0.5', protocol: 'tcp' as const, port: 80, hostPort: 8080 };
+
+  test('DNAT on the external address with the vnet\'s mark; only with an external side and a local network', () => {
+    const plan = planEdge([net], { external: EXT, published: [web, { ...web, ip: '10.9.9.9', hostPort: 9000 }, { ...web, vnet: 8 }] });
+    assert.deepEqual(plan.vnets[0]!.published, [{ ip: '10.0.0.5', protocol: 'tcp', port: 80, hostPort: 8080 }]);
+    const text = renderEdgeNft(plan, bridgePort);
+    assert.match(text, /chain dstnat \{\n\s+type nat hook prerouting priority dstnat; policy accept;\n\s+iifname "ext0" ip daddr 198\.19\.0\.1 tcp dport 8080 meta mark set 0x72000007 ct mark set 0x72000007 dnat to 10\.0\.0\.5:80\n/);
+    assert.match(text, /ct status dnat accept/);
+    assert.deepEqual(planEdge([net], { published: [web] }).vnets[0]!.published, [], 'no external side');
+    assert.doesNotMatch(renderEdgeNft(planEdge([net], { external: EXT }), bridgePort), /dstnat/);
+  });
+
+  test('a host port twice for one protocol, bad protocols and ports are refused', () => {
+    assert.equal(publishedProblem([{ protocol: 'tcp', port: 80, hostPort: 8080 }, { protocol: 'udp', port: 80, hostPort: 8080 }]), undefined);
+    assert.match(publishedProblem([{ protocol: 'tcp', port: 80, hostPort: 8080 }, { protocol: 'tcp', port: 81, hostPort: 8080 }])!, /tcp host port 8080 is published twice/);
+    assert.match(publishedProblem([{ protocol: 'tcp', port: 0, hostPort: 1 }])!, /port must be/);
+    assert.match(parseMappings([{ protocol: 'sctp', port: 1 }]) as string, /protocol must be tcp or udp/);
+    assert.deepEqual(parseMappings([{ port: 80 }]), [{ protocol: 'tcp', port: 80, host_port: 80 }]);
+    assert.match(parseMappings({}) as string, /must be a list/);
+    const plan = planEdge([net], { external: EXT, published: [web, { ...web, port: 81 }] });
+    assert.throws(() => renderEdgeNft(plan, bridgePort), /published twice/);
+  });
+});
