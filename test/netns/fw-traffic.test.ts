@@ -275,18 +275,18 @@ describe(`firewall in namespaces (${placement} placement)`, { skip: skip || unde
     localPorts.set(late.uuid, [hostPortName(mac(10))]);
     assert.deepEqual(await reach('out', [['late', 22]]), ['late:22 open']);
     assert.equal(await client.protect(late.uuid, `/var/run/netns/${late.ns}`), 'default');
-    assert.match(await listTable(late), placement === 'node' ? /iifname "rv[0-9a-f]{12}" jump outbound/ : /chain input/);
     assert.deepEqual(await reach('out', [['late', 22]]), ['late:22 blocked']);
+    assert.match(await listTable(late), placement === 'node' ? /iifname "rv[0-9a-f]{12}" jump outbound/ : /chain input/);
     assert.deepEqual(await reach('late', [['out', 22]]), ['out:22 open'], 'outbound allowed, its replies pass');
     if (placement === 'node') {
       await lab.exec(late.ns, 'nft', 'flush', 'ruleset');
       assert.deepEqual(await reach('out', [['late', 22]]), ['late:22 blocked'], 'out of the workload\'s reach');
     }
-    // Its compiled ruleset replaces the default once the controller places it here (role=db: tcp 22 from anyone).
+    // Its compiled ruleset replaces the default once the controller places it here (role=db: tcp 22 and 80 from anyone).
     await register('late', { owner_uuid: OWNER_A, tags: { role: 'db' }, firewall_enabled: true });
     await putNic(napi.store, 10, { instance: late.uuid, ip: late.v4, cn: NODE_1, owner: OWNER_A });
     await settle();
-    assert.deepEqual(await reach('out', [['late', 22], ['late', 80]]), ['late:22 open', 'late:80 blocked']);
+    assert.deepEqual(await reach('out', [['late', 22], ['late', 5432]]), ['late:22 open', 'late:5432 blocked']);
   });
 
   it('disabling an instance\'s firewall removes its table', async () => {
