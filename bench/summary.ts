@@ -64,7 +64,8 @@ const extractors: Record<string, (r: Json) => Figure[]> = {
   'napi-provision': (r) => {
     const rows: Json[] = r.results ?? [];
     const fresh = (c: number) => rows.find((x) => x.store === 'fresh' && x.concurrency === c);
-    const seeded = (c: number) => rows.find((x) => x.store !== 'fresh' && x.concurrency === c);
+    const seeded = (c: number) => rows.find((x) => String(x.store).endsWith('NICs') && x.concurrency === c);
+    const https = (c: number) => rows.find((x) => x.store === 'fresh, HTTPS' && x.concurrency === c);
     const b = 'napi-provision';
     const seedLabel = seeded(32)?.store ?? 'seeded store';
     const c32 = num(fresh(32)?.creates_per_s);
@@ -79,6 +80,9 @@ const extractors: Record<string, (r: Json) => Figure[]> = {
       { bench: b, figure: 'controller CPU per create, concurrency 32', value: num(fresh(32)?.cpu_us_per_create), unit: 'µs', comparesTo: 'steadier than rates on a shared machine' },
       { bench: b, figure: `creates/s c=32 on ${seedLabel}`, value: num(seeded(32)?.creates_per_s), unit: '/s', comparesTo: 'fresh store', ratio: big, target: '≥ 0.8×', met: atLeast(big, 0.8) },
       { bench: b, figure: `creates/s c=1 on ${seedLabel}`, value: num(seeded(1)?.creates_per_s), unit: '/s', comparesTo: 'fresh store', ratio: big1, target: '≥ 0.8×', met: atLeast(big1, 0.8) },
+      ...[1, 32]
+        .filter((c) => https(c))
+        .map((c) => ({ bench: b, figure: `creates/s c=${c} over HTTPS`, value: num(https(c)?.creates_per_s), unit: '/s', comparesTo: 'plaintext (the cost of TLS)', ratio: ratioOf(https(c)?.creates_per_s, fresh(c)?.creates_per_s) })),
     ];
   },
   'svp-lookup': (r) => {
@@ -96,6 +100,9 @@ const extractors: Record<string, (r: Json) => Figure[]> = {
         met: atLeast(ratio, 0.8),
       };
     });
+    for (const x of (r.tls ?? []) as Json[]) {
+      out.push({ bench: 'svp-lookup', figure: `VL3 lookups/s over TLS, ${x.conns} × ${x.depth}`, value: num(x.tls?.rps) === null ? null : Math.round(x.tls.rps), unit: '/s', comparesTo: 'plaintext, JS generator (the cost of TLS)', ratio: num(x.ratio) });
+    }
     const worst = runs.find((x) => x.conns === 64 && x.depth === 32);
     if (worst) {
       const p = ratioOf(worst.svp?.p99ms, worst.redis?.p99ms);

@@ -80,7 +80,10 @@ for b in "${benches[@]}"; do
   fi
   echo "=== $b${quick:+ (quick)}"
   start=$(date +%s)
-  timeout --kill-after=30 "$limit" node --import tsx "bench/$b/run.ts" "${quick[@]}"
+  # The two request paths TLS protects are also measured over TLS, next to plaintext.
+  extra=()
+  case "$b" in napi-provision | svp-lookup) have openssl && extra=(--tls) ;; esac
+  timeout --kill-after=30 "$limit" node --import tsx "bench/$b/run.ts" "${quick[@]}" "${extra[@]}"
   rc=$?
   secs=$(( $(date +%s) - start ))
   if [ $rc -eq 0 ]; then

@@ -9,11 +9,16 @@
  * Prints a table and writes bench/results/napi-provision.json (.quick.json with --quick).
  *
  *   node --import tsx bench/napi-provision/run.ts [--quick] [--creates N] [--seed N]
- *        [--only fresh|seeded] [--cpu-prof DIR]
+ *        [--only fresh|seeded] [--cpu-prof DIR] [--tls]
+ * --tls also runs the fresh store with REST over HTTPS (certificates from `rhumb pki
+ * init`), right after the same runs over plaintext: the cost of TLS, as a ratio.
  * --cpu-prof writes a V8 CPU profile of each controller child into DIR.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { Agent, request } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { readFileSync } from 'node:fs';
+import { pkiInit } from '../../src/security/pki.js';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -33,16 +38,20 @@ const SEED = Number(value('--seed') ?? (quick ? 10_000 : 100_000));
 const CONCURRENCY = [1, 32];
 const ONLY = value('--only');
 const PROFILE_DIR = value('--cpu-prof');
+const TLS = argv.includes('--tls');
 const ADMIN = '930896af-bf8c-48d4-885c-6573a94b1853';
 
 interface Child {
   proc: ChildProcess;
   port: number;
+  /** The CA to trust when the child serves HTTPS. */
+  ca?: Buffer;
   call(msg: object): Promise<Record<string, unknown>>;
 }
 
-async function startChild(dir: string): Promise<Child> {
-  const proc = fork(join(here, 'server.ts'), [dir], { execArgv: ['--import', 'tsx', ...(PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+/** A controller child; with tlsDir its REST API is HTTPS. */
+async function startChild(dir: string, tlsDir?: string): Promise<Child> {
+  const proc = fork(join(here, 'server.ts'), tlsDir ? [dir, tlsDir] : [dir], { execArgv: ['--import', 'tsx', ...(PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const queue: Array<(m: Record<string, unknown>) => void> = [];
   proc.on('message', (m) => queue.shift()?.(m as Record<string, unknown>));
   const first = await new Promise<Record<string, unknown>>((resolve, reject) => {
@@ -54,7 +63,7 @@ async function startChild(dir: string): Promise<Child> {
       queue.push((m) => (m.ok ? resolve(m) : reject(new Error(String(m.error)))));
       proc.send(msg);
     });
-  return { proc, port: first.port as number, call };
+  return { proc, port: first.port as number, call, ...(tlsDir ? { ca: readFileSync(join(tlsDir, 'ca.pem')) } : {}) };
 }
 
 function pct(sorted: number[], p: number): number {
@@ -84,11 +93,13 @@ async function measure(child: Child, network: string, concurrency: number, total
   const path = `/networks/${network}/nics`;
   // node:http with keep-alive: a lighter load generator than fetch, which matters when
   // client and controller share two cores.
-  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  // Over HTTPS: the same keep-alive connections, so handshakes are not what is measured.
+  const agent = child.ca ? new HttpsAgent({ keepAlive: true, maxSockets: concurrency, ca: child.ca }) : new Agent({ keepAlive: true, maxSockets: concurrency });
+  const send = child.ca ? httpsRequest : request;
   const post = (body: string): Promise<{ status: number; text: string }> =>
     new Promise((resolve, reject) => {
-      const req = request(
-        { agent, host: '127.0.0.1', port, path, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      const req = send(
+        { agent, host: '127.0.0.1', servername: 'localhost', port, path, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
         (res) => {
           let text = '';
           res.setEncoding('utf8');
@@ -140,9 +151,14 @@ async function measure(child: Child, network: string, concurrency: number, total
   };
 }
 
-async function scenario(label: string, seed: number): Promise<RunResult[]> {
+async function scenario(label: string, seed: number, tls = false): Promise<RunResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'rhumb-bench-napi-'));
-  const child = await startChild(dir);
+  let tlsDir: string | undefined;
+  if (tls) {
+    tlsDir = join(dir, 'pki');
+    await pkiInit(tlsDir);
+  }
+  const child = await startChild(join(dir, 'db'), tlsDir);
   try {
     const target = (await child.call({
       cmd: 'network',
@@ -195,11 +211,16 @@ async function main(): Promise<void> {
   process.stdout.write(`napi-provision bench: ${CREATES} creates per run${quick ? ' (quick)' : ''}\n`);
   const results = [
     ...(ONLY === 'seeded' ? [] : await scenario('fresh', 0)),
+    ...(TLS && ONLY !== 'seeded' ? await scenario('fresh, HTTPS', 0, true) : []),
     ...(ONLY === 'fresh' ? [] : await scenario(`${SEED.toLocaleString()} NICs`, SEED)),
   ];
   const t = new Table({ head: ['store', 'concurrency', 'creates/s', 'p50 ms', 'p99 ms', 'CPU µs/create', 'errors'] });
   for (const r of results) t.push([r.store, r.concurrency, r.creates_per_s, r.p50_ms, r.p99_ms, r.cpu_us_per_create, r.errors]);
   process.stdout.write(`${t.toString()}\n`);
+  for (const r of results.filter((x) => x.store === 'fresh, HTTPS')) {
+    const plain = results.find((x) => x.store === 'fresh' && x.concurrency === r.concurrency);
+    if (plain) process.stdout.write(`  TLS at c=${r.concurrency}: ${(r.creates_per_s / plain.creates_per_s).toFixed(2)}× the plaintext rate, CPU ${(r.cpu_us_per_create / plain.cpu_us_per_create).toFixed(2)}×\n`);
+  }
   const outDir = join(root, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
   const file = join(outDir, quick ? 'napi-provision.quick.json' : 'napi-provision.json');

@@ -17,7 +17,9 @@ import type { Op } from '../../src/store/types.js';
 
 const ADMIN = '930896af-bf8c-48d4-885c-6573a94b1853';
 const dir = process.argv[2];
-if (!dir) throw new Error('usage: server.ts <data dir>');
+/** A `rhumb pki init` directory: REST over HTTPS (the --tls comparison). */
+const tlsDir = process.argv[3];
+if (!dir) throw new Error('usage: server.ts <data dir> [tls dir]');
 
 const ctl = await startController({
   store: { kind: 'leveldb', dir },
@@ -26,6 +28,7 @@ const ctl = await startController({
   adminUuid: ADMIN,
   overlayMtu: 1400,
   logLevel: 'warn',
+  ...(tlsDir ? { tlsDir } : {}),
 });
 
 async function post(url: string, body: unknown): Promise<{ status: number; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any

@@ -6,7 +6,11 @@
  * with the ratio, memory per mapping for both, and writes bench/results/svp-lookup.json.
  *
  *   node --import tsx bench/svp-lookup/run.ts [--quick] [--mappings N] [--duration S] [--no-redis]
- *       [--node-client] [--only 64x32,...] [--cpu-prof DIR]
+ *       [--node-client] [--only 64x32,...] [--cpu-prof DIR] [--tls]
+ *
+ * --tls then measures the cost of TLS: every setting again with the JS generator over
+ * plaintext and over TLS (an operator certificate from `rhumb pki`; connections made
+ * before measuring, so handshakes are not counted), against a server child each.
  *
  * Method (same as redis-benchmark): each connection writes a batch of `depth` requests,
  * waits for all replies, repeats; a request's latency is from its batch's write to the
@@ -22,8 +26,11 @@
  * measured window): it moves much less than the rates when the machine is shared.
  */
 import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
+import { tmpdir } from 'node:os';
+import { pkiInit, pkiIssue } from '../../src/security/pki.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
@@ -49,6 +56,7 @@ const DURATION_MS = Number(value('--duration') ?? (quick ? 0.5 : 3)) * 1000;
 const WARMUP_MS = quick ? 100 : 500;
 const WITH_REDIS = !flag('--no-redis');
 const NODE_CLIENT = flag('--node-client');
+const TLS = flag('--tls');
 /** --only 64x32[,16x32...]: run just these settings (profiling, iteration). */
 const ONLY = value('--only')?.split(',').map((s) => s.trim());
 /**
@@ -100,8 +108,8 @@ interface ReadyMsg {
   };
 }
 
-function startServerChild(): Promise<{ child: ChildProcess; ready: ReadyMsg }> {
-  const child = fork(join(here, 'server.ts'), [String(MAPPINGS)], {
+function startServerChild(tlsDir?: string): Promise<{ child: ChildProcess; ready: ReadyMsg }> {
+  const child = fork(join(here, 'server.ts'), tlsDir ? [String(MAPPINGS), tlsDir] : [String(MAPPINGS)], {
     execArgv: ['--expose-gc', '--max-old-space-size=8192', '--import', 'tsx'],
     cwd: root,
     env: CPU_PROF_DIR ? { ...process.env, SVP_BENCH_CPU_PROF_DIR: CPU_PROF_DIR } : process.env,
@@ -212,7 +220,14 @@ async function svpRunC(port: number, conns: number, depth: number, child: ChildP
 const ACK_BYTES = 16 + 28;
 
 /** The JS load generator (--node-client): one event loop for every connection. */
-async function svpRunNode(port: number, conns: number, depth: number, child: ChildProcess): Promise<RunResult> {
+/** Client credentials for SVP over TLS (svpRunNode). */
+interface ClientTls {
+  ca: Buffer;
+  cert: Buffer;
+  key: Buffer;
+}
+
+async function svpRunNode(port: number, conns: number, depth: number, child: ChildProcess, clientTls?: ClientTls): Promise<RunResult> {
   const batches = makeBatches(depth, 4096);
   const histo = new Histo();
   let requests = 0;
@@ -229,7 +244,12 @@ async function svpRunNode(port: number, conns: number, depth: number, child: Chi
       { length: conns },
       () =>
         new Promise<net.Socket>((resolve, reject) => {
-          const s = net.connect({ port, host: '127.0.0.1', noDelay: true }, () => resolve(s));
+          const s: net.Socket = clientTls
+            ? tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ...clientTls }, () => {
+                s.setNoDelay(true);
+                resolve(s);
+              })
+            : net.connect({ port, host: '127.0.0.1', noDelay: true }, () => resolve(s));
           s.once('error', reject);
         }),
     ),
@@ -497,6 +517,38 @@ function redisRunTimed(redis: RedisInfo, conns: number, depth: number): RunResul
 
 // ---------------------------------------------------------------------------------------
 
+interface TlsRow {
+  conns: number;
+  depth: number;
+  plain: RunResult;
+  tls: RunResult;
+}
+
+/** Each setting with the JS generator over plaintext, then over TLS, one server child each. */
+async function tlsComparison(): Promise<TlsRow[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'rhumb-bench-svp-tls-'));
+  try {
+    await pkiInit(dir);
+    await pkiIssue(dir, { name: 'bench' });
+    const read = (f: string) => readFileSync(join(dir, f));
+    const clientTls = { ca: read('ca.pem'), cert: read('bench.pem'), key: read('bench-key.pem') };
+    const settings = DEPTHS.flatMap((depth) => CONNS.map((conns) => ({ conns, depth }))).filter(({ conns, depth }) => !ONLY || ONLY.includes(`${conns}x${depth}`));
+    const plain: RunResult[] = [];
+    const secure: RunResult[] = [];
+    for (const [out, tlsDir] of [[plain, undefined], [secure, dir]] as const) {
+      const { child, ready } = await startServerChild(tlsDir);
+      try {
+        for (const { conns, depth } of settings) out.push(await svpRunNode(ready.port, conns, depth, child, tlsDir ? clientTls : undefined));
+      } finally {
+        child.send({ type: 'stop' });
+      }
+    }
+    return settings.map(({ conns, depth }, i) => ({ conns, depth, plain: plain[i]!, tls: secure[i]! }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   process.stdout.write(`svp-lookup bench: ${MAPPINGS.toLocaleString()} mappings, ${DURATION_MS / 1000} s per run${quick ? ' (quick)' : ''}\n`);
   if (!NODE_CLIENT) buildLoadgen();
@@ -578,6 +630,15 @@ async function main(): Promise<void> {
     redis: redis ? { version: redis.version, bytesPerKey: redis.bytesPerKey } : null,
     runs: rows.map(({ svp, redis: r }) => ({ conns: svp.conns, depth: svp.depth, svp, redis: r, ratio: r ? svp.rps / r.rps : null })),
   };
+  if (TLS) {
+    const tlsRows = await tlsComparison();
+    const tt = new Table({ head: ['conns', 'depth', 'plain VL3/s', 'p99 ms', 'srv µs/req', 'TLS VL3/s', 'p99 ms', 'srv µs/req', 'TLS/plain'], style: { head: [], border: [] } });
+    for (const r of tlsRows) {
+      tt.push([r.conns, r.depth, Math.round(r.plain.rps).toLocaleString(), r.plain.p99ms.toFixed(3), us(r.plain.serverCpuUsPerReq), Math.round(r.tls.rps).toLocaleString(), r.tls.p99ms.toFixed(3), us(r.tls.serverCpuUsPerReq), (r.tls.rps / r.plain.rps).toFixed(2)]);
+    }
+    process.stdout.write(`the cost of TLS (JS generator on both sides of the comparison):\n${tt.toString()}\n`);
+    Object.assign(result, { tls: tlsRows.map((r) => ({ ...r, ratio: r.tls.rps / r.plain.rps })) });
+  }
   const outDir = join(root, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
   const file = join(outDir, quick ? 'svp-lookup.quick.json' : 'svp-lookup.json');

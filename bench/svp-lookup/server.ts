@@ -12,9 +12,12 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { MappingIndex } from '../../src/mapping/index.js';
 import { SvpServer } from '../../src/svp/server.js';
+import { loadServerTls } from '../../src/security/tls.js';
 import { SyntheticStore } from './synthetic-store.js';
 
 const mappings = Number(process.argv[2] ?? 1_000_000);
+/** A `rhumb pki init` directory: serve SVP over TLS (the --tls comparison). */
+const tlsDir = process.argv[3];
 const send = (msg: unknown): void => {
   process.send?.(msg);
 };
@@ -44,7 +47,7 @@ async function main(): Promise<void> {
 
   // Every benchmark connection comes from 127.0.0.1: lift the per-peer cap (64 by default)
   // so a run at 64 connections is never refused while the previous run's are still closing.
-  const server = new SvpServer({ store, index, registry: new Registry(), host: '127.0.0.1', port: 0, maxConnectionsPerPeer: 4096 });
+  const server = new SvpServer({ store, index, registry: new Registry(), host: '127.0.0.1', port: 0, maxConnectionsPerPeer: 4096, ...(tlsDir ? { tls: await loadServerTls(tlsDir) } : {}) });
   const addr = await server.listen();
   send({
     type: 'ready',
