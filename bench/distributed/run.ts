@@ -98,7 +98,7 @@ async function backend(kind: Kind, cluster: EtcdCluster | null, tag: string): Pr
 
 async function startCtl(b: Backend): Promise<{ ctl: RunningController; startMs: number }> {
   const t0 = performance.now();
-  const ctl = await startControllerProcess({ dataDir: b.dataDir, args: [...b.args, '--log-level', 'warn'], timeoutMs: 120_000 });
+  const ctl = await startControllerProcess({ dataDir: b.dataDir, args: [...b.args, '--log-level', 'warn', '--rest-rate', '0'], timeoutMs: 120_000 });
   return { ctl, startMs: performance.now() - t0 };
 }
 

@@ -28,6 +28,8 @@ const ctl = await startController({
   adminUuid: ADMIN,
   overlayMtu: 1400,
   logLevel: 'warn',
+  // One load generator is one client: measure the controller, not the per-client rate limit.
+  restLimits: { maxInFlight: 4096, rate: null },
   ...(tlsDir ? { tlsDir } : {}),
 });
 

@@ -355,6 +355,8 @@ async function runStore(kind: 'leveldb' | 'etcd', cluster: EtcdCluster | null, t
         '--svp-max-conns-per-peer', String(topo.nodes + 16),
         '--svp-max-conns', String(Math.max(4096, topo.nodes + 16)),
         '--log-level', 'warn',
+        // The churn comes from one client (this process): no per-client rate limit.
+        '--rest-rate', '0',
       ],
       timeoutMs: 300_000,
     });

@@ -60,7 +60,8 @@ async function call(app: FastifyInstance, method: string, url: string, body?: ob
 function app(store: Store): Promise<FastifyInstance> {
   const config = napiConfigFrom({ store: { kind: 'memory' }, listen: { host: '127.0.0.1', port: 0 }, svpListen: { host: '127.0.0.1', port: 0 }, adminUuid: DEFAULT_ADMIN_UUID, overlayMtu: 1400 });
   return ensureInitialData({ store, config }).then(async () => {
-    const a = buildNapiApp({ store, config, registry: createRegistry('seed') }, {});
+    // Seeding is one client writing as fast as it can: no per-client rate limit.
+    const a = buildNapiApp({ store, config, registry: createRegistry('seed') }, { auth: { limits: { maxInFlight: 4096, rate: null } } });
     await a.ready();
     return a;
   });
