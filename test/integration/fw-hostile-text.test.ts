@@ -13,6 +13,10 @@ import { checkRuleset, sharedChecker } from '../../src/fw/nft-check.js';
 import { renderNetnsRuleset, renderRuleset, rulesetProblem } from '../../src/fw/nft.js';
 import { buildStoredRule, toPolicyRule } from '../../src/fw/registry.js';
 import { OWNER_A, instance, ruid, vm } from '../helpers/fw-fixtures.js';
+import { FW_INVALID } from '../../src/net/marks.js';
+
+/** How the bridge tables spell the invalid-state mark bit. */
+const invalidMark = `0x${FW_INVALID.toString(16).padStart(8, '0')}`;
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
@@ -93,7 +97,7 @@ describe('what may reach nft names, and what the agent applies', () => {
     const t = tableName(vm(1));
     // Both forms of the policy: on the node (bridge family) and inside the instance (inet).
     const forms = [
-      { family: 'bridge', good: renderRuleset(vm(1), w.compile(vm(1)), ['rv90b8d0000001']), other: renderRuleset(vm(2), w.compile(vm(1))), empty: renderRuleset(vm(1), null), line: '\t\tmeta mark & 0x20000000 == 0x20000000 drop', policy: 'policy accept;' },
+      { family: 'bridge', good: renderRuleset(vm(1), w.compile(vm(1)), ['rv90b8d0000001']), other: renderRuleset(vm(2), w.compile(vm(1))), empty: renderRuleset(vm(1), null), line: `\t\tmeta mark & ${invalidMark} == ${invalidMark} drop`, policy: 'policy accept;' },
       { family: 'inet', good: renderNetnsRuleset(vm(1), w.compile(vm(1))), other: renderNetnsRuleset(vm(2), w.compile(vm(1))), empty: renderNetnsRuleset(vm(1), null), line: '\t\tct state invalid drop', policy: 'policy drop;' },
     ];
     for (const f of forms) {
