@@ -181,64 +181,50 @@ export class KernelBackend implements DataplaneBackend {
 
   plumb(p: NicPlumbing): Promise<{ firstOnVnet: boolean }> {
     return this.serial.run(async () => {
-      const mac = canonicalMac(p.mac);
-      if (this.veths.has(mac)) throw new PlumbingError(`NIC ${mac} is already plumbed on this node`);
-      const firstOnVnet = await this.ensureVnet(p.vnet);
-      const host = hostVethName(mac);
-      try {
-        await this.links.createNic(p);
-      } catch (err) {
-        if (firstOnVnet) await this.removeVnet(p.vnet);
-        throw err;
-      }
-      this.ports.set(mac, policyOf(p));
-      try {
-        await this.applyPortFilter();
-      } catch (err) {
-        this.ports.delete(mac);
-        await this.links.deleteLinks([host]);
-        if (firstOnVnet) await this.removeVnet(p.vnet);
-        throw err instanceof PlumbingError ? new PlumbingError(`port filter: ${err.message}`) : err;
-      }
-      this.veths.set(mac, p.vnet);
-      this.edgeNets.set(mac, edgeNetworkOf(p));
+      const firstOnVnet = await this.addPort(p, () => this.links.createNic(p));
+      this.edgeNets.set(canonicalMac(p.mac), edgeNetworkOf(p));
       await this.applyEdgeLogged();
-      // The NIC may have lived elsewhere before: entries pointing away from here are stale.
-      const dev = this.vnetDevs.get(p.vnet)!;
-      this.netlink.fdbDel(dev.vxIfindex, mac);
-      this.netlink.neighDel(dev.vxIfindex, p.ip);
       return { firstOnVnet };
     });
   }
 
   stage(p: StagedPlumbing): Promise<{ firstOnVnet: boolean }> {
     return this.serial.run(async () => {
-      const mac = canonicalMac(p.mac);
-      if (this.veths.has(mac)) throw new PlumbingError(`NIC ${mac} is already plumbed on this node`);
-      const firstOnVnet = await this.ensureVnet(p.vnet);
-      const host = hostVethName(mac);
-      try {
-        await this.links.stageNic(p);
-      } catch (err) {
-        if (firstOnVnet) await this.removeVnet(p.vnet);
-        throw err;
-      }
-      this.ports.set(mac, policyOf(p));
-      try {
-        await this.applyPortFilter();
-      } catch (err) {
-        this.ports.delete(mac);
-        await this.links.deleteLinks([host]);
-        if (firstOnVnet) await this.removeVnet(p.vnet);
-        throw err instanceof PlumbingError ? new PlumbingError(`port filter: ${err.message}`) : err;
-      }
-      this.veths.set(mac, p.vnet);
-      this.staged.add(mac);
-      const dev = this.vnetDevs.get(p.vnet)!;
-      this.netlink.fdbDel(dev.vxIfindex, mac);
-      this.netlink.neighDel(dev.vxIfindex, p.ip);
+      const firstOnVnet = await this.addPort(p, () => this.links.stageNic(p));
+      this.staged.add(canonicalMac(p.mac));
       return { firstOnVnet };
     });
+  }
+
+  /**
+   * A NIC's veth in its vnet's bridge (made by `create`), behind the port filter; all or
+   * nothing: a failure removes the veth, and the vnet's devices when this NIC brought them.
+   * The NIC may have lived elsewhere before: entries pointing away from here are dropped.
+   */
+  private async addPort(p: NicPlumbing | StagedPlumbing, create: () => Promise<void>): Promise<boolean> {
+    const mac = canonicalMac(p.mac);
+    if (this.veths.has(mac)) throw new PlumbingError(`NIC ${mac} is already plumbed on this node`);
+    const firstOnVnet = await this.ensureVnet(p.vnet);
+    try {
+      await create();
+    } catch (err) {
+      if (firstOnVnet) await this.removeVnet(p.vnet);
+      throw err;
+    }
+    this.ports.set(mac, policyOf(p));
+    try {
+      await this.applyPortFilter();
+    } catch (err) {
+      this.ports.delete(mac);
+      await this.links.deleteLinks([hostVethName(mac)]);
+      if (firstOnVnet) await this.removeVnet(p.vnet);
+      throw err instanceof PlumbingError ? new PlumbingError(`port filter: ${err.message}`) : err;
+    }
+    this.veths.set(mac, p.vnet);
+    const dev = this.vnetDevs.get(p.vnet)!;
+    this.netlink.fdbDel(dev.vxIfindex, mac);
+    this.netlink.neighDel(dev.vxIfindex, p.ip);
+    return firstOnVnet;
   }
 
   /** The host end comes up: the peer (in the workload now) gets its carrier. */
