@@ -36,11 +36,19 @@ export class PublishedPorts {
 
   constructor(private readonly file?: StateFile) {}
 
+  /**
+   * What the state file holds ({"ports": {mac: [...]}}), each NIC's list checked as the
+   * API checks it (a list that is not valid is left out, not half-loaded). A file that
+   * does not parse is an error naming it.
+   */
   async load(): Promise<void> {
-    const text = await this.file?.read().catch(() => undefined);
-    if (!text) return;
-    const saved = JSON.parse(text) as Record<string, PortMapping[]>;
-    this.byMac = new Map(Object.entries(saved));
+    if (!this.file) return;
+    const byMac = new Map<string, PortMapping[]>();
+    for (const [mac, v] of await this.file.readEntries('ports')) {
+      const ports = parseMappings(v);
+      if (typeof ports !== 'string' && ports.length > 0) byMac.set(mac, ports);
+    }
+    this.byMac = byMac;
   }
 
   get(mac: string): PortMapping[] {
@@ -63,7 +71,7 @@ export class PublishedPorts {
     else this.byMac.set(mac, [...ports]);
     if (!this.file) return;
     if (this.byMac.size === 0) await this.file.remove();
-    else await this.file.write(JSON.stringify(this.all()));
+    else await this.file.write(JSON.stringify({ ports: this.all() }));
   }
 
   /** The data plane's view: every mapping of a NIC attached here (ip and vnet from its attachment). */

@@ -44,6 +44,26 @@ export class StateFile {
     }
   }
 
+  /**
+   * The entries of the file's top-level object `field` (e.g. {"nics": {...}}), after
+   * securing the file's modes; empty when there is no file. A file that does not parse,
+   * or has no such object, is an error naming the file.
+   */
+  async readEntries(field: string): Promise<Array<[string, unknown]>> {
+    await this.secure();
+    const text = await this.read();
+    if (text === undefined) return [];
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      throw new Error(`${this.path}: not JSON (${(err as Error).message})`, { cause: err });
+    }
+    const all = (parsed as Record<string, unknown> | null)?.[field];
+    if (!all || typeof all !== 'object' || Array.isArray(all)) throw new Error(`${this.path}: no "${field}" object`);
+    return Object.entries(all as Record<string, unknown>);
+  }
+
   /** Replaces the file with this text (atomically), creating the directory if needed. */
   write(text: string): Promise<void> {
     return this.queue.run(async () => {

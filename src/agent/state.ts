@@ -44,19 +44,8 @@ export class AttachmentState {
 
   /** MAC -> record; empty when there is no file yet. A file that does not parse is an error. */
   async load(): Promise<Map<string, AttachmentRecord>> {
-    await this.secure();
-    const text = await this.file.read();
-    if (text === undefined) return new Map();
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (err) {
-      throw new Error(`${this.file.path}: not JSON (${(err as Error).message})`, { cause: err });
-    }
-    const nics = (parsed as { nics?: unknown })?.nics;
-    if (!nics || typeof nics !== 'object' || Array.isArray(nics)) throw new Error(`${this.file.path}: no "nics" object`);
     const out = new Map<string, AttachmentRecord>();
-    for (const [mac, v] of Object.entries(nics as Record<string, unknown>)) {
+    for (const [mac, v] of await this.file.readEntries('nics')) {
       const r = v as Partial<AttachmentRecord> | null;
       if (!r || typeof r.netns !== 'string' || typeof r.ifname !== 'string') continue;
       if ((netnsPathProblem(r.netns) && sandboxPathProblem(r.netns)) || ifnameProblem(r.ifname)) continue;

@@ -73,19 +73,8 @@ export class WorkloadState {
 
   /** key -> record; empty when there is no file. A file that does not parse is an error. */
   async load(): Promise<Map<string, WorkloadRecord>> {
-    await this.file.secure();
-    const text = await this.file.read();
-    if (text === undefined) return new Map();
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (err) {
-      throw new Error(`${this.file.path}: not JSON (${(err as Error).message})`, { cause: err });
-    }
-    const all = (parsed as { workloads?: unknown })?.workloads;
-    if (!all || typeof all !== 'object' || Array.isArray(all)) throw new Error(`${this.file.path}: no "workloads" object`);
     const out = new Map<string, WorkloadRecord>();
-    for (const [key, v] of Object.entries(all as Record<string, unknown>)) {
+    for (const [key, v] of await this.file.readEntries('workloads')) {
       const r = validRecord(key, v);
       if (r) out.set(key, r);
     }

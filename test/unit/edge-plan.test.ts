@@ -12,7 +12,11 @@ import { routerProblems } from '../../src/napi/models/router.js';
 import type { NetworkRecord } from '../../src/napi/models/records.js';
 import { edgeMark, edgeNetworkOf, edgeZones, edgeTable, gatewayMac, planEdge, publishedProblem, subnetOf, vnetOfMark, vnetOfTable } from '../../src/edge/plan.js';
 import { FW_ESTABLISHED, FW_INVALID } from '../../src/net/marks.js';
-import { parseMappings } from '../../src/agent/published.js';
+import { PublishedPorts, parseMappings } from '../../src/agent/published.js';
+import { StateFile } from '../../src/agent/state-file.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const EXT = { iface: 'ext0', address: '198.19.0.1' };
 
@@ -211,5 +215,26 @@ describe('published ports', () => {
     assert.match(parseMappings({}) as string, /must be a list/);
     const plan = planEdge([net], { external: EXT, published: [web, { ...web, port: 81 }] });
     assert.throws(() => renderEdgeNft(plan, bridgePort), /published twice/);
+  });
+
+  test('the state file round-trips; a tampered entry is left out; a file that is not JSON is an error naming it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'rhumb-published-'));
+    try {
+      const file = new StateFile(join(dir, 'published-ports.json'));
+      const a = new PublishedPorts(file);
+      await a.load();
+      await a.set('02:00:00:00:00:01', [{ protocol: 'tcp', port: 80, host_port: 8080 }]);
+      const b = new PublishedPorts(file);
+      await b.load();
+      assert.deepEqual(b.all(), { '02:00:00:00:00:01': [{ protocol: 'tcp', port: 80, host_port: 8080 }] });
+      await writeFile(file.path, JSON.stringify({ ports: { '02:00:00:00:00:01': [{ protocol: 'tcp', port: 80, host_port: 8080 }], '02:00:00:00:00:02': [{ protocol: 'tcp; flush ruleset', port: 1 }] } }));
+      const c = new PublishedPorts(file);
+      await c.load();
+      assert.deepEqual(Object.keys(c.all()), ['02:00:00:00:00:01']);
+      await writeFile(file.path, '{"ports":');
+      await assert.rejects(new PublishedPorts(file).load(), (err: Error) => err.message.startsWith(`${file.path}: not JSON`));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
