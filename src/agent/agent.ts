@@ -795,28 +795,13 @@ export class Agent {
     }
     const shape = netnsPathProblem(req.netns) ?? (req.ifname === undefined ? undefined : ifnameProblem(req.ifname));
     if (shape) throw new AgentError(400, shape);
-    if (this.o.backend.isPlumbed(macText)) throw new AgentError(409, `NIC ${macText} is already attached on this node`);
-    if (nic.cn_uuid !== this.o.nodeUuid) {
-      throw new AgentError(409, `NIC ${macText} is placed on node ${nic.cn_uuid ?? '(none)'}, not this node (${this.o.nodeUuid})`);
-    }
+    this.assertPlumbableHere(nic, macText);
     const where = await (this.o.checkNetns ?? instanceNetnsProblem)(req.netns);
     if (where) throw new AgentError(422, where);
-    let p;
-    try {
-      p = plumbingFor(nic, req.netns, req.ifname);
-    } catch (err) {
-      throw new AgentError(400, (err as Error).message);
-    }
-    // Inside WireGuard the path is shorter: the instance gets no more than fits.
-    const limit = this.o.routing?.instanceMtu();
-    if (limit !== undefined && p.mtu > limit) p = { ...p, mtu: limit };
-    let firstOnVnet: boolean;
-    try {
-      ({ firstOnVnet } = await this.o.backend.plumb(p));
-    } catch (err) {
-      if (err instanceof PlumbingError) throw new AgentError(422, err.message);
-      throw err;
-    }
+    const { p, firstOnVnet } = await this.plumbOnBackend(
+      () => plumbingFor(nic, req.netns, req.ifname),
+      (spec) => this.o.backend.plumb(spec),
+    );
     const attached: AttachedNic = {
       mac: macText,
       ip: p.ip,
@@ -843,6 +828,39 @@ export class Agent {
     return attached;
   }
 
+  /** 409 unless the NIC is placed on this node and not plumbed here yet. */
+  private assertPlumbableHere(nic: ApiNic, macText: string): void {
+    if (this.o.backend.isPlumbed(macText)) throw new AgentError(409, `NIC ${macText} is already attached on this node`);
+    if (nic.cn_uuid !== this.o.nodeUuid) {
+      throw new AgentError(409, `NIC ${macText} is placed on node ${nic.cn_uuid ?? '(none)'}, not this node (${this.o.nodeUuid})`);
+    }
+  }
+
+  /**
+   * The plumbing spec from the NIC's record (400 when the record cannot be plumbed),
+   * capped to what fits inside WireGuard when the path is encrypted, handed to the
+   * backend (422 when it refuses).
+   */
+  private async plumbOnBackend<P extends { mtu: number }>(
+    spec: () => P,
+    run: (p: P) => Promise<{ firstOnVnet: boolean }>,
+  ): Promise<{ p: P; firstOnVnet: boolean }> {
+    let p: P;
+    try {
+      p = spec();
+    } catch (err) {
+      throw new AgentError(400, (err as Error).message);
+    }
+    const limit = this.o.routing?.instanceMtu();
+    if (limit !== undefined && p.mtu > limit) p = { ...p, mtu: limit };
+    try {
+      return { p, ...(await run(p)) };
+    } catch (err) {
+      if (err instanceof PlumbingError) throw new AgentError(422, err.message);
+      throw err;
+    }
+  }
+
   /**
    * Plumbs a NIC placed here for a runtime that moves the interface into the workload
    * itself (Docker): the instance end waits in this namespace as req.ifname, carrying
@@ -855,26 +873,11 @@ export class Agent {
   /** stage() for a caller holding the NIC's API record (the workload attachments). */
   async stageNic(nic: ApiNic, req: StageRequest): Promise<AttachedNic> {
     const macText = this.macParam(nic.mac);
-    if (this.o.backend.isPlumbed(macText)) throw new AgentError(409, `NIC ${macText} is already attached on this node`);
-    if (nic.cn_uuid !== this.o.nodeUuid) {
-      throw new AgentError(409, `NIC ${macText} is placed on node ${nic.cn_uuid ?? '(none)'}, not this node (${this.o.nodeUuid})`);
-    }
-    let p;
-    try {
-      p = stagedPlumbingFor(nic, req.ifname);
-    } catch (err) {
-      throw new AgentError(400, (err as Error).message);
-    }
-    // Inside WireGuard the path is shorter: the workload gets no more than fits.
-    const limit = this.o.routing?.instanceMtu();
-    if (limit !== undefined && p.mtu > limit) p = { ...p, mtu: limit };
-    let firstOnVnet: boolean;
-    try {
-      ({ firstOnVnet } = await this.o.backend.stage(p));
-    } catch (err) {
-      if (err instanceof PlumbingError) throw new AgentError(422, err.message);
-      throw err;
-    }
+    this.assertPlumbableHere(nic, macText);
+    const { p, firstOnVnet } = await this.plumbOnBackend(
+      () => stagedPlumbingFor(nic, req.ifname),
+      (spec) => this.o.backend.stage(spec),
+    );
     const attached: AttachedNic = {
       mac: macText, ip: p.ip, vnet: p.vnet, vlan: p.vlan, network_uuid: nic.network_uuid, belongs_to_uuid: nic.belongs_to_uuid, mtu: p.mtu,
     };
