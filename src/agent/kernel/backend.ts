@@ -19,7 +19,8 @@ import { type NicPlumbing, PlumbingError, type StagedPlumbing, VXLAN_OVERHEAD } 
 import { applyNftables } from '../plumbing/run.js';
 import { ip } from '../plumbing/iproute.js';
 import { type KernelLink, type KernelLinks, kernelLinks } from './links.js';
-import { type EdgeNetwork, type EdgeRouter, type ExternalSide, type PublishedPort, edgeNetworkOf, planEdge } from '../../edge/plan.js';
+import type { EdgeRouter, PublishedPort } from '../../edge/plan.js';
+import { EdgeInputs } from '../edge-inputs.js';
 import { EdgeApplier } from './edge.js';
 
 function policyOf(p: NicPlumbing | StagedPlumbing): PortPolicy {
@@ -52,18 +53,15 @@ export class KernelBackend implements DataplaneBackend {
   /** Link changes run one at a time (two attaches must not both create a vnet). */
   private readonly serial = new SerialQueue();
   private readonly links: KernelLinks = kernelLinks();
-  /** The distributed gateway: each plumbed NIC's network, the node's external side, the routers. */
-  private readonly edgeNets = new Map<string, EdgeNetwork>();
-  private external: ExternalSide | undefined;
-  private routers: EdgeRouter[] = [];
-  private published: PublishedPort[] = [];
+  /** The distributed gateway's inputs: each plumbed NIC's network, the node's external side, routers, published ports. */
+  private readonly edgeInputs = new EdgeInputs();
   private readonly edge = new EdgeApplier();
 
   async start(opts: BackendStartOptions): Promise<void> {
     this.underlayIp = opts.underlayIp;
     this.local = opts.path?.local ?? opts.underlayIp;
     this.log = opts.log;
-    this.external = opts.external;
+    this.edgeInputs.external = opts.external;
     const ul = await this.links.underlay(opts.underlayIp);
     if (!ul) throw new Error(`no interface in this network namespace has the underlay address ${opts.underlayIp}`);
     this.underlayDev = opts.underlayDev ?? ul.name;
@@ -182,7 +180,7 @@ export class KernelBackend implements DataplaneBackend {
   plumb(p: NicPlumbing): Promise<{ firstOnVnet: boolean }> {
     return this.serial.run(async () => {
       const firstOnVnet = await this.addPort(p, () => this.links.createNic(p));
-      this.edgeNets.set(canonicalMac(p.mac), edgeNetworkOf(p));
+      this.edgeInputs.addNic(p);
       await this.applyEdgeLogged();
       return { firstOnVnet };
     });
@@ -253,7 +251,7 @@ export class KernelBackend implements DataplaneBackend {
       // A staged instance end still in this namespace goes with its peer.
       this.staged.delete(m);
       this.veths.delete(m);
-      if (this.edgeNets.delete(m)) await this.applyEdgeLogged();
+      if (this.edgeInputs.removeNic(m)) await this.applyEdgeLogged();
       return { vnetRemoved: last };
     });
   }
@@ -263,33 +261,31 @@ export class KernelBackend implements DataplaneBackend {
       for (const p of nics) {
         if (!this.veths.has(canonicalMac(p.mac))) continue;
         this.ports.set(canonicalMac(p.mac), policyOf(p));
-        this.edgeNets.set(canonicalMac(p.mac), edgeNetworkOf(p));
+        this.edgeInputs.addNic(p);
       }
       await this.applyPortFilter();
       await this.applyEdgeLogged();
     });
   }
 
-  /** Routers connecting fabric networks (the agent follows them): routes between connected networks. */
   setPublished(ports: readonly PublishedPort[]): Promise<void> {
     return this.serial.run(async () => {
-      this.published = [...ports];
+      this.edgeInputs.published = [...ports];
       await this.applyEdge();
     });
   }
 
+  /** Routers connecting fabric networks (the agent follows them): routes between connected networks. */
   setRouters(routers: readonly EdgeRouter[]): Promise<void> {
     return this.serial.run(async () => {
-      this.routers = [...routers];
+      this.edgeInputs.routers = [...routers];
       await this.applyEdge();
     });
   }
 
   /** The distributed gateway for the networks of the NICs plumbed here (../../edge/plan.ts). */
   private async applyEdge(): Promise<void> {
-    // Only vnets whose devices exist (a NIC whose plumbing failed is not in edgeNets).
-    const nets = [...this.edgeNets.values()].filter((n) => this.vnetDevs.has(n.vnet));
-    await this.edge.apply(planEdge(nets, { external: this.external, routers: this.routers, published: this.published }));
+    await this.edge.apply(this.edgeInputs.plan((vnet) => this.vnetDevs.has(vnet)));
   }
 
   /** The NIC itself is plumbed either way: a gateway that could not follow is logged, and fixed by the next change. */

@@ -31,7 +31,8 @@ import { configureInstance, deleteLink, stageTap } from '../plumbing/run.js';
 import { canonicalMac } from '../../net/addr.js';
 import { type NicPlumbing, PlumbingError, type StagedPlumbing, VXLAN_OVERHEAD } from '../plumbing/nic.js';
 import { PeerSet } from './peers.js';
-import { type EdgeNetwork, type EdgePlan, type EdgeRouter, type ExternalSide, type PublishedPort, edgeNetworkOf, gatewayMac, planEdge } from '../../edge/plan.js';
+import { type EdgePlan, type EdgeRouter, type PublishedPort, gatewayMac } from '../../edge/plan.js';
+import { EdgeInputs } from '../edge-inputs.js';
 import { EdgeApplier } from '../kernel/edge.js';
 import type { PortOf } from '../kernel/edge-rules.js';
 import { gatewayTapName } from '../plumbing/names.js';
@@ -69,11 +70,8 @@ export class UserspaceBackend implements DataplaneBackend {
 
   private readonly port: number;
   private readonly stateDir: string;
-  /** The distributed gateway: each plumbed NIC's network, the external side, the routers, the gateway TAPs. */
-  private readonly edgeNets = new Map<string, EdgeNetwork>();
-  private external: ExternalSide | undefined;
-  private routers: EdgeRouter[] = [];
-  private published: PublishedPort[] = [];
+  /** The distributed gateway: its inputs (each plumbed NIC's network, the external side, routers, published ports) and the gateway TAPs. */
+  private readonly edgeInputs = new EdgeInputs();
   private readonly edge = new EdgeApplier(gatewayPort);
   private readonly gatewayTaps = new Map<string, { id: number; addresses: string[] }>();
 
@@ -91,7 +89,7 @@ export class UserspaceBackend implements DataplaneBackend {
 
   async start(opts: BackendStartOptions): Promise<void> {
     this.log = opts.log;
-    this.external = opts.external;
+    this.edgeInputs.external = opts.external;
     const ul = await linkWithAddress(opts.underlayIp);
     if (!ul) throw new Error(`no interface in this network namespace has the underlay address ${opts.underlayIp}`);
     this.onMiss = opts.onMiss;
@@ -251,7 +249,7 @@ export class UserspaceBackend implements DataplaneBackend {
         throw err;
       }
       this.nics.set(mac, { id, vnet: p.vnet, ip: p.ip, spec });
-      this.edgeNets.set(mac, edgeNetworkOf(p));
+      this.edgeInputs.addNic(p);
       await this.saveState();
       await this.applyEdgeLogged();
       // A node that joined since the last listing may be about to send here.
@@ -264,21 +262,21 @@ export class UserspaceBackend implements DataplaneBackend {
     // Re-attached TAPs kept their policy (anti-spoofing, VLAN) from the state file; the
     // API's records give their networks (the gateway).
     return this.serial.run(async () => {
-      for (const p of nics) if (this.nics.has(canonicalMac(p.mac))) this.edgeNets.set(canonicalMac(p.mac), edgeNetworkOf(p));
+      for (const p of nics) if (this.nics.has(canonicalMac(p.mac))) this.edgeInputs.addNic(p);
       await this.applyEdgeLogged();
     });
   }
 
   setPublished(ports: readonly PublishedPort[]): Promise<void> {
     return this.serial.run(async () => {
-      this.published = [...ports];
+      this.edgeInputs.published = [...ports];
       await this.applyEdge();
     });
   }
 
   setRouters(routers: readonly EdgeRouter[]): Promise<void> {
     return this.serial.run(async () => {
-      this.routers = [...routers];
+      this.edgeInputs.routers = [...routers];
       await this.applyEdge();
     });
   }
@@ -291,7 +289,7 @@ export class UserspaceBackend implements DataplaneBackend {
   private async applyEdge(): Promise<void> {
     if (!this.fp) return;
     const vnets = new Set(this.vnets());
-    const plan = planEdge([...this.edgeNets.values()].filter((n) => vnets.has(n.vnet)), { external: this.external, routers: this.routers, published: this.published });
+    const plan = this.edgeInputs.plan((vnet) => vnets.has(vnet));
     const wanted = this.gatewayPorts(plan);
     let made = false;
     for (const [name, want] of wanted) {
@@ -402,7 +400,7 @@ export class UserspaceBackend implements DataplaneBackend {
         this.nics.delete(m);
         await this.saveState();
       }
-      if (this.edgeNets.delete(m)) await this.applyEdgeLogged();
+      if (this.edgeInputs.removeNic(m)) await this.applyEdgeLogged();
       const removed = !this.vnets().includes(vnet);
       if (removed && this.fp) {
         // The vnet's remote entries go with its last NIC.
