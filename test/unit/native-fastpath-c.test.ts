@@ -13,6 +13,8 @@
  * - test_io: the engine's sending (segments around the payload in place, UDP_SEGMENT) and
  *   receiving (the per-batch decap shortcut) through real sockets on loopback;
  * - test_names: the interface names and namespace paths the native plumbing accepts.
+ * - fuzz_link: link dump messages (the vxlan source address a restarted agent reads back),
+ *   well-formed, truncated and mutated.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -65,6 +67,10 @@ test('the engine through real sockets: zero-copy segments with and without UDP_S
 
 test('the native plumbing refuses the names and paths the agent refuses (ASan/UBSan)', () => {
   assert.ok(runC('test_names') >= 45, 'expected the full set of checks');
+});
+
+test('link dump messages decode, and truncated or mutated ones never read outside the message (ASan/UBSan)', () => {
+  assert.ok(runC('fuzz_link') >= 4, 'expected the decode checks');
 });
 
 test('hostile-frame fuzz loop through decap, coalescing and segmentation (ASan/UBSan)', () => {
