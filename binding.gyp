@@ -12,6 +12,7 @@
         "native/src/napi_util.c",
         "native/src/netlink.c",
         "native/src/nflog.c",
+        "native/src/nflog_parse.c",
         "native/src/links.c",
         "native/src/links_work.c",
         "native/src/vxlan.c",

@@ -15,6 +15,7 @@
  *   close()
  */
 #include "rhumb_nflog.h"
+#include "rhumb_nflog_parse.h"
 #include "rhumb_napi.h"
 #include "rhumb_napi_util.h"
 
@@ -144,92 +145,6 @@ static int open_group(uint16_t group, int *out)
 	return 0;
 }
 
-/* ---------- records ---------- */
-
-struct record {
-	char prefix[128];
-	int family; /* 4 or 6; 0: not IP */
-	int proto;
-	char src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN];
-	int sport, dport; /* -1: none */
-	double time_ms;
-};
-
-static void parse_l4(struct record *r, const uint8_t *l4, size_t len)
-{
-	if ((r->proto == IPPROTO_TCP || r->proto == IPPROTO_UDP || r->proto == IPPROTO_SCTP) && len >= 4) {
-		r->sport = (l4[0] << 8) | l4[1];
-		r->dport = (l4[2] << 8) | l4[3];
-	}
-}
-
-/* The network header onward (what NFLOG copies for IP in every family). */
-static void parse_payload(struct record *r, const uint8_t *p, size_t len)
-{
-	if (len >= 20 && (p[0] >> 4) == 4) {
-		size_t ihl = (size_t)(p[0] & 0xf) * 4;
-		r->family = 4;
-		r->proto = p[9];
-		inet_ntop(AF_INET, p + 12, r->src, sizeof(r->src));
-		inet_ntop(AF_INET, p + 16, r->dst, sizeof(r->dst));
-		/* Only the first fragment carries ports. */
-		if (ihl >= 20 && len > ihl && (((p[6] & 0x1f) << 8) | p[7]) == 0)
-			parse_l4(r, p + ihl, len - ihl);
-	} else if (len >= 40 && (p[0] >> 4) == 6) {
-		r->family = 6;
-		r->proto = p[6];
-		inet_ntop(AF_INET6, p + 8, r->src, sizeof(r->src));
-		inet_ntop(AF_INET6, p + 24, r->dst, sizeof(r->dst));
-		parse_l4(r, p + 40, len - 40);
-	}
-}
-
-static bool parse_packet(const struct nlmsghdr *nh, struct record *r)
-{
-	const struct nlattr *a;
-	size_t left;
-	struct timespec now;
-
-	if (nh->nlmsg_type != ((NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET) || nh->nlmsg_len < NLMSG_LENGTH(sizeof(struct nfgenmsg)))
-		return false;
-	memset(r, 0, sizeof(*r));
-	r->sport = r->dport = -1;
-	clock_gettime(CLOCK_REALTIME, &now);
-	r->time_ms = (double)now.tv_sec * 1000 + (double)(now.tv_nsec / 1000000);
-	left = nh->nlmsg_len - NLMSG_LENGTH(sizeof(struct nfgenmsg));
-	a = (const struct nlattr *)((const uint8_t *)NLMSG_DATA(nh) + NLMSG_ALIGN(sizeof(struct nfgenmsg)));
-	while (left >= NLA_HDRLEN && a->nla_len >= NLA_HDRLEN && a->nla_len <= left) {
-		const uint8_t *d = (const uint8_t *)a + NLA_HDRLEN;
-		size_t dl = a->nla_len - NLA_HDRLEN;
-		switch (a->nla_type & NLA_TYPE_MASK) {
-		case NFULA_PREFIX: {
-			size_t n = strnlen((const char *)d, dl);
-			if (n >= sizeof(r->prefix))
-				n = sizeof(r->prefix) - 1;
-			memcpy(r->prefix, d, n);
-			r->prefix[n] = 0;
-			break;
-		}
-		case NFULA_TIMESTAMP:
-			if (dl >= sizeof(struct nfulnl_msg_packet_timestamp)) {
-				const struct nfulnl_msg_packet_timestamp *t = (const void *)d;
-				r->time_ms = (double)be64toh(t->sec) * 1000 + (double)(be64toh(t->usec) / 1000);
-			}
-			break;
-		case NFULA_PAYLOAD:
-			parse_payload(r, d, dl);
-			break;
-		default:
-			break;
-		}
-		if ((size_t)NLA_ALIGN(a->nla_len) >= left)
-			break;
-		left -= (size_t)NLA_ALIGN(a->nla_len);
-		a = (const struct nlattr *)((const uint8_t *)a + NLA_ALIGN(a->nla_len));
-	}
-	return r->family != 0;
-}
-
 /* ---------- lifetime ---------- */
 
 static void maybe_free(rh_nflog *n)
@@ -321,7 +236,7 @@ static void deliver_status(rh_nflog *n, const char *kind, int err)
 	napi_close_handle_scope(n->env, scope);
 }
 
-static napi_value record_value(napi_env env, const struct record *r)
+static napi_value record_value(napi_env env, const struct rh_nflog_record *r)
 {
 	napi_value o;
 	if (napi_create_object(env, &o) != napi_ok)
@@ -379,9 +294,9 @@ static void on_poll(uv_poll_t *h, int status, int events)
 		}
 		left = (size_t)got;
 		for (nh = (struct nlmsghdr *)n->buf; NLMSG_OK(nh, left); nh = NLMSG_NEXT(nh, left)) {
-			struct record r;
+			struct rh_nflog_record r;
 			napi_value v;
-			if (parse_packet(nh, &r) && (v = record_value(n->env, &r)) != NULL)
+			if (rh_nflog_parse_packet(nh, &r) && (v = record_value(n->env, &r)) != NULL)
 				napi_set_element(n->env, list, count++, v);
 		}
 	}

@@ -15,6 +15,8 @@
  * - test_names: the interface names and namespace paths the native plumbing accepts.
  * - fuzz_link: link dump messages (the vxlan source address a restarted agent reads back),
  *   well-formed, truncated and mutated.
+ * - fuzz_nflog: logged packets (flow logs: the payload is an instance's packet), well-formed,
+ *   truncated and mutated.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -71,6 +73,10 @@ test('the native plumbing refuses the names and paths the agent refuses (ASan/UB
 
 test('link dump messages decode, and truncated or mutated ones never read outside the message (ASan/UBSan)', () => {
   assert.ok(runC('fuzz_link') >= 4, 'expected the decode checks');
+});
+
+test('logged packets decode to the flow log\'s fields, and hostile ones never read outside the message (ASan/UBSan)', () => {
+  assert.ok(runC('fuzz_nflog') >= 10, 'expected the decode checks');
 });
 
 test('hostile-frame fuzz loop through decap, coalescing and segmentation (ASan/UBSan)', () => {
