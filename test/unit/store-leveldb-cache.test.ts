@@ -69,8 +69,11 @@ describe('LevelStore read cache', () => {
         const held = new Promise<void>((r) => (release = r));
         let reads = 0;
         db.getMany = async (keys, opts) => {
+          // Count at the call, not at completion: the commit's own read may finish first
+          // on another thread-pool thread, and holding it would deadlock the commit.
+          const nth = reads++;
           const values = await realGetMany(keys, opts);
-          if (reads++ === 0) await held;
+          if (nth === 0) await held;
           return values;
         };
         const early = s.get('k'); // reads v1 now, answers after the commit below
