@@ -360,7 +360,18 @@ export class Agent {
     return ports;
   }
 
-  /** Reads the routers of this node's owners again (after a NIC came or went). */
+  /**
+   * True when no NIC here belongs to this owner. Routers are read at once only when an
+   * owner arrives on the node or leaves it (an attach or detach pays for no REST round
+   * trips otherwise); changes to an owner's routers come with the periodic poll.
+   */
+  private isNewOwner(owner: string | undefined): boolean {
+    if (owner === undefined) return false;
+    for (const n of this.nics.values()) if (n.owner_uuid === owner) return false;
+    return true;
+  }
+
+  /** Reads the routers of this node's owners again (after an owner came or went). */
   private async refreshRouters(): Promise<void> {
     await this.routers?.refresh().catch((err: Error) => this.log.warn(`routers: ${err.message}`));
   }
@@ -814,14 +825,15 @@ export class Agent {
       ifname: p.ifname,
       mtu: p.mtu,
     };
+    const newOwner = this.isNewOwner(nic.owner_uuid);
     this.nics.set(macText, attached);
     this.records.set(macText, { netns: p.netns, ifname: p.ifname, belongs_to_uuid: nic.belongs_to_uuid });
     await this.saveState();
     // Answers that placed this NIC elsewhere are stale now.
     this.vl3.invalidate(vl3Key(p.vnet, p.ip));
     this.vl2.invalidate(vl2Key(p.vnet, macText));
-    await this.refreshRouters();
-    await this.applyPublished().catch((err: Error) => this.log.warn(`published ports: ${err.message}`));
+    if (newOwner) await this.refreshRouters();
+    if (this.published.get(macText).length > 0) await this.applyPublished().catch((err: Error) => this.log.warn(`published ports: ${err.message}`));
     if (firstOnVnet && (this.o.prefetch ?? true) && nic.network_uuid) {
       await this.prefetch(p.vnet, nic.network_uuid).catch((err: Error) => this.log.warn(`prefetch vnet ${p.vnet}: ${err.message}`));
     }
@@ -879,11 +891,13 @@ export class Agent {
       (spec) => this.o.backend.stage(spec),
     );
     const attached: AttachedNic = {
-      mac: macText, ip: p.ip, vnet: p.vnet, vlan: p.vlan, network_uuid: nic.network_uuid, belongs_to_uuid: nic.belongs_to_uuid, mtu: p.mtu,
+      mac: macText, ip: p.ip, vnet: p.vnet, vlan: p.vlan, network_uuid: nic.network_uuid, belongs_to_uuid: nic.belongs_to_uuid, owner_uuid: nic.owner_uuid, mtu: p.mtu,
     };
+    const newOwner = this.isNewOwner(nic.owner_uuid);
     this.nics.set(macText, attached);
     this.vl3.invalidate(vl3Key(p.vnet, p.ip));
     this.vl2.invalidate(vl2Key(p.vnet, macText));
+    if (newOwner) await this.refreshRouters();
     if (firstOnVnet && (this.o.prefetch ?? true) && nic.network_uuid) {
       await this.prefetch(p.vnet, nic.network_uuid).catch((err: Error) => this.log.warn(`prefetch vnet ${p.vnet}: ${err.message}`));
     }
@@ -973,10 +987,13 @@ export class Agent {
     await this.saveState();
     this.vl3.invalidate(vl3Key(known.vnet, known.ip));
     this.vl2.invalidate(vl2Key(known.vnet, mac));
-    await this.refreshRouters();
+    // The owner's last NIC here: its routers are no longer this node's.
+    if (this.isNewOwner(known.owner_uuid)) await this.refreshRouters();
     // A detached NIC's ports go with it.
-    if (this.published.get(mac).length > 0) await this.published.set(mac, []);
-    await this.applyPublished().catch((err: Error) => this.log.warn(`published ports: ${err.message}`));
+    if (this.published.get(mac).length > 0) {
+      await this.published.set(mac, []);
+      await this.applyPublished().catch((err: Error) => this.log.warn(`published ports: ${err.message}`));
+    }
     if (vnetRemoved) {
       const prefix = `${known.vnet}/`;
       this.vl3.invalidateWhere((k) => k.startsWith(prefix));
