@@ -115,6 +115,19 @@ export function isRfc1918(s: Subnet): boolean {
   return RFC1918.some((p) => subnetWithin(s, p));
 }
 
+/** Inside fd00::/8 (unique local, locally assigned): the only IPv6 subnets fabric networks may use. */
+export function isUla(s: Subnet): boolean {
+  return subnetWithin(s, ULA);
+}
+
+/**
+ * The IPv6 Subnet-Router anycast address of a subnet (its network address, RFC 4291
+ * 2.6.1): a router on the link answers it, so no NIC may hold it. Undefined for IPv4.
+ */
+export function subnetRouterAnycast(s: Subnet): string | undefined {
+  return s.family === 'ipv6' ? bigIntToIp(s.start, 'ipv6') : undefined;
+}
+
 /** Private ranges whose non-fabric networks may overlap freely: RFC1918 and fd00::/8. */
 export function isPrivateSubnet(s: Subnet): boolean {
   return isRfc1918(s) || subnetWithin(s, ULA);

@@ -168,12 +168,13 @@ test('fabric networks: forced values, NAT gateway, serialization', async () => {
   assert.deepEqual(Object.keys(f.body).sort(), ['owner_uuid', 'uuid']);
 });
 
-test('fabric network rules: private IPv4 only, no overlap in the vnet, names per owner', async () => {
+test('fabric network rules: private ranges only, no overlap in the vnet, names per owner', async () => {
   await assertUnchanged(n.store, async () => {
     const pub = await n.call('POST', nets(OWNER_A, 2), fabricNet('pub', 1, { subnet: '8.8.8.0/24', provision_start_ip: '8.8.8.5', provision_end_ip: '8.8.8.9' }));
     assert.deepEqual(pub.body.errors, [{ field: 'subnet', code: 'InvalidParameter', message: 'subnet must be within private ranges' }]);
-    const v6 = await n.call('POST', nets(OWNER_A, 2), fabricNet('v6', 1, { subnet: 'fd00::/64', provision_start_ip: 'fd00::5', provision_end_ip: 'fd00::9' }));
-    assert.equal(v6.body.errors[0].message, 'Fabric networks must be IPv4');
+    // IPv6 fabrics are unique local (fd00::/8) only (test/integration/napi-ipv6.test.ts).
+    const v6 = await n.call('POST', nets(OWNER_A, 2), fabricNet('v6', 1, { subnet: '2001:db8::/64', provision_start_ip: '2001:db8::5', provision_end_ip: '2001:db8::9' }));
+    assert.equal(v6.body.errors[0].message, 'subnet must be within private ranges');
     // Same vnet (same owner), other VLAN: overlap refused.
     const web = (await n.call('GET', `${nets(OWNER_A, 2)}?name=web`)).body[0];
     const ovl = await n.call('POST', nets(OWNER_A, 5), fabricNet('ovl', 1));

@@ -23,7 +23,7 @@
 import { randomInt } from 'node:crypto';
 import type { Store } from '../../store/types.js';
 import { invalidParams, subnetFull, usedBy } from '../../rest/errors.js';
-import { bigIntToIp, familyOf, ipToBigInt, subnetContains, subnetOf, type Family } from '../ipmath.js';
+import { bigIntToIp, familyOf, ipToBigInt, subnetContains, subnetOf, subnetRouterAnycast, type Family } from '../ipmath.js';
 import { ipKey, ipPrefix, networkKey } from '../keys.js';
 import type { IpRecord, NetworkRecord } from '../models/records.js';
 import type { Tx } from '../../store/txn.js';
@@ -411,6 +411,11 @@ export async function checkExplicitIp(
 ): Promise<IpRecord | undefined> {
   const subnet = subnetOf(network.subnet);
   if (familyOf(ip) !== subnet.family || !subnetContains(subnet, ip)) throw ipOutsideSubnet(ip, network.uuid);
+  if (ip === subnetRouterAnycast(subnet)) {
+    throw invalidParams([
+      { field: 'ip', code: 'InvalidParameter', message: `IP address ${ip} is the subnet-router anycast address of network ${network.uuid}` },
+    ]);
+  }
   const rec = await tx.getJson<IpRecord>(ipKey(network.uuid, ip));
   if (rec && !ipProvisionable(rec, adminUuid) && !(claimant && rec.belongs_to_uuid === claimant)) throw ipInUse(rec);
   return rec;

@@ -4,7 +4,7 @@
  * fields an update may not change. Wording from sdc-napi lib/models/network.js.
  */
 import { type FieldError, type NapiError, duplicateParam, invalidParam, invalidParams, usedBy } from '../../rest/errors.js';
-import { broadcastAddress, compareIps, familyOf, type Subnet, subnetContains, subnetOf, subnetsOverlap, subnetText } from '../ipmath.js';
+import { broadcastAddress, compareIps, familyOf, type Subnet, subnetContains, subnetOf, subnetRouterAnycast, subnetsOverlap, subnetText } from '../ipmath.js';
 import { routeFamily } from './params.js';
 import type { NetworkRecord } from './records.js';
 import { textOf } from '../../rest/validate.js';
@@ -90,6 +90,21 @@ export function rangeErrors(subnet: Subnet, start: string, end: string, gateway:
     errs.push(invalidParam('provision_end_ip', 'provision_start_ip must be before provision_end_ip'));
     errs.push(invalidParam('provision_start_ip', 'provision_start_ip must be before provision_end_ip'));
   }
+  return errs;
+}
+
+/**
+ * IPv6 neighbour discovery: the Subnet-Router anycast address (the subnet's own address)
+ * is answered by every router on the link (Linux adds it on forwarding interfaces), so
+ * neither the gateway nor the first provisionable address may be it.
+ */
+export function anycastErrors(subnet: Subnet, addrs: { start?: string | undefined; gateway?: string | undefined }): FieldError[] {
+  const anycast = subnetRouterAnycast(subnet);
+  if (anycast === undefined) return [];
+  const errs: FieldError[] = [];
+  const is = (ip: string | undefined) => ip !== undefined && familyOf(ip) === 'ipv6' && compareIps(ip, anycast) === 0;
+  if (is(addrs.gateway)) errs.push(invalidParam('gateway', 'gateway cannot be the subnet-router anycast address'));
+  if (is(addrs.start)) errs.push(invalidParam('provision_start_ip', 'provision_start_ip cannot be the subnet-router anycast address'));
   return errs;
 }
 

@@ -20,13 +20,14 @@ import {
   validateParams,
 } from '../../rest/validate.js';
 import type { NapiConfig } from '../context.js';
-import { broadcastAddress, isPrivateSubnet, isRfc1918, type Subnet, subnetContains, subnetOf, subnetText } from '../ipmath.js';
+import { broadcastAddress, isPrivateSubnet, isRfc1918, isUla, type Subnet, subnetContains, subnetOf, subnetText } from '../ipmath.js';
 import { ipKey, networkKey, networkNameKey, nicTagKey } from '../keys.js';
 import type { Tx } from '../../store/txn.js';
 import { vIp, vVlan, vVnetId } from '../validate.js';
 import {
   IMMUTABLE_FIELDS,
   familyErrors,
+  anycastErrors,
   nameInUse,
   overlapError,
   overlapping,
@@ -160,17 +161,19 @@ function rangeInsideSubnet(c: CreateParams): void {
   // A NAT-ed fabric network needs a gateway: the first provisionable address.
   if (c.fabric === true && c.internet_nat !== false && !c.gateway) c.gateway = c.provision_start_ip;
   const { subnet, start, end } = rangeOf(c);
-  const errs = rangeErrors(subnet, start, end, c.gateway);
+  const errs = [...rangeErrors(subnet, start, end, c.gateway), ...anycastErrors(subnet, { start, gateway: c.gateway })];
   if (errs.length > 0) throw invalidParams(errs);
 }
 
-/** Fabric networks are private IPv4; public subnets (and a vnet's fabric subnets) must not overlap. */
+/**
+ * Fabric networks are private: RFC 1918 IPv4 or unique local IPv6 (fd00::/8); public
+ * subnets (and a vnet's fabric subnets) must not overlap.
+ */
 async function noOverlap(c: CreateParams, _raw: Params, ctx: CreateContext): Promise<void> {
   const { subnet } = rangeOf(c);
   const isFabric = c.fabric === true;
   if (isFabric) {
-    if (subnet.family !== 'ipv4') rejectField('subnet', 'Fabric networks must be IPv4');
-    if (!isRfc1918(subnet)) rejectField('subnet', 'subnet must be within private ranges');
+    if (!(subnet.family === 'ipv4' ? isRfc1918(subnet) : isUla(subnet))) rejectField('subnet', 'subnet must be within private ranges');
   } else if (isPrivateSubnet(subnet)) {
     return;
   }
@@ -334,7 +337,7 @@ function updateRangeInsideSubnet(c: UpdateParams, _raw: Params, ctx: UpdateConte
   if (c.provision_start_ip === undefined && c.provision_end_ip === undefined && c.gateway === undefined) return;
   const start = c.provision_start_ip ?? ctx.rec.provision_start_ip;
   const end = c.provision_end_ip ?? ctx.rec.provision_end_ip;
-  const errs = rangeErrors(ctx.subnet, start, end, c.gateway);
+  const errs = [...rangeErrors(ctx.subnet, start, end, c.gateway), ...anycastErrors(ctx.subnet, { start: c.provision_start_ip, gateway: c.gateway })];
   if (errs.length > 0) throw invalidParams(errs);
 }
 

@@ -81,18 +81,25 @@ const vState: FieldValidator<NicRecord['state']> = (field, v) =>
     ? (v as NicRecord['state'])
     : fail(field, `must be one of: ${NIC_STATES.map((s) => JSON.stringify(s)).join(', ')}`);
 
-const vNicIp: FieldValidator<string> = (field, val, p) => {
+/** An IPv6 fabric network: the only kind of IPv6 network a NIC may be on (NAPI's NICs are IPv4). */
+export function isIpv6Fabric(n: Pick<NetworkRecord, 'family' | 'fabric'> | undefined): boolean {
+  return n?.family === 'ipv6' && n.fabric === true;
+}
+
+/** IPv4, or IPv6 unless the network named is not an IPv6 fabric network (checked again once placed). */
+const vNicIp: FieldValidator<string, NicLookups> = (field, val, p, l) => {
   const r = vIp(field, val, p);
   if (typeof r !== 'string') return r;
-  return familyOf(r) === 'ipv4' ? r : fail(field, MSG.ipv4Only);
+  if (familyOf(r) === 'ipv4') return r;
+  return l.pool || (l.network && !isIpv6Fabric(l.network)) ? fail(field, MSG.ipv4Only) : r;
 };
 
 const vNicMac: FieldValidator<string> = (field, val) => tryCanonicalMac(val) ?? fail(field, 'invalid MAC address');
 
-/** The network or pool the lookups found; IPv4 only. */
+/** The network or pool the lookups found; IPv4, or an IPv6 fabric network. */
 const vNetworkUuid: FieldValidator<string, NicLookups> = (field, val, _p, l) => {
   if (typeof val !== 'string' || (val !== 'admin' && !isUuid(val))) return fail(field, 'invalid UUID');
-  if (l.network) return l.network.family === 'ipv4' ? l.network.uuid : fail(field, MSG.notIpv4Network);
+  if (l.network) return l.network.family === 'ipv4' || isIpv6Fabric(l.network) ? l.network.uuid : fail(field, MSG.notIpv4Network);
   if (l.pool) return l.pool.family === 'ipv4' ? l.pool.uuid : fail(field, MSG.notIpv4Network);
   return fail(field, MSG.noNetwork);
 };
@@ -253,6 +260,7 @@ async function resolvePlacement(
     if (c.vlan_id === undefined) errs.push(missingParam('vlan_id', MSG.ipNoVlanTag));
     if (errs.length > 0 || c.nic_tag === undefined || c.vlan_id === undefined) throw invalidParams(errs);
     network = await findNetworkForIp(tx, ip, c.nic_tag.name, c.vlan_id, c.nic_tag.vnet);
+    if (network.family === 'ipv6' && !isIpv6Fabric(network)) rejectField('ip', MSG.ipv4Only);
     if (checkOwner && !isOwner(network.owner_uuids, owner, config.adminUuid)) rejectField('owner_uuid', MSG.ownerMatch);
   }
   const ipRecord = await checkExplicitIp(tx, network, ip, config.adminUuid, opts.claimant);

@@ -77,6 +77,8 @@ export function serializeNic(nic: NicRecord, network: NetworkRecord | undefined,
     s.vlan_id = network.vlan_id;
     const netmask = netmaskFor(network);
     if (netmask) s.netmask = netmask;
+    // IPv6 has no netmask: the NIC carries its network's prefix as the subnet.
+    else s.subnet = network.subnet;
     if (network.gateway) s.gateway = network.gateway;
     if (network.routes && Object.keys(network.routes).length > 0) {
       const routes: Record<string, string> = {};
