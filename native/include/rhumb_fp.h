@@ -53,7 +53,7 @@ struct fp_nic_spec {
 	const char *netns;  /* '' or NULL: this process's namespace */
 	const char *ifname;
 	uint8_t mac[6];
-	uint8_t ip[4];
+	uint8_t ip[16];     /* the NIC's address as a table key: IPv6, or IPv4-mapped */
 	uint32_t vnet;
 	uint16_t vlan;
 	int mtu;            /* < 0: the underlay MTU - 50 */

@@ -104,7 +104,7 @@ struct nic {
 	uint32_t gen;
 	int fd;
 	uint8_t mac[6];
-	uint8_t ip[4];
+	uint8_t ip[16]; /* as a table key: IPv6, or IPv4-mapped */
 	uint32_t vnet;
 	uint16_t vlan;
 	uint16_t mtu;

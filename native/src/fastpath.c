@@ -141,6 +141,20 @@ static bool buf_arg(napi_env env, napi_value v, size_t want, uint8_t *out)
 	return true;
 }
 
+/* A NIC's address: 16 bytes (IPv6 or IPv4-mapped) or 4 (IPv4), as a 16-byte table key. */
+static bool ip_key_arg(napi_env env, napi_value v, uint8_t out[16])
+{
+	uint8_t ip4[4];
+	if (buf_arg(env, v, 16, out))
+		return true;
+	if (!buf_arg(env, v, 4, ip4))
+		return false;
+	memset(out, 0, 10);
+	out[10] = out[11] = 0xff;
+	memcpy(out + 12, ip4, 4);
+	return true;
+}
+
 /* A Buffer argument of any length whose length is a multiple of `unit`. */
 static bool buf_units(napi_env env, napi_value v, size_t unit, uint8_t **data, size_t *len)
 {
@@ -250,9 +264,9 @@ static napi_value js_add_nic(napi_env env, napi_callback_info info)
 	if (!f)
 		return NULL;
 	if (argc < 1 || !get_prop(env, argv[0], "mac", &v) || !buf_arg(env, v, 6, s.mac) ||
-	    !get_prop(env, argv[0], "ip", &v) || !buf_arg(env, v, 4, s.ip) || !get_prop(env, argv[0], "ifname", &v) ||
+	    !get_prop(env, argv[0], "ip", &v) || !ip_key_arg(env, v, s.ip) || !get_prop(env, argv[0], "ifname", &v) ||
 	    napi_get_value_string_utf8(env, v, ifname, sizeof(ifname), &n) != napi_ok || n == 0 || n > IFNAMSIZ - 1) {
-		napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "addNic: mac (6-byte Buffer), ip (4-byte Buffer) and ifname are required");
+		napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "addNic: mac (6-byte Buffer), ip (4- or 16-byte Buffer) and ifname are required");
 		return NULL;
 	}
 	if (get_prop(env, argv[0], "netns", &v) && napi_get_value_string_utf8(env, v, netns, sizeof(netns), &n) != napi_ok) {

@@ -150,7 +150,7 @@ int fp_install_nic(struct fp *f, int slot, int fd, const struct fp_nic_spec *s)
 	nic->gen = ++f->next_gen;
 	nic->fd = fd;
 	memcpy(nic->mac, s->mac, 6);
-	memcpy(nic->ip, s->ip, 4);
+	memcpy(nic->ip, s->ip, 16);
 	nic->vnet = s->vnet & 0xffffff;
 	nic->vlan = s->vlan & 0x0fff;
 	nic->mtu = (uint16_t)(s->mtu < 0 ? f->ul_mtu - RV_VXLAN_OVERHEAD : s->mtu);
@@ -158,7 +158,7 @@ int fp_install_nic(struct fp *f, int slot, int fd, const struct fp_nic_spec *s)
 	nic->allow_ip = s->allow_ip;
 	nic->shared_mac = s->shared_mac;
 	e = l2_slot(f, nic->vnet, nic->mac);
-	v4key(key, s->ip);
+	memcpy(key, s->ip, 16);
 	e3 = e ? l3_slot(f, nic->vnet, key) : NULL;
 	if (!e || !e3) {
 		if (e)
@@ -186,7 +186,7 @@ void fp_uninstall_nic(struct fp *f, int slot)
 	e = l2_find(f, n->vnet, n->mac);
 	if (e && e->nic == slot)
 		l2_del(f, n->vnet, n->mac);
-	v4key(key, n->ip);
+	memcpy(key, n->ip, 16);
 	e3 = l3_find(f, n->vnet, key);
 	if (e3 && memcmp(e3->mac, n->mac, 6) == 0)
 		l3_del(f, n->vnet, key);

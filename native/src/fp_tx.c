@@ -166,7 +166,17 @@ void fp_tap_write(struct fp *f, struct nic *n, const struct rv_vnet_hdr *vh, con
 
 static bool src_ip_ok(const struct nic *n, const uint8_t ip[4])
 {
-	return n->allow_ip || memcmp(ip, n->ip, 4) == 0;
+	uint8_t key[16];
+	v4key(key, ip);
+	return n->allow_ip || memcmp(key, n->ip, 16) == 0;
+}
+
+/* An IPv6 source the NIC may use: its address, link-local (neighbour discovery) or :: (DAD). */
+static bool src_ip6_ok(const struct nic *n, const uint8_t src[16])
+{
+	static const uint8_t unspec[16] = { 0 };
+	return n->allow_ip || (src[0] == 0xfe && (src[1] & 0xc0) == 0x80) || memcmp(src, unspec, 16) == 0 ||
+	       memcmp(src, n->ip, 16) == 0;
 }
 
 static void reply_to(struct fp *f, struct nic *n, const uint8_t *frame, size_t len)
@@ -257,7 +267,7 @@ void fp_from_tap(struct fp *f, int ni, struct rv_vnet_hdr *vh, uint8_t *frame, s
 		const uint8_t *src = frame + l.l3 + 8;
 		static const uint8_t unspec[16] = { 0 };
 		uint8_t target[16];
-		if (!n->allow_ip && !(src[0] == 0xfe && (src[1] & 0xc0) == 0x80) && memcmp(src, unspec, 16) != 0) {
+		if (!src_ip6_ok(n, src)) {
 			CNT_ADD(n->c[D_SPOOF_IP], 1);
 			return;
 		}

@@ -47,7 +47,7 @@ static inline void t_nic(struct fp *f, int slot, const uint8_t mac[6], const uin
 		exit(2);
 	}
 	memcpy(s.mac, mac, 6);
-	memcpy(s.ip, ip, 4);
+	v4key(s.ip, ip);
 	if (fp_install_nic(f, slot, sv[0], &s) != FP_OK) {
 		fprintf(stderr, "fp_install_nic failed\n");
 		exit(2);

@@ -12,6 +12,8 @@ export interface ApiNic {
   cn_uuid?: string;
   ip?: string;
   netmask?: string;
+  /** IPv6 NICs: their network's subnet (the prefix length; NAPI has no IPv6 netmask). */
+  subnet?: string;
   gateway?: string;
   mtu?: number;
   nic_tag?: string;

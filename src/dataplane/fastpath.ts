@@ -220,7 +220,7 @@ export class FastPath {
       netns: s.netns,
       ifname: s.ifname,
       mac: macBytes(s.mac),
-      ip: ipv4Bytes(s.ip),
+      ip: ipKey(s.ip),
       vnet: s.vnet,
       vlan: s.vlan,
       mtu: s.mtu,

@@ -13,6 +13,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import { EDGE_MARK_MASK, EDGE_TAG, EDGE_TAG_MASK } from '../net/marks.js';
+import { ipText } from '../net/addr.js';
 
 /**
  * Marks, routing tables and device groups of ours: 0x72 in the top byte, the vnet below.
@@ -72,7 +73,7 @@ export interface EdgeNetwork {
   vnet: number;
   /** The network's fabric VLAN (default 0). */
   vlan?: number;
-  /** Canonical a.b.c.d/n. */
+  /** Canonical a.b.c.d/n or h:h::/n (IPv6 networks are planned as IPv4 ones are). */
   subnet: string;
   /** Absent: the network has no gateway (nothing is routed for it). */
   gateway?: string;
@@ -86,6 +87,8 @@ export interface EdgeNetwork {
 export interface ExternalSide {
   iface: string;
   address: string;
+  /** Its global IPv6 address, if it has one: IPv6 networks with internet_nat leave SNAT'ed (NAT66) to it. */
+  address6?: string;
 }
 
 /** A port of an instance published on the node's external address (DNAT). */
@@ -160,18 +163,25 @@ export function edgeZones(vnets: readonly number[]): Map<number, number> {
   return out;
 }
 
-/** a.b.c.d/n with the host bits cleared. */
+/** The network of ip/prefix with the host bits cleared (a.b.c.d/n, or canonical IPv6 h:h::/n). */
 export function subnetOf(ip: string, prefix: number): string {
-  const [net] = ipaddr.IPv4.networkAddressFromCIDR(`${ip}/${prefix}`).toString().split('/');
-  return `${net}/${prefix}`;
+  const net = ipaddr.parse(ip).kind() === 'ipv6' ? ipaddr.IPv6.networkAddressFromCIDR(`${ip}/${prefix}`) : ipaddr.IPv4.networkAddressFromCIDR(`${ip}/${prefix}`);
+  return `${ipText(net)}/${prefix}`;
 }
 
 function subnetContains(subnet: string, ip: string): boolean {
   try {
-    return ipaddr.IPv4.parse(ip).match(ipaddr.IPv4.parseCIDR(subnet));
+    const a = ipaddr.parse(ip);
+    const [net, bits] = ipaddr.parseCIDR(subnet);
+    return a.kind() === net.kind() && a.match(net, bits);
   } catch {
     return false;
   }
+}
+
+/** Whether an address or prefix (its text) is IPv6. */
+export function isV6(addressOrSubnet: string): boolean {
+  return addressOrSubnet.includes(':');
 }
 
 function prefixOf(subnet: string): number {

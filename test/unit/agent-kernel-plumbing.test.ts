@@ -102,13 +102,43 @@ test('plumbingFor turns a NAPI NIC into address, prefix, MTU, gateway and routes
 test('plumbingFor refuses what it cannot plumb, with the reason', () => {
   assert.throws(() => plumbingFor({ ...NIC, fabric: undefined }, '/run/netns/x'), /not on a fabric network/);
   assert.throws(() => plumbingFor({ ...NIC, nic_tag: 'sdc_overlay' }, '/run/netns/x'), /no vnet/);
-  assert.throws(() => plumbingFor({ ...NIC, ip: undefined }, '/run/netns/x'), /no IPv4 address/);
+  assert.throws(() => plumbingFor({ ...NIC, ip: undefined }, '/run/netns/x'), /no IP address/);
   assert.throws(() => plumbingFor({ ...NIC, netmask: '255.0.255.0' }, '/run/netns/x'), /not contiguous/);
   assert.throws(() => plumbingFor(NIC, 'inst1'), /netns must be \/run\/netns\/NAME/);
   assert.throws(() => plumbingFor(NIC, '/run/netns/x', 'eth0; rm -rf /'), PlumbingError);
   assert.throws(() => plumbingFor({ ...NIC, routes: { '10.0.0.0/8': 'somewhere' } }, '/run/netns/x'), /unusable next hop/);
   // A NIC that is its own gateway gets no default route.
   assert.equal(plumbingFor({ ...NIC, gateway: NIC.ip }, '/run/netns/x').gateway, undefined);
+});
+
+test('an IPv6 NIC: prefix from its subnet, nodad, routes of its own family only', () => {
+  const v6: ApiNic = {
+    ...NIC, ip: 'fd00:61::10', netmask: undefined, subnet: 'fd00:61::/64', gateway: 'fd00:61::1', routes: { 'fd00:99::/48': 'fd00:61::fe', 'fd00:98::7': 'linklocal' },
+  };
+  const p = plumbingFor(v6, '/run/netns/inst6');
+  assert.equal(p.prefix, 64);
+  assert.deepEqual(p.routes, [{ dst: 'fd00:99::/48', via: 'fd00:61::fe' }, { dst: 'fd00:98::7/128' }]);
+  assert.deepEqual(instanceCommands(p), [
+    'link set lo up',
+    'addr add fd00:61::10/64 dev eth0 nodad',
+    'link set eth0 up',
+    'route replace fd00:99::/48 via fd00:61::fe dev eth0',
+    'route replace fd00:98::7/128 dev eth0 scope link',
+    'route replace default via fd00:61::1 dev eth0',
+  ]);
+  assert.throws(() => plumbingFor({ ...v6, subnet: undefined }, '/run/netns/x'), /no IPv6 subnet/);
+  assert.throws(() => plumbingFor({ ...v6, gateway: '10.0.0.1' }, '/run/netns/x'), /gateway is not an IPv6 address/);
+  assert.throws(() => plumbingFor({ ...v6, routes: { 'fd00:99::/48': '10.0.0.9' } }, '/run/netns/x'), /unusable next hop/);
+  assert.throws(() => plumbingFor({ ...v6, routes: { '10.0.0.0/8': 'fd00:61::fe' } }, '/run/netns/x'), /route destination is not an IPv6 prefix/);
+  assert.throws(() => plumbingFor({ ...v6, ip: 'fd00:61::10%eth0' }, '/run/netns/x'), /no IP address|not an IPv6 address/);
+});
+
+test('port filter: an IPv6 NIC sends IPv6 from its address, link-local or :: only, and no IPv4', () => {
+  const text = renderPortFilter([{ mac: '90:b8:d0:00:00:06', ip: 'fd00:61::10', vnet: 7, vlan: 0 }]);
+  assert.match(text, /iifname "rv90b8d0000006" ether type ip6 ip6 saddr != \{ fd00:61::10, fe80::\/10, :: \} drop/);
+  assert.match(text, /iifname "rv90b8d0000006" ether type ip ip saddr != 0\.0\.0\.0 drop/);
+  assert.match(text, /iifname "rv90b8d0000006" arp saddr ip != 0\.0\.0\.0 drop/);
+  assert.throws(() => renderPortFilter([{ mac: '90:b8:d0:00:00:06', ip: 'fd00:61::10 }, ::/0', vnet: 7, vlan: 0 }]), /not an IP address/);
 });
 
 test('gratuitous ARP frame: broadcast ARP reply, sender = target = the IP, at the MAC', () => {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { edgeIpCommands, edgeKernelState, renderEdgeNft } from '../../src/agent/kernel/edge-rules.js';
+import { edgeIp6RuleCommands, edgeIpCommands, edgeKernelState, renderEdgeNft } from '../../src/agent/kernel/edge-rules.js';
 import { bridgePort } from '../../src/agent/kernel/edge.js';
 import { gatewayTapName, parseDeviceName } from '../../src/agent/plumbing/names.js';
 import { routerProblems } from '../../src/napi/models/router.js';
@@ -130,7 +130,7 @@ describe('kernel rendering', () => {
   });
 
   test('an empty plan removes the table; no external side, no SNAT', () => {
-    assert.equal(renderEdgeNft({ vnets: [] }, bridgePort), 'table ip rhumb_edge\ndelete table ip rhumb_edge\n');
+    assert.equal(renderEdgeNft({ vnets: [] }, bridgePort), 'table ip rhumb_edge\ndelete table ip rhumb_edge\ntable ip6 rhumb_edge\ndelete table ip6 rhumb_edge\n');
     assert.doesNotMatch(renderEdgeNft(planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true }]), bridgePort), /snat/);
   });
 
@@ -139,7 +139,47 @@ describe('kernel rendering', () => {
     assert.throws(() => renderEdgeNft(bad, bridgePort), /edge: interface names/);
     const plan = planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true }]);
     plan.vnets[0]!.gateways[0]!.address = '10.0.0.1 accept';
-    assert.throws(() => renderEdgeNft(plan, bridgePort), /gateway is not an IPv4 address/);
+    assert.throws(() => renderEdgeNft(plan, bridgePort), /gateway is not an IP address/);
+  });
+
+  test('IPv6: an ip6 table beside the ip one, neighbour discovery to the gateway, no redirects, -6 rules', () => {
+    const plan = planEdge(
+      [
+        { vnet: 7, subnet: 'fd00:61::/64', gateway: 'fd00:61::1', internetNat: true },
+        { vnet: 7, subnet: 'fd00:62::/64', gateway: 'fd00:62::1', internetNat: true },
+        { vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true },
+      ],
+      { external: { iface: 'ext0', address: '198.19.0.1' }, routers: [{ networks: [
+        { vnet: 7, subnet: 'fd00:61::/64', gateway: 'fd00:61::1', internetNat: true },
+        { vnet: 7, subnet: 'fd00:62::/64', gateway: 'fd00:62::1', internetNat: true },
+      ] }] },
+    );
+    const text = renderEdgeNft(plan, bridgePort);
+    const [v4, v6] = text.split('table ip6 rhumb_edge\ndelete table ip6 rhumb_edge\n');
+    assert.doesNotMatch(v4!, /fd00/);
+    assert.match(v4!, /ip saddr 10\.0\.0\.0\/24 accept/);
+    assert.match(v6!, /ip6 daddr \{ fd00:61::1, fd00:62::1 \} icmpv6 type echo-request accept/);
+    assert.match(v6!, /icmpv6 type \{ nd-neighbor-solicit, nd-neighbor-advert \} accept/);
+    assert.match(v6!, /ip6 saddr fd00:61::\/64 ip6 daddr fd00:62::\/64 accept/);
+    assert.match(v6!, /oifname "rbr7" icmpv6 type nd-redirect drop/);
+    // No external IPv6 address: nothing of IPv6 leaves through the external side (no NAT66).
+    assert.doesNotMatch(v6!, /ext0|snat/);
+    const withV6 = renderEdgeNft({ ...plan, external: { iface: 'ext0', address: '198.19.0.1', address6: 'fd99::1' } }, bridgePort);
+    assert.match(withV6, /oifname "ext0" ip6 saddr \{ fd00:61::\/64, fd00:62::\/64 \} accept/);
+    assert.match(withV6, /oifname "ext0" snat ip6 to fd99::1/);
+    const state = edgeKernelState(plan, bridgePort);
+    assert.ok(state.addresses.some((a) => a.address === 'fd00:61::1' && a.prefix === 64));
+    const empty = { addresses: [], routes: [], rules: [] };
+    const lines = edgeIpCommands(state, empty);
+    assert.ok(lines.includes('addr add fd00:61::1/64 dev rbr7 noprefixroute nodad'), lines.join('\n'));
+    assert.ok(lines.includes('route replace fd00:62::/64 dev rbr7 src fd00:62::1 table 1912602631'), lines.join('\n'));
+    assert.deepEqual(lines.filter((l) => l.startsWith('rule')), ['rule add pref 1100 fwmark 0x72000007/0xfaffffff lookup 1912602631']);
+    assert.deepEqual(edgeIp6RuleCommands(state, empty), ['rule add pref 1100 fwmark 0x72000007/0xfaffffff lookup 1912602631']);
+    assert.deepEqual(edgeIp6RuleCommands(state, state), []);
+    // An IPv4-only plan has no ip6 rule and an empty ip6 table.
+    const v4only = planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true }]);
+    assert.deepEqual(edgeIp6RuleCommands(edgeKernelState(v4only, bridgePort), empty), []);
+    assert.match(renderEdgeNft(v4only, bridgePort), /table ip6 rhumb_edge\ndelete table ip6 rhumb_edge\n$/);
   });
 
   test('ip commands add what is missing, remove what is not wanted, keep the rest', () => {

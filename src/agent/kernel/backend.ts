@@ -18,7 +18,7 @@ import { canonicalMac } from '../../net/addr.js';
 import { type NicPlumbing, PlumbingError, type StagedPlumbing, VXLAN_OVERHEAD } from '../plumbing/nic.js';
 import { applyNftables } from '../plumbing/run.js';
 import { ip } from '../plumbing/iproute.js';
-import { type KernelLink, type KernelLinks, kernelLinks } from './links.js';
+import { type KernelLink, type KernelLinks, kernelLinks, ndProxyIpv6 } from './links.js';
 import type { EdgeRouter, PublishedPort } from '../../edge/plan.js';
 import { EdgeInputs } from '../edge-inputs.js';
 import { EdgeApplier } from './edge.js';
@@ -75,6 +75,8 @@ export class KernelBackend implements DataplaneBackend {
         this.vnetByIfindex.set(l.ifindex, own.vnet);
         // Encryption turned on or off while no agent ran.
         if (l.vxlanLocal !== undefined && l.vxlanLocal !== this.local) await this.setLocal(own.vnet);
+        // Made by an agent that turned IPv6 off on it: IPv6 neighbours need it on.
+        await ndProxyIpv6(l.name);
       } else if (own?.kind === 'bridge') bridgeVnet.set(l.name, own.vnet);
     }
     for (const l of links) {

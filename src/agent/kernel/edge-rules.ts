@@ -16,8 +16,8 @@
  *   between subnets a router connects; replies follow their connection;
  * - postrouting: SNAT to the external address.
  */
-import { firstProblem, ifnameProblem, intProblem, ipv4CidrProblem, ipv4Problem, macProblem } from '../plumbing/checks.js';
-import { EDGE_BASE, EDGE_MARK_MASK, EDGE_RULE_PREF, EDGE_TAG_MASK, type EdgePlan, type VnetEdge, publishedProblem } from '../../edge/plan.js';
+import { cidrProblem, firstProblem, ifnameProblem, intProblem, ipProblem, ipv4Problem, ipv6Problem, macProblem } from '../plumbing/checks.js';
+import { EDGE_BASE, EDGE_MARK_MASK, EDGE_RULE_PREF, EDGE_TAG_MASK, type EdgePlan, type VnetEdge, isV6, publishedProblem } from '../../edge/plan.js';
 import { markHex as hex } from '../../net/marks.js';
 
 export const EDGE_NFT_TABLE = 'rhumb_edge';
@@ -47,14 +47,17 @@ export function portsOf(v: VnetEdge, portOf: PortOf): EdgePort[] {
 
 function assertPlan(plan: EdgePlan, portOf: PortOf): void {
   const problems: Array<string | undefined> = [];
-  if (plan.external) problems.push(ifnameProblem(plan.external.iface), ipv4Problem('external address', plan.external.address));
+  if (plan.external) {
+    problems.push(ifnameProblem(plan.external.iface), ipv4Problem('external address', plan.external.address));
+    if (plan.external.address6 !== undefined) problems.push(ipv6Problem('external IPv6 address', plan.external.address6));
+  }
   for (const v of plan.vnets) {
     problems.push(intProblem('conntrack zone', v.zone, 1, 65535));
     for (const p of portsOf(v, portOf)) problems.push(ifnameProblem(p.dev), macProblem(p.mac));
-    for (const g of v.gateways) problems.push(ipv4Problem('gateway', g.address), ipv4CidrProblem('subnet', g.subnet));
-    for (const r of v.routes) problems.push(ipv4CidrProblem('route', r.subnet), ipv4Problem('route source', r.src), r.mtu === undefined ? undefined : intProblem('route MTU', r.mtu, 68, 65535));
-    for (const s of v.nat) problems.push(ipv4CidrProblem('NAT subnet', s));
-    for (const [a, b] of v.routed) problems.push(ipv4CidrProblem('routed subnet', a), ipv4CidrProblem('routed subnet', b));
+    for (const g of v.gateways) problems.push(ipProblem('gateway', g.address), cidrProblem('subnet', g.subnet));
+    for (const r of v.routes) problems.push(cidrProblem('route', r.subnet), ipProblem('route source', r.src), r.mtu === undefined ? undefined : intProblem('route MTU', r.mtu, 68, 65535));
+    for (const s of v.nat) problems.push(cidrProblem('NAT subnet', s));
+    for (const [a, b] of v.routed) problems.push(cidrProblem('routed subnet', a), cidrProblem('routed subnet', b));
     problems.push(publishedProblem(v.published));
     for (const p of v.published) problems.push(ipv4Problem('published address', p.ip));
   }
@@ -65,7 +68,24 @@ function assertPlan(plan: EdgePlan, portOf: PortOf): void {
 
 const set = (items: readonly string[]) => (items.length === 1 ? items[0]! : `{ ${items.join(', ')} }`);
 
-function vnetRules(v: VnetEdge, ports: EdgePort[], plan: EdgePlan): { raw: string[]; pre: string[]; input: string[]; forward: string[] } {
+/** An nftables family of the edge: IPv4 (table ip) or IPv6 (table ip6), with its words. */
+interface Family {
+  table: 'ip' | 'ip6';
+  v6: boolean;
+  /** The external address NAT uses for this family (IPv6: only when the external side has one). */
+  snat?: string | undefined;
+}
+
+function familyOf(plan: EdgePlan, v6: boolean): Family {
+  return v6 ? { table: 'ip6', v6, snat: plan.external?.address6 } : { table: 'ip', v6, snat: plan.external?.address };
+}
+
+function vnetRules(v: VnetEdge, ports: EdgePort[], plan: EdgePlan, fam: Family): { raw: string[]; pre: string[]; input: string[]; forward: string[] } {
+  const mine = (text: string) => isV6(text) === fam.v6;
+  const gateways = v.gateways.filter((g) => mine(g.address));
+  const nat = fam.snat ? v.nat.filter(mine) : [];
+  const routed = v.routed.filter(([a]) => mine(a));
+  const ip = fam.table;
   const mark = hex(v.mark);
   // The firewall's state bits may be set beside the vnet's mark (../../net/marks.ts).
   const marked = `meta mark & ${hex(EDGE_MARK_MASK)} == ${mark}`;
@@ -74,43 +94,61 @@ function vnetRules(v: VnetEdge, ports: EdgePort[], plan: EdgePlan): { raw: strin
   // With br_netfilter the IP hooks also see bridged frames, with the bridge as their
   // device: only frames sent to the gateway MAC are the vnet's routed traffic.
   const pre = ports.map((p) => `iifname "${p.dev}" ether daddr ${p.mac} meta mark set ${mark} ct mark set ${mark}`);
-  const input = v.gateways.length > 0 ? [`${marked} ip daddr ${set(v.gateways.map((g) => g.address))} icmp type echo-request accept`] : [];
+  const echo = fam.v6 ? 'icmpv6 type echo-request' : 'icmp type echo-request';
+  const input = gateways.length > 0 ? [`${marked} ${ip} daddr ${set(gateways.map((g) => g.address))} ${echo} accept`] : [];
+  // IPv6 needs neighbour discovery with the gateway (unicast solicitations and adverts reach it marked).
+  if (fam.v6) input.push(`${marked} icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept`);
   const forward: string[] = [];
-  if (plan.external && v.nat.length > 0) forward.push(`${marked} oifname "${plan.external.iface}" ip saddr ${set(v.nat)} accept`);
-  for (const [a, b] of v.routed) forward.push(`${marked} ip saddr ${a} ip daddr ${b} accept`);
+  if (plan.external && nat.length > 0) forward.push(`${marked} oifname "${plan.external.iface}" ${ip} saddr ${set(nat)} accept`);
+  for (const [a, b] of routed) forward.push(`${marked} ${ip} saddr ${a} ${ip} daddr ${b} accept`);
   return { raw, pre, input, forward };
 }
 
-/** A complete `nft -f` transaction replacing the edge table (removing it when the plan is empty). */
+/** Whether the plan routes any IPv6 (then the node's edge has an ip6 table too). */
+export function planHasIpv6(plan: EdgePlan): boolean {
+  return plan.vnets.some((v) => v.gateways.some((g) => isV6(g.address)) || v.routes.some((r) => isV6(r.subnet)));
+}
+
+/**
+ * A complete `nft -f` transaction replacing the edge tables (removing them when the plan is
+ * empty): table ip rhumb_edge, and table ip6 rhumb_edge when the plan routes IPv6.
+ */
 export function renderEdgeNft(plan: EdgePlan, portOf: PortOf): string {
   assertPlan(plan, portOf);
-  const head = [`table ip ${EDGE_NFT_TABLE}`, `delete table ip ${EDGE_NFT_TABLE}`];
-  if (plan.vnets.length === 0) return [...head, ''].join('\n');
+  const v4 = renderFamilyTable(plan, portOf, familyOf(plan, false));
+  const v6 = planHasIpv6(plan) ? renderFamilyTable(plan, portOf, familyOf(plan, true)) : [`table ip6 ${EDGE_NFT_TABLE}`, `delete table ip6 ${EDGE_NFT_TABLE}`];
+  return [...v4, ...v6, ''].join('\n');
+}
+
+function renderFamilyTable(plan: EdgePlan, portOf: PortOf, fam: Family): string[] {
+  const head = [`table ${fam.table} ${EDGE_NFT_TABLE}`, `delete table ${fam.table} ${EDGE_NFT_TABLE}`];
+  if (plan.vnets.length === 0) return head;
   const ours = `meta mark & ${hex(EDGE_TAG_MASK)} == ${hex(EDGE_BASE)}`;
   const raw: string[] = [];
   const pre: string[] = [];
   const input: string[] = [];
   const forward: string[] = [];
   for (const v of plan.vnets) {
-    const r = vnetRules(v, portsOf(v, portOf), plan);
+    const r = vnetRules(v, portsOf(v, portOf), plan, fam);
     raw.push(...r.raw);
     pre.push(...r.pre);
     input.push(...r.input);
     forward.push(...r.forward);
   }
+  const ports = [...new Set(plan.vnets.flatMap((v) => portsOf(v, portOf).map((p) => p.dev)))].sort();
   const ext = plan.external;
-  // Published ports: DNAT on the external address; the connection carries the vnet's mark
+  // Published ports (IPv4): DNAT on the external address; the connection carries the vnet's mark
   // (its packets are routed by the vnet's table, its replies leave as the external address).
-  const dnat = ext
+  const dnat = ext && !fam.v6
     ? plan.vnets.flatMap((v) =>
         v.published.map((p) => `iifname "${ext.iface}" ip daddr ${ext.address} ${p.protocol} dport ${p.hostPort} meta mark set ${hex(v.mark)} ct mark set ${hex(v.mark)} dnat to ${p.ip}:${p.port}`),
       )
     : [];
-  if (ext) pre.push(`iifname "${ext.iface}" ct mark & ${hex(EDGE_TAG_MASK)} == ${hex(EDGE_BASE)} meta mark set ct mark`);
+  if (ext && fam.snat) pre.push(`iifname "${ext.iface}" ct mark & ${hex(EDGE_TAG_MASK)} == ${hex(EDGE_BASE)} meta mark set ct mark`);
   const chain = (name: string, hook: string, rules: string[]) => [`  chain ${name} {`, `    ${hook}`, ...rules.map((r) => `    ${r}`), '  }'];
   return [
     ...head,
-    `table ip ${EDGE_NFT_TABLE} {`,
+    `table ${fam.table} ${EDGE_NFT_TABLE} {`,
     ...chain('raw', 'type filter hook prerouting priority raw; policy accept;', raw),
     ...chain('prerouting', 'type filter hook prerouting priority mangle; policy accept;', pre),
     ...chain('input', 'type filter hook input priority filter; policy accept;', [...input, `${ours} ct state established,related accept`, `${ours} drop`]),
@@ -121,10 +159,11 @@ export function renderEdgeNft(plan: EdgePlan, portOf: PortOf): string {
       `${ours} drop`,
     ]),
     ...(dnat.length > 0 ? chain('dstnat', 'type nat hook prerouting priority dstnat; policy accept;', dnat) : []),
-    ...chain('postrouting', 'type nat hook postrouting priority srcnat; policy accept;', ext ? [`${ours} oifname "${ext.iface}" snat to ${ext.address}`] : []),
+    // A redirect would send an instance around the router (straight to another network's port).
+    ...(fam.v6 ? chain('output', 'type filter hook output priority filter; policy accept;', [`oifname ${set(ports.map((p) => `"${p}"`))} icmpv6 type nd-redirect drop`]) : []),
+    ...chain('postrouting', 'type nat hook postrouting priority srcnat; policy accept;', ext && fam.snat ? [`${ours} oifname "${ext.iface}" snat ${fam.v6 ? 'ip6 ' : ''}to ${fam.snat}`] : []),
     '}',
-    '',
-  ].join('\n');
+  ];
 }
 
 /** An address the edge puts on a vnet's bridge. */
@@ -145,6 +184,8 @@ export interface EdgeRoute {
 }
 
 export interface EdgeRule {
+  /** 6: an `ip -6 rule` (default: IPv4). */
+  family?: 6;
   mark: number;
   /** Which bits of the packet's mark the rule compares (iproute2's fwmask; 0xffffffff when a rule has none). */
   mask: number;
@@ -165,13 +206,14 @@ export function edgeKernelState(plan: EdgePlan, portOf: PortOf): EdgeKernelState
     for (const g of v.gateways) out.addresses.push({ dev: portOf(v.vnet, g.vlan).dev, address: g.address, prefix: g.prefix });
     for (const r of v.routes) out.routes.push({ table: v.table, dst: r.subnet, dev: portOf(v.vnet, r.vlan).dev, src: r.src, ...(r.mtu ? { mtu: r.mtu } : {}) });
     out.rules.push({ mark: v.mark, mask: EDGE_MARK_MASK, table: v.table });
+    if (v.gateways.some((g) => isV6(g.address)) || v.routes.some((r) => isV6(r.subnet))) out.rules.push({ family: 6, mark: v.mark, mask: EDGE_MARK_MASK, table: v.table });
   }
   return out;
 }
 
 const addrKey = (a: EdgeAddress) => `${a.dev} ${a.address}/${a.prefix}`;
 const routeKey = (r: EdgeRoute) => `${r.table} ${r.dst} ${r.dev} ${r.src} ${r.mtu ?? ''}`;
-const ruleKey = (r: EdgeRule) => `${r.mark}/${r.mask} ${r.table}`;
+const ruleKey = (r: EdgeRule) => `${r.family === 6 ? '6 ' : ''}${r.mark}/${r.mask} ${r.table}`;
 const fwmark = (r: EdgeRule) => (r.mask >>> 0 === 0xffffffff ? hex(r.mark) : `${hex(r.mark)}/${hex(r.mask)}`);
 
 /**
@@ -180,10 +222,23 @@ const fwmark = (r: EdgeRule) => (r.mask >>> 0 === 0xffffffff ? hex(r.mark) : `${
  * removals, so nothing that stays blinks.
  */
 export function edgeIpCommands(want: EdgeKernelState, current: EdgeKernelState): string[] {
+  return ipCommands(want, current, false);
+}
+
+/** The `ip -6 -batch` lines for the IPv6 rules (iproute2 takes a rule's family from the command line only). */
+export function edgeIp6RuleCommands(want: EdgeKernelState, current: EdgeKernelState): string[] {
+  return ipCommands(want, current, true);
+}
+
+function ipCommands(want: EdgeKernelState, current: EdgeKernelState, v6Rules: boolean): string[] {
   const lines: string[] = [];
+  const ofRules = (s: EdgeKernelState): EdgeKernelState =>
+    v6Rules ? { addresses: [], routes: [], rules: s.rules.filter((r) => r.family === 6) } : { ...s, rules: s.rules.filter((r) => r.family !== 6) };
+  want = ofRules(want);
+  current = ofRules(current);
   const have = { a: new Set(current.addresses.map(addrKey)), r: new Set(current.routes.map(routeKey)), u: new Set(current.rules.map(ruleKey)) };
   const keep = { a: new Set(want.addresses.map(addrKey)), r: new Set(want.routes.map(routeKey)), u: new Set(want.rules.map(ruleKey)) };
-  for (const a of want.addresses) if (!have.a.has(addrKey(a))) lines.push(`addr add ${a.address}/${a.prefix} dev ${a.dev} noprefixroute`);
+  for (const a of want.addresses) if (!have.a.has(addrKey(a))) lines.push(`addr add ${a.address}/${a.prefix} dev ${a.dev} noprefixroute${isV6(a.address) ? ' nodad' : ''}`);
   for (const r of want.routes) if (!have.r.has(routeKey(r))) lines.push(`route replace ${r.dst} dev ${r.dev} src ${r.src} table ${r.table}${r.mtu ? ` mtu ${r.mtu}` : ''}`);
   for (const u of want.rules) if (!have.u.has(ruleKey(u))) lines.push(`rule add pref ${EDGE_RULE_PREF} fwmark ${fwmark(u)} lookup ${u.table}`);
   const wantedDst = new Set(want.routes.map((r) => `${r.table} ${r.dst}`));

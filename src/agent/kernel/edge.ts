@@ -6,14 +6,14 @@
  * in one transaction (natively when built). What of ours is there is read back each
  * time, so a restarted agent converges from whatever the last one left.
  */
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { Links, nativeLinksAvailable } from '../../dataplane/links.js';
-import { type EdgePlan, EDGE_RULE_PREF, vnetOfTable } from '../../edge/plan.js';
+import { type EdgePlan, EDGE_RULE_PREF, isV6, vnetOfTable } from '../../edge/plan.js';
 import { canonicalMac } from '../../net/addr.js';
 import { ip, ipBatch, listLinks } from '../plumbing/iproute.js';
 import { bridgeName, parseDeviceName } from '../plumbing/names.js';
 import { asPlumbingError, applyNftables } from '../plumbing/run.js';
-import { type EdgeKernelState, type PortOf, edgeIpCommands, edgeKernelState, portsOf, renderEdgeNft } from './edge-rules.js';
+import { type EdgeKernelState, type PortOf, edgeIp6RuleCommands, edgeIpCommands, edgeKernelState, planHasIpv6, portsOf, renderEdgeNft } from './edge-rules.js';
 import { gatewayMac } from '../../edge/plan.js';
 
 /** The kernel backend's gateway port: the vnet's bridge, for all its VLANs. */
@@ -31,29 +31,52 @@ async function sysctl(path: string, value: string): Promise<void> {
 
 /** Addresses, routes and rules of ours in this namespace now. */
 async function currentState(): Promise<EdgeKernelState> {
-  const [addrs, routes, rules] = await Promise.all([
-    ip(['-j', '-4', 'addr', 'show']),
-    ip(['-j', '-4', 'route', 'show', 'table', 'all']),
-    ip(['-j', '-4', 'rule', 'show']),
-  ]);
   const out: EdgeKernelState = { addresses: [], routes: [], rules: [] };
+  await readFamily('-4', out);
+  await readFamily('-6', out);
+  return out;
+}
+
+async function readFamily(family: '-4' | '-6', out: EdgeKernelState): Promise<void> {
+  const [addrs, routes, rules] = await Promise.all([
+    ip(['-j', family, 'addr', 'show']),
+    ip(['-j', family, 'route', 'show', 'table', 'all']),
+    ip(['-j', family, 'rule', 'show']),
+  ]);
+  const host = family === '-6' ? '/128' : '/32';
   for (const l of JSON.parse(addrs) as Array<{ ifname: string; addr_info?: Array<{ family: string; local: string; prefixlen: number }> }>) {
     if (!isPortName(l.ifname)) continue;
-    for (const a of l.addr_info ?? []) if (a.family === 'inet') out.addresses.push({ dev: l.ifname, address: a.local, prefix: a.prefixlen });
+    for (const a of l.addr_info ?? []) {
+      // IPv6: only the addresses we put there (no link-local: the ports have none).
+      if (a.family === 'inet' || (a.family === 'inet6' && !a.local.startsWith('fe80:'))) out.addresses.push({ dev: l.ifname, address: a.local, prefix: a.prefixlen });
+    }
   }
   for (const r of JSON.parse(routes) as Array<{ dst: string; dev?: string; table?: string; prefsrc?: string; type?: string; metrics?: Array<{ mtu?: number }> }>) {
     const table = Number(r.table);
     if (r.type !== undefined && r.type !== 'unicast') continue;
     if (!Number.isInteger(table) || vnetOfTable(table) === undefined || !r.dev) continue;
     const mtu = r.metrics?.find((m) => m.mtu !== undefined)?.mtu;
-    out.routes.push({ table, dst: r.dst.includes('/') ? r.dst : `${r.dst}/32`, dev: r.dev, src: r.prefsrc ?? '', ...(mtu ? { mtu } : {}) });
+    out.routes.push({ table, dst: r.dst.includes('/') ? r.dst : `${r.dst}${host}`, dev: r.dev, src: r.prefsrc ?? '', ...(mtu ? { mtu } : {}) });
   }
   for (const u of JSON.parse(rules) as Array<{ priority: number; fwmark?: string; fwmask?: string; table?: string }>) {
     if (u.priority !== EDGE_RULE_PREF || !u.fwmark || !u.table) continue;
     // No mask: an exact rule (an agent before the firewall shared the mark); replaced by a masked one.
-    out.rules.push({ mark: Number(u.fwmark), mask: u.fwmask ? Number(u.fwmask) : 0xffffffff, table: Number(u.table) });
+    out.rules.push({ ...(family === '-6' ? { family: 6 as const } : {}), mark: Number(u.fwmark), mask: u.fwmask ? Number(u.fwmask) : 0xffffffff, table: Number(u.table) });
   }
-  return out;
+}
+
+/**
+ * IPv6 on a gateway port (ports are made with it off). The kernel sends neighbour
+ * solicitations only from a link-local address: the port's, derived from the shared
+ * gateway MAC (the same on every node, never routed). No DAD, no router adverts taken;
+ * the edge's ip6 table keeps the node from sending redirects through it.
+ */
+async function enableIpv6(dev: string): Promise<void> {
+  if ((await readFile(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, 'utf8')).trim() === '0') return;
+  await sysctl(`ipv6/conf/${dev}/addr_gen_mode`, '0');
+  await sysctl(`ipv6/conf/${dev}/accept_dad`, '0');
+  await sysctl(`ipv6/conf/${dev}/accept_ra`, '0');
+  await sysctl(`ipv6/conf/${dev}/disable_ipv6`, '0');
 }
 
 /** Gives a bridge the vnet's gateway MAC (bridges made before the edge existed lack it). */
@@ -96,21 +119,34 @@ export class EdgeApplier {
  */
 export async function applyEdge(plan: EdgePlan, portOf: PortOf = bridgePort): Promise<void> {
   try {
+    const v6 = planHasIpv6(plan);
     if (plan.vnets.length > 0) {
       await sysctl('ipv4/ip_forward', '1');
       // The node's own answers (pings to a gateway, ICMP errors) carry the request's mark.
       await sysctl('ipv4/fwmark_reflect', '1');
     }
+    const nft = renderEdgeNft(plan, portOf);
+    if (v6) {
+      // The ip6 table (marks, and drop for what a vnet may not do) before any port speaks IPv6.
+      await applyNftables(nft);
+      await sysctl('ipv6/conf/all/forwarding', '1');
+      await sysctl('ipv6/fwmark_reflect', '1');
+    }
     for (const v of plan.vnets) {
+      const v6Vlans = new Set([...v.gateways.filter((g) => isV6(g.address)).map((g) => g.vlan), ...v.routes.filter((r) => isV6(r.subnet)).map((r) => r.vlan)]);
       for (const p of portsOf(v, portOf)) {
         // Reverse-path checks with the mark (the vnet's table); ARP answered only for the port's own addresses.
         await sysctl(`ipv4/conf/${p.dev}/src_valid_mark`, '1');
         await sysctl(`ipv4/conf/${p.dev}/arp_ignore`, '1');
+        if ([...v6Vlans].some((vlan) => portOf(v.vnet, vlan).dev === p.dev)) await enableIpv6(p.dev);
       }
     }
     if (portOf === bridgePort) await setBridgeMacs(plan);
-    await ipBatch(edgeIpCommands(edgeKernelState(plan, portOf), await currentState()));
-    await applyNftables(renderEdgeNft(plan, portOf));
+    const want = edgeKernelState(plan, portOf);
+    const now = await currentState();
+    await ipBatch(edgeIpCommands(want, now));
+    await ipBatch(edgeIp6RuleCommands(want, now), [], ['-6']);
+    await applyNftables(nft);
   } catch (err) {
     throw asPlumbingError(err, 'edge');
   }

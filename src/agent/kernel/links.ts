@@ -9,14 +9,14 @@
  * NIC (Docker) has both veth ends here and its host end in the bridge from the start,
  * down until it is activated.
  */
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { Links } from '../../dataplane/links.js';
 import { IpCommandError, inNetns, ip, ipBatch, linkWithAddress, listLinks } from '../plumbing/iproute.js';
 import { bridgeName, hostVethName, vnetGroup, vxlanName } from '../plumbing/names.js';
 import {
-  type NicPlumbing, type StagedPlumbing, hostSideCommands, hostVeth, instanceCommands, instanceConfig, stagedHostSideCommands, stagedHostVeth,
+  type NicPlumbing, type StagedPlumbing, hostSideCommands, hostVeth, instanceCommands, stagedHostSideCommands, stagedHostVeth,
 } from '../plumbing/nic.js';
-import { asPlumbingError, nativePlumbing } from '../plumbing/run.js';
+import { asPlumbingError, configureInstance, nativePlumbing } from '../plumbing/run.js';
 import { type VnetDeviceSpec, vnetCommands, vnetLinks } from './vnet.js';
 
 export interface KernelLink {
@@ -55,6 +55,21 @@ async function quietIpv6(dev: string): Promise<void> {
   await writeFile(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, '1').catch(() => undefined);
 }
 
+/**
+ * The vxlan device answers IPv6 neighbour solicitations from its neighbour table, which
+ * the kernel keeps only while IPv6 is on: on, but with no address of its own (no
+ * link-local, so no DAD, MLD or router solicitations) and no router adverts taken.
+ */
+export async function ndProxyIpv6(dev: string): Promise<void> {
+  const conf = `/proc/sys/net/ipv6/conf/${dev}`;
+  // Already on (made so by an agent): leave it, its neighbour entries with it.
+  if ((await readFile(`${conf}/disable_ipv6`, 'utf8').catch(() => '1')).trim() === '0') return;
+  // Off first: that drops a link-local address made while it was up.
+  for (const [key, value] of [['disable_ipv6', '1'], ['addr_gen_mode', '1'], ['accept_ra', '0'], ['accept_dad', '0'], ['disable_ipv6', '0']] as const) {
+    await writeFile(`${conf}/${key}`, value).catch(() => undefined);
+  }
+}
+
 const native: KernelLinks = {
   async underlay(address) {
     const addr = (await Links.addresses()).find((a) => a.address === address);
@@ -71,7 +86,7 @@ const native: KernelLinks = {
     try {
       await Links.add(bridge);
       const ifindex = await Links.add(vxlan);
-      await quietIpv6(vxlan.name);
+      await ndProxyIpv6(vxlan.name);
       await quietIpv6(bridge.name);
       return ifindex;
     } catch (err) {
@@ -89,7 +104,7 @@ const native: KernelLinks = {
     }
     try {
       await quietIpv6(veth.name);
-      await Links.configureNetns(p.netns, instanceConfig(p));
+      await configureInstance(p);
       await Links.set(veth.name, { master: bridgeName(p.vnet), up: true });
     } catch (err) {
       await Links.del(veth.name).catch(() => undefined);
@@ -148,7 +163,7 @@ const iproute: KernelLinks = {
       await ipBatch(vnetCommands(spec));
       const vx = (await listLinks()).find((l) => l.name === vxlanName(spec.vnet));
       if (!vx) throw new Error(`${vxlanName(spec.vnet)} vanished after creation`);
-      await quietIpv6(vxlanName(spec.vnet));
+      await ndProxyIpv6(vxlanName(spec.vnet));
       await quietIpv6(bridgeName(spec.vnet));
       return vx.ifindex;
     } catch (err) {

@@ -5,7 +5,7 @@
  * Every value is checked against a strict shape before any such text is built; the checks
  * are pure and each returns the reason for a refusal (or undefined when the value is fine).
  */
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 
 /** Longest name under /run/netns this agent accepts (CNI and `ip netns` names are far shorter). */
 export const MAX_NETNS_NAME = 128;
@@ -80,6 +80,29 @@ export function ipv4CidrProblem(what: string, cidr: unknown): string | undefined
   if (typeof cidr !== 'string') return bad;
   const m = /^([0-9.]+)\/(0|[1-9][0-9]?)$/.exec(cidr);
   return m && isIPv4(m[1]!) && Number(m[2]) <= 32 ? undefined : bad;
+}
+
+/** An IPv6 address in canonical (RFC 5952) text only: no zone, no embedded IPv4 form. */
+export function ipv6Problem(what: string, ip: unknown): string | undefined {
+  return typeof ip === 'string' && isIPv6(ip) && /^[0-9a-f:]+$/.test(ip) ? undefined : `${what} is not an IPv6 address: ${JSON.stringify(ip)}`;
+}
+
+/** An IPv4 or (canonical) IPv6 address. */
+export function ipProblem(what: string, ip: unknown): string | undefined {
+  return typeof ip === 'string' && isIPv4(ip) ? undefined : ipv6Problem(what, ip) && `${what} is not an IP address: ${JSON.stringify(ip)}`;
+}
+
+/** `h:h::/n` with n in 0..128 (hex, colons, no zone). */
+export function ipv6CidrProblem(what: string, cidr: unknown): string | undefined {
+  const bad = `${what} is not an IPv6 prefix (h:h::/n): ${JSON.stringify(cidr)}`;
+  if (typeof cidr !== 'string') return bad;
+  const m = /^([0-9a-f:]+)\/(0|[1-9][0-9]{0,2})$/.exec(cidr);
+  return m && isIPv6(m[1]!) && Number(m[2]) <= 128 ? undefined : bad;
+}
+
+/** An IPv4 or IPv6 prefix. */
+export function cidrProblem(what: string, cidr: unknown): string | undefined {
+  return ipv4CidrProblem(what, cidr) && ipv6CidrProblem(what, cidr) && `${what} is not an IP prefix (address/n): ${JSON.stringify(cidr)}`;
 }
 
 export function intProblem(what: string, v: unknown, min: number, max: number): string | undefined {

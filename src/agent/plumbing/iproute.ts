@@ -38,9 +38,9 @@ export async function bridgeCmd(args: string[]): Promise<string> {
 }
 
 /** `ip -batch -` with these lines; stops at the first failing line. */
-export function ipBatch(lines: readonly string[], prefix: string[] = []): Promise<void> {
+export function ipBatch(lines: readonly string[], prefix: string[] = [], options: string[] = []): Promise<void> {
   if (lines.length === 0) return Promise.resolve();
-  const argv = [...prefix, 'ip', '-batch', '-'];
+  const argv = [...prefix, 'ip', ...options, '-batch', '-'];
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'ignore', 'pipe'] });
     let stderr = '';

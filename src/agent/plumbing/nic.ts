@@ -12,11 +12,12 @@
  * - stagedHostVeth / stagedHostSideCommands, stagedTapCommands: a NIC staged for a runtime
  *   that moves the interface itself (Docker), without carrier until it is activated.
  */
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import type { ApiNic } from '../napi-client.js';
 import { vnetFromNicTag } from '../napi-client.js';
 import {
-  MAX_MTU, MIN_MTU, firstProblem, ifnameProblem, intProblem, ipv4CidrProblem, ipv4Problem, macProblem, netnsPathProblem,
+  MAX_MTU, MIN_MTU, firstProblem, ifnameProblem, intProblem, ipv4CidrProblem, ipv4Problem, ipv6CidrProblem, ipv6Problem, macProblem,
+  netnsPathProblem,
 } from './checks.js';
 import { bridgeName, hostVethName, vnetGroup } from './names.js';
 import { canonicalMac } from '../../net/addr.js';
@@ -65,6 +66,18 @@ function prefixFromNetmask(mask: string): number {
   return n === 0 ? 0 : bits.length;
 }
 
+/** The prefix length of an IPv6 NIC: its network's subnet (NAPI serializes no netmask for IPv6). */
+function prefixFromSubnet(subnet: string | undefined, mac: string): number {
+  const m = subnet === undefined ? null : /^[0-9a-fA-F:]+\/(\d{1,3})$/.exec(subnet);
+  if (!m || Number(m[1]) > 128) throw new PlumbingError(`NIC ${mac} has no IPv6 subnet (got ${JSON.stringify(subnet)})`);
+  return Number(m[1]);
+}
+
+/** The address family of a NIC's settings. */
+export function isIpv6Nic(s: Pick<NicSettings, 'ip'>): boolean {
+  return isIPv6(s.ip);
+}
+
 /** The NIC's own settings (what NAPI says), without where it goes. */
 export type NicSettings = Omit<NicPlumbing, 'netns' | 'ifname'>;
 
@@ -73,13 +86,14 @@ export function nicSettings(nic: ApiNic): NicSettings {
   if (!nic.fabric) throw new PlumbingError(`NIC ${nic.mac} is not on a fabric network`);
   const vnet = vnetFromNicTag(nic.nic_tag);
   if (vnet === undefined) throw new PlumbingError(`NIC ${nic.mac} has no vnet in its nic_tag (${nic.nic_tag ?? 'none'})`);
-  if (!nic.ip || !isIPv4(nic.ip)) throw new PlumbingError(`NIC ${nic.mac} has no IPv4 address`);
-  if (!nic.netmask) throw new PlumbingError(`NIC ${nic.mac} has no netmask`);
+  if (!nic.ip || !(isIPv4(nic.ip) || isIPv6(nic.ip))) throw new PlumbingError(`NIC ${nic.mac} has no IP address`);
+  const v6 = isIPv6(nic.ip);
+  if (!v6 && !nic.netmask) throw new PlumbingError(`NIC ${nic.mac} has no netmask`);
   const routes: RouteSpec[] = [];
   for (const [dst, hop] of Object.entries(nic.routes ?? {})) {
-    const target = dst.includes('/') ? dst : `${dst}/32`;
+    const target = dst.includes('/') ? dst : `${dst}/${v6 ? 128 : 32}`;
     if (/^macs\[/.test(hop) || hop === 'linklocal') routes.push({ dst: target });
-    else if (isIPv4(hop)) routes.push({ dst: target, via: hop });
+    else if (v6 ? isIPv6(hop) : isIPv4(hop)) routes.push({ dst: target, via: hop });
     else throw new PlumbingError(`NIC ${nic.mac}: route ${dst} has an unusable next hop ${hop}`);
   }
   let mac: string;
@@ -91,7 +105,7 @@ export function nicSettings(nic: ApiNic): NicSettings {
   const settings: NicSettings = {
     mac,
     ip: nic.ip,
-    prefix: prefixFromNetmask(nic.netmask),
+    prefix: v6 ? prefixFromSubnet(nic.subnet, mac) : prefixFromNetmask(nic.netmask!),
     mtu: nic.mtu ?? 1500 - VXLAN_OVERHEAD,
     gateway: nic.gateway && nic.gateway !== nic.ip ? nic.gateway : undefined,
     routes,
@@ -116,13 +130,17 @@ export function plumbingFor(nic: ApiNic, netns: string, ifname = 'eth0'): NicPlu
 
 /** Every field of a NIC's settings that ends up in ip or nft text, checked. */
 function settingsProblem(s: NicSettings): string | undefined {
+  // Every address of a NIC is of its own family (a dual-stack instance has a NIC per family).
+  const v6 = typeof s.ip === 'string' && isIPv6(s.ip);
+  const addr = v6 ? ipv6Problem : ipv4Problem;
+  const cidr = v6 ? ipv6CidrProblem : ipv4CidrProblem;
   return firstProblem(
     macProblem(s.mac),
-    ipv4Problem('ip', s.ip),
-    intProblem('prefix', s.prefix, 0, 32),
-    intProblem('mtu', s.mtu, MIN_MTU, MAX_MTU),
-    s.gateway === undefined ? undefined : ipv4Problem('gateway', s.gateway),
-    ...s.routes.flatMap((r) => [ipv4CidrProblem('route destination', r.dst), r.via === undefined ? undefined : ipv4Problem('route next hop', r.via)]),
+    addr('ip', s.ip),
+    intProblem('prefix', s.prefix, 0, v6 ? 128 : 32),
+    intProblem('mtu', s.mtu, v6 ? 1280 : MIN_MTU, MAX_MTU),
+    s.gateway === undefined ? undefined : addr('gateway', s.gateway),
+    ...s.routes.flatMap((r) => [cidr('route destination', r.dst), r.via === undefined ? undefined : addr('route next hop', r.via)]),
     intProblem('vnet', s.vnet, 0, 0xffffff),
     intProblem('vlan', s.vlan, 0, 4095),
   );
@@ -154,7 +172,10 @@ export function hostSideCommands(p: NicPlumbing): string[] {
 /** `ip -batch` lines run inside the instance namespace. */
 export function instanceCommands(p: NicPlumbing): string[] {
   assertSafe(p);
-  const lines = [`link set lo up`, `addr add ${p.ip}/${p.prefix} dev ${p.ifname}`, `link set ${p.ifname} up`];
+  // IPv6: no duplicate address detection (NAPI gave the address to this NIC alone; DAD
+  // would hold it tentative for a second while its probes go nowhere).
+  const nodad = isIpv6Nic(p) ? ' nodad' : '';
+  const lines = [`link set lo up`, `addr add ${p.ip}/${p.prefix} dev ${p.ifname}${nodad}`, `link set ${p.ifname} up`];
   for (const r of p.routes) lines.push(r.via ? `route replace ${r.dst} via ${r.via} dev ${p.ifname}` : `route replace ${r.dst} dev ${p.ifname} scope link`);
   if (p.gateway) lines.push(`route replace default via ${p.gateway} dev ${p.ifname}`);
   return lines;

@@ -3,15 +3,17 @@
  * namespace), rendered from the NICs plumbed here and replaced atomically with `nft -f`:
  *
  * - Anti-spoofing: frames an instance sends must carry its NIC's MAC (Ethernet and ARP
- *   sender) and IP (IPv4 and ARP sender; 0.0.0.0 allowed for DHCP and ARP probes), unless
- *   the NIC has allow_mac_spoofing / allow_ip_spoofing.
+ *   sender) and IP (IPv4 and ARP sender; 0.0.0.0 allowed for DHCP and ARP probes; an IPv6
+ *   NIC's IPv6 source may also be link-local or ::), unless the NIC has
+ *   allow_mac_spoofing / allow_ip_spoofing.
  * - VLAN isolation on the node: two local ports of one vnet on different fabric VLANs
  *   exchange nothing. (Across nodes the kernel backend carries frames untagged: see
  *   ../kernel/vnet.ts.)
  *
  * Pure rendering here; KernelBackend applies it.
  */
-import { firstProblem, ipv4Problem, macProblem } from './checks.js';
+import { isIPv6 } from 'node:net';
+import { firstProblem, ipProblem, macProblem } from './checks.js';
 import { hostVethName } from './names.js';
 
 export const PORT_TABLE = 'rhumb_ports';
@@ -29,7 +31,7 @@ export interface PortPolicy {
 export function renderPortFilter(ports: readonly PortPolicy[]): string {
   for (const p of ports) {
     // Only plain values reach the nft text (it runs as root).
-    const problem = firstProblem(macProblem(p.mac), ipv4Problem('ip', p.ip));
+    const problem = firstProblem(macProblem(p.mac), ipProblem('ip', p.ip));
     if (problem) throw new TypeError(`port filter: ${problem}`);
   }
   const sorted = [...ports].sort((a, b) => a.vnet - b.vnet || a.vlan - b.vlan || a.mac.localeCompare(b.mac));
@@ -40,7 +42,12 @@ export function renderPortFilter(ports: readonly PortPolicy[]): string {
       rules.push(`iifname ${port} ether saddr != ${p.mac} drop`);
       rules.push(`iifname ${port} arp saddr ether != ${p.mac} drop`);
     }
-    if (!p.allowIpSpoofing) {
+    if (!p.allowIpSpoofing && isIPv6(p.ip)) {
+      // An IPv6 NIC: its address, link-local (neighbour discovery) and :: (DAD); no IPv4 of its own.
+      rules.push(`iifname ${port} arp saddr ip != 0.0.0.0 drop`);
+      rules.push(`iifname ${port} ether type ip ip saddr != 0.0.0.0 drop`);
+      rules.push(`iifname ${port} ether type ip6 ip6 saddr != { ${p.ip}, fe80::/10, :: } drop`);
+    } else if (!p.allowIpSpoofing) {
       rules.push(`iifname ${port} arp saddr ip != { ${p.ip}, 0.0.0.0 } drop`);
       rules.push(`iifname ${port} ether type ip ip saddr != { ${p.ip}, 0.0.0.0 } drop`);
     }

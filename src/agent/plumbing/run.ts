@@ -10,7 +10,7 @@ import { isNativeError } from '../../dataplane/addon.js';
 import { Links, nativeLinksAvailable } from '../../dataplane/links.js';
 import { nativeNftAvailable, nftApply as nativeNftApply } from '../../dataplane/nftables.js';
 import { IpCommandError, inNetns, ip, ipBatch, nftApply as spawnNftApply } from './iproute.js';
-import { type NicPlumbing, PlumbingError, type StagedPlumbing, instanceCommands, instanceConfig, stagedTapCommands } from './nic.js';
+import { type NicPlumbing, PlumbingError, type StagedPlumbing, instanceCommands, instanceConfig, isIpv6Nic, stagedTapCommands } from './nic.js';
 
 let native: boolean | undefined;
 
@@ -30,7 +30,8 @@ export function asPlumbingError(err: unknown, what?: string): unknown {
 /** Inside the NIC's namespace: lo up, address, interface up, routes, default route. */
 export async function configureInstance(p: NicPlumbing): Promise<void> {
   try {
-    if (nativePlumbing()) await Links.configureNetns(p.netns, instanceConfig(p));
+    // The native request knows IPv4 only: an IPv6 NIC is configured by iproute2 (rare, control path).
+    if (nativePlumbing() && !isIpv6Nic(p)) await Links.configureNetns(p.netns, instanceConfig(p));
     else await ipBatch(instanceCommands(p), inNetns(p.netns));
   } catch (err) {
     throw asPlumbingError(err);

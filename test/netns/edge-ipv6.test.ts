@@ -1,0 +1,198 @@
+/**
+ * IPv6 fabrics (issue #12), on both backends: instances on an IPv6 (fd00::/8) fabric
+ * network reach each other across nodes (neighbour discovery answered on the node from VL3
+ * lookups over SVP, nothing flooded), ping their gateway (answered on their own node with
+ * the vnet's shared gateway MAC), and reach a second IPv6 network of their owner once a
+ * router connects the two; an unconnected network and another owner's network with the
+ * same subnet get nothing; a dual-stack instance (one NIC per family) reaches peers on
+ * both; a firewall rule naming an IPv6 subnet applies.
+ *
+ * Needs root, a built dist/ (npm run build) and the native addon.
+ */
+import assert from 'node:assert/strict';
+import { randomInt, randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  type DatacenterNode,
+  ProcessOutput,
+  type RunningAgent,
+  buildUnderlay,
+  controllerListenArgs,
+  eventually,
+  registerUnderlayNetwork,
+  restClient,
+  startAgent,
+  svpEndpoint,
+  tcpProbeProgram,
+  tcpServersProgram,
+} from '../helpers/datacenter.js';
+import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
+import { type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
+
+const skip = netnsSkipReason();
+const OWNER_A = 'aaaaaaaa-0000-4000-8000-0000000000f6';
+const OWNER_B = 'bbbbbbbb-0000-4000-8000-0000000000f7';
+const PORTS = [7101, 7102];
+const PROBE = tcpProbeProgram(1500);
+
+interface Instance {
+  name: string;
+  uuid: string;
+  ns: string;
+  ip: string;
+}
+
+for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (${backend} backend)`, { skip, timeout: 150_000 }, () => {
+  const lab = new NetnsLab(backend === 'kernel' ? 'esk' : 'esu');
+  const underlay24 = `198.18.${randomInt(1, 250)}`;
+  let ctl: RunningController | undefined;
+  let stateRoot = '';
+  const nodes: Array<DatacenterNode & { agent?: RunningAgent }> = [];
+  const net: Record<string, string> = {};
+  const inst: Record<string, Instance> = {};
+  const api = restClient(() => ctl!.restUrl);
+
+  /** What `from` gets at each (address, port): "open" or "blocked". */
+  async function reach(from: Instance, targets: Array<[string, string, number]>): Promise<string[]> {
+    const out = await lab.exec(from.ns, process.execPath, '-e', PROBE, JSON.stringify(targets.map(([, ip, p]) => [ip, p])));
+    return (JSON.parse(out) as string[]).map((r, i) => `${targets[i]![0]}:${targets[i]![2]} ${r === 'open' ? 'open' : 'blocked'}`);
+  }
+
+  const to = (name: string, port = PORTS[0]!): [string, string, number] => [name, inst[name]!.ip, port];
+
+  async function expectReach(from: Instance, targets: Array<[string, string, number]>, want: string[], what: string): Promise<void> {
+    let last: string[] = [];
+    await eventually(async () => {
+      last = await reach(from, targets);
+      return JSON.stringify(last) === JSON.stringify(want);
+    }, 20_000, what).catch(async (err: Error) => {
+      throw new Error(`${err.message}: got ${JSON.stringify(last)}; ${await diagnostics()}`);
+    });
+  }
+
+  /** The nodes' drop counters and IPv6 neighbours, for a failure's message. */
+  async function diagnostics(): Promise<string> {
+    const out: string[] = [];
+    for (const n of nodes) {
+      const m = String((await http(n.agent!.api, 'GET', '/metrics')).body);
+      const drops = m.split('\n').filter((l) => /^rhumb_fastpath_(nic|engine)_total\{.*counter="drop_/.test(l) && !/ 0$/.test(l));
+      const neigh = await lab.exec(n.ns, 'ip', '-6', 'neigh', 'show').catch(() => '');
+      out.push(`${n.name}: ${drops.join('; ')} | neigh ${neigh.replace(/\n/g, '; ')}`);
+    }
+    return out.join(' || ');
+  }
+
+  function ping6(from: Instance, ip: string): Promise<boolean> {
+    return lab.exec(from.ns, 'ping', '-6', '-c', '1', '-W', '2', '-q', ip).then(() => true, () => false);
+  }
+
+  before(async () => {
+    stateRoot = await makeTempDir('e6-state');
+    const underlay = await buildUnderlay(lab, { subnet24: underlay24, nodeCount: 2, rootHosts: [254] });
+    nodes.push(...underlay.nodes);
+    ctl = await startControllerProcess({ args: controllerListenArgs(`${underlay24}.254`) });
+    await registerUnderlayNetwork(api, underlay24);
+    for (const n of nodes) {
+      n.agent = await startAgent(lab, n, {
+        controller: ctl.restUrl, svp: svpEndpoint(ctl), stateDir: join(stateRoot, n.name),
+        extraArgs: ['--backend', backend, '--router-poll', '300'],
+      });
+    }
+    const network = async (owner: string, vlan: number, name: string, params: Record<string, unknown>) => {
+      await http(ctl!.restUrl, 'POST', `/fabrics/${owner}/vlans`, { vlan_id: vlan });
+      net[name] = (await api('POST', `/fabrics/${owner}/vlans/${vlan}/networks`, { name, ...params })).uuid;
+    };
+    const v6 = (h: string) => ({ subnet: `fd00:${h}::/64`, provision_start_ip: `fd00:${h}::10`, provision_end_ip: `fd00:${h}::ff`, gateway: `fd00:${h}::1` });
+    await network(OWNER_A, 30, 'a6', v6('61'));
+    await network(OWNER_A, 31, 'b6', v6('62'));
+    await network(OWNER_A, 32, 'c6', v6('63'));
+    await network(OWNER_A, 33, 'a4', { subnet: '10.93.1.0/24', provision_start_ip: '10.93.1.10', provision_end_ip: '10.93.1.200', gateway: '10.93.1.1' });
+    // Owner B: the same subnet; its addresses from ::80 on, so that none is one of owner A's instances'.
+    await network(OWNER_B, 30, 'o6', { ...v6('61'), provision_start_ip: 'fd00:61::80' });
+
+    /** An instance with one NIC per network given (eth0, eth1, …) on node. */
+    const place = async (name: string, owner: string, networks: string[], node: (typeof nodes)[number]) => {
+      const uuid = randomUUID();
+      const ns = await lab.addNetns(name);
+      let first = '';
+      for (const [i, network] of networks.entries()) {
+        const nic = await api('POST', '/nics', { owner_uuid: owner, belongs_to_uuid: uuid, belongs_to_type: 'zone', network_uuid: net[network], cn_uuid: node.uuid, primary: i === 0 });
+        const r = await http(node.agent!.api, 'POST', '/attach', { mac: nic.mac, netns: `/run/netns/${ns}`, ifname: `eth${i}` });
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        if (i === 0) first = nic.ip;
+        inst[`${name}.${network}`] = { name, uuid, ns, ip: nic.ip };
+      }
+      inst[name] = { name, uuid, ns, ip: first };
+      const server = lab.spawnIn(ns, [process.execPath, '-e', tcpServersProgram(PORTS, '::')]);
+      const out = new ProcessOutput(server);
+      await out.until(() => out.lines.includes('ready'), 10_000, `servers in ${name}`);
+    };
+    await place('x1', OWNER_A, ['a6'], nodes[0]!);
+    await place('x2', OWNER_A, ['a6'], nodes[1]!);
+    await place('y', OWNER_A, ['b6'], nodes[1]!);
+    await place('ynear', OWNER_A, ['b6'], nodes[0]!);
+    await place('z', OWNER_A, ['c6'], nodes[1]!);
+    await place('p4', OWNER_A, ['a4'], nodes[1]!);
+    await place('dual', OWNER_A, ['a4', 'a6'], nodes[0]!);
+    await place('other', OWNER_B, ['o6'], nodes[1]!);
+  });
+
+  after(async () => {
+    await lab.cleanup();
+    await ctl?.stop();
+    if (stateRoot) await rm(stateRoot, { recursive: true, force: true });
+  });
+
+  it('instances on one IPv6 network reach each other across nodes (ping -6 and TCP)', async () => {
+    assert.match(inst.x1!.ip, /^fd00:61::/);
+    await expectReach(inst.x1!, [to('x2'), to('x2', PORTS[1])], ['x2:7101 open', 'x2:7102 open'], 'x1 reaches x2');
+    assert.deepEqual(await reach(inst.x2!, [to('x1')]), ['x1:7101 open']);
+    assert.ok(await ping6(inst.x1!, inst.x2!.ip), 'ping -6 x1 -> x2');
+    // The instance's address was configured without duplicate address detection.
+    const addr = await lab.exec(inst.x1!.ns, 'ip', '-6', 'addr', 'show', 'dev', 'eth0');
+    assert.match(addr, new RegExp(`inet6 ${inst.x1!.ip}/64 scope global nodad \n`));
+  });
+
+  it('an instance pings its IPv6 gateway, answered on its own node', async () => {
+    await eventually(() => ping6(inst.x1!, 'fd00:61::1'), 15_000, 'x1 pings its gateway');
+    assert.ok(await ping6(inst.x2!, 'fd00:61::1'), 'x2 pings its gateway');
+  });
+
+  it('a dual-stack instance reaches IPv4 and IPv6 peers', async () => {
+    await expectReach(inst.dual!, [to('p4'), to('x2')], ['p4:7101 open', 'x2:7101 open'], 'dual reaches both families');
+    assert.deepEqual(await reach(inst.x2!, [to('dual.a6')]), ['dual.a6:7101 open']);
+  });
+
+  it('without a router, another IPv6 network of the owner gets nothing', async () => {
+    assert.deepEqual(await reach(inst.x1!, [to('y'), to('ynear'), to('z')]), ['y:7101 blocked', 'ynear:7101 blocked', 'z:7101 blocked']);
+  });
+
+  it('a router connects two IPv6 networks across nodes and on one node; the unconnected one stays apart', async () => {
+    await api('POST', `/fabrics/${OWNER_A}/routers`, { name: 'six', networks: [net.a6, net.b6] });
+    await expectReach(inst.x1!, [to('y'), to('ynear')], ['y:7101 open', 'ynear:7101 open'], 'x1 reaches y through the router');
+    await expectReach(inst.y!, [to('x1'), to('x2', PORTS[1])], ['x1:7101 open', 'x2:7102 open'], 'y reaches x1 and x2 back');
+    assert.ok(await ping6(inst.x1!, inst.y!.ip), 'ping -6 across the router');
+    assert.deepEqual(await reach(inst.x1!, [to('z')]), ['z:7101 blocked']);
+    assert.deepEqual(await reach(inst.z!, [to('x1'), to('y')]), ['x1:7101 blocked', 'y:7101 blocked']);
+  });
+
+  it("another owner's network with the same IPv6 subnet gets nothing", async () => {
+    assert.match(inst.other!.ip, /^fd00:61::/);
+    // Owner A's addresses, asked from owner B's network with the same subnet: another vnet.
+    assert.deepEqual(await reach(inst.other!, [to('x2'), to('y'), to('x1')]), ['x2:7101 blocked', 'y:7101 blocked', 'x1:7101 blocked']);
+    assert.ok(!(await ping6(inst.other!, inst.x2!.ip)), 'no ping into owner A');
+    assert.deepEqual(await reach(inst.x1!, [to('other')]), ['other:7101 blocked']);
+  });
+
+  it('a firewall rule with an IPv6 subnet applies', async () => {
+    await api('PUT', `/fw/instances/${inst.x2!.uuid}`, { owner_uuid: OWNER_A, tags: { role: 'db6' }, firewall_enabled: true });
+    await api('POST', '/rules', { rule: 'FROM subnet fd00:62::/64 TO tag role = db6 ALLOW tcp PORT 7101', owner_uuid: OWNER_A, enabled: true });
+    await expectReach(inst.y!, [to('x2'), to('x2', PORTS[1])], ['x2:7101 open', 'x2:7102 blocked'], 'the IPv6 subnet rule on x2');
+    // Not in the rule's subnet: blocked on both ports; neighbour discovery still works (x1 reaches nothing, but not for lack of ND).
+    await expectReach(inst.x1!, [to('x2'), to('x2', PORTS[1])], ['x2:7101 blocked', 'x2:7102 blocked'], 'x1 is outside the rule');
+    await api('POST', '/rules', { rule: 'FROM subnet fd00:61::/64 TO tag role = db6 ALLOW tcp PORT 7102', owner_uuid: OWNER_A, enabled: true });
+    await expectReach(inst.x1!, [to('x2'), to('x2', PORTS[1])], ['x2:7101 blocked', 'x2:7102 open'], 'x1 allowed to 7102');
+  });
+});
