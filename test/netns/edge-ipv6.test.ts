@@ -18,6 +18,7 @@ import {
   type DatacenterNode,
   ProcessOutput,
   type RunningAgent,
+  buildInternet,
   buildUnderlay,
   controllerListenArgs,
   eventually,
@@ -36,6 +37,21 @@ const OWNER_A = 'aaaaaaaa-0000-4000-8000-0000000000f6';
 const OWNER_B = 'bbbbbbbb-0000-4000-8000-0000000000f7';
 const PORTS = [7101, 7102];
 const PROBE = tcpProbeProgram(1500);
+const WHOAMI_PORT = 8199;
+
+/** In the internet namespace: answers each TCP connection with the address it came from. */
+const WHOAMI6 = `
+require('node:net').createServer((s) => { s.on('error', () => {}); s.end(s.remoteAddress + '\\n'); })
+  .listen(${WHOAMI_PORT}, '::', () => console.log('listening'));`;
+
+/** From an instance: connects to [host]:port, prints what came back or the error ("timeout" when dropped). */
+const ASK = `
+const s = require('node:net').connect({ host: process.argv[1], port: Number(process.argv[2]) });
+let d = '';
+const t = setTimeout(() => { console.log('timeout'); process.exit(0); }, 3000);
+s.on('data', (x) => (d += x));
+s.on('end', () => { clearTimeout(t); console.log(d.trim()); });
+s.on('error', (e) => { clearTimeout(t); console.log(e.code); });`;
 
 interface Instance {
   name: string;
@@ -53,6 +69,9 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (
   const net: Record<string, string> = {};
   const inst: Record<string, Instance> = {};
   const api = restClient(() => ctl!.restUrl);
+  let internetNs = '';
+  const INTERNET6 = 'fd99:1::fe';
+  const external6 = (i: number) => `fd99:1::${i + 1}`;
 
   /** What `from` gets at each (address, port): "open" or "blocked". */
   async function reach(from: Instance, targets: Array<[string, string, number]>): Promise<string[]> {
@@ -92,12 +111,20 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (
     stateRoot = await makeTempDir('e6-state');
     const underlay = await buildUnderlay(lab, { subnet24: underlay24, nodeCount: 2, rootHosts: [254] });
     nodes.push(...underlay.nodes);
+    // The internet namespace, with IPv6 beside IPv4 on the nodes' external side.
+    const internet = await buildInternet(lab, nodes, `198.19.${randomInt(1, 250)}`);
+    internetNs = internet.ns;
+    await lab.ip(internetNs, 'addr', 'add', `${INTERNET6}/64`, 'dev', 'wanbr', 'nodad');
+    for (const [i, n] of nodes.entries()) {
+      await lab.ip(n.ns, 'addr', 'add', `${external6(i)}/64`, 'dev', 'ext0', 'nodad');
+      await lab.ip(n.ns, '-6', 'route', 'add', 'default', 'via', INTERNET6);
+    }
     ctl = await startControllerProcess({ args: controllerListenArgs(`${underlay24}.254`) });
     await registerUnderlayNetwork(api, underlay24);
     for (const n of nodes) {
       n.agent = await startAgent(lab, n, {
         controller: ctl.restUrl, svp: svpEndpoint(ctl), stateDir: join(stateRoot, n.name),
-        extraArgs: ['--backend', backend, '--router-poll', '300'],
+        extraArgs: ['--backend', backend, '--router-poll', '300', '--external-iface', 'ext0'],
       });
     }
     const network = async (owner: string, vlan: number, name: string, params: Record<string, unknown>) => {
@@ -108,6 +135,7 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (
     await network(OWNER_A, 30, 'a6', v6('61'));
     await network(OWNER_A, 31, 'b6', v6('62'));
     await network(OWNER_A, 32, 'c6', v6('63'));
+    await network(OWNER_A, 34, 'n6', { ...v6('64'), internet_nat: false });
     await network(OWNER_A, 33, 'a4', { subnet: '10.93.1.0/24', provision_start_ip: '10.93.1.10', provision_end_ip: '10.93.1.200', gateway: '10.93.1.1' });
     // Owner B: the same subnet; its addresses from ::80 on, so that none is one of owner A's instances'.
     await network(OWNER_B, 30, 'o6', { ...v6('61'), provision_start_ip: 'fd00:61::80' });
@@ -137,6 +165,10 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (
     await place('p4', OWNER_A, ['a4'], nodes[1]!);
     await place('dual', OWNER_A, ['a4', 'a6'], nodes[0]!);
     await place('other', OWNER_B, ['o6'], nodes[1]!);
+    await place('nonat', OWNER_A, ['n6'], nodes[1]!);
+    const whoami = lab.spawnIn(internetNs, [process.execPath, '-e', WHOAMI6]);
+    const out = new ProcessOutput(whoami);
+    await out.until(() => out.lines.includes('listening'), 10_000, 'whoami in the internet namespace');
   });
 
   after(async () => {
@@ -184,6 +216,17 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (
     assert.deepEqual(await reach(inst.other!, [to('x2'), to('y'), to('x1')]), ['x2:7101 blocked', 'y:7101 blocked', 'x1:7101 blocked']);
     assert.ok(!(await ping6(inst.other!, inst.x2!.ip)), 'no ping into owner A');
     assert.deepEqual(await reach(inst.x1!, [to('other')]), ['other:7101 blocked']);
+  });
+
+  it('egress: an IPv6 network with internet_nat leaves SNAT\'ed to the node\'s external IPv6 address (NAT66); one without gets nothing', async () => {
+    const ask = (from: Instance) => lab.exec(from.ns, process.execPath, '-e', ASK, INTERNET6, String(WHOAMI_PORT)).then((o) => o.trim());
+    let seen = '';
+    await eventually(async () => (seen = await ask(inst.x2!)) === external6(1), 15_000, 'x2 reaches the internet host').catch((err: Error) => {
+      throw new Error(`${err.message}: saw ${seen}`);
+    });
+    assert.equal(await ask(inst.x1!), external6(0), 'the host sees node 1 for x1');
+    assert.equal(await ask(inst.nonat!), 'timeout', 'internet_nat: false');
+    assert.ok(await ping6(inst.nonat!, 'fd00:64::1'), 'the network without NAT still has its gateway');
   });
 
   it('a firewall rule with an IPv6 subnet applies', async () => {
