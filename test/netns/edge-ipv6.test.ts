@@ -237,5 +237,13 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (
     await expectReach(inst.x1!, [to('x2'), to('x2', PORTS[1])], ['x2:7101 blocked', 'x2:7102 blocked'], 'x1 is outside the rule');
     await api('POST', '/rules', { rule: 'FROM subnet fd00:61::/64 TO tag role = db6 ALLOW tcp PORT 7102', owner_uuid: OWNER_A, enabled: true });
     await expectReach(inst.x1!, [to('x2'), to('x2', PORTS[1])], ['x2:7101 blocked', 'x2:7102 open'], 'x1 allowed to 7102');
+    // By one IPv6 address, and by tag (the instance's IPv6 NIC address is in the rule's set).
+    await api('POST', '/rules', { rule: `FROM ip ${inst.x1!.ip} TO tag role = db6 ALLOW tcp PORT 7101`, owner_uuid: OWNER_A, enabled: true });
+    await expectReach(inst.x1!, [to('x2'), to('x2', PORTS[1])], ['x2:7101 open', 'x2:7102 open'], 'x1 allowed by its address');
+    await api('PUT', `/fw/instances/${inst.dual!.uuid}`, { owner_uuid: OWNER_A, tags: { role: 'web6' }, firewall_enabled: false });
+    // dual's IPv6 NIC is in fd00:61::/64 (7102 allowed), 7101 is not yet.
+    assert.deepEqual(await reach(inst.dual!, [to('x2')]), ['x2:7101 blocked']);
+    await api('POST', '/rules', { rule: 'FROM tag role = web6 TO tag role = db6 ALLOW tcp PORT 7101', owner_uuid: OWNER_A, enabled: true });
+    await expectReach(inst.dual!, [to('x2'), to('x2', PORTS[1])], ['x2:7101 open', 'x2:7102 open'], 'the dual-stack instance allowed by tag');
   });
 });
