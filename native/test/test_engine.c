@@ -188,6 +188,67 @@ static void test_peers(void)
 	t_release(f);
 }
 
+/* An untagged IPv6/UDP frame to dst from src (MACs), source address ip6. */
+static size_t udp6(uint8_t *out, const uint8_t dst[6], const uint8_t src[6], const uint8_t ip6[16])
+{
+	static const uint8_t to[16] = { 0xfd, 0, 0, 0x61, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x99 };
+	memset(out, 0, 14 + 40 + 8 + 20);
+	memcpy(out, dst, 6);
+	memcpy(out + 6, src, 6);
+	rv_put16(out + 12, RV_ETH_P_IPV6);
+	out[14] = 0x60;
+	rv_put16(out + 18, 8 + 20);
+	out[20] = 17;
+	out[21] = 64;
+	memcpy(out + 22, ip6, 16);
+	memcpy(out + 38, to, 16);
+	rv_put16(out + 54, 4000);
+	rv_put16(out + 56, 4001);
+	rv_put16(out + 58, 8 + 20);
+	return 14 + 40 + 8 + 20;
+}
+
+static void test_ipv6_sources(void)
+{
+	struct recorded rec = { 0 };
+	struct fp *f = t_engine(&rec);
+	static const uint8_t own[16] = { 0xfd, 0, 0, 0x61, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10 };
+	static const uint8_t other[16] = { 0xfd, 0, 0, 0x61, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x11 };
+	static const uint8_t linklocal[16] = { 0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0x02, 0, 0x5e, 0xff, 0xfe, 0x10, 0, 2 };
+	struct fp_nic_spec s = { .ifname = "t6", .vnet = VNET, .vlan = 0, .mtu = -1 };
+	uint8_t op[FP_RECORD], frame[200], v4[200];
+	int sv[2], p0;
+	size_t n;
+	CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+	memcpy(s.mac, MAC_L5, 6);
+	memcpy(s.ip, own, 16);
+	CHECK(fp_install_nic(f, 1, sv[0], &s) == FP_OK, "an IPv6 NIC installed");
+	t_nic(f, 0, MAC_L0, IP_L0, VNET, 0, &p0);
+	t_record_op(op, 1, VNET, 0, MAC_R5, NULL, UL_PEER);
+	CHECK(fp_update(f, op, sizeof(op)) == FP_OK, "remote MAC known");
+	CHECK(l3_find(f, VNET, own) != NULL && memcmp(l3_find(f, VNET, own)->mac, MAC_L5, 6) == 0, "the NIC's IPv6 address is in the table");
+	n = udp6(frame, MAC_R5, MAC_L5, own);
+	fp_from_tap(f, 1, NULL, frame, n, 0, false);
+	CHECK(f->nics[1].c[C_ENCAP] == 1, "from its own IPv6 address: forwarded");
+	n = udp6(frame, MAC_R5, MAC_L5, linklocal);
+	fp_from_tap(f, 1, NULL, frame, n, 0, false);
+	CHECK(f->nics[1].c[C_ENCAP] == 2, "from link-local: forwarded");
+	n = udp6(frame, MAC_R5, MAC_L5, other);
+	fp_from_tap(f, 1, NULL, frame, n, 0, false);
+	CHECK(f->nics[1].c[C_ENCAP] == 2 && f->nics[1].c[D_SPOOF_IP] == 1, "from another IPv6 address: dropped");
+	n = t_udp4(v4, 20);
+	memcpy(v4, MAC_R5, 6); memcpy(v4 + 6, MAC_L5, 6); memcpy(v4 + 26, IP_L5, 4);
+	fp_from_tap(f, 1, NULL, v4, n, 0, false);
+	CHECK(f->nics[1].c[D_SPOOF_IP] == 2, "IPv4 from an IPv6 NIC: dropped");
+	n = udp6(frame, MAC_R5, MAC_L0, own);
+	fp_from_tap(f, 0, NULL, frame, n, 0, false);
+	CHECK(f->nics[0].c[C_ENCAP] == 0 && f->nics[0].c[D_SPOOF_IP] == 1, "a global IPv6 source from an IPv4 NIC: dropped");
+	fp_flush(f);
+	close(p0);
+	close(sv[1]);
+	t_release(f);
+}
+
 int main(void)
 {
 	t_init();
@@ -196,5 +257,6 @@ int main(void)
 	test_inject_follows_vlan();
 	test_miss_share_per_nic();
 	test_peers();
+	test_ipv6_sources();
 	return t_report();
 }

@@ -48,8 +48,10 @@ export function renderPortFilter(ports: readonly PortPolicy[]): string {
       rules.push(`iifname ${port} ether type ip ip saddr != 0.0.0.0 drop`);
       rules.push(`iifname ${port} ether type ip6 ip6 saddr != { ${p.ip}, fe80::/10, :: } drop`);
     } else if (!p.allowIpSpoofing) {
+      // An IPv4 NIC: its address (0.0.0.0 for DHCP and probes); IPv6 only link-local (as the userspace fast path).
       rules.push(`iifname ${port} arp saddr ip != { ${p.ip}, 0.0.0.0 } drop`);
       rules.push(`iifname ${port} ether type ip ip saddr != { ${p.ip}, 0.0.0.0 } drop`);
+      rules.push(`iifname ${port} ether type ip6 ip6 saddr != { fe80::/10, :: } drop`);
     }
     const otherVlans = sorted.filter((q) => q.vnet === p.vnet && q.vlan !== p.vlan).map((q) => `"${hostVethName(q.mac)}"`);
     if (otherVlans.length > 0) rules.push(`iifname ${port} oifname { ${otherVlans.join(', ')} } drop`);
