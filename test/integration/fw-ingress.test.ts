@@ -138,6 +138,9 @@ describe('fw explain to a published port', () => {
     assert.equal((await as(T.n2)('PUT', `/fw/nodes/${NODE_2}/ingress`, { entries: [] })).status, 204);
     const icmp = await admin('GET', '/fw/explain?from=203.0.113.9&to=198.18.5.1&proto=icmp');
     assert.equal(icmp.status, 422);
+    const nowhere = await admin('GET', '/fw/explain?from=203.0.113.9&to=nowhere&port=8080');
+    assert.equal(nowhere.status, 422);
+    assert.match(nowhere.body.errors[0].message, /instance UUID or a node address/);
     const fromVm = await admin('GET', `/fw/explain?from=${vm(2)}&to=198.18.5.1&port=8080`);
     assert.equal(fromVm.status, 422);
     assert.equal(fromVm.body.errors[0].field, 'from');

@@ -35,7 +35,7 @@ function parseExplainQuery(params: Params): ExplainQuery {
   const from = typeof params.from === 'string' && !fromInstance ? canonicalAddress(params.from) : undefined;
   if (!from && !fromInstance) errors.push(invalidParam('from', 'from must be an IP address or an instance UUID'));
   const to = typeof params.to === 'string' && isValidUuid(params.to) ? params.to.toLowerCase() : undefined;
-  if (!to) errors.push(invalidParam('to', 'to must be an instance UUID'));
+  if (!to) errors.push(invalidParam('to', 'to must be an instance UUID or a node address (a published port)'));
   const probe = parseProbe(params, errors);
   if (errors.length > 0) throw invalidParams(errors);
   return { from, fromInstance, to: to!, probe };
