@@ -1,13 +1,14 @@
 /**
  * Published ports (`docker run -p HOSTPORT:PORT`), reachable on the node's address.
  *
- * The fabric has no gateway that could route a reply from a container back to a client
- * outside it, so a published container gets a second, private link instead: a veth pair
+ * Without an external side the fabric's gateway routes nothing back to a client outside
+ * it, so a published container gets a second, private link instead: a veth pair
  * between the node's namespace (`rhp<mac>`, 169.254.0.1) and the container (`rhumb-pub`,
  * a link-local address of its own), and the node DNATs HOSTPORT to that address and
  * masquerades to 169.254.0.1, so replies come back the same way. Nothing else crosses
  * that link: the node drops anything from it that is not a reply to a DNATed connection,
- * and the container's own firewall (its published-port rules) still decides what enters.
+ * and where the container's firewall sits in its own namespace (the userspace backend) it
+ * still decides what enters (the kernel backend: see below).
  * The fabric, the container's default route and its other traffic are untouched.
  *
  * One nftables table in the node's namespace (`ip rhumb_publish`), replaced atomically
