@@ -235,6 +235,12 @@ describe('Docker on rhumb fabrics (real Docker Engines)', { skip, timeout: 600_0
     // A published port is open to anyone, on the fabric too.
     assert.equal(await get(d2, 'far', await ipOf(d1, 'pub', 'netc'), 80), 'ok');
     assert.equal(await get(d2, 'far', await ipOf(d1, 'pub', 'netc'), 81), '');
+    // explain's "not enforced" is what happens: a rule blocking port 80 stops the fabric, not -p (kernel backend).
+    const block = await api('POST', '/rules', { owner_uuid: OWNER_C, enabled: true, rule: `FROM any TO vm ${why.to} BLOCK tcp PORT 80 PRIORITY 50` });
+    await eventually(async () => (await get(d2, 'far', await ipOf(d1, 'pub', 'netc'), 80, '/', 1)) === '', 20_000, 'the block rule stops fabric traffic to pub:80');
+    assert.equal(await outsideGet(n1, 18080), 'ok', '-p passes beside the node-side firewall');
+    assert.equal((await explain(18080)).body.allowed, true);
+    await api('DELETE', `/rules/${block.uuid}`);
   });
 
   it('icc=true: every container of the network reaches every other, across nodes; other owners never', async () => {
