@@ -74,6 +74,7 @@ describe('firewall applied by the agents across the overlay', { skip, timeout: 1
   let db: Instance;
   let web: Instance;
   let ruleUuid = '';
+  let netUuid = '';
 
   const api = restClient(() => ctl!.restUrl);
   const flowFile = (n: Node) => join(n.stateDir, 'fw-flows.jsonl');
@@ -152,6 +153,7 @@ describe('firewall applied by the agents across the overlay', { skip, timeout: 1
       provision_end_ip: '10.79.0.200',
       gateway: '10.79.0.1',
     });
+    netUuid = net.uuid;
     const made: Instance[] = [];
     for (const [name, node] of [
       ['db', nodes[0]!],
@@ -220,6 +222,20 @@ describe('firewall applied by the agents across the overlay', { skip, timeout: 1
     await settled();
     assert.equal(await dbTable(), tableBefore, 'db\'s table is unchanged');
     assert.deepEqual(await reach(PORTS), ['5432 blocked', '6000 open']);
+  });
+
+  it('a NIC attached to an instance with a policy is filtered from its first packet: its port is in the table when attach returns', async () => {
+    const nic = await api('POST', '/nics', { owner_uuid: OWNER, belongs_to_uuid: db.uuid, belongs_to_type: 'zone', network_uuid: netUuid, cn_uuid: db.node.uuid });
+    const ns = await lab.addNetns('db2');
+    await settled();
+    await attachNic(db.node.agent!, nic.mac, ns);
+    // No feed round in between: the agent put the known ruleset on the new port before plumbing it.
+    const inbound = /oifname \{([^}]*)\} jump inbound/.exec(await dbTable());
+    assert.deepEqual(inbound?.[1]?.split(',').map((p) => p.trim()).sort(), [`"${hostVethName(db.mac)}"`, `"${hostVethName(nic.mac)}"`].sort());
+    assert.equal((await http(db.node.agent!.api, 'POST', '/detach', { mac: nic.mac })).status, 200);
+    await api('DELETE', `/nics/${nic.mac}`);
+    await settled();
+    assert.doesNotMatch(await dbTable(), new RegExp(hostVethName(nic.mac)), 'the deleted NIC\'s port leaves the table');
   });
 
   it('after an agent restart the NIC\'s namespace is known again and the table stays in force', async () => {
