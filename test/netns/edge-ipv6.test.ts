@@ -25,6 +25,7 @@ import {
   registerUnderlayNetwork,
   restClient,
   startAgent,
+  stopAgent,
   svpEndpoint,
   tcpProbeProgram,
   tcpServersProgram,
@@ -245,5 +246,20 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (
     assert.deepEqual(await reach(inst.dual!, [to('x2')]), ['x2:7101 blocked']);
     await api('POST', '/rules', { rule: 'FROM tag role = web6 TO tag role = db6 ALLOW tcp PORT 7101', owner_uuid: OWNER_A, enabled: true });
     await expectReach(inst.dual!, [to('x2'), to('x2', PORTS[1])], ['x2:7101 open', 'x2:7102 open'], 'the dual-stack instance allowed by tag');
+  });
+
+  it('after an agent restart: same network, gateway, router and NAT66 as before, the agent\'s edge errors none', async () => {
+    const n = nodes[0]!;
+    await stopAgent(n.agent!);
+    assert.doesNotMatch(n.agent!.out.stderr, /distributed gateway|edge:/, 'the edge applied without errors before the restart');
+    n.agent = await startAgent(lab, n, {
+      controller: ctl!.restUrl, svp: svpEndpoint(ctl!), stateDir: join(stateRoot, n.name),
+      extraArgs: ['--backend', backend, '--router-poll', '300', '--external-iface', 'ext0'],
+    });
+    await expectReach(inst.x1!, [to('x2', PORTS[1]), to('y'), to('z')], ['x2:7102 open', 'y:7101 open', 'z:7101 blocked'], 'x1 after the restart');
+    assert.ok(await ping6(inst.x1!, 'fd00:61::1'), 'the gateway after the restart');
+    const ask = await lab.exec(inst.x1!.ns, process.execPath, '-e', ASK, INTERNET6, String(WHOAMI_PORT));
+    assert.equal(ask.trim(), external6(0), 'NAT66 after the restart');
+    assert.doesNotMatch(n.agent!.out.stderr, /distributed gateway|edge:/, 'the restarted agent applied its edge without errors');
   });
 });
