@@ -652,8 +652,7 @@ export class Agent {
       // arrived meanwhile) is not installed: the kernel asks again if it still needs it.
       if (r.value && result === 'ok' && r.source !== 'coalesced' && !r.stale) {
         this.installIp(vnet, ip, r.value);
-        // Gratuitous ARP is IPv4's; IPv6 neighbours re-ask on their own (NUD).
-        if (opts.announce && !ip.includes(':')) void this.o.backend.announce(vnet, ip, r.value.mac).catch((err: Error) => this.log.warn(`gratuitous ARP ${ip}: ${err.message}`));
+        if (opts.announce) void this.o.backend.announce(vnet, ip, r.value.mac).catch((err: Error) => this.log.warn(`gratuitous ARP ${ip}: ${err.message}`));
       }
       return r.value;
     } finally {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { garpFrame } from '../../src/agent/plumbing/garp.js';
+import { announceFrame, garpFrame, unsolicitedNaFrame } from '../../src/agent/plumbing/garp.js';
 import { renderPortFilter } from '../../src/agent/plumbing/portfilter.js';
 import { bridgeName, hostVethName, parseDeviceName, vxlanName } from '../../src/agent/plumbing/names.js';
 import { canonicalMac } from '../../src/net/addr.js';
@@ -148,6 +148,19 @@ test('gratuitous ARP frame: broadcast ARP reply, sender = target = the IP, at th
     'ffffffffffff' + '90b8d0123456' + '0806' + '0001' + '0800' + '06' + '04' + '0002' + '90b8d0123456' + '0a4d0014' + 'ffffffffffff' + '0a4d0014',
   );
   assert.throws(() => garpFrame('fe80::1', '90:b8:d0:12:34:56'), /IPv4/);
+});
+
+test('unsolicited neighbour advertisement: to all nodes, hop limit 255, Override, target = the IP at the MAC', () => {
+  // This frame, sent into a namespace, moved a kernel's neighbour entry for fd00:61::5 to the new MAC.
+  const f = unsolicitedNaFrame('fd00:61::5', '02:00:00:00:00:99');
+  assert.equal(
+    f.toString('hex'),
+    '333300000001' + '020000000099' + '86dd' + '60000000' + '0020' + '3a' + 'ff' + 'fd000061000000000000000000000005' + 'ff020000000000000000000000000001' +
+      '88' + '00' + '5939' + '20000000' + 'fd000061000000000000000000000005' + '0201' + '020000000099',
+  );
+  assert.deepEqual(announceFrame('fd00:61::5', '02:00:00:00:00:99'), f);
+  assert.deepEqual(announceFrame('10.77.0.20', '90:b8:d0:12:34:56'), garpFrame('10.77.0.20', '90:b8:d0:12:34:56'));
+  assert.throws(() => unsolicitedNaFrame('10.0.0.1', '02:00:00:00:00:99'), /IPv6/);
 });
 
 test('port filter: anti-spoofing per port unless allowed, local ports of other VLANs of the vnet cut off', () => {

@@ -25,7 +25,7 @@ import { FastPath, type NicSpec, type Offload, parseOffloadList } from '../../da
 import { SerialQueue } from '../serial.js';
 import { StateFile } from '../state-file.js';
 import { type BackendStartOptions, type DataplaneBackend, type UnderlayPath, type VnetEntries, registerBackend } from '../backend.js';
-import { garpFrame } from '../plumbing/garp.js';
+import { announceFrame } from '../plumbing/garp.js';
 import { linkWithAddress } from '../plumbing/iproute.js';
 import { configureInstance, deleteLink, stageTap } from '../plumbing/run.js';
 import { canonicalMac } from '../../net/addr.js';
@@ -444,7 +444,7 @@ export class UserspaceBackend implements DataplaneBackend {
   }
 
   async announce(vnet: number, ip: string, mac: string): Promise<void> {
-    this.engine.inject(vnet, garpFrame(ip, canonicalMac(mac)));
+    this.engine.inject(vnet, announceFrame(ip, canonicalMac(mac)));
   }
 
   entries(vnet: number): VnetEntries {
