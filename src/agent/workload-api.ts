@@ -9,7 +9,7 @@
  * Every field is checked against a strict shape here, before anything runs: keys and
  * labels end up in the agent's state file, netns and ifname in root's `ip` input.
  */
-import { isIPv4 } from 'node:net';
+import { isIP } from 'node:net';
 import { isUuid, tryCanonicalMac } from '../net/addr.js';
 import { firstProblem, ifnameProblem, netnsPathProblem } from './plumbing/checks.js';
 
@@ -184,7 +184,7 @@ export function parseAttachRequest(body: unknown): WorkloadAttachRequest {
     networkName !== undefined && (networkName.length > 64 || hasControl(networkName)) ? 'network_name must be at most 64 printable characters' : undefined,
     owner !== undefined && !isUuid(owner.toLowerCase()) ? `owner_uuid is not a UUID: ${JSON.stringify(owner).slice(0, 80)}` : undefined,
     mac !== undefined && tryCanonicalMac(mac) === undefined ? `mac is not a MAC address: ${JSON.stringify(mac).slice(0, 80)}` : undefined,
-    ip !== undefined && !isIPv4(ip) ? `ip is not an IPv4 address: ${JSON.stringify(ip).slice(0, 80)}` : undefined,
+    ip !== undefined && !isIP(ip) ? `ip is not an IP address: ${JSON.stringify(ip).slice(0, 80)}` : undefined,
   );
   if (problem) throw new WorkloadRequestError(problem);
   return {

@@ -21,7 +21,7 @@ import { access } from 'node:fs/promises';
 import { v5 as uuidv5 } from 'uuid';
 import { inNetns, ip as ipCmd } from './plumbing/iproute.js';
 import { stagedName } from './plumbing/names.js';
-import { nicSettings } from './plumbing/nic.js';
+import { isIpv6Nic, nicSettings } from './plumbing/nic.js';
 import { type Logger, silentLogger } from '../log/index.js';
 import { type ActivateOptions, AgentError, type AttachRequest, type AttachedNic, type StageRequest } from './agent.js';
 import { type ApiNetwork, type ApiNic, type NapiClient, NapiRequestError, isUnreachable, napiErrorText } from './napi-client.js';
@@ -332,7 +332,7 @@ export class WorkloadManager {
 
   private describe(rec: WorkloadRecord, nic: ApiNic, net: ApiNetwork): WorkloadAttachment {
     const s = nicSettings(nic);
-    const routes = [...(s.gateway ? [{ dst: '0.0.0.0/0', gw: s.gateway }] : []), ...s.routes.map((r) => (r.via ? { dst: r.dst, gw: r.via } : { dst: r.dst }))];
+    const routes = [...(s.gateway ? [{ dst: isIpv6Nic(s) ? '::/0' : '0.0.0.0/0', gw: s.gateway }] : []), ...s.routes.map((r) => (r.via ? { dst: r.dst, gw: r.via } : { dst: r.dst }))];
     const hostIf = this.o.host.hostInterfaceOf(nic.mac);
     return {
       ...this.entry(rec),
@@ -470,7 +470,7 @@ export class WorkloadManager {
     if (rec.mac && link.address?.toLowerCase() !== rec.mac) problems.push(`interface ${rec.ifname} has MAC ${link.address}, not ${rec.mac}`);
     if (!link.flags?.includes('UP')) problems.push(`interface ${rec.ifname} is down`);
     const at = rec.mac ? this.o.host.attachment(rec.mac) : undefined;
-    if (at && !link.addr_info?.some((a) => a.family === 'inet' && a.local === at.ip)) problems.push(`interface ${rec.ifname} lacks its address ${at.ip}`);
+    if (at && !link.addr_info?.some((a) => (a.family === 'inet' || a.family === 'inet6') && a.local === at.ip)) problems.push(`interface ${rec.ifname} lacks its address ${at.ip}`);
     return problems;
   }
 

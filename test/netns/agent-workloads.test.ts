@@ -41,6 +41,7 @@ describe('agent workload attachments (kernel and userspace backends)', { skip, t
   let tmp = '';
   let netUuid = '';
   let tinyUuid = '';
+  let v6Uuid = '';
   const api = restClient(() => ctl!.restUrl);
   const stateDir = (i: number) => join(tmp, `state-n${i + 1}`);
   const body = (key: string, ns: string, extra: Record<string, unknown> = {}) => ({ key, scope: 'test', network_uuid: netUuid, netns: `/run/netns/${ns}`, ifname: 'eth0', ...extra });
@@ -62,6 +63,9 @@ describe('agent workload attachments (kernel and userspace backends)', { skip, t
       await api('POST', `/fabrics/${OWNER}/vlans/7/networks`, {
         name: 'wl', subnet: '10.67.0.0/24', provision_start_ip: '10.67.0.10', provision_end_ip: '10.67.0.200', gateway: '10.67.0.1', resolvers: ['10.67.0.53'],
       })
+    ).uuid;
+    v6Uuid = (
+      await api('POST', `/fabrics/${OWNER}/vlans/7/networks`, { name: 'wl6', subnet: 'fd00:67::/64', provision_start_ip: 'fd00:67::10', provision_end_ip: 'fd00:67::ff', gateway: 'fd00:67::1' })
     ).uuid;
     tinyUuid = (
       await api('POST', `/fabrics/${OWNER}/vlans/7/networks`, { name: 'tiny', subnet: '10.68.0.0/24', provision_start_ip: '10.68.0.10', provision_end_ip: '10.68.0.11' })
@@ -126,6 +130,27 @@ describe('agent workload attachments (kernel and userspace backends)', { skip, t
     }
     assert.ok(!(await links(nodes[0]!.ns)).includes(a.host_ifname));
     assert.ok(!(await links(w2)).includes('eth0'));
+  });
+
+  it('an IPv6 network: the address with its prefix, the IPv6 default route, check ok, the gateway answers; released', async () => {
+    const w1 = await lab.addNetns('w61');
+    const w2 = await lab.addNetns('w62');
+    const r1 = await http(agents[0]!.api, 'POST', '/workloads', body('k6/one', w1, { network_uuid: v6Uuid }));
+    assert.equal(r1.status, 200, JSON.stringify(r1.body));
+    const r2 = await http(agents[1]!.api, 'POST', '/workloads', body('k6/two', w2, { network_uuid: v6Uuid, ip: 'fd00:67::77' }));
+    assert.equal(r2.status, 200, JSON.stringify(r2.body));
+    assert.deepEqual(r1.body.ips, [{ address: 'fd00:67::10/64', gateway: 'fd00:67::1' }]);
+    assert.deepEqual(r1.body.routes, [{ dst: '::/0', gw: 'fd00:67::1' }]);
+    assert.deepEqual(r2.body.ips, [{ address: 'fd00:67::77/64', gateway: 'fd00:67::1' }]);
+    for (const [i, key] of [[0, 'k6/one'], [1, 'k6/two']] as const) {
+      assert.deepEqual((await http(agents[i]!.api, 'GET', `/workloads/${encodeURIComponent(key)}/check`)).body, { key, ok: true, problems: [] });
+    }
+    // Each reaches its gateway, answered on its own node (the two are on different backends, whose VLAN framing differs).
+    for (const w of [w1, w2]) await lab.exec(w, 'ping', '-6', '-c', '1', '-W', '3', 'fd00:67::1');
+    for (const [i, key] of [[0, 'k6/one'], [1, 'k6/two']] as const) {
+      assert.deepEqual((await http(agents[i]!.api, 'DELETE', `/workloads/${encodeURIComponent(key)}`)).body, { key, released: true });
+      assert.deepEqual(await nicsOf(key, nodes[i]!), []);
+    }
   });
 
   it('refuses bad input with 400 and names the problem; unknown network 404; full subnet 507; nothing left', async () => {
