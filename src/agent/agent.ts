@@ -823,8 +823,6 @@ export class Agent {
     this.assertPlumbableHere(nic, macText);
     const where = await (this.o.checkNetns ?? instanceNetnsProblem)(req.netns);
     if (where) throw new AgentError(422, where);
-    // The instance's policy covers the new port before the port exists: its first packet is filtered.
-    if (this.fw && nic.belongs_to_uuid) await this.fw.cover(nic.belongs_to_uuid, req.netns, hostPortName(macText));
     const { p, firstOnVnet } = await this.plumbOnBackend(
       () => plumbingFor(nic, req.netns, req.ifname),
       (spec) => this.o.backend.plumb(spec),

@@ -339,35 +339,16 @@ export class FwFeedClient {
    * node-side on the ports of its NICs here (portsOf, the new one among them), or inside
    * netns. Throws when nft refuses (the caller must not let traffic through).
    */
-  async protect(uuid: string, netns: string): Promise<'ruleset' | 'default'> {
-    return (await this.putNow(uuid, netns, [], true)) ?? 'default';
-  }
-
-  /**
-   * A NIC of this instance is about to be plumbed (its node-side port: port). When the feed
-   * has the instance's ruleset, it goes in now with that port among its ports (or inside
-   * netns), so the NIC carries no packet before its policy; the feed's next round would
-   * only add the port after the fact. An instance the feed has no ruleset for is left
-   * alone: its firewall may well be off. True when a table was put in place; throws when
-   * nft refuses it.
-   */
-  async cover(uuid: string, netns: string, port: string): Promise<boolean> {
-    return (await this.putNow(uuid, netns, [port], false)) === 'ruleset';
-  }
-
-  /** protect() and cover(): the known ruleset (or the default policy, when asked) applied now. */
-  private putNow(uuid: string, netns: string, alsoPorts: readonly string[], orDefault: boolean): Promise<'ruleset' | 'default' | undefined> {
+  protect(uuid: string, netns: string): Promise<'ruleset' | 'default'> {
     return this.exclusive(async () => {
       const pending = this.pending.get(uuid);
       const ruleset = pending && !pending.removed ? pending : this.known.get(uuid);
-      if (ruleset === undefined && !orDefault) return undefined;
       let text: string;
       let where: string | undefined;
       if (this.placement === 'node') {
         await this.ensureStateTable(false);
         where = this.opts.nodeNetns;
-        const ports = [...new Set([...(this.opts.portsOf?.(uuid) ?? []), ...alsoPorts])];
-        text = ruleset ? withNodePorts(ruleset.text, ports) : defaultRuleset(uuid, 'node', ports);
+        text = ruleset ? this.textFor(uuid, ruleset) : defaultRuleset(uuid, 'node', this.opts.portsOf?.(uuid) ?? []);
       } else {
         where = netns;
         text = ruleset ? ruleset.netnsText : defaultRuleset(uuid, 'netns');
