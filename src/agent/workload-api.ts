@@ -184,7 +184,7 @@ export function parseAttachRequest(body: unknown): WorkloadAttachRequest {
     networkName !== undefined && (networkName.length > 64 || hasControl(networkName)) ? 'network_name must be at most 64 printable characters' : undefined,
     owner !== undefined && !isUuid(owner.toLowerCase()) ? `owner_uuid is not a UUID: ${JSON.stringify(owner).slice(0, 80)}` : undefined,
     mac !== undefined && tryCanonicalMac(mac) === undefined ? `mac is not a MAC address: ${JSON.stringify(mac).slice(0, 80)}` : undefined,
-    ip !== undefined && !isIP(ip) ? `ip is not an IP address: ${JSON.stringify(ip).slice(0, 80)}` : undefined,
+    ip !== undefined && (!isIP(ip) || ip.includes('%')) ? `ip is not an IP address: ${JSON.stringify(ip).slice(0, 80)}` : undefined,
   );
   if (problem) throw new WorkloadRequestError(problem);
   return {

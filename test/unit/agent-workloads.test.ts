@@ -313,6 +313,8 @@ describe('workload attach request checks', () => {
     assert.equal(r.network_uuid, NET);
     assert.equal(r.mac, '02:aa:bb:cc:dd:ee');
     assert.deepEqual(r.labels, { 'cni.container_id': 'abc' });
+    // An IPv6 network's workload may ask for its address.
+    assert.equal(parseAttachRequest({ ...ok, ip: 'fd00:67::77' }).ip, 'fd00:67::77');
   });
   for (const [why, body, msg] of [
     ['not an object', [], /JSON object/],
@@ -326,7 +328,8 @@ describe('workload attach request checks', () => {
     ['a netns with a newline', { ...ok, netns: '/run/netns/a\nb' }, /netns must be/],
     ['a bad ifname', { ...ok, ifname: 'eth0;reboot' }, /interface names/],
     ['a bad mac', { ...ok, mac: 'nope' }, /not a MAC/],
-    ['an IPv6 ip', { ...ok, ip: '::1' }, /not an IPv4/],
+    ['an ip that is not one', { ...ok, ip: '10.0.0.300' }, /not an IP address/],
+    ['an ip with a zone', { ...ok, ip: 'fe80::1%eth0' }, /not an IP address/],
     ['a label with a control character', { ...ok, labels: { a: 'x\u0001' } }, /printable/],
     ['too many labels', { ...ok, labels: Object.fromEntries([...Array(17).keys()].map((i) => [`l${i}`, 'v'])) }, /at most 16/],
     ['an unknown field', { ...ok, colour: 'red' }, /unknown field/],
