@@ -106,7 +106,7 @@ describe('fw explain to a published port', () => {
     assert.match(no.body.inbound.reason, /blocked by default/);
   });
 
-  it("says when the instance's firewall does not see the path (Docker -p on a node-side firewall)", async () => {
+  it("says when the instance's firewall does not see the path (a node that applies none)", async () => {
     const r = await admin('GET', '/fw/explain?from=192.0.2.50&to=198.18.0.11&port=8443');
     assert.equal(r.body.allowed, true);
     assert.equal(r.body.inbound.enforced, false);
