@@ -9,14 +9,13 @@
  * NIC (Docker) has both veth ends here and its host end in the bridge from the start,
  * down until it is activated.
  */
-import { writeFile } from 'node:fs/promises';
 import { Links } from '../../dataplane/links.js';
 import { IpCommandError, inNetns, ip, ipBatch, linkWithAddress, listLinks } from '../plumbing/iproute.js';
 import { bridgeName, hostVethName, vnetGroup, vxlanName } from '../plumbing/names.js';
 import {
   type NicPlumbing, type StagedPlumbing, hostSideCommands, hostVeth, instanceCommands, instanceConfig, stagedHostSideCommands, stagedHostVeth,
 } from '../plumbing/nic.js';
-import { asPlumbingError, nativePlumbing } from '../plumbing/run.js';
+import { asPlumbingError, nativePlumbing, quietIpv6 } from '../plumbing/run.js';
 import { type VnetDeviceSpec, vnetCommands, vnetLinks } from './vnet.js';
 
 export interface KernelLink {
@@ -48,11 +47,6 @@ export interface KernelLinks {
   deleteVnet(vnet: number): Promise<void>;
   /** Deletes a NIC's veth; false when there was none. */
   deleteNic(mac: string): Promise<boolean>;
-}
-
-async function quietIpv6(dev: string): Promise<void> {
-  // Our devices carry no addresses; no router solicitations or MLD from them.
-  await writeFile(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, '1').catch(() => undefined);
 }
 
 const native: KernelLinks = {

@@ -6,11 +6,12 @@
  * half-applied by one call (an nftables text is one batch; a namespace's configuration is
  * undone by deleting its interface, which the callers do).
  */
+import { writeFile } from 'node:fs/promises';
 import { isNativeError } from '../../dataplane/addon.js';
 import { Links, nativeLinksAvailable } from '../../dataplane/links.js';
 import { nativeNftAvailable, nftApply as nativeNftApply } from '../../dataplane/nftables.js';
-import { IpCommandError, inNetns, ip, ipBatch, nftApply as spawnNftApply } from './iproute.js';
-import { type NicPlumbing, PlumbingError, type StagedPlumbing, instanceCommands, instanceConfig, stagedTapCommands } from './nic.js';
+import { IpCommandError, ip, nftApply as spawnNftApply } from './iproute.js';
+import { PlumbingError } from './nic.js';
 
 let native: boolean | undefined;
 
@@ -25,16 +26,6 @@ export function asPlumbingError(err: unknown, what?: string): unknown {
   if (err instanceof PlumbingError) return err;
   if (isNativeError(err) || err instanceof IpCommandError) return new PlumbingError(what ? `${what}: ${err.message}` : err.message);
   return err;
-}
-
-/** Inside the NIC's namespace: lo up, address, interface up, routes, default route. */
-export async function configureInstance(p: NicPlumbing): Promise<void> {
-  try {
-    if (nativePlumbing()) await Links.configureNetns(p.netns, instanceConfig(p));
-    else await ipBatch(instanceCommands(p), inNetns(p.netns));
-  } catch (err) {
-    throw asPlumbingError(err);
-  }
 }
 
 /** Applies an nftables text as one transaction in this namespace, or in the one at netns. */
@@ -60,16 +51,7 @@ export async function deleteLink(name: string): Promise<boolean> {
   }
 }
 
-/**
- * A staged NIC's TAP in this namespace (userspace backend): persistent, with the NIC's MAC
- * and MTU, and no reader, so no carrier. iproute2 on either path: the native module makes
- * veths, bridges and vxlan devices, and the fast path's TAPs only with their reader.
- */
-export async function stageTap(p: StagedPlumbing): Promise<void> {
-  try {
-    await ipBatch(stagedTapCommands(p));
-  } catch (err) {
-    await deleteLink(p.ifname).catch(() => undefined);
-    throw asPlumbingError(err);
-  }
+/** IPv6 off on a device of ours in the node's namespace: it carries no addresses; no router solicitations or MLD from it. */
+export async function quietIpv6(dev: string): Promise<void> {
+  await writeFile(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, '1').catch(() => undefined);
 }

@@ -1,0 +1,94 @@
+/**
+ * The userspace backend's node side of a NIC: the fast path's TAP stays in the node's
+ * namespace (rt<mac>), the instance gets a veth (its end named, addressed and routed
+ * exactly as the TAP used to be; the host end rv<mac> named as on the kernel backend), and
+ * a bridge of their own (rn<mac>) joins the two. Frames between the instance and the fast
+ * path cross that bridge, so the firewall filters them node-side as on the kernel backend:
+ * the instance's bridge-family table on its host veth, conntrack state through
+ * br_netfilter (../../fw/nft.ts). Nothing of it is inside the instance's reach.
+ *
+ * The node's netfilter sees such a packet twice: on the NIC's bridge, and where the edge
+ * routes it (the gateway TAP, ../../edge). The first pass has a conntrack zone of its own
+ * (PORT_BRIDGE_ZONE, set by renderPortZoneTable before conntrack runs), so the edge's
+ * connections and their NAT are decided on the second pass as before.
+ *
+ * Carried out with the native module (the fast path needs it anyway). All or nothing: a
+ * failure removes what the call made; the caller owns the TAP (the engine made it).
+ */
+import { Links } from '../../dataplane/links.js';
+import { PORT_BRIDGE_ZONE } from '../../net/ports.js';
+import { NIC_BRIDGE_PREFIX, hostVethName, nicBridgeName } from '../plumbing/names.js';
+import { type NicPlumbing, type StagedPlumbing, hostVeth, instanceConfig, nicBridge, stagedHostVeth, tapAddress } from '../plumbing/nic.js';
+import { asPlumbingError, quietIpv6 } from '../plumbing/run.js';
+
+/** The node-wide table giving the NIC bridges' traffic its conntrack zone. */
+export const PORT_ZONE_TABLE = 'rhumb_port_zone';
+
+/**
+ * `nft -f` text (create, delete, define: one atomic replacement) of the table that puts
+ * every packet crossing a NIC's bridge in PORT_BRIDGE_ZONE, both directions, before
+ * conntrack sees it (br_netfilter hands bridged IP traffic to the inet prerouting hook
+ * with the bridge as input device).
+ */
+export function renderPortZoneTable(): string {
+  return [
+    `table inet ${PORT_ZONE_TABLE}`,
+    `delete table inet ${PORT_ZONE_TABLE}`,
+    `table inet ${PORT_ZONE_TABLE} {`,
+    '\tchain prerouting {',
+    '\t\ttype filter hook prerouting priority raw; policy accept;',
+    `\t\tiifname "${NIC_BRIDGE_PREFIX}*" ct zone set ${PORT_BRIDGE_ZONE}`,
+    '\t}',
+    '}',
+    '',
+  ].join('\n');
+}
+
+/**
+ * The bridge, the TAP (already made by the engine, as tap) in it with its own MAC, the
+ * veth with the host end in the bridge. plumb: the instance end in its namespace,
+ * configured, the host end up. stage: both ends here, the instance end as p.ifname, the
+ * host end down (no carrier) until activatePort().
+ */
+export async function createPort(p: NicPlumbing | StagedPlumbing, tap: string, how: 'plumb' | 'stage'): Promise<void> {
+  const bridge = nicBridge(p);
+  const veth = how === 'plumb' ? hostVeth(p as NicPlumbing) : stagedHostVeth(p);
+  try {
+    await Links.add(bridge);
+    await quietIpv6(bridge.name);
+    await Links.set(tap, { mac: tapAddress(p.mac), master: bridge.name, up: true });
+    await quietIpv6(tap);
+    await Links.add(veth);
+    await quietIpv6(veth.name);
+    if (how === 'plumb') {
+      await Links.configureNetns((p as NicPlumbing).netns, instanceConfig(p as NicPlumbing));
+      await Links.set(veth.name, { master: bridge.name, up: true });
+    } else {
+      await Links.set(veth.name, { master: bridge.name });
+    }
+  } catch (err) {
+    await removePort(p.mac);
+    throw asPlumbingError(err);
+  }
+}
+
+/** The host end comes up: the instance end (in its workload now) gets its carrier. */
+export async function activatePort(mac: string): Promise<void> {
+  try {
+    await Links.set(hostVethName(mac), { up: true });
+  } catch (err) {
+    throw asPlumbingError(err);
+  }
+}
+
+/** Removes the NIC's veth (both ends, wherever the instance end is) and its bridge; absent ones are fine. */
+export async function removePort(mac: string): Promise<void> {
+  for (const name of [hostVethName(mac), nicBridgeName(mac)]) await Links.del(name).catch(() => undefined);
+}
+
+/** Whether the NIC's bridge and host veth are both there, the veth in the bridge (its instance end dies with the instance's namespace). */
+export async function portIntact(mac: string): Promise<boolean> {
+  const links = await Links.list();
+  const bridge = nicBridgeName(mac);
+  return links.some((l) => l.name === bridge) && links.some((l) => l.name === hostVethName(mac) && l.master === bridge);
+}
