@@ -45,7 +45,7 @@ import { EdgeInputs } from '../edge-inputs.js';
 import { EdgeApplier } from '../kernel/edge.js';
 import type { PortOf } from '../kernel/edge-rules.js';
 import { gatewayTapName, hostVethName, nicTapName } from '../plumbing/names.js';
-import { activatePort, createPort, portIntact, removePort, renderPortZoneTable } from './port.js';
+import { activatePort, createPort, portIntact, removePort, renderNicBridgeTables } from './port.js';
 import { ip as ipCmd } from '../plumbing/iproute.js';
 import { writeFile } from 'node:fs/promises';
 
@@ -127,8 +127,8 @@ export class UserspaceBackend implements DataplaneBackend {
       log: this.log,
     });
     await this.peers.start();
-    // Before any NIC bridge carries traffic (br_netfilter would track it in the edge's zone).
-    await applyNftables(renderPortZoneTable()).catch((err: Error) => this.log(`NIC bridges' conntrack zone: ${err.message}`));
+    // Before any NIC bridge carries traffic (./port.ts: its conntrack zone, nothing to the node).
+    await applyNftables(renderNicBridgeTables()).catch((err: Error) => this.log(`NIC bridges' node-wide tables: ${err.message}`));
     this.state = new StateFile(join(this.stateDir, `userspace-${opts.underlayIp}.json`));
     await this.reattach();
     const o = this.fp!.offloads();

@@ -9,8 +9,10 @@
  *
  * The node's netfilter sees such a packet twice: on the NIC's bridge, and where the edge
  * routes it (the gateway TAP, ../../edge). The first pass has a conntrack zone of its own
- * (PORT_BRIDGE_ZONE, set by renderPortZoneTable before conntrack runs), so the edge's
- * connections and their NAT are decided on the second pass as before.
+ * (PORT_BRIDGE_ZONE, set by renderNicBridgeTables before conntrack runs), so the edge's
+ * connections and their NAT are decided on the second pass as before. And the node takes
+ * nothing from a NIC bridge itself (no ARP answers, no IP delivered): an instance reaches
+ * the node only through the edge, as on the kernel backend.
  *
  * Carried out with the native module (the fast path needs it anyway). All or nothing: a
  * failure removes what the call made; the caller owns the TAP (the engine made it).
@@ -21,25 +23,34 @@ import { NIC_BRIDGE_PREFIX, hostVethName, nicBridgeName } from '../plumbing/name
 import { type NicPlumbing, type StagedPlumbing, hostVeth, instanceConfig, nicBridge, stagedHostVeth, tapAddress } from '../plumbing/nic.js';
 import { asPlumbingError, quietIpv6 } from '../plumbing/run.js';
 
-/** The node-wide table giving the NIC bridges' traffic its conntrack zone. */
-export const PORT_ZONE_TABLE = 'rhumb_port_zone';
+/** The node-wide tables (families inet and arp) of the NIC bridges. */
+export const NIC_BRIDGE_TABLE = 'rhumb_nic_bridges';
 
 /**
- * `nft -f` text (create, delete, define: one atomic replacement) of the table that puts
- * every packet crossing a NIC's bridge in PORT_BRIDGE_ZONE, both directions, before
- * conntrack sees it (br_netfilter hands bridged IP traffic to the inet prerouting hook
- * with the bridge as input device).
+ * `nft -f` text (create, delete, define: one atomic replacement) of the NIC bridges' node-wide
+ * tables. A NIC bridge is a wire between an instance and the fast path, nothing more:
+ * - what crosses it is in PORT_BRIDGE_ZONE, both directions, before conntrack sees it
+ *   (br_netfilter hands bridged IP traffic to the inet prerouting hook with the bridge as
+ *   input device);
+ * - nothing reaches the node through it: the bridge has no address, but the node would
+ *   answer an instance's ARP for any of its own addresses there (the gateway's on the
+ *   gateway TAP among them) and take IP sent to the bridge's MAC, beside the edge.
  */
-export function renderPortZoneTable(): string {
-  return [
-    `table inet ${PORT_ZONE_TABLE}`,
-    `delete table inet ${PORT_ZONE_TABLE}`,
-    `table inet ${PORT_ZONE_TABLE} {`,
-    '\tchain prerouting {',
-    '\t\ttype filter hook prerouting priority raw; policy accept;',
-    `\t\tiifname "${NIC_BRIDGE_PREFIX}*" ct zone set ${PORT_BRIDGE_ZONE}`,
-    '\t}',
+export function renderNicBridgeTables(): string {
+  const bridges = `iifname "${NIC_BRIDGE_PREFIX}*"`;
+  const table = (family: string, chains: string[][]) => [
+    `table ${family} ${NIC_BRIDGE_TABLE}`,
+    `delete table ${family} ${NIC_BRIDGE_TABLE}`,
+    `table ${family} ${NIC_BRIDGE_TABLE} {`,
+    ...chains.flatMap(([name, hook, rule]) => [`\tchain ${name} {`, `\t\ttype filter hook ${hook}; policy accept;`, `\t\t${rule}`, '\t}']),
     '}',
+  ];
+  return [
+    ...table('inet', [
+      ['prerouting', 'prerouting priority raw', `${bridges} ct zone set ${PORT_BRIDGE_ZONE}`],
+      ['input', 'input priority filter', `${bridges} drop`],
+    ]),
+    ...table('arp', [['input', 'input priority filter', `${bridges} drop`]]),
     '',
   ].join('\n');
 }
