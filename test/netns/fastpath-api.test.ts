@@ -16,7 +16,7 @@ import { Registry } from 'prom-client';
 import type { NicPlumbing } from '../../src/agent/plumbing/nic.js';
 import { UserspaceBackend } from '../../src/agent/userspace/backend.js';
 import { FastPath } from '../../src/dataplane/fastpath.js';
-import { NetnsLab, netnsSkipReason, run } from '../helpers/netns.js';
+import { NetnsLab, netnsSkipReason, removeNicBridgeTablesIfUnused, run } from '../helpers/netns.js';
 import { eventually } from '../helpers/datacenter.js';
 
 const skip = netnsSkipReason();
@@ -141,10 +141,7 @@ describe('userspace backend: plumbing, restart re-attach, metrics', { skip }, ()
     for (const name of Object.values(node)) await run('ip', ['link', 'del', name]).catch(() => undefined);
     await lab.cleanup();
     rmSync(stateDir, { recursive: true, force: true });
-    // The backend's node-wide tables, unless another userspace backend on this host still has NIC bridges.
-    if (!(await run('ip', ['-j', 'link', 'show', 'type', 'bridge'])).includes('"rn')) {
-      for (const family of ['inet', 'arp']) await run('nft', ['delete', 'table', family, 'rhumb_nic_bridges']).catch(() => undefined);
-    }
+    await removeNicBridgeTablesIfUnused();
   });
 
   const plumbing = (netns: string): NicPlumbing => ({
