@@ -211,6 +211,36 @@ describe('userspace backend: plumbing, restart re-attach, metrics', { skip }, ()
     }
   });
 
+  test('a NIC an older agent plumbed as a TAP inside its namespace is plumbed again node-side when the agent adopts it', async () => {
+    // What an agent from before the node-side port left: a persistent TAP named eth0 in the instance, and its record.
+    const old = FastPath.open({ underlayIp: '127.0.0.1', port: 0, underlayMtu: 1500 }, () => undefined);
+    const legacy = { netns: `/run/netns/${ns}`, ifname: 'eth0', mac: MAC, ip: '10.6.0.1', vnet: 33, vlan: 0, mtu: 1400, allowMacSpoofing: false, allowIpSpoofing: false };
+    old.addNic({ ...legacy, persist: true });
+    old.close();
+    await lab.ip(ns, 'addr', 'add', '10.6.0.1/24', 'dev', 'eth0');
+    await writeFile(join(stateDir, 'userspace-127.0.0.1.json'), JSON.stringify([legacy]), { mode: 0o600 });
+    const logs: string[] = [];
+    const b = new UserspaceBackend([], { port: 0, stateDir });
+    await b.start(start(logs));
+    try {
+      assert.deepEqual(b.plumbedMacs(), [MAC], 're-attached where it is');
+      assert.equal(b.hostInterface(MAC), undefined, 'no node side yet');
+      await b.adopt([plumbing(`/run/netns/${ns}`)]);
+      const eth0 = JSON.parse(await lab.ip(ns, '-d', '-j', 'link', 'show', 'eth0')) as Array<{ address: string; linkinfo: { info_kind: string } }>;
+      assert.deepEqual([eth0[0]!.linkinfo.info_kind, eth0[0]!.address], ['veth', MAC]);
+      assert.match(await lab.ip(ns, 'addr', 'show', 'eth0'), /inet 10\.6\.0\.1\/24/);
+      assert.deepEqual(await ours(), [true, true, true]);
+      assert.equal(b.hostInterface(MAC), node.veth);
+      const saved = JSON.parse(await readFile(join(stateDir, 'userspace-127.0.0.1.json'), 'utf8')) as Array<{ netns: string; ifname: string }>;
+      assert.deepEqual(saved.map((e) => [e.netns, e.ifname]), [['', node.tap]]);
+      assert.ok(logs.some((l) => /moved from a TAP in its namespace to a node-side port/.test(l)), logs.join('\n'));
+      await b.unplumb(MAC, 33);
+      assert.deepEqual(await ours(), [false, false, false]);
+    } finally {
+      b.close();
+    }
+  });
+
   test('at start: what an unfinished plumb made is removed, and a NIC whose namespace is gone too', async () => {
     const logs: string[] = [];
     const b1 = new UserspaceBackend([], { port: 0, stateDir });
