@@ -571,6 +571,7 @@ export class UserspaceBackend implements DataplaneBackend {
     this.fp?.close();
     this.fp = undefined;
     this.nics.clear();
+    this.pending.clear();
     // Gateway TAPs are not persistent: they went with the engine (the next agent makes them again).
     this.gatewayTaps.clear();
   }
