@@ -203,6 +203,23 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`firewall appli
     assert.match(await dbTable(), /5432/);
   });
 
+  it('db\'s outbound block holds too after db flushes every table in its namespace', async () => {
+    const server = lab.spawnIn(web.ns, [process.execPath, '-e', SERVER]);
+    const out = new ProcessOutput(server);
+    await out.until(() => out.lines.includes('ready'), 10_000, 'the servers in web');
+    const rule = await api('POST', '/rules', { rule: 'FROM tag role = db TO tag role = web BLOCK tcp PORT 6000', owner_uuid: OWNER, enabled: true });
+    try {
+      await settled();
+      await lab.exec(db.ns, 'nft', 'flush', 'ruleset');
+      const got = await lab.exec(db.ns, process.execPath, '-e', PROBE, JSON.stringify(PORTS.map((p) => [web.ip, p])));
+      assert.deepEqual((JSON.parse(got) as string[]).map((r, i) => `${PORTS[i]} ${r === 'open' ? 'open' : 'blocked'}`), ['5432 open', '6000 blocked']);
+    } finally {
+      await api('DELETE', `/rules/${rule.uuid}`);
+      server.kill('SIGTERM');
+    }
+    await settled();
+  });
+
   it('a rule change takes effect without restarting anything', async () => {
     const pid = db.node.agent!.proc.pid;
     await api('PUT', `/rules/${ruleUuid}`, { rule: 'FROM tag role = web TO tag role = db ALLOW tcp PORT 6000' });
