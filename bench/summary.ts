@@ -130,6 +130,15 @@ const extractors: Record<string, (r: Json) => Figure[]> = {
     }
     const udp = num(us?.ratioToKernelVxlan?.udp64) ?? ratioOf(us?.udp64Pps, base?.udp64Pps);
     out.push({ bench: 'dataplane', figure: 'userspace backend, 64-byte UDP', value: num(us?.udp64Pps) === null ? null : Math.round(us.udp64Pps), unit: 'pkt/s', comparesTo: 'kernel vxlan (static)', ratio: udp });
+    // The distributed gateway (issue #12): routed and NATed next to the same subnet, through each backend's agents.
+    for (const backend of ['kernel', 'userspace']) {
+      const same = rows.find((x) => x.plane === `${backend}-agent-same`);
+      for (const path of ['routed', 'nat']) {
+        const r = rows.find((x) => x.plane === `${backend}-agent-${path}`);
+        if (!r) continue;
+        out.push({ bench: 'dataplane', figure: `${backend} backend, ${path === 'nat' ? 'NATed' : 'routed'}, 1 TCP stream`, value: num(r.tcp1Gbps), unit: 'Gbit/s', comparesTo: `same subnet, ${backend} agents`, ratio: ratioOf(r.tcp1Gbps, same?.tcp1Gbps) });
+      }
+    }
     return out;
   },
   cni: (r) => [

@@ -30,6 +30,12 @@
  *                     (vxlan `local` and FDB dst), inside wireguard-go; instance MTU 1390
  *   userspace-wg      the fast path (every offload) bound to the tunnel address, path MTU
  *                     1440, inside wireguard-go; instance MTU 1390
+ * The distributed gateway (issue #12), per backend, through real agents (./edge.ts):
+ *   kernel-agent-same     the kernel backend run by `rhumb agent`: same subnet, across nodes
+ *   kernel-agent-routed   between two networks a router connects, across nodes
+ *   kernel-agent-nat      from an instance to a host beyond the node's external side (SNAT)
+ *   userspace-agent-…     the same three on the userspace backend
+ *   (`--only kernel-agent,userspace-agent` selects each group of three)
  * Measures: TCP Gbit/s with 1 and 4 streams, 64-byte UDP datagrams/s received.
  *
  * The machine has 2 cores shared by both nodes, iperf3 and the engines; figures are
@@ -54,6 +60,7 @@ import { parseRule, serialize } from '../../src/fw/lang/index.js';
 import { renderRuleset, renderStateTable } from '../../src/fw/nft.js';
 import { NetnsLab, netnsSkipReason, underlayAddr } from '../../test/helpers/netns.js';
 import { type FastPathNode, startFastPathNode } from '../../test/netns/fastpath-harness.js';
+import { type EdgePath, startEdgeStack } from './edge.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -330,25 +337,45 @@ async function iperf(s: Setup, args: string[]): Promise<IperfReport | null> {
 async function measure(plane: string, make: () => Promise<Setup>): Promise<Result> {
   const s = await make();
   try {
-    // Warm up (first contact resolves misses / ARP).
-    await s.lab.exec(s.inst[0], 'ping', '-c', '3', '-i', '0.2', '-W', '2', s.server ?? IP[1]).catch(() => undefined);
-    const t1 = await iperf(s, []);
-    const t4 = await iperf(s, ['-P', '4']);
-    const u = await iperf(s, ['-u', '-l', '64', '-b', '0']);
-    const gbps = (j: IperfReport | null): number | null => (j ? j.end.sum_received!.bits_per_second / 1e9 : null);
-    let pps: number | null = null;
-    if (u) {
-      const sum = (u.end.sum_received ?? u.end.sum)!;
-      const received = (sum.packets ?? 0) - (sum.lost_packets ?? 0);
-      pps = sum.seconds ? received / sum.seconds : null;
-    }
-    const r: Result = { plane, tcp1Gbps: gbps(t1), tcp4Gbps: gbps(t4), udp64Pps: pps };
-    if (s.offloads) r.offloads = s.offloads;
-    if (s.counters) r.counters = await s.counters();
-    return r;
+    return await measureOn(plane, s);
   } finally {
     await s.stop();
   }
+}
+
+/** same, routed and NATed through one backend's agents: one stack, three rows. */
+async function measureEdge(backend: 'kernel' | 'userspace'): Promise<Result[]> {
+  const stack = await startEdgeStack(backend);
+  try {
+    const out: Result[] = [];
+    for (const path of ['same', 'routed', 'nat'] as EdgePath[]) {
+      const p = stack.pairs[path];
+      process.stderr.write(`${backend}-agent-${path} ...\n`);
+      out.push(await measureOn(`${backend}-agent-${path}`, { ...p, node: p.inst, stop: async () => {} }));
+    }
+    return out;
+  } finally {
+    await stack.stop();
+  }
+}
+
+async function measureOn(plane: string, s: Setup): Promise<Result> {
+  // Warm up (first contact resolves misses / ARP).
+  await s.lab.exec(s.inst[0], 'ping', '-c', '3', '-i', '0.2', '-W', '2', s.server ?? IP[1]).catch(() => undefined);
+  const t1 = await iperf(s, []);
+  const t4 = await iperf(s, ['-P', '4']);
+  const u = await iperf(s, ['-u', '-l', '64', '-b', '0']);
+  const gbps = (j: IperfReport | null): number | null => (j ? j.end.sum_received!.bits_per_second / 1e9 : null);
+  let pps: number | null = null;
+  if (u) {
+    const sum = (u.end.sum_received ?? u.end.sum)!;
+    const received = (sum.packets ?? 0) - (sum.lost_packets ?? 0);
+    pps = sum.seconds ? received / sum.seconds : null;
+  }
+  const r: Result = { plane, tcp1Gbps: gbps(t1), tcp4Gbps: gbps(t4), udp64Pps: pps };
+  if (s.offloads) r.offloads = s.offloads;
+  if (s.counters) r.counters = await s.counters();
+  return r;
 }
 
 async function main(): Promise<void> {
@@ -375,6 +402,9 @@ async function main(): Promise<void> {
     process.stderr.write(`${name} ...\n`);
     results.push(await measure(name, make));
   }
+  for (const backend of ['kernel', 'userspace'] as const) {
+    if (!only || only.has(`${backend}-agent`)) results.push(...(await measureEdge(backend)));
+  }
   const base = results[0]!;
   const ratio = (v: number | null, b: number | null): string => (v !== null && b ? `${(v / b).toFixed(2)}×` : 'n/a');
   const table = new Table({ head: ['data plane', 'TCP 1 stream Gbit/s', 'ratio', 'TCP 4 streams Gbit/s', 'ratio', 'UDP 64 B pps', 'ratio'] });
@@ -392,6 +422,14 @@ async function main(): Promise<void> {
     const e = results.find((r) => r.plane === wg);
     const c = results.find((r) => r.plane === clear);
     if (e && c) console.log(`${wg} / ${clear}: TCP 1 stream ${ratio(e.tcp1Gbps, c.tcp1Gbps)}, 4 streams ${ratio(e.tcp4Gbps, c.tcp4Gbps)}`);
+  }
+  // Through the gateway next to the same subnet, on one backend's agents.
+  for (const backend of ['kernel', 'userspace'] as const) {
+    const same = results.find((r) => r.plane === `${backend}-agent-same`);
+    for (const path of ['routed', 'nat'] as const) {
+      const r = results.find((x) => x.plane === `${backend}-agent-${path}`);
+      if (r && same) console.log(`${r.plane} / ${same.plane}: TCP 1 stream ${ratio(r.tcp1Gbps, same.tcp1Gbps)}, 4 streams ${ratio(r.tcp4Gbps, same.tcp4Gbps)}`);
+    }
   }
   const out = join(root, 'bench', 'results', quick ? 'dataplane.quick.json' : 'dataplane.json');
   mkdirSync(dirname(out), { recursive: true });

@@ -41,6 +41,7 @@ import { type ApiNic, type NapiClient, NapiRequestError } from './napi-client.js
 import type { AttachmentRecord, AttachmentState } from './state.js';
 import type { ExternalSide } from '../edge/plan.js';
 import { RouterFollower } from './routers.js';
+import type { IngressEntry } from '../fw/ingress.js';
 import { type PortMapping, PublishedPorts, parseMappings } from './published.js';
 import type { StateFile } from './state-file.js';
 
@@ -109,6 +110,8 @@ export interface AgentOptions {
   routerPollMs?: number;
   /** Where published ports survive a restart (absent: memory only). */
   publishedState?: StateFile;
+  /** Called after the data plane was handed changed published ports (the node's ingress report follows). */
+  onPublishedChange?: () => void;
 }
 
 /** An error with the HTTP status the local API answers with. */
@@ -322,7 +325,18 @@ export class Agent {
   /** Hands the data plane the published ports of the NICs attached here. */
   private async applyPublished(): Promise<void> {
     if (!this.o.backend.setPublished) return;
-    await this.o.backend.setPublished(this.published.resolve((mac) => this.nics.get(mac)));
+    try {
+      await this.o.backend.setPublished(this.published.resolve((mac) => this.nics.get(mac)));
+    } finally {
+      this.o.onPublishedChange?.();
+    }
+  }
+
+  /** The published ports in force here, for the controller's `fw explain` (../fw/ingress.ts). */
+  ingress(): IngressEntry[] {
+    if (!this.o.external || !this.o.backend.setPublished) return [];
+    const address = this.o.external.address;
+    return this.published.ingress((mac) => this.nics.get(mac)).map((p) => ({ address, ...p }));
   }
 
   /** The published ports of every NIC (MAC -> mappings). */

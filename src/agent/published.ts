@@ -7,6 +7,7 @@
  * The instance's firewall still decides what it accepts.
  */
 import { type PublishedPort, publishedProblem } from '../edge/plan.js';
+import type { IngressEntry } from '../fw/ingress.js';
 import type { StateFile } from './state-file.js';
 
 /** One published port of a NIC, as the API takes and answers it. */
@@ -81,6 +82,17 @@ export class PublishedPorts {
       const a = attached(mac);
       if (!a) continue;
       for (const p of list) out.push({ vnet: a.vnet, ip: a.ip, protocol: p.protocol, port: p.port, hostPort: p.host_port });
+    }
+    return out;
+  }
+
+  /** The ingress report's view (all but the address): every mapping of a NIC attached here whose instance is known. */
+  ingress(attached: (mac: string) => { ip: string; belongs_to_uuid?: string } | undefined): Array<Omit<IngressEntry, 'address'>> {
+    const out: Array<Omit<IngressEntry, 'address'>> = [];
+    for (const [mac, list] of this.byMac) {
+      const a = attached(mac);
+      if (!a?.belongs_to_uuid) continue;
+      for (const p of list) out.push({ protocol: p.protocol, host_port: p.host_port, instance: a.belongs_to_uuid, mac, ip: a.ip, port: p.port, via: 'published' });
     }
     return out;
   }

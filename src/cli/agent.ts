@@ -22,6 +22,7 @@ import { DEFAULT_FLOW_LOG } from './fw-log.js';
 import { resolveExternal } from '../agent/external.js';
 import { NapiClient } from '../agent/napi-client.js';
 import { Prober } from '../agent/probes.js';
+import { IngressReporter, ingressTable } from '../agent/ingress-report.js';
 import { NodeReporter, ShootdownJournal, probeReport } from '../agent/report.js';
 import { AttachmentState, defaultStateDir } from '../agent/state.js';
 import { StateFile } from '../agent/state-file.js';
@@ -125,6 +126,16 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   });
   const journal = new ShootdownJournal(registry);
   let reporter: NodeReporter | undefined;
+  let docker: RunningDockerPlugin | undefined;
+  // Both ways of publishing (the agent's published ports, Docker -p), for `fw explain`.
+  const ingress = new IngressReporter({
+    controllerUrl: controller,
+    fetch: controllerFetch,
+    nodeUuid: node.toLowerCase(),
+    intervalMs: Math.max(flags.reportInterval, 1000) * 5,
+    collect: () => ingressTable(agent.ingress(), docker?.ingress() ?? [], { firewall: flags.firewall, placement: backend.firewallPlacement ?? 'netns' }),
+    logger: log.child({ component: 'ingress' }),
+  });
   const napi = new NapiClient(controller, undefined, controllerFetch);
   const agent = new Agent({
     nodeUuid: node.toLowerCase(),
@@ -151,6 +162,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     ...(external ? { external } : {}),
     routerPollMs: flags.routerPoll,
     publishedState: new StateFile(join(stateDir, 'published-ports.json')),
+    onPublishedChange: () => ingress.poke(),
   });
   await agent.start();
   // Workload attachments (CNI, Docker): after the agent's start, which adopts what is plumbed.
@@ -173,7 +185,6 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     });
     reporter.start();
   }
-  let docker: RunningDockerPlugin | undefined;
   if (flags.dockerPlugin) {
     docker = await startDockerPlugin({
       address: flags.dockerPlugin,
@@ -183,12 +194,14 @@ async function runAgent(flags: AgentFlags): Promise<void> {
       workloads,
       api: napi,
       logger: log.child({ component: 'docker' }),
+      onPublishedChange: () => ingress.poke(),
     });
     if ('host' in flags.dockerPlugin && !isLoopback(flags.dockerPlugin.host)) {
       log.warn(`the Docker plugin listens on ${docker.url} without authentication: anyone who reaches it can create fabric networks and NICs with the agent's credentials`);
     }
     process.stdout.write(`rhumb agent: Docker plugin ${docker.url} (driver ${flags.dockerPluginName}, Docker ${flags.dockerHost})\n`);
   }
+  ingress.start();
   const rotateKey = () => routing.rotateKey();
   const app = buildAgentApi(agent, registry, { workloads, rotateKey });
   const bound = await listenAgentApi(app, flags.apiListen ?? flags.api);
@@ -204,6 +217,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     log.info(`${sig}, stopping (devices and entries stay in place)`);
     prober.stop();
     reporter?.stop();
+    ingress.stop();
     workloads.stop();
     Promise.allSettled([app.close(), docker?.close(), agent.close()]).finally(() => {
       svp.close();

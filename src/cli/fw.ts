@@ -2,6 +2,7 @@
  * `rhumb fw …`: the firewall from the command line, against a controller's REST API.
  *
  *   rhumb fw explain --from ADDR --to INSTANCE --proto tcp --port N
+ *   rhumb fw explain --from ADDR --to NODE_ADDR --port HOST_PORT [--node CN_UUID]   (a published port)
  *   rhumb fw rules list [--owner UUID] [--global] [--enabled true|false]
  *   rhumb fw rules get UUID
  *   rhumb fw rules create --rule TEXT (--owner UUID | --global) [--enabled] [--log] [--description D]
@@ -68,8 +69,9 @@ interface Verdict {
 }
 
 /** Human text for an explain answer. */
-export function formatExplanation(v: { allowed: boolean; summary: string; inbound: Verdict; outbound?: Verdict }): string {
+export function formatExplanation(v: { allowed: boolean; summary: string; inbound: Verdict; outbound?: Verdict; ingress?: { description: string } }): string {
   const lines = [v.allowed ? 'ALLOWED' : 'BLOCKED', `  ${v.summary}`];
+  if (v.ingress) lines.push(`  ingress: ${v.ingress.description}`);
   if (v.outbound) lines.push(`  outbound from ${v.outbound.instance}: ${v.outbound.action} — ${v.outbound.reason}`);
   lines.push(`  inbound to ${v.inbound.instance}: ${v.inbound.action} — ${v.inbound.reason}`);
   return lines.join('\n');
@@ -83,18 +85,19 @@ export function registerFwCommands(program: Command, io: ClientIo = defaultIo): 
     .command('explain')
     .description('which rule decides whether traffic from an address reaches an instance, and why')
     .requiredOption('--from <addr>', 'source IP address (or instance UUID)')
-    .requiredOption('--to <instance>', 'destination instance UUID')
+    .requiredOption('--to <instance|addr>', "destination instance UUID, or a node's address (then --port is the port published there)")
+    .option('--node <uuid>', 'with an address as --to: the node it is published on (when several publish it)')
     .option('--proto <name>', 'tcp, udp, icmp, icmp6, ah or esp', 'tcp')
     .option('--port <n>', 'destination port (tcp/udp)', intArg(1, 65535))
     .option('--type <n>', 'ICMP type', intArg(0, 255))
     .option('--code <n>', 'ICMP code', intArg(0, 255))
     .addOption(apiOption())
     .option('--json', 'print raw JSON');
-  addCredentialOptions(explain).action(async (f: Flags & { from: string; to: string; proto: string; port?: number; type?: number; code?: number }) => {
+  addCredentialOptions(explain).action(async (f: Flags & { from: string; to: string; node?: string; proto: string; port?: number; type?: number; code?: number }) => {
       await call(
         io,
         f,
-        (c) => c.request('GET', 'fw/explain', undefined, { from: f.from, to: f.to, proto: f.proto, port: f.port, type: f.type, code: f.code }),
+        (c) => c.request('GET', 'fw/explain', undefined, { from: f.from, to: f.to, node: f.node, proto: f.proto, port: f.port, type: f.type, code: f.code }),
         (v) => formatExplanation(v as Parameters<typeof formatExplanation>[0]),
       );
     });

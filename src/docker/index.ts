@@ -6,6 +6,7 @@
  */
 import type { NapiClient } from '../agent/napi-client.js';
 import type { WorkloadManager } from '../agent/workloads.js';
+import type { IngressEntry } from '../fw/ingress.js';
 import type { Logger } from '../log/index.js';
 import { type DriverAgent, DockerDriver } from './driver.js';
 import { DockerEngine, parseDockerHost } from './engine.js';
@@ -23,18 +24,22 @@ export interface DockerPluginOptions {
   logger: Logger;
   /** Between sweeps for attachments Docker no longer has (ms). */
   sweepIntervalMs?: number;
+  /** Called after the node's publications changed. */
+  onPublishedChange?: () => void;
 }
 
 export interface RunningDockerPlugin {
   url: string;
   driver: DockerDriver;
   watcher: DockerWatcher;
+  /** The node's publications (-p), for the controller's `fw explain`. */
+  ingress(): IngressEntry[];
   close(): Promise<void>;
 }
 
 export async function startDockerPlugin(o: DockerPluginOptions): Promise<RunningDockerPlugin> {
   const engine = new DockerEngine(parseDockerHost(o.dockerHost));
-  const publisher = new Publisher((msg) => o.logger.info(msg));
+  const publisher = new Publisher((msg) => o.logger.info(msg), o.onPublishedChange);
   await publisher.adopt().catch((err: Error) => o.logger.warn(`publications left by a previous agent: ${err.message}`));
   const driver = new DockerDriver({ agent: o.agent, workloads: o.workloads, api: o.api, engine, publisher, pluginName: o.pluginName, logger: o.logger });
   const server = await PluginServer.listen(o.address, driver.handlers(), {
@@ -53,6 +58,7 @@ export async function startDockerPlugin(o: DockerPluginOptions): Promise<Running
     url: server.url,
     driver,
     watcher,
+    ingress: () => publisher.ingress((mac) => o.agent.attachment(mac)),
     async close() {
       await server.close();
       await watcher.stop();

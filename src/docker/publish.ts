@@ -1,17 +1,32 @@
 /**
  * Published ports (`docker run -p HOSTPORT:PORT`), reachable on the node's address.
  *
- * The fabric has no gateway that could route a reply from a container back to a client
- * outside it, so a published container gets a second, private link instead: a veth pair
+ * Without an external side the fabric's gateway routes nothing back to a client outside
+ * it, so a published container gets a second, private link instead: a veth pair
  * between the node's namespace (`rhp<mac>`, 169.254.0.1) and the container (`rhumb-pub`,
  * a link-local address of its own), and the node DNATs HOSTPORT to that address and
  * masquerades to 169.254.0.1, so replies come back the same way. Nothing else crosses
- * that link: the node drops anything from it that is not a reply to a DNATed connection,
- * and the container's own firewall (its published-port rules) still decides what enters.
+ * that link: the node drops anything from it that is not a reply to a DNATed connection
+ * (the container's firewall is on its fabric port: see below).
  * The fabric, the container's default route and its other traffic are untouched.
  *
  * One nftables table in the node's namespace (`ip rhumb_publish`), replaced atomically
  * from the whole set of publications. Rendering is pure (unit-tested); Publisher runs it.
+ *
+ * Why not the agent's published ports (PUT /published-ports/:mac, DNAT by the distributed
+ * gateway, ../edge/plan.ts), which would need no second link: that path exists only with
+ * `--external-iface`, answers only on the external address arriving on the external
+ * interface, and routes every reply through the vnet's table out of that interface. Docker's
+ * -p must work on any node (no external side configured), on the node's own address (the
+ * underlay) or the `-p ADDR:…` host address, and for connections from the node itself
+ * (the output chain below). Moving -p there would take an external side from every Docker
+ * node and break `-p` on the underlay address, so it stays here.
+ *
+ * What it costs: the container sees every published connection coming from 169.254.0.1
+ * (rules naming the client's address cannot match), and the container's firewall, which
+ * sits on its node-side fabric port on both backends, is not on this link (only the DNAT
+ * limits what enters; Docker's own rules open published ports to anyone anyway).
+ * `fw explain` says both (the agent's ingress report, ../agent/ingress-report.ts).
  */
 import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -19,6 +34,7 @@ import { isIPv4 } from 'node:net';
 import { intProblem, ipv4Problem, macProblem } from '../agent/plumbing/checks.js';
 import { inNetns, ip, ipBatch, nftApply } from '../agent/plumbing/iproute.js';
 import { canonicalMac, macHex } from '../net/addr.js';
+import type { IngressEntry } from '../fw/ingress.js';
 import type { PortBinding } from './protocol.js';
 import { PluginRequestError } from './protocol.js';
 
@@ -173,7 +189,37 @@ export class Publisher {
   private queue: Promise<unknown> = Promise.resolve();
   private forwarding = false;
 
-  constructor(private readonly log: (msg: string) => void = () => {}) {}
+  constructor(
+    private readonly log: (msg: string) => void = () => {},
+    /** Called after the set of publications changed (the node's ingress report follows). */
+    private readonly onChange: () => void = () => {},
+  ) {}
+
+  /**
+   * The publications in force, for the controller's `fw explain` (../fw/ingress.ts): the
+   * container sees every such connection coming from NODE_LINK_ADDR (masqueraded).
+   */
+  ingress(attached: (mac: string) => { ip: string; belongs_to_uuid?: string } | undefined): IngressEntry[] {
+    const out: IngressEntry[] = [];
+    for (const p of this.pubs.values()) {
+      const a = attached(p.mac);
+      if (!a?.belongs_to_uuid || !p.nodeIp) continue;
+      for (const b of p.bindings) {
+        out.push({
+          address: b.hostIp || p.nodeIp,
+          protocol: b.proto,
+          host_port: b.hostPort,
+          instance: a.belongs_to_uuid,
+          mac: p.mac,
+          ip: a.ip,
+          port: b.port,
+          via: 'docker',
+          seen_from: NODE_LINK_ADDR,
+        });
+      }
+    }
+    return out;
+  }
 
   private serial<T>(job: () => Promise<T>): Promise<T> {
     const run = this.queue.then(job, job);
@@ -240,6 +286,7 @@ export class Publisher {
         await ip(['link', 'del', nodeLinkName(m)]).catch(() => undefined);
         throw err;
       }
+      this.onChange();
       this.log(`published ${bindings.map((b) => `${b.hostIp || nodeIp}:${b.hostPort}->${b.port}/${b.proto}`).join(', ')} for ${m}`);
     });
   }
@@ -250,6 +297,7 @@ export class Publisher {
       const m = canonicalMac(mac);
       if (!this.pubs.delete(m)) return;
       await nftApply(renderPublishTable([...this.pubs.values()]));
+      this.onChange();
       await ip(['link', 'del', nodeLinkName(m)]).catch(() => undefined);
     });
   }

@@ -5,6 +5,7 @@
  */
 import { elementContains, familyOf } from './addr.js';
 import type { ProtocolName } from './lang/index.js';
+import { type IngressEntry, type IngressMatch, describeIngress } from './ingress.js';
 import type { CompiledPolicy, PolicyEntry } from './types.js';
 
 export interface Probe {
@@ -90,7 +91,13 @@ export interface Explanation {
   /** The source instance's outbound verdict, when the source address is an instance's. */
   outbound?: Verdict & { instance: string };
   inbound: Verdict & { instance: string };
+  /** When the packet arrived on a node's published port: where that port leads. */
+  ingress?: IngressEntry & { node: string; description: string };
   summary: string;
+}
+
+function describeProbe(probe: Probe): string {
+  return `${probe.protocol}${probe.port !== undefined ? ` port ${probe.port}` : ''}${probe.type !== undefined ? ` type ${probe.type}${probe.code !== undefined ? ` code ${probe.code}` : ''}` : ''}`;
 }
 
 /**
@@ -107,9 +114,36 @@ export function explain(
     ? { ...evaluate(input.source.policy, 'out', input.toAddress, probe), instance: input.source.instance }
     : undefined;
   const allowed = inbound.action === 'allow' && (!outbound || outbound.action === 'allow');
-  const what = `${probe.protocol}${probe.port !== undefined ? ` port ${probe.port}` : ''}${probe.type !== undefined ? ` type ${probe.type}${probe.code !== undefined ? ` code ${probe.code}` : ''}` : ''}`;
+  const what = describeProbe(probe);
   let summary: string;
   if (outbound && outbound.action === 'block') summary = `BLOCKED leaving ${outbound.instance}: ${outbound.reason}`;
   else summary = `${inbound.action === 'allow' ? 'ALLOWED' : 'BLOCKED'} into ${input.to}: ${inbound.reason}`;
   return { allowed, from: input.from, to: input.to, ...(outbound ? { outbound } : {}), inbound, summary: `${what} from ${input.from}: ${summary}` };
+}
+
+/**
+ * A packet from `from` (outside) to a node's published port (`probe.port` is the host
+ * port): DNATed to the instance's port, it must pass that instance's inbound policy, for
+ * the source the instance sees (the node's masquerading address for Docker -p, else
+ * `from` itself), unless the node says its firewall does not see that path. No
+ * instance's outbound policy applies.
+ */
+export function explainIngress(input: { from: string; match: IngressMatch; destination: CompiledPolicy | null }, probe: Probe): Explanation {
+  const e = input.match.entry;
+  const seenFrom = e.seen_from ?? input.from;
+  const dnated: Probe = { ...probe, port: e.port };
+  const decided: Verdict = e.unfiltered
+    ? { action: 'allow' as const, enforced: false, reason: `the instance's firewall does not see it: ${e.unfiltered}` }
+    : evaluate(input.destination, 'in', seenFrom, dnated);
+  const inbound = { ...decided, instance: e.instance };
+  const arrives = `${describeProbe(probe)} on ${e.address} from ${input.from}`;
+  const verdict = `${inbound.action === 'allow' ? 'ALLOWED' : 'BLOCKED'} into ${e.instance} on ${describeProbe(dnated)}: ${inbound.reason}`;
+  return {
+    allowed: inbound.action === 'allow',
+    from: input.from,
+    to: e.instance,
+    inbound,
+    ingress: { ...e, node: input.match.node, description: describeIngress(input.match) },
+    summary: `${arrives}: DNAT to ${e.ip}:${e.port}, ${verdict}`,
+  };
 }

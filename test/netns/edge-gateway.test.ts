@@ -22,6 +22,7 @@ import {
   buildInternet,
   buildUnderlay,
   controllerListenArgs,
+  eventually,
   exited,
   ping,
   registerUnderlayNetwork,
@@ -210,6 +211,14 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`distributed ga
     // The published port answers; a port not published (7002 behind 8081), or another node's address, does not.
     const got = await probe([[n1, 8080], [n1, 8081], [n2, 8080]]);
     assert.deepEqual(got.map((r) => r === 'open'), [true, false, false], JSON.stringify(got));
+    // The agent tells the controller: `fw explain` follows the node's address and port to the instance.
+    const instance = ((await api('GET', `/nics/${a1.mac}`)) as { belongs_to_uuid: string }).belongs_to_uuid;
+    const explain = (port: number) => http(ctl!.restUrl, 'GET', `/fw/explain?from=${internet.host}&to=${n1}&proto=tcp&port=${port}`);
+    await eventually(async () => (await explain(8080)).status === 200, 10_000, 'the controller knows the published port');
+    const why = (await explain(8080)).body;
+    assert.deepEqual([why.to, why.ingress.ip, why.ingress.port, why.ingress.via], [instance, a1.ip, 7001, 'published'], JSON.stringify(why));
+    assert.match(why.inbound.reason, /--no-firewall/, 'this node applies no firewall');
+    assert.equal((await explain(8081)).status, 404);
     // Bad requests change nothing.
     const other = await http(nodes[0]!.agent!.api, 'PUT', `/published-ports/${inst.a2!.mac}`, { ports: [{ protocol: 'tcp', port: 7001, host_port: 9090 }] });
     assert.equal(other.status, 404, 'a NIC attached elsewhere');
@@ -222,6 +231,7 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`distributed ga
     const off = await http(nodes[0]!.agent!.api, 'PUT', `/published-ports/${a1.mac}`, { ports: [] });
     assert.equal(off.status, 200);
     assert.deepEqual((await probe([[n1, 8080]])).map((r) => r === 'open'), [false], 'withdrawn');
+    await eventually(async () => (await explain(8080)).status === 404, 10_000, 'the controller forgets the withdrawn port');
   });
 
   it('after an agent restart the gateway, NAT and published ports are back', async () => {

@@ -76,6 +76,7 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`firewall appli
   let db: Instance;
   let web: Instance;
   let ruleUuid = '';
+  let netUuid = '';
 
   const api = restClient(() => ctl!.restUrl);
   const flowFile = (n: Node) => join(n.stateDir, 'fw-flows.jsonl');
@@ -156,6 +157,7 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`firewall appli
       provision_end_ip: '10.79.0.200',
       gateway: '10.79.0.1',
     });
+    netUuid = net.uuid;
     const made: Instance[] = [];
     for (const [name, node] of [
       ['db', nodes[0]!],
@@ -241,6 +243,21 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`firewall appli
     await settled();
     assert.equal(await dbTable(), tableBefore, 'db\'s table is unchanged');
     assert.deepEqual(await reach(PORTS), ['5432 blocked', '6000 open']);
+  });
+
+  it('a NIC attached to an instance with a policy is in its table when attach returns (the controller names NICs placed on the node)', async () => {
+    const nic = await api('POST', '/nics', { owner_uuid: OWNER, belongs_to_uuid: db.uuid, belongs_to_type: 'zone', network_uuid: netUuid, cn_uuid: db.node.uuid });
+    const ns = await lab.addNetns('db2');
+    // Attached at once, as a provisioner would: placing the NIC on the node (cn_uuid) is what
+    // makes the controller name its port in db's ruleset, and that reaches the agent's feed
+    // before the attach (which reads the same record) has plumbed it.
+    await attachNic(db.node.agent!, nic.mac, ns);
+    const inbound = /oifname \{([^}]*)\} jump inbound/.exec(await dbTable());
+    assert.deepEqual(inbound?.[1]?.split(',').map((p) => p.trim()).sort(), [`"${hostVethName(db.mac)}"`, `"${hostVethName(nic.mac)}"`].sort());
+    assert.equal((await http(db.node.agent!.api, 'POST', '/detach', { mac: nic.mac })).status, 200);
+    await api('DELETE', `/nics/${nic.mac}`);
+    await settled();
+    assert.doesNotMatch(await dbTable(), new RegExp(hostVethName(nic.mac)), 'the deleted NIC\'s port leaves the table');
   });
 
   it('after an agent restart the NIC\'s namespace is known again and the table stays in force', async () => {

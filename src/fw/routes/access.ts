@@ -4,7 +4,9 @@
  *
  *   rules                 an owner: its own (owner_uuid), never a global rule
  *   instances, Docker     an owner: instances whose registry record and NICs are all its own
- *   explain               an owner: towards its own instance, from an address or its own instance
+ *   explain               an owner: towards its own instance (named, or the one a published
+ *                         port leads to), from an address or its own instance
+ *   node ingress          a node: its own published ports (cn_uuid in the path)
  *   ruleset feed          a node: its own (cn_uuid in the path); a long-poll
  */
 import type { FastifyRequest } from 'fastify';
@@ -18,6 +20,8 @@ import { isValidUuid } from '../lang/index.js';
 import type { FwEngine } from '../push.js';
 import { dockerContainerKey } from '../registry.js';
 import { loadRule } from './common.js';
+import { explainIngressQuery, findIngress } from './ingress.js';
+import { requestParams } from '../../rest/http.js';
 
 const pathUuid = (req: FastifyRequest): string | undefined => {
   const v = (req.params as Params).uuid;
@@ -34,6 +38,16 @@ export function fwAccess(store: Store, engine: FwEngine) {
     const uuid = pathUuid(req);
     const rule = uuid ? await loadRule(store, uuid) : undefined;
     return rule ? rule.owner_uuid : null;
+  };
+  /**
+   * The owner of the instance a published port leads to, when explain's `to` is an address
+   * (null otherwise, or when nothing or several match: the route answers that). An
+   * instance the firewall does not know is nobody's: only admins explain it.
+   */
+  const publishedOwner = async (req: FastifyRequest): Promise<string | null> => {
+    const q = explainIngressQuery(requestParams(req));
+    const match = q ? await findIngress(store, q).catch(() => undefined) : undefined;
+    return match ? ((await instanceOwner(match.entry.instance)) ?? '') : null;
   };
   const instanceNotFound = () => notFound('Instance not found');
   const ownInstance = existing((req) => instanceOwner(pathUuid(req)), instanceNotFound);
@@ -57,8 +71,10 @@ export function fwAccess(store: Store, engine: FwEngine) {
       owner: [
         existing((req) => instanceOwner(queryUuid(req, 'to')), instanceNotFound),
         existing((req) => instanceOwner(queryUuid(req, 'from')), () => notFound('Source instance not found')),
+        existing(publishedOwner, instanceNotFound),
       ],
     },
+    nodeIngress: { allow: ['node'], node: [pathIs('cn_uuid', () => notFound('node not found'))] },
     container: { allow: ['owner'], owner: [ownContainer, ownInstance] },
     containerWrite: { allow: ['owner'], owner: [ownContainer, ownInstance, bodyIs('owner_uuid')] },
     feed: { allow: ['node'], node: [pathIs('cn_uuid', () => notFound('node not found'))], longPoll: true },

@@ -1,7 +1,8 @@
 /**
  * The firewall's REST API, served on the controller's API port next to NAPI's routes:
  * the FWAPI-compatible rules API (./rules.ts), the instance registry (./instances.ts), the
- * agents' per-node ruleset feed (./feed.ts), explain (./explain.ts) and Docker containers
+ * agents' per-node ruleset feed (./feed.ts), explain (./explain.ts), the nodes' published
+ * ports explain follows (./ingress.ts) and Docker containers
  * (./docker.ts). List routes take limit (1..1000, default 1000) and offset, with NAPI's
  * messages.
  *
@@ -17,6 +18,7 @@ import { fwAccess } from './access.js';
 import { registerDockerRoutes } from './docker.js';
 import { registerExplainRoute } from './explain.js';
 import { registerFeedRoutes } from './feed.js';
+import { registerIngressRoutes } from './ingress.js';
 import { registerInstanceRoutes } from './instances.js';
 import { registerRuleRoutes } from './rules.js';
 
@@ -61,6 +63,7 @@ export function fwApi(deps: { store: Store; registry: Registry }, opts: FwApiOpt
       maxWaiters: opts.maxWaiters ?? 1024,
     });
     registerExplainRoute(app, shared);
+    registerIngressRoutes(app, shared);
     registerDockerRoutes(app, shared);
   };
   return { engine, routes };
