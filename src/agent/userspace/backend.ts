@@ -45,7 +45,7 @@ import { EdgeInputs } from '../edge-inputs.js';
 import { EdgeApplier } from '../kernel/edge.js';
 import type { PortOf } from '../kernel/edge-rules.js';
 import { gatewayTapName, hostVethName, nicTapName } from '../plumbing/names.js';
-import { activatePort, createPort, portIntact, removePort, renderNicBridgeTables } from './port.js';
+import { activatePort, createPort, intactPorts, removePort, renderNicBridgeTables } from './port.js';
 import { ip as ipCmd } from '../plumbing/iproute.js';
 import { writeFile } from 'node:fs/promises';
 
@@ -202,6 +202,7 @@ export class UserspaceBackend implements DataplaneBackend {
     } catch {
       return;
     }
+    const intact = await intactPorts();
     for (const { staged, pending, ...spec } of saved) {
       const mac = canonicalMac(spec.mac);
       const legacy = spec.ifname !== nicTapName(mac);
@@ -216,7 +217,7 @@ export class UserspaceBackend implements DataplaneBackend {
         await deleteLink(spec.ifname).catch(() => undefined);
         continue;
       }
-      if (!legacy && !(await portIntact(mac))) {
+      if (!legacy && !intact(mac)) {
         this.log(`NIC ${mac}: its veth is gone (its instance's namespace was deleted); removing its TAP and bridge`);
         await this.removeDevices(mac);
         continue;

@@ -97,9 +97,13 @@ export async function removePort(mac: string): Promise<void> {
   for (const name of [hostVethName(mac), nicBridgeName(mac)]) await Links.del(name).catch(() => undefined);
 }
 
-/** Whether the NIC's bridge and host veth are both there, the veth in the bridge (its instance end dies with the instance's namespace). */
-export async function portIntact(mac: string): Promise<boolean> {
+/**
+ * Which NICs (by MAC) have their bridge and their host veth in it, in one link dump (the
+ * instance end of a veth dies with the instance's namespace, and the host end with it).
+ */
+export async function intactPorts(): Promise<(mac: string) => boolean> {
   const links = await Links.list();
-  const bridge = nicBridgeName(mac);
-  return links.some((l) => l.name === bridge) && links.some((l) => l.name === hostVethName(mac) && l.master === bridge);
+  const bridges = new Set(links.filter((l) => l.kind === 'bridge').map((l) => l.name));
+  const ported = new Set(links.filter((l) => l.master !== undefined && bridges.has(l.master)).map((l) => `${l.name} ${l.master}`));
+  return (mac) => ported.has(`${hostVethName(mac)} ${nicBridgeName(mac)}`);
 }
