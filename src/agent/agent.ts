@@ -11,7 +11,7 @@
  *
  * Firewall: with `firewall` set it follows the controller's per-node ruleset feed and
  * applies each hosted instance's nftables table where the backend says: on the instance's
- * ports in the node's namespace (kernel backend: out of the instance's reach), or inside
+ * ports in the node's namespace (both backends: out of the instance's reach), or inside
  * the namespace of its attached NIC.
  */
 import { readFile, writeFile } from 'node:fs/promises';
@@ -112,6 +112,11 @@ export interface AgentOptions {
   publishedState?: StateFile;
   /** Called after the data plane was handed changed published ports (the node's ingress report follows). */
   onPublishedChange?: () => void;
+  /**
+   * Docker -p reaches instances over publication links of their own (../docker/publish.ts),
+   * routed beside their ports: node-side firewalls filter those links too.
+   */
+  publicationLinks?: boolean;
 }
 
 /** An error with the HTTP status the local API answers with. */
@@ -199,6 +204,8 @@ export class Agent {
   readonly vl2: ResolvingCache<Vl2Mapping>;
   readonly metrics: AgentMetrics;
   private readonly nics = new Map<string, AttachedNic>();
+  /** MAC -> the node's end of its publication link (Docker -p), for the firewall. */
+  private readonly publicationLinks = new Map<string, string>();
   private readonly log: Logger;
   private closed = false;
   private logLoop: Promise<void> | undefined;
@@ -306,6 +313,9 @@ export class Agent {
         placement,
         resolveNetns: (uuid) => this.netnsOfInstance(uuid),
         portsOf: (uuid) => [...this.nics.values()].filter((n) => n.belongs_to_uuid === uuid).map((n) => hostPortName(n.mac)),
+        ...(this.o.publicationLinks
+          ? { linksOf: (uuid: string) => [...this.nics.values()].filter((n) => n.belongs_to_uuid === uuid).flatMap((n) => this.publicationLinks.get(n.mac) ?? []) }
+          : {}),
         listInstalled: () => (placement === 'node' ? installedInstances(undefined, 'node') : this.installedFirewalls()),
         registry: this.o.registry,
         ...(this.o.firewall.waitMs !== undefined ? { waitMs: this.o.firewall.waitMs } : {}),
@@ -330,6 +340,19 @@ export class Agent {
     } finally {
       this.o.onPublishedChange?.();
     }
+  }
+
+  /**
+   * A publication link (Docker -p) into this NIC's instance came (its node-side name) or
+   * went (undefined): the instance's firewall covers it before anything is published
+   * through it. Throws when the firewall could not be put in place.
+   */
+  async publicationLink(mac: string, link: string | undefined): Promise<void> {
+    const m = canonicalMac(mac);
+    if (link === undefined) this.publicationLinks.delete(m);
+    else this.publicationLinks.set(m, link);
+    const uuid = this.nics.get(m)?.belongs_to_uuid;
+    if (this.fw && uuid) await this.fw.relink(uuid);
   }
 
   /** The published ports in force here, for the controller's `fw explain` (../fw/ingress.ts). */

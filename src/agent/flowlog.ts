@@ -4,7 +4,8 @@
  * node's NFLOG group (src/fw/nft.ts FLOW_LOG_GROUP). The native module parses them
  * (src/dataplane/nflog.ts); here each becomes one JSON line — time, node, instance,
  * owner, rule, action, direction, protocol, addresses, ports — appended to a file the
- * agent rotates by size (path, path.1 … path.N), and counted in metrics.
+ * agent rotates by size (path, path.1 … path.N), and counted in metrics. A blocked
+ * connection is one line, not one per retry (BlockedRepeats).
  */
 import { appendFile, rename, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -53,6 +54,38 @@ export function flowLine(r: NflogRecord, node: string, ownerOf: (instance: strin
   return line;
 }
 
+/**
+ * A blocked connection's retries (same addresses, ports, protocol, rule): a dropped packet
+ * never becomes an established connection, so every retransmitted SYN or datagram meets
+ * the logged rule again. One line per connection: repeats of a blocked one within
+ * windowMs of its first line are left out (counted instead). Bounded: at most maxKeys
+ * connections remembered, the oldest forgotten first. Pure; the clock is injected.
+ */
+export class BlockedRepeats {
+  /** key -> when its line was written (insertion order is time order). */
+  private readonly seen = new Map<string, number>();
+
+  constructor(
+    private readonly windowMs = 30_000,
+    private readonly maxKeys = 10_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** True when this line repeats a blocked connection logged within the window. */
+  repeats(l: FlowLine): boolean {
+    if (l.action !== 'block') return false;
+    const t = this.now();
+    for (const [k, at] of this.seen) {
+      if (t - at < this.windowMs && this.seen.size < this.maxKeys) break;
+      this.seen.delete(k);
+    }
+    const key = `${l.instance} ${l.rule} ${l.direction} ${l.protocol} ${l.src} ${l.sport ?? ''} ${l.dst} ${l.dport ?? ''}`;
+    if (this.seen.has(key)) return true;
+    this.seen.set(key, t);
+    return false;
+  }
+}
+
 export interface FlowLogOptions {
   path: string;
   node: string;
@@ -72,6 +105,8 @@ export class FlowLog {
   private chain: Promise<void> = Promise.resolve();
   private readonly lines: Counter | undefined;
   private readonly dropped: Counter | undefined;
+  private readonly repeated: Counter | undefined;
+  private readonly repeats = new BlockedRepeats();
 
   constructor(private readonly o: FlowLogOptions) {
     const reg = o.registry;
@@ -83,6 +118,9 @@ export class FlowLog {
       this.dropped =
         get<Counter>('rhumb_fw_flow_log_lost_total') ??
         new Counter({ name: 'rhumb_fw_flow_log_lost_total', help: 'Times the kernel dropped flow log records (socket buffer full)', registers: [reg] });
+      this.repeated =
+        get<Counter>('rhumb_fw_flow_log_repeats_total') ??
+        new Counter({ name: 'rhumb_fw_flow_log_repeats_total', help: "A blocked connection's retries left out of the flow log (one line per connection)", registers: [reg] });
     }
   }
 
@@ -112,6 +150,10 @@ export class FlowLog {
     for (const r of records) {
       const line = flowLine(r, this.o.node, this.o.ownerOf);
       if (!line) continue;
+      if (this.repeats.repeats(line)) {
+        this.repeated?.inc();
+        continue;
+      }
       this.lines?.inc({ action: line.action });
       out.push(JSON.stringify(line));
     }

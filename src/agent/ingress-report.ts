@@ -14,18 +14,18 @@ import type { Logger } from '../log/index.js';
 
 /**
  * The node's ingress report: the agent's published ports and Docker's, each saying when
- * the instance's firewall does not see it here.
+ * the instance's firewall does not see it here. Docker -p arrives masqueraded over the
+ * container's publication link (src/docker/publish.ts): a firewall inside the container
+ * sees the link's address (the entry's seen_from); a node-side one filters the link before
+ * the masquerade, so its rules see the client's own address.
  */
 export function ingressTable(published: IngressEntry[], docker: IngressEntry[], o: { firewall: boolean; placement: 'node' | 'netns' }): IngressEntry[] {
-  const dockerPath =
-    o.placement === 'node'
-      ? "Docker -p reaches the container over its publication link (src/docker/publish.ts), which this backend's node-side firewall does not filter"
-      : undefined;
-  const why = (e: IngressEntry): string | undefined => (!o.firewall ? 'this node applies no firewall (--no-firewall)' : e.via === 'docker' ? dockerPath : undefined);
-  return [...published, ...docker].map((e) => {
-    const unfiltered = why(e);
-    return unfiltered ? { ...e, unfiltered } : e;
+  const dockerSeen = docker.map((e) => {
+    if (o.placement !== 'node') return e;
+    const { seen_from: _masqueraded, ...seenAsClient } = e;
+    return seenAsClient;
   });
+  return [...published, ...dockerSeen].map((e) => (o.firewall ? e : { ...e, unfiltered: 'this node applies no firewall (--no-firewall)' }));
 }
 
 export interface IngressReporterOptions {

@@ -138,6 +138,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   });
   const napi = new NapiClient(controller, undefined, controllerFetch);
   const agent = new Agent({
+    publicationLinks: Boolean(flags.dockerPlugin),
     nodeUuid: node.toLowerCase(),
     underlayIp,
     underlayDev: flags.underlayDev,

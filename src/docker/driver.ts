@@ -53,6 +53,8 @@ export interface DriverAgent {
   readonly nodeUuid: string;
   readonly underlayIp: string;
   attachment(mac: string): AttachedNic | undefined;
+  /** A publication link into the NIC's instance came or went: its firewall covers it first. */
+  publicationLink?(mac: string, link: string | undefined): Promise<void>;
 }
 
 export interface DockerDriverOptions {

@@ -39,7 +39,7 @@ export interface RunningDockerPlugin {
 
 export async function startDockerPlugin(o: DockerPluginOptions): Promise<RunningDockerPlugin> {
   const engine = new DockerEngine(parseDockerHost(o.dockerHost));
-  const publisher = new Publisher((msg) => o.logger.info(msg), o.onPublishedChange);
+  const publisher = new Publisher((msg) => o.logger.info(msg), o.onPublishedChange, (mac, link) => o.agent.publicationLink?.(mac, link) ?? Promise.resolve());
   await publisher.adopt().catch((err: Error) => o.logger.warn(`publications left by a previous agent: ${err.message}`));
   const driver = new DockerDriver({ agent: o.agent, workloads: o.workloads, api: o.api, engine, publisher, pluginName: o.pluginName, logger: o.logger });
   const server = await PluginServer.listen(o.address, driver.handlers(), {

@@ -6,8 +6,8 @@
  * between the node's namespace (`rhp<mac>`, 169.254.0.1) and the container (`rhumb-pub`,
  * a link-local address of its own), and the node DNATs HOSTPORT to that address and
  * masquerades to 169.254.0.1, so replies come back the same way. Nothing else crosses
- * that link: the node drops anything from it that is not a reply to a DNATed connection
- * (the container's firewall is on its fabric port: see below).
+ * that link: the node drops anything from it that is not a reply to a DNATed connection,
+ * and the container's firewall still decides what enters (see below).
  * The fabric, the container's default route and its other traffic are untouched.
  *
  * One nftables table in the node's namespace (`ip rhumb_publish`), replaced atomically
@@ -22,11 +22,13 @@
  * (the output chain below). Moving -p there would take an external side from every Docker
  * node and break `-p` on the underlay address, so it stays here.
  *
- * What it costs: the container sees every published connection coming from 169.254.0.1
- * (rules naming the client's address cannot match), and the container's firewall, which
- * sits on its node-side fabric port on both backends, is not on this link (only the DNAT
- * limits what enters; Docker's own rules open published ports to anyone anyway).
- * `fw explain` says both (the agent's ingress report, ../agent/ingress-report.ts).
+ * The container's firewall still decides what enters: it sits node-side (on both backends
+ * the bridge table on the instance's port, which this routed link bypasses), so the agent
+ * gives the instance a second table filtering the link at postrouting, before the
+ * masquerade, so its rules see the client's own address (withPublicationLinks in
+ * ../fw/nft.ts; the guard below puts it in place before a link carries anything). A
+ * backend enforcing inside the container would see every published connection coming from
+ * 169.254.0.1. `fw explain` says which (the agent's ingress report, ../agent/ingress-report.ts).
  */
 import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -193,6 +195,12 @@ export class Publisher {
     private readonly log: (msg: string) => void = () => {},
     /** Called after the set of publications changed (the node's ingress report follows). */
     private readonly onChange: () => void = () => {},
+    /**
+     * A publication link came (its node-side name) or went: the container's firewall,
+     * where it sits outside the container, must cover the link before anything is
+     * published through it (it throws when it cannot).
+     */
+    private readonly guard: (mac: string, link: string | undefined) => Promise<void> = async () => {},
   ) {}
 
   /**
@@ -247,6 +255,8 @@ export class Publisher {
       p.bindings.push({ proto: b.proto, port: b.port, hostIp: '', hostPort: b.hostPort });
     }
     this.forwarding = (await readFile('/proc/sys/net/ipv4/ip_forward', 'utf8').catch(() => '0')).trim() === '1';
+    // Their containers' firewalls cover the links again (a restarted agent starts without them).
+    for (const mac of this.pubs.keys()) await this.guard(mac, nodeLinkName(mac)).catch((err: Error) => this.log(`firewall of ${mac}: ${err.message}`));
   }
 
   /** A binding's host port already published on this node, or undefined. */
@@ -280,10 +290,12 @@ export class Publisher {
       }
       this.pubs.set(m, pub);
       try {
+        await this.guard(m, nodeLinkName(m));
         await nftApply(renderPublishTable([...this.pubs.values()]));
       } catch (err) {
         this.pubs.delete(m);
         await ip(['link', 'del', nodeLinkName(m)]).catch(() => undefined);
+        await this.guard(m, undefined).catch(() => undefined);
         throw err;
       }
       this.onChange();
@@ -299,6 +311,7 @@ export class Publisher {
       await nftApply(renderPublishTable([...this.pubs.values()]));
       this.onChange();
       await ip(['link', 'del', nodeLinkName(m)]).catch(() => undefined);
+      await this.guard(m, undefined).catch((err: Error) => this.log(`firewall of ${m} after its publication: ${err.message}`));
     });
   }
 

@@ -19,7 +19,7 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { nativeNftAvailable, nftApply, nftList } from '../dataplane/nftables.js';
 import { tableName } from './compile.js';
-import { renderNetnsRuleset, renderRuleset, renderStateTable, rulesetProblem, runWithInput, withNodePorts } from './nft.js';
+import { renderNetnsRuleset, renderRuleset, renderStateTable, rulesetProblem, runWithInput, splitPublicationLinks, withNodePorts, withPublicationLinks } from './nft.js';
 import type { FeedResponse, NodeRuleset } from './push.js';
 
 export interface ApplyResult {
@@ -73,7 +73,7 @@ export class NftApplier {
   /** Replaces the instance's table in the namespace at netnsPath (undefined: this one), atomically. */
   async apply(instance: string, netnsPath: string | undefined, text: string): Promise<ApplyResult> {
     if (this.current.get(instance) === text) return { ok: true, changed: false };
-    const problem = rulesetProblem(instance, text);
+    const problem = appliedTextProblem(instance, text);
     if (problem) {
       this.metrics?.failures.inc();
       return { ok: false, changed: false, error: `refused: ${problem}` };
@@ -100,6 +100,24 @@ export class NftApplier {
   forget(instance: string): void {
     this.current.delete(instance);
   }
+}
+
+/**
+ * Why this text must not be loaded for this instance: the controller's text checked by
+ * rulesetProblem, and a publication-link table after it only as withPublicationLinks
+ * renders it from that text.
+ */
+function appliedTextProblem(instance: string, text: string): string | undefined {
+  const split = splitPublicationLinks(instance, text);
+  if (split === undefined) return rulesetProblem(instance, text);
+  const problem = rulesetProblem(instance, split.base);
+  if (problem) return problem;
+  try {
+    if (withPublicationLinks(split.base, instance, split.links) === text) return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+  return 'the publication-link table is not the one the agent renders';
 }
 
 /**
@@ -152,6 +170,11 @@ export interface FwFeedClientOptions {
    * a NIC plumbed a moment ago yet.
    */
   portsOf?: (instanceUuid: string) => readonly string[];
+  /**
+   * 'node' placement: the instance's publication links here (Docker -p), routed into it
+   * beside its ports; given (even when empty), every node-side text carries their table.
+   */
+  linksOf?: (instanceUuid: string) => readonly string[];
   /**
    * Instances that have a table on this node right now (e.g. found by listing the
    * namespaces' nft tables at agent start). On a full resync, those missing from the
@@ -278,7 +301,23 @@ export class FwFeedClient {
   /** The text this placement loads for a ruleset (node-side: on the instance's ports here too). */
   private textFor(uuid: string, r: { text: string; netnsText: string }): string {
     if (this.placement === 'netns') return r.netnsText;
-    return withNodePorts(r.text, this.opts.portsOf?.(uuid) ?? []);
+    return this.withLinks(uuid, withNodePorts(r.text, this.opts.portsOf?.(uuid) ?? []));
+  }
+
+  /** A node-side text, with the instance's publication links filtered too (when the agent has any kind of them). */
+  private withLinks(uuid: string, text: string): string {
+    return this.opts.linksOf ? withPublicationLinks(text, uuid, this.opts.linksOf(uuid)) : text;
+  }
+
+  /**
+   * The instance's publication links changed (Docker -p): its table goes in again now,
+   * before anything is published through a new link: its known ruleset, or else the
+   * default policy. Nothing when it has no port here ('node' placement only). Throws when
+   * nft refuses (the caller must not publish).
+   */
+  async relink(uuid: string): Promise<void> {
+    if (this.placement !== 'node' || (this.opts.portsOf?.(uuid) ?? []).length === 0) return;
+    await this.protect(uuid, '');
   }
 
   private async handle(res: FeedResponse): Promise<void> {
@@ -348,7 +387,7 @@ export class FwFeedClient {
       if (this.placement === 'node') {
         await this.ensureStateTable(false);
         where = this.opts.nodeNetns;
-        text = ruleset ? this.textFor(uuid, ruleset) : defaultRuleset(uuid, 'node', this.opts.portsOf?.(uuid) ?? []);
+        text = ruleset ? this.textFor(uuid, ruleset) : this.withLinks(uuid, defaultRuleset(uuid, 'node', this.opts.portsOf?.(uuid) ?? []));
       } else {
         where = netns;
         text = ruleset ? ruleset.netnsText : defaultRuleset(uuid, 'netns');

@@ -344,6 +344,56 @@ export function renderRuleset(instanceUuid: string, policy: CompiledPolicy | nul
   return lines.join('\n') + '\n';
 }
 
+/** The table (family inet, node's namespace) filtering what reaches an instance over its publication links. */
+export function publicationTableName(instanceUuid: string): string {
+  return `rhumb_fwp_${uuidHex(instanceUuid)}`;
+}
+
+/**
+ * A node-side text (renderRuleset's) that also filters what the node forwards or sends into
+ * the instance's publication links (Docker -p, ../docker/publish.ts): links the bridge
+ * table never sees, since they are routed, not bridged. The same sets and inbound chain in
+ * a second table (family inet) at postrouting, before the links' masquerade, so rules see
+ * the client's own address; replies and related packets pass on conntrack. With no links
+ * (or a text that removes the table) the second table is only removed. The agent appends
+ * this to the controller's text after checking it; rulesetProblem checks the result.
+ */
+export function withPublicationLinks(text: string, instanceUuid: string, links: readonly string[]): string {
+  assertPorts(links);
+  const t = publicationTableName(instanceUuid);
+  const lines = text.replace(/\n+$/, '').split('\n');
+  const out = [...lines, `table inet ${t}`, `delete table inet ${t}`];
+  const open = lines.findIndex((l) => l.startsWith('table bridge ') && l.endsWith(' {'));
+  const inbound = lines.indexOf('\tchain inbound {');
+  if (links.length > 0 && open >= 0 && inbound > open) {
+    const firstChain = lines.findIndex((l, i) => i > open && l.startsWith('\tchain '));
+    const inboundEnd = lines.indexOf('\t}', inbound);
+    const match = portMatch('oifname', [...new Set(links)].sort());
+    out.push(
+      `table inet ${t} {`,
+      ...lines.slice(open + 1, firstChain),
+      '\tchain postrouting {',
+      '\t\ttype filter hook postrouting priority 10; policy accept;',
+      `\t\t${match} ct state established,related accept`,
+      `\t\t${match} jump inbound`,
+      '\t}',
+      ...lines.slice(inbound, inboundEnd + 1),
+      '}',
+    );
+  }
+  return out.join('\n') + '\n';
+}
+
+/** The links a text made by withPublicationLinks filters, and the text it was made from (undefined: not such a text). */
+export function splitPublicationLinks(instanceUuid: string, text: string): { base: string; links: string[] } | undefined {
+  const head = `\ntable inet ${publicationTableName(instanceUuid)}\n`;
+  const at = text.indexOf(head);
+  if (at < 0) return undefined;
+  const m = /\t\toifname (?:"([^"]+)"|\{ ([^}]+) \}) jump inbound\n/.exec(text.slice(at));
+  const links = m === null ? [] : m[1] !== undefined ? [m[1]] : m[2]!.split(', ').map((q) => q.replace(/^"|"$/g, ''));
+  return { base: `${text.slice(0, at)}\n`, links };
+}
+
 /**
  * Why the agent must not apply this text for this instance (undefined: it may): the text
  * must be what renderRuleset makes — the instance's own table replaced, nothing else

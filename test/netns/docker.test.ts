@@ -220,27 +220,32 @@ describe('Docker on rhumb fabrics (real Docker Engines)', { skip, timeout: 600_0
     const n1 = nodes[0]!.ip;
     await eventually(async () => (await outsideGet(n1, 18080)) === 'ok', 20_000, 'the published port answers from outside the fabric');
     assert.notEqual(await outsideGet(n1, 81), 'ok', 'an unpublished port does not');
-    // The agent reports it: `fw explain` follows the node's address and port to the container
-    // (masqueraded on its publication link, which the kernel backend's node-side firewall does not see).
+    // The agent reports it: `fw explain` follows the node's address and port to the container,
+    // whose node-side firewall filters its publication link before the masquerade (the rules see the client).
     const explain = (p: number) => http(ctl!.restUrl, 'GET', `/fw/explain?from=${underlay24}.254&to=${n1}&proto=tcp&port=${p}`);
     await eventually(async () => (await explain(18080)).status === 200, 10_000, 'the controller knows the publication');
     const why = (await explain(18080)).body;
     assert.deepEqual(
-      [why.ingress.via, why.ingress.port, why.ingress.ip, why.ingress.seen_from, why.inbound.enforced],
-      ['docker', 80, await ipOf(d1, 'pub', 'netc'), '169.254.0.1', false],
+      [why.ingress.via, why.ingress.port, why.ingress.ip, why.ingress.seen_from, why.inbound.enforced, why.allowed],
+      ['docker', 80, await ipOf(d1, 'pub', 'netc'), undefined, true, true],
       JSON.stringify(why),
     );
-    assert.match(why.inbound.reason, /publication link/);
     assert.equal((await explain(81)).status, 404);
     // A published port is open to anyone, on the fabric too.
     assert.equal(await get(d2, 'far', await ipOf(d1, 'pub', 'netc'), 80), 'ok');
     assert.equal(await get(d2, 'far', await ipOf(d1, 'pub', 'netc'), 81), '');
-    // explain's "not enforced" is what happens: a rule blocking port 80 stops the fabric, not -p (kernel backend).
+    // What explain says is what happens: a rule blocking port 80 stops the fabric and -p alike,
+    // and one blocking only the outside client's address stops -p (the rules see the client).
+    const pubIp = await ipOf(d1, 'pub', 'netc');
     const block = await api('POST', '/rules', { owner_uuid: OWNER_C, enabled: true, rule: `FROM any TO vm ${why.to} BLOCK tcp PORT 80 PRIORITY 50` });
-    await eventually(async () => (await get(d2, 'far', await ipOf(d1, 'pub', 'netc'), 80, '/', 1)) === '', 20_000, 'the block rule stops fabric traffic to pub:80');
-    assert.equal(await outsideGet(n1, 18080), 'ok', '-p passes beside the node-side firewall');
-    assert.equal((await explain(18080)).body.allowed, true);
+    await eventually(async () => (await get(d2, 'far', pubIp, 80, '/', 1)) === '', 20_000, 'the block rule stops fabric traffic to pub:80');
+    await eventually(async () => (await outsideGet(n1, 18080)) !== 'ok', 20_000, 'the block rule stops -p too');
+    assert.equal((await explain(18080)).body.allowed, false);
+    await api('PUT', `/rules/${block.uuid}`, { rule: `FROM ip ${underlay24}.254 TO vm ${why.to} BLOCK tcp PORT 80 PRIORITY 50` });
+    await eventually(async () => (await get(d2, 'far', pubIp, 80)) === 'ok', 20_000, 'the fabric reaches pub:80 again');
+    assert.notEqual(await outsideGet(n1, 18080), 'ok', 'the client\'s own address is what the rule matched');
     await api('DELETE', `/rules/${block.uuid}`);
+    await eventually(async () => (await outsideGet(n1, 18080)) === 'ok', 20_000, '-p answers again once the rule is gone');
   });
 
   it('icc=true: every container of the network reaches every other, across nodes; other owners never', async () => {

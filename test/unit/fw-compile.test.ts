@@ -9,9 +9,9 @@ import { mergeAddresses } from '../../src/fw/addr.js';
 import { PolicyWorld, setName, tableName, uuidHex } from '../../src/fw/compile.js';
 import {
   FLOW_LOG_GROUP, MARK_ESTABLISHED, MARK_INVALID, STATE_TABLE, nodeRulesetPorts, parseFlowLogPrefix, renderNetnsRuleset, renderRuleset, renderStateTable,
-  rulesetProblem, withNodePorts,
+  publicationTableName, rulesetProblem, splitPublicationLinks, withNodePorts, withPublicationLinks,
 } from '../../src/fw/nft.js';
-import { defaultRuleset } from '../../src/fw/applier.js';
+import { NftApplier, defaultRuleset } from '../../src/fw/applier.js';
 import { markHex } from '../../src/net/marks.js';
 import type { CompiledPolicy, PolicyEntry } from '../../src/fw/types.js';
 import { OWNER_A, OWNER_B, instance, policyRule, ruid, vm } from '../helpers/fw-fixtures.js';
@@ -200,6 +200,39 @@ describe('nft text', () => {
     assert.equal(withNodePorts(renderRuleset(vm(1), null), PORTS), renderRuleset(vm(1), null));
     assert.equal(rulesetProblem(vm(1), withNodePorts(one, ['rv90b8d0000002'])), undefined);
     assert.throws(() => withNodePorts(one, ['rv"; flush ruleset']), /bad port name/);
+  });
+
+  it('publication links (Docker -p, routed beside the ports): the same sets and inbound chain at postrouting, checked before loading', async () => {
+    const p = pol(twoRules(), 1);
+    const base = renderRuleset(vm(1), p, ['rv90b8d0000001']);
+    const t = publicationTableName(vm(1));
+    const text = withPublicationLinks(base, vm(1), ['rhp90b8d0000001']);
+    assert.ok(text.startsWith(base), 'the controller\'s text comes first, unchanged');
+    const extra = text.slice(base.length);
+    assert.ok(extra.startsWith(`table inet ${t}\ndelete table inet ${t}\ntable inet ${t} {\n`));
+    assert.ok(extra.includes('\t\ttype filter hook postrouting priority 10; policy accept;\n\t\toifname "rhp90b8d0000001" ct state established,related accept\n\t\toifname "rhp90b8d0000001" jump inbound\n'));
+    const inbound = /\tchain inbound \{\n[^]*?\n\t\}\n/.exec(base)![0];
+    assert.ok(extra.includes(inbound), 'the very inbound chain of the bridge table');
+    assert.ok(extra.includes(`set ${setName(ruid(1), 'from', 'v4')} {`), 'with the sets it reads');
+    assert.doesNotMatch(extra, /chain outbound/);
+    assert.deepEqual(splitPublicationLinks(vm(1), text), { base, links: ['rhp90b8d0000001'] });
+    // No links, or a removal: the second table is only removed.
+    assert.equal(withPublicationLinks(base, vm(1), []), `${base}table inet ${t}\ndelete table inet ${t}\n`);
+    assert.equal(withPublicationLinks(renderRuleset(vm(1), null), vm(1), ['rhp90b8d0000001']), `${renderRuleset(vm(1), null)}table inet ${t}\ndelete table inet ${t}\n`);
+    assert.throws(() => withPublicationLinks(base, vm(1), ['rhp"; flush ruleset']), /bad port name/);
+    // The agent loads nothing but what it renders: a tampered second table is refused before nft runs.
+    const applier = new NftApplier();
+    for (const bad of [
+      base + extra.replace('jump inbound\n\t}\n', 'jump inbound\n\t\taccept\n\t}\n'),
+      text.replace(`table inet ${t} {`, `table inet ${t} {\n\tchain x {\n\t}`),
+      `${text}flush ruleset\n`,
+      withPublicationLinks(base, vm(2), ['rhp90b8d0000001']),
+    ]) {
+      // A namespace that does not exist: were the text let through, nothing could load it anywhere.
+      const r = await applier.apply(vm(1), '/nonexistent/rhumb-test-ns', bad);
+      assert.equal(r.ok, false);
+      assert.match(r.error!, /^refused: /);
+    }
   });
 
   it('the default policy (before a compiled ruleset arrives) in the form of its placement', () => {

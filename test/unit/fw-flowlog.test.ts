@@ -7,7 +7,7 @@ import { readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { FlowLog, flowLine } from '../../src/agent/flowlog.js';
+import { BlockedRepeats, FlowLog, flowLine } from '../../src/agent/flowlog.js';
 import { flowLineMatches } from '../../src/cli/fw-log.js';
 import type { NflogRecord } from '../../src/dataplane/nflog.js';
 import { flowLogPrefix } from '../../src/fw/nft.js';
@@ -55,4 +55,25 @@ test('the file is rotated past its size, keeping the newest older files', async 
     await log.close();
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('a blocked connection is one line, not one per retry; allowed ones, other ports and later attempts are lines of their own', () => {
+  let now = 1_000_000;
+  const r = new BlockedRepeats(30_000, 3, () => now);
+  const line = (over: Partial<NflogRecord> = {}) => flowLine(record(over), NODE, () => undefined)!;
+  assert.equal(r.repeats(line()), false, 'the first SYN');
+  now += 1000;
+  assert.equal(r.repeats(line()), true, 'its retransmission, 1 s later');
+  now += 2000;
+  assert.equal(r.repeats(line()), true, 'and 3 s later');
+  assert.equal(r.repeats(line({ sport: 40001 })), false, 'another connection (another source port)');
+  const allow = flowLine(record({ prefix: flowLogPrefix({ rule_uuid: ruid(1), action: 'allow', direction: 'out', instance: vm(2) }) }), NODE, () => undefined)!;
+  assert.equal(r.repeats(allow), false);
+  assert.equal(r.repeats(allow), false, 'allowed connections are logged once anyway (established traffic skips the rules)');
+  now += 30_000;
+  assert.equal(r.repeats(line()), false, 'past the window: a new attempt is a new line');
+  // Bounded: with room for three, the oldest connections are forgotten first.
+  for (const sport of [1, 2, 3, 4]) assert.equal(r.repeats(line({ sport })), false);
+  assert.equal(r.repeats(line({ sport: 4 })), true);
+  assert.equal(r.repeats(line({ sport: 1 })), false, 'forgotten to make room');
 });

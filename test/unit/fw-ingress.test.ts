@@ -105,14 +105,15 @@ describe('explainIngress', () => {
 describe('ingressTable (what an agent reports)', () => {
   const published = { ...web };
   const fromDocker = { ...docker };
-  delete (fromDocker as Partial<IngressEntry>).seen_from;
-  it('the kernel backend (node-side firewall) says Docker -p bypasses it; published ports are filtered', () => {
+  it('a node-side firewall filters Docker -p on its publication link before the masquerade: rules see the client', () => {
     const got = ingressTable([published], [fromDocker], { firewall: true, placement: 'node' });
-    assert.equal(got[0]!.unfiltered, undefined);
-    assert.match(got[1]!.unfiltered!, /publication link/);
+    assert.ok(got.every((e) => e.unfiltered === undefined));
+    assert.equal(got[1]!.seen_from, undefined);
   });
-  it('an in-namespace firewall sees both; --no-firewall sees neither', () => {
-    assert.ok(ingressTable([published], [fromDocker], { firewall: true, placement: 'netns' }).every((e) => e.unfiltered === undefined));
+  it('an in-namespace firewall sees both, -p from the link address; --no-firewall sees neither', () => {
+    const got = ingressTable([published], [fromDocker], { firewall: true, placement: 'netns' });
+    assert.ok(got.every((e) => e.unfiltered === undefined));
+    assert.equal(got[1]!.seen_from, '169.254.0.1');
     assert.ok(ingressTable([published], [fromDocker], { firewall: false, placement: 'netns' }).every((e) => /--no-firewall/.test(e.unfiltered!)));
   });
 });
