@@ -12,20 +12,26 @@
  *         52..63   revision, bits 15..4          (of the entry's store revision mod 2^16)
  *         64..65   10                            (variant)
  *         66..69   revision, bits 3..0
- *         70..77   k: the event among its revision's events (0..255)
- *         78..127  node tag: 50 bits of SHA-256 of the node's uuid
+ *         70..81   k: the event among its revision's events (0..4095)
+ *         82..127  node tag: 46 bits of SHA-256 of the node's uuid
  *
  * (created, revision mod 2^16) finds the entry: two entries of one millisecond are at most
- * a few revisions apart. 50-bit tags make two nodes of one deployment sharing a tag
- * vanishingly unlikely (~10^-7 at 10,000 nodes); if they did, a LOG_RM by one would also
- * remove the other's copy of an event both were sent.
+ * a few revisions apart. 4,096 events a revision let one write shoot down every NIC of a
+ * node whose underlay moved (../overlay/derive.ts deriveUnderlayMove), however many vnets
+ * they are on. 46-bit tags make two nodes of one deployment sharing a tag vanishingly
+ * unlikely (~10^-6 at 10,000 nodes); if they did, a LOG_RM by one would also remove the
+ * other's copy of an event both were sent. (Ids are opaque to agents, which only echo
+ * them and read the time; ids from before k widened from 8 bits decode to other events,
+ * so across that upgrade a node may be sent an event it had removed, once.)
  */
 import { createHash } from 'node:crypto';
 
 export const EVENT_ID_BYTES = 16;
-const TAG_BITS = 50n;
+const TAG_BITS = 46n;
 const TAG_MASK = (1n << TAG_BITS) - 1n;
-export const MAX_EVENTS_PER_REVISION = 256;
+const K_BITS = 12n;
+const K_MASK = (1n << K_BITS) - 1n;
+export const MAX_EVENTS_PER_REVISION = Number(K_MASK) + 1;
 
 /** A node's tag in its event ids. */
 export function nodeTag(cn: string): bigint {
@@ -56,7 +62,7 @@ export function encodeEventId(ref: EventRef, tag: bigint): Buffer {
   v |= (revLow >> 4n) << 64n;
   v |= 0x2n << 62n;
   v |= (revLow & 0xfn) << 58n;
-  v |= BigInt(ref.k & 0xff) << 50n;
+  v |= (BigInt(ref.k) & K_MASK) << TAG_BITS;
   v |= tag & TAG_MASK;
   const out = Buffer.alloc(EVENT_ID_BYTES);
   out.writeBigUInt64BE(v >> 64n, 0);
@@ -71,7 +77,7 @@ export function decodeEventId(buf: Uint8Array, off = 0): DecodedEventId {
   return {
     timeMs: Number(v >> 80n),
     revLow,
-    k: Number((v >> 50n) & 0xffn),
+    k: Number((v >> TAG_BITS) & K_MASK),
     tag: v & TAG_MASK,
   };
 }

@@ -4,24 +4,15 @@
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { Command } from 'commander';
-import { registerFwCommands } from '../../src/cli/fw.js';
-import type { ClientIo } from '../../src/cli/client.js';
+import { runFwCli } from '../helpers/fw-cli.js';
 import { NODE_1, OWNER_A, putNic, vm } from '../helpers/fw-fixtures.js';
 import { startTestNapi, type TestNapi } from '../helpers/napi.js';
 
 let napi: TestNapi;
 let api = '';
 
-async function rhumb(...args: string[]): Promise<{ out: string; err: string; code: number }> {
-  let out = '';
-  let err = '';
-  let code = 0;
-  const io: ClientIo = { out: (t) => (out += `${t}\n`), err: (t) => (err += `${t}\n`), fail: (c) => (code = c), fetch: (...a) => fetch(...a) };
-  const program = new Command().exitOverride().enablePositionalOptions();
-  registerFwCommands(program, io);
-  await program.parseAsync(['node', 'rhumb', ...args, '--api', api]);
-  return { out, err, code };
+function rhumb(...args: string[]): Promise<{ out: string; err: string; code: number }> {
+  return runFwCli([...args, '--api', api]);
 }
 
 before(async () => {

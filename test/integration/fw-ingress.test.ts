@@ -11,10 +11,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Command } from 'commander';
 import { IngressReporter } from '../../src/agent/ingress-report.js';
-import type { ClientIo } from '../../src/cli/client.js';
-import { registerFwCommands } from '../../src/cli/fw.js';
+import { runFwCli } from '../helpers/fw-cli.js';
 import type { IngressEntry } from '../../src/fw/ingress.js';
 import { TokenBook } from '../../src/security/tokens.js';
 import { NODE_1, NODE_2, OWNER_A, OWNER_B, mac, putNic, vm } from '../helpers/fw-fixtures.js';
@@ -31,18 +29,11 @@ const admin = as(T.admin);
 const web: IngressEntry = { address: '198.18.5.1', protocol: 'tcp', host_port: 8080, instance: vm(1), mac: mac(1), ip: '10.0.0.1', port: 80, via: 'published' };
 const dockerPub: IngressEntry = {
   address: '198.18.0.11', protocol: 'tcp', host_port: 8443, instance: vm(2), mac: mac(2), ip: '10.0.0.2', port: 443, via: 'docker', seen_from: '169.254.0.1',
-  unfiltered: "Docker -p reaches the container over its publication link, which this backend's node-side firewall does not filter",
+  unfiltered: 'this node applies no firewall (--no-firewall)',
 };
 
-async function rhumb(...args: string[]): Promise<{ out: string; err: string; code: number }> {
-  let out = '';
-  let err = '';
-  let code = 0;
-  const io: ClientIo = { out: (t) => (out += `${t}\n`), err: (t) => (err += `${t}\n`), fail: (c) => (code = c), fetch: (...a) => fetch(...a) };
-  const program = new Command().exitOverride().enablePositionalOptions();
-  registerFwCommands(program, io);
-  await program.parseAsync(['node', 'rhumb', ...args, '--api', api, '--token-file', join(dir, 'admin.token')]);
-  return { out, err, code };
+function rhumb(...args: string[]): Promise<{ out: string; err: string; code: number }> {
+  return runFwCli([...args, '--api', api, '--token-file', join(dir, 'admin.token')]);
 }
 
 before(async () => {
@@ -115,11 +106,11 @@ describe('fw explain to a published port', () => {
     assert.match(no.body.inbound.reason, /blocked by default/);
   });
 
-  it("says when the instance's firewall does not see the path (Docker -p on a node-side firewall)", async () => {
+  it("says when the instance's firewall does not see the path (a node that applies none)", async () => {
     const r = await admin('GET', '/fw/explain?from=192.0.2.50&to=198.18.0.11&port=8443');
     assert.equal(r.body.allowed, true);
     assert.equal(r.body.inbound.enforced, false);
-    assert.match(r.body.inbound.reason, /publication link/);
+    assert.match(r.body.inbound.reason, /--no-firewall/);
     assert.equal(r.body.ingress.seen_from, '169.254.0.1');
   });
 

@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Registry } from 'prom-client';
 import { Agent, type AgentNapi, type SvpLookups } from '../../src/agent/agent.js';
-import type { BackendStartOptions, DataplaneBackend, VnetEntries } from '../../src/agent/backend.js';
-import type { NicPlumbing } from '../../src/agent/plumbing/nic.js';
+import type { BackendStartOptions } from '../../src/agent/backend.js';
 import { NapiRequestError } from '../../src/agent/napi-client.js';
 import { PeerSet } from '../../src/agent/userspace/peers.js';
 import { SvpStatus } from '../../src/svp/codec.js';
+import { NullBackend } from '../helpers/fake-backend.js';
 
 function peerSet(list?: () => Promise<string[]>) {
   let t = 1000;
@@ -95,53 +95,23 @@ test('peer set: a failed listing keeps the set; without a listing, learned addre
 const SELF = '198.18.0.1';
 const VNET = 4343;
 
-class VlanBackend implements DataplaneBackend {
-  readonly kind = 'userspace';
+class VlanBackend extends NullBackend {
+  override readonly kind = 'userspace';
   readonly vlanAware = true;
   calls: string[] = [];
   started: BackendStartOptions | undefined;
-  async start(o: BackendStartOptions): Promise<void> {
+  override async start(o: BackendStartOptions): Promise<void> {
     this.started = o;
   }
-  vnets(): number[] {
+  override vnets(): number[] {
     return [VNET];
   }
-  plumbedMacs(): string[] {
-    return [];
-  }
-  isPlumbed(): boolean {
-    return false;
-  }
-  vnetOf(): number | undefined {
-    return undefined;
-  }
-  async plumb(_p: NicPlumbing): Promise<{ firstOnVnet: boolean }> {
-    return { firstOnVnet: false };
-  }
-  async stage(): Promise<{ firstOnVnet: boolean }> {
-    return { firstOnVnet: false };
-  }
-  async activate(): Promise<void> {}
-  isStaged(): boolean {
-    return false;
-  }
-  async adopt(): Promise<void> {}
-  async unplumb(): Promise<{ vnetRemoved: boolean }> {
-    return { vnetRemoved: false };
-  }
-  installL3(vnet: number, ip: string, mac: string, underlay: string, vlan?: number): void {
+  override installL3(vnet: number, ip: string, mac: string, underlay: string, vlan?: number): void {
     this.calls.push(`l3 ${vnet} ${ip} ${mac} ${underlay} vlan ${vlan}`);
   }
-  installL2(vnet: number, mac: string, underlay: string, vlan?: number): void {
+  override installL2(vnet: number, mac: string, underlay: string, vlan?: number): void {
     this.calls.push(`l2 ${vnet} ${mac} ${underlay} vlan ${vlan}`);
   }
-  async removeMac(): Promise<void> {}
-  removeIp(): void {}
-  async announce(): Promise<void> {}
-  entries(vnet: number): VnetEntries {
-    return { vnet, neighbours: [], fdb: [] };
-  }
-  close(): void {}
 }
 
 const svp: SvpLookups = {

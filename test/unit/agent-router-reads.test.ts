@@ -7,69 +7,40 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Registry } from 'prom-client';
-import { Agent, type AgentNapi, type SvpLookups } from '../../src/agent/agent.js';
-import type { BackendStartOptions, DataplaneBackend, VnetEntries } from '../../src/agent/backend.js';
+import { Agent, type AgentNapi } from '../../src/agent/agent.js';
 import type { EdgeRouter } from '../../src/edge/plan.js';
 import type { ApiNic } from '../../src/agent/napi-client.js';
-import { SvpStatus } from '../../src/svp/codec.js';
+import { NullBackend, quietSvp } from '../helpers/fake-backend.js';
 
 const NODE = 'cccccccc-0000-4000-8000-00000000000c';
 const A = 'aaaaaaaa-0000-4000-8000-00000000000a';
 const B = 'bbbbbbbb-0000-4000-8000-00000000000b';
 
-class CountingBackend implements DataplaneBackend {
-  readonly kind = 'counting';
+/** Records what is plumbed and counts the routers handed to the data plane. */
+class CountingBackend extends NullBackend {
+  override readonly kind = 'counting';
   private readonly plumbed = new Set<string>();
   routerSets = 0;
-  async start(_o: BackendStartOptions): Promise<void> {}
-  vnets(): number[] {
-    return [];
-  }
-  plumbedMacs(): string[] {
+  override plumbedMacs(): string[] {
     return [...this.plumbed];
   }
-  isPlumbed(mac: string): boolean {
+  override isPlumbed(mac: string): boolean {
     return this.plumbed.has(mac);
   }
-  vnetOf(): number | undefined {
-    return undefined;
-  }
-  async plumb(p: { mac: string }): Promise<{ firstOnVnet: boolean }> {
+  override async plumb(p: { mac: string }): Promise<{ firstOnVnet: boolean }> {
     this.plumbed.add(p.mac);
     return { firstOnVnet: false };
   }
-  async stage(): Promise<{ firstOnVnet: boolean }> {
-    return { firstOnVnet: false };
-  }
-  async activate(): Promise<void> {}
-  isStaged(): boolean {
-    return false;
-  }
-  async adopt(): Promise<void> {}
-  async unplumb(mac: string): Promise<{ vnetRemoved: boolean }> {
+  override async unplumb(mac: string): Promise<{ vnetRemoved: boolean }> {
     this.plumbed.delete(mac);
     return { vnetRemoved: false };
   }
   async setRouters(_r: readonly EdgeRouter[]): Promise<void> {
     this.routerSets++;
   }
-  installL3(): void {}
-  installL2(): void {}
-  async removeMac(): Promise<void> {}
-  removeIp(): void {}
-  async announce(): Promise<void> {}
-  entries(vnet: number): VnetEntries {
-    return { vnet, neighbours: [], fdb: [] };
-  }
-  close(): void {}
 }
 
-const svp: SvpLookups = {
-  vl3: async () => ({ server: 's', status: SvpStatus.NOTFOUND, statusName: 'NOTFOUND', mac: null, ip: null, port: 0 }),
-  vl2: async () => ({ server: 's', status: SvpStatus.NOTFOUND, statusName: 'NOTFOUND', ip: null, port: 0 }),
-  logReq: () => new Promise((r) => setTimeout(() => r({ server: 's', status: SvpStatus.OK, statusName: 'OK', entries: [], bytes: 4 }), 20)),
-  logRm: async () => ({ server: 's', status: SvpStatus.OK, statusName: 'OK' }),
-};
+const svp = quietSvp;
 
 const nic = (n: number, owner: string): ApiNic =>
   ({

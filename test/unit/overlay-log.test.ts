@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { goneKey, nodeStateKey, vlogKey, vnodeKey } from '../../src/overlay/keys.js';
 import { ShootdownLog } from '../../src/overlay/log.js';
-import { decodeEventId, encodeEventId, nodeTag } from '../../src/overlay/event-id.js';
+import { MAX_EVENTS_PER_REVISION, decodeEventId, encodeEventId, nodeTag } from '../../src/overlay/event-id.js';
 import { uuidFromBytes } from '../../src/net/addr.js';
 
 const A = 'aaaaaaaa-0000-4000-8000-000000000001';
@@ -53,6 +53,12 @@ test("event ids are UUIDv7s of the entry's creation time, carrying revision bits
   assert.equal(parseInt(uuidFromBytes(a).replace(/-/g, '').slice(0, 12), 16), NOW + 123, 'the UUIDv7 time');
   assert.deepEqual(decodeEventId(a), { timeMs: NOW + 123, revLow: 123456789012 & 0xffff, k: 7, tag: nodeTag(A) });
   assert.deepEqual(decodeEventId(encodeEventId({ timeMs: 0, rev: 0xffff, k: 255 }, nodeTag(C))), { timeMs: 0, revLow: 0xffff, k: 255, tag: nodeTag(C) });
+  // k has 12 bits: a write may carry 4,096 events (a moved node's every NIC), tags 46.
+  assert.equal(MAX_EVENTS_PER_REVISION, 4096);
+  const last = encodeEventId({ timeMs: 2 ** 48 - 1, rev: 0xffff, k: 4095 }, nodeTag(C));
+  assert.deepEqual(decodeEventId(last), { timeMs: 2 ** 48 - 1, revLow: 0xffff, k: 4095, tag: nodeTag(C) });
+  assert.match(uuidFromBytes(last), /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'still a UUIDv7');
+  assert.ok(nodeTag(C) < 2n ** 46n);
 });
 
 test('an id finds its entry: locate by creation time, revision bits and k', () => {
