@@ -16,7 +16,13 @@
  *                     no batching either: mmsg off)
  *   userspace-mmsg    fast path with recvmmsg/sendmmsg batching, offloads off
  *   userspace         fast path with every offload it probed (TAP TSO/USO, UDP GSO/GRO,
- *                     coalescing towards the TAP, batching)
+ *                     coalescing towards the TAP, batching), its TAP the instance's interface
+ *                     (the layout before the userspace backend's node-side port)
+ *   userspace-port    the same engine in the userspace backend's layout: the TAP in the node's
+ *                     namespace, in a bridge of its own with the host end of a veth into the
+ *                     instance (src/agent/userspace/port.ts), the NIC bridges' tables loaded
+ *   userspace-port-fw100  that layout firewalled node-side as the agent does it (the state
+ *                     table, each instance's bridge table on its host veth), 100 rules
  * Encrypted underlay (issue #20; this kernel has no WireGuard module: wireguard-go):
  *   wireguard-go      wireguard-go alone between the two node namespaces, iperf3 between
  *                     their tunnel addresses (the ceiling of anything carried inside it)
@@ -43,10 +49,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
 import type { Offload } from '../../src/dataplane/fastpath.js';
-import { hostSideCommands, instanceCommands } from '../../src/agent/plumbing/nic.js';
+import { hostSideCommands, instanceCommands, tapAddress } from '../../src/agent/plumbing/nic.js';
+import { renderNicBridgeTables } from '../../src/agent/userspace/port.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/agent/wireguard/keys.js';
 import { vnetCommands } from '../../src/agent/kernel/vnet.js';
-import { hostVethName } from '../../src/agent/plumbing/names.js';
+import { hostVethName, nicBridgeName, nicTapName, vnetGroup } from '../../src/agent/plumbing/names.js';
 import { loadNft } from '../../src/fw/applier.js';
 import { PolicyWorld } from '../../src/fw/compile.js';
 import { parseRule, serialize } from '../../src/fw/lang/index.js';
@@ -193,8 +200,7 @@ async function kernelBackendLayout(tag = 'bkb'): Promise<Setup> {
 }
 
 /** 100 rules on each instance: 99 that never match iperf3 (other ports), then its port. */
-async function kernelBackendFirewall(): Promise<Setup> {
-  const s = await kernelBackendLayout('bkf');
+async function firewall100(s: Setup): Promise<Setup> {
   const owner = 'aaaaaaaa-0000-4000-8000-00000000be01';
   const uuids = ['b0000000-0000-4000-8000-000000000001', 'b0000000-0000-4000-8000-000000000002'] as const;
   const world = new PolicyWorld();
@@ -216,6 +222,53 @@ async function kernelBackendFirewall(): Promise<Setup> {
     if (error !== undefined) throw new Error(`firewall on ${s.node[i]}: ${error}`);
   }
   return s;
+}
+
+/**
+ * The userspace backend's layout (src/agent/userspace/port.ts) as `ip` lines: the engine's
+ * TAP in the node's namespace, a bridge joining it to the host end of the instance's veth.
+ */
+async function userspacePort(tag: string): Promise<Setup> {
+  const { lab, node, ul } = await underlay(tag);
+  const inst: [string, string] = [await lab.addNetns('i'), await lab.addNetns('j')];
+  const fps: FastPathNode[] = [];
+  for (const i of [0, 1] as const) {
+    const o = 1 - i;
+    const p = {
+      mac: MAC[i], ip: IP[i], prefix: 24, mtu: 1450, routes: [], vnet: VNET, vlan: 0,
+      allowMacSpoofing: false, allowIpSpoofing: false, netns: `/run/netns/${inst[i]}`, ifname: 'eth0',
+    };
+    const [tap, bridge, veth] = [nicTapName(MAC[i]), nicBridgeName(MAC[i]), hostVethName(MAC[i])];
+    fps.push(
+      await startFastPathNode(lab, node[i], {
+        underlayIp: ul[i],
+        underlayMtu: 1500,
+        disable: [],
+        nics: [{ netns: '', ifname: tap, mac: MAC[i], ip: IP[i], vnet: VNET, vlan: 0, mtu: 1450 }],
+        directory: [{ vnet: VNET, ip: IP[o], mac: MAC[o], underlay: ul[o] }],
+      }),
+    );
+    const error = await loadNft(`/run/netns/${node[i]}`, renderNicBridgeTables());
+    if (error !== undefined) throw new Error(`NIC bridge tables on ${node[i]}: ${error}`);
+    await ipBatchIn(lab, node[i], [
+      `link add ${bridge} mtu 1450 group ${vnetGroup(VNET)} type bridge`,
+      `link set ${tap} address ${tapAddress(MAC[i])} master ${bridge} up`,
+      hostSideCommands(p)[0]!,
+      `link set ${veth} master ${bridge} up`,
+      `link set ${bridge} up`,
+    ]);
+    await ipBatchIn(lab, inst[i], instanceCommands(p));
+  }
+  return {
+    lab,
+    node,
+    inst,
+    offloads: fps[0]!.offloads as unknown as Record<string, boolean>,
+    stop: async () => {
+      for (const f of fps) await f.stop();
+      await lab.cleanup();
+    },
+  };
 }
 
 async function userspace(tag: string, disable: Offload[], encrypted = false): Promise<Setup> {
@@ -335,10 +388,12 @@ async function main(): Promise<void> {
   const plan: Array<[string, () => Promise<Setup>]> = [
     ['kernel-vxlan', kernelVxlan],
     ['kernel-backend', () => kernelBackendLayout()],
-    ['kernel-backend-fw100', kernelBackendFirewall],
+    ['kernel-backend-fw100', async () => firewall100(await kernelBackendLayout('bkf'))],
     ['userspace-nooff', () => userspace('bun', ['tso', 'uso', 'gso', 'gro', 'coalesce', 'mmsg'])],
     ['userspace-mmsg', () => userspace('bum', ['tso', 'uso', 'gso', 'gro', 'coalesce'])],
     ['userspace', () => userspace('buo', [])],
+    ['userspace-port', () => userspacePort('bup')],
+    ['userspace-port-fw100', async () => firewall100(await userspacePort('buf'))],
     ['wireguard-go', wireguardGo],
     ['kernel-backend-wg', kernelBackendWireguard],
     ['userspace-wg', () => userspace('buw', [], true)],

@@ -11,7 +11,7 @@
  *
  * Firewall: with `firewall` set it follows the controller's per-node ruleset feed and
  * applies each hosted instance's nftables table where the backend says: on the instance's
- * ports in the node's namespace (kernel backend: out of the instance's reach), or inside
+ * ports in the node's namespace (both backends: out of the instance's reach), or inside
  * the namespace of its attached NIC.
  */
 import { readFile, writeFile } from 'node:fs/promises';

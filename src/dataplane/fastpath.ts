@@ -1,6 +1,7 @@
 /**
  * Typed face of the native userspace fast path (native/src/fastpath.c). The C side owns
- * every packet: TAP devices (one per NIC, created inside the instance's namespace), the
+ * every packet: TAP devices (one per NIC, created in the namespace its spec names: the
+ * userspace backend keeps them in the node's, ../agent/userspace/port.ts), the
  * underlay UDP sockets and a forwarding thread. From here we only add and remove NICs,
  * write the tables in batches, answer misses and read counters.
  *

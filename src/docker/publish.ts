@@ -22,12 +22,12 @@
  * (the output chain below). Moving -p there would take an external side from every Docker
  * node and break `-p` on the underlay address, so it stays here.
  *
- * The container's firewall still decides what enters: where it sits node-side (the kernel
- * backend's bridge table on the instance's port, which this routed link bypasses), the
- * agent gives the instance a second table filtering the link at postrouting, before the
+ * The container's firewall still decides what enters: it sits node-side (on both backends
+ * the bridge table on the instance's port, which this routed link bypasses), so the agent
+ * gives the instance a second table filtering the link at postrouting, before the
  * masquerade, so its rules see the client's own address (withPublicationLinks in
- * ../fw/nft.ts; the guard below puts it in place before a link carries anything). Where
- * the firewall sits inside the container, it sees every published connection coming from
+ * ../fw/nft.ts; the guard below puts it in place before a link carries anything). A
+ * backend enforcing inside the container would see every published connection coming from
  * 169.254.0.1. `fw explain` says which (the agent's ingress report, ../agent/ingress-report.ts).
  */
 import { execFile } from 'node:child_process';

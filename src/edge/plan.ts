@@ -14,6 +14,7 @@
 import ipaddr from 'ipaddr.js';
 import { EDGE_MARK_MASK, EDGE_TAG, EDGE_TAG_MASK } from '../net/marks.js';
 import { ipText } from '../net/addr.js';
+import { PORT_BRIDGE_ZONE } from '../net/ports.js';
 
 /**
  * Marks, routing tables and device groups of ours: 0x72 in the top byte, the vnet below.
@@ -146,8 +147,11 @@ export interface EdgePlan {
   vnets: VnetEdge[];
 }
 
+/** Zones 1 … EDGE_ZONES are the edge's (the last one is the userspace backend's NIC bridges'). */
+const EDGE_ZONES = PORT_BRIDGE_ZONE - 1;
+
 /**
- * Conntrack zones (16 bits) for a node's vnets (24 bits): vnet mod 65535, plus one; a
+ * Conntrack zones (16 bits) for a node's vnets (24 bits): vnet mod 65534, plus one; a
  * collision between two of the node's vnets takes the next free zone, in vnet order (so
  * the same vnets get the same zones).
  */
@@ -155,8 +159,8 @@ export function edgeZones(vnets: readonly number[]): Map<number, number> {
   const used = new Set<number>();
   const out = new Map<number, number>();
   for (const vnet of [...new Set(vnets)].sort((a, b) => a - b)) {
-    let z = (vnet % 65535) + 1;
-    while (used.has(z)) z = (z % 65535) + 1;
+    let z = (vnet % EDGE_ZONES) + 1;
+    while (used.has(z)) z = (z % EDGE_ZONES) + 1;
     used.add(z);
     out.set(vnet, z);
   }

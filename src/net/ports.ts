@@ -19,3 +19,11 @@ export function hostPortName(mac: string): string {
  */
 export const VNET_GROUP_BASE = 0x72000000;
 export const VNET_GROUP_LAST = VNET_GROUP_BASE + 0xffffff;
+
+/**
+ * The conntrack zone (both directions) of what crosses a NIC's bridge on the userspace
+ * backend (its TAP and its host veth): there the node sees an instance's packets a second
+ * time, beside the edge's pass through the gateway port (zones 1 … 65534, ../edge/plan.ts),
+ * so those entries must be their own or the edge's NAT would find them already decided.
+ */
+export const PORT_BRIDGE_ZONE = 65535;

@@ -86,6 +86,17 @@ export async function run(cmd: string, args: string[]): Promise<string> {
   }
 }
 
+/**
+ * For tests that run a userspace backend in the test's own namespace: removes the
+ * backend's node-wide NIC bridge tables, unless a NIC bridge (another test's, on this
+ * host) still needs them.
+ */
+export async function removeNicBridgeTablesIfUnused(): Promise<void> {
+  const bridges = JSON.parse(await run('ip', ['-j', 'link', 'show', 'type', 'bridge'])) as Array<{ ifname: string }>;
+  if (bridges.some((b) => /^rn[0-9a-f]{12}$/.test(b.ifname))) return;
+  for (const family of ['inet', 'arp']) await run('nft', ['delete', 'table', family, 'rhumb_nic_bridges']).catch(() => undefined);
+}
+
 export class NetnsLab {
   /** Short, unique per run: interface names must stay within 15 characters. */
   readonly prefix: string;

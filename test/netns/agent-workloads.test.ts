@@ -94,7 +94,8 @@ describe('agent workload attachments (kernel and userspace backends)', { skip, t
     assert.deepEqual(a.labels, { who: 'one' });
     assert.equal(a.host_ifname, `rv${a.mac.replace(/:/g, '')}`, 'kernel backend: the host veth');
     assert.ok((await links(nodes[0]!.ns)).includes(a.host_ifname));
-    assert.equal(r2.body.host_ifname, undefined, 'userspace backend: a TAP, no host side');
+    assert.equal(r2.body.host_ifname, `rv${r2.body.mac.replace(/:/g, '')}`, 'userspace backend: the host veth too (in the NIC\'s bridge with the TAP)');
+    assert.ok((await links(nodes[1]!.ns)).includes(r2.body.host_ifname));
     const [nic] = await nicsOf('k/one', nodes[0]!);
     assert.equal(nic!.mac, a.mac);
     const addr = await lab.ip(w1, '-4', 'addr', 'show', 'dev', 'eth0');

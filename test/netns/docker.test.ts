@@ -17,6 +17,8 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { workloadUuid } from '../../src/agent/workloads.js';
+import { hostVethName } from '../../src/agent/plumbing/names.js';
+import { tableName } from '../../src/fw/compile.js';
 import {
   type DatacenterNode, type RunningAgent, buildUnderlay, controllerListenArgs, eventually, registerUnderlayNetwork, restClient, startAgent, stopAgent,
   svpEndpoint,
@@ -185,7 +187,7 @@ describe('Docker on rhumb fabrics (real Docker Engines)', { skip, timeout: 600_0
     assert.equal(bToA, false, "owner B's container does not reach owner A's");
   });
 
-  it('the userspace backend: containers on two nodes ping and stream', async () => {
+  it('the userspace backend: containers on two nodes ping and stream; their firewall is node-side, -p included', async () => {
     const [d3, d4] = [daemons[2]!, daemons[3]!];
     await net(d3, 'neta', '10.60.0.0/24', OWNER_A);
     await net(d4, 'neta', '10.60.0.0/24', OWNER_A);
@@ -195,6 +197,21 @@ describe('Docker on rhumb fabrics (real Docker Engines)', { skip, timeout: 600_0
     assert.ok(await pingOk(d3, 'u3', ip4, 3), 'u3 (n3) pings u4 (n4)');
     const bytes = Number((await d3.docker('exec', 'u3', 'sh', '-c', `printf 'GET /big HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${ip4} 8000 | wc -c`)).trim());
     assert.ok(bytes > 4 * 1024 * 1024, `a 4 MiB TCP stream from n4 to n3 (got ${bytes} bytes)`);
+    // The container's firewall is node-side here too: its table filters its host veth in the node's namespace.
+    const mac4 = await macOf(d4, 'u4', 'neta');
+    const table4 = tableName(workloadUuid(nodes[3]!.uuid, `docker/${mac4}`));
+    await eventually(async () => (await tables(nodes[3]!.ns)).includes(`table bridge ${table4}`), 20_000, "u4's table in n4's namespace");
+    assert.match(await lab.exec(nodes[3]!.ns, 'nft', 'list', 'table', 'bridge', table4), new RegExp(`oifname "${hostVethName(mac4)}" jump inbound`));
+    // Published ports too: -p answers from outside, and a rule on the container stops it.
+    await server(d3, 'upub', 'neta', [80], ['-p', '18081:80']);
+    const n3 = nodes[2]!.ip;
+    await eventually(async () => (await outsideGet(n3, 18081)) === 'ok', 20_000, 'the published port answers on n3');
+    const upub = workloadUuid(nodes[2]!.uuid, `docker/${await macOf(d3, 'upub', 'neta')}`);
+    const block = await api('POST', '/rules', { owner_uuid: OWNER_A, enabled: true, rule: `FROM any TO vm ${upub} BLOCK tcp PORT 80 PRIORITY 50` });
+    await eventually(async () => (await outsideGet(n3, 18081)) !== 'ok', 20_000, 'the block rule stops -p on the userspace backend');
+    await api('DELETE', `/rules/${block.uuid}`);
+    await eventually(async () => (await outsideGet(n3, 18081)) === 'ok', 20_000, '-p answers again once the rule is gone');
+    await d3.docker('rm', '-f', 'upub');
   });
 
   it('icc=false: a linked container reaches its target\'s exposed port only; others, here or on another node, nothing; published ports answer from outside', async () => {

@@ -2,11 +2,13 @@
  * The fast path's control surface with real TAP devices: a NIC's TAP is born inside the
  * instance namespace with its MAC and MTU and leaves with removeNic; bad input is a clear
  * error that leaves nothing behind; table batches are all or nothing; a closed engine
- * refuses calls.
+ * refuses calls. Then the userspace backend's plumbing (the TAP in the node's namespace, a
+ * bridge, a veth into the instance): devices, restart, failure and leftovers.
  */
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -14,7 +16,8 @@ import { Registry } from 'prom-client';
 import type { NicPlumbing } from '../../src/agent/plumbing/nic.js';
 import { UserspaceBackend } from '../../src/agent/userspace/backend.js';
 import { FastPath } from '../../src/dataplane/fastpath.js';
-import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
+import { NetnsLab, netnsSkipReason, removeNicBridgeTablesIfUnused, run } from '../helpers/netns.js';
+import { eventually } from '../helpers/datacenter.js';
 
 const skip = netnsSkipReason();
 
@@ -115,6 +118,19 @@ describe('userspace backend: plumbing, restart re-attach, metrics', { skip }, ()
   const lab = new NetnsLab('fpb');
   let ns = '';
   let stateDir = '';
+  // Per run: the backend plumbs in this (the test's own) namespace.
+  const hex = randomInt(0, 0xffffff).toString(16).padStart(6, '0');
+  const MAC = `02:00:5e:${hex.slice(0, 2)}:${hex.slice(2, 4)}:${hex.slice(4)}`;
+  const node = { tap: `rt02005e${hex}`, bridge: `rn02005e${hex}`, veth: `rv02005e${hex}` };
+  const start = (logs: string[]) => ({ underlayIp: '127.0.0.1', onMiss: () => undefined, log: (m: string) => void logs.push(m) });
+  /** Name, MTU, master, up, kind of a link in this namespace (undefined: none). */
+  const link = async (name: string) => {
+    const out = await run('ip', ['-d', '-j', 'link', 'show', 'dev', name]).catch(() => undefined);
+    if (out === undefined) return undefined;
+    const [l] = JSON.parse(out) as Array<{ mtu: number; master?: string; operstate: string; flags: string[]; address: string; linkinfo?: { info_kind?: string } }>;
+    return { mtu: l!.mtu, master: l!.master, up: l!.flags.includes('UP'), kind: l!.linkinfo?.info_kind, address: l!.address };
+  };
+  const ours = async () => (await Promise.all(Object.values(node).map(link))).map((l) => l !== undefined);
 
   before(async () => {
     ns = await lab.addNetns('i');
@@ -122,43 +138,136 @@ describe('userspace backend: plumbing, restart re-attach, metrics', { skip }, ()
   });
 
   after(async () => {
+    for (const name of Object.values(node)) await run('ip', ['link', 'del', name]).catch(() => undefined);
     await lab.cleanup();
     rmSync(stateDir, { recursive: true, force: true });
+    await removeNicBridgeTablesIfUnused();
   });
 
   const plumbing = (netns: string): NicPlumbing => ({
-    mac: '02:00:5e:60:00:01', ip: '10.6.0.1', prefix: 24, mtu: 1400, routes: [], gateway: undefined, vnet: 33, vlan: 0,
+    mac: MAC, ip: '10.6.0.1', prefix: 24, mtu: 1400, routes: [], gateway: '10.6.0.254', vnet: 33, vlan: 0,
     allowMacSpoofing: false, allowIpSpoofing: false, netns, ifname: 'eth0',
   });
 
-  test('plumb, close (the TAP stays), start again (re-attached), unplumb (gone); counters as metrics', async () => {
+  test('plumb, close (the devices stay), start again (re-attached), unplumb (gone); counters as metrics', async () => {
     const logs: string[] = [];
-    const start = { underlayIp: '127.0.0.1', onMiss: () => undefined, log: (m: string) => void logs.push(m) };
     const b1 = new UserspaceBackend([], { port: 0, stateDir });
-    await b1.start(start);
+    await b1.start(start(logs));
+    assert.equal(b1.firewallPlacement, 'node');
     assert.deepEqual(await b1.plumb(plumbing(`/run/netns/${ns}`)), { firstOnVnet: true });
+    // The instance's interface: a veth with the NIC's MAC, MTU, address and routes.
+    const eth0 = JSON.parse(await lab.ip(ns, '-d', '-j', 'link', 'show', 'eth0')) as Array<{ mtu: number; address: string; linkinfo: { info_kind: string } }>;
+    assert.deepEqual([eth0[0]!.linkinfo.info_kind, eth0[0]!.address, eth0[0]!.mtu], ['veth', MAC, 1400]);
     assert.match(await lab.ip(ns, 'addr', 'show', 'eth0'), /inet 10\.6\.0\.1\/24/);
-    assert.deepEqual(b1.plumbedMacs(), ['02:00:5e:60:00:01']);
+    assert.match(await lab.ip(ns, 'route', 'show', 'default'), /via 10\.6\.0\.254 dev eth0/);
+    // Node side: the TAP and the host veth in the NIC's bridge, all up with the NIC's MTU.
+    assert.deepEqual(await link(node.bridge), { mtu: 1400, master: undefined, up: true, kind: 'bridge', address: (await link(node.bridge))!.address });
+    assert.deepEqual(await link(node.veth), { mtu: 1400, master: node.bridge, up: true, kind: 'veth', address: (await link(node.veth))!.address });
+    const tap = await link(node.tap);
+    assert.deepEqual(tap, { mtu: 1400, master: node.bridge, up: true, kind: 'tun', address: `fe:00:5e:${MAC.slice(9)}` });
+    assert.equal(b1.hostInterface(MAC), node.veth);
+    assert.deepEqual(b1.plumbedMacs(), [MAC]);
     const registry = new Registry();
     b1.registerMetrics(registry);
-    assert.match(await registry.metrics(), /rhumb_fastpath_nic_total\{mac="02:00:5e:60:00:01",vnet="33",counter="tx_frames"\} \d+/);
+    assert.match(await registry.metrics(), new RegExp(`rhumb_fastpath_nic_total\\{mac="${MAC}",vnet="33",counter="tx_frames"\\} \\d+`));
     assert.match(await registry.metrics(), /rhumb_fastpath_engine_total\{counter="drop_bad_vxlan"\} 0/);
     b1.close();
-    assert.match(await lab.ip(ns, 'link', 'show', 'eth0'), /eth0/, 'the persistent TAP outlives the backend');
+    assert.match(await lab.ip(ns, 'link', 'show', 'eth0'), /eth0/, 'the persistent TAP and the veth outlive the backend');
+    assert.deepEqual(await ours(), [true, true, true]);
 
     const b2 = new UserspaceBackend([], { port: 0, stateDir });
-    await b2.start(start);
-    assert.deepEqual(b2.plumbedMacs(), ['02:00:5e:60:00:01']);
-    assert.equal(b2.vnetOf('02:00:5E:60:00:01'), 33);
+    await b2.start(start(logs));
+    assert.deepEqual(b2.plumbedMacs(), [MAC]);
+    assert.equal(b2.vnetOf(MAC.toUpperCase()), 33);
     assert.ok(logs.some((l) => /re-attached 1 TAP/.test(l)), logs.join('\n'));
     assert.match(await lab.ip(ns, 'addr', 'show', 'eth0'), /inet 10\.6\.0\.1\/24/, 'address kept across the restart');
-    assert.deepEqual(await b2.unplumb('02:00:5e:60:00:01', 33), { vnetRemoved: true });
+    assert.deepEqual(await b2.unplumb(MAC, 33), { vnetRemoved: true });
     await assert.rejects(lab.ip(ns, 'link', 'show', 'eth0'));
+    assert.deepEqual(await ours(), [false, false, false], 'TAP, bridge and veth gone');
     b2.close();
 
     const b3 = new UserspaceBackend([], { port: 0, stateDir });
-    await b3.start(start);
+    await b3.start(start(logs));
     assert.deepEqual(b3.plumbedMacs(), [], 'nothing left to re-attach');
+    b3.close();
+  });
+
+  test('a plumb that fails leaves no device and no record', async () => {
+    const b = new UserspaceBackend([], { port: 0, stateDir });
+    await b.start(start([]));
+    try {
+      // The namespace does not exist: the veth's instance end cannot be made, after the TAP and the bridge were.
+      await assert.rejects(b.plumb(plumbing(`/run/netns/${ns}-gone`)), /PlumbingError|No such file|ENOENT/);
+      assert.deepEqual(await ours(), [false, false, false]);
+      assert.deepEqual(b.plumbedMacs(), []);
+      // An address the instance's namespace refuses (a gateway off every subnet of it): configured last, undone too.
+      await assert.rejects(b.plumb({ ...plumbing(`/run/netns/${ns}`), prefix: 32, gateway: '10.9.9.9' }));
+      assert.deepEqual(await ours(), [false, false, false]);
+      await assert.rejects(lab.ip(ns, 'link', 'show', 'eth0'));
+      assert.deepEqual(b.plumbedMacs(), []);
+      await assert.rejects(readFile(join(stateDir, 'userspace-127.0.0.1.json'), 'utf8'), 'no state file: nothing plumbed');
+    } finally {
+      b.close();
+    }
+  });
+
+  test('a NIC an older agent plumbed as a TAP inside its namespace is plumbed again node-side when the agent adopts it', async () => {
+    // What an agent from before the node-side port left: a persistent TAP named eth0 in the instance, and its record.
+    const old = FastPath.open({ underlayIp: '127.0.0.1', port: 0, underlayMtu: 1500 }, () => undefined);
+    const legacy = { netns: `/run/netns/${ns}`, ifname: 'eth0', mac: MAC, ip: '10.6.0.1', vnet: 33, vlan: 0, mtu: 1400, allowMacSpoofing: false, allowIpSpoofing: false };
+    old.addNic({ ...legacy, persist: true });
+    old.close();
+    await lab.ip(ns, 'addr', 'add', '10.6.0.1/24', 'dev', 'eth0');
+    await writeFile(join(stateDir, 'userspace-127.0.0.1.json'), JSON.stringify([legacy]), { mode: 0o600 });
+    const logs: string[] = [];
+    const b = new UserspaceBackend([], { port: 0, stateDir });
+    await b.start(start(logs));
+    try {
+      assert.deepEqual(b.plumbedMacs(), [MAC], 're-attached where it is');
+      assert.equal(b.hostInterface(MAC), undefined, 'no node side yet');
+      await b.adopt([plumbing(`/run/netns/${ns}`)]);
+      const eth0 = JSON.parse(await lab.ip(ns, '-d', '-j', 'link', 'show', 'eth0')) as Array<{ address: string; linkinfo: { info_kind: string } }>;
+      assert.deepEqual([eth0[0]!.linkinfo.info_kind, eth0[0]!.address], ['veth', MAC]);
+      assert.match(await lab.ip(ns, 'addr', 'show', 'eth0'), /inet 10\.6\.0\.1\/24/);
+      assert.deepEqual(await ours(), [true, true, true]);
+      assert.equal(b.hostInterface(MAC), node.veth);
+      const saved = JSON.parse(await readFile(join(stateDir, 'userspace-127.0.0.1.json'), 'utf8')) as Array<{ netns: string; ifname: string }>;
+      assert.deepEqual(saved.map((e) => [e.netns, e.ifname]), [['', node.tap]]);
+      assert.ok(logs.some((l) => /moved from a TAP in its namespace to a node-side port/.test(l)), logs.join('\n'));
+      await b.unplumb(MAC, 33);
+      assert.deepEqual(await ours(), [false, false, false]);
+    } finally {
+      b.close();
+    }
+  });
+
+  test('at start: what an unfinished plumb made is removed, and a NIC whose namespace is gone too', async () => {
+    const logs: string[] = [];
+    const b1 = new UserspaceBackend([], { port: 0, stateDir });
+    await b1.start(start(logs));
+    const doomed = await lab.addNetns('doomed');
+    await b1.plumb(plumbing(`/run/netns/${doomed}`));
+    b1.close();
+    // The instance's namespace goes while no agent runs: its veth goes with it.
+    await run('ip', ['netns', 'del', doomed]);
+    await eventually(async () => (await link(node.veth)) === undefined, 5000, 'the veth gone with its namespace');
+    const b2 = new UserspaceBackend([], { port: 0, stateDir });
+    await b2.start(start(logs));
+    assert.deepEqual(b2.plumbedMacs(), []);
+    assert.deepEqual(await ours(), [false, false, false]);
+    assert.ok(logs.some((l) => /its veth is gone/.test(l)), logs.join('\n'));
+    b2.close();
+
+    // An agent killed between its record and the end of the plumb: a pending record and some devices.
+    await run('ip', ['link', 'add', node.bridge, 'type', 'bridge']);
+    await run('ip', ['tuntap', 'add', 'dev', node.tap, 'mode', 'tap']);
+    const spec = { netns: '', ifname: node.tap, mac: MAC, ip: '10.6.0.1', vnet: 33, vlan: 0, mtu: 1400, pending: true };
+    await writeFile(join(stateDir, 'userspace-127.0.0.1.json'), JSON.stringify([spec]), { mode: 0o600 });
+    const b3 = new UserspaceBackend([], { port: 0, stateDir });
+    await b3.start(start(logs));
+    assert.deepEqual(b3.plumbedMacs(), []);
+    assert.deepEqual(await ours(), [false, false, false]);
+    assert.ok(logs.some((l) => /unfinished attach/.test(l)), logs.join('\n'));
     b3.close();
   });
 });

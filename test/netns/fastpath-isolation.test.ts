@@ -19,7 +19,7 @@ import { Registry } from 'prom-client';
 import { garpFrame } from '../../src/agent/plumbing/garp.js';
 import { UserspaceBackend } from '../../src/agent/userspace/backend.js';
 import { FastPath } from '../../src/dataplane/fastpath.js';
-import { NetnsLab, netnsSkipReason, underlayAddr } from '../helpers/netns.js';
+import { NetnsLab, netnsSkipReason, removeNicBridgeTablesIfUnused, underlayAddr } from '../helpers/netns.js';
 import { type FastPathNode, startFastPathNode } from './fastpath-harness.js';
 
 const skip = netnsSkipReason();
@@ -303,6 +303,7 @@ describe('a gratuitous ARP reaches only the NICs on the VLAN of the MAC it annou
 });
 
 describe('userspace backend: peers from the API, drops on /metrics, private state files', { skip, timeout: 60_000 }, () => {
+  const NIC_MAC = '02:00:5e:74:00:01';
   const lab = new NetnsLab('fpu');
   const port = 40_000 + Math.floor(Math.random() * 20_000);
   let root = '';
@@ -329,9 +330,12 @@ describe('userspace backend: peers from the API, drops on /metrics, private stat
   });
 
   after(async () => {
+    // The NIC's TAP and bridge are in this (the test's) namespace: unplumbed, not left.
+    if (backend?.isPlumbed(NIC_MAC)) await backend.unplumb(NIC_MAC, 7401);
     backend?.close();
     await lab.cleanup();
     rmSync(root, { recursive: true, force: true });
+    await removeNicBridgeTablesIfUnused();
   });
 
   const unknownPeerDrops = async (): Promise<number> => {
@@ -353,7 +357,7 @@ describe('userspace backend: peers from the API, drops on /metrics, private stat
 
   test('its state directory and file are 0700 and 0600', async () => {
     await backend.plumb({
-      mac: '02:00:5e:74:00:01', ip: '10.74.0.1', prefix: 24, mtu: 1400, routes: [], gateway: undefined, vnet: 7401, vlan: 0,
+      mac: NIC_MAC, ip: '10.74.0.1', prefix: 24, mtu: 1400, routes: [], gateway: undefined, vnet: 7401, vlan: 0,
       allowMacSpoofing: false, allowIpSpoofing: false, netns: `/run/netns/${ns}`, ifname: 'eth0',
     });
     const dir = join(root, 'state', 'rhumb');

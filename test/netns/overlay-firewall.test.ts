@@ -2,10 +2,12 @@
  * The firewall through the running agents, across the overlay: two compute nodes in
  * namespaces (the layout of overlay-kernel.test.ts, smaller), agents started as an
  * operator would (firewall on by default, --state-dir in a temp dir), the controller's
- * REST API for the instance registry and the rules. Traffic between instances on
- * different nodes shows what the agent applied in the instance's namespace; a rule change
- * takes effect with nothing restarted; a restarted agent knows its NICs' namespaces again
- * (from its state file) and keeps the instance's table in force.
+ * REST API for the instance registry and the rules, on each backend. Traffic between
+ * instances on different nodes shows what the agent applied in the instance's node's
+ * namespace (an instance flushing its own tables changes nothing); a rule change takes
+ * effect with nothing restarted; a restarted agent knows its NICs' namespaces again (from
+ * its state file) and keeps the instance's table in force; logged rules' connections are
+ * written as JSON lines.
  *
  * Needs root, a built dist/ (npm run build) and the native addon.
  */
@@ -61,8 +63,8 @@ interface Instance {
   ip: string;
 }
 
-describe('firewall applied by the agents across the overlay', { skip, timeout: 120_000 }, () => {
-  const lab = new NetnsLab('ovf');
+for (const backend of ['kernel', 'userspace'] as const) describe(`firewall applied by the agents across the overlay (${backend} backend)`, { skip, timeout: 120_000 }, () => {
+  const lab = new NetnsLab(backend === 'kernel' ? 'ovf' : 'ovu');
   const block = randomInt(1, 250);
   /** This run's /24 of the underlay; the controller at .254. */
   const underlay24 = `198.19.${block}`;
@@ -80,7 +82,7 @@ describe('firewall applied by the agents across the overlay', { skip, timeout: 1
   const flowFile = (n: Node) => join(n.stateDir, 'fw-flows.jsonl');
 
   async function startAgent(n: Node): Promise<void> {
-    n.agent = await startAgentIn(lab, n, { controller: ctl!.restUrl, svp, stateDir: n.stateDir, extraArgs: ['--flow-log', flowFile(n)] });
+    n.agent = await startAgentIn(lab, n, { controller: ctl!.restUrl, svp, stateDir: n.stateDir, extraArgs: ['--backend', backend, '--flow-log', flowFile(n)] });
   }
 
   async function stopAgent(n: Node): Promise<void> {
@@ -105,7 +107,9 @@ describe('firewall applied by the agents across the overlay', { skip, timeout: 1
 
   /**
    * db's firewall table as nft lists it ('' when there is none): in its node's namespace,
-   * on db's port (the kernel backend enforces outside the instance).
+   * on db's port (both backends enforce outside the instance: the kernel backend's port is
+   * a host veth in the vnet's bridge, the userspace backend's one in the NIC's own bridge
+   * with the fast path's TAP).
    */
   async function dbTable(): Promise<string> {
     return lab.exec(db.node.ns, 'nft', 'list', 'table', 'bridge', tableName(db.uuid)).catch(() => '');
@@ -199,6 +203,23 @@ describe('firewall applied by the agents across the overlay', { skip, timeout: 1
     await lab.exec(db.ns, 'nft', 'flush', 'ruleset');
     assert.deepEqual(await reach(PORTS), ['5432 open', '6000 blocked']);
     assert.match(await dbTable(), /5432/);
+  });
+
+  it('db\'s outbound block holds too after db flushes every table in its namespace', async () => {
+    const server = lab.spawnIn(web.ns, [process.execPath, '-e', SERVER]);
+    const out = new ProcessOutput(server);
+    await out.until(() => out.lines.includes('ready'), 10_000, 'the servers in web');
+    const rule = await api('POST', '/rules', { rule: 'FROM tag role = db TO tag role = web BLOCK tcp PORT 6000', owner_uuid: OWNER, enabled: true });
+    try {
+      await settled();
+      await lab.exec(db.ns, 'nft', 'flush', 'ruleset');
+      const got = await lab.exec(db.ns, process.execPath, '-e', PROBE, JSON.stringify(PORTS.map((p) => [web.ip, p])));
+      assert.deepEqual((JSON.parse(got) as string[]).map((r, i) => `${PORTS[i]} ${r === 'open' ? 'open' : 'blocked'}`), ['5432 open', '6000 blocked']);
+    } finally {
+      await api('DELETE', `/rules/${rule.uuid}`);
+      server.kill('SIGTERM');
+    }
+    await settled();
   });
 
   it('a rule change takes effect without restarting anything', async () => {

@@ -6,7 +6,7 @@ import { bridgeName, hostVethName, parseDeviceName, vxlanName } from '../../src/
 import { canonicalMac } from '../../src/net/addr.js';
 import {
   type NicPlumbing, PlumbingError, hostSideCommands, hostVeth, instanceCommands, instanceConfig, plumbingFor, stagedHostSideCommands, stagedHostVeth,
-  stagedPlumbingFor, stagedTapCommands,
+  stagedPlumbingFor, nicBridge, tapAddress,
 } from '../../src/agent/plumbing/nic.js';
 import { vnetCommands, vnetLinks } from '../../src/agent/kernel/vnet.js';
 import type { ApiNic } from '../../src/agent/napi-client.js';
@@ -303,7 +303,7 @@ test('the command builders refuse a hand-made plumbing with unsafe fields (defen
   assert.throws(() => renderPortFilter([{ mac: '90:b8:d0:00:00:01 accept', ip: '10.0.0.1', vnet: 7, vlan: 5 }]), /port filter/);
 });
 
-test('a staged NIC (Docker): both veth ends on the node, the host end in the vnet\'s group and bridge but not up; a TAP alike', () => {
+test('a staged NIC (Docker): both veth ends on the node, the host end in the vnet\'s group and bridge but not up', () => {
   const p = stagedPlumbingFor(NIC, 'rs90b8d0123456');
   assert.deepEqual(stagedHostVeth(p), {
     kind: 'veth', name: 'rv90b8d0123456', mtu: 1400, group: 0x72000000 + 6568847, peer: { name: 'rs90b8d0123456', mtu: 1400, mac: '90:b8:d0:12:34:56' },
@@ -312,10 +312,16 @@ test('a staged NIC (Docker): both veth ends on the node, the host end in the vne
     'link add rv90b8d0123456 mtu 1400 type veth peer name rs90b8d0123456 mtu 1400 address 90:b8:d0:12:34:56',
     'link set rv90b8d0123456 master rbr6568847',
   ]);
-  assert.deepEqual(stagedTapCommands(p), ['tuntap add dev rs90b8d0123456 mode tap', 'link set dev rs90b8d0123456 address 90:b8:d0:12:34:56 mtu 1400']);
   for (const ifname of ['', 'a b', 'x;reboot', '1234567890123456']) {
     assert.throws(() => stagedPlumbingFor(NIC, ifname), PlumbingError, ifname);
     assert.throws(() => stagedHostVeth({ ...p, ifname }), PlumbingError, ifname);
-    assert.throws(() => stagedTapCommands({ ...p, ifname }), PlumbingError, ifname);
   }
+});
+
+test('userspace backend: a NIC\'s bridge (its MTU, in the vnet\'s group, up) and its TAP\'s MAC (not the NIC\'s, locally administered)', () => {
+  const p = stagedPlumbingFor(NIC, 'rs90b8d0123456');
+  assert.deepEqual(nicBridge(p), { kind: 'bridge', name: 'rn90b8d0123456', mtu: 1400, group: 0x72000000 + 6568847, up: true });
+  assert.throws(() => nicBridge({ ...p, mtu: 10 }), PlumbingError);
+  assert.equal(tapAddress('90:b8:d0:12:34:56'), 'fe:b8:d0:12:34:56');
+  assert.equal(tapAddress('fe:b8:d0:12:34:56'), 'fa:b8:d0:12:34:56');
 });

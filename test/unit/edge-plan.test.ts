@@ -49,7 +49,9 @@ describe('gateway MAC, marks and tables', () => {
 
   test('conntrack zones: one per vnet of the node, stable, collisions take the next free one', () => {
     assert.deepEqual([...edgeZones([7, 65542, 3]).entries()], [[3, 4], [7, 8], [65542, 9]]);
-    assert.deepEqual([...edgeZones([65534, 131069]).entries()], [[65534, 65535], [131069, 1]]);
+    // 65535 is never one of them: it is the userspace backend's NIC bridges' zone.
+    assert.deepEqual([...edgeZones([65533, 131067]).entries()], [[65533, 65534], [131067, 1]]);
+    assert.deepEqual([...edgeZones([65534]).entries()], [[65534, 1]]);
     assert.equal(new Set(edgeZones([1, 65536, 131071, 196606]).values()).size, 4);
   });
 

@@ -16,7 +16,7 @@ import { bridgeName, hostVethName, vnetGroup, vxlanName } from '../plumbing/name
 import {
   type NicPlumbing, type StagedPlumbing, hostSideCommands, hostVeth, instanceCommands, stagedHostSideCommands, stagedHostVeth,
 } from '../plumbing/nic.js';
-import { asPlumbingError, configureInstance, nativePlumbing } from '../plumbing/run.js';
+import { asPlumbingError, configureInstance, nativePlumbing, quietIpv6 } from '../plumbing/run.js';
 import { type VnetDeviceSpec, vnetCommands, vnetLinks } from './vnet.js';
 
 export interface KernelLink {
@@ -48,11 +48,6 @@ export interface KernelLinks {
   deleteVnet(vnet: number): Promise<void>;
   /** Deletes a NIC's veth; false when there was none. */
   deleteNic(mac: string): Promise<boolean>;
-}
-
-async function quietIpv6(dev: string): Promise<void> {
-  // Our devices carry no addresses; no router solicitations or MLD from them.
-  await writeFile(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, '1').catch(() => undefined);
 }
 
 /**

@@ -9,6 +9,10 @@
  *   rg<vnet>v<vlan>  the userspace backend's gateway TAP of a fabric VLAN (at most 15)
  *   rs<mac hex> a staged NIC's instance end while it waits in the node's namespace for
  *               its runtime to move it (Docker's libnetwork; 14 characters)
+ *   rt<mac hex> the userspace backend's TAP of a NIC (the fast path reads it; 14 characters)
+ *   rn<mac hex> the userspace backend's bridge joining a NIC's TAP and its host veth
+ *               (14 characters; the firewall's bridge-family table sees the NIC's frames
+ *               there, and ../userspace/port.ts gives its traffic a conntrack zone of its own)
  *
  * A vnet's devices (bridge, vxlan device, host veths, staged ones too) are also in one
  * device group, 0x72000000 + vnet, so that the last NIC's veth and the vnet's devices go
@@ -20,6 +24,8 @@ import { VNET_GROUP_BASE, hostPortName } from '../../net/ports.js';
 const VXLAN_PREFIX = 'rvx';
 const BRIDGE_PREFIX = 'rbr';
 const STAGED_PREFIX = 'rs';
+const NIC_TAP_PREFIX = 'rt';
+export const NIC_BRIDGE_PREFIX = 'rn';
 
 export function assertVnet(vnet: number): void {
   if (!Number.isInteger(vnet) || vnet < 0 || vnet > 0xffffff) throw new RangeError(`vnet id must be a 24-bit integer, got ${vnet}`);
@@ -56,6 +62,16 @@ export function gatewayTapName(vnet: number, vlan: number): string {
 /** The instance end of a staged NIC while it is in the node's namespace. */
 export function stagedName(mac: string): string {
   return `${STAGED_PREFIX}${macHex(mac)}`;
+}
+
+/** The userspace backend's TAP of a NIC, in the node's namespace. */
+export function nicTapName(mac: string): string {
+  return `${NIC_TAP_PREFIX}${macHex(mac)}`;
+}
+
+/** The userspace backend's bridge of a NIC (its TAP and its host veth are the two ports). */
+export function nicBridgeName(mac: string): string {
+  return `${NIC_BRIDGE_PREFIX}${macHex(mac)}`;
 }
 
 export type OwnDevice =

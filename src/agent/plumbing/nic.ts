@@ -9,8 +9,10 @@
  *   gateway, static routes); the kernel and userspace backends share them.
  * - hostVeth / hostSideCommands: the node side of a bridge-based backend (a veth pair, the
  *   host end in the vnet's bridge).
- * - stagedHostVeth / stagedHostSideCommands, stagedTapCommands: a NIC staged for a runtime
+ * - stagedHostVeth / stagedHostSideCommands: a NIC staged for a runtime
  *   that moves the interface itself (Docker), without carrier until it is activated.
+ * - nicBridge / tapAddress: the userspace backend's node side (its TAP and the host veth in
+ *   a bridge of their own, ../userspace/port.ts).
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import type { ApiNic } from '../napi-client.js';
@@ -19,8 +21,8 @@ import {
   MAX_MTU, MIN_MTU, firstProblem, ifnameProblem, intProblem, ipv4CidrProblem, ipv4Problem, ipv6CidrProblem, ipv6Problem, macProblem,
   netnsPathProblem,
 } from './checks.js';
-import { bridgeName, hostVethName, vnetGroup } from './names.js';
-import { canonicalMac } from '../../net/addr.js';
+import { bridgeName, hostVethName, nicBridgeName, vnetGroup } from './names.js';
+import { canonicalMac, macToBytes } from '../../net/addr.js';
 import type { LinkSpec, NetnsConfig } from '../../dataplane/links.js';
 
 export const VXLAN_OVERHEAD = 50;
@@ -250,8 +252,25 @@ export function stagedHostVeth(p: StagedPlumbing): LinkSpec {
   return { kind: 'veth', name: hostVethName(p.mac), mtu: p.mtu, group: vnetGroup(p.vnet), peer: { name: p.ifname, mtu: p.mtu, mac: p.mac } };
 }
 
-/** `ip -batch` lines staging a NIC on the userspace backend: a persistent TAP with no reader (no carrier). */
-export function stagedTapCommands(p: StagedPlumbing): string[] {
-  assertStagedSafe(p);
-  return [`tuntap add dev ${p.ifname} mode tap`, `link set dev ${p.ifname} address ${p.mac} mtu ${p.mtu}`];
+/**
+ * The userspace backend's bridge of a NIC, joining its TAP (the fast path's side) and its
+ * host veth (the instance's side): MTU of the NIC, in the vnet's device group like the
+ * kernel backend's bridges (the firewall's state table recognises the overlay's traffic by
+ * it), up.
+ */
+export function nicBridge(p: NicSettings): LinkSpec {
+  const problem = settingsProblem(p);
+  if (problem) throw new PlumbingError(problem);
+  return { kind: 'bridge', name: nicBridgeName(p.mac), mtu: p.mtu, group: vnetGroup(p.vnet), up: true };
+}
+
+/**
+ * The MAC of a NIC's TAP on the userspace backend: not the NIC's own (a bridge keeps its
+ * ports' MACs for itself and would not forward frames for the instance to its veth), but
+ * derived from it, locally administered: the first byte 0xfe (0xfa if the NIC's is 0xfe).
+ */
+export function tapAddress(mac: string): string {
+  const b = macToBytes(mac);
+  b[0] = b[0] === 0xfe ? 0xfa : 0xfe;
+  return canonicalMac(b.toString('hex'));
 }

@@ -6,11 +6,12 @@
  * half-applied by one call (an nftables text is one batch; a namespace's configuration is
  * undone by deleting its interface, which the callers do).
  */
+import { writeFile } from 'node:fs/promises';
 import { isNativeError } from '../../dataplane/addon.js';
 import { Links, nativeLinksAvailable } from '../../dataplane/links.js';
 import { nativeNftAvailable, nftApply as nativeNftApply } from '../../dataplane/nftables.js';
 import { IpCommandError, inNetns, ip, ipBatch, nftApply as spawnNftApply } from './iproute.js';
-import { type NicPlumbing, PlumbingError, type StagedPlumbing, instanceCommands, instanceConfig, isIpv6Nic, stagedTapCommands } from './nic.js';
+import { type NicPlumbing, PlumbingError, instanceCommands, instanceConfig, isIpv6Nic } from './nic.js';
 
 let native: boolean | undefined;
 
@@ -61,16 +62,7 @@ export async function deleteLink(name: string): Promise<boolean> {
   }
 }
 
-/**
- * A staged NIC's TAP in this namespace (userspace backend): persistent, with the NIC's MAC
- * and MTU, and no reader, so no carrier. iproute2 on either path: the native module makes
- * veths, bridges and vxlan devices, and the fast path's TAPs only with their reader.
- */
-export async function stageTap(p: StagedPlumbing): Promise<void> {
-  try {
-    await ipBatch(stagedTapCommands(p));
-  } catch (err) {
-    await deleteLink(p.ifname).catch(() => undefined);
-    throw asPlumbingError(err);
-  }
+/** IPv6 off on a device of ours in the node's namespace: it carries no addresses; no router solicitations or MLD from it. */
+export async function quietIpv6(dev: string): Promise<void> {
+  await writeFile(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, '1').catch(() => undefined);
 }

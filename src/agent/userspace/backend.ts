@@ -1,14 +1,23 @@
 /**
  * The userspace backend: the native fast path (src/dataplane/fastpath.ts) moves every
- * frame; this class plumbs NICs (a TAP created inside the instance's namespace, then the
- * same address/route commands as the kernel backend), writes the agent's answers into the
- * engine's tables in batches and hands its misses to the agent.
+ * frame; this class plumbs NICs (the engine's TAP in the node's namespace, joined by a
+ * bridge of its own to the host end of a veth whose other end is the instance's interface,
+ * configured with the same address/route requests as on the kernel backend: ./port.ts),
+ * writes the agent's answers into the engine's tables in batches and hands its misses to
+ * the agent.
+ *
+ * Firewalls are node-side, as on the kernel backend: each NIC's host veth is named from
+ * its MAC (rv<mac>) and its frames cross the NIC's bridge, where the instance's
+ * bridge-family table filters them (firewallPlacement 'node').
  *
  * Differences from the kernel backend the agent should know:
  * - TAP devices are persistent: they outlive the agent (traffic stops while no agent runs,
  *   TCP retransmits across a restart). What is plumbed is recorded in a state file
- *   (the agent's --state-dir, one file per underlay address); a restarted agent
- *   re-attaches to those TAPs. The tables start empty and fill again on misses.
+ *   (the agent's --state-dir, one file per underlay address), a NIC before its devices are
+ *   made (so what an agent killed half-way made is removed by the next one); a restarted
+ *   agent re-attaches to those TAPs and adopts their bridges and veths (a NIC whose veth is
+ *   gone, its instance's namespace deleted meanwhile, is removed). The tables start empty
+ *   and fill again on misses.
  * - Anti-spoofing and the 802.1Q inner tag (non-zero fabric VLANs) are done by the engine;
  *   its entries carry the fabric VLAN of the NIC they name (vlanAware), so ARP/ND answers
  *   and forwarding never cross VLANs.
@@ -27,7 +36,7 @@ import { StateFile } from '../state-file.js';
 import { type BackendStartOptions, type DataplaneBackend, type UnderlayPath, type VnetEntries, registerBackend } from '../backend.js';
 import { announceFrame } from '../plumbing/garp.js';
 import { linkWithAddress } from '../plumbing/iproute.js';
-import { configureInstance, deleteLink, stageTap } from '../plumbing/run.js';
+import { applyNftables, deleteLink } from '../plumbing/run.js';
 import { canonicalMac } from '../../net/addr.js';
 import { type NicPlumbing, PlumbingError, type StagedPlumbing, VXLAN_OVERHEAD } from '../plumbing/nic.js';
 import { PeerSet } from './peers.js';
@@ -35,7 +44,8 @@ import { type EdgePlan, type EdgeRouter, type PublishedPort, gatewayMac } from '
 import { EdgeInputs } from '../edge-inputs.js';
 import { EdgeApplier } from '../kernel/edge.js';
 import type { PortOf } from '../kernel/edge-rules.js';
-import { gatewayTapName } from '../plumbing/names.js';
+import { gatewayTapName, hostVethName, nicTapName } from '../plumbing/names.js';
+import { activatePort, createPort, intactPorts, removePort, renderNicBridgeTables } from './port.js';
 import { ip as ipCmd } from '../plumbing/iproute.js';
 import { writeFile } from 'node:fs/promises';
 
@@ -49,20 +59,35 @@ import { writeFile } from 'node:fs/promises';
 const gatewayPort: PortOf = (vnet, vlan) => ({ dev: gatewayTapName(vnet, vlan), mac: gatewayMac(vnet, vlan) });
 
 interface PlumbedNic {
-  /** The engine's NIC id; -1 while staged (its TAP exists, the engine does not read it). */
+  /** The engine's NIC id. */
   id: number;
   vnet: number;
   ip: string;
-  /** What re-attaching after a restart needs (staged: netns '' and the staged name). */
-  spec: NicSpec & { staged?: boolean };
+  /** The engine's TAP (netns '', rt<mac>): what re-attaching after a restart needs. */
+  spec: NicSpec;
+  /** Staged: its host veth stays down (no carrier) until activate(). */
+  staged?: boolean;
+  /**
+   * Plumbed by an agent from before the node-side port: its TAP is the instance's
+   * interface, inside its namespace, where a firewall cannot be kept from the instance.
+   * adopt() plumbs it again the current way.
+   */
+  legacy?: boolean;
 }
+
+/** One NIC in the state file: its TAP's spec; pending while its devices are being made. */
+type SavedNic = NicSpec & { staged?: boolean; pending?: boolean };
 
 export class UserspaceBackend implements DataplaneBackend {
   readonly kind = 'userspace';
   readonly vlanAware = true;
+  /** NIC ports are host veth ends in the NICs' bridges (./port.ts): firewalls go there. */
+  readonly firewallPlacement = 'node' as const;
   private fp: FastPath | undefined;
   private peers: PeerSet | undefined;
   private readonly nics = new Map<string, PlumbedNic>();
+  /** NICs whose devices are being made (recorded first: see saveState). */
+  private readonly pending = new Map<string, NicSpec>();
   private log: (msg: string) => void = () => {};
   /** Plumbing changes run one at a time. */
   private readonly serial = new SerialQueue();
@@ -102,6 +127,8 @@ export class UserspaceBackend implements DataplaneBackend {
       log: this.log,
     });
     await this.peers.start();
+    // Before any NIC bridge carries traffic (./port.ts: its conntrack zone, nothing to the node).
+    await applyNftables(renderNicBridgeTables()).catch((err: Error) => this.log(`NIC bridges' node-wide tables: ${err.message}`));
     this.state = new StateFile(join(this.stateDir, `userspace-${opts.underlayIp}.json`));
     await this.reattach();
     const o = this.fp!.offloads();
@@ -160,40 +187,72 @@ export class UserspaceBackend implements DataplaneBackend {
 
   private state: StateFile | undefined;
 
-  /** TAPs a previous agent left (persistent devices): attach to them again. */
+  /**
+   * TAPs a previous agent left (persistent devices): attach to them again, and adopt their
+   * bridges and veths. What an attach that did not finish made is removed, and so is a NIC
+   * whose veth is gone (its instance's namespace was deleted while no agent ran).
+   */
   private async reattach(): Promise<void> {
-    let saved: NicSpec[];
+    let saved: SavedNic[];
     try {
       await this.state!.secure();
       const text = await this.state!.read();
       if (text === undefined) return;
-      saved = JSON.parse(text) as NicSpec[];
+      saved = JSON.parse(text) as SavedNic[];
     } catch {
       return;
     }
-    for (const spec of saved as PlumbedNic['spec'][]) {
-      if (spec.staged) {
-        // A TAP nobody reads yet: it stays staged until activate().
-        this.nics.set(canonicalMac(spec.mac), { id: -1, vnet: spec.vnet, ip: spec.ip, spec });
+    const intact = await intactPorts();
+    for (const { staged, pending, ...spec } of saved) {
+      const mac = canonicalMac(spec.mac);
+      const legacy = spec.ifname !== nicTapName(mac);
+      if (pending) {
+        this.log(`NIC ${mac}: removing what an unfinished attach made`);
+        await this.removeDevices(mac);
+        continue;
+      }
+      if (legacy && staged) {
+        // An older agent's staged TAP nobody reads: its runtime must stage the NIC again.
+        this.log(`NIC ${mac}: removing the staged TAP ${spec.ifname} an older agent made`);
+        await deleteLink(spec.ifname).catch(() => undefined);
+        continue;
+      }
+      if (!legacy && !intact(mac)) {
+        this.log(`NIC ${mac}: its veth is gone (its instance's namespace was deleted); removing its TAP and bridge`);
+        await this.removeDevices(mac);
         continue;
       }
       try {
         const id = this.engine.addNic({ ...spec, persist: true, reattach: true });
-        this.nics.set(canonicalMac(spec.mac), { id, vnet: spec.vnet, ip: spec.ip, spec });
+        this.nics.set(mac, { id, vnet: spec.vnet, ip: spec.ip, spec, ...(staged ? { staged: true } : {}), ...(legacy ? { legacy: true } : {}) });
       } catch (err) {
-        this.log(`NIC ${spec.mac}: its TAP is gone (${(err as Error).message}); forgetting it`);
+        this.log(`NIC ${mac}: its TAP is gone (${(err as Error).message}); forgetting it`);
+        if (!legacy) await removePort(mac);
       }
     }
     if (this.nics.size > 0) this.log(`re-attached ${this.nics.size} TAP(s) left by the previous agent`);
     await this.saveState();
   }
 
-  /** Records the plumbed NICs (namespace paths and policies: root's eyes only); failures are logged. */
+  /** A NIC's node-side devices, whatever of them exists: veth, bridge, TAP. */
+  private async removeDevices(mac: string): Promise<void> {
+    await removePort(mac);
+    await deleteLink(nicTapName(mac)).catch(() => undefined);
+  }
+
+  /**
+   * Records the plumbed NICs (namespace paths and policies: root's eyes only) and those
+   * whose devices are being made; failures are logged.
+   */
   private async saveState(): Promise<void> {
     if (!this.state) return;
+    const entries: SavedNic[] = [
+      ...[...this.nics.values()].map((n) => (n.staged ? { ...n.spec, staged: true } : n.spec)),
+      ...[...this.pending.values()].map((spec) => ({ ...spec, pending: true })),
+    ];
     try {
-      if (this.nics.size === 0) await this.state.remove();
-      else await this.state.write(JSON.stringify([...this.nics.values()].map((n) => n.spec)));
+      if (entries.length === 0) await this.state.remove();
+      else await this.state.write(JSON.stringify(entries));
     } catch (err) {
       this.log(`userspace state ${this.state.path}: ${(err as Error).message}`);
     }
@@ -225,32 +284,8 @@ export class UserspaceBackend implements DataplaneBackend {
       const mac = canonicalMac(p.mac);
       if (this.nics.has(mac)) throw new PlumbingError(`NIC ${mac} is already plumbed on this node`);
       const firstOnVnet = !this.vnets().includes(p.vnet);
-      let id: number;
-      const spec: NicSpec = {
-        netns: p.netns,
-        ifname: p.ifname,
-        mac,
-        ip: p.ip,
-        vnet: p.vnet,
-        vlan: p.vlan,
-        mtu: p.mtu,
-        allowMacSpoofing: p.allowMacSpoofing,
-        allowIpSpoofing: p.allowIpSpoofing,
-      };
-      try {
-        id = this.engine.addNic({ ...spec, persist: true });
-      } catch (err) {
-        throw new PlumbingError(`TAP for ${mac}: ${(err as Error).message}`);
-      }
-      try {
-        await configureInstance(p);
-      } catch (err) {
-        this.engine.removeNic(id);
-        throw err;
-      }
-      this.nics.set(mac, { id, vnet: p.vnet, ip: p.ip, spec });
+      await this.addPort(p, 'plumb');
       this.edgeInputs.addNic(p);
-      await this.saveState();
       await this.applyEdgeLogged();
       // A node that joined since the last listing may be about to send here.
       await this.peers?.refresh();
@@ -258,13 +293,80 @@ export class UserspaceBackend implements DataplaneBackend {
     });
   }
 
+  /**
+   * The engine's TAP, then the NIC's bridge and veth (./port.ts); all or nothing. The NIC
+   * is recorded as pending before anything is made, as plumbed once everything is.
+   */
+  private async addPort(p: NicPlumbing | StagedPlumbing, how: 'plumb' | 'stage'): Promise<void> {
+    const mac = canonicalMac(p.mac);
+    const spec: NicSpec = {
+      netns: '',
+      ifname: nicTapName(mac),
+      mac,
+      ip: p.ip,
+      vnet: p.vnet,
+      vlan: p.vlan,
+      mtu: p.mtu,
+      allowMacSpoofing: p.allowMacSpoofing,
+      allowIpSpoofing: p.allowIpSpoofing,
+    };
+    this.pending.set(mac, spec);
+    await this.saveState();
+    let id = -1;
+    try {
+      try {
+        id = this.engine.addNic({ ...spec, persist: true });
+      } catch (err) {
+        throw new PlumbingError(`TAP for ${mac}: ${(err as Error).message}`);
+      }
+      await createPort(p, spec.ifname, how);
+    } catch (err) {
+      if (id >= 0) this.engine.removeNic(id);
+      this.pending.delete(mac);
+      await this.saveState();
+      throw err;
+    }
+    this.pending.delete(mac);
+    this.nics.set(mac, { id, vnet: p.vnet, ip: p.ip, spec, ...(how === 'stage' ? { staged: true } : {}) });
+    await this.saveState();
+  }
+
   adopt(nics: readonly NicPlumbing[]): Promise<void> {
     // Re-attached TAPs kept their policy (anti-spoofing, VLAN) from the state file; the
     // API's records give their networks (the gateway).
     return this.serial.run(async () => {
-      for (const p of nics) if (this.nics.has(canonicalMac(p.mac))) this.edgeInputs.addNic(p);
+      for (const p of nics) {
+        const n = this.nics.get(canonicalMac(p.mac));
+        if (!n) continue;
+        if (n.legacy && !(await this.migrate(p, n))) continue;
+        this.edgeInputs.addNic(p);
+      }
       await this.applyEdgeLogged();
     });
+  }
+
+  /**
+   * A NIC an older agent plumbed (its TAP inside the instance's namespace) plumbed again
+   * the current way: its TAP goes (the instance's interface with it, a moment), a veth
+   * with the same name, MAC, address and routes comes. False when it is not plumbed any more.
+   */
+  private async migrate(p: NicPlumbing, n: PlumbedNic): Promise<boolean> {
+    const mac = canonicalMac(p.mac);
+    if (p.netns === '') {
+      this.log(`NIC ${mac}: plumbed by an older agent in an unknown namespace; its firewall cannot be node-side until it is attached again`);
+      return true;
+    }
+    this.engine.removeNic(n.id);
+    this.nics.delete(mac);
+    try {
+      await this.addPort(p, 'plumb');
+      this.log(`NIC ${mac}: moved from a TAP in its namespace to a node-side port`);
+      return true;
+    } catch (err) {
+      this.log(`NIC ${mac}: plumbing it node-side failed (${(err as Error).message}); it is not plumbed now`);
+      await this.saveState();
+      return false;
+    }
   }
 
   setPublished(ports: readonly PublishedPort[]): Promise<void> {
@@ -335,67 +437,49 @@ export class UserspaceBackend implements DataplaneBackend {
   }
 
   /**
-   * A persistent TAP in the node's namespace with no reader: the instance end has no
-   * carrier until activate() attaches the engine to it where its runtime moved it.
+   * The TAP, bridge and veth as for plumb, both veth ends in the node's namespace (the
+   * instance end as p.ifname, its runtime moves it) and the host end down: the instance
+   * end has no carrier until activate().
    */
   stage(p: StagedPlumbing): Promise<{ firstOnVnet: boolean }> {
     return this.serial.run(async () => {
       const mac = canonicalMac(p.mac);
       if (this.nics.has(mac)) throw new PlumbingError(`NIC ${mac} is already plumbed on this node`);
       const firstOnVnet = !this.vnets().includes(p.vnet);
-      await stageTap(p);
-      const spec: PlumbedNic['spec'] = {
-        netns: '',
-        ifname: p.ifname,
-        mac,
-        ip: p.ip,
-        vnet: p.vnet,
-        vlan: p.vlan,
-        mtu: p.mtu,
-        allowMacSpoofing: p.allowMacSpoofing,
-        allowIpSpoofing: p.allowIpSpoofing,
-        staged: true,
-      };
-      this.nics.set(mac, { id: -1, vnet: p.vnet, ip: p.ip, spec });
-      await this.saveState();
+      await this.addPort(p, 'stage');
       return { firstOnVnet };
     });
   }
 
-  activate(mac: string, netns: string, ifname: string): Promise<void> {
+  activate(mac: string): Promise<void> {
     return this.serial.run(async () => {
       const m = canonicalMac(mac);
       const n = this.nics.get(m);
       if (!n) throw new PlumbingError(`NIC ${m} is not plumbed on this node`);
-      if (n.id >= 0) return;
-      const spec: NicSpec = { ...n.spec, netns, ifname };
-      delete (spec as PlumbedNic['spec']).staged;
-      let id: number;
-      try {
-        id = this.engine.addNic({ ...spec, persist: true, reattach: true });
-      } catch (err) {
-        throw new PlumbingError(`TAP for ${m} in ${netns}: ${(err as Error).message}`);
-      }
-      this.nics.set(m, { ...n, id, spec });
+      if (!n.staged) return;
+      await activatePort(m);
+      delete n.staged;
       await this.saveState();
       await this.peers?.refresh();
     });
   }
 
   isStaged(mac: string): boolean {
-    return (this.nics.get(canonicalMac(mac))?.id ?? 0) < 0;
+    return this.nics.get(canonicalMac(mac))?.staged === true;
+  }
+
+  hostInterface(mac: string): string | undefined {
+    const n = this.nics.get(canonicalMac(mac));
+    return n && !n.legacy ? hostVethName(mac) : undefined;
   }
 
   unplumb(mac: string, vnet: number): Promise<{ vnetRemoved: boolean }> {
     return this.serial.run(async () => {
       const m = canonicalMac(mac);
       const n = this.nics.get(m);
-      if (n && n.id < 0) {
-        // Staged: the TAP is back in (or never left) this namespace under its staged name.
-        await deleteLink(n.spec.ifname).catch(() => undefined);
-        this.nics.delete(m);
-        await this.saveState();
-      } else if (n) {
+      if (n) {
+        // The instance's link first (a staged instance end goes with its peer), then the TAP.
+        if (!n.legacy) await removePort(m);
         this.engine.removeNic(n.id);
         this.nics.delete(m);
         await this.saveState();
@@ -488,6 +572,7 @@ export class UserspaceBackend implements DataplaneBackend {
     this.fp?.close();
     this.fp = undefined;
     this.nics.clear();
+    this.pending.clear();
     // Gateway TAPs are not persistent: they went with the engine (the next agent makes them again).
     this.gatewayTaps.clear();
   }
