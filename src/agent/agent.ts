@@ -42,7 +42,7 @@ import type { AttachmentRecord, AttachmentState } from './state.js';
 import type { ExternalSide } from '../edge/plan.js';
 import { RouterFollower } from './routers.js';
 import type { IngressEntry } from '../fw/ingress.js';
-import { type PortMapping, PublishedPorts, parseMappings } from './published.js';
+import { type PortMapping, PublishedPorts, externalProblem, parseMappings, publishedAddress } from './published.js';
 import type { StateFile } from './state-file.js';
 
 /** The NAPI calls the agent makes (NapiClient implements it). */
@@ -357,9 +357,12 @@ export class Agent {
 
   /** The published ports in force here, for the controller's `fw explain` (../fw/ingress.ts). */
   ingress(): IngressEntry[] {
-    if (!this.o.external || !this.o.backend.setPublished) return [];
-    const address = this.o.external.address;
-    return this.published.ingress((mac) => this.nics.get(mac)).map((p) => ({ address, ...p }));
+    const external = this.o.external;
+    if (!external || !this.o.backend.setPublished) return [];
+    return this.published.ingress((mac) => this.nics.get(mac)).flatMap((p) => {
+      const address = publishedAddress(p.ip, external);
+      return address ? [{ address, ...p }] : [];
+    });
   }
 
   /** The published ports of every NIC (MAC -> mappings). */
@@ -381,9 +384,10 @@ export class Agent {
     const ports = parseMappings(body && typeof body === 'object' ? (body as { ports?: unknown }).ports : undefined);
     if (typeof ports === 'string') throw new AgentError(400, ports);
     if (!this.nics.has(mac) || !this.o.backend.isPlumbed(mac)) throw new AgentError(404, `NIC ${mac} is not attached on this node`);
-    if (ports.length > 0 && !this.o.external) throw new AgentError(422, 'this agent has no external side (--external-iface): nothing can be published');
+    const noExternal = ports.length > 0 ? externalProblem(this.nics.get(mac)!.ip, this.o.external) : undefined;
+    if (noExternal) throw new AgentError(422, noExternal);
     if (ports.length > 0 && !this.o.backend.setPublished) throw new AgentError(422, `the ${this.o.backend.kind} backend cannot publish ports`);
-    const conflict = this.published.conflict(mac, ports);
+    const conflict = this.published.conflict(mac, ports, (m) => this.nics.get(m)?.ip);
     if (conflict) throw new AgentError(409, conflict);
     const before = this.published.get(mac);
     await this.published.set(mac, ports);

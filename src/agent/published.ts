@@ -4,9 +4,10 @@
  * like the host port it takes: set through the agent's API per attached NIC
  * (`PUT /published-ports/:mac {"ports":[{"protocol":"tcp","port":80,"host_port":8080}]}`)
  * and kept in the agent's state directory, so a restarted agent publishes them again.
- * The instance's firewall still decides what it accepts.
+ * The instance's firewall still decides what it accepts. An IPv4 NIC's ports are published
+ * on the external IPv4 address, an IPv6 NIC's on the external global IPv6 address.
  */
-import { type PublishedPort, publishedProblem } from '../edge/plan.js';
+import { type ExternalSide, type PublishedPort, isV6, publishedProblem } from '../edge/plan.js';
 import type { IngressEntry } from '../fw/ingress.js';
 import type { StateFile } from './state-file.js';
 
@@ -30,6 +31,22 @@ export function parseMappings(v: unknown): PortMapping[] | string {
     out.push(mapping);
   }
   return out;
+}
+
+/**
+ * Why a NIC with address ip cannot publish ports on this node's external side, or
+ * undefined: there is none, or the NIC is IPv6 and the external interface had no global
+ * IPv6 address at start.
+ */
+export function externalProblem(ip: string, external: ExternalSide | undefined): string | undefined {
+  if (!external) return 'this agent has no external side (--external-iface): nothing can be published';
+  if (isV6(ip) && !external.address6) return `${ip} is an IPv6 address and the external interface ${external.iface} has no global IPv6 address: an IPv6 NIC's ports cannot be published`;
+  return undefined;
+}
+
+/** The external address a NIC with address ip publishes on (its family's), or undefined. */
+export function publishedAddress(ip: string, external: ExternalSide): string | undefined {
+  return isV6(ip) ? external.address6 : external.address;
 }
 
 export class PublishedPorts {
@@ -60,11 +77,18 @@ export class PublishedPorts {
     return Object.fromEntries([...this.byMac.entries()].sort(([a], [b]) => (a < b ? -1 : 1)));
   }
 
-  /** Why mac cannot have these mappings next to the other NICs' (a host port taken), or undefined. */
-  conflict(mac: string, ports: readonly PortMapping[]): string | undefined {
-    const others = [...this.byMac.entries()].filter(([m]) => m !== mac).flatMap(([, list]) => list);
-    const all = [...others, ...ports].map((p) => ({ protocol: p.protocol, port: p.port, hostPort: p.host_port }));
-    return publishedProblem(all);
+  /**
+   * Why mac cannot have these mappings next to the other NICs' (a host port of its
+   * family taken), or undefined. ipOf: a NIC's address (its family picks the external
+   * address); a NIC not known counts as IPv4.
+   */
+  conflict(mac: string, ports: readonly PortMapping[], ipOf: (mac: string) => string | undefined = () => undefined): string | undefined {
+    const withIp = (m: string, list: readonly PortMapping[]) => {
+      const ip = ipOf(m);
+      return list.map((p) => ({ protocol: p.protocol, port: p.port, hostPort: p.host_port, ...(ip ? { ip } : {}) }));
+    };
+    const others = [...this.byMac.entries()].filter(([m]) => m !== mac).flatMap(([m, list]) => withIp(m, list));
+    return publishedProblem([...others, ...withIp(mac, ports)]);
   }
 
   async set(mac: string, ports: readonly PortMapping[]): Promise<void> {

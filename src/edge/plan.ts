@@ -92,7 +92,11 @@ export interface ExternalSide {
   address6?: string;
 }
 
-/** A port of an instance published on the node's external address (DNAT). */
+/**
+ * A port of an instance published on the node's external address of its family (DNAT):
+ * an IPv4 NIC's on the external IPv4 address, an IPv6 NIC's on the external global IPv6
+ * address (the NAT66 one; without one an IPv6 NIC publishes nothing).
+ */
 export interface PublishedPort {
   vnet: number;
   /** The instance's address (its NIC's). */
@@ -104,16 +108,21 @@ export interface PublishedPort {
   hostPort: number;
 }
 
-/** Why a node's published ports cannot all hold (a host port twice for one protocol), or undefined. */
-export function publishedProblem(ports: readonly Pick<PublishedPort, 'protocol' | 'port' | 'hostPort'>[]): string | undefined {
+/**
+ * Why a node's published ports cannot all hold (a host port twice for one protocol and
+ * family), or undefined. A port given without its instance's address counts as IPv4: the
+ * two families' external addresses are two addresses, so each has its own host ports.
+ */
+export function publishedProblem(ports: readonly (Pick<PublishedPort, 'protocol' | 'port' | 'hostPort'> & { ip?: string })[]): string | undefined {
   const seen = new Set<string>();
   for (const p of ports) {
     if (p.protocol !== 'tcp' && p.protocol !== 'udp') return `protocol must be tcp or udp, got ${JSON.stringify(p.protocol)}`;
     for (const [what, v] of [['port', p.port], ['host_port', p.hostPort]] as const) {
       if (!Number.isInteger(v) || v < 1 || v > 65535) return `${what} must be an integer in 1..65535, got ${JSON.stringify(v)}`;
     }
-    const key = `${p.protocol}/${p.hostPort}`;
-    if (seen.has(key)) return `${p.protocol} host port ${p.hostPort} is published twice`;
+    const v6 = p.ip !== undefined && isV6(p.ip);
+    const key = `${v6 ? 6 : 4} ${p.protocol}/${p.hostPort}`;
+    if (seen.has(key)) return `${p.protocol} host port ${p.hostPort} is published twice${v6 ? ' (IPv6)' : ''}`;
     seen.add(key);
   }
   return undefined;
@@ -259,7 +268,7 @@ export function planEdge(
       routed: sortedUnique(routed, ([a, b]) => `${a} ${b}`),
       published: opts.external
         ? (opts.published ?? [])
-            .filter((p) => p.vnet === vnet && here.some((n) => subnetContains(n.subnet, p.ip)))
+            .filter((p) => p.vnet === vnet && here.some((n) => subnetContains(n.subnet, p.ip)) && (!isV6(p.ip) || opts.external?.address6 !== undefined))
             .map(({ ip, protocol, port, hostPort }) => ({ ip, protocol, port, hostPort }))
             .sort((a, b) => a.hostPort - b.hostPort || (a.protocol < b.protocol ? -1 : 1))
         : [],

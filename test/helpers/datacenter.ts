@@ -265,13 +265,13 @@ export async function attachNic(agent: RunningAgent, mac: string, ns: string): P
 // A TCP sink: counts the bytes of a connection and answers "<name> <bytes>".
 const SINK = `
 const net = require('node:net');
-const [name, port] = process.argv.slice(1);
+const [name, port, host] = process.argv.slice(1);
 net.createServer((s) => {
   let n = 0;
   s.on('data', (d) => (n += d.length));
   s.on('end', () => s.end(name + ' ' + n));
   s.on('error', () => {});
-}).listen(Number(port), '0.0.0.0', () => console.log('listening'));
+}).listen(Number(port), host || '0.0.0.0', () => console.log('listening'));
 `;
 
 // Sends bytes to each target (optionally paced over ms) and prints one JSON line per target.
@@ -302,8 +302,8 @@ function send(host) {
 `;
 
 /** Starts a TCP sink answering "<name> <bytes>" on port inside ns; waits until it listens. */
-export async function startTcpSink(lab: NetnsLab, ns: string, name: string, port: number): Promise<ChildProcess> {
-  const sink = lab.spawnIn(ns, [process.execPath, '-e', SINK, name, String(port)]);
+export async function startTcpSink(lab: NetnsLab, ns: string, name: string, port: number, host: '0.0.0.0' | '::' = '0.0.0.0'): Promise<ChildProcess> {
+  const sink = lab.spawnIn(ns, [process.execPath, '-e', SINK, name, String(port), host]);
   const out = new ProcessOutput(sink);
   await out.until(() => out.lines.includes('listening'), 10_000, `sink in ${name}`);
   return sink;

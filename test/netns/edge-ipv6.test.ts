@@ -5,7 +5,9 @@
  * the vnet's shared gateway MAC), and reach a second IPv6 network of their owner once a
  * router connects the two; an unconnected network and another owner's network with the
  * same subnet get nothing; a dual-stack instance (one NIC per family) reaches peers on
- * both; a firewall rule naming an IPv6 subnet applies.
+ * both; a firewall rule naming an IPv6 subnet applies; a smaller MTU behind the router gets
+ * ICMPv6 "packet too big" from the gateway (PMTU, no blackhole); a published port of an
+ * IPv6 NIC answers on the node's external IPv6 address (DNAT), subject to the firewall.
  *
  * Needs root, a built dist/ (npm run build) and the native addon.
  */
@@ -24,7 +26,9 @@ import {
   eventually,
   registerUnderlayNetwork,
   restClient,
+  sendTcp,
   startAgent,
+  startTcpSink,
   stopAgent,
   svpEndpoint,
   tcpProbeProgram,
@@ -59,9 +63,10 @@ interface Instance {
   uuid: string;
   ns: string;
   ip: string;
+  mac: string;
 }
 
-for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (${backend} backend)`, { skip, timeout: 150_000 }, () => {
+for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (${backend} backend)`, { skip, timeout: 240_000 }, () => {
   const lab = new NetnsLab(backend === 'kernel' ? 'esk' : 'esu');
   const underlay24 = `198.18.${randomInt(1, 250)}`;
   let ctl: RunningController | undefined;
@@ -71,6 +76,8 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (
   const inst: Record<string, Instance> = {};
   const api = restClient(() => ctl!.restUrl);
   let internetNs = '';
+  let internet4: (n: DatacenterNode) => string = () => '';
+  let routerSix = '';
   const INTERNET6 = 'fd99:1::fe';
   const external6 = (i: number) => `fd99:1::${i + 1}`;
 
@@ -115,6 +122,7 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (
     // The internet namespace, with IPv6 beside IPv4 on the nodes' external side.
     const internet = await buildInternet(lab, nodes, `198.19.${randomInt(1, 250)}`);
     internetNs = internet.ns;
+    internet4 = internet.addressOf;
     await lab.ip(internetNs, 'addr', 'add', `${INTERNET6}/64`, 'dev', 'wanbr', 'nodad');
     for (const [i, n] of nodes.entries()) {
       await lab.ip(n.ns, 'addr', 'add', `${external6(i)}/64`, 'dev', 'ext0', 'nodad');
@@ -145,15 +153,15 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (
     const place = async (name: string, owner: string, networks: string[], node: (typeof nodes)[number]) => {
       const uuid = randomUUID();
       const ns = await lab.addNetns(name);
-      let first = '';
+      let first = { ip: '', mac: '' };
       for (const [i, network] of networks.entries()) {
         const nic = await api('POST', '/nics', { owner_uuid: owner, belongs_to_uuid: uuid, belongs_to_type: 'zone', network_uuid: net[network], cn_uuid: node.uuid, primary: i === 0 });
         const r = await http(node.agent!.api, 'POST', '/attach', { mac: nic.mac, netns: `/run/netns/${ns}`, ifname: `eth${i}` });
         assert.equal(r.status, 200, JSON.stringify(r.body));
-        if (i === 0) first = nic.ip;
-        inst[`${name}.${network}`] = { name, uuid, ns, ip: nic.ip };
+        if (i === 0) first = { ip: nic.ip, mac: nic.mac };
+        inst[`${name}.${network}`] = { name, uuid, ns, ip: nic.ip, mac: nic.mac };
       }
-      inst[name] = { name, uuid, ns, ip: first };
+      inst[name] = { name, uuid, ns, ...first };
       const server = lab.spawnIn(ns, [process.execPath, '-e', tcpServersProgram(PORTS, '::')]);
       const out = new ProcessOutput(server);
       await out.until(() => out.lines.includes('ready'), 10_000, `servers in ${name}`);
@@ -203,7 +211,7 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (
   });
 
   it('a router connects two IPv6 networks across nodes and on one node; the unconnected one stays apart', async () => {
-    await api('POST', `/fabrics/${OWNER_A}/routers`, { name: 'six', networks: [net.a6, net.b6] });
+    routerSix = (await api('POST', `/fabrics/${OWNER_A}/routers`, { name: 'six', networks: [net.a6, net.b6] })).uuid;
     await expectReach(inst.x1!, [to('y'), to('ynear')], ['y:7101 open', 'ynear:7101 open'], 'x1 reaches y through the router');
     await expectReach(inst.y!, [to('x1'), to('x2', PORTS[1])], ['x1:7101 open', 'x2:7102 open'], 'y reaches x1 and x2 back');
     assert.ok(await ping6(inst.x1!, inst.y!.ip), 'ping -6 across the router');
@@ -249,6 +257,68 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (
     await expectReach(inst.dual!, [to('x2'), to('x2', PORTS[1])], ['x2:7101 open', 'x2:7102 open'], 'the dual-stack instance allowed by tag');
   });
 
+  it('a smaller MTU behind the router: ICMPv6 "packet too big" from the gateway, TCP completes (PMTU)', async () => {
+    await http(ctl!.restUrl, 'POST', `/fabrics/${OWNER_A}/vlans`, { vlan_id: 35 });
+    const small = await api('POST', `/fabrics/${OWNER_A}/vlans/35/networks`, {
+      name: 'd6', subnet: 'fd00:65::/64', provision_start_ip: 'fd00:65::10', provision_end_ip: 'fd00:65::ff', gateway: 'fd00:65::1',
+    });
+    await api('PUT', `/fabrics/${OWNER_A}/vlans/35/networks/${small.uuid}`, { mtu: 1300 });
+    const uuid = randomUUID();
+    const nic = await api('POST', '/nics', { owner_uuid: OWNER_A, belongs_to_uuid: uuid, belongs_to_type: 'zone', network_uuid: small.uuid, cn_uuid: nodes[1]!.uuid });
+    assert.equal(nic.mtu, 1300);
+    const ns = await lab.addNetns('d6');
+    const r = await http(nodes[1]!.agent!.api, 'POST', '/attach', { mac: nic.mac, netns: `/run/netns/${ns}`, ifname: 'eth0' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    inst.d6 = { name: 'd6', uuid, ns, ip: nic.ip, mac: nic.mac };
+    const server = lab.spawnIn(ns, [process.execPath, '-e', tcpServersProgram(PORTS, '::')]);
+    const out = new ProcessOutput(server);
+    await out.until(() => out.lines.includes('ready'), 10_000, 'servers in d6');
+    await api('PUT', `/fabrics/${OWNER_A}/routers/${routerSix}`, { networks: [net.a6, net.b6, small.uuid] });
+    await expectReach(inst.x1!, [to('d6')], ['d6:7101 open'], 'x1 reaches d6 through the router');
+    // x1's link MTU is 1450: 1400 bytes of ICMPv6 payload (1448 on the wire) fit x1's link but not d6's network.
+    const big = await lab.exec(inst.x1!.ns, 'sh', '-c', `ping -6 -c 1 -W 2 -M do -s 1400 ${inst.d6.ip} 2>&1; true`);
+    assert.match(big, /[Pp]acket too big: mtu=1300|message too long, mtu[:=] ?1300/, big);
+    assert.ok(await ping6(inst.x1!, inst.d6.ip), 'an ordinary ping passes');
+    await startTcpSink(lab, ns, 'd6', 7103, '::');
+    const [sent] = await sendTcp(lab, inst.x1!.ns, [inst.d6.ip], 1400 * 200, 7103);
+    assert.equal(sent!.reply, `d6 ${1400 * 200}`, JSON.stringify(sent));
+  });
+
+  it("publishes an IPv6 NIC's port on the node's external IPv6 address (DNAT), subject to its firewall; an unpublished one is not", async () => {
+    const probe = async (targets: Array<[string, number]>) =>
+      (JSON.parse(await lab.exec(internetNs, process.execPath, '-e', PROBE, JSON.stringify(targets))) as string[]).map((r) => (r === 'open' ? 'open' : 'blocked'));
+    const [e0, e1] = [external6(0), external6(1)];
+    assert.deepEqual(await probe([[e0, 8086]]), ['blocked'], 'nothing published yet');
+    const put = await http(nodes[0]!.agent!.api, 'PUT', `/published-ports/${inst.x1!.mac}`, { ports: [{ protocol: 'tcp', port: PORTS[0], host_port: 8086 }] });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    // x1 (no firewall) answers on node 1's external IPv6 address; not its unpublished port, not node 1's IPv4 address, not node 2.
+    let got: string[] = [];
+    await eventually(async () => (got = await probe([[e0, 8086], [e0, PORTS[1]!], [internet4(nodes[0]!), 8086], [e1, 8086]]))[0] === 'open', 10_000, 'the published port').catch((err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify(got)}`);
+    });
+    assert.deepEqual(got, ['open', 'blocked', 'blocked', 'blocked']);
+    // fw explain follows the node's IPv6 address and port to x1.
+    const explain = (to: string, port: number) => http(ctl!.restUrl, 'GET', `/fw/explain?from=${encodeURIComponent(INTERNET6)}&to=${encodeURIComponent(to)}&proto=tcp&port=${port}`);
+    await eventually(async () => (await explain(e0, 8086)).status === 200, 10_000, 'the controller knows the published IPv6 port');
+    const why = (await explain(e0, 8086)).body;
+    assert.deepEqual([why.to, why.ingress.ip, why.ingress.port, why.ingress.via], [inst.x1!.uuid, inst.x1!.ip, PORTS[0], 'published'], JSON.stringify(why));
+    // x2 has a firewall (role db6): the internet host is in none of its rules until one allows it, on 7101 only.
+    const put2 = await http(nodes[1]!.agent!.api, 'PUT', `/published-ports/${inst.x2!.mac}`, {
+      ports: [{ protocol: 'tcp', port: PORTS[0], host_port: 8086 }, { protocol: 'tcp', port: PORTS[1], host_port: 8087 }],
+    });
+    assert.equal(put2.status, 200, JSON.stringify(put2.body));
+    assert.deepEqual(await probe([[e1, 8086], [e1, 8087]]), ['blocked', 'blocked'], "x2's firewall");
+    assert.equal((await explain(e1, 8086)).body.inbound?.action, 'block', JSON.stringify((await explain(e1, 8086)).body));
+    await api('POST', '/rules', { rule: 'FROM subnet fd99:1::/64 TO tag role = db6 ALLOW tcp PORT 7101', owner_uuid: OWNER_A, enabled: true });
+    await eventually(async () => (got = await probe([[e1, 8086], [e1, 8087]]))[0] === 'open', 20_000, 'the rule lets the internet host in').catch((err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify(got)}`);
+    });
+    assert.deepEqual(got, ['open', 'blocked']);
+    // Withdrawn: gone.
+    assert.equal((await http(nodes[1]!.agent!.api, 'PUT', `/published-ports/${inst.x2!.mac}`, { ports: [] })).status, 200);
+    assert.deepEqual(await probe([[e1, 8086]]), ['blocked'], 'withdrawn');
+  });
+
   it('after an agent restart: same network, gateway, router and NAT66 as before, the agent\'s edge errors none', async () => {
     const n = nodes[0]!;
     await stopAgent(n.agent!);
@@ -261,6 +331,8 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (
     assert.ok(await ping6(inst.x1!, 'fd00:61::1'), 'the gateway after the restart');
     const ask = await lab.exec(inst.x1!.ns, process.execPath, '-e', ASK, INTERNET6, String(WHOAMI_PORT));
     assert.equal(ask.trim(), external6(0), 'NAT66 after the restart');
+    const published = JSON.parse(await lab.exec(internetNs, process.execPath, '-e', PROBE, JSON.stringify([[external6(0), 8086]]))) as string[];
+    assert.deepEqual(published, ['open'], 'the published IPv6 port, from the state directory');
     assert.doesNotMatch(n.agent!.out.stderr, /distributed gateway|edge:/, 'the restarted agent applied its edge without errors');
   });
 });

@@ -12,7 +12,7 @@ import { routerProblems } from '../../src/napi/models/router.js';
 import type { NetworkRecord } from '../../src/napi/models/records.js';
 import { edgeMark, edgeNetworkOf, edgeZones, edgeTable, gatewayMac, planEdge, publishedProblem, subnetOf, vnetOfMark, vnetOfTable } from '../../src/edge/plan.js';
 import { FW_ESTABLISHED, FW_INVALID } from '../../src/net/marks.js';
-import { PublishedPorts, parseMappings } from '../../src/agent/published.js';
+import { PublishedPorts, externalProblem, parseMappings, publishedAddress } from '../../src/agent/published.js';
 import { StateFile } from '../../src/agent/state-file.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -257,6 +257,47 @@ describe('published ports', () => {
     assert.match(parseMappings({}) as string, /must be a list/);
     const plan = planEdge([net], { external: EXT, published: [web, { ...web, port: 81 }] });
     assert.throws(() => renderEdgeNft(plan, bridgePort), /published twice/);
+  });
+
+  test("an IPv6 NIC's port: DNAT in the ip6 table on the external IPv6 address; none without one", () => {
+    const net6 = { vnet: 7, subnet: 'fd00:61::/64', gateway: 'fd00:61::1', internetNat: true };
+    const web6 = { vnet: 7, ip: 'fd00:61::10', protocol: 'tcp' as const, port: 80, hostPort: 8080 };
+    const ext6 = { ...EXT, address6: 'fd99:1::1' };
+    const plan = planEdge([net, net6], { external: ext6, published: [web, web6] });
+    assert.deepEqual(plan.vnets[0]!.published.map((p) => p.ip), ['10.0.0.5', 'fd00:61::10'], 'the same host port on both families');
+    const text = renderEdgeNft(plan, bridgePort);
+    const ip6At = (t: string) => t.indexOf('table ip6 rhumb_edge\n');
+    const [v4, v6] = [text.slice(0, ip6At(text)), text.slice(ip6At(text))];
+    assert.match(v4!, /iifname "ext0" ip daddr 198\.19\.0\.1 tcp dport 8080 meta mark set 0x72000007 ct mark set 0x72000007 dnat to 10\.0\.0\.5:80\n/);
+    assert.doesNotMatch(v4!, /fd00:61::10/);
+    assert.match(v6!, /chain dstnat \{\n\s+type nat hook prerouting priority dstnat; policy accept;\n\s+iifname "ext0" ip6 daddr fd99:1::1 tcp dport 8080 meta mark set 0x72000007 ct mark set 0x72000007 dnat to \[fd00:61::10\]:80\n\s+\}/);
+    assert.match(v6!, /ct status dnat accept/);
+    assert.doesNotMatch(v6!, /10\.0\.0\.5/);
+    // Without an external IPv6 address the IPv6 NIC's port is not planned (the agent refuses to publish it).
+    const without = planEdge([net, net6], { external: EXT, published: [web, web6] });
+    assert.deepEqual(without.vnets[0]!.published.map((p) => p.ip), ['10.0.0.5']);
+    const withoutText = renderEdgeNft(without, bridgePort);
+    assert.doesNotMatch(withoutText.slice(ip6At(withoutText)), /dstnat/);
+    assert.throws(() => renderEdgeNft({ ...plan, external: EXT }, bridgePort), /an IPv6 port is published, but the external side has no IPv6 address/);
+    assert.match(externalProblem('fd00:61::10', EXT)!, /external interface ext0 has no global IPv6 address/);
+    assert.equal(externalProblem('fd00:61::10', ext6), undefined);
+    assert.equal(externalProblem('10.0.0.5', EXT), undefined);
+    assert.match(externalProblem('10.0.0.5', undefined)!, /no external side/);
+    assert.deepEqual([publishedAddress('10.0.0.5', ext6), publishedAddress('fd00:61::10', ext6), publishedAddress('fd00:61::10', EXT)], ['198.19.0.1', 'fd99:1::1', undefined]);
+  });
+
+  test('host ports are per family: the same one on IPv4 and IPv6, not twice on one', () => {
+    const p = { protocol: 'tcp' as const, port: 80, hostPort: 8080 };
+    assert.equal(publishedProblem([{ ...p, ip: '10.0.0.5' }, { ...p, ip: 'fd00::5' }]), undefined);
+    assert.match(publishedProblem([{ ...p, ip: 'fd00::5' }, { ...p, ip: 'fd00::6' }])!, /tcp host port 8080 is published twice \(IPv6\)/);
+    const ports = new PublishedPorts();
+    const ips: Record<string, string> = { '02:00:00:00:00:01': '10.0.0.5', '02:00:00:00:00:02': 'fd00::5', '02:00:00:00:00:03': 'fd00::6' };
+    return ports.set('02:00:00:00:00:01', [{ protocol: 'tcp', port: 80, host_port: 8080 }]).then(async () => {
+      assert.equal(ports.conflict('02:00:00:00:00:02', [{ protocol: 'tcp', port: 80, host_port: 8080 }], (m) => ips[m]), undefined);
+      await ports.set('02:00:00:00:00:02', [{ protocol: 'tcp', port: 80, host_port: 8080 }]);
+      assert.match(ports.conflict('02:00:00:00:00:03', [{ protocol: 'tcp', port: 80, host_port: 8080 }], (m) => ips[m])!, /published twice \(IPv6\)/);
+      assert.match(ports.conflict('02:00:00:00:00:03', [{ protocol: 'tcp', port: 80, host_port: 8080 }])!, /published twice/, 'addresses unknown: one family');
+    });
   });
 
   test('the state file round-trips; a tampered entry is left out; a file that is not JSON is an error naming it', async () => {

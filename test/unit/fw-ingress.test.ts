@@ -50,6 +50,15 @@ describe('parseNodeIngress', () => {
     assert.match(parseNodeIngress(NODE_1, { entries: [web, { ...web, instance: vm(3), port: 81 }] }) as string, /tcp port 8080 on 198\.18\.5\.1 is published twice/);
     assert.equal(typeof parseNodeIngress(NODE_1, { entries: [web, { ...web, protocol: 'udp' }] }), 'object', 'udp and tcp are two ports');
   });
+
+  it('takes an IPv6 NIC published on the external IPv6 address (canonical), beside the same host port on IPv4', () => {
+    const web6 = { ...web, address: 'FD99:1:0::1', ip: 'fd00:61:0::10', mac: mac(3), instance: vm(3) };
+    const got = parseNodeIngress(NODE_1, { entries: [web6, web] });
+    assert.equal(typeof got, 'object', String(got));
+    assert.deepEqual((got as NodeIngress).entries.map((e) => [e.address, e.ip]), [['198.18.5.1', '10.0.0.1'], ['fd99:1::1', 'fd00:61::10']]);
+    assert.deepEqual(resolveIngress([got as NodeIngress], { address: 'fd99:1::1', protocol: 'tcp', hostPort: 8080 }).map((m) => m.entry.instance), [vm(3)]);
+    assert.match(parseNodeIngress(NODE_1, { entries: [web6, { ...web6, port: 81 }] }) as string, /tcp port 8080 on fd99:1::1 is published twice/);
+  });
 });
 
 describe('resolveIngress', () => {

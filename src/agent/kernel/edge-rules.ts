@@ -59,7 +59,8 @@ function assertPlan(plan: EdgePlan, portOf: PortOf): void {
     for (const s of v.nat) problems.push(cidrProblem('NAT subnet', s));
     for (const [a, b] of v.routed) problems.push(cidrProblem('routed subnet', a), cidrProblem('routed subnet', b));
     problems.push(publishedProblem(v.published));
-    for (const p of v.published) problems.push(ipv4Problem('published address', p.ip));
+    for (const p of v.published) problems.push(ipProblem('published address', p.ip));
+    if (!plan.external?.address6 && v.published.some((p) => isV6(p.ip))) problems.push('an IPv6 port is published, but the external side has no IPv6 address');
   }
   const problem = firstProblem(...problems);
   // Only plain values reach the nft text (it runs as root).
@@ -137,11 +138,14 @@ function renderFamilyTable(plan: EdgePlan, portOf: PortOf, fam: Family): string[
   }
   const ports = [...new Set(plan.vnets.flatMap((v) => portsOf(v, portOf).map((p) => p.dev)))].sort();
   const ext = plan.external;
-  // Published ports (IPv4): DNAT on the external address; the connection carries the vnet's mark
+  // Published ports: DNAT on the family's external address; the connection carries the vnet's mark
   // (its packets are routed by the vnet's table, its replies leave as the external address).
-  const dnat = ext && !fam.v6
+  const target = (p: { ip: string; port: number }) => (fam.v6 ? `[${p.ip}]:${p.port}` : `${p.ip}:${p.port}`);
+  const dnat = ext && fam.snat
     ? plan.vnets.flatMap((v) =>
-        v.published.map((p) => `iifname "${ext.iface}" ip daddr ${ext.address} ${p.protocol} dport ${p.hostPort} meta mark set ${hex(v.mark)} ct mark set ${hex(v.mark)} dnat to ${p.ip}:${p.port}`),
+        v.published
+          .filter((p) => isV6(p.ip) === fam.v6)
+          .map((p) => `iifname "${ext.iface}" ${fam.table} daddr ${fam.snat} ${p.protocol} dport ${p.hostPort} meta mark set ${hex(v.mark)} ct mark set ${hex(v.mark)} dnat to ${target(p)}`),
       )
     : [];
   if (ext && fam.snat) pre.push(`iifname "${ext.iface}" ct mark & ${hex(EDGE_TAG_MASK)} == ${hex(EDGE_BASE)} meta mark set ct mark`);
