@@ -227,6 +227,17 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`distributed ga
     assert.match(taken.body.message, /host port 8080 is published twice/);
     const bad = await http(nodes[0]!.agent!.api, 'PUT', `/published-ports/${a1.mac}`, { ports: [{ protocol: 'sctp', port: 1 }] });
     assert.equal(bad.status, 400);
+    // An IPv6 NIC: this node's external interface has no IPv6 address to publish it on.
+    await api('POST', `/fabrics/${OWNER}/vlans`, { vlan_id: 12, name: 'six' });
+    const six = await api('POST', `/fabrics/${OWNER}/vlans/12/networks`, {
+      name: 'six', subnet: 'fd00:91::/64', provision_start_ip: 'fd00:91::10', provision_end_ip: 'fd00:91::ff', gateway: 'fd00:91::1',
+    });
+    const nic6 = await api('POST', '/nics', { owner_uuid: OWNER, belongs_to_uuid: randomUUID(), belongs_to_type: 'zone', network_uuid: six.uuid, cn_uuid: nodes[0]!.uuid });
+    await attachNic(nodes[0]!.agent!, nic6.mac, await lab.addNetns('v6'));
+    const v6 = await http(nodes[0]!.agent!.api, 'PUT', `/published-ports/${nic6.mac}`, { ports: [{ protocol: 'tcp', port: 80, host_port: 9091 }] });
+    assert.equal(v6.status, 422, JSON.stringify(v6.body));
+    assert.match(v6.body.message, /external interface ext0 has no global IPv6 address/);
+    assert.deepEqual(Object.keys((await http(nodes[0]!.agent!.api, 'GET', '/published-ports')).body), [a1.mac], 'nothing kept of the refusal');
     assert.deepEqual((await probe([[n1, 8080]])).map((r) => r === 'open'), [true]);
     const off = await http(nodes[0]!.agent!.api, 'PUT', `/published-ports/${a1.mac}`, { ports: [] });
     assert.equal(off.status, 200);
