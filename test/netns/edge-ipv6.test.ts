@@ -314,6 +314,9 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (
       throw new Error(`${err.message}: ${JSON.stringify(got)}`);
     });
     assert.deepEqual(got, ['open', 'blocked']);
+    // fw explain agrees: the client's IPv6 address is what x2's rules see.
+    const verdicts = [(await explain(e1, 8086)).body, (await explain(e1, 8087)).body].map((b) => `${b.ingress?.port} ${b.inbound?.action}`);
+    assert.deepEqual(verdicts, [`${PORTS[0]} allow`, `${PORTS[1]} block`]);
     // Withdrawn: gone.
     assert.equal((await http(nodes[1]!.agent!.api, 'PUT', `/published-ports/${inst.x2!.mac}`, { ports: [] })).status, 200);
     assert.deepEqual(await probe([[e1, 8086]]), ['blocked'], 'withdrawn');
