@@ -363,3 +363,31 @@ Promise.all(targets.map(([host, port]) => new Promise((resolve) => {
   s.on('error', (e) => { clearTimeout(t); resolve(e.code || 'error'); });
 }))).then((r) => console.log(JSON.stringify(r)));`;
 }
+
+/** In an "internet" namespace: answers each TCP connection with the address it came from. */
+export function whoamiProgram(port: number, host: '0.0.0.0' | '::'): string {
+  return `
+require('node:net').createServer((s) => { s.on('error', () => {}); s.end(s.remoteAddress + '\\n'); })
+  .listen(${port}, '${host}', () => console.log('listening'));`;
+}
+
+/** From an instance: connects to host:port (argv), prints what came back or the error ("timeout" when dropped). */
+export const ASK_PROGRAM = `
+const s = require('node:net').connect({ host: process.argv[1], port: Number(process.argv[2]) });
+let d = '';
+const t = setTimeout(() => { console.log('timeout'); process.exit(0); }, 3000);
+s.on('data', (x) => (d += x));
+s.on('end', () => { clearTimeout(t); console.log(d.trim()); });
+s.on('error', (e) => { clearTimeout(t); console.log(e.code); });`;
+
+/** For a failed reachability check's message: each node's fast-path drop counters and neighbours. */
+export async function edgeDiagnostics(lab: NetnsLab, nodes: ReadonlyArray<DatacenterNode & { agent?: RunningAgent }>, family: 4 | 6 = 4): Promise<string> {
+  const out: string[] = [];
+  for (const n of nodes) {
+    const m = n.agent ? String((await http(n.agent.api, 'GET', '/metrics')).body) : '';
+    const drops = m.split('\n').filter((l) => /^rhumb_fastpath_(nic|engine)_total\{.*counter="drop_/.test(l) && !/ 0$/.test(l));
+    const neigh = await lab.exec(n.ns, 'ip', ...(family === 6 ? ['-6'] : []), 'neigh', 'show').catch(() => '');
+    out.push(`${n.name}: ${drops.join('; ')} | neigh ${neigh.replace(/\n/g, '; ')}`);
+  }
+  return out.join(' || ');
+}

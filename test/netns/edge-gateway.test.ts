@@ -32,6 +32,8 @@ import {
   svpEndpoint,
   tcpProbeProgram,
   tcpServersProgram,
+  ASK_PROGRAM,
+  whoamiProgram,
 } from '../helpers/datacenter.js';
 import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
 import { CLI, type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
@@ -40,19 +42,8 @@ const skip = netnsSkipReason();
 const OWNER = 'aaaaaaaa-0000-4000-8000-0000000000e1';
 const WHOAMI_PORT = 8099;
 
-/** In the internet namespace: answers each TCP connection with the address it came from. */
-const WHOAMI = `
-require('node:net').createServer((s) => { s.on('error', () => {}); s.end(s.remoteAddress + '\\n'); })
-  .listen(${WHOAMI_PORT}, '0.0.0.0', () => console.log('listening'));`;
-
-/** From an instance: connects to host:port, prints what came back or the error ("timeout" when dropped). */
-const ASK = `
-const s = require('node:net').connect({ host: process.argv[1], port: Number(process.argv[2]) });
-let d = '';
-const t = setTimeout(() => { console.log('timeout'); process.exit(0); }, 3000);
-s.on('data', (x) => (d += x));
-s.on('end', () => { clearTimeout(t); console.log(d.trim()); });
-s.on('error', (e) => { clearTimeout(t); console.log(e.code); });`;
+const WHOAMI = whoamiProgram(WHOAMI_PORT, '0.0.0.0');
+const ASK = ASK_PROGRAM;
 
 /** In the internet namespace: answers each connection with "address:port" it came from, after a pause (both stay open together). */
 const SLOW_WHOAMI = `

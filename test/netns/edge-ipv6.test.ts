@@ -33,6 +33,9 @@ import {
   svpEndpoint,
   tcpProbeProgram,
   tcpServersProgram,
+  ASK_PROGRAM,
+  edgeDiagnostics,
+  whoamiProgram,
 } from '../helpers/datacenter.js';
 import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
 import { type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
@@ -44,19 +47,8 @@ const PORTS = [7101, 7102];
 const PROBE = tcpProbeProgram(1500);
 const WHOAMI_PORT = 8199;
 
-/** In the internet namespace: answers each TCP connection with the address it came from. */
-const WHOAMI6 = `
-require('node:net').createServer((s) => { s.on('error', () => {}); s.end(s.remoteAddress + '\\n'); })
-  .listen(${WHOAMI_PORT}, '::', () => console.log('listening'));`;
-
-/** From an instance: connects to [host]:port, prints what came back or the error ("timeout" when dropped). */
-const ASK = `
-const s = require('node:net').connect({ host: process.argv[1], port: Number(process.argv[2]) });
-let d = '';
-const t = setTimeout(() => { console.log('timeout'); process.exit(0); }, 3000);
-s.on('data', (x) => (d += x));
-s.on('end', () => { clearTimeout(t); console.log(d.trim()); });
-s.on('error', (e) => { clearTimeout(t); console.log(e.code); });`;
+const WHOAMI6 = whoamiProgram(WHOAMI_PORT, '::');
+const ASK = ASK_PROGRAM;
 
 interface Instance {
   name: string;
@@ -99,17 +91,7 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (
     });
   }
 
-  /** The nodes' drop counters and IPv6 neighbours, for a failure's message. */
-  async function diagnostics(): Promise<string> {
-    const out: string[] = [];
-    for (const n of nodes) {
-      const m = String((await http(n.agent!.api, 'GET', '/metrics')).body);
-      const drops = m.split('\n').filter((l) => /^rhumb_fastpath_(nic|engine)_total\{.*counter="drop_/.test(l) && !/ 0$/.test(l));
-      const neigh = await lab.exec(n.ns, 'ip', '-6', 'neigh', 'show').catch(() => '');
-      out.push(`${n.name}: ${drops.join('; ')} | neigh ${neigh.replace(/\n/g, '; ')}`);
-    }
-    return out.join(' || ');
-  }
+  const diagnostics = () => edgeDiagnostics(lab, nodes, 6);
 
   function ping6(from: Instance, ip: string): Promise<boolean> {
     return lab.exec(from.ns, 'ping', '-6', '-c', '1', '-W', '2', '-q', ip).then(() => true, () => false);

@@ -30,9 +30,10 @@ import {
   svpEndpoint,
   tcpProbeProgram,
   tcpServersProgram,
+  edgeDiagnostics,
 } from '../helpers/datacenter.js';
 import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
-import { type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
+import { type RunningController, makeTempDir, startControllerProcess } from '../helpers/processes.js';
 
 const skip = netnsSkipReason();
 const OWNER_A = 'aaaaaaaa-0000-4000-8000-0000000000e2';
@@ -76,17 +77,7 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`routers betwee
     });
   };
 
-  /** The nodes' drop counters and neighbours, for a failure's message. */
-  async function diagnostics(): Promise<string> {
-    const out: string[] = [];
-    for (const n of nodes) {
-      const m = String((await http(n.agent!.api, 'GET', '/metrics')).body);
-      const drops = m.split('\n').filter((l) => /^rhumb_fastpath_(nic|engine)_total\{.*counter="drop_/.test(l) && !/ 0$/.test(l));
-      const neigh = await lab.exec(n.ns, 'ip', 'neigh', 'show').catch(() => '');
-      out.push(`${n.name}: ${drops.join('; ')} | neigh ${neigh.replace(/\n/g, '; ')}`);
-    }
-    return out.join(' || ');
-  }
+  const diagnostics = () => edgeDiagnostics(lab, nodes);
 
   before(async () => {
     stateRoot = await makeTempDir('edr-state');
