@@ -14,7 +14,8 @@
  * ports in the node's namespace (both backends: out of the instance's reach), or inside
  * the namespace of its attached NIC.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import ipaddr from 'ipaddr.js';
 import type { Registry } from 'prom-client';
 import { FwFeedClient, installedInstances, loadNft } from '../fw/applier.js';
@@ -312,10 +313,8 @@ export class Agent {
         nodeUuid: this.o.nodeUuid,
         placement,
         resolveNetns: (uuid) => this.netnsOfInstance(uuid),
-        portsOf: (uuid) => [...this.nics.values()].filter((n) => n.belongs_to_uuid === uuid).map((n) => hostPortName(n.mac)),
-        ...(this.o.publicationLinks
-          ? { linksOf: (uuid: string) => [...this.nics.values()].filter((n) => n.belongs_to_uuid === uuid).flatMap((n) => this.publicationLinks.get(n.mac) ?? []) }
-          : {}),
+        portsOf: (uuid) => this.nicsOf(uuid).map((n) => hostPortName(n.mac)),
+        ...(this.o.publicationLinks ? { linksOf: (uuid: string) => this.nicsOf(uuid).flatMap((n) => this.publicationLinks.get(n.mac) ?? []) } : {}),
         listInstalled: () => (placement === 'node' ? installedInstances(undefined, 'node') : this.installedFirewalls()),
         registry: this.o.registry,
         ...(this.o.firewall.waitMs !== undefined ? { waitMs: this.o.firewall.waitMs } : {}),
@@ -419,7 +418,7 @@ export class Agent {
 
   /** The namespace of an attached NIC of this instance (the firewall's resolveNetns). */
   netnsOfInstance(instanceUuid: string): string | undefined {
-    for (const n of this.nics.values()) if (n.belongs_to_uuid === instanceUuid && n.netns) return n.netns;
+    for (const n of this.nicsOf(instanceUuid)) if (n.netns) return n.netns;
     return undefined;
   }
 
@@ -433,7 +432,7 @@ export class Agent {
     const flows = new FlowLog({
       path: cfg.path,
       node: this.o.nodeUuid,
-      ownerOf: (instance) => [...this.nics.values()].find((n) => n.belongs_to_uuid === instance && n.owner_uuid)?.owner_uuid,
+      ownerOf: (instance) => this.nicsOf(instance).find((n) => n.owner_uuid)?.owner_uuid,
       ...(cfg.maxBytes !== undefined ? { maxBytes: cfg.maxBytes } : {}),
       ...(this.o.registry ? { registry: this.o.registry } : {}),
       log: (msg) => this.log.warn(msg),
@@ -452,7 +451,7 @@ export class Agent {
    * enforcement they would only hold stale rules.
    */
   private async removeNetnsFirewalls(): Promise<void> {
-    for (const ns of new Set([...this.nics.values()].flatMap((n) => (n.netns ? [n.netns] : [])))) {
+    for (const ns of this.attachedNamespaces()) {
       for (const uuid of await installedInstances(ns)) {
         const error = await loadNft(ns, renderNetnsRuleset(uuid, null));
         if (error !== undefined) this.log.warn(`firewall: removing ${uuid}'s table in ${ns}: ${error}`);
@@ -462,14 +461,23 @@ export class Agent {
 
   /** True when an instance's NICs here are all staged (waiting for their runtime to move them). */
   private stagedInstance(uuid: string): boolean {
-    const mine = [...this.nics.values()].filter((n) => n.belongs_to_uuid === uuid);
+    const mine = this.nicsOf(uuid);
     return mine.length > 0 && mine.every((n) => this.o.backend.isStaged(n.mac));
+  }
+
+  /** The NICs attached here that belong to this instance. */
+  private nicsOf(instanceUuid: string): AttachedNic[] {
+    return [...this.nics.values()].filter((n) => n.belongs_to_uuid === instanceUuid);
+  }
+
+  /** The namespaces of the NICs attached here. */
+  private attachedNamespaces(): Set<string> {
+    return new Set([...this.nics.values()].flatMap((n) => (n.netns ? [n.netns] : [])));
   }
 
   /** Instances with a firewall table in the namespaces of attached NICs. */
   private async installedFirewalls(): Promise<string[]> {
-    const spaces = new Set([...this.nics.values()].flatMap((n) => (n.netns ? [n.netns] : [])));
-    const found = await Promise.all([...spaces].map((ns) => installedInstances(ns)));
+    const found = await Promise.all([...this.attachedNamespaces()].map((ns) => installedInstances(ns)));
     return [...new Set(found.flat())];
   }
 
@@ -1092,10 +1100,16 @@ export class Agent {
 
 /**
  * Node-side firewalls read conntrack state that br_netfilter gives bridged IP traffic (on
- * by default in every namespace where the module is loaded): switch it on if someone
- * turned it off.
+ * by default in every namespace where the module is loaded): load the module when its
+ * switches are missing, and switch them on if someone turned them off.
  */
 async function ensureBridgeNetfilter(warn: (msg: string) => void): Promise<void> {
+  if (!(await access('/proc/sys/net/bridge/bridge-nf-call-iptables').then(() => true, () => false))) {
+    await new Promise<void>((resolve) => execFile('modprobe', ['br_netfilter'], (err) => {
+      if (err) warn(`firewall: modprobe br_netfilter: ${err.message.trim()}`);
+      resolve();
+    }));
+  }
   for (const family of ['iptables', 'ip6tables']) {
     const path = `/proc/sys/net/bridge/bridge-nf-call-${family}`;
     try {
