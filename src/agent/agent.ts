@@ -19,7 +19,7 @@ import { access, readFile, writeFile } from 'node:fs/promises';
 import ipaddr from 'ipaddr.js';
 import type { Registry } from 'prom-client';
 import { FwFeedClient, installedInstances, loadNft } from '../fw/applier.js';
-import { renderNetnsRuleset } from '../fw/nft.js';
+import { renderNetnsRemoval } from '../fw/nft.js';
 import { SvpStatus } from '../svp/codec.js';
 import type { ClientLogEntry, LogResult, LogRmResult, QueryOptions, Vl2Result, Vl3Result } from '../svp/client.js';
 import type { BackendMiss, DataplaneBackend, VnetEntries } from './backend.js';
@@ -96,7 +96,7 @@ export interface AgentOptions {
     fetch?: typeof fetch;
     waitMs?: number;
     retryMs?: number;
-    /** Node-side placement: where logged rules' connections are written (./flowlog.ts), rotated past maxBytes. */
+    /** Where logged rules' connections are written (./flowlog.ts), rotated past maxBytes. */
     flowLog?: { path: string; maxBytes?: number };
   };
   /** Called for each shootdown applied, with the time (Unix ms) it took effect. */
@@ -301,21 +301,16 @@ export class Agent {
     });
     this.follower.start(this.o.underlayFollowMs);
     if (this.o.firewall) {
-      const placement = this.o.backend.firewallPlacement ?? 'netns';
-      if (placement === 'node') {
-        await ensureBridgeNetfilter((msg) => this.log.warn(msg));
-        await this.removeNetnsFirewalls();
-        this.startFlowLog();
-      }
+      await ensureBridgeNetfilter((msg) => this.log.warn(msg));
+      await this.removeNetnsFirewalls();
+      this.startFlowLog();
       this.fw = new FwFeedClient({
         controllerUrl: this.o.firewall.controllerUrl,
         ...(this.o.firewall.fetch ? { fetch: this.o.firewall.fetch } : {}),
         nodeUuid: this.o.nodeUuid,
-        placement,
-        resolveNetns: (uuid) => this.netnsOfInstance(uuid),
         portsOf: (uuid) => this.nicsOf(uuid).map((n) => hostPortName(n.mac)),
         ...(this.o.publicationLinks ? { linksOf: (uuid: string) => this.nicsOf(uuid).flatMap((n) => this.publicationLinks.get(n.mac) ?? []) } : {}),
-        listInstalled: () => (placement === 'node' ? installedInstances(undefined, 'node') : this.installedFirewalls()),
+        listInstalled: () => installedInstances(undefined, 'bridge'),
         registry: this.o.registry,
         ...(this.o.firewall.waitMs !== undefined ? { waitMs: this.o.firewall.waitMs } : {}),
         ...(this.o.firewall.retryMs !== undefined ? { retryMs: this.o.firewall.retryMs } : {}),
@@ -416,12 +411,6 @@ export class Agent {
     await this.routers?.refresh().catch((err: Error) => this.log.warn(`routers: ${err.message}`));
   }
 
-  /** The namespace of an attached NIC of this instance (the firewall's resolveNetns). */
-  netnsOfInstance(instanceUuid: string): string | undefined {
-    for (const n of this.nicsOf(instanceUuid)) if (n.netns) return n.netns;
-    return undefined;
-  }
-
   private startFlowLog(): void {
     const cfg = this.o.firewall?.flowLog;
     if (!cfg) return;
@@ -452,8 +441,8 @@ export class Agent {
    */
   private async removeNetnsFirewalls(): Promise<void> {
     for (const ns of this.attachedNamespaces()) {
-      for (const uuid of await installedInstances(ns)) {
-        const error = await loadNft(ns, renderNetnsRuleset(uuid, null));
+      for (const uuid of await installedInstances(ns, 'inet')) {
+        const error = await loadNft(ns, renderNetnsRemoval(uuid));
         if (error !== undefined) this.log.warn(`firewall: removing ${uuid}'s table in ${ns}: ${error}`);
       }
     }
@@ -473,12 +462,6 @@ export class Agent {
   /** The namespaces of the NICs attached here. */
   private attachedNamespaces(): Set<string> {
     return new Set([...this.nics.values()].flatMap((n) => (n.netns ? [n.netns] : [])));
-  }
-
-  /** Instances with a firewall table in the namespaces of attached NICs. */
-  private async installedFirewalls(): Promise<string[]> {
-    const found = await Promise.all([...this.attachedNamespaces()].map((ns) => installedInstances(ns)));
-    return [...new Set(found.flat())];
   }
 
   private async saveState(): Promise<void> {
@@ -975,7 +958,7 @@ export class Agent {
     const uuid = known.belongs_to_uuid;
     const [moved, protectedFw] = await Promise.allSettled([
       waitForInterface(netns, mac, stagedName(mac), wait),
-      this.fw && uuid ? this.fw.protect(uuid, netns) : Promise.resolve(),
+      this.fw && uuid ? this.fw.protect(uuid) : Promise.resolve(),
     ]);
     if (protectedFw.status === 'rejected') throw protectedFw.reason;
     if (moved.status === 'rejected') throw moved.reason;

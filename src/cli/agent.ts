@@ -133,7 +133,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     fetch: controllerFetch,
     nodeUuid: node.toLowerCase(),
     intervalMs: Math.max(flags.reportInterval, 1000) * 5,
-    collect: () => ingressTable(agent.ingress(), docker?.ingress() ?? [], { firewall: flags.firewall, placement: backend.firewallPlacement ?? 'netns' }),
+    collect: () => ingressTable(agent.ingress(), docker?.ingress() ?? [], { firewall: flags.firewall }),
     logger: log.child({ component: 'ingress' }),
   });
   const napi = new NapiClient(controller, undefined, controllerFetch);
