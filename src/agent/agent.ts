@@ -107,7 +107,10 @@ export interface AgentOptions {
   routing?: UnderlayRouting;
   /** The node's external side (egress NAT), resolved from `--external-iface`. */
   external?: ExternalSide;
-  /** How often the routers of this node's owners are read again (ms). Default 5000. */
+  /**
+   * Retry delay of the router feed after an error, and how often routers are read again
+   * from a controller without the feed (ms). Default 5000.
+   */
   routerPollMs?: number;
   /** Where published ports survive a restart (absent: memory only). */
   publishedState?: StateFile;
@@ -398,7 +401,7 @@ export class Agent {
   /**
    * True when no NIC here belongs to this owner. Routers are read at once only when an
    * owner arrives on the node or leaves it (an attach or detach pays for no REST round
-   * trips otherwise); changes to an owner's routers come with the periodic poll.
+   * trips otherwise); changes to an owner's routers come through the router feed.
    */
   private isNewOwner(owner: string | undefined): boolean {
     if (owner === undefined) return false;
@@ -1070,7 +1073,7 @@ export class Agent {
   /** Stops listening and polling; devices and entries stay (traffic keeps flowing). */
   async close(): Promise<void> {
     this.closed = true;
-    this.routers?.stop();
+    await this.routers?.stop();
     await this.follower?.stop();
     // Tables stay in the namespaces: the instances stay protected while the agent is down.
     await this.fw?.stop();
