@@ -94,7 +94,9 @@ uint32_t svp_frame_crc(const uint8_t *frame, uint32_t size);
  */
 size_t svp_answer(const struct svp_tables *t, const uint8_t *frame, uint8_t *out, struct svp_tally *tally);
 
-/* The slot holding key in a table, or -1 (exported for the tests). */
+/* table.ts's hash of a kw-word key. */
+uint32_t svp_table_hash(const uint32_t *key, uint32_t kw);
+/* The slot holding key in a table, or -1. */
 int64_t svp_table_find(const struct svp_u32table *t, const uint32_t *key);
 
 #endif

@@ -99,7 +99,7 @@ enum svp_step svp_classify(const uint8_t *p, size_t avail, uint32_t max_frame, s
 }
 
 /* table.ts's hashOf, bit for bit (Math.imul is the low 32 bits of the product). */
-static inline uint32_t table_hash(const uint32_t *key, uint32_t kw)
+uint32_t svp_table_hash(const uint32_t *key, uint32_t kw)
 {
 	uint32_t h = 0x811c9dc5u ^ kw;
 	for (uint32_t i = 0; i < kw; i++) {
@@ -117,7 +117,7 @@ int64_t svp_table_find(const struct svp_u32table *t, const uint32_t *key)
 
 	if (!t->keys)
 		return -1;
-	slot = table_hash(key, t->kw) & t->mask;
+	slot = svp_table_hash(key, t->kw) & t->mask;
 	/* The table is never full (grown at 3/4 load), so the probe ends at an empty slot. */
 	while (t->used[slot]) {
 		if (memcmp(t->keys + (size_t)slot * t->kw, key, t->kw * sizeof(uint32_t)) == 0)
