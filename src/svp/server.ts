@@ -365,6 +365,11 @@ export class SvpServer implements ConnectionHost {
     return (this.plainServer?.address() as net.AddressInfo | null | undefined) ?? null;
   }
 
+  /** Whether the plaintext listeners are served by the native front end. */
+  get nativeFrontEnd(): boolean {
+    return this.front !== undefined;
+  }
+
   get connectionCount(): number {
     return this.conns.size;
   }
