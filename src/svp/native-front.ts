@@ -89,13 +89,18 @@ export class NativeFront {
 
   /**
    * Takes over a socket accepted with pauseOnConnect (never read by Node): C gets its own
-   * descriptor and the net.Socket is closed. null when it has none to give (then serve it
-   * in JS).
+   * descriptor and the net.Socket is closed. null when that cannot be done (no descriptor,
+   * none to spare): then serve it in JS.
    */
   adopt(socket: net.Socket): NativeSocket | null {
     const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
     if (this.handle === null || typeof fd !== 'number' || fd < 0) return null;
-    const id = this.a.svpAdopt(this.handle, fd);
+    let id: number;
+    try {
+      id = this.a.svpAdopt(this.handle, fd);
+    } catch {
+      return null; // no descriptor to spare (EMFILE) or the like: the JS path serves it
+    }
     const ns = new NativeSocket(this.a, this.handle, id, socket.remoteAddress, socket.remotePort, this.highWaterMark);
     this.sockets.set(id, ns);
     socket.on('error', () => undefined);
