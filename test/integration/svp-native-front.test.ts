@@ -295,6 +295,30 @@ describe('SVP native front end: clients that go away', () => {
     assert.equal(raw.frames.length, 500);
   });
 
+  it('a connection with no traffic either way is closed after idleTimeoutMs; one that talks is not', async () => {
+    const reg = new Registry();
+    // idleTimeoutMs is raised to logWaitMs + 5 s: the shortest idle timeout there is.
+    const srv = new SvpServer({ store, index, registry: reg, host: '127.0.0.1', port: 0, logWaitMs: 100, idleTimeoutMs: 1 });
+    try {
+      const p = (await srv.listen()).port;
+      const quiet = await connect(p);
+      const talker = await connect(p);
+      let id = 1;
+      const started = Date.now();
+      while (Date.now() - started < 5600) {
+        talker.send(encodeFrame(SvpOp.PING, id));
+        await talker.reply(id++);
+        await sleep(400);
+      }
+      assert.ok(await quiet.closesWithin(1500), 'the quiet connection was closed');
+      assert.equal(talker.socket.destroyed, false, 'the talking one is open');
+      const m = await reg.getSingleMetric('rhumb_svp_connections_closed_for_cause_total')!.get();
+      assert.equal(m.values.find((v) => v.labels.cause === 'idle_timeout')?.value, 1);
+    } finally {
+      await srv.close();
+    }
+  });
+
   it('closing the server closes its native connections', async () => {
     const registry2 = new Registry();
     const srv = new SvpServer({ store, index, registry: registry2, host: '127.0.0.1', port: 0 });
