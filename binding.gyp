@@ -24,6 +24,7 @@
         "native/src/fastpath.c",
         "native/src/svp_answer.c",
         "native/src/svp_index.c",
+        "native/src/svp_conn.c",
         "native/src/svp_front.c"
       ],
       "include_dirs": ["native/include"],
