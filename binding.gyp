@@ -21,7 +21,11 @@
         "native/src/fp_rx.c",
         "native/src/fp_park.c",
         "native/src/fp_control.c",
-        "native/src/fastpath.c"
+        "native/src/fastpath.c",
+        "native/src/svp_answer.c",
+        "native/src/svp_index.c",
+        "native/src/svp_conn.c",
+        "native/src/svp_front.c"
       ],
       "include_dirs": ["native/include"],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"],

@@ -24,6 +24,9 @@
  * much as the server, on a 2-core machine where the two share the cores).
  * Each server's CPU time per request is reported too (from /proc/PID/stat over the
  * measured window): it moves much less than the rates when the machine is shared.
+ *
+ * The SVP server answers lookups in its native front end (the default for plaintext);
+ * RHUMB_SVP_NATIVE=0 in the environment measures the TypeScript path instead.
  */
 import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';

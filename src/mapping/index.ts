@@ -79,6 +79,26 @@ export interface MappingIndexStats {
   tableBytes: number;
 }
 
+/**
+ * Something that reads the lookup tables outside JS (the native SVP front end): it is
+ * given each index state's table storage and node underlays as they change, synchronously,
+ * and told which state answers. S is its handle for one state.
+ */
+export interface LookupTablesMirror<S> {
+  newState(): S;
+  /** which: 0 MAC table, 1 IPv4 table, 2 IPv6 table (layouts in IndexState). */
+  storage(state: S, which: 0 | 1 | 2, keys: Uint32Array, vals: Uint32Array, used: Uint8Array): void;
+  /** Node n's underlay (16-byte address, port), or null when it has none. */
+  underlay(state: S, node: number, ip: Buffer | null, port: number): void;
+  use(state: S): void;
+}
+
+/** A state's link to the mirror. */
+interface MirroredState {
+  underlay(node: number, ul: UnderlayAddress | null): void;
+  use(): void;
+}
+
 interface NodeRec {
   uuid: string;
   underlay: UnderlayAddress | null;
@@ -98,6 +118,22 @@ class IndexState {
   readonly nodesByUnderlay = new Map<string, number[]>();
   readonly log = new ShootdownLog();
   invalid = 0;
+  mirror: MirroredState | undefined;
+
+  /** Shows this state's tables and underlays to the mirror, now and as they change. */
+  mirrorTo<S>(m: LookupTablesMirror<S>): void {
+    const h = m.newState();
+    this.macs.watchStorage((k, v, u) => m.storage(h, 0, k, v, u));
+    this.ip4.watchStorage((k, v, u) => m.storage(h, 1, k, v, u));
+    this.ip6.watchStorage((k, v, u) => m.storage(h, 2, k, v, u));
+    this.nodes.forEach((n, i) => {
+      if (n.underlay) m.underlay(h, i, n.underlay.ip, n.underlay.port);
+    });
+    this.mirror = {
+      underlay: (node, ul) => m.underlay(h, node, ul ? ul.ip : null, ul ? ul.port : 0),
+      use: () => m.use(h),
+    };
+  }
 
   node(uuid: string): number {
     let n = this.nodeByUuid.get(uuid);
@@ -143,6 +179,7 @@ export class MappingIndex {
   private readonly view: StoreView;
   private readonly remover: LogRemover;
   private nodeListeners = new Map<string, Set<Listener>>();
+  private mirror: LookupTablesMirror<unknown> | undefined;
 
   constructor(opts: MappingIndexOptions) {
     this.logger = opts.logger;
@@ -169,6 +206,7 @@ export class MappingIndex {
       {
         beginLoad: () => {
           this.loading = new IndexState();
+          if (this.mirror) this.loading.mirrorTo(this.mirror);
         },
         loadPage: (kvs) => {
           const state = this.loading as IndexState;
@@ -178,12 +216,25 @@ export class MappingIndex {
           const state = this.loading as IndexState;
           this.loading = null;
           this.state = state;
+          state.mirror?.use();
           // Long-polls may have been waiting on nodes whose events came back with the reload.
           for (const cn of [...this.nodeListeners.keys()]) if (state.log.pending(cn, 1).length > 0) this.notifyNode(cn);
         },
         apply: (set) => this.applySet(set),
       },
     );
+  }
+
+  /**
+   * Shows the lookup tables to a reader outside JS (once per index): the current state and
+   * a load in progress now, every later state as it is built, and which one answers.
+   */
+  mirrorTables<S>(m: LookupTablesMirror<S>): void {
+    if (this.mirror) throw new Error('mapping index: the lookup tables are mirrored already');
+    this.mirror = m as LookupTablesMirror<unknown>;
+    this.state.mirrorTo(m);
+    this.state.mirror?.use();
+    this.loading?.mirrorTo(m);
   }
 
   /** The last store revision whose changes are reflected in answers. */
@@ -356,6 +407,7 @@ export class MappingIndex {
       else state.nodesByUnderlay.delete(k);
     }
     rec.underlay = ul;
+    state.mirror?.underlay(n, ul);
     if (ul) {
       const k = ul.ip.toString('hex');
       const list = state.nodesByUnderlay.get(k) ?? [];

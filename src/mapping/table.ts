@@ -6,6 +6,9 @@
  * probing with backward-shift deletion (no tombstones), power-of-two capacity, grown at
  * 3/4 load.
  */
+/** Receives a table's backing arrays (keys, values, occupancy). */
+export type StorageWatcher = (keys: Uint32Array, vals: Uint32Array, used: Uint8Array) => void;
+
 export class U32Table {
   private cap: number;
   private mask: number;
@@ -13,6 +16,7 @@ export class U32Table {
   private vals: Uint32Array;
   private used: Uint8Array;
   private count = 0;
+  private storageWatcher: StorageWatcher | undefined;
 
   constructor(
     readonly keyWords: number,
@@ -26,6 +30,15 @@ export class U32Table {
     this.keys = new Uint32Array(cap * keyWords);
     this.vals = new Uint32Array(cap * valueWords);
     this.used = new Uint8Array(cap);
+  }
+
+  /**
+   * Calls fn with the backing arrays now and whenever they are replaced (growth): for a
+   * reader outside JS (the native SVP front end) that reads them in place.
+   */
+  watchStorage(fn: StorageWatcher): void {
+    this.storageWatcher = fn;
+    fn(this.keys, this.vals, this.used);
   }
 
   get size(): number {
@@ -139,6 +152,7 @@ export class U32Table {
       this.keys.set(keys.subarray(s * keyWords, (s + 1) * keyWords), slot * keyWords);
       this.vals.set(vals.subarray(s * valueWords, (s + 1) * valueWords), slot * valueWords);
     }
+    this.storageWatcher?.(this.keys, this.vals, this.used);
   }
 
   clear(): void {

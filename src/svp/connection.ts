@@ -19,7 +19,6 @@
  * policy: a read-only connection answers lookups only, a node's LOG_REQ and LOG_RM only
  * for that node.
  */
-import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { MappingIndex, PendingEvent } from '../mapping/index.js';
 import type { Store } from '../store/types.js';
@@ -88,6 +87,27 @@ export interface ConnectionLimits {
   maxLogAckBytes: number;
   maxWriteBacklogBytes: number;
   logRmVisibleTimeoutMs: number;
+}
+
+/**
+ * The part of a net.Socket a connection uses: a net.Socket or tls.TLSSocket, or the native
+ * front end's NativeSocket (which emits 'data' only for the frames it does not answer).
+ */
+export interface SvpSocket {
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+  readonly writableHighWaterMark: number;
+  readonly writableLength: number;
+  readonly writableNeedDrain: boolean;
+  on(event: 'data', fn: (chunk: Buffer) => void): this;
+  on(event: 'end' | 'drain', fn: () => void): this;
+  on(event: 'error', fn: (err: Error) => void): this;
+  write(buf: Buffer): boolean;
+  pause(): this;
+  resume(): this;
+  isPaused(): boolean;
+  end(): this;
+  destroy(): this;
 }
 
 /** What a connection needs from its server: data, limits, logging and counters. */
@@ -170,7 +190,7 @@ export class Connection {
 
   constructor(
     private readonly host: ConnectionHost,
-    private readonly socket: net.Socket,
+    private readonly socket: SvpSocket,
     private readonly policy: ConnectionPolicy = OPEN_POLICY,
   ) {
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;

@@ -17,6 +17,12 @@ export class HistogramSeries {
     this.observeMany(v, 1);
   }
   /** n observations of the same value (requests answered together, timed together). */
+  /** Observations counted elsewhere: sum, count and per-bucket counts (not cumulative). */
+  addCounts(sum: number, count: number, buckets: ArrayLike<number>): void {
+    this.sum += sum;
+    this.count += count;
+    for (let i = 0; i < this.counts.length; i++) this.counts[i] += buckets[i];
+  }
   observeMany(v: number, n: number): void {
     this.sum += v * n;
     this.count += n;
@@ -47,6 +53,8 @@ export class FastHistogram {
     readonly labelName: string,
     readonly buckets: readonly number[],
     registry: Registry,
+    /** Called before each read (observations gathered elsewhere are added then). */
+    private readonly collect?: () => void,
   ) {
     // Registry.registerMetric only needs get()/name/type/help/reset; the cast is local.
     registry.registerMetric(this as unknown as Parameters<Registry['registerMetric']>[0]);
@@ -67,6 +75,7 @@ export class FastHistogram {
   }
 
   async get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: MetricValue[] }> {
+    this.collect?.();
     const values: MetricValue[] = [];
     for (const [lv, s] of this.series) {
       let acc = 0;

@@ -37,6 +37,7 @@ import {
   type OpLabel,
   type PolicyRefusal,
 } from './connection.js';
+import { NativeFront, NativeSocket, nativeFrontAvailable } from './native-front.js';
 import type { Logger } from '../log/index.js';
 import type { Principal } from '../security/identity.js';
 import { type ServerTls, serverTlsOptions, tlsPeerPrincipal } from '../security/tls.js';
@@ -108,6 +109,12 @@ export interface SvpServerOptions {
   plaintextReadOnly?: { host: string; port: number } | undefined;
   /** A TLS handshake must finish within this (ms). */
   handshakeTimeoutMs?: number;
+  /**
+   * Serve plaintext listeners through the native front end (lookups answered in C, no
+   * JavaScript per lookup). Default true, unless the environment has RHUMB_SVP_NATIVE=0;
+   * without the addon's front end the JS path serves (logged). TLS is always served in JS.
+   */
+  nativeFrontEnd?: boolean;
   /** Close a connection with no traffic either way for this long (ms); 0: never. Raised to logWaitMs + 5 s if below. */
   idleTimeoutMs?: number;
   logger?: Logger;
@@ -135,7 +142,7 @@ interface Metrics {
   heldLogReqs: Gauge;
 }
 
-function createMetrics(registry: Registry, collectRequests: () => void): Metrics {
+function createMetrics(registry: Registry, collectRequests: () => void, collectNative: () => void): Metrics {
   const registers = [registry];
   return {
     requests: new Counter({
@@ -152,6 +159,7 @@ function createMetrics(registry: Registry, collectRequests: () => void): Metrics
       'op',
       [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1, 5, 15, 60],
       registry,
+      collectNative,
     ),
     connections: new Gauge({ name: 'rhumb_svp_connections', help: 'Open SVP connections', registers }),
     accepted: new Counter({ name: 'rhumb_svp_connections_accepted_total', help: 'SVP connections accepted', registers }),
@@ -188,6 +196,7 @@ function createMetrics(registry: Registry, collectRequests: () => void): Metrics
       name: 'rhumb_svp_backlog_pauses_total',
       help: 'Times an SVP connection stopped being read because its replies were not being read',
       registers,
+      collect: collectNative,
     }),
     heldLogReqs: new Gauge({ name: 'rhumb_svp_log_reqs_held', help: 'LOG_REQs held open waiting for events', registers }),
   };
@@ -198,6 +207,14 @@ function statusLabel(status: number): string {
 }
 
 type ResolvedOptions = Required<Omit<SvpServerOptions, 'logger' | 'tls' | 'plaintextReadOnly'>> & Pick<SvpServerOptions, 'tls' | 'plaintextReadOnly'> & { logger: Logger | undefined };
+
+/** A served connection's socket: Node's (TLS, or the JS path) or the native front end's. */
+type ServedSocket = net.Socket | NativeSocket;
+
+/** RHUMB_SVP_NATIVE=0 turns the native front end off by default (comparisons, debugging). */
+function nativeByDefault(): boolean {
+  return process.env.RHUMB_SVP_NATIVE !== '0';
+}
 
 const OP_INDEX: Record<OpLabel, number> = { ping: 0, vl2: 1, vl3: 2, bulk: 3, log_req: 4, log_rm: 5 };
 /** Request counts per op and status not yet added to the counter. */
@@ -236,6 +253,7 @@ export class SvpServer implements ConnectionHost {
       logRmVisibleTimeoutMs: 2000,
       handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
       idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
+      nativeFrontEnd: nativeByDefault(),
       ...options,
       logger: options.logger,
     };
@@ -256,7 +274,12 @@ export class SvpServer implements ConnectionHost {
       maxWriteBacklogBytes: o.maxWriteBacklogBytes,
       logRmVisibleTimeoutMs: o.logRmVisibleTimeoutMs,
     };
-    this.m = createMetrics(options.registry, () => this.flushCounts());
+    this.m = createMetrics(options.registry, () => this.flushCounts(), () => this.pullNative());
+    if (o.nativeFrontEnd && (!o.tls || o.plaintextReadOnly)) {
+      if (nativeFrontAvailable())
+        this.front = new NativeFront(o.index, { maxFrameBytes: o.maxFrameBytes, backlogBound: o.maxWriteBacklogBytes, latencyBounds: this.m.latency.buckets });
+      else this.opts.logger?.warn('svp: the native front end is not in this build of the addon; serving lookups in JS');
+    }
     this.server = o.tls ? this.tlsServer(o.tls) : this.plainListener(OPEN_POLICY);
     this.server.on('error', (err) => this.opts.logger?.warn({ err: err.message }, 'svp server error'));
     if (o.plaintextReadOnly) {
@@ -266,10 +289,20 @@ export class SvpServer implements ConnectionHost {
   }
 
   private plainListener(policy: ConnectionPolicy): net.Server {
-    return net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
-      if (this.admit(socket, true)) this.serve(socket, policy);
+    // Node never reads a connection the native front end takes over.
+    return net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: this.front !== undefined }, (socket) => {
+      let served: ServedSocket | null = null;
+      if (this.front) {
+        served = this.front.adopt(socket);
+        if (!served) socket.resume();
+      }
+      served ??= socket;
+      if (this.admit(served, true)) this.serve(served, policy);
     });
   }
+
+  /** The native front end of the plaintext listeners, when on. */
+  private readonly front: NativeFront | undefined;
 
   /**
    * TLS: admitted (caps) on the TCP connection, served once the handshake verified the
@@ -332,6 +365,11 @@ export class SvpServer implements ConnectionHost {
     return (this.plainServer?.address() as net.AddressInfo | null | undefined) ?? null;
   }
 
+  /** Whether the plaintext listeners are served by the native front end. */
+  get nativeFrontEnd(): boolean {
+    return this.front !== undefined;
+  }
+
   get connectionCount(): number {
     return this.conns.size;
   }
@@ -343,14 +381,16 @@ export class SvpServer implements ConnectionHost {
     this.listening = false;
     for (const c of [...this.conns]) c.destroy();
     for (const s of [...this.pendingSockets]) s.destroy();
+    this.pullNative();
+    this.front?.close();
     await closed;
   }
 
   /** TCP connections admitted and not closed yet (TLS ones may still be in their handshake). */
-  private readonly pendingSockets = new Set<net.Socket>();
+  private readonly pendingSockets = new Set<ServedSocket>();
 
   /** Takes a slot for the TCP connection (released when it closes); false when refused. */
-  private admit(socket: net.Socket, idle: boolean): boolean {
+  private admit(socket: ServedSocket, idle: boolean): boolean {
     const peer = peerKey(socket.remoteAddress);
     let refused = this.admission.admit(peer);
     // Full: a connection that never said anything makes room for this one.
@@ -372,7 +412,10 @@ export class SvpServer implements ConnectionHost {
     this.silent.set(key, { since: Date.now(), socket, release });
     socket.once('close', release);
     // Plaintext: any byte ends the silence. TLS: a finished handshake does (serveTls).
-    if (idle) socket.once('data', () => this.silent.delete(key));
+    if (idle) {
+      if (socket instanceof NativeSocket) socket.once('first-byte', () => this.silent.delete(key));
+      else socket.once('data', () => this.silent.delete(key));
+    }
     // TLS: the handshake timeout covers the start, the TLS socket's own idle timer the rest.
     if (idle) this.armIdle(socket);
     return true;
@@ -382,7 +425,7 @@ export class SvpServer implements ConnectionHost {
    * Admitted connections that have not spoken yet (no byte; TLS: no finished handshake),
    * oldest first, by remote address and port.
    */
-  private readonly silent = new Map<string, { since: number; socket: net.Socket; release: () => void }>();
+  private readonly silent = new Map<string, { since: number; socket: ServedSocket; release: () => void }>();
 
   /** Closes the oldest silent connection if it has had SILENT_GRACE_MS; true if one went. */
   private evictSilent(): boolean {
@@ -395,7 +438,7 @@ export class SvpServer implements ConnectionHost {
   }
 
   /** Closes the connection after idleTimeoutMs without traffic either way. */
-  private armIdle(socket: net.Socket): void {
+  private armIdle(socket: ServedSocket): void {
     if (this.opts.idleTimeoutMs <= 0) return;
     socket.setTimeout(this.opts.idleTimeoutMs, () => {
       this.countClose('idle_timeout');
@@ -403,7 +446,7 @@ export class SvpServer implements ConnectionHost {
     });
   }
 
-  private serve(socket: net.Socket, policy: ConnectionPolicy): void {
+  private serve(socket: ServedSocket, policy: ConnectionPolicy): void {
     const conn = new Connection(this, socket, policy);
     this.conns.add(conn);
     this.m.accepted.inc();
@@ -415,7 +458,7 @@ export class SvpServer implements ConnectionHost {
     });
   }
 
-  private refuse(socket: net.Socket, peer: string, reason: RefusalReason): void {
+  private refuse(socket: ServedSocket, peer: string, reason: RefusalReason): void {
     this.m.refused.inc({ reason });
     this.opts.logger?.debug({ peer, reason }, 'svp: connection refused (connection cap)');
     socket.on('error', () => undefined);
@@ -477,8 +520,29 @@ export class SvpServer implements ConnectionHost {
     return h;
   }
 
+  /** Adds what the native front end counted since the last time to the metrics. */
+  private pullNative(): void {
+    const st = this.front?.stats();
+    if (!st) return;
+    const add = (op: OpLabel, status: number, n: number): void => {
+      if (n > 0) this.requestCount(op, status).pending += n;
+    };
+    add('ping', SvpStatus.OK, st.ping);
+    add('vl2', SvpStatus.OK, st.vl2Ok);
+    add('vl2', SvpStatus.NOTFOUND, st.vl2NotFound);
+    add('vl3', SvpStatus.OK, st.vl3Ok);
+    add('vl3', SvpStatus.NOTFOUND, st.vl3NotFound);
+    add('vl3', SvpStatus.BADL3TYPE, st.vl3BadType);
+    for (const op of ['ping', 'vl2', 'vl3'] as const) {
+      const l = st.latency[op];
+      if (l.count > 0) this.latency(op).addCounts(l.sum, l.count, l.buckets);
+    }
+    if (st.backlogPauses > 0) this.m.backlogPauses.inc(st.backlogPauses);
+  }
+
   /** Adds the request counts gathered so far to the counter (runs when it is read). */
   private flushCounts(): void {
+    this.pullNative();
     for (const c of this.requestCounts) {
       if (c && c.pending > 0) {
         c.child.inc(c.pending);

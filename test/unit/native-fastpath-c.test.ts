@@ -17,6 +17,8 @@
  *   well-formed, truncated and mutated.
  * - fuzz_nflog: logged packets (flow logs: the payload is an instance's packet), well-formed,
  *   truncated and mutated.
+ * - test_svp: the SVP frames the native front end answers (classification, CRC, answers
+ *   from tables laid out as table.ts lays them out) and hostile byte streams.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -77,6 +79,10 @@ test('link dump messages decode, and truncated or mutated ones never read outsid
 
 test('logged packets decode to the flow log\'s fields, and hostile ones never read outside the message (ASan/UBSan)', () => {
   assert.ok(runC('fuzz_nflog') >= 10, 'expected the decode checks');
+});
+
+test('SVP in C: which frames are answered natively, CRC, VL2/VL3/PING answers, hostile streams (ASan/UBSan)', () => {
+  assert.ok(runC('test_svp') >= 60, 'expected the full set of checks');
 });
 
 test('hostile-frame fuzz loop through decap, coalescing and segmentation (ASan/UBSan)', () => {
