@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { ADMIN_UUID, type TestNapi, startTestNapi } from '../helpers/napi.js';
 import { MappingIndex } from '../../src/mapping/index.js';
 import { sweepLog } from '../../src/overlay/gc.js';
-import { GONE_PREFIX, NODE_STATE_PREFIX, OVERLAY_PREFIX, VLOG_PREFIX } from '../../src/overlay/keys.js';
+import { GONE_PREFIX, NODE_STATE_PREFIX, OVERLAY_PREFIX, VLOG_MULTI_PREFIX, VLOG_PREFIX } from '../../src/overlay/keys.js';
 import { ipFromBytes, macFromBytes } from '../../src/net/addr.js';
 
 const OWNER = 'abcdef00-0000-4000-8000-00000000aaaa';
@@ -239,9 +239,10 @@ test('an underlay NIC whose address changes or goes shoots down its node\'s NICs
   r = await napi.call('PUT', `/nics/${ulMac}`, { ip: '172.21.0.50' });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   assert.deepEqual(await takeEvents(), { [CN1]: vl2s, [CN2]: vl2s });
-  // One log entry for the vnet, whatever the number of peers.
-  const entries = (await napi.store.range({ prefix: `${VLOG_PREFIX}${vnet}/` })).kvs.map((kv) => JSON.parse(kv.value) as { events: unknown[] });
-  assert.ok(entries.some((e) => e.events.length === 2));
+  // One multi-vnet log entry, its part on this vnet with both VL2s, whatever the number of peers.
+  const entries = (await napi.store.range({ prefix: VLOG_MULTI_PREFIX })).kvs.map((kv) => JSON.parse(kv.value) as { vnets: Array<{ vnet_id: number; events: unknown[] }> });
+  assert.equal(entries.length, 1);
+  assert.deepEqual(entries[0]!.vnets.map((p) => [p.vnet_id, p.events.length]), [[Number(vnet), 2]]);
 
   // A write that keeps the address: nothing.
   r = await napi.call('PUT', `/nics/${ulMac}`, { state: 'running' });
