@@ -7,6 +7,7 @@
         "native/src/csum.c",
         "native/src/rtnl.c",
         "native/src/rtnl_link.c",
+        "native/src/link_unlist.c",
         "native/src/netns.c",
         "native/src/nft.c",
         "native/src/napi_util.c",

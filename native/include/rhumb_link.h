@@ -84,6 +84,13 @@ int rl_link_set(rhumb_rtnl_req *r, const char *name, const struct rl_change *c, 
 /* Deletes a link by name (a veth takes its peer along). -ENODEV when there is none. */
 int rl_link_del(rhumb_rtnl_req *r, const char *name, rhumb_rtnl_error *e);
 
+/*
+ * Deletes a link by name in this namespace and returns once the kernel has unlisted it
+ * (native/src/link_unlist.c): the rest of its teardown finishes on a detached thread.
+ * -ENODEV when there is none.
+ */
+int rl_link_del_unlisted(const char *name, int timeout_ms, rhumb_rtnl_error *e);
+
 /* Deletes every link of a group in one request (one wait for the kernel, not one per link); -ENODEV when none. */
 int rl_group_del(rhumb_rtnl_req *r, uint32_t group, rhumb_rtnl_error *e);
 

@@ -15,7 +15,7 @@
 #define MAX_ROUTES 64
 #define NFT_MAX_TEXT (4 << 20)
 
-enum job_kind { J_LINK_ADD, J_LINK_SET, J_LINK_DEL, J_GROUP_DEL, J_LINK_LIST, J_ADDR_LIST, J_NS_CONFIGURE, J_BRPORT, J_NFT_APPLY, J_NFT_LIST };
+enum job_kind { J_LINK_ADD, J_LINK_SET, J_LINK_DEL, J_LINK_UNLIST, J_GROUP_DEL, J_LINK_LIST, J_ADDR_LIST, J_NS_CONFIGURE, J_BRPORT, J_NFT_APPLY, J_NFT_LIST };
 
 struct route_spec {
 	uint8_t dst[4], prefix, gw[4];

@@ -340,6 +340,21 @@ static napi_value js_link_del(napi_env env, napi_callback_info info)
 	return rhumb_links_start(env, j);
 }
 
+static napi_value js_link_del_unlisted(napi_env env, napi_callback_info info)
+{
+	napi_value argv[1];
+	size_t argc;
+	struct job *j;
+	if (!args(env, info, "linkDelUnlisted(name)", 1, 1, argv, &argc) ||
+	    !(j = rhumb_links_new_job(env, J_LINK_UNLIST, "linkDelUnlisted")))
+		return NULL;
+	if (!get_ifname(env, "linkDelUnlisted", argv[0], "name", j->name)) {
+		free(j);
+		return NULL;
+	}
+	return rhumb_links_start(env, j);
+}
+
 static napi_value js_link_del_group(napi_env env, napi_callback_info info)
 {
 	napi_value argv[1];
@@ -518,6 +533,7 @@ napi_status rhumb_links_register(napi_env env, napi_value exports)
 		{ "linkAdd", NULL, js_link_add, NULL, NULL, NULL, napi_enumerable, NULL },
 		{ "linkSet", NULL, js_link_set, NULL, NULL, NULL, napi_enumerable, NULL },
 		{ "linkDel", NULL, js_link_del, NULL, NULL, NULL, napi_enumerable, NULL },
+		{ "linkDelUnlisted", NULL, js_link_del_unlisted, NULL, NULL, NULL, napi_enumerable, NULL },
 		{ "linkDelGroup", NULL, js_link_del_group, NULL, NULL, NULL, napi_enumerable, NULL },
 		{ "linkList", NULL, js_link_list, NULL, NULL, NULL, napi_enumerable, NULL },
 		{ "addrList", NULL, js_addr_list, NULL, NULL, NULL, napi_enumerable, NULL },

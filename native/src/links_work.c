@@ -263,10 +263,16 @@ static void execute(napi_env env, void *data)
 {
 	struct job *j = data;
 	(void)env;
-	if (j->kind == J_NFT_APPLY || j->kind == J_NFT_LIST)
+	if (j->kind == J_NFT_APPLY || j->kind == J_NFT_LIST) {
 		run_nft(j);
-	else
+	} else if (j->kind == J_LINK_UNLIST) {
+		int rc = rl_link_del_unlisted(j->name, TIMEOUT_MS, &j->e);
+		j->existed = rc != -ENODEV;
+		if (rc != -ENODEV)
+			record(j, rc, "RTM_DELLINK");
+	} else {
 		run_rtnl(j);
+	}
 }
 
 /* ---- results, on the JS thread ---------------------------------------------------------- */
@@ -307,6 +313,7 @@ static napi_value result(napi_env env, struct job *j)
 		napi_create_int32(env, j->ifindex, &v);
 		return v;
 	case J_LINK_DEL:
+	case J_LINK_UNLIST:
 	case J_GROUP_DEL:
 		napi_get_boolean(env, j->existed, &v);
 		return v;

@@ -48,6 +48,11 @@ export interface BackendStartOptions {
   external?: ExternalSide;
 }
 
+export interface UnplumbOptions {
+  /** Remove the vnet's devices after answering (see DataplaneBackend.unplumb). */
+  deferVnetRemoval?: boolean;
+}
+
 export interface DataplaneBackend {
   /** The name it registered under. */
   readonly kind: string;
@@ -91,8 +96,14 @@ export interface DataplaneBackend {
    * policies (anti-spoofing, VLAN) without touching their devices.
    */
   adopt(nics: readonly NicPlumbing[]): Promise<void>;
-  /** Removes the NIC's devices, and the vnet's when this was its last NIC. */
-  unplumb(mac: string, vnet: number): Promise<{ vnetRemoved: boolean }>;
+  /**
+   * Removes the NIC's devices, and the vnet's when this was its last NIC. With
+   * deferVnetRemoval the vnet is forgotten at once but its devices (and the gateway's
+   * addresses and rules) are removed after this resolves, before any later link change
+   * of the backend runs: the caller answers without waiting for the kernel to tear them
+   * down. Either way the NIC's own interface is gone when it resolves.
+   */
+  unplumb(mac: string, vnet: number, opts?: UnplumbOptions): Promise<{ vnetRemoved: boolean }>;
   /** IP -> MAC on the vnet, and MAC -> underlay; vlan: the MAC's fabric VLAN (when vlanAware). */
   installL3(vnet: number, ip: string, mac: string, underlay: string, vlan?: number): void;
   /** MAC -> underlay; vlan: the MAC's fabric VLAN (when vlanAware). */

@@ -90,6 +90,7 @@ interface NativeLinks {
   linkAdd(spec: Record<string, unknown>): Promise<number>;
   linkSet(name: string, changes: LinkChanges): Promise<void>;
   linkDel(name: string): Promise<boolean>;
+  linkDelUnlisted(name: string): Promise<boolean>;
   linkDelGroup(group: number): Promise<boolean>;
   linkList(netns?: string): Promise<Array<Omit<LinkInfo, 'master' | 'masterIfindex'> & { master?: number }>>;
   addrList(): Promise<Array<{ ifindex: number; address: string; prefix: number }>>;
@@ -101,7 +102,7 @@ const native = (): NativeLinks => nativeAddon<NativeLinks>();
 
 /** Whether the native plumbing is built (else callers fall back to iproute2). */
 export function nativeLinksAvailable(): boolean {
-  return nativeHas('linkAdd', 'linkSet', 'linkDel', 'linkDelGroup', 'linkList', 'addrList', 'netnsConfigure', 'bridgePort');
+  return nativeHas('linkAdd', 'linkSet', 'linkDel', 'linkDelUnlisted', 'linkDelGroup', 'linkList', 'addrList', 'netnsConfigure', 'bridgePort');
 }
 
 /** A failure the kernel reported for a device that is not there. */
@@ -130,6 +131,17 @@ export const Links = {
   /** Deletes a link (a veth takes its peer along); false when there was none. */
   del(name: string): Promise<boolean> {
     return native().linkDel(name);
+  },
+
+  /**
+   * Deletes a link and resolves as soon as the kernel has unlisted it (its name, and a
+   * veth peer's, free; nothing reaches it), not after the rest of its teardown (an RCU
+   * barrier and the wait for its last references: tens of milliseconds on a busy node),
+   * which finishes on a thread of its own. For veths: a vxlan device's UDP port may stay
+   * bound until that teardown ends. False when there was none.
+   */
+  delUnlisted(name: string): Promise<boolean> {
+    return native().linkDelUnlisted(name);
   },
 
   /**

@@ -5,7 +5,8 @@
  * device in it), a veth whose instance end is born in the instance namespace, address,
  * routes and default route inside it, bridge port flags, traffic between two instances;
  * bad names and paths refused before anything is made; a namespace that vanishes half-way
- * leaves nothing behind; a device group deleted in one request; nftables tables loaded in
+ * leaves nothing behind; a link deleted without waiting for the end of its teardown
+ * (delUnlisted); a device group deleted in one request; nftables tables loaded in
  * one batch, and a batch the kernel refuses changes nothing.
  */
 import assert from 'node:assert/strict';
@@ -198,6 +199,21 @@ describe('native plumbing: links, addresses, routes, nftables', { skip, timeout:
     assert.equal(await rpc.call('del', 'rv02005e44000b'), false);
     await rpc.call('set', 'rv02005e44000a', { master: null });
     assert.equal((await links(lab, node)).find((l) => l.ifname === 'rv02005e44000a')!.master, undefined);
+  });
+
+  test('delUnlisted: the veth and its instance end are gone when it resolves (the name reusable at once); false when absent', async () => {
+    const peer = { name: 'eth7', netns: `/run/netns/${instB}` };
+    await rpc.call('add', { kind: 'veth', name: 'rvu1', peer });
+    for (let i = 0; i < 5; i++) {
+      assert.equal(await rpc.call('delUnlisted', 'rvu1'), true);
+      const left = [...(await links(lab, node)), ...(await links(lab, instB))].map((l) => l.ifname);
+      assert.ok(!left.includes('rvu1') && !left.includes('eth7'), left.join(' '));
+      // Both names are free for the next veth straight away (the old teardown may still run).
+      await rpc.call('add', { kind: 'veth', name: 'rvu1', peer });
+    }
+    assert.equal(await rpc.call('delUnlisted', 'rvu1'), true);
+    assert.equal(await rpc.call('delUnlisted', 'rvu1'), false, 'absent: false, as del');
+    assert.equal((await rpc.fails('delUnlisted', 'a/b')).name, 'TypeError', 'a bad name is refused before anything runs');
   });
 
   test('a device group goes in one request; devices outside it stay', async () => {
