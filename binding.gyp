@@ -8,6 +8,7 @@
         "native/src/rtnl.c",
         "native/src/rtnl_link.c",
         "native/src/link_unlist.c",
+        "native/src/rtnl_edge.c",
         "native/src/netns.c",
         "native/src/nft.c",
         "native/src/napi_util.c",

@@ -133,6 +133,22 @@ int rl_addr_add(rhumb_rtnl_req *r, int32_t ifindex, const uint8_t addr[4], uint8
 int rl_route_replace(rhumb_rtnl_req *r, const uint8_t dst[4], uint8_t prefix, const uint8_t *gw, int32_t ifindex,
 		     rhumb_rtnl_error *e);
 
+/* An IPv4 or IPv6 address (family AF_INET or AF_INET6; 0: none), network order. */
+struct rl_ip {
+	uint8_t family;
+	uint8_t addr[16];
+};
+
+/* The gateway's kernel state (native/src/rtnl_edge.c). Deletions name what to delete. */
+/* addr/prefix on ifindex, noprefixroute (IPv6: nodad); add creates or replaces. */
+int rl_addr_change(rhumb_rtnl_req *r, bool add, const struct rl_ip *a, uint8_t prefix, int32_t ifindex, rhumb_rtnl_error *e);
+/* dst/prefix in table out of ifindex (scope link), preferred source src, route MTU mtu (0: none); add replaces. */
+int rl_table_route_change(rhumb_rtnl_req *r, bool add, const struct rl_ip *dst, uint8_t prefix, uint32_t table,
+			  int32_t ifindex, const struct rl_ip *src, uint32_t mtu, rhumb_rtnl_error *e);
+/* pref P fwmark mark/mask lookup table (family AF_INET or AF_INET6); add is exclusive (EEXIST). */
+int rl_rule_change(rhumb_rtnl_req *r, bool add, uint8_t family, uint32_t pref, uint32_t mark, uint32_t mask, uint32_t table,
+		   rhumb_rtnl_error *e);
+
 /* Bridge port flags of a port (-1 keep, 0 off, 1 on). */
 int rl_brport_set(rhumb_rtnl_req *r, int32_t ifindex, int learning, int flood, rhumb_rtnl_error *e);
 

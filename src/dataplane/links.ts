@@ -86,7 +86,18 @@ export interface NetnsConfig {
   gateway?: string;
 }
 
+/**
+ * One change of the distributed gateway's kernel state (edgeApply): an address on a
+ * device (noprefixroute; IPv6 nodad), a route in a table out of a device (scope link,
+ * preferred source, route MTU), a rule sending a fwmark to a table.
+ */
+export type EdgeOp =
+  | { op: 'addr'; add: boolean; dev: string; address: string; prefix: number }
+  | { op: 'route'; add: boolean; dst: string; prefix: number; table: number; dev?: string; src?: string; mtu?: number }
+  | { op: 'rule'; add: boolean; family: 4 | 6; pref: number; mark: number; mask: number; table: number };
+
 interface NativeLinks {
+  edgeApply(ops: readonly EdgeOp[]): Promise<void>;
   linkAdd(spec: Record<string, unknown>): Promise<number>;
   linkSet(name: string, changes: LinkChanges): Promise<void>;
   linkDel(name: string): Promise<boolean>;
@@ -102,7 +113,7 @@ const native = (): NativeLinks => nativeAddon<NativeLinks>();
 
 /** Whether the native plumbing is built (else callers fall back to iproute2). */
 export function nativeLinksAvailable(): boolean {
-  return nativeHas('linkAdd', 'linkSet', 'linkDel', 'linkDelUnlisted', 'linkDelGroup', 'linkList', 'addrList', 'netnsConfigure', 'bridgePort');
+  return nativeHas('linkAdd', 'linkSet', 'linkDel', 'linkDelUnlisted', 'linkDelGroup', 'linkList', 'addrList', 'netnsConfigure', 'bridgePort', 'edgeApply');
 }
 
 /** A failure the kernel reported for a device that is not there. */
@@ -171,6 +182,15 @@ export const Links = {
   configureNetns(netns: string, cfg: NetnsConfig): Promise<void> {
     const routes = (cfg.routes ?? []).map((r) => ({ ...splitCidr(r.dst), ...(r.via === undefined ? {} : { via: r.via }) }));
     return native().netnsConfigure(netns, { ...cfg, routes });
+  },
+
+  /**
+   * The gateway's addresses, table routes and rules, in order, one request each, stopping
+   * at the first the kernel refuses (those before it stay). Deleting what is already gone
+   * and adding a rule that is already there are no failures.
+   */
+  edgeApply(ops: readonly EdgeOp[]): Promise<void> {
+    return native().edgeApply(ops);
   },
 
   /** Bridge port flags of a port. */

@@ -347,6 +347,8 @@ export class KernelBackend implements DataplaneBackend {
   }
 
   private forgetVnet(vnet: number): void {
+    // The bridge's gateway addresses and routes go with it.
+    this.edge.portGone(bridgeName(vnet));
     const dev = this.vnetDevs.get(vnet);
     this.vnetDevs.delete(vnet);
     if (dev) this.vnetByIfindex.delete(dev.vxIfindex);
