@@ -1031,7 +1031,7 @@ export class Agent {
     }
     const known = this.nics.get(mac);
     if (!this.o.backend.isPlumbed(mac) || !known) throw new AgentError(404, `NIC ${mac} is not attached on this node`);
-    const { vnetRemoved } = await step('backend.unplumb', () => this.o.backend.unplumb(mac, known.vnet, { deferVnetRemoval: true }));
+    const { vnetRemoved } = await step('backend.unplumb', () => this.o.backend.unplumb(mac, known.vnet, { deferTeardown: true }));
     this.nics.delete(mac);
     this.records.delete(mac);
     await step('saveState', () => this.saveState());

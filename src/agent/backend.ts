@@ -49,8 +49,8 @@ export interface BackendStartOptions {
 }
 
 export interface UnplumbOptions {
-  /** Remove the vnet's devices after answering (see DataplaneBackend.unplumb). */
-  deferVnetRemoval?: boolean;
+  /** Answer once the NIC's interface is gone; the rest follows (see DataplaneBackend.unplumb). */
+  deferTeardown?: boolean;
 }
 
 export interface DataplaneBackend {
@@ -98,10 +98,10 @@ export interface DataplaneBackend {
   adopt(nics: readonly NicPlumbing[]): Promise<void>;
   /**
    * Removes the NIC's devices, and the vnet's when this was its last NIC. With
-   * deferVnetRemoval the vnet is forgotten at once but its devices (and the gateway's
-   * addresses and rules) are removed after this resolves, before any later link change
-   * of the backend runs: the caller answers without waiting for the kernel to tear them
-   * down. Either way the NIC's own interface is gone when it resolves.
+   * deferTeardown it resolves once the NIC's own interface is gone (the vnet, if it was
+   * the last NIC, forgotten already): its port filter rules, the vnet's devices and the
+   * gateway's addresses and rules go after that, before any later link change of the
+   * backend runs, so the caller answers without waiting for the kernel to tear them down.
    */
   unplumb(mac: string, vnet: number, opts?: UnplumbOptions): Promise<{ vnetRemoved: boolean }>;
   /** IP -> MAC on the vnet, and MAC -> underlay; vlan: the MAC's fabric VLAN (when vlanAware). */

@@ -135,7 +135,7 @@ export class KernelBackend implements DataplaneBackend {
    * What an attach that did not finish left (see ./links.ts): veths of ours in no bridge
    * (their instance ends go with them), and bridges of ours without their vxlan device
    * and without ports. And what a detach that answered before removing its vnet's devices
-   * left (unplumb's deferVnetRemoval): a vnet whose bridge has no NIC's veth, its vxlan
+   * left (unplumb's deferTeardown): a vnet whose bridge has no NIC's veth, its vxlan
    * device and bridge. Returns the links that remain.
    */
   private async removeLeftovers(links: KernelLink[]): Promise<KernelLink[]> {
@@ -250,50 +250,56 @@ export class KernelBackend implements DataplaneBackend {
   }
 
   unplumb(mac: string, vnet: number, opts: UnplumbOptions = {}): Promise<{ vnetRemoved: boolean }> {
-    // The answer may come before the job ends (deferVnetRemoval): the vnet's teardown stays
-    // in the queue, so a later attach to the vnet waits for it.
+    // The answer may come before the job ends (deferTeardown): the teardown stays in the
+    // queue, so a later attach to the vnet waits for it.
     let answer!: (r: { vnetRemoved: boolean }) => void;
     let refuse!: (err: unknown) => void;
     const answered = new Promise<{ vnetRemoved: boolean }>((res, rej) => ((answer = res), (refuse = rej)));
     void this.serial.run(async () => {
       let teardown: (() => Promise<void>) | undefined;
       try {
-        teardown = await this.removePort(canonicalMac(mac), vnet, opts.deferVnetRemoval === true, answer);
+        teardown = await this.removePort(canonicalMac(mac), vnet, opts.deferTeardown === true, answer);
       } catch (err) {
         refuse(err);
         return;
       }
-      await teardown?.().catch((err: Error) => this.log(`removing vnet ${vnet}: ${err.message}`));
+      await teardown?.().catch((err: Error) => this.log(`after unplumbing ${mac}: ${err.message}`));
     });
     return answered;
   }
 
   /**
    * Unplumbs a NIC and answers; returns what is left to do after the answer (deferred:
-   * the vnet's devices and the gateway follow, the vnet forgotten already).
+   * the port filter without the NIC, the vnet's devices, the gateway; the vnet forgotten
+   * already). The NIC's veth is gone before the answer either way.
    */
   private async removePort(m: string, vnet: number, defer: boolean, answer: (r: { vnetRemoved: boolean }) => void): Promise<(() => Promise<void>) | undefined> {
     const last = this.vnetDevs.has(vnet) && ![...this.veths].some(([other, v]) => v === vnet && other !== m);
-    // The port filter and the links change at once (nftables and rtnetlink do not wait on
-    // each other); the last NIC of a vnet goes with the vnet's devices in one request.
-    const filter = this.ports.delete(m) ? step('portFilter', () => this.applyPortFilter()).catch((err: Error) => this.log(`port filter: ${err.message}`)) : undefined;
-    const deferred = last && defer;
-    if (deferred) this.forgetVnet(vnet);
+    const filterChanged = this.ports.delete(m);
+    const reloadFilter = () => step('portFilter', () => this.applyPortFilter()).catch((err: Error) => this.log(`port filter: ${err.message}`));
+    if (defer && last) this.forgetVnet(vnet);
     const deleteNic = () => step('deleteNic', () => this.links.deleteNic(m));
-    const links = last && !deferred ? step('removeVnet', () => this.removeVnet(vnet)).then(deleteNic) : deleteNic();
-    await Promise.all([links, filter]);
+    if (defer) {
+      await deleteNic();
+    } else {
+      // The port filter and the links change at once (nftables and rtnetlink do not wait on
+      // each other); the last NIC of a vnet goes with the vnet's devices in one request.
+      const links = last ? step('removeVnet', () => this.removeVnet(vnet)).then(deleteNic) : deleteNic();
+      await Promise.all([links, filterChanged ? reloadFilter() : undefined]);
+    }
     // A staged instance end still in this namespace goes with its peer.
     this.staged.delete(m);
     this.veths.delete(m);
     const edgeChanged = this.edgeInputs.removeNic(m);
-    if (!deferred) {
+    if (!defer) {
       if (edgeChanged) await step('edge', () => this.applyEdgeLogged());
       answer({ vnetRemoved: last });
       return undefined;
     }
-    answer({ vnetRemoved: true });
+    answer({ vnetRemoved: last });
     return async () => {
-      await this.links.deleteVnet(vnet);
+      // The filter's rules for a port that is gone match nothing: it is reloaded beside the vnet's removal.
+      await Promise.all([filterChanged ? reloadFilter() : undefined, last ? this.links.deleteVnet(vnet) : undefined]);
       if (edgeChanged) await this.applyEdgeLogged();
     };
   }
