@@ -1022,7 +1022,13 @@ export class Agent {
     return results.filter((r) => r.status === 'fulfilled' && r.value && !this.isLocal(r.value.underlay)).length;
   }
 
-  async detach(macInput: string): Promise<{ mac: string; vnetRemoved: boolean }> {
+  /**
+   * Unplumbs a NIC attached here. deferTeardown (the API's detach, the move path): answer
+   * once its interface is gone; its filter rules, the vnet's devices and the gateway follow
+   * (the backend's queue), and so does the state file's save (a record of a NIC no longer
+   * plumbed is dropped at start, so losing that save to a crash is harmless).
+   */
+  async detach(macInput: string, opts: { deferTeardown?: boolean } = {}): Promise<{ mac: string; vnetRemoved: boolean }> {
     let mac: string;
     try {
       mac = canonicalMac(macInput);
@@ -1031,10 +1037,12 @@ export class Agent {
     }
     const known = this.nics.get(mac);
     if (!this.o.backend.isPlumbed(mac) || !known) throw new AgentError(404, `NIC ${mac} is not attached on this node`);
-    const { vnetRemoved } = await step('backend.unplumb', () => this.o.backend.unplumb(mac, known.vnet, { deferTeardown: true }));
+    const defer = opts.deferTeardown === true;
+    const { vnetRemoved } = await step('backend.unplumb', () => this.o.backend.unplumb(mac, known.vnet, { deferTeardown: defer }));
     this.nics.delete(mac);
     this.records.delete(mac);
-    await step('saveState', () => this.saveState());
+    if (defer) void this.saveState();
+    else await step('saveState', () => this.saveState());
     this.vl3.invalidate(vl3Key(known.vnet, known.ip));
     this.vl2.invalidate(vl2Key(known.vnet, mac));
     // The owner's last NIC here: its routers are no longer this node's.

@@ -80,7 +80,8 @@ export function buildAgentApi(agent: Agent, registry: Registry, opts: AgentApiOp
   });
   app.post('/detach', async (req) => {
     const mac = str(req.body, 'mac', true)!;
-    return timedOperation('detach', { mac }, () => agent.detach(mac));
+    // The orchestrator's detach (a move): answered once the NIC's interface is gone.
+    return timedOperation('detach', { mac }, () => agent.detach(mac, { deferTeardown: true }));
   });
   app.get('/published-ports', async () => agent.publishedPorts());
   app.put('/published-ports/:mac', async (req) => ({ ports: await agent.publish((req.params as { mac: string }).mac, req.body) }));
