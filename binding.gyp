@@ -16,6 +16,8 @@
         "native/src/nflog.c",
         "native/src/nflog_parse.c",
         "native/src/links.c",
+        "native/src/links_args.c",
+        "native/src/links_edge.c",
         "native/src/links_work.c",
         "native/src/vxlan.c",
         "native/src/fp_engine.c",
