@@ -1011,8 +1011,9 @@ export class Agent {
   /**
    * Unplumbs a NIC attached here. deferTeardown (the API's detach, the move path): answer
    * once its interface is gone; its filter rules, the vnet's devices and the gateway follow
-   * (the backend's queue), and so does the state file's save (a record of a NIC no longer
-   * plumbed is dropped at start, so losing that save to a crash is harmless).
+   * (the backend's queue), and so do the state file's save (a record of a NIC no longer
+   * plumbed is dropped at start, so losing that save to a crash is harmless) and, for an
+   * owner's last NIC here, the re-read of the node's routers.
    */
   async detach(macInput: string, opts: { deferTeardown?: boolean } = {}): Promise<{ mac: string; vnetRemoved: boolean }> {
     let mac: string;
@@ -1031,8 +1032,11 @@ export class Agent {
     else await step('saveState', () => this.saveState());
     this.vl3.invalidate(vl3Key(known.vnet, known.ip));
     this.vl2.invalidate(vl2Key(known.vnet, mac));
-    // The owner's last NIC here: its routers are no longer this node's.
-    if (this.isNewOwner(known.owner_uuid)) await step('refreshRouters', () => this.refreshRouters());
+    // The owner's last NIC here: its routers are no longer this node's (after the answer when deferred).
+    if (this.isNewOwner(known.owner_uuid)) {
+      if (defer) void this.refreshRouters();
+      else await step('refreshRouters', () => this.refreshRouters());
+    }
     // A detached NIC's ports go with it.
     if (this.published.get(mac).length > 0) {
       await this.published.set(mac, []);
