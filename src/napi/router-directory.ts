@@ -9,7 +9,7 @@
  * request per node.
  */
 import { createHash } from 'node:crypto';
-import { EventEmitter } from 'node:events';
+import { EventEmitter, on } from 'node:events';
 import type { ChangeSet, KeyValue, Store } from '../store/types.js';
 import { StoreView } from '../store/view.js';
 import { NETWORK_PREFIX, ROUTER_PREFIX } from './keys.js';
@@ -162,24 +162,21 @@ export class RouterDirectory {
     let now = this.answer(owners);
     if (waitMs <= 0 || now.version !== since || this.stopped) return now;
     const wanted = new Set(owners);
-    const deadline = Date.now() + waitMs;
-    while (now.version === since && !this.stopped) {
-      const left = deadline - Date.now();
-      if (left <= 0) break;
-      await new Promise<void>((resolve) => {
-        const done = (touched: Set<string> | null): void => {
-          if (touched && ![...touched].some((o) => wanted.has(o))) return;
-          clearTimeout(timer);
-          this.events.off('change', done);
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          this.events.off('change', done);
-          resolve();
-        }, left);
-        this.events.on('change', done);
-      });
-      now = this.answer(owners);
+    // A timer of its own (AbortSignal.timeout's does not keep the process alive).
+    const ended = new AbortController();
+    const timer = setTimeout(() => ended.abort(), waitMs);
+    try {
+      for await (const [touched] of on(this.events, 'change', { signal: ended.signal }) as AsyncIterable<[Set<string> | null]>) {
+        if (this.stopped) break;
+        if (touched && ![...touched].some((o) => wanted.has(o))) continue;
+        now = this.answer(owners);
+        if (now.version !== since) break;
+      }
+    } catch (err) {
+      if ((err as Error).name !== 'AbortError') throw err;
+      now = this.answer(owners); // the wait ended
+    } finally {
+      clearTimeout(timer);
     }
     return now;
   }
