@@ -4,7 +4,11 @@
  * moves (10 with --quick). Triton's varpd polls the log every 5–10 s; rhumb's agents
  * long-poll LOG_REQ, so shootdowns arrive as the write commits.
  *
- *   node --import tsx bench/convergence/run.ts [--quick] [--moves N]      (root; needs dist/)
+ *   node --import tsx bench/convergence/run.ts [--quick] [--moves N] [--steps]   (root; needs dist/)
+ *
+ * --steps: the agents time each step of their attaches and detaches (RHUMB_STEP_TIMES,
+ * src/agent/step-times.ts); a second table gives each step's p50 and max, and the JSON
+ * carries them.
  *
  * Setup (network namespaces): an underlay bridge, three compute nodes each running
  * `rhumb agent` (kernel backend), the controller in the root namespace on a veth into the
@@ -25,7 +29,8 @@
  *
  * Writes bench/results/convergence.json (convergence.quick.json with --quick).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { randomInt, randomUUID } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,6 +45,9 @@ const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const movesArg = argv.indexOf('--moves');
 const MOVES = movesArg >= 0 ? Number(argv[movesArg + 1]) : quick ? 10 : 50;
+const stepsFile = argv.includes('--steps') ? join(mkdtempSync(join(tmpdir(), 'rhumb-cvb-')), 'steps.jsonl') : undefined;
+// The agents inherit it.
+if (stepsFile) process.env.RHUMB_STEP_TIMES = stepsFile;
 const PORT = 9999;
 const OWNER = 'cccccccc-0000-4000-8000-0000000000cc';
 
@@ -76,6 +84,26 @@ async function waitFor(cond: () => boolean, ms: number, what: string): Promise<v
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(20);
   }
+}
+
+/** Each step's p50 and max per operation (attach, detach), from the agents' step timings. */
+function stepSummary(file: string): Array<{ op: string; step: string; n: number; p50: number; max: number }> {
+  const byStep = new Map<string, number[]>();
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line) continue;
+    const rec = JSON.parse(line) as { op: string; total: number; steps: Array<[string, number, number]> };
+    const add = (step: string, ms: number) => {
+      const key = `${rec.op}\t${step}`;
+      byStep.set(key, [...(byStep.get(key) ?? []), ms]);
+    };
+    add('(total inside the agent)', rec.total);
+    for (const [step, , ms] of rec.steps) add(step, ms);
+  }
+  return [...byStep].map(([key, xs]) => {
+    const [op, step] = key.split('\t') as [string, string];
+    const sorted = xs.sort((a, b) => a - b);
+    return { op, step, n: sorted.length, p50: pct(sorted, 50), max: sorted[sorted.length - 1]! };
+  });
 }
 
 function pct(sorted: number[], p: number): number {
@@ -205,6 +233,12 @@ async function main(): Promise<void> {
     const p50 = pct(conv, 50);
     console.log(`Triton varpd polls every 5–10 s: rhumb's p50 is ${(5000 / p50).toFixed(0)}–${(10000 / p50).toFixed(0)}× under that; p99 ${pct(conv, 99).toFixed(0)} ms.`);
     console.log(`The shootdown alone (PUT → peer's FDB entry replaced): p50 ${pct(peerFdb, 50).toFixed(1)} ms, p99 ${pct(peerFdb, 99).toFixed(1)} ms.`);
+    const steps = stepsFile ? stepSummary(stepsFile) : undefined;
+    if (steps) {
+      const t = new Table({ head: ['agent step (ms)', 'n', 'p50', 'max'] });
+      for (const x of steps) t.push([`${x.op}: ${x.step}`, x.n, x.p50.toFixed(2), x.max.toFixed(2)]);
+      console.log(t.toString());
+    }
     const out = {
       bench: 'convergence',
       quick,
@@ -218,6 +252,7 @@ async function main(): Promise<void> {
       peer_fdb_ms: { p50: pct(peerFdb, 50), p99: pct(peerFdb, 99), max: peerFdb[peerFdb.length - 1] },
       triton_varpd_poll_ms: [5000, 10000],
       samples,
+      ...(steps ? { steps } : {}),
       date: new Date().toISOString(),
     };
     mkdirSync(join(root, 'bench/results'), { recursive: true });
@@ -227,6 +262,7 @@ async function main(): Promise<void> {
   } finally {
     await lab.cleanup();
     await ctl?.stop();
+    if (stepsFile) rmSync(dirname(stepsFile), { recursive: true, force: true });
   }
 }
 

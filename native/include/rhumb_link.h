@@ -84,6 +84,13 @@ int rl_link_set(rhumb_rtnl_req *r, const char *name, const struct rl_change *c, 
 /* Deletes a link by name (a veth takes its peer along). -ENODEV when there is none. */
 int rl_link_del(rhumb_rtnl_req *r, const char *name, rhumb_rtnl_error *e);
 
+/*
+ * Deletes a link by name in this namespace and returns once the kernel has unlisted it
+ * (native/src/link_unlist.c): the rest of its teardown finishes on a detached thread.
+ * -ENODEV when there is none.
+ */
+int rl_link_del_unlisted(const char *name, int timeout_ms, rhumb_rtnl_error *e);
+
 /* Deletes every link of a group in one request (one wait for the kernel, not one per link); -ENODEV when none. */
 int rl_group_del(rhumb_rtnl_req *r, uint32_t group, rhumb_rtnl_error *e);
 
@@ -125,6 +132,22 @@ int rl_addr_add(rhumb_rtnl_req *r, int32_t ifindex, const uint8_t addr[4], uint8
 /* dst/prefix via gw (NULL: on-link, scope link) out of ifindex, main table, create or replace. */
 int rl_route_replace(rhumb_rtnl_req *r, const uint8_t dst[4], uint8_t prefix, const uint8_t *gw, int32_t ifindex,
 		     rhumb_rtnl_error *e);
+
+/* An IPv4 or IPv6 address (family AF_INET or AF_INET6; 0: none), network order. */
+struct rl_ip {
+	uint8_t family;
+	uint8_t addr[16];
+};
+
+/* The gateway's kernel state (native/src/rtnl_edge.c). Deletions name what to delete. */
+/* addr/prefix on ifindex, noprefixroute (IPv6: nodad); add creates or replaces. */
+int rl_addr_change(rhumb_rtnl_req *r, bool add, const struct rl_ip *a, uint8_t prefix, int32_t ifindex, rhumb_rtnl_error *e);
+/* dst/prefix in table out of ifindex (scope link), preferred source src, route MTU mtu (0: none); add replaces. */
+int rl_table_route_change(rhumb_rtnl_req *r, bool add, const struct rl_ip *dst, uint8_t prefix, uint32_t table,
+			  int32_t ifindex, const struct rl_ip *src, uint32_t mtu, rhumb_rtnl_error *e);
+/* pref P fwmark mark/mask lookup table (family AF_INET or AF_INET6); add is exclusive (EEXIST). */
+int rl_rule_change(rhumb_rtnl_req *r, bool add, uint8_t family, uint32_t pref, uint32_t mark, uint32_t mask, uint32_t table,
+		   rhumb_rtnl_error *e);
 
 /* Bridge port flags of a port (-1 keep, 0 off, 1 on). */
 int rl_brport_set(rhumb_rtnl_req *r, int32_t ifindex, int learning, int flood, rhumb_rtnl_error *e);

@@ -15,11 +15,26 @@
 #define MAX_ROUTES 64
 #define NFT_MAX_TEXT (4 << 20)
 
-enum job_kind { J_LINK_ADD, J_LINK_SET, J_LINK_DEL, J_GROUP_DEL, J_LINK_LIST, J_ADDR_LIST, J_NS_CONFIGURE, J_BRPORT, J_NFT_APPLY, J_NFT_LIST };
+enum job_kind { J_LINK_ADD, J_LINK_SET, J_LINK_DEL, J_LINK_UNLIST, J_GROUP_DEL, J_LINK_LIST, J_ADDR_LIST, J_NS_CONFIGURE, J_BRPORT, J_NFT_APPLY, J_NFT_LIST, J_EDGE };
 
 struct route_spec {
 	uint8_t dst[4], prefix, gw[4];
 	bool has_gw;
+};
+
+/* One change of the gateway's kernel state (edgeApply). */
+#define MAX_EDGE_OPS 4096
+struct edge_op {
+	enum { EO_ADDR, EO_ROUTE, EO_RULE } what;
+	bool add;
+	char dev[16];       /* addr, route add */
+	struct rl_ip ip;    /* addr: the address; route: dst */
+	uint8_t prefix;
+	uint32_t table;     /* route, rule */
+	struct rl_ip src;   /* route add: preferred source (family 0: none) */
+	uint32_t mtu;       /* route add: 0 none */
+	uint8_t family;     /* rule */
+	uint32_t pref, mark, mask;
 };
 
 struct ns_config {
@@ -48,6 +63,8 @@ struct job {
 	int learning, flood;
 	uint32_t group;             /* groupDel */
 	char *text;
+	struct edge_op *ops;        /* edgeApply */
+	size_t nops, done_ops;
 	/* results */
 	int rc;
 	const char *step;

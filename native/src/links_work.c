@@ -173,6 +173,48 @@ static void do_ns_configure(struct job *j, rhumb_rtnl_req *r)
 	}
 }
 
+/* A deletion of something already gone, or an addition of a rule already there: the state wanted. */
+static bool settled_already(const struct edge_op *o, int rc)
+{
+	if (o->add)
+		return o->what == EO_RULE && rc == -EEXIST;
+	return rc == -ENODEV || rc == -ESRCH || rc == -ENOENT || rc == -EADDRNOTAVAIL;
+}
+
+static void do_edge(struct job *j, rhumb_rtnl_req *r)
+{
+	static const char *steps[3][2] = { { "addr del", "addr add" }, { "route del", "route replace" }, { "rule del", "rule add" } };
+	for (size_t i = 0; i < j->nops; i++) {
+		const struct edge_op *o = &j->ops[i];
+		int32_t ifindex = 0;
+		int rc = 0;
+		snprintf(j->name, sizeof(j->name), "%s", *o->dev ? o->dev : "rule");
+		if (*o->dev && (o->what == EO_ADDR || o->add)) {
+			rc = rl_link_index(r, o->dev, &j->e);
+			if (rc < 0 && !(o->what == EO_ADDR && !o->add && rc == -ENODEV)) {
+				record(j, rc, "find device");
+				return;
+			}
+			ifindex = rc;
+		}
+		if (rc >= 0) {
+			memset(&j->e, 0, sizeof(j->e));
+			if (o->what == EO_ADDR)
+				rc = rl_addr_change(r, o->add, &o->ip, o->prefix, ifindex, &j->e);
+			else if (o->what == EO_ROUTE)
+				rc = rl_table_route_change(r, o->add, &o->ip, o->prefix, o->table, ifindex, &o->src, o->mtu, &j->e);
+			else
+				rc = rl_rule_change(r, o->add, o->family, o->pref, o->mark, o->mask, o->table, &j->e);
+		}
+		if (rc < 0 && !settled_already(o, rc)) {
+			record(j, rc, steps[o->what][o->add]);
+			return;
+		}
+		memset(&j->e, 0, sizeof(j->e));
+		j->done_ops = i + 1;
+	}
+}
+
 static void run_rtnl(struct job *j)
 {
 	rhumb_rtnl_req r;
@@ -223,6 +265,9 @@ static void run_rtnl(struct job *j)
 	case J_NS_CONFIGURE:
 		do_ns_configure(j, &r);
 		break;
+	case J_EDGE:
+		do_edge(j, &r);
+		break;
 	case J_BRPORT: {
 		rc = rl_link_index(&r, j->name, &j->e);
 		if (rc < 0)
@@ -263,10 +308,16 @@ static void execute(napi_env env, void *data)
 {
 	struct job *j = data;
 	(void)env;
-	if (j->kind == J_NFT_APPLY || j->kind == J_NFT_LIST)
+	if (j->kind == J_NFT_APPLY || j->kind == J_NFT_LIST) {
 		run_nft(j);
-	else
+	} else if (j->kind == J_LINK_UNLIST) {
+		int rc = rl_link_del_unlisted(j->name, TIMEOUT_MS, &j->e);
+		j->existed = rc != -ENODEV;
+		if (rc != -ENODEV)
+			record(j, rc, "RTM_DELLINK");
+	} else {
 		run_rtnl(j);
+	}
 }
 
 /* ---- results, on the JS thread ---------------------------------------------------------- */
@@ -307,6 +358,7 @@ static napi_value result(napi_env env, struct job *j)
 		napi_create_int32(env, j->ifindex, &v);
 		return v;
 	case J_LINK_DEL:
+	case J_LINK_UNLIST:
 	case J_GROUP_DEL:
 		napi_get_boolean(env, j->existed, &v);
 		return v;
@@ -384,6 +436,7 @@ static void complete(napi_env env, napi_status status, void *data)
 	free(j->addrs);
 	free(j->text);
 	free(j->out);
+	free(j->ops);
 	free(j);
 }
 
@@ -396,6 +449,7 @@ napi_value rhumb_links_start(napi_env env, struct job *j)
 	    napi_create_async_work(env, NULL, name, execute, complete, j, &j->work) != napi_ok ||
 	    napi_queue_async_work(env, j->work) != napi_ok) {
 		free(j->text);
+		free(j->ops);
 		free(j);
 		rhumb_throw_pending_or(env, "native plumbing: cannot queue the work");
 		return NULL;

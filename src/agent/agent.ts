@@ -15,6 +15,7 @@
  * the namespace of its attached NIC.
  */
 import { execFile } from 'node:child_process';
+import { step } from './step-times.js';
 import { access, readFile, writeFile } from 'node:fs/promises';
 import ipaddr from 'ipaddr.js';
 import type { Registry } from 'prom-client';
@@ -820,7 +821,7 @@ export class Agent {
     if (this.o.backend.isPlumbed(macText)) throw new AgentError(409, `NIC ${macText} is already attached on this node`);
     let nic: ApiNic;
     try {
-      nic = await this.o.napi.getNic(macText);
+      nic = await step('getNic', () => this.o.napi.getNic(macText));
     } catch (err) {
       if (err instanceof NapiRequestError && err.status === 404) throw new AgentError(404, `NIC ${macText} does not exist`);
       throw err;
@@ -842,11 +843,11 @@ export class Agent {
     const shape = netnsPathProblem(req.netns) ?? (req.ifname === undefined ? undefined : ifnameProblem(req.ifname));
     if (shape) throw new AgentError(400, shape);
     this.assertPlumbableHere(nic, macText);
-    const where = await (this.o.checkNetns ?? instanceNetnsProblem)(req.netns);
+    const where = await step('checkNetns', () => (this.o.checkNetns ?? instanceNetnsProblem)(req.netns));
     if (where) throw new AgentError(422, where);
     const { p, firstOnVnet } = await this.plumbOnBackend(
       () => plumbingFor(nic, req.netns, req.ifname),
-      (spec) => this.o.backend.plumb(spec),
+      (spec) => step('backend.plumb', () => this.o.backend.plumb(spec)),
     );
     const attached: AttachedNic = {
       mac: macText,
@@ -863,14 +864,14 @@ export class Agent {
     const newOwner = this.isNewOwner(nic.owner_uuid);
     this.nics.set(macText, attached);
     this.records.set(macText, { netns: p.netns, ifname: p.ifname, belongs_to_uuid: nic.belongs_to_uuid });
-    await this.saveState();
+    await step('saveState', () => this.saveState());
     // Answers that placed this NIC elsewhere are stale now.
     this.vl3.invalidate(vl3Key(p.vnet, p.ip));
     this.vl2.invalidate(vl2Key(p.vnet, macText));
-    if (newOwner) await this.refreshRouters();
+    if (newOwner) await step('refreshRouters', () => this.refreshRouters());
     if (this.published.get(macText).length > 0) await this.applyPublished().catch((err: Error) => this.log.warn(`published ports: ${err.message}`));
     if (firstOnVnet && (this.o.prefetch ?? true) && nic.network_uuid) {
-      await this.prefetch(p.vnet, nic.network_uuid).catch((err: Error) => this.log.warn(`prefetch vnet ${p.vnet}: ${err.message}`));
+      await step('prefetch', () => this.prefetch(p.vnet, nic.network_uuid!)).catch((err: Error) => this.log.warn(`prefetch vnet ${p.vnet}: ${err.message}`));
     }
     return attached;
   }
@@ -1007,7 +1008,14 @@ export class Agent {
     return results.filter((r) => r.status === 'fulfilled' && r.value && !this.isLocal(r.value.underlay)).length;
   }
 
-  async detach(macInput: string): Promise<{ mac: string; vnetRemoved: boolean }> {
+  /**
+   * Unplumbs a NIC attached here. deferTeardown (the API's detach, the move path): answer
+   * once its interface is gone; its filter rules, the vnet's devices and the gateway follow
+   * (the backend's queue), and so do the state file's save (a record of a NIC no longer
+   * plumbed is dropped at start, so losing that save to a crash is harmless) and, for an
+   * owner's last NIC here, the re-read of the node's routers.
+   */
+  async detach(macInput: string, opts: { deferTeardown?: boolean } = {}): Promise<{ mac: string; vnetRemoved: boolean }> {
     let mac: string;
     try {
       mac = canonicalMac(macInput);
@@ -1016,14 +1024,19 @@ export class Agent {
     }
     const known = this.nics.get(mac);
     if (!this.o.backend.isPlumbed(mac) || !known) throw new AgentError(404, `NIC ${mac} is not attached on this node`);
-    const { vnetRemoved } = await this.o.backend.unplumb(mac, known.vnet);
+    const defer = opts.deferTeardown === true;
+    const { vnetRemoved } = await step('backend.unplumb', () => this.o.backend.unplumb(mac, known.vnet, { deferTeardown: defer }));
     this.nics.delete(mac);
     this.records.delete(mac);
-    await this.saveState();
+    if (defer) void this.saveState();
+    else await step('saveState', () => this.saveState());
     this.vl3.invalidate(vl3Key(known.vnet, known.ip));
     this.vl2.invalidate(vl2Key(known.vnet, mac));
-    // The owner's last NIC here: its routers are no longer this node's.
-    if (this.isNewOwner(known.owner_uuid)) await this.refreshRouters();
+    // The owner's last NIC here: its routers are no longer this node's (after the answer when deferred).
+    if (this.isNewOwner(known.owner_uuid)) {
+      if (defer) void this.refreshRouters();
+      else await step('refreshRouters', () => this.refreshRouters());
+    }
     // A detached NIC's ports go with it.
     if (this.published.get(mac).length > 0) {
       await this.published.set(mac, []);

@@ -26,6 +26,7 @@ import { type Agent, AgentError } from './agent.js';
 import { ifnameProblem, netnsPathProblem } from './plumbing/checks.js';
 import { canonicalMac } from '../net/addr.js';
 import { registerWorkloadRoutes } from './workload-routes.js';
+import { timedOperation } from './step-times.js';
 import type { WorkloadManager } from './workloads.js';
 
 /** Where the agent's API listens unless told otherwise (`rhumb agent --api`), and where its clients look. */
@@ -75,9 +76,13 @@ export function buildAgentApi(agent: Agent, registry: Registry, opts: AgentApiOp
     }
     const problem = netnsPathProblem(netns) ?? (ifname === undefined ? undefined : ifnameProblem(ifname));
     if (problem) throw new AgentError(400, problem);
-    return agent.attach({ mac, netns, ifname });
+    return timedOperation('attach', { mac }, () => agent.attach({ mac, netns, ifname }));
   });
-  app.post('/detach', async (req) => agent.detach(str(req.body, 'mac', true)!));
+  app.post('/detach', async (req) => {
+    const mac = str(req.body, 'mac', true)!;
+    // The orchestrator's detach (a move): answered once the NIC's interface is gone.
+    return timedOperation('detach', { mac }, () => agent.detach(mac, { deferTeardown: true }));
+  });
   app.get('/published-ports', async () => agent.publishedPorts());
   app.put('/published-ports/:mac', async (req) => ({ ports: await agent.publish((req.params as { mac: string }).mac, req.body) }));
   app.post('/wireguard/rotate-key', async () => {

@@ -48,6 +48,11 @@ export interface BackendStartOptions {
   external?: ExternalSide;
 }
 
+export interface UnplumbOptions {
+  /** Answer once the NIC's interface is gone; the rest follows (see DataplaneBackend.unplumb). */
+  deferTeardown?: boolean;
+}
+
 export interface DataplaneBackend {
   /** The name it registered under. */
   readonly kind: string;
@@ -89,8 +94,14 @@ export interface DataplaneBackend {
    * policies (anti-spoofing, VLAN) without touching their devices.
    */
   adopt(nics: readonly NicPlumbing[]): Promise<void>;
-  /** Removes the NIC's devices, and the vnet's when this was its last NIC. */
-  unplumb(mac: string, vnet: number): Promise<{ vnetRemoved: boolean }>;
+  /**
+   * Removes the NIC's devices, and the vnet's when this was its last NIC. With
+   * deferTeardown it resolves once the NIC's own interface is gone (the vnet, if it was
+   * the last NIC, forgotten already): its port filter rules, the vnet's devices and the
+   * gateway's addresses and rules go after that, before any later link change of the
+   * backend runs, so the caller answers without waiting for the kernel to tear them down.
+   */
+  unplumb(mac: string, vnet: number, opts?: UnplumbOptions): Promise<{ vnetRemoved: boolean }>;
   /** IP -> MAC on the vnet, and MAC -> underlay; vlan: the MAC's fabric VLAN (when vlanAware). */
   installL3(vnet: number, ip: string, mac: string, underlay: string, vlan?: number): void;
   /** MAC -> underlay; vlan: the MAC's fabric VLAN (when vlanAware). */

@@ -86,10 +86,22 @@ export interface NetnsConfig {
   gateway?: string;
 }
 
+/**
+ * One change of the distributed gateway's kernel state (edgeApply): an address on a
+ * device (noprefixroute; IPv6 nodad), a route in a table out of a device (scope link,
+ * preferred source, route MTU), a rule sending a fwmark to a table.
+ */
+export type EdgeOp =
+  | { op: 'addr'; add: boolean; dev: string; address: string; prefix: number }
+  | { op: 'route'; add: boolean; dst: string; prefix: number; table: number; dev?: string; src?: string; mtu?: number }
+  | { op: 'rule'; add: boolean; family: 4 | 6; pref: number; mark: number; mask: number; table: number };
+
 interface NativeLinks {
+  edgeApply(ops: readonly EdgeOp[]): Promise<void>;
   linkAdd(spec: Record<string, unknown>): Promise<number>;
   linkSet(name: string, changes: LinkChanges): Promise<void>;
   linkDel(name: string): Promise<boolean>;
+  linkDelUnlisted(name: string): Promise<boolean>;
   linkDelGroup(group: number): Promise<boolean>;
   linkList(netns?: string): Promise<Array<Omit<LinkInfo, 'master' | 'masterIfindex'> & { master?: number }>>;
   addrList(): Promise<Array<{ ifindex: number; address: string; prefix: number }>>;
@@ -101,7 +113,7 @@ const native = (): NativeLinks => nativeAddon<NativeLinks>();
 
 /** Whether the native plumbing is built (else callers fall back to iproute2). */
 export function nativeLinksAvailable(): boolean {
-  return nativeHas('linkAdd', 'linkSet', 'linkDel', 'linkDelGroup', 'linkList', 'addrList', 'netnsConfigure', 'bridgePort');
+  return nativeHas('linkAdd', 'linkSet', 'linkDel', 'linkDelUnlisted', 'linkDelGroup', 'linkList', 'addrList', 'netnsConfigure', 'bridgePort', 'edgeApply');
 }
 
 /** A failure the kernel reported for a device that is not there. */
@@ -133,6 +145,17 @@ export const Links = {
   },
 
   /**
+   * Deletes a link and resolves as soon as the kernel has unlisted it (its name, and a
+   * veth peer's, free; nothing reaches it), not after the rest of its teardown (an RCU
+   * barrier and the wait for its last references: tens of milliseconds on a busy node),
+   * which finishes on a thread of its own. For veths: a vxlan device's UDP port may stay
+   * bound until that teardown ends. False when there was none.
+   */
+  delUnlisted(name: string): Promise<boolean> {
+    return native().linkDelUnlisted(name);
+  },
+
+  /**
    * Deletes every link of a device group in one request: the kernel waits once for all of
    * them (a grace period, tens of milliseconds under load), not once per link. False when
    * the group had none.
@@ -159,6 +182,15 @@ export const Links = {
   configureNetns(netns: string, cfg: NetnsConfig): Promise<void> {
     const routes = (cfg.routes ?? []).map((r) => ({ ...splitCidr(r.dst), ...(r.via === undefined ? {} : { via: r.via }) }));
     return native().netnsConfigure(netns, { ...cfg, routes });
+  },
+
+  /**
+   * The gateway's addresses, table routes and rules, in order, one request each, stopping
+   * at the first the kernel refuses (those before it stay). Deleting what is already gone
+   * and adding a rule that is already there are no failures.
+   */
+  edgeApply(ops: readonly EdgeOp[]): Promise<void> {
+    return native().edgeApply(ops);
   },
 
   /** Bridge port flags of a port. */

@@ -17,7 +17,7 @@ const logs: string[] = [];
 const ops: Record<string, (...args: never[]) => unknown> = {
   start: (underlayIp: string) => backend.start({ underlayIp, onMiss: () => undefined, log: (m: string) => void logs.push(m) }),
   plumb: (p: Parameters<typeof backend.plumb>[0]) => backend.plumb(p),
-  unplumb: (mac: string, vnet: number) => backend.unplumb(mac, vnet),
+  unplumb: (mac: string, vnet: number, opts?: { deferTeardown?: boolean }) => backend.unplumb(mac, vnet, opts),
   stage: (p: Parameters<typeof backend.stage>[0]) => backend.stage(p),
   activate: (mac: string) => backend.activate(mac),
   isStaged: (mac: string) => backend.isStaged(mac),

@@ -6,13 +6,17 @@
  * leaves nothing behind; a backend started after an agent died half-way through an attach
  * removes what it left (a veth outside any bridge, a bridge without its vxlan device)
  * and keeps the NICs that were plumbed. A staged NIC (Docker's libnetwork moves it itself)
- * waits without carrier, survives a restart staged, and carries once activated.
+ * waits without carrier, survives a restart staged, and carries once activated. A detach
+ * that answers before the teardown (deferTeardown) leaves no interface in the
+ * instance, and an attach to that vnet queued behind it finds the devices gone; a vnet
+ * left without NICs by an agent that died before removing it goes at the next start.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { NicPlumbing, StagedPlumbing } from '../../src/agent/plumbing/nic.js';
 import { NetnsLab, netnsSkipReason, underlayAddr } from '../helpers/netns.js';
+import { eventually } from '../helpers/datacenter.js';
 import { type Rpc, startRpc } from '../helpers/rpc-child.js';
 
 const skip = netnsSkipReason();
@@ -148,5 +152,49 @@ describe('kernel backend: attach and detach through the native plumbing', { skip
     assert.deepEqual(await backend.call('unplumb', '02:00:5e:45:00:06', vnet), { vnetRemoved: true });
     assert.ok(!(await ours()).some((n) => n.endsWith(String(vnet))), 'the vnet went with its last NIC');
     assert.deepEqual(await names(instC), ['lo']);
+  });
+
+  test('detach answering before the teardown (deferTeardown): the NIC gone at once, its filter rules and the vnet after; an attach to it right after waits its turn', async () => {
+    const vnet = 4548;
+    const instA = await lab.addNetns('d');
+    const instB = await lab.addNetns('e');
+    const at = (mac: string, ns: string, ip: string) => nic(mac, ns, ip, { vnet, gateway: '10.45.8.1', routes: [] });
+    const first = at('02:00:5e:45:00:08', instA, '10.45.8.10');
+    for (let round = 0; round < 3; round++) {
+      await backend.call('plumb', first);
+      // The deferred unplumb and a plumb to the same vnet, sent together: the plumb must not meet the dying devices.
+      const [gone, again] = await Promise.all([
+        backend.call('unplumb', first.mac, vnet, { deferTeardown: true }),
+        backend.call('plumb', at('02:00:5e:45:00:09', instB, '10.45.8.11')),
+      ]);
+      assert.deepEqual(gone, { vnetRemoved: true });
+      assert.deepEqual(again, { firstOnVnet: true }, 'the vnet made afresh after the teardown');
+      assert.deepEqual(await names(instA), ['lo'], 'the detached NIC has no interface');
+      assert.deepEqual((await ours()).filter((n) => n.endsWith(String(vnet)) || /^rv02005e45000[89]$/.test(n)).sort(), [`rbr${vnet}`, 'rv02005e450009', `rvx${vnet}`]);
+      assert.deepEqual(await backend.call('unplumb', '02:00:5e:45:00:09', vnet, { deferTeardown: true }), { vnetRemoved: true });
+      assert.ok(!(await backend.call<number[]>('vnets')).includes(vnet), 'forgotten at once');
+      await eventually(async () => !(await ours()).some((n) => n.endsWith(String(vnet))), 10_000, 'the vnet devices removed after the answer');
+      assert.deepEqual(await names(instB), ['lo']);
+    }
+    // Port filter: neither NIC's rules stay (reloaded after the answer).
+    await eventually(async () => !/rv02005e45000[89]/.test(await lab.exec(node, 'nft', 'list', 'table', 'bridge', 'rhumb_ports')), 10_000, 'the port filter without the detached NICs');
+  });
+
+  test('restarted before a deferred vnet removal ran: the vnet without NICs is removed at start, vnets with NICs stay', async () => {
+    const kept = nic('02:00:5e:45:00:0a', await lab.addNetns('f'), '10.45.0.20');
+    await backend.call('plumb', kept);
+    backend.child.kill('SIGKILL');
+    await new Promise((r) => backend.child.once('exit', r));
+    // What a detach that answered and then died leaves: a vnet's vxlan device in its bridge, no veth.
+    await lab.ip(node, 'link', 'add', 'name', 'rbr4549', 'type', 'bridge');
+    await lab.ip(node, 'link', 'add', 'rvx4549', 'type', 'vxlan', 'id', '4549', 'dstport', '4789', 'local', LOCAL, 'nolearning');
+    await lab.ip(node, 'link', 'set', 'rvx4549', 'master', 'rbr4549', 'up');
+    backend = await startRpc(lab, node, FIXTURE);
+    await backend.call('start', LOCAL);
+    assert.ok(!(await ours()).some((n) => n.endsWith('4549')), (await ours()).join(' '));
+    assert.deepEqual(await backend.call('vnets'), [VNET]);
+    assert.ok((await backend.call<string[]>('plumbedMacs')).includes(kept.mac));
+    assert.match((await backend.call<string[]>('logs')).join('\n'), /rbr4549|rvx4549/);
+    await backend.call('unplumb', kept.mac, VNET);
   });
 });

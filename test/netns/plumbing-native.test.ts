@@ -5,7 +5,9 @@
  * device in it), a veth whose instance end is born in the instance namespace, address,
  * routes and default route inside it, bridge port flags, traffic between two instances;
  * bad names and paths refused before anything is made; a namespace that vanishes half-way
- * leaves nothing behind; a device group deleted in one request; nftables tables loaded in
+ * leaves nothing behind; a link deleted without waiting for the end of its teardown
+ * (delUnlisted); the gateway's addresses, table routes and rules (edgeApply); a device
+ * group deleted in one request; nftables tables loaded in
  * one batch, and a batch the kernel refuses changes nothing.
  */
 import assert from 'node:assert/strict';
@@ -200,6 +202,21 @@ describe('native plumbing: links, addresses, routes, nftables', { skip, timeout:
     assert.equal((await links(lab, node)).find((l) => l.ifname === 'rv02005e44000a')!.master, undefined);
   });
 
+  test('delUnlisted: the veth and its instance end are gone when it resolves (the name reusable at once); false when absent', async () => {
+    const peer = { name: 'eth7', netns: `/run/netns/${instB}` };
+    await rpc.call('add', { kind: 'veth', name: 'rvu1', peer });
+    for (let i = 0; i < 5; i++) {
+      assert.equal(await rpc.call('delUnlisted', 'rvu1'), true);
+      const left = [...(await links(lab, node)), ...(await links(lab, instB))].map((l) => l.ifname);
+      assert.ok(!left.includes('rvu1') && !left.includes('eth7'), left.join(' '));
+      // Both names are free for the next veth straight away (the old teardown may still run).
+      await rpc.call('add', { kind: 'veth', name: 'rvu1', peer });
+    }
+    assert.equal(await rpc.call('delUnlisted', 'rvu1'), true);
+    assert.equal(await rpc.call('delUnlisted', 'rvu1'), false, 'absent: false, as del');
+    assert.equal((await rpc.fails('delUnlisted', 'a/b')).name, 'TypeError', 'a bad name is refused before anything runs');
+  });
+
   test('a device group goes in one request; devices outside it stay', async () => {
     await rpc.call('add', { kind: 'bridge', name: 'rbrg1', up: true, group: 0x72000101 });
     await rpc.call('add', { kind: 'vxlan', name: 'rvxg1', master: 'rbrg1', group: 0x72000101, vxlan: { vni: 257, local: LOCAL, dev: 'ul0' } });
@@ -213,6 +230,73 @@ describe('native plumbing: links, addresses, routes, nftables', { skip, timeout:
     assert.equal(await rpc.call('delGroup', 0x72000101), false, 'an empty group says so');
     assert.equal((await rpc.fails('delGroup', 0)).name, 'RangeError', 'the default group is never deleted wholesale');
     await rpc.call('del', 'rbrg2');
+  });
+
+  test("edgeApply: the gateway's addresses, table routes and fwmark rules (IPv4 and IPv6) as iproute2 would make them; deleting what is gone is fine", async () => {
+    await rpc.call('add', { kind: 'bridge', name: 'rbre1', up: true });
+    // The port carries IPv6 only once enabled (ports are made with it off on the agent; here the kernel default).
+    const T = 1912602700;
+    const ops = [
+      { op: 'addr', add: true, dev: 'rbre1', address: '10.70.0.1', prefix: 24 },
+      { op: 'addr', add: true, dev: 'rbre1', address: 'fd00:70::1', prefix: 64 },
+      { op: 'route', add: true, dst: '10.70.0.0', prefix: 24, table: T, dev: 'rbre1', src: '10.70.0.1', mtu: 1300 },
+      { op: 'route', add: true, dst: 'fd00:70::', prefix: 64, table: T, dev: 'rbre1', src: 'fd00:70::1' },
+      { op: 'rule', add: true, family: 4, pref: 1100, mark: 0x72000070, mask: 0xfaffffff, table: T },
+      { op: 'rule', add: true, family: 6, pref: 1100, mark: 0x72000070, mask: 0xfaffffff, table: T },
+    ];
+    await rpc.call('edgeApply', ops);
+    // Twice: replacing routes and addresses, and a rule already there, change nothing and fail nothing.
+    await rpc.call('edgeApply', ops);
+    const addrs = await lab.ip(node, 'addr', 'show', 'dev', 'rbre1');
+    assert.match(addrs, /inet 10\.70\.0\.1\/24 scope global noprefixroute rbre1/);
+    assert.match(addrs, /inet6 fd00:70::1\/64 scope global nodad noprefixroute/);
+    assert.doesNotMatch(await lab.ip(node, 'route', 'show', 'table', 'main'), /10\.70\.0\.0/, 'noprefixroute: no route in main');
+    assert.match(await lab.ip(node, 'route', 'show', 'table', String(T)), /^10\.70\.0\.0\/24 dev rbre1 scope link src 10\.70\.0\.1 mtu 1300\s*$/m);
+    assert.match(await lab.ip(node, '-6', 'route', 'show', 'table', String(T)), /fd00:70::\/64 dev rbre1 src fd00:70::1/);
+    const rule = `1100:\tfrom all fwmark 0x72000070/0xfaffffff lookup ${T}`;
+    assert.equal((await lab.ip(node, 'rule', 'show')).split('\n').filter((l) => l.trim() === rule).length, 1, 'one IPv4 rule');
+    assert.equal((await lab.ip(node, '-6', 'rule', 'show')).split('\n').filter((l) => l.trim() === rule).length, 1, 'one IPv6 rule');
+    const undo = ops.map((o) => ({ ...o, add: false })).reverse();
+    await rpc.call('edgeApply', undo);
+    // Again, now that all of it is gone: nothing to delete is no failure.
+    await rpc.call('edgeApply', undo);
+    assert.doesNotMatch(await lab.ip(node, 'addr', 'show', 'dev', 'rbre1'), /10\.70|fd00:70/);
+    assert.doesNotMatch(await lab.ip(node, 'rule', 'show'), /0x72000070/);
+    assert.doesNotMatch(await lab.ip(node, '-6', 'rule', 'show'), /0x72000070/);
+    assert.equal((await lab.ip(node, 'route', 'show', 'table', String(T))).trim(), '');
+    // The routes and addresses of a port that is deleted went with it: deleting them then is fine too.
+    await rpc.call('edgeApply', ops);
+    await rpc.call('del', 'rbre1');
+    await rpc.call('edgeApply', undo);
+    assert.doesNotMatch(await lab.ip(node, 'rule', 'show'), /0x72000070/);
+  });
+
+  test('edgeApply: bad input is refused before anything is sent; a refusal stops there, naming the change, and what came before stays', async () => {
+    const T = 1912602701;
+    const bad = [
+      [{ op: 'addr', add: true, dev: 'rbre2', address: '10.71.0.1/24', prefix: 24 }],
+      [{ op: 'addr', add: true, dev: 'a b', address: '10.71.0.1', prefix: 24 }],
+      [{ op: 'route', add: true, dst: '10.71.0.0', prefix: 33, table: T, dev: 'rbre2' }],
+      [{ op: 'route', add: true, dst: '10.71.0.0', prefix: 24, table: T, dev: 'rbre2', src: 'fd00::1' }],
+      [{ op: 'rule', add: true, family: 5, pref: 1100, mark: 1, mask: 1, table: T }],
+      [{ op: 'link', add: true }],
+      'not an array',
+    ];
+    await rpc.call('add', { kind: 'bridge', name: 'rbre2', up: true });
+    for (const b of bad) {
+      const err = await rpc.fails('edgeApply', b);
+      assert.match(err.name ?? '', /TypeError|RangeError/, `${JSON.stringify(b)}: ${err.message}`);
+    }
+    assert.doesNotMatch(await lab.ip(node, 'addr', 'show', 'dev', 'rbre2'), /10\.71/, 'nothing sent');
+    const err = await rpc.fails('edgeApply', [
+      { op: 'addr', add: true, dev: 'rbre2', address: '10.71.0.1', prefix: 24 },
+      { op: 'route', add: true, dst: '10.71.0.0', prefix: 24, table: T, dev: 'rbre-none', src: '10.71.0.1' },
+      { op: 'rule', add: true, family: 4, pref: 1100, mark: 0x72000071, mask: 0xfaffffff, table: T },
+    ]);
+    assert.match(err.message, /rbre-none/);
+    assert.match(await lab.ip(node, 'addr', 'show', 'dev', 'rbre2'), /10\.71\.0\.1\/24/, 'the change before the refused one stays');
+    assert.doesNotMatch(await lab.ip(node, 'rule', 'show'), /0x72000071/, 'nothing after it was sent');
+    await rpc.call('del', 'rbre2');
   });
 
   test('nftables: a table loaded in one batch, in the node or an instance namespace', async () => {

@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { edgeIp6RuleCommands, edgeIpCommands, edgeKernelState, renderEdgeNft } from '../../src/agent/kernel/edge-rules.js';
+import { type EdgeKernelState, edgeChanges, edgeIp6RuleCommands, edgeIpCommands, edgeKernelState, renderEdgeNft } from '../../src/agent/kernel/edge-rules.js';
+import type { EdgeOp } from '../../src/dataplane/links.js';
 import { bridgePort } from '../../src/agent/kernel/edge.js';
 import { gatewayTapName, parseDeviceName } from '../../src/agent/plumbing/names.js';
 import { routerProblems } from '../../src/napi/models/router.js';
@@ -208,6 +209,39 @@ describe('kernel rendering', () => {
       'rule add pref 1100 fwmark 0x72000007/0xfaffffff lookup 1912602631',
       'rule del pref 1100 fwmark 0x72000007 lookup 1912602631',
     ]);
+  });
+});
+
+describe('edgeChanges: the native requests of the same difference', () => {
+  /** An edgeChanges op as the iproute2 line of the same change (IPv6 rules apart, as iproute2 needs them). */
+  const line = (o: EdgeOp): string => {
+    const hexMark = (n: number) => `0x${n.toString(16).padStart(8, '0')}`;
+    if (o.op === 'addr') return `addr ${o.add ? 'add' : 'del'} ${o.address}/${o.prefix} dev ${o.dev}${o.add ? ` noprefixroute${o.address.includes(':') ? ' nodad' : ''}` : ''}`;
+    if (o.op === 'route') return o.add ? `route replace ${o.dst}/${o.prefix} dev ${o.dev} src ${o.src} table ${o.table}${o.mtu ? ` mtu ${o.mtu}` : ''}` : `route del ${o.dst}/${o.prefix} table ${o.table}`;
+    const mark = o.mask === 0xffffffff ? hexMark(o.mark) : `${hexMark(o.mark)}/${hexMark(o.mask)}`;
+    return `${o.family === 6 ? '-6 ' : ''}rule ${o.add ? 'add' : 'del'} pref ${o.pref} fwmark ${mark} lookup ${o.table}`;
+  };
+  const same = (want: EdgeKernelState, current: EdgeKernelState) => {
+    const ops = edgeChanges(want, current);
+    assert.deepEqual(ops.filter((o) => !(o.op === 'rule' && o.family === 6)).map(line), edgeIpCommands(want, current));
+    assert.deepEqual(ops.filter((o) => o.op === 'rule' && o.family === 6).map((o) => line(o).slice(3)), edgeIp6RuleCommands(want, current));
+  };
+  const empty: EdgeKernelState = { addresses: [], routes: [], rules: [] };
+  const v4 = (mtu?: number) =>
+    edgeKernelState(planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true, ...(mtu ? { mtu } : {}) }, { vnet: 8, subnet: '10.5.0.0/16', gateway: '10.5.0.1', internetNat: true }]), bridgePort);
+  const v6 = edgeKernelState(planEdge([{ vnet: 7, subnet: 'fd00:61::/64', gateway: 'fd00:61::1', internetNat: false }, { vnet: 9, subnet: '10.9.0.0/24', gateway: '10.9.0.1', internetNat: true }]), bridgePort);
+
+  test('every change edgeIpCommands and edgeIp6RuleCommands make, in their order, with the same fields', () => {
+    for (const [want, current] of [[v4(), empty], [empty, v4()], [v4(1300), v4()], [v6, v4()], [v4(), v6], [v6, empty], [v6, v6]] as const) same(want, current);
+    const exact = { ...v4(), rules: v4().rules.map((r) => ({ ...r, mask: 0xffffffff })) };
+    same(v4(), exact);
+  });
+
+  test('nothing to do: no request; a host route and a route without a source are sent as such', () => {
+    assert.deepEqual(edgeChanges(v6, v6), []);
+    const host: EdgeKernelState = { addresses: [], routes: [{ table: 5, dst: '10.1.2.3', dev: 'rbr5', src: '' }], rules: [] };
+    assert.deepEqual(edgeChanges(host, empty), [{ op: 'route', add: true, dst: '10.1.2.3', prefix: 32, table: 5, dev: 'rbr5' }]);
+    assert.deepEqual(edgeChanges(empty, host), [{ op: 'route', add: false, dst: '10.1.2.3', prefix: 32, table: 5 }]);
   });
 });
 

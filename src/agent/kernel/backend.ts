@@ -10,7 +10,8 @@
  */
 import { type MissEvent, Rtnetlink } from '../../dataplane/netlink.js';
 import { SerialQueue } from '../serial.js';
-import { type BackendStartOptions, type DataplaneBackend, type UnderlayPath, type VnetEntries, registerBackend } from '../backend.js';
+import { step } from '../step-times.js';
+import { type BackendStartOptions, type DataplaneBackend, type UnderlayPath, type UnplumbOptions, type VnetEntries, registerBackend } from '../backend.js';
 import { sendGarp } from '../plumbing/garp.js';
 import { type PortPolicy, renderPortFilter } from '../plumbing/portfilter.js';
 import { bridgeName, hostVethName, parseDeviceName, vxlanName } from '../plumbing/names.js';
@@ -131,15 +132,20 @@ export class KernelBackend implements DataplaneBackend {
   /**
    * What an attach that did not finish left (see ./links.ts): veths of ours in no bridge
    * (their instance ends go with them), and bridges of ours without their vxlan device
-   * and without ports. Returns the links that remain.
+   * and without ports. And what a detach that answered before removing its vnet's devices
+   * left (unplumb's deferTeardown): a vnet whose bridge has no NIC's veth, its vxlan
+   * device and bridge. Returns the links that remain.
    */
   private async removeLeftovers(links: KernelLink[]): Promise<KernelLink[]> {
     const names = new Set(links.map((l) => l.name));
     const ported = new Set(links.map((l) => l.master).filter((m) => m !== undefined));
+    const withNic = new Set(links.filter((l) => l.kind === 'veth' && parseDeviceName(l.name)?.kind === 'veth').map((l) => l.master));
+    const empty = (vnet: number) => !withNic.has(bridgeName(vnet));
     const leftovers = links.filter((l) => {
       const own = parseDeviceName(l.name);
       if (own?.kind === 'veth' && l.kind === 'veth') return !l.master;
-      if (own?.kind === 'bridge' && l.kind === 'bridge') return !names.has(vxlanName(own.vnet)) && !ported.has(l.name);
+      if (own?.kind === 'bridge' && l.kind === 'bridge') return (!names.has(vxlanName(own.vnet)) && !ported.has(l.name)) || empty(own.vnet);
+      if (own?.kind === 'vxlan' && l.kind === 'vxlan') return l.master === bridgeName(own.vnet) && empty(own.vnet);
       return false;
     });
     if (leftovers.length === 0) return links;
@@ -152,10 +158,10 @@ export class KernelBackend implements DataplaneBackend {
   private async ensureVnet(vnet: number): Promise<boolean> {
     if (this.vnetDevs.has(vnet)) return false;
     // A bridge of an unfinished vnet creation may be there (no vxlan device, no port): start afresh.
-    await this.links.deleteLinks([bridgeName(vnet)]);
+    await step('delete stale bridge', () => this.links.deleteLinks([bridgeName(vnet)]));
     // Over the tunnel the route picks the WireGuard interface: no underlay device then.
     const dev = this.local === this.underlayIp ? this.underlayDev : undefined;
-    const vxIfindex = await this.links.createVnet({ vnet, underlayIp: this.local, underlayDev: dev, mtu: this.vxMtu });
+    const vxIfindex = await step('createVnet', () => this.links.createVnet({ vnet, underlayIp: this.local, underlayDev: dev, mtu: this.vxMtu }));
     this.vnetDevs.set(vnet, { vxIfindex });
     this.vnetByIfindex.set(vxIfindex, vnet);
     this.netlink.watch([...this.vnetByIfindex.keys()]);
@@ -179,16 +185,16 @@ export class KernelBackend implements DataplaneBackend {
 
   plumb(p: NicPlumbing): Promise<{ firstOnVnet: boolean }> {
     return this.serial.run(async () => {
-      const firstOnVnet = await this.addPort(p, () => this.links.createNic(p));
+      const firstOnVnet = await this.addPort(p, (filtered) => this.links.createNic(p, filtered));
       this.edgeInputs.addNic(p);
-      await this.applyEdgeLogged();
+      await step('edge', () => this.applyEdgeLogged());
       return { firstOnVnet };
     });
   }
 
   stage(p: StagedPlumbing): Promise<{ firstOnVnet: boolean }> {
     return this.serial.run(async () => {
-      const firstOnVnet = await this.addPort(p, () => this.links.stageNic(p));
+      const firstOnVnet = await this.addPort(p, (filtered) => this.links.stageNic(p, filtered));
       this.staged.add(canonicalMac(p.mac));
       return { firstOnVnet };
     });
@@ -197,26 +203,28 @@ export class KernelBackend implements DataplaneBackend {
   /**
    * A NIC's veth in its vnet's bridge (made by `create`), behind the port filter; all or
    * nothing: a failure removes the veth, and the vnet's devices when this NIC brought them.
+   * The port filter with the NIC's rules loads while the links are made (nftables and
+   * rtnetlink do not wait on each other); `create` waits for it (`filtered`) before the
+   * veth joins the bridge, so the port carries nothing unfiltered.
    * The NIC may have lived elsewhere before: entries pointing away from here are dropped.
    */
-  private async addPort(p: NicPlumbing | StagedPlumbing, create: () => Promise<void>): Promise<boolean> {
+  private async addPort(p: NicPlumbing | StagedPlumbing, create: (filtered: Promise<void>) => Promise<void>): Promise<boolean> {
     const mac = canonicalMac(p.mac);
     if (this.veths.has(mac)) throw new PlumbingError(`NIC ${mac} is already plumbed on this node`);
-    const firstOnVnet = await this.ensureVnet(p.vnet);
-    try {
-      await create();
-    } catch (err) {
-      if (firstOnVnet) await this.removeVnet(p.vnet);
-      throw err;
-    }
+    const firstOnVnet = await step('ensureVnet', () => this.ensureVnet(p.vnet));
     this.ports.set(mac, policyOf(p));
+    const filtered = step('portFilter', () => this.applyPortFilter()).catch((err: unknown) => {
+      throw err instanceof PlumbingError ? new PlumbingError(`port filter: ${err.message}`) : err;
+    });
     try {
-      await this.applyPortFilter();
+      await step('createNic', () => create(filtered));
     } catch (err) {
       this.ports.delete(mac);
-      await this.links.deleteLinks([hostVethName(mac)]);
+      // The filter may have gone in with this port's rules: once it has, load it without them.
+      const loaded = await filtered.then(() => true, () => false);
+      if (loaded) await this.applyPortFilter().catch((e: Error) => this.log(`port filter: ${e.message}`));
       if (firstOnVnet) await this.removeVnet(p.vnet);
-      throw err instanceof PlumbingError ? new PlumbingError(`port filter: ${err.message}`) : err;
+      throw err;
     }
     this.veths.set(mac, p.vnet);
     const dev = this.vnetDevs.get(p.vnet)!;
@@ -239,21 +247,59 @@ export class KernelBackend implements DataplaneBackend {
     return this.staged.has(canonicalMac(mac));
   }
 
-  unplumb(mac: string, vnet: number): Promise<{ vnetRemoved: boolean }> {
-    return this.serial.run(async () => {
-      const m = canonicalMac(mac);
-      const last = this.vnetDevs.has(vnet) && ![...this.veths].some(([other, v]) => v === vnet && other !== m);
+  unplumb(mac: string, vnet: number, opts: UnplumbOptions = {}): Promise<{ vnetRemoved: boolean }> {
+    // The answer may come before the job ends (deferTeardown): the teardown stays in the
+    // queue, so a later attach to the vnet waits for it.
+    let answer!: (r: { vnetRemoved: boolean }) => void;
+    let refuse!: (err: unknown) => void;
+    const answered = new Promise<{ vnetRemoved: boolean }>((res, rej) => ((answer = res), (refuse = rej)));
+    void this.serial.run(async () => {
+      let teardown: (() => Promise<void>) | undefined;
+      try {
+        teardown = await this.removePort(canonicalMac(mac), vnet, opts.deferTeardown === true, answer);
+      } catch (err) {
+        refuse(err);
+        return;
+      }
+      await teardown?.().catch((err: Error) => this.log(`after unplumbing ${mac}: ${err.message}`));
+    });
+    return answered;
+  }
+
+  /**
+   * Unplumbs a NIC and answers; returns what is left to do after the answer (deferred:
+   * the port filter without the NIC, the vnet's devices, the gateway; the vnet forgotten
+   * already). The NIC's veth is gone before the answer either way.
+   */
+  private async removePort(m: string, vnet: number, defer: boolean, answer: (r: { vnetRemoved: boolean }) => void): Promise<(() => Promise<void>) | undefined> {
+    const last = this.vnetDevs.has(vnet) && ![...this.veths].some(([other, v]) => v === vnet && other !== m);
+    const filterChanged = this.ports.delete(m);
+    const reloadFilter = () => step('portFilter', () => this.applyPortFilter()).catch((err: Error) => this.log(`port filter: ${err.message}`));
+    if (defer && last) this.forgetVnet(vnet);
+    const deleteNic = () => step('deleteNic', () => this.links.deleteNic(m));
+    if (defer) {
+      await deleteNic();
+    } else {
       // The port filter and the links change at once (nftables and rtnetlink do not wait on
       // each other); the last NIC of a vnet goes with the vnet's devices in one request.
-      const filter = this.ports.delete(m) ? this.applyPortFilter().catch((err: Error) => this.log(`port filter: ${err.message}`)) : undefined;
-      const links = last ? this.removeVnet(vnet).then(() => this.links.deleteNic(m)) : this.links.deleteNic(m);
-      await Promise.all([links, filter]);
-      // A staged instance end still in this namespace goes with its peer.
-      this.staged.delete(m);
-      this.veths.delete(m);
-      if (this.edgeInputs.removeNic(m)) await this.applyEdgeLogged();
-      return { vnetRemoved: last };
-    });
+      const links = last ? step('removeVnet', () => this.removeVnet(vnet)).then(deleteNic) : deleteNic();
+      await Promise.all([links, filterChanged ? reloadFilter() : undefined]);
+    }
+    // A staged instance end still in this namespace goes with its peer.
+    this.staged.delete(m);
+    this.veths.delete(m);
+    const edgeChanged = this.edgeInputs.removeNic(m);
+    if (!defer) {
+      if (edgeChanged) await step('edge', () => this.applyEdgeLogged());
+      answer({ vnetRemoved: last });
+      return undefined;
+    }
+    answer({ vnetRemoved: last });
+    return async () => {
+      // The filter's rules for a port that is gone match nothing: it is reloaded beside the vnet's removal.
+      await Promise.all([filterChanged ? reloadFilter() : undefined, last ? this.links.deleteVnet(vnet) : undefined]);
+      if (edgeChanged) await this.applyEdgeLogged();
+    };
   }
 
   adopt(nics: readonly NicPlumbing[]): Promise<void> {
@@ -300,11 +346,17 @@ export class KernelBackend implements DataplaneBackend {
 
   private async removeVnet(vnet: number): Promise<void> {
     // Forgotten first: answers arriving while the kernel deletes are not installed on a dying device.
+    this.forgetVnet(vnet);
+    await this.links.deleteVnet(vnet);
+  }
+
+  private forgetVnet(vnet: number): void {
+    // The bridge's gateway addresses and routes go with it.
+    this.edge.portGone(bridgeName(vnet));
     const dev = this.vnetDevs.get(vnet);
     this.vnetDevs.delete(vnet);
     if (dev) this.vnetByIfindex.delete(dev.vxIfindex);
     this.rt?.watch([...this.vnetByIfindex.keys()]);
-    await this.links.deleteVnet(vnet);
   }
 
   private vx(vnet: number): number | undefined {

@@ -19,6 +19,7 @@
 import { cidrProblem, firstProblem, ifnameProblem, intProblem, ipProblem, ipv4Problem, ipv6Problem, macProblem } from '../plumbing/checks.js';
 import { EDGE_BASE, EDGE_MARK_MASK, EDGE_RULE_PREF, EDGE_TAG_MASK, type EdgePlan, type VnetEdge, isV6, publishedProblem } from '../../edge/plan.js';
 import { markHex as hex } from '../../net/marks.js';
+import type { EdgeOp } from '../../dataplane/links.js';
 
 export const EDGE_NFT_TABLE = 'rhumb_edge';
 
@@ -232,6 +233,37 @@ export function edgeIpCommands(want: EdgeKernelState, current: EdgeKernelState):
 /** The `ip -6 -batch` lines for the IPv6 rules (iproute2 takes a rule's family from the command line only). */
 export function edgeIp6RuleCommands(want: EdgeKernelState, current: EdgeKernelState): string[] {
   return ipCommands(want, current, true);
+}
+
+/** An a.b.c.d/n (or IPv6) destination as its address and prefix; a bare address is a host route. */
+function splitDst(dst: string): { dst: string; prefix: number } {
+  const slash = dst.indexOf('/');
+  if (slash < 0) return { dst, prefix: isV6(dst) ? 128 : 32 };
+  return { dst: dst.slice(0, slash), prefix: Number(dst.slice(slash + 1)) };
+}
+
+/**
+ * The native requests (src/dataplane/links.ts edgeApply) taking the node from `current`
+ * to `want`: the same changes as edgeIpCommands and edgeIp6RuleCommands together, in
+ * the same order (additions first, then removals, so nothing that stays blinks).
+ */
+export function edgeChanges(want: EdgeKernelState, current: EdgeKernelState): EdgeOp[] {
+  const ops: EdgeOp[] = [];
+  const have = { a: new Set(current.addresses.map(addrKey)), r: new Set(current.routes.map(routeKey)), u: new Set(current.rules.map(ruleKey)) };
+  const keep = { a: new Set(want.addresses.map(addrKey)), r: new Set(want.routes.map(routeKey)), u: new Set(want.rules.map(ruleKey)) };
+  const rule = (u: EdgeRule, add: boolean): EdgeOp => ({ op: 'rule', add, family: u.family === 6 ? 6 : 4, pref: EDGE_RULE_PREF, mark: u.mark, mask: u.mask >>> 0, table: u.table });
+  for (const a of want.addresses) if (!have.a.has(addrKey(a))) ops.push({ op: 'addr', add: true, dev: a.dev, address: a.address, prefix: a.prefix });
+  for (const r of want.routes) {
+    if (!have.r.has(routeKey(r))) ops.push({ op: 'route', add: true, ...splitDst(r.dst), table: r.table, dev: r.dev, ...(r.src ? { src: r.src } : {}), ...(r.mtu ? { mtu: r.mtu } : {}) });
+  }
+  for (const u of want.rules) if (!have.u.has(ruleKey(u))) ops.push(rule(u, true));
+  const wantedDst = new Set(want.routes.map((r) => `${r.table} ${r.dst}`));
+  for (const r of current.routes) {
+    if (!keep.r.has(routeKey(r)) && !wantedDst.has(`${r.table} ${r.dst}`)) ops.push({ op: 'route', add: false, ...splitDst(r.dst), table: r.table });
+  }
+  for (const a of current.addresses) if (!keep.a.has(addrKey(a))) ops.push({ op: 'addr', add: false, dev: a.dev, address: a.address, prefix: a.prefix });
+  for (const u of current.rules) if (!keep.u.has(ruleKey(u))) ops.push(rule(u, false));
+  return ops;
 }
 
 function ipCommands(want: EdgeKernelState, current: EdgeKernelState, v6Rules: boolean): string[] {

@@ -1,10 +1,11 @@
 /**
  * Carries an edge plan out in the node's namespace for the kernel backend (the pure part
  * is ./edge-rules.ts): the vnets' bridges get the shared gateway MAC, the gateway
- * addresses, their tables, routes and rules (iproute2: a rare control-path change, the
- * native module has no request for tables and rules), then the edge's nftables table
- * in one transaction (natively when built). What of ours is there is read back each
- * time, so a restarted agent converges from whatever the last one left.
+ * addresses, their tables, routes and rules (native requests when the module is built,
+ * else iproute2), then the edge's nftables table in one transaction (natively when
+ * built). What of ours is there is read (iproute2) at the first apply and after a failed
+ * one, so a restarted agent converges from whatever the last one left; in between the
+ * applier sends only the difference to what it made.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { Links, nativeLinksAvailable } from '../../dataplane/links.js';
@@ -13,7 +14,7 @@ import { canonicalMac } from '../../net/addr.js';
 import { ip, ipBatch, listLinks } from '../plumbing/iproute.js';
 import { bridgeName, parseDeviceName } from '../plumbing/names.js';
 import { asPlumbingError, applyNftables } from '../plumbing/run.js';
-import { type EdgeKernelState, type PortOf, edgeIp6RuleCommands, edgeIpCommands, edgeKernelState, planHasIpv6, portsOf, renderEdgeNft } from './edge-rules.js';
+import { type EdgeKernelState, type PortOf, edgeChanges, edgeIp6RuleCommands, edgeIpCommands, edgeKernelState, planHasIpv6, portsOf, renderEdgeNft } from './edge-rules.js';
 import { gatewayMac } from '../../edge/plan.js';
 
 /** The kernel backend's gateway port: the vnet's bridge, for all its VLANs. */
@@ -95,11 +96,15 @@ async function setBridgeMacs(plan: EdgePlan): Promise<void> {
 
 /**
  * Applies edge plans, skipping one that would change nothing (most attaches and detaches:
- * a second NIC on a network changes no address, route or rule, and then no process runs).
- * The first plan is always applied: the node converges from what a previous agent left.
+ * a second NIC on a network changes no address, route or rule). The first plan is always
+ * applied, from what of ours it reads in the kernel: the node converges from what a
+ * previous agent left. After that the applier knows what it made, and a change sends only
+ * the difference (natively: no process, nothing read back); after a failure it reads again.
  */
 export class EdgeApplier {
   private last: string | undefined;
+  /** Our addresses, routes and rules in the kernel after the last apply; undefined: read them. */
+  private kernel: EdgeKernelState | undefined;
 
   constructor(private readonly portOf: PortOf = bridgePort) {}
 
@@ -107,17 +112,29 @@ export class EdgeApplier {
   async apply(plan: EdgePlan, opts: { force?: boolean } = {}): Promise<void> {
     const key = JSON.stringify([edgeKernelState(plan, this.portOf), renderEdgeNft(plan, this.portOf)]);
     if (!opts.force && key === this.last) return;
+    const known = opts.force ? undefined : this.kernel;
     this.last = undefined;
-    await applyEdge(plan, this.portOf);
+    this.kernel = undefined;
+    this.kernel = await applyEdge(plan, this.portOf, known);
     this.last = key;
+  }
+
+  /** A port (a vnet's bridge) is deleted: its addresses and routes go with it; the next plan is applied. */
+  portGone(dev: string): void {
+    this.last = undefined;
+    if (!this.kernel) return;
+    const k = this.kernel;
+    this.kernel = { addresses: k.addresses.filter((a) => a.dev !== dev), routes: k.routes.filter((r) => r.dev !== dev), rules: k.rules };
   }
 }
 
 /**
  * Makes the node's edge what the plan says (an empty plan removes it); the ports (portOf)
- * must exist. Default: the kernel backend's bridges, given the gateway MAC here.
+ * must exist. Default: the kernel backend's bridges, given the gateway MAC here. `known`:
+ * what of ours is in the kernel (else read, and bridges made before the edge get their
+ * MAC). Resolves what of ours is in the kernel now.
  */
-export async function applyEdge(plan: EdgePlan, portOf: PortOf = bridgePort): Promise<void> {
+export async function applyEdge(plan: EdgePlan, portOf: PortOf = bridgePort, known?: EdgeKernelState): Promise<EdgeKernelState> {
   try {
     const v6 = planHasIpv6(plan);
     if (plan.vnets.length > 0) {
@@ -141,12 +158,17 @@ export async function applyEdge(plan: EdgePlan, portOf: PortOf = bridgePort): Pr
         if ([...v6Vlans].some((vlan) => portOf(v.vnet, vlan).dev === p.dev)) await enableIpv6(p.dev);
       }
     }
-    if (portOf === bridgePort) await setBridgeMacs(plan);
+    if (portOf === bridgePort && !known) await setBridgeMacs(plan);
     const want = edgeKernelState(plan, portOf);
-    const now = await currentState();
-    await ipBatch(edgeIpCommands(want, now));
-    await ipBatch(edgeIp6RuleCommands(want, now), [], ['-6']);
+    const now = known ?? (await currentState());
+    if (nativeLinksAvailable()) {
+      await Links.edgeApply(edgeChanges(want, now));
+    } else {
+      await ipBatch(edgeIpCommands(want, now));
+      await ipBatch(edgeIp6RuleCommands(want, now), [], ['-6']);
+    }
     await applyNftables(nft);
+    return want;
   } catch (err) {
     throw asPlumbingError(err, 'edge');
   }

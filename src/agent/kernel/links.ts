@@ -11,6 +11,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { Links } from '../../dataplane/links.js';
+import { step } from '../step-times.js';
 import { IpCommandError, inNetns, ip, ipBatch, linkWithAddress, listLinks } from '../plumbing/iproute.js';
 import { bridgeName, hostVethName, vnetGroup, vxlanName } from '../plumbing/names.js';
 import {
@@ -36,10 +37,14 @@ export interface KernelLinks {
   list(): Promise<KernelLink[]>;
   /** The vnet's bridge and vxlan device (all or nothing); resolves the vxlan ifindex. */
   createVnet(spec: VnetDeviceSpec): Promise<number>;
-  /** A NIC's veth with its instance side configured, in the vnet's bridge (all or nothing). */
-  createNic(p: NicPlumbing): Promise<void>;
-  /** A staged NIC's veth, both ends here, the host end in the vnet's bridge but down (all or nothing). */
-  stageNic(p: StagedPlumbing): Promise<void>;
+  /**
+   * A NIC's veth with its instance side configured, in the vnet's bridge (all or nothing).
+   * The host end joins the bridge once `ready` (the port filter) resolves; its rejection
+   * undoes the veth and is thrown.
+   */
+  createNic(p: NicPlumbing, ready?: Promise<void>): Promise<void>;
+  /** A staged NIC's veth, both ends here, the host end in the vnet's bridge (after `ready`) but down (all or nothing). */
+  stageNic(p: StagedPlumbing, ready?: Promise<void>): Promise<void>;
   /** Brings a NIC's host end up: its peer gets its carrier. */
   activateNic(mac: string): Promise<void>;
   /** Deletes links by name; absent ones are fine. */
@@ -79,10 +84,10 @@ const native: KernelLinks = {
   async createVnet(spec) {
     const [bridge, vxlan] = vnetLinks(spec);
     try {
-      await Links.add(bridge);
-      const ifindex = await Links.add(vxlan);
-      await ndProxyIpv6(vxlan.name);
-      await quietIpv6(bridge.name);
+      await step('add bridge', () => Links.add(bridge));
+      const ifindex = await step('add vxlan', () => Links.add(vxlan));
+      await step('ndProxyIpv6', () => ndProxyIpv6(vxlan.name));
+      await step('quietIpv6 bridge', () => quietIpv6(bridge.name));
       return ifindex;
     } catch (err) {
       await native.deleteLinks([vxlan.name, bridge.name]);
@@ -90,24 +95,25 @@ const native: KernelLinks = {
     }
   },
 
-  async createNic(p) {
+  async createNic(p, ready) {
     const veth = hostVeth(p);
     try {
-      await Links.add(veth);
+      await step('add veth', () => Links.add(veth));
     } catch (err) {
       throw asPlumbingError(err);
     }
     try {
-      await quietIpv6(veth.name);
-      await configureInstance(p);
-      await Links.set(veth.name, { master: bridgeName(p.vnet), up: true });
+      await step('quietIpv6 veth', () => quietIpv6(veth.name));
+      await step('configureInstance', () => configureInstance(p));
+      await step('wait port filter', async () => ready);
+      await step('veth master+up', () => Links.set(veth.name, { master: bridgeName(p.vnet), up: true }));
     } catch (err) {
       await Links.del(veth.name).catch(() => undefined);
       throw asPlumbingError(err);
     }
   },
 
-  async stageNic(p) {
+  async stageNic(p, ready) {
     const veth = stagedHostVeth(p);
     try {
       await Links.add(veth);
@@ -116,6 +122,7 @@ const native: KernelLinks = {
     }
     try {
       await quietIpv6(veth.name);
+      await ready;
       await Links.set(veth.name, { master: bridgeName(p.vnet) });
     } catch (err) {
       await Links.del(veth.name).catch(() => undefined);
@@ -137,12 +144,13 @@ const native: KernelLinks = {
 
   async deleteVnet(vnet) {
     // One request for the group; then by name what an older agent made outside it.
-    await Links.delGroup(vnetGroup(vnet)).catch(() => undefined);
-    await native.deleteLinks([vxlanName(vnet), bridgeName(vnet)]);
+    await step('delGroup', () => Links.delGroup(vnetGroup(vnet))).catch(() => undefined);
+    await step('delete vnet by name', () => native.deleteLinks([vxlanName(vnet), bridgeName(vnet)]));
   },
 
   async deleteNic(mac) {
-    return Links.del(hostVethName(mac));
+    // Gone for everyone once unlisted: the kernel's remaining teardown is not waited for.
+    return Links.delUnlisted(hostVethName(mac));
   },
 };
 
@@ -167,7 +175,7 @@ const iproute: KernelLinks = {
     }
   },
 
-  async createNic(p) {
+  async createNic(p, ready) {
     const host = hostVethName(p.mac);
     // The host end joins the bridge last, as on the native path.
     const [add, master, up] = hostSideCommands(p);
@@ -175,6 +183,7 @@ const iproute: KernelLinks = {
       await ipBatch([add!]);
       await quietIpv6(host);
       await ipBatch(instanceCommands(p), inNetns(p.netns));
+      await ready;
       await ipBatch([master!, up!]);
     } catch (err) {
       await iproute.deleteLinks([host]);
@@ -182,11 +191,13 @@ const iproute: KernelLinks = {
     }
   },
 
-  async stageNic(p) {
+  async stageNic(p, ready) {
     const host = hostVethName(p.mac);
     try {
+      // Down until activated: the filter need not be in before it joins the bridge.
       await ipBatch(stagedHostSideCommands(p));
       await quietIpv6(host);
+      await ready;
     } catch (err) {
       await iproute.deleteLinks([host]);
       throw asPlumbingError(err);
