@@ -14,24 +14,18 @@
  * ports in the node's namespace (both backends: out of the instance's reach), or inside
  * the namespace of its attached NIC.
  */
-import { execFile } from 'node:child_process';
 import { step } from './step-times.js';
-import { access, readFile, writeFile } from 'node:fs/promises';
 import ipaddr from 'ipaddr.js';
 import type { Registry } from 'prom-client';
-import { FwFeedClient, installedInstances, loadNft } from '../fw/applier.js';
-import { renderNetnsRemoval } from '../fw/nft.js';
 import { SvpStatus } from '../svp/codec.js';
 import type { ClientLogEntry, LogResult, LogRmResult, QueryOptions, Vl2Result, Vl3Result } from '../svp/client.js';
 import type { BackendMiss, DataplaneBackend, VnetEntries } from './backend.js';
 import { type UnderlayRouting, repointEntries } from './underlay-routing.js';
 import { UnderlayFollower, localIpv4Addresses } from './underlay-follow.js';
-import { FlowLog } from './flowlog.js';
-import { nativeNflogAvailable } from '../dataplane/nflog.js';
+import { NodeFirewall, type NodeFirewallConfig } from './node-firewall.js';
 import { ResolvingCache, type Vl2Mapping, type Vl3Mapping, vl2Key, vl3Key } from './cache.js';
 import { inNetns, ip as ipCmd, linkWithAddress } from './plumbing/iproute.js';
 import { canonicalMac } from '../net/addr.js';
-import { hostPortName } from '../net/ports.js';
 import { ifnameProblem, netnsPathProblem, sandboxPathProblem } from './plumbing/checks.js';
 import { instanceNetnsProblem } from './plumbing/netns.js';
 import { type NicPlumbing, PlumbingError, nicSettings, plumbingFor, stagedPlumbingFor } from './plumbing/nic.js';
@@ -90,16 +84,8 @@ export interface AgentOptions {
    * Default: it must be an existing network namespace other than the node's and the host's.
    */
   checkNetns?: (path: string) => Promise<string | undefined>;
-  /** Apply the instances' firewall rulesets from the controller's feed (GET /fw/nodes/:node/rulesets). */
-  firewall?: {
-    controllerUrl: string;
-    /** fetch carrying the node's credentials (TLS, token). */
-    fetch?: typeof fetch;
-    waitMs?: number;
-    retryMs?: number;
-    /** Where logged rules' connections are written (./flowlog.ts), rotated past maxBytes. */
-    flowLog?: { path: string; maxBytes?: number };
-  };
+  /** Apply the instances' firewall rulesets from the controller's feed (GET /fw/nodes/:node/rulesets), node-side. */
+  firewall?: NodeFirewallConfig;
   /** Called for each shootdown applied, with the time (Unix ms) it took effect. */
   onShootdownApplied?: (entry: ClientLogEntry, appliedAt: number) => void;
   /** The agent's logger (pino; the CLI's root logger); none: silent. */
@@ -216,14 +202,13 @@ export class Agent {
   private logLoop: Promise<void> | undefined;
   /** State records of NICs plumbed here (also those placed elsewhere awaiting detach). */
   private readonly records = new Map<string, AttachmentRecord>();
-  private fw: FwFeedClient | undefined;
+  private fw: NodeFirewall | undefined;
   private routers: RouterFollower | undefined;
   private readonly published: PublishedPorts;
   shootdownsApplied = 0;
   /** The underlay address in use (follows the node's when it changes: ./underlay-follow.ts). */
   private ownUnderlay: string;
   private follower: UnderlayFollower | undefined;
-  private flowLog: FlowLog | undefined;
 
   constructor(private readonly o: AgentOptions) {
     this.ownUnderlay = o.underlayIp;
@@ -305,28 +290,16 @@ export class Agent {
     });
     this.follower.start(this.o.underlayFollowMs);
     if (this.o.firewall) {
-      await ensureBridgeNetfilter((msg) => this.log.warn(msg));
-      await this.removeNetnsFirewalls();
-      this.startFlowLog();
-      this.fw = new FwFeedClient({
-        controllerUrl: this.o.firewall.controllerUrl,
-        ...(this.o.firewall.fetch ? { fetch: this.o.firewall.fetch } : {}),
+      this.fw = new NodeFirewall({
+        ...this.o.firewall,
         nodeUuid: this.o.nodeUuid,
-        portsOf: (uuid) => this.nicsOf(uuid).map((n) => hostPortName(n.mac)),
-        ...(this.o.publicationLinks ? { linksOf: (uuid: string) => this.nicsOf(uuid).flatMap((n) => this.publicationLinks.get(n.mac) ?? []) } : {}),
-        listInstalled: () => installedInstances(undefined, 'bridge'),
+        nics: () => this.nics.values(),
+        isStaged: (mac) => this.o.backend.isStaged(mac),
+        ...(this.o.publicationLinks ? { publicationLinkOf: (mac: string) => this.publicationLinks.get(mac) } : {}),
         registry: this.o.registry,
-        ...(this.o.firewall.waitMs !== undefined ? { waitMs: this.o.firewall.waitMs } : {}),
-        ...(this.o.firewall.retryMs !== undefined ? { retryMs: this.o.firewall.retryMs } : {}),
-        onRound: (r) => {
-          if (r.applied.length > 0) this.log.info(`firewall: applied ${r.applied.length} ruleset(s) at revision ${r.revision}`);
-          for (const [uuid, why] of r.failed) {
-            // A staged NIC's workload has no namespace yet by design: activation applies its table.
-            if (uuid !== '(feed)' && !this.stagedInstance(uuid)) this.log.warn(`firewall: ${uuid}: ${why}`);
-          }
-        },
+        log: this.log,
       });
-      this.fw.start();
+      await this.fw.start();
     }
   }
 
@@ -413,59 +386,6 @@ export class Agent {
   /** Reads the routers of this node's owners again (after an owner came or went). */
   private async refreshRouters(): Promise<void> {
     await this.routers?.refresh().catch((err: Error) => this.log.warn(`routers: ${err.message}`));
-  }
-
-  private startFlowLog(): void {
-    const cfg = this.o.firewall?.flowLog;
-    if (!cfg) return;
-    if (!nativeNflogAvailable()) {
-      this.log.warn('firewall: flow logs need the native addon (NFLOG); not collected');
-      return;
-    }
-    const flows = new FlowLog({
-      path: cfg.path,
-      node: this.o.nodeUuid,
-      ownerOf: (instance) => this.nicsOf(instance).find((n) => n.owner_uuid)?.owner_uuid,
-      ...(cfg.maxBytes !== undefined ? { maxBytes: cfg.maxBytes } : {}),
-      ...(this.o.registry ? { registry: this.o.registry } : {}),
-      log: (msg) => this.log.warn(msg),
-    });
-    try {
-      flows.start();
-      this.flowLog = flows;
-      this.log.info(`firewall: flow logs to ${cfg.path}`);
-    } catch (err) {
-      this.log.warn(`firewall: flow logs not collected: ${(err as Error).message}`);
-    }
-  }
-
-  /**
-   * Tables an agent that enforced inside instances' namespaces left there: with node-side
-   * enforcement they would only hold stale rules.
-   */
-  private async removeNetnsFirewalls(): Promise<void> {
-    for (const ns of this.attachedNamespaces()) {
-      for (const uuid of await installedInstances(ns, 'inet')) {
-        const error = await loadNft(ns, renderNetnsRemoval(uuid));
-        if (error !== undefined) this.log.warn(`firewall: removing ${uuid}'s table in ${ns}: ${error}`);
-      }
-    }
-  }
-
-  /** True when an instance's NICs here are all staged (waiting for their runtime to move them). */
-  private stagedInstance(uuid: string): boolean {
-    const mine = this.nicsOf(uuid);
-    return mine.length > 0 && mine.every((n) => this.o.backend.isStaged(n.mac));
-  }
-
-  /** The NICs attached here that belong to this instance. */
-  private nicsOf(instanceUuid: string): AttachedNic[] {
-    return [...this.nics.values()].filter((n) => n.belongs_to_uuid === instanceUuid);
-  }
-
-  /** The namespaces of the NICs attached here. */
-  private attachedNamespaces(): Set<string> {
-    return new Set([...this.nics.values()].flatMap((n) => (n.netns ? [n.netns] : [])));
   }
 
   private async saveState(): Promise<void> {
@@ -1077,9 +997,7 @@ export class Agent {
       cache: { vl3: this.vl3.sizes(), vl2: this.vl2.sizes() },
       shootdowns_applied: this.shootdownsApplied,
       ...(this.o.routing ? { encryption: this.o.routing.status() } : {}),
-      firewall: this.fw
-        ? { enabled: true, revision: this.fw.revision, failures: Object.fromEntries(this.fw.failures) }
-        : { enabled: false },
+      firewall: this.fw ? this.fw.status() : { enabled: false },
     };
   }
 
@@ -1090,34 +1008,8 @@ export class Agent {
     await this.follower?.stop();
     // Tables stay in the namespaces: the instances stay protected while the agent is down.
     await this.fw?.stop();
-    await this.flowLog?.close();
     await this.o.routing?.stop();
     this.o.backend.close();
     await Promise.race([this.logLoop, sleep(100)]);
-  }
-}
-
-/**
- * Node-side firewalls read conntrack state that br_netfilter gives bridged IP traffic (on
- * by default in every namespace where the module is loaded): load the module when its
- * switches are missing, and switch them on if someone turned them off.
- */
-async function ensureBridgeNetfilter(warn: (msg: string) => void): Promise<void> {
-  if (!(await access('/proc/sys/net/bridge/bridge-nf-call-iptables').then(() => true, () => false))) {
-    await new Promise<void>((resolve) => execFile('modprobe', ['br_netfilter'], (err) => {
-      if (err) warn(`firewall: modprobe br_netfilter: ${err.message.trim()}`);
-      resolve();
-    }));
-  }
-  for (const family of ['iptables', 'ip6tables']) {
-    const path = `/proc/sys/net/bridge/bridge-nf-call-${family}`;
-    try {
-      if ((await readFile(path, 'utf8')).trim() !== '1') {
-        warn(`firewall: ${path} was off; node-side firewalls need it: switching it on`);
-        await writeFile(path, '1\n');
-      }
-    } catch (err) {
-      warn(`firewall: ${path}: ${(err as Error).message} (node-side firewalls cannot see connection state)`);
-    }
   }
 }
