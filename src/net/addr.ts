@@ -39,6 +39,25 @@ export function parseIp(v: unknown): IpAddr | undefined {
   }
 }
 
+/** One decimal octet without leading zeros (a leading zero means octal to ipaddr.js). */
+const QUAD = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]\d|\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]\d|\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]\d|\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]\d|\d)$/;
+
+/**
+ * A canonical dotted quad ('10.1.2.3') as a 32-bit unsigned number, or undefined for any
+ * other text. The allocator's hot paths take this shortcut; everything else goes through
+ * ipaddr.js.
+ */
+export function quadToNumber(text: string): number | undefined {
+  const m = QUAD.exec(text);
+  if (!m) return undefined;
+  return ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0;
+}
+
+/** The canonical dotted quad of a 32-bit unsigned number. */
+export function numberToQuad(n: number): string {
+  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
 function ipv4FromNumber(n: number): ipaddr.IPv4 {
   return new ipaddr.IPv4([(n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
 }

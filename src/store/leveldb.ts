@@ -19,9 +19,12 @@
  *
  * Point reads go through a bounded cache of current values (./read-cache.ts): the writer
  * refreshes every key it commits once the batch is durable, and a database read fills it
- * only if no commit batch was in flight at any time during the read. So a cached entry
- * is always the value at this.rev, and a group whose keys are all cached is evaluated
- * without reading the database.
+ * only with keys that no commit batch it may have raced writes (the batch in flight when
+ * the read took its snapshot, and every batch issued before it returned). So a cached
+ * entry is always the value at this.rev, and a group whose keys are all cached is
+ * evaluated without reading the database. A commit that queues behind a busy writer
+ * starts reading its uncached keys at once, so its group seldom has to read when its turn
+ * comes.
  */
 import { mkdir } from 'node:fs/promises';
 import {
@@ -101,6 +104,8 @@ interface PendingCommit {
 
 /** Log entries deleted per trim batch. */
 const TRIM_CHUNK = 1000;
+/** Commit batches whose keys are remembered for reads that raced them (older: no cache fill). */
+const RECENT_BATCHES = 64;
 
 export class LevelStore implements Store {
   readonly kind = 'leveldb' as const;
@@ -117,8 +122,10 @@ export class LevelStore implements Store {
   private queue: PendingCommit[] = [];
   private writerBusy = false;
   private batchInFlight = false;
-  /** Commit batches issued so far: a read that saw this unchanged, and none in flight, raced no write. */
+  /** Commit batches issued so far (the last one is the one in flight, if any). */
   private batchesIssued = 0;
+  /** The keys each recent commit batch wrote, oldest first: what a read that raced it may not cache. */
+  private recentBatches: Array<{ seq: number; keys: ReadonlySet<string> }> = [];
   private readonly cache: ReadCache;
   private pendingGets: Array<{ key: string; resolve(kv: KeyValue | undefined): void; reject(err: Error): void }> = [];
   /** Run (synchronously) once no commit batch is in flight; see atStableRevision. */
@@ -130,7 +137,7 @@ export class LevelStore implements Store {
   private trimming: Promise<void> | null = null;
 
   private readonly inFlight = new InFlight();
-  private counters = { commits: 0, failedCommits: 0, writeBatches: 0, largestGroup: 0 };
+  private counters = { commits: 0, failedCommits: 0, writeBatches: 0, largestGroup: 0, readBatches: 0, groupReads: 0 };
 
   private constructor(
     private readonly db: LevelDown,
@@ -215,24 +222,28 @@ export class LevelStore implements Store {
     if (key === '') return undefined;
     const cached = this.cache.lookup(key);
     if (cached !== undefined) return cached ?? undefined;
-    return this.track(
-      new Promise<KeyValue | undefined>((resolve, reject) => {
-        this.pendingGets.push({ key, resolve, reject });
-        if (this.pendingGets.length === 1) setImmediate(() => this.flushGets());
-      }),
-    );
+    return new Promise<KeyValue | undefined>((resolve, reject) => {
+      this.pendingGets.push({ key, resolve, reject });
+      if (this.pendingGets.length === 1) this.scheduleFlush();
+    });
+  }
+
+  /** Flushes pendingGets on the next turn; close() waits for that like any read in flight. */
+  private scheduleFlush(): void {
+    this.track(new Promise<void>((resolve) => setImmediate(() => resolve(this.flushGets()))));
   }
 
   /**
    * Point reads that missed the cache during one turn of the event loop (across requests)
    * go to the database together: one getMany, one thread-pool round trip.
    */
-  private flushGets(): void {
+  private flushGets(): Promise<void> {
     // Even once close() has begun: it waits for these tracked reads before closing LevelDB.
     const gets = this.pendingGets.splice(0);
     const keys = [...new Set(gets.map((g) => g.key))];
     const fill = this.cacheFiller();
-    this.track(this.db.getMany(keys.map(dataKey), { asBuffer: false })).then(
+    this.counters.readBatches++;
+    return this.db.getMany(keys.map(dataKey), { asBuffer: false }).then(
       (values) => {
         const got = new Map<string, KeyValue | undefined>();
         keys.forEach((k, i) => {
@@ -262,6 +273,7 @@ export class LevelStore implements Store {
     }
     // Otherwise all from the database: leveldown's getMany reads every key from one snapshot.
     const fill = this.cacheFiller();
+    this.counters.readBatches++;
     const values = await this.track(this.db.getMany(unique.map(dataKey), { asBuffer: false }));
     unique.forEach((k, i) => {
       const raw = values[i];
@@ -273,16 +285,44 @@ export class LevelStore implements Store {
   }
 
   /**
-   * For a database read about to be issued: records what it returns in the cache, unless
-   * a commit batch was in flight when it started or was issued before it finished (then
-   * the read may reflect a write not yet acknowledged, or miss one just acknowledged).
+   * For a database read about to be issued (leveldown takes its snapshot synchronously, in
+   * the call): records what it returns in the cache, except keys written by a commit
+   * batch in flight at the call or issued before the read returned. For those the read
+   * may reflect a write not yet acknowledged, or miss one just acknowledged; every other
+   * key has had the same value from the snapshot to this.rev.
    */
   private cacheFiller(): (key: string, kv: KeyValue | undefined) => void {
-    if (this.batchInFlight) return () => undefined;
-    const issued = this.batchesIssued;
+    const firstRaced = this.batchInFlight ? this.batchesIssued : this.batchesIssued + 1;
     return (key, kv) => {
-      if (this.batchesIssued === issued && !this.closed) this.cache.store(key, kv);
+      if (!this.closed && this.untouchedSince(firstRaced, key)) this.cache.store(key, kv);
     };
+  }
+
+  /** Whether no commit batch numbered firstRaced or later wrote key (false when they are no longer remembered). */
+  private untouchedSince(firstRaced: number, key: string): boolean {
+    if (firstRaced > this.batchesIssued) return true;
+    const recent = this.recentBatches;
+    if (recent.length === 0 || recent[0].seq > firstRaced) return false;
+    for (let i = recent.length - 1; i >= 0 && recent[i].seq >= firstRaced; i--) if (recent[i].keys.has(key)) return false;
+    return true;
+  }
+
+  /**
+   * Starts reading a queued commit's uncached keys while the writer is busy with earlier
+   * groups (the reads fill the cache as any other), so that its own group is evaluated
+   * from memory.
+   */
+  private prefetch(batch: Batch): void {
+    const keys: string[] = [];
+    const want = (k: string): void => {
+      if (k !== '' && this.cache.lookup(k) === undefined) keys.push(k);
+    };
+    for (const p of batch.preconditions ?? []) want(p.key);
+    for (const op of batch.ops) want(op.key);
+    if (keys.length === 0) return;
+    const ignore = (): void => undefined;
+    for (const key of keys) this.pendingGets.push({ key, resolve: ignore, reject: ignore });
+    if (this.pendingGets.length === keys.length) this.scheduleFlush();
   }
 
   async range(opts: RangeOptions): Promise<RangeResult> {
@@ -337,6 +377,7 @@ export class LevelStore implements Store {
       preconditions: (batch.preconditions ?? []).map((p) => ({ ...p })),
       ops: batch.ops.map((o) => ({ ...o })),
     };
+    if (this.writerBusy) this.prefetch(own);
     return new Promise<CommitResult>((resolve, reject) => {
       this.queue.push({ batch: own, resolve, reject });
       this.kick();
@@ -380,6 +421,7 @@ export class LevelStore implements Store {
     }
     if (toRead.length > 0) {
       // No batch is in flight here, so the database is exactly at this.rev.
+      this.counters.groupReads++;
       const raw = await this.db.getMany(toRead.map(dataKey), { asBuffer: false });
       toRead.forEach((k, i) => {
         const v = raw[i];
@@ -433,6 +475,8 @@ export class LevelStore implements Store {
 
       this.batchInFlight = true;
       this.batchesIssued++;
+      this.recentBatches.push({ seq: this.batchesIssued, keys: touched });
+      if (this.recentBatches.length > RECENT_BATCHES) this.recentBatches.shift();
       let error: Error | null = null;
       try {
         await call((cb) => this.db.batch(ops, { sync: this.sync }, cb));
@@ -488,8 +532,12 @@ export class LevelStore implements Store {
     await this.trim();
   }
 
-  /** Commit counters since open: how well group commit is batching (for metrics and tests). */
-  stats(): { commits: number; failedCommits: number; writeBatches: number; largestGroup: number } {
+  /**
+   * Counters since open (for metrics, benchmarks and tests): how well group commit is
+   * batching, and how often reads reach the database (readBatches: point-read batches;
+   * groupReads: groups that had to read keys missing from the cache before evaluating).
+   */
+  stats(): { commits: number; failedCommits: number; writeBatches: number; largestGroup: number; readBatches: number; groupReads: number } {
     return { ...this.counters };
   }
 
