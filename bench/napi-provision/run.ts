@@ -9,9 +9,11 @@
  * Prints a table and writes bench/results/napi-provision.json (.quick.json with --quick).
  *
  *   node --import tsx bench/napi-provision/run.ts [--quick] [--creates N] [--seed N]
- *        [--only fresh|seeded] [--cpu-prof DIR] [--tls]
+ *        [--only fresh|seeded] [--cpu-prof DIR] [--tls] [--log-level LEVEL]
  * --tls also runs the fresh store with REST over HTTPS (certificates from `rhumb pki
  * init`), right after the same runs over plaintext: the cost of TLS, as a ratio.
+ * --log-level runs the controller at that pino level (default warn; a controller's own
+ * default is info), its log lines going to /dev/null.
  * --cpu-prof writes a V8 CPU profile of each measured run (store × concurrency, the
  * controller child only) into DIR; summarise one with bench/cpuprofile-summary.ts.
  */
@@ -40,6 +42,7 @@ const CONCURRENCY = [1, 32];
 const ONLY = value('--only');
 const PROFILE_DIR = value('--cpu-prof');
 const TLS = argv.includes('--tls');
+const LOG_LEVEL = value('--log-level');
 const ADMIN = '930896af-bf8c-48d4-885c-6573a94b1853';
 
 interface Child {
@@ -52,7 +55,11 @@ interface Child {
 
 /** A controller child; with tlsDir its REST API is HTTPS. */
 async function startChild(dir: string, tlsDir?: string): Promise<Child> {
-  const proc = fork(join(here, 'server.ts'), tlsDir ? [dir, tlsDir] : [dir], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const proc = fork(join(here, 'server.ts'), tlsDir ? [dir, tlsDir] : [dir], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', LOG_LEVEL ? 'ignore' : 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, ...(LOG_LEVEL ? { RHUMB_BENCH_LOG_LEVEL: LOG_LEVEL } : {}) },
+  });
   const queue: Array<(m: Record<string, unknown>) => void> = [];
   proc.on('message', (m) => queue.shift()?.(m as Record<string, unknown>));
   const first = await new Promise<Record<string, unknown>>((resolve, reject) => {

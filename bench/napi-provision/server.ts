@@ -30,7 +30,8 @@ const ctl = await startController({
   svpListen: { host: '127.0.0.1', port: 0 },
   adminUuid: ADMIN,
   overlayMtu: 1400,
-  logLevel: 'warn',
+  // --log-level in run.ts: production's default is info (fastify logs every request).
+  logLevel: process.env.RHUMB_BENCH_LOG_LEVEL ?? 'warn',
   // One load generator is one client: measure the controller, not the per-client rate limit.
   restLimits: { maxInFlight: 4096, rate: null },
   ...(tlsDir ? { tlsDir } : {}),
