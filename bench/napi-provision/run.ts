@@ -214,8 +214,9 @@ async function scenario(label: string, seed: number, tls = false): Promise<RunRe
       );
     }
     const out: RunResult[] = [];
-    // A short warm-up (JIT, connections) that is not measured.
-    await measure(child, target.uuid, 4, quick ? 20 : 100, label);
+    // A warm-up (JIT, connections) that is not measured: V8 optimises a function after a
+    // few hundred calls, so fewer creates than this would measure the JIT, not the controller.
+    await measure(child, target.uuid, 4, quick ? 200 : 300, label);
     for (const c of CONCURRENCY) {
       const profile = PROFILE_DIR ? join(PROFILE_DIR, `napi-provision-${label.replace(/[^a-z0-9]+/gi, '_')}-c${c}.cpuprofile`) : undefined;
       const r = await measure(child, target.uuid, c, CREATES, label, profile);
