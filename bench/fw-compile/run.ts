@@ -25,7 +25,7 @@ import Table from 'cli-table3';
 import { PolicyWorld } from '../../src/fw/compile.js';
 import { parseRule, serialize } from '../../src/fw/lang/index.js';
 import { NftApplier, loadNft } from '../../src/fw/applier.js';
-import { renderNetnsRuleset, renderRuleset, renderStateTable } from '../../src/fw/nft.js';
+import { renderRuleset, renderStateTable } from '../../src/fw/nft.js';
 import { checkRuleset } from '../../src/fw/nft-check.js';
 import type { InstanceView, PolicyRule } from '../../src/fw/types.js';
 import { FwEngine } from '../../src/fw/push.js';
@@ -206,7 +206,7 @@ await store.close();
 
 // Apply time per instance: a sample (including the largest ruleset) into a throwaway netns.
 interface FormStats { p50_ms: number; p99_ms: number; max_ms: number; largest_bytes: number; largest_ms: number }
-interface ApplyStats { samples: number; node_side: FormStats; in_namespace: FormStats; check_ms: number }
+interface ApplyStats { samples: number; node_side: FormStats; check_ms: number }
 let apply: ApplyStats | { skipped: string };
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 if (!isRoot) apply = { skipped: 'needs root' };
@@ -243,12 +243,11 @@ else {
     const stateError = await loadNft(path, renderStateTable());
     if (stateError !== undefined) throw new Error(`state table: ${stateError}`);
     const nodeSide = await measure((u) => texts.get(u)!);
-    const inNamespace = await measure((u) => renderNetnsRuleset(u, compiled.get(u) ?? null));
     const cstart = process.hrtime.bigint();
     const check = await checkRuleset(sample.map((u) => texts.get(u)!).join(''));
     const checkMs = ms(cstart);
     if (!check.ok) throw new Error(`nft -c rejected the sample: ${check.error}`);
-    apply = { samples: sample.length, node_side: nodeSide, in_namespace: inNamespace, check_ms: checkMs };
+    apply = { samples: sample.length, node_side: nodeSide, check_ms: checkMs };
   } finally {
     cleanup();
   }
@@ -298,8 +297,6 @@ else {
   table.push(
     ['node-side apply per instance p50 / p99 / max', `${f(apply.node_side.p50_ms)} / ${f(apply.node_side.p99_ms)} / ${f(apply.node_side.max_ms)} ms (${apply.samples} samples)`],
     ['node-side apply, largest ruleset', `${apply.node_side.largest_bytes} bytes in ${f(apply.node_side.largest_ms)} ms`],
-    ['in-namespace apply per instance p50 / p99 / max', `${f(apply.in_namespace.p50_ms)} / ${f(apply.in_namespace.p99_ms)} / ${f(apply.in_namespace.max_ms)} ms`],
-    ['in-namespace apply, largest ruleset', `${apply.in_namespace.largest_bytes} bytes in ${f(apply.in_namespace.largest_ms)} ms`],
     ['nft -c of the whole sample', `${f(apply.check_ms)} ms`],
   );
 }

@@ -19,7 +19,7 @@ import { access, readFile, writeFile } from 'node:fs/promises';
 import ipaddr from 'ipaddr.js';
 import type { Registry } from 'prom-client';
 import { FwFeedClient, installedInstances, loadNft } from '../fw/applier.js';
-import { renderNetnsRuleset } from '../fw/nft.js';
+import { renderNetnsRemoval } from '../fw/nft.js';
 import { SvpStatus } from '../svp/codec.js';
 import type { ClientLogEntry, LogResult, LogRmResult, QueryOptions, Vl2Result, Vl3Result } from '../svp/client.js';
 import type { BackendMiss, DataplaneBackend, VnetEntries } from './backend.js';
@@ -96,7 +96,7 @@ export interface AgentOptions {
     fetch?: typeof fetch;
     waitMs?: number;
     retryMs?: number;
-    /** Node-side placement: where logged rules' connections are written (./flowlog.ts), rotated past maxBytes. */
+    /** Where logged rules' connections are written (./flowlog.ts), rotated past maxBytes. */
     flowLog?: { path: string; maxBytes?: number };
   };
   /** Called for each shootdown applied, with the time (Unix ms) it took effect. */
@@ -107,7 +107,10 @@ export interface AgentOptions {
   routing?: UnderlayRouting;
   /** The node's external side (egress NAT), resolved from `--external-iface`. */
   external?: ExternalSide;
-  /** How often the routers of this node's owners are read again (ms). Default 5000. */
+  /**
+   * Retry delay of the router feed after an error, and how often routers are read again
+   * from a controller without the feed (ms). Default 5000.
+   */
   routerPollMs?: number;
   /** Where published ports survive a restart (absent: memory only). */
   publishedState?: StateFile;
@@ -301,21 +304,16 @@ export class Agent {
     });
     this.follower.start(this.o.underlayFollowMs);
     if (this.o.firewall) {
-      const placement = this.o.backend.firewallPlacement ?? 'netns';
-      if (placement === 'node') {
-        await ensureBridgeNetfilter((msg) => this.log.warn(msg));
-        await this.removeNetnsFirewalls();
-        this.startFlowLog();
-      }
+      await ensureBridgeNetfilter((msg) => this.log.warn(msg));
+      await this.removeNetnsFirewalls();
+      this.startFlowLog();
       this.fw = new FwFeedClient({
         controllerUrl: this.o.firewall.controllerUrl,
         ...(this.o.firewall.fetch ? { fetch: this.o.firewall.fetch } : {}),
         nodeUuid: this.o.nodeUuid,
-        placement,
-        resolveNetns: (uuid) => this.netnsOfInstance(uuid),
         portsOf: (uuid) => this.nicsOf(uuid).map((n) => hostPortName(n.mac)),
         ...(this.o.publicationLinks ? { linksOf: (uuid: string) => this.nicsOf(uuid).flatMap((n) => this.publicationLinks.get(n.mac) ?? []) } : {}),
-        listInstalled: () => (placement === 'node' ? installedInstances(undefined, 'node') : this.installedFirewalls()),
+        listInstalled: () => installedInstances(undefined, 'bridge'),
         registry: this.o.registry,
         ...(this.o.firewall.waitMs !== undefined ? { waitMs: this.o.firewall.waitMs } : {}),
         ...(this.o.firewall.retryMs !== undefined ? { retryMs: this.o.firewall.retryMs } : {}),
@@ -403,7 +401,7 @@ export class Agent {
   /**
    * True when no NIC here belongs to this owner. Routers are read at once only when an
    * owner arrives on the node or leaves it (an attach or detach pays for no REST round
-   * trips otherwise); changes to an owner's routers come with the periodic poll.
+   * trips otherwise); changes to an owner's routers come through the router feed.
    */
   private isNewOwner(owner: string | undefined): boolean {
     if (owner === undefined) return false;
@@ -414,12 +412,6 @@ export class Agent {
   /** Reads the routers of this node's owners again (after an owner came or went). */
   private async refreshRouters(): Promise<void> {
     await this.routers?.refresh().catch((err: Error) => this.log.warn(`routers: ${err.message}`));
-  }
-
-  /** The namespace of an attached NIC of this instance (the firewall's resolveNetns). */
-  netnsOfInstance(instanceUuid: string): string | undefined {
-    for (const n of this.nicsOf(instanceUuid)) if (n.netns) return n.netns;
-    return undefined;
   }
 
   private startFlowLog(): void {
@@ -452,8 +444,8 @@ export class Agent {
    */
   private async removeNetnsFirewalls(): Promise<void> {
     for (const ns of this.attachedNamespaces()) {
-      for (const uuid of await installedInstances(ns)) {
-        const error = await loadNft(ns, renderNetnsRuleset(uuid, null));
+      for (const uuid of await installedInstances(ns, 'inet')) {
+        const error = await loadNft(ns, renderNetnsRemoval(uuid));
         if (error !== undefined) this.log.warn(`firewall: removing ${uuid}'s table in ${ns}: ${error}`);
       }
     }
@@ -473,12 +465,6 @@ export class Agent {
   /** The namespaces of the NICs attached here. */
   private attachedNamespaces(): Set<string> {
     return new Set([...this.nics.values()].flatMap((n) => (n.netns ? [n.netns] : [])));
-  }
-
-  /** Instances with a firewall table in the namespaces of attached NICs. */
-  private async installedFirewalls(): Promise<string[]> {
-    const found = await Promise.all([...this.attachedNamespaces()].map((ns) => installedInstances(ns)));
-    return [...new Set(found.flat())];
   }
 
   private async saveState(): Promise<void> {
@@ -975,7 +961,7 @@ export class Agent {
     const uuid = known.belongs_to_uuid;
     const [moved, protectedFw] = await Promise.allSettled([
       waitForInterface(netns, mac, stagedName(mac), wait),
-      this.fw && uuid ? this.fw.protect(uuid, netns) : Promise.resolve(),
+      this.fw && uuid ? this.fw.protect(uuid) : Promise.resolve(),
     ]);
     if (protectedFw.status === 'rejected') throw protectedFw.reason;
     if (moved.status === 'rejected') throw moved.reason;
@@ -1087,7 +1073,7 @@ export class Agent {
   /** Stops listening and polling; devices and entries stay (traffic keeps flowing). */
   async close(): Promise<void> {
     this.closed = true;
-    this.routers?.stop();
+    await this.routers?.stop();
     await this.follower?.stop();
     // Tables stay in the namespaces: the instances stay protected while the agent is down.
     await this.fw?.stop();

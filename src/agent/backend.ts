@@ -56,12 +56,6 @@ export interface DataplaneBackend {
    * looks it up) and use an entry only for NICs on that VLAN.
    */
   readonly vlanAware?: boolean;
-  /**
-   * Where instances' firewalls are enforced: 'node' when a NIC's port is a node-side
-   * device named from its MAC (a veth's host end: the policy sits there, out of the
-   * instance's reach); 'netns' (the default) inside the instance's namespace.
-   */
-  readonly firewallPlacement?: 'node' | 'netns';
   /** Adopts what a previous agent left in the kernel (nothing is torn down). */
   start(opts: BackendStartOptions): Promise<void>;
   /** vnets with devices on this node. */
@@ -71,7 +65,11 @@ export interface DataplaneBackend {
   isPlumbed(mac: string): boolean;
   /** The vnet a plumbed NIC is on. */
   vnetOf(mac: string): number | undefined;
-  /** Creates the vnet's devices if needed, then the NIC's; all or nothing. */
+  /**
+   * Creates the vnet's devices if needed, then the NIC's; all or nothing. The NIC's frames
+   * cross a node-side port named hostPortName(mac) (../net/ports.ts) on a bridge: the
+   * instance's firewall filters there, out of its reach.
+   */
   plumb(p: NicPlumbing): Promise<{ firstOnVnet: boolean }>;
   /**
    * Like plumb, for a runtime that moves the interface into the workload itself (Docker):

@@ -15,13 +15,12 @@ import type { Logger } from '../log/index.js';
 /**
  * The node's ingress report: the agent's published ports and Docker's, each saying when
  * the instance's firewall does not see it here. Docker -p arrives masqueraded over the
- * container's publication link (src/docker/publish.ts): a firewall inside the container
- * sees the link's address (the entry's seen_from); a node-side one filters the link before
- * the masquerade, so its rules see the client's own address.
+ * container's publication link (src/docker/publish.ts), but the node-side firewall filters
+ * the link before the masquerade: its rules see the client's own address, not the link's
+ * (the entry's seen_from).
  */
-export function ingressTable(published: IngressEntry[], docker: IngressEntry[], o: { firewall: boolean; placement: 'node' | 'netns' }): IngressEntry[] {
+export function ingressTable(published: IngressEntry[], docker: IngressEntry[], o: { firewall: boolean }): IngressEntry[] {
   const dockerSeen = docker.map((e) => {
-    if (o.placement !== 'node') return e;
     const { seen_from: _masqueraded, ...seenAsClient } = e;
     return seenAsClient;
   });

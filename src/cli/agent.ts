@@ -133,7 +133,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     fetch: controllerFetch,
     nodeUuid: node.toLowerCase(),
     intervalMs: Math.max(flags.reportInterval, 1000) * 5,
-    collect: () => ingressTable(agent.ingress(), docker?.ingress() ?? [], { firewall: flags.firewall, placement: backend.firewallPlacement ?? 'netns' }),
+    collect: () => ingressTable(agent.ingress(), docker?.ingress() ?? [], { firewall: flags.firewall }),
     logger: log.child({ component: 'ingress' }),
   });
   const napi = new NapiClient(controller, undefined, controllerFetch);
@@ -264,7 +264,7 @@ export function registerAgentCommands(program: Command): void {
     .option('--state-dir <dir>', 'where attachments survive restarts (default /var/lib/rhumb/agent-<node>)')
     .option('--no-offload <list>', 'userspace backend: offloads to leave off (tso,uso,gso,gro,coalesce,mmsg)')
     .option('--external-iface <ifname>', "the node's external interface: fabric networks with internet_nat reach beyond the overlay through SNAT to its address")
-    .option('--router-poll <ms>', "how often the routers of this node's owners are read again", parseIntArg(100, 600_000), 5000)
+    .option('--router-poll <ms>', "retry delay of the router feed after an error (and how often routers are read from a controller without the feed)", parseIntArg(100, 600_000), 5000)
     .option('--no-firewall', "don't apply the instances' firewall rulesets from the controller")
     .option('--flow-log <path>', 'where connections of logged firewall rules are written (JSON lines; kernel backend)', DEFAULT_FLOW_LOG)
     .option('--flow-log-max-bytes <n>', 'rotate the flow log past this size (keeps 3 older files)', parseIntArg(4096, 2 ** 40), 16 * 1024 * 1024)

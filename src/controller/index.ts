@@ -29,6 +29,8 @@ import { startupWarnings } from './warnings.js';
 import { WireguardDirectory } from '../overlay/wireguard-directory.js';
 import type { EncryptionMode } from '../overlay/wireguard.js';
 import { registerWireguardRoutes } from '../napi/routes/wireguard.js';
+import { RouterDirectory } from '../napi/router-directory.js';
+import { registerRouterFeed } from '../napi/routes/router-feed.js';
 
 export interface HostPort {
   host: string;
@@ -138,11 +140,14 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   let svp: SvpServer | undefined;
   const wgLog = logger.child({ component: 'wireguard' });
   const wireguard = new WireguardDirectory(store, { onError: (err) => wgLog.warn({ err: err.message }, 'peer directory') });
+  const routerLog = logger.child({ component: 'routers' });
+  const routers = new RouterDirectory(store, { onError: (err) => routerLog.warn({ err: err.message }, 'router directory') });
   try {
     await ensureInitialData({ store, config });
     // The index answers SVP from memory; it must be caught up before SVP opens.
     await index.start();
     await wireguard.start();
+    await routers.start();
     if (opts.encryption !== undefined || opts.tunnelSubnet !== undefined) {
       const set = await wireguard.request(opts.encryption ?? wireguard.encryption.target ?? wireguard.encryption.mode, opts.tunnelSubnet ? { tunnelSubnet: opts.tunnelSubnet } : {});
       wgLog.info(`underlay encryption: ${set.mode}${set.target ? ` (until every node is ready, then ${set.target})` : ''}, tunnel subnet ${set.tunnel_subnet}`);
@@ -158,7 +163,11 @@ export async function startController(opts: ControllerOptions): Promise<Controll
           const rev = latestRevisionUnder(rec, OVERLAY_PREFIX);
           if (rev > 0) await index.waitForRevision(rev, 5000);
         },
-        extraRoutes: [(a, ctx) => void registerConsole(a, ctx, { ui: opts.ui ?? true }), (a, ctx) => registerWireguardRoutes(a, ctx, wireguard, { maxWaitersPerNode: opts.feed?.maxWaitersPerNode })],
+        extraRoutes: [
+          (a, ctx) => void registerConsole(a, ctx, { ui: opts.ui ?? true }),
+          (a, ctx) => registerWireguardRoutes(a, ctx, wireguard, { maxWaitersPerNode: opts.feed?.maxWaitersPerNode }),
+          (a) => registerRouterFeed(a, routers, { maxWaitersPerNode: opts.feed?.maxWaitersPerNode }),
+        ],
         auth: { tokens, metricsOpen: opts.metricsOpen, limits: opts.restLimits },
         server: { tls: serverTls, timeouts: opts.restTimeouts, maxConnections: opts.restMaxConnections },
         ...(opts.feed ? { fw: opts.feed } : {}),
@@ -247,6 +256,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
         await svpServer.close();
         await started.close();
         wireguard.stop();
+        routers.stop();
         index.close();
         await store.close();
       },
@@ -255,6 +265,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     await svp?.close().catch(() => undefined);
     await app?.close().catch(() => undefined);
     wireguard.stop();
+    routers.stop();
     index.close();
     await store.close().catch(() => undefined);
     throw err;

@@ -2,12 +2,11 @@
  * Agent side of the firewall: applies compiled rulesets, and the loop that long-polls the
  * controller's per-node feed.
  *
- * Where a policy is enforced (FwFeedClientOptions.placement):
- * - 'node' (bridge-based backends): each instance's table lives in the node's namespace and
- *   filters its ports (./nft.ts renderRuleset), next to the node-wide state table
- *   (renderStateTable); nothing the instance does in its own namespace reaches them;
- * - 'netns': inside the instance's namespace (renderNetnsRuleset), for backends whose
- *   ports have no node-side device.
+ * Policies are enforced node-side on both backends: each instance's table lives in the
+ * node's namespace and filters its ports (./nft.ts renderRuleset), next to the node-wide
+ * state table (renderStateTable); nothing the instance does in its own namespace reaches
+ * them. (Tables an older agent loaded inside instances' namespaces are the agent's to
+ * clear at start: ./nft.ts renderNetnsRemoval.)
  *
  * Each ruleset is a complete `nft -f` transaction (create-if-missing, delete, define the
  * table), loaded as one nftables netlink batch by the
@@ -19,7 +18,7 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { nativeNftAvailable, nftApply, nftList } from '../dataplane/nftables.js';
 import { tableName } from './compile.js';
-import { renderNetnsRuleset, renderRuleset, renderStateTable, rulesetProblem, runWithInput, splitPublicationLinks, withNodePorts, withPublicationLinks } from './nft.js';
+import { renderRuleset, renderStateTable, rulesetProblem, runWithInput, splitPublicationLinks, withNodePorts, withPublicationLinks } from './nft.js';
 import type { FeedResponse, NodeRuleset } from './push.js';
 
 export interface ApplyResult {
@@ -90,9 +89,14 @@ export class NftApplier {
     return { ok: true, changed: true };
   }
 
+  /** Loads the node-wide state table (renderStateTable) that instances' tables read; nftables' message when refused. */
+  loadStateTable(netnsPath: string | undefined): Promise<string | undefined> {
+    return loadNft(netnsPath, renderStateTable());
+  }
+
   /** Removes the instance's table (no-op if absent) and forgets it. */
-  async remove(instance: string, netnsPath: string | undefined, placement: Placement = 'node'): Promise<ApplyResult> {
-    const res = await this.apply(instance, netnsPath, placement === 'node' ? renderRuleset(instance, null) : renderNetnsRuleset(instance, null));
+  async remove(instance: string, netnsPath: string | undefined): Promise<ApplyResult> {
+    const res = await this.apply(instance, netnsPath, renderRuleset(instance, null));
     if (res.ok) this.current.delete(instance);
     return res;
   }
@@ -122,12 +126,11 @@ function appliedTextProblem(instance: string, text: string): string | undefined 
 
 /**
  * An instance's table before its compiled ruleset arrives: the default policy alone
- * (inbound blocked, outbound allowed), in the form its placement loads — node-side on the
- * instance's ports (an empty list would filter nothing), or inside its namespace.
+ * (inbound blocked, outbound allowed) on the instance's ports (an empty list would filter
+ * nothing).
  */
-export function defaultRuleset(instanceUuid: string, placement: Placement, ports: readonly string[] = []): string {
+export function defaultRuleset(instanceUuid: string, ports: readonly string[]): string {
   const policy = { instance: instanceUuid, table: tableName(instanceUuid), sets: [], inbound: [], outbound: [] };
-  if (placement === 'netns') return renderNetnsRuleset(instanceUuid, policy);
   if (ports.length === 0) throw new TypeError(`firewall: the node-side default policy of ${instanceUuid} needs its ports`);
   return renderRuleset(instanceUuid, policy, ports);
 }
@@ -147,31 +150,22 @@ export async function loadNft(netnsPath: string | undefined, text: string): Prom
   return res.code === 0 ? undefined : (res.spawnError?.message ?? res.stderr.trim()) || `nft exited with ${res.code}`;
 }
 
-export type NetnsResolver = (instanceUuid: string) => string | undefined | Promise<string | undefined>;
-
-/** Where instances' policies are enforced (see the top of this file). */
-export type Placement = 'node' | 'netns';
-
 export interface FwFeedClientOptions {
   /** Controller REST base URL, e.g. http://10.0.0.1:8080 */
   controllerUrl: string;
   /** fetch carrying the node's credentials (TLS, token); default the global fetch. */
   fetch?: typeof fetch;
   nodeUuid: string;
-  /** 'node' (default): tables in the node's namespace, on the instances' ports; 'netns': in theirs. */
-  placement?: Placement;
-  /** The node's namespace for 'node' placement (default: the agent's own). */
+  /** The node's namespace, where the tables go (default: the agent's own). */
   nodeNetns?: string;
-  /** Instance uuid → network namespace path (/var/run/netns/NAME, /proc/PID/ns/net); 'netns' placement. */
-  resolveNetns?: NetnsResolver;
   /**
-   * 'node' placement: the node-side ports of the instance's NICs plumbed here. Its table
+   * The node-side ports of the instance's NICs plumbed here. Its table
    * filters on them as well as on those the controller's text names, which may not know
    * a NIC plumbed a moment ago yet.
    */
   portsOf?: (instanceUuid: string) => readonly string[];
   /**
-   * 'node' placement: the instance's publication links here (Docker -p), routed into it
+   * The instance's publication links here (Docker -p), routed into it
    * beside its ports; given (even when empty), every node-side text carries their table.
    */
   linksOf?: (instanceUuid: string) => readonly string[];
@@ -205,14 +199,13 @@ export class FwFeedClient {
   /** Instances with a ruleset we could not apply yet, and why. */
   readonly failures = new Map<string, string>();
   private readonly pending = new Map<string, NodeRuleset>();
-  /** Rulesets applied (both forms: which text is loaded depends on the placement and the ports here). */
-  private readonly known = new Map<string, { text: string; netnsText: string }>();
+  /** Rulesets applied (the text loaded adds the ports and links here: textFor). */
+  private readonly known = new Map<string, { text: string }>();
   private running = false;
   private abort: AbortController | undefined;
   private loop: Promise<void> | undefined;
   private sleeper: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
   private readonly listeners = new Set<() => void>();
-  readonly placement: Placement;
   /** The node-wide state table is in place (loaded before any instance table). */
   private stateLoaded = false;
   /** Applying a round and protect() never interleave (an instance's tables go in order). */
@@ -220,15 +213,6 @@ export class FwFeedClient {
 
   constructor(private readonly opts: FwFeedClientOptions) {
     this.applier = opts.applier ?? new NftApplier(opts.registry ? { registry: opts.registry } : {});
-    this.placement = opts.placement ?? 'node';
-    if (this.placement === 'netns' && !opts.resolveNetns) throw new TypeError('fw feed: netns placement needs resolveNetns');
-  }
-
-  /** Where an instance's table goes: the node's namespace, or the instance's (undefined: not here yet). */
-  private async target(uuid: string): Promise<{ ns: string | undefined } | undefined> {
-    if (this.placement === 'node') return { ns: this.opts.nodeNetns };
-    const ns = await this.opts.resolveNetns!(uuid);
-    return ns === undefined ? undefined : { ns };
   }
 
   start(): void {
@@ -292,15 +276,14 @@ export class FwFeedClient {
 
   /** Instance tables read the state table's marks: it goes first (again on a resync: force). */
   private async ensureStateTable(force: boolean): Promise<void> {
-    if (this.placement !== 'node' || (this.stateLoaded && !force)) return;
-    const error = await loadNft(this.opts.nodeNetns, renderStateTable());
+    if (this.stateLoaded && !force) return;
+    const error = await this.applier.loadStateTable(this.opts.nodeNetns);
     if (error !== undefined) throw new Error(`node state table: ${error}`);
     this.stateLoaded = true;
   }
 
-  /** The text this placement loads for a ruleset (node-side: on the instance's ports here too). */
-  private textFor(uuid: string, r: { text: string; netnsText: string }): string {
-    if (this.placement === 'netns') return r.netnsText;
+  /** The text loaded for a ruleset: on the instance's ports and publication links here too. */
+  private textFor(uuid: string, r: { text: string }): string {
     return this.withLinks(uuid, withNodePorts(r.text, this.opts.portsOf?.(uuid) ?? []));
   }
 
@@ -312,12 +295,12 @@ export class FwFeedClient {
   /**
    * The instance's publication links changed (Docker -p): its table goes in again now,
    * before anything is published through a new link: its known ruleset, or else the
-   * default policy. Nothing when it has no port here ('node' placement only). Throws when
+   * default policy. Nothing when it has no port here. Throws when
    * nft refuses (the caller must not publish).
    */
   async relink(uuid: string): Promise<void> {
-    if (this.placement !== 'node' || (this.opts.portsOf?.(uuid) ?? []).length === 0) return;
-    await this.protect(uuid, '');
+    if ((this.opts.portsOf?.(uuid) ?? []).length === 0) return;
+    await this.protect(uuid);
   }
 
   private async handle(res: FeedResponse): Promise<void> {
@@ -329,25 +312,14 @@ export class FwFeedClient {
       for (const uuid of new Set([...this.known.keys(), ...installed])) {
         if (present.has(uuid)) continue;
         this.pending.set(uuid, {
-          uuid, table: '', text: renderRuleset(uuid, null), netnsText: renderNetnsRuleset(uuid, null), revision: res.revision, removed: true,
+          uuid, table: '', text: renderRuleset(uuid, null), revision: res.revision, removed: true,
         });
       }
     }
     for (const r of res.rulesets) this.pending.set(r.uuid, r);
     const applied: string[] = [];
     for (const [uuid, r] of [...this.pending]) {
-      const where = await this.target(uuid);
-      if (where === undefined) {
-        if (r.removed) {
-          // Gone from this node and no namespace left: nothing to remove.
-          this.pending.delete(uuid);
-          this.known.delete(uuid);
-          this.applier.forget(uuid);
-          this.failures.delete(uuid);
-        } else this.failures.set(uuid, 'no network namespace for this instance (yet)');
-        continue;
-      }
-      const out = await this.applier.apply(uuid, where.ns, this.textFor(uuid, r));
+      const out = await this.applier.apply(uuid, this.opts.nodeNetns, this.textFor(uuid, r));
       if (!out.ok) {
         this.failures.set(uuid, out.error ?? 'apply failed');
         continue;
@@ -373,27 +345,18 @@ export class FwFeedClient {
 
   /**
    * Puts an instance's firewall in place now, before the first packet of a NIC about to
-   * carry traffic in netns: the ruleset the feed already has for it, or else the default
-   * policy, which the compiled ruleset replaces when it arrives. Where its placement says:
-   * node-side on the ports of its NICs here (portsOf, the new one among them), or inside
-   * netns. Throws when nft refuses (the caller must not let traffic through).
+   * carry traffic: the ruleset the feed already has for it, or else the default policy,
+   * which the compiled ruleset replaces when it arrives, on the ports of its NICs here
+   * (portsOf, the new one among them). Throws when nft refuses (the caller must not let
+   * traffic through).
    */
-  protect(uuid: string, netns: string): Promise<'ruleset' | 'default'> {
+  protect(uuid: string): Promise<'ruleset' | 'default'> {
     return this.exclusive(async () => {
       const pending = this.pending.get(uuid);
       const ruleset = pending && !pending.removed ? pending : this.known.get(uuid);
-      let text: string;
-      let where: string | undefined;
-      if (this.placement === 'node') {
-        await this.ensureStateTable(false);
-        where = this.opts.nodeNetns;
-        text = ruleset ? this.textFor(uuid, ruleset) : this.withLinks(uuid, defaultRuleset(uuid, 'node', this.opts.portsOf?.(uuid) ?? []));
-      } else {
-        where = netns;
-        text = ruleset ? ruleset.netnsText : defaultRuleset(uuid, 'netns');
-        // A namespace it was never in: whatever was applied elsewhere does not count.
-        this.applier.forget(uuid);
-      }
+      await this.ensureStateTable(false);
+      const where = this.opts.nodeNetns;
+      const text = ruleset ? this.textFor(uuid, ruleset) : this.withLinks(uuid, defaultRuleset(uuid, this.opts.portsOf?.(uuid) ?? []));
       const out = await this.applier.apply(uuid, where, text);
       if (!out.ok) throw new Error(`firewall of ${uuid} ${where === undefined ? "in the node's namespace" : `in ${where}`}: ${out.error ?? 'nft failed'}`);
       if (ruleset === undefined) return 'default';
@@ -418,11 +381,11 @@ export class FwFeedClient {
 }
 
 /**
- * Instance uuids whose rhumb tables exist in a namespace (undefined: this one) for
- * FwFeedClient's listInstalled: node-side tables (family bridge) for 'node' placement,
- * in-namespace ones (family inet) for 'netns'.
+ * Instance uuids whose rhumb tables exist in a namespace (undefined: this one): node-side
+ * tables (family bridge, FwFeedClient's listInstalled) in the node's, or tables an older
+ * agent loaded inside an instance's (family inet).
  */
-export async function installedInstances(netnsPath: string | undefined, placement: Placement = 'netns'): Promise<string[]> {
+export async function installedInstances(netnsPath: string | undefined, family: 'bridge' | 'inet'): Promise<string[]> {
   let tables: string;
   if (nativeNftAvailable()) {
     try {
@@ -436,7 +399,6 @@ export async function installedInstances(netnsPath: string | undefined, placemen
     if (res.code !== 0) return [];
     tables = res.stdout;
   }
-  const family = placement === 'node' ? 'bridge' : 'inet';
   const out: string[] = [];
   for (const m of tables.matchAll(new RegExp(`^table ${family} rhumb_fw_([0-9a-f]{32})$`, 'gm'))) {
     const h = m[1]!;

@@ -6,16 +6,14 @@
  * delete it, and define it afresh — loaded as one batch it applies atomically, so an
  * instance never runs without a policy and a failed load leaves the old one in place.
  *
- * Two forms of the same policy (same entries, same order, same verdicts):
- * - renderRuleset: the node-side table (family bridge, in the node's namespace), filtering
- *   the frames that leave or reach the instance's ports (host ends of its veths, named
- *   from its MACs). The instance cannot touch it: flushing every table in its own
- *   namespace changes nothing. The bridge family has no conntrack on kernels without
- *   nf_conntrack_bridge, so the node-wide table of renderStateTable (family inet, seeing
- *   bridged IP traffic through br_netfilter) copies each packet's conntrack state into two
- *   mark bits, which the per-instance tables read.
- * - renderNetnsRuleset: the table inside the instance's own namespace (family inet), for
- *   backends without a node-side port to filter on.
+ * renderRuleset: the node-side table (family bridge, in the node's namespace), filtering
+ * the frames that leave or reach the instance's ports (host ends of its veths, named from
+ * its MACs). The instance cannot touch it: flushing every table in its own namespace
+ * changes nothing. The bridge family has no conntrack on kernels without
+ * nf_conntrack_bridge, so the node-wide table of renderStateTable (family inet, seeing
+ * bridged IP traffic through br_netfilter) copies each packet's conntrack state into two
+ * mark bits, which the per-instance tables read. (renderNetnsRemoval only clears the
+ * in-namespace tables older agents loaded.)
  */
 import { spawn } from 'node:child_process';
 import type { IcmpType } from './lang/index.js';
@@ -156,39 +154,13 @@ function setLines(policy: CompiledPolicy): string[] {
   return out;
 }
 
-/** The in-namespace table body (sets and chains) of a policy. */
-function netnsTableBody(policy: CompiledPolicy): string[] {
-  const out = setLines(policy);
-  out.push('\tchain input {');
-  out.push('\t\ttype filter hook input priority filter; policy drop;');
-  out.push('\t\tct state established,related accept');
-  out.push('\t\tct state invalid drop');
-  out.push('\t\tiifname "lo" accept');
-  out.push(`\t\ticmpv6 type { ${ND_TYPES} } accept`);
-  for (const e of policy.inbound) if (!e.noop) for (const l of entryLines(e)) out.push(`\t\t${l}`);
-  out.push('\t}');
-  out.push('\tchain output {');
-  out.push('\t\ttype filter hook output priority filter; policy accept;');
-  out.push('\t\tct state established,related accept');
-  out.push('\t\toifname "lo" accept');
-  out.push(`\t\ticmpv6 type { ${ND_TYPES} } accept`);
-  for (const e of policy.outbound) if (!e.noop) for (const l of entryLines(e)) out.push(`\t\t${l}`);
-  out.push('\t}');
-  return out;
-}
-
 /**
- * The in-namespace form: the nft -f file replacing an instance's table (family inet) in its
- * own namespace atomically; with a null policy (firewall off, instance gone) it only
- * removes the table.
+ * The nft -f file that removes the table an older agent loaded inside an instance's own
+ * namespace (family inet) when rhumb still enforced there; a no-op when it is absent.
  */
-export function renderNetnsRuleset(instanceUuid: string, policy: CompiledPolicy | null): string {
+export function renderNetnsRemoval(instanceUuid: string): string {
   const table = tableName(instanceUuid);
-  const lines = [`table inet ${table}`, `delete table inet ${table}`];
-  if (policy) {
-    lines.push(`table inet ${table} {`, ...netnsTableBody(policy), '}');
-  }
-  return lines.join('\n') + '\n';
+  return `table inet ${table}\ndelete table inet ${table}\n`;
 }
 
 /** The node-wide table (family inet) that copies conntrack state into mark bits. */
@@ -299,8 +271,8 @@ export function withNodePorts(text: string, ports: readonly string[]): string {
  * The node-side table body. Frames from the instance's ports run its outbound chain
  * (an allow returns, so a frame between two ports of one instance also meets the inbound
  * chain), frames to them its inbound chain: on the bridge (forward) and to or from the
- * node itself (input, output). Non-IP frames (ARP) pass, as the in-namespace table never
- * saw them.
+ * node itself (input, output). Non-IP frames (ARP) pass: an inet-family table never sees
+ * them either.
  */
 function nodeTableBody(policy: CompiledPolicy, ports: readonly string[]): string[] {
   const out = setLines(policy);
@@ -408,10 +380,8 @@ export function rulesetProblem(instanceUuid: string, text: string): string | und
     return (err as Error).message;
   }
   const lines = text.split('\n');
-  // Either form: the node-side table (bridge) or the in-namespace one (inet), never both.
-  const family = lines[0] === `table bridge ${table}` ? 'bridge' : 'inet';
-  const named = `table ${family} ${table}`;
-  if (lines[0] !== named || lines[1] !== `delete ${named}`) return `the ruleset does not start by replacing table bridge|inet ${table}`;
+  const named = `table bridge ${table}`;
+  if (lines[0] !== named || lines[1] !== `delete ${named}`) return `the ruleset does not start by replacing ${named}`;
   const body = lines.slice(2).filter((l) => l !== '');
   if (body.length > 0 && (body[0] !== `${named} {` || body[body.length - 1] !== '}')) return `the ruleset defines something other than ${named}`;
   for (const l of body.slice(1, -1)) {

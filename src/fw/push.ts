@@ -17,7 +17,7 @@ import type { Change, ChangeSet, Store } from '../store/types.js';
 import { StoreView } from '../store/view.js';
 import { canonicalAddress } from './addr.js';
 import { PolicyWorld, tableName } from './compile.js';
-import { renderNetnsRuleset, renderRuleset } from './nft.js';
+import { renderRuleset } from './nft.js';
 import { hostPortName } from '../net/ports.js';
 import { type CheckResult, checkRulesets } from './nft-check.js';
 import { FW_PREFIX, INSTANCE_PREFIX, RULE_PREFIX, toPolicyRule } from './registry.js';
@@ -31,11 +31,6 @@ export interface NodeRuleset {
    * node's namespace: the instance's policy on its ports (renderRuleset).
    */
   text: string;
-  /**
-   * The same policy as a table inside the instance's namespace (renderNetnsRuleset), for
-   * backends that have no node-side port to filter on.
-   */
-  netnsText: string;
   /** Store revision at which this ruleset last changed for this node. */
   revision: number;
   /** The instance no longer lives on this node: apply (removes the table) and forget it. */
@@ -112,7 +107,7 @@ export class FwEngine {
   /** node -> instance -> latest ruleset published to that node. */
   private readonly perNode = new Map<string, Map<string, NodeRuleset>>();
   /** instance -> its current text and nodes. */
-  private readonly published = new Map<string, { text: string; netnsText: string; nodes: string[]; policy: CompiledPolicy | null }>();
+  private readonly published = new Map<string, { text: string; nodes: string[]; policy: CompiledPolicy | null }>();
   private readonly feedView: StoreView;
   /** Changes of a load in progress, applied as one bulk set when it ends. */
   private loaded: Change[] = [];
@@ -330,7 +325,6 @@ export class FwEngine {
   }
 
   private async publish(affected: Set<string>, revision: number, notify: Set<string>, verify: boolean): Promise<void> {
-    let rejectedNow = new Set<string>();
     const compiled = this.world.compileMany(affected);
     const texts = new Map<string, string>();
     for (const [uuid, policy] of compiled) texts.set(uuid, renderRuleset(uuid, policy, this.ports(uuid)));
@@ -338,7 +332,6 @@ export class FwEngine {
     // nft -f is atomic anyway): checking every instance's table at startup is too slow.
     if (this.opts.verify && verify) {
       // Only new table definitions need checking; a removal cannot be rejected.
-      rejectedNow = new Set<string>();
       const todo = [...compiled].filter(([uuid, p]) => p !== null && texts.get(uuid) !== this.published.get(uuid)?.text).map(([u]) => u);
       const results = await checkRulesets(todo.map((u) => texts.get(u)!), this.opts.verify);
       todo.forEach((uuid, i) => {
@@ -353,7 +346,6 @@ export class FwEngine {
         const prev = this.published.get(uuid);
         texts.set(uuid, prev?.text ?? renderRuleset(uuid, null));
         compiled.set(uuid, prev?.policy ?? null);
-        rejectedNow.add(uuid);
       });
     }
     for (const [uuid, policy] of compiled) {
@@ -361,23 +353,21 @@ export class FwEngine {
       const nodes = inst?.nodes ?? [];
       const text = texts.get(uuid)!;
       const prev = this.published.get(uuid);
-      // A rejected ruleset keeps the previous one in force, in both forms.
-      const netnsText = rejectedNow.has(uuid) ? (prev?.netnsText ?? renderNetnsRuleset(uuid, null)) : renderNetnsRuleset(uuid, policy);
       const prevNodes = prev?.nodes ?? [];
       for (const node of prevNodes) {
         if (nodes.includes(node)) continue;
         this.nodeMap(node).set(uuid, {
-          uuid, table: tableName(uuid), text: renderRuleset(uuid, null), netnsText: renderNetnsRuleset(uuid, null), revision, removed: true,
+          uuid, table: tableName(uuid), text: renderRuleset(uuid, null), revision, removed: true,
         });
         notify.add(node);
       }
       for (const node of nodes) {
         const cur = this.perNode.get(node)?.get(uuid);
-        if (cur && !cur.removed && cur.text === text && cur.netnsText === netnsText) continue;
-        this.nodeMap(node).set(uuid, { uuid, table: tableName(uuid), text, netnsText, revision });
+        if (cur && !cur.removed && cur.text === text) continue;
+        this.nodeMap(node).set(uuid, { uuid, table: tableName(uuid), text, revision });
         notify.add(node);
       }
-      if (inst) this.published.set(uuid, { text, netnsText, nodes, policy });
+      if (inst) this.published.set(uuid, { text, nodes, policy });
       else this.published.delete(uuid);
     }
     this.trim(revision);
@@ -408,11 +398,6 @@ export class FwEngine {
   /** The nft text currently published for an instance (node-side form). */
   rulesetText(uuid: string): string | undefined {
     return this.published.get(uuid)?.text;
-  }
-
-  /** The in-namespace form of the text currently published for an instance. */
-  netnsRulesetText(uuid: string): string | undefined {
-    return this.published.get(uuid)?.netnsText;
   }
 
   /** What a node's agent should apply after `since` (long-polls up to waitMs for a change). */

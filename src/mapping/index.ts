@@ -232,8 +232,8 @@ export class MappingIndex {
 
   private applyChange(c: Change, revision: number, arrived: Array<{ vnet: number; rev: number }>): void {
     if (c.type === 'put') {
-      const entry = this.applyPut(this.state, c.key, c.value ?? '', revision);
-      if (entry) arrived.push(entry);
+      const entries = this.applyPut(this.state, c.key, c.value ?? '', revision);
+      if (entries) arrived.push(...entries);
     } else {
       this.applyDel(this.state, c.key);
     }
@@ -247,9 +247,9 @@ export class MappingIndex {
 
   /**
    * Applies a put at modRevision (createRevision when known: a load); returns the vnet and
-   * revision of a log entry it added.
+   * revision of each vnet's part of a log entry it added.
    */
-  private applyPut(state: IndexState, key: string, value: string, modRevision: number, createRevision?: number): { vnet: number; rev: number } | undefined {
+  private applyPut(state: IndexState, key: string, value: string, modRevision: number, createRevision?: number): Array<{ vnet: number; rev: number }> | undefined {
     if (key.startsWith(MAC_PREFIX)) {
       const m = this.macKey(key);
       if (!m) return this.invalid(state, key, 'bad key');
@@ -291,7 +291,7 @@ export class MappingIndex {
     } else if (ShootdownLog.handles(key)) {
       const res = state.log.put(key, value, modRevision, createRevision);
       if (res.invalid) return this.invalid(state, key, res.invalid);
-      return res.entry;
+      return res.entries;
     }
     return undefined;
   }

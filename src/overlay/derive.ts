@@ -32,7 +32,8 @@
  * node's underlay address: put/delete ovl/ul/<belongs_to_uuid> {cn_uuid, ip, port}.
  * Unlike upstream, a NIC that stops being an underlay NIC removes the record, and a node
  * whose recorded address changes or goes is shot down on every vnet it has fabric NICs
- * on (deriveUnderlayMove: a VL2 per NIC, so any SVP client forgets where they were).
+ * on (deriveUnderlayMove: a VL2 per NIC, so any SVP client forgets where they were), in
+ * one multi-vnet log entry (ovl/vlog/multi/<id>): one op, however many vnets.
  *
  * Mappings are deleted outright (no tombstones).
  */
@@ -44,6 +45,7 @@ import {
   type IpMapping,
   type LogEvent,
   type MacMapping,
+  type MultiVnetLogEntry,
   type UnderlayRecord,
   type VnetLogEntry,
   type VnetNode,
@@ -113,6 +115,12 @@ export interface VnodeChange {
 export interface LoggedEvents {
   id: string;
   entry: VnetLogEntry;
+}
+
+/** An underlay move's events: stored at vlogMultiKey(id). */
+export interface LoggedMoveEvents {
+  id: string;
+  entry: MultiVnetLogEntry;
 }
 
 export interface OverlayDerivation {
@@ -243,17 +251,18 @@ export function underlayMoved(before: UnderlayRecord | undefined, after: Underla
 
 /**
  * The shootdowns for a node whose underlay address changed or went (underlayMoved): peers
- * cache, per MAC, the address of the node it lives on. One log entry per vnet the node
- * has fabric NICs on, with a VL2 for each of them (at most `limit` events in all: the
- * log's per-revision budget), so every node on those vnets forgets them and asks again.
- * A write's store ops grow with the moved node's vnets, never with the number of peers.
+ * cache, per MAC, the address of the node it lives on. One multi-vnet log entry with a
+ * part per vnet the node has fabric NICs on, a VL2 for each of them there (at most `limit`
+ * events in all: the log's per-revision budget), so every node on those vnets forgets
+ * them and asks again. One store op, whatever the moved node's vnets and their peers;
+ * undefined when the node has no fabric NIC (or no budget is left).
  */
 export function deriveUnderlayMove(
   cn: string,
   nics: ReadonlyArray<NicOverlayView>,
   limit: number,
   opts: DeriveOptions = {},
-): LoggedEvents[] {
+): LoggedMoveEvents | undefined {
   const now = opts.now ?? new Date().toISOString();
   const newId = opts.newId ?? (() => uuidv7());
   const byVnet = new Map<number, Set<string>>();
@@ -264,14 +273,14 @@ export function deriveUnderlayMove(
     if (!macs) byVnet.set(p.vnet, (macs = new Set()));
     macs.add(p.mac);
   }
-  const log: LoggedEvents[] = [];
+  const vnets: MultiVnetLogEntry['vnets'] = [];
   let budget = limit;
   for (const vnet of [...byVnet.keys()].sort((a, b) => a - b)) {
     const events: LogEvent[] = [...byVnet.get(vnet)!].sort().slice(0, Math.max(0, budget)).map((mac) => ({ type: 'vl2', mac }));
     budget -= events.length;
-    if (events.length > 0) log.push({ id: newId(), entry: { vnet_id: vnet, created: now, events } });
+    if (events.length > 0) vnets.push({ vnet_id: vnet, events });
   }
-  return log;
+  return vnets.length > 0 ? { id: newId(), entry: { created: now, vnets } } : undefined;
 }
 
 /**

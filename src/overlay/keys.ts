@@ -12,6 +12,9 @@
  *   ovl/vgone/<vnet:8>/<cn_uuid>/<joined:12>  GoneNode    a stint of a node that has left the vnet;
  *                                                         createRevision is when it left
  *   ovl/vlog/<vnet:8>/<uuidv7>            VnetLogEntry    one write's shootdown events on a vnet
+ *   ovl/vlog/multi/<uuidv7>               MultiVnetLogEntry  one write's events on several vnets
+ *                                                         (an underlay move: one op, whatever
+ *                                                         the moved node's number of vnets)
  *   ovl/vrm/<cn_uuid>                     NodeLogState    how far the node has removed its events
  *   ovl/fence                             written by the mapping index to learn how far its
  *                                         feed has come (src/store/view.ts)
@@ -31,6 +34,8 @@ export const UNDERLAY_PREFIX = 'ovl/ul/';
 export const VNODE_PREFIX = 'ovl/vnode/';
 export const GONE_PREFIX = 'ovl/vgone/';
 export const VLOG_PREFIX = 'ovl/vlog/';
+/** Under VLOG_PREFIX: entries with events on several vnets (not a vnet's zero-padded number). */
+export const VLOG_MULTI_PREFIX = 'ovl/vlog/multi/';
 export const NODE_STATE_PREFIX = 'ovl/vrm/';
 /** Keys of the earlier per-node event format (one event key per node per write); the sweep deletes them. */
 export const LEGACY_PREFIXES = ['ovl/ev/', 'ovl/vgen/'] as const;
@@ -82,6 +87,16 @@ export interface VnetLogEntry {
   /** ISO time of the write. */
   created: string;
   events: LogEvent[];
+}
+
+/**
+ * One write's events on several vnets, in one record: each vnet's part goes to that
+ * vnet's nodes exactly as a VnetLogEntry of the same revision would.
+ */
+export interface MultiVnetLogEntry {
+  /** ISO time of the write. */
+  created: string;
+  vnets: Array<{ vnet_id: number; events: LogEvent[] }>;
 }
 
 /**
@@ -137,6 +152,10 @@ export function vlogPrefix(vnet: number): string {
 
 export function vlogKey(vnet: number, id: string): string {
   return `${vlogPrefix(vnet)}${id}`;
+}
+
+export function vlogMultiKey(id: string): string {
+  return `${VLOG_MULTI_PREFIX}${id}`;
 }
 
 export function nodeStateKey(cnUuid: string): string {

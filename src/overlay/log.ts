@@ -4,13 +4,15 @@
  * SVP server reads nodes' pending events from it, and LOG_RM and the sweep compute their
  * writes with it.
  *
- * Records: log entries ovl/vlog/<vnet>/<id> (revision R: their createRevision), vnode
+ * Records: log entries ovl/vlog/<vnet>/<id> and ovl/vlog/multi/<id> (a part per vnet;
+ * revision R: their createRevision), vnode
  * rows ovl/vnode/<vnet>/<cn> (createRevision J: the node joined at J), gone records
  * ovl/vgone/<vnet>/<cn>/<J> (createRevision L: that stint ended at L) and node states
  * ovl/vrm/<cn> (a cursor and removed positions).
  *
  * Invariant (who gets what). Event k of revision R — position (R, V, k), k numbering the
- * events of all of R's entries, vnet by vnet and in key order within a vnet — is pending
+ * events of all of R's entries, vnet by vnet and in key order within a vnet (a multi-vnet
+ * entry's part on V sorting as its key + '#' + V) — is pending
  * for node X iff X was on V just before R (a row with J < R, or a gone stint with
  * J < R <= L), its entry is still stored, and the position is after X's cursor and not
  * among X's removed positions. Everything here is a function of the records, so every
@@ -27,9 +29,13 @@ import {
   type GoneNode,
   NODE_STATE_PREFIX,
   type NodeLogState,
+  VLOG_MULTI_PREFIX,
   VLOG_PREFIX,
   VNODE_PREFIX,
+  type LogEvent,
+  type MultiVnetLogEntry,
   type VnetLogEntry,
+  padVnet,
 } from './keys.js';
 
 const MAX_REVISION = 2 ** 48 - 1;
@@ -62,7 +68,10 @@ export interface PendingLogEvent {
 }
 
 interface EntryRec {
+  /** Orders the revision's entries on a vnet: the stored key, or a multi-vnet entry's key#vnet. */
   key: string;
+  /** The record it came from (a multi-vnet record has one EntryRec per vnet). */
+  storeKey: string;
   vnet: number;
   rev: number;
   timeMs: number;
@@ -135,8 +144,8 @@ function emptyState(): NodeState {
 
 export interface PutResult {
   invalid?: string;
-  /** A log entry arrived: its vnet and revision. */
-  entry?: { vnet: number; rev: number };
+  /** A log entry arrived: the vnets it has events on, and its revision. */
+  entries?: Array<{ vnet: number; rev: number }>;
 }
 
 export interface StateUpdate {
@@ -205,7 +214,8 @@ export class ShootdownLog {
   private readonly vnets = new Map<number, VnetRec>();
   private readonly nodes = new Map<string, NodeRec>();
   private readonly byTag = new Map<bigint, string[]>();
-  private readonly entryKeys = new Map<string, EntryRec>();
+  /** Stored key -> its entries (one, or a multi-vnet record's parts). */
+  private readonly entryKeys = new Map<string, EntryRec[]>();
   /** revision -> its entries, sorted by (vnet, key). */
   private readonly byRev = new Map<number, EntryRec[]>();
   /** (created, revision mod 2^16) -> revisions: how wire ids find their entries. */
@@ -297,60 +307,64 @@ export class ShootdownLog {
   }
 
   private putEntry(key: string, value: string, rev: number): PutResult {
-    const rest = key.slice(VLOG_PREFIX.length);
-    const slash = rest.indexOf('/');
-    const vnet = slash > 0 ? parseVnet(rest.slice(0, slash)) : -1;
-    const rec = parseJson<VnetLogEntry>(value);
-    const events = Array.isArray(rec?.events) ? rec.events.map(parseEvent) : null;
     this.delEntry(key);
-    if (vnet < 0 || rev > MAX_REVISION || !events || events.length === 0 || events.some((e) => e === null)) return { invalid: 'bad log entry' };
+    const parts = entryParts(key, value);
+    if (rev > MAX_REVISION || !parts) return { invalid: 'bad log entry' };
     const group = this.byRev.get(rev) ?? [];
-    if (group.reduce((n, e) => n + e.events.length, events.length) > MAX_K + 1) return { invalid: 'too many events at one revision' };
-    const v = this.vnet(vnet);
-    const created = typeof rec?.created === 'string' ? Date.parse(rec.created) : NaN;
-    const entry: EntryRec = { key, vnet, rev, timeMs: Number.isFinite(created) && created > 0 ? created : 0, events: events as ParsedEvent[], k0: 0 };
-    // Usually the newest: append; else insert in (rev, key) order.
-    let i = v.entries.length;
-    while (i > 0) {
-      const prev = v.entries[i - 1] as EntryRec;
-      if (prev.rev < rev || (prev.rev === rev && prev.key < key)) break;
-      i--;
+    const count = parts.reduce((n, p) => n + p.events.length, 0);
+    if (group.reduce((n, e) => n + e.events.length, count) > MAX_K + 1) return { invalid: 'too many events at one revision' };
+    const multi = key.startsWith(VLOG_MULTI_PREFIX);
+    const recs: EntryRec[] = [];
+    for (const part of parts) {
+      const entry: EntryRec = { key: multi ? `${key}#${padVnet(part.vnet)}` : key, storeKey: key, vnet: part.vnet, rev, timeMs: part.timeMs, events: part.events, k0: 0 };
+      const v = this.vnet(part.vnet);
+      // Usually the newest: append; else insert in (rev, key) order.
+      let i = v.entries.length;
+      while (i > 0) {
+        const prev = v.entries[i - 1] as EntryRec;
+        if (prev.rev < rev || (prev.rev === rev && prev.key < entry.key)) break;
+        i--;
+      }
+      v.entries.splice(i, 0, entry);
+      v.events += entry.events.length;
+      group.push(entry);
+      recs.push(entry);
     }
-    v.entries.splice(i, 0, entry);
-    group.push(entry);
     group.sort((a, b) => a.vnet - b.vnet || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     this.byRev.set(rev, group);
     renumber(group);
-    const stamp = stampKey(entry.timeMs, rev & 0xffff);
+    const stamp = stampKey(parts[0]!.timeMs, rev & 0xffff);
     const revs = this.byStamp.get(stamp) ?? new Set<number>();
     revs.add(rev);
     this.byStamp.set(stamp, revs);
-    v.events += entry.events.length;
-    this.eventCount += entry.events.length;
-    this.entryKeys.set(key, entry);
-    return { entry: { vnet, rev } };
+    this.eventCount += count;
+    this.entryKeys.set(key, recs);
+    return { entries: recs.map((e) => ({ vnet: e.vnet, rev })) };
   }
 
   private delEntry(key: string): void {
-    const e = this.entryKeys.get(key);
-    if (!e) return;
+    const recs = this.entryKeys.get(key);
+    if (!recs) return;
     this.entryKeys.delete(key);
-    const v = this.vnets.get(e.vnet);
-    const i = v ? v.entries.indexOf(e) : -1;
-    if (v && i >= 0) {
-      v.entries.splice(i, 1);
-      v.events -= e.events.length;
+    for (const e of recs) {
+      const v = this.vnets.get(e.vnet);
+      const i = v ? v.entries.indexOf(e) : -1;
+      if (v && i >= 0) {
+        v.entries.splice(i, 1);
+        v.events -= e.events.length;
+      }
+      this.eventCount -= e.events.length;
     }
-    this.eventCount -= e.events.length;
-    const group = (this.byRev.get(e.rev) ?? []).filter((x) => x !== e);
+    const rev = recs[0]!.rev;
+    const group = (this.byRev.get(rev) ?? []).filter((x) => !recs.includes(x));
     if (group.length > 0) {
-      this.byRev.set(e.rev, group);
+      this.byRev.set(rev, group);
       renumber(group);
     } else {
-      this.byRev.delete(e.rev);
-      const stamp = stampKey(e.timeMs, e.rev & 0xffff);
+      this.byRev.delete(rev);
+      const stamp = stampKey(recs[0]!.timeMs, rev & 0xffff);
       const revs = this.byStamp.get(stamp);
-      revs?.delete(e.rev);
+      revs?.delete(rev);
       if (revs?.size === 0) this.byStamp.delete(stamp);
     }
   }
@@ -530,7 +544,7 @@ export class ShootdownLog {
     for (const group of this.byRev.values()) {
       const expired = group.every((e) => e.timeMs < cutoff);
       if (!expired && group.some((e) => this.entryNeeded(e))) for (const e of group) kept.add(e);
-      else deletes.push(group.map((e) => e.key));
+      else deletes.push([...new Set(group.map((e) => e.storeKey))]);
     }
     for (const v of this.vnets.values()) {
       for (const stints of v.gone.values()) {
@@ -571,6 +585,34 @@ export class ShootdownLog {
   stats(): { vnets: number; nodes: number; entries: number; events: number } {
     return { vnets: this.vnets.size, nodes: this.nodes.size, entries: this.entryKeys.size, events: this.eventCount };
   }
+}
+
+/** A log record's parts, one per vnet (a VnetLogEntry has one); null when malformed. */
+function entryParts(key: string, value: string): Array<{ vnet: number; timeMs: number; events: ParsedEvent[] }> | null {
+  let raw: Array<{ vnet: number; events: unknown }>;
+  let created: unknown;
+  if (key.startsWith(VLOG_MULTI_PREFIX)) {
+    const rec = parseJson<MultiVnetLogEntry>(value);
+    if (!rec || !Array.isArray(rec.vnets) || rec.vnets.length === 0 || key.length === VLOG_MULTI_PREFIX.length) return null;
+    raw = rec.vnets.map((p) => ({ vnet: Number.isInteger(p?.vnet_id) && p.vnet_id >= 0 && p.vnet_id <= MAX_VNET ? p.vnet_id : -1, events: p?.events }));
+    if (new Set(raw.map((p) => p.vnet)).size !== raw.length) return null; // one part per vnet
+    created = rec.created;
+  } else {
+    const rest = key.slice(VLOG_PREFIX.length);
+    const slash = rest.indexOf('/');
+    const rec = parseJson<VnetLogEntry>(value);
+    raw = [{ vnet: slash > 0 ? parseVnet(rest.slice(0, slash)) : -1, events: rec?.events }];
+    created = rec?.created;
+  }
+  const ms = typeof created === 'string' ? Date.parse(created) : NaN;
+  const timeMs = Number.isFinite(ms) && ms > 0 ? ms : 0;
+  const parts: Array<{ vnet: number; timeMs: number; events: ParsedEvent[] }> = [];
+  for (const p of raw) {
+    const events = Array.isArray(p.events) ? (p.events as LogEvent[]).map(parseEvent) : null;
+    if (p.vnet < 0 || !events || events.length === 0 || events.some((e) => e === null)) return null;
+    parts.push({ vnet: p.vnet, timeMs, events: events as ParsedEvent[] });
+  }
+  return parts;
 }
 
 /** Numbers the events of one revision's entries (sorted by vnet, then key). */

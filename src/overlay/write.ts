@@ -8,9 +8,10 @@
  * never reads or writes a per-vnet counter: concurrent NIC writes on one vnet conflict
  * only when they change the same node's row. Who receives the entry's events follows
  * from its commit revision and the vnode rows' create revisions (src/overlay/log.ts), so
- * the write needs no consistent read of the vnet's node set. The one exception is rare by
- * nature: a write that moves a node's underlay address also writes one log entry per
- * vnet that node has NICs on (still nothing per peer node).
+ * the write needs no consistent read of the vnet's node set. A write that moves a node's
+ * underlay address also writes one multi-vnet log entry with a part per vnet that node
+ * has NICs on: one op more, and nothing per vnet or per peer node (it does read the
+ * node's NICs).
  */
 import type { Tx } from '../store/txn.js';
 import type { KeyValue } from '../store/types.js';
@@ -27,7 +28,7 @@ import {
   underlayMoved,
 } from './derive.js';
 import { MAX_EVENTS_PER_REVISION } from './event-id.js';
-import { UNDERLAY_PREFIX, type UnderlayRecord, type VnetNode, underlayKey, vlogKey, vnodeKey } from './keys.js';
+import { UNDERLAY_PREFIX, type UnderlayRecord, type VnetNode, underlayKey, vlogMultiKey, vnodeKey } from './keys.js';
 
 /** A node's vnode row as read (a precondition of the commit); undefined when absent. */
 function vnodeRow(kv: KeyValue | undefined): VnodeRow | undefined {
@@ -87,11 +88,9 @@ async function underlayMoves(tx: Tx, d: OverlayDerivation): Promise<string[]> {
 async function shootUnderlayMoves(tx: Tx, d: OverlayDerivation, moved: string[], nodeNics: NodeNics, opts: DeriveOptions): Promise<void> {
   let budget = MAX_EVENTS_PER_REVISION - d.log.reduce((n, l) => n + l.entry.events.length, 0);
   for (const cn of moved) {
-    const log = deriveUnderlayMove(cn, await nodeNics(tx, cn), budget, opts);
-    for (const l of log) {
-      budget -= l.entry.events.length;
-      tx.putJson(vlogKey(l.entry.vnet_id, l.id), l.entry);
-      d.log.push(l);
-    }
+    const move = deriveUnderlayMove(cn, await nodeNics(tx, cn), budget, opts);
+    if (!move) continue;
+    budget -= move.entry.vnets.reduce((n, p) => n + p.events.length, 0);
+    tx.putJson(vlogMultiKey(move.id), move.entry);
   }
 }

@@ -95,6 +95,29 @@ export class Tx {
   }
 
   /**
+   * Reads several keys without making them preconditions (this transaction's own writes
+   * still show). Only for reads whose concurrent change cannot make the commit wrong, so
+   * that a write reading many keys stays within a store's per-transaction limit (etcd's
+   * 128 compares): e.g. the NICs of a node whose underlay moved, where a NIC changed
+   * meanwhile carries its own shootdown.
+   */
+  async getManyUnguarded(keys: string[]): Promise<Map<string, KeyValue>> {
+    const out = new Map<string, KeyValue>();
+    const todo: string[] = [];
+    for (const k of keys) {
+      const w = this.buffered.get(k);
+      if (w) {
+        if (w.type === 'put') out.set(k, { key: k, value: w.value, createRevision: 0, modRevision: 0 });
+      } else if (this.reads.has(k)) {
+        const kv = this.reads.get(k);
+        if (kv) out.set(k, kv);
+      } else todo.push(k);
+    }
+    if (todo.length > 0) for (const [k, kv] of await this.store.getMany(todo)) out.set(k, kv);
+    return out;
+  }
+
+  /**
    * A range read. Not tracked as a precondition (ranges cannot be): use it for scans
    * whose result is re-checked by per-key preconditions (e.g. find a free IP, then get()
    * that IP's key so a concurrent claim conflicts).

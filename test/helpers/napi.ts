@@ -17,6 +17,8 @@ import type { RestContext } from '../../src/rest/context.js';
 import { registerConsole } from '../../src/console/server.js';
 import { type WireguardRouteOptions, registerWireguardRoutes } from '../../src/napi/routes/wireguard.js';
 import { WireguardDirectory } from '../../src/overlay/wireguard-directory.js';
+import { RouterDirectory } from '../../src/napi/router-directory.js';
+import { type RouterFeedOptions, registerRouterFeed } from '../../src/napi/routes/router-feed.js';
 
 export interface TestNapi {
   app: FastifyInstance;
@@ -48,6 +50,8 @@ export async function startTestNapi(
     fw?: FwApiOptions;
     /** Also the encrypted underlay's routes (/encryption, /wireguard/...) over a directory of this store. */
     wireguard?: WireguardRouteOptions;
+    /** Also the router feed (/routers/feed) over a directory of this store. */
+    routerFeed?: RouterFeedOptions;
   } = {},
 ): Promise<TestNapi> {
   const store = opts.store ?? new MemoryStore();
@@ -61,9 +65,12 @@ export async function startTestNapi(
   await ensureInitialData({ store, config });
   const wireguard = opts.wireguard ? new WireguardDirectory(store) : undefined;
   await wireguard?.start();
+  const routers = opts.routerFeed ? new RouterDirectory(store) : undefined;
+  await routers?.start();
   const extraRoutes: NonNullable<Parameters<typeof buildRestApp>[1]>['extraRoutes'] = [
     ...(opts.console ? [(a: FastifyInstance, ctx: RestContext) => void registerConsole(a, ctx, { ui: true })] : []),
     ...(wireguard ? [(a: FastifyInstance, ctx: RestContext) => registerWireguardRoutes(a, ctx, wireguard, opts.wireguard)] : []),
+    ...(routers ? [(a: FastifyInstance) => registerRouterFeed(a, routers, opts.routerFeed)] : []),
   ];
   const { app, fwEngine } = buildRestApp(
     { store, config, registry: createRegistry('test') },
@@ -98,6 +105,7 @@ export async function startTestNapi(
     },
     async close() {
       wireguard?.stop();
+      routers?.stop();
       await app.close();
       await store.close();
     },

@@ -15,7 +15,12 @@ class FakeApplier extends NftApplier {
   readonly tables = new Map<string, string>();
   failNext = new Set<string>();
   calls = 0;
-  override async apply(instance: string, _ns: string, text: string): Promise<ApplyResult> {
+  stateLoads = 0;
+  override async loadStateTable(): Promise<string | undefined> {
+    this.stateLoads++;
+    return undefined;
+  }
+  override async apply(instance: string, _ns: string | undefined, text: string): Promise<ApplyResult> {
     this.calls++;
     if (this.failNext.delete(instance)) return { ok: false, changed: false, error: 'Error: simulated nft failure' };
     if (text.includes(' {\n')) this.tables.set(instance, text);
@@ -57,11 +62,11 @@ describe('fw feed client', () => {
     }
     await putNic(store, 3, { instance: vm(3), ip: '10.0.0.3', cn: NODE_2 });
     const url = await listen(napi);
-    // In-namespace placement (node placement would load the node's state table here, for real).
-    client = new FwFeedClient({ controllerUrl: url, nodeUuid: NODE_1, placement: 'netns', resolveNetns: (u) => `/fake/${u}`, applier, waitMs: 500, retryMs: 50 });
+    client = new FwFeedClient({ controllerUrl: url, nodeUuid: NODE_1, applier, waitMs: 500, retryMs: 50 });
     client.start();
     await settle(napi, client);
     assert.deepEqual([...applier.tables.keys()].sort(), [vm(1), vm(2)]);
+    assert.equal(applier.stateLoads, 1, 'the node-wide state table goes in before the instances\' tables');
 
     applier.failNext.add(vm(1));
     const r = await napi.call('POST', '/rules', { rule: `FROM any TO vm ${vm(1)} ALLOW tcp PORT 22`, owner_uuid: OWNER_A, enabled: true });
@@ -89,7 +94,7 @@ describe('fw feed client', () => {
   it('a restarted agent removes tables it finds that are no longer on its node', async () => {
     await client!.stop();
     const fresh = new FakeApplier();
-    fresh.tables.set(vm(9), 'table inet x {\n}');
+    fresh.tables.set(vm(9), 'table bridge x {\n}');
     const removedTables: string[] = [];
     const orig = fresh.apply.bind(fresh);
     fresh.apply = async (instance, ns, text) => {
@@ -98,7 +103,7 @@ describe('fw feed client', () => {
     };
     const url = `http://127.0.0.1:${(napi!.app.server.address() as AddressInfo).port}`;
     client = new FwFeedClient({
-      controllerUrl: url, nodeUuid: NODE_1, placement: 'netns', resolveNetns: (u) => `/fake/${u}`, applier: fresh, waitMs: 500, retryMs: 50,
+      controllerUrl: url, nodeUuid: NODE_1, applier: fresh, waitMs: 500, retryMs: 50,
       listInstalled: async () => [...fresh.tables.keys()],
     });
     client.start();

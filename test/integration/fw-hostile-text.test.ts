@@ -10,7 +10,7 @@ import { after, describe, it } from 'node:test';
 import { PolicyWorld, setName, tableName, uuidHex } from '../../src/fw/compile.js';
 import { NftApplier } from '../../src/fw/applier.js';
 import { checkRuleset, sharedChecker } from '../../src/fw/nft-check.js';
-import { renderNetnsRuleset, renderRuleset, rulesetProblem } from '../../src/fw/nft.js';
+import { renderRuleset, rulesetProblem } from '../../src/fw/nft.js';
 import { buildStoredRule, toPolicyRule } from '../../src/fw/registry.js';
 import { OWNER_A, instance, ruid, vm } from '../helpers/fw-fixtures.js';
 import { FW_INVALID } from '../../src/net/marks.js';
@@ -95,11 +95,12 @@ describe('what may reach nft names, and what the agent applies', () => {
     w.upsertRule(toPolicyRule(buildStoredRule({ rule: 'FROM any TO all vms ALLOW icmp TYPE 8 CODE 0', owner_uuid: OWNER_A, uuid: ruid(99), enabled: true })));
     w.upsertInstance(instance(1, { addresses: ['10.0.0.1', 'fd00::1'] }));
     const t = tableName(vm(1));
-    // Both forms of the policy: on the node (bridge family) and inside the instance (inet).
+    // The node-side table (bridge family), the only form an agent loads.
     const forms = [
       { family: 'bridge', good: renderRuleset(vm(1), w.compile(vm(1)), ['rv90b8d0000001']), other: renderRuleset(vm(2), w.compile(vm(1))), empty: renderRuleset(vm(1), null), line: `\t\tmeta mark & ${invalidMark} == ${invalidMark} drop`, policy: 'policy accept;' },
-      { family: 'inet', good: renderNetnsRuleset(vm(1), w.compile(vm(1))), other: renderNetnsRuleset(vm(2), w.compile(vm(1))), empty: renderNetnsRuleset(vm(1), null), line: '\t\tct state invalid drop', policy: 'policy drop;' },
     ];
+    // An inet table named for the instance (the in-namespace form rhumb no longer loads) is not one.
+    assert.match(rulesetProblem(vm(1), `table inet ${t}\ndelete table inet ${t}\ntable inet ${t} {\n\tchain input {\n\t}\n}\n`) ?? '', /does not start by replacing table bridge/);
     for (const f of forms) {
       assert.equal(rulesetProblem(vm(1), f.good), undefined, f.family);
       assert.equal(rulesetProblem(vm(1), f.empty), undefined, f.family);

@@ -153,7 +153,6 @@ describe('userspace backend: plumbing, restart re-attach, metrics', { skip }, ()
     const logs: string[] = [];
     const b1 = new UserspaceBackend([], { port: 0, stateDir });
     await b1.start(start(logs));
-    assert.equal(b1.firewallPlacement, 'node');
     assert.deepEqual(await b1.plumb(plumbing(`/run/netns/${ns}`)), { firstOnVnet: true });
     // The instance's interface: a veth with the NIC's MAC, MTU, address and routes.
     const eth0 = JSON.parse(await lab.ip(ns, '-d', '-j', 'link', 'show', 'eth0')) as Array<{ mtu: number; address: string; linkinfo: { info_kind: string } }>;

@@ -3,15 +3,14 @@
  * bridge (in a "hub" namespace standing for the node); the controller's rules API
  * compiles, the agent's feed client applies the nftables tables; TCP connections (node's
  * net module inside `ip netns exec`) show what passes. Nothing is restarted between rule
- * changes. Run twice: with the tables on the instances' ports in the node's namespace
- * (bridge-based backends; the instance cannot remove them), and inside each instance's
- * namespace (backends without a node-side port).
+ * changes. The tables are on the instances' ports in the node's namespace, where the
+ * instance cannot remove them.
  */
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { FwFeedClient, NftApplier, installedInstances } from '../../src/fw/applier.js';
-import { renderNetnsRuleset, renderRuleset, rulesetProblem } from '../../src/fw/nft.js';
+import { FwFeedClient, NftApplier, installedInstances, loadNft } from '../../src/fw/applier.js';
+import { renderNetnsRemoval, renderRuleset, rulesetProblem } from '../../src/fw/nft.js';
 import { tableName } from '../../src/fw/compile.js';
 import { hostPortName } from '../../src/net/ports.js';
 import { checkRuleset } from '../../src/fw/nft-check.js';
@@ -37,21 +36,19 @@ interface Inst {
 
 const skip = netnsSkipReason();
 
-for (const placement of ['node', 'netns'] as const)
-describe(`firewall in namespaces (${placement} placement)`, { skip: skip || undefined }, () => {
+describe('firewall in namespaces (node-side tables)', { skip: skip || undefined }, () => {
   let lab: NetnsLab;
   let napi: TestNapi;
   let client: FwFeedClient;
   const insts = new Map<string, Inst>();
-  /** What the agent would tell the feed client: instances' namespaces, and their ports on this node. */
-  const netnsOf = new Map<string, string>();
+  /** What the agent would tell the feed client: instances' ports on this node. */
   const localPorts = new Map<string, string[]>();
 
   async function addInstance(name: string, n: number): Promise<Inst> {
     const ns = await lab.addNetns(name);
     const inside = lab.name(`i${n}`);
-    // Node placement filters on ports named from the NIC's MAC, as the kernel backend names them.
-    const outside = placement === 'node' ? hostPortName(mac(n * 2)) : lab.name(`h${n}`);
+    // Tables filter on ports named from the NIC's MAC, as the backends name them.
+    const outside = hostPortName(mac(n * 2));
     await lab.addVeth({ ns, name: inside }, { ns: hub, name: outside });
     await lab.ip(hub, 'link', 'set', outside, 'master', 'br0', 'up');
     const v4 = `10.77.0.${n}`;
@@ -70,9 +67,7 @@ describe(`firewall in namespaces (${placement} placement)`, { skip: skip || unde
   }
   let hub = '';
   const hubPath = () => `/var/run/netns/${hub}`;
-  /** Where an instance's table lives: the node's namespace (bridge family) or its own (inet). */
-  const home = (i: Inst) => (placement === 'node' ? { ns: hub, family: 'bridge' } : { ns: i.ns, family: 'inet' });
-  const listTable = (i: Inst) => run('ip', ['netns', 'exec', home(i).ns, 'nft', 'list', 'table', home(i).family, tableName(i.uuid)]);
+  const listTable = (i: Inst) => run('ip', ['netns', 'exec', hub, 'nft', 'list', 'table', 'bridge', tableName(i.uuid)]);
 
   async function probe(from: string, targets: Array<[string, number]>): Promise<string[]> {
     const out = await lab.exec(insts.get(from)!.ns, process.execPath, '-e', PROBE, JSON.stringify(targets));
@@ -103,7 +98,7 @@ describe(`firewall in namespaces (${placement} placement)`, { skip: skip || unde
   }
 
   before(async () => {
-    lab = new NetnsLab(placement === 'node' ? 'fwn' : 'fw');
+    lab = new NetnsLab('fwn');
     hub = await lab.addNetns('hub');
     // In a vnet's device group, as the kernel backend's bridges are (the state table's match).
     await lab.ip(hub, 'link', 'add', 'br0', 'group', '0x72000001', 'type', 'bridge');
@@ -118,10 +113,8 @@ describe(`firewall in namespaces (${placement} placement)`, { skip: skip || unde
       await putNic(napi.store, n * 2, { instance: vm(n), ip: `10.77.0.${n}`, cn: NODE_1, owner });
       await putNic(napi.store, n * 2 + 1, { instance: vm(n), ip: `fd77::${n}`, cn: NODE_1, owner });
     }
-    for (const i of insts.values()) netnsOf.set(i.uuid, `/var/run/netns/${i.ns}`);
     client = new FwFeedClient({
-      controllerUrl: `http://127.0.0.1:${port}`, nodeUuid: NODE_1, placement, nodeNetns: hubPath(), waitMs: 1000, retryMs: 200,
-      resolveNetns: (u) => netnsOf.get(u),
+      controllerUrl: `http://127.0.0.1:${port}`, nodeUuid: NODE_1, nodeNetns: hubPath(), waitMs: 1000, retryMs: 200,
       portsOf: (u) => localPorts.get(u) ?? [],
     });
     client.start();
@@ -180,7 +173,7 @@ describe(`firewall in namespaces (${placement} placement)`, { skip: skip || unde
     assert.deepEqual(await reach('web', [['out', 80]]), ['out:80 blocked']);
   });
 
-  it('an instance that flushes every nftables table in its own namespace is still blocked as its rules say', { skip: placement === 'netns' && 'in-namespace tables are the instance\'s to remove' }, async () => {
+  it('an instance that flushes every nftables table in its own namespace is still blocked as its rules say', async () => {
     const before = [await reach('web', [['out', 80], ['db', 22], ['db', 80]]), await reach('other', [['db', 5432]])];
     assert.deepEqual(before, [['out:80 blocked', 'db:22 blocked', 'db:80 open'], ['db:5432 blocked']]);
     for (const name of ['web', 'db']) {
@@ -250,11 +243,11 @@ describe(`firewall in namespaces (${placement} placement)`, { skip: skip || unde
   it('a ruleset nft rejects is reported and the previous one stays in force', async () => {
     const db = insts.get('db')!;
     const applier = new NftApplier();
-    const path = `/var/run/netns/${home(db).ns}`;
+    const path = hubPath();
     const before = await listTable(db);
-    const empty = placement === 'node' ? renderRuleset(db.uuid, null) : renderNetnsRuleset(db.uuid, null);
+    const empty = renderRuleset(db.uuid, null);
     // Shaped like a replacement of db's own table (the agent's check passes it), but nft refuses it.
-    const bad = `${empty}table ${home(db).family} ${tableName(db.uuid)} {\n\tchain input {\n\t\ttcp dport 70000 accept\n\t}\n}\n`;
+    const bad = `${empty}table bridge ${tableName(db.uuid)} {\n\tchain input {\n\t\ttcp dport 70000 accept\n\t}\n}\n`;
     assert.equal(rulesetProblem(db.uuid, bad), undefined);
     const res = await applier.apply(db.uuid, path, bad);
     assert.equal(res.ok, false);
@@ -263,25 +256,21 @@ describe(`firewall in namespaces (${placement} placement)`, { skip: skip || unde
     const check = await checkRuleset(bad);
     assert.equal(check.ok, false);
     assert.ok((await checkRuleset(renderRuleset(db.uuid, napi.fwEngine.policy(db.uuid), [hostPortName(mac(2))]))).ok);
-    assert.ok((await checkRuleset(renderNetnsRuleset(db.uuid, napi.fwEngine.policy(db.uuid)))).ok);
     // Traffic still follows the old ruleset.
     assert.deepEqual(await reach('out', [['db', 22]]), ['db:22 open']);
   });
 
-  it('protect(): a workload the feed has no ruleset for yet gets the default policy where its placement enforces it, then its own', async () => {
+  it('protect(): a workload the feed has no ruleset for yet gets the default policy on its ports, then its own', async () => {
     // A container about to get carrier (Docker's activate): the controller does not place it here yet.
     const late = await addInstance('late', 5);
-    netnsOf.set(late.uuid, `/var/run/netns/${late.ns}`);
     localPorts.set(late.uuid, [hostPortName(mac(10))]);
     assert.deepEqual(await reach('out', [['late', 22]]), ['late:22 open']);
-    assert.equal(await client.protect(late.uuid, `/var/run/netns/${late.ns}`), 'default');
+    assert.equal(await client.protect(late.uuid), 'default');
     assert.deepEqual(await reach('out', [['late', 22]]), ['late:22 blocked']);
-    assert.match(await listTable(late), placement === 'node' ? /iifname "rv[0-9a-f]{12}" jump outbound/ : /chain input/);
+    assert.match(await listTable(late), /iifname "rv[0-9a-f]{12}" jump outbound/);
     assert.deepEqual(await reach('late', [['out', 22]]), ['out:22 open'], 'outbound allowed, its replies pass');
-    if (placement === 'node') {
-      await lab.exec(late.ns, 'nft', 'flush', 'ruleset');
-      assert.deepEqual(await reach('out', [['late', 22]]), ['late:22 blocked'], 'out of the workload\'s reach');
-    }
+    await lab.exec(late.ns, 'nft', 'flush', 'ruleset');
+    assert.deepEqual(await reach('out', [['late', 22]]), ['late:22 blocked'], 'out of the workload\'s reach');
     // Its compiled ruleset replaces the default once the controller places it here (role=db: tcp 22 and 80 from anyone).
     await register('late', { owner_uuid: OWNER_A, tags: { role: 'db' }, firewall_enabled: true });
     await putNic(napi.store, 10, { instance: late.uuid, ip: late.v4, cn: NODE_1, owner: OWNER_A });
@@ -291,11 +280,25 @@ describe(`firewall in namespaces (${placement} placement)`, { skip: skip || unde
 
   it('disabling an instance\'s firewall removes its table', async () => {
     const db = insts.get('db')!;
-    const installed = () => installedInstances(`/var/run/netns/${home(db).ns}`, placement);
+    const installed = () => installedInstances(hubPath(), 'bridge');
     assert.ok((await installed()).includes(db.uuid));
     await register('db', { firewall_enabled: false });
     await settle();
     assert.ok(!(await installed()).includes(db.uuid));
     assert.deepEqual(await reach('other', [['db', 5432]]), ['db:5432 open']);
+  });
+
+  it('a table an older agent loaded inside an instance\'s namespace is found and removed (what an agent does at start)', async () => {
+    const web = insts.get('web')!;
+    const path = `/var/run/netns/${web.ns}`;
+    const t = tableName(web.uuid);
+    // What rhumb once loaded there: an inet table with an input hook dropping by default.
+    assert.equal(await loadNft(path, `table inet ${t} {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t}\n}\n`), undefined);
+    assert.deepEqual(await installedInstances(path, 'inet'), [web.uuid]);
+    assert.deepEqual(await installedInstances(path, 'bridge'), [], 'the node-side tables are not in the instance');
+    assert.equal(await loadNft(path, renderNetnsRemoval(web.uuid)), undefined);
+    assert.deepEqual(await installedInstances(path, 'inet'), []);
+    // Removing it again is a no-op, not an error (an agent restarted midway).
+    assert.equal(await loadNft(path, renderNetnsRemoval(web.uuid)), undefined);
   });
 });

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { mergeAddresses } from '../../src/fw/addr.js';
 import { PolicyWorld, setName, tableName, uuidHex } from '../../src/fw/compile.js';
 import {
-  FLOW_LOG_GROUP, MARK_ESTABLISHED, MARK_INVALID, STATE_TABLE, nodeRulesetPorts, parseFlowLogPrefix, renderNetnsRuleset, renderRuleset, renderStateTable,
+  FLOW_LOG_GROUP, MARK_ESTABLISHED, MARK_INVALID, STATE_TABLE, nodeRulesetPorts, parseFlowLogPrefix, renderNetnsRemoval, renderRuleset, renderStateTable,
   publicationTableName, rulesetProblem, splitPublicationLinks, withNodePorts, withPublicationLinks,
 } from '../../src/fw/nft.js';
 import { NftApplier, defaultRuleset } from '../../src/fw/applier.js';
@@ -75,7 +75,7 @@ describe('compiler semantics', () => {
     assert.equal(w.compile(vm(5)), null);
     assert.equal(w.compile(vm(99)), null);
     assert.equal(renderRuleset(vm(5), null), `table bridge ${tableName(vm(5))}\ndelete table bridge ${tableName(vm(5))}\n`);
-    assert.equal(renderNetnsRuleset(vm(5), null), `table inet ${tableName(vm(5))}\ndelete table inet ${tableName(vm(5))}\n`);
+    assert.equal(renderNetnsRemoval(vm(5)), `table inet ${tableName(vm(5))}\ndelete table inet ${tableName(vm(5))}\n`);
   });
 
   it('orders by priority, then inbound ALLOW before BLOCK and outbound BLOCK before ALLOW', () => {
@@ -235,31 +235,13 @@ describe('nft text', () => {
     }
   });
 
-  it('the default policy (before a compiled ruleset arrives) in the form of its placement', () => {
-    const node = defaultRuleset(vm(1), 'node', ['rv90b8d0000001']);
+  it('the default policy (before a compiled ruleset arrives) on the instance\'s ports', () => {
+    const node = defaultRuleset(vm(1), ['rv90b8d0000001']);
     assert.ok(node.startsWith(`table bridge ${tableName(vm(1))}\n`));
     assert.ok(node.includes('iifname "rv90b8d0000001" jump outbound'));
     assert.match(node, /\tchain inbound \{\n(?:\t\t.*\n)*\t\tdrop\n\t\}/);
     // Node-side without ports it would filter nothing: refused.
-    assert.throws(() => defaultRuleset(vm(1), 'node', []), /needs its ports/);
-    const netns = defaultRuleset(vm(1), 'netns');
-    assert.ok(netns.startsWith(`table inet ${tableName(vm(1))}\n`));
-    assert.ok(netns.includes('type filter hook input priority filter; policy drop;'));
-  });
-
-  it('in-namespace form: an inet table with the same entries in the same order', () => {
-    const p = pol(twoRules(), 1);
-    const text = renderNetnsRuleset(vm(1), p);
-    const t = tableName(vm(1));
-    assert.ok(text.startsWith(`table inet ${t}\ndelete table inet ${t}\ntable inet ${t} {\n`));
-    assert.ok(text.includes('type filter hook input priority filter; policy drop;'));
-    assert.ok(text.includes('type filter hook output priority filter; policy accept;'));
-    assert.equal(text.match(/ct state established,related accept/g)?.length, 2);
-    assert.ok(text.includes('log prefix "rhumb-fw 20000000 accept: " accept'));
-    const entries = (s: string) =>
-      s.split('\n').filter((l) => l.includes('comment "rule ')).map((l) => l.trim().replace(/log prefix "[^"]*" (group \d+ )?/, 'LOG ').replace(/ (accept|return|drop) comment/, ' VERDICT comment'));
-    assert.deepEqual(entries(renderRuleset(vm(1), p, PORTS)), entries(text));
-    assert.equal(entries(text).length, 3);
+    assert.throws(() => defaultRuleset(vm(1), []), /needs its ports/);
   });
 
   it('the node-wide state table copies conntrack state into mark bits for the overlay\'s devices only', () => {

@@ -246,7 +246,7 @@ test('a node whose underlay address changes or goes is moved; a new record or th
   assert.equal(underlayMoved(undefined, rec), false);
 });
 
-test('an underlay move: one log entry per vnet of the node, a VL2 for each of its fabric NICs there', () => {
+test('an underlay move: one multi-vnet log entry, a part per vnet of the node with a VL2 for each of its fabric NICs there', () => {
   const NET2 = { ...NET, uuid: '22222222-2222-4222-8222-222222222222', vnet_id: 7 };
   const nics = [
     nic({ mac: '90:b8:d0:00:00:02', cn_uuid: CN_B }),
@@ -257,14 +257,18 @@ test('an underlay move: one log entry per vnet of the node, a VL2 for each of it
     nic({ mac: '90:b8:d0:00:00:05', cn_uuid: CN_B, belongs_to_type: 'server' }),
     nic({ mac: '90:b8:d0:00:00:06', cn_uuid: CN_B, ip: undefined }),
   ];
-  assert.deepEqual(deriveUnderlayMove(CN_B, nics, 256, opts()), [
-    { id: 'id-001', entry: { vnet_id: 7, created: NOW, events: [{ type: 'vl2', mac: '90:b8:d0:00:00:03' }] } },
-    {
-      id: 'id-002',
-      entry: { vnet_id: 4242, created: NOW, events: [{ type: 'vl2', mac: '90:b8:d0:00:00:01' }, { type: 'vl2', mac: '90:b8:d0:00:00:02' }] },
+  assert.deepEqual(deriveUnderlayMove(CN_B, nics, 256, opts()), {
+    id: 'id-001',
+    entry: {
+      created: NOW,
+      vnets: [
+        { vnet_id: 7, events: [{ type: 'vl2', mac: '90:b8:d0:00:00:03' }] },
+        { vnet_id: 4242, events: [{ type: 'vl2', mac: '90:b8:d0:00:00:01' }, { type: 'vl2', mac: '90:b8:d0:00:00:02' }] },
+      ],
     },
-  ]);
-  // The revision's event budget bounds it; a node without fabric NICs writes nothing.
-  assert.deepEqual(deriveUnderlayMove(CN_B, nics, 2, opts()).map((l) => l.entry.events.length), [1, 1]);
-  assert.deepEqual(deriveUnderlayMove(CN_C, nics, 256, opts()), []);
+  });
+  // The revision's event budget bounds it; a node without fabric NICs (or no budget) writes nothing.
+  assert.deepEqual(deriveUnderlayMove(CN_B, nics, 2, opts())?.entry.vnets.map((p) => p.events.length), [1, 1]);
+  assert.equal(deriveUnderlayMove(CN_C, nics, 256, opts()), undefined);
+  assert.equal(deriveUnderlayMove(CN_B, nics, 0, opts()), undefined);
 });

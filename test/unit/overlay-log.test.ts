@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { goneKey, nodeStateKey, vlogKey, vnodeKey } from '../../src/overlay/keys.js';
+import { goneKey, nodeStateKey, vlogKey, vlogMultiKey, vnodeKey } from '../../src/overlay/keys.js';
 import { ShootdownLog } from '../../src/overlay/log.js';
 import { MAX_EVENTS_PER_REVISION, decodeEventId, encodeEventId, nodeTag } from '../../src/overlay/event-id.js';
 import { uuidFromBytes } from '../../src/net/addr.js';
@@ -203,6 +203,47 @@ test('trim plan: consumed and expired entries go, gone records with them, states
   plan = r.log.trimPlan({ nowMs: NOW, maxAgeMs: 86400_000, maxPerNode: 2 });
   const capped = plan.states.find((s) => s.cn === B);
   assert.deepEqual(capped, { cn: B, state: { cursor: [12, V, 0] }, modRevision: 7 });
+});
+
+test('a multi-vnet entry (an underlay move): each part reaches its vnet\'s nodes as a vnet entry of that revision would, and goes as one record', () => {
+  const r = new Records();
+  r.join(A, 1, 7);
+  r.join(A, 1, 9);
+  r.join(B, 1, 9);
+  r.join(C, 6, 7); // joined after the move: nothing from it
+  // Same revision as a plain entry on vnet 7: k numbers vnet by vnet, then by key.
+  r.entry(5, [vl3('10.0.7.1')], 7);
+  const key = vlogMultiKey('m-0001');
+  const body = { created: new Date(NOW).toISOString(), vnets: [{ vnet_id: 9, events: [vl2('02:00:00:00:09:01')] }, { vnet_id: 7, events: [vl2('02:00:00:00:07:01'), vl2('02:00:00:00:07:02')] }] };
+  const res = r.log.put(key, JSON.stringify(body), 5, 5);
+  assert.equal(res.invalid, undefined);
+  assert.deepEqual(res.entries, [{ vnet: 9, rev: 5 }, { vnet: 7, rev: 5 }]);
+  // ovl/vlog/00000007/… sorts before ovl/vlog/multi/…#00000007 on vnet 7.
+  assert.deepEqual(r.pending(A), ['5/7/0:vl3', '5/7/1:vl2', '5/7/2:vl2', '5/9/3:vl2']);
+  assert.deepEqual(r.pending(B), ['5/9/3:vl2']);
+  assert.deepEqual(r.pending(C), []);
+  assert.deepEqual(r.log.recipients(9, 5), [A, B]);
+  // Wire ids find each part's events.
+  assert.deepEqual(r.log.locate(NOW, 5, 3), { rev: 5, vnet: 9, k: 3 });
+  assert.equal(r.log.entries, 2, 'two records');
+  assert.equal(r.log.events, 4);
+  // Consumed by everyone: the revision's records go, the multi-vnet one once.
+  r.state(A, [5, 9, 3], 6);
+  r.state(B, [5, 9, 3], 7);
+  const plan = r.log.trimPlan({ nowMs: NOW, maxAgeMs: 86400_000, maxPerNode: 100 });
+  assert.deepEqual(plan.deletes, [[vlogKey(7, 'id-0001'), key]]);
+  r.log.del(key);
+  assert.deepEqual([r.log.entries, r.log.events], [1, 1]);
+  assert.deepEqual(r.log.stats().vnets, 2);
+  // Malformed: no parts, a vnet twice, a bad vnet, a bad event: refused whole.
+  const bad = [
+    { created: body.created, vnets: [] },
+    { created: body.created, vnets: [{ vnet_id: 9, events: [vl2('02:00:00:00:09:01')] }, { vnet_id: 9, events: [vl2('02:00:00:00:09:02')] }] },
+    { created: body.created, vnets: [{ vnet_id: -1, events: [vl2('02:00:00:00:09:01')] }] },
+    { created: body.created, vnets: [{ vnet_id: 9, events: [vl2('02:00:00:00:09:01')] }, { vnet_id: 7, events: [{ type: 'vl9' }] }] },
+  ];
+  for (const b of bad) assert.ok(r.log.put(vlogMultiKey('m-0002'), JSON.stringify(b), 8, 8).invalid, JSON.stringify(b));
+  assert.deepEqual([r.log.entries, r.log.events], [1, 1]);
 });
 
 test('malformed records are refused, not half-kept', () => {

@@ -32,8 +32,6 @@ interface VnetDevices {
 }
 
 export class KernelBackend implements DataplaneBackend {
-  /** NIC ports are host veth ends in the node's bridges: firewalls go there. */
-  readonly firewallPlacement = 'node' as const;
   readonly kind = 'kernel';
   private rt: Rtnetlink | undefined;
   private readonly vnetDevs = new Map<number, VnetDevices>();

@@ -8,7 +8,7 @@
  *
  * Firewalls are node-side, as on the kernel backend: each NIC's host veth is named from
  * its MAC (rv<mac>) and its frames cross the NIC's bridge, where the instance's
- * bridge-family table filters them (firewallPlacement 'node').
+ * bridge-family table filters them.
  *
  * Differences from the kernel backend the agent should know:
  * - TAP devices are persistent: they outlive the agent (traffic stops while no agent runs,
@@ -81,8 +81,6 @@ type SavedNic = NicSpec & { staged?: boolean; pending?: boolean };
 export class UserspaceBackend implements DataplaneBackend {
   readonly kind = 'userspace';
   readonly vlanAware = true;
-  /** NIC ports are host veth ends in the NICs' bridges (./port.ts): firewalls go there. */
-  readonly firewallPlacement = 'node' as const;
   private fp: FastPath | undefined;
   private peers: PeerSet | undefined;
   private readonly nics = new Map<string, PlumbedNic>();

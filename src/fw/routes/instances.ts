@@ -6,7 +6,7 @@
  *                                        instance keeps its owner (another → 403)
  *   GET    /fw/instances/:uuid           the instance as the compiler sees it
  *   DELETE /fw/instances/:uuid           (owner_uuid, when given, must match → 403)
- *   GET    /fw/instances/:uuid/ruleset   compiled policy and its nft text (node-side, and netns_text)
+ *   GET    /fw/instances/:uuid/ruleset   compiled policy and its node-side nft text
  *
  * Route name: /fw/instances, not FWAPI's VMAPI lookups — rhumb has no VMAPI, so owner,
  * tags and firewall_enabled are registered here and addresses come from NICs.
@@ -78,7 +78,7 @@ export function registerInstanceRoutes(app: FastifyInstance, deps: FwRouteDeps):
     await engine.sync();
     if (!engine.world.getInstance(uuid)) throw notFound('Instance not found');
     const rejected = engine.rejections.get(uuid);
-    // text: the node-side table (bridge-based backends); netns_text: the same policy inside the instance's namespace.
-    return { uuid, policy: engine.policy(uuid), text: engine.rulesetText(uuid), netns_text: engine.netnsRulesetText(uuid), ...(rejected ? { rejected } : {}) };
+    // text: the node-side table, on the ports the controller knows (an agent adds those it plumbed since).
+    return { uuid, policy: engine.policy(uuid), text: engine.rulesetText(uuid), ...(rejected ? { rejected } : {}) };
   });
 }

@@ -100,17 +100,22 @@ function overlayConfig(config: NapiConfig): { underlayNicTag: string } {
   return { underlayNicTag: config.overlay.underlayNicTag };
 }
 
-/** The NICs placed on a node, with their networks (an underlay move shoots them down). */
+/**
+ * The NICs placed on a node, with their networks (an underlay move shoots them down).
+ * Read unguarded, as the cn index's range already is: a node may have NICs on hundreds of
+ * vnets, one precondition each would pass etcd's 128, and a NIC that changes meanwhile
+ * is shot down by its own write (an extra VL2 for one that just left is harmless).
+ */
 const nodeNics: NodeNics = async (tx, cn) => {
   const prefix = nicIndexPrefix('cn', cn);
   const macs = (await tx.range({ prefix })).map((kv) => kv.key.slice(prefix.length));
-  const nics = await tx.getMany(macs.map((m) => nicKey(m)));
-  const networks = new Map<string, NetworkRecord | undefined>();
+  const nics = [...(await tx.getManyUnguarded(macs.map((m) => nicKey(m)))).values()].map((kv) => JSON.parse(kv.value) as NicRecord);
+  const networkKeys = [...new Set(nics.flatMap((n) => (n.network_uuid ? [networkKey(n.network_uuid)] : [])))];
+  const networks = await tx.getManyUnguarded(networkKeys);
   const out: NicOverlayView[] = [];
-  for (const kv of nics.values()) {
-    const nic = JSON.parse(kv.value) as NicRecord;
-    if (nic.network_uuid && !networks.has(nic.network_uuid)) networks.set(nic.network_uuid, await tx.getJson<NetworkRecord>(networkKey(nic.network_uuid)));
-    const view = overlayView(nic, nic.network_uuid ? networks.get(nic.network_uuid) : undefined);
+  for (const nic of nics) {
+    const kv = nic.network_uuid ? networks.get(networkKey(nic.network_uuid)) : undefined;
+    const view = overlayView(nic, kv ? (JSON.parse(kv.value) as NetworkRecord) : undefined);
     if (view) out.push(view);
   }
   return out;

@@ -29,7 +29,8 @@ import {
   wireguardKeyProblem,
 } from '../../overlay/wireguard.js';
 import { transact } from '../../store/txn.js';
-import { type FieldError, invalidParam, invalidParams, notFound, tooManyRequests } from '../../rest/errors.js';
+import { type FieldError, invalidParam, invalidParams, notFound } from '../../rest/errors.js';
+import { WaiterCaps } from '../../rest/long-poll.js';
 import type { RestContext } from '../../rest/context.js';
 import { requestParams } from '../../rest/http.js';
 import { type RouteAccess, access, pathIs } from '../../rest/access.js';
@@ -61,11 +62,7 @@ function nonNegativeInt(raw: unknown, field: string, dflt: number, errors: Field
 
 export function registerWireguardRoutes(app: FastifyInstance, ctx: RestContext, dir: WireguardDirectory, opts: WireguardRouteOptions = {}): void {
   const maxWait = opts.maxWaitMs ?? 60_000;
-  const maxWaiters = opts.maxWaiters ?? 8192;
-  const maxPerNode = opts.maxWaitersPerNode ?? 4;
-  let waiting = 0;
-  /** Waiting requests per node principal: one node cannot take every slot. */
-  const waitingByNode = new Map<string, number>();
+  const caps = new WaiterCaps({ max: opts.maxWaiters ?? 8192, maxPerNode: opts.maxWaitersPerNode ?? 4, what: 'peers' });
 
   app.get('/encryption', async () => ({ ...dir.encryption, ...dir.readiness() }));
 
@@ -95,22 +92,7 @@ export function registerWireguardRoutes(app: FastifyInstance, ctx: RestContext, 
     if (errors.length > 0) throw invalidParams(errors);
     const waitMs = Math.min(wait, maxWait);
     if (waitMs === 0) return dir.feed(since, 0);
-    if (waiting >= maxWaiters) throw tooManyRequests(`too many requests are waiting on peers (at most ${maxWaiters}); retry later`);
-    const who = req.principal?.role === 'node' ? req.principal.node : undefined;
-    const mine = who === undefined ? 0 : (waitingByNode.get(who) ?? 0);
-    if (mine >= maxPerNode) throw tooManyRequests(`too many requests of this node are waiting on peers (at most ${maxPerNode}); retry later`);
-    waiting++;
-    if (who !== undefined) waitingByNode.set(who, mine + 1);
-    try {
-      return await dir.feed(since, waitMs);
-    } finally {
-      waiting--;
-      if (who !== undefined) {
-        const left = (waitingByNode.get(who) ?? 1) - 1;
-        if (left > 0) waitingByNode.set(who, left);
-        else waitingByNode.delete(who);
-      }
-    }
+    return caps.hold(req, () => dir.feed(since, waitMs));
   });
 
   app.get('/wireguard/nodes/:cn_uuid', access(OWN_RECORD), async (req) => {
