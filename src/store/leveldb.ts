@@ -25,6 +25,11 @@
  * evaluated without reading the database. A commit that queues behind a busy writer
  * starts reading its uncached keys at once, so its group seldom has to read when its turn
  * comes.
+ *
+ * A Bloom filter of every key (./key-filter.ts: loaded by a keys-only scan at open, fed
+ * by the writer before each batch is issued) answers reads of keys that were never
+ * written — a candidate MAC, a free address, a new object's index entries — without the
+ * database, once the scan is done.
  */
 import { mkdir } from 'node:fs/promises';
 import {
@@ -45,6 +50,7 @@ import {
 import { checkPreconditions, watchFilter, InFlight, validateBatch, validateRangeOptions } from './common.js';
 import { FeedHub } from './feed.js';
 import { ReadCache } from './read-cache.js';
+import { KeyFilter } from './key-filter.js';
 import {
   type LdOp,
   type LevelDown,
@@ -92,9 +98,12 @@ export interface LevelStoreOptions {
   cacheEntries?: number;
   /** LevelDB's memtable size (default 32 MiB; LevelDB's own 4 MiB makes compaction a large share of write cost). */
   writeBufferBytes?: number;
+  /** Size of the Bloom filter of keys, in bits (default 2^24 = 2 MiB, enough for ~1.5 M keys; 0: none). */
+  keyFilterBits?: number;
 }
 
 const DEFAULT_WRITE_BUFFER = 32 << 20;
+const DEFAULT_KEY_FILTER_BITS = 2 ** 24;
 
 interface PendingCommit {
   batch: Batch;
@@ -127,6 +136,11 @@ export class LevelStore implements Store {
   /** The keys each recent commit batch wrote, oldest first: what a read that raced it may not cache. */
   private recentBatches: Array<{ seq: number; keys: ReadonlySet<string> }> = [];
   private readonly cache: ReadCache;
+  /** Superset of the keys that exist (or will, once the batch in flight lands); null: none kept. */
+  private readonly keyFilter: KeyFilter | null;
+  /** The open-time scan has added every stored key: "not in the filter" now means absent. */
+  private keyFilterReady = false;
+  private keyFilterLoad: Promise<void> = Promise.resolve();
   private pendingGets: Array<{ key: string; resolve(kv: KeyValue | undefined): void; reject(err: Error): void }> = [];
   /** Run (synchronously) once no commit batch is in flight; see atStableRevision. */
   private stableWaiters: Array<() => void> = [];
@@ -153,6 +167,8 @@ export class LevelStore implements Store {
     this.retain = Math.max(1, Math.floor(opts.retainRevisions ?? 100_000));
     this.maxGroup = Math.max(1, Math.floor(opts.maxGroupSize ?? 1000));
     this.cache = new ReadCache(Math.max(0, Math.floor(opts.cacheEntries ?? 20_000)));
+    const filterBits = Math.max(0, Math.floor(opts.keyFilterBits ?? DEFAULT_KEY_FILTER_BITS));
+    this.keyFilter = filterBits > 0 ? new KeyFilter(filterBits) : null;
     this.hub = new FeedHub((from) => this.history(from));
   }
 
@@ -179,6 +195,7 @@ export class LevelStore implements Store {
       const compactedRevision = compacted === undefined ? 0 : Number(compacted);
       const store = new LevelStore(db, dir, revision, compactedRevision, compactedRevision, opts);
       store.maybeAutoCompact();
+      store.keyFilterLoad = store.loadKeyFilter();
       return store;
     } catch (err) {
       await call((cb) => db.close(cb)).catch(() => undefined);
@@ -222,6 +239,7 @@ export class LevelStore implements Store {
     if (key === '') return undefined;
     const cached = this.cache.lookup(key);
     if (cached !== undefined) return cached ?? undefined;
+    if (this.knownAbsent(key)) return undefined;
     return new Promise<KeyValue | undefined>((resolve, reject) => {
       this.pendingGets.push({ key, resolve, reject });
       if (this.pendingGets.length === 1) this.scheduleFlush();
@@ -265,8 +283,8 @@ export class LevelStore implements Store {
     const unique = [...new Set(keys)].filter((k) => k !== '');
     const out = new Map<string, KeyValue>();
     if (unique.length === 0) return out;
-    // All cached: every entry is the value at this.rev, so together they are one snapshot.
-    const cached = unique.map((k) => this.cache.lookup(k));
+    // All cached or known absent: every one is the state at this.rev, so together they are one snapshot.
+    const cached = unique.map((k) => this.cache.lookup(k) ?? (this.knownAbsent(k) ? null : undefined));
     if (cached.every((c) => c !== undefined)) {
       unique.forEach((k, i) => cached[i] && out.set(k, cached[i]));
       return out;
@@ -282,6 +300,43 @@ export class LevelStore implements Store {
       if (kv) out.set(k, kv);
     });
     return out;
+  }
+
+  /**
+   * Whether key certainly has no value at this.rev: the filter holds every stored key and
+   * every key of each batch issued (in flight included), and it does not hold this one.
+   */
+  private knownAbsent(key: string): boolean {
+    return this.keyFilterReady && this.keyFilter !== null && !this.keyFilter.mayContain(key);
+  }
+
+  /**
+   * Adds every stored key to the filter (keys only, in the background; the writer adds
+   * what it writes meanwhile), then lets reads rely on it. Stops early on close.
+   */
+  private async loadKeyFilter(): Promise<void> {
+    const filter = this.keyFilter;
+    if (!filter) return;
+    const it = this.db.iterator({ gte: DATA, lt: afterPrefix(DATA), keys: true, values: false, keyAsBuffer: false });
+    const scan = async (): Promise<void> => {
+      try {
+        for (;;) {
+          if (this.closed) return;
+          const entry = await it.next();
+          if (entry === undefined) break;
+          filter.add(str(entry[0]).slice(DATA.length));
+        }
+        this.keyFilterReady = !this.closed;
+      } finally {
+        await it.end();
+      }
+    };
+    await this.track(scan()).catch(() => undefined); // without the filter, reads go to the database
+  }
+
+  /** Resolves once reads may rely on the key filter (or it will never be used). For tests and benchmarks. */
+  keyFilterLoaded(): Promise<boolean> {
+    return this.keyFilterLoad.then(() => this.keyFilterReady);
   }
 
   /**
@@ -315,7 +370,7 @@ export class LevelStore implements Store {
   private prefetch(batch: Batch): void {
     const keys: string[] = [];
     const want = (k: string): void => {
-      if (k !== '' && this.cache.lookup(k) === undefined) keys.push(k);
+      if (k !== '' && this.cache.lookup(k) === undefined && !this.knownAbsent(k)) keys.push(k);
     };
     for (const p of batch.preconditions ?? []) want(p.key);
     for (const op of batch.ops) want(op.key);
@@ -416,8 +471,9 @@ export class LevelStore implements Store {
     const toRead: string[] = [];
     for (const k of keys) {
       const c = this.cache.lookup(k);
-      if (c === undefined) toRead.push(k);
-      else state.set(k, c ?? undefined);
+      if (c !== undefined) state.set(k, c ?? undefined);
+      else if (this.knownAbsent(k)) state.set(k, undefined);
+      else toRead.push(k);
     }
     if (toRead.length > 0) {
       // No batch is in flight here, so the database is exactly at this.rev.
@@ -468,6 +524,8 @@ export class LevelStore implements Store {
       const ops: LdOp[] = [];
       for (const k of touched) {
         const kv = state.get(k);
+        // Into the filter before the batch is issued: from now on the key may exist.
+        if (kv) this.keyFilter?.add(k);
         ops.push(kv ? { type: 'put', key: dataKey(k), value: encodeValue(kv) } : { type: 'del', key: dataKey(k) });
       }
       for (const s of sets) ops.push({ type: 'put', key: logKey(s.revision), value: JSON.stringify(s.changes) });
