@@ -56,8 +56,11 @@ export function randomMacInOui(oui: string, random: () => Buffer = pooledRandom3
 export async function allocateMac(tx: Tx, oui: string, random?: () => Buffer, alongside?: (mac: string) => string[]): Promise<string> {
   for (let i = 0; i < MAC_RETRIES; i++) {
     const mac = randomMacInOui(oui, random);
-    const [nic] = await Promise.all([tx.get(nicKey(mac)), ...(alongside?.(mac) ?? []).map((k) => tx.get(k))]);
-    if (!nic) return mac;
+    const key = nicKey(mac);
+    const others = alongside?.(mac) ?? [];
+    // One store read for all of them (one etcd transaction, one LevelDB snapshot).
+    const taken = others.length > 0 ? (await tx.getMany([key, ...others])).has(key) : (await tx.get(key)) !== undefined;
+    if (!taken) return mac;
   }
   throw internalError('no more free MAC addresses');
 }
