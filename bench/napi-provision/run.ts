@@ -214,9 +214,11 @@ async function scenario(label: string, seed: number, tls = false): Promise<RunRe
       );
     }
     const out: RunResult[] = [];
-    // A warm-up (JIT, connections) that is not measured: V8 optimises a function after a
-    // few hundred calls, so fewer creates than this would measure the JIT, not the controller.
-    await measure(child, target.uuid, 4, quick ? 200 : 300, label);
+    // A warm-up (JIT, connections) that is not measured, at both concurrencies measured
+    // (group commit has its own paths): with less, the first few hundred creates measure
+    // V8 optimising the code (its compiler threads' CPU included), not the controller.
+    await measure(child, target.uuid, 32, quick ? 1000 : 2000, label);
+    await measure(child, target.uuid, 1, quick ? 100 : 200, label);
     for (const c of CONCURRENCY) {
       const profile = PROFILE_DIR ? join(PROFILE_DIR, `napi-provision-${label.replace(/[^a-z0-9]+/gi, '_')}-c${c}.cpuprofile`) : undefined;
       const r = await measure(child, target.uuid, c, CREATES, label, profile);

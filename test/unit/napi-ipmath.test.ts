@@ -148,7 +148,8 @@ test('the dotted-quad shortcut agrees with ipaddr.js and leaves every other form
     assert.equal(familyOf(ip), 'ipv4');
   }
   // Not canonical quads: ipaddr.js decides (a leading zero is octal to it, 10.1 is shorthand).
-  for (const other of ['010.0.0.1', '10.1', '256.1.1.1', '1.2.3.4 ', '0x0a.0.0.1', '::ffff:10.0.0.1', 'fd00::1', '']) {
+  const others = ['010.0.0.1', '1.2.3.04', '0.0.0.00', '10.1', '1.2.3.', '.1.2.3', '1..2.3', '1.2.3.4.5', '256.1.1.1', '1.2.3.256', '1.2.3.1000'];
+  for (const other of [...others, '1.2.3.4 ', '0x0a.0.0.1', '::ffff:10.0.0.1', 'fd00::1', '']) {
     assert.equal(quadToNumber(other), undefined, other);
   }
   assert.equal(ipToBigInt('010.0.0.1'), ipaddrToBigInt('010.0.0.1'));
