@@ -26,36 +26,38 @@ export class KeyFilter {
   }
 
   add(key: string): void {
-    const [h1, h2] = hashes(key);
-    for (let i = 0; i < PROBES; i++) {
-      const bit = (h1 + Math.imul(i, h2)) & this.mask;
+    let h = hash(key);
+    const step = stepOf(h);
+    for (let i = 0; i < PROBES; i++, h = (h + step) | 0) {
+      const bit = h & this.mask;
       this.words[bit >>> 5] |= 1 << (bit & 31);
     }
   }
 
   /** false: the key was never added. */
   mayContain(key: string): boolean {
-    const [h1, h2] = hashes(key);
-    for (let i = 0; i < PROBES; i++) {
-      const bit = (h1 + Math.imul(i, h2)) & this.mask;
+    let h = hash(key);
+    const step = stepOf(h);
+    for (let i = 0; i < PROBES; i++, h = (h + step) | 0) {
+      const bit = h & this.mask;
       if ((this.words[bit >>> 5] & (1 << (bit & 31))) === 0) return false;
     }
     return true;
   }
 }
 
-/** Two independent 32-bit FNV-1a style hashes of the UTF-16 code units (h2 odd). */
-function hashes(key: string): [number, number] {
-  let a = 0x811c9dc5;
-  let b = 0x01000193 ^ key.length;
-  for (let i = 0; i < key.length; i++) {
-    const c = key.charCodeAt(i);
-    a = Math.imul(a ^ c, 0x01000193);
-    b = Math.imul(b ^ c, 0x5bd1e995);
-    b ^= b >>> 15;
-  }
-  a ^= a >>> 16;
-  a = Math.imul(a, 0x85ebca6b);
-  a ^= a >>> 13;
-  return [a >>> 0, (b | 1) >>> 0];
+/** 32-bit FNV-1a of the UTF-16 code units, with murmur3's finaliser for the high bits. */
+function hash(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}
+
+/** The probe stride (double hashing), odd so it cycles the whole filter. */
+function stepOf(h: number): number {
+  return (Math.imul(h, 0x9e3779b1) >>> 7) | 1;
 }

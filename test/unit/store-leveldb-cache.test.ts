@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LevelStore } from '../../src/store/leveldb.js';
 import { ReadCache } from '../../src/store/read-cache.js';
+import { KeyFilter } from '../../src/store/key-filter.js';
 import { transact } from '../../src/store/txn.js';
 import type { CommitResult } from '../../src/store/types.js';
 
@@ -420,6 +421,22 @@ describe('LevelStore group commit', () => {
         await s.close();
       }
     }));
+});
+
+describe('KeyFilter', () => {
+  it('never forgets a key it was given, and rarely claims one it was not', () => {
+    const f = new KeyFilter(2 ** 20);
+    const key = (i: number): string => `napi/idx/nic/belongs_to/be0c0000-0000-4000-8000-${String(i).padStart(12, '0')}/90b8d0${i}`;
+    for (let i = 0; i < 50_000; i++) f.add(key(i));
+    for (let i = 0; i < 50_000; i++) assert.equal(f.mayContain(key(i)), true, key(i));
+    let falsePositives = 0;
+    for (let i = 50_000; i < 100_000; i++) if (f.mayContain(key(i))) falsePositives++;
+    assert.ok(falsePositives < 500, `${falsePositives} false positives in 50,000 (20 bits a key)`);
+    assert.equal(new KeyFilter(0).mayContain('a'), false);
+    const tiny = new KeyFilter(1); // 64 bits
+    for (let i = 0; i < 100; i++) tiny.add(key(i));
+    assert.equal(tiny.mayContain(key(5)), true);
+  });
 });
 
 describe('LevelStore key filter', () => {
