@@ -9,10 +9,13 @@
  * Prints a table and writes bench/results/napi-provision.json (.quick.json with --quick).
  *
  *   node --import tsx bench/napi-provision/run.ts [--quick] [--creates N] [--seed N]
- *        [--only fresh|seeded] [--cpu-prof DIR] [--tls]
+ *        [--only fresh|seeded] [--cpu-prof DIR] [--tls] [--log-level LEVEL]
  * --tls also runs the fresh store with REST over HTTPS (certificates from `rhumb pki
  * init`), right after the same runs over plaintext: the cost of TLS, as a ratio.
- * --cpu-prof writes a V8 CPU profile of each controller child into DIR.
+ * --log-level runs the controller at that pino level (default warn; a controller's own
+ * default is info), its log lines going to /dev/null.
+ * --cpu-prof writes a V8 CPU profile of each measured run (store × concurrency, the
+ * controller child only) into DIR; summarise one with bench/cpuprofile-summary.ts.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { Agent, request } from 'node:http';
@@ -39,6 +42,7 @@ const CONCURRENCY = [1, 32];
 const ONLY = value('--only');
 const PROFILE_DIR = value('--cpu-prof');
 const TLS = argv.includes('--tls');
+const LOG_LEVEL = value('--log-level');
 const ADMIN = '930896af-bf8c-48d4-885c-6573a94b1853';
 
 interface Child {
@@ -51,7 +55,11 @@ interface Child {
 
 /** A controller child; with tlsDir its REST API is HTTPS. */
 async function startChild(dir: string, tlsDir?: string): Promise<Child> {
-  const proc = fork(join(here, 'server.ts'), tlsDir ? [dir, tlsDir] : [dir], { execArgv: ['--import', 'tsx', ...(PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const proc = fork(join(here, 'server.ts'), tlsDir ? [dir, tlsDir] : [dir], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', LOG_LEVEL ? 'ignore' : 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, ...(LOG_LEVEL ? { RHUMB_BENCH_LOG_LEVEL: LOG_LEVEL } : {}) },
+  });
   const queue: Array<(m: Record<string, unknown>) => void> = [];
   proc.on('message', (m) => queue.shift()?.(m as Record<string, unknown>));
   const first = await new Promise<Record<string, unknown>>((resolve, reject) => {
@@ -83,9 +91,17 @@ interface RunResult {
   cpu_us_per_create: number;
   /** The load generator's own CPU time per create (it shares the machine). */
   client_cpu_us_per_create: number;
+  /** Store commits that failed a precondition (each one a transaction retry), per create. */
+  conflicts_per_create: number;
+  /** Commits per synced LevelDB write batch (group commit). */
+  commits_per_batch: number;
+  /** LevelDB point-read batches (thread-pool round trips), per create: in transactions, and by the writer. */
+  reads_per_create: number;
+  group_reads_per_create: number;
 }
 
-async function measure(child: Child, network: string, concurrency: number, total: number, label: string): Promise<RunResult> {
+/** profile: a file to write the controller's CPU profile of this run to. */
+async function measure(child: Child, network: string, concurrency: number, total: number, label: string, profile?: string): Promise<RunResult> {
   const port = child.port;
   const lat: number[] = [];
   let errors = 0;
@@ -129,6 +145,8 @@ async function measure(child: Child, network: string, concurrency: number, total
       }
     }
   };
+  if (profile) await child.call({ cmd: 'profile-start' });
+  const stats0 = (await child.call({ cmd: 'stats' })).stats as Record<string, number>;
   const cpu0 = (await child.call({ cmd: 'cpu' })).cpu_us as number;
   const own0 = process.cpuUsage();
   const t0 = performance.now();
@@ -137,6 +155,9 @@ async function measure(child: Child, network: string, concurrency: number, total
   agent.destroy();
   const own = process.cpuUsage(own0);
   const cpu = ((await child.call({ cmd: 'cpu' })).cpu_us as number) - cpu0;
+  const stats = (await child.call({ cmd: 'stats' })).stats as Record<string, number>;
+  const delta = (k: string): number => (stats[k] ?? 0) - (stats0[k] ?? 0);
+  if (profile) await child.call({ cmd: 'profile-stop', file: profile });
   lat.sort((a, b) => a - b);
   return {
     store: label,
@@ -148,6 +169,10 @@ async function measure(child: Child, network: string, concurrency: number, total
     p99_ms: Number(pct(lat, 99).toFixed(2)),
     cpu_us_per_create: Math.round(cpu / total),
     client_cpu_us_per_create: Math.round((own.user + own.system) / total),
+    conflicts_per_create: Number((delta('failedCommits') / total).toFixed(3)),
+    commits_per_batch: Number((delta('commits') / Math.max(1, delta('writeBatches'))).toFixed(1)),
+    reads_per_create: Number((delta('readBatches') / total).toFixed(2)),
+    group_reads_per_create: Number((delta('groupReads') / total).toFixed(2)),
   };
 }
 
@@ -189,18 +214,26 @@ async function scenario(label: string, seed: number, tls = false): Promise<RunRe
       );
     }
     const out: RunResult[] = [];
-    // A short warm-up (JIT, connections) that is not measured.
-    await measure(child, target.uuid, 4, quick ? 20 : 100, label);
+    // A warm-up (JIT, connections) that is not measured, at both concurrencies measured
+    // (group commit has its own paths): with less, the first few hundred creates measure
+    // V8 optimising the code (its compiler threads' CPU included), not the controller.
+    await measure(child, target.uuid, 32, quick ? 1000 : 2000, label);
+    await measure(child, target.uuid, 1, quick ? 100 : 200, label);
     for (const c of CONCURRENCY) {
-      const r = await measure(child, target.uuid, c, CREATES, label);
-      process.stdout.write(`  ${label} c=${c}: ${r.creates_per_s}/s p50 ${r.p50_ms} ms p99 ${r.p99_ms} ms controller CPU ${r.cpu_us_per_create} µs/create (client ${r.client_cpu_us_per_create}) errors ${r.errors}\n`);
+      const profile = PROFILE_DIR ? join(PROFILE_DIR, `napi-provision-${label.replace(/[^a-z0-9]+/gi, '_')}-c${c}.cpuprofile`) : undefined;
+      const r = await measure(child, target.uuid, c, CREATES, label, profile);
+      process.stdout.write(
+        `  ${label} c=${c}: ${r.creates_per_s}/s p50 ${r.p50_ms} ms p99 ${r.p99_ms} ms controller CPU ${r.cpu_us_per_create} µs/create (client ${r.client_cpu_us_per_create}), ` +
+          `${r.conflicts_per_create} conflicts/create, ${r.commits_per_batch} commits/batch, ` +
+          `LevelDB reads/create ${r.reads_per_create} + ${r.group_reads_per_create} by the writer, errors ${r.errors}\n`,
+      );
       out.push(r);
     }
     return out;
   } finally {
     const exited = new Promise<void>((resolve) => child.proc.once('exit', () => resolve()));
     await child.call({ cmd: 'stop' }).catch(() => undefined);
-    // Let it exit by itself (a CPU profile is written at exit), then make sure.
+    // Let it exit by itself, then make sure.
     await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
     child.proc.kill();
     rmSync(dir, { recursive: true, force: true });
@@ -208,6 +241,7 @@ async function scenario(label: string, seed: number, tls = false): Promise<RunRe
 }
 
 async function main(): Promise<void> {
+  if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
   process.stdout.write(`napi-provision bench: ${CREATES} creates per run${quick ? ' (quick)' : ''}\n`);
   const results = [
     ...(ONLY === 'seeded' ? [] : await scenario('fresh', 0)),

@@ -5,10 +5,13 @@
  * the NIC model writes them), so 100,000 NICs take seconds rather than minutes.
  *
  * IPC: parent sends {cmd:'seed', network, count}, {cmd:'network', body}, {cmd:'settle'}
- * (compact the LevelDB after seeding), {cmd:'cpu'} (the process's CPU time so far) or
- * {cmd:'stop'};
+ * (compact the LevelDB after seeding), {cmd:'cpu'} (the process's CPU time so far), {cmd:'stats'} (the store's commit counters),
+ * {cmd:'profile-start'} / {cmd:'profile-stop', file} (a V8 CPU profile of what runs in
+ * between, written to file) or {cmd:'stop'};
  * the child answers {ok:true, ...} or {ok:false, error}.
  */
+import { Session } from 'node:inspector/promises';
+import { writeFileSync } from 'node:fs';
 import { startController } from '../../src/controller/index.js';
 import { ipKey, nicIndexKey, nicKey } from '../../src/napi/keys.js';
 import { bigIntToIp, ipToBigInt } from '../../src/napi/ipmath.js';
@@ -27,7 +30,8 @@ const ctl = await startController({
   svpListen: { host: '127.0.0.1', port: 0 },
   adminUuid: ADMIN,
   overlayMtu: 1400,
-  logLevel: 'warn',
+  // --log-level in run.ts: production's default is info (fastify logs every request).
+  logLevel: process.env.RHUMB_BENCH_LOG_LEVEL ?? 'warn',
   // One load generator is one client: measure the controller, not the per-client rate limit.
   restLimits: { maxInFlight: 4096, rate: null },
   ...(tlsDir ? { tlsDir } : {}),
@@ -74,6 +78,9 @@ function compactAll(): Promise<void> {
   return new Promise((resolve, reject) => db.compactRange('\u0000', '\uffff', (err) => (err ? reject(err) : resolve())));
 }
 
+/** The inspector session of a CPU profile being taken (profile-start .. profile-stop). */
+let profiler: Session | null = null;
+
 process.on('message', async (msg: { cmd: string; [k: string]: unknown }) => {
   try {
     if (msg.cmd === 'network') {
@@ -99,6 +106,24 @@ process.on('message', async (msg: { cmd: string; [k: string]: unknown }) => {
       // CPU time is a steadier cost measure than wall time on a shared machine.
       const u = process.cpuUsage();
       process.send!({ ok: true, cpu_us: u.user + u.system });
+    } else if (msg.cmd === 'stats') {
+      // Group commit's counters: commits, failed (precondition) commits, write batches.
+      const stats = (ctl.store as unknown as { stats?: () => Record<string, number> }).stats?.() ?? {};
+      process.send!({ ok: true, stats }); if (process.env.PROBE) console.error(JSON.stringify(stats));
+    } else if (msg.cmd === 'profile-start') {
+      profiler = new Session();
+      profiler.connect();
+      await profiler.post('Profiler.enable');
+      await profiler.post('Profiler.setSamplingInterval', { interval: 200 });
+      await profiler.post('Profiler.start');
+      process.send!({ ok: true });
+    } else if (msg.cmd === 'profile-stop') {
+      if (!profiler) throw new Error('no profile is being taken');
+      const { profile } = await profiler.post('Profiler.stop');
+      profiler.disconnect();
+      profiler = null;
+      writeFileSync(msg.file as string, JSON.stringify(profile));
+      process.send!({ ok: true });
     } else if (msg.cmd === 'stop') {
       await ctl.close();
       process.send!({ ok: true });

@@ -72,25 +72,27 @@ export function buildNapiApp(deps: Omit<NapiContext, 'log'>, opts: NapiAppOption
     done(null, Object.fromEntries(new URLSearchParams(String(body))));
   });
 
-  app.addHook('onRequest', async (req, reply) => {
+  const beforeWriteReply = opts.beforeWriteReply;
+  const commits = new WeakMap<object, CommitRecord>();
+  // Callback-style hooks: no promise per request where there is nothing to wait for.
+  app.addHook('onRequest', (req, reply, done) => {
     reply.header('server', SERVER_NAME);
     reply.header('x-request-id', req.id);
     reply.header('x-server-name', serverName);
-  });
-  const beforeWriteReply = opts.beforeWriteReply;
-  const commits = new WeakMap<object, CommitRecord>();
-  // Every transaction of this request reports its commit revision here.
-  app.addHook('onRequest', (req, _reply, done) => {
+    // Every transaction of this request reports its commit revision here.
     const rec: CommitRecord = { revision: 0, commits: [] };
     commits.set(req, rec);
     commitTracker.run(rec, done);
   });
-  app.addHook('onSend', async (req, reply, payload) => {
+  app.addHook('onSend', (req, reply, payload, done) => {
     const rec = commits.get(req);
     const committed = rec?.revision ?? 0;
-    if (beforeWriteReply && rec && committed > 0 && reply.statusCode < 300) await beforeWriteReply(committed, rec);
-    reply.header('x-response-time', Math.round(reply.elapsedTime));
-    return payload;
+    const send = (): void => {
+      reply.header('x-response-time', Math.round(reply.elapsedTime));
+      done(null, payload);
+    };
+    if (beforeWriteReply && rec && committed > 0 && reply.statusCode < 300) beforeWriteReply(committed, rec).then(send, (err: Error) => done(err));
+    else send();
   });
 
   app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {

@@ -4,7 +4,7 @@
  * (IPv4 dotted quad, IPv6 RFC 5952).
  */
 import ipaddr from 'ipaddr.js';
-import { ipText, parseIp } from '../net/addr.js';
+import { ipText, numberToQuad, parseIp, quadToNumber } from '../net/addr.js';
 
 export type Family = 'ipv4' | 'ipv6';
 
@@ -18,10 +18,13 @@ export interface Subnet {
 const WIDTH: Record<Family, number> = { ipv4: 32, ipv6: 128 };
 
 export function familyOf(ip: string): Family {
+  if (quadToNumber(ip) !== undefined) return 'ipv4';
   return ipaddr.parse(ip).kind() as Family;
 }
 
 export function ipToBigInt(ip: string): bigint {
+  const quad = quadToNumber(ip);
+  if (quad !== undefined) return BigInt(quad);
   const bytes = ipaddr.parse(ip).toByteArray();
   let n = 0n;
   for (const b of bytes) n = (n << 8n) | BigInt(b);
@@ -29,6 +32,7 @@ export function ipToBigInt(ip: string): bigint {
 }
 
 export function bigIntToIp(n: bigint, family: Family): string {
+  if (family === 'ipv4' && n >= 0n && n <= 0xffffffffn) return numberToQuad(Number(n));
   const len = WIDTH[family] / 8;
   const bytes: number[] = new Array(len);
   let v = n;

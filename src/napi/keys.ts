@@ -22,7 +22,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import { padVnet } from '../overlay/keys.js';
-import { ipText } from '../net/addr.js';
+import { ipText, quadToNumber } from '../net/addr.js';
 
 export const NIC_TAG_PREFIX = 'napi/nic_tags/';
 export const NETWORK_PREFIX = 'napi/networks/';
@@ -63,6 +63,8 @@ export const nicIndexKey = (index: NicIndex, value: string, mac: string): string
  * IPv4 -> 8 hex digits, IPv6 -> 32 (IPv4 sorts before IPv6).
  */
 export function ipSortKey(ip: string): string {
+  const quad = quadToNumber(ip);
+  if (quad !== undefined) return quad.toString(16).padStart(8, '0');
   const a = ipaddr.parse(ip);
   return a
     .toByteArray()

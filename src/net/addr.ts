@@ -39,6 +39,42 @@ export function parseIp(v: unknown): IpAddr | undefined {
   }
 }
 
+/**
+ * A canonical dotted quad ('10.1.2.3': four decimal octets, no leading zeros, which
+ * ipaddr.js would read as octal) as a 32-bit unsigned number, or undefined for any other
+ * text. The allocator's hot paths take this shortcut; everything else goes through
+ * ipaddr.js.
+ */
+export function quadToNumber(text: string): number | undefined {
+  let n = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (digits === 0 || dots === 3) return undefined;
+      n = n * 256 + octet;
+      octet = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return undefined; // a leading zero
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) return undefined;
+    } else {
+      return undefined;
+    }
+  }
+  if (dots !== 3 || digits === 0) return undefined;
+  return n * 256 + octet;
+}
+
+/** The canonical dotted quad of a 32-bit unsigned number. */
+export function numberToQuad(n: number): string {
+  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
 function ipv4FromNumber(n: number): ipaddr.IPv4 {
   return new ipaddr.IPv4([(n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
 }

@@ -19,9 +19,17 @@
  *
  * Point reads go through a bounded cache of current values (./read-cache.ts): the writer
  * refreshes every key it commits once the batch is durable, and a database read fills it
- * only if no commit batch was in flight at any time during the read. So a cached entry
- * is always the value at this.rev, and a group whose keys are all cached is evaluated
- * without reading the database.
+ * only with keys that no commit batch it may have raced writes (the batch in flight when
+ * the read took its snapshot, and every batch issued before it returned). So a cached
+ * entry is always the value at this.rev, and a group whose keys are all cached is
+ * evaluated without reading the database. A commit that queues behind a busy writer
+ * starts reading its uncached keys at once, so its group seldom has to read when its turn
+ * comes.
+ *
+ * A Bloom filter of every key (./key-filter.ts: loaded by a keys-only scan at open, fed
+ * by the writer before each batch is issued) answers reads of keys that were never
+ * written — a candidate MAC, a free address, a new object's index entries — without the
+ * database, once the scan is done.
  */
 import { mkdir } from 'node:fs/promises';
 import {
@@ -42,6 +50,7 @@ import {
 import { checkPreconditions, watchFilter, InFlight, validateBatch, validateRangeOptions } from './common.js';
 import { FeedHub } from './feed.js';
 import { ReadCache } from './read-cache.js';
+import { KeyFilter } from './key-filter.js';
 import {
   type LdOp,
   type LevelDown,
@@ -89,9 +98,12 @@ export interface LevelStoreOptions {
   cacheEntries?: number;
   /** LevelDB's memtable size (default 32 MiB; LevelDB's own 4 MiB makes compaction a large share of write cost). */
   writeBufferBytes?: number;
+  /** Size of the Bloom filter of keys, in bits (default 2^24 = 2 MiB, enough for ~1.5 M keys; 0: none). */
+  keyFilterBits?: number;
 }
 
 const DEFAULT_WRITE_BUFFER = 32 << 20;
+const DEFAULT_KEY_FILTER_BITS = 2 ** 24;
 
 interface PendingCommit {
   batch: Batch;
@@ -101,6 +113,8 @@ interface PendingCommit {
 
 /** Log entries deleted per trim batch. */
 const TRIM_CHUNK = 1000;
+/** Commit batches whose keys are remembered for reads that raced them (older: no cache fill). */
+const RECENT_BATCHES = 64;
 
 export class LevelStore implements Store {
   readonly kind = 'leveldb' as const;
@@ -117,9 +131,16 @@ export class LevelStore implements Store {
   private queue: PendingCommit[] = [];
   private writerBusy = false;
   private batchInFlight = false;
-  /** Commit batches issued so far: a read that saw this unchanged, and none in flight, raced no write. */
+  /** Commit batches issued so far (the last one is the one in flight, if any). */
   private batchesIssued = 0;
+  /** The keys each recent commit batch wrote, oldest first: what a read that raced it may not cache. */
+  private recentBatches: Array<{ seq: number; keys: ReadonlySet<string> }> = [];
   private readonly cache: ReadCache;
+  /** Superset of the keys that exist (or will, once the batch in flight lands); null: none kept. */
+  private readonly keyFilter: KeyFilter | null;
+  /** The open-time scan has added every stored key: "not in the filter" now means absent. */
+  private keyFilterReady = false;
+  private keyFilterLoad: Promise<void> = Promise.resolve();
   private pendingGets: Array<{ key: string; resolve(kv: KeyValue | undefined): void; reject(err: Error): void }> = [];
   /** Run (synchronously) once no commit batch is in flight; see atStableRevision. */
   private stableWaiters: Array<() => void> = [];
@@ -130,7 +151,7 @@ export class LevelStore implements Store {
   private trimming: Promise<void> | null = null;
 
   private readonly inFlight = new InFlight();
-  private counters = { commits: 0, failedCommits: 0, writeBatches: 0, largestGroup: 0 };
+  private counters = { commits: 0, failedCommits: 0, writeBatches: 0, largestGroup: 0, readBatches: 0, groupReads: 0 };
 
   private constructor(
     private readonly db: LevelDown,
@@ -146,6 +167,8 @@ export class LevelStore implements Store {
     this.retain = Math.max(1, Math.floor(opts.retainRevisions ?? 100_000));
     this.maxGroup = Math.max(1, Math.floor(opts.maxGroupSize ?? 1000));
     this.cache = new ReadCache(Math.max(0, Math.floor(opts.cacheEntries ?? 20_000)));
+    const filterBits = Math.max(0, Math.floor(opts.keyFilterBits ?? DEFAULT_KEY_FILTER_BITS));
+    this.keyFilter = filterBits > 0 ? new KeyFilter(filterBits) : null;
     this.hub = new FeedHub((from) => this.history(from));
   }
 
@@ -172,6 +195,7 @@ export class LevelStore implements Store {
       const compactedRevision = compacted === undefined ? 0 : Number(compacted);
       const store = new LevelStore(db, dir, revision, compactedRevision, compactedRevision, opts);
       store.maybeAutoCompact();
+      store.keyFilterLoad = store.loadKeyFilter();
       return store;
     } catch (err) {
       await call((cb) => db.close(cb)).catch(() => undefined);
@@ -215,24 +239,29 @@ export class LevelStore implements Store {
     if (key === '') return undefined;
     const cached = this.cache.lookup(key);
     if (cached !== undefined) return cached ?? undefined;
-    return this.track(
-      new Promise<KeyValue | undefined>((resolve, reject) => {
-        this.pendingGets.push({ key, resolve, reject });
-        if (this.pendingGets.length === 1) setImmediate(() => this.flushGets());
-      }),
-    );
+    if (this.knownAbsent(key)) return undefined;
+    return new Promise<KeyValue | undefined>((resolve, reject) => {
+      this.pendingGets.push({ key, resolve, reject });
+      if (this.pendingGets.length === 1) this.scheduleFlush();
+    });
+  }
+
+  /** Flushes pendingGets on the next turn; close() waits for that like any read in flight. */
+  private scheduleFlush(): void {
+    this.track(new Promise<void>((resolve) => setImmediate(() => resolve(this.flushGets()))));
   }
 
   /**
    * Point reads that missed the cache during one turn of the event loop (across requests)
    * go to the database together: one getMany, one thread-pool round trip.
    */
-  private flushGets(): void {
+  private flushGets(): Promise<void> {
     // Even once close() has begun: it waits for these tracked reads before closing LevelDB.
     const gets = this.pendingGets.splice(0);
     const keys = [...new Set(gets.map((g) => g.key))];
     const fill = this.cacheFiller();
-    this.track(this.db.getMany(keys.map(dataKey), { asBuffer: false })).then(
+    this.counters.readBatches++;
+    return this.db.getMany(keys.map(dataKey), { asBuffer: false }).then(
       (values) => {
         const got = new Map<string, KeyValue | undefined>();
         keys.forEach((k, i) => {
@@ -254,14 +283,15 @@ export class LevelStore implements Store {
     const unique = [...new Set(keys)].filter((k) => k !== '');
     const out = new Map<string, KeyValue>();
     if (unique.length === 0) return out;
-    // All cached: every entry is the value at this.rev, so together they are one snapshot.
-    const cached = unique.map((k) => this.cache.lookup(k));
+    // All cached or known absent: every one is the state at this.rev, so together they are one snapshot.
+    const cached = unique.map((k) => this.cache.lookup(k) ?? (this.knownAbsent(k) ? null : undefined));
     if (cached.every((c) => c !== undefined)) {
       unique.forEach((k, i) => cached[i] && out.set(k, cached[i]));
       return out;
     }
     // Otherwise all from the database: leveldown's getMany reads every key from one snapshot.
     const fill = this.cacheFiller();
+    this.counters.readBatches++;
     const values = await this.track(this.db.getMany(unique.map(dataKey), { asBuffer: false }));
     unique.forEach((k, i) => {
       const raw = values[i];
@@ -273,16 +303,81 @@ export class LevelStore implements Store {
   }
 
   /**
-   * For a database read about to be issued: records what it returns in the cache, unless
-   * a commit batch was in flight when it started or was issued before it finished (then
-   * the read may reflect a write not yet acknowledged, or miss one just acknowledged).
+   * Whether key certainly has no value at this.rev: the filter holds every stored key and
+   * every key of each batch issued (in flight included), and it does not hold this one.
+   */
+  private knownAbsent(key: string): boolean {
+    return this.keyFilterReady && this.keyFilter !== null && !this.keyFilter.mayContain(key);
+  }
+
+  /**
+   * Adds every stored key to the filter (keys only, in the background; the writer adds
+   * what it writes meanwhile), then lets reads rely on it. Stops early on close.
+   */
+  private async loadKeyFilter(): Promise<void> {
+    const filter = this.keyFilter;
+    if (!filter) return;
+    const it = this.db.iterator({ gte: DATA, lt: afterPrefix(DATA), keys: true, values: false, keyAsBuffer: false });
+    const scan = async (): Promise<void> => {
+      try {
+        for (;;) {
+          if (this.closed) return;
+          const entry = await it.next();
+          if (entry === undefined) break;
+          filter.add(str(entry[0]).slice(DATA.length));
+        }
+        this.keyFilterReady = !this.closed;
+      } finally {
+        await it.end();
+      }
+    };
+    await this.track(scan()).catch(() => undefined); // without the filter, reads go to the database
+  }
+
+  /** Resolves once reads may rely on the key filter (or it will never be used). For tests and benchmarks. */
+  keyFilterLoaded(): Promise<boolean> {
+    return this.keyFilterLoad.then(() => this.keyFilterReady);
+  }
+
+  /**
+   * For a database read about to be issued (leveldown takes its snapshot synchronously, in
+   * the call): records what it returns in the cache, except keys written by a commit
+   * batch in flight at the call or issued before the read returned. For those the read
+   * may reflect a write not yet acknowledged, or miss one just acknowledged; every other
+   * key has had the same value from the snapshot to this.rev.
    */
   private cacheFiller(): (key: string, kv: KeyValue | undefined) => void {
-    if (this.batchInFlight) return () => undefined;
-    const issued = this.batchesIssued;
+    const firstRaced = this.batchInFlight ? this.batchesIssued : this.batchesIssued + 1;
     return (key, kv) => {
-      if (this.batchesIssued === issued && !this.closed) this.cache.store(key, kv);
+      if (!this.closed && this.untouchedSince(firstRaced, key)) this.cache.store(key, kv);
     };
+  }
+
+  /** Whether no commit batch numbered firstRaced or later wrote key (false when they are no longer remembered). */
+  private untouchedSince(firstRaced: number, key: string): boolean {
+    if (firstRaced > this.batchesIssued) return true;
+    const recent = this.recentBatches;
+    if (recent.length === 0 || recent[0].seq > firstRaced) return false;
+    for (let i = recent.length - 1; i >= 0 && recent[i].seq >= firstRaced; i--) if (recent[i].keys.has(key)) return false;
+    return true;
+  }
+
+  /**
+   * Starts reading a queued commit's uncached keys while the writer is busy with earlier
+   * groups (the reads fill the cache as any other), so that its own group is evaluated
+   * from memory.
+   */
+  private prefetch(batch: Batch): void {
+    const keys: string[] = [];
+    const want = (k: string): void => {
+      if (k !== '' && this.cache.lookup(k) === undefined && !this.knownAbsent(k)) keys.push(k);
+    };
+    for (const p of batch.preconditions ?? []) want(p.key);
+    for (const op of batch.ops) want(op.key);
+    if (keys.length === 0) return;
+    const ignore = (): void => undefined;
+    for (const key of keys) this.pendingGets.push({ key, resolve: ignore, reject: ignore });
+    if (this.pendingGets.length === keys.length) this.scheduleFlush();
   }
 
   async range(opts: RangeOptions): Promise<RangeResult> {
@@ -337,6 +432,7 @@ export class LevelStore implements Store {
       preconditions: (batch.preconditions ?? []).map((p) => ({ ...p })),
       ops: batch.ops.map((o) => ({ ...o })),
     };
+    if (this.writerBusy) this.prefetch(own);
     return new Promise<CommitResult>((resolve, reject) => {
       this.queue.push({ batch: own, resolve, reject });
       this.kick();
@@ -375,11 +471,13 @@ export class LevelStore implements Store {
     const toRead: string[] = [];
     for (const k of keys) {
       const c = this.cache.lookup(k);
-      if (c === undefined) toRead.push(k);
-      else state.set(k, c ?? undefined);
+      if (c !== undefined) state.set(k, c ?? undefined);
+      else if (this.knownAbsent(k)) state.set(k, undefined);
+      else toRead.push(k);
     }
     if (toRead.length > 0) {
       // No batch is in flight here, so the database is exactly at this.rev.
+      this.counters.groupReads++;
       const raw = await this.db.getMany(toRead.map(dataKey), { asBuffer: false });
       toRead.forEach((k, i) => {
         const v = raw[i];
@@ -426,6 +524,8 @@ export class LevelStore implements Store {
       const ops: LdOp[] = [];
       for (const k of touched) {
         const kv = state.get(k);
+        // Into the filter before the batch is issued: from now on the key may exist.
+        if (kv) this.keyFilter?.add(k);
         ops.push(kv ? { type: 'put', key: dataKey(k), value: encodeValue(kv) } : { type: 'del', key: dataKey(k) });
       }
       for (const s of sets) ops.push({ type: 'put', key: logKey(s.revision), value: JSON.stringify(s.changes) });
@@ -433,6 +533,8 @@ export class LevelStore implements Store {
 
       this.batchInFlight = true;
       this.batchesIssued++;
+      this.recentBatches.push({ seq: this.batchesIssued, keys: touched });
+      if (this.recentBatches.length > RECENT_BATCHES) this.recentBatches.shift();
       let error: Error | null = null;
       try {
         await call((cb) => this.db.batch(ops, { sync: this.sync }, cb));
@@ -488,8 +590,12 @@ export class LevelStore implements Store {
     await this.trim();
   }
 
-  /** Commit counters since open: how well group commit is batching (for metrics and tests). */
-  stats(): { commits: number; failedCommits: number; writeBatches: number; largestGroup: number } {
+  /**
+   * Counters since open (for metrics, benchmarks and tests): how well group commit is
+   * batching, and how often reads reach the database (readBatches: point-read batches;
+   * groupReads: groups that had to read keys missing from the cache before evaluating).
+   */
+  stats(): { commits: number; failedCommits: number; writeBatches: number; largestGroup: number; readBatches: number; groupReads: number } {
     return { ...this.counters };
   }
 

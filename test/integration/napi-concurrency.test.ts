@@ -103,3 +103,34 @@ for (const backend of backends) {
     }
   });
 }
+
+test('leveldb: a NIC create has read every key it writes, so its commit reads nothing from disk', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'rhumb-napi-reads-'));
+  const store = await LevelStore.open(dir, { sync: false });
+  const napi = await startTestNapi({ store });
+  try {
+    const net = await makeNetwork(napi, 'reads', '10.51.0.0/24', '10.51.0.1', '10.51.0.254');
+    assert.equal((await createMany(napi, net, 1))[0].status, 200);
+    const before = store.stats();
+    for (let i = 0; i < 5; i++) {
+      const r = await napi.call('POST', `/networks/${net}/nics`, {
+        belongs_to_uuid: `00000000-0000-4000-8000-${String(100 + i).padStart(12, '0')}`,
+        belongs_to_type: 'zone',
+        owner_uuid: ADMIN_UUID,
+        cn_uuid: '00000000-0000-4000-8000-00000000c0de',
+      });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+    }
+    const after = store.stats();
+    assert.equal(after.commits - before.commits, 5);
+    assert.equal(after.groupReads - before.groupReads, 0, 'the commits had to read keys the transactions had not');
+    // The index keys read alongside are real index entries of the stored NICs.
+    const idx = await store.range({ prefix: 'napi/idx/nic/cn/00000000-0000-4000-8000-00000000c0de/' });
+    assert.equal(idx.kvs.length, 5);
+    await assertNoDuplicates(store, net, 6);
+  } finally {
+    await napi.close();
+    await store.close().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import ipaddr from 'ipaddr.js';
+import { numberToQuad, quadToNumber } from '../../src/net/addr.js';
+import { ipSortKey } from '../../src/napi/keys.js';
 import {
   bigIntToIp,
+  familyOf,
   broadcastAddress,
   compareIps,
   ipAdd,
@@ -128,4 +132,29 @@ test('field validators: uuids, ips, routes, fields', () => {
   assert.equal((fields('fields', ['d'], {}) as Invalid).errors[0].message, 'unknown field specified');
   assert.equal((fields('fields', [], {}) as Invalid).errors[0].message, 'must not be an empty array');
   assert.equal((fields('fields', ['a', 'b', 'c', 'a'], {}) as Invalid).errors[0].message, 'can only specify a maximum of 3 fields');
+});
+
+test('the dotted-quad shortcut agrees with ipaddr.js and leaves every other form to it', () => {
+  const ipaddrToBigInt = (ip: string): bigint => ipaddr.parse(ip).toByteArray().reduce((n, b) => (n << 8n) | BigInt(b), 0n);
+  const ipaddrSortKey = (ip: string): string => ipaddr.parse(ip).toByteArray().map((b) => b.toString(16).padStart(2, '0')).join('');
+  const samples = ['0.0.0.0', '255.255.255.255', '10.0.0.1', '192.168.100.9', '1.2.3.4', '128.0.0.0', '9.99.199.249'];
+  for (let i = 0; i < 500; i++) samples.push([0, 0, 0, 0].map(() => Math.floor(Math.random() * 256)).join('.'));
+  for (const ip of samples) {
+    assert.equal(quadToNumber(ip), Number(ipaddrToBigInt(ip)), ip);
+    assert.equal(ipToBigInt(ip), ipaddrToBigInt(ip), ip);
+    assert.equal(ipSortKey(ip), ipaddrSortKey(ip), ip);
+    assert.equal(bigIntToIp(ipToBigInt(ip), 'ipv4'), ip);
+    assert.equal(numberToQuad(quadToNumber(ip)!), ip);
+    assert.equal(familyOf(ip), 'ipv4');
+  }
+  // Not canonical quads: ipaddr.js decides (a leading zero is octal to it, 10.1 is shorthand).
+  const others = ['010.0.0.1', '1.2.3.04', '0.0.0.00', '10.1', '1.2.3.', '.1.2.3', '1..2.3', '1.2.3.4.5', '256.1.1.1', '1.2.3.256', '1.2.3.1000'];
+  for (const other of [...others, '1.2.3.4 ', '0x0a.0.0.1', '::ffff:10.0.0.1', 'fd00::1', '']) {
+    assert.equal(quadToNumber(other), undefined, other);
+  }
+  assert.equal(ipToBigInt('010.0.0.1'), ipaddrToBigInt('010.0.0.1'));
+  assert.equal(ipSortKey('fd00::1'), ipaddrSortKey('fd00::1'));
+  assert.equal(familyOf('fd00::1'), 'ipv6');
+  // Outside IPv4's range the long path answers as before.
+  assert.equal(bigIntToIp(0x1_0000_0001n, 'ipv4'), '0.0.0.1');
 });

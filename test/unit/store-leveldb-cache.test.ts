@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LevelStore } from '../../src/store/leveldb.js';
 import { ReadCache } from '../../src/store/read-cache.js';
+import { KeyFilter } from '../../src/store/key-filter.js';
+import { transact } from '../../src/store/txn.js';
 import type { CommitResult } from '../../src/store/types.js';
 
 async function withDir(body: (dir: string) => Promise<void>): Promise<void> {
@@ -52,6 +54,21 @@ describe('ReadCache', () => {
     const off = new ReadCache(0);
     off.store('a', kv('a'));
     assert.equal(off.lookup('a'), undefined);
+  });
+});
+
+describe('ReadCache recency', () => {
+  it('keeps a key that is looked up now and then, however many others pass through', () => {
+    const kv = (key: string) => ({ key, value: key, createRevision: 1, modRevision: 1 });
+    const c = new ReadCache(100);
+    c.store('hot', kv('hot'));
+    for (let i = 0; i < 5000; i++) {
+      c.store(`k${i}`, kv(`k${i}`));
+      if (i % 10 === 0) assert.deepEqual(c.lookup('hot'), kv('hot'), `hot evicted after ${i} inserts`);
+    }
+    assert.ok(c.size <= 100);
+    // Never looked up again: gone.
+    assert.equal(c.lookup('k0'), undefined);
   });
 });
 
@@ -156,6 +173,200 @@ describe('LevelStore read cache', () => {
     }));
 });
 
+describe('LevelStore reads racing commit batches', () => {
+  it('a read racing a batch caches the keys that batch does not write, and only those', () =>
+    withDir(async (dir) => {
+      let s = await LevelStore.open(dir);
+      await s.commit({ ops: [{ type: 'put', key: 'w', value: 'old' }, { type: 'put', key: 'other', value: 'o' }] });
+      await s.close();
+      s = await LevelStore.open(dir); // empty cache
+      try {
+        const db = dbOf(s);
+        const realBatch = db.batch.bind(db);
+        const realGetMany = db.getMany.bind(db);
+        let release!: () => void;
+        const gate = new Promise<void>((r) => (release = r));
+        db.batch = (ops, opts, cb) => void gate.then(() => realBatch(ops, opts, cb));
+        // The commit's own group read happens before its batch is issued.
+        const committed = s.commit({ ops: [{ type: 'put', key: 'w', value: 'new' }] });
+        await new Promise((r) => setTimeout(r, 10));
+        const during = await Promise.all([s.get('w'), s.get('other'), s.get('absent')]);
+        assert.deepEqual(during.map((kv) => kv?.value), ['old', 'o', undefined]);
+        release();
+        assert.deepEqual(await committed, { ok: true, revision: 2 });
+        db.batch = realBatch;
+        let diskReads: string[][] = [];
+        db.getMany = (keys, opts) => {
+          diskReads.push(keys);
+          return realGetMany(keys, opts);
+        };
+        assert.equal((await s.get('other'))?.value, 'o');
+        assert.equal(await s.get('absent'), undefined);
+        assert.deepEqual(diskReads, [], 'keys the racing batch did not write were cached');
+        // The written key: the batch itself recorded its new value.
+        assert.equal((await s.get('w'))?.value, 'new');
+        diskReads = [];
+        assert.equal((await s.getMany(['w', 'other'])).get('w')?.value, 'new');
+        assert.deepEqual(diskReads, []);
+      } finally {
+        await s.close();
+      }
+    }));
+
+  it('a read that returns after a later batch wrote its key does not cache the old value', () =>
+    withDir(async (dir) => {
+      let s = await LevelStore.open(dir);
+      await s.commit({ ops: [{ type: 'put', key: 'k', value: 'v1' }] });
+      await s.close();
+      s = await LevelStore.open(dir);
+      try {
+        const db = dbOf(s);
+        const realBatch = db.batch.bind(db);
+        const realGetMany = db.getMany.bind(db);
+        let releaseBatch!: () => void;
+        const batchGate = new Promise<void>((r) => (releaseBatch = r));
+        let releaseRead!: () => void;
+        const readGate = new Promise<void>((r) => (releaseRead = r));
+        let batches = 0;
+        db.batch = (ops, opts, cb) => {
+          batches++;
+          if (batches === 1) return void batchGate.then(() => realBatch(ops, opts, cb));
+          realBatch(ops, opts, cb);
+        };
+        const first = s.commit({ ops: [{ type: 'put', key: 'unrelated', value: '1' }] }); // batch 1, held
+        await new Promise((r) => setTimeout(r, 10));
+        let held = true;
+        db.getMany = async (keys, opts) => {
+          const values = await realGetMany(keys, opts);
+          if (held) {
+            held = false;
+            await readGate;
+          }
+          return values;
+        };
+        const early = s.get('k'); // snapshot at v1 while batch 1 is in flight; answers late
+        await new Promise((r) => setImmediate(r));
+        await new Promise((r) => setTimeout(r, 10));
+        releaseBatch();
+        await first;
+        // Batch 2 writes k while the early read is still out.
+        assert.equal((await s.commit({ ops: [{ type: 'put', key: 'k', value: 'v2' }] })).ok, true);
+        releaseRead();
+        assert.equal((await early)?.value, 'v1');
+        db.getMany = realGetMany;
+        assert.equal((await s.get('k'))?.value, 'v2');
+      } finally {
+        await s.close();
+      }
+    }));
+
+  it('commits queued behind a busy writer are read ahead, and their group is evaluated from memory', () =>
+    withDir(async (dir) => {
+      let s = await LevelStore.open(dir);
+      await s.commit({ ops: [{ type: 'put', key: 'a', value: '1' }] });
+      await s.close();
+      s = await LevelStore.open(dir); // empty cache
+      try {
+        const db = dbOf(s);
+        const realBatch = db.batch.bind(db);
+        let release!: () => void;
+        const gate = new Promise<void>((r) => (release = r));
+        let batches = 0;
+        db.batch = (ops, opts, cb) => {
+          batches++;
+          if (batches === 1) return void gate.then(() => realBatch(ops, opts, cb));
+          realBatch(ops, opts, cb);
+        };
+        const first = s.commit({ ops: [{ type: 'put', key: 'first', value: '1' }] });
+        const group = [
+          s.commit({ preconditions: [{ key: 'a', modRevision: 1 }], ops: [{ type: 'put', key: 'a', value: '2' }] }),
+          // Sees the write before it in the same group, not the value read ahead.
+          s.commit({ preconditions: [{ key: 'a', value: '2' }], ops: [{ type: 'put', key: 'b', value: 'x' }] }),
+          s.commit({ preconditions: [{ key: 'a', modRevision: 1 }], ops: [{ type: 'put', key: 'c', value: 'stale' }] }),
+          s.commit({ preconditions: [{ key: 'fresh', absent: true }], ops: [{ type: 'put', key: 'fresh', value: 'y' }, { type: 'del', key: 'nothing' }] }),
+        ];
+        await new Promise((r) => setTimeout(r, 30)); // the read-ahead lands
+        const before = s.stats();
+        release();
+        assert.deepEqual(await first, { ok: true, revision: 2 });
+        const results = await Promise.all(group);
+        assert.deepEqual(results, [
+          { ok: true, revision: 3 },
+          { ok: true, revision: 4 },
+          { ok: false, failed: [0], revision: 4 },
+          { ok: true, revision: 5 },
+        ]);
+        assert.equal(s.stats().groupReads - before.groupReads, 0, 'the group read nothing from disk');
+        assert.equal(s.stats().writeBatches - before.writeBatches, 2);
+        db.batch = realBatch;
+        const got = await s.getMany(['a', 'b', 'c', 'fresh']);
+        assert.deepEqual([...got.values()].map((kv) => [kv.key, kv.value, kv.createRevision, kv.modRevision]), [
+          ['a', '2', 1, 3],
+          ['b', 'x', 4, 4],
+          ['fresh', 'y', 5, 5],
+        ]);
+      } finally {
+        await s.close();
+      }
+      s = await LevelStore.open(dir);
+      try {
+        const got = await s.getMany(['a', 'b', 'c', 'fresh']);
+        assert.deepEqual([...got.values()].map((kv) => [kv.key, kv.value, kv.modRevision]), [
+          ['a', '2', 3],
+          ['b', 'x', 4],
+          ['fresh', 'y', 5],
+        ]);
+      } finally {
+        await s.close();
+      }
+    }));
+
+  it('concurrent read-modify-write transactions over slow, racing batches lose no update', () =>
+    withDir(async (dir) => {
+      let s = await LevelStore.open(dir, { cacheEntries: 50 });
+      const counters = ['n/0', 'n/1', 'n/2'];
+      const WORKERS = 24;
+      const EACH = 15;
+      try {
+        const db = dbOf(s);
+        const realBatch = db.batch.bind(db);
+        // Batches take a while, so reads keep racing them and commits queue into groups.
+        db.batch = (ops, opts, cb) => void setTimeout(() => realBatch(ops, opts, cb), Math.random() * 4);
+        let attempts = 0;
+        const worker = async (w: number): Promise<void> => {
+          for (let i = 0; i < EACH; i++) {
+            const key = counters[(w + i) % counters.length];
+            await transact(s, async (tx) => {
+              attempts++;
+              const kv = await tx.get(key);
+              // Other keys read and written too, so groups mix hits, misses and fresh keys.
+              await tx.get(`noise/${(w * 7 + i) % 40}`);
+              tx.put(key, String(Number(kv?.value ?? '0') + 1));
+              tx.put(`log/${w}/${i}`, key);
+            });
+          }
+        };
+        await Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w)));
+        assert.ok(attempts > WORKERS * EACH, 'some transactions conflicted and ran again');
+        const got = await s.getMany(counters);
+        const total = counters.reduce((sum, k) => sum + Number(got.get(k)?.value ?? '0'), 0);
+        assert.equal(total, WORKERS * EACH);
+        assert.ok(s.stats().largestGroup > 1, 'commits were grouped');
+        db.batch = realBatch;
+      } finally {
+        await s.close();
+      }
+      s = await LevelStore.open(dir);
+      try {
+        const got = await s.getMany(counters);
+        assert.equal(counters.reduce((sum, k) => sum + Number(got.get(k)?.value ?? '0'), 0), WORKERS * EACH);
+        assert.equal((await s.range({ prefix: 'log/' })).kvs.length, WORKERS * EACH);
+      } finally {
+        await s.close();
+      }
+    }));
+});
+
 describe('LevelStore group commit', () => {
   it('a group whose write fails fails every member and writes nothing', () =>
     withDir(async (dir) => {
@@ -206,6 +417,93 @@ describe('LevelStore group commit', () => {
         assert.equal((await s.get('x'))?.value, 'before');
         assert.equal(await s.get('y'), undefined);
         assert.equal((await s.get('first'))?.value, '1');
+      } finally {
+        await s.close();
+      }
+    }));
+});
+
+describe('KeyFilter', () => {
+  it('never forgets a key it was given, and rarely claims one it was not', () => {
+    const f = new KeyFilter(2 ** 20);
+    const key = (i: number): string => `napi/idx/nic/belongs_to/be0c0000-0000-4000-8000-${String(i).padStart(12, '0')}/90b8d0${i}`;
+    for (let i = 0; i < 50_000; i++) f.add(key(i));
+    for (let i = 0; i < 50_000; i++) assert.equal(f.mayContain(key(i)), true, key(i));
+    let falsePositives = 0;
+    for (let i = 50_000; i < 100_000; i++) if (f.mayContain(key(i))) falsePositives++;
+    assert.ok(falsePositives < 500, `${falsePositives} false positives in 50,000 (20 bits a key)`);
+    assert.equal(new KeyFilter(0).mayContain('a'), false);
+    const tiny = new KeyFilter(1); // 64 bits
+    for (let i = 0; i < 100; i++) tiny.add(key(i));
+    assert.equal(tiny.mayContain(key(5)), true);
+  });
+});
+
+describe('LevelStore key filter', () => {
+  it('answers reads of keys never written without the database, and finds every stored key after a reopen', () =>
+    withDir(async (dir) => {
+      let s = await LevelStore.open(dir);
+      try {
+        for (let i = 0; i < 50; i++) await s.commit({ ops: [{ type: 'put', key: `k/${i}`, value: String(i) }] });
+        await s.commit({ ops: [{ type: 'del', key: 'k/7' }] });
+      } finally {
+        await s.close();
+      }
+      s = await LevelStore.open(dir, { cacheEntries: 0 }); // no cache: the filter alone answers
+      try {
+        assert.equal(await s.keyFilterLoaded(), true);
+        const db = dbOf(s);
+        const realGetMany = db.getMany.bind(db);
+        let diskReads = 0;
+        db.getMany = (keys, opts) => {
+          diskReads++;
+          return realGetMany(keys, opts);
+        };
+        for (let i = 0; i < 200; i++) assert.equal(await s.get(`never/${i}`), undefined);
+        assert.equal((await s.getMany(['never/a', 'never/b'])).size, 0);
+        assert.ok(diskReads <= 2, `${diskReads} database reads for 202 keys never written`);
+        // Stored keys (and a deleted one, which the filter still holds) are read from the database.
+        diskReads = 0;
+        for (let i = 0; i < 50; i++) assert.equal((await s.get(`k/${i}`))?.value, i === 7 ? undefined : String(i), `k/${i}`);
+        assert.ok(diskReads > 0);
+        // A commit's evaluation needs no read for keys never written either.
+        const before = s.stats();
+        assert.deepEqual(await s.commit({ preconditions: [{ key: 'fresh', absent: true }], ops: [{ type: 'put', key: 'fresh/idx', value: '' }] }), { ok: true, revision: 52 });
+        assert.equal(s.stats().groupReads - before.groupReads, 0);
+        db.getMany = realGetMany;
+        assert.equal((await s.get('fresh/idx'))?.value, '');
+      } finally {
+        await s.close();
+      }
+    }));
+
+  it('a key written while the filter is still loading is found, and a filter too small only costs reads', () =>
+    withDir(async (dir) => {
+      let s = await LevelStore.open(dir);
+      try {
+        await s.commit({ ops: Array.from({ length: 2000 }, (_, i) => ({ type: 'put' as const, key: `seed/${String(i).padStart(5, '0')}`, value: 'x' })) });
+      } finally {
+        await s.close();
+      }
+      s = await LevelStore.open(dir, { cacheEntries: 0 });
+      try {
+        // Before the scan can be done: written now, read after the filter is in use.
+        await s.commit({ ops: [{ type: 'put', key: 'during/load', value: 'here' }] });
+        assert.equal(await s.keyFilterLoaded(), true);
+        assert.equal((await s.get('during/load'))?.value, 'here');
+        assert.equal((await s.get('seed/01999'))?.value, 'x');
+        assert.equal(await s.get('seed/02000'), undefined);
+      } finally {
+        await s.close();
+      }
+      // 64 bits for 2,000 keys: every answer is "maybe", and the database decides.
+      s = await LevelStore.open(dir, { keyFilterBits: 64 });
+      try {
+        assert.equal(await s.keyFilterLoaded(), true);
+        assert.equal((await s.get('seed/00042'))?.value, 'x');
+        assert.equal(await s.get('absent/really'), undefined);
+        const r = await s.commit({ preconditions: [{ key: 'seed/00001', absent: true }], ops: [{ type: 'put', key: 'x', value: '1' }] });
+        assert.equal(r.ok, false);
       } finally {
         await s.close();
       }

@@ -47,11 +47,20 @@ export function randomMacInOui(oui: string, random: () => Buffer = pooledRandom3
   return `${prefix}${hex2(r[0] ?? 0)}:${hex2(r[1] ?? 0)}:${hex2(r[2] ?? 0)}`;
 }
 
-/** Picks an unused MAC in the OUI inside tx; the chosen NIC key must still be absent at commit. */
-export async function allocateMac(tx: Tx, oui: string, random?: () => Buffer): Promise<string> {
+/**
+ * Picks an unused MAC in the OUI inside tx; the chosen NIC key must still be absent at
+ * commit. `alongside` names other keys of a candidate (the new NIC's index keys) to read
+ * in the same store round trip as its NIC key: the transaction has then read every key it
+ * will write, and its commit reads nothing more.
+ */
+export async function allocateMac(tx: Tx, oui: string, random?: () => Buffer, alongside?: (mac: string) => string[]): Promise<string> {
   for (let i = 0; i < MAC_RETRIES; i++) {
     const mac = randomMacInOui(oui, random);
-    if (!(await tx.get(nicKey(mac)))) return mac;
+    const key = nicKey(mac);
+    const others = alongside?.(mac) ?? [];
+    // One store read for all of them (one etcd transaction, one LevelDB snapshot).
+    const taken = others.length > 0 ? (await tx.getMany([key, ...others])).has(key) : (await tx.get(key)) !== undefined;
+    if (!taken) return mac;
   }
   throw internalError('no more free MAC addresses');
 }

@@ -151,8 +151,21 @@ async function allocateFromPool(tx: Tx, c: CreateNicParams, pool: NonNullable<Pl
   return rejectField('network_uuid', `All networks in pool ${pool.uuid} are full`);
 }
 
-async function reserveMac(tx: Tx, config: NapiConfig, c: CreateNicParams): Promise<string> {
-  if (c.mac === undefined) return allocateMac(tx, config.macOUI);
+/**
+ * The index keys a new NIC gets that are known before its address is (its owner object,
+ * its node, a network it was placed on): a MAC candidate's are read with its NIC key.
+ */
+function knownIndexKeys(c: CreateNicParams, placement: Placement): (mac: string) => string[] {
+  return (mac) => {
+    const keys = [nicIndexKey('belongs_to', c.belongs_to_uuid, mac)];
+    if (c.cn_uuid !== undefined) keys.push(nicIndexKey('cn', c.cn_uuid, mac));
+    if (placement.network) keys.push(nicIndexKey('network', placement.network.uuid, mac));
+    return keys;
+  };
+}
+
+async function reserveMac(tx: Tx, config: NapiConfig, c: CreateNicParams, placement: Placement): Promise<string> {
+  if (c.mac === undefined) return allocateMac(tx, config.macOUI, undefined, knownIndexKeys(c, placement));
   if (await tx.get(nicKey(c.mac))) throw invalidParams([duplicateParam('mac')]);
   return c.mac;
 }
@@ -179,7 +192,7 @@ async function reserveAddress(tx: Tx, c: CreateNicParams, placement: Placement, 
  * nothing of this attempt is still running when it ends.
  */
 async function reserveNicAddresses(tx: Tx, config: NapiConfig, c: CreateNicParams, placement: Placement, attempt: number): Promise<NicAddresses> {
-  const [mac, addr] = await Promise.allSettled([reserveMac(tx, config, c), reserveAddress(tx, c, placement, attempt)]);
+  const [mac, addr] = await Promise.allSettled([reserveMac(tx, config, c, placement), reserveAddress(tx, c, placement, attempt)]);
   if (mac.status === 'rejected') throw mac.reason;
   if (addr.status === 'rejected') throw addr.reason;
   return { mac: mac.value, ...addr.value };

@@ -94,12 +94,19 @@ export function serializeNic(nic: NicRecord, network: NetworkRecord | undefined,
   return s;
 }
 
+/** Netmask text by subnet text (null: IPv6): every NIC reply needs its network's. */
+const netmasks = new Map<string, string | null>();
+
 function netmaskFor(network: NetworkRecord): string | undefined {
-  const sub = subnetOf(network.subnet);
-  if (sub.family !== 'ipv4') return undefined;
-  const bits = sub.bits;
-  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-  return [24, 16, 8, 0].map((sh) => (mask >>> sh) & 255).join('.');
+  let m = netmasks.get(network.subnet);
+  if (m === undefined) {
+    const sub = subnetOf(network.subnet);
+    const mask = sub.bits === 0 ? 0 : (0xffffffff << (32 - sub.bits)) >>> 0;
+    m = sub.family === 'ipv4' ? [24, 16, 8, 0].map((sh) => (mask >>> sh) & 255).join('.') : null;
+    if (netmasks.size >= 4096) netmasks.clear();
+    netmasks.set(network.subnet, m);
+  }
+  return m ?? undefined;
 }
 
 /** The overlay view of a NIC joined with its network (see src/overlay/derive.ts). */
