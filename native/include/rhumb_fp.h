@@ -42,11 +42,20 @@ struct fp_options {
 	uint16_t port;         /* 0: ephemeral */
 	uint16_t underlay_mtu; /* at least 576 + 50 */
 	bool tso, uso, gso, gro, coalesce, mmsg; /* wanted; each is used only when probed */
+	int threads;           /* FP_THREADS_*: who receives from the underlay */
 };
+
+/*
+ * Receive threads (FP_THREADS_SPLIT) let the two directions run on different CPUs; on a
+ * machine of one or two CPUs they only add wakeups and hand-offs (an instance's ACK written
+ * by one thread, read by another), so there the transmit thread also receives (ONE).
+ */
+enum { FP_THREADS_AUTO = 0, FP_THREADS_SPLIT = 1, FP_THREADS_ONE = 2 };
 
 struct fp_offloads {
 	bool vnethdr, tso, uso, gso, gro, coalesce, mmsg;
 	bool probed_tso, probed_uso, probed_gso, probed_gro;
+	bool one_thread; /* the transmit thread also receives (no receive threads) */
 };
 
 struct fp_nic_spec {

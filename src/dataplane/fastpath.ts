@@ -28,7 +28,16 @@ export interface FastPathOptions {
   port?: number;
   /** Offloads not to use (`--no-offload tso,gro`). */
   disable?: readonly Offload[];
+  /**
+   * Who receives from the underlay: receive threads beside the transmit thread ('split'),
+   * or the transmit thread itself ('one': fewer wakeups and hand-offs where the CPUs are
+   * too few for the threads to run side by side). 'auto' (default): 'one' on 2 CPUs or fewer.
+   */
+  threads?: FastPathThreads;
 }
+
+export type FastPathThreads = 'auto' | 'split' | 'one';
+const THREADS: Record<FastPathThreads, number> = { auto: 0, split: 1, one: 2 };
 
 export interface OffloadState {
   vnethdr: boolean;
@@ -42,6 +51,8 @@ export interface OffloadState {
   probedUso: boolean;
   probedGso: boolean;
   probedGro: boolean;
+  /** The transmit thread also receives (threads 'one', or 'auto' on a small machine). */
+  oneThread: boolean;
 }
 
 /**
@@ -206,6 +217,7 @@ export class FastPath {
         gro: !off.has('gro'),
         coalesce: !off.has('coalesce'),
         mmsg: !off.has('mmsg'),
+        threads: THREADS[opts.threads ?? 'auto'],
       },
       (kind, vnet, key) => {
         if (kind === 2) onMiss({ kind: 'l2', vnet, mac: macFromBytes(key) });
