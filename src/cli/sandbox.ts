@@ -37,6 +37,7 @@ export function registerSandboxCommands(program: Command): void {
     .option('--subnet <cidr>', 'underlay /24 (inside 198.18.0.0/15); the controller is at .254', DEFAULTS.subnet)
     .option('--rest-port <port>', 'controller REST port (and console)', parseIntArg(1, 65535), DEFAULTS.restPort)
     .option('--svp-port <port>', 'controller SVP port', parseIntArg(1, 65535), DEFAULTS.svpPort)
+    .option('--auth', 'the controller asks who calls: an auth file with an admin token (for the CLI and the console) and a token per agent', false)
     .addOption(stateDirOption())
     .action(async (f: UpFlags) => {
       const t0 = Date.now();
@@ -47,7 +48,7 @@ export function registerSandboxCommands(program: Command): void {
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
-      const options: SandboxOptions = { nodes: f.nodes, backend: f.backend, store: f.store, prefix: f.prefix, subnet: f.subnet, restPort: f.restPort, svpPort: f.svpPort };
+      const options: SandboxOptions = { nodes: f.nodes, backend: f.backend, store: f.store, prefix: f.prefix, subnet: f.subnet, restPort: f.restPort, svpPort: f.svpPort, auth: f.auth };
       await sandboxUp(options, { stateDir: f.stateDir, log: (l) => say(l), aborted: () => aborted });
       const st = await sandboxStatus(f.stateDir);
       say(`up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

@@ -66,8 +66,9 @@ export function registerConsole(app: FastifyInstance, ctx: RestContext, opts: Co
   const health = opts.health ?? new HealthBook();
   const feed = new ConsoleFeed({ store: ctx.store, health, onError: (err) => ctx.log.warn({ err: err.message }, 'console feed') });
 
-  // A node reports for itself; the console (pages, snapshot, event stream) is operators'
-  // (admins') when auth is on: with TLS a browser shows an operator certificate.
+  // A node reports for itself; the console's data (snapshot, event stream) is operators'
+  // (admins') when auth is on: a browser shows an admin client certificate, or the page
+  // asks for an admin token. The pages themselves hold no data: anyone may load them.
   app.post('/nodes/:cn_uuid/report', access({ allow: ['node'], node: [pathIs('cn_uuid', () => notFound('node not found'))] }), async (req, reply) => {
     let report;
     try {
@@ -89,11 +90,12 @@ export function registerConsole(app: FastifyInstance, ctx: RestContext, opts: Co
 
   // One route for /ui and /ui/ (the app ignores trailing slashes); the page's relative
   // URLs need the slash.
-  app.get('/ui/', async (req, reply) => {
+  const PAGE = access({ allow: 'anyone' });
+  app.get('/ui/', PAGE, async (req, reply) => {
     if (!req.url.split('?')[0]!.endsWith('/')) return reply.redirect('/ui/');
     return reply.headers(SECURITY_HEADERS).type(STATIC_FILES['index.html']!).send(files.get('index.html'));
   });
-  app.get('/ui/:file', async (req, reply) => {
+  app.get('/ui/:file', PAGE, async (req, reply) => {
     const file = (req.params as { file: string }).file;
     const body = Object.hasOwn(STATIC_FILES, file) ? files.get(file) : undefined;
     if (!body) return reply.status(404).send({ code: 'ResourceNotFound', message: `/ui/${file} does not exist` });

@@ -1,6 +1,7 @@
 /**
- * The controller's view of every router and network, in memory (a StoreView of
- * napi/routers/ and napi/networks/), answering agents' router feed: for the owners with
+ * The controller's view of every router and network, in memory (two StoreViews, one of
+ * napi/routers/ and one of napi/networks/: one view of both would make etcd stream the
+ * NIC records that sort between them), answering agents' router feed: for the owners with
  * instances on a node, their routers with the networks each connects, and a version (a
  * hash of that answer). A poll naming the version it has is held until a router of those
  * owners, or a network of theirs, changes the answer (or the wait ends), so a router
@@ -8,7 +9,7 @@
  * request per node.
  */
 import { createHash } from 'node:crypto';
-import { EventEmitter } from 'node:events';
+import { EventEmitter, on } from 'node:events';
 import type { ChangeSet, KeyValue, Store } from '../store/types.js';
 import { StoreView } from '../store/view.js';
 import { NETWORK_PREFIX, ROUTER_PREFIX } from './keys.js';
@@ -80,17 +81,25 @@ export class RouterDirectory {
   private readonly routers = new Map<string, Map<string, RouterRecord>>();
   private readonly networks = new Map<string, NetworkRecord>();
   private readonly events = new EventEmitter();
-  private readonly view: StoreView;
-  private loading: KeyValue[] = [];
+  private readonly views: StoreView[];
   private stopped = false;
 
   constructor(store: Store, private readonly opts: RouterDirectoryOptions = {}) {
     this.events.setMaxListeners(0);
-    this.view = new StoreView(
+    this.views = [
+      this.follow(store, ROUTER_PREFIX, () => this.routers.clear()),
+      this.follow(store, NETWORK_PREFIX, () => this.networks.clear()),
+    ];
+  }
+
+  /** A view of one prefix; a (re)load replaces what it holds (clear), then applies the records. */
+  private follow(store: Store, prefix: string, clear: () => void): StoreView {
+    let loading: KeyValue[] = [];
+    return new StoreView(
       {
         store,
-        prefixes: [ROUTER_PREFIX, NETWORK_PREFIX],
-        name: 'router directory',
+        prefixes: [prefix],
+        name: `router directory (${prefix})`,
         logger: {
           warn: (obj, msg) => this.opts.onError?.(new Error(`${msg ?? 'router directory'}: ${JSON.stringify(obj)}`)),
           info: () => undefined,
@@ -98,16 +107,15 @@ export class RouterDirectory {
       },
       {
         beginLoad: () => {
-          this.loading = [];
+          loading = [];
         },
         loadPage: (kvs) => {
-          this.loading.push(...kvs);
+          loading.push(...kvs);
         },
         endLoad: (_revision, reload) => {
-          this.routers.clear();
-          this.networks.clear();
-          for (const kv of this.loading) this.applyRecord(kv.key, kv.value);
-          this.loading = [];
+          clear();
+          for (const kv of loading) this.applyRecord(kv.key, kv.value);
+          loading = [];
           // A lost feed: whatever changed meanwhile, every held poll looks again.
           if (reload) this.events.emit('change', null);
         },
@@ -117,15 +125,15 @@ export class RouterDirectory {
   }
 
   /** Loads and follows; resolves once caught up with the store. */
-  start(): Promise<void> {
-    return this.view.start();
+  async start(): Promise<void> {
+    await Promise.all(this.views.map((v) => v.start()));
   }
 
   /** Stops following; held polls are answered now. Idempotent. */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    this.view.close();
+    for (const v of this.views) v.close();
     this.events.emit('change', null);
   }
 
@@ -154,24 +162,21 @@ export class RouterDirectory {
     let now = this.answer(owners);
     if (waitMs <= 0 || now.version !== since || this.stopped) return now;
     const wanted = new Set(owners);
-    const deadline = Date.now() + waitMs;
-    while (now.version === since && !this.stopped) {
-      const left = deadline - Date.now();
-      if (left <= 0) break;
-      await new Promise<void>((resolve) => {
-        const done = (touched: Set<string> | null): void => {
-          if (touched && ![...touched].some((o) => wanted.has(o))) return;
-          clearTimeout(timer);
-          this.events.off('change', done);
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          this.events.off('change', done);
-          resolve();
-        }, left);
-        this.events.on('change', done);
-      });
-      now = this.answer(owners);
+    // A timer of its own (AbortSignal.timeout's does not keep the process alive).
+    const ended = new AbortController();
+    const timer = setTimeout(() => ended.abort(), waitMs);
+    try {
+      for await (const [touched] of on(this.events, 'change', { signal: ended.signal }) as AsyncIterable<[Set<string> | null]>) {
+        if (this.stopped) break;
+        if (touched && ![...touched].some((o) => wanted.has(o))) continue;
+        now = this.answer(owners);
+        if (now.version !== since) break;
+      }
+    } catch (err) {
+      if ((err as Error).name !== 'AbortError') throw err;
+      now = this.answer(owners); // the wait ended
+    } finally {
+      clearTimeout(timer);
     }
     return now;
   }

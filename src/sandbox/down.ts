@@ -11,7 +11,7 @@ import { DEFAULT_STATE_DIR, MARKER_ENV, type SandboxState, STATE_FILE, loadState
 import { endMarkedProcesses, ip, isSameProcess, linkAlias, listNamespaces, run } from './system.js';
 
 /** Directories `up` makes inside the state dir. */
-export const STATE_SUBDIRS = ['logs', 'controller', 'etcd', 'agents'];
+export const STATE_SUBDIRS = ['logs', 'controller', 'etcd', 'agents', 'tokens'];
 
 export interface TeardownReport {
   processes: number;

@@ -26,6 +26,8 @@ export interface SandboxOptions {
   /** The underlay /24, inside 198.18.0.0/15. */
   subnet: string;
   restPort: number;
+  /** The controller asks who calls (an auth file: an admin token, a token per agent). */
+  auth?: boolean;
   svpPort: number;
 }
 

@@ -10,12 +10,13 @@ export class RestError extends Error {
   }
 }
 
-export async function rest<T = unknown>(base: string, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
+/** token: sent as a bearer token (the controller of a sandbox up with --auth). */
+export async function rest<T = unknown>(base: string, method: string, path: string, body?: unknown, timeoutMs = 30_000, token?: string): Promise<T> {
   let res: Response;
   try {
     res = await fetch(base + path, {
       method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(token ? { authorization: `Bearer ${token}` } : {}) },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(timeoutMs),
     });

@@ -70,6 +70,8 @@ export interface SandboxState {
   rootLinks: string[];
   processes: RecordedProcess[];
   controller?: { rest: string; svp: string; console: string };
+  /** With --auth: the file holding the admin token (the controller's auth file is beside it). */
+  adminTokenFile?: string;
   etcd?: { client: string };
   nodes: RecordedNode[];
   owners: RecordedOwner[];

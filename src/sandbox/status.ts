@@ -34,6 +34,8 @@ export interface SandboxStatus {
   backend: string;
   store: string;
   controller?: SandboxState['controller'] & { running: boolean; answering: boolean };
+  /** With --auth: the admin token's file (the CLI's --token-file; the console asks for the token). */
+  adminTokenFile?: string;
   nodes: NodeStatus[];
   instances: InstanceStatus[];
   processes: Array<{ role: string; pid: number; running: boolean; log: string }>;
@@ -65,6 +67,7 @@ export async function sandboxStatus(stateDir = DEFAULT_STATE_DIR): Promise<Sandb
     backend: s.options.backend,
     store: s.options.store,
     ...(s.controller ? { controller: { ...s.controller, running: running('controller'), answering } } : {}),
+    ...(s.adminTokenFile ? { adminTokenFile: s.adminTokenFile } : {}),
     nodes,
     instances,
     processes,
@@ -85,6 +88,7 @@ export function formatStatus(st: SandboxStatus): string {
     lines.push(`controller  REST ${st.controller.rest}  SVP ${st.controller.svp}  (${st.controller.running ? 'running' : 'NOT RUNNING'}${st.controller.running && !st.controller.answering ? ', not answering' : ''})`);
     lines.push(`console     ${st.controller.console}`);
   }
+  if (st.adminTokenFile) lines.push(`auth        the controller asks who calls: the admin token is in ${st.adminTokenFile}`);
   lines.push('nodes:');
   lines.push(table(['node', 'underlay', 'namespace', 'agent', 'vnets', 'NICs'], st.nodes.map((n) => [n.name, n.ip, n.ns, n.agent, n.vnets?.join(',') ?? '-', n.nics === undefined ? '-' : String(n.nics)])));
   lines.push('instances:');
@@ -102,8 +106,9 @@ export function formatHints(st: SandboxStatus, cmd = 'npx rhumb'): string {
   if (a && b?.ip) lines.push(`  ${cmd} sandbox shell${dirFlag} ${a.name} -- ping -c 3 ${b.ip}     # ${a.node} -> ${b.node} over VXLAN`);
   if (a) lines.push(`  ${cmd} sandbox shell${dirFlag} ${a.name}                        # a shell inside the instance`);
   if (st.controller) {
-    lines.push(`  ${cmd} nic list --api ${st.controller.rest}`);
-    lines.push(`  open ${st.controller.console} in a browser on this machine`);
+    const token = st.adminTokenFile ? ` --token-file ${st.adminTokenFile}` : '';
+    lines.push(`  ${cmd} nic list --api ${st.controller.rest}${token}`);
+    lines.push(`  open ${st.controller.console} in a browser on this machine${st.adminTokenFile ? ` (sign in with the token in ${st.adminTokenFile})` : ''}`);
   }
   lines.push(`  ${cmd} sandbox status${dirFlag}`);
   lines.push(`  ${cmd} sandbox down${dirFlag}`);

@@ -7,8 +7,9 @@
  * Everything is recorded in the state file before (namespaces, links) or right after
  * (processes) it is made; a failure or an interrupt rolls back what was made.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rmdir } from 'node:fs/promises';
+import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ipaddr from 'ipaddr.js';
@@ -156,6 +157,8 @@ class Builder {
   private readonly dir: string;
   private readonly cli = cliPath();
   private restUrl = '';
+  /** With --auth: what the sandbox itself calls the controller as. */
+  private adminToken: string | undefined;
   private svp = '';
 
   constructor(
@@ -254,15 +257,42 @@ class Builder {
     this.state.etcd = { client };
   }
 
+  /**
+   * --auth: the controller's auth file (an admin token, one node token per agent), each
+   * token also in a file of its own (0600, under tokens/): what the CLI, the console and
+   * the agents are given.
+   */
+  private async tokens(): Promise<string[]> {
+    if (!this.plan.options.auth) return [];
+    const dir = join(this.dir, 'tokens');
+    const token = () => randomBytes(24).toString('hex');
+    const admin = token();
+    const nodes = this.plan.nodes.map((n) => ({ name: n.name, uuid: n.uuid, token: token() }));
+    const authFile = join(dir, 'auth.json');
+    const doc = { tokens: [{ token: admin, role: 'admin', name: 'sandbox' }, ...nodes.map((n) => ({ token: n.token, role: 'node', node_uuid: n.uuid, name: n.name }))] };
+    await writeFile(authFile, `${JSON.stringify(doc, null, 2)}\n`, { mode: 0o600 });
+    this.state.adminTokenFile = join(dir, 'admin.token');
+    await writeFile(this.state.adminTokenFile, `${admin}\n`, { mode: 0o600 });
+    for (const n of nodes) await writeFile(join(dir, `${n.name}.token`), `${n.token}\n`, { mode: 0o600 });
+    this.adminToken = admin;
+    return ['--auth-file', authFile];
+  }
+
+  /** A call to the controller's REST API (as the admin when it asks who calls). */
+  private api<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+    return rest<T>(this.restUrl, method, path, body, 30_000, this.adminToken);
+  }
+
   private async controller(): Promise<void> {
     const { controllerIp: host, options: o } = this.plan;
     const store = this.state.etcd ? ['--store', 'etcd', '--etcd', this.state.etcd.client, '--etcd-prefix', `sandbox-${this.state.runId}/`] : ['--data', join(this.dir, 'controller')];
-    this.start('controller', [process.execPath, this.cli, 'controller', ...store, '--listen', `${host}:${o.restPort}`, '--svp-listen', `${host}:${o.svpPort}`, '--log-level', 'warn']);
+    const auth = await this.tokens();
+    this.start('controller', [process.execPath, this.cli, 'controller', ...store, ...auth, '--listen', `${host}:${o.restPort}`, '--svp-listen', `${host}:${o.svpPort}`, '--log-level', 'warn']);
     this.restUrl = `http://${host}:${o.restPort}`;
     this.svp = `${host}:${o.svpPort}`;
     await this.waitProcess('controller', async () => ((await rest(this.restUrl, 'GET', '/ping', undefined, 2000)) ? true : undefined), 'the controller to answer');
     this.state.controller = { rest: this.restUrl, svp: this.svp, console: `${this.restUrl}/ui/` };
-    await rest(this.restUrl, 'POST', '/networks', {
+    await this.api('POST', '/networks', {
       name: 'sandbox-underlay',
       nic_tag: 'sdc_underlay',
       vlan_id: 0,
@@ -279,6 +309,7 @@ class Builder {
       'ip', 'netns', 'exec', n.ns, process.execPath, this.cli, 'agent',
       '--node', n.uuid, '--underlay-ip', n.ip, '--controller', this.restUrl, '--svp', this.svp,
       '--api', `${n.ip}:${AGENT_API_PORT}`, '--state-dir', join(this.dir, 'agents', n.name), '--backend', this.plan.options.backend,
+      ...(this.plan.options.auth ? ['--token-file', join(this.dir, 'tokens', `${n.name}.token`)] : []),
     ]);
     const api = `http://${n.ip}:${AGENT_API_PORT}`;
     await this.waitProcess(role, async () => ((await rest(api, 'GET', '/status', undefined, 2000)) ? true : undefined), `the agent on ${n.name}`, 45_000);
@@ -287,8 +318,8 @@ class Builder {
 
   private async owners(): Promise<void> {
     for (const w of this.plan.owners) {
-      await rest(this.restUrl, 'POST', `/fabrics/${w.uuid}/vlans`, { vlan_id: w.vlanId, name: w.vlanName });
-      const net = await rest<{ uuid: string; vnet_id: number }>(this.restUrl, 'POST', `/fabrics/${w.uuid}/vlans/${w.vlanId}/networks`, {
+      await this.api('POST', `/fabrics/${w.uuid}/vlans`, { vlan_id: w.vlanId, name: w.vlanName });
+      const net = await this.api<{ uuid: string; vnet_id: number }>('POST', `/fabrics/${w.uuid}/vlans/${w.vlanId}/networks`, {
         name: w.network.name,
         subnet: w.network.subnet,
         provision_start_ip: w.network.start,
@@ -300,7 +331,7 @@ class Builder {
     // Rules before the instances turn their firewall on: nothing is blocked on the way up.
     for (const r of this.plan.rules) {
       const owner = this.plan.owners.find((w) => w.name === r.owner)!;
-      const made = await rest<{ uuid: string }>(this.restUrl, 'POST', '/rules', { rule: r.rule, owner_uuid: owner.uuid, enabled: true, description: r.description });
+      const made = await this.api<{ uuid: string }>('POST', '/rules', { rule: r.rule, owner_uuid: owner.uuid, enabled: true, description: r.description });
       this.state.rules.push(made.uuid);
     }
   }
@@ -309,8 +340,8 @@ class Builder {
     const owner = this.plan.owners.find((w) => w.name === inst.owner)!;
     const net = this.state.owners.find((w) => w.name === inst.owner)!;
     const node = this.state.nodes.find((n) => n.name === inst.node)!;
-    await rest(this.restUrl, 'PUT', `/fw/instances/${inst.uuid}`, { owner_uuid: owner.uuid, tags: inst.tags, firewall_enabled: owner.firewall });
-    const nic = await rest<{ mac: string; ip: string }>(this.restUrl, 'POST', '/nics', {
+    await this.api('PUT', `/fw/instances/${inst.uuid}`, { owner_uuid: owner.uuid, tags: inst.tags, firewall_enabled: owner.firewall });
+    const nic = await this.api<{ mac: string; ip: string }>('POST', '/nics', {
       owner_uuid: owner.uuid,
       belongs_to_uuid: inst.uuid,
       belongs_to_type: 'zone',
@@ -326,7 +357,7 @@ class Builder {
   private async firewallSettled(): Promise<void> {
     await Promise.all(
       this.state.nodes.map(async (n) => {
-        const feed = await rest<{ revision: number }>(this.restUrl, 'GET', `/fw/nodes/${n.uuid}/rulesets?since=0&wait=0`);
+        const feed = await this.api<{ revision: number }>('GET', `/fw/nodes/${n.uuid}/rulesets?since=0&wait=0`);
         await waitFor(
           async () => {
             const fw = (await rest<{ firewall: { revision?: number; failures?: Record<string, string> } }>(n.agentApi!, 'GET', '/status')).firewall;

@@ -74,7 +74,7 @@ before(async () => {
   await chmod(authFile, 0o600);
   tokens = new TokenBook(authFile);
   await tokens.load();
-  napi = await startTestNapi({ auth: { tokens, limits: { maxInFlight: 512, rate: null } }, console: true, wireguard: { maxWaitMs: 1000 } });
+  napi = await startTestNapi({ auth: { tokens, limits: { maxInFlight: 512, rate: null } }, console: true, wireguard: { maxWaitMs: 1000 }, routerFeed: { maxWaitMs: 1000 } });
   made.underlay = (await ok(admin('POST', '/networks', { name: 'underlay', nic_tag: 'sdc_underlay', vlan_id: 0, subnet: '198.18.0.0/24', provision_start_ip: '198.18.0.10', provision_end_ip: '198.18.0.250' }))).uuid;
   for (const [owner, key] of [[A, 'netA'], [B, 'netB']] as const) {
     await ok(admin('POST', `/fabrics/${owner}/vlans`, { vlan_id: 5, name: 'blue' }));
@@ -96,13 +96,15 @@ after(async () => {
 describe('authentication', () => {
   it('no token: 401 with NAPI error body; /ping stays open; an unknown token is 401', async () => {
     const anon = as(undefined);
-    for (const url of ['/networks', '/nics', '/rules', `/fabrics/${A}/vlans`, '/metrics', '/ui/', '/ui/app.js', '/ui/api/snapshot', '/ui/api/events', '/wireguard/peers', '/encryption']) {
+    for (const url of ['/networks', '/nics', '/rules', `/fabrics/${A}/vlans`, '/metrics', '/ui/api/snapshot', '/ui/api/events', '/wireguard/peers', '/routers/feed', '/encryption']) {
       const r = await anon('GET', url);
       assert.equal(r.status, 401, url);
       assert.equal(r.body.code, 'Unauthorized');
     }
     assert.equal((await anon('GET', '/ping')).status, 200);
-    assert.equal((await admin('GET', '/ui/')).status, 200, 'the console is operators\'');
+    // The console's pages hold no data (they ask for a token); its data is operators'.
+    for (const url of ['/ui/', '/ui/app.js']) assert.equal((await anon('GET', url)).status, 200, url);
+    assert.equal((await admin('GET', '/ui/api/snapshot')).status, 200, 'the console is operators\'');
     const bogus = await as('not-a-token-0123456789')('GET', '/nics');
     assert.equal(bogus.status, 401);
     assert.match(bogus.body.message, /unknown bearer token/);
@@ -112,7 +114,7 @@ describe('authentication', () => {
 
   it('an owner or a node calling an admin route: 403', async () => {
     for (const call of [ownerA, node1]) {
-      for (const [m, url] of [['GET', '/nic_tags'], ['POST', '/nic_tags'], ['GET', '/network_pools'], ['GET', '/aggregations'], ['GET', '/search/ips?ip=10.0.0.1'], ['GET', `/networks/${made.underlay}/ips`], ['GET', '/ui/'], ['GET', '/ui/app.js'], ['GET', '/ui/api/snapshot'], ['GET', '/ui/api/events'], ['GET', '/encryption'], ['PUT', '/encryption']]) {
+      for (const [m, url] of [['GET', '/nic_tags'], ['POST', '/nic_tags'], ['GET', '/network_pools'], ['GET', '/aggregations'], ['GET', '/search/ips?ip=10.0.0.1'], ['GET', `/networks/${made.underlay}/ips`], ['GET', '/ui/api/snapshot'], ['GET', '/ui/api/events'], ['GET', '/encryption'], ['PUT', '/encryption']]) {
         const r = await call(m!, url!, m === 'POST' ? { name: 'x' } : m === 'PUT' ? { mode: 'wireguard', force: true } : undefined);
         assert.equal(r.status, 403, `${m} ${url}: ${JSON.stringify(r.body)}`);
         assert.equal(r.body.code, 'Forbidden');
@@ -120,6 +122,9 @@ describe('authentication', () => {
     }
     assert.equal((await ownerA('GET', '/networks')).status, 403);
     assert.equal((await ownerA('POST', `/fabrics/${A}/vlans/5/networks`, {})).status !== 403, true);
+    // The router feed is nodes' (owners read their routers under /fabrics/:owner_uuid/routers).
+    assert.equal((await ownerA('GET', `/routers/feed?owner_uuids=${A}`)).status, 403);
+    assert.equal((await node1('GET', `/routers/feed?owner_uuids=${A}`)).status, 200);
   });
 });
 
@@ -349,9 +354,12 @@ describe('every route declares who may call it', () => {
       'GET /nics owner+node',
       'GET /nics/:mac owner+node',
       'GET /ping anyone',
+      'GET /routers/feed node',
       'GET /rules owner',
       'GET /rules/:uuid owner',
       'GET /rules/:uuid/vms owner',
+      'GET /ui/ anyone',
+      'GET /ui/:file anyone',
       'GET /wireguard/nodes/:cn_uuid node',
       'GET /wireguard/peers node',
       'POST /fabrics/:owner_uuid/routers owner',

@@ -7,6 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { RouterDirectory } from '../../src/napi/router-directory.js';
+import { NETWORK_PREFIX, NIC_PREFIX, ROUTER_PREFIX } from '../../src/napi/keys.js';
+import { MemoryStore } from '../../src/store/memory.js';
+import type { WatchHandlers, WatchOptions } from '../../src/store/types.js';
 import { type TestNapi, startTestNapi } from '../helpers/napi.js';
 import { OWNER_A, OWNER_B } from '../helpers/napi-fixtures.js';
 
@@ -102,6 +106,24 @@ test('bad parameters are refused naming the field', async () => {
     assert.equal(r.status, 422, q);
     assert.deepEqual(r.body.errors.map((e: { field: string }) => e.field), [field], q);
   }
+});
+
+test('the directory follows router and network records only, each prefix on its own watch (one etcd range over both would carry every NIC write)', async () => {
+  const watched: string[][] = [];
+  const store = new MemoryStore();
+  const spy = new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === 'watch') return (opts: WatchOptions, h: WatchHandlers) => (watched.push([...(opts.prefixes ?? [opts.prefix ?? ''])]), target.watch(opts, h));
+      const v = Reflect.get(target, prop, receiver);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+  const d = new RouterDirectory(spy);
+  await d.start();
+  d.stop();
+  await store.close();
+  assert.deepEqual(watched.map((w) => w.join(' ')).sort(), [NETWORK_PREFIX, ROUTER_PREFIX].sort());
+  assert.ok(NETWORK_PREFIX < NIC_PREFIX && NIC_PREFIX < ROUTER_PREFIX, 'NIC records sort between the two');
 });
 
 test('closing the app answers held requests at once', async () => {

@@ -2,7 +2,8 @@
  * `rhumb sandbox` end to end, as a user runs it: `up` builds the datacenter (its processes
  * outlive the command), an instance pings another on a different node through `shell`,
  * `status` reports it, `down` leaves nothing (namespaces, links, processes, files) — on
- * the kernel backend (LevelDB) and the userspace backend (etcd). Bad input: up twice,
+ * the kernel backend (LevelDB) and the userspace backend (etcd, with --auth: the
+ * controller asks who calls, the agents present node tokens). Bad input: up twice,
  * down with nothing up, a namespace name already taken, not root, and an `up` killed
  * half-way that `down` still undoes.
  *
@@ -10,7 +11,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { after, describe, it } from 'node:test';
 import { netnsSkipReason } from '../helpers/netns.js';
 import { CLI } from '../helpers/processes.js';
@@ -23,18 +25,19 @@ interface StatusJson {
   phase: string;
   healthy: boolean;
   controller: { rest: string; running: boolean; answering: boolean };
+  adminTokenFile?: string;
   nodes: Array<{ name: string; agent: string; vnets?: number[]; nics?: number }>;
   instances: Array<{ name: string; owner: string; node: string; ip: string; ns: string }>;
   processes: Array<{ role: string; pid: number; running: boolean }>;
 }
 
 const CASES = [
-  { backend: 'kernel', store: 'leveldb', nodes: 3 },
-  { backend: 'userspace', store: 'etcd', nodes: 2 },
+  { backend: 'kernel', store: 'leveldb', nodes: 3, auth: false },
+  { backend: 'userspace', store: 'etcd', nodes: 2, auth: true },
 ] as const;
 
 for (const c of CASES) {
-  describe(`sandbox on the ${c.backend} backend with ${c.store}`, { skip: skip || (c.store === 'etcd' && !hasEtcd ? 'needs etcd (etcd-server)' : false), timeout: 180_000 }, () => {
+  describe(`sandbox on the ${c.backend} backend with ${c.store}${c.auth ? ', with --auth' : ''}`, { skip: skip || (c.store === 'etcd' && !hasEtcd ? 'needs etcd (etcd-server)' : false), timeout: 180_000 }, () => {
     const sb = new TestSandbox();
     let status: StatusJson;
 
@@ -43,7 +46,7 @@ for (const c of CASES) {
     });
 
     it('up builds it and its processes outlive the command', async () => {
-      const r = await sb.up(['--nodes', String(c.nodes), '--backend', c.backend, '--store', c.store]);
+      const r = await sb.up(['--nodes', String(c.nodes), '--backend', c.backend, '--store', c.store, ...(c.auth ? ['--auth'] : [])]);
       assert.equal(r.code, 0, `up failed: ${r.stderr}\n${r.stdout}`);
       assert.match(r.stdout, /rhumb sandbox: up in/);
       assert.match(r.stdout, /sandbox shell .*web1 -- ping/, 'says how to use it');
@@ -59,6 +62,18 @@ for (const c of CASES) {
       assert.ok(status.processes.every((p) => p.running));
       assert.ok(status.nodes.every((n) => n.agent === 'running' && (n.nics ?? 0) > 0), JSON.stringify(status.nodes));
     });
+
+    if (c.auth) {
+      it('--auth: the controller asks who calls; the admin token (0600, named by status) is let in', async () => {
+        assert.ok(status.adminTokenFile, 'status names the admin token file');
+        assert.equal(statSync(status.adminTokenFile).mode & 0o777, 0o600);
+        const token = (await readFile(status.adminTokenFile, 'utf8')).trim();
+        assert.equal((await fetch(`${status.controller.rest}/nics`)).status, 401);
+        assert.equal((await fetch(`${status.controller.rest}/nics`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+        const r = await sb.run(['status']);
+        assert.match(r.stdout, new RegExp(`admin token is in ${status.adminTokenFile}`));
+      });
+    }
 
     it('an instance reaches instances on other nodes over the overlay, for each owner', async () => {
       const byName = new Map(status.instances.map((i) => [i.name, i]));
