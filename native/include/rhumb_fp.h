@@ -46,11 +46,13 @@ struct fp_options {
 };
 
 /*
- * Receive threads (FP_THREADS_SPLIT) let the two directions run on different CPUs; on a
- * machine of one or two CPUs they only add wakeups and hand-offs (an instance's ACK written
- * by one thread, read by another), so there the transmit thread also receives (ONE).
+ * Receive threads (FP_THREADS_SPLIT, the default) let the two directions run on different
+ * CPUs. FP_THREADS_ONE has the transmit thread receive too: fewer wakeups and hand-offs (an
+ * instance's ACK written by one thread, read by another) and ~10% less CPU per byte under
+ * iperf3 on 2 CPUs, but fewer threads also get less of CPUs shared with busy neighbours
+ * (bench/dataplane on a loaded machine: lower throughput), so it is asked for, not chosen.
  */
-enum { FP_THREADS_AUTO = 0, FP_THREADS_SPLIT = 1, FP_THREADS_ONE = 2 };
+enum { FP_THREADS_SPLIT = 0, FP_THREADS_ONE = 1 };
 
 struct fp_offloads {
 	bool vnethdr, tso, uso, gso, gro, coalesce, mmsg;

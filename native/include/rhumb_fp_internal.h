@@ -10,7 +10,7 @@
  * check, coalescing), one per receiving socket, so that one direction's copies and the
  * instance's TCP work the kernel does inside our TAP writes do not wait for the other's,
  * and flows arriving on different sockets are received in parallel. With one_thread
- * (FP_THREADS_ONE, or AUTO on two CPUs or fewer) there are no receive threads: the
+ * (FP_THREADS_ONE, asked for at open) there are no receive threads: the
  * transmit thread's epoll set also holds the receiving sockets and it takes their batches
  * without blocking, so an instance's ACK that its own TAP write caused is read on the next
  * turn of the loop instead of waking another thread.

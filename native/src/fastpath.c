@@ -223,9 +223,9 @@ static napi_value js_ctor(napi_env env, napi_callback_info info)
 	o.gro = opt_bool(env, argv[0], "gro", true);
 	o.coalesce = opt_bool(env, argv[0], "coalesce", true);
 	o.mmsg = opt_bool(env, argv[0], "mmsg", true);
-	o.threads = (int)opt_u32(env, argv[0], "threads", FP_THREADS_AUTO);
+	o.threads = (int)opt_u32(env, argv[0], "threads", FP_THREADS_SPLIT);
 	if (o.threads > FP_THREADS_ONE) {
-		napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "FastPath: threads must be 0 (auto), 1 (split) or 2 (one)");
+		napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "FastPath: threads must be 0 (split) or 1 (one)");
 		return NULL;
 	}
 	j = calloc(1, sizeof(*j));

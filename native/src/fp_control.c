@@ -200,16 +200,6 @@ static int open_udp(struct fp *f, uint16_t port, bool reuseport, int *err)
 }
 
 
-/* CPUs this process may run on (its affinity mask). */
-static int usable_cpus(void)
-{
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	if (sched_getaffinity(0, sizeof(set), &set) != 0)
-		return 1;
-	return CPU_COUNT(&set);
-}
-
 static int fail(struct fp_error *e, int err, const char *step)
 {
 	e->err = err;
@@ -300,7 +290,7 @@ struct fp *fp_open(const struct fp_options *o, fp_upcall_fn upcall, void *ctx, s
 	f->gro = f->probed_gro && o->gro;
 	f->coalesce = o->coalesce;
 	f->mmsg = o->mmsg;
-	f->one_thread = o->threads == FP_THREADS_ONE || (o->threads == FP_THREADS_AUTO && usable_cpus() <= 2);
+	f->one_thread = o->threads == FP_THREADS_ONE;
 	/*
 	 * The virtio header is kept even with every offload off: frames from the underlay are
 	 * written with a partial L4 checksum (the outer UDP checksum covered them, and kernel

@@ -29,15 +29,15 @@ export interface FastPathOptions {
   /** Offloads not to use (`--no-offload tso,gro`). */
   disable?: readonly Offload[];
   /**
-   * Who receives from the underlay: receive threads beside the transmit thread ('split'),
-   * or the transmit thread itself ('one': fewer wakeups and hand-offs where the CPUs are
-   * too few for the threads to run side by side). 'auto' (default): 'one' on 2 CPUs or fewer.
+   * Who receives from the underlay: receive threads beside the transmit thread ('split',
+   * the default), or the transmit thread itself ('one': fewer wakeups and hand-offs, less
+   * CPU per byte on a 2-CPU machine, but less of CPUs shared with busy neighbours).
    */
   threads?: FastPathThreads;
 }
 
-export type FastPathThreads = 'auto' | 'split' | 'one';
-const THREADS: Record<FastPathThreads, number> = { auto: 0, split: 1, one: 2 };
+export type FastPathThreads = 'split' | 'one';
+const THREADS: Record<FastPathThreads, number> = { split: 0, one: 1 };
 
 export interface OffloadState {
   vnethdr: boolean;
@@ -51,7 +51,7 @@ export interface OffloadState {
   probedUso: boolean;
   probedGso: boolean;
   probedGro: boolean;
-  /** The transmit thread also receives (threads 'one', or 'auto' on a small machine). */
+  /** The transmit thread also receives (threads 'one'). */
   oneThread: boolean;
 }
 
@@ -217,7 +217,7 @@ export class FastPath {
         gro: !off.has('gro'),
         coalesce: !off.has('coalesce'),
         mmsg: !off.has('mmsg'),
-        threads: THREADS[opts.threads ?? 'auto'],
+        threads: THREADS[opts.threads ?? 'split'],
       },
       (kind, vnet, key) => {
         if (kind === 2) onMiss({ kind: 'l2', vnet, mac: macFromBytes(key) });
