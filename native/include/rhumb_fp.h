@@ -42,11 +42,22 @@ struct fp_options {
 	uint16_t port;         /* 0: ephemeral */
 	uint16_t underlay_mtu; /* at least 576 + 50 */
 	bool tso, uso, gso, gro, coalesce, mmsg; /* wanted; each is used only when probed */
+	int threads;           /* FP_THREADS_*: who receives from the underlay */
 };
+
+/*
+ * Receive threads (FP_THREADS_SPLIT, the default) let the two directions run on different
+ * CPUs. FP_THREADS_ONE has the transmit thread receive too: fewer wakeups and hand-offs (an
+ * instance's ACK written by one thread, read by another) and ~10% less CPU per byte under
+ * iperf3 on 2 CPUs, but fewer threads also get less of CPUs shared with busy neighbours
+ * (bench/dataplane on a loaded machine: lower throughput), so it is asked for, not chosen.
+ */
+enum { FP_THREADS_SPLIT = 0, FP_THREADS_ONE = 1 };
 
 struct fp_offloads {
 	bool vnethdr, tso, uso, gso, gro, coalesce, mmsg;
 	bool probed_tso, probed_uso, probed_gso, probed_gro;
+	bool one_thread; /* the transmit thread also receives (no receive threads) */
 };
 
 struct fp_nic_spec {

@@ -9,7 +9,11 @@
  * parking, encapsulation) and FP_NRX receive threads (UDP -> TAP: peer check, decap, VLAN
  * check, coalescing), one per receiving socket, so that one direction's copies and the
  * instance's TCP work the kernel does inside our TAP writes do not wait for the other's,
- * and flows arriving on different sockets are received in parallel.
+ * and flows arriving on different sockets are received in parallel. With one_thread
+ * (FP_THREADS_ONE, asked for at open) there are no receive threads: the
+ * transmit thread's epoll set also holds the receiving sockets and it takes their batches
+ * without blocking, so an instance's ACK that its own TAP write caused is read on the next
+ * turn of the loop instead of waking another thread.
  *
  * Locking: the mutex `mu` is held by the transmit thread while it handles one wakeup's
  * batch (a few hundred microseconds at most) and by every control call; it guards the
@@ -62,6 +66,7 @@
 
 /* epoll ids of the transmit thread: 0..FP_MAX_NICS-1 are the NICs' TAPs. */
 #define EV_CTL (FP_MAX_NICS + 1)
+#define EV_RX0 (FP_MAX_NICS + 2) /* + q: a receiving socket, when the transmit thread also receives */
 
 #define CNT_ADD(x, v) __atomic_fetch_add(&(x), (uint64_t)(v), __ATOMIC_RELAXED)
 
@@ -150,6 +155,7 @@ struct fp {
 	int epfd, evfd, txfd[FP_NTX];
 	struct rxq rxq[FP_NRX];
 	int nrx;
+	bool one_thread; /* the transmit thread also receives (no receive threads) */
 	uint8_t ul_ip[4];
 	uint16_t port, ul_mtu;
 	/* offloads: probed & wanted */

@@ -3,7 +3,7 @@
  * src/dataplane/fastpath.ts for the typed face.
  *
  * class FastPath
- *   new FastPath({ underlayIp: Buffer(4), port, underlayMtu, tso, uso, gso, gro, coalesce, mmsg }, onMiss)
+ *   new FastPath({ underlayIp: Buffer(4), port, underlayMtu, tso, uso, gso, gro, coalesce, mmsg, threads }, onMiss)
  *                       onMiss(kind, vnet, key: Buffer(16)) on the JS thread (threadsafe function)
  *   addNic({ netns, ifname, mac: Buffer(6), ip: Buffer(4), vnet, vlan, mtu, allowMac, allowIp, sharedMac, persist, reattach }) -> id
  *   removeNic(id)
@@ -223,6 +223,11 @@ static napi_value js_ctor(napi_env env, napi_callback_info info)
 	o.gro = opt_bool(env, argv[0], "gro", true);
 	o.coalesce = opt_bool(env, argv[0], "coalesce", true);
 	o.mmsg = opt_bool(env, argv[0], "mmsg", true);
+	o.threads = (int)opt_u32(env, argv[0], "threads", FP_THREADS_SPLIT);
+	if (o.threads > FP_THREADS_ONE) {
+		napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "FastPath: threads must be 0 (split) or 1 (one)");
+		return NULL;
+	}
 	j = calloc(1, sizeof(*j));
 	if (!j) {
 		napi_throw_error(env, "ENOMEM", "FastPath: out of memory");
@@ -440,16 +445,16 @@ static napi_value js_offloads(napi_env env, napi_callback_info info)
 	struct fp *f = unwrap(env, info, &argc, NULL);
 	struct fp_offloads o;
 	const char *names[] = { "vnethdr", "tso", "uso", "gso", "gro", "coalesce", "mmsg",
-				"probedTso", "probedUso", "probedGso", "probedGro" };
-	bool vals[11];
+				"probedTso", "probedUso", "probedGso", "probedGro", "oneThread" };
+	bool vals[12];
 	if (!f)
 		return NULL;
 	fp_get_offloads(f, &o);
 	vals[0] = o.vnethdr; vals[1] = o.tso; vals[2] = o.uso; vals[3] = o.gso; vals[4] = o.gro;
 	vals[5] = o.coalesce; vals[6] = o.mmsg; vals[7] = o.probed_tso; vals[8] = o.probed_uso;
-	vals[9] = o.probed_gso; vals[10] = o.probed_gro;
+	vals[9] = o.probed_gso; vals[10] = o.probed_gro; vals[11] = o.one_thread;
 	RHUMB_CHECK(env, napi_create_object(env, &out));
-	for (int i = 0; i < 11; i++) {
+	for (int i = 0; i < 12; i++) {
 		RHUMB_CHECK(env, napi_get_boolean(env, vals[i], &v));
 		RHUMB_CHECK(env, napi_set_named_property(env, out, names[i], v));
 	}

@@ -256,11 +256,16 @@ static int fp_start(struct fp *f, struct fp_error *e)
 	ev.events = EPOLLIN;
 	ev.data.u64 = EV_CTL;
 	epoll_ctl(f->epfd, EPOLL_CTL_ADD, f->evfd, &ev);
+	for (int q = 0; f->one_thread && q < f->nrx; q++) {
+		ev.events = EPOLLIN;
+		ev.data.u64 = EV_RX0 + (uint64_t)q;
+		epoll_ctl(f->epfd, EPOLL_CTL_ADD, f->rxq[q].fd, &ev);
+	}
 	if (pthread_create(&f->thr, NULL, fp_thread_main, f) != 0)
 		return fail(e, EAGAIN, "cannot start the forwarding thread");
 	pthread_setname_np(f->thr, "rhumb-fp-tx"); /* for top -H, perf, /proc/PID/task */
 	f->thread_started = true;
-	for (int q = 0; q < f->nrx; q++) {
+	for (int q = 0; !f->one_thread && q < f->nrx; q++) {
 		char name[16];
 		if (pthread_create(&f->rxq[q].thr, NULL, fp_rx_main, &f->rxq[q]) != 0)
 			return fail(e, EAGAIN, "cannot start a receive thread");
@@ -285,6 +290,7 @@ struct fp *fp_open(const struct fp_options *o, fp_upcall_fn upcall, void *ctx, s
 	f->gro = f->probed_gro && o->gro;
 	f->coalesce = o->coalesce;
 	f->mmsg = o->mmsg;
+	f->one_thread = o->threads == FP_THREADS_ONE;
 	/*
 	 * The virtio header is kept even with every offload off: frames from the underlay are
 	 * written with a partial L4 checksum (the outer UDP checksum covered them, and kernel
@@ -592,5 +598,6 @@ void fp_get_offloads(const struct fp *f, struct fp_offloads *o)
 		.vnethdr = f->vnethdr, .tso = f->tso, .uso = f->uso, .gso = f->gso, .gro = f->gro,
 		.coalesce = f->coalesce, .mmsg = f->mmsg, .probed_tso = f->probed_tso,
 		.probed_uso = f->probed_uso, .probed_gso = f->probed_gso, .probed_gro = f->probed_gro,
+		.one_thread = f->one_thread,
 	};
 }

@@ -74,7 +74,10 @@ void fp_free(struct fp *f)
 
 /* ---- the forwarding threads ----------------------------------------------------------- */
 
-/* Transmit: the TAPs, control wakeups, and every 100 ms the parked frames. */
+/*
+ * Transmit: the TAPs, control wakeups, and every 100 ms the parked frames; with one_thread
+ * also the receiving sockets (a batch each time one is readable; mu, then tabs).
+ */
 void *fp_thread_main(void *arg)
 {
 	struct fp *f = arg;
@@ -91,6 +94,8 @@ void *fp_thread_main(void *arg)
 				uint64_t v;
 				if (read(f->evfd, &v, sizeof(v)) < 0) { /* nothing to drain */ }
 				f->flush_wanted = true;
+			} else if (id >= EV_RX0 && id < EV_RX0 + FP_NRX) {
+				fp_rx_batch(f, &f->rxq[id - EV_RX0], true);
 			} else if (id < FP_MAX_NICS && f->nics[id].used) {
 				fp_tap_ready(f, (int)id);
 			}

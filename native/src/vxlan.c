@@ -338,6 +338,41 @@ int rv_make_partial(uint8_t *f, size_t len, struct rv_vnet_hdr *vh)
 	return 1;
 }
 
+/*
+ * The sums every segment of a superframe shares: its IPv4 header with the length, ID and
+ * checksum zeroed (ip), and its pseudo header without the length plus its L4 header with
+ * the fields that differ per segment zeroed (l4: TCP sequence, data offset and flags word,
+ * checksum; UDP length and checksum). Each segment then adds only what is its own.
+ */
+static void segment_base_sums(const uint8_t *f, const struct rv_l3 *l, size_t hl, int tcp, uint32_t *ip, uint32_t *l4)
+{
+	uint8_t h[RV_SEG_STRIDE];
+	uint8_t proto[2] = { 0, tcp ? 6 : 17 };
+	uint32_t s;
+	memcpy(h, f, hl);
+	if (l->ethertype == RV_ETH_P_IP) {
+		uint8_t *iph = h + l->l3;
+		rv_put16(iph + 2, 0);
+		rv_put16(iph + 4, 0);
+		rv_put16(iph + 10, 0);
+		*ip = rhumb_csum_partial(iph, l->l4 - l->l3, 0);
+		s = rhumb_csum_partial(iph + 12, 8, 0);
+	} else {
+		*ip = 0;
+		s = rhumb_csum_partial(h + l->l3 + 8, 32, 0);
+	}
+	s = rhumb_csum_partial(proto, 2, s);
+	if (tcp) {
+		rv_put32(h + l->l4 + 4, 0);
+		rv_put16(h + l->l4 + 12, 0);
+		rv_put16(h + l->l4 + 16, 0);
+	} else {
+		rv_put16(h + l->l4 + 4, 0);
+		rv_put16(h + l->l4 + 6, 0);
+	}
+	*l4 = rhumb_csum_partial(h + l->l4, hl - l->l4, s);
+}
+
 int rv_segment_hdrs(const struct rv_vnet_hdr *h, const uint8_t *f, size_t len, uint16_t vid, size_t headroom,
 		    uint8_t *hdrs, size_t stride, struct rv_seg *seg, int maxseg)
 {
@@ -346,7 +381,7 @@ int rv_segment_hdrs(const struct rv_vnet_hdr *h, const uint8_t *f, size_t len, u
 	int tcp = gso == RV_GSO_TCPV4 || gso == RV_GSO_TCPV6;
 	size_t hl, plen, mss = h->gso_size, tag = vid ? 4 : 0;
 	int nseg;
-	uint32_t seq0 = 0;
+	uint32_t seq0 = 0, ip_base, l4_base;
 	uint16_t id0 = 0;
 	struct rv_l3 sl;
 
@@ -364,7 +399,7 @@ int rv_segment_hdrs(const struct rv_vnet_hdr *h, const uint8_t *f, size_t len, u
 	} else {
 		return -1;
 	}
-	if (hl > len || headroom + hl + tag > stride)
+	if (hl > len || headroom + hl + tag > stride || hl > RV_SEG_STRIDE)
 		return -1;
 	if (l.ethertype == RV_ETH_P_IP)
 		id0 = rv_get16(f + l.l3 + 4);
@@ -372,6 +407,7 @@ int rv_segment_hdrs(const struct rv_vnet_hdr *h, const uint8_t *f, size_t len, u
 	nseg = plen == 0 ? 1 : (int)((plen + mss - 1) / mss);
 	if (nseg > maxseg)
 		return -1;
+	segment_base_sums(f, &l, hl, tcp, &ip_base, &l4_base);
 	sl = l;
 	sl.l3 += tag;
 	sl.l4 += tag;
@@ -379,8 +415,8 @@ int rv_segment_hdrs(const struct rv_vnet_hdr *h, const uint8_t *f, size_t len, u
 		size_t chunk = plen - (size_t)i * mss < mss ? plen - (size_t)i * mss : mss;
 		const uint8_t *data = f + hl + (size_t)i * mss;
 		uint8_t *s = hdrs + (size_t)i * stride + headroom;
-		size_t l4len = hl - l.l4 + chunk, l4hl = hl - l.l4;
-		uint32_t ps;
+		size_t l4len = hl - l.l4 + chunk;
+		uint32_t sum = l4_base + (uint32_t)l4len; /* the pseudo header's length */
 
 		if (tag) {
 			memcpy(s, f, 12);
@@ -392,31 +428,29 @@ int rv_segment_hdrs(const struct rv_vnet_hdr *h, const uint8_t *f, size_t len, u
 		}
 		if (l.ethertype == RV_ETH_P_IP) {
 			uint8_t *ip = s + sl.l3;
-			rv_put16(ip + 2, (uint16_t)(sl.l4 - sl.l3 + l4len));
-			rv_put16(ip + 4, (uint16_t)(id0 + i));
-			rv_put16(ip + 10, 0);
-			rv_put16(ip + 10, rhumb_csum_fold(rhumb_csum_partial(ip, sl.l4 - sl.l3, 0)));
-			ps = pseudo4(ip + 12, ip + 16, (uint16_t)l4len, tcp ? 6 : 17);
+			uint16_t iplen = (uint16_t)(sl.l4 - sl.l3 + l4len), id = (uint16_t)(id0 + i);
+			rv_put16(ip + 2, iplen);
+			rv_put16(ip + 4, id);
+			rv_put16(ip + 10, rhumb_csum_fold(ip_base + iplen + id));
 		} else {
 			rv_put16(s + sl.l3 + 4, (uint16_t)(sl.l4 - sl.l3 - 40 + l4len));
-			ps = pseudo6(s + sl.l3 + 8, s + sl.l3 + 24, (uint32_t)l4len, tcp ? 6 : 17);
 		}
 		if (tcp) {
 			uint8_t *t = s + sl.l4;
-			rv_put32(t + 4, seq0 + (uint32_t)((size_t)i * mss));
+			uint32_t seq = seq0 + (uint32_t)((size_t)i * mss);
+			rv_put32(t + 4, seq);
 			if (i != nseg - 1)
 				t[13] &= (uint8_t)~(TCP_FIN | TCP_PSH);
 			if (i != 0)
 				t[13] &= (uint8_t)~TCP_CWR;
-			rv_put16(t + 16, 0);
+			sum += (seq >> 16) + (seq & 0xffff) + rv_get16(t + 12);
 			/* The header's length is a multiple of 4, so the payload's sum chains after it. */
-			rv_put16(t + 16, rhumb_csum_fold(rhumb_csum_partial(data, chunk, rhumb_csum_partial(t, l4hl, ps))));
+			rv_put16(t + 16, rhumb_csum_fold(rhumb_csum_partial(data, chunk, sum)));
 		} else {
 			uint8_t *u = s + sl.l4;
 			uint16_t c;
 			rv_put16(u + 4, (uint16_t)l4len);
-			rv_put16(u + 6, 0);
-			c = rhumb_csum_fold(rhumb_csum_partial(data, chunk, rhumb_csum_partial(u, 8, ps)));
+			c = rhumb_csum_fold(rhumb_csum_partial(data, chunk, sum + (uint32_t)l4len));
 			rv_put16(u + 6, c ? c : 0xffff);
 		}
 		seg[i] = (struct rv_seg){ s - headroom, headroom + hl + tag, data, chunk };

@@ -112,6 +112,17 @@ describe('fast path control surface', { skip }, () => {
     assert.throws(() => off.entries(1), /closed/);
     off.close(); // twice is fine
   });
+
+  test('threads: receive threads (the default) or the transmit thread receiving', () => {
+    for (const [threads, one] of [['split', false], ['one', true], [undefined, false]] as const) {
+      const e = FastPath.open({ underlayIp: '127.0.0.1', port: 0, threads }, () => undefined);
+      try {
+        assert.equal(e.offloads().oneThread, one, `threads ${threads ?? '(default)'}`);
+      } finally {
+        e.close(); // no receive thread to join with 'one': close still returns
+      }
+    }
+  });
 });
 
 describe('userspace backend: plumbing, restart re-attach, metrics', { skip }, () => {

@@ -6,13 +6,14 @@ import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { Counters, FastPathMiss, NicSpec, Offload, OffloadState, TableOp } from '../../src/dataplane/fastpath.js';
+import type { Counters, FastPathMiss, FastPathThreads, NicSpec, Offload, OffloadState, TableOp } from '../../src/dataplane/fastpath.js';
 import type { NetnsLab } from '../helpers/netns.js';
 
 export interface FastPathNodeConfig {
   underlayIp: string;
   underlayMtu?: number;
   disable?: Offload[];
+  threads?: FastPathThreads;
   nics: NicSpec[];
   directory: Array<{ vnet: number; ip: string; mac: string; underlay: string; vlan?: number }>;
   /** Underlay addresses VXLAN is accepted from; default: the directory's underlays. */

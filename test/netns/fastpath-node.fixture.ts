@@ -5,19 +5,20 @@
  * accepted from `peers` (default: the directory's underlay addresses), as the agent does
  * with the underlay NICs it knows of.
  *
- *   argv[2] = JSON { underlayIp, underlayMtu, disable?, nics: NicSpec[], directory: {vnet, ip, mac, underlay, vlan?}[], peers?: string[] }
+ *   argv[2] = JSON { underlayIp, underlayMtu, disable?, threads?, nics: NicSpec[], directory: {vnet, ip, mac, underlay, vlan?}[], peers?: string[] }
  *             (a directory entry's vlan defaults to the VLAN of the first NIC on its vnet)
  * stdout: JSON lines — {"ready":true,"nics":[ids],"offloads":{…}}, {"miss":…}
  * stdin:  JSON lines — {"counters":true} → {"counters":{engine, nics:[…]}}; {"ops":[…]} → {"ok":true};
  *         {"peers":[…]} → {"ok":true}; {"remove":id} → {"ok":true} (the NIC and its TAP go)
  */
 import { createInterface } from 'node:readline';
-import { FastPath, type NicSpec, type Offload, type TableOp } from '../../src/dataplane/fastpath.js';
+import { FastPath, type FastPathThreads, type NicSpec, type Offload, type TableOp } from '../../src/dataplane/fastpath.js';
 
 interface Config {
   underlayIp: string;
   underlayMtu?: number;
   disable?: Offload[];
+  threads?: FastPathThreads;
   nics: NicSpec[];
   directory: Array<{ vnet: number; ip: string; mac: string; underlay: string; vlan?: number }>;
   peers?: string[];
@@ -29,7 +30,7 @@ const say = (o: unknown): void => void process.stdout.write(`${JSON.stringify(o)
 let peers = cfg.peers ?? cfg.directory.map((d) => d.underlay);
 const vlanOf = (d: Config['directory'][number]): number => d.vlan ?? cfg.nics.find((n) => n.vnet === d.vnet)?.vlan ?? 0;
 
-const fp = FastPath.open({ underlayIp: cfg.underlayIp, underlayMtu: cfg.underlayMtu, disable: cfg.disable }, (miss) => {
+const fp = FastPath.open({ underlayIp: cfg.underlayIp, underlayMtu: cfg.underlayMtu, disable: cfg.disable, threads: cfg.threads }, (miss) => {
   say({ miss });
   // Answer asynchronously, as the agent would after a lookup.
   setTimeout(() => {

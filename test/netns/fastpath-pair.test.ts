@@ -4,7 +4,8 @@
  * coalescing, and a frame that misses on the destination MAC is parked and delivered once
  * the answer is installed (the first ping is not lost). Last, table writes and a NIC's
  * removal while both directions carry traffic (the receive and transmit threads run
- * beside the control calls).
+ * beside the control calls). Node 0's transmit thread also receives (threads 'one'), node 1
+ * has receive threads ('split'): every test here runs through both.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -39,6 +40,7 @@ describe('two fast-path nodes on a fabric VLAN', { skip, timeout: 120_000 }, () 
           underlayIp: ul[i],
           underlayMtu: 1500,
           disable: i === 0 ? [] : ['tso', 'uso', 'gso', 'gro', 'coalesce', 'mmsg'],
+          threads: i === 0 ? 'one' : 'split',
           nics: [{ netns: `/run/netns/${inst[i]}`, ifname: 'eth0', mac: MAC[i], ip: IP[i], vnet: VNET, vlan: VLAN, mtu: 1450 }],
           directory: [{ vnet: VNET, ip: IP[o], mac: MAC[o], underlay: ul[o] }],
         }),
@@ -58,6 +60,8 @@ describe('two fast-path nodes on a fabric VLAN', { skip, timeout: 120_000 }, () 
     assert.equal(nodes[1]!.offloads.tso, false);
     assert.equal(nodes[1]!.offloads.gso, false);
     assert.equal(nodes[1]!.offloads.coalesce, false);
+    assert.equal(nodes[0]!.offloads.oneThread, true, 'node 0 receives on its transmit thread');
+    assert.equal(nodes[1]!.offloads.oneThread, false, 'node 1 has receive threads');
   });
 
   test('a frame whose destination MAC misses is parked, one upcall, delivered after the answer', async () => {
