@@ -24,6 +24,8 @@ export interface FastPathNode {
   child: ChildProcess;
   offloads: OffloadState;
   misses: FastPathMiss[];
+  /** Misses the fixture has answered (its table update made), in order. */
+  answered: FastPathMiss[];
   counters(): Promise<{ engine: Counters; nics: Counters[] }>;
   ops(ops: TableOp[]): Promise<void>;
   /** Replaces the underlay addresses VXLAN is accepted from. */
@@ -38,6 +40,7 @@ const FIXTURE = join(fileURLToPath(new URL('.', import.meta.url)), 'fastpath-nod
 export async function startFastPathNode(lab: NetnsLab, ns: string, cfg: FastPathNodeConfig): Promise<FastPathNode> {
   const child = lab.spawnIn(ns, [process.execPath, '--import', 'tsx', FIXTURE, JSON.stringify(cfg)], { stdio: ['pipe', 'pipe', 'pipe'] });
   const misses: FastPathMiss[] = [];
+  const answered: FastPathMiss[] = [];
   const waiters: Array<(msg: Record<string, unknown>) => boolean> = [];
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -50,6 +53,7 @@ export async function startFastPathNode(lab: NetnsLab, ns: string, cfg: FastPath
       return;
     }
     if (msg.miss) misses.push(msg.miss as FastPathMiss);
+    if (msg.answered) answered.push(msg.answered as FastPathMiss);
     const i = waiters.findIndex((w) => w(msg));
     if (i >= 0) waiters.splice(i, 1);
   });
@@ -73,6 +77,7 @@ export async function startFastPathNode(lab: NetnsLab, ns: string, cfg: FastPath
     child,
     offloads: ready.offloads,
     misses,
+    answered,
     counters: () => {
       const p = next((m) => (m.counters as { engine: Counters; nics: Counters[] } | undefined), 'counters');
       send({ counters: true });

@@ -7,7 +7,7 @@
  *
  *   argv[2] = JSON { underlayIp, underlayMtu, disable?, threads?, nics: NicSpec[], directory: {vnet, ip, mac, underlay, vlan?}[], peers?: string[] }
  *             (a directory entry's vlan defaults to the VLAN of the first NIC on its vnet)
- * stdout: JSON lines — {"ready":true,"nics":[ids],"offloads":{…}}, {"miss":…}
+ * stdout: JSON lines — {"ready":true,"nics":[ids],"offloads":{…}}, {"miss":…}, {"answered":…}
  * stdin:  JSON lines — {"counters":true} → {"counters":{engine, nics:[…]}}; {"ops":[…]} → {"ok":true};
  *         {"peers":[…]} → {"ok":true}; {"remove":id} → {"ok":true} (the NIC and its TAP go)
  */
@@ -49,6 +49,7 @@ const fp = FastPath.open({ underlayIp: cfg.underlayIp, underlayMtu: cfg.underlay
       else ops.push({ op: 'l2notfound', vnet: miss.vnet, mac: miss.mac });
     }
     fp.update(ops);
+    say({ answered: miss });
   }, 5);
 });
 fp.setPeers(peers);
