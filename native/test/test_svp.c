@@ -4,22 +4,8 @@
  * lays them out (same hash: vectors computed by table.ts), and a fixed-seed fuzz loop of
  * hostile byte streams, each in a heap buffer of exactly its length.
  */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include "rhumb_svp.h"
-
-static int failures, checks;
-#define CHECK(cond, ...)                                                    \
-	do {                                                                \
-		checks++;                                                   \
-		if (!(cond)) {                                              \
-			failures++;                                         \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);         \
-			printf(__VA_ARGS__);                                \
-			printf("\n");                                       \
-		}                                                           \
-	} while (0)
+#include "testlib.h"
 
 #define CAP 64
 
