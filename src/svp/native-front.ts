@@ -20,6 +20,7 @@ import {
   svpFrontAvailable,
 } from '../dataplane/svp-front.js';
 import type { MappingIndex } from '../mapping/index.js';
+import type { LookupTally } from './connection.js';
 
 /** The native view of each index, made once: the index takes one mirror. */
 const nativeIndexes = new WeakMap<MappingIndex, SvpIndexHandle>();
@@ -48,13 +49,7 @@ export interface NativeFrontOptions {
 }
 
 /** Lookups answered in C since the last read, and their latency histogram per op. */
-export interface NativeStats {
-  ping: number;
-  vl2Ok: number;
-  vl2NotFound: number;
-  vl3Ok: number;
-  vl3NotFound: number;
-  vl3BadType: number;
+export interface NativeStats extends LookupTally {
   backlogPauses: number;
   /** By op: sum of seconds, count, and counts per latency bucket (not cumulative). */
   latency: Record<'ping' | 'vl2' | 'vl3', { sum: number; count: number; buckets: Float64Array }>;
