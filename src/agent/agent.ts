@@ -10,11 +10,10 @@
  * against the kernel at start.
  *
  * Firewall: with `firewall` set it follows the controller's per-node ruleset feed and
- * applies each hosted instance's nftables table where the backend says: on the instance's
- * ports in the node's namespace (both backends: out of the instance's reach), or inside
- * the namespace of its attached NIC.
+ * applies each hosted instance's nftables table on the instance's ports in the node's
+ * namespace, out of the instance's reach (./node-firewall.ts). Routers come through the
+ * controller's router feed (./routers.ts).
  */
-import { step } from './step-times.js';
 import ipaddr from 'ipaddr.js';
 import type { Registry } from 'prom-client';
 import { SvpStatus } from '../svp/codec.js';
@@ -23,6 +22,7 @@ import type { BackendMiss, DataplaneBackend, VnetEntries } from './backend.js';
 import { type UnderlayRouting, repointEntries } from './underlay-routing.js';
 import { UnderlayFollower, localIpv4Addresses } from './underlay-follow.js';
 import { NodeFirewall, type NodeFirewallConfig } from './node-firewall.js';
+import { step } from './step-times.js';
 import { ResolvingCache, type Vl2Mapping, type Vl3Mapping, vl2Key, vl3Key } from './cache.js';
 import { inNetns, ip as ipCmd, linkWithAddress } from './plumbing/iproute.js';
 import { canonicalMac } from '../net/addr.js';
