@@ -61,8 +61,8 @@ typedef struct rhumb_rtnl_req {
 int rhumb_rtnl_req_open(rhumb_rtnl_req *r, int timeout_ms);
 void rhumb_rtnl_req_close(rhumb_rtnl_req *r);
 
-/* Opens a non-blocking socket joined to RTNLGRP_NEIGH. Returns the fd or -errno. */
-int rhumb_rtnl_monitor_open(void);
+/* Opens a non-blocking socket joined to an rtnetlink group (RTNLGRP_NEIGH, RTNLGRP_LINK…). Returns the fd or -errno. */
+int rhumb_rtnl_monitor_open(int group);
 
 /* Request message under construction: header, ndmsg, attributes. */
 typedef struct rhumb_rtnl_msg {

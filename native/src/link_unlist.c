@@ -52,23 +52,6 @@ static void *send_delete(void *arg)
 	return NULL;
 }
 
-/* A socket joined to the link notifications of this namespace. */
-static int link_monitor(void)
-{
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
-	int group = RTNLGRP_LINK, fd, err;
-	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof(group)) < 0) {
-		err = -errno;
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
 /* 1 when the pending notifications on fd include ifindex's RTM_DELLINK, 0 when not, -errno. */
 static int saw_unlisted(int fd, int32_t ifindex)
 {
@@ -110,7 +93,7 @@ int rl_link_del_unlisted(const char *name, int timeout_ms, rhumb_rtnl_error *e)
 	}
 	atomic_init(&u->refs, 1);
 	/* Subscribed before the request goes out: the notification cannot be missed. */
-	mon = link_monitor();
+	mon = rhumb_rtnl_monitor_open(RTNLGRP_LINK);
 	if (mon < 0) {
 		unlist_put(u);
 		return -(e->err = -mon);

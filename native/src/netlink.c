@@ -528,7 +528,7 @@ static napi_value js_ctor(napi_env env, napi_callback_info info)
 
 	if (t == napi_function) {
 		rh_poll *p = calloc(1, sizeof(*p));
-		int fd = rhumb_rtnl_monitor_open();
+		int fd = rhumb_rtnl_monitor_open(RTNLGRP_NEIGH);
 
 		r->mbuf = malloc(MONITOR_BUFSZ);
 		if (fd < 0 || !p || !r->mbuf || napi_get_uv_event_loop(env, &loop) != napi_ok ||

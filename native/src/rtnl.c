@@ -79,10 +79,9 @@ void rhumb_rtnl_req_close(rhumb_rtnl_req *r)
 	r->buf = NULL;
 }
 
-int rhumb_rtnl_monitor_open(void)
+int rhumb_rtnl_monitor_open(int group)
 {
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
-	int group = RTNLGRP_NEIGH;
 	int rcvbuf = 4 * 1024 * 1024;
 	int fd, err;
 
