@@ -1,6 +1,8 @@
 /** A raw SVP connection for tests: send arbitrary bytes, wait for frames by id or for close. */
 import net from 'node:net';
 import tls from 'node:tls';
+import assert from 'node:assert/strict';
+import type { Registry } from 'prom-client';
 import { type Frame, FrameDecoder } from '../../src/svp/codec.js';
 
 export class RawSvp {
@@ -100,4 +102,22 @@ export class RawSvp {
   destroy(): void {
     this.socket.destroy();
   }
+}
+
+/** Waits until n replies have arrived on raw and takes them (in arrival order); fails when fewer came in time. */
+export async function nextFrames(raw: RawSvp, n: number, timeoutMs = 5000): Promise<Frame[]> {
+  const deadline = Date.now() + timeoutMs;
+  while (raw.frames.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(raw.frames.length, n, `${raw.frames.length} of ${n} replies arrived`);
+  return raw.frames.splice(0, n);
+}
+
+/** The sum of a metric's values whose labels match these (0 when the metric is not registered). */
+export async function metricSum(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const m = registry.getSingleMetric(name);
+  if (!m) return 0;
+  const { values } = await m.get();
+  return values
+    .filter((v) => Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want))
+    .reduce((a, v) => a + v.value, 0);
 }

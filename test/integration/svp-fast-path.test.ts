@@ -23,12 +23,11 @@ import {
   encodePong,
   encodeVl2Ack,
   encodeVl3Ack,
-  type Frame,
 } from '../../src/svp/codec.js';
 import { ipToBytes, macToBytes, uuidToBytes } from '../../src/net/addr.js';
 import { SvpServer } from '../../src/svp/server.js';
 import { CN1, CN2, CN3, putEvents, putNic, putUnderlay } from '../helpers/svp-fixtures.js';
-import { RawSvp } from '../helpers/svp-raw.js';
+import { RawSvp, metricSum, nextFrames } from '../helpers/svp-raw.js';
 
 const VNET = 4242;
 const VM0 = { mac: '00:0a:95:9d:68:16', ip: '10.0.0.1', vnet: VNET, cn: CN1 };
@@ -54,22 +53,8 @@ async function connect(): Promise<RawSvp> {
   return r;
 }
 
-async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-  const m = registry.getSingleMetric(name);
-  if (!m) return 0;
-  const { values } = await m.get();
-  return values
-    .filter((v) => Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want))
-    .reduce((a, v) => a + v.value, 0);
-}
+const metric = (name: string, labels: Record<string, string> = {}): Promise<number> => metricSum(registry, name, labels);
 
-/** Waits until `frames` replies have arrived on raw (in arrival order). */
-async function nextFrames(raw: RawSvp, n: number, timeoutMs = 5000): Promise<Frame[]> {
-  const deadline = Date.now() + timeoutMs;
-  while (raw.frames.length < n && Date.now() < deadline) await sleep(5);
-  assert.equal(raw.frames.length, n, `${raw.frames.length} of ${n} replies arrived`);
-  return raw.frames.splice(0, n);
-}
 
 /** Frames for a request and the exact reply bytes it must get. */
 interface Exchange {

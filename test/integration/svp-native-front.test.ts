@@ -14,11 +14,11 @@ import { Registry } from 'prom-client';
 import { MappingIndex } from '../../src/mapping/index.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import type { RangeOptions, RangeResult } from '../../src/store/types.js';
-import { FrameDecoder, SvpOp, SvpStatus, encodeFrame, encodeMessage, encodeVl2Ack, encodeVl3Ack, type Frame } from '../../src/svp/codec.js';
+import { FrameDecoder, SvpOp, SvpStatus, encodeFrame, encodeMessage, encodeVl2Ack, encodeVl3Ack } from '../../src/svp/codec.js';
 import { ipToBytes, macToBytes, uuidToBytes } from '../../src/net/addr.js';
 import { SvpServer } from '../../src/svp/server.js';
 import { CN1, CN2, deleteNic, putEvents, putNic, putUnderlay } from '../helpers/svp-fixtures.js';
-import { RawSvp } from '../helpers/svp-raw.js';
+import { RawSvp, metricSum, nextFrames } from '../helpers/svp-raw.js';
 
 const VNET = 5151;
 const UL_CN1 = '192.168.7.1';
@@ -41,21 +41,8 @@ async function connect(p = port): Promise<RawSvp> {
   return r;
 }
 
-async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-  const m = registry.getSingleMetric(name);
-  if (!m) return 0;
-  const { values } = await m.get();
-  return values
-    .filter((v) => Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want))
-    .reduce((a, v) => a + v.value, 0);
-}
+const metric = (name: string, labels: Record<string, string> = {}): Promise<number> => metricSum(registry, name, labels);
 
-async function nextFrames(raw: RawSvp, n: number, timeoutMs = 5000): Promise<Frame[]> {
-  const deadline = Date.now() + timeoutMs;
-  while (raw.frames.length < n && Date.now() < deadline) await sleep(5);
-  assert.equal(raw.frames.length, n, `${raw.frames.length} of ${n} replies arrived`);
-  return raw.frames.splice(0, n);
-}
 
 const vl3 = (ip: string, id: number, type = ip.includes(':') ? 2 : 1, vnet = VNET): Buffer =>
   encodeMessage({ op: SvpOp.VL3_REQ, ip: ipToBytes(ip), type, vnetId: vnet }, id);

@@ -26,7 +26,7 @@ import {
 import { ipToBytes, macFromBytes, macToBytes, uuidFromBytes, uuidToBytes } from '../../src/net/addr.js';
 import { DEFAULT_MAX_LOG_ACK_BYTES, SvpServer } from '../../src/svp/server.js';
 import { CN1, CN2, CN3, type EventSpec, putEvents, putNic, putUnderlay } from '../helpers/svp-fixtures.js';
-import { RawSvp } from '../helpers/svp-raw.js';
+import { RawSvp, metricSum } from '../helpers/svp-raw.js';
 
 const VNET = 12340;
 const VM0 = { mac: '00:0a:95:9d:68:16', ip: '10.0.0.1', vnet: VNET, cn: CN1 };
@@ -58,14 +58,7 @@ async function ask(raw: RawSvp, msg: SvpMessage, id = nextId++): Promise<SvpMess
   return decodeMessage(f);
 }
 
-async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-  const m = registry.getSingleMetric(name);
-  if (!m) return 0;
-  const { values } = await m.get();
-  return values
-    .filter((v) => Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want))
-    .reduce((a, v) => a + v.value, 0);
-}
+const metric = (name: string, labels: Record<string, string> = {}): Promise<number> => metricSum(registry, name, labels);
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'rhumb-svp-'));
