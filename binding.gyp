@@ -15,6 +15,7 @@
         "native/src/netlink.c",
         "native/src/nflog.c",
         "native/src/nflog_parse.c",
+        "native/src/packet.c",
         "native/src/links.c",
         "native/src/links_args.c",
         "native/src/links_edge.c",

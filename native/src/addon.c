@@ -10,6 +10,7 @@
 #include "rhumb_fastpath.h"
 #include "rhumb_napi.h"
 #include "rhumb_nflog.h"
+#include "rhumb_packet.h"
 #include "rhumb_svp_front.h"
 
 /* inetChecksum(buf): RFC 1071 checksum of a Buffer, as the wire would carry it. */
@@ -42,6 +43,7 @@ static napi_value init(napi_env env, napi_value exports)
 	RHUMB_CHECK(env, rhumb_fastpath_register(env, exports));
 	RHUMB_CHECK(env, rhumb_links_register(env, exports));
 	RHUMB_CHECK(env, rhumb_nflog_register(env, exports));
+	RHUMB_CHECK(env, rhumb_packet_register(env, exports));
 	RHUMB_CHECK(env, rhumb_svp_index_register(env, exports));
 	RHUMB_CHECK(env, rhumb_svp_front_register(env, exports));
 	return exports;

@@ -396,7 +396,7 @@ export class KernelBackend implements DataplaneBackend {
 
   async announce(vnet: number, ip: string, mac: string): Promise<void> {
     if (!this.vnetDevs.has(vnet)) return;
-    await sendGarp(bridgeName(vnet), ip, mac);
+    sendGarp(bridgeName(vnet), ip, mac);
   }
 
   entries(vnet: number): VnetEntries {

@@ -4,14 +4,14 @@
  * unsolicited neighbour advertisement (Override set) to all nodes. garpFrame and
  * unsolicitedNaFrame build the frames, announceFrame the one for an address (both
  * backends send it: the userspace one injects it into the vnet's TAPs); sendGarp sends it
- * out of a vnet's bridge with a raw AF_PACKET socket (kernel backend). There the vxlan
- * port's ARP proxy consumes an ARP, and a multicast advert finds no forwarding entry, so
- * neither leaves the node; the bridge does not learn source MACs of frames it sends itself.
+ * out of a vnet's bridge with a raw AF_PACKET socket, in process (kernel backend). There
+ * the vxlan port's ARP proxy consumes an ARP, and a multicast advert finds no forwarding
+ * entry, so neither leaves the node; the bridge does not learn source MACs of frames it
+ * sends itself.
  */
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import ipaddr from 'ipaddr.js';
+import { sendFrame } from '../../dataplane/packet.js';
 import { macHex } from '../../net/addr.js';
 
 /** The 42-byte Ethernet frame (pure). */
@@ -82,20 +82,12 @@ export function announceFrame(ip: string, mac: string): Buffer {
   return isIPv6(ip) ? unsolicitedNaFrame(ip, mac) : garpFrame(ip, mac);
 }
 
-// One AF_PACKET send. A child process, not libpcap in the agent: cap's handles crash the
-// process when the garbage collector destroys them (Pcap::~Pcap -> AsyncWrap::EmitDestroy).
-const SEND_FRAME = 'import socket,sys\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind((sys.argv[1],0))\ns.send(bytes.fromhex(sys.argv[2]))';
-
-// The system interpreter when there is one: version-manager shims on PATH cost ~100 ms.
-const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
-
-/** Sends the announcement of ip (announceFrame) out of `device` (python3's AF_PACKET socket; the agent runs as root). */
-export function sendGarp(device: string, ip: string, mac: string): Promise<void> {
+/** Sends the announcement of ip (announceFrame) out of `device` (a raw AF_PACKET socket; the agent runs as root). */
+export function sendGarp(device: string, ip: string, mac: string): void {
   const frame = announceFrame(ip, mac);
-  return new Promise((resolve, reject) => {
-    execFile(PYTHON, ['-c', SEND_FRAME, device, frame.toString('hex')], { timeout: 5000 }, (err, _stdout, stderr) => {
-      if (err) reject(new Error(`announcing ${ip} on ${device}: ${stderr.trim() || err.message}`));
-      else resolve();
-    });
-  });
+  try {
+    sendFrame(device, frame);
+  } catch (err) {
+    throw new Error(`announcing ${ip} on ${device}: ${(err as Error).message}`, { cause: err });
+  }
 }
