@@ -8,13 +8,16 @@
  * and keeps the NICs that were plumbed. A staged NIC (Docker's libnetwork moves it itself)
  * waits without carrier, survives a restart staged, and carries once activated. A detach
  * that answers before the teardown (deferTeardown) leaves no interface in the
- * instance, and an attach to that vnet queued behind it finds the devices gone; a vnet
- * left without NICs by an agent that died before removing it goes at the next start.
+ * instance, and an attach to that vnet queued behind it finds the devices gone; its
+ * teardown deletes the vxlan device and the bridge in requests of their own (vxlan first),
+ * so the kernel's RTNL lock is free between them; a vnet left without NICs by an agent that
+ * died before removing it, or half-way through (the bridge left), goes at the next start.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { NicPlumbing, StagedPlumbing } from '../../src/agent/plumbing/nic.js';
+import { vnetGroup } from '../../src/agent/plumbing/names.js';
 import { NetnsLab, netnsSkipReason, underlayAddr } from '../helpers/netns.js';
 import { eventually } from '../helpers/datacenter.js';
 import { type Rpc, startRpc } from '../helpers/rpc-child.js';
@@ -180,6 +183,28 @@ describe('kernel backend: attach and detach through the native plumbing', { skip
     await eventually(async () => !/rv02005e45000[89]/.test(await lab.exec(node, 'nft', 'list', 'table', 'bridge', 'rhumb_ports')), 10_000, 'the port filter without the detached NICs');
   });
 
+  test('the deferred teardown deletes the vxlan device, then the bridge, each in a request of its own', async () => {
+    const vnet = 4551;
+    const mac = '02:00:5e:45:00:0b';
+    await backend.call('plumb', nic(mac, await lab.addNetns('g'), '10.45.0.21', { vnet }));
+    const monitor = lab.spawnIn(node, ['ip', 'monitor', 'link']);
+    let seen = '';
+    monitor.stdout!.on('data', (d: Buffer) => (seen += d.toString()));
+    // ip monitor prints nothing until it has subscribed: a link change it must report tells us it has.
+    let pokes = 0;
+    await eventually(async () => {
+      await lab.ip(node, 'link', 'set', 'ul0', 'alias', `poke${pokes++}`);
+      return /ul0/.test(seen);
+    }, 10_000, 'ip monitor listening');
+    assert.deepEqual(await backend.call('unplumb', mac, vnet, { deferTeardown: true }), { vnetRemoved: true });
+    await eventually(async () => !(await ours()).some((n) => n.endsWith(String(vnet))), 10_000, 'the vnet devices removed after the answer');
+    await eventually(async () => new RegExp(`Deleted \\d+: rbr${vnet}`).test(seen), 10_000, "the bridge's removal reported");
+    monitor.kill();
+    // Removed together (one request for the group), the kernel unlists the bridge first.
+    const unlisted = (name: string) => seen.split('\n').findLastIndex((l) => new RegExp(`^Deleted \\d+: ${name}:`).test(l));
+    assert.ok(unlisted(`rvx${vnet}`) >= 0 && unlisted(`rvx${vnet}`) < unlisted(`rbr${vnet}`), seen);
+  });
+
   test('restarted before a deferred vnet removal ran: the vnet without NICs is removed at start, vnets with NICs stay', async () => {
     const kept = nic('02:00:5e:45:00:0a', await lab.addNetns('f'), '10.45.0.20');
     await backend.call('plumb', kept);
@@ -189,9 +214,11 @@ describe('kernel backend: attach and detach through the native plumbing', { skip
     await lab.ip(node, 'link', 'add', 'name', 'rbr4549', 'type', 'bridge');
     await lab.ip(node, 'link', 'add', 'rvx4549', 'type', 'vxlan', 'id', '4549', 'dstport', '4789', 'local', LOCAL, 'nolearning');
     await lab.ip(node, 'link', 'set', 'rvx4549', 'master', 'rbr4549', 'up');
+    // What a teardown killed between its two requests leaves: the bridge, up, in the vnet's group.
+    await lab.ip(node, 'link', 'add', 'name', 'rbr4550', 'group', String(vnetGroup(4550)), 'up', 'type', 'bridge');
     backend = await startRpc(lab, node, FIXTURE);
     await backend.call('start', LOCAL);
-    assert.ok(!(await ours()).some((n) => n.endsWith('4549')), (await ours()).join(' '));
+    assert.ok(!(await ours()).some((n) => n.endsWith('4549') || n.endsWith('4550')), (await ours()).join(' '));
     assert.deepEqual(await backend.call('vnets'), [VNET]);
     assert.ok((await backend.call<string[]>('plumbedMacs')).includes(kept.mac));
     assert.match((await backend.call<string[]>('logs')).join('\n'), /rbr4549|rvx4549/);

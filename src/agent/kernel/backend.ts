@@ -297,7 +297,7 @@ export class KernelBackend implements DataplaneBackend {
     answer({ vnetRemoved: last });
     return async () => {
       // The filter's rules for a port that is gone match nothing: it is reloaded beside the vnet's removal.
-      await Promise.all([filterChanged ? reloadFilter() : undefined, last ? this.links.deleteVnet(vnet) : undefined]);
+      await Promise.all([filterChanged ? reloadFilter() : undefined, last ? this.links.teardownVnet(vnet) : undefined]);
       if (edgeChanged) await this.applyEdgeLogged();
     };
   }

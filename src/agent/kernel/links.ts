@@ -49,8 +49,18 @@ export interface KernelLinks {
   activateNic(mac: string): Promise<void>;
   /** Deletes links by name; absent ones are fine. */
   deleteLinks(names: readonly string[]): Promise<void>;
-  /** Deletes the vnet's devices and the veths still in it, at once where the kernel can. */
+  /** Deletes the vnet's devices and the veths still in it, at once where the kernel can (for a caller that waits). */
   deleteVnet(vnet: number): Promise<void>;
+  /**
+   * Deletes the vnet's devices for a teardown nobody waits for: the vxlan device, then the
+   * bridge, then what else is in the vnet's group, each its own request. A bridge's and
+   * its port's removal each wait for an RCU grace period inside the kernel's RTNL lock;
+   * in one request that lock is held through both (~30 ms on a busy host), and every other
+   * link change on the host — an attach by the next agent on a shared kernel, anything
+   * else — waits that long. Split, the lock is free between them. Killed in between, it
+   * leaves a bridge without its vxlan device: an unfinished vnet, removed at the next start.
+   */
+  teardownVnet(vnet: number): Promise<void>;
   /** Deletes a NIC's veth; false when there was none. */
   deleteNic(mac: string): Promise<boolean>;
 }
@@ -148,6 +158,13 @@ const native: KernelLinks = {
     await step('delete vnet by name', () => native.deleteLinks([vxlanName(vnet), bridgeName(vnet)]));
   },
 
+  async teardownVnet(vnet) {
+    // deleteLinks waits for each device's whole teardown, so the next request starts after it.
+    await step('delete vxlan', () => native.deleteLinks([vxlanName(vnet)]));
+    await step('delete bridge', () => native.deleteLinks([bridgeName(vnet)]));
+    await step('delGroup', () => Links.delGroup(vnetGroup(vnet))).catch(() => undefined);
+  },
+
   async deleteNic(mac) {
     // Gone for everyone once unlisted: the kernel's remaining teardown is not waited for.
     return Links.delUnlisted(hostVethName(mac));
@@ -217,6 +234,8 @@ const iproute: KernelLinks = {
   },
 
   deleteVnet: (vnet) => iproute.deleteLinks([vxlanName(vnet), bridgeName(vnet)]),
+  // One `ip` per device already.
+  teardownVnet: (vnet) => iproute.deleteLinks([vxlanName(vnet), bridgeName(vnet)]),
 
   async deleteNic(mac) {
     try {
