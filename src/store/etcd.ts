@@ -79,6 +79,7 @@ import {
 } from './types.js';
 import { checkPreconditions, InFlight, InvalidBatchError, validateBatch, validateRangeOptions, watchedPrefixes, watchFilter } from './common.js';
 import { SerialDelivery } from './feed.js';
+import { MISS, StoreMirror } from './mirror.js';
 
 export interface EtcdStoreOptions {
   /** Client URLs of the etcd members, e.g. http://10.0.0.1:2379. */
@@ -91,6 +92,11 @@ export interface EtcdStoreOptions {
   requestTimeoutMs?: number;
   /** How long reads and provably-unapplied commits keep retrying transient failures (default 10000 ms). */
   retryTimeoutMs?: number;
+  /**
+   * Key prefixes this replica keeps a watch-fed copy of, for getStale (a transaction's
+   * first-attempt reads): loaded in the background after open, one more watch.
+   */
+  mirrorPrefixes?: string[];
 }
 
 export const DEFAULT_ETCD_PREFIX = 'rhumb/';
@@ -173,6 +179,7 @@ export class EtcdStore implements Store {
   private readonly feeds = new Set<EtcdFeed>();
   private readonly maxTxnOps: number;
   private readonly retryTimeoutMs: number;
+  private readonly mirror: StoreMirror | null = null;
 
   private constructor(
     private readonly client: Etcd3,
@@ -185,6 +192,7 @@ export class EtcdStore implements Store {
   ) {
     this.maxTxnOps = opts.maxTxnOps ?? 128;
     this.retryTimeoutMs = opts.retryTimeoutMs ?? 10_000;
+    if (opts.mirrorPrefixes && opts.mirrorPrefixes.length > 0) this.mirror = new StoreMirror({ store: this, prefixes: opts.mirrorPrefixes });
   }
 
   /** Connects, creating the namespace marker if this is the namespace's first use. */
@@ -225,7 +233,9 @@ export class EtcdStore implements Store {
         if (!kv) throw new Error('etcd namespace marker vanished while opening');
         return Number(kv.create_revision);
       });
-      return new EtcdStore(client, ns, base, endpoints, opts);
+      const store = new EtcdStore(client, ns, base, endpoints, opts);
+      store.mirror?.start();
+      return store;
     } catch (err) {
       client.close();
       throw new Error(`cannot open etcd store at ${endpoints.join(',')} (prefix ${prefix}): ${asError(err).message}`, { cause: err });
@@ -322,6 +332,26 @@ export class EtcdStore implements Store {
     const res = await this.read('get', () => this.client.kv.range({ key: this.key(key) }));
     const kv = res.kvs[0];
     return kv ? this.toKeyValue(kv) : undefined;
+  }
+
+  /** A read from this replica's mirror when it holds the key (see StoreMirror), else from etcd. */
+  async getStale(key: string): Promise<KeyValue | undefined> {
+    this.assertOpen();
+    const kv = this.mirror?.read(key) ?? MISS;
+    return kv === MISS ? this.get(key) : kv;
+  }
+
+  async getManyStale(keys: string[]): Promise<Map<string, KeyValue>> {
+    this.assertOpen();
+    const out = new Map<string, KeyValue>();
+    const rest: string[] = [];
+    for (const k of keys) {
+      const kv = this.mirror?.read(k) ?? MISS;
+      if (kv === MISS) rest.push(k);
+      else if (kv) out.set(k, kv);
+    }
+    if (rest.length > 0) for (const [k, kv] of await this.getMany(rest)) out.set(k, kv);
+    return out;
   }
 
   async getMany(keys: string[]): Promise<Map<string, KeyValue>> {
@@ -505,6 +535,7 @@ export class EtcdStore implements Store {
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.closed = true;
+    this.mirror?.close();
     for (const f of [...this.feeds]) f.fail(new StoreClosedError());
     this.closing = (async () => {
       // Requests already sent finish normally (a commit lands or fails on its own).
