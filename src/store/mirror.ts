@@ -37,8 +37,12 @@ export interface StoreMirrorOptions {
 export class StoreMirror {
   /** The copy answering reads (null until the first load is ready). */
   private serving: Map<string, KeyValue> | null = null;
+  /** The revision the copy in use reflects, kept while a reload builds the next one. */
+  private servingRevision = 0;
   /** The copy being loaded or followed. */
   private building = new Map<string, KeyValue>();
+  /** A loaded copy waiting for the feed to reach the revision it is exact at. */
+  private pending: { copy: Map<string, KeyValue>; exactAt: number } | null = null;
   private readonly view: StoreView;
   private readonly prefixes: readonly string[];
 
@@ -56,11 +60,14 @@ export class StoreMirror {
       {
         beginLoad: () => {
           this.building = new Map();
+          this.pending = null;
         },
         loadPage: (kvs) => {
           for (const kv of kvs) this.building.set(kv.key, kv);
         },
-        endLoad: () => this.settle(),
+        endLoad: (_revision, _reload, exactAt) => {
+          this.pending = { copy: this.building, exactAt };
+        },
         apply: (set) => {
           this.apply(set);
           this.settle();
@@ -79,13 +86,15 @@ export class StoreMirror {
     this.serving = null;
   }
 
-  /** The store revision the copy reflects (0 before it is ready). */
+  /** The store revision the copy in use reflects (0 before one is ready). */
   get revision(): number {
-    return this.serving ? this.view.revision : 0;
+    this.settle();
+    return this.serving ? this.servingRevision : 0;
   }
 
   /** The key's value as of `revision`, undefined when it was absent, MISS when unknown here. */
   read(key: string): KeyValue | undefined | typeof MISS {
+    this.settle();
     if (!this.serving || !this.covers(key)) return MISS;
     return this.serving.get(key);
   }
@@ -95,9 +104,14 @@ export class StoreMirror {
     return false;
   }
 
-  /** Serves the copy being built once it is exact. */
+  /** Serves a loaded copy once the feed has reached the revision it is exact at. */
   private settle(): void {
-    if (this.serving !== this.building && this.view.ready) this.serving = this.building;
+    const p = this.pending;
+    if (p && p.copy === this.building && this.view.revision >= p.exactAt) {
+      this.serving = p.copy;
+      this.pending = null;
+    }
+    if (this.serving === this.building) this.servingRevision = this.view.revision;
   }
 
   private apply(set: ChangeSet): void {
