@@ -3,9 +3,9 @@
  * cursor plus out-of-order removed positions, src/overlay/log.ts), written with the
  * key's last known revision as precondition so that two replicas never lose each other's
  * removals. One store commit carries the removals of every node that asked while the
- * previous commits were in flight (group commit, a few groups of distinct nodes in flight at
- * once), so the store sees far fewer commits than LOG_RMs under load, and their rate is not
- * capped by one commit's latency. A removal resolves once the index has seen its commit: a LOG_REQ
+ * previous commit was in flight (group commit; when full groups wait, a few groups of
+ * distinct nodes go at once), so the store sees far fewer commits than LOG_RMs under load,
+ * and their rate is not capped by one commit's latency. A removal resolves once the index has seen its commit: a LOG_REQ
  * sent after the ack cannot get the events again.
  *
  * Event ids name their node and their entry (src/overlay/event-id.ts). An id whose entry
@@ -33,9 +33,6 @@ export interface LogRemoverDeps {
   /** Commit attempts for one removal before it fails (conflicts with other replicas). */
   attempts?: number;
 }
-
-/** Nodes a group needs to be committed while another group is in flight. */
-const MIN_GROUP_BESIDE = 10;
 
 /** An id of an entry created this recently may be from a replica further ahead. */
 const RECENT_MS = 5 * 60_000;
@@ -124,8 +121,9 @@ export class LogRemover {
   }
 
   /**
-   * Starts commits of queued removals, up to `commitsInFlight` groups at once, until the
-   * queue is empty. A node is in at most one group in flight, and stays out of new groups
+   * Starts commits of queued removals until the queue is empty: one group at a time, more
+   * (up to `commitsInFlight`) only when full groups wait, so that removals are not capped
+   * at one group per commit latency. A node is in at most one group in flight, and stays out of new groups
    * until the index has seen its group's commit: its next state is built on that one.
    */
   private run(): void {
@@ -138,9 +136,9 @@ export class LogRemover {
         if (this.busy.has(cn)) continue;
         group.set(cn, w);
       }
-      // Beside a commit in flight, a group waits until it is worth a commit of its own:
-      // it gathers what arrives meanwhile, as one commit at a time would.
-      if (group.size === 0 || (this.inFlight > 0 && group.size < Math.min(limit, MIN_GROUP_BESIDE))) return;
+      // Beside a commit in flight only a full group goes: a smaller one gathers what
+      // arrives meanwhile (fewer, larger commits), as one commit at a time would.
+      if (group.size === 0 || (this.inFlight > 0 && group.size < limit)) return;
       for (const cn of group.keys()) {
         this.queue.delete(cn);
         this.busy.add(cn);
