@@ -338,12 +338,41 @@ async function copyToEtcd(seedDir: string, cluster: EtcdCluster, prefix: string)
   }
 }
 
+/** Counts the commits and bytes etcd's history holds from revision `from` to now. */
+async function readHistory(store: EtcdStore, from: number, hist: { bytes: number; commits: number }): Promise<void> {
+  const to = await store.revision();
+  if (to < from) return;
+  await new Promise<void>((resolve, reject) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      w.close();
+      resolve();
+    };
+    // The last revision may belong to another namespace (never delivered here).
+    const timer = setTimeout(done, 20_000);
+    const w = store.watch(
+      { prefix: '', fromRevision: from },
+      {
+        onChange: (set) => {
+          if (set.revision > to) return done();
+          hist.commits++;
+          for (const c of set.changes) hist.bytes += Buffer.byteLength(c.key) + (c.value ? Buffer.byteLength(c.value) : 0);
+          if (set.revision === to) done();
+        },
+        onError: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      },
+    );
+  });
+}
+
 async function runStore(kind: 'leveldb' | 'etcd', cluster: EtcdCluster | null, topo: Topology, base: { dir: string; seeded: Seeded }): Promise<StoreResult> {
   const dir = kind === 'leveldb' ? await makeTempDir('bench-scale') : undefined;
   const prefix = `bench-scale-${Date.now()}/`;
   let ctl: RunningController | null = null;
   const nodes: SimNode[] = [];
-  let watcher: { close(): void } | null = null;
   let watchStore: EtcdStore | null = null;
   let profileWindow: { from: number; to: number } | null = null;
   // The churn moves NICs: each run gets its own copy of where they are.
@@ -406,17 +435,9 @@ async function runStore(kind: 'leveldb' | 'etcd', cluster: EtcdCluster | null, t
       watchStore = await EtcdStore.open({ endpoints: cluster!.endpoints, prefix });
     }
     const hist = { bytes: 0, commits: 0 };
-    if (watchStore) {
-      watcher = watchStore.watch(
-        { prefix: '', fromRevision: (await watchStore.revision()) + 1 },
-        {
-          onChange: (set) => {
-            hist.commits++;
-            for (const c of set.changes) hist.bytes += Buffer.byteLength(c.key) + (c.value ? Buffer.byteLength(c.value) : 0);
-          },
-        },
-      );
-    }
+    // History is read back after the churn (etcd keeps it for the retention), so that no
+    // watcher of the bench's own loads etcd or this process while latency is measured.
+    const histFrom = watchStore ? (await watchStore.revision()) + 1 : 0;
     const etcdPids = cluster ? cluster.members.map((m) => m.proc?.pid).filter((p): p is number => p !== undefined) : [];
     const rev0 = await metric(ctl, 'rhumb_mapping_index_revision');
     const cpu0 = cpuSeconds(pid);
@@ -442,7 +463,7 @@ async function runStore(kind: 'leveldb' | 'etcd', cluster: EtcdCluster | null, t
       say(`  etcd members' CPU: ${each.join(', ')}`);
     }
     const rev1 = await metric(ctl, 'rhumb_mapping_index_revision');
-    watcher?.close();
+    if (watchStore) await readHistory(watchStore, histFrom, hist);
     const rss = rssMiB(pid);
     const moves = churn.moves.length;
     const expected = churn.moves.reduce((a, m) => a + m.expected, 0);
@@ -510,7 +531,6 @@ async function runStore(kind: 'leveldb' | 'etcd', cluster: EtcdCluster | null, t
     say(`  lookups back to back under churn: ${lookups.lookups_per_s}/s p50 ${lookups.p50_ms} ms p99 ${lookups.p99_ms} ms, controller CPU ${lookups.controller_cpu_pct}%`);
     return { store: kind, copy_s: r1(copyS), startup_ms: Math.round(startupMs), churn: churnResult, lookups, load_avg: loadavg().map(r2) };
   } finally {
-    watcher?.close();
     await watchStore?.close();
     for (const s of nodes) s.stop();
     await ctl?.stop();
