@@ -27,6 +27,8 @@ export interface NodeStats {
   lookupMs: number[];
   logAcks: number;
   events: number;
+  /** LOG_RM round trips (the node holds no LOG_REQ meanwhile). */
+  logRmMs: number[];
 }
 
 export class SimNode {
@@ -38,7 +40,7 @@ export class SimNode {
   /** Lookups: 'off', a rate per second, or 'closed' (one outstanding, back to back). */
   lookupMode: 'off' | 'closed' | number = 'off';
   recordLookups = false;
-  readonly stats: NodeStats = { lookups: 0, lookupErrors: 0, lookupMs: [], logAcks: 0, events: 0 };
+  readonly stats: NodeStats = { lookups: 0, lookupErrors: 0, lookupMs: [], logAcks: 0, events: 0, logRmMs: [] };
 
   constructor(
     readonly index: number,
@@ -90,7 +92,9 @@ export class SimNode {
       if (m.entries.length === 0) continue;
       this.stats.events += m.entries.length;
       for (const e of m.entries) if (e.type === LogType.VL2) this.onVl2(this.index, macFromBytes(e.mac), e.vnetId, at);
+      const rm = performance.now();
       await this.ask({ op: SvpOp.LOG_RM, ids: m.entries.map((e) => e.id) });
+      this.stats.logRmMs.push(performance.now() - rm);
     }
   }
 
@@ -121,6 +125,7 @@ export class SimNode {
     this.stats.lookups = 0;
     this.stats.lookupErrors = 0;
     this.stats.lookupMs = [];
+    this.stats.logRmMs = [];
   }
 
   stop(): void {

@@ -27,6 +27,7 @@
  *        [--lookups-per-node R]  paced VL3 lookups per node per second in the churn phase (1)
  *        [--seed-dir DIR]   keep the seeded LevelDB in DIR and reuse it when it matches
  *        [--etcd-members N] 1, 3 (default) or 5
+ *        [--cpu-prof DIR]   CPU profiles of the churn phase: the controller's and this process's
  */
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -40,6 +41,7 @@ import { ipToBytes } from '../../src/net/addr.js';
 import { busySiteEtcdArgs, EtcdCluster, ETCD_BIN, etcdControllerArgs } from '../../test/helpers/etcd-cluster.js';
 import { makeTempDir, REPO_ROOT, type RunningController, startControllerProcess } from '../../test/helpers/processes.js';
 import { type LookupTarget, SimNode } from './nodes.js';
+import { childProfileArgs, cutChildProfile, monoUs, profileSelf } from './profile.js';
 import { measureWriteCosts, seed, type Seeded, type WriteCosts } from './seed.js';
 import { makeTopology, nodeUuid, rng, type Topology, underlayIp } from './topology.js';
 
@@ -64,6 +66,7 @@ const SEED_DIR = value('--seed-dir');
 const MEMBERS = Number(value('--etcd-members') ?? 3);
 if (![1, 3, 5].includes(MEMBERS)) throw new Error(`--etcd-members must be 1, 3 or 5 (got ${MEMBERS})`);
 const LOG_WAIT_MS = 10_000;
+const PROFILE_DIR = value('--cpu-prof');
 
 const r1 = (x: number): number => Number(x.toFixed(1));
 const r2 = (x: number): number => Number(x.toFixed(2));
@@ -243,6 +246,9 @@ interface StoreResult {
     commits_per_move: number | null;
     paced_lookups_per_s: number;
     paced_lookup_p99_ms: number;
+    /** LOG_RM round trips seen by the nodes (a node holds no LOG_REQ meanwhile). */
+    log_rm_p50_ms: number;
+    log_rm_p99_ms: number;
   };
   lookups: { lookups_per_s: number; p50_ms: number; p99_ms: number; errors: number; controller_cpu_pct: number; node_p99_ms: number };
   load_avg: number[];
@@ -332,13 +338,43 @@ async function copyToEtcd(seedDir: string, cluster: EtcdCluster, prefix: string)
   }
 }
 
+/** Counts the commits and bytes etcd's history holds from revision `from` to now. */
+async function readHistory(store: EtcdStore, from: number, hist: { bytes: number; commits: number }): Promise<void> {
+  const to = await store.revision();
+  if (to < from) return;
+  await new Promise<void>((resolve, reject) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      w.close();
+      resolve();
+    };
+    // The last revision may belong to another namespace (never delivered here).
+    const timer = setTimeout(done, 20_000);
+    const w = store.watch(
+      { prefix: '', fromRevision: from },
+      {
+        onChange: (set) => {
+          if (set.revision > to) return done();
+          hist.commits++;
+          for (const c of set.changes) hist.bytes += Buffer.byteLength(c.key) + (c.value ? Buffer.byteLength(c.value) : 0);
+          if (set.revision === to) done();
+        },
+        onError: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      },
+    );
+  });
+}
+
 async function runStore(kind: 'leveldb' | 'etcd', cluster: EtcdCluster | null, topo: Topology, base: { dir: string; seeded: Seeded }): Promise<StoreResult> {
   const dir = kind === 'leveldb' ? await makeTempDir('bench-scale') : undefined;
   const prefix = `bench-scale-${Date.now()}/`;
   let ctl: RunningController | null = null;
   const nodes: SimNode[] = [];
-  let watcher: { close(): void } | null = null;
   let watchStore: EtcdStore | null = null;
+  let profileWindow: { from: number; to: number } | null = null;
   // The churn moves NICs: each run gets its own copy of where they are.
   const seeded: Seeded = { ...base.seeded, nics: base.seeded.nics.map((n) => ({ ...n })) };
   try {
@@ -350,6 +386,7 @@ async function runStore(kind: 'leveldb' | 'etcd', cluster: EtcdCluster | null, t
 
     const t0 = performance.now();
     ctl = await startControllerProcess({
+      ...(PROFILE_DIR ? { nodeArgs: childProfileArgs(PROFILE_DIR) } : {}),
       dataDir: dir,
       // Every simulated node connects from 127.0.0.1.
       args: [
@@ -398,33 +435,35 @@ async function runStore(kind: 'leveldb' | 'etcd', cluster: EtcdCluster | null, t
       watchStore = await EtcdStore.open({ endpoints: cluster!.endpoints, prefix });
     }
     const hist = { bytes: 0, commits: 0 };
-    if (watchStore) {
-      watcher = watchStore.watch(
-        { prefix: '', fromRevision: (await watchStore.revision()) + 1 },
-        {
-          onChange: (set) => {
-            hist.commits++;
-            for (const c of set.changes) hist.bytes += Buffer.byteLength(c.key) + (c.value ? Buffer.byteLength(c.value) : 0);
-          },
-        },
-      );
-    }
+    // History is read back after the churn (etcd keeps it for the retention), so that no
+    // watcher of the bench's own loads etcd or this process while latency is measured.
+    const histFrom = watchStore ? (await watchStore.revision()) + 1 : 0;
     const etcdPids = cluster ? cluster.members.map((m) => m.proc?.pid).filter((p): p is number => p !== undefined) : [];
     const rev0 = await metric(ctl, 'rhumb_mapping_index_revision');
     const cpu0 = cpuSeconds(pid);
     const self0 = process.cpuUsage();
     const etcdCpu0 = etcdPids.reduce((a, p) => a + cpuSeconds(p), 0);
+    const memberCpu0 = etcdPids.map((p) => cpuSeconds(p));
+    const stopSelfProfile = PROFILE_DIR ? await profileSelf() : null;
+    profileWindow = { from: monoUs(), to: 0 };
     churn.recording = true;
     const w0 = performance.now();
     await churn.run(MOVES_PER_S, CHURN_S);
     await sleep(2000); // stragglers
     const wallS = (performance.now() - w0) / 1000;
     churn.recording = false;
+    profileWindow.to = monoUs();
+    await stopSelfProfile?.(join(PROFILE_DIR!, `bench-${kind}-churn.cpuprofile`));
     const cpu1 = cpuSeconds(pid);
     const self1 = process.cpuUsage(self0);
     const etcdCpu1 = etcdPids.reduce((a, p) => a + cpuSeconds(p), 0);
+    if (cluster) {
+      const leader = await cluster.leader().catch(() => null);
+      const each = etcdPids.map((p, i) => `${cluster.members[i]!.name}${cluster.members[i] === leader ? ' (leader)' : ''} ${r1(((cpuSeconds(p) - memberCpu0[i]!) / wallS) * 100)}%`);
+      say(`  etcd members' CPU: ${each.join(', ')}`);
+    }
     const rev1 = await metric(ctl, 'rhumb_mapping_index_revision');
-    watcher?.close();
+    if (watchStore) await readHistory(watchStore, histFrom, hist);
     const rss = rssMiB(pid);
     const moves = churn.moves.length;
     const expected = churn.moves.reduce((a, m) => a + m.expected, 0);
@@ -434,6 +473,7 @@ async function runStore(kind: 'leveldb' | 'etcd', cluster: EtcdCluster | null, t
     const restMs = [...churn.restMs].sort((a, b) => a - b);
     const pacedLookups = nodes.reduce((a, s) => a + s.stats.lookups, 0);
     const pacedMs = nodes.flatMap((s) => s.stats.lookupMs).sort((a, b) => a - b);
+    const logRmMs = nodes.flatMap((s) => s.stats.logRmMs).sort((a, b) => a - b);
     const churnResult: StoreResult['churn'] = {
       moves,
       moves_per_s: r1(moves / CHURN_S),
@@ -457,8 +497,10 @@ async function runStore(kind: 'leveldb' | 'etcd', cluster: EtcdCluster | null, t
       commits_per_move: watchStore ? r2(hist.commits / Math.max(1, moves)) : null,
       paced_lookups_per_s: Math.round(pacedLookups / wallS),
       paced_lookup_p99_ms: r2(pct(pacedMs, 99)),
+      log_rm_p50_ms: r2(pct(logRmMs, 50)),
+      log_rm_p99_ms: r2(pct(logRmMs, 99)),
     };
-    say(`  churn: ${moves} moves, node notified p50 ${churnResult.node_p50_ms} ms p99 ${churnResult.node_p99_ms} ms, all notified p99 ${churnResult.all_p99_ms} ms, ${received}/${expected} notifications, controller CPU ${churnResult.controller_cpu_pct}%, bench CPU ${churnResult.bench_cpu_pct}%, load ${churnResult.load_avg_1m}`);
+    say(`  churn: ${moves} moves, node notified p50 ${churnResult.node_p50_ms} ms p99 ${churnResult.node_p99_ms} ms, all notified p99 ${churnResult.all_p99_ms} ms, REST p50 ${churnResult.rest_p50_ms} ms p99 ${churnResult.rest_p99_ms} ms, LOG_RM p50 ${churnResult.log_rm_p50_ms} ms p99 ${churnResult.log_rm_p99_ms} ms, ${received}/${expected} notifications, controller CPU ${churnResult.controller_cpu_pct}%, bench CPU ${churnResult.bench_cpu_pct}%, load ${churnResult.load_avg_1m}`);
 
     // Phase 2: lookups back to back under the same churn.
     for (const s of nodes) {
@@ -489,15 +531,19 @@ async function runStore(kind: 'leveldb' | 'etcd', cluster: EtcdCluster | null, t
     say(`  lookups back to back under churn: ${lookups.lookups_per_s}/s p50 ${lookups.p50_ms} ms p99 ${lookups.p99_ms} ms, controller CPU ${lookups.controller_cpu_pct}%`);
     return { store: kind, copy_s: r1(copyS), startup_ms: Math.round(startupMs), churn: churnResult, lookups, load_avg: loadavg().map(r2) };
   } finally {
-    watcher?.close();
     await watchStore?.close();
     for (const s of nodes) s.stop();
     await ctl?.stop();
+    if (PROFILE_DIR && ctl && profileWindow) {
+      const out = join(PROFILE_DIR, `controller-${kind}-churn.cpuprofile`);
+      if (cutChildProfile(PROFILE_DIR, ctl.proc.pid!, profileWindow.from, profileWindow.to, out)) say(`  wrote ${out}`);
+    }
     if (dir) rmSync(dir, { recursive: true, force: true });
   }
 }
 
 async function main(): Promise<void> {
+  if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
   if (STORES.includes('etcd') && !ETCD_BIN) throw new Error('etcd binary not found (Debian package etcd-server, or RHUMB_ETCD_BIN)');
   const topo = makeTopology({ nodes: NODES, vnets: VNETS, perNode: PER_NODE, nics: NICS });
   const perVnet = topo.vnetNodes[0]!.length;
@@ -528,6 +574,7 @@ async function main(): Promise<void> {
   row('LOG_RM commit: ops, bytes (nodes)', () => `${costs.logRm.ops}, ${costs.logRm.bytes} (${costs.logRm.nodes})`);
   row('moves (moves/s)', (r) => `${r.churn.moves} (${r.churn.moves_per_s})`);
   row('REST move p50 / p99 (ms)', (r) => `${r.churn.rest_p50_ms} / ${r.churn.rest_p99_ms}`);
+  row('LOG_RM round trip p50 / p99 (ms)', (r) => `${r.churn.log_rm_p50_ms} / ${r.churn.log_rm_p99_ms}`);
   row('notified: node p50 / p99 (ms)', (r) => `${r.churn.node_p50_ms} / ${r.churn.node_p99_ms}`);
   row('notified: all nodes p50 / p99 (ms)', (r) => `${r.churn.all_p50_ms} / ${r.churn.all_p99_ms}`);
   row('notifications received / expected', (r) => `${r.churn.received} / ${r.churn.expected}${r.churn.unexpected ? ` (+${r.churn.unexpected} unexpected)` : ''}`);

@@ -13,7 +13,8 @@ import { openStore, type StoreConfig } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { MappingIndex } from '../mapping/index.js';
 import { startLogSweep } from '../overlay/gc.js';
-import { OVERLAY_PREFIX } from '../overlay/keys.js';
+import { OVERLAY_PREFIX, VNODE_PREFIX } from '../overlay/keys.js';
+import { IP_PREFIX as NAPI_IP_PREFIX, NETWORK_PREFIX, NIC_PREFIX } from '../napi/keys.js';
 import type { CommitRecord } from '../store/txn.js';
 import { SvpServer } from '../svp/server.js';
 import { registerConsole } from '../console/server.js';
@@ -103,6 +104,12 @@ export interface Controller {
   close(): Promise<void>;
 }
 
+/**
+ * What an etcd replica keeps a watch-fed copy of (EtcdStoreOptions.mirrorPrefixes): the keys
+ * NIC writes read, so that a write's reads cost no etcd round trip (its commit still checks them).
+ */
+const MIRRORED_PREFIXES = [NIC_PREFIX, NETWORK_PREFIX, NAPI_IP_PREFIX, VNODE_PREFIX];
+
 export const DEFAULT_ADMIN_UUID = '930896af-bf8c-48d4-885c-6573a94b1853';
 export const VXLAN_OVERHEAD = 50;
 
@@ -129,7 +136,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   const serverTls = opts.tlsDir ? await loadServerTls(opts.tlsDir) : undefined;
   const tokens = opts.authFile ? new TokenBook(opts.authFile) : undefined;
   const tokenLoad = tokens ? await tokens.load() : undefined;
-  const store = await openStore(opts.store);
+  const store = await openStore(opts.store.kind === 'etcd' ? { ...opts.store, mirrorPrefixes: opts.store.mirrorPrefixes ?? MIRRORED_PREFIXES } : opts.store);
   const registry = createRegistry('controller');
   const config = napiConfigFrom(opts);
   const logger = createLogger({ level: opts.logLevel ?? 'info' });

@@ -3,8 +3,9 @@
  * cursor plus out-of-order removed positions, src/overlay/log.ts), written with the
  * key's last known revision as precondition so that two replicas never lose each other's
  * removals. One store commit carries the removals of every node that asked while the
- * previous commit was in flight (group commit), so the store sees far fewer commits than
- * LOG_RMs under load. A removal resolves once the index has seen its commit: a LOG_REQ
+ * previous commit was in flight (group commit; when full groups wait, a few groups of
+ * distinct nodes go at once), so the store sees far fewer commits than LOG_RMs under load,
+ * and their rate is not capped by one commit's latency. A removal resolves once the index has seen its commit: a LOG_REQ
  * sent after the ack cannot get the events again.
  *
  * Event ids name their node and their entry (src/overlay/event-id.ts). An id whose entry
@@ -27,6 +28,8 @@ export interface LogRemoverDeps {
   visibleTimeoutMs: number;
   /** Nodes whose states one commit writes (each a put and a precondition). */
   nodesPerCommit?: number;
+  /** Group commits in flight at once (each of other nodes): LOG_RMs keep up with commit latency. */
+  commitsInFlight?: number;
   /** Commit attempts for one removal before it fails (conflicts with other replicas). */
   attempts?: number;
 }
@@ -50,7 +53,10 @@ interface NodeWork {
 
 export class LogRemover {
   private queue = new Map<string, NodeWork>();
-  private running = false;
+  /** Group commits started and not yet visible in the index. */
+  private inFlight = 0;
+  /** Nodes in those groups. */
+  private readonly busy = new Set<string>();
   private closed = false;
 
   constructor(private readonly deps: LogRemoverDeps) {}
@@ -103,7 +109,7 @@ export class LogRemover {
         w.requests.push(req);
         this.queue.set(cn, w);
       }
-      void this.run();
+      this.run();
     });
   }
 
@@ -114,23 +120,39 @@ export class LogRemover {
     this.queue.clear();
   }
 
-  /** Commits queued removals, one group at a time, until the queue is empty. */
-  private async run(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
-    try {
-      while (this.queue.size > 0 && !this.closed) {
-        const limit = this.deps.nodesPerCommit ?? 50;
-        const group = new Map<string, NodeWork>();
-        for (const [cn, w] of this.queue) {
-          if (group.size >= limit) break;
-          group.set(cn, w);
-          this.queue.delete(cn);
-        }
-        await this.commitGroup(group);
+  /**
+   * Starts commits of queued removals until the queue is empty: one group at a time, more
+   * (up to `commitsInFlight`) only when full groups wait, so that removals are not capped
+   * at one group per commit latency. A node is in at most one group in flight, and stays out of new groups
+   * until the index has seen its group's commit: its next state is built on that one.
+   */
+  private run(): void {
+    const limit = this.deps.nodesPerCommit ?? 50;
+    const most = this.deps.commitsInFlight ?? 4;
+    while (this.inFlight < most && !this.closed) {
+      const group = new Map<string, NodeWork>();
+      for (const [cn, w] of this.queue) {
+        if (group.size >= limit) break;
+        if (this.busy.has(cn)) continue;
+        group.set(cn, w);
       }
-    } finally {
-      this.running = false;
+      // Beside a commit in flight only a full group goes: a smaller one gathers what
+      // arrives meanwhile (fewer, larger commits), as one commit at a time would.
+      if (group.size === 0 || (this.inFlight > 0 && group.size < limit)) return;
+      for (const cn of group.keys()) {
+        this.queue.delete(cn);
+        this.busy.add(cn);
+      }
+      this.inFlight++;
+      void this.commitGroup(group)
+        .catch((err: Error) => {
+          for (const w of group.values()) this.fail(w, err);
+        })
+        .finally(() => {
+          this.inFlight--;
+          for (const cn of group.keys()) this.busy.delete(cn);
+          this.run();
+        });
     }
   }
 

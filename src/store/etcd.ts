@@ -33,7 +33,7 @@
  * have been applied, and the caller must re-read before retrying. A commit is never
  * reported as successful unless etcd acknowledged it.
  *
- * The change feed is an etcd watch per watcher on the namespace (or a sub-prefix), from a
+ * The change feed (./etcd-feed.ts) is an etcd watch per watcher on the namespace (or a sub-prefix), from a
  * revision. etcd delivers all events of one transaction in one response; they become one
  * ChangeSet. If the watch stream breaks (member or leader loss) it is re-created on any
  * reachable member from the last revision received, so there is no gap and no duplicate.
@@ -49,24 +49,18 @@ import {
   CompareTarget,
   Etcd3,
   type ICompare,
-  type IDuplexStream,
   type IKeyValue,
   type IOptions,
   type IRangeRequest,
   type IRangeResponse,
   type IRequestOp,
-  type IWatchRequest,
-  type IWatchResponse,
   isRecoverableError,
   SortOrder,
   SortTarget,
 } from 'etcd3';
 import {
   type Batch,
-  type Change,
-  type ChangeSet,
   type CommitResult,
-  CompactedError,
   type KeyValue,
   type Precondition,
   type RangeOptions,
@@ -78,7 +72,8 @@ import {
   type Watcher,
 } from './types.js';
 import { checkPreconditions, InFlight, InvalidBatchError, validateBatch, validateRangeOptions, watchedPrefixes, watchFilter } from './common.js';
-import { SerialDelivery } from './feed.js';
+import { EtcdFeed } from './etcd-feed.js';
+import { MISS, StoreMirror } from './mirror.js';
 
 export interface EtcdStoreOptions {
   /** Client URLs of the etcd members, e.g. http://10.0.0.1:2379. */
@@ -91,6 +86,11 @@ export interface EtcdStoreOptions {
   requestTimeoutMs?: number;
   /** How long reads and provably-unapplied commits keep retrying transient failures (default 10000 ms). */
   retryTimeoutMs?: number;
+  /**
+   * Key prefixes this replica keeps a watch-fed copy of, for getStale (a transaction's
+   * first-attempt reads): loaded in the background after open, one more watch.
+   */
+  mirrorPrefixes?: string[];
 }
 
 export const DEFAULT_ETCD_PREFIX = 'rhumb/';
@@ -173,6 +173,7 @@ export class EtcdStore implements Store {
   private readonly feeds = new Set<EtcdFeed>();
   private readonly maxTxnOps: number;
   private readonly retryTimeoutMs: number;
+  private readonly mirror: StoreMirror | null = null;
 
   private constructor(
     private readonly client: Etcd3,
@@ -185,6 +186,7 @@ export class EtcdStore implements Store {
   ) {
     this.maxTxnOps = opts.maxTxnOps ?? 128;
     this.retryTimeoutMs = opts.retryTimeoutMs ?? 10_000;
+    if (opts.mirrorPrefixes && opts.mirrorPrefixes.length > 0) this.mirror = new StoreMirror({ store: this, prefixes: opts.mirrorPrefixes });
   }
 
   /** Connects, creating the namespace marker if this is the namespace's first use. */
@@ -225,7 +227,9 @@ export class EtcdStore implements Store {
         if (!kv) throw new Error('etcd namespace marker vanished while opening');
         return Number(kv.create_revision);
       });
-      return new EtcdStore(client, ns, base, endpoints, opts);
+      const store = new EtcdStore(client, ns, base, endpoints, opts);
+      store.mirror?.start();
+      return store;
     } catch (err) {
       client.close();
       throw new Error(`cannot open etcd store at ${endpoints.join(',')} (prefix ${prefix}): ${asError(err).message}`, { cause: err });
@@ -322,6 +326,26 @@ export class EtcdStore implements Store {
     const res = await this.read('get', () => this.client.kv.range({ key: this.key(key) }));
     const kv = res.kvs[0];
     return kv ? this.toKeyValue(kv) : undefined;
+  }
+
+  /** A read from this replica's mirror when it holds the key (see StoreMirror), else from etcd. */
+  async getStale(key: string): Promise<KeyValue | undefined> {
+    this.assertOpen();
+    const kv = this.mirror?.read(key) ?? MISS;
+    return kv === MISS ? this.get(key) : kv;
+  }
+
+  async getManyStale(keys: string[]): Promise<Map<string, KeyValue>> {
+    this.assertOpen();
+    const out = new Map<string, KeyValue>();
+    const rest: string[] = [];
+    for (const k of keys) {
+      const kv = this.mirror?.read(k) ?? MISS;
+      if (kv === MISS) rest.push(k);
+      else if (kv) out.set(k, kv);
+    }
+    if (rest.length > 0) for (const [k, kv] of await this.getMany(rest)) out.set(k, kv);
+    return out;
   }
 
   async getMany(keys: string[]): Promise<Map<string, KeyValue>> {
@@ -505,6 +529,7 @@ export class EtcdStore implements Store {
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.closed = true;
+    this.mirror?.close();
     for (const f of [...this.feeds]) f.fail(new StoreClosedError());
     this.closing = (async () => {
       // Requests already sent finish normally (a commit lands or fails on its own).
@@ -532,149 +557,5 @@ async function retrying<T>(timeoutMs: number, closed: () => boolean, retryable: 
     }
     await sleep(delay);
     delay = Math.min(delay * 2, 500);
-  }
-}
-
-// ---- watchers -------------------------------------------------------------------------
-
-interface FeedContext {
-  client: Etcd3;
-  base: number;
-  nsLength: number;
-  isMarker(key: Buffer): boolean;
-  remove(feed: EtcdFeed): void;
-}
-
-type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse>;
-
-/** One Store watcher: its own etcd watch stream, re-created from the last revision seen. */
-class EtcdFeed implements Watcher {
-  private closed = false;
-  private stream: WatchStream | null = null;
-  private reconnectTimer: NodeJS.Timeout | null = null;
-  private failures = 0;
-  /** etcd revision up to which everything has been received (and queued). */
-  private lastSeen: number;
-  private readonly delivery: SerialDelivery;
-
-  constructor(
-    private readonly ctx: FeedContext,
-    private readonly range: { key: Buffer; range_end: Buffer },
-    /** Watching the whole namespace: deliver change sets even when only the marker changed. */
-    private readonly wholeNamespace: boolean,
-    /** Narrows what the etcd range delivers to the watched prefixes (null: all of it). */
-    private readonly select: ((set: ChangeSet) => ChangeSet | null) | null,
-    private readonly fromRevision: number,
-    handlers: WatchHandlers,
-  ) {
-    this.lastSeen = fromRevision - 1 + ctx.base;
-    this.delivery = new SerialDelivery(handlers, () => this.release());
-  }
-
-  start(): void {
-    if (!Number.isInteger(this.fromRevision) || this.fromRevision < 1) {
-      queueMicrotask(() => this.fail(new CompactedError(this.fromRevision, 0)));
-      return;
-    }
-    this.connect();
-  }
-
-  private connect(): void {
-    this.reconnectTimer = null;
-    if (this.closed) return;
-    this.ctx.client.watchClient.watch().then(
-      (stream) => {
-        if (this.closed) {
-          stream.on('error', () => undefined);
-          stream.cancel();
-          return;
-        }
-        this.stream = stream;
-        stream.on('data', (res: IWatchResponse) => {
-          if (this.stream === stream) this.onResponse(res);
-        });
-        stream.on('error', (err: Error) => this.lost(stream, err));
-        stream.on('end', () => this.lost(stream, new Error('watch stream ended')));
-        // One revision early: etcd only reports compaction for revisions below its
-        // compaction point, and the Store contract includes the point itself.
-        stream.write({ create_request: { ...this.range, start_revision: Math.max(1, this.lastSeen) } });
-      },
-      (err: unknown) => this.lost(null, asError(err)),
-    );
-  }
-
-  private lost(stream: WatchStream | null, _err: Error): void {
-    if (this.closed || (stream !== null && stream !== this.stream)) return;
-    this.stream = null;
-    if (stream) {
-      try {
-        stream.cancel();
-      } catch {
-        /* already gone */
-      }
-    }
-    // Keep following: the cluster (or another member) comes back; resume where we were.
-    const delay = Math.min(50 * 2 ** this.failures, 2000);
-    this.failures++;
-    this.reconnectTimer = setTimeout(() => this.connect(), delay);
-  }
-
-  private onResponse(res: IWatchResponse): void {
-    if (res.canceled) {
-      const compacted = Number(res.compact_revision);
-      if (compacted > 0) {
-        this.fail(new CompactedError(this.lastSeen + 1 - this.ctx.base, Math.max(0, compacted - this.ctx.base)));
-        return;
-      }
-      this.lost(this.stream, new Error(`watch canceled: ${res.cancel_reason}`));
-      return;
-    }
-    if (res.created) this.failures = 0;
-    // Events come in revision order; one transaction's events share its revision.
-    let current: ChangeSet | null = null;
-    for (const ev of res.events) {
-      const rev = Number(ev.kv.mod_revision);
-      if (rev <= this.lastSeen) continue;
-      if (current === null || current.revision !== rev - this.ctx.base) {
-        if (current) this.enqueue(current);
-        current = { revision: rev - this.ctx.base, changes: [] };
-      }
-      if (this.ctx.isMarker(ev.kv.key)) continue;
-      const key = ev.kv.key.subarray(this.ctx.nsLength).toString('utf8');
-      const change: Change = String(ev.type).toUpperCase() === 'DELETE' ? { type: 'del', key } : { type: 'put', key, value: ev.kv.value.toString('utf8') };
-      current.changes.push(change);
-    }
-    if (current) this.enqueue(current);
-  }
-
-  private enqueue(set: ChangeSet): void {
-    this.lastSeen = set.revision + this.ctx.base;
-    if (set.changes.length === 0 && !this.wholeNamespace) return;
-    const visible = this.select ? this.select(set) : set;
-    if (visible) this.delivery.push(visible);
-  }
-
-  fail(err: Error): void {
-    this.delivery.fail(err);
-  }
-
-  close(): void {
-    this.delivery.close();
-  }
-
-  /** Delivery has ended: stop reconnecting and cancel the stream. */
-  private release(): void {
-    this.closed = true;
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    const stream = this.stream;
-    this.stream = null;
-    if (stream) {
-      try {
-        stream.cancel();
-      } catch {
-        /* already gone */
-      }
-    }
-    this.ctx.remove(this);
   }
 }

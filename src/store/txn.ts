@@ -41,10 +41,19 @@ export class Tx {
   /** The store this transaction reads from (for per-store caches such as allocation hints). */
   private finishers: Array<(committed: boolean) => void> | null;
 
-  /** managed: run by transact(), which tells onFinish callbacks when the attempt ends. */
+  /** Whether a read so far came from the store's stale reads (see staleReads). */
+  private readStale = false;
+
+  /**
+   * managed: run by transact(), which tells onFinish callbacks when the attempt ends.
+   * staleReads: guarded reads may use the store's getStale/getManyStale (transact() does
+   * on a first attempt): the commit's preconditions catch a stale one, and an attempt that
+   * ends without a commit re-checks them (readsCurrent).
+   */
   constructor(
     readonly store: Store,
     managed = false,
+    private readonly staleReads = false,
   ) {
     this.finishers = managed ? [] : null;
   }
@@ -78,9 +87,14 @@ export class Tx {
   async get(key: string): Promise<KeyValue | undefined> {
     const known = this.known(key);
     if (known !== NOT_KNOWN) return known;
-    const kv = await this.store.get(key);
-    this.reads.set(key, kv);
-    return kv;
+    let kv: KeyValue | undefined;
+    if (this.staleReads && this.store.getStale) {
+      this.readStale = true;
+      kv = await this.store.getStale(key);
+    } else kv = await this.store.get(key);
+    // Two reads of one key side by side: the first answer stands.
+    if (!this.reads.has(key)) this.reads.set(key, kv);
+    return this.reads.get(key);
   }
 
   async getJson<T>(key: string): Promise<T | undefined> {
@@ -92,8 +106,12 @@ export class Tx {
   async getMany(keys: string[]): Promise<Map<string, KeyValue>> {
     const todo = keys.filter((k) => !this.buffered.has(k) && !this.reads.has(k));
     if (todo.length > 0) {
-      const got = await this.store.getMany(todo);
-      for (const k of todo) this.reads.set(k, got.get(k));
+      let got: Map<string, KeyValue>;
+      if (this.staleReads && this.store.getManyStale) {
+        this.readStale = true;
+        got = await this.store.getManyStale(todo);
+      } else got = await this.store.getMany(todo);
+      for (const k of todo) if (!this.reads.has(k)) this.reads.set(k, got.get(k));
     }
     const out = new Map<string, KeyValue>();
     for (const k of keys) {
@@ -153,6 +171,21 @@ export class Tx {
     this.extraPre.push(p);
   }
 
+  /**
+   * Whether every guarded read is still current (always, when none was stale): an attempt
+   * that ends without a commit (nothing to write, or an error decided from what it read)
+   * checks this before its outcome stands.
+   */
+  async readsCurrent(): Promise<boolean> {
+    if (!this.readStale || this.reads.size === 0) return true;
+    const now = await this.store.getMany([...this.reads.keys()]);
+    for (const [key, kv] of this.reads) {
+      const cur = now.get(key);
+      if (kv ? cur?.modRevision !== kv.modRevision : cur !== undefined) return false;
+    }
+    return true;
+  }
+
   /** @internal */
   batch(): { preconditions: Precondition[]; ops: Op[] } {
     const preconditions: Precondition[] = [];
@@ -187,14 +220,24 @@ export async function transact<T>(
 ): Promise<TransactResult<T>> {
   const attempts = opts.attempts ?? 100;
   for (let i = 0; i < attempts; i++) {
-    const tx = new Tx(store, true);
+    // A first attempt may read stale (cheap) copies; a retry reads the store itself.
+    const tx = new Tx(store, true, i === 0);
     let value: T;
     let res: Awaited<ReturnType<Store['commit']>> | undefined;
     let batch: ReturnType<Tx['batch']>;
     try {
-      value = await body(tx, i);
+      try {
+        value = await body(tx, i);
+      } catch (err) {
+        // An error decided from stale reads is no answer: try again on current ones.
+        if (i + 1 < attempts && !(await tx.readsCurrent().catch(() => true))) continue;
+        throw err;
+      }
       batch = tx.batch();
-      if (batch.ops.length === 0) return { value, revision: await store.revision() };
+      if (batch.ops.length === 0) {
+        if (!(await tx.readsCurrent())) continue;
+        return { value, revision: await store.revision() };
+      }
       res = await store.commit(batch);
     } finally {
       tx.finish(res?.ok === true);

@@ -136,6 +136,14 @@ export interface Store {
   /** Several keys read at one revision; missing keys are absent from the map. */
   getMany(keys: string[]): Promise<Map<string, KeyValue>>;
   range(opts: RangeOptions): Promise<RangeResult>;
+  /**
+   * Optional cheaper point reads that may lag the latest commit (e.g. a replica's
+   * watch-fed copy of the keyspace). Only for reads that become preconditions of a commit,
+   * which then fails if one was stale: transact() reads this way on a first attempt, and
+   * retries with get()/getMany() (src/store/txn.ts). Results carry exact revisions.
+   */
+  getStale?(key: string): Promise<KeyValue | undefined>;
+  getManyStale?(keys: string[]): Promise<Map<string, KeyValue>>;
   /** Number of keys with this prefix. */
   count(prefix: string): Promise<number>;
   commit(batch: Batch): Promise<CommitResult>;

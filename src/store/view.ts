@@ -35,8 +35,12 @@ export interface ViewReducer {
   beginLoad(): void;
   /** Keys of the load, in key order per prefix. */
   loadPage(kvs: readonly KeyValue[]): void;
-  /** The loaded state becomes current. revision: the load's first page; reload: not the first load. */
-  endLoad(revision: number, reload: boolean): void | Promise<void>;
+  /**
+   * The loaded state becomes current. revision: the load's first page; reload: not the first
+   * load; exactAt: the last page's revision, from which on (once `revision` reaches it) the
+   * state is exact.
+   */
+  endLoad(revision: number, reload: boolean, exactAt: number): void | Promise<void>;
   /** A committed change set after the load (possibly with no changes: progress only). */
   apply(set: ChangeSet): void | Promise<void>;
   /** The feed failed; the view reloads (after err's backoff) unless the store is closed. */
@@ -255,7 +259,7 @@ export class StoreView {
     }
     if (r0 < 0) r0 = last = await this.store.revision();
     const reloading = this.loadedOnce;
-    await this.reducer.endLoad(r0, reloading);
+    await this.reducer.endLoad(r0, reloading, last);
     if (this.closed || gen !== this.generation) return;
     this.loadedOnce = true;
     if (reloading) this.reloadCount++;

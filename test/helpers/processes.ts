@@ -28,10 +28,11 @@ export async function makeTempDir(tag: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `rhumb-${tag}-${process.pid}-`));
 }
 
-export async function startControllerProcess(opts: { dataDir?: string; args?: string[]; timeoutMs?: number } = {}): Promise<RunningController> {
+export async function startControllerProcess(opts: { dataDir?: string; args?: string[]; timeoutMs?: number; /** node's own flags (e.g. --cpu-prof) */ nodeArgs?: string[] } = {}): Promise<RunningController> {
   const ownDir = opts.dataDir === undefined;
   const dataDir = opts.dataDir ?? (await makeTempDir('ctl'));
   const args = [
+    ...(opts.nodeArgs ?? []),
     CLI,
     'controller',
     '--data',
