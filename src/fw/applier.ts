@@ -94,13 +94,6 @@ export class NftApplier {
     return loadNft(netnsPath, renderStateTable());
   }
 
-  /** Removes the instance's table (no-op if absent) and forgets it. */
-  async remove(instance: string, netnsPath: string | undefined): Promise<ApplyResult> {
-    const res = await this.apply(instance, netnsPath, renderRuleset(instance, null));
-    if (res.ok) this.current.delete(instance);
-    return res;
-  }
-
   forget(instance: string): void {
     this.current.delete(instance);
   }

@@ -9,6 +9,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { KeyValue, Op, Precondition, RangeOptions, Store } from './types.js';
 
+/** known(): the transaction has neither written nor read the key. */
+const NOT_KNOWN = Symbol('not known');
+
 /**
  * The highest revision committed by transactions run within the current request (the
  * REST layer opens one per request), so the reply can wait until readers reflect it.
@@ -64,11 +67,17 @@ export class Tx {
     for (const fn of fns) fn(committed);
   }
 
-  /** Reads a key (seeing this transaction's own writes) and makes it a precondition. */
-  async get(key: string): Promise<KeyValue | undefined> {
+  /** What this transaction already knows of key (its own write, else an earlier read), or NOT_KNOWN. */
+  private known(key: string): KeyValue | undefined | typeof NOT_KNOWN {
     const w = this.buffered.get(key);
     if (w) return w.type === 'put' ? { key, value: w.value, createRevision: 0, modRevision: 0 } : undefined;
-    if (this.reads.has(key)) return this.reads.get(key);
+    return this.reads.has(key) ? this.reads.get(key) : NOT_KNOWN;
+  }
+
+  /** Reads a key (seeing this transaction's own writes) and makes it a precondition. */
+  async get(key: string): Promise<KeyValue | undefined> {
+    const known = this.known(key);
+    if (known !== NOT_KNOWN) return known;
     const kv = await this.store.get(key);
     this.reads.set(key, kv);
     return kv;
@@ -105,13 +114,9 @@ export class Tx {
     const out = new Map<string, KeyValue>();
     const todo: string[] = [];
     for (const k of keys) {
-      const w = this.buffered.get(k);
-      if (w) {
-        if (w.type === 'put') out.set(k, { key: k, value: w.value, createRevision: 0, modRevision: 0 });
-      } else if (this.reads.has(k)) {
-        const kv = this.reads.get(k);
-        if (kv) out.set(k, kv);
-      } else todo.push(k);
+      const known = this.known(k);
+      if (known === NOT_KNOWN) todo.push(k);
+      else if (known) out.set(k, known);
     }
     if (todo.length > 0) for (const [k, kv] of await this.store.getMany(todo)) out.set(k, kv);
     return out;
