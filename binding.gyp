@@ -26,6 +26,7 @@
         "native/src/fp_rx.c",
         "native/src/fp_park.c",
         "native/src/fp_control.c",
+        "native/src/fp_tap.c",
         "native/src/fastpath.c",
         "native/src/svp_answer.c",
         "native/src/svp_index.c",

@@ -62,6 +62,7 @@
 #define FP_PARK_MS 1000      /* unanswered misses drop their frames after this */
 #define FP_NEG_MS 2000       /* ... and are negatively cached this long */
 #define FP_GSO_MAX 65000     /* bytes per UDP_SEGMENT send */
+#define FP_GSO_SEGS 64       /* segments per UDP_SEGMENT send (UDP_MAX_SEGMENTS of older kernels) */
 #define FP_PEER_MISS_MS 1000 /* at most one "unknown underlay source" upcall per this */
 
 /* epoll ids of the transmit thread: 0..FP_MAX_NICS-1 are the NICs' TAPs. */
@@ -322,6 +323,25 @@ struct pending *fp_pending_find(struct fp *f, uint8_t kind, uint32_t vnet, const
 void fp_pending_drop(struct fp *f, struct pending *p, int reason);
 /* Parked frames whose destination is now known go out; expired ones are dropped. */
 void fp_run_pending(struct fp *f);
+/* A TAP to create (or re-attach to) in a namespace: what fp_tap_thread is given and answers. */
+struct tap_req {
+	const char *netns, *ifname;
+	uint8_t mac[6];
+	uint16_t mtu;
+	uint16_t gso_max_segs; /* 0: the kernel's */
+	bool vnethdr, persist, must_exist;
+	unsigned offload;
+	int fd, err;
+	const char *step;
+};
+void *fp_tap_thread(void *arg);
+/*
+ * The most segments a superframe of a TAP with this MTU may have for all of them to go in
+ * one UDP_SEGMENT send (FP_GSO_MAX bytes, FP_GSO_SEGS segments): without the cap, the
+ * instance's TCP builds 64 KiB superframes (46 segments at MTU 1450) that need two sends,
+ * the second of two segments, each a datagram through both nodes' stacks.
+ */
+uint16_t fp_tap_gso_segs(uint16_t mtu);
 /* Sends what the transmit queues hold. */
 void fp_flush(struct fp *f);
 void fp_tap_write(struct fp *f, struct nic *n, const struct rv_vnet_hdr *vh, const uint8_t *frame, size_t len);

@@ -1,14 +1,11 @@
 /*
- * The forwarding engine's control side (rhumb_fp.h): start and stop, TAP devices created
- * inside instance namespaces (by a short-lived thread that setns()es there, so the device
- * is born in place and the fd stays with us), and the table writes and reads of its owner.
+ * The forwarding engine's control side (rhumb_fp.h): start and stop, NICs (their TAPs made
+ * by fp_tap.c), and the table writes and reads of its owner.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
-#include <net/if_arp.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -17,9 +14,6 @@
 #include <unistd.h>
 
 #include "rhumb_fp_internal.h"
-
-/* <net/if.h> clashes with <linux/if.h>. */
-extern unsigned int if_nametoindex(const char *ifname);
 
 #ifndef TUN_F_USO4
 #define TUN_F_USO4 0x20
@@ -38,101 +32,6 @@ const char *const fp_counter_names[C_COUNT] = {
 size_t fp_counter_count(void)
 {
 	return C_COUNT;
-}
-
-/* ---- TAP creation in another namespace ------------------------------------------------- */
-
-struct tap_req {
-	const char *netns, *ifname;
-	uint8_t mac[6];
-	uint16_t mtu;
-	bool vnethdr, persist, must_exist;
-	unsigned offload;
-	int fd, err;
-	const char *step;
-};
-
-static void *tap_thread(void *arg)
-{
-	struct tap_req *r = arg;
-	struct ifreq ifr;
-	int s;
-
-	r->fd = -1;
-	if (r->netns && *r->netns) {
-		int nsfd = open(r->netns, O_RDONLY | O_CLOEXEC);
-		if (nsfd < 0) {
-			r->err = errno;
-			r->step = "open netns";
-			return NULL;
-		}
-		/* Only this short-lived thread changes namespace. */
-		if (setns(nsfd, CLONE_NEWNET) != 0) {
-			r->err = errno;
-			r->step = "setns";
-			close(nsfd);
-			return NULL;
-		}
-		close(nsfd);
-	}
-	if (r->must_exist && if_nametoindex(r->ifname) == 0) {
-		r->err = ENODEV;
-		r->step = "re-attach (no such device)";
-		return NULL;
-	}
-	r->fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
-	if (r->fd < 0) {
-		r->err = errno;
-		r->step = "open /dev/net/tun";
-		return NULL;
-	}
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", r->ifname);
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (r->vnethdr ? IFF_VNET_HDR : 0);
-	if (ioctl(r->fd, TUNSETIFF, &ifr) != 0) {
-		r->step = "TUNSETIFF";
-		goto fail;
-	}
-	if (r->vnethdr && ioctl(r->fd, TUNSETOFFLOAD, r->offload) != 0) {
-		r->step = "TUNSETOFFLOAD";
-		goto fail;
-	}
-	/* A persistent TAP outlives the agent: a restarted one re-attaches to it by name. */
-	if (r->persist && ioctl(r->fd, TUNSETPERSIST, 1) != 0) {
-		r->step = "TUNSETPERSIST";
-		goto fail;
-	}
-	if (r->must_exist)
-		return NULL; /* re-attached: address and MTU are as the first agent set them */
-	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s < 0) {
-		r->step = "socket";
-		goto fail;
-	}
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", r->ifname);
-	ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
-	memcpy(ifr.ifr_hwaddr.sa_data, r->mac, 6);
-	if (ioctl(s, SIOCSIFHWADDR, &ifr) != 0) {
-		r->step = "SIOCSIFHWADDR";
-		close(s);
-		goto fail;
-	}
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", r->ifname);
-	ifr.ifr_mtu = r->mtu;
-	if (ioctl(s, SIOCSIFMTU, &ifr) != 0) {
-		r->step = "SIOCSIFMTU";
-		close(s);
-		goto fail;
-	}
-	close(s);
-	return NULL;
-fail:
-	r->err = errno;
-	close(r->fd);
-	r->fd = -1;
-	return NULL;
 }
 
 static unsigned tap_offload_flags(const struct fp *f)
@@ -372,7 +271,14 @@ int fp_add_nic(struct fp *f, const struct fp_nic_spec *s, struct fp_error *e)
 	req.offload = tap_offload_flags(f);
 	req.persist = s->persist;
 	req.must_exist = s->reattach;
-	if (pthread_create(&th, NULL, tap_thread, &req) != 0)
+	/*
+	 * A TAP in an instance's namespace is the instance's interface: TCP sizes its
+	 * superframes by it. In the node's namespace it is a bridge port, where a cap would
+	 * make the bridge segment in software what the instance's veth let through.
+	 */
+	if (f->tso && f->gso && s->netns && *s->netns)
+		req.gso_max_segs = fp_tap_gso_segs(req.mtu);
+	if (pthread_create(&th, NULL, fp_tap_thread, &req) != 0)
 		return fail(e, EAGAIN, "cannot start the namespace thread");
 	pthread_join(th, NULL);
 	if (req.fd < 0)

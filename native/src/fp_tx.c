@@ -122,8 +122,8 @@ static void send_segments(struct fp *f, int s, uint32_t ul, uint32_t vni, const 
 	for (int i = 0; i < n; i++)
 		rv_vxlan_hdr(seg[i].hdr, vni);
 	CNT_ADD(f->c[C_SEGMENTS], (uint64_t)n);
-	if (per > 64)
-		per = 64;
+	if (per > FP_GSO_SEGS)
+		per = FP_GSO_SEGS;
 	if (per < 1)
 		per = 1;
 	for (int i = 0; i < n; i += per) {

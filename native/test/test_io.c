@@ -54,8 +54,12 @@ static int tcp_csum_ok(const uint8_t *s, size_t len)
 	return rhumb_csum_fold(rhumb_csum_partial(s + 34, l4len, sum)) == 0;
 }
 
-/* Sends one superframe through the engine's real sending path with gso on or off. */
-static void check_send(bool gso, uint16_t vlan)
+/*
+ * Sends one superframe of plen bytes at MSS mss through the engine's real sending path
+ * with gso on or off, over an underlay of MTU ul_mtu; with gso, it must take `sends`
+ * UDP_SEGMENT sends.
+ */
+static void check_send_sized(bool gso, uint16_t vlan, uint16_t ul_mtu, size_t mss, size_t plen, uint64_t sends)
 {
 	struct recorded rec = { 0 };
 	struct fp *f = t_engine(&rec);
@@ -64,10 +68,11 @@ static void check_send(bool gso, uint16_t vlan)
 	uint8_t rop[FP_RECORD];
 	uint16_t port;
 	int peer, rx = udp_bound(&port), ok_len = 1, ok_csum = 1, ok_payload = 1, ok_vxlan = 1, ok_seq = 1;
-	size_t plen = 20000, mss = vlan ? 1394 : 1398, len = superframe(frame, plen, &vh, (uint16_t)mss), seen = 0;
+	size_t len = superframe(frame, plen, &vh, (uint16_t)mss), seen = 0;
 	int want = (int)((plen + mss - 1) / mss), n = 0;
 
 	f->port = port;
+	f->ul_mtu = ul_mtu;
 	f->gso = gso;
 	for (int s = 0; s < FP_NTX; s++) {
 		uint16_t ignored;
@@ -107,18 +112,48 @@ static void check_send(bool gso, uint16_t vlan)
 		else
 			seen += chunk;
 	}
-	CHECK(n == want, "gso %d vlan %u: %d datagrams for %d segments", gso, vlan, n, want);
+	CHECK(n == want, "gso %d vlan %u mss %zu: %d datagrams for %d segments", gso, vlan, mss, n, want);
 	CHECK(ok_vxlan && ok_len && ok_csum && ok_seq && ok_payload && seen == plen,
-	      "gso %d vlan %u: every segment tagged as asked, with its length, checksums, sequence and payload (%zu of %zu bytes)", gso, vlan,
-	      seen, plen);
+	      "gso %d vlan %u mss %zu: every segment tagged as asked, with its length, checksums, sequence and payload (%zu of %zu bytes)",
+	      gso, vlan, mss, seen, plen);
 	CHECK(f->c[C_SEGMENTS] == (uint64_t)want && f->c[D_SEND] == 0, "gso %d: segments counted, nothing failed", gso);
 	if (gso)
-		CHECK(f->c[C_GSO_SENDS] == 1, "20000 bytes go as one UDP_SEGMENT send (%llu)", (unsigned long long)f->c[C_GSO_SENDS]);
+		CHECK(f->c[C_GSO_SENDS] == sends, "mss %zu, %zu bytes: %llu UDP_SEGMENT sends (want %llu)", mss, plen,
+		      (unsigned long long)f->c[C_GSO_SENDS], (unsigned long long)sends);
 	for (int s = 0; s < FP_NTX; s++)
 		close(f->txfd[s]);
 	close(rx);
 	close(peer);
 	t_release(f);
+}
+
+static void check_send(bool gso, uint16_t vlan)
+{
+	check_send_sized(gso, vlan, 1500, vlan ? 1394 : 1398, 20000, 1);
+}
+
+/*
+ * A superframe of as many full segments as fp_tap_gso_segs allows a TAP of the instance's
+ * MTU goes out in one UDP_SEGMENT send, tagged or not, at any MTU (the instance's TCP
+ * builds no bigger ones); one over the cap still goes out whole, in two sends.
+ */
+static void check_capped_superframes(void)
+{
+	static const uint16_t mtus[] = { 1450, 1401, 576, 8950 };
+	for (size_t i = 0; i < sizeof(mtus) / sizeof(mtus[0]); i++) {
+		uint16_t mtu = mtus[i], segs = fp_tap_gso_segs(mtu);
+		size_t mss = (size_t)mtu - 20 - 32; /* IPv4, TCP with timestamps */
+		CHECK(segs >= 1 && segs <= FP_GSO_SEGS, "mtu %u: cap %u within 1..%d", mtu, segs, FP_GSO_SEGS);
+		for (uint16_t vlan = 0; vlan <= 5; vlan += 5) {
+			uint16_t ul = (uint16_t)(mtu + RV_VXLAN_OVERHEAD + (vlan ? 4 : 0));
+			check_send_sized(true, vlan, ul, mss, mss * segs, 1);
+			/* (gso_sends counts sends of more than one segment: two over the cap) */
+			if (segs < FP_GSO_SEGS && mss * (segs + 2) <= 65535 - 52)
+				check_send_sized(true, vlan, ul, mss, mss * (segs + 2), 2);
+			check_send_sized(true, vlan, ul, mss, mss * (segs - 1) + 1, 1); /* a short tail */
+		}
+	}
+	CHECK(fp_tap_gso_segs(1450) == 44, "MTU 1450: 44 segments a superframe (%u)", fp_tap_gso_segs(1450));
 }
 
 /* VXLAN datagram: header for vnet, inner frame dst <- src, TCP with plen payload, tag < 0: untagged. */
@@ -207,6 +242,7 @@ int main(void)
 	check_send(true, 0);
 	check_send(true, 5);
 	check_send(false, 0);
+	check_capped_superframes();
 	check_receive();
 	return t_report();
 }

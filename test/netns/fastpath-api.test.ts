@@ -49,6 +49,36 @@ describe('fast path control surface', { skip }, () => {
     assert.throws(() => fp.counters(id), /unknown NIC/);
   });
 
+  test("a TAP in an instance namespace caps its superframes at one UDP_SEGMENT send's segments, unless segmentation offloads are off", async () => {
+    const gsoMaxSegs = async (ifname: string): Promise<number> => {
+      const m = /gso_max_segs (\d+)/.exec(await lab.ip(ns, '-d', 'link', 'show', ifname));
+      assert.ok(m, `gso_max_segs of ${ifname}`);
+      return Number(m[1]);
+    };
+    const nic = { netns: `/run/netns/${ns}`, mac: '02:00:5e:50:00:09', ip: '10.5.0.9', vnet: 12, vlan: 0 };
+    const offloads = fp.offloads();
+    const capped = fp.addNic({ ...nic, ifname: 'eth8', mtu: 1450 });
+    const jumbo = fp.addNic({ ...nic, ifname: 'eth9', mac: '02:00:5e:50:00:0a', ip: '10.5.0.10', mtu: 8950 });
+    try {
+      // 65000 bytes a send / (MTU + VXLAN, Ethernet and tag headers): 44 at 1450, 7 at 8950.
+      if (offloads.tso && offloads.gso) {
+        assert.equal(await gsoMaxSegs('eth8'), 44);
+        assert.equal(await gsoMaxSegs('eth9'), 7);
+      }
+    } finally {
+      fp.removeNic(capped);
+      fp.removeNic(jumbo);
+    }
+    const off = FastPath.open({ underlayIp: '127.0.0.1', port: 0, underlayMtu: 1500, disable: ['gso'] }, () => undefined);
+    try {
+      const id = off.addNic({ ...nic, ifname: 'eth8', mtu: 1450 });
+      assert.equal(await gsoMaxSegs('eth8'), 65535, 'without UDP_SEGMENT a superframe goes out segment by segment: no cap');
+      off.removeNic(id);
+    } finally {
+      off.close();
+    }
+  });
+
   test('bad NIC input: clear errors, no device left', async () => {
     assert.throws(() => fp.addNic({ netns: '/nonexistent/netns', ifname: 'eth0', mac: '02:00:5e:50:00:08', ip: '10.5.0.8', vnet: 12, vlan: 0, mtu: 1400 }), /open netns.*No such file/);
     assert.throws(() => fp.addNic({ netns: `/run/netns/${ns}`, ifname: 'a-very-long-ifname', mac: '02:00:5e:50:00:08', ip: '10.5.0.8', vnet: 12, vlan: 0, mtu: 1400 }), TypeError);
