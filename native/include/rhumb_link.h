@@ -76,6 +76,7 @@ struct rl_change {
 	int up;             /* -1 keep, 0 down, 1 up */
 	int64_t master;     /* -1 keep, 0 none, else ifindex */
 	uint32_t mtu;       /* 0 keep */
+	uint32_t gso_max_segs; /* 0 keep (settable from Linux 5.19) */
 	bool has_mac;
 	uint8_t mac[6];
 };

@@ -7,8 +7,6 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
-#include <linux/netlink.h>
-#include <linux/rtnetlink.h>
 #include <net/if_arp.h>
 #include <sched.h>
 #include <stdio.h>
@@ -16,6 +14,7 @@
 #include <unistd.h>
 
 #include "rhumb_fp_internal.h"
+#include "rhumb_link.h"
 
 /* <net/if.h> clashes with <linux/if.h>. */
 extern unsigned int if_nametoindex(const char *ifname);
@@ -36,34 +35,15 @@ uint16_t fp_tap_gso_segs(uint16_t mtu)
  */
 static void tap_cap_segments(const char *ifname, uint32_t segs)
 {
-	struct {
-		struct nlmsghdr nh;
-		struct ifinfomsg ifi;
-		struct rtattr ra;
-		uint32_t segs;
-	} req;
-	char ack[256];
-	unsigned idx = if_nametoindex(ifname);
-	int fd;
-	if (!idx)
+	struct rl_change c = { .up = -1, .master = -1, .gso_max_segs = segs };
+	rhumb_rtnl_req req;
+	rhumb_rtnl_error e;
+
+	/* The ACK is awaited so that the setting is in place when the NIC is handed over. */
+	if (rhumb_rtnl_req_open(&req, 1000) != 0)
 		return;
-	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-	if (fd < 0)
-		return;
-	memset(&req, 0, sizeof(req));
-	req.nh.nlmsg_len = sizeof(req);
-	req.nh.nlmsg_type = RTM_NEWLINK;
-	req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-	req.ifi.ifi_family = AF_UNSPEC;
-	req.ifi.ifi_index = (int)idx;
-	req.ra.rta_type = IFLA_GSO_MAX_SEGS;
-	req.ra.rta_len = RTA_LENGTH(sizeof(uint32_t));
-	req.segs = segs;
-	/* The ACK is read so that the setting is in place when the NIC is handed over. */
-	if (send(fd, &req, sizeof(req), 0) == (ssize_t)sizeof(req) && recv(fd, ack, sizeof(ack), 0) < 0) {
-		/* nothing more to do: best effort */
-	}
-	close(fd);
+	(void)rl_link_set(&req, ifname, &c, &e);
+	rhumb_rtnl_req_close(&req);
 }
 
 void *fp_tap_thread(void *arg)

@@ -177,6 +177,8 @@ int rl_link_set(rhumb_rtnl_req *r, const char *name, const struct rl_change *c, 
 	rl_put_str(&m, IFLA_IFNAME, name);
 	if (c->mtu)
 		rl_put_u32(&m, IFLA_MTU, c->mtu);
+	if (c->gso_max_segs)
+		rl_put_u32(&m, IFLA_GSO_MAX_SEGS, c->gso_max_segs);
 	if (c->has_mac)
 		rl_put(&m, IFLA_ADDRESS, c->mac, 6);
 	if (c->master >= 0)
