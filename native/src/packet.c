@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "rhumb_napi_util.h"
+#include "rhumb_netns.h"
 #include "rhumb_packet.h"
 
 int rhumb_packet_send(unsigned ifindex, const void *frame, size_t len, const char **syscall)
@@ -59,8 +60,8 @@ static napi_value js_send_frame(napi_env env, napi_callback_info info)
 		napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "sendFrame(ifname, frame): ifname must be a string");
 		return NULL;
 	}
-	if (name_len == 0 || name_len >= IF_NAMESIZE || strlen(name) != name_len) {
-		napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "sendFrame: ifname must be 1 to 15 characters");
+	if (strlen(name) != name_len || !rhumb_ifname_ok(name)) {
+		napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "sendFrame: ifname is not an interface name (1 to 15 characters)");
 		return NULL;
 	}
 	if (napi_is_buffer(env, argv[1], &is_buf) != napi_ok || !is_buf) {

@@ -112,9 +112,10 @@ describe('native frame sender', { skip }, () => {
       ['sendFrame', devA, 42],
       ['sendFrame', '', frame],
       ['sendFrame', 'x'.repeat(16), frame],
+      ['sendFrame', 'a/b', frame],
       ['sendGarp', lab.name('zz'), '10.85.0.7', MAC],
     ]);
-    assert.equal(got.length, 8);
+    assert.equal(got.length, 9);
     assert.equal(got[0]!.code, 'ENODEV');
     assert.match(got[0]!.message!, /sendFrame\('pk/);
     assert.equal(got[1]!.code, 'ENETDOWN');
@@ -123,7 +124,8 @@ describe('native frame sender', { skip }, () => {
     assert.deepEqual([got[4]!.name, got[4]!.code], ['TypeError', 'ERR_INVALID_ARG_TYPE']);
     assert.deepEqual([got[5]!.name, got[5]!.code], ['TypeError', 'ERR_INVALID_ARG_VALUE']);
     assert.deepEqual([got[6]!.name, got[6]!.code], ['TypeError', 'ERR_INVALID_ARG_VALUE']);
-    assert.equal(got[7]!.ok, false);
-    assert.match(got[7]!.message!, /announcing 10\.85\.0\.7 on pk.*zz: .*ENODEV/);
+    assert.deepEqual([got[7]!.name, got[7]!.code], ['TypeError', 'ERR_INVALID_ARG_VALUE']);
+    assert.equal(got[8]!.ok, false);
+    assert.match(got[8]!.message!, /announcing 10\.85\.0\.7 on pk.*zz: .*ENODEV/);
   });
 });
