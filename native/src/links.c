@@ -183,33 +183,30 @@ fail:
 	return NULL;
 }
 
-static napi_value js_link_del(napi_env env, napi_callback_info info)
+/* A job on one link named by its only argument (linkDel, linkDelUnlisted). */
+static napi_value start_named_link_job(napi_env env, napi_callback_info info, enum job_kind kind, const char *method,
+				       const char *signature)
 {
 	napi_value argv[1];
 	size_t argc;
 	struct job *j;
-	if (!la_args(env, info, "linkDel(name)", 1, 1, argv, &argc) || !(j = rhumb_links_new_job(env, J_LINK_DEL, "linkDel")))
+	if (!la_args(env, info, signature, 1, 1, argv, &argc) || !(j = rhumb_links_new_job(env, kind, method)))
 		return NULL;
-	if (!la_get_ifname(env, "linkDel", argv[0], "name", j->name)) {
+	if (!la_get_ifname(env, method, argv[0], "name", j->name)) {
 		free(j);
 		return NULL;
 	}
 	return rhumb_links_start(env, j);
 }
 
+static napi_value js_link_del(napi_env env, napi_callback_info info)
+{
+	return start_named_link_job(env, info, J_LINK_DEL, "linkDel", "linkDel(name)");
+}
+
 static napi_value js_link_del_unlisted(napi_env env, napi_callback_info info)
 {
-	napi_value argv[1];
-	size_t argc;
-	struct job *j;
-	if (!la_args(env, info, "linkDelUnlisted(name)", 1, 1, argv, &argc) ||
-	    !(j = rhumb_links_new_job(env, J_LINK_UNLIST, "linkDelUnlisted")))
-		return NULL;
-	if (!la_get_ifname(env, "linkDelUnlisted", argv[0], "name", j->name)) {
-		free(j);
-		return NULL;
-	}
-	return rhumb_links_start(env, j);
+	return start_named_link_job(env, info, J_LINK_UNLIST, "linkDelUnlisted", "linkDelUnlisted(name)");
 }
 
 static napi_value js_link_del_group(napi_env env, napi_callback_info info)
