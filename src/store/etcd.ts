@@ -331,7 +331,8 @@ export class EtcdStore implements Store {
   /** A read from this replica's mirror when it holds the key (see StoreMirror), else from etcd. */
   async getStale(key: string): Promise<KeyValue | undefined> {
     this.assertOpen();
-    const kv = this.mirror?.read(key) ?? MISS;
+    // read() answers undefined for a key the copy knows to be absent: that is an answer too.
+    const kv = this.mirror ? this.mirror.read(key) : MISS;
     return kv === MISS ? this.get(key) : kv;
   }
 
@@ -340,7 +341,7 @@ export class EtcdStore implements Store {
     const out = new Map<string, KeyValue>();
     const rest: string[] = [];
     for (const k of keys) {
-      const kv = this.mirror?.read(k) ?? MISS;
+      const kv = this.mirror ? this.mirror.read(k) : MISS;
       if (kv === MISS) rest.push(k);
       else if (kv) out.set(k, kv);
     }

@@ -38,6 +38,20 @@ it('a mirrored replica reads etcd\'s exact revisions, and a write through anothe
   try {
     await b.commit({ ops: [{ type: 'put', key: 'm/b', value: '1' }] });
     await mirrorMatches(a, ['m/a', 'm/b', 'm/none']);
+    // Caught up, the copy answers for its keys, present or absent, without asking etcd.
+    let etcdReads = 0;
+    const get = a.get.bind(a);
+    const getMany = a.getMany.bind(a);
+    a.get = (k) => (etcdReads++, get(k));
+    a.getMany = (ks) => (etcdReads++, getMany(ks));
+    assert.equal((await a.getStale('m/a'))?.value, '1');
+    assert.equal(await a.getStale('m/none'), undefined);
+    assert.deepEqual([...(await a.getManyStale(['m/a', 'm/none'])).keys()], ['m/a']);
+    assert.equal(etcdReads, 0, 'mirrored keys, present or absent, are read from the copy');
+    assert.equal((await a.getStale('other'))?.value, 'x', 'a key outside the mirrored prefixes is read from etcd');
+    assert.equal(etcdReads, 1);
+    a.get = get;
+    a.getMany = getMany;
     // Deleted and created again: a new createRevision, as etcd reports it.
     await b.commit({ ops: [{ type: 'del', key: 'm/b' }] });
     await b.commit({ ops: [{ type: 'put', key: 'm/b', value: '2' }] });
