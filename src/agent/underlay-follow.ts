@@ -64,7 +64,13 @@ export class UnderlayFollower {
     this.unsettled = target === undefined && !local.includes(current);
     if (target === undefined || target === current) return undefined;
     this.deps.log?.(`underlay address ${current} -> ${target} (the API and this node's interfaces agree)`);
-    await this.deps.move(target);
+    try {
+      await this.deps.move(target);
+    } catch (err) {
+      // Tried again on the next tick (move is idempotent: it starts from what is in use).
+      this.unsettled = true;
+      throw err;
+    }
     return target;
   }
 }

@@ -74,3 +74,21 @@ test('an API that fails is asked again on the next tick, even with no further lo
   f2.deps.recorded = ok;
   assert.equal(await f.tick(), '198.18.0.12');
 });
+
+test('a move that fails is tried again on the next tick, even with no further local change', async () => {
+  const { s, f } = harness(['198.18.0.2'], ['198.18.0.2']);
+  await f.tick();
+  s.local = ['198.18.0.12'];
+  s.recorded = ['198.18.0.12'];
+  const f2 = f as unknown as { deps: { move: (to: string) => Promise<void> } };
+  const ok = f2.deps.move;
+  f2.deps.move = async () => {
+    throw new Error('cannot set the vxlan source');
+  };
+  await assert.rejects(f.tick(), /vxlan source/);
+  assert.equal(s.current, '198.18.0.2');
+  f2.deps.move = ok;
+  assert.equal(await f.tick(), '198.18.0.12');
+  assert.deepEqual(s.moves, ['198.18.0.12']);
+  assert.equal(await f.tick(), undefined);
+});
