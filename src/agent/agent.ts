@@ -427,18 +427,20 @@ export class Agent {
 
   /**
    * The node's underlay address changed (the API and its interface agree): VXLAN leaves
-   * from the new one and LOG_REQ names it. Peers' entries follow the controller's
-   * shootdowns. Not under encryption (the tunnel's addressing derives from it).
+   * from the new one (encrypting: the tunnel address it derives to, which the WireGuard
+   * interface takes) and LOG_REQ names it. Peers' entries follow the controller's
+   * shootdowns; their WireGuard peers, the feed.
    */
   private async moveUnderlay(to: string): Promise<void> {
     const mtu = (await linkWithAddress(to))?.mtu ?? 1500;
-    const routing = this.o.routing;
-    if (routing && !routing.moveUnderlay?.(to, mtu)) {
-      this.log.warn(`underlay address is now ${to}: not followed while the underlay is encrypted (restart the agent)`);
+    if (!this.o.routing) {
+      await this.o.backend.setPath?.({ local: to, anyLocal: false, mtu });
+      this.ownUnderlay = to;
       return;
     }
-    await this.o.backend.setPath?.(routing ? routing.path() : { local: to, anyLocal: false, mtu });
+    await this.o.routing.moveUnderlay(to, mtu);
     this.ownUnderlay = to;
+    await this.repoint();
   }
 
   /** Where VXLAN for the node at this underlay address goes (undefined: nowhere it may). */
@@ -449,7 +451,7 @@ export class Agent {
     return d;
   }
 
-  /** Where VXLAN goes changed (encryption turned on or off): the data plane follows. */
+  /** Where VXLAN goes changed (encryption turned on or off, an underlay address moved): the data plane follows. */
   private async repoint(): Promise<void> {
     const moved = await repointEntries(this.o.backend, this.o.routing!, (vnet, mac) => this.vl2.peek(vl2Key(vnet, mac))?.vlan);
     if (moved > 0) this.log.info(`${moved} remote entries re-pointed (VXLAN from ${this.o.routing!.path().local})`);

@@ -22,12 +22,13 @@ export interface UnderlayRouting {
   /** Addresses VXLAN from the nodes at these underlay addresses may arrive from. */
   sources(underlays: readonly string[]): string[];
   status(): Record<string, unknown>;
-  /** The node's underlay address moved: false when the routing cannot follow (encrypted). */
-  moveUnderlay?(ip: string, mtu: number): boolean;
+  /** The node's underlay address moved (its tunnel follows); the data plane is re-pointed after. */
+  moveUnderlay(ip: string, mtu: number): Promise<void>;
 }
 
 /**
- * The data plane after a change of path (encryption turned on or off): the backend's
+ * The data plane after a change of path (encryption turned on or off, the node's underlay
+ * address moved, a peer's tunnel address moved): the backend's
  * path first, then every remote entry again with its new destination (entries with none
  * removed), then whom VXLAN may come from. vlanOf: the fabric VLAN of a remote MAC (for
  * VLAN-aware backends). Returns how many entries moved.

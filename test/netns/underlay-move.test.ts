@@ -4,12 +4,20 @@
  * the node's NICs on every vnet it shares (peers forget where they were and ask again),
  * and the node's own agent moves its VXLAN source to the new address. Run on both
  * backends: two nodes, the second one moves.
+ *
+ * Encrypted too (--encryption wireguard, wireguard-go here: this kernel has no module):
+ * the moved node's WireGuard interface takes the tunnel address its new underlay address
+ * derives to and it publishes its new endpoint; its peer configures it there from the
+ * peers feed, and nothing is left at the old addresses.
  */
 import assert from 'node:assert/strict';
 import { randomInt, randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { wireguardIfname } from '../../src/agent/wireguard/device.js';
+import { tunnelAddress } from '../../src/overlay/wireguard.js';
 import {
   type DatacenterNode,
   type RunningAgent,
@@ -27,11 +35,15 @@ import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
 import { type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
 
 const skip = netnsSkipReason();
+const wgSkip = skip || (['/usr/bin/wg', '/usr/bin/wireguard-go'].every((p) => existsSync(p)) ? false : 'wg / wireguard-go are not installed (run scripts/setup.sh)');
 const OWNER = 'aaaaaaaa-0000-4000-8000-0000000000c1';
+const SUBNET = '100.64.0.0/10';
 
+for (const encryption of ['none', 'wireguard'] as const)
 for (const backend of ['kernel', 'userspace'] as const)
-describe(`a node's underlay address changes (${backend} backend)`, { skip, timeout: 120_000 }, () => {
-  const lab = new NetnsLab(backend === 'kernel' ? 'ulk' : 'ulu');
+describe(`a node's underlay address changes (${backend} backend${encryption === 'none' ? '' : ', encrypted'})`, { skip: encryption === 'none' ? skip : wgSkip, timeout: 180_000 }, () => {
+  const encrypted = encryption === 'wireguard';
+  const lab = new NetnsLab(`u${encrypted ? 'w' : 'l'}${backend === 'kernel' ? 'k' : 'u'}`);
   const underlay24 = `198.18.${randomInt(1, 250)}`;
   let ctl: RunningController | undefined;
   let nodes: DatacenterNode[] = [];
@@ -44,7 +56,7 @@ describe(`a node's underlay address changes (${backend} backend)`, { skip, timeo
     tmp = await makeTempDir('ulmove');
     const ul = await buildUnderlay(lab, { subnet24: underlay24, nodeCount: 2, rootHosts: [254] });
     nodes = ul.nodes;
-    ctl = await startControllerProcess({ args: controllerListenArgs(`${underlay24}.254`) });
+    ctl = await startControllerProcess({ args: [...controllerListenArgs(`${underlay24}.254`), ...(encrypted ? ['--encryption', 'wireguard'] : [])] });
     await registerUnderlayNetwork(api, underlay24);
     for (const [i, n] of nodes.entries()) {
       agents.push(await startAgent(lab, n, { controller: ctl.restUrl, svp: svpEndpoint(ctl), stateDir: join(tmp, `n${i}`), extraArgs: ['--backend', backend, '--no-firewall'] }));
@@ -65,9 +77,11 @@ describe(`a node's underlay address changes (${backend} backend)`, { skip, timeo
     await lab.cleanup();
     await ctl?.stop();
     if (tmp) await rm(tmp, { recursive: true, force: true });
+    // wireguard-go removes its socket when its interface goes; a killed one would leave it behind.
+    if (encrypted) for (const n of nodes) await rm(`/var/run/wireguard/${wireguardIfname(n.uuid)}.sock`, { force: true });
   });
 
-  it('peers reach the moved node\'s instance again, nothing restarted', async () => {
+  it('peers reach the moved node\'s instance again, nothing restarted', async (t) => {
     const [a, b] = insts as [{ ns: string; ip: string }, { ns: string; ip: string }];
     const moved = nodes[1]!;
     // Both directions work, so both nodes have cached each other's old address.
@@ -78,23 +92,64 @@ describe(`a node's underlay address changes (${backend} backend)`, { skip, timeo
     const [ulNic] = (await api('GET', `/nics?belongs_to_uuid=${moved.uuid}&belongs_to_type=server`)) as Array<{ mac: string; ip: string }>;
     assert.equal(ulNic!.ip, moved.ip);
     const newIp = `${underlay24}.${100 + randomInt(0, 100)}`;
+    // Echo requests every 50 ms across the move: when the replies resume says how long it took (a diagnostic).
+    const pinger = lab.exec(a.ns, 'ping', '-D', '-n', '-i', '0.05', '-W', '1', '-w', '10', b.ip).catch((e: Error) => String((e.cause as { stdout?: string } | undefined)?.stdout ?? ''));
     const updated = await api('PUT', `/nics/${ulNic!.mac.replace(/:/g, '')}`, { ip: newIp });
     assert.equal(updated.ip, newIp);
     // Re-addressed (old one first: deleting a primary address takes its secondaries along).
     await lab.ip(moved.ns, 'addr', 'del', `${moved.ip}/24`, 'dev', 'ul0');
     await lab.ip(moved.ns, 'addr', 'add', `${newIp}/24`, 'dev', 'ul0');
+    const movedAt = Date.now();
 
     // Within a second in practice (one shootdown, one lookup); the timeout is generous.
     await eventually(() => ping(lab, a.ns, b.ip, 1, 1), 20_000, 'a reaches b at its node\'s new address').catch(async (err: Error) => {
       const fdb = await lab.exec(nodes[0]!.ns, 'bridge', 'fdb', 'show').catch((e: Error) => e.message);
       const metrics = String((await http(agents[0]!.api, 'GET', '/metrics')).body).split('\n').filter((l) => /shootdowns_applied_total\{/.test(l)).join('\n');
-      throw new Error(`${err.message}\n${fdb}\n${metrics}\n${agents.map((x, i) => `agent ${i}:\n${x.out.stderr.split("\n").slice(-25).join('\n')}`).join('\n')}`);
+      const wg = encrypted ? await lab.exec(nodes[0]!.ns, 'wg', 'show', 'all', 'dump').catch((e: Error) => e.message) : '';
+      throw new Error(`${err.message}\n${fdb}\n${wg}\n${metrics}\n${agents.map((x, i) => `agent ${i}:\n${x.out.stderr.split("\n").slice(-25).join('\n')}`).join('\n')}`);
     });
+    const resumed = (await pinger).split('\n').flatMap((l) => {
+      const m = /^\[(\d+\.\d+)\] \d+ bytes from/.exec(l);
+      return m && Number(m[1]) * 1000 > movedAt ? [Number(m[1]) * 1000 - movedAt] : [];
+    })[0];
+    t.diagnostic(`echo replies (50 ms apart) resumed ${resumed === undefined ? '(not within the capture)' : `${Math.round(resumed)} ms`} after the interface was re-addressed`);
     assert.ok(await ping(lab, b.ns, a.ip, 1, 3), 'b reaches a');
     assert.deepEqual(agents.map((x) => [x.proc.pid, x.proc.exitCode]), pids.map((p) => [p, null]), 'no agent restarted');
     assert.ok(agents[1]!.out.stderr.includes(`-> ${newIp}`), 'the moved node\'s agent followed its address');
     // The peer learnt through a shootdown of the moved node's NIC (a VL2), not by chance.
     const metrics = String((await http(agents[0]!.api, 'GET', '/metrics')).body);
     assert.match(metrics, /rhumb_agent_shootdowns_applied_total\{type="vl2"[^}]*\} [1-9]/);
+    if (encrypted) await assertTunnelMoved(moved.ip, newIp);
   });
+
+  /** The moved node's tunnel is at its new address everywhere, and nothing at its old one. */
+  async function assertTunnelMoved(oldIp: string, newIp: string): Promise<void> {
+    const [peer, moved] = nodes as [DatacenterNode, DatacenterNode];
+    const [oldTunnel, newTunnel] = [tunnelAddress(oldIp, SUBNET), tunnelAddress(newIp, SUBNET)];
+    assert.ok(!agents[1]!.out.stderr.includes('not followed'), 'the moved node followed under encryption');
+    // The moved node's interface holds only the new tunnel address.
+    const [link] = JSON.parse(await lab.exec(moved.ns, 'ip', '-j', '-4', 'addr', 'show', 'dev', wireguardIfname(moved.uuid)));
+    assert.deepEqual(link.addr_info.map((a: { local: string; prefixlen: number }) => `${a.local}/${a.prefixlen}`), [`${newTunnel}/10`]);
+    // Its record carries the new endpoint.
+    const rec = await api('GET', `/wireguard/nodes/${moved.uuid}`);
+    assert.equal(rec.endpoint, `${newIp}:51820`);
+    // The peer's interface: the moved node at its new endpoint and tunnel address, nothing at the old ones.
+    const peerOf = async () => {
+      const lines = (await lab.exec(peer.ns, 'wg', 'show', wireguardIfname(peer.uuid), 'dump')).trim().split('\n').slice(1);
+      return lines.map((l) => l.split('\t')).map(([key, , endpoint, allowed]) => ({ key, endpoint, allowed }));
+    };
+    await eventually(async () => (await peerOf()).some((p) => p.key === rec.public_key && p.endpoint === `${newIp}:51820`), 10_000, 'the peer has the new endpoint');
+    const peers = await peerOf();
+    assert.deepEqual(peers, [{ key: rec.public_key, endpoint: `${newIp}:51820`, allowed: `${newTunnel}/32` }]);
+    assert.ok(!JSON.stringify(peers).includes(`${oldTunnel}/`) && !JSON.stringify(peers).includes(`${oldIp}:`), 'old endpoint or allowed IPs linger');
+    if (backend === 'kernel') {
+      // VXLAN leaves the moved node from its new tunnel address; the peer's entries name it, none the old one.
+      const vx = JSON.parse(await lab.exec(moved.ns, 'ip', '-d', '-j', 'link', 'show', 'type', 'vxlan')) as Array<{ linkinfo: { info_data: { local?: string } } }>;
+      assert.ok(vx.length > 0);
+      for (const d of vx) assert.equal(d.linkinfo.info_data.local, newTunnel);
+      const fdb = await lab.exec(peer.ns, 'bridge', 'fdb', 'show');
+      assert.match(fdb, new RegExp(`dst ${newTunnel.replace(/\./g, '\\.')} `));
+      assert.doesNotMatch(fdb, new RegExp(`dst ${oldTunnel.replace(/\./g, '\\.')} `));
+    }
+  }
 });

@@ -1,7 +1,7 @@
 /**
  * The encrypted underlay's pure parts: key, endpoint and subnet checks, tunnel addressing,
  * the peer views and their problems (overlay/wireguard.ts); the agent's peer plan and its
- * `wg set` arguments (agent/wireguard/plan.ts), the cleartext guard's nftables text
+ * `wg set` arguments, and what a move of a node's underlay address changes (agent/wireguard/plan.ts), the cleartext guard's nftables text
  * (guard.ts), key derivation and the key files (keys.ts).
  */
 import assert from 'node:assert/strict';
@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { guardCounters, guardRuleset } from '../../src/agent/wireguard/guard.js';
 import { NodeKeys, publicKeyOf } from '../../src/agent/wireguard/keys.js';
-import { type PeerConfig, peerCommands, planPeers } from '../../src/agent/wireguard/plan.js';
+import { type PeerConfig, interfaceAddressSteps, movedPeers, ownRecord, peerCommands, planPeers } from '../../src/agent/wireguard/plan.js';
 import { wireguardIfname } from '../../src/agent/wireguard/device.js';
 import {
   type PeerView,
@@ -228,5 +228,65 @@ describe('agent/wireguard: guard, names, keys', () => {
     } finally {
       await rm(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('agent/wireguard: a node whose underlay address moves', () => {
+  const view = (cn: string, ip: string, key: string, endpointIp = ip): PeerView => ({
+    cn_uuid: cn,
+    underlay_ip: ip,
+    tunnel_ip: tunnelAddress(ip, SUBNET),
+    public_key: key,
+    endpoint: `${endpointIp}:51820`,
+  });
+
+  test('its record names the new address as endpoint, with its keys', () => {
+    assert.deepEqual(ownRecord({ publicKey: ALICE_PUB }, '198.18.3.120', 51820), { public_key: ALICE_PUB, endpoint: '198.18.3.120:51820' });
+    assert.deepEqual(ownRecord({ publicKey: ALICE_PUB, nextPublicKey: K3 }, '198.18.3.120', 51999), {
+      public_key: ALICE_PUB,
+      next_public_key: K3,
+      endpoint: '198.18.3.120:51999',
+    });
+  });
+
+  test('its interface: the old tunnel address is deleted before the new one (same subnet) is added', () => {
+    const from = `${tunnelAddress('198.18.3.2', SUBNET)}/10`;
+    const to = `${tunnelAddress('198.18.3.120', SUBNET)}/10`;
+    assert.equal(to, '100.82.3.120/10');
+    assert.deepEqual(interfaceAddressSteps([from], to), [
+      ['addr', 'del', '100.82.3.2/10'],
+      ['addr', 'replace', '100.82.3.120/10'],
+    ]);
+    // In place: nothing. A new interface: the address only. Leftovers of both: the stale one goes.
+    assert.deepEqual(interfaceAddressSteps([to], to), []);
+    assert.deepEqual(interfaceAddressSteps([], to), [['addr', 'replace', to]]);
+    assert.deepEqual(interfaceAddressSteps([from, to], to), [['addr', 'del', from]]);
+  });
+
+  test('its peers: the move is seen in the feed and re-configures endpoint and allowed IPs, replacing the old ones', () => {
+    const before = new Map([
+      ['me', view('me', '198.18.3.1', ALICE_PUB)],
+      ['b', view('b', '198.18.3.2', BOB_PUB)],
+      ['c', view('c', '198.18.3.3', K3)],
+    ]);
+    // The API moved b: its view names the new underlay and tunnel address; the endpoint
+    // still the old one until b publishes again.
+    const apiMoved = new Map(before).set('b', view('b', '198.18.3.120', BOB_PUB, '198.18.3.2'));
+    const republished = new Map(before).set('b', view('b', '198.18.3.120', BOB_PUB));
+    assert.deepEqual(movedPeers(before, apiMoved, 'me'), [{ cn_uuid: 'b', from: '100.82.3.2', to: '100.82.3.120' }]);
+    assert.deepEqual(movedPeers(apiMoved, republished, 'me'), []);
+    // Self, a node joining or leaving, an unchanged node: not moves.
+    const selfMoved = new Map(before).set('me', view('me', '198.18.3.99', ALICE_PUB));
+    assert.deepEqual(movedPeers(before, selfMoved, 'me'), []);
+    const joined = new Map(before).set('d', view('d', '198.18.3.4', K4));
+    joined.delete('c');
+    assert.deepEqual(movedPeers(before, joined, 'me'), []);
+
+    const plan0 = planPeers(before.values(), 'me', SUBNET).peers;
+    const plan1 = planPeers(apiMoved.values(), 'me', SUBNET).peers;
+    const plan2 = planPeers(republished.values(), 'me', SUBNET).peers;
+    // `wg set … allowed-ips` replaces the peer's list: the old tunnel address does not linger.
+    assert.deepEqual(peerCommands(plan0, plan1), [['peer', BOB_PUB, 'endpoint', '198.18.3.2:51820', 'allowed-ips', '100.82.3.120/32']]);
+    assert.deepEqual(peerCommands(plan1, plan2), [['peer', BOB_PUB, 'endpoint', '198.18.3.120:51820', 'allowed-ips', '100.82.3.120/32']]);
   });
 });

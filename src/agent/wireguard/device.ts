@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto';
 import { access } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { IpCommandError, ip, listLinks } from '../plumbing/iproute.js';
+import { interfaceAddressSteps } from './plan.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -111,10 +112,14 @@ export async function ensureDevice(spec: DeviceSpec): Promise<{ impl: WireguardI
   }
   try {
     await wg(['set', spec.name, 'listen-port', String(spec.listenPort), 'private-key', spec.privateKeyFile]);
-    await ip(['addr', 'replace', `${spec.address}/${spec.prefix}`, 'dev', spec.name]);
+    // The tunnel address changed (the node's underlay address moved, or another subnet): the old one goes first.
+    for (const step of interfaceAddressSteps(await addresses(spec.name), `${spec.address}/${spec.prefix}`)) {
+      // An address already gone is as good as deleted.
+      await ip([...step, 'dev', spec.name]).catch((err: Error) => {
+        if (step[1] !== 'del') throw err;
+      });
+    }
     await ip(['link', 'set', spec.name, 'mtu', String(spec.mtu), 'up']);
-    // A tunnel address that changed (another subnet) leaves its predecessor: drop it.
-    for (const a of await addresses(spec.name)) if (a !== `${spec.address}/${spec.prefix}`) await ip(['addr', 'del', a, 'dev', spec.name]).catch(() => undefined);
   } catch (err) {
     if (created) await removeDevice(spec.name);
     throw err instanceof WireguardDeviceError ? err : new WireguardDeviceError((err as Error).message);

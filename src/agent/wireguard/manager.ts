@@ -27,7 +27,6 @@ import {
   type EncryptionSetting,
   type PeerView,
   WIREGUARD_OVERHEAD,
-  formatEndpoint,
   inTunnelSubnet,
   tunnelAddress,
   tunnelPrefix,
@@ -41,7 +40,7 @@ import { type WireguardImpl, applyPeerCommands, dump, ensureDevice, removeDevice
 import { GUARD_TABLE, type GuardSpec, guardCounters, guardRuleset } from './guard.js';
 import { type KeyPair, NodeKeys } from './keys.js';
 import { type WireguardMetrics, wireguardMetrics } from './metrics.js';
-import { type PeerConfig, type PeerProblem, peerCommands, planPeers } from './plan.js';
+import { type PeerConfig, type PeerProblem, movedPeers, ownRecord, peerCommands, planPeers } from './plan.js';
 
 const execFileAsync = promisify(execFile);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
@@ -129,14 +128,18 @@ export class EncryptionManager {
   // ---- what the agent asks -------------------------------------------------------------
 
   /**
-   * The node's underlay address moved (./underlay-follow.ts): taken on in cleartext; under
-   * encryption the tunnel's address and peers' endpoints derive from it, so not (false).
+   * The node's underlay address moved (../underlay-follow.ts). Encrypting, the node is
+   * brought in line as at a start with that address: the interface takes the tunnel
+   * address it derives to (the old one goes) and the record is published again with its
+   * new endpoint; peers follow from the feed. The agent re-points the data plane after.
    */
-  moveUnderlay(ip: string, mtu: number): boolean {
-    if (this.mode !== 'none') return false;
-    this.o.underlayIp = ip;
-    this.ulMtu = mtu;
-    return true;
+  async moveUnderlay(ip: string, mtu: number): Promise<void> {
+    await this.queue.run(async () => {
+      this.o.underlayIp = ip;
+      this.ulMtu = mtu;
+      this.ulFamily = ip.includes(':') ? 'ipv6' : 'ipv4';
+      if (this.mode !== 'none') await this.reconcile();
+    });
   }
 
   /** Where VXLAN leaves from, and how much room the path below it leaves. */
@@ -245,7 +248,7 @@ export class EncryptionManager {
         const feed = await this.client.peers(this.since, this.o.waitMs ?? 30_000);
         if (this.closed) return;
         if (feed.revision < this.since && !feed.full) continue;
-        const before = { mode: this.mode, subnet: this.subnet, lockdown: this.lockdown };
+        const before = { mode: this.mode, subnet: this.subnet, lockdown: this.lockdown, views: new Map(this.views) };
         this.absorb(feed.full, feed.peers, feed.removed, feed.encryption, feed.revision);
         await this.queue.run(() => this.reconcile(before));
       } catch (err) {
@@ -270,7 +273,7 @@ export class EncryptionManager {
   // ---- bringing the node in line -------------------------------------------------------
 
   /** Serialised (one at a time): device, peers, guard, data plane, publication. */
-  private async reconcile(before?: { mode: EncryptionMode; subnet: string; lockdown: boolean }): Promise<void> {
+  private async reconcile(before?: { mode: EncryptionMode; subnet: string; lockdown: boolean; views?: ReadonlyMap<string, PeerView> }): Promise<void> {
     if (this.closed) return;
     const changed = before !== undefined && (before.mode !== this.mode || before.subnet !== this.subnet);
     if (changed && this.mode === 'wireguard' && before.mode !== 'wireguard') this.startGrace();
@@ -290,7 +293,11 @@ export class EncryptionManager {
     // Into wireguard: the guard first (nothing leaves in cleartext from here on), then the
     // data plane moves to tunnel addresses.
     await this.applyGuard();
-    if ((changed || (before !== undefined && before.lockdown !== this.lockdown)) && this.started) await this.onChange();
+    // A peer whose underlay address moved is configured at its new tunnel address now; the
+    // data plane accepts VXLAN from there (entries for its MACs follow the controller's shootdowns).
+    const moved = before?.views && !changed ? movedPeers(before.views, this.views, this.o.nodeUuid) : [];
+    for (const m of moved) this.log.info(`WireGuard peer ${m.cn_uuid} moved: tunnel address ${m.from} -> ${m.to}`);
+    if ((changed || moved.length > 0 || (before !== undefined && before.lockdown !== this.lockdown)) && this.started) await this.onChange();
     if (this.deviceUp) await this.publish();
   }
 
@@ -367,11 +374,7 @@ export class EncryptionManager {
 
   /** The node's own record as peers should see it; published when it differs. */
   private async publish(): Promise<void> {
-    const rec = {
-      public_key: this.key!.publicKey,
-      ...(this.next ? { next_public_key: this.next.publicKey } : {}),
-      endpoint: formatEndpoint(this.o.underlayIp, this.port),
-    };
+    const rec = ownRecord({ publicKey: this.key!.publicKey, ...(this.next ? { nextPublicKey: this.next.publicKey } : {}) }, this.o.underlayIp, this.port);
     const mine = this.views.get(this.o.nodeUuid);
     const text = JSON.stringify(rec);
     const seen = mine && mine.public_key === rec.public_key && mine.next_public_key === rec.next_public_key && mine.endpoint === rec.endpoint;

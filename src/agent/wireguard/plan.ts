@@ -11,10 +11,16 @@
  * current one with no allowed IPs, so the node's handshake with the new key is accepted
  * the moment it switches; once it publishes the new key as current, the tunnel address
  * moves to it and the old key goes.
+ *
+ * A node whose underlay address moves takes the tunnel address it derives to and
+ * publishes its record again (ownRecord: the endpoint follows the address); its peers see
+ * the move in the feed (movedPeers) and configure it from the new view like any other.
  */
 import {
   type PeerView,
+  type WireguardNodeRecord,
   endpointProblem,
+  formatEndpoint,
   tunnelAddress,
   wireguardKeyProblem,
 } from '../../overlay/wireguard.js';
@@ -124,4 +130,44 @@ export function peerCommands(current: ReadonlyMap<string, PeerConfig>, wanted: R
   const batches: string[][] = [];
   for (let i = 0; i < ops.length; i += batchSize) batches.push(ops.slice(i, i + batchSize).flat());
   return batches;
+}
+
+/** The node's own record as its peers need it: its keys, and its underlay address as endpoint. */
+export function ownRecord(
+  keys: { publicKey: string; nextPublicKey?: string },
+  underlayIp: string,
+  port: number,
+): Omit<WireguardNodeRecord, 'cn_uuid' | 'updated'> {
+  return {
+    public_key: keys.publicKey,
+    ...(keys.nextPublicKey ? { next_public_key: keys.nextPublicKey } : {}),
+    endpoint: formatEndpoint(underlayIp, port),
+  };
+}
+
+/**
+ * The `ip addr` steps (without `dev NAME`) that leave the interface with exactly its
+ * tunnel address (`address/prefix`). Stale addresses go first: a new address inside the
+ * subnet of an old one would be added as its secondary, and deleting the (primary) old
+ * one takes its secondaries along (net.ipv4.conf.*.promote_secondaries is 0 by default).
+ */
+export function interfaceAddressSteps(current: readonly string[], wanted: string): string[][] {
+  const steps = current.filter((a) => a !== wanted).map((a) => ['addr', 'del', a]);
+  if (!current.includes(wanted)) steps.push(['addr', 'replace', wanted]);
+  return steps;
+}
+
+/** Other nodes whose tunnel address changed between two sets of views (their underlay address moved). */
+export function movedPeers(
+  before: ReadonlyMap<string, PeerView>,
+  after: ReadonlyMap<string, PeerView>,
+  self: string,
+): Array<{ cn_uuid: string; from: string; to: string }> {
+  const moved: Array<{ cn_uuid: string; from: string; to: string }> = [];
+  for (const [cn, v] of after) {
+    const was = before.get(cn)?.tunnel_ip;
+    if (cn === self || was === undefined || v.tunnel_ip === undefined || was === v.tunnel_ip) continue;
+    moved.push({ cn_uuid: cn, from: was, to: v.tunnel_ip });
+  }
+  return moved.sort((a, b) => (a.cn_uuid < b.cn_uuid ? -1 : 1));
 }
