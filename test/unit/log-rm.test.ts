@@ -425,3 +425,16 @@ test('close(): queued removals are rejected, groups in flight finish, nothing ne
   assert.equal(rig.sent.length, 1, 'nothing sent after close');
   assert.equal(rb.settles, 1);
 });
+
+test('close() while a conflicting commit is in flight: its removal is rejected, not left waiting', async () => {
+  const rig = new Rig(1, { nodesPerCommit: 2, commitsInFlight: 2 });
+  const A = node(0);
+  rig.otherReplicaWrites(A);
+  const ra = rig.remove(A);
+  await settle();
+  rig.remover.close();
+  rig.answer(0);
+  await settle();
+  assert.equal(rig.sent.length, 1, 'no retry after close');
+  assert.ok(ra.error instanceof StoreClosedError, `settled as ${JSON.stringify(ra)}`);
+});
