@@ -80,7 +80,7 @@ class Rig {
     });
   }
 
-  /** Removes node cn's copies of events ks (one LOG_RM), recording how its waiter settles. */
+  /** Removes the nodes' copies of events ks (one LOG_RM), recording how its waiter settles. */
   remove(cns: string | string[], ks: number[] = [0]): Tracked {
     const ids = (Array.isArray(cns) ? cns : [cns]).flatMap((cn) => ks.map((k) => eventId(cn, k)));
     const t: Tracked = { settled: false, settles: 0 };
