@@ -135,10 +135,13 @@ export class EncryptionManager {
    */
   async moveUnderlay(ip: string, mtu: number): Promise<void> {
     await this.queue.run(async () => {
+      const from = this.tunnelIp;
       this.o.underlayIp = ip;
       this.ulMtu = mtu;
       this.ulFamily = ip.includes(':') ? 'ipv6' : 'ipv4';
-      if (this.mode !== 'none') await this.reconcile();
+      if (this.mode === 'none') return;
+      await this.reconcile();
+      this.log.info(`WireGuard tunnel address ${from ?? '(none)'} -> ${this.tunnelIp ?? '(none)'} (interface ${this.deviceUp ? 'up' : 'down'}, endpoint ${this.published ? 'published' : 'not published yet'})`);
     });
   }
 
