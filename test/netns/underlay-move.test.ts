@@ -31,8 +31,8 @@ import {
   startAgent,
   svpEndpoint,
 } from '../helpers/datacenter.js';
-import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
-import { type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
+import { NetnsLab, netnsSkipReason, run } from '../helpers/netns.js';
+import { CLI, type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
 
 const skip = netnsSkipReason();
 const wgSkip = skip || (['/usr/bin/wg', '/usr/bin/wireguard-go'].every((p) => existsSync(p)) ? false : 'wg / wireguard-go are not installed (run scripts/setup.sh)');
@@ -151,5 +151,15 @@ describe(`a node's underlay address changes (${backend} backend${encryption === 
       assert.match(fdb, new RegExp(`dst ${newTunnel.replace(/\./g, '\\.')} `));
       assert.doesNotMatch(fdb, new RegExp(`dst ${oldTunnel.replace(/\./g, '\\.')} `));
     }
+    // The moved node still follows the peers feed (its long-poll from the removed address
+    // was started again): the peer's new key reaches its interface.
+    const peerKey = (await api('GET', `/wireguard/nodes/${peer.uuid}`)).public_key as string;
+    const rotated = JSON.parse(await run(process.execPath, [CLI, 'node', 'rotate-key', '--agent', agents[0]!.api.replace('http://', '')])).public_key as string;
+    assert.notEqual(rotated, peerKey);
+    await eventually(async () => {
+      const keys = (await lab.exec(moved.ns, 'wg', 'show', wireguardIfname(moved.uuid), 'peers')).split('\n').filter(Boolean);
+      return keys.length === 1 && keys[0] === rotated;
+    }, 10_000, 'the moved node has its peer\'s new key');
+    assert.ok(await ping(lab, insts[0]!.ns, insts[1]!.ip, 1, 3), 'a reaches b after the peer\'s key rotation');
   }
 });

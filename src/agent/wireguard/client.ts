@@ -26,12 +26,13 @@ export class WireguardClient {
     this.base = controllerUrl.replace(/\/+$/, '');
   }
 
-  private async call<T>(method: string, path: string, body: unknown, timeoutMs: number): Promise<T | undefined> {
+  private async call<T>(method: string, path: string, body: unknown, timeoutMs: number, signal?: AbortSignal): Promise<T | undefined> {
+    const timeout = AbortSignal.timeout(timeoutMs);
     const res = await this.doFetch(this.base + path, {
       method,
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(timeoutMs),
+      signal: signal ? AbortSignal.any([timeout, signal]) : timeout,
     });
     const text = await res.text();
     if (res.status >= 400) {
@@ -46,9 +47,9 @@ export class WireguardClient {
     return text ? (JSON.parse(text) as T) : undefined;
   }
 
-  /** What changed after since (waiting up to waitMs for a change). */
-  async peers(since: number, waitMs: number): Promise<PeersFeed> {
-    const feed = await this.call<PeersFeed>('GET', `/wireguard/peers?since=${since}&wait=${waitMs}`, undefined, waitMs + 15_000);
+  /** What changed after since (waiting up to waitMs for a change; signal: given up). */
+  async peers(since: number, waitMs: number, signal?: AbortSignal): Promise<PeersFeed> {
+    const feed = await this.call<PeersFeed>('GET', `/wireguard/peers?since=${since}&wait=${waitMs}`, undefined, waitMs + 15_000, signal);
     if (!feed || typeof feed.revision !== 'number' || !Array.isArray(feed.peers)) throw new Error('the controller sent a malformed peers answer');
     return feed;
   }

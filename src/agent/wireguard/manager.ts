@@ -101,6 +101,8 @@ export class EncryptionManager {
   private readonly log: Logger;
   private closed = false;
   private loop: Promise<void> | undefined;
+  /** The feed's long-poll in flight (given up when the node's address moves). */
+  private poll: AbortController | undefined;
   private started = false;
   private onChange: () => Promise<void> = async () => {};
 
@@ -139,6 +141,8 @@ export class EncryptionManager {
       this.o.underlayIp = ip;
       this.ulMtu = mtu;
       this.ulFamily = ip.includes(':') ? 'ipv6' : 'ipv4';
+      // The feed's long-poll went out from the old address (no answer can come back to it): ask again from the new one.
+      this.poll?.abort();
       if (this.mode === 'none') return;
       await this.reconcile();
       this.log.info(`WireGuard tunnel address ${from ?? '(none)'} -> ${this.tunnelIp ?? '(none)'} (interface ${this.deviceUp ? 'up' : 'down'}, endpoint ${this.published ? 'published' : 'not published yet'})`);
@@ -247,8 +251,9 @@ export class EncryptionManager {
 
   private async follow(): Promise<void> {
     while (!this.closed) {
+      const poll = (this.poll = new AbortController());
       try {
-        const feed = await this.client.peers(this.since, this.o.waitMs ?? 30_000);
+        const feed = await this.client.peers(this.since, this.o.waitMs ?? 30_000, poll.signal);
         if (this.closed) return;
         if (feed.revision < this.since && !feed.full) continue;
         const before = { mode: this.mode, subnet: this.subnet, lockdown: this.lockdown, views: new Map(this.views) };
@@ -256,6 +261,7 @@ export class EncryptionManager {
         await this.queue.run(() => this.reconcile(before));
       } catch (err) {
         if (this.closed) return;
+        if (poll.signal.aborted) continue;
         this.m.errors.inc({ reason: 'feed' });
         this.log.warn(`wireguard peers feed: ${(err as Error).message}`);
         await sleep(this.o.retryMs ?? 2000);
