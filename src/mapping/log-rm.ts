@@ -195,6 +195,11 @@ export class LogRemover {
   }
 
   private retry(cn: string, w: NodeWork, err: Error): void {
+    // Closed meanwhile: nothing would send it again (close() rejected only the queue).
+    if (this.closed) {
+      this.fail(w, new StoreClosedError());
+      return;
+    }
     w.attempts++;
     if (w.attempts >= (this.deps.attempts ?? 10)) {
       this.fail(w, err);

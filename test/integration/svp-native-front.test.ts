@@ -13,10 +13,10 @@ import { after, before, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import { MappingIndex } from '../../src/mapping/index.js';
 import { MemoryStore } from '../../src/store/memory.js';
-import type { RangeOptions, RangeResult } from '../../src/store/types.js';
 import { FrameDecoder, SvpOp, SvpStatus, encodeFrame, encodeMessage, encodeVl2Ack, encodeVl3Ack } from '../../src/svp/codec.js';
 import { ipToBytes, macToBytes, uuidToBytes } from '../../src/net/addr.js';
 import { SvpServer } from '../../src/svp/server.js';
+import { CompactingStore } from '../helpers/compacting-store.js';
 import { CN1, CN2, deleteNic, putEvents, putNic, putUnderlay } from '../helpers/svp-fixtures.js';
 import { RawSvp, metricSum, nextFrames } from '../helpers/svp-raw.js';
 
@@ -191,21 +191,10 @@ describe('SVP native front end: mapping changes reach the next lookup', () => {
   });
 
   it('an index that reloads (its feed compacted away) answers from the reloaded state', async () => {
-    const inner = new MemoryStore();
-    await putUnderlay(inner, CN1, UL_CN1, 4789);
-    let first = true;
     // After the first range read more commits land and history is compacted: the index
     // reloads, and the server (made before the index started) follows each state.
-    const s = Object.create(inner) as MemoryStore;
-    s.range = async (opts: RangeOptions): Promise<RangeResult> => {
-      const r = await inner.range(opts);
-      if (first) {
-        first = false;
-        await putNic(inner, { mac: '02:00:00:00:00:01', ip: '10.0.0.1', vnet: 5, cn: CN1 });
-        await inner.compact(await inner.revision());
-      }
-      return r;
-    };
+    const s = new CompactingStore((st) => putNic(st, { mac: '02:00:00:00:00:01', ip: '10.0.0.1', vnet: 5, cn: CN1 }));
+    await putUnderlay(s, CN1, UL_CN1, 4789);
     const ix = new MappingIndex({ store: s });
     const srv = new SvpServer({ store: s, index: ix, registry: new Registry(), host: '127.0.0.1', port: 0 });
     try {
@@ -216,7 +205,7 @@ describe('SVP native front end: mapping changes reach the next lookup', () => {
       const raw = await connect(p);
       raw.send(encodeMessage({ op: SvpOp.VL3_REQ, ip: ipToBytes('10.0.0.1'), type: 1, vnetId: 5 }, 1));
       assert.deepEqual(encodeFrame(SvpOp.VL3_ACK, 1, (await raw.reply(1)).payload), encodeVl3Ack(1, SvpStatus.OK, macToBytes('02:00:00:00:00:01'), 4789, ipToBytes(UL_CN1)));
-      const r2 = await putNic(inner, { mac: '02:00:00:00:00:02', ip: '10.0.0.2', vnet: 5, cn: CN1 });
+      const r2 = await putNic(s, { mac: '02:00:00:00:00:02', ip: '10.0.0.2', vnet: 5, cn: CN1 });
       assert.ok(await ix.waitForRevision(r2, 2000));
       raw.send(encodeMessage({ op: SvpOp.VL3_REQ, ip: ipToBytes('10.0.0.2'), type: 1, vnetId: 5 }, 2));
       assert.equal((await raw.reply(2)).payload.readUInt32BE(0), SvpStatus.OK, 'and it keeps following after the reload');
@@ -224,7 +213,7 @@ describe('SVP native front end: mapping changes reach the next lookup', () => {
     } finally {
       await srv.close();
       ix.close();
-      await inner.close();
+      await s.close();
     }
   });
 });

@@ -5,7 +5,7 @@ import { U32Table } from '../../src/mapping/table.js';
 import { ipMappingKey, macMappingKey, underlayKey, vlogKey } from '../../src/overlay/keys.js';
 import { uuidFromBytes, uuidToBytes } from '../../src/net/addr.js';
 import { MemoryStore } from '../../src/store/memory.js';
-import type { RangeOptions, RangeResult } from '../../src/store/types.js';
+import { CompactingStore } from '../helpers/compacting-store.js';
 import { CN1, CN2, deleteNic, putEvents, putNic, putUnderlay } from '../helpers/svp-fixtures.js';
 
 describe('U32Table', () => {
@@ -188,32 +188,21 @@ describe('MappingIndex over a MemoryStore', () => {
   });
 
   it('reloads when the feed it asks for has been compacted', async () => {
-    const inner = new MemoryStore();
-    stores.push(inner);
-    await putUnderlay(inner, CN1, '192.168.1.1');
-    let first = true;
     // After the first range read, more commits land and history is compacted, so the
     // watch from R+1 fails with CompactedError.
-    const store = Object.create(inner) as MemoryStore;
-    store.range = async (opts: RangeOptions): Promise<RangeResult> => {
-      const r = await inner.range(opts);
-      if (first) {
-        first = false;
-        await putNic(inner, { mac: '02:00:00:00:00:01', ip: '10.0.0.1', vnet: 5, cn: CN1 });
-        await inner.compact(await inner.revision());
-      }
-      return r;
-    };
+    const store = new CompactingStore((s) => putNic(s, { mac: '02:00:00:00:00:01', ip: '10.0.0.1', vnet: 5, cn: CN1 }));
+    stores.push(store);
+    await putUnderlay(store, CN1, '192.168.1.1');
     const index = new MappingIndex({ store });
     indexes.push(index);
     await index.start();
-    const rev = await inner.revision();
+    const rev = await store.revision();
     assert.ok(await index.waitForRevision(rev, 2000));
     for (let i = 0; i < 100 && !index.lookupVl2(5, '02:00:00:00:00:01'); i++) await new Promise((r) => setTimeout(r, 10));
     assert.equal(index.lookupVl2(5, '02:00:00:00:00:01')?.cnUuid, CN1);
     assert.equal(index.stats().reloads, 1);
     // And it keeps following after the reload.
-    const r2 = await putNic(inner, { mac: '02:00:00:00:00:02', vnet: 5, cn: CN1 });
+    const r2 = await putNic(store, { mac: '02:00:00:00:00:02', vnet: 5, cn: CN1 });
     assert.ok(await index.waitForRevision(r2, 1000));
     assert.equal(index.lookupVl2(5, '02:00:00:00:00:02')?.cnUuid, CN1);
   });

@@ -1,21 +1,12 @@
 /** LevelStore behaviour beyond the shared conformance suite: group commit, trimming, locking, reopen. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LevelStore, StoreLockedError } from '../../src/store/leveldb.js';
 import { openStore } from '../../src/store/index.js';
 import { CompactedError, type ChangeSet, type CommitResult, type Store } from '../../src/store/types.js';
-
-async function withDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'rhumb-level-'));
-  try {
-    await body(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+import { withDir, withStore } from '../helpers/level-store.js';
 
 /** Collects the revisions a watcher delivers, or the error that ended it. */
 function watchAll(store: Store, fromRevision: number): { revs: number[]; error: Promise<Error>; upTo(rev: number): Promise<void> } {
@@ -40,30 +31,26 @@ function watchAll(store: Store, fromRevision: number): { revs: number[]; error: 
 
 describe('LevelStore', () => {
   it('creates a missing directory and recovers revision and compaction point on reopen', () =>
-    withDir(async (base) => {
+    withDir('level', async (base) => {
       const dir = join(base, 'nested', 'store');
-      let s = await LevelStore.open(dir);
-      assert.ok((await stat(dir)).isDirectory());
-      for (let i = 0; i < 7; i++) await s.commit({ ops: [{ type: 'put', key: `k/${i}`, value: String(i) }] });
-      await s.compact(3);
-      await s.close();
-      s = await LevelStore.open(dir);
-      try {
+      await withStore(dir, async (s) => {
+        assert.ok((await stat(dir)).isDirectory());
+        for (let i = 0; i < 7; i++) await s.commit({ ops: [{ type: 'put', key: `k/${i}`, value: String(i) }] });
+        await s.compact(3);
+      });
+      await withStore(dir, async (s) => {
         assert.equal(await s.revision(), 7);
         assert.equal(s.compactedRevision(), 3);
         assert.equal(await s.count('k/'), 7);
         const r = await s.commit({ ops: [{ type: 'put', key: 'k/0', value: 'again' }] });
         assert.deepEqual(r, { ok: true, revision: 8 });
         assert.deepEqual(await s.get('k/0'), { key: 'k/0', value: 'again', createRevision: 1, modRevision: 8 });
-      } finally {
-        await s.close();
-      }
+      });
     }));
 
   it('refuses a directory that is already open, with a clear error', () =>
-    withDir(async (dir) => {
-      const s = await LevelStore.open(dir);
-      try {
+    withDir('level', async (dir) => {
+      await withStore(dir, async (s) => {
         await assert.rejects(LevelStore.open(dir), (err: Error) => {
           assert.ok(err instanceof StoreLockedError);
           assert.match(err.message, /in use by another process/);
@@ -72,19 +59,14 @@ describe('LevelStore', () => {
         });
         // The holder is unaffected.
         assert.equal((await s.commit({ ops: [{ type: 'put', key: 'a', value: '1' }] })).ok, true);
-      } finally {
-        await s.close();
-      }
+      });
       // Once closed, the directory can be opened again.
-      const again = await LevelStore.open(dir);
-      assert.equal(await again.revision(), 1);
-      await again.close();
+      assert.equal(await withStore(dir, (again) => again.revision()), 1);
     }));
 
   it('group-commits 200 concurrent synced creates into a few write batches', () =>
-    withDir(async (dir) => {
-      const s = await LevelStore.open(dir, { sync: true });
-      try {
+    withDir('level', async (dir) => {
+      await withStore(dir, async (s) => {
         const results = await Promise.all(
           Array.from({ length: 200 }, (_, i) =>
             s.commit({
@@ -103,15 +85,12 @@ describe('LevelStore', () => {
         // The first commit goes alone; everything queued behind it shares the next batch.
         assert.ok(st.writeBatches <= 10, `expected group commit, got ${st.writeBatches} batches`);
         assert.equal(await s.count('nic/'), 200);
-      } finally {
-        await s.close();
-      }
+      }, { sync: true });
     }));
 
   it('evaluates each commit of a group against the ones before it', () =>
-    withDir(async (dir) => {
-      const s = await LevelStore.open(dir);
-      try {
+    withDir('level', async (dir) => {
+      await withStore(dir, async (s) => {
         // The first commit occupies the writer, so the rest queue up as one group.
         const first = s.commit({ ops: [{ type: 'put', key: 'warmup', value: '' }] });
         const group: Promise<CommitResult>[] = [
@@ -136,49 +115,44 @@ describe('LevelStore', () => {
         const w = watchAll(s, 2);
         await w.upTo(5);
         assert.deepEqual(w.revs, [2, 3, 4, 5]);
-      } finally {
-        await s.close();
-      }
+      });
     }));
 
   it('trims history beyond retainRevisions automatically and keeps the recent part', () =>
-    withDir(async (dir) => {
-      let s = await LevelStore.open(dir, { retainRevisions: 10 });
-      for (let i = 1; i <= 60; i++) await s.commit({ ops: [{ type: 'put', key: 'k', value: String(i) }] });
-      const compacted = s.compactedRevision();
-      assert.ok(compacted >= 60 - 10 - 1 && compacted <= 50, `compacted at ${compacted}`);
-      assert.ok((await watchAll(s, 1).error) instanceof CompactedError);
-      const recent = watchAll(s, 51);
-      await recent.upTo(60);
-      assert.deepEqual(recent.revs, Array.from({ length: 10 }, (_, i) => 51 + i));
-      await s.close(); // waits for background trimming
+    withDir('level', async (dir) => {
+      // Closing waits for background trimming.
+      const compacted = await withStore(dir, async (s) => {
+        for (let i = 1; i <= 60; i++) await s.commit({ ops: [{ type: 'put', key: 'k', value: String(i) }] });
+        const at = s.compactedRevision();
+        assert.ok(at >= 60 - 10 - 1 && at <= 50, `compacted at ${at}`);
+        assert.ok((await watchAll(s, 1).error) instanceof CompactedError);
+        const recent = watchAll(s, 51);
+        await recent.upTo(60);
+        assert.deepEqual(recent.revs, Array.from({ length: 10 }, (_, i) => 51 + i));
+        return at;
+      }, { retainRevisions: 10 });
 
       // The trimmed point was persisted; what is kept is still replayable.
-      s = await LevelStore.open(dir, { retainRevisions: 1000 });
-      try {
+      await withStore(dir, async (s) => {
         assert.equal(s.compactedRevision(), compacted);
         assert.ok((await watchAll(s, compacted).error) instanceof CompactedError);
         const kept = watchAll(s, compacted + 1);
         await kept.upTo(60);
         assert.equal(kept.revs.length, 60 - compacted);
-      } finally {
-        await s.close();
-      }
+      }, { retainRevisions: 1000 });
     }));
 
   it('works with sync turned off', () =>
-    withDir(async (dir) => {
-      let s = await LevelStore.open(dir, { sync: false });
-      await Promise.all(Array.from({ length: 50 }, (_, i) => s.commit({ ops: [{ type: 'put', key: `n/${i}`, value: '' }] })));
-      await s.close();
-      s = await LevelStore.open(dir);
-      assert.equal(await s.count('n/'), 50);
-      assert.equal(await s.revision(), 50);
-      await s.close();
+    withDir('level', async (dir) => {
+      await withStore(dir, (s) => Promise.all(Array.from({ length: 50 }, (_, i) => s.commit({ ops: [{ type: 'put', key: `n/${i}`, value: '' }] }))), { sync: false });
+      await withStore(dir, async (s) => {
+        assert.equal(await s.count('n/'), 50);
+        assert.equal(await s.revision(), 50);
+      });
     }));
 
   it('is healthy while open and not after close', () =>
-    withDir(async (dir) => {
+    withDir('level', async (dir) => {
       const s = await LevelStore.open(dir);
       assert.equal(await s.healthy(), true);
       await s.close();
@@ -188,7 +162,7 @@ describe('LevelStore', () => {
 
 describe('openStore', () => {
   it('opens memory and leveldb stores', () =>
-    withDir(async (dir) => {
+    withDir('level', async (dir) => {
       const mem = await openStore({ kind: 'memory' });
       assert.equal(mem.kind, 'memory');
       await mem.close();
