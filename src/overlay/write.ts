@@ -11,7 +11,8 @@
  * the write needs no consistent read of the vnet's node set. A write that moves a node's
  * underlay address also writes one multi-vnet log entry with a part per vnet that node
  * has NICs on: one op more, and nothing per vnet or per peer node (it does read the
- * node's NICs).
+ * node's NICs: NodeNics, whose list is guarded as one range so that a NIC placed on the
+ * node meanwhile makes the move run again rather than go without its shootdown).
  */
 import type { Tx } from '../store/txn.js';
 import type { KeyValue } from '../store/types.js';

@@ -1,5 +1,5 @@
 /** Pure helpers shared by every Store backend. */
-import type { Batch, ChangeSet, KeyValue, Precondition, RangeOptions, WatchOptions } from './types.js';
+import { type Batch, type ChangeSet, type KeyValue, type Precondition, type RangeOptions, type RangeUnwritten, type WatchOptions, isRangePrecondition } from './types.js';
 
 export class InvalidBatchError extends Error {
   readonly code = 'InvalidBatch';
@@ -20,26 +20,46 @@ export function validateBatch(batch: Batch): void {
     if (op.type === 'put' && typeof op.value !== 'string') throw new InvalidBatchError(`put ${op.key}: value must be a string`);
     if (op.type !== 'put' && op.type !== 'del') throw new InvalidBatchError(`unknown op type for ${(op as { key: string }).key}`);
   }
+  for (const p of batch.preconditions ?? []) {
+    if (!isRangePrecondition(p)) continue;
+    if (typeof p.prefix !== 'string' || p.prefix === '') throw new InvalidBatchError('a range precondition needs a non-empty prefix');
+    if (!Number.isInteger(p.noWritesAfter) || p.noWritesAfter < 0) {
+      throw new InvalidBatchError(`range precondition on ${p.prefix}: noWritesAfter must be a non-negative integer`);
+    }
+  }
+}
+
+/**
+ * Current state as a commit sees it: a key's value, and whether a key under a prefix was
+ * last written after a revision.
+ */
+export interface PreconditionState {
+  read(key: string): KeyValue | undefined;
+  writtenAfter(prefix: string, revision: number): boolean;
 }
 
 /** Indexes of the preconditions that do not hold, given a reader of current state. */
-export function checkPreconditions(
-  pre: Precondition[],
-  read: (key: string) => KeyValue | undefined,
-): number[] {
+export function checkPreconditions(pre: Precondition[], state: PreconditionState): number[] {
   const failed: number[] = [];
   pre.forEach((p, i) => {
-    const kv = read(p.key);
-    if (!preconditionHolds(p, kv)) failed.push(i);
+    const holds = isRangePrecondition(p) ? !state.writtenAfter(p.prefix, p.noWritesAfter) : preconditionHolds(p, state.read(p.key));
+    if (!holds) failed.push(i);
   });
   return failed;
 }
 
-export function preconditionHolds(p: Precondition, kv: KeyValue | undefined): boolean {
+export function preconditionHolds(p: Exclude<Precondition, RangeUnwritten>, kv: KeyValue | undefined): boolean {
   if ('absent' in p) return kv === undefined;
   if ('present' in p) return kv !== undefined;
   if ('modRevision' in p) return kv !== undefined && kv.modRevision === p.modRevision;
   return kv !== undefined && kv.value === p.value;
+}
+
+/** The keys a batch's preconditions name (range preconditions name none). */
+export function preconditionKeys(pre: readonly Precondition[]): string[] {
+  const keys: string[] = [];
+  for (const p of pre) if (!isRangePrecondition(p)) keys.push(p.key);
+  return keys;
 }
 
 export function inRange(key: string, opts: RangeOptions): boolean {

@@ -64,14 +64,16 @@ import {
   type KeyValue,
   type Precondition,
   type RangeOptions,
+  type RangeUnwritten,
   type RangeResult,
   type Store,
   StoreClosedError,
   type WatchHandlers,
   type WatchOptions,
   type Watcher,
+  isRangePrecondition,
 } from './types.js';
-import { checkPreconditions, InFlight, InvalidBatchError, validateBatch, validateRangeOptions, watchedPrefixes, watchFilter } from './common.js';
+import { checkPreconditions, InFlight, preconditionKeys, InvalidBatchError, validateBatch, validateRangeOptions, watchedPrefixes, watchFilter } from './common.js';
 import { EtcdFeed } from './etcd-feed.js';
 import { MISS, StoreMirror } from './mirror.js';
 
@@ -407,6 +409,19 @@ export class EtcdStore implements Store {
 
   private compare(p: Precondition): ICompare | null {
     const never: ICompare = { key: this.ns, target: CompareTarget.Version, result: CompareResult.Less, version: 0 };
+    if (isRangePrecondition(p)) {
+      // Every key of the range (none: vacuously true) was last written at or before it.
+      const b = this.bounds({ prefix: p.prefix });
+      if (b === null) return null;
+      const c: ICompare & { range_end: Buffer } = {
+        key: b.key,
+        range_end: b.range_end,
+        target: CompareTarget.Mod,
+        result: CompareResult.Less,
+        mod_revision: p.noWritesAfter + this.base + 1,
+      };
+      return c;
+    }
     if (typeof p.key !== 'string' || p.key === '') return 'absent' in p ? null : never; // '' never exists
     const key = this.key(p.key);
     if ('absent' in p) return { key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 };
@@ -438,8 +453,14 @@ export class EtcdStore implements Store {
       );
     }
     const compare = pre.map((p) => this.compare(p)).filter((c): c is ICompare => c !== null);
-    const preKeys = [...new Set(pre.map((p) => p.key).filter((k) => typeof k === 'string' && k !== ''))];
+    const preKeys = [...new Set(preconditionKeys(pre).filter((k) => typeof k === 'string' && k !== ''))];
     const failure: IRequestOp[] = preKeys.map((k) => ({ request_range: { key: this.key(k) } }));
+    // A range precondition: how many keys of its range were written after its revision.
+    const ranges = [...new Map(pre.flatMap((p) => (isRangePrecondition(p) ? [[rangeId(p), p] as const] : []))).values()];
+    for (const p of ranges) {
+      const b = this.bounds({ prefix: p.prefix });
+      failure.push({ request_range: { ...(b ?? { key: this.ns }), count_only: true, min_mod_revision: p.noWritesAfter + this.base + 1 } });
+    }
 
     const attempt = this.track(
       retrying(this.retryTimeoutMs, () => this.closed, provablyNotApplied, () => this.client.kv.txn({ compare, success, failure })),
@@ -462,7 +483,15 @@ export class EtcdStore implements Store {
     // The failure branch read every precondition key at the failed transaction's revision.
     const state = new Map<string, KeyValue>();
     for (const r of res.responses) for (const kv of r.response_range.kvs) state.set(this.userKey(kv.key), this.toKeyValue(kv));
-    return { ok: false, failed: checkPreconditions(pre, (k) => state.get(k)), revision };
+    const writtenSince = new Set<string>();
+    ranges.forEach((p, i) => {
+      if (Number(res.responses[preKeys.length + i].response_range.count) > 0) writtenSince.add(rangeId(p));
+    });
+    const failed = checkPreconditions(pre, {
+      read: (k) => state.get(k),
+      writtenAfter: (prefix, revision) => writtenSince.has(rangeId({ prefix, noWritesAfter: revision })),
+    });
+    return { ok: false, failed, revision };
   }
 
   // ---- change feed and compaction -----------------------------------------------------
@@ -559,4 +588,9 @@ async function retrying<T>(timeoutMs: number, closed: () => boolean, retryable: 
     await sleep(delay);
     delay = Math.min(delay * 2, 500);
   }
+}
+
+/** Names a range precondition (its prefix and revision). */
+function rangeId(p: RangeUnwritten): string {
+  return `${p.noWritesAfter}\u0000${p.prefix}`;
 }

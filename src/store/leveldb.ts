@@ -43,11 +43,12 @@ import {
   type RangeResult,
   type Store,
   StoreClosedError,
+  isRangePrecondition,
   type WatchHandlers,
   type WatchOptions,
   type Watcher,
 } from './types.js';
-import { checkPreconditions, watchFilter, InFlight, validateBatch, validateRangeOptions } from './common.js';
+import { checkPreconditions, watchFilter, InFlight, preconditionKeys, validateBatch, validateRangeOptions } from './common.js';
 import { FeedHub } from './feed.js';
 import { ReadCache } from './read-cache.js';
 import { KeyFilter } from './key-filter.js';
@@ -372,7 +373,7 @@ export class LevelStore implements Store {
     const want = (k: string): void => {
       if (k !== '' && this.cache.lookup(k) === undefined && !this.knownAbsent(k)) keys.push(k);
     };
-    for (const p of batch.preconditions ?? []) want(p.key);
+    for (const k of preconditionKeys(batch.preconditions ?? [])) want(k);
     for (const op of batch.ops) want(op.key);
     if (keys.length === 0) return;
     const ignore = (): void => undefined;
@@ -459,11 +460,30 @@ export class LevelStore implements Store {
       });
   }
 
+  /** The stored keys under each range precondition's prefix in the group (the database is at this.rev). */
+  private async rangesOf(group: PendingCommit[]): Promise<Map<string, KeyValue[]>> {
+    const out = new Map<string, KeyValue[]>();
+    for (const { batch } of group) {
+      for (const p of batch.preconditions ?? []) {
+        if (!isRangePrecondition(p) || out.has(p.prefix)) continue;
+        const kvs: KeyValue[] = [];
+        const bounds = dataBounds({ prefix: p.prefix });
+        if (bounds !== null) {
+          this.counters.groupReads++;
+          const it = this.db.iterator({ ...bounds, keyAsBuffer: false, valueAsBuffer: false });
+          await drain(it, (k, v) => void kvs.push(decodeValue(str(k).slice(DATA.length), str(v))));
+        }
+        out.set(p.prefix, kvs);
+      }
+    }
+    return out;
+  }
+
   private async runGroup(group: PendingCommit[]): Promise<void> {
     // The database cannot change under us here: this is the only writer.
     const keys = new Set<string>();
     for (const { batch } of group) {
-      for (const p of batch.preconditions ?? []) if (p.key !== '') keys.add(p.key);
+      for (const k of preconditionKeys(batch.preconditions ?? [])) if (k !== '') keys.add(k);
       for (const op of batch.ops) keys.add(op.key);
     }
     /** Current state as of the commit being evaluated: database + earlier commits of this group. */
@@ -487,12 +507,25 @@ export class LevelStore implements Store {
       });
     }
 
+    const ranges = await this.rangesOf(group);
+
     let rev = this.rev;
     const results: CommitResult[] = [];
     const sets: ChangeSet[] = [];
     const touched = new Set<string>();
     for (const { batch } of group) {
-      const failed = checkPreconditions(batch.preconditions ?? [], (k) => state.get(k));
+      const failed = checkPreconditions(batch.preconditions ?? [], {
+        read: (k) => state.get(k),
+        // The database's keys of the range as the group's earlier commits left them, and the keys they created.
+        writtenAfter: (prefix, revision) => {
+          for (const kv of ranges.get(prefix) ?? []) {
+            const cur = state.has(kv.key) ? state.get(kv.key) : kv;
+            if (cur && cur.modRevision > revision) return true;
+          }
+          for (const [k, kv] of state) if (kv && kv.modRevision > revision && k.startsWith(prefix)) return true;
+          return false;
+        },
+      });
       if (failed.length > 0) {
         results.push({ ok: false, failed, revision: rev });
         continue;

@@ -80,7 +80,13 @@ export class MemoryStore implements Store {
   async commit(batch: Batch): Promise<CommitResult> {
     this.assertOpen();
     validateBatch(batch);
-    const failed = checkPreconditions(batch.preconditions ?? [], (k) => this.data.get(k));
+    const failed = checkPreconditions(batch.preconditions ?? [], {
+      read: (k) => this.data.get(k),
+      writtenAfter: (prefix, revision) => {
+        for (const kv of this.data.values()) if (kv.modRevision > revision && kv.key.startsWith(prefix)) return true;
+        return false;
+      },
+    });
     if (failed.length > 0) return { ok: false, failed, revision: this.rev };
     const revision = ++this.rev;
     const set: ChangeSet = { revision, changes: [] };

@@ -125,8 +125,8 @@ export class Tx {
    * Reads several keys without making them preconditions (this transaction's own writes
    * still show). Only for reads whose concurrent change cannot make the commit wrong, so
    * that a write reading many keys stays within a store's per-transaction limit (etcd's
-   * 128 compares): e.g. the NICs of a node whose underlay moved, where a NIC changed
-   * meanwhile carries its own shootdown.
+   * 128 compares): e.g. the NICs of a node whose underlay moved, listed through an index
+   * read with rangeGuarded that every write moving one of them on the overlay rewrites.
    */
   async getManyUnguarded(keys: string[]): Promise<Map<string, KeyValue>> {
     const out = new Map<string, KeyValue>();
@@ -141,12 +141,23 @@ export class Tx {
   }
 
   /**
-   * A range read. Not tracked as a precondition (ranges cannot be): use it for scans
-   * whose result is re-checked by per-key preconditions (e.g. find a free IP, then get()
+   * A range read. Not tracked as a precondition (see rangeGuarded for one that is): use it
+   * for scans whose result is re-checked by per-key preconditions (e.g. find a free IP, then get()
    * that IP's key so a concurrent claim conflicts).
    */
   async range(opts: RangeOptions): Promise<KeyValue[]> {
     return (await this.store.range(opts)).kvs;
+  }
+
+  /**
+   * A range read guarded as a whole by one precondition: the commit fails if a key under
+   * prefix is created or written after this read (a key deleted meanwhile is not noticed).
+   * For lists too long for a precondition each (etcd allows 128), e.g. a node's NICs.
+   */
+  async rangeGuarded(prefix: string): Promise<KeyValue[]> {
+    const res = await this.store.range({ prefix });
+    this.extraPre.push({ prefix, noWritesAfter: res.revision });
+    return res.kvs;
   }
 
   put(key: string, value: string): void {

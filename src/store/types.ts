@@ -33,7 +33,23 @@ export type Precondition =
   /** The key must exist and have been last written at exactly this revision. */
   | { key: string; modRevision: number }
   /** The key must exist with exactly this value. */
-  | { key: string; value: string };
+  | { key: string; value: string }
+  /**
+   * No key starting with prefix was created or written after this revision (a key deleted
+   * since is not seen): a range read guarded with one precondition whatever its size, e.g.
+   * "no NIC was placed on this node since I listed its NICs".
+   */
+  | RangeUnwritten;
+
+export interface RangeUnwritten {
+  prefix: string;
+  noWritesAfter: number;
+}
+
+/** Whether a precondition is about a key range (else it names one key). */
+export function isRangePrecondition(p: Precondition): p is RangeUnwritten {
+  return 'prefix' in p;
+}
 
 export type Op = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
 

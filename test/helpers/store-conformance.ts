@@ -326,6 +326,47 @@ export function runStoreConformance(name: string, factory: StoreFactory): void {
         assert.equal(await s.revision(), 1);
       }));
 
+      it('a range precondition holds until a key under its prefix is created or written after its revision', withStore(async (s) => {
+        const base = await ok(s.commit({ ops: [{ type: 'put', key: 'r/a', value: '1' }, { type: 'put', key: 'r/b', value: '1' }, { type: 'put', key: 'rx', value: '' }] }));
+        const guarded = (rev: number, extra: Batch['preconditions'] = []): Promise<CommitResult> =>
+          s.commit({ preconditions: [...extra, { prefix: 'r/', noWritesAfter: rev }], ops: [{ type: 'put', key: 'log', value: String(rev) }] });
+        // Unwritten since: holds (and for an empty range).
+        assert.deepEqual(await guarded(base), { ok: true, revision: base + 1 });
+        assert.equal((await s.commit({ preconditions: [{ prefix: 'empty/', noWritesAfter: 0 }], ops: [{ type: 'put', key: 'log', value: 'e' }] })).ok, true);
+        // A key next to the prefix but outside it, and a delete inside it, go unnoticed.
+        await ok(s.commit(put('rx', 'changed')));
+        const del = await ok(s.commit({ ops: [{ type: 'del', key: 'r/b' }] }));
+        assert.equal((await guarded(base)).ok, true);
+        // A write to an existing key, then a created key, fail it; the revision after them holds.
+        const written = await ok(s.commit(put('r/a', '2')));
+        assert.deepEqual(await guarded(del, [{ key: 'rx', present: true }]), { ok: false, failed: [1], revision: written });
+        const created = await ok(s.commit(put('r/c', '')));
+        assert.deepEqual(await guarded(written, [{ key: 'nope', present: true }]), { ok: false, failed: [0, 1], revision: created });
+        assert.equal((await guarded(created)).ok, true);
+        assert.equal((await s.get('log'))?.value, String(created));
+      }));
+
+      it('a range precondition sees a write committed just before it, even concurrently', withStore(async (s) => {
+        await ok(s.commit(put('g/a', '')));
+        let failed = 0;
+        for (let i = 0; i < 5; i++) {
+          const base = await s.revision();
+          // Sent together (one write group on LevelDB): whichever commits first, the guarded
+          // one succeeds only if it came before the write under its prefix.
+          const [w, g] = await Promise.all([
+            s.commit(put(`g/${i}`, '')),
+            s.commit({ preconditions: [{ prefix: 'g/', noWritesAfter: base }], ops: [{ type: 'put', key: `log/${i}`, value: '' }] }),
+          ]);
+          assert.equal(w.ok, true);
+          if (g.ok) assert.ok(g.revision < w.revision, 'a guarded commit after the write succeeded');
+          else {
+            assert.deepEqual(g.failed, [0]);
+            failed++;
+          }
+        }
+        assert.equal((await s.range({ prefix: 'log/' })).kvs.length, 5 - failed);
+      }));
+
       it('applies a whole batch at one revision', withStore(async (s) => {
         await ok(s.commit(put('old', 'x')));
         const rev = await ok(s.commit({
@@ -351,6 +392,9 @@ export function runStoreConformance(name: string, factory: StoreFactory): void {
           { ops: [{ type: 'put', key: 'ok', value: 42 }] },
           { ops: [{ type: 'upsert', key: 'ok', value: '1' }] },
           { ops: 'nope' },
+          { preconditions: [{ prefix: '', noWritesAfter: 1 }], ops: [{ type: 'put', key: 'ok', value: '1' }] },
+          { preconditions: [{ prefix: 'r/', noWritesAfter: -1 }], ops: [{ type: 'put', key: 'ok', value: '1' }] },
+          { preconditions: [{ prefix: 'r/', noWritesAfter: 1.5 }], ops: [{ type: 'put', key: 'ok', value: '1' }] },
         ];
         for (const b of invalid) {
           await assert.rejects(s.commit(b as Batch), (err: Error) => err.name === 'InvalidBatchError', JSON.stringify(b));

@@ -115,6 +115,7 @@ class Rig {
     c.answered = true;
     const failed: number[] = [];
     (c.batch.preconditions ?? []).forEach((p, j) => {
+      if (!('key' in p)) return void failed.push(j); // LOG_RM sends no range preconditions
       const rev = this.keyRevs.get(p.key);
       const holds = 'absent' in p ? rev === undefined : 'modRevision' in p ? rev === p.modRevision : false;
       if (!holds) failed.push(j);

@@ -18,7 +18,7 @@ test('getManyUnguarded reads without preconditions, seeing the transaction\'s ow
     const tx2 = new Tx(store);
     await tx2.get('a');
     assert.equal((await tx2.getManyUnguarded(['a'])).get('a')?.value, '1');
-    assert.deepEqual(tx2.batch().preconditions.map((p) => p.key), ['a']);
+    assert.deepEqual(tx2.batch().preconditions.map((p) => ('key' in p ? p.key : p.prefix)), ['a']);
   } finally {
     await store.close();
   }
@@ -44,6 +44,43 @@ test('a concurrent change to an unguarded key does not make the commit retry; to
       tx.put('out', 'y');
     });
     assert.equal(attempts, 2);
+  } finally {
+    await store.close();
+  }
+});
+
+test('rangeGuarded: one precondition for a whole range; a key created or written under it before the commit makes the body run again', async () => {
+  const store = new MemoryStore();
+  try {
+    await store.commit({ ops: [{ type: 'put', key: 'idx/a', value: '' }, { type: 'put', key: 'idx/b', value: '' }, { type: 'put', key: 'other', value: '' }] });
+    const tx = new Tx(store);
+    assert.deepEqual((await tx.rangeGuarded('idx/')).map((kv) => kv.key), ['idx/a', 'idx/b']);
+    assert.deepEqual(tx.batch().preconditions, [{ prefix: 'idx/', noWritesAfter: 1 }]);
+
+    // Each attempt sees what the range holds; a write beside it or a delete in it changes nothing.
+    const seen: string[][] = [];
+    const sideWrites = [
+      { type: 'put' as const, key: 'other', value: 'x' }, // outside the range: the commit stands
+      { type: 'del' as const, key: 'idx/b' }, // a delete is not seen either
+      { type: 'put' as const, key: 'idx/c', value: '' }, // a created key: the body runs again
+      { type: 'put' as const, key: 'idx/a', value: 'changed' }, // a rewritten key: again
+    ];
+    for (const [i, op] of sideWrites.entries()) {
+      let raced = false;
+      const before = seen.length;
+      const res = await transact(store, async (t) => {
+        const keys = (await t.rangeGuarded('idx/')).map((kv) => kv.key);
+        seen.push(keys);
+        if (!raced) {
+          raced = true;
+          await store.commit({ ops: [op] });
+        }
+        t.put(`log/${i}`, keys.join(','));
+      });
+      assert.equal(seen.length - before, i < 2 ? 1 : 2, `attempts after ${op.type} ${op.key}`);
+      assert.equal((await store.get(`log/${i}`))?.modRevision, res.revision);
+    }
+    assert.equal((await store.get('log/2'))?.value, 'idx/a,idx/c');
   } finally {
     await store.close();
   }

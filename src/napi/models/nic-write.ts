@@ -44,8 +44,18 @@ function writeIndexes(tx: Tx, before: NicRecord | undefined, after: NicRecord | 
     const b = before ? get(before) : undefined;
     const a = after ? get(after) : undefined;
     if (b && b !== a) tx.del(nicIndexKey(idx, b, before!.mac));
-    if (a && (a !== b || !before)) tx.put(nicIndexKey(idx, a, after!.mac), '');
+    if (a && (a !== b || !before || (idx === 'cn' && placementMayChange(before, after!)))) tx.put(nicIndexKey(idx, a, after!.mac), '');
   }
+}
+
+/**
+ * Whether a NIC that stays on its node may change where it sits on the overlay (network
+ * or address): its cn index entry is rewritten then, so that an underlay move of the node
+ * that listed the node's NICs before this write (nodeNics, a guarded range) is retried
+ * and shoots it down where it now is.
+ */
+function placementMayChange(before: NicRecord, after: NicRecord): boolean {
+  return before.network_uuid !== after.network_uuid || before.ip !== after.ip;
 }
 
 /** primary=true clears primary on every other NIC of the same belongs_to_uuid. */
@@ -102,13 +112,18 @@ function overlayConfig(config: NapiConfig): { underlayNicTag: string } {
 
 /**
  * The NICs placed on a node, with their networks (an underlay move shoots them down).
- * Read unguarded, as the cn index's range already is: a node may have NICs on hundreds of
- * vnets, one precondition each would pass etcd's 128, and a NIC that changes meanwhile
- * is shot down by its own write (an extra VL2 for one that just left is harmless).
+ * A node may have NICs on hundreds of vnets, and one precondition each would pass etcd's
+ * 128: the node's cn index is read as one guarded range instead, and a write that places
+ * a NIC on the node or changes the network or address of one there rewrites its index
+ * entry (writeIndexes), so a move that listed the node before such a write commits is
+ * retried (else a peer could learn the NIC's old address in between and never be told).
+ * The NIC and network records are read unguarded: what of them moves a NIC on the
+ * overlay rewrites the index entry; a NIC leaving the node meanwhile gets its own VL2
+ * (one more VL2 from the move is harmless).
  */
 const nodeNics: NodeNics = async (tx, cn) => {
   const prefix = nicIndexPrefix('cn', cn);
-  const macs = (await tx.range({ prefix })).map((kv) => kv.key.slice(prefix.length));
+  const macs = (await tx.rangeGuarded(prefix)).map((kv) => kv.key.slice(prefix.length));
   const nics = [...(await tx.getManyUnguarded(macs.map((m) => nicKey(m)))).values()].map((kv) => JSON.parse(kv.value) as NicRecord);
   const networkKeys = [...new Set(nics.flatMap((n) => (n.network_uuid ? [networkKey(n.network_uuid)] : [])))];
   const networks = await tx.getManyUnguarded(networkKeys);
