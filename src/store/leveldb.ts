@@ -48,8 +48,9 @@ import {
   type WatchOptions,
   type Watcher,
 } from './types.js';
-import { checkPreconditions, watchFilter, InFlight, preconditionKeys, validateBatch, validateRangeOptions } from './common.js';
+import { watchFilter, InFlight, preconditionKeys, validateBatch, validateRangeOptions } from './common.js';
 import { FeedHub } from './feed.js';
+import { applyGroup } from './group-commit.js';
 import { ReadCache } from './read-cache.js';
 import { KeyFilter } from './key-filter.js';
 import {
@@ -481,12 +482,25 @@ export class LevelStore implements Store {
 
   private async runGroup(group: PendingCommit[]): Promise<void> {
     // The database cannot change under us here: this is the only writer.
+    const state = await this.groupState(group);
+    const ranges = await this.rangesOf(group);
+    const { results, sets, touched, revision } = applyGroup(group, state, ranges, this.rev);
+    if (sets.length > 0) {
+      await this.writeGroup(sets, touched, state, revision);
+      for (const s of sets) this.hub.publish(s);
+    }
+    this.counters.failedCommits += group.length - sets.length;
+    group.forEach((c, i) => c.resolve(results[i] as CommitResult));
+    this.maybeAutoCompact();
+  }
+
+  /** The current value (or absence) of every key the group's preconditions and ops name. */
+  private async groupState(group: PendingCommit[]): Promise<Map<string, KeyValue | undefined>> {
     const keys = new Set<string>();
     for (const { batch } of group) {
       for (const k of preconditionKeys(batch.preconditions ?? [])) if (k !== '') keys.add(k);
       for (const op of batch.ops) keys.add(op.key);
     }
-    /** Current state as of the commit being evaluated: database + earlier commits of this group. */
     const state = new Map<string, KeyValue | undefined>();
     const toRead: string[] = [];
     for (const k of keys) {
@@ -506,91 +520,43 @@ export class LevelStore implements Store {
         this.cache.store(k, kv);
       });
     }
+    return state;
+  }
 
-    const ranges = await this.rangesOf(group);
-
-    let rev = this.rev;
-    const results: CommitResult[] = [];
-    const sets: ChangeSet[] = [];
-    const touched = new Set<string>();
-    for (const { batch } of group) {
-      const failed = checkPreconditions(batch.preconditions ?? [], {
-        read: (k) => state.get(k),
-        // The database's keys of the range as the group's earlier commits left them, and the keys they created.
-        writtenAfter: (prefix, revision) => {
-          for (const kv of ranges.get(prefix) ?? []) {
-            const cur = state.has(kv.key) ? state.get(kv.key) : kv;
-            if (cur && cur.modRevision > revision) return true;
-          }
-          for (const [k, kv] of state) if (kv && kv.modRevision > revision && k.startsWith(prefix)) return true;
-          return false;
-        },
-      });
-      if (failed.length > 0) {
-        results.push({ ok: false, failed, revision: rev });
-        continue;
-      }
-      rev++;
-      const changes: Change[] = [];
-      for (const op of batch.ops) {
-        const prev = state.get(op.key);
-        if (op.type === 'put') {
-          state.set(op.key, {
-            key: op.key,
-            value: op.value,
-            createRevision: prev ? prev.createRevision : rev,
-            modRevision: rev,
-          });
-          changes.push({ type: 'put', key: op.key, value: op.value });
-          touched.add(op.key);
-        } else if (prev) {
-          state.set(op.key, undefined);
-          changes.push({ type: 'del', key: op.key });
-          touched.add(op.key);
-        }
-      }
-      sets.push({ revision: rev, changes });
-      results.push({ ok: true, revision: rev });
+  /** The group's committed changes in one LevelDB batch (synced when the store is), then the cache. */
+  private async writeGroup(sets: ChangeSet[], touched: Set<string>, state: Map<string, KeyValue | undefined>, rev: number): Promise<void> {
+    const ops: LdOp[] = [];
+    for (const k of touched) {
+      const kv = state.get(k);
+      // Into the filter before the batch is issued: from now on the key may exist.
+      if (kv) this.keyFilter?.add(k);
+      ops.push(kv ? { type: 'put', key: dataKey(k), value: encodeValue(kv) } : { type: 'del', key: dataKey(k) });
     }
+    for (const s of sets) ops.push({ type: 'put', key: logKey(s.revision), value: JSON.stringify(s.changes) });
+    ops.push({ type: 'put', key: META_REV, value: String(rev) });
 
-    if (sets.length > 0) {
-      const ops: LdOp[] = [];
-      for (const k of touched) {
-        const kv = state.get(k);
-        // Into the filter before the batch is issued: from now on the key may exist.
-        if (kv) this.keyFilter?.add(k);
-        ops.push(kv ? { type: 'put', key: dataKey(k), value: encodeValue(kv) } : { type: 'del', key: dataKey(k) });
-      }
-      for (const s of sets) ops.push({ type: 'put', key: logKey(s.revision), value: JSON.stringify(s.changes) });
-      ops.push({ type: 'put', key: META_REV, value: String(rev) });
-
-      this.batchInFlight = true;
-      this.batchesIssued++;
-      this.recentBatches.push({ seq: this.batchesIssued, keys: touched });
-      if (this.recentBatches.length > RECENT_BATCHES) this.recentBatches.shift();
-      let error: Error | null = null;
-      try {
-        await call((cb) => this.db.batch(ops, { sync: this.sync }, cb));
-        this.rev = rev;
-        for (const k of touched) this.cache.store(k, state.get(k));
-        this.counters.writeBatches++;
-        this.counters.commits += sets.length;
-        this.counters.largestGroup = Math.max(this.counters.largestGroup, sets.length);
-      } catch (err) {
-        error = err instanceof Error ? err : new Error(String(err));
-        this.writeError = error;
-        this.cache.clear();
-      } finally {
-        this.batchInFlight = false;
-        // Before anything else can issue a write: let waiting readers snapshot this state.
-        for (const w of this.stableWaiters.splice(0)) w();
-      }
-      if (error) throw error;
-      for (const s of sets) this.hub.publish(s);
+    this.batchInFlight = true;
+    this.batchesIssued++;
+    this.recentBatches.push({ seq: this.batchesIssued, keys: touched });
+    if (this.recentBatches.length > RECENT_BATCHES) this.recentBatches.shift();
+    let error: Error | null = null;
+    try {
+      await call((cb) => this.db.batch(ops, { sync: this.sync }, cb));
+      this.rev = rev;
+      for (const k of touched) this.cache.store(k, state.get(k));
+      this.counters.writeBatches++;
+      this.counters.commits += sets.length;
+      this.counters.largestGroup = Math.max(this.counters.largestGroup, sets.length);
+    } catch (err) {
+      error = err instanceof Error ? err : new Error(String(err));
+      this.writeError = error;
+      this.cache.clear();
+    } finally {
+      this.batchInFlight = false;
+      // Before anything else can issue a write: let waiting readers snapshot this state.
+      for (const w of this.stableWaiters.splice(0)) w();
     }
-    this.counters.failedCommits += group.length - sets.length;
-    group.forEach((c, i) => c.resolve(results[i] as CommitResult));
-    this.maybeAutoCompact();
+    if (error) throw error;
   }
 
   // ---- change feed and compaction ------------------------------------------------
@@ -695,3 +661,4 @@ export class LevelStore implements Store {
     return this.closing;
   }
 }
+
