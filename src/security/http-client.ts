@@ -28,6 +28,34 @@ export function restFetch(auth: RestClientAuth = {}): Fetch {
   };
 }
 
+/** A fetch over connections of its own, and renew(): those connections dropped, new ones from then on. */
+export interface RenewableFetch {
+  fetch: Fetch;
+  renew(): void;
+}
+
+/**
+ * restFetch over a connection pool the caller can drop: the agent's, whose kept-alive
+ * connections to the controller left from the node's address and are dead once that
+ * address is gone (a request on one waits for its time-out). renew() destroys them,
+ * requests in flight on them included (those fail at once and are asked again); the next
+ * requests open connections from the addresses the node has now.
+ */
+export function renewableRestFetch(auth: Omit<RestClientAuth, 'plain'> = {}): RenewableFetch {
+  const options = auth.tls ? { connect: clientTlsOptions(auth.tls) } : {};
+  let dispatcher = new Agent(options);
+  const base = ((input: Parameters<Fetch>[0], init?: Parameters<Fetch>[1]) =>
+    undiciFetch(input as Parameters<typeof undiciFetch>[0], { ...(init as Parameters<typeof undiciFetch>[1]), dispatcher })) as unknown as Fetch;
+  return {
+    fetch: restFetch({ token: auth.token, plain: base }),
+    renew() {
+      const old = dispatcher;
+      dispatcher = new Agent(options);
+      old.destroy().catch(() => undefined);
+    },
+  };
+}
+
 function tlsFetch(tls: ClientTls): Fetch {
   const dispatcher = new Agent({ connect: clientTlsOptions(tls) });
   // undici's own fetch with its own dispatcher (the same API as the global fetch).
