@@ -301,6 +301,18 @@ class Conn {
     this.reconnectTimer.unref();
   }
 
+  /** Torn down and connected again at once, not after a back-off (the path it used is gone). */
+  restart(reason: string): void {
+    if (this.state === 'closed') return;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    const wasActive = this.state === 'active';
+    this.state = 'backoff';
+    this.teardown();
+    if (wasActive) this.client.connDown(this, reason);
+    this.connect();
+  }
+
   private teardown(): void {
     const socket = this.socket;
     this.socket = null;
@@ -589,6 +601,16 @@ export class SvpClient extends EventEmitter<SvpClientEvents> {
     const { msg, server } = await this.query({ op: SvpOp.LOG_RM, ids: ids.map(uuidToBytes) }, opts);
     if (msg.op !== SvpOp.LOG_RM_ACK) throw new Error('unexpected reply');
     return { server, status: msg.status, statusName: statusName(msg.status) };
+  }
+
+  /**
+   * Every connection made again now: an address of this host is gone, and connections
+   * that left from it are dead though nothing says so before a time-out. Their queries
+   * wait for the new connections.
+   */
+  reconnect(reason: string): void {
+    if (this.closed) return;
+    for (const c of this.conns) c.restart(reason);
   }
 
   /** Closes every connection; outstanding queries reject with SvpClosedError. */

@@ -237,6 +237,32 @@ describe('SvpClient failure handling', { timeout: 20000 }, () => {
     assert.match(reason, /keepalive|no reply/);
   });
 
+  it('reconnect() replaces every connection at once (no back-off) and its queries are answered on the new one', async () => {
+    // The first connection is dead-silent, as one that left from an address now gone.
+    let conns = 0;
+    const first = new WeakSet<net.Socket>();
+    const fake = new FakeServer((f, s) => {
+      if (f.op === SvpOp.PING && !first.has(s)) s.write(encodePong(f.id));
+    });
+    fake.server.on('connection', (s: net.Socket) => {
+      if (++conns === 1) first.add(s);
+    });
+    fakes.push(fake);
+    const port = await fake.listen();
+    const c = client({ servers: [`127.0.0.1:${port}`], backoffBaseMs: 60_000, backoffMaxMs: 60_000, timeoutMs: 10_000, keepaliveMs: 0 });
+    await c.ready();
+    const pending = c.ping();
+    while (fake.seen.length < 1) await new Promise((r) => setTimeout(r, 5));
+    const down = once<[string, string]>(c, 'disconnect');
+    const up = once<[string]>(c, 'connect');
+    c.reconnect('an address of this node is gone');
+    assert.equal((await down)[1], 'an address of this node is gone');
+    await up;
+    const r = await pending;
+    assert.equal(r.server, `127.0.0.1:${port}`);
+    assert.equal(conns, 2);
+  });
+
   it('close() rejects waiting queries', async () => {
     const c = client({ servers: ['127.0.0.1:9'], timeoutMs: 5000 });
     const p = c.ping();
