@@ -21,11 +21,18 @@ export interface UnderlayFollowDeps {
   current(): string;
   /** Moves the agent to this address. */
   move(to: string): Promise<void>;
+  /**
+   * An address this namespace had is gone: connections that left from it are dead (the
+   * agent drops its pooled connections to the controller before the ask that follows).
+   */
+  addressesGone?: () => void;
   log?: (msg: string) => void;
 }
 
 export class UnderlayFollower {
   private lastSeen = '';
+  /** The addresses of the previous look (undefined before the first). */
+  private lastLocal: string[] | undefined;
   /** The address set changed but the API did not name a local address yet: ask again. */
   private unsettled = false;
   private timer: NodeJS.Timeout | undefined;
@@ -54,6 +61,14 @@ export class UnderlayFollower {
   /** One look; returns the address moved to, if any. */
   async tick(): Promise<string | undefined> {
     const local = await this.deps.localAddresses();
+    // Before the first look, the address in use was local (the agent started with it); the looks see IPv4 only.
+    const before = this.lastLocal ?? (isIPv4(this.deps.current()) ? [this.deps.current()] : []);
+    const gone = before.some((a) => !local.includes(a));
+    this.lastLocal = local;
+    if (gone && this.deps.addressesGone) {
+      this.deps.log?.(`an address of this node is gone (now ${local.join(', ') || 'none'}): connections to the controller made again`);
+      this.deps.addressesGone();
+    }
     const seen = [...local].sort().join(',');
     if (seen === this.lastSeen && !this.unsettled) return undefined;
     const current = this.deps.current();

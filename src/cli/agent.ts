@@ -38,7 +38,7 @@ import { createRegistry } from '../metrics/index.js';
 import { SvpClient } from '../svp/client.js';
 import { parseIntArg } from './hostport.js';
 import { type CredentialFlags, addCredentialOptions, tlsFrom, tokenFrom } from './credentials.js';
-import { restFetch } from '../security/http-client.js';
+import { renewableRestFetch } from '../security/http-client.js';
 import { createLogger } from '../log/index.js';
 import { isUuid } from '../net/addr.js';
 import { EncryptionManager } from '../agent/wireguard/manager.js';
@@ -102,7 +102,9 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   if (controller.startsWith('https:') !== (tls !== undefined)) {
     throw new InvalidArgumentError(tls ? '--controller must be an https:// URL with TLS' : 'an https:// --controller needs --tls-dir or --ca');
   }
-  const controllerFetch = restFetch({ tls, token });
+  // Its own connection pool: dropped when an address of the node goes (underlay moves).
+  const controllerConnections = renewableRestFetch({ tls, token });
+  const controllerFetch = controllerConnections.fetch;
   const registry = createRegistry('agent');
   const svp = new SvpClient({ servers: svpServers.split(','), keepaliveMs: 10_000, tls });
   const prober = new Prober({ registry, intervalMs: flags.probeInterval });
@@ -142,6 +144,10 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     nodeUuid: node.toLowerCase(),
     underlayIp,
     underlayDev: flags.underlayDev,
+    renewControllerConnections: () => {
+      controllerConnections.renew();
+      svp.reconnect('an address of this node is gone');
+    },
     napi,
     svp,
     backend,

@@ -92,3 +92,44 @@ test('a move that fails is tried again on the next tick, even with no further lo
   assert.deepEqual(s.moves, ['198.18.0.12']);
   assert.equal(await f.tick(), undefined);
 });
+
+test('an address gone is reported before the API is asked; an address added is not', async () => {
+  const order: string[] = [];
+  const s = { local: ['198.18.0.2'], recorded: ['198.18.0.2'], current: '198.18.0.2' };
+  const f = new UnderlayFollower({
+    localAddresses: async () => [...s.local],
+    recorded: async () => {
+      order.push('ask');
+      return [...s.recorded];
+    },
+    current: () => s.current,
+    move: async (to) => {
+      s.current = to;
+    },
+    addressesGone: () => order.push('gone'),
+  });
+  await f.tick();
+  s.local = ['198.18.0.2', '198.18.0.12'];
+  await f.tick();
+  assert.deepEqual(order, ['ask', 'ask'], 'an added address drops nothing');
+  s.local = ['198.18.0.12'];
+  s.recorded = ['198.18.0.12'];
+  assert.equal(await f.tick(), '198.18.0.12');
+  assert.deepEqual(order, ['ask', 'ask', 'gone', 'ask']);
+  // Reported once per disappearance, not on every tick after it.
+  await f.tick();
+  assert.deepEqual(order, ['ask', 'ask', 'gone', 'ask']);
+});
+
+test('the address in use gone before the first look is reported too (the agent just started)', async () => {
+  let gone = 0;
+  const f = new UnderlayFollower({
+    localAddresses: async () => ['198.18.0.12'],
+    recorded: async () => ['198.18.0.12'],
+    current: () => '198.18.0.2',
+    move: async () => undefined,
+    addressesGone: () => gone++,
+  });
+  await f.tick();
+  assert.equal(gone, 1);
+});
