@@ -28,15 +28,15 @@ import {
   attachNic,
   buildUnderlay,
   controllerListenArgs,
-  eventually,
   ping,
   registerUnderlayNetwork,
   restClient,
   startAgent,
   svpEndpoint,
 } from '../helpers/datacenter.js';
+import { echoServersProgram, fwSettled, talk as talkTo, udpProbeProgram } from '../helpers/fw-flows.js';
 import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
-import { type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
+import { type RunningController, makeTempDir, startControllerProcess } from '../helpers/processes.js';
 
 const skip = netnsSkipReason();
 const OWNER = 'aaaaaaaa-0000-4000-8000-0000000000a5';
@@ -46,55 +46,6 @@ const OTHER = 6000;
 const UDP_CLOSED = 7000;
 /** Bytes each way on a connection that carries data (several windows' worth). */
 const BYTES = 4 * 1024 * 1024;
-
-/** TCP echo servers on each port (argv: JSON ports); prints "ready" once all listen. */
-const ECHO = `
-const net = require('node:net');
-const ports = JSON.parse(process.argv[1]);
-let n = 0;
-for (const p of ports) {
-  net.createServer((s) => { s.on('error', () => {}); s.pipe(s); })
-    .listen(p, '0.0.0.0', () => { if (++n === ports.length) console.log('ready'); });
-}`;
-
-/**
- * argv: JSON [[host, port], …] and a byte count. For each target (concurrently): connects,
- * sends the bytes, half-closes and counts what is echoed until the server closes. Prints
- * one JSON line: for each, "echoed <n>", an error code, or "timeout" (nothing for 2 s:
- * dropped).
- */
-const SEND = `
-const net = require('node:net');
-const [targets, bytes] = [JSON.parse(process.argv[1]), Number(process.argv[2])];
-Promise.all(targets.map(([host, port]) => new Promise((resolve) => {
-  const s = net.connect({ host, port });
-  let got = 0;
-  s.setTimeout(2000, () => { s.destroy(); resolve('timeout'); });
-  s.on('connect', async () => {
-    const chunk = Buffer.alloc(65536, 7);
-    for (let left = bytes; left > 0; left -= chunk.length) {
-      if (!s.write(left >= chunk.length ? chunk : chunk.subarray(0, left))) await new Promise((r) => s.once('drain', r));
-    }
-    s.end();
-  });
-  s.on('data', (d) => { got += d.length; });
-  s.on('end', () => resolve('echoed ' + got));
-  s.on('error', (e) => resolve(e.code || 'error'));
-}))).then((r) => console.log(JSON.stringify(r)));`;
-
-/**
- * argv: host, port. A connected UDP socket sends a datagram every 200 ms for 2 s; prints
- * "refused" when the ICMP port unreachable came back (the socket's error), else "silent".
- */
-const UDP_PROBE = `
-const s = require('node:dgram').createSocket('udp4');
-const done = (r) => { console.log(r); process.exit(0); };
-s.on('error', (e) => done(e.code === 'ECONNREFUSED' ? 'refused' : e.code));
-s.on('message', () => {});
-s.connect(Number(process.argv[2]), process.argv[1], () => {
-  const t = setInterval(() => s.send('x', (e) => e && done(e.code === 'ECONNREFUSED' ? 'refused' : e.code)), 200);
-  setTimeout(() => { clearInterval(t); done('silent'); }, 2000);
-});`;
 
 interface Node extends DatacenterNode {
   stateDir: string;
@@ -122,36 +73,12 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`firewall betwe
   const api = restClient(() => ctl!.restUrl);
 
   /** "<port> echoed|blocked" for each port of `to`, from `from`, with bytes each way. */
-  async function talk(from: Instance, to: Instance, ports: number[], bytes = BYTES): Promise<string[]> {
-    const out = await lab.exec(from.ns, process.execPath, '-e', SEND, JSON.stringify(ports.map((p) => [to.ip, p])), String(bytes));
-    return (JSON.parse(out) as string[]).map((r, i) => {
-      if (r === `echoed ${bytes}`) return `${ports[i]} echoed`;
-      if (r === 'timeout') return `${ports[i]} blocked`;
-      return `${ports[i]} ${r}`;
-    });
-  }
+  const talk = (from: Instance, to: Instance, ports: number[], bytes = BYTES) => talkTo(lab, from.ns, ports.map((p) => [to.ip, p]), bytes);
 
   const table = (i: Instance) => lab.exec(node.ns, 'nft', 'list', 'table', 'bridge', tableName(i.uuid)).catch(() => '');
 
   /** The agent has applied the newest ruleset the controller published for the node. */
-  async function settled(): Promise<void> {
-    for (const i of [a, b]) await api('GET', `/fw/instances/${i.uuid}/ruleset`);
-    const full = await api('GET', `/fw/nodes/${node.uuid}/rulesets?since=0&wait=0`);
-    const want = Math.max(0, ...full.rulesets.map((r: { revision: number }) => r.revision));
-    let last = {};
-    await eventually(
-      async () => {
-        const r = await http(node.agent!.api, 'GET', '/status');
-        const fw = (r.body as { firewall: { enabled: boolean; revision?: number; failures?: Record<string, string> } }).firewall;
-        last = fw;
-        return fw.enabled && (fw.revision ?? 0) >= want && Object.keys(fw.failures ?? {}).length === 0;
-      },
-      15_000,
-      `agent at fw revision ${want}`,
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}; agent reports ${JSON.stringify(last)}`);
-    });
-  }
+  const settled = () => fwSettled(api, [node], [a.uuid, b.uuid]);
 
   before(async () => {
     stateRoot = await makeTempDir('sfw-state');
@@ -176,7 +103,7 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`firewall betwe
       const ns = await lab.addNetns(name.toLowerCase());
       await attachNic(node.agent, nic.mac, ns);
       made.push({ name, uuid, ns, mac: nic.mac, ip: nic.ip });
-      const server = lab.spawnIn(ns, [process.execPath, '-e', ECHO, JSON.stringify([ALLOWED, OTHER])]);
+      const server = lab.spawnIn(ns, [process.execPath, '-e', echoServersProgram([ALLOWED, OTHER], '0.0.0.0')]);
       const out = new ProcessOutput(server);
       await out.until(() => out.lines.includes('ready'), 10_000, `the echo servers in ${name}`);
     }
@@ -280,9 +207,9 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`firewall betwe
       assert.equal(await ping(lab, b.ns, a.ip, 1, 1), false, 'B still cannot ping A');
       // B answers a datagram to a closed port with port unreachable: related to A's flow,
       // so A's default inbound lets it in (the socket sees ECONNREFUSED).
-      assert.equal((await lab.exec(a.ns, process.execPath, '-e', UDP_PROBE, b.ip, String(UDP_CLOSED))).trim(), 'refused');
+      assert.equal((await lab.exec(a.ns, process.execPath, '-e', udpProbeProgram(4), b.ip, String(UDP_CLOSED))).trim(), 'refused');
       // The other way the datagram never reaches A, so nothing answers.
-      assert.equal((await lab.exec(b.ns, process.execPath, '-e', UDP_PROBE, a.ip, String(UDP_CLOSED))).trim(), 'silent');
+      assert.equal((await lab.exec(b.ns, process.execPath, '-e', udpProbeProgram(4), a.ip, String(UDP_CLOSED))).trim(), 'silent');
     } finally {
       await api('DELETE', `/rules/${icmp.uuid}`);
       await api('DELETE', `/rules/${udp.uuid}`);
