@@ -16,7 +16,7 @@ import { Agent } from '../agent/agent.js';
 import { type AgentAddress, DEFAULT_AGENT_SOCKET, describeAgentAddress, isUnixAddress, parseAgentAddress } from '../agent/address.js';
 import { agentAddressArg, agentOption, callAgent } from './agent-address.js';
 import { buildAgentApi, listenAgentApi } from '../agent/api.js';
-import { backendFactory, backendNames } from '../agent/backend.js';
+import { type BackendFactory, backendFactory, backendNames } from '../agent/backend.js';
 import '../agent/backends.js';
 import { DEFAULT_FLOW_LOG } from './fw-log.js';
 import { resolveExternal } from '../agent/external.js';
@@ -38,8 +38,9 @@ import { createRegistry } from '../metrics/index.js';
 import { SvpClient } from '../svp/client.js';
 import { parseIntArg } from './hostport.js';
 import { type CredentialFlags, addCredentialOptions, tlsFrom, tokenFrom } from './credentials.js';
-import { renewableRestFetch } from '../security/http-client.js';
-import { createLogger } from '../log/index.js';
+import { type Fetch, type RenewableFetch, renewableRestFetch } from '../security/http-client.js';
+import type { ClientTls } from '../security/tls.js';
+import { type Logger, createLogger } from '../log/index.js';
 import { isUuid } from '../net/addr.js';
 import { EncryptionManager } from '../agent/wireguard/manager.js';
 import { DEFAULT_WIREGUARD_PORT } from '../overlay/wireguard.js';
@@ -72,12 +73,16 @@ interface AgentFlags extends CredentialFlags {
   wireguardPort: number;
 }
 
+/** The agent's local API app. */
+type AgentApi = ReturnType<typeof buildAgentApi>;
+
 function need<T>(v: T | undefined, flag: string): T {
   if (v === undefined) throw new InvalidArgumentError(`${flag} is required`);
   return v;
 }
 
-async function runAgent(flags: AgentFlags): Promise<void> {
+/** The flags runAgent needs, checked before anything is started (InvalidArgumentError otherwise). */
+function checkAgentFlags(flags: AgentFlags): { node: string; underlayIp: string; controller: string; svpServers: string; createBackend: BackendFactory } {
   const node = need(flags.node, '--node');
   if (!isUuid(node.toLowerCase())) throw new InvalidArgumentError('--node must be a UUID');
   const underlayIp = need(flags.underlayIp, '--underlay-ip');
@@ -91,19 +96,31 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   }
   const createBackend = backendFactory(flags.backend);
   if (!createBackend) throw new InvalidArgumentError(`--backend must be one of ${backendNames().join(', ')}`);
+  return { node, underlayIp, controller, svpServers, createBackend };
+}
+
+/**
+ * TLS towards the controller (REST and SVP), and the REST fetch carrying it and the token,
+ * over a connection pool of its own (dropped when an address of the node goes).
+ */
+async function controllerCredentials(flags: AgentFlags, controller: string): Promise<{ tls: ClientTls | undefined; controllerConnections: RenewableFetch }> {
+  const tls = await tlsFrom(flags);
+  const token = await tokenFrom(flags);
+  if (controller.startsWith('https:') !== (tls !== undefined)) {
+    throw new InvalidArgumentError(tls ? '--controller must be an https:// URL with TLS' : 'an https:// --controller needs --tls-dir or --ca');
+  }
+  return { tls, controllerConnections: renewableRestFetch({ tls, token }) };
+}
+
+async function runAgent(flags: AgentFlags): Promise<void> {
+  const { node, underlayIp, controller, svpServers, createBackend } = checkAgentFlags(flags);
   // Before anything is touched: a bad external interface stops the start.
   const external = flags.externalIface === undefined ? undefined : await resolveExternal(flags.externalIface);
   // JSON lines on stderr (stdout carries the ready line scripts wait for).
   const log = createLogger({ fd: 2, base: { name: 'rhumb-agent' } });
 
   // Credentials: TLS verifies the controller (REST and SVP) and shows our node certificate.
-  const tls = await tlsFrom(flags);
-  const token = await tokenFrom(flags);
-  if (controller.startsWith('https:') !== (tls !== undefined)) {
-    throw new InvalidArgumentError(tls ? '--controller must be an https:// URL with TLS' : 'an https:// --controller needs --tls-dir or --ca');
-  }
-  // Its own connection pool: dropped when an address of the node goes (underlay moves).
-  const controllerConnections = renewableRestFetch({ tls, token });
+  const { tls, controllerConnections } = await controllerCredentials(flags, controller);
   const controllerFetch = controllerConnections.fetch;
   const registry = createRegistry('agent');
   const svp = new SvpClient({ servers: svpServers.split(','), keepaliveMs: 10_000, tls });
@@ -176,47 +193,97 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   const workloads = new WorkloadManager({ host: agent, napi, state: new WorkloadState(stateDir), logger: log.child({ component: 'workloads' }) });
   await workloads.start();
   prober.start();
-  if (flags.reportInterval > 0) {
-    // Probe results and applied shootdowns, for the controller's web console.
-    reporter = new NodeReporter({
-      controllerUrl: controller,
-      fetch: controllerFetch,
-      nodeUuid: node.toLowerCase(),
-      intervalMs: flags.reportInterval,
-      journal,
-      snapshot: () => {
-        const s = agent.status() as { vnets: number[]; nics: unknown[] };
-        return { node: node.toLowerCase(), underlay_ip: underlayIp, backend: flags.backend, vnets: s.vnets, nics: s.nics.length, probes: prober.results().map(probeReport) };
-      },
-      logger: log.child({ component: 'report' }),
-    });
-    reporter.start();
-  }
-  if (flags.dockerPlugin) {
-    docker = await startDockerPlugin({
-      address: flags.dockerPlugin,
-      dockerHost: flags.dockerHost,
-      pluginName: flags.dockerPluginName,
-      agent,
-      workloads,
-      api: napi,
-      logger: log.child({ component: 'docker' }),
-      onPublishedChange: () => ingress.poke(),
-    });
-    if ('host' in flags.dockerPlugin && !isLoopback(flags.dockerPlugin.host)) {
-      log.warn(`the Docker plugin listens on ${docker.url} without authentication: anyone who reaches it can create fabric networks and NICs with the agent's credentials`);
-    }
-    process.stdout.write(`rhumb agent: Docker plugin ${docker.url} (driver ${flags.dockerPluginName}, Docker ${flags.dockerHost})\n`);
-  }
+  // Probe results and applied shootdowns, for the controller's web console.
+  if (flags.reportInterval > 0) reporter = startNodeReporter(flags, { node, underlayIp, controller, controllerFetch, journal, agent, prober, log });
+  if (flags.dockerPlugin) docker = await startAgentDockerPlugin(flags, flags.dockerPlugin, { agent, workloads, napi, log, ingress });
   ingress.start();
   const rotateKey = () => routing.rotateKey();
   const app = buildAgentApi(agent, registry, { workloads, rotateKey });
-  const bound = await listenAgentApi(app, flags.apiListen ?? flags.api);
+  await serveAgentApi(app, flags.apiListen ?? flags.api, log);
+  process.stdout.write(`rhumb agent: ready node ${node} underlay ${underlayIp} backend ${flags.backend}\n`);
+  stopOnSignals({ prober, reporter, ingress, workloads, app, docker, agent, svp }, log);
+  rotateKeyOnSigusr2(rotateKey, log);
+}
+
+interface ReporterDeps {
+  node: string;
+  underlayIp: string;
+  controller: string;
+  controllerFetch: Fetch;
+  journal: ShootdownJournal;
+  agent: Agent;
+  prober: Prober;
+  log: Logger;
+}
+
+/** Reports probe results, applied shootdowns and a status snapshot to the controller. */
+function startNodeReporter(flags: AgentFlags, { node, underlayIp, controller, controllerFetch, journal, agent, prober, log }: ReporterDeps): NodeReporter {
+  const reporter = new NodeReporter({
+    controllerUrl: controller,
+    fetch: controllerFetch,
+    nodeUuid: node.toLowerCase(),
+    intervalMs: flags.reportInterval,
+    journal,
+    snapshot: () => {
+      const s = agent.status() as { vnets: number[]; nics: unknown[] };
+      return { node: node.toLowerCase(), underlay_ip: underlayIp, backend: flags.backend, vnets: s.vnets, nics: s.nics.length, probes: prober.results().map(probeReport) };
+    },
+    logger: log.child({ component: 'report' }),
+  });
+  reporter.start();
+  return reporter;
+}
+
+interface DockerPluginDeps {
+  agent: Agent;
+  workloads: WorkloadManager;
+  napi: NapiClient;
+  log: Logger;
+  ingress: IngressReporter;
+}
+
+/** Serves Docker's network and IPAM plugin at --docker-plugin, and says where. */
+async function startAgentDockerPlugin(flags: AgentFlags, address: PluginAddress, { agent, workloads, napi, log, ingress }: DockerPluginDeps): Promise<RunningDockerPlugin> {
+  const docker = await startDockerPlugin({
+    address,
+    dockerHost: flags.dockerHost,
+    pluginName: flags.dockerPluginName,
+    agent,
+    workloads,
+    api: napi,
+    logger: log.child({ component: 'docker' }),
+    onPublishedChange: () => ingress.poke(),
+  });
+  if ('host' in address && !isLoopback(address.host)) {
+    log.warn(`the Docker plugin listens on ${docker.url} without authentication: anyone who reaches it can create fabric networks and NICs with the agent's credentials`);
+  }
+  process.stdout.write(`rhumb agent: Docker plugin ${docker.url} (driver ${flags.dockerPluginName}, Docker ${flags.dockerHost})\n`);
+  return docker;
+}
+
+/** Opens the local API and prints its address (the line scripts read before "ready"). */
+async function serveAgentApi(app: AgentApi, address: AgentAddress, log: Logger): Promise<void> {
+  const bound = await listenAgentApi(app, address);
   if (!isUnixAddress(bound) && !isLoopback(bound.host)) {
     log.warn(`the agent API listens on ${describeAgentAddress(bound)} over TCP without authentication: anyone who reaches it can plumb NICs as root`);
   }
   process.stdout.write(`rhumb agent: API ${isUnixAddress(bound) ? describeAgentAddress(bound) : `http://${describeAgentAddress(bound)}`}\n`);
-  process.stdout.write(`rhumb agent: ready node ${node} underlay ${underlayIp} backend ${flags.backend}\n`);
+}
+
+interface Running {
+  prober: Prober;
+  reporter: NodeReporter | undefined;
+  ingress: IngressReporter;
+  workloads: WorkloadManager;
+  app: AgentApi;
+  docker: RunningDockerPlugin | undefined;
+  agent: Agent;
+  svp: SvpClient;
+}
+
+/** SIGINT/SIGTERM: stops everything once, then exits 0 (devices and entries stay in place). */
+function stopOnSignals(running: Running, log: Logger): void {
+  const { prober, reporter, ingress, workloads, app, docker, agent, svp } = running;
   let closing = false;
   const stop = (sig: string) => {
     if (closing) return;
@@ -233,7 +300,10 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
-  // SIGUSR2: rotate the node's WireGuard key (as `rhumb node rotate-key` does).
+}
+
+/** SIGUSR2: rotate the node's WireGuard key (as `rhumb node rotate-key` does). */
+function rotateKeyOnSigusr2(rotateKey: () => Promise<{ public_key: string }>, log: Logger): void {
   process.on('SIGUSR2', () => {
     rotateKey().then(
       (r) => log.info(`SIGUSR2: WireGuard key rotated to ${r.public_key}`),

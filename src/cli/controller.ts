@@ -1,7 +1,7 @@
 /** `rhumb controller`: the controller process on the embedded (or etcd) store. */
 import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_ADMIN_UUID, startController } from '../controller/index.js';
+import { type Controller, type ControllerOptions, DEFAULT_ADMIN_UUID, startController } from '../controller/index.js';
 import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -110,80 +110,104 @@ export function registerControllerCommand(program: Command): void {
     .option('--feed-max-per-node <n>', 'long-polls held at once per node on each feed (rulesets, WireGuard peers); more get 429', parseIntArg(1, 10_000), 4)
     .option('--feed-max-waiters <n>', 'ruleset feed long-polls held at once in all; more get 429', parseIntArg(1, 1_000_000), 1024)
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
-    .action(async (flags: ControllerFlags) => {
-      let store: StoreConfig;
-      if (flags.store === 'etcd') {
-        if (!flags.etcd) throw new InvalidArgumentError('--store etcd needs --etcd URL[,URL…]');
-        if (flags.etcdPrefix === '') throw new InvalidArgumentError('--etcd-prefix must not be empty');
-        store = {
-          kind: 'etcd',
-          endpoints: flags.etcd.split(',').map((s) => s.trim()).filter(Boolean),
-          prefix: flags.etcdPrefix,
-        };
-        if (flags.etcdMaxTxnOps !== undefined) {
-          process.stderr.write('rhumb controller: --etcd-max-txn-ops is no longer needed and is ignored (any etcd 3.4/3.5 with its default limits works)\n');
-        }
-      } else {
-        store = { kind: 'leveldb', dir: resolve(flags.data) };
-      }
-      const ctl = await startController({
-        store,
-        listen: flags.listen,
-        svpListen: flags.svpListen,
-        adminUuid: flags.adminUuid,
-        // VXLAN (50) inside WireGuard (60 over an IPv4 underlay) inside a 1500-byte underlay.
-        overlayMtu: flags.overlayMtu ?? (flags.encryption === 'wireguard' ? 1500 - 50 - WIREGUARD_OVERHEAD.ipv4 : 1450),
-        ...(flags.encryption !== undefined ? { encryption: flags.encryption } : {}),
-        ...(flags.wireguardSubnet !== undefined ? { tunnelSubnet: flags.wireguardSubnet } : {}),
-        logLevel: flags.logLevel,
-        svpLogWaitMs: flags.logWait,
-        svpMaxConnections: flags.svpMaxConns,
-        svpMaxConnectionsPerPeer: flags.svpMaxConnsPerPeer,
-        ui: flags.ui,
-        tlsDir: flags.tlsDir ? resolve(flags.tlsDir) : undefined,
-        authFile: flags.authFile ? resolve(flags.authFile) : undefined,
-        metricsOpen: flags.metricsOpen,
-        svpPlaintextListen: flags.svpPlaintextListen,
-        svpHandshakeTimeoutMs: flags.svpHandshakeTimeout,
-        svpIdleTimeoutMs: flags.svpIdleTimeout,
-        svpMaxLogReqsPerNode: flags.svpMaxLogReqsPerNode,
-        restLimits: {
-          maxInFlight: flags.restMaxInflight,
-          rate: flags.restRate > 0 ? { perSecond: flags.restRate, burst: Math.max(flags.restBurst, 1) } : null,
-        },
-        restTimeouts: {
-          headersMs: flags.restHeaderTimeout,
-          requestMs: flags.restRequestTimeout,
-          keepAliveMs: flags.restKeepaliveTimeout,
-          idleMs: Math.max(flags.restIdleTimeout, flags.feedMaxWait + 10_000),
-        },
-        restMaxConnections: flags.restMaxConns,
-        feed: { maxWaitMs: flags.feedMaxWait, maxWaitersPerNode: flags.feedMaxPerNode, maxWaiters: flags.feedMaxWaiters },
-      });
-      const where = store.kind === 'leveldb' ? `leveldb at ${store.dir}` : `etcd at ${store.endpoints.join(',')} prefix ${store.prefix}`;
-      // Machine-readable first lines: tests and operators read the bound addresses here.
-      const scheme = ctl.tls ? 'https' : 'http';
-      process.stdout.write(`rhumb controller: REST ${scheme}://${formatHostPort(ctl.restAddress)}\n`);
-      if (ctl.svpAddress) process.stdout.write(`rhumb controller: SVP ${formatHostPort(ctl.svpAddress)}\n`);
-      if (ctl.tls) process.stdout.write(`rhumb controller: TLS on REST and SVP, client certificates from ${resolve(flags.tlsDir!)}/ca.pem\n`);
-      if (ctl.svpPlaintextAddress) process.stdout.write(`rhumb controller: SVP plaintext read-only ${formatHostPort(ctl.svpPlaintextAddress)}\n`);
-      process.stdout.write(`rhumb controller: store ${where}\n`);
-      if (flags.ui) process.stdout.write(`rhumb controller: console ${scheme}://${formatHostPort(ctl.restAddress)}/ui/\n`);
-      let closing = false;
-      const stop = (sig: string) => {
-        if (closing) return;
-        closing = true;
-        process.stdout.write(`rhumb controller: ${sig}, shutting down\n`);
-        ctl.close().then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
-      };
-      process.on('SIGINT', () => stop('SIGINT'));
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      // SIGHUP: the auth file and the TLS certificates are read again.
-      process.on('SIGHUP', () => {
-        void ctl.reload().then(() => process.stdout.write('rhumb controller: SIGHUP, credentials reloaded\n'));
-      });
-    });
+    .action(runController);
+}
+
+async function runController(flags: ControllerFlags): Promise<void> {
+  const store = storeConfigFrom(flags);
+  const ctl = await startController(controllerOptionsFrom(flags, store));
+  announceStart(ctl, store, flags);
+  stopOnSignals(ctl);
+}
+
+/** The stores the command offers (the memory store is for tests). */
+type CommandStore = Extract<StoreConfig, { kind: 'leveldb' | 'etcd' }>;
+
+/** --store and its flags as a store configuration (InvalidArgumentError on a bad combination). */
+function storeConfigFrom(flags: ControllerFlags): CommandStore {
+  let store: CommandStore;
+  if (flags.store === 'etcd') {
+    if (!flags.etcd) throw new InvalidArgumentError('--store etcd needs --etcd URL[,URL…]');
+    if (flags.etcdPrefix === '') throw new InvalidArgumentError('--etcd-prefix must not be empty');
+    store = {
+      kind: 'etcd',
+      endpoints: flags.etcd.split(',').map((s) => s.trim()).filter(Boolean),
+      prefix: flags.etcdPrefix,
+    };
+    if (flags.etcdMaxTxnOps !== undefined) {
+      process.stderr.write('rhumb controller: --etcd-max-txn-ops is no longer needed and is ignored (any etcd 3.4/3.5 with its default limits works)\n');
+    }
+  } else {
+    store = { kind: 'leveldb', dir: resolve(flags.data) };
+  }
+  return store;
+}
+
+function controllerOptionsFrom(flags: ControllerFlags, store: StoreConfig): ControllerOptions {
+  return {
+    store,
+    listen: flags.listen,
+    svpListen: flags.svpListen,
+    adminUuid: flags.adminUuid,
+    // VXLAN (50) inside WireGuard (60 over an IPv4 underlay) inside a 1500-byte underlay.
+    overlayMtu: flags.overlayMtu ?? (flags.encryption === 'wireguard' ? 1500 - 50 - WIREGUARD_OVERHEAD.ipv4 : 1450),
+    ...(flags.encryption !== undefined ? { encryption: flags.encryption } : {}),
+    ...(flags.wireguardSubnet !== undefined ? { tunnelSubnet: flags.wireguardSubnet } : {}),
+    logLevel: flags.logLevel,
+    svpLogWaitMs: flags.logWait,
+    svpMaxConnections: flags.svpMaxConns,
+    svpMaxConnectionsPerPeer: flags.svpMaxConnsPerPeer,
+    ui: flags.ui,
+    tlsDir: flags.tlsDir ? resolve(flags.tlsDir) : undefined,
+    authFile: flags.authFile ? resolve(flags.authFile) : undefined,
+    metricsOpen: flags.metricsOpen,
+    svpPlaintextListen: flags.svpPlaintextListen,
+    svpHandshakeTimeoutMs: flags.svpHandshakeTimeout,
+    svpIdleTimeoutMs: flags.svpIdleTimeout,
+    svpMaxLogReqsPerNode: flags.svpMaxLogReqsPerNode,
+    restLimits: {
+      maxInFlight: flags.restMaxInflight,
+      rate: flags.restRate > 0 ? { perSecond: flags.restRate, burst: Math.max(flags.restBurst, 1) } : null,
+    },
+    restTimeouts: {
+      headersMs: flags.restHeaderTimeout,
+      requestMs: flags.restRequestTimeout,
+      keepAliveMs: flags.restKeepaliveTimeout,
+      idleMs: Math.max(flags.restIdleTimeout, flags.feedMaxWait + 10_000),
+    },
+    restMaxConnections: flags.restMaxConns,
+    feed: { maxWaitMs: flags.feedMaxWait, maxWaitersPerNode: flags.feedMaxPerNode, maxWaiters: flags.feedMaxWaiters },
+  };
+}
+
+function announceStart(ctl: Controller, store: CommandStore, flags: ControllerFlags): void {
+  const where = store.kind === 'leveldb' ? `leveldb at ${store.dir}` : `etcd at ${store.endpoints.join(',')} prefix ${store.prefix}`;
+  // Machine-readable first lines: tests and operators read the bound addresses here.
+  const scheme = ctl.tls ? 'https' : 'http';
+  process.stdout.write(`rhumb controller: REST ${scheme}://${formatHostPort(ctl.restAddress)}\n`);
+  if (ctl.svpAddress) process.stdout.write(`rhumb controller: SVP ${formatHostPort(ctl.svpAddress)}\n`);
+  if (ctl.tls) process.stdout.write(`rhumb controller: TLS on REST and SVP, client certificates from ${resolve(flags.tlsDir!)}/ca.pem\n`);
+  if (ctl.svpPlaintextAddress) process.stdout.write(`rhumb controller: SVP plaintext read-only ${formatHostPort(ctl.svpPlaintextAddress)}\n`);
+  process.stdout.write(`rhumb controller: store ${where}\n`);
+  if (flags.ui) process.stdout.write(`rhumb controller: console ${scheme}://${formatHostPort(ctl.restAddress)}/ui/\n`);
+}
+
+/** SIGINT/SIGTERM close the controller and exit; SIGHUP reloads its credentials. */
+function stopOnSignals(ctl: Controller): void {
+  let closing = false;
+  const stop = (sig: string) => {
+    if (closing) return;
+    closing = true;
+    process.stdout.write(`rhumb controller: ${sig}, shutting down\n`);
+    ctl.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  // SIGHUP: the auth file and the TLS certificates are read again.
+  process.on('SIGHUP', () => {
+    void ctl.reload().then(() => process.stdout.write('rhumb controller: SIGHUP, credentials reloaded\n'));
+  });
 }

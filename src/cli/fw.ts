@@ -80,7 +80,12 @@ export function formatExplanation(v: { allowed: boolean; summary: string; inboun
 export function registerFwCommands(program: Command, io: ClientIo = defaultIo): void {
   const fw = program.command('fw').description('cloud firewall: rules, explanations and flow logs');
   registerFwLog(fw, io);
+  registerFwExplain(fw, io);
+  registerFwRules(fw, io);
+}
 
+/** `fw explain`: which rule decides whether traffic reaches an instance (or a published port). */
+function registerFwExplain(fw: Command, io: ClientIo): void {
   const explain = fw
     .command('explain')
     .description('which rule decides whether traffic from an address reaches an instance, and why')
@@ -101,7 +106,10 @@ export function registerFwCommands(program: Command, io: ClientIo = defaultIo): 
         (v) => formatExplanation(v as Parameters<typeof formatExplanation>[0]),
       );
     });
+}
 
+/** `fw rules list|get|create|update|delete`: FWAPI's /rules. */
+function registerFwRules(fw: Command, io: ClientIo): void {
   const rules = fw.command('rules').description('list and edit firewall rules (FWAPI-compatible /rules)');
   const common = (c: Command): Command => addCredentialOptions(c.addOption(apiOption()).option('--json', 'print raw JSON'));
 

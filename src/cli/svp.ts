@@ -101,22 +101,34 @@ const defaultIo: SvpCliIo = {
 
 export function registerSvpCommands(program: Command, ioOverride?: Partial<SvpCliIo>): Command {
   const io: SvpCliIo = { ...defaultIo, ...ioOverride };
-  const servers = (f: CommonFlags): string[] => (f.server && f.server.length > 0 ? f.server : [DEFAULT_SVP_SERVER]);
-  const print = (f: CommonFlags, json: unknown, human: string): void => {
-    io.stdout(f.json ? `${JSON.stringify(json, null, 2)}\n` : `${human}\n`);
-  };
-  /** One client for the command, closed afterwards; waits up to the timeout to connect. */
-  const withClient = async <T>(f: CommonFlags, list: string[], timeoutMs: number, fn: (c: SvpClient) => Promise<T>): Promise<T> => {
-    const c = new SvpClient({ servers: list, timeoutMs, keepaliveMs: 0, resolveIntervalMs: 0, tls: await tlsFrom(f) });
-    try {
-      return await fn(c);
-    } finally {
-      c.close();
-    }
-  };
-
   const svp = program.command('svp').description('query an SVP (portolan protocol) server');
+  registerPing(svp, io);
+  registerVl2(svp, io);
+  registerVl3(svp, io);
+  registerLog(svp, io);
+  return svp;
+}
 
+function servers(f: CommonFlags): string[] {
+  return f.server && f.server.length > 0 ? f.server : [DEFAULT_SVP_SERVER];
+}
+
+function print(io: SvpCliIo, f: CommonFlags, json: unknown, human: string): void {
+  io.stdout(f.json ? `${JSON.stringify(json, null, 2)}\n` : `${human}\n`);
+}
+
+/** One client for the command, closed afterwards; waits up to the timeout to connect. */
+async function withClient<T>(f: CommonFlags, list: string[], timeoutMs: number, fn: (c: SvpClient) => Promise<T>): Promise<T> {
+  const c = new SvpClient({ servers: list, timeoutMs, keepaliveMs: 0, resolveIntervalMs: 0, tls: await tlsFrom(f) });
+  try {
+    return await fn(c);
+  } finally {
+    c.close();
+  }
+}
+
+/** `svp ping`: each server's round trip; exit 1 when one does not answer. */
+function registerPing(svp: Command, io: SvpCliIo): void {
   withCommon(svp.command('ping').description('PING each server and report the round trip')).action(async (f: CommonFlags) => {
     const results = await Promise.all(
       servers(f).map(async (server) => {
@@ -129,17 +141,22 @@ export function registerSvpCommands(program: Command, ioOverride?: Partial<SvpCl
       }),
     );
     print(
+      io,
       f,
       results,
       results.map((r) => (r.ok ? `PONG from ${r.server} in ${r.rttMs} ms` : `no PONG from ${r.server}: ${r.error}`)).join('\n'),
     );
     if (results.some((r) => !r.ok)) io.setExitCode(1);
   });
+}
 
+/** `svp vl2 MAC VNET`: where a MAC lives. */
+function registerVl2(svp: Command, io: SvpCliIo): void {
   withCommon(svp.command('vl2').description('where does MAC live on VNET').argument('<mac>', 'MAC address', checkMac).argument('<vnet>', 'vnet id', parseVnet)).action(
     async (mac: string, vnet: number, f: CommonFlags) => {
       const r = await withClient(f, servers(f), f.timeout ?? 5000, (c) => c.vl2(mac, vnet));
       print(
+        io,
         f,
         r,
         r.status === SvpStatus.OK ? `OK ${mac} vnet ${vnet} is on ${r.ip} port ${r.port} (from ${r.server})` : `${r.statusName} ${mac} vnet ${vnet} (from ${r.server})`,
@@ -147,7 +164,10 @@ export function registerSvpCommands(program: Command, ioOverride?: Partial<SvpCl
       if (r.status !== SvpStatus.OK) io.setExitCode(2);
     },
   );
+}
 
+/** `svp vl3 IP VNET`: which MAC owns an IP, and where it lives. */
+function registerVl3(svp: Command, io: SvpCliIo): void {
   withCommon(
     svp
       .command('vl3')
@@ -158,6 +178,7 @@ export function registerSvpCommands(program: Command, ioOverride?: Partial<SvpCl
   ).action(async (ip: string, vnet: number, f: CommonFlags & { type?: number }) => {
     const r = await withClient(f, servers(f), f.timeout ?? 5000, (c) => c.vl3(ip, vnet, f.type !== undefined ? { type: f.type } : {}));
     print(
+      io,
       f,
       r,
       r.status === SvpStatus.OK
@@ -166,7 +187,10 @@ export function registerSvpCommands(program: Command, ioOverride?: Partial<SvpCl
     );
     if (r.status !== SvpStatus.OK) io.setExitCode(2);
   });
+}
 
+/** `svp log UNDERLAY_IP [--rm]`: a node's pending shootdown events, optionally removed. */
+function registerLog(svp: Command, io: SvpCliIo): void {
   withCommon(
     svp
       .command('log')
@@ -187,7 +211,7 @@ export function registerSvpCommands(program: Command, ioOverride?: Partial<SvpCl
     });
     const { log, removed } = out;
     if (f.json) {
-      print(f, { ...log, ...(removed ? { removed: { count: log.entries.length, status: removed.status } } : {}) }, '');
+      print(io, f, { ...log, ...(removed ? { removed: { count: log.entries.length, status: removed.status } } : {}) }, '');
     } else {
       const lines = [`${log.statusName}: ${log.entries.length} event(s), ${log.bytes} bytes (from ${log.server})`];
       if (log.entries.length > 0) {
@@ -201,6 +225,4 @@ export function registerSvpCommands(program: Command, ioOverride?: Partial<SvpCl
     }
     if (log.status !== SvpStatus.OK || (removed && removed.status !== 'OK')) io.setExitCode(2);
   });
-
-  return svp;
 }

@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
-import { createLogger } from '../log/index.js';
+import { type Logger, createLogger } from '../log/index.js';
 import { createRegistry } from '../metrics/index.js';
 import type { FwEngine } from '../fw/push.js';
 import { ensureInitialData } from '../napi/bootstrap.js';
@@ -12,14 +12,14 @@ import { DEFAULT_MAC_OUI, type NapiConfig } from '../napi/context.js';
 import { openStore, type StoreConfig } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { MappingIndex } from '../mapping/index.js';
-import { startLogSweep } from '../overlay/gc.js';
+import { type LogSweep, startLogSweep } from '../overlay/gc.js';
 import { OVERLAY_PREFIX, VNODE_PREFIX } from '../overlay/keys.js';
 import { IP_PREFIX as NAPI_IP_PREFIX, NETWORK_PREFIX, NIC_PREFIX } from '../napi/keys.js';
 import type { CommitRecord } from '../store/txn.js';
 import { SvpServer } from '../svp/server.js';
 import { registerConsole } from '../console/server.js';
 import { registerIndexGauges, registerObjectGauges } from './gauges.js';
-import { buildRestApp } from './rest-app.js';
+import { type RestApp, buildRestApp } from './rest-app.js';
 import type { FwApiOptions } from '../fw/routes/index.js';
 import type { RestLimits } from '../rest/auth.js';
 import type { RestTimeouts } from '../rest/server.js';
@@ -133,81 +133,28 @@ export function napiConfigFrom(opts: ControllerOptions): NapiConfig {
 export async function startController(opts: ControllerOptions): Promise<Controller> {
   // Credentials first: a missing certificate or a bad auth file stops the start before
   // anything is opened.
-  const serverTls = opts.tlsDir ? await loadServerTls(opts.tlsDir) : undefined;
-  const tokens = opts.authFile ? new TokenBook(opts.authFile) : undefined;
-  const tokenLoad = tokens ? await tokens.load() : undefined;
-  const store = await openStore(opts.store.kind === 'etcd' ? { ...opts.store, mirrorPrefixes: opts.store.mirrorPrefixes ?? MIRRORED_PREFIXES } : opts.store);
+  const { serverTls, tokens, tokenLoad } = await loadCredentials(opts);
+  const store = await openControllerStore(opts.store);
   const registry = createRegistry('controller');
   const config = napiConfigFrom(opts);
   const logger = createLogger({ level: opts.logLevel ?? 'info' });
   for (const w of tokenLoad?.warnings ?? []) logger.warn(w);
   const authMetrics = tokens ? registerAuthMetrics(registry, tokens) : undefined;
   let app: FastifyInstance | undefined;
-  const index = new MappingIndex({ store, logger: logger.child({ component: 'mapping' }) });
+  const directories = createDirectories(store, logger);
+  const { index, wireguard, routers } = directories;
   let svp: SvpServer | undefined;
-  const wgLog = logger.child({ component: 'wireguard' });
-  const wireguard = new WireguardDirectory(store, { onError: (err) => wgLog.warn({ err: err.message }, 'peer directory') });
-  const routerLog = logger.child({ component: 'routers' });
-  const routers = new RouterDirectory(store, { onError: (err) => routerLog.warn({ err: err.message }, 'router directory') });
   try {
     await ensureInitialData({ store, config });
-    // The index answers SVP from memory; it must be caught up before SVP opens.
-    await index.start();
-    await wireguard.start();
-    await routers.start();
-    if (opts.encryption !== undefined || opts.tunnelSubnet !== undefined) {
-      const set = await wireguard.request(opts.encryption ?? wireguard.encryption.target ?? wireguard.encryption.mode, opts.tunnelSubnet ? { tunnelSubnet: opts.tunnelSubnet } : {});
-      wgLog.info(`underlay encryption: ${set.mode}${set.target ? ` (until every node is ready, then ${set.target})` : ''}, tunnel subnet ${set.tunnel_subnet}`);
-    }
-    const rest = buildRestApp(
-      { store, config, registry },
-      {
-        logger,
-        // Read-your-writes across protocols: a REST write is acknowledged only once SVP
-        // lookups on this controller reflect it (no stale answer after a commit).
-        // The index follows only ovl/: it waits for the last commit that wrote there.
-        beforeWriteReply: async (_revision, rec) => {
-          const rev = latestRevisionUnder(rec, OVERLAY_PREFIX);
-          if (rev > 0) await index.waitForRevision(rev, 5000);
-        },
-        extraRoutes: [
-          (a, ctx) => void registerConsole(a, ctx, { ui: opts.ui ?? true }),
-          (a, ctx) => registerWireguardRoutes(a, ctx, wireguard, { maxWaitersPerNode: opts.feed?.maxWaitersPerNode }),
-          (a) => registerRouterFeed(a, routers, { maxWaitersPerNode: opts.feed?.maxWaitersPerNode }),
-        ],
-        auth: { tokens, metricsOpen: opts.metricsOpen, limits: opts.restLimits },
-        server: { tls: serverTls, timeouts: opts.restTimeouts, maxConnections: opts.restMaxConnections },
-        ...(opts.feed ? { fw: opts.feed } : {}),
-      },
-    );
+    await startDirectories(directories, opts, logger);
+    const rest = buildControllerRest(opts, { store, config, registry, logger, index, wireguard, routers, tokens, serverTls });
     app = rest.app;
     registerObjectGauges(registry, store);
     registerIndexGauges(registry, index);
-    svp = new SvpServer({
-      store,
-      index,
-      registry,
-      host: opts.svpListen.host,
-      port: opts.svpListen.port,
-      logWaitMs: opts.svpLogWaitMs ?? 10_000,
-      ...(opts.svpMaxConnections !== undefined ? { maxConnections: opts.svpMaxConnections } : {}),
-      ...(opts.svpMaxConnectionsPerPeer !== undefined ? { maxConnectionsPerPeer: opts.svpMaxConnectionsPerPeer } : {}),
-      ...(opts.svpHandshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: opts.svpHandshakeTimeoutMs } : {}),
-      ...(opts.svpIdleTimeoutMs !== undefined ? { idleTimeoutMs: opts.svpIdleTimeoutMs } : {}),
-      ...(opts.svpMaxLogReqsPerNode !== undefined ? { maxHeldLogReqsPerNode: opts.svpMaxLogReqsPerNode } : {}),
-      tls: serverTls,
-      plaintextReadOnly: opts.svpPlaintextListen,
-      logger: logger.child({ component: 'svp' }),
-    });
+    svp = createSvpServer(opts, { store, index, registry, logger, serverTls });
     const svpBound = await svp.listen();
-    // Log entries every recipient has removed go; events a node never consumes (it died,
-    // or was removed) are dropped after a day or beyond 10,000 per node.
-    const gcLog = logger.child({ component: 'log-sweep' });
-    const eventGc = startLogSweep(store, index, { onError: (err) => gcLog.warn({ err: err.message }, 'log sweep failed') });
-    await app.listen({ host: opts.listen.host, port: opts.listen.port });
-    const addr = app.server.address();
-    const restAddress =
-      addr && typeof addr === 'object' ? { host: addr.address, port: addr.port } : { host: opts.listen.host, port: opts.listen.port };
+    const eventGc = startEventSweep(store, index, logger);
+    const restAddress = await listenRest(app, opts.listen);
     const started = app;
     const svpServer = svp;
     const plain = svpServer.plaintextAddress();
@@ -220,7 +167,6 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       metricsOpen: opts.metricsOpen === true,
     });
     for (const w of warnings) logger.warn(w);
-    let tlsInForce: ServerTls | undefined = serverTls;
     return {
       store,
       registry,
@@ -234,49 +180,213 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       svpPlaintextAddress: plain ? { host: plain.address, port: plain.port } : null,
       tls: serverTls !== undefined,
       warnings,
-      async reload() {
-        if (tokens) {
-          try {
-            const r = await tokens.load();
-            authMetrics?.reloads.inc({ result: 'ok' });
-            logger.info({ tokens: r.count }, 'auth file reloaded');
-            for (const w of r.warnings) logger.warn(w);
-          } catch (err) {
-            authMetrics?.reloads.inc({ result: 'error' });
-            logger.error({ err: (err as Error).message }, 'auth file not reloaded: the tokens in force stay');
-          }
-        }
-        if (tlsInForce) {
-          try {
-            const next = await loadServerTls(tlsInForce.dir);
-            (started.server as unknown as { setSecureContext(o: object): void }).setSecureContext({ ca: next.ca, cert: next.cert, key: next.key });
-            svpServer.setTls(next);
-            tlsInForce = next;
-            logger.info('TLS certificates reloaded');
-          } catch (err) {
-            logger.error({ err: (err as Error).message }, 'TLS certificates not reloaded: the ones in force stay');
-          }
-        }
-      },
-      async close() {
-        await eventGc.stop();
-        await svpServer.close();
-        await started.close();
-        wireguard.stop();
-        routers.stop();
-        index.close();
-        await store.close();
-      },
+      reload: credentialReloader({ tokens, authMetrics, serverTls, app: started, svp: svpServer, logger }),
+      close: () => shutdown({ eventGc, svp: svpServer, app: started, directories, store }),
     };
   } catch (err) {
-    await svp?.close().catch(() => undefined);
-    await app?.close().catch(() => undefined);
-    wireguard.stop();
-    routers.stop();
-    index.close();
-    await store.close().catch(() => undefined);
+    await abortStart({ svp, app, directories, store });
     throw err;
   }
+}
+
+interface Credentials {
+  serverTls: ServerTls | undefined;
+  tokens: TokenBook | undefined;
+  tokenLoad: Awaited<ReturnType<TokenBook['load']>> | undefined;
+}
+
+/** The TLS material and the auth file's tokens, when configured; throws on a bad one. */
+async function loadCredentials(opts: ControllerOptions): Promise<Credentials> {
+  const serverTls = opts.tlsDir ? await loadServerTls(opts.tlsDir) : undefined;
+  const tokens = opts.authFile ? new TokenBook(opts.authFile) : undefined;
+  const tokenLoad = tokens ? await tokens.load() : undefined;
+  return { serverTls, tokens, tokenLoad };
+}
+
+/** The store, an etcd one mirroring what NIC writes read unless told otherwise. */
+function openControllerStore(config: StoreConfig): Promise<Store> {
+  return openStore(config.kind === 'etcd' ? { ...config, mirrorPrefixes: config.mirrorPrefixes ?? MIRRORED_PREFIXES } : config);
+}
+
+/** The in-memory views of the store the controller serves from. */
+interface Directories {
+  index: MappingIndex;
+  wireguard: WireguardDirectory;
+  routers: RouterDirectory;
+}
+
+function createDirectories(store: Store, logger: Logger): Directories {
+  const index = new MappingIndex({ store, logger: logger.child({ component: 'mapping' }) });
+  const wgLog = logger.child({ component: 'wireguard' });
+  const wireguard = new WireguardDirectory(store, { onError: (err) => wgLog.warn({ err: err.message }, 'peer directory') });
+  const routerLog = logger.child({ component: 'routers' });
+  const routers = new RouterDirectory(store, { onError: (err) => routerLog.warn({ err: err.message }, 'router directory') });
+  return { index, wireguard, routers };
+}
+
+/** Catches the directories up with the store, then writes the encryption options given. */
+async function startDirectories({ index, wireguard, routers }: Directories, opts: ControllerOptions, logger: Logger): Promise<void> {
+  // The index answers SVP from memory; it must be caught up before SVP opens.
+  await index.start();
+  await wireguard.start();
+  await routers.start();
+  if (opts.encryption !== undefined || opts.tunnelSubnet !== undefined) {
+    const set = await wireguard.request(opts.encryption ?? wireguard.encryption.target ?? wireguard.encryption.mode, opts.tunnelSubnet ? { tunnelSubnet: opts.tunnelSubnet } : {});
+    logger
+      .child({ component: 'wireguard' })
+      .info(`underlay encryption: ${set.mode}${set.target ? ` (until every node is ready, then ${set.target})` : ''}, tunnel subnet ${set.tunnel_subnet}`);
+  }
+}
+
+interface RestDeps extends Directories {
+  store: Store;
+  config: NapiConfig;
+  registry: Registry;
+  logger: Logger;
+  tokens: TokenBook | undefined;
+  serverTls: ServerTls | undefined;
+}
+
+/** The REST app: NAPI and firewall routes, the console, the WireGuard and router feeds. */
+function buildControllerRest(opts: ControllerOptions, deps: RestDeps): RestApp {
+  const { store, config, registry, logger, index, wireguard, routers } = deps;
+  return buildRestApp(
+    { store, config, registry },
+    {
+      logger,
+      // Read-your-writes across protocols: a REST write is acknowledged only once SVP
+      // lookups on this controller reflect it (no stale answer after a commit).
+      // The index follows only ovl/: it waits for the last commit that wrote there.
+      beforeWriteReply: async (_revision, rec) => {
+        const rev = latestRevisionUnder(rec, OVERLAY_PREFIX);
+        if (rev > 0) await index.waitForRevision(rev, 5000);
+      },
+      extraRoutes: [
+        (a, ctx) => void registerConsole(a, ctx, { ui: opts.ui ?? true }),
+        (a, ctx) => registerWireguardRoutes(a, ctx, wireguard, { maxWaitersPerNode: opts.feed?.maxWaitersPerNode }),
+        (a) => registerRouterFeed(a, routers, { maxWaitersPerNode: opts.feed?.maxWaitersPerNode }),
+      ],
+      auth: { tokens: deps.tokens, metricsOpen: opts.metricsOpen, limits: opts.restLimits },
+      server: { tls: deps.serverTls, timeouts: opts.restTimeouts, maxConnections: opts.restMaxConnections },
+      ...(opts.feed ? { fw: opts.feed } : {}),
+    },
+  );
+}
+
+interface SvpDeps {
+  store: Store;
+  index: MappingIndex;
+  registry: Registry;
+  logger: Logger;
+  serverTls: ServerTls | undefined;
+}
+
+/** The SVP server (not yet listening), with the limits the options set. */
+function createSvpServer(opts: ControllerOptions, deps: SvpDeps): SvpServer {
+  return new SvpServer({
+    store: deps.store,
+    index: deps.index,
+    registry: deps.registry,
+    host: opts.svpListen.host,
+    port: opts.svpListen.port,
+    logWaitMs: opts.svpLogWaitMs ?? 10_000,
+    ...(opts.svpMaxConnections !== undefined ? { maxConnections: opts.svpMaxConnections } : {}),
+    ...(opts.svpMaxConnectionsPerPeer !== undefined ? { maxConnectionsPerPeer: opts.svpMaxConnectionsPerPeer } : {}),
+    ...(opts.svpHandshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: opts.svpHandshakeTimeoutMs } : {}),
+    ...(opts.svpIdleTimeoutMs !== undefined ? { idleTimeoutMs: opts.svpIdleTimeoutMs } : {}),
+    ...(opts.svpMaxLogReqsPerNode !== undefined ? { maxHeldLogReqsPerNode: opts.svpMaxLogReqsPerNode } : {}),
+    tls: deps.serverTls,
+    plaintextReadOnly: opts.svpPlaintextListen,
+    logger: deps.logger.child({ component: 'svp' }),
+  });
+}
+
+function startEventSweep(store: Store, index: MappingIndex, logger: Logger): LogSweep {
+  // Log entries every recipient has removed go; events a node never consumes (it died,
+  // or was removed) are dropped after a day or beyond 10,000 per node.
+  const gcLog = logger.child({ component: 'log-sweep' });
+  return startLogSweep(store, index, { onError: (err) => gcLog.warn({ err: err.message }, 'log sweep failed') });
+}
+
+/** Opens the REST listener; the address it bound (the one asked for if unknown). */
+async function listenRest(app: FastifyInstance, listen: HostPort): Promise<HostPort> {
+  await app.listen({ host: listen.host, port: listen.port });
+  const addr = app.server.address();
+  return addr && typeof addr === 'object' ? { host: addr.address, port: addr.port } : { host: listen.host, port: listen.port };
+}
+
+interface ReloadDeps {
+  tokens: TokenBook | undefined;
+  authMetrics: ReturnType<typeof registerAuthMetrics> | undefined;
+  serverTls: ServerTls | undefined;
+  app: FastifyInstance;
+  svp: SvpServer;
+  logger: Logger;
+}
+
+/** Controller.reload: the auth file, then the TLS material; a bad file keeps what is in force. */
+function credentialReloader(deps: ReloadDeps): () => Promise<void> {
+  const { tokens, authMetrics, app, svp, logger } = deps;
+  let tlsInForce: ServerTls | undefined = deps.serverTls;
+  return async () => {
+    if (tokens) await reloadTokens(tokens, authMetrics, logger);
+    if (tlsInForce) tlsInForce = await reloadTls(tlsInForce, app, svp, logger);
+  };
+}
+
+async function reloadTokens(tokens: TokenBook, authMetrics: ReturnType<typeof registerAuthMetrics> | undefined, logger: Logger): Promise<void> {
+  try {
+    const r = await tokens.load();
+    authMetrics?.reloads.inc({ result: 'ok' });
+    logger.info({ tokens: r.count }, 'auth file reloaded');
+    for (const w of r.warnings) logger.warn(w);
+  } catch (err) {
+    authMetrics?.reloads.inc({ result: 'error' });
+    logger.error({ err: (err as Error).message }, 'auth file not reloaded: the tokens in force stay');
+  }
+}
+
+/** The TLS material now in force: the directory's new one, or the old one when it does not load. */
+async function reloadTls(inForce: ServerTls, app: FastifyInstance, svp: SvpServer, logger: Logger): Promise<ServerTls> {
+  try {
+    const next = await loadServerTls(inForce.dir);
+    (app.server as unknown as { setSecureContext(o: object): void }).setSecureContext({ ca: next.ca, cert: next.cert, key: next.key });
+    svp.setTls(next);
+    logger.info('TLS certificates reloaded');
+    return next;
+  } catch (err) {
+    logger.error({ err: (err as Error).message }, 'TLS certificates not reloaded: the ones in force stay');
+    return inForce;
+  }
+}
+
+interface Running {
+  eventGc: LogSweep;
+  svp: SvpServer;
+  app: FastifyInstance;
+  directories: Directories;
+  store: Store;
+}
+
+/** Controller.close: listeners first, then the views, the store last. */
+async function shutdown({ eventGc, svp, app, directories, store }: Running): Promise<void> {
+  await eventGc.stop();
+  await svp.close();
+  await app.close();
+  directories.wireguard.stop();
+  directories.routers.stop();
+  directories.index.close();
+  await store.close();
+}
+
+/** Undoes a start that failed part way: closes whatever was opened, ignoring further errors. */
+async function abortStart(partial: { svp: SvpServer | undefined; app: FastifyInstance | undefined; directories: Directories; store: Store }): Promise<void> {
+  await partial.svp?.close().catch(() => undefined);
+  await partial.app?.close().catch(() => undefined);
+  partial.directories.wireguard.stop();
+  partial.directories.routers.stop();
+  partial.directories.index.close();
+  await partial.store.close().catch(() => undefined);
 }
 
 function registerAuthMetrics(registry: Registry, tokens: TokenBook) {

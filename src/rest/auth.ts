@@ -13,7 +13,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { Counter, Gauge } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { ANONYMOUS, type Principal, UNAUTHENTICATED_ADMIN } from '../security/identity.js';
 import { InFlight, type RateLimit, RateLimiter } from '../security/limits.js';
 import { tlsPeerPrincipal } from '../security/tls.js';
@@ -68,14 +68,36 @@ function isTlsSocket(s: Socket): s is TLSSocket {
 
 export function installRestGate(app: FastifyInstance, ctx: RestContext, opts: RestAuthOptions): RestGate {
   const registers = [ctx.registry];
-  const refused = new Counter({
+  const refused = registerRefusals(registers);
+  const limits = opts.limits ?? DEFAULT_REST_LIMITS;
+  const inFlight = new InFlight(limits.maxInFlight);
+  registerInFlightGauge(registers, inFlight);
+  const rate = limits.rate ? new RateLimiter(limits.rate) : undefined;
+  // Set on every request by the first hook (a decorator's initial value must not be an object).
+  app.decorateRequest('principal');
+  recordRoutes(app);
+  installAdmission(app, {
+    identify: identifier(opts.tokens, refused),
+    rate,
+    inFlight,
+    metricsOpen: opts.metricsOpen,
+    refused,
+  });
+  installScopeChecks(app, ctx, refused);
+  return { refused };
+}
+
+/** rhumb_rest_refused_total: the gate's refusals, and the server's (connections, timeouts, TLS) through RestGate.refused. */
+function registerRefusals(registers: Registry[]): Counter<'reason'> {
+  return new Counter({
     name: 'rhumb_rest_refused_total',
     help: 'REST requests and connections refused, by reason (unauthenticated, forbidden, rate_limited, in_flight, connections, timeout, bad_request, tls)',
     labelNames: ['reason'] as const,
     registers,
   });
-  const limits = opts.limits ?? DEFAULT_REST_LIMITS;
-  const inFlight = new InFlight(limits.maxInFlight);
+}
+
+function registerInFlightGauge(registers: Registry[], inFlight: InFlight): void {
   new Gauge({
     name: 'rhumb_rest_in_flight',
     help: 'REST requests being handled (long-polls and streams aside)',
@@ -84,13 +106,23 @@ export function installRestGate(app: FastifyInstance, ctx: RestContext, opts: Re
       this.set(inFlight.current);
     },
   });
-  const rate = limits.rate ? new RateLimiter(limits.rate) : undefined;
-  const tokens = opts.tokens;
-  const peerPrincipals = new WeakMap<Socket, Principal | undefined>();
-  /** Requests counted in flight, each left exactly once (response sent or aborted). */
-  const entered = new WeakSet<FastifyRequest>();
+}
 
-  function identify(req: FastifyRequest): { principal: Principal; credentialed: boolean } {
+/** Keeps the app's route table for registeredRoutes(). */
+function recordRoutes(app: FastifyInstance): void {
+  const table: RouteRecord[] = [];
+  routeTables.set(app, table);
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) if (method !== 'HEAD') table.push({ method, url: r.url, access: r.config?.access });
+  });
+}
+
+type Identify = (req: FastifyRequest) => { principal: Principal; credentialed: boolean };
+
+/** Who is calling: a bearer token, else a verified client certificate (looked at once per connection). */
+function identifier(tokens: TokenBook | undefined, refused: Counter<'reason'>): Identify {
+  const peerPrincipals = new WeakMap<Socket, Principal | undefined>();
+  return (req) => {
     const token = bearerToken(req.headers.authorization);
     if (!tokens) return { principal: UNAUTHENTICATED_ADMIN, credentialed: false };
     if (token !== undefined) {
@@ -108,30 +140,35 @@ export function installRestGate(app: FastifyInstance, ctx: RestContext, opts: Re
       if (p) return { principal: p, credentialed: true };
     }
     return { principal: ANONYMOUS, credentialed: false };
+  };
+}
+
+/** 401/403 unless the route admits this principal's role (its scope is checked later). */
+function admit(a: RouteAccess, p: Principal, metricsOpen: boolean | undefined, refused: Counter<'reason'>): void {
+  if (a.allow === 'anyone') return;
+  if (a.allow === 'metrics' && (metricsOpen || p.role !== 'anonymous')) return;
+  if (p.role === 'anonymous') {
+    refused.inc({ reason: 'unauthenticated' });
+    throw unauthorized();
   }
+  if (p.role === 'admin') return;
+  if ((p.role === 'owner' || p.role === 'node') && a.allow !== 'metrics' && a.allow.includes(p.role)) return;
+  refused.inc({ reason: 'forbidden' });
+  throw forbidden(p.role === 'client' ? 'this certificate carries no rhumb role' : `${p.role === 'owner' ? 'an owner' : 'a node'} may not call ${routeLabel(a)}`);
+}
 
-  /** 401/403 unless the route admits this principal's role (its scope is checked later). */
-  function admit(a: RouteAccess, p: Principal): void {
-    if (a.allow === 'anyone') return;
-    if (a.allow === 'metrics' && (opts.metricsOpen || p.role !== 'anonymous')) return;
-    if (p.role === 'anonymous') {
-      refused.inc({ reason: 'unauthenticated' });
-      throw unauthorized();
-    }
-    if (p.role === 'admin') return;
-    if ((p.role === 'owner' || p.role === 'node') && a.allow !== 'metrics' && a.allow.includes(p.role)) return;
-    refused.inc({ reason: 'forbidden' });
-    throw forbidden(p.role === 'client' ? 'this certificate carries no rhumb role' : `${p.role === 'owner' ? 'an owner' : 'a node'} may not call ${routeLabel(a)}`);
-  }
+interface Admission {
+  identify: Identify;
+  rate: RateLimiter | undefined;
+  inFlight: InFlight;
+  metricsOpen: boolean | undefined;
+  refused: Counter<'reason'>;
+}
 
-  // Set on every request by the first hook (a decorator's initial value must not be an object).
-  app.decorateRequest('principal');
-  const table: RouteRecord[] = [];
-  routeTables.set(app, table);
-  app.addHook('onRoute', (r) => {
-    for (const method of [r.method].flat()) if (method !== 'HEAD') table.push({ method, url: r.url, access: r.config?.access });
-  });
-
+/** onRequest: identity, the per-client rate, the role, then a place in flight (401/403/429/503 before the body is read). */
+function installAdmission(app: FastifyInstance, { identify, rate, inFlight, metricsOpen, refused }: Admission): void {
+  /** Requests counted in flight, each left exactly once (response sent or aborted). */
+  const entered = new WeakSet<FastifyRequest>();
   app.addHook('onRequest', async (req, reply) => {
     const { principal, credentialed } = identify(req);
     req.principal = principal;
@@ -142,7 +179,7 @@ export function installRestGate(app: FastifyInstance, ctx: RestContext, opts: Re
       reply.header('retry-after', '1');
       throw tooManyRequests('too many requests from this client; slow down');
     }
-    admit(a, principal);
+    admit(a, principal, metricsOpen, refused);
     if (a.longPoll) return;
     if (!inFlight.tryEnter()) {
       refused.inc({ reason: 'in_flight' });
@@ -156,7 +193,10 @@ export function installRestGate(app: FastifyInstance, ctx: RestContext, opts: Re
   };
   app.addHook('onResponse', leave);
   app.addHook('onRequestAbort', leave);
+}
 
+/** preHandler: the route's scope checks for owner and node principals, once the body is parsed. */
+function installScopeChecks(app: FastifyInstance, ctx: RestContext, refused: Counter<'reason'>): void {
   app.addHook('preHandler', async (req) => {
     const a = req.routeOptions.config.access;
     const p = req.principal;
@@ -177,8 +217,6 @@ export function installRestGate(app: FastifyInstance, ctx: RestContext, opts: Re
       throw err;
     }
   });
-
-  return { refused };
 }
 
 function routeLabel(a: RouteAccess): string {

@@ -495,6 +495,28 @@ export function encodePayload(msg: SvpMessage): Buffer {
     case SvpOp.PONG:
       return Buffer.alloc(0);
     case SvpOp.VL2_REQ:
+    case SvpOp.SHOOTDOWN:
+    case SvpOp.VL2_ACK:
+    case SvpOp.VL3_REQ:
+    case SvpOp.VL3_ACK:
+      return encodeLookupPayload(msg);
+    case SvpOp.BULK_REQ:
+    case SvpOp.BULK_ACK:
+      return encodeBulkPayload(msg);
+    case SvpOp.LOG_REQ:
+    case SvpOp.LOG_ACK:
+    case SvpOp.LOG_RM:
+    case SvpOp.LOG_RM_ACK:
+      return encodeLogPayload(msg);
+  }
+}
+
+type MessageOf<O extends SvpOp> = Extract<SvpMessage, { op: O }>;
+
+/** VL2 and VL3 lookups and their answers, and SHOOTDOWN (laid out as VL2_REQ). */
+function encodeLookupPayload(msg: MessageOf<SvpOp.VL2_REQ | SvpOp.SHOOTDOWN | SvpOp.VL2_ACK | SvpOp.VL3_REQ | SvpOp.VL3_ACK>): Buffer {
+  switch (msg.op) {
+    case SvpOp.VL2_REQ:
     case SvpOp.SHOOTDOWN: {
       checkBytes('mac', msg.mac, 6);
       checkU32('vnet id', msg.vnetId);
@@ -535,6 +557,12 @@ export function encodePayload(msg: SvpMessage): Buffer {
       b.set(msg.ip, 12);
       return b;
     }
+  }
+}
+
+/** BULK_REQ and its answer (status, type, the data as is). */
+function encodeBulkPayload(msg: MessageOf<SvpOp.BULK_REQ | SvpOp.BULK_ACK>): Buffer {
+  switch (msg.op) {
     case SvpOp.BULK_REQ: {
       checkU32('type', msg.type);
       const b = Buffer.alloc(BULK_REQ_BYTES);
@@ -550,6 +578,12 @@ export function encodePayload(msg: SvpMessage): Buffer {
       b.set(msg.data, 8);
       return b;
     }
+  }
+}
+
+/** The shootdown log: LOG_REQ and its entries, LOG_RM and its acknowledgement. */
+function encodeLogPayload(msg: MessageOf<SvpOp.LOG_REQ | SvpOp.LOG_ACK | SvpOp.LOG_RM | SvpOp.LOG_RM_ACK>): Buffer {
+  switch (msg.op) {
     case SvpOp.LOG_REQ: {
       checkU32('count', msg.count);
       checkBytes('ip', msg.ip, 16);

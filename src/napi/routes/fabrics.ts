@@ -6,7 +6,7 @@
  * the owner's vnet_id and exactly one owner; here they serialize with `owner_uuid`.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { NapiContext } from '../context.js';
+import type { NapiConfig, NapiContext } from '../context.js';
 import { NAPI_ACCESS } from '../access.js';
 import { access } from '../../rest/access.js';
 import { inUse, notFound } from '../../rest/errors.js';
@@ -61,36 +61,41 @@ const GET_NETWORK_SCHEMA = schema({ optional: { fields: vFields(FABRIC_NETWORK_F
 const OWNER_PATH = access(NAPI_ACCESS.fabric);
 
 export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
+  registerFabricVlans(app, ctx);
+  registerFabricNetworks(app, ctx);
+}
+
+/** Every fabric route answers 428 while the overlay is disabled. */
+function guard(config: NapiConfig): void {
+  if (!config.overlay.enabled) throw overlayDisabled();
+}
+
+/** Validates the path's owner (and VLAN id when present). */
+async function fabricPath(raw: Params, withVlan: boolean): Promise<FabricPath> {
+  const pathParams = { owner_uuid: raw.owner_uuid, vlan_id: raw.vlan_id };
+  if (!withVlan) return { owner: (await validateParams(OWNER_PATH_SCHEMA, pathParams)).owner_uuid, vlan: -1 };
+  const c = await validateParams(VLAN_PATH_SCHEMA, pathParams);
+  return { owner: c.owner_uuid, vlan: c.vlan_id };
+}
+
+const dupVlan = () =>
+  inUse('VLAN ID is already in use', [{ field: 'vlan_id', code: 'Duplicate', message: 'VLAN ID is already in use' }]);
+
+/** /fabrics/:owner_uuid/vlans[/:vlan_id]: list, create, get, update, delete. */
+function registerFabricVlans(app: FastifyInstance, ctx: NapiContext): void {
   const { store, config } = ctx;
 
-  function guard(): void {
-    if (!config.overlay.enabled) throw overlayDisabled();
-  }
-
-  /** Validates the path's owner (and VLAN id when present). */
-  async function path(raw: Params, withVlan: boolean): Promise<FabricPath> {
-    const pathParams = { owner_uuid: raw.owner_uuid, vlan_id: raw.vlan_id };
-    if (!withVlan) return { owner: (await validateParams(OWNER_PATH_SCHEMA, pathParams)).owner_uuid, vlan: -1 };
-    const c = await validateParams(VLAN_PATH_SCHEMA, pathParams);
-    return { owner: c.owner_uuid, vlan: c.vlan_id };
-  }
-
-  const dupVlan = () =>
-    inUse('VLAN ID is already in use', [{ field: 'vlan_id', code: 'Duplicate', message: 'VLAN ID is already in use' }]);
-
-  // ---- VLANs ----
-
   app.get('/fabrics/:owner_uuid/vlans', OWNER_PATH, async (req) => {
-    guard();
+    guard(config);
     const raw = requestParams(req);
-    const p = await path(raw, false);
+    const p = await fabricPath(raw, false);
     const c = await validateParams(LIST_VLANS_SCHEMA, raw);
     const vlans = (await store.range({ prefix: vlanPrefix(p.owner) })).kvs.map((kv) => JSON.parse(kv.value) as FabricVlanRecord);
     return paginate(vlans, c).map((v) => serializeVlan(v, c.fields));
   });
 
   app.post('/fabrics/:owner_uuid/vlans', OWNER_PATH, async (req, reply) => {
-    guard();
+    guard(config);
     const raw = requestParams(req);
     const { value, revision } = await transact(store, async (tx) => {
       const c = await validateParams(CREATE_VLAN_SCHEMA, raw);
@@ -109,9 +114,9 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
   });
 
   app.get('/fabrics/:owner_uuid/vlans/:vlan_id', OWNER_PATH, async (req, reply) => {
-    guard();
+    guard(config);
     const raw = requestParams(req);
-    const p = await path(raw, true);
+    const p = await fabricPath(raw, true);
     const c = await validateParams(GET_VLAN_SCHEMA, raw);
     const v = await mustLoadVlan(new Tx(store), p.owner, p.vlan);
     checkIfMatch(req, v.modRevision);
@@ -120,9 +125,9 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
   });
 
   app.put('/fabrics/:owner_uuid/vlans/:vlan_id', OWNER_PATH, async (req, reply) => {
-    guard();
+    guard(config);
     const raw = requestParams(req);
-    const p = await path(raw, true);
+    const p = await fabricPath(raw, true);
     const { value, revision } = await transact(store, async (tx) => {
       const v = await mustLoadVlan(tx, p.owner, p.vlan);
       checkIfMatch(req, v.modRevision);
@@ -138,8 +143,8 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
   });
 
   app.delete('/fabrics/:owner_uuid/vlans/:vlan_id', OWNER_PATH, async (req, reply) => {
-    guard();
-    const p = await path(requestParams(req), true);
+    guard(config);
+    const p = await fabricPath(requestParams(req), true);
     await transact(store, async (tx) => {
       await mustLoadVlan(tx, p.owner, p.vlan);
       await watchNetworkGeneration(tx);
@@ -151,25 +156,32 @@ export function registerFabrics(app: FastifyInstance, ctx: NapiContext): void {
     });
     reply.status(204);
   });
+}
 
-  // ---- fabric networks ----
+/** Guard, path and VLAN existence (read through tx so it is a precondition). */
+async function networkPrelude(
+  config: NapiConfig,
+  req: FastifyRequest,
+  tx: Tx,
+): Promise<{ raw: Params; p: FabricPath; vlan: FabricVlanRecord }> {
+  guard(config);
+  const raw = requestParams(req);
+  const p = await fabricPath(raw, true);
+  const vlan = (await mustLoadVlan(tx, p.owner, p.vlan)).rec;
+  return { raw, p, vlan };
+}
 
+async function mustLoadFabricNet(tx: Tx, p: FabricPath, uuid: unknown) {
+  const n = await loadNetworkKv(tx, String(uuid));
+  if (!n || !isOwnersFabricNet(n.rec, p.owner)) throw notFound('network not found');
+  return n;
+}
+
+/** …/vlans/:vlan_id/networks[/:uuid]: the VLAN must exist first (404 "vlan not found"). */
+function registerFabricNetworks(app: FastifyInstance, ctx: NapiContext): void {
+  const { store, config } = ctx;
   const base = '/fabrics/:owner_uuid/vlans/:vlan_id/networks';
-
-  /** Guard, path and VLAN existence (read through tx so it is a precondition). */
-  async function prelude(req: FastifyRequest, tx: Tx): Promise<{ raw: Params; p: FabricPath; vlan: FabricVlanRecord }> {
-    guard();
-    const raw = requestParams(req);
-    const p = await path(raw, true);
-    const vlan = (await mustLoadVlan(tx, p.owner, p.vlan)).rec;
-    return { raw, p, vlan };
-  }
-
-  async function mustLoadFabricNet(tx: Tx, p: FabricPath, uuid: unknown) {
-    const n = await loadNetworkKv(tx, String(uuid));
-    if (!n || !isOwnersFabricNet(n.rec, p.owner)) throw notFound('network not found');
-    return n;
-  }
+  const prelude = (req: FastifyRequest, tx: Tx) => networkPrelude(config, req, tx);
 
   app.get(base, OWNER_PATH, async (req) => {
     const tx = new Tx(store);
