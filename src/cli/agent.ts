@@ -112,6 +112,14 @@ async function controllerCredentials(flags: AgentFlags, controller: string): Pro
   return { tls, controllerConnections: renewableRestFetch({ tls, token }) };
 }
 
+/** Drops the agent's connections to the controller, REST and SVP: an address of the node is gone, and they left from it. */
+function connectionRenewer(rest: RenewableFetch, svp: SvpClient): () => void {
+  return () => {
+    rest.renew();
+    svp.reconnect('an address of this node is gone');
+  };
+}
+
 async function runAgent(flags: AgentFlags): Promise<void> {
   const { node, underlayIp, controller, svpServers, createBackend } = checkAgentFlags(flags);
   // Before anything is touched: a bad external interface stops the start.
@@ -161,10 +169,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     nodeUuid: node.toLowerCase(),
     underlayIp,
     underlayDev: flags.underlayDev,
-    renewControllerConnections: () => {
-      controllerConnections.renew();
-      svp.reconnect('an address of this node is gone');
-    },
+    renewControllerConnections: connectionRenewer(controllerConnections, svp),
     napi,
     svp,
     backend,
