@@ -62,7 +62,7 @@ export interface AgentOptions {
   underlayIp: string;
   /** How often the node's own underlay address is checked for a change (ms, default 500). */
   underlayFollowMs?: number;
-  /** Drops the pooled connections to the controller (an address of the node is gone: they left from it). */
+  /** Drops the connections to the controller (the underlay address in use is gone: they left from it). */
   renewControllerConnections?: () => void;
   underlayDev?: string;
   napi: AgentNapi;
@@ -288,7 +288,7 @@ export class Agent {
         (await this.o.napi.listNics({ belongs_to_uuid: this.o.nodeUuid, belongs_to_type: 'server' }, { timeoutMs: 1500 })).flatMap((n) => (n.underlay === true && n.ip ? [n.ip] : [])),
       current: () => this.ownUnderlay,
       move: (to) => this.moveUnderlay(to),
-      ...(this.o.renewControllerConnections ? { addressesGone: this.o.renewControllerConnections } : {}),
+      ...(this.o.renewControllerConnections ? { addressGone: this.o.renewControllerConnections } : {}),
       log: (msg) => this.log.info(msg),
     });
     this.follower.start(this.o.underlayFollowMs);

@@ -22,17 +22,17 @@ export interface UnderlayFollowDeps {
   /** Moves the agent to this address. */
   move(to: string): Promise<void>;
   /**
-   * An address this namespace had is gone: connections that left from it are dead (the
-   * agent drops its pooled connections to the controller before the ask that follows).
+   * The address in use is gone from this namespace: connections that left from it are
+   * dead (the agent drops its connections to the controller before the ask that follows).
    */
-  addressesGone?: () => void;
+  addressGone?: () => void;
   log?: (msg: string) => void;
 }
 
 export class UnderlayFollower {
   private lastSeen = '';
-  /** The addresses of the previous look (undefined before the first). */
-  private lastLocal: string[] | undefined;
+  /** The address in use was missing at the last look (addressGone said so once). */
+  private lost = false;
   /** The address set changed but the API did not name a local address yet: ask again. */
   private unsettled = false;
   private timer: NodeJS.Timeout | undefined;
@@ -61,14 +61,14 @@ export class UnderlayFollower {
   /** One look; returns the address moved to, if any. */
   async tick(): Promise<string | undefined> {
     const local = await this.deps.localAddresses();
-    // Before the first look, the address in use was local (the agent started with it); the looks see IPv4 only.
-    const before = this.lastLocal ?? (isIPv4(this.deps.current()) ? [this.deps.current()] : []);
-    const gone = before.some((a) => !local.includes(a));
-    this.lastLocal = local;
-    if (gone && this.deps.addressesGone) {
-      this.deps.log?.(`an address of this node is gone (now ${local.join(', ') || 'none'}): connections to the controller made again`);
-      this.deps.addressesGone();
+    // Other addresses come and go (gateways, instances' routes): only the one in use carries the agent's connections.
+    const inUse = this.deps.current();
+    const lost = isIPv4(inUse) && !local.includes(inUse);
+    if (lost && !this.lost && this.deps.addressGone) {
+      this.deps.log?.(`the address in use ${inUse} is gone: connections to the controller made again`);
+      this.deps.addressGone();
     }
+    this.lost = lost;
     const seen = [...local].sort().join(',');
     if (seen === this.lastSeen && !this.unsettled) return undefined;
     const current = this.deps.current();

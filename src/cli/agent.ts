@@ -112,11 +112,11 @@ async function controllerCredentials(flags: AgentFlags, controller: string): Pro
   return { tls, controllerConnections: renewableRestFetch({ tls, token }) };
 }
 
-/** Drops the agent's connections to the controller, REST and SVP: an address of the node is gone, and they left from it. */
+/** Drops the agent's connections to the controller, REST and SVP: the underlay address in use is gone, and they left from it. */
 function connectionRenewer(rest: RenewableFetch, svp: SvpClient): () => void {
   return () => {
     rest.renew();
-    svp.reconnect('an address of this node is gone');
+    svp.reconnect('the underlay address in use is gone');
   };
 }
 
