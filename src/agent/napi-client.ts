@@ -94,8 +94,8 @@ export class NapiClient {
 
   /**
    * Every NIC matching the filter (pages through with limit/offset). timeoutMs per page:
-   * short right after this node's address changed, when a kept-alive connection may still
-   * name the old address (the timeout drops it; the caller asks again).
+   * short right after this node's address changed (the agent has dropped its connections
+   * from the old address by then; should one still hang, the caller asks again).
    */
   async listNics(filter: Record<string, string | boolean>, opts: { timeoutMs?: number } = {}): Promise<ApiNic[]> {
     const out: ApiNic[] = [];

@@ -11,6 +11,7 @@
  */
 import type { EdgeNetwork, EdgeRouter } from '../edge/plan.js';
 import type { Logger } from '../log/index.js';
+import { ConnectionsRenewedError } from '../security/http-client.js';
 import { NapiRequestError, type NapiClient } from './napi-client.js';
 
 interface ApiRouter {
@@ -129,7 +130,8 @@ export class RouterFollower {
         else await this.pause(this.o.intervalMs);
       } catch (err) {
         if (this.stopped) break;
-        if (!this.abort?.signal.aborted) {
+        // Aborted for a refresh, or dropped with the node's old address: ask again at once.
+        if (!this.abort?.signal.aborted && !(err instanceof ConnectionsRenewedError)) {
           failed = true;
           this.o.log.warn(`routers: ${(err as Error).message}`);
         }

@@ -17,6 +17,7 @@
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { nativeNftAvailable, nftApply, nftList } from '../dataplane/nftables.js';
+import { ConnectionsRenewedError } from '../security/http-client.js';
 import { tableName } from './compile.js';
 import { renderRuleset, renderStateTable, rulesetProblem, runWithInput, splitPublicationLinks, withNodePorts, withPublicationLinks } from './nft.js';
 import type { FeedResponse, NodeRuleset } from './push.js';
@@ -253,6 +254,8 @@ export class FwFeedClient {
         await this.exclusive(() => this.handle(res));
       } catch (err) {
         if (!this.running) break;
+        // Dropped with an address the node no longer has: ask again at once, from the new one.
+        if (err instanceof ConnectionsRenewedError) continue;
         this.failures.set('(feed)', (err as Error).message);
         await this.sleep(retry);
       }

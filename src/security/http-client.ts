@@ -35,17 +35,34 @@ export interface RenewableFetch {
 }
 
 /**
+ * A request that was in flight on connections renew() dropped: no answer, and no fault of
+ * the server or the request; ask again at once (long-poll loops do, without counting it).
+ */
+export class ConnectionsRenewedError extends Error {
+  constructor(cause: unknown) {
+    super('the connection to the controller was dropped (an address of this node went); ask again', { cause });
+    this.name = 'ConnectionsRenewedError';
+  }
+}
+
+/**
  * restFetch over a connection pool the caller can drop: the agent's, whose kept-alive
  * connections to the controller left from the node's address and are dead once that
- * address is gone (a request on one waits for its time-out). renew() destroys them,
- * requests in flight on them included (those fail at once and are asked again); the next
+ * address is gone (a request on one waits for its time-out). renew() destroys them;
+ * requests in flight on them fail at once with ConnectionsRenewedError, and the next
  * requests open connections from the addresses the node has now.
  */
 export function renewableRestFetch(auth: Omit<RestClientAuth, 'plain'> = {}): RenewableFetch {
   const options = auth.tls ? { connect: clientTlsOptions(auth.tls) } : {};
   let dispatcher = new Agent(options);
-  const base = ((input: Parameters<Fetch>[0], init?: Parameters<Fetch>[1]) =>
-    undiciFetch(input as Parameters<typeof undiciFetch>[0], { ...(init as Parameters<typeof undiciFetch>[1]), dispatcher })) as unknown as Fetch;
+  const base = (async (input: Parameters<Fetch>[0], init?: Parameters<Fetch>[1]) => {
+    const used = dispatcher;
+    try {
+      return await undiciFetch(input as Parameters<typeof undiciFetch>[0], { ...(init as Parameters<typeof undiciFetch>[1]), dispatcher: used });
+    } catch (err) {
+      throw used === dispatcher ? err : new ConnectionsRenewedError(err);
+    }
+  }) as unknown as Fetch;
   return {
     fetch: restFetch({ token: auth.token, plain: base }),
     renew() {

@@ -26,13 +26,12 @@ export class WireguardClient {
     this.base = controllerUrl.replace(/\/+$/, '');
   }
 
-  private async call<T>(method: string, path: string, body: unknown, timeoutMs: number, signal?: AbortSignal): Promise<T | undefined> {
-    const timeout = AbortSignal.timeout(timeoutMs);
+  private async call<T>(method: string, path: string, body: unknown, timeoutMs: number): Promise<T | undefined> {
     const res = await this.doFetch(this.base + path, {
       method,
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal: signal ? AbortSignal.any([timeout, signal]) : timeout,
+      signal: AbortSignal.timeout(timeoutMs),
     });
     const text = await res.text();
     if (res.status >= 400) {
@@ -47,9 +46,9 @@ export class WireguardClient {
     return text ? (JSON.parse(text) as T) : undefined;
   }
 
-  /** What changed after since (waiting up to waitMs for a change; signal: given up). */
-  async peers(since: number, waitMs: number, signal?: AbortSignal): Promise<PeersFeed> {
-    const feed = await this.call<PeersFeed>('GET', `/wireguard/peers?since=${since}&wait=${waitMs}`, undefined, waitMs + 15_000, signal);
+  /** What changed after since (waiting up to waitMs for a change). */
+  async peers(since: number, waitMs: number): Promise<PeersFeed> {
+    const feed = await this.call<PeersFeed>('GET', `/wireguard/peers?since=${since}&wait=${waitMs}`, undefined, waitMs + 15_000);
     if (!feed || typeof feed.revision !== 'number' || !Array.isArray(feed.peers)) throw new Error('the controller sent a malformed peers answer');
     return feed;
   }

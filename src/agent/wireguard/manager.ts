@@ -38,6 +38,7 @@ import { SerialQueue } from '../serial.js';
 import { ControllerCallError, WireguardClient } from './client.js';
 import { type WireguardImpl, applyPeerCommands, dump, ensureDevice, removeDevice, setPrivateKey, wireguardIfname } from './device.js';
 import { GUARD_TABLE, type GuardSpec, guardCounters, guardRuleset } from './guard.js';
+import { ConnectionsRenewedError } from '../../security/http-client.js';
 import { type KeyPair, NodeKeys } from './keys.js';
 import { type WireguardMetrics, wireguardMetrics } from './metrics.js';
 import { type PeerConfig, type PeerProblem, movedPeers, ownRecord, peerCommands, planPeers } from './plan.js';
@@ -101,8 +102,6 @@ export class EncryptionManager {
   private readonly log: Logger;
   private closed = false;
   private loop: Promise<void> | undefined;
-  /** The feed's long-poll in flight (given up when the node's address moves). */
-  private poll: AbortController | undefined;
   private started = false;
   private onChange: () => Promise<void> = async () => {};
 
@@ -141,8 +140,6 @@ export class EncryptionManager {
       this.o.underlayIp = ip;
       this.ulMtu = mtu;
       this.ulFamily = ip.includes(':') ? 'ipv6' : 'ipv4';
-      // The feed's long-poll went out from the old address (no answer can come back to it): ask again from the new one.
-      this.poll?.abort();
       if (this.mode === 'none') return;
       await this.reconcile();
       this.log.info(`WireGuard tunnel address ${from ?? '(none)'} -> ${this.tunnelIp ?? '(none)'} (interface ${this.deviceUp ? 'up' : 'down'}, endpoint ${this.published ? 'published' : 'not published yet'})`);
@@ -251,9 +248,8 @@ export class EncryptionManager {
 
   private async follow(): Promise<void> {
     while (!this.closed) {
-      const poll = (this.poll = new AbortController());
       try {
-        const feed = await this.client.peers(this.since, this.o.waitMs ?? 30_000, poll.signal);
+        const feed = await this.client.peers(this.since, this.o.waitMs ?? 30_000);
         if (this.closed) return;
         if (feed.revision < this.since && !feed.full) continue;
         const before = { mode: this.mode, subnet: this.subnet, lockdown: this.lockdown, views: new Map(this.views) };
@@ -261,7 +257,8 @@ export class EncryptionManager {
         await this.queue.run(() => this.reconcile(before));
       } catch (err) {
         if (this.closed) return;
-        if (poll.signal.aborted) continue;
+        // The long-poll went out from an address the node no longer has: ask again from the new one.
+        if (err instanceof ConnectionsRenewedError) continue;
         this.m.errors.inc({ reason: 'feed' });
         this.log.warn(`wireguard peers feed: ${(err as Error).message}`);
         await sleep(this.o.retryMs ?? 2000);
