@@ -287,10 +287,7 @@ class Conn {
   fail(socket: net.Socket | null, reason: string): void {
     if (socket && this.socket !== socket) return;
     if (this.state === 'backoff' || this.state === 'closed') return;
-    const wasActive = this.state === 'active';
-    this.state = 'backoff';
-    this.teardown();
-    if (wasActive) this.client.connDown(this, reason);
+    this.down('backoff', reason);
     const cfg = this.client.config;
     const delay = Math.min(cfg.backoffBaseMs * 2 ** Math.min(this.failures, 30), cfg.backoffMaxMs);
     this.failures++;
@@ -306,11 +303,16 @@ class Conn {
     if (this.state === 'closed') return;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
+    this.down('backoff', reason);
+    this.connect();
+  }
+
+  /** Into `state` with the socket torn down and its queries handed on; the client hears of a lost active connection. */
+  private down(state: 'backoff' | 'closed', reason: string): void {
     const wasActive = this.state === 'active';
-    this.state = 'backoff';
+    this.state = state;
     this.teardown();
     if (wasActive) this.client.connDown(this, reason);
-    this.connect();
   }
 
   private teardown(): void {
@@ -335,10 +337,7 @@ class Conn {
   close(): void {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
-    const wasActive = this.state === 'active';
-    this.state = 'closed';
-    this.teardown();
-    if (wasActive) this.client.connDown(this, 'closed');
+    this.down('closed', 'closed');
   }
 }
 
