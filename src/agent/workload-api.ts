@@ -36,9 +36,15 @@ export interface WorkloadAttachRequest {
   owner_uuid?: string;
   netns: string;
   ifname: string;
-  /** Requested MAC / IPv4 address (honoured at creation; a mismatch with an existing NIC is a conflict). */
+  /** Requested MAC / address (honoured at creation; a mismatch with an existing NIC is a conflict). */
   mac?: string;
   ip?: string;
+  /**
+   * Requested addresses of either family, in preference order (a CNI runtime's `ips`):
+   * the first of the network's family is the one asked for (requestedIpOf); none of it is
+   * a 422. Not together with `ip`.
+   */
+  ips?: string[];
 }
 
 export interface WorkloadIp {
@@ -140,7 +146,9 @@ export class WorkloadRequestError extends Error {
   }
 }
 
-const KNOWN_FIELDS = new Set(['key', 'scope', 'labels', 'network_uuid', 'network_name', 'owner_uuid', 'netns', 'ifname', 'mac', 'ip']);
+const KNOWN_FIELDS = new Set(['key', 'scope', 'labels', 'network_uuid', 'network_name', 'owner_uuid', 'netns', 'ifname', 'mac', 'ip', 'ips']);
+/** Most addresses `ips` may list. */
+export const MAX_REQUESTED_IPS = 16;
 
 function optionalString(body: Record<string, unknown>, field: string): string | undefined {
   const v = body[field];
@@ -170,6 +178,7 @@ export function parseAttachRequest(body: unknown): WorkloadAttachRequest {
   const owner = optionalString(b, 'owner_uuid');
   const mac = optionalString(b, 'mac');
   const ip = optionalString(b, 'ip');
+  const ips = b.ips === undefined || b.ips === null ? undefined : b.ips;
   const labels = b.labels === undefined || b.labels === null ? undefined : b.labels;
   const problem = firstProblem(
     keyProblem(key),
@@ -185,6 +194,8 @@ export function parseAttachRequest(body: unknown): WorkloadAttachRequest {
     owner !== undefined && !isUuid(owner.toLowerCase()) ? `owner_uuid is not a UUID: ${JSON.stringify(owner).slice(0, 80)}` : undefined,
     mac !== undefined && tryCanonicalMac(mac) === undefined ? `mac is not a MAC address: ${JSON.stringify(mac).slice(0, 80)}` : undefined,
     ip !== undefined && (!isIP(ip) || ip.includes('%')) ? `ip is not an IP address: ${JSON.stringify(ip).slice(0, 80)}` : undefined,
+    ips === undefined ? undefined : ipsProblem(ips),
+    ip !== undefined && ips !== undefined ? 'give ip or ips, not both' : undefined,
   );
   if (problem) throw new WorkloadRequestError(problem);
   return {
@@ -198,5 +209,30 @@ export function parseAttachRequest(body: unknown): WorkloadAttachRequest {
     ifname,
     ...(mac !== undefined ? { mac: tryCanonicalMac(mac)! } : {}),
     ...(ip !== undefined ? { ip } : {}),
+    ...(ips !== undefined ? { ips: [...(ips as string[])] } : {}),
   };
+}
+
+function ipsProblem(ips: unknown): string | undefined {
+  if (!Array.isArray(ips) || ips.length === 0 || ips.length > MAX_REQUESTED_IPS) return `ips must be a list of 1-${MAX_REQUESTED_IPS} IP addresses`;
+  const bad = ips.find((a) => typeof a !== 'string' || !isIP(a) || a.includes('%'));
+  return bad === undefined ? undefined : `ips: not an IP address: ${JSON.stringify(bad).slice(0, 80)}`;
+}
+
+/**
+ * The address a request asks for on a network of this subnet: `ip` as given, or the first
+ * of `ips` of the network's family (a network is one family: the other family's addresses
+ * are for the workload's other network). Throws WorkloadRequestError when `ips` has none
+ * of the network's family.
+ */
+export function requestedIpOf(req: Pick<WorkloadAttachRequest, 'ip' | 'ips'>, network: { uuid: string; subnet: string }): string | undefined {
+  if (req.ip !== undefined || req.ips === undefined) return req.ip;
+  const family = isIP(network.subnet.split('/')[0]!) === 6 ? 6 : 4;
+  const ip = req.ips.find((a) => isIP(a) === family);
+  if (ip === undefined) {
+    throw new WorkloadRequestError(
+      `none of the requested addresses (${req.ips.join(', ')}) is IPv${family}, the family of network ${network.uuid}: a network is one family (dual stack is one attachment on each of two networks)`,
+    );
+  }
+  return ip;
 }

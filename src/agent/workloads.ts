@@ -25,7 +25,7 @@ import { isIpv6Nic, nicSettings } from './plumbing/nic.js';
 import { type Logger, silentLogger } from '../log/index.js';
 import { type ActivateOptions, AgentError, type AttachRequest, type AttachedNic, type StageRequest } from './agent.js';
 import { type ApiNetwork, type ApiNic, type NapiClient, NapiRequestError, isUnreachable, napiErrorText } from './napi-client.js';
-import { labelsProblem } from './workload-api.js';
+import { WorkloadRequestError, labelsProblem, requestedIpOf } from './workload-api.js';
 import type {
   AgentHealth, WorkloadAttachRequest, WorkloadAttachment, WorkloadCheckResult, WorkloadReleaseResult,
 } from './workload-api.js';
@@ -81,6 +81,19 @@ function controllerError(err: unknown, what: string): Error {
     return new AgentError(502, text, 'ControllerError');
   }
   return err as Error;
+}
+
+/** The request with `ips` resolved to the one address of the network's family (422 when it has none). */
+function withRequestedIp<R extends WorkloadStageRequest>(req: R, net: ApiNetwork): R {
+  if (req.ips === undefined) return req;
+  const { ips: _ips, ...rest } = req;
+  try {
+    const ip = requestedIpOf(req, net);
+    return { ...rest, ...(ip !== undefined ? { ip } : {}) } as R;
+  } catch (err) {
+    if (err instanceof WorkloadRequestError) throw new AgentError(422, err.message, 'InvalidParameters');
+    throw err;
+  }
 }
 
 const exists = (path: string) => access(path).then(() => true, () => false);
@@ -153,9 +166,10 @@ export class WorkloadManager {
 
   // ---- attach ----------------------------------------------------------------------------
 
-  attach(req: WorkloadAttachRequest): Promise<WorkloadAttachment> {
-    return this.withKey(req.key, async () => {
-      const net = await this.resolveNetwork(req);
+  attach(asked: WorkloadAttachRequest): Promise<WorkloadAttachment> {
+    return this.withKey(asked.key, async () => {
+      const net = await this.resolveNetwork(asked);
+      const req = withRequestedIp(asked, net);
       const existing = this.records.get(req.key);
       if (existing && existing.phase !== 'attached') await this.rollBack(existing);
       else if (existing) {
@@ -222,9 +236,10 @@ export class WorkloadManager {
    * Creates the NIC and plumbs it staged (see the header): idempotent per key like
    * attach; a recorded attachment on another network or with another MAC is a conflict.
    */
-  stage(req: WorkloadStageRequest): Promise<WorkloadAttachment> {
-    return this.withKey(req.key, async () => {
-      const net = await this.resolveNetwork(req);
+  stage(asked: WorkloadStageRequest): Promise<WorkloadAttachment> {
+    return this.withKey(asked.key, async () => {
+      const net = await this.resolveNetwork(asked);
+      const req = withRequestedIp(asked, net);
       const existing = this.records.get(req.key);
       if (existing && existing.phase === 'attached' && existing.network_uuid === net.uuid && existing.mac && this.o.host.attachment(existing.mac)) {
         if (req.mac && req.mac !== existing.mac) throw new AgentError(409, `attachment ${req.key} has MAC ${existing.mac}, not ${req.mac}`, 'Conflict');

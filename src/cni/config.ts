@@ -11,10 +11,20 @@
  *   "owner_uuid": the network's owner (also the NIC's owner; default the network's)
  *   "timeout_ms": how long one call to the agent may take (default 60000)
  * Requests honoured (first found wins): MAC from runtimeConfig.mac, args.cni.mac, CNI_ARGS
- * MAC=; IPv4 from runtimeConfig.ips, args.cni.ips, CNI_ARGS IP= (one address; the rest
- * are ignored, as capabilities the plugin cannot honour are).
+ * MAC=; addresses from runtimeConfig.ips (the `ips` capability), else args.cni.ips, else
+ * CNI_ARGS IP= (the conventions: a runtime passing `ips` in args means CNI_ARGS IP is
+ * ignored; sources are never mixed). A rhumb network is one family and gives one address
+ * per attachment (dual stack is two networks, two attachments), and runtimes hand the same
+ * list to every network of a container (Podman's --ip and --ip6 both land in `ips`), so
+ * the request is the first address of the network's family, and the other family's are
+ * another network's business. Only the agent knows the network's family: the plugin checks
+ * the list (every entry an address, prefixes dropped: the network decides the prefix) and
+ * sends it whole; a list with no address of the network's family fails the ADD with code 7
+ * (invalid network configuration) naming both — the conventions say a plugin returns an
+ * error when it cannot act on a capability it declared, and quietly taking another
+ * address than the one asked for would surprise whoever asked.
  */
-import { isIPv4 } from 'node:net';
+import { isIP } from 'node:net';
 import { DEFAULT_AGENT_API } from '../agent/defaults.js';
 import { ifnameProblem, netnsPathProblem } from '../agent/plumbing/checks.js';
 import { CNI, CniError } from './errors.js';
@@ -201,27 +211,34 @@ export function parseNetConf(raw: Record<string, unknown>): NetConf {
   };
 }
 
-/** The MAC and IPv4 address the runtime asks for, if any (first source wins; see the header). */
-export function requestedAddresses(conf: NetConf, env: CniEnv): { mac?: string; ip?: string } {
+/** Most addresses one request may list (a runtime asks for one or two: one per family). */
+export const MAX_REQUESTED_IPS = 16;
+
+/**
+ * The MAC and the addresses the runtime asks for, if any (first source wins; see the
+ * header): the addresses in the runtime's order, without prefixes; which of them is taken
+ * is the agent's choice by the network's family.
+ */
+export function requestedAddresses(conf: NetConf, env: CniEnv): { mac?: string; ips?: string[] } {
   const macs = [conf.runtimeConfig.mac, conf.argsCni.mac, env.args.get('MAC')].filter((m) => m !== undefined && m !== '');
-  const ipLists = [conf.runtimeConfig.ips, conf.argsCni.ips].map((l) => (Array.isArray(l) ? l : l === undefined ? [] : [l]));
-  const ips = [...ipLists.flat(), ...(env.args.get('IP') ? env.args.get('IP')!.split(',') : [])];
-  const out: { mac?: string; ip?: string } = {};
+  const asList = (l: unknown): unknown[] => (Array.isArray(l) ? l : l === undefined || l === null || l === '' ? [] : [l]);
+  const sources = [asList(conf.runtimeConfig.ips), asList(conf.argsCni.ips), env.args.get('IP') ? env.args.get('IP')!.split(',') : []];
+  const ips = sources.find((l) => l.length > 0) ?? [];
+  const out: { mac?: string; ips?: string[] } = {};
   if (macs.length > 0) {
     const mac = macs[0];
     if (typeof mac !== 'string' || !MAC.test(mac)) throw invalidConfig(`the requested MAC ${JSON.stringify(mac).slice(0, 40)} is not a MAC address`);
     out.mac = mac.toLowerCase().replace(/-/g, ':');
   }
+  if (ips.length > MAX_REQUESTED_IPS) throw invalidConfig(`at most ${MAX_REQUESTED_IPS} requested IPs, got ${ips.length}`);
+  const addrs: string[] = [];
   for (const entry of ips) {
     if (typeof entry !== 'string') throw invalidConfig(`a requested IP must be a string, got ${JSON.stringify(entry).slice(0, 40)}`);
     const addr = entry.trim().replace(/\/\d{1,3}$/, '');
-    if (isIPv4(addr)) {
-      out.ip = addr;
-      break;
-    }
-    // IPv6 requests are ignored: rhumb fabrics give one IPv4 address per attachment.
-    if (!addr.includes(':')) throw invalidConfig(`the requested IP ${JSON.stringify(entry).slice(0, 40)} is not an IP address`);
+    if (isIP(addr) === 0 || addr.includes('%')) throw invalidConfig(`the requested IP ${JSON.stringify(entry).slice(0, 40)} is not an IP address`);
+    if (!addrs.includes(addr)) addrs.push(addr);
   }
+  if (addrs.length > 0) out.ips = addrs;
   return out;
 }
 

@@ -63,7 +63,7 @@ export function agentErrorToCni(err: unknown): CniError {
 const keyPath = (key: string) => `/workloads/${encodeURIComponent(key)}`;
 
 async function add(conf: NetConf, env: CniEnv, call: AgentCall): Promise<string> {
-  const { mac, ip } = requestedAddresses(conf, env);
+  const { mac, ips } = requestedAddresses(conf, env);
   const w = await call<WorkloadAttachment>('POST', '/workloads', {
     key: attachmentKey(env.containerId!, env.ifname!),
     scope: networkScope(conf.name),
@@ -73,7 +73,7 @@ async function add(conf: NetConf, env: CniEnv, call: AgentCall): Promise<string>
     netns: env.netns!,
     ifname: env.ifname!,
     ...(mac ? { mac } : {}),
-    ...(ip ? { ip } : {}),
+    ...(ips ? { ips } : {}),
   });
   return JSON.stringify(buildResult(conf, env.netns!, env.ifname!, w));
 }

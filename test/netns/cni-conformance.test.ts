@@ -318,4 +318,44 @@ describe('rhumb CNI plugin driven as a runtime drives it', { skip, timeout: 300_
     const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!.toFixed(0);
     t.diagnostic(`ADD p50 ${pct(addMs, 50)} ms p99 ${pct(addMs, 99)} ms; DEL p50 ${pct(delMs, 50)} ms p99 ${pct(delMs, 99)} ms (4 concurrent lanes, loaded machine)`);
   });
+
+  it('requested addresses: an IPv6 network takes the first IPv6 one, an IPv4 network the first IPv4 one; only the other family is code 7, nothing made', async () => {
+    const v6Uuid = (
+      await api('POST', `/fabrics/${OWNER}/vlans/9/networks`, {
+        name: 'cni6', subnet: 'fd00:70::/64', provision_start_ip: 'fd00:70::10', provision_end_ip: 'fd00:70::ff', gateway: 'fd00:70::1',
+      })
+    ).uuid as string;
+    const [ns6, ns4, nsx] = [await lab.addNetns('req6'), await lab.addNetns('req4'), await lab.addNetns('reqx')];
+    const six = { containerId: 'req6', netns: nsPath(ns6), ifname: 'eth0' };
+    const four = { containerId: 'req4', netns: nsPath(ns4), ifname: 'eth0' };
+    const wrong = { containerId: 'reqx', netns: nsPath(nsx), ifname: 'eth0' };
+    const conf6 = (extra: Record<string, unknown>) => single('1.0.0', { network: v6Uuid, ...extra });
+    try {
+      // The capability (runtimeConfig), both families as Podman's --ip and --ip6 give them.
+      const a = await call('ADD', conf6({ runtimeConfig: { ips: ['10.70.0.77/24', 'fd00:70::77/64', 'fd00:70::78'] } }), six);
+      assert.equal(a.exitCode, 0, a.stdout);
+      assert.deepEqual((a.json?.ips as Array<{ address: string }>).map((i) => i.address), ['fd00:70::77/64']);
+      assert.match(await lab.ip(ns6, '-6', 'addr', 'show', 'dev', 'eth0'), /inet6 fd00:70::77\/64/);
+      assert.deepEqual((await nicsOf('req6')).map((n) => n.ip), ['fd00:70::77']);
+      // args.cni.ips on an IPv4 network: the IPv4 one, though an IPv6 one comes first.
+      const b = await call('ADD', single('1.0.0', { args: { cni: { ips: ['fd00:70::79', '10.70.0.79'] } } }), four);
+      assert.equal(b.exitCode, 0, b.stdout);
+      assert.deepEqual((b.json?.ips as Array<{ address: string }>).map((i) => i.address), ['10.70.0.79/24']);
+      // Only the other family: a CNI error naming both, and nothing made.
+      for (const conf of [conf6({ runtimeConfig: { ips: ['10.70.0.80'] } }), single('1.0.0', { runtimeConfig: { ips: ['fd00:70::80'] } })]) {
+        const r = await call('ADD', conf, wrong);
+        assert.equal(r.exitCode, 1, r.stdout);
+        assert.equal(r.json?.code, 7, r.stdout);
+        assert.equal(r.json?.msg, 'invalid network configuration');
+        assert.match(String(r.json?.details), /none of the requested addresses \((10\.70\.0\.80\) is IPv6|fd00:70::80\) is IPv4), the family of network/);
+        assert.deepEqual(await nicsOf('reqx'), []);
+        assert.ok(!(await links(nsx)).includes('eth0'));
+        assert.ok(!(await workloads()).some((w) => w.key === 'cni/reqx/eth0'));
+      }
+    } finally {
+      assert.equal((await call('DEL', conf6({}), six)).exitCode, 0);
+      assert.equal((await call('DEL', single('1.0.0'), four)).exitCode, 0);
+    }
+    assert.deepEqual([...(await nicsOf('req6')), ...(await nicsOf('req4'))], []);
+  });
 });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AgentError, type AttachRequest, type StageRequest, type AttachedNic } from '../../src/agent/agent.js';
 import { type ApiNetwork, type ApiNic, NapiRequestError } from '../../src/agent/napi-client.js';
-import { parseAttachRequest } from '../../src/agent/workload-api.js';
+import { parseAttachRequest, requestedIpOf } from '../../src/agent/workload-api.js';
 import { WORKLOAD_STATE_FILE, WorkloadState } from '../../src/agent/workload-state.js';
 import { WorkloadManager, type WorkloadHost, type WorkloadNapi, workloadUuid } from '../../src/agent/workloads.js';
 
@@ -204,6 +204,18 @@ describe('workload attachments (agent)', () => {
     assert.equal(napi.nics.get('02:aa:00:00:00:01')!.ip, '10.9.0.12');
   });
 
+  it('requested addresses of both families: the first of the network\'s family is taken; none of it is a 422 before anything is made', async () => {
+    const { napi, m } = await setup();
+    const a = await m.attach(req('both', { ips: ['fd00:9::12', '10.9.0.13', '10.9.0.14'] }));
+    assert.deepEqual(a.ips, [{ address: '10.9.0.13/24', gateway: '10.9.0.1' }]);
+    // The repeated attach resolves the same request to the same address: the same NIC.
+    assert.equal((await m.attach(req('both', { ips: ['fd00:9::12', '10.9.0.13'] }))).mac, a.mac);
+    await assert.rejects(m.attach(req('v6only', { ips: ['fd00:9::12', 'fd00:9::13'] })), (e: AgentError) =>
+      e.status === 422 && e.code === 'InvalidParameters' && /fd00:9::12, fd00:9::13\) is IPv4, the family of network/.test(e.message));
+    assert.equal(napi.nics.size, 1);
+    assert.deepEqual(m.list().map((w) => w.key), ['both']);
+  });
+
   it('unknown network, foreign owner, exhausted subnet: clear errors, nothing left behind', async () => {
     const { napi, m, state } = await setup(1);
     await assert.rejects(m.attach(req('a', { network_uuid: 'dddddddd-0000-4000-8000-000000000004' })), (e: AgentError) => e.code === 'NetworkNotFound' && e.status === 404);
@@ -315,6 +327,16 @@ describe('workload attach request checks', () => {
     assert.deepEqual(r.labels, { 'cni.container_id': 'abc' });
     // An IPv6 network's workload may ask for its address.
     assert.equal(parseAttachRequest({ ...ok, ip: 'fd00:67::77' }).ip, 'fd00:67::77');
+    assert.deepEqual(parseAttachRequest({ ...ok, ips: ['10.0.0.5', 'fd00:67::77'] }).ips, ['10.0.0.5', 'fd00:67::77']);
+  });
+  it('the address asked for is the first of the network\'s family; `ip` stands as given', () => {
+    const v4 = { uuid: NET, subnet: '10.9.0.0/24' };
+    const v6 = { uuid: NET, subnet: 'fd00:67::/64' };
+    assert.equal(requestedIpOf({ ips: ['fd00:67::77', '10.9.0.5', 'fd00:67::78'] }, v4), '10.9.0.5');
+    assert.equal(requestedIpOf({ ips: ['10.9.0.5', 'fd00:67::77', 'fd00:67::78'] }, v6), 'fd00:67::77');
+    assert.equal(requestedIpOf({}, v6), undefined);
+    assert.equal(requestedIpOf({ ip: '10.9.0.5' }, v6), '10.9.0.5');
+    assert.throws(() => requestedIpOf({ ips: ['10.9.0.5'] }, v6), /none of the requested addresses \(10\.9\.0\.5\) is IPv6, the family of network/);
   });
   for (const [why, body, msg] of [
     ['not an object', [], /JSON object/],
@@ -330,6 +352,10 @@ describe('workload attach request checks', () => {
     ['a bad mac', { ...ok, mac: 'nope' }, /not a MAC/],
     ['an ip that is not one', { ...ok, ip: '10.0.0.300' }, /not an IP address/],
     ['an ip with a zone', { ...ok, ip: 'fe80::1%eth0' }, /not an IP address/],
+    ['ips not a list', { ...ok, ips: '10.0.0.5' }, /ips must be a list/],
+    ['an empty ips', { ...ok, ips: [] }, /ips must be a list/],
+    ['ips with a non-address', { ...ok, ips: ['10.0.0.5', 'ten'] }, /ips: not an IP address: "ten"/],
+    ['ip and ips', { ...ok, ip: '10.0.0.5', ips: ['10.0.0.5'] }, /ip or ips, not both/],
     ['a label with a control character', { ...ok, labels: { a: 'x\u0001' } }, /printable/],
     ['too many labels', { ...ok, labels: Object.fromEntries([...Array(17).keys()].map((i) => [`l${i}`, 'v'])) }, /at most 16/],
     ['an unknown field', { ...ok, colour: 'red' }, /unknown field/],

@@ -63,13 +63,32 @@ describe('CNI plugin: environment and configuration', () => {
     assert.deepEqual(c.agent, { socketPath: '/run/rhumb/agent.sock' });
   });
 
-  it('requests: runtimeConfig before args.cni before CNI_ARGS; IPv6 ignored; prefixes stripped', () => {
+  it('requests: runtimeConfig before args.cni before CNI_ARGS, sources not mixed; both families kept in order; prefixes stripped', () => {
     const e = parseEnv(env('ADD', { CNI_ARGS: 'IgnoreUnknown=1;MAC=02:00:00:00:00:03;IP=10.9.0.30' }));
-    assert.deepEqual(requestedAddresses(parseNetConf(JSON.parse(conf())), e), { mac: '02:00:00:00:00:03', ip: '10.9.0.30' });
+    assert.deepEqual(requestedAddresses(parseNetConf(JSON.parse(conf())), e), { mac: '02:00:00:00:00:03', ips: ['10.9.0.30'] });
     const c = parseNetConf(JSON.parse(conf({ runtimeConfig: { mac: '02-AA-00-00-00-01', ips: ['2001:db8::5/64', '10.9.0.20/24'] }, args: { cni: { ips: ['10.9.0.21'] } } })));
-    assert.deepEqual(requestedAddresses(c, e), { mac: '02:aa:00:00:00:01', ip: '10.9.0.20' });
+    assert.deepEqual(requestedAddresses(c, e), { mac: '02:aa:00:00:00:01', ips: ['2001:db8::5', '10.9.0.20'] });
+    // args.cni.ips present: CNI_ARGS IP is ignored (the conventions), even when args has only IPv6.
+    const v6 = parseNetConf(JSON.parse(conf({ args: { cni: { ips: ['2001:db8::7'] } } })));
+    assert.deepEqual(requestedAddresses(v6, e), { mac: '02:00:00:00:00:03', ips: ['2001:db8::7'] });
+    assert.deepEqual(requestedAddresses(parseNetConf(JSON.parse(conf())), parseEnv(env('ADD', { CNI_ARGS: 'IP=2001:db8::8/64,10.9.0.8' }))), { ips: ['2001:db8::8', '10.9.0.8'] });
     assert.throws(() => requestedAddresses(parseNetConf(JSON.parse(conf({ runtimeConfig: { mac: 'zz' } }))), e), (x: { code: number }) => x.code === 7);
     assert.throws(() => requestedAddresses(parseNetConf(JSON.parse(conf())), parseEnv(env('ADD', { CNI_ARGS: 'IP=ten' }))), (x: { code: number }) => x.code === 7);
+    assert.throws(() => requestedAddresses(parseNetConf(JSON.parse(conf({ runtimeConfig: { ips: ['fe80::1%eth0'] } }))), e), (x: { code: number }) => x.code === 7);
+  });
+
+  it('ADD sends the requested addresses whole; an agent refusing them for the family is code 7 with its reason', async () => {
+    const a = fakeAgent(() => attachment);
+    const ok = await run(env('ADD'), conf({ runtimeConfig: { ips: ['2001:db8::5', '10.9.0.20/24'] } }), a.factory);
+    assert.equal(ok.exitCode, 0, ok.stdout);
+    assert.deepEqual((a.calls[0]!.body as { ips?: string[] }).ips, ['2001:db8::5', '10.9.0.20']);
+    const why = 'none of the requested addresses (2001:db8::5) is IPv4, the family of network x';
+    const refused = fakeAgent(() => {
+      throw new AgentReplyError(422, 'InvalidParameters', why);
+    });
+    const out = await run(env('ADD'), conf({ runtimeConfig: { ips: ['2001:db8::5'] } }), refused.factory);
+    assert.equal(out.exitCode, 1);
+    assert.deepEqual(parsed(out), { cniVersion: '1.0.0', code: 7, msg: 'invalid network configuration', details: why });
   });
 
   for (const [why, vars, code, detail] of [
