@@ -149,6 +149,12 @@ export interface VnetEdge {
   routed: Array<[string, string]>;
   /** Instance ports reachable on the external address (only with an external side). */
   published: Array<Omit<PublishedPort, 'vnet'>>;
+  /**
+   * Source subnets whose instances reach the node's published ports (any vnet's) on the
+   * external address through their gateway — hairpin NAT: its NAT subnets, of each
+   * family the node publishes ports on. See hairpinSubnets.
+   */
+  hairpin: string[];
 }
 
 export interface EdgePlan {
@@ -214,6 +220,21 @@ export function edgeNetworkOf(nic: { vnet: number; vlan?: number; ip: string; pr
   };
 }
 
+/**
+ * Which of a vnet's subnets may hairpin: connect to the node's external address and reach a
+ * port published there (on this node, of any vnet). A hairpinned connection is what the
+ * same connection would be had it left through egress NAT and come back in on the external
+ * interface — so only a network with internet_nat (one that reaches the external address
+ * at all) may, and only on a family the node publishes ports on. The target sees the
+ * node's external address as the client (as it sees another node's for a client there),
+ * and replies return through the gateway. Nothing else of the external address (the node's
+ * own services) is reachable through the gateway.
+ */
+export function hairpinSubnets(nat: readonly string[], publishedIps: readonly string[]): string[] {
+  const families = new Set(publishedIps.map(isV6));
+  return nat.filter((s) => families.has(isV6(s)));
+}
+
 /** Networks connected by one router (every one of them reaches every other). */
 export interface EdgeRouter {
   networks: EdgeNetwork[];
@@ -272,7 +293,10 @@ export function planEdge(
             .map(({ ip, protocol, port, hostPort }) => ({ ip, protocol, port, hostPort }))
             .sort((a, b) => a.hostPort - b.hostPort || (a.protocol < b.protocol ? -1 : 1))
         : [],
+      hairpin: [],
     });
   }
+  const publishedIps = vnets.flatMap((v) => v.published.map((p) => p.ip));
+  for (const v of vnets) v.hairpin = hairpinSubnets(v.nat, publishedIps);
   return { ...(opts.external ? { external: opts.external } : {}), vnets };
 }

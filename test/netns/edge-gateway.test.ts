@@ -236,6 +236,44 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`distributed ga
     await eventually(async () => (await explain(8080)).status === 404, 10_000, 'the controller forgets the withdrawn port');
   });
 
+  it('hairpin: instances reach a published port on a node\'s external address (seen as a node\'s address), nothing else of it', async () => {
+    const n0 = nodes[0]!;
+    const [ext1, ext2] = [internet.addressOf(n0), internet.addressOf(nodes[1]!)];
+    // The target answers with the address it sees; a service of the node itself listens on every node address.
+    const who = lab.spawnIn(inst.a1!.ns, [process.execPath, '-e', whoamiProgram(WHOAMI_PORT, '0.0.0.0')]);
+    const whoOut = new ProcessOutput(who);
+    await whoOut.until(() => whoOut.lines.includes('listening'), 10_000, 'whoami in a1');
+    const own = lab.spawnIn(n0.ns, [process.execPath, '-e', tcpServersProgram([8097], '0.0.0.0')]);
+    const ownOut = new ProcessOutput(own);
+    await ownOut.until(() => ownOut.lines.includes('ready'), 10_000, 'a service of node 0');
+    // A second instance on a1's network and node.
+    const nic = await api('POST', '/nics', { owner_uuid: OWNER, belongs_to_uuid: randomUUID(), belongs_to_type: 'zone', network_uuid: (await api('GET', `/nics/${inst.a1!.mac}`)).network_uuid, cn_uuid: n0.uuid });
+    const a3: Instance = { name: 'a3', ns: await lab.addNetns('a3'), node: n0, mac: nic.mac, ip: nic.ip };
+    await attachNic(n0.agent!, a3.mac, a3.ns);
+    try {
+      const put = await http(n0.agent!.api, 'PUT', `/published-ports/${inst.a1!.mac}`, { ports: [{ protocol: 'tcp', port: WHOAMI_PORT, host_port: 8083 }] });
+      assert.equal(put.status, 200, JSON.stringify(put.body));
+      assert.equal(await ask(inst.a2!, ext1, 8083), ext2, 'from another node: through its egress NAT, seen as that node\'s address');
+      assert.equal(await ask(a3, ext1, 8083), ext1, 'same network, same node: seen as the node\'s external address');
+      // The target itself: on the kernel backend the DNAT'ed frame is bridged (br_netfilter), and a
+      // bridge sends nothing back out the port it came in on.
+      assert.equal(await ask(inst.a1!, ext1, 8083), backend === 'userspace' ? ext1 : 'timeout', 'the target itself');
+      assert.equal(await ask(inst.c1!, ext1, 8083), ext1, 'another owner\'s network on the node (the target\'s very address)');
+      assert.equal(await ask(inst.p1!, ext1, 8083), 'timeout', 'a network without internet_nat does not reach the external address');
+      // The node's own service on the external address: open from outside, not through the gateway.
+      const probe = JSON.parse(await lab.exec(internet.ns, process.execPath, '-e', tcpProbeProgram(1500), JSON.stringify([[ext1, 8097]]))) as string[];
+      assert.deepEqual(probe, ['open'], 'the service is there');
+      assert.equal(await ask(a3, ext1, 8097), 'timeout', 'not the node\'s service');
+      assert.equal(await ask(a3, ext1, 8084), 'timeout', 'nor a port not published');
+      assert.equal((await http(n0.agent!.api, 'PUT', `/published-ports/${inst.a1!.mac}`, { ports: [] })).status, 200);
+      assert.equal(await ask(a3, ext1, 8083), 'timeout', 'withdrawn');
+    } finally {
+      await http(n0.agent!.api, 'PUT', `/published-ports/${inst.a1!.mac}`, { ports: [] });
+      who.kill();
+      own.kill();
+    }
+  });
+
   it('after an agent restart the gateway, NAT and published ports are back', async () => {
     const n = nodes[0]!;
     const put = await http(n.agent!.api, 'PUT', `/published-ports/${inst.a1!.mac}`, { ports: [{ protocol: 'tcp', port: 7001, host_port: 8088 }] });

@@ -11,7 +11,7 @@ import { bridgePort } from '../../src/agent/kernel/edge.js';
 import { gatewayTapName, parseDeviceName } from '../../src/agent/plumbing/names.js';
 import { routerProblems } from '../../src/napi/models/router.js';
 import type { NetworkRecord } from '../../src/napi/models/records.js';
-import { edgeMark, edgeNetworkOf, edgeZones, edgeTable, gatewayMac, planEdge, publishedProblem, subnetOf, vnetOfMark, vnetOfTable } from '../../src/edge/plan.js';
+import { edgeMark, edgeNetworkOf, edgeZones, edgeTable, gatewayMac, hairpinSubnets, planEdge, publishedProblem, subnetOf, vnetOfMark, vnetOfTable } from '../../src/edge/plan.js';
 import { FW_ESTABLISHED, FW_INVALID } from '../../src/net/marks.js';
 import { PublishedPorts, externalProblem, parseMappings, publishedAddress } from '../../src/agent/published.js';
 import { StateFile } from '../../src/agent/state-file.js';
@@ -118,7 +118,9 @@ describe('kernel rendering', () => {
     const plan = planEdge([{ vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true }, { vnet: 9, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: false }], { external: EXT });
     const text = renderEdgeNft(plan, bridgePort);
     assert.match(text, /^table ip rhumb_edge\ndelete table ip rhumb_edge\n/);
-    assert.match(text, /iifname "rbr7" ether daddr 02:72:67:00:00:07 meta mark set 0x72000007 ct mark set 0x72000007/);
+    // A connection is its opener's: the replies do not re-mark it.
+    assert.match(text, /iifname "rbr7" ether daddr 02:72:67:00:00:07 meta mark set 0x72000007 ct direction original ct mark set 0x72000007\n/);
+    assert.match(text, /chain output \{\n\s+type filter hook output priority filter; policy accept;\n\s+oifname \{ "rbr7", "rbr9" \} icmp type redirect drop\n/);
     assert.match(text, /iifname "ext0" ct mark & 0xfa000000 == 0x72000000 meta mark set ct mark/);
     assert.match(text, /chain raw \{\n\s+type filter hook prerouting priority raw; policy accept;\n\s+iifname "rbr7" ether daddr 02:72:67:00:00:07 ct original zone set 8\n/);
     // The firewall's state bits beside the vnet's mark change nothing (../../src/net/marks.ts).
@@ -282,6 +284,52 @@ describe('published ports', () => {
     assert.doesNotMatch(renderEdgeNft(planEdge([net], { external: EXT }), bridgePort), /dstnat/);
   });
 
+  test('hairpin: the NAT subnets of every vnet, on the families ports are published on', () => {
+    const natA = { vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true };
+    const twin = { vnet: 9, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true };
+    const priv = { vnet: 7, subnet: '10.0.1.0/24', gateway: '10.0.1.1', internetNat: false };
+    const six = { vnet: 9, subnet: 'fd00:61::/64', gateway: 'fd00:61::1', internetNat: true };
+    const plan = planEdge([natA, priv, twin, six], { external: { ...EXT, address6: 'fd99:1::1' }, published: [{ ...web, vnet: 7, ip: '10.0.1.5' }] });
+    assert.deepEqual(plan.vnets.map((v) => [v.vnet, v.hairpin]), [[7, ['10.0.0.0/24']], [9, ['10.0.0.0/24']]], 'not the private network, not IPv6 (nothing published on it)');
+    assert.deepEqual(planEdge([natA, twin], { external: EXT }).vnets.map((v) => v.hairpin), [[], []], 'nothing published: no hairpin');
+    assert.deepEqual(planEdge([natA], { published: [{ ...web, vnet: 7 }] }).vnets[0]!.hairpin, [], 'no external side: no hairpin');
+    assert.deepEqual(hairpinSubnets(['10.0.0.0/24', 'fd00::/64'], ['fd00:9::5']), ['fd00::/64']);
+    assert.deepEqual(hairpinSubnets(['10.0.0.0/24'], []), []);
+  });
+
+  test('hairpin rendered: marks by direction, DNAT from the hairpin subnets only, SNAT to the external address, no redirects', () => {
+    const natA = { vnet: 7, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true };
+    const twin = { vnet: 9, subnet: '10.0.0.0/24', gateway: '10.0.0.1', internetNat: true };
+    const priv = { vnet: 7, subnet: '10.0.1.0/24', gateway: '10.0.1.1', internetNat: false };
+    const dns = { vnet: 9, ip: '10.0.0.5', protocol: 'udp' as const, port: 53, hostPort: 5353 };
+    const text = renderEdgeNft(planEdge([natA, priv, twin], { external: EXT, published: [web, dns] }), bridgePort);
+    const v4 = text.slice(0, text.indexOf('table ip6 rhumb_edge\n'));
+    const ours = 'meta mark & 0xfa000000 == 0x72000000';
+    // Replies take their connection's mark (the client's vnet); the original direction the target's vnet's.
+    assert.ok(v4.includes(`    ${ours} ct direction reply ct mark & 0xfa000000 == 0x72000000 meta mark set ct mark\n`), v4);
+    assert.ok(v4.includes(`    ${ours} ct direction original ct original ip daddr 198.19.0.1 meta l4proto tcp ct original proto-dst 8080 meta mark set 0x72000007\n`));
+    assert.ok(v4.includes(`    ${ours} ct direction original ct original ip daddr 198.19.0.1 meta l4proto udp ct original proto-dst 5353 meta mark set 0x72000009\n`));
+    const pre = v4.slice(v4.indexOf('chain prerouting'), v4.indexOf('chain input'));
+    assert.ok(pre.indexOf('rbr9') < pre.indexOf('ct direction reply'), 'after the ports mark');
+    // DNAT: from each vnet's NAT subnet, by the connection's mark (set only from a port), to every published port.
+    assert.match(v4, /chain hairpin \{\n\s+tcp dport 8080 dnat to 10\.0\.0\.5:80\n\s+udp dport 5353 dnat to 10\.0\.0\.5:53\n\s+\}/);
+    assert.ok(v4.includes('    ct mark & 0xfaffffff == 0x72000007 ip saddr 10.0.0.0/24 ip daddr 198.19.0.1 jump hairpin\n'));
+    assert.ok(v4.includes('    ct mark & 0xfaffffff == 0x72000009 ip saddr 10.0.0.0/24 ip daddr 198.19.0.1 jump hairpin\n'));
+    assert.doesNotMatch(v4, /10\.0\.1\.0\/24 ip daddr 198\.19\.0\.1/, 'the private network does not hairpin');
+    // SNAT: a DNAT'ed connection that came from a port (a conntrack zone of its own), before the egress SNAT.
+    const post = v4.slice(v4.indexOf('chain postrouting'));
+    assert.match(post, new RegExp(`\\n\\s+${ours} ct direction original ct status dnat ct original zone != 0 ct original ip daddr 198\\.19\\.0\\.1 snat to 198\\.19\\.0\\.1\\n\\s+${ours} oifname "ext0" snat to 198\\.19\\.0\\.1\\n`));
+    assert.match(v4, /oifname \{ "rbr7", "rbr9" \} icmp type redirect drop/);
+    // The input guard is unchanged: the external address itself stays out of reach.
+    const input = v4.slice(v4.indexOf('chain input'), v4.indexOf('chain forward'));
+    assert.match(input, /== 0x72000000 drop\n\s+\}\n\s*$/);
+    assert.doesNotMatch(input, /198\.19\.0\.1/);
+    // Nothing of it without a NAT network, or without a published port.
+    for (const t of [renderEdgeNft(planEdge([net], { external: EXT, published: [web] }), bridgePort), renderEdgeNft(planEdge([natA], { external: EXT }), bridgePort)]) {
+      assert.doesNotMatch(t, /hairpin|ct direction reply|ct original zone !=/, t);
+    }
+  });
+
   test('a host port twice for one protocol, bad protocols and ports are refused', () => {
     assert.equal(publishedProblem([{ protocol: 'tcp', port: 80, hostPort: 8080 }, { protocol: 'udp', port: 80, hostPort: 8080 }]), undefined);
     assert.match(publishedProblem([{ protocol: 'tcp', port: 80, hostPort: 8080 }, { protocol: 'tcp', port: 81, hostPort: 8080 }])!, /tcp host port 8080 is published twice/);
@@ -304,7 +352,10 @@ describe('published ports', () => {
     const [v4, v6] = [text.slice(0, ip6At(text)), text.slice(ip6At(text))];
     assert.match(v4!, /iifname "ext0" ip daddr 198\.19\.0\.1 tcp dport 8080 meta mark set 0x72000007 ct mark set 0x72000007 dnat to 10\.0\.0\.5:80\n/);
     assert.doesNotMatch(v4!, /fd00:61::10/);
-    assert.match(v6!, /chain dstnat \{\n\s+type nat hook prerouting priority dstnat; policy accept;\n\s+iifname "ext0" ip6 daddr fd99:1::1 tcp dport 8080 meta mark set 0x72000007 ct mark set 0x72000007 dnat to \[fd00:61::10\]:80\n\s+\}/);
+    assert.match(v6!, /chain dstnat \{\n\s+type nat hook prerouting priority dstnat; policy accept;\n\s+iifname "ext0" ip6 daddr fd99:1::1 tcp dport 8080 meta mark set 0x72000007 ct mark set 0x72000007 dnat to \[fd00:61::10\]:80\n/);
+    // The IPv6 NAT network hairpins to it (the IPv4 one does not: the private network).
+    assert.match(v6!, /\n\s+ct mark & 0xfaffffff == 0x72000007 ip6 saddr fd00:61::\/64 ip6 daddr fd99:1::1 jump hairpin\n\s+\}/);
+    assert.doesNotMatch(v4!, /hairpin/);
     assert.match(v6!, /ct status dnat accept/);
     assert.doesNotMatch(v6!, /10\.0\.0\.5/);
     // Without an external IPv6 address the IPv6 NIC's port is not planned (the agent refuses to publish it).

@@ -15,6 +15,22 @@
  * - forward: a vnet's packets leave only to the external side from a NAT subnet, or
  *   between subnets a router connects; replies follow their connection;
  * - postrouting: SNAT to the external address.
+ * A connection belongs to the vnet that opened it: its mark is set by its first packet
+ * (from a port, or by a published port's DNAT) and not by the replies.
+ *
+ * Hairpin (VnetEdge.hairpin, ../../edge/plan.ts hairpinSubnets): an instance of a NAT
+ * subnet connecting to the external address on a published port is DNAT'ed to the target
+ * as a connection from outside would be, and SNAT'ed to the external address (so the
+ * target, even on the client's own network, answers through the gateway). Its packets are
+ * routed by the target's vnet (marked by the connection's original destination), its
+ * replies by the client's (the connection's mark); a hairpinned connection is told from an
+ * outside one by its conntrack zone (set only for what comes from a port). No ICMP
+ * redirects leave the ports: a hairpin's client and target may share a network, and a
+ * redirect would send one straight to the other, around the NAT. On the kernel backend a
+ * hairpin into the client's own bridge is bridged, not routed (br_netfilter, after the DNAT;
+ * the SNAT still applies in its postrouting), and the bridge keeps the frame on the
+ * client's VLAN and off its ingress port: it reaches the target on the client's own
+ * network, not on another network of the vnet, nor the client itself.
  */
 import { cidrProblem, firstProblem, ifnameProblem, intProblem, ipProblem, ipv4Problem, ipv6Problem, macProblem } from '../plumbing/checks.js';
 import { EDGE_BASE, EDGE_MARK_MASK, EDGE_RULE_PREF, EDGE_TAG_MASK, type EdgePlan, type VnetEdge, isV6, publishedProblem } from '../../edge/plan.js';
@@ -95,7 +111,7 @@ function vnetRules(v: VnetEdge, ports: EdgePort[], plan: EdgePlan, fam: Family):
   const raw = ports.map((p) => `iifname "${p.dev}" ether daddr ${p.mac} ct original zone set ${v.zone}`);
   // With br_netfilter the IP hooks also see bridged frames, with the bridge as their
   // device: only frames sent to the gateway MAC are the vnet's routed traffic.
-  const pre = ports.map((p) => `iifname "${p.dev}" ether daddr ${p.mac} meta mark set ${mark} ct mark set ${mark}`);
+  const pre = ports.map((p) => `iifname "${p.dev}" ether daddr ${p.mac} meta mark set ${mark} ct direction original ct mark set ${mark}`);
   const echo = fam.v6 ? 'icmpv6 type echo-request' : 'icmp type echo-request';
   const input = gateways.length > 0 ? [`${marked} ${ip} daddr ${set(gateways.map((g) => g.address))} ${echo} accept`] : [];
   // IPv6 needs neighbour discovery with the gateway (unicast solicitations and adverts reach it marked).
@@ -150,6 +166,9 @@ function renderFamilyTable(plan: EdgePlan, portOf: PortOf, fam: Family): string[
       )
     : [];
   if (ext && fam.snat) pre.push(`iifname "${ext.iface}" ct mark & ${hex(EDGE_TAG_MASK)} == ${hex(EDGE_BASE)} meta mark set ct mark`);
+  const hp = ext && fam.snat && dnat.length > 0 ? hairpinRules(plan, fam, fam.snat) : { pre: [], dstnat: [], chain: [], post: [] };
+  pre.push(...hp.pre);
+  dnat.push(...hp.dstnat);
   const chain = (name: string, hook: string, rules: string[]) => [`  chain ${name} {`, `    ${hook}`, ...rules.map((r) => `    ${r}`), '  }'];
   return [
     ...head,
@@ -163,12 +182,40 @@ function renderFamilyTable(plan: EdgePlan, portOf: PortOf, fam: Family): string[
       ...(dnat.length > 0 ? [`${ours} ct status dnat accept`] : []),
       `${ours} drop`,
     ]),
+    ...(hp.chain.length > 0 ? [`  chain hairpin {`, ...hp.chain.map((r) => `    ${r}`), '  }'] : []),
     ...(dnat.length > 0 ? chain('dstnat', 'type nat hook prerouting priority dstnat; policy accept;', dnat) : []),
-    // A redirect would send an instance around the router (straight to another network's port).
-    ...(fam.v6 ? chain('output', 'type filter hook output priority filter; policy accept;', [`oifname ${set(ports.map((p) => `"${p}"`))} icmpv6 type nd-redirect drop`]) : []),
-    ...chain('postrouting', 'type nat hook postrouting priority srcnat; policy accept;', ext && fam.snat ? [`${ours} oifname "${ext.iface}" snat ${fam.v6 ? 'ip6 ' : ''}to ${fam.snat}`] : []),
+    // A redirect would send an instance around the router (straight to another network's port),
+    // or a hairpin's client straight to its target.
+    ...chain('output', 'type filter hook output priority filter; policy accept;', [`oifname ${set(ports.map((p) => `"${p}"`))} ${fam.v6 ? 'icmpv6 type nd-redirect' : 'icmp type redirect'} drop`]),
+    ...chain('postrouting', 'type nat hook postrouting priority srcnat; policy accept;', [
+      ...hp.post,
+      ...(ext && fam.snat ? [`${ours} oifname "${ext.iface}" snat ${fam.v6 ? 'ip6 ' : ''}to ${fam.snat}`] : []),
+    ]),
     '}',
   ];
+}
+
+/**
+ * The hairpin's rules for a family with published ports (see the header): in prerouting
+ * (mangle) the replies' mark from their connection and the target's vnet's mark on the
+ * original direction; the DNAT from the hairpin subnets (a chain of the family's published
+ * ports); the SNAT to the external address.
+ */
+function hairpinRules(plan: EdgePlan, fam: Family, address: string): { pre: string[]; dstnat: string[]; chain: string[]; post: string[] } {
+  const ip = fam.table;
+  const ours = `meta mark & ${hex(EDGE_TAG_MASK)} == ${hex(EDGE_BASE)}`;
+  const target = (p: { ip: string; port: number }) => (fam.v6 ? `[${p.ip}]:${p.port}` : `${p.ip}:${p.port}`);
+  const ports = plan.vnets.flatMap((v) => v.published.filter((p) => isV6(p.ip) === fam.v6).map((p) => ({ v, p })));
+  const clients = plan.vnets.map((v) => ({ v, from: v.hairpin.filter((s) => isV6(s) === fam.v6) })).filter((c) => c.from.length > 0);
+  if (ports.length === 0 || clients.length === 0) return { pre: [], dstnat: [], chain: [], post: [] };
+  const pre = [
+    `${ours} ct direction reply ct mark & ${hex(EDGE_TAG_MASK)} == ${hex(EDGE_BASE)} meta mark set ct mark`,
+    ...ports.map(({ v, p }) => `${ours} ct direction original ct original ${ip} daddr ${address} meta l4proto ${p.protocol} ct original proto-dst ${p.hostPort} meta mark set ${hex(v.mark)}`),
+  ];
+  const dstnat = clients.map(({ v, from }) => `ct mark & ${hex(EDGE_MARK_MASK)} == ${hex(v.mark)} ${ip} saddr ${set(from)} ${ip} daddr ${address} jump hairpin`);
+  const chain = ports.map(({ p }) => `${p.protocol} dport ${p.hostPort} dnat to ${target(p)}`);
+  const post = [`${ours} ct direction original ct status dnat ct original zone != 0 ct original ${ip} daddr ${address} snat ${fam.v6 ? 'ip6 ' : ''}to ${address}`];
+  return { pre, dstnat, chain, post };
 }
 
 /** An address the edge puts on a vnet's bridge. */
