@@ -304,6 +304,38 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (
     assert.deepEqual(await probe([[e1, 8086]]), ['blocked'], 'withdrawn');
   });
 
+  it('hairpin (IPv6): instances on the node reach its published ports from NAT networks, seen as its external address by the target\'s firewall; nothing else of it', async () => {
+    const e1 = external6(1);
+    const own = lab.spawnIn(nodes[1]!.ns, [process.execPath, '-e', tcpServersProgram([8097], '::')]);
+    const ownOut = new ProcessOutput(own);
+    await ownOut.until(() => ownOut.lines.includes('ready'), 10_000, 'a service of node 2');
+    // x2's firewall (see above): 7101 from fd99:1::/64 (the external side), 7102 from its own network fd00:61::/64 only.
+    const put = await http(nodes[1]!.agent!.api, 'PUT', `/published-ports/${inst.x2!.mac}`, {
+      ports: [{ protocol: 'tcp', port: PORTS[0], host_port: 8086 }, { protocol: 'tcp', port: PORTS[1], host_port: 8087 }],
+    });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    const ext = (port: number): [string, string, number] => ['ext', e1, port];
+    try {
+      // Owner B's network (another vnet) has x2's subnet, which x2 lets in on 7102: refused all the same,
+      // x2's firewall sees the node's external address.
+      await expectReach(inst.other!, [ext(8086), ext(8087)], ['ext:8086 open', 'ext:8087 blocked'], 'hairpin from another owner');
+      // Another network of x2's owner (the same vnet), and x2 itself: the userspace backend only. The kernel
+      // backend's br_netfilter bridges a DNAT'ed frame whose route leads back into the bridge it came from,
+      // and the bridge keeps it on the client's VLAN and off the port it came in on.
+      if (backend === 'userspace') {
+        await expectReach(inst.y!, [ext(8086), ext(8087)], ['ext:8086 open', 'ext:8087 blocked'], 'hairpin from another network of the owner');
+        await expectReach(inst.x2!, [ext(8086), ext(8087)], ['ext:8086 open', 'ext:8087 blocked'], 'hairpin to itself');
+      }
+      assert.deepEqual(await reach(inst.y!, [ext(8097)]), ['ext:8097 blocked'], 'the node\'s own service');
+      assert.deepEqual(await reach(inst.nonat!, [ext(8086)]), ['ext:8086 blocked'], 'a network without internet_nat does not hairpin');
+      const outside = JSON.parse(await lab.exec(internetNs, process.execPath, '-e', PROBE, JSON.stringify([[e1, 8097]]))) as string[];
+      assert.deepEqual(outside, ['open'], 'the service is there');
+    } finally {
+      await http(nodes[1]!.agent!.api, 'PUT', `/published-ports/${inst.x2!.mac}`, { ports: [] });
+      own.kill();
+    }
+  });
+
   it('after an agent restart: same network, gateway, router and NAT66 as before, the agent\'s edge errors none', async () => {
     const n = nodes[0]!;
     await stopAgent(n.agent!);
