@@ -13,6 +13,7 @@
         "native/src/nft.c",
         "native/src/napi_util.c",
         "native/src/netlink.c",
+        "native/src/netlink_requests.c",
         "native/src/nflog.c",
         "native/src/nflog_parse.c",
         "native/src/packet.c",

@@ -2,7 +2,8 @@
 #define RHUMB_RTNL_H
 /*
  * rtnetlink neighbour/FDB protocol layer: sockets, request building, ACK and dump
- * handling, message parsing. No Node-API in here; native/src/netlink.c binds it.
+ * handling, message parsing. No Node-API in here; native/src/netlink.c (with
+ * netlink_requests.c) binds it.
  */
 #include <stdbool.h>
 #include <stddef.h>

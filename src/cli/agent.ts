@@ -16,7 +16,7 @@ import { Agent } from '../agent/agent.js';
 import { type AgentAddress, DEFAULT_AGENT_SOCKET, describeAgentAddress, isUnixAddress, parseAgentAddress } from '../agent/address.js';
 import { agentAddressArg, agentOption, callAgent } from './agent-address.js';
 import { buildAgentApi, listenAgentApi } from '../agent/api.js';
-import { type BackendFactory, backendFactory, backendNames } from '../agent/backend.js';
+import { type BackendFactory, type DataplaneBackend, backendFactory, backendNames } from '../agent/backend.js';
 import '../agent/backends.js';
 import { DEFAULT_FLOW_LOG } from './fw-log.js';
 import { resolveExternal } from '../agent/external.js';
@@ -35,6 +35,7 @@ import { type PluginAddress, parsePluginAddress } from '../docker/server.js';
 import { DEFAULT_PLUGIN_NAME, pluginNameProblem } from '../docker/spec.js';
 import { DEFAULT_ADMIN_UUID } from '../controller/index.js';
 import { createRegistry } from '../metrics/index.js';
+import type { Registry } from 'prom-client';
 import { SvpClient } from '../svp/client.js';
 import { parseIntArg } from './hostport.js';
 import { type CredentialFlags, addCredentialOptions, tlsFrom, tokenFrom } from './credentials.js';
@@ -120,6 +121,31 @@ function connectionRenewer(rest: RenewableFetch, svp: SvpClient): () => void {
   };
 }
 
+/** The node's data plane (--backend) and its underlay encryption, with the state directory both keep their files in. */
+async function createDataplane(
+  flags: AgentFlags,
+  d: { node: string; underlayIp: string; controller: string; controllerFetch: Fetch; createBackend: BackendFactory; registry: Registry; log: Logger },
+): Promise<{ stateDir: string; backend: DataplaneBackend; routing: EncryptionManager }> {
+  const stateDir = flags.stateDir ?? defaultStateDir(d.node.toLowerCase());
+  const backend = await d.createBackend({
+    stateDir,
+    registry: d.registry,
+    noOffload: typeof flags.offload === 'string' ? flags.offload : '',
+  });
+  // Follows the deployment's underlay encryption (WireGuard), whatever it is now.
+  const routing = new EncryptionManager({
+    controllerUrl: d.controller,
+    controllerFetch: d.controllerFetch,
+    nodeUuid: d.node.toLowerCase(),
+    underlayIp: d.underlayIp,
+    stateDir,
+    registry: d.registry,
+    logger: d.log.child({ component: 'wireguard' }),
+    listenPort: flags.wireguardPort,
+  });
+  return { stateDir, backend, routing };
+}
+
 async function runAgent(flags: AgentFlags): Promise<void> {
   const { node, underlayIp, controller, svpServers, createBackend } = checkAgentFlags(flags);
   // Before anything is touched: a bad external interface stops the start.
@@ -134,23 +160,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   const svp = new SvpClient({ servers: svpServers.split(','), keepaliveMs: 10_000, tls });
   const prober = new Prober({ registry, intervalMs: flags.probeInterval });
   prober.on('error', (err) => log.warn(`probe: ${err.message}`));
-  const stateDir = flags.stateDir ?? defaultStateDir(node.toLowerCase());
-  const backend = await createBackend({
-    stateDir,
-    registry,
-    noOffload: typeof flags.offload === 'string' ? flags.offload : '',
-  });
-  // Follows the deployment's underlay encryption (WireGuard), whatever it is now.
-  const routing = new EncryptionManager({
-    controllerUrl: controller,
-    controllerFetch,
-    nodeUuid: node.toLowerCase(),
-    underlayIp,
-    stateDir,
-    registry,
-    logger: log.child({ component: 'wireguard' }),
-    listenPort: flags.wireguardPort,
-  });
+  const { stateDir, backend, routing } = await createDataplane(flags, { node, underlayIp, controller, controllerFetch, createBackend, registry, log });
   const journal = new ShootdownJournal(registry);
   let reporter: NodeReporter | undefined;
   let docker: RunningDockerPlugin | undefined;

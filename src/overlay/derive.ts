@@ -156,15 +156,22 @@ export function underlayOf(v: NicOverlayView | null | undefined, cfg: DeriveConf
   return { cn_uuid: v.belongs_to_uuid, ip: v.ip, port: cfg.vxlanPort ?? DEFAULT_VXLAN_PORT };
 }
 
-export function deriveOverlay(
-  before: NicOverlayView | null,
-  after: NicOverlayView | null,
-  nodes: VnetNodes,
-  cfg: DeriveConfig,
-  opts: DeriveOptions = {},
-): OverlayDerivation {
-  const now = opts.now ?? new Date().toISOString();
-  const newId = opts.newId ?? (() => uuidv7());
+/** A change in the number of a node's fabric NICs on a vnet. */
+interface VnodeDelta {
+  vnet: number;
+  cn: string;
+  delta: number;
+}
+
+/** The fabric side of a write (the decision table above): mapping ops, events by vnet, vnode deltas. */
+interface FabricChanges {
+  mappings: Op[];
+  events: Map<number, LogEvent[]>;
+  deltas: Map<string, VnodeDelta>;
+}
+
+/** The header's decision table: what a fabric NIC's write puts, removes and tells (and its vnode deltas). */
+function fabricChanges(before: NicOverlayView | null, after: NicOverlayView | null): FabricChanges {
   const mappings: Op[] = [];
   const events = new Map<number, LogEvent[]>();
   const record = (vnet: number, e: LogEvent): void => {
@@ -172,7 +179,7 @@ export function deriveOverlay(
     if (list) list.push(e);
     else events.set(vnet, [e]);
   };
-  const deltas = new Map<string, { vnet: number; cn: string; delta: number }>();
+  const deltas = new Map<string, VnodeDelta>();
 
   const bump = (vnet: number, cn: string, delta: number): void => {
     const k = `${vnet}/${cn}`;
@@ -219,9 +226,13 @@ export function deriveOverlay(
       vl3(a);
     }
   }
+  return { mappings, events, deltas };
+}
 
+/** The vnode rows the deltas change, from the rows as the write read them. */
+function vnodeChanges(deltas: Iterable<VnodeDelta>, nodes: VnetNodes): VnodeChange[] {
   const vnodes: VnodeChange[] = [];
-  for (const { vnet, cn, delta } of deltas.values()) {
+  for (const { vnet, cn, delta } of deltas) {
     if (delta === 0) continue;
     const row = nodes.get(vnet)?.get(cn);
     const was = row && row.count > 0 ? row.count : 0;
@@ -230,7 +241,11 @@ export function deriveOverlay(
     if (was > 0 && count === 0 && row) change.joined = row.joined;
     vnodes.push(change);
   }
+  return vnodes;
+}
 
+/** The ovl/ul ops of a write: an underlay NIC's record put, moved or removed. */
+function underlayOps(before: NicOverlayView | null, after: NicOverlayView | null, cfg: DeriveConfig): Op[] {
   const underlay: Op[] = [];
   const ub = underlayOf(before, cfg);
   const ua = underlayOf(after, cfg);
@@ -238,7 +253,21 @@ export function deriveOverlay(
   if (ua && (!ub || ub.cn_uuid !== ua.cn_uuid || ub.ip !== ua.ip || ub.port !== ua.port)) {
     underlay.push({ type: 'put', key: underlayKey(ua.cn_uuid), value: JSON.stringify(ua) });
   }
+  return underlay;
+}
 
+export function deriveOverlay(
+  before: NicOverlayView | null,
+  after: NicOverlayView | null,
+  nodes: VnetNodes,
+  cfg: DeriveConfig,
+  opts: DeriveOptions = {},
+): OverlayDerivation {
+  const now = opts.now ?? new Date().toISOString();
+  const newId = opts.newId ?? (() => uuidv7());
+  const { mappings, events, deltas } = fabricChanges(before, after);
+  const vnodes = vnodeChanges(deltas.values(), nodes);
+  const underlay = underlayOps(before, after, cfg);
   const log: LoggedEvents[] = [];
   for (const [vnet, list] of events) log.push({ id: newId(), entry: { vnet_id: vnet, created: now, events: list } });
   return { mappings, underlay, vnodes, log };

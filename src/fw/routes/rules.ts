@@ -51,27 +51,29 @@ function rejectUnknownRuleParams(params: Params): void {
   if (unknown.length > 0) throw invalidParams([unknownParams(unknown.sort())]);
 }
 
+/** Rejects a rule whose nftables ruleset nft refuses (no verify: no check). */
+async function checkCompiles(verify: RuleRouteDeps['verify'], rule: StoredRule): Promise<void> {
+  if (!verify) return;
+  const res = await verify(probeRuleset(rule));
+  if (!res.ok) {
+    throw invalidParams([invalidParam('rule', `rule compiles to an nftables ruleset nft rejects: ${res.error ?? ''}`.trim())]);
+  }
+}
+
+/** The rule the path names, when the request's owner_uuid (if any) may see it. */
+async function getOwned(store: FwRouteDeps['store'], req: FastifyRequest): Promise<{ rule: StoredRule; params: Params }> {
+  const params = requestParams(req);
+  const uuid = requireUuid('uuid', params.uuid, 'Invalid rule UUID');
+  const rule = await loadRule(store, uuid);
+  if (!rule) throw ruleNotFound();
+  assertRuleOwner(rule, params.owner_uuid);
+  return { rule, params };
+}
+
+/** The rules themselves: list, create, read, update, delete; then which instances they select. */
 export function registerRuleRoutes(app: FastifyInstance, deps: RuleRouteDeps): void {
-  const { store, engine, verify } = deps;
+  const { store, verify } = deps;
   const a = deps.access;
-
-  async function checkCompiles(rule: StoredRule): Promise<void> {
-    if (!verify) return;
-    const res = await verify(probeRuleset(rule));
-    if (!res.ok) {
-      throw invalidParams([invalidParam('rule', `rule compiles to an nftables ruleset nft rejects: ${res.error ?? ''}`.trim())]);
-    }
-  }
-
-  /** The rule the path names, when the request's owner_uuid (if any) may see it. */
-  async function getOwned(req: FastifyRequest): Promise<{ rule: StoredRule; params: Params }> {
-    const params = requestParams(req);
-    const uuid = requireUuid('uuid', params.uuid, 'Invalid rule UUID');
-    const rule = await loadRule(store, uuid);
-    if (!rule) throw ruleNotFound();
-    assertRuleOwner(rule, params.owner_uuid);
-    return { rule, params };
-  }
 
   app.get('/rules', access(a.ruleList), async (req) => {
     const { filter, limit, offset } = listFilter(requestParams(req));
@@ -83,7 +85,7 @@ export function registerRuleRoutes(app: FastifyInstance, deps: RuleRouteDeps): v
     const params = requestParams(req);
     rejectUnknownRuleParams(params);
     const rule = buildStoredRule(params);
-    await checkCompiles(rule);
+    await checkCompiles(verify, rule);
     await transact(store, async (tx) => {
       if (await tx.get(ruleKey(rule.uuid))) throw ruleExists(rule.uuid);
       tx.putJson(ruleKey(rule.uuid), rule);
@@ -92,7 +94,7 @@ export function registerRuleRoutes(app: FastifyInstance, deps: RuleRouteDeps): v
     return rule;
   });
 
-  app.get('/rules/:uuid', access(a.ruleRead), async (req) => serializeRule((await getOwned(req)).rule));
+  app.get('/rules/:uuid', access(a.ruleRead), async (req) => serializeRule((await getOwned(store, req)).rule));
 
   app.put('/rules/:uuid', access(a.ruleUpdate), async (req, reply) => {
     const params = requestParams(req);
@@ -105,7 +107,7 @@ export function registerRuleRoutes(app: FastifyInstance, deps: RuleRouteDeps): v
       assertRuleOwner(existing, params.owner_uuid);
       const { uuid: _ignored, ...changes } = params;
       const next = buildStoredRule(changes, existing);
-      await checkCompiles(next);
+      await checkCompiles(verify, next);
       tx.putJson(ruleKey(uuid), next);
       return next;
     });
@@ -114,7 +116,7 @@ export function registerRuleRoutes(app: FastifyInstance, deps: RuleRouteDeps): v
   });
 
   app.delete('/rules/:uuid', access(a.ruleRead), async (req, reply) => {
-    const { rule } = await getOwned(req);
+    const { rule } = await getOwned(store, req);
     await transact(store, async (tx) => {
       if (!(await tx.get(ruleKey(rule.uuid)))) throw ruleNotFound();
       tx.del(ruleKey(rule.uuid));
@@ -123,8 +125,16 @@ export function registerRuleRoutes(app: FastifyInstance, deps: RuleRouteDeps): v
     return reply.send();
   });
 
+  registerRuleSelectionRoutes(app, deps);
+}
+
+/** Which instances a rule selects, and which rules select an instance (the engine's world). */
+function registerRuleSelectionRoutes(app: FastifyInstance, deps: FwRouteDeps): void {
+  const { store, engine } = deps;
+  const a = deps.access;
+
   app.get('/rules/:uuid/vms', access(a.ruleRead), async (req) => {
-    const { rule, params } = await getOwned(req);
+    const { rule, params } = await getOwned(store, req);
     const page = await pageParams(params);
     await engine.sync();
     const pr = toPolicyRule(rule);

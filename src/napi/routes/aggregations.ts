@@ -128,6 +128,53 @@ async function mustLoad(tx: Tx, id: string): Promise<{ rec: AggregationRecord; m
   return { rec: JSON.parse(kv.value) as AggregationRecord, modRevision: kv.modRevision };
 }
 
+/** POST's write: the validated parameters, their members and tags checked, stored as a new aggregation. */
+async function createAggregation(tx: Tx, raw: Params): Promise<AggregationRecord> {
+  const c = await validateParams(CREATE_SCHEMA, raw);
+  const macs = c.macs;
+  const owner = await checkMembers(tx, macs);
+  const tags = c.nic_tags_provided;
+  if (tags) await checkTags(tx, tags);
+  const id = `${owner}-${c.name}`;
+  if (await tx.get(aggrKey(id))) {
+    throw invalidParams([duplicateParam('name', 'aggregation with same belongs_to_uuid and name already exists')]);
+  }
+  const rec: AggregationRecord = {
+    id,
+    name: c.name,
+    belongs_to_uuid: owner,
+    macs,
+    lacp_mode: c.lacp_mode ?? 'off',
+  };
+  if (tags && tags.length > 0) rec.nic_tags_provided = tags;
+  tx.putJson(aggrKey(id), rec);
+  return rec;
+}
+
+/** PUT's write: the stored aggregation (ifMatch: the request's If-Match against its revision) with the validated changes. */
+async function updateAggregation(tx: Tx, raw: Params, ifMatch: (revision: number) => void): Promise<AggregationRecord> {
+  const loaded = await mustLoad(tx, String(raw.id));
+  ifMatch(loaded.modRevision);
+  const c = await validateParams(UPDATE_SCHEMA, raw);
+  const next: AggregationRecord = { ...loaded.rec };
+  if (c.macs) {
+    const owner = await checkMembers(tx, c.macs);
+    if (owner !== loaded.rec.belongs_to_uuid) {
+      throw invalidParams([invalidParam('macs', 'belongs_to_uuid must match for all nics in the aggregation')]);
+    }
+    next.macs = c.macs;
+  }
+  if (c.nic_tags_provided) {
+    const tags = c.nic_tags_provided;
+    await checkTags(tx, tags);
+    if (tags.length > 0) next.nic_tags_provided = tags;
+    else delete next.nic_tags_provided;
+  }
+  if (c.lacp_mode) next.lacp_mode = c.lacp_mode;
+  tx.putJson(aggrKey(next.id), next);
+  return next;
+}
+
 export function registerAggregations(app: FastifyInstance, ctx: NapiContext): void {
   const { store } = ctx;
 
@@ -146,27 +193,7 @@ export function registerAggregations(app: FastifyInstance, ctx: NapiContext): vo
 
   app.post('/aggregations', async (req, reply) => {
     const raw = requestParams(req);
-    const { value, revision } = await transact(store, async (tx) => {
-      const c = await validateParams(CREATE_SCHEMA, raw);
-      const macs = c.macs;
-      const owner = await checkMembers(tx, macs);
-      const tags = c.nic_tags_provided;
-      if (tags) await checkTags(tx, tags);
-      const id = `${owner}-${c.name}`;
-      if (await tx.get(aggrKey(id))) {
-        throw invalidParams([duplicateParam('name', 'aggregation with same belongs_to_uuid and name already exists')]);
-      }
-      const rec: AggregationRecord = {
-        id,
-        name: c.name,
-        belongs_to_uuid: owner,
-        macs,
-        lacp_mode: c.lacp_mode ?? 'off',
-      };
-      if (tags && tags.length > 0) rec.nic_tags_provided = tags;
-      tx.putJson(aggrKey(id), rec);
-      return rec;
-    });
+    const { value, revision } = await transact(store, (tx) => createAggregation(tx, raw));
     setEtag(reply, revision);
     return serializeAggregation(value);
   });
@@ -181,28 +208,7 @@ export function registerAggregations(app: FastifyInstance, ctx: NapiContext): vo
 
   app.put('/aggregations/:id', async (req, reply) => {
     const raw: Params = requestParams(req);
-    const { value, revision } = await transact(store, async (tx) => {
-      const loaded = await mustLoad(tx, String(raw.id));
-      checkIfMatch(req, loaded.modRevision);
-      const c = await validateParams(UPDATE_SCHEMA, raw);
-      const next: AggregationRecord = { ...loaded.rec };
-      if (c.macs) {
-        const owner = await checkMembers(tx, c.macs);
-        if (owner !== loaded.rec.belongs_to_uuid) {
-          throw invalidParams([invalidParam('macs', 'belongs_to_uuid must match for all nics in the aggregation')]);
-        }
-        next.macs = c.macs;
-      }
-      if (c.nic_tags_provided) {
-        const tags = c.nic_tags_provided;
-        await checkTags(tx, tags);
-        if (tags.length > 0) next.nic_tags_provided = tags;
-        else delete next.nic_tags_provided;
-      }
-      if (c.lacp_mode) next.lacp_mode = c.lacp_mode;
-      tx.putJson(aggrKey(next.id), next);
-      return next;
-    });
+    const { value, revision } = await transact(store, (tx) => updateAggregation(tx, raw, (revision) => checkIfMatch(req, revision)));
     setEtag(reply, revision);
     return serializeAggregation(value);
   });

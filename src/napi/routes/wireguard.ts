@@ -33,6 +33,7 @@ import { type FieldError, invalidParam, invalidParams, notFound } from '../../re
 import { WaiterCaps } from '../../rest/long-poll.js';
 import type { RestContext } from '../../rest/context.js';
 import { requestParams } from '../../rest/http.js';
+import type { Params } from '../../rest/validate.js';
 import { type RouteAccess, access, pathIs } from '../../rest/access.js';
 
 export interface WireguardRouteOptions {
@@ -58,6 +59,28 @@ function nonNegativeInt(raw: unknown, field: string, dflt: number, errors: Field
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0) errors.push(invalidParam(field, `${field} must be an integer >= 0`));
   return n;
+}
+
+/** The record a node publishes, from PUT's parameters (400 naming every bad field). */
+function wireguardRecord(cn: string, p: Params): WireguardNodeRecord {
+  const errors: FieldError[] = [];
+  const key = wireguardKeyProblem(p.public_key);
+  if (key) errors.push(invalidParam('public_key', key));
+  if (p.next_public_key !== undefined && p.next_public_key !== null) {
+    const next = wireguardKeyProblem(p.next_public_key);
+    if (next) errors.push(invalidParam('next_public_key', next));
+    else if (next === undefined && p.next_public_key === p.public_key) errors.push(invalidParam('next_public_key', 'next_public_key must differ from public_key'));
+  }
+  const ep = endpointProblem(p.endpoint);
+  if (ep) errors.push(invalidParam('endpoint', ep));
+  if (errors.length > 0) throw invalidParams(errors, `invalid WireGuard record for node ${cn}: ${errors.map((e) => `${e.field}: ${e.message}`).join('; ')}`);
+  return {
+    cn_uuid: cn,
+    public_key: p.public_key as string,
+    ...(typeof p.next_public_key === 'string' ? { next_public_key: p.next_public_key } : {}),
+    endpoint: p.endpoint as string,
+    updated: new Date().toISOString(),
+  };
 }
 
 export function registerWireguardRoutes(app: FastifyInstance, ctx: RestContext, dir: WireguardDirectory, opts: WireguardRouteOptions = {}): void {
@@ -105,24 +128,7 @@ export function registerWireguardRoutes(app: FastifyInstance, ctx: RestContext, 
   app.put('/wireguard/nodes/:cn_uuid', access(OWN_RECORD), async (req) => {
     const p = requestParams(req);
     const cn = nodeUuid(p.cn_uuid);
-    const errors: FieldError[] = [];
-    const key = wireguardKeyProblem(p.public_key);
-    if (key) errors.push(invalidParam('public_key', key));
-    if (p.next_public_key !== undefined && p.next_public_key !== null) {
-      const next = wireguardKeyProblem(p.next_public_key);
-      if (next) errors.push(invalidParam('next_public_key', next));
-      else if (next === undefined && p.next_public_key === p.public_key) errors.push(invalidParam('next_public_key', 'next_public_key must differ from public_key'));
-    }
-    const ep = endpointProblem(p.endpoint);
-    if (ep) errors.push(invalidParam('endpoint', ep));
-    if (errors.length > 0) throw invalidParams(errors, `invalid WireGuard record for node ${cn}: ${errors.map((e) => `${e.field}: ${e.message}`).join('; ')}`);
-    const rec: WireguardNodeRecord = {
-      cn_uuid: cn,
-      public_key: p.public_key as string,
-      ...(typeof p.next_public_key === 'string' ? { next_public_key: p.next_public_key } : {}),
-      endpoint: p.endpoint as string,
-      updated: new Date().toISOString(),
-    };
+    const rec = wireguardRecord(cn, p);
     const { revision } = await transact(ctx.store, async (tx) => {
       tx.putJson(wgNodeKey(cn), rec);
     });
