@@ -3,22 +3,12 @@
  * holds the node's address, and the other nodes' underlay NICs, whose addresses are the
  * peers VXLAN may go to.
  */
-import ipaddr from 'ipaddr.js';
+import { ipInSubnet } from '../net/addr.js';
 import { linkWithAddress } from './plumbing/iproute.js';
 import type { Logger } from '../log/index.js';
 import type { AgentOptions } from './agent-options.js';
 
 export type UnderlayNicOptions = Pick<AgentOptions, 'nodeUuid' | 'adminUuid' | 'underlayNicTag' | 'napi' | 'routing'>;
-
-function inSubnet(ip: string, subnet: string): boolean {
-  try {
-    const addr = ipaddr.parse(ip);
-    const [net, bits] = ipaddr.parseCIDR(subnet);
-    return addr.kind() === net.kind() && addr.match(net, bits);
-  } catch {
-    return false;
-  }
-}
 
 /** Registers the node's underlay NIC (address ownUnderlay) on the underlay network holding its address, if missing. */
 export async function registerUnderlayNic(o: UnderlayNicOptions, ownUnderlay: string, log: Logger): Promise<'present' | 'created'> {
@@ -26,7 +16,7 @@ export async function registerUnderlayNic(o: UnderlayNicOptions, ownUnderlay: st
   const mine = await o.napi.listNics({ belongs_to_uuid: o.nodeUuid, belongs_to_type: 'server' });
   if (mine.some((n) => n.underlay === true && n.ip === ownUnderlay)) return 'present';
   const nets = await o.napi.listNetworks({ nic_tag: tag });
-  const net = nets.find((n) => inSubnet(ownUnderlay, n.subnet));
+  const net = nets.find((n) => ipInSubnet(ownUnderlay, n.subnet));
   if (!net) throw new Error(`no network with nic_tag ${tag} contains the underlay address ${ownUnderlay}`);
   const link = await linkWithAddress(ownUnderlay);
   if (!link?.address) throw new Error(`no interface here has the underlay address ${ownUnderlay}`);

@@ -13,7 +13,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import { EDGE_MARK_MASK, EDGE_TAG, EDGE_TAG_MASK } from '../net/marks.js';
-import { ipText } from '../net/addr.js';
+import { ipInSubnet, ipText } from '../net/addr.js';
 import { PORT_BRIDGE_ZONE } from '../net/ports.js';
 
 /**
@@ -188,16 +188,6 @@ export function subnetOf(ip: string, prefix: number): string {
   return `${ipText(net)}/${prefix}`;
 }
 
-function subnetContains(subnet: string, ip: string): boolean {
-  try {
-    const a = ipaddr.parse(ip);
-    const [net, bits] = ipaddr.parseCIDR(subnet);
-    return a.kind() === net.kind() && a.match(net, bits);
-  } catch {
-    return false;
-  }
-}
-
 /** Whether an address or prefix (its text) is IPv6. */
 export function isV6(addressOrSubnet: string): boolean {
   return addressOrSubnet.includes(':');
@@ -289,7 +279,7 @@ export function planEdge(
       routed: sortedUnique(routed, ([a, b]) => `${a} ${b}`),
       published: opts.external
         ? (opts.published ?? [])
-            .filter((p) => p.vnet === vnet && here.some((n) => subnetContains(n.subnet, p.ip)) && (!isV6(p.ip) || opts.external?.address6 !== undefined))
+            .filter((p) => p.vnet === vnet && here.some((n) => ipInSubnet(p.ip, n.subnet)) && (!isV6(p.ip) || opts.external?.address6 !== undefined))
             .map(({ ip, protocol, port, hostPort }) => ({ ip, protocol, port, hostPort }))
             .sort((a, b) => a.hostPort - b.hostPort || (a.protocol < b.protocol ? -1 : 1))
         : [],

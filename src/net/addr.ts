@@ -90,6 +90,17 @@ export function tryCanonicalIp(v: unknown): string | undefined {
   return a ? ipText(a) : undefined;
 }
 
+/** True when ip is an address inside the CIDR subnet, of its family; false for anything unparseable. */
+export function ipInSubnet(ip: string, subnet: string): boolean {
+  try {
+    const addr = ipaddr.parse(ip);
+    const [net, bits] = ipaddr.parseCIDR(subnet);
+    return addr.kind() === net.kind() && addr.match(net, bits);
+  } catch {
+    return false;
+  }
+}
+
 /** Canonical text of any form parseIp accepts; throws a TypeError on anything else. */
 export function canonicalIp(text: string): string {
   const ip = tryCanonicalIp(text);

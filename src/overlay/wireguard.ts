@@ -170,16 +170,6 @@ export function tunnelPrefix(subnet: string): number {
   return ipaddr.parseCIDR(subnet)[1];
 }
 
-/** True when ip is inside the subnet. */
-export function inTunnelSubnet(ip: string, subnet: string): boolean {
-  try {
-    const addr = ipaddr.parse(ip);
-    const [net, bits] = ipaddr.parseCIDR(subnet);
-    return addr.kind() === net.kind() && addr.match(net, bits);
-  } catch {
-    return false;
-  }
-}
 
 /** Why a stored node record is unusable, or undefined. */
 export function nodeRecordProblem(r: Partial<WireguardNodeRecord> | undefined): string | undefined {

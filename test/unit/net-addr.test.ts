@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import {
   canonicalIp,
   canonicalMac,
+  ipInSubnet,
   isUuid,
   macHex,
   macToBytes,
@@ -48,5 +49,16 @@ describe('net/addr: one parser per address kind', () => {
     assert.equal(isUuid(42), false);
     assert.deepEqual(uuidToBytes(id.toUpperCase()), uuidToBytes(id));
     assert.throws(() => uuidToBytes('0190a6f4-1c2b-7def-8abc-0123456789a'), TypeError);
+  });
+
+  it('ipInSubnet: inside a CIDR of its own family; anything unparseable is outside', () => {
+    assert.equal(ipInSubnet('10.0.1.7', '10.0.0.0/16'), true);
+    assert.equal(ipInSubnet('10.1.0.1', '10.0.0.0/16'), false);
+    assert.equal(ipInSubnet('fd00::5', 'fd00::/64'), true);
+    assert.equal(ipInSubnet('fd00:0:0:1::5', 'fd00::/64'), false);
+    assert.equal(ipInSubnet('10.0.0.1', 'fd00::/64'), false, 'another family');
+    assert.equal(ipInSubnet('::ffff:10.0.0.1', '10.0.0.0/8'), false, 'a mapped address is IPv6 here');
+    assert.equal(ipInSubnet('nonsense', '10.0.0.0/8'), false);
+    assert.equal(ipInSubnet('10.0.0.1', '10.0.0.0/99'), false);
   });
 });

@@ -27,10 +27,10 @@ import {
   type EncryptionSetting,
   type PeerView,
   WIREGUARD_OVERHEAD,
-  inTunnelSubnet,
   tunnelAddress,
   tunnelPrefix,
 } from '../../overlay/wireguard.js';
+import { ipInSubnet } from '../../net/addr.js';
 import type { UnderlayPath } from '../backend.js';
 import { linkWithAddress, nftApply } from '../plumbing/iproute.js';
 import { VXLAN_OVERHEAD } from '../plumbing/nic.js';
@@ -170,7 +170,7 @@ export class EncryptionManager {
 
   /** The underlay address a data-plane destination stands for. */
   underlayOf(dst: string): string {
-    if (!inTunnelSubnet(dst, this.subnet)) return dst;
+    if (!ipInSubnet(dst, this.subnet)) return dst;
     for (const v of this.views.values()) if (v.tunnel_ip === dst) return v.underlay_ip;
     return dst;
   }
