@@ -24,6 +24,12 @@ import { FW_BITS, FW_CLASSIFY_PRIORITY, FW_ESTABLISHED, FW_INVALID, markHex as h
 
 /** IPv6 cannot work without neighbour discovery; the default inbound block keeps it. */
 const ND_TYPES = 'nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert';
+/**
+ * Multicast listener discovery is link-local (RFC 4890 4.4.1: not to be dropped there):
+ * only as the RFCs send it, from a link-local address (or `::` before one is valid) with a
+ * hop limit of 1, so it can never carry anything else past the rules.
+ */
+const MLD = 'ip6 saddr { ::, fe80::/10 } ip6 hoplimit 1 icmpv6 type { mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report }';
 
 function portsMatch(proto: string, ports: Array<[number, number]> | 'all'): string {
   if (ports === 'all') return `meta l4proto ${proto}`;
@@ -288,6 +294,7 @@ function nodeTableBody(policy: CompiledPolicy, ports: readonly string[]): string
   out.push(`\t\t${established} accept`);
   out.push(`\t\tmeta mark & ${hex(MARK_INVALID)} == ${hex(MARK_INVALID)} drop`);
   out.push(`\t\ticmpv6 type { ${ND_TYPES} } accept`);
+  out.push(`\t\t${MLD} accept`);
   const flowLogInstance = policy.instance;
   for (const e of policy.inbound) if (!e.noop) for (const l of entryLines(e, { ...PLAIN, flowLogInstance })) out.push(`\t\t${l}`);
   out.push('\t\tdrop');
@@ -296,6 +303,7 @@ function nodeTableBody(policy: CompiledPolicy, ports: readonly string[]): string
   out.push('\t\tmeta protocol != { ip, ip6 } return');
   out.push(`\t\t${established} return`);
   out.push(`\t\ticmpv6 type { ${ND_TYPES} } return`);
+  out.push(`\t\t${MLD} return`);
   for (const e of policy.outbound) if (!e.noop) for (const l of entryLines(e, { allow: 'return', block: 'drop', flowLogInstance })) out.push(`\t\t${l}`);
   out.push('\t}');
   return out;

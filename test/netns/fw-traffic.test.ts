@@ -148,6 +148,32 @@ describe('firewall in namespaces (node-side tables)', { skip: skip || undefined 
     // Replies pass back through web's firewall (stateful), so the connection completed above.
   });
 
+  it('multicast listener discovery passes a default-blocked port (RFC 4890), like neighbour discovery', async () => {
+    const db = insts.get('db')!;
+    const out = insts.get('out')!;
+    const dev = lab.name(`i${out.n}`);
+    // Snooping would forward reports to multicast routers only: off, a report reaches every port.
+    await lab.ip(hub, 'link', 'set', 'br0', 'type', 'bridge', 'mcast_snooping', '0');
+    const reportsIn = async () => Number(/^Icmp6InType131\s+(\d+)/m.exec(await lab.exec(db.ns, 'cat', '/proc/net/snmp6'))?.[1] ?? 0);
+    const before = await reportsIn();
+    // An MLDv1 report goes to the group itself: out joins db's solicited-node group
+    // (ff02::1:ff00:1, db has fd77::1) by taking an address ending in ::1.
+    await lab.exec(out.ns, 'sysctl', '-qw', `net.ipv6.conf.${dev}.force_mld_version=1`);
+    await lab.ip(out.ns, 'addr', 'add', 'fd78::1/64', 'dev', dev, 'nodad');
+    try {
+      let seen = before;
+      for (let i = 0; i < 50 && seen === before; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        seen = await reportsIn();
+      }
+      assert.ok(seen > before, `db (firewalled, default policy) received out's MLD report (${before} -> ${seen})`);
+      // The default policy still holds for everything else.
+      assert.deepEqual(await reach('out', [['db', 22]]), ['db:22 blocked']);
+    } finally {
+      await lab.ip(out.ns, 'addr', 'del', 'fd78::1/64', 'dev', dev);
+    }
+  });
+
   it('priority decides; at equal priority inbound ALLOW beats BLOCK', async () => {
     await rule('FROM any TO tag role = db ALLOW tcp PORT 22');
     const tie = await rule('FROM ip 10.77.0.2 TO tag role = db BLOCK tcp PORT 22');

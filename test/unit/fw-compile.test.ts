@@ -244,18 +244,22 @@ describe('nft text', () => {
     assert.throws(() => defaultRuleset(vm(1), []), /needs its ports/);
   });
 
-  it('neighbour discovery passes both chains before any rule, even a priority-100 block of every ICMPv6 message', () => {
+  it('neighbour and multicast listener discovery pass both chains before any rule, even a priority-100 block of every ICMPv6 message', () => {
     const w = world();
     w.upsertRule(policyRule(ruid(1), 'FROM any TO all vms BLOCK icmp6 TYPE all PRIORITY 100'));
     w.upsertRule(policyRule(ruid(2), 'FROM all vms TO any BLOCK icmp6 TYPE all PRIORITY 100'));
     const text = renderRuleset(vm(1), pol(w, 1), ['rv90b8d0000001']);
     const chain = (name: string) => /\tchain \w+ \{\n((?:\t\t.*\n)*)\t\}/.exec(text.slice(text.indexOf(`\tchain ${name} {`)))![1]!.split('\n');
     const nd = 'icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert }';
+    // Multicast listener discovery too, but only link-local (or from ::) with a hop limit of 1.
+    const mld = 'ip6 saddr { ::, fe80::/10 } ip6 hoplimit 1 icmpv6 type { mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report }';
     for (const [name, pass] of [['inbound', 'accept'], ['outbound', 'return']] as const) {
       const lines = chain(name);
       const ndAt = lines.indexOf(`\t\t${nd} ${pass}`);
+      const mldAt = lines.indexOf(`\t\t${mld} ${pass}`);
       const blockAt = lines.findIndex((l) => l.includes('meta l4proto ipv6-icmp drop'));
       assert.ok(ndAt >= 0 && blockAt > ndAt, `${name}: neighbour discovery before the block\n${lines.join('\n')}`);
+      assert.ok(mldAt >= 0 && blockAt > mldAt, `${name}: MLD before the block\n${lines.join('\n')}`);
     }
     // The default policy (no rule at all) lets it through as well.
     assert.ok(defaultRuleset(vm(1), ['rv90b8d0000001']).includes(`\t\t${nd} accept\n`));
