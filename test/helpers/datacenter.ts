@@ -14,12 +14,21 @@
  *
  * Everything created goes through the lab (namespaces, root links, child processes), so
  * `lab.cleanup()` in `after` removes it, also when a test failed half-way.
+ *
+ * Or all of that in one (Datacenter below):
+ *
+ *   const dc = new Datacenter('tag', { nodes: 2, backend, stateTag: 'xyz' });
+ *   before(() => dc.start());
+ *   after(() => dc.stop());
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import type { NetnsLab } from './netns.js';
-import { CLI, type RunningController, http } from './processes.js';
+import { randomInt, randomUUID } from 'node:crypto';
+import { access, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { wireguardIfname } from '../../src/agent/wireguard/device.js';
+import { NetnsLab } from './netns.js';
+import { CLI, type RunningController, http, makeTempDir, startControllerProcess } from './processes.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -257,6 +266,156 @@ export async function attachNic(agent: RunningAgent, mac: string, ns: string): P
   const r = await http(agent.api, 'POST', '/attach', { mac, netns: `/run/netns/${ns}` });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   return r.body;
+}
+
+// ---------------------------------------------------------------------------------------
+// A whole datacenter: underlay, controller, agents, instances
+
+export type Backend = 'kernel' | 'userspace';
+
+/** A node of a Datacenter: its agent's state directory and, while it runs, the agent. */
+export interface Node extends DatacenterNode {
+  stateDir: string;
+  agent?: RunningAgent;
+}
+
+/** An instance: a namespace holding one NIC, plumbed by its node's agent. */
+export interface Instance {
+  name: string;
+  /** The NIC's belongs_to_uuid (the instance the firewall knows). */
+  uuid: string;
+  ns: string;
+  node: Node;
+  mac: string;
+  ip: string;
+}
+
+export interface DatacenterOptions {
+  /** How many compute nodes (n1…nN). */
+  nodes: number;
+  /** The temp directory's tag (holds each node's state directory). */
+  stateTag: string;
+  /** The /16 the underlay's random /24 comes from (198.18.0.0/15 either way). */
+  underlay16?: '198.18' | '198.19';
+  /** The agents' --backend (none: the agent's default). */
+  backend?: Backend;
+  /** false: the agents run with --no-firewall. */
+  firewall?: boolean;
+  /** 'wireguard': the controller starts with --encryption wireguard. */
+  encryption?: 'wireguard';
+  /** More controller flags, read after beforeAgents (which may make what they name, e.g. a PKI). */
+  controllerArgs?: () => string[];
+  /** The fetch of the datacenter's REST calls (TLS and a token), read at each call. */
+  restFetch?: () => typeof fetch;
+  /** More agent flags, per node. */
+  agentArgs?: (n: Node) => string[];
+  /** How many nodes (the first ones) get an agent in start(); the others are started by the test. */
+  running?: number;
+  /** The agents share this mount namespace (see startAgent's netOnly). */
+  netOnly?: boolean;
+  /** Runs after the underlay is built, before the controller and the agents start (more plumbing on the nodes). */
+  beforeAgents?: (dc: Datacenter) => Promise<void>;
+}
+
+/**
+ * The usual netns datacenter: buildUnderlay, a controller on the root namespace's
+ * underlay address, the underlay network registered, agents started in the nodes. Built
+ * in start() (from `before`), removed in stop() (from `after`), which also copes with a
+ * start() that failed half-way: the lab's namespaces, devices and processes, the
+ * controller, the state directories, wireguard-go's sockets.
+ */
+export class Datacenter {
+  readonly lab: NetnsLab;
+  readonly underlay24: string;
+  readonly api: RestCall;
+  ctl: RunningController | undefined;
+  /** The controller's SVP endpoint, host:port. */
+  svp = '';
+  nodes: Node[] = [];
+  underlayNs = '';
+  stateRoot = '';
+
+  constructor(
+    labTag: string,
+    readonly opts: DatacenterOptions,
+  ) {
+    this.lab = new NetnsLab(labTag);
+    this.underlay24 = `${opts.underlay16 ?? '198.18'}.${randomInt(1, 250)}`;
+    this.api = restClient(() => this.ctl!.restUrl, opts.restFetch);
+  }
+
+  /** The controller's address on the underlay (the root namespace's end). */
+  get controllerIp(): string {
+    return `${this.underlay24}.254`;
+  }
+
+  async start(): Promise<void> {
+    this.stateRoot = await makeTempDir(this.opts.stateTag);
+    const ul = await buildUnderlay(this.lab, { subnet24: this.underlay24, nodeCount: this.opts.nodes, rootHosts: [254] });
+    this.underlayNs = ul.underlayNs;
+    this.nodes = ul.nodes.map((n) => ({ ...n, stateDir: join(this.stateRoot, n.name) }));
+    await this.opts.beforeAgents?.(this);
+    const encryption = this.opts.encryption ? ['--encryption', this.opts.encryption] : [];
+    this.ctl = await startControllerProcess({ args: [...controllerListenArgs(this.controllerIp), ...encryption, ...(this.opts.controllerArgs?.() ?? [])] });
+    this.svp = svpEndpoint(this.ctl);
+    await registerUnderlayNetwork(this.api, this.underlay24);
+    await Promise.all(this.nodes.slice(0, this.opts.running ?? this.nodes.length).map((n) => this.startAgent(n)));
+  }
+
+  /** Starts the node's agent with the datacenter's flags and extraArgs; sets n.agent. */
+  async startAgent(n: Node, extraArgs: string[] = []): Promise<RunningAgent> {
+    const flags = [
+      ...(this.opts.backend ? ['--backend', this.opts.backend] : []),
+      ...(this.opts.firewall === false ? ['--no-firewall'] : []),
+      ...(this.opts.agentArgs?.(n) ?? []),
+      ...extraArgs,
+    ];
+    n.agent = await startAgent(this.lab, n, { controller: this.ctl!.restUrl, svp: this.svp, stateDir: n.stateDir, extraArgs: flags, netOnly: this.opts.netOnly ?? false });
+    return n.agent;
+  }
+
+  /** SIGTERM to the node's agent and wait for it; n.agent is unset. */
+  async stopAgent(n: Node): Promise<void> {
+    await stopAgent(n.agent!);
+    n.agent = undefined;
+  }
+
+  /** A fabric VLAN of the owner and one network on it; resolves with the network's uuid. */
+  async fabricNetwork(owner: string, vlan: { vlan_id: number; name?: string }, network: Record<string, unknown>): Promise<string> {
+    await this.api('POST', `/fabrics/${owner}/vlans`, vlan);
+    return (await this.api('POST', `/fabrics/${owner}/vlans/${vlan.vlan_id}/networks`, network)).uuid;
+  }
+
+  /**
+   * A NIC of the owner on the network, placed on the node and attached in a new namespace
+   * (the lab's, suffixed nsSuffix: by default the instance's name in lower case).
+   */
+  async addInstance(name: string, owner: string, network: string, node: Node, nsSuffix = name.toLowerCase()): Promise<Instance> {
+    const uuid = randomUUID();
+    const nic = await this.api('POST', '/nics', { owner_uuid: owner, belongs_to_uuid: uuid, belongs_to_type: 'zone', network_uuid: network, cn_uuid: node.uuid });
+    const ns = await this.lab.addNetns(nsSuffix);
+    await attachNic(node.agent!, nic.mac, ns);
+    return { name, uuid, ns, node, mac: nic.mac, ip: nic.ip };
+  }
+
+  /**
+   * Removes everything (in `after`; also after a failed start): the lab, the controller,
+   * the state directories and wireguard-go's sockets of the nodes. Resolves with the
+   * sockets that were still there (wireguard-go removes its own when it ends cleanly).
+   */
+  async stop(): Promise<string[]> {
+    await this.lab.cleanup();
+    await this.ctl?.stop();
+    // Also when encryption was turned on later through the API.
+    const sockets: string[] = [];
+    for (const n of this.nodes) {
+      const sock = `/var/run/wireguard/${wireguardIfname(n.uuid)}.sock`;
+      if (await access(sock).then(() => true, () => false)) sockets.push(sock);
+      await rm(sock, { force: true });
+    }
+    if (this.stateRoot) await rm(this.stateRoot, { recursive: true, force: true });
+    return sockets;
+  }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -9,32 +9,28 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { randomInt, randomUUID } from 'node:crypto';
-import { access, mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { access, mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  type DatacenterNode,
-  type RunningAgent,
-  buildUnderlay,
-  controllerListenArgs,
-  registerUnderlayNetwork,
-  restClient,
-  sleep,
-  startAgent,
-  svpEndpoint,
-} from '../helpers/datacenter.js';
-import { NetnsLab, netnsSkipReason, run } from '../helpers/netns.js';
-import { type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
+import { Datacenter, type Node, type RunningAgent, sleep } from '../helpers/datacenter.js';
+import { netnsSkipReason, run } from '../helpers/netns.js';
+import { http } from '../helpers/processes.js';
 
 const skip = netnsSkipReason();
 const OWNER = 'aaaaaaaa-0000-4000-8000-0000000000a7';
 
 describe('agent POST /attach: only instance namespaces, only plain values reach ip -batch', { skip, timeout: 120_000 }, () => {
-  const lab = new NetnsLab('aag');
-  const underlay24 = `198.18.${randomInt(1, 250)}`;
-  let ctl: RunningController | undefined;
-  let node: DatacenterNode;
+  const dc = new Datacenter('aag', {
+    nodes: 1, stateTag: 'aag', backend: 'kernel', firewall: false,
+    // An older agent's state: world-readable directory and file.
+    beforeAgents: async (d) => {
+      await mkdir(d.nodes[0]!.stateDir, { mode: 0o755 });
+      await writeFile(join(d.nodes[0]!.stateDir, 'attachments.json'), '{"version":1,"nics":{}}\n', { mode: 0o644 });
+    },
+  });
+  const { lab, api } = dc;
+  let node: Node;
   let agent: RunningAgent;
   let tmp = '';
   let stateDir = '';
@@ -43,7 +39,6 @@ describe('agent POST /attach: only instance namespaces, only plain values reach 
   const macs: string[] = [];
   const mounts: string[] = [];
   let sleeper: ChildProcess | undefined;
-  const api = restClient(() => ctl!.restUrl);
 
   const attach = (body: Record<string, unknown>) => http(agent.api, 'POST', '/attach', body);
 
@@ -61,16 +56,11 @@ describe('agent POST /attach: only instance namespaces, only plain values reach 
   }
 
   before(async () => {
-    tmp = await makeTempDir('aag');
-    stateDir = join(tmp, 'state');
-    // An older agent's state: world-readable directory and file.
-    await mkdir(stateDir, { mode: 0o755 });
-    await writeFile(join(stateDir, 'attachments.json'), '{"version":1,"nics":{}}\n', { mode: 0o644 });
-    const ul = await buildUnderlay(lab, { subnet24: underlay24, nodeCount: 1, rootHosts: [254] });
-    node = ul.nodes[0]!;
-    ctl = await startControllerProcess({ args: controllerListenArgs(`${underlay24}.254`) });
-    await registerUnderlayNetwork(api, underlay24);
-    agent = await startAgent(lab, node, { controller: ctl.restUrl, svp: svpEndpoint(ctl), stateDir, extraArgs: ['--backend', 'kernel', '--no-firewall'] });
+    await dc.start();
+    tmp = dc.stateRoot;
+    node = dc.nodes[0]!;
+    stateDir = node.stateDir;
+    agent = node.agent!;
     await api('POST', `/fabrics/${OWNER}/vlans`, { vlan_id: 7, name: 'guard' });
     const net = await api('POST', `/fabrics/${OWNER}/vlans/7/networks`, {
       name: 'guard',
@@ -96,9 +86,7 @@ describe('agent POST /attach: only instance namespaces, only plain values reach 
   after(async () => {
     sleeper?.kill('SIGKILL');
     for (const m of mounts.splice(0)) await run('umount', [m]).catch(() => undefined);
-    await lab.cleanup();
-    await ctl?.stop();
-    if (tmp) await rm(tmp, { recursive: true, force: true });
+    await dc.stop();
   });
 
   it('the exploit from the issue: 400, no file written, nothing plumbed', async () => {

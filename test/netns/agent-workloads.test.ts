@@ -9,55 +9,36 @@
  * Needs root, a built dist/ and the native addon.
  */
 import assert from 'node:assert/strict';
-import { randomInt } from 'node:crypto';
 import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { workloadUuid } from '../../src/agent/workloads.js';
-import {
-  type DatacenterNode,
-  type RunningAgent,
-  buildUnderlay,
-  controllerListenArgs,
-  registerUnderlayNetwork,
-  restClient,
-  startAgent,
-  stopAgent,
-  svpEndpoint,
-} from '../helpers/datacenter.js';
-import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
-import { type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
-import { rm } from 'node:fs/promises';
+import { Datacenter, type DatacenterNode, type RunningAgent } from '../helpers/datacenter.js';
+import { netnsSkipReason } from '../helpers/netns.js';
+import { http } from '../helpers/processes.js';
 
 const skip = netnsSkipReason();
 const OWNER = 'aaaaaaaa-0000-4000-8000-0000000000b1';
 
 describe('agent workload attachments (kernel and userspace backends)', { skip, timeout: 180_000 }, () => {
-  const lab = new NetnsLab('awl');
-  const underlay24 = `198.18.${randomInt(1, 250)}`;
-  let ctl: RunningController | undefined;
+  // n1 on the kernel backend, n2 on the userspace one.
+  const dc = new Datacenter('awl', { nodes: 2, stateTag: 'awl', firewall: false, agentArgs: (n) => ['--backend', n.name === 'n1' ? 'kernel' : 'userspace'] });
+  const { lab, api } = dc;
   let nodes: DatacenterNode[] = [];
   const agents: RunningAgent[] = [];
-  let tmp = '';
   let netUuid = '';
   let tinyUuid = '';
   let v6Uuid = '';
-  const api = restClient(() => ctl!.restUrl);
-  const stateDir = (i: number) => join(tmp, `state-n${i + 1}`);
+  const stateDir = (i: number) => dc.nodes[i]!.stateDir;
   const body = (key: string, ns: string, extra: Record<string, unknown> = {}) => ({ key, scope: 'test', network_uuid: netUuid, netns: `/run/netns/${ns}`, ifname: 'eth0', ...extra });
   const nicsOf = async (key: string, node: DatacenterNode) => api('GET', `/nics?belongs_to_uuid=${workloadUuid(node.uuid, key)}`) as Promise<Array<{ mac: string; ip: string }>>;
   const links = async (ns: string) => (JSON.parse(await lab.ip(ns, '-j', 'link', 'show')) as Array<{ ifname: string }>).map((l) => l.ifname);
   const exists = (p: string) => access(p).then(() => true, () => false);
 
   before(async () => {
-    tmp = await makeTempDir('awl');
-    const ul = await buildUnderlay(lab, { subnet24: underlay24, nodeCount: 2, rootHosts: [254] });
-    nodes = ul.nodes;
-    ctl = await startControllerProcess({ args: controllerListenArgs(`${underlay24}.254`) });
-    await registerUnderlayNetwork(api, underlay24);
-    for (const [i, backend] of (['kernel', 'userspace'] as const).entries()) {
-      agents.push(await startAgent(lab, nodes[i]!, { controller: ctl.restUrl, svp: svpEndpoint(ctl), stateDir: stateDir(i), extraArgs: ['--backend', backend, '--no-firewall'] }));
-    }
+    await dc.start();
+    nodes = dc.nodes;
+    agents.push(...dc.nodes.map((n) => n.agent!));
     await api('POST', `/fabrics/${OWNER}/vlans`, { vlan_id: 7, name: 'wl' });
     netUuid = (
       await api('POST', `/fabrics/${OWNER}/vlans/7/networks`, {
@@ -72,11 +53,7 @@ describe('agent workload attachments (kernel and userspace backends)', { skip, t
     ).uuid;
   });
 
-  after(async () => {
-    await lab.cleanup();
-    await ctl?.stop();
-    if (tmp) await rm(tmp, { recursive: true, force: true });
-  });
+  after(() => dc.stop());
 
   it('attaches on both backends, answers what a plugin result needs, and the two workloads talk', async () => {
     const w1 = await lab.addNetns('w1');
@@ -204,9 +181,9 @@ describe('agent workload attachments (kernel and userspace backends)', { skip, t
     for (const [key, ns] of [['keep', keep], ['gone', gone]] as const) {
       assert.equal((await http(agents[0]!.api, 'POST', '/workloads', body(key, ns))).status, 200);
     }
-    await stopAgent(agents[0]!);
+    await dc.stopAgent(dc.nodes[0]!);
     await lab.ip(null, 'netns', 'del', gone);
-    agents[0] = await startAgent(lab, nodes[0]!, { controller: ctl!.restUrl, svp: svpEndpoint(ctl!), stateDir: stateDir(0), extraArgs: ['--backend', 'kernel', '--no-firewall'] });
+    agents[0] = await dc.startAgent(dc.nodes[0]!);
     const listed = (await http(agents[0]!.api, 'GET', '/workloads')).body as Array<{ key: string; phase: string }>;
     assert.deepEqual(listed.map((w) => [w.key, w.phase]), [['keep', 'attached']]);
     assert.deepEqual(await nicsOf('gone', nodes[0]!), []);

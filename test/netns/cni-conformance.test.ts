@@ -11,24 +11,14 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomInt } from 'node:crypto';
-import { access, readFile, rm } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { workloadUuid } from '../../src/agent/workloads.js';
 import { type ConfList, DEBIAN_CNI_DIR, execPlugin, runChain } from '../helpers/cni.js';
-import {
-  type DatacenterNode,
-  type RunningAgent,
-  buildUnderlay,
-  controllerListenArgs,
-  registerUnderlayNetwork,
-  restClient,
-  startAgent,
-  svpEndpoint,
-} from '../helpers/datacenter.js';
-import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
-import { CLI, type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
+import { Datacenter, type Node, type RunningAgent } from '../helpers/datacenter.js';
+import { netnsSkipReason } from '../helpers/netns.js';
+import { CLI, http } from '../helpers/processes.js';
 
 function toolsSkipReason(): string | false {
   const base = netnsSkipReason();
@@ -47,10 +37,9 @@ const skip = toolsSkipReason();
 const OWNER = 'aaaaaaaa-0000-4000-8000-0000000000c1';
 
 describe('rhumb CNI plugin driven as a runtime drives it', { skip, timeout: 300_000 }, () => {
-  const lab = new NetnsLab('cni');
-  const underlay24 = `198.18.${randomInt(1, 250)}`;
-  let ctl: RunningController | undefined;
-  let node: DatacenterNode;
+  const dc = new Datacenter('cni', { nodes: 1, stateTag: 'cni' });
+  const { lab, api } = dc;
+  let node: Node;
   let agent: RunningAgent;
   let tmp = '';
   let pluginDir = '';
@@ -58,8 +47,7 @@ describe('rhumb CNI plugin driven as a runtime drives it', { skip, timeout: 300_
   let netUuid = '';
   let tinyUuid = '';
   let agentAddr = '';
-  const api = restClient(() => ctl!.restUrl);
-  const stateDir = () => join(tmp, 'state');
+  const stateDir = () => node.stateDir;
 
   const rhumbConf = (extra: Record<string, unknown> = {}) => ({ type: 'rhumb', network: netUuid, agent: agentAddr, ...extra });
   const single = (cniVersion: string, extra: Record<string, unknown> = {}) => ({ cniVersion, name: 'rhcni', ...rhumbConf(extra) });
@@ -73,16 +61,14 @@ describe('rhumb CNI plugin driven as a runtime drives it', { skip, timeout: 300_
   const nsPath = (ns: string) => `/run/netns/${ns}`;
 
   before(async () => {
-    tmp = await makeTempDir('cni');
+    await dc.start();
+    tmp = dc.stateRoot;
+    node = dc.nodes[0]!;
+    agent = node.agent!;
     pluginDir = join(tmp, 'bin');
     // As an operator installs it.
     execFileSync(process.execPath, [CLI, 'cni', 'install', '--dir', pluginDir]);
     dirs = [pluginDir, DEBIAN_CNI_DIR];
-    const ul = await buildUnderlay(lab, { subnet24: underlay24, nodeCount: 1, rootHosts: [254] });
-    node = ul.nodes[0]!;
-    ctl = await startControllerProcess({ args: controllerListenArgs(`${underlay24}.254`) });
-    await registerUnderlayNetwork(api, underlay24);
-    agent = await startAgent(lab, node, { controller: ctl.restUrl, svp: svpEndpoint(ctl), stateDir: stateDir() });
     agentAddr = agent.api.replace('http://', '');
     await api('POST', `/fabrics/${OWNER}/vlans`, { vlan_id: 9, name: 'cni' });
     netUuid = (
@@ -96,11 +82,9 @@ describe('rhumb CNI plugin driven as a runtime drives it', { skip, timeout: 300_
   });
 
   after(async () => {
-    if (ctl) process.kill(ctl.proc.pid!, 'SIGCONT');
+    if (dc.ctl) process.kill(dc.ctl.proc.pid!, 'SIGCONT');
     if (agent) process.kill(agent.proc.pid!, 'SIGCONT');
-    await lab.cleanup();
-    await ctl?.stop();
-    if (tmp) await rm(tmp, { recursive: true, force: true });
+    await dc.stop();
   });
 
   it('VERSION: 0.4.0, 1.0.0 and 1.1.0, probed as libcni probes', async () => {
@@ -267,14 +251,14 @@ describe('rhumb CNI plugin driven as a runtime drives it', { skip, timeout: 300_
 
   it('STATUS fails with 51 while the controller or the agent is unreachable, and recovers', async () => {
     const conf = single('1.1.0');
-    process.kill(ctl!.proc.pid!, 'SIGSTOP');
+    process.kill(dc.ctl!.proc.pid!, 'SIGSTOP');
     try {
       const r = await call('STATUS', conf);
       assert.equal(r.exitCode, 1);
       assert.equal(r.json?.code, 51, r.stdout);
       assert.match(String(r.json?.msg), /does not reach its controller/);
     } finally {
-      process.kill(ctl!.proc.pid!, 'SIGCONT');
+      process.kill(dc.ctl!.proc.pid!, 'SIGCONT');
     }
     const away = await call('STATUS', { ...conf, agent: `${node.ip}:1` });
     assert.equal(away.json?.code, 51, away.stdout);

@@ -10,26 +10,15 @@
  * containernetworking-plugins (scripts/setup.sh installs them).
  */
 import assert from 'node:assert/strict';
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DEBIAN_CNI_DIR } from '../helpers/cni.js';
-import {
-  type DatacenterNode,
-  type RunningAgent,
-  buildUnderlay,
-  controllerListenArgs,
-  eventually,
-  registerUnderlayNetwork,
-  restClient,
-  startAgent,
-  svpEndpoint,
-} from '../helpers/datacenter.js';
-import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
+import { Datacenter, type DatacenterNode, type RunningAgent, eventually } from '../helpers/datacenter.js';
+import { netnsSkipReason } from '../helpers/netns.js';
 import { PodmanHost, PodmanNode, podmanSkipReason } from '../helpers/podman.js';
-import { CLI, type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
+import { CLI, http } from '../helpers/processes.js';
 
 const skip = netnsSkipReason() || podmanSkipReason();
 const ACME = 'aaaaaaaa-0000-4000-8000-0000000000d1';
@@ -38,29 +27,24 @@ const IMAGE = 'localhost/rhumb-busybox:test';
 const BYTES = 4_000_000;
 
 describe('Podman (CNI backend) runs containers on rhumb fabrics', { skip, timeout: 300_000 }, () => {
-  const lab = new NetnsLab('pod');
-  const underlay24 = `198.18.${randomInt(1, 250)}`;
-  let ctl: RunningController | undefined;
+  const dc = new Datacenter('pod', { nodes: 2, stateTag: 'pod', firewall: false });
+  const { lab, api } = dc;
   let nodes: DatacenterNode[] = [];
   const agents: RunningAgent[] = [];
   const podmen: PodmanNode[] = [];
   let host: PodmanHost | undefined;
-  let tmp = '';
-  const api = restClient(() => ctl!.restUrl);
   const ip = async (p: PodmanNode, name: string) => /inet (\S+)\//.exec(await p.exec(name, 'ip', '-4', 'addr', 'show', 'dev', 'eth0'))?.[1];
   const mac = async (p: PodmanNode, name: string) => /link\/ether (\S+)/.exec(await p.exec(name, 'ip', 'link', 'show', 'dev', 'eth0'))?.[1];
   const pings = (p: PodmanNode, name: string, target: string) => p.exec(name, 'ping', '-c', '2', '-W', '3', target).then(() => true, () => false);
 
   before(async () => {
-    tmp = await makeTempDir('pod');
+    await dc.start();
+    nodes = dc.nodes;
+    agents.push(...dc.nodes.map((n) => n.agent!));
+    const tmp = dc.stateRoot;
     host = new PodmanHost(tmp, `rhumb-test-${randomBytes(4).toString('hex')}`);
     const pluginDir = join(tmp, 'cni-bin');
     execFileSync(process.execPath, [CLI, 'cni', 'install', '--dir', pluginDir]);
-    const ul = await buildUnderlay(lab, { subnet24: underlay24, nodeCount: 2, rootHosts: [254] });
-    nodes = ul.nodes;
-    ctl = await startControllerProcess({ args: controllerListenArgs(`${underlay24}.254`) });
-    await registerUnderlayNetwork(api, underlay24);
-    for (const n of nodes) agents.push(await startAgent(lab, n, { controller: ctl.restUrl, svp: svpEndpoint(ctl), stateDir: join(tmp, `state-${n.name}`), extraArgs: ['--no-firewall'] }));
     // Two owners, one subnet: 10.90.0.0/24 each, on their own vnets.
     const nets: Record<string, string> = {};
     for (const owner of [ACME, GLOBEX]) {
@@ -93,9 +77,7 @@ describe('Podman (CNI backend) runs containers on rhumb fabrics', { skip, timeou
 
   after(async () => {
     await host?.cleanup(podmen);
-    await lab.cleanup();
-    await ctl?.stop();
-    if (tmp) await rm(tmp, { recursive: true, force: true });
+    await dc.stop();
   });
 
   it('containers on two nodes ping each other and move a TCP stream across nodes; MAC and IP requests are honoured', async () => {

@@ -12,20 +12,16 @@
  */
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { workloadUuid } from '../../src/agent/workloads.js';
 import { hostVethName } from '../../src/agent/plumbing/names.js';
 import { tableName } from '../../src/fw/compile.js';
-import {
-  type DatacenterNode, type RunningAgent, buildUnderlay, controllerListenArgs, eventually, registerUnderlayNetwork, restClient, startAgent, stopAgent,
-  svpEndpoint,
-} from '../helpers/datacenter.js';
+import { Datacenter, type DatacenterNode, type RunningAgent, eventually, stopAgent } from '../helpers/datacenter.js';
 import { type Dockerd, DockerLab, dockerSkipReason } from '../helpers/docker.js';
-import { NetnsLab } from '../helpers/netns.js';
-import { type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
+import { http } from '../helpers/processes.js';
 
 const skip = dockerSkipReason();
 const OWNER_A = 'aaaaaaaa-0000-4000-8000-0000000000d1';
@@ -42,37 +38,27 @@ interface Nic {
 }
 
 describe('Docker on rhumb fabrics (real Docker Engines)', { skip, timeout: 600_000 }, () => {
-  const lab = new NetnsLab('dkr');
+  // The agents start once their node's Docker Engine runs; they see its mounts (netOnly).
+  const dc = new Datacenter('dkr', { nodes: 4, stateTag: 'dkr', running: 0, netOnly: true });
+  const { lab, api, underlay24 } = dc;
   const dl = new DockerLab(lab.prefix);
   const plugin = `rhumb-${lab.prefix}`;
   const port = randomInt(20000, 30000);
-  const underlay24 = `198.18.${randomInt(1, 250)}`;
   const backends = ['kernel', 'kernel', 'userspace', 'userspace'] as const;
-  let ctl: RunningController | undefined;
   let nodes: DatacenterNode[] = [];
   const agents: RunningAgent[] = [];
   const daemons: Dockerd[] = [];
-  let tmp = '';
-  const api = restClient(() => ctl!.restUrl);
-  const stateDir = (i: number) => join(tmp, `state-n${i + 1}`);
+  const stateDir = (i: number) => dc.nodes[i]!.stateDir;
   const exitHook = () => dl.cleanupSync();
 
   const startNodeAgent = async (i: number) => {
-    agents[i] = await startAgent(lab, nodes[i]!, {
-      controller: ctl!.restUrl,
-      svp: svpEndpoint(ctl!),
-      stateDir: stateDir(i),
-      netOnly: true,
-      extraArgs: ['--backend', backends[i]!, '--docker-plugin', `127.0.0.1:${port}`, '--docker-host', daemons[i]!.host, '--docker-plugin-name', plugin],
-    });
+    agents[i] = await dc.startAgent(dc.nodes[i]!, ['--backend', backends[i]!, '--docker-plugin', `127.0.0.1:${port}`, '--docker-host', daemons[i]!.host, '--docker-plugin-name', plugin]);
   };
 
   before(async () => {
     process.once('exit', exitHook);
-    tmp = await makeTempDir('dkr');
-    nodes = (await buildUnderlay(lab, { subnet24: underlay24, nodeCount: 4, rootHosts: [254] })).nodes;
-    ctl = await startControllerProcess({ args: controllerListenArgs(`${underlay24}.254`) });
-    await registerUnderlayNetwork(api, underlay24);
+    await dc.start();
+    nodes = dc.nodes;
     await dl.installSpec(plugin, `tcp://127.0.0.1:${port}`);
     daemons.push(...(await Promise.all(nodes.map((n) => dl.start(n)))));
     await Promise.all(daemons.map((d) => dl.importBusybox(d)));
@@ -86,9 +72,7 @@ describe('Docker on rhumb fabrics (real Docker Engines)', { skip, timeout: 600_0
     }
     await dl.cleanup();
     for (const a of agents) if (a) await stopAgent(a);
-    await lab.cleanup();
-    await ctl?.stop();
-    if (tmp) await rm(tmp, { recursive: true, force: true });
+    await dc.stop();
     process.removeListener('exit', exitHook);
   });
 
@@ -239,7 +223,7 @@ describe('Docker on rhumb fabrics (real Docker Engines)', { skip, timeout: 600_0
     assert.notEqual(await outsideGet(n1, 81), 'ok', 'an unpublished port does not');
     // The agent reports it: `fw explain` follows the node's address and port to the container,
     // whose node-side firewall filters its publication link before the masquerade (the rules see the client).
-    const explain = (p: number) => http(ctl!.restUrl, 'GET', `/fw/explain?from=${underlay24}.254&to=${n1}&proto=tcp&port=${p}`);
+    const explain = (p: number) => http(dc.ctl!.restUrl, 'GET', `/fw/explain?from=${underlay24}.254&to=${n1}&proto=tcp&port=${p}`);
     await eventually(async () => (await explain(18080)).status === 200, 10_000, 'the controller knows the publication');
     const why = (await explain(18080)).body;
     assert.deepEqual(
@@ -295,7 +279,7 @@ describe('Docker on rhumb fabrics (real Docker Engines)', { skip, timeout: 600_0
       assert.match(r.stderr, pattern);
     }
     // The controller unreachable from n1 (its REST port refused there): the cause is named.
-    const restPort = new URL(ctl!.restUrl).port;
+    const restPort = new URL(dc.ctl!.restUrl).port;
     const block = `table inet dkrblock { chain out { type filter hook output priority 0; tcp dport ${restPort} reject with tcp reset; }; }`;
     await lab.exec(nodes[0]!.ns, 'sh', '-c', `echo '${block}' | nft -f -`);
     try {

@@ -9,34 +9,28 @@
  * Needs root, a built dist/ (npm run build) and the native addon.
  */
 import assert from 'node:assert/strict';
-import { randomInt, randomUUID } from 'node:crypto';
-import { rm } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gatewayMac } from '../../src/edge/plan.js';
 import {
-  type DatacenterNode,
+  Datacenter,
+  type Instance,
+  type Node,
   ProcessOutput,
-  type RunningAgent,
   attachNic,
   buildInternet,
-  buildUnderlay,
-  controllerListenArgs,
   eventually,
   exited,
   ping,
-  registerUnderlayNetwork,
-  restClient,
-  startAgent,
-  stopAgent,
   svpEndpoint,
   tcpProbeProgram,
   tcpServersProgram,
   ASK_PROGRAM,
   whoamiProgram,
 } from '../helpers/datacenter.js';
-import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
-import { CLI, type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
+import { netnsSkipReason } from '../helpers/netns.js';
+import { CLI, http } from '../helpers/processes.js';
 
 const skip = netnsSkipReason();
 const OWNER = 'aaaaaaaa-0000-4000-8000-0000000000e1';
@@ -61,45 +55,26 @@ s.on('error', (e) => { clearTimeout(t); console.log(e.code); });`;
 
 const OTHER_OWNER = 'cccccccc-0000-4000-8000-0000000000e4';
 
-interface Instance {
-  name: string;
-  ns: string;
-  node: DatacenterNode & { agent?: RunningAgent };
-  mac: string;
-  ip: string;
-}
-
 for (const backend of ['kernel', 'userspace'] as const) describe(`distributed gateway and egress NAT (${backend} backend)`, { skip, timeout: 120_000 }, () => {
-  const lab = new NetnsLab(backend === 'kernel' ? 'egk' : 'egu');
-  const block = randomInt(1, 250);
-  const underlay24 = `198.18.${block}`;
-  const internet24 = `198.19.${block}`;
-  let ctl: RunningController | undefined;
-  let stateRoot = '';
   let internet: Awaited<ReturnType<typeof buildInternet>>;
-  const nodes: Array<DatacenterNode & { agent?: RunningAgent }> = [];
+  const dc = new Datacenter(backend === 'kernel' ? 'egk' : 'egu', {
+    nodes: 2, stateTag: 'edg-state', backend, firewall: false, agentArgs: () => ['--external-iface', 'ext0'],
+    // The same block of 198.19 as the underlay's of 198.18.
+    beforeAgents: async (d) => {
+      internet = await buildInternet(d.lab, d.nodes, d.underlay24.replace(/^198\.18\./, '198.19.'));
+    },
+  });
+  const { lab, api } = dc;
+  const nodes: Node[] = [];
   const inst: Record<string, Instance> = {};
   let vnet = 0;
-  const api = restClient(() => ctl!.restUrl);
 
   const ask = async (from: Instance, host: string, port: number) =>
     (await lab.exec(from.ns, process.execPath, '-e', ASK, host, String(port))).trim();
 
   before(async () => {
-    stateRoot = await makeTempDir('edg-state');
-    const underlay = await buildUnderlay(lab, { subnet24: underlay24, nodeCount: 2, rootHosts: [254] });
-    nodes.push(...underlay.nodes);
-    internet = await buildInternet(lab, nodes, internet24);
-    ctl = await startControllerProcess({ args: controllerListenArgs(`${underlay24}.254`) });
-    await registerUnderlayNetwork(api, underlay24);
-    for (const n of nodes) {
-      n.agent = await startAgent(lab, n, {
-        controller: ctl.restUrl,
-        svp: svpEndpoint(ctl),
-        stateDir: join(stateRoot, n.name),
-        extraArgs: ['--backend', backend, '--external-iface', 'ext0', '--no-firewall'],
-      });
-    }
+    await dc.start();
+    nodes.push(...dc.nodes);
     const vlanNat = await api('POST', `/fabrics/${OWNER}/vlans`, { vlan_id: 10, name: 'nat' });
     await api('POST', `/fabrics/${OWNER}/vlans`, { vlan_id: 11, name: 'private' });
     vnet = vlanNat.vnet_id;
@@ -113,10 +88,7 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`distributed ga
     });
     assert.equal(priv.internet_nat, false);
     const place = async (name: string, node: (typeof nodes)[number], network: string) => {
-      const nic = await api('POST', '/nics', { owner_uuid: OWNER, belongs_to_uuid: randomUUID(), belongs_to_type: 'zone', network_uuid: network, cn_uuid: node.uuid });
-      const ns = await lab.addNetns(name);
-      await attachNic(node.agent!, nic.mac, ns);
-      inst[name] = { name, ns, node, mac: nic.mac, ip: nic.ip };
+      inst[name] = await dc.addInstance(name, OWNER, network, node);
     };
     await place('a1', nodes[0]!, nat.uuid);
     await place('a2', nodes[1]!, nat.uuid);
@@ -126,10 +98,7 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`distributed ga
     const twin = await api('POST', `/fabrics/${OTHER_OWNER}/vlans/10/networks`, {
       name: 'nat', subnet: '10.91.0.0/24', provision_start_ip: '10.91.0.10', provision_end_ip: '10.91.0.200', gateway: '10.91.0.1',
     });
-    const nic = await api('POST', '/nics', { owner_uuid: OTHER_OWNER, belongs_to_uuid: randomUUID(), belongs_to_type: 'zone', network_uuid: twin.uuid, cn_uuid: nodes[0]!.uuid });
-    const twinNs = await lab.addNetns('c1');
-    await attachNic(nodes[0]!.agent!, nic.mac, twinNs);
-    inst.c1 = { name: 'c1', ns: twinNs, node: nodes[0]!, mac: nic.mac, ip: nic.ip };
+    inst.c1 = await dc.addInstance('c1', OTHER_OWNER, twin.uuid, nodes[0]!);
     const server = lab.spawnIn(inst.a1!.ns, [process.execPath, '-e', tcpServersProgram([7001, 7002], '0.0.0.0')]);
     const ready = new ProcessOutput(server);
     await ready.until(() => ready.lines.includes('ready'), 10_000, 'servers in a1');
@@ -141,11 +110,7 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`distributed ga
     await out.until(() => out.lines.includes('listening'), 10_000, 'whoami server');
   });
 
-  after(async () => {
-    await lab.cleanup();
-    await ctl?.stop();
-    if (stateRoot) await rm(stateRoot, { recursive: true, force: true });
-  });
+  after(() => dc.stop());
 
   it('answers the gateway on every node with an instance, with the shared gateway MAC', async () => {
     for (const i of [inst.a1!, inst.a2!]) {
@@ -204,7 +169,7 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`distributed ga
     assert.deepEqual(got.map((r) => r === 'open'), [true, false, false], JSON.stringify(got));
     // The agent tells the controller: `fw explain` follows the node's address and port to the instance.
     const instance = ((await api('GET', `/nics/${a1.mac}`)) as { belongs_to_uuid: string }).belongs_to_uuid;
-    const explain = (port: number) => http(ctl!.restUrl, 'GET', `/fw/explain?from=${internet.host}&to=${n1}&proto=tcp&port=${port}`);
+    const explain = (port: number) => http(dc.ctl!.restUrl, 'GET', `/fw/explain?from=${internet.host}&to=${n1}&proto=tcp&port=${port}`);
     await eventually(async () => (await explain(8080)).status === 200, 10_000, 'the controller knows the published port');
     const why = (await explain(8080)).body;
     assert.deepEqual([why.to, why.ingress.ip, why.ingress.port, why.ingress.via], [instance, a1.ip, 7001, 'published'], JSON.stringify(why));
@@ -286,11 +251,8 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`distributed ga
     const n = nodes[0]!;
     const put = await http(n.agent!.api, 'PUT', `/published-ports/${inst.a1!.mac}`, { ports: [{ protocol: 'tcp', port: 7001, host_port: 8088 }] });
     assert.equal(put.status, 200, JSON.stringify(put.body));
-    await stopAgent(n.agent!);
-    n.agent = await startAgent(lab, n, {
-      controller: ctl!.restUrl, svp: svpEndpoint(ctl!), stateDir: join(stateRoot, n.name),
-      extraArgs: ['--backend', backend, '--external-iface', 'ext0', '--no-firewall'],
-    });
+    await dc.stopAgent(n);
+    await dc.startAgent(n);
     assert.ok(await ping(lab, inst.a1!.ns, '10.91.0.1', 3, 2), 'the gateway');
     assert.equal(await ask(inst.a1!, internet.host, WHOAMI_PORT), internet.addressOf(n), 'NAT');
     const probe = JSON.parse(await lab.exec(internet.ns, process.execPath, '-e', tcpProbeProgram(1500), JSON.stringify([[internet.addressOf(n), 8088]]))) as string[];
@@ -301,8 +263,8 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`distributed ga
   it('refuses to start an agent whose external interface does not exist', async () => {
     const n = nodes[0]!;
     const proc = lab.spawnIn(n.ns, [
-      process.execPath, CLI, 'agent', '--node', n.uuid, '--underlay-ip', n.ip, '--controller', ctl!.restUrl,
-      '--svp', svpEndpoint(ctl!), '--api', `${n.ip}:0`, '--state-dir', join(stateRoot, 'bad'), '--external-iface', 'nosuch0',
+      process.execPath, CLI, 'agent', '--node', n.uuid, '--underlay-ip', n.ip, '--controller', dc.ctl!.restUrl,
+      '--svp', svpEndpoint(dc.ctl!), '--api', `${n.ip}:0`, '--state-dir', join(dc.stateRoot, 'bad'), '--external-iface', 'nosuch0',
     ]);
     const out = new ProcessOutput(proc);
     const code = await exited(proc);

@@ -13,32 +13,24 @@
  */
 import assert from 'node:assert/strict';
 import { randomInt, randomUUID } from 'node:crypto';
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
+  Datacenter,
   type DatacenterNode,
+  type Node,
   ProcessOutput,
-  type RunningAgent,
   buildInternet,
-  buildUnderlay,
-  controllerListenArgs,
   eventually,
-  registerUnderlayNetwork,
-  restClient,
   sendTcp,
-  startAgent,
   startTcpSink,
-  stopAgent,
-  svpEndpoint,
   tcpProbeProgram,
   tcpServersProgram,
   ASK_PROGRAM,
   edgeDiagnostics,
   whoamiProgram,
 } from '../helpers/datacenter.js';
-import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
-import { type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
+import { netnsSkipReason } from '../helpers/netns.js';
+import { http } from '../helpers/processes.js';
 
 const skip = netnsSkipReason();
 const OWNER_A = 'aaaaaaaa-0000-4000-8000-0000000000f6';
@@ -59,19 +51,29 @@ interface Instance {
 }
 
 for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (${backend} backend)`, { skip, timeout: 240_000 }, () => {
-  const lab = new NetnsLab(backend === 'kernel' ? 'esk' : 'esu');
-  const underlay24 = `198.18.${randomInt(1, 250)}`;
-  let ctl: RunningController | undefined;
-  let stateRoot = '';
-  const nodes: Array<DatacenterNode & { agent?: RunningAgent }> = [];
-  const net: Record<string, string> = {};
-  const inst: Record<string, Instance> = {};
-  const api = restClient(() => ctl!.restUrl);
   let internetNs = '';
   let internet4: (n: DatacenterNode) => string = () => '';
   let routerSix = '';
   const INTERNET6 = 'fd99:1::fe';
   const external6 = (i: number) => `fd99:1::${i + 1}`;
+  const dc = new Datacenter(backend === 'kernel' ? 'esk' : 'esu', {
+    nodes: 2, stateTag: 'e6-state', backend, agentArgs: () => ['--router-poll', '300', '--external-iface', 'ext0'],
+    // The internet namespace, with IPv6 beside IPv4 on the nodes' external side.
+    beforeAgents: async (d) => {
+      const internet = await buildInternet(d.lab, d.nodes, `198.19.${randomInt(1, 250)}`);
+      internetNs = internet.ns;
+      internet4 = internet.addressOf;
+      await d.lab.ip(internetNs, 'addr', 'add', `${INTERNET6}/64`, 'dev', 'wanbr', 'nodad');
+      for (const [i, n] of d.nodes.entries()) {
+        await d.lab.ip(n.ns, 'addr', 'add', `${external6(i)}/64`, 'dev', 'ext0', 'nodad');
+        await d.lab.ip(n.ns, '-6', 'route', 'add', 'default', 'via', INTERNET6);
+      }
+    },
+  });
+  const { lab, api } = dc;
+  const nodes: Node[] = [];
+  const net: Record<string, string> = {};
+  const inst: Record<string, Instance> = {};
 
   /** What `from` gets at each (address, port): "open" or "blocked". */
   async function reach(from: Instance, targets: Array<[string, string, number]>): Promise<string[]> {
@@ -98,28 +100,10 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (
   }
 
   before(async () => {
-    stateRoot = await makeTempDir('e6-state');
-    const underlay = await buildUnderlay(lab, { subnet24: underlay24, nodeCount: 2, rootHosts: [254] });
-    nodes.push(...underlay.nodes);
-    // The internet namespace, with IPv6 beside IPv4 on the nodes' external side.
-    const internet = await buildInternet(lab, nodes, `198.19.${randomInt(1, 250)}`);
-    internetNs = internet.ns;
-    internet4 = internet.addressOf;
-    await lab.ip(internetNs, 'addr', 'add', `${INTERNET6}/64`, 'dev', 'wanbr', 'nodad');
-    for (const [i, n] of nodes.entries()) {
-      await lab.ip(n.ns, 'addr', 'add', `${external6(i)}/64`, 'dev', 'ext0', 'nodad');
-      await lab.ip(n.ns, '-6', 'route', 'add', 'default', 'via', INTERNET6);
-    }
-    ctl = await startControllerProcess({ args: controllerListenArgs(`${underlay24}.254`) });
-    await registerUnderlayNetwork(api, underlay24);
-    for (const n of nodes) {
-      n.agent = await startAgent(lab, n, {
-        controller: ctl.restUrl, svp: svpEndpoint(ctl), stateDir: join(stateRoot, n.name),
-        extraArgs: ['--backend', backend, '--router-poll', '300', '--external-iface', 'ext0'],
-      });
-    }
+    await dc.start();
+    nodes.push(...dc.nodes);
     const network = async (owner: string, vlan: number, name: string, params: Record<string, unknown>) => {
-      await http(ctl!.restUrl, 'POST', `/fabrics/${owner}/vlans`, { vlan_id: vlan });
+      await http(dc.ctl!.restUrl, 'POST', `/fabrics/${owner}/vlans`, { vlan_id: vlan });
       net[name] = (await api('POST', `/fabrics/${owner}/vlans/${vlan}/networks`, { name, ...params })).uuid;
     };
     const v6 = (h: string) => ({ subnet: `fd00:${h}::/64`, provision_start_ip: `fd00:${h}::10`, provision_end_ip: `fd00:${h}::ff`, gateway: `fd00:${h}::1` });
@@ -162,11 +146,7 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (
     await out.until(() => out.lines.includes('listening'), 10_000, 'whoami in the internet namespace');
   });
 
-  after(async () => {
-    await lab.cleanup();
-    await ctl?.stop();
-    if (stateRoot) await rm(stateRoot, { recursive: true, force: true });
-  });
+  after(() => dc.stop());
 
   it('instances on one IPv6 network reach each other across nodes (ping -6 and TCP)', async () => {
     assert.match(inst.x1!.ip, /^fd00:61::/);
@@ -240,7 +220,7 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (
   });
 
   it('a smaller MTU behind the router: ICMPv6 "packet too big" from the gateway, TCP completes (PMTU)', async () => {
-    await http(ctl!.restUrl, 'POST', `/fabrics/${OWNER_A}/vlans`, { vlan_id: 35 });
+    await http(dc.ctl!.restUrl, 'POST', `/fabrics/${OWNER_A}/vlans`, { vlan_id: 35 });
     const small = await api('POST', `/fabrics/${OWNER_A}/vlans/35/networks`, {
       name: 'd6', subnet: 'fd00:65::/64', provision_start_ip: 'fd00:65::10', provision_end_ip: 'fd00:65::ff', gateway: 'fd00:65::1',
     });
@@ -280,7 +260,7 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (
     });
     assert.deepEqual(got, ['open', 'blocked', 'blocked', 'blocked']);
     // fw explain follows the node's IPv6 address and port to x1.
-    const explain = (to: string, port: number) => http(ctl!.restUrl, 'GET', `/fw/explain?from=${encodeURIComponent(INTERNET6)}&to=${encodeURIComponent(to)}&proto=tcp&port=${port}`);
+    const explain = (to: string, port: number) => http(dc.ctl!.restUrl, 'GET', `/fw/explain?from=${encodeURIComponent(INTERNET6)}&to=${encodeURIComponent(to)}&proto=tcp&port=${port}`);
     await eventually(async () => (await explain(e0, 8086)).status === 200, 10_000, 'the controller knows the published IPv6 port');
     const why = (await explain(e0, 8086)).body;
     assert.deepEqual([why.to, why.ingress.ip, why.ingress.port, why.ingress.via], [inst.x1!.uuid, inst.x1!.ip, PORTS[0], 'published'], JSON.stringify(why));
@@ -338,12 +318,10 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`IPv6 fabrics (
 
   it('after an agent restart: same network, gateway, router and NAT66 as before, the agent\'s edge errors none', async () => {
     const n = nodes[0]!;
-    await stopAgent(n.agent!);
-    assert.doesNotMatch(n.agent!.out.stderr, /distributed gateway|edge:|announcing/, 'the edge applied (and IPv6 addresses were announced) without errors before the restart');
-    n.agent = await startAgent(lab, n, {
-      controller: ctl!.restUrl, svp: svpEndpoint(ctl!), stateDir: join(stateRoot, n.name),
-      extraArgs: ['--backend', backend, '--router-poll', '300', '--external-iface', 'ext0'],
-    });
+    const stopped = n.agent!;
+    await dc.stopAgent(n);
+    assert.doesNotMatch(stopped.out.stderr, /distributed gateway|edge:|announcing/, 'the edge applied (and IPv6 addresses were announced) without errors before the restart');
+    await dc.startAgent(n);
     await expectReach(inst.x1!, [to('x2', PORTS[1]), to('y'), to('z')], ['x2:7102 open', 'y:7101 open', 'z:7101 blocked'], 'x1 after the restart');
     assert.ok(await ping6(inst.x1!, 'fd00:61::1'), 'the gateway after the restart');
     const ask = await lab.exec(inst.x1!.ns, process.execPath, '-e', ASK, INTERNET6, String(WHOAMI_PORT));

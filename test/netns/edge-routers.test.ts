@@ -9,31 +9,23 @@
  * Needs root, a built dist/ (npm run build) and the native addon.
  */
 import assert from 'node:assert/strict';
-import { randomInt, randomUUID } from 'node:crypto';
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import {
-  type DatacenterNode,
+  Datacenter,
+  type Instance,
+  type Node,
   ProcessOutput,
-  type RunningAgent,
   attachNic,
-  buildUnderlay,
-  controllerListenArgs,
   eventually,
   ping,
-  registerUnderlayNetwork,
-  restClient,
   sendTcp,
-  startAgent,
   startTcpSink,
-  svpEndpoint,
   tcpProbeProgram,
   tcpServersProgram,
   edgeDiagnostics,
 } from '../helpers/datacenter.js';
-import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
-import { type RunningController, makeTempDir, startControllerProcess } from '../helpers/processes.js';
+import { netnsSkipReason } from '../helpers/netns.js';
 
 const skip = netnsSkipReason();
 const OWNER_A = 'aaaaaaaa-0000-4000-8000-0000000000e2';
@@ -41,25 +33,13 @@ const OWNER_B = 'bbbbbbbb-0000-4000-8000-0000000000e3';
 const PORTS = [7001, 7002];
 const PROBE = tcpProbeProgram(1500);
 
-interface Instance {
-  name: string;
-  uuid: string;
-  ns: string;
-  node: DatacenterNode & { agent?: RunningAgent };
-  ip: string;
-}
-
 for (const backend of ['kernel', 'userspace'] as const) describe(`routers between an owner's fabric networks (${backend} backend)`, { skip, timeout: 150_000 }, () => {
-  const lab = new NetnsLab(backend === 'kernel' ? 'erk' : 'eru');
-  const block = randomInt(1, 250);
-  const underlay24 = `198.18.${block}`;
-  let ctl: RunningController | undefined;
-  let stateRoot = '';
-  const nodes: Array<DatacenterNode & { agent?: RunningAgent }> = [];
+  const dc = new Datacenter(backend === 'kernel' ? 'erk' : 'eru', { nodes: 2, stateTag: 'edr-state', backend, agentArgs: () => ['--router-poll', '300'] });
+  const { lab, api } = dc;
+  const nodes: Node[] = [];
   const net: Record<string, string> = {};
   const inst: Record<string, Instance> = {};
   let routerUuid = '';
-  const api = restClient(() => ctl!.restUrl);
 
   /** What `from` gets at each (instance, port): "open" or "blocked". */
   async function reach(from: Instance, targets: Array<[Instance, number]>): Promise<string[]> {
@@ -80,17 +60,8 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`routers betwee
   const diagnostics = () => edgeDiagnostics(lab, nodes);
 
   before(async () => {
-    stateRoot = await makeTempDir('edr-state');
-    const underlay = await buildUnderlay(lab, { subnet24: underlay24, nodeCount: 2, rootHosts: [254] });
-    nodes.push(...underlay.nodes);
-    ctl = await startControllerProcess({ args: controllerListenArgs(`${underlay24}.254`) });
-    await registerUnderlayNetwork(api, underlay24);
-    for (const n of nodes) {
-      n.agent = await startAgent(lab, n, {
-        controller: ctl.restUrl, svp: svpEndpoint(ctl), stateDir: join(stateRoot, n.name),
-        extraArgs: ['--backend', backend, '--router-poll', '300'],
-      });
-    }
+    await dc.start();
+    nodes.push(...dc.nodes);
     for (const [owner, tag, vlans] of [[OWNER_A, 'a', [20, 21, 22]], [OWNER_B, 'b', [20, 21]]] as const) {
       for (const [k, vlan] of vlans.entries()) {
         await api('POST', `/fabrics/${owner}/vlans`, { vlan_id: vlan });
@@ -101,13 +72,9 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`routers betwee
         net[`${tag}${third}`] = n.uuid;
       }
     }
-    const place = async (name: string, owner: string, network: string, node: (typeof nodes)[number]) => {
-      const uuid = randomUUID();
-      const nic = await api('POST', '/nics', { owner_uuid: owner, belongs_to_uuid: uuid, belongs_to_type: 'zone', network_uuid: network, cn_uuid: node.uuid });
-      const ns = await lab.addNetns(name);
-      await attachNic(node.agent!, nic.mac, ns);
-      inst[name] = { name, uuid, ns, node, ip: nic.ip };
-      const server = lab.spawnIn(ns, [process.execPath, '-e', tcpServersProgram(PORTS, '0.0.0.0')]);
+    const place = async (name: string, owner: string, network: string, node: Node) => {
+      inst[name] = await dc.addInstance(name, owner, network, node);
+      const server = lab.spawnIn(inst[name].ns, [process.execPath, '-e', tcpServersProgram(PORTS, '0.0.0.0')]);
       const out = new ProcessOutput(server);
       await out.until(() => out.lines.includes('ready'), 10_000, `servers in ${name}`);
     };
@@ -119,11 +86,7 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`routers betwee
     await place('b2', OWNER_B, net.b2!, nodes[1]!);
   });
 
-  after(async () => {
-    await lab.cleanup();
-    await ctl?.stop();
-    if (stateRoot) await rm(stateRoot, { recursive: true, force: true });
-  });
+  after(() => dc.stop());
 
   it('without a router, networks of one owner do not reach each other', async () => {
     assert.deepEqual(await reach(inst.a1!, [[inst.a2!, 7001], [inst.a2near!, 7001]]), ['a2:7001 blocked', 'a2near:7001 blocked']);
@@ -168,7 +131,7 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`routers betwee
     assert.equal(nic.mtu, 1300);
     const ns = await lab.addNetns('a4');
     await attachNic(nodes[1]!.agent!, nic.mac, ns);
-    inst.a4 = { name: 'a4', uuid, ns, node: nodes[1]!, ip: nic.ip };
+    inst.a4 = { name: 'a4', uuid, ns, node: nodes[1]!, mac: nic.mac, ip: nic.ip };
     const sink = lab.spawnIn(ns, [process.execPath, '-e', tcpServersProgram([7001], '0.0.0.0')]);
     const out = new ProcessOutput(sink);
     await out.until(() => out.lines.includes('ready'), 10_000, 'server in a4');

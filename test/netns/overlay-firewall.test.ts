@@ -12,8 +12,7 @@
  * Needs root, a built dist/ (npm run build) and the native addon.
  */
 import assert from 'node:assert/strict';
-import { randomInt, randomUUID } from 'node:crypto';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
@@ -21,23 +20,17 @@ import { STATE_FILE } from '../../src/agent/state.js';
 import { tableName } from '../../src/fw/compile.js';
 import { hostVethName } from '../../src/agent/plumbing/names.js';
 import {
-  type DatacenterNode,
+  Datacenter,
+  type Instance,
+  type Node,
   ProcessOutput,
-  type RunningAgent,
   attachNic,
-  buildUnderlay,
-  controllerListenArgs,
   eventually,
-  registerUnderlayNetwork,
-  restClient,
-  startAgent as startAgentIn,
-  stopAgent as stopAgentProcess,
-  svpEndpoint,
   tcpProbeProgram,
   tcpServersProgram,
 } from '../helpers/datacenter.js';
-import { NetnsLab, netnsSkipReason, run } from '../helpers/netns.js';
-import { CLI, type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
+import { netnsSkipReason, run } from '../helpers/netns.js';
+import { CLI, http } from '../helpers/processes.js';
 
 const skip = netnsSkipReason();
 const OWNER = 'aaaaaaaa-0000-4000-8000-0000000000f1';
@@ -49,46 +42,17 @@ const SERVER = tcpServersProgram(PORTS, '0.0.0.0');
 // One line of JSON: for each [host, port], "open" or why not (timeout: dropped).
 const PROBE = tcpProbeProgram(1500);
 
-interface Node extends DatacenterNode {
-  stateDir: string;
-  agent?: RunningAgent;
-}
-
-interface Instance {
-  name: string;
-  uuid: string;
-  ns: string;
-  node: Node;
-  mac: string;
-  ip: string;
-}
-
 for (const backend of ['kernel', 'userspace'] as const) describe(`firewall applied by the agents across the overlay (${backend} backend)`, { skip, timeout: 120_000 }, () => {
-  const lab = new NetnsLab(backend === 'kernel' ? 'ovf' : 'ovu');
-  const block = randomInt(1, 250);
-  /** This run's /24 of the underlay; the controller at .254. */
-  const underlay24 = `198.19.${block}`;
-  const ctlIp = `${underlay24}.254`;
-  let ctl: RunningController | undefined;
-  let svp = '';
-  let stateRoot = '';
-  const nodes: Node[] = [];
+  const flowFile = (n: Node) => join(n.stateDir, 'fw-flows.jsonl');
+  const dc = new Datacenter(backend === 'kernel' ? 'ovf' : 'ovu', { nodes: 2, stateTag: 'ovf-state', underlay16: '198.19', backend, agentArgs: (n) => ['--flow-log', flowFile(n)] });
+  const { lab, api } = dc;
   let db: Instance;
   let web: Instance;
   let ruleUuid = '';
   let netUuid = '';
 
-  const api = restClient(() => ctl!.restUrl);
-  const flowFile = (n: Node) => join(n.stateDir, 'fw-flows.jsonl');
-
-  async function startAgent(n: Node): Promise<void> {
-    n.agent = await startAgentIn(lab, n, { controller: ctl!.restUrl, svp, stateDir: n.stateDir, extraArgs: ['--backend', backend, '--flow-log', flowFile(n)] });
-  }
-
-  async function stopAgent(n: Node): Promise<void> {
-    await stopAgentProcess(n.agent!);
-    n.agent = undefined;
-  }
+  const startAgent = (n: Node) => dc.startAgent(n);
+  const stopAgent = (n: Node) => dc.stopAgent(n);
 
   async function status(n: Node) {
     const r = await http(n.agent!.api, 'GET', '/status');
@@ -141,45 +105,23 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`firewall appli
   }
 
   before(async () => {
-    stateRoot = await makeTempDir('ovf-state');
-    const underlay = await buildUnderlay(lab, { subnet24: underlay24, nodeCount: 2, rootHosts: [254] });
-    for (const n of underlay.nodes) nodes.push({ ...n, stateDir: join(stateRoot, n.name) });
-    ctl = await startControllerProcess({ args: controllerListenArgs(ctlIp) });
-    svp = svpEndpoint(ctl);
-    await registerUnderlayNetwork(api, underlay24);
-    await Promise.all(nodes.map((n) => startAgent(n)));
-
-    await api('POST', `/fabrics/${OWNER}/vlans`, { vlan_id: 7, name: 'prod' });
-    const net = await api('POST', `/fabrics/${OWNER}/vlans/7/networks`, {
+    await dc.start();
+    const nodes = dc.nodes;
+    netUuid = await dc.fabricNetwork(OWNER, { vlan_id: 7, name: 'prod' }, {
       name: 'prod',
       subnet: '10.79.0.0/24',
       provision_start_ip: '10.79.0.10',
       provision_end_ip: '10.79.0.200',
       gateway: '10.79.0.1',
     });
-    netUuid = net.uuid;
-    const made: Instance[] = [];
-    for (const [name, node] of [
-      ['db', nodes[0]!],
-      ['web', nodes[1]!],
-    ] as const) {
-      const uuid = randomUUID();
-      const nic = await api('POST', '/nics', { owner_uuid: OWNER, belongs_to_uuid: uuid, belongs_to_type: 'zone', network_uuid: net.uuid, cn_uuid: node.uuid });
-      const ns = await lab.addNetns(name);
-      await attachNic(node.agent!, nic.mac, ns);
-      made.push({ name, uuid, ns, node, mac: nic.mac, ip: nic.ip });
-    }
-    [db, web] = made as [Instance, Instance];
+    db = await dc.addInstance('db', OWNER, netUuid, nodes[0]!);
+    web = await dc.addInstance('web', OWNER, netUuid, nodes[1]!);
     const server = lab.spawnIn(db.ns, [process.execPath, '-e', SERVER]);
     const out = new ProcessOutput(server);
     await out.until(() => out.lines.includes('ready'), 10_000, 'the servers in db');
   });
 
-  after(async () => {
-    await lab.cleanup();
-    await ctl?.stop();
-    if (stateRoot) await rm(stateRoot, { recursive: true, force: true });
-  });
+  after(() => dc.stop());
 
   it('the allowed port passes across the overlay, another port is blocked', async () => {
     assert.deepEqual(await reach(PORTS), ['5432 open', '6000 open'], 'no firewall yet');
@@ -233,10 +175,10 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`firewall appli
 
   it('another owner can neither take the rule over nor switch the instance\'s firewall off (issue 17 item 3)', async () => {
     const tableBefore = await dbTable();
-    const takeRule = await http(ctl!.restUrl, 'PUT', `/rules/${ruleUuid}`, { owner_uuid: OTHER_OWNER, enabled: false });
+    const takeRule = await http(dc.ctl!.restUrl, 'PUT', `/rules/${ruleUuid}`, { owner_uuid: OTHER_OWNER, enabled: false });
     assert.equal(takeRule.status, 403, JSON.stringify(takeRule.body));
     assert.equal(takeRule.body.message, 'owner does not match');
-    const takeDb = await http(ctl!.restUrl, 'PUT', `/fw/instances/${db.uuid}`, { owner_uuid: OTHER_OWNER, firewall_enabled: false });
+    const takeDb = await http(dc.ctl!.restUrl, 'PUT', `/fw/instances/${db.uuid}`, { owner_uuid: OTHER_OWNER, firewall_enabled: false });
     assert.equal(takeDb.status, 403, JSON.stringify(takeDb.body));
     const rule = await api('GET', `/rules/${ruleUuid}`);
     assert.deepEqual([rule.owner_uuid, rule.enabled], [OWNER, true]);

@@ -12,33 +12,26 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync } from 'node:child_process';
-import { randomInt, randomUUID } from 'node:crypto';
-import { chmod, rm, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { PacketRecord } from '../../src/agent/trace/records.js';
 import {
-  type DatacenterNode,
+  Datacenter,
+  type Node as DatacenterNode,
   ProcessOutput,
-  type RunningAgent,
   attachNic,
-  buildUnderlay,
-  controllerListenArgs,
   eventually,
   exited,
   ping as pingFrom,
-  registerUnderlayNetwork,
-  restClient,
   sendTcp,
   sleep,
-  startAgent as startAgentIn,
   startTcpSink,
-  stopAgent as stopAgentProcess,
   sumMetric,
-  svpEndpoint,
 } from '../helpers/datacenter.js';
-import { NetnsLab, netnsSkipReason } from '../helpers/netns.js';
-import { CLI, type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
+import { netnsSkipReason } from '../helpers/netns.js';
+import { CLI, http } from '../helpers/processes.js';
 import { restFetch } from '../../src/security/http-client.js';
 import { loadClientTls } from '../../src/security/tls.js';
 import { SvpClient } from '../../src/svp/client.js';
@@ -65,7 +58,6 @@ type TraceJson = PacketRecord & { ts: number; line: string };
 interface Node extends DatacenterNode {
   /** Node 3's agent runs with --no-prefetch: its remote entries come from kernel misses. */
   prefetch: boolean;
-  agent?: RunningAgent;
 }
 
 interface Instance {
@@ -79,42 +71,45 @@ interface Instance {
 
 for (const { backend, tls } of VARIANTS) {
   describe(`overlay across three nodes (${backend} backend${tls ? ', TLS and tokens' : ''})`, { skip, timeout: 180_000 }, () => {
-    const lab = new NetnsLab('ovk');
-    const block = randomInt(1, 250);
-    /** This run's /24 of the underlay; the controller at .254. */
-    const underlay24 = `198.18.${block}`;
-    const ctlIp = `${underlay24}.254`;
-    let ctl: RunningController | undefined;
-    let svp = '';
     const nodes: Node[] = [];
+    const prefetches = (n: DatacenterNode) => n.name !== 'n3';
     const instances: Instance[] = [];
     const vnets: Record<string, number> = {};
     const sinks: ChildProcess[] = [];
-    /** The agents' --state-dir (attachments across restarts), one per node under this. */
-    let stateRoot = '';
 
-    /** TLS: the deployment's PKI (the controller's certificate names ctlIp) and the admin's fetch. */
+    /** TLS: the deployment's PKI (the controller's certificate names its address) and the admin's fetch. */
     let pki = '';
     let adminFetch: typeof fetch | undefined;
-    const api = restClient(() => ctl!.restUrl, tls ? () => adminFetch! : undefined);
+    const secure: string[] = [];
+    const dc = new Datacenter('ovk', {
+      nodes: 3,
+      stateTag: 'ovk-state',
+      backend,
+      agentArgs: (n) => [
+        '--probe-interval', '500', ...(prefetches(n) ? [] : ['--no-prefetch']),
+        // The node's own certificate: REST and SVP as this node only.
+        ...(tls ? ['--tls-dir', pki, '--cert', `${n.name}.pem`, '--key', `${n.name}-key.pem`] : []),
+      ],
+      beforeAgents: async (d) => {
+        for (const n of d.nodes) nodes.push(Object.assign(n, { prefetch: prefetches(n) }));
+        if (!tls) return;
+        pki = join(d.stateRoot, 'pki');
+        const rhumb = (...args: string[]) => execFileSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
+        rhumb('pki', 'init', pki, '--san', d.controllerIp);
+        for (const n of nodes) rhumb('pki', 'issue', pki, '--name', n.name, '--node', n.uuid);
+        const authFile = join(d.stateRoot, 'auth.json');
+        await writeFile(authFile, JSON.stringify({ tokens: [{ token: ADMIN_TOKEN, role: 'admin' }] }));
+        await chmod(authFile, 0o600);
+        secure.push('--tls-dir', pki, '--auth-file', authFile);
+        adminFetch = restFetch({ tls: await loadClientTls({ tlsDir: pki }), token: ADMIN_TOKEN });
+      },
+      controllerArgs: () => secure,
+      ...(tls ? { restFetch: () => adminFetch! } : {}),
+    });
+    const { lab, api } = dc;
 
-    async function startAgent(n: Node): Promise<void> {
-      n.agent = await startAgentIn(lab, n, {
-        controller: ctl!.restUrl,
-        svp,
-        stateDir: join(stateRoot, n.name),
-        extraArgs: [
-          '--backend', backend, '--probe-interval', '500', ...(n.prefetch ? [] : ['--no-prefetch']),
-          // The node's own certificate: REST and SVP as this node only.
-          ...(tls ? ['--tls-dir', pki, '--cert', `${n.name}.pem`, '--key', `${n.name}-key.pem`] : []),
-        ],
-      });
-    }
-
-    async function stopAgent(n: Node): Promise<void> {
-      await stopAgentProcess(n.agent!);
-      n.agent = undefined;
-    }
+    const startAgent = (n: Node) => dc.startAgent(n);
+    const stopAgent = (n: Node) => dc.stopAgent(n);
 
     async function agentCall(n: Node, path: string, body: unknown): Promise<{ status: number; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
       return http(n.agent!.api, 'POST', path, body);
@@ -146,33 +141,12 @@ for (const { backend, tls } of VARIANTS) {
     const ownerOf = (o: string) => instances.filter((i) => i.owner === o);
 
     before(async () => {
-      stateRoot = await makeTempDir('ovk-state');
-      // Underlay: a bridge namespace; the controller's address on a veth from the root namespace.
-      const underlay = await buildUnderlay(lab, { subnet24: underlay24, nodeCount: 3, rootHosts: [254] });
-      for (const [i, n] of underlay.nodes.entries()) nodes.push({ ...n, prefetch: i + 1 !== 3 });
-
-      const secure: string[] = [];
+      await dc.start();
       if (tls) {
-        pki = join(stateRoot, 'pki');
-        const rhumb = (...args: string[]) => execFileSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
-        rhumb('pki', 'init', pki, '--san', ctlIp);
-        for (const n of nodes) rhumb('pki', 'issue', pki, '--name', n.name, '--node', n.uuid);
-        const authFile = join(stateRoot, 'auth.json');
-        await writeFile(authFile, JSON.stringify({ tokens: [{ token: ADMIN_TOKEN, role: 'admin' }] }));
-        await chmod(authFile, 0o600);
-        secure.push('--tls-dir', pki, '--auth-file', authFile);
-        adminFetch = restFetch({ tls: await loadClientTls({ tlsDir: pki }), token: ADMIN_TOKEN });
-      }
-      ctl = await startControllerProcess({ args: [...controllerListenArgs(ctlIp), ...secure] });
-      if (tls) {
-        assert.match(ctl.restUrl, /^https:/);
+        assert.match(dc.ctl!.restUrl, /^https:/);
         // Nothing answers without credentials.
-        assert.equal((await http(ctl.restUrl, 'GET', '/nics', undefined, restFetch({ tls: await loadClientTls({ tlsDir: pki }) }))).status, 401);
+        assert.equal((await http(dc.ctl!.restUrl, 'GET', '/nics', undefined, restFetch({ tls: await loadClientTls({ tlsDir: pki }) }))).status, 401);
       }
-      svp = svpEndpoint(ctl);
-
-      await registerUnderlayNetwork(api, underlay24);
-      await Promise.all(nodes.map((n) => startAgent(n)));
 
       // Two owners, the same VLAN id and the same subnet.
       const nets: Record<string, string> = {};
@@ -218,11 +192,7 @@ for (const { backend, tls } of VARIANTS) {
       }
     });
 
-    after(async () => {
-      await lab.cleanup();
-      await ctl?.stop();
-      if (stateRoot) await rm(stateRoot, { recursive: true, force: true });
-    });
+    after(() => dc.stop());
 
     it('registers each node\'s underlay NIC and plumbs NICs with the API\'s address, MAC and routes', async () => {
       for (const n of nodes) {
@@ -425,7 +395,7 @@ for (const { backend, tls } of VARIANTS) {
         assert.equal((await http(n.agent!.api, 'GET', '/status')).body.encryption?.mode, 'none', `${n.name}: learnt the setting from the feed`);
       }
       const creds = await loadClientTls({ tlsDir: pki, cert: `${nodes[0]!.name}.pem`, key: `${nodes[0]!.name}-key.pem` });
-      const asNode1 = new SvpClient({ servers: [svp], tls: creds, timeoutMs: 5000, keepaliveMs: 0, resolveIntervalMs: 0 });
+      const asNode1 = new SvpClient({ servers: [dc.svp], tls: creds, timeoutMs: 5000, keepaliveMs: 0, resolveIntervalMs: 0 });
       try {
         const a = instances[0]!;
         assert.equal((await asNode1.vl3(a.ip, vnets[a.owner]!)).ip, a.node.ip, 'lookups answered');
@@ -435,9 +405,9 @@ for (const { backend, tls } of VARIANTS) {
         asNode1.close();
       }
       const node1 = restFetch({ tls: creds });
-      assert.equal((await http(ctl!.restUrl, 'GET', `/fw/nodes/${nodes[0]!.uuid}/rulesets?wait=0`, undefined, node1)).status, 200);
-      assert.equal((await http(ctl!.restUrl, 'GET', `/fw/nodes/${nodes[1]!.uuid}/rulesets?wait=0`, undefined, node1)).status, 404);
-      assert.equal((await http(ctl!.restUrl, 'GET', '/rules', undefined, node1)).status, 403);
+      assert.equal((await http(dc.ctl!.restUrl, 'GET', `/fw/nodes/${nodes[0]!.uuid}/rulesets?wait=0`, undefined, node1)).status, 200);
+      assert.equal((await http(dc.ctl!.restUrl, 'GET', `/fw/nodes/${nodes[1]!.uuid}/rulesets?wait=0`, undefined, node1)).status, 404);
+      assert.equal((await http(dc.ctl!.restUrl, 'GET', '/rules', undefined, node1)).status, 403);
       // The agents did all of the above over TLS with their certificates: no refusal was needed.
       const m = String((await api('GET', '/metrics')) as string);
       assert.equal(sumMetric(m, 'rhumb_rest_refused_total', { reason: 'tls' }), 0);

@@ -11,28 +11,14 @@
  * peers feed, and nothing is left at the old addresses.
  */
 import assert from 'node:assert/strict';
-import { randomInt, randomUUID } from 'node:crypto';
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { wireguardIfname } from '../../src/agent/wireguard/device.js';
 import { tunnelAddress } from '../../src/overlay/wireguard.js';
-import {
-  type DatacenterNode,
-  type RunningAgent,
-  attachNic,
-  buildUnderlay,
-  controllerListenArgs,
-  eventually,
-  ping,
-  registerUnderlayNetwork,
-  restClient,
-  startAgent,
-  svpEndpoint,
-} from '../helpers/datacenter.js';
-import { NetnsLab, netnsSkipReason, run } from '../helpers/netns.js';
-import { CLI, type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
+import { Datacenter, type Node, type RunningAgent, eventually, ping } from '../helpers/datacenter.js';
+import { netnsSkipReason, run } from '../helpers/netns.js';
+import { CLI, http } from '../helpers/processes.js';
 
 const skip = netnsSkipReason();
 const wgSkip = skip || (['/usr/bin/wg', '/usr/bin/wireguard-go'].every((p) => existsSync(p)) ? false : 'wg / wireguard-go are not installed (run scripts/setup.sh)');
@@ -43,43 +29,26 @@ for (const encryption of ['none', 'wireguard'] as const)
 for (const backend of ['kernel', 'userspace'] as const)
 describe(`a node's underlay address changes (${backend} backend${encryption === 'none' ? '' : ', encrypted'})`, { skip: encryption === 'none' ? skip : wgSkip, timeout: 180_000 }, () => {
   const encrypted = encryption === 'wireguard';
-  const lab = new NetnsLab(`u${encrypted ? 'w' : 'l'}${backend === 'kernel' ? 'k' : 'u'}`);
-  const underlay24 = `198.18.${randomInt(1, 250)}`;
-  let ctl: RunningController | undefined;
-  let nodes: DatacenterNode[] = [];
+  const dc = new Datacenter(`u${encrypted ? 'w' : 'l'}${backend === 'kernel' ? 'k' : 'u'}`, {
+    nodes: 2, stateTag: 'ulmove', backend, firewall: false, ...(encrypted ? { encryption: 'wireguard' as const } : {}),
+  });
+  const { lab, api, underlay24 } = dc;
+  let nodes: Node[] = [];
   const agents: RunningAgent[] = [];
   const insts: Array<{ ns: string; ip: string }> = [];
-  let tmp = '';
-  const api = restClient(() => ctl!.restUrl);
 
   before(async () => {
-    tmp = await makeTempDir('ulmove');
-    const ul = await buildUnderlay(lab, { subnet24: underlay24, nodeCount: 2, rootHosts: [254] });
-    nodes = ul.nodes;
-    ctl = await startControllerProcess({ args: [...controllerListenArgs(`${underlay24}.254`), ...(encrypted ? ['--encryption', 'wireguard'] : [])] });
-    await registerUnderlayNetwork(api, underlay24);
-    for (const [i, n] of nodes.entries()) {
-      agents.push(await startAgent(lab, n, { controller: ctl.restUrl, svp: svpEndpoint(ctl), stateDir: join(tmp, `n${i}`), extraArgs: ['--backend', backend, '--no-firewall'] }));
-    }
-    await api('POST', `/fabrics/${OWNER}/vlans`, { vlan_id: 9, name: 'mv' });
-    const net = await api('POST', `/fabrics/${OWNER}/vlans/9/networks`, {
+    await dc.start();
+    nodes = dc.nodes;
+    agents.push(...nodes.map((n) => n.agent!));
+    const net = await dc.fabricNetwork(OWNER, { vlan_id: 9, name: 'mv' }, {
       name: 'mv', subnet: '10.69.0.0/24', provision_start_ip: '10.69.0.10', provision_end_ip: '10.69.0.200',
     });
-    for (const [i, n] of nodes.entries()) {
-      const nic = await api('POST', '/nics', { owner_uuid: OWNER, belongs_to_uuid: randomUUID(), belongs_to_type: 'zone', network_uuid: net.uuid, cn_uuid: n.uuid });
-      const ns = await lab.addNetns(`i${i}`);
-      await attachNic(agents[i]!, nic.mac, ns);
-      insts.push({ ns, ip: nic.ip });
-    }
+    for (const [i, n] of nodes.entries()) insts.push(await dc.addInstance(`i${i}`, OWNER, net, n));
   });
 
-  after(async () => {
-    await lab.cleanup();
-    await ctl?.stop();
-    if (tmp) await rm(tmp, { recursive: true, force: true });
-    // wireguard-go removes its socket when its interface goes; a killed one would leave it behind.
-    if (encrypted) for (const n of nodes) await rm(`/var/run/wireguard/${wireguardIfname(n.uuid)}.sock`, { force: true });
-  });
+  // Encrypted, wireguard-go's sockets go too (it removes its own when its interface goes; a killed one would leave it behind).
+  after(() => dc.stop());
 
   it('peers reach the moved node\'s instance again, nothing restarted', async (t) => {
     const [a, b] = insts as [{ ns: string; ip: string }, { ns: string; ip: string }];
@@ -124,7 +93,7 @@ describe(`a node's underlay address changes (${backend} backend${encryption === 
 
   /** The moved node's tunnel is at its new address everywhere, and nothing at its old one. */
   async function assertTunnelMoved(oldIp: string, newIp: string): Promise<void> {
-    const [peer, moved] = nodes as [DatacenterNode, DatacenterNode];
+    const [peer, moved] = nodes as [Node, Node];
     const [oldTunnel, newTunnel] = [tunnelAddress(oldIp, SUBNET), tunnelAddress(newIp, SUBNET)];
     assert.ok(!agents[1]!.out.stderr.includes('not followed'), 'the moved node followed under encryption');
     // The moved node's interface holds only the new tunnel address.

@@ -14,32 +14,27 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { randomInt, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { wireguardIfname } from '../../src/agent/wireguard/device.js';
 import {
-  type DatacenterNode,
+  type Backend,
+  Datacenter,
+  type Instance,
+  type Node,
   ProcessOutput,
-  type RunningAgent,
-  attachNic,
-  buildUnderlay,
-  controllerListenArgs,
   eventually,
   exited,
   ping,
-  registerUnderlayNetwork,
-  restClient,
   sendTcp,
   sleep,
-  startAgent,
   startTcpSink,
   stopAgent,
   sumMetric,
-  svpEndpoint,
 } from '../helpers/datacenter.js';
-import { NetnsLab, netnsSkipReason, run } from '../helpers/netns.js';
-import { CLI, type RunningController, http, makeTempDir, startControllerProcess } from '../helpers/processes.js';
+import { netnsSkipReason, run } from '../helpers/netns.js';
+import { CLI, http } from '../helpers/processes.js';
 
 const BACKENDS = ['kernel', 'userspace'] as const;
 const skip = netnsSkipReason() || (hasWireguardTools() ? false : 'wg / wireguard-go are not installed (run scripts/setup.sh)');
@@ -63,74 +58,32 @@ s.on('end', () => console.log(reply));
 s.on('error', (e) => console.log('error ' + e.code));
 `;
 
-interface Node extends DatacenterNode {
-  agent?: RunningAgent;
-}
-
-interface Instance {
-  name: string;
-  ns: string;
-  node: Node;
-  mac: string;
-  ip: string;
-}
-
-/** A datacenter of namespaces: underlay bridge, controller, agents, one fabric network. */
-class Datacenter {
-  readonly lab: NetnsLab;
-  readonly underlay24 = `198.18.${randomInt(1, 250)}`;
-  ctl: RunningController | undefined;
-  svp = '';
-  nodes: Node[] = [];
-  ulNs = '';
-  stateRoot = '';
+/** The shared datacenter with one fabric network, an instance (and TCP sink) per running node, and the underlay's capture. */
+class WgDatacenter extends Datacenter {
   network = '';
   instances: Instance[] = [];
   readonly sinks: ChildProcess[] = [];
-  readonly api = restClient(() => this.ctl!.restUrl);
 
-  constructor(
-    tag: string,
-    readonly backend: (typeof BACKENDS)[number],
-  ) {
-    this.lab = new NetnsLab(tag);
+  /** nodes, of which the first `running` get an agent and an instance in build(). */
+  constructor(tag: string, backend: Backend, nodes: number, running: number, encryption?: 'wireguard') {
+    super(tag, { nodes, running, stateTag: 'wg-state', backend, firewall: false, agentArgs: () => ['--report-interval', '0'], ...(encryption ? { encryption } : {}) });
   }
 
-  async build(nodeCount: number, running: number, controllerArgs: string[]): Promise<void> {
-    this.stateRoot = await makeTempDir('wg-state');
-    const ul = await buildUnderlay(this.lab, { subnet24: this.underlay24, nodeCount, rootHosts: [254] });
-    this.ulNs = ul.underlayNs;
-    this.nodes = ul.nodes;
-    this.ctl = await startControllerProcess({ args: [...controllerListenArgs(`${this.underlay24}.254`), ...controllerArgs] });
-    this.svp = svpEndpoint(this.ctl);
-    await registerUnderlayNetwork(this.api, this.underlay24);
-    await Promise.all(this.nodes.slice(0, running).map((n) => this.start(n)));
-    await this.api('POST', `/fabrics/${OWNER}/vlans`, { vlan_id: 7, name: 'enc' });
-    const net = await this.api('POST', `/fabrics/${OWNER}/vlans/7/networks`, {
+  async build(): Promise<void> {
+    await this.start();
+    this.network = await this.fabricNetwork(OWNER, { vlan_id: 7, name: 'enc' }, {
       name: 'enc',
       subnet: '10.88.0.0/24',
       provision_start_ip: '10.88.0.10',
       provision_end_ip: '10.88.0.200',
     });
-    this.network = net.uuid;
-    for (const n of this.nodes.slice(0, running)) await this.addInstance(n);
+    for (const n of this.nodes.slice(0, this.opts.running)) await this.addSinkInstance(n);
   }
 
-  async start(n: Node, extraArgs: string[] = []): Promise<void> {
-    n.agent = await startAgent(this.lab, n, {
-      controller: this.ctl!.restUrl,
-      svp: this.svp,
-      stateDir: join(this.stateRoot, n.name),
-      extraArgs: ['--backend', this.backend, '--no-firewall', '--report-interval', '0', ...extraArgs],
-    });
-  }
-
-  async addInstance(n: Node): Promise<Instance> {
-    const nic = await this.api('POST', '/nics', { owner_uuid: OWNER, belongs_to_uuid: randomUUID(), belongs_to_type: 'zone', network_uuid: this.network, cn_uuid: n.uuid });
-    const name = `i${this.instances.length + 1}`;
-    const inst: Instance = { name, ns: await this.lab.addNetns(name), node: n, mac: nic.mac, ip: nic.ip };
-    await attachNic(n.agent!, inst.mac, inst.ns);
-    this.sinks.push(await startTcpSink(this.lab, inst.ns, name, TCP_PORT));
+  /** One more instance on the node, i<N>, with a TCP sink. */
+  async addSinkInstance(n: Node): Promise<Instance> {
+    const inst = await this.addInstance(`i${this.instances.length + 1}`, OWNER, this.network, n);
+    this.sinks.push(await startTcpSink(this.lab, inst.ns, inst.name, TCP_PORT));
     this.instances.push(inst);
     return inst;
   }
@@ -169,7 +122,7 @@ class Datacenter {
   /** Everything the underlay bridge carries while fn runs: tcpdump's lines for UDP, and the raw capture. */
   async capture(fn: () => Promise<void>): Promise<{ udp: string[]; raw: Buffer }> {
     const file = join(this.stateRoot, `capture-${randomInt(1e9)}.pcap`);
-    const dump = this.lab.spawnIn(this.ulNs, ['tcpdump', '-i', 'ulbr', '-nn', '-s', '0', '--immediate-mode', '-U', '-w', file]);
+    const dump = this.lab.spawnIn(this.underlayNs, ['tcpdump', '-i', 'ulbr', '-nn', '-s', '0', '--immediate-mode', '-U', '-w', file]);
     const out = new ProcessOutput(dump);
     await out.until(() => /listening on/.test(out.stderr), 10_000, 'tcpdump');
     try {
@@ -197,29 +150,18 @@ class Datacenter {
   }
 
   async cleanup(): Promise<void> {
-    await this.lab.cleanup();
-    await this.ctl?.stop();
     // wireguard-go removes its socket when it ends; a killed one would leave it behind.
-    const left = [];
-    for (const n of this.nodes) {
-      const sock = `/var/run/wireguard/${wireguardIfname(n.uuid)}.sock`;
-      if (await readFile(sock).then(() => true, (e: NodeJS.ErrnoException) => e.code !== 'ENOENT')) left.push(sock);
-      await rm(sock, { force: true });
-    }
-    if (this.stateRoot) await rm(this.stateRoot, { recursive: true, force: true });
-    assert.deepEqual(left, [], 'wireguard-go sockets left behind');
+    assert.deepEqual(await this.stop(), [], 'wireguard-go sockets left behind');
   }
 }
 
 for (const backend of BACKENDS) {
   describe(`encrypted underlay (${backend} backend)`, { skip, timeout: 240_000 }, () => {
-    const dc = new Datacenter(backend === 'kernel' ? 'wgk' : 'wgu', backend);
+    // n4 joins later; n5 (kernel run) has its interface name taken.
+    const dc = new WgDatacenter(backend === 'kernel' ? 'wgk' : 'wgu', backend, backend === 'kernel' ? 5 : 4, 3, 'wireguard');
     const marker = `RHUMB-SECRET-${randomUUID()}`;
 
-    before(async () => {
-      // n4 joins later; n5 (kernel run) has its interface name taken.
-      await dc.build(backend === 'kernel' ? 5 : 4, 3, ['--encryption', 'wireguard']);
-    });
+    before(() => dc.build());
     after(() => dc.cleanup());
 
     it('instances across nodes exchange ping and TCP, and the underlay carries only WireGuard', async () => {
@@ -254,7 +196,7 @@ for (const backend of BACKENDS) {
       // The interfaces outlive the agent: on the kernel backend traffic keeps flowing meanwhile
       // (the userspace fast path runs in the agent: its TAPs wait for the next one).
       if (backend === 'kernel') assert.ok(await ping(dc.lab, b!.ns, a!.ip, 1, 3), 'n2 reaches n1 while its agent is down');
-      await dc.start(n1);
+      await dc.startAgent(n1);
       assert.equal(await dc.publishedKey(n1), key, 'same key');
       const now = JSON.parse(await dc.lab.exec(n1.ns, 'ip', '-j', 'link', 'show', wireguardIfname(n1.uuid)))[0].ifindex;
       assert.equal(now, ifindex, 'same interface');
@@ -264,8 +206,8 @@ for (const backend of BACKENDS) {
 
     it('a node added later reaches the others; a removed node is dropped by its peers', async () => {
       const n4 = dc.nodes[3]!;
-      await dc.start(n4);
-      const d = await dc.addInstance(n4);
+      await dc.startAgent(n4);
+      const d = await dc.addSinkInstance(n4);
       const a = dc.instances[0]!;
       await eventually(() => ping(dc.lab, d.ns, a.ip, 1, 2), 15_000, 'n4 reaches n1');
       assert.ok(await ping(dc.lab, a.ns, d.ip, 2, 3), 'n1 reaches n4');
@@ -318,13 +260,13 @@ for (const backend of BACKENDS) {
         const n5 = dc.nodes[4]!;
         // Something else already holds the interface's name.
         await dc.lab.ip(n5.ns, 'link', 'add', wireguardIfname(n5.uuid), 'type', 'bridge');
-        await dc.start(n5);
+        await dc.startAgent(n5);
         const s = (await dc.status(n5)).encryption;
         assert.equal(s.device_up, false);
         assert.match(s.device_error, /exists and is not a WireGuard interface/);
         assert.ok((await dc.metric(n5, 'rhumb_wireguard_errors_total', { reason: 'device' })) >= 1);
         assert.match(n5.agent!.out.stderr, /not a WireGuard interface/);
-        const e = await dc.addInstance(n5);
+        const e = await dc.addSinkInstance(n5);
         const cap = await dc.capture(async () => {
           assert.equal(await dc.sendMarker(e, dc.instances[0]!, marker), false, 'n5 reached n1 without WireGuard');
         });
@@ -340,10 +282,10 @@ for (const backend of BACKENDS) {
   });
 
   describe(`turning encryption on while traffic flows (${backend} backend)`, { skip, timeout: 180_000 }, () => {
-    const dc = new Datacenter(backend === 'kernel' ? 'wok' : 'wou', backend);
+    const dc = new WgDatacenter(backend === 'kernel' ? 'wok' : 'wou', backend, 3, 3);
     const marker = `RHUMB-CLEAR-${randomUUID()}`;
 
-    before(() => dc.build(3, 3, []));
+    before(() => dc.build());
     after(() => dc.cleanup());
 
     it('cleartext before; traffic keeps flowing during the change; only WireGuard after', async () => {
