@@ -212,9 +212,7 @@ for (const backend of ['kernel', 'userspace'] as const) describe(`distributed ga
     const ownOut = new ProcessOutput(own);
     await ownOut.until(() => ownOut.lines.includes('ready'), 10_000, 'a service of node 0');
     // A second instance on a1's network and node.
-    const nic = await api('POST', '/nics', { owner_uuid: OWNER, belongs_to_uuid: randomUUID(), belongs_to_type: 'zone', network_uuid: (await api('GET', `/nics/${inst.a1!.mac}`)).network_uuid, cn_uuid: n0.uuid });
-    const a3: Instance = { name: 'a3', ns: await lab.addNetns('a3'), node: n0, mac: nic.mac, ip: nic.ip };
-    await attachNic(n0.agent!, a3.mac, a3.ns);
+    const a3 = await dc.addInstance('a3', OWNER, (await api('GET', `/nics/${inst.a1!.mac}`)).network_uuid, n0);
     try {
       const put = await http(n0.agent!.api, 'PUT', `/published-ports/${inst.a1!.mac}`, { ports: [{ protocol: 'tcp', port: WHOAMI_PORT, host_port: 8083 }] });
       assert.equal(put.status, 200, JSON.stringify(put.body));
