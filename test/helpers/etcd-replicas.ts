@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { type EtcdCluster, etcdControllerArgs } from './etcd-cluster.js';
 import { http, type RunningController, startControllerProcess } from './processes.js';
+import type { SvpClient } from '../../src/svp/client.js';
+import { SvpStatus } from '../../src/svp/codec.js';
 
 export const OWNER = '11111111-2222-4333-8444-555555555555';
 export const cnUuid = (i: number): string => `c0000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
@@ -86,4 +88,19 @@ export async function listNics(base: string, networkUuid: string): Promise<Array
     out.push(...page);
     if (page.length < 1000) return out;
   }
+}
+
+/**
+ * A replica learns of another's write through its etcd watch, a few ms after the commit
+ * (longer after an outage, when the watch is re-created on its own schedule): VL3 asked
+ * until it is found or `ms` pass. Resolves with the last answer and how long it took.
+ */
+export async function vl3WhenFound(svp: SvpClient, ip: string, vnet: number, ms = 5000): Promise<{ answer: Awaited<ReturnType<SvpClient['vl3']>>; waitedMs: number }> {
+  const t0 = Date.now();
+  let answer = await svp.vl3(ip, vnet);
+  while (answer.status !== SvpStatus.OK && Date.now() - t0 < ms) {
+    await new Promise((r) => setTimeout(r, 50));
+    answer = await svp.vl3(ip, vnet);
+  }
+  return { answer, waitedMs: Date.now() - t0 };
 }

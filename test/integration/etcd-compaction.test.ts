@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { EtcdCluster, etcdControllerArgs, etcdSkipReason } from '../helpers/etcd-cluster.js';
-import { api, makeFabric, nicBody, underlayIp } from '../helpers/etcd-replicas.js';
+import { api, makeFabric, nicBody, underlayIp, vl3WhenFound } from '../helpers/etcd-replicas.js';
 import { http, type RunningController, startControllerProcess } from '../helpers/processes.js';
 import { EtcdStore } from '../../src/store/etcd.js';
 import { SvpClient } from '../../src/svp/client.js';
@@ -36,7 +36,7 @@ it('a replica whose watch fell behind an etcd compaction reloads its index and a
 
     svpB = new SvpClient({ servers: [`${b.svp!.host}:${b.svp!.port}`], timeoutMs: 3000 });
     await svpB.start();
-    assert.equal((await svpB.vl3(doomed.ip, fabric.vnet)).status, SvpStatus.OK, 'B follows the feed before the outage');
+    assert.equal((await vl3WhenFound(svpB, doomed.ip, fabric.vnet)).answer.status, SvpStatus.OK, 'B follows the feed before the outage');
     // Node 0's queue is empty before the outage.
     const ul0 = underlayIp(0);
     for (let got = await svpB.logReq(ul0, 65536); got.entries.length > 0; got = await svpB.logReq(ul0, 65536)) {

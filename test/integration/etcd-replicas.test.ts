@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { EtcdCluster, etcdSkipReason } from '../helpers/etcd-cluster.js';
-import { api, cnUuid, type Fabric, listNics, makeFabric, nicBody, underlayIp, startReplicas } from '../helpers/etcd-replicas.js';
+import { api, cnUuid, type Fabric, listNics, makeFabric, nicBody, underlayIp, startReplicas, vl3WhenFound } from '../helpers/etcd-replicas.js';
 import { http, type RunningController } from '../helpers/processes.js';
 import { SvpClient } from '../../src/svp/client.js';
 import { SvpStatus } from '../../src/svp/codec.js';
@@ -90,7 +90,8 @@ describe('two controller replicas on a three-member etcd cluster', { skip: etcdS
       for (const n of created) {
         const i = Number(n.vm.slice(-12));
         const svp = n.via === 'A' ? svpB : svpA; // ask the other replica
-        const vl3 = await svp.vl3(n.ip, fabric.vnet);
+        // The last writes of the burst may still be on their way to the other replica.
+        const { answer: vl3 } = await vl3WhenFound(svp, n.ip, fabric.vnet);
         assert.equal(vl3.status, SvpStatus.OK, `VL3 ${n.ip} on the replica that did not create it`);
         assert.equal(vl3.mac, n.mac);
         assert.equal(vl3.ip, underlayIp(i % NODES));
